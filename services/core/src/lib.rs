@@ -1,0 +1,34 @@
+//! The ML domain of logitflow, with no HTTP in it.
+//!
+//! - [`table::RawTable`]: a CSV read into numbers, with every bad cell reported by line and column.
+//! - [`clean`]: missing values, bounds, duplicates and the seeded, stratified [`clean::Split`].
+//! - [`scale::Transform`]: scaling fitted on the training split only.
+//! - [`logistic`]: the model h(x) = 1/(1+e^−θᵀx) and its four solvers ([`logistic::Solver`]),
+//!   with one [`logistic::EpochEvent`] per epoch and a stated [`logistic::StopReason`].
+//! - [`metrics::Metrics`]: accuracy, precision, recall, F1, ROC AUC, log loss, Brier score.
+//! - [`model::Model`]: the artifact that serve loads, coefficients in the data's own units.
+//! - [`synth`]: rows drawn from a given logistic model and a seed.
+//! - [`store::Store`] and [`registry::Registry`]: content-addressed artifacts with manifests,
+//!   atomic writes, step caching, and integer model versions with aliases.
+
+pub mod clean;
+pub mod logistic;
+pub mod metrics;
+pub mod model;
+pub mod registry;
+pub mod scale;
+pub mod store;
+pub mod synth;
+pub mod table;
+
+/// Hex SHA-256 of some bytes: the identity of artifacts and cache keys.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(bytes);
+    let mut out = String::with_capacity(64);
+    for b in digest {
+        use std::fmt::Write;
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}

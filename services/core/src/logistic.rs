@@ -1,0 +1,727 @@
+//! Logistic regression: h(x) = 1 / (1 + e^−(b + w·x)), fitted by minimising the mean log loss
+//! plus (l2/2)·‖w‖² (the intercept is not penalised; scikit-learn's `C` is `l2 = 1/(C·n)`).
+//!
+//! Four [`Solver`]s share one loop in [`fit`]: after every epoch it measures the full training
+//! loss, the validation loss and the gradient norm, hands an [`EpochEvent`] to the caller,
+//! checks for cancellation, and decides whether to stop, and why ([`StopReason`]).
+//!
+//! Full passes over the data (loss, gradient, Hessian) are cut into fixed chunks of rows that
+//! run on all cores and are summed in chunk order, so the result is the same bit for bit on
+//! any number of cores. Same seed, same data, same parameters → the same model.
+
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+/// The logistic function, stable at any z (no overflow, no NaN for finite z).
+#[inline]
+pub fn sigmoid(z: f64) -> f64 {
+    if z >= 0.0 {
+        1.0 / (1.0 + (-z).exp())
+    } else {
+        let e = z.exp();
+        e / (1.0 + e)
+    }
+}
+
+/// ln(1 + e^z), stable at any z.
+#[inline]
+pub fn softplus(z: f64) -> f64 {
+    z.max(0.0) + (-z.abs()).exp().ln_1p()
+}
+
+/// The log loss of one example with logit `z` and label `y` ∈ {0, 1}; finite for finite z.
+#[inline]
+pub fn log_loss_at(z: f64, y: f64) -> f64 {
+    // −[y ln σ(z) + (1−y) ln(1−σ(z))] = softplus(z) − y·z
+    softplus(z) - y * z
+}
+
+/// The inverse of the logistic function: the z for which σ(z) = p.
+pub fn logit(p: f64) -> f64 {
+    (p / (1.0 - p)).ln()
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Solver {
+    /// The seed's per-sample rule θ := θ − α(h(x)−y)x, reshuffled every epoch from the seed.
+    #[default]
+    Sgd,
+    /// Mean gradient over shuffled batches of `batch_size` rows.
+    Minibatch,
+    /// Full-gradient descent.
+    Batch,
+    /// Newton's method (IRLS): exact maximum likelihood in a few iterations.
+    Newton,
+}
+
+impl Solver {
+    pub const ALL: [Solver; 4] = [Solver::Sgd, Solver::Minibatch, Solver::Batch, Solver::Newton];
+    pub fn name(self) -> &'static str {
+        match self {
+            Solver::Sgd => "sgd",
+            Solver::Minibatch => "minibatch",
+            Solver::Batch => "batch",
+            Solver::Newton => "newton",
+        }
+    }
+}
+
+impl std::fmt::Display for Solver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Solver {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Solver::ALL
+            .into_iter()
+            .find(|solver| solver.name() == s)
+            .ok_or_else(|| format!("unknown solver {s:?}: use sgd, minibatch, batch or newton"))
+    }
+}
+
+/// Hyperparameters. `Default` gives what the bundled data trains well with.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainParams {
+    pub solver: Solver,
+    /// Step size α (sgd, minibatch, batch). Newton takes exact steps and ignores it.
+    pub learning_rate: f64,
+    /// The step size of epoch e is α / (1 + decay·e); 0 keeps it constant.
+    pub lr_decay: f64,
+    /// The epoch (newton: iteration) limit.
+    pub epochs: usize,
+    /// Rows per minibatch.
+    pub batch_size: usize,
+    /// L2 strength on the weights, not the intercept.
+    pub l2: f64,
+    /// Seeds the shuffles and the validation split.
+    pub seed: u64,
+    /// Stop when the gradient norm falls below it, or when the training loss has not improved
+    /// by more than it for `patience` epochs.
+    pub tolerance: f64,
+    /// Epochs without improvement before stopping (training loss: plateau; validation loss:
+    /// early stop). 0 turns both off.
+    pub patience: usize,
+    /// The part of the training split held out to measure validation loss; 0 for none.
+    pub validation_fraction: f64,
+}
+
+impl Default for TrainParams {
+    fn default() -> Self {
+        TrainParams {
+            solver: Solver::Sgd,
+            learning_rate: 0.05,
+            lr_decay: 0.1,
+            epochs: 100,
+            batch_size: 32,
+            l2: 0.0,
+            seed: 42,
+            tolerance: 1e-6,
+            patience: 10,
+            validation_fraction: 0.1,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ParamError {
+    #[error("learning_rate must be a finite number above 0, got {0}")]
+    LearningRate(f64),
+    #[error("lr_decay must be a finite number of 0 or more, got {0}")]
+    LrDecay(f64),
+    #[error("epochs must be between 1 and 1000000, got {0}")]
+    Epochs(usize),
+    #[error("batch_size must be 1 or more, got {0}")]
+    BatchSize(usize),
+    #[error("l2 must be a finite number of 0 or more, got {0}")]
+    L2(f64),
+    #[error("tolerance must be a finite number of 0 or more, got {0}")]
+    Tolerance(f64),
+    #[error("validation_fraction must be at least 0 and below 0.9, got {0}")]
+    ValidationFraction(f64),
+}
+
+impl TrainParams {
+    pub fn validate(&self) -> Result<(), ParamError> {
+        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
+            return Err(ParamError::LearningRate(self.learning_rate));
+        }
+        if !(self.lr_decay.is_finite() && self.lr_decay >= 0.0) {
+            return Err(ParamError::LrDecay(self.lr_decay));
+        }
+        if self.epochs == 0 || self.epochs > 1_000_000 {
+            return Err(ParamError::Epochs(self.epochs));
+        }
+        if self.batch_size == 0 {
+            return Err(ParamError::BatchSize(self.batch_size));
+        }
+        if !(self.l2.is_finite() && self.l2 >= 0.0) {
+            return Err(ParamError::L2(self.l2));
+        }
+        if !(self.tolerance.is_finite() && self.tolerance >= 0.0) {
+            return Err(ParamError::Tolerance(self.tolerance));
+        }
+        if !(self.validation_fraction.is_finite() && (0.0..0.9).contains(&self.validation_fraction)) {
+            return Err(ParamError::ValidationFraction(self.validation_fraction));
+        }
+        Ok(())
+    }
+}
+
+/// Rows of features (row-major, `d` per row) and their 0/1 labels, borrowed.
+#[derive(Debug, Clone, Copy)]
+pub struct Examples<'a> {
+    pub x: &'a [f64],
+    pub y: &'a [f64],
+    pub d: usize,
+}
+
+impl<'a> Examples<'a> {
+    pub fn new(x: &'a [f64], y: &'a [f64], d: usize) -> Self {
+        debug_assert_eq!(x.len(), y.len() * d);
+        Examples { x, y, d }
+    }
+    pub fn rows(&self) -> usize {
+        self.y.len()
+    }
+}
+
+/// Fitted parameters on the scaled features: z = bias + weights·x.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Weights {
+    pub bias: f64,
+    pub weights: Vec<f64>,
+}
+
+impl Weights {
+    pub fn zeros(d: usize) -> Self {
+        Weights { bias: 0.0, weights: vec![0.0; d] }
+    }
+    #[inline]
+    pub fn logit(&self, row: &[f64]) -> f64 {
+        self.bias + dot(&self.weights, row)
+    }
+    pub fn probability(&self, row: &[f64]) -> f64 {
+        sigmoid(self.logit(row))
+    }
+}
+
+#[inline]
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    // Four accumulators let the compiler keep several multiply-adds in flight.
+    let mut acc = [0.0f64; 4];
+    let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        acc[0] += x[0] * y[0];
+        acc[1] += x[1] * y[1];
+        acc[2] += x[2] * y[2];
+        acc[3] += x[3] * y[3];
+    }
+    let mut sum = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+    for (x, y) in ra.iter().zip(rb) {
+        sum += x * y;
+    }
+    sum
+}
+
+/// One epoch's measurements, sent as it ends.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EpochEvent {
+    pub epoch: usize,
+    pub train_loss: f64,
+    #[serde(default)]
+    pub val_loss: Option<f64>,
+    pub grad_norm: f64,
+    pub elapsed_ms: f64,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// The epoch limit was reached.
+    MaxEpochs,
+    /// The gradient norm fell below the tolerance: an optimum.
+    Converged,
+    /// The training loss stopped improving by more than the tolerance for `patience` epochs.
+    Plateau,
+    /// The validation loss rose for `patience` epochs; the best epoch's weights are kept.
+    EarlyStopped,
+    /// Cancelled between epochs.
+    Cancelled,
+}
+
+impl StopReason {
+    pub fn describe(self) -> &'static str {
+        match self {
+            StopReason::MaxEpochs => "reached the epoch limit",
+            StopReason::Converged => "converged: gradient norm below tolerance",
+            StopReason::Plateau => "training loss stopped improving",
+            StopReason::EarlyStopped => "stopped early: validation loss rising (best epoch kept)",
+            StopReason::Cancelled => "cancelled",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FitOutcome {
+    pub weights: Weights,
+    pub stop_reason: StopReason,
+    pub curve: Vec<EpochEvent>,
+}
+
+/// Rows per chunk of a full pass. Fixed, so sums do not depend on the number of cores.
+const CHUNK_ROWS: usize = 16_384;
+
+/// Loss, gradient and (for newton) Hessian sums over the rows of one pass.
+#[derive(Debug, Clone)]
+struct PassSums {
+    loss: f64,
+    /// d + 1 entries: bias first.
+    grad: Vec<f64>,
+    /// (d+1)² entries, upper triangle filled, when asked for.
+    hess: Vec<f64>,
+}
+
+fn pass_chunk(w: &Weights, ex: Examples<'_>, start: usize, end: usize, want_hess: bool) -> PassSums {
+    let d = ex.d;
+    let k = d + 1;
+    let mut sums = PassSums { loss: 0.0, grad: vec![0.0; k], hess: if want_hess { vec![0.0; k * k] } else { Vec::new() } };
+    let mut aug = vec![1.0; k];
+    for i in start..end {
+        let row = &ex.x[i * d..(i + 1) * d];
+        let y = ex.y[i];
+        let z = w.logit(row);
+        sums.loss += log_loss_at(z, y);
+        let p = sigmoid(z);
+        let r = p - y;
+        sums.grad[0] += r;
+        for (g, &v) in sums.grad[1..].iter_mut().zip(row) {
+            *g += r * v;
+        }
+        if want_hess {
+            let s = p * (1.0 - p);
+            aug[1..].copy_from_slice(row);
+            for a in 0..k {
+                let sa = s * aug[a];
+                let hrow = &mut sums.hess[a * k..(a + 1) * k];
+                for b in a..k {
+                    hrow[b] += sa * aug[b];
+                }
+            }
+        }
+    }
+    sums
+}
+
+/// A full pass over all rows, chunked across cores and summed in chunk order.
+fn full_pass(w: &Weights, ex: Examples<'_>, want_hess: bool) -> PassSums {
+    let n = ex.rows();
+    let chunks: Vec<(usize, usize)> = (0..n.div_ceil(CHUNK_ROWS)).map(|c| (c * CHUNK_ROWS, ((c + 1) * CHUNK_ROWS).min(n))).collect();
+    let threads = std::thread::available_parallelism().map_or(1, |t| t.get()).min(chunks.len()).max(1);
+    let parts: Vec<PassSums> = if threads == 1 {
+        chunks.iter().map(|&(s, e)| pass_chunk(w, ex, s, e, want_hess)).collect()
+    } else {
+        let mut parts: Vec<Option<PassSums>> = vec![None; chunks.len()];
+        std::thread::scope(|scope| {
+            let per = chunks.len().div_ceil(threads);
+            for (slots, ranges) in parts.chunks_mut(per).zip(chunks.chunks(per)) {
+                scope.spawn(move || {
+                    for (slot, &(s, e)) in slots.iter_mut().zip(ranges) {
+                        *slot = Some(pass_chunk(w, ex, s, e, want_hess));
+                    }
+                });
+            }
+        });
+        parts.into_iter().flatten().collect()
+    };
+    let k = ex.d + 1;
+    let mut total = PassSums { loss: 0.0, grad: vec![0.0; k], hess: if want_hess { vec![0.0; k * k] } else { Vec::new() } };
+    for part in parts {
+        total.loss += part.loss;
+        for (t, p) in total.grad.iter_mut().zip(&part.grad) {
+            *t += p;
+        }
+        for (t, p) in total.hess.iter_mut().zip(&part.hess) {
+            *t += p;
+        }
+    }
+    total
+}
+
+/// The objective's value and gradient (bias first) at `w`: mean log loss + (l2/2)‖w‖².
+pub fn objective(w: &Weights, ex: Examples<'_>, l2: f64) -> (f64, Vec<f64>) {
+    let sums = full_pass(w, ex, false);
+    let n = ex.rows().max(1) as f64;
+    let mut grad: Vec<f64> = sums.grad.iter().map(|g| g / n).collect();
+    for (g, wj) in grad[1..].iter_mut().zip(&w.weights) {
+        *g += l2 * wj;
+    }
+    let penalty = 0.5 * l2 * w.weights.iter().map(|v| v * v).sum::<f64>();
+    (sums.loss / n + penalty, grad)
+}
+
+/// The mean log loss (no penalty): what the curves and metrics report.
+pub fn mean_log_loss(w: &Weights, ex: Examples<'_>) -> f64 {
+    if ex.rows() == 0 {
+        return f64::NAN;
+    }
+    full_pass(w, ex, false).loss / ex.rows() as f64
+}
+
+fn norm(v: &[f64]) -> f64 {
+    v.iter().map(|g| g * g).sum::<f64>().sqrt()
+}
+
+/// Fits the model. `on_epoch` sees each epoch's event as it ends; `cancel` is checked between
+/// epochs. The training rows must hold both classes; `val` may be empty.
+pub fn fit(
+    train: Examples<'_>,
+    val: Option<Examples<'_>>,
+    params: &TrainParams,
+    cancel: &AtomicBool,
+    mut on_epoch: impl FnMut(&EpochEvent),
+) -> Result<FitOutcome, ParamError> {
+    params.validate()?;
+    let started = Instant::now();
+    let d = train.d;
+    let n = train.rows();
+    let val = val.filter(|v| v.rows() > 0);
+    let mut w = Weights::zeros(d);
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut rng = ChaCha8Rng::seed_from_u64(params.seed);
+    let mut curve = Vec::new();
+    let mut best_train = f64::INFINITY;
+    let mut train_stale = 0;
+    let mut best_val = (f64::INFINITY, w.clone());
+    let mut val_stale = 0;
+    let mut stop_reason = StopReason::MaxEpochs;
+
+    for epoch in 1..=params.epochs {
+        if cancel.load(Ordering::Relaxed) {
+            stop_reason = StopReason::Cancelled;
+            break;
+        }
+        let lr = params.learning_rate / (1.0 + params.lr_decay * (epoch - 1) as f64);
+        match params.solver {
+            Solver::Sgd => {
+                order.shuffle(&mut rng);
+                sgd_epoch(&mut w, train, &order, lr, params.l2);
+            }
+            Solver::Minibatch => {
+                order.shuffle(&mut rng);
+                minibatch_epoch(&mut w, train, &order, params.batch_size, lr, params.l2);
+            }
+            Solver::Batch => {
+                let (_, grad) = objective(&w, train, params.l2);
+                step(&mut w, &grad, lr);
+            }
+            Solver::Newton => newton_step(&mut w, train, params.l2),
+        }
+        let (objective_value, grad) = objective(&w, train, params.l2);
+        let grad_norm = norm(&grad);
+        let train_loss = objective_value - 0.5 * params.l2 * w.weights.iter().map(|v| v * v).sum::<f64>();
+        let val_loss = val.map(|v| mean_log_loss(&w, v));
+        let event = EpochEvent { epoch, train_loss, val_loss, grad_norm, elapsed_ms: started.elapsed().as_secs_f64() * 1e3 };
+        on_epoch(&event);
+        curve.push(event);
+
+        if !grad_norm.is_finite() || grad_norm <= params.tolerance {
+            stop_reason = StopReason::Converged;
+            break;
+        }
+        if params.patience > 0 {
+            if objective_value < best_train - params.tolerance {
+                best_train = objective_value;
+                train_stale = 0;
+            } else {
+                train_stale += 1;
+                if train_stale >= params.patience {
+                    stop_reason = StopReason::Plateau;
+                    break;
+                }
+            }
+            if let Some(v) = val_loss {
+                if v < best_val.0 {
+                    best_val = (v, w.clone());
+                    val_stale = 0;
+                } else {
+                    val_stale += 1;
+                    if val_stale >= params.patience {
+                        w = best_val.1.clone();
+                        stop_reason = StopReason::EarlyStopped;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    Ok(FitOutcome { weights: w, stop_reason, curve })
+}
+
+fn step(w: &mut Weights, grad: &[f64], lr: f64) {
+    w.bias -= lr * grad[0];
+    for (wj, g) in w.weights.iter_mut().zip(&grad[1..]) {
+        *wj -= lr * g;
+    }
+}
+
+/// The seed's rule, one example at a time. The L2 term is folded in as weight decay.
+fn sgd_epoch(w: &mut Weights, ex: Examples<'_>, order: &[usize], lr: f64, l2: f64) {
+    let d = ex.d;
+    let decay = 1.0 - lr * l2;
+    for &i in order {
+        let row = &ex.x[i * d..(i + 1) * d];
+        let r = sigmoid(w.logit(row)) - ex.y[i];
+        let g = lr * r;
+        w.bias -= g;
+        if l2 == 0.0 {
+            for (wj, &v) in w.weights.iter_mut().zip(row) {
+                *wj -= g * v;
+            }
+        } else {
+            for (wj, &v) in w.weights.iter_mut().zip(row) {
+                *wj = *wj * decay - g * v;
+            }
+        }
+    }
+}
+
+fn minibatch_epoch(w: &mut Weights, ex: Examples<'_>, order: &[usize], batch: usize, lr: f64, l2: f64) {
+    let d = ex.d;
+    let mut grad = vec![0.0; d + 1];
+    for idx in order.chunks(batch) {
+        grad.iter_mut().for_each(|g| *g = 0.0);
+        for &i in idx {
+            let row = &ex.x[i * d..(i + 1) * d];
+            let r = sigmoid(w.logit(row)) - ex.y[i];
+            grad[0] += r;
+            for (g, &v) in grad[1..].iter_mut().zip(row) {
+                *g += r * v;
+            }
+        }
+        let m = idx.len() as f64;
+        grad[0] /= m;
+        for (g, wj) in grad[1..].iter_mut().zip(&w.weights) {
+            *g = *g / m + l2 * wj;
+        }
+        step(w, &grad, lr);
+    }
+}
+
+/// One Newton step, halved until the objective does not rise (separable data would otherwise
+/// overshoot).
+fn newton_step(w: &mut Weights, ex: Examples<'_>, l2: f64) {
+    let k = ex.d + 1;
+    let n = ex.rows().max(1) as f64;
+    let sums = full_pass(w, ex, true);
+    let mut grad: Vec<f64> = sums.grad.iter().map(|g| g / n).collect();
+    let mut hess = vec![0.0; k * k];
+    for a in 0..k {
+        for b in a..k {
+            let v = sums.hess[a * k + b] / n;
+            hess[a * k + b] = v;
+            hess[b * k + a] = v;
+        }
+    }
+    for j in 1..k {
+        grad[j] += l2 * w.weights[j - 1];
+        hess[j * k + j] += l2;
+    }
+    let before = sums.loss / n + 0.5 * l2 * w.weights.iter().map(|v| v * v).sum::<f64>();
+    let Some(delta) = solve_spd(&hess, &grad, k) else {
+        // A singular Hessian (e.g. a constant feature with l2 = 0): fall back to a gradient step.
+        step(w, &grad, 1.0);
+        return;
+    };
+    let mut t = 1.0;
+    for _ in 0..30 {
+        let mut cand = w.clone();
+        step(&mut cand, &delta.iter().map(|v| v * t).collect::<Vec<_>>(), 1.0);
+        let (after, _) = objective(&cand, ex, l2);
+        if after <= before || !before.is_finite() {
+            *w = cand;
+            return;
+        }
+        t *= 0.5;
+    }
+}
+
+/// Solves H·x = g for a symmetric positive definite H by Cholesky; `None` if it is not.
+fn solve_spd(h: &[f64], g: &[f64], k: usize) -> Option<Vec<f64>> {
+    let mut l = vec![0.0; k * k];
+    for i in 0..k {
+        for j in 0..=i {
+            let mut s = h[i * k + j];
+            for p in 0..j {
+                s -= l[i * k + p] * l[j * k + p];
+            }
+            if i == j {
+                if s <= 1e-14 {
+                    return None;
+                }
+                l[i * k + i] = s.sqrt();
+            } else {
+                l[i * k + j] = s / l[j * k + j];
+            }
+        }
+    }
+    let mut z = vec![0.0; k];
+    for i in 0..k {
+        let s = g[i] - (0..i).map(|p| l[i * k + p] * z[p]).sum::<f64>();
+        z[i] = s / l[i * k + i];
+    }
+    let mut x = vec![0.0; k];
+    for i in (0..k).rev() {
+        let s = z[i] - (i + 1..k).map(|p| l[p * k + i] * x[p]).sum::<f64>();
+        x[i] = s / l[i * k + i];
+    }
+    Some(x)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synth::{Generator, generate};
+    use proptest::prelude::*;
+
+    #[test]
+    fn worked_example_probability() {
+        assert!((sigmoid(-10.0 + 0.2 * 80.0) - 0.99752737684).abs() < 1e-9);
+    }
+
+    #[test]
+    fn stable_at_extreme_logits() {
+        for z in [-1e308, -800.0, -40.0, 0.0, 40.0, 800.0, 1e308] {
+            let p = sigmoid(z);
+            assert!((0.0..=1.0).contains(&p), "sigmoid({z}) = {p}");
+            for y in [0.0, 1.0] {
+                let l = log_loss_at(z, y);
+                assert!(l.is_finite() && l >= 0.0, "loss({z}, {y}) = {l}");
+            }
+        }
+        assert!((logit(sigmoid(3.0)) - 3.0).abs() < 1e-12);
+    }
+
+    fn admissions(rows: usize, seed: u64) -> (Vec<f64>, Vec<f64>) {
+        let g = Generator { intercept: -10.0, coefficients: vec![0.2], ranges: vec![(0.0, 100.0)], rows, seed };
+        let data = generate(&g);
+        (data.x, data.y)
+    }
+
+    #[test]
+    fn newton_recovers_the_generating_model_within_two_percent() {
+        let (x, y) = admissions(100_000, 3);
+        let params = TrainParams { solver: Solver::Newton, epochs: 50, validation_fraction: 0.0, ..TrainParams::default() };
+        let out = fit(Examples::new(&x, &y, 1), None, &params, &AtomicBool::new(false), |_| {}).expect("fits");
+        let (b, w) = (out.weights.bias, out.weights.weights[0]);
+        assert!((b + 10.0).abs() / 10.0 < 0.02, "intercept {b}");
+        assert!((w - 0.2).abs() / 0.2 < 0.02, "slope {w}");
+        assert_eq!(out.stop_reason, StopReason::Converged);
+    }
+
+    /// Standardised bundled-like data, where every solver should reach newton's optimum.
+    fn scaled(rows: usize) -> (Vec<f64>, Vec<f64>) {
+        let (x, y) = admissions(rows, 11);
+        (x.iter().map(|v| (v - 50.0) / 28.87).collect(), y)
+    }
+
+    #[test]
+    fn iterative_solvers_reach_newtons_loss_within_1e3() {
+        let (x, y) = scaled(2_000);
+        let ex = Examples::new(&x, &y, 1);
+        let cancel = AtomicBool::new(false);
+        let base = TrainParams { validation_fraction: 0.0, ..TrainParams::default() };
+        let newton = fit(ex, None, &TrainParams { solver: Solver::Newton, ..base.clone() }, &cancel, |_| {}).expect("fits");
+        let optimum = mean_log_loss(&newton.weights, ex);
+        for (solver, lr, epochs) in [(Solver::Sgd, 0.05, 200), (Solver::Minibatch, 0.5, 500), (Solver::Batch, 2.0, 3000)] {
+            let params = TrainParams { solver, learning_rate: lr, epochs, lr_decay: if solver == Solver::Batch { 0.0 } else { 0.1 }, ..base.clone() };
+            let out = fit(ex, None, &params, &cancel, |_| {}).expect("fits");
+            let loss = mean_log_loss(&out.weights, ex);
+            assert!(loss - optimum < 1e-3, "{solver}: {loss} vs newton {optimum} ({:?})", out.stop_reason);
+        }
+    }
+
+    #[test]
+    fn same_seed_same_model_bit_for_bit() {
+        let (x, y) = scaled(3_000);
+        let ex = Examples::new(&x, &y, 1);
+        for solver in Solver::ALL {
+            let params = TrainParams { solver, epochs: 20, ..TrainParams::default() };
+            let a = fit(ex, None, &params, &AtomicBool::new(false), |_| {}).expect("fits");
+            let b = fit(ex, None, &params, &AtomicBool::new(false), |_| {}).expect("fits");
+            assert_eq!(a.weights.bias.to_bits(), b.weights.bias.to_bits(), "{solver}");
+            assert_eq!(a.weights.weights[0].to_bits(), b.weights.weights[0].to_bits(), "{solver}");
+        }
+    }
+
+    #[test]
+    fn one_event_per_epoch_and_cancellation_between_epochs() {
+        let (x, y) = scaled(500);
+        let ex = Examples::new(&x, &y, 1);
+        let cancel = AtomicBool::new(false);
+        let params = TrainParams { epochs: 7, patience: 0, ..TrainParams::default() };
+        let mut seen = Vec::new();
+        let out = fit(ex, Some(ex), &params, &cancel, |e| seen.push(e.epoch)).expect("fits");
+        assert_eq!(seen, (1..=7).collect::<Vec<_>>());
+        assert_eq!(out.stop_reason, StopReason::MaxEpochs);
+        assert!(out.curve.iter().all(|e| e.val_loss.is_some()));
+        let out = fit(ex, None, &params, &cancel, |e| {
+            if e.epoch == 3 {
+                cancel.store(true, Ordering::Relaxed);
+            }
+        })
+        .expect("fits");
+        assert_eq!((out.stop_reason, out.curve.len()), (StopReason::Cancelled, 3));
+    }
+
+    #[test]
+    fn refuses_bad_params() {
+        let bad = TrainParams { learning_rate: f64::NAN, ..TrainParams::default() };
+        assert!(matches!(bad.validate(), Err(ParamError::LearningRate(_))));
+        assert!(matches!(TrainParams { epochs: 0, ..TrainParams::default() }.validate(), Err(ParamError::Epochs(0))));
+        assert!(matches!(TrainParams { l2: -1.0, ..TrainParams::default() }.validate(), Err(ParamError::L2(_))));
+    }
+
+    #[test]
+    fn separable_data_stays_finite() {
+        let x = vec![-2.0, -1.0, 1.0, 2.0];
+        let y = vec![0.0, 0.0, 1.0, 1.0];
+        for solver in Solver::ALL {
+            let params = TrainParams { solver, epochs: 100, learning_rate: 1.0, validation_fraction: 0.0, ..TrainParams::default() };
+            let out = fit(Examples::new(&x, &y, 1), None, &params, &AtomicBool::new(false), |_| {}).expect("fits");
+            assert!(out.weights.bias.is_finite() && out.weights.weights[0].is_finite(), "{solver}");
+            assert!(out.curve.iter().all(|e| e.train_loss.is_finite()), "{solver}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn gradient_matches_finite_differences(
+            b in -3.0f64..3.0, w0 in -3.0f64..3.0, w1 in -3.0f64..3.0, l2 in 0.0f64..1.0,
+            rows in proptest::collection::vec((-3.0f64..3.0, -3.0f64..3.0, proptest::bool::ANY), 2..40),
+        ) {
+            let x: Vec<f64> = rows.iter().flat_map(|r| [r.0, r.1]).collect();
+            let y: Vec<f64> = rows.iter().map(|r| f64::from(u8::from(r.2))).collect();
+            let ex = Examples::new(&x, &y, 2);
+            let w = Weights { bias: b, weights: vec![w0, w1] };
+            let (_, grad) = objective(&w, ex, l2);
+            let h = 1e-6;
+            for k in 0..3 {
+                let mut plus = w.clone();
+                let mut minus = w.clone();
+                if k == 0 { plus.bias += h; minus.bias -= h; } else { plus.weights[k - 1] += h; minus.weights[k - 1] -= h; }
+                let numeric = (objective(&plus, ex, l2).0 - objective(&minus, ex, l2).0) / (2.0 * h);
+                prop_assert!((numeric - grad[k]).abs() < 1e-6, "k={} numeric={} analytic={}", k, numeric, grad[k]);
+            }
+        }
+    }
+}

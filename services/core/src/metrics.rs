@@ -1,0 +1,200 @@
+//! Classification metrics on predicted probabilities: [`Metrics`], [`roc_curve`], [`roc_auc`].
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Confusion {
+    pub tp: u64,
+    pub fp: u64,
+    pub tn: u64,
+    pub fn_: u64,
+}
+
+// `fn` is a keyword, so the field is `fn_` in Rust and `fn` on the wire.
+impl Confusion {
+    pub fn at(probabilities: &[f64], labels: &[f64], threshold: f64) -> Confusion {
+        let mut c = Confusion::default();
+        for (&p, &y) in probabilities.iter().zip(labels) {
+            match (p >= threshold, y == 1.0) {
+                (true, true) => c.tp += 1,
+                (true, false) => c.fp += 1,
+                (false, false) => c.tn += 1,
+                (false, true) => c.fn_ += 1,
+            }
+        }
+        c
+    }
+}
+
+mod confusion_wire {
+    use super::Confusion;
+    use serde::{Deserialize, Serialize};
+    #[derive(Serialize, Deserialize)]
+    pub(super) struct Wire {
+        tp: u64,
+        fp: u64,
+        tn: u64,
+        #[serde(rename = "fn")]
+        fn_: u64,
+    }
+    impl From<Wire> for Confusion {
+        fn from(w: Wire) -> Self {
+            Confusion { tp: w.tp, fp: w.fp, tn: w.tn, fn_: w.fn_ }
+        }
+    }
+    impl From<&Confusion> for Wire {
+        fn from(c: &Confusion) -> Self {
+            Wire { tp: c.tp, fp: c.fp, tn: c.tn, fn_: c.fn_ }
+        }
+    }
+}
+
+pub mod confusion_serde {
+    //! Serialises [`Confusion`](super::Confusion) with the field `fn`.
+    use super::{Confusion, confusion_wire::Wire};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    pub fn serialize<S: Serializer>(c: &Confusion, s: S) -> Result<S::Ok, S::Error> {
+        Wire::from(c).serialize(s)
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Confusion, D::Error> {
+        Wire::deserialize(d).map(Confusion::from)
+    }
+}
+
+/// Every metric the evaluate stage reports.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Metrics {
+    pub rows: usize,
+    pub threshold: f64,
+    pub accuracy: f64,
+    pub precision: f64,
+    pub recall: f64,
+    pub f1: f64,
+    pub auc: f64,
+    pub log_loss: f64,
+    pub brier: f64,
+    #[serde(with = "confusion_serde")]
+    pub confusion: Confusion,
+}
+
+impl Metrics {
+    /// `probabilities` and `logits` are per row; the log loss uses the logits so it stays
+    /// finite when a probability rounds to 0 or 1.
+    pub fn compute(probabilities: &[f64], logits: &[f64], labels: &[f64], threshold: f64) -> Metrics {
+        let n = labels.len();
+        let c = Confusion::at(probabilities, labels, threshold);
+        let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+        let precision = ratio(c.tp, c.tp + c.fp);
+        let recall = ratio(c.tp, c.tp + c.fn_);
+        let f1 = if precision + recall == 0.0 { 0.0 } else { 2.0 * precision * recall / (precision + recall) };
+        let nf = n.max(1) as f64;
+        Metrics {
+            rows: n,
+            threshold,
+            accuracy: ratio(c.tp + c.tn, n as u64),
+            precision,
+            recall,
+            f1,
+            auc: roc_auc(probabilities, labels),
+            log_loss: logits.iter().zip(labels).map(|(&z, &y)| crate::logistic::log_loss_at(z, y)).sum::<f64>() / nf,
+            brier: probabilities.iter().zip(labels).map(|(p, y)| (p - y).powi(2)).sum::<f64>() / nf,
+            confusion: c,
+        }
+    }
+}
+
+/// The area under the ROC curve: the probability that a random positive scores above a random
+/// negative, ties counted as half. `NaN` when one class is absent.
+pub fn roc_auc(scores: &[f64], labels: &[f64]) -> f64 {
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
+    let positives = labels.iter().filter(|&&y| y == 1.0).count() as f64;
+    let negatives = labels.len() as f64 - positives;
+    if positives == 0.0 || negatives == 0.0 {
+        return f64::NAN;
+    }
+    // Mann–Whitney U from average ranks: a group of tied scores shares the mean of its ranks.
+    let mut rank_sum = 0.0;
+    let mut i = 0;
+    while i < order.len() {
+        let mut j = i;
+        while j + 1 < order.len() && scores[order[j + 1]] == scores[order[i]] {
+            j += 1;
+        }
+        let avg_rank = (i + j) as f64 / 2.0 + 1.0;
+        rank_sum += order[i..=j].iter().filter(|&&k| labels[k] == 1.0).count() as f64 * avg_rank;
+        i = j + 1;
+    }
+    (rank_sum - positives * (positives + 1.0) / 2.0) / (positives * negatives)
+}
+
+/// One point of the ROC curve.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct RocPoint {
+    pub threshold: f64,
+    pub fpr: f64,
+    pub tpr: f64,
+}
+
+/// The ROC curve: one point per distinct score, from (0,0) to (1,1).
+pub fn roc_curve(scores: &[f64], labels: &[f64]) -> Vec<RocPoint> {
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    let positives = labels.iter().filter(|&&y| y == 1.0).count().max(1) as f64;
+    let negatives = (labels.len() as f64 - labels.iter().filter(|&&y| y == 1.0).count() as f64).max(1.0);
+    let mut points = vec![RocPoint { threshold: f64::INFINITY, fpr: 0.0, tpr: 0.0 }];
+    let (mut tp, mut fp) = (0.0, 0.0);
+    let mut i = 0;
+    while i < order.len() {
+        let s = scores[order[i]];
+        while i < order.len() && scores[order[i]] == s {
+            if labels[order[i]] == 1.0 {
+                tp += 1.0;
+            } else {
+                fp += 1.0;
+            }
+            i += 1;
+        }
+        points.push(RocPoint { threshold: s, fpr: fp / negatives, tpr: tp / positives });
+    }
+    points
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auc_with_ties_matches_hand_count() {
+        // Positives score 0.8, 0.5, 0.5; negatives 0.5, 0.2.
+        // Pairs (pos, neg): (0.8,0.5)=1 (0.8,0.2)=1 (0.5,0.5)=½ (0.5,0.2)=1 (0.5,0.5)=½ (0.5,0.2)=1 → 5/6.
+        let scores = [0.8, 0.5, 0.5, 0.5, 0.2];
+        let labels = [1.0, 1.0, 1.0, 0.0, 0.0];
+        assert!((roc_auc(&scores, &labels) - 5.0 / 6.0).abs() < 1e-12);
+        assert!(roc_auc(&[0.1, 0.2], &[1.0, 1.0]).is_nan());
+    }
+
+    #[test]
+    fn confusion_precision_recall_f1() {
+        let p = [0.9, 0.8, 0.3, 0.6, 0.1];
+        let y = [1.0, 0.0, 1.0, 1.0, 0.0];
+        let z: Vec<f64> = p.iter().map(|&v| crate::logistic::logit(v)).collect();
+        let m = Metrics::compute(&p, &z, &y, 0.5);
+        assert_eq!(m.confusion, Confusion { tp: 2, fp: 1, tn: 1, fn_: 1 });
+        assert!((m.precision - 2.0 / 3.0).abs() < 1e-12);
+        assert!((m.recall - 2.0 / 3.0).abs() < 1e-12);
+        assert!((m.accuracy - 0.6).abs() < 1e-12);
+        let expected_ll = -(0.9f64.ln() + 0.2f64.ln() + 0.3f64.ln() + 0.6f64.ln() + 0.9f64.ln()) / 5.0;
+        assert!((m.log_loss - expected_ll).abs() < 1e-9);
+        let json = serde_json::to_value(&m).expect("serialises");
+        assert_eq!(json["confusion"]["fn"], 1);
+    }
+
+    #[test]
+    fn roc_curve_runs_from_origin_to_corner() {
+        let pts = roc_curve(&[0.9, 0.4, 0.4, 0.1], &[1.0, 1.0, 0.0, 0.0]);
+        assert_eq!(pts.first().map(|p| (p.fpr, p.tpr)), Some((0.0, 0.0)));
+        assert_eq!(pts.last().map(|p| (p.fpr, p.tpr)), Some((1.0, 1.0)));
+        assert_eq!(pts.len(), 4);
+    }
+}

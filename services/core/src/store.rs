@@ -1,0 +1,463 @@
+//! The artifact store under one home directory: [`Store`].
+//!
+//! ```text
+//! <home>/artifacts/<id>/manifest.json   kind, producer, inputs, parameters, time, file hashes
+//! <home>/artifacts/<id>/<files>         .npy matrices, JSON
+//! <home>/steps/<key>.json               step cache: inputs+parameters hash → output ids
+//! <home>/tmp/                           where writes are staged before their rename
+//! ```
+//!
+//! An artifact's id is the SHA-256 of its kind and files, so the same content is stored once.
+//! Writes are staged in `tmp/`, fsynced, then renamed into place: a crash leaves either the
+//! whole artifact or nothing that any reader will look at. Reads check every file against the
+//! manifest's hash, so a truncated or altered file is refused, never loaded.
+
+use crate::clean::{CleanReport, Dataset, Split};
+use crate::sha256_hex;
+use crate::table::RawTable;
+use ndarray::{Array1, Array2};
+use ndarray_npy::{ReadNpyExt, WriteNpyExt};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("no artifact {0} in the store")]
+    NotFound(String),
+    #[error("artifact {id} is corrupt: {detail}; it will not be loaded")]
+    Corrupt { id: String, detail: String },
+    #[error("artifact {id} is a {found}, not a {expected}")]
+    WrongKind { id: String, expected: &'static str, found: String },
+    #[error("{0:?} is not an artifact id (64 hex digits)")]
+    BadId(String),
+}
+
+impl StoreError {
+    fn io(path: &Path, source: std::io::Error) -> Self {
+        StoreError::Io { path: path.to_path_buf(), source }
+    }
+}
+
+/// What an artifact holds.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Dataset,
+    Split,
+    Transform,
+    Model,
+    Report,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Dataset => "dataset",
+            Kind::Split => "split",
+            Kind::Transform => "transform",
+            Kind::Model => "model",
+            Kind::Report => "report",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FileEntry {
+    pub sha256: String,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Manifest {
+    pub id: String,
+    pub kind: Kind,
+    pub producer: String,
+    pub inputs: Vec<String>,
+    pub params: serde_json::Value,
+    pub created_unix_ms: u64,
+    pub files: BTreeMap<String, FileEntry>,
+}
+
+/// A finished step: which artifacts it produced, so the same inputs and parameters reuse them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StepRecord {
+    pub outputs: BTreeMap<String, String>,
+    #[serde(default)]
+    pub summary: serde_json::Value,
+}
+
+pub fn now_unix_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Writes a file atomically: a temp file beside it, fsync, rename, fsync of the directory.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.{}.{}.tmp",
+        path.file_name().map_or_else(|| "file".into(), |n| n.to_string_lossy()),
+        std::process::id(),
+        now_unix_ms()
+    ));
+    let result = (|| {
+        let mut f = fs::File::create(&tmp).map_err(|e| StoreError::io(&tmp, e))?;
+        f.write_all(bytes).map_err(|e| StoreError::io(&tmp, e))?;
+        f.sync_all().map_err(|e| StoreError::io(&tmp, e))?;
+        fs::rename(&tmp, path).map_err(|e| StoreError::io(path, e))?;
+        sync_dir(dir)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| StoreError::io(dir, e))
+}
+
+fn is_artifact_id(id: &str) -> bool {
+    id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+}
+
+/// The store under a home directory. Cheap to clone; every method goes to the disk, so
+/// several processes can share one home.
+#[derive(Debug, Clone)]
+pub struct Store {
+    home: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store under `home`, and clears staged writes that a
+    /// crashed writer left more than an hour ago.
+    pub fn open(home: impl Into<PathBuf>) -> Result<Store, StoreError> {
+        let store = Store { home: home.into() };
+        for dir in [store.artifacts_dir(), store.home.join("steps"), store.tmp_dir()] {
+            fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
+        }
+        if let Ok(entries) = fs::read_dir(store.tmp_dir()) {
+            for entry in entries.flatten() {
+                let old = entry.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok()).is_some_and(|age| age.as_secs() > 3600);
+                if old {
+                    let _ = fs::remove_dir_all(entry.path()).or_else(|_| fs::remove_file(entry.path()));
+                }
+            }
+        }
+        Ok(store)
+    }
+
+    pub fn home(&self) -> &Path {
+        &self.home
+    }
+    fn artifacts_dir(&self) -> PathBuf {
+        self.home.join("artifacts")
+    }
+    fn tmp_dir(&self) -> PathBuf {
+        self.home.join("tmp")
+    }
+    fn artifact_dir(&self, id: &str) -> Result<PathBuf, StoreError> {
+        if !is_artifact_id(id) {
+            return Err(StoreError::BadId(id.to_string()));
+        }
+        Ok(self.artifacts_dir().join(id))
+    }
+
+    /// Stores files as one artifact and returns its id. Storing the same kind and files again
+    /// returns the same id and writes nothing.
+    pub fn put(
+        &self,
+        kind: Kind,
+        producer: &str,
+        inputs: Vec<String>,
+        params: serde_json::Value,
+        files: Vec<(&str, Vec<u8>)>,
+    ) -> Result<String, StoreError> {
+        let mut entries = BTreeMap::new();
+        let mut identity = format!("logitflow-artifact\0{}\0", kind.name());
+        let mut sorted: Vec<&(&str, Vec<u8>)> = files.iter().collect();
+        sorted.sort_by_key(|(name, _)| *name);
+        for (name, bytes) in &sorted {
+            let sha = sha256_hex(bytes);
+            identity.push_str(&format!("{name}\0{sha}\0"));
+            entries.insert(name.to_string(), FileEntry { sha256: sha, bytes: bytes.len() as u64 });
+        }
+        let id = sha256_hex(identity.as_bytes());
+        let dest = self.artifact_dir(&id)?;
+        if dest.join("manifest.json").exists() {
+            return Ok(id);
+        }
+        let manifest =
+            Manifest { id: id.clone(), kind, producer: producer.to_string(), inputs, params, created_unix_ms: now_unix_ms(), files: entries };
+        let staging = self.tmp_dir().join(format!("{id}.{}.{}", std::process::id(), now_unix_ms()));
+        let result = (|| {
+            fs::create_dir_all(&staging).map_err(|e| StoreError::io(&staging, e))?;
+            let manifest_bytes = serde_json::to_vec_pretty(&manifest).map_err(|e| StoreError::io(&staging, e.into()))?;
+            for (name, bytes) in files.iter().map(|(n, b)| (*n, b.as_slice())).chain([("manifest.json", manifest_bytes.as_slice())]) {
+                let path = staging.join(name);
+                let mut f = fs::File::create(&path).map_err(|e| StoreError::io(&path, e))?;
+                f.write_all(bytes).map_err(|e| StoreError::io(&path, e))?;
+                f.sync_all().map_err(|e| StoreError::io(&path, e))?;
+            }
+            sync_dir(&staging)?;
+            match fs::rename(&staging, &dest) {
+                Ok(()) => sync_dir(&self.artifacts_dir()),
+                // Another writer stored the same content first: theirs is as good as ours.
+                Err(_) if dest.join("manifest.json").exists() => Ok(()),
+                Err(e) => Err(StoreError::io(&dest, e)),
+            }
+        })();
+        if staging.exists() {
+            let _ = fs::remove_dir_all(&staging);
+        }
+        result.map(|()| id)
+    }
+
+    pub fn exists(&self, id: &str) -> bool {
+        self.artifact_dir(id).is_ok_and(|d| d.join("manifest.json").is_file())
+    }
+
+    pub fn manifest(&self, id: &str) -> Result<Manifest, StoreError> {
+        let path = self.artifact_dir(id)?.join("manifest.json");
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StoreError::NotFound(id.to_string())),
+            Err(e) => return Err(StoreError::io(&path, e)),
+        };
+        let manifest: Manifest = serde_json::from_slice(&bytes)
+            .map_err(|e| StoreError::Corrupt { id: id.to_string(), detail: format!("manifest.json does not parse: {e}") })?;
+        if manifest.id != id {
+            return Err(StoreError::Corrupt { id: id.to_string(), detail: "manifest names another id".into() });
+        }
+        Ok(manifest)
+    }
+
+    /// Reads one file of an artifact, checking its size and hash against the manifest.
+    pub fn read(&self, id: &str, expected: Kind, name: &str) -> Result<Vec<u8>, StoreError> {
+        let manifest = self.manifest(id)?;
+        if manifest.kind != expected {
+            return Err(StoreError::WrongKind { id: id.to_string(), expected: expected.name(), found: manifest.kind.name().to_string() });
+        }
+        let entry = manifest
+            .files
+            .get(name)
+            .ok_or_else(|| StoreError::Corrupt { id: id.to_string(), detail: format!("the manifest lists no file {name}") })?;
+        let path = self.artifact_dir(id)?.join(name);
+        let bytes = fs::read(&path).map_err(|e| StoreError::Corrupt { id: id.to_string(), detail: format!("{name}: {e}") })?;
+        if bytes.len() as u64 != entry.bytes || sha256_hex(&bytes) != entry.sha256 {
+            return Err(StoreError::Corrupt {
+                id: id.to_string(),
+                detail: format!("{name} does not match its hash ({} bytes, {} expected)", bytes.len(), entry.bytes),
+            });
+        }
+        Ok(bytes)
+    }
+
+    pub fn put_json<T: Serialize>(
+        &self,
+        kind: Kind,
+        producer: &str,
+        inputs: Vec<String>,
+        params: serde_json::Value,
+        name: &str,
+        value: &T,
+    ) -> Result<String, StoreError> {
+        let bytes = serde_json::to_vec_pretty(value).map_err(|e| StoreError::io(Path::new(name), e.into()))?;
+        self.put(kind, producer, inputs, params, vec![(name, bytes)])
+    }
+
+    pub fn read_json<T: DeserializeOwned>(&self, id: &str, kind: Kind, name: &str) -> Result<T, StoreError> {
+        let bytes = self.read(id, kind, name)?;
+        serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt { id: id.to_string(), detail: format!("{name}: {e}") })
+    }
+
+    fn read_matrix(&self, id: &str, kind: Kind, name: &str) -> Result<Array2<f64>, StoreError> {
+        let bytes = self.read(id, kind, name)?;
+        Array2::<f64>::read_npy(bytes.as_slice()).map_err(|e| StoreError::Corrupt { id: id.to_string(), detail: format!("{name}: {e}") })
+    }
+
+    fn read_vector<T: ndarray_npy::ReadableElement>(&self, id: &str, kind: Kind, name: &str) -> Result<Vec<T>, StoreError> {
+        let bytes = self.read(id, kind, name)?;
+        Array1::<T>::read_npy(bytes.as_slice())
+            .map(|a| a.into_raw_vec_and_offset().0)
+            .map_err(|e| StoreError::Corrupt { id: id.to_string(), detail: format!("{name}: {e}") })
+    }
+
+    /// Freezes a raw table as a dataset artifact: `x.npy`, `y.npy`, `lines.npy`, `columns.json`.
+    pub fn put_table(&self, table: &RawTable, producer: &str, params: serde_json::Value) -> Result<String, StoreError> {
+        let columns = Columns { feature_names: table.feature_names.clone(), label_name: table.label_name.clone() };
+        let files = vec![
+            ("x.npy", npy_matrix(&table.x, table.width())?),
+            ("y.npy", npy_vector(&table.y)?),
+            ("lines.npy", npy_vector(&table.lines)?),
+            ("columns.json", json_bytes(&columns)?),
+        ];
+        self.put(Kind::Dataset, producer, Vec::new(), params, files)
+    }
+
+    pub fn load_table(&self, id: &str) -> Result<RawTable, StoreError> {
+        let columns: Columns = self.read_json(id, Kind::Dataset, "columns.json")?;
+        let x = self.read_matrix(id, Kind::Dataset, "x.npy")?;
+        let y: Vec<f64> = self.read_vector(id, Kind::Dataset, "y.npy")?;
+        let lines: Vec<u64> = self.read_vector(id, Kind::Dataset, "lines.npy")?;
+        if x.ncols() != columns.feature_names.len() || x.nrows() != y.len() || y.len() != lines.len() {
+            return Err(StoreError::Corrupt { id: id.into(), detail: "matrix shapes disagree".into() });
+        }
+        Ok(RawTable { feature_names: columns.feature_names, label_name: columns.label_name, x: standard_vec(x), y, lines })
+    }
+
+    /// Stores a train/test split with its cleaning report.
+    pub fn put_split(&self, split: &Split, report: &SplitReport, inputs: Vec<String>, params: serde_json::Value) -> Result<String, StoreError> {
+        let d = split.train.width();
+        let columns = Columns { feature_names: split.train.feature_names.clone(), label_name: split.train.label_name.clone() };
+        let files = vec![
+            ("train_x.npy", npy_matrix(&split.train.x, d)?),
+            ("train_y.npy", npy_vector(&split.train.y)?),
+            ("test_x.npy", npy_matrix(&split.test.x, d)?),
+            ("test_y.npy", npy_vector(&split.test.y)?),
+            ("columns.json", json_bytes(&columns)?),
+            ("report.json", json_bytes(report)?),
+        ];
+        self.put(Kind::Split, "preprocess", inputs, params, files)
+    }
+
+    pub fn load_split(&self, id: &str) -> Result<Split, StoreError> {
+        let columns: Columns = self.read_json(id, Kind::Split, "columns.json")?;
+        let part = |x: &str, y: &str| -> Result<Dataset, StoreError> {
+            let x = self.read_matrix(id, Kind::Split, x)?;
+            let y: Vec<f64> = self.read_vector(id, Kind::Split, y)?;
+            if x.ncols() != columns.feature_names.len() || x.nrows() != y.len() {
+                return Err(StoreError::Corrupt { id: id.into(), detail: "matrix shapes disagree".into() });
+            }
+            Ok(Dataset { feature_names: columns.feature_names.clone(), label_name: columns.label_name.clone(), x: standard_vec(x), y })
+        };
+        Ok(Split { train: part("train_x.npy", "train_y.npy")?, test: part("test_x.npy", "test_y.npy")? })
+    }
+
+    /// The step cache: the outputs recorded under `key`, if every one is still in the store.
+    pub fn step_lookup(&self, key: &str) -> Option<StepRecord> {
+        let bytes = fs::read(self.home.join("steps").join(format!("{key}.json"))).ok()?;
+        let record: StepRecord = serde_json::from_slice(&bytes).ok()?;
+        record.outputs.values().all(|id| self.exists(id)).then_some(record)
+    }
+
+    pub fn step_record(&self, key: &str, record: &StepRecord) -> Result<(), StoreError> {
+        write_atomic(&self.home.join("steps").join(format!("{key}.json")), &json_bytes(record)?)
+    }
+}
+
+/// The cache key of a step: its name, its input ids and its parameters, hashed.
+pub fn step_key(step: &str, inputs: &[&str], params: &serde_json::Value) -> String {
+    let mut text = format!("{step}\0");
+    for input in inputs {
+        text.push_str(input);
+        text.push('\0');
+    }
+    text.push_str(&params.to_string());
+    sha256_hex(text.as_bytes())
+}
+
+/// The column names of a dataset or split artifact.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Columns {
+    pub feature_names: Vec<String>,
+    pub label_name: String,
+}
+
+/// What preprocess reports about a split.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct SplitReport {
+    pub clean: CleanReport,
+    /// Present when a separate test file was cleaned.
+    #[serde(default)]
+    pub test_clean: Option<CleanReport>,
+    pub train_rows: usize,
+    pub test_rows: usize,
+}
+
+fn json_bytes<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec_pretty(value).map_err(|e| StoreError::io(Path::new("json"), e.into()))
+}
+
+fn npy_err(e: ndarray_npy::WriteNpyError) -> StoreError {
+    StoreError::io(Path::new("npy"), std::io::Error::other(e.to_string()))
+}
+
+fn npy_matrix(x: &[f64], d: usize) -> Result<Vec<u8>, StoreError> {
+    let rows = if d == 0 { 0 } else { x.len() / d };
+    let array = Array2::from_shape_vec((rows, d), x.to_vec()).map_err(|e| StoreError::io(Path::new("npy"), std::io::Error::other(e.to_string())))?;
+    let mut out = Vec::with_capacity(x.len() * 8 + 128);
+    array.write_npy(&mut out).map_err(npy_err)?;
+    Ok(out)
+}
+
+fn npy_vector<T: ndarray_npy::WritableElement + Clone>(v: &[T]) -> Result<Vec<u8>, StoreError> {
+    let mut out = Vec::with_capacity(v.len() * 8 + 128);
+    Array1::from_vec(v.to_vec()).write_npy(&mut out).map_err(npy_err)?;
+    Ok(out)
+}
+
+fn standard_vec(x: Array2<f64>) -> Vec<f64> {
+    if x.is_standard_layout() { x.into_raw_vec_and_offset().0 } else { x.iter().copied().collect() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::table::ColumnSelection;
+
+    fn table() -> RawTable {
+        RawTable::from_csv("score,admitted\n80,1\n20,0\n,1\n".as_bytes(), &ColumnSelection::default()).expect("valid")
+    }
+
+    #[test]
+    fn same_content_same_id_and_round_trip() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("opens");
+        let a = store.put_table(&table(), "test", serde_json::json!({})).expect("stores");
+        let b = store.put_table(&table(), "test", serde_json::json!({"other": 1})).expect("stores");
+        assert_eq!(a, b);
+        let back = store.load_table(&a).expect("loads");
+        assert_eq!(back.lines, vec![2, 3, 4]);
+        assert!(back.x[2].is_nan());
+        assert_eq!(store.manifest(&a).expect("manifest").kind, Kind::Dataset);
+        assert!(fs::read_dir(dir.path().join("tmp")).expect("tmp").next().is_none(), "nothing left staged");
+    }
+
+    #[test]
+    fn corrupt_files_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("opens");
+        let id = store.put_table(&table(), "test", serde_json::json!({})).expect("stores");
+        let path = dir.path().join("artifacts").join(&id).join("y.npy");
+        let mut bytes = fs::read(&path).expect("reads");
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        fs::write(&path, &bytes).expect("writes");
+        assert!(matches!(store.load_table(&id), Err(StoreError::Corrupt { .. })));
+        fs::write(&path, &bytes[..10]).expect("truncates");
+        assert!(matches!(store.load_table(&id), Err(StoreError::Corrupt { .. })));
+        assert!(matches!(store.load_table("nothex"), Err(StoreError::BadId(_))));
+        assert!(matches!(store.load_table(&"0".repeat(64)), Err(StoreError::NotFound(_))));
+        assert!(matches!(store.load_split(&id), Err(StoreError::WrongKind { .. })));
+    }
+
+    #[test]
+    fn step_cache_needs_its_outputs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("opens");
+        let id = store.put_table(&table(), "test", serde_json::json!({})).expect("stores");
+        let key = step_key("ingest", &[], &serde_json::json!({"path": "x"}));
+        assert_ne!(key, step_key("ingest", &[], &serde_json::json!({"path": "y"})));
+        let record = StepRecord { outputs: [("dataset".to_string(), id.clone())].into(), summary: serde_json::Value::Null };
+        store.step_record(&key, &record).expect("records");
+        assert_eq!(store.step_lookup(&key), Some(record));
+        fs::remove_dir_all(dir.path().join("artifacts").join(&id)).expect("removes");
+        assert_eq!(store.step_lookup(&key), None);
+    }
+}

@@ -1,1 +1,86 @@
-//! placeholder
+//! The features service: scaling fitted on the training split only.
+//!
+//! `POST /v1/transforms` ([`TransformRequest`]) fits a [`Transform`] (standard, min-max or
+//! none) on a split's training rows and stores it as an artifact that travels with the model.
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::post;
+use logitflow_core::scale::Transform;
+use logitflow_core::store::{Kind, StepRecord, Store, step_key};
+use logitflow_kit::wire::{TransformInfo, TransformRequest};
+use logitflow_kit::{ApiError, Config, Json, Readiness, blocking};
+
+pub const NAME: &str = "features";
+
+#[derive(Clone)]
+pub struct AppState {
+    store: Store,
+}
+
+impl AppState {
+    pub fn new(config: &Config) -> anyhow::Result<AppState> {
+        Ok(AppState { store: Store::open(&config.home)? })
+    }
+}
+
+pub fn app(state: AppState) -> Router {
+    Router::new().route("/v1/transforms", post(fit_transform)).with_state(state)
+}
+
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    config: Config,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let state = AppState::new(&config)?;
+    logitflow_kit::serve(NAME, &config, Readiness::ready(), app(state), listener, shutdown).await?;
+    Ok(())
+}
+
+async fn fit_transform(State(state): State<AppState>, Json(request): Json<TransformRequest>) -> Result<Json<TransformInfo>, ApiError> {
+    blocking(move || {
+        let params = serde_json::json!({"scaling": request.scaling});
+        let key = step_key(NAME, &[&request.split], &params);
+        if let Some(record) = state.store.step_lookup(&key) {
+            if let Ok(mut info) = serde_json::from_value::<TransformInfo>(record.summary) {
+                info.cached = true;
+                return Ok(Json(info));
+            }
+        }
+        let split = state.store.load_split(&request.split)?;
+        let transform = Transform::fit(&split.train, request.scaling);
+        let id = state.store.put_json(Kind::Transform, NAME, vec![request.split.clone()], params, "transform.json", &transform)?;
+        let info = TransformInfo { transform: id.clone(), scaling: transform.scaling, offset: transform.offset, scale: transform.scale, cached: false };
+        let summary = serde_json::to_value(&info).map_err(|e| ApiError::Internal(e.to_string()))?;
+        state.store.step_record(&key, &StepRecord { outputs: [("transform".into(), id)].into(), summary })?;
+        Ok(Json(info))
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::StatusCode;
+    use logitflow_core::clean::{Dataset, Split};
+    use logitflow_core::store::SplitReport;
+    use logitflow_kit::testing::call;
+
+    #[tokio::test]
+    async fn fits_on_train_only_and_caches() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = AppState::new(&Config::for_home(dir.path())).expect("state");
+        let part = |x: Vec<f64>| Dataset { feature_names: vec!["score".into()], label_name: "y".into(), y: vec![0.0; x.len()], x };
+        let split = Split { train: part(vec![0.0, 10.0]), test: part(vec![1000.0]) };
+        let id = state.store.put_split(&split, &SplitReport::default(), vec![], serde_json::json!({})).expect("put");
+        let app = app(state);
+        let (status, body) = call(&app, "POST", "/v1/transforms", Some(serde_json::json!({"split": id, "scaling": "standard"}))).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!((body["offset"][0].as_f64(), body["scale"][0].as_f64()), (Some(5.0), Some(5.0)));
+        let (_, again) = call(&app, "POST", "/v1/transforms", Some(serde_json::json!({"split": id, "scaling": "standard"}))).await;
+        assert_eq!(again["cached"].as_bool(), Some(true));
+        let (status, body) = call(&app, "POST", "/v1/transforms", Some(serde_json::json!({"split": id, "scaling": "cubic"}))).await;
+        assert_eq!((status, body["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("INVALID_FIELDS")));
+    }
+}

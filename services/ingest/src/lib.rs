@@ -1,1 +1,320 @@
-//! placeholder
+//! The ingest service: data collection. Its sources become immutable dataset artifacts.
+//!
+//! - `POST /v1/datasets/csv` ([`CsvSource`]): a CSV file under an allowed root (`..` escapes
+//!   and symlinks out of the roots are refused).
+//! - `POST /v1/datasets/synthetic` ([`SyntheticSource`]): rows drawn from a given logistic model.
+//! - `POST /v1/collections/{name}/records` ([`RecordsPost`]): records kept in SQLite
+//!   (`<home>/ingest.sqlite`, WAL, `synchronous=FULL`), durable once acknowledged;
+//!   `GET /v1/collections/{name}`; `POST /v1/collections/{name}/snapshot` freezes them.
+//!
+//! Every answer is a [`DatasetInfo`] naming the dataset artifact; `cached` says the same
+//! content was already frozen.
+
+use axum::extract::{Path, State};
+use axum::routing::{get, post};
+use axum::Router;
+use logitflow_core::store::{Store, StepRecord, step_key};
+use logitflow_core::synth::{Generator, generate};
+use logitflow_core::table::{ColumnSelection, RawTable};
+use logitflow_kit::wire::{CollectionInfo, CsvSource, DatasetInfo, RecordsAck, RecordsPost, SnapshotRequest, SyntheticSource};
+use logitflow_kit::{ApiError, Config, Json, Readiness, blocking};
+use rusqlite::{Connection, OptionalExtension, params};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+pub const NAME: &str = "ingest";
+/// Records per post; bigger batches should be split by the client.
+pub const MAX_RECORDS_PER_POST: usize = 10_000;
+
+#[derive(Clone)]
+pub struct AppState {
+    store: Store,
+    allowed_roots: Arc<Vec<PathBuf>>,
+    db: Arc<Mutex<Connection>>,
+}
+
+impl AppState {
+    pub fn new(config: &Config) -> anyhow::Result<AppState> {
+        let store = Store::open(&config.home)?;
+        let db = open_db(&config.home.join("ingest.sqlite"))?;
+        Ok(AppState { store, allowed_roots: Arc::new(config.allowed_roots.clone()), db: Arc::new(Mutex::new(db)) })
+    }
+}
+
+fn open_db(path: &std::path::Path) -> rusqlite::Result<Connection> {
+    let db = Connection::open(path)?;
+    // WAL with synchronous=FULL: a commit is on disk before the post is acknowledged.
+    db.pragma_update(None, "journal_mode", "WAL")?;
+    db.pragma_update(None, "synchronous", "FULL")?;
+    db.busy_timeout(std::time::Duration::from_secs(5))?;
+    db.execute_batch(
+        "CREATE TABLE IF NOT EXISTS collections (name TEXT PRIMARY KEY, columns TEXT NOT NULL);
+         CREATE TABLE IF NOT EXISTS records (id INTEGER PRIMARY KEY AUTOINCREMENT, collection TEXT NOT NULL, data TEXT NOT NULL);
+         CREATE INDEX IF NOT EXISTS records_by_collection ON records(collection, id);",
+    )?;
+    Ok(db)
+}
+
+fn db_error(e: rusqlite::Error) -> ApiError {
+    ApiError::Storage(format!("ingest database: {e}"))
+}
+
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/datasets/csv", post(from_csv))
+        .route("/v1/datasets/synthetic", post(synthetic))
+        .route("/v1/collections/{name}", get(collection))
+        .route("/v1/collections/{name}/records", post(post_records))
+        .route("/v1/collections/{name}/snapshot", post(snapshot))
+        .with_state(state)
+}
+
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    mut config: Config,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    config.body_limit = 16 << 20;
+    let state = AppState::new(&config)?;
+    logitflow_kit::serve(NAME, &config, Readiness::ready(), app(state), listener, shutdown).await?;
+    Ok(())
+}
+
+/// Resolves a path (following symlinks) and checks it lies under an allowed root.
+fn confine(roots: &[PathBuf], path: &str) -> Result<PathBuf, ApiError> {
+    let resolved = std::fs::canonicalize(path).map_err(|e| ApiError::invalid("FILE_NOT_READABLE", format!("{path}: {e}")))?;
+    if !roots.iter().any(|root| resolved.starts_with(root)) {
+        let roots: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
+        return Err(ApiError::Forbidden(format!("{path} is outside the allowed roots ({})", roots.join(", "))));
+    }
+    if !resolved.is_file() {
+        return Err(ApiError::invalid("FILE_NOT_READABLE", format!("{path} is not a file")));
+    }
+    Ok(resolved)
+}
+
+fn freeze(store: &Store, key: &str, make: impl FnOnce() -> Result<(RawTable, serde_json::Value), ApiError>) -> Result<DatasetInfo, ApiError> {
+    if let Some(record) = store.step_lookup(key) {
+        if let Ok(mut info) = serde_json::from_value::<DatasetInfo>(record.summary) {
+            info.cached = true;
+            return Ok(info);
+        }
+    }
+    let (table, params) = make()?;
+    let dataset = store.put_table(&table, NAME, params)?;
+    let info = DatasetInfo { dataset: dataset.clone(), rows: table.rows(), feature_names: table.feature_names, label_name: table.label_name, cached: false };
+    let summary = serde_json::to_value(&info).map_err(|e| ApiError::Internal(e.to_string()))?;
+    store.step_record(key, &StepRecord { outputs: [("dataset".into(), dataset)].into(), summary })?;
+    Ok(info)
+}
+
+async fn from_csv(State(state): State<AppState>, Json(source): Json<CsvSource>) -> Result<Json<DatasetInfo>, ApiError> {
+    let path = confine(&state.allowed_roots, &source.path)?;
+    blocking(move || {
+        let bytes = std::fs::read(&path).map_err(|e| ApiError::invalid("FILE_NOT_READABLE", format!("{}: {e}", path.display())))?;
+        let selection = ColumnSelection { label: source.label.clone(), features: source.features.clone() };
+        let params = serde_json::json!({"source": "csv", "sha256": logitflow_core::sha256_hex(&bytes), "select": selection});
+        let key = step_key(NAME, &[], &params);
+        freeze(&state.store, &key, || {
+            let table = RawTable::from_csv(bytes.as_slice(), &selection)
+                .map_err(|e| ApiError::invalid("DATA_ERROR", format!("{}: {e}", path.display())))?;
+            let mut params = params.clone();
+            params["path"] = path.display().to_string().into();
+            Ok((table, params))
+        })
+        .map(Json)
+    })
+    .await
+}
+
+async fn synthetic(State(state): State<AppState>, Json(source): Json<SyntheticSource>) -> Result<Json<DatasetInfo>, ApiError> {
+    let generator = Generator { intercept: source.intercept, coefficients: source.coefficients, ranges: source.ranges, rows: source.rows, seed: source.seed };
+    generator.validate().map_err(|e| ApiError::invalid("INVALID_GENERATOR", e))?;
+    if generator.rows > 10_000_000 {
+        return Err(ApiError::invalid("INVALID_GENERATOR", "rows must be at most 10000000 here"));
+    }
+    blocking(move || {
+        let params = serde_json::json!({"source": "synthetic", "generator": generator});
+        let key = step_key(NAME, &[], &params);
+        freeze(&state.store, &key, || {
+            let data = generate(&generator);
+            let lines = (2..data.rows() as u64 + 2).collect();
+            let table = RawTable { feature_names: data.feature_names, label_name: data.label_name, x: data.x, y: data.y, lines };
+            Ok((table, params.clone()))
+        })
+        .map(Json)
+    })
+    .await
+}
+
+fn check_collection_name(name: &str) -> Result<(), ApiError> {
+    logitflow_core::registry::check_name(name).map_err(|_| ApiError::invalid("BAD_COLLECTION_NAME", format!("{name:?} is not a collection name: use 1 to 64 letters, digits, '-', '_' or '.'")))
+}
+
+fn columns_of(db: &Connection, name: &str) -> Result<Option<Vec<String>>, ApiError> {
+    let text: Option<String> = db.query_row("SELECT columns FROM collections WHERE name = ?1", [name], |r| r.get(0)).optional().map_err(db_error)?;
+    text.map(|t| serde_json::from_str(&t).map_err(|e| ApiError::Storage(format!("collection {name}: {e}")))).transpose()
+}
+
+async fn post_records(State(state): State<AppState>, Path(name): Path<String>, Json(post): Json<RecordsPost>) -> Result<Json<RecordsAck>, ApiError> {
+    check_collection_name(&name)?;
+    if post.records.is_empty() {
+        return Err(ApiError::invalid("NO_RECORDS", "records is empty"));
+    }
+    if post.records.len() > MAX_RECORDS_PER_POST {
+        return Err(ApiError::PayloadTooLarge(format!("{} records in one post; send at most {MAX_RECORDS_PER_POST}", post.records.len())));
+    }
+    blocking(move || {
+        let mut db = state.db.lock().map_err(|_| ApiError::Internal("ingest database lock poisoned".into()))?;
+        let tx = db.transaction().map_err(db_error)?;
+        let columns = match columns_of(&tx, &name)? {
+            Some(columns) => columns,
+            None => {
+                let columns: Vec<String> = post.records[0].keys().cloned().collect();
+                if columns.len() < 2 {
+                    return Err(ApiError::invalid("BAD_RECORD", "a record needs at least one feature and a label"));
+                }
+                let text = serde_json::to_string(&columns).map_err(|e| ApiError::Internal(e.to_string()))?;
+                tx.execute("INSERT INTO collections (name, columns) VALUES (?1, ?2)", params![name, text]).map_err(db_error)?;
+                columns
+            }
+        };
+        {
+            let mut insert = tx.prepare_cached("INSERT INTO records (collection, data) VALUES (?1, ?2)").map_err(db_error)?;
+            for (i, record) in post.records.iter().enumerate() {
+                if record.len() != columns.len() || !columns.iter().all(|c| record.contains_key(c)) {
+                    return Err(ApiError::invalid("BAD_RECORD", format!("record {i}: expected exactly the columns {}", columns.join(", "))));
+                }
+                let values: Vec<Option<f64>> = columns.iter().map(|c| record[c]).collect();
+                let text = serde_json::to_string(&values).map_err(|e| ApiError::Internal(e.to_string()))?;
+                insert.execute(params![name, text]).map_err(db_error)?;
+            }
+        }
+        let total: u64 = tx.query_row("SELECT COUNT(*) FROM records WHERE collection = ?1", [&name], |r| r.get(0)).map_err(db_error)?;
+        tx.commit().map_err(db_error)?;
+        Ok(Json(RecordsAck { accepted: post.records.len(), total }))
+    })
+    .await
+}
+
+async fn collection(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<CollectionInfo>, ApiError> {
+    check_collection_name(&name)?;
+    blocking(move || {
+        let db = state.db.lock().map_err(|_| ApiError::Internal("ingest database lock poisoned".into()))?;
+        let columns = columns_of(&db, &name)?.ok_or_else(|| ApiError::NotFound(format!("no collection {name:?}")))?;
+        let records: u64 = db.query_row("SELECT COUNT(*) FROM records WHERE collection = ?1", [&name], |r| r.get(0)).map_err(db_error)?;
+        Ok(Json(CollectionInfo { name, columns, records }))
+    })
+    .await
+}
+
+async fn snapshot(State(state): State<AppState>, Path(name): Path<String>, Json(request): Json<SnapshotRequest>) -> Result<Json<DatasetInfo>, ApiError> {
+    check_collection_name(&name)?;
+    blocking(move || {
+        // The records are written out as CSV text and read back through the one CSV reader,
+        // so a snapshot is checked exactly like a file; "line" k + 1 is record k.
+        let csv = {
+            let db = state.db.lock().map_err(|_| ApiError::Internal("ingest database lock poisoned".into()))?;
+            let columns = columns_of(&db, &name)?.ok_or_else(|| ApiError::NotFound(format!("no collection {name:?}")))?;
+            let mut csv = columns.join(",");
+            csv.push('\n');
+            let mut rows = db.prepare("SELECT data FROM records WHERE collection = ?1 ORDER BY id").map_err(db_error)?;
+            let mut it = rows.query([&name]).map_err(db_error)?;
+            while let Some(row) = it.next().map_err(db_error)? {
+                let text: String = row.get(0).map_err(db_error)?;
+                let values: Vec<Option<f64>> = serde_json::from_str(&text).map_err(|e| ApiError::Storage(e.to_string()))?;
+                let cells: Vec<String> = values.iter().map(|v| v.map_or_else(String::new, |v| v.to_string())).collect();
+                csv.push_str(&cells.join(","));
+                csv.push('\n');
+            }
+            csv
+        };
+        let selection = ColumnSelection { label: request.label, features: request.features };
+        let params = serde_json::json!({"source": "collection", "name": name, "sha256": logitflow_core::sha256_hex(csv.as_bytes()), "select": selection});
+        let key = step_key(NAME, &[], &params);
+        freeze(&state.store, &key, || {
+            let table = RawTable::from_csv(csv.as_bytes(), &selection).map_err(|e| ApiError::invalid("DATA_ERROR", format!("collection {name}: {e}")))?;
+            Ok((table, params.clone()))
+        })
+        .map(Json)
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    fn state(dir: &std::path::Path) -> AppState {
+        AppState::new(&Config::for_home(dir)).expect("state")
+    }
+
+    async fn post(app: Router, path: &str, body: serde_json::Value) -> (StatusCode, serde_json::Value) {
+        let request = Request::post(path).header("content-type", "application/json").body(Body::from(body.to_string())).expect("request");
+        let response = app.oneshot(request).await.expect("infallible");
+        let status = response.status();
+        let bytes = response.into_body().collect().await.expect("body").to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap_or_default())
+    }
+
+    #[tokio::test]
+    async fn csv_source_freezes_once_and_confines_paths() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("a.csv");
+        std::fs::write(&file, "score,admitted\n80,1\n20,0\n").expect("write");
+        let app = app(state(dir.path()));
+        let (status, body) = post(app.clone(), "/v1/datasets/csv", serde_json::json!({"path": file})).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!((body["rows"].as_u64(), body["cached"].as_bool()), (Some(2), Some(false)));
+        let (_, again) = post(app.clone(), "/v1/datasets/csv", serde_json::json!({"path": file})).await;
+        assert_eq!((again["dataset"].clone(), again["cached"].as_bool()), (body["dataset"].clone(), Some(true)));
+        let escape = format!("{}/../../etc/passwd", dir.path().display());
+        let (status, body) = post(app.clone(), "/v1/datasets/csv", serde_json::json!({"path": escape})).await;
+        assert_eq!((status, body["code"].as_str()), (StatusCode::FORBIDDEN, Some("FORBIDDEN")));
+        std::os::unix::fs::symlink("/etc/hostname", dir.path().join("link.csv")).expect("symlink");
+        let (status, _) = post(app.clone(), "/v1/datasets/csv", serde_json::json!({"path": dir.path().join("link.csv")})).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        std::fs::write(dir.path().join("bad.csv"), "score,admitted\n80,1\nx,0\n").expect("write");
+        let (status, body) = post(app.clone(), "/v1/datasets/csv", serde_json::json!({"path": dir.path().join("bad.csv")})).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(body["error"].as_str().is_some_and(|e| e.contains("line 3")), "{body}");
+        let (status, _) = post(app, "/v1/datasets/csv", serde_json::json!({"path": 5})).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+
+    #[tokio::test]
+    async fn records_are_kept_and_snapshotted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let app = app(state(dir.path()));
+        let records = serde_json::json!({"records": [{"score": 80.0, "admitted": 1.0}, {"score": 20.0, "admitted": 0.0}]});
+        let (status, body) = post(app.clone(), "/v1/collections/exams/records", records).await;
+        assert_eq!((status, body["total"].as_u64()), (StatusCode::OK, Some(2)));
+        let (status, body) = post(app.clone(), "/v1/collections/exams/records", serde_json::json!({"records": [{"other": 1.0}]})).await;
+        assert_eq!((status, body["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("BAD_RECORD")));
+        let (status, body) = post(app.clone(), "/v1/collections/exams/snapshot", serde_json::json!({"label": "admitted"})).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["rows"].as_u64(), Some(2));
+        // Durable: a new state on the same home sees the records.
+        let app2 = super::app(state(dir.path()));
+        let response = app2.oneshot(Request::get("/v1/collections/exams").body(Body::empty()).expect("req")).await.expect("ok");
+        let bytes = response.into_body().collect().await.expect("body").to_bytes();
+        let info: CollectionInfo = serde_json::from_slice(&bytes).expect("json");
+        assert_eq!(info.records, 2);
+    }
+
+    #[tokio::test]
+    async fn synthetic_source_validates() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let app = app(state(dir.path()));
+        let ok = serde_json::json!({"intercept": -10.0, "coefficients": [0.2], "ranges": [[0.0, 100.0]], "rows": 100, "seed": 1});
+        let (status, body) = post(app.clone(), "/v1/datasets/synthetic", ok).await;
+        assert_eq!((status, body["rows"].as_u64()), (StatusCode::OK, Some(100)));
+        let bad = serde_json::json!({"intercept": -10.0, "coefficients": [0.2], "ranges": [], "rows": 100});
+        let (status, body) = post(app, "/v1/datasets/synthetic", bad).await;
+        assert_eq!((status, body["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("INVALID_GENERATOR")));
+    }
+}

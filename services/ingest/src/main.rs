@@ -1,1 +1,11 @@
-fn main() {}
+//! The ingest service as a program of its own; the console runs the same code as
+//! `logitflow service ingest`.
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = logitflow_kit::ServiceCli::parse();
+    let (listener, config) = logitflow_kit::start(&cli.args).await?;
+    logitflow_ingest::run(listener, config, logitflow_kit::shutdown_signal()).await
+}

@@ -1,1 +1,29 @@
-//! placeholder
+//! The service runtime every logitflow service uses, and the console's view of the services.
+//!
+//! - [`ServiceArgs`] / [`Config`]: where to listen, the home directory, the token (from the
+//!   environment only, never argv), allowed file roots, limits.
+//! - [`ApiError`]: every error answered as `{"error", "code"}` with a fitting status.
+//! - [`Json`]: axum's JSON extractor with rejections turned into [`ApiError`]s.
+//! - [`Readiness`]: what `GET /v2/health/ready` answers.
+//! - [`serve`]: adds the common routes (health, metrics, info), auth, body limit, timeouts and
+//!   tracing to a service's router, prints the listening line, shuts down gracefully.
+//! - [`wire`]: the request and response types of every service.
+//! - [`client::ServiceClient`]: a typed HTTP client for the console and the apps.
+
+pub mod client;
+mod config;
+mod error;
+mod server;
+pub mod testing;
+pub mod wire;
+
+pub use config::{Config, ServiceArgs, ServiceCli, default_home, start};
+pub use error::{ApiError, Json, blocking};
+pub use server::{Readiness, ServiceInfo, init_tracing, serve, shutdown_signal};
+
+/// The environment variable that carries the bearer token to a service.
+pub const TOKEN_ENV: &str = "LOGITFLOW_TOKEN";
+/// The environment variable that tells advisor and batch where serve is.
+pub const SERVE_URL_ENV: &str = "LOGITFLOW_SERVE_URL";
+/// Directories that file sources may be read from, separated by ':'.
+pub const ALLOWED_ROOTS_ENV: &str = "LOGITFLOW_ALLOWED_ROOTS";

@@ -1,1 +1,334 @@
-//! placeholder
+//! The train service: fits logistic regression as a job and streams its progress.
+//!
+//! - `POST /v1/jobs` ([`TrainRequest`]) starts a job and answers at once ([`JobInfo`]); the
+//!   same split, transform and parameters as an earlier job reuse its model (`cached`).
+//! - `GET /v1/jobs/{id}/events`: Server-Sent Events, one [`TrainEvent::Epoch`] per epoch, then
+//!   `done`, `failed` or `cancelled`. A late subscriber gets the events so far first.
+//! - `GET /v1/jobs/{id}`, `GET /v1/jobs`, `DELETE /v1/jobs/{id}` (cancel between epochs).
+//!
+//! The model is written to the store only when the fit has finished, in one atomic step, so a
+//! crash mid-training leaves nothing half-written behind.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::routing::{get, post};
+use futures::Stream;
+use logitflow_core::clean::validation_split;
+use logitflow_core::logistic::{Examples, fit};
+use logitflow_core::model::{Lineage, Model, TrainingLog};
+use logitflow_core::scale::Transform;
+use logitflow_core::store::{Kind, StepRecord, Store, step_key};
+use logitflow_kit::wire::{JobInfo, JobState, TrainEvent, TrainRequest};
+use logitflow_kit::{ApiError, Config, Json, Readiness};
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::watch;
+
+pub const NAME: &str = "train";
+/// Finished jobs kept in memory for late readers.
+const KEEP_FINISHED: usize = 100;
+
+struct Job {
+    cancel: AtomicBool,
+    log: Mutex<JobLog>,
+    /// Bumped on every new event, so streams wake without polling.
+    changed: watch::Sender<usize>,
+}
+
+struct JobLog {
+    info: JobInfo,
+    events: Vec<TrainEvent>,
+}
+
+impl Job {
+    fn push(&self, event: TrainEvent) {
+        let count = {
+            let Ok(mut log) = self.log.lock() else { return };
+            match &event {
+                TrainEvent::Epoch(e) => log.info.epochs = e.epoch,
+                TrainEvent::Done { model, stop_reason, epochs, .. } => {
+                    log.info.state = JobState::Succeeded;
+                    log.info.model = Some(model.clone());
+                    log.info.stop_reason = Some(*stop_reason);
+                    log.info.epochs = *epochs;
+                }
+                TrainEvent::Failed { error } => {
+                    log.info.state = JobState::Failed;
+                    log.info.error = Some(error.clone());
+                }
+                TrainEvent::Cancelled => log.info.state = JobState::Cancelled,
+            }
+            log.events.push(event);
+            log.events.len()
+        };
+        self.changed.send_replace(count);
+    }
+
+    fn info(&self) -> Option<JobInfo> {
+        self.log.lock().ok().map(|l| l.info.clone())
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    store: Store,
+    jobs: Arc<Mutex<BTreeMap<u64, Arc<Job>>>>,
+    next_id: Arc<AtomicU64>,
+    shutting_down: watch::Receiver<bool>,
+}
+
+impl AppState {
+    pub fn new(config: &Config, shutting_down: watch::Receiver<bool>) -> anyhow::Result<AppState> {
+        Ok(AppState { store: Store::open(&config.home)?, jobs: Arc::default(), next_id: Arc::new(AtomicU64::new(1)), shutting_down })
+    }
+
+    fn job(&self, id: &str) -> Result<Arc<Job>, ApiError> {
+        let number = parse_job_id(id).ok_or_else(|| ApiError::NotFound(format!("no job {id:?}")))?;
+        self.jobs.lock().ok().and_then(|jobs| jobs.get(&number).cloned()).ok_or_else(|| ApiError::NotFound(format!("no job {id:?}")))
+    }
+}
+
+fn job_id(number: u64) -> String {
+    format!("job-{number}")
+}
+
+fn parse_job_id(id: &str) -> Option<u64> {
+    id.strip_prefix("job-")?.parse().ok()
+}
+
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/jobs", post(start_job).get(list_jobs))
+        .route("/v1/jobs/{id}", get(job_info).delete(cancel_job))
+        .route("/v1/jobs/{id}/events", get(job_events))
+        .with_state(state)
+}
+
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    config: Config,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let state = AppState::new(&config, stop_rx)?;
+    let jobs = state.jobs.clone();
+    let shutdown = async move {
+        shutdown.await;
+        // Running fits stop at their next epoch, and event streams end, so shutdown is prompt.
+        if let Ok(jobs) = jobs.lock() {
+            jobs.values().for_each(|job| job.cancel.store(true, Ordering::Relaxed));
+        }
+        let _ = stop_tx.send(true);
+    };
+    logitflow_kit::serve(NAME, &config, Readiness::ready(), app(state), listener, shutdown).await?;
+    Ok(())
+}
+
+async fn start_job(State(state): State<AppState>, Json(request): Json<TrainRequest>) -> Result<(StatusCode, Json<JobInfo>), ApiError> {
+    request.params.validate()?;
+    let number = state.next_id.fetch_add(1, Ordering::Relaxed);
+    let info = JobInfo { job: job_id(number), state: JobState::Running, cached: false, epochs: 0, model: None, stop_reason: None, error: None };
+    let job = Arc::new(Job { cancel: AtomicBool::new(false), log: Mutex::new(JobLog { info: info.clone(), events: Vec::new() }), changed: watch::channel(0).0 });
+    if let Ok(mut jobs) = state.jobs.lock() {
+        jobs.insert(number, job.clone());
+        let finished: Vec<u64> = jobs.iter().filter(|(_, j)| j.info().is_some_and(|i| i.state.is_finished())).map(|(k, _)| *k).collect();
+        for k in finished.iter().take(finished.len().saturating_sub(KEEP_FINISHED)) {
+            jobs.remove(k);
+        }
+    }
+    let params = serde_json::to_value(&request.params).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let key = step_key(NAME, &[&request.split, &request.transform], &params);
+    if let Some(record) = state.store.step_lookup(&key) {
+        if let (Some(model), Some(log)) = (record.outputs.get("model"), record.outputs.get("log")) {
+            if let Ok(log) = state.store.read_json::<TrainingLog>(log, Kind::Report, "curve.json") {
+                let model_info: Model = state.store.read_json(model, Kind::Model, "model.json")?;
+                let epochs = log.curve.len();
+                for event in log.curve {
+                    job.push(TrainEvent::Epoch(event));
+                }
+                if let Ok(mut l) = job.log.lock() {
+                    l.info.cached = true;
+                }
+                job.push(TrainEvent::Done { model: model.clone(), stop_reason: model_info.stop_reason, epochs, cached: true });
+                let info = job.info().unwrap_or(info);
+                return Ok((StatusCode::OK, Json(info)));
+            }
+        }
+    }
+    // Check the inputs before answering, so a bad id is a 4xx rather than a failed job.
+    let split = state.store.load_split(&request.split)?;
+    let transform: Transform = state.store.read_json(&request.transform, Kind::Transform, "transform.json")?;
+    if transform.feature_names != split.train.feature_names {
+        return Err(ApiError::invalid("MISMATCHED_INPUTS", "the transform was fitted on other features than the split's"));
+    }
+    let store = state.store.clone();
+    let worker = job.clone();
+    tokio::task::spawn_blocking(move || {
+        let outcome = train(&store, &request, split, transform, &params, &key, &worker);
+        match outcome {
+            Ok(Some(event)) => worker.push(event),
+            Ok(None) => worker.push(TrainEvent::Cancelled),
+            Err(e) => worker.push(TrainEvent::Failed { error: e.to_string() }),
+        }
+    });
+    Ok((StatusCode::ACCEPTED, Json(info)))
+}
+
+/// The fit itself, on a blocking thread. `Ok(None)` when cancelled.
+fn train(
+    store: &Store,
+    request: &TrainRequest,
+    split: logitflow_core::clean::Split,
+    transform: Transform,
+    params_json: &serde_json::Value,
+    key: &str,
+    job: &Job,
+) -> Result<Option<TrainEvent>, ApiError> {
+    let params = &request.params;
+    split.train.check_both_classes()?;
+    let d = split.train.width();
+    // Validation rows come out of the training split (seeded, stratified); the test split is
+    // left alone for evaluate.
+    let (fit_part, val_part) = if params.validation_fraction > 0.0 {
+        match validation_split(&split.train, params.validation_fraction, params.seed) {
+            Ok(parts) if parts.test.rows() > 0 => (parts.train, Some(parts.test)),
+            _ => (split.train.clone(), None),
+        }
+    } else {
+        (split.train.clone(), None)
+    };
+    let x = transform.apply(&fit_part.x);
+    let val_x = val_part.as_ref().map(|v| transform.apply(&v.x));
+    let train_ex = Examples::new(&x, &fit_part.y, d);
+    let val_ex = val_part.as_ref().zip(val_x.as_ref()).map(|(v, vx)| Examples::new(vx, &v.y, d));
+    let outcome = fit(train_ex, val_ex, params, &job.cancel, |event| job.push(TrainEvent::Epoch(event.clone())))?;
+    if outcome.stop_reason == logitflow_core::logistic::StopReason::Cancelled {
+        return Ok(None);
+    }
+    let dataset = store.manifest(&request.split).ok().and_then(|m| m.inputs.first().cloned()).unwrap_or_default();
+    let lineage = Lineage { dataset, split: request.split.clone(), transform: request.transform.clone(), params: logitflow_core::sha256_hex(params_json.to_string().as_bytes()) };
+    let epochs = outcome.curve.len();
+    let model = Model::new(transform, outcome.weights, split.train.label_name.clone(), params.clone(), outcome.stop_reason, epochs, fit_part.rows(), lineage);
+    let inputs = vec![request.split.clone(), request.transform.clone()];
+    let model_id = store.put_json(Kind::Model, NAME, inputs.clone(), params_json.clone(), "model.json", &model)?;
+    let log_id = store.put_json(Kind::Report, NAME, vec![model_id.clone()], serde_json::json!({"of": "training"}), "curve.json", &TrainingLog { curve: outcome.curve })?;
+    store.step_record(key, &StepRecord { outputs: [("model".into(), model_id.clone()), ("log".into(), log_id)].into(), summary: serde_json::Value::Null })?;
+    Ok(Some(TrainEvent::Done { model: model_id, stop_reason: outcome.stop_reason, epochs, cached: false }))
+}
+
+async fn list_jobs(State(state): State<AppState>) -> Json<Vec<JobInfo>> {
+    let jobs: Vec<Arc<Job>> = state.jobs.lock().map(|j| j.values().cloned().collect()).unwrap_or_default();
+    Json(jobs.iter().filter_map(|j| j.info()).collect())
+}
+
+async fn job_info(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<JobInfo>, ApiError> {
+    state.job(&id)?.info().map(Json).ok_or_else(|| ApiError::Internal("job state poisoned".into()))
+}
+
+async fn cancel_job(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<JobInfo>, ApiError> {
+    let job = state.job(&id)?;
+    job.cancel.store(true, Ordering::Relaxed);
+    job.info().map(Json).ok_or_else(|| ApiError::Internal("job state poisoned".into()))
+}
+
+async fn job_events(State(state): State<AppState>, Path(id): Path<String>) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let job = state.job(&id)?;
+    let changed = job.changed.subscribe();
+    let stream = futures::stream::unfold((job, changed, state.shutting_down.clone(), 0usize, false), |(job, mut changed, mut stop, next, ended)| async move {
+        if ended {
+            return None;
+        }
+        loop {
+            let event = job.log.lock().ok().and_then(|log| log.events.get(next).cloned());
+            if let Some(event) = event {
+                let last = event.is_final();
+                let sse = Event::default().event(event.name()).json_data(&event).unwrap_or_else(|_| Event::default().comment("unserialisable event"));
+                return Some((Ok(sse), (job, changed, stop, next + 1, last)));
+            }
+            tokio::select! {
+                result = changed.changed() => if result.is_err() { return None },
+                // A dropped sender means no shutdown will ever come, not that one came.
+                () = async {
+                    if stop.wait_for(|s| *s).await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                } => return None,
+            }
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use logitflow_core::clean::{Dataset, Split};
+    use logitflow_core::scale::Scaling;
+    use logitflow_core::store::SplitReport;
+    use logitflow_kit::testing::{call, call_raw};
+
+    fn setup() -> (tempfile::TempDir, Router, String, String) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = AppState::new(&Config::for_home(dir.path()), watch::channel(false).1).expect("state");
+        let x: Vec<f64> = (0..200).map(|i| f64::from(i) / 2.0).collect();
+        let y: Vec<f64> = x.iter().map(|&v| f64::from(u8::from((v * 7.0) % 100.0 > 50.0 - (v - 50.0)))).collect();
+        let data = Dataset { feature_names: vec!["score".into()], label_name: "admitted".into(), x, y };
+        let split = Split { train: data.clone(), test: data };
+        let split_id = state.store.put_split(&split, &SplitReport::default(), vec![], serde_json::json!({})).expect("split");
+        let t = Transform::fit(&split.train, Scaling::Standard);
+        let t_id = state.store.put_json(Kind::Transform, "test", vec![], serde_json::json!({}), "transform.json", &t).expect("transform");
+        (dir, app(state), split_id, t_id)
+    }
+
+    #[tokio::test]
+    async fn job_streams_one_event_per_epoch_then_done_and_caches() {
+        let (_dir, app, split, transform) = setup();
+        let body = serde_json::json!({"split": split, "transform": transform, "params": {"epochs": 5, "patience": 0}});
+        let (status, info) = call(&app, "POST", "/v1/jobs", Some(body.clone())).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{info}");
+        let id = info["job"].as_str().expect("id").to_string();
+        let (status, bytes) = call_raw(&app, "GET", &format!("/v1/jobs/{id}/events"), "text/plain", vec![]).await;
+        assert_eq!(status, StatusCode::OK);
+        let text = String::from_utf8_lossy(&bytes);
+        assert_eq!(text.matches("event: epoch").count(), 5, "{text}");
+        assert!(text.contains("event: done"), "{text}");
+        let (_, info) = call(&app, "GET", &format!("/v1/jobs/{id}"), None).await;
+        assert_eq!(info["state"], "succeeded");
+        assert!(info["model"].as_str().is_some());
+        let (status, again) = call(&app, "POST", "/v1/jobs", Some(body)).await;
+        assert_eq!((status, again["cached"].as_bool(), again["model"].clone()), (StatusCode::OK, Some(true), info["model"].clone()));
+    }
+
+    #[tokio::test]
+    async fn bad_requests_are_refused() {
+        let (_dir, app, split, transform) = setup();
+        let (status, body) = call(&app, "POST", "/v1/jobs", Some(serde_json::json!({"split": split, "transform": transform, "params": {"learning_rate": -1.0}}))).await;
+        assert_eq!((status, body["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("INVALID_PARAMS")));
+        let (status, _) = call(&app, "POST", "/v1/jobs", Some(serde_json::json!({"split": transform, "transform": transform}))).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        let (status, _) = call(&app, "GET", "/v1/jobs/job-999/events", None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let (status, _) = call(&app, "DELETE", "/v1/jobs/nope", None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn cancel_stops_between_epochs_and_stores_nothing() {
+        let (dir, app, split, transform) = setup();
+        let body = serde_json::json!({"split": split, "transform": transform, "params": {"epochs": 1000000, "patience": 0, "tolerance": 0.0}});
+        let (_, info) = call(&app, "POST", "/v1/jobs", Some(body)).await;
+        let id = info["job"].as_str().expect("id").to_string();
+        let (_, info) = call(&app, "DELETE", &format!("/v1/jobs/{id}"), None).await;
+        assert!(info["job"].is_string());
+        let (_, bytes) = call_raw(&app, "GET", &format!("/v1/jobs/{id}/events"), "text/plain", vec![]).await;
+        assert!(String::from_utf8_lossy(&bytes).contains("event: cancelled"));
+        let models = std::fs::read_dir(dir.path().join("artifacts")).expect("dir").filter(|e| {
+            e.as_ref().is_ok_and(|e| std::fs::read_to_string(e.path().join("manifest.json")).is_ok_and(|m| m.contains("\"kind\": \"model\"")))
+        });
+        assert_eq!(models.count(), 0);
+    }
+}

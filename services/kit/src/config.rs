@@ -1,0 +1,93 @@
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The command line of one service, shared by each service's own binary and
+/// `logitflow service <name>`. The token is read from the environment only.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServiceArgs {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, env = "LOGITFLOW_LISTEN", default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+    /// The home directory holding the artifact store and registry.
+    #[arg(long, env = "LOGITFLOW_HOME")]
+    pub home: Option<PathBuf>,
+}
+
+/// Everything a service needs to know, resolved from arguments and environment.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub home: PathBuf,
+    /// When set, every non-health route requires `Authorization: Bearer <token>`.
+    pub token: Option<String>,
+    /// Directories file sources may be read from (canonical paths).
+    pub allowed_roots: Vec<PathBuf>,
+    /// Where serve listens (for advisor and batch).
+    pub serve_url: Option<String>,
+    /// The largest request body accepted, in bytes.
+    pub body_limit: usize,
+    /// How long a request may take before it is answered 408.
+    pub request_timeout: Duration,
+}
+
+/// The default home: `$LOGITFLOW_HOME`, else `$XDG_DATA_HOME/logitflow`, else
+/// `~/.local/share/logitflow`.
+pub fn default_home() -> PathBuf {
+    if let Some(home) = std::env::var_os("LOGITFLOW_HOME") {
+        return PathBuf::from(home);
+    }
+    if let Some(data) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(data).join("logitflow");
+    }
+    std::env::var_os("HOME").map_or_else(|| PathBuf::from(".logitflow"), |h| PathBuf::from(h).join(".local/share/logitflow"))
+}
+
+impl Config {
+    /// Resolves the configuration from the arguments and the environment.
+    pub fn from_env(args: &ServiceArgs) -> Config {
+        let home = args.home.clone().unwrap_or_else(default_home);
+        let token = std::env::var(crate::TOKEN_ENV).ok().filter(|t| !t.is_empty());
+        let mut allowed_roots: Vec<PathBuf> = std::env::var_os(crate::ALLOWED_ROOTS_ENV)
+            .map(|roots| std::env::split_paths(&roots).collect())
+            .unwrap_or_else(|| std::env::current_dir().into_iter().collect());
+        allowed_roots.retain(|p| !p.as_os_str().is_empty());
+        let allowed_roots = allowed_roots.into_iter().filter_map(|p| p.canonicalize().ok()).collect();
+        Config {
+            home,
+            token,
+            allowed_roots,
+            serve_url: std::env::var(crate::SERVE_URL_ENV).ok(),
+            body_limit: 1 << 20,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+
+    /// A configuration for tests: no token, everything under `home` allowed.
+    pub fn for_home(home: impl Into<PathBuf>) -> Config {
+        let home = home.into();
+        Config {
+            allowed_roots: home.canonicalize().into_iter().collect(),
+            home,
+            token: None,
+            serve_url: None,
+            body_limit: 1 << 20,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The command line of a service's own binary.
+#[derive(Debug, clap::Parser)]
+#[command(about = "One logitflow service, in the foreground")]
+pub struct ServiceCli {
+    #[command(flatten)]
+    pub args: ServiceArgs,
+}
+
+/// What a service's `main` does first: tracing, configuration, and the bound listener.
+pub async fn start(args: &ServiceArgs) -> std::io::Result<(tokio::net::TcpListener, Config)> {
+    crate::init_tracing();
+    let config = Config::from_env(args);
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    Ok((listener, config))
+}

@@ -1,0 +1,340 @@
+use crate::config::Config;
+use crate::error::ApiError;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
+use tower_http::trace::TraceLayer;
+
+/// How long in-flight requests (and event streams) get to finish after a shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// What `GET /v2/health/ready` answers: ready, or not ready and why. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Readiness(Arc<Mutex<Result<(), String>>>);
+
+impl Readiness {
+    pub fn ready() -> Self {
+        Readiness(Arc::new(Mutex::new(Ok(()))))
+    }
+    pub fn not_ready(why: impl Into<String>) -> Self {
+        Readiness(Arc::new(Mutex::new(Err(why.into()))))
+    }
+    pub fn set(&self, state: Result<(), String>) {
+        if let Ok(mut guard) = self.0.lock() {
+            *guard = state;
+        }
+    }
+    pub fn get(&self) -> Result<(), String> {
+        self.0.lock().map_or_else(|_| Err("readiness state poisoned".into()), |g| g.clone())
+    }
+}
+
+/// The service's identity, for `GET /v1/info`.
+#[derive(Debug, Clone)]
+pub struct ServiceInfo {
+    pub name: &'static str,
+    pub started: Instant,
+}
+
+/// Request counters, kept lock-free so they cost nothing on hot routes.
+#[derive(Debug, Default)]
+struct HttpMetrics {
+    by_class: [AtomicU64; 6],
+    micros_total: AtomicU64,
+}
+
+#[derive(Clone)]
+struct Common {
+    info: ServiceInfo,
+    readiness: Readiness,
+    metrics: Arc<HttpMetrics>,
+    token: Option<Arc<str>>,
+}
+
+/// Logs JSON lines to stderr; `LOGITFLOW_LOG` sets the filter (default `info`).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LOGITFLOW_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().json().with_writer(std::io::stderr).with_env_filter(filter).with_current_span(false).try_init();
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+/// Serves `routes` with everything every service shares, and prints the listening line.
+///
+/// Adds `GET /v2/health/live`, `GET /v2/health/ready`, `GET /metrics`, `GET /v1/info`; bearer
+/// auth on every non-health route when a token is configured; the body limit; a request
+/// timeout and a body timeout (a trickling client is cut off, not waited for); JSON bodies for
+/// every error, including those the layers produce. On `shutdown` it stops accepting, gives
+/// in-flight requests [`SHUTDOWN_GRACE`], then returns.
+pub async fn serve(
+    name: &'static str,
+    config: &Config,
+    readiness: Readiness,
+    routes: Router,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let common = Common {
+        info: ServiceInfo { name, started: Instant::now() },
+        readiness,
+        metrics: Arc::new(HttpMetrics::default()),
+        token: config.token.as_deref().map(Arc::from),
+    };
+    let app = router(common, routes, config);
+    let addr = listener.local_addr()?;
+    {
+        use std::io::Write;
+        let line = serde_json::json!({"event": "listening", "service": name, "addr": addr.to_string()});
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "{line}")?;
+        stdout.flush()?;
+    }
+    tracing::info!(service = name, %addr, "listening");
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let graceful = async move {
+        shutdown.await;
+        tracing::info!(service = name, "shutting down");
+        let _ = stop_tx.send(true);
+    };
+    let server = axum::serve(listener, app).with_graceful_shutdown(graceful);
+    tokio::select! {
+        result = server => result,
+        _ = async { let _ = stop_rx.wait_for(|stopped| *stopped).await; tokio::time::sleep(SHUTDOWN_GRACE).await } => {
+            tracing::warn!(service = name, "in-flight requests did not finish within the grace period");
+            Ok(())
+        }
+    }
+}
+
+fn router(common: Common, routes: Router, config: &Config) -> Router {
+    let common_routes = Router::new()
+        .route("/metrics", get(metrics_route))
+        .route("/v1/info", get(info_route))
+        .route("/v2/health/live", get(|| async { Json(serde_json::json!({"live": true})) }))
+        .route("/v2/health/ready", get(ready_route))
+        .with_state(common.clone());
+    routes
+        .merge(common_routes)
+        .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .method_not_allowed_fallback(|| async {
+            (StatusCode::METHOD_NOT_ALLOWED, Json(serde_json::json!({"error": "method not allowed on this route", "code": "METHOD_NOT_ALLOWED"})))
+        })
+        .layer(middleware::from_fn_with_state(common.clone(), auth))
+        .layer(RequestBodyLimitLayer::new(config.body_limit))
+        .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(10)))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, config.request_timeout))
+        .layer(middleware::from_fn(json_errors))
+        .layer(middleware::from_fn_with_state(common.clone(), count))
+        .layer(TraceLayer::new_for_http())
+}
+
+fn is_health(path: &str) -> bool {
+    path.starts_with("/v2/health/")
+}
+
+/// Compares without stopping at the first difference, so timing does not leak the token.
+fn same_token(given: &[u8], expected: &[u8]) -> bool {
+    given.len() == expected.len() && given.iter().zip(expected).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+}
+
+async fn auth(State(common): State<Common>, request: Request, next: Next) -> Response {
+    if let Some(token) = &common.token {
+        if !is_health(request.uri().path()) {
+            let given = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+            if !given.is_some_and(|g| same_token(g.as_bytes(), token.as_bytes())) {
+                return ApiError::Unauthorized.into_response();
+            }
+        }
+    }
+    next.run(request).await
+}
+
+/// Gives a JSON body to errors that layers answer with plain text or nothing (413, 408, 405).
+async fn json_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let error = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge("the request body is over the limit".into()),
+        StatusCode::REQUEST_TIMEOUT => {
+            return (status, Json(serde_json::json!({"error": "the request took too long and was cut off", "code": "TIMEOUT"}))).into_response();
+        }
+        _ => {
+            let reason = status.canonical_reason().unwrap_or("error").to_string();
+            let code = reason.to_uppercase().replace([' ', '-'], "_");
+            return (status, Json(serde_json::json!({"error": reason, "code": code}))).into_response();
+        }
+    };
+    error.into_response()
+}
+
+async fn count(State(common): State<Common>, request: Request<Body>, next: Next) -> Response {
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let class = (response.status().as_u16() / 100) as usize;
+    common.metrics.by_class[class.min(5)].fetch_add(1, Ordering::Relaxed);
+    common.metrics.micros_total.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+    response
+}
+
+async fn ready_route(State(common): State<Common>) -> Response {
+    match common.readiness.get() {
+        Ok(()) => Json(serde_json::json!({"ready": true})).into_response(),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({"ready": false, "reason": why}))).into_response(),
+    }
+}
+
+async fn info_route(State(common): State<Common>) -> Response {
+    Json(serde_json::json!({
+        "name": common.info.name,
+        "version": env!("CARGO_PKG_VERSION"),
+        "pid": std::process::id(),
+        "uptime_s": common.info.started.elapsed().as_secs_f64(),
+    }))
+    .into_response()
+}
+
+async fn metrics_route(State(common): State<Common>) -> Response {
+    use std::fmt::Write;
+    let name = common.info.name;
+    let mut text = String::new();
+    let _ = writeln!(text, "# HELP logitflow_http_requests_total HTTP requests answered, by status class.");
+    let _ = writeln!(text, "# TYPE logitflow_http_requests_total counter");
+    let mut total = 0;
+    for (class, counter) in common.metrics.by_class.iter().enumerate().skip(1) {
+        let n = counter.load(Ordering::Relaxed);
+        total += n;
+        let _ = writeln!(text, "logitflow_http_requests_total{{service=\"{name}\",class=\"{class}xx\"}} {n}");
+    }
+    let _ = writeln!(text, "# HELP logitflow_http_request_seconds Time spent answering HTTP requests.");
+    let _ = writeln!(text, "# TYPE logitflow_http_request_seconds summary");
+    let seconds = common.metrics.micros_total.load(Ordering::Relaxed) as f64 / 1e6;
+    let _ = writeln!(text, "logitflow_http_request_seconds_sum{{service=\"{name}\"}} {seconds}");
+    let _ = writeln!(text, "logitflow_http_request_seconds_count{{service=\"{name}\"}} {total}");
+    let _ = writeln!(text, "# HELP logitflow_uptime_seconds Seconds since the service started.");
+    let _ = writeln!(text, "# TYPE logitflow_uptime_seconds gauge");
+    let _ = writeln!(text, "logitflow_uptime_seconds{{service=\"{name}\"}} {}", common.info.started.elapsed().as_secs_f64());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    fn app(token: Option<&str>) -> Router {
+        let mut config = Config::for_home(std::env::temp_dir());
+        config.token = token.map(String::from);
+        config.body_limit = 64;
+        let common = Common {
+            info: ServiceInfo { name: "test", started: Instant::now() },
+            readiness: Readiness::not_ready("loading"),
+            metrics: Arc::new(HttpMetrics::default()),
+            token: config.token.as_deref().map(Arc::from),
+        };
+        let routes = Router::new().route(
+            "/echo",
+            axum::routing::post(|crate::Json(v): crate::Json<serde_json::Value>| async move { crate::Json(v) }),
+        );
+        router(common, routes, &config)
+    }
+
+    async fn call(app: Router, request: Request<Body>) -> (StatusCode, serde_json::Value) {
+        let response = app.oneshot(request).await.expect("infallible");
+        let status = response.status();
+        let bytes = response.into_body().collect().await.expect("body").to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+    }
+
+    fn post(path: &str, body: &str, token: Option<&str>) -> Request<Body> {
+        let mut b = Request::post(path).header(header::CONTENT_TYPE, "application/json");
+        if let Some(t) = token {
+            b = b.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        b.body(Body::from(body.to_string())).expect("request")
+    }
+
+    #[tokio::test]
+    async fn health_routes_and_readiness_reason() {
+        let (status, body) = call(app(Some("s3cret")), Request::get("/v2/health/live").body(Body::empty()).expect("req")).await;
+        assert_eq!((status, body["live"].as_bool()), (StatusCode::OK, Some(true)));
+        let (status, body) = call(app(Some("s3cret")), Request::get("/v2/health/ready").body(Body::empty()).expect("req")).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["reason"], "loading");
+    }
+
+    #[tokio::test]
+    async fn token_required_on_other_routes() {
+        let (status, body) = call(app(Some("s3cret")), post("/echo", "{}", None)).await;
+        assert_eq!((status, body["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("UNAUTHORIZED")));
+        let (status, _) = call(app(Some("s3cret")), post("/echo", "{}", Some("wrong!"))).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let (status, _) = call(app(Some("s3cret")), post("/echo", "{}", Some("s3cret"))).await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, _) = call(app(Some("s3cret")), Request::get("/metrics").body(Body::empty()).expect("req")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+
+    #[tokio::test]
+    async fn bad_bodies_get_json_errors() {
+        let cases = [
+            (post("/echo", "{not json", None), StatusCode::BAD_REQUEST, "MALFORMED_REQUEST"),
+            (post("/echo", "[NaN]", None), StatusCode::BAD_REQUEST, "MALFORMED_REQUEST"),
+            (post("/echo", &"x".repeat(100), None), StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE"),
+            (Request::post("/echo").body(Body::from("{}")).expect("req"), StatusCode::UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE"),
+            (Request::get("/echo").body(Body::empty()).expect("req"), StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED"),
+            (Request::get("/nope").body(Body::empty()).expect("req"), StatusCode::NOT_FOUND, "NOT_FOUND"),
+        ];
+        for (request, status, code) in cases {
+            let (got, body) = call(app(None), request).await;
+            assert_eq!((got, body["code"].as_str()), (status, Some(code)), "{body}");
+            assert!(body["error"].as_str().is_some_and(|e| !e.is_empty()));
+        }
+    }
+
+    #[tokio::test]
+    async fn info_and_metrics() {
+        let (status, body) = call(app(None), Request::get("/v1/info").body(Body::empty()).expect("req")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["name"], "test");
+        assert_eq!(body["pid"], std::process::id());
+        let response = app(None).oneshot(Request::get("/metrics").body(Body::empty()).expect("req")).await.expect("ok");
+        let text = response.into_body().collect().await.expect("body").to_bytes();
+        assert!(String::from_utf8_lossy(&text).contains("logitflow_http_requests_total{service=\"test\""));
+    }
+}

@@ -1,0 +1,431 @@
+//! The request and response bodies of every service, shared by the services and their
+//! clients so the two cannot drift apart. Unknown fields in requests are refused.
+
+use logitflow_core::clean::CleanOptions;
+use logitflow_core::logistic::{EpochEvent, StopReason, TrainParams};
+use logitflow_core::metrics::{Metrics, RocPoint};
+use logitflow_core::registry::ModelEntry;
+use logitflow_core::scale::Scaling;
+use logitflow_core::store::SplitReport;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+// ---- ingest ----
+
+/// `POST /v1/datasets/csv`: freeze a CSV file under an allowed root.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CsvSource {
+    pub path: String,
+    #[serde(default)]
+    pub label: Option<String>,
+    #[serde(default)]
+    pub features: Option<Vec<String>>,
+}
+
+/// `POST /v1/datasets/synthetic`: rows drawn from a given logistic model.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SyntheticSource {
+    pub intercept: f64,
+    pub coefficients: Vec<f64>,
+    pub ranges: Vec<(f64, f64)>,
+    pub rows: usize,
+    #[serde(default)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DatasetInfo {
+    pub dataset: String,
+    pub rows: usize,
+    pub feature_names: Vec<String>,
+    pub label_name: String,
+    pub cached: bool,
+}
+
+/// `POST /v1/collections/{name}/records`: rows as objects, column → number (or null for a
+/// missing value). The first post fixes the collection's columns.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RecordsPost {
+    pub records: Vec<BTreeMap<String, Option<f64>>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RecordsAck {
+    pub accepted: usize,
+    pub total: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CollectionInfo {
+    pub name: String,
+    pub columns: Vec<String>,
+    pub records: u64,
+}
+
+/// `POST /v1/collections/{name}/snapshot`: freeze the collection as a dataset.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotRequest {
+    #[serde(default)]
+    pub label: Option<String>,
+    #[serde(default)]
+    pub features: Option<Vec<String>>,
+}
+
+// ---- preprocess ----
+
+/// `POST /v1/splits`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SplitRequest {
+    pub dataset: String,
+    /// A separate test dataset: the whole `dataset` then trains.
+    #[serde(default)]
+    pub test_dataset: Option<String>,
+    #[serde(default)]
+    pub clean: CleanOptions,
+    #[serde(default = "default_test_fraction")]
+    pub test_fraction: f64,
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+}
+
+pub fn default_test_fraction() -> f64 {
+    0.2
+}
+pub fn default_seed() -> u64 {
+    42
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SplitInfo {
+    pub split: String,
+    pub report: SplitReport,
+    pub cached: bool,
+}
+
+// ---- features ----
+
+/// `POST /v1/transforms`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TransformRequest {
+    pub split: String,
+    #[serde(default)]
+    pub scaling: Scaling,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TransformInfo {
+    pub transform: String,
+    pub scaling: Scaling,
+    pub offset: Vec<f64>,
+    pub scale: Vec<f64>,
+    pub cached: bool,
+}
+
+// ---- train ----
+
+/// `POST /v1/jobs`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TrainRequest {
+    pub split: String,
+    pub transform: String,
+    #[serde(default)]
+    pub params: TrainParams,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl JobState {
+    pub fn is_finished(self) -> bool {
+        self != JobState::Running
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct JobInfo {
+    pub job: String,
+    pub state: JobState,
+    pub cached: bool,
+    pub epochs: usize,
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub stop_reason: Option<StopReason>,
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// One event of `GET /v1/jobs/{id}/events` (Server-Sent Events; the SSE event name is the
+/// `type`). A stream replays what happened so far, then follows the job to its end.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum TrainEvent {
+    Epoch(EpochEvent),
+    Done { model: String, stop_reason: StopReason, epochs: usize, cached: bool },
+    Failed { error: String },
+    Cancelled,
+}
+
+impl TrainEvent {
+    pub fn name(&self) -> &'static str {
+        match self {
+            TrainEvent::Epoch(_) => "epoch",
+            TrainEvent::Done { .. } => "done",
+            TrainEvent::Failed { .. } => "failed",
+            TrainEvent::Cancelled => "cancelled",
+        }
+    }
+    pub fn is_final(&self) -> bool {
+        !matches!(self, TrainEvent::Epoch(_))
+    }
+}
+
+// ---- evaluate ----
+
+/// `POST /v1/evaluations`: score a model on the test split, register it, promote by the rule.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EvaluateRequest {
+    pub name: String,
+    pub model: String,
+    pub split: String,
+    #[serde(default = "default_threshold")]
+    pub threshold: f64,
+    /// The new version becomes stable when its test log loss is at most the stable version's
+    /// plus this; otherwise it becomes the candidate.
+    #[serde(default = "default_promote_tolerance")]
+    pub promote_tolerance: f64,
+}
+
+pub fn default_threshold() -> f64 {
+    0.5
+}
+pub fn default_promote_tolerance() -> f64 {
+    0.01
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct VersionMetrics {
+    pub version: u32,
+    pub metrics: Metrics,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Evaluation {
+    pub name: String,
+    pub version: u32,
+    pub new_version: bool,
+    pub metrics: Metrics,
+    pub roc: Vec<RocPoint>,
+    /// The version that was stable before, with its metrics.
+    #[serde(default)]
+    pub previous: Option<VersionMetrics>,
+    pub promoted: bool,
+    /// The rule's decision in words.
+    pub decision: String,
+    pub report: String,
+    pub intercept: f64,
+    pub coefficients: BTreeMap<String, f64>,
+}
+
+/// `POST /v1/models/{name}/promote`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PromoteRequest {
+    /// The version to make stable; the candidate when absent.
+    #[serde(default)]
+    pub version: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ModelVersions {
+    pub name: String,
+    #[serde(flatten)]
+    pub entry: ModelEntry,
+}
+
+// ---- serve ----
+
+/// One input tensor of the Open Inference Protocol v2.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct InferInput {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub datatype: String,
+    /// Row-major, flat or nested.
+    pub data: serde_json::Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<serde_json::Value>,
+}
+
+/// `POST /v2/models/{name}[/versions/{version}]/infer`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct InferRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<serde_json::Value>,
+    pub inputs: Vec<InferInput>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outputs: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct InferOutput {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub datatype: String,
+    pub data: Vec<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct InferResponse {
+    pub model_name: String,
+    pub model_version: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub outputs: Vec<InferOutput>,
+}
+
+impl InferRequest {
+    /// A request of `rows` (one value per feature each) as one FP64 tensor.
+    pub fn rows(rows: &[Vec<f64>]) -> InferRequest {
+        let width = rows.first().map_or(0, Vec::len);
+        let data: Vec<f64> = rows.iter().flatten().copied().collect();
+        InferRequest {
+            id: None,
+            parameters: None,
+            inputs: vec![InferInput { name: "input-0".into(), shape: vec![rows.len(), width], datatype: "FP64".into(), data: data.into(), parameters: None }],
+            outputs: None,
+        }
+    }
+}
+
+/// `POST /v1/predict`: the human route. Either `inputs` (rows of values in feature order) or
+/// `features` (one row, by name).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PredictRequest {
+    #[serde(default)]
+    pub model: Option<String>,
+    /// `stable` (default), `candidate`, or a version number.
+    #[serde(default)]
+    pub version: Option<String>,
+    #[serde(default)]
+    pub inputs: Option<Vec<Vec<f64>>>,
+    #[serde(default)]
+    pub features: Option<BTreeMap<String, f64>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PredictResponse {
+    pub model_name: String,
+    pub model_version: String,
+    pub probabilities: Vec<f64>,
+}
+
+/// `GET /v2/models/{name}`: model metadata, with logitflow's additions.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ModelMetadata {
+    pub name: String,
+    pub versions: Vec<String>,
+    pub platform: String,
+    pub inputs: Vec<TensorMetadata>,
+    pub outputs: Vec<TensorMetadata>,
+    /// Alias → version currently loaded.
+    pub aliases: BTreeMap<String, String>,
+    pub feature_names: Vec<String>,
+    pub intercept: f64,
+    pub coefficients: BTreeMap<String, f64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TensorMetadata {
+    pub name: String,
+    pub datatype: String,
+    pub shape: Vec<i64>,
+}
+
+/// `POST /v2/repository/models/{name}/load`: what is now loaded.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LoadInfo {
+    pub name: String,
+    /// Alias → version.
+    pub aliases: BTreeMap<String, u32>,
+}
+
+// ---- advisor ----
+
+/// `POST /v1/advice`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AdviceRequest {
+    #[serde(default)]
+    pub model: Option<String>,
+    /// One value per feature.
+    pub inputs: Vec<f64>,
+    #[serde(default = "default_threshold")]
+    pub threshold: f64,
+    /// The probability to reach; the answer says what value of the first feature gets there.
+    #[serde(default)]
+    pub target: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Advice {
+    pub model_name: String,
+    pub model_version: String,
+    pub probability: f64,
+    pub threshold: f64,
+    /// `probability ≥ threshold`.
+    pub positive: bool,
+    #[serde(default)]
+    pub needed: Option<Needed>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Needed {
+    pub feature: String,
+    pub target: f64,
+    pub value: f64,
+}
+
+/// An error body as every service answers it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ErrorBody {
+    pub error: String,
+    pub code: String,
+}
+
+/// Metrics keyed for quick display.
+pub fn metrics_table(m: &Metrics) -> Vec<(&'static str, f64)> {
+    vec![
+        ("accuracy", m.accuracy),
+        ("precision", m.precision),
+        ("recall", m.recall),
+        ("f1", m.f1),
+        ("auc", m.auc),
+        ("log_loss", m.log_loss),
+        ("brier", m.brier),
+    ]
+}
+
+/// Epoch events to a compact curve, for reports.
+pub fn curve_points(events: &[EpochEvent]) -> Vec<(usize, f64, Option<f64>)> {
+    events.iter().map(|e| (e.epoch, e.train_loss, e.val_loss)).collect()
+}

@@ -1,1 +1,127 @@
-//! placeholder
+//! The advisor service: an application over serve. For one applicant's values it answers the
+//! probability, the decision at a threshold, and — the inverse of the logit — the value of the
+//! first feature needed to reach a target probability, with the model version that answered.
+//!
+//! `POST /v1/advice` ([`AdviceRequest`] → [`Advice`]). Serve is found at
+//! `LOGITFLOW_SERVE_URL`; until then the service is not ready.
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::post;
+use logitflow_core::logistic::logit;
+use logitflow_kit::client::{ClientError, ServiceClient};
+use logitflow_kit::wire::{Advice, AdviceRequest, InferRequest, InferResponse, ModelMetadata, Needed};
+use logitflow_kit::{ApiError, Config, Json, Readiness};
+
+pub const NAME: &str = "advisor";
+/// The model asked when a request names none.
+pub const DEFAULT_MODEL: &str = "admissions";
+
+#[derive(Clone)]
+pub struct AppState {
+    serve: Option<ServiceClient>,
+}
+
+impl AppState {
+    pub fn new(config: &Config) -> AppState {
+        AppState { serve: config.serve_url.as_ref().map(|url| ServiceClient::new("serve", url.clone(), config.token.clone())) }
+    }
+}
+
+pub fn app(state: AppState) -> Router {
+    Router::new().route("/v1/advice", post(advice)).with_state(state)
+}
+
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    config: Config,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let state = AppState::new(&config);
+    let readiness = if state.serve.is_some() { Readiness::ready() } else { Readiness::not_ready(format!("{} is not set", logitflow_kit::SERVE_URL_ENV)) };
+    logitflow_kit::serve(NAME, &config, readiness, app(state), listener, shutdown).await?;
+    Ok(())
+}
+
+/// Passes serve's answer on: its 4xx as ours, anything else as "not ready".
+pub fn from_serve(e: ClientError) -> ApiError {
+    match e {
+        ClientError::Api { status: 404, message, .. } => ApiError::NotFound(message),
+        ClientError::Api { status, message, .. } if (400..500).contains(&status) => ApiError::invalid("INVALID_INPUT", message),
+        other => ApiError::NotReady(format!("serve did not answer: {other}")),
+    }
+}
+
+async fn advice(State(state): State<AppState>, Json(request): Json<AdviceRequest>) -> Result<Json<Advice>, ApiError> {
+    let serve = state.serve.as_ref().ok_or_else(|| ApiError::NotReady("serve's address is not configured".into()))?;
+    if !(request.threshold.is_finite() && (0.0..=1.0).contains(&request.threshold)) {
+        return Err(ApiError::invalid("INVALID_PARAMS", format!("threshold must be between 0 and 1, got {}", request.threshold)));
+    }
+    if let Some(target) = request.target {
+        if !(target > 0.0 && target < 1.0) {
+            return Err(ApiError::invalid("INVALID_PARAMS", format!("target must be strictly between 0 and 1, got {target}")));
+        }
+    }
+    let name = request.model.clone().unwrap_or_else(|| DEFAULT_MODEL.to_string());
+    let meta: ModelMetadata = serve.get(&format!("/v2/models/{name}/versions/stable")).await.map_err(from_serve)?;
+    if request.inputs.len() != meta.feature_names.len() {
+        return Err(ApiError::invalid("INVALID_INPUT", format!("expected {} value(s): {}", meta.feature_names.len(), meta.feature_names.join(", "))));
+    }
+    // Ask for the exact version whose coefficients we hold, so the answer is coherent even if
+    // a promotion happens between the two calls.
+    let version = meta.versions.first().cloned().unwrap_or_else(|| "stable".into());
+    let answer: InferResponse =
+        serve.post(&format!("/v2/models/{name}/versions/{version}/infer"), &InferRequest::rows(&[request.inputs.clone()])).await.map_err(from_serve)?;
+    let probability = answer.outputs.first().and_then(|o| o.data.first()).copied().ok_or_else(|| ApiError::Internal("serve answered no probability".into()))?;
+    let needed = request.target.and_then(|target| {
+        let first = meta.feature_names.first()?;
+        let theta = *meta.coefficients.get(first)?;
+        if theta == 0.0 {
+            return None;
+        }
+        let rest: f64 = meta.intercept + meta.feature_names.iter().zip(&request.inputs).skip(1).map(|(f, v)| meta.coefficients.get(f).copied().unwrap_or(0.0) * v).sum::<f64>();
+        Some(Needed { feature: first.clone(), target, value: (logit(target) - rest) / theta })
+    });
+    Ok(Json(Advice {
+        model_name: name,
+        model_version: answer.model_version,
+        probability,
+        threshold: request.threshold,
+        positive: probability >= request.threshold,
+        needed,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::StatusCode;
+    use logitflow_kit::testing::call;
+
+    #[tokio::test]
+    async fn advises_probability_decision_and_needed_score() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = Config::for_home(dir.path());
+        config.serve_url = Some(logitflow_serve::testing::spawn_with_worked_example(dir.path()).await);
+        let app = app(AppState::new(&config));
+        let (status, advice) = call(&app, "POST", "/v1/advice", Some(serde_json::json!({"inputs": [80.0], "target": 0.5}))).await;
+        assert_eq!(status, StatusCode::OK, "{advice}");
+        assert!((advice["probability"].as_f64().unwrap_or(0.0) - 0.99752737684).abs() < 1e-9);
+        assert_eq!((advice["positive"].as_bool(), advice["model_version"].as_str()), (Some(true), Some("1")));
+        assert!((advice["needed"]["value"].as_f64().unwrap_or(0.0) - 50.0).abs() < 1e-9);
+        let (status, _) = call(&app, "POST", "/v1/advice", Some(serde_json::json!({"inputs": [80.0, 1.0]}))).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        let (status, _) = call(&app, "POST", "/v1/advice", Some(serde_json::json!({"inputs": [80.0], "target": 1.0}))).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        let (status, _) = call(&app, "POST", "/v1/advice", Some(serde_json::json!({"inputs": [80.0], "model": "nope"}))).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn without_serve_it_says_not_ready() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let app = app(AppState::new(&Config::for_home(dir.path())));
+        let (status, body) = call(&app, "POST", "/v1/advice", Some(serde_json::json!({"inputs": [80.0]}))).await;
+        assert_eq!((status, body["code"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("NOT_READY")));
+    }
+}

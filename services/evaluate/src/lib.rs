@@ -1,1 +1,222 @@
-//! placeholder
+//! The evaluate service: scores a model on the test split, registers it as a new version, and
+//! promotes it by a stated rule.
+//!
+//! The rule: a new version becomes `stable` when there is no stable version yet, or when its
+//! test log loss is at most the stable version's plus `promote_tolerance` (default 0.01).
+//! Otherwise it becomes the `candidate`, for a person to compare and promote by hand.
+//!
+//! - `POST /v1/evaluations` ([`EvaluateRequest`] → [`Evaluation`])
+//! - `GET /v1/models`, `GET /v1/models/{name}` ([`ModelVersions`])
+//! - `POST /v1/models/{name}/promote` ([`PromoteRequest`]), `POST /v1/models/{name}/rollback`
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::routing::{get, post};
+use logitflow_core::metrics::{Metrics, roc_curve};
+use logitflow_core::model::Model;
+use logitflow_core::registry::{CANDIDATE, Registry, STABLE, check_name};
+use logitflow_core::store::{Kind, Store};
+use logitflow_kit::wire::{EvaluateRequest, Evaluation, ModelVersions, PromoteRequest, VersionMetrics};
+use logitflow_kit::{ApiError, Config, Json, Readiness, blocking};
+use std::sync::Arc;
+
+pub const NAME: &str = "evaluate";
+
+#[derive(Clone)]
+pub struct AppState {
+    store: Store,
+    registry: Registry,
+    /// Evaluations register and alias in one go; one at a time keeps their decisions coherent.
+    decide: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl AppState {
+    pub fn new(config: &Config) -> anyhow::Result<AppState> {
+        Ok(AppState { store: Store::open(&config.home)?, registry: Registry::open(&config.home), decide: Arc::default() })
+    }
+}
+
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/evaluations", post(evaluate))
+        .route("/v1/models", get(list_models))
+        .route("/v1/models/{name}", get(model_versions))
+        .route("/v1/models/{name}/promote", post(promote))
+        .route("/v1/models/{name}/rollback", post(rollback))
+        .with_state(state)
+}
+
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    config: Config,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let state = AppState::new(&config)?;
+    logitflow_kit::serve(NAME, &config, Readiness::ready(), app(state), listener, shutdown).await?;
+    Ok(())
+}
+
+/// Scores a model on rows of raw features.
+pub fn score(model: &Model, x: &[f64], y: &[f64], threshold: f64) -> (Metrics, Vec<f64>) {
+    let d = model.width();
+    let logits: Vec<f64> = x.chunks_exact(d).map(|row| model.logit_raw(row)).collect();
+    let probabilities: Vec<f64> = logits.iter().map(|&z| logitflow_core::logistic::sigmoid(z)).collect();
+    (Metrics::compute(&probabilities, &logits, y, threshold), probabilities)
+}
+
+async fn evaluate(State(state): State<AppState>, Json(request): Json<EvaluateRequest>) -> Result<Json<Evaluation>, ApiError> {
+    check_name(&request.name)?;
+    if !(request.threshold.is_finite() && (0.0..=1.0).contains(&request.threshold)) {
+        return Err(ApiError::invalid("INVALID_PARAMS", format!("threshold must be between 0 and 1, got {}", request.threshold)));
+    }
+    if !(request.promote_tolerance.is_finite() && request.promote_tolerance >= 0.0) {
+        return Err(ApiError::invalid("INVALID_PARAMS", "promote_tolerance must be a finite number of 0 or more"));
+    }
+    let _one_at_a_time = state.decide.lock().await;
+    blocking(move || {
+        let model: Model = state.store.read_json(&request.model, Kind::Model, "model.json")?;
+        let split = state.store.load_split(&request.split)?;
+        if split.test.feature_names != model.feature_names {
+            return Err(ApiError::invalid("MISMATCHED_INPUTS", "the split's features differ from the model's"));
+        }
+        if split.test.rows() == 0 {
+            return Err(ApiError::invalid("DATA_ERROR", "the test split has no rows"));
+        }
+        split.test.check_both_classes().map_err(|e| ApiError::invalid("DATA_ERROR", format!("test data: {e}; metrics such as AUC need both classes")))?;
+        let (metrics, probabilities) = score(&model, &split.test.x, &split.test.y, request.threshold);
+        let roc = roc_curve(&probabilities, &split.test.y);
+        let report_body = serde_json::json!({"model": request.model, "split": request.split, "metrics": metrics, "roc": roc});
+        let report = state.store.put_json(Kind::Report, NAME, vec![request.model.clone(), request.split.clone()], serde_json::json!({"threshold": request.threshold}), "evaluation.json", &report_body)?;
+        let before = state.registry.load()?.models.get(&request.name).cloned();
+        let stable_before = before.as_ref().and_then(|e| e.resolve(STABLE)).cloned();
+        let (version, new_version) = state.registry.register(&request.name, &request.model, Some(report.clone()), Some(metrics.clone()))?;
+        let previous = stable_before.as_ref().and_then(|s| s.metrics.clone().map(|m| VersionMetrics { version: s.version, metrics: m }));
+        let (promote, decision) = match &previous {
+            _ if stable_before.as_ref().is_some_and(|s| s.version == version) => (false, format!("version {version} is already stable")),
+            None => (true, format!("version {version} is the first with metrics: promoted to stable")),
+            Some(prev) if metrics.log_loss <= prev.metrics.log_loss + request.promote_tolerance => (
+                true,
+                format!(
+                    "test log loss {:.4} ≤ stable v{}'s {:.4} + {}: promoted to stable",
+                    metrics.log_loss, prev.version, prev.metrics.log_loss, request.promote_tolerance
+                ),
+            ),
+            Some(prev) => (
+                false,
+                format!(
+                    "test log loss {:.4} > stable v{}'s {:.4} + {}: kept as candidate",
+                    metrics.log_loss, prev.version, prev.metrics.log_loss, request.promote_tolerance
+                ),
+            ),
+        };
+        let already_stable = stable_before.as_ref().is_some_and(|s| s.version == version);
+        if promote {
+            state.registry.set_alias(&request.name, STABLE, version)?;
+        } else if !already_stable {
+            state.registry.set_alias(&request.name, CANDIDATE, version)?;
+        }
+        Ok(Json(Evaluation {
+            name: request.name,
+            version,
+            new_version,
+            metrics,
+            roc,
+            previous,
+            promoted: promote,
+            decision,
+            report,
+            intercept: model.intercept,
+            coefficients: model.coefficients,
+        }))
+    })
+    .await
+}
+
+async fn list_models(State(state): State<AppState>) -> Result<Json<Vec<ModelVersions>>, ApiError> {
+    blocking(move || Ok(Json(state.registry.load()?.models.into_iter().map(|(name, entry)| ModelVersions { name, entry }).collect()))).await
+}
+
+async fn model_versions(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<ModelVersions>, ApiError> {
+    blocking(move || {
+        let entry = state.registry.model(&name)?;
+        Ok(Json(ModelVersions { name, entry }))
+    })
+    .await
+}
+
+async fn promote(State(state): State<AppState>, Path(name): Path<String>, Json(request): Json<PromoteRequest>) -> Result<Json<ModelVersions>, ApiError> {
+    let _one_at_a_time = state.decide.lock().await;
+    blocking(move || {
+        let entry = state.registry.model(&name)?;
+        let version = match request.version {
+            Some(v) => v,
+            None => *entry.aliases.get(CANDIDATE).ok_or_else(|| ApiError::Conflict(format!("model {name:?} has no candidate to promote")))?,
+        };
+        let entry = state.registry.set_alias(&name, STABLE, version)?;
+        Ok(Json(ModelVersions { name, entry }))
+    })
+    .await
+}
+
+async fn rollback(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<ModelVersions>, ApiError> {
+    let _one_at_a_time = state.decide.lock().await;
+    blocking(move || {
+        let entry = state.registry.rollback(&name)?;
+        Ok(Json(ModelVersions { name, entry }))
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::StatusCode;
+    use logitflow_core::clean::{Dataset, Split};
+    use logitflow_core::logistic::{StopReason, TrainParams, Weights};
+    use logitflow_core::model::Lineage;
+    use logitflow_core::scale::{Scaling, Transform};
+    use logitflow_core::store::SplitReport;
+    use logitflow_kit::testing::call;
+
+    fn model(store: &Store, bias: f64, slope: f64) -> String {
+        let t = Transform { scaling: Scaling::None, feature_names: vec!["score".into()], offset: vec![0.0], scale: vec![1.0] };
+        let m = Model::new(t, Weights { bias, weights: vec![slope] }, "admitted".into(), TrainParams::default(), StopReason::Converged, 1, 1, Lineage::default());
+        store.put_json(Kind::Model, "test", vec![], serde_json::json!({}), "model.json", &m).expect("model")
+    }
+
+    #[tokio::test]
+    async fn registers_promotes_by_rule_and_rolls_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = AppState::new(&Config::for_home(dir.path())).expect("state");
+        let data = Dataset { feature_names: vec!["score".into()], label_name: "admitted".into(), x: vec![20.0, 40.0, 60.0, 80.0], y: vec![0.0, 0.0, 1.0, 1.0] };
+        let split = state.store.put_split(&Split { train: data.clone(), test: data }, &SplitReport::default(), vec![], serde_json::json!({})).expect("split");
+        let good = model(&state.store, -10.0, 0.2);
+        let bad = model(&state.store, -10.0, 0.01);
+        let better = model(&state.store, -12.5, 0.25); // same centre, sharper
+        let app = app(state);
+        let eval = |m: &str| serde_json::json!({"name": "admissions", "model": m, "split": split});
+        let (status, first) = call(&app, "POST", "/v1/evaluations", Some(eval(&good))).await;
+        assert_eq!(status, StatusCode::OK, "{first}");
+        assert_eq!((first["version"].as_u64(), first["promoted"].as_bool()), (Some(1), Some(true)));
+        assert_eq!(first["metrics"]["accuracy"].as_f64(), Some(1.0));
+        let (_, second) = call(&app, "POST", "/v1/evaluations", Some(eval(&bad))).await;
+        assert_eq!((second["version"].as_u64(), second["promoted"].as_bool()), (Some(2), Some(false)), "{second}");
+        assert!(second["decision"].as_str().is_some_and(|d| d.contains("candidate")));
+        let (_, again) = call(&app, "POST", "/v1/evaluations", Some(eval(&good))).await;
+        assert_eq!((again["version"].as_u64(), again["new_version"].as_bool()), (Some(1), Some(false)));
+        let (_, third) = call(&app, "POST", "/v1/evaluations", Some(eval(&better))).await;
+        assert_eq!((third["version"].as_u64(), third["promoted"].as_bool()), (Some(3), Some(true)));
+        let (status, rolled) = call(&app, "POST", "/v1/models/admissions/rollback", None).await;
+        assert_eq!((status, rolled["aliases"]["stable"].as_u64()), (StatusCode::OK, Some(1)), "{rolled}");
+        let (status, promoted) = call(&app, "POST", "/v1/models/admissions/promote", Some(serde_json::json!({"version": 2}))).await;
+        assert_eq!((status, promoted["aliases"]["stable"].as_u64()), (StatusCode::OK, Some(2)));
+        let (status, _) = call(&app, "POST", "/v1/models/admissions/promote", Some(serde_json::json!({"version": 9}))).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let (status, _) = call(&app, "GET", "/v1/models/nothing", None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let (status, body) = call(&app, "POST", "/v1/evaluations", Some(serde_json::json!({"name": "../x", "model": good, "split": split}))).await;
+        assert_eq!((status, body["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("BAD_MODEL_NAME")));
+        let (status, _) = call(&app, "POST", "/v1/evaluations", Some(serde_json::json!({"name": "m", "model": split, "split": split}))).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+}

@@ -1,1 +1,461 @@
-//! placeholder
+//! The serve service: model serving over the Open Inference Protocol v2.
+//!
+//! - `POST /v2/models/{name}[/versions/{version}]/infer` ([`InferRequest`] → [`InferResponse`]):
+//!   one FP64 tensor `[N, features]` (or one tensor per feature, by name), answered with a
+//!   `probability` tensor `[N, 1]`, the `model_version` that answered, and the echoed `id`.
+//!   `version` is a number or an alias (`stable`, the default, or `candidate`).
+//! - `GET /v2/models/{name}[/versions/{version}]` ([`ModelMetadata`]), `.../ready`, `GET /v2`.
+//! - `POST /v2/repository/models/{name}/load` ([`LoadInfo`]): reads the registry, loads and
+//!   checks every version, warms it, then swaps the whole catalog in one atomic store. A
+//!   request holds the catalog it started with, so none fails during a swap, and an old
+//!   version is dropped when its last request is done. A version that fails its hash check is
+//!   refused and the catalog stays as it was.
+//! - `POST /v1/predict` ([`PredictRequest`] → [`PredictResponse`]): the same for people.
+//!
+//! The prediction path takes no lock: it reads the catalog through an [`ArcSwap`].
+
+use arc_swap::ArcSwap;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::routing::{get, post};
+use logitflow_core::model::Model;
+use logitflow_core::registry::{Registry, STABLE};
+use logitflow_core::store::{Kind, Store};
+use logitflow_kit::wire::{
+    InferInput, InferOutput, InferRequest, InferResponse, LoadInfo, ModelMetadata, PredictRequest, PredictResponse, TensorMetadata,
+};
+use logitflow_kit::{ApiError, Config, Json, Readiness, blocking};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+pub const NAME: &str = "serve";
+/// Rows in one request, at most.
+pub const MAX_ROWS: usize = 100_000;
+
+/// Every version of one model, with its aliases.
+#[derive(Debug)]
+struct Served {
+    versions: BTreeMap<u32, (String, Arc<Model>)>,
+    aliases: BTreeMap<String, u32>,
+}
+
+type Catalog = HashMap<String, Arc<Served>>;
+
+#[derive(Clone)]
+pub struct AppState {
+    store: Store,
+    registry: Registry,
+    catalog: Arc<ArcSwap<Catalog>>,
+    /// Serialises loads (never taken on the prediction path).
+    loading: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl AppState {
+    pub fn new(config: &Config) -> anyhow::Result<AppState> {
+        Ok(AppState {
+            store: Store::open(&config.home)?,
+            registry: Registry::open(&config.home),
+            catalog: Arc::new(ArcSwap::from_pointee(Catalog::new())),
+            loading: Arc::default(),
+        })
+    }
+
+    /// Loads every model the registry names; what fails is logged and left out.
+    pub async fn load_all(&self) -> Result<(), ApiError> {
+        let registry = self.registry.clone();
+        let names: Vec<String> = blocking(move || Ok(registry.load()?.models.into_keys().collect())).await?;
+        for name in names {
+            if let Err(e) = self.load(&name).await {
+                tracing::warn!(model = %name, error = %e, "model not loaded");
+            }
+        }
+        Ok(())
+    }
+
+    /// Loads, checks and warms every registered version of `name`, then swaps it in.
+    pub async fn load(&self, name: &str) -> Result<LoadInfo, ApiError> {
+        let _one_load_at_a_time = self.loading.lock().await;
+        let current = self.catalog.load().get(name).cloned();
+        let (store, registry, owned_name) = (self.store.clone(), self.registry.clone(), name.to_string());
+        let served = blocking(move || {
+            let entry = registry.model(&owned_name)?;
+            let mut versions = BTreeMap::new();
+            for v in &entry.versions {
+                let reuse = current.as_ref().and_then(|c| c.versions.get(&v.version)).filter(|(artifact, _)| *artifact == v.artifact);
+                let model = match reuse {
+                    Some((_, model)) => model.clone(),
+                    None => {
+                        let model: Model = store.read_json(&v.artifact, Kind::Model, "model.json")?;
+                        // Warm: one prediction through the same code path requests take.
+                        let _ = model.probability_raw(&vec![0.0; model.width()]);
+                        Arc::new(model)
+                    }
+                };
+                versions.insert(v.version, (v.artifact.clone(), model));
+            }
+            Ok(Served { versions, aliases: entry.aliases })
+        })
+        .await?;
+        let info = LoadInfo { name: name.to_string(), aliases: served.aliases.clone() };
+        let served = Arc::new(served);
+        self.catalog.rcu(|catalog| {
+            let mut next = Catalog::clone(catalog);
+            next.insert(name.to_string(), served.clone());
+            next
+        });
+        tracing::info!(model = name, aliases = ?info.aliases, "loaded");
+        Ok(info)
+    }
+
+    /// Finds the model for `name` and `selector` (alias or number; `stable` when absent).
+    fn resolve(&self, name: &str, selector: Option<&str>) -> Result<(u32, Arc<Model>), ApiError> {
+        let catalog = self.catalog.load();
+        let served = catalog.get(name).ok_or_else(|| ApiError::NotFound(format!("model {name:?} is not loaded")))?;
+        let selector = selector.unwrap_or(STABLE);
+        let version = match served.aliases.get(selector) {
+            Some(v) => *v,
+            None => selector.parse::<u32>().map_err(|_| ApiError::NotFound(format!("model {name:?} has no version or alias {selector:?}")))?,
+        };
+        let (_, model) = served.versions.get(&version).ok_or_else(|| ApiError::NotFound(format!("model {name:?} has no version {selector}")))?;
+        Ok((version, model.clone()))
+    }
+}
+
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/v2", get(server_metadata))
+        .route("/v2/models/{name}", get(metadata))
+        .route("/v2/models/{name}/ready", get(model_ready))
+        .route("/v2/models/{name}/infer", post(infer))
+        .route("/v2/models/{name}/versions/{version}", get(metadata_version))
+        .route("/v2/models/{name}/versions/{version}/ready", get(model_ready_version))
+        .route("/v2/models/{name}/versions/{version}/infer", post(infer_version))
+        .route("/v2/repository/models/{name}/load", post(load_model))
+        .route("/v1/predict", post(predict))
+        .with_state(state)
+}
+
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    config: Config,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let state = AppState::new(&config)?;
+    let readiness = Readiness::not_ready("loading models from the registry");
+    let (loader, ready) = (state.clone(), readiness.clone());
+    tokio::spawn(async move {
+        match loader.load_all().await {
+            Ok(()) => ready.set(Ok(())),
+            Err(e) => ready.set(Err(format!("cannot read the registry: {e}"))),
+        }
+    });
+    logitflow_kit::serve(NAME, &config, readiness, app(state), listener, shutdown).await?;
+    Ok(())
+}
+
+async fn server_metadata() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"name": "logitflow-serve", "version": env!("CARGO_PKG_VERSION"), "extensions": ["model_repository"]}))
+}
+
+fn metadata_of(state: &AppState, name: &str, selector: Option<&str>) -> Result<ModelMetadata, ApiError> {
+    let (version, model) = state.resolve(name, selector)?;
+    let catalog = state.catalog.load();
+    let served = catalog.get(name).ok_or_else(|| ApiError::NotFound(format!("model {name:?} is not loaded")))?;
+    Ok(ModelMetadata {
+        name: name.to_string(),
+        versions: if selector.is_some() { vec![version.to_string()] } else { served.versions.keys().map(u32::to_string).collect() },
+        platform: "logitflow_logistic_regression".into(),
+        inputs: vec![TensorMetadata { name: "input-0".into(), datatype: "FP64".into(), shape: vec![-1, model.width() as i64] }],
+        outputs: vec![TensorMetadata { name: "probability".into(), datatype: "FP64".into(), shape: vec![-1, 1] }],
+        aliases: served.aliases.iter().map(|(k, v)| (k.clone(), v.to_string())).collect(),
+        feature_names: model.feature_names.clone(),
+        intercept: model.intercept,
+        coefficients: model.coefficients.clone(),
+    })
+}
+
+async fn metadata(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<ModelMetadata>, ApiError> {
+    metadata_of(&state, &name, None).map(Json)
+}
+
+async fn metadata_version(State(state): State<AppState>, Path((name, version)): Path<(String, String)>) -> Result<Json<ModelMetadata>, ApiError> {
+    metadata_of(&state, &name, Some(&version)).map(Json)
+}
+
+async fn model_ready(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+    state.resolve(&name, None).map(|(v, _)| Json(serde_json::json!({"name": name, "version": v.to_string(), "ready": true})))
+}
+
+async fn model_ready_version(State(state): State<AppState>, Path((name, version)): Path<(String, String)>) -> Result<Json<serde_json::Value>, ApiError> {
+    state.resolve(&name, Some(&version)).map(|(v, _)| Json(serde_json::json!({"name": name, "version": v.to_string(), "ready": true})))
+}
+
+async fn load_model(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<LoadInfo>, ApiError> {
+    state.load(&name).await.map(Json)
+}
+
+async fn infer(State(state): State<AppState>, Path(name): Path<String>, Json(request): Json<InferRequest>) -> Result<Json<InferResponse>, ApiError> {
+    answer(&state, &name, None, request)
+}
+
+async fn infer_version(
+    State(state): State<AppState>,
+    Path((name, version)): Path<(String, String)>,
+    Json(request): Json<InferRequest>,
+) -> Result<Json<InferResponse>, ApiError> {
+    answer(&state, &name, Some(&version), request)
+}
+
+fn answer(state: &AppState, name: &str, selector: Option<&str>, request: InferRequest) -> Result<Json<InferResponse>, ApiError> {
+    let (version, model) = state.resolve(name, selector)?;
+    let (x, rows) = decode_inputs(&request.inputs, &model)?;
+    let d = model.width();
+    let data: Vec<f64> = x.chunks_exact(d).map(|row| model.probability_raw(row)).collect();
+    Ok(Json(InferResponse {
+        model_name: name.to_string(),
+        model_version: version.to_string(),
+        id: request.id,
+        outputs: vec![InferOutput { name: "probability".into(), shape: vec![rows, 1], datatype: "FP64".into(), data }],
+    }))
+}
+
+fn invalid(message: impl std::fmt::Display) -> ApiError {
+    ApiError::invalid("INVALID_INPUT", message)
+}
+
+/// Turns the request's tensors into rows of raw feature values: one tensor `[N, d]` (or `[d]`
+/// for one row), or one tensor `[N]`/`[N, 1]` per feature, named by feature.
+pub fn decode_inputs(inputs: &[InferInput], model: &Model) -> Result<(Vec<f64>, usize), ApiError> {
+    let d = model.width();
+    let tensors: Vec<(&InferInput, Vec<f64>)> = inputs.iter().map(|t| Ok((t, tensor_values(t)?))).collect::<Result<_, ApiError>>()?;
+    let (x, rows) = match tensors.as_slice() {
+        [] => return Err(invalid("inputs is empty: send one tensor of shape [N, features]")),
+        [(t, values)] if t.shape.len() == 2 && t.shape[1] == d => (values.clone(), t.shape[0]),
+        [(t, values)] if t.shape.len() == 1 && t.shape[0] == d && d > 1 => (values.clone(), 1),
+        [(t, values)] if d == 1 && (t.shape.len() == 1 || t.shape == [t.shape[0], 1]) => (values.clone(), t.shape[0]),
+        [(t, _)] => return Err(invalid(format!("tensor {:?} has shape {:?}; expected [N, {d}] ({})", t.name, t.shape, model.feature_names.join(", ")))),
+        many if many.len() == d => {
+            let rows = many[0].1.len();
+            let mut x = vec![0.0; rows * d];
+            for (j, feature) in model.feature_names.iter().enumerate() {
+                let (t, values) = many
+                    .iter()
+                    .find(|(t, _)| t.name == *feature)
+                    .ok_or_else(|| invalid(format!("no input tensor named {feature:?}; with one tensor per feature, name each after its feature")))?;
+                if values.len() != rows || !(t.shape.len() == 1 || t.shape == [rows, 1]) {
+                    return Err(invalid(format!("tensor {feature:?} has shape {:?}; expected [{rows}]", t.shape)));
+                }
+                for (i, v) in values.iter().enumerate() {
+                    x[i * d + j] = *v;
+                }
+            }
+            (x, rows)
+        }
+        many => return Err(invalid(format!("{} input tensors; expected 1 (shape [N, {d}]) or {d} (one per feature)", many.len()))),
+    };
+    if rows == 0 {
+        return Err(invalid("no rows to predict"));
+    }
+    if rows > MAX_ROWS {
+        return Err(ApiError::PayloadTooLarge(format!("{rows} rows in one request; send at most {MAX_ROWS}")));
+    }
+    for (i, row) in x.chunks_exact(d).enumerate() {
+        model.check_row(row).map_err(|e| invalid(format!("row {i}: {e}")))?;
+    }
+    Ok((x, rows))
+}
+
+/// The numbers of one tensor, checked against its shape and datatype.
+fn tensor_values(t: &InferInput) -> Result<Vec<f64>, ApiError> {
+    const NUMERIC: [&str; 11] = ["FP64", "FP32", "FP16", "INT64", "INT32", "INT16", "INT8", "UINT64", "UINT32", "UINT16", "UINT8"];
+    if !NUMERIC.contains(&t.datatype.as_str()) {
+        return Err(invalid(format!("tensor {:?} has datatype {:?}; expected a numeric type such as FP64", t.name, t.datatype)));
+    }
+    let expected = t.shape.iter().try_fold(1usize, |acc, &n| acc.checked_mul(n)).filter(|&n| n <= MAX_ROWS * 64);
+    let Some(expected) = expected else {
+        return Err(ApiError::PayloadTooLarge(format!("tensor {:?} of shape {:?} is too large", t.name, t.shape)));
+    };
+    let mut values = Vec::with_capacity(expected);
+    flatten(&t.data, &mut values, 0).map_err(|what| invalid(format!("tensor {:?}: {what}", t.name)))?;
+    if values.len() != expected {
+        return Err(invalid(format!("tensor {:?} has {} values but its shape {:?} needs {expected}", t.name, values.len(), t.shape)));
+    }
+    Ok(values)
+}
+
+fn flatten(value: &serde_json::Value, out: &mut Vec<f64>, depth: usize) -> Result<(), String> {
+    match value {
+        serde_json::Value::Number(n) => out.push(n.as_f64().ok_or("a number is out of range")?),
+        serde_json::Value::Array(items) if depth < 4 => items.iter().try_for_each(|v| flatten(v, out, depth + 1))?,
+        serde_json::Value::Array(_) => return Err("data is nested too deeply".into()),
+        other => return Err(format!("data holds {other}, not a number")),
+    }
+    Ok(())
+}
+
+async fn predict(State(state): State<AppState>, Json(request): Json<PredictRequest>) -> Result<Json<PredictResponse>, ApiError> {
+    let name = request.model.clone().unwrap_or_else(|| single_model(&state).unwrap_or_default());
+    let (version, model) = state.resolve(&name, request.version.as_deref())?;
+    let rows: Vec<Vec<f64>> = match (request.inputs, request.features) {
+        (Some(rows), None) => rows,
+        (None, Some(features)) => {
+            let row = model
+                .feature_names
+                .iter()
+                .map(|f| features.get(f).copied().ok_or_else(|| invalid(format!("features is missing {f:?}; the model needs {}", model.feature_names.join(", ")))))
+                .collect::<Result<Vec<f64>, ApiError>>()?;
+            if features.len() != row.len() {
+                return Err(invalid(format!("features has names the model does not know; it needs {}", model.feature_names.join(", "))));
+            }
+            vec![row]
+        }
+        _ => return Err(invalid("send either inputs (rows of values) or features (one row by name)")),
+    };
+    if rows.is_empty() || rows.len() > MAX_ROWS {
+        return Err(invalid(format!("send between 1 and {MAX_ROWS} rows")));
+    }
+    let mut probabilities = Vec::with_capacity(rows.len());
+    for (i, row) in rows.iter().enumerate() {
+        model.check_row(row).map_err(|e| invalid(format!("row {i}: {e}")))?;
+        probabilities.push(model.probability_raw(row));
+    }
+    Ok(Json(PredictResponse { model_name: name, model_version: version.to_string(), probabilities }))
+}
+
+/// The model's name when exactly one is loaded, so people need not name it.
+fn single_model(state: &AppState) -> Option<String> {
+    let catalog = state.catalog.load();
+    (catalog.len() == 1).then(|| catalog.keys().next().cloned()).flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::StatusCode;
+    use logitflow_core::logistic::{StopReason, TrainParams, Weights};
+    use logitflow_core::model::Lineage;
+    use logitflow_core::registry::CANDIDATE;
+    use logitflow_core::scale::{Scaling, Transform};
+    use logitflow_kit::testing::call;
+
+    fn put_model(store: &Store, bias: f64, slope: f64) -> String {
+        let t = Transform { scaling: Scaling::None, feature_names: vec!["score".into()], offset: vec![0.0], scale: vec![1.0] };
+        let m = Model::new(t, Weights { bias, weights: vec![slope] }, "admitted".into(), TrainParams::default(), StopReason::Converged, 1, 1, Lineage::default());
+        store.put_json(Kind::Model, "test", vec![], serde_json::json!({}), "model.json", &m).expect("model")
+    }
+
+    async fn setup() -> (tempfile::TempDir, AppState, Router) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = AppState::new(&Config::for_home(dir.path())).expect("state");
+        let v1 = put_model(&state.store, -10.0, 0.2);
+        state.registry.register("admissions", &v1, None, None).expect("register");
+        state.registry.set_alias("admissions", STABLE, 1).expect("alias");
+        state.load_all().await.expect("loads");
+        let app = app(state.clone());
+        (dir, state, app)
+    }
+
+    #[tokio::test]
+    async fn infer_answers_the_worked_example_with_version_and_id() {
+        let (_dir, _state, app) = setup().await;
+        let body = serde_json::json!({"id": "q1", "inputs": [{"name": "input-0", "shape": [2, 1], "datatype": "FP64", "data": [[80.0], [50.0]]}]});
+        let (status, out) = call(&app, "POST", "/v2/models/admissions/infer", Some(body)).await;
+        assert_eq!(status, StatusCode::OK, "{out}");
+        assert_eq!((out["model_version"].as_str(), out["id"].as_str(), out["model_name"].as_str()), (Some("1"), Some("q1"), Some("admissions")));
+        let p = out["outputs"][0]["data"][0].as_f64().expect("number");
+        assert!((p - 0.99752737684).abs() < 1e-9);
+        assert_eq!(out["outputs"][0]["data"][1].as_f64(), Some(0.5));
+        let (status, out) = call(&app, "POST", "/v1/predict", Some(serde_json::json!({"features": {"score": 80.0}}))).await;
+        assert_eq!((status, out["model_version"].as_str()), (StatusCode::OK, Some("1")), "{out}");
+    }
+
+    #[tokio::test]
+    async fn bad_inference_requests_are_422_and_name_the_problem() {
+        let (_dir, _state, app) = setup().await;
+        let cases = [
+            serde_json::json!({"inputs": []}),
+            serde_json::json!({"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP64", "data": [1.0, 2.0]}]}),
+            serde_json::json!({"inputs": [{"name": "x", "shape": [2, 1], "datatype": "FP64", "data": [1.0]}]}),
+            serde_json::json!({"inputs": [{"name": "x", "shape": [1, 1], "datatype": "BYTES", "data": ["a"]}]}),
+            serde_json::json!({"inputs": [{"name": "x", "shape": [1, 1], "datatype": "FP64", "data": ["80"]}]}),
+            serde_json::json!({"inputs": [{"name": "x", "shape": [1, 1], "datatype": "FP64", "data": [[[[[[80]]]]]]}]}),
+            serde_json::json!({"inputs": [{"name": "x", "shape": [0, 1], "datatype": "FP64", "data": []}]}),
+            serde_json::json!({"inputs": [{"name": "x", "shape": [1, 1], "datatype": "FP64", "data": [true]}]}),
+        ];
+        for body in cases {
+            let (status, out) = call(&app, "POST", "/v2/models/admissions/infer", Some(body.clone())).await;
+            assert!(status.is_client_error(), "{body} → {status} {out}");
+            assert!(out["error"].as_str().is_some_and(|e| !e.is_empty()), "{body} → {out}");
+        }
+        let (status, _) = call(&app, "POST", "/v2/models/nope/infer", Some(serde_json::json!({"inputs": []}))).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let huge = serde_json::json!({"inputs": [{"name": "x", "shape": [usize::MAX, 2], "datatype": "FP64", "data": []}]});
+        let (status, _) = call(&app, "POST", "/v2/models/admissions/infer", Some(huge)).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    }
+
+    #[tokio::test]
+    async fn load_swaps_versions_and_keeps_aliases_apart() {
+        let (_dir, state, app) = setup().await;
+        let v2 = put_model(&state.store, -12.0, 0.2);
+        state.registry.register("admissions", &v2, None, None).expect("register");
+        state.registry.set_alias("admissions", CANDIDATE, 2).expect("alias");
+        let (status, info) = call(&app, "POST", "/v2/repository/models/admissions/load", None).await;
+        assert_eq!((status, info["aliases"]["candidate"].as_u64()), (StatusCode::OK, Some(2)), "{info}");
+        let body = serde_json::json!({"inputs": [{"name": "x", "shape": [1, 1], "datatype": "FP64", "data": [60.0]}]});
+        let (_, stable) = call(&app, "POST", "/v2/models/admissions/infer", Some(body.clone())).await;
+        let (_, candidate) = call(&app, "POST", "/v2/models/admissions/versions/candidate/infer", Some(body)).await;
+        assert_eq!((stable["model_version"].as_str(), candidate["model_version"].as_str()), (Some("1"), Some("2")));
+        let (status, meta) = call(&app, "GET", "/v2/models/admissions", None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!((meta["coefficients"]["score"].as_f64().unwrap_or(0.0) - 0.2).abs() < 1e-12);
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_version_is_refused_and_the_served_model_stays() {
+        let (dir, state, app) = setup().await;
+        let v2 = put_model(&state.store, -12.0, 0.2);
+        state.registry.register("admissions", &v2, None, None).expect("register");
+        state.registry.set_alias("admissions", STABLE, 2).expect("alias");
+        let path = dir.path().join("artifacts").join(&v2).join("model.json");
+        let mut bytes = std::fs::read(&path).expect("read");
+        bytes[10] ^= 0x20;
+        std::fs::write(&path, bytes).expect("write");
+        let (status, out) = call(&app, "POST", "/v2/repository/models/admissions/load", None).await;
+        assert_eq!((status, out["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("CORRUPT_ARTIFACT")), "{out}");
+        let (_, answer) = call(&app, "POST", "/v1/predict", Some(serde_json::json!({"inputs": [[80.0]]}))).await;
+        assert_eq!(answer["model_version"].as_str(), Some("1"));
+    }
+}
+
+/// For other crates' tests: a real serve on port 0 over a home holding the worked example's
+/// model (θ0 = −10, θ1 = 0.2 per point of `score`) as `admissions` version 1, stable.
+#[doc(hidden)]
+pub mod testing {
+    use super::*;
+    use logitflow_core::logistic::{StopReason, TrainParams, Weights};
+    use logitflow_core::model::Lineage;
+    use logitflow_core::scale::{Scaling, Transform};
+
+    /// Starts serve and returns its address once the model answers.
+    pub async fn spawn_with_worked_example(home: &std::path::Path) -> String {
+        let store = Store::open(home).expect("store");
+        let t = Transform { scaling: Scaling::None, feature_names: vec!["score".into()], offset: vec![0.0], scale: vec![1.0] };
+        let m = Model::new(t, Weights { bias: -10.0, weights: vec![0.2] }, "admitted".into(), TrainParams::default(), StopReason::Converged, 1, 1, Lineage::default());
+        let id = store.put_json(Kind::Model, "test", vec![], serde_json::json!({}), "model.json", &m).expect("model");
+        let registry = Registry::open(home);
+        registry.register("admissions", &id, None, None).expect("register");
+        registry.set_alias("admissions", STABLE, 1).expect("alias");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        tokio::spawn(run(listener, Config::for_home(home), std::future::pending()));
+        let client = logitflow_kit::client::ServiceClient::new("serve", addr.clone(), None);
+        for _ in 0..200 {
+            if client.get::<serde_json::Value>("/v2/models/admissions/ready").await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        addr
+    }
+}

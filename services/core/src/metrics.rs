@@ -142,7 +142,9 @@ pub fn roc_curve(scores: &[f64], labels: &[f64]) -> Vec<RocPoint> {
     order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
     let positives = labels.iter().filter(|&&y| y == 1.0).count().max(1) as f64;
     let negatives = (labels.len() as f64 - labels.iter().filter(|&&y| y == 1.0).count() as f64).max(1.0);
-    let mut points = vec![RocPoint { threshold: f64::INFINITY, fpr: 0.0, tpr: 0.0 }];
+    // The first point's threshold is above every score; f64::MAX rather than infinity,
+    // because JSON cannot carry infinity.
+    let mut points = vec![RocPoint { threshold: f64::MAX, fpr: 0.0, tpr: 0.0 }];
     let (mut tp, mut fp) = (0.0, 0.0);
     let mut i = 0;
     while i < order.len() {

@@ -367,6 +367,8 @@ pub struct LoadInfo {
     pub name: String,
     /// Alias → version.
     pub aliases: BTreeMap<String, u32>,
+    /// False when the same versions and aliases were already loaded.
+    pub changed: bool,
 }
 
 // ---- advisor ----

@@ -96,7 +96,11 @@ impl AppState {
             Ok(Served { versions, aliases: entry.aliases })
         })
         .await?;
-        let info = LoadInfo { name: name.to_string(), aliases: served.aliases.clone() };
+        let before = self.catalog.load().get(name).cloned();
+        let changed = before.is_none_or(|b| {
+            b.aliases != served.aliases || b.versions.iter().map(|(v, (a, _))| (v, a)).ne(served.versions.iter().map(|(v, (a, _))| (v, a)))
+        });
+        let info = LoadInfo { name: name.to_string(), aliases: served.aliases.clone(), changed };
         let served = Arc::new(served);
         self.catalog.rcu(|catalog| {
             let mut next = Catalog::clone(catalog);

@@ -1,0 +1,269 @@
+//! The command line: `logitflow [COMMAND]`. With no command, the dashboard opens.
+
+use clap::{Args, Parser, Subcommand};
+use logitflow_core::clean::MissingPolicy;
+use logitflow_core::logistic::Solver;
+use logitflow_core::scale::Scaling;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "logitflow", version, about = "A logistic-regression pipeline as microservices, run from one terminal")]
+pub struct Cli {
+    /// Home directory: artifact store, model registry, runs.
+    #[arg(long, env = "LOGITFLOW_HOME", global = true)]
+    pub home: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Dashboard options (when no command is given).
+    #[command(flatten)]
+    pub dashboard: DashboardArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the whole pipeline headless through the services and print a report.
+    Run(Box<RunArgs>),
+    /// The probability from the promoted model, for one value per feature.
+    Predict(PredictArgs),
+    /// The run history.
+    Runs(RunsArgs),
+    /// Export a run's loss and ROC curves as PNG, SVG and CSV.
+    Export(ExportArgs),
+    /// Run one service alone, in the foreground.
+    Service(ServiceCommand),
+    /// Write rows drawn from a logistic model as CSV (this made assets/admissions.csv).
+    Synth(SynthArgs),
+}
+
+/// What data to use and how to train: shared by `run` and the dashboard.
+#[derive(Debug, Clone, Args)]
+pub struct DataArgs {
+    /// The CSV to train on (default: the bundled admissions data).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// The label column (default: the last column).
+    #[arg(long)]
+    pub label: Option<String>,
+    /// Feature columns, comma-separated (default: all but the label).
+    #[arg(long, value_delimiter = ',')]
+    pub features: Option<Vec<String>>,
+    /// A separate CSV to test on; the whole --data file then trains.
+    #[arg(long)]
+    pub test_data: Option<PathBuf>,
+    /// The part of --data held out for testing.
+    #[arg(long, default_value_t = 0.2)]
+    pub test_fraction: f64,
+    /// Seeds the split, the shuffles and the validation hold-out.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// What to do with empty cells.
+    #[arg(long, value_enum, default_value_t = MissingArg::Error)]
+    pub missing: MissingArg,
+    /// Drop exact duplicate rows.
+    #[arg(long)]
+    pub drop_duplicates: bool,
+    /// Feature scaling, fitted on the training split.
+    #[arg(long, value_enum, default_value_t = ScalingArg::Standard)]
+    pub scaling: ScalingArg,
+    #[arg(long, value_enum, default_value_t = SolverArg::Sgd)]
+    pub solver: SolverArg,
+    /// Learning rate (sgd, minibatch, batch).
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Epoch limit (newton: iteration limit).
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Rows per minibatch.
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// L2 strength on the weights.
+    #[arg(long)]
+    pub l2: Option<f64>,
+    /// The model's name in the registry (default: the data file's stem).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Decision threshold for the metrics.
+    #[arg(long, default_value_t = 0.5)]
+    pub threshold: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MissingArg {
+    Error,
+    Drop,
+    ImputeMean,
+}
+
+impl From<MissingArg> for MissingPolicy {
+    fn from(m: MissingArg) -> Self {
+        match m {
+            MissingArg::Error => MissingPolicy::Error,
+            MissingArg::Drop => MissingPolicy::Drop,
+            MissingArg::ImputeMean => MissingPolicy::ImputeMean,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScalingArg {
+    Standard,
+    Minmax,
+    None,
+}
+
+impl From<ScalingArg> for Scaling {
+    fn from(s: ScalingArg) -> Self {
+        match s {
+            ScalingArg::Standard => Scaling::Standard,
+            ScalingArg::Minmax => Scaling::MinMax,
+            ScalingArg::None => Scaling::None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SolverArg {
+    Sgd,
+    Minibatch,
+    Batch,
+    Newton,
+}
+
+impl From<SolverArg> for Solver {
+    fn from(s: SolverArg) -> Self {
+        match s {
+            SolverArg::Sgd => Solver::Sgd,
+            SolverArg::Minibatch => Solver::Minibatch,
+            SolverArg::Batch => Solver::Batch,
+            SolverArg::Newton => Solver::Newton,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Ask the served model for these inputs: one value per feature, comma-separated.
+    #[arg(long, value_parser = parse_row)]
+    pub predict: Vec<Vec<f64>>,
+    /// Print one JSON object instead of the report.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DashboardArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Where `e` writes exports.
+    #[arg(long, default_value = "exports")]
+    pub export_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PredictArgs {
+    /// One value per feature, in the model's feature order.
+    #[arg(allow_negative_numbers = true)]
+    pub values: Vec<f64>,
+    /// A feature's value by name, instead of positional values.
+    #[arg(long = "feature", value_parser = parse_feature)]
+    pub features: Vec<(String, f64)>,
+    /// The model (default: the only one, or `admissions`).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// `stable` (default), `candidate` or a version number.
+    #[arg(long, default_value = "stable")]
+    pub version: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunsArgs {
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ExportArgs {
+    /// The run to export (default: the latest).
+    #[arg(long)]
+    pub run: Option<String>,
+    #[arg(long, default_value = "exports")]
+    pub out: PathBuf,
+    /// Plot the loss on a log scale.
+    #[arg(long)]
+    pub log: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServiceCommand {
+    /// ingest, preprocess, features, train, evaluate, serve, advisor or batch.
+    pub name: crate::supervisor::ServiceName,
+    #[arg(long, env = "LOGITFLOW_LISTEN", default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SynthArgs {
+    #[arg(long)]
+    pub rows: usize,
+    #[arg(long, allow_hyphen_values = true)]
+    pub intercept: f64,
+    /// One coefficient per feature (repeat the flag).
+    #[arg(long = "coef", required = true, allow_hyphen_values = true)]
+    pub coefficients: Vec<f64>,
+    /// One LOW:HIGH range per feature (repeat the flag).
+    #[arg(long = "range", required = true, value_parser = parse_range, allow_hyphen_values = true)]
+    pub ranges: Vec<(f64, f64)>,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Where to write (default: stdout).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+fn parse_finite(s: &str) -> Result<f64, String> {
+    let v: f64 = s.trim().parse().map_err(|_| format!("{s:?} is not a number"))?;
+    if v.is_finite() { Ok(v) } else { Err(format!("{s:?} is not a finite number")) }
+}
+
+/// `80` or `80,3.5`: one row of feature values.
+pub fn parse_row(s: &str) -> Result<Vec<f64>, String> {
+    s.split(',').map(parse_finite).collect()
+}
+
+fn parse_feature(s: &str) -> Result<(String, f64), String> {
+    let (name, value) = s.split_once('=').ok_or_else(|| format!("{s:?} is not NAME=VALUE"))?;
+    Ok((name.trim().to_string(), parse_finite(value)?))
+}
+
+fn parse_range(s: &str) -> Result<(f64, f64), String> {
+    let (lo, hi) = s.split_once(':').ok_or_else(|| format!("{s:?} is not LOW:HIGH"))?;
+    let (lo, hi) = (parse_finite(lo)?, parse_finite(hi)?);
+    if lo < hi { Ok((lo, hi)) } else { Err(format!("{s:?}: LOW must be below HIGH")) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_rows_ranges_and_features() {
+        assert_eq!(parse_row("80"), Ok(vec![80.0]));
+        assert_eq!(parse_row("1,-2.5"), Ok(vec![1.0, -2.5]));
+        assert!(parse_row("nan").is_err());
+        assert!(parse_row("abc").is_err());
+        assert_eq!(parse_range("0:100"), Ok((0.0, 100.0)));
+        assert!(parse_range("5:1").is_err());
+        assert_eq!(parse_feature("score=80"), Ok(("score".into(), 80.0)));
+    }
+
+    #[test]
+    fn cli_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

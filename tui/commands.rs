@@ -1,0 +1,336 @@
+//! The headless commands: `run`, `predict`, `runs`, `export`, `service`, `synth`.
+
+use crate::cli::{DataArgs, ExportArgs, PredictArgs, RunArgs, RunsArgs, ServiceCommand, SynthArgs};
+use crate::pipeline::{self, Clients, PipelineEvent, PipelineRequest, RunReport};
+use crate::supervisor::{ServiceName, Supervisor, SupervisorConfig};
+use anyhow::{Context, bail};
+use logitflow_core::clean::CleanOptions;
+use logitflow_core::logistic::TrainParams;
+use logitflow_kit::wire::{PredictRequest, PredictResponse};
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The bundled admissions data, compiled in so the binary works from any directory.
+const BUNDLED_DATA: &str = include_str!("../assets/admissions.csv");
+/// How long services get to become ready.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(20);
+
+pub fn resolve_home(home: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    let home = home.unwrap_or_else(logitflow_kit::default_home);
+    std::fs::create_dir_all(&home).with_context(|| format!("cannot create the home directory {}", home.display()))?;
+    home.canonicalize().with_context(|| format!("cannot resolve the home directory {}", home.display()))
+}
+
+/// Writes the bundled data to `<home>/datasets/admissions.csv` (if it is not there already).
+pub fn bundled_data(home: &Path) -> anyhow::Result<PathBuf> {
+    let dir = home.join("datasets");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join("admissions.csv");
+    if std::fs::read_to_string(&path).ok().as_deref() != Some(BUNDLED_DATA) {
+        logitflow_core::store::write_atomic(&path, BUNDLED_DATA.as_bytes())?;
+    }
+    Ok(path)
+}
+
+/// A registry name from a file stem: letters, digits, '-', '_' and '.' kept, the rest '-'.
+fn model_name_from(path: &Path) -> String {
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into());
+    let name: String = stem.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '-' }).take(64).collect();
+    if name.is_empty() || name == "." || name == ".." { "model".into() } else { name }
+}
+
+/// Checks the flags and the files before any service starts, so mistakes cost nothing.
+pub fn pipeline_request(home: &Path, args: &DataArgs, predict: Vec<Vec<f64>>) -> anyhow::Result<PipelineRequest> {
+    let data = match &args.data {
+        Some(path) => path.canonicalize().with_context(|| format!("--data {}: cannot read the file", path.display()))?,
+        None => bundled_data(home)?,
+    };
+    if !data.is_file() {
+        bail!("--data {}: not a file", data.display());
+    }
+    let test_data = match &args.test_data {
+        Some(path) => Some(path.canonicalize().with_context(|| format!("--test-data {}: cannot read the file", path.display()))?),
+        None => None,
+    };
+    if !(args.test_fraction > 0.0 && args.test_fraction < 1.0) && test_data.is_none() {
+        bail!("--test-fraction must be above 0 and below 1, got {}", args.test_fraction);
+    }
+    if !(0.0..=1.0).contains(&args.threshold) {
+        bail!("--threshold must be between 0 and 1, got {}", args.threshold);
+    }
+    let defaults = TrainParams::default();
+    let params = TrainParams {
+        solver: args.solver.into(),
+        learning_rate: args.lr.unwrap_or(defaults.learning_rate),
+        epochs: args.epochs.unwrap_or(defaults.epochs),
+        batch_size: args.batch_size.unwrap_or(defaults.batch_size),
+        l2: args.l2.unwrap_or(defaults.l2),
+        seed: args.seed,
+        ..defaults
+    };
+    params.validate().map_err(|e| anyhow::anyhow!("invalid training parameters: {e}"))?;
+    let model_name = args.model.clone().unwrap_or_else(|| model_name_from(&data));
+    logitflow_core::registry::check_name(&model_name).map_err(|e| anyhow::anyhow!("--model: {e}"))?;
+    Ok(PipelineRequest {
+        data,
+        label: args.label.clone(),
+        features: args.features.clone(),
+        test_data,
+        test_fraction: args.test_fraction,
+        split_seed: args.seed,
+        clean: CleanOptions { missing: args.missing.into(), bounds: Vec::new(), drop_duplicates: args.drop_duplicates },
+        scaling: args.scaling.into(),
+        params,
+        model_name,
+        threshold: args.threshold,
+        predict,
+    })
+}
+
+/// The directories the ingest service may read: where the data files are.
+pub fn allowed_roots(home: &Path, request: &PipelineRequest) -> Vec<PathBuf> {
+    let mut roots = vec![home.join("datasets")];
+    for file in std::iter::once(&request.data).chain(request.test_data.as_ref()) {
+        if let Some(parent) = file.parent() {
+            roots.push(parent.to_path_buf());
+        }
+    }
+    roots
+}
+
+/// `logitflow run`.
+pub async fn run(home: PathBuf, args: RunArgs) -> anyhow::Result<()> {
+    let request = pipeline_request(&home, &args.data, args.predict.clone())?;
+    let config = SupervisorConfig::new(home.clone(), allowed_roots(&home, &request))?;
+    let supervisor = Supervisor::start(config, &ServiceName::ALL)?;
+    let outcome = tokio::select! {
+        outcome = drive(&supervisor, &request) => outcome,
+        _ = logitflow_kit::shutdown_signal() => Err(anyhow::anyhow!("interrupted")),
+    };
+    supervisor.shutdown().await;
+    let report = outcome?;
+    pipeline::save_run(&home, &report).context("cannot keep the run's report")?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", render_report(&report));
+    }
+    Ok(())
+}
+
+async fn drive(supervisor: &Supervisor, request: &PipelineRequest) -> anyhow::Result<RunReport> {
+    let progress = std::io::stderr().is_terminal();
+    if progress {
+        eprintln!("starting {} services…", ServiceName::ALL.len());
+    }
+    supervisor.wait_ready(READY_TIMEOUT).await.map_err(|e| anyhow::anyhow!(e))?;
+    let clients = Clients::from_supervisor(supervisor).context("a service has no address")?;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let epochs = request.params.epochs;
+    let printer = tokio::spawn(async move {
+        while let Some(event) = rx.recv().await {
+            if progress {
+                print_progress(&event, epochs);
+            }
+        }
+    });
+    let report = pipeline::run_pipeline(&clients, request, tx).await;
+    let _ = printer.await;
+    Ok(report?)
+}
+
+/// Progress on stderr, for a person watching a terminal.
+fn print_progress(event: &PipelineEvent, epochs: usize) {
+    let mut err = std::io::stderr().lock();
+    let _ = match event {
+        PipelineEvent::StageStarted(stage) => write!(err, "\r\x1b[K  {:<10} …", stage.as_str()),
+        PipelineEvent::Epoch(e) => {
+            let filled = (e.epoch * 30 / epochs.max(1)).min(30);
+            write!(err, "\r\x1b[K  {:<10} [{}{}] epoch {}/{} loss {:.4}", "train", "#".repeat(filled), " ".repeat(30 - filled), e.epoch, epochs, e.train_loss)
+        }
+        PipelineEvent::StageFinished { stage, ms, cached, detail } => {
+            writeln!(err, "\r\x1b[K  {:<10} ✓ {:>8.1} ms{}  {detail}", stage.as_str(), ms, if *cached { " (cached)" } else { "" })
+        }
+        PipelineEvent::StageFailed { stage, error } => writeln!(err, "\r\x1b[K  {:<10} ✗ {error}", stage.as_str()),
+        _ => Ok(()),
+    };
+    let _ = err.flush();
+}
+
+/// The readable report of a run.
+pub fn render_report(r: &RunReport) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let _ = writeln!(s, "run {} on {}", r.run_id, r.data);
+    let _ = writeln!(s, "\nstages");
+    for st in &r.stages {
+        let _ = writeln!(s, "  {:<11} {:<4} {:>9.1} ms{}", st.name.as_str(), st.status, st.ms, if st.cached { "  cached" } else { "" });
+    }
+    let _ = writeln!(s, "\nmodel {} v{} ({})", r.model.name, r.model.version, if r.promoted { "promoted to stable" } else { "not promoted" });
+    let _ = writeln!(s, "  {}", r.decision);
+    let _ = writeln!(s, "  θ0 (intercept)  {:>12.6}", r.model.intercept);
+    for (name, theta) in &r.model.coefficients {
+        let _ = writeln!(s, "  θ {name:<13} {theta:>12.6}  per unit of {name}");
+    }
+    let _ = writeln!(s, "  {} solver, {} epochs: {}", r.params.solver, r.loss_curve.len(), r.stop_reason.describe());
+    if let (Some(first), Some(last)) = (r.loss_curve.first(), r.loss_curve.last()) {
+        let val = last.val_loss.map_or(String::new(), |v| format!(", validation {v:.4}"));
+        let _ = writeln!(s, "  train loss {:.4} → {:.4}{val}", first.train_loss, last.train_loss);
+    }
+    let m = &r.metrics;
+    let _ = writeln!(s, "\nmetrics on {} test rows (threshold {})", m.rows, m.threshold);
+    let _ = writeln!(s, "  accuracy {:.4}  precision {:.4}  recall {:.4}  F1 {:.4}", m.accuracy, m.precision, m.recall, m.f1);
+    let _ = writeln!(s, "  ROC AUC {:.4}  log loss {:.4}  Brier {:.4}", m.auc, m.log_loss, m.brier);
+    let c = &m.confusion;
+    let _ = writeln!(s, "  confusion: tp {}  fp {}  tn {}  fn {}", c.tp, c.fp, c.tn, c.fn_);
+    if !r.predictions.is_empty() {
+        let _ = writeln!(s, "\npredictions (served model)");
+        for p in &r.predictions {
+            let input: Vec<String> = r.feature_names.iter().zip(&p.input).map(|(n, v)| format!("{n} {v}")).collect();
+            let _ = writeln!(s, "  {} → probability {:.4} (v{})", input.join(", "), p.probability, p.model_version);
+        }
+    }
+    let _ = writeln!(s, "\ntrain → served in {:.0} ms", r.train_to_served_ms);
+    s
+}
+
+/// `logitflow predict`: starts serve alone and asks it.
+pub async fn predict(home: PathBuf, args: PredictArgs) -> anyhow::Result<()> {
+    if args.values.is_empty() == args.features.is_empty() {
+        bail!("give the values either positionally (logitflow predict 80) or by name (--feature score=80), not both or neither");
+    }
+    let registry = logitflow_core::registry::Registry::open(&home);
+    let models = registry.load().map_err(|e| anyhow::anyhow!("{e}"))?.models;
+    let name = match (&args.model, models.len()) {
+        (Some(name), _) => name.clone(),
+        (None, 0) => bail!("no model has been trained in {} yet: run `logitflow run` first", home.display()),
+        (None, 1) => models.keys().next().cloned().unwrap_or_default(),
+        (None, _) if models.contains_key("admissions") => "admissions".into(),
+        (None, _) => bail!("several models are registered ({}): choose one with --model", models.keys().cloned().collect::<Vec<_>>().join(", ")),
+    };
+    let config = SupervisorConfig::new(home.clone(), Vec::new())?;
+    let supervisor = Supervisor::start(config, &[ServiceName::Serve])?;
+    let answer = async {
+        supervisor.wait_ready(READY_TIMEOUT).await.map_err(|e| anyhow::anyhow!(e))?;
+        let serve = supervisor.client(ServiceName::Serve).context("serve has no address")?;
+        let request = PredictRequest {
+            model: Some(name.clone()),
+            version: Some(args.version.clone()),
+            inputs: (!args.values.is_empty()).then(|| vec![args.values.clone()]),
+            features: (!args.features.is_empty()).then(|| args.features.iter().cloned().collect()),
+        };
+        let answer: PredictResponse = serve.post("/v1/predict", &request).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let meta: logitflow_kit::wire::ModelMetadata = serve.get(&format!("/v2/models/{name}")).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok::<_, anyhow::Error>((answer, meta))
+    }
+    .await;
+    supervisor.shutdown().await;
+    let (answer, meta) = answer?;
+    let probability = answer.probabilities.first().copied().unwrap_or(f64::NAN);
+    if args.json {
+        println!("{}", serde_json::json!({"model": answer.model_name, "model_version": answer.model_version, "probability": probability}));
+    } else {
+        let inputs: Vec<String> = if args.values.is_empty() {
+            args.features.iter().map(|(n, v)| format!("{n} {v}")).collect()
+        } else {
+            meta.feature_names.iter().zip(&args.values).map(|(n, v)| format!("{n} {v}")).collect()
+        };
+        println!("{} v{}: {} → probability {probability:.4}", answer.model_name, answer.model_version, inputs.join(", "));
+    }
+    Ok(())
+}
+
+/// `logitflow runs`.
+pub fn runs(home: PathBuf, args: RunsArgs) -> anyhow::Result<()> {
+    let runs = pipeline::load_runs(&home);
+    if args.json {
+        let rows: Vec<serde_json::Value> = runs
+            .iter()
+            .map(|r| serde_json::json!({"run_id": r.run_id, "model": r.model, "metrics": r.metrics, "promoted": r.promoted, "stages": r.stages}))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    if runs.is_empty() {
+        println!("no runs yet in {}: `logitflow run` makes one", home.display());
+        return Ok(());
+    }
+    println!("{:<20} {:<16} {:>7} {:>8} {:>8} {:>8} {:<9} {}", "run", "model", "version", "accuracy", "auc", "logloss", "solver", "cached stages");
+    for r in &runs {
+        let cached = r.stages.iter().filter(|s| s.cached).count();
+        println!(
+            "{:<20} {:<16} {:>7} {:>8.4} {:>8.4} {:>8.4} {:<9} {}/{}{}",
+            r.run_id,
+            r.model.name,
+            format!("v{}", r.model.version),
+            r.metrics.accuracy,
+            r.metrics.auc,
+            r.metrics.log_loss,
+            r.params.solver.name(),
+            cached,
+            r.stages.len(),
+            if r.promoted { "  promoted" } else { "" }
+        );
+    }
+    Ok(())
+}
+
+/// `logitflow export`.
+pub fn export(home: PathBuf, args: ExportArgs) -> anyhow::Result<()> {
+    let runs = pipeline::load_runs(&home);
+    let run = match &args.run {
+        Some(id) => runs.iter().find(|r| r.run_id == *id).with_context(|| format!("no run {id:?} in {}; `logitflow runs` lists them", home.display()))?,
+        None => runs.last().with_context(|| format!("no runs yet in {}: `logitflow run` makes one", home.display()))?,
+    };
+    let written = crate::export::export_run(run, &args.out, args.log)?;
+    for path in written {
+        println!("{}", path.display());
+    }
+    Ok(())
+}
+
+/// `logitflow service NAME`: one service in the foreground.
+pub async fn service(home: Option<PathBuf>, command: ServiceCommand) -> anyhow::Result<()> {
+    let args = logitflow_kit::ServiceArgs { listen: command.listen, home };
+    let (listener, config) = logitflow_kit::start(&args).await?;
+    let shutdown = logitflow_kit::shutdown_signal();
+    match command.name {
+        ServiceName::Ingest => logitflow_ingest::run(listener, config, shutdown).await,
+        ServiceName::Preprocess => logitflow_preprocess::run(listener, config, shutdown).await,
+        ServiceName::Features => logitflow_features::run(listener, config, shutdown).await,
+        ServiceName::Train => logitflow_train::run(listener, config, shutdown).await,
+        ServiceName::Evaluate => logitflow_evaluate::run(listener, config, shutdown).await,
+        ServiceName::Serve => logitflow_serve::run(listener, config, shutdown).await,
+        ServiceName::Advisor => logitflow_advisor::run(listener, config, shutdown).await,
+        ServiceName::Batch => logitflow_batch::run(listener, config, shutdown).await,
+    }
+}
+
+/// `logitflow synth`.
+pub fn synth(args: SynthArgs) -> anyhow::Result<()> {
+    use logitflow_core::synth::{Generator, generate, write_csv};
+    let generator = Generator { intercept: args.intercept, coefficients: args.coefficients, ranges: args.ranges, rows: args.rows, seed: args.seed };
+    generator.validate()?;
+    let data = generate(&generator);
+    match args.out {
+        Some(path) => {
+            let mut bytes = Vec::new();
+            write_csv(&data, &mut bytes)?;
+            logitflow_core::store::write_atomic(&path, &bytes)?;
+        }
+        None => write_csv(&data, std::io::stdout().lock())?,
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_names_from_file_stems() {
+        assert_eq!(model_name_from(Path::new("/a/admissions.csv")), "admissions");
+        assert_eq!(model_name_from(Path::new("/a/my data (1).csv")), "my-data--1-");
+    }
+}

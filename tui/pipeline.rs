@@ -1,0 +1,362 @@
+//! The pipeline driver: runs ingest → preprocess → features → train → evaluate → serve through
+//! the services' HTTP APIs, sending a [`PipelineEvent`] as each stage starts and ends and as
+//! each epoch arrives from train's event stream, and returns a [`RunReport`].
+//!
+//! Both `logitflow run` and the dashboard drive the pipeline through [`run_pipeline`].
+
+use crate::supervisor::{ServiceName, Supervisor};
+use futures::StreamExt;
+use logitflow_core::clean::CleanOptions;
+use logitflow_core::logistic::{EpochEvent, StopReason, TrainParams};
+use logitflow_core::metrics::{Metrics, RocPoint};
+use logitflow_core::scale::Scaling;
+use logitflow_kit::client::{ClientError, ServiceClient};
+use logitflow_kit::wire::{
+    CsvSource, DatasetInfo, EvaluateRequest, Evaluation, InferRequest, InferResponse, JobInfo, LoadInfo, SplitInfo, SplitRequest, TrainEvent,
+    TrainRequest, TransformInfo, TransformRequest,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+use tokio::sync::mpsc;
+
+/// The stages, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    Ingest,
+    Preprocess,
+    Features,
+    Train,
+    Evaluate,
+    Serve,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 6] = [Stage::Ingest, Stage::Preprocess, Stage::Features, Stage::Train, Stage::Evaluate, Stage::Serve];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Ingest => "ingest",
+            Stage::Preprocess => "preprocess",
+            Stage::Features => "features",
+            Stage::Train => "train",
+            Stage::Evaluate => "evaluate",
+            Stage::Serve => "serve",
+        }
+    }
+}
+
+/// What a run is asked to do.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PipelineRequest {
+    pub data: PathBuf,
+    pub label: Option<String>,
+    pub features: Option<Vec<String>>,
+    pub test_data: Option<PathBuf>,
+    pub test_fraction: f64,
+    pub split_seed: u64,
+    pub clean: CleanOptions,
+    pub scaling: Scaling,
+    pub params: TrainParams,
+    pub model_name: String,
+    pub threshold: f64,
+    /// Rows to ask serve for once the model is served.
+    pub predict: Vec<Vec<f64>>,
+}
+
+/// Something that happened during a run, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PipelineEvent {
+    StageStarted(Stage),
+    StageFinished { stage: Stage, ms: f64, cached: bool, detail: String },
+    StageFailed { stage: Stage, error: String },
+    /// The train job started: its id, to cancel it.
+    TrainStarted { job: String },
+    Epoch(EpochEvent),
+    Evaluated(Box<Evaluation>),
+    Served(LoadInfo),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StageReport {
+    pub name: Stage,
+    pub status: String,
+    pub ms: f64,
+    pub cached: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ModelReport {
+    pub name: String,
+    pub version: u32,
+    pub intercept: f64,
+    pub coefficients: BTreeMap<String, f64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CurvePoint {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub val_loss: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Prediction {
+    pub input: Vec<f64>,
+    pub probability: f64,
+    pub model_version: String,
+}
+
+/// The outcome of a run: what `logitflow run --json` prints, and what `<home>/runs/` keeps.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RunReport {
+    pub run_id: String,
+    pub started_unix_ms: u64,
+    pub data: String,
+    pub model: ModelReport,
+    pub metrics: Metrics,
+    pub loss_curve: Vec<CurvePoint>,
+    pub stages: Vec<StageReport>,
+    pub predictions: Vec<Prediction>,
+    pub promoted: bool,
+    pub decision: String,
+    pub stop_reason: StopReason,
+    pub stable_version: Option<u32>,
+    pub roc: Vec<RocPoint>,
+    pub params: TrainParams,
+    pub feature_names: Vec<String>,
+    /// From the keypress (or command) to the new version answering predictions, in ms.
+    pub train_to_served_ms: f64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("{stage}: {error}", stage = .stage.as_str())]
+    Stage { stage: Stage, error: String },
+    #[error("training was cancelled")]
+    Cancelled,
+}
+
+/// Clients for the services a run needs.
+#[derive(Debug, Clone)]
+pub struct Clients {
+    pub ingest: ServiceClient,
+    pub preprocess: ServiceClient,
+    pub features: ServiceClient,
+    pub train: ServiceClient,
+    pub evaluate: ServiceClient,
+    pub serve: ServiceClient,
+}
+
+impl Clients {
+    /// Clients for the supervisor's current addresses; `None` if a service has none yet.
+    pub fn from_supervisor(sup: &Supervisor) -> Option<Clients> {
+        Some(Clients {
+            ingest: sup.client(ServiceName::Ingest)?,
+            preprocess: sup.client(ServiceName::Preprocess)?,
+            features: sup.client(ServiceName::Features)?,
+            train: sup.client(ServiceName::Train)?,
+            evaluate: sup.client(ServiceName::Evaluate)?,
+            serve: sup.client(ServiceName::Serve)?,
+        })
+    }
+}
+
+/// A new run id: the time and a random suffix, sortable.
+pub fn new_run_id() -> String {
+    let ms = logitflow_core::store::now_unix_ms();
+    format!("{ms}-{:04x}", rand::random::<u16>())
+}
+
+/// Runs every stage and returns the report. Events go to `events` as they happen.
+pub async fn run_pipeline(clients: &Clients, request: &PipelineRequest, events: mpsc::UnboundedSender<PipelineEvent>) -> Result<RunReport, PipelineError> {
+    let started = Instant::now();
+    let run_id = new_run_id();
+    let started_unix_ms = logitflow_core::store::now_unix_ms();
+    let mut stages = Vec::new();
+    let send = |e: PipelineEvent| {
+        let _ = events.send(e);
+    };
+
+    macro_rules! stage {
+        ($stage:expr, $cached:expr, $detail:expr, $body:expr) => {{
+            let stage: Stage = $stage;
+            send(PipelineEvent::StageStarted(stage));
+            let t = Instant::now();
+            match $body.await {
+                Ok(value) => {
+                    let ms = t.elapsed().as_secs_f64() * 1e3;
+                    let cached: bool = $cached(&value);
+                    send(PipelineEvent::StageFinished { stage, ms, cached, detail: $detail(&value) });
+                    stages.push(StageReport { name: stage, status: "ok".into(), ms, cached });
+                    value
+                }
+                Err(e) => {
+                    let error = describe(e);
+                    send(PipelineEvent::StageFailed { stage, error: error.clone() });
+                    return Err(PipelineError::Stage { stage, error });
+                }
+            }
+        }};
+    }
+
+    let absolute = |p: &PathBuf| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()).display().to_string();
+    let source = CsvSource { path: absolute(&request.data), label: request.label.clone(), features: request.features.clone() };
+    let ingest = async {
+        let train: DatasetInfo = clients.ingest.post("/v1/datasets/csv", &source).await?;
+        let test = match &request.test_data {
+            Some(path) => {
+                let source = CsvSource { path: absolute(path), label: request.label.clone(), features: request.features.clone() };
+                Some(clients.ingest.post::<_, DatasetInfo>("/v1/datasets/csv", &source).await?)
+            }
+            None => None,
+        };
+        Ok::<_, ClientError>((train, test))
+    };
+    let (dataset, test_dataset) = stage!(
+        Stage::Ingest,
+        |v: &(DatasetInfo, Option<DatasetInfo>)| v.0.cached && v.1.as_ref().is_none_or(|t| t.cached),
+        |v: &(DatasetInfo, Option<DatasetInfo>)| format!("{} rows", v.0.rows + v.1.as_ref().map_or(0, |t| t.rows)),
+        ingest
+    );
+    let split_request = SplitRequest {
+        dataset: dataset.dataset.clone(),
+        test_dataset: test_dataset.map(|t| t.dataset),
+        clean: request.clean.clone(),
+        test_fraction: request.test_fraction,
+        seed: request.split_seed,
+    };
+    let split: SplitInfo = stage!(
+        Stage::Preprocess,
+        |v: &SplitInfo| v.cached,
+        |v: &SplitInfo| format!("{} train / {} test, {} dropped", v.report.train_rows, v.report.test_rows, v.report.clean.rows_in - v.report.clean.rows_kept),
+        clients.preprocess.post("/v1/splits", &split_request)
+    );
+    let transform: TransformInfo = stage!(
+        Stage::Features,
+        |v: &TransformInfo| v.cached,
+        |v: &TransformInfo| format!("{:?} scaling", v.scaling).to_lowercase(),
+        clients.features.post("/v1/transforms", &TransformRequest { split: split.split.clone(), scaling: request.scaling })
+    );
+    let train_started = Instant::now();
+    let train_request = TrainRequest { split: split.split.clone(), transform: transform.transform.clone(), params: request.params.clone() };
+    let train = async {
+        let job: JobInfo = clients.train.post("/v1/jobs", &train_request).await?;
+        send(PipelineEvent::TrainStarted { job: job.job.clone() });
+        let mut stream = clients.train.train_events(&format!("/v1/jobs/{}/events", job.job)).await?;
+        let mut curve = Vec::new();
+        while let Some(event) = stream.next().await {
+            match event? {
+                TrainEvent::Epoch(e) => {
+                    curve.push(e.clone());
+                    send(PipelineEvent::Epoch(e));
+                }
+                TrainEvent::Done { model, stop_reason, epochs, cached } => return Ok(Ok((model, stop_reason, epochs, cached, curve))),
+                TrainEvent::Failed { error } => return Ok(Err(error)),
+                TrainEvent::Cancelled => return Ok(Err("cancelled".to_string())),
+            }
+        }
+        Err(ClientError::Transport { service: "train".into(), detail: "the event stream ended before the job did (did the train service die?)".into() })
+    };
+    let trained = async {
+        match train.await {
+            Ok(Ok(done)) => Ok(done),
+            Ok(Err(error)) => Err(ClientError::Api { service: "train".into(), status: 500, code: "TRAINING_FAILED".into(), message: error }),
+            Err(e) => Err(e),
+        }
+    };
+    let (model_id, stop_reason, _epochs, _cached, curve) = stage!(
+        Stage::Train,
+        |v: &(String, StopReason, usize, bool, Vec<EpochEvent>)| v.3,
+        |v: &(String, StopReason, usize, bool, Vec<EpochEvent>)| format!("{} epochs, {}", v.2, v.1.describe()),
+        trained
+    );
+    let evaluate_request = EvaluateRequest {
+        name: request.model_name.clone(),
+        model: model_id.clone(),
+        split: split.split.clone(),
+        threshold: request.threshold,
+        promote_tolerance: logitflow_kit::wire::default_promote_tolerance(),
+    };
+    let evaluation: Evaluation = stage!(
+        Stage::Evaluate,
+        |v: &Evaluation| !v.new_version,
+        |v: &Evaluation| format!("v{}: {}", v.version, v.decision),
+        clients.evaluate.post("/v1/evaluations", &evaluate_request)
+    );
+    send(PipelineEvent::Evaluated(Box::new(evaluation.clone())));
+    let loaded: LoadInfo = stage!(
+        Stage::Serve,
+        |v: &LoadInfo| !v.changed,
+        |v: &LoadInfo| v.aliases.iter().map(|(a, v)| format!("{a}=v{v}")).collect::<Vec<_>>().join(" "),
+        clients.serve.post(&format!("/v2/repository/models/{}/load", request.model_name), &serde_json::json!({}))
+    );
+    send(PipelineEvent::Served(loaded.clone()));
+    let train_to_served_ms = train_started.elapsed().as_secs_f64() * 1e3;
+    let mut predictions = Vec::new();
+    for row in &request.predict {
+        let answer: InferResponse = clients
+            .serve
+            .post(&format!("/v2/models/{}/infer", request.model_name), &InferRequest::rows(std::slice::from_ref(row)))
+            .await
+            .map_err(|e| PipelineError::Stage { stage: Stage::Serve, error: describe(e) })?;
+        let probability = answer.outputs.first().and_then(|o| o.data.first()).copied().unwrap_or(f64::NAN);
+        predictions.push(Prediction { input: row.clone(), probability, model_version: answer.model_version });
+    }
+    let _ = started;
+    Ok(RunReport {
+        run_id,
+        started_unix_ms,
+        data: source.path,
+        model: ModelReport {
+            name: request.model_name.clone(),
+            version: evaluation.version,
+            intercept: evaluation.intercept,
+            coefficients: evaluation.coefficients.clone(),
+        },
+        metrics: evaluation.metrics.clone(),
+        loss_curve: curve.iter().map(|e| CurvePoint { epoch: e.epoch, train_loss: e.train_loss, val_loss: e.val_loss }).collect(),
+        stages,
+        predictions,
+        promoted: evaluation.promoted,
+        decision: evaluation.decision.clone(),
+        stop_reason,
+        stable_version: loaded.aliases.get(logitflow_core::registry::STABLE).copied(),
+        roc: evaluation.roc.clone(),
+        params: request.params.clone(),
+        feature_names: dataset.feature_names.clone(),
+        train_to_served_ms,
+    })
+}
+
+fn describe(e: ClientError) -> String {
+    match e {
+        ClientError::Api { message, code, .. } => format!("{message} ({code})"),
+        other => other.to_string(),
+    }
+}
+
+/// Keeps a run's report in `<home>/runs/<run_id>.json`.
+pub fn save_run(home: &std::path::Path, report: &RunReport) -> std::io::Result<PathBuf> {
+    let dir = home.join("runs");
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join(format!("{}.json", report.run_id));
+    let bytes = serde_json::to_vec_pretty(report).map_err(std::io::Error::other)?;
+    logitflow_core::store::write_atomic(&path, &bytes).map_err(std::io::Error::other)?;
+    Ok(path)
+}
+
+/// Every kept run, oldest first. Unreadable files are skipped.
+pub fn load_runs(home: &std::path::Path) -> Vec<RunReport> {
+    let mut runs: Vec<RunReport> = std::fs::read_dir(home.join("runs"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .filter_map(|e| std::fs::read(e.path()).ok())
+        .filter_map(|b| serde_json::from_slice(&b).ok())
+        .collect();
+    runs.sort_by(|a: &RunReport, b: &RunReport| a.run_id.cmp(&b.run_id));
+    runs
+}

@@ -69,7 +69,7 @@ pub struct DataArgs {
     #[arg(long, value_enum, default_value_t = SolverArg::Sgd)]
     pub solver: SolverArg,
     /// Learning rate (sgd, minibatch, batch).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub lr: Option<f64>,
     /// Epoch limit (newton: iteration limit).
     #[arg(long)]
@@ -78,7 +78,7 @@ pub struct DataArgs {
     #[arg(long)]
     pub batch_size: Option<usize>,
     /// L2 strength on the weights.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub l2: Option<f64>,
     /// The model's name in the registry (default: the data file's stem).
     #[arg(long)]

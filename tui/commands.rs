@@ -147,7 +147,16 @@ fn print_progress(event: &PipelineEvent, epochs: usize) {
         PipelineEvent::StageStarted(stage) => write!(err, "\r\x1b[K  {:<10} …", stage.as_str()),
         PipelineEvent::Epoch(e) => {
             let filled = (e.epoch * 30 / epochs.max(1)).min(30);
-            write!(err, "\r\x1b[K  {:<10} [{}{}] epoch {}/{} loss {:.4}", "train", "#".repeat(filled), " ".repeat(30 - filled), e.epoch, epochs, e.train_loss)
+            write!(
+                err,
+                "\r\x1b[K  {:<10} [{}{}] epoch {}/{} loss {:.4}",
+                "train",
+                "#".repeat(filled),
+                " ".repeat(30 - filled),
+                e.epoch,
+                epochs,
+                e.train_loss
+            )
         }
         PipelineEvent::StageFinished { stage, ms, cached, detail } => {
             writeln!(err, "\r\x1b[K  {:<10} ✓ {:>8.1} ms{}  {detail}", stage.as_str(), ms, if *cached { " (cached)" } else { "" })
@@ -167,7 +176,8 @@ pub fn render_report(r: &RunReport) -> String {
     for st in &r.stages {
         let _ = writeln!(s, "  {:<11} {:<4} {:>9.1} ms{}", st.name.as_str(), st.status, st.ms, if st.cached { "  cached" } else { "" });
     }
-    let _ = writeln!(s, "\nmodel {} v{} ({})", r.model.name, r.model.version, if r.promoted { "promoted to stable" } else { "not promoted" });
+    let _ =
+        writeln!(s, "\nmodel {} v{} ({})", r.model.name, r.model.version, if r.promoted { "promoted to stable" } else { "not promoted" });
     let _ = writeln!(s, "  {}", r.decision);
     let _ = writeln!(s, "  θ0 (intercept)  {:>12.6}", r.model.intercept);
     for (name, theta) in &r.model.coefficients {
@@ -207,7 +217,9 @@ pub async fn predict(home: PathBuf, args: PredictArgs) -> anyhow::Result<()> {
         (None, 0) => bail!("no model has been trained in {} yet: run `logitflow run` first", home.display()),
         (None, 1) => models.keys().next().cloned().unwrap_or_default(),
         (None, _) if models.contains_key("admissions") => "admissions".into(),
-        (None, _) => bail!("several models are registered ({}): choose one with --model", models.keys().cloned().collect::<Vec<_>>().join(", ")),
+        (None, _) => {
+            bail!("several models are registered ({}): choose one with --model", models.keys().cloned().collect::<Vec<_>>().join(", "))
+        }
     };
     let config = SupervisorConfig::new(home.clone(), Vec::new())?;
     let supervisor = Supervisor::start(config, &[ServiceName::Serve])?;
@@ -221,7 +233,8 @@ pub async fn predict(home: PathBuf, args: PredictArgs) -> anyhow::Result<()> {
             features: (!args.features.is_empty()).then(|| args.features.iter().cloned().collect()),
         };
         let answer: PredictResponse = serve.post("/v1/predict", &request).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-        let meta: logitflow_kit::wire::ModelMetadata = serve.get(&format!("/v2/models/{name}")).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let meta: logitflow_kit::wire::ModelMetadata =
+            serve.get(&format!("/v2/models/{name}")).await.map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok::<_, anyhow::Error>((answer, meta))
     }
     .await;
@@ -256,7 +269,10 @@ pub fn runs(home: PathBuf, args: RunsArgs) -> anyhow::Result<()> {
         println!("no runs yet in {}: `logitflow run` makes one", home.display());
         return Ok(());
     }
-    println!("{:<20} {:<16} {:>7} {:>8} {:>8} {:>8} {:<9} {}", "run", "model", "version", "accuracy", "auc", "logloss", "solver", "cached stages");
+    println!(
+        "{:<20} {:<16} {:>7} {:>8} {:>8} {:>8} {:<9} cached stages",
+        "run", "model", "version", "accuracy", "auc", "logloss", "solver"
+    );
     for r in &runs {
         let cached = r.stages.iter().filter(|s| s.cached).count();
         println!(
@@ -280,7 +296,10 @@ pub fn runs(home: PathBuf, args: RunsArgs) -> anyhow::Result<()> {
 pub fn export(home: PathBuf, args: ExportArgs) -> anyhow::Result<()> {
     let runs = pipeline::load_runs(&home);
     let run = match &args.run {
-        Some(id) => runs.iter().find(|r| r.run_id == *id).with_context(|| format!("no run {id:?} in {}; `logitflow runs` lists them", home.display()))?,
+        Some(id) => runs
+            .iter()
+            .find(|r| r.run_id == *id)
+            .with_context(|| format!("no run {id:?} in {}; `logitflow runs` lists them", home.display()))?,
         None => runs.last().with_context(|| format!("no runs yet in {}: `logitflow run` makes one", home.display()))?,
     };
     let written = crate::export::export_run(run, &args.out, args.log)?;
@@ -310,7 +329,8 @@ pub async fn service(home: Option<PathBuf>, command: ServiceCommand) -> anyhow::
 /// `logitflow synth`.
 pub fn synth(args: SynthArgs) -> anyhow::Result<()> {
     use logitflow_core::synth::{Generator, generate, write_csv};
-    let generator = Generator { intercept: args.intercept, coefficients: args.coefficients, ranges: args.ranges, rows: args.rows, seed: args.seed };
+    let generator =
+        Generator { intercept: args.intercept, coefficients: args.coefficients, ranges: args.ranges, rows: args.rows, seed: args.seed };
     generator.validate()?;
     let data = generate(&generator);
     match args.out {

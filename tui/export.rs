@@ -90,7 +90,12 @@ pub fn export_run(report: &RunReport, out: &Path, log_scale: bool) -> Result<Vec
 
 type DrawResult = Result<(), Box<dyn std::error::Error>>;
 
-fn draw_loss<DB: DrawingBackend>(root: &DrawingArea<DB, plotters::coord::Shift>, report: &RunReport, title: &str, log_scale: bool) -> DrawResult
+fn draw_loss<DB: DrawingBackend>(
+    root: &DrawingArea<DB, plotters::coord::Shift>,
+    report: &RunReport,
+    title: &str,
+    log_scale: bool,
+) -> DrawResult
 where
     DB::ErrorType: 'static,
 {
@@ -107,9 +112,15 @@ where
         ($chart:expr) => {{
             let mut chart = $chart;
             chart.configure_mesh().x_desc("epoch").y_desc("mean log loss").label_style(("sans-serif", 14)).draw()?;
-            chart.draw_series(LineSeries::new(train.clone(), BLUE.stroke_width(2)))?.label("train").legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLUE.stroke_width(2)));
+            chart
+                .draw_series(LineSeries::new(train.clone(), BLUE.stroke_width(2)))?
+                .label("train")
+                .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLUE.stroke_width(2)));
             if !val.is_empty() {
-                chart.draw_series(LineSeries::new(val.clone(), RED.stroke_width(2)))?.label("validation").legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], RED.stroke_width(2)));
+                chart
+                    .draw_series(LineSeries::new(val.clone(), RED.stroke_width(2)))?
+                    .label("validation")
+                    .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], RED.stroke_width(2)));
             }
             chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).label_font(("sans-serif", 14)).draw()?;
         }};

@@ -12,8 +12,8 @@ use logitflow_core::metrics::{Metrics, RocPoint};
 use logitflow_core::scale::Scaling;
 use logitflow_kit::client::{ClientError, ServiceClient};
 use logitflow_kit::wire::{
-    CsvSource, DatasetInfo, EvaluateRequest, Evaluation, InferRequest, InferResponse, JobInfo, LoadInfo, SplitInfo, SplitRequest, TrainEvent,
-    TrainRequest, TransformInfo, TransformRequest,
+    CsvSource, DatasetInfo, EvaluateRequest, Evaluation, InferRequest, InferResponse, JobInfo, LoadInfo, SplitInfo, SplitRequest,
+    TrainEvent, TrainRequest, TransformInfo, TransformRequest,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -69,10 +69,20 @@ pub struct PipelineRequest {
 #[derive(Debug, Clone, PartialEq)]
 pub enum PipelineEvent {
     StageStarted(Stage),
-    StageFinished { stage: Stage, ms: f64, cached: bool, detail: String },
-    StageFailed { stage: Stage, error: String },
+    StageFinished {
+        stage: Stage,
+        ms: f64,
+        cached: bool,
+        detail: String,
+    },
+    StageFailed {
+        stage: Stage,
+        error: String,
+    },
     /// The train job started: its id, to cancel it.
-    TrainStarted { job: String },
+    TrainStarted {
+        job: String,
+    },
     Epoch(EpochEvent),
     Evaluated(Box<Evaluation>),
     Served(LoadInfo),
@@ -170,7 +180,11 @@ pub fn new_run_id() -> String {
 }
 
 /// Runs every stage and returns the report. Events go to `events` as they happen.
-pub async fn run_pipeline(clients: &Clients, request: &PipelineRequest, events: mpsc::UnboundedSender<PipelineEvent>) -> Result<RunReport, PipelineError> {
+pub async fn run_pipeline(
+    clients: &Clients,
+    request: &PipelineRequest,
+    events: mpsc::UnboundedSender<PipelineEvent>,
+) -> Result<RunReport, PipelineError> {
     let started = Instant::now();
     let run_id = new_run_id();
     let started_unix_ms = logitflow_core::store::now_unix_ms();
@@ -230,7 +244,12 @@ pub async fn run_pipeline(clients: &Clients, request: &PipelineRequest, events: 
     let split: SplitInfo = stage!(
         Stage::Preprocess,
         |v: &SplitInfo| v.cached,
-        |v: &SplitInfo| format!("{} train / {} test, {} dropped", v.report.train_rows, v.report.test_rows, v.report.clean.rows_in - v.report.clean.rows_kept),
+        |v: &SplitInfo| format!(
+            "{} train / {} test, {} dropped",
+            v.report.train_rows,
+            v.report.test_rows,
+            v.report.clean.rows_in - v.report.clean.rows_kept
+        ),
         clients.preprocess.post("/v1/splits", &split_request)
     );
     let transform: TransformInfo = stage!(
@@ -257,12 +276,17 @@ pub async fn run_pipeline(clients: &Clients, request: &PipelineRequest, events: 
                 TrainEvent::Cancelled => return Ok(Err("cancelled".to_string())),
             }
         }
-        Err(ClientError::Transport { service: "train".into(), detail: "the event stream ended before the job did (did the train service die?)".into() })
+        Err(ClientError::Transport {
+            service: "train".into(),
+            detail: "the event stream ended before the job did (did the train service die?)".into(),
+        })
     };
     let trained = async {
         match train.await {
             Ok(Ok(done)) => Ok(done),
-            Ok(Err(error)) => Err(ClientError::Api { service: "train".into(), status: 500, code: "TRAINING_FAILED".into(), message: error }),
+            Ok(Err(error)) => {
+                Err(ClientError::Api { service: "train".into(), status: 500, code: "TRAINING_FAILED".into(), message: error })
+            }
             Err(e) => Err(e),
         }
     };

@@ -219,7 +219,16 @@ impl Supervisor {
         let mut receivers = Vec::new();
         for &name in names {
             let (tx, rx) = mpsc::unbounded_channel();
-            let snapshot = ServiceSnapshot { name, status: Status::Starting, pid: None, addr: None, started: None, restarts: 0, last_probe: None, last_error: None };
+            let snapshot = ServiceSnapshot {
+                name,
+                status: Status::Starting,
+                pid: None,
+                addr: None,
+                started: None,
+                restarts: 0,
+                last_probe: None,
+                last_error: None,
+            };
             services.insert(name, Arc::new(Managed { snapshot: Mutex::new(snapshot), logs: Mutex::new(VecDeque::new()), control: tx }));
             receivers.push((name, rx));
         }
@@ -262,7 +271,10 @@ impl Supervisor {
 
     /// The last `n` lines a service wrote.
     pub fn logs(&self, name: ServiceName, n: usize) -> Vec<LogLine> {
-        self.services.get(&name).and_then(|m| m.logs.lock().ok().map(|l| l.iter().rev().take(n).rev().cloned().collect())).unwrap_or_default()
+        self.services
+            .get(&name)
+            .and_then(|m| m.logs.lock().ok().map(|l| l.iter().rev().take(n).rev().cloned().collect()))
+            .unwrap_or_default()
     }
 
     /// A client for a ready service's HTTP API.
@@ -293,13 +305,18 @@ impl Supervisor {
         loop {
             let snapshots = self.snapshots();
             if let Some(failed) = snapshots.iter().find(|s| s.status == Status::Failed) {
-                return Err(format!("{} failed to start: {}", failed.name, failed.last_error.clone().unwrap_or_else(|| "no reason given".into())));
+                return Err(format!(
+                    "{} failed to start: {}",
+                    failed.name,
+                    failed.last_error.clone().unwrap_or_else(|| "no reason given".into())
+                ));
             }
             if snapshots.iter().all(|s| s.status == Status::Ready) {
                 return Ok(());
             }
             if tokio::time::timeout_at(deadline, changed.changed()).await.is_err() {
-                let waiting: Vec<String> = snapshots.iter().filter(|s| s.status != Status::Ready).map(|s| format!("{} ({})", s.name, s.status.as_str())).collect();
+                let waiting: Vec<String> =
+                    snapshots.iter().filter(|s| s.status != Status::Ready).map(|s| format!("{} ({})", s.name, s.status.as_str())).collect();
                 return Err(format!("services not ready after {timeout:?}: {}", waiting.join(", ")));
             }
         }
@@ -319,22 +336,22 @@ impl Supervisor {
     }
 
     fn update(&self, name: ServiceName, change: impl FnOnce(&mut ServiceSnapshot)) {
-        if let Some(m) = self.services.get(&name) {
-            if let Ok(mut s) = m.snapshot.lock() {
-                change(&mut s);
-            }
+        if let Some(m) = self.services.get(&name)
+            && let Ok(mut s) = m.snapshot.lock()
+        {
+            change(&mut s);
         }
         self.changed.send_modify(|n| *n += 1);
     }
 
     fn log(&self, name: ServiceName, stream: &'static str, text: String) {
-        if let Some(m) = self.services.get(&name) {
-            if let Ok(mut logs) = m.logs.lock() {
-                if logs.len() >= self.config.log_lines {
-                    logs.pop_front();
-                }
-                logs.push_back(LogLine { stream, text });
+        if let Some(m) = self.services.get(&name)
+            && let Ok(mut logs) = m.logs.lock()
+        {
+            if logs.len() >= self.config.log_lines {
+                logs.pop_front();
             }
+            logs.push_back(LogLine { stream, text });
         }
         self.changed.send_modify(|n| *n += 1);
     }
@@ -363,10 +380,10 @@ impl Supervisor {
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .process_group(0);
-        if name.needs_serve() {
-            if let Some(addr) = self.snapshot(ServiceName::Serve).and_then(|s| s.addr) {
-                command.env(logitflow_kit::SERVE_URL_ENV, format!("http://{addr}"));
-            }
+        if name.needs_serve()
+            && let Some(addr) = self.snapshot(ServiceName::Serve).and_then(|s| s.addr)
+        {
+            command.env(logitflow_kit::SERVE_URL_ENV, format!("http://{addr}"));
         }
         for (k, v) in &self.config.extra_env {
             command.env(k, v);
@@ -600,7 +617,10 @@ enum Exit {
     Shutdown,
     StoppedByUser,
     Restart,
-    Crashed { error: String, healthy_for: Duration },
+    Crashed {
+        error: String,
+        healthy_for: Duration,
+    },
 }
 
 fn describe_exit(status: std::io::Result<std::process::ExitStatus>) -> String {
@@ -676,7 +696,8 @@ fn process_alive(pid: u32) -> bool {
 }
 
 fn is_zombie(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')))
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| s.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')))
 }
 
 fn is_logitflow_service(pid: u32) -> bool {

@@ -38,7 +38,11 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let state = AppState::new(&config);
-    let readiness = if state.serve.is_some() { Readiness::ready() } else { Readiness::not_ready(format!("{} is not set", logitflow_kit::SERVE_URL_ENV)) };
+    let readiness = if state.serve.is_some() {
+        Readiness::ready()
+    } else {
+        Readiness::not_ready(format!("{} is not set", logitflow_kit::SERVE_URL_ENV))
+    };
     logitflow_kit::serve(NAME, &config, readiness, app(state), listener, shutdown).await?;
     Ok(())
 }
@@ -57,29 +61,46 @@ async fn advice(State(state): State<AppState>, Json(request): Json<AdviceRequest
     if !(request.threshold.is_finite() && (0.0..=1.0).contains(&request.threshold)) {
         return Err(ApiError::invalid("INVALID_PARAMS", format!("threshold must be between 0 and 1, got {}", request.threshold)));
     }
-    if let Some(target) = request.target {
-        if !(target > 0.0 && target < 1.0) {
-            return Err(ApiError::invalid("INVALID_PARAMS", format!("target must be strictly between 0 and 1, got {target}")));
-        }
+    if let Some(target) = request.target
+        && !(target > 0.0 && target < 1.0)
+    {
+        return Err(ApiError::invalid("INVALID_PARAMS", format!("target must be strictly between 0 and 1, got {target}")));
     }
     let name = request.model.clone().unwrap_or_else(|| DEFAULT_MODEL.to_string());
     let meta: ModelMetadata = serve.get(&format!("/v2/models/{name}/versions/stable")).await.map_err(from_serve)?;
     if request.inputs.len() != meta.feature_names.len() {
-        return Err(ApiError::invalid("INVALID_INPUT", format!("expected {} value(s): {}", meta.feature_names.len(), meta.feature_names.join(", "))));
+        return Err(ApiError::invalid(
+            "INVALID_INPUT",
+            format!("expected {} value(s): {}", meta.feature_names.len(), meta.feature_names.join(", ")),
+        ));
     }
     // Ask for the exact version whose coefficients we hold, so the answer is coherent even if
     // a promotion happens between the two calls.
     let version = meta.versions.first().cloned().unwrap_or_else(|| "stable".into());
-    let answer: InferResponse =
-        serve.post(&format!("/v2/models/{name}/versions/{version}/infer"), &InferRequest::rows(&[request.inputs.clone()])).await.map_err(from_serve)?;
-    let probability = answer.outputs.first().and_then(|o| o.data.first()).copied().ok_or_else(|| ApiError::Internal("serve answered no probability".into()))?;
+    let answer: InferResponse = serve
+        .post(&format!("/v2/models/{name}/versions/{version}/infer"), &InferRequest::rows(std::slice::from_ref(&request.inputs)))
+        .await
+        .map_err(from_serve)?;
+    let probability = answer
+        .outputs
+        .first()
+        .and_then(|o| o.data.first())
+        .copied()
+        .ok_or_else(|| ApiError::Internal("serve answered no probability".into()))?;
     let needed = request.target.and_then(|target| {
         let first = meta.feature_names.first()?;
         let theta = *meta.coefficients.get(first)?;
         if theta == 0.0 {
             return None;
         }
-        let rest: f64 = meta.intercept + meta.feature_names.iter().zip(&request.inputs).skip(1).map(|(f, v)| meta.coefficients.get(f).copied().unwrap_or(0.0) * v).sum::<f64>();
+        let rest: f64 = meta.intercept
+            + meta
+                .feature_names
+                .iter()
+                .zip(&request.inputs)
+                .skip(1)
+                .map(|(f, v)| meta.coefficients.get(f).copied().unwrap_or(0.0) * v)
+                .sum::<f64>();
         Some(Needed { feature: first.clone(), target, value: (logit(target) - rest) / theta })
     });
     Ok(Json(Advice {

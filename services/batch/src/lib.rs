@@ -48,7 +48,11 @@ pub async fn run(
     config.body_limit = MAX_BODY;
     config.request_timeout = std::time::Duration::from_secs(300);
     let state = AppState::new(&config);
-    let readiness = if state.serve.is_some() { Readiness::ready() } else { Readiness::not_ready(format!("{} is not set", logitflow_kit::SERVE_URL_ENV)) };
+    let readiness = if state.serve.is_some() {
+        Readiness::ready()
+    } else {
+        Readiness::not_ready(format!("{} is not set", logitflow_kit::SERVE_URL_ENV))
+    };
     logitflow_kit::serve(NAME, &config, readiness, app(state), listener, shutdown).await?;
     Ok(())
 }
@@ -85,7 +89,12 @@ fn parse(body: &[u8], features: &[String]) -> Result<Parsed, ApiError> {
     let columns: Vec<String> = split_line(header)?.into_iter().map(|c| c.trim().to_string()).collect();
     let index: Vec<usize> = features
         .iter()
-        .map(|f| columns.iter().position(|c| c == f).ok_or_else(|| bad(format!("the header has no column {f:?}; the model needs {}", features.join(", ")))))
+        .map(|f| {
+            columns
+                .iter()
+                .position(|c| c == f)
+                .ok_or_else(|| bad(format!("the header has no column {f:?}; the model needs {}", features.join(", "))))
+        })
         .collect::<Result<_, _>>()?;
     let mut parsed = Parsed { header: header.trim_end_matches('\r').to_string(), lines: Vec::new(), rows: Vec::new() };
     for (n, line) in lines {

@@ -123,18 +123,18 @@ pub fn clean(raw: &RawTable, options: &CleanOptions) -> Result<(Dataset, CleanRe
         .bounds
         .iter()
         .map(|b| {
-            raw.feature_names.iter().position(|n| *n == b.column).map(|i| (i, b)).ok_or_else(|| {
-                DataError::UnknownColumn { name: b.column.clone(), available: raw.feature_names.join(", ") }
-            })
+            raw.feature_names
+                .iter()
+                .position(|n| *n == b.column)
+                .map(|i| (i, b))
+                .ok_or_else(|| DataError::UnknownColumn { name: b.column.clone(), available: raw.feature_names.join(", ") })
         })
         .collect::<Result<_, _>>()?;
     let means: Vec<f64> = if options.missing == MissingPolicy::ImputeMean {
         (0..d)
             .map(|j| {
-                let (sum, n) = (0..raw.rows())
-                    .map(|i| raw.x[i * d + j])
-                    .filter(|v| !v.is_nan())
-                    .fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
+                let (sum, n) =
+                    (0..raw.rows()).map(|i| raw.x[i * d + j]).filter(|v| !v.is_nan()).fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
                 if n == 0 { 0.0 } else { sum / n as f64 }
             })
             .collect()

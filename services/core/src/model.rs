@@ -107,8 +107,9 @@ impl Model {
     #[inline]
     pub fn logit_raw(&self, row: &[f64]) -> f64 {
         let mut z = self.scaled.bias;
-        for j in 0..row.len() {
-            z += self.scaled.weights[j] * (row[j] - self.transform.offset[j]) / self.transform.scale[j];
+        let t = &self.transform;
+        for (((v, w), o), sc) in row.iter().zip(&self.scaled.weights).zip(&t.offset).zip(&t.scale) {
+            z += w * (v - o) / sc;
         }
         z
     }
@@ -149,7 +150,16 @@ mod tests {
     fn model() -> Model {
         // Scaled by (x − 50)/25; θ0 = −10, θ1 = 0.2 ⇒ w = 0.2·25 = 5, b = −10 + 0.2·50 = 0.
         let t = Transform { scaling: Scaling::Standard, feature_names: vec!["score".into()], offset: vec![50.0], scale: vec![25.0] };
-        Model::new(t, Weights { bias: 0.0, weights: vec![5.0] }, "admitted".into(), TrainParams::default(), StopReason::Converged, 1, 1, Lineage::default())
+        Model::new(
+            t,
+            Weights { bias: 0.0, weights: vec![5.0] },
+            "admitted".into(),
+            TrainParams::default(),
+            StopReason::Converged,
+            1,
+            1,
+            Lineage::default(),
+        )
     }
 
     #[test]

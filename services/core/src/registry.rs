@@ -74,7 +74,11 @@ pub struct RegistryData {
 }
 
 pub fn check_name(name: &str) -> Result<(), RegistryError> {
-    let ok = !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) && name != "." && name != "..";
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        && name != "."
+        && name != "..";
     if ok { Ok(()) } else { Err(RegistryError::BadName(name.to_string())) }
 }
 
@@ -129,7 +133,13 @@ impl Registry {
 
     /// Registers a model artifact under `name` and returns its version, and whether it is new.
     /// The same artifact registered again keeps its version.
-    pub fn register(&self, name: &str, artifact: &str, report: Option<String>, metrics: Option<Metrics>) -> Result<(u32, bool), RegistryError> {
+    pub fn register(
+        &self,
+        name: &str,
+        artifact: &str,
+        report: Option<String>,
+        metrics: Option<Metrics>,
+    ) -> Result<(u32, bool), RegistryError> {
         check_name(name)?;
         self.update(|data| {
             let entry = data.models.entry(name.to_string()).or_default();

@@ -143,7 +143,8 @@ impl Store {
         }
         if let Ok(entries) = fs::read_dir(store.tmp_dir()) {
             for entry in entries.flatten() {
-                let old = entry.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok()).is_some_and(|age| age.as_secs() > 3600);
+                let old =
+                    entry.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok()).is_some_and(|age| age.as_secs() > 3600);
                 if old {
                     let _ = fs::remove_dir_all(entry.path()).or_else(|_| fs::remove_file(entry.path()));
                 }
@@ -192,8 +193,15 @@ impl Store {
         if dest.join("manifest.json").exists() {
             return Ok(id);
         }
-        let manifest =
-            Manifest { id: id.clone(), kind, producer: producer.to_string(), inputs, params, created_unix_ms: now_unix_ms(), files: entries };
+        let manifest = Manifest {
+            id: id.clone(),
+            kind,
+            producer: producer.to_string(),
+            inputs,
+            params,
+            created_unix_ms: now_unix_ms(),
+            files: entries,
+        };
         let staging = self.tmp_dir().join(format!("{id}.{}.{}", std::process::id(), now_unix_ms()));
         let result = (|| {
             fs::create_dir_all(&staging).map_err(|e| StoreError::io(&staging, e))?;
@@ -312,7 +320,13 @@ impl Store {
     }
 
     /// Stores a train/test split with its cleaning report.
-    pub fn put_split(&self, split: &Split, report: &SplitReport, inputs: Vec<String>, params: serde_json::Value) -> Result<String, StoreError> {
+    pub fn put_split(
+        &self,
+        split: &Split,
+        report: &SplitReport,
+        inputs: Vec<String>,
+        params: serde_json::Value,
+    ) -> Result<String, StoreError> {
         let d = split.train.width();
         let columns = Columns { feature_names: split.train.feature_names.clone(), label_name: split.train.label_name.clone() };
         let files = vec![
@@ -389,8 +403,9 @@ fn npy_err(e: ndarray_npy::WriteNpyError) -> StoreError {
 }
 
 fn npy_matrix(x: &[f64], d: usize) -> Result<Vec<u8>, StoreError> {
-    let rows = if d == 0 { 0 } else { x.len() / d };
-    let array = Array2::from_shape_vec((rows, d), x.to_vec()).map_err(|e| StoreError::io(Path::new("npy"), std::io::Error::other(e.to_string())))?;
+    let rows = x.len().checked_div(d).unwrap_or(0);
+    let array = Array2::from_shape_vec((rows, d), x.to_vec())
+        .map_err(|e| StoreError::io(Path::new("npy"), std::io::Error::other(e.to_string())))?;
     let mut out = Vec::with_capacity(x.len() * 8 + 128);
     array.write_npy(&mut out).map_err(npy_err)?;
     Ok(out)

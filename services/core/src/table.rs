@@ -81,11 +81,11 @@ impl RawTable {
     /// lines; a cell of only spaces counts as empty.
     pub fn from_csv<R: Read>(reader: R, select: &ColumnSelection) -> Result<Self, DataError> {
         let newlines = Rc::new(RefCell::new(Vec::new()));
-        let mut csv = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .trim(csv::Trim::All)
-            .from_reader(NewlineIndex { inner: reader, offset: 0, newlines: Rc::clone(&newlines) });
+        let mut csv = csv::ReaderBuilder::new().has_headers(false).flexible(true).trim(csv::Trim::All).from_reader(NewlineIndex {
+            inner: reader,
+            offset: 0,
+            newlines: Rc::clone(&newlines),
+        });
         // The csv crate does not count skipped blank lines, so a record's line comes from the
         // reader's byte position after it: the newlines before its end.
         let line_after = |position: u64| {
@@ -196,10 +196,7 @@ fn csv_error(e: csv::Error, line: u64) -> DataError {
 
 fn select_columns(names: &[String], select: &ColumnSelection) -> Result<(usize, Vec<usize>), DataError> {
     let find = |name: &str| {
-        names.iter().position(|n| n == name).ok_or_else(|| DataError::UnknownColumn {
-            name: name.to_string(),
-            available: names.join(", "),
-        })
+        names.iter().position(|n| n == name).ok_or_else(|| DataError::UnknownColumn { name: name.to_string(), available: names.join(", ") })
     };
     let label_idx = match &select.label {
         Some(name) => find(name)?,
@@ -280,10 +277,7 @@ mod tests {
         );
         assert!(matches!(read("score,admitted\nNaN,1\n"), Err(DataError::NotFinite { line: 2, .. })));
         assert!(matches!(read("score,admitted\ninf,1\n"), Err(DataError::NotFinite { line: 2, .. })));
-        assert_eq!(
-            read("score,admitted\n80,1,5\n"),
-            Err(DataError::FieldCount { line: 2, expected: 2, found: 3 })
-        );
+        assert_eq!(read("score,admitted\n80,1,5\n"), Err(DataError::FieldCount { line: 2, expected: 2, found: 3 }));
         assert!(matches!(read("score,admitted\n80,2\n"), Err(DataError::BadLabel { line: 2, .. })));
         assert_eq!(read(""), Err(DataError::Empty));
         assert_eq!(read("score,admitted\n"), Err(DataError::NoRows));

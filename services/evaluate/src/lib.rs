@@ -82,11 +82,21 @@ async fn evaluate(State(state): State<AppState>, Json(request): Json<EvaluateReq
         if split.test.rows() == 0 {
             return Err(ApiError::invalid("DATA_ERROR", "the test split has no rows"));
         }
-        split.test.check_both_classes().map_err(|e| ApiError::invalid("DATA_ERROR", format!("test data: {e}; metrics such as AUC need both classes")))?;
+        split
+            .test
+            .check_both_classes()
+            .map_err(|e| ApiError::invalid("DATA_ERROR", format!("test data: {e}; metrics such as AUC need both classes")))?;
         let (metrics, probabilities) = score(&model, &split.test.x, &split.test.y, request.threshold);
         let roc = roc_curve(&probabilities, &split.test.y);
         let report_body = serde_json::json!({"model": request.model, "split": request.split, "metrics": metrics, "roc": roc});
-        let report = state.store.put_json(Kind::Report, NAME, vec![request.model.clone(), request.split.clone()], serde_json::json!({"threshold": request.threshold}), "evaluation.json", &report_body)?;
+        let report = state.store.put_json(
+            Kind::Report,
+            NAME,
+            vec![request.model.clone(), request.split.clone()],
+            serde_json::json!({"threshold": request.threshold}),
+            "evaluation.json",
+            &report_body,
+        )?;
         let before = state.registry.load()?.models.get(&request.name).cloned();
         let stable_before = before.as_ref().and_then(|e| e.resolve(STABLE)).cloned();
         let (version, new_version) = state.registry.register(&request.name, &request.model, Some(report.clone()), Some(metrics.clone()))?;
@@ -144,13 +154,19 @@ async fn model_versions(State(state): State<AppState>, Path(name): Path<String>)
     .await
 }
 
-async fn promote(State(state): State<AppState>, Path(name): Path<String>, Json(request): Json<PromoteRequest>) -> Result<Json<ModelVersions>, ApiError> {
+async fn promote(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Json(request): Json<PromoteRequest>,
+) -> Result<Json<ModelVersions>, ApiError> {
     let _one_at_a_time = state.decide.lock().await;
     blocking(move || {
         let entry = state.registry.model(&name)?;
         let version = match request.version {
             Some(v) => v,
-            None => *entry.aliases.get(CANDIDATE).ok_or_else(|| ApiError::Conflict(format!("model {name:?} has no candidate to promote")))?,
+            None => {
+                *entry.aliases.get(CANDIDATE).ok_or_else(|| ApiError::Conflict(format!("model {name:?} has no candidate to promote")))?
+            }
         };
         let entry = state.registry.set_alias(&name, STABLE, version)?;
         Ok(Json(ModelVersions { name, entry }))
@@ -180,7 +196,16 @@ mod tests {
 
     fn model(store: &Store, bias: f64, slope: f64) -> String {
         let t = Transform { scaling: Scaling::None, feature_names: vec!["score".into()], offset: vec![0.0], scale: vec![1.0] };
-        let m = Model::new(t, Weights { bias, weights: vec![slope] }, "admitted".into(), TrainParams::default(), StopReason::Converged, 1, 1, Lineage::default());
+        let m = Model::new(
+            t,
+            Weights { bias, weights: vec![slope] },
+            "admitted".into(),
+            TrainParams::default(),
+            StopReason::Converged,
+            1,
+            1,
+            Lineage::default(),
+        );
         store.put_json(Kind::Model, "test", vec![], serde_json::json!({}), "model.json", &m).expect("model")
     }
 
@@ -188,8 +213,16 @@ mod tests {
     async fn registers_promotes_by_rule_and_rolls_back() {
         let dir = tempfile::tempdir().expect("tempdir");
         let state = AppState::new(&Config::for_home(dir.path())).expect("state");
-        let data = Dataset { feature_names: vec!["score".into()], label_name: "admitted".into(), x: vec![20.0, 40.0, 60.0, 80.0], y: vec![0.0, 0.0, 1.0, 1.0] };
-        let split = state.store.put_split(&Split { train: data.clone(), test: data }, &SplitReport::default(), vec![], serde_json::json!({})).expect("split");
+        let data = Dataset {
+            feature_names: vec!["score".into()],
+            label_name: "admitted".into(),
+            x: vec![20.0, 40.0, 60.0, 80.0],
+            y: vec![0.0, 0.0, 1.0, 1.0],
+        };
+        let split = state
+            .store
+            .put_split(&Split { train: data.clone(), test: data }, &SplitReport::default(), vec![], serde_json::json!({}))
+            .expect("split");
         let good = model(&state.store, -10.0, 0.2);
         let bad = model(&state.store, -10.0, 0.01);
         let better = model(&state.store, -12.5, 0.25); // same centre, sharper
@@ -214,9 +247,11 @@ mod tests {
         assert_eq!(status, StatusCode::NOT_FOUND);
         let (status, _) = call(&app, "GET", "/v1/models/nothing", None).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
-        let (status, body) = call(&app, "POST", "/v1/evaluations", Some(serde_json::json!({"name": "../x", "model": good, "split": split}))).await;
+        let (status, body) =
+            call(&app, "POST", "/v1/evaluations", Some(serde_json::json!({"name": "../x", "model": good, "split": split}))).await;
         assert_eq!((status, body["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("BAD_MODEL_NAME")));
-        let (status, _) = call(&app, "POST", "/v1/evaluations", Some(serde_json::json!({"name": "m", "model": split, "split": split}))).await;
+        let (status, _) =
+            call(&app, "POST", "/v1/evaluations", Some(serde_json::json!({"name": "m", "model": split, "split": split}))).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     }
 }

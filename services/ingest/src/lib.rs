@@ -10,10 +10,10 @@
 //! Every answer is a [`DatasetInfo`] naming the dataset artifact; `cached` says the same
 //! content was already frozen.
 
+use axum::Router;
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
-use axum::Router;
-use logitflow_core::store::{Store, StepRecord, step_key};
+use logitflow_core::store::{StepRecord, Store, step_key};
 use logitflow_core::synth::{Generator, generate};
 use logitflow_core::table::{ColumnSelection, RawTable};
 use logitflow_kit::wire::{CollectionInfo, CsvSource, DatasetInfo, RecordsAck, RecordsPost, SnapshotRequest, SyntheticSource};
@@ -93,16 +93,26 @@ fn confine(roots: &[PathBuf], path: &str) -> Result<PathBuf, ApiError> {
     Ok(resolved)
 }
 
-fn freeze(store: &Store, key: &str, make: impl FnOnce() -> Result<(RawTable, serde_json::Value), ApiError>) -> Result<DatasetInfo, ApiError> {
-    if let Some(record) = store.step_lookup(key) {
-        if let Ok(mut info) = serde_json::from_value::<DatasetInfo>(record.summary) {
-            info.cached = true;
-            return Ok(info);
-        }
+fn freeze(
+    store: &Store,
+    key: &str,
+    make: impl FnOnce() -> Result<(RawTable, serde_json::Value), ApiError>,
+) -> Result<DatasetInfo, ApiError> {
+    if let Some(record) = store.step_lookup(key)
+        && let Ok(mut info) = serde_json::from_value::<DatasetInfo>(record.summary)
+    {
+        info.cached = true;
+        return Ok(info);
     }
     let (table, params) = make()?;
     let dataset = store.put_table(&table, NAME, params)?;
-    let info = DatasetInfo { dataset: dataset.clone(), rows: table.rows(), feature_names: table.feature_names, label_name: table.label_name, cached: false };
+    let info = DatasetInfo {
+        dataset: dataset.clone(),
+        rows: table.rows(),
+        feature_names: table.feature_names,
+        label_name: table.label_name,
+        cached: false,
+    };
     let summary = serde_json::to_value(&info).map_err(|e| ApiError::Internal(e.to_string()))?;
     store.step_record(key, &StepRecord { outputs: [("dataset".into(), dataset)].into(), summary })?;
     Ok(info)
@@ -128,7 +138,13 @@ async fn from_csv(State(state): State<AppState>, Json(source): Json<CsvSource>) 
 }
 
 async fn synthetic(State(state): State<AppState>, Json(source): Json<SyntheticSource>) -> Result<Json<DatasetInfo>, ApiError> {
-    let generator = Generator { intercept: source.intercept, coefficients: source.coefficients, ranges: source.ranges, rows: source.rows, seed: source.seed };
+    let generator = Generator {
+        intercept: source.intercept,
+        coefficients: source.coefficients,
+        ranges: source.ranges,
+        rows: source.rows,
+        seed: source.seed,
+    };
     generator.validate().map_err(|e| ApiError::invalid("INVALID_GENERATOR", e))?;
     if generator.rows > 10_000_000 {
         return Err(ApiError::invalid("INVALID_GENERATOR", "rows must be at most 10000000 here"));
@@ -148,15 +164,22 @@ async fn synthetic(State(state): State<AppState>, Json(source): Json<SyntheticSo
 }
 
 fn check_collection_name(name: &str) -> Result<(), ApiError> {
-    logitflow_core::registry::check_name(name).map_err(|_| ApiError::invalid("BAD_COLLECTION_NAME", format!("{name:?} is not a collection name: use 1 to 64 letters, digits, '-', '_' or '.'")))
+    logitflow_core::registry::check_name(name).map_err(|_| {
+        ApiError::invalid("BAD_COLLECTION_NAME", format!("{name:?} is not a collection name: use 1 to 64 letters, digits, '-', '_' or '.'"))
+    })
 }
 
 fn columns_of(db: &Connection, name: &str) -> Result<Option<Vec<String>>, ApiError> {
-    let text: Option<String> = db.query_row("SELECT columns FROM collections WHERE name = ?1", [name], |r| r.get(0)).optional().map_err(db_error)?;
+    let text: Option<String> =
+        db.query_row("SELECT columns FROM collections WHERE name = ?1", [name], |r| r.get(0)).optional().map_err(db_error)?;
     text.map(|t| serde_json::from_str(&t).map_err(|e| ApiError::Storage(format!("collection {name}: {e}")))).transpose()
 }
 
-async fn post_records(State(state): State<AppState>, Path(name): Path<String>, Json(post): Json<RecordsPost>) -> Result<Json<RecordsAck>, ApiError> {
+async fn post_records(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Json(post): Json<RecordsPost>,
+) -> Result<Json<RecordsAck>, ApiError> {
     check_collection_name(&name)?;
     if post.records.is_empty() {
         return Err(ApiError::invalid("NO_RECORDS", "records is empty"));
@@ -183,7 +206,10 @@ async fn post_records(State(state): State<AppState>, Path(name): Path<String>, J
             let mut insert = tx.prepare_cached("INSERT INTO records (collection, data) VALUES (?1, ?2)").map_err(db_error)?;
             for (i, record) in post.records.iter().enumerate() {
                 if record.len() != columns.len() || !columns.iter().all(|c| record.contains_key(c)) {
-                    return Err(ApiError::invalid("BAD_RECORD", format!("record {i}: expected exactly the columns {}", columns.join(", "))));
+                    return Err(ApiError::invalid(
+                        "BAD_RECORD",
+                        format!("record {i}: expected exactly the columns {}", columns.join(", ")),
+                    ));
                 }
                 let values: Vec<Option<f64>> = columns.iter().map(|c| record[c]).collect();
                 let text = serde_json::to_string(&values).map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -208,7 +234,11 @@ async fn collection(State(state): State<AppState>, Path(name): Path<String>) -> 
     .await
 }
 
-async fn snapshot(State(state): State<AppState>, Path(name): Path<String>, Json(request): Json<SnapshotRequest>) -> Result<Json<DatasetInfo>, ApiError> {
+async fn snapshot(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Json(request): Json<SnapshotRequest>,
+) -> Result<Json<DatasetInfo>, ApiError> {
     check_collection_name(&name)?;
     blocking(move || {
         // The records are written out as CSV text and read back through the one CSV reader,

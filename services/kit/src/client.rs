@@ -41,7 +41,11 @@ pub struct ServiceClient {
 
 impl ServiceClient {
     pub fn new(name: impl Into<String>, base: impl Into<String>, token: Option<String>) -> Self {
-        let http = reqwest::Client::builder().connect_timeout(Duration::from_secs(2)).pool_idle_timeout(Duration::from_secs(30)).build().unwrap_or_default();
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()
+            .unwrap_or_default();
         Self::with_http(name, base, token, http)
     }
 
@@ -112,7 +116,8 @@ impl ServiceClient {
         let status = response.status();
         if !status.is_success() {
             let bytes = response.bytes().await.unwrap_or_default();
-            let body: ErrorBody = serde_json::from_slice(&bytes).unwrap_or_else(|_| ErrorBody { error: "event stream refused".into(), code: "UNKNOWN".into() });
+            let body: ErrorBody = serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| ErrorBody { error: "event stream refused".into(), code: "UNKNOWN".into() });
             return Err(ClientError::Api { service: self.name.clone(), status: status.as_u16(), code: body.code, message: body.error });
         }
         let name = self.name.clone();

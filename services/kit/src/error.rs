@@ -96,7 +96,9 @@ impl From<JsonRejection> for ApiError {
             JsonRejection::MissingJsonContentType(_) => {
                 ApiError::UnsupportedMediaType("expected a JSON body with `Content-Type: application/json`".into())
             }
-            other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(format!("the request body is over the limit: {message}")),
+            other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                ApiError::PayloadTooLarge(format!("the request body is over the limit: {message}"))
+            }
             _ => ApiError::BadRequest(message),
         }
     }

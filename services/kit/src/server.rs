@@ -63,7 +63,8 @@ struct Common {
 
 /// Logs JSON lines to stderr; `LOGITFLOW_LOG` sets the filter (default `info`).
 pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("LOGITFLOW_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("LOGITFLOW_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt().json().with_writer(std::io::stderr).with_env_filter(filter).with_current_span(false).try_init();
 }
 
@@ -148,7 +149,10 @@ fn router(common: Common, routes: Router, config: &Config) -> Router {
         .merge(common_routes)
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async {
-            (StatusCode::METHOD_NOT_ALLOWED, Json(serde_json::json!({"error": "method not allowed on this route", "code": "METHOD_NOT_ALLOWED"})))
+            (
+                StatusCode::METHOD_NOT_ALLOWED,
+                Json(serde_json::json!({"error": "method not allowed on this route", "code": "METHOD_NOT_ALLOWED"})),
+            )
         })
         .layer(middleware::from_fn_with_state(common.clone(), auth))
         .layer(RequestBodyLimitLayer::new(config.body_limit))
@@ -169,12 +173,12 @@ fn same_token(given: &[u8], expected: &[u8]) -> bool {
 }
 
 async fn auth(State(common): State<Common>, request: Request, next: Next) -> Response {
-    if let Some(token) = &common.token {
-        if !is_health(request.uri().path()) {
-            let given = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
-            if !given.is_some_and(|g| same_token(g.as_bytes(), token.as_bytes())) {
-                return ApiError::Unauthorized.into_response();
-            }
+    if let Some(token) = &common.token
+        && !is_health(request.uri().path())
+    {
+        let given = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+        if !given.is_some_and(|g| same_token(g.as_bytes(), token.as_bytes())) {
+            return ApiError::Unauthorized.into_response();
         }
     }
     next.run(request).await
@@ -184,14 +188,16 @@ async fn auth(State(common): State<Common>, request: Request, next: Next) -> Res
 async fn json_errors(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     let status = response.status();
-    let is_json = response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/json"));
+    let is_json =
+        response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/json"));
     if !(status.is_client_error() || status.is_server_error()) || is_json {
         return response;
     }
     let error = match status {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge("the request body is over the limit".into()),
         StatusCode::REQUEST_TIMEOUT => {
-            return (status, Json(serde_json::json!({"error": "the request took too long and was cut off", "code": "TIMEOUT"}))).into_response();
+            return (status, Json(serde_json::json!({"error": "the request took too long and was cut off", "code": "TIMEOUT"})))
+                .into_response();
         }
         _ => {
             let reason = status.canonical_reason().unwrap_or("error").to_string();
@@ -267,10 +273,8 @@ mod tests {
             metrics: Arc::new(HttpMetrics::default()),
             token: config.token.as_deref().map(Arc::from),
         };
-        let routes = Router::new().route(
-            "/echo",
-            axum::routing::post(|crate::Json(v): crate::Json<serde_json::Value>| async move { crate::Json(v) }),
-        );
+        let routes = Router::new()
+            .route("/echo", axum::routing::post(|crate::Json(v): crate::Json<serde_json::Value>| async move { crate::Json(v) }));
         router(common, routes, &config)
     }
 

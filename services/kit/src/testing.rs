@@ -10,7 +10,8 @@ use tower::ServiceExt;
 /// Sends `method path` with an optional JSON body; returns the status and the body as JSON
 /// (`Null` when it is not JSON).
 pub async fn call(app: &Router, method: &str, path: &str, body: Option<serde_json::Value>) -> (StatusCode, serde_json::Value) {
-    let (status, bytes) = call_raw(app, method, path, "application/json", body.map(|b| b.to_string().into_bytes()).unwrap_or_default()).await;
+    let (status, bytes) =
+        call_raw(app, method, path, "application/json", body.map(|b| b.to_string().into_bytes()).unwrap_or_default()).await;
     (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
 }
 

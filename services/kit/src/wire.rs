@@ -310,7 +310,13 @@ impl InferRequest {
         InferRequest {
             id: None,
             parameters: None,
-            inputs: vec![InferInput { name: "input-0".into(), shape: vec![rows.len(), width], datatype: "FP64".into(), data: data.into(), parameters: None }],
+            inputs: vec![InferInput {
+                name: "input-0".into(),
+                shape: vec![rows.len(), width],
+                datatype: "FP64".into(),
+                data: data.into(),
+                parameters: None,
+            }],
             outputs: None,
         }
     }

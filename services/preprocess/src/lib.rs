@@ -40,19 +40,23 @@ pub async fn run(
 }
 
 async fn split(State(state): State<AppState>, Json(request): Json<SplitRequest>) -> Result<Json<SplitInfo>, ApiError> {
-    if !(request.test_fraction.is_finite() && request.test_fraction > 0.0 && request.test_fraction < 1.0) && request.test_dataset.is_none() {
-        return Err(ApiError::invalid("INVALID_PARAMS", format!("test_fraction must be above 0 and below 1, got {}", request.test_fraction)));
+    if !(request.test_fraction.is_finite() && request.test_fraction > 0.0 && request.test_fraction < 1.0) && request.test_dataset.is_none()
+    {
+        return Err(ApiError::invalid(
+            "INVALID_PARAMS",
+            format!("test_fraction must be above 0 and below 1, got {}", request.test_fraction),
+        ));
     }
     blocking(move || {
         let params = serde_json::json!({"clean": request.clean, "test_fraction": request.test_fraction, "seed": request.seed});
         let mut inputs = vec![request.dataset.as_str()];
         inputs.extend(request.test_dataset.as_deref());
         let key = step_key(NAME, &inputs, &params);
-        if let Some(record) = state.store.step_lookup(&key) {
-            if let Ok(mut info) = serde_json::from_value::<SplitInfo>(record.summary) {
-                info.cached = true;
-                return Ok(Json(info));
-            }
+        if let Some(record) = state.store.step_lookup(&key)
+            && let Ok(mut info) = serde_json::from_value::<SplitInfo>(record.summary)
+        {
+            info.cached = true;
+            return Ok(Json(info));
         }
         let raw = state.store.load_table(&request.dataset)?;
         let (data, report) = clean(&raw, &request.clean)?;

@@ -118,9 +118,12 @@ impl AppState {
         let selector = selector.unwrap_or(STABLE);
         let version = match served.aliases.get(selector) {
             Some(v) => *v,
-            None => selector.parse::<u32>().map_err(|_| ApiError::NotFound(format!("model {name:?} has no version or alias {selector:?}")))?,
+            None => {
+                selector.parse::<u32>().map_err(|_| ApiError::NotFound(format!("model {name:?} has no version or alias {selector:?}")))?
+            }
         };
-        let (_, model) = served.versions.get(&version).ok_or_else(|| ApiError::NotFound(format!("model {name:?} has no version {selector}")))?;
+        let (_, model) =
+            served.versions.get(&version).ok_or_else(|| ApiError::NotFound(format!("model {name:?} has no version {selector}")))?;
         Ok((version, model.clone()))
     }
 }
@@ -182,7 +185,10 @@ async fn metadata(State(state): State<AppState>, Path(name): Path<String>) -> Re
     metadata_of(&state, &name, None).map(Json)
 }
 
-async fn metadata_version(State(state): State<AppState>, Path((name, version)): Path<(String, String)>) -> Result<Json<ModelMetadata>, ApiError> {
+async fn metadata_version(
+    State(state): State<AppState>,
+    Path((name, version)): Path<(String, String)>,
+) -> Result<Json<ModelMetadata>, ApiError> {
     metadata_of(&state, &name, Some(&version)).map(Json)
 }
 
@@ -190,7 +196,10 @@ async fn model_ready(State(state): State<AppState>, Path(name): Path<String>) ->
     state.resolve(&name, None).map(|(v, _)| Json(serde_json::json!({"name": name, "version": v.to_string(), "ready": true})))
 }
 
-async fn model_ready_version(State(state): State<AppState>, Path((name, version)): Path<(String, String)>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn model_ready_version(
+    State(state): State<AppState>,
+    Path((name, version)): Path<(String, String)>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     state.resolve(&name, Some(&version)).map(|(v, _)| Json(serde_json::json!({"name": name, "version": v.to_string(), "ready": true})))
 }
 
@@ -198,7 +207,11 @@ async fn load_model(State(state): State<AppState>, Path(name): Path<String>) -> 
     state.load(&name).await.map(Json)
 }
 
-async fn infer(State(state): State<AppState>, Path(name): Path<String>, Json(request): Json<InferRequest>) -> Result<Json<InferResponse>, ApiError> {
+async fn infer(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Json(request): Json<InferRequest>,
+) -> Result<Json<InferResponse>, ApiError> {
     answer(&state, &name, None, request)
 }
 
@@ -237,15 +250,21 @@ pub fn decode_inputs(inputs: &[InferInput], model: &Model) -> Result<(Vec<f64>, 
         [(t, values)] if t.shape.len() == 2 && t.shape[1] == d => (values.clone(), t.shape[0]),
         [(t, values)] if t.shape.len() == 1 && t.shape[0] == d && d > 1 => (values.clone(), 1),
         [(t, values)] if d == 1 && (t.shape.len() == 1 || t.shape == [t.shape[0], 1]) => (values.clone(), t.shape[0]),
-        [(t, _)] => return Err(invalid(format!("tensor {:?} has shape {:?}; expected [N, {d}] ({})", t.name, t.shape, model.feature_names.join(", ")))),
+        [(t, _)] => {
+            return Err(invalid(format!(
+                "tensor {:?} has shape {:?}; expected [N, {d}] ({})",
+                t.name,
+                t.shape,
+                model.feature_names.join(", ")
+            )));
+        }
         many if many.len() == d => {
             let rows = many[0].1.len();
             let mut x = vec![0.0; rows * d];
             for (j, feature) in model.feature_names.iter().enumerate() {
-                let (t, values) = many
-                    .iter()
-                    .find(|(t, _)| t.name == *feature)
-                    .ok_or_else(|| invalid(format!("no input tensor named {feature:?}; with one tensor per feature, name each after its feature")))?;
+                let (t, values) = many.iter().find(|(t, _)| t.name == *feature).ok_or_else(|| {
+                    invalid(format!("no input tensor named {feature:?}; with one tensor per feature, name each after its feature"))
+                })?;
                 if values.len() != rows || !(t.shape.len() == 1 || t.shape == [rows, 1]) {
                     return Err(invalid(format!("tensor {feature:?} has shape {:?}; expected [{rows}]", t.shape)));
                 }
@@ -306,7 +325,12 @@ async fn predict(State(state): State<AppState>, Json(request): Json<PredictReque
             let row = model
                 .feature_names
                 .iter()
-                .map(|f| features.get(f).copied().ok_or_else(|| invalid(format!("features is missing {f:?}; the model needs {}", model.feature_names.join(", ")))))
+                .map(|f| {
+                    features
+                        .get(f)
+                        .copied()
+                        .ok_or_else(|| invalid(format!("features is missing {f:?}; the model needs {}", model.feature_names.join(", "))))
+                })
                 .collect::<Result<Vec<f64>, ApiError>>()?;
             if features.len() != row.len() {
                 return Err(invalid(format!("features has names the model does not know; it needs {}", model.feature_names.join(", "))));
@@ -344,7 +368,16 @@ mod tests {
 
     fn put_model(store: &Store, bias: f64, slope: f64) -> String {
         let t = Transform { scaling: Scaling::None, feature_names: vec!["score".into()], offset: vec![0.0], scale: vec![1.0] };
-        let m = Model::new(t, Weights { bias, weights: vec![slope] }, "admitted".into(), TrainParams::default(), StopReason::Converged, 1, 1, Lineage::default());
+        let m = Model::new(
+            t,
+            Weights { bias, weights: vec![slope] },
+            "admitted".into(),
+            TrainParams::default(),
+            StopReason::Converged,
+            1,
+            1,
+            Lineage::default(),
+        );
         store.put_json(Kind::Model, "test", vec![], serde_json::json!({}), "model.json", &m).expect("model")
     }
 
@@ -362,10 +395,14 @@ mod tests {
     #[tokio::test]
     async fn infer_answers_the_worked_example_with_version_and_id() {
         let (_dir, _state, app) = setup().await;
-        let body = serde_json::json!({"id": "q1", "inputs": [{"name": "input-0", "shape": [2, 1], "datatype": "FP64", "data": [[80.0], [50.0]]}]});
+        let body =
+            serde_json::json!({"id": "q1", "inputs": [{"name": "input-0", "shape": [2, 1], "datatype": "FP64", "data": [[80.0], [50.0]]}]});
         let (status, out) = call(&app, "POST", "/v2/models/admissions/infer", Some(body)).await;
         assert_eq!(status, StatusCode::OK, "{out}");
-        assert_eq!((out["model_version"].as_str(), out["id"].as_str(), out["model_name"].as_str()), (Some("1"), Some("q1"), Some("admissions")));
+        assert_eq!(
+            (out["model_version"].as_str(), out["id"].as_str(), out["model_name"].as_str()),
+            (Some("1"), Some("q1"), Some("admissions"))
+        );
         let p = out["outputs"][0]["data"][0].as_f64().expect("number");
         assert!((p - 0.99752737684).abs() < 1e-9);
         assert_eq!(out["outputs"][0]["data"][1].as_f64(), Some(0.5));
@@ -445,7 +482,16 @@ pub mod testing {
     pub async fn spawn_with_worked_example(home: &std::path::Path) -> String {
         let store = Store::open(home).expect("store");
         let t = Transform { scaling: Scaling::None, feature_names: vec!["score".into()], offset: vec![0.0], scale: vec![1.0] };
-        let m = Model::new(t, Weights { bias: -10.0, weights: vec![0.2] }, "admitted".into(), TrainParams::default(), StopReason::Converged, 1, 1, Lineage::default());
+        let m = Model::new(
+            t,
+            Weights { bias: -10.0, weights: vec![0.2] },
+            "admitted".into(),
+            TrainParams::default(),
+            StopReason::Converged,
+            1,
+            1,
+            Lineage::default(),
+        );
         let id = store.put_json(Kind::Model, "test", vec![], serde_json::json!({}), "model.json", &m).expect("model");
         let registry = Registry::open(home);
         registry.register("admissions", &id, None, None).expect("register");

@@ -131,8 +131,13 @@ pub async fn run(
 async fn start_job(State(state): State<AppState>, Json(request): Json<TrainRequest>) -> Result<(StatusCode, Json<JobInfo>), ApiError> {
     request.params.validate()?;
     let number = state.next_id.fetch_add(1, Ordering::Relaxed);
-    let info = JobInfo { job: job_id(number), state: JobState::Running, cached: false, epochs: 0, model: None, stop_reason: None, error: None };
-    let job = Arc::new(Job { cancel: AtomicBool::new(false), log: Mutex::new(JobLog { info: info.clone(), events: Vec::new() }), changed: watch::channel(0).0 });
+    let info =
+        JobInfo { job: job_id(number), state: JobState::Running, cached: false, epochs: 0, model: None, stop_reason: None, error: None };
+    let job = Arc::new(Job {
+        cancel: AtomicBool::new(false),
+        log: Mutex::new(JobLog { info: info.clone(), events: Vec::new() }),
+        changed: watch::channel(0).0,
+    });
     if let Ok(mut jobs) = state.jobs.lock() {
         jobs.insert(number, job.clone());
         let finished: Vec<u64> = jobs.iter().filter(|(_, j)| j.info().is_some_and(|i| i.state.is_finished())).map(|(k, _)| *k).collect();
@@ -142,22 +147,21 @@ async fn start_job(State(state): State<AppState>, Json(request): Json<TrainReque
     }
     let params = serde_json::to_value(&request.params).map_err(|e| ApiError::Internal(e.to_string()))?;
     let key = step_key(NAME, &[&request.split, &request.transform], &params);
-    if let Some(record) = state.store.step_lookup(&key) {
-        if let (Some(model), Some(log)) = (record.outputs.get("model"), record.outputs.get("log")) {
-            if let Ok(log) = state.store.read_json::<TrainingLog>(log, Kind::Report, "curve.json") {
-                let model_info: Model = state.store.read_json(model, Kind::Model, "model.json")?;
-                let epochs = log.curve.len();
-                for event in log.curve {
-                    job.push(TrainEvent::Epoch(event));
-                }
-                if let Ok(mut l) = job.log.lock() {
-                    l.info.cached = true;
-                }
-                job.push(TrainEvent::Done { model: model.clone(), stop_reason: model_info.stop_reason, epochs, cached: true });
-                let info = job.info().unwrap_or(info);
-                return Ok((StatusCode::OK, Json(info)));
-            }
+    if let Some(record) = state.store.step_lookup(&key)
+        && let (Some(model), Some(log)) = (record.outputs.get("model"), record.outputs.get("log"))
+        && let Ok(log) = state.store.read_json::<TrainingLog>(log, Kind::Report, "curve.json")
+    {
+        let model_info: Model = state.store.read_json(model, Kind::Model, "model.json")?;
+        let epochs = log.curve.len();
+        for event in log.curve {
+            job.push(TrainEvent::Epoch(event));
         }
+        if let Ok(mut l) = job.log.lock() {
+            l.info.cached = true;
+        }
+        job.push(TrainEvent::Done { model: model.clone(), stop_reason: model_info.stop_reason, epochs, cached: true });
+        let info = job.info().unwrap_or(info);
+        return Ok((StatusCode::OK, Json(info)));
     }
     // Check the inputs before answering, so a bad id is a 4xx rather than a failed job.
     let split = state.store.load_split(&request.split)?;
@@ -210,13 +214,37 @@ fn train(
         return Ok(None);
     }
     let dataset = store.manifest(&request.split).ok().and_then(|m| m.inputs.first().cloned()).unwrap_or_default();
-    let lineage = Lineage { dataset, split: request.split.clone(), transform: request.transform.clone(), params: logitflow_core::sha256_hex(params_json.to_string().as_bytes()) };
+    let lineage = Lineage {
+        dataset,
+        split: request.split.clone(),
+        transform: request.transform.clone(),
+        params: logitflow_core::sha256_hex(params_json.to_string().as_bytes()),
+    };
     let epochs = outcome.curve.len();
-    let model = Model::new(transform, outcome.weights, split.train.label_name.clone(), params.clone(), outcome.stop_reason, epochs, fit_part.rows(), lineage);
+    let model = Model::new(
+        transform,
+        outcome.weights,
+        split.train.label_name.clone(),
+        params.clone(),
+        outcome.stop_reason,
+        epochs,
+        fit_part.rows(),
+        lineage,
+    );
     let inputs = vec![request.split.clone(), request.transform.clone()];
     let model_id = store.put_json(Kind::Model, NAME, inputs.clone(), params_json.clone(), "model.json", &model)?;
-    let log_id = store.put_json(Kind::Report, NAME, vec![model_id.clone()], serde_json::json!({"of": "training"}), "curve.json", &TrainingLog { curve: outcome.curve })?;
-    store.step_record(key, &StepRecord { outputs: [("model".into(), model_id.clone()), ("log".into(), log_id)].into(), summary: serde_json::Value::Null })?;
+    let log_id = store.put_json(
+        Kind::Report,
+        NAME,
+        vec![model_id.clone()],
+        serde_json::json!({"of": "training"}),
+        "curve.json",
+        &TrainingLog { curve: outcome.curve },
+    )?;
+    store.step_record(
+        key,
+        &StepRecord { outputs: [("model".into(), model_id.clone()), ("log".into(), log_id)].into(), summary: serde_json::Value::Null },
+    )?;
     Ok(Some(TrainEvent::Done { model: model_id, stop_reason: outcome.stop_reason, epochs, cached: false }))
 }
 
@@ -235,31 +263,40 @@ async fn cancel_job(State(state): State<AppState>, Path(id): Path<String>) -> Re
     job.info().map(Json).ok_or_else(|| ApiError::Internal("job state poisoned".into()))
 }
 
-async fn job_events(State(state): State<AppState>, Path(id): Path<String>) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+async fn job_events(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let job = state.job(&id)?;
     let changed = job.changed.subscribe();
-    let stream = futures::stream::unfold((job, changed, state.shutting_down.clone(), 0usize, false), |(job, mut changed, mut stop, next, ended)| async move {
-        if ended {
-            return None;
-        }
-        loop {
-            let event = job.log.lock().ok().and_then(|log| log.events.get(next).cloned());
-            if let Some(event) = event {
-                let last = event.is_final();
-                let sse = Event::default().event(event.name()).json_data(&event).unwrap_or_else(|_| Event::default().comment("unserialisable event"));
-                return Some((Ok(sse), (job, changed, stop, next + 1, last)));
+    let stream = futures::stream::unfold(
+        (job, changed, state.shutting_down.clone(), 0usize, false),
+        |(job, mut changed, mut stop, next, ended)| async move {
+            if ended {
+                return None;
             }
-            tokio::select! {
-                result = changed.changed() => if result.is_err() { return None },
-                // A dropped sender means no shutdown will ever come, not that one came.
-                () = async {
-                    if stop.wait_for(|s| *s).await.is_err() {
-                        std::future::pending::<()>().await;
-                    }
-                } => return None,
+            loop {
+                let event = job.log.lock().ok().and_then(|log| log.events.get(next).cloned());
+                if let Some(event) = event {
+                    let last = event.is_final();
+                    let sse = Event::default()
+                        .event(event.name())
+                        .json_data(&event)
+                        .unwrap_or_else(|_| Event::default().comment("unserialisable event"));
+                    return Some((Ok(sse), (job, changed, stop, next + 1, last)));
+                }
+                tokio::select! {
+                    result = changed.changed() => if result.is_err() { return None },
+                    // A dropped sender means no shutdown will ever come, not that one came.
+                    () = async {
+                        if stop.wait_for(|s| *s).await.is_err() {
+                            std::future::pending::<()>().await;
+                        }
+                    } => return None,
+                }
             }
-        }
-    });
+        },
+    );
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
@@ -306,7 +343,13 @@ mod tests {
     #[tokio::test]
     async fn bad_requests_are_refused() {
         let (_dir, app, split, transform) = setup();
-        let (status, body) = call(&app, "POST", "/v1/jobs", Some(serde_json::json!({"split": split, "transform": transform, "params": {"learning_rate": -1.0}}))).await;
+        let (status, body) = call(
+            &app,
+            "POST",
+            "/v1/jobs",
+            Some(serde_json::json!({"split": split, "transform": transform, "params": {"learning_rate": -1.0}})),
+        )
+        .await;
         assert_eq!((status, body["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("INVALID_PARAMS")));
         let (status, _) = call(&app, "POST", "/v1/jobs", Some(serde_json::json!({"split": transform, "transform": transform}))).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -319,7 +362,8 @@ mod tests {
     #[tokio::test]
     async fn cancel_stops_between_epochs_and_stores_nothing() {
         let (dir, app, split, transform) = setup();
-        let body = serde_json::json!({"split": split, "transform": transform, "params": {"epochs": 1000000, "patience": 0, "tolerance": 0.0}});
+        let body =
+            serde_json::json!({"split": split, "transform": transform, "params": {"epochs": 1000000, "patience": 0, "tolerance": 0.0}});
         let (_, info) = call(&app, "POST", "/v1/jobs", Some(body)).await;
         let id = info["job"].as_str().expect("id").to_string();
         let (_, info) = call(&app, "DELETE", &format!("/v1/jobs/{id}"), None).await;
@@ -327,7 +371,8 @@ mod tests {
         let (_, bytes) = call_raw(&app, "GET", &format!("/v1/jobs/{id}/events"), "text/plain", vec![]).await;
         assert!(String::from_utf8_lossy(&bytes).contains("event: cancelled"));
         let models = std::fs::read_dir(dir.path().join("artifacts")).expect("dir").filter(|e| {
-            e.as_ref().is_ok_and(|e| std::fs::read_to_string(e.path().join("manifest.json")).is_ok_and(|m| m.contains("\"kind\": \"model\"")))
+            e.as_ref()
+                .is_ok_and(|e| std::fs::read_to_string(e.path().join("manifest.json")).is_ok_and(|m| m.contains("\"kind\": \"model\"")))
         });
         assert_eq!(models.count(), 0);
     }

@@ -1,0 +1,527 @@
+//! The dashboard's state, [`App`], and how it changes: [`App::on_key`] turns keys into state
+//! changes and [`Action`]s for the runtime to carry out; [`App::on_event`] folds in what
+//! background tasks report ([`AppEvent`]). No I/O happens here, so the whole dashboard can be
+//! driven headless in tests.
+
+use crate::pipeline::{PipelineEvent, RunReport, Stage};
+use crate::supervisor::{LogLine, ServiceName, ServiceSnapshot, Status};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use logitflow_core::logistic::{Solver, TrainParams};
+use logitflow_kit::wire::{Evaluation, ModelVersions};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// What a background task reports.
+#[derive(Debug, Clone)]
+pub enum AppEvent {
+    /// The supervisor's view of the services changed.
+    Services(Vec<ServiceSnapshot>),
+    /// CPU % and resident bytes per pid, sampled once a second.
+    Stats(BTreeMap<u32, (f32, u64)>),
+    Logs(ServiceName, Vec<LogLine>),
+    Pipeline(PipelineEvent),
+    RunFinished(Result<Box<RunReport>, String>),
+    /// An answer to the predict box, from one alias.
+    Predicted { alias: String, result: Result<(f64, String), String> },
+    Models(ModelVersions),
+    Exported(Result<Vec<PathBuf>, String>),
+    /// The result of promote, rollback, cancel, restart...
+    Status(String),
+    /// A run kept from before this session, to show at start.
+    PreviousRun(Box<RunReport>),
+}
+
+/// What the runtime must do for a key.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Train(TrainParams),
+    Cancel(String),
+    Predict(Vec<f64>, Vec<String>),
+    Promote,
+    Rollback,
+    Export { log_scale: bool },
+    Restart(ServiceName),
+    StopStart(ServiceName, bool),
+    ShowLogs(ServiceName),
+    Quit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Focus {
+    Services,
+    Predict,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overlay {
+    None,
+    Help,
+    Logs,
+    Params,
+    ConfirmQuit,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum StageState {
+    Waiting,
+    Running,
+    Done { ms: f64, cached: bool, detail: String },
+    Failed(String),
+}
+
+/// The hyperparameter form: text fields, checked when applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParamsForm {
+    pub solver: Solver,
+    pub fields: [String; 5],
+    pub selected: usize,
+    pub error: Option<String>,
+}
+
+impl ParamsForm {
+    pub const LABELS: [&'static str; 6] = ["solver", "learning rate", "epochs", "batch size", "l2", "seed"];
+
+    fn from(p: &TrainParams) -> Self {
+        ParamsForm {
+            solver: p.solver,
+            fields: [p.learning_rate.to_string(), p.epochs.to_string(), p.batch_size.to_string(), p.l2.to_string(), p.seed.to_string()],
+            selected: 0,
+            error: None,
+        }
+    }
+
+    /// The parameters, or the reason they are refused (naming the field).
+    pub fn parse(&self, base: &TrainParams) -> Result<TrainParams, String> {
+        let number = |i: usize| self.fields[i].trim().parse::<f64>().map_err(|_| format!("{}: {:?} is not a number", Self::LABELS[i + 1], self.fields[i]));
+        let whole = |i: usize| self.fields[i].trim().parse::<u64>().map_err(|_| format!("{}: {:?} is not a whole number", Self::LABELS[i + 1], self.fields[i]));
+        let params = TrainParams {
+            solver: self.solver,
+            learning_rate: number(0)?,
+            epochs: whole(1)? as usize,
+            batch_size: whole(2)? as usize,
+            l2: number(3)?,
+            seed: whole(4)?,
+            ..base.clone()
+        };
+        params.validate().map_err(|e| e.to_string())?;
+        Ok(params)
+    }
+}
+
+/// One answer shown in the predict box.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    pub alias: String,
+    pub result: Result<(f64, String), String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct App {
+    pub home: PathBuf,
+    pub model_name: String,
+    pub feature_names: Vec<String>,
+    pub threshold: f64,
+    pub services: Vec<ServiceSnapshot>,
+    pub stats: BTreeMap<u32, (f32, u64)>,
+    pub selected: usize,
+    pub focus: Focus,
+    pub overlay: Overlay,
+    pub stages: Vec<(Stage, StageState)>,
+    pub params: TrainParams,
+    pub form: ParamsForm,
+    /// The current run's curve: (epoch, train loss) and (epoch, validation loss).
+    pub train_curve: Vec<(f64, f64)>,
+    pub val_curve: Vec<(f64, f64)>,
+    /// The previous run's training curve, drawn dimmed behind the newest.
+    pub previous_curve: Vec<(f64, f64)>,
+    pub epochs_planned: usize,
+    pub log_scale: bool,
+    pub training: bool,
+    pub job: Option<String>,
+    pub evaluation: Option<Evaluation>,
+    pub versions: Option<ModelVersions>,
+    pub last_report: Option<RunReport>,
+    pub predict_input: String,
+    pub answers: Vec<Answer>,
+    pub logs: Vec<LogLine>,
+    pub log_scroll: usize,
+    pub log_search: Option<String>,
+    pub searching: bool,
+    pub status: String,
+    pub train_pressed: Option<Instant>,
+    /// "Now", set on every tick, so rendering is a pure function of the state.
+    pub now: Instant,
+    pub quit: bool,
+}
+
+impl App {
+    pub fn new(home: PathBuf, model_name: String, params: TrainParams, threshold: f64) -> App {
+        App {
+            home,
+            model_name,
+            feature_names: Vec::new(),
+            threshold,
+            services: Vec::new(),
+            stats: BTreeMap::new(),
+            selected: 0,
+            focus: Focus::Services,
+            overlay: Overlay::None,
+            stages: Stage::ALL.iter().map(|s| (*s, StageState::Waiting)).collect(),
+            form: ParamsForm::from(&params),
+            params,
+            train_curve: Vec::new(),
+            val_curve: Vec::new(),
+            previous_curve: Vec::new(),
+            epochs_planned: 0,
+            log_scale: false,
+            training: false,
+            job: None,
+            evaluation: None,
+            versions: None,
+            last_report: None,
+            predict_input: String::new(),
+            answers: Vec::new(),
+            logs: Vec::new(),
+            log_scroll: 0,
+            log_search: None,
+            searching: false,
+            status: "starting the services…".into(),
+            train_pressed: None,
+            now: Instant::now(),
+            quit: false,
+        }
+    }
+
+    pub fn all_ready(&self) -> bool {
+        !self.services.is_empty() && self.services.iter().all(|s| s.status == Status::Ready)
+    }
+
+    pub fn selected_service(&self) -> Option<ServiceName> {
+        self.services.get(self.selected).map(|s| s.name)
+    }
+
+    /// Whether a candidate version stands beside the stable one.
+    pub fn has_candidate(&self) -> bool {
+        self.versions.as_ref().is_some_and(|v| v.entry.aliases.contains_key(logitflow_core::registry::CANDIDATE))
+    }
+
+    /// Folds in what a background task reported.
+    pub fn on_event(&mut self, event: AppEvent) {
+        match event {
+            AppEvent::Services(services) => {
+                let was_ready = self.all_ready();
+                self.services = services;
+                self.selected = self.selected.min(self.services.len().saturating_sub(1));
+                if !was_ready && self.all_ready() && !self.training {
+                    self.status = "all services ready — press t to train".into();
+                }
+            }
+            AppEvent::Stats(stats) => self.stats = stats,
+            AppEvent::Logs(name, lines) => {
+                if self.selected_service() == Some(name) {
+                    self.logs = lines;
+                }
+            }
+            AppEvent::Pipeline(event) => self.on_pipeline(event),
+            AppEvent::RunFinished(result) => {
+                self.training = false;
+                self.job = None;
+                match result {
+                    Ok(report) => {
+                        let served_ms = report.train_to_served_ms;
+                        let since_key = self.train_pressed.map(|t| t.elapsed());
+                        self.feature_names = report.feature_names.clone();
+                        self.status = format!(
+                            "v{} {} — answering {} after the keypress (train→served {:.0} ms)",
+                            report.model.version,
+                            if report.promoted { "is stable" } else { "is the candidate" },
+                            since_key.map_or_else(|| "-".into(), |d| format!("{} ms", d.as_millis())),
+                            served_ms
+                        );
+                        self.last_report = Some(*report);
+                    }
+                    Err(e) => self.status = format!("run failed: {e}"),
+                }
+            }
+            AppEvent::Predicted { alias, result } => {
+                self.answers.retain(|a| a.alias != alias);
+                self.answers.push(Answer { alias, result });
+                self.answers.sort_by(|a, b| b.alias.cmp(&a.alias)); // stable before candidate
+            }
+            AppEvent::Models(versions) => self.versions = Some(versions),
+            AppEvent::Exported(result) => {
+                self.status = match result {
+                    Ok(paths) => format!("exported {} files: {}", paths.len(), paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join("  ")),
+                    Err(e) => format!("export failed: {e}"),
+                }
+            }
+            AppEvent::Status(text) => self.status = text,
+            AppEvent::PreviousRun(report) => {
+                self.train_curve = report.loss_curve.iter().map(|p| (p.epoch as f64, p.train_loss)).collect();
+                self.val_curve = report.loss_curve.iter().filter_map(|p| p.val_loss.map(|v| (p.epoch as f64, v))).collect();
+                self.feature_names = report.feature_names.clone();
+                self.last_report = Some(*report);
+            }
+        }
+    }
+
+    fn on_pipeline(&mut self, event: PipelineEvent) {
+        match event {
+            PipelineEvent::StageStarted(stage) => self.set_stage(stage, StageState::Running),
+            PipelineEvent::StageFinished { stage, ms, cached, detail } => self.set_stage(stage, StageState::Done { ms, cached, detail }),
+            PipelineEvent::StageFailed { stage, error } => {
+                self.set_stage(stage, StageState::Failed(error.clone()));
+                self.status = format!("{} failed: {error}", stage.as_str());
+            }
+            PipelineEvent::TrainStarted { job } => self.job = Some(job),
+            PipelineEvent::Epoch(e) => {
+                // The series are built here, as data arrives, not in render.
+                self.train_curve.push((e.epoch as f64, e.train_loss));
+                if let Some(v) = e.val_loss {
+                    self.val_curve.push((e.epoch as f64, v));
+                }
+            }
+            PipelineEvent::Evaluated(evaluation) => {
+                self.feature_names = evaluation.coefficients.keys().cloned().collect();
+                self.evaluation = Some(*evaluation);
+            }
+            PipelineEvent::Served(_) => {}
+        }
+    }
+
+    fn set_stage(&mut self, stage: Stage, state: StageState) {
+        if let Some(slot) = self.stages.iter_mut().find(|(s, _)| *s == stage) {
+            slot.1 = state;
+        }
+    }
+
+    fn start_training(&mut self, params: TrainParams) -> Option<Action> {
+        if self.training {
+            self.status = "training is already running (c cancels it)".into();
+            return None;
+        }
+        if !self.all_ready() {
+            self.status = "the services are not all ready yet".into();
+            return None;
+        }
+        self.params = params.clone();
+        self.training = true;
+        self.train_pressed = Some(Instant::now());
+        if !self.train_curve.is_empty() {
+            self.previous_curve = std::mem::take(&mut self.train_curve);
+        }
+        self.val_curve.clear();
+        self.epochs_planned = params.epochs;
+        self.stages = Stage::ALL.iter().map(|s| (*s, StageState::Waiting)).collect();
+        self.status = format!("training with {} (lr {}, {} epochs)…", params.solver, params.learning_rate, params.epochs);
+        Some(Action::Train(params))
+    }
+
+    /// Handles a key; returns what the runtime must do, if anything.
+    pub fn on_key(&mut self, key: KeyEvent) -> Option<Action> {
+        if key.kind != crossterm::event::KeyEventKind::Press {
+            return None;
+        }
+        if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
+            self.quit = true;
+            return Some(Action::Quit);
+        }
+        match self.overlay {
+            Overlay::ConfirmQuit => {
+                self.overlay = Overlay::None;
+                if matches!(key.code, KeyCode::Char('q') | KeyCode::Char('y')) {
+                    self.quit = true;
+                    return Some(Action::Quit);
+                }
+                self.status = "still here".into();
+                return None;
+            }
+            Overlay::Help => {
+                self.overlay = Overlay::None;
+                return None;
+            }
+            Overlay::Params => return self.on_form_key(key),
+            Overlay::Logs => return self.on_logs_key(key),
+            Overlay::None => {}
+        }
+        if self.focus == Focus::Predict {
+            return self.on_predict_key(key);
+        }
+        match key.code {
+            KeyCode::Char('q') => {
+                if self.training {
+                    self.overlay = Overlay::ConfirmQuit;
+                    None
+                } else {
+                    self.quit = true;
+                    Some(Action::Quit)
+                }
+            }
+            KeyCode::Char('t') => self.start_training(self.params.clone()),
+            KeyCode::Char('c') => match (&self.job, self.training) {
+                (Some(job), true) => Some(Action::Cancel(job.clone())),
+                _ => {
+                    self.status = "nothing is training".into();
+                    None
+                }
+            },
+            KeyCode::Char('h') => {
+                self.form = ParamsForm::from(&self.params);
+                self.overlay = Overlay::Params;
+                None
+            }
+            KeyCode::Char('p') | KeyCode::Char('/') => {
+                self.focus = Focus::Predict;
+                None
+            }
+            KeyCode::Char('P') => Some(Action::Promote),
+            KeyCode::Char('b') => Some(Action::Rollback),
+            KeyCode::Char('e') => Some(Action::Export { log_scale: self.log_scale }),
+            KeyCode::Char('l') => {
+                self.log_scale = !self.log_scale;
+                None
+            }
+            KeyCode::Char('?') => {
+                self.overlay = Overlay::Help;
+                None
+            }
+            KeyCode::Char('r') => self.selected_service().map(Action::Restart),
+            KeyCode::Char('s') => {
+                let s = self.services.get(self.selected)?;
+                Some(Action::StopStart(s.name, matches!(s.status, Status::Stopped | Status::Failed)))
+            }
+            KeyCode::Enter | KeyCode::Char('L') => {
+                let name = self.selected_service()?;
+                self.overlay = Overlay::Logs;
+                self.log_scroll = 0;
+                Some(Action::ShowLogs(name))
+            }
+            KeyCode::Up | KeyCode::Char('k') => {
+                self.selected = self.selected.saturating_sub(1);
+                None
+            }
+            KeyCode::Down | KeyCode::Char('j') => {
+                self.selected = (self.selected + 1).min(self.services.len().saturating_sub(1));
+                None
+            }
+            KeyCode::Tab | KeyCode::BackTab => {
+                self.focus = Focus::Predict;
+                None
+            }
+            _ => None,
+        }
+    }
+
+    fn on_predict_key(&mut self, key: KeyEvent) -> Option<Action> {
+        match key.code {
+            KeyCode::Esc | KeyCode::Tab | KeyCode::BackTab => self.focus = Focus::Services,
+            KeyCode::Backspace => {
+                self.predict_input.pop();
+            }
+            KeyCode::Char(c) if c.is_ascii_digit() || ".,-e ".contains(c) => {
+                if self.predict_input.len() < 64 {
+                    self.predict_input.push(c);
+                }
+            }
+            KeyCode::Enter => match crate::cli::parse_row(self.predict_input.trim()) {
+                Ok(row) if !self.feature_names.is_empty() && row.len() != self.feature_names.len() => {
+                    self.status = format!("enter {} value(s), comma-separated: {}", self.feature_names.len(), self.feature_names.join(", "));
+                }
+                Ok(row) => {
+                    let mut aliases = vec!["stable".to_string()];
+                    if self.has_candidate() {
+                        aliases.push("candidate".into());
+                    }
+                    return Some(Action::Predict(row, aliases));
+                }
+                Err(e) => self.status = format!("cannot predict: {e}"),
+            },
+            _ => {}
+        }
+        None
+    }
+
+    fn on_form_key(&mut self, key: KeyEvent) -> Option<Action> {
+        let form = &mut self.form;
+        match key.code {
+            KeyCode::Esc => self.overlay = Overlay::None,
+            KeyCode::Up | KeyCode::BackTab => form.selected = form.selected.saturating_sub(1),
+            KeyCode::Down | KeyCode::Tab => form.selected = (form.selected + 1).min(ParamsForm::LABELS.len() - 1),
+            KeyCode::Left | KeyCode::Right | KeyCode::Char(' ') if form.selected == 0 => {
+                let i = Solver::ALL.iter().position(|s| *s == form.solver).unwrap_or(0);
+                let next = if key.code == KeyCode::Left { i + Solver::ALL.len() - 1 } else { i + 1 };
+                form.solver = Solver::ALL[next % Solver::ALL.len()];
+            }
+            KeyCode::Backspace if form.selected > 0 => {
+                form.fields[form.selected - 1].pop();
+                form.error = form.parse(&self.params).err();
+            }
+            KeyCode::Char(c) if form.selected > 0 && (c.is_ascii_alphanumeric() || ".-+".contains(c)) => {
+                if form.fields[form.selected - 1].len() < 24 {
+                    form.fields[form.selected - 1].push(c);
+                }
+                form.error = form.parse(&self.params).err();
+            }
+            KeyCode::Enter => match form.parse(&self.params) {
+                Ok(params) => {
+                    self.overlay = Overlay::None;
+                    return self.start_training(params);
+                }
+                Err(e) => form.error = Some(e),
+            },
+            _ => {}
+        }
+        None
+    }
+
+    fn on_logs_key(&mut self, key: KeyEvent) -> Option<Action> {
+        if self.searching {
+            match key.code {
+                KeyCode::Enter => self.searching = false,
+                KeyCode::Esc => {
+                    self.searching = false;
+                    self.log_search = None;
+                }
+                KeyCode::Backspace => {
+                    if let Some(s) = self.log_search.as_mut() {
+                        s.pop();
+                    }
+                }
+                KeyCode::Char(c) => self.log_search.get_or_insert_with(String::new).push(c),
+                _ => {}
+            }
+            return None;
+        }
+        match key.code {
+            KeyCode::Esc | KeyCode::Char('q') | KeyCode::Enter => self.overlay = Overlay::None,
+            KeyCode::Up | KeyCode::Char('k') => self.log_scroll += 1,
+            KeyCode::Down | KeyCode::Char('j') => self.log_scroll = self.log_scroll.saturating_sub(1),
+            KeyCode::PageUp => self.log_scroll += 10,
+            KeyCode::PageDown => self.log_scroll = self.log_scroll.saturating_sub(10),
+            KeyCode::Char('/') => {
+                self.searching = true;
+                self.log_search = Some(String::new());
+            }
+            _ => {}
+        }
+        None
+    }
+
+    /// The log lines to show: matching the search, if any.
+    pub fn visible_logs(&self) -> Vec<&LogLine> {
+        match self.log_search.as_deref().filter(|s| !s.is_empty()) {
+            Some(needle) => self.logs.iter().filter(|l| l.text.contains(needle)).collect(),
+            None => self.logs.iter().collect(),
+        }
+    }
+
+    /// Sets "now" (on each tick), for uptimes.
+    pub fn tick(&mut self, now: Instant) {
+        self.now = now;
+    }
+
+    pub fn uptime(&self, s: &ServiceSnapshot) -> Option<Duration> {
+        s.started.filter(|_| s.status == Status::Ready || s.status == Status::Unhealthy).map(|t| self.now.saturating_duration_since(t))
+    }
+}

@@ -1,0 +1,313 @@
+//! The terminal dashboard.
+//!
+//! Built like ratatui's event-driven async template: one [`Event`] channel, fed by a task
+//! reading the terminal, a task watching the supervisor, a once-a-second sampler of the
+//! children's CPU and memory, and the tasks that carry out [`Action`]s (training, predicting,
+//! exporting…), which report back as typed [`AppEvent`]s. State changes only in
+//! [`App::on_key`] and [`App::on_event`]; drawing is `impl Widget for &App`. The screen is
+//! redrawn when something changed, at most once per frame interval — never on a fast timer.
+
+pub mod app;
+pub mod ui;
+
+use crate::cli::DashboardArgs;
+use crate::commands;
+use crate::pipeline::{self, Clients, PipelineRequest};
+use crate::supervisor::{ServiceName, Supervisor, SupervisorConfig};
+pub use app::{Action, App, AppEvent};
+use futures::StreamExt;
+use logitflow_kit::wire::{InferRequest, InferResponse, LoadInfo, ModelVersions, PromoteRequest};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// Everything the event loop reacts to.
+#[derive(Debug)]
+pub enum Event {
+    /// Once a second: uptimes move on.
+    Tick,
+    Crossterm(crossterm::event::Event),
+    App(AppEvent),
+    /// SIGTERM or SIGINT: leave as after `q`.
+    Terminate,
+}
+
+/// The shortest time between two frames.
+const FRAME: Duration = Duration::from_millis(33);
+
+/// Runs the dashboard until the user quits; stops every service before returning.
+pub async fn run(mut terminal: ratatui::DefaultTerminal, home: PathBuf, args: DashboardArgs) -> anyhow::Result<()> {
+    let request = commands::pipeline_request(&home, &args.data, Vec::new())?;
+    let config = SupervisorConfig::new(home.clone(), commands::allowed_roots(&home, &request))?;
+    let supervisor = Supervisor::start(config, &ServiceName::ALL)?;
+    let result = event_loop(&mut terminal, &supervisor, home, args, request).await;
+    supervisor.shutdown().await;
+    result
+}
+
+async fn event_loop(
+    terminal: &mut ratatui::DefaultTerminal,
+    supervisor: &Supervisor,
+    home: PathBuf,
+    args: DashboardArgs,
+    request: PipelineRequest,
+) -> anyhow::Result<()> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
+    spawn_terminal_reader(tx.clone());
+    spawn_supervisor_watcher(supervisor.clone(), tx.clone());
+    spawn_sampler(supervisor.clone(), tx.clone());
+    spawn_signal_watcher(tx.clone());
+    let mut app = App::new(home.clone(), request.model_name.clone(), request.params.clone(), request.threshold);
+    if let Some(previous) = pipeline::load_runs(&home).into_iter().rev().find(|r| r.model.name == request.model_name) {
+        app.on_event(AppEvent::PreviousRun(Box::new(previous)));
+    }
+    let runtime = Runtime { supervisor: supervisor.clone(), tx: tx.clone(), request, home, export_dir: args.export_dir };
+    let mut dirty = true;
+    let mut last_frame = Instant::now() - FRAME;
+    let mut fetched_models = false;
+    loop {
+        if dirty {
+            let wait = FRAME.saturating_sub(last_frame.elapsed());
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
+            // Fold in whatever arrived meanwhile, so a burst of epochs costs one frame.
+            while let Ok(event) = rx.try_recv() {
+                handle(&mut app, &runtime, event);
+            }
+            terminal.draw(|frame| frame.render_widget(&app, frame.area()))?;
+            last_frame = Instant::now();
+        }
+        if app.quit {
+            break;
+        }
+        let Some(event) = rx.recv().await else { break };
+        dirty = handle(&mut app, &runtime, event);
+        if !fetched_models && app.all_ready() {
+            fetched_models = true;
+            runtime.refresh_models();
+        }
+        if app.quit {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Applies one event; returns whether the screen needs redrawing.
+fn handle(app: &mut App, runtime: &Runtime, event: Event) -> bool {
+    match event {
+        Event::Tick => app.tick(Instant::now()),
+        Event::Terminate => {
+            app.quit = true;
+        }
+        Event::Crossterm(crossterm::event::Event::Key(key)) => {
+            if let Some(action) = app.on_key(key) {
+                runtime.perform(app, action);
+            }
+        }
+        Event::Crossterm(crossterm::event::Event::Resize(..)) => {}
+        Event::Crossterm(_) => return false,
+        Event::App(event) => {
+            if let AppEvent::Services(_) = &event {
+                if app.overlay == app::Overlay::Logs {
+                    if let Some(name) = app.selected_service() {
+                        app.on_event(AppEvent::Logs(name, runtime.supervisor.logs(name, 2000)));
+                    }
+                }
+            }
+            app.on_event(event);
+        }
+    }
+    true
+}
+
+fn spawn_terminal_reader(tx: mpsc::UnboundedSender<Event>) {
+    tokio::spawn(async move {
+        let mut events = crossterm::event::EventStream::new();
+        while let Some(Ok(event)) = events.next().await {
+            if tx.send(Event::Crossterm(event)).is_err() {
+                break;
+            }
+        }
+    });
+}
+
+/// Sends the services' snapshots when they change, at most four times a second.
+fn spawn_supervisor_watcher(supervisor: Supervisor, tx: mpsc::UnboundedSender<Event>) {
+    tokio::spawn(async move {
+        let mut changed = supervisor.subscribe();
+        loop {
+            if tx.send(Event::App(AppEvent::Services(supervisor.snapshots()))).is_err() {
+                break;
+            }
+            if changed.changed().await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    });
+}
+
+/// Samples the children's CPU and memory once a second (and ticks the uptimes).
+fn spawn_sampler(supervisor: Supervisor, tx: mpsc::UnboundedSender<Event>) {
+    tokio::spawn(async move {
+        use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
+        let mut system = System::new();
+        let mut interval = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            interval.tick().await;
+            let pids: Vec<Pid> = supervisor.snapshots().iter().filter_map(|s| s.pid).map(Pid::from_u32).collect();
+            system.refresh_processes_specifics(ProcessesToUpdate::Some(&pids), true, ProcessRefreshKind::nothing().with_cpu().with_memory());
+            let stats = pids.iter().filter_map(|p| system.process(*p).map(|proc_| (p.as_u32(), (proc_.cpu_usage(), proc_.memory())))).collect();
+            if tx.send(Event::App(AppEvent::Stats(stats))).is_err() || tx.send(Event::Tick).is_err() {
+                break;
+            }
+        }
+    });
+}
+
+fn spawn_signal_watcher(tx: mpsc::UnboundedSender<Event>) {
+    tokio::spawn(async move {
+        logitflow_kit::shutdown_signal().await;
+        let _ = tx.send(Event::Terminate);
+    });
+}
+
+/// Carries out actions, off the event loop.
+struct Runtime {
+    supervisor: Supervisor,
+    tx: mpsc::UnboundedSender<Event>,
+    request: PipelineRequest,
+    home: PathBuf,
+    export_dir: PathBuf,
+}
+
+impl Runtime {
+    fn send(tx: &mpsc::UnboundedSender<Event>, event: AppEvent) {
+        let _ = tx.send(Event::App(event));
+    }
+
+    fn client(&self, name: ServiceName) -> Result<logitflow_kit::client::ServiceClient, String> {
+        self.supervisor.client(name).ok_or_else(|| format!("{name} is not running"))
+    }
+
+    fn refresh_models(&self) {
+        let (Ok(evaluate), tx, name) = (self.client(ServiceName::Evaluate), self.tx.clone(), self.request.model_name.clone()) else { return };
+        tokio::spawn(async move {
+            if let Ok(versions) = evaluate.get::<ModelVersions>(&format!("/v1/models/{name}")).await {
+                Self::send(&tx, AppEvent::Models(versions));
+            }
+        });
+    }
+
+    fn perform(&self, app: &App, action: Action) {
+        let tx = self.tx.clone();
+        let name = self.request.model_name.clone();
+        match action {
+            Action::Quit => {}
+            Action::Train(params) => {
+                let Some(clients) = Clients::from_supervisor(&self.supervisor) else {
+                    Self::send(&tx, AppEvent::RunFinished(Err("a service is not running".into())));
+                    return;
+                };
+                let request = PipelineRequest { params, ..self.request.clone() };
+                let (home, evaluate) = (self.home.clone(), self.client(ServiceName::Evaluate).ok());
+                tokio::spawn(async move {
+                    let (events_tx, mut events_rx) = mpsc::unbounded_channel();
+                    let forward_tx = tx.clone();
+                    let forward = tokio::spawn(async move {
+                        while let Some(event) = events_rx.recv().await {
+                            Self::send(&forward_tx, AppEvent::Pipeline(event));
+                        }
+                    });
+                    let result = pipeline::run_pipeline(&clients, &request, events_tx).await;
+                    let _ = forward.await;
+                    if let Ok(report) = &result {
+                        let _ = pipeline::save_run(&home, report);
+                    }
+                    Self::send(&tx, AppEvent::RunFinished(result.map(Box::new).map_err(|e| e.to_string())));
+                    if let Some(evaluate) = evaluate {
+                        if let Ok(versions) = evaluate.get::<ModelVersions>(&format!("/v1/models/{name}")).await {
+                            Self::send(&tx, AppEvent::Models(versions));
+                        }
+                    }
+                });
+            }
+            Action::Cancel(job) => {
+                let Ok(train) = self.client(ServiceName::Train) else { return };
+                tokio::spawn(async move {
+                    let status = match train.delete::<serde_json::Value>(&format!("/v1/jobs/{job}")).await {
+                        Ok(_) => "cancelling: training stops after this epoch".to_string(),
+                        Err(e) => format!("cancel failed: {e}"),
+                    };
+                    Self::send(&tx, AppEvent::Status(status));
+                });
+            }
+            Action::Predict(row, aliases) => {
+                let Ok(serve) = self.client(ServiceName::Serve) else { return };
+                tokio::spawn(async move {
+                    for alias in aliases {
+                        let answer = serve
+                            .post::<_, InferResponse>(&format!("/v2/models/{name}/versions/{alias}/infer"), &InferRequest::rows(std::slice::from_ref(&row)))
+                            .await
+                            .map_err(|e| e.to_string())
+                            .and_then(|a| {
+                                let p = a.outputs.first().and_then(|o| o.data.first()).copied().ok_or("no probability in the answer")?;
+                                Ok((p, a.model_version))
+                            });
+                        Self::send(&tx, AppEvent::Predicted { alias, result: answer });
+                    }
+                });
+            }
+            Action::Promote | Action::Rollback => {
+                let (Ok(evaluate), Ok(serve)) = (self.client(ServiceName::Evaluate), self.client(ServiceName::Serve)) else { return };
+                let promote = action == Action::Promote;
+                tokio::spawn(async move {
+                    let changed = if promote {
+                        evaluate.post::<_, ModelVersions>(&format!("/v1/models/{name}/promote"), &PromoteRequest::default()).await
+                    } else {
+                        evaluate.post::<_, ModelVersions>(&format!("/v1/models/{name}/rollback"), &serde_json::json!({})).await
+                    };
+                    let status = match changed {
+                        Ok(versions) => {
+                            let loaded = serve.post::<_, LoadInfo>(&format!("/v2/repository/models/{name}/load"), &serde_json::json!({})).await;
+                            let stable = versions.entry.aliases.get("stable").copied().unwrap_or(0);
+                            Self::send(&tx, AppEvent::Models(versions));
+                            match loaded {
+                                Ok(_) => format!("{} — v{stable} is stable and serving", if promote { "promoted" } else { "rolled back" }),
+                                Err(e) => format!("registry updated, but serve did not reload: {e}"),
+                            }
+                        }
+                        Err(e) => format!("{} failed: {e}", if promote { "promote" } else { "rollback" }),
+                    };
+                    Self::send(&tx, AppEvent::Status(status));
+                });
+            }
+            Action::Export { log_scale } => {
+                let Some(report) = app.last_report.clone() else {
+                    Self::send(&tx, AppEvent::Status("nothing to export yet: train first (t)".into()));
+                    return;
+                };
+                let dir = self.export_dir.clone();
+                tokio::task::spawn_blocking(move || {
+                    let result = crate::export::export_run(&report, &dir, log_scale).map_err(|e| e.to_string());
+                    Self::send(&tx, AppEvent::Exported(result));
+                });
+            }
+            Action::Restart(service) => {
+                self.supervisor.restart(service);
+                Self::send(&tx, AppEvent::Status(format!("restarting {service}")));
+            }
+            Action::StopStart(service, start) => {
+                if start {
+                    self.supervisor.start_service(service);
+                } else {
+                    self.supervisor.stop_service(service);
+                }
+                Self::send(&tx, AppEvent::Status(format!("{} {service}", if start { "starting" } else { "stopping" })));
+            }
+            Action::ShowLogs(service) => Self::send(&tx, AppEvent::Logs(service, self.supervisor.logs(service, 2000))),
+        }
+    }
+}

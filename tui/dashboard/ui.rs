@@ -1,0 +1,316 @@
+//! Rendering: `impl Widget for &App`. Pure — it reads the state and draws; no I/O.
+
+use super::app::{App, Focus, Overlay, ParamsForm, StageState};
+use crate::supervisor::Status;
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style, Stylize as _};
+use ratatui::symbols::Marker;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Axis, Block, Cell, Chart, Clear, Dataset, Gauge, GraphType, Paragraph, Row, Table, Widget, Wrap};
+
+/// The smallest terminal the dashboard draws in.
+pub const MIN_WIDTH: u16 = 80;
+pub const MIN_HEIGHT: u16 = 24;
+
+impl Widget for &App {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+            let text = format!("logitflow needs a terminal of at least {MIN_WIDTH}×{MIN_HEIGHT}; this one is {}×{}.", area.width, area.height);
+            Paragraph::new(text).wrap(Wrap { trim: true }).render(area, buf);
+            return;
+        }
+        let [top, middle, bottom, status, footer] =
+            Layout::vertical([Constraint::Length(11), Constraint::Min(7), Constraint::Length(5), Constraint::Length(1), Constraint::Length(1)]).areas(area);
+        let [services, pipeline] = Layout::horizontal([Constraint::Percentage(62), Constraint::Percentage(38)]).areas(top);
+        let [chart, model] = Layout::horizontal([Constraint::Percentage(62), Constraint::Percentage(38)]).areas(middle);
+        let [predict, answer] = Layout::horizontal([Constraint::Percentage(40), Constraint::Percentage(60)]).areas(bottom);
+        render_services(self, services, buf);
+        render_pipeline(self, pipeline, buf);
+        render_chart(self, chart, buf);
+        render_model(self, model, buf);
+        render_predict(self, predict, buf);
+        render_answers(self, answer, buf);
+        Paragraph::new(Line::from(self.status.clone())).style(Style::new().fg(Color::Yellow)).render(status, buf);
+        Paragraph::new(footer_keys(self)).style(Style::new().fg(Color::DarkGray)).render(footer, buf);
+        match self.overlay {
+            Overlay::None => {}
+            Overlay::Help => render_help(area, buf),
+            Overlay::Logs => render_logs(self, area, buf),
+            Overlay::Params => render_form(self, area, buf),
+            Overlay::ConfirmQuit => render_confirm(area, buf),
+        }
+    }
+}
+
+fn status_style(status: Status) -> Style {
+    match status {
+        Status::Ready => Style::new().fg(Color::Green),
+        Status::Starting | Status::Restarting => Style::new().fg(Color::Yellow),
+        Status::Unhealthy | Status::Failed => Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+        Status::Stopped => Style::new().fg(Color::DarkGray),
+    }
+}
+
+fn human_bytes(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 30 => format!("{:.1}G", b as f64 / (1u64 << 30) as f64),
+        b if b >= 1 << 20 => format!("{:.1}M", b as f64 / (1u64 << 20) as f64),
+        b => format!("{}K", b >> 10),
+    }
+}
+
+fn human_duration(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    if s >= 3600 { format!("{}h{:02}m", s / 3600, s % 3600 / 60) } else if s >= 60 { format!("{}m{:02}s", s / 60, s % 60) } else { format!("{s}s") }
+}
+
+fn render_services(app: &App, area: Rect, buf: &mut Buffer) {
+    let rows = app.services.iter().enumerate().map(|(i, s)| {
+        let (cpu, mem) = s.pid.and_then(|p| app.stats.get(&p)).map_or(("-".into(), "-".into()), |(c, m)| (format!("{c:.1}"), human_bytes(*m)));
+        let row = Row::new(vec![
+            Cell::from(s.name.as_str()),
+            Cell::from(s.status.as_str()).style(status_style(s.status)),
+            Cell::from(s.pid.map_or("-".into(), |p| p.to_string())),
+            Cell::from(s.addr.map_or("-".into(), |a| a.port().to_string())),
+            Cell::from(app.uptime(s).map_or("-".into(), human_duration)),
+            Cell::from(s.restarts.to_string()),
+            Cell::from(cpu),
+            Cell::from(mem),
+            Cell::from(s.last_probe.map_or("-".into(), |d| format!("{:.1}ms", d.as_secs_f64() * 1e3))),
+        ]);
+        if i == app.selected && app.focus == Focus::Services { row.style(Style::new().add_modifier(Modifier::REVERSED)) } else { row }
+    });
+    let widths = [
+        Constraint::Length(10),
+        Constraint::Length(10),
+        Constraint::Length(7),
+        Constraint::Length(6),
+        Constraint::Length(6),
+        Constraint::Length(4),
+        Constraint::Length(5),
+        Constraint::Length(7),
+        Constraint::Min(6),
+    ];
+    let header = Row::new(["service", "status", "pid", "port", "up", "rst", "cpu%", "mem", "probe"]).style(Style::new().bold());
+    let ready = app.services.iter().filter(|s| s.status == Status::Ready).count();
+    Table::new(rows, widths)
+        .header(header)
+        .column_spacing(1)
+        .block(Block::bordered().title(format!(" Services {ready}/{} ready ", app.services.len())))
+        .render(area, buf);
+}
+
+fn render_pipeline(app: &App, area: Rect, buf: &mut Buffer) {
+    let lines: Vec<Line> = app
+        .stages
+        .iter()
+        .map(|(stage, state)| {
+            let (mark, style, text) = match state {
+                StageState::Waiting => ("·", Style::new().fg(Color::DarkGray), "waiting".to_string()),
+                StageState::Running => ("▶", Style::new().fg(Color::Yellow), "running".to_string()),
+                StageState::Done { ms, cached, .. } => ("✓", Style::new().fg(Color::Green), format!("{ms:>7.1} ms{}", if *cached { " cached" } else { "" })),
+                StageState::Failed(e) => ("✗", Style::new().fg(Color::Red), format!("failed: {e}")),
+            };
+            Line::from(vec![Span::styled(format!("{mark} {:<11}", stage.as_str()), style), Span::raw(text)])
+        })
+        .collect();
+    Paragraph::new(lines).block(Block::bordered().title(" Pipeline ")).render(area, buf);
+}
+
+fn render_chart(app: &App, area: Rect, buf: &mut Buffer) {
+    let scale = |points: &[(f64, f64)]| -> Vec<(f64, f64)> {
+        if app.log_scale { points.iter().filter(|p| p.1 > 0.0).map(|&(x, y)| (x, y.log10())).collect() } else { points.to_vec() }
+    };
+    let (train, val, previous) = (scale(&app.train_curve), scale(&app.val_curve), scale(&app.previous_curve));
+    let title = format!(
+        " Loss{} — {} {}/{} epochs ",
+        if app.log_scale { " (log₁₀)" } else { "" },
+        app.params.solver,
+        app.train_curve.len(),
+        if app.epochs_planned > 0 { app.epochs_planned } else { app.train_curve.len() }
+    );
+    let block = Block::bordered().title(title);
+    if train.is_empty() && previous.is_empty() {
+        Paragraph::new("no training yet — press t").block(block).render(area, buf);
+        return;
+    }
+    let all = train.iter().chain(&val).chain(&previous);
+    let (mut lo, mut hi) = all.clone().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| (lo.min(p.1), hi.max(p.1)));
+    if (hi - lo).abs() < 1e-9 {
+        lo -= 0.01;
+        hi += 0.01;
+    }
+    let max_x = all.fold(1.0f64, |m, p| m.max(p.0));
+    let label = |v: f64| if app.log_scale { format!("{:.3}", 10f64.powf(v)) } else { format!("{v:.3}") };
+    let mut datasets = Vec::new();
+    if !previous.is_empty() {
+        datasets.push(Dataset::default().name("previous").marker(Marker::Braille).graph_type(GraphType::Line).style(Style::new().fg(Color::DarkGray)).data(&previous));
+    }
+    datasets.push(Dataset::default().name("train").marker(Marker::Braille).graph_type(GraphType::Line).style(Style::new().fg(Color::Cyan).bold()).data(&train));
+    if !val.is_empty() {
+        datasets.push(Dataset::default().name("validation").marker(Marker::Braille).graph_type(GraphType::Line).style(Style::new().fg(Color::Magenta).bold()).data(&val));
+    }
+    Chart::new(datasets)
+        .block(block)
+        .x_axis(Axis::default().title("epoch").bounds([1.0, max_x]).labels(["1".to_string(), format!("{:.0}", (1.0 + max_x) / 2.0), format!("{max_x:.0}")]))
+        .y_axis(Axis::default().title("loss").bounds([lo, hi]).labels([label(lo), label((lo + hi) / 2.0), label(hi)]))
+        .render(area, buf);
+}
+
+fn render_model(app: &App, area: Rect, buf: &mut Buffer) {
+    let mut lines: Vec<Line> = Vec::new();
+    let aliases = app.versions.as_ref().map(|v| v.entry.aliases.iter().map(|(a, n)| format!("{a}=v{n}")).collect::<Vec<_>>().join(" ")).unwrap_or_default();
+    let (metrics, version, coefficients, intercept, previous) = match (&app.evaluation, &app.last_report) {
+        (Some(e), _) => (Some(&e.metrics), Some(e.version), Some(&e.coefficients), e.intercept, e.previous.as_ref().map(|p| &p.metrics)),
+        (None, Some(r)) => (Some(&r.metrics), Some(r.model.version), Some(&r.model.coefficients), r.model.intercept, None),
+        _ => (None, None, None, 0.0, None),
+    };
+    let Some(m) = metrics else {
+        Paragraph::new("no model yet").block(Block::bordered().title(" Model ")).render(area, buf);
+        return;
+    };
+    lines.push(Line::from(vec![Span::styled(format!("{} v{}", app.model_name, version.unwrap_or(0)), Style::new().bold()), Span::raw(format!("  {aliases}"))]));
+    let delta = |now: f64, before: Option<f64>| before.map_or(String::new(), |b| format!(" ({:+.4})", now - b));
+    lines.push(Line::from(format!("acc {:.4}{}  auc {:.4}{}", m.accuracy, delta(m.accuracy, previous.map(|p| p.accuracy)), m.auc, delta(m.auc, previous.map(|p| p.auc)))));
+    lines.push(Line::from(format!("prec {:.4}  rec {:.4}  F1 {:.4}", m.precision, m.recall, m.f1)));
+    lines.push(Line::from(format!("log loss {:.4}{}", m.log_loss, delta(m.log_loss, previous.map(|p| p.log_loss)))));
+    let c = &m.confusion;
+    lines.push(Line::from(format!("confusion  tp {:<4} fp {:<4}", c.tp, c.fp)));
+    lines.push(Line::from(format!("           fn {:<4} tn {:<4}", c.fn_, c.tn)));
+    lines.push(Line::from(format!("θ0 {intercept:.4}")));
+    for (name, theta) in coefficients.into_iter().flatten() {
+        lines.push(Line::from(format!("θ {name} {theta:.4}")));
+    }
+    Paragraph::new(lines).block(Block::bordered().title(" Model ")).render(area, buf);
+}
+
+fn render_predict(app: &App, area: Rect, buf: &mut Buffer) {
+    let focused = app.focus == Focus::Predict;
+    let hint = if app.feature_names.is_empty() { "value per feature".to_string() } else { app.feature_names.join(", ") };
+    let cursor = if focused { "█" } else { "" };
+    let lines = vec![Line::from(format!("{hint}:")), Line::from(vec![Span::raw("> "), Span::styled(format!("{}{cursor}", app.predict_input), Style::new().bold())])];
+    let block = Block::bordered().title(" Predict ").border_style(if focused { Style::new().fg(Color::Cyan) } else { Style::new() });
+    Paragraph::new(lines).block(block).render(area, buf);
+}
+
+fn render_answers(app: &App, area: Rect, buf: &mut Buffer) {
+    let block = Block::bordered().title(" Answer ");
+    let inner = block.inner(area);
+    block.render(area, buf);
+    if app.answers.is_empty() {
+        Paragraph::new("type a value in Predict (p), then Enter").render(inner, buf);
+        return;
+    }
+    let rows = Layout::vertical(vec![Constraint::Length(1); app.answers.len().min(inner.height as usize)]).split(inner);
+    for (answer, row) in app.answers.iter().zip(rows.iter()) {
+        match &answer.result {
+            Ok((p, version)) => {
+                let decision = if *p >= app.threshold { "admit" } else { "reject" };
+                let [text, bar] = Layout::horizontal([Constraint::Length(34), Constraint::Min(6)]).areas(*row);
+                Paragraph::new(format!("{:<9} v{version:<3} {p:.4} {decision}", answer.alias)).render(text, buf);
+                Gauge::default().ratio(p.clamp(0.0, 1.0)).label("").gauge_style(Style::new().fg(if *p >= app.threshold { Color::Green } else { Color::Red })).render(bar, buf);
+            }
+            Err(e) => Paragraph::new(format!("{}: {e}", answer.alias)).style(Style::new().fg(Color::Red)).render(*row, buf),
+        }
+    }
+}
+
+fn footer_keys(app: &App) -> String {
+    match (app.overlay, app.focus) {
+        (Overlay::Logs, _) => "↑↓ scroll  PgUp/PgDn  / search  Esc close".into(),
+        (Overlay::Params, _) => "↑↓ field  ←→ solver  type to edit  Enter train  Esc cancel".into(),
+        (Overlay::Help | Overlay::ConfirmQuit, _) => "any key closes".into(),
+        (Overlay::None, Focus::Predict) => "type values  Enter predict  Esc/Tab back".into(),
+        (Overlay::None, Focus::Services) => "t train  c cancel  h params  p predict  P promote  b rollback  e export  l log  r/s service  Enter logs  ? help  q quit".into(),
+    }
+}
+
+fn centered(area: Rect, width: u16, height: u16) -> Rect {
+    let w = width.min(area.width);
+    let h = height.min(area.height);
+    Rect { x: area.x + (area.width - w) / 2, y: area.y + (area.height - h) / 2, width: w, height: h }
+}
+
+pub const HELP: &[(&str, &str)] = &[
+    ("t", "train with the current hyperparameters"),
+    ("c", "cancel training"),
+    ("h", "hyperparameters: edit, then Enter retrains"),
+    ("p or /", "focus the predict box; Enter asks serve"),
+    ("P", "promote the candidate to stable"),
+    ("b", "roll back to the previous stable version"),
+    ("e", "export loss and ROC curves (PNG, SVG, CSV)"),
+    ("l", "log scale on the loss chart"),
+    ("↑↓ / j k", "select a service"),
+    ("Enter", "the selected service's log (/ searches)"),
+    ("r", "restart the selected service"),
+    ("s", "stop or start the selected service"),
+    ("Tab", "move between services and predict"),
+    ("?", "this help"),
+    ("q, Ctrl-C", "quit (asks while training runs)"),
+];
+
+fn render_help(area: Rect, buf: &mut Buffer) {
+    let rect = centered(area, 62, HELP.len() as u16 + 2);
+    Clear.render(rect, buf);
+    let lines: Vec<Line> = HELP.iter().map(|(k, v)| Line::from(vec![Span::styled(format!("{k:>10}  "), Style::new().bold()), Span::raw(*v)])).collect();
+    Paragraph::new(lines).block(Block::bordered().title(" Keys ")).render(rect, buf);
+}
+
+fn render_confirm(area: Rect, buf: &mut Buffer) {
+    let rect = centered(area, 50, 3);
+    Clear.render(rect, buf);
+    Paragraph::new("Training is running. Quit anyway? q/y quits").block(Block::bordered().title(" Quit? ")).render(rect, buf);
+}
+
+fn render_form(app: &App, area: Rect, buf: &mut Buffer) {
+    let rect = centered(area, 56, 11);
+    Clear.render(rect, buf);
+    let form = &app.form;
+    let mut lines = Vec::new();
+    for (i, label) in ParamsForm::LABELS.iter().enumerate() {
+        let value = if i == 0 { format!("◀ {} ▶", form.solver) } else { form.fields[i - 1].clone() };
+        let style = if i == form.selected { Style::new().add_modifier(Modifier::REVERSED) } else { Style::new() };
+        lines.push(Line::from(vec![Span::raw(format!("{label:>14}  ")), Span::styled(value, style)]));
+    }
+    lines.push(Line::from(""));
+    match &form.error {
+        Some(e) => lines.push(Line::from(Span::styled(e.clone(), Style::new().fg(Color::Red)))),
+        None => lines.push(Line::from(Span::styled("Enter trains with these", Style::new().fg(Color::Green)))),
+    }
+    Paragraph::new(lines).wrap(Wrap { trim: true }).block(Block::bordered().title(" Hyperparameters ")).render(rect, buf);
+}
+
+fn render_logs(app: &App, area: Rect, buf: &mut Buffer) {
+    let rect = Rect { x: area.x + 2, y: area.y + 1, width: area.width.saturating_sub(4), height: area.height.saturating_sub(3) };
+    Clear.render(rect, buf);
+    let name = app.selected_service().map_or("-", |n| n.as_str());
+    let visible = app.visible_logs();
+    let height = rect.height.saturating_sub(2) as usize;
+    let end = visible.len().saturating_sub(app.log_scroll.min(visible.len()));
+    let start = end.saturating_sub(height);
+    let lines: Vec<Line> = visible[start..end]
+        .iter()
+        .map(|l| {
+            let color = if l.text.contains("\"ERROR\"") || l.text.contains("ERROR") {
+                Color::Red
+            } else if l.text.contains("\"WARN\"") {
+                Color::Yellow
+            } else if l.stream == "stdout" {
+                Color::Green
+            } else if l.stream == "supervisor" {
+                Color::Magenta
+            } else {
+                Color::Gray
+            };
+            Line::from(Span::styled(l.text.clone(), Style::new().fg(color)))
+        })
+        .collect();
+    let search = match (&app.log_search, app.searching) {
+        (Some(s), true) => format!(" search: {s}█ "),
+        (Some(s), false) if !s.is_empty() => format!(" matching {s:?} "),
+        _ => String::new(),
+    };
+    let title = format!(" Log: {name} ({} lines){search} ", visible.len());
+    Paragraph::new(lines).block(Block::bordered().title(title)).render(rect, buf);
+}

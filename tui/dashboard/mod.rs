@@ -311,3 +311,6 @@ impl Runtime {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -4,10 +4,10 @@ use super::app::{App, Focus, Overlay, ParamsForm, StageState};
 use crate::supervisor::Status;
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::style::{Color, Modifier, Style, Stylize as _};
+use ratatui::style::{Color, Modifier, Style};
 use ratatui::symbols::Marker;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Axis, Block, Cell, Chart, Clear, Dataset, Gauge, GraphType, Paragraph, Row, Table, Widget, Wrap};
+use ratatui::widgets::{Axis, Block, Cell, Chart, Clear, Dataset, GraphType, Paragraph, Row, Table, Widget, Wrap};
 
 /// The smallest terminal the dashboard draws in.
 pub const MIN_WIDTH: u16 = 80;
@@ -21,8 +21,12 @@ impl Widget for &App {
             return;
         }
         let [top, middle, bottom, status, footer] =
-            Layout::vertical([Constraint::Length(11), Constraint::Min(7), Constraint::Length(5), Constraint::Length(1), Constraint::Length(1)]).areas(area);
-        let [services, pipeline] = Layout::horizontal([Constraint::Percentage(62), Constraint::Percentage(38)]).areas(top);
+            Layout::vertical([Constraint::Length(11), Constraint::Min(5), Constraint::Length(4), Constraint::Length(1), Constraint::Length(1)]).areas(area);
+        let [services, pipeline] = if area.width < 100 {
+            Layout::horizontal([Constraint::Length(area.width - 22), Constraint::Length(22)]).areas(top)
+        } else {
+            Layout::horizontal([Constraint::Percentage(62), Constraint::Percentage(38)]).areas(top)
+        };
         let [chart, model] = Layout::horizontal([Constraint::Percentage(62), Constraint::Percentage(38)]).areas(middle);
         let [predict, answer] = Layout::horizontal([Constraint::Percentage(40), Constraint::Percentage(60)]).areas(bottom);
         render_services(self, services, buf);
@@ -32,7 +36,7 @@ impl Widget for &App {
         render_predict(self, predict, buf);
         render_answers(self, answer, buf);
         Paragraph::new(Line::from(self.status.clone())).style(Style::new().fg(Color::Yellow)).render(status, buf);
-        Paragraph::new(footer_keys(self)).style(Style::new().fg(Color::DarkGray)).render(footer, buf);
+        Paragraph::new(footer_keys(self, area.width)).style(Style::new().fg(Color::DarkGray)).render(footer, buf);
         match self.overlay {
             Overlay::None => {}
             Overlay::Help => render_help(area, buf),
@@ -66,9 +70,11 @@ fn human_duration(d: std::time::Duration) -> String {
 }
 
 fn render_services(app: &App, area: Rect, buf: &mut Buffer) {
+    // Below 100 columns the port, restarts and probe columns make way for the rest.
+    let wide = area.width >= 70;
     let rows = app.services.iter().enumerate().map(|(i, s)| {
         let (cpu, mem) = s.pid.and_then(|p| app.stats.get(&p)).map_or(("-".into(), "-".into()), |(c, m)| (format!("{c:.1}"), human_bytes(*m)));
-        let row = Row::new(vec![
+        let mut cells = vec![
             Cell::from(s.name.as_str()),
             Cell::from(s.status.as_str()).style(status_style(s.status)),
             Cell::from(s.pid.map_or("-".into(), |p| p.to_string())),
@@ -77,22 +83,29 @@ fn render_services(app: &App, area: Rect, buf: &mut Buffer) {
             Cell::from(s.restarts.to_string()),
             Cell::from(cpu),
             Cell::from(mem),
-            Cell::from(s.last_probe.map_or("-".into(), |d| format!("{:.1}ms", d.as_secs_f64() * 1e3))),
-        ]);
+        ];
+        if wide {
+            cells.push(Cell::from(s.last_probe.map_or("-".into(), |d| format!("{:.1}ms", d.as_secs_f64() * 1e3))));
+        }
+        let row = Row::new(cells);
         if i == app.selected && app.focus == Focus::Services { row.style(Style::new().add_modifier(Modifier::REVERSED)) } else { row }
     });
-    let widths = [
+    let mut widths = vec![
         Constraint::Length(10),
         Constraint::Length(10),
         Constraint::Length(7),
-        Constraint::Length(6),
-        Constraint::Length(6),
-        Constraint::Length(4),
         Constraint::Length(5),
-        Constraint::Length(7),
-        Constraint::Min(6),
+        Constraint::Length(5),
+        Constraint::Length(3),
+        Constraint::Length(if wide { 5 } else { 4 }),
+        Constraint::Length(if wide { 6 } else { 5 }),
     ];
-    let header = Row::new(["service", "status", "pid", "port", "up", "rst", "cpu%", "mem", "probe"]).style(Style::new().bold());
+    let mut names = vec!["service", "status", "pid", "port", "up", "rst", "cpu%", "mem"];
+    if wide {
+        widths.push(Constraint::Min(6));
+        names.push("probe");
+    }
+    let header = Row::new(names).style(Style::new().bold());
     let ready = app.services.iter().filter(|s| s.status == Status::Ready).count();
     Table::new(rows, widths)
         .header(header)
@@ -101,7 +114,13 @@ fn render_services(app: &App, area: Rect, buf: &mut Buffer) {
         .render(area, buf);
 }
 
+#[cfg(test)]
+pub(super) fn render_services_for_test(app: &App, area: Rect, buf: &mut Buffer) {
+    render_services(app, area, buf);
+}
+
 fn render_pipeline(app: &App, area: Rect, buf: &mut Buffer) {
+    let narrow = area.width < 34;
     let lines: Vec<Line> = app
         .stages
         .iter()
@@ -109,13 +128,16 @@ fn render_pipeline(app: &App, area: Rect, buf: &mut Buffer) {
             let (mark, style, text) = match state {
                 StageState::Waiting => ("·", Style::new().fg(Color::DarkGray), "waiting".to_string()),
                 StageState::Running => ("▶", Style::new().fg(Color::Yellow), "running".to_string()),
+                StageState::Done { ms, cached, .. } if narrow => ("✓", Style::new().fg(Color::Green), format!("{ms:>4.0}ms{}", if *cached { " c" } else { "" })),
                 StageState::Done { ms, cached, .. } => ("✓", Style::new().fg(Color::Green), format!("{ms:>7.1} ms{}", if *cached { " cached" } else { "" })),
                 StageState::Failed(e) => ("✗", Style::new().fg(Color::Red), format!("failed: {e}")),
             };
-            Line::from(vec![Span::styled(format!("{mark} {:<11}", stage.as_str()), style), Span::raw(text)])
+            let name = if narrow { format!("{mark}{:<11}", stage.as_str()) } else { format!("{mark} {:<11}", stage.as_str()) };
+            Line::from(vec![Span::styled(name, style), Span::raw(text)])
         })
         .collect();
-    Paragraph::new(lines).block(Block::bordered().title(" Pipeline ")).render(area, buf);
+    let title = if narrow { " Pipeline (c=cached) " } else { " Pipeline " };
+    Paragraph::new(lines).wrap(Wrap { trim: true }).block(Block::bordered().title(title)).render(area, buf);
 }
 
 fn render_chart(app: &App, area: Rect, buf: &mut Buffer) {
@@ -173,7 +195,7 @@ fn render_model(app: &App, area: Rect, buf: &mut Buffer) {
     lines.push(Line::from(vec![Span::styled(format!("{} v{}", app.model_name, version.unwrap_or(0)), Style::new().bold()), Span::raw(format!("  {aliases}"))]));
     let delta = |now: f64, before: Option<f64>| before.map_or(String::new(), |b| format!(" ({:+.4})", now - b));
     lines.push(Line::from(format!("acc {:.4}{}  auc {:.4}{}", m.accuracy, delta(m.accuracy, previous.map(|p| p.accuracy)), m.auc, delta(m.auc, previous.map(|p| p.auc)))));
-    lines.push(Line::from(format!("prec {:.4}  rec {:.4}  F1 {:.4}", m.precision, m.recall, m.f1)));
+    lines.push(Line::from(format!("prec {:.3} rec {:.3} F1 {:.3}", m.precision, m.recall, m.f1)));
     lines.push(Line::from(format!("log loss {:.4}{}", m.log_loss, delta(m.log_loss, previous.map(|p| p.log_loss)))));
     let c = &m.confusion;
     lines.push(Line::from(format!("confusion  tp {:<4} fp {:<4}", c.tp, c.fp)));
@@ -189,7 +211,7 @@ fn render_predict(app: &App, area: Rect, buf: &mut Buffer) {
     let focused = app.focus == Focus::Predict;
     let hint = if app.feature_names.is_empty() { "value per feature".to_string() } else { app.feature_names.join(", ") };
     let cursor = if focused { "█" } else { "" };
-    let lines = vec![Line::from(format!("{hint}:")), Line::from(vec![Span::raw("> "), Span::styled(format!("{}{cursor}", app.predict_input), Style::new().bold())])];
+    let lines = vec![Line::from(vec![Span::raw(format!("{hint}: ")), Span::styled(format!("{}{cursor}", app.predict_input), Style::new().bold())])];
     let block = Block::bordered().title(" Predict ").border_style(if focused { Style::new().fg(Color::Cyan) } else { Style::new() });
     Paragraph::new(lines).block(block).render(area, buf);
 }
@@ -209,20 +231,25 @@ fn render_answers(app: &App, area: Rect, buf: &mut Buffer) {
                 let decision = if *p >= app.threshold { "admit" } else { "reject" };
                 let [text, bar] = Layout::horizontal([Constraint::Length(34), Constraint::Min(6)]).areas(*row);
                 Paragraph::new(format!("{:<9} v{version:<3} {p:.4} {decision}", answer.alias)).render(text, buf);
-                Gauge::default().ratio(p.clamp(0.0, 1.0)).label("").gauge_style(Style::new().fg(if *p >= app.threshold { Color::Green } else { Color::Red })).render(bar, buf);
+                let filled = (p.clamp(0.0, 1.0) * f64::from(bar.width)).round() as usize;
+                let bar_text = format!("{}{}", "█".repeat(filled), "░".repeat(bar.width as usize - filled));
+                Paragraph::new(bar_text).style(Style::new().fg(if *p >= app.threshold { Color::Green } else { Color::Red })).render(bar, buf);
             }
             Err(e) => Paragraph::new(format!("{}: {e}", answer.alias)).style(Style::new().fg(Color::Red)).render(*row, buf),
         }
     }
 }
 
-fn footer_keys(app: &App) -> String {
+fn footer_keys(app: &App, width: u16) -> String {
     match (app.overlay, app.focus) {
         (Overlay::Logs, _) => "↑↓ scroll  PgUp/PgDn  / search  Esc close".into(),
         (Overlay::Params, _) => "↑↓ field  ←→ solver  type to edit  Enter train  Esc cancel".into(),
         (Overlay::Help | Overlay::ConfirmQuit, _) => "any key closes".into(),
         (Overlay::None, Focus::Predict) => "type values  Enter predict  Esc/Tab back".into(),
-        (Overlay::None, Focus::Services) => "t train  c cancel  h params  p predict  P promote  b rollback  e export  l log  r/s service  Enter logs  ? help  q quit".into(),
+        (Overlay::None, Focus::Services) if width >= 120 => {
+            "t train  c cancel  h params  p predict  P promote  b rollback  e export  l log  r/s service  Enter logs  ? help  q quit".into()
+        }
+        (Overlay::None, Focus::Services) => "t train c cancel h params p predict P promote b rollback e export ? help q quit".into(),
     }
 }
 

@@ -1,0 +1,247 @@
+//! The dashboard at three levels: widgets on buffers, whole screens as insta snapshots from a
+//! `TestBackend`, and the app driven headless through its events and keys.
+
+use super::app::{Action, App, AppEvent, Focus, Overlay, StageState};
+use crate::pipeline::{PipelineEvent, Stage};
+use crate::supervisor::{ServiceName, ServiceSnapshot, Status};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use logitflow_core::logistic::{EpochEvent, StopReason, TrainParams};
+use logitflow_core::metrics::{Confusion, Metrics};
+use logitflow_kit::wire::{Evaluation, VersionMetrics};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::widgets::Widget;
+use std::time::{Duration, Instant};
+
+fn key(code: KeyCode) -> KeyEvent {
+    KeyEvent::new(code, KeyModifiers::NONE)
+}
+
+fn ready_services(now: Instant) -> Vec<ServiceSnapshot> {
+    ServiceName::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, &name)| ServiceSnapshot {
+            name,
+            status: Status::Ready,
+            pid: Some(4000 + i as u32),
+            addr: Some(format!("127.0.0.1:{}", 41000 + i).parse().expect("addr")),
+            started: Some(now - Duration::from_secs(65)),
+            restarts: 0,
+            last_probe: Some(Duration::from_micros(1200)),
+            last_error: None,
+        })
+        .collect()
+}
+
+fn metrics(accuracy: f64, log_loss: f64) -> Metrics {
+    Metrics {
+        rows: 400,
+        threshold: 0.5,
+        accuracy,
+        precision: 0.9190,
+        recall: 0.9554,
+        f1: 0.9369,
+        auc: 0.9893,
+        log_loss,
+        brier: 0.043,
+        confusion: Confusion { tp: 193, fp: 17, tn: 181, fn_: 9 },
+    }
+}
+
+fn evaluation(version: u32) -> Evaluation {
+    Evaluation {
+        name: "admissions".into(),
+        version,
+        new_version: true,
+        metrics: metrics(0.935, 0.1358),
+        roc: Vec::new(),
+        previous: (version > 1).then(|| VersionMetrics { version: version - 1, metrics: metrics(0.9325, 0.1366) }),
+        promoted: true,
+        decision: "promoted".into(),
+        report: "r".repeat(64),
+        intercept: -9.87,
+        coefficients: [("score".to_string(), 0.1976)].into(),
+    }
+}
+
+fn epoch(n: usize, train: f64, val: f64) -> AppEvent {
+    AppEvent::Pipeline(PipelineEvent::Epoch(EpochEvent { epoch: n, train_loss: train, val_loss: Some(val), grad_norm: 0.1, elapsed_ms: n as f64 }))
+}
+
+/// An app as it is after one training run, with everything deterministic.
+fn trained_app() -> App {
+    let mut app = App::new("/home/test".into(), "admissions".into(), TrainParams::default(), 0.5);
+    let now = app.now;
+    app.on_event(AppEvent::Services(ready_services(now)));
+    assert_eq!(app.on_key(key(KeyCode::Char('t'))), Some(Action::Train(TrainParams::default())));
+    for stage in Stage::ALL {
+        app.on_event(AppEvent::Pipeline(PipelineEvent::StageStarted(stage)));
+        if stage == Stage::Train {
+            for n in 1..=30 {
+                let x = n as f64;
+                app.on_event(epoch(n, 0.17 + 0.05 / x, 0.15 + 0.04 / x));
+            }
+        }
+        app.on_event(AppEvent::Pipeline(PipelineEvent::StageFinished { stage, ms: 10.0 + stage as u8 as f64, cached: stage == Stage::Ingest, detail: String::new() }));
+    }
+    app.on_event(AppEvent::Pipeline(PipelineEvent::Evaluated(Box::new(evaluation(1)))));
+    app.on_event(AppEvent::Predicted { alias: "stable".into(), result: Ok((0.9974, "1".into())) });
+    app.status = "v1 is stable — answering 120 ms after the keypress".into();
+    app
+}
+
+fn screen(app: &App, width: u16, height: u16) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("terminal");
+    terminal.draw(|f| f.render_widget(app, f.area())).expect("draw");
+    let buffer = terminal.backend().buffer().clone();
+    (0..height).map(|y| (0..width).map(|x| buffer[(x, y)].symbol().to_string()).collect::<String>().trim_end().to_string()).collect::<Vec<_>>().join("\n")
+}
+
+/// Pids, ports, uptimes and latencies change from run to run; snapshots must not.
+fn volatile_filters() -> Vec<(&'static str, &'static str)> {
+    vec![(r"\b4\d{3}\b", "[pid]"), (r"\b4\d{4}\b", "[port]"), (r"\b\d+m\d\ds\b", "[up]"), (r"\d+\.\dms", "[probe]")]
+}
+
+#[test]
+fn services_widget_shows_every_service_and_its_status() {
+    let mut app = App::new("/h".into(), "admissions".into(), TrainParams::default(), 0.5);
+    let mut services = ready_services(app.now);
+    services[3].status = Status::Restarting;
+    services[3].restarts = 2;
+    app.on_event(AppEvent::Services(services));
+    let area = Rect::new(0, 0, 80, 11);
+    let mut buf = Buffer::empty(area);
+    (&app).render(Rect::new(0, 0, 100, 30), &mut Buffer::empty(Rect::new(0, 0, 100, 30)));
+    super::ui::render_services_for_test(&app, area, &mut buf);
+    let text: String = (0..area.height).map(|y| (0..area.width).map(|x| buf[(x, y)].symbol()).collect::<String>() + "\n").collect();
+    assert!(text.contains("Services 7/8 ready"), "{text}");
+    for name in ServiceName::ALL {
+        assert!(text.contains(name.as_str()), "{name} missing:\n{text}");
+    }
+    assert!(text.contains("restarting"), "status is readable without colour:\n{text}");
+    assert!(text.contains("1m05s"));
+}
+
+#[test]
+fn whole_screen_120x40() {
+    let app = trained_app();
+    insta::with_settings!({ filters => volatile_filters() }, {
+        insta::assert_snapshot!("screen_120x40", screen(&app, 120, 40));
+    });
+}
+
+#[test]
+fn whole_screen_80x24() {
+    let app = trained_app();
+    insta::with_settings!({ filters => volatile_filters() }, {
+        insta::assert_snapshot!("screen_80x24", screen(&app, 80, 24));
+    });
+}
+
+#[test]
+fn too_small_says_what_size_it_needs() {
+    let text = screen(&trained_app(), 60, 20);
+    assert!(text.contains("at least 80×24") && text.contains("60×20"), "{text}");
+}
+
+#[test]
+fn a_training_run_fills_the_chart_metrics_and_version() {
+    let app = trained_app();
+    assert_eq!(app.train_curve.len(), 30);
+    assert_eq!(app.val_curve.len(), 30);
+    assert_eq!(app.train_curve[0], (1.0, 0.17 + 0.05));
+    assert!(app.stages.iter().all(|(_, s)| matches!(s, StageState::Done { .. })));
+    let evaluation = app.evaluation.as_ref().expect("evaluated");
+    assert_eq!(evaluation.version, 1);
+    let text = screen(&app, 120, 40);
+    assert!(text.contains("admissions v1"), "{text}");
+    assert!(text.contains("acc 0.9350"), "{text}");
+    assert!(text.contains("sgd 30/100 epochs"), "{text}");
+    assert!(text.contains("0.9974 admit"), "{text}");
+}
+
+#[test]
+fn retraining_keeps_the_previous_curve_and_shows_the_change() {
+    let mut app = trained_app();
+    app.on_event(AppEvent::RunFinished(Err("x".into())));
+    assert_eq!(app.on_key(key(KeyCode::Char('t'))).map(|a| matches!(a, Action::Train(_))), Some(true));
+    assert_eq!(app.previous_curve.len(), 30, "the older run stays, dimmed");
+    assert!(app.train_curve.is_empty());
+    app.on_event(epoch(1, 0.3, 0.29));
+    app.on_event(AppEvent::Pipeline(PipelineEvent::Evaluated(Box::new(evaluation(2)))));
+    let text = screen(&app, 120, 40);
+    assert!(text.contains("admissions v2") && text.contains("(+0.0025)"), "{text}");
+}
+
+#[test]
+fn the_form_refuses_bad_values_inline_and_retrains_with_good_ones() {
+    let mut app = trained_app();
+    app.on_event(AppEvent::RunFinished(Err("done".into())));
+    app.on_key(key(KeyCode::Char('h')));
+    assert_eq!(app.overlay, Overlay::Params);
+    app.on_key(key(KeyCode::Down));
+    for _ in 0..10 {
+        app.on_key(key(KeyCode::Backspace));
+    }
+    app.on_key(key(KeyCode::Char('-')));
+    app.on_key(key(KeyCode::Char('1')));
+    assert!(app.form.error.as_deref().is_some_and(|e| e.contains("learning_rate")), "{:?}", app.form.error);
+    assert_eq!(app.on_key(key(KeyCode::Enter)), None, "refused");
+    assert!(screen(&app, 120, 40).contains("learning_rate must be"));
+    app.on_key(key(KeyCode::Backspace));
+    app.on_key(key(KeyCode::Backspace));
+    app.on_key(key(KeyCode::Char('1')));
+    app.on_key(key(KeyCode::Up));
+    app.on_key(key(KeyCode::Right));
+    app.on_key(key(KeyCode::Right));
+    app.on_key(key(KeyCode::Right));
+    match app.on_key(key(KeyCode::Enter)) {
+        Some(Action::Train(p)) => {
+            assert_eq!(p.learning_rate, 1.0);
+            assert_eq!(p.solver, logitflow_core::logistic::Solver::Newton);
+        }
+        other => panic!("expected a retrain, got {other:?}"),
+    }
+}
+
+#[test]
+fn keys_predict_quit_and_confirm() {
+    let mut app = trained_app();
+    app.on_key(key(KeyCode::Char('p')));
+    assert_eq!(app.focus, Focus::Predict);
+    for c in "80".chars() {
+        app.on_key(key(KeyCode::Char(c)));
+    }
+    assert_eq!(app.on_key(key(KeyCode::Enter)), Some(Action::Predict(vec![80.0], vec!["stable".into()])));
+    app.on_key(key(KeyCode::Char('x')));
+    assert_eq!(app.predict_input, "80", "letters are not typed into a number");
+    app.on_key(key(KeyCode::Esc));
+    assert_eq!(app.focus, Focus::Services);
+    // Training runs: q asks first.
+    assert_eq!(app.on_key(key(KeyCode::Char('q'))), None);
+    assert_eq!(app.overlay, Overlay::ConfirmQuit);
+    assert_eq!(app.on_key(key(KeyCode::Char('n'))), None);
+    assert!(!app.quit);
+    assert_eq!(app.on_key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)), Some(Action::Quit));
+    assert!(app.quit);
+}
+
+#[test]
+fn logs_overlay_filters_by_search() {
+    let mut app = trained_app();
+    assert_eq!(app.on_key(key(KeyCode::Enter)), Some(Action::ShowLogs(ServiceName::Ingest)));
+    let lines = ["{\"level\":\"INFO\",\"message\":\"listening\"}", "{\"level\":\"WARN\",\"message\":\"slow\"}"];
+    app.on_event(AppEvent::Logs(ServiceName::Ingest, lines.iter().map(|t| crate::supervisor::LogLine { stream: "stderr", text: t.to_string() }).collect()));
+    assert_eq!(app.visible_logs().len(), 2);
+    app.on_key(key(KeyCode::Char('/')));
+    for c in "slow".chars() {
+        app.on_key(key(KeyCode::Char(c)));
+    }
+    app.on_key(key(KeyCode::Enter));
+    assert_eq!(app.visible_logs().len(), 1);
+    assert!(screen(&app, 120, 40).contains("matching \"slow\""));
+    let _ = StopReason::MaxEpochs;
+}

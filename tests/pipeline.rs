@@ -12,7 +12,12 @@ fn json(out: &std::process::Output) -> Value {
 }
 
 fn stage_names_and_cached(report: &Value) -> Vec<(String, bool)> {
-    report["stages"].as_array().expect("stages").iter().map(|s| (s["name"].as_str().unwrap_or("").to_string(), s["cached"].as_bool().unwrap_or(false))).collect()
+    report["stages"]
+        .as_array()
+        .expect("stages")
+        .iter()
+        .map(|s| (s["name"].as_str().unwrap_or("").to_string(), s["cached"].as_bool().unwrap_or(false)))
+        .collect()
 }
 
 #[test]

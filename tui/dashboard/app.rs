@@ -23,7 +23,10 @@ pub enum AppEvent {
     Pipeline(PipelineEvent),
     RunFinished(Result<Box<RunReport>, String>),
     /// An answer to the predict box, from one alias.
-    Predicted { alias: String, result: Result<(f64, String), String> },
+    Predicted {
+        alias: String,
+        result: Result<(f64, String), String>,
+    },
     Models(ModelVersions),
     Exported(Result<Vec<PathBuf>, String>),
     /// The result of promote, rollback, cancel, restart...
@@ -93,8 +96,12 @@ impl ParamsForm {
 
     /// The parameters, or the reason they are refused (naming the field).
     pub fn parse(&self, base: &TrainParams) -> Result<TrainParams, String> {
-        let number = |i: usize| self.fields[i].trim().parse::<f64>().map_err(|_| format!("{}: {:?} is not a number", Self::LABELS[i + 1], self.fields[i]));
-        let whole = |i: usize| self.fields[i].trim().parse::<u64>().map_err(|_| format!("{}: {:?} is not a whole number", Self::LABELS[i + 1], self.fields[i]));
+        let number = |i: usize| {
+            self.fields[i].trim().parse::<f64>().map_err(|_| format!("{}: {:?} is not a number", Self::LABELS[i + 1], self.fields[i]))
+        };
+        let whole = |i: usize| {
+            self.fields[i].trim().parse::<u64>().map_err(|_| format!("{}: {:?} is not a whole number", Self::LABELS[i + 1], self.fields[i]))
+        };
         let params = TrainParams {
             solver: self.solver,
             learning_rate: number(0)?,
@@ -252,7 +259,11 @@ impl App {
             AppEvent::Models(versions) => self.versions = Some(versions),
             AppEvent::Exported(result) => {
                 self.status = match result {
-                    Ok(paths) => format!("exported {} files: {}", paths.len(), paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join("  ")),
+                    Ok(paths) => format!(
+                        "exported {} files: {}",
+                        paths.len(),
+                        paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join("  ")
+                    ),
                     Err(e) => format!("export failed: {e}"),
                 }
             }
@@ -426,7 +437,8 @@ impl App {
             }
             KeyCode::Enter => match crate::cli::parse_row(self.predict_input.trim()) {
                 Ok(row) if !self.feature_names.is_empty() && row.len() != self.feature_names.len() => {
-                    self.status = format!("enter {} value(s), comma-separated: {}", self.feature_names.len(), self.feature_names.join(", "));
+                    self.status =
+                        format!("enter {} value(s), comma-separated: {}", self.feature_names.len(), self.feature_names.join(", "));
                 }
                 Ok(row) => {
                     let mut aliases = vec!["stable".to_string()];

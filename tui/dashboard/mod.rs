@@ -158,8 +158,13 @@ fn spawn_sampler(supervisor: Supervisor, tx: mpsc::UnboundedSender<Event>) {
         loop {
             interval.tick().await;
             let pids: Vec<Pid> = supervisor.snapshots().iter().filter_map(|s| s.pid).map(Pid::from_u32).collect();
-            system.refresh_processes_specifics(ProcessesToUpdate::Some(&pids), true, ProcessRefreshKind::nothing().with_cpu().with_memory());
-            let stats = pids.iter().filter_map(|p| system.process(*p).map(|proc_| (p.as_u32(), (proc_.cpu_usage(), proc_.memory())))).collect();
+            system.refresh_processes_specifics(
+                ProcessesToUpdate::Some(&pids),
+                true,
+                ProcessRefreshKind::nothing().with_cpu().with_memory(),
+            );
+            let stats =
+                pids.iter().filter_map(|p| system.process(*p).map(|proc_| (p.as_u32(), (proc_.cpu_usage(), proc_.memory())))).collect();
             if tx.send(Event::App(AppEvent::Stats(stats))).is_err() || tx.send(Event::Tick).is_err() {
                 break;
             }
@@ -193,7 +198,9 @@ impl Runtime {
     }
 
     fn refresh_models(&self) {
-        let (Ok(evaluate), tx, name) = (self.client(ServiceName::Evaluate), self.tx.clone(), self.request.model_name.clone()) else { return };
+        let (Ok(evaluate), tx, name) = (self.client(ServiceName::Evaluate), self.tx.clone(), self.request.model_name.clone()) else {
+            return;
+        };
         tokio::spawn(async move {
             if let Ok(versions) = evaluate.get::<ModelVersions>(&format!("/v1/models/{name}")).await {
                 Self::send(&tx, AppEvent::Models(versions));
@@ -249,7 +256,10 @@ impl Runtime {
                 tokio::spawn(async move {
                     for alias in aliases {
                         let answer = serve
-                            .post::<_, InferResponse>(&format!("/v2/models/{name}/versions/{alias}/infer"), &InferRequest::rows(std::slice::from_ref(&row)))
+                            .post::<_, InferResponse>(
+                                &format!("/v2/models/{name}/versions/{alias}/infer"),
+                                &InferRequest::rows(std::slice::from_ref(&row)),
+                            )
                             .await
                             .map_err(|e| e.to_string())
                             .and_then(|a| {
@@ -271,7 +281,8 @@ impl Runtime {
                     };
                     let status = match changed {
                         Ok(versions) => {
-                            let loaded = serve.post::<_, LoadInfo>(&format!("/v2/repository/models/{name}/load"), &serde_json::json!({})).await;
+                            let loaded =
+                                serve.post::<_, LoadInfo>(&format!("/v2/repository/models/{name}/load"), &serde_json::json!({})).await;
                             let stable = versions.entry.aliases.get("stable").copied().unwrap_or(0);
                             Self::send(&tx, AppEvent::Models(versions));
                             match loaded {

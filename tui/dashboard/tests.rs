@@ -68,7 +68,13 @@ fn evaluation(version: u32) -> Evaluation {
 }
 
 fn epoch(n: usize, train: f64, val: f64) -> AppEvent {
-    AppEvent::Pipeline(PipelineEvent::Epoch(EpochEvent { epoch: n, train_loss: train, val_loss: Some(val), grad_norm: 0.1, elapsed_ms: n as f64 }))
+    AppEvent::Pipeline(PipelineEvent::Epoch(EpochEvent {
+        epoch: n,
+        train_loss: train,
+        val_loss: Some(val),
+        grad_norm: 0.1,
+        elapsed_ms: n as f64,
+    }))
 }
 
 /// An app as it is after one training run, with everything deterministic.
@@ -85,7 +91,12 @@ fn trained_app() -> App {
                 app.on_event(epoch(n, 0.17 + 0.05 / x, 0.15 + 0.04 / x));
             }
         }
-        app.on_event(AppEvent::Pipeline(PipelineEvent::StageFinished { stage, ms: 10.0 + stage as u8 as f64, cached: stage == Stage::Ingest, detail: String::new() }));
+        app.on_event(AppEvent::Pipeline(PipelineEvent::StageFinished {
+            stage,
+            ms: 10.0 + stage as u8 as f64,
+            cached: stage == Stage::Ingest,
+            detail: String::new(),
+        }));
     }
     app.on_event(AppEvent::Pipeline(PipelineEvent::Evaluated(Box::new(evaluation(1)))));
     app.on_event(AppEvent::Predicted { alias: "stable".into(), result: Ok((0.9974, "1".into())) });
@@ -97,7 +108,10 @@ fn screen(app: &App, width: u16, height: u16) -> String {
     let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("terminal");
     terminal.draw(|f| f.render_widget(app, f.area())).expect("draw");
     let buffer = terminal.backend().buffer().clone();
-    (0..height).map(|y| (0..width).map(|x| buffer[(x, y)].symbol().to_string()).collect::<String>().trim_end().to_string()).collect::<Vec<_>>().join("\n")
+    (0..height)
+        .map(|y| (0..width).map(|x| buffer[(x, y)].symbol().to_string()).collect::<String>().trim_end().to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Pids, ports, uptimes and latencies change from run to run; snapshots must not.
@@ -234,7 +248,10 @@ fn logs_overlay_filters_by_search() {
     let mut app = trained_app();
     assert_eq!(app.on_key(key(KeyCode::Enter)), Some(Action::ShowLogs(ServiceName::Ingest)));
     let lines = ["{\"level\":\"INFO\",\"message\":\"listening\"}", "{\"level\":\"WARN\",\"message\":\"slow\"}"];
-    app.on_event(AppEvent::Logs(ServiceName::Ingest, lines.iter().map(|t| crate::supervisor::LogLine { stream: "stderr", text: t.to_string() }).collect()));
+    app.on_event(AppEvent::Logs(
+        ServiceName::Ingest,
+        lines.iter().map(|t| crate::supervisor::LogLine { stream: "stderr", text: t.to_string() }).collect(),
+    ));
     assert_eq!(app.visible_logs().len(), 2);
     app.on_key(key(KeyCode::Char('/')));
     for c in "slow".chars() {

@@ -16,12 +16,19 @@ pub const MIN_HEIGHT: u16 = 24;
 impl Widget for &App {
     fn render(self, area: Rect, buf: &mut Buffer) {
         if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
-            let text = format!("logitflow needs a terminal of at least {MIN_WIDTH}×{MIN_HEIGHT}; this one is {}×{}.", area.width, area.height);
+            let text =
+                format!("logitflow needs a terminal of at least {MIN_WIDTH}×{MIN_HEIGHT}; this one is {}×{}.", area.width, area.height);
             Paragraph::new(text).wrap(Wrap { trim: true }).render(area, buf);
             return;
         }
-        let [top, middle, bottom, status, footer] =
-            Layout::vertical([Constraint::Length(11), Constraint::Min(5), Constraint::Length(4), Constraint::Length(1), Constraint::Length(1)]).areas(area);
+        let [top, middle, bottom, status, footer] = Layout::vertical([
+            Constraint::Length(11),
+            Constraint::Min(5),
+            Constraint::Length(4),
+            Constraint::Length(1),
+            Constraint::Length(1),
+        ])
+        .areas(area);
         let [services, pipeline] = if area.width < 100 {
             Layout::horizontal([Constraint::Length(area.width - 22), Constraint::Length(22)]).areas(top)
         } else {
@@ -66,14 +73,21 @@ fn human_bytes(bytes: u64) -> String {
 
 fn human_duration(d: std::time::Duration) -> String {
     let s = d.as_secs();
-    if s >= 3600 { format!("{}h{:02}m", s / 3600, s % 3600 / 60) } else if s >= 60 { format!("{}m{:02}s", s / 60, s % 60) } else { format!("{s}s") }
+    if s >= 3600 {
+        format!("{}h{:02}m", s / 3600, s % 3600 / 60)
+    } else if s >= 60 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        format!("{s}s")
+    }
 }
 
 fn render_services(app: &App, area: Rect, buf: &mut Buffer) {
     // Below 100 columns the port, restarts and probe columns make way for the rest.
     let wide = area.width >= 70;
     let rows = app.services.iter().enumerate().map(|(i, s)| {
-        let (cpu, mem) = s.pid.and_then(|p| app.stats.get(&p)).map_or(("-".into(), "-".into()), |(c, m)| (format!("{c:.1}"), human_bytes(*m)));
+        let (cpu, mem) =
+            s.pid.and_then(|p| app.stats.get(&p)).map_or(("-".into(), "-".into()), |(c, m)| (format!("{c:.1}"), human_bytes(*m)));
         let mut cells = vec![
             Cell::from(s.name.as_str()),
             Cell::from(s.status.as_str()).style(status_style(s.status)),
@@ -128,8 +142,12 @@ fn render_pipeline(app: &App, area: Rect, buf: &mut Buffer) {
             let (mark, style, text) = match state {
                 StageState::Waiting => ("·", Style::new().fg(Color::DarkGray), "waiting".to_string()),
                 StageState::Running => ("▶", Style::new().fg(Color::Yellow), "running".to_string()),
-                StageState::Done { ms, cached, .. } if narrow => ("✓", Style::new().fg(Color::Green), format!("{ms:>4.0}ms{}", if *cached { " c" } else { "" })),
-                StageState::Done { ms, cached, .. } => ("✓", Style::new().fg(Color::Green), format!("{ms:>7.1} ms{}", if *cached { " cached" } else { "" })),
+                StageState::Done { ms, cached, .. } if narrow => {
+                    ("✓", Style::new().fg(Color::Green), format!("{ms:>4.0}ms{}", if *cached { " c" } else { "" }))
+                }
+                StageState::Done { ms, cached, .. } => {
+                    ("✓", Style::new().fg(Color::Green), format!("{ms:>7.1} ms{}", if *cached { " cached" } else { "" }))
+                }
                 StageState::Failed(e) => ("✗", Style::new().fg(Color::Red), format!("failed: {e}")),
             };
             let name = if narrow { format!("{mark}{:<11}", stage.as_str()) } else { format!("{mark} {:<11}", stage.as_str()) };
@@ -167,22 +185,51 @@ fn render_chart(app: &App, area: Rect, buf: &mut Buffer) {
     let label = |v: f64| if app.log_scale { format!("{:.3}", 10f64.powf(v)) } else { format!("{v:.3}") };
     let mut datasets = Vec::new();
     if !previous.is_empty() {
-        datasets.push(Dataset::default().name("previous").marker(Marker::Braille).graph_type(GraphType::Line).style(Style::new().fg(Color::DarkGray)).data(&previous));
+        datasets.push(
+            Dataset::default()
+                .name("previous")
+                .marker(Marker::Braille)
+                .graph_type(GraphType::Line)
+                .style(Style::new().fg(Color::DarkGray))
+                .data(&previous),
+        );
     }
-    datasets.push(Dataset::default().name("train").marker(Marker::Braille).graph_type(GraphType::Line).style(Style::new().fg(Color::Cyan).bold()).data(&train));
+    datasets.push(
+        Dataset::default()
+            .name("train")
+            .marker(Marker::Braille)
+            .graph_type(GraphType::Line)
+            .style(Style::new().fg(Color::Cyan).bold())
+            .data(&train),
+    );
     if !val.is_empty() {
-        datasets.push(Dataset::default().name("validation").marker(Marker::Braille).graph_type(GraphType::Line).style(Style::new().fg(Color::Magenta).bold()).data(&val));
+        datasets.push(
+            Dataset::default()
+                .name("validation")
+                .marker(Marker::Braille)
+                .graph_type(GraphType::Line)
+                .style(Style::new().fg(Color::Magenta).bold())
+                .data(&val),
+        );
     }
     Chart::new(datasets)
         .block(block)
-        .x_axis(Axis::default().title("epoch").bounds([1.0, max_x]).labels(["1".to_string(), format!("{:.0}", (1.0 + max_x) / 2.0), format!("{max_x:.0}")]))
+        .x_axis(Axis::default().title("epoch").bounds([1.0, max_x]).labels([
+            "1".to_string(),
+            format!("{:.0}", (1.0 + max_x) / 2.0),
+            format!("{max_x:.0}"),
+        ]))
         .y_axis(Axis::default().title("loss").bounds([lo, hi]).labels([label(lo), label((lo + hi) / 2.0), label(hi)]))
         .render(area, buf);
 }
 
 fn render_model(app: &App, area: Rect, buf: &mut Buffer) {
     let mut lines: Vec<Line> = Vec::new();
-    let aliases = app.versions.as_ref().map(|v| v.entry.aliases.iter().map(|(a, n)| format!("{a}=v{n}")).collect::<Vec<_>>().join(" ")).unwrap_or_default();
+    let aliases = app
+        .versions
+        .as_ref()
+        .map(|v| v.entry.aliases.iter().map(|(a, n)| format!("{a}=v{n}")).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default();
     let (metrics, version, coefficients, intercept, previous) = match (&app.evaluation, &app.last_report) {
         (Some(e), _) => (Some(&e.metrics), Some(e.version), Some(&e.coefficients), e.intercept, e.previous.as_ref().map(|p| &p.metrics)),
         (None, Some(r)) => (Some(&r.metrics), Some(r.model.version), Some(&r.model.coefficients), r.model.intercept, None),
@@ -192,9 +239,18 @@ fn render_model(app: &App, area: Rect, buf: &mut Buffer) {
         Paragraph::new("no model yet").block(Block::bordered().title(" Model ")).render(area, buf);
         return;
     };
-    lines.push(Line::from(vec![Span::styled(format!("{} v{}", app.model_name, version.unwrap_or(0)), Style::new().bold()), Span::raw(format!("  {aliases}"))]));
+    lines.push(Line::from(vec![
+        Span::styled(format!("{} v{}", app.model_name, version.unwrap_or(0)), Style::new().bold()),
+        Span::raw(format!("  {aliases}")),
+    ]));
     let delta = |now: f64, before: Option<f64>| before.map_or(String::new(), |b| format!(" ({:+.4})", now - b));
-    lines.push(Line::from(format!("acc {:.4}{}  auc {:.4}{}", m.accuracy, delta(m.accuracy, previous.map(|p| p.accuracy)), m.auc, delta(m.auc, previous.map(|p| p.auc)))));
+    lines.push(Line::from(format!(
+        "acc {:.4}{}  auc {:.4}{}",
+        m.accuracy,
+        delta(m.accuracy, previous.map(|p| p.accuracy)),
+        m.auc,
+        delta(m.auc, previous.map(|p| p.auc))
+    )));
     lines.push(Line::from(format!("prec {:.3} rec {:.3} F1 {:.3}", m.precision, m.recall, m.f1)));
     lines.push(Line::from(format!("log loss {:.4}{}", m.log_loss, delta(m.log_loss, previous.map(|p| p.log_loss)))));
     let c = &m.confusion;
@@ -211,7 +267,8 @@ fn render_predict(app: &App, area: Rect, buf: &mut Buffer) {
     let focused = app.focus == Focus::Predict;
     let hint = if app.feature_names.is_empty() { "value per feature".to_string() } else { app.feature_names.join(", ") };
     let cursor = if focused { "█" } else { "" };
-    let lines = vec![Line::from(vec![Span::raw(format!("{hint}: ")), Span::styled(format!("{}{cursor}", app.predict_input), Style::new().bold())])];
+    let lines =
+        vec![Line::from(vec![Span::raw(format!("{hint}: ")), Span::styled(format!("{}{cursor}", app.predict_input), Style::new().bold())])];
     let block = Block::bordered().title(" Predict ").border_style(if focused { Style::new().fg(Color::Cyan) } else { Style::new() });
     Paragraph::new(lines).block(block).render(area, buf);
 }
@@ -233,7 +290,9 @@ fn render_answers(app: &App, area: Rect, buf: &mut Buffer) {
                 Paragraph::new(format!("{:<9} v{version:<3} {p:.4} {decision}", answer.alias)).render(text, buf);
                 let filled = (p.clamp(0.0, 1.0) * f64::from(bar.width)).round() as usize;
                 let bar_text = format!("{}{}", "█".repeat(filled), "░".repeat(bar.width as usize - filled));
-                Paragraph::new(bar_text).style(Style::new().fg(if *p >= app.threshold { Color::Green } else { Color::Red })).render(bar, buf);
+                Paragraph::new(bar_text)
+                    .style(Style::new().fg(if *p >= app.threshold { Color::Green } else { Color::Red }))
+                    .render(bar, buf);
             }
             Err(e) => Paragraph::new(format!("{}: {e}", answer.alias)).style(Style::new().fg(Color::Red)).render(*row, buf),
         }
@@ -280,7 +339,8 @@ pub const HELP: &[(&str, &str)] = &[
 fn render_help(area: Rect, buf: &mut Buffer) {
     let rect = centered(area, 62, HELP.len() as u16 + 2);
     Clear.render(rect, buf);
-    let lines: Vec<Line> = HELP.iter().map(|(k, v)| Line::from(vec![Span::styled(format!("{k:>10}  "), Style::new().bold()), Span::raw(*v)])).collect();
+    let lines: Vec<Line> =
+        HELP.iter().map(|(k, v)| Line::from(vec![Span::styled(format!("{k:>10}  "), Style::new().bold()), Span::raw(*v)])).collect();
     Paragraph::new(lines).block(Block::bordered().title(" Keys ")).render(rect, buf);
 }
 

@@ -430,10 +430,8 @@ impl App {
             KeyCode::Backspace => {
                 self.predict_input.pop();
             }
-            KeyCode::Char(c) if c.is_ascii_digit() || ".,-e ".contains(c) => {
-                if self.predict_input.len() < 64 {
-                    self.predict_input.push(c);
-                }
+            KeyCode::Char(c) if (c.is_ascii_digit() || ".,-e ".contains(c)) && self.predict_input.len() < 64 => {
+                self.predict_input.push(c);
             }
             KeyCode::Enter => match crate::cli::parse_row(self.predict_input.trim()) {
                 Ok(row) if !self.feature_names.is_empty() && row.len() != self.feature_names.len() => {

@@ -109,12 +109,11 @@ fn handle(app: &mut App, runtime: &Runtime, event: Event) -> bool {
         Event::Crossterm(crossterm::event::Event::Resize(..)) => {}
         Event::Crossterm(_) => return false,
         Event::App(event) => {
-            if let AppEvent::Services(_) = &event {
-                if app.overlay == app::Overlay::Logs {
-                    if let Some(name) = app.selected_service() {
-                        app.on_event(AppEvent::Logs(name, runtime.supervisor.logs(name, 2000)));
-                    }
-                }
+            if let AppEvent::Services(_) = &event
+                && app.overlay == app::Overlay::Logs
+                && let Some(name) = app.selected_service()
+            {
+                app.on_event(AppEvent::Logs(name, runtime.supervisor.logs(name, 2000)));
             }
             app.on_event(event);
         }
@@ -234,10 +233,10 @@ impl Runtime {
                         let _ = pipeline::save_run(&home, report);
                     }
                     Self::send(&tx, AppEvent::RunFinished(result.map(Box::new).map_err(|e| e.to_string())));
-                    if let Some(evaluate) = evaluate {
-                        if let Ok(versions) = evaluate.get::<ModelVersions>(&format!("/v1/models/{name}")).await {
-                            Self::send(&tx, AppEvent::Models(versions));
-                        }
+                    if let Some(evaluate) = evaluate
+                        && let Ok(versions) = evaluate.get::<ModelVersions>(&format!("/v1/models/{name}")).await
+                    {
+                        Self::send(&tx, AppEvent::Models(versions));
                     }
                 });
             }

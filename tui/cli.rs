@@ -80,6 +80,12 @@ pub struct DataArgs {
     /// L2 strength on the weights.
     #[arg(long, allow_negative_numbers = true)]
     pub l2: Option<f64>,
+    /// Epochs without improvement before stopping early; 0 never stops early.
+    #[arg(long)]
+    pub patience: Option<usize>,
+    /// Stop when the gradient norm (or the loss's improvement) falls below this.
+    #[arg(long)]
+    pub tolerance: Option<f64>,
     /// The model's name in the registry (default: the data file's stem).
     #[arg(long)]
     pub model: Option<String>,

@@ -67,6 +67,8 @@ pub fn pipeline_request(home: &Path, args: &DataArgs, predict: Vec<Vec<f64>>) ->
         batch_size: args.batch_size.unwrap_or(defaults.batch_size),
         l2: args.l2.unwrap_or(defaults.l2),
         seed: args.seed,
+        patience: args.patience.unwrap_or(defaults.patience),
+        tolerance: args.tolerance.unwrap_or(defaults.tolerance),
         ..defaults
     };
     params.validate().map_err(|e| anyhow::anyhow!("invalid training parameters: {e}"))?;

@@ -682,7 +682,9 @@ pub fn reap_stale(run_dir: &Path) -> usize {
         for pid in record["children"].as_array().into_iter().flatten().filter_map(|p| p.as_u64()) {
             let pid = pid as u32;
             if is_logitflow_service(pid) {
+                // Our children lead their own groups; a leftover from elsewhere may not.
                 let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
+                let _ = nix::sys::signal::kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
                 reaped += 1;
             }
         }

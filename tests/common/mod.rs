@@ -86,3 +86,106 @@ pub fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
     std::fs::write(&path, text).expect("write test file");
     path
 }
+
+/// The dashboard running in a pseudo-terminal, its screen read through a VT100 parser.
+pub struct Dashboard {
+    pub child: Box<dyn portable_pty::Child + Send + Sync>,
+    writer: Box<dyn std::io::Write + Send>,
+    parser: std::sync::Arc<std::sync::Mutex<vt100::Parser>>,
+    _master: Box<dyn portable_pty::MasterPty + Send>,
+}
+
+impl Dashboard {
+    /// Starts `logitflow --home HOME ARGS...` in a 120×40 pty.
+    pub fn start(home: &Path, args: &[&str]) -> Dashboard {
+        use portable_pty::{CommandBuilder, PtySize, native_pty_system};
+        use std::io::Read;
+        let pair = native_pty_system().openpty(PtySize { rows: 40, cols: 120, pixel_width: 0, pixel_height: 0 }).expect("a pty");
+        let mut command = CommandBuilder::new(env!("CARGO_BIN_EXE_logitflow"));
+        command.arg("--home");
+        command.arg(home);
+        command.args(args);
+        command.env("TERM", "xterm-256color");
+        command.env_remove("LOGITFLOW_HOME");
+        let child = pair.slave.spawn_command(command).expect("the dashboard starts");
+        drop(pair.slave);
+        let mut reader = pair.master.try_clone_reader().expect("reader");
+        let writer = pair.master.take_writer().expect("writer");
+        let parser = std::sync::Arc::new(std::sync::Mutex::new(vt100::Parser::new(40, 120, 0)));
+        let feed = parser.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                if let Ok(mut p) = feed.lock() {
+                    p.process(&buf[..n]);
+                }
+            }
+        });
+        Dashboard { child, writer, parser, _master: pair.master }
+    }
+
+    pub fn text(&self) -> String {
+        self.parser.lock().map(|p| p.screen().contents()).unwrap_or_default()
+    }
+
+    /// The screen parser, to read the terminal after the dashboard has gone.
+    pub fn parser_handle(&self) -> std::sync::Arc<std::sync::Mutex<vt100::Parser>> {
+        self.parser.clone()
+    }
+
+    pub fn alternate_screen(&self) -> bool {
+        self.parser.lock().map(|p| p.screen().alternate_screen()).unwrap_or(true)
+    }
+
+    /// Waits until `check` holds for the screen; panics with the screen after `limit`.
+    pub fn wait_for(&self, what: &str, limit: Duration, check: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let text = self.text();
+            if check(&text) {
+                return text;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}; the screen:\n{text}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Types keys. Separate calls arrive as separate reads, so Esc then a key is not Alt+key.
+    pub fn send(&mut self, keys: &str) {
+        self.writer.write_all(keys.as_bytes()).expect("write to the pty");
+        self.writer.flush().expect("flush");
+        std::thread::sleep(Duration::from_millis(150));
+    }
+
+    /// The screen line of a service in the services table.
+    pub fn service_line(&self, name: &str) -> Option<String> {
+        self.text().lines().find(|l| l.trim_start_matches('│').starts_with(&format!("{name} "))).map(String::from)
+    }
+
+    /// Presses `q` and waits for a clean exit.
+    pub fn quit(mut self) -> portable_pty::ExitStatus {
+        self.send("q");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the dashboard did not quit:\n{}", self.text());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// The pid of this home's service `name`.
+pub fn service_pid(home: &Path, name: &str) -> Option<u32> {
+    services_of(home)
+        .into_iter()
+        .find(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.split(|&b| b == 0).any(|a| a == name.as_bytes())))
+}
+
+pub fn kill9(pid: u32) {
+    let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+}

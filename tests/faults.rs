@@ -1,0 +1,289 @@
+//! Faults, end to end against the real binary: killed services, a killed console, a service
+//! that crashes on every start, training killed midway, promotions under load, and ingest
+//! killed while records stream in. RELIABILITY.md lists what each one proves.
+
+mod common;
+
+use common::{Dashboard, assert_no_services, kill9, run, service_pid, services_of, stderr};
+use std::io::BufRead;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Waits until `check` returns something, polling.
+fn eventually<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+#[test]
+fn killed_services_are_restarted_and_serve_comes_back_with_the_same_version() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let mut dash = Dashboard::start(home.path(), &[]);
+    dash.wait_for("every service ready", Duration::from_secs(60), |s| s.contains("Services 8/8 ready"));
+
+    // 1. An idle service killed with SIGKILL: noticed and restarted within 2 s, restart counted.
+    let old = service_pid(home.path(), "ingest").expect("ingest runs");
+    kill9(old);
+    let killed_at = Instant::now();
+    let new = eventually("ingest to be restarted", Duration::from_secs(2), || service_pid(home.path(), "ingest").filter(|p| *p != old));
+    assert_ne!(new, old);
+    assert!(killed_at.elapsed() < Duration::from_secs(2));
+    dash.wait_for("ingest ready with one restart", Duration::from_secs(10), |_| {
+        dash.service_line("ingest").is_some_and(|l| l.contains("ready") && l.split_whitespace().any(|w| w == "1"))
+    });
+    // ...and the next pipeline run works.
+    dash.send("t");
+    dash.wait_for("metrics", Duration::from_secs(60), |s| s.contains("acc 0.") && s.contains("admissions v1"));
+
+    // 3. serve killed: after its restart it serves the promoted model again, same version.
+    let old = service_pid(home.path(), "serve").expect("serve runs");
+    kill9(old);
+    eventually("serve to be restarted", Duration::from_secs(2), || service_pid(home.path(), "serve").filter(|p| *p != old));
+    dash.wait_for("serve ready again", Duration::from_secs(10), |_| dash.service_line("serve").is_some_and(|l| l.contains("ready")));
+    dash.send("p");
+    dash.send("80");
+    dash.send("\r");
+    let text = dash.wait_for("an answer", Duration::from_secs(20), |s| s.lines().any(|l| l.contains("stable") && l.contains("admit")));
+    let line = text.lines().find(|l| l.contains("stable") && l.contains("admit")).unwrap_or_default();
+    assert!(line.contains(" v1 "), "the same version answers after the restart: {line:?}");
+
+    dash.send("\x1b");
+    assert!(dash.quit().success());
+    assert_no_services(home.path(), Duration::from_secs(2));
+}
+
+#[test]
+fn a_service_that_crashes_on_every_start_is_given_up_on_and_the_rest_keep_running() {
+    let home = tempfile::tempdir().expect("tempdir");
+    // A directory where ingest's SQLite file belongs: ingest fails at every start.
+    std::fs::create_dir_all(home.path().join("ingest.sqlite")).expect("mkdir");
+    let dash = Dashboard::start(home.path(), &[]);
+    let started = Instant::now();
+    dash.wait_for("ingest marked failed", Duration::from_secs(40), |_| dash.service_line("ingest").is_some_and(|l| l.contains("failed")));
+    // Backoff doubles from 250 ms over five restarts: at least 0.25+0.5+1+2+4 s.
+    assert!(started.elapsed() >= Duration::from_millis(7_500), "gave up too soon: {:?}", started.elapsed());
+    let line = dash.service_line("ingest").unwrap_or_default();
+    assert!(line.split_whitespace().any(|w| w == "5"), "five restarts counted: {line}");
+    let text = dash.text();
+    assert!(text.contains("Services 7/8 ready"), "{text}");
+    for name in ["preprocess", "features", "train", "evaluate", "serve", "advisor", "batch"] {
+        assert!(dash.service_line(name).is_some_and(|l| l.contains("ready")), "{name} keeps running:\n{text}");
+    }
+    assert!(dash.quit().success());
+    assert_no_services(home.path(), Duration::from_secs(2));
+}
+
+#[test]
+fn a_console_killed_with_sigkill_leaves_no_service_and_stale_ones_are_reaped() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let dash = Dashboard::start(home.path(), &[]);
+    dash.wait_for("every service ready", Duration::from_secs(60), |s| s.contains("Services 8/8 ready"));
+    assert_eq!(services_of(home.path()).len(), 8);
+    let console = dash.child.process_id().expect("console pid");
+    kill9(console);
+    assert_no_services(home.path(), Duration::from_secs(2));
+
+    // A leftover whose console is gone (as after a crash on a system without PDEATHSIG):
+    // the next console on the same home reaps it.
+    let mut stale = Command::new(env!("CARGO_BIN_EXE_logitflow"))
+        .args(["--home", home.path().to_str().expect("utf8"), "service", "ingest"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("a stale service");
+    let mut line = String::new();
+    std::io::BufReader::new(stale.stdout.take().expect("stdout")).read_line(&mut line).expect("listening line");
+    let record = serde_json::json!({"console": 999_999_999u32, "children": [stale.id()]});
+    std::fs::write(home.path().join("run").join("console-999999999.json"), record.to_string()).expect("record");
+    let out = run(home.path(), &["run", "--epochs", "3"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let status = stale.wait().expect("the stale service ends");
+    assert!(!status.success(), "it was killed, not left to run: {status:?}");
+    assert_no_services(home.path(), Duration::from_secs(2));
+}
+
+fn model_artifacts(home: &Path) -> usize {
+    std::fs::read_dir(home.join("artifacts"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| std::fs::read_to_string(e.path().join("manifest.json")).is_ok_and(|m| m.contains("\"kind\": \"model\"")))
+        .count()
+}
+
+#[test]
+fn training_killed_midway_fails_the_run_and_leaves_nothing_half_written() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let mut command = common::logitflow(home.path());
+    command.args(["run", "--solver", "batch", "--lr", "0.0001", "--epochs", "1000000", "--patience", "0", "--tolerance", "0"]);
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = command.spawn().expect("run starts");
+    let train = eventually("the train service", Duration::from_secs(20), || service_pid(home.path(), "train"));
+    // Wait until the job is under way: the split and transform exist once train has its inputs.
+    eventually("training to start", Duration::from_secs(20), || {
+        std::fs::read_dir(home.path().join("steps")).ok().map(Iterator::count).filter(|n| *n >= 3).map(|_| ())
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    kill9(train);
+    let out = child.wait_with_output().expect("run ends");
+    assert!(!out.status.success(), "the run must fail");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("train"), "the reason names train: {err}");
+    assert_eq!(model_artifacts(home.path()), 0, "no model was written");
+    assert!(std::fs::read_dir(home.path().join("tmp")).map(|d| d.count()).unwrap_or(0) == 0, "nothing left staged");
+    assert_no_services(home.path(), Duration::from_secs(2));
+
+    let out = run(home.path(), &["run", "--json"]);
+    assert!(out.status.success(), "a retrain succeeds: {}", stderr(&out));
+    assert_eq!(model_artifacts(home.path()), 1);
+}
+
+/// Starts `logitflow service NAME` on `home` without a token; returns it and its address.
+fn start_service(home: &Path, name: &str, listen: &str) -> (std::process::Child, String) {
+    let mut child = common::logitflow(home)
+        .args(["service", name, "--listen", listen])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("service starts");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("listening line");
+    let value: serde_json::Value = serde_json::from_str(&line).expect("json listening line");
+    (child, value["addr"].as_str().expect("addr").to_string())
+}
+
+#[test]
+fn records_acknowledged_by_ingest_survive_sigkill() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let (mut ingest, addr) = start_service(home.path(), "ingest", "127.0.0.1:0");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let acknowledged = runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let url = format!("http://{addr}/v1/collections/exams/records");
+        let batch: Vec<serde_json::Value> =
+            (0..50).map(|i| serde_json::json!({"score": f64::from(i), "admitted": f64::from(i % 2)})).collect();
+        let body = serde_json::json!({"records": batch});
+        let mut acked = 0u64;
+        let started = Instant::now();
+        let pid = ingest.id();
+        let mut killed = false;
+        loop {
+            if !killed && started.elapsed() > Duration::from_millis(400) {
+                kill9(pid);
+                killed = true;
+            }
+            match client.post(&url).json(&body).send().await {
+                Ok(r) if r.status().is_success() => acked += 50,
+                Ok(r) => panic!("ingest refused a valid post: {}", r.status()),
+                Err(_) => break, // the service is gone
+            }
+        }
+        acked
+    });
+    let _ = ingest.wait();
+    assert!(acknowledged > 0, "some posts were acknowledged before the kill");
+    let (mut again, addr) = start_service(home.path(), "ingest", "127.0.0.1:0");
+    let stored: serde_json::Value = runtime
+        .block_on(async { reqwest::get(format!("http://{addr}/v1/collections/exams")).await.expect("get").json().await.expect("json") });
+    let records = stored["records"].as_u64().expect("count");
+    assert!(records >= acknowledged, "{records} stored but {acknowledged} were acknowledged");
+    assert!(records <= acknowledged + 50, "at most the one unacknowledged batch more: {records} vs {acknowledged}");
+    let _ = again.kill();
+    let _ = again.wait();
+}
+
+#[test]
+fn promotions_under_load_fail_no_request() {
+    use logitflow_core::logistic::{StopReason, TrainParams, Weights};
+    use logitflow_core::model::{Lineage, Model};
+    use logitflow_core::registry::{Registry, STABLE};
+    use logitflow_core::scale::{Scaling, Transform};
+    use logitflow_core::store::{Kind, Store};
+
+    const REQUESTS: usize = 50_000;
+    const CONNECTIONS: usize = 32;
+    let home = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(home.path()).expect("store");
+    let registry = Registry::open(home.path());
+    for v in 1..=11u32 {
+        let t = Transform { scaling: Scaling::None, feature_names: vec!["score".into()], offset: vec![0.0], scale: vec![1.0] };
+        let weights = Weights { bias: -10.0 - f64::from(v) * 0.01, weights: vec![0.2] };
+        let m = Model::new(t, weights, "admitted".into(), TrainParams::default(), StopReason::Converged, 1, 1, Lineage::default());
+        let id = store.put_json(Kind::Model, "test", vec![], serde_json::json!({}), "model.json", &m).expect("model");
+        registry.register("admissions", &id, None, None).expect("register");
+    }
+    registry.set_alias("admissions", STABLE, 1).expect("alias");
+    let (mut serve, addr) = start_service(home.path(), "serve", "127.0.0.1:0");
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let (failures, versions, promoted) = runtime.block_on(async {
+        let client = reqwest::Client::builder().pool_max_idle_per_host(CONNECTIONS).build().expect("client");
+        // Wait for readiness.
+        let ready = format!("http://{addr}/v2/models/admissions/ready");
+        for _ in 0..200 {
+            if client.get(&ready).send().await.is_ok_and(|r| r.status().is_success()) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut workers = Vec::new();
+        for _ in 0..CONNECTIONS {
+            let (client, sent, url) = (client.clone(), sent.clone(), format!("http://{addr}/v2/models/admissions/infer"));
+            workers.push(tokio::spawn(async move {
+                let body = serde_json::json!({"inputs": [{"name": "input-0", "shape": [1, 1], "datatype": "FP64", "data": [80.0]}]});
+                let (mut failures, mut versions) = (0usize, std::collections::BTreeSet::new());
+                while sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < REQUESTS {
+                    match client.post(&url).json(&body).send().await {
+                        Ok(r) if r.status().is_success() => match r.json::<serde_json::Value>().await {
+                            Ok(v) => {
+                                versions.insert(v["model_version"].as_str().unwrap_or("?").to_string());
+                            }
+                            Err(_) => failures += 1,
+                        },
+                        _ => failures += 1,
+                    }
+                }
+                (failures, versions)
+            }));
+        }
+        let promoter = {
+            let (client, home) = (client.clone(), home.path().to_path_buf());
+            tokio::spawn(async move {
+                let registry = Registry::open(&home);
+                let mut promoted = vec!["1".to_string()];
+                for v in 2..=11u32 {
+                    tokio::time::sleep(Duration::from_millis(150)).await;
+                    registry.set_alias("admissions", STABLE, v).expect("alias");
+                    let r = client.post(format!("http://{addr}/v2/repository/models/admissions/load")).send().await.expect("load");
+                    assert!(r.status().is_success(), "load of v{v} failed: {}", r.status());
+                    promoted.push(v.to_string());
+                }
+                promoted
+            })
+        };
+        let promoted = promoter.await.expect("promoter");
+        let mut failures = 0;
+        let mut versions = std::collections::BTreeSet::new();
+        for w in workers {
+            let (f, v) = w.await.expect("worker");
+            failures += f;
+            versions.extend(v);
+        }
+        (failures, versions, promoted)
+    });
+    let _ = serve.kill();
+    let _ = serve.wait();
+    assert_eq!(failures, 0, "requests failed during promotions");
+    for v in &versions {
+        assert!(promoted.contains(v), "answered by version {v}, which was never promoted");
+    }
+    assert!(versions.len() >= 2, "the load spanned promotions: saw {versions:?}");
+    eprintln!("{REQUESTS} requests over {CONNECTIONS} connections, 0 failed, versions seen: {versions:?}");
+}

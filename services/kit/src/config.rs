@@ -26,8 +26,11 @@ pub struct Config {
     pub serve_url: Option<String>,
     /// The largest request body accepted, in bytes.
     pub body_limit: usize,
-    /// How long a request may take before it is answered 408.
+    /// How long a request may take in all, body included, before it is answered 408: a
+    /// client trickling its body is cut off here.
     pub request_timeout: Duration,
+    /// How long a request body may go without a byte arriving (idle time between chunks).
+    pub body_timeout: Duration,
 }
 
 /// The default home: `$LOGITFLOW_HOME`, else `$XDG_DATA_HOME/logitflow`, else
@@ -59,6 +62,7 @@ impl Config {
             serve_url: std::env::var(crate::SERVE_URL_ENV).ok(),
             body_limit: 1 << 20,
             request_timeout: Duration::from_secs(30),
+            body_timeout: Duration::from_secs(10),
         }
     }
 
@@ -72,6 +76,7 @@ impl Config {
             serve_url: None,
             body_limit: 1 << 20,
             request_timeout: Duration::from_secs(30),
+            body_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -27,6 +27,8 @@ pub enum ApiError {
     #[error("{message}")]
     Unprocessable { code: &'static str, message: String },
     #[error("{0}")]
+    Timeout(String),
+    #[error("{0}")]
     NotReady(String),
     #[error("{0}")]
     Storage(String),
@@ -45,6 +47,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Storage(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -60,6 +63,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
             ApiError::UnsupportedMediaType(_) => "UNSUPPORTED_MEDIA_TYPE",
             ApiError::Unprocessable { code, .. } => code,
+            ApiError::Timeout(_) => "TIMEOUT",
             ApiError::NotReady(_) => "NOT_READY",
             ApiError::Storage(_) => "STORAGE_ERROR",
             ApiError::Internal(_) => "INTERNAL",
@@ -99,6 +103,8 @@ impl From<JsonRejection> for ApiError {
             other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 ApiError::PayloadTooLarge(format!("the request body is over the limit: {message}"))
             }
+            // tower-http's body timeout surfaces as a failed buffer with this wording.
+            _ if message.contains("timeout") => ApiError::Timeout("the request body did not arrive in time and was cut off".into()),
             _ => ApiError::BadRequest(message),
         }
     }

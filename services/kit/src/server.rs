@@ -156,7 +156,7 @@ fn router(common: Common, routes: Router, config: &Config) -> Router {
         })
         .layer(middleware::from_fn_with_state(common.clone(), auth))
         .layer(RequestBodyLimitLayer::new(config.body_limit))
-        .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(10)))
+        .layer(RequestBodyTimeoutLayer::new(config.body_timeout))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, config.request_timeout))
         .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn_with_state(common.clone(), count))
@@ -329,6 +329,52 @@ mod tests {
             assert_eq!((got, body["code"].as_str()), (status, Some(code)), "{body}");
             assert!(body["error"].as_str().is_some_and(|e| !e.is_empty()));
         }
+    }
+
+    #[tokio::test]
+    async fn a_trickling_client_is_cut_off_and_does_not_stall_others() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut config = Config::for_home(std::env::temp_dir());
+        // The body timeout is idle time between chunks; the request timeout bounds the total,
+        // and is what stops a client that sends a byte every 100 ms.
+        config.body_timeout = Duration::from_millis(300);
+        config.request_timeout = Duration::from_millis(800);
+        let routes = Router::new()
+            .route("/echo", axum::routing::post(|crate::Json(v): crate::Json<serde_json::Value>| async move { crate::Json(v) }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { serve("test", &config, Readiness::ready(), routes, listener, std::future::pending()).await });
+        let slow = tokio::spawn(async move {
+            let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            let (mut read, mut write) = stream.into_split();
+            let head = "POST /echo HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n";
+            write.write_all(head.as_bytes()).await.expect("head");
+            let started = Instant::now();
+            // One byte every 100 ms, in the background, for up to 5 s.
+            tokio::spawn(async move {
+                for _ in 0..50 {
+                    if write.write_all(b" ").await.is_err() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            });
+            let mut answer = vec![0u8; 512];
+            let n = tokio::time::timeout(Duration::from_secs(5), read.read(&mut answer)).await.map_or(0, |r| r.unwrap_or(0));
+            (started.elapsed(), String::from_utf8_lossy(&answer[..n]).into_owned())
+        });
+        // Meanwhile, other clients are answered at once.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let client = crate::client::ServiceClient::new("test", addr.to_string(), None);
+        for _ in 0..5 {
+            let t = Instant::now();
+            let v: serde_json::Value = client.post("/echo", &serde_json::json!({"a": 1})).await.expect("fast client answered");
+            assert_eq!(v["a"], 1);
+            assert!(t.elapsed() < Duration::from_millis(200), "a fast client waited {:?}", t.elapsed());
+        }
+        let (took, answer) = slow.await.expect("slow client");
+        assert!(answer.starts_with("HTTP/1.1 408"), "the trickler gets 408: {answer:?}");
+        assert!(took < Duration::from_secs(2), "cut off after {took:?}");
     }
 
     #[tokio::test]

@@ -452,6 +452,83 @@ mod tests {
         assert!((meta["coefficients"]["score"].as_f64().unwrap_or(0.0) - 0.2).abs() < 1e-12);
     }
 
+    fn any_json() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(serde_json::Value::from),
+            "[a-zA-Z0-9 ]{0,12}".prop_map(serde_json::Value::from),
+            Just(serde_json::json!("FP64")),
+            Just(serde_json::json!([1, 1])),
+        ];
+        leaf.prop_recursive(6, 64, 8, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..8).prop_map(serde_json::Value::from),
+                proptest::collection::btree_map(
+                    prop_oneof![
+                        Just("inputs".to_string()),
+                        Just("shape".to_string()),
+                        Just("data".to_string()),
+                        Just("datatype".to_string()),
+                        Just("name".to_string()),
+                        "[a-z]{1,6}"
+                    ],
+                    inner,
+                    0..6
+                )
+                .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 300, ..Default::default() })]
+        /// Whatever JSON arrives, the answer is a 4xx with a JSON error naming the problem (or a
+        /// 200 if it happens to be valid) — never a 5xx, never a panic — and serve keeps answering.
+        #[test]
+        fn any_json_body_gets_a_4xx_json_error_and_serve_stays_up(body in any_json(), route in 0usize..3) {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            runtime.block_on(async {
+                let (_dir, _state, app) = setup().await;
+                let path = ["/v2/models/admissions/infer", "/v1/predict", "/v2/models/admissions/versions/1/infer"][route];
+                let (status, out) = call(&app, "POST", path, Some(body.clone())).await;
+                assert!(status.is_client_error() || status == StatusCode::OK, "{body} → {status} {out}");
+                if status.is_client_error() {
+                    assert!(out["error"].as_str().is_some_and(|e| !e.is_empty()) && out["code"].is_string(), "{body} → {out}");
+                }
+                let valid = serde_json::json!({"inputs": [{"name": "x", "shape": [1, 1], "datatype": "FP64", "data": [80.0]}]});
+                let (status, _) = call(&app, "POST", "/v2/models/admissions/infer", Some(valid)).await;
+                assert_eq!(status, StatusCode::OK);
+            });
+        }
+    }
+
+    #[tokio::test]
+    async fn malformed_bytes_and_wrong_content_types_are_4xx() {
+        let (_dir, _state, app) = setup().await;
+        let deep_data = format!(
+            "{{\"inputs\":[{{\"name\":\"x\",\"shape\":[1,1],\"datatype\":\"FP64\",\"data\":{}80{}}}]}}",
+            "[".repeat(300),
+            "]".repeat(300)
+        );
+        let cases: [(&str, Vec<u8>, StatusCode); 6] = [
+            ("application/json", vec![0xff, 0xfe, 0x00], StatusCode::BAD_REQUEST),
+            ("application/json", b"{\"inputs\": [NaN]}".to_vec(), StatusCode::BAD_REQUEST),
+            ("application/json", b"{\"inputs\": Infinity}".to_vec(), StatusCode::BAD_REQUEST),
+            ("text/plain", b"{}".to_vec(), StatusCode::UNSUPPORTED_MEDIA_TYPE),
+            ("application/json", format!("{}1{}", "[".repeat(200), "]".repeat(200)).into_bytes(), StatusCode::UNPROCESSABLE_ENTITY),
+            ("application/json", deep_data.into_bytes(), StatusCode::BAD_REQUEST),
+        ];
+        for (content_type, body, expected) in cases {
+            let (status, bytes) = logitflow_kit::testing::call_raw(&app, "POST", "/v2/models/admissions/infer", content_type, body).await;
+            let out: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+            assert_eq!(status, expected, "{out}");
+            assert!(out["error"].is_string(), "{out}");
+        }
+    }
+
     #[tokio::test]
     async fn a_corrupt_version_is_refused_and_the_served_model_stays() {
         let (dir, state, app) = setup().await;

@@ -8,6 +8,7 @@
 //! - [`dashboard`]: the terminal dashboard.
 //! - [`export::export_run`]: loss and ROC curves as PNG, SVG and CSV.
 
+pub mod bench;
 pub mod cli;
 pub mod commands;
 pub mod dashboard;

@@ -21,12 +21,13 @@ fn main() -> ExitCode {
         }),
         Some(Command::Service(command)) => runtime.block_on(commands::service(cli.home, command)),
         Some(Command::Synth(args)) => commands::synth(args),
+        Some(Command::Bench(args)) => commands::resolve_home(cli.home).and_then(|home| runtime.block_on(logitflow::bench::run(home, args))),
         Some(command) => commands::resolve_home(cli.home).and_then(|home| match command {
             Command::Run(args) => runtime.block_on(commands::run(home, *args)),
             Command::Predict(args) => runtime.block_on(commands::predict(home, args)),
             Command::Runs(args) => commands::runs(home, args),
             Command::Export(args) => commands::export(home, args),
-            Command::Service(_) | Command::Synth(_) => Ok(()),
+            Command::Service(_) | Command::Synth(_) | Command::Bench(_) => Ok(()),
         }),
     };
     // Children are stopped by the commands themselves; dropping the runtime kills any left.

@@ -1,0 +1,332 @@
+//! `logitflow bench`: measurements that are not tests (BENCHMARKS.md shows the figures).
+//!
+//! - `bench serve`: N keep-alive connections for T seconds against serve's inference route —
+//!   a real serve process with the worked example's model — and the same load against a bare
+//!   axum handler (started by the same command, in its own process) that decodes the same
+//!   request and does the same arithmetic with none of the service runtime. Reports requests/s,
+//!   p50/p99/p99.9 latency, errors, the ratio, and serve's resident memory when idle.
+//! - `bench pipeline`: time from launch to all services ready, train-to-served on the bundled
+//!   data (and on a generated CSV of any size), and each service's resident memory.
+
+use crate::supervisor::{ServiceName, Supervisor, SupervisorConfig};
+use anyhow::Context;
+use logitflow_core::logistic::sigmoid;
+use logitflow_kit::wire::{InferOutput, InferRequest, InferResponse};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub what: BenchWhat,
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum BenchWhat {
+    /// Load-test serve against a bare handler.
+    Serve(ServeBench),
+    /// Startup, train-to-served and memory of the whole pipeline.
+    Pipeline(PipelineBench),
+    /// The bare handler `bench serve` compares with (started by it; not for people).
+    #[command(hide = true)]
+    BareServer,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeBench {
+    #[arg(long, default_value_t = 64)]
+    pub connections: usize,
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct PipelineBench {
+    /// Also time a generated CSV of this many rows (10 features), ingest included.
+    #[arg(long)]
+    pub rows: Option<usize>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadResult {
+    pub target: String,
+    pub requests: u64,
+    pub errors: u64,
+    pub seconds: f64,
+    pub requests_per_s: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+}
+
+pub async fn run(home: PathBuf, args: BenchArgs) -> anyhow::Result<()> {
+    match args.what {
+        BenchWhat::Serve(a) => serve_bench(a).await,
+        BenchWhat::Pipeline(a) => pipeline_bench(home, a).await,
+        BenchWhat::BareServer => bare_server().await,
+    }
+}
+
+/// A home holding the worked example's model as `admissions` v1, stable.
+fn worked_example_home() -> anyhow::Result<tempdir::TempHome> {
+    use logitflow_core::logistic::{StopReason, TrainParams, Weights};
+    use logitflow_core::model::{Lineage, Model};
+    use logitflow_core::registry::{Registry, STABLE};
+    use logitflow_core::scale::{Scaling, Transform};
+    use logitflow_core::store::{Kind, Store};
+    let home = tempdir::TempHome::new()?;
+    let store = Store::open(home.path())?;
+    let t = Transform { scaling: Scaling::None, feature_names: vec!["score".into()], offset: vec![0.0], scale: vec![1.0] };
+    let m = Model::new(
+        t,
+        Weights { bias: -10.0, weights: vec![0.2] },
+        "admitted".into(),
+        TrainParams::default(),
+        StopReason::Converged,
+        1,
+        1,
+        Lineage::default(),
+    );
+    let id = store.put_json(Kind::Model, "bench", vec![], serde_json::json!({}), "model.json", &m)?;
+    let registry = Registry::open(home.path());
+    registry.register("admissions", &id, None, None)?;
+    registry.set_alias("admissions", STABLE, 1)?;
+    Ok(home)
+}
+
+mod tempdir {
+    //! A temporary home removed on drop (std only; tempfile is a test dependency).
+    use std::path::{Path, PathBuf};
+    pub struct TempHome(PathBuf);
+    impl TempHome {
+        pub fn new() -> std::io::Result<Self> {
+            let dir = std::env::temp_dir().join(format!("logitflow-bench-{}-{}", std::process::id(), rand::random::<u32>()));
+            std::fs::create_dir_all(&dir)?;
+            Ok(TempHome(dir))
+        }
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+    impl Drop for TempHome {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+fn resident_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: u64 = status.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+async fn serve_bench(args: ServeBench) -> anyhow::Result<()> {
+    let home = worked_example_home()?;
+    let config = SupervisorConfig::new(home.path().to_path_buf(), Vec::new())?;
+    let token = config.token.clone();
+    let supervisor = Supervisor::start(config, &[ServiceName::Serve])?;
+    let outcome = async {
+        supervisor.wait_ready(Duration::from_secs(20)).await.map_err(|e| anyhow::anyhow!(e))?;
+        let serve = supervisor.snapshot(ServiceName::Serve).context("serve")?;
+        let (addr, pid) = (serve.addr.context("serve address")?, serve.pid.context("serve pid")?);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let idle_rss = resident_bytes(pid);
+        let mut bare = tokio::process::Command::new(std::env::current_exe()?)
+            .args(["bench", "bare-server"])
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()?;
+        let bare_addr = {
+            use tokio::io::AsyncBufReadExt;
+            let stdout = bare.stdout.take().context("bare stdout")?;
+            let line = tokio::io::BufReader::new(stdout).lines().next_line().await?.context("bare listening line")?;
+            crate::supervisor::listening_addr(&line).context("bare address")?
+        };
+        let url = |a: std::net::SocketAddr| format!("http://{a}/v2/models/admissions/infer");
+        let bare_result = load(&url(bare_addr), None, args.connections, Duration::from_secs(args.seconds), "bare axum handler").await?;
+        let serve_result =
+            load(&url(addr), Some(token.clone()), args.connections, Duration::from_secs(args.seconds), "logitflow serve").await?;
+        let _ = bare.kill().await;
+        Ok::<_, anyhow::Error>((serve_result, bare_result, idle_rss))
+    }
+    .await;
+    supervisor.shutdown().await;
+    let (serve, bare, idle_rss) = outcome?;
+    let ratio = serve.requests_per_s / bare.requests_per_s.max(1e-9);
+    if args.json {
+        println!("{}", serde_json::json!({"serve": serve, "bare": bare, "ratio": ratio, "serve_idle_rss_bytes": idle_rss}));
+    } else {
+        println!("{} connections, {} s each, same request (1 row), same machine, same run", args.connections, args.seconds);
+        println!("{:<20} {:>10} {:>9} {:>9} {:>9} {:>7}", "target", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "errors");
+        for r in [&serve, &bare] {
+            println!("{:<20} {:>10.0} {:>9.3} {:>9.3} {:>9.3} {:>7}", r.target, r.requests_per_s, r.p50_ms, r.p99_ms, r.p999_ms, r.errors);
+        }
+        println!("serve / bare throughput: {:.1}%", ratio * 100.0);
+        if let Some(rss) = idle_rss {
+            println!("serve resident memory when idle: {:.1} MB", rss as f64 / 1e6);
+        }
+    }
+    Ok(())
+}
+
+/// `connections` keep-alive connections, each sending one request after another for `length`.
+async fn load(url: &str, token: Option<String>, connections: usize, length: Duration, target: &str) -> anyhow::Result<LoadResult> {
+    let body = Arc::new(serde_json::to_vec(&InferRequest::rows(&[vec![80.0]]))?);
+    let started = Instant::now();
+    let deadline = started + length;
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        // One client per connection, each with one pooled connection.
+        let client = reqwest::Client::builder().pool_max_idle_per_host(1).build()?;
+        let (url, body, token) = (url.to_string(), body.clone(), token.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies: Vec<u32> = Vec::with_capacity(1 << 16);
+            let mut errors = 0u64;
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                let mut request = client.post(&url).header("content-type", "application/json").body(body.as_ref().clone());
+                if let Some(token) = &token {
+                    request = request.bearer_auth(token);
+                }
+                match request.send().await {
+                    Ok(r) if r.status().is_success() => match r.bytes().await {
+                        Ok(_) => latencies.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32),
+                        Err(_) => errors += 1,
+                    },
+                    _ => errors += 1,
+                }
+            }
+            (latencies, errors)
+        }));
+    }
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    for task in tasks {
+        let (l, e) = task.await?;
+        latencies.extend(l);
+        errors += e;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    latencies.sort_unstable();
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+            .map_or(f64::NAN, |&us| f64::from(us) / 1e3)
+    };
+    Ok(LoadResult {
+        target: target.to_string(),
+        requests: latencies.len() as u64,
+        errors,
+        seconds,
+        requests_per_s: latencies.len() as f64 / seconds,
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+        p999_ms: pct(0.999),
+    })
+}
+
+/// The limit: decode the same request, the same arithmetic, no middleware, no auth, no catalog.
+async fn bare_server() -> anyhow::Result<()> {
+    use axum::routing::post;
+    async fn infer(axum::Json(request): axum::Json<InferRequest>) -> axum::Json<InferResponse> {
+        let x = request.inputs.first().and_then(|t| t.data.as_array().cloned()).unwrap_or_default();
+        let data: Vec<f64> = x
+            .iter()
+            .filter_map(|v| v.as_f64().or_else(|| v.get(0).and_then(serde_json::Value::as_f64)))
+            .map(|v| sigmoid(-10.0 + 0.2 * v))
+            .collect();
+        axum::Json(InferResponse {
+            model_name: "admissions".into(),
+            model_version: "1".into(),
+            id: request.id,
+            outputs: vec![InferOutput { name: "probability".into(), shape: vec![data.len(), 1], datatype: "FP64".into(), data }],
+        })
+    }
+    let app = axum::Router::new().route("/v2/models/admissions/infer", post(infer));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    println!("{}", serde_json::json!({"event": "listening", "service": "bare", "addr": listener.local_addr()?.to_string()}));
+    axum::serve(listener, app).with_graceful_shutdown(logitflow_kit::shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn pipeline_bench(home: PathBuf, args: PipelineBench) -> anyhow::Result<()> {
+    let _ = home;
+    let scratch = tempdir::TempHome::new()?;
+    let mut results = serde_json::Map::new();
+    let request = crate::commands::pipeline_request(scratch.path(), &bundled_args(), Vec::new())?;
+    let (startup, served_ms, rss) = time_pipeline(scratch.path(), request).await?;
+    results.insert("startup_to_all_ready_ms".into(), startup.into());
+    results.insert("train_to_served_ms_bundled".into(), served_ms.into());
+    results.insert("resident_bytes_per_service".into(), serde_json::to_value(&rss)?);
+    if let Some(rows) = args.rows {
+        let csv = scratch.path().join("big.csv");
+        let g = logitflow_core::synth::Generator {
+            intercept: 0.3,
+            coefficients: (0..10).map(|j| if j % 2 == 0 { 0.8 } else { -0.5 }).collect(),
+            ranges: vec![(-2.0, 2.0); 10],
+            rows,
+            seed: 7,
+        };
+        let mut bytes = Vec::new();
+        logitflow_core::synth::write_csv(&logitflow_core::synth::generate(&g), &mut bytes)?;
+        std::fs::write(&csv, bytes)?;
+        let mut data = bundled_args();
+        data.data = Some(csv);
+        data.solver = crate::cli::SolverArg::Newton;
+        let big_home = scratch.path().join("big-home");
+        std::fs::create_dir_all(&big_home)?;
+        let request = crate::commands::pipeline_request(&big_home, &data, Vec::new())?;
+        let (_, big_ms, _) = time_pipeline(&big_home, request).await?;
+        results.insert(format!("csv_to_served_ms_{rows}x10"), big_ms.into());
+    }
+    if args.json {
+        println!("{}", serde_json::Value::Object(results));
+    } else {
+        for (k, v) in results {
+            println!("{k:<34} {v}");
+        }
+    }
+    Ok(())
+}
+
+fn bundled_args() -> crate::cli::DataArgs {
+    use clap::Parser;
+    #[derive(clap::Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        data: crate::cli::DataArgs,
+    }
+    Wrapper::parse_from(["x"]).data
+}
+
+/// Launch → all ready (ms), then ingest → served for the request (ms, ingest included), and
+/// each service's resident memory when idle after startup.
+async fn time_pipeline(
+    home: &Path,
+    request: crate::pipeline::PipelineRequest,
+) -> anyhow::Result<(f64, f64, std::collections::BTreeMap<String, u64>)> {
+    let config = SupervisorConfig::new(home.to_path_buf(), crate::commands::allowed_roots(home, &request))?;
+    let launched = Instant::now();
+    let supervisor = Supervisor::start(config, &ServiceName::ALL)?;
+    let outcome = async {
+        supervisor.wait_ready(Duration::from_secs(30)).await.map_err(|e| anyhow::anyhow!(e))?;
+        let startup = launched.elapsed().as_secs_f64() * 1e3;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let rss = supervisor.snapshots().iter().filter_map(|s| Some((s.name.as_str().to_string(), resident_bytes(s.pid?)?))).collect();
+        let clients = crate::pipeline::Clients::from_supervisor(&supervisor).context("addresses")?;
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let t = Instant::now();
+        crate::pipeline::run_pipeline(&clients, &request, tx).await?;
+        Ok::<_, anyhow::Error>((startup, t.elapsed().as_secs_f64() * 1e3, rss))
+    }
+    .await;
+    supervisor.shutdown().await;
+    outcome
+}

@@ -38,8 +38,12 @@ pub enum BenchWhat {
 pub struct ServeBench {
     #[arg(long, default_value_t = 64)]
     pub connections: usize,
+    /// Seconds of load per target, split into alternating rounds.
     #[arg(long, default_value_t = 10)]
     pub seconds: u64,
+    /// The two targets take turns this many times, so drift on a shared machine hits both.
+    #[arg(long, default_value_t = 5)]
+    pub rounds: u32,
     #[arg(long)]
     pub json: bool,
 }
@@ -150,9 +154,14 @@ async fn serve_bench(args: ServeBench) -> anyhow::Result<()> {
             crate::supervisor::listening_addr(&line).context("bare address")?
         };
         let url = |a: std::net::SocketAddr| format!("http://{a}/v2/models/admissions/infer");
-        let bare_result = load(&url(bare_addr), None, args.connections, Duration::from_secs(args.seconds), "bare axum handler").await?;
-        let serve_result =
-            load(&url(addr), Some(token.clone()), args.connections, Duration::from_secs(args.seconds), "logitflow serve").await?;
+        let round = Duration::from_secs_f64(args.seconds as f64 / f64::from(args.rounds.max(1)));
+        let (mut bare_samples, mut serve_samples) = (Samples::default(), Samples::default());
+        for _ in 0..args.rounds.max(1) {
+            bare_samples.add(load(&url(bare_addr), None, args.connections, round).await?);
+            serve_samples.add(load(&url(addr), Some(token.clone()), args.connections, round).await?);
+        }
+        let bare_result = bare_samples.result("bare axum handler");
+        let serve_result = serve_samples.result("logitflow serve");
         let _ = bare.kill().await;
         Ok::<_, anyhow::Error>((serve_result, bare_result, idle_rss))
     }
@@ -163,7 +172,10 @@ async fn serve_bench(args: ServeBench) -> anyhow::Result<()> {
     if args.json {
         println!("{}", serde_json::json!({"serve": serve, "bare": bare, "ratio": ratio, "serve_idle_rss_bytes": idle_rss}));
     } else {
-        println!("{} connections, {} s each, same request (1 row), same machine, same run", args.connections, args.seconds);
+        println!(
+            "{} connections, {} s per target in {} alternating rounds, same request (1 row), same run",
+            args.connections, args.seconds, args.rounds
+        );
         println!("{:<20} {:>10} {:>9} {:>9} {:>9} {:>7}", "target", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "errors");
         for r in [&serve, &bare] {
             println!("{:<20} {:>10.0} {:>9.3} {:>9.3} {:>9.3} {:>7}", r.target, r.requests_per_s, r.p50_ms, r.p99_ms, r.p999_ms, r.errors);
@@ -176,8 +188,41 @@ async fn serve_bench(args: ServeBench) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Latencies (µs), errors and time under load, summed over rounds.
+#[derive(Debug, Default)]
+struct Samples {
+    latencies: Vec<u32>,
+    errors: u64,
+    seconds: f64,
+}
+
+impl Samples {
+    fn add(&mut self, other: Samples) {
+        self.latencies.extend(other.latencies);
+        self.errors += other.errors;
+        self.seconds += other.seconds;
+    }
+
+    fn result(mut self, target: &str) -> LoadResult {
+        self.latencies.sort_unstable();
+        let l = &self.latencies;
+        let pct =
+            |p: f64| l.get(((l.len() as f64 * p) as usize).min(l.len().saturating_sub(1))).map_or(f64::NAN, |&us| f64::from(us) / 1e3);
+        LoadResult {
+            target: target.to_string(),
+            requests: l.len() as u64,
+            errors: self.errors,
+            seconds: self.seconds,
+            requests_per_s: l.len() as f64 / self.seconds.max(1e-9),
+            p50_ms: pct(0.50),
+            p99_ms: pct(0.99),
+            p999_ms: pct(0.999),
+        }
+    }
+}
+
 /// `connections` keep-alive connections, each sending one request after another for `length`.
-async fn load(url: &str, token: Option<String>, connections: usize, length: Duration, target: &str) -> anyhow::Result<LoadResult> {
+async fn load(url: &str, token: Option<String>, connections: usize, length: Duration) -> anyhow::Result<Samples> {
     let body = Arc::new(serde_json::to_vec(&InferRequest::rows(&[vec![80.0]]))?);
     let started = Instant::now();
     let deadline = started + length;
@@ -187,7 +232,7 @@ async fn load(url: &str, token: Option<String>, connections: usize, length: Dura
         let client = reqwest::Client::builder().pool_max_idle_per_host(1).build()?;
         let (url, body, token) = (url.to_string(), body.clone(), token.clone());
         tasks.push(tokio::spawn(async move {
-            let mut latencies: Vec<u32> = Vec::with_capacity(1 << 16);
+            let mut latencies: Vec<u32> = Vec::with_capacity(1 << 14);
             let mut errors = 0u64;
             while Instant::now() < deadline {
                 let t = Instant::now();
@@ -206,30 +251,14 @@ async fn load(url: &str, token: Option<String>, connections: usize, length: Dura
             (latencies, errors)
         }));
     }
-    let mut latencies = Vec::new();
-    let mut errors = 0;
+    let mut samples = Samples::default();
     for task in tasks {
         let (l, e) = task.await?;
-        latencies.extend(l);
-        errors += e;
+        samples.latencies.extend(l);
+        samples.errors += e;
     }
-    let seconds = started.elapsed().as_secs_f64();
-    latencies.sort_unstable();
-    let pct = |p: f64| {
-        latencies
-            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
-            .map_or(f64::NAN, |&us| f64::from(us) / 1e3)
-    };
-    Ok(LoadResult {
-        target: target.to_string(),
-        requests: latencies.len() as u64,
-        errors,
-        seconds,
-        requests_per_s: latencies.len() as f64 / seconds,
-        p50_ms: pct(0.50),
-        p99_ms: pct(0.99),
-        p999_ms: pct(0.999),
-    })
+    samples.seconds = started.elapsed().as_secs_f64();
+    Ok(samples)
 }
 
 /// The limit: decode the same request, the same arithmetic, no middleware, no auth, no catalog.

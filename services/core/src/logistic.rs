@@ -300,8 +300,10 @@ fn pass_chunk(w: &Weights, ex: Examples<'_>, start: usize, end: usize, want_hess
         let row = &ex.x[i * d..(i + 1) * d];
         let y = ex.y[i];
         let z = w.logit(row);
-        sums.loss += log_loss_at(z, y);
-        let p = sigmoid(z);
+        // One exponential serves both the loss and the probability.
+        let e = (-z.abs()).exp();
+        sums.loss += z.max(0.0) + e.ln_1p() - y * z;
+        let p = if z >= 0.0 { 1.0 / (1.0 + e) } else { e / (1.0 + e) };
         let r = p - y;
         sums.grad[0] += r;
         for (g, &v) in sums.grad[1..].iter_mut().zip(row) {
@@ -411,22 +413,24 @@ pub fn fit(
             break;
         }
         let lr = params.learning_rate / (1.0 + params.lr_decay * (epoch - 1) as f64);
+        let mut measured: Option<(f64, Vec<f64>)> = None;
         match params.solver {
             Solver::Sgd => {
-                order.shuffle(&mut rng);
+                shuffle_blocks(&mut order, &mut rng);
                 sgd_epoch(&mut w, train, &order, lr, params.l2);
             }
             Solver::Minibatch => {
-                order.shuffle(&mut rng);
+                shuffle_blocks(&mut order, &mut rng);
                 minibatch_epoch(&mut w, train, &order, params.batch_size, lr, params.l2);
             }
             Solver::Batch => {
                 let (_, grad) = objective(&w, train, params.l2);
                 step(&mut w, &grad, lr);
             }
-            Solver::Newton => newton_step(&mut w, train, params.l2),
+            Solver::Newton => measured = newton_step(&mut w, train, params.l2),
         }
-        let (objective_value, grad) = objective(&w, train, params.l2);
+        // Newton has just measured the objective at its new point in its line search.
+        let (objective_value, grad) = measured.take().unwrap_or_else(|| objective(&w, train, params.l2));
         let grad_norm = norm(&grad);
         let train_loss = objective_value - 0.5 * params.l2 * w.weights.iter().map(|v| v * v).sum::<f64>();
         let val_loss = val.map(|v| mean_log_loss(&w, v));
@@ -517,9 +521,34 @@ fn minibatch_epoch(w: &mut Weights, ex: Examples<'_>, order: &[usize], batch: us
     }
 }
 
+/// Rows per block of the epoch shuffle.
+const SHUFFLE_BLOCK: usize = 256;
+
+/// Reshuffles the visiting order for an epoch: the blocks of [`SHUFFLE_BLOCK`] consecutive
+/// rows in a random order, and the rows within each block in a random order. Every row is
+/// visited once, in an order drawn from the seed, but the rows of a block sit together in
+/// memory, so the epoch streams through the data instead of missing the cache on every row
+/// (a full random order costs ≈ 5× on 1M × 10 rows).
+fn shuffle_blocks(order: &mut [usize], rng: &mut ChaCha8Rng) {
+    let n = order.len();
+    let mut blocks: Vec<usize> = (0..n.div_ceil(SHUFFLE_BLOCK)).collect();
+    blocks.shuffle(rng);
+    let mut k = 0;
+    for b in blocks {
+        let (start, end) = (b * SHUFFLE_BLOCK, ((b + 1) * SHUFFLE_BLOCK).min(n));
+        let block = &mut order[k..k + (end - start)];
+        for (slot, i) in block.iter_mut().zip(start..end) {
+            *slot = i;
+        }
+        block.shuffle(rng);
+        k += end - start;
+    }
+}
+
 /// One Newton step, halved until the objective does not rise (separable data would otherwise
-/// overshoot).
-fn newton_step(w: &mut Weights, ex: Examples<'_>, l2: f64) {
+/// overshoot). Returns the objective and gradient at the new point, which the line search
+/// measured anyway.
+fn newton_step(w: &mut Weights, ex: Examples<'_>, l2: f64) -> Option<(f64, Vec<f64>)> {
     let k = ex.d + 1;
     let n = ex.rows().max(1) as f64;
     let sums = full_pass(w, ex, true);
@@ -540,19 +569,20 @@ fn newton_step(w: &mut Weights, ex: Examples<'_>, l2: f64) {
     let Some(delta) = solve_spd(&hess, &grad, k) else {
         // A singular Hessian (e.g. a constant feature with l2 = 0): fall back to a gradient step.
         step(w, &grad, 1.0);
-        return;
+        return None;
     };
     let mut t = 1.0;
     for _ in 0..30 {
         let mut cand = w.clone();
         step(&mut cand, &delta.iter().map(|v| v * t).collect::<Vec<_>>(), 1.0);
-        let (after, _) = objective(&cand, ex, l2);
+        let (after, after_grad) = objective(&cand, ex, l2);
         if after <= before || !before.is_finite() {
             *w = cand;
-            return;
+            return Some((after, after_grad));
         }
         t *= 0.5;
     }
+    None
 }
 
 /// Solves H·x = g for a symmetric positive definite H by Cholesky; `None` if it is not.

@@ -151,6 +151,14 @@ pub struct App {
     pub last_report: Option<RunReport>,
     pub predict_input: String,
     pub answers: Vec<Answer>,
+    /// The values last sent to predict.
+    pub last_query: Option<Vec<f64>>,
+    /// For a one-feature model: the test rows (value, label) and the fitted curve over their
+    /// range, built when the evaluation arrives.
+    pub fit_points: Vec<(f64, f64)>,
+    pub fit_curve: Vec<(f64, f64)>,
+    /// The queried point on the curve (value, probability), once stable answered.
+    pub fit_query: Option<(f64, f64)>,
     pub logs: Vec<LogLine>,
     pub log_scroll: usize,
     pub log_search: Option<String>,
@@ -189,6 +197,10 @@ impl App {
             last_report: None,
             predict_input: String::new(),
             answers: Vec::new(),
+            last_query: None,
+            fit_points: Vec::new(),
+            fit_curve: Vec::new(),
+            fit_query: None,
             logs: Vec::new(),
             log_scroll: 0,
             log_search: None,
@@ -252,6 +264,9 @@ impl App {
                 }
             }
             AppEvent::Predicted { alias, result } => {
+                if let (Some([x]), Ok((p, _)), "stable") = (self.last_query.as_deref(), &result, alias.as_str()) {
+                    self.fit_query = Some((*x, *p));
+                }
                 self.answers.retain(|a| a.alias != alias);
                 self.answers.push(Answer { alias, result });
                 self.answers.sort_by(|a, b| b.alias.cmp(&a.alias)); // stable before candidate
@@ -295,9 +310,24 @@ impl App {
             }
             PipelineEvent::Evaluated(evaluation) => {
                 self.feature_names = evaluation.coefficients.keys().cloned().collect();
+                self.set_fit_chart(&evaluation);
                 self.evaluation = Some(*evaluation);
             }
             PipelineEvent::Served(_) => {}
+        }
+    }
+
+    /// The fitted sigmoid over the sample's range, for a one-feature model.
+    fn set_fit_chart(&mut self, evaluation: &Evaluation) {
+        self.fit_points = evaluation.sample.clone();
+        self.fit_curve.clear();
+        let theta = evaluation.coefficients.values().next().copied();
+        let (lo, hi) = self.fit_points.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| (lo.min(p.0), hi.max(p.0)));
+        if let (Some(theta), true) = (theta, lo < hi) {
+            self.fit_curve = (0..=100)
+                .map(|i| lo + (hi - lo) * f64::from(i) / 100.0)
+                .map(|x| (x, logitflow_core::logistic::sigmoid(evaluation.intercept + theta * x)))
+                .collect();
         }
     }
 
@@ -439,6 +469,7 @@ impl App {
                         format!("enter {} value(s), comma-separated: {}", self.feature_names.len(), self.feature_names.join(", "));
                 }
                 Ok(row) => {
+                    self.last_query = Some(row.clone());
                     let mut aliases = vec!["stable".to_string()];
                     if self.has_candidate() {
                         aliases.push("candidate".into());

@@ -64,6 +64,7 @@ fn evaluation(version: u32) -> Evaluation {
         report: "r".repeat(64),
         intercept: -9.87,
         coefficients: [("score".to_string(), 0.1976)].into(),
+        sample: (0..40).map(|i| (f64::from(i) * 2.5, f64::from(u8::from(i > 20)))).collect(),
     }
 }
 
@@ -219,6 +220,24 @@ fn the_form_refuses_bad_values_inline_and_retrains_with_good_ones() {
         }
         other => panic!("expected a retrain, got {other:?}"),
     }
+}
+
+#[test]
+fn a_one_feature_model_gets_its_fitted_curve_and_the_query_marked() {
+    let mut app = trained_app();
+    assert_eq!(app.fit_points.len(), 40);
+    assert_eq!(app.fit_curve.len(), 101, "built when the evaluation arrived");
+    let (x0, p0) = app.fit_curve[0];
+    assert_eq!(x0, 0.0);
+    assert!((p0 - logitflow_core::logistic::sigmoid(-9.87)).abs() < 1e-12);
+    app.on_key(key(KeyCode::Char('p')));
+    app.on_key(key(KeyCode::Char('8')));
+    app.on_key(key(KeyCode::Char('0')));
+    assert!(matches!(app.on_key(key(KeyCode::Enter)), Some(Action::Predict(..))));
+    app.on_event(AppEvent::Predicted { alias: "stable".into(), result: Ok((0.9974, "1".into())) });
+    assert_eq!(app.fit_query, Some((80.0, 0.9974)));
+    let text = screen(&app, 120, 40);
+    assert!(text.contains("score"), "the curve's axis is named after the feature:\n{text}");
 }
 
 #[test]

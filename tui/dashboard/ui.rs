@@ -260,7 +260,43 @@ fn render_model(app: &App, area: Rect, buf: &mut Buffer) {
     for (name, theta) in coefficients.into_iter().flatten() {
         lines.push(Line::from(format!("θ {name} {theta:.4}")));
     }
-    Paragraph::new(lines).block(Block::bordered().title(" Model ")).render(area, buf);
+    let block = Block::bordered().title(" Model ");
+    let inner = block.inner(area);
+    block.render(area, buf);
+    let text_height = lines.len() as u16;
+    // Below the numbers, when there is room: the fitted curve over the test data.
+    if !app.fit_curve.is_empty() && inner.height >= text_height + 7 {
+        let [text, chart] = Layout::vertical([Constraint::Length(text_height), Constraint::Min(6)]).areas(inner);
+        Paragraph::new(lines).render(text, buf);
+        render_fit(app, chart, buf);
+    } else {
+        Paragraph::new(lines).render(inner, buf);
+    }
+}
+
+/// The fitted sigmoid (line), the test rows at 0 and 1 (dots), and the queried point (×).
+fn render_fit(app: &App, area: Rect, buf: &mut Buffer) {
+    let (lo, hi) = (app.fit_curve.first().map_or(0.0, |p| p.0), app.fit_curve.last().map_or(1.0, |p| p.0));
+    let query: Vec<(f64, f64)> = app.fit_query.iter().copied().filter(|(x, _)| (lo..=hi).contains(x)).collect();
+    let mut datasets = vec![
+        Dataset::default().marker(Marker::Dot).graph_type(GraphType::Scatter).style(Style::new().fg(Color::DarkGray)).data(&app.fit_points),
+        Dataset::default().marker(Marker::Braille).graph_type(GraphType::Line).style(Style::new().fg(Color::Cyan)).data(&app.fit_curve),
+    ];
+    if !query.is_empty() {
+        datasets.push(
+            Dataset::default()
+                .name("query")
+                .marker(Marker::Block)
+                .graph_type(GraphType::Scatter)
+                .style(Style::new().fg(Color::Yellow))
+                .data(&query),
+        );
+    }
+    let name = app.feature_names.first().map_or("x", String::as_str);
+    Chart::new(datasets)
+        .x_axis(Axis::default().title(name).bounds([lo, hi]).labels([format!("{lo:.0}"), format!("{hi:.0}")]))
+        .y_axis(Axis::default().bounds([0.0, 1.0]).labels(["0", "1"]))
+        .render(area, buf);
 }
 
 fn render_predict(app: &App, area: Rect, buf: &mut Buffer) {

@@ -120,6 +120,12 @@ async fn evaluate(State(state): State<AppState>, Json(request): Json<EvaluateReq
             ),
         };
         let already_stable = stable_before.as_ref().is_some_and(|s| s.version == version);
+        let sample = if model.width() == 1 {
+            let step = split.test.rows().div_ceil(200).max(1);
+            (0..split.test.rows()).step_by(step).map(|i| (split.test.x[i], split.test.y[i])).collect()
+        } else {
+            Vec::new()
+        };
         if promote {
             state.registry.set_alias(&request.name, STABLE, version)?;
         } else if !already_stable {
@@ -137,6 +143,7 @@ async fn evaluate(State(state): State<AppState>, Json(request): Json<EvaluateReq
             report,
             intercept: model.intercept,
             coefficients: model.coefficients,
+            sample,
         }))
     })
     .await

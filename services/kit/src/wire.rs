@@ -239,6 +239,10 @@ pub struct Evaluation {
     pub report: String,
     pub intercept: f64,
     pub coefficients: BTreeMap<String, f64>,
+    /// For a one-feature model: up to 200 test rows as (value, label), to plot the fitted
+    /// curve over the data.
+    #[serde(default)]
+    pub sample: Vec<(f64, f64)>,
 }
 
 /// `POST /v1/models/{name}/promote`.

@@ -26,7 +26,9 @@ fn dashboard_trains_predicts_exports_and_quits_cleanly() {
     }
 
     dash.send("t");
-    let text = dash.wait_for("metrics", Duration::from_secs(60), |s| s.contains("acc 0.") && s.contains("admissions v1"));
+    let text = dash.wait_for("metrics and the new version served", Duration::from_secs(60), |s| {
+        s.contains("acc 0.") && s.contains("admissions v1") && s.contains("✓ serve")
+    });
     assert!(text.contains("✓ serve"), "every stage done:\n{text}");
 
     dash.send("p");

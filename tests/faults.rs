@@ -40,7 +40,9 @@ fn killed_services_are_restarted_and_serve_comes_back_with_the_same_version() {
     });
     // ...and the next pipeline run works.
     dash.send("t");
-    dash.wait_for("metrics", Duration::from_secs(60), |s| s.contains("acc 0.") && s.contains("admissions v1"));
+    dash.wait_for("metrics and the new version served", Duration::from_secs(60), |s| {
+        s.contains("acc 0.") && s.contains("admissions v1") && s.contains("✓ serve")
+    });
 
     // 3. serve killed: after its restart it serves the promoted model again, same version.
     let old = service_pid(home.path(), "serve").expect("serve runs");

@@ -9,7 +9,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::post;
 use logitflow_core::logistic::logit;
-use logitflow_kit::client::{ClientError, ServiceClient};
+use logitflow_kit::client::ServiceClient;
 use logitflow_kit::wire::{Advice, AdviceRequest, InferRequest, InferResponse, ModelMetadata, Needed};
 use logitflow_kit::{ApiError, Config, Json, Readiness};
 
@@ -47,15 +47,6 @@ pub async fn run(
     Ok(())
 }
 
-/// Passes serve's answer on: its 4xx as ours, anything else as "not ready".
-pub fn from_serve(e: ClientError) -> ApiError {
-    match e {
-        ClientError::Api { status: 404, message, .. } => ApiError::NotFound(message),
-        ClientError::Api { status, message, .. } if (400..500).contains(&status) => ApiError::invalid("INVALID_INPUT", message),
-        other => ApiError::NotReady(format!("serve did not answer: {other}")),
-    }
-}
-
 async fn advice(State(state): State<AppState>, Json(request): Json<AdviceRequest>) -> Result<Json<Advice>, ApiError> {
     let serve = state.serve.as_ref().ok_or_else(|| ApiError::NotReady("serve's address is not configured".into()))?;
     if !(request.threshold.is_finite() && (0.0..=1.0).contains(&request.threshold)) {
@@ -67,7 +58,7 @@ async fn advice(State(state): State<AppState>, Json(request): Json<AdviceRequest
         return Err(ApiError::invalid("INVALID_PARAMS", format!("target must be strictly between 0 and 1, got {target}")));
     }
     let name = request.model.clone().unwrap_or_else(|| DEFAULT_MODEL.to_string());
-    let meta: ModelMetadata = serve.get(&format!("/v2/models/{name}/versions/stable")).await.map_err(from_serve)?;
+    let meta: ModelMetadata = serve.get(&format!("/v2/models/{name}/versions/stable")).await?;
     if request.inputs.len() != meta.feature_names.len() {
         return Err(ApiError::invalid(
             "INVALID_INPUT",
@@ -79,8 +70,7 @@ async fn advice(State(state): State<AppState>, Json(request): Json<AdviceRequest
     let version = meta.versions.first().cloned().unwrap_or_else(|| "stable".into());
     let answer: InferResponse = serve
         .post(&format!("/v2/models/{name}/versions/{version}/infer"), &InferRequest::rows(std::slice::from_ref(&request.inputs)))
-        .await
-        .map_err(from_serve)?;
+        .await?;
     let probability = answer
         .outputs
         .first()

@@ -130,7 +130,7 @@ fn split_line(line: &str) -> Result<Vec<String>, ApiError> {
 
 async fn score(State(state): State<AppState>, Query(query): Query<ScoreQuery>, body: Bytes) -> Result<Response, ApiError> {
     let serve = state.serve.clone().ok_or_else(|| ApiError::NotReady("serve's address is not configured".into()))?;
-    let meta: ModelMetadata = serve.get(&format!("/v2/models/{}/versions/{}", query.model, query.version)).await.map_err(from_serve)?;
+    let meta: ModelMetadata = serve.get(&format!("/v2/models/{}/versions/{}", query.model, query.version)).await?;
     let version = meta.versions.first().cloned().unwrap_or(query.version);
     let parsed = parse(&body, &meta.feature_names)?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
@@ -163,15 +163,6 @@ async fn score(State(state): State<AppState>, Query(query): Query<ScoreQuery>, b
     });
     let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
     Ok(([(header::CONTENT_TYPE, "text/csv")], [("x-model-version", version)], Body::from_stream(stream)).into_response())
-}
-
-fn from_serve(e: logitflow_kit::client::ClientError) -> ApiError {
-    use logitflow_kit::client::ClientError;
-    match e {
-        ClientError::Api { status: 404, message, .. } => ApiError::NotFound(message),
-        ClientError::Api { status, message, .. } if (400..500).contains(&status) => ApiError::invalid("INVALID_INPUT", message),
-        other => ApiError::NotReady(format!("serve did not answer: {other}")),
-    }
 }
 
 #[cfg(test)]

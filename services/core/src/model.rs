@@ -136,6 +136,26 @@ impl Model {
     }
 }
 
+impl Model {
+    /// The worked example of DESIGN.md as a model: θ0 = −10, θ1 = 0.2 per point of `score`, no
+    /// scaling; a student who scored 80 is admitted with probability 1/(1+e^−6) ≈ 0.9975.
+    /// For tests and benchmarks that need a known model without training one.
+    pub fn worked_example() -> Model {
+        let transform =
+            Transform { scaling: crate::scale::Scaling::None, feature_names: vec!["score".into()], offset: vec![0.0], scale: vec![1.0] };
+        Model::new(
+            transform,
+            Weights { bias: -10.0, weights: vec![0.2] },
+            "admitted".into(),
+            TrainParams::default(),
+            StopReason::Converged,
+            1,
+            1,
+            Lineage::default(),
+        )
+    }
+}
+
 /// What train stores beside the model: the loss curve it produced.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct TrainingLog {

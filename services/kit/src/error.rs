@@ -161,3 +161,16 @@ impl<T: Serialize> IntoResponse for Json<T> {
 pub async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(work).await.map_err(|e| ApiError::Internal(format!("a worker failed: {e}")))?
 }
+
+impl From<crate::client::ClientError> for ApiError {
+    /// Another service's answer, passed on: its 404 and other 4xx as ours, anything else
+    /// (unreachable, 5xx, unreadable) as "not ready".
+    fn from(e: crate::client::ClientError) -> Self {
+        use crate::client::ClientError;
+        match e {
+            ClientError::Api { status: 404, message, .. } => ApiError::NotFound(message),
+            ClientError::Api { status, message, .. } if (400..500).contains(&status) => ApiError::invalid("INVALID_INPUT", message),
+            other => ApiError::NotReady(format!("a service it needs did not answer: {other}")),
+        }
+    }
+}

@@ -13,7 +13,7 @@ use anyhow::Context;
 use logitflow_core::logistic::sigmoid;
 use logitflow_kit::wire::{InferOutput, InferRequest, InferResponse};
 use serde::Serialize;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -69,10 +69,10 @@ pub struct LoadResult {
     pub p999_ms: f64,
 }
 
-pub async fn run(home: PathBuf, args: BenchArgs) -> anyhow::Result<()> {
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.what {
         BenchWhat::Serve(a) => serve_bench(a).await,
-        BenchWhat::Pipeline(a) => pipeline_bench(home, a).await,
+        BenchWhat::Pipeline(a) => pipeline_bench(a).await,
         BenchWhat::BareServer => bare_server().await,
     }
 }
@@ -285,8 +285,7 @@ async fn bare_server() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn pipeline_bench(home: PathBuf, args: PipelineBench) -> anyhow::Result<()> {
-    let _ = home;
+async fn pipeline_bench(args: PipelineBench) -> anyhow::Result<()> {
     let scratch = tempdir::TempHome::new()?;
     let mut results = serde_json::Map::new();
     let request = crate::commands::pipeline_request(scratch.path(), &bundled_args(), Vec::new())?;

@@ -12,23 +12,21 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return fail(anyhow::anyhow!("cannot start the async runtime: {e}")),
     };
+    let home = || commands::resolve_home(cli.home.clone());
     let result = match cli.command {
-        None => commands::resolve_home(cli.home).and_then(|home| {
+        None => home().and_then(|home| {
             let terminal = ratatui::init();
             let result = runtime.block_on(dashboard::run(terminal, home, cli.dashboard));
             ratatui::restore();
             result
         }),
-        Some(Command::Service(command)) => runtime.block_on(commands::service(cli.home, command)),
+        Some(Command::Run(args)) => home().and_then(|home| runtime.block_on(commands::run(home, *args))),
+        Some(Command::Predict(args)) => home().and_then(|home| runtime.block_on(commands::predict(home, args))),
+        Some(Command::Runs(args)) => home().and_then(|home| commands::runs(home, args)),
+        Some(Command::Export(args)) => home().and_then(|home| commands::export(home, args)),
+        Some(Command::Service(command)) => runtime.block_on(commands::service(cli.home.clone(), command)),
         Some(Command::Synth(args)) => commands::synth(args),
-        Some(Command::Bench(args)) => commands::resolve_home(cli.home).and_then(|home| runtime.block_on(logitflow::bench::run(home, args))),
-        Some(command) => commands::resolve_home(cli.home).and_then(|home| match command {
-            Command::Run(args) => runtime.block_on(commands::run(home, *args)),
-            Command::Predict(args) => runtime.block_on(commands::predict(home, args)),
-            Command::Runs(args) => commands::runs(home, args),
-            Command::Export(args) => commands::export(home, args),
-            Command::Service(_) | Command::Synth(_) | Command::Bench(_) => Ok(()),
-        }),
+        Some(Command::Bench(args)) => runtime.block_on(logitflow::bench::run(args)),
     };
     // Children are stopped by the commands themselves; dropping the runtime kills any left.
     drop(runtime);

@@ -185,7 +185,6 @@ pub async fn run_pipeline(
     request: &PipelineRequest,
     events: mpsc::UnboundedSender<PipelineEvent>,
 ) -> Result<RunReport, PipelineError> {
-    let started = Instant::now();
     let run_id = new_run_id();
     let started_unix_ms = logitflow_core::store::now_unix_ms();
     let mut stages = Vec::new();
@@ -328,7 +327,6 @@ pub async fn run_pipeline(
         let probability = answer.outputs.first().and_then(|o| o.data.first()).copied().unwrap_or(f64::NAN);
         predictions.push(Prediction { input: row.clone(), probability, model_version: answer.model_version });
     }
-    let _ = started;
     Ok(RunReport {
         run_id,
         started_unix_ms,

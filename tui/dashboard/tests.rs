@@ -5,14 +5,13 @@ use super::app::{Action, App, AppEvent, Focus, Overlay, StageState};
 use crate::pipeline::{PipelineEvent, Stage};
 use crate::supervisor::{ServiceName, ServiceSnapshot, Status};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use logitflow_core::logistic::{EpochEvent, StopReason, TrainParams};
+use logitflow_core::logistic::{EpochEvent, TrainParams};
 use logitflow_core::metrics::{Confusion, Metrics};
 use logitflow_kit::wire::{Evaluation, VersionMetrics};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
-use ratatui::widgets::Widget;
 use std::time::{Duration, Instant};
 
 fn key(code: KeyCode) -> KeyEvent {
@@ -129,7 +128,6 @@ fn services_widget_shows_every_service_and_its_status() {
     app.on_event(AppEvent::Services(services));
     let area = Rect::new(0, 0, 80, 11);
     let mut buf = Buffer::empty(area);
-    (&app).render(Rect::new(0, 0, 100, 30), &mut Buffer::empty(Rect::new(0, 0, 100, 30)));
     super::ui::render_services_for_test(&app, area, &mut buf);
     let text: String = (0..area.height).map(|y| (0..area.width).map(|x| buf[(x, y)].symbol()).collect::<String>() + "\n").collect();
     assert!(text.contains("Services 7/8 ready"), "{text}");
@@ -279,5 +277,4 @@ fn logs_overlay_filters_by_search() {
     app.on_key(key(KeyCode::Enter));
     assert_eq!(app.visible_logs().len(), 1);
     assert!(screen(&app, 120, 40).contains("matching \"slow\""));
-    let _ = StopReason::MaxEpochs;
 }

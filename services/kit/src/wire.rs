@@ -423,21 +423,3 @@ pub struct ErrorBody {
     pub error: String,
     pub code: String,
 }
-
-/// Metrics keyed for quick display.
-pub fn metrics_table(m: &Metrics) -> Vec<(&'static str, f64)> {
-    vec![
-        ("accuracy", m.accuracy),
-        ("precision", m.precision),
-        ("recall", m.recall),
-        ("f1", m.f1),
-        ("auc", m.auc),
-        ("log_loss", m.log_loss),
-        ("brier", m.brier),
-    ]
-}
-
-/// Epoch events to a compact curve, for reports.
-pub fn curve_points(events: &[EpochEvent]) -> Vec<(usize, f64, Option<f64>)> {
-    events.iter().map(|e| (e.epoch, e.train_loss, e.val_loss)).collect()
-}

@@ -76,12 +76,13 @@ impl AppState {
     pub async fn load(&self, name: &str) -> Result<LoadInfo, ApiError> {
         let _one_load_at_a_time = self.loading.lock().await;
         let current = self.catalog.load().get(name).cloned();
+        let reusable = current.clone();
         let (store, registry, owned_name) = (self.store.clone(), self.registry.clone(), name.to_string());
         let served = blocking(move || {
             let entry = registry.model(&owned_name)?;
             let mut versions = BTreeMap::new();
             for v in &entry.versions {
-                let reuse = current.as_ref().and_then(|c| c.versions.get(&v.version)).filter(|(artifact, _)| *artifact == v.artifact);
+                let reuse = reusable.as_ref().and_then(|c| c.versions.get(&v.version)).filter(|(artifact, _)| *artifact == v.artifact);
                 let model = match reuse {
                     Some((_, model)) => model.clone(),
                     None => {
@@ -96,8 +97,8 @@ impl AppState {
             Ok(Served { versions, aliases: entry.aliases })
         })
         .await?;
-        let before = self.catalog.load().get(name).cloned();
-        let changed = before.is_none_or(|b| {
+        // Loads are serialised, so what was loaded before is still `current`.
+        let changed = current.is_none_or(|b| {
             b.aliases != served.aliases || b.versions.iter().map(|(v, (a, _))| (v, a)).ne(served.versions.iter().map(|(v, (a, _))| (v, a)))
         });
         let info = LoadInfo { name: name.to_string(), aliases: served.aliases.clone(), changed };
@@ -111,19 +112,29 @@ impl AppState {
         Ok(info)
     }
 
+    /// The loaded versions of `name`.
+    fn served(&self, name: &str) -> Result<Arc<Served>, ApiError> {
+        self.catalog.load().get(name).cloned().ok_or_else(|| ApiError::NotFound(format!("model {name:?} is not loaded")))
+    }
+
     /// Finds the model for `name` and `selector` (alias or number; `stable` when absent).
     fn resolve(&self, name: &str, selector: Option<&str>) -> Result<(u32, Arc<Model>), ApiError> {
-        let catalog = self.catalog.load();
-        let served = catalog.get(name).ok_or_else(|| ApiError::NotFound(format!("model {name:?} is not loaded")))?;
+        self.served(name)?.resolve(name, selector)
+    }
+}
+
+impl Served {
+    /// The version for `selector` (alias or number; `stable` when absent); `name` is for errors.
+    fn resolve(&self, name: &str, selector: Option<&str>) -> Result<(u32, Arc<Model>), ApiError> {
         let selector = selector.unwrap_or(STABLE);
-        let version = match served.aliases.get(selector) {
+        let version = match self.aliases.get(selector) {
             Some(v) => *v,
             None => {
                 selector.parse::<u32>().map_err(|_| ApiError::NotFound(format!("model {name:?} has no version or alias {selector:?}")))?
             }
         };
         let (_, model) =
-            served.versions.get(&version).ok_or_else(|| ApiError::NotFound(format!("model {name:?} has no version {selector}")))?;
+            self.versions.get(&version).ok_or_else(|| ApiError::NotFound(format!("model {name:?} has no version {selector}")))?;
         Ok((version, model.clone()))
     }
 }
@@ -165,9 +176,8 @@ async fn server_metadata() -> Json<serde_json::Value> {
 }
 
 fn metadata_of(state: &AppState, name: &str, selector: Option<&str>) -> Result<ModelMetadata, ApiError> {
-    let (version, model) = state.resolve(name, selector)?;
-    let catalog = state.catalog.load();
-    let served = catalog.get(name).ok_or_else(|| ApiError::NotFound(format!("model {name:?} is not loaded")))?;
+    let served = state.served(name)?;
+    let (version, model) = served.resolve(name, selector)?;
     Ok(ModelMetadata {
         name: name.to_string(),
         versions: if selector.is_some() { vec![version.to_string()] } else { served.versions.keys().map(u32::to_string).collect() },
@@ -244,19 +254,25 @@ fn invalid(message: impl std::fmt::Display) -> ApiError {
 /// for one row), or one tensor `[N]`/`[N, 1]` per feature, named by feature.
 pub fn decode_inputs(inputs: &[InferInput], model: &Model) -> Result<(Vec<f64>, usize), ApiError> {
     let d = model.width();
-    let tensors: Vec<(&InferInput, Vec<f64>)> = inputs.iter().map(|t| Ok((t, tensor_values(t)?))).collect::<Result<_, ApiError>>()?;
+    let mut tensors: Vec<(&InferInput, Vec<f64>)> = inputs.iter().map(|t| Ok((t, tensor_values(t)?))).collect::<Result<_, ApiError>>()?;
     let (x, rows) = match tensors.as_slice() {
         [] => return Err(invalid("inputs is empty: send one tensor of shape [N, features]")),
-        [(t, values)] if t.shape.len() == 2 && t.shape[1] == d => (values.clone(), t.shape[0]),
-        [(t, values)] if t.shape.len() == 1 && t.shape[0] == d && d > 1 => (values.clone(), 1),
-        [(t, values)] if d == 1 && (t.shape.len() == 1 || t.shape == [t.shape[0], 1]) => (values.clone(), t.shape[0]),
         [(t, _)] => {
-            return Err(invalid(format!(
-                "tensor {:?} has shape {:?}; expected [N, {d}] ({})",
-                t.name,
-                t.shape,
-                model.feature_names.join(", ")
-            )));
+            let rows = match t.shape.as_slice() {
+                [n, w] if *w == d => *n,
+                [w] if *w == d && d > 1 => 1,
+                [n] if d == 1 => *n,
+                _ => {
+                    return Err(invalid(format!(
+                        "tensor {:?} has shape {:?}; expected [N, {d}] ({})",
+                        t.name,
+                        t.shape,
+                        model.feature_names.join(", ")
+                    )));
+                }
+            };
+            // The one tensor's values are the rows as they are: taken, not copied.
+            (tensors.pop().map(|(_, values)| values).unwrap_or_default(), rows)
         }
         many if many.len() == d => {
             let rows = many[0].1.len();

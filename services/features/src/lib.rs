@@ -7,9 +7,9 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::post;
 use logitflow_core::scale::Transform;
-use logitflow_core::store::{Kind, StepRecord, Store, step_key};
+use logitflow_core::store::{Kind, Store, step_key};
 use logitflow_kit::wire::{TransformInfo, TransformRequest};
-use logitflow_kit::{ApiError, Config, Json, Readiness, blocking};
+use logitflow_kit::{ApiError, Config, Json, Readiness, blocking, cached_step};
 
 pub const NAME: &str = "features";
 
@@ -42,24 +42,20 @@ async fn fit_transform(State(state): State<AppState>, Json(request): Json<Transf
     blocking(move || {
         let params = serde_json::json!({"scaling": request.scaling});
         let key = step_key(NAME, &[&request.split], &params);
-        if let Some(record) = state.store.step_lookup(&key)
-            && let Ok(mut info) = serde_json::from_value::<TransformInfo>(record.summary)
-        {
-            info.cached = true;
-            return Ok(Json(info));
-        }
-        let split = state.store.load_split(&request.split)?;
-        let transform = Transform::fit(&split.train, request.scaling);
-        let id = state.store.put_json(Kind::Transform, NAME, vec![request.split.clone()], params, "transform.json", &transform)?;
-        let info = TransformInfo {
-            transform: id.clone(),
-            scaling: transform.scaling,
-            offset: transform.offset,
-            scale: transform.scale,
-            cached: false,
-        };
-        let summary = serde_json::to_value(&info).map_err(|e| ApiError::Internal(e.to_string()))?;
-        state.store.step_record(&key, &StepRecord { outputs: [("transform".into(), id)].into(), summary })?;
+        let (mut info, cached) = cached_step(&state.store, &key, "transform", || {
+            let split = state.store.load_split(&request.split)?;
+            let transform = Transform::fit(&split.train, request.scaling);
+            let id = state.store.put_json(Kind::Transform, NAME, vec![request.split.clone()], params, "transform.json", &transform)?;
+            let info = TransformInfo {
+                transform: id.clone(),
+                scaling: transform.scaling,
+                offset: transform.offset,
+                scale: transform.scale,
+                cached: false,
+            };
+            Ok((id, info))
+        })?;
+        info.cached = cached;
         Ok(Json(info))
     })
     .await

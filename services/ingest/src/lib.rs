@@ -13,11 +13,11 @@
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
-use logitflow_core::store::{StepRecord, Store, step_key};
+use logitflow_core::store::{Store, step_key};
 use logitflow_core::synth::{Generator, generate};
 use logitflow_core::table::{ColumnSelection, RawTable};
 use logitflow_kit::wire::{CollectionInfo, CsvSource, DatasetInfo, RecordsAck, RecordsPost, SnapshotRequest, SyntheticSource};
-use logitflow_kit::{ApiError, Config, Json, Readiness, blocking};
+use logitflow_kit::{ApiError, Config, Json, Readiness, blocking, cached_step};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -93,28 +93,25 @@ fn confine(roots: &[PathBuf], path: &str) -> Result<PathBuf, ApiError> {
     Ok(resolved)
 }
 
+/// Freezes the table `make` reads as a dataset artifact, through the step cache.
 fn freeze(
     store: &Store,
     key: &str,
     make: impl FnOnce() -> Result<(RawTable, serde_json::Value), ApiError>,
 ) -> Result<DatasetInfo, ApiError> {
-    if let Some(record) = store.step_lookup(key)
-        && let Ok(mut info) = serde_json::from_value::<DatasetInfo>(record.summary)
-    {
-        info.cached = true;
-        return Ok(info);
-    }
-    let (table, params) = make()?;
-    let dataset = store.put_table(&table, NAME, params)?;
-    let info = DatasetInfo {
-        dataset: dataset.clone(),
-        rows: table.rows(),
-        feature_names: table.feature_names,
-        label_name: table.label_name,
-        cached: false,
-    };
-    let summary = serde_json::to_value(&info).map_err(|e| ApiError::Internal(e.to_string()))?;
-    store.step_record(key, &StepRecord { outputs: [("dataset".into(), dataset)].into(), summary })?;
+    let (mut info, cached) = cached_step(store, key, "dataset", || {
+        let (table, params) = make()?;
+        let dataset = store.put_table(&table, NAME, params)?;
+        let info = DatasetInfo {
+            dataset: dataset.clone(),
+            rows: table.rows(),
+            feature_names: table.feature_names,
+            label_name: table.label_name,
+            cached: false,
+        };
+        Ok((dataset, info))
+    })?;
+    info.cached = cached;
     Ok(info)
 }
 

@@ -7,6 +7,7 @@
 //! - [`Readiness`]: what `GET /v2/health/ready` answers.
 //! - [`serve`]: adds the common routes (health, metrics, info), auth, body limit, timeouts and
 //!   tracing to a service's router, prints the listening line, shuts down gracefully.
+//! - [`cached_step`]: a pipeline step run through the store's step cache.
 //! - [`wire`]: the request and response types of every service.
 //! - [`client::ServiceClient`]: a typed HTTP client for the console and the apps.
 
@@ -14,12 +15,14 @@ pub mod client;
 mod config;
 mod error;
 mod server;
+mod step;
 pub mod testing;
 pub mod wire;
 
 pub use config::{Config, ServiceArgs, ServiceCli, default_home, start};
 pub use error::{ApiError, Json, blocking};
 pub use server::{Readiness, ServiceInfo, init_tracing, serve, shutdown_signal};
+pub use step::cached_step;
 
 /// The environment variable that carries the bearer token to a service.
 pub const TOKEN_ENV: &str = "LOGITFLOW_TOKEN";

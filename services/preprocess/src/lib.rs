@@ -8,9 +8,9 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::post;
 use logitflow_core::clean::{Split, clean, stratified_split};
-use logitflow_core::store::{SplitReport, StepRecord, Store, step_key};
+use logitflow_core::store::{SplitReport, Store, step_key};
 use logitflow_kit::wire::{SplitInfo, SplitRequest};
-use logitflow_kit::{ApiError, Config, Json, Readiness, blocking};
+use logitflow_kit::{ApiError, Config, Json, Readiness, blocking, cached_step};
 
 pub const NAME: &str = "preprocess";
 
@@ -52,44 +52,41 @@ async fn split(State(state): State<AppState>, Json(request): Json<SplitRequest>)
         let mut inputs = vec![request.dataset.as_str()];
         inputs.extend(request.test_dataset.as_deref());
         let key = step_key(NAME, &inputs, &params);
-        if let Some(record) = state.store.step_lookup(&key)
-            && let Ok(mut info) = serde_json::from_value::<SplitInfo>(record.summary)
-        {
-            info.cached = true;
-            return Ok(Json(info));
-        }
-        let raw = state.store.load_table(&request.dataset)?;
-        let (data, report) = clean(&raw, &request.clean)?;
-        let (split, test_report) = match &request.test_dataset {
-            None => (stratified_split(&data, request.test_fraction, request.seed)?, None),
-            Some(test_id) => {
-                let raw_test = state.store.load_table(test_id)?;
-                if raw_test.feature_names != raw.feature_names || raw_test.label_name != raw.label_name {
-                    return Err(ApiError::invalid(
-                        "DATA_ERROR",
-                        format!(
-                            "the test data's columns ({}; label {}) differ from the training data's ({}; label {})",
-                            raw_test.feature_names.join(", "),
-                            raw_test.label_name,
-                            raw.feature_names.join(", "),
-                            raw.label_name
-                        ),
-                    ));
-                }
-                let (test, test_report) = clean(&raw_test, &request.clean)?;
-                data.check_both_classes()?;
-                (Split { train: data, test }, Some(test_report))
-            }
-        };
-        let report = SplitReport { clean: report, test_clean: test_report, train_rows: split.train.rows(), test_rows: split.test.rows() };
-        let inputs: Vec<String> = inputs.iter().map(|s| s.to_string()).collect();
-        let id = state.store.put_split(&split, &report, inputs, params)?;
-        let info = SplitInfo { split: id.clone(), report, cached: false };
-        let summary = serde_json::to_value(&info).map_err(|e| ApiError::Internal(e.to_string()))?;
-        state.store.step_record(&key, &StepRecord { outputs: [("split".into(), id)].into(), summary })?;
+        let (mut info, cached) = cached_step(&state.store, &key, "split", || make_split(&state.store, &request, &inputs, params))?;
+        info.cached = cached;
         Ok(Json(info))
     })
     .await
+}
+
+/// Cleans the dataset (and the test dataset, if any), splits, and stores the split.
+fn make_split(store: &Store, request: &SplitRequest, inputs: &[&str], params: serde_json::Value) -> Result<(String, SplitInfo), ApiError> {
+    let raw = store.load_table(&request.dataset)?;
+    let (data, report) = clean(&raw, &request.clean)?;
+    let (split, test_report) = match &request.test_dataset {
+        None => (stratified_split(&data, request.test_fraction, request.seed)?, None),
+        Some(test_id) => {
+            let raw_test = store.load_table(test_id)?;
+            if raw_test.feature_names != raw.feature_names || raw_test.label_name != raw.label_name {
+                return Err(ApiError::invalid(
+                    "DATA_ERROR",
+                    format!(
+                        "the test data's columns ({}; label {}) differ from the training data's ({}; label {})",
+                        raw_test.feature_names.join(", "),
+                        raw_test.label_name,
+                        raw.feature_names.join(", "),
+                        raw.label_name
+                    ),
+                ));
+            }
+            let (test, test_report) = clean(&raw_test, &request.clean)?;
+            data.check_both_classes()?;
+            (Split { train: data, test }, Some(test_report))
+        }
+    };
+    let report = SplitReport { clean: report, test_clean: test_report, train_rows: split.train.rows(), test_rows: split.test.rows() };
+    let id = store.put_split(&split, &report, inputs.iter().map(|s| s.to_string()).collect(), params)?;
+    Ok((id.clone(), SplitInfo { split: id, report, cached: false }))
 }
 
 #[cfg(test)]

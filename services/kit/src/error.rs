@@ -75,25 +75,36 @@ impl ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: String,
-    code: &'a str,
-}
-
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if self.status().is_server_error() {
             tracing::error!(code = self.code(), error = %self, "request failed");
         }
-        let body = ErrorBody { error: self.to_string(), code: self.code() };
-        (self.status(), axum::Json(body)).into_response()
+        error_response(self.status(), self.code(), self.to_string())
     }
+}
+
+/// Every error answer, whoever makes it: `{"error": message, "code": code}` with `status`.
+pub(crate) fn error_response(status: StatusCode, code: &str, message: String) -> Response {
+    (status, axum::Json(crate::wire::ErrorBody { error: message, code: code.to_string() })).into_response()
+}
+
+/// Whether tower-http's body timeout is somewhere in the error's chain of causes.
+fn caused_by_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if e.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
 }
 
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
         let message = rejection.body_text();
+        let timed_out = caused_by_timeout(&rejection);
         match rejection {
             JsonRejection::JsonDataError(_) => ApiError::invalid("INVALID_FIELDS", message),
             JsonRejection::JsonSyntaxError(_) => ApiError::BadRequest(message),
@@ -103,8 +114,7 @@ impl From<JsonRejection> for ApiError {
             other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 ApiError::PayloadTooLarge(format!("the request body is over the limit: {message}"))
             }
-            // tower-http's body timeout surfaces as a failed buffer with this wording.
-            _ if message.contains("timeout") => ApiError::Timeout("the request body did not arrive in time and was cut off".into()),
+            _ if timed_out => ApiError::Timeout("the request body did not arrive in time and was cut off".into()),
             _ => ApiError::BadRequest(message),
         }
     }

@@ -1,5 +1,5 @@
 use crate::config::Config;
-use crate::error::ApiError;
+use crate::error::{ApiError, error_response};
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
@@ -149,10 +149,7 @@ fn router(common: Common, routes: Router, config: &Config) -> Router {
         .merge(common_routes)
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async {
-            (
-                StatusCode::METHOD_NOT_ALLOWED,
-                Json(serde_json::json!({"error": "method not allowed on this route", "code": "METHOD_NOT_ALLOWED"})),
-            )
+            error_response(StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", "method not allowed on this route".into())
         })
         .layer(RequestBodyLimitLayer::new(config.body_limit))
         .layer(RequestBodyTimeoutLayer::new(config.body_timeout))
@@ -203,8 +200,7 @@ fn json_errors(response: Response) -> Response {
         StatusCode::REQUEST_TIMEOUT => ApiError::Timeout("the request took too long and was cut off".into()).into_response(),
         _ => {
             let reason = status.canonical_reason().unwrap_or("error").to_string();
-            let code = reason.to_uppercase().replace([' ', '-'], "_");
-            (status, Json(serde_json::json!({"error": reason, "code": code}))).into_response()
+            error_response(status, &reason.to_uppercase().replace([' ', '-'], "_"), reason)
         }
     }
 }
@@ -364,6 +360,23 @@ mod tests {
             assert_eq!(v["a"], 1);
             assert!(t.elapsed() < Duration::from_millis(200), "a fast client waited {:?}", t.elapsed());
         }
+        // A client that stops sending mid-body hits the idle body timeout (300 ms), before the
+        // total (800 ms): the rejection is recognised as a timeout, not a malformed body.
+        let stalled = tokio::spawn(async move {
+            let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            let head = "POST /echo HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{";
+            stream.write_all(head.as_bytes()).await.expect("head");
+            let started = Instant::now();
+            let mut answer = vec![0u8; 512];
+            let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut answer)).await.map_or(0, |r| r.unwrap_or(0));
+            (started.elapsed(), String::from_utf8_lossy(&answer[..n]).into_owned())
+        });
+        let (took, answer) = stalled.await.expect("stalled client");
+        assert!(
+            answer.starts_with("HTTP/1.1 408") && answer.contains("\"code\":\"TIMEOUT\""),
+            "the stalled client gets 408 TIMEOUT: {answer:?}"
+        );
+        assert!(took < Duration::from_millis(800), "cut off by the idle timeout, after {took:?}");
         let (took, answer) = slow.await.expect("slow client");
         assert!(answer.starts_with("HTTP/1.1 408"), "the trickler gets 408: {answer:?}");
         assert!(took < Duration::from_secs(2), "cut off after {took:?}");

@@ -78,13 +78,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 }
 
 /// A home holding the worked example's model as `admissions` v1, stable.
-fn worked_example_home() -> anyhow::Result<tempdir::TempHome> {
+fn worked_example_home() -> anyhow::Result<tempfile::TempDir> {
     use logitflow_core::logistic::{StopReason, TrainParams, Weights};
     use logitflow_core::model::{Lineage, Model};
     use logitflow_core::registry::{Registry, STABLE};
     use logitflow_core::scale::{Scaling, Transform};
     use logitflow_core::store::{Kind, Store};
-    let home = tempdir::TempHome::new()?;
+    let home = tempfile::tempdir()?;
     let store = Store::open(home.path())?;
     let t = Transform { scaling: Scaling::None, feature_names: vec!["score".into()], offset: vec![0.0], scale: vec![1.0] };
     let m = Model::new(
@@ -102,27 +102,6 @@ fn worked_example_home() -> anyhow::Result<tempdir::TempHome> {
     registry.register("admissions", &id, None, None)?;
     registry.set_alias("admissions", STABLE, 1)?;
     Ok(home)
-}
-
-mod tempdir {
-    //! A temporary home removed on drop (std only; tempfile is a test dependency).
-    use std::path::{Path, PathBuf};
-    pub struct TempHome(PathBuf);
-    impl TempHome {
-        pub fn new() -> std::io::Result<Self> {
-            let dir = std::env::temp_dir().join(format!("logitflow-bench-{}-{}", std::process::id(), rand::random::<u32>()));
-            std::fs::create_dir_all(&dir)?;
-            Ok(TempHome(dir))
-        }
-        pub fn path(&self) -> &Path {
-            &self.0
-        }
-    }
-    impl Drop for TempHome {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
 }
 
 fn resident_bytes(pid: u32) -> Option<u64> {
@@ -286,7 +265,7 @@ async fn bare_server() -> anyhow::Result<()> {
 }
 
 async fn pipeline_bench(args: PipelineBench) -> anyhow::Result<()> {
-    let scratch = tempdir::TempHome::new()?;
+    let scratch = tempfile::tempdir()?;
     let mut results = serde_json::Map::new();
     let request = crate::commands::pipeline_request(scratch.path(), &bundled_args(), Vec::new())?;
     let (startup, served_ms, rss) = time_pipeline(scratch.path(), request).await?;
@@ -340,9 +319,8 @@ async fn time_pipeline(
     home: &Path,
     request: crate::pipeline::PipelineRequest,
 ) -> anyhow::Result<(f64, f64, std::collections::BTreeMap<String, u64>)> {
-    let config = SupervisorConfig::new(home.to_path_buf(), crate::commands::allowed_roots(home, &request))?;
     let launched = Instant::now();
-    let supervisor = Supervisor::start(config, &ServiceName::ALL)?;
+    let supervisor = crate::commands::start_services(home, &request)?;
     let outcome = async {
         supervisor.wait_ready(Duration::from_secs(30)).await.map_err(|e| anyhow::anyhow!(e))?;
         let startup = launched.elapsed().as_secs_f64() * 1e3;

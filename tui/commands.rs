@@ -101,11 +101,16 @@ pub fn allowed_roots(home: &Path, request: &PipelineRequest) -> Vec<PathBuf> {
     roots
 }
 
+/// Starts every service for a run of `request`: ingest may read where its data files are.
+pub fn start_services(home: &Path, request: &PipelineRequest) -> anyhow::Result<Supervisor> {
+    let config = SupervisorConfig::new(home.to_path_buf(), allowed_roots(home, request))?;
+    Ok(Supervisor::start(config, &ServiceName::ALL)?)
+}
+
 /// `logitflow run`.
 pub async fn run(home: PathBuf, args: RunArgs) -> anyhow::Result<()> {
     let request = pipeline_request(&home, &args.data, args.predict.clone())?;
-    let config = SupervisorConfig::new(home.clone(), allowed_roots(&home, &request))?;
-    let supervisor = Supervisor::start(config, &ServiceName::ALL)?;
+    let supervisor = start_services(&home, &request)?;
     let outcome = tokio::select! {
         outcome = drive(&supervisor, &request) => outcome,
         _ = logitflow_kit::shutdown_signal() => Err(anyhow::anyhow!("interrupted")),

@@ -202,7 +202,10 @@ pub struct Supervisor {
     services: Arc<BTreeMap<ServiceName, Arc<Managed>>>,
     tasks: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
     changed: watch::Sender<u64>,
+    /// Probes: a short timeout, so a hung service counts as a failed probe.
     http: reqwest::Client,
+    /// One connection pool for every [`ServiceClient`] handed out by [`Supervisor::client`].
+    api: reqwest::Client,
     pidfile: PathBuf,
 }
 
@@ -215,6 +218,7 @@ impl Supervisor {
         reap_stale(&run_dir);
         let pidfile = run_dir.join(format!("console-{}.json", std::process::id()));
         let http = reqwest::Client::builder().timeout(Duration::from_secs(1)).build().unwrap_or_default();
+        let api = reqwest::Client::builder().connect_timeout(Duration::from_secs(2)).build().unwrap_or_default();
         let mut services = BTreeMap::new();
         let mut receivers = Vec::new();
         for &name in names {
@@ -238,6 +242,7 @@ impl Supervisor {
             tasks: Arc::default(),
             changed: watch::channel(0).0,
             http,
+            api,
             pidfile,
         };
         supervisor.write_pidfile();
@@ -280,7 +285,12 @@ impl Supervisor {
     /// A client for a ready service's HTTP API.
     pub fn client(&self, name: ServiceName) -> Option<logitflow_kit::client::ServiceClient> {
         let addr = self.snapshot(name)?.addr?;
-        Some(logitflow_kit::client::ServiceClient::new(name.as_str(), addr.to_string(), Some(self.config.token.clone())))
+        Some(logitflow_kit::client::ServiceClient::with_http(
+            name.as_str(),
+            addr.to_string(),
+            Some(self.config.token.clone()),
+            self.api.clone(),
+        ))
     }
 
     pub fn restart(&self, name: ServiceName) {

@@ -13,7 +13,7 @@ pub mod ui;
 use crate::cli::DashboardArgs;
 use crate::commands;
 use crate::pipeline::{self, Clients, PipelineRequest};
-use crate::supervisor::{ServiceName, Supervisor, SupervisorConfig};
+use crate::supervisor::{ServiceName, Supervisor};
 pub use app::{Action, App, AppEvent};
 use futures::StreamExt;
 use logitflow_kit::wire::{InferRequest, InferResponse, LoadInfo, ModelVersions, PromoteRequest};
@@ -38,8 +38,7 @@ const FRAME: Duration = Duration::from_millis(33);
 /// Runs the dashboard until the user quits; stops every service before returning.
 pub async fn run(mut terminal: ratatui::DefaultTerminal, home: PathBuf, args: DashboardArgs) -> anyhow::Result<()> {
     let request = commands::pipeline_request(&home, &args.data, Vec::new())?;
-    let config = SupervisorConfig::new(home.clone(), commands::allowed_roots(&home, &request))?;
-    let supervisor = Supervisor::start(config, &ServiceName::ALL)?;
+    let supervisor = commands::start_services(&home, &request)?;
     let result = event_loop(&mut terminal, &supervisor, home, args, request).await;
     supervisor.shutdown().await;
     result

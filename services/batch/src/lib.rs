@@ -30,7 +30,7 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(config: &Config) -> AppState {
-        AppState { serve: config.serve_url.as_ref().map(|url| ServiceClient::new("serve", url.clone(), config.token.clone())) }
+        AppState { serve: config.serve_client() }
     }
 }
 

@@ -66,6 +66,11 @@ impl Config {
         }
     }
 
+    /// A client for serve, when its address is configured (the apps call serve).
+    pub fn serve_client(&self) -> Option<crate::client::ServiceClient> {
+        self.serve_url.as_ref().map(|url| crate::client::ServiceClient::new("serve", url.clone(), self.token.clone()))
+    }
+
     /// A configuration for tests: no token, everything under `home` allowed.
     pub fn for_home(home: impl Into<PathBuf>) -> Config {
         let home = home.into();

@@ -203,10 +203,9 @@ fn records_acknowledged_by_ingest_survive_sigkill() {
 
 #[test]
 fn promotions_under_load_fail_no_request() {
-    use logitflow_core::logistic::{StopReason, TrainParams, Weights};
-    use logitflow_core::model::{Lineage, Model};
+    use logitflow_core::model::Model;
     use logitflow_core::registry::{Registry, STABLE};
-    use logitflow_core::scale::{Scaling, Transform};
+
     use logitflow_core::store::{Kind, Store};
 
     const REQUESTS: usize = 50_000;
@@ -215,9 +214,7 @@ fn promotions_under_load_fail_no_request() {
     let store = Store::open(home.path()).expect("store");
     let registry = Registry::open(home.path());
     for v in 1..=11u32 {
-        let t = Transform { scaling: Scaling::None, feature_names: vec!["score".into()], offset: vec![0.0], scale: vec![1.0] };
-        let weights = Weights { bias: -10.0 - f64::from(v) * 0.01, weights: vec![0.2] };
-        let m = Model::new(t, weights, "admitted".into(), TrainParams::default(), StopReason::Converged, 1, 1, Lineage::default());
+        let m = Model::one_feature(-10.0 - f64::from(v) * 0.01, 0.2);
         let id = store.put_json(Kind::Model, "test", vec![], serde_json::json!({}), "model.json", &m).expect("model");
         registry.register("admissions", &id, None, None).expect("register");
     }

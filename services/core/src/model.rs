@@ -141,11 +141,16 @@ impl Model {
     /// scaling; a student who scored 80 is admitted with probability 1/(1+e^−6) ≈ 0.9975.
     /// For tests and benchmarks that need a known model without training one.
     pub fn worked_example() -> Model {
+        Model::one_feature(-10.0, 0.2)
+    }
+
+    /// A model of one feature, `score`, with no scaling: z = intercept + slope·score.
+    pub fn one_feature(intercept: f64, slope: f64) -> Model {
         let transform =
             Transform { scaling: crate::scale::Scaling::None, feature_names: vec!["score".into()], offset: vec![0.0], scale: vec![1.0] };
         Model::new(
             transform,
-            Weights { bias: -10.0, weights: vec![0.2] },
+            Weights { bias: intercept, weights: vec![slope] },
             "admitted".into(),
             TrainParams::default(),
             StopReason::Converged,

@@ -195,24 +195,12 @@ mod tests {
     use super::*;
     use axum::http::StatusCode;
     use logitflow_core::clean::{Dataset, Split};
-    use logitflow_core::logistic::{StopReason, TrainParams, Weights};
-    use logitflow_core::model::Lineage;
-    use logitflow_core::scale::{Scaling, Transform};
+
     use logitflow_core::store::SplitReport;
     use logitflow_kit::testing::call;
 
     fn model(store: &Store, bias: f64, slope: f64) -> String {
-        let t = Transform { scaling: Scaling::None, feature_names: vec!["score".into()], offset: vec![0.0], scale: vec![1.0] };
-        let m = Model::new(
-            t,
-            Weights { bias, weights: vec![slope] },
-            "admitted".into(),
-            TrainParams::default(),
-            StopReason::Converged,
-            1,
-            1,
-            Lineage::default(),
-        );
+        let m = Model::one_feature(bias, slope);
         store.put_json(Kind::Model, "test", vec![], serde_json::json!({}), "model.json", &m).expect("model")
     }
 

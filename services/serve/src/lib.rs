@@ -376,24 +376,13 @@ fn single_model(state: &AppState) -> Option<String> {
 mod tests {
     use super::*;
     use axum::http::StatusCode;
-    use logitflow_core::logistic::{StopReason, TrainParams, Weights};
-    use logitflow_core::model::Lineage;
+
     use logitflow_core::registry::CANDIDATE;
-    use logitflow_core::scale::{Scaling, Transform};
+
     use logitflow_kit::testing::call;
 
     fn put_model(store: &Store, bias: f64, slope: f64) -> String {
-        let t = Transform { scaling: Scaling::None, feature_names: vec!["score".into()], offset: vec![0.0], scale: vec![1.0] };
-        let m = Model::new(
-            t,
-            Weights { bias, weights: vec![slope] },
-            "admitted".into(),
-            TrainParams::default(),
-            StopReason::Converged,
-            1,
-            1,
-            Lineage::default(),
-        );
+        let m = Model::one_feature(bias, slope);
         store.put_json(Kind::Model, "test", vec![], serde_json::json!({}), "model.json", &m).expect("model")
     }
 
@@ -567,24 +556,11 @@ mod tests {
 #[doc(hidden)]
 pub mod testing {
     use super::*;
-    use logitflow_core::logistic::{StopReason, TrainParams, Weights};
-    use logitflow_core::model::Lineage;
-    use logitflow_core::scale::{Scaling, Transform};
 
     /// Starts serve and returns its address once the model answers.
     pub async fn spawn_with_worked_example(home: &std::path::Path) -> String {
         let store = Store::open(home).expect("store");
-        let t = Transform { scaling: Scaling::None, feature_names: vec!["score".into()], offset: vec![0.0], scale: vec![1.0] };
-        let m = Model::new(
-            t,
-            Weights { bias: -10.0, weights: vec![0.2] },
-            "admitted".into(),
-            TrainParams::default(),
-            StopReason::Converged,
-            1,
-            1,
-            Lineage::default(),
-        );
+        let m = Model::worked_example();
         let id = store.put_json(Kind::Model, "test", vec![], serde_json::json!({}), "model.json", &m).expect("model");
         let registry = Registry::open(home);
         registry.register("admissions", &id, None, None).expect("register");

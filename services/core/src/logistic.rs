@@ -9,6 +9,8 @@
 //! run on all cores and are summed in chunk order, so the result is the same bit for bit on
 //! any number of cores. Same seed, same data, same parameters → the same model.
 
+use ndarray::linalg::general_mat_mul;
+use ndarray::{Array2, ArrayView2};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -19,12 +21,11 @@ use std::time::Instant;
 /// The logistic function, stable at any z (no overflow, no NaN for finite z).
 #[inline]
 pub fn sigmoid(z: f64) -> f64 {
-    if z >= 0.0 {
-        1.0 / (1.0 + (-z).exp())
-    } else {
-        let e = z.exp();
-        e / (1.0 + e)
-    }
+    // e^−|z| never overflows: σ(z) = 1/(1+e^−z) for z ≥ 0 and e^z/(1+e^z) below. Choosing
+    // the numerator rather than branching keeps the hot loops free of an unpredictable branch.
+    let e = (-z.abs()).exp();
+    let numerator = if z >= 0.0 { 1.0 } else { e };
+    numerator / (1.0 + e)
 }
 
 /// ln(1 + e^z), stable at any z.
@@ -233,6 +234,33 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
     sum
 }
 
+/// Calls `$kernel(d, args…)` with `d` a literal for the common widths 1..=16. The kernels are
+/// `#[inline(always)]`, so each arm is compiled for its width: the per-row loops unroll and the
+/// weights stay in registers (≈ 3× on 1M × 10 per-sample SGD). Wider data takes the generic arm.
+macro_rules! specialise_width {
+    ($kernel:ident($d:expr $(, $arg:expr)*)) => {
+        match $d {
+            1 => $kernel(1 $(, $arg)*),
+            2 => $kernel(2 $(, $arg)*),
+            3 => $kernel(3 $(, $arg)*),
+            4 => $kernel(4 $(, $arg)*),
+            5 => $kernel(5 $(, $arg)*),
+            6 => $kernel(6 $(, $arg)*),
+            7 => $kernel(7 $(, $arg)*),
+            8 => $kernel(8 $(, $arg)*),
+            9 => $kernel(9 $(, $arg)*),
+            10 => $kernel(10 $(, $arg)*),
+            11 => $kernel(11 $(, $arg)*),
+            12 => $kernel(12 $(, $arg)*),
+            13 => $kernel(13 $(, $arg)*),
+            14 => $kernel(14 $(, $arg)*),
+            15 => $kernel(15 $(, $arg)*),
+            16 => $kernel(16 $(, $arg)*),
+            d => $kernel(d $(, $arg)*),
+        }
+    };
+}
+
 /// One epoch's measurements, sent as it ends.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct EpochEvent {
@@ -292,34 +320,74 @@ struct PassSums {
 }
 
 fn pass_chunk(w: &Weights, ex: Examples<'_>, start: usize, end: usize, want_hess: bool) -> PassSums {
-    let d = ex.d;
+    specialise_width!(pass_chunk_kernel(ex.d, w, ex, start, end, want_hess))
+}
+
+#[inline(always)]
+fn pass_chunk_kernel(d: usize, w: &Weights, ex: Examples<'_>, start: usize, end: usize, want_hess: bool) -> PassSums {
     let k = d + 1;
-    let mut sums = PassSums { loss: 0.0, grad: vec![0.0; k], hess: if want_hess { vec![0.0; k * k] } else { Vec::new() } };
-    let mut aug = vec![1.0; k];
+    let weights = &w.weights[..d];
+    // The gradient accumulates in a local array for the common widths (registers, not memory).
+    let mut local = [0.0f64; 17];
+    let mut wide = Vec::new();
+    let grad: &mut [f64] = if k <= local.len() {
+        &mut local[..k]
+    } else {
+        wide.resize(k, 0.0);
+        &mut wide
+    };
+    let mut loss = 0.0;
+    // The Hessian's row weights p(1−p), for the matrix product below.
+    let mut curvature = Vec::with_capacity(if want_hess { end - start } else { 0 });
     for i in start..end {
-        let row = &ex.x[i * d..(i + 1) * d];
+        let row = &ex.x[i * d..i * d + d];
         let y = ex.y[i];
-        let z = w.logit(row);
-        // One exponential serves both the loss and the probability.
+        let z = w.bias + dot(weights, row);
+        // One exponential serves both the loss and the probability (as in `sigmoid`).
         let e = (-z.abs()).exp();
-        sums.loss += z.max(0.0) + e.ln_1p() - y * z;
-        let p = if z >= 0.0 { 1.0 / (1.0 + e) } else { e / (1.0 + e) };
+        loss += z.max(0.0) + e.ln_1p() - y * z;
+        let p = if z >= 0.0 { 1.0 } else { e } / (1.0 + e);
         let r = p - y;
-        sums.grad[0] += r;
-        for (g, &v) in sums.grad[1..].iter_mut().zip(row) {
+        grad[0] += r;
+        for (g, &v) in grad[1..].iter_mut().zip(row) {
             *g += r * v;
         }
         if want_hess {
-            let s = p * (1.0 - p);
-            aug[1..].copy_from_slice(row);
-            for a in 0..k {
-                let sa = s * aug[a];
-                let hrow = &mut sums.hess[a * k..(a + 1) * k];
-                for b in a..k {
-                    hrow[b] += sa * aug[b];
+            curvature.push(p * (1.0 - p));
+        }
+    }
+    let mut sums = PassSums { loss, grad: grad.to_vec(), hess: Vec::new() };
+    if want_hess {
+        // H = Σ p(1−p)·[1 x]ᵀ[1 x] as matrix products Xᵀ·(S X) over blocks of rows that stay
+        // in the cache: matrixmultiply's kernels use the CPU's widest vector units (chosen at
+        // run time), where a row-at-a-time update compiles to two-lane arithmetic.
+        const BLOCK: usize = 2048;
+        let mut xx = Array2::<f64>::zeros((d, d));
+        let mut x1 = vec![0.0; d];
+        let mut weighted = vec![0.0; BLOCK.min(end - start) * d];
+        for (b, s) in curvature.chunks(BLOCK).enumerate() {
+            let first = start + b * BLOCK;
+            let rows = &ex.x[first * d..(first + s.len()) * d];
+            let weighted = &mut weighted[..s.len() * d];
+            for ((out, row), &si) in weighted.chunks_exact_mut(d).zip(rows.chunks_exact(d)).zip(s) {
+                for ((o, &v), x1j) in out.iter_mut().zip(row).zip(x1.iter_mut()) {
+                    *o = si * v;
+                    *x1j += *o;
                 }
             }
+            let x = ArrayView2::from_shape((s.len(), d), rows).expect("a block is whole rows");
+            let sx = ArrayView2::from_shape((s.len(), d), &*weighted).expect("a block is whole rows");
+            general_mat_mul(1.0, &x.t(), &sx, 1.0, &mut xx);
         }
+        let mut hess = vec![0.0; k * k];
+        hess[0] = curvature.iter().sum();
+        for a in 0..d {
+            hess[a + 1] = x1[a];
+            for b in a..d {
+                hess[(a + 1) * k + b + 1] = xx[[a, b]];
+            }
+        }
+        sums.hess = hess;
     }
     sums
 }
@@ -361,14 +429,22 @@ fn full_pass(w: &Weights, ex: Examples<'_>, want_hess: bool) -> PassSums {
 
 /// The objective's value and gradient (bias first) at `w`: mean log loss + (l2/2)‖w‖².
 pub fn objective(w: &Weights, ex: Examples<'_>, l2: f64) -> (f64, Vec<f64>) {
-    let sums = full_pass(w, ex, false);
-    let n = ex.rows().max(1) as f64;
+    objective_from(&full_pass(w, ex, false), w, ex.rows(), l2)
+}
+
+/// The objective and its gradient at `w`, from the sums of a pass over `rows` rows at `w`.
+fn objective_from(sums: &PassSums, w: &Weights, rows: usize, l2: f64) -> (f64, Vec<f64>) {
+    let n = rows.max(1) as f64;
     let mut grad: Vec<f64> = sums.grad.iter().map(|g| g / n).collect();
     for (g, wj) in grad[1..].iter_mut().zip(&w.weights) {
         *g += l2 * wj;
     }
-    let penalty = 0.5 * l2 * w.weights.iter().map(|v| v * v).sum::<f64>();
-    (sums.loss / n + penalty, grad)
+    (sums.loss / n + penalty(w, l2), grad)
+}
+
+/// (l2/2)‖w‖², the intercept not included.
+fn penalty(w: &Weights, l2: f64) -> f64 {
+    0.5 * l2 * w.weights.iter().map(|v| v * v).sum::<f64>()
 }
 
 /// The mean log loss (no penalty): what the curves and metrics report.
@@ -390,85 +466,206 @@ pub fn fit(
     val: Option<Examples<'_>>,
     params: &TrainParams,
     cancel: &AtomicBool,
-    mut on_epoch: impl FnMut(&EpochEvent),
+    on_epoch: impl FnMut(&EpochEvent),
 ) -> Result<FitOutcome, ParamError> {
     params.validate()?;
-    let started = Instant::now();
-    let d = train.d;
-    let n = train.rows();
-    let val = val.filter(|v| v.rows() > 0);
-    let mut w = Weights::zeros(d);
-    let mut order: Vec<usize> = (0..n).collect();
-    let mut rng = ChaCha8Rng::seed_from_u64(params.seed);
-    let mut curve = Vec::new();
-    let mut best_train = f64::INFINITY;
-    let mut train_stale = 0;
-    let mut best_val = (f64::INFINITY, w.clone());
-    let mut val_stale = 0;
-    let mut stop_reason = StopReason::MaxEpochs;
+    let mut progress = Progress::new(params, on_epoch);
+    let data = FitData { train, val: val.filter(|v| v.rows() > 0), params, cancel };
+    let (weights, stop_reason) = match params.solver {
+        Solver::Sgd | Solver::Minibatch => fit_per_sample(&data, &mut progress),
+        Solver::Batch | Solver::Newton => fit_full_passes(&data, &mut progress),
+    };
+    Ok(FitOutcome { weights, stop_reason, curve: progress.curve })
+}
 
-    for epoch in 1..=params.epochs {
-        if cancel.load(Ordering::Relaxed) {
-            stop_reason = StopReason::Cancelled;
-            break;
-        }
-        let lr = params.learning_rate / (1.0 + params.lr_decay * (epoch - 1) as f64);
-        let mut measured: Option<(f64, Vec<f64>)> = None;
-        match params.solver {
-            Solver::Sgd => {
-                shuffle_blocks(&mut order, &mut rng);
-                sgd_epoch(&mut w, train, &order, lr, params.l2);
-            }
-            Solver::Minibatch => {
-                shuffle_blocks(&mut order, &mut rng);
-                minibatch_epoch(&mut w, train, &order, params.batch_size, lr, params.l2);
-            }
-            Solver::Batch => {
-                let (_, grad) = objective(&w, train, params.l2);
-                step(&mut w, &grad, lr);
-            }
-            Solver::Newton => measured = newton_step(&mut w, train, params.l2),
-        }
-        // Newton has just measured the objective at its new point in its line search.
-        let (objective_value, grad) = measured.take().unwrap_or_else(|| objective(&w, train, params.l2));
-        let grad_norm = norm(&grad);
-        let train_loss = objective_value - 0.5 * params.l2 * w.weights.iter().map(|v| v * v).sum::<f64>();
-        let val_loss = val.map(|v| mean_log_loss(&w, v));
-        let event = EpochEvent { epoch, train_loss, val_loss, grad_norm, elapsed_ms: started.elapsed().as_secs_f64() * 1e3 };
-        on_epoch(&event);
-        curve.push(event);
+#[derive(Clone, Copy)]
+struct FitData<'a> {
+    train: Examples<'a>,
+    val: Option<Examples<'a>>,
+    params: &'a TrainParams,
+    cancel: &'a AtomicBool,
+}
 
-        if !grad_norm.is_finite() || grad_norm <= params.tolerance {
-            stop_reason = StopReason::Converged;
-            break;
-        }
-        if params.patience > 0 {
-            if objective_value < best_train - params.tolerance {
-                best_train = objective_value;
-                train_stale = 0;
-            } else {
-                train_stale += 1;
-                if train_stale >= params.patience {
-                    stop_reason = StopReason::Plateau;
-                    break;
-                }
-            }
-            if let Some(v) = val_loss {
-                if v < best_val.0 {
-                    best_val = (v, w.clone());
-                    val_stale = 0;
-                } else {
-                    val_stale += 1;
-                    if val_stale >= params.patience {
-                        w = best_val.1.clone();
-                        stop_reason = StopReason::EarlyStopped;
-                        break;
-                    }
-                }
-            }
+impl FitData<'_> {
+    fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
+    }
+
+    /// The learning rate of `epoch` (1-based), after decay.
+    fn learning_rate(&self, epoch: usize) -> f64 {
+        self.params.learning_rate / (1.0 + self.params.lr_decay * (epoch - 1) as f64)
+    }
+
+    fn measure(&self, w: &Weights) -> Measurement {
+        Measurement::from_objective(objective(w, self.train, self.params.l2), w, self)
+    }
+}
+
+/// What is measured at the weights an epoch ends with.
+struct Measurement {
+    /// Mean log loss + L2 penalty over the training rows.
+    objective: f64,
+    /// The objective's gradient, bias first.
+    grad: Vec<f64>,
+    /// The mean log loss (no penalty) over the training rows.
+    train_loss: f64,
+    val_loss: Option<f64>,
+}
+
+impl Measurement {
+    fn from_objective((objective, grad): (f64, Vec<f64>), w: &Weights, data: &FitData<'_>) -> Self {
+        let val_loss = data.val.map(|v| mean_log_loss(w, v));
+        Measurement { objective, train_loss: objective - penalty(w, data.params.l2), grad, val_loss }
+    }
+}
+
+/// The curve so far and the stopping rules, fed one measured epoch at a time.
+struct Progress<'p, F> {
+    params: &'p TrainParams,
+    on_epoch: F,
+    started: Instant,
+    curve: Vec<EpochEvent>,
+    best_train: f64,
+    train_stale: usize,
+    best_val: Option<(f64, Weights)>,
+    val_stale: usize,
+}
+
+impl<'p, F: FnMut(&EpochEvent)> Progress<'p, F> {
+    fn new(params: &'p TrainParams, on_epoch: F) -> Self {
+        Progress {
+            params,
+            on_epoch,
+            started: Instant::now(),
+            curve: Vec::new(),
+            best_train: f64::INFINITY,
+            train_stale: 0,
+            best_val: None,
+            val_stale: 0,
         }
     }
-    Ok(FitOutcome { weights: w, stop_reason, curve })
+
+    /// Records `epoch`, measured at `w`, and says whether to stop. On an early stop `w` is
+    /// replaced by the best epoch's weights.
+    fn epoch_done(&mut self, epoch: usize, m: &Measurement, w: &mut Weights) -> Option<StopReason> {
+        let grad_norm = norm(&m.grad);
+        let event = EpochEvent {
+            epoch,
+            train_loss: m.train_loss,
+            val_loss: m.val_loss,
+            grad_norm,
+            elapsed_ms: self.started.elapsed().as_secs_f64() * 1e3,
+        };
+        (self.on_epoch)(&event);
+        self.curve.push(event);
+
+        if !grad_norm.is_finite() || grad_norm <= self.params.tolerance {
+            return Some(StopReason::Converged);
+        }
+        if self.params.patience == 0 {
+            return None;
+        }
+        if m.objective < self.best_train - self.params.tolerance {
+            self.best_train = m.objective;
+            self.train_stale = 0;
+        } else {
+            self.train_stale += 1;
+            if self.train_stale >= self.params.patience {
+                return Some(StopReason::Plateau);
+            }
+        }
+        if let Some(v) = m.val_loss {
+            if self.best_val.as_ref().is_none_or(|(best, _)| v < *best) {
+                self.best_val = Some((v, w.clone()));
+                self.val_stale = 0;
+            } else {
+                self.val_stale += 1;
+                if self.val_stale >= self.params.patience {
+                    if let Some((_, best)) = &self.best_val {
+                        *w = best.clone();
+                    }
+                    return Some(StopReason::EarlyStopped);
+                }
+            }
+        }
+        None
+    }
+}
+
+/// SGD and minibatch. An epoch's training is one core's sequential work, and its measurement
+/// (the full training loss and gradient, the validation loss) does not change the weights. So
+/// epoch e is measured on other cores while epoch e+1 trains, and an epoch costs about its
+/// training pass rather than training plus measuring. When epoch e's measurement says stop,
+/// the epoch trained ahead is discarded: the result is the same, bit for bit, as measuring
+/// each epoch before training the next.
+fn fit_per_sample<F: FnMut(&EpochEvent)>(data: &FitData<'_>, progress: &mut Progress<'_, F>) -> (Weights, StopReason) {
+    let params = data.params;
+    let mut w = Weights::zeros(data.train.d);
+    let mut order: Vec<usize> = (0..data.train.rows()).collect();
+    let mut rng = ChaCha8Rng::seed_from_u64(params.seed);
+    std::thread::scope(|scope| {
+        let mut in_measurement: Option<(usize, Weights, std::thread::ScopedJoinHandle<'_, Measurement>)> = None;
+        let mut epoch = 0;
+        loop {
+            let train_another = epoch < params.epochs && !data.cancelled();
+            if train_another {
+                epoch += 1;
+                let lr = data.learning_rate(epoch);
+                shuffle_blocks(&mut order, &mut rng);
+                match params.solver {
+                    Solver::Minibatch => minibatch_epoch(&mut w, data.train, &order, params.batch_size, lr, params.l2),
+                    _ => sgd_epoch(&mut w, data.train, &order, lr, params.l2),
+                }
+            }
+            if let Some((measured_epoch, mut measured_w, handle)) = in_measurement.take() {
+                let m = handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                let stop = progress.epoch_done(measured_epoch, &m, &mut measured_w);
+                let stop = stop.or_else(|| (train_another && data.cancelled()).then_some(StopReason::Cancelled));
+                if let Some(reason) = stop {
+                    return (measured_w, reason);
+                }
+            }
+            if !train_another {
+                let reason = if epoch < params.epochs { StopReason::Cancelled } else { StopReason::MaxEpochs };
+                return (w, reason);
+            }
+            let snapshot = w.clone();
+            let measured = snapshot.clone();
+            in_measurement = Some((epoch, snapshot, scope.spawn(move || data.measure(&measured))));
+        }
+    })
+}
+
+/// Batch gradient descent and newton: every epoch is itself a pass over all rows, whose result
+/// (objective, gradient, for newton the Hessian) at the new weights serves as the epoch's
+/// measurement and as the next epoch's starting point.
+fn fit_full_passes<F: FnMut(&EpochEvent)>(data: &FitData<'_>, progress: &mut Progress<'_, F>) -> (Weights, StopReason) {
+    let params = data.params;
+    let mut w = Weights::zeros(data.train.d);
+    let mut at_w: Option<Measurement> = None;
+    let mut newton_pass = None;
+    for epoch in 1..=params.epochs {
+        if data.cancelled() {
+            return (w, StopReason::Cancelled);
+        }
+        let measured = match params.solver {
+            Solver::Newton => newton_step(&mut w, data.train, params.l2, &mut newton_pass),
+            _ => {
+                let grad = at_w.take().map_or_else(|| objective(&w, data.train, params.l2).1, |m| m.grad);
+                step(&mut w, &grad, data.learning_rate(epoch));
+                None
+            }
+        };
+        let m = match measured {
+            Some(objective) => Measurement::from_objective(objective, &w, data),
+            None => data.measure(&w),
+        };
+        if let Some(reason) = progress.epoch_done(epoch, &m, &mut w) {
+            return (w, reason);
+        }
+        at_w = Some(m);
+    }
+    (w, StopReason::MaxEpochs)
 }
 
 fn step(w: &mut Weights, grad: &[f64], lr: f64) {
@@ -480,21 +677,84 @@ fn step(w: &mut Weights, grad: &[f64], lr: f64) {
 
 /// The seed's rule, one example at a time. The L2 term is folded in as weight decay.
 fn sgd_epoch(w: &mut Weights, ex: Examples<'_>, order: &[usize], lr: f64, l2: f64) {
-    let d = ex.d;
+    specialise_width!(sgd_epoch_kernel(ex.d, w, ex, order, lr, l2))
+}
+
+#[inline(always)]
+fn sgd_epoch_kernel(d: usize, w: &mut Weights, ex: Examples<'_>, order: &[usize], lr: f64, l2: f64) {
+    // The weights live in a local array while the epoch runs, so that for a constant `d` the
+    // compiler can keep them in registers instead of storing and reloading them every row.
+    let mut local = [0.0f64; 16];
+    let mut wide = Vec::new();
+    let weights: &mut [f64] = if d <= local.len() {
+        &mut local[..d]
+    } else {
+        wide.extend_from_slice(&w.weights);
+        &mut wide
+    };
+    weights.copy_from_slice(&w.weights[..d]);
+    let mut bias = w.bias;
+    // With l2 = 0 the decay is exactly 1, and multiplying by it changes nothing.
     let decay = 1.0 - lr * l2;
-    for &i in order {
-        let row = &ex.x[i * d..(i + 1) * d];
-        let r = sigmoid(w.logit(row)) - ex.y[i];
-        let g = lr * r;
-        w.bias -= g;
-        if l2 == 0.0 {
-            for (wj, &v) in w.weights.iter_mut().zip(row) {
-                *wj -= g * v;
+    let row_at = |i: usize| &ex.x[i * d..i * d + d];
+    let n = ex.rows();
+    let mut k = 0;
+    while k < order.len() {
+        // `order` is made of whole shuffled blocks (see `shuffle_blocks`). Reading a block's rows
+        // in memory order first lets the hardware prefetcher stream them into the cache; the
+        // shuffled visit that follows then hits the cache instead of waiting on memory for
+        // every row (≈ 25 ms of a 1M × 10 epoch). Only speed depends on this, not results.
+        let block = order[k] / SHUFFLE_BLOCK;
+        let rows = block * SHUFFLE_BLOCK..((block + 1) * SHUFFLE_BLOCK).min(n);
+        if k == 0 {
+            std::hint::black_box(ex.x[rows.start * d..rows.end * d].iter().step_by(4).sum::<f64>());
+        }
+        let visit = &order[k..(k + rows.len()).min(order.len())];
+        let upcoming: &[f64] = match order.get(k + visit.len()) {
+            Some(&i) => {
+                let b = i / SHUFFLE_BLOCK;
+                &ex.x[b * SHUFFLE_BLOCK * d..((b + 1) * SHUFFLE_BLOCK).min(n) * d]
             }
-        } else {
-            for (wj, &v) in w.weights.iter_mut().zip(row) {
+            None => &[],
+        };
+
+        // Each row's update feeds the next row's logit, so the epoch runs at the speed of that
+        // chain. After the update θ' = decay·θ − g·x, the next row's logit is
+        //   b' + θ'·x⁺ = (b + decay·θ·x⁺) − g·(1 + x·x⁺),
+        // and both brackets can be computed before g is known. That takes the dot products off
+        // the chain (≈ 30% faster), leaving exp, a division and one multiply-subtract on it.
+        let mut z = bias + dot(weights, row_at(visit[0]));
+        for (position, &i) in visit.iter().enumerate() {
+            let row = row_at(i);
+            prefetch(upcoming, position * d);
+            prefetch(upcoming, position * d + d - 1);
+            let (ahead, overlap) = match visit.get(position + 1) {
+                Some(&next) => (bias + decay * dot(weights, row_at(next)), 1.0 + dot(row, row_at(next))),
+                None => (0.0, 0.0),
+            };
+            let g = lr * (sigmoid(z) - ex.y[i]);
+            bias -= g;
+            for (wj, &v) in weights.iter_mut().zip(row) {
                 *wj = *wj * decay - g * v;
             }
+            z = ahead - g * overlap;
+        }
+        k += visit.len();
+    }
+    w.bias = bias;
+    w.weights.copy_from_slice(weights);
+}
+
+/// Asks the CPU to start loading `data[at]` into the cache; does nothing past the end.
+#[inline(always)]
+fn prefetch(data: &[f64], at: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(v) = data.get(at) {
+        #[allow(unsafe_code)]
+        // SAFETY: a prefetch is a hint that never faults and reads nothing into the program;
+        // the pointer comes from a live reference anyway.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>((v as *const f64).cast());
         }
     }
 }
@@ -546,13 +806,16 @@ fn shuffle_blocks(order: &mut [usize], rng: &mut ChaCha8Rng) {
 }
 
 /// One Newton step, halved until the objective does not rise (separable data would otherwise
-/// overshoot). Returns the objective and gradient at the new point, which the line search
-/// measured anyway.
-fn newton_step(w: &mut Weights, ex: Examples<'_>, l2: f64) -> Option<(f64, Vec<f64>)> {
+/// overshoot). `at` holds the pass (with Hessian) at `w` when the previous step made it.
+///
+/// Each candidate's pass includes its Hessian, so the accepted candidate's pass is both this
+/// epoch's measurement (returned: objective and gradient at the new point) and the next step's
+/// Hessian: one full pass per iteration instead of three.
+fn newton_step(w: &mut Weights, ex: Examples<'_>, l2: f64, at: &mut Option<PassSums>) -> Option<(f64, Vec<f64>)> {
     let k = ex.d + 1;
     let n = ex.rows().max(1) as f64;
-    let sums = full_pass(w, ex, true);
-    let mut grad: Vec<f64> = sums.grad.iter().map(|g| g / n).collect();
+    let sums = at.take().unwrap_or_else(|| full_pass(w, ex, true));
+    let (before, grad) = objective_from(&sums, w, ex.rows(), l2);
     let mut hess = vec![0.0; k * k];
     for a in 0..k {
         for b in a..k {
@@ -562,10 +825,8 @@ fn newton_step(w: &mut Weights, ex: Examples<'_>, l2: f64) -> Option<(f64, Vec<f
         }
     }
     for j in 1..k {
-        grad[j] += l2 * w.weights[j - 1];
         hess[j * k + j] += l2;
     }
-    let before = sums.loss / n + 0.5 * l2 * w.weights.iter().map(|v| v * v).sum::<f64>();
     let Some(delta) = solve_spd(&hess, &grad, k) else {
         // A singular Hessian (e.g. a constant feature with l2 = 0): fall back to a gradient step.
         step(w, &grad, 1.0);
@@ -573,11 +834,13 @@ fn newton_step(w: &mut Weights, ex: Examples<'_>, l2: f64) -> Option<(f64, Vec<f
     };
     let mut t = 1.0;
     for _ in 0..30 {
-        let mut cand = w.clone();
-        step(&mut cand, &delta.iter().map(|v| v * t).collect::<Vec<_>>(), 1.0);
-        let (after, after_grad) = objective(&cand, ex, l2);
+        let mut candidate = w.clone();
+        step(&mut candidate, &delta.iter().map(|v| v * t).collect::<Vec<_>>(), 1.0);
+        let candidate_sums = full_pass(&candidate, ex, true);
+        let (after, after_grad) = objective_from(&candidate_sums, &candidate, ex.rows(), l2);
         if after <= before || !before.is_finite() {
-            *w = cand;
+            *w = candidate;
+            *at = Some(candidate_sums);
             return Some((after, after_grad));
         }
         t *= 0.5;
@@ -717,6 +980,31 @@ mod tests {
         })
         .expect("fits");
         assert_eq!((out.stop_reason, out.curve.len()), (StopReason::Cancelled, 3));
+        // Epoch 4 was trained while epoch 3 was measured; the cancelled fit discards it.
+        let three = fit(ex, None, &TrainParams { epochs: 3, ..params.clone() }, &AtomicBool::new(false), |_| {}).expect("fits");
+        assert_eq!(out.weights, three.weights);
+    }
+
+    #[test]
+    fn stopping_discards_the_epoch_trained_ahead() {
+        let (x, y) = scaled(2_000);
+        let ex = Examples::new(&x, &y, 1);
+        let cancel = AtomicBool::new(false);
+        for solver in [Solver::Sgd, Solver::Minibatch] {
+            // A loose tolerance makes the plateau rule stop well before the epoch limit.
+            let params =
+                TrainParams { solver, epochs: 200, patience: 2, tolerance: 1e-3, validation_fraction: 0.0, ..TrainParams::default() };
+            let stopped = fit(ex, None, &params, &cancel, |_| {}).expect("fits");
+            assert_eq!(stopped.stop_reason, StopReason::Plateau, "{solver}");
+            let epochs = stopped.curve.len();
+            assert!(epochs < 200, "{solver}");
+            let limited = TrainParams { epochs, patience: 0, ..params };
+            let same = fit(ex, None, &limited, &cancel, |_| {}).expect("fits");
+            assert_eq!(same.stop_reason, StopReason::MaxEpochs, "{solver}");
+            assert_eq!(stopped.weights, same.weights, "{solver}: the weights are those of the last reported epoch");
+            let losses = |curve: &[EpochEvent]| curve.iter().map(|e| (e.train_loss, e.grad_norm)).collect::<Vec<_>>();
+            assert_eq!(losses(&stopped.curve), losses(&same.curve), "{solver}");
+        }
     }
 
     #[test]

@@ -339,21 +339,39 @@ fn pass_chunk_kernel(d: usize, w: &Weights, ex: Examples<'_>, start: usize, end:
     let mut loss = 0.0;
     // The Hessian's row weights p(1−p), for the matrix product below.
     let mut curvature = Vec::with_capacity(if want_hess { end - start } else { 0 });
-    for i in start..end {
-        let row = &ex.x[i * d..i * d + d];
-        let y = ex.y[i];
-        let z = w.bias + dot(weights, row);
-        // One exponential serves both the loss and the probability (as in `sigmoid`).
-        let e = (-z.abs()).exp();
-        loss += z.max(0.0) + e.ln_1p() - y * z;
-        let p = if z >= 0.0 { 1.0 } else { e } / (1.0 + e);
-        let r = p - y;
-        grad[0] += r;
-        for (g, &v) in grad[1..].iter_mut().zip(row) {
-            *g += r * v;
+    // Rows go in small batches, each step over the whole batch before the next: the logits,
+    // then the exponentials, then the log terms, then the sums. Each loop is a run of
+    // independent calls or vector arithmetic that the CPU overlaps, where a row at a time
+    // would wait on each exponential before its logarithm.
+    const BATCH: usize = 64;
+    let mut z = [0.0f64; BATCH];
+    let mut e = [0.0f64; BATCH];
+    let mut log_term = [0.0f64; BATCH];
+    for first in (start..end).step_by(BATCH) {
+        let m = BATCH.min(end - first);
+        let rows = &ex.x[first * d..(first + m) * d];
+        let ys = &ex.y[first..first + m];
+        for (zi, row) in z.iter_mut().zip(rows.chunks_exact(d)) {
+            *zi = w.bias + dot(weights, row);
         }
-        if want_hess {
-            curvature.push(p * (1.0 - p));
+        for (ei, zi) in e[..m].iter_mut().zip(&z) {
+            *ei = (-zi.abs()).exp();
+        }
+        for (li, ei) in log_term[..m].iter_mut().zip(&e) {
+            *li = ei.ln_1p();
+        }
+        for ((((&zi, &ei), &li), &y), row) in z.iter().zip(&e).zip(&log_term).zip(ys).zip(rows.chunks_exact(d)) {
+            loss += zi.max(0.0) + li - y * zi;
+            // One exponential serves both the loss and the probability (as in `sigmoid`).
+            let p = if zi >= 0.0 { 1.0 } else { ei } / (1.0 + ei);
+            let r = p - y;
+            grad[0] += r;
+            for (g, &v) in grad[1..].iter_mut().zip(row) {
+                *g += r * v;
+            }
+            if want_hess {
+                curvature.push(p * (1.0 - p));
+            }
         }
     }
     let mut sums = PassSums { loss, grad: grad.to_vec(), hess: Vec::new() };

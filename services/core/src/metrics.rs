@@ -136,8 +136,24 @@ pub struct RocPoint {
     pub tpr: f64,
 }
 
-/// The ROC curve: one point per distinct score, from (0,0) to (1,1).
+/// The most points [`roc_curve`] keeps. A curve for plots and exports needs no more, and one
+/// point per distinct score of a 200,000-row test set made a 16 MB report.
+pub const ROC_MAX_POINTS: usize = 1001;
+
+/// The ROC curve from (0,0) to (1,1): one point per distinct score, thinned to at most
+/// [`ROC_MAX_POINTS`] evenly spaced ones (the ends always kept). The AUC in [`Metrics`] is
+/// computed from every score, not from this curve.
 pub fn roc_curve(scores: &[f64], labels: &[f64]) -> Vec<RocPoint> {
+    let full = roc_curve_all(scores, labels);
+    if full.len() <= ROC_MAX_POINTS {
+        return full;
+    }
+    let last = full.len() - 1;
+    let gaps = ROC_MAX_POINTS - 1;
+    (0..=gaps).map(|k| full[k * last / gaps]).collect()
+}
+
+fn roc_curve_all(scores: &[f64], labels: &[f64]) -> Vec<RocPoint> {
     let mut order: Vec<usize> = (0..scores.len()).collect();
     order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
     let positives = labels.iter().filter(|&&y| y == 1.0).count().max(1) as f64;
@@ -198,5 +214,17 @@ mod tests {
         assert_eq!(pts.first().map(|p| (p.fpr, p.tpr)), Some((0.0, 0.0)));
         assert_eq!(pts.last().map(|p| (p.fpr, p.tpr)), Some((1.0, 1.0)));
         assert_eq!(pts.len(), 4);
+    }
+
+    #[test]
+    fn long_roc_curves_are_thinned_keeping_the_ends_and_the_order() {
+        let n = 10_000;
+        let scores: Vec<f64> = (0..n).map(|i| i as f64 / n as f64).collect();
+        let labels: Vec<f64> = (0..n).map(|i| f64::from(u8::from(i % 3 != 0))).collect();
+        let pts = roc_curve(&scores, &labels);
+        assert_eq!(pts.len(), ROC_MAX_POINTS);
+        assert_eq!(pts.first().map(|p| (p.fpr, p.tpr)), Some((0.0, 0.0)));
+        assert_eq!(pts.last().map(|p| (p.fpr, p.tpr)), Some((1.0, 1.0)));
+        assert!(pts.windows(2).all(|w| w[0].threshold > w[1].threshold && w[0].fpr <= w[1].fpr && w[0].tpr <= w[1].tpr));
     }
 }

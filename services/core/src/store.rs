@@ -133,6 +133,13 @@ pub struct Store {
     home: PathBuf,
 }
 
+/// The two parts of a stored train/test split.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SplitPart {
+    Train,
+    Test,
+}
+
 impl Store {
     /// Opens (creating if needed) the store under `home`, and clears staged writes that a
     /// crashed writer left more than an hour ago.
@@ -341,16 +348,23 @@ impl Store {
     }
 
     pub fn load_split(&self, id: &str) -> Result<Split, StoreError> {
+        Ok(Split { train: self.load_split_part(id, SplitPart::Train)?, test: self.load_split_part(id, SplitPart::Test)? })
+    }
+
+    /// One part of a split, reading (and hash-checking) only that part's files: features and
+    /// train need the training rows, evaluate the test rows.
+    pub fn load_split_part(&self, id: &str, part: SplitPart) -> Result<Dataset, StoreError> {
         let columns: Columns = self.read_json(id, Kind::Split, "columns.json")?;
-        let part = |x: &str, y: &str| -> Result<Dataset, StoreError> {
-            let x = self.read_matrix(id, Kind::Split, x)?;
-            let y: Vec<f64> = self.read_vector(id, Kind::Split, y)?;
-            if x.ncols() != columns.feature_names.len() || x.nrows() != y.len() {
-                return Err(StoreError::Corrupt { id: id.into(), detail: "matrix shapes disagree".into() });
-            }
-            Ok(Dataset { feature_names: columns.feature_names.clone(), label_name: columns.label_name.clone(), x: standard_vec(x), y })
+        let (x, y) = match part {
+            SplitPart::Train => ("train_x.npy", "train_y.npy"),
+            SplitPart::Test => ("test_x.npy", "test_y.npy"),
         };
-        Ok(Split { train: part("train_x.npy", "train_y.npy")?, test: part("test_x.npy", "test_y.npy")? })
+        let x = self.read_matrix(id, Kind::Split, x)?;
+        let y: Vec<f64> = self.read_vector(id, Kind::Split, y)?;
+        if x.ncols() != columns.feature_names.len() || x.nrows() != y.len() {
+            return Err(StoreError::Corrupt { id: id.into(), detail: "matrix shapes disagree".into() });
+        }
+        Ok(Dataset { feature_names: columns.feature_names, label_name: columns.label_name, x: standard_vec(x), y })
     }
 
     /// The step cache: the outputs recorded under `key`, if every one is still in the store.

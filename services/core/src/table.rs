@@ -81,19 +81,15 @@ impl RawTable {
     /// lines; a cell of only spaces counts as empty.
     pub fn from_csv<R: Read>(reader: R, select: &ColumnSelection) -> Result<Self, DataError> {
         let newlines = Rc::new(RefCell::new(Vec::new()));
-        let mut csv = csv::ReaderBuilder::new().has_headers(false).flexible(true).trim(csv::Trim::All).from_reader(NewlineIndex {
+        let mut csv = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(NewlineIndex {
             inner: reader,
             offset: 0,
             newlines: Rc::clone(&newlines),
         });
         // The csv crate does not count skipped blank lines, so a record's line comes from the
-        // reader's byte position after it: the newlines before its end.
-        let line_after = |position: u64| {
-            let newlines = newlines.borrow();
-            let before = newlines.partition_point(|&nl| nl < position);
-            let ends_with_newline = before > 0 && newlines[before - 1] + 1 == position;
-            before as u64 + u64::from(!ends_with_newline)
-        };
+        // reader's byte position after it: the newlines before its end. Rows note only their
+        // position; the lines are worked out in one walk at the end (`lines_at`).
+        let line_after = |position: u64| lines_at(&newlines.borrow(), &[position])[0];
         let mut rec = csv::ByteRecord::new();
         let header = loop {
             match csv.read_byte_record(&mut rec) {
@@ -130,33 +126,36 @@ impl RawTable {
             y: Vec::new(),
             lines: Vec::new(),
         };
+        let mut positions = Vec::new();
         loop {
             match csv.read_byte_record(&mut rec) {
                 Ok(true) => {}
                 Ok(false) => break,
                 Err(e) => return Err(csv_error(e, line_after(csv.position().byte()))),
             }
-            let line = line_after(csv.position().byte());
+            let position = csv.position().byte();
             if is_blank(&rec) {
                 continue;
             }
+            let line = || line_after(position);
             if rec.len() != width {
-                return Err(DataError::FieldCount { line, expected: width, found: rec.len() });
+                return Err(DataError::FieldCount { line: line(), expected: width, found: rec.len() });
             }
             for &i in &feature_idx {
-                table.x.push(parse_cell(&rec[i], line, &names[i])?);
+                table.x.push(parse_cell(&rec[i], &line, &names[i])?);
             }
-            let label = parse_cell(&rec[label_idx], line, &names[label_idx])?;
+            let label = parse_cell(&rec[label_idx], &line, &names[label_idx])?;
             if !label.is_nan() && label != 0.0 && label != 1.0 {
                 return Err(DataError::BadLabel {
-                    line,
+                    line: line(),
                     column: names[label_idx].clone(),
-                    value: String::from_utf8_lossy(&rec[label_idx]).into_owned(),
+                    value: String::from_utf8_lossy(rec[label_idx].trim_ascii()).into_owned(),
                 });
             }
             table.y.push(label);
-            table.lines.push(line);
+            positions.push(position);
         }
+        table.lines = lines_at(&newlines.borrow(), &positions);
         if table.y.is_empty() {
             return Err(DataError::NoRows);
         }
@@ -183,8 +182,25 @@ impl<R: Read> Read for NewlineIndex<R> {
     }
 }
 
+/// The 1-based line of each reader position (positions ascending), given the offsets of the
+/// newlines: one merge walk over both.
+fn lines_at(newlines: &[u64], positions: &[u64]) -> Vec<u64> {
+    let mut before = 0;
+    positions
+        .iter()
+        .map(|&position| {
+            while before < newlines.len() && newlines[before] < position {
+                before += 1;
+            }
+            let ends_with_newline = before > 0 && newlines[before - 1] + 1 == position;
+            before as u64 + u64::from(!ends_with_newline)
+        })
+        .collect()
+}
+
+/// A line of only separators and spaces.
 fn is_blank(rec: &csv::ByteRecord) -> bool {
-    rec.iter().all(|f| f.is_empty())
+    rec.iter().all(|f| f.trim_ascii().is_empty())
 }
 
 fn csv_error(e: csv::Error, line: u64) -> DataError {
@@ -225,21 +241,21 @@ fn select_columns(names: &[String], select: &ColumnSelection) -> Result<(usize, 
     Ok((label_idx, feature_idx))
 }
 
-/// Parses one cell: empty is missing (`NaN`), anything else must be a finite number.
-fn parse_cell(field: &[u8], line: u64, column: &str) -> Result<f64, DataError> {
-    let text = std::str::from_utf8(field).map_err(|_| DataError::NotANumber {
-        line,
-        column: column.to_string(),
-        value: String::from_utf8_lossy(field).into_owned(),
-    })?;
-    let text = text.trim();
-    if text.is_empty() {
+/// Parses one cell, spaces around it ignored: empty is missing (`NaN`), anything else must be
+/// a finite number. `line` is called only for an error.
+fn parse_cell(field: &[u8], line: &impl Fn() -> u64, column: &str) -> Result<f64, DataError> {
+    let field = field.trim_ascii();
+    if field.is_empty() {
         return Ok(f64::NAN);
     }
+    let value = || String::from_utf8_lossy(field).into_owned();
+    let Ok(text) = std::str::from_utf8(field) else {
+        return Err(DataError::NotANumber { line: line(), column: column.to_string(), value: value() });
+    };
     match text.parse::<f64>() {
         Ok(v) if v.is_finite() => Ok(v + 0.0), // + 0.0 turns −0 into 0, so equal rows hash equal
-        Ok(_) => Err(DataError::NotFinite { line, column: column.to_string(), value: text.to_string() }),
-        Err(_) => Err(DataError::NotANumber { line, column: column.to_string(), value: text.to_string() }),
+        Ok(_) => Err(DataError::NotFinite { line: line(), column: column.to_string(), value: value() }),
+        Err(_) => Err(DataError::NotANumber { line: line(), column: column.to_string(), value: value() }),
     }
 }
 
@@ -281,6 +297,17 @@ mod tests {
         assert!(matches!(read("score,admitted\n80,2\n"), Err(DataError::BadLabel { line: 2, .. })));
         assert_eq!(read(""), Err(DataError::Empty));
         assert_eq!(read("score,admitted\n"), Err(DataError::NoRows));
+    }
+
+    #[test]
+    fn spaces_around_values_are_ignored_and_a_line_of_spaces_is_blank() {
+        let t = read(" score , admitted \n 80 , 1 \n  ,  \n\t20,0\n").expect("valid");
+        assert_eq!((t.feature_names.clone(), t.label_name.clone()), (vec!["score".to_string()], "admitted".to_string()));
+        assert_eq!((t.x.clone(), t.y.clone(), t.lines.clone()), (vec![80.0, 20.0], vec![1.0, 0.0], vec![2, 4]));
+        assert_eq!(
+            read("score,admitted\n80,1\n\n\n 1 , 2 \n"),
+            Err(DataError::BadLabel { line: 5, column: "admitted".into(), value: "2".into() })
+        );
     }
 
     #[test]

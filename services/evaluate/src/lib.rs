@@ -15,7 +15,7 @@ use axum::routing::{get, post};
 use logitflow_core::metrics::{Metrics, roc_curve};
 use logitflow_core::model::Model;
 use logitflow_core::registry::{CANDIDATE, Registry, STABLE, check_name};
-use logitflow_core::store::{Kind, Store};
+use logitflow_core::store::{Kind, SplitPart, Store};
 use logitflow_kit::wire::{EvaluateRequest, Evaluation, ModelVersions, PromoteRequest, VersionMetrics};
 use logitflow_kit::{ApiError, Config, Json, Readiness, blocking};
 use std::sync::Arc;
@@ -75,19 +75,17 @@ async fn evaluate(State(state): State<AppState>, Json(request): Json<EvaluateReq
     let _one_at_a_time = state.decide.lock().await;
     blocking(move || {
         let model: Model = state.store.read_json(&request.model, Kind::Model, "model.json")?;
-        let split = state.store.load_split(&request.split)?;
-        if split.test.feature_names != model.feature_names {
+        let test = state.store.load_split_part(&request.split, SplitPart::Test)?;
+        if test.feature_names != model.feature_names {
             return Err(ApiError::invalid("MISMATCHED_INPUTS", "the split's features differ from the model's"));
         }
-        if split.test.rows() == 0 {
+        if test.rows() == 0 {
             return Err(ApiError::invalid("DATA_ERROR", "the test split has no rows"));
         }
-        split
-            .test
-            .check_both_classes()
+        test.check_both_classes()
             .map_err(|e| ApiError::invalid("DATA_ERROR", format!("test data: {e}; metrics such as AUC need both classes")))?;
-        let (metrics, probabilities) = score(&model, &split.test.x, &split.test.y, request.threshold);
-        let roc = roc_curve(&probabilities, &split.test.y);
+        let (metrics, probabilities) = score(&model, &test.x, &test.y, request.threshold);
+        let roc = roc_curve(&probabilities, &test.y);
         let report_body = serde_json::json!({"model": request.model, "split": request.split, "metrics": metrics, "roc": roc});
         let report = state.store.put_json(
             Kind::Report,
@@ -121,8 +119,8 @@ async fn evaluate(State(state): State<AppState>, Json(request): Json<EvaluateReq
         };
         let already_stable = stable_before.as_ref().is_some_and(|s| s.version == version);
         let sample = if model.width() == 1 {
-            let step = split.test.rows().div_ceil(200).max(1);
-            (0..split.test.rows()).step_by(step).map(|i| (split.test.x[i], split.test.y[i])).collect()
+            let step = test.rows().div_ceil(200).max(1);
+            (0..test.rows()).step_by(step).map(|i| (test.x[i], test.y[i])).collect()
         } else {
             Vec::new()
         };

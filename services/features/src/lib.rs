@@ -7,7 +7,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::post;
 use logitflow_core::scale::Transform;
-use logitflow_core::store::{Kind, Store, step_key};
+use logitflow_core::store::{Kind, SplitPart, Store, step_key};
 use logitflow_kit::wire::{TransformInfo, TransformRequest};
 use logitflow_kit::{ApiError, Config, Json, Readiness, blocking, cached_step};
 
@@ -43,8 +43,8 @@ async fn fit_transform(State(state): State<AppState>, Json(request): Json<Transf
         let params = serde_json::json!({"scaling": request.scaling});
         let key = step_key(NAME, &[&request.split], &params);
         let (mut info, cached) = cached_step(&state.store, &key, "transform", || {
-            let split = state.store.load_split(&request.split)?;
-            let transform = Transform::fit(&split.train, request.scaling);
+            let training_rows = state.store.load_split_part(&request.split, SplitPart::Train)?;
+            let transform = Transform::fit(&training_rows, request.scaling);
             let id = state.store.put_json(Kind::Transform, NAME, vec![request.split.clone()], params, "transform.json", &transform)?;
             let info = TransformInfo {
                 transform: id.clone(),

@@ -15,13 +15,13 @@ use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::{get, post};
 use futures::Stream;
-use logitflow_core::clean::validation_split;
+use logitflow_core::clean::{Dataset, validation_split};
 use logitflow_core::logistic::{Examples, fit};
 use logitflow_core::model::{Lineage, Model, TrainingLog};
 use logitflow_core::scale::Transform;
-use logitflow_core::store::{Kind, StepRecord, Store, step_key};
+use logitflow_core::store::{Kind, SplitPart, StepRecord, Store, step_key};
 use logitflow_kit::wire::{JobInfo, JobState, TrainEvent, TrainRequest};
-use logitflow_kit::{ApiError, Config, Json, Readiness};
+use logitflow_kit::{ApiError, Config, Json, Readiness, blocking};
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -164,15 +164,21 @@ async fn start_job(State(state): State<AppState>, Json(request): Json<TrainReque
         return Ok((StatusCode::OK, Json(info)));
     }
     // Check the inputs before answering, so a bad id is a 4xx rather than a failed job.
-    let split = state.store.load_split(&request.split)?;
-    let transform: Transform = state.store.read_json(&request.transform, Kind::Transform, "transform.json")?;
-    if transform.feature_names != split.train.feature_names {
+    // Reading a large split takes a while: off the async workers.
+    let (store, split_id, transform_id) = (state.store.clone(), request.split.clone(), request.transform.clone());
+    let (training_rows, transform) = blocking(move || {
+        let rows = store.load_split_part(&split_id, SplitPart::Train)?;
+        let transform: Transform = store.read_json(&transform_id, Kind::Transform, "transform.json")?;
+        Ok((rows, transform))
+    })
+    .await?;
+    if transform.feature_names != training_rows.feature_names {
         return Err(ApiError::invalid("MISMATCHED_INPUTS", "the transform was fitted on other features than the split's"));
     }
     let store = state.store.clone();
     let worker = job.clone();
     tokio::task::spawn_blocking(move || {
-        let outcome = train(&store, &request, split, transform, &params, &key, &worker);
+        let outcome = train(&store, &request, training_rows, transform, &params, &key, &worker);
         match outcome {
             Ok(Some(event)) => worker.push(event),
             Ok(None) => worker.push(TrainEvent::Cancelled),
@@ -186,24 +192,24 @@ async fn start_job(State(state): State<AppState>, Json(request): Json<TrainReque
 fn train(
     store: &Store,
     request: &TrainRequest,
-    split: logitflow_core::clean::Split,
+    training_rows: Dataset,
     transform: Transform,
     params_json: &serde_json::Value,
     key: &str,
     job: &Job,
 ) -> Result<Option<TrainEvent>, ApiError> {
     let params = &request.params;
-    split.train.check_both_classes()?;
-    let d = split.train.width();
+    training_rows.check_both_classes()?;
+    let d = training_rows.width();
     // Validation rows come out of the training split (seeded, stratified); the test split is
     // left alone for evaluate.
     let (fit_part, val_part) = if params.validation_fraction > 0.0 {
-        match validation_split(&split.train, params.validation_fraction, params.seed) {
+        match validation_split(&training_rows, params.validation_fraction, params.seed) {
             Ok(parts) if parts.test.rows() > 0 => (parts.train, Some(parts.test)),
-            _ => (split.train.clone(), None),
+            _ => (training_rows.clone(), None),
         }
     } else {
-        (split.train.clone(), None)
+        (training_rows.clone(), None)
     };
     let x = transform.apply(&fit_part.x);
     let val_x = val_part.as_ref().map(|v| transform.apply(&v.x));
@@ -224,7 +230,7 @@ fn train(
     let model = Model::new(
         transform,
         outcome.weights,
-        split.train.label_name.clone(),
+        training_rows.label_name.clone(),
         params.clone(),
         outcome.stop_reason,
         epochs,

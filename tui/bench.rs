@@ -14,7 +14,6 @@ use logitflow_core::logistic::sigmoid;
 use logitflow_kit::wire::{InferOutput, InferRequest, InferResponse};
 use serde::Serialize;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -132,12 +131,11 @@ async fn serve_bench(args: ServeBench) -> anyhow::Result<()> {
             let line = tokio::io::BufReader::new(stdout).lines().next_line().await?.context("bare listening line")?;
             crate::supervisor::listening_addr(&line).context("bare address")?
         };
-        let url = |a: std::net::SocketAddr| format!("http://{a}/v2/models/admissions/infer");
         let round = Duration::from_secs_f64(args.seconds as f64 / f64::from(args.rounds.max(1)));
         let (mut bare_samples, mut serve_samples) = (Samples::default(), Samples::default());
         for _ in 0..args.rounds.max(1) {
-            bare_samples.add(load(&url(bare_addr), None, args.connections, round).await?);
-            serve_samples.add(load(&url(addr), Some(token.clone()), args.connections, round).await?);
+            bare_samples.add(load(bare_addr, None, args.connections, round).await?);
+            serve_samples.add(load(addr, Some(token.clone()), args.connections, round).await?);
         }
         let bare_result = bare_samples.result("bare axum handler");
         let serve_result = serve_samples.result("logitflow serve");
@@ -201,30 +199,58 @@ impl Samples {
 }
 
 /// `connections` keep-alive connections, each sending one request after another for `length`.
-async fn load(url: &str, token: Option<String>, connections: usize, length: Duration) -> anyhow::Result<Samples> {
-    let body = Arc::new(serde_json::to_vec(&InferRequest::rows(&[vec![80.0]]))?);
+///
+/// The client is hyper's connection-level HTTP/1.1 client with the request prepared once: the
+/// load generator shares the machine with the server, so every cycle it spends (a general
+/// client parses the URL and builds its headers on each request) is taken from the server.
+async fn load(addr: std::net::SocketAddr, token: Option<String>, connections: usize, length: Duration) -> anyhow::Result<Samples> {
+    use http_body_util::{BodyExt, Full};
+    use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue};
+    let body = bytes::Bytes::from(serde_json::to_vec(&InferRequest::rows(&[vec![80.0]]))?);
+    let host = HeaderValue::from_str(&addr.to_string())?;
+    let auth = token.map(|t| HeaderValue::from_str(&format!("Bearer {t}"))).transpose()?;
+    let request = move || {
+        let mut r = hyper::Request::post(INFER_PATH).body(Full::new(body.clone())).expect("a valid request");
+        let headers = r.headers_mut();
+        headers.insert(HOST, host.clone());
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(auth) = &auth {
+            headers.insert(AUTHORIZATION, auth.clone());
+        }
+        r
+    };
     let started = Instant::now();
     let deadline = started + length;
     let mut tasks = Vec::new();
     for _ in 0..connections {
-        // One client per connection, each with one pooled connection.
-        let client = reqwest::Client::builder().pool_max_idle_per_host(1).build()?;
-        let (url, body, token) = (url.to_string(), body.clone(), token.clone());
+        let request = request.clone();
         tasks.push(tokio::spawn(async move {
             let mut latencies: Vec<u32> = Vec::with_capacity(1 << 14);
             let mut errors = 0u64;
-            while Instant::now() < deadline {
-                let t = Instant::now();
-                let mut request = client.post(&url).header("content-type", "application/json").body(body.as_ref().clone());
-                if let Some(token) = &token {
-                    request = request.bearer_auth(token);
-                }
-                match request.send().await {
-                    Ok(r) if r.status().is_success() => match r.bytes().await {
-                        Ok(_) => latencies.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32),
-                        Err(_) => errors += 1,
-                    },
-                    _ => errors += 1,
+            'connect: while Instant::now() < deadline {
+                let Ok(stream) = tokio::net::TcpStream::connect(addr).await else {
+                    errors += 1;
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                let Ok((mut sender, connection)) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await else {
+                    errors += 1;
+                    continue;
+                };
+                tokio::spawn(connection);
+                while Instant::now() < deadline {
+                    let t = Instant::now();
+                    let answered = match sender.send_request(request()).await {
+                        Ok(response) => response.status().is_success() && response.into_body().collect().await.is_ok(),
+                        Err(_) => false,
+                    };
+                    if answered {
+                        latencies.push(t.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
+                    } else {
+                        errors += 1;
+                        // A failed exchange may leave the connection unusable: open a new one.
+                        continue 'connect;
+                    }
                 }
             }
             (latencies, errors)
@@ -239,6 +265,8 @@ async fn load(url: &str, token: Option<String>, connections: usize, length: Dura
     samples.seconds = started.elapsed().as_secs_f64();
     Ok(samples)
 }
+
+const INFER_PATH: &str = "/v2/models/admissions/infer";
 
 /// The limit: decode the same request, the same arithmetic, no middleware, no auth, no catalog.
 async fn bare_server() -> anyhow::Result<()> {
@@ -257,7 +285,7 @@ async fn bare_server() -> anyhow::Result<()> {
             outputs: vec![InferOutput { name: "probability".into(), shape: vec![data.len(), 1], datatype: "FP64".into(), data }],
         })
     }
-    let app = axum::Router::new().route("/v2/models/admissions/infer", post(infer));
+    let app = axum::Router::new().route(INFER_PATH, post(infer));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     println!("{}", serde_json::json!({"event": "listening", "service": "bare", "addr": listener.local_addr()?.to_string()}));
     axum::serve(listener, app).with_graceful_shutdown(logitflow_kit::shutdown_signal()).await?;

@@ -31,6 +31,8 @@ pub struct Config {
     pub request_timeout: Duration,
     /// How long a request body may go without a byte arriving (idle time between chunks).
     pub body_timeout: Duration,
+    /// How long a client may take to send a request's headers.
+    pub header_timeout: Duration,
 }
 
 /// The default home: `$LOGITFLOW_HOME`, else `$XDG_DATA_HOME/logitflow`, else
@@ -63,6 +65,7 @@ impl Config {
             body_limit: 1 << 20,
             request_timeout: Duration::from_secs(30),
             body_timeout: Duration::from_secs(10),
+            header_timeout: Duration::from_secs(10),
         }
     }
 
@@ -82,6 +85,7 @@ impl Config {
             body_limit: 1 << 20,
             request_timeout: Duration::from_secs(30),
             body_timeout: Duration::from_secs(10),
+            header_timeout: Duration::from_secs(10),
         }
     }
 }

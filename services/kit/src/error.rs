@@ -89,11 +89,11 @@ pub(crate) fn error_response(status: StatusCode, code: &str, message: String) ->
     (status, axum::Json(crate::wire::ErrorBody { error: message, code: code.to_string() })).into_response()
 }
 
-/// Whether tower-http's body timeout is somewhere in the error's chain of causes.
+/// Whether the body timeout is somewhere in the error's chain of causes.
 fn caused_by_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
     let mut cause = Some(error);
     while let Some(e) = cause {
-        if e.is::<tower_http::timeout::TimeoutError>() {
+        if e.is::<crate::server::BodyTimedOut>() {
             return true;
         }
         cause = e.source();

@@ -286,3 +286,68 @@ fn promotions_under_load_fail_no_request() {
     assert!(versions.len() >= 2, "the load spanned promotions: saw {versions:?}");
     eprintln!("{REQUESTS} requests over {CONNECTIONS} connections, 0 failed, versions seen: {versions:?}");
 }
+
+/// 8. A home on a full disk, then on a read-only one. The home is a 1 MB tmpfs, mounted in a
+/// user and mount namespace of the test's own (`unshare -rm`), so no privilege is needed and
+/// nothing outside the test sees it.
+#[test]
+fn a_full_or_read_only_home_fails_clearly_and_keeps_the_previous_state() {
+    if !Command::new("unshare").args(["-rm", "true"]).stderr(Stdio::null()).status().is_ok_and(|s| s.success()) {
+        eprintln!("skipped: a small filesystem for the home needs `unshare -rm` (user namespaces), which this machine refuses");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (home, out) = (dir.path().join("home"), dir.path().join("out"));
+    std::fs::create_dir_all(&home).expect("home");
+    std::fs::create_dir_all(&out).expect("out");
+    // 50,000 rows: its dataset artifact (4 MB of numbers) cannot fit in what is left of 1 MB.
+    let mut csv = String::from("a,b,c,d,e,f,g,h,i,j,admitted\n");
+    for i in 0..50_000u32 {
+        let v: Vec<String> = (0..10).map(|j| format!("{:.3}", f64::from((i * 7 + j * 13) % 1000) / 100.0 - 5.0)).collect();
+        csv.push_str(&format!("{},{}\n", v.join(","), i % 2));
+    }
+    std::fs::write(dir.path().join("big.csv"), csv).expect("big csv");
+    let script = r#"
+        mount -t tmpfs -o size=1m tmpfs "$HOME_DIR" || exit 90
+        step() { name=$1; shift; "$BIN" --home "$HOME_DIR" "$@" > "$OUT/$name.txt" 2>&1; echo $? > "$OUT/$name.code"; }
+        step first run
+        ls "$HOME_DIR/artifacts" > "$OUT/artifacts-before"; cp "$HOME_DIR/registry.json" "$OUT/registry-before"
+        step full run --data big.csv
+        ls "$HOME_DIR/artifacts" > "$OUT/artifacts-after"; cp "$HOME_DIR/registry.json" "$OUT/registry-after"
+        ls -A "$HOME_DIR/tmp" > "$OUT/staging-after"
+        step predict-after-full predict 80
+        mount -o remount,ro "$HOME_DIR" || exit 91
+        step read-only run
+        step predict-read-only predict 80
+    "#;
+    let mut command = Command::new("unshare");
+    command.args(["-rm", "sh", "-c", script]).current_dir(dir.path());
+    command.env("BIN", env!("CARGO_BIN_EXE_logitflow")).env("HOME_DIR", &home).env("OUT", &out);
+    for var in ["LOGITFLOW_HOME", "LOGITFLOW_TOKEN", "LOGITFLOW_LISTEN", "LOGITFLOW_ALLOWED_ROOTS", "LOGITFLOW_SERVE_URL"] {
+        command.env_remove(var);
+    }
+    let finished = common::run_for(command, Duration::from_secs(120));
+    assert!(finished.status.success(), "the script failed: {finished:?}");
+    let read = |name: &str| std::fs::read_to_string(out.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let step = |name: &str| (read(&format!("{name}.code")).trim().to_string(), read(&format!("{name}.txt")));
+
+    let (code, text) = step("first");
+    assert_eq!(code, "0", "the first run fits in the small home: {text}");
+
+    let (code, text) = step("full");
+    assert_ne!(code, "0", "a full disk fails the run: {text}");
+    assert!(text.contains("ingest") && text.contains("No space left on device"), "the error names the stage and the cause: {text}");
+    assert_eq!(read("staging-after"), "", "no partial file is left in the store's staging area");
+    assert_eq!(read("artifacts-after"), read("artifacts-before"), "no artifact was added, whole or partial");
+    assert_eq!(read("registry-after"), read("registry-before"), "the registry is as it was");
+    let (code, text) = step("predict-after-full");
+    assert_eq!(code, "0", "{text}");
+    assert!(text.contains("admissions v1") && text.contains("0.99"), "the previous model still answers: {text}");
+
+    let (code, text) = step("read-only");
+    assert_ne!(code, "0", "a read-only home fails the run: {text}");
+    assert!(text.contains("not writable") && text.contains("Read-only file system"), "the error says why: {text}");
+    let (code, text) = step("predict-read-only");
+    assert_eq!(code, "0", "predicting only reads the home: {text}");
+    assert!(text.contains("admissions v1"), "{text}");
+}

@@ -22,6 +22,15 @@ pub fn resolve_home(home: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     home.canonicalize().with_context(|| format!("cannot resolve the home directory {}", home.display()))
 }
 
+/// Checks that files can be created in the home, so that a read-only or full disk is reported
+/// at once and plainly rather than as services failing to start.
+pub fn check_home_writable(home: &Path) -> anyhow::Result<()> {
+    let tmp = home.join("tmp");
+    std::fs::create_dir_all(&tmp).and_then(|()| tempfile::NamedTempFile::new_in(&tmp).map(drop)).with_context(|| {
+        format!("the home directory {} is not writable; logitflow keeps its store, registry and runs there", home.display())
+    })
+}
+
 /// Writes the bundled data to `<home>/datasets/admissions.csv` (if it is not there already).
 pub fn bundled_data(home: &Path) -> anyhow::Result<PathBuf> {
     let dir = home.join("datasets");

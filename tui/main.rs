@@ -15,12 +15,16 @@ fn main() -> ExitCode {
     let home = || commands::resolve_home(cli.home.clone());
     let result = match cli.command {
         None => home().and_then(|home| {
+            commands::check_home_writable(&home)?;
             let terminal = ratatui::init();
             let result = runtime.block_on(dashboard::run(terminal, home, cli.dashboard));
             ratatui::restore();
             result
         }),
-        Some(Command::Run(args)) => home().and_then(|home| runtime.block_on(commands::run(home, *args))),
+        Some(Command::Run(args)) => home().and_then(|home| {
+            commands::check_home_writable(&home)?;
+            runtime.block_on(commands::run(home, *args))
+        }),
         Some(Command::Predict(args)) => home().and_then(|home| runtime.block_on(commands::predict(home, args))),
         Some(Command::Runs(args)) => home().and_then(|home| commands::runs(home, args)),
         Some(Command::Export(args)) => home().and_then(|home| commands::export(home, args)),

@@ -526,27 +526,40 @@ impl Supervisor {
                 }
             });
         }
+        let mut stderr_reader = None;
         if let Some(stderr) = child.stderr.take() {
             let sup = self.clone();
-            tokio::spawn(async move {
+            stderr_reader = Some(tokio::spawn(async move {
                 let mut lines = BufReader::new(stderr).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
                     sup.log(name, "stderr", line);
                 }
-            });
+            }));
         }
         // Wait for the listening line.
         let addr = tokio::select! {
             addr = addr_rx.recv() => addr,
-            status = child.wait() => {
-                return Exit::Crashed { error: format!("exited before listening ({})", describe_exit(status)), healthy_for: Duration::ZERO };
-            }
             _ = tokio::time::sleep(self.config.start_timeout) => None,
             msg = control.recv() => return self.stop_child(&mut child, msg).await,
         };
         let Some(addr) = addr else {
-            self.stop_child(&mut child, Some(Control::Restart)).await;
-            return Exit::Crashed { error: "did not print its listening line in time".into(), healthy_for: Duration::ZERO };
+            // No listening line: the child closed its stdout because it is exiting (say, its
+            // home is read-only), or it is stuck. Either way the reason is in its stderr.
+            let error = match tokio::time::timeout(Duration::from_millis(500), child.wait()).await {
+                Ok(status) => format!("exited before listening ({})", describe_exit(status)),
+                Err(_) => {
+                    self.stop_child(&mut child, Some(Control::Restart)).await;
+                    "did not print its listening line in time".into()
+                }
+            };
+            if let Some(reader) = stderr_reader {
+                let _ = tokio::time::timeout(Duration::from_millis(500), reader).await;
+            }
+            let error = match self.logs(name, 1).pop().filter(|l| l.stream == "stderr") {
+                Some(last) => format!("{error}: {}", last.text.trim()),
+                None => error,
+            };
+            return Exit::Crashed { error, healthy_for: Duration::ZERO };
         };
         *port = addr.port();
         self.update(name, |s| s.addr = Some(addr));

@@ -135,4 +135,29 @@ mod tests {
         let (status, body) = call(&app, "POST", "/v1/advice", Some(serde_json::json!({"inputs": [80.0]}))).await;
         assert_eq!((status, body["code"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("NOT_READY")));
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 32, ..Default::default() })]
+        /// Any JSON to `POST /v1/advice`, with a real serve behind it.
+        #[test]
+        fn any_json_body_gets_an_answer_never_a_5xx(
+            body in logitflow_kit::testing::bodies::any_json(
+                &["inputs", "features", "target", "model", "version", "threshold"],
+                vec![serde_json::json!([80.0]), serde_json::json!({"score": 80.0}), serde_json::json!(0.5)],
+            ),
+        ) {
+            logitflow_kit::testing::bodies::assert_answers(
+                || async {
+                    let dir = tempfile::tempdir().expect("tempdir");
+                    let mut config = Config::for_home(dir.path());
+                    config.serve_url = Some(logitflow_serve::testing::spawn_with_worked_example(dir.path()).await);
+                    let app = app(AppState::new(&config));
+                    (dir, app)
+                },
+                "POST",
+                "/v1/advice",
+                &body,
+            );
+        }
+    }
 }

@@ -247,4 +247,32 @@ mod tests {
             call(&app, "POST", "/v1/evaluations", Some(serde_json::json!({"name": "m", "model": split, "split": split}))).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     }
+
+    fn stored() -> (tempfile::TempDir, Router, String, String) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = AppState::new(&Config::for_home(dir.path())).expect("state");
+        let data = Dataset { feature_names: vec!["score".into()], label_name: "admitted".into(), x: vec![20.0, 80.0], y: vec![0.0, 1.0] };
+        let split = state
+            .store
+            .put_split(&Split { train: data.clone(), test: data }, &SplitReport::default(), vec![], serde_json::json!({}))
+            .expect("split");
+        let m = model(&state.store, -10.0, 0.2);
+        (dir, app(state), m, split)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 48, ..Default::default() })]
+        /// Any JSON to evaluate's JSON routes, with a real model and split id among the values.
+        #[test]
+        fn any_json_body_gets_an_answer_never_a_5xx(
+            body in logitflow_kit::testing::bodies::any_json(
+                &["name", "model", "split", "threshold", "promote_tolerance", "version"],
+                { let (_dir, _, m, split) = stored(); vec![serde_json::json!(m), serde_json::json!(split), serde_json::json!("admissions")] },
+            ),
+            route in 0usize..3,
+        ) {
+            let path = ["/v1/evaluations", "/v1/models/admissions/promote", "/v1/models/admissions/rollback"][route];
+            logitflow_kit::testing::bodies::assert_answers(|| async { let (dir, app, _, _) = stored(); (dir, app) }, "POST", path, &body);
+        }
+    }
 }

@@ -85,4 +85,27 @@ mod tests {
         let (status, body) = call(&app, "POST", "/v1/transforms", Some(serde_json::json!({"split": id, "scaling": "cubic"}))).await;
         assert_eq!((status, body["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("INVALID_FIELDS")));
     }
+
+    fn split_setup() -> (tempfile::TempDir, Router, String) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = AppState::new(&Config::for_home(dir.path())).expect("state");
+        let part = |x: Vec<f64>| Dataset { feature_names: vec!["score".into()], label_name: "y".into(), y: vec![0.0; x.len()], x };
+        let split = Split { train: part(vec![0.0, 10.0]), test: part(vec![1000.0]) };
+        let id = state.store.put_split(&split, &SplitReport::default(), vec![], serde_json::json!({})).expect("put");
+        (dir, app(state), id)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 48, ..Default::default() })]
+        /// Any JSON to `POST /v1/transforms`, including a real split id among its values.
+        #[test]
+        fn any_json_body_gets_an_answer_never_a_5xx(
+            body in logitflow_kit::testing::bodies::any_json(
+                &["split", "scaling"],
+                vec![serde_json::json!(split_setup().2), serde_json::json!("standard"), serde_json::json!("min_max")],
+            ),
+        ) {
+            logitflow_kit::testing::bodies::assert_answers(|| async { let (dir, app, _) = split_setup(); (dir, app) }, "POST", "/v1/transforms", &body);
+        }
+    }
 }

@@ -344,4 +344,30 @@ mod tests {
         let (status, body) = post(app, "/v1/datasets/synthetic", bad).await;
         assert_eq!((status, body["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("INVALID_GENERATOR")));
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 48, ..Default::default() })]
+        /// Any JSON to any of ingest's JSON routes: a 2xx or a 4xx naming the problem.
+        #[test]
+        fn any_json_body_gets_an_answer_never_a_5xx(
+            body in logitflow_kit::testing::bodies::any_json(
+                &["path", "label", "features", "intercept", "coefficients", "ranges", "rows", "seed", "records"],
+                vec![serde_json::json!("data.csv"), serde_json::json!([[0.0, 1.0]]), serde_json::json!([0.5]), serde_json::json!([{"a": 1.0, "y": 0.0}])],
+            ),
+            route in 0usize..4,
+        ) {
+            let path = ["/v1/datasets/csv", "/v1/datasets/synthetic", "/v1/collections/c/records", "/v1/collections/c/snapshot"][route];
+            logitflow_kit::testing::bodies::assert_answers(
+                || async {
+                    let dir = tempfile::tempdir().expect("tempdir");
+                    std::fs::write(dir.path().join("data.csv"), "a,y\n1,0\n2,1\n").expect("csv");
+                    let app = app(state(dir.path()));
+                    (dir, app)
+                },
+                "POST",
+                path,
+                &body,
+            );
+        }
+    }
 }

@@ -139,4 +139,18 @@ mod tests {
         let (status, _) = call(&app, "POST", "/v1/splits", Some(serde_json::json!({"dataset": id, "bogus": 1}))).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 48, ..Default::default() })]
+        /// Any JSON to `POST /v1/splits`, including a real dataset id among its values.
+        #[test]
+        fn any_json_body_gets_an_answer_never_a_5xx(
+            body in logitflow_kit::testing::bodies::any_json(
+                &["dataset", "test_dataset", "clean", "missing", "test_fraction", "seed"],
+                vec![serde_json::json!(setup(&rows(30)).2), serde_json::json!("drop"), serde_json::json!(0.25)],
+            ),
+        ) {
+            logitflow_kit::testing::bodies::assert_answers(|| async { let (dir, app, _) = setup(&rows(30)); (dir, app) }, "POST", "/v1/splits", &body);
+        }
+    }
 }

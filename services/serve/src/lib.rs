@@ -457,43 +457,18 @@ mod tests {
         assert!((meta["coefficients"]["score"].as_f64().unwrap_or(0.0) - 0.2).abs() < 1e-12);
     }
 
-    fn any_json() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
-        use proptest::prelude::*;
-        let leaf = prop_oneof![
-            Just(serde_json::Value::Null),
-            any::<bool>().prop_map(serde_json::Value::from),
-            any::<i64>().prop_map(serde_json::Value::from),
-            any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(serde_json::Value::from),
-            "[a-zA-Z0-9 ]{0,12}".prop_map(serde_json::Value::from),
-            Just(serde_json::json!("FP64")),
-            Just(serde_json::json!([1, 1])),
-        ];
-        leaf.prop_recursive(6, 64, 8, |inner| {
-            prop_oneof![
-                proptest::collection::vec(inner.clone(), 0..8).prop_map(serde_json::Value::from),
-                proptest::collection::btree_map(
-                    prop_oneof![
-                        Just("inputs".to_string()),
-                        Just("shape".to_string()),
-                        Just("data".to_string()),
-                        Just("datatype".to_string()),
-                        Just("name".to_string()),
-                        "[a-z]{1,6}"
-                    ],
-                    inner,
-                    0..6
-                )
-                .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
-            ]
-        })
-    }
-
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig { cases: 300, ..Default::default() })]
         /// Whatever JSON arrives, the answer is a 4xx with a JSON error naming the problem (or a
         /// 200 if it happens to be valid) — never a 5xx, never a panic — and serve keeps answering.
         #[test]
-        fn any_json_body_gets_a_4xx_json_error_and_serve_stays_up(body in any_json(), route in 0usize..3) {
+        fn any_json_body_gets_a_4xx_json_error_and_serve_stays_up(
+            body in logitflow_kit::testing::bodies::any_json(
+                &["inputs", "shape", "data", "datatype", "name", "id", "features", "model", "version"],
+                vec![serde_json::json!("FP64"), serde_json::json!([1, 1]), serde_json::json!("score")],
+            ),
+            route in 0usize..3,
+        ) {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
             runtime.block_on(async {
                 let (_dir, _state, app) = setup().await;

@@ -287,7 +287,7 @@ fn promotions_under_load_fail_no_request() {
     eprintln!("{REQUESTS} requests over {CONNECTIONS} connections, 0 failed, versions seen: {versions:?}");
 }
 
-/// 8. A home on a full disk, then on a read-only one. The home is a 1 MB tmpfs, mounted in a
+/// Fault 8: a home on a full disk, then on a read-only one. The home is a 1 MB tmpfs, mounted in a
 /// user and mount namespace of the test's own (`unshare -rm`), so no privilege is needed and
 /// nothing outside the test sees it.
 #[test]

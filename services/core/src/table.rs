@@ -84,6 +84,7 @@ impl RawTable {
         let mut csv = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(NewlineIndex {
             inner: reader,
             offset: 0,
+            last_was_cr: false,
             newlines: Rc::clone(&newlines),
         });
         // The csv crate does not count skipped blank lines, so a record's line comes from the
@@ -163,37 +164,51 @@ impl RawTable {
     }
 }
 
-/// Passes bytes through, noting the offset of every newline.
+/// Passes bytes through, noting where every line break ends: the offset just past its `\n`,
+/// `\r\n`, or lone `\r` (the csv crate ends records at all three, so a file with old Mac line
+/// ends would otherwise be all on "line 1" — found by the `csv_table` fuzz target).
 struct NewlineIndex<R> {
     inner: R,
     offset: u64,
+    last_was_cr: bool,
     newlines: Rc<RefCell<Vec<u64>>>,
 }
 
 impl<R: Read> Read for NewlineIndex<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        let mut newlines = self.newlines.borrow_mut();
-        for (i, _) in buf[..n].iter().enumerate().filter(|&(_, &b)| b == b'\n') {
-            newlines.push(self.offset + i as u64);
+        let mut breaks = self.newlines.borrow_mut();
+        for (i, &b) in buf[..n].iter().enumerate() {
+            let end = self.offset + i as u64 + 1;
+            match b {
+                // The `\n` of a `\r\n` extends the break its `\r` started.
+                b'\n' if self.last_was_cr => {
+                    if let Some(last) = breaks.last_mut() {
+                        *last = end;
+                    }
+                }
+                b'\n' | b'\r' => breaks.push(end),
+                _ => {}
+            }
+            self.last_was_cr = b == b'\r';
         }
         self.offset += n as u64;
         Ok(n)
     }
 }
 
-/// The 1-based line of each reader position (positions ascending), given the offsets of the
-/// newlines: one merge walk over both.
-fn lines_at(newlines: &[u64], positions: &[u64]) -> Vec<u64> {
+/// The 1-based line of each reader position (positions ascending), given where the line breaks
+/// end: one merge walk over both.
+fn lines_at(break_ends: &[u64], positions: &[u64]) -> Vec<u64> {
     let mut before = 0;
     positions
         .iter()
         .map(|&position| {
-            while before < newlines.len() && newlines[before] < position {
+            while before < break_ends.len() && break_ends[before] <= position {
                 before += 1;
             }
-            let ends_with_newline = before > 0 && newlines[before - 1] + 1 == position;
-            before as u64 + u64::from(!ends_with_newline)
+            let ends_with_break = before > 0 && break_ends[before - 1] == position;
+            before as u64 + u64::from(!ends_with_break)
         })
         .collect()
 }
@@ -308,6 +323,18 @@ mod tests {
             read("score,admitted\n80,1\n\n\n 1 , 2 \n"),
             Err(DataError::BadLabel { line: 5, column: "admitted".into(), value: "2".into() })
         );
+    }
+
+    #[test]
+    fn lines_count_lf_crlf_and_lone_cr_breaks() {
+        let t = read("score,admitted\r80,1\r\r20,0\r").expect("valid");
+        assert_eq!((t.x.clone(), t.lines.clone()), (vec![80.0, 20.0], vec![2, 4]));
+        let t = read("score,admitted\r\n80,1\n\r\n20,0\r30,1").expect("valid");
+        assert_eq!((t.x.clone(), t.lines.clone()), (vec![80.0, 20.0, 30.0], vec![2, 4, 5]));
+        // The fuzz target's find: a header ended by a lone `\r`.
+        let t = read("score,admit\0sorse\0e\r,1\n");
+        assert!(t.is_ok_and(|t| t.lines == vec![2]));
+        assert_eq!(read("a,y\r1,1\rx,0\r"), Err(DataError::NotANumber { line: 3, column: "a".into(), value: "x".into() }));
     }
 
     #[test]

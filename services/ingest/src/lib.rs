@@ -25,6 +25,9 @@ use std::sync::{Arc, Mutex};
 pub const NAME: &str = "ingest";
 /// Records per post; bigger batches should be split by the client.
 pub const MAX_RECORDS_PER_POST: usize = 10_000;
+/// The largest CSV file read: the file and its numbers are held in memory while it is frozen
+/// (≈ 3× the file's size at the peak), so a bigger one is refused up front, not half read.
+pub const MAX_CSV_BYTES: u64 = 2 << 30;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -118,6 +121,13 @@ fn freeze(
 async fn from_csv(State(state): State<AppState>, Json(source): Json<CsvSource>) -> Result<Json<DatasetInfo>, ApiError> {
     let path = confine(&state.allowed_roots, &source.path)?;
     blocking(move || {
+        let size = std::fs::metadata(&path).map_err(|e| ApiError::invalid("FILE_NOT_READABLE", format!("{}: {e}", path.display())))?.len();
+        if size > MAX_CSV_BYTES {
+            return Err(ApiError::invalid(
+                "FILE_TOO_LARGE",
+                format!("{} is {size} bytes; CSV files of up to {MAX_CSV_BYTES} bytes are read", path.display()),
+            ));
+        }
         let bytes = std::fs::read(&path).map_err(|e| ApiError::invalid("FILE_NOT_READABLE", format!("{}: {e}", path.display())))?;
         let selection = ColumnSelection { label: source.label.clone(), features: source.features.clone() };
         let params = serde_json::json!({"source": "csv", "sha256": logitflow_core::sha256_hex(&bytes), "select": selection});
@@ -309,8 +319,13 @@ mod tests {
         let (status, body) = post(app.clone(), "/v1/datasets/csv", serde_json::json!({"path": dir.path().join("bad.csv")})).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
         assert!(body["error"].as_str().is_some_and(|e| e.contains("line 3")), "{body}");
-        let (status, _) = post(app, "/v1/datasets/csv", serde_json::json!({"path": 5})).await;
+        let (status, _) = post(app.clone(), "/v1/datasets/csv", serde_json::json!({"path": 5})).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        // A file over the size bound (sparse: it takes no disk) is refused before it is read.
+        let huge = std::fs::File::create(dir.path().join("huge.csv")).expect("create");
+        huge.set_len(MAX_CSV_BYTES + 1).expect("sparse file");
+        let (status, body) = post(app, "/v1/datasets/csv", serde_json::json!({"path": dir.path().join("huge.csv")})).await;
+        assert_eq!((status, body["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("FILE_TOO_LARGE")), "{body}");
     }
 
     #[tokio::test]

@@ -351,3 +351,51 @@ fn a_full_or_read_only_home_fails_clearly_and_keeps_the_previous_state() {
     assert_eq!(code, "0", "predicting only reads the home: {text}");
     assert!(text.contains("admissions v1"), "{text}");
 }
+
+/// The token never shows in a service's output, even with the most verbose logging and
+/// requests that carry it, right or wrong.
+#[test]
+fn the_token_never_shows_in_a_services_logs() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let token = "tok-3f9a1c7e5b2d48e6a0c4f7b1d9e2a6c8";
+    let output = tempfile::NamedTempFile::new().expect("log file");
+    let mut serve = common::logitflow(home.path())
+        .args(["service", "serve", "--listen", "127.0.0.1:0"])
+        .env("LOGITFLOW_TOKEN", token)
+        .env("LOGITFLOW_LOG", "trace")
+        .stdout(Stdio::piped())
+        .stderr(output.reopen().expect("log file"))
+        .spawn()
+        .expect("serve starts");
+    let mut stdout = std::io::BufReader::new(serve.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("listening line");
+    let addr = serde_json::from_str::<serde_json::Value>(&line).expect("json")["addr"].as_str().expect("addr").to_string();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let statuses: Vec<u16> = runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let mut statuses = Vec::new();
+        for auth in [None, Some(format!("Bearer {token}x")), Some(format!("Bearer {token}"))] {
+            for path in ["/v1/info", "/v2/models/admissions/infer"] {
+                let mut request =
+                    client.post(format!("http://{addr}{path}")).header("content-type", "application/json").body("{\"inputs\": 1}");
+                if path == "/v1/info" {
+                    request = client.get(format!("http://{addr}{path}"));
+                }
+                if let Some(auth) = &auth {
+                    request = request.header("authorization", auth);
+                }
+                statuses.push(request.send().await.map_or(0, |r| r.status().as_u16()));
+            }
+        }
+        statuses
+    });
+    assert_eq!(&statuses[..4], &[401, 401, 401, 401], "without the right token: 401");
+    assert_eq!(statuses[4], 200, "with it, info answers");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(serve.id() as i32), nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+    let _ = serve.wait();
+    let mut logged = std::fs::read_to_string(output.path()).expect("stderr");
+    std::io::Read::read_to_string(&mut stdout, &mut logged).expect("stdout");
+    assert!(logged.lines().count() > 3, "trace logging wrote something: {logged}");
+    assert!(!logged.contains(token), "the token is in the service's output:\n{logged}");
+}

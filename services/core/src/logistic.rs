@@ -718,10 +718,10 @@ fn sgd_epoch_kernel(d: usize, w: &mut Weights, ex: Examples<'_>, order: &[usize]
     let n = ex.rows();
     let mut k = 0;
     while k < order.len() {
-        // `order` is made of whole shuffled blocks (see `shuffle_blocks`). Reading a block's rows
-        // in memory order first lets the hardware prefetcher stream them into the cache; the
-        // shuffled visit that follows then hits the cache instead of waiting on memory for
-        // every row (≈ 25 ms of a 1M × 10 epoch). Only speed depends on this, not results.
+        // `order` is made of whole shuffled blocks (see `shuffle_blocks`). While one block is
+        // visited, the rows of the next are prefetched (the first block is read through once),
+        // so the shuffled visit hits the cache instead of waiting on memory for every row
+        // (≈ 25 ms of a 1M × 10 epoch). Only speed depends on this, not results.
         let block = order[k] / SHUFFLE_BLOCK;
         let rows = block * SHUFFLE_BLOCK..((block + 1) * SHUFFLE_BLOCK).min(n);
         if k == 0 {

@@ -399,3 +399,59 @@ fn the_token_never_shows_in_a_services_logs() {
     assert!(logged.lines().count() > 3, "trace logging wrote something: {logged}");
     assert!(!logged.contains(token), "the token is in the service's output:\n{logged}");
 }
+
+/// Fault 7: a corrupted artifact — one byte changed, then truncated — is refused by its hash
+/// check with a clear error, and the served model is unaffected. Real processes: a serve
+/// started on a home with v1, and a second run that registers v2, whose model file is then
+/// damaged before serve is told to load it.
+#[test]
+fn a_corrupted_artifact_is_refused_and_the_served_model_stays() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let out = run(home.path(), &["run"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (mut serve, addr) = start_service(home.path(), "serve", "127.0.0.1:0");
+    let out = run(home.path(), &["run", "--epochs", "3"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let registry: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(home.path().join("registry.json")).expect("registry")).expect("json");
+    let v2 = registry["models"]["admissions"]["versions"][1]["artifact"].as_str().expect("a second version").to_string();
+    let model_file = home.path().join("artifacts").join(&v2).join("model.json");
+    let original = std::fs::read(&model_file).expect("model.json");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let client = reqwest::Client::new();
+    let damages: [(&str, Vec<u8>); 2] = [
+        ("one byte changed", {
+            let mut bytes = original.clone();
+            bytes[original.len() / 2] ^= 0x01;
+            bytes
+        }),
+        ("truncated", original[..original.len() / 2].to_vec()),
+    ];
+    for (damage, bytes) in damages {
+        std::fs::write(&model_file, bytes).expect("damage");
+        let (status, load, answer) = runtime.block_on(async {
+            let load = client.post(format!("http://{addr}/v2/repository/models/admissions/load")).send().await.expect("load");
+            let status = load.status().as_u16();
+            let load: serde_json::Value = load.json().await.expect("json");
+            let answer: serde_json::Value = client
+                .post(format!("http://{addr}/v1/predict"))
+                .json(&serde_json::json!({"inputs": [[80.0]]}))
+                .send()
+                .await
+                .expect("predict")
+                .json()
+                .await
+                .expect("json");
+            (status, load, answer)
+        });
+        assert_eq!((status, load["code"].as_str()), (422, Some("CORRUPT_ARTIFACT")), "{damage}: {load}");
+        assert!(
+            load["error"].as_str().is_some_and(|e| e.contains(&v2) && e.contains("hash")),
+            "{damage}: the error names the artifact and the hash check: {load}"
+        );
+        assert_eq!(answer["model_version"].as_str(), Some("1"), "{damage}: v1 still answers: {answer}");
+        assert!(answer["probabilities"][0].as_f64().is_some_and(|p| p > 0.99), "{damage}: {answer}");
+    }
+    let _ = serve.kill();
+    let _ = serve.wait();
+}

@@ -347,10 +347,6 @@ impl Store {
         self.put(Kind::Split, "preprocess", inputs, params, files)
     }
 
-    pub fn load_split(&self, id: &str) -> Result<Split, StoreError> {
-        Ok(Split { train: self.load_split_part(id, SplitPart::Train)?, test: self.load_split_part(id, SplitPart::Test)? })
-    }
-
     /// One part of a split, reading (and hash-checking) only that part's files: features and
     /// train need the training rows, evaluate the test rows.
     pub fn load_split_part(&self, id: &str, part: SplitPart) -> Result<Dataset, StoreError> {
@@ -473,7 +469,7 @@ mod tests {
         assert!(matches!(store.load_table(&id), Err(StoreError::Corrupt { .. })));
         assert!(matches!(store.load_table("nothex"), Err(StoreError::BadId(_))));
         assert!(matches!(store.load_table(&"0".repeat(64)), Err(StoreError::NotFound(_))));
-        assert!(matches!(store.load_split(&id), Err(StoreError::WrongKind { .. })));
+        assert!(matches!(store.load_split_part(&id, SplitPart::Train), Err(StoreError::WrongKind { .. })));
     }
 
     #[test]

@@ -57,11 +57,16 @@ impl Config {
             .unwrap_or_else(|| std::env::current_dir().into_iter().collect());
         allowed_roots.retain(|p| !p.as_os_str().is_empty());
         let allowed_roots = allowed_roots.into_iter().filter_map(|p| p.canonicalize().ok()).collect();
+        Config::with_default_limits(home, token, allowed_roots, std::env::var(crate::SERVE_URL_ENV).ok())
+    }
+
+    /// The body limit and the timeouts every service starts with (a service may change them).
+    fn with_default_limits(home: PathBuf, token: Option<String>, allowed_roots: Vec<PathBuf>, serve_url: Option<String>) -> Config {
         Config {
             home,
             token,
             allowed_roots,
-            serve_url: std::env::var(crate::SERVE_URL_ENV).ok(),
+            serve_url,
             body_limit: 1 << 20,
             request_timeout: Duration::from_secs(30),
             body_timeout: Duration::from_secs(10),
@@ -77,16 +82,8 @@ impl Config {
     /// A configuration for tests: no token, everything under `home` allowed.
     pub fn for_home(home: impl Into<PathBuf>) -> Config {
         let home = home.into();
-        Config {
-            allowed_roots: home.canonicalize().into_iter().collect(),
-            home,
-            token: None,
-            serve_url: None,
-            body_limit: 1 << 20,
-            request_timeout: Duration::from_secs(30),
-            body_timeout: Duration::from_secs(10),
-            header_timeout: Duration::from_secs(10),
-        }
+        let allowed_roots = home.canonicalize().into_iter().collect();
+        Config::with_default_limits(home, None, allowed_roots, None)
     }
 }
 

@@ -21,9 +21,14 @@ use std::time::Instant;
 /// The logistic function, stable at any z (no overflow, no NaN for finite z).
 #[inline]
 pub fn sigmoid(z: f64) -> f64 {
-    // e^−|z| never overflows: σ(z) = 1/(1+e^−z) for z ≥ 0 and e^z/(1+e^z) below. Choosing
-    // the numerator rather than branching keeps the hot loops free of an unpredictable branch.
-    let e = (-z.abs()).exp();
+    sigmoid_given_exp(z, (-z.abs()).exp())
+}
+
+/// σ(z) from `e` = e^−|z|, which never overflows: 1/(1+e^−z) for z ≥ 0 and e^z/(1+e^z) below.
+/// Full passes compute `e` once for both the loss and this. Choosing the numerator rather
+/// than branching keeps the hot loops free of an unpredictable branch.
+#[inline]
+fn sigmoid_given_exp(z: f64, e: f64) -> f64 {
     let numerator = if z >= 0.0 { 1.0 } else { e };
     numerator / (1.0 + e)
 }
@@ -327,15 +332,9 @@ fn pass_chunk(w: &Weights, ex: Examples<'_>, start: usize, end: usize, want_hess
 fn pass_chunk_kernel(d: usize, w: &Weights, ex: Examples<'_>, start: usize, end: usize, want_hess: bool) -> PassSums {
     let k = d + 1;
     let weights = &w.weights[..d];
-    // The gradient accumulates in a local array for the common widths (registers, not memory).
-    let mut local = [0.0f64; 17];
-    let mut wide = Vec::new();
-    let grad: &mut [f64] = if k <= local.len() {
-        &mut local[..k]
-    } else {
-        wide.resize(k, 0.0);
-        &mut wide
-    };
+    // The gradient accumulates in registers, not memory, for the common widths.
+    let (mut local, mut wide) = ([0.0f64; 17], Vec::new());
+    let grad = zeroed(&mut local, &mut wide, k);
     let mut loss = 0.0;
     // The Hessian's row weights p(1−p), for the matrix product below.
     let mut curvature = Vec::with_capacity(if want_hess { end - start } else { 0 });
@@ -362,8 +361,8 @@ fn pass_chunk_kernel(d: usize, w: &Weights, ex: Examples<'_>, start: usize, end:
         }
         for ((((&zi, &ei), &li), &y), row) in z.iter().zip(&e).zip(&log_term).zip(ys).zip(rows.chunks_exact(d)) {
             loss += zi.max(0.0) + li - y * zi;
-            // One exponential serves both the loss and the probability (as in `sigmoid`).
-            let p = if zi >= 0.0 { 1.0 } else { ei } / (1.0 + ei);
+            // One exponential serves both the loss and the probability.
+            let p = sigmoid_given_exp(zi, ei);
             let r = p - y;
             grad[0] += r;
             for (g, &v) in grad[1..].iter_mut().zip(row) {
@@ -622,7 +621,8 @@ fn fit_per_sample<F: FnMut(&EpochEvent)>(data: &FitData<'_>, progress: &mut Prog
     let mut order: Vec<usize> = (0..data.train.rows()).collect();
     let mut rng = ChaCha8Rng::seed_from_u64(params.seed);
     std::thread::scope(|scope| {
-        let mut in_measurement: Option<(usize, Weights, std::thread::ScopedJoinHandle<'_, Measurement>)> = None;
+        // The epoch being measured, and the thread measuring a copy of its weights.
+        let mut in_measurement: Option<(usize, std::thread::ScopedJoinHandle<'_, (Measurement, Weights)>)> = None;
         let mut epoch = 0;
         loop {
             let train_another = epoch < params.epochs && !data.cancelled();
@@ -635,8 +635,8 @@ fn fit_per_sample<F: FnMut(&EpochEvent)>(data: &FitData<'_>, progress: &mut Prog
                     _ => sgd_epoch(&mut w, data.train, &order, lr, params.l2),
                 }
             }
-            if let Some((measured_epoch, mut measured_w, handle)) = in_measurement.take() {
-                let m = handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            if let Some((measured_epoch, handle)) = in_measurement.take() {
+                let (m, mut measured_w) = handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
                 let stop = progress.epoch_done(measured_epoch, &m, &mut measured_w);
                 let stop = stop.or_else(|| (train_another && data.cancelled()).then_some(StopReason::Cancelled));
                 if let Some(reason) = stop {
@@ -648,8 +648,7 @@ fn fit_per_sample<F: FnMut(&EpochEvent)>(data: &FitData<'_>, progress: &mut Prog
                 return (w, reason);
             }
             let snapshot = w.clone();
-            let measured = snapshot.clone();
-            in_measurement = Some((epoch, snapshot, scope.spawn(move || data.measure(&measured))));
+            in_measurement = Some((epoch, scope.spawn(move || (data.measure(&snapshot), snapshot))));
         }
     })
 }
@@ -702,14 +701,8 @@ fn sgd_epoch(w: &mut Weights, ex: Examples<'_>, order: &[usize], lr: f64, l2: f6
 fn sgd_epoch_kernel(d: usize, w: &mut Weights, ex: Examples<'_>, order: &[usize], lr: f64, l2: f64) {
     // The weights live in a local array while the epoch runs, so that for a constant `d` the
     // compiler can keep them in registers instead of storing and reloading them every row.
-    let mut local = [0.0f64; 16];
-    let mut wide = Vec::new();
-    let weights: &mut [f64] = if d <= local.len() {
-        &mut local[..d]
-    } else {
-        wide.extend_from_slice(&w.weights);
-        &mut wide
-    };
+    let (mut local, mut wide) = ([0.0f64; 16], Vec::new());
+    let weights = zeroed(&mut local, &mut wide, d);
     weights.copy_from_slice(&w.weights[..d]);
     let mut bias = w.bias;
     // With l2 = 0 the decay is exactly 1, and multiplying by it changes nothing.
@@ -761,6 +754,18 @@ fn sgd_epoch_kernel(d: usize, w: &mut Weights, ex: Examples<'_>, order: &[usize]
     }
     w.bias = bias;
     w.weights.copy_from_slice(weights);
+}
+
+/// `len` zeros: in `local` when they fit, which a kernel compiled for a constant width keeps in
+/// registers, else in `wide`.
+#[inline(always)]
+fn zeroed<'a, const N: usize>(local: &'a mut [f64; N], wide: &'a mut Vec<f64>, len: usize) -> &'a mut [f64] {
+    if len <= N {
+        &mut local[..len]
+    } else {
+        wide.resize(len, 0.0);
+        wide
+    }
 }
 
 /// Asks the CPU to start loading `data[at]` into the cache; does nothing past the end.

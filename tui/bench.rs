@@ -210,7 +210,9 @@ async fn load(addr: std::net::SocketAddr, token: Option<String>, connections: us
     let host = HeaderValue::from_str(&addr.to_string())?;
     let auth = token.map(|t| HeaderValue::from_str(&format!("Bearer {t}"))).transpose()?;
     let request = move || {
-        let mut r = hyper::Request::post(INFER_PATH).body(Full::new(body.clone())).expect("a valid request");
+        let mut r = hyper::Request::new(Full::new(body.clone()));
+        *r.method_mut() = hyper::Method::POST;
+        *r.uri_mut() = hyper::Uri::from_static(INFER_PATH);
         let headers = r.headers_mut();
         headers.insert(HOST, host.clone());
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));

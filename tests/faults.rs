@@ -94,14 +94,7 @@ fn a_console_killed_with_sigkill_leaves_no_service_and_stale_ones_are_reaped() {
 
     // A leftover whose console is gone (as after a crash on a system without PDEATHSIG):
     // the next console on the same home reaps it.
-    let mut stale = Command::new(env!("CARGO_BIN_EXE_logitflow"))
-        .args(["--home", home.path().to_str().expect("utf8"), "service", "ingest"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("a stale service");
-    let mut line = String::new();
-    std::io::BufReader::new(stale.stdout.take().expect("stdout")).read_line(&mut line).expect("listening line");
+    let (mut stale, _) = start_service(home.path(), "ingest", "127.0.0.1:0");
     let record = serde_json::json!({"console": 999_999_999u32, "children": [stale.id()]});
     std::fs::write(home.path().join("run").join("console-999999999.json"), record.to_string()).expect("record");
     let out = run(home.path(), &["run", "--epochs", "3"]);
@@ -149,16 +142,21 @@ fn training_killed_midway_fails_the_run_and_leaves_nothing_half_written() {
 
 /// Starts `logitflow service NAME` on `home` without a token; returns it and its address.
 fn start_service(home: &Path, name: &str, listen: &str) -> (std::process::Child, String) {
-    let mut child = common::logitflow(home)
-        .args(["service", name, "--listen", listen])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("service starts");
+    let mut command = common::logitflow(home);
+    command.args(["service", name, "--listen", listen]).stderr(Stdio::null());
+    let (child, addr, _) = spawn_service(command);
+    (child, addr)
+}
+
+/// Spawns a `logitflow service` command with its stdout piped; returns it, the address from
+/// its listening line, and the rest of its stdout.
+fn spawn_service(mut command: Command) -> (std::process::Child, String, std::io::BufReader<std::process::ChildStdout>) {
+    let mut child = command.stdout(Stdio::piped()).spawn().expect("service starts");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
     let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("listening line");
+    stdout.read_line(&mut line).expect("listening line");
     let value: serde_json::Value = serde_json::from_str(&line).expect("json listening line");
-    (child, value["addr"].as_str().expect("addr").to_string())
+    (child, value["addr"].as_str().expect("addr").to_string(), stdout)
 }
 
 #[test]
@@ -359,18 +357,13 @@ fn the_token_never_shows_in_a_services_logs() {
     let home = tempfile::tempdir().expect("tempdir");
     let token = "tok-3f9a1c7e5b2d48e6a0c4f7b1d9e2a6c8";
     let output = tempfile::NamedTempFile::new().expect("log file");
-    let mut serve = common::logitflow(home.path())
+    let mut command = common::logitflow(home.path());
+    command
         .args(["service", "serve", "--listen", "127.0.0.1:0"])
         .env("LOGITFLOW_TOKEN", token)
         .env("LOGITFLOW_LOG", "trace")
-        .stdout(Stdio::piped())
-        .stderr(output.reopen().expect("log file"))
-        .spawn()
-        .expect("serve starts");
-    let mut stdout = std::io::BufReader::new(serve.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    stdout.read_line(&mut line).expect("listening line");
-    let addr = serde_json::from_str::<serde_json::Value>(&line).expect("json")["addr"].as_str().expect("addr").to_string();
+        .stderr(output.reopen().expect("log file"));
+    let (mut serve, addr, mut stdout) = spawn_service(command);
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let statuses: Vec<u16> = runtime.block_on(async {
         let client = reqwest::Client::new();

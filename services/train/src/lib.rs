@@ -203,13 +203,14 @@ fn train(
     let d = training_rows.width();
     // Validation rows come out of the training split (seeded, stratified); the test split is
     // left alone for evaluate.
+    let label_name = training_rows.label_name.clone();
     let (fit_part, val_part) = if params.validation_fraction > 0.0 {
         match validation_split(&training_rows, params.validation_fraction, params.seed) {
             Ok(parts) if parts.test.rows() > 0 => (parts.train, Some(parts.test)),
-            _ => (training_rows.clone(), None),
+            _ => (training_rows, None),
         }
     } else {
-        (training_rows.clone(), None)
+        (training_rows, None)
     };
     let x = transform.apply(&fit_part.x);
     let val_x = val_part.as_ref().map(|v| transform.apply(&v.x));
@@ -227,16 +228,7 @@ fn train(
         params: logitflow_core::sha256_hex(params_json.to_string().as_bytes()),
     };
     let epochs = outcome.curve.len();
-    let model = Model::new(
-        transform,
-        outcome.weights,
-        training_rows.label_name.clone(),
-        params.clone(),
-        outcome.stop_reason,
-        epochs,
-        fit_part.rows(),
-        lineage,
-    );
+    let model = Model::new(transform, outcome.weights, label_name, params.clone(), outcome.stop_reason, epochs, fit_part.rows(), lineage);
     let inputs = vec![request.split.clone(), request.transform.clone()];
     let model_id = store.put_json(Kind::Model, NAME, inputs.clone(), params_json.clone(), "model.json", &model)?;
     let log_id = store.put_json(

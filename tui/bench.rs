@@ -66,6 +66,9 @@ pub struct LoadResult {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub p999_ms: f64,
+    /// The server process's CPU time (user + system) per answered request, in µs: steadier
+    /// than throughput on a shared machine, where the load generator competes for the cores.
+    pub server_cpu_us_per_request: Option<f64>,
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -103,6 +106,18 @@ fn worked_example_home() -> anyhow::Result<tempfile::TempDir> {
     Ok(home)
 }
 
+/// CPU time (user + system) a process has used so far, from `/proc/PID/stat`.
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces; the fields after it are plain numbers.
+    let mut after_name = stat.rsplit_once(')')?.1.split_whitespace();
+    // Fields 14 and 15 (utime, stime) are the 12th and 13th after the name, in clock ticks.
+    let utime: u64 = after_name.nth(11)?.parse().ok()?;
+    let stime: u64 = after_name.next()?.parse().ok()?;
+    // The kernel reports /proc times in USER_HZ, which is 100 on every Linux ABI.
+    Some((utime + stime) as f64 / 100.0)
+}
+
 fn resident_bytes(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let kb: u64 = status.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()?;
@@ -132,10 +147,11 @@ async fn serve_bench(args: ServeBench) -> anyhow::Result<()> {
             crate::supervisor::listening_addr(&line).context("bare address")?
         };
         let round = Duration::from_secs_f64(args.seconds as f64 / f64::from(args.rounds.max(1)));
+        let bare_pid = bare.id().context("bare pid")?;
         let (mut bare_samples, mut serve_samples) = (Samples::default(), Samples::default());
         for _ in 0..args.rounds.max(1) {
-            bare_samples.add(load(bare_addr, None, args.connections, round).await?);
-            serve_samples.add(load(addr, Some(token.clone()), args.connections, round).await?);
+            bare_samples.add(load(bare_addr, None, args.connections, round, bare_pid).await?);
+            serve_samples.add(load(addr, Some(token.clone()), args.connections, round, pid).await?);
         }
         let bare_result = bare_samples.result("bare axum handler");
         let serve_result = serve_samples.result("logitflow serve");
@@ -153,9 +169,13 @@ async fn serve_bench(args: ServeBench) -> anyhow::Result<()> {
             "{} connections, {} s per target in {} alternating rounds, same request (1 row), same run",
             args.connections, args.seconds, args.rounds
         );
-        println!("{:<20} {:>10} {:>9} {:>9} {:>9} {:>7}", "target", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "errors");
+        println!("{:<20} {:>10} {:>9} {:>9} {:>9} {:>7} {:>12}", "target", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "errors", "CPU µs/req");
         for r in [&serve, &bare] {
-            println!("{:<20} {:>10.0} {:>9.3} {:>9.3} {:>9.3} {:>7}", r.target, r.requests_per_s, r.p50_ms, r.p99_ms, r.p999_ms, r.errors);
+            let cpu = r.server_cpu_us_per_request.map_or_else(|| "-".to_string(), |us| format!("{us:.1}"));
+            println!(
+                "{:<20} {:>10.0} {:>9.3} {:>9.3} {:>9.3} {:>7} {:>12}",
+                r.target, r.requests_per_s, r.p50_ms, r.p99_ms, r.p999_ms, r.errors, cpu
+            );
         }
         println!("serve / bare throughput: {:.1}%", ratio * 100.0);
         if let Some(rss) = idle_rss {
@@ -165,12 +185,13 @@ async fn serve_bench(args: ServeBench) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Latencies (µs), errors and time under load, summed over rounds.
+/// Latencies (µs), errors, time under load and the server's CPU time, summed over rounds.
 #[derive(Debug, Default)]
 struct Samples {
     latencies: Vec<u32>,
     errors: u64,
     seconds: f64,
+    server_cpu_seconds: Option<f64>,
 }
 
 impl Samples {
@@ -178,6 +199,10 @@ impl Samples {
         self.latencies.extend(other.latencies);
         self.errors += other.errors;
         self.seconds += other.seconds;
+        self.server_cpu_seconds = match (self.server_cpu_seconds, other.server_cpu_seconds) {
+            (Some(a), Some(b)) => Some(a + b),
+            (a, b) => a.or(b),
+        };
     }
 
     fn result(mut self, target: &str) -> LoadResult {
@@ -194,6 +219,7 @@ impl Samples {
             p50_ms: pct(0.50),
             p99_ms: pct(0.99),
             p999_ms: pct(0.999),
+            server_cpu_us_per_request: self.server_cpu_seconds.map(|s| s * 1e6 / (l.len() as f64).max(1.0)),
         }
     }
 }
@@ -203,7 +229,13 @@ impl Samples {
 /// The client is hyper's connection-level HTTP/1.1 client with the request prepared once: the
 /// load generator shares the machine with the server, so every cycle it spends (a general
 /// client parses the URL and builds its headers on each request) is taken from the server.
-async fn load(addr: std::net::SocketAddr, token: Option<String>, connections: usize, length: Duration) -> anyhow::Result<Samples> {
+async fn load(
+    addr: std::net::SocketAddr,
+    token: Option<String>,
+    connections: usize,
+    length: Duration,
+    server_pid: u32,
+) -> anyhow::Result<Samples> {
     use http_body_util::{BodyExt, Full};
     use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue};
     let body = bytes::Bytes::from(serde_json::to_vec(&InferRequest::rows(&[vec![80.0]]))?);
@@ -221,6 +253,7 @@ async fn load(addr: std::net::SocketAddr, token: Option<String>, connections: us
         }
         r
     };
+    let cpu_before = cpu_seconds(server_pid);
     let started = Instant::now();
     let deadline = started + length;
     let mut tasks = Vec::new();
@@ -265,6 +298,7 @@ async fn load(addr: std::net::SocketAddr, token: Option<String>, connections: us
         samples.errors += e;
     }
     samples.seconds = started.elapsed().as_secs_f64();
+    samples.server_cpu_seconds = cpu_before.zip(cpu_seconds(server_pid)).map(|(before, after)| after - before);
     Ok(samples)
 }
 

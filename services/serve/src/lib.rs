@@ -150,7 +150,9 @@ pub fn app(state: AppState) -> Router {
         .route("/v2/models/{name}/versions/{version}/infer", post(infer_version))
         .route("/v2/repository/models/{name}/load", post(load_model))
         .route("/v1/predict", post(predict))
-        .with_state(state)
+        // Behind an `Arc`: handlers get the state by cloning it, and `AppState`'s paths would
+        // be copied on every request.
+        .with_state(Arc::new(state))
 }
 
 pub async fn run(
@@ -191,55 +193,55 @@ fn metadata_of(state: &AppState, name: &str, selector: Option<&str>) -> Result<M
     })
 }
 
-async fn metadata(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<ModelMetadata>, ApiError> {
+async fn metadata(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Result<Json<ModelMetadata>, ApiError> {
     metadata_of(&state, &name, None).map(Json)
 }
 
 async fn metadata_version(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     Path((name, version)): Path<(String, String)>,
 ) -> Result<Json<ModelMetadata>, ApiError> {
     metadata_of(&state, &name, Some(&version)).map(Json)
 }
 
-async fn model_ready(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn model_ready(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
     state.resolve(&name, None).map(|(v, _)| Json(serde_json::json!({"name": name, "version": v.to_string(), "ready": true})))
 }
 
 async fn model_ready_version(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     Path((name, version)): Path<(String, String)>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     state.resolve(&name, Some(&version)).map(|(v, _)| Json(serde_json::json!({"name": name, "version": v.to_string(), "ready": true})))
 }
 
-async fn load_model(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<LoadInfo>, ApiError> {
+async fn load_model(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Result<Json<LoadInfo>, ApiError> {
     state.load(&name).await.map(Json)
 }
 
 async fn infer(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
     Json(request): Json<InferRequest>,
 ) -> Result<Json<InferResponse>, ApiError> {
-    answer(&state, &name, None, request)
+    answer(&state, name, None, request)
 }
 
 async fn infer_version(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     Path((name, version)): Path<(String, String)>,
     Json(request): Json<InferRequest>,
 ) -> Result<Json<InferResponse>, ApiError> {
-    answer(&state, &name, Some(&version), request)
+    answer(&state, name, Some(&version), request)
 }
 
-fn answer(state: &AppState, name: &str, selector: Option<&str>, request: InferRequest) -> Result<Json<InferResponse>, ApiError> {
-    let (version, model) = state.resolve(name, selector)?;
+fn answer(state: &AppState, name: String, selector: Option<&str>, request: InferRequest) -> Result<Json<InferResponse>, ApiError> {
+    let (version, model) = state.resolve(&name, selector)?;
     let (x, rows) = decode_inputs(&request.inputs, &model)?;
     let d = model.width();
     let data: Vec<f64> = x.chunks_exact(d).map(|row| model.probability_raw(row)).collect();
     Ok(Json(InferResponse {
-        model_name: name.to_string(),
+        model_name: name,
         model_version: version.to_string(),
         id: request.id,
         outputs: vec![InferOutput { name: "probability".into(), shape: vec![rows, 1], datatype: "FP64".into(), data }],
@@ -332,7 +334,7 @@ fn flatten(value: &serde_json::Value, out: &mut Vec<f64>, depth: usize) -> Resul
     Ok(())
 }
 
-async fn predict(State(state): State<AppState>, Json(request): Json<PredictRequest>) -> Result<Json<PredictResponse>, ApiError> {
+async fn predict(State(state): State<Arc<AppState>>, Json(request): Json<PredictRequest>) -> Result<Json<PredictResponse>, ApiError> {
     let name = request.model.clone().unwrap_or_else(|| single_model(&state).unwrap_or_default());
     let (version, model) = state.resolve(&name, request.version.as_deref())?;
     let rows: Vec<Vec<f64>> = match (request.inputs, request.features) {

@@ -5,6 +5,7 @@ use axum::response::{IntoResponse, Response};
 use logitflow_core::registry::RegistryError;
 use logitflow_core::store::StoreError;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 /// Every error a service answers, as `{"error": "<message>", "code": "<SNAKE_CASE>"}`.
 #[derive(Debug, thiserror::Error)]
@@ -93,7 +94,7 @@ pub(crate) fn error_response(status: StatusCode, code: &str, message: String) ->
 fn caused_by_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
     let mut cause = Some(error);
     while let Some(e) = cause {
-        if e.is::<crate::server::BodyTimedOut>() {
+        if e.is::<crate::guard::BodyTimedOut>() {
             return true;
         }
         cause = e.source();
@@ -108,9 +109,7 @@ impl From<JsonRejection> for ApiError {
         match rejection {
             JsonRejection::JsonDataError(_) => ApiError::invalid("INVALID_FIELDS", message),
             JsonRejection::JsonSyntaxError(_) => ApiError::BadRequest(message),
-            JsonRejection::MissingJsonContentType(_) => {
-                ApiError::UnsupportedMediaType("expected a JSON body with `Content-Type: application/json`".into())
-            }
+            JsonRejection::MissingJsonContentType(_) => not_json(),
             other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 ApiError::PayloadTooLarge(format!("the request body is over the limit: {message}"))
             }
@@ -156,10 +155,39 @@ impl From<logitflow_core::logistic::ParamError> for ApiError {
     }
 }
 
-/// axum's `Json`, with its rejections answered as [`ApiError`]s.
-#[derive(Debug, Clone, Copy, Default, FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+fn not_json() -> ApiError {
+    ApiError::UnsupportedMediaType("expected a JSON body with `Content-Type: application/json`".into())
+}
+
+/// axum's `Json`, with its rejections answered as [`ApiError`]s, and a faster way in.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    /// The body is parsed with plain serde_json. Only a body that fails is parsed again as
+    /// axum's `Json` parses it, through serde_path_to_error, for an error that names the field
+    /// (`inputs[0].shape: invalid type …`): tracking the path on every parse, as axum does,
+    /// copies every key into a `String` and cost serve ≈ 3% of its throughput.
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        if !json_content_type(request.headers()) {
+            return Err(not_json());
+        }
+        let bytes = bytes::Bytes::from_request(request, state).await.map_err(|e| ApiError::from(JsonRejection::from(e)))?;
+        serde_json::from_slice(&bytes).map(Json).map_err(|plain| match axum::Json::<T>::from_bytes(&bytes) {
+            Err(rejection) => rejection.into(),
+            // The two parsers agree on what they accept; this is for completeness only.
+            Ok(_) => ApiError::BadRequest(plain.to_string()),
+        })
+    }
+}
+
+/// `application/json` or `application/*+json`, with any parameters: what axum's `Json` accepts.
+fn json_content_type(headers: &axum::http::HeaderMap) -> bool {
+    let mime = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<mime::Mime>().ok());
+    mime.is_some_and(|m| m.type_() == mime::APPLICATION && (m.subtype() == mime::JSON || m.suffix() == Some(mime::JSON)))
+}
 
 impl<T: Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
@@ -182,5 +210,49 @@ impl From<crate::client::ClientError> for ApiError {
             ClientError::Api { status, message, .. } if (400..500).contains(&status) => ApiError::invalid("INVALID_INPUT", message),
             other => ApiError::NotReady(format!("a service it needs did not answer: {other}")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Order {
+        items: Vec<Item>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Item {
+        count: u32,
+    }
+
+    async fn extract(content_type: &str, body: &str) -> Result<Json<Order>, ApiError> {
+        let request = axum::http::Request::post("/").header("content-type", content_type).body(axum::body::Body::from(body.to_string()));
+        Json::<Order>::from_request(request.expect("request"), &()).await
+    }
+
+    #[tokio::test]
+    async fn json_content_types_are_those_axum_accepts() {
+        for accepted in ["application/json", "application/json; charset=utf-8", "application/cloudevents+json"] {
+            assert!(extract(accepted, r#"{"items": []}"#).await.is_ok(), "{accepted}");
+        }
+        for refused in ["text/json", "application/xml", "json"] {
+            let e = extract(refused, r#"{"items": []}"#).await.expect_err(refused);
+            assert_eq!(e.code(), "UNSUPPORTED_MEDIA_TYPE");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_bad_field_is_named_by_its_path() {
+        let Json(order) = extract("application/json", r#"{"items": [{"count": 2}]}"#).await.expect("valid");
+        assert_eq!(order.items[0].count, 2);
+        let e = extract("application/json", r#"{"items": [{"count": 2}, {"count": "three"}]}"#).await.expect_err("a string count");
+        assert_eq!(e.code(), "INVALID_FIELDS");
+        assert!(e.to_string().contains("items[1].count"), "{e}");
+        let e = extract("application/json", r#"{"items": [] } trailing"#).await.expect_err("trailing characters");
+        assert_eq!(e.code(), "MALFORMED_REQUEST");
     }
 }

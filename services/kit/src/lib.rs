@@ -13,7 +13,9 @@
 
 pub mod client;
 mod config;
+mod connection;
 mod error;
+mod guard;
 mod server;
 mod step;
 pub mod testing;

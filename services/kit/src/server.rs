@@ -1,17 +1,14 @@
 use crate::config::Config;
+use crate::connection::{Connections, WatchedIo, watch_headers};
 use crate::error::{ApiError, error_response};
-use axum::body::Body;
-use axum::extract::{Request, State};
+use crate::guard::Guard;
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use std::convert::Infallible;
 use std::future::Future;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 use tower_http::trace::TraceLayer;
 
@@ -46,22 +43,15 @@ pub struct ServiceInfo {
     pub started: Instant,
 }
 
-/// Request counters, kept lock-free so they cost nothing on hot routes.
-#[derive(Debug, Default)]
-struct HttpMetrics {
-    by_class: [AtomicU64; 6],
-    micros_total: AtomicU64,
-}
-
 /// What the common routes and the [`Guard`] share; one per service, behind an `Arc`.
-struct Common {
+pub(crate) struct Common {
     info: ServiceInfo,
     readiness: Readiness,
-    metrics: HttpMetrics,
-    token: Option<Box<str>>,
-    body_limit: usize,
-    request_timeout: Duration,
-    body_timeout: Duration,
+    pub(crate) connections: Arc<Connections>,
+    pub(crate) token: Option<Box<str>>,
+    pub(crate) body_limit: usize,
+    pub(crate) request_timeout: Duration,
+    pub(crate) body_timeout: Duration,
 }
 
 impl Common {
@@ -69,18 +59,12 @@ impl Common {
         Arc::new(Common {
             info: ServiceInfo { name, started: Instant::now() },
             readiness,
-            metrics: HttpMetrics::default(),
+            connections: Arc::new(Connections::new()),
             token: config.token.as_deref().map(Box::from),
             body_limit: config.body_limit,
             request_timeout: config.request_timeout,
             body_timeout: config.body_timeout,
         })
-    }
-
-    fn count(&self, status: StatusCode, took: Duration) {
-        let class = (status.as_u16() / 100) as usize;
-        self.metrics.by_class[class.min(5)].fetch_add(1, Ordering::Relaxed);
-        self.metrics.micros_total.fetch_add(took.as_micros() as u64, Ordering::Relaxed);
     }
 }
 
@@ -124,7 +108,8 @@ pub async fn shutdown_signal() {
 /// returns.
 ///
 /// The accept loop is hyper's own (as in axum's `serve-with-hyper` example) rather than
-/// `axum::serve`, because only hyper's connection builder can time out slow headers.
+/// `axum::serve`, which has no header timeout: a client could hold a connection forever by
+/// trickling its headers. The header timeout is [`watch_headers`]'s.
 pub async fn serve(
     name: &'static str,
     config: &Config,
@@ -133,7 +118,8 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(Common::new(name, readiness, config), routes);
+    let common = Common::new(name, readiness, config);
+    let app = router(common.clone(), routes);
     let addr = listener.local_addr()?;
     {
         use std::io::Write;
@@ -143,8 +129,8 @@ pub async fn serve(
         stdout.flush()?;
     }
     tracing::info!(service = name, %addr, "listening");
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(config.header_timeout);
+    let http = hyper::server::conn::http1::Builder::new();
+    let watchdog = tokio::spawn(watch_headers(common.connections.clone(), config.header_timeout));
     let connections = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -161,8 +147,9 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = hyper_util::service::TowerToHyperService::new(app.clone());
-        let connection = connections.watch(http.serve_connection(hyper_util::rt::TokioIo::new(stream), service));
+        let guard = app.for_connection();
+        let io = WatchedIo::new(hyper_util::rt::TokioIo::new(stream), guard.connection().clone());
+        let connection = connections.watch(http.serve_connection(io, guard));
         tokio::spawn(async move {
             // A client that goes away or times out mid-request is routine, not an error.
             if let Err(e) = connection.await {
@@ -171,6 +158,7 @@ pub async fn serve(
         });
     }
     drop(listener);
+    watchdog.abort();
     tracing::info!(service = name, "shutting down");
     if tokio::time::timeout(SHUTDOWN_GRACE, connections.shutdown()).await.is_err() {
         tracing::warn!(service = name, "in-flight requests did not finish within the grace period");
@@ -196,178 +184,7 @@ fn router(common: Arc<Common>, routes: Router) -> Guard<Router> {
     } else {
         routes
     };
-    Guard { common, routes }
-}
-
-fn is_health(path: &str) -> bool {
-    path.starts_with("/v2/health/")
-}
-
-/// Compares without stopping at the first difference, so timing does not leak the token.
-fn same_token(given: &[u8], expected: &[u8]) -> bool {
-    given.len() == expected.len() && given.iter().zip(expected).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
-}
-
-/// The one middleware every request passes, wrapped once around the whole router: auth (every
-/// non-health route needs the bearer token when one is set), the body limit, the request and
-/// body timeouts, JSON bodies for the errors that axum answers in plain text (405, 413, …),
-/// and the counters.
-///
-/// It is a hand-written tower `Service` with its own future, not `axum::middleware::from_fn`
-/// applied per route: that boxed the middleware's future, cloned the route's boxed service and
-/// wrapped the body three times on every request, which cost serve ≈ 10% of its throughput.
-/// The timeouts are armed only when the work they bound has to wait, so a request whose body
-/// is in and whose handler answers at once never touches the runtime's timer wheel.
-/// (tower-http's timeout layers start a timer for every request and every body frame, which
-/// cost serve a third of its throughput.)
-#[derive(Clone)]
-struct Guard<S> {
-    common: Arc<Common>,
-    routes: S,
-}
-
-impl<S, B> tower::Service<Request<B>> for Guard<S>
-where
-    S: tower::Service<Request<Body>, Response = Response, Error = Infallible>,
-    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
-    B::Error: Into<axum::BoxError>,
-{
-    type Response = Response;
-    type Error = Infallible;
-    type Future = GuardFuture<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.routes.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<B>) -> Self::Future {
-        let started = Instant::now();
-        let common = self.common.clone();
-        if let Some(refused) = refusal(&common, &request) {
-            return GuardFuture { route: None, refused: Some(refused.into_response()), timer: None, common, started };
-        }
-        let (limit, timeout) = (common.body_limit, common.body_timeout);
-        let request =
-            request.map(|body| Body::new(IdleTimeoutBody { inner: http_body_util::Limited::new(body, limit), timeout, timer: None }));
-        GuardFuture { route: Some(self.routes.call(request)), refused: None, timer: None, common, started }
-    }
-}
-
-/// Why the guard answers a request itself: a missing or wrong token, or a body whose declared
-/// length is over the limit (a body that turns out longer is cut off as it is read).
-fn refusal<B>(common: &Common, request: &Request<B>) -> Option<ApiError> {
-    if let Some(token) = &common.token
-        && !is_health(request.uri().path())
-    {
-        let given = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
-        if !given.is_some_and(|given| same_token(given.as_bytes(), token.as_bytes())) {
-            return Some(ApiError::Unauthorized);
-        }
-    }
-    let declared = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > common.body_limit as u64) {
-        return Some(ApiError::PayloadTooLarge(format!("the request body is over the limit of {} bytes", common.body_limit)));
-    }
-    None
-}
-
-pin_project_lite::pin_project! {
-    /// The [`Guard`]'s answer: the route's response, or the guard's own refusal, counted.
-    struct GuardFuture<F> {
-        #[pin]
-        route: Option<F>,
-        refused: Option<Response>,
-        // The request timeout, started only if the route has to wait.
-        timer: Option<Pin<Box<tokio::time::Sleep>>>,
-        common: Arc<Common>,
-        started: Instant,
-    }
-}
-
-impl<F: Future<Output = Result<Response, Infallible>>> Future for GuardFuture<F> {
-    type Output = Result<Response, Infallible>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let response = match this.route.as_pin_mut() {
-            None => this.refused.take().unwrap_or_default(),
-            Some(route) => match route.poll(cx) {
-                Poll::Ready(Ok(response)) => json_errors(response),
-                Poll::Ready(Err(never)) => match never {},
-                Poll::Pending => {
-                    let timeout = this.common.request_timeout;
-                    ready!(this.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout))).as_mut().poll(cx));
-                    ApiError::Timeout("the request took too long and was cut off".into()).into_response()
-                }
-            },
-        };
-        this.common.count(response.status(), this.started.elapsed());
-        Poll::Ready(Ok(response))
-    }
-}
-
-fn json_errors(response: Response) -> Response {
-    let status = response.status();
-    let is_json =
-        response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
-        return response;
-    }
-    match status {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge("the request body is over the limit".into()).into_response(),
-        _ => {
-            let reason = status.canonical_reason().unwrap_or("error").to_string();
-            error_response(status, &reason.to_uppercase().replace([' ', '-'], "_"), reason)
-        }
-    }
-}
-
-/// The error a request body fails with when no byte arrives for the body timeout.
-#[derive(Debug, thiserror::Error)]
-#[error("no part of the request body arrived for {0:?}")]
-pub(crate) struct BodyTimedOut(Duration);
-
-pin_project_lite::pin_project! {
-    /// A request body that fails with [`BodyTimedOut`] when it goes `timeout` without a frame.
-    /// The timer starts only when the body has to wait for the client.
-    struct IdleTimeoutBody<B> {
-        #[pin]
-        inner: B,
-        timeout: Duration,
-        timer: Option<Pin<Box<tokio::time::Sleep>>>,
-    }
-}
-
-impl<B> http_body::Body for IdleTimeoutBody<B>
-where
-    B: http_body::Body<Data = bytes::Bytes>,
-    B::Error: Into<axum::BoxError>,
-{
-    type Data = bytes::Bytes;
-    type Error = axum::BoxError;
-
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        let this = self.project();
-        match this.inner.poll_frame(cx) {
-            Poll::Ready(frame) => {
-                *this.timer = None;
-                Poll::Ready(frame.map(|f| f.map_err(Into::into)))
-            }
-            Poll::Pending => {
-                let timeout = *this.timeout;
-                ready!(this.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout))).as_mut().poll(cx));
-                Poll::Ready(Some(Err(Box::new(BodyTimedOut(timeout)))))
-            }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
-    }
+    Guard::new(common, routes)
 }
 
 async fn ready_route(State(common): State<Arc<Common>>) -> Response {
@@ -394,14 +211,14 @@ async fn metrics_route(State(common): State<Arc<Common>>) -> Response {
     let _ = writeln!(text, "# HELP logitflow_http_requests_total HTTP requests answered, by status class.");
     let _ = writeln!(text, "# TYPE logitflow_http_requests_total counter");
     let mut total = 0;
-    for (class, counter) in common.metrics.by_class.iter().enumerate().skip(1) {
-        let n = counter.load(Ordering::Relaxed);
+    let totals = common.connections.totals();
+    for (class, &n) in totals.by_class.iter().enumerate().skip(1) {
         total += n;
         let _ = writeln!(text, "logitflow_http_requests_total{{service=\"{name}\",class=\"{class}xx\"}} {n}");
     }
     let _ = writeln!(text, "# HELP logitflow_http_request_seconds Time spent answering HTTP requests.");
     let _ = writeln!(text, "# TYPE logitflow_http_request_seconds summary");
-    let seconds = common.metrics.micros_total.load(Ordering::Relaxed) as f64 / 1e6;
+    let seconds = totals.micros_total as f64 / 1e6;
     let _ = writeln!(text, "logitflow_http_request_seconds_sum{{service=\"{name}\"}} {seconds}");
     let _ = writeln!(text, "logitflow_http_request_seconds_count{{service=\"{name}\"}} {total}");
     let _ = writeln!(text, "# HELP logitflow_uptime_seconds Seconds since the service started.");
@@ -413,6 +230,8 @@ async fn metrics_route(State(common): State<Arc<Common>>) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::body::Body;
+    use axum::extract::Request;
     use http_body_util::BodyExt;
     use tower::ServiceExt;
 

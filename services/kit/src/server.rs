@@ -403,6 +403,49 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_stream_outlives_the_header_timeout_and_an_idle_connection_does_not() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut config = Config::for_home(std::env::temp_dir());
+        config.header_timeout = Duration::from_millis(200);
+        // Six chunks 100 ms apart: the response lasts three header timeouts.
+        let chunks = || {
+            futures::stream::unfold(0, |i| async move {
+                (i < 6).then_some(())?;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                Some((Ok::<_, std::io::Error>(bytes::Bytes::from(format!("chunk {i}\n"))), i + 1))
+            })
+        };
+        let routes = Router::new().route("/stream", get(move || async move { Body::from_stream(chunks()) }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { serve("test", &config, Readiness::ready(), routes, listener, std::future::pending()).await });
+        let mut connection = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        connection.write_all(b"GET /stream HTTP/1.1\r\nhost: x\r\n\r\n").await.expect("request");
+        let mut received = Vec::new();
+        let started = Instant::now();
+        let mut buf = [0u8; 1024];
+        while !String::from_utf8_lossy(&received).contains("chunk 5") && started.elapsed() < Duration::from_secs(5) {
+            match tokio::time::timeout(Duration::from_secs(5), connection.read(&mut buf)).await {
+                Ok(Ok(n)) if n > 0 => received.extend_from_slice(&buf[..n]),
+                _ => break,
+            }
+        }
+        let text = String::from_utf8_lossy(&received);
+        assert!(text.contains("chunk 0") && text.contains("chunk 5"), "the whole stream arrived: {text:?}");
+        // The stream is over and the connection idle: it is closed after the header timeout.
+        let idle = Instant::now();
+        let closed = loop {
+            match tokio::time::timeout(Duration::from_secs(3), connection.read(&mut buf)).await {
+                Ok(Ok(0) | Err(_)) => break true,
+                Ok(Ok(_)) => continue,
+                Err(_) => break false,
+            }
+        };
+        assert!(closed, "the idle connection was still open after {:?}", idle.elapsed());
+        assert!(idle.elapsed() >= Duration::from_millis(150), "closed after {:?}, before the timeout", idle.elapsed());
+    }
+
+    #[tokio::test]
     async fn info_and_metrics() {
         let (status, body) = call(app(None), Request::get("/v1/info").body(Body::empty()).expect("req")).await;
         assert_eq!(status, StatusCode::OK);

@@ -6,7 +6,9 @@
 //! - [`Json`]: axum's JSON extractor with rejections turned into [`ApiError`]s.
 //! - [`Readiness`]: what `GET /v2/health/ready` answers.
 //! - [`serve`]: adds the common routes (health, metrics, info), auth, body limit, timeouts and
-//!   tracing to a service's router, prints the listening line, shuts down gracefully.
+//!   tracing to a service's router, prints the listening line, shuts down gracefully. Inside:
+//!   `guard::Guard`, the one middleware every request passes, and `connection::Connection`,
+//!   each connection's counters and header watchdog state.
 //! - [`cached_step`]: a pipeline step run through the store's step cache.
 //! - [`wire`]: the request and response types of every service.
 //! - [`client::ServiceClient`]: a typed HTTP client for the console and the apps.

@@ -119,6 +119,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let common = Common::new(name, readiness, config);
+    // The guard each connection's own is made from (`for_connection`).
     let app = router(common.clone(), routes);
     let addr = listener.local_addr()?;
     {

@@ -42,7 +42,7 @@ async fn fit_transform(State(state): State<AppState>, Json(request): Json<Transf
     blocking(move || {
         let params = serde_json::json!({"scaling": request.scaling});
         let key = step_key(NAME, &[&request.split], &params);
-        let (mut info, cached) = cached_step(&state.store, &key, "transform", || {
+        let info = cached_step(&state.store, &key, "transform", || {
             let training_rows = state.store.load_split_part(&request.split, SplitPart::Train)?;
             let transform = Transform::fit(&training_rows, request.scaling);
             let id = state.store.put_json(Kind::Transform, NAME, vec![request.split.clone()], params, "transform.json", &transform)?;
@@ -55,7 +55,6 @@ async fn fit_transform(State(state): State<AppState>, Json(request): Json<Transf
             };
             Ok((id, info))
         })?;
-        info.cached = cached;
         Ok(Json(info))
     })
     .await

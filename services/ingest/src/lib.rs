@@ -102,7 +102,7 @@ fn freeze(
     key: &str,
     make: impl FnOnce() -> Result<(RawTable, serde_json::Value), ApiError>,
 ) -> Result<DatasetInfo, ApiError> {
-    let (mut info, cached) = cached_step(store, key, "dataset", || {
+    cached_step(store, key, "dataset", || {
         let (table, params) = make()?;
         let dataset = store.put_table(&table, NAME, params)?;
         let info = DatasetInfo {
@@ -113,9 +113,7 @@ fn freeze(
             cached: false,
         };
         Ok((dataset, info))
-    })?;
-    info.cached = cached;
-    Ok(info)
+    })
 }
 
 async fn from_csv(State(state): State<AppState>, Json(source): Json<CsvSource>) -> Result<Json<DatasetInfo>, ApiError> {

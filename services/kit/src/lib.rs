@@ -26,7 +26,7 @@ pub mod wire;
 pub use config::{Config, ServiceArgs, ServiceCli, default_home, start};
 pub use error::{ApiError, Json, blocking};
 pub use server::{Readiness, ServiceInfo, init_tracing, serve, shutdown_signal};
-pub use step::cached_step;
+pub use step::{StepSummary, cached_step};
 
 /// The environment variable that carries the bearer token to a service.
 pub const TOKEN_ENV: &str = "LOGITFLOW_TOKEN";

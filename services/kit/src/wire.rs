@@ -423,3 +423,23 @@ pub struct ErrorBody {
     pub error: String,
     pub code: String,
 }
+
+// The summaries of the cached pipeline steps (ingest, preprocess, features).
+
+impl crate::StepSummary for DatasetInfo {
+    fn set_cached(&mut self, cached: bool) {
+        self.cached = cached;
+    }
+}
+
+impl crate::StepSummary for SplitInfo {
+    fn set_cached(&mut self, cached: bool) {
+        self.cached = cached;
+    }
+}
+
+impl crate::StepSummary for TransformInfo {
+    fn set_cached(&mut self, cached: bool) {
+        self.cached = cached;
+    }
+}

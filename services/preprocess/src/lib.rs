@@ -52,9 +52,7 @@ async fn split(State(state): State<AppState>, Json(request): Json<SplitRequest>)
         let mut inputs = vec![request.dataset.as_str()];
         inputs.extend(request.test_dataset.as_deref());
         let key = step_key(NAME, &inputs, &params);
-        let (mut info, cached) = cached_step(&state.store, &key, "split", || make_split(&state.store, &request, &inputs, params))?;
-        info.cached = cached;
-        Ok(Json(info))
+        cached_step(&state.store, &key, "split", || make_split(&state.store, &request, &inputs, params)).map(Json)
     })
     .await
 }

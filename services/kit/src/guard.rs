@@ -112,8 +112,7 @@ where
     let mut future = GuardFuture {
         route: None,
         refused: None,
-        timer: None,
-        request_timeout: common.request_timeout,
+        timeout: LazyTimeout::new(common.request_timeout),
         connection: connection.clone(),
         started,
     };
@@ -121,7 +120,8 @@ where
         Some(refused) => future.refused = Some(refused.into_response()),
         None => {
             let (limit, timeout) = (common.body_limit, common.body_timeout);
-            let body = |body| Body::new(IdleTimeoutBody { inner: http_body_util::Limited::new(body, limit), timeout, timer: None });
+            let body =
+                |body| Body::new(IdleTimeoutBody { inner: http_body_util::Limited::new(body, limit), timeout: LazyTimeout::new(timeout) });
             future.route = Some(route(request.map(body)));
         }
     }
@@ -152,9 +152,7 @@ pin_project_lite::pin_project! {
         #[pin]
         route: Option<F>,
         refused: Option<Response>,
-        // The request timeout, started only if the route has to wait.
-        timer: Option<Pin<Box<tokio::time::Sleep>>>,
-        request_timeout: Duration,
+        timeout: LazyTimeout,
         connection: Arc<Connection>,
         started: Instant,
     }
@@ -171,8 +169,7 @@ impl<F: Future<Output = Result<Response, Infallible>>> Future for GuardFuture<F>
                 Poll::Ready(Ok(response)) => json_errors(response),
                 Poll::Ready(Err(never)) => match never {},
                 Poll::Pending => {
-                    let timeout = *this.request_timeout;
-                    ready!(this.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout))).as_mut().poll(cx));
+                    ready!(this.timeout.poll_expired(cx));
                     ApiError::Timeout("the request took too long and was cut off".into()).into_response()
                 }
             },
@@ -244,6 +241,30 @@ impl http_body::Body for StreamedBody {
     }
 }
 
+/// A timeout whose timer starts only when the work it bounds first has to wait: work that is
+/// ready at once never touches the runtime's timer wheel.
+struct LazyTimeout {
+    after: Duration,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl LazyTimeout {
+    fn new(after: Duration) -> Self {
+        LazyTimeout { after, timer: None }
+    }
+
+    /// Call when the work is pending: ready once it has waited `after` since it first had to.
+    fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let after = self.after;
+        self.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(after))).as_mut().poll(cx)
+    }
+
+    /// The work made progress: its next wait is timed afresh.
+    fn reset(&mut self) {
+        self.timer = None;
+    }
+}
+
 /// The error a request body fails with when no byte arrives for the body timeout.
 #[derive(Debug, thiserror::Error)]
 #[error("no part of the request body arrived for {0:?}")]
@@ -255,8 +276,7 @@ pin_project_lite::pin_project! {
     struct IdleTimeoutBody<B> {
         #[pin]
         inner: B,
-        timeout: Duration,
-        timer: Option<Pin<Box<tokio::time::Sleep>>>,
+        timeout: LazyTimeout,
     }
 }
 
@@ -272,13 +292,12 @@ where
         let this = self.project();
         match this.inner.poll_frame(cx) {
             Poll::Ready(frame) => {
-                *this.timer = None;
+                this.timeout.reset();
                 Poll::Ready(frame.map(|f| f.map_err(Into::into)))
             }
             Poll::Pending => {
-                let timeout = *this.timeout;
-                ready!(this.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout))).as_mut().poll(cx));
-                Poll::Ready(Some(Err(Box::new(BodyTimedOut(timeout)))))
+                ready!(this.timeout.poll_expired(cx));
+                Poll::Ready(Some(Err(Box::new(BodyTimedOut(this.timeout.after)))))
             }
         }
     }

@@ -74,8 +74,9 @@ pub(crate) struct Connections {
 }
 
 impl Connections {
-    pub(crate) fn new() -> Self {
-        Connections { origin: Instant::now(), open: Mutex::default(), closed: Arc::default() }
+    /// Connections of a service started at `origin`.
+    pub(crate) fn new(origin: Instant) -> Self {
+        Connections { origin, open: Mutex::default(), closed: Arc::default() }
     }
 
     /// Registers a new connection, waiting for its first request head from now.
@@ -244,7 +245,7 @@ mod tests {
 
     #[test]
     fn closed_connections_keep_their_counts() {
-        let connections = Connections::new();
+        let connections = Connections::new(Instant::now());
         let first = connections.open();
         first.metrics.count(axum::http::StatusCode::OK, Duration::from_micros(10));
         let second = connections.open();
@@ -256,7 +257,7 @@ mod tests {
 
     #[test]
     fn only_a_connection_waiting_for_a_head_expires() {
-        let connections = Connections::new();
+        let connections = Connections::new(Instant::now());
         let (idle, busy) = (connections.open(), connections.open());
         assert!(busy.begin_request());
         std::thread::sleep(Duration::from_millis(30));

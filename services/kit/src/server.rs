@@ -56,10 +56,11 @@ pub(crate) struct Common {
 
 impl Common {
     fn new(name: &'static str, readiness: Readiness, config: &Config) -> Arc<Self> {
+        let started = Instant::now();
         Arc::new(Common {
-            info: ServiceInfo { name, started: Instant::now() },
+            info: ServiceInfo { name, started },
             readiness,
-            connections: Arc::new(Connections::new()),
+            connections: Arc::new(Connections::new(started)),
             token: config.token.as_deref().map(Box::from),
             body_limit: config.body_limit,
             request_timeout: config.request_timeout,

@@ -81,25 +81,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 
 /// A home holding the worked example's model as `admissions` v1, stable.
 fn worked_example_home() -> anyhow::Result<tempfile::TempDir> {
-    use logitflow_core::logistic::{StopReason, TrainParams, Weights};
-    use logitflow_core::model::{Lineage, Model};
+    use logitflow_core::model::Model;
     use logitflow_core::registry::{Registry, STABLE};
-    use logitflow_core::scale::{Scaling, Transform};
     use logitflow_core::store::{Kind, Store};
     let home = tempfile::tempdir()?;
     let store = Store::open(home.path())?;
-    let t = Transform { scaling: Scaling::None, feature_names: vec!["score".into()], offset: vec![0.0], scale: vec![1.0] };
-    let m = Model::new(
-        t,
-        Weights { bias: -10.0, weights: vec![0.2] },
-        "admitted".into(),
-        TrainParams::default(),
-        StopReason::Converged,
-        1,
-        1,
-        Lineage::default(),
-    );
-    let id = store.put_json(Kind::Model, "bench", vec![], serde_json::json!({}), "model.json", &m)?;
+    let id = store.put_json(Kind::Model, "bench", vec![], serde_json::json!({}), "model.json", &Model::worked_example())?;
     let registry = Registry::open(home.path());
     registry.register("admissions", &id, None, None)?;
     registry.set_alias("admissions", STABLE, 1)?;

@@ -1,9 +1,9 @@
 //! The command line: `logitflow [COMMAND]`. With no command, the dashboard opens.
 
 use clap::{Args, Parser, Subcommand};
-use logitflow_core::clean::MissingPolicy;
-use logitflow_core::logistic::Solver;
-use logitflow_core::scale::Scaling;
+use logitflow_core::clean::{MissingPolicy, TextMissing};
+use logitflow_core::logistic::{ClassWeight, Solver};
+use logitflow_core::scale::{Scaling, Value};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -50,6 +50,24 @@ pub struct DataArgs {
     /// Feature columns, comma-separated (default: all but the label).
     #[arg(long, value_delimiter = ',')]
     pub features: Option<Vec<String>>,
+    /// Feature columns to read as categories even though they hold numbers (a rank 1–4),
+    /// comma-separated. Columns holding text are categorical anyway.
+    #[arg(long, value_delimiter = ',')]
+    pub categorical: Vec<String>,
+    /// The label value that is the positive class (default: for a text label, the later of its
+    /// two values in sorted order, as R's glm takes it).
+    #[arg(long)]
+    pub positive: Option<String>,
+    /// Rename the two classes in reports and answers: POSITIVE,NEGATIVE.
+    #[arg(long, value_delimiter = ',', num_args = 1)]
+    pub labels: Option<Vec<String>>,
+    /// Cells that mean "missing" besides an empty one, comma-separated
+    /// (default: NA,N/A,NaN,nan,null,NULL,None,#N/A).
+    #[arg(long, value_delimiter = ',')]
+    pub na_values: Option<Vec<String>>,
+    /// The CSV delimiter (default: ',' unless the header shows ';' or tabs).
+    #[arg(long)]
+    pub delimiter: Option<String>,
     /// A separate CSV to test on; the whole --data file then trains.
     #[arg(long)]
     pub test_data: Option<PathBuf>,
@@ -59,9 +77,14 @@ pub struct DataArgs {
     /// Seeds the split, the shuffles and the validation hold-out.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// What to do with empty cells.
+    /// What to do with missing cells (empty or NA): refuse the file, drop the row, or impute
+    /// (numbers: mean or median; text: see --missing-text).
     #[arg(long, value_enum, default_value_t = MissingArg::Error)]
     pub missing: MissingArg,
+    /// What imputation puts in a missing text cell: the most frequent level, or a level of its
+    /// own, "(missing)".
+    #[arg(long, value_enum, default_value_t = MissingTextArg::MostFrequent)]
+    pub missing_text: MissingTextArg,
     /// Drop exact duplicate rows.
     #[arg(long)]
     pub drop_duplicates: bool,
@@ -88,6 +111,14 @@ pub struct DataArgs {
     /// Stop when the gradient norm (or the loss's improvement) falls below this.
     #[arg(long)]
     pub tolerance: Option<f64>,
+    /// The part of the training rows held out to watch the validation loss (sgd and
+    /// minibatch: default 0.1; batch and newton: default 0, every training row fits). 0 for
+    /// none: early stopping then watches the training loss.
+    #[arg(long)]
+    pub validation_fraction: Option<f64>,
+    /// Weigh the classes in the loss: none, or balanced (n / (2·n_class), as scikit-learn).
+    #[arg(long, value_enum, default_value_t = ClassWeightArg::None)]
+    pub class_weight: ClassWeightArg,
     /// The model's name in the registry (default: the data file's stem).
     #[arg(long)]
     pub model: Option<String>,
@@ -101,6 +132,7 @@ pub enum MissingArg {
     Error,
     Drop,
     ImputeMean,
+    ImputeMedian,
 }
 
 impl From<MissingArg> for MissingPolicy {
@@ -109,6 +141,37 @@ impl From<MissingArg> for MissingPolicy {
             MissingArg::Error => MissingPolicy::Error,
             MissingArg::Drop => MissingPolicy::Drop,
             MissingArg::ImputeMean => MissingPolicy::ImputeMean,
+            MissingArg::ImputeMedian => MissingPolicy::ImputeMedian,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MissingTextArg {
+    MostFrequent,
+    Level,
+}
+
+impl From<MissingTextArg> for TextMissing {
+    fn from(m: MissingTextArg) -> Self {
+        match m {
+            MissingTextArg::MostFrequent => TextMissing::MostFrequent,
+            MissingTextArg::Level => TextMissing::Level,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ClassWeightArg {
+    None,
+    Balanced,
+}
+
+impl From<ClassWeightArg> for ClassWeight {
+    fn from(w: ClassWeightArg) -> Self {
+        match w {
+            ClassWeightArg::None => ClassWeight::None,
+            ClassWeightArg::Balanced => ClassWeight::Balanced,
         }
     }
 }
@@ -153,9 +216,10 @@ impl From<SolverArg> for Solver {
 pub struct RunArgs {
     #[command(flatten)]
     pub data: DataArgs,
-    /// Ask the served model for these inputs: one value per feature, comma-separated.
-    #[arg(long, value_parser = parse_row)]
-    pub predict: Vec<Vec<f64>>,
+    /// Ask the served model for these inputs: one value per feature in the data's column
+    /// order, comma-separated (text for categorical features), e.g. `--predict Yes,1500,40000`.
+    #[arg(long, value_parser = parse_row, allow_hyphen_values = true)]
+    pub predict: Vec<Vec<Value>>,
     /// Print one JSON object instead of the report.
     #[arg(long)]
     pub json: bool,
@@ -172,12 +236,12 @@ pub struct DashboardArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct PredictArgs {
-    /// One value per feature, in the model's feature order.
-    #[arg(allow_negative_numbers = true)]
-    pub values: Vec<f64>,
-    /// A feature's value by name, instead of positional values.
+    /// One value per feature, in the model's feature order (text for categorical features).
+    #[arg(allow_negative_numbers = true, value_parser = parse_value)]
+    pub values: Vec<Value>,
+    /// A feature's value by name, instead of positional values: `--feature student=Yes`.
     #[arg(long = "feature", value_parser = parse_feature)]
-    pub features: Vec<(String, f64)>,
+    pub features: Vec<(String, Value)>,
     /// The model (default: the only one, or `admissions`).
     #[arg(long)]
     pub model: Option<String>,
@@ -238,14 +302,28 @@ fn parse_finite(s: &str) -> Result<f64, String> {
     if v.is_finite() { Ok(v) } else { Err(format!("{s:?} is not a finite number")) }
 }
 
-/// `80` or `80,3.5`: one row of feature values.
-pub fn parse_row(s: &str) -> Result<Vec<f64>, String> {
-    s.split(',').map(parse_finite).collect()
+/// One feature value: a finite number, or text (a level of a categorical feature). A
+/// non-finite number (`nan`, `inf`) is refused rather than taken as text.
+pub fn parse_value(s: &str) -> Result<Value, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err("a value is empty".into());
+    }
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() => Ok(Value::Number(v)),
+        Ok(_) => Err(format!("{s:?} is not a finite number")),
+        Err(_) => Ok(Value::Text(s.to_string())),
+    }
 }
 
-fn parse_feature(s: &str) -> Result<(String, f64), String> {
+/// `80`, `80,3.5` or `Yes,1500`: one row of feature values.
+pub fn parse_row(s: &str) -> Result<Vec<Value>, String> {
+    s.split(',').map(parse_value).collect()
+}
+
+fn parse_feature(s: &str) -> Result<(String, Value), String> {
     let (name, value) = s.split_once('=').ok_or_else(|| format!("{s:?} is not NAME=VALUE"))?;
-    Ok((name.trim().to_string(), parse_finite(value)?))
+    Ok((name.trim().to_string(), parse_value(value)?))
 }
 
 fn parse_range(s: &str) -> Result<(f64, f64), String> {
@@ -260,13 +338,15 @@ mod tests {
 
     #[test]
     fn parses_rows_ranges_and_features() {
-        assert_eq!(parse_row("80"), Ok(vec![80.0]));
-        assert_eq!(parse_row("1,-2.5"), Ok(vec![1.0, -2.5]));
+        assert_eq!(parse_row("80"), Ok(vec![Value::Number(80.0)]));
+        assert_eq!(parse_row("1,-2.5"), Ok(vec![Value::Number(1.0), Value::Number(-2.5)]));
         assert!(parse_row("nan").is_err());
-        assert!(parse_row("abc").is_err());
+        assert_eq!(parse_row("Yes, 1500"), Ok(vec![Value::Text("Yes".into()), Value::Number(1500.0)]));
+        assert!(parse_row("1,,2").is_err());
         assert_eq!(parse_range("0:100"), Ok((0.0, 100.0)));
         assert!(parse_range("5:1").is_err());
-        assert_eq!(parse_feature("score=80"), Ok(("score".into(), 80.0)));
+        assert_eq!(parse_feature("score=80"), Ok(("score".into(), Value::Number(80.0))));
+        assert_eq!(parse_feature("student=Yes"), Ok(("student".into(), Value::Text("Yes".into()))));
     }
 
     #[test]

@@ -6,6 +6,8 @@ use crate::supervisor::{ServiceName, Supervisor, SupervisorConfig};
 use anyhow::{Context, bail};
 use logitflow_core::clean::CleanOptions;
 use logitflow_core::logistic::TrainParams;
+use logitflow_core::scale::Value;
+use logitflow_core::table::CsvOptions;
 use logitflow_kit::wire::{PredictRequest, PredictResponse};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -50,7 +52,7 @@ fn model_name_from(path: &Path) -> String {
 }
 
 /// Checks the flags and the files before any service starts, so mistakes cost nothing.
-pub fn pipeline_request(home: &Path, args: &DataArgs, predict: Vec<Vec<f64>>) -> anyhow::Result<PipelineRequest> {
+pub fn pipeline_request(home: &Path, args: &DataArgs, predict: Vec<Vec<Value>>) -> anyhow::Result<PipelineRequest> {
     let data = match &args.data {
         Some(path) => path.canonicalize().with_context(|| format!("--data {}: cannot read the file", path.display()))?,
         None => bundled_data(home)?,
@@ -78,19 +80,43 @@ pub fn pipeline_request(home: &Path, args: &DataArgs, predict: Vec<Vec<f64>>) ->
         seed: args.seed,
         patience: args.patience.unwrap_or(defaults.patience),
         tolerance: args.tolerance.unwrap_or(defaults.tolerance),
+        validation_fraction: args.validation_fraction,
+        class_weight: args.class_weight.into(),
         ..defaults
     };
+    if let Some(labels) = &args.labels
+        && labels.len() != 2
+    {
+        bail!("--labels takes two names, POSITIVE,NEGATIVE; got {}", labels.join(","));
+    }
+    if let Some(d) = &args.delimiter
+        && !(d.len() == 1 && d.is_ascii() || d == "\\t" || d == "tab")
+    {
+        bail!("--delimiter must be one ASCII character (or tab), got {d:?}");
+    }
     params.validate().map_err(|e| anyhow::anyhow!("invalid training parameters: {e}"))?;
     let model_name = args.model.clone().unwrap_or_else(|| model_name_from(&data));
     logitflow_core::registry::check_name(&model_name).map_err(|e| anyhow::anyhow!("--model: {e}"))?;
     Ok(PipelineRequest {
         data,
-        label: args.label.clone(),
-        features: args.features.clone(),
+        read: CsvOptions {
+            label: args.label.clone(),
+            features: args.features.clone(),
+            categorical: args.categorical.clone(),
+            positive: args.positive.clone(),
+            na_values: args.na_values.clone(),
+            delimiter: args.delimiter.clone(),
+            class_labels: args.labels.clone(),
+        },
         test_data,
         test_fraction: args.test_fraction,
         split_seed: args.seed,
-        clean: CleanOptions { missing: args.missing.into(), bounds: Vec::new(), drop_duplicates: args.drop_duplicates },
+        clean: CleanOptions {
+            missing: args.missing.into(),
+            bounds: Vec::new(),
+            drop_duplicates: args.drop_duplicates,
+            text_missing: args.missing_text.into(),
+        },
         scaling: args.scaling.into(),
         params,
         model_name,
@@ -192,32 +218,128 @@ pub fn render_report(r: &RunReport) -> String {
     for st in &r.stages {
         let _ = writeln!(s, "  {:<11} {:<4} {:>9.1} ms{}", st.name.as_str(), st.status, st.ms, if st.cached { "  cached" } else { "" });
     }
+    let d = &r.data_summary;
+    if !d.notes.is_empty() || !d.dropped.is_empty() || !d.imputed.is_empty() || !d.categorical.is_empty() {
+        let _ = writeln!(s, "\ndata");
+        for note in &d.notes {
+            let _ = writeln!(s, "  note: {note}");
+        }
+        for (column, levels) in &d.categorical {
+            let _ = writeln!(s, "  {column}: categorical, {} levels ({}); reference {}", levels.len(), levels.join(", "), levels[0]);
+        }
+        for (reason, count) in &d.dropped {
+            let _ = writeln!(s, "  dropped {count} row(s): {reason}");
+        }
+        if !d.missing_by_column.is_empty() {
+            let by: Vec<String> = d.missing_by_column.iter().map(|(c, n)| format!("{c} {n}")).collect();
+            let _ = writeln!(s, "  rows missing a value, by column: {}", by.join(", "));
+        }
+        for (column, count) in &d.imputed {
+            let _ = writeln!(s, "  imputed {count} cell(s) of {column}");
+        }
+        if let Some(t) = &d.test_file {
+            let _ = writeln!(s, "  test file: {} rows read, {} dropped the same way", t.rows_in, t.dropped);
+        }
+    }
     let _ =
         writeln!(s, "\nmodel {} v{} ({})", r.model.name, r.model.version, if r.promoted { "promoted to stable" } else { "not promoted" });
     let _ = writeln!(s, "  {}", r.decision);
-    let _ = writeln!(s, "  θ0 (intercept)  {:>12.6}", r.model.intercept);
-    for (name, theta) in &r.model.coefficients {
-        let _ = writeln!(s, "  θ {name:<13} {theta:>12.6}  per unit of {name}");
+    if let Some(c) = &r.model.classes {
+        let _ = writeln!(s, "  label: {:?} is the positive class (1), {:?} the negative (0)", c.positive, c.negative);
     }
+    let _ = writeln!(s, "  rows: {} trained, {} held out for validation, {} tested", r.rows.train, r.rows.validation, r.rows.test);
     let _ = writeln!(s, "  {} solver, {} epochs: {}", r.params.solver, r.loss_curve.len(), r.stop_reason.describe());
+    if let Some(separation) = &r.model.separation {
+        let _ = writeln!(s, "  separation: {separation}");
+    }
+    if let Some(o) = &r.model.optimality {
+        let _ = writeln!(s, "  {}", o.describe());
+    }
     if let (Some(first), Some(last)) = (r.loss_curve.first(), r.loss_curve.last()) {
         let val = last.val_loss.map_or(String::new(), |v| format!(", validation {v:.4}"));
         let _ = writeln!(s, "  train loss {:.4} → {:.4}{val}", first.train_loss, last.train_loss);
     }
+    s.push_str(&render_terms(&r.model));
     let m = &r.metrics;
     let _ = writeln!(s, "\nmetrics on {} test rows (threshold {})", m.rows, m.threshold);
     let _ = writeln!(s, "  accuracy {:.4}  precision {:.4}  recall {:.4}  F1 {:.4}", m.accuracy, m.precision, m.recall, m.f1);
-    let _ = writeln!(s, "  ROC AUC {:.4}  log loss {:.4}  Brier {:.4}", m.auc, m.log_loss, m.brier);
+    let _ = writeln!(s, "  ROC AUC {:.4}  PR AUC {:.4}  log loss {:.4}  Brier {:.4}", m.auc, m.pr_auc, m.log_loss, m.brier);
     let c = &m.confusion;
     let _ = writeln!(s, "  confusion: tp {}  fp {}  tn {}  fn {}", c.tp, c.fp, c.tn, c.fn_);
+    if let Some(t) = &m.suggested_thresholds {
+        let _ = writeln!(
+            s,
+            "  suggested thresholds: {:.4} (maximum F1 {:.4}), {:.4} (Youden's J {:.4}); in use {}",
+            t.max_f1, t.f1, t.youden, t.j, m.threshold
+        );
+    }
     if !r.predictions.is_empty() {
         let _ = writeln!(s, "\npredictions (served model)");
+        let (negative, positive) = match &r.model.classes {
+            Some(c) => (c.negative.clone(), c.positive.clone()),
+            None => (format!("not {}", label_of(r)), label_of(r)),
+        };
         for p in &r.predictions {
             let input: Vec<String> = r.feature_names.iter().zip(&p.input).map(|(n, v)| format!("{n} {v}")).collect();
-            let _ = writeln!(s, "  {} → probability {:.4} (v{})", input.join(", "), p.probability, p.model_version);
+            let decision = if p.probability >= m.threshold { &positive } else { &negative };
+            let _ = writeln!(s, "  {} → probability {:.4} of {positive} (v{}): {decision}", input.join(", "), p.probability, p.model_version);
         }
     }
     let _ = writeln!(s, "\ntrain → served in {:.0} ms", r.train_to_served_ms);
+    s
+}
+
+/// The label's name, the positive class of a 0/1 label.
+fn label_of(r: &RunReport) -> String {
+    if r.model.label_name.is_empty() { "positive".into() } else { r.model.label_name.clone() }
+}
+
+/// An odds ratio in a column 11 wide: plainly, or in scientific notation when far from 1.
+fn odds(v: f64) -> String {
+    if (1e-4..1e6).contains(&v) { format!("{v:.4}") } else { format!("{v:.3e}") }
+}
+
+/// The coefficient table as statsmodels prints it: estimate, standard error, z, p-value and the
+/// 95% interval, plus the odds ratio; in the model's term order.
+pub fn render_terms(model: &pipeline::ModelReport) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let width = model.terms.iter().map(|t| t.term.chars().count()).max().unwrap_or(11).max(11);
+    let with_statistics = model.terms.iter().any(|t| t.std_error.is_some());
+    let _ = writeln!(s);
+    if with_statistics {
+        let _ = writeln!(
+            s,
+            "  {:<width$} {:>12} {:>11} {:>8} {:>8} {:>12} {:>12} {:>11}",
+            "", "coef", "std err", "z", "P>|z|", "[0.025", "0.975]", "odds ratio"
+        );
+    } else {
+        let _ = writeln!(s, "  {:<width$} {:>12} {:>11}", "", "coef", "odds ratio");
+    }
+    for t in &model.terms {
+        match (t.std_error, t.z, t.p_value, t.ci_low, t.ci_high) {
+            (Some(se), Some(z), Some(p), Some(lo), Some(hi)) => {
+                let _ = writeln!(
+                    s,
+                    "  {:<width$} {:>12.6} {:>11.6} {:>8.3} {:>8.3} {:>12.6} {:>12.6} {:>11}",
+                    t.term,
+                    t.estimate,
+                    se,
+                    z,
+                    p,
+                    lo,
+                    hi,
+                    odds(t.odds_ratio)
+                );
+            }
+            _ => {
+                let _ = writeln!(s, "  {:<width$} {:>12.6} {:>11}", t.term, t.estimate, odds(t.odds_ratio));
+            }
+        }
+    }
+    if let Some(note) = &model.statistics_note {
+        let _ = writeln!(s, "  standard errors, p-values and intervals: {note}");
+    }
     s
 }
 
@@ -260,12 +382,13 @@ pub async fn predict(home: PathBuf, args: PredictArgs) -> anyhow::Result<()> {
     if args.json {
         println!("{}", serde_json::json!({"model": answer.model_name, "model_version": answer.model_version, "probability": probability}));
     } else {
+        let positive = meta.classes.as_ref().map_or_else(String::new, |c| format!(" of {}", c.positive));
         let inputs: Vec<String> = if args.values.is_empty() {
             args.features.iter().map(|(n, v)| format!("{n} {v}")).collect()
         } else {
             meta.feature_names.iter().zip(&args.values).map(|(n, v)| format!("{n} {v}")).collect()
         };
-        println!("{} v{}: {} → probability {probability:.4}", answer.model_name, answer.model_version, inputs.join(", "));
+        println!("{} v{}: {} → probability {probability:.4}{positive}", answer.model_name, answer.model_version, inputs.join(", "));
     }
     Ok(())
 }

@@ -11,8 +11,12 @@ use logitflow_core::logistic::{EpochEvent, StopReason, TrainParams};
 use logitflow_core::metrics::{Metrics, RocPoint};
 use logitflow_core::scale::Scaling;
 use logitflow_kit::client::{ClientError, ServiceClient};
+use logitflow_core::inference::{Optimality, TermStatistics};
+use logitflow_core::model::Coefficients;
+use logitflow_core::scale::Value;
+use logitflow_core::table::{Classes, CsvOptions};
 use logitflow_kit::wire::{
-    CsvSource, DatasetInfo, EvaluateRequest, Evaluation, InferRequest, InferResponse, JobInfo, LoadInfo, SplitInfo, SplitRequest,
+    CsvSource, DatasetInfo, RowCounts, EvaluateRequest, Evaluation, InferRequest, InferResponse, JobInfo, LoadInfo, SplitInfo, SplitRequest,
     TrainEvent, TrainRequest, TransformInfo, TransformRequest,
 };
 use serde::{Deserialize, Serialize};
@@ -51,8 +55,9 @@ impl Stage {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PipelineRequest {
     pub data: PathBuf,
-    pub label: Option<String>,
-    pub features: Option<Vec<String>>,
+    /// How to read the CSV files: columns, categorical columns, positive class, NA markers,
+    /// delimiter, class names.
+    pub read: CsvOptions,
     pub test_data: Option<PathBuf>,
     pub test_fraction: f64,
     pub split_seed: u64,
@@ -62,7 +67,7 @@ pub struct PipelineRequest {
     pub model_name: String,
     pub threshold: f64,
     /// Rows to ask serve for once the model is served.
-    pub predict: Vec<Vec<f64>>,
+    pub predict: Vec<Vec<Value>>,
 }
 
 /// Something that happened during a run, in order.
@@ -101,7 +106,49 @@ pub struct ModelReport {
     pub name: String,
     pub version: u32,
     pub intercept: f64,
-    pub coefficients: BTreeMap<String, f64>,
+    /// In the model's term order.
+    pub coefficients: Coefficients,
+    /// The coefficient table: the intercept and each term, with standard errors, z, p-values,
+    /// 95% intervals and odds ratios for an unpenalised exact fit.
+    #[serde(default)]
+    pub terms: Vec<TermStatistics>,
+    #[serde(default)]
+    pub statistics_note: Option<String>,
+    #[serde(default)]
+    pub separation: Option<String>,
+    #[serde(default)]
+    pub optimality: Option<Optimality>,
+    /// Class 0 and class 1 by name.
+    #[serde(default)]
+    pub classes: Option<Classes>,
+    #[serde(default)]
+    pub label_name: String,
+}
+
+/// What became of the data on its way to the model.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct DataSummary {
+    /// Rows read from the training file (and the test file, if any).
+    pub rows_in: usize,
+    /// Rows dropped, by reason.
+    pub dropped: BTreeMap<String, usize>,
+    /// Column → rows dropped because it was missing.
+    pub missing_by_column: BTreeMap<String, usize>,
+    /// Column → cells imputed.
+    pub imputed: BTreeMap<String, usize>,
+    /// Categorical features and their levels.
+    pub categorical: BTreeMap<String, Vec<String>>,
+    /// What the CSV reader decided (delimiter, skipped index column, text columns).
+    pub notes: Vec<String>,
+    /// The separate test file's rows read and dropped, when there is one.
+    #[serde(default)]
+    pub test_file: Option<TestFileSummary>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct TestFileSummary {
+    pub rows_in: usize,
+    pub dropped: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -113,7 +160,7 @@ pub struct CurvePoint {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Prediction {
-    pub input: Vec<f64>,
+    pub input: Vec<Value>,
     pub probability: f64,
     pub model_version: String,
 }
@@ -138,6 +185,11 @@ pub struct RunReport {
     pub feature_names: Vec<String>,
     /// From the keypress (or command) to the new version answering predictions, in ms.
     pub train_to_served_ms: f64,
+    /// Rows that trained, were held out for validation, and tested.
+    #[serde(default)]
+    pub rows: RowCounts,
+    #[serde(default)]
+    pub data_summary: DataSummary,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -215,12 +267,25 @@ pub async fn run_pipeline(
     }
 
     let absolute = |p: &PathBuf| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()).display().to_string();
-    let source = CsvSource { path: absolute(&request.data), label: request.label.clone(), features: request.features.clone() };
+    let csv_source = |path: &PathBuf| {
+        let o = &request.read;
+        CsvSource {
+            path: absolute(path),
+            label: o.label.clone(),
+            features: o.features.clone(),
+            categorical: o.categorical.clone(),
+            positive: o.positive.clone(),
+            na_values: o.na_values.clone(),
+            delimiter: o.delimiter.clone(),
+            class_labels: o.class_labels.clone(),
+        }
+    };
+    let source = csv_source(&request.data);
     let ingest = async {
         let train: DatasetInfo = clients.ingest.post("/v1/datasets/csv", &source).await?;
         let test = match &request.test_data {
             Some(path) => {
-                let source = CsvSource { path: absolute(path), label: request.label.clone(), features: request.features.clone() };
+                let source = csv_source(path);
                 Some(clients.ingest.post::<_, DatasetInfo>("/v1/datasets/csv", &source).await?)
             }
             None => None,
@@ -233,6 +298,16 @@ pub async fn run_pipeline(
         |v: &(DatasetInfo, Option<DatasetInfo>)| format!("{} rows", v.0.rows + v.1.as_ref().map_or(0, |t| t.rows)),
         ingest
     );
+    // Rows to predict are checked against the data's columns now, not after training.
+    check_predict_rows(&request.predict, &dataset).map_err(|error| {
+        send(PipelineEvent::StageFailed { stage: Stage::Ingest, error: error.clone() });
+        PipelineError::Stage { stage: Stage::Ingest, error }
+    })?;
+    let mut data_summary = DataSummary {
+        categorical: dataset.categorical.clone(),
+        notes: dataset.notes.clone(),
+        ..DataSummary::default()
+    };
     let split_request = SplitRequest {
         dataset: dataset.dataset.clone(),
         test_dataset: test_dataset.map(|t| t.dataset),
@@ -251,6 +326,13 @@ pub async fn run_pipeline(
         ),
         clients.preprocess.post("/v1/splits", &split_request)
     );
+    let clean = &split.report.clean;
+    data_summary.rows_in = clean.rows_in;
+    data_summary.dropped = clean.dropped.clone();
+    data_summary.missing_by_column = clean.missing_by_column.clone();
+    data_summary.imputed = clean.imputed.clone();
+    data_summary.test_file =
+        split.report.test_clean.as_ref().map(|t| TestFileSummary { rows_in: t.rows_in, dropped: t.rows_in - t.rows_kept });
     let transform: TransformInfo = stage!(
         Stage::Features,
         |v: &TransformInfo| v.cached,
@@ -321,7 +403,7 @@ pub async fn run_pipeline(
     for row in &request.predict {
         let answer: InferResponse = clients
             .serve
-            .post(&format!("/v2/models/{}/infer", request.model_name), &InferRequest::rows(std::slice::from_ref(row)))
+            .post(&format!("/v2/models/{}/infer", request.model_name), &InferRequest::named(&evaluation.feature_names, row))
             .await
             .map_err(|e| PipelineError::Stage { stage: Stage::Serve, error: describe(e) })?;
         let probability = answer.outputs.first().and_then(|o| o.data.first()).copied().unwrap_or(f64::NAN);
@@ -336,6 +418,12 @@ pub async fn run_pipeline(
             version: evaluation.version,
             intercept: evaluation.intercept,
             coefficients: evaluation.coefficients.clone(),
+            terms: evaluation.terms.clone(),
+            statistics_note: evaluation.statistics_note.clone(),
+            separation: evaluation.separation.clone(),
+            optimality: evaluation.optimality.clone(),
+            classes: evaluation.classes.clone(),
+            label_name: dataset.label_name.clone(),
         },
         metrics: evaluation.metrics.clone(),
         loss_curve: curve.iter().map(|e| CurvePoint { epoch: e.epoch, train_loss: e.train_loss, val_loss: e.val_loss }).collect(),
@@ -349,7 +437,32 @@ pub async fn run_pipeline(
         params: request.params.clone(),
         feature_names: dataset.feature_names.clone(),
         train_to_served_ms,
+        rows: evaluation.rows,
+        data_summary,
     })
+}
+
+/// Each row to predict has one value per feature, text only where the feature is text.
+fn check_predict_rows(rows: &[Vec<Value>], dataset: &DatasetInfo) -> Result<(), String> {
+    for row in rows {
+        let shown = || row.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
+        if row.len() != dataset.feature_names.len() {
+            return Err(format!(
+                "--predict {}: give {} value(s), one per feature in this order: {}",
+                shown(),
+                dataset.feature_names.len(),
+                dataset.feature_names.join(", ")
+            ));
+        }
+        for (name, value) in dataset.feature_names.iter().zip(row) {
+            if let Value::Text(text) = value
+                && !dataset.categorical.contains_key(name)
+            {
+                return Err(format!("--predict {}: {text:?} is not a number, and feature {name:?} is numeric", shown()));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn describe(e: ClientError) -> String {

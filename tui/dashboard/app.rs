@@ -3,6 +3,7 @@
 //! background tasks report ([`AppEvent`]). No I/O happens here, so the whole dashboard can be
 //! driven headless in tests.
 
+use logitflow_core::scale::Value;
 use crate::pipeline::{PipelineEvent, RunReport, Stage};
 use crate::supervisor::{LogLine, ServiceName, ServiceSnapshot, Status};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -40,7 +41,8 @@ pub enum AppEvent {
 pub enum Action {
     Train(TrainParams),
     Cancel(String),
-    Predict(Vec<f64>, Vec<String>),
+    /// One row of feature values (in the data's column order) and the aliases to ask.
+    Predict(Vec<Value>, Vec<String>),
     Promote,
     Rollback,
     Export { log_scale: bool },
@@ -152,7 +154,7 @@ pub struct App {
     pub predict_input: String,
     pub answers: Vec<Answer>,
     /// The values last sent to predict.
-    pub last_query: Option<Vec<f64>>,
+    pub last_query: Option<Vec<Value>>,
     /// For a one-feature model: the test rows (value, label) and the fitted curve over their
     /// range, built when the evaluation arrives.
     pub fit_points: Vec<(f64, f64)>,
@@ -264,7 +266,7 @@ impl App {
                 }
             }
             AppEvent::Predicted { alias, result } => {
-                if let (Some([x]), Ok((p, _)), "stable") = (self.last_query.as_deref(), &result, alias.as_str()) {
+                if let (Some([Value::Number(x)]), Ok((p, _)), "stable") = (self.last_query.as_deref(), &result, alias.as_str()) {
                     self.fit_query = Some((*x, *p));
                 }
                 self.answers.retain(|a| a.alias != alias);
@@ -309,7 +311,11 @@ impl App {
                 }
             }
             PipelineEvent::Evaluated(evaluation) => {
-                self.feature_names = evaluation.coefficients.keys().cloned().collect();
+                self.feature_names = if evaluation.feature_names.is_empty() {
+                    evaluation.coefficients.keys().cloned().collect()
+                } else {
+                    evaluation.feature_names.clone()
+                };
                 self.set_fit_chart(&evaluation);
                 self.evaluation = Some(*evaluation);
             }
@@ -454,13 +460,25 @@ impl App {
         }
     }
 
+    /// The names of class 0 and class 1, as the data has them: the decision words.
+    pub fn class_names(&self) -> (&str, &str) {
+        let classes = self.evaluation.as_ref().and_then(|e| e.classes.as_ref()).or(self.last_report.as_ref().and_then(|r| r.model.classes.as_ref()));
+        match classes {
+            Some(c) => (&c.negative, &c.positive),
+            None => ("negative", "positive"),
+        }
+    }
+
     fn on_predict_key(&mut self, key: KeyEvent) -> Option<Action> {
+        /// Enough for a row of many features written out in full.
+        const MAX_PREDICT_INPUT: usize = 4096;
         match key.code {
             KeyCode::Esc | KeyCode::Tab | KeyCode::BackTab => self.focus = Focus::Services,
             KeyCode::Backspace => {
                 self.predict_input.pop();
             }
-            KeyCode::Char(c) if (c.is_ascii_digit() || ".,-e ".contains(c)) && self.predict_input.len() < 64 => {
+            // Text too: a categorical feature's value is one of its levels.
+            KeyCode::Char(c) if !c.is_control() && self.predict_input.len() < MAX_PREDICT_INPUT => {
                 self.predict_input.push(c);
             }
             KeyCode::Enter => match crate::cli::parse_row(self.predict_input.trim()) {

@@ -16,7 +16,7 @@ use crate::pipeline::{self, Clients, PipelineRequest};
 use crate::supervisor::{ServiceName, Supervisor};
 pub use app::{Action, App, AppEvent};
 use futures::StreamExt;
-use logitflow_kit::wire::{InferRequest, InferResponse, LoadInfo, ModelVersions, PromoteRequest};
+use logitflow_kit::wire::{LoadInfo, ModelVersions, PredictRequest, PredictResponse, PromoteRequest};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -253,17 +253,17 @@ impl Runtime {
                 let Ok(serve) = self.client(ServiceName::Serve) else { return };
                 tokio::spawn(async move {
                     for alias in aliases {
-                        let answer = serve
-                            .post::<_, InferResponse>(
-                                &format!("/v2/models/{name}/versions/{alias}/infer"),
-                                &InferRequest::rows(std::slice::from_ref(&row)),
-                            )
-                            .await
-                            .map_err(|e| e.to_string())
-                            .and_then(|a| {
-                                let p = a.outputs.first().and_then(|o| o.data.first()).copied().ok_or("no probability in the answer")?;
-                                Ok((p, a.model_version))
-                            });
+                        // The human route takes a row in the data's column order, text and numbers alike.
+                        let request = PredictRequest {
+                            model: Some(name.clone()),
+                            version: Some(alias.clone()),
+                            inputs: Some(vec![row.clone()]),
+                            features: None,
+                        };
+                        let answer = serve.post::<_, PredictResponse>("/v1/predict", &request).await.map_err(|e| e.to_string()).and_then(|a| {
+                            let p = a.probabilities.first().copied().ok_or("no probability in the answer")?;
+                            Ok((p, a.model_version))
+                        });
                         Self::send(&tx, AppEvent::Predicted { alias, result: answer });
                     }
                 });

@@ -7,7 +7,9 @@ use crate::supervisor::{ServiceName, ServiceSnapshot, Status};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use logitflow_core::logistic::{EpochEvent, TrainParams};
 use logitflow_core::metrics::{Confusion, Metrics};
-use logitflow_kit::wire::{Evaluation, VersionMetrics};
+use logitflow_core::scale::Value;
+use logitflow_core::table::Classes;
+use logitflow_kit::wire::{Evaluation, RowCounts, VersionMetrics};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
@@ -47,6 +49,8 @@ fn metrics(accuracy: f64, log_loss: f64) -> Metrics {
         log_loss,
         brier: 0.043,
         confusion: Confusion { tp: 193, fp: 17, tn: 181, fn_: 9 },
+        pr_auc: 0.9871,
+        suggested_thresholds: None,
     }
 }
 
@@ -64,6 +68,13 @@ fn evaluation(version: u32) -> Evaluation {
         intercept: -9.87,
         coefficients: [("score".to_string(), 0.1976)].into(),
         sample: (0..40).map(|i| (f64::from(i) * 2.5, f64::from(u8::from(i > 20)))).collect(),
+        feature_names: vec!["score".into()],
+        terms: Vec::new(),
+        statistics_note: None,
+        separation: None,
+        optimality: None,
+        classes: Some(Classes::for_numeric_label("admitted")),
+        rows: RowCounts { train: 1440, validation: 160, test: 400 },
     }
 }
 
@@ -173,7 +184,7 @@ fn a_training_run_fills_the_chart_metrics_and_version() {
     assert!(text.contains("admissions v1"), "{text}");
     assert!(text.contains("acc 0.9350"), "{text}");
     assert!(text.contains("sgd 30/100 epochs"), "{text}");
-    assert!(text.contains("0.9974 admit"), "{text}");
+    assert!(text.contains("0.9974 admitted"), "{text}");
 }
 
 #[test]
@@ -246,9 +257,9 @@ fn keys_predict_quit_and_confirm() {
     for c in "80".chars() {
         app.on_key(key(KeyCode::Char(c)));
     }
-    assert_eq!(app.on_key(key(KeyCode::Enter)), Some(Action::Predict(vec![80.0], vec!["stable".into()])));
+    assert_eq!(app.on_key(key(KeyCode::Enter)), Some(Action::Predict(vec![Value::Number(80.0)], vec!["stable".into()])));
     app.on_key(key(KeyCode::Char('x')));
-    assert_eq!(app.predict_input, "80", "letters are not typed into a number");
+    assert_eq!(app.predict_input, "80x", "letters are typed too: a categorical feature takes a level");
     app.on_key(key(KeyCode::Esc));
     assert_eq!(app.focus, Focus::Services);
     // Training runs: q asks first.

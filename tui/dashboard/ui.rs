@@ -321,7 +321,8 @@ fn render_answers(app: &App, area: Rect, buf: &mut Buffer) {
     for (answer, row) in app.answers.iter().zip(rows.iter()) {
         match &answer.result {
             Ok((p, version)) => {
-                let decision = if *p >= app.threshold { "admit" } else { "reject" };
+                let (negative, positive) = app.class_names();
+                let decision = if *p >= app.threshold { positive } else { negative };
                 let [text, bar] = Layout::horizontal([Constraint::Length(34), Constraint::Min(6)]).areas(*row);
                 Paragraph::new(format!("{:<9} v{version:<3} {p:.4} {decision}", answer.alias)).render(text, buf);
                 let filled = (p.clamp(0.0, 1.0) * f64::from(bar.width)).round() as usize;

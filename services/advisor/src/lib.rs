@@ -9,7 +9,8 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::post;
 use logitflow_core::logistic::logit;
-use logitflow_kit::client::ServiceClient;
+use logitflow_kit::client::{ServiceClient, path_segment};
+use logitflow_core::scale::Value;
 use logitflow_kit::wire::{Advice, AdviceRequest, InferRequest, InferResponse, ModelMetadata, Needed};
 use logitflow_kit::{ApiError, Config, Json, Readiness};
 
@@ -58,18 +59,32 @@ async fn advice(State(state): State<AppState>, Json(request): Json<AdviceRequest
         return Err(ApiError::invalid("INVALID_PARAMS", format!("target must be strictly between 0 and 1, got {target}")));
     }
     let name = request.model.clone().unwrap_or_else(|| DEFAULT_MODEL.to_string());
-    let meta: ModelMetadata = serve.get(&format!("/v2/models/{name}/versions/stable")).await?;
+    let meta: ModelMetadata = serve.get(&format!("/v2/models/{}/versions/stable", path_segment(&name))).await?;
     if request.inputs.len() != meta.feature_names.len() {
         return Err(ApiError::invalid(
             "INVALID_INPUT",
             format!("expected {} value(s): {}", meta.feature_names.len(), meta.feature_names.join(", ")),
         ));
     }
+    let is_text = |j: usize| meta.inputs.get(j).is_some_and(|i| i.datatype == "BYTES");
+    // The feature to solve for: the one asked, else the first numeric one.
+    let solve_for = match &request.feature {
+        Some(f) => {
+            let j = meta.feature_names.iter().position(|n| n == f).ok_or_else(|| {
+                ApiError::invalid("INVALID_INPUT", format!("feature {f:?} is not one of the model's: {}", meta.feature_names.join(", ")))
+            })?;
+            if is_text(j) {
+                return Err(ApiError::invalid("INVALID_INPUT", format!("feature {f:?} is categorical; the value needed is solved for a numeric one")));
+            }
+            Some(j)
+        }
+        None => (0..meta.feature_names.len()).find(|&j| !is_text(j)),
+    };
     // Ask for the exact version whose coefficients we hold, so the answer is coherent even if
     // a promotion happens between the two calls.
     let version = meta.versions.first().cloned().unwrap_or_else(|| "stable".into());
     let answer: InferResponse = serve
-        .post(&format!("/v2/models/{name}/versions/{version}/infer"), &InferRequest::rows(std::slice::from_ref(&request.inputs)))
+        .post(&format!("/v2/models/{}/versions/{version}/infer", path_segment(&name)), &InferRequest::named(&meta.feature_names, &request.inputs))
         .await?;
     let probability = answer
         .outputs
@@ -77,28 +92,38 @@ async fn advice(State(state): State<AppState>, Json(request): Json<AdviceRequest
         .and_then(|o| o.data.first())
         .copied()
         .ok_or_else(|| ApiError::Internal("serve answered no probability".into()))?;
-    let needed = request.target.and_then(|target| {
-        let first = meta.feature_names.first()?;
-        let theta = *meta.coefficients.get(first)?;
+    let needed = request.target.zip(solve_for).and_then(|(target, j)| {
+        let feature = &meta.feature_names[j];
+        let theta = meta.coefficients.get(feature)?;
         if theta == 0.0 {
             return None;
         }
-        let rest: f64 = meta.intercept
-            + meta
-                .feature_names
-                .iter()
-                .zip(&request.inputs)
-                .skip(1)
-                .map(|(f, v)| meta.coefficients.get(f).copied().unwrap_or(0.0) * v)
-                .sum::<f64>();
-        Some(Needed { feature: first.clone(), target, value: (logit(target) - rest) / theta })
+        // The rest of the logit: the intercept, every other numeric feature's term, and the
+        // term of each text feature's level (none for the reference level).
+        let mut rest = meta.intercept;
+        for (k, (name, value)) in meta.feature_names.iter().zip(&request.inputs).enumerate() {
+            if k == j {
+                continue;
+            }
+            rest += match value {
+                Value::Number(v) => meta.coefficients.get(name).unwrap_or(0.0) * v,
+                Value::Text(level) => meta.coefficients.get(&format!("{name}={}", level.trim())).unwrap_or(0.0),
+            };
+        }
+        Some(Needed { feature: feature.clone(), target, value: (logit(target) - rest) / theta })
     });
+    let positive = probability >= request.threshold;
+    let (negative_word, positive_word) = match &meta.classes {
+        Some(c) => (c.negative.clone(), c.positive.clone()),
+        None => ("negative".to_string(), "positive".to_string()),
+    };
     Ok(Json(Advice {
         model_name: name,
         model_version: answer.model_version,
         probability,
         threshold: request.threshold,
-        positive: probability >= request.threshold,
+        positive,
+        decision: if positive { positive_word } else { negative_word },
         needed,
     }))
 }

@@ -12,8 +12,9 @@ use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use logitflow_kit::client::ServiceClient;
-use logitflow_kit::wire::{InferRequest, InferResponse, ModelMetadata};
+use logitflow_kit::client::{ServiceClient, path_segment};
+use logitflow_core::scale::Value;
+use logitflow_kit::wire::{InferInput, InferRequest, InferResponse, ModelMetadata};
 use logitflow_kit::{ApiError, Config, Readiness};
 use serde::Deserialize;
 
@@ -77,10 +78,31 @@ fn default_version() -> String {
 struct Parsed {
     header: String,
     lines: Vec<String>,
-    rows: Vec<Vec<f64>>,
+    rows: Vec<Vec<Value>>,
 }
 
-fn parse(body: &[u8], features: &[String]) -> Result<Parsed, ApiError> {
+/// A chunk of rows as serve takes them: one FP64 matrix for a numeric model, else one tensor
+/// per feature (BYTES for text).
+fn infer_request(meta: &ModelMetadata, text: &[bool], rows: &[Vec<Value>]) -> InferRequest {
+    if !text.contains(&true) {
+        let numbers: Vec<Vec<f64>> =
+            rows.iter().map(|r| r.iter().map(|v| if let Value::Number(n) = v { *n } else { f64::NAN }).collect()).collect();
+        return InferRequest::rows(&numbers);
+    }
+    let inputs = meta
+        .feature_names
+        .iter()
+        .enumerate()
+        .map(|(j, name)| {
+            let data: serde_json::Value = rows.iter().map(|r| serde_json::to_value(&r[j]).unwrap_or_default()).collect();
+            let datatype = if text[j] { "BYTES" } else { "FP64" };
+            InferInput { name: name.clone(), shape: vec![rows.len()], datatype: datatype.into(), data, parameters: None }
+        })
+        .collect();
+    InferRequest { id: None, parameters: None, inputs, outputs: None }
+}
+
+fn parse(body: &[u8], features: &[String], is_text: &[bool]) -> Result<Parsed, ApiError> {
     let bad = |m: String| ApiError::invalid("DATA_ERROR", m);
     let text = std::str::from_utf8(body).map_err(|e| bad(format!("the CSV is not UTF-8: {e}")))?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
@@ -104,14 +126,19 @@ fn parse(body: &[u8], features: &[String]) -> Result<Parsed, ApiError> {
         }
         let row = index
             .iter()
-            .map(|&i| {
+            .zip(is_text)
+            .map(|(&i, &is_text)| {
                 let cell = fields[i].trim();
+                if is_text {
+                    return Ok(Value::Text(cell.to_string()));
+                }
                 cell.parse::<f64>()
                     .ok()
                     .filter(|v| v.is_finite())
+                    .map(Value::Number)
                     .ok_or_else(|| bad(format!("line {}, column {:?}: {cell:?} is not a finite number", n + 1, columns[i])))
             })
-            .collect::<Result<Vec<f64>, _>>()?;
+            .collect::<Result<Vec<Value>, _>>()?;
         parsed.rows.push(row);
         parsed.lines.push(line.trim_end_matches('\r').to_string());
     }
@@ -130,17 +157,19 @@ fn split_line(line: &str) -> Result<Vec<String>, ApiError> {
 
 async fn score(State(state): State<AppState>, Query(query): Query<ScoreQuery>, body: Bytes) -> Result<Response, ApiError> {
     let serve = state.serve.clone().ok_or_else(|| ApiError::NotReady("serve's address is not configured".into()))?;
-    let meta: ModelMetadata = serve.get(&format!("/v2/models/{}/versions/{}", query.model, query.version)).await?;
+    let model = path_segment(&query.model);
+    let meta: ModelMetadata = serve.get(&format!("/v2/models/{model}/versions/{}", path_segment(&query.version))).await?;
     let version = meta.versions.first().cloned().unwrap_or(query.version);
-    let parsed = parse(&body, &meta.feature_names)?;
+    let text: Vec<bool> = meta.feature_names.iter().map(|f| meta.inputs.iter().any(|i| i.name == *f && i.datatype == "BYTES")).collect();
+    let parsed = parse(&body, &meta.feature_names, &text)?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
-    let path = format!("/v2/models/{}/versions/{version}/infer", query.model);
+    let path = format!("/v2/models/{model}/versions/{}/infer", path_segment(&version));
     tokio::spawn(async move {
         if tx.send(Ok(Bytes::from(format!("{},probability\n", parsed.header)))).await.is_err() {
             return;
         }
         for (rows, lines) in parsed.rows.chunks(CHUNK_ROWS).zip(parsed.lines.chunks(CHUNK_ROWS)) {
-            let chunk = match serve.post::<_, InferResponse>(&path, &InferRequest::rows(rows)).await {
+            let chunk = match serve.post::<_, InferResponse>(&path, &infer_request(&meta, &text, rows)).await {
                 Ok(answer) => {
                     let probabilities = answer.outputs.first().map(|o| o.data.clone()).unwrap_or_default();
                     let mut out = String::with_capacity(lines.len() * 32);

@@ -31,7 +31,7 @@ fn one_epoch(c: &mut Criterion) {
         for solver in [Solver::Sgd, Solver::Minibatch, Solver::Batch] {
             // A fit of one epoch, with no validation set: the training pass, then the full
             // loss and gradient that every epoch reports.
-            let params = TrainParams { solver, epochs: 1, patience: 0, validation_fraction: 0.0, ..TrainParams::default() };
+            let params = TrainParams { solver, epochs: 1, patience: 0, validation_fraction: Some(0.0), ..TrainParams::default() };
             group.bench_with_input(BenchmarkId::new(solver.name(), &size), &params, |b, params| {
                 b.iter(|| fit(ex, None, params, &cancel, |_| {}).expect("fits"))
             });
@@ -41,7 +41,7 @@ fn one_epoch(c: &mut Criterion) {
             // measurement overlaps the next epoch's training (see `fit`). The figure is the
             // fit's time divided by 10.
             const EPOCHS: u32 = 10;
-            let params = TrainParams { solver, epochs: EPOCHS as usize, patience: 0, validation_fraction: 0.0, ..TrainParams::default() };
+            let params = TrainParams { solver, epochs: EPOCHS as usize, patience: 0, validation_fraction: Some(0.0), ..TrainParams::default() };
             group.bench_with_input(BenchmarkId::new(format!("{}_of_10", solver.name()), &size), &params, |b, params| {
                 b.iter_custom(|iters| {
                     let started = Instant::now();
@@ -55,7 +55,7 @@ fn one_epoch(c: &mut Criterion) {
         // Newton to the default tolerance (gradient norm ≤ 1e-6). The target compares it with
         // scikit-learn's lbfgs at the same log loss within 1e-6 relative; that is checked here
         // against a fit to a tolerance of 1e-12, outside the timing.
-        let params = TrainParams { solver: Solver::Newton, epochs: 50, patience: 0, validation_fraction: 0.0, ..TrainParams::default() };
+        let params = TrainParams { solver: Solver::Newton, epochs: 50, patience: 0, validation_fraction: Some(0.0), ..TrainParams::default() };
         let tight = TrainParams { tolerance: 1e-12, ..params.clone() };
         let loss = |p: &TrainParams| fit(ex, None, p, &cancel, |_| {}).expect("fits").curve.last().expect("an epoch").train_loss;
         let (reached, optimum) = (loss(&params), loss(&tight));

@@ -1,7 +1,7 @@
 //! Preprocessing: from a [`RawTable`] to a clean [`Dataset`], and the seeded, stratified
 //! train/test [`Split`], with a [`CleanReport`] of what was kept and dropped, by reason.
 
-use crate::table::{DataError, RawTable};
+use crate::table::{Classes, ColumnKind, DataError, RawTable};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -17,10 +17,27 @@ pub enum MissingPolicy {
     Error,
     /// Drop the row, and list its line in the report.
     Drop,
-    /// Replace an empty feature with the column's mean over the rows that have it. Rows with
-    /// an empty label are dropped: a label cannot be made up.
+    /// Replace a missing number with the column's mean over the rows that have it, and a
+    /// missing text value as [`TextMissing`] says. Rows with a missing label are dropped: a
+    /// label cannot be made up.
     ImputeMean,
+    /// As `ImputeMean`, with the column's median.
+    ImputeMedian,
 }
+
+/// What imputation puts in a missing text cell.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum TextMissing {
+    /// The column's most frequent level (the first in sorted order on a tie).
+    #[default]
+    MostFrequent,
+    /// A level of its own, [`MISSING_LEVEL`], added after the others (so never the reference).
+    Level,
+}
+
+/// The level a missing text value becomes with [`TextMissing::Level`].
+pub const MISSING_LEVEL: &str = "(missing)";
 
 /// Bounds a feature must lie within; rows outside are dropped.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -41,13 +58,24 @@ pub struct CleanOptions {
     pub bounds: Vec<Bound>,
     #[serde(default)]
     pub drop_duplicates: bool,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub text_missing: TextMissing,
 }
 
-/// A clean dataset: no missing values, labels 0/1.
-#[derive(Debug, Clone, PartialEq)]
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+
+/// A clean dataset: no missing values, labels 0/1. A categorical column's cells are indices
+/// into its levels ([`ColumnKind`]).
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Dataset {
     pub feature_names: Vec<String>,
     pub label_name: String,
+    /// One per feature; empty means every feature is numeric.
+    pub kinds: Vec<ColumnKind>,
+    /// The label's classes when it was text.
+    pub classes: Option<Classes>,
     /// `rows × features`, row-major.
     pub x: Vec<f64>,
     pub y: Vec<f64>,
@@ -71,16 +99,41 @@ impl Dataset {
             x.extend_from_slice(self.row(i));
             y.push(self.y[i]);
         }
-        Dataset { feature_names: self.feature_names.clone(), label_name: self.label_name.clone(), x, y }
+        Dataset { x, y, ..self.like() }
+    }
+    /// An empty dataset with this one's columns.
+    pub fn like(&self) -> Dataset {
+        Dataset {
+            feature_names: self.feature_names.clone(),
+            label_name: self.label_name.clone(),
+            kinds: self.kinds.clone(),
+            classes: self.classes.clone(),
+            x: Vec::new(),
+            y: Vec::new(),
+        }
+    }
+    /// The kind of feature `j`.
+    pub fn kind(&self, j: usize) -> &ColumnKind {
+        const NUMERIC: ColumnKind = ColumnKind::Numeric;
+        self.kinds.get(j).unwrap_or(&NUMERIC)
+    }
+    /// The name of class 1 or 0, for messages.
+    pub fn class_name(&self, positive: bool) -> String {
+        match (&self.classes, positive) {
+            (Some(c), true) => c.positive.clone(),
+            (Some(c), false) => c.negative.clone(),
+            (None, true) => "1".into(),
+            (None, false) => "0".into(),
+        }
     }
     /// Checks that both classes are present, which fitting and AUC need.
     pub fn check_both_classes(&self) -> Result<(), DataError> {
         let positives = self.y.iter().filter(|&&v| v == 1.0).count();
         if positives == 0 {
-            return Err(DataError::SingleClass(0));
+            return Err(DataError::SingleClass(self.class_name(false)));
         }
         if positives == self.rows() {
-            return Err(DataError::SingleClass(1));
+            return Err(DataError::SingleClass(self.class_name(true)));
         }
         Ok(())
     }
@@ -97,6 +150,9 @@ pub struct CleanReport {
     pub dropped_lines: Vec<DroppedLine>,
     /// Column → number of values imputed.
     pub imputed: BTreeMap<String, usize>,
+    /// Column → rows dropped because that column was missing (a row missing two counts twice).
+    #[serde(default)]
+    pub missing_by_column: BTreeMap<String, usize>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -119,27 +175,26 @@ impl CleanReport {
 pub fn clean(raw: &RawTable, options: &CleanOptions) -> Result<(Dataset, CleanReport), DataError> {
     let d = raw.width();
     let mut report = CleanReport { rows_in: raw.rows(), ..CleanReport::default() };
+    let mut kinds: Vec<ColumnKind> = (0..d).map(|j| raw.kinds.get(j).cloned().unwrap_or_default()).collect();
     let bounds: Vec<(usize, &Bound)> = options
         .bounds
         .iter()
         .map(|b| {
-            raw.feature_names
-                .iter()
-                .position(|n| *n == b.column)
-                .map(|i| (i, b))
-                .ok_or_else(|| DataError::UnknownColumn { name: b.column.clone(), available: raw.feature_names.join(", ") })
+            let j = raw.feature_names.iter().position(|n| *n == b.column).ok_or_else(|| DataError::UnknownColumn {
+                name: b.column.clone(),
+                available: raw.feature_names.join(", "),
+            })?;
+            if kinds[j] != ColumnKind::Numeric {
+                return Err(DataError::Column(b.column.clone(), "bounds apply to numeric columns; this one holds text".into()));
+            }
+            Ok((j, b))
         })
         .collect::<Result<_, _>>()?;
-    let means: Vec<f64> = if options.missing == MissingPolicy::ImputeMean {
-        (0..d)
-            .map(|j| {
-                let (sum, n) =
-                    (0..raw.rows()).map(|i| raw.x[i * d + j]).filter(|v| !v.is_nan()).fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
-                if n == 0 { 0.0 } else { sum / n as f64 }
-            })
-            .collect()
-    } else {
-        Vec::new()
+    let fills: Vec<f64> = match options.missing {
+        MissingPolicy::ImputeMean | MissingPolicy::ImputeMedian => {
+            (0..d).map(|j| imputed_value(raw, j, &mut kinds[j], options)).collect()
+        }
+        _ => Vec::new(),
     };
     let mut seen: HashSet<Vec<u64>> = HashSet::new();
     let mut x = Vec::with_capacity(raw.x.len());
@@ -158,18 +213,24 @@ pub fn clean(raw: &RawTable, options: &CleanOptions) -> Result<(Dataset, CleanRe
                 return Err(DataError::EmptyValue { line, column: raw.label_name.clone() });
             }
             report.drop_row(line, "missing label");
+            *report.missing_by_column.entry(raw.label_name.clone()).or_default() += 1;
             continue;
         }
         if first_missing.is_some() {
             match options.missing {
                 MissingPolicy::Drop => {
                     report.drop_row(line, "missing value");
+                    for (j, v) in row.iter().enumerate() {
+                        if v.is_nan() {
+                            *report.missing_by_column.entry(raw.feature_names[j].clone()).or_default() += 1;
+                        }
+                    }
                     continue;
                 }
                 _ => {
                     for (j, v) in row.iter_mut().enumerate() {
                         if v.is_nan() {
-                            *v = means[j];
+                            *v = fills[j];
                             *report.imputed.entry(raw.feature_names[j].clone()).or_default() += 1;
                         }
                     }
@@ -194,11 +255,103 @@ pub fn clean(raw: &RawTable, options: &CleanOptions) -> Result<(Dataset, CleanRe
         y.push(label);
     }
     report.rows_kept = y.len();
-    let dataset = Dataset { feature_names: raw.feature_names.clone(), label_name: raw.label_name.clone(), x, y };
+    let dataset =
+        Dataset { feature_names: raw.feature_names.clone(), label_name: raw.label_name.clone(), kinds, classes: raw.classes.clone(), x, y };
     if dataset.rows() == 0 {
         return Err(DataError::NoRows);
     }
     Ok((dataset, report))
+}
+
+/// What a missing cell of column `j` becomes: the mean or median of a numeric column, the most
+/// frequent level of a text column or a level of its own (added to `kind`).
+fn imputed_value(raw: &RawTable, j: usize, kind: &mut ColumnKind, options: &CleanOptions) -> f64 {
+    let d = raw.width();
+    let present = || (0..raw.rows()).map(|i| raw.x[i * d + j]).filter(|v| !v.is_nan());
+    match kind {
+        ColumnKind::Numeric if options.missing == MissingPolicy::ImputeMedian => {
+            let mut values: Vec<f64> = present().collect();
+            if values.is_empty() {
+                return 0.0;
+            }
+            values.sort_by(f64::total_cmp);
+            let mid = values.len() / 2;
+            if values.len() % 2 == 1 { values[mid] } else { (values[mid - 1] + values[mid]) / 2.0 }
+        }
+        ColumnKind::Numeric => {
+            let (sum, n) = present().fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
+            if n == 0 { 0.0 } else { sum / n as f64 }
+        }
+        ColumnKind::Categorical { levels } => match options.text_missing {
+            TextMissing::Level => {
+                let code = levels.iter().position(|l| l == MISSING_LEVEL).unwrap_or_else(|| {
+                    levels.push(MISSING_LEVEL.to_string());
+                    levels.len() - 1
+                });
+                code as f64
+            }
+            TextMissing::MostFrequent => {
+                let mut counts = vec![0usize; levels.len()];
+                for v in present() {
+                    counts[v as usize] += 1;
+                }
+                // The first of the most frequent: `max_by_key` keeps the last, so reversed.
+                counts.iter().enumerate().rev().max_by_key(|(_, c)| **c).map_or(0.0, |(code, _)| code as f64)
+            }
+        },
+    }
+}
+
+/// Makes a separately read test dataset speak the training dataset's codes: each categorical
+/// column's test levels are found among the training ones (levels training lacks are added
+/// after them, so that evaluation can name them), and a text label's classes are matched by
+/// name. Numeric columns are left as they are.
+pub fn align_levels(train: &mut Dataset, test: &mut Dataset) -> Result<(), DataError> {
+    let d = test.width();
+    for j in 0..d {
+        let name = &test.feature_names[j];
+        match (train.kinds.get_mut(j), test.kind(j).clone()) {
+            (None | Some(ColumnKind::Numeric), ColumnKind::Numeric) => {}
+            (Some(ColumnKind::Categorical { levels }), ColumnKind::Categorical { levels: test_levels }) => {
+                let map: Vec<f64> = test_levels
+                    .iter()
+                    .map(|level| {
+                        let code = levels.iter().position(|l| l == level).unwrap_or_else(|| {
+                            levels.push(level.clone());
+                            levels.len() - 1
+                        });
+                        code as f64
+                    })
+                    .collect();
+                for v in test.x.iter_mut().skip(j).step_by(d) {
+                    *v = map[*v as usize];
+                }
+            }
+            _ => {
+                return Err(DataError::Column(name.clone(), "holds text in one of the training and test files and numbers in the other".into()));
+            }
+        }
+    }
+    test.kinds = train.kinds.clone();
+    match (&train.classes, &test.classes) {
+        (None, None) => {}
+        (Some(a), Some(b)) if a == b => {}
+        (Some(a), Some(b)) if b.positive == a.negative || b.negative == a.positive => {
+            for y in &mut test.y {
+                *y = 1.0 - *y;
+            }
+            test.classes = train.classes.clone();
+        }
+        (Some(a), Some(b)) if b.positive == a.positive => test.classes = train.classes.clone(),
+        (a, b) => {
+            let names = |c: &Option<Classes>| c.as_ref().map_or("0 and 1".to_string(), |c| format!("{} and {}", c.negative, c.positive));
+            return Err(DataError::Column(
+                test.label_name.clone(),
+                format!("the test data's labels ({}) differ from the training data's ({})", names(b), names(a)),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A train/test split.
@@ -242,10 +395,10 @@ pub fn validation_split(train: &Dataset, fraction: f64, seed: u64) -> Result<Spl
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::table::{ColumnSelection, RawTable};
+    use crate::table::{CsvOptions, RawTable};
 
     fn raw(text: &str) -> RawTable {
-        RawTable::from_csv(text.as_bytes(), &ColumnSelection::default()).expect("valid csv")
+        RawTable::from_csv(text.as_bytes(), &CsvOptions::default()).expect("valid csv")
     }
 
     #[test]
@@ -260,6 +413,7 @@ mod tests {
             missing: MissingPolicy::Drop,
             bounds: vec![Bound { column: "a".into(), min: Some(0.0), max: Some(100.0) }],
             drop_duplicates: true,
+            ..CleanOptions::default()
         };
         let (d, report) = clean(&raw("a,y\n1,1\n,0\n200,1\n1,1\n5,\n7,0\n"), &options).expect("cleans");
         assert_eq!(d.x, vec![1.0, 7.0]);
@@ -295,6 +449,24 @@ mod tests {
         assert_eq!(s1.test.y.iter().filter(|&&v| v == 1.0).count(), 5);
         assert_ne!(s1, stratified_split(&d, 0.2, 8).expect("splits"));
         let (one, _) = clean(&raw("a,y\n1,1\n2,1\n"), &CleanOptions::default()).expect("cleans");
-        assert_eq!(stratified_split(&one, 0.2, 1).unwrap_err(), DataError::SingleClass(1));
+        assert_eq!(stratified_split(&one, 0.2, 1).unwrap_err(), DataError::SingleClass("1".into()));
+    }
+
+    #[test]
+    fn impute_median_and_text_values_counted_per_column() {
+        let text = "a,s,y\n1,x,1\n,y,0\n10,,0\n4,x,1\n";
+        let options = CleanOptions { missing: MissingPolicy::ImputeMedian, ..Default::default() };
+        let (d, report) = clean(&raw(text), &options).expect("cleans");
+        // Median of 1, 10, 4 is 4; the most frequent level of s is x (code 0).
+        assert_eq!(d.x, vec![1.0, 0.0, 4.0, 1.0, 10.0, 0.0, 4.0, 0.0]);
+        assert_eq!((report.imputed["a"], report.imputed["s"]), (1, 1));
+        let options = CleanOptions { missing: MissingPolicy::ImputeMean, text_missing: TextMissing::Level, ..Default::default() };
+        let (d, _) = clean(&raw(text), &options).expect("cleans");
+        assert_eq!(d.kinds[1], ColumnKind::Categorical { levels: vec!["x".into(), "y".into(), MISSING_LEVEL.into()] });
+        assert_eq!(d.x[5], 2.0);
+        let options = CleanOptions { missing: MissingPolicy::Drop, ..Default::default() };
+        let (d, report) = clean(&raw(text), &options).expect("cleans");
+        assert_eq!(d.rows(), 2);
+        assert_eq!((report.missing_by_column["a"], report.missing_by_column["s"]), (1, 1));
     }
 }

@@ -1,10 +1,14 @@
 //! The ML domain of logitflow, with no HTTP in it.
 //!
-//! - [`table::RawTable`]: a CSV read into numbers, with every bad cell reported by line and column.
+//! - [`table::RawTable`]: a CSV read into numbers and categorical codes, with every bad cell
+//!   reported by line and column.
 //! - [`clean`]: missing values, bounds, duplicates and the seeded, stratified [`clean::Split`].
-//! - [`scale::Transform`]: scaling fitted on the training split only.
+//! - [`scale::Transform`]: treatment coding of text features and scaling, fitted on the
+//!   training split only.
 //! - [`logistic`]: the model h(x) = 1/(1+e^−θᵀx) and its four solvers ([`logistic::Solver`]),
 //!   with one [`logistic::EpochEvent`] per epoch and a stated [`logistic::StopReason`].
+//! - [`inference`]: standard errors, z, p-values, intervals and odds ratios of an exact fit;
+//!   separation detected and named; how close an iterative fit came to the optimum.
 //! - [`metrics::Metrics`]: accuracy, precision, recall, F1, ROC AUC, log loss, Brier score.
 //! - [`model::Model`]: the artifact that serve loads, coefficients in the data's own units.
 //! - [`synth`]: rows drawn from a given logistic model and a seed.
@@ -12,6 +16,7 @@
 //!   atomic writes, step caching, and integer model versions with aliases.
 
 pub mod clean;
+pub mod inference;
 pub mod logistic;
 pub mod metrics;
 pub mod model;

@@ -116,15 +116,55 @@ pub struct TrainParams {
     /// Epochs without improvement before stopping (training loss: plateau; validation loss:
     /// early stop). 0 turns both off.
     pub patience: usize,
-    /// The part of the training split held out to measure validation loss; 0 for none.
-    pub validation_fraction: f64,
+    /// The part of the training split held out to measure validation loss and stop early; 0
+    /// for none. Absent: [`DEFAULT_VALIDATION_FRACTION`] for sgd and minibatch, none for batch
+    /// and newton, whose exact fits use every training row.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub validation_fraction: Option<f64>,
+    /// Weights of the two classes in the loss.
+    #[serde(skip_serializing_if = "is_unweighted")]
+    pub class_weight: ClassWeight,
+}
+
+/// The validation hold-out of the iterative solvers unless told otherwise.
+pub const DEFAULT_VALIDATION_FRACTION: f64 = 0.1;
+
+fn is_unweighted(w: &ClassWeight) -> bool {
+    *w == ClassWeight::None
+}
+
+/// How the two classes weigh in the loss.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ClassWeight {
+    /// Every row weighs 1.
+    #[default]
+    None,
+    /// A row of class c weighs n / (2·n_c), as scikit-learn's `class_weight="balanced"`, so
+    /// both classes weigh the same in total.
+    Balanced,
+}
+
+impl ClassWeight {
+    /// The weights of class 0 and class 1 for these labels.
+    pub fn weights(self, y: &[f64]) -> [f64; 2] {
+        match self {
+            ClassWeight::None => [1.0, 1.0],
+            ClassWeight::Balanced => {
+                let n = y.len() as f64;
+                let positives = y.iter().filter(|&&v| v == 1.0).count() as f64;
+                let per = |count: f64| if count > 0.0 { n / (2.0 * count) } else { 1.0 };
+                [per(n - positives), per(positives)]
+            }
+        }
+    }
 }
 
 impl Default for TrainParams {
     fn default() -> Self {
         TrainParams {
             solver: Solver::Sgd,
-            learning_rate: 0.05,
+            learning_rate: 0.2,
             lr_decay: 0.1,
             epochs: 100,
             batch_size: 32,
@@ -132,7 +172,8 @@ impl Default for TrainParams {
             seed: 42,
             tolerance: 1e-6,
             patience: 10,
-            validation_fraction: 0.1,
+            validation_fraction: None,
+            class_weight: ClassWeight::None,
         }
     }
 }
@@ -175,25 +216,54 @@ impl TrainParams {
         if !(self.tolerance.is_finite() && self.tolerance >= 0.0) {
             return Err(ParamError::Tolerance(self.tolerance));
         }
-        if !(self.validation_fraction.is_finite() && (0.0..0.9).contains(&self.validation_fraction)) {
-            return Err(ParamError::ValidationFraction(self.validation_fraction));
+        if let Some(f) = self.validation_fraction
+            && !(f.is_finite() && (0.0..0.9).contains(&f))
+        {
+            return Err(ParamError::ValidationFraction(f));
         }
         Ok(())
     }
+
+    /// The part of `training_rows` held out for validation: as given, else none for the exact
+    /// solvers, and for the iterative ones [`DEFAULT_VALIDATION_FRACTION`] when that holds
+    /// out enough rows to stop early on ([`MIN_EARLY_STOPPING_ROWS`]). A hold-out only where
+    /// it is used: on fewer rows it could not stop the fit on anything but noise, and the rows
+    /// are worth more in the fit.
+    pub fn validation_fraction(&self, training_rows: usize) -> f64 {
+        self.validation_fraction.unwrap_or(match self.solver {
+            Solver::Sgd | Solver::Minibatch
+                if training_rows as f64 * DEFAULT_VALIDATION_FRACTION >= MIN_EARLY_STOPPING_ROWS as f64 =>
+            {
+                DEFAULT_VALIDATION_FRACTION
+            }
+            _ => 0.0,
+        })
+    }
 }
 
-/// Rows of features (row-major, `d` per row) and their 0/1 labels, borrowed.
+/// Rows of features (row-major, `d` per row) and their 0/1 labels, borrowed, with the weights
+/// of the two classes in the loss.
 #[derive(Debug, Clone, Copy)]
 pub struct Examples<'a> {
     pub x: &'a [f64],
     pub y: &'a [f64],
     pub d: usize,
+    /// The loss weight of a row of class 0 and of class 1. Multiplying by 1.0 is exact, so
+    /// unweighted fits are the same bit for bit as before weights existed.
+    pub class_weights: [f64; 2],
 }
 
 impl<'a> Examples<'a> {
     pub fn new(x: &'a [f64], y: &'a [f64], d: usize) -> Self {
         debug_assert_eq!(x.len(), y.len() * d);
-        Examples { x, y, d }
+        Examples { x, y, d, class_weights: [1.0, 1.0] }
+    }
+    pub fn with_class_weights(self, class_weights: [f64; 2]) -> Self {
+        Examples { class_weights, ..self }
+    }
+    #[inline(always)]
+    fn weight(&self, y: f64) -> f64 {
+        self.class_weights[usize::from(y == 1.0)]
     }
     pub fn rows(&self) -> usize {
         self.y.len()
@@ -290,6 +360,9 @@ pub enum StopReason {
     EarlyStopped,
     /// Cancelled between epochs.
     Cancelled,
+    /// The classes are separated (completely or quasi-completely): the likelihood has no
+    /// finite maximum, so the estimates mean nothing. The model says which term separates.
+    Separated,
 }
 
 impl StopReason {
@@ -300,6 +373,7 @@ impl StopReason {
             StopReason::Plateau => "training loss stopped improving",
             StopReason::EarlyStopped => "stopped early: validation loss rising (best epoch kept)",
             StopReason::Cancelled => "cancelled",
+            StopReason::Separated => "the classes are separated: no finite maximum-likelihood estimate exists",
         }
     }
 }
@@ -360,16 +434,17 @@ fn pass_chunk_kernel(d: usize, w: &Weights, ex: Examples<'_>, start: usize, end:
             *li = ei.ln_1p();
         }
         for ((((&zi, &ei), &li), &y), row) in z.iter().zip(&e).zip(&log_term).zip(ys).zip(rows.chunks_exact(d)) {
-            loss += zi.max(0.0) + li - y * zi;
+            let weight = ex.weight(y);
+            loss += weight * (zi.max(0.0) + li - y * zi);
             // One exponential serves both the loss and the probability.
             let p = sigmoid_given_exp(zi, ei);
-            let r = p - y;
+            let r = weight * (p - y);
             grad[0] += r;
             for (g, &v) in grad[1..].iter_mut().zip(row) {
                 *g += r * v;
             }
             if want_hess {
-                curvature.push(p * (1.0 - p));
+                curvature.push(weight * (p * (1.0 - p)));
             }
         }
     }
@@ -487,6 +562,7 @@ pub fn fit(
 ) -> Result<FitOutcome, ParamError> {
     params.validate()?;
     let mut progress = Progress::new(params, on_epoch);
+    progress.early_stopping = val.is_some_and(|v| v.rows() >= MIN_EARLY_STOPPING_ROWS);
     let data = FitData { train, val: val.filter(|v| v.rows() > 0), params, cancel };
     let (weights, stop_reason) = match params.solver {
         Solver::Sgd | Solver::Minibatch => fit_per_sample(&data, &mut progress),
@@ -508,9 +584,15 @@ impl FitData<'_> {
         self.cancel.load(Ordering::Relaxed)
     }
 
-    /// The learning rate of `epoch` (1-based), after decay.
+    /// The learning rate of `epoch` (1-based), after decay: α/(1 + decay·(e−1)), and for
+    /// averaged SGD α/√(1 + decay·(e−1)) — averaging wants steps that shrink more slowly than
+    /// 1/t, or the tail it averages has stopped moving before it reaches the optimum.
     fn learning_rate(&self, epoch: usize) -> f64 {
-        self.params.learning_rate / (1.0 + self.params.lr_decay * (epoch - 1) as f64)
+        let decayed = 1.0 + self.params.lr_decay * (epoch - 1) as f64;
+        match self.params.solver {
+            Solver::Sgd => self.params.learning_rate / decayed.sqrt(),
+            _ => self.params.learning_rate / decayed,
+        }
     }
 
     fn measure(&self, w: &Weights) -> Measurement {
@@ -546,7 +628,18 @@ struct Progress<'p, F> {
     train_stale: usize,
     best_val: Option<(f64, Weights)>,
     val_stale: usize,
+    /// Whether the validation loss may stop the fit: only with [`MIN_EARLY_STOPPING_ROWS`]
+    /// validation rows or more, as fewer would stop it on noise.
+    early_stopping: bool,
+    /// Plateaus that cut the step instead of stopping (averaged SGD); `cut_step` says one did.
+    step_cuts: usize,
+    cut_step: bool,
 }
+
+/// The fewest validation rows whose loss may stop a fit early. With fewer, a handful of rows
+/// decides when the fit stops (3 of 32 on a small real dataset stopped it at epoch 11, far from
+/// the optimum); the curve is still drawn, and the plateau of the training loss stops the fit.
+pub const MIN_EARLY_STOPPING_ROWS: usize = 100;
 
 impl<'p, F: FnMut(&EpochEvent)> Progress<'p, F> {
     fn new(params: &'p TrainParams, on_epoch: F) -> Self {
@@ -559,6 +652,9 @@ impl<'p, F: FnMut(&EpochEvent)> Progress<'p, F> {
             train_stale: 0,
             best_val: None,
             val_stale: 0,
+            early_stopping: true,
+            step_cuts: 0,
+            cut_step: false,
         }
     }
 
@@ -588,10 +684,15 @@ impl<'p, F: FnMut(&EpochEvent)> Progress<'p, F> {
         } else {
             self.train_stale += 1;
             if self.train_stale >= self.params.patience {
-                return Some(StopReason::Plateau);
+                if self.step_cuts == 0 {
+                    return Some(StopReason::Plateau);
+                }
+                self.step_cuts -= 1;
+                self.train_stale = 0;
+                self.cut_step = true;
             }
         }
-        if let Some(v) = m.val_loss {
+        if let Some(v) = m.val_loss.filter(|_| self.early_stopping) {
             if self.best_val.as_ref().is_none_or(|(best, _)| v < *best) {
                 self.best_val = Some((v, w.clone()));
                 self.val_stale = 0;
@@ -620,6 +721,11 @@ fn fit_per_sample<F: FnMut(&EpochEvent)>(data: &FitData<'_>, progress: &mut Prog
     let mut w = Weights::zeros(data.train.d);
     let mut order: Vec<usize> = (0..data.train.rows()).collect();
     let mut rng = ChaCha8Rng::seed_from_u64(params.seed);
+    let mut average = IterateAverage::new(params.solver == Solver::Sgd);
+    let mut step_scale = 1.0;
+    if params.solver == Solver::Sgd {
+        progress.step_cuts = STEP_CUTS;
+    }
     std::thread::scope(|scope| {
         // The epoch being measured, and the thread measuring a copy of its weights.
         let mut in_measurement: Option<(usize, std::thread::ScopedJoinHandle<'_, (Measurement, Weights)>)> = None;
@@ -628,11 +734,14 @@ fn fit_per_sample<F: FnMut(&EpochEvent)>(data: &FitData<'_>, progress: &mut Prog
             let train_another = epoch < params.epochs && !data.cancelled();
             if train_another {
                 epoch += 1;
-                let lr = data.learning_rate(epoch);
+                let lr = data.learning_rate(epoch) * step_scale;
                 shuffle_blocks(&mut order, &mut rng);
                 match params.solver {
                     Solver::Minibatch => minibatch_epoch(&mut w, data.train, &order, params.batch_size, lr, params.l2),
-                    _ => sgd_epoch(&mut w, data.train, &order, lr, params.l2),
+                    _ => {
+                        let sums = sgd_epoch(&mut w, data.train, &order, lr, params.l2);
+                        average.add_epoch(epoch, &sums, order.len());
+                    }
                 }
             }
             if let Some((measured_epoch, handle)) = in_measurement.take() {
@@ -642,16 +751,93 @@ fn fit_per_sample<F: FnMut(&EpochEvent)>(data: &FitData<'_>, progress: &mut Prog
                 if let Some(reason) = stop {
                     return (measured_w, reason);
                 }
+                // A cut decided on epoch e's measurement applies from epoch e + 2: e + 1 was
+                // trained while e was measured. Deterministic, so the same seed still gives
+                // the same model bit for bit.
+                if std::mem::take(&mut progress.cut_step) {
+                    step_scale *= STEP_CUT;
+                    average.restart(epoch + 1);
+                }
             }
             if !train_another {
                 let reason = if epoch < params.epochs { StopReason::Cancelled } else { StopReason::MaxEpochs };
-                return (w, reason);
+                return (average.weights(&w), reason);
             }
-            let snapshot = w.clone();
+            let snapshot = average.weights(&w);
             in_measurement = Some((epoch, scope.spawn(move || (data.measure(&snapshot), snapshot))));
         }
     })
 }
+
+/// The averaged iterate of averaged SGD (Polyak–Ruppert), which is what the fit reports and
+/// measures. The per-sample rule wanders around the optimum at the scale of its step; the mean
+/// of its wanderings is far closer to the optimum than the last iterate.
+///
+/// The mean is over the tail of the run: counting epochs from `origin` (epoch 2 at first, since
+/// epoch 1's iterates are still far off; after a step cut, the first epoch at the new step),
+/// every iterate from local epoch `s` on, where `s` is the largest power of two at most half the
+/// local epochs so far. So the early iterates stop biasing it, and two or three running sums
+/// (windows opened at local epochs 1, 2, 4, 8, …) are all it keeps, however many epochs run.
+struct IterateAverage {
+    on: bool,
+    origin: usize,
+    /// (first local epoch, sums with the bias first, iterates summed), the oldest first.
+    windows: Vec<(usize, Vec<f64>, u64)>,
+}
+
+impl IterateAverage {
+    fn new(on: bool) -> Self {
+        IterateAverage { on, origin: 2, windows: Vec::new() }
+    }
+
+    /// The first local epoch averaged after `local` local epochs.
+    fn window_start(local: usize) -> usize {
+        1 << local.div_ceil(2).max(1).ilog2()
+    }
+
+    fn add_epoch(&mut self, epoch: usize, sums: &[f64], iterates: usize) {
+        if !self.on || epoch < self.origin {
+            return;
+        }
+        let local = epoch - self.origin + 1;
+        if self.windows.last().is_none_or(|(first, _, _)| 2 * first == local) {
+            self.windows.push((local, vec![0.0; sums.len()], 0));
+        }
+        for (_, total, count) in &mut self.windows {
+            for (t, v) in total.iter_mut().zip(sums) {
+                *t += v;
+            }
+            *count += iterates as u64;
+        }
+        let start = Self::window_start(local);
+        self.windows.retain(|(first, _, _)| *first >= start);
+    }
+
+    /// Starts over from `epoch`: the iterates before a step cut belong to another regime.
+    fn restart(&mut self, epoch: usize) {
+        self.origin = epoch;
+        self.windows.clear();
+    }
+
+    /// The averaged weights, or the current ones before averaging starts.
+    fn weights(&self, current: &Weights) -> Weights {
+        match self.windows.first() {
+            Some((_, sums, count)) if self.on && *count > 0 => {
+                let n = *count as f64;
+                Weights { bias: sums[0] / n, weights: sums[1..].iter().map(|s| s / n).collect() }
+            }
+            _ => current.clone(),
+        }
+    }
+}
+
+/// How many times averaged SGD cuts its step (by [`STEP_CUT`]) when the training objective
+/// plateaus, before the plateau stops it. Its steps decay slowly, as averaging wants; on some
+/// data the iterates then wander at a level the average cannot get below, and a cut lets it go
+/// on (on the penguins data with 1000 epochs: 0.005% above the optimum with cuts, 0.02%
+/// without).
+const STEP_CUTS: usize = 10;
+const STEP_CUT: f64 = 0.5;
 
 /// Batch gradient descent and newton: every epoch is itself a pass over all rows, whose result
 /// (objective, gradient, for newton the Hessian) at the new weights serves as the epoch's
@@ -692,19 +878,26 @@ fn step(w: &mut Weights, grad: &[f64], lr: f64) {
     }
 }
 
-/// The seed's rule, one example at a time. The L2 term is folded in as weight decay.
-fn sgd_epoch(w: &mut Weights, ex: Examples<'_>, order: &[usize], lr: f64, l2: f64) {
+/// The seed's rule, one example at a time. The L2 term is folded in as weight decay. Returns
+/// the sum of the iterates after each update (bias first), for the averaged iterate.
+fn sgd_epoch(w: &mut Weights, ex: Examples<'_>, order: &[usize], lr: f64, l2: f64) -> Vec<f64> {
     specialise_width!(sgd_epoch_kernel(ex.d, w, ex, order, lr, l2))
 }
 
 #[inline(always)]
-fn sgd_epoch_kernel(d: usize, w: &mut Weights, ex: Examples<'_>, order: &[usize], lr: f64, l2: f64) {
+fn sgd_epoch_kernel(d: usize, w: &mut Weights, ex: Examples<'_>, order: &[usize], lr: f64, l2: f64) -> Vec<f64> {
     // The weights live in a local array while the epoch runs, so that for a constant `d` the
     // compiler can keep them in registers instead of storing and reloading them every row.
     let (mut local, mut wide) = ([0.0f64; 16], Vec::new());
     let weights = zeroed(&mut local, &mut wide, d);
     weights.copy_from_slice(&w.weights[..d]);
     let mut bias = w.bias;
+    // The running sums of the iterates: off the update chain, so nearly free.
+    let (mut local_sums, mut wide_sums) = ([0.0f64; 16], Vec::new());
+    let sums = zeroed(&mut local_sums, &mut wide_sums, d);
+    let mut bias_sum = 0.0;
+    // The step of a row of class 0 and of class 1 (×1.0 when unweighted: exact).
+    let step_of = [lr * ex.class_weights[0], lr * ex.class_weights[1]];
     // With l2 = 0 the decay is exactly 1, and multiplying by it changes nothing.
     let decay = 1.0 - lr * l2;
     let row_at = |i: usize| &ex.x[i * d..i * d + d];
@@ -743,10 +936,13 @@ fn sgd_epoch_kernel(d: usize, w: &mut Weights, ex: Examples<'_>, order: &[usize]
                 Some(&next) => (bias + decay * dot(weights, row_at(next)), 1.0 + dot(row, row_at(next))),
                 None => (0.0, 0.0),
             };
-            let g = lr * (sigmoid(z) - ex.y[i]);
+            let y = ex.y[i];
+            let g = step_of[usize::from(y == 1.0)] * (sigmoid(z) - y);
             bias -= g;
-            for (wj, &v) in weights.iter_mut().zip(row) {
+            bias_sum += bias;
+            for ((wj, &v), s) in weights.iter_mut().zip(row).zip(sums.iter_mut()) {
                 *wj = *wj * decay - g * v;
+                *s += *wj;
             }
             z = ahead - g * overlap;
         }
@@ -754,6 +950,7 @@ fn sgd_epoch_kernel(d: usize, w: &mut Weights, ex: Examples<'_>, order: &[usize]
     }
     w.bias = bias;
     w.weights.copy_from_slice(weights);
+    std::iter::once(bias_sum).chain(sums.iter().copied()).collect()
 }
 
 /// `len` zeros: in `local` when they fit, which a kernel compiled for a constant width keeps in
@@ -789,7 +986,7 @@ fn minibatch_epoch(w: &mut Weights, ex: Examples<'_>, order: &[usize], batch: us
         grad.iter_mut().for_each(|g| *g = 0.0);
         for &i in idx {
             let row = &ex.x[i * d..(i + 1) * d];
-            let r = sigmoid(w.logit(row)) - ex.y[i];
+            let r = ex.weight(ex.y[i]) * (sigmoid(w.logit(row)) - ex.y[i]);
             grad[0] += r;
             for (g, &v) in grad[1..].iter_mut().zip(row) {
                 *g += r * v;
@@ -871,6 +1068,40 @@ fn newton_step(w: &mut Weights, ex: Examples<'_>, l2: f64, at: &mut Option<PassS
     None
 }
 
+/// The Hessian of the summed (not mean) log loss at `w`: (d+1)² entries, bias first, both
+/// triangles filled. Its inverse is the covariance of the maximum-likelihood estimates.
+pub fn hessian_sum(w: &Weights, ex: Examples<'_>) -> Vec<f64> {
+    let k = ex.d + 1;
+    let mut h = full_pass(w, ex, true).hess;
+    for a in 0..k {
+        for b in 0..a {
+            h[a * k + b] = h[b * k + a];
+        }
+    }
+    h
+}
+
+/// The inverse of a symmetric positive definite k×k matrix; `None` when it is singular (for
+/// the Hessian: collinear terms).
+pub fn invert_spd(h: &[f64], k: usize) -> Option<Vec<f64>> {
+    // Scaled to unit diagonal first, so the singularity test does not depend on units.
+    let d: Vec<f64> = (0..k).map(|i| h[i * k + i].max(0.0).sqrt()).collect();
+    if d.iter().any(|&v| v == 0.0 || !v.is_finite()) {
+        return None;
+    }
+    let scaled: Vec<f64> = (0..k * k).map(|i| h[i] / (d[i / k] * d[i % k])).collect();
+    let mut inverse = vec![0.0; k * k];
+    for c in 0..k {
+        let mut e = vec![0.0; k];
+        e[c] = 1.0;
+        let column = solve_spd(&scaled, &e, k)?;
+        for r in 0..k {
+            inverse[r * k + c] = column[r] / (d[r] * d[c]);
+        }
+    }
+    Some(inverse)
+}
+
 /// Solves H·x = g for a symmetric positive definite H by Cholesky; `None` if it is not.
 fn solve_spd(h: &[f64], g: &[f64], k: usize) -> Option<Vec<f64>> {
     let mut l = vec![0.0; k * k];
@@ -936,7 +1167,7 @@ mod tests {
     #[test]
     fn newton_recovers_the_generating_model_within_two_percent() {
         let (x, y) = admissions(100_000, 3);
-        let params = TrainParams { solver: Solver::Newton, epochs: 50, validation_fraction: 0.0, ..TrainParams::default() };
+        let params = TrainParams { solver: Solver::Newton, epochs: 50, validation_fraction: Some(0.0), ..TrainParams::default() };
         let out = fit(Examples::new(&x, &y, 1), None, &params, &AtomicBool::new(false), |_| {}).expect("fits");
         let (b, w) = (out.weights.bias, out.weights.weights[0]);
         assert!((b + 10.0).abs() / 10.0 < 0.02, "intercept {b}");
@@ -955,7 +1186,7 @@ mod tests {
         let (x, y) = scaled(2_000);
         let ex = Examples::new(&x, &y, 1);
         let cancel = AtomicBool::new(false);
-        let base = TrainParams { validation_fraction: 0.0, ..TrainParams::default() };
+        let base = TrainParams { validation_fraction: Some(0.0), ..TrainParams::default() };
         let newton = fit(ex, None, &TrainParams { solver: Solver::Newton, ..base.clone() }, &cancel, |_| {}).expect("fits");
         let optimum = mean_log_loss(&newton.weights, ex);
         for (solver, lr, epochs) in [(Solver::Sgd, 0.05, 200), (Solver::Minibatch, 0.5, 500), (Solver::Batch, 2.0, 3000)] {
@@ -1016,18 +1247,84 @@ mod tests {
         for solver in [Solver::Sgd, Solver::Minibatch] {
             // A loose tolerance makes the plateau rule stop well before the epoch limit.
             let params =
-                TrainParams { solver, epochs: 200, patience: 2, tolerance: 1e-3, validation_fraction: 0.0, ..TrainParams::default() };
+                TrainParams { solver, epochs: 200, patience: 2, tolerance: 1e-3, validation_fraction: Some(0.0), ..TrainParams::default() };
             let stopped = fit(ex, None, &params, &cancel, |_| {}).expect("fits");
-            assert_eq!(stopped.stop_reason, StopReason::Plateau, "{solver}");
+            assert!(matches!(stopped.stop_reason, StopReason::Plateau | StopReason::Converged), "{solver}: {:?}", stopped.stop_reason);
             let epochs = stopped.curve.len();
             assert!(epochs < 200, "{solver}");
             let limited = TrainParams { epochs, patience: 0, ..params };
             let same = fit(ex, None, &limited, &cancel, |_| {}).expect("fits");
-            assert_eq!(same.stop_reason, StopReason::MaxEpochs, "{solver}");
+            let expected = if stopped.stop_reason == StopReason::Converged { StopReason::Converged } else { StopReason::MaxEpochs };
+            assert_eq!(same.stop_reason, expected, "{solver}");
             assert_eq!(stopped.weights, same.weights, "{solver}: the weights are those of the last reported epoch");
             let losses = |curve: &[EpochEvent]| curve.iter().map(|e| (e.train_loss, e.grad_norm)).collect::<Vec<_>>();
             assert_eq!(losses(&stopped.curve), losses(&same.curve), "{solver}");
         }
+    }
+
+    /// Standardised, correlated features: the hard case for per-sample SGD.
+    fn correlated(rows: usize, d: usize) -> (Vec<f64>, Vec<f64>) {
+        let g = Generator { intercept: 0.5, coefficients: (0..d).map(|j| 1.0 - 0.1 * j as f64).collect(), ranges: vec![(-1.0, 1.0); d], rows, seed: 5 };
+        let data = generate(&g);
+        // Mix the columns so they correlate (x'_j = x_j + 0.3·x_0), then standardise.
+        let mut x = data.x.clone();
+        for row in x.chunks_exact_mut(d) {
+            let first = row[0];
+            for v in &mut row[1..] {
+                *v += 0.3 * first;
+            }
+        }
+        for j in 0..d {
+            let column: Vec<f64> = x.iter().skip(j).step_by(d).copied().collect();
+            let mean = column.iter().sum::<f64>() / rows as f64;
+            let sd = (column.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / rows as f64).sqrt();
+            for v in x.iter_mut().skip(j).step_by(d) {
+                *v = (*v - mean) / sd;
+            }
+        }
+        (x, data.y)
+    }
+
+    #[test]
+    fn averaged_sgd_with_default_steps_reaches_the_exact_optimum_on_correlated_features() {
+        // Within 0.1% of the optimum in 100 epochs with 5 features; 20 features with 2,000 noisy
+        // rows take longer (0.6% above at 100 epochs, 0.13% at 400).
+        for (rows, d, epochs, within) in [(300, 5, 100, 1e-3), (2_000, 20, 400, 2e-3)] {
+            let (x, y) = correlated(rows, d);
+            let ex = Examples::new(&x, &y, d);
+            let cancel = AtomicBool::new(false);
+            let base = TrainParams { validation_fraction: Some(0.0), epochs, ..TrainParams::default() };
+            let newton = fit(ex, None, &TrainParams { solver: Solver::Newton, epochs: 50, ..base.clone() }, &cancel, |_| {}).expect("fits");
+            let optimum = mean_log_loss(&newton.weights, ex);
+            let sgd = fit(ex, None, &base, &cancel, |_| {}).expect("fits");
+            let loss = mean_log_loss(&sgd.weights, ex);
+            assert!((loss - optimum) / optimum < within, "{rows}×{d}: {loss} vs the optimum {optimum} ({:?})", sgd.stop_reason);
+            // The last iterate alone is further off: the average is what gets there.
+            let mut last = Weights::zeros(d);
+            let order: Vec<usize> = (0..rows).collect();
+            for epoch in 1..=sgd.curve.len() {
+                let lr = base.learning_rate / (1.0 + base.lr_decay * (epoch - 1) as f64).sqrt();
+                sgd_epoch(&mut last, ex, &order, lr, 0.0);
+            }
+            assert!(mean_log_loss(&last, ex) > loss, "{rows}×{d}: averaging should help");
+        }
+    }
+
+    #[test]
+    fn iterate_average_covers_the_tail_from_a_power_of_two() {
+        assert_eq!((1..=9).map(IterateAverage::window_start).collect::<Vec<_>>(), vec![1, 1, 2, 2, 2, 2, 4, 4, 4]);
+        assert_eq!(IterateAverage::window_start(100), 32);
+        let mut average = IterateAverage::new(true);
+        // Epoch e's iterates all equal e. Epochs 2..=9 are local epochs 1..=8: the average is
+        // over local 4..=8, epochs 5..=9, so 7.
+        for epoch in 1..=9 {
+            average.add_epoch(epoch, &[epoch as f64 * 10.0], 10);
+        }
+        assert_eq!(average.weights(&Weights::zeros(0)).bias, 7.0);
+        average.restart(10);
+        assert_eq!(average.weights(&Weights { bias: -1.0, weights: Vec::new() }).bias, -1.0, "nothing averaged yet");
+        average.add_epoch(10, &[1000.0], 10);
+        assert_eq!(average.weights(&Weights::zeros(0)).bias, 100.0);
     }
 
     #[test]
@@ -1043,7 +1340,7 @@ mod tests {
         let x = vec![-2.0, -1.0, 1.0, 2.0];
         let y = vec![0.0, 0.0, 1.0, 1.0];
         for solver in Solver::ALL {
-            let params = TrainParams { solver, epochs: 100, learning_rate: 1.0, validation_fraction: 0.0, ..TrainParams::default() };
+            let params = TrainParams { solver, epochs: 100, learning_rate: 1.0, validation_fraction: Some(0.0), ..TrainParams::default() };
             let out = fit(Examples::new(&x, &y, 1), None, &params, &AtomicBool::new(false), |_| {}).expect("fits");
             assert!(out.weights.bias.is_finite() && out.weights.weights[0].is_finite(), "{solver}");
             assert!(out.curve.iter().all(|e| e.train_loss.is_finite()), "{solver}");

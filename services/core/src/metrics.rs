@@ -75,6 +75,22 @@ pub struct Metrics {
     pub brier: f64,
     #[serde(with = "confusion_serde")]
     pub confusion: Confusion,
+    /// The area under the precision-recall curve, as average precision (scikit-learn's
+    /// `average_precision_score`): the mean of the precision at each positive's rank.
+    #[serde(default)]
+    pub pr_auc: f64,
+    /// Thresholds worth considering besides the one in use.
+    #[serde(default)]
+    pub suggested_thresholds: Option<SuggestedThresholds>,
+}
+
+/// The threshold that maximises F1, and the one that maximises Youden's J (TPR − FPR).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct SuggestedThresholds {
+    pub max_f1: f64,
+    pub f1: f64,
+    pub youden: f64,
+    pub j: f64,
 }
 
 impl Metrics {
@@ -99,8 +115,68 @@ impl Metrics {
             log_loss: logits.iter().zip(labels).map(|(&z, &y)| crate::logistic::log_loss_at(z, y)).sum::<f64>() / nf,
             brier: probabilities.iter().zip(labels).map(|(p, y)| (p - y).powi(2)).sum::<f64>() / nf,
             confusion: c,
+            pr_auc: average_precision(probabilities, labels),
+            suggested_thresholds: suggested_thresholds(probabilities, labels),
         }
     }
+}
+
+/// The counts of positives and negatives at or above each distinct score, highest first:
+/// (score, true positives, false positives).
+fn cumulative_counts(scores: &[f64], labels: &[f64]) -> Vec<(f64, f64, f64)> {
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    let (mut tp, mut fp) = (0.0, 0.0);
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < order.len() {
+        let s = scores[order[i]];
+        while i < order.len() && scores[order[i]] == s {
+            if labels[order[i]] == 1.0 { tp += 1.0 } else { fp += 1.0 }
+            i += 1;
+        }
+        out.push((s, tp, fp));
+    }
+    out
+}
+
+/// Average precision: Σ (Rₙ − Rₙ₋₁)·Pₙ over the distinct thresholds, highest first (ties
+/// taken together, as scikit-learn does). `NaN` without positives.
+pub fn average_precision(scores: &[f64], labels: &[f64]) -> f64 {
+    let positives = labels.iter().filter(|&&y| y == 1.0).count() as f64;
+    if positives == 0.0 {
+        return f64::NAN;
+    }
+    let mut previous_recall = 0.0;
+    let mut ap = 0.0;
+    for (_, tp, fp) in cumulative_counts(scores, labels) {
+        let recall = tp / positives;
+        ap += (recall - previous_recall) * (tp / (tp + fp));
+        previous_recall = recall;
+    }
+    ap
+}
+
+/// The thresholds of maximum F1 and of maximum Youden's J among the distinct scores (a row is
+/// positive when its score is at or above the threshold).
+pub fn suggested_thresholds(scores: &[f64], labels: &[f64]) -> Option<SuggestedThresholds> {
+    let positives = labels.iter().filter(|&&y| y == 1.0).count() as f64;
+    let negatives = labels.len() as f64 - positives;
+    if positives == 0.0 || negatives == 0.0 {
+        return None;
+    }
+    let mut best = SuggestedThresholds { max_f1: 0.5, f1: -1.0, youden: 0.5, j: f64::NEG_INFINITY };
+    for (s, tp, fp) in cumulative_counts(scores, labels) {
+        let f1 = 2.0 * tp / (tp + fp + positives);
+        if f1 > best.f1 {
+            (best.max_f1, best.f1) = (s, f1);
+        }
+        let j = tp / positives - fp / negatives;
+        if j > best.j {
+            (best.youden, best.j) = (s, j);
+        }
+    }
+    Some(best)
 }
 
 /// The area under the ROC curve: the probability that a random positive scores above a random
@@ -206,6 +282,29 @@ mod tests {
         assert!((m.log_loss - expected_ll).abs() < 1e-9);
         let json = serde_json::to_value(&m).expect("serialises");
         assert_eq!(json["confusion"]["fn"], 1);
+    }
+
+    #[test]
+    fn average_precision_and_auc_match_scikit_learn() {
+        let reference: serde_json::Value =
+            serde_json::from_str(include_str!("../../../tests/fixtures/reference.json")).expect("fixture parses");
+        let m = &reference["metrics"];
+        let floats = |v: &serde_json::Value| v.as_array().map(|a| a.iter().filter_map(serde_json::Value::as_f64).collect::<Vec<_>>());
+        let (labels, scores) = (floats(&m["labels"]).expect("labels"), floats(&m["scores"]).expect("scores"));
+        let expected_ap = m["average_precision"].as_f64().expect("ap");
+        assert!((average_precision(&scores, &labels) - expected_ap).abs() < 1e-12, "{} vs {expected_ap}", average_precision(&scores, &labels));
+        assert!((roc_auc(&scores, &labels) - m["roc_auc"].as_f64().expect("auc")).abs() < 1e-12);
+    }
+
+    #[test]
+    fn suggested_thresholds_maximise_f1_and_youden() {
+        // At 0.6: tp 2, fp 0 → F1 = 4/5 and J = 2/3; at 0.3: tp 3, fp 1 → F1 6/7, J 2/3 − … = 0.5.
+        let scores = [0.9, 0.6, 0.4, 0.3, 0.1];
+        let labels = [1.0, 1.0, 0.0, 1.0, 0.0];
+        let t = suggested_thresholds(&scores, &labels).expect("both classes");
+        assert_eq!((t.max_f1, t.youden), (0.3, 0.6));
+        assert!((t.f1 - 6.0 / 7.0).abs() < 1e-12 && (t.j - 2.0 / 3.0).abs() < 1e-12);
+        assert!(suggested_thresholds(&scores, &[1.0; 5]).is_none());
     }
 
     #[test]

@@ -5,10 +5,11 @@
 //! ([`Model::intercept`], [`Model::coefficients`]) for people to read and compare with
 //! statsmodels or R's glm.
 
+use crate::inference::{Optimality, TermStatistics};
 use crate::logistic::{EpochEvent, StopReason, TrainParams, Weights, logit, sigmoid};
-use crate::scale::Transform;
+use crate::scale::{EncodeError, Transform, Value};
+use crate::table::Classes;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 /// Bumped when the JSON layout changes in a way older readers cannot load.
 pub const MODEL_FORMAT_VERSION: u32 = 1;
@@ -33,13 +34,110 @@ pub struct Model {
     pub scaled: Weights,
     /// θ0 in the data's own units.
     pub intercept: f64,
-    /// θ per feature in the data's own units (per unit of each raw feature).
-    pub coefficients: BTreeMap<String, f64>,
+    /// θ per term in the data's own units (per unit of each numeric feature; for a level, the
+    /// change in log-odds against the reference level), in the model's term order.
+    pub coefficients: Coefficients,
     pub params: TrainParams,
     pub stop_reason: StopReason,
     pub epochs_run: usize,
+    /// The rows the fit used (the training split less any validation hold-out).
     pub train_rows: usize,
     pub lineage: Lineage,
+    /// The rows held out of the training split to watch the validation loss.
+    #[serde(default)]
+    pub validation_rows: usize,
+    /// The label's classes by name (class 1 is `positive`).
+    #[serde(default)]
+    pub classes: Option<Classes>,
+    /// The intercept and every term with its standard error, z, p-value, 95% interval and
+    /// odds ratio where they are given ([`Model::statistics_note`] says why not otherwise).
+    #[serde(default)]
+    pub terms: Vec<TermStatistics>,
+    #[serde(default)]
+    pub statistics_note: Option<String>,
+    /// Which term separates the classes, when they are separated.
+    #[serde(default)]
+    pub separation: Option<String>,
+    /// How close an iterative fit came to the exact optimum on the same rows.
+    #[serde(default)]
+    pub optimality: Option<Optimality>,
+}
+
+/// Coefficients by term name, in the model's term order: a JSON object whose keys keep that
+/// order (a map type would sort them).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Coefficients(pub Vec<(String, f64)>);
+
+impl Coefficients {
+    pub fn get(&self, name: &str) -> Option<f64> {
+        self.0.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
+    }
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &f64)> {
+        self.0.iter().map(|(n, v)| (n, v))
+    }
+    pub fn keys(&self) -> impl Iterator<Item = &String> {
+        self.0.iter().map(|(n, _)| n)
+    }
+    pub fn values(&self) -> impl Iterator<Item = &f64> {
+        self.0.iter().map(|(_, v)| v)
+    }
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<'a> IntoIterator for &'a Coefficients {
+    type Item = (&'a String, &'a f64);
+    type IntoIter = std::iter::Map<std::slice::Iter<'a, (String, f64)>, fn(&'a (String, f64)) -> (&'a String, &'a f64)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter().map(|(n, v)| (n, v))
+    }
+}
+
+impl<const N: usize> From<[(String, f64); N]> for Coefficients {
+    fn from(pairs: [(String, f64); N]) -> Self {
+        Coefficients(pairs.into())
+    }
+}
+
+impl FromIterator<(String, f64)> for Coefficients {
+    fn from_iter<I: IntoIterator<Item = (String, f64)>>(iter: I) -> Self {
+        Coefficients(iter.into_iter().collect())
+    }
+}
+
+impl Serialize for Coefficients {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (name, value) in &self.0 {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Coefficients {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct InOrder;
+        impl<'de> serde::de::Visitor<'de> for InOrder {
+            type Value = Coefficients;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object of term name → coefficient")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Coefficients, A::Error> {
+                let mut pairs = Vec::new();
+                while let Some(entry) = map.next_entry::<String, f64>()? {
+                    pairs.push(entry);
+                }
+                Ok(Coefficients(pairs))
+            }
+        }
+        d.deserialize_map(InOrder)
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -48,6 +146,10 @@ pub enum PredictError {
     Width { expected: usize, got: usize, names: String },
     #[error("value {index} ({name}) is not a finite number")]
     NotFinite { index: usize, name: String },
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+    #[error("feature {0:?} is categorical: send its value as text, one tensor per feature (BYTES)")]
+    NeedsText(String),
 }
 
 impl Model {
@@ -65,12 +167,14 @@ impl Model {
         lineage: Lineage,
     ) -> Model {
         let mut intercept = scaled.bias;
-        let mut coefficients = BTreeMap::new();
-        for (j, name) in transform.feature_names.iter().enumerate() {
-            let theta = scaled.weights[j] / transform.scale[j];
-            intercept -= theta * transform.offset[j];
-            coefficients.insert(name.clone(), theta);
+        let mut coefficients = Vec::new();
+        for (t, name) in transform.term_names().iter().enumerate() {
+            let theta = scaled.weights[t] / transform.scale[t];
+            intercept -= theta * transform.offset[t];
+            coefficients.push((name.clone(), theta));
         }
+        let coefficients = Coefficients(coefficients);
+        let terms = TermStatistics::estimates_only(intercept, &coefficients);
         Model {
             format_version: MODEL_FORMAT_VERSION,
             feature_names: transform.feature_names.clone(),
@@ -84,15 +188,52 @@ impl Model {
             epochs_run,
             train_rows,
             lineage,
+            validation_rows: 0,
+            classes: None,
+            terms,
+            statistics_note: None,
+            separation: None,
+            optimality: None,
         }
     }
 
+    /// The number of input features.
     pub fn width(&self) -> usize {
         self.feature_names.len()
     }
 
-    /// Checks one row of raw values.
+    /// The number of terms: the width of a row of [`Model::logit_raw`].
+    pub fn term_count(&self) -> usize {
+        self.transform.terms()
+    }
+
+    /// Whether every feature is numeric, so a row of features is a row of terms.
+    pub fn is_numeric(&self) -> bool {
+        self.transform.is_numeric()
+    }
+
+    /// The names of the two classes: (class 0, class 1).
+    pub fn class_names(&self) -> (String, String) {
+        match &self.classes {
+            Some(c) => (c.negative.clone(), c.positive.clone()),
+            None => (format!("not {}", self.label_name), self.label_name.clone()),
+        }
+    }
+
+    /// Encodes one row of feature values (numbers and text) into a row of terms, checked.
+    pub fn encode_row(&self, row: &[Value], out: &mut Vec<f64>) -> Result<(), PredictError> {
+        if row.len() != self.width() {
+            return Err(PredictError::Width { expected: self.width(), got: row.len(), names: self.feature_names.join(", ") });
+        }
+        self.transform.encode_values(row, out)?;
+        Ok(())
+    }
+
+    /// Checks one row of raw values of a numeric model.
     pub fn check_row(&self, row: &[f64]) -> Result<(), PredictError> {
+        if let Some(j) = (0..self.width()).find(|&j| *self.transform.encoding(j) != crate::scale::Encoding::Numeric) {
+            return Err(PredictError::NeedsText(self.feature_names[j].clone()));
+        }
         if row.len() != self.width() {
             return Err(PredictError::Width { expected: self.width(), got: row.len(), names: self.feature_names.join(", ") });
         }
@@ -102,8 +243,8 @@ impl Model {
         Ok(())
     }
 
-    /// The logit of one row of raw values (already checked). Computed through the scaled
-    /// weights, exactly as in training.
+    /// The logit of one row of terms in the data's units (for a numeric model: its feature
+    /// values), already checked. Computed through the scaled weights, exactly as in training.
     #[inline]
     pub fn logit_raw(&self, row: &[f64]) -> f64 {
         let mut z = self.scaled.bias;
@@ -121,15 +262,16 @@ impl Model {
 
     /// The value of feature `index` that gives probability `target`, the others held at
     /// `row`'s values: the inverse of the logit. `None` when that feature has no effect.
+    /// `row` is a row of terms; `index` a term's index.
     pub fn value_for_probability(&self, row: &[f64], index: usize, target: f64) -> Option<f64> {
-        let theta = *self.coefficients.get(&self.feature_names[index])?;
+        let theta = self.coefficients.0.get(index)?.1;
         if theta == 0.0 || !(0.0 < target && target < 1.0) {
             return None;
         }
         let mut rest = self.intercept;
-        for (j, name) in self.feature_names.iter().enumerate() {
-            if j != index {
-                rest += self.coefficients[name] * row[j];
+        for (t, (_, coefficient)) in self.coefficients.0.iter().enumerate() {
+            if t != index {
+                rest += coefficient * row[t];
             }
         }
         Some((logit(target) - rest) / theta)
@@ -146,8 +288,14 @@ impl Model {
 
     /// A model of one feature, `score`, with no scaling: z = intercept + slope·score.
     pub fn one_feature(intercept: f64, slope: f64) -> Model {
-        let transform =
-            Transform { scaling: crate::scale::Scaling::None, feature_names: vec!["score".into()], offset: vec![0.0], scale: vec![1.0] };
+        let transform = Transform {
+            scaling: crate::scale::Scaling::None,
+            feature_names: vec!["score".into()],
+            encodings: Vec::new(),
+            term_names: Vec::new(),
+            offset: vec![0.0],
+            scale: vec![1.0],
+        };
         Model::new(
             transform,
             Weights { bias: intercept, weights: vec![slope] },
@@ -174,7 +322,14 @@ mod tests {
 
     fn model() -> Model {
         // Scaled by (x − 50)/25; θ0 = −10, θ1 = 0.2 ⇒ w = 0.2·25 = 5, b = −10 + 0.2·50 = 0.
-        let t = Transform { scaling: Scaling::Standard, feature_names: vec!["score".into()], offset: vec![50.0], scale: vec![25.0] };
+        let t = Transform {
+            scaling: Scaling::Standard,
+            feature_names: vec!["score".into()],
+            encodings: Vec::new(),
+            term_names: Vec::new(),
+            offset: vec![50.0],
+            scale: vec![25.0],
+        };
         Model::new(
             t,
             Weights { bias: 0.0, weights: vec![5.0] },
@@ -191,8 +346,17 @@ mod tests {
     fn coefficients_in_data_units_and_worked_example() {
         let m = model();
         assert!((m.intercept + 10.0).abs() < 1e-12);
-        assert!((m.coefficients["score"] - 0.2).abs() < 1e-12);
+        assert!((m.coefficients.get("score").unwrap_or(0.0) - 0.2).abs() < 1e-12);
         assert!((m.probability_raw(&[80.0]) - 0.99752737684).abs() < 1e-9);
+    }
+
+    #[test]
+    fn coefficients_keep_their_order_in_json() {
+        let c = Coefficients(vec![("zeta".into(), 1.0), ("alpha".into(), 2.0)]);
+        let text = serde_json::to_string(&c).expect("serialises");
+        assert_eq!(text, r#"{"zeta":1.0,"alpha":2.0}"#);
+        let back: Coefficients = serde_json::from_str(&text).expect("parses");
+        assert_eq!(back, c);
     }
 
     #[test]

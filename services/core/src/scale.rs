@@ -1,9 +1,16 @@
-//! Feature scaling, fitted on the training split only: [`Transform`].
+//! The model's terms and their scaling, fitted on the training split only: [`Transform`].
 //!
-//! Every scaling is `x' = (x − offset) / scale` per feature, which is what lets a model undo
+//! A numeric feature is one term. A categorical feature is treatment-coded, as R's glm and
+//! statsmodels' formulas do it: the levels seen in training ([`Encoding::Categorical`]), the
+//! first of them the reference with no term, and one 0/1 term `column=level` for each other.
+//! The levels travel with the model, so serving encodes exactly as training did, and a level
+//! training never saw is refused ([`EncodeError::UnseenLevel`]) rather than guessed.
+//!
+//! Every term is then scaled as `t' = (t − offset) / scale`, which is what lets a model undo
 //! it and report its coefficients in the data's own units.
 
 use crate::clean::Dataset;
+use crate::table::ColumnKind;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -30,43 +37,234 @@ impl std::str::FromStr for Scaling {
     }
 }
 
-/// A fitted transform: per feature, `x' = (x − offset) / scale`.
+/// How one input feature becomes terms.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Encoding {
+    /// One term, the value itself.
+    #[default]
+    Numeric,
+    /// Treatment coding: `levels[0]` is the reference; each other level is a 0/1 term.
+    Categorical { levels: Vec<String> },
+}
+
+/// A value of one input feature, as a request or a CSV cell gives it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum Value {
+    Number(f64),
+    Text(String),
+}
+
+impl std::fmt::Display for Value {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Value::Number(v) => write!(f, "{v}"),
+            Value::Text(t) => f.write_str(t),
+        }
+    }
+}
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+pub enum EncodeError {
+    #[error("column {column:?}: level {value:?} was not seen in training; the known levels are {}", known.join(", "))]
+    UnseenLevel { column: String, value: String, known: Vec<String> },
+    #[error("column {column:?}: {value:?} is not a finite number")]
+    NotANumber { column: String, value: String },
+}
+
+/// A fitted transform: the encoding of each input feature and the scaling of each term.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Transform {
     pub scaling: Scaling,
+    /// The input features, in the data's order.
     pub feature_names: Vec<String>,
+    /// One per input feature; empty (as in transforms written before text features) means
+    /// every feature is numeric.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub encodings: Vec<Encoding>,
+    /// The model's terms, in order; empty means the features themselves.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub term_names: Vec<String>,
+    /// Per term.
     pub offset: Vec<f64>,
+    /// Per term.
     pub scale: Vec<f64>,
 }
 
 impl Transform {
-    /// Fits on the training rows. A constant column gets scale 1, so it cannot divide by zero.
+    /// Fits on the training rows: the levels each categorical feature shows there, then the
+    /// scaling of every term. A constant term gets scale 1, so it cannot divide by zero.
     pub fn fit(train: &Dataset, scaling: Scaling) -> Transform {
         let d = train.width();
-        let n = train.rows().max(1) as f64;
-        let mut offset = vec![0.0; d];
-        let mut scale = vec![1.0; d];
-        match scaling {
-            Scaling::None => {}
-            Scaling::Standard => {
-                for j in 0..d {
-                    let mean = (0..train.rows()).map(|i| train.x[i * d + j]).sum::<f64>() / n;
-                    let var = (0..train.rows()).map(|i| (train.x[i * d + j] - mean).powi(2)).sum::<f64>() / n;
-                    offset[j] = mean;
-                    scale[j] = if var.sqrt() > 0.0 && var.is_finite() { var.sqrt() } else { 1.0 };
+        let mut encodings = Vec::with_capacity(d);
+        let mut term_names = Vec::new();
+        for j in 0..d {
+            match train.kind(j) {
+                ColumnKind::Numeric => {
+                    encodings.push(Encoding::Numeric);
+                    term_names.push(train.feature_names[j].clone());
                 }
-            }
-            Scaling::MinMax => {
-                for j in 0..d {
-                    let (lo, hi) = (0..train.rows())
-                        .map(|i| train.x[i * d + j])
-                        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
-                    offset[j] = lo;
-                    scale[j] = if hi - lo > 0.0 && (hi - lo).is_finite() { hi - lo } else { 1.0 };
+                ColumnKind::Categorical { levels } => {
+                    let mut seen = vec![false; levels.len()];
+                    for i in 0..train.rows() {
+                        if let Some(s) = seen.get_mut(train.x[i * d + j] as usize) {
+                            *s = true;
+                        }
+                    }
+                    let kept: Vec<String> = levels.iter().zip(&seen).filter(|(_, s)| **s).map(|(l, _)| l.clone()).collect();
+                    term_names.extend(kept.iter().skip(1).map(|level| format!("{}={level}", train.feature_names[j])));
+                    encodings.push(Encoding::Categorical { levels: kept });
                 }
             }
         }
-        Transform { scaling, feature_names: train.feature_names.clone(), offset, scale }
+        let categorical = encodings.iter().any(|e| *e != Encoding::Numeric);
+        let mut transform = Transform {
+            scaling,
+            feature_names: train.feature_names.clone(),
+            encodings: if categorical { encodings } else { Vec::new() },
+            term_names: if categorical { term_names } else { Vec::new() },
+            offset: Vec::new(),
+            scale: Vec::new(),
+        };
+        let k = transform.terms();
+        let design = match transform.terms_of(train) {
+            Ok(design) => design,
+            // The levels were taken from these rows, so every row encodes.
+            Err(_) => vec![0.0; train.rows() * k],
+        };
+        let n = train.rows().max(1) as f64;
+        let column = |t: usize| design.iter().skip(t).step_by(k.max(1)).copied();
+        transform.offset = vec![0.0; k];
+        transform.scale = vec![1.0; k];
+        for t in 0..k {
+            match scaling {
+                Scaling::None => {}
+                Scaling::Standard => {
+                    let mean = column(t).sum::<f64>() / n;
+                    let var = column(t).map(|v| (v - mean).powi(2)).sum::<f64>() / n;
+                    transform.offset[t] = mean;
+                    transform.scale[t] = if var.sqrt() > 0.0 && var.is_finite() { var.sqrt() } else { 1.0 };
+                }
+                Scaling::MinMax => {
+                    let (lo, hi) = column(t).fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
+                    transform.offset[t] = if lo.is_finite() { lo } else { 0.0 };
+                    transform.scale[t] = if hi - lo > 0.0 && (hi - lo).is_finite() { hi - lo } else { 1.0 };
+                }
+            }
+        }
+        transform
+    }
+
+    /// The number of terms (the width of the design matrix, without the intercept).
+    pub fn terms(&self) -> usize {
+        self.offset.len().max(if self.term_names.is_empty() { self.feature_names.len() } else { self.term_names.len() })
+    }
+
+    /// The names of the terms: the features themselves unless some are categorical.
+    pub fn term_names(&self) -> &[String] {
+        if self.term_names.is_empty() { &self.feature_names } else { &self.term_names }
+    }
+
+    /// Whether every feature is one numeric term, so a row of features is a row of terms.
+    pub fn is_numeric(&self) -> bool {
+        self.encodings.iter().all(|e| *e == Encoding::Numeric)
+    }
+
+    /// The encoding of feature `j`.
+    pub fn encoding(&self, j: usize) -> &Encoding {
+        const NUMERIC: Encoding = Encoding::Numeric;
+        self.encodings.get(j).unwrap_or(&NUMERIC)
+    }
+
+    /// The design matrix of a dataset (rows × terms, row-major), in the data's units: numbers
+    /// as they are, each non-reference level a 0/1 column. A dataset's categorical cells are
+    /// indices into its own levels, which may be more than training saw.
+    pub fn terms_of(&self, data: &Dataset) -> Result<Vec<f64>, EncodeError> {
+        let d = data.width();
+        if self.is_numeric() {
+            return Ok(data.x.clone());
+        }
+        // For each feature, from the dataset's code to the term it sets (None: the reference).
+        let mut maps: Vec<Option<Vec<Result<Option<usize>, String>>>> = Vec::with_capacity(d);
+        let mut first_term = Vec::with_capacity(d);
+        let mut t = 0;
+        for j in 0..d {
+            first_term.push(t);
+            match (self.encoding(j), data.kind(j)) {
+                (Encoding::Numeric, _) => {
+                    maps.push(None);
+                    t += 1;
+                }
+                (Encoding::Categorical { levels }, kind) => {
+                    let data_levels: Vec<String> = kind.levels().map(<[String]>::to_vec).unwrap_or_default();
+                    let map = data_levels
+                        .iter()
+                        .map(|level| match levels.iter().position(|l| l == level) {
+                            Some(0) => Ok(None),
+                            Some(p) => Ok(Some(p - 1)),
+                            None => Err(level.clone()),
+                        })
+                        .collect();
+                    maps.push(Some(map));
+                    t += levels.len().saturating_sub(1);
+                }
+            }
+        }
+        let k = self.terms();
+        let mut design = vec![0.0; data.rows() * k];
+        for (row, out) in data.x.chunks_exact(d.max(1)).zip(design.chunks_exact_mut(k.max(1))) {
+            for (j, (&v, map)) in row.iter().zip(&maps).enumerate() {
+                match map {
+                    None => out[first_term[j]] = v,
+                    Some(map) => match map.get(v as usize) {
+                        Some(Ok(Some(level))) => out[first_term[j] + level] = 1.0,
+                        Some(Ok(None)) => {}
+                        Some(Err(value)) => return Err(self.unseen(j, value)),
+                        None => return Err(self.unseen(j, &format!("level #{v}"))),
+                    },
+                }
+            }
+        }
+        Ok(design)
+    }
+
+    fn unseen(&self, j: usize, value: &str) -> EncodeError {
+        let known = match self.encoding(j) {
+            Encoding::Categorical { levels } => levels.clone(),
+            Encoding::Numeric => Vec::new(),
+        };
+        EncodeError::UnseenLevel { column: self.feature_names[j].clone(), value: value.to_string(), known }
+    }
+
+    /// Appends the terms of one row of feature values (in the data's units) to `out`. A number
+    /// for a categorical feature is read as its text ("2"), as the CSV reader does.
+    pub fn encode_values(&self, row: &[Value], out: &mut Vec<f64>) -> Result<(), EncodeError> {
+        for (j, value) in row.iter().enumerate() {
+            match (self.encoding(j), value) {
+                (Encoding::Numeric, Value::Number(v)) if v.is_finite() => out.push(*v),
+                (Encoding::Numeric, Value::Text(t)) => match t.trim().parse::<f64>() {
+                    Ok(v) if v.is_finite() => out.push(v),
+                    _ => return Err(EncodeError::NotANumber { column: self.feature_names[j].clone(), value: t.clone() }),
+                },
+                (Encoding::Numeric, Value::Number(v)) => {
+                    return Err(EncodeError::NotANumber { column: self.feature_names[j].clone(), value: v.to_string() });
+                }
+                (Encoding::Categorical { levels }, value) => {
+                    let text = match value {
+                        Value::Text(t) => t.trim().to_string(),
+                        Value::Number(v) => v.to_string(),
+                    };
+                    let p = levels.iter().position(|l| *l == text).ok_or_else(|| self.unseen(j, &text))?;
+                    let start = out.len();
+                    out.resize(start + levels.len().saturating_sub(1), 0.0);
+                    if p > 0 {
+                        out[start + p - 1] = 1.0;
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     pub fn apply_row(&self, row: &[f64], out: &mut [f64]) {
@@ -75,13 +273,20 @@ impl Transform {
         }
     }
 
-    /// Returns the scaled copy of a row-major matrix.
-    pub fn apply(&self, x: &[f64]) -> Vec<f64> {
-        let d = self.offset.len();
-        let mut out = vec![0.0; x.len()];
-        for (row, o) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
-            self.apply_row(row, o);
+    /// Scales a row-major design matrix of terms in place.
+    pub fn scale_in_place(&self, design: &mut [f64]) {
+        let k = self.offset.len().max(1);
+        for row in design.chunks_exact_mut(k) {
+            for ((v, o), s) in row.iter_mut().zip(&self.offset).zip(&self.scale) {
+                *v = (*v - o) / s;
+            }
         }
+    }
+
+    /// Returns the scaled copy of a row-major matrix of terms.
+    pub fn apply(&self, x: &[f64]) -> Vec<f64> {
+        let mut out = x.to_vec();
+        self.scale_in_place(&mut out);
         out
     }
 }
@@ -91,7 +296,7 @@ mod tests {
     use super::*;
 
     fn data() -> Dataset {
-        Dataset { feature_names: vec!["a".into(), "c".into()], label_name: "y".into(), x: vec![0.0, 5.0, 10.0, 5.0], y: vec![0.0, 1.0] }
+        Dataset { feature_names: vec!["a".into(), "c".into()], label_name: "y".into(), x: vec![0.0, 5.0, 10.0, 5.0], y: vec![0.0, 1.0], ..Default::default() }
     }
 
     #[test]
@@ -106,5 +311,39 @@ mod tests {
     fn minmax_maps_to_unit_interval() {
         let t = Transform::fit(&data(), Scaling::MinMax);
         assert_eq!(t.apply(&[0.0, 5.0, 10.0, 5.0]), vec![0.0, 0.0, 1.0, 0.0]);
+    }
+
+    fn species() -> Dataset {
+        // Levels of the whole file: Adelie, Chinstrap, Gentoo, Zebra; training saw three.
+        let levels = vec!["Adelie".into(), "Chinstrap".into(), "Gentoo".into(), "Zebra".into()];
+        Dataset {
+            feature_names: vec!["mass".into(), "species".into()],
+            label_name: "sex".into(),
+            kinds: vec![ColumnKind::Numeric, ColumnKind::Categorical { levels }],
+            x: vec![1.0, 0.0, 2.0, 1.0, 3.0, 2.0, 4.0, 0.0],
+            y: vec![0.0, 1.0, 0.0, 1.0],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn treatment_coding_with_the_first_seen_level_as_reference() {
+        let t = Transform::fit(&species(), Scaling::None);
+        assert_eq!(t.term_names(), ["mass", "species=Chinstrap", "species=Gentoo"]);
+        assert_eq!(t.encoding(1), &Encoding::Categorical { levels: vec!["Adelie".into(), "Chinstrap".into(), "Gentoo".into()] });
+        let design = t.terms_of(&species()).expect("encodes");
+        assert_eq!(design, vec![1.0, 0.0, 0.0, 2.0, 1.0, 0.0, 3.0, 0.0, 1.0, 4.0, 0.0, 0.0]);
+        let mut row = Vec::new();
+        t.encode_values(&[Value::Number(7.0), Value::Text("Gentoo".into())], &mut row).expect("encodes");
+        assert_eq!(row, vec![7.0, 0.0, 1.0]);
+        let unseen = t.encode_values(&[Value::Number(7.0), Value::Text("Zebra".into())], &mut Vec::new());
+        assert!(matches!(unseen, Err(EncodeError::UnseenLevel { ref value, ref known, .. }) if value == "Zebra" && known.len() == 3));
+        let mut test = species();
+        test.x[3] = 3.0;
+        assert!(matches!(t.terms_of(&test), Err(EncodeError::UnseenLevel { .. })));
+        assert!(matches!(
+            t.encode_values(&[Value::Text("heavy".into()), Value::Text("Gentoo".into())], &mut Vec::new()),
+            Err(EncodeError::NotANumber { .. })
+        ));
     }
 }

@@ -14,7 +14,7 @@
 
 use crate::clean::{CleanReport, Dataset, Split};
 use crate::sha256_hex;
-use crate::table::RawTable;
+use crate::table::{Classes, ColumnKind, RawTable};
 use ndarray::{Array1, Array2};
 use ndarray_npy::{ReadNpyExt, WriteNpyExt};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
@@ -305,7 +305,12 @@ impl Store {
 
     /// Freezes a raw table as a dataset artifact: `x.npy`, `y.npy`, `lines.npy`, `columns.json`.
     pub fn put_table(&self, table: &RawTable, producer: &str, params: serde_json::Value) -> Result<String, StoreError> {
-        let columns = Columns { feature_names: table.feature_names.clone(), label_name: table.label_name.clone() };
+        let columns = Columns {
+            feature_names: table.feature_names.clone(),
+            label_name: table.label_name.clone(),
+            kinds: stored_kinds(&table.kinds),
+            classes: table.classes.clone(),
+        };
         let files = vec![
             ("x.npy", npy_matrix(&table.x, table.width())?),
             ("y.npy", npy_vector(&table.y)?),
@@ -323,7 +328,16 @@ impl Store {
         if x.ncols() != columns.feature_names.len() || x.nrows() != y.len() || y.len() != lines.len() {
             return Err(StoreError::Corrupt { id: id.into(), detail: "matrix shapes disagree".into() });
         }
-        Ok(RawTable { feature_names: columns.feature_names, label_name: columns.label_name, x: standard_vec(x), y, lines })
+        Ok(RawTable {
+            feature_names: columns.feature_names,
+            label_name: columns.label_name,
+            kinds: columns.kinds,
+            classes: columns.classes,
+            x: standard_vec(x),
+            y,
+            lines,
+            notes: Vec::new(),
+        })
     }
 
     /// Stores a train/test split with its cleaning report.
@@ -335,7 +349,12 @@ impl Store {
         params: serde_json::Value,
     ) -> Result<String, StoreError> {
         let d = split.train.width();
-        let columns = Columns { feature_names: split.train.feature_names.clone(), label_name: split.train.label_name.clone() };
+        let columns = Columns {
+            feature_names: split.train.feature_names.clone(),
+            label_name: split.train.label_name.clone(),
+            kinds: stored_kinds(&split.train.kinds),
+            classes: split.train.classes.clone(),
+        };
         let files = vec![
             ("train_x.npy", npy_matrix(&split.train.x, d)?),
             ("train_y.npy", npy_vector(&split.train.y)?),
@@ -360,7 +379,14 @@ impl Store {
         if x.ncols() != columns.feature_names.len() || x.nrows() != y.len() {
             return Err(StoreError::Corrupt { id: id.into(), detail: "matrix shapes disagree".into() });
         }
-        Ok(Dataset { feature_names: columns.feature_names, label_name: columns.label_name, x: standard_vec(x), y })
+        Ok(Dataset {
+            feature_names: columns.feature_names,
+            label_name: columns.label_name,
+            kinds: columns.kinds,
+            classes: columns.classes,
+            x: standard_vec(x),
+            y,
+        })
     }
 
     /// The step cache: the outputs recorded under `key`, if every one is still in the store.
@@ -391,6 +417,11 @@ pub fn step_key(step: &str, inputs: &[&str], params: &serde_json::Value) -> Stri
 pub struct Columns {
     pub feature_names: Vec<String>,
     pub label_name: String,
+    /// One per feature; empty (as written before text features) means all numeric.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kinds: Vec<ColumnKind>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classes: Option<Classes>,
 }
 
 /// What preprocess reports about a split.
@@ -402,6 +433,11 @@ pub struct SplitReport {
     pub test_clean: Option<CleanReport>,
     pub train_rows: usize,
     pub test_rows: usize,
+}
+
+/// The column kinds as stored: none when every column is numeric, as before text columns.
+fn stored_kinds(kinds: &[ColumnKind]) -> Vec<ColumnKind> {
+    if kinds.iter().all(|k| *k == ColumnKind::Numeric) { Vec::new() } else { kinds.to_vec() }
 }
 
 fn json_bytes<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
@@ -434,10 +470,10 @@ fn standard_vec(x: Array2<f64>) -> Vec<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::table::ColumnSelection;
+    use crate::table::CsvOptions;
 
     fn table() -> RawTable {
-        RawTable::from_csv("score,admitted\n80,1\n20,0\n,1\n".as_bytes(), &ColumnSelection::default()).expect("valid")
+        RawTable::from_csv("score,admitted\n80,1\n20,0\n,1\n".as_bytes(), &CsvOptions::default()).expect("valid")
     }
 
     #[test]

@@ -74,7 +74,7 @@ pub fn generate(g: &Generator) -> Dataset {
         y.push(f64::from(u8::from(rng.random::<f64>() < sigmoid(z))));
     }
     let feature_names = if d == 1 { vec!["score".to_string()] } else { (1..=d).map(|i| format!("x{i}")).collect() };
-    Dataset { feature_names, label_name: "admitted".into(), x, y }
+    Dataset { feature_names, label_name: "admitted".into(), x, y, ..Dataset::default() }
 }
 
 /// Writes a dataset as CSV with a header.

@@ -1,14 +1,32 @@
-//! A CSV file read into numbers: [`RawTable`].
+//! A CSV file read into numbers: [`RawTable`], read with [`CsvOptions`].
 //!
-//! Every cell is parsed here, once, so that every later stage works on `f64`. A cell that is
-//! not a finite number is an error naming its line and column; an empty cell is kept as
-//! *missing* (`NaN` in storage — never a parsed value, since `NaN` in the input is refused),
-//! because what to do with it is preprocess's decision.
+//! Every cell is parsed here, once, so that every later stage works on `f64`:
+//! - a numeric column holds its values;
+//! - a text column is categorical ([`ColumnKind::Categorical`]): each cell holds the index of
+//!   its value among the column's levels, sorted (numerically when every level is a number, as
+//!   R does for a factor of numbers), so the first level is the reference of treatment coding;
+//! - a missing cell (empty, or an NA marker: `NA`, `NaN`, `null`, … — [`DEFAULT_NA_VALUES`])
+//!   is `NaN`, because what to do with it is preprocess's decision.
+//!
+//! A column is text when most of its cells are not numbers, or when [`CsvOptions::categorical`]
+//! names it. A mostly numeric column with a stray word is an error naming its line, not a
+//! column silently turned into text. The label is 0/1, or two text values of which
+//! [`CsvOptions::positive`] (default: the later in sorted order, as R's glm) is class 1.
+//!
+//! The delimiter is `,` unless told ([`CsvOptions::delimiter`]) or sniffed from the header
+//! (`;` or tab). A first column with no name — the index pandas' `to_csv` writes — is skipped
+//! with a note.
 
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
-use std::io::Read;
+use std::collections::HashMap;
+use std::io::{BufRead, Read};
 use std::rc::Rc;
+
+/// What counts as missing besides an empty cell, unless [`CsvOptions::na_values`] says otherwise.
+pub const DEFAULT_NA_VALUES: [&str; 8] = ["NA", "N/A", "NaN", "nan", "null", "NULL", "None", "#N/A"];
+/// The most levels a text column may have: more is an identifier or free text, not a category.
+pub const MAX_LEVELS: usize = 200;
 
 /// What can be wrong with a CSV file. Lines are 1-based and count the header as line 1.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -19,14 +37,29 @@ pub enum DataError {
     NoRows,
     #[error("line {line}: expected {expected} fields like the header, found {found}")]
     FieldCount { line: u64, expected: usize, found: usize },
-    #[error("line {line}, column {column:?}: {value:?} is not a number")]
+    #[error(
+        "line {line}, column {column:?}: {value:?} is not a number (the column is mostly numbers; \
+         if it is a category, name it with --categorical, or mark missing values with --na-values)"
+    )]
     NotANumber { line: u64, column: String, value: String },
-    #[error("line {line}, column {column:?}: {value:?} is not finite (NaN and infinities are refused)")]
+    #[error("line {line}, column {column:?}: {value:?} is not finite (infinities are refused)")]
     NotFinite { line: u64, column: String, value: String },
-    #[error("line {line}, column {column:?}: the value is empty")]
+    #[error("line {line}, column {column:?}: the value is missing")]
     EmptyValue { line: u64, column: String },
-    #[error("line {line}, label column {column:?}: {value} is not a label; labels must be 0 or 1")]
+    #[error(
+        "line {line}, label column {column:?}: {value} is not a label; labels must be 0 or 1, or two text values \
+         (--positive names the positive one)"
+    )]
     BadLabel { line: u64, column: String, value: String },
+    #[error("label column {column:?} has {count} distinct values ({values}); a label needs exactly two classes")]
+    TooManyClasses { column: String, count: usize, values: String },
+    #[error("--positive {value:?} is not a value of label column {column:?}, which has: {values}")]
+    UnknownPositive { column: String, value: String, values: String },
+    #[error(
+        "column {column:?} has {count} distinct text values; a categorical column may have at most {max} levels \
+         (an identifier or free text? leave it out with --features)"
+    )]
+    TooManyLevels { column: String, count: usize, max: usize },
     #[error("unknown column {name:?}; the header has: {available}")]
     UnknownColumn { name: String, available: String },
     #[error("the header names column {0:?} twice")]
@@ -37,35 +70,135 @@ pub enum DataError {
     LabelIsFeature(String),
     #[error("there must be at least one feature column besides the label")]
     NoFeatures,
-    #[error("every row has label {0}: training needs both classes (0 and 1)")]
-    SingleClass(u8),
+    #[error("every row has label {0}: training needs both classes")]
+    SingleClass(String),
+    #[error("the delimiter must be one ASCII character, got {0:?}")]
+    BadDelimiter(String),
+    #[error("column {0:?}: {1}")]
+    Column(String, String),
     #[error("line {line}: {message}")]
     Csv { line: u64, message: String },
     #[error("reading the file: {0}")]
     Io(String),
 }
 
-/// Which columns to use: the label by name (default: the last column), the features by name
-/// (default: every other column).
+/// How to read a CSV file: which columns (the label by name, default the last column; the
+/// features by name, default every other column), which are categorical, the positive class,
+/// the NA markers and the delimiter.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct ColumnSelection {
+#[serde(deny_unknown_fields)]
+pub struct CsvOptions {
     #[serde(default)]
     pub label: Option<String>,
     #[serde(default)]
     pub features: Option<Vec<String>>,
+    /// Feature columns read as text even when their values are numbers (a rank 1–4).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub categorical: Vec<String>,
+    /// The label value that is class 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub positive: Option<String>,
+    /// Cells that mean "missing" besides an empty one (default [`DEFAULT_NA_VALUES`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub na_values: Option<Vec<String>>,
+    /// The field delimiter (default: sniffed from the header among `,`, `;` and tab).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delimiter: Option<String>,
+    /// New names for the classes: `[positive, negative]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class_labels: Option<Vec<String>>,
+}
+
+/// How a feature column's values are held.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ColumnKind {
+    #[default]
+    Numeric,
+    /// Text: a cell holds the index of its value in `levels`.
+    Categorical { levels: Vec<String> },
+}
+
+impl ColumnKind {
+    pub fn levels(&self) -> Option<&[String]> {
+        match self {
+            ColumnKind::Numeric => None,
+            ColumnKind::Categorical { levels } => Some(levels),
+        }
+    }
+}
+
+/// The label's two classes by name: y = 1 is `positive`. For a 0/1 label the names are made
+/// from the column's name (`admitted` / `not admitted`), unless renamed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Classes {
+    pub negative: String,
+    pub positive: String,
+}
+
+impl Classes {
+    pub fn for_numeric_label(label: &str) -> Classes {
+        Classes { negative: format!("not {label}"), positive: label.to_string() }
+    }
 }
 
 /// A CSV file's selected columns as numbers, row-major. Missing cells are `NaN`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct RawTable {
     pub feature_names: Vec<String>,
     pub label_name: String,
-    /// `rows × features`, row-major; `NaN` marks an empty cell.
+    /// One per feature.
+    pub kinds: Vec<ColumnKind>,
+    /// The label's classes when it was text; `None` for a 0/1 label.
+    pub classes: Option<Classes>,
+    /// `rows × features`, row-major; `NaN` marks a missing cell.
     pub x: Vec<f64>,
-    /// One label per row: 0.0, 1.0 or `NaN` (empty).
+    /// One label per row: 0.0, 1.0 or `NaN` (missing).
     pub y: Vec<f64>,
     /// The file line each row came from, so reports can name it.
     pub lines: Vec<u64>,
+    /// What the reader decided that a person should know (a skipped index column, the
+    /// delimiter it sniffed, columns read as text).
+    pub notes: Vec<String>,
+}
+
+/// The cells of one column that were not numbers, while the file is read.
+#[derive(Default)]
+struct TextCells {
+    /// Row and provisional code (index into `values`).
+    cells: Vec<(usize, u32)>,
+    values: Vec<String>,
+    codes: HashMap<String, u32>,
+    numbers: usize,
+}
+
+impl TextCells {
+    fn intern(&mut self, text: &str) -> u32 {
+        if let Some(&code) = self.codes.get(text) {
+            return code;
+        }
+        let code = self.values.len() as u32;
+        self.values.push(text.to_string());
+        self.codes.insert(text.to_string(), code);
+        code
+    }
+}
+
+/// A number as a level's text: the shortest form that reads back the same ("2", "2.5").
+fn number_text(v: f64) -> String {
+    format!("{v}")
+}
+
+/// Sorts levels as R sorts a factor's: numerically when every level is a number, else by text.
+fn sort_levels(levels: &mut [String]) {
+    let numbers: Option<Vec<f64>> = levels.iter().map(|l| l.parse::<f64>().ok().filter(|v| v.is_finite())).collect();
+    match numbers {
+        Some(_) => levels.sort_by(|a, b| {
+            let (a, b) = (a.parse::<f64>().unwrap_or(0.0), b.parse::<f64>().unwrap_or(0.0));
+            a.total_cmp(&b)
+        }),
+        None => levels.sort(),
+    }
 }
 
 impl RawTable {
@@ -79,14 +212,36 @@ impl RawTable {
 
     /// Reads CSV with a header. Accepts a UTF-8 BOM, CRLF line ends, quoted fields and blank
     /// lines; a cell of only spaces counts as empty.
-    pub fn from_csv<R: Read>(reader: R, select: &ColumnSelection) -> Result<Self, DataError> {
+    pub fn from_csv<R: Read>(reader: R, options: &CsvOptions) -> Result<Self, DataError> {
+        let mut reader = std::io::BufReader::with_capacity(1 << 16, reader);
+        let mut notes = Vec::new();
+        let delimiter = match &options.delimiter {
+            Some(d) => match d.as_bytes() {
+                [b] if b.is_ascii() => *b,
+                _ if d == "\\t" || d == "tab" => b'\t',
+                _ => return Err(DataError::BadDelimiter(d.clone())),
+            },
+            None => {
+                let sniffed = sniff_delimiter(reader.fill_buf().map_err(|e| DataError::Io(e.to_string()))?);
+                if sniffed != b',' {
+                    notes.push(format!("the delimiter is {:?} (sniffed from the header)", char::from(sniffed)));
+                }
+                sniffed
+            }
+        };
+        let na_values: Vec<String> = match &options.na_values {
+            Some(values) => values.iter().map(|v| v.trim().to_string()).collect(),
+            None => DEFAULT_NA_VALUES.iter().map(|v| v.to_string()).collect(),
+        };
+        let is_na = |text: &str| text.is_empty() || na_values.iter().any(|na| na == text);
         let newlines = Rc::new(RefCell::new(Vec::new()));
-        let mut csv = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(NewlineIndex {
-            inner: reader,
-            offset: 0,
-            last_was_cr: false,
-            newlines: Rc::clone(&newlines),
-        });
+        let mut csv =
+            csv::ReaderBuilder::new().has_headers(false).flexible(true).delimiter(delimiter).from_reader(NewlineIndex {
+                inner: reader,
+                offset: 0,
+                last_was_cr: false,
+                newlines: Rc::clone(&newlines),
+            });
         // The csv crate does not count skipped blank lines, so a record's line comes from the
         // reader's byte position after it: the newlines before its end. Rows note only their
         // position; the lines are worked out in one walk at the end (`lines_at`).
@@ -100,7 +255,7 @@ impl RawTable {
                 Ok(true) => break rec.clone(),
             }
         };
-        let names: Vec<String> = header
+        let mut names: Vec<String> = header
             .iter()
             .enumerate()
             .map(|(i, field)| {
@@ -110,23 +265,37 @@ impl RawTable {
                 name.to_string()
             })
             .collect();
-        for (i, name) in names.iter().enumerate() {
+        // pandas' `to_csv` writes the row index as a first column with no name.
+        let skip = usize::from(names.len() > 1 && names[0].is_empty());
+        if skip == 1 {
+            notes.push("the first column has no name (a row index, as pandas writes it): skipped".into());
+            names[0] = "(index)".into();
+        }
+        for (i, name) in names.iter().enumerate().skip(skip) {
             if name.is_empty() {
                 return Err(DataError::EmptyColumnName(i + 1));
             }
-            if names[..i].contains(name) {
+            if names[skip..i].contains(name) {
                 return Err(DataError::DuplicateColumn(name.clone()));
             }
         }
-        let (label_idx, feature_idx) = select_columns(&names, select)?;
+        let (label_idx, feature_idx) = select_columns(&names, skip, options)?;
+        let mut forced = vec![false; feature_idx.len()];
+        for name in &options.categorical {
+            match feature_idx.iter().position(|&i| names[i] == *name) {
+                Some(j) => forced[j] = true,
+                None if names[skip..].contains(name) => {
+                    return Err(DataError::Column(name.clone(), "--categorical names a column that is not a feature".into()));
+                }
+                None => return Err(DataError::UnknownColumn { name: name.clone(), available: names[skip..].join(", ") }),
+            }
+        }
         let width = names.len();
-        let mut table = RawTable {
-            feature_names: feature_idx.iter().map(|&i| names[i].clone()).collect(),
-            label_name: names[label_idx].clone(),
-            x: Vec::new(),
-            y: Vec::new(),
-            lines: Vec::new(),
-        };
+        let d = feature_idx.len();
+        let mut x = Vec::new();
+        let mut y = Vec::new();
+        let mut text: Vec<TextCells> = (0..d).map(|_| TextCells::default()).collect();
+        let mut label_text = TextCells::default();
         let mut positions = Vec::new();
         loop {
             match csv.read_byte_record(&mut rec) {
@@ -142,26 +311,181 @@ impl RawTable {
             if rec.len() != width {
                 return Err(DataError::FieldCount { line: line(), expected: width, found: rec.len() });
             }
-            for &i in &feature_idx {
-                table.x.push(parse_cell(&rec[i], &line, &names[i])?);
+            let row = y.len();
+            for (j, &i) in feature_idx.iter().enumerate() {
+                let value = if forced[j] {
+                    let cell = cell_text(&rec[i], &line, &names[i])?;
+                    if is_na(cell) { f64::NAN } else { f64::from(text[j].intern(cell)) }
+                } else {
+                    match parse_cell(&rec[i], &line, &names[i], &is_na)? {
+                        Cell::Number(v) => {
+                            text[j].numbers += 1;
+                            v
+                        }
+                        Cell::Missing => f64::NAN,
+                        Cell::Text(cell) => {
+                            let code = text[j].intern(cell);
+                            text[j].cells.push((row, code));
+                            f64::NAN
+                        }
+                    }
+                };
+                x.push(value);
             }
-            let label = parse_cell(&rec[label_idx], &line, &names[label_idx])?;
-            if !label.is_nan() && label != 0.0 && label != 1.0 {
-                return Err(DataError::BadLabel {
-                    line: line(),
-                    column: names[label_idx].clone(),
-                    value: String::from_utf8_lossy(rec[label_idx].trim_ascii()).into_owned(),
-                });
-            }
-            table.y.push(label);
+            let label = match parse_cell(&rec[label_idx], &line, &names[label_idx], &is_na)? {
+                Cell::Number(v) => {
+                    label_text.numbers += 1;
+                    v
+                }
+                Cell::Missing => f64::NAN,
+                Cell::Text(cell) => {
+                    let code = label_text.intern(cell);
+                    label_text.cells.push((row, code));
+                    f64::NAN
+                }
+            };
+            y.push(label);
             positions.push(position);
         }
-        table.lines = lines_at(&newlines.borrow(), &positions);
-        if table.y.is_empty() {
+        let lines = lines_at(&newlines.borrow(), &positions);
+        if y.is_empty() {
             return Err(DataError::NoRows);
         }
-        Ok(table)
+        let mut kinds = Vec::with_capacity(d);
+        for (j, cells) in text.into_iter().enumerate() {
+            let name = &names[feature_idx[j]];
+            let kind = if forced[j] {
+                categorical_from_codes(&mut x, d, j, cells, name)?
+            } else if cells.cells.is_empty() {
+                ColumnKind::Numeric
+            } else if cells.numbers >= cells.cells.len() {
+                let (row, code) = cells.cells[0];
+                return Err(DataError::NotANumber { line: lines[row], column: name.clone(), value: cells.values[code as usize].clone() });
+            } else {
+                notes.push(format!("column {name:?} holds text: read as categorical"));
+                categorical_from_mixed(&mut x, d, j, cells, name)?
+            };
+            kinds.push(kind);
+        }
+        let label_name = names[label_idx].clone();
+        let mut classes = label_classes(&mut y, label_text, &lines, &label_name, options.positive.as_deref())?;
+        if let Some(names) = &options.class_labels {
+            match names.as_slice() {
+                [positive, negative] if !positive.trim().is_empty() && !negative.trim().is_empty() && positive != negative => {
+                    classes = Some(Classes { negative: negative.trim().to_string(), positive: positive.trim().to_string() });
+                }
+                _ => return Err(DataError::Column(label_name, "--labels takes two different names: POSITIVE,NEGATIVE".into())),
+            }
+        }
+        Ok(RawTable { feature_names: feature_idx.iter().map(|&i| names[i].clone()).collect(), label_name, kinds, classes, x, y, lines, notes })
     }
+}
+
+/// The delimiter of a header line: the most frequent of `,`, `;` and tab outside quotes.
+fn sniff_delimiter(start: &[u8]) -> u8 {
+    let line = start.split(|&b| b == b'\n' || b == b'\r').next().unwrap_or(&[]);
+    let mut counts = [0usize; 3];
+    let mut quoted = false;
+    for &b in line {
+        match b {
+            b'"' => quoted = !quoted,
+            b',' if !quoted => counts[0] += 1,
+            b';' if !quoted => counts[1] += 1,
+            b'\t' if !quoted => counts[2] += 1,
+            _ => {}
+        }
+    }
+    let candidates = [b',', b';', b'\t'];
+    let best = (0..3).max_by_key(|&i| (counts[i], usize::from(i == 0))).unwrap_or(0);
+    if counts[best] == 0 { b',' } else { candidates[best] }
+}
+
+/// A column read as text throughout (`--categorical`): its cells hold provisional codes.
+fn categorical_from_codes(x: &mut [f64], d: usize, j: usize, cells: TextCells, name: &str) -> Result<ColumnKind, DataError> {
+    let remap = sorted_codes(&cells.values, name)?;
+    for v in x.iter_mut().skip(j).step_by(d) {
+        if !v.is_nan() {
+            *v = f64::from(remap.0[*v as usize]);
+        }
+    }
+    Ok(ColumnKind::Categorical { levels: remap.1 })
+}
+
+/// A column of mostly text: its text cells are listed apart, its numbers are in `x`, and the
+/// numbers become levels too (written as numbers are: "2", "2.5").
+fn categorical_from_mixed(x: &mut [f64], d: usize, j: usize, mut cells: TextCells, name: &str) -> Result<ColumnKind, DataError> {
+    let rows = x.len() / d;
+    let mut provisional = vec![u32::MAX; rows];
+    for &(row, code) in &cells.cells {
+        provisional[row] = code;
+    }
+    for (row, p) in provisional.iter_mut().enumerate() {
+        let v = x[row * d + j];
+        if *p == u32::MAX && !v.is_nan() {
+            *p = cells.intern(&number_text(v));
+        }
+    }
+    let (remap, levels) = sorted_codes(&cells.values, name)?;
+    for (row, p) in provisional.into_iter().enumerate() {
+        x[row * d + j] = if p == u32::MAX { f64::NAN } else { f64::from(remap[p as usize]) };
+    }
+    Ok(ColumnKind::Categorical { levels })
+}
+
+/// The sorted levels, and for each provisional code its index among them.
+fn sorted_codes(values: &[String], name: &str) -> Result<(Vec<u32>, Vec<String>), DataError> {
+    if values.len() > MAX_LEVELS {
+        return Err(DataError::TooManyLevels { column: name.to_string(), count: values.len(), max: MAX_LEVELS });
+    }
+    let mut levels = values.to_vec();
+    sort_levels(&mut levels);
+    let position: HashMap<&str, u32> = levels.iter().enumerate().map(|(i, l)| (l.as_str(), i as u32)).collect();
+    Ok((values.iter().map(|v| position[v.as_str()]).collect(), levels))
+}
+
+/// Turns the label into 0/1: a 0/1 column as it is (unless `positive` is given), else exactly
+/// two values of which `positive` (default: the later in sorted order) is 1.
+fn label_classes(
+    y: &mut [f64],
+    mut cells: TextCells,
+    lines: &[u64],
+    column: &str,
+    positive: Option<&str>,
+) -> Result<Option<Classes>, DataError> {
+    if cells.cells.is_empty() && positive.is_none() {
+        if let Some(row) = y.iter().position(|&v| !v.is_nan() && v != 0.0 && v != 1.0) {
+            return Err(DataError::BadLabel { line: lines[row], column: column.to_string(), value: number_text(y[row]) });
+        }
+        return Ok(None);
+    }
+    let mut provisional = vec![u32::MAX; y.len()];
+    for &(row, code) in &cells.cells {
+        provisional[row] = code;
+    }
+    for (row, p) in provisional.iter_mut().enumerate() {
+        if *p == u32::MAX && !y[row].is_nan() {
+            *p = cells.intern(&number_text(y[row]));
+        }
+    }
+    let mut values = cells.values.clone();
+    sort_levels(&mut values);
+    if values.len() > 2 {
+        let shown: Vec<String> = values.iter().take(6).map(|v| format!("{v:?}")).collect();
+        let more = if values.len() > 6 { ", …" } else { "" };
+        return Err(DataError::TooManyClasses { column: column.to_string(), count: values.len(), values: format!("{}{more}", shown.join(", ")) });
+    }
+    let positive = match positive {
+        Some(p) if values.iter().any(|v| v == p) => p.to_string(),
+        Some(p) => {
+            return Err(DataError::UnknownPositive { column: column.to_string(), value: p.to_string(), values: values.join(", ") });
+        }
+        None => values.last().cloned().unwrap_or_default(),
+    };
+    let negative = values.iter().find(|v| **v != positive).cloned().unwrap_or_else(|| format!("not {positive}"));
+    for (row, p) in provisional.into_iter().enumerate() {
+        y[row] = if p == u32::MAX { f64::NAN } else { f64::from(u8::from(cells.values[p as usize] == positive)) };
+    }
+    Ok(Some(Classes { negative, positive }))
 }
 
 /// Passes bytes through, noting where every line break ends: the offset just past its `\n`,
@@ -225,9 +549,14 @@ fn csv_error(e: csv::Error, line: u64) -> DataError {
     }
 }
 
-fn select_columns(names: &[String], select: &ColumnSelection) -> Result<(usize, Vec<usize>), DataError> {
+fn select_columns(names: &[String], skip: usize, select: &CsvOptions) -> Result<(usize, Vec<usize>), DataError> {
     let find = |name: &str| {
-        names.iter().position(|n| n == name).ok_or_else(|| DataError::UnknownColumn { name: name.to_string(), available: names.join(", ") })
+        names
+            .iter()
+            .skip(skip)
+            .position(|n| n == name)
+            .map(|i| i + skip)
+            .ok_or_else(|| DataError::UnknownColumn { name: name.to_string(), available: names[skip..].join(", ") })
     };
     let label_idx = match &select.label {
         Some(name) => find(name)?,
@@ -248,7 +577,7 @@ fn select_columns(names: &[String], select: &ColumnSelection) -> Result<(usize, 
             }
             idx
         }
-        None => (0..names.len()).filter(|&i| i != label_idx).collect(),
+        None => (skip..names.len()).filter(|&i| i != label_idx).collect(),
     };
     if feature_idx.is_empty() {
         return Err(DataError::NoFeatures);
@@ -256,21 +585,31 @@ fn select_columns(names: &[String], select: &ColumnSelection) -> Result<(usize, 
     Ok((label_idx, feature_idx))
 }
 
-/// Parses one cell, spaces around it ignored: empty is missing (`NaN`), anything else must be
-/// a finite number. `line` is called only for an error.
-fn parse_cell(field: &[u8], line: &impl Fn() -> u64, column: &str) -> Result<f64, DataError> {
+/// One cell, read.
+enum Cell<'a> {
+    Number(f64),
+    Missing,
+    Text(&'a str),
+}
+
+/// A cell as text, spaces around it ignored. `line` is called only for an error.
+fn cell_text<'a>(field: &'a [u8], line: &impl Fn() -> u64, column: &str) -> Result<&'a str, DataError> {
+    std::str::from_utf8(field.trim_ascii()).map_err(|_| DataError::Column(column.to_string(), format!("line {}: the text is not UTF-8", line())))
+}
+
+/// Parses one cell, spaces around it ignored: a finite number, missing (empty or an NA
+/// marker), or text. Numbers are tried first, so the NA markers cost nothing on numeric data.
+fn parse_cell<'a>(field: &'a [u8], line: &impl Fn() -> u64, column: &str, is_na: &impl Fn(&str) -> bool) -> Result<Cell<'a>, DataError> {
     let field = field.trim_ascii();
     if field.is_empty() {
-        return Ok(f64::NAN);
+        return Ok(Cell::Missing);
     }
-    let value = || String::from_utf8_lossy(field).into_owned();
-    let Ok(text) = std::str::from_utf8(field) else {
-        return Err(DataError::NotANumber { line: line(), column: column.to_string(), value: value() });
-    };
+    let text = cell_text(field, line, column)?;
     match text.parse::<f64>() {
-        Ok(v) if v.is_finite() => Ok(v + 0.0), // + 0.0 turns −0 into 0, so equal rows hash equal
-        Ok(_) => Err(DataError::NotFinite { line: line(), column: column.to_string(), value: value() }),
-        Err(_) => Err(DataError::NotANumber { line: line(), column: column.to_string(), value: value() }),
+        Ok(v) if v.is_finite() => Ok(Cell::Number(v + 0.0)), // + 0.0 turns −0 into 0, so equal rows hash equal
+        _ if is_na(text) => Ok(Cell::Missing),
+        Ok(_) => Err(DataError::NotFinite { line: line(), column: column.to_string(), value: text.to_string() }),
+        Err(_) => Ok(Cell::Text(text)),
     }
 }
 
@@ -279,7 +618,7 @@ mod tests {
     use super::*;
 
     fn read(text: &str) -> Result<RawTable, DataError> {
-        RawTable::from_csv(text.as_bytes(), &ColumnSelection::default())
+        RawTable::from_csv(text.as_bytes(), &CsvOptions::default())
     }
 
     #[test]
@@ -306,7 +645,6 @@ mod tests {
             read("score,admitted\n80,1\nabc,0\n"),
             Err(DataError::NotANumber { line: 3, column: "score".into(), value: "abc".into() })
         );
-        assert!(matches!(read("score,admitted\nNaN,1\n"), Err(DataError::NotFinite { line: 2, .. })));
         assert!(matches!(read("score,admitted\ninf,1\n"), Err(DataError::NotFinite { line: 2, .. })));
         assert_eq!(read("score,admitted\n80,1,5\n"), Err(DataError::FieldCount { line: 2, expected: 2, found: 3 }));
         assert!(matches!(read("score,admitted\n80,2\n"), Err(DataError::BadLabel { line: 2, .. })));
@@ -345,11 +683,89 @@ mod tests {
     }
 
     #[test]
+    fn na_markers_are_missing_in_any_column() {
+        let t = read("a,b,y\nNA,x,1\nNaN,null,0\n3,y,NA\n").expect("valid");
+        assert!(t.x[0].is_nan() && t.x[2].is_nan() && t.x[3].is_nan());
+        assert_eq!(t.x[4], 3.0);
+        assert!(t.y[2].is_nan());
+        let own = CsvOptions { na_values: Some(vec!["-".into()]), ..CsvOptions::default() };
+        let t = RawTable::from_csv("a,y\n-,1\n2,0\n".as_bytes(), &own).expect("valid");
+        assert!(t.x[0].is_nan());
+    }
+
+    #[test]
+    fn text_columns_are_categorical_with_sorted_levels() {
+        let t = read("student,balance,default\nYes,10,No\nNo,20,Yes\nYes,,No\n").expect("valid");
+        assert_eq!(t.kinds[0], ColumnKind::Categorical { levels: vec!["No".into(), "Yes".into()] });
+        assert_eq!(t.kinds[1], ColumnKind::Numeric);
+        assert_eq!(&t.x[..5], &[1.0, 10.0, 0.0, 20.0, 1.0]);
+        assert!(t.x[5].is_nan());
+        // The positive class is the later in sorted order, as R's glm takes it.
+        assert_eq!(t.classes, Some(Classes { negative: "No".into(), positive: "Yes".into() }));
+        assert_eq!(t.y, vec![0.0, 1.0, 0.0]);
+        let told = CsvOptions { positive: Some("No".into()), ..CsvOptions::default() };
+        let t = RawTable::from_csv("s,y\na,No\nb,Yes\n".as_bytes(), &told).expect("valid");
+        assert_eq!(t.y, vec![1.0, 0.0]);
+        let wrong = CsvOptions { positive: Some("maybe".into()), ..CsvOptions::default() };
+        assert!(matches!(RawTable::from_csv("s,y\na,No\nb,Yes\n".as_bytes(), &wrong), Err(DataError::UnknownPositive { .. })));
+        assert!(matches!(read("s,y\na,x\nb,y\nc,z\n"), Err(DataError::TooManyClasses { count: 3, .. })));
+    }
+
+    #[test]
+    fn a_stray_word_in_a_numeric_column_names_its_line() {
+        assert_eq!(
+            read("a,y\n1,1\n2,0\noops,1\n"),
+            Err(DataError::NotANumber { line: 4, column: "a".into(), value: "oops".into() })
+        );
+        // Mostly text with a number: the number is a level too.
+        let t = read("a,y\nlow,1\nhigh,0\n3,1\n").expect("valid");
+        assert_eq!(t.kinds[0], ColumnKind::Categorical { levels: vec!["3".into(), "high".into(), "low".into()] });
+        assert_eq!(t.x, vec![2.0, 1.0, 0.0]);
+    }
+
+    #[test]
+    fn categorical_option_reads_numbers_as_levels_sorted_numerically() {
+        let options = CsvOptions { categorical: vec!["rank".into()], ..CsvOptions::default() };
+        let t = RawTable::from_csv("rank,y\n10,1\n2,0\n1,1\n2,1\n".as_bytes(), &options).expect("valid");
+        assert_eq!(t.kinds[0], ColumnKind::Categorical { levels: vec!["1".into(), "2".into(), "10".into()] });
+        assert_eq!(t.x, vec![2.0, 1.0, 0.0, 1.0]);
+        let unknown = CsvOptions { categorical: vec!["nope".into()], ..CsvOptions::default() };
+        assert!(matches!(RawTable::from_csv("rank,y\n1,1\n".as_bytes(), &unknown), Err(DataError::UnknownColumn { .. })));
+    }
+
+    #[test]
+    fn too_many_levels_is_refused() {
+        let mut text = String::from("id,y\n");
+        for i in 0..=MAX_LEVELS {
+            text.push_str(&format!("id{i},{}\n", i % 2));
+        }
+        assert!(matches!(read(&text), Err(DataError::TooManyLevels { count, .. }) if count == MAX_LEVELS + 1));
+    }
+
+    #[test]
+    fn delimiters_are_sniffed_and_a_pandas_index_is_skipped() {
+        let t = read("a;b;y\n1,5;2;1\n3;4;0\n");
+        assert!(t.is_err(), "1,5 is not a number with ';' as delimiter");
+        let t = read("a;b;y\n1;2;1\n3;4;0\n").expect("valid");
+        assert_eq!((t.feature_names.clone(), t.x.clone()), (vec!["a".to_string(), "b".to_string()], vec![1.0, 2.0, 3.0, 4.0]));
+        assert!(t.notes.iter().any(|n| n.contains("';'")), "{:?}", t.notes);
+        let t = read("a\tb\ty\n1\t2\t1\n").expect("valid");
+        assert_eq!(t.x, vec![1.0, 2.0]);
+        let t = read(",score,admitted\n0,80,1\n1,20,0\n").expect("valid");
+        assert_eq!((t.feature_names.clone(), t.x.clone()), (vec!["score".to_string()], vec![80.0, 20.0]));
+        assert!(t.notes.iter().any(|n| n.contains("index")));
+        let told = CsvOptions { delimiter: Some("|".into()), ..CsvOptions::default() };
+        assert_eq!(RawTable::from_csv("a|y\n1|1\n".as_bytes(), &told).expect("valid").x, vec![1.0]);
+        let bad = CsvOptions { delimiter: Some("||".into()), ..CsvOptions::default() };
+        assert!(matches!(RawTable::from_csv("a|y\n1|1\n".as_bytes(), &bad), Err(DataError::BadDelimiter(_))));
+    }
+
+    #[test]
     fn selects_columns_by_name() {
-        let sel = ColumnSelection { label: Some("y".into()), features: Some(vec!["b".into()]) };
+        let sel = CsvOptions { label: Some("y".into()), features: Some(vec!["b".into()]), ..CsvOptions::default() };
         let t = RawTable::from_csv("y,a,b\n1,2,3\n".as_bytes(), &sel).expect("valid");
         assert_eq!((t.x.clone(), t.y.clone()), (vec![3.0], vec![1.0]));
-        let sel = ColumnSelection { label: Some("nope".into()), features: None };
+        let sel = CsvOptions { label: Some("nope".into()), ..CsvOptions::default() };
         assert!(matches!(RawTable::from_csv("y,a\n1,2\n".as_bytes(), &sel), Err(DataError::UnknownColumn { .. })));
     }
 }

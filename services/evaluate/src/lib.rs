@@ -16,7 +16,7 @@ use logitflow_core::metrics::{Metrics, roc_curve};
 use logitflow_core::model::Model;
 use logitflow_core::registry::{CANDIDATE, Registry, STABLE, check_name};
 use logitflow_core::store::{Kind, SplitPart, Store};
-use logitflow_kit::wire::{EvaluateRequest, Evaluation, ModelVersions, PromoteRequest, VersionMetrics};
+use logitflow_kit::wire::{EvaluateRequest, Evaluation, ModelVersions, PromoteRequest, RowCounts, VersionMetrics};
 use logitflow_kit::{ApiError, Config, Json, Readiness, blocking};
 use std::sync::Arc;
 
@@ -56,10 +56,12 @@ pub async fn run(
     Ok(())
 }
 
-/// Scores a model on rows of raw features.
+/// Scores a model on rows of terms in the data's units ([`Transform::terms_of`]).
+///
+/// [`Transform::terms_of`]: logitflow_core::scale::Transform::terms_of
 pub fn score(model: &Model, x: &[f64], y: &[f64], threshold: f64) -> (Metrics, Vec<f64>) {
-    let d = model.width();
-    let logits: Vec<f64> = x.chunks_exact(d).map(|row| model.logit_raw(row)).collect();
+    let k = model.term_count().max(1);
+    let logits: Vec<f64> = x.chunks_exact(k).map(|row| model.logit_raw(row)).collect();
     let probabilities: Vec<f64> = logits.iter().map(|&z| logitflow_core::logistic::sigmoid(z)).collect();
     (Metrics::compute(&probabilities, &logits, y, threshold), probabilities)
 }
@@ -84,7 +86,8 @@ async fn evaluate(State(state): State<AppState>, Json(request): Json<EvaluateReq
         }
         test.check_both_classes()
             .map_err(|e| ApiError::invalid("DATA_ERROR", format!("test data: {e}; metrics such as AUC need both classes")))?;
-        let (metrics, probabilities) = score(&model, &test.x, &test.y, request.threshold);
+        let terms = model.transform.terms_of(&test).map_err(|e| ApiError::invalid("DATA_ERROR", format!("test data: {e}")))?;
+        let (metrics, probabilities) = score(&model, &terms, &test.y, request.threshold);
         let roc = roc_curve(&probabilities, &test.y);
         let report_body = serde_json::json!({"model": request.model, "split": request.split, "metrics": metrics, "roc": roc});
         let report = state.store.put_json(
@@ -118,7 +121,7 @@ async fn evaluate(State(state): State<AppState>, Json(request): Json<EvaluateReq
             ),
         };
         let already_stable = stable_before.as_ref().is_some_and(|s| s.version == version);
-        let sample = if model.width() == 1 {
+        let sample = if model.width() == 1 && model.is_numeric() {
             let step = test.rows().div_ceil(200).max(1);
             (0..test.rows()).step_by(step).map(|i| (test.x[i], test.y[i])).collect()
         } else {
@@ -142,6 +145,13 @@ async fn evaluate(State(state): State<AppState>, Json(request): Json<EvaluateReq
             intercept: model.intercept,
             coefficients: model.coefficients,
             sample,
+            feature_names: model.feature_names,
+            terms: model.terms,
+            statistics_note: model.statistics_note,
+            separation: model.separation,
+            optimality: model.optimality,
+            classes: model.classes,
+            rows: RowCounts { train: model.train_rows, validation: model.validation_rows, test: test.rows() },
         }))
     })
     .await
@@ -211,6 +221,7 @@ mod tests {
             label_name: "admitted".into(),
             x: vec![20.0, 40.0, 60.0, 80.0],
             y: vec![0.0, 0.0, 1.0, 1.0],
+            ..Dataset::default()
         };
         let split = state
             .store
@@ -251,7 +262,7 @@ mod tests {
     fn stored() -> (tempfile::TempDir, Router, String, String) {
         let dir = tempfile::tempdir().expect("tempdir");
         let state = AppState::new(&Config::for_home(dir.path())).expect("state");
-        let data = Dataset { feature_names: vec!["score".into()], label_name: "admitted".into(), x: vec![20.0, 80.0], y: vec![0.0, 1.0] };
+        let data = Dataset { feature_names: vec!["score".into()], label_name: "admitted".into(), x: vec![20.0, 80.0], y: vec![0.0, 1.0], ..Dataset::default() };
         let split = state
             .store
             .put_split(&Split { train: data.clone(), test: data }, &SplitReport::default(), vec![], serde_json::json!({}))

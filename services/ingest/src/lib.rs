@@ -15,7 +15,7 @@ use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use logitflow_core::store::{Store, step_key};
 use logitflow_core::synth::{Generator, generate};
-use logitflow_core::table::{ColumnSelection, RawTable};
+use logitflow_core::table::{CsvOptions, RawTable};
 use logitflow_kit::wire::{CollectionInfo, CsvSource, DatasetInfo, RecordsAck, RecordsPost, SnapshotRequest, SyntheticSource};
 use logitflow_kit::{ApiError, Config, Json, Readiness, blocking, cached_step};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -105,12 +105,21 @@ fn freeze(
     cached_step(store, key, "dataset", || {
         let (table, params) = make()?;
         let dataset = store.put_table(&table, NAME, params)?;
+        let categorical = table
+            .feature_names
+            .iter()
+            .zip(&table.kinds)
+            .filter_map(|(name, kind)| kind.levels().map(|levels| (name.clone(), levels.to_vec())))
+            .collect();
         let info = DatasetInfo {
             dataset: dataset.clone(),
             rows: table.rows(),
             feature_names: table.feature_names,
             label_name: table.label_name,
             cached: false,
+            categorical,
+            classes: table.classes,
+            notes: table.notes,
         };
         Ok((dataset, info))
     })
@@ -127,7 +136,7 @@ async fn from_csv(State(state): State<AppState>, Json(source): Json<CsvSource>) 
             ));
         }
         let bytes = std::fs::read(&path).map_err(|e| ApiError::invalid("FILE_NOT_READABLE", format!("{}: {e}", path.display())))?;
-        let selection = ColumnSelection { label: source.label.clone(), features: source.features.clone() };
+        let selection = source.options();
         let params = serde_json::json!({"source": "csv", "sha256": logitflow_core::sha256_hex(&bytes), "select": selection});
         let key = step_key(NAME, &[], &params);
         freeze(&state.store, &key, || {
@@ -160,7 +169,8 @@ async fn synthetic(State(state): State<AppState>, Json(source): Json<SyntheticSo
         freeze(&state.store, &key, || {
             let data = generate(&generator);
             let lines = (2..data.rows() as u64 + 2).collect();
-            let table = RawTable { feature_names: data.feature_names, label_name: data.label_name, x: data.x, y: data.y, lines };
+            let table =
+                RawTable { feature_names: data.feature_names, label_name: data.label_name, x: data.x, y: data.y, lines, ..RawTable::default() };
             Ok((table, params.clone()))
         })
         .map(Json)
@@ -264,7 +274,8 @@ async fn snapshot(
             }
             csv
         };
-        let selection = ColumnSelection { label: request.label, features: request.features };
+        let selection =
+            CsvOptions { label: request.label, features: request.features, delimiter: Some(",".into()), ..CsvOptions::default() };
         let params = serde_json::json!({"source": "collection", "name": name, "sha256": logitflow_core::sha256_hex(csv.as_bytes()), "select": selection});
         let key = step_key(NAME, &[], &params);
         freeze(&state.store, &key, || {

@@ -147,3 +147,11 @@ impl ServiceClient {
         Ok(Box::pin(stream))
     }
 }
+
+/// A name as one URL path segment: anything but ASCII letters, digits, `-`, `_` and `.` is
+/// percent-encoded, so a model name cannot add a query or another segment to a path.
+pub fn path_segment(name: &str) -> String {
+    name.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b"-_.".contains(&b) { char::from(b).to_string() } else { format!("%{b:02X}") })
+        .collect()
+}

@@ -2,17 +2,21 @@
 //! clients so the two cannot drift apart. Unknown fields in requests are refused.
 
 use logitflow_core::clean::CleanOptions;
+use logitflow_core::inference::{Optimality, TermStatistics};
 use logitflow_core::logistic::{EpochEvent, StopReason, TrainParams};
 use logitflow_core::metrics::{Metrics, RocPoint};
+use logitflow_core::model::Coefficients;
 use logitflow_core::registry::ModelEntry;
-use logitflow_core::scale::Scaling;
+use logitflow_core::scale::{Scaling, Value};
 use logitflow_core::store::SplitReport;
+use logitflow_core::table::{Classes, CsvOptions};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 // ---- ingest ----
 
-/// `POST /v1/datasets/csv`: freeze a CSV file under an allowed root.
+/// `POST /v1/datasets/csv`: freeze a CSV file under an allowed root, read as `options` say
+/// (columns, categorical columns, the positive class, NA markers, the delimiter).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct CsvSource {
@@ -21,6 +25,31 @@ pub struct CsvSource {
     pub label: Option<String>,
     #[serde(default)]
     pub features: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub categorical: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub positive: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub na_values: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delimiter: Option<String>,
+    /// New names for the classes: `[positive, negative]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class_labels: Option<Vec<String>>,
+}
+
+impl CsvSource {
+    pub fn options(&self) -> CsvOptions {
+        CsvOptions {
+            label: self.label.clone(),
+            features: self.features.clone(),
+            categorical: self.categorical.clone(),
+            positive: self.positive.clone(),
+            na_values: self.na_values.clone(),
+            delimiter: self.delimiter.clone(),
+            class_labels: self.class_labels.clone(),
+        }
+    }
 }
 
 /// `POST /v1/datasets/synthetic`: rows drawn from a given logistic model.
@@ -42,6 +71,15 @@ pub struct DatasetInfo {
     pub feature_names: Vec<String>,
     pub label_name: String,
     pub cached: bool,
+    /// The features read as text (categorical), with their levels.
+    #[serde(default)]
+    pub categorical: BTreeMap<String, Vec<String>>,
+    /// The label's classes when it was text.
+    #[serde(default)]
+    pub classes: Option<Classes>,
+    /// What the reader decided that a person should know.
+    #[serde(default)]
+    pub notes: Vec<String>,
 }
 
 /// `POST /v1/collections/{name}/records`: rows as objects, column → number (or null for a
@@ -122,6 +160,9 @@ pub struct TransformRequest {
 pub struct TransformInfo {
     pub transform: String,
     pub scaling: Scaling,
+    /// The model's terms (a categorical feature gives one per non-reference level).
+    #[serde(default)]
+    pub term_names: Vec<String>,
     pub offset: Vec<f64>,
     pub scale: Vec<f64>,
     pub cached: bool,
@@ -238,11 +279,38 @@ pub struct Evaluation {
     pub decision: String,
     pub report: String,
     pub intercept: f64,
-    pub coefficients: BTreeMap<String, f64>,
+    /// In the model's term order.
+    pub coefficients: Coefficients,
     /// For a one-feature model: up to 200 test rows as (value, label), to plot the fitted
     /// curve over the data.
     #[serde(default)]
     pub sample: Vec<(f64, f64)>,
+    /// The input features, in order.
+    #[serde(default)]
+    pub feature_names: Vec<String>,
+    /// The intercept and each term with its statistics where given.
+    #[serde(default)]
+    pub terms: Vec<TermStatistics>,
+    /// Why standard errors are not given, when they are not.
+    #[serde(default)]
+    pub statistics_note: Option<String>,
+    #[serde(default)]
+    pub separation: Option<String>,
+    #[serde(default)]
+    pub optimality: Option<Optimality>,
+    /// Class 0 and class 1 by name.
+    #[serde(default)]
+    pub classes: Option<Classes>,
+    /// Rows that trained, that were held out for validation, and that tested.
+    #[serde(default)]
+    pub rows: RowCounts,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RowCounts {
+    pub train: usize,
+    pub validation: usize,
+    pub test: usize,
 }
 
 /// `POST /v1/models/{name}/promote`.
@@ -307,6 +375,23 @@ pub struct InferResponse {
 }
 
 impl InferRequest {
+    /// A request of one row as one tensor per feature, named after it: `BYTES` for text,
+    /// `FP64` for numbers (the convention Triton users know).
+    pub fn named(feature_names: &[String], row: &[Value]) -> InferRequest {
+        let inputs = feature_names
+            .iter()
+            .zip(row)
+            .map(|(name, value)| {
+                let (datatype, data) = match value {
+                    Value::Number(v) => ("FP64", serde_json::json!([v])),
+                    Value::Text(t) => ("BYTES", serde_json::json!([t])),
+                };
+                InferInput { name: name.clone(), shape: vec![1], datatype: datatype.into(), data, parameters: None }
+            })
+            .collect();
+        InferRequest { id: None, parameters: None, inputs, outputs: None }
+    }
+
     /// A request of `rows` (one value per feature each) as one FP64 tensor.
     pub fn rows(rows: &[Vec<f64>]) -> InferRequest {
         let width = rows.first().map_or(0, Vec::len);
@@ -327,7 +412,7 @@ impl InferRequest {
 }
 
 /// `POST /v1/predict`: the human route. Either `inputs` (rows of values in feature order) or
-/// `features` (one row, by name).
+/// `features` (one row, by name). Values are numbers, or text for categorical features.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct PredictRequest {
@@ -337,9 +422,9 @@ pub struct PredictRequest {
     #[serde(default)]
     pub version: Option<String>,
     #[serde(default)]
-    pub inputs: Option<Vec<Vec<f64>>>,
+    pub inputs: Option<Vec<Vec<Value>>>,
     #[serde(default)]
-    pub features: Option<BTreeMap<String, f64>>,
+    pub features: Option<BTreeMap<String, Value>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -361,7 +446,11 @@ pub struct ModelMetadata {
     pub aliases: BTreeMap<String, String>,
     pub feature_names: Vec<String>,
     pub intercept: f64,
-    pub coefficients: BTreeMap<String, f64>,
+    /// In the model's term order.
+    pub coefficients: Coefficients,
+    /// Class 0 and class 1 by name.
+    #[serde(default)]
+    pub classes: Option<Classes>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -369,6 +458,9 @@ pub struct TensorMetadata {
     pub name: String,
     pub datatype: String,
     pub shape: Vec<i64>,
+    /// For a categorical input (BYTES): the levels it accepts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub levels: Option<Vec<String>>,
 }
 
 /// `POST /v2/repository/models/{name}/load`: what is now loaded.
@@ -389,13 +481,16 @@ pub struct LoadInfo {
 pub struct AdviceRequest {
     #[serde(default)]
     pub model: Option<String>,
-    /// One value per feature.
-    pub inputs: Vec<f64>,
+    /// One value per feature: numbers, or text for categorical features.
+    pub inputs: Vec<Value>,
     #[serde(default = "default_threshold")]
     pub threshold: f64,
-    /// The probability to reach; the answer says what value of the first feature gets there.
+    /// The probability to reach; the answer says what value of `feature` gets there.
     #[serde(default)]
     pub target: Option<f64>,
+    /// The numeric feature to solve for (default: the first numeric feature).
+    #[serde(default)]
+    pub feature: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -406,6 +501,9 @@ pub struct Advice {
     pub threshold: f64,
     /// `probability ≥ threshold`.
     pub positive: bool,
+    /// The decision in the data's words: the positive class's name when `positive`.
+    #[serde(default)]
+    pub decision: String,
     #[serde(default)]
     pub needed: Option<Needed>,
 }

@@ -7,7 +7,7 @@
 use axum::Router;
 use axum::extract::State;
 use axum::routing::post;
-use logitflow_core::clean::{Split, clean, stratified_split};
+use logitflow_core::clean::{Split, align_levels, clean, stratified_split};
 use logitflow_core::store::{SplitReport, Store, step_key};
 use logitflow_kit::wire::{SplitInfo, SplitRequest};
 use logitflow_kit::{ApiError, Config, Json, Readiness, blocking, cached_step};
@@ -77,7 +77,9 @@ fn make_split(store: &Store, request: &SplitRequest, inputs: &[&str], params: se
                     ),
                 ));
             }
-            let (test, test_report) = clean(&raw_test, &request.clean)?;
+            let (mut test, test_report) = clean(&raw_test, &request.clean)?;
+            let mut data = data;
+            align_levels(&mut data, &mut test)?;
             data.check_both_classes()?;
             (Split { train: data, test }, Some(test_report))
         }
@@ -91,13 +93,13 @@ fn make_split(store: &Store, request: &SplitRequest, inputs: &[&str], params: se
 mod tests {
     use super::*;
     use axum::http::StatusCode;
-    use logitflow_core::table::{ColumnSelection, RawTable};
+    use logitflow_core::table::{CsvOptions, RawTable};
     use logitflow_kit::testing::call;
 
     fn setup(csv: &str) -> (tempfile::TempDir, Router, String) {
         let dir = tempfile::tempdir().expect("tempdir");
         let state = AppState::new(&Config::for_home(dir.path())).expect("state");
-        let table = RawTable::from_csv(csv.as_bytes(), &ColumnSelection::default()).expect("csv");
+        let table = RawTable::from_csv(csv.as_bytes(), &CsvOptions::default()).expect("csv");
         let id = state.store.put_table(&table, "test", serde_json::json!({})).expect("put");
         (dir, app(state), id)
     }

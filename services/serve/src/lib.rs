@@ -18,7 +18,9 @@ use arc_swap::ArcSwap;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
-use logitflow_core::model::Model;
+use logitflow_core::model::{Model, PredictError};
+use logitflow_core::scale::{EncodeError, Encoding, Value};
+use logitflow_core::table::Classes;
 use logitflow_core::registry::{Registry, STABLE};
 use logitflow_core::store::{Kind, Store};
 use logitflow_kit::wire::{
@@ -88,7 +90,7 @@ impl AppState {
                     None => {
                         let model: Model = store.read_json(&v.artifact, Kind::Model, "model.json")?;
                         // Warm: one prediction through the same code path requests take.
-                        let _ = model.probability_raw(&vec![0.0; model.width()]);
+                        let _ = model.probability_raw(&vec![0.0; model.term_count()]);
                         Arc::new(model)
                     }
                 };
@@ -188,13 +190,33 @@ fn metadata_of(state: &AppState, name: &str, selector: Option<&str>) -> Result<M
         name: name.to_string(),
         versions: if selector.is_some() { vec![version.to_string()] } else { served.versions.keys().map(u32::to_string).collect() },
         platform: "logitflow_logistic_regression".into(),
-        inputs: vec![TensorMetadata { name: "input-0".into(), datatype: "FP64".into(), shape: vec![-1, model.width() as i64] }],
-        outputs: vec![TensorMetadata { name: "probability".into(), datatype: "FP64".into(), shape: vec![-1, 1] }],
+        inputs: input_metadata(model),
+        outputs: vec![TensorMetadata { name: "probability".into(), datatype: "FP64".into(), shape: vec![-1, 1], levels: None }],
         aliases: served.aliases.iter().map(|(k, v)| (k.clone(), v.to_string())).collect(),
         feature_names: model.feature_names.clone(),
         intercept: model.intercept,
         coefficients: model.coefficients.clone(),
+        classes: Some({
+            let (negative, positive) = model.class_names();
+            Classes { negative, positive }
+        }),
     })
+}
+
+/// One input per feature, named after it: `FP64` for numbers, `BYTES` with its levels for text.
+/// (A numeric model also takes all its features as one FP64 matrix `[N, features]`.)
+fn input_metadata(model: &Model) -> Vec<TensorMetadata> {
+    model
+        .feature_names
+        .iter()
+        .enumerate()
+        .map(|(j, name)| match model.transform.encoding(j) {
+            Encoding::Numeric => TensorMetadata { name: name.clone(), datatype: "FP64".into(), shape: vec![-1, 1], levels: None },
+            Encoding::Categorical { levels } => {
+                TensorMetadata { name: name.clone(), datatype: "BYTES".into(), shape: vec![-1, 1], levels: Some(levels.clone()) }
+            }
+        })
+        .collect()
 }
 
 async fn metadata(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Result<Json<ModelMetadata>, ApiError> {
@@ -245,8 +267,8 @@ fn answer(state: &AppState, name: String, selector: Option<&str>, request: Infer
     let catalog = state.catalog.load();
     let (version, model) = served_in(&catalog, &name)?.resolve(&name, selector)?;
     let (x, rows) = decode_inputs(&request.inputs, model)?;
-    let d = model.width();
-    let data: Vec<f64> = x.chunks_exact(d).map(|row| model.probability_raw(row)).collect();
+    let k = model.term_count();
+    let data: Vec<f64> = x.chunks_exact(k).map(|row| model.probability_raw(row)).collect();
     Ok(Json(InferResponse {
         model_name: name,
         model_version: version.to_string(),
@@ -259,9 +281,21 @@ fn invalid(message: impl std::fmt::Display) -> ApiError {
     ApiError::invalid("INVALID_INPUT", message)
 }
 
-/// Turns the request's tensors into rows of raw feature values: one tensor `[N, d]` (or `[d]`
-/// for one row), or one tensor `[N]`/`[N, 1]` per feature, named by feature.
+/// The error of a value that cannot be predicted from: an unseen level is named as such.
+fn unusable(row: usize, e: PredictError) -> ApiError {
+    match e {
+        PredictError::Encode(e @ EncodeError::UnseenLevel { .. }) => ApiError::invalid("UNKNOWN_LEVEL", format!("row {row}: {e}")),
+        e => invalid(format!("row {row}: {e}")),
+    }
+}
+
+/// Turns the request's tensors into rows of terms in the data's units. A numeric model takes
+/// one tensor `[N, d]` (or `[d]` for one row), or one tensor `[N]`/`[N, 1]` per feature, named
+/// by feature; a model with text features takes one tensor per feature, `BYTES` for text.
 pub fn decode_inputs(inputs: &[InferInput], model: &Model) -> Result<(Vec<f64>, usize), ApiError> {
+    if !model.is_numeric() {
+        return decode_named_values(inputs, model);
+    }
     let d = model.width();
     let (x, rows) = match inputs {
         [] => return Err(invalid("inputs is empty: send one tensor of shape [N, features]")),
@@ -315,6 +349,69 @@ pub fn decode_inputs(inputs: &[InferInput], model: &Model) -> Result<(Vec<f64>, 
     Ok((x, rows))
 }
 
+/// One tensor per feature, of numbers or text, encoded row by row.
+fn decode_named_values(inputs: &[InferInput], model: &Model) -> Result<(Vec<f64>, usize), ApiError> {
+    let d = model.width();
+    if inputs.len() != d {
+        return Err(invalid(format!(
+            "{} input tensor(s); this model has text features, so send one tensor per feature, named after it \
+             (BYTES for text, FP64 for numbers): {}",
+            inputs.len(),
+            model.feature_names.join(", ")
+        )));
+    }
+    let mut columns = Vec::with_capacity(d);
+    for feature in &model.feature_names {
+        let t = inputs.iter().find(|t| t.name == *feature).ok_or_else(|| invalid(format!("no input tensor named {feature:?}")))?;
+        columns.push(tensor_cells(t)?);
+    }
+    let rows = columns[0].len();
+    if let Some((j, c)) = columns.iter().enumerate().find(|(_, c)| c.len() != rows) {
+        return Err(invalid(format!("tensor {:?} has {} values; {:?} has {rows}", model.feature_names[j], c.len(), model.feature_names[0])));
+    }
+    if rows == 0 {
+        return Err(invalid("no rows to predict"));
+    }
+    if rows > MAX_ROWS {
+        return Err(ApiError::PayloadTooLarge(format!("{rows} rows in one request; send at most {MAX_ROWS}")));
+    }
+    let mut x = Vec::with_capacity(rows * model.term_count());
+    let mut row = Vec::with_capacity(d);
+    for i in 0..rows {
+        row.clear();
+        row.extend(columns.iter_mut().map(|c| std::mem::replace(&mut c[i], Value::Number(0.0))));
+        model.encode_row(&row, &mut x).map_err(|e| unusable(i, e))?;
+    }
+    Ok((x, rows))
+}
+
+/// The cells of one tensor, numbers or (for `BYTES`) text, checked against its shape.
+fn tensor_cells(t: &InferInput) -> Result<Vec<Value>, ApiError> {
+    if t.datatype != "BYTES" {
+        return Ok(tensor_values(t)?.into_iter().map(Value::Number).collect());
+    }
+    let expected = t.shape.iter().try_fold(1usize, |acc, &n| acc.checked_mul(n)).filter(|&n| n <= MAX_ROWS * 64);
+    let Some(expected) = expected else {
+        return Err(ApiError::PayloadTooLarge(format!("tensor {:?} of shape {:?} is too large", t.name, t.shape)));
+    };
+    let mut cells = Vec::with_capacity(expected);
+    flatten_text(&t.data, &mut cells, 0).map_err(|what| invalid(format!("tensor {:?}: {what}", t.name)))?;
+    if cells.len() != expected {
+        return Err(invalid(format!("tensor {:?} has {} values but its shape {:?} needs {expected}", t.name, cells.len(), t.shape)));
+    }
+    Ok(cells)
+}
+
+fn flatten_text(value: &serde_json::Value, out: &mut Vec<Value>, depth: usize) -> Result<(), String> {
+    match value {
+        serde_json::Value::String(text) => out.push(Value::Text(text.clone())),
+        serde_json::Value::Array(items) if depth < 4 => items.iter().try_for_each(|v| flatten_text(v, out, depth + 1))?,
+        serde_json::Value::Array(_) => return Err("data is nested too deeply".into()),
+        other => return Err(format!("data holds {other}, not text (the datatype is BYTES)")),
+    }
+    Ok(())
+}
+
 /// The numbers of one tensor, checked against its shape and datatype.
 fn tensor_values(t: &InferInput) -> Result<Vec<f64>, ApiError> {
     const NUMERIC: [&str; 11] = ["FP64", "FP32", "FP16", "INT64", "INT32", "INT16", "INT8", "UINT64", "UINT32", "UINT16", "UINT8"];
@@ -346,7 +443,7 @@ fn flatten(value: &serde_json::Value, out: &mut Vec<f64>, depth: usize) -> Resul
 async fn predict(State(state): State<Arc<AppState>>, Json(request): Json<PredictRequest>) -> Result<Json<PredictResponse>, ApiError> {
     let name = request.model.clone().unwrap_or_else(|| single_model(&state).unwrap_or_default());
     let (version, model) = state.resolve(&name, request.version.as_deref())?;
-    let rows: Vec<Vec<f64>> = match (request.inputs, request.features) {
+    let rows: Vec<Vec<Value>> = match (request.inputs, request.features) {
         (Some(rows), None) => rows,
         (None, Some(features)) => {
             let row = model
@@ -355,10 +452,10 @@ async fn predict(State(state): State<Arc<AppState>>, Json(request): Json<Predict
                 .map(|f| {
                     features
                         .get(f)
-                        .copied()
+                        .cloned()
                         .ok_or_else(|| invalid(format!("features is missing {f:?}; the model needs {}", model.feature_names.join(", "))))
                 })
-                .collect::<Result<Vec<f64>, ApiError>>()?;
+                .collect::<Result<Vec<Value>, ApiError>>()?;
             if features.len() != row.len() {
                 return Err(invalid(format!("features has names the model does not know; it needs {}", model.feature_names.join(", "))));
             }
@@ -370,9 +467,11 @@ async fn predict(State(state): State<Arc<AppState>>, Json(request): Json<Predict
         return Err(invalid(format!("send between 1 and {MAX_ROWS} rows")));
     }
     let mut probabilities = Vec::with_capacity(rows.len());
+    let mut terms = Vec::with_capacity(model.term_count());
     for (i, row) in rows.iter().enumerate() {
-        model.check_row(row).map_err(|e| invalid(format!("row {i}: {e}")))?;
-        probabilities.push(model.probability_raw(row));
+        terms.clear();
+        model.encode_row(row, &mut terms).map_err(|e| unusable(i, e))?;
+        probabilities.push(model.probability_raw(&terms));
     }
     Ok(Json(PredictResponse { model_name: name, model_version: version.to_string(), probabilities }))
 }

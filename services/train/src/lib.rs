@@ -16,7 +16,10 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::{get, post};
 use futures::Stream;
 use logitflow_core::clean::{Dataset, validation_split};
-use logitflow_core::logistic::{Examples, fit};
+use logitflow_core::inference::{Optimality, separated_by_combination, separating_term, statistics};
+use logitflow_core::logistic::{ClassWeight, Examples, Solver, StopReason, TrainParams, fit, objective};
+use logitflow_core::scale::EncodeError;
+use logitflow_core::table::Classes;
 use logitflow_core::model::{Lineage, Model, TrainingLog};
 use logitflow_core::scale::Transform;
 use logitflow_core::store::{Kind, SplitPart, StepRecord, Store, step_key};
@@ -200,26 +203,50 @@ fn train(
 ) -> Result<Option<TrainEvent>, ApiError> {
     let params = &request.params;
     training_rows.check_both_classes()?;
-    let d = training_rows.width();
-    // Validation rows come out of the training split (seeded, stratified); the test split is
-    // left alone for evaluate.
+    // Validation rows come out of the training split (seeded, stratified) only for the
+    // iterative solvers; an exact fit uses every training row. The test split is left alone
+    // for evaluate.
     let label_name = training_rows.label_name.clone();
-    let (fit_part, val_part) = if params.validation_fraction > 0.0 {
-        match validation_split(&training_rows, params.validation_fraction, params.seed) {
+    let classes = training_rows.classes.clone();
+    let class_names = [training_rows.class_name(false), training_rows.class_name(true)];
+    let fraction = params.validation_fraction(training_rows.rows());
+    let (fit_part, val_part) = if fraction > 0.0 {
+        match validation_split(&training_rows, fraction, params.seed) {
             Ok(parts) if parts.test.rows() > 0 => (parts.train, Some(parts.test)),
             _ => (training_rows, None),
         }
     } else {
         (training_rows, None)
     };
-    let x = transform.apply(&fit_part.x);
-    let val_x = val_part.as_ref().map(|v| transform.apply(&v.x));
-    let train_ex = Examples::new(&x, &fit_part.y, d);
-    let val_ex = val_part.as_ref().zip(val_x.as_ref()).map(|(v, vx)| Examples::new(vx, &v.y, d));
+    let k = transform.terms();
+    let unencodable = |e: EncodeError| ApiError::invalid("DATA_ERROR", e.to_string());
+    let mut x = transform.terms_of(&fit_part).map_err(unencodable)?;
+    let exact = params.l2 == 0.0;
+    // Separation is looked for in the data's units, before scaling.
+    let separating = exact.then(|| separating_term(&x, &fit_part.y, k, transform.term_names(), [&class_names[0], &class_names[1]])).flatten();
+    transform.scale_in_place(&mut x);
+    let val_x = match &val_part {
+        Some(v) => {
+            let mut vx = transform.terms_of(v).map_err(unencodable)?;
+            transform.scale_in_place(&mut vx);
+            Some(vx)
+        }
+        None => None,
+    };
+    let class_weights = params.class_weight.weights(&fit_part.y);
+    let train_ex = Examples::new(&x, &fit_part.y, k).with_class_weights(class_weights);
+    let val_ex = val_part.as_ref().zip(val_x.as_ref()).map(|(v, vx)| Examples::new(vx, &v.y, k));
     let outcome = fit(train_ex, val_ex, params, &job.cancel, |event| job.push(TrainEvent::Epoch(event.clone())))?;
-    if outcome.stop_reason == logitflow_core::logistic::StopReason::Cancelled {
+    if outcome.stop_reason == StopReason::Cancelled {
         return Ok(None);
     }
+    let separation = separating.or_else(|| {
+        exact.then(|| {
+            let logits: Vec<f64> = x.chunks_exact(k.max(1)).map(|row| outcome.weights.logit(row)).collect();
+            separated_by_combination(&logits, &fit_part.y)
+        })?
+    });
+    let stop_reason = if separation.is_some() { StopReason::Separated } else { outcome.stop_reason };
     let dataset = store.manifest(&request.split).ok().and_then(|m| m.inputs.first().cloned()).unwrap_or_default();
     let lineage = Lineage {
         dataset,
@@ -228,7 +255,49 @@ fn train(
         params: logitflow_core::sha256_hex(params_json.to_string().as_bytes()),
     };
     let epochs = outcome.curve.len();
-    let model = Model::new(transform, outcome.weights, label_name, params.clone(), outcome.stop_reason, epochs, fit_part.rows(), lineage);
+    let weights = outcome.weights.clone();
+    let mut model = Model::new(transform, outcome.weights, label_name, params.clone(), stop_reason, epochs, fit_part.rows(), lineage);
+    model.validation_rows = val_part.as_ref().map_or(0, Dataset::rows);
+    // A 0/1 label's classes are named after the column, so every answer can use words.
+    model.classes = Some(classes.unwrap_or_else(|| Classes::for_numeric_label(&model.label_name)));
+    model.separation = separation;
+    let statistics_note = if model.separation.is_some() {
+        Some("not given: the classes are separated, so the estimates and their standard errors are not finite".to_string())
+    } else if !exact {
+        Some(format!(
+            "not given with an L2 penalty (l2 = {}): the penalty shrinks the estimates, and the unpenalised theory's standard errors, p-values and intervals do not hold",
+            params.l2
+        ))
+    } else if params.class_weight != ClassWeight::None {
+        Some("not given with class weights: the weighted likelihood's inverse Hessian is not the estimates' covariance".to_string())
+    } else if !matches!(params.solver, Solver::Newton | Solver::Batch) || stop_reason != StopReason::Converged {
+        Some(format!(
+            "given for an exact, converged fit: this {} fit {}; train with --solver newton for them",
+            params.solver,
+            stop_reason.describe()
+        ))
+    } else {
+        None
+    };
+    model.statistics_note = match statistics_note {
+        Some(note) => Some(note),
+        None => match statistics(&weights, train_ex, &model.transform, model.intercept, &model.coefficients) {
+            Some(terms) => {
+                model.terms = terms;
+                None
+            }
+            None => Some("not given: the Hessian is singular (collinear terms, or a level no training row shows)".to_string()),
+        },
+    };
+    // How close an iterative fit came: newton on the same rows, where that is cheap.
+    if params.solver != Solver::Newton && fit_part.rows() * (k + 1) <= OPTIMALITY_CHECK_CELLS && model.separation.is_none() {
+        let exact_params = TrainParams { solver: Solver::Newton, epochs: 50, patience: 0, validation_fraction: Some(0.0), ..params.clone() };
+        if let Ok(optimum) = fit(train_ex, None, &exact_params, &AtomicBool::new(false), |_| {}) {
+            let (at_fit, _) = objective(&weights, train_ex, params.l2);
+            let (at_optimum, _) = objective(&optimum.weights, train_ex, params.l2);
+            model.optimality = Some(Optimality::new(at_fit, at_optimum));
+        }
+    }
     let inputs = vec![request.split.clone(), request.transform.clone()];
     let model_id = store.put_json(Kind::Model, NAME, inputs.clone(), params_json.clone(), "model.json", &model)?;
     let log_id = store.put_json(
@@ -243,8 +312,12 @@ fn train(
         key,
         &StepRecord { outputs: [("model".into(), model_id.clone()), ("log".into(), log_id)].into(), summary: serde_json::Value::Null },
     )?;
-    Ok(Some(TrainEvent::Done { model: model_id, stop_reason: outcome.stop_reason, epochs, cached: false }))
+    Ok(Some(TrainEvent::Done { model: model_id, stop_reason, epochs, cached: false }))
 }
+
+/// The largest fit (rows × terms) whose distance from the exact optimum is measured by a
+/// newton fit after an iterative one: a few full passes, cheap at this size.
+const OPTIMALITY_CHECK_CELLS: usize = 4_000_000;
 
 async fn list_jobs(State(state): State<AppState>) -> Json<Vec<JobInfo>> {
     let jobs: Vec<Arc<Job>> = state.jobs.lock().map(|j| j.values().cloned().collect()).unwrap_or_default();
@@ -311,7 +384,7 @@ mod tests {
         let state = AppState::new(&Config::for_home(dir.path()), watch::channel(false).1).expect("state");
         let x: Vec<f64> = (0..200).map(|i| f64::from(i) / 2.0).collect();
         let y: Vec<f64> = x.iter().map(|&v| f64::from(u8::from((v * 7.0) % 100.0 > 50.0 - (v - 50.0)))).collect();
-        let data = Dataset { feature_names: vec!["score".into()], label_name: "admitted".into(), x, y };
+        let data = Dataset { feature_names: vec!["score".into()], label_name: "admitted".into(), x, y, ..Dataset::default() };
         let split = Split { train: data.clone(), test: data };
         let split_id = state.store.put_split(&split, &SplitReport::default(), vec![], serde_json::json!({})).expect("split");
         let t = Transform::fit(&split.train, Scaling::Standard);

@@ -1,0 +1,163 @@
+//! What a statistician reads of a fit: [`TermStatistics`] (standard errors from the inverse
+//! Hessian, z, two-sided p-values, 95% intervals, odds ratios, all in the data's own units),
+//! [`separating_term`] and [`separated_by_combination`] (complete or quasi-complete separation,
+//! naming the term), and [`Optimality`] (how close
+//! an iterative fit came to the exact optimum).
+//!
+//! The covariance is computed for the weights on scaled terms and carried to the data's units
+//! through the same linear map that un-scales the estimates: with t' = (t − o)/s,
+//! θ_t = w_t/s_t and θ0 = b − Σ θ_t o_t, so θ = A·(b, w) and Cov(θ) = A·Cov(b, w)·Aᵀ.
+
+use crate::logistic::{Examples, Weights, hessian_sum, invert_spd};
+use crate::model::Coefficients;
+use crate::scale::Transform;
+use serde::{Deserialize, Serialize};
+
+/// The intercept's name among the terms, as R and statsmodels print it.
+pub const INTERCEPT: &str = "(intercept)";
+/// The normal quantile of a two-sided 95% interval.
+const Z_95: f64 = 1.959_963_984_540_054;
+
+/// One row of the coefficient table. The statistics are `None` where they are not given.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TermStatistics {
+    pub term: String,
+    pub estimate: f64,
+    pub std_error: Option<f64>,
+    pub z: Option<f64>,
+    pub p_value: Option<f64>,
+    pub ci_low: Option<f64>,
+    pub ci_high: Option<f64>,
+    pub odds_ratio: f64,
+}
+
+impl TermStatistics {
+    /// The table without statistics: the intercept, then every term in order.
+    pub fn estimates_only(intercept: f64, coefficients: &Coefficients) -> Vec<TermStatistics> {
+        std::iter::once((INTERCEPT, intercept))
+            .chain(coefficients.iter().map(|(n, v)| (n.as_str(), *v)))
+            .map(|(term, estimate)| TermStatistics {
+                term: term.to_string(),
+                estimate,
+                std_error: None,
+                z: None,
+                p_value: None,
+                ci_low: None,
+                ci_high: None,
+                odds_ratio: estimate.exp(),
+            })
+            .collect()
+    }
+}
+
+/// The coefficient table of an unpenalised maximum-likelihood fit at `scaled` (weights on the
+/// scaled terms `ex`), in the data's units. `None` when the Hessian is singular (collinear
+/// terms).
+pub fn statistics(scaled: &Weights, ex: Examples<'_>, transform: &Transform, intercept: f64, coefficients: &Coefficients) -> Option<Vec<TermStatistics>> {
+    let k = ex.d + 1;
+    let covariance = invert_spd(&hessian_sum(scaled, ex), k)?;
+    // A: row 0 = (1, −o1/s1, …), row t = e_t/s_t.
+    let mut a = vec![0.0; k * k];
+    a[0] = 1.0;
+    for t in 1..k {
+        a[t] = -transform.offset[t - 1] / transform.scale[t - 1];
+        a[t * k + t] = 1.0 / transform.scale[t - 1];
+    }
+    let variance = |r: usize| -> f64 {
+        // (A C Aᵀ)_rr = Σ_ij A_ri C_ij A_rj
+        let mut v = 0.0;
+        for i in 0..k {
+            for j in 0..k {
+                v += a[r * k + i] * covariance[i * k + j] * a[r * k + j];
+            }
+        }
+        v
+    };
+    let mut table = TermStatistics::estimates_only(intercept, coefficients);
+    for (r, row) in table.iter_mut().enumerate() {
+        let se = variance(r).max(0.0).sqrt();
+        let z = row.estimate / se;
+        row.std_error = Some(se);
+        row.z = Some(z);
+        row.p_value = Some(libm::erfc(z.abs() / std::f64::consts::SQRT_2));
+        row.ci_low = Some(row.estimate - Z_95 * se);
+        row.ci_high = Some(row.estimate + Z_95 * se);
+    }
+    Some(table)
+}
+
+/// Whether one term separates the classes in the design (terms in the data's units, `k` per
+/// row), and how: a term whose values of one class all lie at or below those of the other
+/// separates them (completely when strictly; for a 0/1 level term, when every row with, or
+/// without, the level is of one class).
+pub fn separating_term(design: &[f64], y: &[f64], k: usize, term_names: &[String], class_names: [&str; 2]) -> Option<String> {
+    for t in 0..k {
+        let (mut lo, mut hi) = ([f64::INFINITY; 2], [f64::NEG_INFINITY; 2]);
+        for (row, &label) in design.chunks_exact(k).zip(y) {
+            let c = usize::from(label == 1.0);
+            lo[c] = lo[c].min(row[t]);
+            hi[c] = hi[c].max(row[t]);
+        }
+        // A term constant over every row separates nothing.
+        if lo[0] == hi[0] && lo[1] == hi[1] && lo[0] == lo[1] {
+            continue;
+        }
+        let name = &term_names[t];
+        let indicator = design.chunks_exact(k).all(|row| row[t] == 0.0 || row[t] == 1.0);
+        for (below, above) in [(0, 1), (1, 0)] {
+            let (b, a) = (class_names[below], class_names[above]);
+            if hi[below] < lo[above] {
+                return Some(format!(
+                    "{name} separates the classes completely: every {b:?} row has {name} ≤ {}, every {a:?} row has {name} ≥ {}",
+                    hi[below], lo[above]
+                ));
+            }
+            if hi[below] == lo[above] {
+                return Some(match (indicator, hi[below] == 0.0) {
+                    (true, true) => format!("{name} separates the classes quasi-completely: every row with {name} is {a:?}"),
+                    (true, false) => format!("{name} separates the classes quasi-completely: every row without {name} is {b:?}"),
+                    (false, _) => format!(
+                        "{name} separates the classes quasi-completely: the {b:?} rows lie at or below {name} = {}, the {a:?} rows at or above it",
+                        hi[below]
+                    ),
+                });
+            }
+        }
+    }
+    None
+}
+
+/// Whether a combination of terms separates the classes: an unpenalised fit whose logits give
+/// probability 0 or 1 (|z| > 30, so within 1e-13) to rows it classifies right.
+pub fn separated_by_combination(logits: &[f64], y: &[f64]) -> Option<String> {
+    let certain = logits.iter().zip(y).filter(|&(&z, &label)| z.abs() > 30.0 && (z > 0.0) == (label == 1.0)).count();
+    (certain > 0).then(|| {
+        format!(
+            "a combination of terms separates the classes: {certain} of {} training rows are predicted with probability 0 or 1",
+            y.len()
+        )
+    })
+}
+
+/// How close an iterative fit's training objective came to the exact optimum (newton on the
+/// same rows and parameters).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Optimality {
+    /// The fit's objective (mean log loss + penalty) on its training rows.
+    pub objective: f64,
+    /// The exact optimum's on the same rows.
+    pub optimum: f64,
+    /// (objective − optimum) / optimum, in percent.
+    pub gap_percent: f64,
+}
+
+impl Optimality {
+    pub fn new(objective: f64, optimum: f64) -> Optimality {
+        let gap_percent = if optimum > 0.0 { (objective - optimum) / optimum * 100.0 } else { 0.0 };
+        Optimality { objective, optimum, gap_percent }
+    }
+
+    pub fn describe(&self) -> String {
+        format!("training log loss {:.3}% above the exact optimum ({:.6} vs {:.6})", self.gap_percent.max(0.0), self.objective, self.optimum)
+    }
+}

@@ -282,7 +282,8 @@ pub fn render_report(r: &RunReport) -> String {
         for p in &r.predictions {
             let input: Vec<String> = r.feature_names.iter().zip(&p.input).map(|(n, v)| format!("{n} {v}")).collect();
             let decision = if p.probability >= m.threshold { &positive } else { &negative };
-            let _ = writeln!(s, "  {} → probability {:.4} of {positive} (v{}): {decision}", input.join(", "), p.probability, p.model_version);
+            let _ =
+                writeln!(s, "  {} → probability {:.4} of {positive} (v{}): {decision}", input.join(", "), p.probability, p.model_version);
         }
     }
     let _ = writeln!(s, "\ntrain → served in {:.0} ms", r.train_to_served_ms);
@@ -295,8 +296,12 @@ fn label_of(r: &RunReport) -> String {
 }
 
 /// An odds ratio in a column 11 wide: plainly, or in scientific notation when far from 1.
-fn odds(v: f64) -> String {
-    if (1e-4..1e6).contains(&v) { format!("{v:.4}") } else { format!("{v:.3e}") }
+fn odds(v: Option<f64>) -> String {
+    match v {
+        Some(v) if (1e-4..1e6).contains(&v) => format!("{v:.4}"),
+        Some(v) => format!("{v:.3e}"),
+        None => "inf".into(),
+    }
 }
 
 /// The coefficient table as statsmodels prints it: estimate, standard error, z, p-value and the

@@ -7,17 +7,17 @@
 use crate::supervisor::{ServiceName, Supervisor};
 use futures::StreamExt;
 use logitflow_core::clean::CleanOptions;
+use logitflow_core::inference::{Optimality, TermStatistics};
 use logitflow_core::logistic::{EpochEvent, StopReason, TrainParams};
 use logitflow_core::metrics::{Metrics, RocPoint};
-use logitflow_core::scale::Scaling;
-use logitflow_kit::client::{ClientError, ServiceClient};
-use logitflow_core::inference::{Optimality, TermStatistics};
 use logitflow_core::model::Coefficients;
+use logitflow_core::scale::Scaling;
 use logitflow_core::scale::Value;
 use logitflow_core::table::{Classes, CsvOptions};
+use logitflow_kit::client::{ClientError, ServiceClient};
 use logitflow_kit::wire::{
-    CsvSource, DatasetInfo, RowCounts, EvaluateRequest, Evaluation, InferRequest, InferResponse, JobInfo, LoadInfo, SplitInfo, SplitRequest,
-    TrainEvent, TrainRequest, TransformInfo, TransformRequest,
+    CsvSource, DatasetInfo, EvaluateRequest, Evaluation, InferRequest, InferResponse, JobInfo, LoadInfo, RowCounts, SplitInfo,
+    SplitRequest, TrainEvent, TrainRequest, TransformInfo, TransformRequest,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -303,11 +303,7 @@ pub async fn run_pipeline(
         send(PipelineEvent::StageFailed { stage: Stage::Ingest, error: error.clone() });
         PipelineError::Stage { stage: Stage::Ingest, error }
     })?;
-    let mut data_summary = DataSummary {
-        categorical: dataset.categorical.clone(),
-        notes: dataset.notes.clone(),
-        ..DataSummary::default()
-    };
+    let mut data_summary = DataSummary { categorical: dataset.categorical.clone(), notes: dataset.notes.clone(), ..DataSummary::default() };
     let split_request = SplitRequest {
         dataset: dataset.dataset.clone(),
         test_dataset: test_dataset.map(|t| t.dataset),

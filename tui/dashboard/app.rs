@@ -3,11 +3,11 @@
 //! background tasks report ([`AppEvent`]). No I/O happens here, so the whole dashboard can be
 //! driven headless in tests.
 
-use logitflow_core::scale::Value;
 use crate::pipeline::{PipelineEvent, RunReport, Stage};
 use crate::supervisor::{LogLine, ServiceName, ServiceSnapshot, Status};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use logitflow_core::logistic::{Solver, TrainParams};
+use logitflow_core::scale::Value;
 use logitflow_kit::wire::{Evaluation, ModelVersions};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -45,7 +45,9 @@ pub enum Action {
     Predict(Vec<Value>, Vec<String>),
     Promote,
     Rollback,
-    Export { log_scale: bool },
+    Export {
+        log_scale: bool,
+    },
     Restart(ServiceName),
     StopStart(ServiceName, bool),
     ShowLogs(ServiceName),
@@ -462,7 +464,8 @@ impl App {
 
     /// The names of class 0 and class 1, as the data has them: the decision words.
     pub fn class_names(&self) -> (&str, &str) {
-        let classes = self.evaluation.as_ref().and_then(|e| e.classes.as_ref()).or(self.last_report.as_ref().and_then(|r| r.model.classes.as_ref()));
+        let classes =
+            self.evaluation.as_ref().and_then(|e| e.classes.as_ref()).or(self.last_report.as_ref().and_then(|r| r.model.classes.as_ref()));
         match classes {
             Some(c) => (&c.negative, &c.positive),
             None => ("negative", "positive"),

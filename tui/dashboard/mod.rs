@@ -260,10 +260,11 @@ impl Runtime {
                             inputs: Some(vec![row.clone()]),
                             features: None,
                         };
-                        let answer = serve.post::<_, PredictResponse>("/v1/predict", &request).await.map_err(|e| e.to_string()).and_then(|a| {
-                            let p = a.probabilities.first().copied().ok_or("no probability in the answer")?;
-                            Ok((p, a.model_version))
-                        });
+                        let answer =
+                            serve.post::<_, PredictResponse>("/v1/predict", &request).await.map_err(|e| e.to_string()).and_then(|a| {
+                                let p = a.probabilities.first().copied().ok_or("no probability in the answer")?;
+                                Ok((p, a.model_version))
+                            });
                         Self::send(&tx, AppEvent::Predicted { alias, result: answer });
                     }
                 });

@@ -9,8 +9,8 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::post;
 use logitflow_core::logistic::logit;
-use logitflow_kit::client::{ServiceClient, path_segment};
 use logitflow_core::scale::Value;
+use logitflow_kit::client::{ServiceClient, path_segment};
 use logitflow_kit::wire::{Advice, AdviceRequest, InferRequest, InferResponse, ModelMetadata, Needed};
 use logitflow_kit::{ApiError, Config, Json, Readiness};
 
@@ -74,7 +74,10 @@ async fn advice(State(state): State<AppState>, Json(request): Json<AdviceRequest
                 ApiError::invalid("INVALID_INPUT", format!("feature {f:?} is not one of the model's: {}", meta.feature_names.join(", ")))
             })?;
             if is_text(j) {
-                return Err(ApiError::invalid("INVALID_INPUT", format!("feature {f:?} is categorical; the value needed is solved for a numeric one")));
+                return Err(ApiError::invalid(
+                    "INVALID_INPUT",
+                    format!("feature {f:?} is categorical; the value needed is solved for a numeric one"),
+                ));
             }
             Some(j)
         }
@@ -84,7 +87,10 @@ async fn advice(State(state): State<AppState>, Json(request): Json<AdviceRequest
     // a promotion happens between the two calls.
     let version = meta.versions.first().cloned().unwrap_or_else(|| "stable".into());
     let answer: InferResponse = serve
-        .post(&format!("/v2/models/{}/versions/{version}/infer", path_segment(&name)), &InferRequest::named(&meta.feature_names, &request.inputs))
+        .post(
+            &format!("/v2/models/{}/versions/{version}/infer", path_segment(&name)),
+            &InferRequest::named(&meta.feature_names, &request.inputs),
+        )
         .await?;
     let probability = answer
         .outputs

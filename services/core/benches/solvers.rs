@@ -41,7 +41,8 @@ fn one_epoch(c: &mut Criterion) {
             // measurement overlaps the next epoch's training (see `fit`). The figure is the
             // fit's time divided by 10.
             const EPOCHS: u32 = 10;
-            let params = TrainParams { solver, epochs: EPOCHS as usize, patience: 0, validation_fraction: Some(0.0), ..TrainParams::default() };
+            let params =
+                TrainParams { solver, epochs: EPOCHS as usize, patience: 0, validation_fraction: Some(0.0), ..TrainParams::default() };
             group.bench_with_input(BenchmarkId::new(format!("{}_of_10", solver.name()), &size), &params, |b, params| {
                 b.iter_custom(|iters| {
                     let started = Instant::now();
@@ -55,7 +56,8 @@ fn one_epoch(c: &mut Criterion) {
         // Newton to the default tolerance (gradient norm ≤ 1e-6). The target compares it with
         // scikit-learn's lbfgs at the same log loss within 1e-6 relative; that is checked here
         // against a fit to a tolerance of 1e-12, outside the timing.
-        let params = TrainParams { solver: Solver::Newton, epochs: 50, patience: 0, validation_fraction: Some(0.0), ..TrainParams::default() };
+        let params =
+            TrainParams { solver: Solver::Newton, epochs: 50, patience: 0, validation_fraction: Some(0.0), ..TrainParams::default() };
         let tight = TrainParams { tolerance: 1e-12, ..params.clone() };
         let loss = |p: &TrainParams| fit(ex, None, p, &cancel, |_| {}).expect("fits").curve.last().expect("an epoch").train_loss;
         let (reached, optimum) = (loss(&params), loss(&tight));
@@ -72,6 +74,8 @@ fn prediction(c: &mut Criterion) {
     let t = Transform {
         scaling: Scaling::Standard,
         feature_names: (0..features).map(|j| format!("x{j}")).collect(),
+        encodings: Vec::new(),
+        term_names: Vec::new(),
         offset: vec![0.1; features],
         scale: vec![1.5; features],
     };

@@ -180,10 +180,11 @@ pub fn clean(raw: &RawTable, options: &CleanOptions) -> Result<(Dataset, CleanRe
         .bounds
         .iter()
         .map(|b| {
-            let j = raw.feature_names.iter().position(|n| *n == b.column).ok_or_else(|| DataError::UnknownColumn {
-                name: b.column.clone(),
-                available: raw.feature_names.join(", "),
-            })?;
+            let j = raw
+                .feature_names
+                .iter()
+                .position(|n| *n == b.column)
+                .ok_or_else(|| DataError::UnknownColumn { name: b.column.clone(), available: raw.feature_names.join(", ") })?;
             if kinds[j] != ColumnKind::Numeric {
                 return Err(DataError::Column(b.column.clone(), "bounds apply to numeric columns; this one holds text".into()));
             }
@@ -191,9 +192,7 @@ pub fn clean(raw: &RawTable, options: &CleanOptions) -> Result<(Dataset, CleanRe
         })
         .collect::<Result<_, _>>()?;
     let fills: Vec<f64> = match options.missing {
-        MissingPolicy::ImputeMean | MissingPolicy::ImputeMedian => {
-            (0..d).map(|j| imputed_value(raw, j, &mut kinds[j], options)).collect()
-        }
+        MissingPolicy::ImputeMean | MissingPolicy::ImputeMedian => (0..d).map(|j| imputed_value(raw, j, &mut kinds[j], options)).collect(),
         _ => Vec::new(),
     };
     let mut seen: HashSet<Vec<u64>> = HashSet::new();
@@ -328,7 +327,10 @@ pub fn align_levels(train: &mut Dataset, test: &mut Dataset) -> Result<(), DataE
                 }
             }
             _ => {
-                return Err(DataError::Column(name.clone(), "holds text in one of the training and test files and numbers in the other".into()));
+                return Err(DataError::Column(
+                    name.clone(),
+                    "holds text in one of the training and test files and numbers in the other".into(),
+                ));
             }
         }
     }

@@ -28,7 +28,8 @@ pub struct TermStatistics {
     pub p_value: Option<f64>,
     pub ci_low: Option<f64>,
     pub ci_high: Option<f64>,
-    pub odds_ratio: f64,
+    /// e^estimate; `None` when that is not a finite number (a separated fit's estimates).
+    pub odds_ratio: Option<f64>,
 }
 
 impl TermStatistics {
@@ -44,7 +45,7 @@ impl TermStatistics {
                 p_value: None,
                 ci_low: None,
                 ci_high: None,
-                odds_ratio: estimate.exp(),
+                odds_ratio: Some(estimate.exp()).filter(|v| v.is_finite()),
             })
             .collect()
     }
@@ -53,7 +54,13 @@ impl TermStatistics {
 /// The coefficient table of an unpenalised maximum-likelihood fit at `scaled` (weights on the
 /// scaled terms `ex`), in the data's units. `None` when the Hessian is singular (collinear
 /// terms).
-pub fn statistics(scaled: &Weights, ex: Examples<'_>, transform: &Transform, intercept: f64, coefficients: &Coefficients) -> Option<Vec<TermStatistics>> {
+pub fn statistics(
+    scaled: &Weights,
+    ex: Examples<'_>,
+    transform: &Transform,
+    intercept: f64,
+    coefficients: &Coefficients,
+) -> Option<Vec<TermStatistics>> {
     let k = ex.d + 1;
     let covariance = invert_spd(&hessian_sum(scaled, ex), k)?;
     // A: row 0 = (1, −o1/s1, …), row t = e_t/s_t.
@@ -158,6 +165,11 @@ impl Optimality {
     }
 
     pub fn describe(&self) -> String {
-        format!("training log loss {:.3}% above the exact optimum ({:.6} vs {:.6})", self.gap_percent.max(0.0), self.objective, self.optimum)
+        format!(
+            "training log loss {:.3}% above the exact optimum ({:.6} vs {:.6})",
+            self.gap_percent.max(0.0),
+            self.objective,
+            self.optimum
+        )
     }
 }

@@ -231,9 +231,7 @@ impl TrainParams {
     /// are worth more in the fit.
     pub fn validation_fraction(&self, training_rows: usize) -> f64 {
         self.validation_fraction.unwrap_or(match self.solver {
-            Solver::Sgd | Solver::Minibatch
-                if training_rows as f64 * DEFAULT_VALIDATION_FRACTION >= MIN_EARLY_STOPPING_ROWS as f64 =>
-            {
+            Solver::Sgd | Solver::Minibatch if training_rows as f64 * DEFAULT_VALIDATION_FRACTION >= MIN_EARLY_STOPPING_ROWS as f64 => {
                 DEFAULT_VALIDATION_FRACTION
             }
             _ => 0.0,
@@ -1264,7 +1262,13 @@ mod tests {
 
     /// Standardised, correlated features: the hard case for per-sample SGD.
     fn correlated(rows: usize, d: usize) -> (Vec<f64>, Vec<f64>) {
-        let g = Generator { intercept: 0.5, coefficients: (0..d).map(|j| 1.0 - 0.1 * j as f64).collect(), ranges: vec![(-1.0, 1.0); d], rows, seed: 5 };
+        let g = Generator {
+            intercept: 0.5,
+            coefficients: (0..d).map(|j| 1.0 - 0.1 * j as f64).collect(),
+            ranges: vec![(-1.0, 1.0); d],
+            rows,
+            seed: 5,
+        };
         let data = generate(&g);
         // Mix the columns so they correlate (x'_j = x_j + 0.3·x_0), then standardise.
         let mut x = data.x.clone();

@@ -132,7 +132,11 @@ fn cumulative_counts(scores: &[f64], labels: &[f64]) -> Vec<(f64, f64, f64)> {
     while i < order.len() {
         let s = scores[order[i]];
         while i < order.len() && scores[order[i]] == s {
-            if labels[order[i]] == 1.0 { tp += 1.0 } else { fp += 1.0 }
+            if labels[order[i]] == 1.0 {
+                tp += 1.0
+            } else {
+                fp += 1.0
+            }
             i += 1;
         }
         out.push((s, tp, fp));
@@ -292,7 +296,11 @@ mod tests {
         let floats = |v: &serde_json::Value| v.as_array().map(|a| a.iter().filter_map(serde_json::Value::as_f64).collect::<Vec<_>>());
         let (labels, scores) = (floats(&m["labels"]).expect("labels"), floats(&m["scores"]).expect("scores"));
         let expected_ap = m["average_precision"].as_f64().expect("ap");
-        assert!((average_precision(&scores, &labels) - expected_ap).abs() < 1e-12, "{} vs {expected_ap}", average_precision(&scores, &labels));
+        assert!(
+            (average_precision(&scores, &labels) - expected_ap).abs() < 1e-12,
+            "{} vs {expected_ap}",
+            average_precision(&scores, &labels)
+        );
         assert!((roc_auc(&scores, &labels) - m["roc_auc"].as_f64().expect("auc")).abs() < 1e-12);
     }
 

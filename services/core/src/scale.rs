@@ -73,6 +73,14 @@ pub enum EncodeError {
     NotANumber { column: String, value: String },
 }
 
+/// What a dataset's level becomes in the terms: nothing (the reference level), one 0/1 term of
+/// its feature's, or an error (a level training did not see).
+enum LevelTerm {
+    Reference,
+    Term(usize),
+    Unseen(String),
+}
+
 /// A fitted transform: the encoding of each input feature and the scaling of each term.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Transform {
@@ -185,8 +193,8 @@ impl Transform {
         if self.is_numeric() {
             return Ok(data.x.clone());
         }
-        // For each feature, from the dataset's code to the term it sets (None: the reference).
-        let mut maps: Vec<Option<Vec<Result<Option<usize>, String>>>> = Vec::with_capacity(d);
+        // For each categorical feature, what each of the dataset's codes sets.
+        let mut maps: Vec<Option<Vec<LevelTerm>>> = Vec::with_capacity(d);
         let mut first_term = Vec::with_capacity(d);
         let mut t = 0;
         for j in 0..d {
@@ -201,9 +209,9 @@ impl Transform {
                     let map = data_levels
                         .iter()
                         .map(|level| match levels.iter().position(|l| l == level) {
-                            Some(0) => Ok(None),
-                            Some(p) => Ok(Some(p - 1)),
-                            None => Err(level.clone()),
+                            Some(0) => LevelTerm::Reference,
+                            Some(p) => LevelTerm::Term(p - 1),
+                            None => LevelTerm::Unseen(level.clone()),
                         })
                         .collect();
                     maps.push(Some(map));
@@ -218,9 +226,9 @@ impl Transform {
                 match map {
                     None => out[first_term[j]] = v,
                     Some(map) => match map.get(v as usize) {
-                        Some(Ok(Some(level))) => out[first_term[j] + level] = 1.0,
-                        Some(Ok(None)) => {}
-                        Some(Err(value)) => return Err(self.unseen(j, value)),
+                        Some(LevelTerm::Term(level)) => out[first_term[j] + level] = 1.0,
+                        Some(LevelTerm::Reference) => {}
+                        Some(LevelTerm::Unseen(value)) => return Err(self.unseen(j, value)),
                         None => return Err(self.unseen(j, &format!("level #{v}"))),
                     },
                 }
@@ -296,7 +304,13 @@ mod tests {
     use super::*;
 
     fn data() -> Dataset {
-        Dataset { feature_names: vec!["a".into(), "c".into()], label_name: "y".into(), x: vec![0.0, 5.0, 10.0, 5.0], y: vec![0.0, 1.0], ..Default::default() }
+        Dataset {
+            feature_names: vec!["a".into(), "c".into()],
+            label_name: "y".into(),
+            x: vec![0.0, 5.0, 10.0, 5.0],
+            y: vec![0.0, 1.0],
+            ..Default::default()
+        }
     }
 
     #[test]

@@ -235,13 +235,12 @@ impl RawTable {
         };
         let is_na = |text: &str| text.is_empty() || na_values.iter().any(|na| na == text);
         let newlines = Rc::new(RefCell::new(Vec::new()));
-        let mut csv =
-            csv::ReaderBuilder::new().has_headers(false).flexible(true).delimiter(delimiter).from_reader(NewlineIndex {
-                inner: reader,
-                offset: 0,
-                last_was_cr: false,
-                newlines: Rc::clone(&newlines),
-            });
+        let mut csv = csv::ReaderBuilder::new().has_headers(false).flexible(true).delimiter(delimiter).from_reader(NewlineIndex {
+            inner: reader,
+            offset: 0,
+            last_was_cr: false,
+            newlines: Rc::clone(&newlines),
+        });
         // The csv crate does not count skipped blank lines, so a record's line comes from the
         // reader's byte position after it: the newlines before its end. Rows note only their
         // position; the lines are worked out in one walk at the end (`lines_at`).
@@ -377,7 +376,16 @@ impl RawTable {
                 _ => return Err(DataError::Column(label_name, "--labels takes two different names: POSITIVE,NEGATIVE".into())),
             }
         }
-        Ok(RawTable { feature_names: feature_idx.iter().map(|&i| names[i].clone()).collect(), label_name, kinds, classes, x, y, lines, notes })
+        Ok(RawTable {
+            feature_names: feature_idx.iter().map(|&i| names[i].clone()).collect(),
+            label_name,
+            kinds,
+            classes,
+            x,
+            y,
+            lines,
+            notes,
+        })
     }
 }
 
@@ -472,7 +480,11 @@ fn label_classes(
     if values.len() > 2 {
         let shown: Vec<String> = values.iter().take(6).map(|v| format!("{v:?}")).collect();
         let more = if values.len() > 6 { ", …" } else { "" };
-        return Err(DataError::TooManyClasses { column: column.to_string(), count: values.len(), values: format!("{}{more}", shown.join(", ")) });
+        return Err(DataError::TooManyClasses {
+            column: column.to_string(),
+            count: values.len(),
+            values: format!("{}{more}", shown.join(", ")),
+        });
     }
     let positive = match positive {
         Some(p) if values.iter().any(|v| v == p) => p.to_string(),
@@ -594,7 +606,8 @@ enum Cell<'a> {
 
 /// A cell as text, spaces around it ignored. `line` is called only for an error.
 fn cell_text<'a>(field: &'a [u8], line: &impl Fn() -> u64, column: &str) -> Result<&'a str, DataError> {
-    std::str::from_utf8(field.trim_ascii()).map_err(|_| DataError::Column(column.to_string(), format!("line {}: the text is not UTF-8", line())))
+    std::str::from_utf8(field.trim_ascii())
+        .map_err(|_| DataError::Column(column.to_string(), format!("line {}: the text is not UTF-8", line())))
 }
 
 /// Parses one cell, spaces around it ignored: a finite number, missing (empty or an NA
@@ -713,10 +726,7 @@ mod tests {
 
     #[test]
     fn a_stray_word_in_a_numeric_column_names_its_line() {
-        assert_eq!(
-            read("a,y\n1,1\n2,0\noops,1\n"),
-            Err(DataError::NotANumber { line: 4, column: "a".into(), value: "oops".into() })
-        );
+        assert_eq!(read("a,y\n1,1\n2,0\noops,1\n"), Err(DataError::NotANumber { line: 4, column: "a".into(), value: "oops".into() }));
         // Mostly text with a number: the number is a level too.
         let t = read("a,y\nlow,1\nhigh,0\n3,1\n").expect("valid");
         assert_eq!(t.kinds[0], ColumnKind::Categorical { levels: vec!["3".into(), "high".into(), "low".into()] });

@@ -262,7 +262,13 @@ mod tests {
     fn stored() -> (tempfile::TempDir, Router, String, String) {
         let dir = tempfile::tempdir().expect("tempdir");
         let state = AppState::new(&Config::for_home(dir.path())).expect("state");
-        let data = Dataset { feature_names: vec!["score".into()], label_name: "admitted".into(), x: vec![20.0, 80.0], y: vec![0.0, 1.0], ..Dataset::default() };
+        let data = Dataset {
+            feature_names: vec!["score".into()],
+            label_name: "admitted".into(),
+            x: vec![20.0, 80.0],
+            y: vec![0.0, 1.0],
+            ..Dataset::default()
+        };
         let split = state
             .store
             .put_split(&Split { train: data.clone(), test: data }, &SplitReport::default(), vec![], serde_json::json!({}))

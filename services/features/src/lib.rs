@@ -73,7 +73,13 @@ mod tests {
     async fn fits_on_train_only_and_caches() {
         let dir = tempfile::tempdir().expect("tempdir");
         let state = AppState::new(&Config::for_home(dir.path())).expect("state");
-        let part = |x: Vec<f64>| Dataset { feature_names: vec!["score".into()], label_name: "y".into(), y: vec![0.0; x.len()], x, ..Dataset::default() };
+        let part = |x: Vec<f64>| Dataset {
+            feature_names: vec!["score".into()],
+            label_name: "y".into(),
+            y: vec![0.0; x.len()],
+            x,
+            ..Dataset::default()
+        };
         let split = Split { train: part(vec![0.0, 10.0]), test: part(vec![1000.0]) };
         let id = state.store.put_split(&split, &SplitReport::default(), vec![], serde_json::json!({})).expect("put");
         let app = app(state);
@@ -89,7 +95,13 @@ mod tests {
     fn split_setup() -> (tempfile::TempDir, Router, String) {
         let dir = tempfile::tempdir().expect("tempdir");
         let state = AppState::new(&Config::for_home(dir.path())).expect("state");
-        let part = |x: Vec<f64>| Dataset { feature_names: vec!["score".into()], label_name: "y".into(), y: vec![0.0; x.len()], x, ..Dataset::default() };
+        let part = |x: Vec<f64>| Dataset {
+            feature_names: vec!["score".into()],
+            label_name: "y".into(),
+            y: vec![0.0; x.len()],
+            x,
+            ..Dataset::default()
+        };
         let split = Split { train: part(vec![0.0, 10.0]), test: part(vec![1000.0]) };
         let id = state.store.put_split(&split, &SplitReport::default(), vec![], serde_json::json!({})).expect("put");
         (dir, app(state), id)

@@ -169,8 +169,14 @@ async fn synthetic(State(state): State<AppState>, Json(source): Json<SyntheticSo
         freeze(&state.store, &key, || {
             let data = generate(&generator);
             let lines = (2..data.rows() as u64 + 2).collect();
-            let table =
-                RawTable { feature_names: data.feature_names, label_name: data.label_name, x: data.x, y: data.y, lines, ..RawTable::default() };
+            let table = RawTable {
+                feature_names: data.feature_names,
+                label_name: data.label_name,
+                x: data.x,
+                y: data.y,
+                lines,
+                ..RawTable::default()
+            };
             Ok((table, params.clone()))
         })
         .map(Json)

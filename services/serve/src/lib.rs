@@ -19,10 +19,10 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use logitflow_core::model::{Model, PredictError};
-use logitflow_core::scale::{EncodeError, Encoding, Value};
-use logitflow_core::table::Classes;
 use logitflow_core::registry::{Registry, STABLE};
+use logitflow_core::scale::{EncodeError, Encoding, Value};
 use logitflow_core::store::{Kind, Store};
+use logitflow_core::table::Classes;
 use logitflow_kit::wire::{
     InferInput, InferOutput, InferRequest, InferResponse, LoadInfo, ModelMetadata, PredictRequest, PredictResponse, TensorMetadata,
 };
@@ -367,7 +367,12 @@ fn decode_named_values(inputs: &[InferInput], model: &Model) -> Result<(Vec<f64>
     }
     let rows = columns[0].len();
     if let Some((j, c)) = columns.iter().enumerate().find(|(_, c)| c.len() != rows) {
-        return Err(invalid(format!("tensor {:?} has {} values; {:?} has {rows}", model.feature_names[j], c.len(), model.feature_names[0])));
+        return Err(invalid(format!(
+            "tensor {:?} has {} values; {:?} has {rows}",
+            model.feature_names[j],
+            c.len(),
+            model.feature_names[0]
+        )));
     }
     if rows == 0 {
         return Err(invalid("no rows to predict"));
@@ -505,6 +510,84 @@ mod tests {
         state.load_all().await.expect("loads");
         let app = app(state.clone());
         (dir, state, app)
+    }
+
+    /// A model of a text feature and a number: z = −10 − 0.7·[student=Yes] + 0.005·balance.
+    fn credit_model() -> Model {
+        use logitflow_core::clean::Dataset;
+        use logitflow_core::logistic::{StopReason, TrainParams, Weights};
+        use logitflow_core::model::Lineage;
+        use logitflow_core::scale::{Scaling, Transform};
+        use logitflow_core::table::ColumnKind;
+        let data = Dataset {
+            feature_names: vec!["student".into(), "balance".into()],
+            label_name: "default".into(),
+            kinds: vec![ColumnKind::Categorical { levels: vec!["No".into(), "Yes".into()] }, ColumnKind::Numeric],
+            classes: Some(Classes { negative: "No".into(), positive: "Yes".into() }),
+            x: vec![0.0, 100.0, 1.0, 2000.0, 0.0, 1500.0, 1.0, 300.0],
+            y: vec![0.0, 1.0, 1.0, 0.0],
+        };
+        let transform = Transform::fit(&data, Scaling::None);
+        let weights = Weights { bias: -10.0, weights: vec![-0.7, 0.005] };
+        let mut model =
+            Model::new(transform, weights, "default".into(), TrainParams::default(), StopReason::Converged, 1, 4, Lineage::default());
+        model.classes = data.classes;
+        model
+    }
+
+    #[tokio::test]
+    async fn text_features_are_served_as_one_tensor_per_feature_and_unseen_levels_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = AppState::new(&Config::for_home(dir.path())).expect("state");
+        let id = state.store.put_json(Kind::Model, "test", vec![], serde_json::json!({}), "model.json", &credit_model()).expect("model");
+        state.registry.register("credit", &id, None, None).expect("register");
+        state.registry.set_alias("credit", STABLE, 1).expect("alias");
+        state.load_all().await.expect("loads");
+        let app = app(state);
+        let expected = logitflow_core::logistic::sigmoid(-10.0 - 0.7 + 0.005 * 1500.0);
+        let body = serde_json::json!({"id": "c1", "inputs": [
+            {"name": "balance", "shape": [2], "datatype": "FP64", "data": [1500.0, 1500.0]},
+            {"name": "student", "shape": [2], "datatype": "BYTES", "data": ["Yes", "No"]},
+        ]});
+        let (status, out) = call(&app, "POST", "/v2/models/credit/infer", Some(body)).await;
+        assert_eq!(status, StatusCode::OK, "{out}");
+        let p = out["outputs"][0]["data"][0].as_f64().unwrap_or(f64::NAN);
+        assert!((p - expected).abs() < 1e-12, "{p} vs {expected}");
+        let reference_level = out["outputs"][0]["data"][1].as_f64().unwrap_or(f64::NAN);
+        assert!((reference_level - logitflow_core::logistic::sigmoid(-10.0 + 0.005 * 1500.0)).abs() < 1e-12);
+
+        let (status, out) = call(
+            &app,
+            "POST",
+            "/v1/predict",
+            Some(serde_json::json!({"model": "credit", "features": {"student": "Yes", "balance": 1500}})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{out}");
+        assert!((out["probabilities"][0].as_f64().unwrap_or(f64::NAN) - expected).abs() < 1e-12);
+
+        let unseen = serde_json::json!({"model": "credit", "inputs": [["Maybe", 1500]]});
+        let (status, out) = call(&app, "POST", "/v1/predict", Some(unseen)).await;
+        assert_eq!((status, out["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("UNKNOWN_LEVEL")), "{out}");
+        let message = out["error"].as_str().unwrap_or("");
+        assert!(message.contains("\"student\"") && message.contains("\"Maybe\"") && message.contains("No, Yes"), "{message}");
+        let matrix = serde_json::json!({"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP64", "data": [1.0, 1500.0]}]});
+        let (status, out) = call(&app, "POST", "/v2/models/credit/infer", Some(matrix)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(out["error"].as_str().is_some_and(|e| e.contains("one tensor per feature")), "{out}");
+
+        let (status, meta) = call(&app, "GET", "/v2/models/credit", None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            meta["inputs"][0],
+            serde_json::json!({"name": "student", "datatype": "BYTES", "shape": [-1, 1], "levels": ["No", "Yes"]})
+        );
+        assert_eq!(meta["inputs"][1]["datatype"], "FP64");
+        // A JSON value sorts its keys, so the order is read from the text itself.
+        let (_, raw) = logitflow_kit::testing::call_raw(&app, "GET", "/v2/models/credit", "application/json", vec![]).await;
+        let text = String::from_utf8_lossy(&raw);
+        assert!(text.contains(r#""coefficients":{"student=Yes":-0.7,"balance":0.005}"#), "in the model's term order: {text}");
+        assert_eq!(meta["classes"]["positive"], "Yes");
     }
 
     #[tokio::test]

@@ -18,11 +18,11 @@ use futures::Stream;
 use logitflow_core::clean::{Dataset, validation_split};
 use logitflow_core::inference::{Optimality, separated_by_combination, separating_term, statistics};
 use logitflow_core::logistic::{ClassWeight, Examples, Solver, StopReason, TrainParams, fit, objective};
-use logitflow_core::scale::EncodeError;
-use logitflow_core::table::Classes;
 use logitflow_core::model::{Lineage, Model, TrainingLog};
+use logitflow_core::scale::EncodeError;
 use logitflow_core::scale::Transform;
 use logitflow_core::store::{Kind, SplitPart, StepRecord, Store, step_key};
+use logitflow_core::table::Classes;
 use logitflow_kit::wire::{JobInfo, JobState, TrainEvent, TrainRequest};
 use logitflow_kit::{ApiError, Config, Json, Readiness, blocking};
 use std::collections::BTreeMap;
@@ -223,7 +223,8 @@ fn train(
     let mut x = transform.terms_of(&fit_part).map_err(unencodable)?;
     let exact = params.l2 == 0.0;
     // Separation is looked for in the data's units, before scaling.
-    let separating = exact.then(|| separating_term(&x, &fit_part.y, k, transform.term_names(), [&class_names[0], &class_names[1]])).flatten();
+    let separating =
+        exact.then(|| separating_term(&x, &fit_part.y, k, transform.term_names(), [&class_names[0], &class_names[1]])).flatten();
     transform.scale_in_place(&mut x);
     let val_x = match &val_part {
         Some(v) => {
@@ -291,7 +292,8 @@ fn train(
     };
     // How close an iterative fit came: newton on the same rows, where that is cheap.
     if params.solver != Solver::Newton && fit_part.rows() * (k + 1) <= OPTIMALITY_CHECK_CELLS && model.separation.is_none() {
-        let exact_params = TrainParams { solver: Solver::Newton, epochs: 50, patience: 0, validation_fraction: Some(0.0), ..params.clone() };
+        let exact_params =
+            TrainParams { solver: Solver::Newton, epochs: 50, patience: 0, validation_fraction: Some(0.0), ..params.clone() };
         if let Ok(optimum) = fit(train_ex, None, &exact_params, &AtomicBool::new(false), |_| {}) {
             let (at_fit, _) = objective(&weights, train_ex, params.l2);
             let (at_optimum, _) = objective(&optimum.weights, train_ex, params.l2);

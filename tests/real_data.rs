@@ -1,0 +1,187 @@
+//! Real CSVs through the real binary and services: text columns, a text label and NA cells
+//! (the Palmer penguins), the exact fit against statsmodels, separation (breast cancer, 30
+//! features, pandas' index column), and the default SGD against the exact fit. The reference
+//! numbers are in `tests/fixtures/reference.json`, made by `tests/fixtures/make_reference.py`.
+
+mod common;
+
+use common::{assert_no_services, run, stderr, stdout, write};
+use serde_json::Value;
+use std::path::PathBuf;
+use std::time::Duration;
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+fn reference() -> Value {
+    serde_json::from_str(&std::fs::read_to_string(fixture("reference.json")).expect("reference.json")).expect("parses")
+}
+
+fn json(out: &std::process::Output) -> Value {
+    assert!(out.status.success(), "exit {:?}\nstderr: {}", out.status, stderr(out));
+    serde_json::from_str(&stdout(out)).unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(out)))
+}
+
+fn relative(a: f64, b: f64) -> f64 {
+    (a - b).abs() / b.abs().max(1e-12)
+}
+
+const PENGUIN_ROW: &str = "Gentoo,Biscoe,47.5,15,217,5200,2008";
+
+#[test]
+fn penguins_exact_fit_on_the_whole_file_matches_statsmodels() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let data = fixture("penguins.csv");
+    let data = data.to_str().expect("utf8");
+    let args =
+        ["run", "--data", data, "--test-data", data, "--label", "sex", "--solver", "newton", "--l2", "0", "--missing", "drop", "--json"];
+    let out = run(home.path(), &[&args[..], &["--predict", PENGUIN_ROW]].concat());
+    let report = json(&out);
+    let reference = reference();
+    let expected = reference["penguins"]["terms"].as_array().expect("terms");
+    let terms = report["model"]["terms"].as_array().expect("model.terms");
+    assert_eq!(terms.len(), expected.len(), "{terms:?}");
+    for (got, want) in terms.iter().zip(expected) {
+        let name = want["term"].as_str().unwrap_or("");
+        assert_eq!(got["term"], want["term"], "terms in the model's order");
+        let (estimate, se) = (got["estimate"].as_f64().unwrap_or(f64::NAN), got["std_error"].as_f64().unwrap_or(f64::NAN));
+        assert!(relative(estimate, want["estimate"].as_f64().unwrap_or(0.0)) < 1e-4, "{name}: {estimate} vs {}", want["estimate"]);
+        assert!(relative(se, want["std_error"].as_f64().unwrap_or(0.0)) < 1e-3, "{name}: se {se} vs {}", want["std_error"]);
+        for field in ["z", "p_value", "ci_low", "ci_high", "odds_ratio"] {
+            assert!(got[field].as_f64().is_some(), "{name}: {field} missing");
+        }
+    }
+    assert_eq!(report["rows"], serde_json::json!({"train": 333, "validation": 0, "test": 333}), "the whole file trains");
+    assert_eq!(report["model"]["classes"], serde_json::json!({"negative": "female", "positive": "male"}));
+    assert_eq!(report["data_summary"]["categorical"]["species"], serde_json::json!(["Adelie", "Chinstrap", "Gentoo"]));
+    assert_eq!(report["data_summary"]["missing_by_column"]["sex"], 11, "{}", report["data_summary"]);
+    let p = report["predictions"][0]["probability"].as_f64().expect("a prediction");
+    let expected_p = reference["penguins"]["predict"]["probability"].as_f64().unwrap_or(f64::NAN);
+    assert!((p - expected_p).abs() < 1e-6, "served {p} vs statsmodels' predict {expected_p}");
+    // The JSON keeps the coefficients in the model's term order, not sorted.
+    let text = stdout(&out);
+    let at = |key: &str| text.find(&format!("\"{key}\":")).unwrap_or(usize::MAX);
+    assert!(at("species=Chinstrap") < at("island=Dream") && at("island=Dream") < at("bill_length_mm"), "order in {text}");
+
+    // An exact fit does not depend on the seed.
+    let again = json(&run(home.path(), &[&args[..], &["--seed", "7"]].concat()));
+    assert_eq!(again["stages"][3]["cached"], false, "another seed trains again");
+    assert_eq!(again["model"]["terms"], report["model"]["terms"], "same coefficients bit for bit");
+
+    // The printed report is a coefficient table like statsmodels' summary.
+    let printed = run(home.path(), &args[..args.len() - 1]);
+    let table = stdout(&printed);
+    assert!(table.contains("std err") && table.contains("P>|z|") && table.contains("[0.025"), "{table}");
+    assert!(table.contains("species=Gentoo") && table.contains("\"male\" is the positive class"), "{table}");
+
+    // predict by name, with text values; an unseen level is refused, naming what is known.
+    let by_name = run(
+        home.path(),
+        &[
+            "predict",
+            "--json",
+            "--feature",
+            "species=Gentoo",
+            "--feature",
+            "island=Biscoe",
+            "--feature",
+            "bill_length_mm=47.5",
+            "--feature",
+            "bill_depth_mm=15",
+            "--feature",
+            "flipper_length_mm=217",
+            "--feature",
+            "body_mass_g=5200",
+            "--feature",
+            "year=2008",
+        ],
+    );
+    let answer = json(&by_name);
+    assert!((answer["probability"].as_f64().unwrap_or(f64::NAN) - expected_p).abs() < 1e-6, "{answer}");
+    let unseen = run(home.path(), &["predict", "Emperor", "Biscoe", "47.5", "15", "217", "5200", "2008"]);
+    assert!(!unseen.status.success());
+    let message = stderr(&unseen);
+    assert!(message.contains("\"Emperor\"") && message.contains("Adelie, Chinstrap, Gentoo"), "{message}");
+    assert_no_services(home.path(), Duration::from_secs(2));
+}
+
+#[test]
+fn default_sgd_comes_within_half_a_percent_of_the_exact_fit_and_says_how_close() {
+    for (data, label) in [(None, None), (Some(fixture("spector.csv")), Some("GRADE"))] {
+        let home = tempfile::tempdir().expect("tempdir");
+        let mut args: Vec<String> = vec!["run".into(), "--json".into()];
+        if let (Some(data), Some(label)) = (&data, label) {
+            args.extend(["--data".into(), data.display().to_string(), "--label".into(), label.into()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let sgd = json(&run(home.path(), &args));
+        let exact = json(&run(home.path(), &[&args[..], &["--solver", "newton"]].concat()));
+        let gap = sgd["model"]["optimality"]["gap_percent"].as_f64().expect("the report says how close it got");
+        assert!(gap < 0.5, "{data:?}: training log loss {gap}% above the optimum");
+        let (sgd_loss, exact_loss) =
+            (sgd["metrics"]["log_loss"].as_f64().unwrap_or(f64::NAN), exact["metrics"]["log_loss"].as_f64().unwrap_or(f64::NAN));
+        assert!(sgd_loss <= exact_loss * 1.005, "{data:?}: test log loss {sgd_loss} vs the exact fit's {exact_loss}");
+        assert!(exact["model"]["optimality"].is_null(), "newton is the optimum");
+        let without_json: Vec<&str> = args.iter().copied().filter(|a| *a != "--json").collect();
+        let printed = run(home.path(), &without_json);
+        assert!(stdout(&printed).contains("above the exact optimum"), "{}\n{}", stdout(&printed), stderr(&printed));
+    }
+}
+
+#[test]
+fn breast_cancer_separation_is_named_instead_of_convergence() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let data = fixture("breast_cancer.csv");
+    let report =
+        json(&run(home.path(), &["run", "--data", data.to_str().expect("utf8"), "--label", "diagnosis", "--solver", "newton", "--json"]));
+    assert_eq!(report["stop_reason"], "separated", "{}", report["model"]);
+    assert!(report["model"]["separation"].as_str().is_some_and(|s| s.contains("combination")), "{}", report["model"]);
+    assert!(report["model"]["statistics_note"].as_str().is_some_and(|s| s.contains("separated")));
+    assert!(report["model"]["terms"][1]["std_error"].is_null(), "no standard errors for a separated fit");
+    assert_eq!(report["feature_names"].as_array().map(Vec::len), Some(30), "pandas' index column is not a feature");
+    assert!(report["data_summary"]["notes"].as_array().is_some_and(|n| n.iter().any(|n| n.as_str().is_some_and(|n| n.contains("index")))));
+}
+
+#[test]
+fn text_labels_semicolons_and_imputation_are_reported() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let mut text = String::from("student;balance;default\n");
+    for i in 0..200 {
+        let balance = if i % 37 == 5 { "NA".to_string() } else { format!("{}", 500 + (i * 37) % 1700) };
+        let student = if i % 41 == 3 {
+            ""
+        } else if i % 3 == 0 {
+            "Yes"
+        } else {
+            "No"
+        };
+        let default = if (500 + (i * 37) % 1700) > 1400 || i % 17 == 0 { "Yes" } else { "No" };
+        text.push_str(&format!("{student};{balance};{default}\n"));
+    }
+    let path = write(home.path(), "credit.csv", &text);
+    let path = path.to_str().expect("utf8");
+    let report = json(&run(
+        home.path(),
+        &["run", "--data", path, "--missing", "impute-median", "--labels", "defaults,pays", "--json", "--predict", "Yes,1500"],
+    ));
+    let summary = &report["data_summary"];
+    assert!(summary["notes"].as_array().is_some_and(|n| n.iter().any(|n| n.as_str().is_some_and(|n| n.contains("';'")))), "{summary}");
+    assert_eq!(summary["imputed"]["balance"], 6, "{summary}");
+    assert_eq!(summary["imputed"]["student"], 5, "{summary}");
+    assert_eq!(report["model"]["classes"], serde_json::json!({"negative": "pays", "positive": "defaults"}));
+    assert_eq!(report["model"]["coefficients"].as_object().map(|c| c.contains_key("student=Yes")), Some(true), "{}", report["model"]);
+    let printed =
+        run(home.path(), &["run", "--data", path, "--missing", "impute-median", "--labels", "defaults,pays", "--predict", "Yes,1500"]);
+    assert!(stdout(&printed).contains("of defaults"), "{}", stdout(&printed));
+
+    // What is refused, and why.
+    let three = write(home.path(), "three.csv", "x,y\n1,a\n2,b\n3,c\n");
+    let out = run(home.path(), &["run", "--data", three.to_str().expect("utf8")]);
+    assert!(stderr(&out).contains("3 distinct values (\"a\", \"b\", \"c\")"), "{}", stderr(&out));
+    let out = run(home.path(), &["run", "--data", path, "--missing", "drop", "--positive", "maybe"]);
+    assert!(stderr(&out).contains("--positive \"maybe\" is not a value"), "{}", stderr(&out));
+    let out = run(home.path(), &["run", "--data", path, "--missing", "drop", "--predict", "1500,Yes"]);
+    assert!(stderr(&out).contains("\"Yes\" is not a number, and feature \"balance\" is numeric"), "{}", stderr(&out));
+    assert_no_services(home.path(), Duration::from_secs(2));
+}

@@ -4,14 +4,16 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use logitflow_core::table::{ColumnSelection, RawTable};
+use logitflow_core::table::{ColumnKind, CsvOptions, RawTable};
 
 fuzz_target!(|data: &[u8]| {
     // The first byte picks a column selection, so the label and feature lookups are fuzzed too.
     let (selection, csv) = match data.split_first() {
-        Some((0, rest)) => (ColumnSelection { label: Some("y".into()), features: None }, rest),
-        Some((1, rest)) => (ColumnSelection { label: None, features: Some(vec!["a".into(), "b".into()]) }, rest),
-        _ => (ColumnSelection::default(), data),
+        Some((0, rest)) => (CsvOptions { label: Some("y".into()), ..CsvOptions::default() }, rest),
+        Some((1, rest)) => (CsvOptions { features: Some(vec!["a".into(), "b".into()]), ..CsvOptions::default() }, rest),
+        Some((2, rest)) => (CsvOptions { categorical: vec!["a".into()], positive: Some("yes".into()), ..CsvOptions::default() }, rest),
+        Some((3, rest)) => (CsvOptions { delimiter: Some(";".into()), na_values: Some(vec!["-".into()]), ..CsvOptions::default() }, rest),
+        _ => (CsvOptions::default(), data),
     };
     let Ok(table) = RawTable::from_csv(csv, &selection) else { return };
     assert!(table.width() > 0, "a table has at least one feature");
@@ -21,4 +23,11 @@ fuzz_target!(|data: &[u8]| {
     assert!(table.lines.first().is_some_and(|&l| l >= 2), "data starts after the header line");
     assert!(table.y.iter().all(|&y| y == 0.0 || y == 1.0 || y.is_nan()), "labels are 0, 1 or missing");
     assert!(table.x.iter().all(|v| v.is_finite() || v.is_nan()), "cells are finite or missing");
+    assert_eq!(table.kinds.len(), table.width(), "one kind per feature");
+    for (j, kind) in table.kinds.iter().enumerate() {
+        if let ColumnKind::Categorical { levels } = kind {
+            let codes = table.x.iter().skip(j).step_by(table.width()).filter(|v| !v.is_nan());
+            assert!(codes.clone().all(|&c| c.fract() == 0.0 && (c as usize) < levels.len()), "codes index the levels");
+        }
+    }
 });

@@ -160,6 +160,29 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn text_features_take_their_level_and_the_needed_value_solves_for_a_number() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = Config::for_home(dir.path());
+        config.serve_url = Some(logitflow_serve::testing::spawn_with_worked_example(dir.path()).await);
+        let app = app(AppState::new(&config));
+        let body = serde_json::json!({"model": "credit", "inputs": ["Yes", 1500.0], "target": 0.5});
+        let (status, advice) = call(&app, "POST", "/v1/advice", Some(body)).await;
+        assert_eq!(status, StatusCode::OK, "{advice}");
+        let expected = logitflow_core::logistic::sigmoid(-10.0 - 0.7 + 0.005 * 1500.0);
+        assert!((advice["probability"].as_f64().unwrap_or(0.0) - expected).abs() < 1e-12, "{advice}");
+        // The decision in the data's words; logit(0.5) = 0 = −10.7 + 0.005·balance.
+        assert_eq!(advice["decision"], "No");
+        assert_eq!(advice["needed"]["feature"], "balance");
+        assert!((advice["needed"]["value"].as_f64().unwrap_or(0.0) - 2140.0).abs() < 1e-9, "{advice}");
+        let body = serde_json::json!({"model": "credit", "inputs": ["Yes", 1500.0], "target": 0.5, "feature": "student"});
+        let (status, advice) = call(&app, "POST", "/v1/advice", Some(body)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{advice}");
+        let body = serde_json::json!({"model": "credit", "inputs": ["Sometimes", 1500.0]});
+        let (status, advice) = call(&app, "POST", "/v1/advice", Some(body)).await;
+        assert_eq!((status, advice["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("UNKNOWN_LEVEL")), "{advice}");
+    }
+
+    #[tokio::test]
     async fn without_serve_it_says_not_ready() {
         let dir = tempfile::tempdir().expect("tempdir");
         let app = app(AppState::new(&Config::for_home(dir.path())));

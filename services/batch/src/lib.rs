@@ -221,6 +221,20 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn text_features_are_scored_by_their_level() {
+        let (_dir, app) = setup().await;
+        let csv = "id,balance,student\n1,1500,Yes\n2,1500,No\n";
+        let (status, out) = call_raw(&app, "POST", "/v1/score?model=credit", "text/csv", csv.as_bytes().to_vec()).await;
+        assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&out));
+        let text = String::from_utf8(out).expect("utf8");
+        let probability = |line: &str| line.rsplit(',').next().and_then(|p| p.parse::<f64>().ok()).unwrap_or(f64::NAN);
+        let lines: Vec<&str> = text.lines().collect();
+        let sigmoid = logitflow_core::logistic::sigmoid;
+        assert!((probability(lines[1]) - sigmoid(-10.7 + 7.5)).abs() < 1e-12, "{text}");
+        assert!((probability(lines[2]) - sigmoid(-10.0 + 7.5)).abs() < 1e-12, "{text}");
+    }
+
+    #[tokio::test]
     async fn bad_csv_names_line_and_column() {
         let (_dir, app) = setup().await;
         let (status, out) = call_raw(&app, "POST", "/v1/score", "text/csv", b"score\n80\nabc\n".to_vec()).await;

@@ -455,6 +455,21 @@ mod tests {
     }
 
     #[test]
+    fn a_separate_test_file_is_recoded_to_the_training_levels_and_classes() {
+        let (mut train, _) = clean(&raw("g,y\nb,yes\na,no\n"), &CleanOptions::default()).expect("cleans");
+        // The test file has its own dictionary (a new level c) and only one class, "no", which
+        // it reads as its positive class.
+        let (mut test, _) = clean(&raw("g,y\nc,no\nb,no\n"), &CleanOptions::default()).expect("cleans");
+        assert_eq!(test.y, vec![1.0, 1.0]);
+        align_levels(&mut train, &mut test).expect("aligns");
+        assert_eq!(train.kinds[0], ColumnKind::Categorical { levels: vec!["a".into(), "b".into(), "c".into()] });
+        assert_eq!(test.x, vec![2.0, 1.0], "c after the training levels, b as training codes it");
+        assert_eq!(test.y, vec![0.0, 0.0], "\"no\" is class 0, as in training");
+        let (mut numeric, _) = clean(&raw("g,y\n1,yes\n2,no\n"), &CleanOptions::default()).expect("cleans");
+        assert!(matches!(align_levels(&mut train, &mut numeric), Err(DataError::Column(..))));
+    }
+
+    #[test]
     fn impute_median_and_text_values_counted_per_column() {
         let text = "a,s,y\n1,x,1\n,y,0\n10,,0\n4,x,1\n";
         let options = CleanOptions { missing: MissingPolicy::ImputeMedian, ..Default::default() };

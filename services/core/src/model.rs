@@ -286,6 +286,26 @@ impl Model {
         Model::one_feature(-10.0, 0.2)
     }
 
+    /// A model with a text feature, for tests and benchmarks: `default` (classes `No`/`Yes`)
+    /// from `student` (`No`, the reference, or `Yes`) and `balance`, with no scaling:
+    /// z = −10 − 0.7·[student = Yes] + 0.005·balance.
+    pub fn credit_example() -> Model {
+        use crate::scale::Encoding;
+        let transform = Transform {
+            scaling: crate::scale::Scaling::None,
+            feature_names: vec!["student".into(), "balance".into()],
+            encodings: vec![Encoding::Categorical { levels: vec!["No".into(), "Yes".into()] }, Encoding::Numeric],
+            term_names: vec!["student=Yes".into(), "balance".into()],
+            offset: vec![0.0, 0.0],
+            scale: vec![1.0, 1.0],
+        };
+        let weights = Weights { bias: -10.0, weights: vec![-0.7, 0.005] };
+        let mut model =
+            Model::new(transform, weights, "default".into(), TrainParams::default(), StopReason::Converged, 1, 1, Lineage::default());
+        model.classes = Some(Classes { negative: "No".into(), positive: "Yes".into() });
+        model
+    }
+
     /// A model of one feature, `score`, with no scaling: z = intercept + slope·score.
     pub fn one_feature(intercept: f64, slope: f64) -> Model {
         let transform = Transform {

@@ -126,3 +126,29 @@ fn a_single_term_that_separates_is_named() {
     let found = separating_term(&design, &y, 2, &names, ["no", "yes"]).expect("group=b separates");
     assert!(found.contains("every row with group=b is \"yes\""), "{found}");
 }
+
+#[test]
+fn balanced_class_weights_match_scikit_learn() {
+    use logitflow_core::logistic::ClassWeight;
+    let csv = fixture("spector.csv");
+    let raw = RawTable::from_csv(csv.as_bytes(), &CsvOptions { label: Some("GRADE".into()), ..CsvOptions::default() }).expect("reads");
+    let (data, _) = clean(&raw, &CleanOptions::default()).expect("cleans");
+    let transform = Transform::fit(&data, Scaling::Standard);
+    let x = transform.apply(&transform.terms_of(&data).expect("encodes"));
+    let weights = ClassWeight::Balanced.weights(&data.y);
+    // 21 of 32 rows are class 0: weights 32/42 and 32/22.
+    assert!((weights[0] - 32.0 / 42.0).abs() < 1e-12 && (weights[1] - 32.0 / 22.0).abs() < 1e-12, "{weights:?}");
+    let ex = Examples::new(&x, &data.y, 3).with_class_weights(weights);
+    let params = TrainParams { solver: Solver::Newton, epochs: 100, class_weight: ClassWeight::Balanced, ..TrainParams::default() };
+    let out = fit(ex, None, &params, &AtomicBool::new(false), |_| {}).expect("fits");
+    let model = Model::new(transform, out.weights, "GRADE".into(), params, out.stop_reason, 0, data.rows(), Lineage::default());
+    let expected = &reference()["spector"]["balanced"];
+    let relative = |a: f64, b: f64| (a - b).abs() / b.abs();
+    let intercept = expected["intercept"].as_f64().unwrap_or(f64::NAN);
+    assert!(relative(model.intercept, intercept) < 1e-4, "intercept {} vs {intercept}", model.intercept);
+    for name in ["GPA", "TUCE", "PSI"] {
+        let want = expected["coefficients"][name].as_f64().unwrap_or(f64::NAN);
+        let got = model.coefficients.get(name).unwrap_or(f64::NAN);
+        assert!(relative(got, want) < 1e-4, "{name}: {got} vs {want}");
+    }
+}

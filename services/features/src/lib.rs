@@ -92,6 +92,28 @@ mod tests {
         assert_eq!((status, body["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("INVALID_FIELDS")));
     }
 
+    #[tokio::test]
+    async fn levels_are_learned_on_the_training_rows_only() {
+        use logitflow_core::table::ColumnKind;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = AppState::new(&Config::for_home(dir.path())).expect("state");
+        // The file has levels a, b and c; only a and b are in the training rows.
+        let kinds = vec![ColumnKind::Categorical { levels: vec!["a".into(), "b".into(), "c".into()] }, ColumnKind::Numeric];
+        let part = |x: Vec<f64>| Dataset {
+            feature_names: vec!["group".into(), "dose".into()],
+            label_name: "y".into(),
+            kinds: kinds.clone(),
+            y: vec![0.0; x.len() / 2],
+            x,
+            ..Dataset::default()
+        };
+        let split = Split { train: part(vec![0.0, 1.0, 1.0, 2.0, 0.0, 3.0]), test: part(vec![2.0, 1.0]) };
+        let id = state.store.put_split(&split, &SplitReport::default(), vec![], serde_json::json!({})).expect("put");
+        let (status, body) = call(&app(state), "POST", "/v1/transforms", Some(serde_json::json!({"split": id, "scaling": "none"}))).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["term_names"], serde_json::json!(["group=b", "dose"]), "a is the reference, c was never trained on");
+    }
+
     fn split_setup() -> (tempfile::TempDir, Router, String) {
         let dir = tempfile::tempdir().expect("tempdir");
         let state = AppState::new(&Config::for_home(dir.path())).expect("state");

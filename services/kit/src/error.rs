@@ -207,6 +207,8 @@ impl From<crate::client::ClientError> for ApiError {
         use crate::client::ClientError;
         match e {
             ClientError::Api { status: 404, message, .. } => ApiError::NotFound(message),
+            // A level serve does not know is the caller's to fix, and worth its own code.
+            ClientError::Api { status: 422, code, message, .. } if code == "UNKNOWN_LEVEL" => ApiError::invalid("UNKNOWN_LEVEL", message),
             ClientError::Api { status, message, .. } if (400..500).contains(&status) => ApiError::invalid("INVALID_INPUT", message),
             other => ApiError::NotReady(format!("a service it needs did not answer: {other}")),
         }

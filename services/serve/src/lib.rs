@@ -512,34 +512,14 @@ mod tests {
         (dir, state, app)
     }
 
-    /// A model of a text feature and a number: z = −10 − 0.7·[student=Yes] + 0.005·balance.
-    fn credit_model() -> Model {
-        use logitflow_core::clean::Dataset;
-        use logitflow_core::logistic::{StopReason, TrainParams, Weights};
-        use logitflow_core::model::Lineage;
-        use logitflow_core::scale::{Scaling, Transform};
-        use logitflow_core::table::ColumnKind;
-        let data = Dataset {
-            feature_names: vec!["student".into(), "balance".into()],
-            label_name: "default".into(),
-            kinds: vec![ColumnKind::Categorical { levels: vec!["No".into(), "Yes".into()] }, ColumnKind::Numeric],
-            classes: Some(Classes { negative: "No".into(), positive: "Yes".into() }),
-            x: vec![0.0, 100.0, 1.0, 2000.0, 0.0, 1500.0, 1.0, 300.0],
-            y: vec![0.0, 1.0, 1.0, 0.0],
-        };
-        let transform = Transform::fit(&data, Scaling::None);
-        let weights = Weights { bias: -10.0, weights: vec![-0.7, 0.005] };
-        let mut model =
-            Model::new(transform, weights, "default".into(), TrainParams::default(), StopReason::Converged, 1, 4, Lineage::default());
-        model.classes = data.classes;
-        model
-    }
-
     #[tokio::test]
     async fn text_features_are_served_as_one_tensor_per_feature_and_unseen_levels_named() {
         let dir = tempfile::tempdir().expect("tempdir");
         let state = AppState::new(&Config::for_home(dir.path())).expect("state");
-        let id = state.store.put_json(Kind::Model, "test", vec![], serde_json::json!({}), "model.json", &credit_model()).expect("model");
+        let id = state
+            .store
+            .put_json(Kind::Model, "test", vec![], serde_json::json!({}), "model.json", &Model::credit_example())
+            .expect("model");
         state.registry.register("credit", &id, None, None).expect("register");
         state.registry.set_alias("credit", STABLE, 1).expect("alias");
         state.load_all().await.expect("loads");
@@ -725,14 +705,16 @@ mod tests {
 pub mod testing {
     use super::*;
 
-    /// Starts serve and returns its address once the model answers.
+    /// Starts serve with `admissions` ([`Model::worked_example`]) and `credit`
+    /// ([`Model::credit_example`], a text feature) and returns its address once they answer.
     pub async fn spawn_with_worked_example(home: &std::path::Path) -> String {
         let store = Store::open(home).expect("store");
-        let m = Model::worked_example();
-        let id = store.put_json(Kind::Model, "test", vec![], serde_json::json!({}), "model.json", &m).expect("model");
         let registry = Registry::open(home);
-        registry.register("admissions", &id, None, None).expect("register");
-        registry.set_alias("admissions", STABLE, 1).expect("alias");
+        for (name, m) in [("admissions", Model::worked_example()), ("credit", Model::credit_example())] {
+            let id = store.put_json(Kind::Model, "test", vec![], serde_json::json!({}), "model.json", &m).expect("model");
+            registry.register(name, &id, None, None).expect("register");
+            registry.set_alias(name, STABLE, 1).expect("alias");
+        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr").to_string();
         tokio::spawn(run(listener, Config::for_home(home), std::future::pending()));

@@ -303,8 +303,11 @@ fn render_predict(app: &App, area: Rect, buf: &mut Buffer) {
     let focused = app.focus == Focus::Predict;
     let hint = if app.feature_names.is_empty() { "value per feature".to_string() } else { app.feature_names.join(", ") };
     let cursor = if focused { "█" } else { "" };
-    let lines =
-        vec![Line::from(vec![Span::raw(format!("{hint}: ")), Span::styled(format!("{}{cursor}", app.predict_input), Style::new().bold())])];
+    // The names on one line, what is typed on the next, its end kept in view as it grows.
+    let room = area.width.saturating_sub(5) as usize;
+    let typed: Vec<char> = app.predict_input.chars().collect();
+    let shown: String = typed[typed.len().saturating_sub(room)..].iter().collect();
+    let lines = vec![Line::from(format!("{hint}:")), Line::from(vec![Span::raw("> "), Span::styled(format!("{shown}{cursor}"), Style::new().bold())])];
     let block = Block::bordered().title(" Predict ").border_style(if focused { Style::new().fg(Color::Cyan) } else { Style::new() });
     Paragraph::new(lines).block(block).render(area, buf);
 }

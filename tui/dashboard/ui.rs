@@ -307,7 +307,10 @@ fn render_predict(app: &App, area: Rect, buf: &mut Buffer) {
     let room = area.width.saturating_sub(5) as usize;
     let typed: Vec<char> = app.predict_input.chars().collect();
     let shown: String = typed[typed.len().saturating_sub(room)..].iter().collect();
-    let lines = vec![Line::from(format!("{hint}:")), Line::from(vec![Span::raw("> "), Span::styled(format!("{shown}{cursor}"), Style::new().bold())])];
+    let lines = vec![
+        Line::from(format!("{hint}:")),
+        Line::from(vec![Span::raw("> "), Span::styled(format!("{shown}{cursor}"), Style::new().bold())]),
+    ];
     let block = Block::bordered().title(" Predict ").border_style(if focused { Style::new().fg(Color::Cyan) } else { Style::new() });
     Paragraph::new(lines).block(block).render(area, buf);
 }

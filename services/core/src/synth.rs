@@ -11,6 +11,11 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 
+/// The most cells (rows × features) one generator draws: 100M cells is 800 MB of features in
+/// memory, and a request for more is refused before anything is allocated (10M rows × 1000
+/// features once asked for 80 GB).
+pub const MAX_CELLS: usize = 100_000_000;
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Generator {
@@ -28,10 +33,12 @@ pub enum GeneratorError {
     Shape { coefficients: usize, ranges: usize },
     #[error("at least one coefficient is needed")]
     NoFeatures,
-    #[error("range {0}: low must be finite and below high")]
+    #[error("range {0}: low must be finite and below high, and high − low finite")]
     BadRange(usize),
     #[error("rows must be between 1 and 100000000")]
     Rows,
+    #[error("{rows} rows × {features} features is {cells} cells; at most {MAX_CELLS} are drawn at once")]
+    TooManyCells { rows: usize, features: usize, cells: u128 },
     #[error("the intercept and coefficients must be finite")]
     NotFinite,
 }
@@ -44,11 +51,16 @@ impl Generator {
         if self.coefficients.len() != self.ranges.len() {
             return Err(GeneratorError::Shape { coefficients: self.coefficients.len(), ranges: self.ranges.len() });
         }
-        if let Some(i) = self.ranges.iter().position(|(lo, hi)| !(lo.is_finite() && hi.is_finite() && lo < hi)) {
+        // The width must be finite too: uniform sampling over [−1e308, 1e308) overflows.
+        if let Some(i) = self.ranges.iter().position(|(lo, hi)| !(lo.is_finite() && hi.is_finite() && lo < hi && (hi - lo).is_finite())) {
             return Err(GeneratorError::BadRange(i));
         }
         if self.rows == 0 || self.rows > 100_000_000 {
             return Err(GeneratorError::Rows);
+        }
+        let cells = self.rows as u128 * self.coefficients.len() as u128;
+        if cells > MAX_CELLS as u128 {
+            return Err(GeneratorError::TooManyCells { rows: self.rows, features: self.coefficients.len(), cells });
         }
         if !self.intercept.is_finite() || self.coefficients.iter().any(|c| !c.is_finite()) {
             return Err(GeneratorError::NotFinite);
@@ -103,6 +115,10 @@ mod tests {
         assert_eq!(generate(&g), generate(&g));
         assert_ne!(generate(&g), generate(&Generator { seed: 2, ..g.clone() }));
         assert_eq!(Generator { ranges: vec![], ..g.clone() }.validate(), Err(GeneratorError::Shape { coefficients: 1, ranges: 0 }));
-        assert_eq!(Generator { ranges: vec![(5.0, 1.0)], ..g }.validate(), Err(GeneratorError::BadRange(0)));
+        assert_eq!(Generator { ranges: vec![(5.0, 1.0)], ..g.clone() }.validate(), Err(GeneratorError::BadRange(0)));
+        // A range whose width overflows used to panic in the sampler.
+        assert_eq!(Generator { ranges: vec![(-1e308, 1e308)], ..g.clone() }.validate(), Err(GeneratorError::BadRange(0)));
+        let wide = Generator { coefficients: vec![0.1; 1000], ranges: vec![(0.0, 1.0); 1000], rows: 10_000_000, ..g };
+        assert!(matches!(wide.validate(), Err(GeneratorError::TooManyCells { cells: 10_000_000_000, .. })));
     }
 }

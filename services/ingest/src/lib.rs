@@ -159,7 +159,11 @@ async fn synthetic(State(state): State<AppState>, Json(source): Json<SyntheticSo
         rows: source.rows,
         seed: source.seed,
     };
-    generator.validate().map_err(|e| ApiError::invalid("INVALID_GENERATOR", e))?;
+    generator.validate().map_err(|e| match e {
+        // Refused before anything is allocated: the answer to a request that is too large.
+        e @ logitflow_core::synth::GeneratorError::TooManyCells { .. } => ApiError::PayloadTooLarge(e.to_string()),
+        e => ApiError::invalid("INVALID_GENERATOR", e),
+    })?;
     if generator.rows > 10_000_000 {
         return Err(ApiError::invalid("INVALID_GENERATOR", "rows must be at most 10000000 here"));
     }
@@ -371,8 +375,16 @@ mod tests {
         let (status, body) = post(app.clone(), "/v1/datasets/synthetic", ok).await;
         assert_eq!((status, body["rows"].as_u64()), (StatusCode::OK, Some(100)));
         let bad = serde_json::json!({"intercept": -10.0, "coefficients": [0.2], "ranges": [], "rows": 100});
-        let (status, body) = post(app, "/v1/datasets/synthetic", bad).await;
+        let (status, body) = post(app.clone(), "/v1/datasets/synthetic", bad).await;
         assert_eq!((status, body["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("INVALID_GENERATOR")));
+        // 13 KB asking for 10M rows × 1000 features (80 GB) is refused before any allocation.
+        let huge =
+            serde_json::json!({"intercept": 0.0, "coefficients": vec![0.1; 1000], "ranges": vec![[0.0, 1.0]; 1000], "rows": 10_000_000});
+        let (status, body) = post(app.clone(), "/v1/datasets/synthetic", huge).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+        let wide = serde_json::json!({"intercept": 0.0, "coefficients": [0.1], "ranges": [[-1e308, 1e308]], "rows": 10});
+        let (status, body) = post(app, "/v1/datasets/synthetic", wide).await;
+        assert_eq!((status, body["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("INVALID_GENERATOR")), "{body}");
     }
 
     proptest::proptest! {

@@ -17,7 +17,7 @@ use axum::routing::{get, post};
 use futures::Stream;
 use logitflow_core::clean::{Dataset, validation_split};
 use logitflow_core::inference::{Optimality, separated_by_combination, separating_term, statistics};
-use logitflow_core::logistic::{ClassWeight, Examples, Solver, StopReason, TrainParams, fit, objective};
+use logitflow_core::logistic::{ClassWeight, EpochEvent, Examples, Solver, StopReason, TrainParams, fit, objective};
 use logitflow_core::model::{Lineage, Model, TrainingLog};
 use logitflow_core::scale::EncodeError;
 use logitflow_core::scale::Transform;
@@ -131,8 +131,38 @@ pub async fn run(
     Ok(())
 }
 
+/// What a job request turned out to need, found before the job exists.
+enum Prepared {
+    /// The same inputs and parameters trained before: the model and its curve.
+    Cached { model: String, stop_reason: StopReason, curve: Vec<EpochEvent> },
+    /// A new fit of these rows.
+    Fresh { training_rows: Dataset, transform: Transform },
+}
+
 async fn start_job(State(state): State<AppState>, Json(request): Json<TrainRequest>) -> Result<(StatusCode, Json<JobInfo>), ApiError> {
     request.params.validate()?;
+    let params = serde_json::to_value(&request.params).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let key = step_key(NAME, &[&request.split, &request.transform], &params);
+    // The store is read off the async workers, and before the job exists: a request whose
+    // inputs cannot be loaded is a 4xx and leaves no job behind (20,000 of them once left as
+    // many jobs "running" forever).
+    let (store, split_id, transform_id, cache_key) = (state.store.clone(), request.split.clone(), request.transform.clone(), key.clone());
+    let prepared = blocking(move || {
+        if let Some(record) = store.step_lookup(&cache_key)
+            && let (Some(model), Some(log)) = (record.outputs.get("model"), record.outputs.get("log"))
+            && let Ok(log) = store.read_json::<TrainingLog>(log, Kind::Report, "curve.json")
+        {
+            let model_info: Model = store.read_json(model, Kind::Model, "model.json")?;
+            return Ok(Prepared::Cached { model: model.clone(), stop_reason: model_info.stop_reason, curve: log.curve });
+        }
+        let training_rows = store.load_split_part(&split_id, SplitPart::Train)?;
+        let transform: Transform = store.read_json(&transform_id, Kind::Transform, "transform.json")?;
+        if transform.feature_names != training_rows.feature_names {
+            return Err(ApiError::invalid("MISMATCHED_INPUTS", "the transform was fitted on other features than the split's"));
+        }
+        Ok(Prepared::Fresh { training_rows, transform })
+    })
+    .await?;
     let number = state.next_id.fetch_add(1, Ordering::Relaxed);
     let info =
         JobInfo { job: job_id(number), state: JobState::Running, cached: false, epochs: 0, model: None, stop_reason: None, error: None };
@@ -148,47 +178,33 @@ async fn start_job(State(state): State<AppState>, Json(request): Json<TrainReque
             jobs.remove(k);
         }
     }
-    let params = serde_json::to_value(&request.params).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let key = step_key(NAME, &[&request.split, &request.transform], &params);
-    if let Some(record) = state.store.step_lookup(&key)
-        && let (Some(model), Some(log)) = (record.outputs.get("model"), record.outputs.get("log"))
-        && let Ok(log) = state.store.read_json::<TrainingLog>(log, Kind::Report, "curve.json")
-    {
-        let model_info: Model = state.store.read_json(model, Kind::Model, "model.json")?;
-        let epochs = log.curve.len();
-        for event in log.curve {
-            job.push(TrainEvent::Epoch(event));
+    match prepared {
+        Prepared::Cached { model, stop_reason, curve } => {
+            let epochs = curve.len();
+            for event in curve {
+                job.push(TrainEvent::Epoch(event));
+            }
+            if let Ok(mut l) = job.log.lock() {
+                l.info.cached = true;
+            }
+            job.push(TrainEvent::Done { model, stop_reason, epochs, cached: true });
+            let info = job.info().unwrap_or(info);
+            Ok((StatusCode::OK, Json(info)))
         }
-        if let Ok(mut l) = job.log.lock() {
-            l.info.cached = true;
+        Prepared::Fresh { training_rows, transform } => {
+            let store = state.store.clone();
+            let worker = job.clone();
+            tokio::task::spawn_blocking(move || {
+                let outcome = train(&store, &request, training_rows, transform, &params, &key, &worker);
+                match outcome {
+                    Ok(Some(event)) => worker.push(event),
+                    Ok(None) => worker.push(TrainEvent::Cancelled),
+                    Err(e) => worker.push(TrainEvent::Failed { error: e.to_string() }),
+                }
+            });
+            Ok((StatusCode::ACCEPTED, Json(info)))
         }
-        job.push(TrainEvent::Done { model: model.clone(), stop_reason: model_info.stop_reason, epochs, cached: true });
-        let info = job.info().unwrap_or(info);
-        return Ok((StatusCode::OK, Json(info)));
     }
-    // Check the inputs before answering, so a bad id is a 4xx rather than a failed job.
-    // Reading a large split takes a while: off the async workers.
-    let (store, split_id, transform_id) = (state.store.clone(), request.split.clone(), request.transform.clone());
-    let (training_rows, transform) = blocking(move || {
-        let rows = store.load_split_part(&split_id, SplitPart::Train)?;
-        let transform: Transform = store.read_json(&transform_id, Kind::Transform, "transform.json")?;
-        Ok((rows, transform))
-    })
-    .await?;
-    if transform.feature_names != training_rows.feature_names {
-        return Err(ApiError::invalid("MISMATCHED_INPUTS", "the transform was fitted on other features than the split's"));
-    }
-    let store = state.store.clone();
-    let worker = job.clone();
-    tokio::task::spawn_blocking(move || {
-        let outcome = train(&store, &request, training_rows, transform, &params, &key, &worker);
-        match outcome {
-            Ok(Some(event)) => worker.push(event),
-            Ok(None) => worker.push(TrainEvent::Cancelled),
-            Err(e) => worker.push(TrainEvent::Failed { error: e.to_string() }),
-        }
-    });
-    Ok((StatusCode::ACCEPTED, Json(info)))
 }
 
 /// The fit itself, on a blocking thread. `Ok(None)` when cancelled.
@@ -430,6 +446,18 @@ mod tests {
         assert_eq!(status, StatusCode::NOT_FOUND);
         let (status, _) = call(&app, "DELETE", "/v1/jobs/nope", None).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn a_request_whose_inputs_cannot_be_loaded_leaves_no_job() {
+        let (_dir, app, split, _) = setup();
+        for _ in 0..3 {
+            let body = serde_json::json!({"split": split, "transform": "0".repeat(64)});
+            let (status, _) = call(&app, "POST", "/v1/jobs", Some(body)).await;
+            assert_eq!(status, StatusCode::NOT_FOUND);
+        }
+        let (status, jobs) = call(&app, "GET", "/v1/jobs", None).await;
+        assert_eq!((status, jobs.as_array().map(Vec::len)), (StatusCode::OK, Some(0)), "{jobs}");
     }
 
     #[tokio::test]

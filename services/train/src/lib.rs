@@ -136,7 +136,7 @@ enum Prepared {
     /// The same inputs and parameters trained before: the model and its curve.
     Cached { model: String, stop_reason: StopReason, curve: Vec<EpochEvent> },
     /// A new fit of these rows.
-    Fresh { training_rows: Dataset, transform: Transform },
+    Fresh { training_rows: Box<Dataset>, transform: Box<Transform> },
 }
 
 async fn start_job(State(state): State<AppState>, Json(request): Json<TrainRequest>) -> Result<(StatusCode, Json<JobInfo>), ApiError> {
@@ -160,7 +160,7 @@ async fn start_job(State(state): State<AppState>, Json(request): Json<TrainReque
         if transform.feature_names != training_rows.feature_names {
             return Err(ApiError::invalid("MISMATCHED_INPUTS", "the transform was fitted on other features than the split's"));
         }
-        Ok(Prepared::Fresh { training_rows, transform })
+        Ok(Prepared::Fresh { training_rows: Box::new(training_rows), transform: Box::new(transform) })
     })
     .await?;
     let number = state.next_id.fetch_add(1, Ordering::Relaxed);
@@ -195,7 +195,7 @@ async fn start_job(State(state): State<AppState>, Json(request): Json<TrainReque
             let store = state.store.clone();
             let worker = job.clone();
             tokio::task::spawn_blocking(move || {
-                let outcome = train(&store, &request, training_rows, transform, &params, &key, &worker);
+                let outcome = train(&store, &request, *training_rows, *transform, &params, &key, &worker);
                 match outcome {
                     Ok(Some(event)) => worker.push(event),
                     Ok(None) => worker.push(TrainEvent::Cancelled),

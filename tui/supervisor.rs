@@ -4,9 +4,11 @@
 //! group, with the token in its environment (never argv). The supervisor reads the child's
 //! listening line for its address, waits for `GET /v2/health/ready`, then probes
 //! `GET /v2/health/live` every second. A child that exits, or fails three probes in a row, is
-//! restarted on the same port after an exponential backoff; after [`SupervisorConfig::restart_limit`]
-//! restarts without a minute of good health it is marked failed and left alone, and every
-//! other service keeps running. stdout and stderr are drained all the time into a bounded
+//! restarted on the same port after an exponential backoff (on a new one if it cannot listen on
+//! the old, and then the apps that call serve are restarted to follow it); after
+//! [`SupervisorConfig::restart_limit`] restarts without a minute of good health it is marked
+//! failed and left alone, and every other service keeps running, until a person restarts it,
+//! which gives it its whole crash budget again. stdout and stderr are drained all the time into a bounded
 //! buffer per service ([`LogLine`]).
 //!
 //! Stopping sends SIGTERM to the child's group, waits [`SupervisorConfig::grace`], then sends
@@ -217,7 +219,10 @@ impl Supervisor {
         std::fs::create_dir_all(&run_dir)?;
         reap_stale(&run_dir);
         let pidfile = run_dir.join(format!("console-{}.json", std::process::id()));
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(1)).build().unwrap_or_default();
+        // No idle connections kept: each probe connects afresh, so a service that can no longer
+        // accept connections (out of file descriptors) fails its probes instead of looking
+        // healthy over a connection it accepted long ago.
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(1)).pool_max_idle_per_host(0).build().unwrap_or_default();
         let api = reqwest::Client::builder().connect_timeout(Duration::from_secs(2)).build().unwrap_or_default();
         let mut services = BTreeMap::new();
         let mut receivers = Vec::new();
@@ -425,7 +430,11 @@ impl Supervisor {
             if stopped_by_user {
                 // Wait for a start (or the final stop).
                 match control.recv().await {
-                    Some(Control::Start | Control::Restart) => stopped_by_user = false,
+                    // A person's start gives the service its whole crash budget again.
+                    Some(Control::Start | Control::Restart) => {
+                        stopped_by_user = false;
+                        failures = 0;
+                    }
                     Some(Control::Stop) => continue,
                     Some(Control::Shutdown) | None => return,
                 }
@@ -458,6 +467,7 @@ impl Supervisor {
                         s.restarts += 1;
                         s.pid = None;
                     });
+                    failures = 0;
                 }
                 Exit::Crashed { error, healthy_for } => {
                     if healthy_for >= Duration::from_secs(60) {
@@ -555,6 +565,9 @@ impl Supervisor {
             if let Some(reader) = stderr_reader {
                 let _ = tokio::time::timeout(Duration::from_millis(500), reader).await;
             }
+            // Its old port may be taken by now: the next start binds a new one (and the
+            // services that call this one are told, below, once it listens).
+            *port = 0;
             let error = match self.logs(name, 1).pop().filter(|l| l.stream == "stderr") {
                 Some(last) => format!("{error}: {}", last.text.trim()),
                 None => error,
@@ -562,7 +575,15 @@ impl Supervisor {
             return Exit::Crashed { error, healthy_for: Duration::ZERO };
         };
         *port = addr.port();
+        let moved = self.snapshot(name).and_then(|s| s.addr).is_some_and(|old| old != addr);
         self.update(name, |s| s.addr = Some(addr));
+        if moved && name == ServiceName::Serve {
+            // The apps were told serve's address when they started: restart them with the new one.
+            for app in ServiceName::ALL.into_iter().filter(|n| n.needs_serve()) {
+                self.log(app, "supervisor", format!("serve moved to {addr}: restarting to follow it"));
+                self.send(app, Control::Restart);
+            }
+        }
         let ready_url = format!("http://{addr}/v2/health/ready");
         let live_url = format!("http://{addr}/v2/health/live");
         let started = Instant::now();

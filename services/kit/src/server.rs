@@ -99,6 +99,28 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// The accept loop's failures, logged at most once per [`AcceptFailures::EVERY`]: the first at
+/// once, then how many more there were.
+#[derive(Default)]
+struct AcceptFailures {
+    since_logged: u64,
+    logged_at: Option<std::time::Instant>,
+}
+
+impl AcceptFailures {
+    const EVERY: Duration = Duration::from_secs(10);
+
+    /// Counts a failure; `Some(n)` when it should be logged, with the failures since the last.
+    fn note(&mut self) -> Option<u64> {
+        self.since_logged += 1;
+        if self.logged_at.is_some_and(|t| t.elapsed() < Self::EVERY) {
+            return None;
+        }
+        self.logged_at = Some(std::time::Instant::now());
+        Some(std::mem::take(&mut self.since_logged))
+    }
+}
+
 /// Serves `routes` with everything every service shares, and prints the listening line.
 ///
 /// Adds `GET /v2/health/live`, `GET /v2/health/ready`, `GET /metrics`, `GET /v1/info`; bearer
@@ -135,13 +157,17 @@ pub async fn serve(
     let watchdog = tokio::spawn(watch_headers(common.connections.clone(), config.header_timeout));
     let connections = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
+    let mut accept_failures = AcceptFailures::default();
     loop {
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
                 Err(e) => {
-                    // Out of file descriptors and the like: wait a little rather than spin.
-                    tracing::warn!(service = name, error = %e, "accept failed");
+                    // Out of file descriptors and the like: wait a little rather than spin,
+                    // and say so once in a while rather than 20 times a second.
+                    if let Some(repeated) = accept_failures.note() {
+                        tracing::warn!(service = name, error = %e, repeated, "accept failed");
+                    }
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
@@ -231,6 +257,15 @@ async fn metrics_route(State(common): State<Arc<Common>>) -> Response {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn accept_failures_are_logged_once_per_period_with_their_count() {
+        let mut failures = super::AcceptFailures::default();
+        assert_eq!(failures.note(), Some(1), "the first is logged at once");
+        assert_eq!((0..99).filter_map(|_| failures.note()).count(), 0, "the next ones wait for the period");
+        failures.logged_at = Some(std::time::Instant::now() - super::AcceptFailures::EVERY);
+        assert_eq!(failures.note(), Some(100), "then they are logged with their count");
+    }
+
     use super::*;
     use axum::body::Body;
     use axum::extract::Request;

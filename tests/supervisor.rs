@@ -1,0 +1,140 @@
+//! The supervisor driven directly, with the real `logitflow` binary as its children: a person's
+//! restart gives a failed service its crash budget back, and a service whose old port was
+//! taken comes back on a new one, with the apps that call serve following it.
+
+mod common;
+
+use common::kill9;
+use logitflow::supervisor::{ServiceName, Status, Supervisor, SupervisorConfig};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+fn config(home: &Path) -> SupervisorConfig {
+    let mut config = SupervisorConfig::new(home.to_path_buf(), vec![home.to_path_buf()]).expect("config");
+    config.exe = env!("CARGO_BIN_EXE_logitflow").into();
+    config.restart_limit = 2;
+    config.backoff_base = Duration::from_millis(300);
+    config.grace = Duration::from_secs(1);
+    config
+}
+
+/// Waits for `check` on the service's snapshot, with a bound and a message.
+async fn until(
+    sup: &Supervisor,
+    name: ServiceName,
+    what: &str,
+    limit: Duration,
+    check: impl Fn(&logitflow::supervisor::ServiceSnapshot) -> bool,
+) {
+    let deadline = Instant::now() + limit;
+    loop {
+        if sup.snapshot(name).is_some_and(|s| check(&s)) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {name} to be {what}: {:?}", sup.snapshot(name));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_persons_restart_gives_a_failed_service_its_crash_budget_back() {
+    let home = tempfile::tempdir().expect("tempdir");
+    // A directory where ingest's SQLite file belongs: ingest fails at every start.
+    let blocker = home.path().join("ingest.sqlite");
+    std::fs::create_dir_all(&blocker).expect("mkdir");
+    let sup = Supervisor::start(config(home.path()), &[ServiceName::Ingest]).expect("starts");
+    until(&sup, ServiceName::Ingest, "failed", Duration::from_secs(30), |s| s.status == Status::Failed).await;
+
+    // The cause is fixed and a person restarts it: it runs.
+    std::fs::remove_dir(&blocker).expect("rmdir");
+    sup.restart(ServiceName::Ingest);
+    until(&sup, ServiceName::Ingest, "ready", Duration::from_secs(20), |s| s.status == Status::Ready).await;
+
+    // One crash now is restarted like any first crash, not marked failed at once.
+    let pid = sup.snapshot(ServiceName::Ingest).and_then(|s| s.pid).expect("a pid");
+    kill9(pid);
+    until(&sup, ServiceName::Ingest, "ready under a new pid", Duration::from_secs(20), |s| {
+        assert_ne!(s.status, Status::Failed, "the spent budget was kept: {s:?}");
+        s.status == Status::Ready && s.pid.is_some_and(|p| p != pid)
+    })
+    .await;
+    sup.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_whose_port_was_taken_comes_back_on_a_new_one_and_the_apps_follow_serve() {
+    let home = tempfile::tempdir().expect("tempdir");
+    // A model for advisor to ask serve about.
+    let store = logitflow_core::store::Store::open(home.path()).expect("store");
+    let id = store
+        .put_json(
+            logitflow_core::store::Kind::Model,
+            "test",
+            vec![],
+            serde_json::json!({}),
+            "model.json",
+            &logitflow_core::model::Model::worked_example(),
+        )
+        .expect("model");
+    let registry = logitflow_core::registry::Registry::open(home.path());
+    registry.register("admissions", &id, None, None).expect("register");
+    registry.set_alias("admissions", logitflow_core::registry::STABLE, 1).expect("alias");
+
+    let sup = Supervisor::start(config(home.path()), &[ServiceName::Serve, ServiceName::Advisor]).expect("starts");
+    sup.wait_ready(Duration::from_secs(30)).await.expect("ready");
+    let old = sup.snapshot(ServiceName::Serve).expect("serve");
+    let (old_addr, old_pid) = (old.addr.expect("an address"), old.pid.expect("a pid"));
+    let advisor_pid = sup.snapshot(ServiceName::Advisor).and_then(|s| s.pid).expect("advisor's pid");
+
+    // serve dies and another process takes its port before the restart.
+    kill9(old_pid);
+    let squatter = loop {
+        match std::net::TcpListener::bind(old_addr) {
+            Ok(listener) => break listener,
+            Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+        }
+    };
+    until(&sup, ServiceName::Serve, "ready on a new port", Duration::from_secs(30), |s| {
+        s.status == Status::Ready && s.addr.is_some_and(|a| a.port() != old_addr.port())
+    })
+    .await;
+    // advisor was restarted with serve's new address, and answers through it.
+    until(&sup, ServiceName::Advisor, "restarted and ready", Duration::from_secs(30), |s| {
+        s.status == Status::Ready && s.pid.is_some_and(|p| p != advisor_pid)
+    })
+    .await;
+    let advisor = sup.client(ServiceName::Advisor).expect("advisor client");
+    let advice: serde_json::Value = advisor.post("/v1/advice", &serde_json::json!({"inputs": [80.0]})).await.expect("advice");
+    assert!((advice["probability"].as_f64().unwrap_or(0.0) - 0.997_527_376_84).abs() < 1e-9, "{advice}");
+    drop(squatter);
+    sup.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_out_of_file_descriptors_fails_its_probes_and_is_restarted() {
+    let home = tempfile::tempdir().expect("tempdir");
+    // The child runs with 64 file descriptors at most.
+    let wrapper = home.path().join("limited.sh");
+    std::fs::write(&wrapper, format!("#!/bin/sh\nexec prlimit --nofile=64:64 {} \"$@\"\n", env!("CARGO_BIN_EXE_logitflow")))
+        .expect("script");
+    std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    let mut config = config(home.path());
+    config.exe = wrapper;
+    config.probe_interval = Duration::from_millis(200);
+    let sup = Supervisor::start(config, &[ServiceName::Preprocess]).expect("starts");
+    sup.wait_ready(Duration::from_secs(30)).await.expect("ready");
+    let before = sup.snapshot(ServiceName::Preprocess).expect("snapshot");
+    let (addr, pid) = (before.addr.expect("addr"), before.pid.expect("pid"));
+    // Idle connections until the service can accept no more.
+    let mut held = Vec::new();
+    for _ in 0..100 {
+        if let Ok(stream) = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+            held.push(stream);
+        }
+    }
+    until(&sup, ServiceName::Preprocess, "restarted under a new pid", Duration::from_secs(20), |s| s.pid.is_some_and(|p| p != pid)).await;
+    drop(held);
+    until(&sup, ServiceName::Preprocess, "ready again", Duration::from_secs(20), |s| s.status == Status::Ready).await;
+    assert!(sup.snapshot(ServiceName::Preprocess).is_some_and(|s| s.restarts >= 1));
+    sup.shutdown().await;
+}

@@ -148,3 +148,34 @@ fn bad_flags_give_a_clear_error_before_anything_starts() {
     assert!(stderr(&out).contains("run `logitflow run` first"), "{}", stderr(&out));
     assert_no_services(home.path(), Duration::from_secs(2));
 }
+
+/// The artifact directories of one kind in a home.
+fn artifacts_of_kind(home: &std::path::Path, kind: &str) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(home.join("artifacts"))
+        .expect("artifacts")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| std::fs::read_to_string(p.join("manifest.json")).is_ok_and(|m| m.contains(&format!("\"kind\": \"{kind}\""))))
+        .collect()
+}
+
+#[test]
+fn a_damaged_or_unlisted_dataset_is_frozen_again_from_the_intact_csv() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let first = json(&run(home.path(), &["run", "--json", "--epochs", "5"]));
+    let dataset = artifacts_of_kind(home.path(), "dataset").pop().expect("a dataset artifact");
+    // A flipped byte in x.npy: the next run does not reuse it, and heals it.
+    let mut bytes = std::fs::read(dataset.join("x.npy")).expect("x.npy");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x40;
+    std::fs::write(dataset.join("x.npy"), &bytes).expect("damage");
+    let second = json(&run(home.path(), &["run", "--json", "--epochs", "5"]));
+    assert_eq!(second["stages"][0]["cached"], false, "the damaged dataset is frozen again");
+    assert_eq!(second["model"]["coefficients"], first["model"]["coefficients"], "from the same CSV, the same model");
+    // Its manifest deleted: the same (this used to fail every run with "Directory not empty").
+    std::fs::remove_file(dataset.join("manifest.json")).expect("remove");
+    let third = json(&run(home.path(), &["run", "--json", "--epochs", "5"]));
+    assert_eq!(third["stages"][0]["cached"], false);
+    let fourth = json(&run(home.path(), &["run", "--json", "--epochs", "5"]));
+    assert!(fourth["stages"].as_array().is_some_and(|s| s.iter().all(|s| s["cached"] == true)), "whole again: {}", fourth["stages"]);
+}

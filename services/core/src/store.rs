@@ -118,6 +118,19 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     result
 }
 
+/// The pid in a staging entry's name, `<id>.<pid>.<ms>`.
+fn staging_owner(name: &str) -> Option<u32> {
+    let mut parts = name.rsplit('.');
+    let _ms: u64 = parts.next()?.parse().ok()?;
+    parts.next()?.parse().ok()
+}
+
+/// Whether a process with this pid exists (Linux: its `/proc` entry; elsewhere: assumed alive,
+/// so only the age rule cleans up).
+fn process_alive(pid: u32) -> bool {
+    if cfg!(target_os = "linux") { Path::new("/proc").join(pid.to_string()).exists() } else { true }
+}
+
 fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| StoreError::io(dir, e))
 }
@@ -141,8 +154,11 @@ pub enum SplitPart {
 }
 
 impl Store {
-    /// Opens (creating if needed) the store under `home`, and clears staged writes that a
-    /// crashed writer left more than an hour ago.
+    /// Opens (creating if needed) the store under `home`, and clears staged writes that no
+    /// live process owns: a writer killed mid-write (a 1M-row dataset leaves 58 MiB) is cleaned
+    /// up by the next service that opens the store, not an hour later. A staging entry is named
+    /// `<id>.<pid>.<ms>`; one whose pid is alive is left to it, unless it is over an hour old
+    /// (a reused pid).
     pub fn open(home: impl Into<PathBuf>) -> Result<Store, StoreError> {
         let store = Store { home: home.into() };
         for dir in [store.artifacts_dir(), store.home.join("steps"), store.tmp_dir()] {
@@ -152,7 +168,8 @@ impl Store {
             for entry in entries.flatten() {
                 let old =
                     entry.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok()).is_some_and(|age| age.as_secs() > 3600);
-                if old {
+                let orphaned = staging_owner(&entry.file_name().to_string_lossy()).is_some_and(|pid| !process_alive(pid));
+                if old || orphaned {
                     let _ = fs::remove_dir_all(entry.path()).or_else(|_| fs::remove_file(entry.path()));
                 }
             }
@@ -197,7 +214,9 @@ impl Store {
         }
         let id = sha256_hex(identity.as_bytes());
         let dest = self.artifact_dir(&id)?;
-        if dest.join("manifest.json").exists() {
+        // The same content stored whole already: nothing to write. Stored damaged (a file
+        // altered or missing, the manifest gone): written again below, replacing it.
+        if self.verify(&id).is_ok() {
             return Ok(id);
         }
         let manifest = Manifest {
@@ -220,10 +239,22 @@ impl Store {
                 f.sync_all().map_err(|e| StoreError::io(&path, e))?;
             }
             sync_dir(&staging)?;
+            if dest.exists() {
+                // A damaged copy: moved aside in one rename (readers see it whole, damaged, or
+                // not at all), replaced, then removed.
+                let aside = self.tmp_dir().join(format!("{id}.damaged.{}.{}", std::process::id(), now_unix_ms()));
+                match fs::rename(&dest, &aside) {
+                    Ok(()) => {
+                        let _ = fs::remove_dir_all(&aside);
+                    }
+                    Err(_) if self.verify(&id).is_ok() => return Ok(()),
+                    Err(e) => return Err(StoreError::io(&dest, e)),
+                }
+            }
             match fs::rename(&staging, &dest) {
                 Ok(()) => sync_dir(&self.artifacts_dir()),
                 // Another writer stored the same content first: theirs is as good as ours.
-                Err(_) if dest.join("manifest.json").exists() => Ok(()),
+                Err(_) if self.verify(&id).is_ok() => Ok(()),
                 Err(e) => Err(StoreError::io(&dest, e)),
             }
         })();
@@ -231,6 +262,15 @@ impl Store {
             let _ = fs::remove_dir_all(&staging);
         }
         result.map(|()| id)
+    }
+
+    /// Checks an artifact whole: its manifest, and every file's size and hash.
+    pub fn verify(&self, id: &str) -> Result<(), StoreError> {
+        let manifest = self.manifest(id)?;
+        for name in manifest.files.keys() {
+            self.read(id, manifest.kind, name)?;
+        }
+        Ok(())
     }
 
     pub fn exists(&self, id: &str) -> bool {
@@ -389,11 +429,13 @@ impl Store {
         })
     }
 
-    /// The step cache: the outputs recorded under `key`, if every one is still in the store.
+    /// The step cache: the outputs recorded under `key`, if every one is still in the store
+    /// and whole (hash-checked): a damaged output is not reused but made again, which
+    /// replaces the damaged copy.
     pub fn step_lookup(&self, key: &str) -> Option<StepRecord> {
         let bytes = fs::read(self.home.join("steps").join(format!("{key}.json"))).ok()?;
         let record: StepRecord = serde_json::from_slice(&bytes).ok()?;
-        record.outputs.values().all(|id| self.exists(id)).then_some(record)
+        record.outputs.values().all(|id| self.verify(id).is_ok()).then_some(record)
     }
 
     pub fn step_record(&self, key: &str, record: &StepRecord) -> Result<(), StoreError> {
@@ -506,6 +548,46 @@ mod tests {
         assert!(matches!(store.load_table("nothex"), Err(StoreError::BadId(_))));
         assert!(matches!(store.load_table(&"0".repeat(64)), Err(StoreError::NotFound(_))));
         assert!(matches!(store.load_split_part(&id, SplitPart::Train), Err(StoreError::WrongKind { .. })));
+    }
+
+    #[test]
+    fn staging_left_by_a_dead_writer_is_cleared_at_open_and_a_live_ones_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let tmp = dir.path().join("tmp");
+        let dead = tmp.join(format!("{}.999999999.1", "a".repeat(64)));
+        let live = tmp.join(format!("{}.{}.1", "b".repeat(64), std::process::id()));
+        for staging in [&dead, &live] {
+            fs::create_dir_all(staging).expect("mkdir");
+            fs::write(staging.join("x.npy"), vec![0u8; 4096]).expect("half-written file");
+        }
+        Store::open(dir.path()).expect("opens");
+        assert!(!dead.exists(), "a dead writer's staging is removed");
+        assert!(live.exists(), "a live writer's staging is left to it");
+    }
+
+    #[test]
+    fn a_damaged_artifact_is_not_reused_and_storing_it_again_heals_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("opens");
+        let id = store.put_table(&table(), "test", serde_json::json!({})).expect("stores");
+        let key = step_key("ingest", &[], &serde_json::json!({}));
+        let record = StepRecord { outputs: [("dataset".to_string(), id.clone())].into(), summary: serde_json::Value::Null };
+        store.step_record(&key, &record).expect("records");
+        let artifact = dir.path().join("artifacts").join(&id);
+        // A flipped byte in a data file: the cache does not reuse it; storing again replaces it.
+        let mut bytes = fs::read(artifact.join("x.npy")).expect("reads");
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        fs::write(artifact.join("x.npy"), &bytes).expect("damages");
+        assert_eq!(store.step_lookup(&key), None);
+        assert_eq!(store.put_table(&table(), "test", serde_json::json!({})).expect("stores again"), id);
+        assert_eq!(store.load_table(&id).expect("whole again").lines, vec![2, 3, 4]);
+        assert_eq!(store.step_lookup(&key), Some(record));
+        // The manifest deleted (this used to fail with "Directory not empty"): the same.
+        fs::remove_file(artifact.join("manifest.json")).expect("removes");
+        assert_eq!(store.put_table(&table(), "test", serde_json::json!({})).expect("stores again"), id);
+        assert!(store.verify(&id).is_ok());
+        assert!(fs::read_dir(dir.path().join("tmp")).expect("tmp").next().is_none(), "nothing left aside");
     }
 
     #[test]

@@ -448,3 +448,35 @@ fn a_corrupted_artifact_is_refused_and_the_served_model_stays() {
     let _ = serve.kill();
     let _ = serve.wait();
 }
+
+/// Finding 1 of the black-box attack: a damaged old version (neither stable nor candidate)
+/// took all serving down after serve's next start. Real processes: three runs make three
+/// versions; the one no alias names is damaged; the next run's fresh serve skips it, serves the
+/// rest, and the run answers.
+#[test]
+fn a_damaged_old_version_does_not_stop_serving_after_a_restart() {
+    let home = tempfile::tempdir().expect("tempdir");
+    for epochs in ["3", "6", "100"] {
+        let out = run(home.path(), &["run", "--epochs", epochs]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let registry: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(home.path().join("registry.json")).expect("registry")).expect("json");
+    let entry = &registry["models"]["admissions"];
+    let named: Vec<u64> = entry["aliases"].as_object().expect("aliases").values().filter_map(serde_json::Value::as_u64).collect();
+    let old = entry["versions"]
+        .as_array()
+        .expect("versions")
+        .iter()
+        .find(|v| v["version"].as_u64().is_some_and(|n| !named.contains(&n)))
+        .expect("a version no alias names");
+    let model_file = home.path().join("artifacts").join(old["artifact"].as_str().expect("artifact")).join("model.json");
+    let mut bytes = std::fs::read(&model_file).expect("model.json");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::write(&model_file, bytes).expect("damage");
+    let out = run(home.path(), &["run", "--predict", "80"]);
+    assert!(out.status.success(), "the run is served: {}", stderr(&out));
+    assert!(common::stdout(&out).contains("score 80 → probability 0.99"), "{}", common::stdout(&out));
+    assert_no_services(home.path(), Duration::from_secs(2));
+}

@@ -451,6 +451,9 @@ pub struct ModelMetadata {
     /// Class 0 and class 1 by name.
     #[serde(default)]
     pub classes: Option<Classes>,
+    /// Versions that could not be loaded (a damaged artifact), with why.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub unavailable: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

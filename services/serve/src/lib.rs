@@ -34,11 +34,16 @@ pub const NAME: &str = "serve";
 /// Rows in one request, at most.
 pub const MAX_ROWS: usize = 100_000;
 
-/// Every version of one model, with its aliases.
+/// Every version of one model that could be loaded, with its aliases, and the versions that
+/// could not, with why.
 #[derive(Debug)]
 struct Served {
     versions: BTreeMap<u32, (String, Arc<Model>)>,
     aliases: BTreeMap<String, u32>,
+    unavailable: BTreeMap<u32, String>,
+    /// Aliases that point at an unavailable version: (alias, version, why). Such an alias keeps
+    /// the version it served before, if any.
+    refused: Vec<(String, u32, String)>,
 }
 
 type Catalog = HashMap<String, Arc<Served>>;
@@ -50,6 +55,8 @@ pub struct AppState {
     catalog: Arc<ArcSwap<Catalog>>,
     /// Serialises loads (never taken on the prediction path).
     loading: Arc<tokio::sync::Mutex<()>>,
+    /// Ready once the registry is read, and while every alias can be served.
+    readiness: Readiness,
 }
 
 impl AppState {
@@ -59,44 +66,110 @@ impl AppState {
             registry: Registry::open(&config.home),
             catalog: Arc::new(ArcSwap::from_pointee(Catalog::new())),
             loading: Arc::default(),
+            readiness: Readiness::not_ready("loading models from the registry"),
         })
     }
 
-    /// Loads every model the registry names; what fails is logged and left out.
+    /// Loads every model the registry names; what fails is logged and left out, and
+    /// readiness says what cannot be served.
     pub async fn load_all(&self) -> Result<(), ApiError> {
         let registry = self.registry.clone();
-        let names: Vec<String> = blocking(move || Ok(registry.load()?.models.into_keys().collect())).await?;
+        let names = blocking(move || Ok(registry.load()?.models.into_keys().collect::<Vec<String>>())).await;
+        let names = match names {
+            Ok(names) => names,
+            Err(e) => {
+                self.readiness.set(Err(format!("cannot read the registry: {e}")));
+                return Err(e);
+            }
+        };
         for name in names {
             if let Err(e) = self.load(&name).await {
                 tracing::warn!(model = %name, error = %e, "model not loaded");
             }
         }
+        self.update_readiness();
         Ok(())
     }
 
-    /// Loads, checks and warms every registered version of `name`, then swaps it in.
+    /// Ready while every alias of every model serves the version it points at.
+    fn update_readiness(&self) {
+        let catalog = self.catalog.load();
+        let mut problems: Vec<String> = catalog
+            .iter()
+            .flat_map(|(name, served)| {
+                served.refused.iter().map(move |(alias, version, why)| format!("{name} {alias} v{version} unavailable: {why}"))
+            })
+            .collect();
+        problems.sort();
+        self.readiness.set(if problems.is_empty() { Ok(()) } else { Err(problems.join("; ")) });
+    }
+
+    /// Loads, checks and warms every registered version of `name` one by one, then swaps them
+    /// in. A version that cannot be loaded (a damaged artifact) is skipped and reported, never
+    /// takes the others down; an alias pointing at one keeps serving what it served before, and
+    /// the load answers with the reason.
     pub async fn load(&self, name: &str) -> Result<LoadInfo, ApiError> {
+        let result = self.load_versions(name).await;
+        self.update_readiness();
+        result
+    }
+
+    async fn load_versions(&self, name: &str) -> Result<LoadInfo, ApiError> {
         let _one_load_at_a_time = self.loading.lock().await;
         let current = self.catalog.load().get(name).cloned();
         let reusable = current.clone();
         let (store, registry, owned_name) = (self.store.clone(), self.registry.clone(), name.to_string());
-        let served = blocking(move || {
+        let (served, first_refusal) = blocking(move || {
             let entry = registry.model(&owned_name)?;
             let mut versions = BTreeMap::new();
+            let mut unavailable = BTreeMap::new();
+            let mut errors = BTreeMap::new();
             for v in &entry.versions {
                 let reuse = reusable.as_ref().and_then(|c| c.versions.get(&v.version)).filter(|(artifact, _)| *artifact == v.artifact);
                 let model = match reuse {
                     Some((_, model)) => model.clone(),
-                    None => {
-                        let model: Model = store.read_json(&v.artifact, Kind::Model, "model.json")?;
-                        // Warm: one prediction through the same code path requests take.
-                        let _ = model.probability_raw(&vec![0.0; model.term_count()]);
-                        Arc::new(model)
-                    }
+                    None => match store.read_json::<Model>(&v.artifact, Kind::Model, "model.json") {
+                        Ok(model) => {
+                            // Warm: one prediction through the same code path requests take.
+                            let _ = model.probability_raw(&vec![0.0; model.term_count()]);
+                            Arc::new(model)
+                        }
+                        Err(e) => {
+                            tracing::warn!(model = %owned_name, version = v.version, error = %e, "version unavailable");
+                            unavailable.insert(v.version, e.to_string());
+                            errors.insert(v.version, ApiError::from(e));
+                            continue;
+                        }
+                    },
                 };
                 versions.insert(v.version, (v.artifact.clone(), model));
             }
-            Ok(Served { versions, aliases: entry.aliases })
+            let mut aliases = BTreeMap::new();
+            let mut refused = Vec::new();
+            let mut first_refusal = None;
+            for (alias, version) in entry.aliases {
+                if versions.contains_key(&version) {
+                    aliases.insert(alias, version);
+                    continue;
+                }
+                let why = unavailable.get(&version).cloned().unwrap_or_else(|| "not registered".into());
+                let before = reusable.as_ref().and_then(|c| c.aliases.get(&alias).copied()).filter(|v| versions.contains_key(v));
+                if let Some(previous) = before {
+                    aliases.insert(alias.clone(), previous);
+                }
+                if first_refusal.is_none() {
+                    let kept = before.map_or_else(|| format!("{alias} serves nothing"), |v| format!("{alias} still serves v{v}"));
+                    first_refusal = Some(match errors.remove(&version) {
+                        Some(ApiError::Unprocessable { code, message }) => {
+                            ApiError::Unprocessable { code, message: format!("v{version}: {message}; {kept}") }
+                        }
+                        Some(other) => other,
+                        None => ApiError::NotFound(format!("{alias} points at v{version}, which is {why}")),
+                    });
+                }
+                refused.push((alias, version, why));
+            }
+            Ok((Served { versions, aliases, unavailable, refused }, first_refusal))
         })
         .await?;
         // Loads are serialised, so what was loaded before is still `current`.
@@ -111,7 +184,10 @@ impl AppState {
             next
         });
         tracing::info!(model = name, aliases = ?info.aliases, "loaded");
-        Ok(info)
+        match first_refusal {
+            Some(refusal) => Err(refusal),
+            None => Ok(info),
+        }
     }
 
     /// The loaded versions of `name`.
@@ -167,13 +243,11 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let state = AppState::new(&config)?;
-    let readiness = Readiness::not_ready("loading models from the registry");
-    let (loader, ready) = (state.clone(), readiness.clone());
+    let readiness = state.readiness.clone();
+    let loader = state.clone();
+    // load_all sets readiness: ready, or why not (an unreadable registry, an unservable alias).
     tokio::spawn(async move {
-        match loader.load_all().await {
-            Ok(()) => ready.set(Ok(())),
-            Err(e) => ready.set(Err(format!("cannot read the registry: {e}"))),
-        }
+        let _ = loader.load_all().await;
     });
     logitflow_kit::serve(NAME, &config, readiness, app(state), listener, shutdown).await?;
     Ok(())
@@ -200,6 +274,7 @@ fn metadata_of(state: &AppState, name: &str, selector: Option<&str>) -> Result<M
             let (negative, positive) = model.class_names();
             Classes { negative, positive }
         }),
+        unavailable: served.unavailable.iter().map(|(v, why)| (v.to_string(), why.clone())).collect(),
     })
 }
 
@@ -680,6 +755,41 @@ mod tests {
             assert_eq!(status, expected, "{out}");
             assert!(out["error"].is_string(), "{out}");
         }
+    }
+
+    /// Damages a stored model's file, as a flipped byte on disk would.
+    fn damage(dir: &std::path::Path, artifact: &str) {
+        let path = dir.join("artifacts").join(artifact).join("model.json");
+        let mut bytes = std::fs::read(&path).expect("read");
+        bytes[10] ^= 0x20;
+        std::fs::write(&path, bytes).expect("write");
+    }
+
+    #[tokio::test]
+    async fn a_damaged_old_version_is_skipped_at_start_and_the_rest_served() {
+        let (dir, state, _) = setup().await;
+        let v2 = put_model(&state.store, -11.0, 0.2);
+        let v3 = put_model(&state.store, -12.0, 0.2);
+        state.registry.register("admissions", &v2, None, None).expect("register");
+        state.registry.register("admissions", &v3, None, None).expect("register");
+        state.registry.set_alias("admissions", STABLE, 3).expect("alias");
+        damage(dir.path(), &v2);
+        // serve restarted: a fresh process state over the same home.
+        let fresh = AppState::new(&Config::for_home(dir.path())).expect("state");
+        fresh.load_all().await.expect("the registry reads");
+        assert_eq!(fresh.readiness.get(), Ok(()), "v2 is neither stable nor candidate");
+        let app = app(fresh.clone());
+        let (_, answer) = call(&app, "POST", "/v1/predict", Some(serde_json::json!({"inputs": [[80.0]]}))).await;
+        assert_eq!(answer["model_version"].as_str(), Some("3"), "{answer}");
+        let (_, meta) = call(&app, "GET", "/v2/models/admissions", None).await;
+        assert!(meta["unavailable"]["2"].as_str().is_some_and(|why| why.contains("corrupt")), "{meta}");
+        assert_eq!(meta["versions"], serde_json::json!(["1", "3"]));
+        // The stable version itself damaged: not ready, and saying why.
+        damage(dir.path(), &v3);
+        let fresh = AppState::new(&Config::for_home(dir.path())).expect("state");
+        fresh.load_all().await.expect("the registry reads");
+        let why = fresh.readiness.get().expect_err("stable cannot be served");
+        assert!(why.contains("admissions stable v3 unavailable"), "{why}");
     }
 
     #[tokio::test]

@@ -480,3 +480,27 @@ fn a_damaged_old_version_does_not_stop_serving_after_a_restart() {
     assert!(common::stdout(&out).contains("score 80 → probability 0.99"), "{}", common::stdout(&out));
     assert_no_services(home.path(), Duration::from_secs(2));
 }
+
+/// Finding 4: the registry. Deleted, it is recovered from its journal, so versions go on from
+/// where they were instead of starting over; garbage with nothing to recover from makes a run
+/// fail with the cause, not a bare "serve (starting)".
+#[test]
+fn a_deleted_registry_is_recovered_and_a_garbage_one_is_named() {
+    let home = tempfile::tempdir().expect("tempdir");
+    for epochs in ["3", "6"] {
+        let out = run(home.path(), &["run", "--epochs", epochs]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    std::fs::remove_file(home.path().join("registry.json")).expect("delete");
+    let out = run(home.path(), &["run", "--epochs", "9", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(&common::stdout(&out)).expect("json");
+    assert_eq!(report["model"]["version"], 3, "not a second v1: {}", report["model"]);
+
+    let fresh = tempfile::tempdir().expect("tempdir");
+    std::fs::write(fresh.path().join("registry.json"), b"{ garbage").expect("garbage");
+    let out = run(fresh.path(), &["run", "--epochs", "3"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("registry.json does not parse"), "the cause is named: {}", stderr(&out));
+    assert_no_services(fresh.path(), Duration::from_secs(2));
+}

@@ -330,8 +330,14 @@ impl Supervisor {
                 return Ok(());
             }
             if tokio::time::timeout_at(deadline, changed.changed()).await.is_err() {
-                let waiting: Vec<String> =
-                    snapshots.iter().filter(|s| s.status != Status::Ready).map(|s| format!("{} ({})", s.name, s.status.as_str())).collect();
+                let waiting: Vec<String> = snapshots
+                    .iter()
+                    .filter(|s| s.status != Status::Ready)
+                    .map(|s| match &s.last_error {
+                        Some(why) => format!("{} ({}: {why})", s.name, s.status.as_str()),
+                        None => format!("{} ({})", s.name, s.status.as_str()),
+                    })
+                    .collect();
                 return Err(format!("services not ready after {timeout:?}: {}", waiting.join(", ")));
             }
         }
@@ -587,16 +593,26 @@ impl Supervisor {
         let ready_url = format!("http://{addr}/v2/health/ready");
         let live_url = format!("http://{addr}/v2/health/live");
         let started = Instant::now();
-        // Wait for readiness.
+        // Wait for readiness; a service that says why it is not ready has that shown.
         loop {
             let probe = Instant::now();
-            if self.http.get(&ready_url).send().await.is_ok_and(|r| r.status().is_success()) {
-                self.update(name, |s| {
-                    s.status = Status::Ready;
-                    s.last_probe = Some(probe.elapsed());
-                    s.last_error = None;
-                });
-                break;
+            match self.http.get(&ready_url).send().await {
+                Ok(r) if r.status().is_success() => {
+                    self.update(name, |s| {
+                        s.status = Status::Ready;
+                        s.last_probe = Some(probe.elapsed());
+                        s.last_error = None;
+                    });
+                    break;
+                }
+                Ok(r) => {
+                    let body: serde_json::Value = r.json().await.unwrap_or_default();
+                    if let Some(why) = body.get("reason").or_else(|| body.get("error")).and_then(|v| v.as_str()) {
+                        let why = format!("not ready: {why}");
+                        self.update(name, |s| s.last_error = Some(why));
+                    }
+                }
+                Err(_) => {}
             }
             if started.elapsed() > self.config.start_timeout {
                 self.stop_child(&mut child, Some(Control::Restart)).await;

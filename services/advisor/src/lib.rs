@@ -157,6 +157,8 @@ mod tests {
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
         let (status, _) = call(&app, "POST", "/v1/advice", Some(serde_json::json!({"inputs": [80.0], "model": "nope"}))).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
+        let (status, _) = call(&app, "POST", "/v1/advice", Some(serde_json::json!({"inputs": [80.0], "model": "admissions?x="}))).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "the name is one path segment, not a query");
     }
 
     #[tokio::test]

@@ -244,6 +244,12 @@ mod tests {
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
         let (status, _) = call_raw(&app, "POST", "/v1/score?model=nope", "text/csv", b"score\n1\n".to_vec()).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
+        // The name is one path segment to serve: "admissions?x=" is no model, not "admissions"
+        // with a query (which answered 200 with a cut-off body).
+        let (status, _) = call_raw(&app, "POST", "/v1/score?model=admissions%3Fx%3D", "text/csv", b"score\n1\n".to_vec()).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let (status, _) = call_raw(&app, "POST", "/v1/score?model=..%2Fadmissions", "text/csv", b"score\n1\n".to_vec()).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
         let (status, _) = call_raw(&app, "POST", "/v1/score", "text/csv", vec![0xff, 0xfe]).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     }

@@ -53,7 +53,8 @@ fn open_db(path: &std::path::Path) -> rusqlite::Result<Connection> {
     db.execute_batch(
         "CREATE TABLE IF NOT EXISTS collections (name TEXT PRIMARY KEY, columns TEXT NOT NULL);
          CREATE TABLE IF NOT EXISTS records (id INTEGER PRIMARY KEY AUTOINCREMENT, collection TEXT NOT NULL, data TEXT NOT NULL);
-         CREATE INDEX IF NOT EXISTS records_by_collection ON records(collection, id);",
+         CREATE INDEX IF NOT EXISTS records_by_collection ON records(collection, id);
+         CREATE TABLE IF NOT EXISTS idempotency (collection TEXT NOT NULL, key TEXT NOT NULL, accepted INTEGER NOT NULL, total INTEGER NOT NULL, PRIMARY KEY (collection, key));",
     )?;
     Ok(db)
 }
@@ -194,6 +195,11 @@ fn check_collection_name(name: &str) -> Result<(), ApiError> {
     })
 }
 
+/// A collection's column name: one that survives a CSV header as it is.
+fn is_column_name(name: &str) -> bool {
+    (1..=128).contains(&name.chars().count()) && name.trim() == name && !name.chars().any(|c| c.is_control() || c == ',' || c == '"')
+}
+
 fn columns_of(db: &Connection, name: &str) -> Result<Option<Vec<String>>, ApiError> {
     let text: Option<String> =
         db.query_row("SELECT columns FROM collections WHERE name = ?1", [name], |r| r.get(0)).optional().map_err(db_error)?;
@@ -203,9 +209,19 @@ fn columns_of(db: &Connection, name: &str) -> Result<Option<Vec<String>>, ApiErr
 async fn post_records(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    headers: axum::http::HeaderMap,
     Json(post): Json<RecordsPost>,
 ) -> Result<Json<RecordsAck>, ApiError> {
     check_collection_name(&name)?;
+    // A retry after a lost acknowledgment sends the same key: it is answered as the first
+    // post was, and stores nothing twice.
+    let idempotency_key = match headers.get("idempotency-key") {
+        None => None,
+        Some(v) => match v.to_str() {
+            Ok(key) if !key.is_empty() && key.len() <= 256 => Some(key.to_string()),
+            _ => return Err(ApiError::invalid("BAD_IDEMPOTENCY_KEY", "Idempotency-Key must be 1 to 256 visible ASCII characters")),
+        },
+    };
     if post.records.is_empty() {
         return Err(ApiError::invalid("NO_RECORDS", "records is empty"));
     }
@@ -215,12 +231,30 @@ async fn post_records(
     blocking(move || {
         let mut db = state.db.lock().map_err(|_| ApiError::Internal("ingest database lock poisoned".into()))?;
         let tx = db.transaction().map_err(db_error)?;
+        if let Some(key) = &idempotency_key {
+            let done: Option<(u64, u64)> = tx
+                .query_row("SELECT accepted, total FROM idempotency WHERE collection = ?1 AND key = ?2", params![name, key], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()
+                .map_err(db_error)?;
+            if let Some((accepted, total)) = done {
+                return Ok(Json(RecordsAck { accepted: accepted as usize, total }));
+            }
+        }
         let columns = match columns_of(&tx, &name)? {
             Some(columns) => columns,
             None => {
                 let columns: Vec<String> = post.records[0].keys().cloned().collect();
                 if columns.len() < 2 {
                     return Err(ApiError::invalid("BAD_RECORD", "a record needs at least one feature and a label"));
+                }
+                // The names become a CSV header when the collection is snapshotted.
+                if let Some(bad) = columns.iter().find(|c| !is_column_name(c)) {
+                    return Err(ApiError::invalid(
+                        "BAD_COLUMN_NAME",
+                        format!("{bad:?} is not a column name: use 1 to 128 characters, without ',', '\"', control characters or spaces at the ends"),
+                    ));
                 }
                 let text = serde_json::to_string(&columns).map_err(|e| ApiError::Internal(e.to_string()))?;
                 tx.execute("INSERT INTO collections (name, columns) VALUES (?1, ?2)", params![name, text]).map_err(db_error)?;
@@ -242,6 +276,13 @@ async fn post_records(
             }
         }
         let total: u64 = tx.query_row("SELECT COUNT(*) FROM records WHERE collection = ?1", [&name], |r| r.get(0)).map_err(db_error)?;
+        if let Some(key) = &idempotency_key {
+            tx.execute(
+                "INSERT INTO idempotency (collection, key, accepted, total) VALUES (?1, ?2, ?3, ?4)",
+                params![name, key, post.records.len() as u64, total],
+            )
+            .map_err(db_error)?;
+        }
         tx.commit().map_err(db_error)?;
         Ok(Json(RecordsAck { accepted: post.records.len(), total }))
     })
@@ -345,6 +386,48 @@ mod tests {
         huge.set_len(MAX_CSV_BYTES + 1).expect("sparse file");
         let (status, body) = post(app, "/v1/datasets/csv", serde_json::json!({"path": dir.path().join("huge.csv")})).await;
         assert_eq!((status, body["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("FILE_TOO_LARGE")), "{body}");
+    }
+
+    #[tokio::test]
+    async fn a_retried_post_with_its_idempotency_key_stores_nothing_twice() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let app = app(state(dir.path()));
+        let records = serde_json::json!({"records": [{"score": 80.0, "admitted": 1.0}, {"score": 20.0, "admitted": 0.0}]});
+        let send = |key: Option<&'static str>| {
+            let app = app.clone();
+            let body = records.to_string();
+            async move {
+                let mut request = Request::post("/v1/collections/exams/records").header("content-type", "application/json");
+                if let Some(key) = key {
+                    request = request.header("idempotency-key", key);
+                }
+                let response = app.oneshot(request.body(Body::from(body)).expect("request")).await.expect("infallible");
+                let status = response.status();
+                let bytes = response.into_body().collect().await.expect("body").to_bytes();
+                (status, serde_json::from_slice::<serde_json::Value>(&bytes).unwrap_or_default())
+            }
+        };
+        let (status, first) = send(Some("batch-1")).await;
+        assert_eq!((status, first["total"].as_u64()), (StatusCode::OK, Some(2)), "{first}");
+        let (status, retry) = send(Some("batch-1")).await;
+        assert_eq!((status, retry.clone()), (StatusCode::OK, first.clone()), "the retry is answered as the first post was");
+        let (_, other) = send(Some("batch-2")).await;
+        assert_eq!(other["total"].as_u64(), Some(4));
+        let (_, unkeyed) = send(None).await;
+        assert_eq!(unkeyed["total"].as_u64(), Some(6), "without a key every post stores");
+    }
+
+    #[tokio::test]
+    async fn column_names_that_cannot_be_a_csv_header_are_refused_at_the_first_post() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let app = app(state(dir.path()));
+        for bad in ["a,b", "line\nbreak", "quo\"te", " padded", ""] {
+            let mut record = serde_json::Map::new();
+            record.insert(bad.to_string(), serde_json::json!(1.0));
+            record.insert("admitted".into(), serde_json::json!(1.0));
+            let (status, body) = post(app.clone(), "/v1/collections/c/records", serde_json::json!({"records": [record]})).await;
+            assert_eq!((status, body["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("BAD_COLUMN_NAME")), "{bad:?}: {body}");
+        }
     }
 
     #[tokio::test]

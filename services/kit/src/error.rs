@@ -175,6 +175,22 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
             return Err(not_json());
         }
         let bytes = bytes::Bytes::from_request(request, state).await.map_err(|e| ApiError::from(JsonRejection::from(e)))?;
+        // Every request body is an object. serde's derived structs also take a sequence of
+        // their fields in order, so `[]` passed as a promote body meant "the candidate".
+        match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+            Some(b'{') | None => {}
+            Some(_) => {
+                let kind = match serde_json::from_slice::<serde_json::Value>(&bytes) {
+                    Ok(serde_json::Value::Array(_)) => "an array",
+                    Ok(serde_json::Value::String(_)) => "a string",
+                    Ok(serde_json::Value::Number(_)) => "a number",
+                    Ok(serde_json::Value::Bool(_)) => "a boolean",
+                    Ok(_) => "null",
+                    Err(e) => return Err(ApiError::BadRequest(format!("the body is not JSON: {e}"))),
+                };
+                return Err(ApiError::invalid("INVALID_FIELDS", format!("the body must be a JSON object, got {kind}")));
+            }
+        }
         serde_json::from_slice(&bytes).map(Json).map_err(|plain| match axum::Json::<T>::from_bytes(&bytes) {
             Err(rejection) => rejection.into(),
             // The two parsers agree on what they accept; this is for completeness only.
@@ -244,6 +260,26 @@ mod tests {
         for refused in ["text/json", "application/xml", "json"] {
             let e = extract(refused, r#"{"items": []}"#).await.expect_err(refused);
             assert_eq!(e.code(), "UNSUPPORTED_MEDIA_TYPE");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_that_is_not_an_object_is_refused_even_where_fields_have_defaults() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct AllOptional {
+            #[serde(default)]
+            version: Option<u32>,
+        }
+        let take = |body: &'static str| async move {
+            let request = axum::http::Request::post("/").header("content-type", "application/json").body(axum::body::Body::from(body));
+            Json::<AllOptional>::from_request(request.expect("request"), &()).await
+        };
+        assert!(take(" {}").await.is_ok());
+        for body in ["[]", "[1]", "3", "\"x\"", "null", "true"] {
+            let e = take(body).await.expect_err(body);
+            assert_eq!((e.code(), e.status().as_u16()), ("INVALID_FIELDS", 422), "{body}: {e}");
+            assert!(e.to_string().contains("must be a JSON object"), "{e}");
         }
     }
 

@@ -33,6 +33,8 @@ use std::sync::Arc;
 pub const NAME: &str = "serve";
 /// Rows in one request, at most.
 pub const MAX_ROWS: usize = 100_000;
+/// How often the registry is checked for changes made by others.
+const REGISTRY_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Every version of one model that could be loaded, with its aliases, and the versions that
 /// could not, with why.
@@ -89,6 +91,13 @@ impl AppState {
         }
         self.update_readiness();
         Ok(())
+    }
+
+    /// What the registry file holds now, hashed (`None` when it cannot be read): a cheap test
+    /// of whether anyone changed it.
+    async fn registry_fingerprint(&self) -> Option<String> {
+        let path = self.store.home().join("registry.json");
+        tokio::task::spawn_blocking(move || std::fs::read(path).ok().map(|bytes| logitflow_core::sha256_hex(&bytes))).await.ok().flatten()
     }
 
     /// Ready while every alias of every model serves the version it points at.
@@ -246,8 +255,22 @@ pub async fn run(
     let readiness = state.readiness.clone();
     let loader = state.clone();
     // load_all sets readiness: ready, or why not (an unreadable registry, an unservable alias).
+    // Then the registry is watched, so a promotion or rollback made by anyone sharing the home
+    // (another console, a run elsewhere) is served within a second, told or not.
     tokio::spawn(async move {
+        let mut seen = loader.registry_fingerprint().await;
         let _ = loader.load_all().await;
+        let mut tick = tokio::time::interval(REGISTRY_POLL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let now = loader.registry_fingerprint().await;
+            if now != seen {
+                seen = now;
+                tracing::info!("the registry changed: reloading");
+                let _ = loader.load_all().await;
+            }
+        }
     });
     logitflow_kit::serve(NAME, &config, readiness, app(state), listener, shutdown).await?;
     Ok(())
@@ -763,6 +786,41 @@ mod tests {
         let mut bytes = std::fs::read(&path).expect("read");
         bytes[10] ^= 0x20;
         std::fs::write(&path, bytes).expect("write");
+    }
+
+    #[tokio::test]
+    async fn a_promotion_made_by_someone_else_is_served_untold() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let addr = testing::spawn_with_worked_example(dir.path()).await;
+        let client = logitflow_kit::client::ServiceClient::new("serve", addr, None);
+        // Another console on the same home registers and promotes v2; nobody tells this serve.
+        let store = Store::open(dir.path()).expect("store");
+        let registry = Registry::open(dir.path());
+        let v2 = put_model(&store, -12.0, 0.2);
+        registry.register("admissions", &v2, None, None).expect("register");
+        registry.set_alias("admissions", STABLE, 2).expect("alias");
+        let request =
+            PredictRequest { model: Some("admissions".into()), inputs: Some(vec![vec![Value::Number(80.0)]]), ..PredictRequest::default() };
+        let started = std::time::Instant::now();
+        loop {
+            let answer: PredictResponse = client.post("/v1/predict", &request).await.expect("answers throughout");
+            if answer.model_version == "2" {
+                break;
+            }
+            assert!(started.elapsed() < std::time::Duration::from_secs(5), "still v{} after 5 s", answer.model_version);
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        // A rollback, the same.
+        registry.rollback("admissions").expect("rollback");
+        let started = std::time::Instant::now();
+        loop {
+            let answer: PredictResponse = client.post("/v1/predict", &request).await.expect("answers throughout");
+            if answer.model_version == "1" {
+                break;
+            }
+            assert!(started.elapsed() < std::time::Duration::from_secs(5), "still v{} after 5 s", answer.model_version);
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
     }
 
     #[tokio::test]

@@ -1,10 +1,15 @@
 //! The batch service: an application over serve. CSV in, the same CSV out with a
-//! `probability` column appended, streamed back in chunks as serve answers them.
+//! `probability` column appended, streamed.
 //!
 //! `POST /v1/score?model=NAME&version=V` with a `text/csv` body. The model's feature columns
-//! are found by name in the header; other columns pass through untouched. Every row is checked
-//! before the first byte is answered, so a bad cell is a 422 naming its line and column rather
-//! than a broken download.
+//! are found by name in the header; other columns pass through. The body is never held whole:
+//! it streams into a parser on a blocking thread, which hands chunks of [`CHUNK_ROWS`] rows to
+//! the scorer, which asks serve and streams the answer back as it goes. Memory is bounded by
+//! a few chunks, not the body; when the client goes away, everything stops.
+//!
+//! The first chunk is checked before the first byte is answered, so a bad cell in it is a 422
+//! naming its line and column; a bad cell further on ends the stream (the status is sent by
+//! then, and a broken download is the honest signal left), as does serve failing mid-way.
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -12,6 +17,7 @@ use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use futures::StreamExt;
 use logitflow_core::scale::Value;
 use logitflow_kit::client::{ServiceClient, path_segment};
 use logitflow_kit::wire::{InferInput, InferRequest, InferResponse, ModelMetadata};
@@ -19,10 +25,12 @@ use logitflow_kit::{ApiError, Config, Readiness};
 use serde::Deserialize;
 
 pub const NAME: &str = "batch";
-/// Rows per request to serve.
-const CHUNK_ROWS: usize = 4096;
+/// Rows per chunk: parsed, scored by one request to serve, and written back together.
+pub const CHUNK_ROWS: usize = 4096;
 /// The largest CSV accepted.
 pub const MAX_BODY: usize = 64 << 20;
+/// Chunks in flight between the stages (body → parser → scorer → response).
+const IN_FLIGHT: usize = 2;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -74,10 +82,9 @@ fn default_version() -> String {
     "stable".into()
 }
 
-/// The parsed input: the original lines (to pass through) and the model's features per row.
-struct Parsed {
-    header: String,
-    lines: Vec<String>,
+/// Rows of one chunk: each record as it came (to write back), and the model's features.
+struct Chunk {
+    records: Vec<csv::ByteRecord>,
     rows: Vec<Vec<Value>>,
 }
 
@@ -102,96 +109,242 @@ fn infer_request(meta: &ModelMetadata, text: &[bool], rows: &[Vec<Value>]) -> In
     InferRequest { id: None, parameters: None, inputs, outputs: None }
 }
 
-fn parse(body: &[u8], features: &[String], is_text: &[bool]) -> Result<Parsed, ApiError> {
+/// Bytes arriving on a channel, read as a `Read` by the parser's blocking thread.
+struct ChannelReader {
+    chunks: tokio::sync::mpsc::Receiver<Bytes>,
+    current: Bytes,
+}
+
+impl std::io::Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.chunks.blocking_recv() {
+                Some(next) => self.current = next,
+                None => return Ok(0), // the body ended (or was cut off: the sender says which)
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current[..n]);
+        bytes::Buf::advance(&mut self.current, n);
+        Ok(n)
+    }
+}
+
+/// The parser: reads the CSV as it streams in, and hands on chunks of rows, each checked.
+/// Runs on a blocking thread; ends when the body ends, a row is bad, or no one listens.
+fn parse_chunks(
+    reader: ChannelReader,
+    features: &[String],
+    is_text: &[bool],
+    header_out: tokio::sync::oneshot::Sender<Result<csv::ByteRecord, ApiError>>,
+    chunks: tokio::sync::mpsc::Sender<Result<Chunk, ApiError>>,
+) {
     let bad = |m: String| ApiError::invalid("DATA_ERROR", m);
-    let text = std::str::from_utf8(body).map_err(|e| bad(format!("the CSV is not UTF-8: {e}")))?;
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
-    let (_, header) = lines.next().ok_or_else(|| bad("the CSV is empty".into()))?;
-    let columns: Vec<String> = split_line(header)?.into_iter().map(|c| c.trim().to_string()).collect();
-    let index: Vec<usize> = features
+    let mut csv = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(reader);
+    let mut record = csv::ByteRecord::new();
+    let line = |csv: &csv::Reader<ChannelReader>| csv.position().line();
+    // The header, past a byte-order mark and blank lines.
+    let header = loop {
+        match csv.read_byte_record(&mut record) {
+            Ok(false) => {
+                let _ = header_out.send(Err(bad("the CSV is empty".into())));
+                return;
+            }
+            Ok(true) if record.iter().all(|f| f.trim_ascii().is_empty()) => continue,
+            Ok(true) => break record.clone(),
+            Err(e) => {
+                let _ = header_out.send(Err(bad(format!("cannot read the header: {e}"))));
+                return;
+            }
+        }
+    };
+    let names: Vec<String> = header
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let name = String::from_utf8_lossy(f);
+            if i == 0 { name.trim_start_matches('\u{feff}').trim().to_string() } else { name.trim().to_string() }
+        })
+        .collect();
+    let index: Result<Vec<usize>, ApiError> = features
         .iter()
         .map(|f| {
-            columns
+            names
                 .iter()
                 .position(|c| c == f)
                 .ok_or_else(|| bad(format!("the header has no column {f:?}; the model needs {}", features.join(", "))))
         })
-        .collect::<Result<_, _>>()?;
-    let mut parsed = Parsed { header: header.trim_end_matches('\r').to_string(), lines: Vec::new(), rows: Vec::new() };
-    for (n, line) in lines {
-        let fields = split_line(line)?;
-        if fields.len() != columns.len() {
-            return Err(bad(format!("line {}: expected {} fields like the header, found {}", n + 1, columns.len(), fields.len())));
+        .collect();
+    let index = match index {
+        Ok(index) => index,
+        Err(e) => {
+            let _ = header_out.send(Err(e));
+            return;
         }
-        let row = index
-            .iter()
-            .zip(is_text)
-            .map(|(&i, &is_text)| {
-                let cell = fields[i].trim();
-                if is_text {
-                    return Ok(Value::Text(cell.to_string()));
+    };
+    if header_out.send(Ok(header)).is_err() {
+        return;
+    }
+    let mut chunk = Chunk { records: Vec::with_capacity(CHUNK_ROWS), rows: Vec::with_capacity(CHUNK_ROWS) };
+    let mut any = false;
+    loop {
+        let more = match csv.read_byte_record(&mut record) {
+            Ok(more) => more,
+            Err(e) => {
+                let _ = chunks.blocking_send(Err(bad(format!("line {}: {e}", line(&csv)))));
+                return;
+            }
+        };
+        if more && !record.iter().all(|f| f.trim_ascii().is_empty()) {
+            let at = record.position().map_or(0, csv::Position::line);
+            if record.len() != names.len() {
+                let _ = chunks.blocking_send(Err(bad(format!(
+                    "line {at}: expected {} fields like the header, found {}",
+                    names.len(),
+                    record.len()
+                ))));
+                return;
+            }
+            let mut row = Vec::with_capacity(index.len());
+            for (&i, &text) in index.iter().zip(is_text) {
+                let cell = String::from_utf8_lossy(record[i].trim_ascii());
+                if text {
+                    row.push(Value::Text(cell.into_owned()));
+                    continue;
                 }
-                cell.parse::<f64>()
-                    .ok()
-                    .filter(|v| v.is_finite())
-                    .map(Value::Number)
-                    .ok_or_else(|| bad(format!("line {}, column {:?}: {cell:?} is not a finite number", n + 1, columns[i])))
-            })
-            .collect::<Result<Vec<Value>, _>>()?;
-        parsed.rows.push(row);
-        parsed.lines.push(line.trim_end_matches('\r').to_string());
+                match cell.parse::<f64>() {
+                    Ok(v) if v.is_finite() => row.push(Value::Number(v)),
+                    _ => {
+                        let _ =
+                            chunks.blocking_send(Err(bad(format!("line {at}, column {:?}: {cell:?} is not a finite number", names[i]))));
+                        return;
+                    }
+                }
+            }
+            chunk.rows.push(row);
+            chunk.records.push(record.clone());
+            any = true;
+        }
+        if chunk.rows.len() == CHUNK_ROWS || (!more && !chunk.rows.is_empty()) {
+            let full =
+                std::mem::replace(&mut chunk, Chunk { records: Vec::with_capacity(CHUNK_ROWS), rows: Vec::with_capacity(CHUNK_ROWS) });
+            // The scorer is gone: the client left. Stop reading.
+            if chunks.blocking_send(Ok(full)).is_err() {
+                return;
+            }
+        }
+        if !more {
+            if !any {
+                let _ = chunks.blocking_send(Err(bad("the CSV has a header but no rows".into())));
+            }
+            return;
+        }
     }
-    if parsed.rows.is_empty() {
-        return Err(bad("the CSV has a header but no rows".into()));
-    }
-    Ok(parsed)
 }
 
-/// Splits one CSV line with the csv crate, so quoted fields are understood.
-fn split_line(line: &str) -> Result<Vec<String>, ApiError> {
-    let mut reader = csv::ReaderBuilder::new().has_headers(false).from_reader(line.as_bytes());
-    let record = reader.records().next().transpose().map_err(|e| ApiError::invalid("DATA_ERROR", format!("cannot read line: {e}")))?;
-    Ok(record.map(|r| r.iter().map(String::from).collect()).unwrap_or_default())
+/// One chunk written back: each record with its probability appended.
+fn write_chunk(records: &[csv::ByteRecord], probabilities: &[f64]) -> Result<Bytes, std::io::Error> {
+    let mut out = csv::WriterBuilder::new().flexible(true).from_writer(Vec::with_capacity(records.len() * 32));
+    for (record, p) in records.iter().zip(probabilities) {
+        let mut line = record.clone();
+        line.push_field(p.to_string().as_bytes());
+        out.write_byte_record(&line)?;
+    }
+    out.into_inner().map(Bytes::from).map_err(|e| std::io::Error::other(e.to_string()))
 }
 
-async fn score(State(state): State<AppState>, Query(query): Query<ScoreQuery>, body: Bytes) -> Result<Response, ApiError> {
+async fn score(State(state): State<AppState>, Query(query): Query<ScoreQuery>, body: Body) -> Result<Response, ApiError> {
     let serve = state.serve.clone().ok_or_else(|| ApiError::NotReady("serve's address is not configured".into()))?;
     let model = path_segment(&query.model);
     let meta: ModelMetadata = serve.get(&format!("/v2/models/{model}/versions/{}", path_segment(&query.version))).await?;
     let version = meta.versions.first().cloned().unwrap_or(query.version);
     let text: Vec<bool> = meta.feature_names.iter().map(|f| meta.inputs.iter().any(|i| i.name == *f && i.datatype == "BYTES")).collect();
-    let parsed = parse(&body, &meta.feature_names, &text)?;
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
-    let path = format!("/v2/models/{model}/versions/{}/infer", path_segment(&version));
+
+    // body → parser: the body's frames, forwarded as they arrive.
+    let (bytes_tx, bytes_rx) = tokio::sync::mpsc::channel::<Bytes>(IN_FLIGHT * 4);
+    let (body_error_tx, mut body_error_rx) = tokio::sync::oneshot::channel::<ApiError>();
     tokio::spawn(async move {
-        if tx.send(Ok(Bytes::from(format!("{},probability\n", parsed.header)))).await.is_err() {
-            return;
-        }
-        for (rows, lines) in parsed.rows.chunks(CHUNK_ROWS).zip(parsed.lines.chunks(CHUNK_ROWS)) {
-            let chunk = match serve.post::<_, InferResponse>(&path, &infer_request(&meta, &text, rows)).await {
-                Ok(answer) => {
-                    let probabilities = answer.outputs.first().map(|o| o.data.clone()).unwrap_or_default();
-                    let mut out = String::with_capacity(lines.len() * 32);
-                    for (line, p) in lines.iter().zip(probabilities) {
-                        out.push_str(line);
-                        out.push(',');
-                        out.push_str(&p.to_string());
-                        out.push('\n');
+        let mut stream = body.into_data_stream();
+        while let Some(frame) = stream.next().await {
+            match frame {
+                // The parser is gone (a bad row, or the client left): stop reading the body.
+                Ok(bytes) => {
+                    if bytes_tx.send(bytes).await.is_err() {
+                        return;
                     }
-                    Ok(Bytes::from(out))
                 }
-                // Headers are sent already; breaking the stream is the only honest signal left.
-                Err(e) => Err(std::io::Error::other(e.to_string())),
-            };
-            let failed = chunk.is_err();
-            if tx.send(chunk).await.is_err() || failed {
-                return;
+                Err(e) => {
+                    let _ = body_error_tx.send(ApiError::from_body_error(e));
+                    return;
+                }
             }
         }
     });
-    let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+    // parser → scorer: checked chunks of rows.
+    let (header_tx, header_rx) = tokio::sync::oneshot::channel();
+    let (chunks_tx, mut chunks_rx) = tokio::sync::mpsc::channel::<Result<Chunk, ApiError>>(IN_FLIGHT);
+    let features = meta.feature_names.clone();
+    let parser_text = text.clone();
+    tokio::task::spawn_blocking(move || {
+        parse_chunks(ChannelReader { chunks: bytes_rx, current: Bytes::new() }, &features, &parser_text, header_tx, chunks_tx);
+    });
+    let body_failed = |rx: &mut tokio::sync::oneshot::Receiver<ApiError>| rx.try_recv().ok();
+    let header = match header_rx.await {
+        Ok(Ok(header)) => header,
+        Ok(Err(e)) => return Err(body_failed(&mut body_error_rx).unwrap_or(e)),
+        Err(_) => return Err(body_failed(&mut body_error_rx).unwrap_or_else(|| ApiError::Internal("the parser stopped".into()))),
+    };
+    // The first chunk is checked before answering, so a bad cell in it is a clean 422.
+    let first = match chunks_rx.recv().await {
+        Some(Ok(chunk)) => chunk,
+        Some(Err(e)) => return Err(body_failed(&mut body_error_rx).unwrap_or(e)),
+        None => return Err(body_failed(&mut body_error_rx).unwrap_or_else(|| ApiError::Internal("the parser stopped".into()))),
+    };
+    let path = format!("/v2/models/{model}/versions/{}/infer", path_segment(&version));
+    let mut header_line = header.clone();
+    header_line.push_field(b"probability");
+    let header_bytes = write_chunk_header(&header_line);
+    // scorer → response.
+    let (out_tx, out_rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(IN_FLIGHT);
+    tokio::spawn(async move {
+        if out_tx.send(header_bytes).await.is_err() {
+            return;
+        }
+        let mut next: Option<Result<Chunk, ApiError>> = Some(Ok(first));
+        while let Some(item) = next.take() {
+            let chunk = match item {
+                Ok(chunk) => chunk,
+                // Headers are sent already; breaking the stream is the only honest signal left.
+                Err(e) => {
+                    let _ = out_tx.send(Err(std::io::Error::other(e.to_string()))).await;
+                    return;
+                }
+            };
+            let answer = serve.post::<_, InferResponse>(&path, &infer_request(&meta, &text, &chunk.rows)).await;
+            let written = match answer {
+                Ok(answer) => {
+                    let probabilities = answer.outputs.first().map(|o| o.data.clone()).unwrap_or_default();
+                    write_chunk(&chunk.records, &probabilities)
+                }
+                Err(e) => Err(std::io::Error::other(e.to_string())),
+            };
+            let failed = written.is_err();
+            // The client left (or serve failed): dropping the chunk receiver stops the parser.
+            if out_tx.send(written).await.is_err() || failed {
+                return;
+            }
+            next = chunks_rx.recv().await;
+        }
+    });
+    let stream = futures::stream::unfold(out_rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
     Ok(([(header::CONTENT_TYPE, "text/csv")], [("x-model-version", version)], Body::from_stream(stream)).into_response())
+}
+
+/// The header line written back, with the `probability` column.
+fn write_chunk_header(header: &csv::ByteRecord) -> Result<Bytes, std::io::Error> {
+    let mut out = csv::WriterBuilder::new().flexible(true).from_writer(Vec::new());
+    out.write_byte_record(header)?;
+    out.into_inner().map(Bytes::from).map_err(|e| std::io::Error::other(e.to_string()))
 }
 
 #[cfg(test)]
@@ -232,6 +385,41 @@ mod tests {
         let sigmoid = logitflow_core::logistic::sigmoid;
         assert!((probability(lines[1]) - sigmoid(-10.7 + 7.5)).abs() < 1e-12, "{text}");
         assert!((probability(lines[2]) - sigmoid(-10.0 + 7.5)).abs() < 1e-12, "{text}");
+    }
+
+    #[tokio::test]
+    async fn a_body_of_many_chunks_streams_back_whole_and_in_order() {
+        let (_dir, app) = setup().await;
+        let rows = CHUNK_ROWS * 2 + 17;
+        let mut csv = String::from("id,score\n");
+        for i in 0..rows {
+            csv.push_str(&format!("{i},{}\n", i % 101));
+        }
+        let (status, out) = call_raw(&app, "POST", "/v1/score", "text/csv", csv.into_bytes()).await;
+        assert_eq!(status, StatusCode::OK);
+        let text = String::from_utf8(out).expect("utf8");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), rows + 1, "every row answered");
+        for (i, line) in lines[1..].iter().enumerate() {
+            let fields: Vec<&str> = line.split(',').collect();
+            assert_eq!(fields[0], i.to_string(), "in order");
+            let expected = logitflow_core::logistic::sigmoid(-10.0 + 0.2 * (i % 101) as f64);
+            assert!((fields[2].parse::<f64>().unwrap_or(f64::NAN) - expected).abs() < 1e-12, "{line}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_bad_cell_past_the_first_chunk_ends_the_stream_early() {
+        let (_dir, app) = setup().await;
+        let mut csv = String::from("score\n");
+        for i in 0..CHUNK_ROWS * 3 {
+            csv.push_str(if i == CHUNK_ROWS + 5 { "oops\n" } else { "50\n" });
+        }
+        let request = axum::http::Request::post("/v1/score").header("content-type", "text/csv").body(Body::from(csv)).expect("request");
+        let response = tower::ServiceExt::oneshot(app, request).await.expect("infallible");
+        assert_eq!(response.status(), StatusCode::OK, "the first chunk was whole");
+        let read = http_body_util::BodyExt::collect(response.into_body()).await;
+        assert!(read.is_err(), "the body breaks off rather than ending as if whole");
     }
 
     #[tokio::test]

@@ -102,6 +102,24 @@ fn caused_by_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
+impl ApiError {
+    /// The error of a request body that failed while it streamed in: cut off for trickling,
+    /// over the size limit, or broken.
+    pub fn from_body_error(e: axum::Error) -> ApiError {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+        while let Some(c) = cause {
+            if c.is::<crate::guard::BodyTimedOut>() {
+                return ApiError::Timeout("the request body did not arrive in time and was cut off".into());
+            }
+            if c.is::<http_body_util::LengthLimitError>() {
+                return ApiError::PayloadTooLarge(format!("the request body is over the limit: {c}"));
+            }
+            cause = c.source();
+        }
+        ApiError::BadRequest(format!("the request body could not be read: {e}"))
+    }
+}
+
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
         let message = rejection.body_text();

@@ -112,11 +112,24 @@ where
     let mut future = GuardFuture {
         route: None,
         refused: None,
+        draining: None,
         timeout: LazyTimeout::new(common.request_timeout),
         connection: connection.clone(),
         started,
     };
     match refused {
+        // A body too large by its declared length is read and thrown away (up to a bound)
+        // before the 413 is sent, as nginx's lingering close does: a client that writes its
+        // whole body before reading (Python's urllib and requests do) would otherwise be cut
+        // off mid-write and see a broken pipe instead of the answer.
+        Some(refused @ ApiError::PayloadTooLarge(_)) if declared_length(&request).is_some_and(|n| n <= DRAIN_LIMIT) => {
+            let response = refused.into_response();
+            let body = request.into_body();
+            future.draining = Some(Box::pin(async move {
+                let _ = tokio::time::timeout(DRAIN_TIME, drain(body, DRAIN_LIMIT)).await;
+                response
+            }));
+        }
         Some(refused) => future.refused = Some(refused.into_response()),
         None => {
             let (limit, timeout) = (common.body_limit, common.body_timeout);
@@ -126,6 +139,30 @@ where
         }
     }
     future
+}
+
+/// The most of a refused body read and discarded before answering, and for how long.
+const DRAIN_LIMIT: u64 = 64 << 20;
+const DRAIN_TIME: Duration = Duration::from_secs(5);
+
+fn declared_length<B>(request: &Request<B>) -> Option<u64> {
+    request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok())
+}
+
+/// Reads a body and throws it away, up to `limit` bytes.
+async fn drain<B>(body: B, limit: u64)
+where
+    B: http_body::Body<Data = bytes::Bytes>,
+{
+    use http_body_util::BodyExt;
+    let mut body = std::pin::pin!(body);
+    let mut read = 0u64;
+    while read <= limit {
+        match body.frame().await {
+            Some(Ok(frame)) => read += frame.data_ref().map_or(0, |d| d.len() as u64),
+            _ => return,
+        }
+    }
 }
 
 /// Why the guard answers a request itself: a missing or wrong token, or a body whose declared
@@ -139,8 +176,7 @@ fn refusal<B>(common: &Common, request: &Request<B>) -> Option<ApiError> {
             return Some(ApiError::Unauthorized);
         }
     }
-    let declared = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > common.body_limit as u64) {
+    if declared_length(request).is_some_and(|length| length > common.body_limit as u64) {
         return Some(ApiError::PayloadTooLarge(format!("the request body is over the limit of {} bytes", common.body_limit)));
     }
     None
@@ -152,6 +188,8 @@ pin_project_lite::pin_project! {
         #[pin]
         route: Option<F>,
         refused: Option<Response>,
+        // A refusal sent once the body it refuses has been read (boxed: rare).
+        draining: Option<Pin<Box<dyn Future<Output = Response> + Send>>>,
         timeout: LazyTimeout,
         connection: Arc<Connection>,
         started: Instant,
@@ -164,6 +202,13 @@ impl<F: Future<Output = Result<Response, Infallible>>> Future for GuardFuture<F>
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let response = match this.route.as_pin_mut() {
+            None if this.draining.is_some() => match this.draining.as_mut().map(|d| d.as_mut().poll(cx)) {
+                Some(Poll::Ready(response)) => {
+                    *this.draining = None;
+                    response
+                }
+                _ => return Poll::Pending,
+            },
             None => this.refused.take().unwrap_or_default(),
             Some(route) => match route.poll(cx) {
                 Poll::Ready(Ok(response)) => json_errors(response),

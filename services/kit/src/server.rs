@@ -341,6 +341,38 @@ mod tests {
         }
     }
 
+    /// A client that writes its whole body before it reads (Python's urllib and requests):
+    /// the 413 reaches it, instead of a broken pipe mid-write.
+    #[tokio::test]
+    async fn a_client_that_writes_a_too_large_body_first_still_reads_the_413() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut config = Config::for_home(std::env::temp_dir());
+        config.body_limit = 1024;
+        let routes = Router::new()
+            .route("/echo", axum::routing::post(|crate::Json(v): crate::Json<serde_json::Value>| async move { crate::Json(v) }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { serve("test", &config, Readiness::ready(), routes, listener, std::future::pending()).await });
+        for size in [64 << 10, 4 << 20] {
+            let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            let head = format!("POST /echo HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {size}\r\n\r\n");
+            stream.write_all(head.as_bytes()).await.expect("head");
+            stream.write_all(&vec![b' '; size]).await.expect("the whole body is taken, not refused mid-write");
+            // Read until the JSON body has come (the connection may stay open for the next).
+            let mut answer = Vec::new();
+            let mut buf = [0u8; 4096];
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while !String::from_utf8_lossy(&answer).ends_with('}') && Instant::now() < deadline {
+                match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await {
+                    Ok(Ok(n)) if n > 0 => answer.extend_from_slice(&buf[..n]),
+                    _ => break,
+                }
+            }
+            let answer = String::from_utf8_lossy(&answer);
+            assert!(answer.starts_with("HTTP/1.1 413") && answer.contains("PAYLOAD_TOO_LARGE"), "{size}: {answer}");
+        }
+    }
+
     #[tokio::test]
     async fn a_trickling_client_is_cut_off_and_does_not_stall_others() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};

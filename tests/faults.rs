@@ -504,3 +504,28 @@ fn a_deleted_registry_is_recovered_and_a_garbage_one_is_named() {
     assert!(stderr(&out).contains("registry.json does not parse"), "the cause is named: {}", stderr(&out));
     assert_no_services(fresh.path(), Duration::from_secs(2));
 }
+
+/// Finding 5: the run's report could not be saved, yet its version was already promoted and
+/// served. Now the report is kept first: a run that cannot keep it promotes and serves
+/// nothing. (`<home>/runs` is made a file, so no report can be written; as root, permissions
+/// would not stop the write.)
+#[test]
+fn a_run_whose_report_cannot_be_kept_promotes_and_serves_nothing() {
+    let home = tempfile::tempdir().expect("tempdir");
+    std::fs::write(home.path().join("runs"), b"not a directory").expect("block runs/");
+    let out = run(home.path(), &["run", "--epochs", "3"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("cannot keep the run's report"), "{}", stderr(&out));
+    let registry: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(home.path().join("registry.json")).expect("registry")).expect("json");
+    assert_eq!(registry["models"]["admissions"]["aliases"], serde_json::json!({}), "nothing promoted: {registry}");
+    let predict = run(home.path(), &["predict", "80"]);
+    assert!(!predict.status.success(), "nothing served: {}", common::stdout(&predict));
+    // Once the report can be kept, the same run goes live.
+    std::fs::remove_file(home.path().join("runs")).expect("unblock");
+    let out = run(home.path(), &["run", "--epochs", "3", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(&common::stdout(&out)).expect("json");
+    assert_eq!((report["model"]["version"].as_u64(), report["stable_version"].as_u64()), (Some(1), Some(1)), "{report}");
+    assert_no_services(home.path(), Duration::from_secs(2));
+}

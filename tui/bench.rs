@@ -380,7 +380,7 @@ async fn time_pipeline(
         let clients = crate::pipeline::Clients::from_supervisor(&supervisor).context("addresses")?;
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
         let t = Instant::now();
-        crate::pipeline::run_pipeline(&clients, &request, tx).await?;
+        crate::pipeline::run_pipeline(&clients, &request, tx, None).await?;
         Ok::<_, anyhow::Error>((startup, t.elapsed().as_secs_f64() * 1e3, rss))
     }
     .await;

@@ -147,12 +147,12 @@ pub async fn run(home: PathBuf, args: RunArgs) -> anyhow::Result<()> {
     let request = pipeline_request(&home, &args.data, args.predict.clone())?;
     let supervisor = start_services(&home, &request)?;
     let outcome = tokio::select! {
-        outcome = drive(&supervisor, &request) => outcome,
+        outcome = drive(&supervisor, &request, &home) => outcome,
         _ = logitflow_kit::shutdown_signal() => Err(anyhow::anyhow!("interrupted")),
     };
     supervisor.shutdown().await;
+    // The pipeline kept the report in the home before the new version went live.
     let report = outcome?;
-    pipeline::save_run(&home, &report).context("cannot keep the run's report")?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -161,7 +161,7 @@ pub async fn run(home: PathBuf, args: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn drive(supervisor: &Supervisor, request: &PipelineRequest) -> anyhow::Result<RunReport> {
+async fn drive(supervisor: &Supervisor, request: &PipelineRequest, home: &Path) -> anyhow::Result<RunReport> {
     let progress = std::io::stderr().is_terminal();
     if progress {
         eprintln!("starting {} services…", ServiceName::ALL.len());
@@ -177,7 +177,7 @@ async fn drive(supervisor: &Supervisor, request: &PipelineRequest) -> anyhow::Re
             }
         }
     });
-    let report = pipeline::run_pipeline(&clients, request, tx).await;
+    let report = pipeline::run_pipeline(&clients, request, tx, Some(home)).await;
     let _ = printer.await;
     Ok(report?)
 }

@@ -16,8 +16,8 @@ use logitflow_core::scale::Value;
 use logitflow_core::table::{Classes, CsvOptions};
 use logitflow_kit::client::{ClientError, ServiceClient};
 use logitflow_kit::wire::{
-    CsvSource, DatasetInfo, EvaluateRequest, Evaluation, InferRequest, InferResponse, JobInfo, LoadInfo, RowCounts, SplitInfo,
-    SplitRequest, TrainEvent, TrainRequest, TransformInfo, TransformRequest,
+    AliasRequest, CsvSource, DatasetInfo, EvaluateRequest, Evaluation, InferRequest, InferResponse, JobInfo, LoadInfo, RowCounts,
+    SplitInfo, SplitRequest, TrainEvent, TrainRequest, TransformInfo, TransformRequest,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -231,11 +231,14 @@ pub fn new_run_id() -> String {
     format!("{ms}-{:04x}", rand::random::<u16>())
 }
 
-/// Runs every stage and returns the report. Events go to `events` as they happen.
+/// Runs every stage and returns the report. Events go to `events` as they happen. With
+/// `keep_in` (a home), the run's report is kept in `<home>/runs/` before the new version is
+/// promoted or served, and again once it is.
 pub async fn run_pipeline(
     clients: &Clients,
     request: &PipelineRequest,
     events: mpsc::UnboundedSender<PipelineEvent>,
+    keep_in: Option<&std::path::Path>,
 ) -> Result<RunReport, PipelineError> {
     let run_id = new_run_id();
     let started_unix_ms = logitflow_core::store::now_unix_ms();
@@ -379,6 +382,8 @@ pub async fn run_pipeline(
         split: split.split.clone(),
         threshold: request.threshold,
         promote_tolerance: logitflow_kit::wire::default_promote_tolerance(),
+        // The run's record is kept before the decision is applied (below).
+        decide_only: keep_in.is_some(),
     };
     let evaluation: Evaluation = stage!(
         Stage::Evaluate,
@@ -387,25 +392,7 @@ pub async fn run_pipeline(
         clients.evaluate.post("/v1/evaluations", &evaluate_request)
     );
     send(PipelineEvent::Evaluated(Box::new(evaluation.clone())));
-    let loaded: LoadInfo = stage!(
-        Stage::Serve,
-        |v: &LoadInfo| !v.changed,
-        |v: &LoadInfo| v.aliases.iter().map(|(a, v)| format!("{a}=v{v}")).collect::<Vec<_>>().join(" "),
-        clients.serve.post(&format!("/v2/repository/models/{}/load", request.model_name), &serde_json::json!({}))
-    );
-    send(PipelineEvent::Served(loaded.clone()));
-    let train_to_served_ms = train_started.elapsed().as_secs_f64() * 1e3;
-    let mut predictions = Vec::new();
-    for row in &request.predict {
-        let answer: InferResponse = clients
-            .serve
-            .post(&format!("/v2/models/{}/infer", request.model_name), &InferRequest::named(&evaluation.feature_names, row))
-            .await
-            .map_err(|e| PipelineError::Stage { stage: Stage::Serve, error: describe(e) })?;
-        let probability = answer.outputs.first().and_then(|o| o.data.first()).copied().unwrap_or(f64::NAN);
-        predictions.push(Prediction { input: row.clone(), probability, model_version: answer.model_version });
-    }
-    Ok(RunReport {
+    let mut report = RunReport {
         run_id,
         started_unix_ms,
         data: source.path,
@@ -423,19 +410,62 @@ pub async fn run_pipeline(
         },
         metrics: evaluation.metrics.clone(),
         loss_curve: curve.iter().map(|e| CurvePoint { epoch: e.epoch, train_loss: e.train_loss, val_loss: e.val_loss }).collect(),
-        stages,
-        predictions,
+        stages: stages.clone(),
+        predictions: Vec::new(),
         promoted: evaluation.promoted,
         decision: evaluation.decision.clone(),
         stop_reason,
-        stable_version: loaded.aliases.get(logitflow_core::registry::STABLE).copied(),
+        stable_version: None,
         roc: evaluation.roc.clone(),
         params: request.params.clone(),
         feature_names: dataset.feature_names.clone(),
-        train_to_served_ms,
+        train_to_served_ms: 0.0,
         rows: evaluation.rows,
         data_summary,
-    })
+    };
+    // The record of the run is kept before its decision is applied: if it cannot be kept, the
+    // new version stays registered but is neither promoted nor served, so nothing anyone sees
+    // comes from a run with no record.
+    if let Some(home) = keep_in
+        && let Err(e) = save_run(home, &report)
+    {
+        let error =
+            format!("cannot keep the run's report ({e}); v{} is registered but was neither promoted nor served", evaluation.version);
+        send(PipelineEvent::StageFailed { stage: Stage::Serve, error: error.clone() });
+        return Err(PipelineError::Stage { stage: Stage::Serve, error });
+    }
+    let apply = async {
+        if let Some(alias) = evaluation.alias.as_ref().filter(|_| !evaluation.applied) {
+            let path = format!("/v1/models/{}/aliases/{alias}", request.model_name);
+            clients.evaluate.post::<_, serde_json::Value>(&path, &AliasRequest { version: evaluation.version }).await?;
+        }
+        clients.serve.post::<_, LoadInfo>(&format!("/v2/repository/models/{}/load", request.model_name), &serde_json::json!({})).await
+    };
+    let loaded: LoadInfo = stage!(
+        Stage::Serve,
+        |v: &LoadInfo| !v.changed,
+        |v: &LoadInfo| v.aliases.iter().map(|(a, v)| format!("{a}=v{v}")).collect::<Vec<_>>().join(" "),
+        apply
+    );
+    send(PipelineEvent::Served(loaded.clone()));
+    report.stages = stages;
+    report.train_to_served_ms = train_started.elapsed().as_secs_f64() * 1e3;
+    report.stable_version = loaded.aliases.get(logitflow_core::registry::STABLE).copied();
+    for row in &request.predict {
+        let answer: InferResponse = clients
+            .serve
+            .post(&format!("/v2/models/{}/infer", request.model_name), &InferRequest::named(&evaluation.feature_names, row))
+            .await
+            .map_err(|e| PipelineError::Stage { stage: Stage::Serve, error: describe(e) })?;
+        let probability = answer.outputs.first().and_then(|o| o.data.first()).copied().unwrap_or(f64::NAN);
+        report.predictions.push(Prediction { input: row.clone(), probability, model_version: answer.model_version });
+    }
+    // The whole record, now with the serve stage and the answers. The first one stays if
+    // this cannot be written: the run happened, and it is on record.
+    if let Some(home) = keep_in {
+        let _ = save_run(home, &report);
+    }
+    Ok(report)
 }
 
 /// Each row to predict has one value per feature, text only where the feature is text.

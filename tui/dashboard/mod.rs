@@ -226,11 +226,8 @@ impl Runtime {
                             Self::send(&forward_tx, AppEvent::Pipeline(event));
                         }
                     });
-                    let result = pipeline::run_pipeline(&clients, &request, events_tx).await;
+                    let result = pipeline::run_pipeline(&clients, &request, events_tx, Some(&home)).await;
                     let _ = forward.await;
-                    if let Ok(report) = &result {
-                        let _ = pipeline::save_run(&home, report);
-                    }
                     Self::send(&tx, AppEvent::RunFinished(result.map(Box::new).map_err(|e| e.to_string())));
                     if let Some(evaluate) = evaluate
                         && let Ok(versions) = evaluate.get::<ModelVersions>(&format!("/v1/models/{name}")).await

@@ -64,6 +64,8 @@ fn evaluation(version: u32) -> Evaluation {
         previous: (version > 1).then(|| VersionMetrics { version: version - 1, metrics: metrics(0.9325, 0.1366) }),
         promoted: true,
         decision: "promoted".into(),
+        alias: Some("stable".into()),
+        applied: true,
         report: "r".repeat(64),
         intercept: -9.87,
         coefficients: [("score".to_string(), 0.1976)].into(),

@@ -8,6 +8,8 @@
 //! - `POST /v1/evaluations` ([`EvaluateRequest`] → [`Evaluation`])
 //! - `GET /v1/models`, `GET /v1/models/{name}` ([`ModelVersions`])
 //! - `POST /v1/models/{name}/promote` ([`PromoteRequest`]), `POST /v1/models/{name}/rollback`
+//! - `POST /v1/models/{name}/aliases/{stable|candidate}` ([`AliasRequest`]): applies a decision
+//!   that `POST /v1/evaluations` with `decide_only` made without setting an alias
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -16,7 +18,7 @@ use logitflow_core::metrics::{Metrics, roc_curve};
 use logitflow_core::model::Model;
 use logitflow_core::registry::{CANDIDATE, Registry, STABLE, check_name};
 use logitflow_core::store::{Kind, SplitPart, Store};
-use logitflow_kit::wire::{EvaluateRequest, Evaluation, ModelVersions, PromoteRequest, RowCounts, VersionMetrics};
+use logitflow_kit::wire::{AliasRequest, EvaluateRequest, Evaluation, ModelVersions, PromoteRequest, RowCounts, VersionMetrics};
 use logitflow_kit::{ApiError, Config, Json, Readiness, blocking};
 use std::sync::Arc;
 
@@ -42,6 +44,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/models", get(list_models))
         .route("/v1/models/{name}", get(model_versions))
         .route("/v1/models/{name}/promote", post(promote))
+        .route("/v1/models/{name}/aliases/{alias}", post(set_alias))
         .route("/v1/models/{name}/rollback", post(rollback))
         .with_state(state)
 }
@@ -127,10 +130,15 @@ async fn evaluate(State(state): State<AppState>, Json(request): Json<EvaluateReq
         } else {
             Vec::new()
         };
-        if promote {
-            state.registry.set_alias(&request.name, STABLE, version)?;
+        let alias = if promote {
+            Some(STABLE)
         } else if !already_stable {
-            state.registry.set_alias(&request.name, CANDIDATE, version)?;
+            Some(CANDIDATE)
+        } else {
+            None
+        };
+        if let Some(alias) = alias.filter(|_| !request.decide_only) {
+            state.registry.set_alias(&request.name, alias, version)?;
         }
         Ok(Json(Evaluation {
             name: request.name,
@@ -141,6 +149,8 @@ async fn evaluate(State(state): State<AppState>, Json(request): Json<EvaluateReq
             previous,
             promoted: promote,
             decision,
+            alias: alias.map(String::from),
+            applied: !request.decide_only,
             report,
             intercept: model.intercept,
             coefficients: model.coefficients,
@@ -184,6 +194,24 @@ async fn promote(
             }
         };
         let entry = state.registry.set_alias(&name, STABLE, version)?;
+        Ok(Json(ModelVersions { name, entry }))
+    })
+    .await
+}
+
+/// Points `stable` or `candidate` at a version: what a decision made with `decide_only`
+/// becomes once the caller has kept its record.
+async fn set_alias(
+    State(state): State<AppState>,
+    Path((name, alias)): Path<(String, String)>,
+    Json(request): Json<AliasRequest>,
+) -> Result<Json<ModelVersions>, ApiError> {
+    if alias != STABLE && alias != CANDIDATE {
+        return Err(ApiError::invalid("BAD_ALIAS", format!("{alias:?} is not an alias: use stable or candidate")));
+    }
+    let _one_at_a_time = state.decide.lock().await;
+    blocking(move || {
+        let entry = state.registry.set_alias(&name, &alias, request.version)?;
         Ok(Json(ModelVersions { name, entry }))
     })
     .await
@@ -257,6 +285,24 @@ mod tests {
         let (status, _) =
             call(&app, "POST", "/v1/evaluations", Some(serde_json::json!({"name": "m", "model": split, "split": split}))).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+
+    #[tokio::test]
+    async fn decide_only_registers_and_decides_and_moves_no_alias_until_asked() {
+        let (_dir, app, good, split) = stored();
+        let body = serde_json::json!({"name": "admissions", "model": good, "split": split, "decide_only": true});
+        let (status, decided) = call(&app, "POST", "/v1/evaluations", Some(body)).await;
+        assert_eq!(status, StatusCode::OK, "{decided}");
+        assert_eq!((decided["version"].as_u64(), decided["promoted"].as_bool()), (Some(1), Some(true)));
+        assert_eq!((decided["alias"].as_str(), decided["applied"].as_bool()), (Some("stable"), Some(false)));
+        let (_, versions) = call(&app, "GET", "/v1/models/admissions", None).await;
+        assert_eq!(versions["aliases"], serde_json::json!({}), "nothing is promoted yet: {versions}");
+        let (status, applied) = call(&app, "POST", "/v1/models/admissions/aliases/stable", Some(serde_json::json!({"version": 1}))).await;
+        assert_eq!((status, applied["aliases"]["stable"].as_u64()), (StatusCode::OK, Some(1)), "{applied}");
+        let (status, body) = call(&app, "POST", "/v1/models/admissions/aliases/latest", Some(serde_json::json!({"version": 1}))).await;
+        assert_eq!((status, body["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("BAD_ALIAS")));
+        let (status, _) = call(&app, "POST", "/v1/models/admissions/aliases/candidate", Some(serde_json::json!({"version": 7}))).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
     }
 
     fn stored() -> (tempfile::TempDir, Router, String, String) {

@@ -249,6 +249,23 @@ pub struct EvaluateRequest {
     /// plus this; otherwise it becomes the candidate.
     #[serde(default = "default_promote_tolerance")]
     pub promote_tolerance: f64,
+    /// Register the version and decide, but set no alias: the caller keeps its record of the
+    /// run first, then applies the decision ([`Evaluation::alias`] through
+    /// `POST /v1/models/{name}/aliases/{alias}`), so a failure in between leaves no version
+    /// promoted or served that the run has no record of.
+    #[serde(default)]
+    pub decide_only: bool,
+}
+
+/// `POST /v1/models/{name}/aliases/{alias}`: point `stable` or `candidate` at a version.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AliasRequest {
+    pub version: u32,
+}
+
+fn yes() -> bool {
+    true
 }
 
 pub fn default_threshold() -> f64 {
@@ -277,6 +294,13 @@ pub struct Evaluation {
     pub promoted: bool,
     /// The rule's decision in words.
     pub decision: String,
+    /// The alias the decision gives the version (`stable`, `candidate`, or none when it is
+    /// stable already).
+    #[serde(default)]
+    pub alias: Option<String>,
+    /// Whether the alias is set already (false when asked to decide only).
+    #[serde(default = "yes")]
+    pub applied: bool,
     pub report: String,
     pub intercept: f64,
     /// In the model's term order.

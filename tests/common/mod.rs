@@ -17,22 +17,38 @@ pub fn logitflow(home: &Path) -> Command {
     command
 }
 
-/// Runs a command to its end, killing it after `limit`.
+/// Runs a command to its end, killing it after `limit`. Its output is drained all along, on
+/// two threads: a child whose output fills a pipe (64 KiB; `run --json` of a long fit is more)
+/// would otherwise block on it while this waits for it to exit.
 pub fn run_for(mut command: Command, limit: Duration) -> Output {
+    use std::io::Read;
     command.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = command.spawn().expect("the logitflow binary starts");
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
     let deadline = Instant::now() + limit;
-    loop {
-        if child.try_wait().expect("wait").is_some() {
-            return child.wait_with_output().expect("output");
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
         }
         if Instant::now() > deadline {
             let _ = child.kill();
-            let out = child.wait_with_output().expect("output");
-            panic!("timed out after {limit:?}; stderr: {}", String::from_utf8_lossy(&out.stderr));
+            let _ = child.wait();
+            let stderr = stderr.join().unwrap_or_default();
+            panic!("timed out after {limit:?}; stderr: {}", String::from_utf8_lossy(&stderr));
         }
         std::thread::sleep(Duration::from_millis(20));
-    }
+    };
+    Output { status, stdout: stdout.join().unwrap_or_default(), stderr: stderr.join().unwrap_or_default() }
 }
 
 /// Runs `logitflow --home HOME ARGS...` (60 s limit).

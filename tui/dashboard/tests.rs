@@ -185,7 +185,7 @@ fn a_training_run_fills_the_chart_metrics_and_version() {
     let text = screen(&app, 120, 40);
     assert!(text.contains("admissions v1"), "{text}");
     assert!(text.contains("acc 0.9350"), "{text}");
-    assert!(text.contains("sgd 30/100 epochs"), "{text}");
+    assert!(text.contains("sgd 30/1000 epochs"), "{text}");
     assert!(text.contains("0.9974 admitted"), "{text}");
 }
 

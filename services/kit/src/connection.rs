@@ -186,13 +186,41 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: T,
         connection: Arc<Connection>,
+        // One of hyper's own error answers, rewritten with a JSON body, being written out:
+        // the bytes, how many are written, and how many hyper handed over.
+        rewritten: Option<(Vec<u8>, usize, usize)>,
     }
 }
 
 impl<T> WatchedIo<T> {
     pub(crate) fn new(inner: T, connection: Arc<Connection>) -> Self {
-        WatchedIo { inner, connection }
+        WatchedIo { inner, connection, rewritten: None }
     }
+}
+
+/// hyper answers a request it cannot parse (400), a URI too long (414) or header fields too
+/// large (431) itself, before any service code runs, with an empty body. Every other error a
+/// service answers has a JSON `{error, code}` body, so these are recognised by their empty
+/// body and given one.
+fn with_json_body(head: &[u8]) -> Option<Vec<u8>> {
+    const EMPTY: &[u8] = b"\r\ncontent-length: 0\r\n";
+    if !(head.starts_with(b"HTTP/1.1 4") && head.ends_with(b"\r\n\r\n")) {
+        return None;
+    }
+    let at = head.windows(EMPTY.len()).position(|w| w == EMPTY)?;
+    let (error, code) = match head.get(9..12)? {
+        b"400" => ("the request could not be read as HTTP", "MALFORMED_REQUEST"),
+        b"414" => ("the request's URI is too long", "URI_TOO_LONG"),
+        b"431" => ("the request's header fields are too large", "HEADERS_TOO_LARGE"),
+        _ => ("the request was refused", "BAD_REQUEST"),
+    };
+    let body = serde_json::json!({"error": error, "code": code}).to_string();
+    let mut out = Vec::with_capacity(head.len() + body.len() + 64);
+    out.extend_from_slice(&head[..at]);
+    out.extend_from_slice(format!("\r\ncontent-type: application/json\r\ncontent-length: {}\r\n", body.len()).as_bytes());
+    out.extend_from_slice(&head[at + EMPTY.len()..]);
+    out.extend_from_slice(body.as_bytes());
+    Some(out)
 }
 
 fn header_timed_out() -> io::Error {
@@ -217,12 +245,51 @@ impl<T: hyper::rt::Read> hyper::rt::Read for WatchedIo<T> {
     }
 }
 
+impl<T: hyper::rt::Write> WatchedIo<T> {
+    /// Writes out a rewritten answer; ready with the length hyper handed over once it is all out.
+    fn poll_rewritten(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        let mut this = self.project();
+        while let Some((bytes, written, handed)) = this.rewritten.as_mut() {
+            if *written == bytes.len() {
+                let handed = *handed;
+                *this.rewritten = None;
+                return Poll::Ready(Ok(handed));
+            }
+            match this.inner.as_mut().poll_write(cx, &bytes[*written..]) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => *written += n,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(Ok(0))
+    }
+}
+
 impl<T: hyper::rt::Write> hyper::rt::Write for WatchedIo<T> {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        if self.rewritten.is_none()
+            && let Some(bytes) = with_json_body(buf)
+        {
+            *self.as_mut().project().rewritten = Some((bytes, 0, buf.len()));
+        }
+        if self.rewritten.is_some() {
+            return self.poll_rewritten(cx);
+        }
         self.project().inner.poll_write(cx, buf)
     }
 
-    fn poll_write_vectored(self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
+    fn poll_write_vectored(mut self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
+        // hyper's error answers are a head alone, in one slice.
+        if let [only] = bufs
+            && self.rewritten.is_none()
+            && let Some(bytes) = with_json_body(only)
+        {
+            *self.as_mut().project().rewritten = Some((bytes, 0, only.len()));
+        }
+        if self.rewritten.is_some() {
+            return self.poll_rewritten(cx);
+        }
         self.project().inner.poll_write_vectored(cx, bufs)
     }
 
@@ -242,6 +309,20 @@ impl<T: hyper::rt::Write> hyper::rt::Write for WatchedIo<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hypers_own_empty_error_answers_get_a_json_body_and_nothing_else_changes() {
+        let head = b"HTTP/1.1 414 URI Too Long\r\nconnection: close\r\ncontent-length: 0\r\ndate: x\r\n\r\n";
+        let out = String::from_utf8(with_json_body(head).expect("rewritten")).expect("utf8");
+        let (head, body) = out.split_once("\r\n\r\n").expect("a head and a body");
+        assert!(head.starts_with("HTTP/1.1 414 URI Too Long\r\nconnection: close\r\ncontent-type: application/json"), "{head}");
+        assert!(head.contains(&format!("content-length: {}", body.len())), "{head}");
+        let body: serde_json::Value = serde_json::from_str(body).expect("json");
+        assert_eq!(body["code"], "URI_TOO_LONG");
+        for untouched in [&b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"[..], b"HTTP/1.1 404 Not Found\r\ncontent-length: 20\r\n\r\n"] {
+            assert_eq!(with_json_body(untouched), None);
+        }
+    }
 
     #[test]
     fn closed_connections_keep_their_counts() {

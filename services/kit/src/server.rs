@@ -341,6 +341,28 @@ mod tests {
         }
     }
 
+    /// hyper's own answers to what it cannot parse come with JSON bodies like every other error.
+    #[tokio::test]
+    async fn requests_hyper_refuses_itself_get_json_errors_too() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let config = Config::for_home(std::env::temp_dir());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { serve("test", &config, Readiness::ready(), Router::new(), listener, std::future::pending()).await });
+        let long_uri = format!("GET /{} HTTP/1.1\r\nhost: x\r\n\r\n", "a".repeat(100_000));
+        for (request, status, code) in [("GARBAGE\r\n\r\n".to_string(), "400", "MALFORMED_REQUEST"), (long_uri, "414", "URI_TOO_LONG")] {
+            let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            let _ = stream.write_all(request.as_bytes()).await;
+            let mut answer = Vec::new();
+            let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+            let answer = String::from_utf8_lossy(&answer);
+            let (head, body) = answer.split_once("\r\n\r\n").unwrap_or_default();
+            assert!(head.starts_with(&format!("HTTP/1.1 {status}")) && head.contains("application/json"), "{answer}");
+            let body: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+            assert_eq!(body["code"], code, "{answer}");
+        }
+    }
+
     /// A client that writes its whole body before it reads (Python's urllib and requests):
     /// the 413 reaches it, instead of a broken pipe mid-write.
     #[tokio::test]

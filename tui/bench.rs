@@ -305,7 +305,13 @@ async fn bare_server() -> anyhow::Result<()> {
             model_name: "admissions".into(),
             model_version: "1".into(),
             id: request.id,
-            outputs: vec![InferOutput { name: "probability".into(), shape: vec![data.len(), 1], datatype: "FP64".into(), data }],
+            outputs: vec![InferOutput {
+                name: "probability".into(),
+                shape: vec![data.len(), 1],
+                datatype: "FP64".into(),
+                data,
+                parameters: None,
+            }],
         })
     }
     let app = axum::Router::new().route(INFER_PATH, post(infer));

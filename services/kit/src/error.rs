@@ -193,22 +193,28 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
             return Err(not_json());
         }
         let bytes = bytes::Bytes::from_request(request, state).await.map_err(|e| ApiError::from(JsonRejection::from(e)))?;
-        // Every request body is an object. serde's derived structs also take an array of their
-        // fields in order, so `[]` passed as a promote body meant "the candidate". (Scalars are
-        // refused by the structs themselves.) An array that is not even JSON stays a 400.
-        if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
-            let json = serde_json::from_slice::<serde::de::IgnoredAny>(&bytes);
-            let malformed = json.as_ref().is_err_and(|e| !e.to_string().starts_with("recursion limit exceeded"));
-            if !malformed {
-                return Err(ApiError::invalid("INVALID_FIELDS", "the body must be a JSON object, got an array"));
-            }
-        }
-        serde_json::from_slice(&bytes).map(Json).map_err(|plain| match axum::Json::<T>::from_bytes(&bytes) {
-            Err(rejection) => rejection.into(),
-            // The two parsers agree on what they accept; this is for completeness only.
-            Ok(_) => ApiError::BadRequest(plain.to_string()),
-        })
+        parse_json(&bytes).map(Json)
     }
+}
+
+/// Parses a JSON request body as the [`Json`] extractor does (an object; a failure names the
+/// field's path), for routes that read their body themselves.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // Every request body is an object. serde's derived structs also take an array of their
+    // fields in order, so `[]` passed as a promote body meant "the candidate". (Scalars are
+    // refused by the structs themselves.) An array that is not even JSON stays a 400.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        let json = serde_json::from_slice::<serde::de::IgnoredAny>(bytes);
+        let malformed = json.as_ref().is_err_and(|e| !e.to_string().starts_with("recursion limit exceeded"));
+        if !malformed {
+            return Err(ApiError::invalid("INVALID_FIELDS", "the body must be a JSON object, got an array"));
+        }
+    }
+    serde_json::from_slice(bytes).map_err(|plain| match axum::Json::<T>::from_bytes(bytes) {
+        Err(rejection) => rejection.into(),
+        // The two parsers agree on what they accept; this is for completeness only.
+        Ok(_) => ApiError::BadRequest(plain.to_string()),
+    })
 }
 
 /// `application/json` or `application/*+json`, with any parameters: what axum's `Json` accepts.

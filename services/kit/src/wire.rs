@@ -362,7 +362,9 @@ pub struct InferInput {
     pub name: String,
     pub shape: Vec<usize>,
     pub datatype: String,
-    /// Row-major, flat or nested.
+    /// Row-major, flat or nested. Absent when the tensor is sent as binary data after the
+    /// JSON (`parameters.binary_data_size`, the binary tensor data extension).
+    #[serde(default)]
     pub data: serde_json::Value,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parameters: Option<serde_json::Value>,
@@ -386,7 +388,11 @@ pub struct InferOutput {
     pub name: String,
     pub shape: Vec<usize>,
     pub datatype: String,
+    /// Empty when the output is sent as binary data (then `parameters.binary_data_size`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub data: Vec<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -17,6 +17,7 @@
 use arc_swap::ArcSwap;
 use axum::Router;
 use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use logitflow_core::model::{Model, PredictError};
 use logitflow_core::registry::{Registry, STABLE};
@@ -240,6 +241,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v2/models/{name}/versions/{version}/ready", get(model_ready_version))
         .route("/v2/models/{name}/versions/{version}/infer", post(infer_version))
         .route("/v2/repository/models/{name}/load", post(load_model))
+        .route("/v2/repository/index", post(repository_index))
         .route("/v1/predict", post(predict))
         // Behind an `Arc`: handlers get the state by cloning it, and `AppState`'s paths would
         // be copied on every request.
@@ -277,7 +279,11 @@ pub async fn run(
 }
 
 async fn server_metadata() -> Json<serde_json::Value> {
-    Json(serde_json::json!({"name": "logitflow-serve", "version": env!("CARGO_PKG_VERSION"), "extensions": ["model_repository"]}))
+    Json(serde_json::json!({
+        "name": "logitflow-serve",
+        "version": env!("CARGO_PKG_VERSION"),
+        "extensions": ["model_repository", "binary_tensor_data"],
+    }))
 }
 
 fn metadata_of(state: &AppState, name: &str, selector: Option<&str>) -> Result<ModelMetadata, ApiError> {
@@ -339,6 +345,24 @@ async fn model_ready_version(
     state.resolve(&name, Some(&version)).map(|(v, _)| Json(serde_json::json!({"name": name, "version": v.to_string(), "ready": true})))
 }
 
+/// `POST /v2/repository/index`: every loaded model version, as Triton lists its repository.
+async fn repository_index(State(state): State<Arc<AppState>>) -> Json<Vec<serde_json::Value>> {
+    let catalog = state.catalog.load();
+    let mut index: Vec<serde_json::Value> = catalog
+        .iter()
+        .flat_map(|(name, served)| {
+            let ready = served.versions.keys().map(move |v| serde_json::json!({"name": name, "version": v.to_string(), "state": "READY"}));
+            let unavailable = served
+                .unavailable
+                .iter()
+                .map(move |(v, why)| serde_json::json!({"name": name, "version": v.to_string(), "state": "UNAVAILABLE", "reason": why}));
+            ready.chain(unavailable).collect::<Vec<_>>()
+        })
+        .collect();
+    index.sort_by(|a, b| (a["name"].as_str(), a["version"].as_str()).cmp(&(b["name"].as_str(), b["version"].as_str())));
+    Json(index)
+}
+
 async fn load_model(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Result<Json<LoadInfo>, ApiError> {
     state.load(&name).await.map(Json)
 }
@@ -346,20 +370,47 @@ async fn load_model(State(state): State<Arc<AppState>>, Path(name): Path<String>
 async fn infer(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
-    Json(request): Json<InferRequest>,
-) -> Result<Json<InferResponse>, ApiError> {
-    answer(&state, name, None, request)
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    answer(&state, name, None, &headers, &body)
 }
 
 async fn infer_version(
     State(state): State<Arc<AppState>>,
     Path((name, version)): Path<(String, String)>,
-    Json(request): Json<InferRequest>,
-) -> Result<Json<InferResponse>, ApiError> {
-    answer(&state, name, Some(&version), request)
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    answer(&state, name, Some(&version), &headers, &body)
 }
 
-fn answer(state: &AppState, name: String, selector: Option<&str>, request: InferRequest) -> Result<Json<InferResponse>, ApiError> {
+/// The header of the binary tensor data extension: the length of the JSON at the body's start.
+const HEADER_LENGTH: &str = "inference-header-content-length";
+
+fn answer(
+    state: &AppState,
+    name: String,
+    selector: Option<&str>,
+    headers: &axum::http::HeaderMap,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    // An infer body is JSON whatever its Content-Type says (absent, application/json,
+    // application/octet-stream), as Triton and KServe take it: tritonclient sends none.
+    let (json, binary) = match headers.get(HEADER_LENGTH) {
+        None => (body, &[][..]),
+        Some(v) => {
+            let n: usize = v.to_str().ok().and_then(|v| v.trim().parse().ok()).filter(|&n| n <= body.len()).ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "{HEADER_LENGTH} must be the length of the JSON header, at most the body's {} bytes",
+                    body.len()
+                ))
+            })?;
+            body.split_at(n)
+        }
+    };
+    let mut request: InferRequest = logitflow_kit::parse_json(json)?;
+    binary::attach_inputs(&mut request.inputs, binary)?;
     // Borrowed from the catalog as it is now rather than cloned out of it: two fewer reference
     // counts, shared by every request, bounced between the cores on each prediction.
     let catalog = state.catalog.load();
@@ -367,12 +418,135 @@ fn answer(state: &AppState, name: String, selector: Option<&str>, request: Infer
     let (x, rows) = decode_inputs(&request.inputs, model)?;
     let k = model.term_count();
     let data: Vec<f64> = x.chunks_exact(k).map(|row| model.probability_raw(row)).collect();
-    Ok(Json(InferResponse {
-        model_name: name,
-        model_version: version.to_string(),
-        id: request.id,
-        outputs: vec![InferOutput { name: "probability".into(), shape: vec![rows, 1], datatype: "FP64".into(), data }],
-    }))
+    let output = InferOutput { name: "probability".into(), shape: vec![rows, 1], datatype: "FP64".into(), data, parameters: None };
+    let response = InferResponse { model_name: name, model_version: version.to_string(), id: request.id.clone(), outputs: vec![output] };
+    if binary::output_wanted(&request) {
+        return binary::respond(response);
+    }
+    Ok(Json(response).into_response())
+}
+
+/// The binary tensor data extension, as Triton and KServe speak it: an input's values may come
+/// after the JSON header as raw little-endian bytes (`parameters.binary_data_size`; `BYTES`
+/// elements each with a 4-byte length), and outputs go back that way when asked
+/// (`parameters.binary_data` on an output, or `binary_data_output` on the request), with
+/// `Inference-Header-Content-Length` saying where the JSON ends.
+mod binary {
+    use super::*;
+
+    fn size_of(input: &InferInput) -> Option<u64> {
+        input.parameters.as_ref()?.get("binary_data_size")?.as_u64()
+    }
+
+    /// Moves each binary input's values from `binary` into its `data`, in the inputs' order.
+    pub(super) fn attach_inputs(inputs: &mut [InferInput], mut binary: &[u8]) -> Result<(), ApiError> {
+        for input in inputs.iter_mut() {
+            let Some(size) = size_of(input) else { continue };
+            let size = usize::try_from(size).ok().filter(|&s| s <= binary.len()).ok_or_else(|| {
+                invalid(format!(
+                    "input {:?}: binary_data_size {size} is more than the {} bytes after the JSON header",
+                    input.name,
+                    binary.len()
+                ))
+            })?;
+            let (bytes, rest) = binary.split_at(size);
+            binary = rest;
+            let count = input.shape.iter().try_fold(1usize, |acc, &n| acc.checked_mul(n)).filter(|&n| n <= MAX_ROWS * 64);
+            let Some(count) = count else {
+                return Err(ApiError::PayloadTooLarge(format!("tensor {:?} of shape {:?} is too large", input.name, input.shape)));
+            };
+            input.data = decode(&input.name, &input.datatype, bytes, count)?;
+        }
+        if !binary.is_empty() {
+            return Err(invalid(format!("{} bytes after the JSON header belong to no input's binary_data_size", binary.len())));
+        }
+        Ok(())
+    }
+
+    fn decode(name: &str, datatype: &str, bytes: &[u8], count: usize) -> Result<serde_json::Value, ApiError> {
+        let fixed = |width: usize, read: &dyn Fn(&[u8]) -> serde_json::Value| {
+            if bytes.len() != count * width {
+                return Err(invalid(format!(
+                    "input {name:?}: {} bytes of {datatype} for {count} values (need {})",
+                    bytes.len(),
+                    count * width
+                )));
+            }
+            Ok(serde_json::Value::Array(bytes.chunks_exact(width).map(read).collect()))
+        };
+        let array = |b: &[u8]| -> [u8; 8] {
+            let mut a = [0u8; 8];
+            a[..b.len()].copy_from_slice(b);
+            a
+        };
+        let number = |v: f64| serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, serde_json::Value::Number);
+        match datatype {
+            "FP64" => fixed(8, &|b| number(f64::from_le_bytes(array(b)))),
+            "FP32" => fixed(4, &|b| number(f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]])))),
+            "INT64" => fixed(8, &|b| serde_json::json!(i64::from_le_bytes(array(b)))),
+            "INT32" => fixed(4, &|b| serde_json::json!(i32::from_le_bytes([b[0], b[1], b[2], b[3]]))),
+            "INT16" => fixed(2, &|b| serde_json::json!(i16::from_le_bytes([b[0], b[1]]))),
+            "INT8" => fixed(1, &|b| serde_json::json!(i8::from_le_bytes([b[0]]))),
+            "UINT64" => fixed(8, &|b| serde_json::json!(u64::from_le_bytes(array(b)))),
+            "UINT32" => fixed(4, &|b| serde_json::json!(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))),
+            "UINT16" => fixed(2, &|b| serde_json::json!(u16::from_le_bytes([b[0], b[1]]))),
+            "UINT8" => fixed(1, &|b| serde_json::json!(b[0])),
+            "BOOL" => fixed(1, &|b| serde_json::json!(u8::from(b[0] != 0))),
+            "BYTES" => {
+                let mut values = Vec::with_capacity(count);
+                let mut rest = bytes;
+                while rest.len() >= 4 {
+                    let n = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+                    let element =
+                        rest.get(4..4 + n).ok_or_else(|| invalid(format!("input {name:?}: a BYTES element runs past the data")))?;
+                    let text =
+                        std::str::from_utf8(element).map_err(|_| invalid(format!("input {name:?}: a BYTES element is not UTF-8 text")))?;
+                    values.push(serde_json::Value::String(text.to_string()));
+                    rest = &rest[4 + n..];
+                }
+                if !rest.is_empty() || values.len() != count {
+                    return Err(invalid(format!("input {name:?}: {} BYTES elements for a shape of {count}", values.len())));
+                }
+                Ok(serde_json::Value::Array(values))
+            }
+            other => Err(invalid(format!("input {name:?}: datatype {other:?} is not one binary data can carry here"))),
+        }
+    }
+
+    /// Whether the request asks for its outputs as binary data.
+    pub(super) fn output_wanted(request: &InferRequest) -> bool {
+        let asked = |params: Option<&serde_json::Value>, key: &str| params.and_then(|p| p.get(key)).and_then(serde_json::Value::as_bool);
+        let on_request = asked(request.parameters.as_ref(), "binary_data_output").unwrap_or(false);
+        let on_output = request
+            .outputs
+            .as_ref()
+            .and_then(|o| o.as_array())
+            .is_some_and(|outputs| outputs.iter().any(|o| asked(o.get("parameters"), "binary_data").unwrap_or(on_request)));
+        on_output || (on_request && request.outputs.as_ref().and_then(|o| o.as_array()).is_none_or(|o| o.is_empty()))
+    }
+
+    /// The response as a JSON header followed by the outputs' raw bytes.
+    pub(super) fn respond(mut response: InferResponse) -> Result<Response, ApiError> {
+        let mut raw = Vec::new();
+        for output in &mut response.outputs {
+            let start = raw.len();
+            for v in output.data.drain(..) {
+                raw.extend_from_slice(&v.to_le_bytes());
+            }
+            output.parameters = Some(serde_json::json!({"binary_data_size": raw.len() - start}));
+        }
+        let mut body = serde_json::to_vec(&response).map_err(|e| ApiError::Internal(e.to_string()))?;
+        let header_length = body.len();
+        body.extend_from_slice(&raw);
+        Ok((
+            [
+                (axum::http::header::CONTENT_TYPE, "application/octet-stream".to_string()),
+                (axum::http::HeaderName::from_static(HEADER_LENGTH), header_length.to_string()),
+            ],
+            body,
+        )
+            .into_response())
+    }
 }
 
 fn invalid(message: impl std::fmt::Display) -> ApiError {
@@ -768,7 +942,8 @@ mod tests {
             ("application/json", vec![0xff, 0xfe, 0x00], StatusCode::BAD_REQUEST),
             ("application/json", b"{\"inputs\": [NaN]}".to_vec(), StatusCode::BAD_REQUEST),
             ("application/json", b"{\"inputs\": Infinity}".to_vec(), StatusCode::BAD_REQUEST),
-            ("text/plain", b"{}".to_vec(), StatusCode::UNSUPPORTED_MEDIA_TYPE),
+            // Any content type: an infer body is JSON whatever it says (here, with no inputs).
+            ("text/plain", b"{}".to_vec(), StatusCode::UNPROCESSABLE_ENTITY),
             ("application/json", format!("{}1{}", "[".repeat(200), "]".repeat(200)).into_bytes(), StatusCode::UNPROCESSABLE_ENTITY),
             ("application/json", deep_data.into_bytes(), StatusCode::BAD_REQUEST),
         ];
@@ -821,6 +996,60 @@ mod tests {
             assert!(started.elapsed() < std::time::Duration::from_secs(5), "still v{} after 5 s", answer.model_version);
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
+    }
+
+    #[tokio::test]
+    async fn infer_takes_any_content_type_and_binary_tensors_both_ways() {
+        use logitflow_kit::testing::call_raw;
+        let (_dir, _state, app) = setup().await;
+        let json = br#"{"id": "q", "inputs": [{"name": "score", "shape": [1], "datatype": "FP64", "data": [80.0]}]}"#.to_vec();
+        for content_type in ["", "application/json", "application/octet-stream"] {
+            let (status, out) = call_raw(&app, "POST", "/v2/models/admissions/infer", content_type, json.clone()).await;
+            assert_eq!(status, StatusCode::OK, "{content_type:?}: {}", String::from_utf8_lossy(&out));
+        }
+        // As tritonclient sends it by default: the values after the JSON, little-endian.
+        let header = serde_json::json!({
+            "inputs": [{"name": "score", "shape": [2, 1], "datatype": "FP32", "parameters": {"binary_data_size": 8}}],
+            "parameters": {"binary_data_output": true},
+        })
+        .to_string();
+        let mut body = header.clone().into_bytes();
+        body.extend_from_slice(&80f32.to_le_bytes());
+        body.extend_from_slice(&50f32.to_le_bytes());
+        let request = axum::http::Request::post("/v2/models/admissions/infer")
+            .header(HEADER_LENGTH, header.len().to_string())
+            .body(axum::body::Body::from(body))
+            .expect("request");
+        let response = tower::ServiceExt::oneshot(app.clone(), request).await.expect("infallible");
+        assert_eq!(response.status(), StatusCode::OK);
+        let json_length: usize = response.headers()[HEADER_LENGTH].to_str().ok().and_then(|v| v.parse().ok()).expect("the header's length");
+        let bytes = http_body_util::BodyExt::collect(response.into_body()).await.expect("body").to_bytes();
+        let (head, raw) = bytes.split_at(json_length);
+        let head: serde_json::Value = serde_json::from_slice(head).expect("json header");
+        assert_eq!(head["outputs"][0]["parameters"]["binary_data_size"], 16, "{head}");
+        let values: Vec<f64> = raw.chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().unwrap_or_default())).collect();
+        assert!((values[0] - 0.997_527_376_84).abs() < 1e-9 && (values[1] - 0.5).abs() < 1e-12, "{values:?}");
+        // A size that does not match the shape is named.
+        let bad =
+            serde_json::json!({"inputs": [{"name": "score", "shape": [2], "datatype": "FP64", "parameters": {"binary_data_size": 8}}]})
+                .to_string();
+        let mut body = bad.clone().into_bytes();
+        body.extend_from_slice(&80f64.to_le_bytes());
+        let request = axum::http::Request::post("/v2/models/admissions/infer")
+            .header(HEADER_LENGTH, bad.len().to_string())
+            .body(axum::body::Body::from(body))
+            .expect("request");
+        let response = tower::ServiceExt::oneshot(app.clone(), request).await.expect("infallible");
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let (status, server) = call(&app, "GET", "/v2", None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(server["extensions"].as_array().is_some_and(|e| e.contains(&serde_json::json!("binary_tensor_data"))), "{server}");
+        let (status, index) = call(&app, "POST", "/v2/repository/index", None).await;
+        assert_eq!(
+            (status, index[0]["name"].as_str(), index[0]["state"].as_str()),
+            (StatusCode::OK, Some("admissions"), Some("READY")),
+            "{index}"
+        );
     }
 
     #[tokio::test]

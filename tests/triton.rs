@@ -1,0 +1,93 @@
+//! serve against the clients people use with the Open Inference Protocol: NVIDIA's
+//! `tritonclient` (HTTP, its defaults with binary tensors, JSON, binary outputs, the asyncio
+//! client), driven by `tests/clients/triton_http.py` against a real `logitflow service serve`,
+//! and a request with no content type, as `curl -d` sends it.
+//!
+//! The Python side needs `tritonclient[http]`: `.ci/run` makes a virtual environment with it
+//! and names its interpreter in `LOGITFLOW_TEST_PYTHON`. Without it the test says it is
+//! skipped — and under CI (`CI` set) it fails instead, so it cannot pass unseen.
+
+mod common;
+
+use std::io::{BufRead, Read, Write};
+use std::process::{Command, Stdio};
+
+/// A home with the worked example (θ0 = −10, θ1 = 0.2) as `admissions` v1, stable, and a serve
+/// on it; returns the serve process and its address.
+fn serve_worked_example(home: &std::path::Path) -> (std::process::Child, String) {
+    let store = logitflow_core::store::Store::open(home).expect("store");
+    let model = logitflow_core::model::Model::worked_example();
+    let id =
+        store.put_json(logitflow_core::store::Kind::Model, "test", vec![], serde_json::json!({}), "model.json", &model).expect("model");
+    let registry = logitflow_core::registry::Registry::open(home);
+    registry.register("admissions", &id, None, None).expect("register");
+    registry.set_alias("admissions", logitflow_core::registry::STABLE, 1).expect("alias");
+    let mut child =
+        common::logitflow(home).args(["service", "serve"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("serve starts");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("listening line");
+    let addr = logitflow::supervisor::listening_addr(&line).expect("an address").to_string();
+    // Ready once the registry is loaded.
+    for _ in 0..200 {
+        if let Ok(mut stream) = std::net::TcpStream::connect(&addr) {
+            let _ = stream.write_all(b"GET /v2/health/ready HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+            let mut answer = String::new();
+            let _ = stream.read_to_string(&mut answer);
+            if answer.starts_with("HTTP/1.1 200") {
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    (child, addr)
+}
+
+#[test]
+fn tritonclient_http_with_its_defaults_gets_the_probability() {
+    let Some(python) = std::env::var_os("LOGITFLOW_TEST_PYTHON") else {
+        assert!(std::env::var_os("CI").is_none(), "CI must provide tritonclient: .ci/run sets LOGITFLOW_TEST_PYTHON");
+        eprintln!(
+            "SKIPPED tritonclient_http_with_its_defaults_gets_the_probability: set LOGITFLOW_TEST_PYTHON to a python with tritonclient[http]"
+        );
+        return;
+    };
+    let home = tempfile::tempdir().expect("tempdir");
+    let (mut serve, addr) = serve_worked_example(home.path());
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/triton_http.py");
+    let out = Command::new(python).arg(script).arg(&addr).output().expect("python runs");
+    let _ = serve.kill();
+    let _ = serve.wait();
+    assert!(out.status.success(), "tritonclient failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let results: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(
+        (results["live"].as_bool(), results["ready"].as_bool(), results["model_ready"].as_bool()),
+        (Some(true), Some(true), Some(true))
+    );
+    assert_eq!(results["metadata_inputs"], serde_json::json!(["score"]), "the model's real input name");
+    for (case, id) in [("http_default", "r1"), ("http_json", "r2"), ("http_binary_output", "r3"), ("http_version", "r4"), ("aio", "r5")] {
+        let r = &results[case];
+        let p = r["probability"].as_f64().unwrap_or(f64::NAN);
+        assert!((p - 0.997_527_376_84).abs() < 1e-9, "{case}: {r}");
+        assert_eq!((r["model_version"].as_str(), r["id"].as_str()), (Some("1"), Some(id)), "{case}: {r}");
+    }
+}
+
+#[test]
+fn a_request_with_no_content_type_is_read_as_json() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let (mut serve, addr) = serve_worked_example(home.path());
+    let body = r#"{"inputs":[{"name":"score","shape":[1,1],"datatype":"FP64","data":[80]}]}"#;
+    let mut stream = std::net::TcpStream::connect(&addr).expect("connect");
+    write!(
+        stream,
+        "POST /v2/models/admissions/infer HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("send");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("answer");
+    let _ = serve.kill();
+    let _ = serve.wait();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("0.9975"), "{answer}");
+}

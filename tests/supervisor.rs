@@ -18,6 +18,20 @@ fn config(home: &Path) -> SupervisorConfig {
     config
 }
 
+/// A stand-in for the binary that makes `service ingest` fail at start while `blocker` exists,
+/// and runs the real binary otherwise: a service that crashes at every start.
+pub fn failing_ingest(dir: &Path, blocker: &Path) -> std::path::PathBuf {
+    let script = dir.join("failing-ingest.sh");
+    let body = format!(
+        "#!/bin/sh\nif [ \"$2\" = ingest ] && [ -e '{}' ]; then echo 'ingest cannot start: a fault the test made' >&2; exit 3; fi\nexec {} \"$@\"\n",
+        blocker.display(),
+        env!("CARGO_BIN_EXE_logitflow")
+    );
+    std::fs::write(&script, body).expect("script");
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    script
+}
+
 /// Waits for `check` on the service's snapshot, with a bound and a message.
 async fn until(
     sup: &Supervisor,
@@ -36,17 +50,42 @@ async fn until(
     }
 }
 
+/// A service that crashes on every start: the backoff doubles from 250 ms, after five restarts
+/// it is marked failed and left alone, and the other seven stay ready (RELIABILITY.md, fault 6).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_that_crashes_on_every_start_is_given_up_on_and_the_rest_keep_running() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let blocker = home.path().join("blocker");
+    std::fs::write(&blocker, b"").expect("blocker");
+    let mut config = SupervisorConfig::new(home.path().to_path_buf(), vec![home.path().to_path_buf()]).expect("config");
+    config.exe = failing_ingest(home.path(), &blocker);
+    let started = Instant::now();
+    let sup = Supervisor::start(config, &ServiceName::ALL).expect("starts");
+    until(&sup, ServiceName::Ingest, "failed", Duration::from_secs(40), |s| s.status == Status::Failed).await;
+    // Backoff doubles from 250 ms over five restarts: at least 0.25+0.5+1+2+4 s.
+    assert!(started.elapsed() >= Duration::from_millis(7_500), "gave up too soon: {:?}", started.elapsed());
+    let ingest = sup.snapshot(ServiceName::Ingest).expect("ingest");
+    assert_eq!(ingest.restarts, 5, "five restarts counted: {ingest:?}");
+    assert!(ingest.last_error.as_deref().is_some_and(|e| e.contains("a fault the test made")), "the cause is shown: {ingest:?}");
+    for name in ServiceName::ALL.into_iter().filter(|n| *n != ServiceName::Ingest) {
+        until(&sup, name, "ready", Duration::from_secs(30), |s| s.status == Status::Ready).await;
+    }
+    sup.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_persons_restart_gives_a_failed_service_its_crash_budget_back() {
     let home = tempfile::tempdir().expect("tempdir");
-    // A directory where ingest's SQLite file belongs: ingest fails at every start.
-    let blocker = home.path().join("ingest.sqlite");
-    std::fs::create_dir_all(&blocker).expect("mkdir");
-    let sup = Supervisor::start(config(home.path()), &[ServiceName::Ingest]).expect("starts");
+    // While the blocker exists, ingest fails at every start.
+    let blocker = home.path().join("blocker");
+    std::fs::write(&blocker, b"").expect("blocker");
+    let mut config = config(home.path());
+    config.exe = failing_ingest(home.path(), &blocker);
+    let sup = Supervisor::start(config, &[ServiceName::Ingest]).expect("starts");
     until(&sup, ServiceName::Ingest, "failed", Duration::from_secs(30), |s| s.status == Status::Failed).await;
 
     // The cause is fixed and a person restarts it: it runs.
-    std::fs::remove_dir(&blocker).expect("rmdir");
+    std::fs::remove_file(&blocker).expect("unblock");
     sup.restart(ServiceName::Ingest);
     until(&sup, ServiceName::Ingest, "ready", Duration::from_secs(20), |s| s.status == Status::Ready).await;
 

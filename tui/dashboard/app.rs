@@ -29,6 +29,8 @@ pub enum AppEvent {
         result: Result<(f64, String), String>,
     },
     Models(ModelVersions),
+    /// The versions serve could not load (a damaged artifact), with why, from its metadata.
+    Unavailable(BTreeMap<String, String>),
     Exported(Result<Vec<PathBuf>, String>),
     /// The result of promote, rollback, cancel, restart...
     Status(String),
@@ -152,6 +154,8 @@ pub struct App {
     pub job: Option<String>,
     pub evaluation: Option<Evaluation>,
     pub versions: Option<ModelVersions>,
+    /// Version → why serve could not load it.
+    pub unavailable: BTreeMap<String, String>,
     pub last_report: Option<RunReport>,
     pub predict_input: String,
     pub answers: Vec<Answer>,
@@ -198,6 +202,7 @@ impl App {
             job: None,
             evaluation: None,
             versions: None,
+            unavailable: BTreeMap::new(),
             last_report: None,
             predict_input: String::new(),
             answers: Vec::new(),
@@ -276,6 +281,7 @@ impl App {
                 self.answers.sort_by(|a, b| b.alias.cmp(&a.alias)); // stable before candidate
             }
             AppEvent::Models(versions) => self.versions = Some(versions),
+            AppEvent::Unavailable(unavailable) => self.unavailable = unavailable,
             AppEvent::Exported(result) => {
                 self.status = match result {
                     Ok(paths) => format!(

@@ -199,9 +199,16 @@ impl Runtime {
         let (Ok(evaluate), tx, name) = (self.client(ServiceName::Evaluate), self.tx.clone(), self.request.model_name.clone()) else {
             return;
         };
+        let serve = self.client(ServiceName::Serve).ok();
         tokio::spawn(async move {
             if let Ok(versions) = evaluate.get::<ModelVersions>(&format!("/v1/models/{name}")).await {
                 Self::send(&tx, AppEvent::Models(versions));
+            }
+            // What serve could not load, so the panel can say so.
+            if let Some(serve) = serve
+                && let Ok(meta) = serve.get::<logitflow_kit::wire::ModelMetadata>(&format!("/v2/models/{name}")).await
+            {
+                Self::send(&tx, AppEvent::Unavailable(meta.unavailable));
             }
         });
     }

@@ -252,6 +252,15 @@ fn a_one_feature_model_gets_its_fitted_curve_and_the_query_marked() {
 }
 
 #[test]
+fn a_version_serve_could_not_load_is_shown_unavailable() {
+    let mut app = trained_app();
+    let why = "artifact 9aef… is corrupt: model.json does not match its hash (120 bytes, 121 expected); it will not be loaded";
+    app.on_event(AppEvent::Unavailable([("2".to_string(), why.to_string())].into()));
+    let text = screen(&app, 120, 40);
+    assert!(text.contains("v2 unavailable: corrupt artifact"), "{text}");
+}
+
+#[test]
 fn keys_predict_quit_and_confirm() {
     let mut app = trained_app();
     app.on_key(key(KeyCode::Char('p')));

@@ -256,6 +256,17 @@ fn render_model(app: &App, area: Rect, buf: &mut Buffer) {
     let c = &m.confusion;
     lines.push(Line::from(format!("confusion  tp {:<4} fp {:<4}", c.tp, c.fp)));
     lines.push(Line::from(format!("           fn {:<4} tn {:<4}", c.fn_, c.tn)));
+    for (version, why) in &app.unavailable {
+        // The store's words are long ("artifact … is corrupt: model.json does not match …").
+        let short = if why.contains("corrupt") {
+            "corrupt artifact"
+        } else if why.contains("no artifact") {
+            "missing artifact"
+        } else {
+            why.as_str()
+        };
+        lines.push(Line::from(Span::styled(format!("v{version} unavailable: {short}"), Style::new().fg(Color::Red))));
+    }
     lines.push(Line::from(format!("θ0 {intercept:.4}")));
     for (name, theta) in coefficients.into_iter().flatten() {
         lines.push(Line::from(format!("θ {name} {theta:.4}")));

@@ -33,14 +33,46 @@ pub const MAX_CSV_BYTES: u64 = 2 << 30;
 pub struct AppState {
     store: Store,
     allowed_roots: Arc<Vec<PathBuf>>,
-    db: Arc<Mutex<Connection>>,
+    db: Arc<Database>,
+}
+
+/// ingest's SQLite database (`<home>/ingest.sqlite`), opened when a collection is first used:
+/// a damaged or unwritable one then fails the collection routes, with the cause, and never
+/// the CSV and synthetic sources (it used to stop ingest from starting, which held every CSV
+/// run for 8 s of restarts). A failed open is tried again at the next use.
+struct Database {
+    path: PathBuf,
+    connection: Mutex<Option<Connection>>,
+}
+
+impl Database {
+    /// Runs `work` on the connection, opening it first if need be.
+    fn with<T>(&self, work: impl FnOnce(&mut Connection) -> Result<T, ApiError>) -> Result<T, ApiError> {
+        let mut guard = self.connection.lock().map_err(|_| ApiError::Internal("ingest database lock poisoned".into()))?;
+        if guard.is_none() {
+            *guard = Some(open_db(&self.path).map_err(|e| db_error_at(&self.path, e))?);
+        }
+        match guard.as_mut() {
+            Some(db) => work(db),
+            None => Err(ApiError::Internal("the ingest database did not open".into())),
+        }
+    }
+}
+
+/// A database error, with the disk named when that is the likely cause (SQLite reports a full
+/// disk as "disk I/O error … xShmMap" or "database or disk is full").
+fn db_error_at(path: &std::path::Path, e: rusqlite::Error) -> ApiError {
+    let text = e.to_string();
+    let disk = ["disk I/O error", "disk is full", "readonly database", "unable to open database file"].iter().any(|c| text.contains(c));
+    let hint = if disk { "; the disk holding it may be full or read-only" } else { "" };
+    ApiError::Storage(format!("ingest database {}: {text}{hint}", path.display()))
 }
 
 impl AppState {
     pub fn new(config: &Config) -> anyhow::Result<AppState> {
         let store = Store::open(&config.home)?;
-        let db = open_db(&config.home.join("ingest.sqlite"))?;
-        Ok(AppState { store, allowed_roots: Arc::new(config.allowed_roots.clone()), db: Arc::new(Mutex::new(db)) })
+        let db = Database { path: config.home.join("ingest.sqlite"), connection: Mutex::new(None) };
+        Ok(AppState { store, allowed_roots: Arc::new(config.allowed_roots.clone()), db: Arc::new(db) })
     }
 }
 
@@ -279,8 +311,7 @@ async fn post_records(
     if post.records.len() > MAX_RECORDS_PER_POST {
         return Err(ApiError::PayloadTooLarge(format!("{} records in one post; send at most {MAX_RECORDS_PER_POST}", post.records.len())));
     }
-    blocking(move || {
-        let mut db = state.db.lock().map_err(|_| ApiError::Internal("ingest database lock poisoned".into()))?;
+    blocking(move || state.db.with(|db| {
         let tx = db.transaction().map_err(db_error)?;
         if let Some(key) = &idempotency_key {
             let done: Option<(u64, u64)> = tx
@@ -336,17 +367,19 @@ async fn post_records(
         }
         tx.commit().map_err(db_error)?;
         Ok(Json(RecordsAck { accepted: post.records.len(), total }))
-    })
+    }))
     .await
 }
 
 async fn collection(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<CollectionInfo>, ApiError> {
     check_collection_name(&name)?;
     blocking(move || {
-        let db = state.db.lock().map_err(|_| ApiError::Internal("ingest database lock poisoned".into()))?;
-        let columns = columns_of(&db, &name)?.ok_or_else(|| ApiError::NotFound(format!("no collection {name:?}")))?;
-        let records: u64 = db.query_row("SELECT COUNT(*) FROM records WHERE collection = ?1", [&name], |r| r.get(0)).map_err(db_error)?;
-        Ok(Json(CollectionInfo { name, columns, records }))
+        state.db.with(|db| {
+            let columns = columns_of(db, &name)?.ok_or_else(|| ApiError::NotFound(format!("no collection {name:?}")))?;
+            let records: u64 =
+                db.query_row("SELECT COUNT(*) FROM records WHERE collection = ?1", [&name], |r| r.get(0)).map_err(db_error)?;
+            Ok(Json(CollectionInfo { name, columns, records }))
+        })
     })
     .await
 }
@@ -360,9 +393,8 @@ async fn snapshot(
     blocking(move || {
         // The records are written out as CSV text and read back through the one CSV reader,
         // so a snapshot is checked exactly like a file; "line" k + 1 is record k.
-        let csv = {
-            let db = state.db.lock().map_err(|_| ApiError::Internal("ingest database lock poisoned".into()))?;
-            let columns = columns_of(&db, &name)?.ok_or_else(|| ApiError::NotFound(format!("no collection {name:?}")))?;
+        let csv = state.db.with(|db| {
+            let columns = columns_of(db, &name)?.ok_or_else(|| ApiError::NotFound(format!("no collection {name:?}")))?;
             let mut csv = columns.join(",");
             csv.push('\n');
             let mut rows = db.prepare("SELECT data FROM records WHERE collection = ?1 ORDER BY id").map_err(db_error)?;
@@ -374,8 +406,8 @@ async fn snapshot(
                 csv.push_str(&cells.join(","));
                 csv.push('\n');
             }
-            csv
-        };
+            Ok(csv)
+        })?;
         let selection =
             CsvOptions { label: request.label, features: request.features, delimiter: Some(",".into()), ..CsvOptions::default() };
         let params = serde_json::json!({"source": "collection", "name": name, "sha256": logitflow_core::sha256_hex(csv.as_bytes()), "select": selection});
@@ -493,6 +525,27 @@ mod tests {
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         swapper.join().expect("swapper");
         assert_eq!(leaked, 0, "answers that read or echoed the outside file");
+    }
+
+    #[tokio::test]
+    async fn a_broken_database_fails_the_collections_only_naming_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // A directory where the SQLite file belongs: it cannot be opened.
+        std::fs::create_dir_all(dir.path().join("ingest.sqlite")).expect("mkdir");
+        let app = app(state(dir.path()));
+        std::fs::write(dir.path().join("a.csv"), "score,admitted\n80,1\n20,0\n").expect("write");
+        let (status, body) = post(app.clone(), "/v1/datasets/csv", serde_json::json!({"path": dir.path().join("a.csv")})).await;
+        assert_eq!(status, StatusCode::OK, "CSV sources do not need the database: {body}");
+        let records = serde_json::json!({"records": [{"score": 80.0, "admitted": 1.0}]});
+        let (status, body) = post(app.clone(), "/v1/collections/c/records", records).await;
+        assert!(status.is_server_error(), "{status}: {body}");
+        let error = body["error"].as_str().unwrap_or("");
+        assert!(error.contains("ingest database") && error.contains("ingest.sqlite"), "{error}");
+        // Repaired, the next use opens it.
+        std::fs::remove_dir(dir.path().join("ingest.sqlite")).expect("rmdir");
+        let records = serde_json::json!({"records": [{"score": 80.0, "admitted": 1.0}]});
+        let (status, body) = post(app, "/v1/collections/c/records", records).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
     }
 
     #[tokio::test]

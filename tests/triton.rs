@@ -1,9 +1,10 @@
 //! serve against the clients people use with the Open Inference Protocol: NVIDIA's
 //! `tritonclient` (HTTP, its defaults with binary tensors, JSON, binary outputs, the asyncio
-//! client), driven by `tests/clients/triton_http.py` against a real `logitflow service serve`,
-//! and a request with no content type, as `curl -d` sends it.
+//! client; gRPC with its defaults), driven by `tests/clients/triton_http.py` and
+//! `triton_grpc.py` against a real `logitflow service serve --grpc-listen`, and a request with
+//! no content type, as `curl -d` sends it.
 //!
-//! The Python side needs `tritonclient[http]`: `.ci/run` makes a virtual environment with it
+//! The Python side needs `tritonclient[http,grpc]`: `.ci/run` makes a virtual environment with it
 //! and names its interpreter in `LOGITFLOW_TEST_PYTHON`. Without it the test says it is
 //! skipped — and under CI (`CI` set) it fails instead, so it cannot pass unseen.
 
@@ -13,8 +14,8 @@ use std::io::{BufRead, Read, Write};
 use std::process::{Command, Stdio};
 
 /// A home with the worked example (θ0 = −10, θ1 = 0.2) as `admissions` v1, stable, and a serve
-/// on it; returns the serve process and its address.
-fn serve_worked_example(home: &std::path::Path) -> (std::process::Child, String) {
+/// on it (with gRPC too); returns the serve process and its HTTP and gRPC addresses.
+fn serve_worked_example(home: &std::path::Path) -> (std::process::Child, String, String) {
     let store = logitflow_core::store::Store::open(home).expect("store");
     let model = logitflow_core::model::Model::worked_example();
     let id =
@@ -22,11 +23,22 @@ fn serve_worked_example(home: &std::path::Path) -> (std::process::Child, String)
     let registry = logitflow_core::registry::Registry::open(home);
     registry.register("admissions", &id, None, None).expect("register");
     registry.set_alias("admissions", logitflow_core::registry::STABLE, 1).expect("alias");
-    let mut child =
-        common::logitflow(home).args(["service", "serve"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("serve starts");
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("listening line");
-    let addr = logitflow::supervisor::listening_addr(&line).expect("an address").to_string();
+    let mut child = common::logitflow(home)
+        .args(["service", "serve", "--grpc-listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve starts");
+    let (mut addr, mut grpc) = (None, None);
+    let mut lines = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    while addr.is_none() || grpc.is_none() {
+        let mut line = String::new();
+        assert!(lines.read_line(&mut line).expect("a listening line") > 0, "serve ended before it listened");
+        let value: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        let at = value["addr"].as_str().map(String::from);
+        if value["protocol"] == "grpc" { grpc = at } else { addr = at }
+    }
+    let (addr, grpc) = (addr.unwrap_or_default(), grpc.unwrap_or_default());
     // Ready once the registry is loaded.
     for _ in 0..200 {
         if let Ok(mut stream) = std::net::TcpStream::connect(&addr) {
@@ -39,7 +51,7 @@ fn serve_worked_example(home: &std::path::Path) -> (std::process::Child, String)
         }
         std::thread::sleep(std::time::Duration::from_millis(25));
     }
-    (child, addr)
+    (child, addr, grpc)
 }
 
 #[test]
@@ -52,9 +64,11 @@ fn tritonclient_http_with_its_defaults_gets_the_probability() {
         return;
     };
     let home = tempfile::tempdir().expect("tempdir");
-    let (mut serve, addr) = serve_worked_example(home.path());
+    let (mut serve, addr, grpc) = serve_worked_example(home.path());
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/triton_http.py");
-    let out = Command::new(python).arg(script).arg(&addr).output().expect("python runs");
+    let out = Command::new(&python).arg(script).arg(&addr).output().expect("python runs");
+    let grpc_script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/triton_grpc.py");
+    let grpc_out = Command::new(&python).arg(grpc_script).arg(&grpc).output().expect("python runs");
     let _ = serve.kill();
     let _ = serve.wait();
     assert!(out.status.success(), "tritonclient failed:\n{}", String::from_utf8_lossy(&out.stderr));
@@ -70,12 +84,24 @@ fn tritonclient_http_with_its_defaults_gets_the_probability() {
         assert!((p - 0.997_527_376_84).abs() < 1e-9, "{case}: {r}");
         assert_eq!((r["model_version"].as_str(), r["id"].as_str()), (Some("1"), Some(id)), "{case}: {r}");
     }
+    // tritonclient.grpc, with its defaults (raw input contents), on serve's gRPC port.
+    assert!(grpc_out.status.success(), "tritonclient.grpc failed:\n{}", String::from_utf8_lossy(&grpc_out.stderr));
+    let grpc: serde_json::Value = serde_json::from_slice(&grpc_out.stdout).expect("one JSON object");
+    assert_eq!(
+        (grpc["live"].as_bool(), grpc["ready"].as_bool(), grpc["model_ready"].as_bool()),
+        (Some(true), Some(true), Some(true)),
+        "{grpc}"
+    );
+    assert_eq!(grpc["metadata_inputs"], serde_json::json!(["score"]));
+    let p = grpc["infer"]["probability"].as_f64().unwrap_or(f64::NAN);
+    assert!((p - 0.997_527_376_84).abs() < 1e-9, "{grpc}");
+    assert_eq!((grpc["infer"]["model_version"].as_str(), grpc["infer"]["id"].as_str()), (Some("1"), Some("g1")), "{grpc}");
 }
 
 #[test]
 fn a_request_with_no_content_type_is_read_as_json() {
     let home = tempfile::tempdir().expect("tempdir");
-    let (mut serve, addr) = serve_worked_example(home.path());
+    let (mut serve, addr, _) = serve_worked_example(home.path());
     let body = r#"{"inputs":[{"name":"score","shape":[1,1],"datatype":"FP64","data":[80]}]}"#;
     let mut stream = std::net::TcpStream::connect(&addr).expect("connect");
     write!(

@@ -276,6 +276,9 @@ pub struct ServiceCommand {
     pub name: crate::supervisor::ServiceName,
     #[arg(long, env = "LOGITFLOW_LISTEN", default_value = "127.0.0.1:0")]
     pub listen: SocketAddr,
+    /// serve only: also answer gRPC (`inference.GRPCInferenceService`) on this address.
+    #[arg(long, env = "LOGITFLOW_GRPC_LISTEN")]
+    pub grpc_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Args)]

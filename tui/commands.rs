@@ -455,6 +455,9 @@ pub fn export(home: PathBuf, args: ExportArgs) -> anyhow::Result<()> {
 
 /// `logitflow service NAME`: one service in the foreground.
 pub async fn service(home: Option<PathBuf>, command: ServiceCommand) -> anyhow::Result<()> {
+    if command.grpc_listen.is_some() && command.name != ServiceName::Serve {
+        bail!("--grpc-listen is for serve only; {} speaks HTTP", command.name);
+    }
     let args = logitflow_kit::ServiceArgs { listen: command.listen, home };
     let (listener, config) = logitflow_kit::start(&args).await?;
     let shutdown = logitflow_kit::shutdown_signal();
@@ -464,7 +467,13 @@ pub async fn service(home: Option<PathBuf>, command: ServiceCommand) -> anyhow::
         ServiceName::Features => logitflow_features::run(listener, config, shutdown).await,
         ServiceName::Train => logitflow_train::run(listener, config, shutdown).await,
         ServiceName::Evaluate => logitflow_evaluate::run(listener, config, shutdown).await,
-        ServiceName::Serve => logitflow_serve::run(listener, config, shutdown).await,
+        ServiceName::Serve => {
+            let grpc = match command.grpc_listen {
+                Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen for gRPC on {addr}"))?),
+                None => None,
+            };
+            logitflow_serve::run_with_grpc(listener, grpc, config, shutdown).await
+        }
         ServiceName::Advisor => logitflow_advisor::run(listener, config, shutdown).await,
         ServiceName::Batch => logitflow_batch::run(listener, config, shutdown).await,
     }

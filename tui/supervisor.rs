@@ -699,6 +699,8 @@ fn describe_exit(status: std::io::Result<std::process::ExitStatus>) -> String {
 pub fn listening_addr(line: &str) -> Option<SocketAddr> {
     let value: serde_json::Value = serde_json::from_str(line).ok()?;
     (value.get("event")?.as_str()? == "listening").then_some(())?;
+    // serve's second line, for gRPC, is not the address the supervisor probes over HTTP.
+    value.get("protocol").is_none_or(|p| p == "http").then_some(())?;
     value.get("addr")?.as_str()?.parse().ok()
 }
 

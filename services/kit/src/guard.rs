@@ -21,7 +21,7 @@ fn is_health(path: &str) -> bool {
 }
 
 /// Compares without stopping at the first difference, so timing does not leak the token.
-fn same_token(given: &[u8], expected: &[u8]) -> bool {
+pub fn same_token(given: &[u8], expected: &[u8]) -> bool {
     given.len() == expected.len() && given.iter().zip(expected).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
 }
 

@@ -31,6 +31,8 @@ use logitflow_kit::{ApiError, Config, Json, Readiness, blocking};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+pub mod grpc;
+
 pub const NAME: &str = "serve";
 /// Rows in one request, at most.
 pub const MAX_ROWS: usize = 100_000;
@@ -253,7 +255,36 @@ pub async fn run(
     config: Config,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    run_with_grpc(listener, None, config, shutdown).await
+}
+
+/// As [`run`], and gRPC (`inference.GRPCInferenceService`) on `grpc` too, from the same
+/// catalog. Its own listening line says `"protocol": "grpc"`.
+pub async fn run_with_grpc(
+    listener: tokio::net::TcpListener,
+    grpc: Option<tokio::net::TcpListener>,
+    config: Config,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    use futures::FutureExt;
+    let shutdown = shutdown.boxed().shared();
     let state = AppState::new(&config)?;
+    if let Some(grpc_listener) = grpc {
+        let addr = grpc_listener.local_addr()?;
+        {
+            use std::io::Write;
+            let line = serde_json::json!({"event": "listening", "service": NAME, "protocol": "grpc", "addr": addr.to_string()});
+            let mut stdout = std::io::stdout().lock();
+            writeln!(stdout, "{line}")?;
+            stdout.flush()?;
+        }
+        let (grpc_state, token, stop) = (Arc::new(state.clone()), config.token.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            if let Err(e) = grpc::serve(grpc_state, token, grpc_listener, stop).await {
+                tracing::error!(error = %e, "gRPC stopped");
+            }
+        });
+    }
     let readiness = state.readiness.clone();
     let loader = state.clone();
     // load_all sets readiness: ready, or why not (an unreadable registry, an unservable alias).
@@ -431,7 +462,7 @@ fn answer(
 /// elements each with a 4-byte length), and outputs go back that way when asked
 /// (`parameters.binary_data` on an output, or `binary_data_output` on the request), with
 /// `Inference-Header-Content-Length` saying where the JSON ends.
-mod binary {
+pub(crate) mod binary {
     use super::*;
 
     fn size_of(input: &InferInput) -> Option<u64> {
@@ -463,7 +494,7 @@ mod binary {
         Ok(())
     }
 
-    fn decode(name: &str, datatype: &str, bytes: &[u8], count: usize) -> Result<serde_json::Value, ApiError> {
+    pub(crate) fn decode(name: &str, datatype: &str, bytes: &[u8], count: usize) -> Result<serde_json::Value, ApiError> {
         let fixed = |width: usize, read: &dyn Fn(&[u8]) -> serde_json::Value| {
             if bytes.len() != count * width {
                 return Err(invalid(format!(
@@ -996,6 +1027,54 @@ mod tests {
             assert!(started.elapsed() < std::time::Duration::from_secs(5), "still v{} after 5 s", answer.model_version);
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
+    }
+
+    #[tokio::test]
+    async fn grpc_answers_from_the_same_catalog_with_raw_and_typed_contents_and_checks_the_token() {
+        use grpc::proto::grpc_inference_service_client::GrpcInferenceServiceClient;
+        use grpc::proto::{
+            InferTensorContents, ModelInferRequest, ModelMetadataRequest, ServerLiveRequest, model_infer_request::InferInputTensor,
+        };
+        let (_dir, state, _) = setup().await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(grpc::serve(Arc::new(state), Some("sesame".into()), listener, std::future::pending()));
+        let channel =
+            tonic::transport::Endpoint::from_shared(format!("http://{addr}")).expect("endpoint").connect().await.expect("connect");
+        let mut client = GrpcInferenceServiceClient::with_interceptor(channel.clone(), |mut r: tonic::Request<()>| {
+            r.metadata_mut().insert("authorization", "Bearer sesame".parse().expect("metadata"));
+            Ok(r)
+        });
+        assert!(client.server_live(ServerLiveRequest {}).await.expect("live").into_inner().live);
+        let meta =
+            client.model_metadata(ModelMetadataRequest { name: "admissions".into(), version: String::new() }).await.expect("metadata");
+        assert_eq!(meta.into_inner().inputs[0].name, "score");
+        let input = |contents: Option<InferTensorContents>| InferInputTensor {
+            name: "score".into(),
+            datatype: "FP64".into(),
+            shape: vec![2, 1],
+            parameters: Default::default(),
+            contents,
+        };
+        let raw: Vec<u8> = [80f64, 50f64].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let typed = InferTensorContents { fp64_contents: vec![80.0, 50.0], ..Default::default() };
+        for (contents, raw_input_contents) in [(None, vec![raw]), (Some(typed), Vec::new())] {
+            let request = ModelInferRequest {
+                model_name: "admissions".into(),
+                id: "g1".into(),
+                inputs: vec![input(contents)],
+                raw_input_contents,
+                ..Default::default()
+            };
+            let answer = client.model_infer(request).await.expect("infer").into_inner();
+            assert_eq!((answer.model_version.as_str(), answer.id.as_str()), ("1", "g1"));
+            let p: Vec<f64> =
+                answer.raw_output_contents[0].chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().unwrap_or_default())).collect();
+            assert!((p[0] - 0.997_527_376_84).abs() < 1e-9 && (p[1] - 0.5).abs() < 1e-12, "{p:?}");
+        }
+        let mut anonymous = GrpcInferenceServiceClient::new(channel);
+        let refused = anonymous.server_live(ServerLiveRequest {}).await.expect_err("no token");
+        assert_eq!(refused.code(), tonic::Code::Unauthenticated);
     }
 
     #[tokio::test]

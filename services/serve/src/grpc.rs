@@ -1,0 +1,190 @@
+//! serve over gRPC: `inference.GRPCInferenceService` from the Open Inference Protocol's
+//! `open_inference_grpc.proto` (KServe's; Triton's service of the same name shares its messages
+//! and field numbers, so `tritonclient.grpc` speaks to it too), generated with protox and
+//! tonic-prost-build at build time.
+//!
+//! It answers from the same catalog as HTTP — the same versions, aliases and zero-failure
+//! swaps — and decodes tensors through the same code: `contents` (typed values) or
+//! `raw_input_contents` (little-endian bytes, as the binary extension over HTTP). Outputs go
+//! back as `raw_output_contents`, as Triton sends them. With a token, every call needs
+//! `authorization: Bearer <token>` in its metadata.
+
+use super::{AppState, binary, decode_inputs, served_in};
+use logitflow_kit::ApiError;
+use logitflow_kit::wire::{InferInput, InferRequest};
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+
+#[allow(clippy::all, missing_docs, unreachable_pub)]
+pub mod proto {
+    tonic::include_proto!("inference");
+}
+
+use proto::grpc_inference_service_server::{GrpcInferenceService, GrpcInferenceServiceServer};
+
+/// The gRPC service, over serve's state.
+pub struct Grpc {
+    state: Arc<AppState>,
+}
+
+/// A service error as a gRPC status with the same words.
+fn status(e: ApiError) -> Status {
+    let message = e.to_string();
+    match e.status().as_u16() {
+        400 | 422 => Status::invalid_argument(message),
+        401 => Status::unauthenticated(message),
+        404 => Status::not_found(message),
+        413 => Status::resource_exhausted(message),
+        503 => Status::unavailable(message),
+        _ => Status::internal(message),
+    }
+}
+
+/// A tensor's `contents` as the JSON values HTTP would have carried.
+fn contents_values(c: &proto::InferTensorContents) -> serde_json::Value {
+    let json = |v: Vec<serde_json::Value>| serde_json::Value::Array(v);
+    let number = |v: f64| serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, serde_json::Value::Number);
+    if !c.fp64_contents.is_empty() {
+        return json(c.fp64_contents.iter().map(|&v| number(v)).collect());
+    }
+    if !c.fp32_contents.is_empty() {
+        return json(c.fp32_contents.iter().map(|&v| number(f64::from(v))).collect());
+    }
+    if !c.int64_contents.is_empty() {
+        return json(c.int64_contents.iter().map(|&v| serde_json::json!(v)).collect());
+    }
+    if !c.int_contents.is_empty() {
+        return json(c.int_contents.iter().map(|&v| serde_json::json!(v)).collect());
+    }
+    if !c.uint64_contents.is_empty() {
+        return json(c.uint64_contents.iter().map(|&v| serde_json::json!(v)).collect());
+    }
+    if !c.uint_contents.is_empty() {
+        return json(c.uint_contents.iter().map(|&v| serde_json::json!(v)).collect());
+    }
+    if !c.bool_contents.is_empty() {
+        return json(c.bool_contents.iter().map(|&v| serde_json::json!(u8::from(v))).collect());
+    }
+    json(c.bytes_contents.iter().map(|b| serde_json::Value::String(String::from_utf8_lossy(b).into_owned())).collect())
+}
+
+#[tonic::async_trait]
+impl GrpcInferenceService for Grpc {
+    async fn server_live(&self, _: Request<proto::ServerLiveRequest>) -> Result<Response<proto::ServerLiveResponse>, Status> {
+        Ok(Response::new(proto::ServerLiveResponse { live: true }))
+    }
+
+    async fn server_ready(&self, _: Request<proto::ServerReadyRequest>) -> Result<Response<proto::ServerReadyResponse>, Status> {
+        Ok(Response::new(proto::ServerReadyResponse { ready: self.state.readiness.get().is_ok() }))
+    }
+
+    async fn model_ready(&self, request: Request<proto::ModelReadyRequest>) -> Result<Response<proto::ModelReadyResponse>, Status> {
+        let r = request.into_inner();
+        let selector = (!r.version.is_empty()).then_some(r.version.as_str());
+        Ok(Response::new(proto::ModelReadyResponse { ready: self.state.resolve(&r.name, selector).is_ok() }))
+    }
+
+    async fn server_metadata(&self, _: Request<proto::ServerMetadataRequest>) -> Result<Response<proto::ServerMetadataResponse>, Status> {
+        Ok(Response::new(proto::ServerMetadataResponse {
+            name: "logitflow-serve".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            extensions: vec!["model_repository".into(), "binary_tensor_data".into()],
+        }))
+    }
+
+    async fn model_metadata(
+        &self,
+        request: Request<proto::ModelMetadataRequest>,
+    ) -> Result<Response<proto::ModelMetadataResponse>, Status> {
+        let r = request.into_inner();
+        let selector = (!r.version.is_empty()).then_some(r.version.as_str());
+        let meta = super::metadata_of(&self.state, &r.name, selector).map_err(status)?;
+        let tensor = |t: &logitflow_kit::wire::TensorMetadata| proto::model_metadata_response::TensorMetadata {
+            name: t.name.clone(),
+            datatype: t.datatype.clone(),
+            shape: t.shape.clone(),
+        };
+        Ok(Response::new(proto::ModelMetadataResponse {
+            name: meta.name,
+            versions: meta.versions,
+            platform: meta.platform,
+            inputs: meta.inputs.iter().map(tensor).collect(),
+            outputs: meta.outputs.iter().map(tensor).collect(),
+            properties: Default::default(),
+        }))
+    }
+
+    async fn model_infer(&self, request: Request<proto::ModelInferRequest>) -> Result<Response<proto::ModelInferResponse>, Status> {
+        let r = request.into_inner();
+        let mut raw = r.raw_input_contents.into_iter();
+        let inputs = r
+            .inputs
+            .into_iter()
+            .map(|t| {
+                let shape: Vec<usize> = t.shape.iter().map(|&n| usize::try_from(n).unwrap_or(usize::MAX)).collect();
+                let data = match (&t.contents, raw.len() > 0) {
+                    (Some(c), _) => contents_values(c),
+                    (None, true) => {
+                        let bytes = raw.next().unwrap_or_default();
+                        let count = shape.iter().try_fold(1usize, |acc, &n| acc.checked_mul(n)).filter(|&n| n <= super::MAX_ROWS * 64);
+                        let Some(count) = count else {
+                            return Err(ApiError::PayloadTooLarge(format!("tensor {:?} of shape {:?} is too large", t.name, shape)));
+                        };
+                        binary::decode(&t.name, &t.datatype, &bytes, count)?
+                    }
+                    (None, false) => serde_json::Value::Array(Vec::new()),
+                };
+                Ok(InferInput { name: t.name, shape, datatype: t.datatype, data, parameters: None })
+            })
+            .collect::<Result<Vec<_>, ApiError>>()
+            .map_err(status)?;
+        let request = InferRequest { id: (!r.id.is_empty()).then(|| r.id.clone()), parameters: None, inputs, outputs: None };
+        let selector = (!r.model_version.is_empty()).then_some(r.model_version.as_str());
+        let catalog = self.state.catalog.load();
+        let (version, model) = served_in(&catalog, &r.model_name).and_then(|s| s.resolve(&r.model_name, selector)).map_err(status)?;
+        let (x, rows) = decode_inputs(&request.inputs, model).map_err(status)?;
+        let k = model.term_count();
+        let mut out = Vec::with_capacity(rows * 8);
+        for row in x.chunks_exact(k) {
+            out.extend_from_slice(&model.probability_raw(row).to_le_bytes());
+        }
+        Ok(Response::new(proto::ModelInferResponse {
+            model_name: r.model_name,
+            model_version: version.to_string(),
+            id: r.id,
+            parameters: Default::default(),
+            outputs: vec![proto::model_infer_response::InferOutputTensor {
+                name: "probability".into(),
+                datatype: "FP64".into(),
+                shape: vec![rows as i64, 1],
+                parameters: Default::default(),
+                contents: None,
+            }],
+            raw_output_contents: vec![out],
+        }))
+    }
+}
+
+/// Serves gRPC on `listener` until `shutdown`, with the token checked when there is one.
+pub async fn serve(
+    state: Arc<AppState>,
+    token: Option<String>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let check = move |request: Request<()>| -> Result<Request<()>, Status> {
+        let Some(token) = &token else { return Ok(request) };
+        let given = request.metadata().get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+        // The same constant-time comparison as HTTP's.
+        if given.is_some_and(|g| logitflow_kit::same_token(g.as_bytes(), token.as_bytes())) {
+            Ok(request)
+        } else {
+            Err(Status::unauthenticated("missing or wrong bearer token"))
+        }
+    };
+    tonic::transport::Server::builder()
+        .add_service(GrpcInferenceServiceServer::with_interceptor(Grpc { state }, check))
+        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), shutdown)
+        .await?;
+    Ok(())
+}

@@ -129,6 +129,8 @@ pub struct ServiceSnapshot {
     pub status: Status,
     pub pid: Option<u32>,
     pub addr: Option<SocketAddr>,
+    /// serve's gRPC address (`inference.GRPCInferenceService`).
+    pub grpc_addr: Option<SocketAddr>,
     pub started: Option<Instant>,
     pub restarts: u32,
     pub last_probe: Option<Duration>,
@@ -233,6 +235,7 @@ impl Supervisor {
                 status: Status::Starting,
                 pid: None,
                 addr: None,
+                grpc_addr: None,
                 started: None,
                 restarts: 0,
                 last_probe: None,
@@ -391,6 +394,7 @@ impl Supervisor {
             .arg(name.as_str())
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
+            .args(if name == ServiceName::Serve { &["--grpc-listen", "127.0.0.1:0"][..] } else { &[][..] })
             .arg("--home")
             .arg(&self.config.home)
             .env(logitflow_kit::TOKEN_ENV, &self.config.token)
@@ -536,7 +540,9 @@ impl Supervisor {
                 let mut lines = BufReader::new(stdout).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
                     if let Some(addr) = listening_addr(&line) {
-                        let _ = addr_tx.send(addr).await;
+                        let _ = addr_tx.try_send(addr);
+                    } else if let Some(grpc) = grpc_listening_addr(&line) {
+                        sup.update(name, |s| s.grpc_addr = Some(grpc));
                     }
                     sup.log(name, "stdout", line);
                 }
@@ -693,6 +699,13 @@ fn describe_exit(status: std::io::Result<std::process::ExitStatus>) -> String {
         },
         Err(e) => format!("cannot wait: {e}"),
     }
+}
+
+/// Reads serve's second listening line, `{"event":"listening","protocol":"grpc","addr":"..."}`.
+pub fn grpc_listening_addr(line: &str) -> Option<SocketAddr> {
+    let value: serde_json::Value = serde_json::from_str(line.trim()).ok()?;
+    (value.get("event")?.as_str()? == "listening" && value.get("protocol")?.as_str()? == "grpc").then_some(())?;
+    value.get("addr")?.as_str()?.parse().ok()
 }
 
 /// Reads `{"event":"listening",...,"addr":"..."}`.

@@ -25,6 +25,7 @@ fn ready_services(now: Instant) -> Vec<ServiceSnapshot> {
         .iter()
         .enumerate()
         .map(|(i, &name)| ServiceSnapshot {
+            grpc_addr: None,
             name,
             status: Status::Ready,
             pid: Some(4000 + i as u32),
@@ -249,6 +250,16 @@ fn a_one_feature_model_gets_its_fitted_curve_and_the_query_marked() {
     assert_eq!(app.fit_query, Some((80.0, 0.9974)));
     let text = screen(&app, 120, 40);
     assert!(text.contains("score"), "the curve's axis is named after the feature:\n{text}");
+}
+
+#[test]
+fn serves_grpc_port_is_in_the_services_title() {
+    let mut app = trained_app();
+    if let Some(serve) = app.services.iter_mut().find(|s| s.name == ServiceName::Serve) {
+        serve.grpc_addr = Some("127.0.0.1:43210".parse().expect("addr"));
+    }
+    let text = screen(&app, 120, 40);
+    assert!(text.contains("Services 8/8 ready · serve gRPC 43210"), "{text}");
 }
 
 #[test]

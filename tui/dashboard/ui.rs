@@ -124,7 +124,7 @@ fn render_services(app: &App, area: Rect, buf: &mut Buffer) {
     Table::new(rows, widths)
         .header(header)
         .column_spacing(1)
-        .block(Block::bordered().title(format!(" Services {ready}/{} ready ", app.services.len())))
+        .block(Block::bordered().title(format!(" Services {ready}/{} ready{} ", app.services.len(), grpc_title(app))))
         .render(area, buf);
 }
 
@@ -308,6 +308,11 @@ fn render_fit(app: &App, area: Rect, buf: &mut Buffer) {
         .x_axis(Axis::default().title(name).bounds([lo, hi]).labels([format!("{lo:.0}"), format!("{hi:.0}")]))
         .y_axis(Axis::default().bounds([0.0, 1.0]).labels(["0", "1"]))
         .render(area, buf);
+}
+
+/// serve's gRPC port, for the Services panel's title.
+fn grpc_title(app: &App) -> String {
+    app.services.iter().find_map(|s| s.grpc_addr).map_or_else(String::new, |addr| format!(" · serve gRPC {}", addr.port()))
 }
 
 fn render_predict(app: &App, area: Rect, buf: &mut Buffer) {

@@ -249,10 +249,10 @@ pub fn render_report(r: &RunReport) -> String {
     }
     let _ = writeln!(s, "  rows: {} trained, {} held out for validation, {} tested", r.rows.train, r.rows.validation, r.rows.test);
     let _ = writeln!(s, "  {} solver, {} epochs: {}", r.params.solver, r.loss_curve.len(), r.stop_reason.describe());
-    if let Some(separation) = &r.model.separation {
+    if let Some(separation) = &r.model.fit.separation {
         let _ = writeln!(s, "  separation: {separation}");
     }
-    if let Some(o) = &r.model.optimality {
+    if let Some(o) = &r.model.fit.optimality {
         let _ = writeln!(s, "  {}", o.describe());
     }
     if let (Some(first), Some(last)) = (r.loss_curve.first(), r.loss_curve.last()) {
@@ -309,8 +309,8 @@ fn odds(v: Option<f64>) -> String {
 pub fn render_terms(model: &pipeline::ModelReport) -> String {
     use std::fmt::Write as _;
     let mut s = String::new();
-    let width = model.terms.iter().map(|t| t.term.chars().count()).max().unwrap_or(11).max(11);
-    let with_statistics = model.terms.iter().any(|t| t.std_error.is_some());
+    let width = model.fit.terms.iter().map(|t| t.term.chars().count()).max().unwrap_or(11).max(11);
+    let with_statistics = model.fit.terms.iter().any(|t| t.std_error.is_some());
     let _ = writeln!(s);
     if with_statistics {
         let _ = writeln!(
@@ -321,7 +321,7 @@ pub fn render_terms(model: &pipeline::ModelReport) -> String {
     } else {
         let _ = writeln!(s, "  {:<width$} {:>12} {:>11}", "", "coef", "odds ratio");
     }
-    for t in &model.terms {
+    for t in &model.fit.terms {
         match (t.std_error, t.z, t.p_value, t.ci_low, t.ci_high) {
             (Some(se), Some(z), Some(p), Some(lo), Some(hi)) => {
                 let _ = writeln!(
@@ -342,7 +342,7 @@ pub fn render_terms(model: &pipeline::ModelReport) -> String {
             }
         }
     }
-    if let Some(note) = &model.statistics_note {
+    if let Some(note) = &model.fit.statistics_note {
         let _ = writeln!(s, "  standard errors, p-values and intervals: {note}");
     }
     s

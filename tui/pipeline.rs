@@ -7,7 +7,7 @@
 use crate::supervisor::{ServiceName, Supervisor};
 use futures::StreamExt;
 use logitflow_core::clean::CleanOptions;
-use logitflow_core::inference::{Optimality, TermStatistics};
+use logitflow_core::inference::FitReport;
 use logitflow_core::logistic::{EpochEvent, StopReason, TrainParams};
 use logitflow_core::metrics::{Metrics, RocPoint};
 use logitflow_core::model::Coefficients;
@@ -108,16 +108,10 @@ pub struct ModelReport {
     pub intercept: f64,
     /// In the model's term order.
     pub coefficients: Coefficients,
-    /// The coefficient table: the intercept and each term, with standard errors, z, p-values,
-    /// 95% intervals and odds ratios for an unpenalised exact fit.
-    #[serde(default)]
-    pub terms: Vec<TermStatistics>,
-    #[serde(default)]
-    pub statistics_note: Option<String>,
-    #[serde(default)]
-    pub separation: Option<String>,
-    #[serde(default)]
-    pub optimality: Option<Optimality>,
+    /// The coefficient table (standard errors, z, p-values, 95% intervals and odds ratios for
+    /// an unpenalised exact fit), separation, optimality.
+    #[serde(flatten)]
+    pub fit: FitReport,
     /// Class 0 and class 1 by name.
     #[serde(default)]
     pub classes: Option<Classes>,
@@ -401,10 +395,7 @@ pub async fn run_pipeline(
             version: evaluation.version,
             intercept: evaluation.intercept,
             coefficients: evaluation.coefficients.clone(),
-            terms: evaluation.terms.clone(),
-            statistics_note: evaluation.statistics_note.clone(),
-            separation: evaluation.separation.clone(),
-            optimality: evaluation.optimality.clone(),
+            fit: evaluation.fit.clone(),
             classes: evaluation.classes.clone(),
             label_name: dataset.label_name.clone(),
         },

@@ -72,10 +72,7 @@ fn evaluation(version: u32) -> Evaluation {
         coefficients: [("score".to_string(), 0.1976)].into(),
         sample: (0..40).map(|i| (f64::from(i) * 2.5, f64::from(u8::from(i > 20)))).collect(),
         feature_names: vec!["score".into()],
-        terms: Vec::new(),
-        statistics_note: None,
-        separation: None,
-        optimality: None,
+        fit: Default::default(),
         classes: Some(Classes::for_numeric_label("admitted")),
         rows: RowCounts { train: 1440, validation: 160, test: 400 },
     }

@@ -18,6 +18,26 @@ pub const INTERCEPT: &str = "(intercept)";
 /// The normal quantile of a two-sided 95% interval.
 const Z_95: f64 = 1.959_963_984_540_054;
 
+/// What a fit says beyond its estimates: the coefficient table, why its statistics are not
+/// given when they are not, the separation of the classes when they are separated, and how
+/// close an iterative fit came to the optimum. Flattened into the model artifact, evaluate's
+/// answer and the run report alike.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct FitReport {
+    /// The intercept and every term with its standard error, z, p-value, 95% interval and
+    /// odds ratio where they are given.
+    #[serde(default)]
+    pub terms: Vec<TermStatistics>,
+    #[serde(default)]
+    pub statistics_note: Option<String>,
+    /// Which term separates the classes, when they are separated.
+    #[serde(default)]
+    pub separation: Option<String>,
+    /// How close an iterative fit came to the exact optimum on the same rows.
+    #[serde(default)]
+    pub optimality: Option<Optimality>,
+}
+
 /// One row of the coefficient table. The statistics are `None` where they are not given.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TermStatistics {

@@ -5,7 +5,7 @@
 //! ([`Model::intercept`], [`Model::coefficients`]) for people to read and compare with
 //! statsmodels or R's glm.
 
-use crate::inference::{Optimality, TermStatistics};
+use crate::inference::{FitReport, TermStatistics};
 use crate::logistic::{EpochEvent, StopReason, TrainParams, Weights, logit, sigmoid};
 use crate::scale::{EncodeError, Transform, Value};
 use crate::table::Classes;
@@ -49,18 +49,9 @@ pub struct Model {
     /// The label's classes by name (class 1 is `positive`).
     #[serde(default)]
     pub classes: Option<Classes>,
-    /// The intercept and every term with its standard error, z, p-value, 95% interval and
-    /// odds ratio where they are given ([`Model::statistics_note`] says why not otherwise).
-    #[serde(default)]
-    pub terms: Vec<TermStatistics>,
-    #[serde(default)]
-    pub statistics_note: Option<String>,
-    /// Which term separates the classes, when they are separated.
-    #[serde(default)]
-    pub separation: Option<String>,
-    /// How close an iterative fit came to the exact optimum on the same rows.
-    #[serde(default)]
-    pub optimality: Option<Optimality>,
+    /// The coefficient table, separation, optimality ([`FitReport`]).
+    #[serde(flatten)]
+    pub fit: FitReport,
 }
 
 /// Coefficients by term name, in the model's term order: a JSON object whose keys keep that
@@ -190,10 +181,7 @@ impl Model {
             lineage,
             validation_rows: 0,
             classes: None,
-            terms,
-            statistics_note: None,
-            separation: None,
-            optimality: None,
+            fit: FitReport { terms, ..FitReport::default() },
         }
     }
 

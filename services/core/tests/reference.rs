@@ -33,14 +33,14 @@ fn exact_fit(csv: &str, options: &CsvOptions) -> (Model, Vec<f64>) {
     assert_eq!(out.stop_reason, StopReason::Converged);
     let mut model =
         Model::new(transform, out.weights.clone(), data.label_name.clone(), params, out.stop_reason, 0, data.rows(), Lineage::default());
-    model.terms = statistics(&out.weights, ex, &model.transform, model.intercept, &model.coefficients).expect("the Hessian inverts");
+    model.fit.terms = statistics(&out.weights, ex, &model.transform, model.intercept, &model.coefficients).expect("the Hessian inverts");
     (model, data.y)
 }
 
 fn assert_matches_statsmodels(model: &Model, expected: &serde_json::Value) {
     let expected = expected.as_array().expect("terms");
-    assert_eq!(model.terms.len(), expected.len());
-    for (got, want) in model.terms.iter().zip(expected) {
+    assert_eq!(model.fit.terms.len(), expected.len());
+    for (got, want) in model.fit.terms.iter().zip(expected) {
         let field = |name: &str| want[name].as_f64().unwrap_or(f64::NAN);
         assert_eq!(got.term, want["term"].as_str().unwrap_or(""), "terms in statsmodels' order");
         let relative = |a: f64, b: f64| (a - b).abs() / b.abs().max(1e-12);

@@ -156,10 +156,7 @@ async fn evaluate(State(state): State<AppState>, Json(request): Json<EvaluateReq
             coefficients: model.coefficients,
             sample,
             feature_names: model.feature_names,
-            terms: model.terms,
-            statistics_note: model.statistics_note,
-            separation: model.separation,
-            optimality: model.optimality,
+            fit: model.fit,
             classes: model.classes,
             rows: RowCounts { train: model.train_rows, validation: model.validation_rows, test: test.rows() },
         }))

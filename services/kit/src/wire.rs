@@ -2,7 +2,7 @@
 //! clients so the two cannot drift apart. Unknown fields in requests are refused.
 
 use logitflow_core::clean::CleanOptions;
-use logitflow_core::inference::{Optimality, TermStatistics};
+use logitflow_core::inference::FitReport;
 use logitflow_core::logistic::{EpochEvent, StopReason, TrainParams};
 use logitflow_core::metrics::{Metrics, RocPoint};
 use logitflow_core::model::Coefficients;
@@ -312,16 +312,9 @@ pub struct Evaluation {
     /// The input features, in order.
     #[serde(default)]
     pub feature_names: Vec<String>,
-    /// The intercept and each term with its statistics where given.
-    #[serde(default)]
-    pub terms: Vec<TermStatistics>,
-    /// Why standard errors are not given, when they are not.
-    #[serde(default)]
-    pub statistics_note: Option<String>,
-    #[serde(default)]
-    pub separation: Option<String>,
-    #[serde(default)]
-    pub optimality: Option<Optimality>,
+    /// The coefficient table, separation, optimality.
+    #[serde(flatten)]
+    pub fit: FitReport,
     /// Class 0 and class 1 by name.
     #[serde(default)]
     pub classes: Option<Classes>,

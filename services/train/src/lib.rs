@@ -277,8 +277,8 @@ fn train(
     model.validation_rows = val_part.as_ref().map_or(0, Dataset::rows);
     // A 0/1 label's classes are named after the column, so every answer can use words.
     model.classes = Some(classes.unwrap_or_else(|| Classes::for_numeric_label(&model.label_name)));
-    model.separation = separation;
-    let statistics_note = if model.separation.is_some() {
+    model.fit.separation = separation;
+    let statistics_note = if model.fit.separation.is_some() {
         Some("not given: the classes are separated, so the estimates and their standard errors are not finite".to_string())
     } else if !exact {
         Some(format!(
@@ -296,24 +296,24 @@ fn train(
     } else {
         None
     };
-    model.statistics_note = match statistics_note {
+    model.fit.statistics_note = match statistics_note {
         Some(note) => Some(note),
         None => match statistics(&weights, train_ex, &model.transform, model.intercept, &model.coefficients) {
             Some(terms) => {
-                model.terms = terms;
+                model.fit.terms = terms;
                 None
             }
             None => Some("not given: the Hessian is singular (collinear terms, or a level no training row shows)".to_string()),
         },
     };
     // How close an iterative fit came: newton on the same rows, where that is cheap.
-    if params.solver != Solver::Newton && fit_part.rows() * (k + 1) <= OPTIMALITY_CHECK_CELLS && model.separation.is_none() {
+    if params.solver != Solver::Newton && fit_part.rows() * (k + 1) <= OPTIMALITY_CHECK_CELLS && model.fit.separation.is_none() {
         let exact_params =
             TrainParams { solver: Solver::Newton, epochs: 50, patience: 0, validation_fraction: Some(0.0), ..params.clone() };
         if let Ok(optimum) = fit(train_ex, None, &exact_params, &AtomicBool::new(false), |_| {}) {
             let (at_fit, _) = objective(&weights, train_ex, params.l2);
             let (at_optimum, _) = objective(&optimum.weights, train_ex, params.l2);
-            model.optimality = Some(Optimality::new(at_fit, at_optimum));
+            model.fit.optimality = Some(Optimality::new(at_fit, at_optimum));
         }
     }
     let inputs = vec![request.split.clone(), request.transform.clone()];

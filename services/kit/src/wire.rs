@@ -16,7 +16,9 @@ use std::collections::BTreeMap;
 // ---- ingest ----
 
 /// `POST /v1/datasets/csv`: freeze a CSV file under an allowed root, read as `options` say
-/// (columns, categorical columns, the positive class, NA markers, the delimiter).
+/// (columns, categorical columns, the positive class, NA markers, the delimiter). The fields
+/// of [`CsvOptions`] are written out here rather than flattened in, because serde cannot both
+/// flatten and refuse unknown fields, and a misspelt option must be refused, not ignored.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct CsvSource {

@@ -495,9 +495,11 @@ fn a_deleted_registry_is_recovered_and_a_garbage_one_is_named() {
 
     let fresh = tempfile::tempdir().expect("tempdir");
     std::fs::write(fresh.path().join("registry.json"), b"{ garbage").expect("garbage");
+    let started = Instant::now();
     let out = run(fresh.path(), &["run", "--epochs", "3"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("registry.json does not parse"), "the cause is named: {}", stderr(&out));
+    assert!(started.elapsed() < Duration::from_secs(5), "at once, not after serve's readiness wait: {:?}", started.elapsed());
     assert_no_services(fresh.path(), Duration::from_secs(2));
 }
 

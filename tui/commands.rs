@@ -33,6 +33,13 @@ pub fn check_home_writable(home: &Path) -> anyhow::Result<()> {
     })
 }
 
+/// Checks that the model registry reads (recovering it from its journal if need be), so a
+/// damaged one is named at once, before any service starts, rather than after serve's
+/// readiness wait.
+pub fn check_registry(home: &Path) -> anyhow::Result<()> {
+    logitflow_core::registry::Registry::open(home).load().map(drop).map_err(|e| anyhow::anyhow!("the model registry cannot be read: {e}"))
+}
+
 /// Writes the bundled data to `<home>/datasets/admissions.csv` (if it is not there already).
 pub fn bundled_data(home: &Path) -> anyhow::Result<PathBuf> {
     let dir = home.join("datasets");

@@ -16,6 +16,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         None => home().and_then(|home| {
             commands::check_home_writable(&home)?;
+            commands::check_registry(&home)?;
             let terminal = ratatui::init();
             let result = runtime.block_on(dashboard::run(terminal, home, cli.dashboard));
             ratatui::restore();
@@ -23,6 +24,7 @@ fn main() -> ExitCode {
         }),
         Some(Command::Run(args)) => home().and_then(|home| {
             commands::check_home_writable(&home)?;
+            commands::check_registry(&home)?;
             runtime.block_on(commands::run(home, *args))
         }),
         Some(Command::Predict(args)) => home().and_then(|home| runtime.block_on(commands::predict(home, args))),

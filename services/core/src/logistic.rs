@@ -760,7 +760,7 @@ fn fit_per_sample<F: FnMut(&EpochEvent)>(data: &FitData<'_>, progress: &mut Prog
                 // the same model bit for bit.
                 if std::mem::take(&mut progress.cut_step) {
                     step_scale *= STEP_CUT;
-                    average.restart(epoch + 1);
+                    average.restart(epoch + 1, &w);
                 }
             }
             if !train_another {
@@ -787,11 +787,14 @@ struct IterateAverage {
     origin: usize,
     /// (first local epoch, sums with the bias first, iterates summed), the oldest first.
     windows: Vec<(usize, Vec<f64>, u64)>,
+    /// The average as it was at a restart, reported until the new windows hold an epoch: the
+    /// last iterate alone would be reported otherwise, a jump in the curve for nothing.
+    held: Option<Weights>,
 }
 
 impl IterateAverage {
     fn new(on: bool) -> Self {
-        IterateAverage { on, origin: 2, windows: Vec::new() }
+        IterateAverage { on, origin: 2, windows: Vec::new(), held: None }
     }
 
     /// The first local epoch averaged after `local` local epochs.
@@ -817,8 +820,10 @@ impl IterateAverage {
         self.windows.retain(|(first, _, _)| *first >= start);
     }
 
-    /// Starts over from `epoch`: the iterates before a step cut belong to another regime.
-    fn restart(&mut self, epoch: usize) {
+    /// Starts over from `epoch`: the iterates before a step cut belong to another regime. The
+    /// average so far (of `current`'s run) is held until the new one has an epoch.
+    fn restart(&mut self, epoch: usize, current: &Weights) {
+        self.held = Some(self.weights(current));
         self.origin = epoch;
         self.windows.clear();
     }
@@ -830,7 +835,7 @@ impl IterateAverage {
                 let n = *count as f64;
                 Weights { bias: sums[0] / n, weights: sums[1..].iter().map(|s| s / n).collect() }
             }
-            _ => current.clone(),
+            _ => self.held.clone().unwrap_or_else(|| current.clone()),
         }
     }
 }
@@ -1331,8 +1336,12 @@ mod tests {
             average.add_epoch(epoch, &[epoch as f64 * 10.0], 10);
         }
         assert_eq!(average.weights(&Weights::zeros(0)).bias, 7.0);
-        average.restart(10);
-        assert_eq!(average.weights(&Weights { bias: -1.0, weights: Vec::new() }).bias, -1.0, "nothing averaged yet");
+        average.restart(10, &Weights::zeros(0));
+        assert_eq!(
+            average.weights(&Weights { bias: -1.0, weights: Vec::new() }).bias,
+            7.0,
+            "the old average, held until the new has an epoch"
+        );
         average.add_epoch(10, &[1000.0], 10);
         assert_eq!(average.weights(&Weights::zeros(0)).bias, 100.0);
     }

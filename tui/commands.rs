@@ -13,6 +13,18 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// Prints a line to stdout. A reader that went away (`logitflow runs | head`) ends the command
+/// quietly, as other command-line tools end, instead of `println!`'s panic.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        match writeln!(std::io::stdout().lock(), $($arg)*) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+            other => other?,
+        }
+    }};
+}
+
 /// The bundled admissions data, compiled in so the binary works from any directory.
 const BUNDLED_DATA: &str = include_str!("../assets/admissions.csv");
 /// How long services get to become ready.
@@ -161,9 +173,9 @@ pub async fn run(home: PathBuf, args: RunArgs) -> anyhow::Result<()> {
     // The pipeline kept the report in the home before the new version went live.
     let report = outcome?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        out!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print!("{}", render_report(&report));
+        out!("{}", render_report(&report).trim_end());
     }
     Ok(())
 }
@@ -392,7 +404,7 @@ pub async fn predict(home: PathBuf, args: PredictArgs) -> anyhow::Result<()> {
     let (answer, meta) = answer?;
     let probability = answer.probabilities.first().copied().unwrap_or(f64::NAN);
     if args.json {
-        println!("{}", serde_json::json!({"model": answer.model_name, "model_version": answer.model_version, "probability": probability}));
+        out!("{}", serde_json::json!({"model": answer.model_name, "model_version": answer.model_version, "probability": probability}));
     } else {
         let positive = meta.classes.as_ref().map_or_else(String::new, |c| format!(" of {}", c.positive));
         let inputs: Vec<String> = if args.values.is_empty() {
@@ -400,7 +412,7 @@ pub async fn predict(home: PathBuf, args: PredictArgs) -> anyhow::Result<()> {
         } else {
             meta.feature_names.iter().zip(&args.values).map(|(n, v)| format!("{n} {v}")).collect()
         };
-        println!("{} v{}: {} → probability {probability:.4}{positive}", answer.model_name, answer.model_version, inputs.join(", "));
+        out!("{} v{}: {} → probability {probability:.4}{positive}", answer.model_name, answer.model_version, inputs.join(", "));
     }
     Ok(())
 }
@@ -413,20 +425,17 @@ pub fn runs(home: PathBuf, args: RunsArgs) -> anyhow::Result<()> {
             .iter()
             .map(|r| serde_json::json!({"run_id": r.run_id, "model": r.model, "metrics": r.metrics, "promoted": r.promoted, "stages": r.stages}))
             .collect();
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        out!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
     }
     if runs.is_empty() {
-        println!("no runs yet in {}: `logitflow run` makes one", home.display());
+        out!("no runs yet in {}: `logitflow run` makes one", home.display());
         return Ok(());
     }
-    println!(
-        "{:<20} {:<16} {:>7} {:>8} {:>8} {:>8} {:<9} cached stages",
-        "run", "model", "version", "accuracy", "auc", "logloss", "solver"
-    );
+    out!("{:<20} {:<16} {:>7} {:>8} {:>8} {:>8} {:<9} cached stages", "run", "model", "version", "accuracy", "auc", "logloss", "solver");
     for r in &runs {
         let cached = r.stages.iter().filter(|s| s.cached).count();
-        println!(
+        out!(
             "{:<20} {:<16} {:>7} {:>8.4} {:>8.4} {:>8.4} {:<9} {}/{}{}",
             r.run_id,
             r.model.name,
@@ -455,7 +464,7 @@ pub fn export(home: PathBuf, args: ExportArgs) -> anyhow::Result<()> {
     };
     let written = crate::export::export_run(run, &args.out, args.log)?;
     for path in written {
-        println!("{}", path.display());
+        out!("{}", path.display());
     }
     Ok(())
 }

@@ -126,10 +126,7 @@ impl GrpcInferenceService for Grpc {
                     (Some(c), _) => contents_values(c),
                     (None, true) => {
                         let bytes = raw.next().unwrap_or_default();
-                        let count = shape.iter().try_fold(1usize, |acc, &n| acc.checked_mul(n)).filter(|&n| n <= super::MAX_ROWS * 64);
-                        let Some(count) = count else {
-                            return Err(ApiError::PayloadTooLarge(format!("tensor {:?} of shape {:?} is too large", t.name, shape)));
-                        };
+                        let count = super::element_count(&t.name, &shape)?;
                         binary::decode(&t.name, &t.datatype, &bytes, count)?
                     }
                     (None, false) => serde_json::Value::Array(Vec::new()),

@@ -482,10 +482,7 @@ pub(crate) mod binary {
             })?;
             let (bytes, rest) = binary.split_at(size);
             binary = rest;
-            let count = input.shape.iter().try_fold(1usize, |acc, &n| acc.checked_mul(n)).filter(|&n| n <= MAX_ROWS * 64);
-            let Some(count) = count else {
-                return Err(ApiError::PayloadTooLarge(format!("tensor {:?} of shape {:?} is too large", input.name, input.shape)));
-            };
+            let count = element_count(&input.name, &input.shape)?;
             input.data = decode(&input.name, &input.datatype, bytes, count)?;
         }
         if !binary.is_empty() {
@@ -693,15 +690,22 @@ fn decode_named_values(inputs: &[InferInput], model: &Model) -> Result<(Vec<f64>
     Ok((x, rows))
 }
 
+/// The values a tensor's shape says it holds; a shape that overflows, or holds more than one
+/// request may carry (`MAX_ROWS` rows of up to 64 values), is refused before any allocation.
+pub(crate) fn element_count(name: &str, shape: &[usize]) -> Result<usize, ApiError> {
+    shape
+        .iter()
+        .try_fold(1usize, |acc, &n| acc.checked_mul(n))
+        .filter(|&n| n <= MAX_ROWS * 64)
+        .ok_or_else(|| ApiError::PayloadTooLarge(format!("tensor {name:?} of shape {shape:?} is too large")))
+}
+
 /// The cells of one tensor, numbers or (for `BYTES`) text, checked against its shape.
 fn tensor_cells(t: &InferInput) -> Result<Vec<Value>, ApiError> {
     if t.datatype != "BYTES" {
         return Ok(tensor_values(t)?.into_iter().map(Value::Number).collect());
     }
-    let expected = t.shape.iter().try_fold(1usize, |acc, &n| acc.checked_mul(n)).filter(|&n| n <= MAX_ROWS * 64);
-    let Some(expected) = expected else {
-        return Err(ApiError::PayloadTooLarge(format!("tensor {:?} of shape {:?} is too large", t.name, t.shape)));
-    };
+    let expected = element_count(&t.name, &t.shape)?;
     let mut cells = Vec::with_capacity(expected);
     flatten_text(&t.data, &mut cells, 0).map_err(|what| invalid(format!("tensor {:?}: {what}", t.name)))?;
     if cells.len() != expected {
@@ -726,10 +730,7 @@ fn tensor_values(t: &InferInput) -> Result<Vec<f64>, ApiError> {
     if !NUMERIC.contains(&t.datatype.as_str()) {
         return Err(invalid(format!("tensor {:?} has datatype {:?}; expected a numeric type such as FP64", t.name, t.datatype)));
     }
-    let expected = t.shape.iter().try_fold(1usize, |acc, &n| acc.checked_mul(n)).filter(|&n| n <= MAX_ROWS * 64);
-    let Some(expected) = expected else {
-        return Err(ApiError::PayloadTooLarge(format!("tensor {:?} of shape {:?} is too large", t.name, t.shape)));
-    };
+    let expected = element_count(&t.name, &t.shape)?;
     let mut values = Vec::with_capacity(expected);
     flatten(&t.data, &mut values, 0).map_err(|what| invalid(format!("tensor {:?}: {what}", t.name)))?;
     if values.len() != expected {

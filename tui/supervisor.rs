@@ -701,20 +701,23 @@ fn describe_exit(status: std::io::Result<std::process::ExitStatus>) -> String {
     }
 }
 
-/// Reads serve's second listening line, `{"event":"listening","protocol":"grpc","addr":"..."}`.
-pub fn grpc_listening_addr(line: &str) -> Option<SocketAddr> {
+/// Reads a listening line, `{"event":"listening",...,"addr":"..."}`: the protocol it names
+/// (`"http"` when it names none) and the address.
+fn listening_line(line: &str) -> Option<(String, SocketAddr)> {
     let value: serde_json::Value = serde_json::from_str(line.trim()).ok()?;
-    (value.get("event")?.as_str()? == "listening" && value.get("protocol")?.as_str()? == "grpc").then_some(())?;
-    value.get("addr")?.as_str()?.parse().ok()
+    (value.get("event")?.as_str()? == "listening").then_some(())?;
+    let protocol = value.get("protocol").and_then(|p| p.as_str()).unwrap_or("http").to_string();
+    Some((protocol, value.get("addr")?.as_str()?.parse().ok()?))
 }
 
-/// Reads `{"event":"listening",...,"addr":"..."}`.
+/// The HTTP address of a listening line: what the supervisor probes and clients call.
 pub fn listening_addr(line: &str) -> Option<SocketAddr> {
-    let value: serde_json::Value = serde_json::from_str(line).ok()?;
-    (value.get("event")?.as_str()? == "listening").then_some(())?;
-    // serve's second line, for gRPC, is not the address the supervisor probes over HTTP.
-    value.get("protocol").is_none_or(|p| p == "http").then_some(())?;
-    value.get("addr")?.as_str()?.parse().ok()
+    listening_line(line).filter(|(protocol, _)| protocol == "http").map(|(_, addr)| addr)
+}
+
+/// serve's second listening line, for gRPC.
+pub fn grpc_listening_addr(line: &str) -> Option<SocketAddr> {
+    listening_line(line).filter(|(protocol, _)| protocol == "grpc").map(|(_, addr)| addr)
 }
 
 /// On Linux, asks the kernel to SIGKILL the child when the console dies, however it dies.
@@ -794,6 +797,9 @@ mod tests {
         assert_eq!(listening_addr(line), Some("127.0.0.1:4242".parse().expect("addr")));
         assert_eq!(listening_addr(r#"{"event":"other","addr":"127.0.0.1:1"}"#), None);
         assert_eq!(listening_addr("not json"), None);
+        let grpc = r#"{"event":"listening","service":"serve","protocol":"grpc","addr":"127.0.0.1:4343"}"#;
+        assert_eq!((listening_addr(grpc), grpc_listening_addr(grpc)), (None, Some("127.0.0.1:4343".parse().expect("addr"))));
+        assert_eq!(grpc_listening_addr(line), None);
     }
 
     #[test]

@@ -121,6 +121,20 @@ impl AcceptFailures {
     }
 }
 
+/// Prints a service's listening line on stdout, the one line the supervisor reads there:
+/// `{"event":"listening","service":NAME,"addr":ADDR}`, with `"protocol"` for a port that is
+/// not the HTTP one (serve's gRPC).
+pub fn announce_listening(service: &str, protocol: Option<&str>, addr: std::net::SocketAddr) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut line = serde_json::json!({"event": "listening", "service": service, "addr": addr.to_string()});
+    if let Some(protocol) = protocol {
+        line["protocol"] = protocol.into();
+    }
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{line}")?;
+    stdout.flush()
+}
+
 /// Serves `routes` with everything every service shares, and prints the listening line.
 ///
 /// Adds `GET /v2/health/live`, `GET /v2/health/ready`, `GET /metrics`, `GET /v1/info`; bearer
@@ -145,13 +159,7 @@ pub async fn serve(
     // The guard each connection's own is made from (`for_connection`).
     let app = router(common.clone(), routes);
     let addr = listener.local_addr()?;
-    {
-        use std::io::Write;
-        let line = serde_json::json!({"event": "listening", "service": name, "addr": addr.to_string()});
-        let mut stdout = std::io::stdout().lock();
-        writeln!(stdout, "{line}")?;
-        stdout.flush()?;
-    }
+    announce_listening(name, None, addr)?;
     tracing::info!(service = name, %addr, "listening");
     let http = hyper::server::conn::http1::Builder::new();
     let watchdog = tokio::spawn(watch_headers(common.connections.clone(), config.header_timeout));

@@ -270,14 +270,7 @@ pub async fn run_with_grpc(
     let shutdown = shutdown.boxed().shared();
     let state = AppState::new(&config)?;
     if let Some(grpc_listener) = grpc {
-        let addr = grpc_listener.local_addr()?;
-        {
-            use std::io::Write;
-            let line = serde_json::json!({"event": "listening", "service": NAME, "protocol": "grpc", "addr": addr.to_string()});
-            let mut stdout = std::io::stdout().lock();
-            writeln!(stdout, "{line}")?;
-            stdout.flush()?;
-        }
+        logitflow_kit::announce_listening(NAME, Some("grpc"), grpc_listener.local_addr()?)?;
         let (grpc_state, token, stop) = (Arc::new(state.clone()), config.token.clone(), shutdown.clone());
         tokio::spawn(async move {
             if let Err(e) = grpc::serve(grpc_state, token, grpc_listener, stop).await {

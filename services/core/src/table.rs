@@ -173,6 +173,23 @@ struct TextCells {
 }
 
 impl TextCells {
+    /// The provisional code of every cell of a column whose `numbers` (one per row; `NaN` for a
+    /// text or missing cell) were read apart from its text: a text cell's code, a number's as
+    /// its text ("2", "2.5"), `u32::MAX` for a missing cell.
+    fn every_cells_code(&mut self, numbers: impl Iterator<Item = f64>) -> Vec<u32> {
+        let numbers: Vec<f64> = numbers.collect();
+        let mut codes = vec![u32::MAX; numbers.len()];
+        for &(row, code) in &self.cells {
+            codes[row] = code;
+        }
+        for (code, v) in codes.iter_mut().zip(numbers) {
+            if *code == u32::MAX && !v.is_nan() {
+                *code = self.intern(&number_text(v));
+            }
+        }
+        codes
+    }
+
     fn intern(&mut self, text: &str) -> u32 {
         if let Some(&code) = self.codes.get(text) {
             return code;
@@ -422,17 +439,7 @@ fn categorical_from_codes(x: &mut [f64], d: usize, j: usize, cells: TextCells, n
 /// A column of mostly text: its text cells are listed apart, its numbers are in `x`, and the
 /// numbers become levels too (written as numbers are: "2", "2.5").
 fn categorical_from_mixed(x: &mut [f64], d: usize, j: usize, mut cells: TextCells, name: &str) -> Result<ColumnKind, DataError> {
-    let rows = x.len() / d;
-    let mut provisional = vec![u32::MAX; rows];
-    for &(row, code) in &cells.cells {
-        provisional[row] = code;
-    }
-    for (row, p) in provisional.iter_mut().enumerate() {
-        let v = x[row * d + j];
-        if *p == u32::MAX && !v.is_nan() {
-            *p = cells.intern(&number_text(v));
-        }
-    }
+    let provisional = cells.every_cells_code(x.iter().skip(j).step_by(d).copied());
     let (remap, levels) = sorted_codes(&cells.values, name)?;
     for (row, p) in provisional.into_iter().enumerate() {
         x[row * d + j] = if p == u32::MAX { f64::NAN } else { f64::from(remap[p as usize]) };
@@ -466,15 +473,7 @@ fn label_classes(
         }
         return Ok(None);
     }
-    let mut provisional = vec![u32::MAX; y.len()];
-    for &(row, code) in &cells.cells {
-        provisional[row] = code;
-    }
-    for (row, p) in provisional.iter_mut().enumerate() {
-        if *p == u32::MAX && !y[row].is_nan() {
-            *p = cells.intern(&number_text(y[row]));
-        }
-    }
+    let provisional = cells.every_cells_code(y.iter().copied());
     let mut values = cells.values.clone();
     sort_levels(&mut values);
     if values.len() > 2 {

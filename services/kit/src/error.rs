@@ -91,10 +91,11 @@ pub(crate) fn error_response(status: StatusCode, code: &str, message: String) ->
 }
 
 /// Whether the body timeout is somewhere in the error's chain of causes.
-fn caused_by_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
+/// Whether an `E` is anywhere in `error`'s chain of sources.
+fn caused_by<E: std::error::Error + 'static>(error: &(dyn std::error::Error + 'static)) -> bool {
     let mut cause = Some(error);
     while let Some(e) = cause {
-        if e.is::<crate::guard::BodyTimedOut>() {
+        if e.is::<E>() {
             return true;
         }
         cause = e.source();
@@ -102,21 +103,21 @@ fn caused_by_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
+fn caused_by_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
+    caused_by::<crate::guard::BodyTimedOut>(error)
+}
+
 impl ApiError {
     /// The error of a request body that failed while it streamed in: cut off for trickling,
     /// over the size limit, or broken.
     pub fn from_body_error(e: axum::Error) -> ApiError {
-        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
-        while let Some(c) = cause {
-            if c.is::<crate::guard::BodyTimedOut>() {
-                return ApiError::Timeout("the request body did not arrive in time and was cut off".into());
-            }
-            if c.is::<http_body_util::LengthLimitError>() {
-                return ApiError::PayloadTooLarge(format!("the request body is over the limit: {c}"));
-            }
-            cause = c.source();
+        if caused_by_timeout(&e) {
+            ApiError::Timeout("the request body did not arrive in time and was cut off".into())
+        } else if caused_by::<http_body_util::LengthLimitError>(&e) {
+            ApiError::PayloadTooLarge(format!("the request body is over the limit: {e}"))
+        } else {
+            ApiError::BadRequest(format!("the request body could not be read: {e}"))
         }
-        ApiError::BadRequest(format!("the request body could not be read: {e}"))
     }
 }
 

@@ -242,12 +242,13 @@ fn parse_chunks(
     }
 }
 
-/// One chunk written back: each record with its probability appended.
-fn write_chunk(records: &[csv::ByteRecord], probabilities: &[f64]) -> Result<Bytes, std::io::Error> {
+/// Records written back as CSV, each with one more field appended: the header with
+/// `probability`, a chunk's rows with theirs.
+fn write_with_column<T: AsRef<[u8]>>(records: &[csv::ByteRecord], appended: impl IntoIterator<Item = T>) -> Result<Bytes, std::io::Error> {
     let mut out = csv::WriterBuilder::new().flexible(true).from_writer(Vec::with_capacity(records.len() * 32));
-    for (record, p) in records.iter().zip(probabilities) {
+    for (record, field) in records.iter().zip(appended) {
         let mut line = record.clone();
-        line.push_field(p.to_string().as_bytes());
+        line.push_field(field.as_ref());
         out.write_byte_record(&line)?;
     }
     out.into_inner().map(Bytes::from).map_err(|e| std::io::Error::other(e.to_string()))
@@ -301,9 +302,7 @@ async fn score(State(state): State<AppState>, Query(query): Query<ScoreQuery>, b
         None => return Err(body_failed(&mut body_error_rx).unwrap_or_else(|| ApiError::Internal("the parser stopped".into()))),
     };
     let path = format!("/v2/models/{model}/versions/{}/infer", path_segment(&version));
-    let mut header_line = header.clone();
-    header_line.push_field(b"probability");
-    let header_bytes = write_chunk_header(&header_line);
+    let header_bytes = write_with_column(std::slice::from_ref(&header), ["probability"]);
     // scorer → response.
     let (out_tx, out_rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(IN_FLIGHT);
     tokio::spawn(async move {
@@ -324,7 +323,7 @@ async fn score(State(state): State<AppState>, Query(query): Query<ScoreQuery>, b
             let written = match answer {
                 Ok(answer) => {
                     let probabilities = answer.outputs.first().map(|o| o.data.clone()).unwrap_or_default();
-                    write_chunk(&chunk.records, &probabilities)
+                    write_with_column(&chunk.records, probabilities.iter().map(f64::to_string))
                 }
                 Err(e) => Err(std::io::Error::other(e.to_string())),
             };
@@ -338,13 +337,6 @@ async fn score(State(state): State<AppState>, Query(query): Query<ScoreQuery>, b
     });
     let stream = futures::stream::unfold(out_rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
     Ok(([(header::CONTENT_TYPE, "text/csv")], [("x-model-version", version)], Body::from_stream(stream)).into_response())
-}
-
-/// The header line written back, with the `probability` column.
-fn write_chunk_header(header: &csv::ByteRecord) -> Result<Bytes, std::io::Error> {
-    let mut out = csv::WriterBuilder::new().flexible(true).from_writer(Vec::new());
-    out.write_byte_record(header)?;
-    out.into_inner().map(Bytes::from).map_err(|e| std::io::Error::other(e.to_string()))
 }
 
 #[cfg(test)]

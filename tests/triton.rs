@@ -69,6 +69,7 @@ fn tritonclient_http_with_its_defaults_gets_the_probability() {
     let out = Command::new(&python).arg(script).arg(&addr).output().expect("python runs");
     let grpc_script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/triton_grpc.py");
     let grpc_out = Command::new(&python).arg(grpc_script).arg(&grpc).output().expect("python runs");
+    let metrics = http_get(&addr, "/metrics");
     let _ = serve.kill();
     let _ = serve.wait();
     assert!(out.status.success(), "tritonclient failed:\n{}", String::from_utf8_lossy(&out.stderr));
@@ -96,6 +97,29 @@ fn tritonclient_http_with_its_defaults_gets_the_probability() {
     let p = grpc["infer"]["probability"].as_f64().unwrap_or(f64::NAN);
     assert!((p - 0.997_527_376_84).abs() < 1e-9, "{grpc}");
     assert_eq!((grpc["infer"]["model_version"].as_str(), grpc["infer"]["id"].as_str()), (Some("1"), Some("g1")), "{grpc}");
+    // Statistics, load and index, from both clients: the HTTP client's five infers, then the
+    // gRPC client's one, all counted to v1.
+    let index = serde_json::json!([["admissions", "1", "READY"]]);
+    assert_eq!(results["statistics"], serde_json::json!([{"version": "1", "success": 5, "rows": 5}]), "{results}");
+    assert_eq!(results["index"], index, "{results}");
+    assert_eq!(grpc["statistics"], serde_json::json!([{"version": "1", "success": 6, "rows": 6}]), "{grpc}");
+    assert_eq!(grpc["index"], index, "{grpc}");
+    for series in ["nv_inference_request_success", "nv_inference_count", "nv_inference_exec_count"] {
+        assert!(metrics.contains(&format!("{series}{{model=\"admissions\",version=\"1\"}} 6\n")), "{series}:\n{metrics}");
+    }
+    assert!(
+        metrics.contains("logitflow_inference_request_duration_seconds_bucket{model=\"admissions\",version=\"1\",le=\"+Inf\"} 6\n"),
+        "{metrics}"
+    );
+}
+
+/// The body of `GET path` from `addr`, over a plain HTTP/1.1 connection.
+fn http_get(addr: &str, path: &str) -> String {
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    write!(stream, "GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").expect("send");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("answer");
+    answer.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default()
 }
 
 #[test]

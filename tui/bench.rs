@@ -5,6 +5,8 @@
 //!   axum handler (started by the same command, in its own process) that decodes the same
 //!   request and does the same arithmetic with none of the service runtime. Reports requests/s,
 //!   p50/p99/p99.9 latency, errors, the ratio, and serve's resident memory when idle.
+//!   `--grpc` does the same over gRPC against a bare tonic handler; `--binary` compares serve's
+//!   HTTP with binary tensors against its HTTP with JSON; `--rows` sets the rows per request.
 //! - `bench pipeline`: time from launch to all services ready, train-to-served on the bundled
 //!   data (and on a generated CSV of any size), and each service's resident memory.
 
@@ -31,6 +33,9 @@ pub enum BenchWhat {
     /// The bare handler `bench serve` compares with (started by it; not for people).
     #[command(hide = true)]
     BareServer,
+    /// The bare gRPC handler `bench serve --grpc` compares with (started by it; not for people).
+    #[command(hide = true)]
+    BareGrpcServer,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -43,6 +48,17 @@ pub struct ServeBench {
     /// The two targets take turns this many times, so drift on a shared machine hits both.
     #[arg(long, default_value_t = 5)]
     pub rounds: u32,
+    /// Rows in each request.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub rows: u64,
+    /// Drive serve's gRPC port (raw tensor contents, as tritonclient.grpc sends them) against a
+    /// bare tonic handler, instead of HTTP against a bare axum handler.
+    #[arg(long, conflicts_with = "binary")]
+    pub grpc: bool,
+    /// Compare serve's HTTP with binary tensors (in and out, as tritonclient.http sends by default)
+    /// against serve's HTTP with JSON, both on the same serve.
+    #[arg(long)]
+    pub binary: bool,
     #[arg(long)]
     pub json: bool,
 }
@@ -76,6 +92,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchWhat::Serve(a) => serve_bench(a).await,
         BenchWhat::Pipeline(a) => pipeline_bench(a).await,
         BenchWhat::BareServer => bare_server().await,
+        BenchWhat::BareGrpcServer => bare_grpc_server().await,
     }
 }
 
@@ -111,60 +128,104 @@ fn resident_bytes(pid: u32) -> Option<u64> {
     Some(kb * 1024)
 }
 
+/// How a load generator speaks to its target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wire {
+    /// Open Inference Protocol over HTTP, the tensors in JSON.
+    HttpJson,
+    /// The same with the binary tensor data extension, in and out.
+    HttpBinary,
+    /// `inference.GRPCInferenceService/ModelInfer` with raw input contents.
+    Grpc,
+}
+
+/// One side of a comparison: where it listens, how to speak to it, and the process answering.
+struct Target {
+    name: &'static str,
+    addr: std::net::SocketAddr,
+    wire: Wire,
+    token: Option<String>,
+    pid: u32,
+}
+
 async fn serve_bench(args: ServeBench) -> anyhow::Result<()> {
     let home = worked_example_home()?;
     let config = SupervisorConfig::new(home.path().to_path_buf(), Vec::new())?;
     let token = config.token.clone();
     let supervisor = Supervisor::start(config, &[ServiceName::Serve])?;
+    let rows = args.rows as usize;
     let outcome = async {
         supervisor.wait_ready(Duration::from_secs(20)).await.map_err(|e| anyhow::anyhow!(e))?;
         let serve = supervisor.snapshot(ServiceName::Serve).context("serve")?;
         let (addr, pid) = (serve.addr.context("serve address")?, serve.pid.context("serve pid")?);
         tokio::time::sleep(Duration::from_millis(300)).await;
         let idle_rss = resident_bytes(pid);
-        let mut bare = tokio::process::Command::new(std::env::current_exe()?)
-            .args(["bench", "bare-server"])
-            .stdout(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()?;
-        let bare_addr = {
-            use tokio::io::AsyncBufReadExt;
-            let stdout = bare.stdout.take().context("bare stdout")?;
-            let line = tokio::io::BufReader::new(stdout).lines().next_line().await?.context("bare listening line")?;
-            crate::supervisor::listening_addr(&line).context("bare address")?
+        let serve_target = |name, addr, wire| Target { name, addr, wire, token: Some(token.clone()), pid };
+        // The baseline (bare handler, or serve with JSON) and what is measured against it.
+        let mut bare = None;
+        let (baseline, measured) = if args.binary {
+            (serve_target("serve HTTP JSON", addr, Wire::HttpJson), serve_target("serve HTTP binary", addr, Wire::HttpBinary))
+        } else {
+            let (command, wire, served) = if args.grpc {
+                let grpc = serve.grpc_addr.context("serve's gRPC address")?;
+                ("bare-grpc-server", Wire::Grpc, serve_target("logitflow serve gRPC", grpc, Wire::Grpc))
+            } else {
+                ("bare-server", Wire::HttpJson, serve_target("logitflow serve", addr, Wire::HttpJson))
+            };
+            let mut child = tokio::process::Command::new(std::env::current_exe()?)
+                .args(["bench", command])
+                .stdout(std::process::Stdio::piped())
+                .kill_on_drop(true)
+                .spawn()?;
+            let bare_addr = {
+                use tokio::io::AsyncBufReadExt;
+                let stdout = child.stdout.take().context("bare stdout")?;
+                let line = tokio::io::BufReader::new(stdout).lines().next_line().await?.context("bare listening line")?;
+                crate::supervisor::listening_addr(&line).context("bare address")?
+            };
+            let bare_pid = child.id().context("bare pid")?;
+            bare = Some(child);
+            let name = if args.grpc { "bare tonic handler" } else { "bare axum handler" };
+            (Target { name, addr: bare_addr, wire, token: None, pid: bare_pid }, served)
         };
         let round = Duration::from_secs_f64(args.seconds as f64 / f64::from(args.rounds.max(1)));
-        let bare_pid = bare.id().context("bare pid")?;
-        let (mut bare_samples, mut serve_samples) = (Samples::default(), Samples::default());
+        let (mut baseline_samples, mut measured_samples) = (Samples::default(), Samples::default());
         for _ in 0..args.rounds.max(1) {
-            bare_samples.add(load(bare_addr, None, args.connections, round, bare_pid).await?);
-            serve_samples.add(load(addr, Some(token.clone()), args.connections, round, pid).await?);
+            baseline_samples.add(load(&baseline, rows, args.connections, round).await?);
+            measured_samples.add(load(&measured, rows, args.connections, round).await?);
         }
-        let bare_result = bare_samples.result("bare axum handler");
-        let serve_result = serve_samples.result("logitflow serve");
-        let _ = bare.kill().await;
-        Ok::<_, anyhow::Error>((serve_result, bare_result, idle_rss))
+        if let Some(mut bare) = bare {
+            let _ = bare.kill().await;
+        }
+        Ok::<_, anyhow::Error>((measured_samples.result(measured.name), baseline_samples.result(baseline.name), idle_rss))
     }
     .await;
     supervisor.shutdown().await;
-    let (serve, bare, idle_rss) = outcome?;
-    let ratio = serve.requests_per_s / bare.requests_per_s.max(1e-9);
+    let (measured, baseline, idle_rss) = outcome?;
+    let ratio = measured.requests_per_s / baseline.requests_per_s.max(1e-9);
     if args.json {
-        println!("{}", serde_json::json!({"serve": serve, "bare": bare, "ratio": ratio, "serve_idle_rss_bytes": idle_rss}));
+        let (measured_key, baseline_key) = if args.binary { ("binary", "json") } else { ("serve", "bare") };
+        println!(
+            "{}",
+            serde_json::json!({measured_key: measured, baseline_key: baseline, "ratio": ratio, "rows": rows, "serve_idle_rss_bytes": idle_rss})
+        );
     } else {
         println!(
-            "{} connections, {} s per target in {} alternating rounds, same request (1 row), same run",
-            args.connections, args.seconds, args.rounds
+            "{} connections, {} s per target in {} alternating rounds, same request ({rows} row{}), same run",
+            args.connections,
+            args.seconds,
+            args.rounds,
+            if rows == 1 { "" } else { "s" }
         );
-        println!("{:<20} {:>10} {:>9} {:>9} {:>9} {:>7} {:>12}", "target", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "errors", "CPU µs/req");
-        for r in [&serve, &bare] {
+        println!("{:<22} {:>10} {:>9} {:>9} {:>9} {:>7} {:>12}", "target", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "errors", "CPU µs/req");
+        for r in [&measured, &baseline] {
             let cpu = r.server_cpu_us_per_request.map_or_else(|| "-".to_string(), |us| format!("{us:.1}"));
             println!(
-                "{:<20} {:>10.0} {:>9.3} {:>9.3} {:>9.3} {:>7} {:>12}",
+                "{:<22} {:>10.0} {:>9.3} {:>9.3} {:>9.3} {:>7} {:>12}",
                 r.target, r.requests_per_s, r.p50_ms, r.p99_ms, r.p999_ms, r.errors, cpu
             );
         }
-        println!("serve / bare throughput: {:.1}%", ratio * 100.0);
+        println!("{} / {} throughput: {:.1}%", measured.target, baseline.target, ratio * 100.0);
         if let Some(rss) = idle_rss {
             println!("serve resident memory when idle: {:.1} MB", rss as f64 / 1e6);
         }
@@ -211,72 +272,18 @@ impl Samples {
     }
 }
 
-/// `connections` keep-alive connections, each sending one request after another for `length`.
-///
-/// The client is hyper's connection-level HTTP/1.1 client with the request prepared once: the
-/// load generator shares the machine with the server, so every cycle it spends (a general
-/// client parses the URL and builds its headers on each request) is taken from the server.
-async fn load(
-    addr: std::net::SocketAddr,
-    token: Option<String>,
-    connections: usize,
-    length: Duration,
-    server_pid: u32,
-) -> anyhow::Result<Samples> {
-    use http_body_util::{BodyExt, Full};
-    use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue};
-    let body = bytes::Bytes::from(serde_json::to_vec(&InferRequest::rows(&[vec![80.0]]))?);
-    let host = HeaderValue::from_str(&addr.to_string())?;
-    let auth = token.map(|t| HeaderValue::from_str(&format!("Bearer {t}"))).transpose()?;
-    let request = move || {
-        let mut r = hyper::Request::new(Full::new(body.clone()));
-        *r.method_mut() = hyper::Method::POST;
-        *r.uri_mut() = hyper::Uri::from_static(INFER_PATH);
-        let headers = r.headers_mut();
-        headers.insert(HOST, host.clone());
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        if let Some(auth) = &auth {
-            headers.insert(AUTHORIZATION, auth.clone());
-        }
-        r
-    };
-    let cpu_before = cpu_seconds(server_pid);
+/// `connections` keep-alive connections to `target`, each sending one request of `rows` rows
+/// after another for `length`.
+async fn load(target: &Target, rows: usize, connections: usize, length: Duration) -> anyhow::Result<Samples> {
+    let cpu_before = cpu_seconds(target.pid);
     let started = Instant::now();
     let deadline = started + length;
     let mut tasks = Vec::new();
     for _ in 0..connections {
-        let request = request.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut latencies: Vec<u32> = Vec::with_capacity(1 << 14);
-            let mut errors = 0u64;
-            'connect: while Instant::now() < deadline {
-                let Ok(stream) = tokio::net::TcpStream::connect(addr).await else {
-                    errors += 1;
-                    continue;
-                };
-                let _ = stream.set_nodelay(true);
-                let Ok((mut sender, connection)) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await else {
-                    errors += 1;
-                    continue;
-                };
-                tokio::spawn(connection);
-                while Instant::now() < deadline {
-                    let t = Instant::now();
-                    let answered = match sender.send_request(request()).await {
-                        Ok(response) => response.status().is_success() && response.into_body().collect().await.is_ok(),
-                        Err(_) => false,
-                    };
-                    if answered {
-                        latencies.push(t.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
-                    } else {
-                        errors += 1;
-                        // A failed exchange may leave the connection unusable: open a new one.
-                        continue 'connect;
-                    }
-                }
-            }
-            (latencies, errors)
-        }));
+        tasks.push(match target.wire {
+            Wire::Grpc => tokio::spawn(grpc_connection(target.addr, target.token.clone(), rows, deadline)),
+            wire => tokio::spawn(http_connection(http_request(target, wire, rows)?, target.addr, deadline)),
+        });
     }
     let mut samples = Samples::default();
     for task in tasks {
@@ -285,8 +292,139 @@ async fn load(
         samples.errors += e;
     }
     samples.seconds = started.elapsed().as_secs_f64();
-    samples.server_cpu_seconds = cpu_before.zip(cpu_seconds(server_pid)).map(|(before, after)| after - before);
+    samples.server_cpu_seconds = cpu_before.zip(cpu_seconds(target.pid)).map(|(before, after)| after - before);
     Ok(samples)
+}
+
+/// The scores of a request's rows: 80 and others around it, all valid.
+fn scores(rows: usize) -> Vec<f64> {
+    (0..rows).map(|i| 40.0 + (i % 60) as f64).collect()
+}
+
+type HttpRequest = hyper::Request<http_body_util::Full<bytes::Bytes>>;
+
+/// A maker of the same HTTP request over and over, prepared once.
+///
+/// The client is hyper's connection-level HTTP/1.1 client with the request prepared once: the
+/// load generator shares the machine with the server, so every cycle it spends (a general
+/// client parses the URL and builds its headers on each request) is taken from the server.
+fn http_request(target: &Target, wire: Wire, rows: usize) -> anyhow::Result<impl Fn() -> HttpRequest + Clone + Send + 'static> {
+    use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderName, HeaderValue};
+    let values = scores(rows);
+    let (body, header_length) = match wire {
+        Wire::HttpBinary => {
+            // What tritonclient.http sends by default: the input as binary data, and (naming
+            // no outputs) every output asked for as binary data.
+            let mut body = serde_json::to_vec(&serde_json::json!({
+                "inputs": [{"name": "score", "shape": [rows, 1], "datatype": "FP64", "parameters": {"binary_data_size": rows * 8}}],
+                "parameters": {"binary_data_output": true},
+            }))?;
+            let header_length = body.len();
+            body.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+            (body, Some(HeaderValue::from(header_length)))
+        }
+        _ => (serde_json::to_vec(&InferRequest::rows(&values.iter().map(|&v| vec![v]).collect::<Vec<_>>()))?, None),
+    };
+    let body = bytes::Bytes::from(body);
+    let host = HeaderValue::from_str(&target.addr.to_string())?;
+    let auth = target.token.as_ref().map(|t| HeaderValue::from_str(&format!("Bearer {t}"))).transpose()?;
+    Ok(move || {
+        let mut r = hyper::Request::new(http_body_util::Full::new(body.clone()));
+        *r.method_mut() = hyper::Method::POST;
+        *r.uri_mut() = hyper::Uri::from_static(INFER_PATH);
+        let headers = r.headers_mut();
+        headers.insert(HOST, host.clone());
+        match &header_length {
+            Some(length) => {
+                headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+                headers.insert(HeaderName::from_static("inference-header-content-length"), length.clone());
+            }
+            None => {
+                headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            }
+        }
+        if let Some(auth) = &auth {
+            headers.insert(AUTHORIZATION, auth.clone());
+        }
+        r
+    })
+}
+
+/// One keep-alive HTTP/1.1 connection's requests until `deadline`: latencies (µs) and errors.
+async fn http_connection(request: impl Fn() -> HttpRequest, addr: std::net::SocketAddr, deadline: Instant) -> (Vec<u32>, u64) {
+    use http_body_util::BodyExt;
+    let mut latencies: Vec<u32> = Vec::with_capacity(1 << 14);
+    let mut errors = 0u64;
+    'connect: while Instant::now() < deadline {
+        let Ok(stream) = tokio::net::TcpStream::connect(addr).await else {
+            errors += 1;
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let Ok((mut sender, connection)) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await else {
+            errors += 1;
+            continue;
+        };
+        tokio::spawn(connection);
+        while Instant::now() < deadline {
+            let t = Instant::now();
+            let answered = match sender.send_request(request()).await {
+                Ok(response) => response.status().is_success() && response.into_body().collect().await.is_ok(),
+                Err(_) => false,
+            };
+            if answered {
+                latencies.push(t.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
+            } else {
+                errors += 1;
+                // A failed exchange may leave the connection unusable: open a new one.
+                continue 'connect;
+            }
+        }
+    }
+    (latencies, errors)
+}
+
+/// One gRPC (HTTP/2) connection's `ModelInfer` calls, one at a time, until `deadline`.
+async fn grpc_connection(addr: std::net::SocketAddr, token: Option<String>, rows: usize, deadline: Instant) -> (Vec<u32>, u64) {
+    use logitflow_serve::grpc::proto::grpc_inference_service_client::GrpcInferenceServiceClient;
+    use logitflow_serve::grpc::proto::{ModelInferRequest, model_infer_request::InferInputTensor};
+    let mut latencies: Vec<u32> = Vec::with_capacity(1 << 14);
+    let mut errors = 0u64;
+    let request = ModelInferRequest {
+        model_name: "admissions".into(),
+        inputs: vec![InferInputTensor { name: "score".into(), datatype: "FP64".into(), shape: vec![rows as i64, 1], ..Default::default() }],
+        raw_input_contents: vec![scores(rows).iter().flat_map(|v| v.to_le_bytes()).collect()],
+        ..Default::default()
+    };
+    let auth: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>> = token.and_then(|t| format!("Bearer {t}").parse().ok());
+    'connect: while Instant::now() < deadline {
+        let endpoint = match tonic::transport::Endpoint::from_shared(format!("http://{addr}")) {
+            Ok(endpoint) => endpoint.tcp_nodelay(true),
+            Err(_) => return (latencies, errors + 1),
+        };
+        let Ok(channel) = endpoint.connect().await else {
+            errors += 1;
+            continue;
+        };
+        let mut client = GrpcInferenceServiceClient::new(channel);
+        while Instant::now() < deadline {
+            let mut call = tonic::Request::new(request.clone());
+            if let Some(auth) = &auth {
+                call.metadata_mut().insert("authorization", auth.clone());
+            }
+            let t = Instant::now();
+            match client.model_infer(call).await {
+                Ok(answer) if answer.get_ref().raw_output_contents.first().is_some_and(|o| o.len() == rows * 8) => {
+                    latencies.push(t.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
+                }
+                _ => {
+                    errors += 1;
+                    continue 'connect;
+                }
+            }
+        }
+    }
+    (latencies, errors)
 }
 
 const INFER_PATH: &str = "/v2/models/admissions/infer";
@@ -318,6 +456,89 @@ async fn bare_server() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     println!("{}", serde_json::json!({"event": "listening", "service": "bare", "addr": listener.local_addr()?.to_string()}));
     axum::serve(listener, app).with_graceful_shutdown(logitflow_kit::shutdown_signal()).await?;
+    Ok(())
+}
+
+/// The limit over gRPC: tonic's generated service, decoding the same raw FP64 contents and
+/// doing the same arithmetic, with no catalog, no token and no statistics.
+async fn bare_grpc_server() -> anyhow::Result<()> {
+    use logitflow_serve::grpc::proto::grpc_inference_service_server::{GrpcInferenceService, GrpcInferenceServiceServer};
+    use logitflow_serve::grpc::proto::{self, model_infer_response::InferOutputTensor};
+    use tonic::{Request, Response, Status};
+    struct Bare;
+    fn unimplemented<T>() -> Result<Response<T>, Status> {
+        Err(Status::unimplemented("the bare handler only infers"))
+    }
+    #[tonic::async_trait]
+    impl GrpcInferenceService for Bare {
+        async fn model_infer(&self, request: Request<proto::ModelInferRequest>) -> Result<Response<proto::ModelInferResponse>, Status> {
+            let r = request.into_inner();
+            let raw = r.raw_input_contents.first().ok_or_else(|| Status::invalid_argument("no raw input"))?;
+            let mut out = Vec::with_capacity(raw.len());
+            for bytes in raw.chunks_exact(8) {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(bytes);
+                out.extend_from_slice(&sigmoid(-10.0 + 0.2 * f64::from_le_bytes(b)).to_le_bytes());
+            }
+            let rows = (out.len() / 8) as i64;
+            Ok(Response::new(proto::ModelInferResponse {
+                model_name: r.model_name,
+                model_version: "1".into(),
+                id: r.id,
+                parameters: Default::default(),
+                outputs: vec![InferOutputTensor {
+                    name: "probability".into(),
+                    datatype: "FP64".into(),
+                    shape: vec![rows, 1],
+                    parameters: Default::default(),
+                    contents: None,
+                }],
+                raw_output_contents: vec![out],
+            }))
+        }
+        async fn server_live(&self, _: Request<proto::ServerLiveRequest>) -> Result<Response<proto::ServerLiveResponse>, Status> {
+            unimplemented()
+        }
+        async fn server_ready(&self, _: Request<proto::ServerReadyRequest>) -> Result<Response<proto::ServerReadyResponse>, Status> {
+            unimplemented()
+        }
+        async fn model_ready(&self, _: Request<proto::ModelReadyRequest>) -> Result<Response<proto::ModelReadyResponse>, Status> {
+            unimplemented()
+        }
+        async fn server_metadata(
+            &self,
+            _: Request<proto::ServerMetadataRequest>,
+        ) -> Result<Response<proto::ServerMetadataResponse>, Status> {
+            unimplemented()
+        }
+        async fn model_metadata(&self, _: Request<proto::ModelMetadataRequest>) -> Result<Response<proto::ModelMetadataResponse>, Status> {
+            unimplemented()
+        }
+        async fn model_statistics(
+            &self,
+            _: Request<proto::ModelStatisticsRequest>,
+        ) -> Result<Response<proto::ModelStatisticsResponse>, Status> {
+            unimplemented()
+        }
+        async fn repository_index(
+            &self,
+            _: Request<proto::RepositoryIndexRequest>,
+        ) -> Result<Response<proto::RepositoryIndexResponse>, Status> {
+            unimplemented()
+        }
+        async fn repository_model_load(
+            &self,
+            _: Request<proto::RepositoryModelLoadRequest>,
+        ) -> Result<Response<proto::RepositoryModelLoadResponse>, Status> {
+            unimplemented()
+        }
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    println!("{}", serde_json::json!({"event": "listening", "service": "bare-grpc", "addr": listener.local_addr()?.to_string()}));
+    tonic::transport::Server::builder()
+        .add_service(GrpcInferenceServiceServer::new(Bare))
+        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), logitflow_kit::shutdown_signal())
+        .await?;
     Ok(())
 }
 

@@ -1,5 +1,6 @@
-"""Drives a running logitflow serve's gRPC port with tritonclient.grpc, with its defaults, and
-prints what it got as one JSON object. Run by tests/triton.rs: `python triton_grpc.py HOST:PORT`.
+"""Drives a running logitflow serve's gRPC port with tritonclient.grpc, with its defaults, then
+asks for the model statistics, loads the model and lists the repository, and prints what it got
+as one JSON object. Run by tests/triton.rs: `python triton_grpc.py HOST:PORT`.
 """
 import json
 import sys
@@ -23,4 +24,11 @@ results["infer"] = {
     "model_version": response.model_version,
     "id": response.id,
 }
+stats = client.get_inference_statistics("admissions", as_json=True)["model_stats"]
+results["statistics"] = [
+    {"version": s["version"], "success": int(s["inference_stats"]["success"]["count"]), "rows": int(s["inference_count"])}
+    for s in stats
+]
+client.load_model("admissions")
+results["index"] = [(m["name"], m["version"], m["state"]) for m in client.get_model_repository_index(as_json=True)["models"]]
 print(json.dumps(results))

@@ -7,6 +7,7 @@ Each case asks for the probability of admission for a score of 80 from `admissio
 - http_json: the input as JSON (binary_data=False), the output asked for as JSON;
 - http_binary_output: a JSON input, the output asked for as binary;
 - aio: tritonclient.http.aio with its defaults.
+Then the model statistics, a load, and the repository index.
 """
 import asyncio
 import json
@@ -63,4 +64,10 @@ async def aio():
 
 
 asyncio.run(aio())
+stats = client.get_inference_statistics("admissions")["model_stats"]
+results["statistics"] = [
+    {"version": s["version"], "success": s["inference_stats"]["success"]["count"], "rows": s["inference_count"]} for s in stats
+]
+client.load_model("admissions")
+results["index"] = [(m["name"], m["version"], m["state"]) for m in client.get_model_repository_index()]
 print(json.dumps(results))

@@ -26,7 +26,7 @@ pub mod wire;
 pub use config::{Config, ServiceArgs, ServiceCli, default_home, start};
 pub use error::{ApiError, Json, blocking, parse_json};
 pub use guard::same_token;
-pub use server::{Readiness, ServiceInfo, announce_listening, init_tracing, serve, shutdown_signal};
+pub use server::{Readiness, ServiceInfo, announce_listening, init_tracing, serve, serve_with_metrics, shutdown_signal};
 pub use step::{StepSummary, cached_step};
 
 /// The environment variable that carries the bearer token to a service.

@@ -52,10 +52,22 @@ pub(crate) struct Common {
     pub(crate) body_limit: usize,
     pub(crate) request_timeout: Duration,
     pub(crate) body_timeout: Duration,
+    /// The service's own series, appended to `/metrics`.
+    extra_metrics: Box<dyn Fn(&mut String) + Send + Sync>,
 }
 
 impl Common {
+    #[cfg(test)]
     fn new(name: &'static str, readiness: Readiness, config: &Config) -> Arc<Self> {
+        Self::with_metrics(name, readiness, config, Box::new(|_| {}))
+    }
+
+    fn with_metrics(
+        name: &'static str,
+        readiness: Readiness,
+        config: &Config,
+        extra_metrics: Box<dyn Fn(&mut String) + Send + Sync>,
+    ) -> Arc<Self> {
         let started = Instant::now();
         Arc::new(Common {
             info: ServiceInfo { name, started },
@@ -65,6 +77,7 @@ impl Common {
             body_limit: config.body_limit,
             request_timeout: config.request_timeout,
             body_timeout: config.body_timeout,
+            extra_metrics,
         })
     }
 }
@@ -155,7 +168,21 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let common = Common::new(name, readiness, config);
+    serve_with_metrics(name, config, readiness, |_| {}, routes, listener, shutdown).await
+}
+
+/// As [`serve`], with the service's own Prometheus series: `metrics` appends them (HELP and
+/// TYPE lines included) to what `GET /metrics` answers, each time it is asked.
+pub async fn serve_with_metrics(
+    name: &'static str,
+    config: &Config,
+    readiness: Readiness,
+    metrics: impl Fn(&mut String) + Send + Sync + 'static,
+    routes: Router,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let common = Common::with_metrics(name, readiness, config, Box::new(metrics));
     // The guard each connection's own is made from (`for_connection`).
     let app = router(common.clone(), routes);
     let addr = listener.local_addr()?;
@@ -260,6 +287,7 @@ async fn metrics_route(State(common): State<Arc<Common>>) -> Response {
     let _ = writeln!(text, "# HELP logitflow_uptime_seconds Seconds since the service started.");
     let _ = writeln!(text, "# TYPE logitflow_uptime_seconds gauge");
     let _ = writeln!(text, "logitflow_uptime_seconds{{service=\"{name}\"}} {}", common.info.started.elapsed().as_secs_f64());
+    (common.extra_metrics)(&mut text);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 

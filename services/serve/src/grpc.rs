@@ -1,7 +1,9 @@
 //! serve over gRPC: `inference.GRPCInferenceService` from the Open Inference Protocol's
 //! `open_inference_grpc.proto` (KServe's; Triton's service of the same name shares its messages
 //! and field numbers, so `tritonclient.grpc` speaks to it too), generated with protox and
-//! tonic-prost-build at build time.
+//! tonic-prost-build at build time. Three of Triton's calls are added to it, with Triton's
+//! messages: `ModelStatistics`, `RepositoryIndex` and `RepositoryModelLoad`, as serve answers
+//! them over HTTP.
 //!
 //! It answers from the same catalog as HTTP — the same versions, aliases and zero-failure
 //! swaps — and decodes tensors through the same code: `contents` (typed values) or
@@ -10,8 +12,9 @@
 //! `authorization: Bearer <token>` in its metadata.
 
 use super::{AppState, binary, decode_inputs, served_in};
+use logitflow_core::model::Model;
 use logitflow_kit::ApiError;
-use logitflow_kit::wire::{InferInput, InferRequest};
+use logitflow_kit::wire::InferInput;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
@@ -115,51 +118,110 @@ impl GrpcInferenceService for Grpc {
     }
 
     async fn model_infer(&self, request: Request<proto::ModelInferRequest>) -> Result<Response<proto::ModelInferResponse>, Status> {
+        let started = std::time::Instant::now();
         let r = request.into_inner();
-        let mut raw = r.raw_input_contents.into_iter();
-        let inputs = r
-            .inputs
-            .into_iter()
-            .map(|t| {
-                let shape: Vec<usize> = t.shape.iter().map(|&n| usize::try_from(n).unwrap_or(usize::MAX)).collect();
-                let data = match (&t.contents, raw.len() > 0) {
-                    (Some(c), _) => contents_values(c),
-                    (None, true) => {
-                        let bytes = raw.next().unwrap_or_default();
-                        let count = super::element_count(&t.name, &shape)?;
-                        binary::decode(&t.name, &t.datatype, &bytes, count)?
-                    }
-                    (None, false) => serde_json::Value::Array(Vec::new()),
-                };
-                Ok(InferInput { name: t.name, shape, datatype: t.datatype, data, parameters: None })
-            })
-            .collect::<Result<Vec<_>, ApiError>>()
-            .map_err(status)?;
-        let request = InferRequest { id: (!r.id.is_empty()).then(|| r.id.clone()), parameters: None, inputs, outputs: None };
         let selector = (!r.model_version.is_empty()).then_some(r.model_version.as_str());
         let catalog = self.state.catalog.load();
-        let (version, model) = served_in(&catalog, &r.model_name).and_then(|s| s.resolve(&r.model_name, selector)).map_err(status)?;
-        let (x, rows) = decode_inputs(&request.inputs, model).map_err(status)?;
-        let k = model.term_count();
-        let mut out = Vec::with_capacity(rows * 8);
-        for row in x.chunks_exact(k) {
-            out.extend_from_slice(&model.probability_raw(row).to_le_bytes());
-        }
-        Ok(Response::new(proto::ModelInferResponse {
-            model_name: r.model_name,
-            model_version: version.to_string(),
-            id: r.id,
-            parameters: Default::default(),
-            outputs: vec![proto::model_infer_response::InferOutputTensor {
-                name: "probability".into(),
-                datatype: "FP64".into(),
-                shape: vec![rows as i64, 1],
-                parameters: Default::default(),
-                contents: None,
-            }],
-            raw_output_contents: vec![out],
-        }))
+        let (version, loaded) = served_in(&catalog, &r.model_name).and_then(|s| s.resolve(&r.model_name, selector)).map_err(status)?;
+        let answered = infer_with(&loaded.model, version, r);
+        loaded.stats.record(started, answered.as_ref().map(|&(_, rows)| rows).map_err(|_| ()));
+        answered.map(|(response, _)| Response::new(response)).map_err(status)
     }
+
+    async fn model_statistics(
+        &self,
+        request: Request<proto::ModelStatisticsRequest>,
+    ) -> Result<Response<proto::ModelStatisticsResponse>, Status> {
+        let r = request.into_inner();
+        let name = (!r.name.is_empty()).then_some(r.name.as_str());
+        let selector = (!r.version.is_empty()).then_some(r.version.as_str());
+        let all = super::statistics_of(&self.state, name, selector).map_err(status)?;
+        let duration = |count: u64, ns: u64| Some(proto::StatisticDuration { count, ns });
+        let model_stats = all
+            .into_iter()
+            .map(|(name, version, s)| proto::ModelStatistics {
+                name,
+                version: version.to_string(),
+                last_inference: s.last_inference_ms,
+                inference_count: s.rows,
+                execution_count: s.success,
+                inference_stats: Some(proto::InferStatistics {
+                    success: duration(s.success, s.success_ns),
+                    fail: duration(s.failure, s.failure_ns),
+                    compute_infer: duration(s.success, s.success_ns),
+                    ..Default::default()
+                }),
+            })
+            .collect();
+        Ok(Response::new(proto::ModelStatisticsResponse { model_stats }))
+    }
+
+    async fn repository_index(
+        &self,
+        request: Request<proto::RepositoryIndexRequest>,
+    ) -> Result<Response<proto::RepositoryIndexResponse>, Status> {
+        let models = super::repository_entries(&self.state, request.into_inner().ready)
+            .into_iter()
+            .map(|e| proto::repository_index_response::ModelIndex {
+                name: e.name,
+                version: e.version.to_string(),
+                state: if e.unavailable.is_some() { "UNAVAILABLE" } else { "READY" }.into(),
+                reason: e.unavailable.unwrap_or_default(),
+            })
+            .collect();
+        Ok(Response::new(proto::RepositoryIndexResponse { models }))
+    }
+
+    async fn repository_model_load(
+        &self,
+        request: Request<proto::RepositoryModelLoadRequest>,
+    ) -> Result<Response<proto::RepositoryModelLoadResponse>, Status> {
+        self.state.load(&request.into_inner().model_name).await.map_err(status)?;
+        Ok(Response::new(proto::RepositoryModelLoadResponse {}))
+    }
+}
+
+/// The answer to one gRPC infer request for `model` (at `version`), and the rows it answered.
+fn infer_with(model: &Model, version: u32, r: proto::ModelInferRequest) -> Result<(proto::ModelInferResponse, usize), ApiError> {
+    let mut raw = r.raw_input_contents.into_iter();
+    let inputs = r
+        .inputs
+        .into_iter()
+        .map(|t| {
+            let shape: Vec<usize> = t.shape.iter().map(|&n| usize::try_from(n).unwrap_or(usize::MAX)).collect();
+            let data = match (&t.contents, raw.len() > 0) {
+                (Some(c), _) => contents_values(c),
+                (None, true) => {
+                    let bytes = raw.next().unwrap_or_default();
+                    let count = super::element_count(&t.name, &shape)?;
+                    binary::decode(&t.name, &t.datatype, &bytes, count)?
+                }
+                (None, false) => serde_json::Value::Array(Vec::new()),
+            };
+            Ok(InferInput { name: t.name, shape, datatype: t.datatype, data, parameters: None })
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    let (x, rows) = decode_inputs(&inputs, model)?;
+    let k = model.term_count();
+    let mut out = Vec::with_capacity(rows * 8);
+    for row in x.chunks_exact(k) {
+        out.extend_from_slice(&model.probability_raw(row).to_le_bytes());
+    }
+    let response = proto::ModelInferResponse {
+        model_name: r.model_name,
+        model_version: version.to_string(),
+        id: r.id,
+        parameters: Default::default(),
+        outputs: vec![proto::model_infer_response::InferOutputTensor {
+            name: "probability".into(),
+            datatype: "FP64".into(),
+            shape: vec![rows as i64, 1],
+            parameters: Default::default(),
+            contents: None,
+        }],
+        raw_output_contents: vec![out],
+    };
+    Ok((response, rows))
 }
 
 /// Serves gRPC on `listener` until `shutdown`, with the token checked when there is one.

@@ -10,9 +10,15 @@
 //!   request holds the catalog it started with, so none fails during a swap, and an old
 //!   version is dropped when its last request is done. A version that fails its hash check is
 //!   refused and the catalog stays as it was.
+//! - `POST /v2/repository/index`: every version, loaded or not (and why not).
+//! - `GET /v2/models[/{name}[/versions/{version}]]/stats`: Triton's model statistics, from
+//!   each version's [`VersionStats`]; `/metrics` shows the same as `nv_inference_*` series and a
+//!   latency histogram per model and version.
 //! - `POST /v1/predict` ([`PredictRequest`] → [`PredictResponse`]): the same for people.
+//! - [`grpc`]: the same over gRPC (`inference.GRPCInferenceService`), from the same catalog.
 //!
-//! The prediction path takes no lock: it reads the catalog through an [`ArcSwap`].
+//! The prediction path takes no lock: it reads the catalog through an [`ArcSwap`], and counts
+//! into per-thread shards of its version's statistics.
 
 use arc_swap::ArcSwap;
 use axum::Router;
@@ -25,13 +31,17 @@ use logitflow_core::scale::{EncodeError, Encoding, Value};
 use logitflow_core::store::{Kind, Store};
 use logitflow_core::table::Classes;
 use logitflow_kit::wire::{
-    InferInput, InferOutput, InferRequest, InferResponse, LoadInfo, ModelMetadata, PredictRequest, PredictResponse, TensorMetadata,
+    InferInput, InferOutput, InferRequest, InferResponse, LoadInfo, ModelMetadata, Parameters, PredictRequest, PredictResponse,
+    TensorMetadata,
 };
 use logitflow_kit::{ApiError, Config, Json, Readiness, blocking};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 pub mod grpc;
+mod stats;
+
+use stats::{Snapshot, VersionStats};
 
 pub const NAME: &str = "serve";
 /// Rows in one request, at most.
@@ -43,12 +53,21 @@ const REGISTRY_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 /// could not, with why.
 #[derive(Debug)]
 struct Served {
-    versions: BTreeMap<u32, (String, Arc<Model>)>,
+    versions: BTreeMap<u32, Version>,
     aliases: BTreeMap<String, u32>,
     unavailable: BTreeMap<u32, String>,
     /// Aliases that point at an unavailable version: (alias, version, why). Such an alias keeps
     /// the version it served before, if any.
     refused: Vec<(String, u32, String)>,
+}
+
+/// One loaded version: its artifact, its model, and its inference statistics (kept while the
+/// version is served, across swaps).
+#[derive(Debug)]
+struct Version {
+    artifact: String,
+    model: Arc<Model>,
+    stats: Arc<VersionStats>,
 }
 
 type Catalog = HashMap<String, Arc<Served>>;
@@ -137,9 +156,10 @@ impl AppState {
             let mut unavailable = BTreeMap::new();
             let mut errors = BTreeMap::new();
             for v in &entry.versions {
-                let reuse = reusable.as_ref().and_then(|c| c.versions.get(&v.version)).filter(|(artifact, _)| *artifact == v.artifact);
-                let model = match reuse {
-                    Some((_, model)) => model.clone(),
+                let loaded = reusable.as_ref().and_then(|c| c.versions.get(&v.version));
+                let stats = loaded.map_or_else(Arc::default, |l| l.stats.clone());
+                let model = match loaded.filter(|l| l.artifact == v.artifact) {
+                    Some(loaded) => loaded.model.clone(),
                     None => match store.read_json::<Model>(&v.artifact, Kind::Model, "model.json") {
                         Ok(model) => {
                             // Warm: one prediction through the same code path requests take.
@@ -154,7 +174,7 @@ impl AppState {
                         }
                     },
                 };
-                versions.insert(v.version, (v.artifact.clone(), model));
+                versions.insert(v.version, Version { artifact: v.artifact.clone(), model, stats });
             }
             let mut aliases = BTreeMap::new();
             let mut refused = Vec::new();
@@ -186,7 +206,8 @@ impl AppState {
         .await?;
         // Loads are serialised, so what was loaded before is still `current`.
         let changed = current.is_none_or(|b| {
-            b.aliases != served.aliases || b.versions.iter().map(|(v, (a, _))| (v, a)).ne(served.versions.iter().map(|(v, (a, _))| (v, a)))
+            b.aliases != served.aliases
+                || b.versions.iter().map(|(v, l)| (v, &l.artifact)).ne(served.versions.iter().map(|(v, l)| (v, &l.artifact)))
         });
         let info = LoadInfo { name: name.to_string(), aliases: served.aliases.clone(), changed };
         let served = Arc::new(served);
@@ -209,7 +230,7 @@ impl AppState {
 
     /// Finds the model for `name` and `selector` (alias or number; `stable` when absent).
     fn resolve(&self, name: &str, selector: Option<&str>) -> Result<(u32, Arc<Model>), ApiError> {
-        self.served(name)?.resolve(name, selector).map(|(version, model)| (version, model.clone()))
+        self.served(name)?.resolve(name, selector).map(|(version, loaded)| (version, loaded.model.clone()))
     }
 }
 
@@ -219,7 +240,7 @@ fn served_in<'c>(catalog: &'c Catalog, name: &str) -> Result<&'c Arc<Served>, Ap
 
 impl Served {
     /// The version for `selector` (alias or number; `stable` when absent); `name` is for errors.
-    fn resolve(&self, name: &str, selector: Option<&str>) -> Result<(u32, &Arc<Model>), ApiError> {
+    fn resolve(&self, name: &str, selector: Option<&str>) -> Result<(u32, &Version), ApiError> {
         let selector = selector.unwrap_or(STABLE);
         let version = match self.aliases.get(selector) {
             Some(v) => *v,
@@ -227,9 +248,8 @@ impl Served {
                 selector.parse::<u32>().map_err(|_| ApiError::NotFound(format!("model {name:?} has no version or alias {selector:?}")))?
             }
         };
-        let (_, model) =
-            self.versions.get(&version).ok_or_else(|| ApiError::NotFound(format!("model {name:?} has no version {selector}")))?;
-        Ok((version, model))
+        let loaded = self.versions.get(&version).ok_or_else(|| ApiError::NotFound(format!("model {name:?} has no version {selector}")))?;
+        Ok((version, loaded))
     }
 }
 
@@ -244,6 +264,9 @@ pub fn app(state: AppState) -> Router {
         .route("/v2/models/{name}/versions/{version}/infer", post(infer_version))
         .route("/v2/repository/models/{name}/load", post(load_model))
         .route("/v2/repository/index", post(repository_index))
+        .route("/v2/models/stats", get(all_statistics))
+        .route("/v2/models/{name}/stats", get(model_statistics))
+        .route("/v2/models/{name}/versions/{version}/stats", get(version_statistics))
         .route("/v1/predict", post(predict))
         // Behind an `Arc`: handlers get the state by cloning it, and `AppState`'s paths would
         // be copied on every request.
@@ -298,7 +321,9 @@ pub async fn run_with_grpc(
             }
         }
     });
-    logitflow_kit::serve(NAME, &config, readiness, app(state), listener, shutdown).await?;
+    let metrics_state = state.clone();
+    let metrics = move |out: &mut String| write_metrics(&metrics_state, out);
+    logitflow_kit::serve_with_metrics(NAME, &config, readiness, metrics, app(state), listener, shutdown).await?;
     Ok(())
 }
 
@@ -312,7 +337,8 @@ async fn server_metadata() -> Json<serde_json::Value> {
 
 fn metadata_of(state: &AppState, name: &str, selector: Option<&str>) -> Result<ModelMetadata, ApiError> {
     let served = state.served(name)?;
-    let (version, model) = served.resolve(name, selector)?;
+    let (version, loaded) = served.resolve(name, selector)?;
+    let model = &loaded.model;
     Ok(ModelMetadata {
         name: name.to_string(),
         versions: if selector.is_some() { vec![version.to_string()] } else { served.versions.keys().map(u32::to_string).collect() },
@@ -369,22 +395,103 @@ async fn model_ready_version(
     state.resolve(&name, Some(&version)).map(|(v, _)| Json(serde_json::json!({"name": name, "version": v.to_string(), "ready": true})))
 }
 
-/// `POST /v2/repository/index`: every loaded model version, as Triton lists its repository.
-async fn repository_index(State(state): State<Arc<AppState>>) -> Json<Vec<serde_json::Value>> {
+/// One version in the repository index: loaded (`READY`) or not (`UNAVAILABLE`, with why).
+pub(crate) struct IndexEntry {
+    name: String,
+    version: u32,
+    unavailable: Option<String>,
+}
+
+/// Every version of every model, loaded or not, by name and version; only the loaded ones if
+/// `ready_only`.
+fn repository_entries(state: &AppState, ready_only: bool) -> Vec<IndexEntry> {
     let catalog = state.catalog.load();
-    let mut index: Vec<serde_json::Value> = catalog
+    let mut entries: Vec<IndexEntry> = catalog
         .iter()
         .flat_map(|(name, served)| {
-            let ready = served.versions.keys().map(move |v| serde_json::json!({"name": name, "version": v.to_string(), "state": "READY"}));
-            let unavailable = served
-                .unavailable
-                .iter()
-                .map(move |(v, why)| serde_json::json!({"name": name, "version": v.to_string(), "state": "UNAVAILABLE", "reason": why}));
+            let ready = served.versions.keys().map(|&version| IndexEntry { name: name.clone(), version, unavailable: None });
+            let unavailable = served.unavailable.iter().filter(|_| !ready_only).map(|(&version, why)| IndexEntry {
+                name: name.clone(),
+                version,
+                unavailable: Some(why.clone()),
+            });
             ready.chain(unavailable).collect::<Vec<_>>()
         })
         .collect();
-    index.sort_by(|a, b| (a["name"].as_str(), a["version"].as_str()).cmp(&(b["name"].as_str(), b["version"].as_str())));
-    Json(index)
+    entries.sort_by(|a, b| (&a.name, a.version).cmp(&(&b.name, b.version)));
+    entries
+}
+
+/// `POST /v2/repository/index` (body `{"ready": bool}`, or none): every model version, as
+/// Triton lists its repository.
+async fn repository_index(State(state): State<Arc<AppState>>, body: axum::body::Bytes) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
+    #[derive(serde::Deserialize, Default)]
+    #[serde(deny_unknown_fields)]
+    struct IndexRequest {
+        #[serde(default)]
+        ready: bool,
+    }
+    let request: IndexRequest =
+        if body.iter().all(u8::is_ascii_whitespace) { IndexRequest::default() } else { logitflow_kit::parse_json(&body)? };
+    let index = repository_entries(&state, request.ready)
+        .into_iter()
+        .map(|e| match e.unavailable {
+            None => serde_json::json!({"name": e.name, "version": e.version.to_string(), "state": "READY"}),
+            Some(why) => serde_json::json!({"name": e.name, "version": e.version.to_string(), "state": "UNAVAILABLE", "reason": why}),
+        })
+        .collect();
+    Ok(Json(index))
+}
+
+/// The statistics of `name`'s versions (all of them, or the one `selector` names), or of every
+/// loaded version when `name` is `None`; by name and version.
+fn statistics_of(state: &AppState, name: Option<&str>, selector: Option<&str>) -> Result<Vec<(String, u32, Snapshot)>, ApiError> {
+    let catalog = state.catalog.load();
+    let mut all = Vec::new();
+    match (name, selector) {
+        (Some(name), Some(selector)) => {
+            let (version, loaded) = served_in(&catalog, name)?.resolve(name, Some(selector))?;
+            all.push((name.to_string(), version, loaded.stats.snapshot()));
+        }
+        (Some(name), None) => {
+            all.extend(served_in(&catalog, name)?.versions.iter().map(|(&v, l)| (name.to_string(), v, l.stats.snapshot())));
+        }
+        (None, _) => {
+            for (name, served) in catalog.iter() {
+                all.extend(served.versions.iter().map(|(&v, l)| (name.clone(), v, l.stats.snapshot())));
+            }
+        }
+    }
+    all.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+    Ok(all)
+}
+
+/// Triton's statistics answer, `{"model_stats": [...]}`.
+fn statistics_json(all: Vec<(String, u32, Snapshot)>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({"model_stats": all.iter().map(|(name, v, s)| s.triton_json(name, *v)).collect::<Vec<_>>()}))
+}
+
+async fn all_statistics(State(state): State<Arc<AppState>>) -> Result<Json<serde_json::Value>, ApiError> {
+    statistics_of(&state, None, None).map(statistics_json)
+}
+
+async fn model_statistics(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+    statistics_of(&state, Some(&name), None).map(statistics_json)
+}
+
+async fn version_statistics(
+    State(state): State<Arc<AppState>>,
+    Path((name, version)): Path<(String, String)>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    statistics_of(&state, Some(&name), Some(&version)).map(statistics_json)
+}
+
+/// serve's own series for `/metrics`: each loaded version's inference statistics.
+fn write_metrics(state: &AppState, out: &mut String) {
+    stats::write_prometheus_help(out);
+    for (name, version, snapshot) in statistics_of(state, None, None).unwrap_or_default() {
+        snapshot.write_prometheus(&name, version, out);
+    }
 }
 
 async fn load_model(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Result<Json<LoadInfo>, ApiError> {
@@ -410,8 +517,11 @@ async fn infer_version(
 }
 
 /// The header of the binary tensor data extension: the length of the JSON at the body's start.
-const HEADER_LENGTH: &str = "inference-header-content-length";
+/// A `HeaderName` made once: looked up by a `&str`, the name would be parsed on every request.
+static HEADER_LENGTH: axum::http::HeaderName = axum::http::HeaderName::from_static("inference-header-content-length");
 
+/// Answers an infer request for `name` at `selector`, counted in that version's statistics: a
+/// request for a model or version that is not served is refused before, and counted nowhere.
 fn answer(
     state: &AppState,
     name: String,
@@ -419,9 +529,27 @@ fn answer(
     headers: &axum::http::HeaderMap,
     body: &[u8],
 ) -> Result<Response, ApiError> {
+    let started = std::time::Instant::now();
+    // Borrowed from the catalog as it is now rather than cloned out of it: two fewer reference
+    // counts, shared by every request, bounced between the cores on each prediction.
+    let catalog = state.catalog.load();
+    let (version, loaded) = served_in(&catalog, &name)?.resolve(&name, selector)?;
+    let answered = infer_with(&loaded.model, version, name, headers, body);
+    loaded.stats.record(started, answered.as_ref().map(|&(_, rows)| rows).map_err(|_| ()));
+    answered.map(|(response, _)| response)
+}
+
+/// The response to an infer body for `model` (at `version`), and the rows it answered.
+fn infer_with(
+    model: &Model,
+    version: u32,
+    name: String,
+    headers: &axum::http::HeaderMap,
+    body: &[u8],
+) -> Result<(Response, usize), ApiError> {
     // An infer body is JSON whatever its Content-Type says (absent, application/json,
     // application/octet-stream), as Triton and KServe take it: tritonclient sends none.
-    let (json, binary) = match headers.get(HEADER_LENGTH) {
+    let (json, binary) = match headers.get(&HEADER_LENGTH) {
         None => (body, &[][..]),
         Some(v) => {
             let n: usize = v.to_str().ok().and_then(|v| v.trim().parse().ok()).filter(|&n| n <= body.len()).ok_or_else(|| {
@@ -435,19 +563,24 @@ fn answer(
     };
     let mut request: InferRequest = logitflow_kit::parse_json(json)?;
     binary::attach_inputs(&mut request.inputs, binary)?;
-    // Borrowed from the catalog as it is now rather than cloned out of it: two fewer reference
-    // counts, shared by every request, bounced between the cores on each prediction.
-    let catalog = state.catalog.load();
-    let (version, model) = served_in(&catalog, &name)?.resolve(&name, selector)?;
     let (x, rows) = decode_inputs(&request.inputs, model)?;
     let k = model.term_count();
     let data: Vec<f64> = x.chunks_exact(k).map(|row| model.probability_raw(row)).collect();
-    let output = InferOutput { name: "probability".into(), shape: vec![rows, 1], datatype: "FP64".into(), data, parameters: None };
-    let response = InferResponse { model_name: name, model_version: version.to_string(), id: request.id.clone(), outputs: vec![output] };
-    if binary::output_wanted(&request) {
-        return binary::respond(response);
+    let as_binary = binary::output_wanted(&request);
+    let (data, raw) = if as_binary { (Vec::new(), data) } else { (data, Vec::new()) };
+    let output = InferOutput {
+        name: "probability".into(),
+        shape: vec![rows, 1],
+        datatype: "FP64".into(),
+        // Binary data goes after the JSON header; the output says how long it is.
+        parameters: as_binary.then(|| Parameters { binary_data_size: Some(raw.len() as u64 * 8), ..Parameters::default() }),
+        data,
+    };
+    let response = InferResponse { model_name: name, model_version: version.to_string(), id: request.id, outputs: vec![output] };
+    if as_binary {
+        return Ok((binary::respond(&response, &raw)?, rows));
     }
-    Ok(Json(response).into_response())
+    Ok((Json(response).into_response(), rows))
 }
 
 /// The binary tensor data extension, as Triton and KServe speak it: an input's values may come
@@ -459,7 +592,7 @@ pub(crate) mod binary {
     use super::*;
 
     fn size_of(input: &InferInput) -> Option<u64> {
-        input.parameters.as_ref()?.get("binary_data_size")?.as_u64()
+        input.parameters.as_ref()?.binary_data_size
     }
 
     /// Moves each binary input's values from `binary` into its `data`, in the inputs' order.
@@ -534,39 +667,34 @@ pub(crate) mod binary {
         }
     }
 
-    /// Whether the request asks for its outputs as binary data.
+    /// Whether the request asks for its outputs as binary data: an output asks with
+    /// `binary_data`, or the request for all with `binary_data_output`.
     pub(super) fn output_wanted(request: &InferRequest) -> bool {
-        let asked = |params: Option<&serde_json::Value>, key: &str| params.and_then(|p| p.get(key)).and_then(serde_json::Value::as_bool);
-        let on_request = asked(request.parameters.as_ref(), "binary_data_output").unwrap_or(false);
-        let on_output = request
-            .outputs
-            .as_ref()
-            .and_then(|o| o.as_array())
-            .is_some_and(|outputs| outputs.iter().any(|o| asked(o.get("parameters"), "binary_data").unwrap_or(on_request)));
-        on_output || (on_request && request.outputs.as_ref().and_then(|o| o.as_array()).is_none_or(|o| o.is_empty()))
+        let on_request = request.parameters.as_ref().and_then(|p| p.binary_data_output).unwrap_or(false);
+        match request.outputs.as_deref() {
+            None | Some([]) => on_request,
+            Some(outputs) => outputs.iter().any(|o| o.parameters.as_ref().and_then(|p| p.binary_data).unwrap_or(on_request)),
+        }
     }
 
-    /// The response as a JSON header followed by the outputs' raw bytes.
-    pub(super) fn respond(mut response: InferResponse) -> Result<Response, ApiError> {
-        let mut raw = Vec::new();
-        for output in &mut response.outputs {
-            let start = raw.len();
-            for v in output.data.drain(..) {
-                raw.extend_from_slice(&v.to_le_bytes());
-            }
-            output.parameters = Some(serde_json::json!({"binary_data_size": raw.len() - start}));
-        }
-        let mut body = serde_json::to_vec(&response).map_err(|e| ApiError::Internal(e.to_string()))?;
+    /// The response as a JSON header followed by `values`, the output's raw bytes.
+    pub(super) fn respond(response: &InferResponse, values: &[f64]) -> Result<Response, ApiError> {
+        use axum::http::{HeaderValue, header::CONTENT_TYPE};
+        use bytes::BufMut;
+        // One buffer for the header and the values, sized and frozen as axum's `Json` does its
+        // own: a `Vec` handed to the body would be copied or wrapped once more.
+        let mut body = bytes::BytesMut::with_capacity(128 + values.len() * 8).writer();
+        serde_json::to_writer(&mut body, response).map_err(|e| ApiError::Internal(e.to_string()))?;
+        let mut body = body.into_inner();
         let header_length = body.len();
-        body.extend_from_slice(&raw);
-        Ok((
-            [
-                (axum::http::header::CONTENT_TYPE, "application/octet-stream".to_string()),
-                (axum::http::HeaderName::from_static(HEADER_LENGTH), header_length.to_string()),
-            ],
-            body,
-        )
-            .into_response())
+        for v in values {
+            body.put_f64_le(*v);
+        }
+        let mut answer = Response::new(axum::body::Body::from(body.freeze()));
+        let headers = answer.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+        headers.insert(HEADER_LENGTH.clone(), HeaderValue::from(header_length));
+        Ok(answer)
     }
 }
 
@@ -744,7 +872,16 @@ fn flatten(value: &serde_json::Value, out: &mut Vec<f64>, depth: usize) -> Resul
 
 async fn predict(State(state): State<Arc<AppState>>, Json(request): Json<PredictRequest>) -> Result<Json<PredictResponse>, ApiError> {
     let name = request.model.clone().unwrap_or_else(|| single_model(&state).unwrap_or_default());
-    let (version, model) = state.resolve(&name, request.version.as_deref())?;
+    let started = std::time::Instant::now();
+    let catalog = state.catalog.load();
+    let (version, loaded) = served_in(&catalog, &name)?.resolve(&name, request.version.as_deref())?;
+    let answered = predict_with(&loaded.model, request);
+    loaded.stats.record(started, answered.as_ref().map(Vec::len).map_err(|_| ()));
+    Ok(Json(PredictResponse { model_name: name, model_version: version.to_string(), probabilities: answered? }))
+}
+
+/// The probabilities of a predict request's rows under `model`.
+fn predict_with(model: &Model, request: PredictRequest) -> Result<Vec<f64>, ApiError> {
     let rows: Vec<Vec<Value>> = match (request.inputs, request.features) {
         (Some(rows), None) => rows,
         (None, Some(features)) => {
@@ -775,7 +912,7 @@ async fn predict(State(state): State<Arc<AppState>>, Json(request): Json<Predict
         model.encode_row(row, &mut terms).map_err(|e| unusable(i, e))?;
         probabilities.push(model.probability_raw(&terms));
     }
-    Ok(Json(PredictResponse { model_name: name, model_version: version.to_string(), probabilities }))
+    Ok(probabilities)
 }
 
 /// The model's name when exactly one is loaded, so people need not name it.
@@ -807,6 +944,78 @@ mod tests {
         state.load_all().await.expect("loads");
         let app = app(state.clone());
         (dir, state, app)
+    }
+
+    #[tokio::test]
+    async fn statistics_count_each_version_s_answers_refusals_and_rows_and_survive_a_reload() {
+        let (_dir, state, app) = setup().await;
+        let rows =
+            |n: usize| serde_json::json!({"inputs": [{"name": "score", "shape": [n, 1], "datatype": "FP64", "data": vec![70.0; n]}]});
+        for n in [1, 2, 3] {
+            let (status, _) = call(&app, "POST", "/v2/models/admissions/infer", Some(rows(n))).await;
+            assert_eq!(status, StatusCode::OK);
+        }
+        let bad = serde_json::json!({"inputs": [{"name": "score", "shape": [1, 1], "datatype": "FP64", "data": ["x"]}]});
+        let (status, _) = call(&app, "POST", "/v2/models/admissions/infer", Some(bad)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        let (status, _) = call(&app, "POST", "/v1/predict", Some(serde_json::json!({"inputs": [[80.0]]}))).await;
+        assert_eq!(status, StatusCode::OK);
+        // A second version, loaded: v1 keeps its counts, v2 starts from none.
+        let v2 = put_model(&state.store, -12.0, 0.2);
+        state.registry.register("admissions", &v2, None, None).expect("register");
+        state.registry.set_alias("admissions", CANDIDATE, 2).expect("alias");
+        let (status, _) = call(&app, "POST", "/v2/repository/models/admissions/load", None).await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, _) = call(&app, "POST", "/v2/models/admissions/versions/candidate/infer", Some(rows(4))).await;
+        assert_eq!(status, StatusCode::OK);
+
+        let (status, stats) = call(&app, "GET", "/v2/models/admissions/stats", None).await;
+        assert_eq!(status, StatusCode::OK, "{stats}");
+        let versions = stats["model_stats"].as_array().expect("model_stats");
+        assert_eq!(versions.len(), 2, "{stats}");
+        let v1 = &versions[0];
+        assert_eq!((v1["name"].as_str(), v1["version"].as_str()), (Some("admissions"), Some("1")));
+        assert_eq!(v1["inference_stats"]["success"]["count"], 4, "three infers and one predict: {v1}");
+        assert_eq!(v1["inference_stats"]["fail"]["count"], 1, "{v1}");
+        assert_eq!(v1["inference_count"], 7, "1 + 2 + 3 rows and the predict's one: {v1}");
+        assert!(v1["inference_stats"]["success"]["ns"].as_u64().unwrap_or(0) > 0, "{v1}");
+        assert!(v1["last_inference"].as_u64().unwrap_or(0) > 1_700_000_000_000, "milliseconds since the epoch: {v1}");
+        assert_eq!((versions[1]["inference_count"].as_u64(), versions[1]["execution_count"].as_u64()), (Some(4), Some(1)));
+
+        let (_, one) = call(&app, "GET", "/v2/models/admissions/versions/candidate/stats", None).await;
+        assert_eq!(one["model_stats"].as_array().map(|a| a.len()), Some(1), "{one}");
+        assert_eq!(one["model_stats"][0]["version"], "2");
+        let (_, all) = call(&app, "GET", "/v2/models/stats", None).await;
+        assert_eq!(all["model_stats"].as_array().map(|a| a.len()), Some(2), "{all}");
+        let (status, _) = call(&app, "GET", "/v2/models/nosuch/stats", None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+
+        let mut metrics = String::new();
+        write_metrics(&state, &mut metrics);
+        assert!(metrics.contains("nv_inference_request_success{model=\"admissions\",version=\"1\"} 4\n"), "{metrics}");
+        assert!(metrics.contains("nv_inference_request_failure{model=\"admissions\",version=\"1\"} 1\n"), "{metrics}");
+        assert!(metrics.contains("nv_inference_count{model=\"admissions\",version=\"2\"} 4\n"), "{metrics}");
+        assert!(
+            metrics.contains("logitflow_inference_request_duration_seconds_bucket{model=\"admissions\",version=\"1\",le=\"+Inf\"} 4\n"),
+            "{metrics}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_repository_index_lists_every_version_or_only_the_ready_ones() {
+        let (dir, state, app) = setup().await;
+        let v2 = put_model(&state.store, -12.0, 0.2);
+        state.registry.register("admissions", &v2, None, None).expect("register");
+        damage(dir.path(), &v2);
+        let _ = call(&app, "POST", "/v2/repository/models/admissions/load", None).await;
+        let (status, index) = call(&app, "POST", "/v2/repository/index", None).await;
+        assert_eq!(status, StatusCode::OK, "{index}");
+        assert_eq!(index.as_array().map(|a| a.len()), Some(2), "{index}");
+        assert_eq!((index[1]["version"].as_str(), index[1]["state"].as_str()), (Some("2"), Some("UNAVAILABLE")), "{index}");
+        let (_, ready) = call(&app, "POST", "/v2/repository/index", Some(serde_json::json!({"ready": true}))).await;
+        assert_eq!(ready, serde_json::json!([{"name": "admissions", "version": "1", "state": "READY"}]));
+        let (status, _) = call(&app, "POST", "/v2/repository/index", Some(serde_json::json!({"ready": "yes"}))).await;
+        assert!(status.is_client_error());
     }
 
     #[tokio::test]
@@ -1066,6 +1275,23 @@ mod tests {
                 answer.raw_output_contents[0].chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().unwrap_or_default())).collect();
             assert!((p[0] - 0.997_527_376_84).abs() < 1e-9 && (p[1] - 0.5).abs() < 1e-12, "{p:?}");
         }
+        let stats = client
+            .model_statistics(grpc::proto::ModelStatisticsRequest { name: "admissions".into(), version: String::new() })
+            .await
+            .expect("statistics")
+            .into_inner();
+        let v1 = &stats.model_stats[0];
+        let success = v1.inference_stats.as_ref().and_then(|s| s.success.as_ref()).map(|d| d.count);
+        assert_eq!((v1.version.as_str(), v1.inference_count, success), ("1", 4, Some(2)), "{stats:?}");
+        let index = client.repository_index(grpc::proto::RepositoryIndexRequest::default()).await.expect("index").into_inner();
+        assert_eq!(
+            index.models.iter().map(|m| (m.name.as_str(), m.version.as_str(), m.state.as_str())).collect::<Vec<_>>(),
+            [("admissions", "1", "READY")]
+        );
+        let load = grpc::proto::RepositoryModelLoadRequest { model_name: "nosuch".into(), ..Default::default() };
+        assert_eq!(client.repository_model_load(load).await.expect_err("no such model").code(), tonic::Code::NotFound);
+        let load = grpc::proto::RepositoryModelLoadRequest { model_name: "admissions".into(), ..Default::default() };
+        client.repository_model_load(load).await.expect("load");
         let mut anonymous = GrpcInferenceServiceClient::new(channel);
         let refused = anonymous.server_live(ServerLiveRequest {}).await.expect_err("no token");
         assert_eq!(refused.code(), tonic::Code::Unauthenticated);
@@ -1090,12 +1316,12 @@ mod tests {
         body.extend_from_slice(&80f32.to_le_bytes());
         body.extend_from_slice(&50f32.to_le_bytes());
         let request = axum::http::Request::post("/v2/models/admissions/infer")
-            .header(HEADER_LENGTH, header.len().to_string())
+            .header(&HEADER_LENGTH, header.len().to_string())
             .body(axum::body::Body::from(body))
             .expect("request");
         let response = tower::ServiceExt::oneshot(app.clone(), request).await.expect("infallible");
         assert_eq!(response.status(), StatusCode::OK);
-        let json_length: usize = response.headers()[HEADER_LENGTH].to_str().ok().and_then(|v| v.parse().ok()).expect("the header's length");
+        let json_length: usize = response.headers()[&HEADER_LENGTH].to_str().ok().and_then(|v| v.parse().ok()).expect("the header's length");
         let bytes = http_body_util::BodyExt::collect(response.into_body()).await.expect("body").to_bytes();
         let (head, raw) = bytes.split_at(json_length);
         let head: serde_json::Value = serde_json::from_slice(head).expect("json header");
@@ -1109,7 +1335,7 @@ mod tests {
         let mut body = bad.clone().into_bytes();
         body.extend_from_slice(&80f64.to_le_bytes());
         let request = axum::http::Request::post("/v2/models/admissions/infer")
-            .header(HEADER_LENGTH, bad.len().to_string())
+            .header(&HEADER_LENGTH, bad.len().to_string())
             .body(axum::body::Body::from(body))
             .expect("request");
         let response = tower::ServiceExt::oneshot(app.clone(), request).await.expect("infallible");

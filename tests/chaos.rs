@@ -61,8 +61,8 @@ async fn chaos_loses_no_acknowledged_state_and_gives_no_wrong_answer() {
     let first = request(&home_path, 3);
     let mut config = SupervisorConfig::new(home_path.clone(), logitflow::commands::allowed_roots(&home_path, &first)).expect("config");
     config.exe = env!("CARGO_BIN_EXE_logitflow").into();
-    config.backoff_base = Duration::from_millis(100);
-    config.restart_limit = 1000;
+    config.restart.backoff_base = Duration::from_millis(100);
+    config.restart.limit = 1000;
     config.grace = Duration::from_secs(1);
     let token = config.token.clone();
     let sup = Supervisor::start(config, &ServiceName::ALL).expect("starts");

@@ -10,6 +10,11 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// A service's port, from the Services panel (at 120 columns: service, status, pid, port, …).
+fn service_port(dash: &Dashboard, name: &str) -> Option<u16> {
+    dash.service_line(name)?.trim_start_matches('│').split_whitespace().nth(3)?.parse().ok()
+}
+
 /// Waits until `check` returns something, polling.
 fn eventually<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + limit;
@@ -28,7 +33,9 @@ fn killed_services_are_restarted_and_serve_comes_back_with_the_same_version() {
     let mut dash = Dashboard::start(home.path(), &[]);
     dash.wait_for("every service ready", Duration::from_secs(60), |s| s.contains("Services 8/8 ready"));
 
-    // 1. An idle service killed with SIGKILL: noticed and restarted within 2 s, restart counted.
+    // 1. An idle service killed with SIGKILL: noticed and restarted within 2 s, on the same
+    // port, the restart counted.
+    let port_before = service_port(&dash, "ingest").expect("ingest's port on screen");
     let old = service_pid(home.path(), "ingest").expect("ingest runs");
     kill9(old);
     let killed_at = Instant::now();
@@ -38,13 +45,28 @@ fn killed_services_are_restarted_and_serve_comes_back_with_the_same_version() {
     dash.wait_for("ingest ready with one restart", Duration::from_secs(10), |_| {
         dash.service_line("ingest").is_some_and(|l| l.contains("ready") && l.split_whitespace().any(|w| w == "1"))
     });
+    let listen = std::fs::read(format!("/proc/{new}/cmdline")).map(|c| String::from_utf8_lossy(&c).replace('\0', " ")).unwrap_or_default();
+    assert!(listen.contains(&format!("--listen 127.0.0.1:{port_before} ")), "restarted on the same port {port_before}: {listen}");
+    assert_eq!(service_port(&dash, "ingest"), Some(port_before), "the same port on screen");
     // ...and the next pipeline run works.
     dash.send("t");
     dash.wait_for("metrics and the new version served", Duration::from_secs(60), |s| {
         s.contains("acc 0.") && s.contains("admissions v1") && s.contains("✓ serve")
     });
 
-    // 3. serve killed: after its restart it serves the promoted model again, same version.
+    // 3. serve killed: after its restart it serves the promoted model again, same version. A
+    // second, newer version is registered as the candidate first, so a serve that came back
+    // serving the latest version (or the candidate as stable) would be seen.
+    {
+        use logitflow_core::registry::{CANDIDATE, Registry};
+        let store = logitflow_core::store::Store::open(home.path()).expect("store");
+        let model = logitflow_core::model::Model::one_feature(-30.0, 0.2);
+        let id =
+            store.put_json(logitflow_core::store::Kind::Model, "test", vec![], serde_json::json!({}), "model.json", &model).expect("v2");
+        let registry = Registry::open(home.path());
+        assert_eq!(registry.register("admissions", &id, None, None).expect("register").0, 2);
+        registry.set_alias("admissions", CANDIDATE, 2).expect("candidate");
+    }
     let old = service_pid(home.path(), "serve").expect("serve runs");
     kill9(old);
     eventually("serve to be restarted", Duration::from_secs(2), || service_pid(home.path(), "serve").filter(|p| *p != old));
@@ -54,7 +76,7 @@ fn killed_services_are_restarted_and_serve_comes_back_with_the_same_version() {
     dash.send("\r");
     let text = dash.wait_for("an answer", Duration::from_secs(20), |s| s.lines().any(|l| l.contains("stable") && l.contains("admit")));
     let line = text.lines().find(|l| l.contains("stable") && l.contains("admit")).unwrap_or_default();
-    assert!(line.contains(" v1 "), "the same version answers after the restart: {line:?}");
+    assert!(line.contains(" v1 ") && line.contains("0.99"), "the same version answers after the restart: {line:?}");
 
     dash.send("\x1b");
     assert!(dash.quit().success());
@@ -195,19 +217,23 @@ fn records_acknowledged_by_ingest_survive_sigkill() {
     let _ = again.wait();
 }
 
+/// Fault 4: 50,000 requests while versions are promoted. Only the odd versions of 21 are ever
+/// promoted, so an answer from a version that was registered but never promoted is caught; and
+/// once the load of a version has returned, every request sent after it must be answered by
+/// that version or a later one.
 #[test]
 fn promotions_under_load_fail_no_request() {
     use logitflow_core::model::Model;
     use logitflow_core::registry::{Registry, STABLE};
-
     use logitflow_core::store::{Kind, Store};
+    use std::sync::{Arc, Mutex};
 
     const REQUESTS: usize = 50_000;
     const CONNECTIONS: usize = 32;
     let home = tempfile::tempdir().expect("tempdir");
     let store = Store::open(home.path()).expect("store");
     let registry = Registry::open(home.path());
-    for v in 1..=11u32 {
+    for v in 1..=21u32 {
         let m = Model::one_feature(-10.0 - f64::from(v) * 0.01, 0.2);
         let id = store.put_json(Kind::Model, "test", vec![], serde_json::json!({}), "model.json", &m).expect("model");
         registry.register("admissions", &id, None, None).expect("register");
@@ -215,70 +241,74 @@ fn promotions_under_load_fail_no_request() {
     registry.set_alias("admissions", STABLE, 1).expect("alias");
     let (mut serve, addr) = start_service(home.path(), "serve", "127.0.0.1:0");
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-    let (failures, versions, promoted) = runtime.block_on(async {
+    // When each promoted version's load returned.
+    let loaded: Arc<Mutex<Vec<(Instant, u32)>>> = Arc::new(Mutex::new(vec![(Instant::now(), 1)]));
+    let (failures, answers) = runtime.block_on(async {
         let client = reqwest::Client::builder().pool_max_idle_per_host(CONNECTIONS).build().expect("client");
-        // Wait for readiness.
         let ready = format!("http://{addr}/v2/models/admissions/ready");
-        for _ in 0..200 {
-            if client.get(&ready).send().await.is_ok_and(|r| r.status().is_success()) {
-                break;
-            }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !client.get(&ready).send().await.is_ok_and(|r| r.status().is_success()) {
+            assert!(Instant::now() < deadline, "serve did not become ready");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let mut workers = Vec::new();
         for _ in 0..CONNECTIONS {
             let (client, sent, url) = (client.clone(), sent.clone(), format!("http://{addr}/v2/models/admissions/infer"));
             workers.push(tokio::spawn(async move {
                 let body = serde_json::json!({"inputs": [{"name": "input-0", "shape": [1, 1], "datatype": "FP64", "data": [80.0]}]});
-                let (mut failures, mut versions) = (0usize, std::collections::BTreeSet::new());
+                // (when the request was sent, the version that answered)
+                let (mut failures, mut answers) = (0usize, Vec::new());
                 while sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < REQUESTS {
+                    let at = Instant::now();
                     match client.post(&url).json(&body).send().await {
                         Ok(r) if r.status().is_success() => match r.json::<serde_json::Value>().await {
-                            Ok(v) => {
-                                versions.insert(v["model_version"].as_str().unwrap_or("?").to_string());
-                            }
+                            Ok(v) => answers.push((at, v["model_version"].as_str().and_then(|v| v.parse::<u32>().ok()).unwrap_or(0))),
                             Err(_) => failures += 1,
                         },
                         _ => failures += 1,
                     }
                 }
-                (failures, versions)
+                (failures, answers)
             }));
         }
         let promoter = {
-            let (client, home) = (client.clone(), home.path().to_path_buf());
+            let (client, home, loaded) = (client.clone(), home.path().to_path_buf(), loaded.clone());
             tokio::spawn(async move {
                 let registry = Registry::open(&home);
-                let mut promoted = vec!["1".to_string()];
-                for v in 2..=11u32 {
-                    tokio::time::sleep(Duration::from_millis(150)).await;
+                for v in (3..=21u32).step_by(2) {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                     registry.set_alias("admissions", STABLE, v).expect("alias");
                     let r = client.post(format!("http://{addr}/v2/repository/models/admissions/load")).send().await.expect("load");
                     assert!(r.status().is_success(), "load of v{v} failed: {}", r.status());
-                    promoted.push(v.to_string());
+                    loaded.lock().expect("lock").push((Instant::now(), v));
                 }
-                promoted
             })
         };
-        let promoted = promoter.await.expect("promoter");
+        promoter.await.expect("promoter");
         let mut failures = 0;
-        let mut versions = std::collections::BTreeSet::new();
+        let mut answers = Vec::new();
         for w in workers {
-            let (f, v) = w.await.expect("worker");
+            let (f, a) = w.await.expect("worker");
             failures += f;
-            versions.extend(v);
+            answers.extend(a);
         }
-        (failures, versions, promoted)
+        (failures, answers)
     });
     let _ = serve.kill();
     let _ = serve.wait();
+    let loaded = loaded.lock().expect("lock").clone();
     assert_eq!(failures, 0, "requests failed during promotions");
-    for v in &versions {
-        assert!(promoted.contains(v), "answered by version {v}, which was never promoted");
+    assert_eq!(answers.len(), REQUESTS);
+    for (at, version) in &answers {
+        assert!(version % 2 == 1, "answered by v{version}, which was registered but never promoted");
+        // The newest version whose load had returned before this request was sent.
+        let floor = loaded.iter().filter(|(t, _)| t < at).map(|(_, v)| *v).max().unwrap_or(1);
+        assert!(*version >= floor, "a request sent after v{floor}'s load returned was answered by v{version}");
     }
-    assert!(versions.len() >= 2, "the load spanned promotions: saw {versions:?}");
-    eprintln!("{REQUESTS} requests over {CONNECTIONS} connections, 0 failed, versions seen: {versions:?}");
+    let seen: std::collections::BTreeSet<u32> = answers.iter().map(|(_, v)| *v).collect();
+    assert!(seen.len() >= 3, "the load spanned promotions: saw {seen:?}");
+    eprintln!("{REQUESTS} requests over {CONNECTIONS} connections, 0 failed, versions seen: {seen:?}");
 }
 
 /// Fault 8: a home on a full disk, then on a read-only one. The home is a 1 MB tmpfs, mounted in a

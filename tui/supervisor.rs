@@ -6,7 +6,7 @@
 //! `GET /v2/health/live` every second. A child that exits, or fails three probes in a row, is
 //! restarted on the same port after an exponential backoff (on a new one if it cannot listen on
 //! the old, and then the apps that call serve are restarted to follow it); after
-//! [`SupervisorConfig::restart_limit`] restarts without a minute of good health it is marked
+//! [`RestartPolicy::limit`] restarts without a minute of good health it is marked
 //! failed and left alone, and every other service keeps running, until a person restarts it,
 //! which gives it its whole crash budget again. stdout and stderr are drained all the time into a bounded
 //! buffer per service ([`LogLine`]).
@@ -144,15 +144,11 @@ pub struct SupervisorConfig {
     pub home: PathBuf,
     pub token: String,
     pub allowed_roots: Vec<PathBuf>,
-    /// Restarts allowed without a minute of good health in between, before giving up.
-    pub restart_limit: u32,
-    /// The first restart's delay; each next one doubles, up to 10 s.
-    pub backoff_base: Duration,
+    /// When a crashed child is restarted, and when it is given up on.
+    pub restart: RestartPolicy,
     pub grace: Duration,
     pub probe_interval: Duration,
     pub log_lines: usize,
-    /// How long a child may take to print its listening line and become ready.
-    pub start_timeout: Duration,
     /// Extra environment for the children (e.g. a fault to inject, in tests).
     pub extra_env: Vec<(String, String)>,
 }
@@ -164,14 +160,77 @@ impl SupervisorConfig {
             home,
             token: random_token(),
             allowed_roots,
-            restart_limit: 5,
-            backoff_base: Duration::from_millis(250),
+            restart: RestartPolicy::default(),
             grace: Duration::from_secs(3),
             probe_interval: Duration::from_secs(1),
             log_lines: 2000,
-            start_timeout: Duration::from_secs(15),
             extra_env: Vec::new(),
         })
+    }
+}
+
+/// When a crashed child is started again, and when the supervisor stops trying: a pure policy,
+/// asked by each service's task after every crash, failed probe and wait for readiness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestartPolicy {
+    /// Crashes allowed without [`RestartPolicy::healthy_reset`] of good health in between; the
+    /// next one marks the service failed.
+    pub limit: u32,
+    /// The first restart's delay; each next one doubles, up to [`RestartPolicy::backoff_cap`].
+    pub backoff_base: Duration,
+    pub backoff_cap: Duration,
+    /// Ready this long before a crash, a service starts its count of crashes over.
+    pub healthy_reset: Duration,
+    /// Liveness probes failed in a row that make a ready service restarted.
+    pub failed_probes: u32,
+    /// How long a child may take to print its listening line, and then to become ready.
+    pub start_timeout: Duration,
+}
+
+impl Default for RestartPolicy {
+    fn default() -> Self {
+        RestartPolicy {
+            limit: 5,
+            backoff_base: Duration::from_millis(250),
+            backoff_cap: Duration::from_secs(10),
+            healthy_reset: Duration::from_secs(60),
+            failed_probes: 3,
+            start_timeout: Duration::from_secs(15),
+        }
+    }
+}
+
+/// What the policy says after a crash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterCrash {
+    RestartIn(Duration),
+    GiveUp,
+}
+
+impl RestartPolicy {
+    /// After a crash of a service that was ready for `healthy_for` (zero if it never was):
+    /// counts it in `crashes` (the crashes since the count last started over) and says when to
+    /// restart, or to give up.
+    pub fn after_crash(&self, crashes: &mut u32, healthy_for: Duration) -> AfterCrash {
+        if healthy_for >= self.healthy_reset {
+            *crashes = 0;
+        }
+        *crashes += 1;
+        if *crashes > self.limit {
+            return AfterCrash::GiveUp;
+        }
+        let doublings = 2u32.saturating_pow(*crashes - 1);
+        AfterCrash::RestartIn(self.backoff_base.checked_mul(doublings).unwrap_or(self.backoff_cap).min(self.backoff_cap))
+    }
+
+    /// Whether `in_a_row` failed liveness probes make a ready service restarted.
+    pub fn restarts_after_probes(&self, in_a_row: u32) -> bool {
+        in_a_row >= self.failed_probes
+    }
+
+    /// Whether a child that has been starting for `waited` is overdue and is restarted.
+    pub fn start_overdue(&self, waited: Duration) -> bool {
+        waited > self.start_timeout
     }
 }
 
@@ -480,20 +539,20 @@ impl Supervisor {
                     failures = 0;
                 }
                 Exit::Crashed { error, healthy_for } => {
-                    if healthy_for >= Duration::from_secs(60) {
-                        failures = 0;
-                    }
-                    failures += 1;
-                    if failures > self.config.restart_limit {
-                        self.update(name, |s| {
-                            s.status = Status::Failed;
-                            s.pid = None;
-                            s.last_error = Some(format!("{error}; gave up after {} restarts", self.config.restart_limit));
-                        });
-                        stopped_by_user = true;
-                        continue;
-                    }
-                    let backoff = (self.config.backoff_base * 2u32.saturating_pow(failures - 1)).min(Duration::from_secs(10));
+                    let backoff = match self.config.restart.after_crash(&mut failures, healthy_for) {
+                        AfterCrash::RestartIn(backoff) => backoff,
+                        AfterCrash::GiveUp => {
+                            let limit = self.config.restart.limit;
+                            self.update(name, |s| {
+                                s.status = Status::Failed;
+                                s.pid = None;
+                                s.last_error = Some(format!("{error}; gave up after {limit} restarts"));
+                            });
+                            self.log(name, "supervisor", format!("{error}; gave up after {limit} restarts"));
+                            stopped_by_user = true;
+                            continue;
+                        }
+                    };
                     self.update(name, |s| {
                         s.status = Status::Restarting;
                         s.restarts += 1;
@@ -561,7 +620,7 @@ impl Supervisor {
         // Wait for the listening line.
         let addr = tokio::select! {
             addr = addr_rx.recv() => addr,
-            _ = tokio::time::sleep(self.config.start_timeout) => None,
+            _ = tokio::time::sleep(self.config.restart.start_timeout) => None,
             msg = control.recv() => return self.stop_child(&mut child, msg).await,
         };
         let Some(addr) = addr else {
@@ -620,7 +679,7 @@ impl Supervisor {
                 }
                 Err(_) => {}
             }
-            if started.elapsed() > self.config.start_timeout {
+            if self.config.restart.start_overdue(started.elapsed()) {
                 self.stop_child(&mut child, Some(Control::Restart)).await;
                 return Exit::Crashed { error: "did not become ready in time".into(), healthy_for: Duration::ZERO };
             }
@@ -650,9 +709,10 @@ impl Supervisor {
                     } else {
                         failed_probes += 1;
                         self.update(name, |s| { s.status = Status::Unhealthy; s.last_probe = Some(latency); });
-                        if failed_probes >= 3 {
+                        if self.config.restart.restarts_after_probes(failed_probes) {
                             self.stop_child(&mut child, Some(Control::Restart)).await;
-                            return Exit::Crashed { error: "failed 3 liveness probes".into(), healthy_for: ready_at.elapsed() };
+                            let error = format!("failed {failed_probes} liveness probes");
+                            return Exit::Crashed { error, healthy_for: ready_at.elapsed() };
                         }
                     }
                 }
@@ -800,6 +860,42 @@ mod tests {
         let grpc = r#"{"event":"listening","service":"serve","protocol":"grpc","addr":"127.0.0.1:4343"}"#;
         assert_eq!((listening_addr(grpc), grpc_listening_addr(grpc)), (None, Some("127.0.0.1:4343".parse().expect("addr"))));
         assert_eq!(grpc_listening_addr(line), None);
+    }
+
+    #[test]
+    fn the_backoff_doubles_from_250_ms_to_its_cap_and_the_sixth_crash_gives_up() {
+        let policy = RestartPolicy::default();
+        let mut crashes = 0;
+        let delays: Vec<AfterCrash> = (0..6).map(|_| policy.after_crash(&mut crashes, Duration::ZERO)).collect();
+        let ms = |n| AfterCrash::RestartIn(Duration::from_millis(n));
+        assert_eq!(delays, [ms(250), ms(500), ms(1000), ms(2000), ms(4000), AfterCrash::GiveUp]);
+        // With room for more, the delay stops growing at the cap.
+        let patient = RestartPolicy { limit: 100, ..policy };
+        let mut crashes = 0;
+        let delays: Vec<AfterCrash> = (0..100).map(|_| patient.after_crash(&mut crashes, Duration::ZERO)).collect();
+        assert_eq!(delays[5..8], [ms(8000), ms(10_000), ms(10_000)]);
+        assert_eq!(delays[99], ms(10_000), "no overflow at the hundredth");
+    }
+
+    #[test]
+    fn a_minute_of_good_health_starts_the_count_of_crashes_over() {
+        let policy = RestartPolicy::default();
+        let mut crashes = 0;
+        for _ in 0..5 {
+            policy.after_crash(&mut crashes, Duration::from_secs(59));
+        }
+        assert_eq!(policy.after_crash(&mut crashes, Duration::from_secs(59)), AfterCrash::GiveUp, "59 s is not a minute");
+        let mut crashes = 5;
+        assert_eq!(policy.after_crash(&mut crashes, Duration::from_secs(60)), AfterCrash::RestartIn(Duration::from_millis(250)));
+        assert_eq!(crashes, 1);
+    }
+
+    #[test]
+    fn three_failed_probes_in_a_row_restart_and_a_start_may_take_15_s() {
+        let policy = RestartPolicy::default();
+        assert_eq!((1..=4).map(|n| policy.restarts_after_probes(n)).collect::<Vec<_>>(), [false, false, true, true]);
+        assert!(!policy.start_overdue(Duration::from_secs(15)));
+        assert!(policy.start_overdue(Duration::from_millis(15_001)));
     }
 
     #[test]

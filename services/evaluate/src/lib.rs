@@ -105,25 +105,12 @@ async fn evaluate(State(state): State<AppState>, Json(request): Json<EvaluateReq
         let stable_before = before.as_ref().and_then(|e| e.resolve(STABLE)).cloned();
         let (version, new_version) = state.registry.register(&request.name, &request.model, Some(report.clone()), Some(metrics.clone()))?;
         let previous = stable_before.as_ref().and_then(|s| s.metrics.clone().map(|m| VersionMetrics { version: s.version, metrics: m }));
-        let (promote, decision) = match &previous {
-            _ if stable_before.as_ref().is_some_and(|s| s.version == version) => (false, format!("version {version} is already stable")),
-            None => (true, format!("version {version} is the first with metrics: promoted to stable")),
-            Some(prev) if metrics.log_loss <= prev.metrics.log_loss + request.promote_tolerance => (
-                true,
-                format!(
-                    "test log loss {:.4} ≤ stable v{}'s {:.4} + {}: promoted to stable",
-                    metrics.log_loss, prev.version, prev.metrics.log_loss, request.promote_tolerance
-                ),
-            ),
-            Some(prev) => (
-                false,
-                format!(
-                    "test log loss {:.4} > stable v{}'s {:.4} + {}: kept as candidate",
-                    metrics.log_loss, prev.version, prev.metrics.log_loss, request.promote_tolerance
-                ),
-            ),
-        };
         let already_stable = stable_before.as_ref().is_some_and(|s| s.version == version);
+        let (promote, decision) = if already_stable {
+            (false, format!("version {version} is already stable"))
+        } else {
+            decide(version, metrics.log_loss, previous.as_ref().map(|p| (p.version, p.metrics.log_loss)), request.promote_tolerance)
+        };
         let sample = if model.width() == 1 && model.is_numeric() {
             let step = test.rows().div_ceil(200).max(1);
             (0..test.rows()).step_by(step).map(|i| (test.x[i], test.y[i])).collect()
@@ -174,6 +161,21 @@ async fn model_versions(State(state): State<AppState>, Path(name): Path<String>)
         Ok(Json(ModelVersions { name, entry }))
     })
     .await
+}
+
+/// The promotion rule: a new `version` with test log loss `loss` becomes stable when there is
+/// no stable version with metrics yet, or when `loss` is at most the stable one's plus
+/// `tolerance`; otherwise it is the candidate. Says which, and why, in words.
+pub fn decide(version: u32, loss: f64, stable: Option<(u32, f64)>, tolerance: f64) -> (bool, String) {
+    match stable {
+        None => (true, format!("version {version} is the first with metrics: promoted to stable")),
+        Some((stable, stable_loss)) if loss <= stable_loss + tolerance => {
+            (true, format!("test log loss {loss:.4} ≤ stable v{stable}'s {stable_loss:.4} + {tolerance}: promoted to stable"))
+        }
+        Some((stable, stable_loss)) => {
+            (false, format!("test log loss {loss:.4} > stable v{stable}'s {stable_loss:.4} + {tolerance}: kept as candidate"))
+        }
+    }
 }
 
 async fn promote(
@@ -282,6 +284,42 @@ mod tests {
         let (status, _) =
             call(&app, "POST", "/v1/evaluations", Some(serde_json::json!({"name": "m", "model": split, "split": split}))).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+
+    #[test]
+    fn the_rule_promotes_at_most_the_stable_loss_plus_the_tolerance_and_not_a_hair_more() {
+        // Losses exact in binary, so the boundary is the boundary: 0.25 + 0.125 = 0.375.
+        let (at, _) = decide(2, 0.375, Some((1, 0.25)), 0.125);
+        let (above, why) = decide(2, f64::from_bits(0.375f64.to_bits() + 1), Some((1, 0.25)), 0.125);
+        assert!(at, "equal to stable + tolerance is promoted (≤, not <)");
+        assert!(!above && why.contains("kept as candidate") && why.contains("stable v1"), "{why}");
+        assert!(decide(2, 0.3, Some((1, 0.25)), 0.125).0, "worse than stable but within the tolerance");
+        assert!(!decide(2, 0.3, Some((1, 0.25)), 0.0).0, "worse with no tolerance");
+        assert!(decide(2, 0.2, Some((1, 0.25)), 0.0).0, "better");
+        assert!(decide(1, 9.0, None, 0.0).0, "the first with metrics");
+    }
+
+    #[tokio::test]
+    async fn a_new_version_is_judged_against_stable_not_the_latest_and_p_promotes_the_candidate() {
+        let (_dir, app, _, split) = stored();
+        let store = Store::open(_dir.path()).expect("store");
+        // On the split (x 20 → 0, 80 → 1), log losses: good ≈ 0.018, medium ≈ 0.13, bad ≈ 0.69.
+        let (good, medium, bad) = (model(&store, -10.0, 0.2), model(&store, -4.0, 0.08), model(&store, 0.0, 0.0));
+        let eval = |m: &str| serde_json::json!({"name": "admissions", "model": m, "split": split, "promote_tolerance": 0.05});
+        let (_, v1) = call(&app, "POST", "/v1/evaluations", Some(eval(&good))).await;
+        let (_, v2) = call(&app, "POST", "/v1/evaluations", Some(eval(&bad))).await;
+        let (_, v3) = call(&app, "POST", "/v1/evaluations", Some(eval(&medium))).await;
+        let loss = |v: &serde_json::Value| v["metrics"]["log_loss"].as_f64().unwrap_or(f64::NAN);
+        assert!(loss(&v1) + 0.05 < loss(&v3) && loss(&v3) + 0.05 < loss(&v2), "the fixture: {} {} {}", loss(&v1), loss(&v3), loss(&v2));
+        assert_eq!((v1["promoted"].as_bool(), v2["promoted"].as_bool()), (Some(true), Some(false)));
+        // Within the tolerance of v2 (the latest) but not of v1 (stable): a candidate.
+        assert_eq!((v3["version"].as_u64(), v3["promoted"].as_bool()), (Some(3), Some(false)), "{v3}");
+        assert!(v3["decision"].as_str().is_some_and(|d| d.contains("stable v1")), "{v3}");
+        // The dashboard's `P`: a promote with no version promotes the candidate, v3.
+        let (status, promoted) = call(&app, "POST", "/v1/models/admissions/promote", Some(serde_json::json!({}))).await;
+        assert_eq!((status, promoted["aliases"]["stable"].as_u64()), (StatusCode::OK, Some(3)), "{promoted}");
+        let (status, body) = call(&app, "POST", "/v1/models/nothing/promote", Some(serde_json::json!({}))).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     }
 
     #[tokio::test]

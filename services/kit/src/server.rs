@@ -578,8 +578,24 @@ mod tests {
         assert_eq!(status, StatusCode::OK);
         assert_eq!(body["name"], "test");
         assert_eq!(body["pid"], std::process::id());
-        let response = app(None).oneshot(Request::get("/metrics").body(Body::empty()).expect("req")).await.expect("ok");
-        let text = response.into_body().collect().await.expect("body").to_bytes();
-        assert!(String::from_utf8_lossy(&text).contains("logitflow_http_requests_total{service=\"test\""));
+    }
+
+    #[tokio::test]
+    async fn metrics_count_every_answer_by_status_class() {
+        let app = app(None);
+        for _ in 0..3 {
+            assert_eq!(call(app.clone(), post("/echo", "{}", None)).await.0, StatusCode::OK);
+        }
+        assert_eq!(call(app.clone(), Request::get("/nowhere").body(Body::empty()).expect("req")).await.0, StatusCode::NOT_FOUND);
+        assert_eq!(call(app.clone(), post("/echo", &"x".repeat(100), None)).await.0, StatusCode::PAYLOAD_TOO_LARGE);
+        let response = app.oneshot(Request::get("/metrics").body(Body::empty()).expect("req")).await.expect("ok");
+        let text = String::from_utf8(response.into_body().collect().await.expect("body").to_bytes().to_vec()).expect("utf8");
+        let count = |class: &str| -> Option<u64> {
+            let series = format!("logitflow_http_requests_total{{service=\"test\",class=\"{class}\"}} ");
+            text.lines().find_map(|l| l.strip_prefix(series.as_str()))?.parse().ok()
+        };
+        // The metrics request itself is counted once answered, so it is not in its own figures.
+        assert_eq!([count("2xx"), count("4xx"), count("5xx")], [Some(3), Some(2), Some(0)], "{text}");
+        assert!(text.contains("logitflow_http_request_seconds_count{service=\"test\"} 5\n"), "{text}");
     }
 }

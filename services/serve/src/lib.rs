@@ -1321,7 +1321,8 @@ mod tests {
             .expect("request");
         let response = tower::ServiceExt::oneshot(app.clone(), request).await.expect("infallible");
         assert_eq!(response.status(), StatusCode::OK);
-        let json_length: usize = response.headers()[&HEADER_LENGTH].to_str().ok().and_then(|v| v.parse().ok()).expect("the header's length");
+        let json_length: usize =
+            response.headers()[&HEADER_LENGTH].to_str().ok().and_then(|v| v.parse().ok()).expect("the header's length");
         let bytes = http_body_util::BodyExt::collect(response.into_body()).await.expect("body").to_bytes();
         let (head, raw) = bytes.split_at(json_length);
         let head: serde_json::Value = serde_json::from_slice(head).expect("json header");

@@ -317,7 +317,10 @@ fn promotions_under_load_fail_no_request() {
 #[test]
 fn a_full_or_read_only_home_fails_clearly_and_keeps_the_previous_state() {
     if !Command::new("unshare").args(["-rm", "true"]).stderr(Stdio::null()).status().is_ok_and(|s| s.success()) {
-        eprintln!("skipped: a small filesystem for the home needs `unshare -rm` (user namespaces), which this machine refuses");
+        common::skip(
+            "a_full_or_read_only_home_fails_clearly_and_keeps_the_previous_state",
+            "a small filesystem for the home needs `unshare -rm` (user namespaces), which this machine refuses",
+        );
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");

@@ -58,8 +58,9 @@ fn serve_worked_example(home: &std::path::Path) -> (std::process::Child, String,
 fn tritonclient_http_with_its_defaults_gets_the_probability() {
     let Some(python) = std::env::var_os("LOGITFLOW_TEST_PYTHON") else {
         assert!(std::env::var_os("CI").is_none(), "CI must provide tritonclient: .ci/run sets LOGITFLOW_TEST_PYTHON");
-        eprintln!(
-            "SKIPPED tritonclient_http_with_its_defaults_gets_the_probability: set LOGITFLOW_TEST_PYTHON to a python with tritonclient[http]"
+        common::skip(
+            "tritonclient_http_with_its_defaults_gets_the_probability",
+            "set LOGITFLOW_TEST_PYTHON to a python with tritonclient[http,grpc]",
         );
         return;
     };

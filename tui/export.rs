@@ -52,7 +52,10 @@ pub fn export_run(report: &RunReport, out: &Path, log_scale: bool) -> Result<Vec
     let roc_csv = path("roc.csv");
     let mut csv = String::from("threshold,fpr,tpr\n");
     for p in &report.roc {
-        csv.push_str(&format!("{},{},{}\n", p.threshold, p.fpr, p.tpr));
+        // The first point's threshold is "above every score" (f64::MAX in the report); written as
+        // `inf`, as scikit-learn has it, so that pandas and numpy read the column as numbers.
+        let threshold = if p.threshold >= f64::MAX { "inf".to_string() } else { p.threshold.to_string() };
+        csv.push_str(&format!("{threshold},{},{}\n", p.fpr, p.tpr));
     }
     logitflow_core::store::write_atomic(&roc_csv, csv.as_bytes()).map_err(|e| write_err(&roc_csv, e))?;
     written.push(roc_csv);

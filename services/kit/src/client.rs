@@ -122,29 +122,92 @@ impl ServiceClient {
         }
         let name = self.name.clone();
         let bytes = response.bytes_stream();
-        let stream = futures::stream::unfold((bytes, String::new(), name), |(mut bytes, mut buffer, name)| async move {
+        let state = (bytes, SseDecoder::default(), std::collections::VecDeque::<String>::new(), name);
+        let stream = futures::stream::unfold(state, |(mut bytes, mut decoder, mut ready, name)| async move {
             loop {
-                if let Some(end) = buffer.find("\n\n") {
-                    let block: String = buffer.drain(..end + 2).collect();
-                    let data: Vec<&str> = block.lines().filter_map(|l| l.strip_prefix("data:")).map(str::trim_start).collect();
-                    if data.is_empty() {
-                        continue; // a comment or keep-alive
-                    }
-                    let event = serde_json::from_str::<TrainEvent>(&data.join("\n"))
+                if let Some(data) = ready.pop_front() {
+                    let event = serde_json::from_str::<TrainEvent>(&data)
                         .map_err(|e| ClientError::Decode { service: name.clone(), detail: format!("event stream: {e}") });
-                    return Some((event, (bytes, buffer, name)));
+                    return Some((event, (bytes, decoder, ready, name)));
                 }
-                match bytes.next().await {
-                    Some(Ok(chunk)) => buffer.push_str(&String::from_utf8_lossy(&chunk).replace('\r', "")),
-                    Some(Err(e)) => {
-                        let error = ClientError::Transport { service: name.clone(), detail: format!("event stream broke: {e}") };
-                        return Some((Err(error), (bytes, String::new(), name)));
-                    }
+                let failure = match bytes.next().await {
+                    Some(Ok(chunk)) => match decoder.push(&chunk) {
+                        Ok(events) => {
+                            ready.extend(events);
+                            continue;
+                        }
+                        Err(e) => ClientError::Decode { service: name.clone(), detail: format!("event stream: {e}") },
+                    },
+                    Some(Err(e)) => ClientError::Transport { service: name.clone(), detail: format!("event stream broke: {e}") },
+                    // An event cut off by the end of the stream is dropped, as the spec says.
                     None => return None,
-                }
+                };
+                return Some((Err(failure), (bytes, SseDecoder::default(), ready, name)));
             }
         });
         Ok(Box::pin(stream))
+    }
+}
+
+/// The longest line (and event) an event stream may send: a stream that never ends a line is
+/// refused rather than buffered without end.
+const MAX_EVENT_BYTES: usize = 16 << 20;
+
+/// Splits a Server-Sent Events byte stream into the data of each event, as the HTML standard
+/// says: lines end in LF, CRLF or CR; an event ends at a blank line; its `data:` lines are
+/// joined with LF (one space after the colon dropped); comments (`:…`) and other fields are
+/// skipped. Lines are decoded as UTF-8 whole, so a character split across chunks survives.
+#[derive(Debug, Default)]
+pub(crate) struct SseDecoder {
+    /// Bytes after the last complete line.
+    pending: Vec<u8>,
+    /// The data of the event being read, once it has a `data` line.
+    data: Option<String>,
+}
+
+impl SseDecoder {
+    /// Takes the next chunk; returns the data of the events it completed.
+    pub(crate) fn push(&mut self, chunk: &[u8]) -> Result<Vec<String>, String> {
+        self.pending.extend_from_slice(chunk);
+        let mut events = Vec::new();
+        let mut start = 0;
+        while let Some(offset) = self.pending[start..].iter().position(|&b| b == b'\n' || b == b'\r') {
+            let end = start + offset;
+            let next = match (self.pending[end], self.pending.get(end + 1)) {
+                (b'\r', Some(b'\n')) => end + 2,
+                // A CR ending the chunk may be the first half of a CRLF: wait for the next byte.
+                (b'\r', None) => break,
+                _ => end + 1,
+            };
+            Self::line(&mut self.data, &self.pending[start..end], &mut events);
+            start = next;
+        }
+        self.pending.drain(..start);
+        if self.pending.len() > MAX_EVENT_BYTES || self.data.as_ref().is_some_and(|d| d.len() > MAX_EVENT_BYTES) {
+            return Err(format!("an event is over {MAX_EVENT_BYTES} bytes"));
+        }
+        Ok(events)
+    }
+
+    fn line(data: &mut Option<String>, line: &[u8], events: &mut Vec<String>) {
+        if line.is_empty() {
+            events.extend(data.take());
+            return;
+        }
+        let text = String::from_utf8_lossy(line);
+        let (field, value) = match text.split_once(':') {
+            Some((field, value)) => (field, value.strip_prefix(' ').unwrap_or(value)),
+            None => (&*text, ""),
+        };
+        if field == "data" {
+            match data {
+                Some(d) => {
+                    d.push('\n');
+                    d.push_str(value);
+                }
+                None => *data = Some(value.to_string()),
+            }
+        }
     }
 }
 
@@ -154,4 +217,42 @@ pub fn path_segment(name: &str) -> String {
     name.bytes()
         .map(|b| if b.is_ascii_alphanumeric() || b"-_.".contains(&b) { char::from(b).to_string() } else { format!("%{b:02X}") })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SseDecoder;
+
+    /// A stream with CRLF and bare-CR line ends, a comment, a field that is not data, a
+    /// two-line event, characters of two to four bytes, and an event cut off by the end.
+    const STREAM: &[u8] =
+        "data: {\"a\":\"é\"}\r\n\r\n: keep-alive\n\nevent: x\ndata:one\ndata:  two ✓\n\ndata: 🦀\r\rdata: cut off".as_bytes();
+
+    fn expected() -> Vec<String> {
+        vec!["{\"a\":\"é\"}".to_string(), "one\n two ✓".to_string(), "🦀".to_string()]
+    }
+
+    #[test]
+    fn events_are_the_same_however_the_stream_is_cut_into_chunks() {
+        let mut whole = SseDecoder::default();
+        assert_eq!(whole.push(STREAM).expect("decodes"), expected());
+        // Every place for one cut, and a byte at a time: UTF-8 and CRLF split across chunks.
+        for cut in 0..=STREAM.len() {
+            let mut d = SseDecoder::default();
+            let mut events = d.push(&STREAM[..cut]).expect("first part");
+            events.extend(d.push(&STREAM[cut..]).expect("second part"));
+            assert_eq!(events, expected(), "cut at byte {cut}");
+        }
+        let mut d = SseDecoder::default();
+        let events: Vec<String> = STREAM.iter().flat_map(|b| d.push(std::slice::from_ref(b)).expect("a byte")).collect();
+        assert_eq!(events, expected(), "a byte at a time");
+    }
+
+    #[test]
+    fn a_stream_that_never_ends_a_line_is_refused() {
+        let mut d = SseDecoder::default();
+        let chunk = vec![b'x'; 1 << 20];
+        let result = (0..20).try_for_each(|_| d.push(&chunk).map(drop));
+        assert!(result.is_err_and(|e| e.contains("over")));
+    }
 }

@@ -162,6 +162,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_needed_value_of_a_scaled_model_of_three_features_gives_the_target_when_fed_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = Config::for_home(dir.path());
+        config.serve_url = Some(logitflow_serve::testing::spawn_with_worked_example(dir.path()).await);
+        let app = app(AppState::new(&config));
+        for (feature, j) in [("a", 0), ("c", 2)] {
+            let body = serde_json::json!({"model": "scaled", "inputs": [12.0, -4.0, 150.0], "target": 0.8, "feature": feature});
+            let (status, advice) = call(&app, "POST", "/v1/advice", Some(body)).await;
+            assert_eq!(status, StatusCode::OK, "{advice}");
+            let needed = advice["needed"]["value"].as_f64().expect("a needed value");
+            // The rest of the logit holds the other two features' terms, in the data's units.
+            let mut inputs = vec![12.0, -4.0, 150.0];
+            inputs[j] = needed;
+            let (_, again) = call(&app, "POST", "/v1/advice", Some(serde_json::json!({"model": "scaled", "inputs": inputs}))).await;
+            let p = again["probability"].as_f64().unwrap_or(f64::NAN);
+            assert!((p - 0.8).abs() < 1e-9, "{feature} = {needed} gives {p}, not the target 0.8");
+        }
+    }
+
+    #[tokio::test]
     async fn text_features_take_their_level_and_the_needed_value_solves_for_a_number() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut config = Config::for_home(dir.path());

@@ -1213,6 +1213,66 @@ mod tests {
     }
 
     #[test]
+    fn a_threaded_pass_over_many_chunks_is_the_sequential_one_bit_for_bit_and_the_naive_sum() {
+        // Over three chunks of 16,384 rows, so both cores take part; three features, so the
+        // Hessian has off-diagonal terms.
+        let (x, y) = correlated(3 * CHUNK_ROWS + 123, 3);
+        let ex = Examples::new(&x, &y, 3);
+        let w = Weights { bias: 0.3, weights: vec![0.5, -0.25, 1.0] };
+        let threaded = full_pass(&w, ex, true);
+        let (mut loss, mut grad, mut hess) = (0.0, vec![0.0; 4], vec![0.0; 16]);
+        for start in (0..ex.rows()).step_by(CHUNK_ROWS) {
+            let part = pass_chunk(&w, ex, start, (start + CHUNK_ROWS).min(ex.rows()), true);
+            loss += part.loss;
+            grad.iter_mut().zip(&part.grad).for_each(|(t, p)| *t += p);
+            hess.iter_mut().zip(&part.hess).for_each(|(t, p)| *t += p);
+        }
+        assert_eq!(threaded.loss.to_bits(), loss.to_bits(), "the same sums in the same order, whatever the cores");
+        assert_eq!(threaded.grad, grad);
+        assert_eq!(threaded.hess, hess);
+        // Against the textbook sums, one row at a time.
+        let (mut loss, mut grad, mut hess) = (0.0, [0.0; 4], [[0.0; 4]; 4]);
+        for (row, &yi) in x.chunks_exact(3).zip(&y) {
+            let terms = [1.0, row[0], row[1], row[2]];
+            let z: f64 = w.bias + w.weights.iter().zip(row).map(|(a, b)| a * b).sum::<f64>();
+            let p = 1.0 / (1.0 + (-z).exp());
+            loss -= yi * p.ln() + (1.0 - yi) * (1.0 - p).ln();
+            for a in 0..4 {
+                grad[a] += (p - yi) * terms[a];
+                for b in 0..4 {
+                    hess[a][b] += p * (1.0 - p) * terms[a] * terms[b];
+                }
+            }
+        }
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs().max(1.0);
+        assert!(close(threaded.loss, loss), "{} vs {loss}", threaded.loss);
+        for a in 0..4 {
+            assert!(close(threaded.grad[a], grad[a]), "gradient {a}: {} vs {}", threaded.grad[a], grad[a]);
+            // The upper triangle is filled.
+            for b in a..4 {
+                assert!(close(threaded.hess[a * 4 + b], hess[a][b]), "Hessian ({a},{b}): {} vs {}", threaded.hess[a * 4 + b], hess[a][b]);
+            }
+        }
+    }
+
+    #[test]
+    fn early_stopping_keeps_the_best_epochs_weights_not_the_last() {
+        let (x, y) = correlated(2_000, 3);
+        // A validation set that disagrees with training (its labels flipped): the validation
+        // loss rises as training improves, so the best epoch is the first.
+        let flipped: Vec<f64> = y[..500].iter().map(|v| 1.0 - v).collect();
+        let (train, val) = (Examples::new(&x[1500..], &y[500..], 3), Examples::new(&x[..1500], &flipped, 3));
+        let params = TrainParams { epochs: 100, patience: 3, ..TrainParams::default() };
+        let out = fit(train, Some(val), &params, &AtomicBool::new(false), |_| {}).expect("fits");
+        assert_eq!(out.stop_reason, StopReason::EarlyStopped);
+        let losses: Vec<f64> = out.curve.iter().filter_map(|e| e.val_loss).collect();
+        let best = losses.iter().copied().fold(f64::INFINITY, f64::min);
+        assert_eq!(out.curve.len(), 1 + 3, "stopped after the best epoch and `patience` worse ones: {losses:?}");
+        assert!(best < *losses.last().unwrap_or(&f64::NAN), "{losses:?}");
+        assert_eq!(mean_log_loss(&out.weights, val).to_bits(), best.to_bits(), "the weights are the best epoch's");
+    }
+
+    #[test]
     fn same_seed_same_model_bit_for_bit() {
         let (x, y) = scaled(3_000);
         let ex = Examples::new(&x, &y, 1);

@@ -294,6 +294,23 @@ impl Model {
         model
     }
 
+    /// A model of three numeric features `a`, `b`, `c` fitted on standardised data (offsets 10,
+    /// −5, 100; scales 2, 0.5, 50), for tests of everything that un-scales: in scaled units
+    /// z = 0.3 + 0.8·a′ − 1.2·b′ + 0.5·c′, so in the data's units θ = (0.4, −2.4, 0.01) and
+    /// θ0 = 0.3 − 4 − 12 − 1 = −16.7.
+    pub fn scaled_example() -> Model {
+        let transform = Transform {
+            scaling: crate::scale::Scaling::Standard,
+            feature_names: vec!["a".into(), "b".into(), "c".into()],
+            encodings: Vec::new(),
+            term_names: Vec::new(),
+            offset: vec![10.0, -5.0, 100.0],
+            scale: vec![2.0, 0.5, 50.0],
+        };
+        let weights = Weights { bias: 0.3, weights: vec![0.8, -1.2, 0.5] };
+        Model::new(transform, weights, "y".into(), TrainParams::default(), StopReason::Converged, 1, 1, Lineage::default())
+    }
+
     /// A model of one feature, `score`, with no scaling: z = intercept + slope·score.
     pub fn one_feature(intercept: f64, slope: f64) -> Model {
         let transform = Transform {
@@ -327,6 +344,20 @@ pub struct TrainingLog {
 mod tests {
     use super::*;
     use crate::scale::Scaling;
+
+    #[test]
+    fn three_scaled_features_are_unscaled_into_the_datas_units() {
+        let m = Model::scaled_example();
+        assert!((m.intercept - -16.7).abs() < 1e-12, "θ0 = {}", m.intercept);
+        for (name, want) in [("a", 0.4), ("b", -2.4), ("c", 0.01)] {
+            let got = m.coefficients.get(name).unwrap_or(f64::NAN);
+            assert!((got - want).abs() < 1e-12, "{name}: {got} vs {want}");
+        }
+        // The same probability from the data's units as from the scaled terms.
+        let row = [12.0, -4.0, 150.0];
+        let z = m.intercept + 0.4 * 12.0 - 2.4 * -4.0 + 0.01 * 150.0;
+        assert!((m.probability_raw(&row) - crate::logistic::sigmoid(z)).abs() < 1e-12);
+    }
 
     fn model() -> Model {
         // Scaled by (x − 50)/25; θ0 = −10, θ1 = 0.2 ⇒ w = 0.2·25 = 5, b = −10 + 0.2·50 = 0.

@@ -1019,6 +1019,41 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_numeric_model_of_three_features_takes_one_matrix_or_one_tensor_per_feature_in_any_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = AppState::new(&Config::for_home(dir.path())).expect("state");
+        let id = state
+            .store
+            .put_json(Kind::Model, "test", vec![], serde_json::json!({}), "model.json", &Model::scaled_example())
+            .expect("model");
+        state.registry.register("scaled", &id, None, None).expect("register");
+        state.registry.set_alias("scaled", STABLE, 1).expect("alias");
+        state.load_all().await.expect("loads");
+        let app = app(state);
+        // Two rows; z in the data's units: −16.7 + 0.4a − 2.4b + 0.01c.
+        let rows = [[12.0, -4.0, 150.0], [10.0, -5.0, 100.0]];
+        let expected: Vec<f64> =
+            rows.iter().map(|r| logitflow_core::logistic::sigmoid(-16.7 + 0.4 * r[0] - 2.4 * r[1] + 0.01 * r[2])).collect();
+        let matrix = serde_json::json!({"inputs": [{"name": "x", "shape": [2, 3], "datatype": "FP64", "data": rows}]});
+        let column =
+            |name: &str, j: usize| serde_json::json!({"name": name, "shape": [2], "datatype": "FP64", "data": [rows[0][j], rows[1][j]]});
+        let named = serde_json::json!({"inputs": [column("c", 2), column("a", 0), column("b", 1)]});
+        for body in [matrix, named] {
+            let (status, answer) = call(&app, "POST", "/v2/models/scaled/infer", Some(body)).await;
+            assert_eq!(status, StatusCode::OK, "{answer}");
+            let got: Vec<f64> = answer["outputs"][0]["data"].as_array().expect("data").iter().filter_map(|v| v.as_f64()).collect();
+            assert_eq!(got.len(), 2);
+            for (g, e) in got.iter().zip(&expected) {
+                assert!((g - e).abs() < 1e-12, "{got:?} vs {expected:?}");
+            }
+        }
+        let missing = serde_json::json!({"inputs": [column("c", 2), column("a", 0), column("z", 1)]});
+        let (status, answer) = call(&app, "POST", "/v2/models/scaled/infer", Some(missing)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(answer["error"].as_str().is_some_and(|e| e.contains("\"b\"")), "names the missing feature: {answer}");
+    }
+
+    #[tokio::test]
     async fn text_features_are_served_as_one_tensor_per_feature_and_unseen_levels_named() {
         let dir = tempfile::tempdir().expect("tempdir");
         let state = AppState::new(&Config::for_home(dir.path())).expect("state");
@@ -1402,12 +1437,14 @@ mod tests {
 pub mod testing {
     use super::*;
 
-    /// Starts serve with `admissions` ([`Model::worked_example`]) and `credit`
-    /// ([`Model::credit_example`], a text feature) and returns its address once they answer.
+    /// Starts serve with `admissions` ([`Model::worked_example`]), `credit`
+    /// ([`Model::credit_example`], a text feature) and `scaled` ([`Model::scaled_example`],
+    /// three standardised features), and returns its address once they answer.
     pub async fn spawn_with_worked_example(home: &std::path::Path) -> String {
         let store = Store::open(home).expect("store");
         let registry = Registry::open(home);
-        for (name, m) in [("admissions", Model::worked_example()), ("credit", Model::credit_example())] {
+        for (name, m) in [("admissions", Model::worked_example()), ("credit", Model::credit_example()), ("scaled", Model::scaled_example())]
+        {
             let id = store.put_json(Kind::Model, "test", vec![], serde_json::json!({}), "model.json", &m).expect("model");
             registry.register(name, &id, None, None).expect("register");
             registry.set_alias(name, STABLE, 1).expect("alias");

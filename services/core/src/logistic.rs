@@ -1213,6 +1213,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::needless_range_loop)] // the indices are the formula's a and b
     fn a_threaded_pass_over_many_chunks_is_the_sequential_one_bit_for_bit_and_the_naive_sum() {
         // Over three chunks of 16,384 rows, so both cores take part; three features, so the
         // Hessian has off-diagonal terms.

@@ -630,23 +630,56 @@ mod tests {
         assert_eq!((status, body["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("INVALID_GENERATOR")), "{body}");
     }
 
+    /// A directory, the same for the whole test run, holding `data.csv` (`a,y` with two rows),
+    /// that the property test's services may read from.
+    fn allowed_data() -> std::path::PathBuf {
+        static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+        let dir = DIR.get_or_init(|| {
+            let dir = tempfile::tempdir().expect("tempdir");
+            std::fs::write(dir.path().join("data.csv"), "a,y\n1,0\n2,1\n").expect("csv");
+            dir
+        });
+        dir.path().canonicalize().expect("canonical")
+    }
+
+    use proptest::prelude::{Just, Strategy};
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig { cases: 48, ..Default::default() })]
-        /// Any JSON to any of ingest's JSON routes: a 2xx or a 4xx naming the problem.
+        /// Any JSON to any of ingest's JSON routes: a 2xx or a 4xx naming the problem. The
+        /// CSV's path is absolute, under an allowed root, and collection `c` holds a record, so
+        /// valid cases reach the file and the snapshot rather than stopping at "not allowed"
+        /// and "not found".
         #[test]
         fn any_json_body_gets_an_answer_never_a_5xx(
-            body in logitflow_kit::testing::bodies::any_json(
-                &["path", "label", "features", "intercept", "coefficients", "ranges", "rows", "seed", "records"],
-                vec![serde_json::json!("data.csv"), serde_json::json!([[0.0, 1.0]]), serde_json::json!([0.5]), serde_json::json!([{"a": 1.0, "y": 0.0}])],
-            ),
-            route in 0usize..4,
+            (route, body) in {
+                const FIELDS: &[&str] = &["path", "label", "features", "intercept", "coefficients", "ranges", "rows", "seed", "records"];
+                let csv = serde_json::json!(allowed_data().join("data.csv"));
+                let samples = vec![csv.clone(), serde_json::json!([[0.0, 1.0]]), serde_json::json!([0.5]), serde_json::json!([{"a": 1.0, "y": 0.0}])];
+                let valid = [
+                    serde_json::json!({"path": csv, "label": "y"}),
+                    serde_json::json!({"intercept": -1.0, "coefficients": [0.5], "ranges": [[0.0, 1.0]], "rows": 10, "seed": 1}),
+                    serde_json::json!({"records": [{"a": 1.0, "y": 0.0}]}),
+                    serde_json::json!({"label": "y"}),
+                ];
+                (0usize..4).prop_flat_map(move |route| {
+                    let body = proptest::prop_oneof![
+                        logitflow_kit::testing::bodies::any_json(FIELDS, samples.clone()),
+                        logitflow_kit::testing::bodies::near(valid[route].clone(), FIELDS, samples.clone()),
+                    ];
+                    (Just(route), body)
+                })
+            },
         ) {
             let path = ["/v1/datasets/csv", "/v1/datasets/synthetic", "/v1/collections/c/records", "/v1/collections/c/snapshot"][route];
             logitflow_kit::testing::bodies::assert_answers(
                 || async {
                     let dir = tempfile::tempdir().expect("tempdir");
-                    std::fs::write(dir.path().join("data.csv"), "a,y\n1,0\n2,1\n").expect("csv");
-                    let app = app(state(dir.path()));
+                    let mut config = Config::for_home(dir.path());
+                    config.allowed_roots = vec![allowed_data()];
+                    let app = app(AppState::new(&config).expect("state"));
+                    let (status, _) = post(app.clone(), "/v1/collections/c/records", serde_json::json!({"records": [{"a": 1.0, "y": 0.0}]})).await;
+                    assert!(status.is_success(), "the collection is made");
                     (dir, app)
                 },
                 "POST",

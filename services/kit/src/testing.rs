@@ -59,6 +59,35 @@ pub mod bodies {
         })
     }
 
+    /// A valid body with some of its fields left out or replaced by [`any_json`] (one in eight
+    /// each), the rest kept: cases that get past the route's first check into its work (a fully random
+    /// body rarely names two stored ids at once).
+    pub fn near(
+        valid: serde_json::Value,
+        field_names: &'static [&'static str],
+        samples: Vec<serde_json::Value>,
+    ) -> impl Strategy<Value = serde_json::Value> {
+        let fields: Vec<(String, serde_json::Value)> = valid.as_object().cloned().unwrap_or_default().into_iter().collect();
+        let n = fields.len();
+        (proptest::collection::vec(0u8..8, n), proptest::collection::vec(any_json(field_names, samples), n)).prop_map(
+            move |(choices, randoms)| {
+                let mut out = serde_json::Map::new();
+                for ((name, value), (choice, random)) in fields.iter().zip(choices.into_iter().zip(randoms)) {
+                    match choice {
+                        0 => {}
+                        1 => {
+                            out.insert(name.clone(), random);
+                        }
+                        _ => {
+                            out.insert(name.clone(), value.clone());
+                        }
+                    }
+                }
+                serde_json::Value::Object(out)
+            },
+        )
+    }
+
     /// Sends `body` to `method path` of the app that `setup` builds (on a fresh runtime, so it
     /// can run inside `proptest!`), and checks the promise. `setup` returns whatever must live
     /// as long as the app (a temp dir, say) with it.

@@ -398,8 +398,21 @@ mod tests {
     use logitflow_kit::testing::{call, call_raw};
 
     fn setup() -> (tempfile::TempDir, Router, String, String) {
+        setup_with(watch::channel(false).1)
+    }
+
+    /// Stops the case's training jobs (the service's shutdown signal) when it ends.
+    struct StopJobsOnDrop(watch::Sender<bool>, #[allow(dead_code)] tempfile::TempDir);
+
+    impl Drop for StopJobsOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.send(true);
+        }
+    }
+
+    fn setup_with(shutting_down: watch::Receiver<bool>) -> (tempfile::TempDir, Router, String, String) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let state = AppState::new(&Config::for_home(dir.path()), watch::channel(false).1).expect("state");
+        let state = AppState::new(&Config::for_home(dir.path()), shutting_down).expect("state");
         let x: Vec<f64> = (0..200).map(|i| f64::from(i) / 2.0).collect();
         let y: Vec<f64> = x.iter().map(|&v| f64::from(u8::from((v * 7.0) % 100.0 > 50.0 - (v - 50.0)))).collect();
         let data = Dataset { feature_names: vec!["score".into()], label_name: "admitted".into(), x, y, ..Dataset::default() };
@@ -480,16 +493,33 @@ mod tests {
 
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig { cases: 48, ..Default::default() })]
-        /// Any JSON to `POST /v1/jobs`. The stored ids are left out of the values on purpose: a
-        /// valid request would start a training job that outlives the case.
+        /// Any JSON to `POST /v1/jobs`, with the stored split and transform ids among the values
+        /// (artifacts are named by their content, so every case's setup stores the same ids), so
+        /// cases get past "not found" into the parameters' checks and start real jobs. Each
+        /// case's jobs are stopped as the service's shutdown stops them when the case ends.
         #[test]
         fn any_json_body_gets_an_answer_never_a_5xx(
-            body in logitflow_kit::testing::bodies::any_json(
-                &["split", "transform", "params", "solver", "learning_rate", "epochs", "batch_size", "l2", "seed", "tolerance", "patience"],
-                vec![serde_json::json!("newton"), serde_json::json!(0.1)],
-            ),
+            body in {
+                const FIELDS: &[&str] = &["split", "transform", "params", "solver", "learning_rate", "epochs", "batch_size", "l2", "seed", "tolerance", "patience"];
+                let (_dir, _, split, transform) = setup();
+                let samples = vec![serde_json::json!(split), serde_json::json!(transform), serde_json::json!("newton"), serde_json::json!(0.1)];
+                let valid = serde_json::json!({"split": split, "transform": transform, "params": {"epochs": 3, "patience": 0}});
+                proptest::prop_oneof![
+                    logitflow_kit::testing::bodies::any_json(FIELDS, samples.clone()),
+                    logitflow_kit::testing::bodies::near(valid, FIELDS, samples),
+                ]
+            },
         ) {
-            logitflow_kit::testing::bodies::assert_answers(|| async { let (dir, app, _, _) = setup(); (dir, app) }, "POST", "/v1/jobs", &body);
+            logitflow_kit::testing::bodies::assert_answers(
+                || async {
+                    let (stop, stopped) = watch::channel(false);
+                    let (dir, app, _, _) = setup_with(stopped);
+                    (StopJobsOnDrop(stop, dir), app)
+                },
+                "POST",
+                "/v1/jobs",
+                &body,
+            );
         }
     }
 }

@@ -109,10 +109,34 @@ fn trained_app() -> App {
             detail: String::new(),
         }));
     }
-    app.on_event(AppEvent::Pipeline(PipelineEvent::Evaluated(Box::new(evaluation(1)))));
+    let evaluated = evaluation(1);
+    app.on_event(AppEvent::Pipeline(PipelineEvent::Evaluated(Box::new(evaluated.clone()))));
+    let served = logitflow_kit::wire::LoadInfo { name: "admissions".into(), aliases: [("stable".to_string(), 1)].into(), changed: true };
+    app.on_event(AppEvent::Pipeline(PipelineEvent::Served(served)));
+    app.on_event(AppEvent::RunFinished(Ok(Box::new(run_report(&evaluated, 30)))));
     app.on_event(AppEvent::Predicted { alias: "stable".into(), result: Ok((0.9974, "1".into())) });
-    app.status = "v1 is stable — answering 120 ms after the keypress".into();
     app
+}
+
+/// The report a run with `evaluation` and `epochs` epochs (as [`trained_app`] sends them)
+/// ends with, as the pipeline driver makes it.
+fn run_report(evaluation: &Evaluation, epochs: usize) -> crate::pipeline::RunReport {
+    let curve: Vec<serde_json::Value> = (1..=epochs)
+        .map(|n| {
+            let x = n as f64;
+            serde_json::json!({"epoch": n, "train_loss": 0.17 + 0.05 / x, "val_loss": 0.15 + 0.04 / x})
+        })
+        .collect();
+    let report = serde_json::json!({
+        "run_id": "1796129370686-a60d", "started_unix_ms": 1_796_129_370_686u64, "data": "/home/test/datasets/admissions.csv",
+        "model": {"name": "admissions", "version": evaluation.version, "intercept": evaluation.intercept,
+                  "coefficients": evaluation.coefficients, "terms": [], "classes": evaluation.classes, "label_name": "admitted"},
+        "metrics": evaluation.metrics, "loss_curve": curve, "stages": [], "predictions": [],
+        "promoted": evaluation.promoted, "decision": evaluation.decision, "stop_reason": "early_stopped",
+        "stable_version": evaluation.version, "roc": [], "params": TrainParams::default(), "feature_names": ["score"],
+        "train_to_served_ms": 120.0, "rows": evaluation.rows,
+    });
+    serde_json::from_value(report).expect("a run report")
 }
 
 fn screen(app: &App, width: u16, height: u16) -> String {
@@ -127,7 +151,13 @@ fn screen(app: &App, width: u16, height: u16) -> String {
 
 /// Pids, ports, uptimes and latencies change from run to run; snapshots must not.
 fn volatile_filters() -> Vec<(&'static str, &'static str)> {
-    vec![(r"\b4\d{3}\b", "[pid]"), (r"\b4\d{4}\b", "[port]"), (r"\b\d+m\d\ds\b", "[up]"), (r"\d+\.\dms", "[probe]")]
+    vec![
+        (r"\b4\d{3}\b", "[pid]"),
+        (r"\b4\d{4}\b", "[port]"),
+        (r"\b\d+m\d\ds\b", "[up]"),
+        (r"\d+\.\dms", "[probe]"),
+        (r"answering \d+ ms after", "answering [ms] after"),
+    ]
 }
 
 #[test]
@@ -281,7 +311,9 @@ fn keys_predict_quit_and_confirm() {
     assert_eq!(app.predict_input, "80x", "letters are typed too: a categorical feature takes a level");
     app.on_key(key(KeyCode::Esc));
     assert_eq!(app.focus, Focus::Services);
-    // Training runs: q asks first.
+    // Without a run under way, q quits at once; while one runs, q asks first.
+    assert_eq!(app.clone().on_key(key(KeyCode::Char('q'))), Some(Action::Quit));
+    assert!(matches!(app.on_key(key(KeyCode::Char('t'))), Some(Action::Train(_))));
     assert_eq!(app.on_key(key(KeyCode::Char('q'))), None);
     assert_eq!(app.overlay, Overlay::ConfirmQuit);
     assert_eq!(app.on_key(key(KeyCode::Char('n'))), None);

@@ -251,7 +251,12 @@ fn render_model(app: &App, area: Rect, buf: &mut Buffer) {
         m.auc,
         delta(m.auc, previous.map(|p| p.auc))
     )));
-    lines.push(Line::from(format!("prec {:.3} rec {:.3} F1 {:.3}", m.precision, m.recall, m.f1)));
+    // "prec … rec … F1 …" takes 29 columns; the Model panel has 28 inside at 80 columns.
+    lines.push(Line::from(if area.width >= 31 {
+        format!("prec {:.3} rec {:.3} F1 {:.3}", m.precision, m.recall, m.f1)
+    } else {
+        format!("P {:.3}  R {:.3}  F1 {:.3}", m.precision, m.recall, m.f1)
+    }));
     lines.push(Line::from(format!("log loss {:.4}{}", m.log_loss, delta(m.log_loss, previous.map(|p| p.log_loss)))));
     let c = &m.confusion;
     lines.push(Line::from(format!("confusion  tp {:<4} fp {:<4}", c.tp, c.fp)));

@@ -5,7 +5,6 @@
 mod common;
 
 use common::{Dashboard, assert_no_services, kill9, run, service_pid, services_of, stderr};
-use std::io::BufRead;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -117,7 +116,7 @@ fn a_console_killed_with_sigkill_leaves_no_service_and_stale_ones_are_reaped() {
     std::fs::write(home.path().join("run").join("console-999999999.json"), record.to_string()).expect("record");
     let out = run(home.path(), &["run", "--epochs", "3"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let status = stale.wait().expect("the stale service ends");
+    let status = common::exit_within(&mut stale, Duration::from_secs(10), "the stale service");
     assert!(!status.success(), "it was killed, not left to run: {status:?}");
     assert_no_services(home.path(), Duration::from_secs(2));
 }
@@ -153,7 +152,7 @@ fn training_killed_midway_fails_the_run_and_leaves_nothing_half_written() {
     let before = cpu(train).expect("train's CPU time");
     eventually("train to be busy training", Duration::from_secs(20), || cpu(train).filter(|now| now - before >= 0.5));
     kill9(train);
-    let out = child.wait_with_output().expect("run ends");
+    let out = common::finish_within(child, Duration::from_secs(60));
     assert!(!out.status.success(), "the run must fail");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("train"), "the reason names train: {err}");
@@ -178,9 +177,8 @@ fn start_service(home: &Path, name: &str, listen: &str) -> (std::process::Child,
 /// its listening line, and the rest of its stdout.
 fn spawn_service(mut command: Command) -> (std::process::Child, String, std::io::BufReader<std::process::ChildStdout>) {
     let mut child = command.stdout(Stdio::piped()).spawn().expect("service starts");
-    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    stdout.read_line(&mut line).expect("listening line");
+    let stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let (line, stdout) = common::line_within(stdout, Duration::from_secs(30), "listening line");
     let value: serde_json::Value = serde_json::from_str(&line).expect("json listening line");
     (child, value["addr"].as_str().expect("addr").to_string(), stdout)
 }

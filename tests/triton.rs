@@ -10,7 +10,7 @@
 
 mod common;
 
-use std::io::{BufRead, Read, Write};
+use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 
 /// A home with the worked example (θ0 = −10, θ1 = 0.2) as `admissions` v1, stable, and a serve
@@ -32,8 +32,9 @@ fn serve_worked_example(home: &std::path::Path) -> (std::process::Child, String,
     let (mut addr, mut grpc) = (None, None);
     let mut lines = std::io::BufReader::new(child.stdout.take().expect("stdout"));
     while addr.is_none() || grpc.is_none() {
-        let mut line = String::new();
-        assert!(lines.read_line(&mut line).expect("a listening line") > 0, "serve ended before it listened");
+        let line;
+        (line, lines) = common::line_within(lines, std::time::Duration::from_secs(30), "listening line");
+        assert!(!line.is_empty(), "serve ended before it listened");
         let value: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
         let at = value["addr"].as_str().map(String::from);
         if value["protocol"] == "grpc" { grpc = at } else { addr = at }

@@ -35,9 +35,14 @@ pub fn logitflow(home: &Path) -> Command {
 /// two threads: a child whose output fills a pipe (64 KiB; `run --json` of a long fit is more)
 /// would otherwise block on it while this waits for it to exit.
 pub fn run_for(mut command: Command, limit: Duration) -> Output {
-    use std::io::Read;
     command.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = command.spawn().expect("the logitflow binary starts");
+    finish_within(command.spawn().expect("the logitflow binary starts"), limit)
+}
+
+/// Waits for a child with piped output to end, draining the pipes meanwhile; kills it and
+/// fails the test, with its stderr, after `limit`.
+pub fn finish_within(mut child: std::process::Child, limit: Duration) -> Output {
+    use std::io::Read;
     let drain = |pipe: Option<Box<dyn Read + Send>>| {
         std::thread::spawn(move || {
             let mut bytes = Vec::new();
@@ -63,6 +68,38 @@ pub fn run_for(mut command: Command, limit: Duration) -> Output {
         std::thread::sleep(Duration::from_millis(20));
     };
     Output { status, stdout: stdout.join().unwrap_or_default(), stderr: stderr.join().unwrap_or_default() }
+}
+
+/// Waits for `child` to exit; kills it and fails the test naming `what` after `limit`.
+pub fn exit_within(child: &mut std::process::Child, limit: Duration, what: &str) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The next line of `reader`, read on a thread so that a child that never writes it fails the
+/// test after `limit` (naming `what`) instead of hanging it; gives the reader back.
+pub fn line_within<R: std::io::BufRead + Send + 'static>(mut reader: R, limit: Duration, what: &str) -> (String, R) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let read = reader.read_line(&mut line);
+        let _ = tx.send((read.map(|_| line), reader));
+    });
+    match rx.recv_timeout(limit) {
+        Ok((Ok(line), reader)) => (line, reader),
+        Ok((Err(e), _)) => panic!("reading {what}: {e}"),
+        Err(_) => panic!("no {what} within {limit:?}"),
+    }
 }
 
 /// Runs `logitflow --home HOME ARGS...` (60 s limit).

@@ -470,7 +470,8 @@ mod tests {
             let t = Instant::now();
             let v: serde_json::Value = client.post("/echo", &serde_json::json!({"a": 1})).await.expect("fast client answered");
             assert_eq!(v["a"], 1);
-            assert!(t.elapsed() < Duration::from_millis(200), "a fast client waited {:?}", t.elapsed());
+            // The trickler takes 5 s; a second is far from it even in a debug build on a busy machine.
+            assert!(t.elapsed() < Duration::from_secs(1), "a fast client waited {:?}", t.elapsed());
         }
         // A client that stops sending mid-body hits the idle body timeout (300 ms), before the
         // total (800 ms): the rejection is recognised as a timeout, not a malformed body.

@@ -251,3 +251,91 @@ fn synth_makes_the_bundled_data_bit_for_bit() {
     let bundled = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/admissions.csv")).expect("the bundled data");
     assert!(std::fs::read(&out).expect("the made file") == bundled, "synth no longer makes assets/admissions.csv");
 }
+
+/// The step cache reuses a step only for the same inputs and parameters: an edited CSV makes
+/// every step run again; changed cleaning options rerun preprocess and what follows, not ingest.
+#[test]
+fn an_edited_csv_or_new_cleaning_options_are_not_served_from_the_cache() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let rows: String = (0..300).map(|i| format!("{},{}\n", i % 100, u8::from(i % 100 > 50))).collect();
+    let csv = write(home.path(), "data.csv", &format!("score,admitted\n{rows}"));
+    let data = csv.to_str().expect("utf8");
+    let args = |missing: &'static str| vec!["run", "--json", "--data", data, "--missing", missing];
+    let first = json(&run(home.path(), &args("error")));
+    assert!(stage_names_and_cached(&first).iter().all(|(_, c)| !c));
+    let same = json(&run(home.path(), &args("error")));
+    assert!(stage_names_and_cached(&same).iter().all(|(_, c)| *c), "the same run again is all cached");
+
+    // One more row, with a missing score: nothing cached, and the run refuses it as asked.
+    std::fs::write(&csv, format!("score,admitted\n{rows},1\n")).expect("edit");
+    let refused = run(home.path(), &args("error"));
+    assert!(!refused.status.success() && stderr(&refused).contains("missing"), "{}", stderr(&refused));
+    // Dropping it: ingest is the edited file's (cached from the refused run), the rest runs again.
+    let dropped = json(&run(home.path(), &args("drop")));
+    let cached: Vec<bool> = stage_names_and_cached(&dropped).into_iter().map(|(_, c)| c).collect();
+    assert_eq!(cached, [true, false, false, false, false, false], "only ingest is reused: {cached:?}");
+    assert_eq!(dropped["data_summary"]["rows_in"], 301, "the edited file was read");
+    // Imputing instead: ingest reused, preprocess and after run again.
+    let imputed = json(&run(home.path(), &args("impute-median")));
+    let cached: Vec<bool> = stage_names_and_cached(&imputed).into_iter().map(|(_, c)| c).collect();
+    assert_eq!(&cached[..2], [true, false], "{cached:?}");
+    let total = |r: &Value| ["train", "validation", "test"].iter().map(|k| r["rows"][k].as_u64().unwrap_or(0)).sum::<u64>();
+    assert_eq!((total(&dropped), total(&imputed)), (300, 301), "the row with the missing score dropped, then imputed");
+}
+
+/// Exit codes: 0 on success, 2 for a usage error (clap's), 1 for a run that fails.
+#[test]
+fn exit_codes_tell_success_usage_errors_and_failures_apart() {
+    let home = tempfile::tempdir().expect("tempdir");
+    assert_eq!(run(home.path(), &["runs"]).status.code(), Some(0));
+    assert_eq!(run(home.path(), &["run", "--solver", "adam"]).status.code(), Some(2));
+    assert_eq!(run(home.path(), &["run", "--no-such-flag"]).status.code(), Some(2));
+    assert_eq!(run(home.path(), &["run", "--epochs", "0"]).status.code(), Some(1));
+    assert_eq!(run(home.path(), &["predict", "80"]).status.code(), Some(1), "no model yet");
+    assert_eq!(run(home.path(), &["run", "--data", "/no/such.csv"]).status.code(), Some(1));
+}
+
+/// `export --run ID` exports that run, not the latest; `--log` writes files of its own.
+#[test]
+fn export_picks_the_run_asked_for_and_log_scale_keeps_the_linear_files() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let first = json(&run(home.path(), &["run", "--json"]));
+    let second = json(&run(home.path(), &["run", "--json", "--solver", "newton"]));
+    let (first_id, second_id) = (first["run_id"].as_str().expect("id"), second["run_id"].as_str().expect("id"));
+    let out_dir = home.path().join("exports");
+    let out = out_dir.to_str().expect("utf8");
+    let latest = run(home.path(), &["export", "--out", out]);
+    assert!(stdout(&latest).lines().all(|p| p.contains(second_id)), "the latest run by default: {}", stdout(&latest));
+    let linear = run(home.path(), &["export", "--out", out, "--run", first_id]);
+    let log = run(home.path(), &["export", "--out", out, "--run", first_id, "--log"]);
+    assert!(linear.status.success() && log.status.success(), "{}{}", stderr(&linear), stderr(&log));
+    let (linear, log) = (stdout(&linear), stdout(&log));
+    assert!(linear.lines().chain(log.lines()).all(|p| p.contains(first_id)), "{linear}{log}");
+    let log_plots: Vec<&str> = log.lines().filter(|p| p.contains("loss-log.")).collect();
+    assert_eq!(log_plots.len(), 2, "a log PNG and SVG: {log}");
+    assert!(linear.lines().all(|p| !p.contains("-log.")), "{linear}");
+    let svg = std::fs::read_to_string(log_plots.iter().find(|p| p.ends_with(".svg")).expect("svg")).expect("svg");
+    assert!(svg.contains("log scale"), "the title says the scale");
+    let missing = run(home.path(), &["export", "--out", out, "--run", "no-such-run"]);
+    assert!(!missing.status.success() && stderr(&missing).contains("no-such-run"), "{}", stderr(&missing));
+}
+
+/// Ctrl-C (SIGINT) during `run`: it stops, says so, exits non-zero and leaves no service.
+#[test]
+fn sigint_during_a_run_stops_it_and_leaves_no_service() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let mut command = common::logitflow(home.path());
+    command.args(["run", "--solver", "batch", "--lr", "0.0001", "--epochs", "1000000", "--patience", "0", "--tolerance", "0"]);
+    command.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let child = command.spawn().expect("run starts");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while common::service_pid(home.path(), "train").is_none() {
+        assert!(std::time::Instant::now() < deadline, "train never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+    let out = common::finish_within(child, Duration::from_secs(20));
+    assert!(!out.status.success(), "an interrupted run does not succeed");
+    assert!(stderr(&out).contains("interrupted"), "{}", stderr(&out));
+    assert_no_services(home.path(), Duration::from_secs(3));
+}

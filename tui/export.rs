@@ -60,8 +60,11 @@ pub fn export_run(report: &RunReport, out: &Path, log_scale: bool) -> Result<Vec
     logitflow_core::store::write_atomic(&roc_csv, csv.as_bytes()).map_err(|e| write_err(&roc_csv, e))?;
     written.push(roc_csv);
 
-    let title = format!("{} v{} — loss per epoch ({} solver)", report.model.name, report.model.version, report.params.solver);
-    for (suffix, svg) in [("loss.png", false), ("loss.svg", true)] {
+    let scale = if log_scale { ", log scale" } else { "" };
+    let title = format!("{} v{} — loss per epoch ({} solver{scale})", report.model.name, report.model.version, report.params.solver);
+    // A log-scale plot has names of its own, so it does not replace the linear one.
+    let loss_files = if log_scale { [("loss-log.png", false), ("loss-log.svg", true)] } else { [("loss.png", false), ("loss.svg", true)] };
+    for (suffix, svg) in loss_files {
         let p = path(suffix);
         if svg {
             let root = SVGBackend::new(&p, (900, 560)).into_drawing_area();

@@ -61,3 +61,50 @@ fn dashboard_trains_predicts_exports_and_quits_cleanly() {
     assert!(!screen.lock().map(|p| p.screen().alternate_screen()).unwrap_or(true), "the terminal is restored (alternate screen left)");
     common::assert_no_services(home.path(), Duration::from_secs(2));
 }
+
+/// The keys that act on versions and views, against the real services: a second version
+/// trained from the parameters form, `b` rolls back to v1 (and predictions say so), `P` with no
+/// candidate says why it cannot, `?` shows the help, `l` switches the loss axis to log, `c` with
+/// nothing training says so.
+#[test]
+fn rollback_promote_help_log_and_cancel_keys_act_on_the_real_services() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let mut dash = Dashboard::start(home.path(), &[]);
+    dash.wait_for("every service ready", Duration::from_secs(60), |s| s.contains("Services 8/8 ready"));
+    dash.send("c");
+    dash.wait_for("c with nothing training", Duration::from_secs(10), |s| s.contains("nothing is training"));
+    dash.send("t");
+    dash.wait_for("v1 served", Duration::from_secs(60), |s| s.contains("admissions v1") && s.contains("v1 is stable"));
+
+    dash.send("?");
+    dash.wait_for("the help", Duration::from_secs(10), |s| s.contains("export loss and ROC curves"));
+    dash.send("x");
+    dash.wait_for("the help closed", Duration::from_secs(10), |s| !s.contains("export loss and ROC curves"));
+    dash.send("l");
+    dash.wait_for("the log axis", Duration::from_secs(10), |s| s.contains("(log₁₀)"));
+    dash.send("l");
+    dash.wait_for("the linear axis", Duration::from_secs(10), |s| !s.contains("(log₁₀)"));
+
+    // The form: the solver three steps right of sgd is newton; Enter trains v2 with it.
+    dash.send("h");
+    dash.wait_for("the form", Duration::from_secs(10), |s| s.contains("Hyperparameters"));
+    for _ in 0..3 {
+        dash.send("\x1b[C");
+    }
+    dash.wait_for("newton chosen", Duration::from_secs(10), |s| s.contains("◀ newton ▶"));
+    dash.send("\r");
+    dash.wait_for("v2 trained", Duration::from_secs(60), |s| s.contains("Loss — newton") && s.contains("v2 is stable"));
+
+    dash.send("b");
+    dash.wait_for("the rollback", Duration::from_secs(20), |s| s.contains("rolled back — v1 is stable and serving"));
+    dash.send("p");
+    dash.send("80");
+    dash.send("\r");
+    let text = dash.wait_for("v1's answer", Duration::from_secs(20), |s| s.lines().any(|l| l.contains("stable") && l.contains(" v1 ")));
+    assert!(text.lines().any(|l| l.contains("stable") && l.contains(" v1 ") && l.contains("0.99")), "{text}");
+    dash.send("\x1b");
+    dash.send("P");
+    dash.wait_for("P refused", Duration::from_secs(20), |s| s.contains("no candidate to promote"));
+    assert!(dash.quit().success());
+    common::assert_no_services(home.path(), Duration::from_secs(3));
+}

@@ -108,3 +108,32 @@ fn rollback_promote_help_log_and_cancel_keys_act_on_the_real_services() {
     assert!(dash.quit().success());
     common::assert_no_services(home.path(), Duration::from_secs(3));
 }
+
+/// SIGTERM and SIGINT to the console (a `kill`, a closing session manager) end it as `q` does:
+/// every service stopped, the alternate screen left, the terminal's modes restored.
+#[test]
+fn sigterm_or_sigint_to_the_console_stops_every_service_and_restores_the_terminal() {
+    for signal in [nix::sys::signal::Signal::SIGTERM, nix::sys::signal::Signal::SIGINT] {
+        let home = tempfile::tempdir().expect("tempdir");
+        let mut dash = Dashboard::start(home.path(), &[]);
+        dash.wait_for("every service ready", Duration::from_secs(60), |s| s.contains("Services 8/8 ready"));
+        assert!(dash.alternate_screen());
+        let pid = dash.child.process_id().expect("console pid");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal).expect("signal");
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = dash.child.try_wait().expect("wait") {
+                break status;
+            }
+            assert!(std::time::Instant::now() < deadline, "{signal}: the console did not exit");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        // The screen is restored before the exit; the reader thread may lag the exit a little.
+        let restored = (0..100).any(|_| {
+            std::thread::sleep(Duration::from_millis(20));
+            !dash.alternate_screen()
+        });
+        assert!(restored, "{signal}: the alternate screen was left ({status:?})");
+        common::assert_no_services(home.path(), Duration::from_secs(3));
+    }
+}

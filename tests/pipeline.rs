@@ -293,6 +293,14 @@ fn exit_codes_tell_success_usage_errors_and_failures_apart() {
     assert_eq!(run(home.path(), &["run", "--epochs", "0"]).status.code(), Some(1));
     assert_eq!(run(home.path(), &["predict", "80"]).status.code(), Some(1), "no model yet");
     assert_eq!(run(home.path(), &["run", "--data", "/no/such.csv"]).status.code(), Some(1));
+    // The dashboard without a terminal (here stdin is /dev/null, stdout a pipe): said, not a panic.
+    let no_terminal = run(home.path(), &[]);
+    assert_eq!(no_terminal.status.code(), Some(1), "{}", stderr(&no_terminal));
+    assert!(
+        stderr(&no_terminal).contains("needs a terminal") && stderr(&no_terminal).contains("logitflow run"),
+        "{}",
+        stderr(&no_terminal)
+    );
 }
 
 /// `export --run ID` exports that run, not the latest; `--log` writes files of its own.

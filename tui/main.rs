@@ -17,7 +17,14 @@ fn main() -> ExitCode {
         None => home().and_then(|home| {
             commands::check_home_writable(&home)?;
             commands::check_registry(&home)?;
-            let terminal = ratatui::init();
+            use std::io::IsTerminal;
+            if !(std::io::stdin().is_terminal() && std::io::stdout().is_terminal()) {
+                anyhow::bail!("the dashboard needs a terminal, and stdin or stdout is not one; `logitflow run` trains without one");
+            }
+            let terminal = ratatui::try_init().map_err(|e| {
+                ratatui::restore();
+                anyhow::anyhow!("cannot open the terminal for the dashboard: {e}; `logitflow run` trains without one")
+            })?;
             let result = runtime.block_on(dashboard::run(terminal, home, cli.dashboard));
             ratatui::restore();
             result

@@ -132,6 +132,8 @@ pub struct Answer {
 #[derive(Debug, Clone)]
 pub struct App {
     pub home: PathBuf,
+    /// A run asked for (`t`, or the form) before every service was ready: started once they are.
+    pub queued_train: Option<TrainParams>,
     pub model_name: String,
     pub feature_names: Vec<String>,
     pub threshold: f64,
@@ -182,6 +184,7 @@ impl App {
     pub fn new(home: PathBuf, model_name: String, params: TrainParams, threshold: f64) -> App {
         App {
             home,
+            queued_train: None,
             model_name,
             feature_names: Vec::new(),
             threshold,
@@ -234,15 +237,34 @@ impl App {
         self.versions.as_ref().is_some_and(|v| v.entry.aliases.contains_key(logitflow_core::registry::CANDIDATE))
     }
 
-    /// Folds in what a background task reported.
-    pub fn on_event(&mut self, event: AppEvent) {
+    /// Folds in what a background task reported; returns what the runtime must do, if
+    /// anything (a training run asked for before every service was ready starts once they are).
+    pub fn on_event(&mut self, event: AppEvent) -> Option<Action> {
+        self.apply_event(event);
+        if self.queued_train.is_some() && self.all_ready() && !self.training {
+            let params = self.queued_train.take()?;
+            return self.start_training(params);
+        }
+        None
+    }
+
+    fn apply_event(&mut self, event: AppEvent) {
         match event {
             AppEvent::Services(services) => {
                 let was_ready = self.all_ready();
+                let serve_ready =
+                    |services: &[ServiceSnapshot]| services.iter().any(|s| s.name == ServiceName::Serve && s.status == Status::Ready);
+                let serve_was_ready = serve_ready(&self.services);
                 self.services = services;
                 self.selected = self.selected.min(self.services.len().saturating_sub(1));
-                if !was_ready && self.all_ready() && !self.training {
+                // A failure's reason stays on the status line: it is what the person must read.
+                if !was_ready && self.all_ready() && !self.training && self.queued_train.is_none() && !self.status.starts_with("run failed")
+                {
                     self.status = "all services ready — press t to train".into();
+                }
+                // An error answered while serve was down is stale once it is back.
+                if !serve_was_ready && serve_ready(&self.services) {
+                    self.answers.retain(|a| a.result.is_ok());
                 }
             }
             AppEvent::Stats(stats) => self.stats = stats,
@@ -260,14 +282,20 @@ impl App {
                         let served_ms = report.train_to_served_ms;
                         let since_key = self.train_pressed.map(|t| t.elapsed());
                         self.feature_names = report.feature_names.clone();
+                        // A run that reproduced a version already registered neither promotes
+                        // nor demotes it: what it is comes from the aliases.
+                        let is_stable = report.promoted || report.stable_version == Some(report.model.version);
                         self.status = format!(
                             "v{} {} — answering {} after the keypress (train→served {:.0} ms)",
                             report.model.version,
-                            if report.promoted { "is stable" } else { "is the candidate" },
+                            if is_stable { "is stable" } else { "is the candidate" },
                             since_key.map_or_else(|| "-".into(), |d| format!("{} ms", d.as_millis())),
                             served_ms
                         );
                         self.last_report = Some(*report);
+                    }
+                    Err(e) if e.contains("cancelled") => {
+                        self.status = format!("training cancelled at epoch {}; no version was made", self.train_curve.len());
                     }
                     Err(e) => self.status = format!("run failed: {e}"),
                 }
@@ -280,7 +308,14 @@ impl App {
                 self.answers.push(Answer { alias, result });
                 self.answers.sort_by(|a, b| b.alias.cmp(&a.alias)); // stable before candidate
             }
-            AppEvent::Models(versions) => self.versions = Some(versions),
+            AppEvent::Models(versions) => {
+                // Answers name the version each alias served when asked: once an alias moves
+                // (promote, rollback, a new run), they are stale.
+                if self.versions.as_ref().is_some_and(|v| v.entry.aliases != versions.entry.aliases) {
+                    self.answers.clear();
+                }
+                self.versions = Some(versions);
+            }
             AppEvent::Unavailable(unavailable) => self.unavailable = unavailable,
             AppEvent::Exported(result) => {
                 self.status = match result {
@@ -357,7 +392,13 @@ impl App {
             return None;
         }
         if !self.all_ready() {
-            self.status = "the services are not all ready yet".into();
+            let waiting: Vec<&str> = self.services.iter().filter(|s| s.status != Status::Ready).map(|s| s.name.as_str()).collect();
+            self.status = if waiting.is_empty() {
+                "training starts once the services are up".into()
+            } else {
+                format!("training starts once every service is ready (waiting for {})", waiting.join(", "))
+            };
+            self.queued_train = Some(params);
             return None;
         }
         self.params = params.clone();

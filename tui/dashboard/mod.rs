@@ -114,7 +114,9 @@ fn handle(app: &mut App, runtime: &Runtime, event: Event) -> bool {
             {
                 app.on_event(AppEvent::Logs(name, runtime.supervisor.logs(name, 2000)));
             }
-            app.on_event(event);
+            if let Some(action) = app.on_event(event) {
+                runtime.perform(app, action);
+            }
         }
     }
     true

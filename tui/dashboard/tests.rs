@@ -340,3 +340,91 @@ fn logs_overlay_filters_by_search() {
     assert_eq!(app.visible_logs().len(), 1);
     assert!(screen(&app, 120, 40).contains("matching \"slow\""));
 }
+
+#[test]
+fn t_before_every_service_is_ready_is_queued_names_what_it_waits_for_and_then_trains() {
+    let mut app = App::new("/h".into(), "admissions".into(), TrainParams::default(), 0.5);
+    let mut services = ready_services(app.now);
+    services[3].status = Status::Starting;
+    services[5].status = Status::Starting;
+    app.on_event(AppEvent::Services(services.clone()));
+    assert_eq!(app.on_key(key(KeyCode::Char('t'))), None, "nothing to start yet");
+    assert!(app.status.contains("waiting for train, serve"), "{}", app.status);
+    services[3].status = Status::Ready;
+    assert_eq!(app.on_event(AppEvent::Services(services.clone())), None, "serve is still starting");
+    assert!(app.status.contains("waiting for"), "the message is not overwritten: {}", app.status);
+    services[5].status = Status::Ready;
+    assert_eq!(app.on_event(AppEvent::Services(services.clone())), Some(Action::Train(TrainParams::default())));
+    assert!(app.training && app.queued_train.is_none());
+    assert_eq!(app.on_event(AppEvent::Services(services)), None, "and only once");
+}
+
+/// `admissions` with versions 1 and 2 (v1's metrics 0.9325/0.1366) and `aliases`.
+fn versions(aliases: &[(&str, u32)]) -> logitflow_kit::wire::ModelVersions {
+    use logitflow_core::registry::{ModelEntry, VersionEntry};
+    let version =
+        |v: u32, m: Metrics| VersionEntry { version: v, artifact: "a".repeat(64), report: None, metrics: Some(m), created_unix_ms: 0 };
+    logitflow_kit::wire::ModelVersions {
+        name: "admissions".into(),
+        entry: ModelEntry {
+            versions: vec![version(1, metrics(0.9325, 0.1366)), version(2, metrics(0.935, 0.1358))],
+            aliases: aliases.iter().map(|(a, v)| (a.to_string(), *v)).collect(),
+            stable_history: vec![1, 2],
+        },
+    }
+}
+
+#[test]
+fn answers_go_when_an_alias_moves_or_serve_comes_back_and_a_rollback_shows_the_stable_figures() {
+    let mut app = trained_app();
+    // The last trained version is v1 (trained_app); another console made v2 and it is stable.
+    app.on_event(AppEvent::Models(versions(&[("stable", 1), ("candidate", 2)])));
+    app.on_event(AppEvent::Predicted { alias: "stable".into(), result: Ok((0.9974, "1".into())) });
+    assert_eq!(app.answers.len(), 1);
+    assert!(!screen(&app, 120, 40).contains("(last trained)"), "the stable version is the one shown");
+    // The same aliases again (a refresh): the answer stands.
+    app.on_event(AppEvent::Models(versions(&[("stable", 1), ("candidate", 2)])));
+    assert_eq!(app.answers.len(), 1);
+    // `P`: v2 is stable; the answer that named v1 goes, and the Model panel, which shows the
+    // last trained version's figures, puts the stable one's first.
+    app.on_event(AppEvent::Models(versions(&[("stable", 2)])));
+    assert!(app.answers.is_empty(), "stale once the alias moved");
+    let text = screen(&app, 120, 40);
+    assert!(text.contains("stable v2: acc 0.9350 auc 0.9893 loss 0.1358"), "{text}");
+    assert!(text.contains("v1 (last trained):"), "{text}");
+
+    // serve down: an answer fails; serve back: the error row goes, a good answer would stay.
+    let mut services = ready_services(app.now);
+    services[5].status = Status::Restarting;
+    app.on_event(AppEvent::Services(services.clone()));
+    app.on_event(AppEvent::Predicted { alias: "stable".into(), result: Err("serve is not answering".into()) });
+    app.on_event(AppEvent::Predicted { alias: "candidate".into(), result: Ok((0.9, "2".into())) });
+    services[5].status = Status::Ready;
+    app.on_event(AppEvent::Services(services));
+    assert_eq!(app.answers.iter().map(|a| a.alias.as_str()).collect::<Vec<_>>(), ["candidate"]);
+}
+
+#[test]
+fn the_status_line_names_cancelled_runs_reused_stable_versions_and_keeps_a_failure() {
+    let mut app = trained_app();
+    assert!(matches!(app.on_key(key(KeyCode::Char('t'))), Some(Action::Train(_))));
+    for n in 1..=4 {
+        app.on_event(epoch(n, 0.2, 0.2));
+    }
+    app.on_event(AppEvent::RunFinished(Err("train: training was cancelled".into())));
+    assert_eq!(app.status, "training cancelled at epoch 4; no version was made");
+    // A run that reproduced v1, already stable: not promoted, yet stable, not "the candidate".
+    assert!(matches!(app.on_key(key(KeyCode::Char('t'))), Some(Action::Train(_))));
+    let mut reused = run_report(&evaluation(1), 30);
+    reused.promoted = false;
+    app.on_event(AppEvent::RunFinished(Ok(Box::new(reused))));
+    assert!(app.status.starts_with("v1 is stable"), "{}", app.status);
+    // A failure, then the services all ready again: the reason stays.
+    app.on_event(AppEvent::RunFinished(Err("ingest: the CSV has no rows".into())));
+    let mut services = ready_services(app.now);
+    services[0].status = Status::Restarting;
+    app.on_event(AppEvent::Services(services.clone()));
+    services[0].status = Status::Ready;
+    app.on_event(AppEvent::Services(services));
+    assert_eq!(app.status, "run failed: ingest: the CSV has no rows");
+}

@@ -243,6 +243,23 @@ fn render_model(app: &App, area: Rect, buf: &mut Buffer) {
         Span::styled(format!("{} v{}", app.model_name, version.unwrap_or(0)), Style::new().bold()),
         Span::raw(format!("  {aliases}")),
     ]));
+    // The figures below are the last trained version's; when another one is stable (after a
+    // rollback, or a version kept as candidate), say so and give the stable one's figures first.
+    let stable = app.versions.as_ref().and_then(|v| {
+        let n = *v.entry.aliases.get(logitflow_core::registry::STABLE)?;
+        Some((n, v.entry.version(n)?.metrics.clone()?))
+    });
+    if let Some((n, sm)) = stable.filter(|(n, _)| Some(*n) != version) {
+        let text = if area.width >= 46 {
+            format!("stable v{n}: acc {:.4} auc {:.4} loss {:.4}", sm.accuracy, sm.auc, sm.log_loss)
+        } else if area.width >= 36 {
+            format!("stable v{n}: acc {:.4} auc {:.4}", sm.accuracy, sm.auc)
+        } else {
+            format!("stable v{n}: acc {:.4}", sm.accuracy)
+        };
+        lines.push(Line::from(Span::styled(text, Style::new().fg(Color::Yellow))));
+        lines.push(Line::from(format!("v{} (last trained):", version.unwrap_or(0))));
+    }
     let delta = |now: f64, before: Option<f64>| before.map_or(String::new(), |b| format!(" ({:+.4})", now - b));
     lines.push(Line::from(format!(
         "acc {:.4}{}  auc {:.4}{}",

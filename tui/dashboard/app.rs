@@ -420,6 +420,11 @@ impl App {
             return None;
         }
         if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
+            // As q: while a run trains it asks first, and a second Ctrl-C is the answer.
+            if self.training && self.overlay != Overlay::ConfirmQuit {
+                self.overlay = Overlay::ConfirmQuit;
+                return None;
+            }
             self.quit = true;
             return Some(Action::Quit);
         }

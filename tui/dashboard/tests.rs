@@ -318,7 +318,12 @@ fn keys_predict_quit_and_confirm() {
     assert_eq!(app.overlay, Overlay::ConfirmQuit);
     assert_eq!(app.on_key(key(KeyCode::Char('n'))), None);
     assert!(!app.quit);
-    assert_eq!(app.on_key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)), Some(Action::Quit));
+    // Ctrl-C asks too while training; a second Ctrl-C quits.
+    let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
+    assert_eq!(app.on_key(ctrl_c), None);
+    assert_eq!(app.overlay, Overlay::ConfirmQuit);
+    assert!(!app.quit);
+    assert_eq!(app.on_key(ctrl_c), Some(Action::Quit));
     assert!(app.quit);
 }
 

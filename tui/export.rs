@@ -96,6 +96,18 @@ pub fn export_run(report: &RunReport, out: &Path, log_scale: bool) -> Result<Vec
 
 type DrawResult = Result<(), Box<dyn std::error::Error>>;
 
+/// A loss as a tick label: three significant digits, without float noise.
+fn loss_label(v: f64) -> String {
+    if v == 0.0 {
+        "0".to_string()
+    } else if (0.001..1000.0).contains(&v.abs()) {
+        let digits = (2 - v.abs().log10().floor() as i32).clamp(0, 6) as usize;
+        format!("{v:.digits$}")
+    } else {
+        format!("{v:.2e}")
+    }
+}
+
 fn draw_loss<DB: DrawingBackend>(
     root: &DrawingArea<DB, plotters::coord::Shift>,
     report: &RunReport,
@@ -106,18 +118,26 @@ where
     DB::ErrorType: 'static,
 {
     root.fill(&WHITE)?;
-    let train: Vec<(f64, f64)> = report.loss_curve.iter().map(|p| (p.epoch as f64, p.train_loss)).collect();
-    let val: Vec<(f64, f64)> = report.loss_curve.iter().filter_map(|p| p.val_loss.map(|v| (p.epoch as f64, v))).collect();
+    let train: Vec<(u32, f64)> = report.loss_curve.iter().map(|p| (p.epoch as u32, p.train_loss)).collect();
+    let val: Vec<(u32, f64)> = report.loss_curve.iter().filter_map(|p| p.val_loss.map(|v| (p.epoch as u32, v))).collect();
     let all = train.iter().chain(&val).map(|p| p.1).filter(|v| v.is_finite() && *v > 0.0);
     let (lo, hi) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
     let (lo, hi) = if lo.is_finite() { (lo, hi.max(lo * 1.0001)) } else { (0.01, 1.0) };
-    let max_epoch = train.last().map_or(1.0, |p| p.0).max(1.0);
+    let max_epoch = train.last().map_or(1.0, |p| f64::from(p.0)).max(1.0);
     let mut builder = ChartBuilder::on(root);
     builder.caption(title, ("sans-serif", 22)).margin(16).x_label_area_size(44).y_label_area_size(70);
     macro_rules! finish {
-        ($chart:expr) => {{
+        ($chart:expr, $train:expr, $val:expr, $label:expr) => {{
+            let (train, val, label) = ($train, $val, $label);
             let mut chart = $chart;
-            chart.configure_mesh().x_desc("epoch").y_desc("mean log loss").label_style(("sans-serif", 14)).draw()?;
+            chart
+                .configure_mesh()
+                .x_desc("epoch")
+                .y_desc("mean log loss")
+                .label_style(("sans-serif", 14))
+                .y_label_formatter(&|y| label(*y))
+                .light_line_style(BLACK.mix(0.04))
+                .draw()?;
             chart
                 .draw_series(LineSeries::new(train.clone(), BLUE.stroke_width(2)))?
                 .label("train")
@@ -128,14 +148,31 @@ where
                     .label("validation")
                     .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], RED.stroke_width(2)));
             }
+            // The best epoch (lowest validation loss, or training loss without validation), marked.
+            if let Some(&(x, y)) = (if val.is_empty() { &train } else { &val }).iter().min_by(|a, b| a.1.total_cmp(&b.1)) {
+                chart
+                    .draw_series(std::iter::once(Circle::new((x, y), 5, BLACK.stroke_width(2))))?
+                    .label(format!("best epoch {x}"))
+                    .legend(|(x, y)| Circle::new((x + 10, y), 5, BLACK.stroke_width(2)));
+            }
             chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).label_font(("sans-serif", 14)).draw()?;
         }};
     }
+    // Epochs are whole numbers: an integer axis has whole ticks.
+    let epochs = 1u32..(max_epoch as u32).max(2);
     if log_scale {
-        finish!(builder.build_cartesian_2d(1.0..max_epoch, (lo * 0.95..hi * 1.05).log_scale())?);
+        // log₁₀ of the loss on a linear axis, labelled with the loss itself: readable ticks
+        // whether the loss spans decades or stays within one (plotters' own log axis puts ticks
+        // at powers of ten only, so a loss within one decade had none).
+        let to_log =
+            |points: &[(u32, f64)]| -> Vec<(u32, f64)> { points.iter().filter(|p| p.1 > 0.0).map(|&(x, y)| (x, y.log10())).collect() };
+        let (train, val) = (to_log(&train), to_log(&val));
+        let (lo, hi) = (lo.log10(), hi.log10());
+        let pad = ((hi - lo) * 0.05).max(1e-3);
+        finish!(builder.build_cartesian_2d(epochs, lo - pad..hi + pad)?, train, val, |y: f64| loss_label(10f64.powf(y)));
     } else {
         let pad = (hi - lo) * 0.05;
-        finish!(builder.build_cartesian_2d(1.0..max_epoch, (lo - pad).max(0.0)..hi + pad)?);
+        finish!(builder.build_cartesian_2d(epochs, (lo - pad).max(0.0)..hi + pad)?, train, val, loss_label);
     }
     Ok(())
 }
@@ -155,4 +192,13 @@ where
     chart.draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], BLACK.mix(0.3)))?;
     chart.draw_series(LineSeries::new(report.roc.iter().map(|p| (p.fpr, p.tpr)), BLUE.stroke_width(2)))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tick_tests {
+    #[test]
+    fn loss_ticks_have_three_significant_digits_and_no_float_noise() {
+        let labels: Vec<String> = [0.15, 0.30000000000000004, 0.0123, 2.5, 1e-5, 0.0].into_iter().map(super::loss_label).collect();
+        assert_eq!(labels, ["0.150", "0.300", "0.0123", "2.50", "1.00e-5", "0"]);
+    }
 }

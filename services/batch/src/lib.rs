@@ -400,6 +400,64 @@ mod tests {
         }
     }
 
+    /// serve going away mid-stream: the chunks scored before are sent, then the body breaks
+    /// off — never a whole-looking answer with rows missing, never a hang.
+    #[tokio::test]
+    async fn serve_stopping_mid_stream_breaks_the_body_off_after_the_chunks_it_scored() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        logitflow_serve::testing::spawn_with_worked_example(dir.path()).await; // stores the models
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let serve_addr = listener.local_addr().expect("addr").to_string();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(logitflow_serve::run(listener, Config::for_home(dir.path()), async move {
+            let _ = stopped.await;
+        }));
+        let mut config = Config::for_home(dir.path());
+        config.serve_url = Some(serve_addr.clone());
+        let client = logitflow_kit::client::ServiceClient::new("serve", serve_addr, None);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while client.get::<serde_json::Value>("/v2/models/admissions/ready").await.is_err() {
+            assert!(std::time::Instant::now() < deadline, "serve never became ready");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let app = app(AppState::new(&config));
+        // The body streams in: one chunk and a row, then (serve stopped) two chunks more.
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(4);
+        let rows = |n: usize| bytes::Bytes::from("50\n".repeat(n));
+        tx.send(Ok(bytes::Bytes::from_static(b"score\n"))).await.expect("send");
+        tx.send(Ok(rows(CHUNK_ROWS + 1))).await.expect("send");
+        let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+        let request =
+            axum::http::Request::post("/v1/score").header("content-type", "text/csv").body(Body::from_stream(stream)).expect("request");
+        let response = tower::ServiceExt::oneshot(app, request).await.expect("infallible");
+        assert_eq!(response.status(), StatusCode::OK);
+        let mut body = response.into_body();
+        // The first chunk comes back scored.
+        let mut received = 0usize;
+        while received < CHUNK_ROWS {
+            let frame = tokio::time::timeout(std::time::Duration::from_secs(10), http_body_util::BodyExt::frame(&mut body))
+                .await
+                .expect("the first chunk within 10 s")
+                .expect("a frame")
+                .expect("the first chunk is whole");
+            if let Ok(data) = frame.into_data() {
+                received += data.iter().filter(|&&b| b == b'\n').count();
+            }
+        }
+        let _ = stop.send(());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while client.get::<serde_json::Value>("/v2/health/live").await.is_ok() {
+            assert!(std::time::Instant::now() < deadline, "serve did not stop");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        tx.send(Ok(rows(CHUNK_ROWS * 2))).await.expect("send");
+        drop(tx);
+        let rest = tokio::time::timeout(std::time::Duration::from_secs(30), http_body_util::BodyExt::collect(body))
+            .await
+            .expect("the stream ends, it does not hang");
+        assert!(rest.is_err(), "the body breaks off: rows scored after serve stopped cannot be there");
+    }
+
     #[tokio::test]
     async fn a_bad_cell_past_the_first_chunk_ends_the_stream_early() {
         let (_dir, app) = setup().await;

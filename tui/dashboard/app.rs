@@ -83,20 +83,41 @@ pub enum StageState {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ParamsForm {
     pub solver: Solver,
-    pub fields: [String; 5],
+    pub fields: [String; 8],
     pub selected: usize,
     pub error: Option<String>,
 }
 
 impl ParamsForm {
-    pub const LABELS: [&'static str; 6] = ["solver", "learning rate", "epochs", "batch size", "l2", "seed"];
+    pub const LABELS: [&'static str; 9] =
+        ["solver", "learning rate", "epochs", "batch size", "l2", "seed", "patience", "tolerance", "validation"];
 
     fn from(p: &TrainParams) -> Self {
         ParamsForm {
             solver: p.solver,
-            fields: [p.learning_rate.to_string(), p.epochs.to_string(), p.batch_size.to_string(), p.l2.to_string(), p.seed.to_string()],
+            fields: [
+                p.learning_rate.to_string(),
+                p.epochs.to_string(),
+                p.batch_size.to_string(),
+                p.l2.to_string(),
+                p.seed.to_string(),
+                p.patience.to_string(),
+                p.tolerance.to_string(),
+                // Empty: the default (a tenth held out when the training data is large enough).
+                p.validation_fraction.map_or_else(String::new, |f| f.to_string()),
+            ],
             selected: 0,
             error: None,
+        }
+    }
+
+    /// Whether field `i` (of [`ParamsForm::LABELS`]) does anything for the chosen solver:
+    /// newton takes no step size, and only minibatch has a batch size.
+    pub fn applies(&self, i: usize) -> bool {
+        match Self::LABELS[i] {
+            "learning rate" => self.solver != Solver::Newton,
+            "batch size" => self.solver == Solver::Minibatch,
+            _ => true,
         }
     }
 
@@ -115,6 +136,9 @@ impl ParamsForm {
             batch_size: whole(2)? as usize,
             l2: number(3)?,
             seed: whole(4)?,
+            patience: whole(5)? as usize,
+            tolerance: number(6)?,
+            validation_fraction: if self.fields[7].trim().is_empty() { None } else { Some(number(7)?) },
             ..base.clone()
         };
         params.validate().map_err(|e| e.to_string())?;

@@ -433,3 +433,41 @@ fn the_status_line_names_cancelled_runs_reused_stable_versions_and_keeps_a_failu
     app.on_event(AppEvent::Services(services));
     assert_eq!(app.status, "run failed: ingest: the CSV has no rows");
 }
+
+#[test]
+fn the_form_has_the_stopping_parameters_and_greys_what_the_solver_ignores() {
+    let mut app = trained_app();
+    app.on_key(key(KeyCode::Char('h')));
+    // Down to patience (the seventh field), replace 10 by 50000.
+    for _ in 0..6 {
+        app.on_key(key(KeyCode::Down));
+    }
+    app.on_key(key(KeyCode::Backspace));
+    app.on_key(key(KeyCode::Backspace));
+    for c in "50000".chars() {
+        app.on_key(key(KeyCode::Char(c)));
+    }
+    app.on_key(key(KeyCode::Down)); // tolerance
+    app.on_key(key(KeyCode::Down)); // validation: empty is auto
+    for c in "0.2".chars() {
+        app.on_key(key(KeyCode::Char(c)));
+    }
+    let text = screen(&app, 80, 24);
+    assert!(text.contains("patience  50000") && text.contains("validation  0.2"), "{text}");
+    assert!(text.contains("batch size  32  (not used by sgd)"), "{text}");
+    let Some(Action::Train(params)) = app.on_key(key(KeyCode::Enter)) else { panic!("trains: {}", app.status) };
+    assert_eq!((params.patience, params.validation_fraction), (50_000, Some(0.2)));
+
+    // A refusal's whole reason shows, not its first 40 characters.
+    let mut app = trained_app();
+    app.on_key(key(KeyCode::Char('h')));
+    app.on_key(key(KeyCode::Down));
+    app.on_key(key(KeyCode::Down));
+    for c in "000000".chars() {
+        app.on_key(key(KeyCode::Char(c)));
+    }
+    let error = app.form.error.clone().expect("too many epochs");
+    assert!(error.contains("1000000000"), "{error}");
+    let text: String = screen(&app, 80, 24).lines().map(|l| l.trim_matches(|c: char| c == '│' || c == ' ')).collect::<Vec<_>>().join(" ");
+    assert!(text.contains("got 1000000000"), "the end of the reason is on screen: {text}");
+}

@@ -163,8 +163,13 @@ fn render_chart(app: &App, area: Rect, buf: &mut Buffer) {
         if app.log_scale { points.iter().filter(|p| p.1 > 0.0).map(|&(x, y)| (x, y.log10())).collect() } else { points.to_vec() }
     };
     let (train, val, previous) = (scale(&app.train_curve), scale(&app.val_curve), scale(&app.previous_curve));
+    // Once the run is over, why it stopped (the whole reason is in the help and `run`'s report).
+    let stopped = match (&app.last_report, app.training) {
+        (Some(report), false) => format!(" · {}", report.stop_reason.short()),
+        _ => String::new(),
+    };
     let title = format!(
-        " Loss{} — {} {}/{} epochs ",
+        " Loss{} — {} {}/{} epochs{stopped} ",
         if app.log_scale { " (log₁₀)" } else { "" },
         app.params.solver,
         app.train_curve.len(),
@@ -432,14 +437,28 @@ fn render_confirm(area: Rect, buf: &mut Buffer) {
 }
 
 fn render_form(app: &App, area: Rect, buf: &mut Buffer) {
-    let rect = centered(area, 56, 11);
+    // Room for every field, a blank line and an error of two lines, so none is cut off.
+    let rect = centered(area, 60, ParamsForm::LABELS.len() as u16 + 5);
     Clear.render(rect, buf);
     let form = &app.form;
     let mut lines = Vec::new();
     for (i, label) in ParamsForm::LABELS.iter().enumerate() {
-        let value = if i == 0 { format!("◀ {} ▶", form.solver) } else { form.fields[i - 1].clone() };
-        let style = if i == form.selected { Style::new().add_modifier(Modifier::REVERSED) } else { Style::new() };
-        lines.push(Line::from(vec![Span::raw(format!("{label:>14}  ")), Span::styled(value, style)]));
+        let value = match i {
+            0 => format!("◀ {} ▶", form.solver),
+            8 if form.fields[7].trim().is_empty() => "auto".to_string(),
+            _ => form.fields[i - 1].clone(),
+        };
+        let mut style = if i == form.selected { Style::new().add_modifier(Modifier::REVERSED) } else { Style::new() };
+        let mut note = String::new();
+        if !form.applies(i) {
+            style = style.fg(Color::DarkGray);
+            note = format!("  (not used by {})", form.solver);
+        }
+        lines.push(Line::from(vec![
+            Span::raw(format!("{label:>14}  ")),
+            Span::styled(value, style),
+            Span::styled(note, Style::new().fg(Color::DarkGray)),
+        ]));
     }
     lines.push(Line::from(""));
     match &form.error {

@@ -368,6 +368,18 @@ pub enum StopReason {
 }
 
 impl StopReason {
+    /// A few words, for a title bar: "stopped early", "converged".
+    pub fn short(self) -> &'static str {
+        match self {
+            StopReason::MaxEpochs => "epoch limit",
+            StopReason::Converged => "converged",
+            StopReason::Plateau => "plateau",
+            StopReason::EarlyStopped => "stopped early",
+            StopReason::Cancelled => "cancelled",
+            StopReason::Separated => "separated",
+        }
+    }
+
     pub fn describe(self) -> &'static str {
         match self {
             StopReason::MaxEpochs => "reached the epoch limit",

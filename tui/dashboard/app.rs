@@ -294,7 +294,8 @@ impl App {
             AppEvent::Stats(stats) => self.stats = stats,
             AppEvent::Logs(name, lines) => {
                 if self.selected_service() == Some(name) {
-                    self.logs = lines;
+                    // Read once as they arrive, not on every frame.
+                    self.logs = lines.into_iter().map(|l| LogLine { text: readable_log_line(&l.text), ..l }).collect();
                 }
             }
             AppEvent::Pipeline(event) => self.on_pipeline(event),
@@ -662,4 +663,34 @@ impl App {
     pub fn uptime(&self, s: &ServiceSnapshot) -> Option<Duration> {
         s.started.filter(|_| s.status == Status::Ready || s.status == Status::Unhealthy).map(|t| self.now.saturating_duration_since(t))
     }
+}
+
+/// A service's JSON log line (tracing's format) as a person reads it: the time of day, the
+/// level, the message, then the other fields as `key=value` — so what matters fits the pane,
+/// where the raw JSON showed only its timestamp and target. Anything else is kept as it is.
+pub fn readable_log_line(text: &str) -> String {
+    let Ok(serde_json::Value::Object(line)) = serde_json::from_str::<serde_json::Value>(text) else {
+        return text.to_string();
+    };
+    let plain = |v: &serde_json::Value| v.as_str().map_or_else(|| v.to_string(), str::to_string);
+    let mut out = String::new();
+    if let Some(time) = line.get("timestamp").and_then(|t| t.as_str()) {
+        // 2026-12-01T12:01:02.123456Z → 12:01:02.123
+        let clock = time.split_once('T').map_or(time, |(_, t)| t);
+        out.push_str(clock.get(..12).unwrap_or(clock).trim_end_matches('Z'));
+        out.push(' ');
+    }
+    if let Some(level) = line.get("level") {
+        out.push_str(&format!("{:<5} ", plain(level)));
+    }
+    let fields = line.get("fields").and_then(|f| f.as_object());
+    let others =
+        fields.into_iter().flatten().chain(line.iter().filter(|(k, _)| !["timestamp", "level", "fields", "target"].contains(&k.as_str())));
+    if let Some(message) = fields.and_then(|f| f.get("message")).or_else(|| line.get("message")) {
+        out.push_str(&plain(message));
+    }
+    for (key, value) in others.filter(|(k, _)| k.as_str() != "message") {
+        out.push_str(&format!(" {key}={}", plain(value)));
+    }
+    out.trim().to_string()
 }

@@ -471,3 +471,13 @@ fn the_form_has_the_stopping_parameters_and_greys_what_the_solver_ignores() {
     let text: String = screen(&app, 80, 24).lines().map(|l| l.trim_matches(|c: char| c == '│' || c == ' ')).collect::<Vec<_>>().join(" ");
     assert!(text.contains("got 1000000000"), "the end of the reason is on screen: {text}");
 }
+
+#[test]
+fn json_log_lines_read_as_time_level_message_and_fields() {
+    use super::app::readable_log_line;
+    let line = r#"{"timestamp":"2026-12-01T12:01:02.123456Z","level":"WARN","fields":{"message":"model not loaded","model":"admissions","error":"v2: corrupt"},"target":"logitflow_serve"}"#;
+    assert_eq!(readable_log_line(line), "12:01:02.123 WARN  model not loaded error=v2: corrupt model=admissions");
+    let listening = r#"{"addr":"127.0.0.1:4000","event":"listening","service":"serve"}"#;
+    assert_eq!(readable_log_line(listening), "addr=127.0.0.1:4000 event=listening service=serve");
+    assert_eq!(readable_log_line("ingest cannot start: a fault"), "ingest cannot start: a fault", "plain text stays");
+}

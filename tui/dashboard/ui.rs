@@ -481,7 +481,7 @@ fn render_logs(app: &App, area: Rect, buf: &mut Buffer) {
         .map(|l| {
             let color = if l.text.contains("\"ERROR\"") || l.text.contains("ERROR") {
                 Color::Red
-            } else if l.text.contains("\"WARN\"") {
+            } else if l.text.contains("\"WARN\"") || l.text.contains(" WARN ") {
                 Color::Yellow
             } else if l.stream == "stdout" {
                 Color::Green

@@ -69,6 +69,8 @@ pub enum Overlay {
     Logs,
     Params,
     ConfirmQuit,
+    /// `P` with a candidate that tested worse than stable: why, and y promotes anyway.
+    ConfirmPromote,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -248,6 +250,18 @@ impl App {
         }
     }
 
+    /// The candidate and stable versions with their test log losses, when the candidate's is
+    /// the higher: what `P` asks about before promoting.
+    pub fn worse_candidate(&self) -> Option<((u32, f64), (u32, f64))> {
+        let entry = &self.versions.as_ref()?.entry;
+        let loss = |alias: &str| {
+            let v = *entry.aliases.get(alias)?;
+            Some((v, entry.version(v)?.metrics.as_ref()?.log_loss))
+        };
+        let (candidate, stable) = (loss(logitflow_core::registry::CANDIDATE)?, loss(logitflow_core::registry::STABLE)?);
+        (candidate.1 > stable.1).then_some((candidate, stable))
+    }
+
     pub fn all_ready(&self) -> bool {
         !self.services.is_empty() && self.services.iter().all(|s| s.status == Status::Ready)
     }
@@ -326,7 +340,12 @@ impl App {
                 }
             }
             AppEvent::Predicted { alias, result } => {
-                if let (Some([Value::Number(x)]), Ok((p, _)), "stable") = (self.last_query.as_deref(), &result, alias.as_str()) {
+                // The queried point is marked on the fitted curve only when the version that
+                // answered is the one the curve is drawn from (stable may be another version).
+                let shown = self.evaluation.as_ref().map(|e| e.version);
+                if let (Some([Value::Number(x)]), Ok((p, version))) = (self.last_query.as_deref(), &result)
+                    && version.parse::<u32>().ok() == shown
+                {
                     self.fit_query = Some((*x, *p));
                 }
                 self.answers.retain(|a| a.alias != alias);
@@ -393,6 +412,8 @@ impl App {
 
     /// The fitted sigmoid over the sample's range, for a one-feature model.
     fn set_fit_chart(&mut self, evaluation: &Evaluation) {
+        // A point answered by the version drawn before does not belong on the new curve.
+        self.fit_query = None;
         self.fit_points = evaluation.sample.clone();
         self.fit_curve.clear();
         let theta = evaluation.coefficients.values().next().copied();
@@ -454,6 +475,14 @@ impl App {
             return Some(Action::Quit);
         }
         match self.overlay {
+            Overlay::ConfirmPromote => {
+                self.overlay = Overlay::None;
+                if key.code == KeyCode::Char('y') {
+                    return Some(Action::Promote);
+                }
+                self.status = "not promoted".into();
+                return None;
+            }
             Overlay::ConfirmQuit => {
                 self.overlay = Overlay::None;
                 if matches!(key.code, KeyCode::Char('q') | KeyCode::Char('y')) {
@@ -501,7 +530,13 @@ impl App {
                 self.focus = Focus::Predict;
                 None
             }
-            KeyCode::Char('P') => Some(Action::Promote),
+            KeyCode::Char('P') => {
+                if self.worse_candidate().is_some() {
+                    self.overlay = Overlay::ConfirmPromote;
+                    return None;
+                }
+                Some(Action::Promote)
+            }
             KeyCode::Char('b') => Some(Action::Rollback),
             KeyCode::Char('e') => Some(Action::Export { log_scale: self.log_scale }),
             KeyCode::Char('l') => {

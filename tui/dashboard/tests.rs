@@ -277,6 +277,14 @@ fn a_one_feature_model_gets_its_fitted_curve_and_the_query_marked() {
     assert_eq!(app.fit_query, Some((80.0, 0.9974)));
     let text = screen(&app, 120, 40);
     assert!(text.contains("score"), "the curve's axis is named after the feature:\n{text}");
+    // A new version's curve: the old point goes, and a stable answer from the old version
+    // (v1 still stable, v2 the candidate) is not marked on v2's curve; v2's own answer is.
+    app.on_event(AppEvent::Pipeline(PipelineEvent::Evaluated(Box::new(evaluation(2)))));
+    assert_eq!(app.fit_query, None);
+    app.on_event(AppEvent::Predicted { alias: "stable".into(), result: Ok((0.9974, "1".into())) });
+    assert_eq!(app.fit_query, None, "v1's answer is not on v2's curve");
+    app.on_event(AppEvent::Predicted { alias: "candidate".into(), result: Ok((0.9969, "2".into())) });
+    assert_eq!(app.fit_query, Some((80.0, 0.9969)));
 }
 
 #[test]
@@ -480,4 +488,25 @@ fn json_log_lines_read_as_time_level_message_and_fields() {
     let listening = r#"{"addr":"127.0.0.1:4000","event":"listening","service":"serve"}"#;
     assert_eq!(readable_log_line(listening), "addr=127.0.0.1:4000 event=listening service=serve");
     assert_eq!(readable_log_line("ingest cannot start: a fault"), "ingest cannot start: a fault", "plain text stays");
+}
+
+#[test]
+fn p_asks_before_promoting_a_candidate_that_tested_worse() {
+    let mut app = trained_app();
+    // v2 is better (log loss 0.1358 against v1's 0.1366): P promotes at once.
+    app.on_event(AppEvent::Models(versions(&[("stable", 1), ("candidate", 2)])));
+    assert_eq!(app.on_key(key(KeyCode::Char('P'))), Some(Action::Promote));
+    // v1 as the candidate is worse: P asks, saying why; n keeps stable, y promotes.
+    app.on_event(AppEvent::Models(versions(&[("stable", 2), ("candidate", 1)])));
+    assert_eq!(app.on_key(key(KeyCode::Char('P'))), None);
+    assert_eq!(app.overlay, Overlay::ConfirmPromote);
+    let text = screen(&app, 120, 40);
+    assert!(
+        text.contains("candidate v1's test log loss 0.1366 is worse than stable") && text.contains("v2's 0.1358. Promote anyway?"),
+        "{text}"
+    );
+    assert_eq!(app.on_key(key(KeyCode::Char('n'))), None);
+    assert_eq!((app.overlay, app.status.as_str()), (Overlay::None, "not promoted"));
+    app.on_key(key(KeyCode::Char('P')));
+    assert_eq!(app.on_key(key(KeyCode::Char('y'))), Some(Action::Promote));
 }

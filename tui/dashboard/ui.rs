@@ -50,6 +50,7 @@ impl Widget for &App {
             Overlay::Logs => render_logs(self, area, buf),
             Overlay::Params => render_form(self, area, buf),
             Overlay::ConfirmQuit => render_confirm(area, buf),
+            Overlay::ConfirmPromote => render_confirm_promote(self, area, buf),
         }
     }
 }
@@ -390,6 +391,7 @@ fn footer_keys(app: &App, width: u16) -> String {
         (Overlay::Logs, _) => "↑↓ scroll  PgUp/PgDn  / search  Esc close".into(),
         (Overlay::Params, _) => "↑↓ field  ←→ solver  type to edit  Enter train  Esc cancel".into(),
         (Overlay::Help | Overlay::ConfirmQuit, _) => "any key closes".into(),
+        (Overlay::ConfirmPromote, _) => "y promotes  any other key keeps stable".into(),
         (Overlay::None, Focus::Predict) => "type values  Enter predict  Esc/Tab back".into(),
         (Overlay::None, Focus::Services) if width >= 120 => {
             "t train  c cancel  h params  p predict  P promote  b rollback  e export  l log  r/s service  Enter logs  ? help  q quit".into()
@@ -434,6 +436,16 @@ fn render_confirm(area: Rect, buf: &mut Buffer) {
     let rect = centered(area, 50, 3);
     Clear.render(rect, buf);
     Paragraph::new("Training is running. Quit anyway? q/y quits").block(Block::bordered().title(" Quit? ")).render(rect, buf);
+}
+
+fn render_confirm_promote(app: &App, area: Rect, buf: &mut Buffer) {
+    let Some(((candidate, worse), (stable, better))) = app.worse_candidate() else { return };
+    let rect = centered(area, 60, 4);
+    Clear.render(rect, buf);
+    let text = format!(
+        "candidate v{candidate}'s test log loss {worse:.4} is worse than stable v{stable}'s {better:.4}. Promote anyway? y promotes"
+    );
+    Paragraph::new(text).wrap(Wrap { trim: true }).block(Block::bordered().title(" Promote? ")).render(rect, buf);
 }
 
 fn render_form(app: &App, area: Rect, buf: &mut Buffer) {

@@ -363,11 +363,16 @@ impl App {
             AppEvent::Unavailable(unavailable) => self.unavailable = unavailable,
             AppEvent::Exported(result) => {
                 self.status = match result {
-                    Ok(paths) => format!(
-                        "exported {} files: {}",
-                        paths.len(),
-                        paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join("  ")
-                    ),
+                    // The directory and the files' shared stem fit the status line; six whole
+                    // paths did not, and the line was cut in the first.
+                    Ok(paths) => {
+                        let dir = paths.first().and_then(|p| p.parent()).map_or_else(String::new, |d| d.display().to_string());
+                        let names: Vec<String> =
+                            paths.iter().filter_map(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()).collect();
+                        let stem = names.first().and_then(|n| n.rsplit_once('-')).map_or("", |(stem, _)| stem).to_string();
+                        let suffixes: Vec<&str> = names.iter().map(|n| n.strip_prefix(&format!("{stem}-")).unwrap_or(n)).collect();
+                        format!("exported {} files to {dir}/: {stem}-{{{}}}", paths.len(), suffixes.join(","))
+                    }
                     Err(e) => format!("export failed: {e}"),
                 }
             }

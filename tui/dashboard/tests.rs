@@ -510,3 +510,14 @@ fn p_asks_before_promoting_a_candidate_that_tested_worse() {
     app.on_key(key(KeyCode::Char('P')));
     assert_eq!(app.on_key(key(KeyCode::Char('y'))), Some(Action::Promote));
 }
+
+#[test]
+fn an_export_names_its_directory_and_files_within_the_status_line() {
+    let mut app = trained_app();
+    let dir = std::path::Path::new("/home/test/exports");
+    let names =
+        ["1796-a60d-loss.csv", "1796-a60d-roc.csv", "1796-a60d-loss.png", "1796-a60d-loss.svg", "1796-a60d-roc.png", "1796-a60d-roc.svg"];
+    app.on_event(AppEvent::Exported(Ok(names.iter().map(|n| dir.join(n)).collect())));
+    assert_eq!(app.status, "exported 6 files to /home/test/exports/: 1796-a60d-{loss.csv,roc.csv,loss.png,loss.svg,roc.png,roc.svg}");
+    assert!(app.status.chars().count() < 120, "fits a 120-column status line");
+}

@@ -100,8 +100,10 @@ fn rollback_promote_help_log_and_cancel_keys_act_on_the_real_services() {
     dash.send("p");
     dash.send("80");
     dash.send("\r");
-    let text = dash.wait_for("v1's answer", Duration::from_secs(20), |s| s.lines().any(|l| l.contains("stable") && l.contains(" v1 ")));
-    assert!(text.lines().any(|l| l.contains("stable") && l.contains(" v1 ") && l.contains("0.99")), "{text}");
+    // The Answer panel's row: "stable    v1   0.9977 admitted".
+    let answered = |l: &str| l.contains("stable ") && l.contains(" v1 ") && l.contains("admitted");
+    let text = dash.wait_for("v1's answer", Duration::from_secs(20), |s| s.lines().any(answered));
+    assert!(text.lines().any(|l| answered(l) && l.contains("0.99")), "{text}");
     dash.send("\x1b");
     dash.send("P");
     dash.wait_for("P refused", Duration::from_secs(20), |s| s.contains("no candidate to promote"));

@@ -220,11 +220,18 @@ impl Dashboard {
         }
     }
 
-    /// Types keys. Separate calls arrive as separate reads, so Esc then a key is not Alt+key.
+    /// Types keys. A lone Esc waits until the screen shows it was handled (at most 2 s): Esc
+    /// and the next key read together would be taken for Alt+key.
     pub fn send(&mut self, keys: &str) {
+        let before = (keys == "\x1b").then(|| self.text());
         self.writer.write_all(keys.as_bytes()).expect("write to the pty");
         self.writer.flush().expect("flush");
-        std::thread::sleep(Duration::from_millis(150));
+        if let Some(before) = before {
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while self.text() == before && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
     }
 
     /// The screen line of a service in the services table.

@@ -148,6 +148,9 @@ impl ParamsForm {
     }
 }
 
+/// Status messages that only remark on a key just pressed, replaced by the next answer.
+const TRANSIENT_STATUS: [&str; 4] = ["nothing is training", "still here", "not promoted", "training is already running (c cancels it)"];
+
 /// One answer shown in the predict box.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Answer {
@@ -347,6 +350,13 @@ impl App {
                     && version.parse::<u32>().ok() == shown
                 {
                     self.fit_query = Some((*x, *p));
+                }
+                // A passing remark about an earlier key ("nothing is training") is stale once
+                // serve has answered; what the answer is, is news.
+                if let Ok((p, version)) = &result
+                    && TRANSIENT_STATUS.contains(&self.status.as_str())
+                {
+                    self.status = format!("{alias} v{version} answered {p:.4}");
                 }
                 self.answers.retain(|a| a.alias != alias);
                 self.answers.push(Answer { alias, result });

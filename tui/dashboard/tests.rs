@@ -521,3 +521,15 @@ fn an_export_names_its_directory_and_files_within_the_status_line() {
     assert_eq!(app.status, "exported 6 files to /home/test/exports/: 1796-a60d-{loss.csv,roc.csv,loss.png,loss.svg,roc.png,roc.svg}");
     assert!(app.status.chars().count() < 120, "fits a 120-column status line");
 }
+
+#[test]
+fn a_remark_on_a_key_gives_way_to_the_next_answer_but_a_failure_does_not() {
+    let mut app = trained_app();
+    app.on_key(key(KeyCode::Char('c')));
+    assert_eq!(app.status, "nothing is training");
+    app.on_event(AppEvent::Predicted { alias: "stable".into(), result: Ok((0.9974, "1".into())) });
+    assert_eq!(app.status, "stable v1 answered 0.9974");
+    app.on_event(AppEvent::RunFinished(Err("ingest: the CSV has no rows".into())));
+    app.on_event(AppEvent::Predicted { alias: "stable".into(), result: Ok((0.9974, "1".into())) });
+    assert_eq!(app.status, "run failed: ingest: the CSV has no rows");
+}

@@ -123,9 +123,7 @@ impl GrpcInferenceService for Grpc {
         let selector = (!r.model_version.is_empty()).then_some(r.model_version.as_str());
         let catalog = self.state.catalog.load();
         let (version, loaded) = served_in(&catalog, &r.model_name).and_then(|s| s.resolve(&r.model_name, selector)).map_err(status)?;
-        let answered = infer_with(&loaded.model, version, r);
-        loaded.stats.record(started, answered.as_ref().map(|&(_, rows)| rows).map_err(|_| ()));
-        answered.map(|(response, _)| Response::new(response)).map_err(status)
+        loaded.count(started, infer_with(&loaded.model, version, r)).map(Response::new).map_err(status)
     }
 
     async fn model_statistics(

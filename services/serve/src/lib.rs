@@ -70,6 +70,15 @@ struct Version {
     stats: Arc<VersionStats>,
 }
 
+impl Version {
+    /// Counts what one request that began at `started` came to — its rows answered, or a
+    /// refusal — in the version's statistics, and passes the answer on.
+    fn count<T>(&self, started: std::time::Instant, answered: Result<(T, usize), ApiError>) -> Result<T, ApiError> {
+        self.stats.record(started, answered.as_ref().map(|&(_, rows)| rows).map_err(|_| ()));
+        answered.map(|(answer, _)| answer)
+    }
+}
+
 type Catalog = HashMap<String, Arc<Served>>;
 
 #[derive(Clone)]
@@ -534,9 +543,7 @@ fn answer(
     // counts, shared by every request, bounced between the cores on each prediction.
     let catalog = state.catalog.load();
     let (version, loaded) = served_in(&catalog, &name)?.resolve(&name, selector)?;
-    let answered = infer_with(&loaded.model, version, name, headers, body);
-    loaded.stats.record(started, answered.as_ref().map(|&(_, rows)| rows).map_err(|_| ()));
-    answered.map(|(response, _)| response)
+    loaded.count(started, infer_with(&loaded.model, version, name, headers, body))
 }
 
 /// The response to an infer body for `model` (at `version`), and the rows it answered.
@@ -875,13 +882,12 @@ async fn predict(State(state): State<Arc<AppState>>, Json(request): Json<Predict
     let started = std::time::Instant::now();
     let catalog = state.catalog.load();
     let (version, loaded) = served_in(&catalog, &name)?.resolve(&name, request.version.as_deref())?;
-    let answered = predict_with(&loaded.model, request);
-    loaded.stats.record(started, answered.as_ref().map(Vec::len).map_err(|_| ()));
-    Ok(Json(PredictResponse { model_name: name, model_version: version.to_string(), probabilities: answered? }))
+    let probabilities = loaded.count(started, predict_with(&loaded.model, request))?;
+    Ok(Json(PredictResponse { model_name: name, model_version: version.to_string(), probabilities }))
 }
 
-/// The probabilities of a predict request's rows under `model`.
-fn predict_with(model: &Model, request: PredictRequest) -> Result<Vec<f64>, ApiError> {
+/// The probabilities of a predict request's rows under `model`, and how many rows.
+fn predict_with(model: &Model, request: PredictRequest) -> Result<(Vec<f64>, usize), ApiError> {
     let rows: Vec<Vec<Value>> = match (request.inputs, request.features) {
         (Some(rows), None) => rows,
         (None, Some(features)) => {
@@ -912,7 +918,8 @@ fn predict_with(model: &Model, request: PredictRequest) -> Result<Vec<f64>, ApiE
         model.encode_row(row, &mut terms).map_err(|e| unusable(i, e))?;
         probabilities.push(model.probability_raw(&terms));
     }
-    Ok(probabilities)
+    let rows = probabilities.len();
+    Ok((probabilities, rows))
 }
 
 /// The model's name when exactly one is loaded, so people need not name it.

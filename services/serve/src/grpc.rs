@@ -43,32 +43,21 @@ fn status(e: ApiError) -> Status {
     }
 }
 
-/// A tensor's `contents` as the JSON values HTTP would have carried.
+/// A tensor's `contents` as the JSON values HTTP would have carried (`Value::from` makes a
+/// non-finite float `null`, which the decoding then refuses as not a number).
 fn contents_values(c: &proto::InferTensorContents) -> serde_json::Value {
-    let json = |v: Vec<serde_json::Value>| serde_json::Value::Array(v);
-    let number = |v: f64| serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, serde_json::Value::Number);
-    if !c.fp64_contents.is_empty() {
-        return json(c.fp64_contents.iter().map(|&v| number(v)).collect());
+    fn values<T: Copy + Into<serde_json::Value>>(v: &[T]) -> Option<serde_json::Value> {
+        (!v.is_empty()).then(|| serde_json::Value::Array(v.iter().map(|&x| x.into()).collect()))
     }
-    if !c.fp32_contents.is_empty() {
-        return json(c.fp32_contents.iter().map(|&v| number(f64::from(v))).collect());
-    }
-    if !c.int64_contents.is_empty() {
-        return json(c.int64_contents.iter().map(|&v| serde_json::json!(v)).collect());
-    }
-    if !c.int_contents.is_empty() {
-        return json(c.int_contents.iter().map(|&v| serde_json::json!(v)).collect());
-    }
-    if !c.uint64_contents.is_empty() {
-        return json(c.uint64_contents.iter().map(|&v| serde_json::json!(v)).collect());
-    }
-    if !c.uint_contents.is_empty() {
-        return json(c.uint_contents.iter().map(|&v| serde_json::json!(v)).collect());
-    }
-    if !c.bool_contents.is_empty() {
-        return json(c.bool_contents.iter().map(|&v| serde_json::json!(u8::from(v))).collect());
-    }
-    json(c.bytes_contents.iter().map(|b| serde_json::Value::String(String::from_utf8_lossy(b).into_owned())).collect())
+    let bools: Vec<u8> = c.bool_contents.iter().map(|&b| u8::from(b)).collect();
+    values(&c.fp64_contents)
+        .or_else(|| values(&c.fp32_contents))
+        .or_else(|| values(&c.int64_contents))
+        .or_else(|| values(&c.int_contents))
+        .or_else(|| values(&c.uint64_contents))
+        .or_else(|| values(&c.uint_contents))
+        .or_else(|| values(&bools))
+        .unwrap_or_else(|| c.bytes_contents.iter().map(|b| serde_json::Value::String(String::from_utf8_lossy(b).into_owned())).collect())
 }
 
 #[tonic::async_trait]

@@ -640,10 +640,10 @@ pub(crate) mod binary {
             a[..b.len()].copy_from_slice(b);
             a
         };
-        let number = |v: f64| serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, serde_json::Value::Number);
         match datatype {
-            "FP64" => fixed(8, &|b| number(f64::from_le_bytes(array(b)))),
-            "FP32" => fixed(4, &|b| number(f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]])))),
+            // `Value::from` makes a non-finite float `null`, refused later as not a number.
+            "FP64" => fixed(8, &|b| serde_json::Value::from(f64::from_le_bytes(array(b)))),
+            "FP32" => fixed(4, &|b| serde_json::Value::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]]))),
             "INT64" => fixed(8, &|b| serde_json::json!(i64::from_le_bytes(array(b)))),
             "INT32" => fixed(4, &|b| serde_json::json!(i32::from_le_bytes([b[0], b[1], b[2], b[3]]))),
             "INT16" => fixed(2, &|b| serde_json::json!(i16::from_le_bytes([b[0], b[1]]))),

@@ -144,11 +144,7 @@ fn training_killed_midway_fails_the_run_and_leaves_nothing_half_written() {
     });
     // ...and training: the train service has spent half a second of CPU since then (a job
     // of a million epochs keeps a core busy; an idle service spends next to none).
-    let cpu = |pid: u32| -> Option<f64> {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
-        Some((fields.next()?.parse::<f64>().ok()? + fields.next()?.parse::<f64>().ok()?) / 100.0)
-    };
+    let cpu = logitflow::bench::cpu_seconds;
     let before = cpu(train).expect("train's CPU time");
     eventually("train to be busy training", Duration::from_secs(20), || cpu(train).filter(|now| now - before >= 0.5));
     kill9(train);

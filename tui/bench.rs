@@ -111,7 +111,7 @@ fn worked_example_home() -> anyhow::Result<tempfile::TempDir> {
 }
 
 /// CPU time (user + system) a process has used so far, from `/proc/PID/stat`.
-fn cpu_seconds(pid: u32) -> Option<f64> {
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may hold spaces; the fields after it are plain numbers.
     let mut after_name = stat.rsplit_once(')')?.1.split_whitespace();

@@ -148,8 +148,14 @@ impl ParamsForm {
     }
 }
 
-/// Status messages that only remark on a key just pressed, replaced by the next answer.
-const TRANSIENT_STATUS: [&str; 4] = ["nothing is training", "still here", "not promoted", "training is already running (c cancels it)"];
+/// Remarks on a key just pressed, which the next answer replaces (see [`TRANSIENT_STATUS`]).
+const NOTHING_TRAINING: &str = "nothing is training";
+const STILL_HERE: &str = "still here";
+const NOT_PROMOTED: &str = "not promoted";
+const ALREADY_TRAINING: &str = "training is already running (c cancels it)";
+const TRANSIENT_STATUS: [&str; 4] = [NOTHING_TRAINING, STILL_HERE, NOT_PROMOTED, ALREADY_TRAINING];
+/// How a failed run's status begins; it stays until something else happens.
+const RUN_FAILED: &str = "run failed";
 
 /// One answer shown in the predict box.
 #[derive(Debug, Clone, PartialEq)]
@@ -299,8 +305,7 @@ impl App {
                 self.services = services;
                 self.selected = self.selected.min(self.services.len().saturating_sub(1));
                 // A failure's reason stays on the status line: it is what the person must read.
-                if !was_ready && self.all_ready() && !self.training && self.queued_train.is_none() && !self.status.starts_with("run failed")
-                {
+                if !was_ready && self.all_ready() && !self.training && self.queued_train.is_none() && !self.status.starts_with(RUN_FAILED) {
                     self.status = "all services ready — press t to train".into();
                 }
                 // An error answered while serve was down is stale once it is back.
@@ -339,7 +344,7 @@ impl App {
                     Err(e) if e.contains("cancelled") => {
                         self.status = format!("training cancelled at epoch {}; no version was made", self.train_curve.len());
                     }
-                    Err(e) => self.status = format!("run failed: {e}"),
+                    Err(e) => self.status = format!("{RUN_FAILED}: {e}"),
                 }
             }
             AppEvent::Predicted { alias, result } => {
@@ -449,7 +454,7 @@ impl App {
 
     fn start_training(&mut self, params: TrainParams) -> Option<Action> {
         if self.training {
-            self.status = "training is already running (c cancels it)".into();
+            self.status = ALREADY_TRAINING.into();
             return None;
         }
         if !self.all_ready() {
@@ -495,7 +500,7 @@ impl App {
                 if key.code == KeyCode::Char('y') {
                     return Some(Action::Promote);
                 }
-                self.status = "not promoted".into();
+                self.status = NOT_PROMOTED.into();
                 return None;
             }
             Overlay::ConfirmQuit => {
@@ -504,7 +509,7 @@ impl App {
                     self.quit = true;
                     return Some(Action::Quit);
                 }
-                self.status = "still here".into();
+                self.status = STILL_HERE.into();
                 return None;
             }
             Overlay::Help => {
@@ -532,7 +537,7 @@ impl App {
             KeyCode::Char('c') => match (&self.job, self.training) {
                 (Some(job), true) => Some(Action::Cancel(job.clone())),
                 _ => {
-                    self.status = "nothing is training".into();
+                    self.status = NOTHING_TRAINING.into();
                     None
                 }
             },

@@ -54,33 +54,29 @@ pub fn finish_within(mut child: std::process::Child, limit: Duration) -> Output 
     };
     let stdout = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
     let stderr = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            let stderr = stderr.join().unwrap_or_default();
-            panic!("timed out after {limit:?}; stderr: {}", String::from_utf8_lossy(&stderr));
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    let Some(status) = exited_within(&mut child, limit) else {
+        let stderr = stderr.join().unwrap_or_default();
+        panic!("timed out after {limit:?}; stderr: {}", String::from_utf8_lossy(&stderr));
     };
     Output { status, stdout: stdout.join().unwrap_or_default(), stderr: stderr.join().unwrap_or_default() }
 }
 
 /// Waits for `child` to exit; kills it and fails the test naming `what` after `limit`.
 pub fn exit_within(child: &mut std::process::Child, limit: Duration, what: &str) -> std::process::ExitStatus {
+    exited_within(child, limit).unwrap_or_else(|| panic!("{what} did not exit within {limit:?}"))
+}
+
+/// `child`'s exit status if it exits within `limit`; otherwise it is killed and reaped.
+fn exited_within(child: &mut std::process::Child, limit: Duration) -> Option<std::process::ExitStatus> {
     let deadline = Instant::now() + limit;
     loop {
         if let Some(status) = child.try_wait().expect("wait") {
-            return status;
+            return Some(status);
         }
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("{what} did not exit within {limit:?}");
+            return None;
         }
         std::thread::sleep(Duration::from_millis(20));
     }

@@ -139,3 +139,114 @@ fn sigterm_or_sigint_to_the_console_stops_every_service_and_restores_the_termina
         common::assert_no_services(home.path(), Duration::from_secs(3));
     }
 }
+
+/// Set in the child of `a_panic_in_the_dashboard_restores_the_terminal_and_leaves_no_service`:
+/// the home it runs the dashboard on.
+const PANIC_CHILD_HOME: &str = "LOGITFLOW_TEST_PANIC_CHILD_HOME";
+
+/// A panic while the dashboard runs — here in the middle of drawing a frame — restores the
+/// terminal (ratatui's panic hook, installed by the same `ratatui::try_init` the binary calls)
+/// and leaves no service behind (the unwinding drops the runtime, and with it the children).
+///
+/// Nothing in the product can be made to panic from outside, so this test runs itself again in
+/// a pty as the child: it sets the terminal up as `main` does and runs the real dashboard on
+/// real services, drawing through a backend that panics once a file appears in the home.
+#[test]
+fn a_panic_in_the_dashboard_restores_the_terminal_and_leaves_no_service() {
+    if let Some(home) = std::env::var_os(PANIC_CHILD_HOME) {
+        return panicking_dashboard(std::path::PathBuf::from(home));
+    }
+    let home = tempfile::tempdir().expect("tempdir");
+    let mut command = portable_pty::CommandBuilder::new(std::env::current_exe().expect("this test binary"));
+    command.args(["--exact", "a_panic_in_the_dashboard_restores_the_terminal_and_leaves_no_service", "--nocapture", "--test-threads=1"]);
+    command.env(PANIC_CHILD_HOME, home.path());
+    // The services are the real binary's, not this test binary's.
+    command.env("LOGITFLOW_SERVICE_EXE", env!("CARGO_BIN_EXE_logitflow"));
+    let mut dash = Dashboard::spawn(command);
+    dash.wait_for("every service ready", Duration::from_secs(60), |s| s.contains("Services 8/8 ready"));
+    assert!(dash.alternate_screen() && !dash.cooked_mode(), "the dashboard runs raw on the alternate screen");
+    assert_eq!(common::services_of(home.path()).len(), 8, "eight services run");
+
+    std::fs::write(home.path().join(PANIC_FILE), "").expect("the panic cue");
+    dash.send("?"); // a key makes the next frame
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = dash.child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "the panicking dashboard did not exit:\n{}", dash.text());
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(!status.success(), "the child's test failed with the panic: {status:?}");
+    let restored = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(20));
+        !dash.alternate_screen()
+    });
+    assert!(restored, "the alternate screen was left after the panic");
+    dash.wait_for("the panic message, readable on the main screen", Duration::from_secs(5), |s| s.contains("the backend failed on cue"));
+    assert!(dash.cooked_mode(), "raw mode was turned off");
+    common::assert_no_services(home.path(), Duration::from_secs(3));
+}
+
+/// The file whose appearance in the home makes [`PanicOnCue`] panic.
+const PANIC_FILE: &str = "panic-now";
+
+/// The child's half: `main`'s dashboard arm, with the backend wrapped.
+fn panicking_dashboard(home: std::path::PathBuf) {
+    use clap::Parser;
+    let cli = logitflow::cli::Cli::parse_from(["logitflow", "--home", home.to_str().expect("utf8")]);
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    // Raw mode, the alternate screen and the restoring panic hook, as `main` sets them up; the
+    // terminal it returns is replaced by one drawing through the same stdout.
+    drop(ratatui::try_init().expect("the pty is a terminal"));
+    let backend = PanicOnCue { inner: ratatui::backend::CrosstermBackend::new(std::io::stdout()), cue: home.join(PANIC_FILE) };
+    let terminal = ratatui::Terminal::new(backend).expect("terminal");
+    let result = runtime.block_on(logitflow::dashboard::run(terminal, home, cli.dashboard));
+    ratatui::restore();
+    panic!("the dashboard returned instead of panicking: {result:?}");
+}
+
+/// A crossterm backend that panics in `draw` once its cue file exists.
+struct PanicOnCue {
+    inner: ratatui::backend::CrosstermBackend<std::io::Stdout>,
+    cue: std::path::PathBuf,
+}
+
+impl ratatui::backend::Backend for PanicOnCue {
+    type Error = std::io::Error;
+
+    fn draw<'a, I>(&mut self, content: I) -> std::io::Result<()>
+    where
+        I: Iterator<Item = (u16, u16, &'a ratatui::buffer::Cell)>,
+    {
+        assert!(!self.cue.exists(), "the backend failed on cue");
+        self.inner.draw(content)
+    }
+    fn hide_cursor(&mut self) -> std::io::Result<()> {
+        self.inner.hide_cursor()
+    }
+    fn show_cursor(&mut self) -> std::io::Result<()> {
+        self.inner.show_cursor()
+    }
+    fn get_cursor_position(&mut self) -> std::io::Result<ratatui::layout::Position> {
+        self.inner.get_cursor_position()
+    }
+    fn set_cursor_position<P: Into<ratatui::layout::Position>>(&mut self, position: P) -> std::io::Result<()> {
+        self.inner.set_cursor_position(position)
+    }
+    fn clear(&mut self) -> std::io::Result<()> {
+        self.inner.clear()
+    }
+    fn clear_region(&mut self, clear_type: ratatui::backend::ClearType) -> std::io::Result<()> {
+        self.inner.clear_region(clear_type)
+    }
+    fn size(&self) -> std::io::Result<ratatui::layout::Size> {
+        self.inner.size()
+    }
+    fn window_size(&mut self) -> std::io::Result<ratatui::backend::WindowSize> {
+        self.inner.window_size()
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        ratatui::backend::Backend::flush(&mut self.inner)
+    }
+}

@@ -137,6 +137,9 @@ pub struct ServiceSnapshot {
     pub last_error: Option<String>,
 }
 
+/// The environment variable naming the executable run as `<exe> service <name>`.
+pub const SERVICE_EXE_ENV: &str = "LOGITFLOW_SERVICE_EXE";
+
 #[derive(Debug, Clone)]
 pub struct SupervisorConfig {
     /// The executable to run as `<exe> service <name>`.
@@ -155,8 +158,14 @@ pub struct SupervisorConfig {
 
 impl SupervisorConfig {
     pub fn new(home: PathBuf, allowed_roots: Vec<PathBuf>) -> std::io::Result<SupervisorConfig> {
+        // A launcher may name another build of logitflow (or a wrapper around it) to run the
+        // services; by default they are this executable's own `service` commands.
+        let exe = match std::env::var_os(SERVICE_EXE_ENV) {
+            Some(exe) => PathBuf::from(exe),
+            None => std::env::current_exe()?,
+        };
         Ok(SupervisorConfig {
-            exe: std::env::current_exe()?,
+            exe,
             home,
             token: random_token(),
             allowed_roots,

@@ -155,19 +155,24 @@ pub struct Dashboard {
     pub child: Box<dyn portable_pty::Child + Send + Sync>,
     writer: Box<dyn std::io::Write + Send>,
     parser: std::sync::Arc<std::sync::Mutex<vt100::Parser>>,
-    _master: Box<dyn portable_pty::MasterPty + Send>,
+    master: Box<dyn portable_pty::MasterPty + Send>,
 }
 
 impl Dashboard {
     /// Starts `logitflow --home HOME ARGS...` in a 120×40 pty.
     pub fn start(home: &Path, args: &[&str]) -> Dashboard {
-        use portable_pty::{CommandBuilder, PtySize, native_pty_system};
-        use std::io::Read;
-        let pair = native_pty_system().openpty(PtySize { rows: 40, cols: 120, pixel_width: 0, pixel_height: 0 }).expect("a pty");
-        let mut command = CommandBuilder::new(env!("CARGO_BIN_EXE_logitflow"));
+        let mut command = portable_pty::CommandBuilder::new(env!("CARGO_BIN_EXE_logitflow"));
         command.arg("--home");
         command.arg(home);
         command.args(args);
+        Dashboard::spawn(command)
+    }
+
+    /// Starts `command` in a 120×40 pty, as a terminal emulator would.
+    pub fn spawn(mut command: portable_pty::CommandBuilder) -> Dashboard {
+        use portable_pty::{PtySize, native_pty_system};
+        use std::io::Read;
+        let pair = native_pty_system().openpty(PtySize { rows: 40, cols: 120, pixel_width: 0, pixel_height: 0 }).expect("a pty");
         command.env("TERM", "xterm-256color");
         command.env_remove("LOGITFLOW_HOME");
         let child = pair.slave.spawn_command(command).expect("the dashboard starts");
@@ -187,7 +192,7 @@ impl Dashboard {
                 }
             }
         });
-        Dashboard { child, writer, parser, _master: pair.master }
+        Dashboard { child, writer, parser, master: pair.master }
     }
 
     pub fn text(&self) -> String {
@@ -197,6 +202,16 @@ impl Dashboard {
     /// The screen parser, to read the terminal after the dashboard has gone.
     pub fn parser_handle(&self) -> std::sync::Arc<std::sync::Mutex<vt100::Parser>> {
         self.parser.clone()
+    }
+
+    /// The pty's line discipline as the program left it: whether it is cooked (echo and
+    /// line editing on), as a shell expects, rather than raw.
+    pub fn cooked_mode(&self) -> bool {
+        // portable-pty's termios is from its own nix; its flags are read by name.
+        let Some(termios) = self.master.get_termios() else { return false };
+        let flags = format!("{:?}", termios.local_flags);
+        let names: Vec<&str> = flags.split(|c: char| !c.is_ascii_alphanumeric()).collect();
+        names.contains(&"ICANON") && names.contains(&"ECHO")
     }
 
     pub fn alternate_screen(&self) -> bool {

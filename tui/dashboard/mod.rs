@@ -36,7 +36,14 @@ pub enum Event {
 const FRAME: Duration = Duration::from_millis(33);
 
 /// Runs the dashboard until the user quits; stops every service before returning.
-pub async fn run(mut terminal: ratatui::DefaultTerminal, home: PathBuf, args: DashboardArgs) -> anyhow::Result<()> {
+///
+/// Generic over the backend so that a test can draw through one that fails on cue: the
+/// product always passes `ratatui::init()`'s terminal.
+pub async fn run<B>(mut terminal: ratatui::Terminal<B>, home: PathBuf, args: DashboardArgs) -> anyhow::Result<()>
+where
+    B: ratatui::backend::Backend,
+    B::Error: Send + Sync + 'static,
+{
     let request = commands::pipeline_request(&home, &args.data, Vec::new())?;
     let supervisor = commands::start_services(&home, &request)?;
     let result = event_loop(&mut terminal, &supervisor, home, args, request).await;
@@ -44,13 +51,17 @@ pub async fn run(mut terminal: ratatui::DefaultTerminal, home: PathBuf, args: Da
     result
 }
 
-async fn event_loop(
-    terminal: &mut ratatui::DefaultTerminal,
+async fn event_loop<B>(
+    terminal: &mut ratatui::Terminal<B>,
     supervisor: &Supervisor,
     home: PathBuf,
     args: DashboardArgs,
     request: PipelineRequest,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<()>
+where
+    B: ratatui::backend::Backend,
+    B::Error: Send + Sync + 'static,
+{
     let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
     spawn_terminal_reader(tx.clone());
     spawn_supervisor_watcher(supervisor.clone(), tx.clone());

@@ -308,6 +308,14 @@ mod tests {
     #[test]
     fn concurrent_writers_lose_no_update_even_when_a_lock_file_is_deleted() {
         let dir = tempfile::tempdir().expect("tempdir");
+        /// Stops the deleting thread when dropped, so that a writer's panic (a lost or doubled
+        /// version) fails the test instead of leaving the scope waiting on that thread.
+        struct StopOnDrop<'a>(&'a std::sync::atomic::AtomicBool);
+        impl Drop for StopOnDrop<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
         let stop = std::sync::atomic::AtomicBool::new(false);
         std::thread::scope(|scope| {
             // What broke the old lock: its file deleted while runs wait on it.
@@ -317,6 +325,7 @@ mod tests {
                     std::thread::yield_now();
                 }
             });
+            let _stop = StopOnDrop(&stop);
             let writers: Vec<_> = (0..4)
                 .map(|w| {
                     let reg = Registry::open(dir.path());
@@ -328,7 +337,6 @@ mod tests {
                 })
                 .collect();
             let mut versions: Vec<u32> = writers.into_iter().flat_map(|w| w.join().expect("writer")).collect();
-            stop.store(true, std::sync::atomic::Ordering::Relaxed);
             versions.sort_unstable();
             assert_eq!(versions, (1..=100).collect::<Vec<u32>>(), "every writer told a distinct version");
         });

@@ -15,7 +15,7 @@ use anyhow::Context;
 use logitflow_core::logistic::sigmoid;
 use logitflow_kit::wire::{InferOutput, InferRequest, InferResponse};
 use serde::Serialize;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -65,9 +65,24 @@ pub struct ServeBench {
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct PipelineBench {
-    /// Also time a generated CSV of this many rows (10 features), ingest included.
-    #[arg(long)]
+    /// Also time a generated CSV of this many rows × 10 features, written at full precision
+    /// (each value's shortest round-trip form, as numpy's `%.17g` writes: ≈ 200 bytes a row),
+    /// ingest included.
+    #[arg(long, conflicts_with = "csv")]
     pub rows: Option<usize>,
+    /// Also time this CSV (its label column is `--label`), ingest included.
+    #[arg(long, requires = "label")]
+    pub csv: Option<PathBuf>,
+    /// The label column of `--csv`.
+    #[arg(long)]
+    pub label: Option<String>,
+    /// Run the same work in Python (pandas + scikit-learn, in one process) on the same file in
+    /// the same run, and print the ratios. Needs a python with pandas and scikit-learn.
+    #[arg(long)]
+    pub vs_python: bool,
+    /// The python for `--vs-python`.
+    #[arg(long, env = "LOGITFLOW_BENCH_PYTHON", default_value = "python3")]
+    pub python: PathBuf,
     #[arg(long)]
     pub json: bool,
 }
@@ -550,35 +565,211 @@ async fn pipeline_bench(args: PipelineBench) -> anyhow::Result<()> {
     results.insert("startup_to_all_ready_ms".into(), startup.into());
     results.insert("train_to_served_ms_bundled".into(), served_ms.into());
     results.insert("resident_bytes_per_service".into(), serde_json::to_value(&rss)?);
-    if let Some(rows) = args.rows {
-        let csv = scratch.path().join("big.csv");
-        let g = logitflow_core::synth::Generator {
-            intercept: 0.3,
-            coefficients: (0..10).map(|j| if j % 2 == 0 { 0.8 } else { -0.5 }).collect(),
-            ranges: vec![(-2.0, 2.0); 10],
-            rows,
-            seed: 7,
-        };
-        let mut bytes = Vec::new();
-        logitflow_core::synth::write_csv(&logitflow_core::synth::generate(&g), &mut bytes)?;
-        std::fs::write(&csv, bytes)?;
-        let mut data = bundled_args();
-        data.data = Some(csv);
-        data.solver = crate::cli::SolverArg::Newton;
-        let big_home = scratch.path().join("big-home");
-        std::fs::create_dir_all(&big_home)?;
-        let request = crate::commands::pipeline_request(&big_home, &data, Vec::new())?;
-        let (_, big_ms, _) = time_pipeline(&big_home, request).await?;
-        results.insert(format!("csv_to_served_ms_{rows}x10"), big_ms.into());
+    let large = match (&args.csv, args.rows) {
+        (Some(csv), _) => Some((csv.clone(), args.label.clone().unwrap_or_default())),
+        (None, Some(rows)) => {
+            let csv = scratch.path().join(format!("{rows}x10.csv"));
+            write_full_precision_csv(&csv, rows, 10)?;
+            Some((csv, "y".to_string()))
+        }
+        (None, None) => None,
+    };
+    if let Some((csv, label)) = large {
+        let run = large_run(&scratch.path().join("large-home"), &csv, &label).await?;
+        let peer = if args.vs_python { Some(python_peer(&args.python, scratch.path(), &csv, &label).await?) } else { None };
+        if !args.json {
+            print!("{}", render_large_run(&run, peer.as_ref()));
+        }
+        results.insert("large_csv".into(), serde_json::to_value(&run)?);
+        if let Some(peer) = peer {
+            results.insert("python_peer".into(), peer);
+        }
     }
     if args.json {
         println!("{}", serde_json::Value::Object(results));
     } else {
-        for (k, v) in results {
+        for (k, v) in results.iter().filter(|(k, _)| !matches!(k.as_str(), "large_csv" | "python_peer")) {
             println!("{k:<34} {v}");
         }
     }
     Ok(())
+}
+
+/// A CSV of `rows` rows of `features` values uniform in (−2, 2), each written in its shortest
+/// round-trip form (17 significant digits or so, like numpy's `%.17g`), and a 0/1 label `y`
+/// drawn from a logistic model of them.
+fn write_full_precision_csv(path: &Path, rows: usize, features: usize) -> anyhow::Result<()> {
+    use rand::{Rng, SeedableRng};
+    use std::io::Write;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
+    let names: Vec<String> = (0..features).map(|j| format!("x{j}")).collect();
+    writeln!(out, "{},y", names.join(","))?;
+    for _ in 0..rows {
+        let mut z = 0.3;
+        for j in 0..features {
+            let v: f64 = rng.random_range(-2.0..2.0);
+            z += if j % 2 == 0 { 0.8 } else { -0.5 } * v;
+            write!(out, "{v},")?;
+        }
+        writeln!(out, "{}", u8::from(rng.random::<f64>() < sigmoid(z)))?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// One pipeline run (newton) on a large CSV, stage by stage, with each service's peak memory.
+#[derive(Debug, Serialize)]
+struct LargeRun {
+    file: String,
+    file_bytes: u64,
+    rows: usize,
+    features: usize,
+    /// rows × (features + 1) × 8: the data as f64, the measure of the memory target.
+    data_as_f64_bytes: u64,
+    stages_ms: std::collections::BTreeMap<String, f64>,
+    stage_total_ms: f64,
+    /// From the first request to ingest to the new version answering.
+    wall_ms: f64,
+    /// The solver's own part of the train stage.
+    solver_ms: Option<f64>,
+    /// Each service's peak resident memory over its life (VmHWM), this run included.
+    peak_resident_bytes: std::collections::BTreeMap<String, u64>,
+}
+
+async fn large_run(home: &Path, csv: &Path, label: &str) -> anyhow::Result<LargeRun> {
+    std::fs::create_dir_all(home)?;
+    let mut data = bundled_args();
+    data.data = Some(csv.to_path_buf());
+    data.label = Some(label.to_string());
+    data.solver = crate::cli::SolverArg::Newton;
+    let request = crate::commands::pipeline_request(home, &data, Vec::new())?;
+    let supervisor = crate::commands::start_services(home, &request)?;
+    let outcome = async {
+        supervisor.wait_ready(Duration::from_secs(30)).await.map_err(|e| anyhow::anyhow!(e))?;
+        let clients = crate::pipeline::Clients::from_supervisor(&supervisor).context("addresses")?;
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let t = Instant::now();
+        let report = crate::pipeline::run_pipeline(&clients, &request, tx, None).await?;
+        let wall_ms = t.elapsed().as_secs_f64() * 1e3;
+        let peak_resident_bytes =
+            supervisor.snapshots().iter().filter_map(|s| Some((s.name.as_str().to_string(), peak_resident_bytes(s.pid?)?))).collect();
+        Ok::<_, anyhow::Error>((report, wall_ms, peak_resident_bytes))
+    }
+    .await;
+    supervisor.shutdown().await;
+    let (report, wall_ms, peak_resident_bytes) = outcome?;
+    let rows = report.rows.train + report.rows.validation + report.rows.test;
+    let features = report.feature_names.len();
+    Ok(LargeRun {
+        file: csv.display().to_string(),
+        file_bytes: std::fs::metadata(csv)?.len(),
+        rows,
+        features,
+        data_as_f64_bytes: (rows * (features + 1) * 8) as u64,
+        stages_ms: report.stages.iter().map(|s| (s.name.as_str().to_string(), s.ms)).collect(),
+        stage_total_ms: report.stages.iter().map(|s| s.ms).sum(),
+        wall_ms,
+        solver_ms: report.stages.iter().find_map(|s| s.solver_ms),
+        peak_resident_bytes,
+    })
+}
+
+/// A process's peak resident memory so far (VmHWM), from `/proc/PID/status`.
+fn peak_resident_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: u64 = status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// The same work in Python in one process (`peers/pipeline.py`): its JSON answer.
+async fn python_peer(python: &Path, scratch: &Path, csv: &Path, label: &str) -> anyhow::Result<serde_json::Value> {
+    let script = scratch.join("pipeline_peer.py");
+    std::fs::write(&script, include_str!("peers/pipeline.py"))?;
+    run_python(python, &script, &[csv.as_os_str(), label.as_ref(), "0.2".as_ref(), "42".as_ref()]).await
+}
+
+/// Runs a peer script and parses the JSON object it prints.
+async fn run_python(python: &Path, script: &Path, args: &[&std::ffi::OsStr]) -> anyhow::Result<serde_json::Value> {
+    let out = tokio::process::Command::new(python)
+        .arg(script)
+        .args(args)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .with_context(|| format!("cannot run {} for the Python peer", python.display()))?;
+    anyhow::ensure!(
+        out.status.success(),
+        "the Python peer failed ({}); it needs pandas and scikit-learn: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    serde_json::from_slice(&out.stdout).context("the Python peer's answer is not JSON")
+}
+
+fn megabytes(bytes: u64) -> String {
+    format!("{:.0} MB", bytes as f64 / 1e6)
+}
+
+/// The large run as a table, with the peer's figures and the ratios the targets are set in.
+fn render_large_run(run: &LargeRun, peer: Option<&serde_json::Value>) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{}: {} rows × {} features, {} ({} as f64)",
+        run.file,
+        run.rows,
+        run.features,
+        megabytes(run.file_bytes),
+        megabytes(run.data_as_f64_bytes)
+    );
+    for (stage, ms) in &run.stages_ms {
+        let solver =
+            if stage == "train" { run.solver_ms.map(|s| format!("  (solver {s:.0} ms)")).unwrap_or_default() } else { String::new() };
+        let _ = writeln!(out, "  {stage:<11} {ms:>8.1} ms{solver}");
+    }
+    let _ = writeln!(out, "  {:<11} {:>8.1} ms   wall {:.1} ms", "stages", run.stage_total_ms, run.wall_ms);
+    let peaks: Vec<String> = run.peak_resident_bytes.iter().map(|(k, v)| format!("{k} {}", megabytes(*v))).collect();
+    let _ = writeln!(out, "  peak resident: {}", peaks.join(", "));
+    let largest = run.peak_resident_bytes.values().copied().max().unwrap_or(0);
+    let _ = writeln!(out, "  largest peak {} = {:.2}× the data as f64", megabytes(largest), largest as f64 / run.data_as_f64_bytes as f64);
+    if let (Some(train), Some(solver)) = (run.stages_ms.get("train"), run.solver_ms) {
+        let _ = writeln!(out, "  train stage / solver = {:.2}", train / solver);
+    }
+    if let Some(peer) = peer {
+        let step = |name: &str| peer["steps_s"][name].as_f64().unwrap_or(f64::NAN) * 1e3;
+        let total = peer["total_s"].as_f64().unwrap_or(f64::NAN) * 1e3;
+        let _ = writeln!(
+            out,
+            "python peer (pandas {}, scikit-learn {}), same file, same run: read_csv {:.1} ms, split {:.1}, scale {:.1}, fit lbfgs {:.1} (newton-cholesky {:.1}), predict {:.1}; total {:.1} ms; peak {}",
+            peer["pandas"].as_str().unwrap_or("?"),
+            peer["sklearn"].as_str().unwrap_or("?"),
+            step("read_csv"),
+            step("split"),
+            step("scale"),
+            step("fit_lbfgs"),
+            step("fit_newton_cholesky"),
+            step("predict_test"),
+            total,
+            megabytes(peer["peak_rss_bytes"].as_u64().unwrap_or(0)),
+        );
+        let _ = writeln!(
+            out,
+            "  whole work: python {total:.0} ms / logitflow stages {:.0} ms = {:.2}×",
+            run.stage_total_ms,
+            total / run.stage_total_ms
+        );
+        if let Some(ingest) = run.stages_ms.get("ingest") {
+            let _ =
+                writeln!(out, "  parse: read_csv {:.0} ms / ingest {ingest:.0} ms = {:.2}×", step("read_csv"), step("read_csv") / ingest);
+        }
+        if let Some(train) = run.stages_ms.get("train") {
+            let _ =
+                writeln!(out, "  fit: lbfgs {:.0} ms / train stage {train:.0} ms = {:.2}×", step("fit_lbfgs"), step("fit_lbfgs") / train);
+        }
+    }
+    out
 }
 
 fn bundled_args() -> crate::cli::DataArgs {

@@ -99,6 +99,9 @@ pub struct StageReport {
     pub status: String,
     pub ms: f64,
     pub cached: bool,
+    /// Train: the solver's own part of `ms` (the rest is loading, checks and writing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub solver_ms: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -228,6 +231,16 @@ pub fn new_run_id() -> String {
 /// Runs every stage and returns the report. Events go to `events` as they happen. With
 /// `keep_in` (a home), the run's report is kept in `<home>/runs/` before the new version is
 /// promoted or served, and again once it is.
+/// What the train stage came to.
+struct Trained {
+    model: String,
+    stop_reason: StopReason,
+    epochs: usize,
+    cached: bool,
+    curve: Vec<EpochEvent>,
+    solve_ms: Option<f64>,
+}
+
 pub async fn run_pipeline(
     clients: &Clients,
     request: &PipelineRequest,
@@ -251,7 +264,7 @@ pub async fn run_pipeline(
                     let ms = t.elapsed().as_secs_f64() * 1e3;
                     let cached: bool = $cached(&value);
                     send(PipelineEvent::StageFinished { stage, ms, cached, detail: $detail(&value) });
-                    stages.push(StageReport { name: stage, status: "ok".into(), ms, cached });
+                    stages.push(StageReport { name: stage, status: "ok".into(), ms, cached, solver_ms: None });
                     value
                 }
                 Err(e) => {
@@ -345,7 +358,9 @@ pub async fn run_pipeline(
                     curve.push(e.clone());
                     send(PipelineEvent::Epoch(e));
                 }
-                TrainEvent::Done { model, stop_reason, epochs, cached } => return Ok(Ok((model, stop_reason, epochs, cached, curve))),
+                TrainEvent::Done { model, stop_reason, epochs, cached, solve_ms } => {
+                    return Ok(Ok(Trained { model, stop_reason, epochs, cached, curve, solve_ms }));
+                }
                 TrainEvent::Failed { error } => return Ok(Err(error)),
                 TrainEvent::Cancelled => return Ok(Err("cancelled".to_string())),
             }
@@ -364,12 +379,11 @@ pub async fn run_pipeline(
             Err(e) => Err(e),
         }
     };
-    let (model_id, stop_reason, _epochs, _cached, curve) = stage!(
-        Stage::Train,
-        |v: &(String, StopReason, usize, bool, Vec<EpochEvent>)| v.3,
-        |v: &(String, StopReason, usize, bool, Vec<EpochEvent>)| format!("{} epochs, {}", v.2, v.1.describe()),
-        trained
-    );
+    let Trained { model: model_id, stop_reason, curve, solve_ms, .. } =
+        stage!(Stage::Train, |v: &Trained| v.cached, |v: &Trained| format!("{} epochs, {}", v.epochs, v.stop_reason.describe()), trained);
+    if let Some(train) = stages.last_mut() {
+        train.solver_ms = solve_ms;
+    }
     let evaluate_request = EvaluateRequest {
         name: request.model_name.clone(),
         model: model_id.clone(),

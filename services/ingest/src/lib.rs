@@ -224,7 +224,7 @@ async fn from_csv(State(state): State<AppState>, Json(source): Json<CsvSource>) 
         let params = serde_json::json!({"source": "csv", "sha256": logitflow_core::sha256_hex(&bytes), "select": selection});
         let key = step_key(NAME, &[], &params);
         freeze(&state.store, &key, || {
-            let table = RawTable::from_csv(bytes.as_slice(), &selection)
+            let table = RawTable::from_csv_bytes(&bytes, &selection)
                 .map_err(|e| ApiError::invalid("DATA_ERROR", format!("{}: {e}", path.display())))?;
             let mut params = params.clone();
             params["path"] = path.display().to_string().into();

@@ -217,8 +217,18 @@ pub struct JobInfo {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum TrainEvent {
     Epoch(EpochEvent),
-    Done { model: String, stop_reason: StopReason, epochs: usize, cached: bool },
-    Failed { error: String },
+    Done {
+        model: String,
+        stop_reason: StopReason,
+        epochs: usize,
+        cached: bool,
+        /// The solver's own time (ms), apart from loading and writing; none for a cached model.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        solve_ms: Option<f64>,
+    },
+    Failed {
+        error: String,
+    },
     Cancelled,
 }
 

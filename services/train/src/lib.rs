@@ -187,7 +187,7 @@ async fn start_job(State(state): State<AppState>, Json(request): Json<TrainReque
             if let Ok(mut l) = job.log.lock() {
                 l.info.cached = true;
             }
-            job.push(TrainEvent::Done { model, stop_reason, epochs, cached: true });
+            job.push(TrainEvent::Done { model, stop_reason, epochs, cached: true, solve_ms: None });
             let info = job.info().unwrap_or(info);
             Ok((StatusCode::OK, Json(info)))
         }
@@ -253,7 +253,9 @@ fn train(
     let class_weights = params.class_weight.weights(&fit_part.y);
     let train_ex = Examples::new(&x, &fit_part.y, k).with_class_weights(class_weights);
     let val_ex = val_part.as_ref().zip(val_x.as_ref()).map(|(v, vx)| Examples::new(vx, &v.y, k));
+    let solve_started = std::time::Instant::now();
     let outcome = fit(train_ex, val_ex, params, &job.cancel, |event| job.push(TrainEvent::Epoch(event.clone())))?;
+    let solve_ms = solve_started.elapsed().as_secs_f64() * 1e3;
     if outcome.stop_reason == StopReason::Cancelled {
         return Ok(None);
     }
@@ -330,7 +332,7 @@ fn train(
         key,
         &StepRecord { outputs: [("model".into(), model_id.clone()), ("log".into(), log_id)].into(), summary: serde_json::Value::Null },
     )?;
-    Ok(Some(TrainEvent::Done { model: model_id, stop_reason, epochs, cached: false }))
+    Ok(Some(TrainEvent::Done { model: model_id, stop_reason, epochs, cached: false, solve_ms: Some(solve_ms) }))
 }
 
 /// The largest fit (rows × terms) whose distance from the exact optimum is measured by a

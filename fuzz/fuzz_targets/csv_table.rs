@@ -1,5 +1,6 @@
 //! Any bytes as a CSV upload: `RawTable::from_csv` returns a table or an error, never panics,
-//! and a table it returns is well formed.
+//! and a table it returns is well formed; read in blocks side by side (`from_csv_bytes_in_blocks`,
+//! the path of large files), the same bytes give the same table or the same error.
 
 #![no_main]
 
@@ -15,7 +16,17 @@ fuzz_target!(|data: &[u8]| {
         Some((3, rest)) => (CsvOptions { delimiter: Some(";".into()), na_values: Some(vec!["-".into()]), ..CsvOptions::default() }, rest),
         _ => (CsvOptions::default(), data),
     };
-    let Ok(table) = RawTable::from_csv(csv, &selection) else { return };
+    let read = RawTable::from_csv(csv, &selection);
+    let in_blocks = RawTable::from_csv_bytes_in_blocks(csv, &selection, 3);
+    match (&read, &in_blocks) {
+        (Ok(a), Ok(b)) => {
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!((bits(&a.x), bits(&a.y), &a.lines, &a.kinds, &a.notes), (bits(&b.x), bits(&b.y), &b.lines, &b.kinds, &b.notes));
+        }
+        (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
+        _ => panic!("from the start: {:?}; in blocks: {:?}", read.as_ref().map(RawTable::rows), in_blocks.as_ref().map(RawTable::rows)),
+    }
+    let Ok(table) = read else { return };
     assert!(table.width() > 0, "a table has at least one feature");
     assert_eq!(table.x.len(), table.rows() * table.width(), "x is rows × features");
     assert_eq!(table.lines.len(), table.rows(), "one line number per row");

@@ -251,7 +251,13 @@ impl RawTable {
         } else {
             1
         };
-        Self::read(bytes, options, Some((bytes, blocks)))
+        Self::from_csv_bytes_in_blocks(bytes, options, blocks)
+    }
+
+    /// [`RawTable::from_csv_bytes`] in `blocks` blocks (at most 16), each on its own thread
+    /// (one: on this one); a file with a quoted field is read from the start whatever `blocks`.
+    pub fn from_csv_bytes_in_blocks(bytes: &[u8], options: &CsvOptions, blocks: usize) -> Result<Self, DataError> {
+        Self::read(bytes, options, Some((bytes, blocks.clamp(1, MAX_BLOCKS))))
     }
 
     /// The reader behind both: the header from `reader`, then the rows from it too — or, with
@@ -1050,7 +1056,7 @@ mod tests {
         fn reading_in_blocks_gives_what_reading_from_the_start_gives(text in generated_csv(), blocks in 1usize..6, forced in proptest::bool::ANY) {
             let options = CsvOptions { categorical: if forced { vec!["b".into()] } else { Vec::new() }, ..CsvOptions::default() };
             let whole = RawTable::from_csv(text.as_slice(), &options);
-            let in_blocks = RawTable::read(text.as_slice(), &options, Some((text.as_slice(), blocks)));
+            let in_blocks = RawTable::from_csv_bytes_in_blocks(&text, &options, blocks);
             match (whole, in_blocks) {
                 (Ok(a), Ok(b)) => {
                     proptest::prop_assert_eq!(a.x.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), b.x.iter().map(|v| v.to_bits()).collect::<Vec<_>>());

@@ -202,14 +202,31 @@ impl Store {
         params: serde_json::Value,
         files: Vec<(&str, Vec<u8>)>,
     ) -> Result<String, StoreError> {
+        let files: Vec<(&str, &dyn Contents)> = files.iter().map(|(name, bytes)| (*name, bytes as &dyn Contents)).collect();
+        self.put_contents(kind, producer, inputs, params, &files)
+    }
+
+    /// [`Store::put`] of files made on demand ([`Contents`]): each is made once to be hashed and
+    /// once more to be written, so a large matrix goes from its values to the disk without a
+    /// copy of it in memory.
+    fn put_contents(
+        &self,
+        kind: Kind,
+        producer: &str,
+        inputs: Vec<String>,
+        params: serde_json::Value,
+        files: &[(&str, &dyn Contents)],
+    ) -> Result<String, StoreError> {
         let mut entries = BTreeMap::new();
         let mut identity = format!("logitflow-artifact\0{}\0", kind.name());
-        let mut sorted: Vec<&(&str, Vec<u8>)> = files.iter().collect();
+        let mut sorted: Vec<&(&str, &dyn Contents)> = files.iter().collect();
         sorted.sort_by_key(|(name, _)| *name);
-        for (name, bytes) in &sorted {
-            let sha = sha256_hex(bytes);
+        for (name, contents) in &sorted {
+            let mut digest = Digest::default();
+            contents.write_to(&mut digest).map_err(|e| StoreError::io(Path::new(name), e))?;
+            let (sha, bytes) = digest.finish();
             identity.push_str(&format!("{name}\0{sha}\0"));
-            entries.insert(name.to_string(), FileEntry { sha256: sha, bytes: bytes.len() as u64 });
+            entries.insert(name.to_string(), FileEntry { sha256: sha, bytes });
         }
         let id = sha256_hex(identity.as_bytes());
         let dest = self.artifact_dir(&id)?;
@@ -231,11 +248,12 @@ impl Store {
         let result = (|| {
             fs::create_dir_all(&staging).map_err(|e| StoreError::io(&staging, e))?;
             let manifest_bytes = serde_json::to_vec_pretty(&manifest).map_err(|e| StoreError::io(&staging, e.into()))?;
-            for (name, bytes) in files.iter().map(|(n, b)| (*n, b.as_slice())).chain([("manifest.json", manifest_bytes.as_slice())]) {
+            for (name, contents) in files.iter().copied().chain([("manifest.json", &manifest_bytes as &dyn Contents)]) {
                 let path = staging.join(name);
-                let mut f = fs::File::create(&path).map_err(|e| StoreError::io(&path, e))?;
-                f.write_all(bytes).map_err(|e| StoreError::io(&path, e))?;
-                f.sync_all().map_err(|e| StoreError::io(&path, e))?;
+                let io = |e| StoreError::io(&path, e);
+                let mut f = std::io::BufWriter::with_capacity(1 << 20, fs::File::create(&path).map_err(io)?);
+                contents.write_to(&mut f).map_err(io)?;
+                f.into_inner().map_err(|e| io(e.into_error()))?.sync_all().map_err(io)?;
             }
             sync_dir(&staging)?;
             if dest.exists() {
@@ -394,13 +412,14 @@ impl Store {
             kinds: stored_kinds(&table.kinds),
             classes: table.classes.clone(),
         };
-        let files = vec![
-            ("x.npy", npy_matrix(&table.x, table.width())?),
-            ("y.npy", npy_vector(&table.y)?),
-            ("lines.npy", npy_vector(&table.lines)?),
-            ("columns.json", json_bytes(&columns)?),
+        let columns = json_bytes(&columns)?;
+        let files: [(&str, &dyn Contents); 4] = [
+            ("x.npy", &Npy::matrix(&table.x, table.width())),
+            ("y.npy", &Npy::vector(&table.y)),
+            ("lines.npy", &Npy::vector(&table.lines)),
+            ("columns.json", &columns),
         ];
-        self.put(Kind::Dataset, producer, Vec::new(), params, files)
+        self.put_contents(Kind::Dataset, producer, Vec::new(), params, &files)
     }
 
     pub fn load_table(&self, id: &str) -> Result<RawTable, StoreError> {
@@ -438,15 +457,16 @@ impl Store {
             kinds: stored_kinds(&split.train.kinds),
             classes: split.train.classes.clone(),
         };
-        let files = vec![
-            ("train_x.npy", npy_matrix(&split.train.x, d)?),
-            ("train_y.npy", npy_vector(&split.train.y)?),
-            ("test_x.npy", npy_matrix(&split.test.x, d)?),
-            ("test_y.npy", npy_vector(&split.test.y)?),
-            ("columns.json", json_bytes(&columns)?),
-            ("report.json", json_bytes(report)?),
+        let (columns, report) = (json_bytes(&columns)?, json_bytes(report)?);
+        let files: [(&str, &dyn Contents); 6] = [
+            ("train_x.npy", &Npy::matrix(&split.train.x, d)),
+            ("train_y.npy", &Npy::vector(&split.train.y)),
+            ("test_x.npy", &Npy::matrix(&split.test.x, d)),
+            ("test_y.npy", &Npy::vector(&split.test.y)),
+            ("columns.json", &columns),
+            ("report.json", &report),
         ];
-        self.put(Kind::Split, "preprocess", inputs, params, files)
+        self.put_contents(Kind::Split, "preprocess", inputs, params, &files)
     }
 
     /// One part of a split, reading (and hash-checking) only that part's files: features and
@@ -529,24 +549,77 @@ fn json_bytes<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec_pretty(value).map_err(|e| StoreError::io(Path::new("json"), e.into()))
 }
 
-fn npy_err(e: ndarray_npy::WriteNpyError) -> StoreError {
-    StoreError::io(Path::new("npy"), std::io::Error::other(e.to_string()))
+/// A file's bytes, written on demand to whatever asks: the hash, then the file.
+pub(crate) trait Contents {
+    fn write_to(&self, out: &mut dyn Write) -> std::io::Result<()>;
 }
 
-/// An `.npy` file of a row-major matrix, written from a view of the values (not a copy).
-fn npy_matrix(x: &[f64], d: usize) -> Result<Vec<u8>, StoreError> {
-    let rows = x.len().checked_div(d).unwrap_or(0);
-    let array = ndarray::ArrayView2::from_shape((rows, d), x)
-        .map_err(|e| StoreError::io(Path::new("npy"), std::io::Error::other(e.to_string())))?;
-    let mut out = Vec::with_capacity(x.len() * 8 + 128);
-    array.write_npy(&mut out).map_err(npy_err)?;
-    Ok(out)
+impl Contents for Vec<u8> {
+    fn write_to(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        out.write_all(self)
+    }
 }
 
-fn npy_vector<T: ndarray_npy::WritableElement>(v: &[T]) -> Result<Vec<u8>, StoreError> {
-    let mut out = Vec::with_capacity(v.len() * 8 + 128);
-    ndarray::ArrayView1::from(v).write_npy(&mut out).map_err(npy_err)?;
-    Ok(out)
+/// Values as an `.npy` file (a row-major matrix, or a vector), written from them in place.
+pub(crate) struct Npy<'a, T> {
+    values: &'a [T],
+    /// Columns, for a matrix.
+    columns: Option<usize>,
+}
+
+impl<'a, T> Npy<'a, T> {
+    fn matrix(values: &'a [T], columns: usize) -> Self {
+        Npy { values, columns: Some(columns) }
+    }
+    fn vector(values: &'a [T]) -> Self {
+        Npy { values, columns: None }
+    }
+}
+
+impl<T: ndarray_npy::WritableElement> Contents for Npy<'_, T> {
+    fn write_to(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        let written = match self.columns {
+            Some(d) => {
+                let rows = self.values.len().checked_div(d).unwrap_or(0);
+                ndarray::ArrayView2::from_shape((rows, d), self.values).map_err(std::io::Error::other)?.write_npy(out)
+            }
+            None => ndarray::ArrayView1::from(self.values).write_npy(out),
+        };
+        written.map_err(|e| match e {
+            ndarray_npy::WriteNpyError::Io(e) => e,
+            other => std::io::Error::other(other.to_string()),
+        })
+    }
+}
+
+/// A writer that keeps only the SHA-256 and the length of what is written to it.
+#[derive(Default)]
+struct Digest {
+    sha: sha2::Sha256,
+    bytes: u64,
+}
+
+impl Digest {
+    fn finish(self) -> (String, u64) {
+        use sha2::Digest as _;
+        let hex = self.sha.finalize().iter().fold(String::with_capacity(64), |mut out, b| {
+            use std::fmt::Write as _;
+            let _ = write!(out, "{b:02x}");
+            out
+        });
+        (hex, self.bytes)
+    }
+}
+
+impl Write for Digest {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        sha2::Digest::update(&mut self.sha, buf);
+        self.bytes += buf.len() as u64;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -650,7 +723,9 @@ mod tests {
         let x: Vec<f64> = (0..rows * d).map(|i| i as f64 * 0.5 - 7.0).collect();
         let mut owned = Vec::new();
         ndarray::Array2::from_shape_vec((rows, d), x.clone()).expect("shape").write_npy(&mut owned).expect("npy");
-        assert_eq!(npy_matrix(&x, d).expect("npy"), owned, "the same bytes, so the same artifact ids as before");
+        let mut streamed = Vec::new();
+        Npy::matrix(&x, d).write_to(&mut streamed).expect("npy");
+        assert_eq!(streamed, owned, "the same bytes, so the same artifact ids as before");
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("store");
         let table = RawTable {
@@ -674,11 +749,16 @@ mod tests {
         let columns =
             Columns { feature_names: vec!["a".into()], label_name: "y".into(), kinds: stored_kinds(&[ColumnKind::Numeric]), classes: None };
         let columns = json_bytes(&columns).expect("json");
-        for x in [b"not an npy file".to_vec(), npy_vector(&[1.0f64, 2.0]).expect("npy")] {
+        let npy = |contents: &dyn Contents| {
+            let mut out = Vec::new();
+            contents.write_to(&mut out).expect("npy");
+            out
+        };
+        for x in [b"not an npy file".to_vec(), npy(&Npy::vector(&[1.0f64, 2.0]))] {
             let files = vec![
                 ("x.npy", x),
-                ("y.npy", npy_vector(&[1.0f64]).expect("npy")),
-                ("lines.npy", npy_vector(&[2u64]).expect("npy")),
+                ("y.npy", npy(&Npy::vector(&[1.0f64]))),
+                ("lines.npy", npy(&Npy::vector(&[2u64]))),
                 ("columns.json", columns.clone()),
             ];
             let id = store.put(Kind::Dataset, "test", Vec::new(), serde_json::json!({}), files).expect("put");

@@ -19,7 +19,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, Read};
 use std::rc::Rc;
 
@@ -239,30 +239,55 @@ impl RawTable {
     /// Reads CSV with a header. Accepts a UTF-8 BOM, CRLF line ends, quoted fields and blank
     /// lines; a cell of only spaces counts as empty.
     pub fn from_csv<R: Read>(reader: R, options: &CsvOptions) -> Result<Self, DataError> {
-        Self::read(reader, options, None)
+        Self::read(reader, options, |layout, csv, newlines| layout.read_rows(csv, newlines, 0, 0))
     }
 
-    /// [`RawTable::from_csv`] on a file already in memory: the same table, or the same error,
-    /// read on every core when the file is large and holds no quoted field (so that every
-    /// `\n` ends a record and the rows can be split into blocks at line ends).
-    pub fn from_csv_bytes(bytes: &[u8], options: &CsvOptions) -> Result<Self, DataError> {
-        let blocks = if bytes.len() >= PARALLEL_MIN_BYTES {
-            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get).min(MAX_BLOCKS)
-        } else {
-            1
-        };
-        Self::from_csv_bytes_in_blocks(bytes, options, blocks)
+    /// [`RawTable::from_csv`] on every core: the same table, or the same error. A file with no
+    /// quoted field is read in blocks of 4 MiB that end at line ends, parsed side by side while
+    /// the next are read, so memory holds a few blocks, not the file; from a block with a quote
+    /// on, the rest is read from the start of that block as `from_csv` reads.
+    pub fn from_csv_parallel<R: Read + Send>(reader: R, options: &CsvOptions) -> Result<Self, DataError> {
+        let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get).min(MAX_THREADS);
+        Self::from_csv_in_blocks(reader, options, threads, BLOCK_BYTES)
     }
 
-    /// [`RawTable::from_csv_bytes`] in `blocks` blocks (at most 16), each on its own thread
-    /// (one: on this one); a file with a quoted field is read from the start whatever `blocks`.
-    pub fn from_csv_bytes_in_blocks(bytes: &[u8], options: &CsvOptions, blocks: usize) -> Result<Self, DataError> {
-        Self::read(bytes, options, Some((bytes, blocks.clamp(1, MAX_BLOCKS))))
+    /// [`RawTable::from_csv_parallel`] with `threads` parsing threads (1 to 16) and blocks of
+    /// about `block_bytes`.
+    pub fn from_csv_in_blocks<R: Read + Send>(
+        mut reader: R,
+        options: &CsvOptions,
+        threads: usize,
+        block_bytes: usize,
+    ) -> Result<Self, DataError> {
+        let io = |e: std::io::Error| DataError::Io(e.to_string());
+        let mut blocks = BlockReader { buffer: Vec::new(), block_bytes: block_bytes.max(1) };
+        let head = blocks.next(&mut reader).map_err(io)?;
+        if memchr::memchr(b'"', &head).is_some() {
+            // A quote (even in the header): the csv crate reads it all, as from_csv does.
+            let rest = std::io::Cursor::new(head).chain(std::io::Cursor::new(std::mem::take(&mut blocks.buffer))).chain(reader);
+            return Self::from_csv(rest, options);
+        }
+        Self::read(head.as_slice(), options, |layout, csv, newlines| {
+            // Past the header's line end (the csv crate may stop between `\r` and `\n`).
+            let mut body = csv.position().byte() as usize;
+            if body > 0 && head.get(body - 1) == Some(&b'\r') && head.get(body) == Some(&b'\n') {
+                body += 1;
+            }
+            if body > head.len() {
+                return layout.read_rows(csv, newlines, 0, 0);
+            }
+            let lines_before = count_line_breaks(&head[..body]);
+            layout.read_in_blocks(&head[body..], lines_before, &mut blocks, reader, threads.clamp(1, MAX_THREADS))
+        })
     }
 
-    /// The reader behind both: the header from `reader`, then the rows from it too — or, with
-    /// `whole` (the same bytes, and how many blocks), from blocks read side by side.
-    fn read<R: Read>(reader: R, options: &CsvOptions, whole: Option<(&[u8], usize)>) -> Result<Self, DataError> {
+    /// Reads the header from `reader`, then hands the csv reader, past the header, to `body`
+    /// for the rows.
+    fn read<R: Read>(
+        reader: R,
+        options: &CsvOptions,
+        body: impl FnOnce(&Layout, &mut csv::Reader<NewlineIndex<std::io::BufReader<R>>>, &RefCell<Vec<u64>>) -> Result<Rows, DataError>,
+    ) -> Result<Self, DataError> {
         let mut reader = std::io::BufReader::with_capacity(1 << 16, reader);
         let mut notes = Vec::new();
         let delimiter = match &options.delimiter {
@@ -345,18 +370,7 @@ impl RawTable {
             names: &names,
             na_values: &na_values,
         };
-        // Where the rows begin: past the header's line end (the csv crate may stop between the
-        // `\r` and the `\n` of a `\r\n`).
-        let mut body = csv.position().byte() as usize;
-        let rows = match whole {
-            Some((bytes, blocks)) if body <= bytes.len() && memchr::memchr(b'"', &bytes[body..]).is_none() => {
-                if body > 0 && bytes[body - 1] == b'\r' && bytes.get(body) == Some(&b'\n') {
-                    body += 1;
-                }
-                layout.read_blocks(bytes, body, blocks)?
-            }
-            _ => layout.read_rows(&mut csv, &newlines, 0, 0)?,
-        };
+        let rows = body(&layout, &mut csv, &newlines)?;
         let Rows { mut x, mut y, lines, text, label_text } = rows;
         if y.is_empty() {
             return Err(DataError::NoRows);
@@ -400,10 +414,10 @@ impl RawTable {
     }
 }
 
-/// Files from this size up are read in blocks side by side ([`RawTable::from_csv_bytes`]).
-const PARALLEL_MIN_BYTES: usize = 4 << 20;
-/// At most this many blocks (and threads).
-const MAX_BLOCKS: usize = 16;
+/// The size of the blocks [`RawTable::from_csv_parallel`] parses side by side.
+const BLOCK_BYTES: usize = 4 << 20;
+/// At most this many parsing threads.
+const MAX_THREADS: usize = 16;
 
 /// What the header decided: how to read each row.
 struct Layout<'a> {
@@ -541,47 +555,140 @@ impl Layout<'_> {
         Ok(())
     }
 
-    /// Reads the rows of `bytes[body..]` in `blocks` blocks side by side ([`Layout::read_unquoted`]).
-    /// The body must hold no quote, so every `\n` ends a record: the blocks end at line ends. The first error in file
-    /// order is the one a reading from the start would have met.
-    fn read_blocks(&self, bytes: &[u8], body: usize, blocks: usize) -> Result<Rows, DataError> {
-        // Block boundaries: just past the first `\n` at or after each equal share of the body.
-        let mut bounds = vec![body];
-        for k in 1..blocks {
-            let at = (body + (bytes.len() - body) * k / blocks).max(*bounds.last().unwrap_or(&body));
-            let end = memchr::memchr(b'\n', &bytes[at..]).map_or(bytes.len(), |i| at + i + 1);
-            bounds.push(end);
-        }
-        bounds.push(bytes.len());
-        bounds.dedup();
-        // The line breaks before each block: `\n`, and a `\r` not followed by `\n`.
-        let mut lines_before = vec![count_line_breaks(&bytes[..body])];
-        for w in bounds.windows(2).take(bounds.len().saturating_sub(2)) {
-            let last = *lines_before.last().unwrap_or(&0);
-            lines_before.push(last + count_line_breaks(&bytes[w[0]..w[1]]));
-        }
-        let blocks: Vec<(&[u8], u64)> = bounds.windows(2).zip(&lines_before).map(|(w, &before)| (&bytes[w[0]..w[1]], before)).collect();
-        let results: Vec<Result<Rows, DataError>> = match blocks.as_slice() {
-            [(text, before)] => vec![self.read_unquoted(text, *before)],
-            _ => std::thread::scope(|scope| {
-                let handles: Vec<_> = blocks.iter().map(|&(text, before)| scope.spawn(move || self.read_unquoted(text, before))).collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().unwrap_or_else(|_| Err(DataError::Io("a CSV reading thread panicked".into()))))
-                    .collect()
-            }),
-        };
-        let mut results = results.into_iter();
-        let mut all = results.next().unwrap_or_else(|| Ok(Rows::empty(self.feature_idx.len())))?;
-        let rest: Vec<Rows> = results.collect::<Result<_, _>>()?;
-        all.x.reserve(rest.iter().map(|r| r.x.len()).sum());
-        all.y.reserve(rest.iter().map(|r| r.y.len()).sum());
-        all.lines.reserve(rest.iter().map(|r| r.lines.len()).sum());
-        for block in rest {
-            all.append(block, self.forced);
-        }
-        Ok(all)
+    /// Reads the rows of quote-free blocks side by side on `threads` threads: `first` (the rest
+    /// of the block the header was in, after `lines_before` line breaks), then the blocks
+    /// `blocks` reads from `reader`. A block with a quote, and all after it, are read as
+    /// [`Layout::read_rows`] reads. The first error in file order is the one a reading from the
+    /// start would have met.
+    fn read_in_blocks<R: Read + Send>(
+        &self,
+        first: &[u8],
+        lines_before: u64,
+        blocks: &mut BlockReader,
+        reader: R,
+        threads: usize,
+    ) -> Result<Rows, DataError> {
+        use std::sync::mpsc;
+        let io = |e: std::io::Error| DataError::Io(e.to_string());
+        // Bounded queues: a few blocks are read ahead, no more.
+        let (jobs_tx, jobs_rx) = mpsc::sync_channel::<(usize, Vec<u8>, u64)>(threads);
+        // Shared by the parsers only, so that it goes with the last of them: a reader waiting to
+        // hand out a block then learns no one will take it.
+        let jobs_rx = std::sync::Arc::new(std::sync::Mutex::new(jobs_rx));
+        let (done_tx, done_rx) = mpsc::sync_channel::<(usize, Result<Rows, DataError>)>(threads * 2);
+        std::thread::scope(|scope| {
+            for _ in 0..threads {
+                let done_tx = done_tx.clone();
+                let jobs_rx = std::sync::Arc::clone(&jobs_rx);
+                scope.spawn(move || {
+                    loop {
+                        let job = jobs_rx.lock().map_err(|_| ()).and_then(|rx| rx.recv().map_err(|_| ()));
+                        let Ok((index, block, before)) = job else { return };
+                        if done_tx.send((index, self.read_unquoted(&block, before))).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+            drop(jobs_rx);
+            // The reader: hands out blocks with the line breaks before each, until the end, an
+            // error, a quote (then it reads the rest itself) or no one listening.
+            let reader_done = done_tx.clone();
+            drop(done_tx);
+            scope.spawn(move || {
+                let mut reader = reader;
+                let mut before = lines_before;
+                let mut block = first.to_vec();
+                let mut index = 0;
+                loop {
+                    if memchr::memchr(b'"', &block).is_some() {
+                        let start: u64 = 0;
+                        let rest =
+                            std::io::Cursor::new(block).chain(std::io::Cursor::new(std::mem::take(&mut blocks.buffer))).chain(&mut reader);
+                        let newlines = Rc::new(RefCell::new(Vec::new()));
+                        let index_reader = NewlineIndex { inner: rest, offset: start, last_was_cr: false, newlines: Rc::clone(&newlines) };
+                        let mut csv =
+                            csv::ReaderBuilder::new().has_headers(false).flexible(true).delimiter(self.delimiter).from_reader(index_reader);
+                        let _ = reader_done.send((index, self.read_rows(&mut csv, &newlines, start, before)));
+                        return;
+                    }
+                    let breaks = count_line_breaks(&block);
+                    if !block.is_empty() {
+                        if jobs_tx.send((index, std::mem::take(&mut block), before)).is_err() {
+                            return;
+                        }
+                        index += 1;
+                    }
+                    before += breaks;
+                    match blocks.next(&mut reader) {
+                        Ok(next) if next.is_empty() => return,
+                        Ok(next) => block = next,
+                        Err(e) => {
+                            let _ = reader_done.send((index, Err(io(e))));
+                            return;
+                        }
+                    }
+                }
+            });
+            // The rows in file order, as the blocks come back.
+            let mut all = Rows::empty(self.feature_idx.len());
+            let mut waiting = BTreeMap::new();
+            let mut next = 0;
+            for (index, rows) in done_rx {
+                waiting.insert(index, rows);
+                while let Some(rows) = waiting.remove(&next) {
+                    all.append(rows?, self.forced);
+                    next += 1;
+                }
+            }
+            Ok(all)
+        })
     }
+}
+
+/// Reads a file in blocks that end at line ends (`\n`), keeping what follows the last one.
+struct BlockReader {
+    /// Read but not yet handed out: the start of the next block.
+    buffer: Vec<u8>,
+    block_bytes: usize,
+}
+
+impl BlockReader {
+    /// The next block: `block_bytes` or a little more, ending just past a `\n` — or at the end
+    /// of the file, or longer where a line is. Empty at the end.
+    fn next<R: Read>(&mut self, reader: &mut R) -> std::io::Result<Vec<u8>> {
+        let mut block = std::mem::take(&mut self.buffer);
+        // What is carried over follows the last `\n` handed out: it holds none.
+        let mut searched = block.len();
+        loop {
+            let filled = block.len();
+            block.resize(filled + self.block_bytes, 0);
+            let n = read_full(reader, &mut block[filled..])?;
+            block.truncate(filled + n);
+            if n < self.block_bytes {
+                return Ok(block); // the end of the file
+            }
+            if let Some(last) = memchr::memrchr(b'\n', &block[searched..]) {
+                self.buffer = block.split_off(searched + last + 1);
+                return Ok(block);
+            }
+            searched = block.len();
+        }
+    }
+}
+
+/// Reads until `buf` is full or the file ends; the bytes read.
+fn read_full<R: Read>(reader: &mut R, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
 }
 
 impl Rows {
@@ -1053,10 +1160,21 @@ mod tests {
         /// Read in blocks side by side, any file gives the very table, or the very error, that
         /// reading it from the start gives.
         #[test]
-        fn reading_in_blocks_gives_what_reading_from_the_start_gives(text in generated_csv(), blocks in 1usize..6, forced in proptest::bool::ANY) {
+        fn reading_in_blocks_gives_what_reading_from_the_start_gives(
+            text in generated_csv(),
+            threads in 1usize..4,
+            block_bytes in 1usize..200,
+            quote in proptest::option::of(0usize..2000),
+            forced in proptest::bool::ANY,
+        ) {
+            // Now and then a quoted cell somewhere, so the switch to the csv crate mid-file is met.
+            let mut text = text;
+            if let Some(at) = quote.filter(|&at| at < text.len()) {
+                text.splice(at..at, *b"\"q\"");
+            }
             let options = CsvOptions { categorical: if forced { vec!["b".into()] } else { Vec::new() }, ..CsvOptions::default() };
             let whole = RawTable::from_csv(text.as_slice(), &options);
-            let in_blocks = RawTable::from_csv_bytes_in_blocks(&text, &options, blocks);
+            let in_blocks = RawTable::from_csv_in_blocks(text.as_slice(), &options, threads, block_bytes);
             match (whole, in_blocks) {
                 (Ok(a), Ok(b)) => {
                     proptest::prop_assert_eq!(a.x.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), b.x.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
@@ -1082,12 +1200,12 @@ mod tests {
             }
         }
         text.push_str("12,3\n");
-        assert!(text.len() >= PARALLEL_MIN_BYTES);
-        let err = RawTable::from_csv_bytes(text.as_bytes(), &CsvOptions::default()).expect_err("a bad label at the end");
+        assert!(text.len() >= BLOCK_BYTES, "more than one block");
+        let err = RawTable::from_csv_parallel(text.as_bytes(), &CsvOptions::default()).expect_err("a bad label at the end");
         let expected_line = 1 + 500_000 + 500 + 1;
         assert!(err.to_string().contains(&format!("line {expected_line}")), "{err}");
         text.truncate(text.len() - "12,3\n".len());
-        let parallel = RawTable::from_csv_bytes(text.as_bytes(), &CsvOptions::default()).expect("reads");
+        let parallel = RawTable::from_csv_parallel(text.as_bytes(), &CsvOptions::default()).expect("reads");
         let sequential = RawTable::from_csv(text.as_bytes(), &CsvOptions::default()).expect("reads");
         assert_eq!(parallel, sequential);
         assert_eq!(parallel.rows(), 500_000);

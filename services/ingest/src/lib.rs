@@ -217,15 +217,26 @@ async fn from_csv(State(state): State<AppState>, Json(source): Json<CsvSource>) 
                 format!("{} is {size} bytes; CSV files of up to {MAX_CSV_BYTES} bytes are read", path.display()),
             ));
         }
-        let mut bytes = Vec::with_capacity(size as usize);
-        // Through the descriptor that was checked, never the path again.
-        std::io::Read::read_to_end(&mut std::io::Read::take(&file, MAX_CSV_BYTES + 1), &mut bytes).map_err(unreadable)?;
+        // Read twice through the descriptor that was checked (never the path again), and never
+        // held whole: once for its hash, the step cache's key, and — unless that step is cached
+        // — once more to parse, in blocks, on every core.
+        let stamp = |file: &std::fs::File| file.metadata().and_then(|m| Ok((m.len(), m.modified()?)));
+        let before = stamp(&file).map_err(unreadable)?;
+        let sha256 = logitflow_core::sha256_hex_of(std::io::Read::take(&file, MAX_CSV_BYTES + 1)).map_err(unreadable)?;
         let selection = source.options();
-        let params = serde_json::json!({"source": "csv", "sha256": logitflow_core::sha256_hex(&bytes), "select": selection});
+        let params = serde_json::json!({"source": "csv", "sha256": sha256, "select": selection});
         let key = step_key(NAME, &[], &params);
         freeze(&state.store, &key, || {
-            let table = RawTable::from_csv_bytes(&bytes, &selection)
+            std::io::Seek::rewind(&mut &file).map_err(unreadable)?;
+            let table = RawTable::from_csv_parallel(std::io::Read::take(&file, MAX_CSV_BYTES + 1), &selection)
                 .map_err(|e| ApiError::invalid("DATA_ERROR", format!("{}: {e}", path.display())))?;
+            // Changed between the two readings, the file's hash would name other rows.
+            if stamp(&file).map_err(unreadable)? != before {
+                return Err(ApiError::invalid(
+                    "FILE_CHANGED",
+                    format!("{} changed while it was read; read it again once it is written", path.display()),
+                ));
+            }
             let mut params = params.clone();
             params["path"] = path.display().to_string().into();
             Ok((table, params))

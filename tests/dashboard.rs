@@ -162,6 +162,8 @@ fn a_panic_in_the_dashboard_restores_the_terminal_and_leaves_no_service() {
     command.env(PANIC_CHILD_HOME, home.path());
     // The services are the real binary's, not this test binary's.
     command.env("LOGITFLOW_SERVICE_EXE", env!("CARGO_BIN_EXE_logitflow"));
+    // No backtrace, which would push the panic's message off the 40-line screen.
+    command.env("RUST_BACKTRACE", "0");
     let mut dash = Dashboard::spawn(command);
     dash.wait_for("every service ready", Duration::from_secs(60), |s| s.contains("Services 8/8 ready"));
     assert!(dash.alternate_screen() && !dash.cooked_mode(), "the dashboard runs raw on the alternate screen");

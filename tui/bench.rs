@@ -8,7 +8,11 @@
 //!   `--grpc` does the same over gRPC against a bare tonic handler; `--binary` compares serve's
 //!   HTTP with binary tensors against its HTTP with JSON; `--rows` sets the rows per request.
 //! - `bench pipeline`: time from launch to all services ready, train-to-served on the bundled
-//!   data (and on a generated CSV of any size), and each service's resident memory.
+//!   data, and each service's resident memory; with `--rows N` or `--csv FILE`, a large CSV
+//!   through every stage, each stage's time, the solver's own, each service's peak memory, and
+//!   with `--vs-python` pandas + scikit-learn doing the same work on the same file.
+//! - `bench batch`: a CSV of N scores through a real batch and serve, end to end, every answer
+//!   checked; `--vs-python` scores it with pandas + scikit-learn in the same run.
 
 use crate::supervisor::{ServiceName, Supervisor, SupervisorConfig};
 use anyhow::Context;
@@ -30,6 +34,8 @@ pub enum BenchWhat {
     Serve(ServeBench),
     /// Startup, train-to-served and memory of the whole pipeline.
     Pipeline(PipelineBench),
+    /// A large CSV scored by batch through serve, end to end.
+    Batch(BatchBench),
     /// The bare handler `bench serve` compares with (started by it; not for people).
     #[command(hide = true)]
     BareServer,
@@ -87,6 +93,22 @@ pub struct PipelineBench {
     pub json: bool,
 }
 
+#[derive(Debug, Clone, clap::Args)]
+pub struct BatchBench {
+    /// Rows of the CSV scored (one feature, `score`, with two decimals).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub rows: usize,
+    /// Run the same scoring in Python (pandas + scikit-learn, one process) on the same CSV in
+    /// the same run, and print the ratio. Needs a python with pandas and scikit-learn.
+    #[arg(long)]
+    pub vs_python: bool,
+    /// The python for `--vs-python`.
+    #[arg(long, env = "LOGITFLOW_BENCH_PYTHON", default_value = "python3")]
+    pub python: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct LoadResult {
     pub target: String,
@@ -106,6 +128,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.what {
         BenchWhat::Serve(a) => serve_bench(a).await,
         BenchWhat::Pipeline(a) => pipeline_bench(a).await,
+        BenchWhat::Batch(a) => batch_bench(a).await,
         BenchWhat::BareServer => bare_server().await,
         BenchWhat::BareGrpcServer => bare_grpc_server().await,
     }
@@ -804,4 +827,117 @@ async fn time_pipeline(
     .await;
     supervisor.shutdown().await;
     outcome
+}
+
+/// A CSV scored by a real batch service through a real serve, end to end over HTTP.
+#[derive(Debug, Serialize)]
+struct BatchRun {
+    rows: usize,
+    body_bytes: usize,
+    answer_bytes: usize,
+    /// From the first byte sent to the last byte of the answer read.
+    ms: f64,
+    rows_per_s: f64,
+    /// Every answered row's probability equals the model's to 1e-12 (checked after timing).
+    answers_checked: bool,
+    peak_resident_bytes: std::collections::BTreeMap<String, u64>,
+}
+
+async fn batch_bench(args: BatchBench) -> anyhow::Result<()> {
+    use rand::{Rng, SeedableRng};
+    let home = worked_example_home()?;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+    let mut body = String::with_capacity(args.rows * 7 + 8);
+    body.push_str("score\n");
+    let mut scores = Vec::with_capacity(args.rows);
+    for _ in 0..args.rows {
+        let score = (rng.random_range(0.0..100.0_f64) * 100.0).round() / 100.0;
+        scores.push(score);
+        body.push_str(&format!("{score}\n"));
+    }
+    let config = SupervisorConfig::new(home.path().to_path_buf(), Vec::new())?;
+    let token = config.token.clone();
+    let supervisor = Supervisor::start(config, &[ServiceName::Serve, ServiceName::Batch])?;
+    let outcome = async {
+        supervisor.wait_ready(Duration::from_secs(30)).await.map_err(|e| anyhow::anyhow!(e))?;
+        let batch = supervisor.client(ServiceName::Batch).context("batch's address")?;
+        let http = reqwest::Client::new();
+        let body_bytes = body.len();
+        let started = Instant::now();
+        let response = http
+            .post(format!("http://{}/v1/score?model=admissions", batch.base()))
+            .bearer_auth(&token)
+            .header("content-type", "text/csv")
+            .body(body.clone())
+            .send()
+            .await?;
+        anyhow::ensure!(response.status().is_success(), "batch answered {}", response.status());
+        let answer = response.bytes().await?;
+        let ms = started.elapsed().as_secs_f64() * 1e3;
+        let peak_resident_bytes =
+            supervisor.snapshots().iter().filter_map(|s| Some((s.name.as_str().to_string(), peak_resident_bytes(s.pid?)?))).collect();
+        Ok::<_, anyhow::Error>((answer, body_bytes, ms, peak_resident_bytes))
+    }
+    .await;
+    supervisor.shutdown().await;
+    let (answer, body_bytes, ms, peak_resident_bytes) = outcome?;
+    let text = std::str::from_utf8(&answer).context("the answer is not UTF-8")?;
+    let mut lines = text.lines();
+    anyhow::ensure!(lines.next() == Some("score,probability"), "the answer's header is score,probability");
+    let mut answered = 0;
+    for (line, score) in lines.zip(&scores) {
+        let probability: f64 = line.rsplit(',').next().and_then(|p| p.parse().ok()).context("a probability per row")?;
+        anyhow::ensure!((probability - sigmoid(-10.0 + 0.2 * score)).abs() <= 1e-12, "row {answered}: {line} is not the model's answer");
+        answered += 1;
+    }
+    anyhow::ensure!(answered == args.rows, "{answered} of {} rows answered", args.rows);
+    let run = BatchRun {
+        rows: args.rows,
+        body_bytes,
+        answer_bytes: answer.len(),
+        ms,
+        rows_per_s: args.rows as f64 / (ms / 1e3),
+        answers_checked: true,
+        peak_resident_bytes,
+    };
+    let peer = if args.vs_python {
+        let scratch = tempfile::tempdir()?;
+        let csv = scratch.path().join("scores.csv");
+        std::fs::write(&csv, &body)?;
+        let script = scratch.path().join("batch_peer.py");
+        std::fs::write(&script, include_str!("peers/batch.py"))?;
+        Some(run_python(&args.python, &script, &[csv.as_os_str(), "-10".as_ref(), "0.2".as_ref()]).await?)
+    } else {
+        None
+    };
+    if args.json {
+        println!("{}", serde_json::json!({"batch": run, "python_peer": peer}));
+        return Ok(());
+    }
+    println!(
+        "batch: {} rows ({} in, {} out) scored through serve in {:.1} ms ({:.2} M rows/s), every answer checked",
+        run.rows,
+        megabytes(run.body_bytes as u64),
+        megabytes(run.answer_bytes as u64),
+        run.ms,
+        run.rows_per_s / 1e6
+    );
+    let peaks: Vec<String> = run.peak_resident_bytes.iter().map(|(k, v)| format!("{k} {}", megabytes(*v))).collect();
+    println!("  peak resident: {}", peaks.join(", "));
+    if let Some(peer) = peer {
+        let step = |name: &str| peer["steps_s"][name].as_f64().unwrap_or(f64::NAN) * 1e3;
+        let total = peer["total_s"].as_f64().unwrap_or(f64::NAN) * 1e3;
+        println!(
+            "python peer (pandas {}, scikit-learn {}), same CSV, same run: read_csv {:.1} ms, predict_proba {:.1}, to_csv {:.1}; total {:.1} ms; peak {}",
+            peer["pandas"].as_str().unwrap_or("?"),
+            peer["sklearn"].as_str().unwrap_or("?"),
+            step("read_csv"),
+            step("predict_proba"),
+            step("to_csv"),
+            total,
+            megabytes(peer["peak_rss_bytes"].as_u64().unwrap_or(0))
+        );
+        println!("  logitflow {:.0} ms / python {total:.0} ms = {:.2}×", run.ms, run.ms / total);
+    }
+    Ok(())
 }

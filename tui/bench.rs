@@ -865,7 +865,7 @@ async fn batch_bench(args: BatchBench) -> anyhow::Result<()> {
         let body_bytes = body.len();
         let started = Instant::now();
         let response = http
-            .post(format!("http://{}/v1/score?model=admissions", batch.base()))
+            .post(format!("{}/v1/score?model=admissions", batch.base()))
             .bearer_auth(&token)
             .header("content-type", "text/csv")
             .body(body.clone())

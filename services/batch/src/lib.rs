@@ -82,28 +82,79 @@ fn default_version() -> String {
     "stable".into()
 }
 
-/// Rows of one chunk: each record as it came (to write back), and the model's features.
+/// Rows of one chunk, flat (a row's worth of allocations each cost more than the scoring):
+/// each record as CSV, to write back with its probability, and the model's features.
 struct Chunk {
-    records: Vec<csv::ByteRecord>,
-    rows: Vec<Vec<Value>>,
+    /// The records one after another, each written as CSV ending in `\n`.
+    records: Vec<u8>,
+    /// Where each record ends in `records`, past its `\n`.
+    ends: Vec<usize>,
+    /// The model's features, row after row.
+    cells: Vec<Value>,
+}
+
+impl Chunk {
+    fn with_capacity(rows: usize, width: usize) -> Chunk {
+        Chunk { records: Vec::with_capacity(rows * 16), ends: Vec::with_capacity(rows), cells: Vec::with_capacity(rows * width) }
+    }
+
+    fn rows(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// The records again, each with its probability appended, as CSV lines.
+    fn with_probabilities(&self, probabilities: &[f64]) -> Result<Bytes, std::io::Error> {
+        use std::io::Write;
+        if probabilities.len() != self.rows() {
+            return Err(std::io::Error::other(format!("serve answered {} probabilities for {} rows", probabilities.len(), self.rows())));
+        }
+        let mut out = Vec::with_capacity(self.records.len() + self.rows() * 24);
+        let mut start = 0;
+        for (&end, p) in self.ends.iter().zip(probabilities) {
+            out.extend_from_slice(&self.records[start..end - 1]);
+            write!(out, ",{p}\n")?;
+            start = end;
+        }
+        Ok(Bytes::from(out))
+    }
+}
+
+/// Where a chunk's records are written back as the csv crate writes them (quoted where they
+/// must be), each ending in `\n`.
+fn record_writer() -> csv::Writer<Vec<u8>> {
+    csv::WriterBuilder::new().flexible(true).terminator(csv::Terminator::Any(b'\n')).from_writer(Vec::with_capacity(CHUNK_ROWS * 16))
 }
 
 /// A chunk of rows as serve takes them: one FP64 matrix for a numeric model, else one tensor
 /// per feature (BYTES for text).
-fn infer_request(meta: &ModelMetadata, text: &[bool], rows: &[Vec<Value>]) -> InferRequest {
+fn infer_request(meta: &ModelMetadata, text: &[bool], chunk: &Chunk) -> InferRequest {
+    let width = meta.feature_names.len();
+    let rows = chunk.rows();
     if !text.contains(&true) {
-        let numbers: Vec<Vec<f64>> =
-            rows.iter().map(|r| r.iter().map(|v| if let Value::Number(n) = v { *n } else { f64::NAN }).collect()).collect();
-        return InferRequest::rows(&numbers);
+        let data: Vec<serde_json::Value> =
+            chunk.cells.iter().map(|v| serde_json::Value::from(if let Value::Number(n) = v { *n } else { f64::NAN })).collect();
+        return InferRequest {
+            id: None,
+            parameters: None,
+            inputs: vec![InferInput {
+                name: "input-0".into(),
+                shape: vec![rows, width],
+                datatype: "FP64".into(),
+                data: data.into(),
+                parameters: None,
+            }],
+            outputs: None,
+        };
     }
     let inputs = meta
         .feature_names
         .iter()
         .enumerate()
         .map(|(j, name)| {
-            let data: serde_json::Value = rows.iter().map(|r| serde_json::to_value(&r[j]).unwrap_or_default()).collect();
+            let data: serde_json::Value =
+                chunk.cells.iter().skip(j).step_by(width.max(1)).map(|v| serde_json::to_value(v).unwrap_or_default()).collect();
             let datatype = if text[j] { "BYTES" } else { "FP64" };
-            InferInput { name: name.clone(), shape: vec![rows.len()], datatype: datatype.into(), data, parameters: None }
+            InferInput { name: name.clone(), shape: vec![rows], datatype: datatype.into(), data, parameters: None }
         })
         .collect();
     InferRequest { id: None, parameters: None, inputs, outputs: None }
@@ -185,7 +236,9 @@ fn parse_chunks(
     if header_out.send(Ok(header)).is_err() {
         return;
     }
-    let mut chunk = Chunk { records: Vec::with_capacity(CHUNK_ROWS), rows: Vec::with_capacity(CHUNK_ROWS) };
+    let width = index.len();
+    let mut chunk = Chunk::with_capacity(CHUNK_ROWS, width);
+    let mut writer = record_writer();
     let mut any = false;
     loop {
         let more = match csv.read_byte_record(&mut record) {
@@ -205,15 +258,14 @@ fn parse_chunks(
                 ))));
                 return;
             }
-            let mut row = Vec::with_capacity(index.len());
             for (&i, &text) in index.iter().zip(is_text) {
                 let cell = String::from_utf8_lossy(record[i].trim_ascii());
                 if text {
-                    row.push(Value::Text(cell.into_owned()));
+                    chunk.cells.push(Value::Text(cell.into_owned()));
                     continue;
                 }
                 match cell.parse::<f64>() {
-                    Ok(v) if v.is_finite() => row.push(Value::Number(v)),
+                    Ok(v) if v.is_finite() => chunk.cells.push(Value::Number(v)),
                     _ => {
                         let _ =
                             chunks.blocking_send(Err(bad(format!("line {at}, column {:?}: {cell:?} is not a finite number", names[i]))));
@@ -221,13 +273,22 @@ fn parse_chunks(
                     }
                 }
             }
-            chunk.rows.push(row);
-            chunk.records.push(record.clone());
+            if let Err(e) = writer.write_byte_record(&record).and_then(|()| writer.flush().map_err(csv::Error::from)) {
+                let _ = chunks.blocking_send(Err(ApiError::Internal(format!("line {at}: {e}"))));
+                return;
+            }
+            chunk.ends.push(writer.get_ref().len());
             any = true;
         }
-        if chunk.rows.len() == CHUNK_ROWS || (!more && !chunk.rows.is_empty()) {
-            let full =
-                std::mem::replace(&mut chunk, Chunk { records: Vec::with_capacity(CHUNK_ROWS), rows: Vec::with_capacity(CHUNK_ROWS) });
+        if chunk.rows() == CHUNK_ROWS || (!more && chunk.rows() > 0) {
+            let mut full = std::mem::replace(&mut chunk, Chunk::with_capacity(CHUNK_ROWS, width));
+            match std::mem::replace(&mut writer, record_writer()).into_inner() {
+                Ok(records) => full.records = records,
+                Err(e) => {
+                    let _ = chunks.blocking_send(Err(ApiError::Internal(e.to_string())));
+                    return;
+                }
+            }
             // The scorer is gone: the client left. Stop reading.
             if chunks.blocking_send(Ok(full)).is_err() {
                 return;
@@ -309,30 +370,30 @@ async fn score(State(state): State<AppState>, Query(query): Query<ScoreQuery>, b
         if out_tx.send(header_bytes).await.is_err() {
             return;
         }
-        let mut next: Option<Result<Chunk, ApiError>> = Some(Ok(first));
-        while let Some(item) = next.take() {
-            let chunk = match item {
-                Ok(chunk) => chunk,
-                // Headers are sent already; breaking the stream is the only honest signal left.
-                Err(e) => {
-                    let _ = out_tx.send(Err(std::io::Error::other(e.to_string()))).await;
-                    return;
+        // Chunks in order, two asked of serve at a time, so that serve scores one while this
+        // task writes the other back.
+        let chunks = futures::stream::once(async { Ok(first) })
+            .chain(futures::stream::unfold(chunks_rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }));
+        let answers = chunks
+            .map(|item| {
+                let (serve, path, meta, text) = (&serve, &path, &meta, &text);
+                async move {
+                    // Headers are sent already; breaking the stream is the only honest signal left.
+                    let chunk = item.map_err(|e| std::io::Error::other(e.to_string()))?;
+                    let answer = serve.post::<_, InferResponse>(path, &infer_request(meta, text, &chunk)).await;
+                    let answer = answer.map_err(|e| std::io::Error::other(e.to_string()))?;
+                    let probabilities = answer.outputs.first().map_or(&[][..], |o| o.data.as_slice());
+                    chunk.with_probabilities(probabilities)
                 }
-            };
-            let answer = serve.post::<_, InferResponse>(&path, &infer_request(&meta, &text, &chunk.rows)).await;
-            let written = match answer {
-                Ok(answer) => {
-                    let probabilities = answer.outputs.first().map(|o| o.data.clone()).unwrap_or_default();
-                    write_with_column(&chunk.records, probabilities.iter().map(f64::to_string))
-                }
-                Err(e) => Err(std::io::Error::other(e.to_string())),
-            };
+            })
+            .buffered(IN_FLIGHT);
+        let mut answers = std::pin::pin!(answers);
+        while let Some(written) = answers.next().await {
             let failed = written.is_err();
             // The client left (or serve failed): dropping the chunk receiver stops the parser.
             if out_tx.send(written).await.is_err() || failed {
                 return;
             }
-            next = chunks_rx.recv().await;
         }
     });
     let stream = futures::stream::unfold(out_rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });

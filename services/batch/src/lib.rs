@@ -112,7 +112,7 @@ impl Chunk {
         let mut start = 0;
         for (&end, p) in self.ends.iter().zip(probabilities) {
             out.extend_from_slice(&self.records[start..end - 1]);
-            write!(out, ",{p}\n")?;
+            writeln!(out, ",{p}")?;
             start = end;
         }
         Ok(Bytes::from(out))

@@ -226,7 +226,7 @@ fn train(
     let classes = training_rows.classes.clone();
     let class_names = [training_rows.class_name(false), training_rows.class_name(true)];
     let fraction = params.validation_fraction(training_rows.rows());
-    let (fit_part, val_part) = if fraction > 0.0 {
+    let (mut fit_part, val_part) = if fraction > 0.0 {
         match validation_split(&training_rows, fraction, params.seed) {
             Ok(parts) if parts.test.rows() > 0 => (parts.train, Some(parts.test)),
             _ => (training_rows, None),
@@ -236,7 +236,8 @@ fn train(
     };
     let k = transform.terms();
     let unencodable = |e: EncodeError| ApiError::invalid("DATA_ERROR", e.to_string());
-    let mut x = transform.terms_of(&fit_part).map_err(unencodable)?;
+    // The fit's rows are taken from `fit_part`, whose labels and size are all that is used after.
+    let mut x = transform.take_terms(&mut fit_part).map_err(unencodable)?;
     let exact = params.l2 == 0.0;
     // Separation is looked for in the data's units, before scaling.
     let separating =

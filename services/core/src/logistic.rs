@@ -1268,6 +1268,41 @@ mod tests {
         }
     }
 
+    /// Every width arm of the per-sample kernel — the ones compiled for 1..=16 features and the
+    /// generic one past 16 — does what the textbook rule does, one row at a time, with the L2
+    /// decay: the look-ahead rewrite of the logit changes only rounding.
+    #[test]
+    fn the_sgd_kernel_of_every_width_follows_the_textbook_rule() {
+        for d in [1, 2, 7, 16, 17, 23] {
+            let (x, y) = correlated(1_000, d);
+            let ex = Examples::new(&x, &y, d);
+            let order: Vec<usize> = (0..ex.rows()).collect();
+            let (lr, l2) = (0.05, 0.01);
+            let start = Weights { bias: 0.1, weights: (0..d).map(|j| 0.02 * j as f64).collect() };
+            let mut kernel = start.clone();
+            let sums = sgd_epoch(&mut kernel, ex, &order, lr, l2);
+            let (mut bias, mut w, mut bias_sum, mut w_sums) = (start.bias, start.weights.clone(), 0.0, vec![0.0; d]);
+            for &i in &order {
+                let row = &x[i * d..(i + 1) * d];
+                let z = bias + w.iter().zip(row).map(|(a, b)| a * b).sum::<f64>();
+                let g = lr * (1.0 / (1.0 + (-z).exp()) - y[i]);
+                bias -= g;
+                bias_sum += bias;
+                for j in 0..d {
+                    w[j] = w[j] * (1.0 - lr * l2) - g * row[j];
+                    w_sums[j] += w[j];
+                }
+            }
+            let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs().max(1.0);
+            assert!(close(kernel.bias, bias), "d = {d}: bias {} vs {bias}", kernel.bias);
+            for j in 0..d {
+                assert!(close(kernel.weights[j], w[j]), "d = {d}: weight {j} {} vs {}", kernel.weights[j], w[j]);
+                assert!(close(sums[j + 1], w_sums[j]), "d = {d}: the iterate sum {j}");
+            }
+            assert!(close(sums[0], bias_sum), "d = {d}: the bias sum");
+        }
+    }
+
     #[test]
     fn early_stopping_keeps_the_best_epochs_weights_not_the_last() {
         let (x, y) = correlated(2_000, 3);

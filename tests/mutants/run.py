@@ -22,6 +22,10 @@ MUTANTS = {
     "F1": ("restarted on the same port", "tui/supervisor.rs",
            '.arg(format!("127.0.0.1:{port}"))', '.arg(format!("127.0.0.1:{}", 0 * port))',
            ["--test", "faults"], "killed_services_are_restarted"),
+    "F2": ("a model is written only once its fit has finished", "services/train/src/lib.rs",
+           "    let solve_started = std::time::Instant::now();",
+           '    let _ = store.put_json(Kind::Model, NAME, Vec::new(), serde_json::json!({"early": true}), "model.json", &serde_json::json!({}));\n    let solve_started = std::time::Instant::now();',
+           ["--test", "faults"], "training_killed_midway"),
     "F3": ("serve comes back serving the promoted version", "services/serve/src/lib.rs",
            "            Some(v) => *v,\n            None => {\n                selector.parse",
            "            Some(v) => *self.versions.keys().last().unwrap_or(v),\n            None => {\n                selector.parse",
@@ -80,6 +84,10 @@ MUTANTS = {
     "F19": ("liveness probes connect afresh", "tui/supervisor.rs",
             ".timeout(Duration::from_secs(1)).pool_max_idle_per_host(0).build()", ".timeout(Duration::from_secs(1)).build()",
             ["--test", "supervisor"], "a_service_out_of_file_descriptors"),
+    "F20": ("a broken ingest database holds no CSV run (opened at first use)", "services/ingest/src/lib.rs",
+            '        let db = Database { path: config.home.join("ingest.sqlite"), connection: Mutex::new(None) };',
+            '        let path = config.home.join("ingest.sqlite");\n        let db = Database { connection: Mutex::new(Some(open_db(&path)?)), path };',
+            ["--test", "faults"], "a_broken_ingest_database_holds_no_csv_run"),
 }
 
 

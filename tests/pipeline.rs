@@ -347,3 +347,39 @@ fn sigint_during_a_run_stops_it_and_leaves_no_service() {
     assert!(stderr(&out).contains("interrupted"), "{}", stderr(&out));
     assert_no_services(home.path(), Duration::from_secs(3));
 }
+
+/// `logitflow score` writes the file again with the served model's probability on every row —
+/// the same number `predict` gives — and a file it cannot score leaves no output behind.
+#[test]
+fn score_writes_the_rows_again_with_the_served_probability_or_nothing() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let trained = run(home.path(), &["run", "--json"]);
+    assert!(trained.status.success(), "{}", stderr(&trained));
+    let scored = home.path().join("scored.csv");
+    let bundled = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/admissions.csv");
+    let out = run(home.path(), &["score", bundled, "--out", scored.to_str().expect("utf8")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("scored 2000 rows") && stderr(&out).contains("admissions v1"), "{}", stderr(&out));
+    let text = std::fs::read_to_string(&scored).expect("the scored file");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "score,admitted,probability");
+    assert_eq!(lines.len(), 2001, "every row, once");
+    let source = std::fs::read_to_string(bundled).expect("the bundled data");
+    for (i, (line, original)) in lines.iter().zip(source.lines()).enumerate().skip(1).step_by(397) {
+        let (row, probability) = line.rsplit_once(',').expect("a probability column");
+        assert_eq!(row, original, "row {i} passes through unchanged");
+        let score = row.split(',').next().expect("a score");
+        let predicted: Value = serde_json::from_str(&stdout(&run(home.path(), &["predict", score, "--json"]))).expect("json");
+        assert_eq!(probability.parse::<f64>().ok(), predicted["probability"].as_f64(), "row {i}: score {score}");
+    }
+    // A file without the model's feature: refused, naming it, and nothing written.
+    let bad = write(home.path(), "ages.csv", "age,admitted\n30,1\n");
+    let refused_out = home.path().join("refused.csv");
+    let refused = run(home.path(), &["score", bad.to_str().expect("utf8"), "--out", refused_out.to_str().expect("utf8")]);
+    assert!(!refused.status.success());
+    assert!(stderr(&refused).contains("\"score\""), "names the missing column: {}", stderr(&refused));
+    let left: Vec<String> =
+        std::fs::read_dir(home.path()).expect("home").flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    assert!(!left.iter().any(|n| n.contains("refused")), "no output, whole or partial: {left:?}");
+    assert_no_services(home.path(), Duration::from_secs(2));
+}

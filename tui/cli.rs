@@ -26,6 +26,8 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// The probability from the promoted model, for one value per feature.
     Predict(PredictArgs),
+    /// Score a CSV file through the batch service: its rows again, with a `probability` column.
+    Score(ScoreArgs),
     /// The run history.
     Runs(RunsArgs),
     /// Export a run's loss and ROC curves as PNG, SVG and CSV.
@@ -250,6 +252,22 @@ pub struct PredictArgs {
     pub version: String,
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ScoreArgs {
+    /// The CSV to score: its header names the model's features; other columns pass through.
+    pub file: PathBuf,
+    /// Where to write the scored CSV; `-` for standard output. A file is written whole or not
+    /// at all.
+    #[arg(long, short)]
+    pub out: PathBuf,
+    /// The model (default: the only one, or `admissions`).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// `stable` (default), `candidate` or a version number.
+    #[arg(long, default_value = "stable")]
+    pub version: String,
 }
 
 #[derive(Debug, Clone, Args)]

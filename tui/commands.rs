@@ -368,21 +368,123 @@ pub fn render_terms(model: &pipeline::ModelReport) -> String {
 }
 
 /// `logitflow predict`: starts serve alone and asks it.
-pub async fn predict(home: PathBuf, args: PredictArgs) -> anyhow::Result<()> {
-    if args.values.is_empty() == args.features.is_empty() {
-        bail!("give the values either positionally (logitflow predict 80) or by name (--feature score=80), not both or neither");
-    }
-    let registry = logitflow_core::registry::Registry::open(&home);
+/// The model a command asks: the one named, else the only one registered, else `admissions`.
+fn model_to_ask(home: &Path, named: Option<&str>) -> anyhow::Result<String> {
+    let registry = logitflow_core::registry::Registry::open(home);
     let models = registry.load().map_err(|e| anyhow::anyhow!("{e}"))?.models;
-    let name = match (&args.model, models.len()) {
-        (Some(name), _) => name.clone(),
+    Ok(match (named, models.len()) {
+        (Some(name), _) => name.to_string(),
         (None, 0) => bail!("no model has been trained in {} yet: run `logitflow run` first", home.display()),
         (None, 1) => models.keys().next().cloned().unwrap_or_default(),
         (None, _) if models.contains_key("admissions") => "admissions".into(),
         (None, _) => {
             bail!("several models are registered ({}): choose one with --model", models.keys().cloned().collect::<Vec<_>>().join(", "))
         }
-    };
+    })
+}
+
+/// `logitflow score FILE --out FILE`: the file through a batch service (and the serve it
+/// asks), started on the home for the purpose; the answer is streamed to the output as it
+/// comes, into a staging file renamed into place once whole, with the rows counted on stderr.
+pub async fn score(home: PathBuf, args: crate::cli::ScoreArgs) -> anyhow::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let size = std::fs::metadata(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?.len();
+    if size > logitflow_batch::MAX_BODY as u64 {
+        bail!("{} is {size} bytes; batch scores files of up to {} bytes: split it", args.file.display(), logitflow_batch::MAX_BODY);
+    }
+    let name = model_to_ask(&home, args.model.as_deref())?;
+    let body = tokio::fs::read(&args.file).await.with_context(|| format!("cannot read {}", args.file.display()))?;
+    let to_stdout = args.out.as_os_str() == "-";
+    let staging = args.out.with_file_name(format!(
+        ".{}.{}.partial",
+        args.out.file_name().map_or_else(|| "scored".into(), |n| n.to_string_lossy().into_owned()),
+        std::process::id()
+    ));
+    let config = SupervisorConfig::new(home.clone(), Vec::new())?;
+    let token = config.token.clone();
+    let supervisor = Supervisor::start(config, &[ServiceName::Serve, ServiceName::Batch])?;
+    let progress = std::io::stderr().is_terminal();
+    let scored = async {
+        supervisor.wait_ready(READY_TIMEOUT).await.map_err(|e| anyhow::anyhow!(e))?;
+        let batch = supervisor.client(ServiceName::Batch).context("batch has no address")?;
+        let url = format!(
+            "{}/v1/score?model={}&version={}",
+            batch.base(),
+            logitflow_kit::client::path_segment(&name),
+            logitflow_kit::client::path_segment(&args.version)
+        );
+        let mut response = reqwest::Client::new()
+            .post(url)
+            .bearer_auth(&token)
+            .header(reqwest::header::CONTENT_TYPE, "text/csv")
+            .body(body)
+            .send()
+            .await
+            .context("cannot reach the batch service")?;
+        if !response.status().is_success() {
+            let status = response.status();
+            let text = response.text().await.unwrap_or_default();
+            let message =
+                serde_json::from_str::<serde_json::Value>(&text).ok().and_then(|v| v["error"].as_str().map(String::from)).unwrap_or(text);
+            bail!("{}: {message} ({status})", args.file.display());
+        }
+        let version = response.headers().get("x-model-version").and_then(|v| v.to_str().ok()).unwrap_or("?").to_string();
+        let mut file = match to_stdout {
+            true => None,
+            false => Some(tokio::fs::File::create(&staging).await.with_context(|| format!("cannot write {}", staging.display()))?),
+        };
+        let mut stdout = tokio::io::stdout();
+        let mut lines = 0usize;
+        let mut shown = std::time::Instant::now();
+        while let Some(chunk) =
+            response.chunk().await.map_err(|e| anyhow::anyhow!("the answer broke off after {} rows: {e}", lines.saturating_sub(1)))?
+        {
+            lines += chunk.iter().filter(|&&b| b == b'\n').count();
+            match &mut file {
+                Some(file) => file.write_all(&chunk).await,
+                None => stdout.write_all(&chunk).await,
+            }
+            .context("cannot write the scored rows")?;
+            if progress && shown.elapsed() >= Duration::from_millis(100) {
+                eprint!("\rscored {} rows", lines.saturating_sub(1));
+                shown = std::time::Instant::now();
+            }
+        }
+        match &mut file {
+            Some(file) => {
+                file.flush().await?;
+                file.sync_all().await?;
+            }
+            None => stdout.flush().await?,
+        }
+        Ok::<_, anyhow::Error>((lines.saturating_sub(1), version))
+    }
+    .await;
+    supervisor.shutdown().await;
+    match scored {
+        Ok((rows, version)) => {
+            if !to_stdout {
+                std::fs::rename(&staging, &args.out).with_context(|| format!("cannot write {}", args.out.display()))?;
+            }
+            let to = if to_stdout { "standard output".to_string() } else { args.out.display().to_string() };
+            if progress {
+                eprint!("\r");
+            }
+            eprintln!("scored {rows} rows of {} with {name} v{version} → {to}", args.file.display());
+            Ok(())
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&staging);
+            Err(e)
+        }
+    }
+}
+
+pub async fn predict(home: PathBuf, args: PredictArgs) -> anyhow::Result<()> {
+    if args.values.is_empty() == args.features.is_empty() {
+        bail!("give the values either positionally (logitflow predict 80) or by name (--feature score=80), not both or neither");
+    }
+    let name = model_to_ask(&home, args.model.as_deref())?;
     let config = SupervisorConfig::new(home.clone(), Vec::new())?;
     let supervisor = Supervisor::start(config, &[ServiceName::Serve])?;
     let answer = async {

@@ -533,3 +533,50 @@ fn a_remark_on_a_key_gives_way_to_the_next_answer_but_a_failure_does_not() {
     app.on_event(AppEvent::Predicted { alias: "stable".into(), result: Ok((0.9974, "1".into())) });
     assert_eq!(app.status, "run failed: ingest: the CSV has no rows");
 }
+
+/// An exact fit's coefficient table: estimate, standard error, p-value and odds ratio in term
+/// order at 120 columns, the estimate and p-value at 80, and what does not fit counted.
+#[test]
+fn the_model_panel_shows_an_exact_fits_coefficient_table() {
+    use logitflow_core::inference::{INTERCEPT, TermStatistics};
+    let mut app = trained_app();
+    let term = |name: &str, estimate: f64, se: f64, p: f64| TermStatistics {
+        term: name.into(),
+        estimate,
+        std_error: Some(se),
+        z: Some(estimate / se),
+        p_value: Some(p),
+        ci_low: Some(estimate - 1.96 * se),
+        ci_high: Some(estimate + 1.96 * se),
+        odds_ratio: Some(estimate.exp()),
+    };
+    let mut terms = vec![
+        term(INTERCEPT, -9.8912, 0.6532, 1e-9),
+        term("score", 0.1990, 0.0120, 2e-7),
+        term("species=a level with a very long name", 0.75, 0.25, 0.003),
+    ];
+    for j in 0..12 {
+        terms.push(term(&format!("island=L{j}"), 0.5 - 0.1 * f64::from(j), 0.25, 0.0312 * f64::from(j + 1)));
+    }
+    if let Some(report) = app.last_report.as_mut() {
+        report.model.fit.terms = terms;
+    }
+    let wide = screen(&app, 120, 40);
+    assert!(wide.contains("term") && wide.contains("coef") && wide.contains(" se ") && wide.contains(" OR"), "{wide}");
+    assert!(wide.contains("(intercept)") && wide.contains("-9.8912") && wide.contains("0.6532") && wide.contains("<1e-4"), "{wide}");
+    assert!(wide.contains("score") && wide.contains("0.1990") && wide.contains("1.220"), "the odds ratio e^0.199: {wide}");
+    let lines: Vec<&str> = wide.lines().collect();
+    let row = |needle: &str| lines.iter().position(|l| l.contains(needle));
+    assert!(
+        row("(intercept)") < row("score ") && row("score ") < row("island=L0 ") && row("island=L0 ") < row("island=L1 "),
+        "term order:\n{wide}"
+    );
+    assert!(wide.contains("speci…g name"), "a long name keeps its start and end:\n{wide}");
+    assert!(wide.contains("+2 more terms"), "what does not fit is counted:\n{wide}");
+    // At 80×24 the panel keeps the metrics and counts the terms; at 80×40 the table has the
+    // estimate and p-value, without the confusion matrix.
+    let small = screen(&app, 80, 24);
+    assert!(small.contains("acc 0.9350") && small.contains("15 terms"), "{small}");
+    let narrow = screen(&app, 80, 40);
+    assert!(narrow.contains("coef") && narrow.contains("(intercept)") && narrow.contains("<1e-4") && !narrow.contains(" OR"), "{narrow}");
+}

@@ -282,8 +282,17 @@ fn render_model(app: &App, area: Rect, buf: &mut Buffer) {
     }));
     lines.push(Line::from(format!("log loss {:.4}{}", m.log_loss, delta(m.log_loss, previous.map(|p| p.log_loss)))));
     let c = &m.confusion;
-    lines.push(Line::from(format!("confusion  tp {:<4} fp {:<4}", c.tp, c.fp)));
-    lines.push(Line::from(format!("           fn {:<4} tn {:<4}", c.fn_, c.tn)));
+    let confusion =
+        [Line::from(format!("confusion  tp {:<4} fp {:<4}", c.tp, c.fp)), Line::from(format!("           fn {:<4} tn {:<4}", c.fn_, c.tn))];
+    let block = Block::bordered().title(" Model ");
+    let inner = block.inner(area);
+    // The coefficient table of an exact fit (standard errors and the rest), for the version
+    // shown; an iterative fit has its estimates only.
+    let terms = app.last_report.as_ref().filter(|r| Some(r.model.version) == version).map(|r| &r.model.fit.terms).filter(|t| !t.is_empty());
+    // On a short panel the confusion matrix gives way to the table.
+    if terms.is_none() || inner.height as usize >= lines.len() + confusion.len() + 5 {
+        lines.extend(confusion);
+    }
     for (version, why) in &app.unavailable {
         // The store's words are long ("artifact … is corrupt: model.json does not match …").
         let short = if why.contains("corrupt") {
@@ -295,12 +304,18 @@ fn render_model(app: &App, area: Rect, buf: &mut Buffer) {
         };
         lines.push(Line::from(Span::styled(format!("v{version} unavailable: {short}"), Style::new().fg(Color::Red))));
     }
-    lines.push(Line::from(format!("θ0 {intercept:.4}")));
-    for (name, theta) in coefficients.into_iter().flatten() {
-        lines.push(Line::from(format!("θ {name} {theta:.4}")));
+    match terms {
+        Some(terms) => {
+            let room = (inner.height as usize).saturating_sub(lines.len());
+            lines.extend(coefficient_table(terms, inner.width as usize, room));
+        }
+        None => {
+            lines.push(Line::from(format!("θ0 {intercept:.4}")));
+            for (name, theta) in coefficients.into_iter().flatten() {
+                lines.push(Line::from(format!("θ {name} {theta:.4}")));
+            }
+        }
     }
-    let block = Block::bordered().title(" Model ");
-    let inner = block.inner(area);
     block.render(area, buf);
     let text_height = lines.len() as u16;
     // Below the numbers, when there is room: the fitted curve over the test data.
@@ -311,6 +326,68 @@ fn render_model(app: &App, area: Rect, buf: &mut Buffer) {
     } else {
         Paragraph::new(lines).render(inner, buf);
     }
+}
+
+/// The coefficient table in term order — estimate, standard error, p-value and odds ratio as
+/// `width` allows (the estimate and p-value always) — in at most `room` lines, the last saying
+/// how many terms did not fit; below three lines, only how many terms there are.
+fn coefficient_table(terms: &[logitflow_core::inference::TermStatistics], width: usize, room: usize) -> Vec<Line<'static>> {
+    let wide = width >= 42;
+    let numbers = if wide { 31 } else { 16 };
+    let name_width = width.saturating_sub(numbers + 1).max(4);
+    let p_value = |p: Option<f64>| match p {
+        Some(p) if p < 1e-4 => "<1e-4".to_string(),
+        Some(p) => format!("{p:.4}"),
+        None => "-".to_string(),
+    };
+    let or_na = |v: Option<f64>, digits: usize| v.map_or_else(|| "-".to_string(), |v| format!("{v:.digits$}"));
+    // A long name keeps its start and its end ("species=…Gentoo"): levels of one feature
+    // differ at the end.
+    let fit = |name: &str| {
+        let chars: Vec<char> = name.chars().collect();
+        if chars.len() <= name_width {
+            return format!("{name:<name_width$}");
+        }
+        let head = (name_width - 1) / 2;
+        let tail = name_width - 1 - head;
+        chars[..head].iter().chain(['…'].iter()).chain(chars[chars.len() - tail..].iter()).collect()
+    };
+    let mut lines = vec![Line::from(Span::styled(
+        if wide {
+            format!("{} {:>8} {:>7} {:>6} {:>7}", fit("term"), "coef", "se", "p", "OR")
+        } else {
+            format!("{} {:>8} {:>6}", fit("term"), "coef", "p")
+        },
+        Style::new().bold(),
+    ))];
+    if room < 3 {
+        return vec![Line::from(Span::styled(
+            format!("{} terms: a taller terminal shows them", terms.len()),
+            Style::new().fg(Color::DarkGray),
+        ))];
+    }
+    let shown = if terms.len() < room { terms.len() } else { room - 2 };
+    for t in &terms[..shown] {
+        lines.push(Line::from(if wide {
+            format!(
+                "{} {:>8.4} {:>7} {:>6} {:>7}",
+                fit(&t.term),
+                t.estimate,
+                or_na(t.std_error, 4),
+                p_value(t.p_value),
+                or_na(t.odds_ratio.filter(|_| t.term != logitflow_core::inference::INTERCEPT), 3)
+            )
+        } else {
+            format!("{} {:>8.4} {:>6}", fit(&t.term), t.estimate, p_value(t.p_value))
+        }));
+    }
+    if shown < terms.len() {
+        lines.push(Line::from(Span::styled(
+            format!("+{} more terms (logitflow runs --json)", terms.len() - shown),
+            Style::new().fg(Color::DarkGray),
+        )));
+    }
+    lines
 }
 
 /// The fitted sigmoid (line), the test rows at 0 and 1 (dots), and the queried point (×).

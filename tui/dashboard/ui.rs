@@ -340,7 +340,13 @@ fn coefficient_table(terms: &[logitflow_core::inference::TermStatistics], width:
         Some(p) => format!("{p:.4}"),
         None => "-".to_string(),
     };
-    let or_na = |v: Option<f64>, digits: usize| v.map_or_else(|| "-".to_string(), |v| format!("{v:.digits$}"));
+    // Four decimals while they fit the column, fewer for large numbers (an intercept of a few
+    // hundred), else the exponent form.
+    let number = |v: f64, width: usize, most: usize| {
+        let decimals = (0..=most).rev().map(|d| format!("{v:.d$}")).find(|t| t.len() <= width);
+        decimals.unwrap_or_else(|| format!("{v:.1e}"))
+    };
+    let or_na = |v: Option<f64>, width: usize, most: usize| v.map_or_else(|| "-".to_string(), |v| number(v, width, most));
     // A long name keeps its start and its end ("species=…Gentoo"): levels of one feature
     // differ at the end.
     let fit = |name: &str| {
@@ -370,15 +376,15 @@ fn coefficient_table(terms: &[logitflow_core::inference::TermStatistics], width:
     for t in &terms[..shown] {
         lines.push(Line::from(if wide {
             format!(
-                "{} {:>8.4} {:>7} {:>6} {:>7}",
+                "{} {:>8} {:>7} {:>6} {:>7}",
                 fit(&t.term),
-                t.estimate,
-                or_na(t.std_error, 4),
+                number(t.estimate, 8, 4),
+                or_na(t.std_error, 7, 4),
                 p_value(t.p_value),
-                or_na(t.odds_ratio.filter(|_| t.term != logitflow_core::inference::INTERCEPT), 3)
+                or_na(t.odds_ratio.filter(|_| t.term != logitflow_core::inference::INTERCEPT), 7, 3)
             )
         } else {
-            format!("{} {:>8.4} {:>6}", fit(&t.term), t.estimate, p_value(t.p_value))
+            format!("{} {:>8} {:>6}", fit(&t.term), number(t.estimate, 8, 4), p_value(t.p_value))
         }));
     }
     if shown < terms.len() {

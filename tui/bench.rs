@@ -82,15 +82,22 @@ pub struct PipelineBench {
     /// The label column of `--csv`.
     #[arg(long)]
     pub label: Option<String>,
-    /// Run the same work in Python (pandas + scikit-learn, in one process) on the same file in
+    #[command(flatten)]
+    pub peer: PythonPeer,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A bench's Python peer: pandas + scikit-learn doing the same work, in the same run.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PythonPeer {
+    /// Run the same work in Python (pandas + scikit-learn, in one process) on the same data in
     /// the same run, and print the ratios. Needs a python with pandas and scikit-learn.
     #[arg(long)]
     pub vs_python: bool,
     /// The python for `--vs-python`.
     #[arg(long, env = "LOGITFLOW_BENCH_PYTHON", default_value = "python3")]
     pub python: PathBuf,
-    #[arg(long)]
-    pub json: bool,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -98,13 +105,8 @@ pub struct BatchBench {
     /// Rows of the CSV scored (one feature, `score`, with two decimals).
     #[arg(long, default_value_t = 1_000_000)]
     pub rows: usize,
-    /// Run the same scoring in Python (pandas + scikit-learn, one process) on the same CSV in
-    /// the same run, and print the ratio. Needs a python with pandas and scikit-learn.
-    #[arg(long)]
-    pub vs_python: bool,
-    /// The python for `--vs-python`.
-    #[arg(long, env = "LOGITFLOW_BENCH_PYTHON", default_value = "python3")]
-    pub python: PathBuf,
+    #[command(flatten)]
+    pub peer: PythonPeer,
     #[arg(long)]
     pub json: bool,
 }
@@ -599,7 +601,7 @@ async fn pipeline_bench(args: PipelineBench) -> anyhow::Result<()> {
     };
     if let Some((csv, label)) = large {
         let run = large_run(&scratch.path().join("large-home"), &csv, &label).await?;
-        let peer = if args.vs_python { Some(python_peer(&args.python, scratch.path(), &csv, &label).await?) } else { None };
+        let peer = if args.peer.vs_python { Some(python_peer(&args.peer.python, scratch.path(), &csv, &label).await?) } else { None };
         if !args.json {
             print!("{}", render_large_run(&run, peer.as_ref()));
         }
@@ -922,13 +924,13 @@ async fn batch_bench(args: BatchBench) -> anyhow::Result<()> {
         answers_checked: true,
         peak_resident_bytes,
     };
-    let peer = if args.vs_python {
+    let peer = if args.peer.vs_python {
         let scratch = tempfile::tempdir()?;
         let csv = scratch.path().join("scores.csv");
         std::fs::write(&csv, &body)?;
         let script = scratch.path().join("batch_peer.py");
         std::fs::write(&script, include_str!("peers/batch.py"))?;
-        Some(run_python(&args.python, &script, &[csv.as_os_str(), "-10".as_ref(), "0.2".as_ref()]).await?)
+        Some(run_python(&args.peer.python, &script, &[csv.as_os_str(), "-10".as_ref(), "0.2".as_ref()]).await?)
     } else {
         None
     };

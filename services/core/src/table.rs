@@ -267,8 +267,7 @@ impl RawTable {
         loop {
             if memchr::memchr(b'"', &head).is_some() {
                 // A quote (even in the header): the csv crate reads it all, as from_csv does.
-                let rest = std::io::Cursor::new(head).chain(std::io::Cursor::new(std::mem::take(&mut blocks.buffer))).chain(reader);
-                return Self::from_csv(rest, options);
+                return Self::from_csv(blocks.rest(head, reader), options);
             }
             let read = Self::read(head.as_slice(), options, |layout, csv, newlines| {
                 // Past the header's line end (the csv crate may stop between `\r` and `\n`).
@@ -322,13 +321,7 @@ impl RawTable {
             Some(values) => values.iter().map(|v| v.trim().to_string()).collect(),
             None => DEFAULT_NA_VALUES.iter().map(|v| v.to_string()).collect(),
         };
-        let newlines = Rc::new(RefCell::new(Vec::new()));
-        let mut csv = csv::ReaderBuilder::new().has_headers(false).flexible(true).delimiter(delimiter).from_reader(NewlineIndex {
-            inner: reader,
-            offset: 0,
-            last_was_cr: false,
-            newlines: Rc::clone(&newlines),
-        });
+        let (mut csv, newlines) = record_reader(delimiter, reader);
         let line_after = |position: u64| lines_at(&newlines.borrow(), &[position])[0];
         let mut rec = csv::ByteRecord::new();
         let header = loop {
@@ -514,7 +507,8 @@ impl Layout<'_> {
             line += 1;
             fields.clear();
             fields.extend(record.split(|&b| b == self.delimiter));
-            if record.is_empty() || fields.iter().all(|f| f.trim_ascii().is_empty()) {
+            // An empty record is one empty field: blank too.
+            if is_blank(fields.iter().copied()) {
                 continue;
             }
             if fields.len() != self.width {
@@ -619,14 +613,8 @@ impl Layout<'_> {
                         // The csv crate drops a byte-order mark at the start of what it reads: a
                         // leading empty line (skipped, and taken off the line count) keeps one
                         // that starts this block a plain byte, as reading from the start has it.
-                        let rest = std::io::Cursor::new(b"\n".to_vec())
-                            .chain(std::io::Cursor::new(block))
-                            .chain(std::io::Cursor::new(std::mem::take(&mut blocks.buffer)))
-                            .chain(&mut reader);
-                        let newlines = Rc::new(RefCell::new(Vec::new()));
-                        let index_reader = NewlineIndex { inner: rest, offset: 0, last_was_cr: false, newlines: Rc::clone(&newlines) };
-                        let mut csv =
-                            csv::ReaderBuilder::new().has_headers(false).flexible(true).delimiter(self.delimiter).from_reader(index_reader);
+                        let rest = std::io::Cursor::new(b"\n").chain(blocks.rest(block, &mut reader));
+                        let (mut csv, newlines) = record_reader(self.delimiter, rest);
                         let _ = reader_done.send((index, self.read_rows(&mut csv, &newlines, 0, before.saturating_sub(1))));
                         return;
                     }
@@ -679,10 +667,7 @@ impl BlockReader {
         // What is carried over follows the last `\n` handed out: it holds none.
         let mut searched = block.len();
         loop {
-            let filled = block.len();
-            block.resize(filled + self.block_bytes, 0);
-            let n = read_full(reader, &mut block[filled..])?;
-            block.truncate(filled + n);
+            let n = reader.by_ref().take(self.block_bytes as u64).read_to_end(&mut block)?;
             if n < self.block_bytes {
                 return Ok(block); // the end of the file
             }
@@ -693,20 +678,12 @@ impl BlockReader {
             searched = block.len();
         }
     }
-}
 
-/// Reads until `buf` is full or the file ends; the bytes read.
-fn read_full<R: Read>(reader: &mut R, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match reader.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
+    /// The rest of the file from `block` (just handed out) on: it, what was read past it, and
+    /// what `reader` has not read yet.
+    fn rest<R: Read>(&mut self, block: Vec<u8>, reader: R) -> impl Read + use<R> {
+        std::io::Cursor::new(block).chain(std::io::Cursor::new(std::mem::take(&mut self.buffer))).chain(reader)
     }
-    Ok(filled)
 }
 
 impl Rows {
@@ -845,6 +822,14 @@ fn label_classes(
 /// Passes bytes through, noting where every line break ends: the offset just past its `\n`,
 /// `\r\n`, or lone `\r` (the csv crate ends records at all three, so a file with old Mac line
 /// ends would otherwise be all on "line 1" — found by the `csv_table` fuzz target).
+/// A csv reader of records (no header taken, any field count) over `inner`, and where the line
+/// breaks it has read end, which the reader's byte positions turn into line numbers.
+fn record_reader<R: Read>(delimiter: u8, inner: R) -> (csv::Reader<NewlineIndex<R>>, Rc<RefCell<Vec<u64>>>) {
+    let newlines = Rc::new(RefCell::new(Vec::new()));
+    let index = NewlineIndex { inner, offset: 0, last_was_cr: false, newlines: Rc::clone(&newlines) };
+    (csv::ReaderBuilder::new().has_headers(false).flexible(true).delimiter(delimiter).from_reader(index), newlines)
+}
+
 struct NewlineIndex<R> {
     inner: R,
     offset: u64,
@@ -895,8 +880,8 @@ fn lines_at(break_ends: &[u64], positions: &[u64]) -> Vec<u64> {
 }
 
 /// A line of only separators and spaces.
-fn is_blank(rec: &csv::ByteRecord) -> bool {
-    rec.iter().all(|f| f.trim_ascii().is_empty())
+fn is_blank<'a>(fields: impl IntoIterator<Item = &'a [u8]>) -> bool {
+    fields.into_iter().all(|f| f.trim_ascii().is_empty())
 }
 
 fn csv_error(e: csv::Error, line: u64) -> DataError {

@@ -329,15 +329,17 @@ impl Store {
         let corrupt = |detail: String| StoreError::Corrupt { id: id.to_string(), detail };
         let mut file = fs::File::open(&path).map_err(|e| corrupt(format!("{name}: {e}")))?;
         let len = file.metadata().map_err(|e| corrupt(format!("{name}: {e}")))?.len();
+        let mismatch = || corrupt(format!("{name} does not match its hash ({len} bytes, {} expected)", entry.bytes));
+        // The size is checked before anything is allocated for the file.
         if len != entry.bytes {
-            return Err(corrupt(format!("{name} does not match its hash ({len} bytes, {} expected)", entry.bytes)));
+            return Err(mismatch());
         }
         let len = usize::try_from(len).map_err(|_| corrupt(format!("{name} is too large to read")))?;
         let mut buffer = vec![T::zeroed(); len.div_ceil(std::mem::size_of::<T>())];
         let bytes = &mut bytemuck::cast_slice_mut::<T, u8>(&mut buffer)[..len];
         std::io::Read::read_exact(&mut file, bytes).map_err(|e| corrupt(format!("{name}: {e}")))?;
         if sha256_hex(bytes) != entry.sha256 {
-            return Err(corrupt(format!("{name} does not match its hash ({len} bytes, {} expected)", entry.bytes)));
+            return Err(mismatch());
         }
         Ok((buffer, len))
     }
@@ -602,12 +604,7 @@ struct Digest {
 impl Digest {
     fn finish(self) -> (String, u64) {
         use sha2::Digest as _;
-        let hex = self.sha.finalize().iter().fold(String::with_capacity(64), |mut out, b| {
-            use std::fmt::Write as _;
-            let _ = write!(out, "{b:02x}");
-            out
-        });
-        (hex, self.bytes)
+        (crate::hex(&self.sha.finalize()), self.bytes)
     }
 }
 

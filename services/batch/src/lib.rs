@@ -131,20 +131,8 @@ fn infer_request(meta: &ModelMetadata, text: &[bool], chunk: &Chunk) -> InferReq
     let width = meta.feature_names.len();
     let rows = chunk.rows();
     if !text.contains(&true) {
-        let data: Vec<serde_json::Value> =
-            chunk.cells.iter().map(|v| serde_json::Value::from(if let Value::Number(n) = v { *n } else { f64::NAN })).collect();
-        return InferRequest {
-            id: None,
-            parameters: None,
-            inputs: vec![InferInput {
-                name: "input-0".into(),
-                shape: vec![rows, width],
-                datatype: "FP64".into(),
-                data: data.into(),
-                parameters: None,
-            }],
-            outputs: None,
-        };
+        let numbers = chunk.cells.iter().map(|v| if let Value::Number(n) = v { *n } else { f64::NAN }).collect();
+        return InferRequest::matrix(rows, width, numbers);
     }
     let inputs = meta
         .feature_names
@@ -303,15 +291,12 @@ fn parse_chunks(
     }
 }
 
-/// Records written back as CSV, each with one more field appended: the header with
-/// `probability`, a chunk's rows with theirs.
-fn write_with_column<T: AsRef<[u8]>>(records: &[csv::ByteRecord], appended: impl IntoIterator<Item = T>) -> Result<Bytes, std::io::Error> {
-    let mut out = csv::WriterBuilder::new().flexible(true).from_writer(Vec::with_capacity(records.len() * 32));
-    for (record, field) in records.iter().zip(appended) {
-        let mut line = record.clone();
-        line.push_field(field.as_ref());
-        out.write_byte_record(&line)?;
-    }
+/// The header written back with `probability` appended, as the rows are ([`record_writer`]).
+fn header_with_probability(header: &csv::ByteRecord) -> Result<Bytes, std::io::Error> {
+    let mut line = header.clone();
+    line.push_field(b"probability");
+    let mut out = record_writer();
+    out.write_byte_record(&line)?;
     out.into_inner().map(Bytes::from).map_err(|e| std::io::Error::other(e.to_string()))
 }
 
@@ -363,7 +348,7 @@ async fn score(State(state): State<AppState>, Query(query): Query<ScoreQuery>, b
         None => return Err(body_failed(&mut body_error_rx).unwrap_or_else(|| ApiError::Internal("the parser stopped".into()))),
     };
     let path = format!("/v2/models/{model}/versions/{}/infer", path_segment(&version));
-    let header_bytes = write_with_column(std::slice::from_ref(&header), ["probability"]);
+    let header_bytes = header_with_probability(&header);
     // scorer → response.
     let (out_tx, out_rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(IN_FLIGHT);
     tokio::spawn(async move {

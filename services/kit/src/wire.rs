@@ -456,13 +456,17 @@ impl InferRequest {
     /// A request of `rows` (one value per feature each) as one FP64 tensor.
     pub fn rows(rows: &[Vec<f64>]) -> InferRequest {
         let width = rows.first().map_or(0, Vec::len);
-        let data: Vec<f64> = rows.iter().flatten().copied().collect();
+        InferRequest::matrix(rows.len(), width, rows.iter().flatten().copied().collect())
+    }
+
+    /// A request of `rows` × `width` values, row after row, as one FP64 tensor.
+    pub fn matrix(rows: usize, width: usize, data: Vec<f64>) -> InferRequest {
         InferRequest {
             id: None,
             parameters: None,
             inputs: vec![InferInput {
                 name: "input-0".into(),
-                shape: vec![rows.len(), width],
+                shape: vec![rows, width],
                 datatype: "FP64".into(),
                 data: data.into(),
                 parameters: None,

@@ -724,15 +724,20 @@ fn peak_resident_bytes(pid: u32) -> Option<u64> {
 
 /// The same work in Python in one process (`peers/pipeline.py`): its JSON answer.
 async fn python_peer(python: &Path, scratch: &Path, csv: &Path, label: &str) -> anyhow::Result<serde_json::Value> {
-    let script = scratch.join("pipeline_peer.py");
-    std::fs::write(&script, include_str!("peers/pipeline.py"))?;
-    run_python(python, &script, &[csv.as_os_str(), label.as_ref(), "0.2".as_ref(), "42".as_ref()]).await
+    // The held-out fraction and the seed the logitflow run used: the defaults.
+    let data = bundled_args();
+    let (fraction, seed) = (data.test_fraction.to_string(), data.seed.to_string());
+    let args = [csv.as_os_str(), label.as_ref(), fraction.as_ref(), seed.as_ref()];
+    run_peer(python, scratch, "pipeline.py", include_str!("peers/pipeline.py"), &args).await
 }
 
-/// Runs a peer script and parses the JSON object it prints.
-async fn run_python(python: &Path, script: &Path, args: &[&std::ffi::OsStr]) -> anyhow::Result<serde_json::Value> {
+/// Runs the peer `script` (one of `tui/peers/`, written to `scratch` as `name`) and parses the
+/// JSON object it prints.
+async fn run_peer(python: &Path, scratch: &Path, name: &str, script: &str, args: &[&std::ffi::OsStr]) -> anyhow::Result<serde_json::Value> {
+    let path = scratch.join(name);
+    std::fs::write(&path, script)?;
     let out = tokio::process::Command::new(python)
-        .arg(script)
+        .arg(&path)
         .args(args)
         .kill_on_drop(true)
         .output()
@@ -745,6 +750,30 @@ async fn run_python(python: &Path, script: &Path, args: &[&std::ffi::OsStr]) -> 
         String::from_utf8_lossy(&out.stderr).trim()
     );
     serde_json::from_slice(&out.stdout).context("the Python peer's answer is not JSON")
+}
+
+/// "peak resident: advisor 10 MB, batch 10 MB, …".
+fn peaks(peak_resident_bytes: &std::collections::BTreeMap<String, u64>) -> String {
+    let each: Vec<String> = peak_resident_bytes.iter().map(|(k, v)| format!("{k} {}", megabytes(*v))).collect();
+    format!("peak resident: {}", each.join(", "))
+}
+
+/// A time in the peer's answer (seconds, at `path`), in ms.
+fn peer_ms(peer: &serde_json::Value, path: &[&str]) -> f64 {
+    path.iter().fold(peer, |v, key| &v[*key]).as_f64().unwrap_or(f64::NAN) * 1e3
+}
+
+/// The peer's figures in a line: its versions, each (label, step) in ms, the total, the peak.
+fn peer_line(peer: &serde_json::Value, data: &str, steps: &[(&str, &str)]) -> String {
+    let each: Vec<String> = steps.iter().map(|(label, step)| format!("{label} {:.1}", peer_ms(peer, &["steps_s", step]))).collect();
+    format!(
+        "python peer (pandas {}, scikit-learn {}), same {data}, same run: {} ms; total {:.1} ms; peak {}",
+        peer["pandas"].as_str().unwrap_or("?"),
+        peer["sklearn"].as_str().unwrap_or("?"),
+        each.join(", "),
+        peer_ms(peer, &["total_s"]),
+        megabytes(peer["peak_rss_bytes"].as_u64().unwrap_or(0)),
+    )
 }
 
 fn megabytes(bytes: u64) -> String {
@@ -773,8 +802,7 @@ fn render_large_run(run: &LargeRun, peer: Option<&serde_json::Value>) -> String 
         let _ = writeln!(out, "  {stage:<11} {ms:>8.1} ms{inside}");
     }
     let _ = writeln!(out, "  {:<11} {:>8.1} ms   wall {:.1} ms", "stages", run.stage_total_ms, run.wall_ms);
-    let peaks: Vec<String> = run.peak_resident_bytes.iter().map(|(k, v)| format!("{k} {}", megabytes(*v))).collect();
-    let _ = writeln!(out, "  peak resident: {}", peaks.join(", "));
+    let _ = writeln!(out, "  {}", peaks(&run.peak_resident_bytes));
     let largest = run.peak_resident_bytes.values().copied().max().unwrap_or(0);
     let _ = writeln!(out, "  largest peak {} = {:.2}× the data as f64", megabytes(largest), largest as f64 / run.data_as_f64_bytes as f64);
     let stage = |name: &str| run.stages_ms.iter().find(|(s, _)| s == name).map(|(_, ms)| *ms);
@@ -782,22 +810,17 @@ fn render_large_run(run: &LargeRun, peer: Option<&serde_json::Value>) -> String 
         let _ = writeln!(out, "  train stage / solver = {:.2}", train / solver);
     }
     if let Some(peer) = peer {
-        let step = |name: &str| peer["steps_s"][name].as_f64().unwrap_or(f64::NAN) * 1e3;
-        let total = peer["total_s"].as_f64().unwrap_or(f64::NAN) * 1e3;
-        let _ = writeln!(
-            out,
-            "python peer (pandas {}, scikit-learn {}), same file, same run: read_csv {:.1} ms, split {:.1}, scale {:.1}, fit lbfgs {:.1} (newton-cholesky {:.1}), predict {:.1}; total {:.1} ms; peak {}",
-            peer["pandas"].as_str().unwrap_or("?"),
-            peer["sklearn"].as_str().unwrap_or("?"),
-            step("read_csv"),
-            step("split"),
-            step("scale"),
-            step("fit_lbfgs"),
-            step("fit_newton_cholesky"),
-            step("predict_test"),
-            total,
-            megabytes(peer["peak_rss_bytes"].as_u64().unwrap_or(0)),
-        );
+        let steps = [
+            ("read_csv", "read_csv"),
+            ("split", "split"),
+            ("scale", "scale"),
+            ("fit lbfgs", "fit_lbfgs"),
+            ("fit newton-cholesky", "fit_newton_cholesky"),
+            ("predict", "predict_test"),
+        ];
+        let _ = writeln!(out, "{}", peer_line(peer, "file", &steps));
+        let step = |name: &str| peer_ms(peer, &["steps_s", name]);
+        let total = peer_ms(peer, &["total_s"]);
         let _ = writeln!(
             out,
             "  whole work: python {total:.0} ms / logitflow stages {:.0} ms = {:.2}×",
@@ -928,9 +951,8 @@ async fn batch_bench(args: BatchBench) -> anyhow::Result<()> {
         let scratch = tempfile::tempdir()?;
         let csv = scratch.path().join("scores.csv");
         std::fs::write(&csv, &body)?;
-        let script = scratch.path().join("batch_peer.py");
-        std::fs::write(&script, include_str!("peers/batch.py"))?;
-        Some(run_python(&args.peer.python, &script, &[csv.as_os_str(), "-10".as_ref(), "0.2".as_ref()]).await?)
+        let peer_args = [csv.as_os_str(), "-10".as_ref(), "0.2".as_ref()];
+        Some(run_peer(&args.peer.python, scratch.path(), "batch.py", include_str!("peers/batch.py"), &peer_args).await?)
     } else {
         None
     };
@@ -946,21 +968,11 @@ async fn batch_bench(args: BatchBench) -> anyhow::Result<()> {
         run.ms,
         run.rows_per_s / 1e6
     );
-    let peaks: Vec<String> = run.peak_resident_bytes.iter().map(|(k, v)| format!("{k} {}", megabytes(*v))).collect();
-    println!("  peak resident: {}", peaks.join(", "));
+    println!("  {}", peaks(&run.peak_resident_bytes));
     if let Some(peer) = peer {
-        let step = |name: &str| peer["steps_s"][name].as_f64().unwrap_or(f64::NAN) * 1e3;
-        let total = peer["total_s"].as_f64().unwrap_or(f64::NAN) * 1e3;
-        println!(
-            "python peer (pandas {}, scikit-learn {}), same CSV, same run: read_csv {:.1} ms, predict_proba {:.1}, to_csv {:.1}; total {:.1} ms; peak {}",
-            peer["pandas"].as_str().unwrap_or("?"),
-            peer["sklearn"].as_str().unwrap_or("?"),
-            step("read_csv"),
-            step("predict_proba"),
-            step("to_csv"),
-            total,
-            megabytes(peer["peak_rss_bytes"].as_u64().unwrap_or(0))
-        );
+        let steps = [("read_csv", "read_csv"), ("predict_proba", "predict_proba"), ("to_csv", "to_csv")];
+        println!("{}", peer_line(&peer, "CSV", &steps));
+        let total = peer_ms(&peer, &["total_s"]);
         println!("  logitflow {:.0} ms / python {total:.0} ms = {:.2}×", run.ms, run.ms / total);
     }
     Ok(())

@@ -122,20 +122,8 @@ fn sigterm_or_sigint_to_the_console_stops_every_service_and_restores_the_termina
         assert!(dash.alternate_screen());
         let pid = dash.child.process_id().expect("console pid");
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal).expect("signal");
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        let status = loop {
-            if let Some(status) = dash.child.try_wait().expect("wait") {
-                break status;
-            }
-            assert!(std::time::Instant::now() < deadline, "{signal}: the console did not exit");
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        // The screen is restored before the exit; the reader thread may lag the exit a little.
-        let restored = (0..100).any(|_| {
-            std::thread::sleep(Duration::from_millis(20));
-            !dash.alternate_screen()
-        });
-        assert!(restored, "{signal}: the alternate screen was left ({status:?})");
+        let status = dash.exit_within(Duration::from_secs(20), &format!("the console to exit on {signal}"));
+        assert!(dash.left_alternate_screen(), "{signal}: the alternate screen was left ({status:?})");
         common::assert_no_services(home.path(), Duration::from_secs(3));
     }
 }
@@ -171,20 +159,9 @@ fn a_panic_in_the_dashboard_restores_the_terminal_and_leaves_no_service() {
 
     std::fs::write(home.path().join(PANIC_FILE), "").expect("the panic cue");
     dash.send("?"); // a key makes the next frame
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = dash.child.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(std::time::Instant::now() < deadline, "the panicking dashboard did not exit:\n{}", dash.text());
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = dash.exit_within(Duration::from_secs(20), "the panicking dashboard to exit");
     assert!(!status.success(), "the child's test failed with the panic: {status:?}");
-    let restored = (0..100).any(|_| {
-        std::thread::sleep(Duration::from_millis(20));
-        !dash.alternate_screen()
-    });
-    assert!(restored, "the alternate screen was left after the panic");
+    assert!(dash.left_alternate_screen(), "the alternate screen was left after the panic");
     dash.wait_for("the panic message, readable on the main screen", Duration::from_secs(5), |s| s.contains("the backend failed on cue"));
     assert!(dash.cooked_mode(), "raw mode was turned off");
     common::assert_no_services(home.path(), Duration::from_secs(3));

@@ -903,22 +903,13 @@ async fn batch_bench(args: BatchBench) -> anyhow::Result<()> {
         body.push_str(&format!("{score}\n"));
     }
     let config = SupervisorConfig::new(home.path().to_path_buf(), Vec::new())?;
-    let token = config.token.clone();
     let supervisor = Supervisor::start(config, &[ServiceName::Serve, ServiceName::Batch])?;
     let outcome = async {
         supervisor.wait_ready(Duration::from_secs(30)).await.map_err(|e| anyhow::anyhow!(e))?;
         let batch = supervisor.client(ServiceName::Batch).context("batch's address")?;
-        let http = reqwest::Client::new();
         let body_bytes = body.len();
         let started = Instant::now();
-        let response = http
-            .post(format!("{}/v1/score?model=admissions", batch.base()))
-            .bearer_auth(&token)
-            .header("content-type", "text/csv")
-            .body(body.clone())
-            .send()
-            .await?;
-        anyhow::ensure!(response.status().is_success(), "batch answered {}", response.status());
+        let response = batch.post_bytes("/v1/score?model=admissions", "text/csv", body.clone().into_bytes()).await?;
         let answer = response.bytes().await?;
         let ms = started.elapsed().as_secs_f64() * 1e3;
         let peak_resident_bytes =

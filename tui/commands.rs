@@ -401,33 +401,17 @@ pub async fn score(home: PathBuf, args: crate::cli::ScoreArgs) -> anyhow::Result
         std::process::id()
     ));
     let config = SupervisorConfig::new(home.clone(), Vec::new())?;
-    let token = config.token.clone();
     let supervisor = Supervisor::start(config, &[ServiceName::Serve, ServiceName::Batch])?;
     let progress = std::io::stderr().is_terminal();
     let scored = async {
         supervisor.wait_ready(READY_TIMEOUT).await.map_err(|e| anyhow::anyhow!(e))?;
         let batch = supervisor.client(ServiceName::Batch).context("batch has no address")?;
-        let url = format!(
-            "{}/v1/score?model={}&version={}",
-            batch.base(),
+        let path = format!(
+            "/v1/score?model={}&version={}",
             logitflow_kit::client::path_segment(&name),
             logitflow_kit::client::path_segment(&args.version)
         );
-        let mut response = reqwest::Client::new()
-            .post(url)
-            .bearer_auth(&token)
-            .header(reqwest::header::CONTENT_TYPE, "text/csv")
-            .body(body)
-            .send()
-            .await
-            .context("cannot reach the batch service")?;
-        if !response.status().is_success() {
-            let status = response.status();
-            let text = response.text().await.unwrap_or_default();
-            let message =
-                serde_json::from_str::<serde_json::Value>(&text).ok().and_then(|v| v["error"].as_str().map(String::from)).unwrap_or(text);
-            bail!("{}: {message} ({status})", args.file.display());
-        }
+        let mut response = batch.post_bytes(&path, "text/csv", body).await.map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
         let version = response.headers().get("x-model-version").and_then(|v| v.to_str().ok()).unwrap_or("?").to_string();
         let mut file = match to_stdout {
             true => None,

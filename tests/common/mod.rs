@@ -253,14 +253,28 @@ impl Dashboard {
     /// Presses `q` and waits for a clean exit.
     pub fn quit(mut self) -> portable_pty::ExitStatus {
         self.send("q");
-        let deadline = Instant::now() + Duration::from_secs(20);
+        self.exit_within(Duration::from_secs(20), "the dashboard to quit")
+    }
+
+    /// Waits for the program to exit; fails the test with the screen after `limit`.
+    pub fn exit_within(&mut self, limit: Duration, what: &str) -> portable_pty::ExitStatus {
+        let deadline = Instant::now() + limit;
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
                 return status;
             }
-            assert!(Instant::now() < deadline, "the dashboard did not quit:\n{}", self.text());
+            assert!(Instant::now() < deadline, "timed out waiting for {what}; the screen:\n{}", self.text());
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Whether the main screen is back within 2 s of an exit: the program leaves the alternate
+    /// screen before it exits, and the thread reading the pty may lag the exit a little.
+    pub fn left_alternate_screen(&self) -> bool {
+        (0..100).any(|_| {
+            std::thread::sleep(Duration::from_millis(20));
+            !self.alternate_screen()
+        })
     }
 }
 

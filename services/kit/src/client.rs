@@ -89,13 +89,37 @@ impl ServiceClient {
         let status = response.status();
         let bytes = response.bytes().await.map_err(|e| self.transport(e))?;
         if !status.is_success() {
-            let body: ErrorBody = serde_json::from_slice(&bytes).unwrap_or_else(|_| ErrorBody {
-                error: String::from_utf8_lossy(&bytes).chars().take(200).collect(),
-                code: "UNKNOWN".into(),
-            });
-            return Err(ClientError::Api { service: self.name.clone(), status: status.as_u16(), code: body.code, message: body.error });
+            return Err(self.api_error(status, &bytes, None));
         }
         serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode { service: self.name.clone(), detail: e.to_string() })
+    }
+
+    /// A refusal as the error its `{error, code}` body says; a body that is not one is quoted
+    /// (its first 200 characters), or replaced by `otherwise`.
+    fn api_error(&self, status: reqwest::StatusCode, bytes: &[u8], otherwise: Option<&str>) -> ClientError {
+        let body: ErrorBody = serde_json::from_slice(bytes).unwrap_or_else(|_| ErrorBody {
+            error: otherwise.map_or_else(|| String::from_utf8_lossy(bytes).chars().take(200).collect(), String::from),
+            code: "UNKNOWN".into(),
+        });
+        ClientError::Api { service: self.name.clone(), status: status.as_u16(), code: body.code, message: body.error }
+    }
+
+    /// POSTs `body` as `content_type` and hands back the answer once its status says success,
+    /// to be read as it streams: no overall timeout, since it lasts as long as the answer.
+    pub async fn post_bytes(&self, path: &str, content_type: &str, body: Vec<u8>) -> Result<reqwest::Response, ClientError> {
+        let response = self
+            .request(reqwest::Method::POST, path)
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| self.transport(e))?;
+        let status = response.status();
+        if !status.is_success() {
+            let bytes = response.bytes().await.unwrap_or_default();
+            return Err(self.api_error(status, &bytes, None));
+        }
+        Ok(response)
     }
 
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
@@ -116,9 +140,7 @@ impl ServiceClient {
         let status = response.status();
         if !status.is_success() {
             let bytes = response.bytes().await.unwrap_or_default();
-            let body: ErrorBody = serde_json::from_slice(&bytes)
-                .unwrap_or_else(|_| ErrorBody { error: "event stream refused".into(), code: "UNKNOWN".into() });
-            return Err(ClientError::Api { service: self.name.clone(), status: status.as_u16(), code: body.code, message: body.error });
+            return Err(self.api_error(status, &bytes, Some("event stream refused")));
         }
         let name = self.name.clone();
         let bytes = response.bytes_stream();

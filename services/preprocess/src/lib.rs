@@ -160,4 +160,23 @@ mod tests {
             logitflow_kit::testing::bodies::assert_answers(|| async { let (dir, app, _) = setup(&rows(30)); (dir, app) }, "POST", "/v1/splits", &body);
         }
     }
+
+    /// A test file whose columns are not the training file's is refused, naming both.
+    #[tokio::test]
+    async fn a_test_dataset_with_other_columns_is_refused_naming_both() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = AppState::new(&Config::for_home(dir.path())).expect("state");
+        let put = |csv: &str| {
+            let table = RawTable::from_csv(csv.as_bytes(), &CsvOptions::default()).expect("csv");
+            state.store.put_table(&table, "test", serde_json::json!({})).expect("put")
+        };
+        let (train, test) = (put(&rows(20)), put("age,admitted\n30,1\n40,0\n"));
+        let app = app(state.clone());
+        let body =
+            serde_json::json!({"dataset": train, "test_dataset": test, "clean": {"missing": "drop"}, "test_fraction": 0.2, "seed": 1});
+        let (status, error) = call(&app, "POST", "/v1/splits", Some(body)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+        let message = error["error"].as_str().unwrap_or_default();
+        assert!(message.contains("(age; label admitted) differ from the training data's (score; label admitted)"), "{message}");
+    }
 }

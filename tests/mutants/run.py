@@ -88,6 +88,24 @@ MUTANTS = {
             '        let db = Database { path: config.home.join("ingest.sqlite"), connection: Mutex::new(None) };',
             '        let path = config.home.join("ingest.sqlite");\n        let db = Database { connection: Mutex::new(Some(open_db(&path)?)), path };',
             ["--test", "faults"], "a_broken_ingest_database_holds_no_csv_run"),
+    # The Access and Bad input tables.
+    "A1": ("with a token, every non-health route answers 401 without it", "services/kit/src/guard.rs",
+           "if !given.is_some_and(|given| same_token(given.as_bytes(), token.as_bytes())) {", "if given.is_none() {",
+           ["-p", "logitflow-kit"], "token_required_on_other_routes"),
+    "A2": ("the opened file is checked, not only the path written", "services/ingest/src/lib.rs",
+           "    if !roots.iter().any(|root| opened.starts_with(root)) {\n        return Err(outside());\n    }\n",
+           "",
+           ["-p", "logitflow-ingest"], "a_directory_swapped_for_a_symlink_never_reads_outside_the_roots"),
+    "B1": ("a body over the limit is a 413", "services/kit/src/guard.rs",
+           "if declared_length(request).is_some_and(|length| length > common.body_limit as u64) {",
+           "if declared_length(request).is_some_and(|length| length > 1 << 40) {",
+           ["-p", "logitflow-kit"], "bad_bodies_get_json_errors"),
+    "B2": ("a retried post with its Idempotency-Key is stored once", "services/ingest/src/lib.rs",
+           "            if let Some((accepted, total)) = done {", "            if let Some((accepted, total)) = done.filter(|_| false) {",
+           ["-p", "logitflow-ingest"], "a_retried_post_with_its_idempotency_key_stores_nothing_twice"),
+    "B3": ("a large CSV read in blocks gives the table reading from the start gives", "services/core/src/table.rs",
+           "        self.label_text.absorb(block.label_text, row_offset);", "        let _ = (block.label_text, row_offset);",
+           ["-p", "logitflow-core"], "reading_in_blocks_gives_what_reading_from_the_start_gives"),
 }
 
 

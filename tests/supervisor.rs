@@ -186,3 +186,37 @@ async fn a_service_out_of_file_descriptors_fails_its_probes_and_is_restarted() {
     assert!(sup.snapshot(ServiceName::Preprocess).is_some_and(|s| s.restarts >= 1));
     sup.shutdown().await;
 }
+
+/// Services listen on loopback unless told otherwise: a service started by hand with no
+/// `--listen` (and no `LOGITFLOW_LISTEN`), and every service the supervisor starts, HTTP and
+/// gRPC, announce 127.0.0.1 (RELIABILITY.md, Access).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_listen_on_loopback_only_unless_told_otherwise() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let mut by_hand = common::logitflow(home.path())
+        .args(["service", "ingest"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("ingest starts");
+    let stdout = std::io::BufReader::new(by_hand.stdout.take().expect("stdout"));
+    let (line, _stdout) = common::line_within(stdout, Duration::from_secs(30), "ingest's listening line");
+    kill9(by_hand.id());
+    let _ = by_hand.wait();
+    let announced: serde_json::Value = serde_json::from_str(&line).expect("a JSON listening line");
+    let addr: std::net::SocketAddr = announced["addr"].as_str().and_then(|a| a.parse().ok()).expect("an address");
+    assert_eq!(addr.ip(), std::net::Ipv4Addr::LOCALHOST, "a service started with no --listen: {line}");
+
+    let sup = Supervisor::start(config(home.path()), &ServiceName::ALL).expect("starts");
+    for name in ServiceName::ALL {
+        until(&sup, name, "ready", Duration::from_secs(60), |s| s.status == Status::Ready).await;
+        let service = sup.snapshot(name).expect("a snapshot");
+        let addrs: Vec<_> = service.addr.into_iter().chain(service.grpc_addr).collect();
+        assert!(!addrs.is_empty(), "{name} announced no address: {service:?}");
+        assert!(addrs.iter().all(|a| a.ip() == std::net::Ipv4Addr::LOCALHOST), "{name} under the supervisor: {service:?}");
+        if name == ServiceName::Serve {
+            assert_eq!(addrs.len(), 2, "serve announces HTTP and gRPC: {service:?}");
+        }
+    }
+    sup.shutdown().await;
+}

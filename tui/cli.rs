@@ -292,7 +292,8 @@ pub struct ExportArgs {
 pub struct ServiceCommand {
     /// ingest, preprocess, features, train, evaluate, serve, advisor or batch.
     pub name: crate::supervisor::ServiceName,
-    #[arg(long, env = "LOGITFLOW_LISTEN", default_value = "127.0.0.1:0")]
+    /// Where to listen; loopback only unless told otherwise.
+    #[arg(long, env = "LOGITFLOW_LISTEN", default_value = logitflow_kit::DEFAULT_LISTEN)]
     pub listen: SocketAddr,
     /// serve only: also answer gRPC (`inference.GRPCInferenceService`) on this address.
     #[arg(long, env = "LOGITFLOW_GRPC_LISTEN")]

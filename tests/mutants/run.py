@@ -8,6 +8,9 @@ afterwards. The tree must be clean, since restoring a file drops any change to i
 
     python3 tests/mutants/run.py            # every mutant (≈ 20 min on 2 cores)
     python3 tests/mutants/run.py F3 F13     # some
+    python3 tests/mutants/run.py --check    # only that every mutant's text is still there
+
+B9 breaks a promise the csv_table fuzz target keeps, and runs it (cargo-fuzz must be installed).
 
 Prints one line per mutant: KILLED (the test failed, with its first panic message) or
 SURVIVED; exits 1 if any survived or was stale.
@@ -44,7 +47,7 @@ MUTANTS = {
            "let doublings = 2u32.saturating_pow(*crashes - 1);", "let doublings = 1u32.saturating_pow(*crashes - 1);",
            ["--test", "supervisor"], "a_service_that_crashes_on_every_start"),
     "F7": ("a corrupted artifact is refused", "services/core/src/store.rs",
-           "if bytes.len() as u64 != entry.bytes || sha256_hex(&bytes) != entry.sha256 {", "if bytes.len() as u64 != entry.bytes {",
+           "        if sha256_hex(bytes) != entry.sha256 {", "        if false && sha256_hex(bytes) != entry.sha256 {",
            ["--test", "faults"], "a_corrupted_artifact"),
     "F8": ("a read-only home is refused at once", "tui/commands.rs",
            '    let tmp = home.join("tmp");\n    std::fs::create_dir_all(&tmp).and_then(|()| tempfile::NamedTempFile::new_in(&tmp).map(drop))',
@@ -106,15 +109,119 @@ MUTANTS = {
     "B3": ("a large CSV read in blocks gives the table reading from the start gives", "services/core/src/table.rs",
            "        self.label_text.absorb(block.label_text, row_offset);", "        let _ = (block.label_text, row_offset);",
            ["-p", "logitflow-core"], "reading_in_blocks_gives_what_reading_from_the_start_gives"),
+    # Access, row by row.
+    "A3": ("services listen on 127.0.0.1 unless told otherwise", "services/kit/src/lib.rs",
+           'pub const DEFAULT_LISTEN: &str = "127.0.0.1:0";', 'pub const DEFAULT_LISTEN: &str = "0.0.0.0:0";',
+           ["--test", "supervisor"], "services_listen_on_loopback_only_unless_told_otherwise"),
+    "A4": ("the supervisor has its services listen on 127.0.0.1", "tui/supervisor.rs",
+           '.arg(format!("127.0.0.1:{port}"))', '.arg(format!("0.0.0.0:{port}"))',
+           ["--test", "supervisor"], "services_listen_on_loopback_only_unless_told_otherwise"),
+    "A5": ("the token is in the services' environment, never in their argv", "tui/supervisor.rs",
+           '        command\n            .arg("service")', '        command\n            .arg0(format!("logitflow-{}", self.config.token))\n            .arg("service")',
+           ["--test", "dashboard"], "dashboard_trains_predicts_exports_and_quits_cleanly"),
+    "A6": ("the token never shows in a service's output", "services/kit/src/guard.rs",
+           "            return Some(ApiError::Unauthorized);", '            tracing::debug!(?given, "refused a request");\n            return Some(ApiError::Unauthorized);',
+           ["--test", "faults"], "the_token_never_shows_in_a_services_logs"),
+    "A7": ("file sources are confined to the allowed roots", "services/ingest/src/lib.rs",
+           "    if !roots.iter().any(|root| written.starts_with(root)) {\n        return Err(outside());\n    }\n    let file = std::fs::File::open(&written).map_err(|e| ApiError::invalid(\"FILE_NOT_READABLE\", format!(\"{path}: {e}\")))?;\n    let opened = opened_path(&file, &written).map_err(|e| ApiError::invalid(\"FILE_NOT_READABLE\", format!(\"{path}: {e}\")))?;\n    if !roots.iter().any(|root| opened.starts_with(root)) {\n        return Err(outside());\n    }\n",
+           "    let file = std::fs::File::open(&written).map_err(|e| ApiError::invalid(\"FILE_NOT_READABLE\", format!(\"{path}: {e}\")))?;\n    let opened = opened_path(&file, &written).map_err(|e| ApiError::invalid(\"FILE_NOT_READABLE\", format!(\"{path}: {e}\")))?;\n",
+           ["-p", "logitflow-ingest"], "csv_source_freezes_once_and_confines_paths"),
+    "A8": ("outside the roots is answered alike whether or not the path exists", "services/ingest/src/lib.rs",
+           "    if !roots.iter().any(|root| written.starts_with(root)) {\n        return Err(outside());\n    }\n", "",
+           ["-p", "logitflow-ingest"], "outside_the_roots_is_answered_alike_whether_or_not_it_exists"),
+    "A9": ("a client trickling its body is cut off by the request timeout", "services/kit/src/guard.rs",
+           "        timeout: LazyTimeout::new(common.request_timeout),", "        timeout: LazyTimeout::new(common.request_timeout * 100),",
+           ["-p", "logitflow-kit"], "a_trickling_client_is_cut_off_and_does_not_stall_others"),
+    "A10": ("a client trickling its headers is disconnected", "services/kit/src/connection.rs",
+            "        connections.expire_waiting_longer_than(timeout);", "        let _ = (&connections, timeout);",
+            ["-p", "logitflow-kit"], "a_client_trickling_its_headers_is_disconnected"),
+    "A11": ("an event stream outlives the header timeout", "services/kit/src/guard.rs",
+            "        let response = if http_body::Body::size_hint(response.body()).exact().is_some() {",
+            "        let response = if true || http_body::Body::size_hint(response.body()).exact().is_some() {",
+            ["-p", "logitflow-kit"], "a_stream_outlives_the_header_timeout_and_an_idle_connection_does_not"),
+    "A12": ("an idle connection is closed after the header timeout", "services/kit/src/connection.rs",
+            "            if since < BUSY\n                && now.saturating_sub(since) > limit",
+            "            if since < BUSY - 1\n                && now.saturating_sub(since) > limit",
+            ["-p", "logitflow-kit"], "a_stream_outlives_the_header_timeout_and_an_idle_connection_does_not"),
+    # Bad input, row by row.
+    "B4": ("any JSON body on serve's inference routes gets a 4xx, never a 5xx", "services/serve/src/lib.rs",
+           '    ApiError::invalid("INVALID_INPUT", message)', "    ApiError::Internal(message.to_string())",
+           ["-p", "logitflow-serve"], "any_json_body_gets_a_4xx_json_error_and_serve_stays_up"),
+    "B5": ("any JSON body on the other services' routes gets a 2xx or a 4xx, never a 5xx", "services/kit/src/error.rs",
+           '        ApiError::invalid("INVALID_PARAMS", e)', "        ApiError::Internal(e.to_string())",
+           ["-p", "logitflow-train"], "any_json_body_gets_an_answer_never_a_5xx"),
+    "B6": ("a wrong content type is a 415", "services/kit/src/error.rs",
+           '    ApiError::UnsupportedMediaType("expected a JSON body', '    ApiError::BadRequest("expected a JSON body',
+           ["-p", "logitflow-kit"], "bad_bodies_get_json_errors"),
+    "B7": ("a service's own routes name the problem: an artifact of the wrong kind", "services/kit/src/error.rs",
+           '            StoreError::WrongKind { .. } => ApiError::invalid("WRONG_ARTIFACT_KIND", e),',
+           "            StoreError::WrongKind { .. } => ApiError::NotFound(e.to_string()),",
+           ["-p", "logitflow-evaluate"], "a_new_version_is_judged_against_stable"),
+    "B8": ("a CSV's byte-order mark is no part of its first column's name", "services/core/src/table.rs",
+           "let name = if i == 0 { raw.trim_start_matches('\\u{feff}').trim() } else { raw.trim() };", "let name = raw.trim();",
+           ["-p", "logitflow-core"], "table::tests"),
+    "B9": ("any bytes give a table of finite cells or an error", "services/core/src/table.rs",
+           "        Ok(v) if v.is_finite() => Ok(Cell::Number(v + 0.0)),", "        Ok(v) if !v.is_nan() => Ok(Cell::Number(v + 0.0)),",
+           ["fuzz", "csv_table", "120"], ""),
+    "B10": ("a CSV changed while ingest reads it is refused", "services/ingest/src/lib.rs",
+            "            if stamp(&file).map_err(unreadable)? != before {", "            if false && stamp(&file).map_err(unreadable)? != before {",
+            ["-p", "logitflow-ingest"], "a_file_rewritten_while_it_is_read_is_refused_never_frozen_as_other_rows"),
+    "B11": ("a CSV over 2 GiB is refused before it is read", "services/ingest/src/lib.rs",
+            "        if size > MAX_CSV_BYTES {", "        if size > 2 * MAX_CSV_BYTES {",
+            ["-p", "logitflow-ingest"], "csv_source_freezes_once_and_confines_paths"),
+    "B12": ("a bad cell's error names its line", "services/core/src/table.rs",
+            "return Err(DataError::NotANumber { line: lines[row], column: name.clone(), value: cells.values[code as usize].clone() });",
+            "return Err(DataError::NotANumber { line: lines[row] + 1, column: name.clone(), value: cells.values[code as usize].clone() });",
+            ["-p", "logitflow-core"], "table::tests"),
+    "B13": ("NA markers are read as missing", "services/core/src/table.rs",
+            'pub const DEFAULT_NA_VALUES: [&str; 8] = ["NA", "N/A",', 'pub const DEFAULT_NA_VALUES: [&str; 8] = ["N/A", "N/A",',
+            ["-p", "logitflow-core"], "table::tests"),
+    "B14": ("a level training never saw is refused at predict time, not guessed", "services/core/src/scale.rs",
+            "let p = levels.iter().position(|l| *l == text).ok_or_else(|| self.unseen(j, &text))?;",
+            "let p = levels.iter().position(|l| *l == text).unwrap_or(0);",
+            ["-p", "logitflow-serve"], "text_features_are_served_as_one_tensor_per_feature_and_unseen_levels_named"),
+    "B15": ("a synthetic request for too many cells is refused before anything is allocated", "services/core/src/synth.rs",
+            "        if cells > MAX_CELLS as u128 {", "        if cells > 1000 * MAX_CELLS as u128 {",
+            ["-p", "logitflow-core"], "same_seed_same_rows_and_validation"),
+    "B16": ("a synthetic range whose width overflows is refused", "services/core/src/synth.rs",
+            "lo.is_finite() && hi.is_finite() && lo < hi && (hi - lo).is_finite()", "lo.is_finite() && hi.is_finite() && lo < hi",
+            ["-p", "logitflow-core"], "same_seed_same_rows_and_validation"),
+    "B17": ("batch streams: its answer begins before the whole body is read", "services/batch/src/lib.rs",
+            "        if chunk.rows() == CHUNK_ROWS || (!more && chunk.rows() > 0) {", "        if !more && chunk.rows() > 0 {",
+            ["-p", "logitflow-batch"], "a_bad_cell_past_the_first_chunk_ends_the_stream_early"),
+    "B18": ("a train request whose inputs cannot be loaded leaves no job", "services/train/src/lib.rs",
+            "    let prepared = blocking(move || {",
+            "    if let Ok(mut jobs) = state.jobs.lock() {\n        let n = state.next_id.fetch_add(1, Ordering::Relaxed);\n        let info = JobInfo { job: job_id(n), state: JobState::Running, cached: false, epochs: 0, model: None, stop_reason: None, error: None };\n        jobs.insert(n, Arc::new(Job { cancel: AtomicBool::new(false), log: Mutex::new(JobLog { info, events: Vec::new() }), changed: watch::channel(0).0 }));\n    }\n    let prepared = blocking(move || {",
+            ["-p", "logitflow-train"], "a_request_whose_inputs_cannot_be_loaded_leaves_no_job"),
+    "B19": ("a body that is a JSON array is refused", "services/kit/src/error.rs",
+            "        if !malformed {", "        if false && !malformed {",
+            ["-p", "logitflow-kit"], "a_body_that_is_not_an_object_is_refused_even_where_fields_have_defaults"),
+    "B20": ("a column name that cannot be a CSV header is refused", "services/ingest/src/lib.rs",
+            "c.is_control() || c == ',' || c == '\"'", "c.is_control() || c == '\"'",
+            ["-p", "logitflow-ingest"], "column_names_that_cannot_be_a_csv_header_are_refused_at_the_first_post"),
+    "B21": ("a model name is one escaped path segment in serve's URL", "services/kit/src/client.rs",
+            'if b.is_ascii_alphanumeric() || b"-_.".contains(&b)', 'if b.is_ascii_alphanumeric() || b"-_.?=/%".contains(&b)',
+            ["-p", "logitflow-batch"], "bad_csv_names_line_and_column"),
+    "B22": ("a body over the limit is read and discarded before the 413", "services/kit/src/guard.rs",
+            "        Some(refused @ ApiError::PayloadTooLarge(_)) if declared_length(&request).is_some_and(|n| n <= DRAIN_LIMIT) => {",
+            "        Some(refused @ ApiError::PayloadTooLarge(_)) if false && declared_length(&request).is_some_and(|n| n <= DRAIN_LIMIT) => {",
+            ["-p", "logitflow-kit"], "a_client_that_writes_a_too_large_body_first_still_reads_the_413"),
+    "B23": ("bad flags give an error before anything starts", "tui/commands.rs",
+            '    params.validate().map_err(|e| anyhow::anyhow!("invalid training parameters: {e}"))?;', "    let _ = params.validate();",
+            ["--test", "pipeline"], "bad_flags_give_a_clear_error_before_anything_starts"),
+    "B24": ("the dashboard refuses invalid hyperparameters inline", "tui/dashboard/app.rs",
+            "        params.validate().map_err(|e| e.to_string())?;", "        let _ = params.validate();",
+            ["-p", "logitflow", "--lib"], "the_form_refuses_bad_values_inline_and_retrains_with_good_ones"),
 }
 
 
 def main():
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     os.chdir(root)
-    if subprocess.run(["git", "diff", "--quiet", "HEAD"]).returncode != 0:
+    if "--check" not in sys.argv and subprocess.run(["git", "diff", "--quiet", "HEAD"]).returncode != 0:
         sys.exit("the tree has uncommitted changes: commit or stash them first (each mutant's file is restored from git)")
-    chosen = sys.argv[1:] or list(MUTANTS)
+    check_only = "--check" in sys.argv
+    chosen = [a for a in sys.argv[1:] if a != "--check"] or list(MUTANTS)
     bad = 0
     for key in chosen:
         promise, path, text, replacement, args, name = MUTANTS[key]
@@ -123,10 +230,20 @@ def main():
             print(f"{key} ({promise}): STALE, the text matches {source.count(text)} times in {path}", flush=True)
             bad += 1
             continue
+        if check_only:
+            continue
         open(path, "w").write(source.replace(text, replacement))
         try:
-            run = subprocess.run(["timeout", "900", "cargo", "test", "--quiet", *args, "--", name],
-                                 capture_output=True, text=True, env={**os.environ, "RUST_BACKTRACE": "0"})
+            if args[0] == "fuzz":
+                # A fuzz target's promise: run it for a while; it must find a failing input.
+                _, target, seconds = args
+                command = ["cargo", "fuzz", "run", "-O", "--sanitizer", "none", target, f"corpus/{target}", "--",
+                           f"-max_total_time={seconds}", "-print_final_stats=0"]
+                name = f"the {target} fuzz target"
+                run = subprocess.run(["timeout", "900", *command], cwd="fuzz", capture_output=True, text=True)
+            else:
+                run = subprocess.run(["timeout", "900", "cargo", "test", "--quiet", *args, "--", name],
+                                     capture_output=True, text=True, env={**os.environ, "RUST_BACKTRACE": "0"})
         finally:
             subprocess.run(["git", "checkout", "--", path], check=True)
         out = (run.stdout + run.stderr).splitlines()

@@ -482,6 +482,71 @@ mod tests {
         assert_eq!((status, body["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("FILE_TOO_LARGE")), "{body}");
     }
 
+    /// A CSV rewritten while ingest reads it is refused (`FILE_CHANGED`), never frozen under
+    /// a hash that names other rows. A writer rewrites the file in place without pause, the
+    /// same length each time, all 1s then all 2s: a reading that overlapped it and was kept
+    /// would hold a mix, or the rows of one version under the other's hash (which the readings
+    /// at rest at the end would be served from the cache).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_file_rewritten_while_it_is_read_is_refused_never_frozen_as_other_rows() {
+        use std::os::unix::fs::FileExt;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("changing.csv");
+        let version = |value: u8| {
+            let mut text = String::from("score,admitted\n");
+            for i in 0..300_000 {
+                text.push_str(&format!("{value},{}\n", i % 2));
+            }
+            text.into_bytes()
+        };
+        let (ones, twos) = (version(1), version(2));
+        std::fs::write(&path, &ones).expect("write");
+        let state = state(dir.path());
+        let store = state.store.clone();
+        let app = app(state);
+        let uniform = |id: &str| {
+            let table = store.load_table(id).expect("the frozen table");
+            let first = table.x[0];
+            table.x.iter().all(|&v| v == first).then_some(first)
+        };
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let writer = std::thread::spawn({
+            let (stop, path, ones, twos) = (stop.clone(), path.clone(), ones.clone(), twos.clone());
+            move || {
+                let file = std::fs::OpenOptions::new().write(true).open(&path).expect("open for writing");
+                while !stop.load(Ordering::Relaxed) {
+                    for bytes in [&twos, &ones] {
+                        file.write_all_at(bytes, 0).expect("rewrite");
+                    }
+                }
+            }
+        });
+        let mut refused = 0;
+        for _ in 0..6 {
+            let (status, body) = post(app.clone(), "/v1/datasets/csv", serde_json::json!({"path": path})).await;
+            match (status, body["code"].as_str()) {
+                (StatusCode::OK, _) => {
+                    let id = body["dataset"].as_str().expect("an id").to_string();
+                    assert!(uniform(&id).is_some(), "a reading that overlapped a rewrite was kept: {body}");
+                }
+                (StatusCode::UNPROCESSABLE_ENTITY, Some("FILE_CHANGED")) => refused += 1,
+                other => panic!("{other:?}: {body}"),
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        writer.join().expect("writer");
+        assert!(refused > 0, "every reading overlapped a rewrite, and none was refused");
+        for (bytes, value) in [(&ones, 1.0), (&twos, 2.0)] {
+            std::fs::write(&path, bytes).expect("write");
+            let (status, body) = post(app.clone(), "/v1/datasets/csv", serde_json::json!({"path": path})).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            let id = body["dataset"].as_str().expect("an id").to_string();
+            assert_eq!(uniform(&id), Some(value), "the file at rest, all {value}: {body}");
+        }
+    }
+
     #[tokio::test]
     async fn outside_the_roots_is_answered_alike_whether_or_not_it_exists() {
         let dir = tempfile::tempdir().expect("tempdir");

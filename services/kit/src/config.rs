@@ -7,7 +7,7 @@ use std::time::Duration;
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServiceArgs {
     /// Address to listen on; port 0 picks a free port.
-    #[arg(long, env = "LOGITFLOW_LISTEN", default_value = "127.0.0.1:0")]
+    #[arg(long, env = "LOGITFLOW_LISTEN", default_value = crate::DEFAULT_LISTEN)]
     pub listen: SocketAddr,
     /// The home directory holding the artifact store and registry.
     #[arg(long, env = "LOGITFLOW_HOME")]

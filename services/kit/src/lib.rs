@@ -31,6 +31,9 @@ pub use step::{StepSummary, cached_step};
 
 /// The environment variable that carries the bearer token to a service.
 pub const TOKEN_ENV: &str = "LOGITFLOW_TOKEN";
+/// Where a service listens unless told otherwise: loopback only, on a free port. Both ways to
+/// start one (its own binary and `logitflow service`) take it.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:0";
 /// The environment variable that tells advisor and batch where serve is.
 pub const SERVE_URL_ENV: &str = "LOGITFLOW_SERVE_URL";
 /// Directories that file sources may be read from, separated by ':'.

@@ -45,7 +45,7 @@ fn dashboard_trains_predicts_exports_and_quits_cleanly() {
 
     dash.send("\x1b");
     dash.send("e");
-    dash.wait_for("the export", Duration::from_secs(30), |s| s.contains("exported 6 files"));
+    dash.wait_for("the export", Duration::from_secs(30), |s| s.contains("exported 12 files"));
     let files: Vec<_> = std::fs::read_dir(&exports).expect("exports dir").flatten().map(|e| e.path()).collect();
     let png = files.iter().find(|p| p.to_string_lossy().ends_with("loss.png")).expect("loss.png");
     let svg = files.iter().find(|p| p.to_string_lossy().ends_with("loss.svg")).expect("loss.svg");

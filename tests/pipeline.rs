@@ -105,7 +105,8 @@ fn export_writes_valid_png_svg_and_csv() {
     assert!(out.status.success(), "{}", stderr(&out));
     let paths: Vec<String> = stdout(&out).lines().map(String::from).collect();
     let suffixes: Vec<&str> = paths.iter().filter_map(|p| p.rsplit_once('-').map(|(_, s)| s)).collect();
-    assert_eq!(suffixes, ["loss.csv", "roc.csv", "loss.png", "loss.svg", "roc.png", "roc.svg"], "{paths:?}");
+    let expected = ["loss.csv", "roc.csv", "pr.csv", "calibration.csv", "loss.png", "loss.svg", "roc.png", "roc.svg", "pr.png"];
+    assert_eq!(suffixes, [&expected[..], &["pr.svg", "calibration.png", "calibration.svg"]].concat(), "{paths:?}");
     let curve = report["loss_curve"].as_array().expect("curve");
     let roc = report["roc"].as_array().expect("roc");
     let read = |suffix: &str| std::fs::read(paths.iter().find(|p| p.ends_with(suffix)).expect("exported")).expect("readable");
@@ -128,8 +129,23 @@ fn export_writes_valid_png_svg_and_csv() {
         let expected = [&point["threshold"], &point["fpr"], &point["tpr"]].map(|v| v.as_f64().unwrap_or(f64::NAN));
         assert_eq!(row.as_slice(), expected, "roc.csv against the run's curve");
     }
+    // The precision-recall curve and the reliability diagram, as evaluate computed them.
+    let table = |suffix: &str| -> Vec<Vec<f64>> {
+        let text = String::from_utf8(read(suffix)).expect("csv");
+        text.lines().skip(1).map(|l| l.split(',').map(number).collect()).collect()
+    };
+    let as_rows = |points: &serde_json::Value, fields: &[&str]| -> Vec<Vec<f64>> {
+        let points = points.as_array().expect("points");
+        points.iter().map(|p| fields.iter().map(|f| p[*f].as_f64().unwrap_or(f64::NAN)).collect()).collect()
+    };
+    let pr = as_rows(&report["precision_recall"], &["threshold", "precision", "recall"]);
+    assert!(pr.len() > 10 && pr.iter().all(|p| (0.0..=1.0).contains(&p[1]) && (0.0..=1.0).contains(&p[2])), "{pr:?}");
+    assert_eq!(table("pr.csv"), pr, "pr.csv against the run's curve");
+    let bins = as_rows(&report["calibration"], &["lower", "upper", "rows", "mean_probability", "fraction_positive"]);
+    assert_eq!(bins.iter().map(|b| b[2]).sum::<f64>(), report["metrics"]["rows"].as_f64().expect("rows"), "every test row in a bin");
+    assert_eq!(table("calibration.csv"), bins, "calibration.csv against the run's bins");
     // The PNGs: 900 × 560 and 640 × 600 (the IHDR chunk), with more than a blank image's data.
-    for (suffix, width, height) in [("loss.png", 900, 560), ("roc.png", 640, 600)] {
+    for (suffix, width, height) in [("loss.png", 900, 560), ("roc.png", 640, 600), ("pr.png", 640, 600), ("calibration.png", 640, 600)] {
         let png = read(suffix);
         assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "{suffix}");
         let size = |at: usize| u32::from_be_bytes([png[at], png[at + 1], png[at + 2], png[at + 3]]);
@@ -150,6 +166,12 @@ fn export_writes_valid_png_svg_and_csv() {
     let roc_svg = String::from_utf8(read("roc.svg")).expect("svg");
     assert!(roc_svg.starts_with("<svg") && roc_svg.contains("false positive rate"), "roc.svg");
     assert_eq!(lines_of(&roc_svg, roc.len()), 1, "the ROC curve's {} points", roc.len());
+    let pr_svg = String::from_utf8(read("pr.svg")).expect("svg");
+    assert!(pr_svg.contains("recall") && pr_svg.contains("precision"), "pr.svg");
+    assert_eq!(lines_of(&pr_svg, pr.len() + 1), 1, "the curve's {} points and its start at recall 0", pr.len());
+    let calibration_svg = String::from_utf8(read("calibration.svg")).expect("svg");
+    assert!(calibration_svg.contains("fraction positive"), "calibration.svg");
+    assert_eq!(lines_of(&calibration_svg, bins.len()), 1, "a point per bin that has rows ({})", bins.len());
 }
 
 #[test]

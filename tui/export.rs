@@ -1,5 +1,5 @@
-//! Plot export: the loss curve and the ROC curve of a run as PNG and SVG (plotters), and their
-//! data as CSV. PNG text is drawn with the DejaVu Sans font shipped in `assets/fonts/`, so no
+//! Plot export: a run's loss curve, ROC curve, precision-recall curve and reliability diagram
+//! as PNG and SVG (plotters), and their data as CSV. PNG text is drawn with the DejaVu Sans font shipped in `assets/fonts/`, so no
 //! system font library is needed.
 
 use crate::pipeline::RunReport;
@@ -29,8 +29,11 @@ fn write_err(path: &Path, e: impl std::fmt::Display) -> ExportError {
     ExportError::Write { path: path.to_path_buf(), message: e.to_string() }
 }
 
-/// Writes `<run>-loss.{png,svg,csv}` and `<run>-roc.{png,svg,csv}` into `out` and returns
-/// their paths.
+/// Writes into `out`, and returns the paths of: `<run>-loss.{csv,png,svg}` (`loss-log.*` on a
+/// log scale, so that the linear plots stay), `<run>-roc.{csv,png,svg}`, and — for runs whose
+/// evaluation has them — `<run>-pr.{csv,png,svg}` (precision-recall) and
+/// `<run>-calibration.{csv,png,svg}` (the reliability diagram). Each CSV is written before its
+/// figures; the figures are drawn from the same numbers.
 pub fn export_run(report: &RunReport, out: &Path, log_scale: bool) -> Result<Vec<PathBuf>, ExportError> {
     if report.loss_curve.is_empty() {
         return Err(ExportError::Empty);
@@ -40,16 +43,18 @@ pub fn export_run(report: &RunReport, out: &Path, log_scale: bool) -> Result<Vec
     let stem = out.join(&report.run_id);
     let path = |suffix: &str| PathBuf::from(format!("{}-{suffix}", stem.display()));
     let mut written = Vec::new();
+    let mut write_csv = |suffix: &str, csv: String| -> Result<(), ExportError> {
+        let p = path(suffix);
+        logitflow_core::store::write_atomic(&p, csv.as_bytes()).map_err(|e| write_err(&p, e))?;
+        written.push(p);
+        Ok(())
+    };
 
-    let loss_csv = path("loss.csv");
     let mut csv = String::from("epoch,train_loss,val_loss\n");
     for p in &report.loss_curve {
         csv.push_str(&format!("{},{},{}\n", p.epoch, p.train_loss, p.val_loss.map_or(String::new(), |v| v.to_string())));
     }
-    logitflow_core::store::write_atomic(&loss_csv, csv.as_bytes()).map_err(|e| write_err(&loss_csv, e))?;
-    written.push(loss_csv);
-
-    let roc_csv = path("roc.csv");
+    write_csv("loss.csv", csv)?;
     let mut csv = String::from("threshold,fpr,tpr\n");
     for p in &report.roc {
         // The first point's threshold is "above every score" (f64::MAX in the report); written as
@@ -57,39 +62,55 @@ pub fn export_run(report: &RunReport, out: &Path, log_scale: bool) -> Result<Vec
         let threshold = if p.threshold >= f64::MAX { "inf".to_string() } else { p.threshold.to_string() };
         csv.push_str(&format!("{threshold},{},{}\n", p.fpr, p.tpr));
     }
-    logitflow_core::store::write_atomic(&roc_csv, csv.as_bytes()).map_err(|e| write_err(&roc_csv, e))?;
-    written.push(roc_csv);
-
-    let scale = if log_scale { ", log scale" } else { "" };
-    let title = format!("{} v{} — loss per epoch ({} solver{scale})", report.model.name, report.model.version, report.params.solver);
-    // A log-scale plot has names of its own, so it does not replace the linear one.
-    let loss_files = if log_scale { [("loss-log.png", false), ("loss-log.svg", true)] } else { [("loss.png", false), ("loss.svg", true)] };
-    for (suffix, svg) in loss_files {
-        let p = path(suffix);
-        if svg {
-            let root = SVGBackend::new(&p, (900, 560)).into_drawing_area();
-            draw_loss(&root, report, &title, log_scale).map_err(|e| write_err(&p, e))?;
-            root.present().map_err(|e| write_err(&p, e))?;
-        } else {
-            let root = BitMapBackend::new(&p, (900, 560)).into_drawing_area();
-            draw_loss(&root, report, &title, log_scale).map_err(|e| write_err(&p, e))?;
-            root.present().map_err(|e| write_err(&p, e))?;
+    write_csv("roc.csv", csv)?;
+    let has_pr = !report.precision_recall.is_empty();
+    if has_pr {
+        let mut csv = String::from("threshold,precision,recall\n");
+        for p in &report.precision_recall {
+            csv.push_str(&format!("{},{},{}\n", p.threshold, p.precision, p.recall));
         }
-        written.push(p);
+        write_csv("pr.csv", csv)?;
     }
-    let title = format!("{} v{} — ROC on the test split (AUC {:.4})", report.model.name, report.model.version, report.metrics.auc);
-    for (suffix, svg) in [("roc.png", false), ("roc.svg", true)] {
-        let p = path(suffix);
-        if svg {
-            let root = SVGBackend::new(&p, (640, 600)).into_drawing_area();
-            draw_roc(&root, report, &title).map_err(|e| write_err(&p, e))?;
-            root.present().map_err(|e| write_err(&p, e))?;
-        } else {
-            let root = BitMapBackend::new(&p, (640, 600)).into_drawing_area();
-            draw_roc(&root, report, &title).map_err(|e| write_err(&p, e))?;
-            root.present().map_err(|e| write_err(&p, e))?;
+    let has_calibration = !report.calibration.is_empty();
+    if has_calibration {
+        let mut csv = String::from("lower,upper,rows,mean_probability,fraction_positive\n");
+        for b in &report.calibration {
+            csv.push_str(&format!("{},{},{},{},{}\n", b.lower, b.upper, b.rows, b.mean_probability, b.fraction_positive));
         }
-        written.push(p);
+        write_csv("calibration.csv", csv)?;
+    }
+
+    // One figure as PNG and as SVG: `$draw` runs on each backend's drawing area, `$root`.
+    macro_rules! png_and_svg {
+        ($name:expr, $size:expr, |$root:ident| $draw:expr) => {
+            for (suffix, svg) in [("png", false), ("svg", true)] {
+                let p = path(&format!("{}.{suffix}", $name));
+                if svg {
+                    let $root = SVGBackend::new(&p, $size).into_drawing_area();
+                    $draw.map_err(|e| write_err(&p, e))?;
+                    $root.present().map_err(|e| write_err(&p, e))?;
+                } else {
+                    let $root = BitMapBackend::new(&p, $size).into_drawing_area();
+                    $draw.map_err(|e| write_err(&p, e))?;
+                    $root.present().map_err(|e| write_err(&p, e))?;
+                }
+                written.push(p);
+            }
+        };
+    }
+    let (name, version) = (&report.model.name, report.model.version);
+    let scale = if log_scale { ", log scale" } else { "" };
+    let title = format!("{name} v{version} — loss per epoch ({} solver{scale})", report.params.solver);
+    png_and_svg!(if log_scale { "loss-log" } else { "loss" }, (900, 560), |root| draw_loss(&root, report, &title, log_scale));
+    let title = format!("{name} v{version} — ROC on the test split (AUC {:.4})", report.metrics.auc);
+    png_and_svg!("roc", (640, 600), |root| draw_roc(&root, report, &title));
+    if has_pr {
+        let title = format!("{name} v{version} — precision-recall on the test split (AP {:.4})", report.metrics.pr_auc);
+        png_and_svg!("pr", (640, 600), |root| draw_precision_recall(&root, report, &title));
+    }
+    if has_calibration {
+        let title = format!("{name} v{version} — reliability on the test split (Brier {:.4})", report.metrics.brier);
+        png_and_svg!("calibration", (640, 600), |root| draw_calibration(&root, report, &title));
     }
     Ok(written)
 }
@@ -191,6 +212,92 @@ where
     chart.configure_mesh().x_desc("false positive rate").y_desc("true positive rate").label_style(("sans-serif", 14)).draw()?;
     chart.draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], BLACK.mix(0.3)))?;
     chart.draw_series(LineSeries::new(report.roc.iter().map(|p| (p.fpr, p.tpr)), BLUE.stroke_width(2)))?;
+    Ok(())
+}
+
+fn draw_precision_recall<DB: DrawingBackend>(root: &DrawingArea<DB, plotters::coord::Shift>, report: &RunReport, title: &str) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, ("sans-serif", 18))
+        .margin(16)
+        .x_label_area_size(44)
+        .y_label_area_size(56)
+        .build_cartesian_2d(0.0..1.0, 0.0..1.02)?;
+    chart.configure_mesh().x_desc("recall").y_desc("precision").label_style(("sans-serif", 14)).light_line_style(BLACK.mix(0.04)).draw()?;
+    // A model that guesses has the precision of the positive rate at every recall.
+    let c = &report.metrics.confusion;
+    let rows = (c.tp + c.fp + c.tn + c.fn_).max(1) as f64;
+    let base = (c.tp + c.fn_) as f64 / rows;
+    let chance = BLACK.mix(0.6).stroke_width(1);
+    chart
+        .draw_series(DashedLineSeries::new([(0.0, base), (1.0, base)], 6, 4, chance))?
+        .label(format!("chance (the positive rate, {base:.3})"))
+        .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], chance));
+    // Recall 0 at precision 1 starts the curve, as scikit-learn's does.
+    let curve = std::iter::once((0.0, 1.0)).chain(report.precision_recall.iter().map(|p| (p.recall, p.precision)));
+    chart
+        .draw_series(LineSeries::new(curve, BLUE.stroke_width(2)))?
+        .label("model")
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLUE.stroke_width(2)));
+    let m = &report.metrics;
+    chart
+        .draw_series(std::iter::once(Circle::new((m.recall, m.precision), 5, BLACK.stroke_width(2))))?
+        .label(format!("threshold {} (P {:.3}, R {:.3})", m.threshold, m.precision, m.recall))
+        .legend(|(x, y)| Circle::new((x + 10, y), 5, BLACK.stroke_width(2)));
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerLeft)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 14))
+        .draw()?;
+    Ok(())
+}
+
+fn draw_calibration<DB: DrawingBackend>(root: &DrawingArea<DB, plotters::coord::Shift>, report: &RunReport, title: &str) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, ("sans-serif", 18))
+        .margin(16)
+        .x_label_area_size(44)
+        .y_label_area_size(56)
+        .build_cartesian_2d(0.0..1.0, 0.0..1.0)?;
+    chart
+        .configure_mesh()
+        .x_desc("mean predicted probability (10 equal bins)")
+        .y_desc("fraction positive")
+        .label_style(("sans-serif", 14))
+        .light_line_style(BLACK.mix(0.04))
+        .draw()?;
+    chart
+        .draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], BLACK.mix(0.3)))?
+        .label("calibrated")
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK.mix(0.3)));
+    let points: Vec<(f64, f64)> = report.calibration.iter().map(|b| (b.mean_probability, b.fraction_positive)).collect();
+    chart
+        .draw_series(LineSeries::new(points.clone(), BLUE.stroke_width(2)))?
+        .label("model (rows per bin beside each point)")
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLUE.stroke_width(2)));
+    chart.draw_series(points.iter().map(|&p| Circle::new(p, 4, BLUE.filled())))?;
+    // How many rows each point stands for (a bin of three rows says little), beside the point:
+    // to its right, or to its left near the right edge.
+    chart.draw_series(report.calibration.iter().map(|b| {
+        let offset = if b.mean_probability > 0.9 { (-30, 2) } else { (8, 2) };
+        EmptyElement::at((b.mean_probability, b.fraction_positive)) + Text::new(format!("{}", b.rows), offset, ("sans-serif", 13))
+    }))?;
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 14))
+        .draw()?;
     Ok(())
 }
 

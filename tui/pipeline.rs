@@ -9,7 +9,7 @@ use futures::StreamExt;
 use logitflow_core::clean::CleanOptions;
 use logitflow_core::inference::FitReport;
 use logitflow_core::logistic::{EpochEvent, StopReason, TrainParams};
-use logitflow_core::metrics::{Metrics, RocPoint};
+use logitflow_core::metrics::{CalibrationBin, Metrics, PrPoint, RocPoint};
 use logitflow_core::model::Coefficients;
 use logitflow_core::scale::Scaling;
 use logitflow_core::scale::Value;
@@ -178,6 +178,10 @@ pub struct RunReport {
     pub stop_reason: StopReason,
     pub stable_version: Option<u32>,
     pub roc: Vec<RocPoint>,
+    #[serde(default)]
+    pub precision_recall: Vec<PrPoint>,
+    #[serde(default)]
+    pub calibration: Vec<CalibrationBin>,
     pub params: TrainParams,
     pub feature_names: Vec<String>,
     /// From the keypress (or command) to the new version answering predictions, in ms.
@@ -422,6 +426,8 @@ pub async fn run_pipeline(
         stop_reason,
         stable_version: None,
         roc: evaluation.roc.clone(),
+        precision_recall: evaluation.precision_recall.clone(),
+        calibration: evaluation.calibration.clone(),
         params: request.params.clone(),
         feature_names: dataset.feature_names.clone(),
         train_to_served_ms: 0.0,

@@ -378,15 +378,17 @@ impl App {
             AppEvent::Unavailable(unavailable) => self.unavailable = unavailable,
             AppEvent::Exported(result) => {
                 self.status = match result {
-                    // The directory and the files' shared stem fit the status line; six whole
-                    // paths did not, and the line was cut in the first.
+                    // The directory, the files' shared stem and their names grouped fit the
+                    // status line; six whole paths did not, and the line was cut in the first.
                     Ok(paths) => {
                         let dir = paths.first().and_then(|p| p.parent()).map_or_else(String::new, |d| d.display().to_string());
                         let names: Vec<String> =
                             paths.iter().filter_map(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()).collect();
-                        let stem = names.first().and_then(|n| n.rsplit_once('-')).map_or("", |(stem, _)| stem).to_string();
+                        // The run id is `<millis>-<hex>`: the stem is the name up to its second `-`.
+                        let stem =
+                            names.first().and_then(|n| n.match_indices('-').nth(1)).map_or("", |(at, _)| &names[0][..at]).to_string();
                         let suffixes: Vec<&str> = names.iter().map(|n| n.strip_prefix(&format!("{stem}-")).unwrap_or(n)).collect();
-                        format!("exported {} files to {dir}/: {stem}-{{{}}}", paths.len(), suffixes.join(","))
+                        format!("exported {} files to {dir}/: {stem}-{}", paths.len(), grouped_names(&suffixes))
                     }
                     Err(e) => format!("export failed: {e}"),
                 }
@@ -748,4 +750,29 @@ pub fn readable_log_line(text: &str) -> String {
         out.push_str(&format!(" {key}={}", plain(value)));
     }
     out.trim().to_string()
+}
+
+/// File names as brace groups: `{loss,roc}.{csv,png,svg}` when every name has every extension,
+/// else each name with its own, `{loss.csv,loss-log.{png,svg},roc.{csv,png,svg}}`.
+pub(crate) fn grouped_names(names: &[&str]) -> String {
+    let mut groups: Vec<(&str, Vec<&str>)> = Vec::new();
+    for name in names {
+        let (base, extension) = name.rsplit_once('.').unwrap_or((name, ""));
+        match groups.iter_mut().find(|(b, _)| *b == base) {
+            Some((_, extensions)) => extensions.push(extension),
+            None => groups.push((base, vec![extension])),
+        }
+    }
+    let braced = |items: Vec<String>| if items.len() == 1 { items.concat() } else { format!("{{{}}}", items.join(",")) };
+    let first = groups.first().map(|(_, e)| e.clone()).unwrap_or_default();
+    if groups.len() > 1 && first.len() > 1 && groups.iter().all(|(_, e)| *e == first) {
+        let bases = braced(groups.iter().map(|(b, _)| b.to_string()).collect());
+        return format!("{bases}.{}", braced(first.iter().map(|e| e.to_string()).collect()));
+    }
+    braced(
+        groups
+            .into_iter()
+            .map(|(base, extensions)| format!("{base}.{}", braced(extensions.into_iter().map(String::from).collect())))
+            .collect(),
+    )
 }

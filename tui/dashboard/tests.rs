@@ -62,6 +62,8 @@ fn evaluation(version: u32) -> Evaluation {
         new_version: true,
         metrics: metrics(0.935, 0.1358),
         roc: Vec::new(),
+        precision_recall: Vec::new(),
+        calibration: Vec::new(),
         previous: (version > 1).then(|| VersionMetrics { version: version - 1, metrics: metrics(0.9325, 0.1366) }),
         promoted: true,
         decision: "promoted".into(),
@@ -518,7 +520,7 @@ fn an_export_names_its_directory_and_files_within_the_status_line() {
     let names =
         ["1796-a60d-loss.csv", "1796-a60d-roc.csv", "1796-a60d-loss.png", "1796-a60d-loss.svg", "1796-a60d-roc.png", "1796-a60d-roc.svg"];
     app.on_event(AppEvent::Exported(Ok(names.iter().map(|n| dir.join(n)).collect())));
-    assert_eq!(app.status, "exported 6 files to /home/test/exports/: 1796-a60d-{loss.csv,roc.csv,loss.png,loss.svg,roc.png,roc.svg}");
+    assert_eq!(app.status, "exported 6 files to /home/test/exports/: 1796-a60d-{loss,roc}.{csv,png,svg}");
     assert!(app.status.chars().count() < 120, "fits a 120-column status line");
 }
 
@@ -581,4 +583,15 @@ fn the_model_panel_shows_an_exact_fits_coefficient_table() {
     assert!(small.contains("acc 0.9350") && small.contains("15 terms"), "{small}");
     let narrow = screen(&app, 80, 40);
     assert!(narrow.contains("coef") && narrow.contains("(intercept)") && narrow.contains("<1e-4") && !narrow.contains(" OR"), "{narrow}");
+}
+
+#[test]
+fn exported_names_are_grouped_by_figure_and_format() {
+    use super::app::grouped_names;
+    let all = ["loss.csv", "roc.csv", "pr.csv", "calibration.csv", "loss.png", "loss.svg", "roc.png", "roc.svg"];
+    let all = [&all[..], &["pr.png", "pr.svg", "calibration.png", "calibration.svg"]].concat();
+    assert_eq!(grouped_names(&all), "{loss,roc,pr,calibration}.{csv,png,svg}");
+    let log = ["loss.csv", "roc.csv", "loss-log.png", "loss-log.svg", "roc.png", "roc.svg"];
+    assert_eq!(grouped_names(&log), "{loss.csv,roc.{csv,png,svg},loss-log.{png,svg}}");
+    assert_eq!(grouped_names(&["loss.png"]), "loss.png");
 }

@@ -224,13 +224,84 @@ pub const ROC_MAX_POINTS: usize = 1001;
 /// [`ROC_MAX_POINTS`] evenly spaced ones (the ends always kept). The AUC in [`Metrics`] is
 /// computed from every score, not from this curve.
 pub fn roc_curve(scores: &[f64], labels: &[f64]) -> Vec<RocPoint> {
-    let full = roc_curve_all(scores, labels);
-    if full.len() <= ROC_MAX_POINTS {
+    thinned(roc_curve_all(scores, labels), ROC_MAX_POINTS)
+}
+
+/// At most `max` evenly spaced points of a curve, its ends always kept.
+fn thinned<T: Copy>(full: Vec<T>, max: usize) -> Vec<T> {
+    if full.len() <= max || max < 2 {
         return full;
     }
     let last = full.len() - 1;
-    let gaps = ROC_MAX_POINTS - 1;
+    let gaps = max - 1;
     (0..=gaps).map(|k| full[k * last / gaps]).collect()
+}
+
+/// One point of the precision-recall curve: the rows scoring at or above `threshold` are
+/// called positive.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct PrPoint {
+    pub threshold: f64,
+    pub precision: f64,
+    pub recall: f64,
+}
+
+/// The precision-recall curve, highest threshold first: one point per distinct score, as
+/// scikit-learn's `precision_recall_curve` has them (it lists them lowest first, and ends with
+/// recall 0 at precision 1, a point with no threshold), thinned to at most
+/// [`ROC_MAX_POINTS`]. Empty without positives.
+pub fn precision_recall_curve(scores: &[f64], labels: &[f64]) -> Vec<PrPoint> {
+    let positives = labels.iter().filter(|&&y| y == 1.0).count() as f64;
+    if positives == 0.0 {
+        return Vec::new();
+    }
+    let full = cumulative_counts(scores, labels)
+        .into_iter()
+        .map(|(threshold, tp, fp)| PrPoint { threshold, precision: tp / (tp + fp), recall: tp / positives })
+        .collect();
+    thinned(full, ROC_MAX_POINTS)
+}
+
+/// One bin of a reliability diagram: the rows whose probability is in `(lower, upper]` (the
+/// first bin takes 0 too), their mean probability and the fraction of them that are positive.
+/// A calibrated model's bins lie on the diagonal.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct CalibrationBin {
+    pub lower: f64,
+    pub upper: f64,
+    pub rows: usize,
+    pub mean_probability: f64,
+    pub fraction_positive: f64,
+}
+
+/// The bins of [`calibration_bins`] on a run's test split.
+pub const CALIBRATION_BINS: usize = 10;
+
+/// The reliability diagram of `probabilities` in `bins` equal-width bins, empty ones left out:
+/// scikit-learn's `calibration_curve(strategy="uniform")`, with the same bin edges
+/// (`i × (1 / bins)`, as `numpy.linspace` makes them) and the same side of each edge.
+pub fn calibration_bins(probabilities: &[f64], labels: &[f64], bins: usize) -> Vec<CalibrationBin> {
+    let bins = bins.max(1);
+    let width = 1.0 / bins as f64;
+    let edges: Vec<f64> = (0..=bins).map(|i| if i == bins { 1.0 } else { i as f64 * width }).collect();
+    let (mut sums, mut positives, mut rows) = (vec![0.0; bins], vec![0.0; bins], vec![0usize; bins]);
+    for (&p, &y) in probabilities.iter().zip(labels) {
+        // The number of inner edges below p (numpy's `searchsorted`, side "left").
+        let bin = edges[1..bins].partition_point(|&edge| edge < p);
+        sums[bin] += p;
+        positives[bin] += y;
+        rows[bin] += 1;
+    }
+    (0..bins)
+        .filter(|&b| rows[b] > 0)
+        .map(|b| CalibrationBin {
+            lower: edges[b],
+            upper: edges[b + 1],
+            rows: rows[b],
+            mean_probability: sums[b] / rows[b] as f64,
+            fraction_positive: positives[b] / rows[b] as f64,
+        })
+        .collect()
 }
 
 fn roc_curve_all(scores: &[f64], labels: &[f64]) -> Vec<RocPoint> {
@@ -302,6 +373,39 @@ mod tests {
             average_precision(&scores, &labels)
         );
         assert!((roc_auc(&scores, &labels) - m["roc_auc"].as_f64().expect("auc")).abs() < 1e-12);
+    }
+
+    /// scikit-learn's `precision_recall_curve` and `calibration_curve` (10 uniform bins), on
+    /// scores with ties and on the penguins fit's probabilities (`tests/fixtures/make_reference.py`).
+    #[test]
+    fn precision_recall_and_calibration_match_scikit_learn() {
+        let reference: serde_json::Value =
+            serde_json::from_str(include_str!("../../../tests/fixtures/reference.json")).expect("fixture parses");
+        let floats = |v: &serde_json::Value| {
+            v.as_array().map(|a| a.iter().filter_map(serde_json::Value::as_f64).collect::<Vec<_>>()).expect("numbers")
+        };
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-12 * b.abs().max(1.0);
+        for case in ["fixed", "penguins"] {
+            let c = &reference["curves"][case];
+            let (labels, scores) = (floats(&c["labels"]), floats(&c["scores"]));
+            let curve = precision_recall_curve(&scores, &labels);
+            let pr = &c["precision_recall"];
+            // scikit-learn's order is lowest threshold first.
+            let (thresholds, precision, recall) = (floats(&pr["thresholds"]), floats(&pr["precision"]), floats(&pr["recall"]));
+            assert_eq!(curve.len(), thresholds.len(), "{case}: one point per distinct score");
+            for (point, i) in curve.iter().zip((0..thresholds.len()).rev()) {
+                assert_eq!(point.threshold, thresholds[i], "{case}");
+                assert!(close(point.precision, precision[i]) && close(point.recall, recall[i]), "{case} at {}: {point:?}", thresholds[i]);
+            }
+            let bins = calibration_bins(&scores, &labels, CALIBRATION_BINS);
+            let (fraction, mean) = (floats(&c["calibration"]["fraction_positive"]), floats(&c["calibration"]["mean_probability"]));
+            assert_eq!(bins.len(), fraction.len(), "{case}: the same bins are empty");
+            for ((bin, f), m) in bins.iter().zip(&fraction).zip(&mean) {
+                assert!(close(bin.fraction_positive, *f) && close(bin.mean_probability, *m), "{case}: {bin:?} vs {f}, {m}");
+                assert!((bin.lower < bin.mean_probability || bin.lower == 0.0) && bin.mean_probability <= bin.upper, "{case}: {bin:?}");
+            }
+            assert_eq!(bins.iter().map(|b| b.rows).sum::<usize>(), labels.len(), "{case}: every row is in a bin");
+        }
     }
 
     #[test]

@@ -14,7 +14,7 @@
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
-use logitflow_core::metrics::{Metrics, roc_curve};
+use logitflow_core::metrics::{CALIBRATION_BINS, Metrics, calibration_bins, precision_recall_curve, roc_curve};
 use logitflow_core::model::Model;
 use logitflow_core::registry::{CANDIDATE, Registry, STABLE, check_name};
 use logitflow_core::store::{Kind, SplitPart, Store};
@@ -92,7 +92,12 @@ async fn evaluate(State(state): State<AppState>, Json(request): Json<EvaluateReq
         let terms = model.transform.terms_of(&test).map_err(|e| ApiError::invalid("DATA_ERROR", format!("test data: {e}")))?;
         let (metrics, probabilities) = score(&model, &terms, &test.y, request.threshold);
         let roc = roc_curve(&probabilities, &test.y);
-        let report_body = serde_json::json!({"model": request.model, "split": request.split, "metrics": metrics, "roc": roc});
+        let precision_recall = precision_recall_curve(&probabilities, &test.y);
+        let calibration = calibration_bins(&probabilities, &test.y, CALIBRATION_BINS);
+        let report_body = serde_json::json!({
+            "model": request.model, "split": request.split, "metrics": metrics,
+            "roc": roc, "precision_recall": precision_recall, "calibration": calibration,
+        });
         let report = state.store.put_json(
             Kind::Report,
             NAME,
@@ -133,6 +138,8 @@ async fn evaluate(State(state): State<AppState>, Json(request): Json<EvaluateReq
             new_version,
             metrics,
             roc,
+            precision_recall,
+            calibration,
             previous,
             promoted: promote,
             decision,

@@ -4,7 +4,7 @@
 use logitflow_core::clean::CleanOptions;
 use logitflow_core::inference::FitReport;
 use logitflow_core::logistic::{EpochEvent, StopReason, TrainParams};
-use logitflow_core::metrics::{Metrics, RocPoint};
+use logitflow_core::metrics::{CalibrationBin, Metrics, PrPoint, RocPoint};
 use logitflow_core::model::Coefficients;
 use logitflow_core::registry::ModelEntry;
 use logitflow_core::scale::{Scaling, Value};
@@ -300,6 +300,11 @@ pub struct Evaluation {
     pub new_version: bool,
     pub metrics: Metrics,
     pub roc: Vec<RocPoint>,
+    #[serde(default)]
+    pub precision_recall: Vec<PrPoint>,
+    /// The reliability diagram of the test split ([`logitflow_core::metrics::CALIBRATION_BINS`] bins).
+    #[serde(default)]
+    pub calibration: Vec<CalibrationBin>,
     /// The version that was stable before, with its metrics.
     #[serde(default)]
     pub previous: Option<VersionMetrics>,

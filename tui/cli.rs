@@ -30,7 +30,7 @@ pub enum Command {
     Score(ScoreArgs),
     /// The run history.
     Runs(RunsArgs),
-    /// Export a run's loss and ROC curves as PNG, SVG and CSV.
+    /// Export a run's loss, ROC and precision-recall curves and reliability diagram as PNG, SVG and CSV.
     Export(ExportArgs),
     /// Run one service alone, in the foreground.
     Service(ServiceCommand),

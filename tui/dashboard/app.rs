@@ -6,7 +6,7 @@
 use crate::pipeline::{PipelineEvent, RunReport, Stage};
 use crate::supervisor::{LogLine, ServiceName, ServiceSnapshot, Status};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use logitflow_core::logistic::{Solver, TrainParams};
+use logitflow_core::logistic::{Solver, StopReason, TrainParams};
 use logitflow_core::scale::Value;
 use logitflow_kit::wire::{Evaluation, ModelVersions};
 use std::collections::BTreeMap;
@@ -42,7 +42,11 @@ pub enum AppEvent {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     Train(TrainParams),
-    Cancel(String),
+    /// Stop the job between epochs; `keep_best` makes its best epoch so far a version.
+    Cancel {
+        job: String,
+        keep_best: bool,
+    },
     /// One row of feature values (in the data's column order) and the aliases to ask.
     Predict(Vec<Value>, Vec<String>),
     Promote,
@@ -69,6 +73,8 @@ pub enum Overlay {
     Logs,
     Params,
     ConfirmQuit,
+    /// `c` while training: keep the best epoch so far as a version, discard the run, or go on.
+    ConfirmCancel,
     /// `P` with a candidate that tested worse than stable: why, and y promotes anyway.
     ConfirmPromote,
 }
@@ -152,6 +158,7 @@ impl ParamsForm {
 const NOTHING_TRAINING: &str = "nothing is training";
 const STILL_HERE: &str = "still here";
 const NOT_PROMOTED: &str = "not promoted";
+const TRAINING_GOES_ON: &str = "training goes on";
 const ALREADY_TRAINING: &str = "training is already running (c cancels it)";
 const TRANSIENT_STATUS: [&str; 4] = [NOTHING_TRAINING, STILL_HERE, NOT_PROMOTED, ALREADY_TRAINING];
 /// How a failed run's status begins; it stays until something else happens.
@@ -332,8 +339,15 @@ impl App {
                         // A run that reproduced a version already registered neither promotes
                         // nor demotes it: what it is comes from the aliases.
                         let is_stable = report.promoted || report.stable_version == Some(report.model.version);
+                        let kept = match (report.stop_reason, report.model.fit.kept_epoch) {
+                            (StopReason::Cancelled, Some(kept)) => {
+                                format!("stopped at epoch {}, epoch {kept} kept: ", report.loss_curve.len())
+                            }
+                            (StopReason::Cancelled, None) => format!("stopped at epoch {}, kept: ", report.loss_curve.len()),
+                            _ => String::new(),
+                        };
                         self.status = format!(
-                            "v{} {} — answering {} after the keypress (train→served {:.0} ms)",
+                            "{kept}v{} {} — answering {} after the keypress (train→served {:.0} ms)",
                             report.model.version,
                             if is_stable { "is stable" } else { "is the candidate" },
                             since_key.map_or_else(|| "-".into(), |d| format!("{} ms", d.as_millis())),
@@ -482,6 +496,15 @@ impl App {
         Some(Action::Train(params))
     }
 
+    /// The epoch a stop would keep, and its loss: the lowest validation loss so far, as the
+    /// fit keeps it, or the last epoch when there is no validation curve (an exact fit).
+    pub fn best_epoch_so_far(&self) -> Option<(usize, f64, bool)> {
+        if let Some(&(epoch, loss)) = self.val_curve.iter().min_by(|a, b| a.1.total_cmp(&b.1)) {
+            return Some((epoch as usize, loss, true));
+        }
+        self.train_curve.last().map(|&(epoch, loss)| (epoch as usize, loss, false))
+    }
+
     /// Handles a key; returns what the runtime must do, if anything.
     pub fn on_key(&mut self, key: KeyEvent) -> Option<Action> {
         if key.kind != crossterm::event::KeyEventKind::Press {
@@ -504,6 +527,23 @@ impl App {
                 }
                 self.status = NOT_PROMOTED.into();
                 return None;
+            }
+            Overlay::ConfirmCancel => {
+                self.overlay = Overlay::None;
+                let keep_best = match key.code {
+                    KeyCode::Char('k') => true,
+                    KeyCode::Char('d') => false,
+                    _ => {
+                        self.status = TRAINING_GOES_ON.into();
+                        return None;
+                    }
+                };
+                // The run may have ended while the question was open.
+                let Some(job) = self.job.clone().filter(|_| self.training) else {
+                    self.status = NOTHING_TRAINING.into();
+                    return None;
+                };
+                return Some(Action::Cancel { job, keep_best });
             }
             Overlay::ConfirmQuit => {
                 self.overlay = Overlay::None;
@@ -537,7 +577,10 @@ impl App {
             }
             KeyCode::Char('t') => self.start_training(self.params.clone()),
             KeyCode::Char('c') => match (&self.job, self.training) {
-                (Some(job), true) => Some(Action::Cancel(job.clone())),
+                (Some(_), true) => {
+                    self.overlay = Overlay::ConfirmCancel;
+                    None
+                }
                 _ => {
                     self.status = NOTHING_TRAINING.into();
                     None

@@ -256,10 +256,12 @@ impl Runtime {
                     }
                 });
             }
-            Action::Cancel(job) => {
+            Action::Cancel { job, keep_best } => {
                 let Ok(train) = self.client(ServiceName::Train) else { return };
                 tokio::spawn(async move {
-                    let status = match train.delete::<serde_json::Value>(&format!("/v1/jobs/{job}")).await {
+                    let path = if keep_best { format!("/v1/jobs/{job}?keep=best") } else { format!("/v1/jobs/{job}") };
+                    let status = match train.delete::<serde_json::Value>(&path).await {
+                        Ok(_) if keep_best => "stopping: the best epoch so far becomes a version".to_string(),
                         Ok(_) => "cancelling: training stops after this epoch".to_string(),
                         Err(e) => format!("cancel failed: {e}"),
                     };

@@ -595,3 +595,41 @@ fn exported_names_are_grouped_by_figure_and_format() {
     assert_eq!(grouped_names(&log), "{loss.csv,roc.{csv,png,svg},loss-log.{png,svg}}");
     assert_eq!(grouped_names(&["loss.png"]), "loss.png");
 }
+
+#[test]
+fn cancel_asks_whether_to_keep_the_best_epoch_and_the_status_names_the_one_kept() {
+    let mut app = trained_app();
+    app.on_event(AppEvent::RunFinished(Err("done".into())));
+    assert!(matches!(app.on_key(key(KeyCode::Char('t'))), Some(Action::Train(_))));
+    app.on_event(AppEvent::Pipeline(PipelineEvent::TrainStarted { job: "job-7".into() }));
+    // The validation loss is lowest at epoch 3, then rises.
+    for (n, val) in [(1, 0.30), (2, 0.25), (3, 0.21), (4, 0.23), (5, 0.26)] {
+        app.on_event(epoch(n, 0.2, val));
+    }
+    assert_eq!(app.on_key(key(KeyCode::Char('c'))), None, "c asks first");
+    assert_eq!(app.overlay, Overlay::ConfirmCancel);
+    for (width, height) in [(120, 40), (80, 24)] {
+        let text = screen(&app, width, height);
+        assert!(text.contains("Stop training at epoch 5?"), "{text}");
+        assert!(
+            text.contains("keep epoch 3 (the best so far, validation loss 0.2100)"),
+            "the best epoch is named at {width}×{height}:\n{text}"
+        );
+        assert!(text.contains("d  discard the run") && text.contains("any other key: go on training"), "{text}");
+    }
+    assert_eq!(app.on_key(key(KeyCode::Esc)), None);
+    assert_eq!((app.overlay, app.status.as_str()), (Overlay::None, "training goes on"));
+    app.on_key(key(KeyCode::Char('c')));
+    assert_eq!(app.on_key(key(KeyCode::Char('k'))), Some(Action::Cancel { job: "job-7".into(), keep_best: true }));
+    app.on_key(key(KeyCode::Char('c')));
+    assert_eq!(app.on_key(key(KeyCode::Char('d'))), Some(Action::Cancel { job: "job-7".into(), keep_best: false }));
+    // The run ends with the kept epoch as a version: the status says which epoch it holds.
+    let mut kept = run_report(&evaluation(2), 5);
+    kept.stop_reason = logitflow_core::logistic::StopReason::Cancelled;
+    kept.model.fit.kept_epoch = Some(3);
+    app.on_event(AppEvent::RunFinished(Ok(Box::new(kept))));
+    assert!(app.status.starts_with("stopped at epoch 5, epoch 3 kept: v2 is stable"), "{}", app.status);
+    // Nothing training: c says so and asks nothing.
+    assert_eq!(app.on_key(key(KeyCode::Char('c'))), None);
+    assert_eq!((app.overlay, app.status.as_str()), (Overlay::None, "nothing is training"));
+}

@@ -50,6 +50,7 @@ impl Widget for &App {
             Overlay::Logs => render_logs(self, area, buf),
             Overlay::Params => render_form(self, area, buf),
             Overlay::ConfirmQuit => render_confirm(area, buf),
+            Overlay::ConfirmCancel => render_confirm_cancel(self, area, buf),
             Overlay::ConfirmPromote => render_confirm_promote(self, area, buf),
         }
     }
@@ -475,6 +476,7 @@ fn footer_keys(app: &App, width: u16) -> String {
         (Overlay::Params, _) => "↑↓ field  ←→ solver  type to edit  Enter train  Esc cancel".into(),
         (Overlay::Help | Overlay::ConfirmQuit, _) => "any key closes".into(),
         (Overlay::ConfirmPromote, _) => "y promotes  any other key keeps stable".into(),
+        (Overlay::ConfirmCancel, _) => "k keep the best epoch  d discard  any other key goes on".into(),
         (Overlay::None, Focus::Predict) => "type values  Enter predict  Esc/Tab back".into(),
         (Overlay::None, Focus::Services) if width >= 120 => {
             "t train  c cancel  h params  p predict  P promote  b rollback  e export  l log  r/s service  Enter logs  ? help  q quit".into()
@@ -491,7 +493,7 @@ fn centered(area: Rect, width: u16, height: u16) -> Rect {
 
 pub const HELP: &[(&str, &str)] = &[
     ("t", "train with the current hyperparameters"),
-    ("c", "cancel training"),
+    ("c", "stop training: keep its best epoch as a version, or discard it"),
     ("h", "hyperparameters: edit, then Enter retrains"),
     ("p or /", "focus the predict box; Enter asks serve"),
     ("P", "promote the candidate to stable"),
@@ -519,6 +521,25 @@ fn render_confirm(area: Rect, buf: &mut Buffer) {
     let rect = centered(area, 50, 3);
     Clear.render(rect, buf);
     Paragraph::new("Training is running. Quit anyway? q/y quits").block(Block::bordered().title(" Quit? ")).render(rect, buf);
+}
+
+fn render_confirm_cancel(app: &App, area: Rect, buf: &mut Buffer) {
+    // Wide enough at 80 columns for the longest line, with a spare line should it wrap.
+    let rect = centered(area, 74, 7);
+    Clear.render(rect, buf);
+    let epochs = app.train_curve.len();
+    let keep = match app.best_epoch_so_far() {
+        Some((epoch, loss, true)) => format!("k  keep epoch {epoch} (the best so far, validation loss {loss:.4}) as a version"),
+        Some((epoch, loss, false)) => format!("k  keep epoch {epoch}, the last (training loss {loss:.4}), as a version"),
+        None => "k  keep what it has so far as a version".to_string(),
+    };
+    let lines = vec![
+        Line::from(format!("Stop training at epoch {epoch}?", epoch = epochs)),
+        Line::from(keep),
+        Line::from("d  discard the run: no version is made"),
+        Line::from("any other key: go on training"),
+    ];
+    Paragraph::new(lines).wrap(Wrap { trim: true }).block(Block::bordered().title(" Stop training? ")).render(rect, buf);
 }
 
 fn render_confirm_promote(app: &App, area: Rect, buf: &mut Buffer) {

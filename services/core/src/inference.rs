@@ -36,6 +36,10 @@ pub struct FitReport {
     /// How close an iterative fit came to the exact optimum on the same rows.
     #[serde(default)]
     pub optimality: Option<Optimality>,
+    /// The epoch whose weights the model holds, when a person stopped the fit and kept its
+    /// best epoch so far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept_epoch: Option<usize>,
 }
 
 /// One row of the coefficient table. The statistics are `None` where they are not given.

@@ -386,7 +386,7 @@ impl StopReason {
             StopReason::Converged => "converged: gradient norm below tolerance",
             StopReason::Plateau => "training loss stopped improving",
             StopReason::EarlyStopped => "stopped early: validation loss rising (best epoch kept)",
-            StopReason::Cancelled => "cancelled",
+            StopReason::Cancelled => "cancelled, the best epoch so far kept",
             StopReason::Separated => "the classes are separated: no finite maximum-likelihood estimate exists",
         }
     }
@@ -397,6 +397,9 @@ pub struct FitOutcome {
     pub weights: Weights,
     pub stop_reason: StopReason,
     pub curve: Vec<EpochEvent>,
+    /// The epoch whose weights these are, when a cancelled fit returns its best epoch so far
+    /// (the lowest validation loss, however few the validation rows) rather than its last.
+    pub kept_epoch: Option<usize>,
 }
 
 /// Rows per chunk of a full pass. Fixed, so sums do not depend on the number of cores.
@@ -582,7 +585,13 @@ pub fn fit(
         Solver::Sgd | Solver::Minibatch => fit_per_sample(&data, &mut progress),
         Solver::Batch | Solver::Newton => fit_full_passes(&data, &mut progress),
     };
-    Ok(FitOutcome { weights, stop_reason, curve: progress.curve })
+    // Stopped by a person: what is worth keeping is the best epoch so far, as an early stop
+    // keeps it, not whichever epoch the stop fell on.
+    let (weights, kept_epoch) = match progress.best_val.take() {
+        Some((_, best, epoch)) if stop_reason == StopReason::Cancelled => (best, Some(epoch)),
+        _ => (weights, None),
+    };
+    Ok(FitOutcome { weights, stop_reason, curve: progress.curve, kept_epoch })
 }
 
 #[derive(Clone, Copy)]
@@ -640,7 +649,8 @@ struct Progress<'p, F> {
     curve: Vec<EpochEvent>,
     best_train: f64,
     train_stale: usize,
-    best_val: Option<(f64, Weights)>,
+    /// The lowest validation loss so far, its weights and its epoch.
+    best_val: Option<(f64, Weights, usize)>,
     val_stale: usize,
     /// Whether the validation loss may stop the fit: only with [`MIN_EARLY_STOPPING_ROWS`]
     /// validation rows or more, as fewer would stop it on noise.
@@ -689,6 +699,17 @@ impl<'p, F: FnMut(&EpochEvent)> Progress<'p, F> {
         if !grad_norm.is_finite() || grad_norm <= self.params.tolerance {
             return Some(StopReason::Converged);
         }
+        // The best epoch by validation loss, for an early stop and for a person's stop (which
+        // keeps it whatever the patience). An improvement smaller than the tolerance is none: a
+        // validation loss creeping down by 1e-9 an epoch would otherwise keep a converged fit
+        // running.
+        let val_improved = m.val_loss.map(|v| {
+            let improved = self.best_val.as_ref().is_none_or(|(best, ..)| v < *best - self.params.tolerance);
+            if improved {
+                self.best_val = Some((v, w.clone(), epoch));
+            }
+            improved
+        });
         if self.params.patience == 0 {
             return None;
         }
@@ -706,21 +727,19 @@ impl<'p, F: FnMut(&EpochEvent)> Progress<'p, F> {
                 self.cut_step = true;
             }
         }
-        if let Some(v) = m.val_loss.filter(|_| self.early_stopping) {
-            // An improvement smaller than the tolerance is none: a validation loss creeping
-            // down by 1e-9 an epoch would otherwise keep a converged fit running.
-            if self.best_val.as_ref().is_none_or(|(best, _)| v < *best - self.params.tolerance) {
-                self.best_val = Some((v, w.clone()));
-                self.val_stale = 0;
-            } else {
+        // Only enough validation rows may stop the fit ([`MIN_EARLY_STOPPING_ROWS`]).
+        match val_improved.filter(|_| self.early_stopping) {
+            Some(true) => self.val_stale = 0,
+            Some(false) => {
                 self.val_stale += 1;
                 if self.val_stale >= self.params.patience {
-                    if let Some((_, best)) = &self.best_val {
+                    if let Some((_, best, _)) = &self.best_val {
                         *w = best.clone();
                     }
                     return Some(StopReason::EarlyStopped);
                 }
             }
+            None => {}
         }
         None
     }
@@ -1354,6 +1373,39 @@ mod tests {
         // Epoch 4 was trained while epoch 3 was measured; the cancelled fit discards it.
         let three = fit(ex, None, &TrainParams { epochs: 3, ..params.clone() }, &AtomicBool::new(false), |_| {}).expect("fits");
         assert_eq!(out.weights, three.weights);
+    }
+
+    /// A person's stop keeps the best epoch so far: the lowest validation loss, whose weights
+    /// the outcome holds, not the epoch the stop fell on. The training labels follow a steep
+    /// curve and the validation labels a gentle one, so the validation loss falls while the
+    /// slope grows towards the gentle one's, then rises.
+    #[test]
+    fn a_cancelled_fit_returns_its_best_epoch_so_far() {
+        let n = 400;
+        let x: Vec<f64> = (0..n).map(|i| -2.0 + 4.0 * i as f64 / (n - 1) as f64).collect();
+        let draw = |slope: f64, salt: f64| -> Vec<f64> {
+            let sigmoid = |z: f64| 1.0 / (1.0 + (-z).exp());
+            x.iter().enumerate().map(|(i, &v)| if ((i as f64 * 0.618_034 + salt) % 1.0) < sigmoid(slope * v) { 1.0 } else { 0.0 }).collect()
+        };
+        let (train_y, val_y) = (draw(6.0, 0.0), draw(0.5, 0.31));
+        let (train, val) = (Examples::new(&x, &train_y, 1), Examples::new(&x, &val_y, 1));
+        for (solver, learning_rate) in [(Solver::Sgd, 0.05), (Solver::Batch, 4.0)] {
+            let cancel = AtomicBool::new(false);
+            // No patience: nothing stops the fit but the person, and the best epoch is still kept.
+            let params = TrainParams { solver, epochs: 1000, patience: 0, tolerance: 0.0, learning_rate, ..TrainParams::default() };
+            let out = fit(train, Some(val), &params, &cancel, |e| {
+                if e.epoch == 60 {
+                    cancel.store(true, Ordering::Relaxed);
+                }
+            })
+            .expect("fits");
+            assert_eq!((out.stop_reason, out.curve.len()), (StopReason::Cancelled, 60), "{solver}");
+            let losses: Vec<f64> = out.curve.iter().map(|e| e.val_loss.expect("a validation loss")).collect();
+            let best = (0..losses.len()).min_by(|&a, &b| losses[a].total_cmp(&losses[b])).expect("epochs") + 1;
+            assert!(best < 60, "{solver}: the validation loss should turn up before the stop: {losses:?}");
+            assert_eq!(out.kept_epoch, Some(best), "{solver}");
+            assert_eq!(mean_log_loss(&out.weights, val), losses[best - 1], "{solver}: the weights are epoch {best}'s");
+        }
     }
 
     #[test]

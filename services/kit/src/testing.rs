@@ -39,18 +39,8 @@ pub mod bodies {
     /// names (so the generator reaches past "missing field" into each field's own checks),
     /// and whose leaves include `samples` (valid values such as `"FP64"` or a stored id).
     pub fn any_json(field_names: &'static [&'static str], samples: Vec<serde_json::Value>) -> impl Strategy<Value = serde_json::Value> {
-        let sample_values = samples;
-        let leaf = prop_oneof![
-            Just(serde_json::Value::Null),
-            any::<bool>().prop_map(serde_json::Value::from),
-            any::<i64>().prop_map(serde_json::Value::from),
-            (0u8..4).prop_map(serde_json::Value::from),
-            any::<f64>().prop_filter("JSON numbers are finite", |f| f.is_finite()).prop_map(serde_json::Value::from),
-            "[a-zA-Z0-9 ./_-]{0,12}".prop_map(serde_json::Value::from),
-            proptest::sample::select(if sample_values.is_empty() { vec![serde_json::Value::Null] } else { sample_values }),
-        ];
         let names: Vec<String> = field_names.iter().map(|s| s.to_string()).collect();
-        leaf.prop_recursive(6, 64, 8, move |inner| {
+        leaf(samples).prop_recursive(6, 64, 8, move |inner| {
             let key = prop_oneof![3 => proptest::sample::select(names.clone()), 1 => "[a-z]{1,6}"];
             prop_oneof![
                 proptest::collection::vec(inner.clone(), 0..8).prop_map(serde_json::Value::from),
@@ -59,9 +49,33 @@ pub mod bodies {
         })
     }
 
+    /// One JSON value that is no array or object: null, booleans, integers (small ones often),
+    /// any finite number, short strings, and the route's `samples`.
+    fn leaf(samples: Vec<serde_json::Value>) -> impl Strategy<Value = serde_json::Value> + Clone {
+        prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            (0u8..4).prop_map(serde_json::Value::from),
+            any::<f64>().prop_filter("JSON numbers are finite", |f| f.is_finite()).prop_map(serde_json::Value::from),
+            "[a-zA-Z0-9 ./_-]{0,12}".prop_map(serde_json::Value::from),
+            proptest::sample::select(if samples.is_empty() { vec![serde_json::Value::Null] } else { samples }),
+            // Numbers at and past the usual bounds of a parameter.
+            proptest::sample::select(vec![
+                serde_json::json!(-1),
+                serde_json::json!(-0.5),
+                serde_json::json!(0.0),
+                serde_json::json!(1e300),
+                serde_json::json!(1_000_001)
+            ]),
+        ]
+    }
+
     /// A valid body with some of its fields left out or replaced by [`any_json`] (one in eight
-    /// each), the rest kept: cases that get past the route's first check into its work (a fully random
-    /// body rarely names two stored ids at once).
+    /// each), or, for a nested object (train's `params`), one of its fields given another value
+    /// (one in four), the rest kept: cases that get past the route's first check into its work (a
+    /// fully random body rarely names two stored ids at once, and a random `params` object
+    /// rarely holds only known fields, so it never reached the parameters' own checks).
     pub fn near(
         valid: serde_json::Value,
         field_names: &'static [&'static str],
@@ -69,14 +83,23 @@ pub mod bodies {
     ) -> impl Strategy<Value = serde_json::Value> {
         let fields: Vec<(String, serde_json::Value)> = valid.as_object().cloned().unwrap_or_default().into_iter().collect();
         let n = fields.len();
-        (proptest::collection::vec(0u8..8, n), proptest::collection::vec(any_json(field_names, samples), n)).prop_map(
-            move |(choices, randoms)| {
+        let nested = proptest::collection::vec((any::<usize>(), leaf(samples.clone())), n);
+        (proptest::collection::vec(0u8..8, n), proptest::collection::vec(any_json(field_names, samples), n), nested).prop_map(
+            move |(choices, randoms, nested)| {
                 let mut out = serde_json::Map::new();
-                for ((name, value), (choice, random)) in fields.iter().zip(choices.into_iter().zip(randoms)) {
-                    match choice {
-                        0 => {}
-                        1 => {
+                for (((name, value), (choice, random)), (which, other)) in fields.iter().zip(choices.into_iter().zip(randoms)).zip(nested) {
+                    match (choice, value) {
+                        (0, _) => {}
+                        (1, _) => {
                             out.insert(name.clone(), random);
+                        }
+                        // One field at a time: a second wrong one would often hide the first's check.
+                        (2 | 3, serde_json::Value::Object(object)) if !object.is_empty() => {
+                            let mut changed = object.clone();
+                            if let Some((_, field)) = changed.iter_mut().nth(which % object.len()) {
+                                *field = other;
+                            }
+                            out.insert(name.clone(), serde_json::Value::Object(changed));
                         }
                         _ => {
                             out.insert(name.clone(), value.clone());

@@ -75,6 +75,8 @@ pub enum Overlay {
     ConfirmQuit,
     /// `c` while training: keep the best epoch so far as a version, discard the run, or go on.
     ConfirmCancel,
+    /// `p` with a model of more than one feature: one labelled field per feature.
+    PredictForm,
     /// `P` with a candidate that tested worse than stable: why, and y promotes anyway.
     ConfirmPromote,
 }
@@ -164,6 +166,41 @@ const TRANSIENT_STATUS: [&str; 4] = [NOTHING_TRAINING, STILL_HERE, NOT_PROMOTED,
 /// How a failed run's status begins; it stays until something else happens.
 const RUN_FAILED: &str = "run failed";
 
+/// The predict form of a model with more than one feature: a value per feature, in the
+/// data's column order. `,` moves to the next field, so a comma-separated row pasted into the
+/// first field fills them all.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PredictForm {
+    pub values: Vec<String>,
+    pub selected: usize,
+    pub error: Option<String>,
+}
+
+impl PredictForm {
+    /// The longest value a field takes.
+    const MAX_VALUE: usize = 256;
+
+    /// The row the fields make, or what is missing or wrong, naming the feature. With the
+    /// data's categorical columns known, every other feature must be a number.
+    fn row(&self, names: &[String], categorical: Option<&BTreeMap<String, Vec<String>>>) -> Result<Vec<Value>, String> {
+        names
+            .iter()
+            .zip(&self.values)
+            .map(|(name, value)| match crate::cli::parse_row(value.trim()) {
+                _ if value.trim().is_empty() => Err(format!("{name} has no value")),
+                Ok(one) => match one.as_slice() {
+                    [Value::Text(_)] if categorical.is_some_and(|c| !c.contains_key(name)) => {
+                        Err(format!("{name}: {:?} is not a number", value.trim()))
+                    }
+                    [value] => Ok(value.clone()),
+                    _ => Err(format!("{name}: {value:?} is one value, not several")),
+                },
+                Err(e) => Err(format!("{name}: {e}")),
+            })
+            .collect()
+    }
+}
+
 /// One answer shown in the predict box.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Answer {
@@ -202,6 +239,7 @@ pub struct App {
     pub unavailable: BTreeMap<String, String>,
     pub last_report: Option<RunReport>,
     pub predict_input: String,
+    pub predict_form: PredictForm,
     pub answers: Vec<Answer>,
     /// The values last sent to predict.
     pub last_query: Option<Vec<Value>>,
@@ -250,6 +288,7 @@ impl App {
             unavailable: BTreeMap::new(),
             last_report: None,
             predict_input: String::new(),
+            predict_form: PredictForm::default(),
             answers: Vec::new(),
             last_query: None,
             fit_points: Vec::new(),
@@ -559,6 +598,7 @@ impl App {
                 return None;
             }
             Overlay::Params => return self.on_form_key(key),
+            Overlay::PredictForm => return self.on_predict_form_key(key),
             Overlay::Logs => return self.on_logs_key(key),
             Overlay::None => {}
         }
@@ -592,7 +632,15 @@ impl App {
                 None
             }
             KeyCode::Char('p') | KeyCode::Char('/') => {
-                self.focus = Focus::Predict;
+                // One line takes one value well; many features take a field each.
+                if self.feature_names.len() > 1 {
+                    if self.predict_form.values.len() != self.feature_names.len() {
+                        self.predict_form = PredictForm { values: vec![String::new(); self.feature_names.len()], ..PredictForm::default() };
+                    }
+                    self.overlay = Overlay::PredictForm;
+                } else {
+                    self.focus = Focus::Predict;
+                }
                 None
             }
             KeyCode::Char('P') => {
@@ -675,6 +723,58 @@ impl App {
                     return Some(Action::Predict(row, aliases));
                 }
                 Err(e) => self.status = format!("cannot predict: {e}"),
+            },
+            _ => {}
+        }
+        None
+    }
+
+    /// The levels of a categorical feature, as the data has them.
+    pub fn levels_of(&self, feature: &str) -> Option<&[String]> {
+        self.last_report.as_ref()?.data_summary.categorical.get(feature).map(Vec::as_slice)
+    }
+
+    fn on_predict_form_key(&mut self, key: KeyEvent) -> Option<Action> {
+        let last = self.feature_names.len().saturating_sub(1);
+        let selected = self.predict_form.selected.min(last);
+        let levels = self.feature_names.get(selected).and_then(|name| self.levels_of(name)).map(<[String]>::to_vec);
+        let form = &mut self.predict_form;
+        form.error = None;
+        match key.code {
+            KeyCode::Esc => self.overlay = Overlay::None,
+            KeyCode::Up | KeyCode::BackTab => form.selected = selected.saturating_sub(1),
+            KeyCode::Down | KeyCode::Tab | KeyCode::Char(',') => form.selected = (selected + 1).min(last),
+            KeyCode::PageUp => form.selected = selected.saturating_sub(10),
+            KeyCode::PageDown => form.selected = (selected + 10).min(last),
+            // A categorical field steps through its levels.
+            KeyCode::Left | KeyCode::Right if levels.as_ref().is_some_and(|l| !l.is_empty()) => {
+                let levels = levels.unwrap_or_default();
+                let at = levels.iter().position(|l| *l == form.values[selected].trim());
+                let next = match (at, key.code) {
+                    (None, KeyCode::Left) => levels.len() - 1,
+                    (None, _) => 0,
+                    (Some(i), KeyCode::Left) => (i + levels.len() - 1) % levels.len(),
+                    (Some(i), _) => (i + 1) % levels.len(),
+                };
+                form.values[selected] = levels[next].clone();
+            }
+            KeyCode::Backspace => {
+                form.values[selected].pop();
+            }
+            KeyCode::Char(c) if !c.is_control() && form.values[selected].len() < PredictForm::MAX_VALUE => {
+                form.values[selected].push(c);
+            }
+            KeyCode::Enter => match form.row(&self.feature_names, self.last_report.as_ref().map(|r| &r.data_summary.categorical)) {
+                Ok(row) => {
+                    self.overlay = Overlay::None;
+                    self.last_query = Some(row.clone());
+                    let mut aliases = vec!["stable".to_string()];
+                    if self.has_candidate() {
+                        aliases.push("candidate".into());
+                    }
+                    return Some(Action::Predict(row, aliases));
+                }
+                Err(e) => form.error = Some(e),
             },
             _ => {}
         }

@@ -633,3 +633,90 @@ fn cancel_asks_whether_to_keep_the_best_epoch_and_the_status_names_the_one_kept(
     assert_eq!(app.on_key(key(KeyCode::Char('c'))), None);
     assert_eq!((app.overlay, app.status.as_str()), (Overlay::None, "nothing is training"));
 }
+
+/// An app whose model has the penguins' seven features, two of them categorical.
+fn penguins_app() -> App {
+    let mut app = trained_app();
+    app.on_event(AppEvent::RunFinished(Err("done".into())));
+    let names = ["species", "island", "bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g", "year"];
+    app.feature_names = names.iter().map(|n| n.to_string()).collect();
+    let report = app.last_report.get_or_insert_with(|| run_report(&evaluation(1), 10));
+    report.data_summary.categorical = [
+        ("species".to_string(), vec!["Adelie".to_string(), "Chinstrap".into(), "Gentoo".into()]),
+        ("island".to_string(), vec!["Biscoe".to_string(), "Dream".into(), "Torgersen".into()]),
+    ]
+    .into();
+    app
+}
+
+#[test]
+fn many_features_take_a_field_each_and_a_pasted_row_fills_them() {
+    let mut app = penguins_app();
+    assert_eq!(app.on_key(key(KeyCode::Char('p'))), None);
+    assert_eq!(app.overlay, Overlay::PredictForm);
+    // A row pasted (or typed) with commas: each comma moves to the next field.
+    for c in "Gentoo,Biscoe,47.5,15,217,5200,2008".chars() {
+        app.on_key(key(KeyCode::Char(c)));
+    }
+    let text = screen(&app, 80, 24);
+    assert!(text.contains("species  Gentoo  ◀▶ Adelie | Chinstrap | Gentoo"), "{text}");
+    assert!(text.contains("body_mass_g  5200") && text.contains("field 7 of 7"), "{text}");
+    let row = vec![
+        Value::Text("Gentoo".into()),
+        Value::Text("Biscoe".into()),
+        Value::Number(47.5),
+        Value::Number(15.0),
+        Value::Number(217.0),
+        Value::Number(5200.0),
+        Value::Number(2008.0),
+    ];
+    assert_eq!(app.on_key(key(KeyCode::Enter)), Some(Action::Predict(row, vec!["stable".into()])));
+    assert_eq!(app.overlay, Overlay::None);
+    // Opened again, the values are kept; ← and → step a categorical field through its levels.
+    app.on_key(key(KeyCode::Char('p')));
+    for _ in 0..6 {
+        app.on_key(key(KeyCode::Up));
+    }
+    app.on_key(key(KeyCode::Right));
+    assert_eq!(app.predict_form.values[0], "Adelie", "after Gentoo comes Adelie again");
+    app.on_key(key(KeyCode::Left));
+    app.on_key(key(KeyCode::Left));
+    assert_eq!(app.predict_form.values[0], "Chinstrap");
+    // A field left empty, or a word where a number goes, is named and nothing is sent.
+    app.on_key(key(KeyCode::Down));
+    app.on_key(key(KeyCode::Down));
+    for _ in 0..4 {
+        app.on_key(key(KeyCode::Backspace));
+    }
+    assert_eq!(app.on_key(key(KeyCode::Enter)), None);
+    assert_eq!(app.predict_form.error.as_deref(), Some("bill_length_mm has no value"));
+    assert!(screen(&app, 80, 24).contains("bill_length_mm has no value"));
+    for c in "4 7".chars() {
+        app.on_key(key(KeyCode::Char(c)));
+    }
+    assert_eq!(app.on_key(key(KeyCode::Enter)), None);
+    assert_eq!(app.predict_form.error.as_deref(), Some("bill_length_mm: \"4 7\" is not a number"));
+    insta::with_settings!({ filters => volatile_filters() }, {
+        insta::assert_snapshot!("predict_form_80x24", screen(&app, 80, 24));
+    });
+    app.on_key(key(KeyCode::Esc));
+    assert_eq!(app.overlay, Overlay::None);
+}
+
+#[test]
+fn a_form_of_forty_features_scrolls_to_keep_the_field_in_view() {
+    let mut app = trained_app();
+    app.feature_names = (0..40).map(|i| format!("f{i:02}")).collect();
+    app.on_key(key(KeyCode::Char('p')));
+    let first = screen(&app, 80, 24);
+    assert!(first.contains("f00") && !first.contains("f39") && first.contains("field 1 of 40"), "{first}");
+    for _ in 0..3 {
+        app.on_key(key(KeyCode::PageDown));
+    }
+    for _ in 0..5 {
+        app.on_key(key(KeyCode::Down));
+    }
+    let text = screen(&app, 80, 24);
+    assert!(text.contains("f35  █") && !text.contains("f00") && text.contains("field 36 of 40"), "{text}");
+    assert!(text.contains("rows 19–36 of 40"), "the rows shown are named: {text}");
+}

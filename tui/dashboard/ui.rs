@@ -2,6 +2,7 @@
 
 use super::app::{App, Focus, Overlay, ParamsForm, StageState};
 use crate::supervisor::Status;
+use logitflow_core::scale::Value;
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
@@ -51,6 +52,7 @@ impl Widget for &App {
             Overlay::Params => render_form(self, area, buf),
             Overlay::ConfirmQuit => render_confirm(area, buf),
             Overlay::ConfirmCancel => render_confirm_cancel(self, area, buf),
+            Overlay::PredictForm => render_predict_form(self, area, buf),
             Overlay::ConfirmPromote => render_confirm_promote(self, area, buf),
         }
     }
@@ -428,6 +430,25 @@ fn grpc_title(app: &App) -> String {
 }
 
 fn render_predict(app: &App, area: Rect, buf: &mut Buffer) {
+    if app.feature_names.len() > 1 {
+        // Many features are entered in the form (p); this shows the row last asked about.
+        let asked = app.last_query.as_ref().map_or_else(
+            || "nothing asked yet".to_string(),
+            |row| {
+                row.iter()
+                    .map(|v| match v {
+                        Value::Number(x) => x.to_string(),
+                        Value::Text(t) => t.clone(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+        );
+        let lines =
+            vec![Line::from(format!("p: a field for each of the {} features", app.feature_names.len())), Line::from(format!("> {asked}"))];
+        Paragraph::new(lines).block(Block::bordered().title(" Predict ")).render(area, buf);
+        return;
+    }
     let focused = app.focus == Focus::Predict;
     let hint = if app.feature_names.is_empty() { "value per feature".to_string() } else { app.feature_names.join(", ") };
     let cursor = if focused { "█" } else { "" };
@@ -477,6 +498,7 @@ fn footer_keys(app: &App, width: u16) -> String {
         (Overlay::Help | Overlay::ConfirmQuit, _) => "any key closes".into(),
         (Overlay::ConfirmPromote, _) => "y promotes  any other key keeps stable".into(),
         (Overlay::ConfirmCancel, _) => "k keep the best epoch  d discard  any other key goes on".into(),
+        (Overlay::PredictForm, _) => "↑↓/Tab field  , next  ←→ level  type or paste a row  Enter predict  Esc close".into(),
         (Overlay::None, Focus::Predict) => "type values  Enter predict  Esc/Tab back".into(),
         (Overlay::None, Focus::Services) if width >= 120 => {
             "t train  c cancel  h params  p predict  P promote  b rollback  e export  l log  r/s service  Enter logs  ? help  q quit".into()
@@ -521,6 +543,48 @@ fn render_confirm(area: Rect, buf: &mut Buffer) {
     let rect = centered(area, 50, 3);
     Clear.render(rect, buf);
     Paragraph::new("Training is running. Quit anyway? q/y quits").block(Block::bordered().title(" Quit? ")).render(rect, buf);
+}
+
+/// One row per feature: its name, the value typed, and for a categorical feature its levels.
+/// The rows scroll to keep the selected one in view, so a model of any width fits 80×24.
+fn render_predict_form(app: &App, area: Rect, buf: &mut Buffer) {
+    let form = &app.predict_form;
+    let count = app.feature_names.len();
+    // The fields, a blank line and the error or hint, inside the border.
+    let rect = centered(area, 78, (count as u16).saturating_add(4).min(area.height.saturating_sub(2)));
+    Clear.render(rect, buf);
+    let title = format!(" Predict — field {} of {count} ", (form.selected + 1).min(count));
+    let block = Block::bordered().title(title).border_style(Style::new().fg(Color::Cyan));
+    let inner = block.inner(rect);
+    block.render(rect, buf);
+    let visible = (inner.height as usize).saturating_sub(2).max(1);
+    let first = form.selected.saturating_sub(visible - 1).min(count.saturating_sub(visible));
+    let name_width = app.feature_names.iter().map(|n| n.chars().count()).max().unwrap_or(0).min(22);
+    let mut lines = Vec::new();
+    for (i, name) in app.feature_names.iter().enumerate().skip(first).take(visible) {
+        let chosen = i == form.selected;
+        let value = form.values.get(i).map_or("", String::as_str);
+        let shown: String =
+            if name.chars().count() > name_width { name.chars().take(name_width - 1).chain(['…']).collect() } else { name.clone() };
+        let mut spans = vec![
+            Span::raw(format!("{shown:>name_width$}  ")),
+            Span::styled(format!("{value}{}", if chosen { "█" } else { "" }), if chosen { Style::new().bold() } else { Style::new() }),
+        ];
+        if let Some(levels) = app.levels_of(name) {
+            spans.push(Span::styled(format!("  ◀▶ {}", levels.join(" | ")), Style::new().fg(Color::DarkGray)));
+        }
+        let line = Line::from(spans);
+        lines.push(if chosen { line.style(Style::new().fg(Color::Cyan)) } else { line });
+    }
+    lines.push(Line::from(""));
+    lines.push(match &form.error {
+        Some(e) => Line::styled(e.clone(), Style::new().fg(Color::Red)),
+        None if count > visible => {
+            Line::styled(format!("rows {}–{} of {count}", first + 1, first + lines.len() - 1), Style::new().fg(Color::DarkGray))
+        }
+        None => Line::styled("Enter asks stable (and the candidate, if any)", Style::new().fg(Color::DarkGray)),
+    });
+    Paragraph::new(lines).render(inner, buf);
 }
 
 fn render_confirm_cancel(app: &App, area: Rect, buf: &mut Buffer) {

@@ -405,3 +405,34 @@ fn score_writes_the_rows_again_with_the_served_probability_or_nothing() {
     assert!(!left.iter().any(|n| n.contains("refused")), "no output, whole or partial: {left:?}");
     assert_no_services(home.path(), Duration::from_secs(2));
 }
+
+#[test]
+fn compare_lists_two_runs_differences_and_plots_both_loss_curves() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let first = json(&run(home.path(), &["run", "--json", "--solver", "newton"]));
+    let second = json(&run(home.path(), &["run", "--json", "--solver", "sgd", "--l2", "0.01"]));
+    let (a, b) = (first["run_id"].as_str().expect("id"), second["run_id"].as_str().expect("id"));
+    let out_dir = home.path().join("compared");
+    let out = run(home.path(), &["compare", a, b, "--out", out_dir.to_str().expect("utf8")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let line = |name: &str| text.lines().find(|l| l[2..].starts_with(name)).unwrap_or_else(|| panic!("no {name} line: {text}")).to_string();
+    assert!(line("solver").starts_with('*') && line("solver").contains("newton") && line("solver").contains("sgd"), "{text}");
+    assert!(line("l2").starts_with('*') && line("l2").ends_with("+0.0100"), "{text}");
+    assert!(line("test rows").starts_with(' '), "the same test rows: {text}");
+    let expected_loss = second["metrics"]["log_loss"].as_f64().expect("loss") - first["metrics"]["log_loss"].as_f64().expect("loss");
+    assert!(line("log loss").ends_with(&format!("{expected_loss:+.4}")), "{text}");
+    let files: Vec<&str> = text.lines().filter(|l| l.starts_with(out_dir.to_str().expect("utf8"))).collect();
+    let stem = format!("{}/{a}-vs-{b}-loss", out_dir.display());
+    assert_eq!(files, [format!("{stem}.csv"), format!("{stem}.png"), format!("{stem}.svg")], "{text}");
+    let csv = std::fs::read_to_string(format!("{stem}.csv")).expect("csv");
+    let curve = |r: &Value| r["loss_curve"].as_array().map_or(0, Vec::len);
+    assert_eq!(csv.lines().count(), 1 + curve(&first).max(curve(&second)), "a row per epoch of the longer run");
+    let png = std::fs::read(format!("{stem}.png")).expect("png");
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    // A prefix names a run; a name of none is refused, saying where to look.
+    let out = run(home.path(), &["compare", &a[..a.len() - 2], b]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run(home.path(), &["compare", "no-such-run", b]);
+    assert!(!out.status.success() && stderr(&out).contains("logitflow runs"), "{}", stderr(&out));
+}

@@ -32,6 +32,8 @@ pub enum Command {
     Runs(RunsArgs),
     /// Export a run's loss, ROC and precision-recall curves and reliability diagram as PNG, SVG and CSV.
     Export(ExportArgs),
+    /// Two runs side by side: parameters, metrics and coefficients, and their loss curves in one plot.
+    Compare(CompareArgs),
     /// Run one service alone, in the foreground.
     Service(ServiceCommand),
     /// Write rows drawn from a logistic model as CSV (this made assets/admissions.csv).
@@ -274,6 +276,17 @@ pub struct ScoreArgs {
 pub struct RunsArgs {
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CompareArgs {
+    /// A run id (or a prefix of exactly one), as `logitflow runs` lists them.
+    pub a: String,
+    /// The run to compare it with.
+    pub b: String,
+    /// Also write both loss curves in one plot (`<a>-vs-<b>-loss.{csv,png,svg}`) here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -555,6 +555,20 @@ pub fn export(home: PathBuf, args: ExportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `logitflow compare A B`.
+pub fn compare(home: PathBuf, args: crate::cli::CompareArgs) -> anyhow::Result<()> {
+    let runs = pipeline::load_runs(&home);
+    let a = crate::compare::find_run(&runs, &args.a).map_err(anyhow::Error::msg)?;
+    let b = crate::compare::find_run(&runs, &args.b).map_err(anyhow::Error::msg)?;
+    out!("{}", crate::compare::table(&crate::compare::compare_runs(a, b)));
+    if let Some(dir) = &args.out {
+        for path in crate::export::export_comparison(a, b, dir)? {
+            out!("{}", path.display());
+        }
+    }
+    Ok(())
+}
+
 /// `logitflow service NAME`: one service in the foreground.
 pub async fn service(home: Option<PathBuf>, command: ServiceCommand) -> anyhow::Result<()> {
     if command.grpc_listen.is_some() && command.name != ServiceName::Serve {

@@ -115,6 +115,115 @@ pub fn export_run(report: &RunReport, out: &Path, log_scale: bool) -> Result<Vec
     Ok(written)
 }
 
+/// Writes `<a>-vs-<b>-loss.{csv,png,svg}` into `out`: both runs' training and validation
+/// losses per epoch, in one plot.
+pub fn export_comparison(a: &RunReport, b: &RunReport, out: &Path) -> Result<Vec<PathBuf>, ExportError> {
+    if a.loss_curve.is_empty() || b.loss_curve.is_empty() {
+        return Err(ExportError::Empty);
+    }
+    register_font();
+    std::fs::create_dir_all(out).map_err(|e| write_err(out, e))?;
+    let stem = out.join(format!("{}-vs-{}-loss", a.run_id, b.run_id));
+    let path = |extension: &str| PathBuf::from(format!("{}.{extension}", stem.display()));
+    let mut written = Vec::new();
+    let mut csv = String::from("epoch,a_train_loss,a_val_loss,b_train_loss,b_val_loss\n");
+    let cell = |run: &RunReport, i: usize, val: bool| {
+        run.loss_curve.get(i).and_then(|p| if val { p.val_loss } else { Some(p.train_loss) }).map_or(String::new(), |v| v.to_string())
+    };
+    for i in 0..a.loss_curve.len().max(b.loss_curve.len()) {
+        csv.push_str(&format!("{},{},{},{},{}\n", i + 1, cell(a, i, false), cell(a, i, true), cell(b, i, false), cell(b, i, true)));
+    }
+    let csv_path = path("csv");
+    logitflow_core::store::write_atomic(&csv_path, csv.as_bytes()).map_err(|e| write_err(&csv_path, e))?;
+    written.push(csv_path);
+    let title = format!("{} v{} and v{} — loss per epoch", a.model.name, a.model.version, b.model.version);
+    for svg in [false, true] {
+        let p = path(if svg { "svg" } else { "png" });
+        if svg {
+            let root = SVGBackend::new(&p, (900, 560)).into_drawing_area();
+            draw_comparison(&root, a, b, &title).map_err(|e| write_err(&p, e))?;
+            root.present().map_err(|e| write_err(&p, e))?;
+        } else {
+            let root = BitMapBackend::new(&p, (900, 560)).into_drawing_area();
+            draw_comparison(&root, a, b, &title).map_err(|e| write_err(&p, e))?;
+            root.present().map_err(|e| write_err(&p, e))?;
+        }
+        written.push(p);
+    }
+    Ok(written)
+}
+
+fn draw_comparison<DB: DrawingBackend>(
+    root: &DrawingArea<DB, plotters::coord::Shift>,
+    a: &RunReport,
+    b: &RunReport,
+    title: &str,
+) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE)?;
+    let series = |run: &RunReport, val: bool| -> Vec<(f64, f64)> {
+        run.loss_curve.iter().filter_map(|p| if val { p.val_loss } else { Some(p.train_loss) }.map(|v| (p.epoch as f64, v))).collect()
+    };
+    let curves = [(a, false), (a, true), (b, false), (b, true)].map(|(run, val)| series(run, val));
+    let all = curves.iter().flatten().map(|p| p.1).filter(|v| v.is_finite());
+    let (lo, hi) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    let (lo, hi) = if lo.is_finite() { (lo, hi.max(lo * 1.0001 + 1e-12)) } else { (0.0, 1.0) };
+    let pad = (hi - lo) * 0.05;
+    let max_epoch = curves.iter().flatten().map(|p| p.0).fold(2.0, f64::max);
+    // Runs of very different lengths (newton's 7 epochs beside SGD's 600) share a log epoch
+    // axis, or the short one is a sliver at the left edge.
+    let shortest = [a, b].iter().map(|r| r.loss_curve.len()).min().unwrap_or(1).max(1) as f64;
+    let log_epochs = max_epoch / shortest >= 10.0;
+    let title = if log_epochs { format!("{title} (log epoch axis)") } else { title.to_string() };
+    let mut builder = ChartBuilder::on(root);
+    builder.caption(title, ("sans-serif", 22)).margin(16).x_label_area_size(44).y_label_area_size(70);
+    let y_range = (lo - pad).max(0.0)..hi + pad;
+    let describe =
+        |run: &RunReport| format!("v{} {} lr {} l2 {}", run.model.version, run.params.solver, run.params.learning_rate, run.params.l2);
+    macro_rules! finish {
+        ($chart:expr) => {{
+            let mut chart = $chart;
+            chart
+                .configure_mesh()
+                .x_desc("epoch")
+                .y_desc("mean log loss")
+                .label_style(("sans-serif", 14))
+                .x_label_formatter(&|x| format!("{x:.0}"))
+                .y_label_formatter(&|y| loss_label(*y))
+                .light_line_style(BLACK.mix(0.04))
+                .draw()?;
+            let styles = [(BLUE, false), (BLUE, true), (RED, false), (RED, true)];
+            for ((curve, (color, val)), run) in curves.iter().zip(styles).zip([a, a, b, b]) {
+                if curve.is_empty() {
+                    continue;
+                }
+                let label = format!("{} {}", describe(run), if val { "validation" } else { "train" });
+                let style = color.stroke_width(2);
+                if val {
+                    chart
+                        .draw_series(DashedLineSeries::new(curve.clone(), 8, 5, style))?
+                        .label(label)
+                        .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], style));
+                } else {
+                    chart
+                        .draw_series(LineSeries::new(curve.clone(), style))?
+                        .label(label)
+                        .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], style));
+                }
+            }
+            chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).label_font(("sans-serif", 14)).draw()?;
+        }};
+    }
+    if log_epochs {
+        finish!(builder.build_cartesian_2d((1.0..max_epoch).log_scale(), y_range)?);
+    } else {
+        finish!(builder.build_cartesian_2d(1.0..max_epoch, y_range)?);
+    }
+    Ok(())
+}
+
 type DrawResult = Result<(), Box<dyn std::error::Error>>;
 
 /// A loss as a tick label: three significant digits, without float noise.

@@ -38,6 +38,7 @@ fn main() -> ExitCode {
         Some(Command::Score(args)) => home().and_then(|home| runtime.block_on(commands::score(home, args))),
         Some(Command::Runs(args)) => home().and_then(|home| commands::runs(home, args)),
         Some(Command::Export(args)) => home().and_then(|home| commands::export(home, args)),
+        Some(Command::Compare(args)) => home().and_then(|home| commands::compare(home, args)),
         Some(Command::Service(command)) => runtime.block_on(commands::service(cli.home.clone(), command)),
         Some(Command::Synth(args)) => commands::synth(args),
         Some(Command::Bench(args)) => runtime.block_on(logitflow::bench::run(args)),

@@ -36,6 +36,8 @@ pub enum AppEvent {
     Status(String),
     /// A run kept from before this session, to show at start.
     PreviousRun(Box<RunReport>),
+    /// Every kept run, for the runs view (oldest first, as `logitflow runs` lists them).
+    Runs(Vec<RunReport>),
 }
 
 /// What the runtime must do for a key.
@@ -57,6 +59,8 @@ pub enum Action {
     Restart(ServiceName),
     StopStart(ServiceName, bool),
     ShowLogs(ServiceName),
+    /// Read the kept runs, for the runs view.
+    LoadRuns,
     Quit,
 }
 
@@ -77,6 +81,10 @@ pub enum Overlay {
     ConfirmCancel,
     /// `p` with a model of more than one feature: one labelled field per feature.
     PredictForm,
+    /// `R`: every kept run; Space marks two, Enter compares them (or opens the one selected).
+    Runs,
+    /// Two runs side by side (or one run alone): loss curves, parameters, metrics, coefficients.
+    RunView,
     /// `P` with a candidate that tested worse than stable: why, and y promotes anyway.
     ConfirmPromote,
 }
@@ -201,6 +209,102 @@ impl PredictForm {
     }
 }
 
+/// How the runs view is ordered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RunsOrder {
+    #[default]
+    Newest,
+    BestAuc,
+    LowestLogLoss,
+}
+
+impl RunsOrder {
+    pub fn next(self) -> RunsOrder {
+        match self {
+            RunsOrder::Newest => RunsOrder::BestAuc,
+            RunsOrder::BestAuc => RunsOrder::LowestLogLoss,
+            RunsOrder::LowestLogLoss => RunsOrder::Newest,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            RunsOrder::Newest => "newest first",
+            RunsOrder::BestAuc => "highest AUC first",
+            RunsOrder::LowestLogLoss => "lowest log loss first",
+        }
+    }
+}
+
+/// The runs view: the kept runs in the order chosen, the one selected, the ones marked.
+#[derive(Debug, Clone, Default)]
+pub struct RunsView {
+    /// `None` until the runs are read.
+    pub runs: Option<Vec<RunReport>>,
+    pub order: RunsOrder,
+    pub selected: usize,
+    /// Run ids marked for comparison, at most two, the first marked first.
+    pub marked: Vec<String>,
+}
+
+impl RunsView {
+    fn sort(&mut self) {
+        let Some(runs) = self.runs.as_mut() else { return };
+        match self.order {
+            RunsOrder::Newest => runs.sort_by(|a, b| b.run_id.cmp(&a.run_id)),
+            RunsOrder::BestAuc => runs.sort_by(|a, b| b.metrics.auc.total_cmp(&a.metrics.auc)),
+            RunsOrder::LowestLogLoss => runs.sort_by(|a, b| a.metrics.log_loss.total_cmp(&b.metrics.log_loss)),
+        }
+    }
+
+    pub fn selected_run(&self) -> Option<&RunReport> {
+        self.runs.as_ref()?.get(self.selected)
+    }
+}
+
+/// One loss curve of a run: its label, whether it is the validation loss, its points.
+pub type LossCurve = (String, bool, Vec<(f64, f64)>);
+
+/// One run, or two side by side, as the run view shows them; built when asked for, so that
+/// drawing only reads it.
+#[derive(Debug, Clone)]
+pub struct RunComparison {
+    pub title: String,
+    /// The second column is empty for one run alone.
+    pub rows: Vec<crate::compare::ComparedRow>,
+    pub two: bool,
+    /// The first run's curves first.
+    pub curves: Vec<LossCurve>,
+    pub scroll: usize,
+}
+
+impl RunComparison {
+    pub fn of(a: &RunReport, b: Option<&RunReport>) -> RunComparison {
+        let describe = |r: &RunReport| format!("v{} {}", r.model.version, r.params.solver);
+        let mut curves = Vec::new();
+        for run in std::iter::once(a).chain(b) {
+            let train = run.loss_curve.iter().map(|p| (p.epoch as f64, p.train_loss)).collect();
+            let val: Vec<(f64, f64)> = run.loss_curve.iter().filter_map(|p| p.val_loss.map(|v| (p.epoch as f64, v))).collect();
+            curves.push((format!("{} train", describe(run)), false, train));
+            if !val.is_empty() {
+                curves.push((format!("{} validation", describe(run)), true, val));
+            }
+        }
+        let title = match b {
+            Some(b) => format!("{} ({}) vs {} ({})", describe(a), a.run_id, describe(b), b.run_id),
+            None => format!("{} ({})", describe(a), a.run_id),
+        };
+        let mut rows = crate::compare::compare_runs(a, b.unwrap_or(a));
+        if b.is_some() {
+            // What differs first (after the runs' own ids), then what the two share.
+            let (mut first, same): (Vec<_>, Vec<_>) = rows.into_iter().enumerate().partition(|(i, r)| *i < 2 || r.differs);
+            first.extend(same);
+            rows = first.into_iter().map(|(_, r)| r).collect();
+        }
+        RunComparison { title, rows, two: b.is_some(), curves, scroll: 0 }
+    }
+}
+
 /// One answer shown in the predict box.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Answer {
@@ -240,6 +344,8 @@ pub struct App {
     pub last_report: Option<RunReport>,
     pub predict_input: String,
     pub predict_form: PredictForm,
+    pub runs_view: RunsView,
+    pub run_comparison: Option<RunComparison>,
     pub answers: Vec<Answer>,
     /// The values last sent to predict.
     pub last_query: Option<Vec<Value>>,
@@ -289,6 +395,8 @@ impl App {
             last_report: None,
             predict_input: String::new(),
             predict_form: PredictForm::default(),
+            runs_view: RunsView::default(),
+            run_comparison: None,
             answers: Vec::new(),
             last_query: None,
             fit_points: Vec::new(),
@@ -447,6 +555,15 @@ impl App {
                 }
             }
             AppEvent::Status(text) => self.status = text,
+            AppEvent::Runs(runs) => {
+                let view = &mut self.runs_view;
+                view.runs = Some(runs);
+                view.sort();
+                let count = view.runs.as_ref().map_or(0, Vec::len);
+                view.selected = view.selected.min(count.saturating_sub(1));
+                let ids: Vec<String> = view.runs.iter().flatten().map(|r| r.run_id.clone()).collect();
+                view.marked.retain(|m| ids.contains(m));
+            }
             AppEvent::PreviousRun(report) => {
                 self.train_curve = report.loss_curve.iter().map(|p| (p.epoch as f64, p.train_loss)).collect();
                 self.val_curve = report.loss_curve.iter().filter_map(|p| p.val_loss.map(|v| (p.epoch as f64, v))).collect();
@@ -599,6 +716,16 @@ impl App {
             }
             Overlay::Params => return self.on_form_key(key),
             Overlay::PredictForm => return self.on_predict_form_key(key),
+            Overlay::Runs => return self.on_runs_key(key),
+            Overlay::RunView => {
+                let comparison = self.run_comparison.as_mut();
+                match key.code {
+                    KeyCode::Down => comparison.into_iter().for_each(|c| c.scroll = (c.scroll + 1).min(c.rows.len().saturating_sub(1))),
+                    KeyCode::Up => comparison.into_iter().for_each(|c| c.scroll = c.scroll.saturating_sub(1)),
+                    _ => self.overlay = Overlay::Runs,
+                }
+                return None;
+            }
             Overlay::Logs => return self.on_logs_key(key),
             Overlay::None => {}
         }
@@ -626,6 +753,10 @@ impl App {
                     None
                 }
             },
+            KeyCode::Char('R') => {
+                self.overlay = Overlay::Runs;
+                Some(Action::LoadRuns)
+            }
             KeyCode::Char('h') => {
                 self.form = ParamsForm::from(&self.params);
                 self.overlay = Overlay::Params;
@@ -724,6 +855,54 @@ impl App {
                 }
                 Err(e) => self.status = format!("cannot predict: {e}"),
             },
+            _ => {}
+        }
+        None
+    }
+
+    fn on_runs_key(&mut self, key: KeyEvent) -> Option<Action> {
+        let view = &mut self.runs_view;
+        let count = view.runs.as_ref().map_or(0, Vec::len);
+        match key.code {
+            KeyCode::Esc | KeyCode::Char('q') => self.overlay = Overlay::None,
+            KeyCode::Up => view.selected = view.selected.saturating_sub(1),
+            KeyCode::Down => view.selected = (view.selected + 1).min(count.saturating_sub(1)),
+            KeyCode::Char('s') => {
+                view.order = view.order.next();
+                view.sort();
+            }
+            KeyCode::Char(' ') => {
+                if let Some(id) = view.selected_run().map(|r| r.run_id.clone()) {
+                    if let Some(at) = view.marked.iter().position(|m| *m == id) {
+                        view.marked.remove(at);
+                    } else {
+                        // A third mark replaces the older of the two.
+                        if view.marked.len() == 2 {
+                            view.marked.remove(0);
+                        }
+                        view.marked.push(id);
+                    }
+                }
+            }
+            KeyCode::Enter => {
+                let runs = view.runs.as_deref().unwrap_or_default();
+                let find = |id: &String| runs.iter().find(|r| r.run_id == *id);
+                let comparison = match view.marked.as_slice() {
+                    [a, b] => find(a).zip(find(b)).map(|(a, b)| RunComparison::of(a, Some(b))),
+                    _ => view.selected_run().map(|r| RunComparison::of(r, None)),
+                };
+                if comparison.is_some() {
+                    self.run_comparison = comparison;
+                    self.overlay = Overlay::RunView;
+                }
+            }
+            // Train again with the selected run's parameters.
+            KeyCode::Char('t') => {
+                if let Some(params) = view.selected_run().map(|r| r.params.clone()) {
+                    self.overlay = Overlay::None;
+                    return self.start_training(params);
+                }
+            }
             _ => {}
         }
         None

@@ -337,6 +337,13 @@ impl Runtime {
                 Self::send(&tx, AppEvent::Status(format!("{} {service}", if start { "starting" } else { "stopping" })));
             }
             Action::ShowLogs(service) => Self::send(&tx, AppEvent::Logs(service, self.supervisor.logs(service, 2000))),
+            Action::LoadRuns => {
+                let home = self.home.clone();
+                tokio::spawn(async move {
+                    let runs = tokio::task::spawn_blocking(move || pipeline::load_runs(&home)).await.unwrap_or_default();
+                    Self::send(&tx, AppEvent::Runs(runs));
+                });
+            }
         }
     }
 }

@@ -5,7 +5,7 @@ use super::app::{Action, App, AppEvent, Focus, Overlay, StageState};
 use crate::pipeline::{PipelineEvent, Stage};
 use crate::supervisor::{ServiceName, ServiceSnapshot, Status};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use logitflow_core::logistic::{EpochEvent, TrainParams};
+use logitflow_core::logistic::{EpochEvent, Solver, TrainParams};
 use logitflow_core::metrics::{Confusion, Metrics};
 use logitflow_core::scale::Value;
 use logitflow_core::table::Classes;
@@ -719,4 +719,75 @@ fn a_form_of_forty_features_scrolls_to_keep_the_field_in_view() {
     let text = screen(&app, 80, 24);
     assert!(text.contains("f35  █") && !text.contains("f00") && text.contains("field 36 of 40"), "{text}");
     assert!(text.contains("rows 19–36 of 40"), "the rows shown are named: {text}");
+}
+
+#[test]
+fn the_runs_view_orders_marks_compares_and_trains_again_with_a_runs_parameters() {
+    let mut app = trained_app();
+    app.on_event(AppEvent::RunFinished(Err("done".into())));
+    assert_eq!(app.on_key(key(KeyCode::Char('R'))), Some(Action::LoadRuns));
+    assert_eq!(app.overlay, Overlay::Runs);
+    assert!(screen(&app, 120, 40).contains("reading the kept runs"), "until the runs arrive");
+    // Three runs: v1 newton, v2 sgd with a penalty (best AUC), v3 batch (lowest log loss).
+    let mut runs = Vec::new();
+    for (version, solver, l2, auc, log_loss) in
+        [(1, Solver::Newton, 0.0, 0.90, 0.30), (2, Solver::Sgd, 0.01, 0.97, 0.25), (3, Solver::Batch, 0.0, 0.95, 0.20)]
+    {
+        let mut run = run_report(&evaluation(version), 10 + version as usize);
+        run.run_id = format!("179612937{version}000-a60{version}");
+        run.params.solver = solver;
+        run.params.l2 = l2;
+        run.metrics.auc = auc;
+        run.metrics.log_loss = log_loss;
+        runs.push(run);
+    }
+    app.on_event(AppEvent::Runs(runs));
+    let text = screen(&app, 120, 40);
+    assert!(text.contains("Runs — newest first · 0 marked"), "{text}");
+    let order = |text: &str| ["batch", "sgd", "newton"].map(|s| text.find(&format!(" {s} ")).unwrap_or(usize::MAX));
+    let at = order(&text);
+    assert!(at[0] < at[1] && at[1] < at[2], "newest first: {text}");
+    assert!(text.contains("2026-12-01") || text.contains("2026-11-30"), "the run's time: {text}");
+    app.on_key(key(KeyCode::Char('s')));
+    assert_eq!(app.runs_view.selected_run().map(|r| r.model.version), Some(2), "highest AUC first");
+    app.on_key(key(KeyCode::Char('s')));
+    assert_eq!(app.runs_view.selected_run().map(|r| r.model.version), Some(3), "lowest log loss first");
+    // Mark v3 and v1, compare them.
+    app.on_key(key(KeyCode::Char(' ')));
+    app.on_key(key(KeyCode::Down));
+    app.on_key(key(KeyCode::Down));
+    app.on_key(key(KeyCode::Char(' ')));
+    assert_eq!(app.runs_view.marked.len(), 2);
+    assert_eq!(app.on_key(key(KeyCode::Enter)), None);
+    assert_eq!(app.overlay, Overlay::RunView);
+    let comparison = app.run_comparison.as_ref().expect("a comparison");
+    assert!(comparison.two && comparison.title.starts_with("v3 batch"), "{}", comparison.title);
+    assert_eq!(comparison.curves.len(), 4, "each run's train and validation curves");
+    let solver = comparison.rows.iter().find(|r| r.name == "solver").expect("a solver row");
+    assert_eq!((solver.a.as_str(), solver.b.as_str(), solver.differs), ("batch", "newton", true));
+    let loss = comparison.rows.iter().find(|r| r.name == "log loss").expect("a log loss row");
+    assert_eq!(loss.delta, "+0.1000", "second − first");
+    let first_same = comparison.rows.iter().skip(2).position(|r| !r.differs).expect("rows the two share");
+    assert!(comparison.rows.iter().skip(2 + first_same).all(|r| !r.differs), "what differs comes first: {:?}", comparison.rows);
+    for (width, height) in [(120, 40), (80, 24)] {
+        let text = screen(&app, width, height);
+        assert!(text.contains("v3 batch") && text.contains("second − first") && text.contains("solver"), "{width}×{height}:\n{text}");
+        if width == 120 {
+            assert!(text.contains("v3 batch train") && text.contains("v1 newton validation"), "the legend names the curves:\n{text}");
+        }
+        assert!(text.contains("first blue, second red"), "the colours are named at every size:\n{text}");
+    }
+    // Back to the runs; Enter with fewer than two marked opens the selected run alone.
+    app.on_key(key(KeyCode::Esc));
+    assert_eq!(app.overlay, Overlay::Runs);
+    app.on_key(key(KeyCode::Char(' ')));
+    app.on_key(key(KeyCode::Enter));
+    assert!(app.run_comparison.as_ref().is_some_and(|c| !c.two && c.title.starts_with("v1 newton")));
+    app.on_key(key(KeyCode::Esc));
+    // t trains again with the selected run's parameters.
+    match app.on_key(key(KeyCode::Char('t'))) {
+        Some(Action::Train(params)) => assert_eq!(params.solver, Solver::Newton),
+        other => panic!("expected a run with v1's parameters, got {other:?}"),
+    }
+    assert_eq!(app.overlay, Overlay::None);
 }

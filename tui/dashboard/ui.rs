@@ -53,6 +53,8 @@ impl Widget for &App {
             Overlay::ConfirmQuit => render_confirm(area, buf),
             Overlay::ConfirmCancel => render_confirm_cancel(self, area, buf),
             Overlay::PredictForm => render_predict_form(self, area, buf),
+            Overlay::Runs => render_runs(self, area, buf),
+            Overlay::RunView => render_run_view(self, area, buf),
             Overlay::ConfirmPromote => render_confirm_promote(self, area, buf),
         }
     }
@@ -498,10 +500,12 @@ fn footer_keys(app: &App, width: u16) -> String {
         (Overlay::Help | Overlay::ConfirmQuit, _) => "any key closes".into(),
         (Overlay::ConfirmPromote, _) => "y promotes  any other key keeps stable".into(),
         (Overlay::ConfirmCancel, _) => "k keep the best epoch  d discard  any other key goes on".into(),
+        (Overlay::Runs, _) => "↑↓ run  Space mark two  Enter compare/open  s order  t train with its parameters  Esc close".into(),
+        (Overlay::RunView, _) => "↑↓ scroll  any other key back to the runs".into(),
         (Overlay::PredictForm, _) => "↑↓/Tab field  , next  ←→ level  type or paste a row  Enter predict  Esc close".into(),
         (Overlay::None, Focus::Predict) => "type values  Enter predict  Esc/Tab back".into(),
         (Overlay::None, Focus::Services) if width >= 120 => {
-            "t train  c cancel  h params  p predict  P promote  b rollback  e export  l log  r/s service  Enter logs  ? help  q quit".into()
+            "t train  c cancel  h params  p predict  R runs  P promote  b rollback  e export  l log  r/s service  ? help  q quit".into()
         }
         (Overlay::None, Focus::Services) => "t train c cancel h params p predict P promote b rollback e export ? help q quit".into(),
     }
@@ -517,10 +521,11 @@ pub const HELP: &[(&str, &str)] = &[
     ("t", "train with the current hyperparameters"),
     ("c", "stop training: keep its best epoch as a version, or discard it"),
     ("h", "hyperparameters: edit, then Enter retrains"),
-    ("p or /", "focus the predict box; Enter asks serve"),
+    ("p or /", "predict: a field per feature (or the one-line box); Enter asks serve"),
+    ("R", "runs: Space marks two, Enter compares; t trains with a run's parameters"),
     ("P", "promote the candidate to stable"),
     ("b", "roll back to the previous stable version"),
-    ("e", "export loss and ROC curves (PNG, SVG, CSV)"),
+    ("e", "export loss, ROC, precision-recall and reliability plots (PNG, SVG, CSV)"),
     ("l", "log scale on the loss chart"),
     ("↑↓ / j k", "select a service"),
     ("Enter", "the selected service's log (/ searches)"),
@@ -543,6 +548,137 @@ fn render_confirm(area: Rect, buf: &mut Buffer) {
     let rect = centered(area, 50, 3);
     Clear.render(rect, buf);
     Paragraph::new("Training is running. Quit anyway? q/y quits").block(Block::bordered().title(" Quit? ")).render(rect, buf);
+}
+
+/// A run id's time (milliseconds since 1970, its first part) as a UTC date and minute.
+fn run_time(run_id: &str) -> String {
+    let Some(ms) = run_id.split('-').next().and_then(|m| m.parse::<i64>().ok()) else { return "-".into() };
+    let (days, minutes) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000) / 60_000);
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's `civil_from_days`).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year}-{month:02}-{day:02} {:02}:{:02}", minutes / 60, minutes % 60)
+}
+
+fn render_runs(app: &App, area: Rect, buf: &mut Buffer) {
+    let rect = centered(area, area.width.saturating_sub(4), area.height.saturating_sub(4));
+    Clear.render(rect, buf);
+    let view = &app.runs_view;
+    let title = format!(" Runs — {} · {} marked ", view.order.name(), view.marked.len());
+    let block = Block::bordered().title(title).border_style(Style::new().fg(Color::Cyan));
+    let Some(runs) = &view.runs else {
+        Paragraph::new("reading the kept runs…").block(block).render(rect, buf);
+        return;
+    };
+    if runs.is_empty() {
+        Paragraph::new("no runs yet: t trains one").block(block).render(rect, buf);
+        return;
+    }
+    let aliases = app.versions.as_ref().map(|v| &v.entry.aliases);
+    let alias_of = |version: u32| {
+        aliases
+            .map_or_else(String::new, |a| a.iter().filter(|(_, v)| **v == version).map(|(a, _)| a.as_str()).collect::<Vec<_>>().join(","))
+    };
+    let wide = rect.width >= 110;
+    let inner_rows = rect.height.saturating_sub(3) as usize;
+    let first = view.selected.saturating_sub(inner_rows.saturating_sub(1));
+    let rows = runs.iter().enumerate().skip(first).take(inner_rows).map(|(i, r)| {
+        let mark = view.marked.iter().position(|m| *m == r.run_id).map_or(" ".to_string(), |k| format!("{}", k + 1));
+        let data = std::path::Path::new(&r.data).file_name().map_or_else(|| r.data.clone(), |n| n.to_string_lossy().into_owned());
+        let mut cells = vec![mark, run_time(&r.run_id), data, r.params.solver.to_string()];
+        if wide {
+            cells.extend([format!("{}", r.params.learning_rate), format!("{}", r.params.l2)]);
+        }
+        cells.extend([
+            format!("v{}", r.model.version),
+            alias_of(r.model.version),
+            format!("{:.4}", r.metrics.accuracy),
+            format!("{:.4}", r.metrics.auc),
+            format!("{:.4}", r.metrics.log_loss),
+            r.stop_reason.short().to_string(),
+        ]);
+        let row = Row::new(cells);
+        if i == view.selected { row.style(Style::new().add_modifier(Modifier::REVERSED)) } else { row }
+    });
+    let mut header = vec!["#", "when (UTC)", "data", "solver"];
+    let mut widths = vec![Constraint::Length(1), Constraint::Length(16), Constraint::Min(10), Constraint::Length(9)];
+    if wide {
+        header.extend(["lr", "l2"]);
+        widths.extend([Constraint::Length(7), Constraint::Length(7)]);
+    }
+    header.extend(["ver", "alias", "acc", "auc", "logloss", "stop"]);
+    widths.extend([4, 9, 6, 6, 7, 13].map(Constraint::Length));
+    Table::new(rows, widths).header(Row::new(header).style(Style::new().bold())).block(block).render(rect, buf);
+}
+
+fn render_run_view(app: &App, area: Rect, buf: &mut Buffer) {
+    let Some(view) = &app.run_comparison else { return };
+    let rect = centered(area, area.width.saturating_sub(2), area.height.saturating_sub(2));
+    Clear.render(rect, buf);
+    let [chart_area, table_area] = Layout::vertical([Constraint::Percentage(45), Constraint::Min(4)]).areas(rect);
+    // Both runs' curves on the same axes: blue and cyan for the first, red and magenta for the second.
+    let colors = [Color::Blue, Color::Cyan, Color::Red, Color::Magenta];
+    let mut color_of = Vec::new();
+    let mut run = 0;
+    for (i, (_, val, _)) in view.curves.iter().enumerate() {
+        if i > 0 && !val {
+            run += 1;
+        }
+        color_of.push(colors[(run * 2 + usize::from(*val)).min(3)]);
+    }
+    let points = view.curves.iter().flat_map(|(_, _, p)| p.iter());
+    let (max_x, lo, hi) = points.fold((1.0f64, f64::INFINITY, f64::NEG_INFINITY), |(x, lo, hi), &(e, l)| (x.max(e), lo.min(l), hi.max(l)));
+    let (lo, hi) = if lo.is_finite() { (lo, hi.max(lo + 1e-9)) } else { (0.0, 1.0) };
+    let datasets = view
+        .curves
+        .iter()
+        .zip(&color_of)
+        .map(|((label, _, points), color)| {
+            Dataset::default()
+                .name(label.clone())
+                .marker(Marker::Braille)
+                .graph_type(GraphType::Line)
+                .style(Style::new().fg(*color))
+                .data(points)
+        })
+        .collect();
+    let label = |v: f64| format!("{v:.3}");
+    Chart::new(datasets)
+        .block(Block::bordered().title(format!(" {} ", view.title)).border_style(Style::new().fg(Color::Cyan)))
+        .x_axis(Axis::default().title("epoch").bounds([1.0, max_x]).labels(["1".to_string(), format!("{max_x:.0}")]))
+        .y_axis(Axis::default().bounds([lo, hi]).labels([label(lo), label(hi)]))
+        .hidden_legend_constraints((Constraint::Ratio(1, 2), Constraint::Ratio(2, 3)))
+        .render(chart_area, buf);
+    let shown = (table_area.height as usize).saturating_sub(3);
+    let rows = view.rows.iter().skip(view.scroll).take(shown).map(|r| {
+        let mut cells = vec![r.name.clone(), r.a.clone()];
+        if view.two {
+            cells.extend([r.b.clone(), r.delta.clone()]);
+        }
+        let row = Row::new(cells);
+        if view.two && r.differs { row.style(Style::new().fg(Color::Yellow)) } else { row }
+    });
+    let (header, widths) = if view.two {
+        (
+            vec!["", "first", "second", "second − first"],
+            vec![Constraint::Length(22), Constraint::Min(12), Constraint::Min(12), Constraint::Length(16)],
+        )
+    } else {
+        (vec!["", "value"], vec![Constraint::Length(22), Constraint::Min(12)])
+    };
+    let colours = if view.two { " · first blue, second red · differs yellow" } else { "" };
+    let title = format!(" rows {}–{} of {}{colours} ", view.scroll + 1, (view.scroll + shown).min(view.rows.len()), view.rows.len());
+    Table::new(rows, widths)
+        .header(Row::new(header).style(Style::new().bold()))
+        .block(Block::bordered().title(title))
+        .render(table_area, buf);
 }
 
 /// One row per feature: its name, the value typed, and for a categorical feature its levels.

@@ -77,9 +77,9 @@ fn rollback_promote_help_log_and_cancel_keys_act_on_the_real_services() {
     dash.wait_for("v1 served", Duration::from_secs(60), |s| s.contains("admissions v1") && s.contains("v1 is stable"));
 
     dash.send("?");
-    dash.wait_for("the help", Duration::from_secs(10), |s| s.contains("export loss and ROC curves"));
+    dash.wait_for("the help", Duration::from_secs(10), |s| s.contains("runs: Space marks two"));
     dash.send("x");
-    dash.wait_for("the help closed", Duration::from_secs(10), |s| !s.contains("export loss and ROC curves"));
+    dash.wait_for("the help closed", Duration::from_secs(10), |s| !s.contains("runs: Space marks two"));
     dash.send("l");
     dash.wait_for("the log axis", Duration::from_secs(10), |s| s.contains("(log₁₀)"));
     dash.send("l");
@@ -107,6 +107,71 @@ fn rollback_promote_help_log_and_cancel_keys_act_on_the_real_services() {
     dash.send("\x1b");
     dash.send("P");
     dash.wait_for("P refused", Duration::from_secs(20), |s| s.contains("no candidate to promote"));
+    assert!(dash.quit().success());
+    common::assert_no_services(home.path(), Duration::from_secs(3));
+}
+
+/// A model of many features, two of them text, end to end on real data (the penguins: species
+/// and island are words, and so is the label): trained, asked through the predict form with a
+/// row pasted into it, trained again with newton, the two runs compared in the runs view, and
+/// exported.
+#[test]
+fn a_multi_feature_model_with_text_features_is_trained_asked_through_the_form_compared_and_exported() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let exports = home.path().join("exports");
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/penguins.csv");
+    let args = ["--data", data, "--label", "sex", "--missing", "drop", "--export-dir", exports.to_str().expect("utf8")];
+    let mut dash = Dashboard::start(home.path(), &args);
+    dash.wait_for("every service ready", Duration::from_secs(60), |s| s.contains("Services 8/8 ready"));
+    dash.send("t");
+    dash.wait_for("v1 served", Duration::from_secs(90), |s| s.contains("penguins v1") && s.contains("v1 is stable"));
+
+    dash.send("p");
+    dash.wait_for("the form", Duration::from_secs(10), |s| {
+        s.contains("Predict — field 1 of 7") && s.contains("◀▶ Adelie | Chinstrap | Gentoo")
+    });
+    dash.send("Gentoo,Biscoe,47.5,15,217,5200,2008");
+    dash.wait_for("every field filled", Duration::from_secs(10), |s| s.contains("field 7 of 7") && s.contains("body_mass_g  5200"));
+    dash.send("\r");
+    let answered = |l: &str| l.contains("stable ") && l.contains(" v1 ") && (l.contains("male") || l.contains("female"));
+    let text = dash.wait_for("v1's answer", Duration::from_secs(20), |s| s.lines().any(answered));
+    let line = text.lines().find(|l| answered(l)).expect("the answer");
+    let probability: f64 = line.split_whitespace().find_map(|w| w.parse::<f64>().ok().filter(|_| w.contains('.'))).expect("a probability");
+    assert!(probability > 0.0 && probability < 1.0, "{line}");
+    assert!(text.contains("> Gentoo, Biscoe, 47.5, 15, 217, 5200, 2008"), "the row asked is shown:\n{text}");
+
+    dash.send("h");
+    dash.wait_for("the form", Duration::from_secs(10), |s| s.contains("Hyperparameters"));
+    for _ in 0..3 {
+        dash.send("\x1b[C");
+    }
+    dash.wait_for("newton chosen", Duration::from_secs(10), |s| s.contains("◀ newton ▶"));
+    dash.send("\r");
+    dash.wait_for("v2 trained", Duration::from_secs(90), |s| s.contains("Loss — newton") && s.contains("v2 is"));
+
+    dash.send("R");
+    dash.wait_for("both runs listed", Duration::from_secs(20), |s| {
+        s.contains("Runs — newest first") && s.contains(" newton ") && s.contains(" sgd ")
+    });
+    dash.send(" ");
+    dash.send("\x1b[B");
+    dash.send(" ");
+    dash.wait_for("two marked", Duration::from_secs(10), |s| s.contains("2 marked"));
+    dash.send("\r");
+    let text = dash.wait_for("the comparison", Duration::from_secs(10), |s| s.contains("second − first"));
+    assert!(text.contains("v2 newton") && text.contains("v1 sgd"), "{text}");
+    assert!(text.lines().any(|l| l.contains("solver") && l.contains("newton") && l.contains("sgd")), "{text}");
+    dash.send("\x1b");
+    dash.wait_for("back to the runs", Duration::from_secs(10), |s| s.contains("Runs — newest first"));
+    dash.send("\x1b");
+
+    dash.send("e");
+    dash.wait_for("the export", Duration::from_secs(30), |s| s.contains("exported 12 files"));
+    let files: Vec<_> = std::fs::read_dir(&exports).expect("exports dir").flatten().map(|e| e.path()).collect();
+    for suffix in ["loss.png", "roc.png", "pr.png", "calibration.png"] {
+        let png = files.iter().find(|p| p.to_string_lossy().ends_with(suffix)).unwrap_or_else(|| panic!("no {suffix}: {files:?}"));
+        assert_eq!(&std::fs::read(png).expect("png")[..8], b"\x89PNG\r\n\x1a\n", "{suffix}");
+    }
     assert!(dash.quit().success());
     common::assert_no_services(home.path(), Duration::from_secs(3));
 }

@@ -335,6 +335,12 @@ pub struct App {
     pub previous_curve: Vec<(f64, f64)>,
     pub epochs_planned: usize,
     pub log_scale: bool,
+    /// `w`: the chart shows only the latest epochs ([`super::chart::WINDOW_EPOCHS`]).
+    pub loss_window: bool,
+    /// The chart's series as drawn, kept as epochs arrive.
+    pub chart: super::chart::LossChart,
+    /// While a run trains: epochs per second, and the seconds the epochs left would take.
+    pub pace: Option<(f64, f64)>,
     pub training: bool,
     pub job: Option<String>,
     pub evaluation: Option<Evaluation>,
@@ -387,6 +393,9 @@ impl App {
             previous_curve: Vec::new(),
             epochs_planned: 0,
             log_scale: false,
+            loss_window: false,
+            chart: super::chart::LossChart::new(&[], &[], &[], false, false),
+            pace: None,
             training: false,
             job: None,
             evaluation: None,
@@ -477,6 +486,7 @@ impl App {
             AppEvent::Pipeline(event) => self.on_pipeline(event),
             AppEvent::RunFinished(result) => {
                 self.training = false;
+                self.pace = None;
                 self.job = None;
                 match result {
                     Ok(report) => {
@@ -567,6 +577,7 @@ impl App {
             AppEvent::PreviousRun(report) => {
                 self.train_curve = report.loss_curve.iter().map(|p| (p.epoch as f64, p.train_loss)).collect();
                 self.val_curve = report.loss_curve.iter().filter_map(|p| p.val_loss.map(|v| (p.epoch as f64, v))).collect();
+                self.rebuild_chart();
                 self.feature_names = report.feature_names.clone();
                 self.last_report = Some(*report);
             }
@@ -588,6 +599,8 @@ impl App {
                 if let Some(v) = e.val_loss {
                     self.val_curve.push((e.epoch as f64, v));
                 }
+                self.chart.push(e.epoch as f64, e.train_loss, e.val_loss);
+                self.pace = super::chart::pace(e.epoch, e.elapsed_ms, self.epochs_planned);
             }
             PipelineEvent::Evaluated(evaluation) => {
                 self.feature_names = if evaluation.feature_names.is_empty() {
@@ -647,9 +660,17 @@ impl App {
         }
         self.val_curve.clear();
         self.epochs_planned = params.epochs;
+        self.pace = None;
+        self.rebuild_chart();
         self.stages = Stage::ALL.iter().map(|s| (*s, StageState::Waiting)).collect();
         self.status = format!("training with {} (lr {}, {} epochs)…", params.solver, params.learning_rate, params.epochs);
         Some(Action::Train(params))
+    }
+
+    /// The chart's series afresh from the curves: when the view or the run changes.
+    fn rebuild_chart(&mut self) {
+        self.chart =
+            super::chart::LossChart::new(&self.train_curve, &self.val_curve, &self.previous_curve, self.log_scale, self.loss_window);
     }
 
     /// The epoch a stop would keep, and its loss: the lowest validation loss so far, as the
@@ -785,6 +806,12 @@ impl App {
             KeyCode::Char('e') => Some(Action::Export { log_scale: self.log_scale }),
             KeyCode::Char('l') => {
                 self.log_scale = !self.log_scale;
+                self.rebuild_chart();
+                None
+            }
+            KeyCode::Char('w') => {
+                self.loss_window = !self.loss_window;
+                self.rebuild_chart();
                 None
             }
             KeyCode::Char('?') => {

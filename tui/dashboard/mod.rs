@@ -8,6 +8,7 @@
 //! redrawn when something changed, at most once per frame interval — never on a fast timer.
 
 pub mod app;
+pub mod chart;
 pub mod ui;
 
 use crate::cli::DashboardArgs;

@@ -791,3 +791,39 @@ fn the_runs_view_orders_marks_compares_and_trains_again_with_a_runs_parameters()
     }
     assert_eq!(app.overlay, Overlay::None);
 }
+
+#[test]
+fn the_loss_chart_shows_pace_and_time_left_marks_the_best_epoch_and_windows_long_runs() {
+    let mut app = trained_app();
+    app.on_event(AppEvent::RunFinished(Err("done".into())));
+    assert!(matches!(app.on_key(key(KeyCode::Char('t'))), Some(Action::Train(_))));
+    // 500 epochs in 2 s, of 1000 planned: 250 epochs/s, 2 s left; the validation loss is
+    // lowest at epoch 300.
+    for n in 1..=500 {
+        let x = n as f64;
+        let event = epoch(n, 0.2 + 1.0 / x, 0.25 + 1.0 / x + (x - 300.0).max(0.0) * 1e-4);
+        let AppEvent::Pipeline(PipelineEvent::Epoch(mut e)) = event else { unreachable!() };
+        e.elapsed_ms = x * 4.0;
+        app.on_event(AppEvent::Pipeline(PipelineEvent::Epoch(e)));
+    }
+    let text = screen(&app, 120, 40);
+    assert!(text.contains("500/1000 epochs · 250 epochs/s · ≤2s left · best 300"), "{text}");
+    assert_eq!(app.chart.best.map(|b| b.0), Some(300.0));
+    assert_eq!(app.chart.best_point.len(), 1, "the best epoch is drawn");
+    // w: only the latest epochs; the best one is out of view, still named in the title.
+    app.on_key(key(KeyCode::Char('w')));
+    assert_eq!((app.chart.x, app.chart.train.len()), ([301.0, 500.0], super::chart::WINDOW_EPOCHS));
+    let text = screen(&app, 120, 40);
+    assert!(text.contains("Loss (latest epochs) — sgd 500/1000 epochs · 250 epochs/s"), "{text}");
+    assert!(app.chart.best_point.is_empty(), "epoch 300 is out of view");
+    assert!(text.lines().any(|l| l.contains("301") && l.contains("500")), "the axis runs from 301 to 500:\n{text}");
+    app.on_key(key(KeyCode::Char('l')));
+    assert!(screen(&app, 120, 40).contains("Loss (log₁₀, latest epochs)"));
+    app.on_key(key(KeyCode::Char('w')));
+    app.on_key(key(KeyCode::Char('l')));
+    assert_eq!(app.chart.x, [1.0, 500.0]);
+    // Done: the pace gives way to the stop reason.
+    app.on_event(AppEvent::RunFinished(Ok(Box::new(run_report(&evaluation(2), 500)))));
+    let text = screen(&app, 120, 40);
+    assert!(!text.contains("epochs/s") && text.contains("· stopped early"), "{text}");
+}

@@ -165,44 +165,51 @@ fn render_pipeline(app: &App, area: Rect, buf: &mut Buffer) {
 }
 
 fn render_chart(app: &App, area: Rect, buf: &mut Buffer) {
-    let scale = |points: &[(f64, f64)]| -> Vec<(f64, f64)> {
-        if app.log_scale { points.iter().filter(|p| p.1 > 0.0).map(|&(x, y)| (x, y.log10())).collect() } else { points.to_vec() }
-    };
-    let (train, val, previous) = (scale(&app.train_curve), scale(&app.val_curve), scale(&app.previous_curve));
-    // Once the run is over, why it stopped (the whole reason is in the help and `run`'s report).
-    let stopped = match (&app.last_report, app.training) {
-        (Some(report), false) => format!(" · {}", report.stop_reason.short()),
+    let chart = &app.chart;
+    // Once the run is over, why it stopped (the whole reason is in the help and `run`'s report);
+    // while it runs, its pace and the time the epochs left would take at it.
+    let state = match (&app.last_report, app.training, app.pace) {
+        (_, true, Some((per_second, left))) => format!(" · {} · ≤{} left", per_second_text(per_second), duration_text(left)),
+        (Some(report), false, _) => format!(" · {}", report.stop_reason.short()),
         _ => String::new(),
     };
-    let title = format!(
-        " Loss{} — {} {}/{} epochs{stopped} ",
-        if app.log_scale { " (log₁₀)" } else { "" },
+    let best = chart.best.map_or_else(String::new, |(epoch, loss)| format!(" · best {epoch:.0} ({loss:.4})"));
+    let view = match (app.log_scale, app.loss_window) {
+        (true, true) => " (log₁₀, latest epochs)",
+        (true, false) => " (log₁₀)",
+        (false, true) => " (latest epochs)",
+        (false, false) => "",
+    };
+    let head = format!(
+        " Loss{view} — {} {}/{} epochs",
         app.params.solver,
         app.train_curve.len(),
         if app.epochs_planned > 0 { app.epochs_planned } else { app.train_curve.len() }
     );
+    let short_best = chart.best.map_or_else(String::new, |(epoch, _)| format!(" · best {epoch:.0}"));
+    // The longest title that fits the border: the best epoch's loss goes first, then the epoch.
+    let room = area.width.saturating_sub(2) as usize;
+    let title = [format!("{head}{state}{best} "), format!("{head}{state}{short_best} "), format!("{head}{state} "), format!("{head} ")]
+        .into_iter()
+        .find(|t| t.chars().count() <= room)
+        .unwrap_or_else(|| format!("{head} "));
     let block = Block::bordered().title(title);
-    if train.is_empty() && previous.is_empty() {
+    if chart.train.is_empty() && chart.previous.is_empty() {
         Paragraph::new("no training yet — press t").block(block).render(area, buf);
         return;
     }
-    let all = train.iter().chain(&val).chain(&previous);
-    let (mut lo, mut hi) = all.clone().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| (lo.min(p.1), hi.max(p.1)));
-    if (hi - lo).abs() < 1e-9 {
-        lo -= 0.01;
-        hi += 0.01;
-    }
-    let max_x = all.fold(1.0f64, |m, p| m.max(p.0));
+    let [lo, hi] = chart.y;
+    let [from, to] = chart.x;
     let label = |v: f64| if app.log_scale { format!("{:.3}", 10f64.powf(v)) } else { format!("{v:.3}") };
     let mut datasets = Vec::new();
-    if !previous.is_empty() {
+    if !chart.previous.is_empty() {
         datasets.push(
             Dataset::default()
                 .name("previous")
                 .marker(Marker::Braille)
                 .graph_type(GraphType::Line)
                 .style(Style::new().fg(Color::DarkGray))
-                .data(&previous),
+                .data(&chart.previous),
         );
     }
     datasets.push(
@@ -211,27 +218,50 @@ fn render_chart(app: &App, area: Rect, buf: &mut Buffer) {
             .marker(Marker::Braille)
             .graph_type(GraphType::Line)
             .style(Style::new().fg(Color::Cyan).bold())
-            .data(&train),
+            .data(&chart.train),
     );
-    if !val.is_empty() {
+    if !chart.val.is_empty() {
         datasets.push(
             Dataset::default()
                 .name("validation")
                 .marker(Marker::Braille)
                 .graph_type(GraphType::Line)
                 .style(Style::new().fg(Color::Magenta).bold())
-                .data(&val),
+                .data(&chart.val),
+        );
+    }
+    if !chart.best_point.is_empty() {
+        datasets.push(
+            Dataset::default()
+                .name("best")
+                .marker(Marker::Block)
+                .graph_type(GraphType::Scatter)
+                .style(Style::new().fg(Color::Yellow))
+                .data(&chart.best_point),
         );
     }
     Chart::new(datasets)
         .block(block)
-        .x_axis(Axis::default().title("epoch").bounds([1.0, max_x]).labels([
-            "1".to_string(),
-            format!("{:.0}", (1.0 + max_x) / 2.0),
-            format!("{max_x:.0}"),
+        .x_axis(Axis::default().title("epoch").bounds([from, to]).labels([
+            format!("{from:.0}"),
+            format!("{:.0}", (from + to) / 2.0),
+            format!("{to:.0}"),
         ]))
         .y_axis(Axis::default().title("loss").bounds([lo, hi]).labels([label(lo), label((lo + hi) / 2.0), label(hi)]))
         .render(area, buf);
+}
+
+fn per_second_text(per_second: f64) -> String {
+    if per_second >= 10.0 { format!("{per_second:.0} epochs/s") } else { format!("{per_second:.1} epochs/s") }
+}
+
+fn duration_text(seconds: f64) -> String {
+    let s = seconds.max(0.0).round() as u64;
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+    }
 }
 
 fn render_model(app: &App, area: Rect, buf: &mut Buffer) {
@@ -527,6 +557,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("b", "roll back to the previous stable version"),
     ("e", "export loss, ROC, precision-recall and reliability plots (PNG, SVG, CSV)"),
     ("l", "log scale on the loss chart"),
+    ("w", "the loss chart's window: only the latest epochs"),
     ("↑↓ / j k", "select a service"),
     ("Enter", "the selected service's log (/ searches)"),
     ("r", "restart the selected service"),

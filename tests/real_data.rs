@@ -51,6 +51,14 @@ fn penguins_exact_fit_on_the_whole_file_matches_statsmodels() {
         for field in ["z", "p_value", "ci_low", "ci_high", "odds_ratio"] {
             assert!(got[field].as_f64().is_some(), "{name}: {field} missing");
         }
+        // The estimate per standard deviation of its design column, as numpy has it.
+        match want["standardized"].as_f64() {
+            Some(expected) => {
+                let standardized = got["standardized"].as_f64().unwrap_or(f64::NAN);
+                assert!(relative(standardized, expected) < 1e-4, "{name}: standardized {standardized} vs {expected}");
+            }
+            None => assert!(got["standardized"].is_null(), "{name}: the intercept has none"),
+        }
     }
     assert_eq!(report["rows"], serde_json::json!({"train": 333, "validation": 0, "test": 333}), "the whole file trains");
     assert_eq!(report["model"]["classes"], serde_json::json!({"negative": "female", "positive": "male"}));

@@ -85,6 +85,9 @@ pub enum Overlay {
     Runs,
     /// Two runs side by side (or one run alone): loss curves, parameters, metrics, coefficients.
     RunView,
+    /// `C`: the shown version's whole coefficient table, scrolling, with a bar per term for
+    /// its standardized magnitude.
+    Coefficients,
     /// `P` with a candidate that tested worse than stable: why, and y promotes anyway.
     ConfirmPromote,
 }
@@ -351,6 +354,9 @@ pub struct App {
     pub predict_input: String,
     pub predict_form: PredictForm,
     pub runs_view: RunsView,
+    /// The coefficient table's first row shown, and whether it is ordered by magnitude.
+    pub coefficients_scroll: usize,
+    pub coefficients_by_magnitude: bool,
     pub run_comparison: Option<RunComparison>,
     pub answers: Vec<Answer>,
     /// The values last sent to predict.
@@ -405,6 +411,8 @@ impl App {
             predict_input: String::new(),
             predict_form: PredictForm::default(),
             runs_view: RunsView::default(),
+            coefficients_scroll: 0,
+            coefficients_by_magnitude: false,
             run_comparison: None,
             answers: Vec::new(),
             last_query: None,
@@ -667,6 +675,16 @@ impl App {
         Some(Action::Train(params))
     }
 
+    /// The coefficient table of the version the Model panel shows, when it has one.
+    pub fn shown_terms(&self) -> Option<&[logitflow_core::inference::TermStatistics]> {
+        let version = self.evaluation.as_ref().map(|e| e.version).or(self.last_report.as_ref().map(|r| r.model.version));
+        self.last_report
+            .as_ref()
+            .filter(|r| Some(r.model.version) == version)
+            .map(|r| r.model.fit.terms.as_slice())
+            .filter(|t| !t.is_empty())
+    }
+
     /// The chart's series afresh from the curves: when the view or the run changes.
     fn rebuild_chart(&mut self) {
         self.chart =
@@ -738,6 +756,19 @@ impl App {
             Overlay::Params => return self.on_form_key(key),
             Overlay::PredictForm => return self.on_predict_form_key(key),
             Overlay::Runs => return self.on_runs_key(key),
+            Overlay::Coefficients => {
+                let last = self.shown_terms().map_or(0, |t| t.len().saturating_sub(1));
+                let scroll = &mut self.coefficients_scroll;
+                match key.code {
+                    KeyCode::Down | KeyCode::Char('j') => *scroll = (*scroll + 1).min(last),
+                    KeyCode::Up | KeyCode::Char('k') => *scroll = scroll.saturating_sub(1),
+                    KeyCode::PageDown => *scroll = (*scroll + 10).min(last),
+                    KeyCode::PageUp => *scroll = scroll.saturating_sub(10),
+                    KeyCode::Char('s') => self.coefficients_by_magnitude = !self.coefficients_by_magnitude,
+                    _ => self.overlay = Overlay::None,
+                }
+                return None;
+            }
             Overlay::RunView => {
                 let comparison = self.run_comparison.as_mut();
                 match key.code {
@@ -774,6 +805,15 @@ impl App {
                     None
                 }
             },
+            KeyCode::Char('C') => {
+                if self.shown_terms().is_some() {
+                    self.coefficients_scroll = 0;
+                    self.overlay = Overlay::Coefficients;
+                } else {
+                    self.status = "no coefficients yet: t trains a model".into();
+                }
+                None
+            }
             KeyCode::Char('R') => {
                 self.overlay = Overlay::Runs;
                 Some(Action::LoadRuns)

@@ -551,6 +551,7 @@ fn the_model_panel_shows_an_exact_fits_coefficient_table() {
         ci_low: Some(estimate - 1.96 * se),
         ci_high: Some(estimate + 1.96 * se),
         odds_ratio: Some(estimate.exp()),
+        standardized: (name != INTERCEPT).then_some(estimate * 2.0),
     };
     let mut terms = vec![
         term(INTERCEPT, -687.3501, 737.7269, 0.35),
@@ -826,4 +827,53 @@ fn the_loss_chart_shows_pace_and_time_left_marks_the_best_epoch_and_windows_long
     app.on_event(AppEvent::RunFinished(Ok(Box::new(run_report(&evaluation(2), 500)))));
     let text = screen(&app, 120, 40);
     assert!(!text.contains("epochs/s") && text.contains("· stopped early"), "{text}");
+}
+
+#[test]
+fn c_shows_every_coefficient_with_its_standardized_magnitude_scrolling_and_ordered() {
+    use logitflow_core::inference::{INTERCEPT, TermStatistics};
+    let mut app = trained_app();
+    let term = |name: &str, estimate: f64, standardized: Option<f64>| TermStatistics {
+        term: name.into(),
+        estimate,
+        std_error: Some(0.1),
+        z: Some(estimate / 0.1),
+        p_value: Some(0.01),
+        ci_low: Some(estimate - 0.196),
+        ci_high: Some(estimate + 0.196),
+        odds_ratio: Some(estimate.exp()),
+        standardized,
+    };
+    let mut terms = vec![term(INTERCEPT, -3.0, None)];
+    for j in 0..40 {
+        // Term 17 has the largest magnitude per standard deviation, and a negative one.
+        let standardized = if j == 17 { -4.0 } else { 0.1 * f64::from(j % 10) };
+        terms.push(term(&format!("x{j:02}"), 0.5, Some(standardized)));
+    }
+    if let Some(report) = app.last_report.as_mut() {
+        report.model.fit.terms = terms;
+    }
+    assert_eq!(app.on_key(key(KeyCode::Char('C'))), None);
+    assert_eq!(app.overlay, Overlay::Coefficients);
+    let text = screen(&app, 120, 40);
+    assert!(text.contains("Coefficients of v1 — term order · rows 1–35 of 41"), "{text}");
+    assert!(text.contains("95% interval") && text.contains("per sd"), "{text}");
+    let row = |text: &str, name: &str| text.lines().find(|l| l.contains(&format!("{name} "))).map(str::to_string);
+    let largest = row(&text, "x17").expect("x17's row");
+    assert!(largest.contains("-4.000") && largest.contains("████████████████"), "the largest fills the bar: {largest}");
+    let small = row(&text, "x01").expect("x01's row");
+    assert!(small.contains("0.100") && small.contains('▍') && !small.contains('█'), "a tenth of 4 is 0.4 of a block: {small}");
+    // Ordered by magnitude: x17 first; scrolling reaches the last terms.
+    app.on_key(key(KeyCode::Char('s')));
+    let text = screen(&app, 80, 24);
+    assert!(text.contains("largest standardized first"), "{text}");
+    let first_row = text.lines().skip(3).find(|l| l.contains("│x") || l.contains("│(")).unwrap_or_default();
+    assert!(first_row.contains("x17"), "{text}");
+    for _ in 0..5 {
+        app.on_key(key(KeyCode::PageDown));
+    }
+    let text = screen(&app, 80, 24);
+    assert!(text.contains("of 41") && text.contains("(intercept)"), "the intercept, which has no magnitude, comes last:\n{text}");
+    app.on_key(key(KeyCode::Esc));
+    assert_eq!(app.overlay, Overlay::None);
 }

@@ -54,6 +54,7 @@ impl Widget for &App {
             Overlay::ConfirmCancel => render_confirm_cancel(self, area, buf),
             Overlay::PredictForm => render_predict_form(self, area, buf),
             Overlay::Runs => render_runs(self, area, buf),
+            Overlay::Coefficients => render_coefficients(self, area, buf),
             Overlay::RunView => render_run_view(self, area, buf),
             Overlay::ConfirmPromote => render_confirm_promote(self, area, buf),
         }
@@ -424,7 +425,7 @@ fn coefficient_table(terms: &[logitflow_core::inference::TermStatistics], width:
     }
     if shown < terms.len() {
         lines.push(Line::from(Span::styled(
-            format!("+{} more terms (logitflow runs --json)", terms.len() - shown),
+            format!("+{} more terms: C shows them all", terms.len() - shown),
             Style::new().fg(Color::DarkGray),
         )));
     }
@@ -530,6 +531,7 @@ fn footer_keys(app: &App, width: u16) -> String {
         (Overlay::Help | Overlay::ConfirmQuit, _) => "any key closes".into(),
         (Overlay::ConfirmPromote, _) => "y promotes  any other key keeps stable".into(),
         (Overlay::ConfirmCancel, _) => "k keep the best epoch  d discard  any other key goes on".into(),
+        (Overlay::Coefficients, _) => "↑↓ PgUp PgDn scroll  s order by term or magnitude  any other key closes".into(),
         (Overlay::Runs, _) => "↑↓ run  Space mark two  Enter compare/open  s order  t train with its parameters  Esc close".into(),
         (Overlay::RunView, _) => "↑↓ scroll  any other key back to the runs".into(),
         (Overlay::PredictForm, _) => "↑↓/Tab field  , next  ←→ level  type or paste a row  Enter predict  Esc close".into(),
@@ -553,6 +555,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("h", "hyperparameters: edit, then Enter retrains"),
     ("p or /", "predict: a field per feature (or the one-line box); Enter asks serve"),
     ("R", "runs: Space marks two, Enter compares; t trains with a run's parameters"),
+    ("C", "the whole coefficient table, with each term's standardized magnitude"),
     ("P", "promote the candidate to stable"),
     ("b", "roll back to the previous stable version"),
     ("e", "export loss, ROC, precision-recall and reliability plots (PNG, SVG, CSV)"),
@@ -579,6 +582,101 @@ fn render_confirm(area: Rect, buf: &mut Buffer) {
     let rect = centered(area, 50, 3);
     Clear.render(rect, buf);
     Paragraph::new("Training is running. Quit anyway? q/y quits").block(Block::bordered().title(" Quit? ")).render(rect, buf);
+}
+
+/// Every term of the shown version: estimate, standard error, z, p-value, 95% interval, odds
+/// ratio, the standardized estimate and a bar of its magnitude (the largest fills the column),
+/// in term order or by magnitude, scrolling.
+fn render_coefficients(app: &App, area: Rect, buf: &mut Buffer) {
+    let Some(terms) = app.shown_terms() else { return };
+    let rect = centered(area, area.width.saturating_sub(2), area.height.saturating_sub(2));
+    Clear.render(rect, buf);
+    let mut order: Vec<&logitflow_core::inference::TermStatistics> = terms.iter().collect();
+    if app.coefficients_by_magnitude {
+        order.sort_by(|a, b| b.standardized.map_or(-1.0, f64::abs).total_cmp(&a.standardized.map_or(-1.0, f64::abs)));
+    }
+    let largest = terms.iter().filter_map(|t| t.standardized).map(f64::abs).fold(0.0, f64::max);
+    let wide = rect.width >= 110;
+    let bar_width: usize = if wide { 16 } else { 8 };
+    let shown = (rect.height as usize).saturating_sub(3);
+    let first = app.coefficients_scroll.min(order.len().saturating_sub(1));
+    let cell = |v: Option<f64>, digits: usize| v.map_or_else(|| "-".to_string(), |v| format!("{v:.digits$}"));
+    let p_value = |p: Option<f64>| match p {
+        Some(p) if p < 1e-4 => "<1e-4".to_string(),
+        p => cell(p, 4),
+    };
+    let rows = order.iter().skip(first).take(shown).map(|t| {
+        // Eighths of a block: a bar resolves 8 × its width steps.
+        let bar = t.standardized.filter(|_| largest > 0.0).map_or_else(String::new, |s| {
+            let eighths = ((s.abs() / largest) * (bar_width * 8) as f64).round() as usize;
+            let partial = ["", "▏", "▎", "▍", "▌", "▋", "▊", "▉"][eighths % 8];
+            format!("{}{partial}", "█".repeat(eighths / 8))
+        });
+        let colour = match t.standardized {
+            Some(s) if s < 0.0 => Color::Red,
+            Some(_) => Color::Green,
+            None => Color::DarkGray,
+        };
+        let mut cells = vec![Cell::from(t.term.clone()), Cell::from(format!("{:.4}", t.estimate)), Cell::from(cell(t.std_error, 4))];
+        if wide {
+            cells.extend([
+                Cell::from(cell(t.z, 2)),
+                Cell::from(p_value(t.p_value)),
+                Cell::from(format!("{} … {}", cell(t.ci_low, 3), cell(t.ci_high, 3))),
+            ]);
+        } else {
+            cells.push(Cell::from(p_value(t.p_value)));
+        }
+        cells.extend([
+            Cell::from(cell(t.odds_ratio.filter(|_| t.term != logitflow_core::inference::INTERCEPT), 3)),
+            Cell::from(cell(t.standardized, 3)),
+            Cell::from(bar).style(Style::new().fg(colour)),
+        ]);
+        Row::new(cells)
+    });
+    let (header, widths): (Vec<&str>, Vec<Constraint>) = if wide {
+        (
+            vec!["term", "estimate", "std err", "z", "p", "95% interval", "OR", "per sd", "magnitude"],
+            [
+                Constraint::Min(16),
+                Constraint::Length(10),
+                Constraint::Length(9),
+                Constraint::Length(7),
+                Constraint::Length(7),
+                Constraint::Length(20),
+                Constraint::Length(9),
+                Constraint::Length(8),
+                Constraint::Length(bar_width as u16 + 1),
+            ]
+            .to_vec(),
+        )
+    } else {
+        (
+            vec!["term", "estimate", "std err", "p", "OR", "per sd", "size"],
+            [
+                Constraint::Min(12),
+                Constraint::Length(9),
+                Constraint::Length(8),
+                Constraint::Length(6),
+                Constraint::Length(7),
+                Constraint::Length(7),
+                Constraint::Length(bar_width as u16 + 1),
+            ]
+            .to_vec(),
+        )
+    };
+    let version = app.last_report.as_ref().map_or(0, |r| r.model.version);
+    let title = format!(
+        " Coefficients of v{version} — {} · rows {}–{} of {} · per sd: the estimate × its term's standard deviation, green +, red − ",
+        if app.coefficients_by_magnitude { "largest standardized first" } else { "term order" },
+        first + 1,
+        (first + shown).min(order.len()),
+        order.len()
+    );
+    Table::new(rows, widths)
+        .header(Row::new(header).style(Style::new().bold()))
+        .block(Block::bordered().title(title).border_style(Style::new().fg(Color::Cyan)))
+        .render(rect, buf);
 }
 
 /// A run id's time (milliseconds since 1970, its first part) as a UTC date and minute.

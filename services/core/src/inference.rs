@@ -54,6 +54,11 @@ pub struct TermStatistics {
     pub ci_high: Option<f64>,
     /// e^estimate; `None` when that is not a finite number (a separated fit's estimates).
     pub odds_ratio: Option<f64>,
+    /// The estimate times its term's standard deviation over the training rows: the change
+    /// in log-odds for one standard deviation of the term, which compares across terms in
+    /// different units (grams and millimetres). `None` for the intercept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standardized: Option<f64>,
 }
 
 impl TermStatistics {
@@ -70,6 +75,7 @@ impl TermStatistics {
                 ci_low: None,
                 ci_high: None,
                 odds_ratio: Some(estimate.exp()).filter(|v| v.is_finite()),
+                standardized: None,
             })
             .collect()
     }

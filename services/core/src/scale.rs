@@ -300,6 +300,25 @@ impl Transform {
         }
     }
 
+    /// The sample standard deviation (n − 1) of each of the `k` columns of a row-major
+    /// matrix; 0 with fewer than two rows.
+    pub fn column_standard_deviations(design: &[f64], k: usize) -> Vec<f64> {
+        let rows = design.len().checked_div(k).unwrap_or(0);
+        if rows < 2 {
+            return vec![0.0; k];
+        }
+        let mut mean = vec![0.0; k];
+        for row in design.chunks_exact(k) {
+            mean.iter_mut().zip(row).for_each(|(m, v)| *m += v);
+        }
+        mean.iter_mut().for_each(|m| *m /= rows as f64);
+        let mut squares = vec![0.0; k];
+        for row in design.chunks_exact(k) {
+            squares.iter_mut().zip(row.iter().zip(&mean)).for_each(|(s, (v, m))| *s += (v - m) * (v - m));
+        }
+        squares.into_iter().map(|s| (s / (rows - 1) as f64).sqrt()).collect()
+    }
+
     /// Scales a row-major design matrix of terms in place.
     pub fn scale_in_place(&self, design: &mut [f64]) {
         let k = self.offset.len().max(1);
@@ -321,6 +340,15 @@ impl Transform {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn column_standard_deviations_are_the_sample_ones() {
+        // Columns (1, 2, 3, 4) and (10, 10, 10, 10): numpy's std(ddof=1) is 1.2909944487358056 and 0.
+        let design = [1.0, 10.0, 2.0, 10.0, 3.0, 10.0, 4.0, 10.0];
+        let sds = Transform::column_standard_deviations(&design, 2);
+        assert!((sds[0] - 1.290_994_448_735_805_6).abs() < 1e-15 && sds[1] == 0.0, "{sds:?}");
+        assert_eq!(Transform::column_standard_deviations(&[5.0, 6.0], 2), vec![0.0, 0.0], "one row");
+    }
 
     fn data() -> Dataset {
         Dataset {

@@ -316,6 +316,12 @@ fn train(
             None => Some("not given: the Hessian is singular (collinear terms, or a level no training row shows)".to_string()),
         },
     };
+    // Each estimate per standard deviation of its term over the fit's rows, for the magnitudes'
+    // sake. The terms are scaled by now: a scaled term's deviation times its scale is the raw one's.
+    let deviations = Transform::column_standard_deviations(&x, k);
+    for (row, (deviation, scale)) in model.fit.terms.iter_mut().skip(1).zip(deviations.iter().zip(&model.transform.scale)) {
+        row.standardized = Some(row.estimate * deviation * scale).filter(|v| v.is_finite());
+    }
     // How close an iterative fit came: newton on the same rows, where that is cheap.
     if params.solver != Solver::Newton && fit_part.rows() * (k + 1) <= OPTIMALITY_CHECK_CELLS && model.fit.separation.is_none() {
         let exact_params =

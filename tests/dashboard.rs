@@ -176,6 +176,43 @@ fn a_multi_feature_model_with_text_features_is_trained_asked_through_the_form_co
     common::assert_no_services(home.path(), Duration::from_secs(3));
 }
 
+/// A sweep against the real services: two learning rates × two penalties trained side by
+/// side, each registering a version and moving no alias, then the best promoted with `P`.
+#[test]
+fn a_sweep_trains_its_grid_side_by_side_and_promotes_the_best() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let mut dash = Dashboard::start(home.path(), &[]);
+    dash.wait_for("every service ready", Duration::from_secs(60), |s| s.contains("Services 8/8 ready"));
+    dash.send("S");
+    dash.wait_for("the sweep form", Duration::from_secs(10), |s| s.contains("learning rates") && s.contains("9 combinations"));
+    // Learning rates 0.1 and 0.2, penalties 0 and 0.01: four members.
+    dash.send("\x1b[B");
+    for _ in 0..20 {
+        dash.send("\x7f");
+    }
+    dash.send("0.1,0.2\x1b[B");
+    for _ in 0..20 {
+        dash.send("\x7f");
+    }
+    dash.send("0,0.01");
+    dash.wait_for("four combinations", Duration::from_secs(10), |s| s.contains("4 combinations"));
+    dash.send("\r");
+    let text = dash.wait_for("the sweep done", Duration::from_secs(120), |s| s.contains("Sweep — 4/4 done"));
+    assert!(text.contains("★1") && !text.contains("failed"), "the best is marked, none failed:\n{text}");
+    let best = text.lines().find(|l| l.contains("★1")).expect("the best member's row");
+    let version = best.split_whitespace().find(|w| w.starts_with('v') && w[1..].parse::<u32>().is_ok()).expect("its version").to_string();
+    // Registered, not promoted: nothing is stable until P.
+    let registry: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(home.path().join("registry.json")).expect("registry")).expect("json");
+    let entry = &registry["models"]["admissions"];
+    assert_eq!(entry["versions"].as_array().map(Vec::len), Some(4), "{registry}");
+    assert!(entry["aliases"]["stable"].is_null(), "a sweep moves no alias: {registry}");
+    dash.send("P");
+    dash.wait_for("the best promoted", Duration::from_secs(30), |s| s.contains(&format!("{version} is stable and serving")));
+    assert!(dash.quit().success());
+    common::assert_no_services(home.path(), Duration::from_secs(3));
+}
+
 /// SIGTERM and SIGINT to the console (a `kill`, a closing session manager) end it as `q` does:
 /// every service stopped, the alternate screen left, the terminal's modes restored.
 #[test]

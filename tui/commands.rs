@@ -141,6 +141,7 @@ pub fn pipeline_request(home: &Path, args: &DataArgs, predict: Vec<Vec<Value>>) 
         model_name,
         threshold: args.threshold,
         predict,
+        apply_decision: true,
     })
 }
 

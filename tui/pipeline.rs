@@ -68,6 +68,9 @@ pub struct PipelineRequest {
     pub threshold: f64,
     /// Rows to ask serve for once the model is served.
     pub predict: Vec<Vec<Value>>,
+    /// Whether the promotion rule's decision moves an alias. A sweep's members register
+    /// versions only: a person promotes the one chosen.
+    pub apply_decision: bool,
 }
 
 /// Something that happened during a run, in order.
@@ -395,7 +398,7 @@ pub async fn run_pipeline(
         threshold: request.threshold,
         promote_tolerance: logitflow_kit::wire::default_promote_tolerance(),
         // The run's record is kept before the decision is applied (below).
-        decide_only: keep_in.is_some(),
+        decide_only: keep_in.is_some() || !request.apply_decision,
     };
     let evaluation: Evaluation = stage!(
         Stage::Evaluate,
@@ -421,7 +424,7 @@ pub async fn run_pipeline(
         loss_curve: curve.iter().map(|e| CurvePoint { epoch: e.epoch, train_loss: e.train_loss, val_loss: e.val_loss }).collect(),
         stages: stages.clone(),
         predictions: Vec::new(),
-        promoted: evaluation.promoted,
+        promoted: evaluation.promoted && request.apply_decision,
         decision: evaluation.decision.clone(),
         stop_reason,
         stable_version: None,
@@ -446,7 +449,7 @@ pub async fn run_pipeline(
         return Err(PipelineError::Stage { stage: Stage::Serve, error });
     }
     let apply = async {
-        if let Some(alias) = evaluation.alias.as_ref().filter(|_| !evaluation.applied) {
+        if let Some(alias) = evaluation.alias.as_ref().filter(|_| !evaluation.applied && request.apply_decision) {
             let path = format!("/v1/models/{}/aliases/{alias}", request.model_name);
             clients.evaluate.post::<_, serde_json::Value>(&path, &AliasRequest { version: evaluation.version }).await?;
         }

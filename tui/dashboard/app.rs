@@ -38,6 +38,16 @@ pub enum AppEvent {
     PreviousRun(Box<RunReport>),
     /// Every kept run, for the runs view (oldest first, as `logitflow runs` lists them).
     Runs(Vec<RunReport>),
+    /// An epoch of a sweep's member.
+    SweepEpoch {
+        member: usize,
+        epoch: logitflow_core::logistic::EpochEvent,
+    },
+    /// A sweep's member has registered its version, or failed.
+    SweepFinished {
+        member: usize,
+        result: Result<Box<RunReport>, String>,
+    },
 }
 
 /// What the runtime must do for a key.
@@ -61,6 +71,11 @@ pub enum Action {
     ShowLogs(ServiceName),
     /// Read the kept runs, for the runs view.
     LoadRuns,
+    /// Train every member of a grid, as many at once as there are cores; each registers a
+    /// version and moves no alias.
+    Sweep(Vec<TrainParams>),
+    /// Make this version stable (the sweep's best).
+    PromoteVersion(u32),
     Quit,
 }
 
@@ -85,6 +100,10 @@ pub enum Overlay {
     Runs,
     /// Two runs side by side (or one run alone): loss curves, parameters, metrics, coefficients.
     RunView,
+    /// `S` with no sweep: its grid (solvers × learning rates × L2 penalties).
+    SweepForm,
+    /// `S`: the sweep's members, their curves growing together, ranked by validation loss.
+    Sweep,
     /// `C`: the shown version's whole coefficient table, scrolling, with a bar per term for
     /// its standardized magnitude.
     Coefficients,
@@ -354,6 +373,8 @@ pub struct App {
     pub predict_input: String,
     pub predict_form: PredictForm,
     pub runs_view: RunsView,
+    pub sweep_form: super::sweep::SweepForm,
+    pub sweep: Option<super::sweep::Sweep>,
     /// The coefficient table's first row shown, and whether it is ordered by magnitude.
     pub coefficients_scroll: usize,
     pub coefficients_by_magnitude: bool,
@@ -411,6 +432,8 @@ impl App {
             predict_input: String::new(),
             predict_form: PredictForm::default(),
             runs_view: RunsView::default(),
+            sweep_form: super::sweep::SweepForm::around(&TrainParams::default()),
+            sweep: None,
             coefficients_scroll: 0,
             coefficients_by_magnitude: false,
             run_comparison: None,
@@ -573,6 +596,23 @@ impl App {
                 }
             }
             AppEvent::Status(text) => self.status = text,
+            AppEvent::SweepEpoch { member, epoch } => {
+                if let Some(sweep) = self.sweep.as_mut() {
+                    sweep.epoch(member, epoch.epoch, epoch.train_loss, epoch.val_loss);
+                }
+            }
+            AppEvent::SweepFinished { member, result } => {
+                if let Some(sweep) = self.sweep.as_mut() {
+                    sweep.finished(member, result.as_deref().map_err(Clone::clone));
+                    if !sweep.running() {
+                        let best = sweep.best_version().map(|(i, v)| format!("best: v{v} ({})", sweep.members[i].describe()));
+                        self.status = format!(
+                            "sweep done — {}; S shows it, P there promotes the best",
+                            best.unwrap_or_else(|| "every member failed".into())
+                        );
+                    }
+                }
+            }
             AppEvent::Runs(runs) => {
                 let view = &mut self.runs_view;
                 view.runs = Some(runs);
@@ -756,6 +796,26 @@ impl App {
             Overlay::Params => return self.on_form_key(key),
             Overlay::PredictForm => return self.on_predict_form_key(key),
             Overlay::Runs => return self.on_runs_key(key),
+            Overlay::SweepForm => return self.on_sweep_form_key(key),
+            Overlay::Sweep => {
+                match key.code {
+                    KeyCode::Char('P') => match self.sweep.as_ref().and_then(|s| s.best_version()) {
+                        Some((member, version)) => {
+                            let described = self.sweep.as_ref().map(|s| s.members[member].describe()).unwrap_or_default();
+                            self.status = format!("promoting v{version} ({described}), the lowest validation loss…");
+                            self.overlay = Overlay::None;
+                            return Some(Action::PromoteVersion(version));
+                        }
+                        None => self.status = "no member has finished yet".into(),
+                    },
+                    KeyCode::Char('n') if !self.sweep.as_ref().is_some_and(|s| s.running()) => {
+                        self.sweep_form = super::sweep::SweepForm::around(&self.params);
+                        self.overlay = Overlay::SweepForm;
+                    }
+                    _ => self.overlay = Overlay::None,
+                }
+                return None;
+            }
             Overlay::Coefficients => {
                 let last = self.shown_terms().map_or(0, |t| t.len().saturating_sub(1));
                 let scroll = &mut self.coefficients_scroll;
@@ -805,6 +865,15 @@ impl App {
                     None
                 }
             },
+            KeyCode::Char('S') => {
+                if self.sweep.is_some() {
+                    self.overlay = Overlay::Sweep;
+                } else {
+                    self.sweep_form = super::sweep::SweepForm::around(&self.params);
+                    self.overlay = Overlay::SweepForm;
+                }
+                None
+            }
             KeyCode::Char('C') => {
                 if self.shown_terms().is_some() {
                     self.coefficients_scroll = 0;
@@ -922,6 +991,38 @@ impl App {
                 }
                 Err(e) => self.status = format!("cannot predict: {e}"),
             },
+            _ => {}
+        }
+        None
+    }
+
+    fn on_sweep_form_key(&mut self, key: KeyEvent) -> Option<Action> {
+        let form = &mut self.sweep_form;
+        let last = super::sweep::SweepForm::LABELS.len() - 1;
+        match key.code {
+            KeyCode::Esc => self.overlay = Overlay::None,
+            KeyCode::Up | KeyCode::BackTab => form.selected = form.selected.saturating_sub(1),
+            KeyCode::Down | KeyCode::Tab => form.selected = (form.selected + 1).min(last),
+            KeyCode::Backspace => {
+                form.fields[form.selected].pop();
+            }
+            KeyCode::Char(c) if !c.is_control() && form.fields[form.selected].len() < 80 => form.fields[form.selected].push(c),
+            KeyCode::Enter => {
+                if self.training || self.sweep.as_ref().is_some_and(|s| s.running()) {
+                    form.error = Some("wait for the run in progress to end".into());
+                    return None;
+                }
+                match form.grid(&self.params) {
+                    Ok(grid) => {
+                        form.error = None;
+                        self.status = format!("sweeping {} combinations…", grid.len());
+                        self.sweep = Some(super::sweep::Sweep::new(grid.clone()));
+                        self.overlay = Overlay::Sweep;
+                        return Some(Action::Sweep(grid));
+                    }
+                    Err(e) => form.error = Some(e),
+                }
+            }
             _ => {}
         }
         None

@@ -9,6 +9,7 @@
 
 pub mod app;
 pub mod chart;
+pub mod sweep;
 pub mod ui;
 
 use crate::cli::DashboardArgs;
@@ -289,12 +290,13 @@ impl Runtime {
                     }
                 });
             }
-            Action::Promote | Action::Rollback => {
+            Action::Promote | Action::PromoteVersion(_) | Action::Rollback => {
                 let (Ok(evaluate), Ok(serve)) = (self.client(ServiceName::Evaluate), self.client(ServiceName::Serve)) else { return };
-                let promote = action == Action::Promote;
+                let promote = action != Action::Rollback;
+                let version = if let Action::PromoteVersion(v) = action { Some(v) } else { None };
                 tokio::spawn(async move {
                     let changed = if promote {
-                        evaluate.post::<_, ModelVersions>(&format!("/v1/models/{name}/promote"), &PromoteRequest::default()).await
+                        evaluate.post::<_, ModelVersions>(&format!("/v1/models/{name}/promote"), &PromoteRequest { version }).await
                     } else {
                         evaluate.post::<_, ModelVersions>(&format!("/v1/models/{name}/rollback"), &serde_json::json!({})).await
                     };
@@ -338,6 +340,35 @@ impl Runtime {
                 Self::send(&tx, AppEvent::Status(format!("{} {service}", if start { "starting" } else { "stopping" })));
             }
             Action::ShowLogs(service) => Self::send(&tx, AppEvent::Logs(service, self.supervisor.logs(service, 2000))),
+            Action::Sweep(grid) => {
+                let Some(clients) = Clients::from_supervisor(&self.supervisor) else {
+                    Self::send(&tx, AppEvent::Status("a service is not running".into()));
+                    return;
+                };
+                let (base, home) = (self.request.clone(), self.home.clone());
+                // As many members at once as there are cores: each fit is one core's work.
+                let cores = std::thread::available_parallelism().map_or(2, usize::from);
+                let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(cores));
+                for (member, params) in grid.into_iter().enumerate() {
+                    let (clients, tx, home, permits) = (clients.clone(), tx.clone(), home.clone(), permits.clone());
+                    let request = PipelineRequest { params, apply_decision: false, predict: Vec::new(), ..base.clone() };
+                    tokio::spawn(async move {
+                        let Ok(_permit) = permits.acquire_owned().await else { return };
+                        let (events_tx, mut events_rx) = mpsc::unbounded_channel();
+                        let forward_tx = tx.clone();
+                        let forward = tokio::spawn(async move {
+                            while let Some(event) = events_rx.recv().await {
+                                if let pipeline::PipelineEvent::Epoch(epoch) = event {
+                                    Self::send(&forward_tx, AppEvent::SweepEpoch { member, epoch });
+                                }
+                            }
+                        });
+                        let result = pipeline::run_pipeline(&clients, &request, events_tx, Some(&home)).await;
+                        let _ = forward.await;
+                        Self::send(&tx, AppEvent::SweepFinished { member, result: result.map(Box::new).map_err(|e| e.to_string()) });
+                    });
+                }
+            }
             Action::LoadRuns => {
                 let home = self.home.clone();
                 tokio::spawn(async move {

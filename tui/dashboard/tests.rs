@@ -877,3 +877,54 @@ fn c_shows_every_coefficient_with_its_standardized_magnitude_scrolling_and_order
     app.on_key(key(KeyCode::Esc));
     assert_eq!(app.overlay, Overlay::None);
 }
+
+#[test]
+fn a_sweep_is_made_from_the_keyboard_watched_ranked_and_its_best_promoted() {
+    let mut app = trained_app();
+    app.on_event(AppEvent::RunFinished(Err("done".into())));
+    assert_eq!(app.on_key(key(KeyCode::Char('S'))), None);
+    assert_eq!(app.overlay, Overlay::SweepForm);
+    let form = screen(&app, 80, 24);
+    assert!(form.contains("learning rates  0.1,0.2,0.4") && form.contains("9 combinations"), "three rates × three penalties:\n{form}");
+    // One penalty only: three members, the learning rates 0.1, 0.2 and 0.4.
+    app.on_key(key(KeyCode::Down));
+    app.on_key(key(KeyCode::Down));
+    for _ in 0..20 {
+        app.on_key(key(KeyCode::Backspace));
+    }
+    app.on_key(key(KeyCode::Char('0')));
+    let grid = match app.on_key(key(KeyCode::Enter)) {
+        Some(Action::Sweep(grid)) => grid,
+        other => panic!("expected a sweep, got {other:?}"),
+    };
+    assert_eq!(grid.iter().map(|p| p.learning_rate).collect::<Vec<_>>(), [0.1, 0.2, 0.4]);
+    assert_eq!(app.overlay, Overlay::Sweep);
+    // Member 1 reaches the lowest validation loss; member 2 fails.
+    for (member, losses) in [(0, [0.30, 0.26]), (1, [0.28, 0.21]), (2, [0.5, 0.6])] {
+        for (n, loss) in losses.iter().enumerate() {
+            let event = EpochEvent { epoch: n + 1, train_loss: 0.3, val_loss: Some(*loss), grad_norm: 0.1, elapsed_ms: 1.0 };
+            app.on_event(AppEvent::SweepEpoch { member, epoch: event });
+        }
+    }
+    let text = screen(&app, 120, 40);
+    assert!(text.contains("Sweep — 0/3 done") && text.contains("epoch 2"), "{text}");
+    app.on_event(AppEvent::SweepFinished { member: 2, result: Err("train: the fit diverged".into()) });
+    for (member, version) in [(0, 2), (1, 3)] {
+        let mut report = run_report(&evaluation(version), 2);
+        report.promoted = false;
+        app.on_event(AppEvent::SweepFinished { member, result: Ok(Box::new(report)) });
+    }
+    assert!(app.status.starts_with("sweep done — best: v3 (sgd lr 0.2 l2 0)"), "{}", app.status);
+    let text = screen(&app, 120, 40);
+    assert!(text.contains("Sweep — 3/3 done"), "{text}");
+    let ranked: Vec<&str> = text.lines().filter(|l| l.contains(" sgd ")).collect();
+    assert!(ranked.len() == 3 && ranked[0].contains("★1") && ranked[0].contains("0.2100") && ranked[0].contains("v3"), "{ranked:?}");
+    assert!(ranked[2].contains("failed: train: the fit diverged"), "failures last: {ranked:?}");
+    assert_eq!(app.on_key(key(KeyCode::Char('P'))), Some(Action::PromoteVersion(3)));
+    assert_eq!(app.overlay, Overlay::None);
+    // S shows the finished sweep again; n there makes a new one.
+    app.on_key(key(KeyCode::Char('S')));
+    assert_eq!(app.overlay, Overlay::Sweep);
+    app.on_key(key(KeyCode::Char('n')));
+    assert_eq!(app.overlay, Overlay::SweepForm);
+}

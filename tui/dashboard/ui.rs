@@ -55,6 +55,8 @@ impl Widget for &App {
             Overlay::PredictForm => render_predict_form(self, area, buf),
             Overlay::Runs => render_runs(self, area, buf),
             Overlay::Coefficients => render_coefficients(self, area, buf),
+            Overlay::SweepForm => render_sweep_form(self, area, buf),
+            Overlay::Sweep => render_sweep(self, area, buf),
             Overlay::RunView => render_run_view(self, area, buf),
             Overlay::ConfirmPromote => render_confirm_promote(self, area, buf),
         }
@@ -531,6 +533,8 @@ fn footer_keys(app: &App, width: u16) -> String {
         (Overlay::Help | Overlay::ConfirmQuit, _) => "any key closes".into(),
         (Overlay::ConfirmPromote, _) => "y promotes  any other key keeps stable".into(),
         (Overlay::ConfirmCancel, _) => "k keep the best epoch  d discard  any other key goes on".into(),
+        (Overlay::SweepForm, _) => "↑↓ list  type values, comma-separated  Enter sweep  Esc cancel".into(),
+        (Overlay::Sweep, _) => "P promote the best  n a new sweep (once this one ends)  any other key closes (it goes on)".into(),
         (Overlay::Coefficients, _) => "↑↓ PgUp PgDn scroll  s order by term or magnitude  any other key closes".into(),
         (Overlay::Runs, _) => "↑↓ run  Space mark two  Enter compare/open  s order  t train with its parameters  Esc close".into(),
         (Overlay::RunView, _) => "↑↓ scroll  any other key back to the runs".into(),
@@ -556,6 +560,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("p or /", "predict: a field per feature (or the one-line box); Enter asks serve"),
     ("R", "runs: Space marks two, Enter compares; t trains with a run's parameters"),
     ("C", "the whole coefficient table, with each term's standardized magnitude"),
+    ("S", "sweep: a grid of solvers × learning rates × L2, trained side by side; P promotes the best"),
     ("P", "promote the candidate to stable"),
     ("b", "roll back to the previous stable version"),
     ("e", "export loss, ROC, precision-recall and reliability plots (PNG, SVG, CSV)"),
@@ -582,6 +587,101 @@ fn render_confirm(area: Rect, buf: &mut Buffer) {
     let rect = centered(area, 50, 3);
     Clear.render(rect, buf);
     Paragraph::new("Training is running. Quit anyway? q/y quits").block(Block::bordered().title(" Quit? ")).render(rect, buf);
+}
+
+fn render_sweep_form(app: &App, area: Rect, buf: &mut Buffer) {
+    let form = &app.sweep_form;
+    let rect = centered(area, 70, 9);
+    Clear.render(rect, buf);
+    let mut lines: Vec<Line> = super::sweep::SweepForm::LABELS
+        .iter()
+        .zip(&form.fields)
+        .enumerate()
+        .map(|(i, (label, value))| {
+            let chosen = i == form.selected;
+            let style = if chosen { Style::new().add_modifier(Modifier::REVERSED) } else { Style::new() };
+            Line::from(vec![Span::raw(format!("{label:>15}  ")), Span::styled(format!("{value}{}", if chosen { "█" } else { "" }), style)])
+        })
+        .collect();
+    lines.push(Line::from(""));
+    let count = form.grid(&app.params).map(|g| g.len());
+    lines.push(match (&form.error, count) {
+        (Some(e), _) => Line::styled(e.clone(), Style::new().fg(Color::Red)),
+        (None, Ok(n)) => Line::styled(
+            format!(
+                "{n} combinations, {} at a time; the rest of the parameters as set (h)",
+                std::thread::available_parallelism().map_or(2, usize::from).min(n)
+            ),
+            Style::new().fg(Color::DarkGray),
+        ),
+        (None, Err(e)) => Line::styled(e, Style::new().fg(Color::DarkGray)),
+    });
+    Paragraph::new(lines)
+        .wrap(Wrap { trim: true })
+        .block(Block::bordered().title(" Sweep ").border_style(Style::new().fg(Color::Cyan)))
+        .render(rect, buf);
+}
+
+/// The members' curves on one chart (the validation loss, or the training loss of fits
+/// without validation rows), and the table ranked by that loss.
+fn render_sweep(app: &App, area: Rect, buf: &mut Buffer) {
+    use super::sweep::MemberState;
+    let Some(sweep) = &app.sweep else { return };
+    let rect = centered(area, area.width.saturating_sub(2), area.height.saturating_sub(2));
+    Clear.render(rect, buf);
+    let rows_needed = sweep.members.len() as u16 + 3;
+    let [chart_area, table_area] = Layout::vertical([Constraint::Min(8), Constraint::Length(rows_needed.min(rect.height / 2))]).areas(rect);
+    const COLOURS: [Color; 8] =
+        [Color::Cyan, Color::Magenta, Color::Yellow, Color::Green, Color::Blue, Color::Red, Color::LightCyan, Color::LightMagenta];
+    let colour = |i: usize| COLOURS[i % COLOURS.len()];
+    let points = sweep.members.iter().flat_map(|m| m.curve.iter());
+    let (max_x, lo, hi) = points.fold((2.0f64, f64::INFINITY, f64::NEG_INFINITY), |(x, lo, hi), &(e, l)| (x.max(e), lo.min(l), hi.max(l)));
+    let (lo, hi) = if lo.is_finite() { (lo, hi.max(lo + 1e-9)) } else { (0.0, 1.0) };
+    let datasets = sweep
+        .members
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| !m.curve.is_empty())
+        .map(|(i, m)| {
+            Dataset::default().marker(Marker::Braille).graph_type(GraphType::Line).style(Style::new().fg(colour(i))).data(&m.curve)
+        })
+        .collect();
+    let done = sweep.members.iter().filter(|m| matches!(m.state, MemberState::Done { .. } | MemberState::Failed(_))).count();
+    let title = format!(" Sweep — {done}/{} done · validation loss per epoch ", sweep.members.len());
+    Chart::new(datasets)
+        .block(Block::bordered().title(title).border_style(Style::new().fg(Color::Cyan)))
+        .x_axis(Axis::default().title("epoch").bounds([1.0, max_x]).labels(["1".to_string(), format!("{max_x:.0}")]))
+        .y_axis(Axis::default().bounds([lo, hi]).labels([format!("{lo:.3}"), format!("{hi:.3}")]))
+        .render(chart_area, buf);
+    let best = sweep.best_version().map(|(i, _)| i);
+    let rows = sweep.ranked().into_iter().enumerate().map(|(rank, i)| {
+        let m = &sweep.members[i];
+        let loss = m.best_loss().map_or_else(|| "-".to_string(), |l| format!("{l:.4}{}", if m.validated { "" } else { " (train)" }));
+        let (state, version, test) = match &m.state {
+            MemberState::Waiting => ("waiting".to_string(), String::new(), String::new()),
+            MemberState::Training => (format!("epoch {}", m.curve.last().map_or(0.0, |p| p.0)), String::new(), String::new()),
+            MemberState::Done { version, test_log_loss } => ("done".to_string(), format!("v{version}"), format!("{test_log_loss:.4}")),
+            MemberState::Failed(e) => (format!("failed: {e}"), String::new(), String::new()),
+        };
+        let mark = if Some(i) == best { "★" } else { " " };
+        Row::new(vec![
+            Cell::from(format!("{mark}{}", rank + 1)),
+            Cell::from("■").style(Style::new().fg(colour(i))),
+            Cell::from(m.params.solver.to_string()),
+            Cell::from(format!("{}", m.params.learning_rate)),
+            Cell::from(format!("{}", m.params.l2)),
+            Cell::from(loss),
+            Cell::from(test),
+            Cell::from(version),
+            Cell::from(state),
+        ])
+    });
+    let widths = [3, 1, 9, 8, 8, 16, 9, 5].map(Constraint::Length).into_iter().chain([Constraint::Min(8)]);
+    let header = Row::new(["#", "", "solver", "lr", "l2", "best val loss", "test loss", "ver", "state"]).style(Style::new().bold());
+    Table::new(rows, widths)
+        .header(header)
+        .block(Block::bordered().title(" ranked by validation loss · ★ the best finished "))
+        .render(table_area, buf);
 }
 
 /// Every term of the shown version: estimate, standard error, z, p-value, 95% interval, odds

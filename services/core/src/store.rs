@@ -98,12 +98,7 @@ pub fn now_unix_ms() -> u64 {
 /// Writes a file atomically: a temp file beside it, fsync, rename, fsync of the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.{}.{}.tmp",
-        path.file_name().map_or_else(|| "file".into(), |n| n.to_string_lossy()),
-        std::process::id(),
-        now_unix_ms()
-    ));
+    let tmp = dir.join(format!(".{}.tmp", unique_name(&path.file_name().map_or_else(|| "file".into(), |n| n.to_string_lossy()))));
     let result = (|| {
         let mut f = fs::File::create(&tmp).map_err(|e| StoreError::io(&tmp, e))?;
         f.write_all(bytes).map_err(|e| StoreError::io(&tmp, e))?;
@@ -117,11 +112,25 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     result
 }
 
-/// The pid in a staging entry's name, `<id>.<pid>.<ms>`.
+/// `<stem>.<pid>.<ms>.<n>`: a name no other writer uses at the same time, in this process
+/// (`n` counts its writes: two threads of one service writing the same artifact or file in the
+/// same millisecond shared a staging directory, and wrote into each other's files) or another.
+fn unique_name(stem: &str) -> String {
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{stem}.{}.{}.{n}", std::process::id(), now_unix_ms())
+}
+
+/// The pid in a staging entry's name: `<id>.<pid>.<ms>.<n>` ([`unique_name`]), or the
+/// `<id>.<pid>.<ms>` of stores written before it.
 fn staging_owner(name: &str) -> Option<u32> {
-    let mut parts = name.rsplit('.');
-    let _ms: u64 = parts.next()?.parse().ok()?;
-    parts.next()?.parse().ok()
+    let parts: Vec<&str> = name.rsplit('.').take(3).collect();
+    let number = |i: usize| parts.get(i).and_then(|p| p.parse::<u64>().ok());
+    match (number(0), number(1), number(2)) {
+        (Some(_), Some(_), Some(pid)) => u32::try_from(pid).ok(),
+        (Some(_), Some(pid), None) => u32::try_from(pid).ok(),
+        _ => None,
+    }
 }
 
 /// Whether a process with this pid exists (Linux: its `/proc` entry; elsewhere: assumed alive,
@@ -244,7 +253,7 @@ impl Store {
             created_unix_ms: now_unix_ms(),
             files: entries,
         };
-        let staging = self.tmp_dir().join(format!("{id}.{}.{}", std::process::id(), now_unix_ms()));
+        let staging = self.tmp_dir().join(unique_name(&id));
         let result = (|| {
             fs::create_dir_all(&staging).map_err(|e| StoreError::io(&staging, e))?;
             let manifest_bytes = serde_json::to_vec_pretty(&manifest).map_err(|e| StoreError::io(&staging, e.into()))?;
@@ -256,16 +265,26 @@ impl Store {
                 f.into_inner().map_err(|e| io(e.into_error()))?.sync_all().map_err(io)?;
             }
             sync_dir(&staging)?;
-            if dest.exists() {
-                // A damaged copy: moved aside in one rename (readers see it whole, damaged, or
-                // not at all), replaced, then removed.
-                let aside = self.tmp_dir().join(format!("{id}.damaged.{}.{}", std::process::id(), now_unix_ms()));
-                match fs::rename(&dest, &aside) {
-                    Ok(()) => {
-                        let _ = fs::remove_dir_all(&aside);
+            // Another writer of the same content may have finished meanwhile: its copy is whole,
+            // and moving it aside would leave readers a moment with no artifact at all (two
+            // sweep members starting together read "no artifact" so). Only a copy that was
+            // there before the check and fails it is damaged; whether it was there is looked at
+            // once, first, since a copy that appears between two looks is a whole one.
+            let existed = dest.exists();
+            match self.verify(&id) {
+                Ok(()) => return Ok(()),
+                Err(_) if !existed => {}
+                Err(_) => {
+                    // A damaged copy: moved aside in one rename (readers see it whole, damaged,
+                    // or not at all), replaced, then removed.
+                    let aside = self.tmp_dir().join(unique_name(&format!("{id}.damaged")));
+                    match fs::rename(&dest, &aside) {
+                        Ok(()) => {
+                            let _ = fs::remove_dir_all(&aside);
+                        }
+                        Err(_) if self.verify(&id).is_ok() => return Ok(()),
+                        Err(e) => return Err(StoreError::io(&dest, e)),
                     }
-                    Err(_) if self.verify(&id).is_ok() => return Ok(()),
-                    Err(e) => return Err(StoreError::io(&dest, e)),
                 }
             }
             match fs::rename(&staging, &dest) {
@@ -640,6 +659,48 @@ mod tests {
         assert!(back.x[2].is_nan());
         assert_eq!(store.manifest(&a).expect("manifest").kind, Kind::Dataset);
         assert!(fs::read_dir(dir.path().join("tmp")).expect("tmp").next().is_none(), "nothing left staged");
+    }
+
+    /// Writers of the same content at once (two sweep members freezing the same step): once
+    /// one has stored it, readers always find it whole. A later writer used to take the first
+    /// one's copy for damaged and move it aside, and in that moment it was not there.
+    #[test]
+    fn writers_of_the_same_content_at_once_never_hide_it_from_readers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("opens");
+        for round in 0..20 {
+            let bytes = format!("round {round}\n").repeat(20_000).into_bytes();
+            let start = std::sync::Barrier::new(4);
+            let stored = std::sync::OnceLock::new();
+            let writing = std::sync::atomic::AtomicUsize::new(3);
+            let missing = std::thread::scope(|scope| {
+                for _ in 0..3 {
+                    scope.spawn(|| {
+                        start.wait();
+                        let id = store.put(Kind::Report, "test", vec![], serde_json::json!({}), vec![("r.txt", bytes.clone())]).expect("stores");
+                        let _ = stored.set(id);
+                        writing.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                    });
+                }
+                let reader = scope.spawn(|| {
+                    start.wait();
+                    let mut missing = 0;
+                    while writing.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+                        if let Some(id) = stored.get()
+                            && let Err(e) = store.verify(id)
+                        {
+                            if missing == 0 {
+                                eprintln!("round {round}: {e}");
+                            }
+                            missing += 1;
+                        }
+                    }
+                    missing
+                });
+                reader.join().expect("reader")
+            });
+            assert_eq!(missing, 0, "round {round}: an artifact already stored was not found whole {missing} times");
+        }
     }
 
     #[test]

@@ -29,6 +29,9 @@ pub enum AppEvent {
         result: Result<(f64, String), String>,
     },
     Models(ModelVersions),
+    /// advisor's answer for the row last asked: the decision at the threshold, and the value of
+    /// the first numeric feature at which it flips.
+    Advised(Result<logitflow_kit::wire::Advice, String>),
     /// The versions serve could not load (a damaged artifact), with why, from its metadata.
     Unavailable(BTreeMap<String, String>),
     Exported(Result<Vec<PathBuf>, String>),
@@ -380,6 +383,8 @@ pub struct App {
     pub coefficients_by_magnitude: bool,
     pub run_comparison: Option<RunComparison>,
     pub answers: Vec<Answer>,
+    /// advisor's answer for the row last asked (stable's).
+    pub advice: Option<Result<logitflow_kit::wire::Advice, String>>,
     /// The values last sent to predict.
     pub last_query: Option<Vec<Value>>,
     /// For a one-feature model: the test rows (value, label) and the fitted curve over their
@@ -438,6 +443,7 @@ impl App {
             coefficients_by_magnitude: false,
             run_comparison: None,
             answers: Vec::new(),
+            advice: None,
             last_query: None,
             fit_points: Vec::new(),
             fit_curve: Vec::new(),
@@ -574,10 +580,12 @@ impl App {
                 // (promote, rollback, a new run), they are stale.
                 if self.versions.as_ref().is_some_and(|v| v.entry.aliases != versions.entry.aliases) {
                     self.answers.clear();
+                    self.advice = None;
                 }
                 self.versions = Some(versions);
             }
             AppEvent::Unavailable(unavailable) => self.unavailable = unavailable,
+            AppEvent::Advised(advice) => self.advice = Some(advice),
             AppEvent::Exported(result) => {
                 self.status = match result {
                     // The directory, the files' shared stem and their names grouped fit the

@@ -272,7 +272,23 @@ impl Runtime {
             }
             Action::Predict(row, aliases) => {
                 let Ok(serve) = self.client(ServiceName::Serve) else { return };
+                let advisor = self.client(ServiceName::Advisor).ok();
+                let threshold = app.threshold;
                 tokio::spawn(async move {
+                    // advisor: the decision at the threshold, and where the first numeric
+                    // feature flips it (the probability reaches the threshold there).
+                    if let Some(advisor) = advisor {
+                        let request = logitflow_kit::wire::AdviceRequest {
+                            model: Some(name.clone()),
+                            inputs: row.clone(),
+                            threshold,
+                            target: Some(threshold),
+                            feature: None,
+                        };
+                        let advice =
+                            advisor.post::<_, logitflow_kit::wire::Advice>("/v1/advice", &request).await.map_err(|e| e.to_string());
+                        Self::send(&tx, AppEvent::Advised(advice));
+                    }
                     for alias in aliases {
                         // The human route takes a row in the data's column order, text and numbers alike.
                         let request = PredictRequest {

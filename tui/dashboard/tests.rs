@@ -577,7 +577,7 @@ fn the_model_panel_shows_an_exact_fits_coefficient_table() {
         "term order:\n{wide}"
     );
     assert!(wide.contains("speci…g name"), "a long name keeps its start and end:\n{wide}");
-    assert!(wide.contains("+2 more terms"), "what does not fit is counted:\n{wide}");
+    assert!(wide.contains("+3 more terms: C shows them all"), "what does not fit is counted:\n{wide}");
     // At 80×24 the panel keeps the metrics and counts the terms; at 80×40 the table has the
     // estimate and p-value, without the confusion matrix.
     let small = screen(&app, 80, 24);
@@ -927,4 +927,29 @@ fn a_sweep_is_made_from_the_keyboard_watched_ranked_and_its_best_promoted() {
     assert_eq!(app.overlay, Overlay::Sweep);
     app.on_key(key(KeyCode::Char('n')));
     assert_eq!(app.overlay, Overlay::SweepForm);
+}
+
+#[test]
+fn the_answer_panel_shows_advisors_decision_and_where_the_first_feature_flips_it() {
+    let mut app = trained_app();
+    app.on_event(AppEvent::Predicted { alias: "stable".into(), result: Ok((0.9974, "1".into())) });
+    let advice = logitflow_kit::wire::Advice {
+        model_name: "admissions".into(),
+        model_version: "1".into(),
+        probability: 0.9974,
+        threshold: 0.5,
+        positive: true,
+        decision: "admitted".into(),
+        needed: Some(logitflow_kit::wire::Needed { feature: "score".into(), target: 0.5, value: 48.6123 }),
+    };
+    app.on_event(AppEvent::Advised(Ok(advice)));
+    let text = screen(&app, 120, 40);
+    assert!(text.contains("at threshold 0.5: admitted; it flips at score = 48.61 (advisor, v1)"), "{text}");
+    // A move of the aliases makes it stale with the answers.
+    app.on_event(AppEvent::Models(versions(&[("stable", 1)])));
+    app.on_event(AppEvent::Models(versions(&[("stable", 2)])));
+    assert!(app.advice.is_none() && !screen(&app, 120, 40).contains("advisor, v1"));
+    app.on_event(AppEvent::Advised(Err("advisor: serve is not ready".into())));
+    app.on_event(AppEvent::Predicted { alias: "stable".into(), result: Ok((0.9974, "2".into())) });
+    assert!(screen(&app, 80, 24).contains("advisor: advisor: serve is not ready"));
 }

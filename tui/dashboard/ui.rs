@@ -25,7 +25,8 @@ impl Widget for &App {
         let [top, middle, bottom, status, footer] = Layout::vertical([
             Constraint::Length(11),
             Constraint::Min(5),
-            Constraint::Length(4),
+            // The answers and advisor's line below them, where the screen is tall enough.
+            Constraint::Length(if area.height >= 36 { 5 } else { 4 }),
             Constraint::Length(1),
             Constraint::Length(1),
         ])
@@ -506,6 +507,23 @@ fn render_answers(app: &App, area: Rect, buf: &mut Buffer) {
     if app.answers.is_empty() {
         Paragraph::new("type a value in Predict (p), then Enter").render(inner, buf);
         return;
+    }
+    // advisor's line goes below the answers, when there is a line for it.
+    if let Some(advice) = &app.advice
+        && inner.height as usize > app.answers.len()
+    {
+        let line = Rect { y: inner.y + app.answers.len() as u16, height: 1, ..inner };
+        let (text, style) = match advice {
+            Ok(a) => {
+                let flips = a.needed.as_ref().map_or_else(String::new, |n| format!("; it flips at {} = {:.2}", n.feature, n.value));
+                (
+                    format!("at threshold {}: {}{flips} (advisor, v{})", a.threshold, a.decision, a.model_version),
+                    Style::new().fg(Color::DarkGray),
+                )
+            }
+            Err(e) => (format!("advisor: {e}"), Style::new().fg(Color::Red)),
+        };
+        Paragraph::new(text).style(style).render(line, buf);
     }
     let rows = Layout::vertical(vec![Constraint::Length(1); app.answers.len().min(inner.height as usize)]).split(inner);
     for (answer, row) in app.answers.iter().zip(rows.iter()) {

@@ -677,7 +677,8 @@ mod tests {
                 for _ in 0..3 {
                     scope.spawn(|| {
                         start.wait();
-                        let id = store.put(Kind::Report, "test", vec![], serde_json::json!({}), vec![("r.txt", bytes.clone())]).expect("stores");
+                        let id =
+                            store.put(Kind::Report, "test", vec![], serde_json::json!({}), vec![("r.txt", bytes.clone())]).expect("stores");
                         let _ = stored.set(id);
                         writing.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
                     });

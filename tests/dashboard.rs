@@ -48,6 +48,14 @@ fn dashboard_trains_predicts_exports_and_quits_cleanly() {
     assert!(advice.contains("at threshold 0.5: admitted; it flips at score = "), "{advice}");
 
     dash.send("\x1b");
+    // B: the bundled data scored through batch into the exports directory.
+    dash.send("B");
+    dash.wait_for("the scoring form", Duration::from_secs(10), |s| s.contains("Batch scoring"));
+    dash.send("\r");
+    dash.wait_for("the file scored", Duration::from_secs(30), |s| s.contains("scored 2000 rows with admissions v1 →"));
+    let scored = std::fs::read_to_string(exports.join("admissions-scored.csv")).expect("the scored file");
+    assert_eq!(scored.lines().count(), 2001, "a header and every row");
+    assert!(scored.starts_with("score,admitted,probability\n"), "{}", &scored[..60]);
     dash.send("e");
     dash.wait_for("the export", Duration::from_secs(30), |s| s.contains("exported 12 files"));
     let files: Vec<_> = std::fs::read_dir(&exports).expect("exports dir").flatten().map(|e| e.path()).collect();

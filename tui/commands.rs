@@ -388,78 +388,102 @@ fn model_to_ask(home: &Path, named: Option<&str>) -> anyhow::Result<String> {
 /// asks), started on the home for the purpose; the answer is streamed to the output as it
 /// comes, into a staging file renamed into place once whole, with the rows counted on stderr.
 pub async fn score(home: PathBuf, args: crate::cli::ScoreArgs) -> anyhow::Result<()> {
-    use tokio::io::AsyncWriteExt;
-    let size = std::fs::metadata(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?.len();
-    if size > logitflow_batch::MAX_BODY as u64 {
-        bail!("{} is {size} bytes; batch scores files of up to {} bytes: split it", args.file.display(), logitflow_batch::MAX_BODY);
-    }
     let name = model_to_ask(&home, args.model.as_deref())?;
-    let body = tokio::fs::read(&args.file).await.with_context(|| format!("cannot read {}", args.file.display()))?;
-    let to_stdout = args.out.as_os_str() == "-";
-    let staging = args.out.with_file_name(format!(
-        ".{}.{}.partial",
-        args.out.file_name().map_or_else(|| "scored".into(), |n| n.to_string_lossy().into_owned()),
-        std::process::id()
-    ));
     let config = SupervisorConfig::new(home.clone(), Vec::new())?;
     let supervisor = Supervisor::start(config, &[ServiceName::Serve, ServiceName::Batch])?;
     let progress = std::io::stderr().is_terminal();
     let scored = async {
         supervisor.wait_ready(READY_TIMEOUT).await.map_err(|e| anyhow::anyhow!(e))?;
         let batch = supervisor.client(ServiceName::Batch).context("batch has no address")?;
+        let mut shown = std::time::Instant::now();
+        score_file(&batch, &name, &args.version, &args.file, &args.out, |rows| {
+            if progress && shown.elapsed() >= Duration::from_millis(100) {
+                eprint!("\rscored {rows} rows");
+                shown = std::time::Instant::now();
+            }
+        })
+        .await
+    }
+    .await;
+    supervisor.shutdown().await;
+    let (rows, version) = scored?;
+    let to = if args.out.as_os_str() == "-" { "standard output".to_string() } else { args.out.display().to_string() };
+    if progress {
+        eprint!("\r");
+    }
+    eprintln!("scored {rows} rows of {} with {name} v{version} → {to}", args.file.display());
+    Ok(())
+}
+
+/// Scores `file` through the batch service with `model` at `version` and streams the answer
+/// into `out` (`-`: standard output), which appears whole or not at all: the rows go to a
+/// staging file beside it, renamed once the last row is in. `on_rows` sees the rows scored so
+/// far as they arrive. Gives the rows scored and the version that scored them. Shared by
+/// `logitflow score` and the dashboard.
+pub async fn score_file(
+    batch: &logitflow_kit::client::ServiceClient,
+    model: &str,
+    version: &str,
+    file: &Path,
+    out: &Path,
+    mut on_rows: impl FnMut(usize),
+) -> anyhow::Result<(usize, String)> {
+    use tokio::io::AsyncWriteExt;
+    let size = tokio::fs::metadata(file).await.with_context(|| format!("cannot read {}", file.display()))?.len();
+    if size > logitflow_batch::MAX_BODY as u64 {
+        bail!("{} is {size} bytes; batch scores files of up to {} bytes: split it", file.display(), logitflow_batch::MAX_BODY);
+    }
+    let body = tokio::fs::read(file).await.with_context(|| format!("cannot read {}", file.display()))?;
+    let to_stdout = out.as_os_str() == "-";
+    let staging = out.with_file_name(format!(
+        ".{}.{}.partial",
+        out.file_name().map_or_else(|| "scored".into(), |n| n.to_string_lossy().into_owned()),
+        std::process::id()
+    ));
+    let streamed = async {
         let path = format!(
             "/v1/score?model={}&version={}",
-            logitflow_kit::client::path_segment(&name),
-            logitflow_kit::client::path_segment(&args.version)
+            logitflow_kit::client::path_segment(model),
+            logitflow_kit::client::path_segment(version)
         );
-        let mut response = batch.post_bytes(&path, "text/csv", body).await.map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
+        let mut response = batch.post_bytes(&path, "text/csv", body).await.map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
         let version = response.headers().get("x-model-version").and_then(|v| v.to_str().ok()).unwrap_or("?").to_string();
-        let mut file = match to_stdout {
+        let mut written = match to_stdout {
             true => None,
             false => Some(tokio::fs::File::create(&staging).await.with_context(|| format!("cannot write {}", staging.display()))?),
         };
         let mut stdout = tokio::io::stdout();
         let mut lines = 0usize;
-        let mut shown = std::time::Instant::now();
         while let Some(chunk) =
             response.chunk().await.map_err(|e| anyhow::anyhow!("the answer broke off after {} rows: {e}", lines.saturating_sub(1)))?
         {
             lines += chunk.iter().filter(|&&b| b == b'\n').count();
-            match &mut file {
-                Some(file) => file.write_all(&chunk).await,
+            match &mut written {
+                Some(f) => f.write_all(&chunk).await,
                 None => stdout.write_all(&chunk).await,
             }
             .context("cannot write the scored rows")?;
-            if progress && shown.elapsed() >= Duration::from_millis(100) {
-                eprint!("\rscored {} rows", lines.saturating_sub(1));
-                shown = std::time::Instant::now();
-            }
+            on_rows(lines.saturating_sub(1));
         }
-        match &mut file {
-            Some(file) => {
-                file.flush().await?;
-                file.sync_all().await?;
+        match &mut written {
+            Some(f) => {
+                f.flush().await?;
+                f.sync_all().await?;
             }
             None => stdout.flush().await?,
         }
         Ok::<_, anyhow::Error>((lines.saturating_sub(1), version))
     }
     .await;
-    supervisor.shutdown().await;
-    match scored {
-        Ok((rows, version)) => {
+    match streamed {
+        Ok(done) => {
             if !to_stdout {
-                std::fs::rename(&staging, &args.out).with_context(|| format!("cannot write {}", args.out.display()))?;
+                tokio::fs::rename(&staging, out).await.with_context(|| format!("cannot write {}", out.display()))?;
             }
-            let to = if to_stdout { "standard output".to_string() } else { args.out.display().to_string() };
-            if progress {
-                eprint!("\r");
-            }
-            eprintln!("scored {rows} rows of {} with {name} v{version} → {to}", args.file.display());
-            Ok(())
+            Ok(done)
         }
         Err(e) => {
-            let _ = std::fs::remove_file(&staging);
+            let _ = tokio::fs::remove_file(&staging).await;
             Err(e)
         }
     }

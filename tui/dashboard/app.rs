@@ -41,6 +41,10 @@ pub enum AppEvent {
     PreviousRun(Box<RunReport>),
     /// Every kept run, for the runs view (oldest first, as `logitflow runs` lists them).
     Runs(Vec<RunReport>),
+    /// Rows of a batch scoring done so far.
+    Scoring(usize),
+    /// A batch scoring's end: the rows and the version that scored them, or why not.
+    Scored(Result<(usize, String, PathBuf), String>),
     /// An epoch of a sweep's member.
     SweepEpoch {
         member: usize,
@@ -74,6 +78,11 @@ pub enum Action {
     ShowLogs(ServiceName),
     /// Read the kept runs, for the runs view.
     LoadRuns,
+    /// Score a CSV file through the batch service into another, with stable.
+    Score {
+        input: PathBuf,
+        output: PathBuf,
+    },
     /// Train every member of a grid, as many at once as there are cores; each registers a
     /// version and moves no alias.
     Sweep(Vec<TrainParams>),
@@ -103,6 +112,8 @@ pub enum Overlay {
     Runs,
     /// Two runs side by side (or one run alone): loss curves, parameters, metrics, coefficients.
     RunView,
+    /// `B`: batch scoring — the CSV to score and the file to write.
+    Score,
     /// `S` with no sweep: its grid (solvers × learning rates × L2 penalties).
     SweepForm,
     /// `S`: the sweep's members, their curves growing together, ranked by validation loss.
@@ -377,6 +388,11 @@ pub struct App {
     pub predict_form: PredictForm,
     pub runs_view: RunsView,
     pub sweep_form: super::sweep::SweepForm,
+    /// `B`'s two paths (what to score, where to write), and the field being edited.
+    pub score_paths: [String; 2],
+    pub score_field: usize,
+    /// Rows scored so far while a batch scoring runs.
+    pub scoring: Option<usize>,
     pub sweep: Option<super::sweep::Sweep>,
     /// The coefficient table's first row shown, and whether it is ordered by magnitude.
     pub coefficients_scroll: usize,
@@ -438,6 +454,9 @@ impl App {
             predict_form: PredictForm::default(),
             runs_view: RunsView::default(),
             sweep_form: super::sweep::SweepForm::around(&TrainParams::default()),
+            score_paths: [String::new(), String::new()],
+            score_field: 0,
+            scoring: None,
             sweep: None,
             coefficients_scroll: 0,
             coefficients_by_magnitude: false,
@@ -620,6 +639,17 @@ impl App {
                         );
                     }
                 }
+            }
+            AppEvent::Scoring(rows) => {
+                self.scoring = Some(rows);
+                self.status = format!("scoring… {rows} rows");
+            }
+            AppEvent::Scored(result) => {
+                self.scoring = None;
+                self.status = match result {
+                    Ok((rows, version, out)) => format!("scored {rows} rows with {} v{version} → {}", self.model_name, out.display()),
+                    Err(e) => format!("scoring failed: {e}"),
+                };
             }
             AppEvent::Runs(runs) => {
                 let view = &mut self.runs_view;
@@ -805,6 +835,31 @@ impl App {
             Overlay::PredictForm => return self.on_predict_form_key(key),
             Overlay::Runs => return self.on_runs_key(key),
             Overlay::SweepForm => return self.on_sweep_form_key(key),
+            Overlay::Score => {
+                let field = &mut self.score_paths[self.score_field];
+                match key.code {
+                    KeyCode::Esc => self.overlay = Overlay::None,
+                    KeyCode::Up | KeyCode::Down | KeyCode::Tab | KeyCode::BackTab => self.score_field = 1 - self.score_field,
+                    KeyCode::Backspace => {
+                        field.pop();
+                    }
+                    KeyCode::Char(c) if !c.is_control() && field.len() < 4096 => field.push(c),
+                    KeyCode::Enter if self.scoring.is_some() => self.status = "a scoring is already running".into(),
+                    KeyCode::Enter => {
+                        let [input, output] = self.score_paths.clone().map(|p| PathBuf::from(p.trim()));
+                        if input.as_os_str().is_empty() || output.as_os_str().is_empty() {
+                            self.status = "give the CSV to score and the file to write".into();
+                            return None;
+                        }
+                        self.overlay = Overlay::None;
+                        self.scoring = Some(0);
+                        self.status = format!("scoring {}…", input.display());
+                        return Some(Action::Score { input, output });
+                    }
+                    _ => {}
+                }
+                return None;
+            }
             Overlay::Sweep => {
                 match key.code {
                     KeyCode::Char('P') => match self.sweep.as_ref().and_then(|s| s.best_version()) {
@@ -873,6 +928,10 @@ impl App {
                     None
                 }
             },
+            KeyCode::Char('B') => {
+                self.overlay = Overlay::Score;
+                None
+            }
             KeyCode::Char('S') => {
                 if self.sweep.is_some() {
                     self.overlay = Overlay::Sweep;

@@ -70,6 +70,9 @@ where
     spawn_sampler(supervisor.clone(), tx.clone());
     spawn_signal_watcher(tx.clone());
     let mut app = App::new(home.clone(), request.model_name.clone(), request.params.clone(), request.threshold);
+    // B's paths to begin with: the data trained on, scored into the exports directory.
+    let stem = request.data.file_stem().map_or_else(|| "data".into(), |s| s.to_string_lossy().into_owned());
+    app.score_paths = [request.data.display().to_string(), args.export_dir.join(format!("{stem}-scored.csv")).display().to_string()];
     if let Some(previous) = pipeline::load_runs(&home).into_iter().rev().find(|r| r.model.name == request.model_name) {
         app.on_event(AppEvent::PreviousRun(Box::new(previous)));
     }
@@ -384,6 +387,28 @@ impl Runtime {
                         Self::send(&tx, AppEvent::SweepFinished { member, result: result.map(Box::new).map_err(|e| e.to_string()) });
                     });
                 }
+            }
+            Action::Score { input, output } => {
+                let Ok(batch) = self.client(ServiceName::Batch) else {
+                    Self::send(&tx, AppEvent::Scored(Err("the batch service is not running".into())));
+                    return;
+                };
+                tokio::spawn(async move {
+                    if let Some(dir) = output.parent().filter(|d| !d.as_os_str().is_empty()) {
+                        let _ = tokio::fs::create_dir_all(dir).await;
+                    }
+                    // Progress at most every 4,096 rows (a chunk of the batch service's).
+                    let mut last = 0;
+                    let progress = tx.clone();
+                    let scored = commands::score_file(&batch, &name, "stable", &input, &output, |rows| {
+                        if rows >= last + 4096 {
+                            last = rows;
+                            Self::send(&progress, AppEvent::Scoring(rows));
+                        }
+                    })
+                    .await;
+                    Self::send(&tx, AppEvent::Scored(scored.map(|(rows, version)| (rows, version, output)).map_err(|e| format!("{e:#}"))));
+                });
             }
             Action::LoadRuns => {
                 let home = self.home.clone();

@@ -953,3 +953,35 @@ fn the_answer_panel_shows_advisors_decision_and_where_the_first_feature_flips_it
     app.on_event(AppEvent::Predicted { alias: "stable".into(), result: Ok((0.9974, "2".into())) });
     assert!(screen(&app, 80, 24).contains("advisor: advisor: serve is not ready"));
 }
+
+#[test]
+fn b_scores_a_file_through_batch_with_progress_and_says_where_it_went() {
+    let mut app = trained_app();
+    app.score_paths = ["/data/admissions.csv".into(), "/home/test/exports/admissions-scored.csv".into()];
+    assert_eq!(app.on_key(key(KeyCode::Char('B'))), None);
+    assert_eq!(app.overlay, Overlay::Score);
+    let text = screen(&app, 80, 24);
+    assert!(text.contains("Batch scoring") && text.contains("score  /data/admissions.csv█"), "{text}");
+    // The output path edited: the second field.
+    app.on_key(key(KeyCode::Down));
+    for _ in 0.."admissions-scored.csv".len() {
+        app.on_key(key(KeyCode::Backspace));
+    }
+    for c in "out.csv".chars() {
+        app.on_key(key(KeyCode::Char(c)));
+    }
+    let expected = Action::Score { input: "/data/admissions.csv".into(), output: "/home/test/exports/out.csv".into() };
+    assert_eq!(app.on_key(key(KeyCode::Enter)), Some(expected));
+    assert_eq!((app.overlay, app.scoring), (Overlay::None, Some(0)));
+    app.on_event(AppEvent::Scoring(8192));
+    assert_eq!(app.status, "scoring… 8192 rows");
+    // One at a time.
+    app.on_key(key(KeyCode::Char('B')));
+    assert_eq!(app.on_key(key(KeyCode::Enter)), None);
+    assert_eq!(app.status, "a scoring is already running");
+    app.on_key(key(KeyCode::Esc));
+    app.on_event(AppEvent::Scored(Ok((2000, "1".into(), "/home/test/exports/out.csv".into()))));
+    assert_eq!((app.scoring, app.status.as_str()), (None, "scored 2000 rows with admissions v1 → /home/test/exports/out.csv"));
+    app.on_event(AppEvent::Scored(Err("line 5, column \"score\": \"x\" is not a finite number".into())));
+    assert!(app.status.starts_with("scoring failed: line 5"), "{}", app.status);
+}

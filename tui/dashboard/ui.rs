@@ -57,6 +57,7 @@ impl Widget for &App {
             Overlay::Runs => render_runs(self, area, buf),
             Overlay::Coefficients => render_coefficients(self, area, buf),
             Overlay::SweepForm => render_sweep_form(self, area, buf),
+            Overlay::Score => render_score_form(self, area, buf),
             Overlay::Sweep => render_sweep(self, area, buf),
             Overlay::RunView => render_run_view(self, area, buf),
             Overlay::ConfirmPromote => render_confirm_promote(self, area, buf),
@@ -551,6 +552,7 @@ fn footer_keys(app: &App, width: u16) -> String {
         (Overlay::Help | Overlay::ConfirmQuit, _) => "any key closes".into(),
         (Overlay::ConfirmPromote, _) => "y promotes  any other key keeps stable".into(),
         (Overlay::ConfirmCancel, _) => "k keep the best epoch  d discard  any other key goes on".into(),
+        (Overlay::Score, _) => "↑↓ field  type a path  Enter score with stable  Esc cancel".into(),
         (Overlay::SweepForm, _) => "↑↓ list  type values, comma-separated  Enter sweep  Esc cancel".into(),
         (Overlay::Sweep, _) => "P promote the best  n a new sweep (once this one ends)  any other key closes (it goes on)".into(),
         (Overlay::Coefficients, _) => "↑↓ PgUp PgDn scroll  s order by term or magnitude  any other key closes".into(),
@@ -578,6 +580,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("p or /", "predict: a field per feature (or the one-line box); Enter asks serve"),
     ("R", "runs: Space marks two, Enter compares; t trains with a run's parameters"),
     ("C", "the whole coefficient table, with each term's standardized magnitude"),
+    ("B", "batch-score a CSV file with stable, through the batch service"),
     ("S", "sweep: a grid of solvers × learning rates × L2, trained side by side; P promotes the best"),
     ("P", "promote the candidate to stable"),
     ("b", "roll back to the previous stable version"),
@@ -605,6 +608,38 @@ fn render_confirm(area: Rect, buf: &mut Buffer) {
     let rect = centered(area, 50, 3);
     Clear.render(rect, buf);
     Paragraph::new("Training is running. Quit anyway? q/y quits").block(Block::bordered().title(" Quit? ")).render(rect, buf);
+}
+
+fn render_score_form(app: &App, area: Rect, buf: &mut Buffer) {
+    let rect = centered(area, 76, 7);
+    Clear.render(rect, buf);
+    let mut lines: Vec<Line> = ["score", "write to"]
+        .iter()
+        .zip(&app.score_paths)
+        .enumerate()
+        .map(|(i, (label, path))| {
+            let chosen = i == app.score_field;
+            let style = if chosen { Style::new().add_modifier(Modifier::REVERSED) } else { Style::new() };
+            // The end of a long path is the part that tells files apart.
+            let room = (rect.width as usize).saturating_sub(14);
+            let chars: Vec<char> = path.chars().collect();
+            let shown: String = if chars.len() > room {
+                std::iter::once('…').chain(chars[chars.len() + 1 - room..].iter().copied()).collect()
+            } else {
+                path.clone()
+            };
+            Line::from(vec![Span::raw(format!("{label:>9}  ")), Span::styled(format!("{shown}{}", if chosen { "█" } else { "" }), style)])
+        })
+        .collect();
+    lines.push(Line::from(""));
+    lines.push(Line::styled(
+        "its rows again, with the probability from stable; the file appears whole or not at all",
+        Style::new().fg(Color::DarkGray),
+    ));
+    Paragraph::new(lines)
+        .wrap(Wrap { trim: true })
+        .block(Block::bordered().title(" Batch scoring ").border_style(Style::new().fg(Color::Cyan)))
+        .render(rect, buf);
 }
 
 fn render_sweep_form(app: &App, area: Rect, buf: &mut Buffer) {

@@ -373,6 +373,8 @@ pub struct App {
     pub log_scale: bool,
     /// `w`: the chart shows only the latest epochs ([`super::chart::WINDOW_EPOCHS`]).
     pub loss_window: bool,
+    /// `m`: the chart's curves smoothed ([`super::chart::SMOOTHING`]).
+    pub loss_smoothing: bool,
     /// The chart's series as drawn, kept as epochs arrive.
     pub chart: super::chart::LossChart,
     /// While a run trains: epochs per second, and the seconds the epochs left would take.
@@ -442,7 +444,8 @@ impl App {
             epochs_planned: 0,
             log_scale: false,
             loss_window: false,
-            chart: super::chart::LossChart::new(&[], &[], &[], false, false),
+            loss_smoothing: false,
+            chart: super::chart::LossChart::new(&[], &[], &[], false, false, false),
             pace: None,
             training: false,
             job: None,
@@ -765,8 +768,14 @@ impl App {
 
     /// The chart's series afresh from the curves: when the view or the run changes.
     fn rebuild_chart(&mut self) {
-        self.chart =
-            super::chart::LossChart::new(&self.train_curve, &self.val_curve, &self.previous_curve, self.log_scale, self.loss_window);
+        self.chart = super::chart::LossChart::new(
+            &self.train_curve,
+            &self.val_curve,
+            &self.previous_curve,
+            self.log_scale,
+            self.loss_window,
+            self.loss_smoothing,
+        );
     }
 
     /// The epoch a stop would keep, and its loss: the lowest validation loss so far, as the
@@ -987,6 +996,11 @@ impl App {
             }
             KeyCode::Char('w') => {
                 self.loss_window = !self.loss_window;
+                self.rebuild_chart();
+                None
+            }
+            KeyCode::Char('m') => {
+                self.loss_smoothing = !self.loss_smoothing;
                 self.rebuild_chart();
                 None
             }

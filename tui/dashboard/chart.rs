@@ -3,16 +3,26 @@
 //! the log scale; only the most recent [`WINDOW_EPOCHS`] with the window on), their bounds,
 //! and the best epoch so far (the lowest validation loss, or training loss without validation).
 //!
+//! With smoothing on, the curves drawn are exponential moving averages of the losses
+//! ([`SMOOTHING`] of each new epoch, as TensorBoard's slider does), over the whole run even when
+//! only the window is shown; the best epoch is still the raw curve's.
+//!
 //! An epoch costs O(1), or O(window) with the window on, so a run of a million epochs does not
 //! make every frame walk its whole curve; a full rebuild happens only when the view changes.
 
 /// How many of the latest epochs the window shows.
 pub const WINDOW_EPOCHS: usize = 200;
 
+/// The weight of each new epoch in the smoothed curves: s ← s + α (loss − s).
+pub const SMOOTHING: f64 = 0.2;
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LossChart {
     pub log_scale: bool,
     pub window: bool,
+    pub smooth: bool,
+    /// The smoothed losses so far (data units), when smoothing.
+    smoothed: (Option<f64>, Option<f64>),
     pub train: Vec<(f64, f64)>,
     pub val: Vec<(f64, f64)>,
     pub previous: Vec<(f64, f64)>,
@@ -27,12 +37,22 @@ pub struct LossChart {
 
 impl LossChart {
     /// The chart of whole curves, as the view asks.
-    pub fn new(train: &[(f64, f64)], val: &[(f64, f64)], previous: &[(f64, f64)], log_scale: bool, window: bool) -> LossChart {
-        let mut chart = LossChart { log_scale, window, x: [1.0, 2.0], ..LossChart::default() };
+    pub fn new(
+        train: &[(f64, f64)],
+        val: &[(f64, f64)],
+        previous: &[(f64, f64)],
+        log_scale: bool,
+        window: bool,
+        smooth: bool,
+    ) -> LossChart {
+        let mut chart = LossChart { log_scale, window, smooth, x: [1.0, 2.0], ..LossChart::default() };
         let first = if window { train.len().saturating_sub(WINDOW_EPOCHS) } else { 0 };
         let from_epoch = train.get(first).map_or(1.0, |p| p.0);
-        chart.train = train[first..].iter().filter_map(|&p| chart.scaled(p)).collect();
-        chart.val = val.iter().filter(|p| p.0 >= from_epoch).filter_map(|&p| chart.scaled(p)).collect();
+        // Smoothed over the whole run, then windowed: the window does not restart the average.
+        let (train_drawn, val_drawn) =
+            if smooth { (ema(train, &mut chart.smoothed.0), ema(val, &mut chart.smoothed.1)) } else { (train.to_vec(), val.to_vec()) };
+        chart.train = train_drawn[first..].iter().filter_map(|&p| chart.scaled(p)).collect();
+        chart.val = val_drawn.iter().filter(|p| p.0 >= from_epoch).filter_map(|&p| chart.scaled(p)).collect();
         chart.previous = previous.iter().filter_map(|&p| chart.scaled(p)).collect();
         let by = if val.is_empty() { train } else { val };
         chart.best = by.iter().copied().min_by(|a, b| a.1.total_cmp(&b.1));
@@ -43,10 +63,15 @@ impl LossChart {
     /// One more epoch of the current run.
     pub fn push(&mut self, epoch: f64, train: f64, val: Option<f64>) {
         let first = self.train.is_empty() && self.val.is_empty() && self.previous.is_empty();
-        if let Some(p) = self.scaled((epoch, train)) {
+        let (drawn_train, drawn_val) = if self.smooth {
+            (smoothed(&mut self.smoothed.0, train), val.map(|v| smoothed(&mut self.smoothed.1, v)))
+        } else {
+            (train, val)
+        };
+        if let Some(p) = self.scaled((epoch, drawn_train)) {
             self.train.push(p);
         }
-        if let Some(p) = val.and_then(|v| self.scaled((epoch, v))) {
+        if let Some(p) = drawn_val.and_then(|v| self.scaled((epoch, v))) {
             self.val.push(p);
         }
         // The best is judged on the validation loss when there is one.
@@ -109,6 +134,22 @@ impl LossChart {
     }
 }
 
+/// One more loss into an exponential moving average: the first is taken as it is.
+fn smoothed(state: &mut Option<f64>, loss: f64) -> f64 {
+    let next = match *state {
+        Some(s) if loss.is_finite() => s + SMOOTHING * (loss - s),
+        Some(s) => s,
+        None => loss,
+    };
+    *state = Some(next);
+    next
+}
+
+/// A curve smoothed from its start, leaving `state` at its end.
+fn ema(curve: &[(f64, f64)], state: &mut Option<f64>) -> Vec<(f64, f64)> {
+    curve.iter().map(|&(x, y)| (x, smoothed(state, y))).collect()
+}
+
 /// How fast a run goes, from its latest epoch event: epochs per second, and the time the
 /// epochs left would take at that pace (an upper bound: a stopping rule may end it sooner).
 pub fn pace(epoch: usize, elapsed_ms: f64, planned: usize) -> Option<(f64, f64)> {
@@ -131,12 +172,14 @@ mod tests {
     fn pushing_epochs_gives_the_chart_a_rebuild_gives() {
         let train = curve(500, |e| 0.2 + 1.0 / e);
         let val = curve(500, |e| 0.25 + 1.0 / e + (e - 300.0).max(0.0) * 1e-4);
-        for (log, window) in [(false, false), (true, false), (false, true), (true, true)] {
-            let mut pushed = LossChart::new(&[], &[], &[], log, window);
+        for (log, window, smooth) in
+            [false, true].into_iter().flat_map(|a| [false, true].into_iter().flat_map(move |b| [(a, b, false), (a, b, true)]))
+        {
+            let mut pushed = LossChart::new(&[], &[], &[], log, window, smooth);
             for (t, v) in train.iter().zip(&val) {
                 pushed.push(t.0, t.1, Some(v.1));
             }
-            let built = LossChart::new(&train, &val, &[], log, window);
+            let built = LossChart::new(&train, &val, &[], log, window, smooth);
             assert_eq!(pushed.train, built.train, "log {log}, window {window}");
             assert_eq!(pushed.val, built.val, "log {log}, window {window}");
             assert_eq!((pushed.best, pushed.best_point.clone()), (built.best, built.best_point.clone()), "log {log}, window {window}");
@@ -150,13 +193,23 @@ mod tests {
     fn the_window_shows_the_latest_epochs_and_the_best_one_when_it_is_among_them() {
         let train = curve(1000, |e| 1.0 / e);
         let val = curve(1000, |e| 1.0 / e + (e - 100.0).abs() * 1e-3);
-        let chart = LossChart::new(&train, &val, &[], false, true);
+        let chart = LossChart::new(&train, &val, &[], false, true, false);
         assert_eq!((chart.train.len(), chart.x), (WINDOW_EPOCHS, [801.0, 1000.0]));
         assert_eq!(chart.best.map(|b| b.0), Some(100.0), "the lowest validation loss");
         assert!(chart.best_point.is_empty(), "epoch 100 is out of the window");
-        let whole = LossChart::new(&train, &val, &[], false, false);
+        let whole = LossChart::new(&train, &val, &[], false, false, false);
         assert_eq!(whole.best_point, vec![(100.0, val[99].1)]);
         assert_eq!(whole.x, [1.0, 1000.0]);
+    }
+
+    #[test]
+    fn smoothing_is_an_exponential_moving_average_and_the_best_epoch_stays_the_raw_one() {
+        let train = [(1.0, 1.0), (2.0, 0.0), (3.0, 0.5)];
+        let chart = LossChart::new(&train, &[], &[], false, false, true);
+        // 1, then 1 + 0.2·(0 − 1) = 0.8, then 0.8 + 0.2·(0.5 − 0.8) = 0.74.
+        let drawn: Vec<f64> = chart.train.iter().map(|p| p.1).collect();
+        assert!(drawn.iter().zip([1.0, 0.8, 0.74]).all(|(a, b)| (a - b).abs() < 1e-12), "{drawn:?}");
+        assert_eq!(chart.best, Some((2.0, 0.0)), "the raw curve's best");
     }
 
     #[test]

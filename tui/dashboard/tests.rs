@@ -985,3 +985,18 @@ fn b_scores_a_file_through_batch_with_progress_and_says_where_it_went() {
     app.on_event(AppEvent::Scored(Err("line 5, column \"score\": \"x\" is not a finite number".into())));
     assert!(app.status.starts_with("scoring failed: line 5"), "{}", app.status);
 }
+
+#[test]
+fn m_smooths_the_loss_curves_and_says_so() {
+    let mut app = trained_app();
+    let raw = app.chart.train.clone();
+    app.on_key(key(KeyCode::Char('m')));
+    assert!(screen(&app, 120, 40).contains("Loss (smoothed) — sgd"));
+    assert_ne!(app.chart.train, raw, "the drawn curve is the moving average");
+    assert_eq!(app.chart.train.first(), raw.first(), "which starts where the losses do");
+    app.on_key(key(KeyCode::Char('l')));
+    assert!(screen(&app, 120, 40).contains("Loss (log₁₀, smoothed)"));
+    app.on_key(key(KeyCode::Char('l')));
+    app.on_key(key(KeyCode::Char('m')));
+    assert_eq!(app.chart.train, raw);
+}

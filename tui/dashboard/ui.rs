@@ -179,12 +179,11 @@ fn render_chart(app: &App, area: Rect, buf: &mut Buffer) {
         _ => String::new(),
     };
     let best = chart.best.map_or_else(String::new, |(epoch, loss)| format!(" · best {epoch:.0} ({loss:.4})"));
-    let view = match (app.log_scale, app.loss_window) {
-        (true, true) => " (log₁₀, latest epochs)",
-        (true, false) => " (log₁₀)",
-        (false, true) => " (latest epochs)",
-        (false, false) => "",
-    };
+    let view_parts: Vec<&str> = [(app.log_scale, "log₁₀"), (app.loss_window, "latest epochs"), (app.loss_smoothing, "smoothed")]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect();
+    let view = if view_parts.is_empty() { String::new() } else { format!(" ({})", view_parts.join(", ")) };
     let head = format!(
         " Loss{view} — {} {}/{} epochs",
         app.params.solver,
@@ -587,6 +586,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("e", "export loss, ROC, precision-recall and reliability plots (PNG, SVG, CSV)"),
     ("l", "log scale on the loss chart"),
     ("w", "the loss chart's window: only the latest epochs"),
+    ("m", "smooth the loss chart's curves (a moving average)"),
     ("↑↓ / j k", "select a service"),
     ("Enter", "the selected service's log (/ searches)"),
     ("r", "restart the selected service"),

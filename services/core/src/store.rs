@@ -677,10 +677,13 @@ mod tests {
                 for _ in 0..3 {
                     scope.spawn(|| {
                         start.wait();
-                        let id =
-                            store.put(Kind::Report, "test", vec![], serde_json::json!({}), vec![("r.txt", bytes.clone())]).expect("stores");
-                        let _ = stored.set(id);
+                        let put = store.put(Kind::Report, "test", vec![], serde_json::json!({}), vec![("r.txt", bytes.clone())]);
+                        if let Ok(id) = &put {
+                            let _ = stored.set(id.clone());
+                        }
+                        // Counted down before any failure is reported, so the reader stops.
                         writing.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                        put.expect("stores");
                     });
                 }
                 let reader = scope.spawn(|| {

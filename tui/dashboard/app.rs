@@ -281,6 +281,9 @@ pub struct RunsView {
     pub selected: usize,
     /// Run ids marked for comparison, at most two, the first marked first.
     pub marked: Vec<String>,
+    /// `/`: only the runs whose data file, solver, version or stop reason contains this.
+    pub filter: String,
+    pub filtering: bool,
 }
 
 impl RunsView {
@@ -293,8 +296,20 @@ impl RunsView {
         }
     }
 
+    /// The runs the filter lets through, in order.
+    pub fn visible(&self) -> Vec<&RunReport> {
+        let needle = self.filter.trim().to_lowercase();
+        let shown = |r: &&RunReport| {
+            needle.is_empty() || {
+                let text = format!("{} {} v{} {}", r.data, r.params.solver, r.model.version, r.stop_reason.short()).to_lowercase();
+                text.contains(&needle)
+            }
+        };
+        self.runs.iter().flatten().filter(shown).collect()
+    }
+
     pub fn selected_run(&self) -> Option<&RunReport> {
-        self.runs.as_ref()?.get(self.selected)
+        self.visible().get(self.selected).copied()
     }
 }
 
@@ -1111,8 +1126,21 @@ impl App {
 
     fn on_runs_key(&mut self, key: KeyEvent) -> Option<Action> {
         let view = &mut self.runs_view;
-        let count = view.runs.as_ref().map_or(0, Vec::len);
+        if view.filtering {
+            match key.code {
+                KeyCode::Enter | KeyCode::Esc => view.filtering = false,
+                KeyCode::Backspace => {
+                    view.filter.pop();
+                }
+                KeyCode::Char(c) if !c.is_control() && view.filter.len() < 64 => view.filter.push(c),
+                _ => {}
+            }
+            view.selected = view.selected.min(view.visible().len().saturating_sub(1));
+            return None;
+        }
+        let count = view.visible().len();
         match key.code {
+            KeyCode::Char('/') => view.filtering = true,
             KeyCode::Esc | KeyCode::Char('q') => self.overlay = Overlay::None,
             KeyCode::Up => view.selected = view.selected.saturating_sub(1),
             KeyCode::Down => view.selected = (view.selected + 1).min(count.saturating_sub(1)),
@@ -1136,6 +1164,7 @@ impl App {
             KeyCode::Enter => {
                 let runs = view.runs.as_deref().unwrap_or_default();
                 let find = |id: &String| runs.iter().find(|r| r.run_id == *id);
+                // Marked runs stay marked when the filter hides them.
                 let comparison = match view.marked.as_slice() {
                     [a, b] => find(a).zip(find(b)).map(|(a, b)| RunComparison::of(a, Some(b))),
                     _ => view.selected_run().map(|r| RunComparison::of(r, None)),

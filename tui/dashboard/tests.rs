@@ -785,6 +785,27 @@ fn the_runs_view_orders_marks_compares_and_trains_again_with_a_runs_parameters()
     app.on_key(key(KeyCode::Enter));
     assert!(app.run_comparison.as_ref().is_some_and(|c| !c.two && c.title.starts_with("v1 newton")));
     app.on_key(key(KeyCode::Esc));
+    // / filters: only the runs whose data, solver, version or stop contains the text.
+    app.on_key(key(KeyCode::Char('/')));
+    for c in "batch".chars() {
+        app.on_key(key(KeyCode::Char(c)));
+    }
+    app.on_key(key(KeyCode::Enter));
+    assert_eq!(app.runs_view.visible().iter().map(|r| r.model.version).collect::<Vec<_>>(), [3]);
+    assert!(screen(&app, 120, 40).contains("filter: batch"), "the filter is shown");
+    app.on_key(key(KeyCode::Char('/')));
+    for _ in 0..5 {
+        app.on_key(key(KeyCode::Backspace));
+    }
+    app.on_key(key(KeyCode::Esc));
+    assert_eq!(app.runs_view.visible().len(), 3);
+    for _ in 0..3 {
+        if app.runs_view.selected_run().map(|r| r.model.version) == Some(1) {
+            break;
+        }
+        app.on_key(key(KeyCode::Down));
+    }
+    assert_eq!(app.runs_view.selected_run().map(|r| r.model.version), Some(1));
     // t trains again with the selected run's parameters.
     match app.on_key(key(KeyCode::Char('t'))) {
         Some(Action::Train(params)) => assert_eq!(params.solver, Solver::Newton),

@@ -555,7 +555,9 @@ fn footer_keys(app: &App, width: u16) -> String {
         (Overlay::SweepForm, _) => "↑↓ list  type values, comma-separated  Enter sweep  Esc cancel".into(),
         (Overlay::Sweep, _) => "P promote the best  n a new sweep (once this one ends)  any other key closes (it goes on)".into(),
         (Overlay::Coefficients, _) => "↑↓ PgUp PgDn scroll  s order by term or magnitude  any other key closes".into(),
-        (Overlay::Runs, _) => "↑↓ run  Space mark two  Enter compare/open  s order  t train with its parameters  Esc close".into(),
+        (Overlay::Runs, _) => {
+            "↑↓ run  Space mark two  Enter compare/open  s order  / filter  t train with its parameters  Esc close".into()
+        }
         (Overlay::RunView, _) => "↑↓ scroll  any other key back to the runs".into(),
         (Overlay::PredictForm, _) => "↑↓/Tab field  , next  ←→ level  type or paste a row  Enter predict  Esc close".into(),
         (Overlay::None, Focus::Predict) => "type values  Enter predict  Esc/Tab back".into(),
@@ -853,7 +855,12 @@ fn render_runs(app: &App, area: Rect, buf: &mut Buffer) {
     let rect = centered(area, area.width.saturating_sub(4), area.height.saturating_sub(4));
     Clear.render(rect, buf);
     let view = &app.runs_view;
-    let title = format!(" Runs — {} · {} marked ", view.order.name(), view.marked.len());
+    let filter = match (view.filtering, view.filter.is_empty()) {
+        (true, _) => format!(" · filter: {}█", view.filter),
+        (false, false) => format!(" · filter: {}", view.filter),
+        (false, true) => String::new(),
+    };
+    let title = format!(" Runs — {} · {} marked{filter} ", view.order.name(), view.marked.len());
     let block = Block::bordered().title(title).border_style(Style::new().fg(Color::Cyan));
     let Some(runs) = &view.runs else {
         Paragraph::new("reading the kept runs…").block(block).render(rect, buf);
@@ -871,7 +878,8 @@ fn render_runs(app: &App, area: Rect, buf: &mut Buffer) {
     let wide = rect.width >= 110;
     let inner_rows = rect.height.saturating_sub(3) as usize;
     let first = view.selected.saturating_sub(inner_rows.saturating_sub(1));
-    let rows = runs.iter().enumerate().skip(first).take(inner_rows).map(|(i, r)| {
+    let visible = view.visible();
+    let rows = visible.iter().enumerate().skip(first).take(inner_rows).map(|(i, r)| {
         let mark = view.marked.iter().position(|m| *m == r.run_id).map_or(" ".to_string(), |k| format!("{}", k + 1));
         let data = std::path::Path::new(&r.data).file_name().map_or_else(|| r.data.clone(), |n| n.to_string_lossy().into_owned());
         let mut cells = vec![mark, run_time(&r.run_id), data, r.params.solver.to_string()];

@@ -43,9 +43,9 @@ fn dashboard_trains_predicts_exports_and_quits_cleanly() {
     assert!((0.99..1.0).contains(&probability), "P(80) = {probability} on {line:?}");
     assert!(line.contains("v1"), "the answering version is shown: {line:?}");
     // advisor, below: the decision at the threshold and the score where it flips.
-    let text = dash.wait_for("advisor's line", Duration::from_secs(20), |s| s.contains("(advisor, v1)"));
-    let advice = text.lines().find(|l| l.contains("(advisor, v1)")).expect("advisor's line");
-    assert!(advice.contains("at threshold 0.5: admitted; it flips at score = "), "{advice}");
+    let text = dash.wait_for("advisor's line", Duration::from_secs(20), |s| s.contains("· advisor v1"));
+    let advice = text.lines().find(|l| l.contains("· advisor v1")).expect("advisor's line");
+    assert!(advice.contains("threshold 0.5 → admitted; flips at score = "), "{advice}");
 
     dash.send("\x1b");
     // B: the bundled data scored through batch into the exports directory.

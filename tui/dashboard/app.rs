@@ -324,8 +324,11 @@ pub struct RunComparison {
     /// The second column is empty for one run alone.
     pub rows: Vec<crate::compare::ComparedRow>,
     pub two: bool,
-    /// The first run's curves first.
+    /// The first run's curves first; epochs as log₁₀ when `log_epochs`.
     pub curves: Vec<LossCurve>,
+    /// Runs of very different lengths (newton's 7 epochs beside SGD's 600) share a log epoch
+    /// axis, or the short one is a sliver at the left edge.
+    pub log_epochs: bool,
     pub scroll: usize,
 }
 
@@ -345,6 +348,13 @@ impl RunComparison {
             Some(b) => format!("{} ({}) vs {} ({})", describe(a), a.run_id, describe(b), b.run_id),
             None => format!("{} ({})", describe(a), a.run_id),
         };
+        let lengths: Vec<usize> = std::iter::once(a).chain(b).map(|r| r.loss_curve.len().max(1)).collect();
+        let log_epochs = lengths.iter().max().unwrap_or(&1) / lengths.iter().min().unwrap_or(&1) >= 10;
+        if log_epochs {
+            for (_, _, points) in &mut curves {
+                points.iter_mut().for_each(|p| p.0 = p.0.max(1.0).log10());
+            }
+        }
         let mut rows = crate::compare::compare_runs(a, b.unwrap_or(a));
         if b.is_some() {
             // What differs first (after the runs' own ids), then what the two share.
@@ -352,7 +362,7 @@ impl RunComparison {
             first.extend(same);
             rows = first.into_iter().map(|(_, r)| r).collect();
         }
-        RunComparison { title, rows, two: b.is_some(), curves, scroll: 0 }
+        RunComparison { title, rows, two: b.is_some(), curves, log_epochs, scroll: 0 }
     }
 }
 

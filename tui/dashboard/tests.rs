@@ -764,6 +764,7 @@ fn the_runs_view_orders_marks_compares_and_trains_again_with_a_runs_parameters()
     let comparison = app.run_comparison.as_ref().expect("a comparison");
     assert!(comparison.two && comparison.title.starts_with("v3 batch"), "{}", comparison.title);
     assert_eq!(comparison.curves.len(), 4, "each run's train and validation curves");
+    assert!(!comparison.log_epochs, "13 and 11 epochs share a linear axis");
     let solver = comparison.rows.iter().find(|r| r.name == "solver").expect("a solver row");
     assert_eq!((solver.a.as_str(), solver.b.as_str(), solver.differs), ("batch", "newton", true));
     let loss = comparison.rows.iter().find(|r| r.name == "log loss").expect("a log loss row");
@@ -965,11 +966,11 @@ fn the_answer_panel_shows_advisors_decision_and_where_the_first_feature_flips_it
     };
     app.on_event(AppEvent::Advised(Ok(advice)));
     let text = screen(&app, 120, 40);
-    assert!(text.contains("at threshold 0.5: admitted; it flips at score = 48.61 (advisor, v1)"), "{text}");
+    assert!(text.contains("threshold 0.5 → admitted; flips at score = 48.61 · advisor v1"), "{text}");
     // A move of the aliases makes it stale with the answers.
     app.on_event(AppEvent::Models(versions(&[("stable", 1)])));
     app.on_event(AppEvent::Models(versions(&[("stable", 2)])));
-    assert!(app.advice.is_none() && !screen(&app, 120, 40).contains("advisor, v1"));
+    assert!(app.advice.is_none() && !screen(&app, 120, 40).contains("advisor v1"));
     app.on_event(AppEvent::Advised(Err("advisor: serve is not ready".into())));
     app.on_event(AppEvent::Predicted { alias: "stable".into(), result: Ok((0.9974, "2".into())) });
     assert!(screen(&app, 80, 24).contains("advisor: advisor: serve is not ready"));
@@ -1020,4 +1021,18 @@ fn m_smooths_the_loss_curves_and_says_so() {
     app.on_key(key(KeyCode::Char('l')));
     app.on_key(key(KeyCode::Char('m')));
     assert_eq!(app.chart.train, raw);
+}
+
+#[test]
+fn runs_ten_times_apart_in_length_are_compared_on_a_log_epoch_axis() {
+    let (short, long) = (run_report(&evaluation(1), 7), run_report(&evaluation(2), 625));
+    let comparison = super::app::RunComparison::of(&short, Some(&long));
+    assert!(comparison.log_epochs);
+    let last = comparison.curves.iter().flat_map(|(_, _, p)| p.iter()).map(|p| p.0).fold(0.0, f64::max);
+    assert!((last - 625f64.log10()).abs() < 1e-12, "{last}");
+    let mut app = trained_app();
+    app.run_comparison = Some(comparison);
+    app.overlay = Overlay::RunView;
+    let text = screen(&app, 120, 40);
+    assert!(text.contains("epoch (log)") && text.contains("100") && text.contains("625"), "{text}");
 }

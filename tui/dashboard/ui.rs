@@ -515,9 +515,9 @@ fn render_answers(app: &App, area: Rect, buf: &mut Buffer) {
         let line = Rect { y: inner.y + app.answers.len() as u16, height: 1, ..inner };
         let (text, style) = match advice {
             Ok(a) => {
-                let flips = a.needed.as_ref().map_or_else(String::new, |n| format!("; it flips at {} = {:.2}", n.feature, n.value));
+                let flips = a.needed.as_ref().map_or_else(String::new, |n| format!("; flips at {} = {:.2}", n.feature, n.value));
                 (
-                    format!("at threshold {}: {}{flips} (advisor, v{})", a.threshold, a.decision, a.model_version),
+                    format!("threshold {} → {}{flips} · advisor v{}", a.threshold, a.decision, a.model_version),
                     Style::new().fg(Color::DarkGray),
                 )
             }
@@ -924,7 +924,9 @@ fn render_run_view(app: &App, area: Rect, buf: &mut Buffer) {
         color_of.push(colors[(run * 2 + usize::from(*val)).min(3)]);
     }
     let points = view.curves.iter().flat_map(|(_, _, p)| p.iter());
-    let (max_x, lo, hi) = points.fold((1.0f64, f64::INFINITY, f64::NEG_INFINITY), |(x, lo, hi), &(e, l)| (x.max(e), lo.min(l), hi.max(l)));
+    let least_x: f64 = if view.log_epochs { 0.0 } else { 1.0 };
+    let (max_x, lo, hi) =
+        points.fold((least_x + 1.0, f64::INFINITY, f64::NEG_INFINITY), |(x, lo, hi), &(e, l)| (x.max(e), lo.min(l), hi.max(l)));
     let (lo, hi) = if lo.is_finite() { (lo, hi.max(lo + 1e-9)) } else { (0.0, 1.0) };
     let datasets = view
         .curves
@@ -942,7 +944,14 @@ fn render_run_view(app: &App, area: Rect, buf: &mut Buffer) {
     let label = |v: f64| format!("{v:.3}");
     Chart::new(datasets)
         .block(Block::bordered().title(format!(" {} ", view.title)).border_style(Style::new().fg(Color::Cyan)))
-        .x_axis(Axis::default().title("epoch").bounds([1.0, max_x]).labels(["1".to_string(), format!("{max_x:.0}")]))
+        .x_axis(if view.log_epochs {
+            // Ticks at the powers of ten the runs reach, and the last epoch.
+            let mut ticks: Vec<String> = (0..=max_x.floor() as i32).map(|p| format!("{:.0}", 10f64.powi(p))).collect();
+            ticks.push(format!("{:.0}", 10f64.powf(max_x)));
+            Axis::default().title("epoch (log)").bounds([0.0, max_x]).labels(ticks)
+        } else {
+            Axis::default().title("epoch").bounds([1.0, max_x]).labels(["1".to_string(), format!("{max_x:.0}")])
+        })
         .y_axis(Axis::default().bounds([lo, hi]).labels([label(lo), label(hi)]))
         .hidden_legend_constraints((Constraint::Ratio(1, 2), Constraint::Ratio(2, 3)))
         .render(chart_area, buf);

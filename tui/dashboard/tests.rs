@@ -908,6 +908,7 @@ fn a_sweep_is_made_from_the_keyboard_watched_ranked_and_its_best_promoted() {
     assert_eq!(app.overlay, Overlay::SweepForm);
     let form = screen(&app, 80, 24);
     assert!(form.contains("learning rates  0.1,0.2,0.4") && form.contains("9 combinations"), "three rates × three penalties:\n{form}");
+    assert!(form.contains("│        solvers  sgd█") && form.contains("│   L2 penalties  0,0.001,0.01"), "labels right-aligned:\n{form}");
     // One penalty only: three members, the learning rates 0.1, 0.2 and 0.4.
     app.on_key(key(KeyCode::Down));
     app.on_key(key(KeyCode::Down));
@@ -983,7 +984,7 @@ fn b_scores_a_file_through_batch_with_progress_and_says_where_it_went() {
     assert_eq!(app.on_key(key(KeyCode::Char('B'))), None);
     assert_eq!(app.overlay, Overlay::Score);
     let text = screen(&app, 80, 24);
-    assert!(text.contains("Batch scoring") && text.contains("score  /data/admissions.csv█"), "{text}");
+    assert!(text.contains("Batch scoring") && text.contains("│    score  /data/admissions.csv█"), "labels right-aligned:\n{text}");
     // The output path edited: the second field.
     app.on_key(key(KeyCode::Down));
     for _ in 0.."admissions-scored.csv".len() {

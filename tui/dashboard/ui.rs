@@ -638,8 +638,9 @@ fn render_score_form(app: &App, area: Rect, buf: &mut Buffer) {
         "its rows again, with the probability from stable; the file appears whole or not at all",
         Style::new().fg(Color::DarkGray),
     ));
+    // Wrapped without trimming: trimming takes the spaces that right-align the labels.
     Paragraph::new(lines)
-        .wrap(Wrap { trim: true })
+        .wrap(Wrap { trim: false })
         .block(Block::bordered().title(" Batch scoring ").border_style(Style::new().fg(Color::Cyan)))
         .render(rect, buf);
 }
@@ -671,8 +672,9 @@ fn render_sweep_form(app: &App, area: Rect, buf: &mut Buffer) {
         ),
         (None, Err(e)) => Line::styled(e, Style::new().fg(Color::DarkGray)),
     });
+    // Wrapped without trimming: trimming takes the spaces that right-align the labels.
     Paragraph::new(lines)
-        .wrap(Wrap { trim: true })
+        .wrap(Wrap { trim: false })
         .block(Block::bordered().title(" Sweep ").border_style(Style::new().fg(Color::Cyan)))
         .render(rect, buf);
 }

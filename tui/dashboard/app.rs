@@ -657,15 +657,21 @@ impl App {
                 }
             }
             AppEvent::SweepFinished { member, result } => {
-                if let Some(sweep) = self.sweep.as_mut() {
-                    sweep.finished(member, result.as_deref().map_err(Clone::clone));
-                    if !sweep.running() {
-                        let best = sweep.best_version().map(|(i, v)| format!("best: v{v} ({})", sweep.members[i].describe()));
-                        self.status = format!(
-                            "sweep done — {}; S shows it, P there promotes the best",
-                            best.unwrap_or_else(|| "every member failed".into())
-                        );
+                let Some(sweep) = self.sweep.as_mut() else { return };
+                sweep.finished(member, result.as_deref().map_err(Clone::clone));
+                if !sweep.running() {
+                    let best = sweep.best_version().map(|(i, v)| format!("best: v{v} ({})", sweep.members[i].describe()));
+                    let status = format!(
+                        "sweep done — {}; S shows it, P there promotes the best",
+                        best.unwrap_or_else(|| "every member failed".into())
+                    );
+                    // The best member's run is the one the panels show: its curves, its model,
+                    // its features (a sweep may be the session's first training).
+                    let report = sweep.best_version().and_then(|(i, _)| sweep.members[i].report.clone());
+                    if let Some(report) = report {
+                        self.on_event(AppEvent::PreviousRun(report));
                     }
+                    self.status = status;
                 }
             }
             AppEvent::Scoring(rows) => {

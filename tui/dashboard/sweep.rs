@@ -90,6 +90,8 @@ pub struct Member {
     pub curve: Vec<(f64, f64)>,
     pub validated: bool,
     pub state: MemberState,
+    /// The run's report, once it has finished.
+    pub report: Option<Box<RunReport>>,
 }
 
 impl Member {
@@ -114,7 +116,7 @@ impl Sweep {
         Sweep {
             members: grid
                 .into_iter()
-                .map(|params| Member { params, curve: Vec::new(), validated: false, state: MemberState::Waiting })
+                .map(|params| Member { params, curve: Vec::new(), validated: false, state: MemberState::Waiting, report: None })
                 .collect(),
         }
     }
@@ -144,7 +146,10 @@ impl Sweep {
     pub fn finished(&mut self, i: usize, result: Result<&RunReport, String>) {
         let Some(member) = self.members.get_mut(i) else { return };
         member.state = match result {
-            Ok(report) => MemberState::Done { version: report.model.version, test_log_loss: report.metrics.log_loss },
+            Ok(report) => {
+                member.report = Some(Box::new(report.clone()));
+                MemberState::Done { version: report.model.version, test_log_loss: report.metrics.log_loss }
+            }
             Err(e) => MemberState::Failed(e),
         };
     }

@@ -173,8 +173,15 @@ fn a_multi_feature_model_with_text_features_is_trained_asked_through_the_form_co
     let text = dash.wait_for("the comparison", Duration::from_secs(10), |s| s.contains("second − first"));
     assert!(text.contains("v2 newton") && text.contains("v1 sgd"), "{text}");
     assert!(text.lines().any(|l| l.contains("solver") && l.contains("newton") && l.contains("sgd")), "{text}");
+    // e: both runs' loss curves in one plot.
+    dash.send("e");
     dash.send("\x1b");
-    dash.wait_for("back to the runs", Duration::from_secs(10), |s| s.contains("Runs — newest first"));
+    // The status line, under the runs view again, says what was written.
+    dash.wait_for("the comparison exported", Duration::from_secs(30), |s| {
+        s.contains("Runs — newest first") && s.contains("exported 3 files") && s.contains("-vs-")
+    });
+    let compared = std::fs::read_dir(&exports).expect("exports").flatten().map(|e| e.path()).find(|p| p.to_string_lossy().contains("-vs-"));
+    assert!(compared.is_some(), "the comparison's files are in the exports directory");
     dash.send("\x1b");
 
     dash.send("e");

@@ -88,6 +88,8 @@ pub enum Action {
     Sweep(Vec<TrainParams>),
     /// Make this version stable (the sweep's best).
     PromoteVersion(u32),
+    /// Both runs' loss curves in one plot (PNG, SVG, CSV), into the export directory.
+    ExportComparison(Box<RunReport>, Box<RunReport>),
     Quit,
 }
 
@@ -330,6 +332,8 @@ pub struct RunComparison {
     /// axis, or the short one is a sliver at the left edge.
     pub log_epochs: bool,
     pub scroll: usize,
+    /// The two runs, for `e` (both loss curves in one plot).
+    pub pair: Option<(Box<RunReport>, Box<RunReport>)>,
 }
 
 impl RunComparison {
@@ -362,7 +366,8 @@ impl RunComparison {
             first.extend(same);
             rows = first.into_iter().map(|(_, r)| r).collect();
         }
-        RunComparison { title, rows, two: b.is_some(), curves, log_epochs, scroll: 0 }
+        let pair = b.map(|b| (Box::new(a.clone()), Box::new(b.clone())));
+        RunComparison { title, rows, two: b.is_some(), curves, log_epochs, scroll: 0, pair }
     }
 }
 
@@ -937,6 +942,12 @@ impl App {
                 match key.code {
                     KeyCode::Down => comparison.into_iter().for_each(|c| c.scroll = (c.scroll + 1).min(c.rows.len().saturating_sub(1))),
                     KeyCode::Up => comparison.into_iter().for_each(|c| c.scroll = c.scroll.saturating_sub(1)),
+                    KeyCode::Char('e') => {
+                        if let Some((a, b)) = comparison.and_then(|c| c.pair.clone()) {
+                            return Some(Action::ExportComparison(a, b));
+                        }
+                        self.status = "e exports a comparison of two runs: mark two with Space".into();
+                    }
                     _ => self.overlay = Overlay::Runs,
                 }
                 return None;

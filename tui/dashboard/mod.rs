@@ -346,6 +346,13 @@ impl Runtime {
                     Self::send(&tx, AppEvent::Exported(result));
                 });
             }
+            Action::ExportComparison(a, b) => {
+                let dir = self.export_dir.clone();
+                tokio::task::spawn_blocking(move || {
+                    let result = crate::export::export_comparison(&a, &b, &dir).map_err(|e| e.to_string());
+                    Self::send(&tx, AppEvent::Exported(result));
+                });
+            }
             Action::Restart(service) => {
                 self.supervisor.restart(service);
                 Self::send(&tx, AppEvent::Status(format!("restarting {service}")));

@@ -779,6 +779,11 @@ fn the_runs_view_orders_marks_compares_and_trains_again_with_a_runs_parameters()
         }
         assert!(text.contains("first blue, second red"), "the colours are named at every size:\n{text}");
     }
+    // e: both loss curves in one plot, the runs as compared.
+    match app.on_key(key(KeyCode::Char('e'))) {
+        Some(Action::ExportComparison(a, b)) => assert_eq!((a.model.version, b.model.version), (3, 1)),
+        other => panic!("expected the comparison's export, got {other:?}"),
+    }
     // Back to the runs; Enter with fewer than two marked opens the selected run alone.
     app.on_key(key(KeyCode::Esc));
     assert_eq!(app.overlay, Overlay::Runs);

@@ -558,7 +558,7 @@ fn footer_keys(app: &App, width: u16) -> String {
         (Overlay::Runs, _) => {
             "↑↓ run  Space mark two  Enter compare/open  s order  / filter  t train with its parameters  Esc close".into()
         }
-        (Overlay::RunView, _) => "↑↓ scroll  any other key back to the runs".into(),
+        (Overlay::RunView, _) => "↑↓ scroll  e export both loss curves in one plot  any other key back to the runs".into(),
         (Overlay::PredictForm, _) => "↑↓/Tab field  , next  ←→ level  type or paste a row  Enter predict  Esc close".into(),
         (Overlay::None, Focus::Predict) => "type values  Enter predict  Esc/Tab back".into(),
         (Overlay::None, Focus::Services) if width >= 120 => {

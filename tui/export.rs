@@ -3,6 +3,8 @@
 //! system font library is needed.
 
 use crate::pipeline::RunReport;
+use plotters::coord::cartesian::Cartesian2d;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use std::path::{Path, PathBuf};
 use std::sync::Once;
@@ -15,6 +17,27 @@ fn register_font() {
         // The font is compiled in; if it did not parse, text would be missing, not a crash.
         let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
     });
+}
+
+/// Draws one figure as `<stem>.png` and `<stem>.svg` and pushes both paths to `$written`:
+/// `$draw` runs on each backend's drawing area, `$root`. (The backends are types of their own,
+/// and a drawing function is generic over them, so this is a macro rather than a function.)
+macro_rules! png_and_svg {
+    ($written:expr, $stem:expr, $size:expr, |$root:ident| $draw:expr) => {
+        for (extension, svg) in [("png", false), ("svg", true)] {
+            let p = PathBuf::from(format!("{}.{extension}", $stem.display()));
+            if svg {
+                let $root = SVGBackend::new(&p, $size).into_drawing_area();
+                $draw.map_err(|e| write_err(&p, e))?;
+                $root.present().map_err(|e| write_err(&p, e))?;
+            } else {
+                let $root = BitMapBackend::new(&p, $size).into_drawing_area();
+                $draw.map_err(|e| write_err(&p, e))?;
+                $root.present().map_err(|e| write_err(&p, e))?;
+            }
+            $written.push(p);
+        }
+    };
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -80,37 +103,21 @@ pub fn export_run(report: &RunReport, out: &Path, log_scale: bool) -> Result<Vec
         write_csv("calibration.csv", csv)?;
     }
 
-    // One figure as PNG and as SVG: `$draw` runs on each backend's drawing area, `$root`.
-    macro_rules! png_and_svg {
-        ($name:expr, $size:expr, |$root:ident| $draw:expr) => {
-            for (suffix, svg) in [("png", false), ("svg", true)] {
-                let p = path(&format!("{}.{suffix}", $name));
-                if svg {
-                    let $root = SVGBackend::new(&p, $size).into_drawing_area();
-                    $draw.map_err(|e| write_err(&p, e))?;
-                    $root.present().map_err(|e| write_err(&p, e))?;
-                } else {
-                    let $root = BitMapBackend::new(&p, $size).into_drawing_area();
-                    $draw.map_err(|e| write_err(&p, e))?;
-                    $root.present().map_err(|e| write_err(&p, e))?;
-                }
-                written.push(p);
-            }
-        };
-    }
     let (name, version) = (&report.model.name, report.model.version);
     let scale = if log_scale { ", log scale" } else { "" };
     let title = format!("{name} v{version} — loss per epoch ({} solver{scale})", report.params.solver);
-    png_and_svg!(if log_scale { "loss-log" } else { "loss" }, (900, 560), |root| draw_loss(&root, report, &title, log_scale));
+    png_and_svg!(written, path(if log_scale { "loss-log" } else { "loss" }), (900, 560), |root| draw_loss(
+        &root, report, &title, log_scale
+    ));
     let title = format!("{name} v{version} — ROC on the test split (AUC {:.4})", report.metrics.auc);
-    png_and_svg!("roc", (640, 600), |root| draw_roc(&root, report, &title));
+    png_and_svg!(written, path("roc"), (640, 600), |root| draw_roc(&root, report, &title));
     if has_pr {
         let title = format!("{name} v{version} — precision-recall on the test split (AP {:.4})", report.metrics.pr_auc);
-        png_and_svg!("pr", (640, 600), |root| draw_precision_recall(&root, report, &title));
+        png_and_svg!(written, path("pr"), (640, 600), |root| draw_precision_recall(&root, report, &title));
     }
     if has_calibration {
         let title = format!("{name} v{version} — reliability on the test split (Brier {:.4})", report.metrics.brier);
-        png_and_svg!("calibration", (640, 600), |root| draw_calibration(&root, report, &title));
+        png_and_svg!(written, path("calibration"), (640, 600), |root| draw_calibration(&root, report, &title));
     }
     Ok(written)
 }
@@ -137,19 +144,7 @@ pub fn export_comparison(a: &RunReport, b: &RunReport, out: &Path) -> Result<Vec
     logitflow_core::store::write_atomic(&csv_path, csv.as_bytes()).map_err(|e| write_err(&csv_path, e))?;
     written.push(csv_path);
     let title = format!("{} v{} and v{} — loss per epoch", a.model.name, a.model.version, b.model.version);
-    for svg in [false, true] {
-        let p = path(if svg { "svg" } else { "png" });
-        if svg {
-            let root = SVGBackend::new(&p, (900, 560)).into_drawing_area();
-            draw_comparison(&root, a, b, &title).map_err(|e| write_err(&p, e))?;
-            root.present().map_err(|e| write_err(&p, e))?;
-        } else {
-            let root = BitMapBackend::new(&p, (900, 560)).into_drawing_area();
-            draw_comparison(&root, a, b, &title).map_err(|e| write_err(&p, e))?;
-            root.present().map_err(|e| write_err(&p, e))?;
-        }
-        written.push(p);
-    }
+    png_and_svg!(written, stem, (900, 560), |root| draw_comparison(&root, a, b, &title));
     Ok(written)
 }
 
@@ -307,24 +302,14 @@ where
     Ok(())
 }
 
-fn draw_roc<DB: DrawingBackend>(root: &DrawingArea<DB, plotters::coord::Shift>, report: &RunReport, title: &str) -> DrawResult
-where
-    DB::ErrorType: 'static,
-{
-    root.fill(&WHITE)?;
-    let mut chart = ChartBuilder::on(root)
-        .caption(title, ("sans-serif", 20))
-        .margin(16)
-        .x_label_area_size(44)
-        .y_label_area_size(56)
-        .build_cartesian_2d(0.0..1.0, 0.0..1.0)?;
-    chart.configure_mesh().x_desc("false positive rate").y_desc("true positive rate").label_style(("sans-serif", 14)).draw()?;
-    chart.draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], BLACK.mix(0.3)))?;
-    chart.draw_series(LineSeries::new(report.roc.iter().map(|p| (p.fpr, p.tpr)), BLUE.stroke_width(2)))?;
-    Ok(())
-}
-
-fn draw_precision_recall<DB: DrawingBackend>(root: &DrawingArea<DB, plotters::coord::Shift>, report: &RunReport, title: &str) -> DrawResult
+/// A chart over [0, 1] × [0, `y_max`], with its title, axis names and a light grid: the ROC,
+/// precision-recall and reliability plots.
+fn unit_chart<'a, DB: DrawingBackend + 'a>(
+    root: &'a DrawingArea<DB, plotters::coord::Shift>,
+    title: &str,
+    (x_desc, y_desc): (&str, &str),
+    y_max: f64,
+) -> Result<ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>, Box<dyn std::error::Error>>
 where
     DB::ErrorType: 'static,
 {
@@ -334,8 +319,26 @@ where
         .margin(16)
         .x_label_area_size(44)
         .y_label_area_size(56)
-        .build_cartesian_2d(0.0..1.0, 0.0..1.02)?;
-    chart.configure_mesh().x_desc("recall").y_desc("precision").label_style(("sans-serif", 14)).light_line_style(BLACK.mix(0.04)).draw()?;
+        .build_cartesian_2d(0.0..1.0, 0.0..y_max)?;
+    chart.configure_mesh().x_desc(x_desc).y_desc(y_desc).label_style(("sans-serif", 14)).light_line_style(BLACK.mix(0.04)).draw()?;
+    Ok(chart)
+}
+
+fn draw_roc<DB: DrawingBackend>(root: &DrawingArea<DB, plotters::coord::Shift>, report: &RunReport, title: &str) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    let mut chart = unit_chart(root, title, ("false positive rate", "true positive rate"), 1.0)?;
+    chart.draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], BLACK.mix(0.3)))?;
+    chart.draw_series(LineSeries::new(report.roc.iter().map(|p| (p.fpr, p.tpr)), BLUE.stroke_width(2)))?;
+    Ok(())
+}
+
+fn draw_precision_recall<DB: DrawingBackend>(root: &DrawingArea<DB, plotters::coord::Shift>, report: &RunReport, title: &str) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    let mut chart = unit_chart(root, title, ("recall", "precision"), 1.02)?;
     // A model that guesses has the precision of the positive rate at every recall.
     let c = &report.metrics.confusion;
     let rows = (c.tp + c.fp + c.tn + c.fn_).max(1) as f64;
@@ -370,20 +373,7 @@ fn draw_calibration<DB: DrawingBackend>(root: &DrawingArea<DB, plotters::coord::
 where
     DB::ErrorType: 'static,
 {
-    root.fill(&WHITE)?;
-    let mut chart = ChartBuilder::on(root)
-        .caption(title, ("sans-serif", 18))
-        .margin(16)
-        .x_label_area_size(44)
-        .y_label_area_size(56)
-        .build_cartesian_2d(0.0..1.0, 0.0..1.0)?;
-    chart
-        .configure_mesh()
-        .x_desc("mean predicted probability (10 equal bins)")
-        .y_desc("fraction positive")
-        .label_style(("sans-serif", 14))
-        .light_line_style(BLACK.mix(0.04))
-        .draw()?;
+    let mut chart = unit_chart(root, title, ("mean predicted probability (10 equal bins)", "fraction positive"), 1.0)?;
     chart
         .draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], BLACK.mix(0.3)))?
         .label("calibrated")

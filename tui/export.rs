@@ -324,6 +324,24 @@ where
     Ok(chart)
 }
 
+/// The series' legend of a unit-square chart, where it covers no curve.
+fn legend<'a, DB: DrawingBackend + 'a>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    at: SeriesLabelPosition,
+) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    chart
+        .configure_series_labels()
+        .position(at)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 14))
+        .draw()?;
+    Ok(())
+}
+
 fn draw_roc<DB: DrawingBackend>(root: &DrawingArea<DB, plotters::coord::Shift>, report: &RunReport, title: &str) -> DrawResult
 where
     DB::ErrorType: 'static,
@@ -359,14 +377,7 @@ where
         .draw_series(std::iter::once(Circle::new((m.recall, m.precision), 5, BLACK.stroke_width(2))))?
         .label(format!("threshold {} (P {:.3}, R {:.3})", m.threshold, m.precision, m.recall))
         .legend(|(x, y)| Circle::new((x + 10, y), 5, BLACK.stroke_width(2)));
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerLeft)
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 14))
-        .draw()?;
-    Ok(())
+    legend(&mut chart, SeriesLabelPosition::LowerLeft)
 }
 
 fn draw_calibration<DB: DrawingBackend>(root: &DrawingArea<DB, plotters::coord::Shift>, report: &RunReport, title: &str) -> DrawResult
@@ -390,14 +401,7 @@ where
         let offset = if b.mean_probability > 0.9 { (-30, 2) } else { (8, 2) };
         EmptyElement::at((b.mean_probability, b.fraction_positive)) + Text::new(format!("{}", b.rows), offset, ("sans-serif", 13))
     }))?;
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 14))
-        .draw()?;
-    Ok(())
+    legend(&mut chart, SeriesLabelPosition::UpperLeft)
 }
 
 #[cfg(test)]

@@ -24,11 +24,25 @@ pub fn skip(test: &str, why: &str) {
 pub fn logitflow(home: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_logitflow"));
     command.arg("--home").arg(home);
+    die_with_the_test(&mut command);
     for var in ["LOGITFLOW_HOME", "LOGITFLOW_TOKEN", "LOGITFLOW_LISTEN", "LOGITFLOW_ALLOWED_ROOTS", "LOGITFLOW_SERVE_URL"] {
         command.env_remove(var);
     }
     command.stdin(Stdio::null());
     command
+}
+
+/// The child is SIGKILLed when the thread that spawned it ends — the test's own thread, even
+/// when the test fails — so a service a failing test started (a mutant's, say) is not left
+/// running for the rest of the run and after it.
+#[allow(unsafe_code)]
+fn die_with_the_test(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the forked child before exec and makes one
+    // async-signal-safe system call (prctl).
+    unsafe {
+        command.pre_exec(|| nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).map_err(std::io::Error::from));
+    }
 }
 
 /// Runs a command to its end, killing it after `limit`. Its output is drained all along, on

@@ -74,6 +74,17 @@ fn dashboard_trains_predicts_exports_and_quits_cleanly() {
     common::assert_no_services(home.path(), Duration::from_secs(2));
 }
 
+/// `h`, the solver three steps right of sgd (newton), Enter: the form trains with it.
+fn train_with_newton_from_the_form(dash: &mut Dashboard) {
+    dash.send("h");
+    dash.wait_for("the form", Duration::from_secs(10), |s| s.contains("Hyperparameters"));
+    for _ in 0..3 {
+        dash.send("\x1b[C");
+    }
+    dash.wait_for("newton chosen", Duration::from_secs(10), |s| s.contains("◀ newton ▶"));
+    dash.send("\r");
+}
+
 /// The keys that act on versions and views, against the real services: a second version
 /// trained from the parameters form, `b` rolls back to v1 (and predictions say so), `P` with no
 /// candidate says why it cannot, `?` shows the help, `l` switches the loss axis to log, `c` with
@@ -97,14 +108,7 @@ fn rollback_promote_help_log_and_cancel_keys_act_on_the_real_services() {
     dash.send("l");
     dash.wait_for("the linear axis", Duration::from_secs(10), |s| !s.contains("(log₁₀)"));
 
-    // The form: the solver three steps right of sgd is newton; Enter trains v2 with it.
-    dash.send("h");
-    dash.wait_for("the form", Duration::from_secs(10), |s| s.contains("Hyperparameters"));
-    for _ in 0..3 {
-        dash.send("\x1b[C");
-    }
-    dash.wait_for("newton chosen", Duration::from_secs(10), |s| s.contains("◀ newton ▶"));
-    dash.send("\r");
+    train_with_newton_from_the_form(&mut dash);
     dash.wait_for("v2 trained", Duration::from_secs(60), |s| s.contains("Loss — newton") && s.contains("v2 is stable"));
 
     dash.send("b");
@@ -152,13 +156,7 @@ fn a_multi_feature_model_with_text_features_is_trained_asked_through_the_form_co
     assert!(probability > 0.0 && probability < 1.0, "{line}");
     assert!(text.contains("> Gentoo, Biscoe, 47.5, 15, 217, 5200, 2008"), "the row asked is shown:\n{text}");
 
-    dash.send("h");
-    dash.wait_for("the form", Duration::from_secs(10), |s| s.contains("Hyperparameters"));
-    for _ in 0..3 {
-        dash.send("\x1b[C");
-    }
-    dash.wait_for("newton chosen", Duration::from_secs(10), |s| s.contains("◀ newton ▶"));
-    dash.send("\r");
+    train_with_newton_from_the_form(&mut dash);
     dash.wait_for("v2 trained", Duration::from_secs(90), |s| s.contains("Loss — newton") && s.contains("v2 is"));
 
     dash.send("R");

@@ -663,7 +663,7 @@ impl App {
             }
             AppEvent::SweepFinished { member, result } => {
                 let Some(sweep) = self.sweep.as_mut() else { return };
-                sweep.finished(member, result.as_deref().map_err(Clone::clone));
+                sweep.finished(member, result);
                 if !sweep.running() {
                     let best = sweep.best_version().map(|(i, v)| format!("best: v{v} ({})", sweep.members[i].describe()));
                     let status = format!(

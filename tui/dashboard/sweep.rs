@@ -143,12 +143,13 @@ impl Sweep {
         }
     }
 
-    pub fn finished(&mut self, i: usize, result: Result<&RunReport, String>) {
+    pub fn finished(&mut self, i: usize, result: Result<Box<RunReport>, String>) {
         let Some(member) = self.members.get_mut(i) else { return };
         member.state = match result {
             Ok(report) => {
-                member.report = Some(Box::new(report.clone()));
-                MemberState::Done { version: report.model.version, test_log_loss: report.metrics.log_loss }
+                let state = MemberState::Done { version: report.model.version, test_log_loss: report.metrics.log_loss };
+                member.report = Some(report);
+                state
             }
             Err(e) => MemberState::Failed(e),
         };
@@ -225,9 +226,9 @@ mod tests {
             "stable_version": null, "roc": [], "params": TrainParams::default(), "feature_names": [], "train_to_served_ms": 0.0,
         }))
         .expect("a report");
-        sweep.finished(0, Ok(&report));
+        sweep.finished(0, Ok(Box::new(report.clone())));
         report.model.version = 8;
-        sweep.finished(1, Ok(&report));
+        sweep.finished(1, Ok(Box::new(report)));
         assert_eq!(sweep.best_version(), Some((1, 8)), "the lowest validation loss among the finished");
     }
 }

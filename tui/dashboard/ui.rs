@@ -645,6 +645,14 @@ fn render_score_form(app: &App, area: Rect, buf: &mut Buffer) {
         .render(rect, buf);
 }
 
+/// The largest x (at least `least_max_x`) and the y bounds of some curves' points, for a
+/// chart's axes; a band of 0 to 1 when there are none.
+fn curve_bounds<'a>(points: impl Iterator<Item = &'a (f64, f64)>, least_max_x: f64) -> (f64, f64, f64) {
+    let (max_x, lo, hi) =
+        points.fold((least_max_x, f64::INFINITY, f64::NEG_INFINITY), |(x, lo, hi), &(e, l)| (x.max(e), lo.min(l), hi.max(l)));
+    if lo.is_finite() { (max_x, lo, hi.max(lo + 1e-9)) } else { (max_x, 0.0, 1.0) }
+}
+
 fn render_sweep_form(app: &App, area: Rect, buf: &mut Buffer) {
     let form = &app.sweep_form;
     let rect = centered(area, 70, 9);
@@ -691,9 +699,7 @@ fn render_sweep(app: &App, area: Rect, buf: &mut Buffer) {
     const COLOURS: [Color; 8] =
         [Color::Cyan, Color::Magenta, Color::Yellow, Color::Green, Color::Blue, Color::Red, Color::LightCyan, Color::LightMagenta];
     let colour = |i: usize| COLOURS[i % COLOURS.len()];
-    let points = sweep.members.iter().flat_map(|m| m.curve.iter());
-    let (max_x, lo, hi) = points.fold((2.0f64, f64::INFINITY, f64::NEG_INFINITY), |(x, lo, hi), &(e, l)| (x.max(e), lo.min(l), hi.max(l)));
-    let (lo, hi) = if lo.is_finite() { (lo, hi.max(lo + 1e-9)) } else { (0.0, 1.0) };
+    let (max_x, lo, hi) = curve_bounds(sweep.members.iter().flat_map(|m| m.curve.iter()), 2.0);
     let datasets = sweep
         .members
         .iter()
@@ -925,11 +931,8 @@ fn render_run_view(app: &App, area: Rect, buf: &mut Buffer) {
         }
         color_of.push(colors[(run * 2 + usize::from(*val)).min(3)]);
     }
-    let points = view.curves.iter().flat_map(|(_, _, p)| p.iter());
-    let least_x: f64 = if view.log_epochs { 0.0 } else { 1.0 };
-    let (max_x, lo, hi) =
-        points.fold((least_x + 1.0, f64::INFINITY, f64::NEG_INFINITY), |(x, lo, hi), &(e, l)| (x.max(e), lo.min(l), hi.max(l)));
-    let (lo, hi) = if lo.is_finite() { (lo, hi.max(lo + 1e-9)) } else { (0.0, 1.0) };
+    let least_x = if view.log_epochs { 0.0 } else { 1.0 };
+    let (max_x, lo, hi) = curve_bounds(view.curves.iter().flat_map(|(_, _, p)| p.iter()), least_x + 1.0);
     let datasets = view
         .curves
         .iter()

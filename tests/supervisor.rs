@@ -207,6 +207,16 @@ async fn services_listen_on_loopback_only_unless_told_otherwise() {
     let addr: std::net::SocketAddr = announced["addr"].as_str().and_then(|a| a.parse().ok()).expect("an address");
     assert_eq!(addr.ip(), std::net::Ipv4Addr::LOCALHOST, "a service started with no --listen: {line}");
 
+    // Off loopback, not without a token: refused before anything is bound.
+    for args in [&["service", "ingest", "--listen", "0.0.0.0:0"][..], &["service", "serve", "--grpc-listen", "0.0.0.0:0"][..]] {
+        let mut command = common::logitflow(home.path());
+        command.args(args);
+        let refused = common::run_for(command, Duration::from_secs(30));
+        assert!(!refused.status.success(), "{args:?} started without a token");
+        let said = common::stderr(&refused);
+        assert!(said.contains("refusing to listen on 0.0.0.0:") && said.contains("LOGITFLOW_TOKEN"), "{args:?}: {said}");
+    }
+
     let sup = Supervisor::start(config(home.path()), &ServiceName::ALL).expect("starts");
     for name in ServiceName::ALL {
         until(&sup, name, "ready", Duration::from_secs(60), |s| s.status == Status::Ready).await;

@@ -13,6 +13,11 @@ pub struct Cli {
     /// Home directory: artifact store, model registry, runs.
     #[arg(long, env = "LOGITFLOW_HOME", global = true)]
     pub home: Option<PathBuf>,
+    /// Where the artifacts and the model registry are, if not in the home: file:///path, or
+    /// s3://bucket/prefix (with AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION,
+    /// AWS_ENDPOINT_URL). The services the console starts use it too.
+    #[arg(long, env = "LOGITFLOW_STORE", global = true)]
+    pub store: Option<String>,
     #[command(subcommand)]
     pub command: Option<Command>,
     /// Dashboard options (when no command is given).

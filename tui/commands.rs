@@ -49,7 +49,28 @@ pub fn check_home_writable(home: &Path) -> anyhow::Result<()> {
 /// damaged one is named at once, before any service starts, rather than after serve's
 /// readiness wait.
 pub fn check_registry(home: &Path) -> anyhow::Result<()> {
-    logitflow_core::registry::Registry::open(home).load().map(drop).map_err(|e| anyhow::anyhow!("the model registry cannot be read: {e}"))
+    registry(home)?.load().map(drop).map_err(|e| anyhow::anyhow!("the model registry cannot be read: {e}"))
+}
+
+/// The store URI of this invocation (`--store`, or `LOGITFLOW_STORE`), set once by `main`:
+/// every command and every service the console starts uses the same store.
+static STORE: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+
+/// Sets the store URI for this process (`main`, from the command line).
+pub fn use_store(uri: Option<String>) {
+    let _ = STORE.set(uri.filter(|u| !u.trim().is_empty()));
+}
+
+/// The store URI, if one was given; `None`: the store is in the home.
+pub fn store_uri() -> Option<String> {
+    STORE.get().cloned().flatten()
+}
+
+/// The model registry of the store this invocation uses.
+fn registry(home: &Path) -> anyhow::Result<logitflow_core::registry::Registry> {
+    let store =
+        logitflow_objects::open_store(store_uri().as_deref(), home).map_err(|e| anyhow::anyhow!("the store cannot be opened: {e}"))?;
+    Ok(store.registry())
 }
 
 /// Writes the bundled data to `<home>/datasets/admissions.csv` (if it is not there already).
@@ -58,7 +79,7 @@ pub fn bundled_data(home: &Path) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let path = dir.join("admissions.csv");
     if std::fs::read_to_string(&path).ok().as_deref() != Some(BUNDLED_DATA) {
-        logitflow_core::store::write_atomic(&path, BUNDLED_DATA.as_bytes())?;
+        logitflow_core::home::write_atomic(&path, BUNDLED_DATA.as_bytes())?;
     }
     Ok(path)
 }
@@ -371,8 +392,7 @@ pub fn render_terms(model: &pipeline::ModelReport) -> String {
 /// `logitflow predict`: starts serve alone and asks it.
 /// The model a command asks: the one named, else the only one registered, else `admissions`.
 fn model_to_ask(home: &Path, named: Option<&str>) -> anyhow::Result<String> {
-    let registry = logitflow_core::registry::Registry::open(home);
-    let models = registry.load().map_err(|e| anyhow::anyhow!("{e}"))?.models;
+    let models = registry(home)?.load().map_err(|e| anyhow::anyhow!("{e}"))?.models;
     Ok(match (named, models.len()) {
         (Some(name), _) => name.to_string(),
         (None, 0) => bail!("no model has been trained in {} yet: run `logitflow run` first", home.display()),
@@ -595,11 +615,11 @@ pub fn compare(home: PathBuf, args: crate::cli::CompareArgs) -> anyhow::Result<(
 }
 
 /// `logitflow service NAME`: one service in the foreground.
-pub async fn service(home: Option<PathBuf>, command: ServiceCommand) -> anyhow::Result<()> {
+pub async fn service(home: Option<PathBuf>, store: Option<String>, command: ServiceCommand) -> anyhow::Result<()> {
     if command.grpc_listen.is_some() && command.name != ServiceName::Serve {
         bail!("--grpc-listen is for serve only; {} speaks HTTP", command.name);
     }
-    let args = logitflow_kit::ServiceArgs { listen: command.listen, home };
+    let args = logitflow_kit::ServiceArgs { listen: command.listen, home, store };
     let (listener, config) = logitflow_kit::start(&args).await?;
     let shutdown = logitflow_kit::shutdown_signal();
     match command.name {
@@ -610,7 +630,10 @@ pub async fn service(home: Option<PathBuf>, command: ServiceCommand) -> anyhow::
         ServiceName::Evaluate => logitflow_evaluate::run(listener, config, shutdown).await,
         ServiceName::Serve => {
             let grpc = match command.grpc_listen {
-                Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen for gRPC on {addr}"))?),
+                Some(addr) => {
+                    logitflow_kit::check_exposure(addr, config.token.as_deref())?;
+                    Some(tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen for gRPC on {addr}"))?)
+                }
                 None => None,
             };
             logitflow_serve::run_with_grpc(listener, grpc, config, shutdown).await
@@ -631,7 +654,7 @@ pub fn synth(args: SynthArgs) -> anyhow::Result<()> {
         Some(path) => {
             let mut bytes = Vec::new();
             write_csv(&data, &mut bytes)?;
-            logitflow_core::store::write_atomic(&path, &bytes)?;
+            logitflow_core::home::write_atomic(&path, &bytes)?;
         }
         None => write_csv(&data, std::io::stdout().lock())?,
     }

@@ -68,7 +68,7 @@ pub fn export_run(report: &RunReport, out: &Path, log_scale: bool) -> Result<Vec
     let mut written = Vec::new();
     let mut write_csv = |suffix: &str, csv: String| -> Result<(), ExportError> {
         let p = path(suffix);
-        logitflow_core::store::write_atomic(&p, csv.as_bytes()).map_err(|e| write_err(&p, e))?;
+        logitflow_core::home::write_atomic(&p, csv.as_bytes()).map_err(|e| write_err(&p, e))?;
         written.push(p);
         Ok(())
     };
@@ -141,7 +141,7 @@ pub fn export_comparison(a: &RunReport, b: &RunReport, out: &Path) -> Result<Vec
         csv.push_str(&format!("{},{},{},{},{}\n", i + 1, cell(a, i, false), cell(a, i, true), cell(b, i, false), cell(b, i, true)));
     }
     let csv_path = path("csv");
-    logitflow_core::store::write_atomic(&csv_path, csv.as_bytes()).map_err(|e| write_err(&csv_path, e))?;
+    logitflow_core::home::write_atomic(&csv_path, csv.as_bytes()).map_err(|e| write_err(&csv_path, e))?;
     written.push(csv_path);
     let title = format!("{} v{} and v{} — loss per epoch", a.model.name, a.model.version, b.model.version);
     png_and_svg!(written, stem, (900, 560), |root| draw_comparison(&root, a, b, &title));

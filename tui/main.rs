@@ -12,6 +12,7 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return fail(anyhow::anyhow!("cannot start the async runtime: {e}")),
     };
+    commands::use_store(cli.store.clone());
     let home = || commands::resolve_home(cli.home.clone());
     let result = match cli.command {
         None => home().and_then(|home| {
@@ -39,7 +40,7 @@ fn main() -> ExitCode {
         Some(Command::Runs(args)) => home().and_then(|home| commands::runs(home, args)),
         Some(Command::Export(args)) => home().and_then(|home| commands::export(home, args)),
         Some(Command::Compare(args)) => home().and_then(|home| commands::compare(home, args)),
-        Some(Command::Service(command)) => runtime.block_on(commands::service(cli.home.clone(), command)),
+        Some(Command::Service(command)) => runtime.block_on(commands::service(cli.home.clone(), cli.store.clone(), command)),
         Some(Command::Synth(args)) => commands::synth(args),
         Some(Command::Bench(args)) => runtime.block_on(logitflow::bench::run(args)),
     };

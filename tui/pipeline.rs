@@ -518,7 +518,7 @@ pub fn save_run(home: &std::path::Path, report: &RunReport) -> std::io::Result<P
     std::fs::create_dir_all(&dir)?;
     let path = dir.join(format!("{}.json", report.run_id));
     let bytes = serde_json::to_vec_pretty(report).map_err(std::io::Error::other)?;
-    logitflow_core::store::write_atomic(&path, &bytes).map_err(std::io::Error::other)?;
+    logitflow_core::home::write_atomic(&path, &bytes).map_err(std::io::Error::other)?;
     Ok(path)
 }
 

@@ -145,6 +145,8 @@ pub struct SupervisorConfig {
     /// The executable to run as `<exe> service <name>`.
     pub exe: PathBuf,
     pub home: PathBuf,
+    /// The store the children use (`--store`); `None`: the home.
+    pub store: Option<String>,
     pub token: String,
     pub allowed_roots: Vec<PathBuf>,
     /// When a crashed child is restarted, and when it is given up on.
@@ -167,6 +169,7 @@ impl SupervisorConfig {
         Ok(SupervisorConfig {
             exe,
             home,
+            store: crate::commands::store_uri(),
             token: random_token(),
             allowed_roots,
             restart: RestartPolicy::default(),
@@ -452,7 +455,7 @@ impl Supervisor {
     fn write_pidfile(&self) {
         let children: Vec<u32> = self.snapshots().iter().filter_map(|s| s.pid).collect();
         let record = serde_json::json!({"console": std::process::id(), "children": children});
-        let _ = logitflow_core::store::write_atomic(&self.pidfile, record.to_string().as_bytes());
+        let _ = logitflow_core::home::write_atomic(&self.pidfile, record.to_string().as_bytes());
     }
 
     fn spawn_child(&self, name: ServiceName, port: u16) -> std::io::Result<Child> {
@@ -468,6 +471,7 @@ impl Supervisor {
             .env(logitflow_kit::TOKEN_ENV, &self.config.token)
             .env(logitflow_kit::ALLOWED_ROOTS_ENV, std::env::join_paths(&self.config.allowed_roots).unwrap_or_default())
             .env_remove("LOGITFLOW_LISTEN")
+            .env_remove(logitflow_kit::STORE_ENV)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -477,6 +481,9 @@ impl Supervisor {
             && let Some(addr) = self.snapshot(ServiceName::Serve).and_then(|s| s.addr)
         {
             command.env(logitflow_kit::SERVE_URL_ENV, format!("http://{addr}"));
+        }
+        if let Some(store) = &self.config.store {
+            command.arg("--store").arg(store);
         }
         for (k, v) in &self.config.extra_env {
             command.env(k, v);

@@ -16,6 +16,7 @@
 //!   atomic writes, step caching, and integer model versions with aliases.
 
 pub mod clean;
+pub mod home;
 pub mod inference;
 pub mod logistic;
 pub mod metrics;

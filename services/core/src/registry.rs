@@ -1,17 +1,18 @@
 //! The model registry: [`Registry`], integer versions per model name and the aliases
-//! `stable` and `candidate`, in `<home>/registry.json`.
+//! `stable` and `candidate`, in the store's `registry.json`.
 //!
-//! Every change is read–modify–write under an exclusive lock on the home directory, is
-//! appended to `<home>/registry.journal`, and the new file replaces the old by an atomic
-//! rename, so readers (serve) never see half a registry, concurrent writers never lose each
-//! other's versions, and a damaged or deleted `registry.json` is recovered, not started over.
+//! Every change is a read–modify–write that its [`Storage`] makes safe against concurrent
+//! writers: in a home, under an exclusive lock and journalled
+//! ([`crate::home::HomeStorage`]); in an object store, by compare-and-swap on the object's
+//! ETag, retried on conflict. Readers (serve) never see half a registry, and writers on one
+//! machine or many never lose or duplicate each other's versions.
 
 use crate::metrics::Metrics;
-use crate::store::{StoreError, now_unix_ms, write_atomic};
+use crate::store::{Storage, StoreError, now_unix_ms};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::fs;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 pub const STABLE: &str = "stable";
 pub const CANDIDATE: &str = "candidate";
@@ -83,82 +84,31 @@ pub fn check_name(name: &str) -> Result<(), RegistryError> {
     if ok { Ok(()) } else { Err(RegistryError::BadName(name.to_string())) }
 }
 
-/// The model registry of a home: `registry.json`, and `registry.journal`, an append-only
-/// record of every state it was written in (one JSON line each, fsynced before the update
-/// returns).
-///
-/// - Updates are serialised by an exclusive lock on the home directory itself (flock on its
-///   open descriptor), which no one breaks by deleting a file: with a lock file, deleting it
-///   mid-run let two runs be told the same version.
-/// - A `registry.json` that is damaged or deleted is recovered from the journal's last state
-///   (and written back), so versions never start over at 1 while models exist; a damaged one
-///   with no journal to recover from is refused, naming the file.
+/// The model registry of a store. Cheap to clone; every call reads or writes through its
+/// [`Storage`], so every process sharing the store sees one registry.
 #[derive(Debug, Clone)]
 pub struct Registry {
-    home: PathBuf,
-    path: PathBuf,
-    journal_path: PathBuf,
+    storage: Arc<dyn Storage>,
 }
 
-/// Journal lines kept before it is compacted to the last state.
-const JOURNAL_LINES: usize = 256;
-
 impl Registry {
+    /// The registry of a home directory (`registry.json` and `registry.journal` in it).
     pub fn open(home: impl Into<PathBuf>) -> Registry {
-        let home = home.into();
-        Registry { path: home.join("registry.json"), journal_path: home.join("registry.journal"), home }
+        Registry::on(Arc::new(crate::home::HomeStorage::at(home)))
+    }
+
+    /// The registry kept in any [`Storage`].
+    pub fn on(storage: Arc<dyn Storage>) -> Registry {
+        Registry { storage }
     }
 
     pub fn load(&self) -> Result<RegistryData, RegistryError> {
-        let damage = match fs::read(&self.path) {
-            Ok(bytes) => match serde_json::from_slice(&bytes) {
-                Ok(data) => return Ok(data),
-                Err(e) => format!("{} does not parse: {e}", self.path.display()),
-            },
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => format!("{} is missing", self.path.display()),
-            Err(e) => return Err(StoreError::Io { path: self.path.clone(), source: e }.into()),
-        };
-        match self.journal_last_state()? {
-            Some(data) => {
-                // Written back so the next reader finds the file whole; a failure to write it
-                // still serves the recovered state.
-                if let Ok(bytes) = serde_json::to_vec_pretty(&data) {
-                    let _ = write_atomic(&self.path, &bytes);
-                }
-                Ok(data)
-            }
-            None if damage.ends_with("is missing") => Ok(RegistryData::default()),
-            None => Err(RegistryError::Corrupt(format!(
-                "{damage}, and there is no journal ({}) to recover it from",
-                self.journal_path.display()
-            ))),
-        }
+        self.storage.load_registry()
     }
 
-    /// The last whole state in the journal, if there is one.
-    fn journal_last_state(&self) -> Result<Option<RegistryData>, RegistryError> {
-        let text = match fs::read_to_string(&self.journal_path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(StoreError::Io { path: self.journal_path.clone(), source: e }.into()),
-        };
-        // A line cut short by a crash mid-append is skipped: the one before it is whole.
-        Ok(text.lines().rev().find_map(|line| serde_json::from_str(line).ok()))
-    }
-
-    /// Appends a state to the journal (compacting it when long), fsynced.
-    fn journal(&self, data: &RegistryData) -> Result<(), RegistryError> {
-        use std::io::Write;
-        let line = serde_json::to_string(data).map_err(|e| RegistryError::Corrupt(e.to_string()))?;
-        let lines = fs::read_to_string(&self.journal_path).map_or(0, |t| t.lines().count());
-        if lines >= JOURNAL_LINES {
-            return Ok(write_atomic(&self.journal_path, format!("{line}\n").as_bytes())?);
-        }
-        let io = |e| RegistryError::Store(StoreError::Io { path: self.journal_path.clone(), source: e });
-        let mut file = fs::OpenOptions::new().create(true).append(true).open(&self.journal_path).map_err(io)?;
-        file.write_all(format!("{line}\n").as_bytes()).map_err(io)?;
-        file.sync_all().map_err(io)?;
-        Ok(())
+    /// Changes whenever the registry does; `None` when it cannot be read.
+    pub fn fingerprint(&self) -> Option<String> {
+        self.storage.registry_fingerprint()
     }
 
     pub fn model(&self, name: &str) -> Result<ModelEntry, RegistryError> {
@@ -172,20 +122,16 @@ impl Registry {
             .ok_or_else(|| RegistryError::UnknownVersion { name: name.to_string(), selector: selector.to_string() })
     }
 
-    /// Runs `change` on the registry under the lock and writes the result atomically. Nothing
-    /// is written when `change` fails.
-    pub fn update<R>(&self, change: impl FnOnce(&mut RegistryData) -> Result<R, RegistryError>) -> Result<R, RegistryError> {
-        let io = |e| RegistryError::Store(StoreError::Io { path: self.home.clone(), source: e });
-        let lock = fs::File::open(&self.home).map_err(io)?;
-        lock.lock().map_err(io)?;
-        let mut data = self.load()?;
-        let result = change(&mut data)?;
-        let bytes = serde_json::to_vec_pretty(&data).map_err(|e| RegistryError::Corrupt(e.to_string()))?;
-        // The journal first: a crash between the two leaves a state the journal recovers.
-        self.journal(&data)?;
-        write_atomic(&self.path, &bytes)?;
-        drop(lock);
-        Ok(result)
+    /// Runs `change` on the registry and writes the result, safe against concurrent writers
+    /// ([`Storage::update_registry`]); `change` may run more than once, each time on the
+    /// newest registry. Nothing is written when `change` fails.
+    pub fn update<R>(&self, mut change: impl FnMut(&mut RegistryData) -> Result<R, RegistryError>) -> Result<R, RegistryError> {
+        let mut result = None;
+        self.storage.update_registry(&mut |data| {
+            result = Some(change(data)?);
+            Ok(())
+        })?;
+        result.ok_or_else(|| RegistryError::Corrupt("the registry update ran no change".into()))
     }
 
     /// Registers a model artifact under `name` and returns its version, and whether it is new.
@@ -202,13 +148,19 @@ impl Registry {
             let entry = data.models.entry(name.to_string()).or_default();
             if let Some(existing) = entry.versions.iter_mut().find(|v| v.artifact == artifact) {
                 if existing.metrics.is_none() {
-                    existing.metrics = metrics;
-                    existing.report = report;
+                    existing.metrics = metrics.clone();
+                    existing.report = report.clone();
                 }
                 return Ok((existing.version, false));
             }
             let version = entry.versions.last().map_or(1, |v| v.version + 1);
-            entry.versions.push(VersionEntry { version, artifact: artifact.to_string(), report, metrics, created_unix_ms: now_unix_ms() });
+            entry.versions.push(VersionEntry {
+                version,
+                artifact: artifact.to_string(),
+                report: report.clone(),
+                metrics: metrics.clone(),
+                created_unix_ms: now_unix_ms(),
+            });
             Ok((version, true))
         })
     }
@@ -253,6 +205,7 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn versions_aliases_and_rollback() {

@@ -1,15 +1,17 @@
-//! The artifact store under one home directory: [`Store`].
+//! The content-addressed artifact store: [`Store`], over a [`Storage`] — the home directory
+//! on one machine ([`crate::home::HomeStorage`], `file://`) or an object store shared by many
+//! (`s3://bucket/prefix`, in the `logitflow-objects` crate).
 //!
 //! ```text
-//! <home>/artifacts/<id>/manifest.json   kind, producer, inputs, parameters, time, file hashes
-//! <home>/artifacts/<id>/<files>         .npy matrices, JSON
-//! <home>/steps/<key>.json               step cache: inputs+parameters hash → output ids
-//! <home>/tmp/                           where writes are staged before their rename
+//! artifacts/<id>/manifest.json   kind, producer, inputs, parameters, time, file hashes
+//! artifacts/<id>/<files>         .npy matrices, JSON
+//! steps/<key>.json               step cache: inputs+parameters hash → output ids
+//! registry.json                  the model registry (crate::registry)
 //! ```
 //!
 //! An artifact's id is the SHA-256 of its kind and files, so the same content is stored once.
-//! Writes are staged in `tmp/`, fsynced, then renamed into place: a crash leaves either the
-//! whole artifact or nothing that any reader will look at. Reads check every file against the
+//! Its manifest is written last: an artifact without one does not exist to any reader, so a
+//! crash mid-write leaves nothing anyone will look at. Reads check every file against the
 //! manifest's hash, so a truncated or altered file is refused, never loaded.
 
 use crate::clean::{CleanReport, Dataset, Split};
@@ -18,9 +20,9 @@ use crate::table::{Classes, ColumnKind, RawTable};
 use ndarray_npy::{ViewNpyExt, WriteNpyExt};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use std::collections::BTreeMap;
-use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, thiserror::Error)]
@@ -35,10 +37,13 @@ pub enum StoreError {
     WrongKind { id: String, expected: &'static str, found: String },
     #[error("{0:?} is not an artifact id (64 hex digits)")]
     BadId(String),
+    /// An object store failed or refused a request.
+    #[error("{uri}: {detail}")]
+    Remote { uri: String, detail: String },
 }
 
 impl StoreError {
-    fn io(path: &Path, source: std::io::Error) -> Self {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
         StoreError::Io { path: path.to_path_buf(), source }
     }
 }
@@ -95,63 +100,48 @@ pub fn now_unix_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
-/// Writes a file atomically: a temp file beside it, fsync, rename, fsync of the directory.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(".{}.tmp", unique_name(&path.file_name().map_or_else(|| "file".into(), |n| n.to_string_lossy()))));
-    let result = (|| {
-        let mut f = fs::File::create(&tmp).map_err(|e| StoreError::io(&tmp, e))?;
-        f.write_all(bytes).map_err(|e| StoreError::io(&tmp, e))?;
-        f.sync_all().map_err(|e| StoreError::io(&tmp, e))?;
-        fs::rename(&tmp, path).map_err(|e| StoreError::io(path, e))?;
-        sync_dir(dir)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+/// Where a [`Store`] keeps its objects: the one seam between a home on one disk
+/// ([`crate::home::HomeStorage`]) and an object store that many machines share. Keys are
+/// `/`-separated paths under the store's root (`artifacts/<id>/<name>`, `steps/<key>.json`).
+///
+/// The methods block; services call them from blocking threads, never on an async worker.
+pub trait Storage: Send + Sync + std::fmt::Debug {
+    /// Where it is: `file:///path` or `s3://bucket/prefix`.
+    fn uri(&self) -> String;
+    /// An object's length and its bytes to read, or `None` when there is no such object.
+    fn open(&self, key: &str) -> Result<Option<StoredObject<'_>>, StoreError>;
+    /// Writes artifact `id`'s files under `artifacts/<id>/`; the last of `files` is its
+    /// `manifest.json`, the commit point: written only once every other file is whole, so
+    /// readers see the whole artifact or none. `whole` tells whether a whole copy is there
+    /// already (another writer of the same content finished first).
+    fn commit(&self, id: &str, files: &[(&str, &dyn Contents)], whole: &dyn Fn() -> bool) -> Result<(), StoreError>;
+    /// Replaces a small object whole (a step record): readers see the old bytes or the new.
+    fn replace(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError>;
+    /// The registry as it is now (empty when there is none yet).
+    fn load_registry(&self) -> Result<crate::registry::RegistryData, crate::registry::RegistryError>;
+    /// Applies `change` to the registry so that concurrent writers, here or on other machines,
+    /// never lose each other's changes (a lock, or compare-and-swap retried with `change` run
+    /// again on the newer registry). Nothing is written when `change` fails.
+    fn update_registry(
+        &self,
+        change: &mut dyn FnMut(&mut crate::registry::RegistryData) -> Result<(), crate::registry::RegistryError>,
+    ) -> Result<(), crate::registry::RegistryError>;
+    /// Something that changes whenever the registry does (its hash, its ETag); `None` when it
+    /// cannot be read. What serve polls to notice a promotion made anywhere.
+    fn registry_fingerprint(&self) -> Option<String>;
 }
 
-/// `<stem>.<pid>.<ms>.<n>`: a name no other writer uses at the same time, in this process
-/// (`n` counts its writes: two threads of one service writing the same artifact or file in the
-/// same millisecond shared a staging directory, and wrote into each other's files) or another.
-fn unique_name(stem: &str) -> String {
-    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    format!("{stem}.{}.{}.{n}", std::process::id(), now_unix_ms())
+/// An object opened for reading: its length, known before anything is allocated for it.
+pub struct StoredObject<'a> {
+    pub len: u64,
+    pub reader: Box<dyn Read + 'a>,
 }
 
-/// The pid in a staging entry's name: `<id>.<pid>.<ms>.<n>` ([`unique_name`]), or the
-/// `<id>.<pid>.<ms>` of stores written before it.
-fn staging_owner(name: &str) -> Option<u32> {
-    let parts: Vec<&str> = name.rsplit('.').take(3).collect();
-    let number = |i: usize| parts.get(i).and_then(|p| p.parse::<u64>().ok());
-    match (number(0), number(1), number(2)) {
-        (Some(_), Some(_), Some(pid)) => u32::try_from(pid).ok(),
-        (Some(_), Some(pid), None) => u32::try_from(pid).ok(),
-        _ => None,
-    }
-}
-
-/// Whether a process with this pid exists (Linux: its `/proc` entry; elsewhere: assumed alive,
-/// so only the age rule cleans up).
-fn process_alive(pid: u32) -> bool {
-    if cfg!(target_os = "linux") { Path::new("/proc").join(pid.to_string()).exists() } else { true }
-}
-
-fn sync_dir(dir: &Path) -> Result<(), StoreError> {
-    fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| StoreError::io(dir, e))
-}
-
-fn is_artifact_id(id: &str) -> bool {
-    id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-}
-
-/// The store under a home directory. Cheap to clone; every method goes to the disk, so
-/// several processes can share one home.
+/// The artifact store over a [`Storage`]. Cheap to clone; nothing is cached in memory, so
+/// several processes (on one disk, or on many machines sharing a bucket) can share it.
 #[derive(Debug, Clone)]
 pub struct Store {
-    home: PathBuf,
+    storage: Arc<dyn Storage>,
 }
 
 /// The two parts of a stored train/test split.
@@ -161,44 +151,37 @@ pub enum SplitPart {
     Test,
 }
 
+fn is_artifact_id(id: &str) -> bool {
+    id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+}
+
+fn artifact_key(id: &str, name: &str) -> Result<String, StoreError> {
+    if !is_artifact_id(id) {
+        return Err(StoreError::BadId(id.to_string()));
+    }
+    Ok(format!("artifacts/{id}/{name}"))
+}
+
 impl Store {
-    /// Opens (creating if needed) the store under `home`, and clears staged writes that no
-    /// live process owns: a writer killed mid-write (a 1M-row dataset leaves 58 MiB) is cleaned
-    /// up by the next service that opens the store, not an hour later. A staging entry is named
-    /// `<id>.<pid>.<ms>`; one whose pid is alive is left to it, unless it is over an hour old
-    /// (a reused pid).
+    /// The store in a home directory (`file://`), created if needed; see
+    /// [`crate::home::HomeStorage::open`].
     pub fn open(home: impl Into<PathBuf>) -> Result<Store, StoreError> {
-        let store = Store { home: home.into() };
-        for dir in [store.artifacts_dir(), store.home.join("steps"), store.tmp_dir()] {
-            fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
-        }
-        if let Ok(entries) = fs::read_dir(store.tmp_dir()) {
-            for entry in entries.flatten() {
-                let old =
-                    entry.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok()).is_some_and(|age| age.as_secs() > 3600);
-                let orphaned = staging_owner(&entry.file_name().to_string_lossy()).is_some_and(|pid| !process_alive(pid));
-                if old || orphaned {
-                    let _ = fs::remove_dir_all(entry.path()).or_else(|_| fs::remove_file(entry.path()));
-                }
-            }
-        }
-        Ok(store)
+        Ok(Store::on(Arc::new(crate::home::HomeStorage::open(home)?)))
     }
 
-    pub fn home(&self) -> &Path {
-        &self.home
+    /// The store on any [`Storage`].
+    pub fn on(storage: Arc<dyn Storage>) -> Store {
+        Store { storage }
     }
-    fn artifacts_dir(&self) -> PathBuf {
-        self.home.join("artifacts")
+
+    /// The registry kept beside these artifacts.
+    pub fn registry(&self) -> crate::registry::Registry {
+        crate::registry::Registry::on(self.storage.clone())
     }
-    fn tmp_dir(&self) -> PathBuf {
-        self.home.join("tmp")
-    }
-    fn artifact_dir(&self, id: &str) -> Result<PathBuf, StoreError> {
-        if !is_artifact_id(id) {
-            return Err(StoreError::BadId(id.to_string()));
-        }
-        Ok(self.artifacts_dir().join(id))
+
+    /// `file:///path` or `s3://bucket/prefix`.
+    pub fn uri(&self) -> String {
+        self.storage.uri()
     }
 
     /// Stores files as one artifact and returns its id. Storing the same kind and files again
@@ -238,7 +221,7 @@ impl Store {
             entries.insert(name.to_string(), FileEntry { sha256: sha, bytes });
         }
         let id = sha256_hex(identity.as_bytes());
-        let dest = self.artifact_dir(&id)?;
+        artifact_key(&id, "manifest.json")?;
         // The same content stored whole already: nothing to write. Stored damaged (a file
         // altered or missing, the manifest gone): written again below, replacing it.
         if self.verify(&id).is_ok() {
@@ -253,51 +236,10 @@ impl Store {
             created_unix_ms: now_unix_ms(),
             files: entries,
         };
-        let staging = self.tmp_dir().join(unique_name(&id));
-        let result = (|| {
-            fs::create_dir_all(&staging).map_err(|e| StoreError::io(&staging, e))?;
-            let manifest_bytes = serde_json::to_vec_pretty(&manifest).map_err(|e| StoreError::io(&staging, e.into()))?;
-            for (name, contents) in files.iter().copied().chain([("manifest.json", &manifest_bytes as &dyn Contents)]) {
-                let path = staging.join(name);
-                let io = |e| StoreError::io(&path, e);
-                let mut f = std::io::BufWriter::with_capacity(1 << 20, fs::File::create(&path).map_err(io)?);
-                contents.write_to(&mut f).map_err(io)?;
-                f.into_inner().map_err(|e| io(e.into_error()))?.sync_all().map_err(io)?;
-            }
-            sync_dir(&staging)?;
-            // Another writer of the same content may have finished meanwhile: its copy is whole,
-            // and moving it aside would leave readers a moment with no artifact at all (two
-            // sweep members starting together read "no artifact" so). Only a copy that was
-            // there before the check and fails it is damaged; whether it was there is looked at
-            // once, first, since a copy that appears between two looks is a whole one.
-            let existed = dest.exists();
-            match self.verify(&id) {
-                Ok(()) => return Ok(()),
-                Err(_) if !existed => {}
-                Err(_) => {
-                    // A damaged copy: moved aside in one rename (readers see it whole, damaged,
-                    // or not at all), replaced, then removed.
-                    let aside = self.tmp_dir().join(unique_name(&format!("{id}.damaged")));
-                    match fs::rename(&dest, &aside) {
-                        Ok(()) => {
-                            let _ = fs::remove_dir_all(&aside);
-                        }
-                        Err(_) if self.verify(&id).is_ok() => return Ok(()),
-                        Err(e) => return Err(StoreError::io(&dest, e)),
-                    }
-                }
-            }
-            match fs::rename(&staging, &dest) {
-                Ok(()) => sync_dir(&self.artifacts_dir()),
-                // Another writer stored the same content first: theirs is as good as ours.
-                Err(_) if self.verify(&id).is_ok() => Ok(()),
-                Err(e) => Err(StoreError::io(&dest, e)),
-            }
-        })();
-        if staging.exists() {
-            let _ = fs::remove_dir_all(&staging);
-        }
-        result.map(|()| id)
+        let manifest_bytes = json_bytes(&manifest)?;
+        let all: Vec<(&str, &dyn Contents)> = files.iter().copied().chain([("manifest.json", &manifest_bytes as &dyn Contents)]).collect();
+        self.storage.commit(&id, &all, &|| self.verify(&id).is_ok())?;
+        Ok(id)
     }
 
     /// Checks an artifact whole: its manifest, and every file's size and hash.
@@ -310,16 +252,22 @@ impl Store {
     }
 
     pub fn exists(&self, id: &str) -> bool {
-        self.artifact_dir(id).is_ok_and(|d| d.join("manifest.json").is_file())
+        artifact_key(id, "manifest.json").is_ok_and(|key| self.storage.open(&key).is_ok_and(|object| object.is_some()))
     }
 
     pub fn manifest(&self, id: &str) -> Result<Manifest, StoreError> {
-        let path = self.artifact_dir(id)?.join("manifest.json");
-        let bytes = match fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StoreError::NotFound(id.to_string())),
-            Err(e) => return Err(StoreError::io(&path, e)),
+        let key = artifact_key(id, "manifest.json")?;
+        let Some(mut object) = self.storage.open(&key)? else {
+            return Err(StoreError::NotFound(id.to_string()));
         };
+        if object.len > MANIFEST_LIMIT {
+            return Err(StoreError::Corrupt { id: id.to_string(), detail: format!("manifest.json is {} bytes", object.len) });
+        }
+        let mut bytes = Vec::new();
+        object
+            .reader
+            .read_to_end(&mut bytes)
+            .map_err(|e| StoreError::Corrupt { id: id.to_string(), detail: format!("manifest.json: {e}") })?;
         let manifest: Manifest = serde_json::from_slice(&bytes)
             .map_err(|e| StoreError::Corrupt { id: id.to_string(), detail: format!("manifest.json does not parse: {e}") })?;
         if manifest.id != id {
@@ -344,10 +292,9 @@ impl Store {
             .files
             .get(name)
             .ok_or_else(|| StoreError::Corrupt { id: id.to_string(), detail: format!("the manifest lists no file {name}") })?;
-        let path = self.artifact_dir(id)?.join(name);
         let corrupt = |detail: String| StoreError::Corrupt { id: id.to_string(), detail };
-        let mut file = fs::File::open(&path).map_err(|e| corrupt(format!("{name}: {e}")))?;
-        let len = file.metadata().map_err(|e| corrupt(format!("{name}: {e}")))?.len();
+        let object = self.storage.open(&artifact_key(id, name)?)?.ok_or_else(|| corrupt(format!("{name} is missing")))?;
+        let (len, mut file) = (object.len, object.reader);
         let mismatch = || corrupt(format!("{name} does not match its hash ({len} bytes, {} expected)", entry.bytes));
         // The size is checked before anything is allocated for the file.
         if len != entry.bytes {
@@ -356,7 +303,7 @@ impl Store {
         let len = usize::try_from(len).map_err(|_| corrupt(format!("{name} is too large to read")))?;
         let mut buffer = vec![T::zeroed(); len.div_ceil(std::mem::size_of::<T>())];
         let bytes = &mut bytemuck::cast_slice_mut::<T, u8>(&mut buffer)[..len];
-        std::io::Read::read_exact(&mut file, bytes).map_err(|e| corrupt(format!("{name}: {e}")))?;
+        file.read_exact(bytes).map_err(|e| corrupt(format!("{name}: {e}")))?;
         if sha256_hex(bytes) != entry.sha256 {
             return Err(mismatch());
         }
@@ -517,15 +464,24 @@ impl Store {
     /// and whole (hash-checked): a damaged output is not reused but made again, which
     /// replaces the damaged copy.
     pub fn step_lookup(&self, key: &str) -> Option<StepRecord> {
-        let bytes = fs::read(self.home.join("steps").join(format!("{key}.json"))).ok()?;
+        let mut object = self.storage.open(&format!("steps/{key}.json")).ok()??;
+        if object.len > MANIFEST_LIMIT {
+            return None;
+        }
+        let mut bytes = Vec::new();
+        object.reader.read_to_end(&mut bytes).ok()?;
         let record: StepRecord = serde_json::from_slice(&bytes).ok()?;
         record.outputs.values().all(|id| self.verify(id).is_ok()).then_some(record)
     }
 
     pub fn step_record(&self, key: &str, record: &StepRecord) -> Result<(), StoreError> {
-        write_atomic(&self.home.join("steps").join(format!("{key}.json")), &json_bytes(record)?)
+        self.storage.replace(&format!("steps/{key}.json"), &json_bytes(record)?)
     }
 }
+
+/// The largest manifest or step record read: they list a handful of files, so anything
+/// larger is damage, refused before it is read.
+const MANIFEST_LIMIT: u64 = 1 << 20;
 
 /// The cache key of a step: its name, its input ids and its parameters, hashed.
 pub fn step_key(step: &str, inputs: &[&str], params: &serde_json::Value) -> String {
@@ -571,7 +527,7 @@ fn json_bytes<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
 }
 
 /// A file's bytes, written on demand to whatever asks: the hash, then the file.
-pub(crate) trait Contents {
+pub trait Contents {
     fn write_to(&self, out: &mut dyn Write) -> std::io::Result<()>;
 }
 
@@ -642,6 +598,7 @@ impl Write for Digest {
 mod tests {
     use super::*;
     use crate::table::CsvOptions;
+    use std::fs;
 
     fn table() -> RawTable {
         RawTable::from_csv("score,admitted\n80,1\n20,0\n,1\n".as_bytes(), &CsvOptions::default()).expect("valid")

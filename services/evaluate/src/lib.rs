@@ -34,7 +34,8 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(config: &Config) -> anyhow::Result<AppState> {
-        Ok(AppState { store: Store::open(&config.home)?, registry: Registry::open(&config.home), decide: Arc::default() })
+        let store = config.open_store()?;
+        Ok(AppState { registry: store.registry(), store, decide: Arc::default() })
     }
 }
 

@@ -70,7 +70,7 @@ fn db_error_at(path: &std::path::Path, e: rusqlite::Error) -> ApiError {
 
 impl AppState {
     pub fn new(config: &Config) -> anyhow::Result<AppState> {
-        let store = Store::open(&config.home)?;
+        let store = config.open_store()?;
         let db = Database { path: config.home.join("ingest.sqlite"), connection: Mutex::new(None) };
         Ok(AppState { store, allowed_roots: Arc::new(config.allowed_roots.clone()), db: Arc::new(db) })
     }

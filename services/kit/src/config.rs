@@ -9,15 +9,23 @@ pub struct ServiceArgs {
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, env = "LOGITFLOW_LISTEN", default_value = crate::DEFAULT_LISTEN)]
     pub listen: SocketAddr,
-    /// The home directory holding the artifact store and registry.
+    /// The home directory: the service's own files (ingest's database), and the artifact
+    /// store and registry unless --store names another.
     #[arg(long, env = "LOGITFLOW_HOME")]
     pub home: Option<PathBuf>,
+    /// Where the artifacts and the registry are: file:///path, or s3://bucket/prefix (with
+    /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL). Default: the
+    /// home.
+    #[arg(long, env = crate::STORE_ENV)]
+    pub store: Option<String>,
 }
 
 /// Everything a service needs to know, resolved from arguments and environment.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub home: PathBuf,
+    /// The store's URI (`--store`); `None`: the store is in the home.
+    pub store: Option<String>,
     /// When set, every non-health route requires `Authorization: Bearer <token>`.
     pub token: Option<String>,
     /// Directories file sources may be read from (canonical paths).
@@ -57,13 +65,21 @@ impl Config {
             .unwrap_or_else(|| std::env::current_dir().into_iter().collect());
         allowed_roots.retain(|p| !p.as_os_str().is_empty());
         let allowed_roots = allowed_roots.into_iter().filter_map(|p| p.canonicalize().ok()).collect();
-        Config::with_default_limits(home, token, allowed_roots, std::env::var(crate::SERVE_URL_ENV).ok())
+        let mut config = Config::with_default_limits(home, token, allowed_roots, std::env::var(crate::SERVE_URL_ENV).ok());
+        config.store = args.store.clone().filter(|s| !s.trim().is_empty());
+        config
+    }
+
+    /// Opens the artifact store (and through it the registry) this configuration names.
+    pub fn open_store(&self) -> Result<logitflow_core::store::Store, logitflow_core::store::StoreError> {
+        logitflow_objects::open_store(self.store.as_deref(), &self.home)
     }
 
     /// The body limit and the timeouts every service starts with (a service may change them).
     fn with_default_limits(home: PathBuf, token: Option<String>, allowed_roots: Vec<PathBuf>, serve_url: Option<String>) -> Config {
         Config {
             home,
+            store: None,
             token,
             allowed_roots,
             serve_url,
@@ -87,6 +103,18 @@ impl Config {
     }
 }
 
+/// Refuses an address off loopback when there is no token: a service reachable from other
+/// machines must not answer anyone who asks.
+pub fn check_exposure(addr: SocketAddr, token: Option<&str>) -> std::io::Result<()> {
+    if addr.ip().is_loopback() || token.is_some_and(|t| !t.is_empty()) {
+        return Ok(());
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::PermissionDenied,
+        format!("refusing to listen on {addr} without a token: off loopback every request must carry one; set {}", crate::TOKEN_ENV),
+    ))
+}
+
 /// The command line of a service's own binary.
 #[derive(Debug, clap::Parser)]
 #[command(about = "One logitflow service, in the foreground")]
@@ -99,6 +127,24 @@ pub struct ServiceCli {
 pub async fn start(args: &ServiceArgs) -> std::io::Result<(tokio::net::TcpListener, Config)> {
     crate::init_tracing();
     let config = Config::from_env(args);
+    check_exposure(args.listen, config.token.as_deref())?;
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     Ok((listener, config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn off_loopback_a_service_needs_a_token() {
+        let open: SocketAddr = "0.0.0.0:8080".parse().expect("addr");
+        let refused = check_exposure(open, None).expect_err("no token").to_string();
+        assert!(refused.contains("0.0.0.0:8080") && refused.contains("LOGITFLOW_TOKEN"), "{refused}");
+        assert!(check_exposure(open, Some("")).is_err(), "an empty token is none");
+        assert!(check_exposure(open, Some("s3cret")).is_ok());
+        assert!(check_exposure("10.1.2.3:80".parse().expect("addr"), None).is_err());
+        assert!(check_exposure("127.0.0.1:0".parse().expect("addr"), None).is_ok());
+        assert!(check_exposure("[::1]:0".parse().expect("addr"), None).is_ok());
+    }
 }

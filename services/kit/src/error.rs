@@ -145,7 +145,7 @@ impl From<StoreError> for ApiError {
             StoreError::BadId(_) => ApiError::invalid("BAD_ARTIFACT_ID", e),
             StoreError::WrongKind { .. } => ApiError::invalid("WRONG_ARTIFACT_KIND", e),
             StoreError::Corrupt { .. } => ApiError::invalid("CORRUPT_ARTIFACT", e),
-            StoreError::Io { .. } => ApiError::Storage(e.to_string()),
+            StoreError::Io { .. } | StoreError::Remote { .. } => ApiError::Storage(e.to_string()),
         }
     }
 }

@@ -23,7 +23,7 @@ mod step;
 pub mod testing;
 pub mod wire;
 
-pub use config::{Config, ServiceArgs, ServiceCli, default_home, start};
+pub use config::{Config, ServiceArgs, ServiceCli, check_exposure, default_home, start};
 pub use error::{ApiError, Json, blocking, parse_json};
 pub use guard::same_token;
 pub use server::{Readiness, ServiceInfo, announce_listening, init_tracing, serve, serve_with_metrics, shutdown_signal};
@@ -34,6 +34,9 @@ pub const TOKEN_ENV: &str = "LOGITFLOW_TOKEN";
 /// Where a service listens unless told otherwise: loopback only, on a free port. Both ways to
 /// start one (its own binary and `logitflow service`) take it.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:0";
+/// The environment variable that names the store (`--store`): `file:///path` or
+/// `s3://bucket/prefix`.
+pub const STORE_ENV: &str = "LOGITFLOW_STORE";
 /// The environment variable that tells advisor and batch where serve is.
 pub const SERVE_URL_ENV: &str = "LOGITFLOW_SERVE_URL";
 /// Directories that file sources may be read from, separated by ':'.

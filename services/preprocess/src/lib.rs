@@ -21,7 +21,7 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(config: &Config) -> anyhow::Result<AppState> {
-        Ok(AppState { store: Store::open(&config.home)? })
+        Ok(AppState { store: config.open_store()? })
     }
 }
 

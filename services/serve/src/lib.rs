@@ -94,9 +94,10 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(config: &Config) -> anyhow::Result<AppState> {
+        let store = config.open_store()?;
         Ok(AppState {
-            store: Store::open(&config.home)?,
-            registry: Registry::open(&config.home),
+            registry: store.registry(),
+            store,
             catalog: Arc::new(ArcSwap::from_pointee(Catalog::new())),
             loading: Arc::default(),
             readiness: Readiness::not_ready("loading models from the registry"),
@@ -124,11 +125,11 @@ impl AppState {
         Ok(())
     }
 
-    /// What the registry file holds now, hashed (`None` when it cannot be read): a cheap test
-    /// of whether anyone changed it.
+    /// The registry's fingerprint (its hash in a home, its ETag in an object store; `None`
+    /// when it cannot be read): a cheap test of whether anyone changed it.
     async fn registry_fingerprint(&self) -> Option<String> {
-        let path = self.store.home().join("registry.json");
-        tokio::task::spawn_blocking(move || std::fs::read(path).ok().map(|bytes| logitflow_core::sha256_hex(&bytes))).await.ok().flatten()
+        let registry = self.registry.clone();
+        tokio::task::spawn_blocking(move || registry.fingerprint()).await.ok().flatten()
     }
 
     /// Ready while every alias of every model serves the version it points at.

@@ -90,7 +90,7 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(config: &Config, shutting_down: watch::Receiver<bool>) -> anyhow::Result<AppState> {
-        Ok(AppState { store: Store::open(&config.home)?, jobs: Arc::default(), next_id: Arc::new(AtomicU64::new(1)), shutting_down })
+        Ok(AppState { store: config.open_store()?, jobs: Arc::default(), next_id: Arc::new(AtomicU64::new(1)), shutting_down })
     }
 
     fn job(&self, id: &str) -> Result<Arc<Job>, ApiError> {

@@ -1,0 +1,279 @@
+//! The store in a home directory on one machine's disk: [`HomeStorage`], the `file://`
+//! [`Storage`], and [`write_atomic`], the one way anything here replaces a file.
+//!
+//! ```text
+//! <home>/artifacts/<id>/manifest.json   kind, producer, inputs, parameters, time, file hashes
+//! <home>/artifacts/<id>/<files>         .npy matrices, JSON
+//! <home>/steps/<key>.json               step cache: inputs+parameters hash → output ids
+//! <home>/registry.json                  the model registry, and registry.journal beside it
+//! <home>/tmp/                           where writes are staged before their rename
+//! ```
+//!
+//! An artifact is staged whole in `tmp/`, fsynced, then renamed into place: a crash leaves
+//! either the whole artifact or nothing that any reader will look at. Registry updates are
+//! serialised by a lock on the home directory and journalled, so a damaged `registry.json` is
+//! recovered rather than started over.
+
+use crate::registry::{RegistryData, RegistryError};
+use crate::store::{Contents, Storage, StoreError, StoredObject, now_unix_ms};
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Writes a file atomically: a temp file beside it, fsync, rename, fsync of the directory.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(".{}.tmp", unique_name(&path.file_name().map_or_else(|| "file".into(), |n| n.to_string_lossy()))));
+    let result = (|| {
+        let mut f = fs::File::create(&tmp).map_err(|e| StoreError::io(&tmp, e))?;
+        f.write_all(bytes).map_err(|e| StoreError::io(&tmp, e))?;
+        f.sync_all().map_err(|e| StoreError::io(&tmp, e))?;
+        fs::rename(&tmp, path).map_err(|e| StoreError::io(path, e))?;
+        sync_dir(dir)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// `<stem>.<pid>.<ms>.<n>`: a name no other writer uses at the same time, in this process
+/// (`n` counts its writes: two threads of one service writing the same artifact or file in the
+/// same millisecond shared a staging directory, and wrote into each other's files) or another.
+fn unique_name(stem: &str) -> String {
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{stem}.{}.{}.{n}", std::process::id(), now_unix_ms())
+}
+
+/// The pid in a staging entry's name: `<id>.<pid>.<ms>.<n>` ([`unique_name`]), or the
+/// `<id>.<pid>.<ms>` of stores written before it.
+fn staging_owner(name: &str) -> Option<u32> {
+    let parts: Vec<&str> = name.rsplit('.').take(3).collect();
+    let number = |i: usize| parts.get(i).and_then(|p| p.parse::<u64>().ok());
+    match (number(0), number(1), number(2)) {
+        (Some(_), Some(_), Some(pid)) => u32::try_from(pid).ok(),
+        (Some(_), Some(pid), None) => u32::try_from(pid).ok(),
+        _ => None,
+    }
+}
+
+/// Whether a process with this pid exists (Linux: its `/proc` entry; elsewhere: assumed alive,
+/// so only the age rule cleans up).
+fn process_alive(pid: u32) -> bool {
+    if cfg!(target_os = "linux") { Path::new("/proc").join(pid.to_string()).exists() } else { true }
+}
+
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| StoreError::io(dir, e))
+}
+
+/// Journal lines kept before it is compacted to the last state.
+const JOURNAL_LINES: usize = 256;
+
+/// The store and registry in a home directory. Every method goes to the disk, so several
+/// processes can share one home.
+#[derive(Debug, Clone)]
+pub struct HomeStorage {
+    home: PathBuf,
+}
+
+impl HomeStorage {
+    /// The storage of `home`, touching nothing on disk (the registry's view of a home).
+    pub fn at(home: impl Into<PathBuf>) -> HomeStorage {
+        HomeStorage { home: home.into() }
+    }
+
+    /// Opens (creating if needed) the store under `home`, and clears staged writes that no
+    /// live process owns: a writer killed mid-write (a 1M-row dataset leaves 58 MiB) is cleaned
+    /// up by the next service that opens the store, not an hour later. A staging entry is named
+    /// `<id>.<pid>.<ms>.<n>`; one whose pid is alive is left to it, unless it is over an hour
+    /// old (a reused pid).
+    pub fn open(home: impl Into<PathBuf>) -> Result<HomeStorage, StoreError> {
+        let storage = HomeStorage::at(home);
+        for dir in [storage.home.join("artifacts"), storage.home.join("steps"), storage.tmp_dir()] {
+            fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
+        }
+        if let Ok(entries) = fs::read_dir(storage.tmp_dir()) {
+            for entry in entries.flatten() {
+                let old =
+                    entry.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok()).is_some_and(|age| age.as_secs() > 3600);
+                let orphaned = staging_owner(&entry.file_name().to_string_lossy()).is_some_and(|pid| !process_alive(pid));
+                if old || orphaned {
+                    let _ = fs::remove_dir_all(entry.path()).or_else(|_| fs::remove_file(entry.path()));
+                }
+            }
+        }
+        Ok(storage)
+    }
+
+    pub fn home(&self) -> &Path {
+        &self.home
+    }
+    fn tmp_dir(&self) -> PathBuf {
+        self.home.join("tmp")
+    }
+    fn registry_path(&self) -> PathBuf {
+        self.home.join("registry.json")
+    }
+    fn journal_path(&self) -> PathBuf {
+        self.home.join("registry.journal")
+    }
+
+    /// The last whole state in the journal, if there is one.
+    fn journal_last_state(&self) -> Result<Option<RegistryData>, RegistryError> {
+        let path = self.journal_path();
+        let text = match fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(StoreError::io(&path, e).into()),
+        };
+        // A line cut short by a crash mid-append is skipped: the one before it is whole.
+        Ok(text.lines().rev().find_map(|line| serde_json::from_str(line).ok()))
+    }
+
+    /// Appends a state to the journal (compacting it when long), fsynced.
+    fn journal(&self, data: &RegistryData) -> Result<(), RegistryError> {
+        let path = self.journal_path();
+        let line = serde_json::to_string(data).map_err(|e| RegistryError::Corrupt(e.to_string()))?;
+        let lines = fs::read_to_string(&path).map_or(0, |t| t.lines().count());
+        if lines >= JOURNAL_LINES {
+            return Ok(write_atomic(&path, format!("{line}\n").as_bytes())?);
+        }
+        let io = |e| RegistryError::Store(StoreError::io(&path, e));
+        let mut file = fs::OpenOptions::new().create(true).append(true).open(&path).map_err(io)?;
+        file.write_all(format!("{line}\n").as_bytes()).map_err(io)?;
+        file.sync_all().map_err(io)?;
+        Ok(())
+    }
+}
+
+impl Storage for HomeStorage {
+    fn uri(&self) -> String {
+        format!("file://{}", self.home.display())
+    }
+
+    fn open(&self, key: &str) -> Result<Option<StoredObject<'_>>, StoreError> {
+        let path = self.home.join(key);
+        let file = match fs::File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(StoreError::io(&path, e)),
+        };
+        let len = file.metadata().map_err(|e| StoreError::io(&path, e))?.len();
+        Ok(Some(StoredObject { len, reader: Box::new(file) }))
+    }
+
+    fn commit(&self, id: &str, files: &[(&str, &dyn Contents)], whole: &dyn Fn() -> bool) -> Result<(), StoreError> {
+        let artifacts = self.home.join("artifacts");
+        let dest = artifacts.join(id);
+        let staging = self.tmp_dir().join(unique_name(id));
+        let result = (|| {
+            fs::create_dir_all(&staging).map_err(|e| StoreError::io(&staging, e))?;
+            for (name, contents) in files {
+                let path = staging.join(name);
+                let io = |e| StoreError::io(&path, e);
+                let mut f = std::io::BufWriter::with_capacity(1 << 20, fs::File::create(&path).map_err(io)?);
+                contents.write_to(&mut f).map_err(io)?;
+                f.into_inner().map_err(|e| io(e.into_error()))?.sync_all().map_err(io)?;
+            }
+            sync_dir(&staging)?;
+            // Another writer of the same content may have finished meanwhile: its copy is whole,
+            // and moving it aside would leave readers a moment with no artifact at all (two
+            // sweep members starting together read "no artifact" so). Only a copy that was
+            // there before the check and fails it is damaged; whether it was there is looked at
+            // once, first, since a copy that appears between two looks is a whole one.
+            let existed = dest.exists();
+            match whole() {
+                true => return Ok(()),
+                false if !existed => {}
+                false => {
+                    // A damaged copy: moved aside in one rename (readers see it whole, damaged,
+                    // or not at all), replaced, then removed.
+                    let aside = self.tmp_dir().join(unique_name(&format!("{id}.damaged")));
+                    match fs::rename(&dest, &aside) {
+                        Ok(()) => {
+                            let _ = fs::remove_dir_all(&aside);
+                        }
+                        Err(_) if whole() => return Ok(()),
+                        Err(e) => return Err(StoreError::io(&dest, e)),
+                    }
+                }
+            }
+            match fs::rename(&staging, &dest) {
+                Ok(()) => sync_dir(&artifacts),
+                // Another writer stored the same content first: theirs is as good as ours.
+                Err(_) if whole() => Ok(()),
+                Err(e) => Err(StoreError::io(&dest, e)),
+            }
+        })();
+        if staging.exists() {
+            let _ = fs::remove_dir_all(&staging);
+        }
+        result
+    }
+
+    fn replace(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        write_atomic(&self.home.join(key), bytes)
+    }
+
+    fn load_registry(&self) -> Result<RegistryData, RegistryError> {
+        let path = self.registry_path();
+        let damage = match fs::read(&path) {
+            Ok(bytes) => match serde_json::from_slice(&bytes) {
+                Ok(data) => return Ok(data),
+                Err(e) => format!("{} does not parse: {e}", path.display()),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => format!("{} is missing", path.display()),
+            Err(e) => return Err(StoreError::io(&path, e).into()),
+        };
+        match self.journal_last_state()? {
+            Some(data) => {
+                // Written back so the next reader finds the file whole; a failure to write it
+                // still serves the recovered state.
+                if let Ok(bytes) = serde_json::to_vec_pretty(&data) {
+                    let _ = write_atomic(&path, &bytes);
+                }
+                Ok(data)
+            }
+            None if damage.ends_with("is missing") => Ok(RegistryData::default()),
+            None => Err(RegistryError::Corrupt(format!(
+                "{damage}, and there is no journal ({}) to recover it from",
+                self.journal_path().display()
+            ))),
+        }
+    }
+
+    /// Serialised by an exclusive lock on the home directory itself (flock on its open
+    /// descriptor), which no one breaks by deleting a file: with a lock file, deleting it
+    /// mid-run let two runs be told the same version. The journal is written first: a crash
+    /// between the two leaves a state the journal recovers.
+    fn update_registry(&self, change: &mut dyn FnMut(&mut RegistryData) -> Result<(), RegistryError>) -> Result<(), RegistryError> {
+        let io = |e| RegistryError::Store(StoreError::io(&self.home, e));
+        let lock = fs::File::open(&self.home).map_err(io)?;
+        lock.lock().map_err(io)?;
+        let mut data = self.load_registry()?;
+        change(&mut data)?;
+        let bytes = serde_json::to_vec_pretty(&data).map_err(|e| RegistryError::Corrupt(e.to_string()))?;
+        self.journal(&data)?;
+        write_atomic(&self.registry_path(), &bytes)?;
+        drop(lock);
+        Ok(())
+    }
+
+    fn registry_fingerprint(&self) -> Option<String> {
+        fs::read(self.registry_path()).ok().map(|bytes| crate::sha256_hex(&bytes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn staging_names_carry_their_writers_pid() {
+        assert_eq!(staging_owner(&unique_name("x")), Some(std::process::id()));
+        assert_eq!(staging_owner("abc.42.1700000000000"), Some(42));
+        assert_eq!(staging_owner("abc"), None);
+    }
+}

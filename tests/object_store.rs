@@ -279,3 +279,63 @@ fn two_runs_and_two_serve_replicas_share_nothing_but_the_bucket() {
         let _ = child.wait();
     }
 }
+
+/// One service on a home of its own and the shared store, with a token; its address.
+fn remote_service(weed: &Weed, name: &str, home: &Path, store: &str, token: &str) -> (Child, String, impl Read) {
+    let mut command = weed.logitflow(home, store);
+    command.args(["service", name]).env("LOGITFLOW_TOKEN", token).env("LOGITFLOW_ALLOWED_ROOTS", home);
+    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("service");
+    let stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let (line, stdout) = common::line_within(stdout, Duration::from_secs(30), "listening");
+    let value: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("{name}: {line}"));
+    (child, format!("http://{}", value["addr"].as_str().expect("addr")), stdout)
+}
+
+#[test]
+fn run_connect_drives_services_started_elsewhere_and_sends_them_the_data() {
+    let Some(weed) = Weed::start("run_connect_drives_services_started_elsewhere_and_sends_them_the_data") else { return };
+    let store = "s3://logitflow-ci/connected";
+    let token = "a-token-for-the-cluster";
+    let names = ["ingest", "preprocess", "features", "train", "evaluate", "serve"];
+    let homes: Vec<tempfile::TempDir> = names.iter().map(|_| tempfile::tempdir().expect("home")).collect();
+    let mut services: Vec<(Child, String, Box<dyn Read>)> = names
+        .iter()
+        .zip(&homes)
+        .map(|(name, home)| {
+            let (child, url, out) = remote_service(&weed, name, home.path(), store, token);
+            (child, url, Box::new(out) as Box<dyn Read>)
+        })
+        .collect();
+    let console = tempfile::tempdir().expect("console home");
+    let mut cluster = String::from("[services]\n");
+    for (name, (_, url, _)) in names.iter().zip(&services) {
+        cluster.push_str(&format!("{name} = \"{url}\"\n"));
+    }
+    let cluster = common::write(console.path(), "cluster.toml", &cluster);
+    // The data is where no service may read it: ingest gets it in the request.
+    let data = common::write(console.path(), "admissions.csv", include_str!("../assets/admissions.csv"));
+    let run = |token: Option<&str>| {
+        let mut command = common::logitflow(console.path());
+        command.arg("run").arg("--connect").arg(&cluster).arg("--data").arg(&data).args(["--solver", "newton", "--predict", "80"]);
+        if let Some(token) = token {
+            command.env("LOGITFLOW_TOKEN", token);
+        }
+        common::run_for(command, Duration::from_secs(120))
+    };
+    let refused = run(None);
+    assert!(!refused.status.success(), "ran without the token");
+    assert!(common::stderr(&refused).contains("401") || common::stderr(&refused).contains("token"), "{}", common::stderr(&refused));
+    let out = run(Some(token));
+    assert!(out.status.success(), "run --connect failed: {}", common::stderr(&out));
+    let said = common::stdout(&out);
+    assert!(said.contains("score 80 → probability 0.99"), "{said}");
+    let registry = Registry::on(Arc::new(weed.storage(store)));
+    assert_eq!(registry.model("admissions").expect("in the bucket").versions.len(), 1);
+    let uploads: Vec<_> = std::fs::read_dir(homes[0].path().join("uploads")).expect("uploads").flatten().collect();
+    assert_eq!(uploads.len(), 1, "the CSV was sent to ingest once");
+    assert_eq!(std::fs::read(uploads[0].path()).expect("upload"), std::fs::read(&data).expect("data"), "byte for byte");
+    for (child, _, _) in &mut services {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}

@@ -232,6 +232,11 @@ pub struct RunArgs {
     /// Print one JSON object instead of the report.
     #[arg(long)]
     pub json: bool,
+    /// Drive services someone else started, named by URL in this TOML file (`[services]`
+    /// ingest = "http://…", …; the token from LOGITFLOW_TOKEN), instead of starting them.
+    /// The data is sent to ingest.
+    #[arg(long)]
+    pub connect: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

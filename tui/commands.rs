@@ -68,9 +68,7 @@ pub fn store_uri() -> Option<String> {
 
 /// The model registry of the store this invocation uses.
 fn registry(home: &Path) -> anyhow::Result<logitflow_core::registry::Registry> {
-    let store =
-        logitflow_objects::open_store(store_uri().as_deref(), home).map_err(|e| anyhow::anyhow!("the store cannot be opened: {e}"))?;
-    Ok(store.registry())
+    logitflow_objects::open_registry(store_uri().as_deref(), home).map_err(|e| anyhow::anyhow!("the store cannot be opened: {e}"))
 }
 
 /// Writes the bundled data to `<home>/datasets/admissions.csv` (if it is not there already).
@@ -186,12 +184,25 @@ pub fn start_services(home: &Path, request: &PipelineRequest) -> anyhow::Result<
 /// `logitflow run`.
 pub async fn run(home: PathBuf, args: RunArgs) -> anyhow::Result<()> {
     let request = pipeline_request(&home, &args.data, args.predict.clone())?;
-    let supervisor = start_services(&home, &request)?;
-    let outcome = tokio::select! {
-        outcome = drive(&supervisor, &request, &home) => outcome,
-        _ = logitflow_kit::shutdown_signal() => Err(anyhow::anyhow!("interrupted")),
+    let outcome = match &args.connect {
+        Some(file) => {
+            let token = std::env::var(logitflow_kit::TOKEN_ENV).ok().filter(|t| !t.is_empty());
+            let clients = crate::connect::Connection::load(file)?.clients(token)?;
+            tokio::select! {
+                outcome = drive_clients(&clients, &request, &home) => outcome,
+                _ = logitflow_kit::shutdown_signal() => Err(anyhow::anyhow!("interrupted")),
+            }
+        }
+        None => {
+            let supervisor = start_services(&home, &request)?;
+            let outcome = tokio::select! {
+                outcome = drive(&supervisor, &request, &home) => outcome,
+                _ = logitflow_kit::shutdown_signal() => Err(anyhow::anyhow!("interrupted")),
+            };
+            supervisor.shutdown().await;
+            outcome
+        }
     };
-    supervisor.shutdown().await;
     // The pipeline kept the report in the home before the new version went live.
     let report = outcome?;
     if args.json {
@@ -209,6 +220,13 @@ async fn drive(supervisor: &Supervisor, request: &PipelineRequest, home: &Path) 
     }
     supervisor.wait_ready(READY_TIMEOUT).await.map_err(|e| anyhow::anyhow!(e))?;
     let clients = Clients::from_supervisor(supervisor).context("a service has no address")?;
+    drive_clients(&clients, request, home).await
+}
+
+/// Runs the pipeline through `clients` (the supervisor's children, or services by URL),
+/// printing progress when stderr is a terminal.
+async fn drive_clients(clients: &Clients, request: &PipelineRequest, home: &Path) -> anyhow::Result<RunReport> {
+    let progress = std::io::stderr().is_terminal();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let epochs = request.params.epochs;
     let printer = tokio::spawn(async move {
@@ -218,7 +236,7 @@ async fn drive(supervisor: &Supervisor, request: &PipelineRequest, home: &Path) 
             }
         }
     });
-    let report = pipeline::run_pipeline(&clients, request, tx, Some(home)).await;
+    let report = pipeline::run_pipeline(clients, request, tx, Some(home)).await;
     let _ = printer.await;
     Ok(report?)
 }

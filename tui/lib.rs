@@ -14,6 +14,7 @@ pub mod bench;
 pub mod cli;
 pub mod commands;
 pub mod compare;
+pub mod connect;
 pub mod dashboard;
 pub mod export;
 pub mod pipeline;

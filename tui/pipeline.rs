@@ -17,7 +17,7 @@ use logitflow_core::table::{Classes, CsvOptions};
 use logitflow_kit::client::{ClientError, ServiceClient};
 use logitflow_kit::wire::{
     AliasRequest, CsvSource, DatasetInfo, EvaluateRequest, Evaluation, InferRequest, InferResponse, JobInfo, LoadInfo, RowCounts,
-    SplitInfo, SplitRequest, TrainEvent, TrainRequest, TransformInfo, TransformRequest,
+    SplitInfo, SplitRequest, TrainEvent, TrainRequest, TransformInfo, TransformRequest, UploadInfo,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -213,6 +213,9 @@ pub struct Clients {
     pub train: ServiceClient,
     pub evaluate: ServiceClient,
     pub serve: ServiceClient,
+    /// Send the data files to ingest in the request (`PUT /v1/uploads`) instead of naming
+    /// their paths: ingest runs elsewhere (`--connect`) and cannot read this machine's files.
+    pub upload_data: bool,
 }
 
 impl Clients {
@@ -225,6 +228,7 @@ impl Clients {
             train: sup.client(ServiceName::Train)?,
             evaluate: sup.client(ServiceName::Evaluate)?,
             serve: sup.client(ServiceName::Serve)?,
+            upload_data: false,
         })
     }
 }
@@ -297,12 +301,21 @@ pub async fn run_pipeline(
             class_labels: o.class_labels.clone(),
         }
     };
-    let source = csv_source(&request.data);
+    // What ingest is told to read: the file here, or the copy of it sent to ingest.
+    let source_of = |path: PathBuf| async move {
+        let mut source = csv_source(&path);
+        if clients.upload_data {
+            let upload: UploadInfo = clients.ingest.put_file("/v1/uploads", &path).await?;
+            source.path = upload.path;
+        }
+        Ok::<_, ClientError>(source)
+    };
     let ingest = async {
+        let source = source_of(request.data.clone()).await?;
         let train: DatasetInfo = clients.ingest.post("/v1/datasets/csv", &source).await?;
         let test = match &request.test_data {
             Some(path) => {
-                let source = csv_source(path);
+                let source = source_of(path.clone()).await?;
                 Some(clients.ingest.post::<_, DatasetInfo>("/v1/datasets/csv", &source).await?)
             }
             None => None,
@@ -410,7 +423,7 @@ pub async fn run_pipeline(
     let mut report = RunReport {
         run_id,
         started_unix_ms,
-        data: source.path,
+        data: absolute(&request.data),
         model: ModelReport {
             name: request.model_name.clone(),
             version: evaluation.version,

@@ -108,7 +108,7 @@ MUTANTS = {
            "",
            ["-p", "logitflow-ingest"], "a_directory_swapped_for_a_symlink_never_reads_outside_the_roots"),
     "B1": ("a body over the limit is a 413", "services/kit/src/guard.rs",
-           "if declared_length(request).is_some_and(|length| length > common.body_limit as u64) {",
+           "if declared_length(request).is_some_and(|length| length > limit) {",
            "if declared_length(request).is_some_and(|length| length > 1 << 40) {",
            ["-p", "logitflow-kit"], "bad_bodies_get_json_errors"),
     "B2": ("a retried post with its Idempotency-Key is stored once", "services/ingest/src/lib.rs",

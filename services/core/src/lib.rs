@@ -49,7 +49,7 @@ pub fn sha256_hex_of(mut reader: impl std::io::Read) -> std::io::Result<String> 
 }
 
 /// Lower-case hex of a digest.
-pub(crate) fn hex(digest: &[u8]) -> String {
+pub fn hex(digest: &[u8]) -> String {
     let mut out = String::with_capacity(64);
     for b in digest {
         use std::fmt::Write;

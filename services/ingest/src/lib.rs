@@ -16,7 +16,7 @@ use axum::routing::{get, post};
 use logitflow_core::store::{Store, step_key};
 use logitflow_core::synth::{Generator, generate};
 use logitflow_core::table::{CsvOptions, RawTable};
-use logitflow_kit::wire::{CollectionInfo, CsvSource, DatasetInfo, RecordsAck, RecordsPost, SnapshotRequest, SyntheticSource};
+use logitflow_kit::wire::{CollectionInfo, CsvSource, DatasetInfo, RecordsAck, RecordsPost, SnapshotRequest, SyntheticSource, UploadInfo};
 use logitflow_kit::{ApiError, Config, Json, Readiness, blocking, cached_step};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::PathBuf;
@@ -34,6 +34,8 @@ pub struct AppState {
     store: Store,
     allowed_roots: Arc<Vec<PathBuf>>,
     db: Arc<Database>,
+    /// `<home>/uploads`, canonical: where uploaded CSVs are kept.
+    uploads: Arc<PathBuf>,
 }
 
 /// ingest's SQLite database (`<home>/ingest.sqlite`), opened when a collection is first used:
@@ -72,7 +74,13 @@ impl AppState {
     pub fn new(config: &Config) -> anyhow::Result<AppState> {
         let store = config.open_store()?;
         let db = Database { path: config.home.join("ingest.sqlite"), connection: Mutex::new(None) };
-        Ok(AppState { store, allowed_roots: Arc::new(config.allowed_roots.clone()), db: Arc::new(db) })
+        // Uploaded files may be read like any other: their directory is one of the roots.
+        let uploads = config.home.join("uploads");
+        std::fs::create_dir_all(&uploads).map_err(|e| anyhow::anyhow!("{}: {e}", uploads.display()))?;
+        let uploads = uploads.canonicalize().map_err(|e| anyhow::anyhow!("{}: {e}", uploads.display()))?;
+        let mut allowed_roots = config.allowed_roots.clone();
+        allowed_roots.push(uploads.clone());
+        Ok(AppState { store, allowed_roots: Arc::new(allowed_roots), db: Arc::new(db), uploads: Arc::new(uploads) })
     }
 }
 
@@ -98,6 +106,7 @@ fn db_error(e: rusqlite::Error) -> ApiError {
 pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/v1/datasets/csv", post(from_csv))
+        .route(UPLOADS, axum::routing::put(upload))
         .route("/v1/datasets/synthetic", post(synthetic))
         .route("/v1/collections/{name}", get(collection))
         .route("/v1/collections/{name}/records", post(post_records))
@@ -111,6 +120,7 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     config.body_limit = 16 << 20;
+    config.large_body_routes.push((UPLOADS, MAX_CSV_BYTES));
     let state = AppState::new(&config)?;
     logitflow_kit::serve(NAME, &config, Readiness::ready(), app(state), listener, shutdown).await?;
     Ok(())
@@ -244,6 +254,47 @@ async fn from_csv(State(state): State<AppState>, Json(source): Json<CsvSource>) 
         .map(Json)
     })
     .await
+}
+
+/// Where a console on another machine sends its CSV: the body, streamed to disk.
+const UPLOADS: &str = "/v1/uploads";
+
+/// `PUT /v1/uploads`: a CSV sent in the body (up to [`MAX_CSV_BYTES`]), written to
+/// `<home>/uploads/<sha256>.csv` as it arrives, never held whole; the answer names the path
+/// to give `/v1/datasets/csv`. A body cut off or over the limit leaves nothing behind.
+async fn upload(State(state): State<AppState>, body: axum::body::Body) -> Result<Json<UploadInfo>, ApiError> {
+    use futures::StreamExt;
+    use sha2::Digest;
+    use tokio::io::AsyncWriteExt;
+    static UPLOADS_STARTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = UPLOADS_STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let staging = state.uploads.join(format!(".upload.{}.{n}", std::process::id()));
+    let storage = |e: std::io::Error| ApiError::Storage(format!("{}: {e}", staging.display()));
+    let mut file = tokio::fs::File::create(&staging).await.map_err(storage)?;
+    let (mut sha, mut bytes) = (sha2::Sha256::new(), 0u64);
+    let mut stream = body.into_data_stream();
+    let received = async {
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(ApiError::from_body_error)?;
+            sha.update(&chunk);
+            bytes += chunk.len() as u64;
+            file.write_all(&chunk).await.map_err(storage)?;
+        }
+        file.sync_all().await.map_err(storage)
+    }
+    .await;
+    drop(file);
+    if let Err(e) = received {
+        let _ = tokio::fs::remove_file(&staging).await;
+        return Err(e);
+    }
+    let sha256 = logitflow_core::hex(&sha.finalize());
+    let path = state.uploads.join(format!("{sha256}.csv"));
+    if let Err(e) = tokio::fs::rename(&staging, &path).await {
+        let _ = tokio::fs::remove_file(&staging).await;
+        return Err(ApiError::Storage(format!("{}: {e}", path.display())));
+    }
+    Ok(Json(UploadInfo { path: path.display().to_string(), bytes, sha256 }))
 }
 
 async fn synthetic(State(state): State<AppState>, Json(source): Json<SyntheticSource>) -> Result<Json<DatasetInfo>, ApiError> {

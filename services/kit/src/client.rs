@@ -104,6 +104,27 @@ impl ServiceClient {
         ClientError::Api { service: self.name.clone(), status: status.as_u16(), code: body.code, message: body.error }
     }
 
+    /// PUTs a file as the body, streamed from disk (ingest's uploads); no overall timeout,
+    /// since a large file takes as long as the network needs.
+    pub async fn put_file<T: DeserializeOwned>(&self, path: &str, file: &std::path::Path) -> Result<T, ClientError> {
+        let unreadable =
+            |e: std::io::Error| ClientError::Transport { service: self.name.clone(), detail: format!("{}: {e}", file.display()) };
+        let opened = tokio::fs::File::open(file).await.map_err(unreadable)?;
+        let length = opened.metadata().await.map_err(unreadable)?.len();
+        let builder = self
+            .request(reqwest::Method::PUT, path)
+            .header(reqwest::header::CONTENT_TYPE, "text/csv")
+            .header(reqwest::header::CONTENT_LENGTH, length)
+            .body(reqwest::Body::from(opened));
+        let response = builder.send().await.map_err(|e| self.transport(e))?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(|e| self.transport(e))?;
+        if !status.is_success() {
+            return Err(self.api_error(status, &bytes, None));
+        }
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode { service: self.name.clone(), detail: e.to_string() })
+    }
+
     /// POSTs `body` as `content_type` and hands back the answer once its status says success,
     /// to be read as it streams: no overall timeout, since it lasts as long as the answer.
     pub async fn post_bytes(&self, path: &str, content_type: &str, body: Vec<u8>) -> Result<reqwest::Response, ClientError> {

@@ -34,6 +34,9 @@ pub struct Config {
     pub serve_url: Option<String>,
     /// The largest request body accepted, in bytes.
     pub body_limit: usize,
+    /// Routes (by path prefix) that take larger bodies than `body_limit`, with their limit:
+    /// ingest's CSV uploads, which it streams to disk and never holds.
+    pub large_body_routes: Vec<(&'static str, u64)>,
     /// How long a request may take in all, body included, before it is answered 408: a
     /// client trickling its body is cut off here.
     pub request_timeout: Duration,
@@ -84,6 +87,7 @@ impl Config {
             allowed_roots,
             serve_url,
             body_limit: 1 << 20,
+            large_body_routes: Vec::new(),
             request_timeout: Duration::from_secs(30),
             body_timeout: Duration::from_secs(10),
             header_timeout: Duration::from_secs(10),

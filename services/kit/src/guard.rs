@@ -132,7 +132,8 @@ where
         }
         Some(refused) => future.refused = Some(refused.into_response()),
         None => {
-            let (limit, timeout) = (common.body_limit, common.body_timeout);
+            let (limit, timeout) =
+                (usize::try_from(common.body_limit_for(request.uri().path())).unwrap_or(usize::MAX), common.body_timeout);
             let body =
                 |body| Body::new(IdleTimeoutBody { inner: http_body_util::Limited::new(body, limit), timeout: LazyTimeout::new(timeout) });
             future.route = Some(route(request.map(body)));
@@ -176,8 +177,9 @@ fn refusal<B>(common: &Common, request: &Request<B>) -> Option<ApiError> {
             return Some(ApiError::Unauthorized);
         }
     }
-    if declared_length(request).is_some_and(|length| length > common.body_limit as u64) {
-        return Some(ApiError::PayloadTooLarge(format!("the request body is over the limit of {} bytes", common.body_limit)));
+    let limit = common.body_limit_for(request.uri().path());
+    if declared_length(request).is_some_and(|length| length > limit) {
+        return Some(ApiError::PayloadTooLarge(format!("the request body is over the limit of {limit} bytes")));
     }
     None
 }

@@ -50,6 +50,7 @@ pub(crate) struct Common {
     pub(crate) connections: Arc<Connections>,
     pub(crate) token: Option<Box<str>>,
     pub(crate) body_limit: usize,
+    large_body_routes: Vec<(&'static str, u64)>,
     pub(crate) request_timeout: Duration,
     pub(crate) body_timeout: Duration,
     /// The service's own series, appended to `/metrics`.
@@ -75,10 +76,18 @@ impl Common {
             connections: Arc::new(Connections::new(started)),
             token: config.token.as_deref().map(Box::from),
             body_limit: config.body_limit,
+            large_body_routes: config.large_body_routes.clone(),
             request_timeout: config.request_timeout,
             body_timeout: config.body_timeout,
             extra_metrics,
         })
+    }
+}
+
+impl Common {
+    /// The largest body a request to `path` may carry.
+    pub(crate) fn body_limit_for(&self, path: &str) -> u64 {
+        self.large_body_routes.iter().find(|(prefix, _)| path.starts_with(prefix)).map_or(self.body_limit as u64, |(_, limit)| *limit)
     }
 }
 

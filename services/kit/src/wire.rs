@@ -614,3 +614,11 @@ impl crate::StepSummary for TransformInfo {
         self.cached = cached;
     }
 }
+
+/// ingest's answer to `PUT /v1/uploads`: where the uploaded CSV is kept, for a `CsvSource`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct UploadInfo {
+    pub path: String,
+    pub bytes: u64,
+    pub sha256: String,
+}

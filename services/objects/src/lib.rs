@@ -19,25 +19,50 @@
 
 use bytes::Bytes;
 use futures::StreamExt;
-use logitflow_core::registry::{RegistryData, RegistryError};
+use logitflow_core::registry::{Registry, RegistryData, RegistryError};
 use logitflow_core::store::{Contents, Storage, Store, StoreError, StoredObject};
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as ObjectPath;
 use object_store::{MultipartUpload, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
 use std::future::Future;
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 /// Opens the store a URI names: `file:///path` (a home directory), `s3://bucket/prefix`, or,
 /// when there is no URI, the home directory `home` itself.
 pub fn open_store(uri: Option<&str>, home: &Path) -> Result<Store, StoreError> {
+    match locate(uri, home)? {
+        Location::Home(path) => Store::open(path),
+        Location::S3(uri) => Ok(Store::on(Arc::new(S3Storage::from_env(&uri)?))),
+    }
+}
+
+/// The registry of the store a URI names ([`open_store`]), creating nothing: what a command
+/// that only reads the registry opens.
+pub fn open_registry(uri: Option<&str>, home: &Path) -> Result<Registry, StoreError> {
+    match locate(uri, home)? {
+        Location::Home(path) => Ok(Registry::open(path)),
+        Location::S3(uri) => Ok(Registry::on(Arc::new(S3Storage::from_env(&uri)?))),
+    }
+}
+
+/// Where a store URI points.
+enum Location {
+    Home(PathBuf),
+    S3(String),
+}
+
+fn locate(uri: Option<&str>, home: &Path) -> Result<Location, StoreError> {
     match uri.map(str::trim).filter(|u| !u.is_empty()) {
-        None => Store::open(home),
+        None => Ok(Location::Home(home.to_path_buf())),
         Some(uri) => match uri.split_once("://") {
-            Some(("file", path)) if path.starts_with('/') => Store::open(path),
+            Some(("file", path)) if path.starts_with('/') => Ok(Location::Home(PathBuf::from(path))),
             Some(("file", _)) => Err(bad_uri(uri, "a file:// store needs an absolute path, as in file:///var/lib/logitflow")),
-            Some(("s3", _)) => Ok(Store::on(Arc::new(S3Storage::from_env(uri)?))),
+            Some(("s3", _)) => {
+                parse_s3_uri(uri)?;
+                Ok(Location::S3(uri.to_string()))
+            }
             Some((scheme, _)) => Err(bad_uri(uri, &format!("{scheme}:// is not a store: use file:///path or s3://bucket/prefix"))),
             None => Err(bad_uri(uri, "not a URI: use file:///path or s3://bucket/prefix")),
         },

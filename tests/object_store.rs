@@ -324,7 +324,12 @@ fn run_connect_drives_services_started_elsewhere_and_sends_them_the_data() {
     };
     let refused = run(None);
     assert!(!refused.status.success(), "ran without the token");
-    assert!(common::stderr(&refused).contains("401") || common::stderr(&refused).contains("token"), "{}", common::stderr(&refused));
+    let said = common::stderr(&refused);
+    assert!(said.contains("missing or wrong bearer token (UNAUTHORIZED, HTTP 401)") && said.contains("cannot be used"), "{said}");
+    assert!(
+        std::fs::read_dir(homes[0].path().join("uploads")).expect("uploads").next().is_none(),
+        "nothing sent before the token was checked"
+    );
     let out = run(Some(token));
     assert!(out.status.success(), "run --connect failed: {}", common::stderr(&out));
     let said = common::stdout(&out);

@@ -188,6 +188,7 @@ pub async fn run(home: PathBuf, args: RunArgs) -> anyhow::Result<()> {
         Some(file) => {
             let token = std::env::var(logitflow_kit::TOKEN_ENV).ok().filter(|t| !t.is_empty());
             let clients = crate::connect::Connection::load(file)?.clients(token)?;
+            crate::connect::check_reachable(&clients).await?;
             tokio::select! {
                 outcome = drive_clients(&clients, &request, &home) => outcome,
                 _ = logitflow_kit::shutdown_signal() => Err(anyhow::anyhow!("interrupted")),

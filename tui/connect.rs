@@ -82,6 +82,17 @@ impl Connection {
     }
 }
 
+/// Asks every service of `clients` for its `/v1/info`, which needs the token: a service that
+/// cannot be reached or refuses the token is named before any data is sent.
+pub async fn check_reachable(clients: &Clients) -> anyhow::Result<()> {
+    let all = [&clients.ingest, &clients.preprocess, &clients.features, &clients.train, &clients.evaluate, &clients.serve];
+    let answers = futures::future::join_all(all.iter().map(|client| client.get::<serde_json::Value>("/v1/info"))).await;
+    for (client, answer) in all.iter().zip(answers) {
+        answer.with_context(|| format!("the service at {} cannot be used", client.base()))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,7 +110,7 @@ mod tests {
             ("[services]\ningest = \"10.0.0.2:8080\"\n", "not an http:// or https:// URL"),
             ("[service]\ningest = \"http://x\"\n", "unknown field"),
             ("[services]\ningest = 8080\n", "invalid type"),
-            ("[services\n", "invalid table header"),
+            ("[services\n", "unclosed table"),
         ] {
             let error = format!("{:#}", Connection::parse(text).expect_err(text));
             assert!(error.contains(says), "{text:?}: {error}");

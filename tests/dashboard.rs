@@ -348,3 +348,67 @@ impl ratatui::backend::Backend for PanicOnCue {
         ratatui::backend::Backend::flush(&mut self.inner)
     }
 }
+
+/// One service started "elsewhere": its own home, the shared store, a token; its URL.
+fn service_elsewhere(name: &str, home: &std::path::Path, store: &str, serve_url: Option<&str>) -> (std::process::Child, String) {
+    let mut command = common::logitflow(home);
+    command.args(["--store", store, "service", name]).env("LOGITFLOW_TOKEN", "the-clusters-token");
+    if let Some(url) = serve_url {
+        command.env("LOGITFLOW_SERVE_URL", url);
+    }
+    let mut child = command.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null()).spawn().expect("service");
+    let stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let (line, stdout) = common::line_within(stdout, Duration::from_secs(30), "listening");
+    // Its stdout stays open as long as it runs.
+    std::thread::spawn(move || std::io::copy(&mut { stdout }, &mut std::io::sink()));
+    let value: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("{name}: {line}"));
+    (child, format!("http://{}", value["addr"].as_str().expect("addr")))
+}
+
+#[test]
+fn the_dashboard_attached_by_url_watches_and_retrains_services_it_did_not_start() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let store = format!("file://{}", root.path().join("shared-store").display());
+    let mut services = Vec::new();
+    let mut cluster = String::from("[services]\n");
+    let mut serve_url = None;
+    for name in ["serve", "ingest", "preprocess", "features", "train", "evaluate", "advisor", "batch"] {
+        let home = root.path().join(format!("home-{name}"));
+        std::fs::create_dir_all(&home).expect("home");
+        let (child, url) = service_elsewhere(name, &home, &store, serve_url.as_deref());
+        cluster.push_str(&format!("{name} = \"{url}\"\n"));
+        serve_url.get_or_insert(url);
+        services.push(child);
+    }
+    let console = root.path().join("console");
+    let file = common::write(root.path(), "cluster.toml", &cluster);
+    let mut command = portable_pty::CommandBuilder::new(env!("CARGO_BIN_EXE_logitflow"));
+    command.args(["--home", console.to_str().expect("utf8"), "--connect", file.to_str().expect("utf8")]);
+    command.env("LOGITFLOW_TOKEN", "the-clusters-token");
+    let mut dash = Dashboard::spawn(command);
+    dash.wait_for("the eight services, as they report themselves", Duration::from_secs(30), |s| s.contains("Services 8/8 ready"));
+    for name in ["ingest", "serve", "batch"] {
+        let line = dash.service_line(name).expect("listed");
+        // Its memory as it reports it (no pid here to sample), e.g. "28.3M".
+        assert!(
+            line.contains("ready") && line.split_whitespace().any(|w| w.ends_with('M') && w[..w.len() - 1].parse::<f64>().is_ok()),
+            "{line}"
+        );
+    }
+    dash.send("t");
+    dash.wait_for("trained and served through the URLs", Duration::from_secs(60), |s| s.contains("v1 is stable") && s.contains("✓ serve"));
+    // Its logs come from the service's own recent-logs route.
+    dash.send("L");
+    dash.wait_for("ingest's logs", Duration::from_secs(10), |s| s.contains("Log: ingest") && s.contains("listening"));
+    dash.send("\x1b");
+    dash.send("r");
+    dash.wait_for("no restart of what runs elsewhere", Duration::from_secs(10), |s| s.contains("runs elsewhere"));
+    let status = dash.quit();
+    assert!(status.success(), "the dashboard quit with {status:?}");
+    assert!(!console.join("artifacts").exists(), "the console stored nothing: the services did, in their store");
+    for child in &mut services {
+        assert!(child.try_wait().expect("wait").is_none(), "quitting the dashboard stopped a service it did not start");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}

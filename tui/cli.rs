@@ -246,6 +246,11 @@ pub struct DashboardArgs {
     /// Where `e` writes exports.
     #[arg(long, default_value = "exports")]
     pub export_dir: PathBuf,
+    /// Attach to services someone else started, named by URL in this TOML file (as for
+    /// `run --connect`), instead of starting them: the panel shows their health, uptime,
+    /// memory and logs as they report them.
+    #[arg(long)]
+    pub connect: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

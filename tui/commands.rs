@@ -187,12 +187,18 @@ pub async fn run(home: PathBuf, args: RunArgs) -> anyhow::Result<()> {
     let outcome = match &args.connect {
         Some(file) => {
             let token = std::env::var(logitflow_kit::TOKEN_ENV).ok().filter(|t| !t.is_empty());
-            let clients = crate::connect::Connection::load(file)?.clients(token)?;
+            let services =
+                crate::services::Services::Remote(crate::connect::Remote::attach(crate::connect::Connection::load(file)?, token));
+            let clients = services.clients().with_context(|| {
+                format!("{} must name ingest, preprocess, features, train, evaluate and serve under [services]", file.display())
+            })?;
             crate::connect::check_reachable(&clients).await?;
-            tokio::select! {
+            let outcome = tokio::select! {
                 outcome = drive_clients(&clients, &request, &home) => outcome,
                 _ = logitflow_kit::shutdown_signal() => Err(anyhow::anyhow!("interrupted")),
-            }
+            };
+            services.shutdown().await;
+            outcome
         }
         None => {
             let supervisor = start_services(&home, &request)?;

@@ -18,4 +18,5 @@ pub mod connect;
 pub mod dashboard;
 pub mod export;
 pub mod pipeline;
+pub mod services;
 pub mod supervisor;

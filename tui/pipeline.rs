@@ -4,7 +4,7 @@
 //!
 //! Both `logitflow run` and the dashboard drive the pipeline through [`run_pipeline`].
 
-use crate::supervisor::{ServiceName, Supervisor};
+use crate::supervisor::Supervisor;
 use futures::StreamExt;
 use logitflow_core::clean::CleanOptions;
 use logitflow_core::inference::FitReport;
@@ -221,15 +221,7 @@ pub struct Clients {
 impl Clients {
     /// Clients for the supervisor's current addresses; `None` if a service has none yet.
     pub fn from_supervisor(sup: &Supervisor) -> Option<Clients> {
-        Some(Clients {
-            ingest: sup.client(ServiceName::Ingest)?,
-            preprocess: sup.client(ServiceName::Preprocess)?,
-            features: sup.client(ServiceName::Features)?,
-            train: sup.client(ServiceName::Train)?,
-            evaluate: sup.client(ServiceName::Evaluate)?,
-            serve: sup.client(ServiceName::Serve)?,
-            upload_data: false,
-        })
+        crate::services::Services::Children(sup.clone()).clients()
     }
 }
 

@@ -135,6 +135,9 @@ pub struct ServiceSnapshot {
     pub restarts: u32,
     pub last_probe: Option<Duration>,
     pub last_error: Option<String>,
+    /// Resident memory as the service itself reports it (`/v1/info`): what the console shows
+    /// for a service on another machine, whose process it cannot sample.
+    pub reported_memory: Option<u64>,
 }
 
 /// The environment variable naming the executable run as `<exe> service <name>`.
@@ -311,6 +314,7 @@ impl Supervisor {
                 restarts: 0,
                 last_probe: None,
                 last_error: None,
+                reported_memory: None,
             };
             services.insert(name, Arc::new(Managed { snapshot: Mutex::new(snapshot), logs: Mutex::new(VecDeque::new()), control: tx }));
             receivers.push((name, rx));

@@ -1,8 +1,8 @@
 //! The terminal dashboard.
 //!
 //! Built like ratatui's event-driven async template: one [`Event`] channel, fed by a task
-//! reading the terminal, a task watching the supervisor, a once-a-second sampler of the
-//! children's CPU and memory, and the tasks that carry out [`Action`]s (training, predicting,
+//! reading the terminal, a task watching the services ([`Services`]: the console's children,
+//! or services attached by URL), a once-a-second sampler of the children's CPU and memory, and the tasks that carry out [`Action`]s (training, predicting,
 //! exporting…), which report back as typed [`AppEvent`]s. State changes only in
 //! [`App::on_key`] and [`App::on_event`]; drawing is `impl Widget for &App`. The screen is
 //! redrawn when something changed, at most once per frame interval — never on a fast timer.
@@ -14,8 +14,9 @@ pub mod ui;
 
 use crate::cli::DashboardArgs;
 use crate::commands;
-use crate::pipeline::{self, Clients, PipelineRequest};
-use crate::supervisor::{ServiceName, Supervisor};
+use crate::pipeline::{self, PipelineRequest};
+use crate::services::{Control, Services};
+use crate::supervisor::ServiceName;
 pub use app::{Action, App, AppEvent};
 use futures::StreamExt;
 use logitflow_kit::wire::{LoadInfo, ModelVersions, PredictRequest, PredictResponse, PromoteRequest};
@@ -47,15 +48,21 @@ where
     B::Error: Send + Sync + 'static,
 {
     let request = commands::pipeline_request(&home, &args.data, Vec::new())?;
-    let supervisor = commands::start_services(&home, &request)?;
-    let result = event_loop(&mut terminal, &supervisor, home, args, request).await;
-    supervisor.shutdown().await;
+    let services = match &args.connect {
+        Some(file) => {
+            let token = std::env::var(logitflow_kit::TOKEN_ENV).ok().filter(|t| !t.is_empty());
+            Services::Remote(crate::connect::Remote::attach(crate::connect::Connection::load(file)?, token))
+        }
+        None => Services::Children(commands::start_services(&home, &request)?),
+    };
+    let result = event_loop(&mut terminal, &services, home, args, request).await;
+    services.shutdown().await;
     result
 }
 
 async fn event_loop<B>(
     terminal: &mut ratatui::Terminal<B>,
-    supervisor: &Supervisor,
+    services: &Services,
     home: PathBuf,
     args: DashboardArgs,
     request: PipelineRequest,
@@ -66,8 +73,8 @@ where
 {
     let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
     spawn_terminal_reader(tx.clone());
-    spawn_supervisor_watcher(supervisor.clone(), tx.clone());
-    spawn_sampler(supervisor.clone(), tx.clone());
+    spawn_services_watcher(services.clone(), tx.clone());
+    spawn_sampler(services.clone(), tx.clone());
     spawn_signal_watcher(tx.clone());
     let mut app = App::new(home.clone(), request.model_name.clone(), request.params.clone(), request.threshold);
     // B's paths to begin with: the data trained on, scored into the exports directory.
@@ -76,7 +83,10 @@ where
     if let Some(previous) = pipeline::load_runs(&home).into_iter().rev().find(|r| r.model.name == request.model_name) {
         app.on_event(AppEvent::PreviousRun(Box::new(previous)));
     }
-    let runtime = Runtime { supervisor: supervisor.clone(), tx: tx.clone(), request, home, export_dir: args.export_dir };
+    if let (Some(file), Services::Remote(_)) = (&args.connect, services) {
+        app.on_event(AppEvent::Status(format!("attached to the services in {}: they run elsewhere", file.display())));
+    }
+    let runtime = Runtime { services: services.clone(), tx: tx.clone(), request, home, export_dir: args.export_dir };
     let mut dirty = true;
     let mut last_frame = Instant::now() - FRAME;
     let mut fetched_models = false;
@@ -128,7 +138,7 @@ fn handle(app: &mut App, runtime: &Runtime, event: Event) -> bool {
                 && app.overlay == app::Overlay::Logs
                 && let Some(name) = app.selected_service()
             {
-                app.on_event(AppEvent::Logs(name, runtime.supervisor.logs(name, 2000)));
+                app.on_event(AppEvent::Logs(name, runtime.services.logs(name, 2000)));
             }
             if let Some(action) = app.on_event(event) {
                 runtime.perform(app, action);
@@ -150,11 +160,11 @@ fn spawn_terminal_reader(tx: mpsc::UnboundedSender<Event>) {
 }
 
 /// Sends the services' snapshots when they change, at most four times a second.
-fn spawn_supervisor_watcher(supervisor: Supervisor, tx: mpsc::UnboundedSender<Event>) {
+fn spawn_services_watcher(services: Services, tx: mpsc::UnboundedSender<Event>) {
     tokio::spawn(async move {
-        let mut changed = supervisor.subscribe();
+        let mut changed = services.subscribe();
         loop {
-            if tx.send(Event::App(AppEvent::Services(supervisor.snapshots()))).is_err() {
+            if tx.send(Event::App(AppEvent::Services(services.snapshots()))).is_err() {
                 break;
             }
             if changed.changed().await.is_err() {
@@ -166,14 +176,14 @@ fn spawn_supervisor_watcher(supervisor: Supervisor, tx: mpsc::UnboundedSender<Ev
 }
 
 /// Samples the children's CPU and memory once a second (and ticks the uptimes).
-fn spawn_sampler(supervisor: Supervisor, tx: mpsc::UnboundedSender<Event>) {
+fn spawn_sampler(services: Services, tx: mpsc::UnboundedSender<Event>) {
     tokio::spawn(async move {
         use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
         let mut system = System::new();
         let mut interval = tokio::time::interval(Duration::from_secs(1));
         loop {
             interval.tick().await;
-            let pids: Vec<Pid> = supervisor.snapshots().iter().filter_map(|s| s.pid).map(Pid::from_u32).collect();
+            let pids: Vec<Pid> = services.local_pids().into_iter().map(Pid::from_u32).collect();
             system.refresh_processes_specifics(
                 ProcessesToUpdate::Some(&pids),
                 true,
@@ -197,7 +207,7 @@ fn spawn_signal_watcher(tx: mpsc::UnboundedSender<Event>) {
 
 /// Carries out actions, off the event loop.
 struct Runtime {
-    supervisor: Supervisor,
+    services: Services,
     tx: mpsc::UnboundedSender<Event>,
     request: PipelineRequest,
     home: PathBuf,
@@ -210,7 +220,7 @@ impl Runtime {
     }
 
     fn client(&self, name: ServiceName) -> Result<logitflow_kit::client::ServiceClient, String> {
-        self.supervisor.client(name).ok_or_else(|| format!("{name} is not running"))
+        self.services.client(name).ok_or_else(|| format!("{name} is not running"))
     }
 
     fn refresh_models(&self) {
@@ -237,7 +247,7 @@ impl Runtime {
         match action {
             Action::Quit => {}
             Action::Train(params) => {
-                let Some(clients) = Clients::from_supervisor(&self.supervisor) else {
+                let Some(clients) = self.services.clients() else {
                     Self::send(&tx, AppEvent::RunFinished(Err("a service is not running".into())));
                     return;
                 };
@@ -354,20 +364,18 @@ impl Runtime {
                 });
             }
             Action::Restart(service) => {
-                self.supervisor.restart(service);
-                Self::send(&tx, AppEvent::Status(format!("restarting {service}")));
+                let said = self.services.control(service, Control::Restart).map(|()| format!("restarting {service}"));
+                Self::send(&tx, AppEvent::Status(said.unwrap_or_else(|why| why)));
             }
             Action::StopStart(service, start) => {
-                if start {
-                    self.supervisor.start_service(service);
-                } else {
-                    self.supervisor.stop_service(service);
-                }
-                Self::send(&tx, AppEvent::Status(format!("{} {service}", if start { "starting" } else { "stopping" })));
+                let control = if start { Control::Start } else { Control::Stop };
+                let said =
+                    self.services.control(service, control).map(|()| format!("{} {service}", if start { "starting" } else { "stopping" }));
+                Self::send(&tx, AppEvent::Status(said.unwrap_or_else(|why| why)));
             }
-            Action::ShowLogs(service) => Self::send(&tx, AppEvent::Logs(service, self.supervisor.logs(service, 2000))),
+            Action::ShowLogs(service) => Self::send(&tx, AppEvent::Logs(service, self.services.logs(service, 2000))),
             Action::Sweep(grid) => {
-                let Some(clients) = Clients::from_supervisor(&self.supervisor) else {
+                let Some(clients) = self.services.clients() else {
                     Self::send(&tx, AppEvent::Status("a service is not running".into()));
                     return;
                 };

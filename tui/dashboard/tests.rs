@@ -34,6 +34,7 @@ fn ready_services(now: Instant) -> Vec<ServiceSnapshot> {
             restarts: 0,
             last_probe: Some(Duration::from_micros(1200)),
             last_error: None,
+            reported_memory: None,
         })
         .collect()
 }

@@ -97,8 +97,10 @@ fn render_services(app: &App, area: Rect, buf: &mut Buffer) {
     // Below 100 columns the port, restarts and probe columns make way for the rest.
     let wide = area.width >= 70;
     let rows = app.services.iter().enumerate().map(|(i, s)| {
-        let (cpu, mem) =
-            s.pid.and_then(|p| app.stats.get(&p)).map_or(("-".into(), "-".into()), |(c, m)| (format!("{c:.1}"), human_bytes(*m)));
+        let (cpu, mem) = match s.pid.and_then(|p| app.stats.get(&p)) {
+            Some((c, m)) => (format!("{c:.1}"), human_bytes(*m)),
+            None => ("-".into(), s.reported_memory.map_or("-".into(), human_bytes)),
+        };
         let mut cells = vec![
             Cell::from(s.name.as_str()),
             Cell::from(s.status.as_str()).style(status_style(s.status)),

@@ -91,11 +91,70 @@ impl Common {
     }
 }
 
-/// Logs JSON lines to stderr; `LOGITFLOW_LOG` sets the filter (default `info`).
+/// Logs JSON lines to stderr, and keeps the last [`RECENT_LOG_LINES`] of them for
+/// `GET /v1/logs` (what a console attached by URL shows, having no pipe to the process);
+/// `LOGITFLOW_LOG` sets the filter (default `info`).
 pub fn init_tracing() {
     let filter =
         tracing_subscriber::EnvFilter::try_from_env("LOGITFLOW_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().json().with_writer(std::io::stderr).with_env_filter(filter).with_current_span(false).try_init();
+    let _ = tracing_subscriber::fmt().json().with_writer(|| RecentLogs).with_env_filter(filter).with_current_span(false).try_init();
+}
+
+/// How many log lines a service keeps for `GET /v1/logs`, and the longest kept whole.
+pub const RECENT_LOG_LINES: usize = 500;
+const RECENT_LOG_LINE_BYTES: usize = 4096;
+
+fn recent_logs() -> &'static std::sync::Mutex<std::collections::VecDeque<String>> {
+    static RECENT: std::sync::OnceLock<std::sync::Mutex<std::collections::VecDeque<String>>> = std::sync::OnceLock::new();
+    RECENT.get_or_init(|| std::sync::Mutex::new(std::collections::VecDeque::with_capacity(RECENT_LOG_LINES)))
+}
+
+/// The writer of each log event: stderr, and a copy of each line in a bounded ring.
+struct RecentLogs;
+
+impl std::io::Write for RecentLogs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        // tracing-subscriber writes each event whole, newline included, in one call.
+        let written = std::io::stderr().write(buf)?;
+        let text = String::from_utf8_lossy(&buf[..written]);
+        if let Ok(mut recent) = recent_logs().lock() {
+            for line in text.lines().filter(|l| !l.is_empty()) {
+                if recent.len() == RECENT_LOG_LINES {
+                    recent.pop_front();
+                }
+                let mut end = line.len().min(RECENT_LOG_LINE_BYTES);
+                while !line.is_char_boundary(end) {
+                    end -= 1;
+                }
+                recent.push_back(line[..end].to_string());
+            }
+        }
+        Ok(written)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct LogsQuery {
+    lines: Option<usize>,
+}
+
+/// `GET /v1/logs?lines=N`: the last N (at most [`RECENT_LOG_LINES`]) log lines, oldest first.
+async fn logs_route(axum::extract::Query(query): axum::extract::Query<LogsQuery>) -> Response {
+    let wanted = query.lines.unwrap_or(RECENT_LOG_LINES).min(RECENT_LOG_LINES);
+    let lines: Vec<String> =
+        recent_logs().lock().map(|r| r.iter().skip(r.len().saturating_sub(wanted)).cloned().collect()).unwrap_or_default();
+    Json(serde_json::json!({ "lines": lines })).into_response()
+}
+
+/// This process's resident memory in bytes (Linux: `/proc/self/statm`), as `/v1/info` and
+/// `/metrics` report it to a console that cannot see the process.
+fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
 }
 
 /// Resolves on SIGTERM or SIGINT.
@@ -243,6 +302,7 @@ fn router(common: Arc<Common>, routes: Router) -> Guard<Router> {
     let common_routes = Router::new()
         .route("/metrics", get(metrics_route))
         .route("/v1/info", get(info_route))
+        .route("/v1/logs", get(logs_route))
         .route("/v2/health/live", get(|| async { Json(serde_json::json!({"live": true})) }))
         .route("/v2/health/ready", get(ready_route))
         .with_state(common.clone());
@@ -272,6 +332,7 @@ async fn info_route(State(common): State<Arc<Common>>) -> Response {
         "version": env!("CARGO_PKG_VERSION"),
         "pid": std::process::id(),
         "uptime_s": common.info.started.elapsed().as_secs_f64(),
+        "resident_bytes": resident_bytes(),
     }))
     .into_response()
 }
@@ -296,6 +357,11 @@ async fn metrics_route(State(common): State<Arc<Common>>) -> Response {
     let _ = writeln!(text, "# HELP logitflow_uptime_seconds Seconds since the service started.");
     let _ = writeln!(text, "# TYPE logitflow_uptime_seconds gauge");
     let _ = writeln!(text, "logitflow_uptime_seconds{{service=\"{name}\"}} {}", common.info.started.elapsed().as_secs_f64());
+    if let Some(bytes) = resident_bytes() {
+        let _ = writeln!(text, "# HELP process_resident_memory_bytes Resident memory size in bytes.");
+        let _ = writeln!(text, "# TYPE process_resident_memory_bytes gauge");
+        let _ = writeln!(text, "process_resident_memory_bytes {bytes}");
+    }
     (common.extra_metrics)(&mut text);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

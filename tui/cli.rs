@@ -326,6 +326,12 @@ pub struct ServiceCommand {
     /// serve only: also answer gRPC (`inference.GRPCInferenceService`) on this address.
     #[arg(long, env = "LOGITFLOW_GRPC_LISTEN")]
     pub grpc_listen: Option<SocketAddr>,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, env = "LOGITFLOW_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, env = "LOGITFLOW_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

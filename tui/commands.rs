@@ -644,7 +644,7 @@ pub async fn service(home: Option<PathBuf>, store: Option<String>, command: Serv
     if command.grpc_listen.is_some() && command.name != ServiceName::Serve {
         bail!("--grpc-listen is for serve only; {} speaks HTTP", command.name);
     }
-    let args = logitflow_kit::ServiceArgs { listen: command.listen, home, store };
+    let args = logitflow_kit::ServiceArgs { listen: command.listen, home, store, tls_cert: command.tls_cert, tls_key: command.tls_key };
     let (listener, config) = logitflow_kit::start(&args).await?;
     let shutdown = logitflow_kit::shutdown_signal();
     match command.name {

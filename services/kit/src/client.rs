@@ -40,13 +40,15 @@ pub struct ServiceClient {
 }
 
 impl ServiceClient {
+    /// A client of one service. An `https://` service is trusted as the system trusts it, and
+    /// also by the certificates in `LOGITFLOW_CA_CERT` (a PEM file), for a private CA or a
+    /// self-signed certificate.
     pub fn new(name: impl Into<String>, base: impl Into<String>, token: Option<String>) -> Self {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(2))
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build()
-            .unwrap_or_default();
-        Self::with_http(name, base, token, http)
+        let mut builder = reqwest::Client::builder().connect_timeout(Duration::from_secs(2)).pool_idle_timeout(Duration::from_secs(30));
+        for certificate in extra_roots() {
+            builder = builder.add_root_certificate(certificate.clone());
+        }
+        Self::with_http(name, base, token, builder.build().unwrap_or_default())
     }
 
     /// Shares one connection pool between clients.
@@ -260,6 +262,28 @@ pub fn path_segment(name: &str) -> String {
     name.bytes()
         .map(|b| if b.is_ascii_alphanumeric() || b"-_.".contains(&b) { char::from(b).to_string() } else { format!("%{b:02X}") })
         .collect()
+}
+
+/// The environment variable naming extra root certificates (PEM) the clients trust.
+pub const CA_CERT_ENV: &str = "LOGITFLOW_CA_CERT";
+
+/// The certificates of `LOGITFLOW_CA_CERT`, read once; one that cannot be read is said once on
+/// stderr and trusted by no one (the connection then fails naming the certificate check).
+fn extra_roots() -> &'static [reqwest::Certificate] {
+    static ROOTS: std::sync::OnceLock<Vec<reqwest::Certificate>> = std::sync::OnceLock::new();
+    ROOTS.get_or_init(|| {
+        let Some(path) = std::env::var_os(CA_CERT_ENV).filter(|p| !p.is_empty()) else { return Vec::new() };
+        match std::fs::read(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|pem| reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| e.to_string()))
+        {
+            Ok(certificates) => certificates,
+            Err(e) => {
+                eprintln!("{CA_CERT_ENV}={}: {e}; no extra certificate is trusted", std::path::Path::new(&path).display());
+                Vec::new()
+            }
+        }
+    })
 }
 
 #[cfg(test)]

@@ -18,6 +18,12 @@ pub struct ServiceArgs {
     /// home.
     #[arg(long, env = crate::STORE_ENV)]
     pub store: Option<String>,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, env = "LOGITFLOW_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, env = "LOGITFLOW_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// Everything a service needs to know, resolved from arguments and environment.
@@ -26,6 +32,8 @@ pub struct Config {
     pub home: PathBuf,
     /// The store's URI (`--store`); `None`: the store is in the home.
     pub store: Option<String>,
+    /// The certificate chain and key to serve HTTPS with (`--tls-cert`, `--tls-key`).
+    pub tls: Option<(PathBuf, PathBuf)>,
     /// When set, every non-health route requires `Authorization: Bearer <token>`.
     pub token: Option<String>,
     /// Directories file sources may be read from (canonical paths).
@@ -70,6 +78,7 @@ impl Config {
         let allowed_roots = allowed_roots.into_iter().filter_map(|p| p.canonicalize().ok()).collect();
         let mut config = Config::with_default_limits(home, token, allowed_roots, std::env::var(crate::SERVE_URL_ENV).ok());
         config.store = args.store.clone().filter(|s| !s.trim().is_empty());
+        config.tls = args.tls_cert.clone().zip(args.tls_key.clone());
         config
     }
 
@@ -83,6 +92,7 @@ impl Config {
         Config {
             home,
             store: None,
+            tls: None,
             token,
             allowed_roots,
             serve_url,

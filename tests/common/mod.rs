@@ -36,7 +36,7 @@ pub fn logitflow(home: &Path) -> Command {
 /// when the test fails — so a service a failing test started (a mutant's, say) is not left
 /// running for the rest of the run and after it.
 #[allow(unsafe_code)]
-fn die_with_the_test(command: &mut Command) {
+pub fn die_with_the_test(command: &mut Command) {
     use std::os::unix::process::CommandExt;
     // SAFETY: the closure runs in the forked child before exec and makes one
     // async-signal-safe system call (prctl).

@@ -261,6 +261,12 @@ fn two_runs_and_two_serve_replicas_share_nothing_but_the_bucket() {
     assert_eq!(versions, [1, 2], "two runs, two distinct versions");
     assert_ne!(entry.versions[0].artifact, entry.versions[1].artifact);
     let stable = entry.aliases[STABLE];
+    // The runs' reports are in the bucket too: a third home lists both.
+    let mut listing = weed.logitflow(homes[2].path(), store);
+    listing.arg("runs");
+    let listed = common::stdout(&common::run_for(listing, Duration::from_secs(30)));
+    assert_eq!(listed.lines().filter(|l| l.contains("admissions")).count(), 2, "{listed}");
+    assert!(!homes[2].path().join("runs").exists(), "read from the bucket, not a home");
 
     // Two serve replicas, each with an empty home of its own, serve what the bucket says.
     let (mut first, first_addr, _first_out) = serve_replica(&weed, homes[2].path(), store);

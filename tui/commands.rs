@@ -66,6 +66,11 @@ pub fn store_uri() -> Option<String> {
     STORE.get().cloned().flatten()
 }
 
+/// Where this invocation keeps run reports: its store, as the registry is.
+pub fn runs_storage(home: &Path) -> Result<std::sync::Arc<dyn logitflow_core::store::Storage>, String> {
+    logitflow_objects::open_storage(store_uri().as_deref(), home).map_err(|e| format!("the store cannot be opened: {e}"))
+}
+
 /// The model registry of the store this invocation uses.
 fn registry(home: &Path) -> anyhow::Result<logitflow_core::registry::Registry> {
     logitflow_objects::open_registry(store_uri().as_deref(), home).map_err(|e| anyhow::anyhow!("the store cannot be opened: {e}"))

@@ -446,7 +446,7 @@ pub async fn run_pipeline(
     // new version stays registered but is neither promoted nor served, so nothing anyone sees
     // comes from a run with no record.
     if let Some(home) = keep_in
-        && let Err(e) = save_run(home, &report)
+        && let Err(e) = keep_run(home, &report).await
     {
         let error =
             format!("cannot keep the run's report ({e}); v{} is registered but was neither promoted nor served", evaluation.version);
@@ -482,7 +482,7 @@ pub async fn run_pipeline(
     // The whole record, now with the serve stage and the answers. The first one stays if
     // this cannot be written: the run happened, and it is on record.
     if let Some(home) = keep_in {
-        let _ = save_run(home, &report);
+        let _ = keep_run(home, &report).await;
     }
     Ok(report)
 }
@@ -517,24 +517,35 @@ fn describe(e: ClientError) -> String {
     }
 }
 
-/// Keeps a run's report in `<home>/runs/<run_id>.json`.
-pub fn save_run(home: &std::path::Path, report: &RunReport) -> std::io::Result<PathBuf> {
-    let dir = home.join("runs");
-    std::fs::create_dir_all(&dir)?;
-    let path = dir.join(format!("{}.json", report.run_id));
-    let bytes = serde_json::to_vec_pretty(report).map_err(std::io::Error::other)?;
-    logitflow_core::home::write_atomic(&path, &bytes).map_err(std::io::Error::other)?;
-    Ok(path)
+/// Keeps a run's report as `runs/<run_id>.json` in the store (`<home>/runs/` unless
+/// `--store` names another), replacing it whole. Blocks: called off the async workers.
+pub fn save_run(home: &std::path::Path, report: &RunReport) -> Result<(), String> {
+    let storage = crate::commands::runs_storage(home)?;
+    let bytes = serde_json::to_vec_pretty(report).map_err(|e| e.to_string())?;
+    storage.replace(&format!("runs/{}.json", report.run_id), &bytes).map_err(|e| e.to_string())
 }
 
-/// Every kept run, oldest first. Unreadable files are skipped.
+/// [`save_run`] on a blocking thread.
+async fn keep_run(home: &std::path::Path, report: &RunReport) -> Result<(), String> {
+    let (home, report) = (home.to_path_buf(), report.clone());
+    tokio::task::spawn_blocking(move || save_run(&home, &report)).await.map_err(|e| e.to_string())?
+}
+
+/// Every kept run, oldest first. Unreadable reports are skipped.
 pub fn load_runs(home: &std::path::Path) -> Vec<RunReport> {
-    let mut runs: Vec<RunReport> = std::fs::read_dir(home.join("runs"))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
-        .filter_map(|e| std::fs::read(e.path()).ok())
+    use std::io::Read;
+    let Ok(storage) = crate::commands::runs_storage(home) else { return Vec::new() };
+    let names = storage.list("runs").unwrap_or_default();
+    let mut runs: Vec<RunReport> = names
+        .iter()
+        .filter(|name| name.ends_with(".json"))
+        .filter_map(|name| storage.open(&format!("runs/{name}")).ok().flatten())
+        // A report is some kilobytes: a larger object is not one, and is not read.
+        .filter(|object| object.len < 64 << 20)
+        .filter_map(|mut object| {
+            let mut bytes = Vec::new();
+            object.reader.read_to_end(&mut bytes).ok().map(|_| bytes)
+        })
         .filter_map(|b| serde_json::from_slice(&b).ok())
         .collect();
     runs.sort_by(|a: &RunReport, b: &RunReport| a.run_id.cmp(&b.run_id));

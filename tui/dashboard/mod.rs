@@ -80,7 +80,9 @@ where
     // B's paths to begin with: the data trained on, scored into the exports directory.
     let stem = request.data.file_stem().map_or_else(|| "data".into(), |s| s.to_string_lossy().into_owned());
     app.score_paths = [request.data.display().to_string(), args.export_dir.join(format!("{stem}-scored.csv")).display().to_string()];
-    if let Some(previous) = pipeline::load_runs(&home).into_iter().rev().find(|r| r.model.name == request.model_name) {
+    let runs_home = home.clone();
+    let runs = tokio::task::spawn_blocking(move || pipeline::load_runs(&runs_home)).await.unwrap_or_default();
+    if let Some(previous) = runs.into_iter().rev().find(|r| r.model.name == request.model_name) {
         app.on_event(AppEvent::PreviousRun(Box::new(previous)));
     }
     if let (Some(file), Services::Remote(_)) = (&args.connect, services) {

@@ -214,7 +214,21 @@ impl Storage for HomeStorage {
     }
 
     fn replace(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
-        write_atomic(&self.home.join(key), bytes)
+        let path = self.home.join(key);
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
+        }
+        write_atomic(&path, bytes)
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let dir = self.home.join(prefix);
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(StoreError::io(&dir, e)),
+        };
+        Ok(entries.flatten().filter(|e| e.path().is_file()).filter_map(|e| e.file_name().into_string().ok()).collect())
     }
 
     fn load_registry(&self) -> Result<RegistryData, RegistryError> {

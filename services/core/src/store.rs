@@ -117,6 +117,9 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     fn commit(&self, id: &str, files: &[(&str, &dyn Contents)], whole: &dyn Fn() -> bool) -> Result<(), StoreError>;
     /// Replaces a small object whole (a step record): readers see the old bytes or the new.
     fn replace(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError>;
+    /// The names of the objects directly under `prefix` (`runs` → `["1700…-ab12.json", …]`);
+    /// none when there is nothing there.
+    fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
     /// The registry as it is now (empty when there is none yet).
     fn load_registry(&self) -> Result<crate::registry::RegistryData, crate::registry::RegistryError>;
     /// Applies `change` to the registry so that concurrent writers, here or on other machines,

@@ -38,6 +38,15 @@ pub fn open_store(uri: Option<&str>, home: &Path) -> Result<Store, StoreError> {
     }
 }
 
+/// The storage itself of the store a URI names ([`open_store`]), creating nothing: for what
+/// the console keeps beside the artifacts (run reports).
+pub fn open_storage(uri: Option<&str>, home: &Path) -> Result<Arc<dyn Storage>, StoreError> {
+    match locate(uri, home)? {
+        Location::Home(path) => Ok(Arc::new(logitflow_core::home::HomeStorage::at(path))),
+        Location::S3(uri) => Ok(Arc::new(S3Storage::from_env(&uri)?)),
+    }
+}
+
 /// The registry of the store a URI names ([`open_store`]), creating nothing: what a command
 /// that only reads the registry opens.
 pub fn open_registry(uri: Option<&str>, home: &Path) -> Result<Registry, StoreError> {
@@ -350,6 +359,13 @@ impl Storage for S3Storage {
 
     fn replace(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
         self.put(key, Bytes::copy_from_slice(bytes), PutMode::Overwrite)?.map(drop).map_err(|e| self.failed(key, e))
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let (s3, path) = (self.s3.clone(), self.path(prefix));
+        let listed = self.call(prefix, async move { s3.list_with_delimiter(Some(&path)).await })?;
+        let listed = listed.map_err(|e| self.failed(prefix, e))?;
+        Ok(listed.objects.into_iter().filter_map(|o| o.location.filename().map(String::from)).collect())
     }
 
     fn load_registry(&self) -> Result<RegistryData, RegistryError> {

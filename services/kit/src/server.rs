@@ -320,6 +320,13 @@ pub async fn serve_with_metrics(
     Ok(())
 }
 
+/// Makes aws-lc-rs the process's rustls provider, for libraries that take the process default
+/// (tonic's TLS server): more than one provider is linked in, and with no default chosen they
+/// would refuse to start.
+pub fn use_aws_lc_crypto() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
 /// The TLS side of `--tls-cert`/`--tls-key`: both PEM files, read and checked at start, so a
 /// wrong path or a key that does not match is an error before the service listens.
 fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> std::io::Result<tokio_rustls::TlsAcceptor> {

@@ -215,6 +215,7 @@ fn infer_with(model: &Model, version: u32, r: proto::ModelInferRequest) -> Resul
 pub async fn serve(
     state: Arc<AppState>,
     token: Option<String>,
+    tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
@@ -228,7 +229,15 @@ pub async fn serve(
             Err(Status::unauthenticated("missing or wrong bearer token"))
         }
     };
-    tonic::transport::Server::builder()
+    let mut server = tonic::transport::Server::builder();
+    // With --tls-cert/--tls-key, gRPC speaks TLS as HTTP does, with the same certificate.
+    if let Some((cert, key)) = tls {
+        logitflow_kit::use_aws_lc_crypto();
+        let read = |path: &std::path::Path| std::fs::read(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()));
+        let identity = tonic::transport::Identity::from_pem(read(&cert)?, read(&key)?);
+        server = server.tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))?;
+    }
+    server
         .add_service(GrpcInferenceServiceServer::with_interceptor(Grpc { state }, check))
         .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), shutdown)
         .await?;

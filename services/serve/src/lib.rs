@@ -304,9 +304,9 @@ pub async fn run_with_grpc(
     let state = AppState::new(&config)?;
     if let Some(grpc_listener) = grpc {
         logitflow_kit::announce_listening(NAME, Some("grpc"), grpc_listener.local_addr()?)?;
-        let (grpc_state, token, stop) = (Arc::new(state.clone()), config.token.clone(), shutdown.clone());
+        let (grpc_state, token, tls, stop) = (Arc::new(state.clone()), config.token.clone(), config.tls.clone(), shutdown.clone());
         tokio::spawn(async move {
-            if let Err(e) = grpc::serve(grpc_state, token, grpc_listener, stop).await {
+            if let Err(e) = grpc::serve(grpc_state, token, tls, grpc_listener, stop).await {
                 tracing::error!(error = %e, "gRPC stopped");
             }
         });
@@ -1275,6 +1275,35 @@ mod tests {
         }
     }
 
+    /// With a certificate, gRPC speaks TLS: a client trusting it is answered, a plaintext one
+    /// is not.
+    #[tokio::test]
+    async fn grpc_with_a_certificate_speaks_tls() {
+        use grpc::proto::ServerLiveRequest;
+        use grpc::proto::grpc_inference_service_client::GrpcInferenceServiceClient;
+        let (dir, state, _) = setup().await;
+        let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("certificate");
+        let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        std::fs::write(&cert, made.cert.pem()).expect("cert");
+        std::fs::write(&key, made.signing_key.serialize_pem()).expect("key");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        tokio::spawn(grpc::serve(Arc::new(state), None, Some((cert, key)), listener, std::future::pending()));
+        let tls = tonic::transport::ClientTlsConfig::new()
+            .ca_certificate(tonic::transport::Certificate::from_pem(made.cert.pem()))
+            .domain_name("localhost");
+        let endpoint = tonic::transport::Endpoint::from_shared(format!("https://localhost:{port}")).expect("endpoint");
+        let channel = endpoint.tls_config(tls).expect("tls").connect().await.expect("a TLS connection");
+        let mut client = GrpcInferenceServiceClient::new(channel);
+        assert!(client.server_live(ServerLiveRequest {}).await.expect("live").into_inner().live);
+        let plain = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}")).expect("endpoint").connect().await;
+        let answered = match plain {
+            Ok(channel) => GrpcInferenceServiceClient::new(channel).server_live(ServerLiveRequest {}).await.is_ok(),
+            Err(_) => false,
+        };
+        assert!(!answered, "plaintext gRPC was answered");
+    }
+
     #[tokio::test]
     async fn grpc_answers_from_the_same_catalog_with_raw_and_typed_contents_and_checks_the_token() {
         use grpc::proto::grpc_inference_service_client::GrpcInferenceServiceClient;
@@ -1284,7 +1313,7 @@ mod tests {
         let (_dir, state, _) = setup().await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
-        tokio::spawn(grpc::serve(Arc::new(state), Some("sesame".into()), listener, std::future::pending()));
+        tokio::spawn(grpc::serve(Arc::new(state), Some("sesame".into()), None, listener, std::future::pending()));
         let channel =
             tonic::transport::Endpoint::from_shared(format!("http://{addr}")).expect("endpoint").connect().await.expect("connect");
         let mut client = GrpcInferenceServiceClient::with_interceptor(channel.clone(), |mut r: tonic::Request<()>| {

@@ -250,16 +250,7 @@ fn two_runs_and_two_serve_replicas_share_nothing_but_the_bucket() {
             weed.logitflow(home.path(), store).arg("run").args(solver).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("run")
         })
         .collect();
-    for run in runs {
-        let out = common::finish_within(run, Duration::from_secs(120));
-        assert!(out.status.success(), "run failed: {}", common::stderr(&out));
-    }
-    let registry = Registry::on(Arc::new(weed.storage(store)));
-    let entry = registry.model("admissions").expect("registered in the bucket");
-    let mut versions: Vec<u32> = entry.versions.iter().map(|v| v.version).collect();
-    versions.sort_unstable();
-    assert_eq!(versions, [1, 2], "two runs, two distinct versions");
-    assert_ne!(entry.versions[0].artifact, entry.versions[1].artifact);
+    let (registry, entry) = two_versions_from(runs, &weed, store);
     let stable = entry.aliases[STABLE];
     // The runs' reports are in the bucket too: a third home lists both.
     let mut listing = weed.logitflow(homes[2].path(), store);
@@ -296,6 +287,22 @@ fn two_runs_and_two_serve_replicas_share_nothing_but_the_bucket() {
         let _ = child.kill();
         let _ = child.wait();
     }
+}
+
+/// Waits for two runs started at once, each of which must succeed, and checks that they
+/// registered two distinct versions in the bucket; the registry and the model's entry.
+fn two_versions_from(runs: Vec<Child>, weed: &Weed, store: &str) -> (Registry, logitflow_core::registry::ModelEntry) {
+    for run in runs {
+        let out = common::finish_within(run, Duration::from_secs(120));
+        assert!(out.status.success(), "a run failed: {}", common::stderr(&out));
+    }
+    let registry = Registry::on(Arc::new(weed.storage(store)));
+    let entry = registry.model("admissions").expect("registered in the bucket");
+    let mut versions: Vec<u32> = entry.versions.iter().map(|v| v.version).collect();
+    versions.sort_unstable();
+    assert_eq!(versions, [1, 2], "two runs at once, two distinct versions");
+    assert_ne!(entry.versions[0].artifact, entry.versions[1].artifact, "two models");
+    (registry, entry)
 }
 
 /// One service on a home of its own and the shared store, with a token; its address.
@@ -485,15 +492,7 @@ fn services_on_hosts_of_their_own_share_only_the_bucket_and_urls() {
             command.env("LOGITFLOW_TOKEN", token).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("run")
         })
         .collect();
-    for run in runs {
-        let out = common::finish_within(run, Duration::from_secs(120));
-        assert!(out.status.success(), "run --connect failed: {}", common::stderr(&out));
-    }
-    let registry = Registry::on(Arc::new(weed.storage(store)));
-    let entry = registry.model("admissions").expect("registered in the bucket");
-    let mut versions: Vec<u32> = entry.versions.iter().map(|v| v.version).collect();
-    versions.sort_unstable();
-    assert_eq!(versions, [1, 2], "two runs from another host, two distinct versions");
+    let (registry, entry) = two_versions_from(runs, &weed, store);
     // Both replicas, on their own hosts, answer the stable version; the second was never told
     // anything. A promotion made from here reaches both within 5 s.
     let replicas = [urls[5].trim_start_matches("http://").to_string(), urls[6].trim_start_matches("http://").to_string()];

@@ -14,7 +14,7 @@
 //! another machine) rather than named by path.
 
 use crate::pipeline::Clients;
-use crate::supervisor::ServiceName;
+use crate::supervisor::{LogLine, ServiceName, ServiceSnapshot, Status};
 use anyhow::{Context, bail};
 use logitflow_kit::client::ServiceClient;
 use std::collections::BTreeMap;
@@ -120,8 +120,6 @@ const POLL: std::time::Duration = std::time::Duration::from_secs(1);
 /// Log lines fetched from each service.
 const REMOTE_LOG_LINES: usize = 200;
 
-use crate::supervisor::{LogLine, ServiceSnapshot, Status};
-
 impl Remote {
     /// Attaches to the services a connection file names and starts watching them.
     pub fn attach(connection: Connection, token: Option<String>) -> Remote {
@@ -129,7 +127,8 @@ impl Remote {
             .iter()
             .map(|&name| {
                 let named = connection.url(name).is_some();
-                let mut snapshot = unseen(name, connection.url(name).and_then(socket_addr_of));
+                let mut snapshot = ServiceSnapshot::unseen(name);
+                snapshot.addr = connection.url(name).and_then(socket_addr_of);
                 if !named {
                     snapshot.status = Status::Stopped;
                     snapshot.last_error = Some("not named in the connection file".to_string());
@@ -182,7 +181,7 @@ impl Remote {
     /// One service's state now, and its log lines when `with_logs`.
     async fn ask(&self, name: ServiceName, with_logs: bool) -> (ServiceSnapshot, Option<Vec<LogLine>>) {
         let before = self.snapshot(name);
-        let mut snapshot = before.clone().unwrap_or_else(|| unseen(name, None));
+        let mut snapshot = before.clone().unwrap_or_else(|| ServiceSnapshot::unseen(name));
         let Some(client) = self.client(name) else { return (snapshot, None) };
         let client = client.with_timeout(std::time::Duration::from_secs(2));
         let asked = std::time::Instant::now();
@@ -257,22 +256,6 @@ impl Remote {
         {
             poller.abort();
         }
-    }
-}
-
-/// A service not yet asked anything.
-fn unseen(name: ServiceName, addr: Option<std::net::SocketAddr>) -> ServiceSnapshot {
-    ServiceSnapshot {
-        name,
-        status: Status::Starting,
-        pid: None,
-        addr,
-        grpc_addr: None,
-        started: None,
-        restarts: 0,
-        last_probe: None,
-        last_error: None,
-        reported_memory: None,
     }
 }
 

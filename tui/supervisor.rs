@@ -140,6 +140,24 @@ pub struct ServiceSnapshot {
     pub reported_memory: Option<u64>,
 }
 
+impl ServiceSnapshot {
+    /// A service nothing is known of yet: starting, no process, no address.
+    pub fn unseen(name: ServiceName) -> ServiceSnapshot {
+        ServiceSnapshot {
+            name,
+            status: Status::Starting,
+            pid: None,
+            addr: None,
+            grpc_addr: None,
+            started: None,
+            restarts: 0,
+            last_probe: None,
+            last_error: None,
+            reported_memory: None,
+        }
+    }
+}
+
 /// The environment variable naming the executable run as `<exe> service <name>`.
 pub const SERVICE_EXE_ENV: &str = "LOGITFLOW_SERVICE_EXE";
 
@@ -304,19 +322,10 @@ impl Supervisor {
         let mut receivers = Vec::new();
         for &name in names {
             let (tx, rx) = mpsc::unbounded_channel();
-            let snapshot = ServiceSnapshot {
+            services.insert(
                 name,
-                status: Status::Starting,
-                pid: None,
-                addr: None,
-                grpc_addr: None,
-                started: None,
-                restarts: 0,
-                last_probe: None,
-                last_error: None,
-                reported_memory: None,
-            };
-            services.insert(name, Arc::new(Managed { snapshot: Mutex::new(snapshot), logs: Mutex::new(VecDeque::new()), control: tx }));
+                Arc::new(Managed { snapshot: Mutex::new(ServiceSnapshot::unseen(name)), logs: Mutex::new(VecDeque::new()), control: tx }),
+            );
             receivers.push((name, rx));
         }
         let supervisor = Supervisor {

@@ -77,7 +77,12 @@ impl ServiceClient {
 
     fn transport(&self, e: reqwest::Error) -> ClientError {
         let detail = if e.is_connect() {
-            format!("cannot connect to {}", self.base)
+            // The innermost cause says why: refused, or a certificate not trusted.
+            let mut cause: &dyn std::error::Error = &e;
+            while let Some(next) = cause.source() {
+                cause = next;
+            }
+            format!("cannot connect to {}: {cause}", self.base)
         } else if e.is_timeout() {
             "no answer in time".to_string()
         } else {

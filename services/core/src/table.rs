@@ -947,6 +947,15 @@ fn parse_cell<'a>(field: &'a [u8], line: &impl Fn() -> u64, column: &str, is_na:
     if field.is_empty() {
         return Ok(Cell::Missing);
     }
+    // Most cells are numbers: read from the bytes, with no UTF-8 check first (a number is
+    // ASCII). fast-float2 takes the same syntax as `str::parse` and rounds as it does (both
+    // correctly), in ≈ 2/3 of its time; whatever it does not take whole and finite goes the
+    // way below, as before.
+    if let Ok(v) = fast_float2::parse::<f64, _>(field)
+        && v.is_finite()
+    {
+        return Ok(Cell::Number(v + 0.0)); // + 0.0 turns −0 into 0, so equal rows hash equal
+    }
     let text = cell_text(field, line, column)?;
     match text.parse::<f64>() {
         Ok(v) if v.is_finite() => Ok(Cell::Number(v + 0.0)), // + 0.0 turns −0 into 0, so equal rows hash equal
@@ -1162,6 +1171,37 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// A cell is the same cell whether its number is read by the fast path or by
+        /// `str::parse`: every value (the very bits), every refusal, every NA and text.
+        #[test]
+        fn the_fast_number_path_reads_every_cell_as_str_parse_does(
+            cell in proptest::string::string_regex("[ ]?[+-]?([0-9]{0,20}[.]?[0-9]{0,20}([eE][+-]?[0-9]{1,4})?|inf|Infinity|nan|NA|1_0|0x1f|[a-z]{1,3}|[.]|e5)[ ]?").expect("regex"),
+        ) {
+            let line = || 7;
+            let is_na = |t: &str| t == "NA" || t == "nan";
+            let by_std = |field: &[u8]| -> Result<Option<u64>, String> {
+                let text = field.trim_ascii();
+                if text.is_empty() {
+                    return Ok(None);
+                }
+                let text = std::str::from_utf8(text).map_err(|e| e.to_string())?;
+                match text.parse::<f64>() {
+                    Ok(v) if v.is_finite() => Ok(Some((v + 0.0).to_bits())),
+                    _ if is_na(text) => Ok(None),
+                    Ok(_) => Err("not finite".into()),
+                    Err(_) => Ok(Some(u64::MAX)),
+                }
+            };
+            let read = match parse_cell(cell.as_bytes(), &line, "c", &is_na) {
+                Ok(Cell::Number(v)) => Ok(Some(v.to_bits())),
+                Ok(Cell::Missing) => Ok(None),
+                Ok(Cell::Text(_)) => Ok(Some(u64::MAX)),
+                Err(DataError::NotFinite { .. }) => Err("not finite".to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            proptest::prop_assert_eq!(read, by_std(cell.as_bytes()), "{:?}", cell);
+        }
+
         /// Read in blocks side by side, any file gives the very table, or the very error, that
         /// reading it from the start gives.
         #[test]

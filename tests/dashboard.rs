@@ -12,7 +12,7 @@ fn dashboard_trains_predicts_exports_and_quits_cleanly() {
     let exports = home.path().join("exports");
     let mut dash = Dashboard::start(home.path(), &["--export-dir", exports.to_str().expect("utf8")]);
 
-    dash.wait_for("every service ready", Duration::from_secs(60), |s| s.contains("Services 8/8 ready"));
+    dash.wait_every_service_ready();
     for name in ["ingest", "preprocess", "features", "train", "evaluate", "serve", "advisor", "batch"] {
         assert!(dash.service_line(name).is_some_and(|l| l.contains("ready")), "{name} is listed as ready");
     }
@@ -93,7 +93,7 @@ fn train_with_newton_from_the_form(dash: &mut Dashboard) {
 fn rollback_promote_help_log_and_cancel_keys_act_on_the_real_services() {
     let home = tempfile::tempdir().expect("tempdir");
     let mut dash = Dashboard::start(home.path(), &[]);
-    dash.wait_for("every service ready", Duration::from_secs(60), |s| s.contains("Services 8/8 ready"));
+    dash.wait_every_service_ready();
     dash.send("c");
     dash.wait_for("c with nothing training", Duration::from_secs(10), |s| s.contains("nothing is training"));
     dash.send("t");
@@ -138,7 +138,7 @@ fn a_multi_feature_model_with_text_features_is_trained_asked_through_the_form_co
     let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/penguins.csv");
     let args = ["--data", data, "--label", "sex", "--missing", "drop", "--export-dir", exports.to_str().expect("utf8")];
     let mut dash = Dashboard::start(home.path(), &args);
-    dash.wait_for("every service ready", Duration::from_secs(60), |s| s.contains("Services 8/8 ready"));
+    dash.wait_every_service_ready();
     dash.send("t");
     dash.wait_for("v1 served", Duration::from_secs(90), |s| s.contains("penguins v1") && s.contains("v1 is stable"));
 
@@ -199,7 +199,7 @@ fn a_multi_feature_model_with_text_features_is_trained_asked_through_the_form_co
 fn a_sweep_trains_its_grid_side_by_side_and_promotes_the_best() {
     let home = tempfile::tempdir().expect("tempdir");
     let mut dash = Dashboard::start(home.path(), &[]);
-    dash.wait_for("every service ready", Duration::from_secs(60), |s| s.contains("Services 8/8 ready"));
+    dash.wait_every_service_ready();
     dash.send("S");
     dash.wait_for("the sweep form", Duration::from_secs(10), |s| s.contains("learning rates") && s.contains("9 combinations"));
     // Learning rates 0.1 and 0.2, penalties 0 and 0.01: four members.
@@ -237,7 +237,7 @@ fn sigterm_or_sigint_to_the_console_stops_every_service_and_restores_the_termina
     for signal in [nix::sys::signal::Signal::SIGTERM, nix::sys::signal::Signal::SIGINT] {
         let home = tempfile::tempdir().expect("tempdir");
         let mut dash = Dashboard::start(home.path(), &[]);
-        dash.wait_for("every service ready", Duration::from_secs(60), |s| s.contains("Services 8/8 ready"));
+        dash.wait_every_service_ready();
         assert!(dash.alternate_screen());
         let pid = dash.child.process_id().expect("console pid");
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal).expect("signal");
@@ -272,7 +272,7 @@ fn a_panic_in_the_dashboard_restores_the_terminal_and_leaves_no_service() {
     // No backtrace, which would push the panic's message off the 40-line screen.
     command.env("RUST_BACKTRACE", "0");
     let mut dash = Dashboard::spawn(command);
-    dash.wait_for("every service ready", Duration::from_secs(60), |s| s.contains("Services 8/8 ready"));
+    dash.wait_every_service_ready();
     assert!(dash.alternate_screen() && !dash.cooked_mode(), "the dashboard runs raw on the alternate screen");
     assert_eq!(common::services_of(home.path()).len(), 8, "eight services run");
 

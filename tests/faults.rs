@@ -40,7 +40,7 @@ fn eventually<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<
 fn killed_services_are_restarted_and_serve_comes_back_with_the_same_version() {
     let home = tempfile::tempdir().expect("tempdir");
     let mut dash = Dashboard::start(home.path(), &[]);
-    dash.wait_for("every service ready", Duration::from_secs(60), |s| s.contains("Services 8/8 ready"));
+    dash.wait_every_service_ready();
 
     // 1. An idle service killed with SIGKILL: noticed and restarted within 2 s, on the same
     // port, the restart counted.
@@ -116,7 +116,7 @@ fn a_broken_ingest_database_holds_no_csv_run() {
 fn a_console_killed_with_sigkill_leaves_no_service_and_stale_ones_are_reaped() {
     let home = tempfile::tempdir().expect("tempdir");
     let dash = Dashboard::start(home.path(), &[]);
-    dash.wait_for("every service ready", Duration::from_secs(60), |s| s.contains("Services 8/8 ready"));
+    dash.wait_every_service_ready();
     assert_eq!(services_of(home.path()).len(), 8);
     let console = dash.child.process_id().expect("console pid");
     kill9(console);

@@ -2,6 +2,7 @@
 
 use crate::cli::{DataArgs, ExportArgs, PredictArgs, RunArgs, RunsArgs, ServiceCommand, SynthArgs};
 use crate::pipeline::{self, Clients, PipelineEvent, PipelineRequest, RunReport};
+use crate::services::Services;
 use crate::supervisor::{ServiceName, Supervisor, SupervisorConfig};
 use anyhow::{Context, bail};
 use logitflow_core::clean::CleanOptions;
@@ -186,35 +187,26 @@ pub fn start_services(home: &Path, request: &PipelineRequest) -> anyhow::Result<
     Ok(Supervisor::start(config, &ServiceName::ALL)?)
 }
 
+/// The services a run or the dashboard drives: the ones named in a connection file
+/// (`--connect`), attached, or else every service, started here as children.
+pub fn services_for(home: &Path, request: &PipelineRequest, connection: Option<&Path>) -> anyhow::Result<Services> {
+    Ok(match connection {
+        Some(file) => {
+            Services::Remote(crate::connect::Remote::attach(crate::connect::Connection::load(file)?, logitflow_kit::token_from_env()))
+        }
+        None => Services::Children(start_services(home, request)?),
+    })
+}
+
 /// `logitflow run`.
 pub async fn run(home: PathBuf, args: RunArgs) -> anyhow::Result<()> {
     let request = pipeline_request(&home, &args.data, args.predict.clone())?;
-    let outcome = match &args.connect {
-        Some(file) => {
-            let token = std::env::var(logitflow_kit::TOKEN_ENV).ok().filter(|t| !t.is_empty());
-            let services =
-                crate::services::Services::Remote(crate::connect::Remote::attach(crate::connect::Connection::load(file)?, token));
-            let clients = services.clients().with_context(|| {
-                format!("{} must name ingest, preprocess, features, train, evaluate and serve under [services]", file.display())
-            })?;
-            crate::connect::check_reachable(&clients).await?;
-            let outcome = tokio::select! {
-                outcome = drive_clients(&clients, &request, &home) => outcome,
-                _ = logitflow_kit::shutdown_signal() => Err(anyhow::anyhow!("interrupted")),
-            };
-            services.shutdown().await;
-            outcome
-        }
-        None => {
-            let supervisor = start_services(&home, &request)?;
-            let outcome = tokio::select! {
-                outcome = drive(&supervisor, &request, &home) => outcome,
-                _ = logitflow_kit::shutdown_signal() => Err(anyhow::anyhow!("interrupted")),
-            };
-            supervisor.shutdown().await;
-            outcome
-        }
+    let services = services_for(&home, &request, args.connect.as_deref())?;
+    let outcome = tokio::select! {
+        outcome = drive(&services, &request, &home, args.connect.as_deref()) => outcome,
+        _ = logitflow_kit::shutdown_signal() => Err(anyhow::anyhow!("interrupted")),
     };
+    services.shutdown().await;
     // The pipeline kept the report in the home before the new version went live.
     let report = outcome?;
     if args.json {
@@ -225,13 +217,25 @@ pub async fn run(home: PathBuf, args: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn drive(supervisor: &Supervisor, request: &PipelineRequest, home: &Path) -> anyhow::Result<RunReport> {
-    let progress = std::io::stderr().is_terminal();
-    if progress {
-        eprintln!("starting {} services…", ServiceName::ALL.len());
-    }
-    supervisor.wait_ready(READY_TIMEOUT).await.map_err(|e| anyhow::anyhow!(e))?;
-    let clients = Clients::from_supervisor(supervisor).context("a service has no address")?;
+/// Waits for the services (children: until ready; attached: until each answers with the
+/// token), then runs the pipeline through them.
+async fn drive(services: &Services, request: &PipelineRequest, home: &Path, connection: Option<&Path>) -> anyhow::Result<RunReport> {
+    let clients = match connection {
+        Some(file) => {
+            let clients = services.clients().with_context(|| {
+                format!("{} must name ingest, preprocess, features, train, evaluate and serve under [services]", file.display())
+            })?;
+            crate::connect::check_reachable(&clients).await?;
+            clients
+        }
+        None => {
+            if std::io::stderr().is_terminal() {
+                eprintln!("starting {} services…", ServiceName::ALL.len());
+            }
+            services.wait_ready(READY_TIMEOUT).await.map_err(|e| anyhow::anyhow!(e))?;
+            services.clients().context("a service has no address")?
+        }
+    };
     drive_clients(&clients, request, home).await
 }
 

@@ -245,6 +245,11 @@ impl Dashboard {
         }
     }
 
+    /// Waits (60 s at most) until the services panel says all eight are ready.
+    pub fn wait_every_service_ready(&self) -> String {
+        self.wait_for("every service ready", Duration::from_secs(60), |s| s.contains("Services 8/8 ready"))
+    }
+
     /// Types keys. A lone Esc waits until the screen shows it was handled (at most 2 s): Esc
     /// and the next key read together would be taken for Alt+key.
     pub fn send(&mut self, keys: &str) {

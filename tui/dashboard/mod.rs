@@ -48,13 +48,7 @@ where
     B::Error: Send + Sync + 'static,
 {
     let request = commands::pipeline_request(&home, &args.data, Vec::new())?;
-    let services = match &args.connect {
-        Some(file) => {
-            let token = std::env::var(logitflow_kit::TOKEN_ENV).ok().filter(|t| !t.is_empty());
-            Services::Remote(crate::connect::Remote::attach(crate::connect::Connection::load(file)?, token))
-        }
-        None => Services::Children(commands::start_services(&home, &request)?),
-    };
+    let services = commands::services_for(&home, &request, args.connect.as_deref())?;
     let result = event_loop(&mut terminal, &services, home, args, request).await;
     services.shutdown().await;
     result

@@ -622,8 +622,6 @@ fn render_score_form(app: &App, area: Rect, buf: &mut Buffer) {
         .zip(&app.score_paths)
         .enumerate()
         .map(|(i, (label, path))| {
-            let chosen = i == app.score_field;
-            let style = if chosen { Style::new().add_modifier(Modifier::REVERSED) } else { Style::new() };
             // The end of a long path is the part that tells files apart.
             let room = (rect.width as usize).saturating_sub(14);
             let chars: Vec<char> = path.chars().collect();
@@ -632,7 +630,7 @@ fn render_score_form(app: &App, area: Rect, buf: &mut Buffer) {
             } else {
                 path.clone()
             };
-            Line::from(vec![Span::raw(format!("{label:>9}  ")), Span::styled(format!("{shown}{}", if chosen { "█" } else { "" }), style)])
+            form_field(label, 9, &shown, i == app.score_field)
         })
         .collect();
     lines.push(Line::from(""));
@@ -645,6 +643,13 @@ fn render_score_form(app: &App, area: Rect, buf: &mut Buffer) {
         .wrap(Wrap { trim: false })
         .block(Block::bordered().title(" Batch scoring ").border_style(Style::new().fg(Color::Cyan)))
         .render(rect, buf);
+}
+
+/// One field of a form: its label right-aligned in `width` columns, then its value, reversed
+/// and with a cursor when it is the field being typed in.
+fn form_field(label: &str, width: usize, value: &str, chosen: bool) -> Line<'static> {
+    let style = if chosen { Style::new().add_modifier(Modifier::REVERSED) } else { Style::new() };
+    Line::from(vec![Span::raw(format!("{label:>width$}  ")), Span::styled(format!("{value}{}", if chosen { "█" } else { "" }), style)])
 }
 
 /// The largest x (at least `least_max_x`) and the y bounds of some curves' points, for a
@@ -663,11 +668,7 @@ fn render_sweep_form(app: &App, area: Rect, buf: &mut Buffer) {
         .iter()
         .zip(&form.fields)
         .enumerate()
-        .map(|(i, (label, value))| {
-            let chosen = i == form.selected;
-            let style = if chosen { Style::new().add_modifier(Modifier::REVERSED) } else { Style::new() };
-            Line::from(vec![Span::raw(format!("{label:>15}  ")), Span::styled(format!("{value}{}", if chosen { "█" } else { "" }), style)])
-        })
+        .map(|(i, (label, value))| form_field(label, 15, value, i == form.selected))
         .collect();
     lines.push(Line::from(""));
     let count = form.grid(&app.params).map(|g| g.len());

@@ -40,7 +40,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
 /// `<stem>.<pid>.<ms>.<n>`: a name no other writer uses at the same time, in this process
 /// (`n` counts its writes: two threads of one service writing the same artifact or file in the
 /// same millisecond shared a staging directory, and wrote into each other's files) or another.
-fn unique_name(stem: &str) -> String {
+pub fn unique_name(stem: &str) -> String {
     static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     format!("{stem}.{}.{}.{n}", std::process::id(), now_unix_ms())

@@ -224,7 +224,6 @@ impl Store {
             entries.insert(name.to_string(), FileEntry { sha256: sha, bytes });
         }
         let id = sha256_hex(identity.as_bytes());
-        artifact_key(&id, "manifest.json")?;
         // The same content stored whole already: nothing to write. Stored damaged (a file
         // altered or missing, the manifest gone): written again below, replacing it.
         if self.verify(&id).is_ok() {

@@ -266,9 +266,7 @@ async fn upload(State(state): State<AppState>, body: axum::body::Body) -> Result
     use futures::StreamExt;
     use sha2::Digest;
     use tokio::io::AsyncWriteExt;
-    static UPLOADS_STARTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = UPLOADS_STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let staging = state.uploads.join(format!(".upload.{}.{n}", std::process::id()));
+    let staging = state.uploads.join(logitflow_core::home::unique_name(".upload"));
     let storage = |e: std::io::Error| ApiError::Storage(format!("{}: {e}", staging.display()));
     let mut file = tokio::fs::File::create(&staging).await.map_err(storage)?;
     let (mut sha, mut bytes) = (sha2::Sha256::new(), 0u64);

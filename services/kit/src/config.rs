@@ -70,7 +70,7 @@ impl Config {
     /// Resolves the configuration from the arguments and the environment.
     pub fn from_env(args: &ServiceArgs) -> Config {
         let home = args.home.clone().unwrap_or_else(default_home);
-        let token = std::env::var(crate::TOKEN_ENV).ok().filter(|t| !t.is_empty());
+        let token = token_from_env();
         let mut allowed_roots: Vec<PathBuf> = std::env::var_os(crate::ALLOWED_ROOTS_ENV)
             .map(|roots| std::env::split_paths(&roots).collect())
             .unwrap_or_else(|| std::env::current_dir().into_iter().collect());
@@ -115,6 +115,11 @@ impl Config {
         let allowed_roots = home.canonicalize().into_iter().collect();
         Config::with_default_limits(home, None, allowed_roots, None)
     }
+}
+
+/// The bearer token from `LOGITFLOW_TOKEN` (never from argv); an empty one is none.
+pub fn token_from_env() -> Option<String> {
+    std::env::var(crate::TOKEN_ENV).ok().filter(|t| !t.is_empty())
 }
 
 /// Refuses an address off loopback when there is no token: a service reachable from other

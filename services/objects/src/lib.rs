@@ -50,10 +50,7 @@ pub fn open_storage(uri: Option<&str>, home: &Path) -> Result<Arc<dyn Storage>, 
 /// The registry of the store a URI names ([`open_store`]), creating nothing: what a command
 /// that only reads the registry opens.
 pub fn open_registry(uri: Option<&str>, home: &Path) -> Result<Registry, StoreError> {
-    match locate(uri, home)? {
-        Location::Home(path) => Ok(Registry::open(path)),
-        Location::S3(uri) => Ok(Registry::on(Arc::new(S3Storage::from_env(&uri)?))),
-    }
+    Ok(Registry::on(open_storage(uri, home)?))
 }
 
 /// Where a store URI points.
@@ -248,10 +245,10 @@ impl Uploader<'_> {
 
     fn finish(mut self) -> Result<(), StoreError> {
         let key = self.key;
-        let Some(_) = &self.upload else {
+        if self.upload.is_none() {
             let bytes = Bytes::from(std::mem::take(&mut self.buffer));
             return self.storage.put(key, bytes, PutMode::Overwrite)?.map(drop).map_err(|e| self.storage.failed(key, e));
-        };
+        }
         if !self.buffer.is_empty() {
             self.send_part()?;
         }

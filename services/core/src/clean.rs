@@ -128,15 +128,21 @@ impl Dataset {
     }
     /// Checks that both classes are present, which fitting and AUC need.
     pub fn check_both_classes(&self) -> Result<(), DataError> {
-        let positives = self.y.iter().filter(|&&v| v == 1.0).count();
-        if positives == 0 {
-            return Err(DataError::SingleClass(self.class_name(false)));
-        }
-        if positives == self.rows() {
-            return Err(DataError::SingleClass(self.class_name(true)));
-        }
-        Ok(())
+        check_both_classes(&self.y, self.classes.as_ref())
     }
+}
+
+/// Checks that labels `y` hold both classes, naming the missing one by `classes`.
+pub fn check_both_classes(y: &[f64], classes: Option<&Classes>) -> Result<(), DataError> {
+    let positives = y.iter().filter(|&&v| v == 1.0).count();
+    let name = |positive: bool| Dataset { classes: classes.cloned(), ..Dataset::default() }.class_name(positive);
+    if positives == 0 {
+        return Err(DataError::SingleClass(name(false)));
+    }
+    if positives == y.len() {
+        return Err(DataError::SingleClass(name(true)));
+    }
+    Ok(())
 }
 
 /// How many rows went in, how many were kept, and which were dropped and why.
@@ -173,6 +179,44 @@ impl CleanReport {
 
 /// Cleans a raw table by the options.
 pub fn clean(raw: &RawTable, options: &CleanOptions) -> Result<(Dataset, CleanReport), DataError> {
+    clean_keeping(raw, options).map(|(data, _, report)| (data, report))
+}
+
+/// True when cleaning by `options` must look at the feature values even if none is missing:
+/// bounds and duplicates are checked on them, and imputation gives a text column a level
+/// for missing cells whether or not one is missing.
+pub fn needs_values(options: &CleanOptions, kinds: &[ColumnKind]) -> bool {
+    let imputes_text = matches!(options.missing, MissingPolicy::ImputeMean | MissingPolicy::ImputeMedian)
+        && kinds.iter().any(|k| *k != ColumnKind::Numeric);
+    !options.bounds.is_empty() || options.drop_duplicates || imputes_text
+}
+
+/// [`clean`] of a table none of whose feature cells is missing, from its labels alone, when
+/// [`needs_values`] is false: the rows it keeps (indices into the table) and its report, the
+/// same as `clean`'s (a proptest holds them so), without reading the values.
+pub fn clean_labels(y: &[f64], lines: &[u64], label_name: &str, options: &CleanOptions) -> Result<(Vec<usize>, CleanReport), DataError> {
+    let mut report = CleanReport { rows_in: y.len(), ..CleanReport::default() };
+    let mut kept = Vec::with_capacity(y.len());
+    for (i, (label, &line)) in y.iter().zip(lines).enumerate() {
+        if label.is_nan() {
+            if options.missing == MissingPolicy::Error {
+                return Err(DataError::EmptyValue { line, column: label_name.to_string() });
+            }
+            report.drop_row(line, "missing label");
+            *report.missing_by_column.entry(label_name.to_string()).or_default() += 1;
+        } else {
+            kept.push(i);
+        }
+    }
+    report.rows_kept = kept.len();
+    if kept.is_empty() {
+        return Err(DataError::NoRows);
+    }
+    Ok((kept, report))
+}
+
+/// [`clean`], with the indices of the rows it kept.
+pub fn clean_keeping(raw: &RawTable, options: &CleanOptions) -> Result<(Dataset, Vec<usize>, CleanReport), DataError> {
     let d = raw.width();
     let mut report = CleanReport { rows_in: raw.rows(), ..CleanReport::default() };
     let mut kinds: Vec<ColumnKind> = (0..d).map(|j| raw.kinds.get(j).cloned().unwrap_or_default()).collect();
@@ -198,6 +242,7 @@ pub fn clean(raw: &RawTable, options: &CleanOptions) -> Result<(Dataset, CleanRe
     let mut seen: HashSet<Vec<u64>> = HashSet::new();
     let mut x = Vec::with_capacity(raw.x.len());
     let mut y = Vec::with_capacity(raw.rows());
+    let mut kept = Vec::with_capacity(raw.rows());
     let mut row = vec![0.0; d];
     'rows: for i in 0..raw.rows() {
         let line = raw.lines[i];
@@ -252,6 +297,7 @@ pub fn clean(raw: &RawTable, options: &CleanOptions) -> Result<(Dataset, CleanRe
         }
         x.extend_from_slice(&row);
         y.push(label);
+        kept.push(i);
     }
     report.rows_kept = y.len();
     let dataset =
@@ -259,7 +305,7 @@ pub fn clean(raw: &RawTable, options: &CleanOptions) -> Result<(Dataset, CleanRe
     if dataset.rows() == 0 {
         return Err(DataError::NoRows);
     }
-    Ok((dataset, report))
+    Ok((dataset, kept, report))
 }
 
 /// What a missing cell of column `j` becomes: the mean or median of a numeric column, the most
@@ -368,11 +414,18 @@ pub struct Split {
 /// and data give the same split.
 pub fn stratified_split(data: &Dataset, test_fraction: f64, seed: u64) -> Result<Split, DataError> {
     data.check_both_classes()?;
+    let (train_idx, test_idx) = stratified_rows(&data.y, test_fraction, seed);
+    Ok(Split { train: data.subset(&train_idx), test: data.subset(&test_idx) })
+}
+
+/// The rows (indices into `y`) of each part of [`stratified_split`]: (train, test), each in
+/// increasing order, so that a part keeps the file's order.
+pub fn stratified_rows(y: &[f64], test_fraction: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut train_idx = Vec::new();
     let mut test_idx = Vec::new();
     for class in [0.0, 1.0] {
-        let mut idx: Vec<usize> = (0..data.rows()).filter(|&i| data.y[i] == class).collect();
+        let mut idx: Vec<usize> = (0..y.len()).filter(|&i| y[i] == class).collect();
         idx.shuffle(&mut rng);
         let mut n_test = (idx.len() as f64 * test_fraction).round() as usize;
         if test_fraction > 0.0 && n_test == 0 && idx.len() >= 2 {
@@ -385,7 +438,7 @@ pub fn stratified_split(data: &Dataset, test_fraction: f64, seed: u64) -> Result
     // Sorted, so the split keeps the file's order within each part.
     train_idx.sort_unstable();
     test_idx.sort_unstable();
-    Ok(Split { train: data.subset(&train_idx), test: data.subset(&test_idx) })
+    (train_idx, test_idx)
 }
 
 /// Splits off a validation part of the training rows (for the validation loss curve and
@@ -485,5 +538,31 @@ mod tests {
         let (d, report) = clean(&raw(text), &options).expect("cleans");
         assert_eq!(d.rows(), 2);
         assert_eq!((report.missing_by_column["a"], report.missing_by_column["s"]), (1, 1));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 256, ..Default::default() })]
+        /// On a table with every feature cell present, cleaning from the labels alone keeps the
+        /// rows `clean` keeps and reports what it reports, refusal for refusal, for every
+        /// option that needs no value.
+        #[test]
+        fn cleaning_from_the_labels_is_cleaning_when_no_feature_is_missing(
+            cells in proptest::collection::vec((proptest::collection::vec(-5i32..5, 2), proptest::option::weighted(0.8, 0u8..2)), 1..40),
+            missing in proptest::sample::select(vec![MissingPolicy::Error, MissingPolicy::Drop, MissingPolicy::ImputeMean, MissingPolicy::ImputeMedian]),
+        ) {
+            let mut text = String::from("a,b,y\n");
+            for (x, label) in &cells {
+                text.push_str(&format!("{},{},{}\n", x[0], x[1], label.map_or(String::new(), |l| l.to_string())));
+            }
+            let table = raw(&text);
+            let options = CleanOptions { missing, ..CleanOptions::default() };
+            proptest::prop_assert!(!needs_values(&options, &table.kinds));
+            let from_labels = clean_labels(&table.y, &table.lines, &table.label_name, &options);
+            let whole = clean_keeping(&table, &options).map(|(data, kept, report)| {
+                assert_eq!(data.x, kept.iter().flat_map(|&i| table.x[i * 2..i * 2 + 2].to_vec()).collect::<Vec<_>>(), "kept rows as they were");
+                (kept, report)
+            });
+            proptest::prop_assert_eq!(from_labels, whole);
+        }
     }
 }

@@ -7,8 +7,11 @@
 use axum::Router;
 use axum::extract::State;
 use axum::routing::post;
-use logitflow_core::clean::{Split, align_levels, clean, stratified_split};
-use logitflow_core::store::{SplitReport, Store, step_key};
+use logitflow_core::clean::{
+    CleanOptions, CleanReport, Dataset, align_levels, check_both_classes, clean_keeping, clean_labels, needs_values, stratified_rows,
+};
+use logitflow_core::store::{Columns, SplitReport, SplitRows, SplitSources, Store, step_key};
+use logitflow_core::table::RawTable;
 use logitflow_kit::wire::{SplitInfo, SplitRequest};
 use logitflow_kit::{ApiError, Config, Json, Readiness, blocking, cached_step};
 
@@ -57,20 +60,24 @@ async fn split(State(state): State<AppState>, Json(request): Json<SplitRequest>)
     .await
 }
 
-/// Cleans the dataset (and the test dataset, if any), splits, and stores the split.
+/// Cleans the dataset (and the test dataset, if any), splits, and stores the split as row
+/// numbers into the datasets its parts come from ([`SplitRows`]). Rows that cleaning keeps as
+/// they are are taken from the ingested dataset itself; clean data is stored again only where
+/// cleaning changed values (an imputed cell, or a test file's codes made the training file's).
 fn make_split(store: &Store, request: &SplitRequest, inputs: &[&str], params: serde_json::Value) -> Result<(String, SplitInfo), ApiError> {
-    let raw = store.load_table(&request.dataset)?;
-    let (data, report) = clean(&raw, &request.clean)?;
-    // Each copy of the rows goes as soon as the next is made: a 1M × 10 table is 88 MB a copy.
-    // (The cleaned data keeps the raw table's column names.)
-    drop(raw);
-    let (split, test_report) = match &request.test_dataset {
+    let (columns, rows, report, test_report) = match &request.test_dataset {
         None => {
-            let split = stratified_split(&data, request.test_fraction, request.seed)?;
-            drop(data);
-            (split, None)
+            let clean = clean_rows(store, &request.dataset, &request.clean, &params)?;
+            check_both_classes(&clean.y, clean.columns.classes.as_ref())?;
+            let (train, test) = stratified_rows(&clean.y, request.test_fraction, request.seed);
+            let pick = |part: Vec<usize>| part.into_iter().map(|i| clean.rows[i]).collect();
+            let sources = SplitSources { train: clean.source.clone(), test: clean.source.clone() };
+            let rows = SplitRows { sources, train: pick(train), test: pick(test) };
+            (clean.columns, rows, clean.report, None)
         }
         Some(test_id) => {
+            let raw = store.load_table(&request.dataset)?;
+            let (mut data, kept, report) = clean_keeping(&raw, &request.clean)?;
             let raw_test = store.load_table(test_id)?;
             if raw_test.feature_names != data.feature_names || raw_test.label_name != data.label_name {
                 return Err(ApiError::invalid(
@@ -84,16 +91,72 @@ fn make_split(store: &Store, request: &SplitRequest, inputs: &[&str], params: se
                     ),
                 ));
             }
-            let (mut test, test_report) = clean(&raw_test, &request.clean)?;
-            let mut data = data;
+            let (mut test, test_kept, test_report) = clean_keeping(&raw_test, &request.clean)?;
             align_levels(&mut data, &mut test)?;
             data.check_both_classes()?;
-            (Split { train: data, test }, Some(test_report))
+            let (train_source, train) = source_rows(store, &request.dataset, &raw, &data, &kept, &report, &params)?;
+            // The test file's codes are now the training file's: stored as they are now.
+            let test_lines: Vec<u64> = test_kept.iter().map(|&i| raw_test.lines[i]).collect();
+            let test_source = store.put_dataset(&test, &test_lines, NAME, vec![test_id.clone()], params.clone())?;
+            let rows = SplitRows {
+                sources: SplitSources { train: train_source, test: test_source },
+                train,
+                test: (0..test.rows() as u64).collect(),
+            };
+            (Columns::of(&data, None), rows, report, Some(test_report))
         }
     };
-    let report = SplitReport { clean: report, test_clean: test_report, train_rows: split.train.rows(), test_rows: split.test.rows() };
-    let id = store.put_split(&split, &report, inputs.iter().map(|s| s.to_string()).collect(), params)?;
+    let report = SplitReport { clean: report, test_clean: test_report, train_rows: rows.train.len(), test_rows: rows.test.len() };
+    let id = store.put_split_rows(&columns, &rows, &report, inputs.iter().map(|s| s.to_string()).collect(), params)?;
     Ok((id.clone(), SplitInfo { split: id, report, cached: false }))
+}
+
+/// The rows of a dataset that cleaning keeps, as rows of a stored dataset.
+struct CleanRows {
+    columns: Columns,
+    /// The dataset the rows are in.
+    source: String,
+    rows: Vec<u64>,
+    /// The kept rows' labels.
+    y: Vec<f64>,
+    report: CleanReport,
+}
+
+/// Cleans dataset `id`. When its columns say that no value is missing and the options need no
+/// value, only its labels are read ([`clean_labels`]); otherwise the whole table.
+fn clean_rows(store: &Store, id: &str, options: &CleanOptions, params: &serde_json::Value) -> Result<CleanRows, ApiError> {
+    let labels = store.load_labels(id)?;
+    if labels.columns.none_missing() && !needs_values(options, &labels.columns.kinds) {
+        let (kept, report) = clean_labels(&labels.y, &labels.lines, &labels.columns.label_name, options)?;
+        let y = kept.iter().map(|&i| labels.y[i]).collect();
+        let rows = kept.into_iter().map(|i| i as u64).collect();
+        return Ok(CleanRows { columns: labels.columns, source: id.to_string(), rows, y, report });
+    }
+    drop(labels);
+    let raw = store.load_table(id)?;
+    let (data, kept, report) = clean_keeping(&raw, options)?;
+    let (source, rows) = source_rows(store, id, &raw, &data, &kept, &report, params)?;
+    Ok(CleanRows { columns: Columns::of(&data, None), source, rows, y: data.y, report })
+}
+
+/// Where the clean rows `data` (rows `kept` of dataset `id`, read as `raw`) are to be found:
+/// in the dataset itself when cleaning left their values as they were, else in the clean data
+/// stored as a dataset of its own.
+fn source_rows(
+    store: &Store,
+    id: &str,
+    raw: &RawTable,
+    data: &Dataset,
+    kept: &[usize],
+    report: &CleanReport,
+    params: &serde_json::Value,
+) -> Result<(String, Vec<u64>), ApiError> {
+    if report.imputed.is_empty() {
+        return Ok((id.to_string(), kept.iter().map(|&i| i as u64).collect()));
+    }
+    let lines: Vec<u64> = kept.iter().map(|&i| raw.lines[i]).collect();
+    let source = store.put_dataset(data, &lines, NAME, vec![id.to_string()], params.clone())?;
+    Ok((source, (0..data.rows() as u64).collect()))
 }
 
 #[cfg(test)]
@@ -158,6 +221,56 @@ mod tests {
             ),
         ) {
             logitflow_kit::testing::bodies::assert_answers(|| async { let (dir, app, _) = setup(&rows(30)); (dir, app) }, "POST", "/v1/splits", &body);
+        }
+    }
+
+    /// The parts of a stored split are the rows cleaning and the stratified split give, and
+    /// they are taken from the ingested dataset itself unless cleaning changed a value; then
+    /// the clean data is stored once as a dataset of its own.
+    #[tokio::test]
+    async fn parts_are_the_clean_split_and_rows_are_copied_only_when_cleaning_changed_them() {
+        use logitflow_core::clean::{clean, stratified_split};
+        use logitflow_core::store::{Kind, SplitPart};
+        let mut csv = String::from("score,hours,admitted\n");
+        for i in 0..200 {
+            let hours = if i % 7 == 3 { String::new() } else { (i % 13).to_string() };
+            let label = if i == 50 { String::new() } else { u8::from(i % 3 == 0).to_string() };
+            csv.push_str(&format!("{i},{hours},{label}\n"));
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = AppState::new(&Config::for_home(dir.path())).expect("state");
+        let table = RawTable::from_csv(csv.as_bytes(), &CsvOptions::default()).expect("csv");
+        let id = state.store.put_table(&table, "test", serde_json::json!({})).expect("put");
+        let complete = RawTable::from_csv(csv.replace(",,", ",1,").as_bytes(), &CsvOptions::default()).expect("csv");
+        let complete_id = state.store.put_table(&complete, "test", serde_json::json!({})).expect("put");
+        let app = app(state.clone());
+        for (dataset, raw, missing, copied) in
+            [(&complete_id, &complete, "drop", false), (&id, &table, "drop", false), (&id, &table, "impute_mean", true)]
+        {
+            let body = serde_json::json!({"dataset": dataset, "clean": {"missing": missing}, "test_fraction": 0.25, "seed": 3});
+            let (status, info) = call(&app, "POST", "/v1/splits", Some(body)).await;
+            assert_eq!(status, StatusCode::OK, "{info}");
+            let split = info["split"].as_str().expect("id");
+            let options: logitflow_core::clean::CleanOptions =
+                serde_json::from_value(serde_json::json!({"missing": missing})).expect("options");
+            let expected = stratified_split(&clean(raw, &options).expect("cleans").0, 0.25, 3).expect("splits");
+            let train = state.store.load_split_part(split, SplitPart::Train).expect("train");
+            let test = state.store.load_split_part(split, SplitPart::Test).expect("test");
+            // Stored, all-numeric kinds are written as none.
+            let stored = |mut part: Dataset| {
+                part.kinds.retain(|kind| *kind != logitflow_core::table::ColumnKind::Numeric);
+                part
+            };
+            assert_eq!((train, test), (stored(expected.train), stored(expected.test)), "{missing}");
+            let sources: SplitSources = state.store.read_json(split, Kind::Split, "sources.json").expect("sources");
+            assert_eq!(sources.train, sources.test);
+            assert_eq!(sources.train != *dataset, copied, "{missing}: rows copied only when values changed");
+            let manifest = state.store.manifest(split).expect("manifest");
+            assert!(
+                manifest.files.keys().all(|name| !name.contains("_x")),
+                "no copy of the rows in the split: {:?}",
+                manifest.files.keys()
+            );
         }
     }
 

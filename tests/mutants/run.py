@@ -47,7 +47,7 @@ MUTANTS = {
            "let doublings = 2u32.saturating_pow(*crashes - 1);", "let doublings = 1u32.saturating_pow(*crashes - 1);",
            ["--test", "supervisor"], "a_service_that_crashes_on_every_start"),
     "F7": ("a corrupted artifact is refused", "services/core/src/store.rs",
-           "        if sha256_hex(bytes) != entry.sha256 {", "        if false && sha256_hex(bytes) != entry.sha256 {",
+           "        if !digest.matches(&entry) {", "        if false && !digest.matches(&entry) {",
            ["--test", "faults"], "a_corrupted_artifact"),
     "F8": ("a read-only home is refused at once", "tui/commands.rs",
            '    let tmp = home.join("tmp");\n    std::fs::create_dir_all(&tmp).and_then(|()| tempfile::NamedTempFile::new_in(&tmp).map(drop))',
@@ -99,6 +99,9 @@ MUTANTS = {
             "                Some(e_tag) => PutMode::Update(UpdateVersion { e_tag: Some(e_tag.clone()), version: None }),",
             "                Some(_) => PutMode::Overwrite,",
             ["--test", "object_store"], "registry_writers_on_two_machines_never_lose_or_duplicate_a_version"),
+    "F23": ("the rows a split takes from a dataset come only from a whole one", "services/core/src/store.rs",
+            "        if !file.digest.matches(&entry) {", "        if false && !file.digest.matches(&entry) {",
+            ["-p", "logitflow-core"], "a_split_of_rows_refuses_a_damaged_source_and_rows_it_lacks"),
     # The Access and Bad input tables.
     "A1": ("with a token, every non-health route answers 401 without it", "services/kit/src/guard.rs",
            "if !given.is_some_and(|given| same_token(given.as_bytes(), token.as_bytes())) {", "if given.is_none() {",

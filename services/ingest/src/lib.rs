@@ -232,9 +232,9 @@ async fn from_csv(State(state): State<AppState>, Json(source): Json<CsvSource>) 
         // — once more to parse, in blocks, on every core.
         let stamp = |file: &std::fs::File| file.metadata().and_then(|m| Ok((m.len(), m.modified()?)));
         let before = stamp(&file).map_err(unreadable)?;
-        let sha256 = logitflow_core::sha256_hex_of(std::io::Read::take(&file, MAX_CSV_BYTES + 1)).map_err(unreadable)?;
+        let blake3 = logitflow_core::blake3_hex_of(std::io::Read::take(&file, MAX_CSV_BYTES + 1)).map_err(unreadable)?;
         let selection = source.options();
-        let params = serde_json::json!({"source": "csv", "sha256": sha256, "select": selection});
+        let params = serde_json::json!({"source": "csv", "blake3": blake3, "select": selection});
         let key = step_key(NAME, &[], &params);
         freeze(&state.store, &key, || {
             std::io::Seek::rewind(&mut &file).map_err(unreadable)?;
@@ -470,7 +470,7 @@ async fn snapshot(
         })?;
         let selection =
             CsvOptions { label: request.label, features: request.features, delimiter: Some(",".into()), ..CsvOptions::default() };
-        let params = serde_json::json!({"source": "collection", "name": name, "sha256": logitflow_core::sha256_hex(csv.as_bytes()), "select": selection});
+        let params = serde_json::json!({"source": "collection", "name": name, "blake3": logitflow_core::blake3_hex(csv.as_bytes()), "select": selection});
         let key = step_key(NAME, &[], &params);
         freeze(&state.store, &key, || {
             let table = RawTable::from_csv(csv.as_bytes(), &selection).map_err(|e| ApiError::invalid("DATA_ERROR", format!("collection {name}: {e}")))?;

@@ -87,12 +87,22 @@ impl TermStatistics {
 pub fn statistics(
     scaled: &Weights,
     ex: Examples<'_>,
+    hessian: Option<&[f64]>,
     transform: &Transform,
     intercept: f64,
     coefficients: &Coefficients,
 ) -> Option<Vec<TermStatistics>> {
     let k = ex.d + 1;
-    let covariance = invert_spd(&hessian_sum(scaled, ex), k)?;
+    // The fit's own last pass, when it made one at these weights (newton); else a pass here.
+    let computed;
+    let hessian = match hessian {
+        Some(hessian) => hessian,
+        None => {
+            computed = hessian_sum(scaled, ex);
+            &computed
+        }
+    };
+    let covariance = invert_spd(hessian, k)?;
     // A: row 0 = (1, −o1/s1, …), row t = e_t/s_t.
     let mut a = vec![0.0; k * k];
     a[0] = 1.0;

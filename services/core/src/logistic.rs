@@ -400,6 +400,9 @@ pub struct FitOutcome {
     /// The epoch whose weights these are, when a cancelled fit returns its best epoch so far
     /// (the lowest validation loss, however few the validation rows) rather than its last.
     pub kept_epoch: Option<usize>,
+    /// [`hessian_sum`] at `weights`, when the fit's last pass made it there (newton), so that
+    /// the standard errors need no pass of their own.
+    pub hessian_sum: Option<Vec<f64>>,
 }
 
 /// Rows per chunk of a full pass. Fixed, so sums do not depend on the number of cores.
@@ -581,8 +584,11 @@ pub fn fit(
     let mut progress = Progress::new(params, on_epoch);
     progress.early_stopping = val.is_some_and(|v| v.rows() >= MIN_EARLY_STOPPING_ROWS);
     let data = FitData { train, val: val.filter(|v| v.rows() > 0), params, cancel };
-    let (weights, stop_reason) = match params.solver {
-        Solver::Sgd | Solver::Minibatch => fit_per_sample(&data, &mut progress),
+    let (weights, stop_reason, last_pass) = match params.solver {
+        Solver::Sgd | Solver::Minibatch => {
+            let (weights, stop_reason) = fit_per_sample(&data, &mut progress);
+            (weights, stop_reason, None)
+        }
         Solver::Batch | Solver::Newton => fit_full_passes(&data, &mut progress),
     };
     // Stopped by a person: what is worth keeping is the best epoch so far, as an early stop
@@ -591,7 +597,9 @@ pub fn fit(
         Some((_, best, epoch)) if stop_reason == StopReason::Cancelled => (best, Some(epoch)),
         _ => (weights, None),
     };
-    Ok(FitOutcome { weights, stop_reason, curve: progress.curve, kept_epoch })
+    // The last pass's Hessian is the returned weights' only if they are the weights it was made at.
+    let hessian_sum = last_pass.filter(|(at, _)| *at == weights).map(|(_, sums)| symmetric(sums.hess, train.d + 1));
+    Ok(FitOutcome { weights, stop_reason, curve: progress.curve, kept_epoch, hessian_sum })
 }
 
 #[derive(Clone, Copy)]
@@ -882,14 +890,20 @@ const STEP_CUT: f64 = 0.5;
 /// Batch gradient descent and newton: every epoch is itself a pass over all rows, whose result
 /// (objective, gradient, for newton the Hessian) at the new weights serves as the epoch's
 /// measurement and as the next epoch's starting point.
-fn fit_full_passes<F: FnMut(&EpochEvent)>(data: &FitData<'_>, progress: &mut Progress<'_, F>) -> (Weights, StopReason) {
+/// Also returns newton's last pass (with its Hessian) and the weights it was made at.
+fn fit_full_passes<F: FnMut(&EpochEvent)>(
+    data: &FitData<'_>,
+    progress: &mut Progress<'_, F>,
+) -> (Weights, StopReason, Option<(Weights, PassSums)>) {
     let params = data.params;
     let mut w = Weights::zeros(data.train.d);
     let mut at_w: Option<Measurement> = None;
-    let mut newton_pass = None;
+    let mut newton_pass: Option<PassSums> = None;
+    let last_pass = |w: &Weights, pass: &Option<PassSums>| pass.clone().map(|sums| (w.clone(), sums));
     for epoch in 1..=params.epochs {
         if data.cancelled() {
-            return (w, StopReason::Cancelled);
+            let pass = last_pass(&w, &newton_pass);
+            return (w, StopReason::Cancelled, pass);
         }
         let measured = match params.solver {
             Solver::Newton => newton_step(&mut w, data.train, params.l2, &mut newton_pass),
@@ -903,12 +917,16 @@ fn fit_full_passes<F: FnMut(&EpochEvent)>(data: &FitData<'_>, progress: &mut Pro
             Some(objective) => Measurement::from_objective(objective, &w, data),
             None => data.measure(&w),
         };
+        // The pass newton's step left is at the weights it stepped to, before the epoch's end
+        // may change them.
+        let pass = last_pass(&w, &newton_pass);
         if let Some(reason) = progress.epoch_done(epoch, &m, &mut w) {
-            return (w, reason);
+            return (w, reason, pass);
         }
         at_w = Some(m);
     }
-    (w, StopReason::MaxEpochs)
+    let pass = last_pass(&w, &newton_pass);
+    (w, StopReason::MaxEpochs, pass)
 }
 
 fn step(w: &mut Weights, grad: &[f64], lr: f64) {
@@ -1111,8 +1129,11 @@ fn newton_step(w: &mut Weights, ex: Examples<'_>, l2: f64, at: &mut Option<PassS
 /// The Hessian of the summed (not mean) log loss at `w`: (d+1)² entries, bias first, both
 /// triangles filled. Its inverse is the covariance of the maximum-likelihood estimates.
 pub fn hessian_sum(w: &Weights, ex: Examples<'_>) -> Vec<f64> {
-    let k = ex.d + 1;
-    let mut h = full_pass(w, ex, true).hess;
+    symmetric(full_pass(w, ex, true).hess, ex.d + 1)
+}
+
+/// A pass's Hessian (upper triangle) with its lower triangle filled.
+fn symmetric(mut h: Vec<f64>, k: usize) -> Vec<f64> {
     for a in 0..k {
         for b in 0..a {
             h[a * k + b] = h[b * k + a];

@@ -9,6 +9,12 @@
 //! registry.json                  the model registry (crate::registry)
 //! ```
 //!
+//! A dataset is `x.npy`, `y.npy`, `lines.npy` and `columns.json` (which counts each column's
+//! missing cells). A split is no copy of rows but their numbers: `train_rows.npy` and
+//! `test_rows.npy` index the rows of the datasets named in `sources.json` (the ingested one,
+//! or clean data preprocess stored because cleaning changed values), and its readers take
+//! their part's rows as the dataset streams past ([`Store::load_split_part`]).
+//!
 //! An artifact's id is the SHA-256 of its kind and its files' BLAKE3 digests, so the same
 //! content is stored once. (Artifacts written before BLAKE3 list SHA-256 digests, and are
 //! checked by them.)

@@ -33,7 +33,11 @@ fn exact_fit(csv: &str, options: &CsvOptions) -> (Model, Vec<f64>) {
     assert_eq!(out.stop_reason, StopReason::Converged);
     let mut model =
         Model::new(transform, out.weights.clone(), data.label_name.clone(), params, out.stop_reason, 0, data.rows(), Lineage::default());
-    model.fit.terms = statistics(&out.weights, ex, &model.transform, model.intercept, &model.coefficients).expect("the Hessian inverts");
+    // The fit hands over the Hessian of its last pass: the very one a pass of its own makes.
+    let handed = out.hessian_sum.as_deref().expect("newton hands over its last pass's Hessian");
+    assert_eq!(handed, logitflow_core::logistic::hessian_sum(&out.weights, ex), "bit for bit");
+    model.fit.terms =
+        statistics(&out.weights, ex, Some(handed), &model.transform, model.intercept, &model.coefficients).expect("the Hessian inverts");
     (model, data.y)
 }
 

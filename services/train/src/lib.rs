@@ -282,6 +282,7 @@ fn train(
     };
     let epochs = outcome.curve.len();
     let weights = outcome.weights.clone();
+    let hessian_sum = outcome.hessian_sum.clone();
     let mut model = Model::new(transform, outcome.weights, label_name, params.clone(), stop_reason, epochs, fit_part.rows(), lineage);
     model.validation_rows = val_part.as_ref().map_or(0, Dataset::rows);
     // A 0/1 label's classes are named after the column, so every answer can use words.
@@ -308,7 +309,7 @@ fn train(
     };
     model.fit.statistics_note = match statistics_note {
         Some(note) => Some(note),
-        None => match statistics(&weights, train_ex, &model.transform, model.intercept, &model.coefficients) {
+        None => match statistics(&weights, train_ex, hessian_sum.as_deref(), &model.transform, model.intercept, &model.coefficients) {
             Some(terms) => {
                 model.fit.terms = terms;
                 None

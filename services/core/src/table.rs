@@ -243,7 +243,7 @@ impl RawTable {
     }
 
     /// [`RawTable::from_csv`] on every core: the same table, or the same error. A file with no
-    /// quoted field is read in blocks of 4 MiB that end at line ends, parsed side by side while
+    /// quoted field is read in blocks of 1 MiB that end at line ends, parsed side by side while
     /// the next are read, so memory holds a few blocks, not the file; from a block with a quote
     /// on, the rest is read from the start of that block as `from_csv` reads.
     pub fn from_csv_parallel<R: Read + Send>(reader: R, options: &CsvOptions) -> Result<Self, DataError> {
@@ -421,8 +421,10 @@ impl RawTable {
     }
 }
 
-/// The size of the blocks [`RawTable::from_csv_parallel`] parses side by side.
-const BLOCK_BYTES: usize = 4 << 20;
+/// The size of the blocks [`RawTable::from_csv_parallel`] parses side by side: 1 MiB parsed
+/// the 201 MB file as fast as 4 MiB did (within this machine's noise, six alternating runs),
+/// with a quarter of the memory in flight (ingest's peak was 2.0× the data with 4 MiB).
+const BLOCK_BYTES: usize = 1 << 20;
 /// At most this many parsing threads.
 const MAX_THREADS: usize = 16;
 

@@ -14,7 +14,7 @@
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
-use logitflow_core::metrics::{CALIBRATION_BINS, Metrics, calibration_bins, precision_recall_curve, roc_curve};
+use logitflow_core::metrics::{CALIBRATION_BINS, Metrics, Ranking, calibration_bins};
 use logitflow_core::model::Model;
 use logitflow_core::registry::{CANDIDATE, Registry, STABLE, check_name};
 use logitflow_core::store::{Kind, SplitPart, Store};
@@ -63,11 +63,13 @@ pub async fn run(
 /// Scores a model on rows of terms in the data's units ([`Transform::terms_of`]).
 ///
 /// [`Transform::terms_of`]: logitflow_core::scale::Transform::terms_of
-pub fn score(model: &Model, x: &[f64], y: &[f64], threshold: f64) -> (Metrics, Vec<f64>) {
+/// Also returns the probabilities and their [`Ranking`], which the curves share.
+pub fn score(model: &Model, x: &[f64], y: &[f64], threshold: f64) -> (Metrics, Vec<f64>, Ranking) {
     let k = model.term_count().max(1);
     let logits: Vec<f64> = x.chunks_exact(k).map(|row| model.logit_raw(row)).collect();
     let probabilities: Vec<f64> = logits.iter().map(|&z| logitflow_core::logistic::sigmoid(z)).collect();
-    (Metrics::compute(&probabilities, &logits, y, threshold), probabilities)
+    let ranking = Ranking::new(&probabilities, y);
+    (Metrics::compute_ranked(&probabilities, &logits, y, threshold, &ranking), probabilities, ranking)
 }
 
 async fn evaluate(State(state): State<AppState>, Json(request): Json<EvaluateRequest>) -> Result<Json<Evaluation>, ApiError> {
@@ -91,9 +93,9 @@ async fn evaluate(State(state): State<AppState>, Json(request): Json<EvaluateReq
         test.check_both_classes()
             .map_err(|e| ApiError::invalid("DATA_ERROR", format!("test data: {e}; metrics such as AUC need both classes")))?;
         let terms = model.transform.terms_of(&test).map_err(|e| ApiError::invalid("DATA_ERROR", format!("test data: {e}")))?;
-        let (metrics, probabilities) = score(&model, &terms, &test.y, request.threshold);
-        let roc = roc_curve(&probabilities, &test.y);
-        let precision_recall = precision_recall_curve(&probabilities, &test.y);
+        let (metrics, probabilities, ranking) = score(&model, &terms, &test.y, request.threshold);
+        let roc = ranking.roc_curve();
+        let precision_recall = ranking.precision_recall_curve();
         let calibration = calibration_bins(&probabilities, &test.y, CALIBRATION_BINS);
         let report_body = serde_json::json!({
             "model": request.model, "split": request.split, "metrics": metrics,

@@ -163,9 +163,7 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
 }
 
 fn resident_bytes(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kb: u64 = status.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
+    logitflow_kit::proc_status_bytes(&pid.to_string(), "VmRSS")
 }
 
 /// How a load generator speaks to its target.
@@ -717,9 +715,7 @@ async fn large_run(home: &Path, csv: &Path, label: &str) -> anyhow::Result<Large
 
 /// A process's peak resident memory so far (VmHWM), from `/proc/PID/status`.
 fn peak_resident_bytes(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kb: u64 = status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
+    logitflow_kit::proc_status_bytes(&pid.to_string(), "VmHWM")
 }
 
 /// The same work in Python in one process (`peers/pipeline.py`): its JSON answer.

@@ -119,12 +119,7 @@ impl Dataset {
     }
     /// The name of class 1 or 0, for messages.
     pub fn class_name(&self, positive: bool) -> String {
-        match (&self.classes, positive) {
-            (Some(c), true) => c.positive.clone(),
-            (Some(c), false) => c.negative.clone(),
-            (None, true) => "1".into(),
-            (None, false) => "0".into(),
-        }
+        class_name(self.classes.as_ref(), positive)
     }
     /// Checks that both classes are present, which fitting and AUC need.
     pub fn check_both_classes(&self) -> Result<(), DataError> {
@@ -132,15 +127,24 @@ impl Dataset {
     }
 }
 
+/// The name of class 1 or 0 of a label with these `classes` (none: a 0/1 label).
+fn class_name(classes: Option<&Classes>, positive: bool) -> String {
+    match (classes, positive) {
+        (Some(c), true) => c.positive.clone(),
+        (Some(c), false) => c.negative.clone(),
+        (None, true) => "1".into(),
+        (None, false) => "0".into(),
+    }
+}
+
 /// Checks that labels `y` hold both classes, naming the missing one by `classes`.
 pub fn check_both_classes(y: &[f64], classes: Option<&Classes>) -> Result<(), DataError> {
     let positives = y.iter().filter(|&&v| v == 1.0).count();
-    let name = |positive: bool| Dataset { classes: classes.cloned(), ..Dataset::default() }.class_name(positive);
     if positives == 0 {
-        return Err(DataError::SingleClass(name(false)));
+        return Err(DataError::SingleClass(class_name(classes, false)));
     }
     if positives == y.len() {
-        return Err(DataError::SingleClass(name(true)));
+        return Err(DataError::SingleClass(class_name(classes, true)));
     }
     Ok(())
 }
@@ -169,6 +173,16 @@ pub struct DroppedLine {
 
 impl CleanReport {
     pub const MAX_LINES: usize = 100;
+    /// A row without a label: the file refused at it when missing cells are refused, else the
+    /// row dropped and counted. The one rule of [`clean`] and [`clean_labels`].
+    fn missing_label(&mut self, line: u64, label_name: &str, missing: MissingPolicy) -> Result<(), DataError> {
+        if missing == MissingPolicy::Error {
+            return Err(DataError::EmptyValue { line, column: label_name.to_string() });
+        }
+        self.drop_row(line, "missing label");
+        *self.missing_by_column.entry(label_name.to_string()).or_default() += 1;
+        Ok(())
+    }
     fn drop_row(&mut self, line: u64, reason: &str) {
         *self.dropped.entry(reason.to_string()).or_default() += 1;
         if self.dropped_lines.len() < Self::MAX_LINES {
@@ -199,11 +213,7 @@ pub fn clean_labels(y: &[f64], lines: &[u64], label_name: &str, options: &CleanO
     let mut kept = Vec::with_capacity(y.len());
     for (i, (label, &line)) in y.iter().zip(lines).enumerate() {
         if label.is_nan() {
-            if options.missing == MissingPolicy::Error {
-                return Err(DataError::EmptyValue { line, column: label_name.to_string() });
-            }
-            report.drop_row(line, "missing label");
-            *report.missing_by_column.entry(label_name.to_string()).or_default() += 1;
+            report.missing_label(line, label_name, options.missing)?;
         } else {
             kept.push(i);
         }
@@ -253,11 +263,7 @@ pub fn clean_keeping(raw: &RawTable, options: &CleanOptions) -> Result<(Dataset,
             return Err(DataError::EmptyValue { line, column: raw.feature_names[j].clone() });
         }
         if label.is_nan() {
-            if options.missing == MissingPolicy::Error {
-                return Err(DataError::EmptyValue { line, column: raw.label_name.clone() });
-            }
-            report.drop_row(line, "missing label");
-            *report.missing_by_column.entry(raw.label_name.clone()).or_default() += 1;
+            report.missing_label(line, &raw.label_name, options.missing)?;
             continue;
         }
         if first_missing.is_some() {

@@ -265,8 +265,9 @@ impl Store {
         let manifest = self.verify_files(id)?;
         if manifest.kind == Kind::Split && manifest.files.contains_key("sources.json") {
             let sources: SplitSources = self.read_json(id, Kind::Split, "sources.json")?;
-            let both = [&sources.train, &sources.test];
-            for source in if sources.train == sources.test { &both[..1] } else { &both[..] } {
+            let mut datasets = vec![&sources.train, &sources.test];
+            datasets.dedup();
+            for source in datasets {
                 let found = self.verify_files(source)?.kind;
                 if found != Kind::Dataset {
                     return Err(StoreError::WrongKind {
@@ -285,19 +286,9 @@ impl Store {
     fn verify_files(&self, id: &str) -> Result<Manifest, StoreError> {
         let manifest = self.manifest(id)?;
         for name in manifest.files.keys() {
-            let (entry, file) = self.open_file(id, manifest.kind, name)?;
-            let corrupt = |detail: String| StoreError::Corrupt { id: id.to_string(), detail: format!("{name}: {detail}") };
-            let digest = Digest::checking(&entry).ok_or_else(|| corrupt("the manifest gives it no digest".into()))?;
-            let mut file = HashingReader { inner: file, digest };
-            let mut chunk = vec![0u8; NPY_CHUNK_BYTES];
-            loop {
-                match file.read(&mut chunk) {
-                    Ok(0) => break,
-                    Ok(_) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(corrupt(e.to_string())),
-                }
-            }
+            let (entry, mut file) = self.open_hashing(id, manifest.kind, name)?;
+            std::io::copy(&mut std::io::BufReader::with_capacity(NPY_CHUNK_BYTES, &mut file), &mut std::io::sink())
+                .map_err(|e| StoreError::Corrupt { id: id.to_string(), detail: format!("{name}: {e}") })?;
             if !file.digest.matches(&entry) {
                 return Err(hash_mismatch(id, name, &entry));
             }
@@ -338,18 +329,16 @@ impl Store {
     /// [`Store::read`] into a buffer of `T`s, so that numbers can be taken in place: the file's
     /// bytes fill the buffer's memory from the start; also returns the file's length.
     fn read_into<T: bytemuck::Pod>(&self, id: &str, expected: Kind, name: &str) -> Result<(Vec<T>, usize), StoreError> {
-        let (entry, mut file) = self.open_file(id, expected, name)?;
+        let (entry, mut file) = self.open_hashing(id, expected, name)?;
         let corrupt = |detail: String| StoreError::Corrupt { id: id.to_string(), detail };
         let len = usize::try_from(entry.bytes).map_err(|_| corrupt(format!("{name} is too large to read")))?;
         let mut buffer = vec![T::zeroed(); len.div_ceil(std::mem::size_of::<T>())];
         let bytes = &mut bytemuck::cast_slice_mut::<T, u8>(&mut buffer)[..len];
-        let mut digest = Digest::checking(&entry).ok_or_else(|| corrupt(format!("the manifest gives {name} no digest")))?;
-        // Each chunk is hashed as it arrives, while the cache still holds it.
+        // Read a chunk at a time, so each is hashed as it arrives, while the cache still holds it.
         for chunk in bytes.chunks_mut(NPY_CHUNK_BYTES) {
             file.read_exact(chunk).map_err(|e| corrupt(format!("{name}: {e}")))?;
-            digest.write_all(chunk).map_err(|e| corrupt(format!("{name}: {e}")))?;
         }
-        if !digest.matches(&entry) {
+        if !file.digest.matches(&entry) {
             return Err(hash_mismatch(id, name, &entry));
         }
         Ok((buffer, len))
@@ -371,6 +360,15 @@ impl Store {
         Ok((entry, object.reader))
     }
 
+    /// [`Store::open_file`] through the digest its manifest lists it by: whatever is read from
+    /// it is hashed, for [`Digest::matches`] at the end.
+    fn open_hashing(&self, id: &str, kind: Kind, name: &str) -> Result<(FileEntry, HashingReader<Box<dyn Read + '_>>), StoreError> {
+        let (entry, file) = self.open_file(id, kind, name)?;
+        let digest = Digest::checking(&entry)
+            .ok_or_else(|| StoreError::Corrupt { id: id.to_string(), detail: format!("the manifest gives {name} no digest") })?;
+        Ok((entry, HashingReader { inner: file, digest }))
+    }
+
     /// Some rows of an `.npy` matrix (or elements of a vector), picked by increasing row
     /// numbers while the file streams past: what is held is the rows picked and a chunk, never
     /// the file. The whole file is hash-checked as it goes, and nothing is returned unless it
@@ -382,10 +380,8 @@ impl Store {
         name: &str,
         rows: &[u64],
     ) -> Result<(usize, Vec<T>), StoreError> {
-        let (entry, file) = self.open_file(id, kind, name)?;
+        let (entry, mut file) = self.open_hashing(id, kind, name)?;
         let corrupt = |detail: String| StoreError::Corrupt { id: id.to_string(), detail: format!("{name}: {detail}") };
-        let digest = Digest::checking(&entry).ok_or_else(|| corrupt("the manifest gives it no digest".into()))?;
-        let mut file = HashingReader { inner: file, digest };
         let header = npy_header(&mut file, entry.bytes).map_err(&corrupt)?;
         if header.type_descriptor != T::type_descriptor() || header.layout.is_fortran() {
             return Err(corrupt(format!(

@@ -149,12 +149,19 @@ async fn logs_route(axum::extract::Query(query): axum::extract::Query<LogsQuery>
     Json(serde_json::json!({ "lines": lines })).into_response()
 }
 
-/// This process's resident memory in bytes (Linux: `/proc/self/statm`), as `/v1/info` and
-/// `/metrics` report it to a console that cannot see the process.
+/// This process's resident memory in bytes, as `/v1/info` and `/metrics` report it to a
+/// console that cannot see the process.
 fn resident_bytes() -> Option<u64> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    Some(pages * 4096)
+    proc_status_bytes("self", "VmRSS")
+}
+
+/// A memory figure of a process from `/proc/<process>/status` (Linux), in bytes: `field` is
+/// `VmRSS` (resident now), `VmHWM` (the peak so far), …; `process` a pid or `self`.
+pub fn proc_status_bytes(process: &str, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{process}/status")).ok()?;
+    let line = status.lines().find(|l| l.strip_prefix(field).is_some_and(|rest| rest.starts_with(':')))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -10,7 +10,7 @@ use axum::routing::post;
 use logitflow_core::clean::{
     CleanOptions, CleanReport, Dataset, align_levels, check_both_classes, clean_keeping, clean_labels, needs_values, stratified_rows,
 };
-use logitflow_core::store::{Columns, SplitReport, SplitRows, SplitSources, Store, step_key};
+use logitflow_core::store::{Columns, Kind, SplitReport, SplitRows, SplitSources, Store, step_key};
 use logitflow_core::table::RawTable;
 use logitflow_kit::wire::{SplitInfo, SplitRequest};
 use logitflow_kit::{ApiError, Config, Json, Readiness, blocking, cached_step};
@@ -125,14 +125,14 @@ struct CleanRows {
 /// Cleans dataset `id`. When its columns say that no value is missing and the options need no
 /// value, only its labels are read ([`clean_labels`]); otherwise the whole table.
 fn clean_rows(store: &Store, id: &str, options: &CleanOptions, params: &serde_json::Value) -> Result<CleanRows, ApiError> {
-    let labels = store.load_labels(id)?;
-    if labels.columns.none_missing() && !needs_values(options, &labels.columns.kinds) {
+    let columns: Columns = store.read_json(id, Kind::Dataset, "columns.json")?;
+    if columns.none_missing() && !needs_values(options, &columns.kinds) {
+        let labels = store.load_labels(id)?;
         let (kept, report) = clean_labels(&labels.y, &labels.lines, &labels.columns.label_name, options)?;
         let y = kept.iter().map(|&i| labels.y[i]).collect();
         let rows = kept.into_iter().map(|i| i as u64).collect();
         return Ok(CleanRows { columns: labels.columns, source: id.to_string(), rows, y, report });
     }
-    drop(labels);
     let raw = store.load_table(id)?;
     let (data, kept, report) = clean_keeping(&raw, options)?;
     let (source, rows) = source_rows(store, id, &raw, &data, &kept, &report, params)?;

@@ -447,6 +447,9 @@ pub struct FitOutcome {
 /// Rows per chunk of a full pass. Fixed, so sums do not depend on the number of cores.
 const CHUNK_ROWS: usize = 16_384;
 
+/// The widest row a pass scales through a local array (see `pass_chunk_kernel`).
+const SCALED_ROW: usize = 16;
+
 /// Rows of the Hessian per matrix product: the row count of matrixmultiply's f64 kernels.
 const HESSIAN_BAND: usize = 8;
 
@@ -475,17 +478,16 @@ fn pass_chunk_kernel(d: usize, w: &Weights, ex: Examples<'_>, start: usize, end:
     let (mut local, mut wide) = ([0.0f64; 17], Vec::new());
     let grad = zeroed(&mut local, &mut wide, k);
     let mut loss = 0.0;
-    // With the Hessian, each row's p(1−p)·x and its residual r = p − y go into `weighted`, a
-    // block at a time, for the matrix product below: Xᵀ·[S X | r] is both the Hessian's terms
-    // and the gradient's (Xᵀr), the latter in the same kernel tiles at no extra cost. The
-    // Hessian's first row and column, Σ p(1−p) and Σ p(1−p)·x, are summed as the rows go.
+    // With the Hessian, each row's s·x, its residual r = p − y and its s = p(1−p) go into
+    // `weighted`, a block at a time, for the matrix product below: Xᵀ·[S X | r | s] is the
+    // Hessian's terms Σ s·xxᵀ, the gradient's Σ r·x and the Hessian's first column Σ s·x, all
+    // in the same kernel tiles (for 10 features, 4 of them, all but one full). Σ s is summed
+    // as the rows go.
     const BLOCK: usize = 2048;
-    let stride = d + 1;
+    let stride = d + 2;
     let mut weighted = vec![0.0; if want_hess { BLOCK.min(end - start) * stride } else { 0 }];
     let mut xx = Array2::<f64>::zeros(if want_hess { (d, stride) } else { (0, 0) });
     let mut curvature_sum = 0.0;
-    let (mut local_x1, mut wide_x1) = ([0.0f64; 16], Vec::new());
-    let x1 = zeroed(&mut local_x1, &mut wide_x1, if want_hess { d } else { 0 });
     // Rows go in small batches, each step over the whole batch before the next: the logits,
     // then the exponentials, then the sums. Each loop is a run of independent calls or vector
     // arithmetic that the CPU overlaps, where a row at a time would wait on each exponential.
@@ -531,11 +533,22 @@ fn pass_chunk_kernel(d: usize, w: &Weights, ex: Examples<'_>, start: usize, end:
                 let si = weight * (p * (1.0 - p));
                 curvature_sum += si;
                 let out = &mut weighted[row_start..row_start + stride];
-                for ((o, &v), x1j) in out.iter_mut().zip(row).zip(x1.iter_mut()) {
-                    *o = si * v;
-                    *x1j += *o;
+                if d <= SCALED_ROW {
+                    // Through a local array, which the compiler knows no other slice touches,
+                    // so that the products are vector arithmetic: into `weighted` directly, they
+                    // were a load, a multiply and a store per value.
+                    let mut scaled = [0.0f64; SCALED_ROW];
+                    for (o, &v) in scaled.iter_mut().zip(row) {
+                        *o = si * v;
+                    }
+                    out[..d].copy_from_slice(&scaled[..d]);
+                } else {
+                    for (o, &v) in out.iter_mut().zip(row) {
+                        *o = si * v;
+                    }
                 }
                 out[d] = r;
+                out[d + 1] = si;
                 row_start += stride;
             } else {
                 for (g, &v) in grad[1..].iter_mut().zip(row) {
@@ -572,7 +585,7 @@ fn pass_chunk_kernel(d: usize, w: &Weights, ex: Examples<'_>, start: usize, end:
         let mut hess = vec![0.0; k * k];
         hess[0] = curvature_sum;
         for a in 0..d {
-            hess[a + 1] = x1[a];
+            hess[a + 1] = xx[[a, d + 1]];
             for b in a..d {
                 hess[(a + 1) * k + b + 1] = xx[[a, b]];
             }

@@ -134,9 +134,9 @@ pub fn pipeline_request(home: &Path, args: &DataArgs, predict: Vec<Vec<Value>>) 
         bail!("--labels takes two names, POSITIVE,NEGATIVE; got {}", labels.join(","));
     }
     if let Some(d) = &args.delimiter
-        && !(d.len() == 1 && d.is_ascii() || d == "\\t" || d == "tab")
+        && !(d.len() == 1 && d.is_ascii() && d != "\n" && d != "\r" || d == "\\t" || d == "tab")
     {
-        bail!("--delimiter must be one ASCII character (or tab), got {d:?}");
+        bail!("--delimiter must be one ASCII character other than a line end (or tab), got {d:?}");
     }
     params.validate().map_err(|e| anyhow::anyhow!("invalid training parameters: {e}"))?;
     let model_name = args.model.clone().unwrap_or_else(|| model_name_from(&data));

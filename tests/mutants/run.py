@@ -101,8 +101,8 @@ MUTANTS = {
             "                Some(_) => PutMode::Overwrite,",
             ["--test", "object_store"], "registry_writers_on_two_machines_never_lose_or_duplicate_a_version"),
     "F23": ("the rows a split takes from a dataset come only from a whole one", "services/core/src/store.rs",
-            "but it has {count}\")));\n        }\n        if !file.digest.matches(&entry) {",
-            "but it has {count}\")));\n        }\n        if false && !file.digest.matches(&entry) {",
+            "the hashing thread failed\".into()))?;\n        if !digest.matches(&entry) {",
+            "the hashing thread failed\".into()))?;\n        if false && !digest.matches(&entry) {",
             ["-p", "logitflow-core"], "a_split_of_rows_refuses_a_damaged_source_and_rows_it_lacks"),
     # The Access and Bad input tables.
     "A1": ("with a token, every non-health route answers 401 without it", "services/kit/src/guard.rs",

@@ -36,7 +36,7 @@ fn sigmoid_given_exp(z: f64, e: f64) -> f64 {
 /// e^x for x ≤ 0 (and NaN), within one unit in the last place of the exact value, written so
 /// that a loop of it compiles to vector arithmetic: no branch, no call. The full passes take an
 /// exponential of every row, and the library's `exp` (a call, with checks for the arguments a
-/// pass never gives) was a sixth of newton's time.
+/// pass never gives) was a ninth of newton's time (perf).
 ///
 /// This is fdlibm's algorithm (as in musl's `exp.c`): x = k·ln 2 + r with |r| ≤ ½ ln 2, its
 /// rational approximation of e^r, then a scale by 2^k. The scale is taken in two exact steps,
@@ -65,7 +65,7 @@ fn exp_nonpositive(x: f64) -> f64 {
     let t = r * r;
     let c = r - t * (P1 + t * (P2 + t * (P3 + t * (P4 + t * P5))));
     let y = 1.0 - ((lo - (r * c) / (2.0 - c)) - hi);
-    // k ∈ [−1077, 0], so k + 1000 + 1023 is a positive exponent field.
+    // k ∈ [−1076, 0], so k + 1000 + 1023 is a positive exponent field.
     let k_bits = shifted.to_bits().wrapping_sub(ROUNDER.to_bits());
     let up = f64::from_bits(k_bits.wrapping_add(1000 + 1023) << 52);
     const DOWN: f64 = 9.332_636_185_032_189e-302; // 2^−1000
@@ -514,7 +514,8 @@ fn pass_chunk_kernel(d: usize, w: &Weights, ex: Examples<'_>, start: usize, end:
         // each factor is in (1, 2], so 64 of them cannot overflow. It replaces 64 calls of
         // ln_1p (a sixth of a newton pass) by two of ln. Each factor and product rounds once,
         // so a batch's sum is off by at most ≈ 64 units of 2⁻⁵³, absolutely: 1e-16 a row,
-        // below the rounding of the sum over rows itself (a test holds it to ln_1p's).
+        // below the rounding of the sum over rows itself (a test holds each batch to an exactly
+        // rounded sum of ln_1p's terms).
         let mut products = [1.0f64; 2];
         let mut row_start = (first - block_start) * stride;
         for ((&zi, &ei), (&y, row)) in z.iter().zip(&e).zip(ys.iter().zip(rows.chunks_exact(d))) {
@@ -559,9 +560,10 @@ fn pass_chunk_kernel(d: usize, w: &Weights, ex: Examples<'_>, start: usize, end:
         loss += ex.class_weights[0] * products[0].ln() + ex.class_weights[1] * products[1].ln();
         let block_rows = first + m - block_start;
         if want_hess && (block_rows == BLOCK || first + m == end) {
-            // H = Σ p(1−p)·[1 x]ᵀ[1 x] as matrix products Xᵀ·(S X) over blocks of rows that
-            // stay in the cache: matrixmultiply's kernels use the CPU's widest vector units
-            // (chosen at run time), where a row-at-a-time update compiles to two-lane arithmetic.
+            // H = Σ p(1−p)·[1 x]ᵀ[1 x] (and the gradient) as matrix products Xᵀ·[S X | r | s]
+            // over blocks of rows that stay in the cache: matrixmultiply's kernels use the CPU's
+            // widest vector units (chosen at run time), where a row-at-a-time update compiles
+            // to two-lane arithmetic.
             // Only the upper triangle is wanted, so the product goes in bands of the kernel's
             // 8 rows, each from its diagonal on: for 10 features, 4 kernel tiles instead of 6.
             let rows = &ex.x[block_start * d..(first + m) * d];

@@ -133,10 +133,8 @@ pub fn pipeline_request(home: &Path, args: &DataArgs, predict: Vec<Vec<Value>>) 
     {
         bail!("--labels takes two names, POSITIVE,NEGATIVE; got {}", labels.join(","));
     }
-    if let Some(d) = &args.delimiter
-        && !(d.len() == 1 && d.is_ascii() && d != "\n" && d != "\r" || d == "\\t" || d == "tab")
-    {
-        bail!("--delimiter must be one ASCII character other than a line end (or tab), got {d:?}");
+    if let Some(d) = &args.delimiter {
+        logitflow_core::table::delimiter_byte(d).map_err(|e| anyhow::anyhow!("--delimiter: {e}"))?;
     }
     params.validate().map_err(|e| anyhow::anyhow!("invalid training parameters: {e}"))?;
     let model_name = args.model.clone().unwrap_or_else(|| model_name_from(&data));

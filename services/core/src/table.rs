@@ -72,7 +72,7 @@ pub enum DataError {
     NoFeatures,
     #[error("every row has label {0}: training needs both classes")]
     SingleClass(String),
-    #[error("the delimiter must be one ASCII character other than a line end, got {0:?}")]
+    #[error("the delimiter must be one ASCII character other than a line end (or tab), got {0:?}")]
     BadDelimiter(String),
     #[error("column {0:?}: {1}")]
     Column(String, String),
@@ -304,12 +304,7 @@ impl RawTable {
         let mut reader = std::io::BufReader::with_capacity(1 << 16, reader);
         let mut notes = Vec::new();
         let delimiter = match &options.delimiter {
-            Some(d) => match d.as_bytes() {
-                // A line end cannot also part the fields of a line.
-                [b] if b.is_ascii() && !matches!(b, b'\n' | b'\r') => *b,
-                _ if d == "\\t" || d == "tab" => b'\t',
-                _ => return Err(DataError::BadDelimiter(d.clone())),
-            },
+            Some(d) => delimiter_byte(d)?,
             None => {
                 let sniffed = sniff_delimiter(reader.fill_buf().map_err(|e| DataError::Io(e.to_string()))?);
                 if sniffed != b',' {
@@ -419,6 +414,16 @@ impl RawTable {
             lines,
             notes,
         })
+    }
+}
+
+/// The byte a `--delimiter` names: one ASCII character, or `\t` / `tab` for a tab. A line end
+/// is refused, since it cannot also part the fields of a line.
+pub fn delimiter_byte(d: &str) -> Result<u8, DataError> {
+    match d.as_bytes() {
+        [b] if b.is_ascii() && !matches!(b, b'\n' | b'\r') => Ok(*b),
+        _ if d == "\\t" || d == "tab" => Ok(b'\t'),
+        _ => Err(DataError::BadDelimiter(d.to_string())),
     }
 }
 

@@ -494,6 +494,7 @@ fn pass_chunk_kernel(d: usize, w: &Weights, ex: Examples<'_>, start: usize, end:
     const BATCH: usize = 64;
     // A block ends where a batch does.
     const { assert!(BLOCK.is_multiple_of(BATCH)) };
+    // Their values at zero weights, which `at_zero` passes keep.
     let mut z = [0.0f64; BATCH];
     let mut e = [1.0f64; BATCH];
     let mut block_start = start;

@@ -489,7 +489,7 @@ impl Layout<'_> {
             if rec.len() != self.width {
                 return Err(DataError::FieldCount { line: line(), expected: self.width, found: rec.len() });
             }
-            self.push_row(&mut rows, |i| &rec[i], &line)?;
+            self.push_row(&mut rows, |i| &rec[i], |_| None, &line)?;
             positions.push(start + position);
         }
         rows.lines = lines_at(&newlines.borrow(), &positions).into_iter().map(|l| lines_before + l).collect();
@@ -501,70 +501,99 @@ impl Layout<'_> {
     /// are skipped, and fields end at the delimiter. `reading_in_blocks_gives_what_…` holds the
     /// two to the same answers.
     ///
-    /// Most records of a large file are plain numbers, and [`Layout::read_plain_record`] reads
-    /// those in one walk over their bytes. Any other record — text, spaces, NA markers, a blank
-    /// line, a wrong field count — is read by [`Layout::read_record`], which splits it at its
-    /// delimiters first and gives the same cells and the same errors.
+    /// A record with the right number of fields is read in one walk over its bytes
+    /// ([`Layout::walk_record`]); any other (a blank line, a wrong field count) is read by
+    /// [`Layout::read_record`], which splits it at its delimiters first, and both hand their
+    /// fields to the same [`Layout::take_record`]: the same cells, the same errors.
     fn read_unquoted(&self, text: &[u8], lines_before: u64) -> Result<Rows, DataError> {
         let mut rows = Rows::empty(self.feature_idx.len());
         let mut line = lines_before;
         let mut fields: Vec<&[u8]> = Vec::with_capacity(self.width);
-        let mut values = vec![0.0; self.width];
-        let is_read: Vec<bool> = (0..self.width).map(|i| i == self.label_idx || self.feature_idx.contains(&i)).collect();
-        // A `--categorical` column interns its cells as text, which the plain walk does not do.
-        let plain_allowed = !self.forced.contains(&true);
+        let mut numbers: Vec<Option<f64>> = vec![None; self.width];
+        // Which fields may hold a number to read: the label's and the features', but not a
+        // `--categorical` one, whose cells are text whatever they hold.
+        // No field when the delimiter may stand inside a number (`--delimiter .`): a number read
+        // whole could then run over a field's end.
+        let mut numeric = vec![false; self.width];
+        if !b"0123456789.+-eE".contains(&self.delimiter) {
+            numeric[self.label_idx] = true;
+            for (&i, &forced) in self.feature_idx.iter().zip(self.forced) {
+                numeric[i] = !forced;
+            }
+        }
         let mut start = 0;
         while start < text.len() {
-            if plain_allowed && let Some(line_end) = self.read_plain_record(text, start, &is_read, &mut values) {
-                line += 1;
-                let Rows { x, y, lines, text: cells, label_text } = &mut rows;
-                for (&i, column) in self.feature_idx.iter().zip(cells.iter_mut()) {
-                    x.push(values[i]);
-                    column.numbers += 1;
+            match self.walk_record(text, start, &numeric, &mut fields, &mut numbers) {
+                Some(line_end) => {
+                    line += 1;
+                    self.take_record(&mut rows, &fields, Some(&numbers), line)?;
+                    start = past_line_end(text, line_end);
                 }
-                y.push(values[self.label_idx]);
-                label_text.numbers += 1;
-                lines.push(line);
-                start = past_line_end(text, line_end);
-            } else {
-                start = self.read_record(text, start, &mut line, &mut fields, &mut rows)?;
+                None => start = self.read_record(text, start, &mut line, &mut fields, &mut rows)?,
             }
         }
         Ok(rows)
     }
 
-    /// Reads the record at `start` when it is plain: every field that is read is a number that
-    /// fast-float2 takes whole and finite, ending just at the delimiter, the last just at a line
-    /// end or the end of `text`. Its cells go into `values` by field, and the position of its
-    /// line end is returned. `None` for any other record, which [`Layout::read_record`] reads.
+    /// Splits the record at `start` into `fields` in one walk over its bytes, when it has
+    /// [`Layout::width`] fields: where a field is `numeric` and starts with a number that
+    /// fast-float2 reads finite and that ends just at the field's end, that number goes into
+    /// `numbers` and the field ends there; any other field ends at the next delimiter or line
+    /// end, found by `memchr3`. Returns where the record's line end is (the end of `text` for
+    /// a last line with none), or `None` when the record has another number of fields.
     ///
-    /// One walk over the bytes: the float parser finds where each number ends, which splitting
-    /// at the delimiters first (a vector search per record, then a trim per cell) did again;
-    /// 15% of the parse of a 1M × 10 file. A cell read here is the one `parse_cell` reads:
-    /// `parse` is `parse_partial` taking the whole cell, and a number is never an NA marker.
-    /// `is_read` says which fields are the label's or a feature's.
+    /// Splitting at the delimiters first and then parsing each cell read every byte twice,
+    /// where the float parser finds the end of a number anyway: the walk takes a quarter off
+    /// the parse of a 1M × 10 file, numeric label or text. A number read here is the one
+    /// `parse_cell` reads from the same field: `parse` is `parse_partial` taking the whole
+    /// field, and a finite number is never an NA marker.
     #[inline]
-    fn read_plain_record(&self, text: &[u8], start: usize, is_read: &[bool], values: &mut [f64]) -> Option<usize> {
-        let last = values.len().checked_sub(1)?;
+    fn walk_record<'t>(
+        &self,
+        text: &'t [u8],
+        start: usize,
+        numeric: &[bool],
+        fields: &mut Vec<&'t [u8]>,
+        numbers: &mut [Option<f64>],
+    ) -> Option<usize> {
+        fields.clear();
+        let last = self.width.checked_sub(1)?;
         let mut at = start;
-        for (i, (value, &read)) in values.iter_mut().zip(is_read).enumerate() {
+        for (i, (number, &is_numeric)) in numbers.iter_mut().zip(numeric).enumerate() {
             let rest = text.get(at..)?;
-            if read {
-                let (v, used) = fast_float2::parse_partial::<f64, _>(rest).ok()?;
-                if !v.is_finite() {
-                    return None;
-                }
-                *value = v + 0.0; // + 0.0 turns −0 into 0, as parse_cell does
-                at += used;
+            let ends_field = |b: Option<&u8>| match b {
+                Some(&b) if b == self.delimiter => i < last,
+                Some(b'\n' | b'\r') | None => i == last,
+                _ => false,
+            };
+            let read = if is_numeric
+                && let Ok((v, used)) = fast_float2::parse_partial::<f64, _>(rest)
+                && v.is_finite()
+                && ends_field(rest.get(used))
+            {
+                Some((v + 0.0, used)) // + 0.0 turns −0 into 0, as parse_cell does
             } else {
-                // A column not read (left out by `--features`, or a pandas index): skipped whole.
-                at += memchr::memchr3(self.delimiter, b'\n', b'\r', rest).unwrap_or(rest.len());
+                None
+            };
+            let end = match read {
+                Some((v, used)) => {
+                    *number = Some(v);
+                    at + used
+                }
+                None => {
+                    *number = None;
+                    let end = at + memchr::memchr3(self.delimiter, b'\n', b'\r', rest).unwrap_or(rest.len());
+                    if !ends_field(text.get(end)) {
+                        return None;
+                    }
+                    end
+                }
+            };
+            fields.push(&text[at..end]);
+            if i == last {
+                return Some(end);
             }
-            match text.get(at) {
-                Some(&b) if b == self.delimiter && i < last => at += 1,
-                Some(b'\n' | b'\r') | None if i == last => return Some(at),
-                _ => return None,
-            }
+            at = end + 1;
         }
         None
     }
@@ -591,17 +620,18 @@ impl Layout<'_> {
                 continue;
             }
             *line += 1;
-            self.take_record(rows, fields, *line)?;
+            self.take_record(rows, fields, None, *line)?;
             return Ok(past_line_end(text, at));
         }
         // A last line with no line end.
         fields.push(&text[field_start..]);
-        self.take_record(rows, fields, *line + 1)?;
+        self.take_record(rows, fields, None, *line + 1)?;
         Ok(text.len())
     }
 
     /// One record's fields, read on line `line` into `rows`, unless the record is blank.
-    fn take_record(&self, rows: &mut Rows, fields: &[&[u8]], line: u64) -> Result<(), DataError> {
+    /// `numbers` holds the numbers already read from its fields, if any were.
+    fn take_record(&self, rows: &mut Rows, fields: &[&[u8]], numbers: Option<&[Option<f64>]>, line: u64) -> Result<(), DataError> {
         // An empty record is one empty field: blank too.
         if is_blank(fields.iter().copied()) {
             return Ok(());
@@ -609,14 +639,22 @@ impl Layout<'_> {
         if fields.len() != self.width {
             return Err(DataError::FieldCount { line, expected: self.width, found: fields.len() });
         }
-        self.push_row(rows, |i| fields[i], &|| line)?;
+        let number = |i: usize| numbers.and_then(|n| n[i]);
+        self.push_row(rows, |i| fields[i], number, &|| line)?;
         rows.lines.push(line);
         Ok(())
     }
 
-    /// Reads one row's cells into `rows` (all but its line). `field(i)` is the row's field `i`;
-    /// `line` is called only for an error.
-    fn push_row<'f>(&self, rows: &mut Rows, field: impl Fn(usize) -> &'f [u8], line: &impl Fn() -> u64) -> Result<(), DataError> {
+    /// Reads one row's cells into `rows` (all but its line). `field(i)` is the row's field `i`,
+    /// and `number(i)` the number already read from it, if one was; `line` is called only for
+    /// an error.
+    fn push_row<'f>(
+        &self,
+        rows: &mut Rows,
+        field: impl Fn(usize) -> &'f [u8],
+        number: impl Fn(usize) -> Option<f64>,
+        line: &impl Fn() -> u64,
+    ) -> Result<(), DataError> {
         let is_na = |text: &str| text.is_empty() || self.na_values.iter().any(|na| na == text);
         let names = self.names;
         let Rows { x, y, text, label_text, .. } = rows;
@@ -626,7 +664,11 @@ impl Layout<'_> {
                 let cell = cell_text(field(i), line, &names[i])?;
                 if is_na(cell) { f64::NAN } else { f64::from(text[j].intern(cell)) }
             } else {
-                match parse_cell(field(i), line, &names[i], &is_na)? {
+                let cell = match number(i) {
+                    Some(v) => Cell::Number(v),
+                    None => parse_cell(field(i), line, &names[i], &is_na)?,
+                };
+                match cell {
                     Cell::Number(v) => {
                         text[j].numbers += 1;
                         v
@@ -641,7 +683,11 @@ impl Layout<'_> {
             };
             x.push(value);
         }
-        let label = match parse_cell(field(self.label_idx), line, &names[self.label_idx], &is_na)? {
+        let label_cell = match number(self.label_idx) {
+            Some(v) => Cell::Number(v),
+            None => parse_cell(field(self.label_idx), line, &names[self.label_idx], &is_na)?,
+        };
+        let label = match label_cell {
             Cell::Number(v) => {
                 label_text.numbers += 1;
                 v
@@ -1334,9 +1380,9 @@ mod tests {
         }
 
         /// Files of plain numbers, which blocks read in one walk over each record's bytes
-        /// (`read_plain_record`), now and then a cell that must leave that walk: every spelling
-        /// a number may have, NA markers, spaces, words, a field too many. A column left out by
-        /// `--features` may hold anything.
+        /// (`walk_record`), now and then a cell of another kind: every spelling a number may
+        /// have, NA markers, spaces, words, a field too many. A column left out by `--features`
+        /// may hold anything; the delimiter may be one that stands in numbers.
         #[test]
         fn plain_numeric_records_read_in_blocks_as_from_the_start(
             rows in proptest::collection::vec((proptest::collection::vec(plain_or_odd_cell(), 4), 0usize..3, 0usize..3), 1..60),
@@ -1344,18 +1390,20 @@ mod tests {
             threads in 1usize..4,
             block_bytes in 1usize..300,
             unended in proptest::bool::ANY,
+            delimiter in proptest::sample::select(vec![",", ",", ";", "\t", ".", "e", "5"]),
         ) {
-            let mut text = b"a,b,c,d,y\n".to_vec();
+            let mut text = ["a", "b", "c", "d", "y\n"].join(delimiter).into_bytes();
             for (cells, label, end) in rows {
-                text.extend(cells.join(",").bytes());
-                text.extend([",0", ",1", ",1.0"][label].bytes());
+                text.extend(cells.join(delimiter).bytes());
+                text.extend(delimiter.bytes());
+                text.extend(["0", "1", "1.0"][label].bytes());
                 text.extend(["\n", "\r\n", "\r"][end].bytes());
             }
             if unended {
                 text.pop();
             }
             let features = left_out.map(|out| ["a", "b", "c", "d"].iter().enumerate().filter(|&(j, _)| j != out).map(|(_, f)| f.to_string()).collect());
-            let options = CsvOptions { features, label: Some("y".into()), ..CsvOptions::default() };
+            let options = CsvOptions { features, label: Some("y".into()), delimiter: Some(delimiter.into()), ..CsvOptions::default() };
             let whole = RawTable::from_csv(text.as_slice(), &options);
             let in_blocks = RawTable::from_csv_in_blocks(text.as_slice(), &options, threads, block_bytes);
             same_reading(whole, in_blocks)?;

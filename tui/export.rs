@@ -396,12 +396,16 @@ where
         .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLUE.stroke_width(2)));
     chart.draw_series(points.iter().map(|&p| Circle::new(p, 4, BLUE.filled())))?;
     // How many rows each point stands for (a bin of three rows says little), beside the point:
-    // to its right, or to its left near the right edge.
+    // to its right, or to its left near the right edge; above it near the bottom edge, where
+    // it would sit on the axis.
     chart.draw_series(report.calibration.iter().map(|b| {
-        let offset = if b.mean_probability > 0.9 { (-30, 2) } else { (8, 2) };
-        EmptyElement::at((b.mean_probability, b.fraction_positive)) + Text::new(format!("{}", b.rows), offset, ("sans-serif", 13))
+        let dx = if b.mean_probability > 0.9 { -30 } else { 8 };
+        let dy = if b.fraction_positive < 0.05 { -16 } else { 2 };
+        EmptyElement::at((b.mean_probability, b.fraction_positive)) + Text::new(format!("{}", b.rows), (dx, dy), ("sans-serif", 13))
     }))?;
-    legend(&mut chart, SeriesLabelPosition::UpperLeft)
+    // Lower right: a bin there (confident of the positive class, mostly wrong) is the rarest,
+    // while bins whose rows are all positive sit along the top, where the legend hid them.
+    legend(&mut chart, SeriesLabelPosition::LowerRight)
 }
 
 #[cfg(test)]

@@ -25,6 +25,7 @@ const BUCKET: &str = "logitflow-ci";
 struct Weed {
     child: Child,
     s3: String,
+    ports: Vec<u16>,
     _dir: tempfile::TempDir,
 }
 
@@ -32,6 +33,14 @@ impl Drop for Weed {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // weed makes a socket per service in /tmp, named by its port, which no flag of `weed
+        // mini` moves: this server's are taken away, or every run would leave its own.
+        let ours = |name: &str| name.starts_with("seaweedfs-") && self.ports.iter().any(|p| name.ends_with(&format!("-{p}.sock")));
+        for entry in std::fs::read_dir("/tmp").into_iter().flatten().flatten() {
+            if ours(&entry.file_name().to_string_lossy()) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
     }
 }
 
@@ -79,11 +88,14 @@ impl Weed {
             )
             .env("AWS_ACCESS_KEY_ID", KEY_ID)
             .env("AWS_SECRET_ACCESS_KEY", SECRET)
+            // Its logs go to the temporary directory (Go's os.TempDir), this server's own, not
+            // /tmp, where a CI machine kept them after every run.
+            .env("TMPDIR", dir.path())
             .current_dir(dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        let weed = Weed { child: command.spawn().expect("weed starts"), s3: format!("http://{ip}:{}", ports[6]), _dir: dir };
+        let weed = Weed { child: command.spawn().expect("weed starts"), s3: format!("http://{ip}:{}", ports[6]), ports, _dir: dir };
         // Up once the bucket takes a write (it is made a moment after the port opens).
         let probe = weed.storage("s3://logitflow-ci/probe");
         let deadline = Instant::now() + Duration::from_secs(60);

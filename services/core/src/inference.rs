@@ -145,8 +145,12 @@ pub fn separating_term(design: &[f64], y: &[f64], k: usize, term_names: &[String
     for (row, &label) in design.chunks_exact(k.max(1)).zip(y) {
         let c = usize::from(label == 1.0);
         for (((lo, hi), indicator), &v) in bounds.iter_mut().zip(&mut indicators).zip(row) {
-            lo[c] = lo[c].min(v);
-            hi[c] = hi[c].max(v);
+            // `min` and `max` as one instruction each: `f64::min` also handles a NaN bound,
+            // which these never are (they start infinite), and took the pass a third longer
+            // at 800k × 10 (11.5–16.8 ms against 7.5–10.8, alternating builds). A NaN value is
+            // passed over either way.
+            lo[c] = if v < lo[c] { v } else { lo[c] };
+            hi[c] = if v > hi[c] { v } else { hi[c] };
             *indicator &= v == 0.0 || v == 1.0;
         }
     }

@@ -199,6 +199,23 @@ impl TextCells {
         remap
     }
 
+    /// The value row `row` holds for `cell` of this column, counted here: a number as it is,
+    /// `NaN` for a missing or text cell (a text cell's code kept for the row).
+    fn take(&mut self, cell: Cell<'_>, row: usize) -> f64 {
+        match cell {
+            Cell::Number(v) => {
+                self.numbers += 1;
+                v
+            }
+            Cell::Missing => f64::NAN,
+            Cell::Text(text) => {
+                let code = self.intern(text);
+                self.cells.push((row, code));
+                f64::NAN
+            }
+        }
+    }
+
     fn intern(&mut self, text: &str) -> u32 {
         if let Some(&code) = self.codes.get(text) {
             return code;
@@ -659,46 +676,21 @@ impl Layout<'_> {
         let names = self.names;
         let Rows { x, y, text, label_text, .. } = rows;
         let row = y.len();
+        // Field `i`'s cell: the number already read from it, or the field parsed now.
+        let cell = |i: usize| match number(i) {
+            Some(v) => Ok(Cell::Number(v)),
+            None => parse_cell(field(i), line, &names[i], &is_na),
+        };
         for (j, &i) in self.feature_idx.iter().enumerate() {
             let value = if self.forced[j] {
                 let cell = cell_text(field(i), line, &names[i])?;
                 if is_na(cell) { f64::NAN } else { f64::from(text[j].intern(cell)) }
             } else {
-                let cell = match number(i) {
-                    Some(v) => Cell::Number(v),
-                    None => parse_cell(field(i), line, &names[i], &is_na)?,
-                };
-                match cell {
-                    Cell::Number(v) => {
-                        text[j].numbers += 1;
-                        v
-                    }
-                    Cell::Missing => f64::NAN,
-                    Cell::Text(cell) => {
-                        let code = text[j].intern(cell);
-                        text[j].cells.push((row, code));
-                        f64::NAN
-                    }
-                }
+                text[j].take(cell(i)?, row)
             };
             x.push(value);
         }
-        let label_cell = match number(self.label_idx) {
-            Some(v) => Cell::Number(v),
-            None => parse_cell(field(self.label_idx), line, &names[self.label_idx], &is_na)?,
-        };
-        let label = match label_cell {
-            Cell::Number(v) => {
-                label_text.numbers += 1;
-                v
-            }
-            Cell::Missing => f64::NAN,
-            Cell::Text(cell) => {
-                let code = label_text.intern(cell);
-                label_text.cells.push((row, code));
-                f64::NAN
-            }
-        };
+        let label = label_text.take(cell(self.label_idx)?, row);
         y.push(label);
         Ok(())
     }

@@ -796,6 +796,9 @@ impl BlockReader {
     /// of the file, or longer where a line is. Empty at the end.
     fn next<R: Read>(&mut self, reader: &mut R) -> std::io::Result<Vec<u8>> {
         let mut block = std::mem::take(&mut self.buffer);
+        // Room for what is read next, at once: grown by `read_to_end` from the short carry-over,
+        // the block would be copied a dozen times as it doubled.
+        block.reserve(self.block_bytes);
         // What is carried over follows the last `\n` handed out: it holds none.
         let mut searched = block.len();
         loop {

@@ -112,7 +112,7 @@ fn breast_cancer_is_separated_by_a_combination_of_its_30_features() {
     let params = TrainParams { solver: Solver::Newton, epochs: 100, ..TrainParams::default() };
     let out = fit(Examples::new(&x, &data.y, k), None, &params, &AtomicBool::new(false), |_| {}).expect("fits");
     let logits: Vec<f64> = x.chunks_exact(k).map(|row| out.weights.logit(row)).collect();
-    let found = separated_by_combination(&logits, &data.y).expect("separation is detected");
+    let found = separated_by_combination(logits, &data.y).expect("separation is detected");
     assert!(found.contains("combination"), "{found}");
 }
 

@@ -267,10 +267,7 @@ fn train(
         return Ok(None);
     }
     let separation = separating.or_else(|| {
-        exact.then(|| {
-            let logits: Vec<f64> = x.chunks_exact(k.max(1)).map(|row| outcome.weights.logit(row)).collect();
-            separated_by_combination(&logits, &fit_part.y)
-        })?
+        exact.then(|| separated_by_combination(x.chunks_exact(k.max(1)).map(|row| outcome.weights.logit(row)), &fit_part.y))?
     });
     let stop_reason = if separation.is_some() { StopReason::Separated } else { outcome.stop_reason };
     let dataset = store.manifest(&request.split).ok().and_then(|m| m.inputs.first().cloned()).unwrap_or_default();

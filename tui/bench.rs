@@ -82,6 +82,12 @@ pub struct PipelineBench {
     /// The label column of `--csv`.
     #[arg(long)]
     pub label: Option<String>,
+    /// Runs of the large CSV's pipeline, each in a fresh home (the Python peer after each with
+    /// `--vs-python`); more than one prints each figure's median and range, and each ratio
+    /// taken within a round. This machine kind drifts by a third within minutes: one run is
+    /// an anecdote.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=50))]
+    pub rounds: u32,
     #[command(flatten)]
     pub peer: PythonPeer,
     #[arg(long)]
@@ -598,20 +604,42 @@ async fn pipeline_bench(args: PipelineBench) -> anyhow::Result<()> {
         (None, None) => None,
     };
     if let Some((csv, label)) = large {
-        let run = large_run(&scratch.path().join("large-home"), &csv, &label).await?;
-        let peer = if args.peer.vs_python { Some(python_peer(&args.peer.python, scratch.path(), &csv, &label).await?) } else { None };
-        if !args.json {
-            print!("{}", render_large_run(&run, peer.as_ref()));
+        let (mut runs, mut peers) = (Vec::new(), Vec::new());
+        for round in 0..args.rounds {
+            let home = scratch.path().join(format!("large-home-{round}"));
+            let run = large_run(&home, &csv, &label).await?;
+            // Each round's home holds a copy of the data: gone before the next, so that a
+            // long series does not fill the disk.
+            std::fs::remove_dir_all(&home)?;
+            let peer = if args.peer.vs_python { Some(python_peer(&args.peer.python, scratch.path(), &csv, &label).await?) } else { None };
+            if !args.json {
+                if args.rounds > 1 {
+                    println!("round {} of {}", round + 1, args.rounds);
+                }
+                print!("{}", render_large_run(&run, peer.as_ref()));
+            }
+            runs.push(run);
+            peers.extend(peer);
         }
-        results.insert("large_csv".into(), serde_json::to_value(&run)?);
-        if let Some(peer) = peer {
-            results.insert("python_peer".into(), peer);
+        if args.rounds > 1 {
+            let summary = RoundsSummary::of(&runs, &peers);
+            if !args.json {
+                print!("{}", summary.render());
+            }
+            results.insert("large_csv".into(), serde_json::to_value(&runs)?);
+            results.insert("large_csv_summary".into(), serde_json::to_value(&summary)?);
+            if args.peer.vs_python {
+                results.insert("python_peer".into(), serde_json::Value::Array(peers));
+            }
+        } else {
+            results.extend(runs.pop().map(|run| serde_json::to_value(&run).map(|v| ("large_csv".to_string(), v))).transpose()?);
+            results.extend(peers.pop().map(|peer| ("python_peer".to_string(), peer)));
         }
     }
     if args.json {
         println!("{}", serde_json::Value::Object(results));
     } else {
-        for (k, v) in results.iter().filter(|(k, _)| !matches!(k.as_str(), "large_csv" | "python_peer")) {
+        for (k, v) in results.iter().filter(|(k, _)| !matches!(k.as_str(), "large_csv" | "large_csv_summary" | "python_peer")) {
             println!("{k:<34} {v}");
         }
     }
@@ -838,6 +866,105 @@ fn render_large_run(run: &LargeRun, peer: Option<&serde_json::Value>) -> String 
     out
 }
 
+/// Several rounds of the large pipeline (and its peer) in figures: each as the median and
+/// range over the rounds. A ratio is taken within each round, where both sides met the same
+/// spell of the machine, and only then summarised.
+#[derive(Debug, Serialize, PartialEq)]
+struct RoundsSummary {
+    rounds: usize,
+    /// Each stage's time, in pipeline order, then "stages" (their sum).
+    stages_ms: Vec<(String, Spread)>,
+    parse_ms: Spread,
+    solver_ms: Option<Spread>,
+    train_stage_per_solver: Option<Spread>,
+    /// The largest peak resident memory of any service, per round, over the data as f64.
+    largest_peak_per_data: Spread,
+    /// The peer's time over logitflow's, each round: the whole work, the parse against
+    /// `read_csv`, the train stage against the lbfgs fit. Empty without a peer.
+    peer_ratios: Vec<(String, Spread)>,
+}
+
+/// The median and range of some figures.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+struct Spread {
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Spread {
+    /// `None` for no figures (or a NaN among them).
+    fn of(values: impl IntoIterator<Item = f64>) -> Option<Spread> {
+        let mut v: Vec<f64> = values.into_iter().collect();
+        if v.is_empty() || v.iter().any(|x| x.is_nan()) {
+            return None;
+        }
+        v.sort_by(f64::total_cmp);
+        let mid = v.len() / 2;
+        let median = if v.len() % 2 == 1 { v[mid] } else { (v[mid - 1] + v[mid]) / 2.0 };
+        Some(Spread { median, min: v[0], max: v[v.len() - 1] })
+    }
+
+    fn render(&self, digits: usize, unit: &str) -> String {
+        format!("{:.digits$}{unit} ({:.digits$}–{:.digits$})", self.median, self.min, self.max)
+    }
+}
+
+impl RoundsSummary {
+    fn of(runs: &[LargeRun], peers: &[serde_json::Value]) -> RoundsSummary {
+        let stage = |run: &LargeRun, name: &str| run.stages_ms.iter().find(|(s, _)| s == name).map_or(f64::NAN, |(_, ms)| *ms);
+        let names = runs.first().map(|r| r.stages_ms.iter().map(|(s, _)| s.clone()).collect::<Vec<_>>()).unwrap_or_default();
+        let mut stages_ms: Vec<(String, Spread)> =
+            names.iter().filter_map(|name| Some((name.clone(), Spread::of(runs.iter().map(|r| stage(r, name)))?))).collect();
+        stages_ms.extend(Spread::of(runs.iter().map(|r| r.stage_total_ms)).map(|s| ("stages".to_string(), s)));
+        let solver = |r: &LargeRun| r.solver_ms.unwrap_or(f64::NAN);
+        let peer_ratios = if peers.len() == runs.len() {
+            let ratio = |label: &str, of: &dyn Fn(&serde_json::Value, &LargeRun) -> f64| {
+                Spread::of(peers.iter().zip(runs).map(|(p, r)| of(p, r))).map(|s| (label.to_string(), s))
+            };
+            [
+                ratio("whole work: python / logitflow stages", &|p, r| peer_ms(p, &["total_s"]) / r.stage_total_ms),
+                ratio("parse: read_csv / logitflow's parse", &|p, r| peer_ms(p, &["steps_s", "read_csv"]) / r.parse_ms),
+                ratio("fit: lbfgs / train stage", &|p, r| peer_ms(p, &["steps_s", "fit_lbfgs"]) / stage(r, "train")),
+            ]
+            .into_iter()
+            .flatten()
+            .collect()
+        } else {
+            Vec::new()
+        };
+        RoundsSummary {
+            rounds: runs.len(),
+            stages_ms,
+            parse_ms: Spread::of(runs.iter().map(|r| r.parse_ms)).unwrap_or(Spread { median: f64::NAN, min: f64::NAN, max: f64::NAN }),
+            solver_ms: Spread::of(runs.iter().map(solver)),
+            train_stage_per_solver: Spread::of(runs.iter().map(|r| stage(r, "train") / solver(r))),
+            largest_peak_per_data: Spread::of(
+                runs.iter().map(|r| r.peak_resident_bytes.values().copied().max().unwrap_or(0) as f64 / r.data_as_f64_bytes as f64),
+            )
+            .unwrap_or(Spread { median: f64::NAN, min: f64::NAN, max: f64::NAN }),
+            peer_ratios,
+        }
+    }
+
+    fn render(&self) -> String {
+        use std::fmt::Write;
+        let mut out = format!("over {} rounds: median (least–most)\n", self.rounds);
+        for (stage, ms) in &self.stages_ms {
+            let _ = writeln!(out, "  {stage:<11} {}", ms.render(1, " ms"));
+        }
+        let _ = writeln!(out, "  the parse alone {}", self.parse_ms.render(0, " ms"));
+        if let (Some(solver), Some(ratio)) = (self.solver_ms, self.train_stage_per_solver) {
+            let _ = writeln!(out, "  the solver {}; train stage / solver {}", solver.render(0, " ms"), ratio.render(2, ""));
+        }
+        let _ = writeln!(out, "  largest peak / the data as f64 {}", self.largest_peak_per_data.render(2, "×"));
+        for (label, ratio) in &self.peer_ratios {
+            let _ = writeln!(out, "  {label} {}", ratio.render(2, "×"));
+        }
+        out
+    }
+}
+
 fn bundled_args() -> crate::cli::DataArgs {
     use clap::Parser;
     #[derive(clap::Parser)]
@@ -963,4 +1090,61 @@ async fn batch_bench(args: BatchBench) -> anyhow::Result<()> {
         println!("  logitflow {:.0} ms / python {total:.0} ms = {:.2}×", run.ms, run.ms / total);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_spread_is_the_median_and_range() {
+        let spread = |v: &[f64]| Spread::of(v.iter().copied());
+        assert_eq!(spread(&[3.0, 1.0, 2.0]), Some(Spread { median: 2.0, min: 1.0, max: 3.0 }));
+        assert_eq!(spread(&[4.0, 1.0, 2.0, 10.0]), Some(Spread { median: 3.0, min: 1.0, max: 10.0 }));
+        assert_eq!(spread(&[]), None);
+        assert_eq!(spread(&[1.0, f64::NAN]), None, "a missing figure is not summarised");
+    }
+
+    fn run(ingest: f64, train: f64, solver: f64, parse: f64) -> LargeRun {
+        LargeRun {
+            file: "big.csv".into(),
+            file_bytes: 201_000_000,
+            rows: 1_000_000,
+            features: 10,
+            data_as_f64_bytes: 88_000_000,
+            stages_ms: vec![("ingest".into(), ingest), ("train".into(), train)],
+            stage_total_ms: ingest + train,
+            parse_ms: parse,
+            wall_ms: ingest + train + 1.0,
+            solver_ms: Some(solver),
+            peak_resident_bytes: [("ingest".to_string(), 132_000_000), ("train".to_string(), 88_000_000)].into(),
+        }
+    }
+
+    #[test]
+    fn rounds_are_summarised_stage_by_stage_and_ratios_within_each_round() {
+        let runs = [run(600.0, 200.0, 100.0, 300.0), run(900.0, 300.0, 100.0, 450.0), run(500.0, 250.0, 125.0, 250.0)];
+        // Within each round the peer took 2×, 2× and 3× as long, though the ratio of the
+        // medians would read 2250 / 800 = 2.8×: a slow spell hit both sides of round 2.
+        let peers: Vec<serde_json::Value> = [(1600.0, 600.0, 100.0), (2400.0, 900.0, 600.0), (2250.0, 250.0, 500.0)]
+            .iter()
+            .map(|&(total, read_csv, lbfgs)| {
+                serde_json::json!({"total_s": total / 1e3, "steps_s": {"read_csv": read_csv / 1e3, "fit_lbfgs": lbfgs / 1e3}})
+            })
+            .collect();
+        let summary = RoundsSummary::of(&runs, &peers);
+        let named = |list: &[(String, Spread)], name: &str| list.iter().find(|(n, _)| n.starts_with(name)).map(|(_, s)| *s);
+        assert_eq!(summary.rounds, 3);
+        assert_eq!(named(&summary.stages_ms, "ingest"), Some(Spread { median: 600.0, min: 500.0, max: 900.0 }));
+        assert_eq!(named(&summary.stages_ms, "stages"), Some(Spread { median: 800.0, min: 750.0, max: 1200.0 }));
+        assert_eq!(summary.train_stage_per_solver, Some(Spread { median: 2.0, min: 2.0, max: 3.0 }));
+        assert_eq!(summary.largest_peak_per_data, Spread { median: 1.5, min: 1.5, max: 1.5 });
+        assert_eq!(named(&summary.peer_ratios, "whole work"), Some(Spread { median: 2.0, min: 2.0, max: 3.0 }));
+        assert_eq!(named(&summary.peer_ratios, "parse"), Some(Spread { median: 2.0, min: 1.0, max: 2.0 }));
+        assert_eq!(named(&summary.peer_ratios, "fit"), Some(Spread { median: 2.0, min: 0.5, max: 2.0 }));
+        assert!(RoundsSummary::of(&runs, &[]).peer_ratios.is_empty(), "no peer, no ratios");
+        let text = summary.render();
+        assert!(text.starts_with("over 3 rounds: median (least–most)\n  ingest      600.0 ms (500.0–900.0)\n"), "{text}");
+        assert!(text.contains("  whole work: python / logitflow stages 2.00× (2.00–3.00)\n"), "{text}");
+    }
 }

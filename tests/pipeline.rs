@@ -436,3 +436,34 @@ fn compare_lists_two_runs_differences_and_plots_both_loss_curves() {
     let out = run(home.path(), &["compare", "no-such-run", b]);
     assert!(!out.status.success() && stderr(&out).contains("logitflow runs"), "{}", stderr(&out));
 }
+
+#[test]
+fn bench_pipeline_rounds_time_each_run_in_a_fresh_home_and_summarise_them() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let out = json(&run(home.path(), &["bench", "pipeline", "--rows", "3000", "--rounds", "2", "--json"]));
+    let runs = out["large_csv"].as_array().expect("a run per round");
+    assert_eq!(runs.len(), 2, "{out}");
+    let totals: Vec<f64> = runs
+        .iter()
+        .map(|r| {
+            assert_eq!(r["rows"], 3000, "{r}");
+            let stages: Vec<&str> = r["stages_ms"].as_array().expect("stages").iter().filter_map(|s| s[0].as_str()).collect();
+            assert_eq!(stages, ["ingest", "preprocess", "features", "train", "evaluate", "serve"]);
+            r["stage_total_ms"].as_f64().expect("a total")
+        })
+        .collect();
+    let summary = &out["large_csv_summary"];
+    assert_eq!(summary["rounds"], 2);
+    let stages = summary["stages_ms"].as_array().expect("the stages' spreads");
+    assert_eq!(stages.len(), 7, "six stages and their sum: {summary}");
+    for stage in stages {
+        let spread = &stage[1];
+        let (min, median, max) = (spread["min"].as_f64(), spread["median"].as_f64(), spread["max"].as_f64());
+        assert!(min > Some(0.0) && min <= median && median <= max, "{stage}");
+    }
+    let sum = &stages[6];
+    assert_eq!(sum[0], "stages");
+    let (least, most) = (totals[0].min(totals[1]), totals[0].max(totals[1]));
+    assert_eq!((sum[1]["min"].as_f64(), sum[1]["max"].as_f64()), (Some(least), Some(most)), "{summary}");
+    assert_eq!(sum[1]["median"].as_f64(), Some((least + most) / 2.0));
+}

@@ -21,6 +21,7 @@ pub mod inference;
 pub mod logistic;
 pub mod metrics;
 pub mod model;
+mod prefault;
 pub mod registry;
 pub mod scale;
 pub mod store;

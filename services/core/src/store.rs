@@ -407,10 +407,15 @@ impl Store {
         // A chunk that stays in the core's cache while its rows are picked.
         let chunk_rows = (NPY_CHUNK_BYTES / (width.max(1) * std::mem::size_of::<T>())).max(1);
         let HashingReader { inner: mut reader, digest } = file;
+        let mut picked = Vec::with_capacity(rows.len().saturating_mul(width));
         // The hash is taken on a second core while this one reads and picks (for an 80 MB
         // matrix ≈ 20 ms of a ≈ 90 ms load): each chunk, once its rows are picked, goes to the
-        // hashing thread, and its buffer comes back for a later chunk.
+        // hashing thread, and its buffer comes back for a later chunk. The part's fresh memory
+        // is faulted in on the second core too, ahead of the picking.
         let (picked, digest) = std::thread::scope(|scope| {
+            if let Some(spare) = crate::prefault::SparePages::of(&picked) {
+                scope.spawn(move || spare.populate());
+            }
             let (to_hash, chunks) = std::sync::mpsc::sync_channel::<Vec<T>>(2);
             let (give_back, returned) = std::sync::mpsc::channel::<Vec<T>>();
             let hashing = scope.spawn(move || {
@@ -422,8 +427,7 @@ impl Store {
                 }
                 digest
             });
-            let mut picking = || -> Result<Vec<T>, StoreError> {
-                let mut picked = Vec::with_capacity(rows.len().saturating_mul(width));
+            let picking = || -> Result<Vec<T>, StoreError> {
                 let mut wanted = rows.iter().map(|&r| usize::try_from(r).unwrap_or(usize::MAX)).peekable();
                 let mut start = 0;
                 while start < count {

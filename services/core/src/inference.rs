@@ -183,18 +183,20 @@ pub fn separating_term(design: &[f64], y: &[f64], k: usize, term_names: &[String
     None
 }
 
-/// Whether a combination of terms separates the classes: an unpenalised fit whose logits give
-/// probability 0 or 1 (|z| > 30, so within 1e-13) to rows it classifies right.
-/// The logits are taken as they come, one per row of `y`: the 1M-row fit's 8 MB of them are
-/// never held.
-pub fn separated_by_combination(logits: impl IntoIterator<Item = f64>, y: &[f64]) -> Option<String> {
-    let certain = logits.into_iter().zip(y).filter(|&(z, &label)| z.abs() > 30.0 && (z > 0.0) == (label == 1.0)).count();
+/// Whether a combination of terms separates the classes: an unpenalised fit that gives
+/// probability 0 or 1 to `certain` of its `rows` rows, classifying them right (see
+/// [`certain_rows`]; a newton fit counts them in its last pass, [`crate::logistic::FitOutcome`]).
+pub fn separated_by_combination(certain: u64, rows: usize) -> Option<String> {
     (certain > 0).then(|| {
-        format!(
-            "a combination of terms separates the classes: {certain} of {} training rows are predicted with probability 0 or 1",
-            y.len()
-        )
+        format!("a combination of terms separates the classes: {certain} of {rows} training rows are predicted with probability 0 or 1")
     })
+}
+
+/// The rows whose logit gives them probability 0 or 1 and classifies them right
+/// ([`crate::logistic::certain_and_right`]). The logits are taken as they come, one per row of
+/// `y`: the 1M-row fit's 8 MB of them are never held.
+pub fn certain_rows(logits: impl IntoIterator<Item = f64>, y: &[f64]) -> u64 {
+    logits.into_iter().zip(y).map(|(z, &label)| u64::from(crate::logistic::certain_and_right(z, label))).sum()
 }
 
 /// How close an iterative fit's training objective came to the exact optimum (newton on the

@@ -72,6 +72,14 @@ fn exp_nonpositive(x: f64) -> f64 {
     y * up * DOWN
 }
 
+/// Whether logit `z` gives its row probability 0 or 1 (|z| > 30: within 1e-13) and classifies
+/// it right (label `y` ∈ {0, 1}): what an unpenalised fit does only where a combination of
+/// terms separates the classes.
+#[inline]
+pub fn certain_and_right(z: f64, y: f64) -> bool {
+    z.abs() > 30.0 && (z > 0.0) == (y == 1.0)
+}
+
 /// ln(1 + e^z), stable at any z.
 #[inline]
 pub fn softplus(z: f64) -> f64 {
@@ -442,6 +450,9 @@ pub struct FitOutcome {
     /// [`hessian_sum`] at `weights`, when the fit's last pass made it there (newton), so that
     /// the standard errors need no pass of their own.
     pub hessian_sum: Option<Vec<f64>>,
+    /// The training rows [`certain_and_right`] at `weights`, counted by the same last pass:
+    /// the separation check then needs no pass of its own either.
+    pub certain_rows: Option<u64>,
 }
 
 /// Rows per chunk of a full pass. Fixed, so sums do not depend on the number of cores.
@@ -461,6 +472,8 @@ struct PassSums {
     grad: Vec<f64>,
     /// (d+1)² entries, upper triangle filled, when asked for.
     hess: Vec<f64>,
+    /// Rows [`certain_and_right`].
+    certain: u64,
 }
 
 fn pass_chunk(w: &Weights, ex: Examples<'_>, start: usize, end: usize, want_hess: bool) -> PassSums {
@@ -488,6 +501,7 @@ fn pass_chunk_kernel(d: usize, w: &Weights, ex: Examples<'_>, start: usize, end:
     let mut weighted = vec![0.0; if want_hess { BLOCK.min(end - start) * stride } else { 0 }];
     let mut xx = Array2::<f64>::zeros(if want_hess { (d, stride) } else { (0, 0) });
     let mut curvature_sum = 0.0;
+    let mut certain = 0u64;
     // Rows go in small batches, each step over the whole batch before the next: the logits,
     // then the exponentials, then the sums. Each loop is a run of independent calls or vector
     // arithmetic that the CPU overlaps, where a row at a time would wait on each exponential.
@@ -521,6 +535,7 @@ fn pass_chunk_kernel(d: usize, w: &Weights, ex: Examples<'_>, start: usize, end:
         let mut row_start = (first - block_start) * stride;
         for ((&zi, &ei), (&y, row)) in z.iter().zip(&e).zip(ys.iter().zip(rows.chunks_exact(d))) {
             let weight = ex.weight(y);
+            certain += u64::from(certain_and_right(zi, y));
             loss += weight * (zi.max(0.0) - y * zi);
             // The factor goes to its class's product and the other's gets exactly 1, by
             // arithmetic on the 0/1 label: the labels are random, so a branch would be
@@ -583,7 +598,7 @@ fn pass_chunk_kernel(d: usize, w: &Weights, ex: Examples<'_>, start: usize, end:
             *g = xx[[a, d]];
         }
     }
-    let mut sums = PassSums { loss, grad: grad.to_vec(), hess: Vec::new() };
+    let mut sums = PassSums { loss, grad: grad.to_vec(), hess: Vec::new(), certain };
     if want_hess {
         let mut hess = vec![0.0; k * k];
         hess[0] = curvature_sum;
@@ -620,9 +635,10 @@ fn full_pass(w: &Weights, ex: Examples<'_>, want_hess: bool) -> PassSums {
         parts.into_iter().flatten().collect()
     };
     let k = ex.d + 1;
-    let mut total = PassSums { loss: 0.0, grad: vec![0.0; k], hess: if want_hess { vec![0.0; k * k] } else { Vec::new() } };
+    let mut total = PassSums { loss: 0.0, grad: vec![0.0; k], hess: if want_hess { vec![0.0; k * k] } else { Vec::new() }, certain: 0 };
     for part in parts {
         total.loss += part.loss;
+        total.certain += part.certain;
         for (t, p) in total.grad.iter_mut().zip(&part.grad) {
             *t += p;
         }
@@ -691,9 +707,11 @@ pub fn fit(
         Some((_, best, epoch)) if stop_reason == StopReason::Cancelled => (best, Some(epoch)),
         _ => (weights, None),
     };
-    // The last pass's Hessian is the returned weights' only if they are the weights it was made at.
-    let hessian_sum = last_pass.filter(|(at, _)| *at == weights).map(|(_, sums)| symmetric(sums.hess, train.d + 1));
-    Ok(FitOutcome { weights, stop_reason, curve: progress.curve, kept_epoch, hessian_sum })
+    // The last pass's sums are the returned weights' only if they are the weights it was made at.
+    let at_weights = last_pass.filter(|(at, _)| *at == weights).map(|(_, sums)| sums);
+    let certain_rows = at_weights.as_ref().map(|sums| sums.certain);
+    let hessian_sum = at_weights.map(|sums| symmetric(sums.hess, train.d + 1));
+    Ok(FitOutcome { weights, stop_reason, curve: progress.curve, kept_epoch, hessian_sum, certain_rows })
 }
 
 #[derive(Clone, Copy)]

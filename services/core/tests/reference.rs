@@ -2,7 +2,7 @@
 //! packages that ship them (`tests/fixtures/make_reference.py` made the numbers).
 
 use logitflow_core::clean::{CleanOptions, MissingPolicy, clean};
-use logitflow_core::inference::{separated_by_combination, separating_term, statistics};
+use logitflow_core::inference::{certain_rows, separated_by_combination, separating_term, statistics};
 use logitflow_core::logistic::{Examples, Solver, StopReason, TrainParams, fit};
 use logitflow_core::model::{Lineage, Model};
 use logitflow_core::scale::{Scaling, Transform, Value};
@@ -112,7 +112,9 @@ fn breast_cancer_is_separated_by_a_combination_of_its_30_features() {
     let params = TrainParams { solver: Solver::Newton, epochs: 100, ..TrainParams::default() };
     let out = fit(Examples::new(&x, &data.y, k), None, &params, &AtomicBool::new(false), |_| {}).expect("fits");
     let logits: Vec<f64> = x.chunks_exact(k).map(|row| out.weights.logit(row)).collect();
-    let found = separated_by_combination(logits, &data.y).expect("separation is detected");
+    let certain = certain_rows(logits, &data.y);
+    assert_eq!(out.certain_rows, Some(certain), "newton's last pass counts the rows the logits give");
+    let found = separated_by_combination(certain, data.y.len()).expect("separation is detected");
     assert!(found.contains("combination"), "{found}");
 }
 

@@ -17,7 +17,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::{get, post};
 use futures::Stream;
 use logitflow_core::clean::{Dataset, validation_split};
-use logitflow_core::inference::{Optimality, separated_by_combination, separating_term, statistics};
+use logitflow_core::inference::{Optimality, certain_rows, separated_by_combination, separating_term, statistics};
 use logitflow_core::logistic::{ClassWeight, EpochEvent, Examples, Solver, StopReason, TrainParams, fit, objective};
 use logitflow_core::model::{Lineage, Model, TrainingLog};
 use logitflow_core::scale::EncodeError;
@@ -267,7 +267,13 @@ fn train(
         return Ok(None);
     }
     let separation = separating.or_else(|| {
-        exact.then(|| separated_by_combination(x.chunks_exact(k.max(1)).map(|row| outcome.weights.logit(row)), &fit_part.y))?
+        exact.then(|| {
+            // Newton counted them in its last pass; other fits take the logits again.
+            let certain = outcome
+                .certain_rows
+                .unwrap_or_else(|| certain_rows(x.chunks_exact(k.max(1)).map(|row| outcome.weights.logit(row)), &fit_part.y));
+            separated_by_combination(certain, fit_part.rows())
+        })?
     });
     let stop_reason = if separation.is_some() { StopReason::Separated } else { outcome.stop_reason };
     let dataset = store.manifest(&request.split).ok().and_then(|m| m.inputs.first().cloned()).unwrap_or_default();

@@ -632,8 +632,12 @@ async fn pipeline_bench(args: PipelineBench) -> anyhow::Result<()> {
                 results.insert("python_peer".into(), serde_json::Value::Array(peers));
             }
         } else {
-            results.extend(runs.pop().map(|run| serde_json::to_value(&run).map(|v| ("large_csv".to_string(), v))).transpose()?);
-            results.extend(peers.pop().map(|peer| ("python_peer".to_string(), peer)));
+            if let Some(run) = runs.pop() {
+                results.insert("large_csv".into(), serde_json::to_value(&run)?);
+            }
+            if let Some(peer) = peers.pop() {
+                results.insert("python_peer".into(), peer);
+            }
         }
     }
     if args.json {
@@ -690,6 +694,51 @@ struct LargeRun {
     solver_ms: Option<f64>,
     /// Each service's peak resident memory over its life (VmHWM), this run included.
     peak_resident_bytes: std::collections::BTreeMap<String, u64>,
+}
+
+impl LargeRun {
+    fn stage_ms(&self, name: &str) -> Option<f64> {
+        self.stages_ms.iter().find(|(s, _)| s == name).map(|(_, ms)| *ms)
+    }
+}
+
+/// One of the peer's figures beside logitflow's for the same work, the same run.
+struct PeerComparison {
+    work: &'static str,
+    peer_side: &'static str,
+    peer_ms: f64,
+    our_side: &'static str,
+    our_ms: f64,
+}
+
+/// The whole work, the parse against `read_csv`, and the train stage against the lbfgs fit
+/// (when the run has a train stage).
+fn peer_comparisons(peer: &serde_json::Value, run: &LargeRun) -> Vec<PeerComparison> {
+    let step = |name: &str| peer_ms(peer, &["steps_s", name]);
+    let mut comparisons = vec![
+        PeerComparison {
+            work: "whole work",
+            peer_side: "python",
+            peer_ms: peer_ms(peer, &["total_s"]),
+            our_side: "logitflow stages",
+            our_ms: run.stage_total_ms,
+        },
+        PeerComparison {
+            work: "parse",
+            peer_side: "read_csv",
+            peer_ms: step("read_csv"),
+            our_side: "logitflow's parse",
+            our_ms: run.parse_ms,
+        },
+    ];
+    comparisons.extend(run.stage_ms("train").map(|train| PeerComparison {
+        work: "fit",
+        peer_side: "lbfgs",
+        peer_ms: step("fit_lbfgs"),
+        our_side: "train stage",
+        our_ms: train,
+    }));
+    comparisons
 }
 
 async fn large_run(home: &Path, csv: &Path, label: &str) -> anyhow::Result<LargeRun> {
@@ -829,8 +878,7 @@ fn render_large_run(run: &LargeRun, peer: Option<&serde_json::Value>) -> String 
     let _ = writeln!(out, "  {}", peaks(&run.peak_resident_bytes));
     let largest = run.peak_resident_bytes.values().copied().max().unwrap_or(0);
     let _ = writeln!(out, "  largest peak {} = {:.2}× the data as f64", megabytes(largest), largest as f64 / run.data_as_f64_bytes as f64);
-    let stage = |name: &str| run.stages_ms.iter().find(|(s, _)| s == name).map(|(_, ms)| *ms);
-    if let (Some(train), Some(solver)) = (stage("train"), run.solver_ms) {
+    if let (Some(train), Some(solver)) = (run.stage_ms("train"), run.solver_ms) {
         let _ = writeln!(out, "  train stage / solver = {:.2}", train / solver);
     }
     if let Some(peer) = peer {
@@ -843,24 +891,17 @@ fn render_large_run(run: &LargeRun, peer: Option<&serde_json::Value>) -> String 
             ("predict", "predict_test"),
         ];
         let _ = writeln!(out, "{}", peer_line(peer, "file", &steps));
-        let step = |name: &str| peer_ms(peer, &["steps_s", name]);
-        let total = peer_ms(peer, &["total_s"]);
-        let _ = writeln!(
-            out,
-            "  whole work: python {total:.0} ms / logitflow stages {:.0} ms = {:.2}×",
-            run.stage_total_ms,
-            total / run.stage_total_ms
-        );
-        let _ = writeln!(
-            out,
-            "  parse: read_csv {:.0} ms / logitflow's parse {:.0} ms = {:.2}×",
-            step("read_csv"),
-            run.parse_ms,
-            step("read_csv") / run.parse_ms
-        );
-        if let Some(train) = stage("train") {
-            let _ =
-                writeln!(out, "  fit: lbfgs {:.0} ms / train stage {train:.0} ms = {:.2}×", step("fit_lbfgs"), step("fit_lbfgs") / train);
+        for c in peer_comparisons(peer, run) {
+            let _ = writeln!(
+                out,
+                "  {}: {} {:.0} ms / {} {:.0} ms = {:.2}×",
+                c.work,
+                c.peer_side,
+                c.peer_ms,
+                c.our_side,
+                c.our_ms,
+                c.peer_ms / c.our_ms
+            );
         }
     }
     out
@@ -874,11 +915,11 @@ struct RoundsSummary {
     rounds: usize,
     /// Each stage's time, in pipeline order, then "stages" (their sum).
     stages_ms: Vec<(String, Spread)>,
-    parse_ms: Spread,
+    parse_ms: Option<Spread>,
     solver_ms: Option<Spread>,
     train_stage_per_solver: Option<Spread>,
     /// The largest peak resident memory of any service, per round, over the data as f64.
-    largest_peak_per_data: Spread,
+    largest_peak_per_data: Option<Spread>,
     /// The peer's time over logitflow's, each round: the whole work, the parse against
     /// `read_csv`, the train stage against the lbfgs fit. Empty without a peer.
     peer_ratios: Vec<(String, Spread)>,
@@ -912,37 +953,34 @@ impl Spread {
 
 impl RoundsSummary {
     fn of(runs: &[LargeRun], peers: &[serde_json::Value]) -> RoundsSummary {
-        let stage = |run: &LargeRun, name: &str| run.stages_ms.iter().find(|(s, _)| s == name).map_or(f64::NAN, |(_, ms)| *ms);
+        let stage = |run: &LargeRun, name: &str| run.stage_ms(name).unwrap_or(f64::NAN);
         let names = runs.first().map(|r| r.stages_ms.iter().map(|(s, _)| s.clone()).collect::<Vec<_>>()).unwrap_or_default();
         let mut stages_ms: Vec<(String, Spread)> =
             names.iter().filter_map(|name| Some((name.clone(), Spread::of(runs.iter().map(|r| stage(r, name)))?))).collect();
         stages_ms.extend(Spread::of(runs.iter().map(|r| r.stage_total_ms)).map(|s| ("stages".to_string(), s)));
         let solver = |r: &LargeRun| r.solver_ms.unwrap_or(f64::NAN);
-        let peer_ratios = if peers.len() == runs.len() {
-            let ratio = |label: &str, of: &dyn Fn(&serde_json::Value, &LargeRun) -> f64| {
-                Spread::of(peers.iter().zip(runs).map(|(p, r)| of(p, r))).map(|s| (label.to_string(), s))
-            };
-            [
-                ratio("whole work: python / logitflow stages", &|p, r| peer_ms(p, &["total_s"]) / r.stage_total_ms),
-                ratio("parse: read_csv / logitflow's parse", &|p, r| peer_ms(p, &["steps_s", "read_csv"]) / r.parse_ms),
-                ratio("fit: lbfgs / train stage", &|p, r| peer_ms(p, &["steps_s", "fit_lbfgs"]) / stage(r, "train")),
-            ]
-            .into_iter()
-            .flatten()
-            .collect()
-        } else {
-            Vec::new()
+        // Each comparison's ratio in every round, labelled as the first round's are.
+        let per_round: Vec<Vec<PeerComparison>> = peers.iter().zip(runs).map(|(p, r)| peer_comparisons(p, r)).collect();
+        let peer_ratios = match per_round.first() {
+            Some(first) if peers.len() == runs.len() => first
+                .iter()
+                .enumerate()
+                .filter_map(|(i, c)| {
+                    let ratios = per_round.iter().map(|round| round.get(i).map_or(f64::NAN, |c| c.peer_ms / c.our_ms));
+                    Some((format!("{}: {} / {}", c.work, c.peer_side, c.our_side), Spread::of(ratios)?))
+                })
+                .collect(),
+            _ => Vec::new(),
         };
         RoundsSummary {
             rounds: runs.len(),
             stages_ms,
-            parse_ms: Spread::of(runs.iter().map(|r| r.parse_ms)).unwrap_or(Spread { median: f64::NAN, min: f64::NAN, max: f64::NAN }),
+            parse_ms: Spread::of(runs.iter().map(|r| r.parse_ms)),
             solver_ms: Spread::of(runs.iter().map(solver)),
             train_stage_per_solver: Spread::of(runs.iter().map(|r| stage(r, "train") / solver(r))),
             largest_peak_per_data: Spread::of(
                 runs.iter().map(|r| r.peak_resident_bytes.values().copied().max().unwrap_or(0) as f64 / r.data_as_f64_bytes as f64),
-            )
-            .unwrap_or(Spread { median: f64::NAN, min: f64::NAN, max: f64::NAN }),
+            ),
             peer_ratios,
         }
     }
@@ -953,11 +991,15 @@ impl RoundsSummary {
         for (stage, ms) in &self.stages_ms {
             let _ = writeln!(out, "  {stage:<11} {}", ms.render(1, " ms"));
         }
-        let _ = writeln!(out, "  the parse alone {}", self.parse_ms.render(0, " ms"));
+        if let Some(parse) = self.parse_ms {
+            let _ = writeln!(out, "  the parse alone {}", parse.render(0, " ms"));
+        }
         if let (Some(solver), Some(ratio)) = (self.solver_ms, self.train_stage_per_solver) {
             let _ = writeln!(out, "  the solver {}; train stage / solver {}", solver.render(0, " ms"), ratio.render(2, ""));
         }
-        let _ = writeln!(out, "  largest peak / the data as f64 {}", self.largest_peak_per_data.render(2, "×"));
+        if let Some(peak) = self.largest_peak_per_data {
+            let _ = writeln!(out, "  largest peak / the data as f64 {}", peak.render(2, "×"));
+        }
         for (label, ratio) in &self.peer_ratios {
             let _ = writeln!(out, "  {label} {}", ratio.render(2, "×"));
         }
@@ -1138,7 +1180,7 @@ mod tests {
         assert_eq!(named(&summary.stages_ms, "ingest"), Some(Spread { median: 600.0, min: 500.0, max: 900.0 }));
         assert_eq!(named(&summary.stages_ms, "stages"), Some(Spread { median: 800.0, min: 750.0, max: 1200.0 }));
         assert_eq!(summary.train_stage_per_solver, Some(Spread { median: 2.0, min: 2.0, max: 3.0 }));
-        assert_eq!(summary.largest_peak_per_data, Spread { median: 1.5, min: 1.5, max: 1.5 });
+        assert_eq!(summary.largest_peak_per_data, Some(Spread { median: 1.5, min: 1.5, max: 1.5 }));
         assert_eq!(named(&summary.peer_ratios, "whole work"), Some(Spread { median: 2.0, min: 2.0, max: 3.0 }));
         assert_eq!(named(&summary.peer_ratios, "parse"), Some(Spread { median: 2.0, min: 1.0, max: 2.0 }));
         assert_eq!(named(&summary.peer_ratios, "fit"), Some(Spread { median: 2.0, min: 0.5, max: 2.0 }));

@@ -12,10 +12,12 @@
 //! A dataset is `x.npy`, `y.npy`, the file line of each row and `columns.json` (which counts
 //! each column's missing cells). The lines are stored as runs of consecutive lines,
 //! `line_runs.npy` (a file without blank lines or multi-line records is one run: 16 bytes, not
-//! 8 MB for a million rows), or as `lines.npy`, one per row, where that is smaller. A split is no copy of rows but their numbers: `train_rows.npy` and
-//! `test_rows.npy` index the rows of the datasets named in `sources.json` (the ingested one,
-//! or clean data preprocess stored because cleaning changed values), and its readers take
-//! their part's rows as the dataset streams past ([`Store::load_split_part`]).
+//! 8 MB for a million rows), or as `lines.npy`, one per row, where that is smaller.
+//!
+//! A split is no copy of rows but their numbers: `train_rows.npy` and `test_rows.npy` index
+//! the rows of the datasets named in `sources.json` (the ingested one, or clean data
+//! preprocess stored because cleaning changed values), and its readers take their part's rows
+//! as the dataset streams past ([`Store::load_split_part`]).
 //!
 //! An artifact's id is the SHA-256 of its kind and its files' BLAKE3 digests, so the same
 //! content is stored once. (Artifacts written before BLAKE3 list SHA-256 digests, and are

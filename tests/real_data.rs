@@ -72,6 +72,18 @@ fn penguins_exact_fit_on_the_whole_file_matches_statsmodels() {
     let at = |key: &str| text.find(&format!("\"{key}\":")).unwrap_or(usize::MAX);
     assert!(at("species=Chinstrap") < at("island=Dream") && at("island=Dream") < at("bill_length_mm"), "order in {text}");
 
+    // The standardized estimates do not depend on the scaling the fit used: standard scaling
+    // says what each term's deviation is, and min-max scaling leaves it to be measured.
+    let min_max = json(&run(home.path(), &[&args[..], &["--scaling", "minmax"]].concat()));
+    let terms_of = |report: &Value| report["model"]["terms"].as_array().cloned().unwrap_or_default();
+    assert_eq!(terms_of(&min_max).len(), expected.len());
+    for (got, want) in terms_of(&min_max).iter().zip(expected) {
+        if let Some(expected) = want["standardized"].as_f64() {
+            let standardized = got["standardized"].as_f64().unwrap_or(f64::NAN);
+            assert!(relative(standardized, expected) < 1e-4, "{}, min-max: standardized {standardized} vs {expected}", want["term"]);
+        }
+    }
+
     // An exact fit does not depend on the seed.
     let again = json(&run(home.path(), &[&args[..], &["--seed", "7"]].concat()));
     assert_eq!(again["stages"][3]["cached"], false, "another seed trains again");

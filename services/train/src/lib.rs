@@ -20,8 +20,7 @@ use logitflow_core::clean::{Dataset, validation_split};
 use logitflow_core::inference::{Optimality, certain_rows, separated_by_combination, separating_term, statistics};
 use logitflow_core::logistic::{ClassWeight, EpochEvent, Examples, Solver, StopReason, TrainParams, fit, objective};
 use logitflow_core::model::{Lineage, Model, TrainingLog};
-use logitflow_core::scale::EncodeError;
-use logitflow_core::scale::Transform;
+use logitflow_core::scale::{EncodeError, Scaling, Transform};
 use logitflow_core::store::{Kind, SplitPart, StepRecord, Store, step_key};
 use logitflow_core::table::Classes;
 use logitflow_kit::wire::{JobInfo, JobState, TrainEvent, TrainRequest};
@@ -322,8 +321,18 @@ fn train(
     };
     // Each estimate per standard deviation of its term over the fit's rows, for the magnitudes'
     // sake. The terms are scaled by now: a scaled term's deviation times its scale is the raw one's.
-    // Two passes over the rows (8–11 ms at 800k × 10), taken only when there are terms to give.
-    let deviations = if model.fit.terms.is_empty() { Vec::new() } else { Transform::column_standard_deviations(&x, k) };
+    // Two passes over the rows (8–11 ms at 800k × 10), taken only when there are terms to give,
+    // and not when the scaling already says what they would find.
+    let deviations = if model.fit.terms.is_empty() {
+        Vec::new()
+    } else if val_part.is_none() && standardized_on_these_rows(store, &request.transform, &request.split, &model.transform) {
+        // Standardised on these very rows, each term has mean 0 and population deviation 1: its
+        // sample deviation is √(n / (n − 1)), whatever the data.
+        let n = fit_part.rows() as f64;
+        vec![(n / (n - 1.0)).sqrt(); k]
+    } else {
+        Transform::column_standard_deviations(&x, k)
+    };
     for (row, (deviation, scale)) in model.fit.terms.iter_mut().skip(1).zip(deviations.iter().zip(&model.transform.scale)) {
         row.standardized = Some(row.estimate * deviation * scale).filter(|v| v.is_finite());
     }
@@ -356,6 +365,15 @@ fn train(
         )?;
     }
     Ok(Some(TrainEvent::Done { model: model_id, stop_reason, epochs, cached: false, solve_ms: Some(solve_ms) }))
+}
+
+/// Whether `transform` is standard scaling fitted on the training part of `split` (the rows
+/// an exact fit uses), with a deviation for every term: 1 is its stand-in where a term has
+/// none (a constant column), and such a term is measured rather than assumed.
+fn standardized_on_these_rows(store: &Store, transform_id: &str, split: &str, transform: &Transform) -> bool {
+    transform.scaling == Scaling::Standard
+        && transform.scale.iter().all(|&s| s != 1.0)
+        && store.manifest(transform_id).is_ok_and(|m| m.inputs == [split])
 }
 
 /// The largest fit (rows × terms) whose distance from the exact optimum is measured by a
@@ -488,6 +506,53 @@ mod tests {
         assert!(info["model"].as_str().is_some());
         let (status, again) = call(&app, "POST", "/v1/jobs", Some(body)).await;
         assert_eq!((status, again["cached"].as_bool(), again["model"].clone()), (StatusCode::OK, Some(true), info["model"].clone()));
+    }
+
+    /// Each standardized estimate is the estimate (per unit of its term) times the term's
+    /// sample deviation over the fit's rows, taken here from the raw rows: whether the scaling
+    /// says what the deviation is (standard, fitted on these rows) or it must be measured
+    /// (min-max; standard scaling fitted on other rows).
+    #[tokio::test]
+    async fn standardized_estimates_use_each_terms_deviation_whatever_the_scaling() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = AppState::new(&Config::for_home(dir.path()), watch::channel(false).1).expect("state");
+        let store = state.store.clone();
+        let app = app(state);
+        let rows = 400;
+        let noise = |i: usize, m: usize| ((i * m + 7) % 97) as f64 / 97.0;
+        let x: Vec<f64> = (0..rows).flat_map(|i| [10.0 + 3.0 * noise(i, 31), -2.0 + 0.5 * noise(i, 53)]).collect();
+        let y: Vec<f64> = (0..rows).map(|i| f64::from(u8::from(noise(i, 31) + noise(i, 53) + noise(i, 11) > 1.5))).collect();
+        let data = Dataset { feature_names: vec!["a".into(), "b".into()], label_name: "y".into(), x: x.clone(), y, ..Dataset::default() };
+        let split = Split { train: data.clone(), test: data };
+        let split_id = store.put_split(&split, &SplitReport::default(), vec![], serde_json::json!({})).expect("split");
+        let sample_deviation = |j: usize| {
+            let column: Vec<f64> = x.iter().skip(j).step_by(2).copied().collect();
+            let mean = column.iter().sum::<f64>() / rows as f64;
+            (column.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (rows - 1) as f64).sqrt()
+        };
+        let some_rows = Dataset { x: x[..300 * 2].to_vec(), y: split.train.y[..300].to_vec(), ..split.train.clone() };
+        for (scaling, fitted_on) in
+            [(Scaling::Standard, vec![split_id.clone()]), (Scaling::MinMax, vec![split_id.clone()]), (Scaling::Standard, vec![])]
+        {
+            let fitted_rows = if fitted_on.is_empty() { &some_rows } else { &split.train };
+            let t = Transform::fit(fitted_rows, scaling);
+            let transform =
+                store.put_json(Kind::Transform, "test", fitted_on.clone(), serde_json::json!({}), "transform.json", &t).expect("transform");
+            let body = serde_json::json!({"split": split_id, "transform": transform, "params": {"solver": "newton"}});
+            let (status, info) = call(&app, "POST", "/v1/jobs", Some(body)).await;
+            assert_eq!(status, StatusCode::ACCEPTED, "{info}");
+            let id = info["job"].as_str().expect("id").to_string();
+            let (_, events) = call_raw(&app, "GET", &format!("/v1/jobs/{id}/events"), "text/plain", vec![]).await;
+            assert!(String::from_utf8_lossy(&events).contains("event: done"));
+            let (_, info) = call(&app, "GET", &format!("/v1/jobs/{id}"), None).await;
+            let model: Model = store.read_json(info["model"].as_str().expect("a model"), Kind::Model, "model.json").expect("model");
+            assert_eq!(model.fit.terms.len(), 3, "{scaling:?} on {fitted_on:?}: {:?}", model.fit.statistics_note);
+            for (j, term) in model.fit.terms.iter().skip(1).enumerate() {
+                let expected = term.estimate * sample_deviation(j);
+                let got = term.standardized.expect("a standardized estimate");
+                assert!((got - expected).abs() <= 1e-12 * expected.abs(), "{scaling:?} on {fitted_on:?}, term {j}: {got} vs {expected}");
+            }
+        }
     }
 
     #[tokio::test]

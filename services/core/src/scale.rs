@@ -207,15 +207,8 @@ impl Transform {
         };
         let k = transform.terms();
         // A numeric dataset is its own design: read in place, not copied (80 MB at 1M × 10).
-        let design: std::borrow::Cow<'_, [f64]> = if transform.is_numeric() {
-            std::borrow::Cow::Borrowed(&train.x)
-        } else {
-            match transform.terms_of(train) {
-                Ok(design) => std::borrow::Cow::Owned(design),
-                // The levels were taken from these rows, so every row encodes.
-                Err(_) => std::borrow::Cow::Owned(vec![0.0; train.rows() * k]),
-            }
-        };
+        // The levels were taken from these rows, so every row encodes.
+        let design = transform.design_of(train).unwrap_or_else(|_| std::borrow::Cow::Owned(vec![0.0; train.rows() * k]));
         // Row by row, every column's accumulator at once: each column still sums its values in
         // row order (so the same bits as a column at a time), in one pass over the rows instead
         // of one per column (68 ms → 9 ms for 800k × 10).
@@ -271,10 +264,17 @@ impl Transform {
     /// as they are, each non-reference level a 0/1 column. A dataset's categorical cells are
     /// indices into its own levels, which may be more than training saw.
     pub fn terms_of(&self, data: &Dataset) -> Result<Vec<f64>, EncodeError> {
+        Ok(self.design_of(data)?.into_owned())
+    }
+
+    /// [`Transform::terms_of`], borrowing a numeric model's terms from the data, whose values
+    /// they are, rather than copying them (evaluate's 200k test rows: 16 MB, up to 7 ms of
+    /// fresh memory).
+    pub fn design_of<'d>(&self, data: &'d Dataset) -> Result<std::borrow::Cow<'d, [f64]>, EncodeError> {
         if self.is_numeric() {
-            return Ok(data.x.clone());
+            return Ok(std::borrow::Cow::Borrowed(&data.x));
         }
-        self.encoded_terms(data)
+        self.encoded_terms(data).map(std::borrow::Cow::Owned)
     }
 
     /// [`Transform::terms_of`], taking the data's values: a numeric model's terms are the values

@@ -92,7 +92,7 @@ async fn evaluate(State(state): State<AppState>, Json(request): Json<EvaluateReq
         }
         test.check_both_classes()
             .map_err(|e| ApiError::invalid("DATA_ERROR", format!("test data: {e}; metrics such as AUC need both classes")))?;
-        let terms = model.transform.terms_of(&test).map_err(|e| ApiError::invalid("DATA_ERROR", format!("test data: {e}")))?;
+        let terms = model.transform.design_of(&test).map_err(|e| ApiError::invalid("DATA_ERROR", format!("test data: {e}")))?;
         let (metrics, probabilities, ranking) = score(&model, &terms, &test.y, request.threshold);
         let roc = ranking.roc_curve();
         let precision_recall = ranking.precision_recall_curve();

@@ -398,8 +398,16 @@ impl Transform {
 
     /// Scales a row-major design matrix of terms in place.
     pub fn scale_in_place(&self, design: &mut [f64]) {
+        self.scale_in_place_seeing(design, |_, _| {});
+    }
+
+    /// [`Transform::scale_in_place`], handing each row (and its index) to `see` before it is
+    /// scaled: what needs the terms in the data's units (train's separation check) is then
+    /// done in the same pass over the rows, not one of its own.
+    pub fn scale_in_place_seeing(&self, design: &mut [f64], mut see: impl FnMut(usize, &[f64])) {
         let k = self.offset.len().max(1);
-        for row in design.chunks_exact_mut(k) {
+        for (i, row) in design.chunks_exact_mut(k).enumerate() {
+            see(i, row);
             for ((v, o), s) in row.iter_mut().zip(&self.offset).zip(&self.scale) {
                 *v = (*v - o) / s;
             }

@@ -17,7 +17,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::{get, post};
 use futures::Stream;
 use logitflow_core::clean::{Dataset, validation_split};
-use logitflow_core::inference::{Optimality, certain_rows, separated_by_combination, separating_term, statistics};
+use logitflow_core::inference::{Optimality, TermBounds, certain_rows, separated_by_combination, statistics};
 use logitflow_core::logistic::{ClassWeight, EpochEvent, Examples, Solver, StopReason, TrainParams, fit, objective};
 use logitflow_core::model::{Lineage, Model, TrainingLog};
 use logitflow_core::scale::{EncodeError, Scaling, Transform};
@@ -243,10 +243,16 @@ fn train(
     // The fit's rows are taken from `fit_part`, whose labels and size are all that is used after.
     let mut x = transform.take_terms(&mut fit_part).map_err(unencodable)?;
     let exact = params.l2 == 0.0;
-    // Separation is looked for in the data's units, before scaling.
-    let separating =
-        exact.then(|| separating_term(&x, &fit_part.y, k, transform.term_names(), [&class_names[0], &class_names[1]])).flatten();
-    transform.scale_in_place(&mut x);
+    // Separation is looked for in the data's units, so in the scaling's pass, before each row
+    // is scaled.
+    let separating = if exact {
+        let mut bounds = TermBounds::new(k);
+        transform.scale_in_place_seeing(&mut x, |i, row| bounds.add(row, fit_part.y[i]));
+        bounds.separating_term(transform.term_names(), [&class_names[0], &class_names[1]])
+    } else {
+        transform.scale_in_place(&mut x);
+        None
+    };
     let val_x = match &val_part {
         Some(v) => {
             let mut vx = transform.terms_of(v).map_err(unencodable)?;
@@ -553,6 +559,38 @@ mod tests {
                 assert!((got - expected).abs() <= 1e-12 * expected.abs(), "{scaling:?} on {fitted_on:?}, term {j}: {got} vs {expected}");
             }
         }
+    }
+
+    /// A term that separates the classes is named with its bounds in the data's units: the
+    /// check sees each row before the scaling's pass scales it.
+    #[tokio::test]
+    async fn a_separating_term_is_named_in_the_datas_units() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = AppState::new(&Config::for_home(dir.path()), watch::channel(false).1).expect("state");
+        let store = state.store.clone();
+        let app = app(state);
+        let x: Vec<f64> = (0..100).map(f64::from).collect();
+        let y: Vec<f64> = x.iter().map(|&v| f64::from(u8::from(v >= 50.0))).collect();
+        let data = Dataset { feature_names: vec!["score".into()], label_name: "admitted".into(), x, y, ..Dataset::default() };
+        let split = Split { train: data.clone(), test: data };
+        let split_id = store.put_split(&split, &SplitReport::default(), vec![], serde_json::json!({})).expect("split");
+        let t = Transform::fit(&split.train, Scaling::Standard);
+        let transform = store
+            .put_json(Kind::Transform, "test", vec![split_id.clone()], serde_json::json!({}), "transform.json", &t)
+            .expect("transform");
+        let body = serde_json::json!({"split": split_id, "transform": transform, "params": {"solver": "newton"}});
+        let (status, info) = call(&app, "POST", "/v1/jobs", Some(body)).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{info}");
+        let id = info["job"].as_str().expect("id").to_string();
+        let (_, events) = call_raw(&app, "GET", &format!("/v1/jobs/{id}/events"), "text/plain", vec![]).await;
+        assert!(String::from_utf8_lossy(&events).contains("event: done"));
+        let (_, info) = call(&app, "GET", &format!("/v1/jobs/{id}"), None).await;
+        assert_eq!(info["stop_reason"], "separated", "{info}");
+        let model: Model = store.read_json(info["model"].as_str().expect("a model"), Kind::Model, "model.json").expect("model");
+        assert_eq!(
+            model.fit.separation.as_deref(),
+            Some("score separates the classes completely: every \"0\" row has score ≤ 49, every \"1\" row has score ≥ 50")
+        );
     }
 
     #[tokio::test]

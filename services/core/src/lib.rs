@@ -58,6 +58,13 @@ pub fn blake3_hex_of(mut reader: impl std::io::Read) -> std::io::Result<String> 
     }
 }
 
+/// Drops `value` on a thread of its own. Giving the 201 MB file's 88 MB table back to the
+/// kernel took 7–9 ms (in process, five times), which a service's answer need not wait for;
+/// the second core is otherwise idle then. If no thread can be started, it is dropped here.
+pub fn drop_in_background<T: Send + 'static>(value: T) {
+    let _ = std::thread::Builder::new().name("drop".into()).spawn(move || drop(value));
+}
+
 /// Lower-case hex of a digest.
 pub fn hex(digest: &[u8]) -> String {
     let mut out = String::with_capacity(64);

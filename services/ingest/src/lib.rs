@@ -213,6 +213,8 @@ fn freeze(
             classes: table.classes,
             notes: table.notes,
         };
+        // The values are stored: the answer does not wait for their memory to be given back.
+        logitflow_core::drop_in_background((table.x, table.y, table.lines));
         Ok((dataset, info))
     })
 }

@@ -433,13 +433,13 @@ impl Store {
     /// must not be used. Splits stored as copies of their rows (before row numbers) are read
     /// whole, then visited.
     pub fn visit_split_part(&self, id: &str, part: SplitPart, mut visit: impl FnMut(&[f64])) -> Result<(), StoreError> {
-        let columns: Columns = self.read_json(id, Kind::Split, "columns.json")?;
         if !self.manifest(id)?.files.contains_key("sources.json") {
             let data = self.load_split_part(id, part)?;
             data.x.chunks_exact(data.width().max(1)).for_each(visit);
             return Ok(());
         }
-        let (_, rows, source) = self.split_part_rows(id, part)?;
+        let columns: Columns = self.read_json(id, Kind::Split, "columns.json")?;
+        let (rows, source) = self.split_part_rows(id, part)?;
         let file = self.open_npy_rows::<f64>(&source, Kind::Dataset, "x.npy")?;
         if file.width != columns.feature_names.len() {
             let detail = format!("its source {source} has {} columns, the split {}", file.width, columns.feature_names.len());
@@ -448,9 +448,8 @@ impl Store {
         file.visit(&rows, None, |row| visit(row))
     }
 
-    /// The file of a split's part, its row numbers (checked to increase), and the dataset
-    /// they index.
-    fn split_part_rows(&self, id: &str, part: SplitPart) -> Result<(&'static str, Vec<u64>, String), StoreError> {
+    /// The row numbers of a split's part (checked to increase), and the dataset they index.
+    fn split_part_rows(&self, id: &str, part: SplitPart) -> Result<(Vec<u64>, String), StoreError> {
         let sources: SplitSources = self.read_json(id, Kind::Split, "sources.json")?;
         let (name, source) = match part {
             SplitPart::Train => ("train_rows.npy", sources.train),
@@ -460,7 +459,7 @@ impl Store {
         if !rows.windows(2).all(|w| w[0] < w[1]) {
             return Err(StoreError::Corrupt { id: id.into(), detail: format!("{name}: the rows are not in increasing order") });
         }
-        Ok((name, rows, source))
+        Ok((rows, source))
     }
 
     pub fn put_json<T: Serialize>(
@@ -687,7 +686,7 @@ impl Store {
         let columns: Columns = self.read_json(id, Kind::Split, "columns.json")?;
         let corrupt = |detail: String| StoreError::Corrupt { id: id.into(), detail };
         let (x, y) = if self.manifest(id)?.files.contains_key("sources.json") {
-            let (_, rows, source) = self.split_part_rows(id, part)?;
+            let (rows, source) = self.split_part_rows(id, part)?;
             let (width, x) = self.read_npy_rows::<f64>(&source, Kind::Dataset, "x.npy", &rows)?;
             let (_, y) = self.read_npy_rows::<f64>(&source, Kind::Dataset, "y.npy", &rows)?;
             if width != columns.feature_names.len() {

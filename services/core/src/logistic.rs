@@ -280,6 +280,12 @@ impl TrainParams {
     /// out enough rows to stop early on ([`MIN_EARLY_STOPPING_ROWS`]). A hold-out only where
     /// it is used: on fewer rows it could not stop the fit on anything but noise, and the rows
     /// are worth more in the fit.
+    /// Whether a fit holds out no validation rows, however many training rows there are: it
+    /// then uses every one.
+    pub fn holds_out_no_rows(&self) -> bool {
+        self.validation_fraction(usize::MAX) == 0.0
+    }
+
     pub fn validation_fraction(&self, training_rows: usize) -> f64 {
         self.validation_fraction.unwrap_or(match self.solver {
             Solver::Sgd | Solver::Minibatch if training_rows as f64 * DEFAULT_VALIDATION_FRACTION >= MIN_EARLY_STOPPING_ROWS as f64 => {

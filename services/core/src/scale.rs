@@ -170,6 +170,12 @@ impl ScalingStatistics {
     }
 }
 
+/// A term's value scaled: the one formula every way of scaling uses, so that they agree to the bit.
+#[inline]
+fn scaled(v: f64, offset: f64, scale: f64) -> f64 {
+    (v - offset) / scale
+}
+
 impl Transform {
     /// Fits on the training rows: the levels each categorical feature shows there, then the
     /// scaling of every term. A constant term gets scale 1, so it cannot divide by zero.
@@ -409,9 +415,15 @@ impl Transform {
         for (i, row) in design.chunks_exact_mut(k).enumerate() {
             see(i, row);
             for ((v, o), s) in row.iter_mut().zip(&self.offset).zip(&self.scale) {
-                *v = (*v - o) / s;
+                *v = scaled(*v, *o, *s);
             }
         }
+    }
+
+    /// Appends a row of terms, scaled, to `design`: what [`Transform::scale_in_place`] makes
+    /// of it, for rows scaled as they are read.
+    pub fn push_scaled(&self, row: &[f64], design: &mut Vec<f64>) {
+        design.extend(row.iter().zip(&self.offset).zip(&self.scale).map(|((v, o), s)| scaled(*v, *o, *s)));
     }
 
     /// Returns the scaled copy of a row-major matrix of terms.
@@ -510,6 +522,12 @@ mod tests {
             let n = rows.len() as f64;
             let standard = Transform::fit(&data, Scaling::Standard);
             let min_max = Transform::fit(&data, Scaling::MinMax);
+            // Rows scaled one at a time as they are read are the rows scaled in place.
+            let mut in_place = data.x.clone();
+            standard.scale_in_place(&mut in_place);
+            let mut pushed = Vec::new();
+            rows.iter().for_each(|row| standard.push_scaled(row, &mut pushed));
+            proptest::prop_assert_eq!(pushed.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), in_place.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
             // Fitted from the rows streamed past instead of held: the same transform, bit for bit.
             for scaling in [Scaling::Standard, Scaling::MinMax, Scaling::None] {
                 let streamed = Transform::fit_numeric(data.feature_names.clone(), scaling, |visit| {

@@ -679,29 +679,52 @@ impl Store {
     }
 
     /// One part of a split: its rows taken from their dataset as it streams past (hash-checked
-    /// whole), so the only copy made is the part's own. Features and train need the training
-    /// rows, evaluate the test rows. Splits stored before rows were numbers (`train_x.npy`…)
-    /// are read as they were written.
+    /// whole), so the only copy made is the part's own. Evaluate needs the test rows, train the
+    /// training rows ([`Store::load_split_part_with`]). Splits stored before rows were numbers
+    /// (`train_x.npy`…) are read as they were written.
     pub fn load_split_part(&self, id: &str, part: SplitPart) -> Result<Dataset, StoreError> {
+        self.load_split_part_with(id, part, |row, _, x| x.extend_from_slice(row))
+    }
+
+    /// [`Store::load_split_part`], with each row of features and its label handed to `keep` as
+    /// the rows stream past, to append to the part's `x` what is to be kept of the row: train
+    /// keeps each row scaled, having looked at it in the data's units first, and so makes no
+    /// pass over the part for either (≈ 10 ms at 800k × 10). The labels are read first.
+    pub fn load_split_part_with(
+        &self,
+        id: &str,
+        part: SplitPart,
+        mut keep: impl FnMut(&[f64], f64, &mut Vec<f64>),
+    ) -> Result<Dataset, StoreError> {
         let columns: Columns = self.read_json(id, Kind::Split, "columns.json")?;
         let corrupt = |detail: String| StoreError::Corrupt { id: id.into(), detail };
+        let width = columns.feature_names.len();
         let (x, y) = if self.manifest(id)?.files.contains_key("sources.json") {
             let (rows, source) = self.split_part_rows(id, part)?;
-            let (width, x) = self.read_npy_rows::<f64>(&source, Kind::Dataset, "x.npy", &rows)?;
             let (_, y) = self.read_npy_rows::<f64>(&source, Kind::Dataset, "y.npy", &rows)?;
-            if width != columns.feature_names.len() {
-                return Err(corrupt(format!("its source {source} has {width} columns, the split {}", columns.feature_names.len())));
+            let file = self.open_npy_rows::<f64>(&source, Kind::Dataset, "x.npy")?;
+            if file.width != width {
+                return Err(corrupt(format!("its source {source} has {} columns, the split {width}", file.width)));
             }
+            let mut x = Vec::with_capacity(rows.len().saturating_mul(width));
+            // The part's fresh memory is faulted in on the second core, ahead of the rows.
+            let spare = crate::prefault::SparePages::of(&x);
+            let mut labels = y.iter();
+            file.visit(&rows, spare, |row| keep(row, labels.next().copied().unwrap_or(f64::NAN), &mut x))?;
             (x, y)
         } else {
             let (x, y) = match part {
                 SplitPart::Train => ("train_x.npy", "train_y.npy"),
                 SplitPart::Test => ("test_x.npy", "test_y.npy"),
             };
-            let (rows, columns_read, x) = self.read_matrix(id, Kind::Split, x)?;
+            let (rows, columns_read, stored) = self.read_matrix(id, Kind::Split, x)?;
             let y: Vec<f64> = self.read_vector(id, Kind::Split, y)?;
-            if columns_read != columns.feature_names.len() || rows != y.len() {
+            if columns_read != width || rows != y.len() {
                 return Err(corrupt("matrix shapes disagree".into()));
+            }
+            let mut x = Vec::with_capacity(stored.len());
+            for (row, &label) in stored.chunks_exact(width.max(1)).zip(&y) {
+                keep(row, label, &mut x);
             }
             (x, y)
         };
@@ -1345,6 +1368,16 @@ mod tests {
             let part = store.load_split_part(&split_id, SplitPart::Train).expect("train part");
             let expected_x: Vec<f64> = train.iter().flat_map(|&i| table.x[i as usize * d..(i as usize + 1) * d].to_vec()).collect();
             let expected_y: Vec<f64> = train.iter().map(|&i| table.y[i as usize]).collect();
+            // Each row handed over with its own label.
+            let with_labels = store
+                .load_split_part_with(&split_id, SplitPart::Train, |row, label, x| {
+                    x.extend_from_slice(row);
+                    x.push(label);
+                })
+                .expect("train part, rows with labels");
+            let expected_with_labels: Vec<f64> =
+                train.iter().flat_map(|&i| [&table.x[i as usize * d..(i as usize + 1) * d], &[table.y[i as usize]][..]].concat()).collect();
+            proptest::prop_assert_eq!(with_labels.x, expected_with_labels);
             let mut visited = Vec::new();
             store.visit_split_part(&split_id, SplitPart::Train, |row| visited.extend_from_slice(row)).expect("visits the train part");
             proptest::prop_assert_eq!(&visited, &expected_x, "the rows visited are the rows loaded");

@@ -139,7 +139,17 @@ enum Prepared {
     /// The same inputs and parameters trained before: the model and its curve.
     Cached { model: String, stop_reason: StopReason, curve: Vec<EpochEvent> },
     /// A new fit of these rows.
-    Fresh { training_rows: Box<Dataset>, transform: Box<Transform> },
+    Fresh { training_rows: Box<Dataset>, transform: Box<Transform>, loaded: Loaded },
+}
+
+/// How the training rows were loaded.
+enum Loaded {
+    /// As stored: in the data's units.
+    AsStored,
+    /// Scaled as they streamed in, with the separation check's bounds (for an exact fit) taken
+    /// from each row before it was scaled: what a numeric model fitted on every training row
+    /// gets, which then needs no pass over the rows for either.
+    Scaled(Option<TermBounds>),
 }
 
 async fn start_job(State(state): State<AppState>, Json(request): Json<TrainRequest>) -> Result<(StatusCode, Json<JobInfo>), ApiError> {
@@ -150,6 +160,7 @@ async fn start_job(State(state): State<AppState>, Json(request): Json<TrainReque
     // inputs cannot be loaded is a 4xx and leaves no job behind (20,000 of them once left as
     // many jobs "running" forever).
     let (store, split_id, transform_id, cache_key) = (state.store.clone(), request.split.clone(), request.transform.clone(), key.clone());
+    let train_params = request.params.clone();
     let prepared = blocking(move || {
         if let Some(record) = store.step_lookup(&cache_key)
             && let (Some(model), Some(log)) = (record.outputs.get("model"), record.outputs.get("log"))
@@ -158,12 +169,23 @@ async fn start_job(State(state): State<AppState>, Json(request): Json<TrainReque
             let model_info: Model = store.read_json(model, Kind::Model, "model.json")?;
             return Ok(Prepared::Cached { model: model.clone(), stop_reason: model_info.stop_reason, curve: log.curve });
         }
-        let training_rows = store.load_split_part(&split_id, SplitPart::Train)?;
         let transform: Transform = store.read_json(&transform_id, Kind::Transform, "transform.json")?;
+        let (training_rows, loaded) = if transform.is_numeric() && train_params.holds_out_no_rows() {
+            let mut bounds = (train_params.l2 == 0.0).then(|| TermBounds::new(transform.terms()));
+            let training_rows = store.load_split_part_with(&split_id, SplitPart::Train, |row, label, x| {
+                if let Some(bounds) = &mut bounds {
+                    bounds.add(row, label);
+                }
+                transform.push_scaled(row, x);
+            })?;
+            (training_rows, Loaded::Scaled(bounds))
+        } else {
+            (store.load_split_part(&split_id, SplitPart::Train)?, Loaded::AsStored)
+        };
         if transform.feature_names != training_rows.feature_names {
             return Err(ApiError::invalid("MISMATCHED_INPUTS", "the transform was fitted on other features than the split's"));
         }
-        Ok(Prepared::Fresh { training_rows: Box::new(training_rows), transform: Box::new(transform) })
+        Ok(Prepared::Fresh { training_rows: Box::new(training_rows), transform: Box::new(transform), loaded })
     })
     .await?;
     let number = state.next_id.fetch_add(1, Ordering::Relaxed);
@@ -195,11 +217,11 @@ async fn start_job(State(state): State<AppState>, Json(request): Json<TrainReque
             let info = job.info().unwrap_or(info);
             Ok((StatusCode::OK, Json(info)))
         }
-        Prepared::Fresh { training_rows, transform } => {
+        Prepared::Fresh { training_rows, transform, loaded } => {
             let store = state.store.clone();
             let worker = job.clone();
             tokio::task::spawn_blocking(move || {
-                let outcome = train(&store, &request, *training_rows, *transform, &params, &key, &worker);
+                let outcome = train(&store, &request, *training_rows, *transform, loaded, &params, &key, &worker);
                 match outcome {
                     Ok(Some(event)) => worker.push(event),
                     Ok(None) => worker.push(TrainEvent::Cancelled),
@@ -217,6 +239,7 @@ fn train(
     request: &TrainRequest,
     training_rows: Dataset,
     transform: Transform,
+    loaded: Loaded,
     params_json: &serde_json::Value,
     key: &str,
     job: &Job,
@@ -244,14 +267,20 @@ fn train(
     let mut x = transform.take_terms(&mut fit_part).map_err(unencodable)?;
     let exact = params.l2 == 0.0;
     // Separation is looked for in the data's units, so in the scaling's pass, before each row
-    // is scaled.
-    let separating = if exact {
-        let mut bounds = TermBounds::new(k);
-        transform.scale_in_place_seeing(&mut x, |i, row| bounds.add(row, fit_part.y[i]));
-        bounds.separating_term(transform.term_names(), [&class_names[0], &class_names[1]])
-    } else {
-        transform.scale_in_place(&mut x);
-        None
+    // is scaled: as the rows were loaded, or here. (Rows loaded scaled are every training row:
+    // no validation part was split off them.)
+    let class_names = [class_names[0].as_str(), class_names[1].as_str()];
+    let separating = match loaded {
+        Loaded::Scaled(bounds) => bounds.and_then(|bounds| bounds.separating_term(transform.term_names(), class_names)),
+        Loaded::AsStored if exact => {
+            let mut bounds = TermBounds::new(k);
+            transform.scale_in_place_seeing(&mut x, |i, row| bounds.add(row, fit_part.y[i]));
+            bounds.separating_term(transform.term_names(), class_names)
+        }
+        Loaded::AsStored => {
+            transform.scale_in_place(&mut x);
+            None
+        }
     };
     let val_x = match &val_part {
         Some(v) => {
@@ -581,19 +610,24 @@ mod tests {
         let transform = store
             .put_json(Kind::Transform, "test", vec![split_id.clone()], serde_json::json!({}), "transform.json", &t)
             .expect("transform");
-        let body = serde_json::json!({"split": split_id, "transform": transform, "params": {"solver": "newton"}});
-        let (status, info) = call(&app, "POST", "/v1/jobs", Some(body)).await;
-        assert_eq!(status, StatusCode::ACCEPTED, "{info}");
-        let id = info["job"].as_str().expect("id").to_string();
-        let (_, events) = call_raw(&app, "GET", &format!("/v1/jobs/{id}/events"), "text/plain", vec![]).await;
-        assert!(String::from_utf8_lossy(&events).contains("event: done"));
-        let (_, info) = call(&app, "GET", &format!("/v1/jobs/{id}"), None).await;
-        assert_eq!(info["stop_reason"], "separated", "{info}");
-        let model: Model = store.read_json(info["model"].as_str().expect("a model"), Kind::Model, "model.json").expect("model");
-        assert_eq!(
-            model.fit.separation.as_deref(),
-            Some("score separates the classes completely: every \"0\" row has score ≤ 49, every \"1\" row has score ≥ 50")
-        );
+        // Newton's rows are scaled as they are loaded; SGD may hold some out, so it scales them
+        // once they are split.
+        for solver in ["newton", "sgd"] {
+            let body = serde_json::json!({"split": split_id, "transform": transform, "params": {"solver": solver, "epochs": 20}});
+            let (status, info) = call(&app, "POST", "/v1/jobs", Some(body)).await;
+            assert_eq!(status, StatusCode::ACCEPTED, "{info}");
+            let id = info["job"].as_str().expect("id").to_string();
+            let (_, events) = call_raw(&app, "GET", &format!("/v1/jobs/{id}/events"), "text/plain", vec![]).await;
+            assert!(String::from_utf8_lossy(&events).contains("event: done"));
+            let (_, info) = call(&app, "GET", &format!("/v1/jobs/{id}"), None).await;
+            assert_eq!(info["stop_reason"], "separated", "{solver}: {info}");
+            let model: Model = store.read_json(info["model"].as_str().expect("a model"), Kind::Model, "model.json").expect("model");
+            assert_eq!(
+                model.fit.separation.as_deref(),
+                Some("score separates the classes completely: every \"0\" row has score ≤ 49, every \"1\" row has score ≥ 50"),
+                "{solver}"
+            );
+        }
     }
 
     #[tokio::test]

@@ -139,7 +139,14 @@ enum Prepared {
     /// The same inputs and parameters trained before: the model and its curve.
     Cached { model: String, stop_reason: StopReason, curve: Vec<EpochEvent> },
     /// A new fit of these rows.
-    Fresh { training_rows: Box<Dataset>, transform: Box<Transform>, loaded: Loaded },
+    Fresh(Box<FitInputs>),
+}
+
+/// What a new fit starts from, loaded before its job exists.
+struct FitInputs {
+    training_rows: Dataset,
+    transform: Transform,
+    loaded: Loaded,
 }
 
 /// How the training rows were loaded.
@@ -185,7 +192,7 @@ async fn start_job(State(state): State<AppState>, Json(request): Json<TrainReque
         if transform.feature_names != training_rows.feature_names {
             return Err(ApiError::invalid("MISMATCHED_INPUTS", "the transform was fitted on other features than the split's"));
         }
-        Ok(Prepared::Fresh { training_rows: Box::new(training_rows), transform: Box::new(transform), loaded })
+        Ok(Prepared::Fresh(Box::new(FitInputs { training_rows, transform, loaded })))
     })
     .await?;
     let number = state.next_id.fetch_add(1, Ordering::Relaxed);
@@ -217,11 +224,11 @@ async fn start_job(State(state): State<AppState>, Json(request): Json<TrainReque
             let info = job.info().unwrap_or(info);
             Ok((StatusCode::OK, Json(info)))
         }
-        Prepared::Fresh { training_rows, transform, loaded } => {
+        Prepared::Fresh(inputs) => {
             let store = state.store.clone();
             let worker = job.clone();
             tokio::task::spawn_blocking(move || {
-                let outcome = train(&store, &request, *training_rows, *transform, loaded, &params, &key, &worker);
+                let outcome = train(&store, &request, *inputs, &params, &key, &worker);
                 match outcome {
                     Ok(Some(event)) => worker.push(event),
                     Ok(None) => worker.push(TrainEvent::Cancelled),
@@ -237,14 +244,13 @@ async fn start_job(State(state): State<AppState>, Json(request): Json<TrainReque
 fn train(
     store: &Store,
     request: &TrainRequest,
-    training_rows: Dataset,
-    transform: Transform,
-    loaded: Loaded,
+    inputs: FitInputs,
     params_json: &serde_json::Value,
     key: &str,
     job: &Job,
 ) -> Result<Option<TrainEvent>, ApiError> {
     let params = &request.params;
+    let FitInputs { training_rows, transform, loaded } = inputs;
     training_rows.check_both_classes()?;
     // Validation rows come out of the training split (seeded, stratified) only for the
     // iterative solvers; an exact fit uses every training row. The test split is left alone

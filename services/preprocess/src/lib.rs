@@ -129,7 +129,9 @@ fn clean_rows(store: &Store, id: &str, options: &CleanOptions, params: &serde_js
     if columns.none_missing() && !needs_values(options, &columns.kinds) {
         let labels = store.load_labels(id)?;
         let (kept, report) = clean_labels(&labels.y, &labels.lines, &labels.columns.label_name, options)?;
-        let y = kept.iter().map(|&i| labels.y[i]).collect();
+        // Every row kept (no label missing, the usual case): the labels are the kept rows' as
+        // they are, not copied (8 MB of fresh memory at 1M rows).
+        let y = if kept.len() == labels.y.len() { labels.y } else { kept.iter().map(|&i| labels.y[i]).collect() };
         let rows = kept.into_iter().map(|i| i as u64).collect();
         return Ok(CleanRows { columns: labels.columns, source: id.to_string(), rows, y, report });
     }

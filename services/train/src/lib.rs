@@ -508,19 +508,30 @@ mod tests {
     use logitflow_kit::testing::{call, call_raw};
 
     fn setup() -> (tempfile::TempDir, Router, String, String) {
-        setup_with(watch::channel(false).1)
+        let (dir, state, split, transform) = setup_with(watch::channel(false).1);
+        (dir, app(state), split, transform)
     }
 
-    /// Stops the case's training jobs (the service's shutdown signal) when it ends.
-    struct StopJobsOnDrop(watch::Sender<bool>, #[allow(dead_code)] tempfile::TempDir);
+    /// Stops the case's training jobs (the service's shutdown signal) when it ends, and waits
+    /// for them to end before its home is removed: a job that finished its epochs as the signal
+    /// came stores its model, and storing into a removed home made its `tmp/` again (a train
+    /// test run left some fifty such directories in the system's temporary directory).
+    struct StopJobsOnDrop(watch::Sender<bool>, AppState, #[allow(dead_code)] tempfile::TempDir);
 
     impl Drop for StopJobsOnDrop {
         fn drop(&mut self) {
             let _ = self.0.send(true);
+            let running = || {
+                self.1.jobs.lock().map_or(0, |jobs| jobs.values().filter(|job| job.info().is_some_and(|i| !i.state.is_finished())).count())
+            };
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while running() > 0 && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
         }
     }
 
-    fn setup_with(shutting_down: watch::Receiver<bool>) -> (tempfile::TempDir, Router, String, String) {
+    fn setup_with(shutting_down: watch::Receiver<bool>) -> (tempfile::TempDir, AppState, String, String) {
         let dir = tempfile::tempdir().expect("tempdir");
         let state = AppState::new(&Config::for_home(dir.path()), shutting_down).expect("state");
         let x: Vec<f64> = (0..200).map(|i| f64::from(i) / 2.0).collect();
@@ -530,7 +541,7 @@ mod tests {
         let split_id = state.store.put_split(&split, &SplitReport::default(), vec![], serde_json::json!({})).expect("split");
         let t = Transform::fit(&split.train, Scaling::Standard);
         let t_id = state.store.put_json(Kind::Transform, "test", vec![], serde_json::json!({}), "transform.json", &t).expect("transform");
-        (dir, app(state), split_id, t_id)
+        (dir, state, split_id, t_id)
     }
 
     #[tokio::test]
@@ -745,8 +756,8 @@ mod tests {
             logitflow_kit::testing::bodies::assert_answers(
                 || async {
                     let (stop, stopped) = watch::channel(false);
-                    let (dir, app, _, _) = setup_with(stopped);
-                    (StopJobsOnDrop(stop, dir), app)
+                    let (dir, state, _, _) = setup_with(stopped);
+                    (StopJobsOnDrop(stop, state.clone(), dir), app(state))
                 },
                 "POST",
                 "/v1/jobs",

@@ -114,6 +114,20 @@ struct ScalingStatistics {
 }
 
 impl ScalingStatistics {
+    /// Each of `k` terms' offset and scale, from the rows `rows` hands over once per pass.
+    fn gather<E>(
+        scaling: Scaling,
+        k: usize,
+        mut rows: impl FnMut(&mut dyn FnMut(&[f64])) -> Result<(), E>,
+    ) -> Result<(Vec<f64>, Vec<f64>), E> {
+        let mut statistics = ScalingStatistics::new(scaling, k);
+        for pass in 0..statistics.passes() {
+            rows(&mut |row| statistics.add(pass, row))?;
+            statistics.end_pass(pass);
+        }
+        Ok(statistics.offset_and_scale())
+    }
+
     fn new(scaling: Scaling, k: usize) -> Self {
         let zeros = vec![0.0; k];
         let bounds = vec![(f64::INFINITY, f64::NEG_INFINITY); k];
@@ -218,12 +232,12 @@ impl Transform {
         // Row by row, every column's accumulator at once: each column still sums its values in
         // row order (so the same bits as a column at a time), in one pass over the rows instead
         // of one per column (68 ms → 9 ms for 800k × 10).
-        let mut statistics = ScalingStatistics::new(scaling, k);
-        for pass in 0..statistics.passes() {
-            design.chunks_exact(k.max(1)).for_each(|row| statistics.add(pass, row));
-            statistics.end_pass(pass);
-        }
-        (transform.offset, transform.scale) = statistics.offset_and_scale();
+        let rows = |visit: &mut dyn FnMut(&[f64])| {
+            design.chunks_exact(k.max(1)).for_each(visit);
+            Ok::<(), std::convert::Infallible>(())
+        };
+        let Ok(offset_and_scale) = ScalingStatistics::gather(scaling, k, rows);
+        (transform.offset, transform.scale) = offset_and_scale;
         transform
     }
 
@@ -234,14 +248,9 @@ impl Transform {
     pub fn fit_numeric<E>(
         feature_names: Vec<String>,
         scaling: Scaling,
-        mut rows: impl FnMut(&mut dyn FnMut(&[f64])) -> Result<(), E>,
+        rows: impl FnMut(&mut dyn FnMut(&[f64])) -> Result<(), E>,
     ) -> Result<Transform, E> {
-        let mut statistics = ScalingStatistics::new(scaling, feature_names.len());
-        for pass in 0..statistics.passes() {
-            rows(&mut |row| statistics.add(pass, row))?;
-            statistics.end_pass(pass);
-        }
-        let (offset, scale) = statistics.offset_and_scale();
+        let (offset, scale) = ScalingStatistics::gather(scaling, feature_names.len(), rows)?;
         Ok(Transform { scaling, feature_names, encodings: Vec::new(), term_names: Vec::new(), offset, scale })
     }
 

@@ -433,19 +433,28 @@ impl Store {
     /// must not be used. Splits stored as copies of their rows (before row numbers) are read
     /// whole, then visited.
     pub fn visit_split_part(&self, id: &str, part: SplitPart, mut visit: impl FnMut(&[f64])) -> Result<(), StoreError> {
-        if !self.manifest(id)?.files.contains_key("sources.json") {
-            let data = self.load_split_part(id, part)?;
-            data.x.chunks_exact(data.width().max(1)).for_each(visit);
-            return Ok(());
-        }
         let columns: Columns = self.read_json(id, Kind::Split, "columns.json")?;
+        match self.open_split_part(id, part, &columns)? {
+            Some(NumberedPart { rows, x, .. }) => x.visit(&rows, None, visit),
+            None => self.load_split_part_with(id, part, |row, _, _| visit(row)).map(drop),
+        }
+    }
+
+    /// A split's part stored as row numbers: the numbers, the dataset they index, and its
+    /// `x.npy` opened and checked to be as wide as the split's `columns`. `None` for a split
+    /// stored as copies of its rows (before row numbers).
+    fn open_split_part(&self, id: &str, part: SplitPart, columns: &Columns) -> Result<Option<NumberedPart<'_>>, StoreError> {
+        if !self.manifest(id)?.files.contains_key("sources.json") {
+            return Ok(None);
+        }
         let (rows, source) = self.split_part_rows(id, part)?;
-        let file = self.open_npy_rows::<f64>(&source, Kind::Dataset, "x.npy")?;
-        if file.width != columns.feature_names.len() {
-            let detail = format!("its source {source} has {} columns, the split {}", file.width, columns.feature_names.len());
+        let x = self.open_npy_rows::<f64>(&source, Kind::Dataset, "x.npy")?;
+        let width = columns.feature_names.len();
+        if x.width != width {
+            let detail = format!("its source {source} has {} columns, the split {width}", x.width);
             return Err(StoreError::Corrupt { id: id.into(), detail });
         }
-        file.visit(&rows, None, |row| visit(row))
+        Ok(Some(NumberedPart { rows, source, x }))
     }
 
     /// The row numbers of a split's part (checked to increase), and the dataset they index.
@@ -699,13 +708,8 @@ impl Store {
         let columns: Columns = self.read_json(id, Kind::Split, "columns.json")?;
         let corrupt = |detail: String| StoreError::Corrupt { id: id.into(), detail };
         let width = columns.feature_names.len();
-        let (x, y) = if self.manifest(id)?.files.contains_key("sources.json") {
-            let (rows, source) = self.split_part_rows(id, part)?;
+        let (x, y) = if let Some(NumberedPart { rows, source, x: file }) = self.open_split_part(id, part, &columns)? {
             let (_, y) = self.read_npy_rows::<f64>(&source, Kind::Dataset, "y.npy", &rows)?;
-            let file = self.open_npy_rows::<f64>(&source, Kind::Dataset, "x.npy")?;
-            if file.width != width {
-                return Err(corrupt(format!("its source {source} has {} columns, the split {width}", file.width)));
-            }
             let mut x = Vec::with_capacity(rows.len().saturating_mul(width));
             // The part's fresh memory is faulted in on the second core, ahead of the rows.
             let spare = crate::prefault::SparePages::of(&x);
@@ -925,6 +929,14 @@ fn npy_header(file: &mut impl Read, len: u64) -> Result<ndarray_npy::npy::header
     let prefix_len = if prefix[6] == 1 { 10 } else { 12 };
     let mut reader = (&prefix[..prefix_len]).chain(file.by_ref().take(header_len - prefix_len as u64));
     ndarray_npy::npy::header::Header::from_reader(&mut reader).map_err(|e| e.to_string())
+}
+
+/// A split's part stored as row numbers ([`Store::open_split_part`]): the numbers, the dataset
+/// they index, and that dataset's `x.npy`, opened.
+struct NumberedPart<'s> {
+    rows: Vec<u64>,
+    source: String,
+    x: NpyRows<'s, f64>,
 }
 
 /// An `.npy` file of `T` whose header has been read ([`Store::open_npy_rows`]): its rows

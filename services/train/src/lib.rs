@@ -563,6 +563,16 @@ mod tests {
         assert_eq!((status, again["cached"].as_bool(), again["model"].clone()), (StatusCode::OK, Some(true), info["model"].clone()));
     }
 
+    /// Starts a job, follows its events to the end, and returns the finished job's info.
+    async fn finished_job(app: &Router, body: serde_json::Value) -> serde_json::Value {
+        let (status, info) = call(app, "POST", "/v1/jobs", Some(body)).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{info}");
+        let id = info["job"].as_str().expect("id").to_string();
+        let (_, events) = call_raw(app, "GET", &format!("/v1/jobs/{id}/events"), "text/plain", vec![]).await;
+        assert!(String::from_utf8_lossy(&events).contains("event: done"));
+        call(app, "GET", &format!("/v1/jobs/{id}"), None).await.1
+    }
+
     /// Each standardized estimate is the estimate (per unit of its term) times the term's
     /// sample deviation over the fit's rows, taken here from the raw rows: whether the scaling
     /// says what the deviation is (standard, fitted on these rows) or it must be measured
@@ -594,12 +604,7 @@ mod tests {
             let transform =
                 store.put_json(Kind::Transform, "test", fitted_on.clone(), serde_json::json!({}), "transform.json", &t).expect("transform");
             let body = serde_json::json!({"split": split_id, "transform": transform, "params": {"solver": "newton"}});
-            let (status, info) = call(&app, "POST", "/v1/jobs", Some(body)).await;
-            assert_eq!(status, StatusCode::ACCEPTED, "{info}");
-            let id = info["job"].as_str().expect("id").to_string();
-            let (_, events) = call_raw(&app, "GET", &format!("/v1/jobs/{id}/events"), "text/plain", vec![]).await;
-            assert!(String::from_utf8_lossy(&events).contains("event: done"));
-            let (_, info) = call(&app, "GET", &format!("/v1/jobs/{id}"), None).await;
+            let info = finished_job(&app, body).await;
             let model: Model = store.read_json(info["model"].as_str().expect("a model"), Kind::Model, "model.json").expect("model");
             assert_eq!(model.fit.terms.len(), 3, "{scaling:?} on {fitted_on:?}: {:?}", model.fit.statistics_note);
             for (j, term) in model.fit.terms.iter().skip(1).enumerate() {
@@ -631,12 +636,7 @@ mod tests {
         // once they are split.
         for solver in ["newton", "sgd"] {
             let body = serde_json::json!({"split": split_id, "transform": transform, "params": {"solver": solver, "epochs": 20}});
-            let (status, info) = call(&app, "POST", "/v1/jobs", Some(body)).await;
-            assert_eq!(status, StatusCode::ACCEPTED, "{info}");
-            let id = info["job"].as_str().expect("id").to_string();
-            let (_, events) = call_raw(&app, "GET", &format!("/v1/jobs/{id}/events"), "text/plain", vec![]).await;
-            assert!(String::from_utf8_lossy(&events).contains("event: done"));
-            let (_, info) = call(&app, "GET", &format!("/v1/jobs/{id}"), None).await;
+            let info = finished_job(&app, body).await;
             assert_eq!(info["stop_reason"], "separated", "{solver}: {info}");
             let model: Model = store.read_json(info["model"].as_str().expect("a model"), Kind::Model, "model.json").expect("model");
             assert_eq!(

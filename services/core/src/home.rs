@@ -164,6 +164,14 @@ impl Storage for HomeStorage {
         Ok(Some(StoredObject { len, reader: Box::new(file) }))
     }
 
+    fn staging_file(&self) -> Result<Option<(fs::File, PathBuf)>, StoreError> {
+        let tmp = self.tmp_dir();
+        fs::create_dir_all(&tmp).map_err(|e| StoreError::io(&tmp, e))?;
+        let path = tmp.join(unique_name("staged"));
+        let file = fs::OpenOptions::new().read(true).write(true).create_new(true).open(&path).map_err(|e| StoreError::io(&path, e))?;
+        Ok(Some((file, path)))
+    }
+
     fn commit(&self, id: &str, files: &[(&str, &dyn Contents)], whole: &dyn Fn() -> bool) -> Result<(), StoreError> {
         let artifacts = self.home.join("artifacts");
         let dest = artifacts.join(id);
@@ -173,6 +181,14 @@ impl Storage for HomeStorage {
             for (name, contents) in files {
                 let path = staging.join(name);
                 let io = |e| StoreError::io(&path, e);
+                // Written already, into this home's staging area: moved in, not copied.
+                if let Some(staged) = contents.staged_file()
+                    && staged.starts_with(self.tmp_dir())
+                    && fs::rename(staged, &path).is_ok()
+                {
+                    fs::File::open(&path).and_then(|f| f.sync_all()).map_err(io)?;
+                    continue;
+                }
                 let mut f = std::io::BufWriter::with_capacity(1 << 20, fs::File::create(&path).map_err(io)?);
                 contents.write_to(&mut f).map_err(io)?;
                 f.into_inner().map_err(|e| io(e.into_error()))?.sync_all().map_err(io)?;

@@ -37,6 +37,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+mod dataset_writer;
+pub use dataset_writer::DatasetWriter;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("{path}: {source}")]
@@ -133,6 +136,12 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// readers see the whole artifact or none. `whole` tells whether a whole copy is there
     /// already (another writer of the same content finished first).
     fn commit(&self, id: &str, files: &[(&str, &dyn Contents)], whole: &dyn Fn() -> bool) -> Result<(), StoreError>;
+    /// A new file in the staging area, with its path, for a file written before its artifact's
+    /// id is known (a dataset's values while its CSV is read; see [`Contents::staged_file`]);
+    /// `None` where objects are put only whole (S3), and such a file is staged in memory.
+    fn staging_file(&self) -> Result<Option<(std::fs::File, PathBuf)>, StoreError> {
+        Ok(None)
+    }
     /// Replaces a small object whole (a step record): readers see the old bytes or the new.
     fn replace(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError>;
     /// The names of the objects directly under `prefix` (`runs` → `["1700…-ab12.json", …]`);
@@ -235,9 +244,14 @@ impl Store {
         let mut sorted: Vec<&(&str, &dyn Contents)> = files.iter().collect();
         sorted.sort_by_key(|(name, _)| *name);
         for (name, contents) in &sorted {
-            let mut digest = Digest::default();
-            contents.write_to(&mut digest).map_err(|e| StoreError::io(Path::new(name), e))?;
-            let (blake3, bytes) = digest.finish();
+            let (blake3, bytes) = match contents.blake3() {
+                Some(known) => known,
+                None => {
+                    let mut digest = Digest::default();
+                    contents.write_to(&mut digest).map_err(|e| StoreError::io(Path::new(name), e))?;
+                    digest.finish()
+                }
+            };
             identity.push_str(&format!("{name}\0blake3:{blake3}\0"));
             entries.insert(name.to_string(), FileEntry { blake3: Some(blake3), sha256: None, bytes });
         }
@@ -551,7 +565,7 @@ impl Store {
             classes: table.classes.clone(),
             missing: Some(missing),
         };
-        self.put_dataset_files(&columns, &table.x, &table.y, &table.lines, producer, Vec::new(), params)
+        self.put_dataset_files(&columns, &Npy::matrix(&table.x, d), &table.y, &table.lines, producer, Vec::new(), params)
     }
 
     /// Stores clean rows (a dataset that cleaning changed, or a part of a split given whole) as
@@ -566,27 +580,26 @@ impl Store {
         params: serde_json::Value,
     ) -> Result<String, StoreError> {
         let columns = Columns::of(data, Some(vec![0; data.width()]));
-        self.put_dataset_files(&columns, &data.x, &data.y, lines, producer, inputs, params)
+        self.put_dataset_files(&columns, &Npy::matrix(&data.x, data.width()), &data.y, lines, producer, inputs, params)
     }
 
+    /// Stores a dataset of `columns`, whose feature matrix is `x` (`x.npy`).
     #[allow(clippy::too_many_arguments)]
     fn put_dataset_files(
         &self,
         columns: &Columns,
-        x: &[f64],
+        x: &dyn Contents,
         y: &[f64],
         lines: &[u64],
         producer: &str,
         inputs: Vec<String>,
         params: serde_json::Value,
     ) -> Result<String, StoreError> {
-        let width = columns.feature_names.len();
         let columns = json_bytes(columns)?;
         let runs = line_runs(lines);
         let lines: (&str, &dyn Contents) =
             if runs.len() < lines.len() { ("line_runs.npy", &Npy::matrix(&runs, 2)) } else { ("lines.npy", &Npy::vector(lines)) };
-        let files: [(&str, &dyn Contents); 4] =
-            [("x.npy", &Npy::matrix(x, width)), ("y.npy", &Npy::vector(y)), lines, ("columns.json", &columns)];
+        let files: [(&str, &dyn Contents); 4] = [("x.npy", x), ("y.npy", &Npy::vector(y)), lines, ("columns.json", &columns)];
         self.put_contents(Kind::Dataset, producer, inputs, params, &files)
     }
 
@@ -1032,6 +1045,16 @@ impl<R: Read> Read for HashingReader<R> {
 /// A file's bytes, written on demand to whatever asks: the hash, then the file.
 pub trait Contents {
     fn write_to(&self, out: &mut dyn Write) -> std::io::Result<()>;
+    /// Its BLAKE3 (hex) and length when they are known without writing it: a file hashed as
+    /// it was staged.
+    fn blake3(&self) -> Option<(String, u64)> {
+        None
+    }
+    /// The file in the storage's staging area ([`Storage::staging_file`]) that holds it
+    /// already, for a storage that can move it into the artifact rather than copy it.
+    fn staged_file(&self) -> Option<&Path> {
+        None
+    }
 }
 
 impl Contents for Vec<u8> {

@@ -268,14 +268,40 @@ impl RawTable {
         Self::from_csv_in_blocks(reader, options, threads, BLOCK_BYTES)
     }
 
+    /// [`RawTable::from_csv_parallel`], handing the feature values to `sink` as the blocks are
+    /// read, in file order, when that can be final: every feature numeric, none named
+    /// `--categorical`. The table returned then holds none (its `x` is empty): they are all in
+    /// the sink. Otherwise ([`ValuesWent::IntoTable`]) they are in the table, and the sink
+    /// holds none: values it took before a text cell turned up are taken back.
+    pub fn from_csv_streaming<R: Read + Send>(
+        reader: R,
+        options: &CsvOptions,
+        sink: &mut dyn ValueSink,
+    ) -> Result<(Self, ValuesWent), DataError> {
+        let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get).min(MAX_THREADS);
+        Self::read_in_blocks(reader, options, threads, BLOCK_BYTES, Some(sink))
+    }
+
     /// [`RawTable::from_csv_parallel`] with `threads` parsing threads (1 to 16) and blocks of
     /// about `block_bytes`.
     pub fn from_csv_in_blocks<R: Read + Send>(
-        mut reader: R,
+        reader: R,
         options: &CsvOptions,
         threads: usize,
         block_bytes: usize,
     ) -> Result<Self, DataError> {
+        Self::read_in_blocks(reader, options, threads, block_bytes, None).map(|(table, _)| table)
+    }
+
+    /// [`RawTable::from_csv_in_blocks`], streaming the values to `sink` when there is one (see
+    /// [`RawTable::from_csv_streaming`]).
+    fn read_in_blocks<R: Read + Send>(
+        mut reader: R,
+        options: &CsvOptions,
+        threads: usize,
+        block_bytes: usize,
+        mut sink: Option<&mut dyn ValueSink>,
+    ) -> Result<(Self, ValuesWent), DataError> {
         let io = |e: std::io::Error| DataError::Io(e.to_string());
         let mut blocks = BlockReader { buffer: Vec::new(), block_bytes: block_bytes.max(1) };
         // The header is read from the first block — grown by the next while it holds only
@@ -284,9 +310,10 @@ impl RawTable {
         loop {
             if memchr::memchr(b'"', &head).is_some() {
                 // A quote (even in the header): the csv crate reads it all, as from_csv does.
-                return Self::from_csv(blocks.rest(head, reader), options);
+                return Self::from_csv(blocks.rest(head, reader), options).map(|table| (table, ValuesWent::IntoTable));
             }
-            let read = Self::read(head.as_slice(), options, |layout, csv, newlines| {
+            let sink = reborrow(&mut sink);
+            let read = Self::read_to_sink(head.as_slice(), options, sink, |layout, csv, newlines, sink| {
                 // Past the header's line end (the csv crate may stop between `\r` and `\n`).
                 let mut body = csv.position().byte() as usize;
                 if body > 0 && head.get(body - 1) == Some(&b'\r') && head.get(body) == Some(&b'\n') {
@@ -296,7 +323,7 @@ impl RawTable {
                     return layout.read_rows(csv, newlines, 0, 0);
                 }
                 let lines_before = count_line_breaks(&head[..body]);
-                layout.read_in_blocks(&head[body..], lines_before, &mut blocks, &mut reader, threads.clamp(1, MAX_THREADS))
+                layout.read_in_blocks(&head[body..], lines_before, &mut blocks, &mut reader, threads.clamp(1, MAX_THREADS), sink)
             });
             match read {
                 Err(DataError::Empty) => {
@@ -318,6 +345,22 @@ impl RawTable {
         options: &CsvOptions,
         body: impl FnOnce(&Layout, &mut csv::Reader<NewlineIndex<std::io::BufReader<R>>>, &RefCell<Vec<u64>>) -> Result<Rows, DataError>,
     ) -> Result<Self, DataError> {
+        Self::read_to_sink(reader, options, None, |layout, csv, newlines, _| body(layout, csv, newlines)).map(|(table, _)| table)
+    }
+
+    /// [`RawTable::read`], where `body` may hand the first rows' values to `sink`
+    /// ([`Rows::streamed`]); they are taken back unless all went there and stay as read.
+    fn read_to_sink<R: Read>(
+        reader: R,
+        options: &CsvOptions,
+        mut sink: Option<&mut dyn ValueSink>,
+        body: impl FnOnce(
+            &Layout,
+            &mut csv::Reader<NewlineIndex<std::io::BufReader<R>>>,
+            &RefCell<Vec<u64>>,
+            Option<&mut dyn ValueSink>,
+        ) -> Result<Rows, DataError>,
+    ) -> Result<(Self, ValuesWent), DataError> {
         let mut reader = std::io::BufReader::with_capacity(1 << 16, reader);
         let mut notes = Vec::new();
         let delimiter = match &options.delimiter {
@@ -390,10 +433,24 @@ impl RawTable {
             names: &names,
             na_values: &na_values,
         };
-        let rows = body(&layout, &mut csv, &newlines)?;
-        let Rows { mut x, mut y, lines, text, label_text } = rows;
+        let rows = body(&layout, &mut csv, &newlines, reborrow(&mut sink))?;
+        let Rows { mut x, mut y, lines, text, label_text, streamed } = rows;
         if y.is_empty() {
             return Err(DataError::NoRows);
+        }
+        // In the sink only if every row's values went there and no column turns out text
+        // (whose values are made codes below).
+        let mut went = ValuesWent::IntoTable;
+        if let Some(sink) = sink
+            && streamed > 0
+        {
+            if streamed == y.len() && text.iter().all(|cells| cells.cells.is_empty()) {
+                went = ValuesWent::ToSink;
+            } else {
+                let mut all = sink.take_back().map_err(|e| DataError::Io(format!("taking back the values stored: {e}")))?;
+                all.append(&mut x);
+                x = all;
+            }
         }
         let mut kinds = Vec::with_capacity(d);
         for (j, cells) in text.into_iter().enumerate() {
@@ -421,7 +478,7 @@ impl RawTable {
                 _ => return Err(DataError::Column(label_name, "--labels takes two different names: POSITIVE,NEGATIVE".into())),
             }
         }
-        Ok(RawTable {
+        let table = RawTable {
             feature_names: feature_idx.iter().map(|&i| names[i].clone()).collect(),
             label_name,
             kinds,
@@ -430,8 +487,47 @@ impl RawTable {
             y,
             lines,
             notes,
-        })
+        };
+        Ok((table, went))
     }
+}
+
+/// Where [`RawTable::from_csv_streaming`] hands a table's feature values as the file is read.
+pub trait ValueSink {
+    /// Takes the values of the next rows: `width` to a row, row-major, in file order.
+    fn append(&mut self, values: &[f64], width: usize) -> std::io::Result<()>;
+    /// Hands back every value taken, in order, and holds none after: for a table whose values
+    /// turn out to need changing (a column of text, made codes).
+    fn take_back(&mut self) -> std::io::Result<Vec<f64>>;
+}
+
+impl ValueSink for Vec<f64> {
+    fn append(&mut self, values: &[f64], _width: usize) -> std::io::Result<()> {
+        self.extend_from_slice(values);
+        Ok(())
+    }
+
+    fn take_back(&mut self) -> std::io::Result<Vec<f64>> {
+        Ok(std::mem::take(self))
+    }
+}
+
+/// The sink for one call, leaving it for the next: `as_deref_mut` would keep the trait
+/// object's lifetime, which `&mut` holds fixed.
+fn reborrow<'a>(sink: &'a mut Option<&mut dyn ValueSink>) -> Option<&'a mut dyn ValueSink> {
+    match sink {
+        Some(sink) => Some(&mut **sink as &mut dyn ValueSink),
+        None => None,
+    }
+}
+
+/// Where [`RawTable::from_csv_streaming`] left a table's feature values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValuesWent {
+    /// All in the sink; the table holds none.
+    ToSink,
+    /// All in the table; the sink holds none.
+    IntoTable,
 }
 
 /// The byte a `--delimiter` names: one ASCII character, or `\t` / `tab` for a tab. A line end
@@ -473,6 +569,8 @@ struct Rows {
     /// Per feature, its text cells (for a `--categorical` column, `x` holds their codes).
     text: Vec<TextCells>,
     label_text: TextCells,
+    /// The first rows, whose values went to a [`ValueSink`] instead of `x`.
+    streamed: usize,
 }
 
 impl Layout<'_> {
@@ -707,6 +805,7 @@ impl Layout<'_> {
         blocks: &mut BlockReader,
         reader: R,
         threads: usize,
+        mut sink: Option<&mut dyn ValueSink>,
     ) -> Result<Rows, DataError> {
         use std::sync::mpsc;
         let io = |e: std::io::Error| DataError::Io(e.to_string());
@@ -768,14 +867,27 @@ impl Layout<'_> {
                     }
                 }
             });
-            // The rows in file order, as the blocks come back.
-            let mut all = Rows::empty(self.feature_idx.len());
+            // The rows in file order, as the blocks come back. Their values go to the sink while
+            // they can be final: up to the first block with a text cell (whose column becomes
+            // codes, or an error), and never for a `--categorical` column's codes.
+            let d = self.feature_idx.len();
+            let mut all = Rows::empty(d);
             let mut waiting = BTreeMap::new();
             let mut next = 0;
+            let mut streaming = d > 0 && !self.forced.contains(&true);
             for (index, rows) in done_rx {
                 waiting.insert(index, rows);
                 while let Some(rows) = waiting.remove(&next) {
-                    all.append(rows?, self.forced);
+                    let mut rows = rows?;
+                    streaming &= rows.text.iter().all(|cells| cells.cells.is_empty());
+                    if let Some(sink) = reborrow(&mut sink)
+                        && streaming
+                    {
+                        sink.append(&rows.x, d).map_err(|e| DataError::Io(format!("storing the values read: {e}")))?;
+                        all.streamed += rows.y.len();
+                        rows.x = Vec::new();
+                    }
+                    all.append(rows, self.forced);
                     next += 1;
                 }
             }
@@ -829,6 +941,7 @@ impl Rows {
             lines: Vec::new(),
             text: (0..d).map(|_| TextCells::default()).collect(),
             label_text: TextCells::default(),
+            streamed: 0,
         }
     }
 
@@ -1372,6 +1485,8 @@ mod tests {
             let whole = RawTable::from_csv(text.as_slice(), &options);
             let in_blocks = RawTable::from_csv_in_blocks(text.as_slice(), &options, threads, block_bytes);
             same_reading(whole, in_blocks)?;
+            let whole = RawTable::from_csv(text.as_slice(), &options);
+            same_reading(whole, read_streaming(&text, &options, threads, block_bytes))?;
         }
 
         /// Files of plain numbers, which blocks read in one walk over each record's bytes
@@ -1402,7 +1517,66 @@ mod tests {
             let whole = RawTable::from_csv(text.as_slice(), &options);
             let in_blocks = RawTable::from_csv_in_blocks(text.as_slice(), &options, threads, block_bytes);
             same_reading(whole, in_blocks)?;
+            let whole = RawTable::from_csv(text.as_slice(), &options);
+            same_reading(whole, read_streaming(&text, &options, threads, block_bytes))?;
         }
+    }
+
+    /// [`RawTable::read_in_blocks`] with a sink, its values put back: the sink's when they
+    /// went there (the table must then hold none), else the table's (the sink must hold none).
+    fn read_streaming(text: &[u8], options: &CsvOptions, threads: usize, block_bytes: usize) -> Result<RawTable, DataError> {
+        let mut sink = Vec::new();
+        let (mut table, went) = RawTable::read_in_blocks(text, options, threads, block_bytes, Some(&mut sink))?;
+        match went {
+            ValuesWent::ToSink => {
+                assert!(table.x.is_empty(), "values in the table and in the sink");
+                table.x = sink;
+            }
+            ValuesWent::IntoTable => assert!(sink.is_empty(), "values left in the sink: {sink:?}"),
+        }
+        Ok(table)
+    }
+
+    #[test]
+    fn values_go_to_the_sink_only_while_they_stay_as_read() {
+        let numeric = "a,b,y\n1,2,1\n3,NA,0\n5,6,1\n7,8,0\n";
+        // A column that turns out text after blocks went to the sink (its values become codes),
+        // and a `--categorical` one (codes from the start).
+        let text_later = "a,b,y\n1,2,1\n3,4,0\n5,x,1\n7,y,0\n9,w,1\n11,v,0\n";
+        let forced = CsvOptions { categorical: vec!["b".into()], ..CsvOptions::default() };
+        for (text, options, expected) in [
+            (numeric, CsvOptions::default(), ValuesWent::ToSink),
+            (text_later, CsvOptions::default(), ValuesWent::IntoTable),
+            (numeric, forced, ValuesWent::IntoTable),
+        ] {
+            let whole = RawTable::from_csv(text.as_bytes(), &options).expect("reads");
+            let mut sink = Vec::new();
+            let (table, went) = RawTable::read_in_blocks(text.as_bytes(), &options, 2, 8, Some(&mut sink)).expect("reads");
+            assert_eq!(went, expected, "{text:?}");
+            let x = if went == ValuesWent::ToSink { sink } else { table.x };
+            assert_eq!(format!("{x:?}"), format!("{:?}", whole.x), "{text:?}");
+            assert_eq!((table.y, table.kinds), (whole.y, whole.kinds), "{text:?}");
+        }
+        // Rows after the first text cell are not written only to be taken back.
+        struct Counting(Vec<f64>, usize);
+        impl ValueSink for Counting {
+            fn append(&mut self, values: &[f64], width: usize) -> std::io::Result<()> {
+                self.1 += values.len();
+                ValueSink::append(&mut self.0, values, width)
+            }
+            fn take_back(&mut self) -> std::io::Result<Vec<f64>> {
+                self.0.take_back()
+            }
+        }
+        let mut counting = Counting(Vec::new(), 0);
+        RawTable::read_in_blocks(text_later.as_bytes(), &CsvOptions::default(), 2, 8, Some(&mut counting)).expect("reads");
+        assert_eq!(counting.1, 2, "the one row before the block with the first text cell");
+        // A stray word in a numeric column, after values went to the sink: the error reading
+        // from the start gives.
+        let mut sink = Vec::new();
+        let stray = "a,b,y\n1,2,1\n3,4,0\n5,6,1\n7,8,0\n9,oops,1\n";
+        let err = RawTable::read_in_blocks(stray.as_bytes(), &CsvOptions::default(), 2, 8, Some(&mut sink)).expect_err("a stray word");
+        assert!(err.to_string().contains("oops"), "{err}");
     }
 
     /// Mostly numbers as numpy and pandas write them, now and then a cell of another kind.

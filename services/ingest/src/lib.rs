@@ -13,9 +13,9 @@
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
-use logitflow_core::store::{Store, step_key};
+use logitflow_core::store::{DatasetWriter, Store, step_key};
 use logitflow_core::synth::{Generator, generate};
-use logitflow_core::table::{CsvOptions, RawTable};
+use logitflow_core::table::{CsvOptions, RawTable, ValuesWent};
 use logitflow_kit::wire::{CollectionInfo, CsvSource, DatasetInfo, RecordsAck, RecordsPost, SnapshotRequest, SyntheticSource, UploadInfo};
 use logitflow_kit::{ApiError, Config, Json, Readiness, blocking, cached_step};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -194,9 +194,21 @@ fn freeze(
     key: &str,
     make: impl FnOnce() -> Result<(RawTable, serde_json::Value), ApiError>,
 ) -> Result<DatasetInfo, ApiError> {
+    freeze_streamed(store, key, || make().map(|(table, params)| (table, None, params)))
+}
+
+/// [`freeze`] of a table whose values may have gone to a [`DatasetWriter`] as it was read.
+fn freeze_streamed(
+    store: &Store,
+    key: &str,
+    make: impl FnOnce() -> Result<(RawTable, Option<DatasetWriter>, serde_json::Value), ApiError>,
+) -> Result<DatasetInfo, ApiError> {
     cached_step(store, key, "dataset", || {
-        let (table, params) = make()?;
-        let dataset = store.put_table(&table, NAME, params)?;
+        let (table, streamed, params) = make()?;
+        let dataset = match streamed {
+            Some(values) => store.put_streamed_table(values, &table, NAME, params)?,
+            None => store.put_table(&table, NAME, params)?,
+        };
         let categorical = table
             .feature_names
             .iter()
@@ -234,7 +246,10 @@ async fn from_csv(State(state): State<AppState>, Json(source): Json<CsvSource>) 
         // each reading at its own offset, and never held whole: once for its hash, the step
         // cache's key, and once to parse, in blocks, on every core. The parse does not wait for
         // the hash (on the 201 MB file that wait was 80 ms of ingest's 0.7 s); when the step
-        // turns out to be cached, it is stopped and its table never made.
+        // turns out to be cached, it is stopped and its table never made. A numeric table's
+        // values are written to the store's staging area as they are parsed: the write no
+        // longer waits for the parse (ingest of that file 0.40 s → see BENCHMARKS.md), and
+        // the table in memory holds the labels only.
         let stamp = |file: &std::fs::File| file.metadata().and_then(|m| Ok((m.len(), m.modified()?)));
         let before = stamp(&file).map_err(unreadable)?;
         let selection = source.options();
@@ -242,18 +257,18 @@ async fn from_csv(State(state): State<AppState>, Json(source): Json<CsvSource>) 
         std::thread::scope(|scope| {
             let parsing = scope.spawn(|| {
                 let reader = FileAt { file: &file, offset: 0, limit: MAX_CSV_BYTES + 1, stop: &stop_parsing };
-                RawTable::from_csv_parallel(reader, &selection)
+                let mut values = state.store.dataset_writer().map_err(ApiError::from)?;
+                let (table, went) = RawTable::from_csv_streaming(reader, &selection, &mut values)
+                    .map_err(|e| ApiError::invalid("DATA_ERROR", format!("{}: {e}", path.display())))?;
+                Ok::<_, ApiError>((table, (went == ValuesWent::ToSink).then_some(values)))
             });
             let frozen = (|| {
                 let reader = FileAt { file: &file, offset: 0, limit: MAX_CSV_BYTES + 1, stop: &AtomicBool::new(false) };
                 let blake3 = logitflow_core::blake3_hex_of(reader).map_err(unreadable)?;
                 let params = serde_json::json!({"source": "csv", "blake3": blake3, "select": selection});
                 let key = step_key(NAME, &[], &params);
-                freeze(&state.store, &key, || {
-                    let table = parsing
-                        .join()
-                        .map_err(|_| ApiError::Internal("the parse of the CSV panicked".into()))?
-                        .map_err(|e| ApiError::invalid("DATA_ERROR", format!("{}: {e}", path.display())))?;
+                freeze_streamed(&state.store, &key, || {
+                    let (table, streamed) = parsing.join().map_err(|_| ApiError::Internal("the parse of the CSV panicked".into()))??;
                     // Changed between the two readings, the file's hash would name other rows.
                     if stamp(&file).map_err(unreadable)? != before {
                         return Err(ApiError::invalid(
@@ -263,7 +278,7 @@ async fn from_csv(State(state): State<AppState>, Json(source): Json<CsvSource>) 
                     }
                     let mut params = params.clone();
                     params["path"] = path.display().to_string().into();
-                    Ok((table, params))
+                    Ok((table, streamed, params))
                 })
             })();
             // Cached, or refused before the table was needed: the parse stops at its next read.
@@ -571,6 +586,10 @@ mod tests {
         huge.set_len(MAX_CSV_BYTES + 1).expect("sparse file");
         let (status, body) = post(app, "/v1/datasets/csv", serde_json::json!({"path": dir.path().join("huge.csv")})).await;
         assert_eq!((status, body["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("FILE_TOO_LARGE")), "{body}");
+        // The values staged as each file was parsed went into the dataset, or away with a
+        // cached step or a refused file.
+        let staged: Vec<_> = std::fs::read_dir(dir.path().join("tmp")).expect("tmp").collect();
+        assert!(staged.is_empty(), "left staged: {staged:?}");
     }
 
     /// A CSV rewritten while ingest reads it is refused (`FILE_CHANGED`), never frozen under

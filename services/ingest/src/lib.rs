@@ -816,16 +816,19 @@ mod tests {
         assert_eq!((status, body["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("INVALID_GENERATOR")), "{body}");
     }
 
-    /// A directory, the same for the whole test run, holding `data.csv` (`a,y` with two rows),
-    /// that the property test's services may read from.
-    fn allowed_data() -> std::path::PathBuf {
-        static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
-        let dir = DIR.get_or_init(|| {
-            let dir = tempfile::tempdir().expect("tempdir");
-            std::fs::write(dir.path().join("data.csv"), "a,y\n1,0\n2,1\n").expect("csv");
-            dir
-        });
-        dir.path().canonicalize().expect("canonical")
+    /// Where the property test's bodies name the CSV: each case puts `data.csv` (`a,y` with
+    /// two rows) in a directory of its own, allowed to its service, and names it there instead
+    /// ([`naming_the_data`]); a directory shared by the whole run would outlive it.
+    const DATA_CSV: &str = "/the-case's-own/data.csv";
+
+    /// `body` with every [`DATA_CSV`] in it made `path`.
+    fn naming_the_data(body: &serde_json::Value, path: &std::path::Path) -> serde_json::Value {
+        match body {
+            serde_json::Value::String(s) if s == DATA_CSV => serde_json::json!(path),
+            serde_json::Value::Array(items) => items.iter().map(|v| naming_the_data(v, path)).collect(),
+            serde_json::Value::Object(fields) => fields.iter().map(|(k, v)| (k.clone(), naming_the_data(v, path))).collect(),
+            other => other.clone(),
+        }
     }
 
     use proptest::prelude::{Just, Strategy};
@@ -840,7 +843,7 @@ mod tests {
         fn any_json_body_gets_an_answer_never_a_5xx(
             (route, body) in {
                 const FIELDS: &[&str] = &["path", "label", "features", "intercept", "coefficients", "ranges", "rows", "seed", "records"];
-                let csv = serde_json::json!(allowed_data().join("data.csv"));
+                let csv = serde_json::json!(DATA_CSV);
                 let samples = vec![csv.clone(), serde_json::json!([[0.0, 1.0]]), serde_json::json!([0.5]), serde_json::json!([{"a": 1.0, "y": 0.0}])];
                 let valid = [
                     serde_json::json!({"path": csv, "label": "y"}),
@@ -858,11 +861,16 @@ mod tests {
             },
         ) {
             let path = ["/v1/datasets/csv", "/v1/datasets/synthetic", "/v1/collections/c/records", "/v1/collections/c/snapshot"][route];
+            let dir = tempfile::tempdir().expect("tempdir");
+            let data = dir.path().join("data");
+            std::fs::create_dir(&data).expect("data dir");
+            std::fs::write(data.join("data.csv"), "a,y\n1,0\n2,1\n").expect("csv");
+            let data = data.canonicalize().expect("canonical");
+            let body = naming_the_data(&body, &data.join("data.csv"));
             logitflow_kit::testing::bodies::assert_answers(
-                || async {
-                    let dir = tempfile::tempdir().expect("tempdir");
-                    let mut config = Config::for_home(dir.path());
-                    config.allowed_roots = vec![allowed_data()];
+                move || async move {
+                    let mut config = Config::for_home(dir.path().join("home"));
+                    config.allowed_roots = vec![data];
                     let app = app(AppState::new(&config).expect("state"));
                     let (status, _) = post(app.clone(), "/v1/collections/c/records", serde_json::json!({"records": [{"a": 1.0, "y": 0.0}]})).await;
                     assert!(status.is_success(), "the collection is made");

@@ -80,6 +80,10 @@ pub enum DataError {
     Csv { line: u64, message: String },
     #[error("reading the file: {0}")]
     Io(String),
+    /// The sink the values went to ([`RawTable::from_csv_streaming`]) failed: the store's
+    /// fault, not the file's.
+    #[error("storing the values read: {0}")]
+    Storing(String),
 }
 
 /// How to read a CSV file: which columns (the label by name, default the last column; the
@@ -447,7 +451,7 @@ impl RawTable {
             if streamed == y.len() && text.iter().all(|cells| cells.cells.is_empty()) {
                 went = ValuesWent::ToSink;
             } else {
-                let mut all = sink.take_back().map_err(|e| DataError::Io(format!("taking back the values stored: {e}")))?;
+                let mut all = sink.take_back().map_err(|e| DataError::Storing(format!("taking them back: {e}")))?;
                 all.append(&mut x);
                 x = all;
             }
@@ -883,7 +887,7 @@ impl Layout<'_> {
                     if let Some(sink) = reborrow(&mut sink)
                         && streaming
                     {
-                        sink.append(&rows.x, d).map_err(|e| DataError::Io(format!("storing the values read: {e}")))?;
+                        sink.append(&rows.x, d).map_err(|e| DataError::Storing(e.to_string()))?;
                         all.streamed += rows.y.len();
                         rows.x = Vec::new();
                     }
@@ -1571,6 +1575,18 @@ mod tests {
         let mut counting = Counting(Vec::new(), 0);
         RawTable::read_in_blocks(text_later.as_bytes(), &CsvOptions::default(), 2, 8, Some(&mut counting)).expect("reads");
         assert_eq!(counting.1, 2, "the one row before the block with the first text cell");
+        // A sink that fails (a full disk) is the store's error, not the file's.
+        struct Full;
+        impl ValueSink for Full {
+            fn append(&mut self, _: &[f64], _: usize) -> std::io::Result<()> {
+                Err(std::io::Error::from(std::io::ErrorKind::StorageFull))
+            }
+            fn take_back(&mut self) -> std::io::Result<Vec<f64>> {
+                Ok(Vec::new())
+            }
+        }
+        let err = RawTable::read_in_blocks(numeric.as_bytes(), &CsvOptions::default(), 2, 8, Some(&mut Full)).expect_err("a full disk");
+        assert!(matches!(err, DataError::Storing(_)), "{err:?}");
         // A stray word in a numeric column, after values went to the sink: the error reading
         // from the start gives.
         let mut sink = Vec::new();

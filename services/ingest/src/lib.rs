@@ -15,7 +15,7 @@ use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use logitflow_core::store::{DatasetWriter, Store, step_key};
 use logitflow_core::synth::{Generator, generate};
-use logitflow_core::table::{CsvOptions, RawTable, ValuesWent};
+use logitflow_core::table::{CsvOptions, DataError, RawTable, ValuesWent};
 use logitflow_kit::wire::{CollectionInfo, CsvSource, DatasetInfo, RecordsAck, RecordsPost, SnapshotRequest, SyntheticSource, UploadInfo};
 use logitflow_kit::{ApiError, Config, Json, Readiness, blocking, cached_step};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -258,8 +258,10 @@ async fn from_csv(State(state): State<AppState>, Json(source): Json<CsvSource>) 
             let parsing = scope.spawn(|| {
                 let reader = FileAt { file: &file, offset: 0, limit: MAX_CSV_BYTES + 1, stop: &stop_parsing };
                 let mut values = state.store.dataset_writer().map_err(ApiError::from)?;
-                let (table, went) = RawTable::from_csv_streaming(reader, &selection, &mut values)
-                    .map_err(|e| ApiError::invalid("DATA_ERROR", format!("{}: {e}", path.display())))?;
+                let (table, went) = RawTable::from_csv_streaming(reader, &selection, &mut values).map_err(|e| match e {
+                    DataError::Storing(_) => ApiError::Storage(format!("{}: {e}", path.display())),
+                    e => ApiError::invalid("DATA_ERROR", format!("{}: {e}", path.display())),
+                })?;
                 Ok::<_, ApiError>((table, (went == ValuesWent::ToSink).then_some(values)))
             });
             let frozen = (|| {
@@ -590,6 +592,25 @@ mod tests {
         // cached step or a refused file.
         let staged: Vec<_> = std::fs::read_dir(dir.path().join("tmp")).expect("tmp").collect();
         assert!(staged.is_empty(), "left staged: {staged:?}");
+    }
+
+    /// A store that cannot take the values (its staging area unusable, as on a full disk) is
+    /// the store's error, a 5xx naming it, not the file's; once it can, the same file freezes.
+    #[tokio::test]
+    async fn a_store_that_cannot_stage_the_values_is_a_storage_error_not_the_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("a.csv");
+        std::fs::write(&file, "score,admitted\n80,1\n20,0\n").expect("write");
+        let app = app(state(dir.path()));
+        let tmp = dir.path().join("tmp");
+        std::fs::remove_dir_all(&tmp).expect("tmp");
+        std::fs::write(&tmp, "not a directory").expect("a file where tmp/ was");
+        let (status, body) = post(app.clone(), "/v1/datasets/csv", serde_json::json!({"path": file})).await;
+        assert_eq!((status, body["code"].as_str()), (StatusCode::INTERNAL_SERVER_ERROR, Some("STORAGE_ERROR")), "{body}");
+        assert!(body["error"].as_str().is_some_and(|e| e.contains("tmp")), "{body}");
+        std::fs::remove_file(&tmp).expect("the file");
+        let (status, body) = post(app, "/v1/datasets/csv", serde_json::json!({"path": file})).await;
+        assert_eq!((status, body["rows"].as_u64()), (StatusCode::OK, Some(2)), "{body}");
     }
 
     /// A CSV rewritten while ingest reads it is refused (`FILE_CHANGED`), never frozen under

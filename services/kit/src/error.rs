@@ -164,7 +164,10 @@ impl From<RegistryError> for ApiError {
 
 impl From<logitflow_core::table::DataError> for ApiError {
     fn from(e: logitflow_core::table::DataError) -> Self {
-        ApiError::invalid("DATA_ERROR", e)
+        match e {
+            logitflow_core::table::DataError::Storing(_) => ApiError::Storage(e.to_string()),
+            e => ApiError::invalid("DATA_ERROR", e),
+        }
     }
 }
 

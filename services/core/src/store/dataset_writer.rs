@@ -1,7 +1,7 @@
 //! A dataset's feature matrix written while its CSV is still being read: [`DatasetWriter`].
 //!
 //! Ingest used to parse the whole file into memory and only then store it, so the copy of
-//! 80 MB into the page cache waited for the parse, on a core that had sat idle during it. The
+//! 80 MB into the page cache waited for the parse and then ran on one core, the other idle. The
 //! writer takes the values a block of rows at a time (it is the table reader's
 //! [`ValueSink`]), writes them to the storage's staging area and hashes them on the way; the
 //! dataset is stored once the labels and columns are known ([`Store::put_streamed_table`]),

@@ -571,6 +571,9 @@ mod tests {
         assert_eq!((body["rows"].as_u64(), body["cached"].as_bool()), (Some(2), Some(false)));
         let (_, again) = post(app.clone(), "/v1/datasets/csv", serde_json::json!({"path": file})).await;
         assert_eq!((again["dataset"].clone(), again["cached"].as_bool()), (body["dataset"].clone(), Some(true)));
+        // Other options that select the same table: a step of its own, the dataset stored already.
+        let (_, same) = post(app.clone(), "/v1/datasets/csv", serde_json::json!({"path": file, "label": "admitted"})).await;
+        assert_eq!((same["dataset"].clone(), same["cached"].as_bool()), (body["dataset"].clone(), Some(false)));
         let escape = format!("{}/../../etc/passwd", dir.path().display());
         let (status, body) = post(app.clone(), "/v1/datasets/csv", serde_json::json!({"path": escape})).await;
         assert_eq!((status, body["code"].as_str()), (StatusCode::FORBIDDEN, Some("FORBIDDEN")));

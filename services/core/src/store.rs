@@ -181,6 +181,11 @@ pub enum SplitPart {
     Test,
 }
 
+/// `Ok` when `id` can name an artifact (64 lowercase hex digits), else [`StoreError::BadId`].
+pub fn check_artifact_id(id: &str) -> Result<(), StoreError> {
+    if is_artifact_id(id) { Ok(()) } else { Err(StoreError::BadId(id.to_string())) }
+}
+
 fn is_artifact_id(id: &str) -> bool {
     id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }

@@ -172,6 +172,21 @@ pub struct TransformInfo {
 
 // ---- train ----
 
+/// `POST /v1/prefetches`: load a split's training part ahead of the job that will fit it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PrefetchRequest {
+    pub split: String,
+}
+
+/// A training part loading, or loaded, ahead of its job (`GET /v1/prefetches`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PrefetchInfo {
+    pub split: String,
+    /// Loaded (or failed to, which the job then reports as it loads the part itself).
+    pub ready: bool,
+}
+
 /// `POST /v1/jobs`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]

@@ -6,6 +6,10 @@
 //!   `done`, `failed` or `cancelled`. A late subscriber gets the events so far first.
 //! - `GET /v1/jobs/{id}`, `GET /v1/jobs`, `DELETE /v1/jobs/{id}` (cancel between epochs;
 //!   `?keep=best` keeps the best epoch so far as a model).
+//! - `POST /v1/prefetches` ([`PrefetchRequest`]) loads a split's training part ahead of its
+//!   job, which takes it instead of loading it; `GET /v1/prefetches` says whether it is
+//!   loaded ([`PrefetchInfo`]). The pipeline asks as soon as the split exists, so the load
+//!   runs beside features' fit rather than inside the train stage. One part is held at most.
 //!
 //! The model is written to the store only when the fit has finished, in one atomic step, so a
 //! crash mid-training leaves nothing half-written behind.
@@ -23,12 +27,12 @@ use logitflow_core::model::{Lineage, Model, TrainingLog};
 use logitflow_core::scale::{EncodeError, Scaling, Transform};
 use logitflow_core::store::{Kind, SplitPart, StepRecord, Store, step_key};
 use logitflow_core::table::Classes;
-use logitflow_kit::wire::{JobInfo, JobState, TrainEvent, TrainRequest};
+use logitflow_kit::wire::{JobInfo, JobState, PrefetchInfo, PrefetchRequest, TrainEvent, TrainRequest};
 use logitflow_kit::{ApiError, Config, Json, Readiness, blocking};
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use tokio::sync::watch;
 
 pub const NAME: &str = "train";
@@ -85,11 +89,52 @@ pub struct AppState {
     jobs: Arc<Mutex<BTreeMap<u64, Arc<Job>>>>,
     next_id: Arc<AtomicU64>,
     shutting_down: watch::Receiver<bool>,
+    /// The training part loaded ahead of its job, if one was asked for.
+    prefetched: Arc<Mutex<Option<Prefetch>>>,
+    /// One load ahead at a time: requests for others meanwhile are refused, so that they
+    /// cannot pile up parts in memory.
+    prefetch_loads: Arc<tokio::sync::Semaphore>,
+}
+
+/// A split's training part, loading or loaded ahead of the job that fits it.
+struct Prefetch {
+    split: String,
+    loaded: Arc<Loading>,
+}
+
+/// The part as the loading thread leaves it: `None` until it is done.
+#[derive(Default)]
+struct Loading {
+    rows: Mutex<Option<Result<Dataset, String>>>,
+    done: Condvar,
+}
+
+impl Loading {
+    fn is_done(&self) -> bool {
+        self.rows.lock().is_ok_and(|rows| rows.is_some())
+    }
+
+    /// The rows, once loaded; `None` if the load failed (the job then loads them itself and
+    /// reports the failure as it always has).
+    fn wait(&self) -> Option<Dataset> {
+        let mut rows = self.rows.lock().ok()?;
+        while rows.is_none() {
+            rows = self.done.wait(rows).ok()?;
+        }
+        rows.take()?.ok()
+    }
 }
 
 impl AppState {
     pub fn new(config: &Config, shutting_down: watch::Receiver<bool>) -> anyhow::Result<AppState> {
-        Ok(AppState { store: config.open_store()?, jobs: Arc::default(), next_id: Arc::new(AtomicU64::new(1)), shutting_down })
+        Ok(AppState {
+            store: config.open_store()?,
+            jobs: Arc::default(),
+            next_id: Arc::new(AtomicU64::new(1)),
+            shutting_down,
+            prefetched: Arc::default(),
+            prefetch_loads: Arc::new(tokio::sync::Semaphore::new(1)),
+        })
     }
 
     fn job(&self, id: &str) -> Result<Arc<Job>, ApiError> {
@@ -111,6 +156,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/jobs", post(start_job).get(list_jobs))
         .route("/v1/jobs/{id}", get(job_info).delete(cancel_job))
         .route("/v1/jobs/{id}/events", get(job_events))
+        .route("/v1/prefetches", post(prefetch).get(prefetches))
         .with_state(state)
 }
 
@@ -159,6 +205,43 @@ enum Loaded {
     Scaled(Option<TermBounds>),
 }
 
+/// Starts loading a split's training part for the job that will fit it, replacing (and so
+/// freeing) any part loaded before. The load is checked as any other: a part that fails to
+/// load is loaded again by the job, which reports why. The part held already is not loaded
+/// again; while another loads, the request is refused (409).
+async fn prefetch(
+    State(state): State<AppState>,
+    Json(request): Json<PrefetchRequest>,
+) -> Result<(StatusCode, Json<PrefetchInfo>), ApiError> {
+    logitflow_core::store::check_artifact_id(&request.split)?;
+    let held = state.prefetched.lock().ok().and_then(|slot| slot.as_ref().filter(|p| p.split == request.split).map(|p| p.loaded.is_done()));
+    if let Some(ready) = held {
+        return Ok((StatusCode::ACCEPTED, Json(PrefetchInfo { split: request.split, ready })));
+    }
+    let Ok(one_at_a_time) = state.prefetch_loads.clone().try_acquire_owned() else {
+        return Err(ApiError::Conflict("a training part is loading ahead already; ask again once it has".into()));
+    };
+    let loaded = Arc::new(Loading::default());
+    if let Ok(mut slot) = state.prefetched.lock() {
+        *slot = Some(Prefetch { split: request.split.clone(), loaded: loaded.clone() });
+    }
+    let (store, split) = (state.store.clone(), request.split.clone());
+    tokio::task::spawn_blocking(move || {
+        let rows = store.load_split_part(&split, SplitPart::Train).map_err(|e| e.to_string());
+        if let Ok(mut slot) = loaded.rows.lock() {
+            *slot = Some(rows);
+        }
+        loaded.done.notify_all();
+        drop(one_at_a_time);
+    });
+    Ok((StatusCode::ACCEPTED, Json(PrefetchInfo { split: request.split, ready: false })))
+}
+
+async fn prefetches(State(state): State<AppState>) -> Json<Vec<PrefetchInfo>> {
+    let held = state.prefetched.lock().ok().and_then(|slot| slot.as_ref().map(|p| (p.split.clone(), p.loaded.clone())));
+    Json(held.into_iter().map(|(split, loaded)| PrefetchInfo { split, ready: loaded.is_done() }).collect())
+}
+
 async fn start_job(State(state): State<AppState>, Json(request): Json<TrainRequest>) -> Result<(StatusCode, Json<JobInfo>), ApiError> {
     request.params.validate()?;
     let params = serde_json::to_value(&request.params).map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -168,6 +251,9 @@ async fn start_job(State(state): State<AppState>, Json(request): Json<TrainReque
     // many jobs "running" forever).
     let (store, split_id, transform_id, cache_key) = (state.store.clone(), request.split.clone(), request.transform.clone(), key.clone());
     let train_params = request.params.clone();
+    // A part loaded ahead for this split is this job's, whatever it turns out to need; one
+    // loaded for another split is let go, so that at most one is ever held.
+    let prefetched = state.prefetched.lock().ok().and_then(|mut slot| slot.take()).filter(|p| p.split == split_id);
     let prepared = blocking(move || {
         if let Some(record) = store.step_lookup(&cache_key)
             && let (Some(model), Some(log)) = (record.outputs.get("model"), record.outputs.get("log"))
@@ -177,7 +263,9 @@ async fn start_job(State(state): State<AppState>, Json(request): Json<TrainReque
             return Ok(Prepared::Cached { model: model.clone(), stop_reason: model_info.stop_reason, curve: log.curve });
         }
         let transform: Transform = store.read_json(&transform_id, Kind::Transform, "transform.json")?;
-        let (training_rows, loaded) = if transform.is_numeric() && train_params.holds_out_no_rows() {
+        let (training_rows, loaded) = if let Some(rows) = prefetched.and_then(|p| p.loaded.wait()) {
+            (rows, Loaded::AsStored)
+        } else if transform.is_numeric() && train_params.holds_out_no_rows() {
             let mut bounds = (train_params.l2 == 0.0).then(|| TermBounds::new(transform.terms()));
             let training_rows = store.load_split_part_with(&split_id, SplitPart::Train, |row, label, x| {
                 if let Some(bounds) = &mut bounds {
@@ -571,6 +659,62 @@ mod tests {
         let (_, events) = call_raw(app, "GET", &format!("/v1/jobs/{id}/events"), "text/plain", vec![]).await;
         assert!(String::from_utf8_lossy(&events).contains("event: done"));
         call(app, "GET", &format!("/v1/jobs/{id}"), None).await.1
+    }
+
+    /// Damages every stored feature matrix of the home at `dir`, keeping its length.
+    fn damage_the_rows(dir: &std::path::Path) {
+        let mut damaged = 0;
+        for artifact in std::fs::read_dir(dir.join("artifacts")).expect("artifacts") {
+            let x = artifact.expect("entry").path().join("x.npy");
+            if let Ok(bytes) = std::fs::read(&x) {
+                std::fs::write(&x, vec![0xA5; bytes.len()]).expect("damage");
+                damaged += 1;
+            }
+        }
+        assert!(damaged > 0, "the split's rows are somewhere");
+    }
+
+    /// A part loaded ahead of its job is the job's: the job trains the model it would have
+    /// trained, without loading the part again (here the store's copy is damaged once the part
+    /// is loaded, and the job still succeeds, where a job that loads it fails), and lets it go.
+    #[tokio::test]
+    async fn a_prefetched_part_is_taken_by_its_job_and_trains_the_same_model() {
+        let body = |epochs: u32| serde_json::json!({"split": "", "transform": "", "params": {"solver": "newton", "epochs": epochs}});
+        let with = |mut body: serde_json::Value, split: &str, transform: &str| {
+            body["split"] = split.into();
+            body["transform"] = transform.into();
+            body
+        };
+        let (_dir, app, split, transform) = setup();
+        let loaded_by_the_job = finished_job(&app, with(body(50), &split, &transform)).await;
+        let (dir, app, split, transform) = setup();
+        let (status, info) = call(&app, "POST", "/v1/prefetches", Some(serde_json::json!({"split": split}))).await;
+        assert_eq!((status, info["ready"].as_bool()), (StatusCode::ACCEPTED, Some(false)), "{info}");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let (_, held) = call(&app, "GET", "/v1/prefetches", None).await;
+            assert_eq!(held[0]["split"].as_str(), Some(split.as_str()), "{held}");
+            if held[0]["ready"] == true {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "the part never loaded");
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        // Asked again, the part held is not loaded again.
+        let (status, info) = call(&app, "POST", "/v1/prefetches", Some(serde_json::json!({"split": split}))).await;
+        assert_eq!((status, info["ready"].as_bool()), (StatusCode::ACCEPTED, Some(true)), "{info}");
+        damage_the_rows(dir.path());
+        let prefetched = finished_job(&app, with(body(50), &split, &transform)).await;
+        assert_eq!(prefetched["state"], "succeeded", "{prefetched}");
+        assert_eq!(prefetched["model"], loaded_by_the_job["model"], "the same model, bit for bit");
+        let (_, held) = call(&app, "GET", "/v1/prefetches", None).await;
+        assert_eq!(held, serde_json::json!([]), "taken by the job");
+        // Another fit of the same split now loads the damaged rows itself.
+        let (status, refused) = call(&app, "POST", "/v1/jobs", Some(with(body(49), &split, &transform))).await;
+        assert_eq!((status, refused["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("CORRUPT_ARTIFACT")), "{refused}");
+        // A prefetch names an artifact.
+        let (status, _) = call(&app, "POST", "/v1/prefetches", Some(serde_json::json!({"split": "../x"}))).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     }
 
     /// Each standardized estimate is the estimate (per unit of its term) times the term's

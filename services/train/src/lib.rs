@@ -21,7 +21,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::{get, post};
 use futures::Stream;
 use logitflow_core::clean::{Dataset, validation_split};
-use logitflow_core::inference::{Optimality, TermBounds, certain_rows, separated_by_combination, statistics};
+use logitflow_core::inference::{Optimality, TermBounds, certain_rows, scale_gathering_bounds, separated_by_combination, statistics};
 use logitflow_core::logistic::{ClassWeight, EpochEvent, Examples, Solver, StopReason, TrainParams, fit, objective};
 use logitflow_core::model::{Lineage, Model, TrainingLog};
 use logitflow_core::scale::{EncodeError, Scaling, Transform};
@@ -367,9 +367,8 @@ fn train(
     let separating = match loaded {
         Loaded::Scaled(bounds) => bounds.and_then(|bounds| bounds.separating_term(transform.term_names(), class_names)),
         Loaded::AsStored if exact => {
-            let mut bounds = TermBounds::new(k);
-            transform.scale_in_place_seeing(&mut x, |i, row| bounds.add(row, fit_part.y[i]));
-            bounds.separating_term(transform.term_names(), class_names)
+            let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+            scale_gathering_bounds(&transform, &mut x, &fit_part.y, threads).separating_term(transform.term_names(), class_names)
         }
         Loaded::AsStored => {
             transform.scale_in_place(&mut x);

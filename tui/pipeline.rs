@@ -465,9 +465,12 @@ pub async fn run_pipeline(
         }
         clients.serve.post::<_, LoadInfo>(&format!("/v2/repository/models/{}/load", request.model_name), &serde_json::json!({})).await
     };
+    // Serve also watches the registry, and may have loaded the version this run registered
+    // just before it is told to: then its answer says nothing changed, yet the run's new
+    // version is what it now serves (a first run once read "serve cached" so, under load).
     let loaded: LoadInfo = stage!(
         Stage::Serve,
-        |v: &LoadInfo| !v.changed,
+        |v: &LoadInfo| !v.changed && !evaluation.new_version,
         |v: &LoadInfo| v.aliases.iter().map(|(a, v)| format!("{a}=v{v}")).collect::<Vec<_>>().join(" "),
         apply
     );

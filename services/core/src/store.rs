@@ -558,11 +558,21 @@ impl Store {
     pub fn put_table(&self, table: &RawTable, producer: &str, params: serde_json::Value) -> Result<String, StoreError> {
         let d = table.width();
         let mut missing = vec![0u64; d];
-        for row in table.x.chunks_exact(d.max(1)) {
-            for (count, v) in missing.iter_mut().zip(row) {
-                *count += u64::from(v.is_nan());
-            }
-        }
+        count_missing(&mut missing, &table.x);
+        self.put_table_files(table, missing, &Npy::matrix(&table.x, d), producer, params)
+    }
+
+    /// Stores `table` as a dataset whose feature matrix is `x` and which misses `missing`
+    /// cells per feature: [`Store::put_table`], and [`Store::put_streamed_table`] of a table
+    /// whose values went to the store as they were read.
+    fn put_table_files(
+        &self,
+        table: &RawTable,
+        missing: Vec<u64>,
+        x: &dyn Contents,
+        producer: &str,
+        params: serde_json::Value,
+    ) -> Result<String, StoreError> {
         let columns = Columns {
             feature_names: table.feature_names.clone(),
             label_name: table.label_name.clone(),
@@ -570,7 +580,7 @@ impl Store {
             classes: table.classes.clone(),
             missing: Some(missing),
         };
-        self.put_dataset_files(&columns, &Npy::matrix(&table.x, d), &table.y, &table.lines, producer, Vec::new(), params)
+        self.put_dataset_files(&columns, x, &table.y, &table.lines, producer, Vec::new(), params)
     }
 
     /// Stores clean rows (a dataset that cleaning changed, or a part of a split given whole) as
@@ -947,6 +957,15 @@ fn npy_header(file: &mut impl Read, len: u64) -> Result<ndarray_npy::npy::header
     let prefix_len = if prefix[6] == 1 { 10 } else { 12 };
     let mut reader = (&prefix[..prefix_len]).chain(file.by_ref().take(header_len - prefix_len as u64));
     ndarray_npy::npy::header::Header::from_reader(&mut reader).map_err(|e| e.to_string())
+}
+
+/// Adds the missing (`NaN`) cells of `values`, rows of `counts.len()`, to `counts`.
+fn count_missing(counts: &mut [u64], values: &[f64]) {
+    for row in values.chunks_exact(counts.len().max(1)) {
+        for (count, v) in counts.iter_mut().zip(row) {
+            *count += u64::from(v.is_nan());
+        }
+    }
 }
 
 /// A split's part stored as row numbers ([`Store::open_split_part`]): the numbers, the dataset

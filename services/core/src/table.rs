@@ -268,8 +268,7 @@ impl RawTable {
     /// the next are read, so memory holds a few blocks, not the file; from a block with a quote
     /// on, the rest is read from the start of that block as `from_csv` reads.
     pub fn from_csv_parallel<R: Read + Send>(reader: R, options: &CsvOptions) -> Result<Self, DataError> {
-        let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get).min(MAX_THREADS);
-        Self::from_csv_in_blocks(reader, options, threads, BLOCK_BYTES)
+        Self::from_csv_in_blocks(reader, options, parsing_threads(), BLOCK_BYTES)
     }
 
     /// [`RawTable::from_csv_parallel`], handing the feature values to `sink` as the blocks are
@@ -282,8 +281,7 @@ impl RawTable {
         options: &CsvOptions,
         sink: &mut dyn ValueSink,
     ) -> Result<(Self, ValuesWent), DataError> {
-        let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get).min(MAX_THREADS);
-        Self::read_in_blocks(reader, options, threads, BLOCK_BYTES, Some(sink))
+        Self::read_in_blocks(reader, options, parsing_threads(), BLOCK_BYTES, Some(sink))
     }
 
     /// [`RawTable::from_csv_parallel`] with `threads` parsing threads (1 to 16) and blocks of
@@ -514,6 +512,11 @@ impl ValueSink for Vec<f64> {
     fn take_back(&mut self) -> std::io::Result<Vec<f64>> {
         Ok(std::mem::take(self))
     }
+}
+
+/// One parsing thread per core, up to [`MAX_THREADS`].
+fn parsing_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get).min(MAX_THREADS)
 }
 
 /// The sink for one call, leaving it for the next: `as_deref_mut` would keep the trait

@@ -15,7 +15,7 @@ use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use logitflow_core::store::{DatasetWriter, Store, step_key};
 use logitflow_core::synth::{Generator, generate};
-use logitflow_core::table::{CsvOptions, DataError, RawTable, ValuesWent};
+use logitflow_core::table::{CsvOptions, RawTable, ValuesWent};
 use logitflow_kit::wire::{CollectionInfo, CsvSource, DatasetInfo, RecordsAck, RecordsPost, SnapshotRequest, SyntheticSource, UploadInfo};
 use logitflow_kit::{ApiError, Config, Json, Readiness, blocking, cached_step};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -258,10 +258,8 @@ async fn from_csv(State(state): State<AppState>, Json(source): Json<CsvSource>) 
             let parsing = scope.spawn(|| {
                 let reader = FileAt { file: &file, offset: 0, limit: MAX_CSV_BYTES + 1, stop: &stop_parsing };
                 let mut values = state.store.dataset_writer().map_err(ApiError::from)?;
-                let (table, went) = RawTable::from_csv_streaming(reader, &selection, &mut values).map_err(|e| match e {
-                    DataError::Storing(_) => ApiError::Storage(format!("{}: {e}", path.display())),
-                    e => ApiError::invalid("DATA_ERROR", format!("{}: {e}", path.display())),
-                })?;
+                let (table, went) =
+                    RawTable::from_csv_streaming(reader, &selection, &mut values).map_err(|e| ApiError::reading(path.display(), e))?;
                 Ok::<_, ApiError>((table, (went == ValuesWent::ToSink).then_some(values)))
             });
             let frozen = (|| {
@@ -532,7 +530,7 @@ async fn snapshot(
         let params = serde_json::json!({"source": "collection", "name": name, "blake3": logitflow_core::blake3_hex(csv.as_bytes()), "select": selection});
         let key = step_key(NAME, &[], &params);
         freeze(&state.store, &key, || {
-            let table = RawTable::from_csv(csv.as_bytes(), &selection).map_err(|e| ApiError::invalid("DATA_ERROR", format!("collection {name}: {e}")))?;
+            let table = RawTable::from_csv(csv.as_bytes(), &selection).map_err(|e| ApiError::reading(format_args!("collection {name}"), e))?;
             Ok((table, params.clone()))
         })
         .map(Json)
@@ -560,12 +558,18 @@ mod tests {
         (status, serde_json::from_slice(&bytes).unwrap_or_default())
     }
 
-    #[tokio::test]
-    async fn csv_source_freezes_once_and_confines_paths() {
+    /// A service in a home of its own, with `a.csv` (two rows) in it.
+    fn with_a_csv() -> (tempfile::TempDir, std::path::PathBuf, Router) {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("a.csv");
         std::fs::write(&file, "score,admitted\n80,1\n20,0\n").expect("write");
         let app = app(state(dir.path()));
+        (dir, file, app)
+    }
+
+    #[tokio::test]
+    async fn csv_source_freezes_once_and_confines_paths() {
+        let (dir, file, app) = with_a_csv();
         let (status, body) = post(app.clone(), "/v1/datasets/csv", serde_json::json!({"path": file})).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!((body["rows"].as_u64(), body["cached"].as_bool()), (Some(2), Some(false)));
@@ -601,10 +605,7 @@ mod tests {
     /// the store's error, a 5xx naming it, not the file's; once it can, the same file freezes.
     #[tokio::test]
     async fn a_store_that_cannot_stage_the_values_is_a_storage_error_not_the_files() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let file = dir.path().join("a.csv");
-        std::fs::write(&file, "score,admitted\n80,1\n20,0\n").expect("write");
-        let app = app(state(dir.path()));
+        let (dir, file, app) = with_a_csv();
         let tmp = dir.path().join("tmp");
         std::fs::remove_dir_all(&tmp).expect("tmp");
         std::fs::write(&tmp, "not a directory").expect("a file where tmp/ was");

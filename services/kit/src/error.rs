@@ -164,9 +164,23 @@ impl From<RegistryError> for ApiError {
 
 impl From<logitflow_core::table::DataError> for ApiError {
     fn from(e: logitflow_core::table::DataError) -> Self {
+        let message = e.to_string();
+        ApiError::of_data_error(&e, message)
+    }
+}
+
+impl ApiError {
+    /// The error of a table read from `source` (a file, a collection), which the message names.
+    pub fn reading(source: impl std::fmt::Display, e: logitflow_core::table::DataError) -> Self {
+        let message = format!("{source}: {e}");
+        ApiError::of_data_error(&e, message)
+    }
+
+    /// The data's fault (422 `DATA_ERROR`), unless storing what was read failed: the store's.
+    fn of_data_error(e: &logitflow_core::table::DataError, message: String) -> Self {
         match e {
-            logitflow_core::table::DataError::Storing(_) => ApiError::Storage(e.to_string()),
-            e => ApiError::invalid("DATA_ERROR", e),
+            logitflow_core::table::DataError::Storing(_) => ApiError::Storage(message),
+            _ => ApiError::invalid("DATA_ERROR", message),
         }
     }
 }

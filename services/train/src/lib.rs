@@ -618,9 +618,20 @@ mod tests {
         }
     }
 
-    fn setup_with(shutting_down: watch::Receiver<bool>) -> (tempfile::TempDir, AppState, String, String) {
+    /// The service in a home of its own, with nothing stored yet: its store and its routes.
+    fn service() -> (tempfile::TempDir, Store, Router) {
+        let (dir, state) = state_in_a_new_home(watch::channel(false).1);
+        (dir, state.store.clone(), app(state))
+    }
+
+    fn state_in_a_new_home(shutting_down: watch::Receiver<bool>) -> (tempfile::TempDir, AppState) {
         let dir = tempfile::tempdir().expect("tempdir");
         let state = AppState::new(&Config::for_home(dir.path()), shutting_down).expect("state");
+        (dir, state)
+    }
+
+    fn setup_with(shutting_down: watch::Receiver<bool>) -> (tempfile::TempDir, AppState, String, String) {
+        let (dir, state) = state_in_a_new_home(shutting_down);
         let x: Vec<f64> = (0..200).map(|i| f64::from(i) / 2.0).collect();
         let y: Vec<f64> = x.iter().map(|&v| f64::from(u8::from((v * 7.0) % 100.0 > 50.0 - (v - 50.0)))).collect();
         let data = Dataset { feature_names: vec!["score".into()], label_name: "admitted".into(), x, y, ..Dataset::default() };
@@ -722,10 +733,7 @@ mod tests {
     /// (min-max; standard scaling fitted on other rows).
     #[tokio::test]
     async fn standardized_estimates_use_each_terms_deviation_whatever_the_scaling() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let state = AppState::new(&Config::for_home(dir.path()), watch::channel(false).1).expect("state");
-        let store = state.store.clone();
-        let app = app(state);
+        let (_dir, store, app) = service();
         let rows = 400;
         let noise = |i: usize, m: usize| ((i * m + 7) % 97) as f64 / 97.0;
         let x: Vec<f64> = (0..rows).flat_map(|i| [10.0 + 3.0 * noise(i, 31), -2.0 + 0.5 * noise(i, 53)]).collect();
@@ -762,10 +770,7 @@ mod tests {
     /// check sees each row before the scaling's pass scales it.
     #[tokio::test]
     async fn a_separating_term_is_named_in_the_datas_units() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let state = AppState::new(&Config::for_home(dir.path()), watch::channel(false).1).expect("state");
-        let store = state.store.clone();
-        let app = app(state);
+        let (_dir, store, app) = service();
         let x: Vec<f64> = (0..100).map(f64::from).collect();
         let y: Vec<f64> = x.iter().map(|&v| f64::from(u8::from(v >= 50.0))).collect();
         let data = Dataset { feature_names: vec!["score".into()], label_name: "admitted".into(), x, y, ..Dataset::default() };

@@ -96,14 +96,7 @@ impl Store {
             return Err(StoreError::io(Path::new("x.npy"), std::io::Error::other(detail)));
         }
         let x = writer.finish(table.rows(), width)?;
-        let columns = super::Columns {
-            feature_names: table.feature_names.clone(),
-            label_name: table.label_name.clone(),
-            kinds: super::stored_kinds(&table.kinds),
-            classes: table.classes.clone(),
-            missing: Some(x.missing.clone()),
-        };
-        self.put_dataset_files(&columns, &x, &table.y, &table.lines, producer, Vec::new(), params)
+        self.put_table_files(table, x.missing.clone(), &x, producer, params)
     }
 }
 
@@ -173,11 +166,7 @@ impl ValueSink for DatasetWriter {
             self.width = Some(width);
             self.missing = vec![0; width];
         }
-        for row in values.chunks_exact(width) {
-            for (count, v) in self.missing.iter_mut().zip(row) {
-                *count += u64::from(v.is_nan());
-            }
-        }
+        super::count_missing(&mut self.missing, values);
         self.rows += (values.len() / width) as u64;
         // `.npy` values are little-endian, as this machine's (the store reads them so too).
         let bytes: &[u8] = bytemuck::cast_slice(values);

@@ -97,12 +97,23 @@ impl Metrics {
     /// `probabilities` and `logits` are per row; the log loss uses the logits so it stays
     /// finite when a probability rounds to 0 or 1.
     pub fn compute(probabilities: &[f64], logits: &[f64], labels: &[f64], threshold: f64) -> Metrics {
-        Metrics::compute_ranked(probabilities, logits, labels, threshold, &Ranking::new(probabilities, labels))
+        Metrics::compute_with_ranking(probabilities, logits, labels, threshold).0
     }
 
-    /// [`Metrics::compute`] with the probabilities already ranked, to share the ranking with
-    /// the curves.
-    pub fn compute_ranked(probabilities: &[f64], logits: &[f64], labels: &[f64], threshold: f64, ranking: &Ranking) -> Metrics {
+    /// [`Metrics::compute`], and the [`Ranking`] it made, for the curves. The ranking (a sort)
+    /// is made on other cores while this one takes the metrics of each row (the log loss's
+    /// `exp` and `ln_1p`, ≈ 6 ms at 200k rows).
+    pub fn compute_with_ranking(probabilities: &[f64], logits: &[f64], labels: &[f64], threshold: f64) -> (Metrics, Ranking) {
+        std::thread::scope(|scope| {
+            let ranking = scope.spawn(|| Ranking::new(probabilities, labels));
+            let metrics = Metrics::of_each_row(probabilities, logits, labels, threshold);
+            let ranking = ranking.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (metrics.ranked(&ranking), ranking)
+        })
+    }
+
+    /// The metrics read off each row: all but those of the ranking, which are left NaN.
+    fn of_each_row(probabilities: &[f64], logits: &[f64], labels: &[f64], threshold: f64) -> Metrics {
         let n = labels.len();
         let c = Confusion::at(probabilities, labels, threshold);
         let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
@@ -117,12 +128,22 @@ impl Metrics {
             precision,
             recall,
             f1,
-            auc: ranking.roc_auc(),
+            auc: f64::NAN,
             log_loss: logits.iter().zip(labels).map(|(&z, &y)| crate::logistic::log_loss_at(z, y)).sum::<f64>() / nf,
             brier: probabilities.iter().zip(labels).map(|(p, y)| (p - y).powi(2)).sum::<f64>() / nf,
             confusion: c,
+            pr_auc: f64::NAN,
+            suggested_thresholds: None,
+        }
+    }
+
+    /// These metrics with the ranking's filled in.
+    fn ranked(self, ranking: &Ranking) -> Metrics {
+        Metrics {
+            auc: ranking.roc_auc(),
             pr_auc: ranking.average_precision(),
             suggested_thresholds: ranking.suggested_thresholds(),
+            ..self
         }
     }
 }
@@ -141,26 +162,71 @@ pub struct Ranking {
     negatives: f64,
 }
 
+/// `s` as an integer that sorts, as unsigned, in the reverse order of `f64::total_cmp`:
+/// the highest score first.
+fn descending_key(s: f64) -> u64 {
+    let bits = s.to_bits();
+    // total_cmp's order as unsigned integers: negatives' bits reversed, positives' above them.
+    let ascending = if bits >> 63 == 1 { !bits } else { bits | 1 << 63 };
+    !ascending
+}
+
+/// The score whose [`descending_key`] is `key`.
+fn score_of(key: u64) -> f64 {
+    let ascending = !key;
+    f64::from_bits(if ascending >> 63 == 1 { ascending & !(1 << 63) } else { !ascending })
+}
+
 impl Ranking {
     pub fn new(scores: &[f64], labels: &[f64]) -> Ranking {
-        let mut pairs: Vec<(f64, f64)> = scores.iter().copied().zip(labels.iter().copied()).collect();
-        pairs.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
+        // Each class's scores are sorted on a core of its own, as integers in the order of
+        // `f64::total_cmp` (an integer sort, ≈ twice as fast as sorting pairs by the floats'
+        // order); then the two lists are walked together, highest first. 7–9 ms → ≈ 3 ms at
+        // 200k rows.
+        let sorted = |positive: bool| {
+            let mut keys: Vec<u64> =
+                scores.iter().zip(labels).filter(|&(_, &y)| (y == 1.0) == positive).map(|(&s, _)| descending_key(s)).collect();
+            keys.sort_unstable();
+            keys
+        };
+        let (positive_keys, negative_keys) = std::thread::scope(|scope| {
+            let positives = scope.spawn(|| sorted(true));
+            let negatives = sorted(false);
+            (positives.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)), negatives)
+        });
+        let (mut positive, mut negative) = (positive_keys.iter().peekable(), negative_keys.iter().peekable());
         let (mut tp, mut fp) = (0.0, 0.0);
         let mut counts = Vec::new();
-        let mut i = 0;
-        while i < pairs.len() {
-            let s = pairs[i].0;
-            while i < pairs.len() && pairs[i].0 == s {
-                if pairs[i].1 == 1.0 {
-                    tp += 1.0
-                } else {
-                    fp += 1.0
+        loop {
+            // The next score, and the rows at it: == groups them, as it did when pairs were
+            // sorted (so 0.0 and −0.0 are one group, and a NaN is a group of its own).
+            let s = match (positive.peek(), negative.peek()) {
+                (Some(&&p), Some(&&n)) if p <= n => {
+                    positive.next();
+                    tp += 1.0;
+                    score_of(p)
                 }
-                i += 1;
+                (_, Some(&&n)) => {
+                    negative.next();
+                    fp += 1.0;
+                    score_of(n)
+                }
+                (Some(&&p), None) => {
+                    positive.next();
+                    tp += 1.0;
+                    score_of(p)
+                }
+                (None, None) => break,
+            };
+            while positive.next_if(|&&k| score_of(k) == s).is_some() {
+                tp += 1.0;
+            }
+            while negative.next_if(|&&k| score_of(k) == s).is_some() {
+                fp += 1.0;
             }
             counts.push((s, tp, fp));
         }
-        let positives = labels.iter().filter(|&&y| y == 1.0).count() as f64;
+        let positives = positive_keys.len() as f64;
         Ranking { counts, positives, negatives: labels.len() as f64 - positives }
     }
 
@@ -465,14 +531,35 @@ mod tests {
         assert_eq!(pts.last().map(|p| (p.fpr, p.tpr)), Some((1.0, 1.0)));
         assert!(pts.windows(2).all(|w| w[0].threshold > w[1].threshold && w[0].fpr <= w[1].fpr && w[0].tpr <= w[1].tpr));
     }
+    #[test]
+    fn a_nan_score_is_a_group_of_its_own_and_the_ranking_ends() {
+        let ranking = Ranking::new(&[0.5, f64::NAN, 0.5, f64::NAN], &[1.0, 1.0, 0.0, 0.0]);
+        let counts: Vec<(u64, f64, f64)> = ranking.counts.iter().map(|&(s, tp, fp)| (s.to_bits(), tp, fp)).collect();
+        assert_eq!(counts.len(), 3, "{counts:?}");
+        assert_eq!(counts.last(), Some(&(0.5f64.to_bits(), 2.0, 2.0)));
+        assert!(counts[..2].iter().all(|&(s, _, _)| f64::from_bits(s).is_nan()));
+    }
+
+    proptest::proptest! {
+        /// The integer keys sort as `total_cmp` does, reversed, and give the score back bit
+        /// for bit.
+        #[test]
+        fn descending_keys_order_as_total_cmp_reversed(a in proptest::num::f64::ANY, b in proptest::num::f64::ANY) {
+            proptest::prop_assert_eq!(score_of(descending_key(a)).to_bits(), a.to_bits());
+            proptest::prop_assert_eq!(descending_key(a).cmp(&descending_key(b)), b.total_cmp(&a));
+        }
+    }
+
     proptest::proptest! {
         /// The one ranking gives, bit for bit, what each measure gave when it sorted the rows
         /// itself (the simple way, written out here), ties and all.
         #[test]
         fn one_ranking_gives_what_each_measure_gave_sorting_for_itself(
-            rows in proptest::collection::vec((0u8..12, proptest::bool::ANY), 1..80),
+            rows in proptest::collection::vec((0u8..16, proptest::bool::ANY), 1..400),
         ) {
-            let scores: Vec<f64> = rows.iter().map(|(s, _)| f64::from(*s) / 11.0).collect();
+            // Ties, and the values whose order only `total_cmp` settles: −0.0 beside 0.0, ±∞.
+            let special = [0.0, -0.0, f64::INFINITY, f64::NEG_INFINITY];
+            let scores: Vec<f64> = rows.iter().map(|(s, _)| usize::from(*s).checked_sub(12).and_then(|i| special.get(i)).copied().unwrap_or(f64::from(*s) / 11.0)).collect();
             let labels: Vec<f64> = rows.iter().map(|(_, y)| f64::from(u8::from(*y))).collect();
             // The distinct scores, highest first, with the positives and negatives at or above.
             let mut order: Vec<usize> = (0..scores.len()).collect();
@@ -482,7 +569,7 @@ mod tests {
                 let (tp, fp) = counts.last().map_or((0.0, 0.0), |c| (c.1, c.2));
                 let (tp, fp) = if labels[i] == 1.0 { (tp + 1.0, fp) } else { (tp, fp + 1.0) };
                 match counts.last_mut() {
-                    Some(last) if last.0 == scores[i] => *last = (scores[i], tp, fp),
+                    Some(last) if last.0 == scores[i] => *last = (last.0, tp, fp),
                     _ => counts.push((scores[i], tp, fp)),
                 }
             }

@@ -68,8 +68,8 @@ pub fn score(model: &Model, x: &[f64], y: &[f64], threshold: f64) -> (Metrics, V
     let k = model.term_count().max(1);
     let logits: Vec<f64> = x.chunks_exact(k).map(|row| model.logit_raw(row)).collect();
     let probabilities: Vec<f64> = logits.iter().map(|&z| logitflow_core::logistic::sigmoid(z)).collect();
-    let ranking = Ranking::new(&probabilities, y);
-    (Metrics::compute_ranked(&probabilities, &logits, y, threshold, &ranking), probabilities, ranking)
+    let (metrics, ranking) = Metrics::compute_with_ranking(&probabilities, &logits, y, threshold);
+    (metrics, probabilities, ranking)
 }
 
 async fn evaluate(State(state): State<AppState>, Json(request): Json<EvaluateRequest>) -> Result<Json<Evaluation>, ApiError> {

@@ -70,7 +70,10 @@ fn make_split(store: &Store, request: &SplitRequest, inputs: &[&str], params: se
             let clean = clean_rows(store, &request.dataset, &request.clean, &params)?;
             check_both_classes(&clean.y, clean.columns.classes.as_ref())?;
             let (train, test) = stratified_rows(&clean.y, request.test_fraction, request.seed);
-            let pick = |part: Vec<usize>| part.into_iter().map(|i| clean.rows[i]).collect();
+            let pick = |part: Vec<usize>| match &clean.rows {
+                Some(rows) => part.into_iter().map(|i| rows[i]).collect(),
+                None => part.into_iter().map(|i| i as u64).collect(),
+            };
             let sources = SplitSources { train: clean.source.clone(), test: clean.source.clone() };
             let rows = SplitRows { sources, train: pick(train), test: pick(test) };
             (clean.columns, rows, clean.report, None)
@@ -116,7 +119,8 @@ struct CleanRows {
     columns: Columns,
     /// The dataset the rows are in.
     source: String,
-    rows: Vec<u64>,
+    /// The rows of `source` kept, in order; `None` for every one of them.
+    rows: Option<Vec<u64>>,
     /// The kept rows' labels.
     y: Vec<f64>,
     report: CleanReport,
@@ -130,15 +134,17 @@ fn clean_rows(store: &Store, id: &str, options: &CleanOptions, params: &serde_js
         let labels = store.load_labels(id)?;
         let (kept, report) = clean_labels(&labels.y, &labels.lines, &labels.columns.label_name, options)?;
         // Every row kept (no label missing, the usual case): the labels are the kept rows' as
-        // they are, not copied (8 MB of fresh memory at 1M rows).
-        let y = if kept.len() == labels.y.len() { labels.y } else { kept.iter().map(|&i| labels.y[i]).collect() };
-        let rows = kept.into_iter().map(|i| i as u64).collect();
+        // they are, not copied (8 MB of fresh memory at 1M rows), and no row is listed.
+        let (y, rows) = match kept {
+            None => (labels.y, None),
+            Some(kept) => (kept.iter().map(|&i| labels.y[i]).collect(), Some(kept.into_iter().map(|i| i as u64).collect())),
+        };
         return Ok(CleanRows { columns: labels.columns, source: id.to_string(), rows, y, report });
     }
     let raw = store.load_table(id)?;
     let (data, kept, report) = clean_keeping(&raw, options)?;
     let (source, rows) = source_rows(store, id, &raw, &data, &kept, &report, params)?;
-    Ok(CleanRows { columns: Columns::of(&data, None), source, rows, y: data.y, report })
+    Ok(CleanRows { columns: Columns::of(&data, None), source, rows: Some(rows), y: data.y, report })
 }
 
 /// Where the clean rows `data` (rows `kept` of dataset `id`, read as `raw`) are to be found:

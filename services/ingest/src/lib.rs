@@ -607,7 +607,6 @@ mod tests {
         (status, serde_json::from_slice(&bytes).unwrap_or_default())
     }
 
-    /// A service in a home of its own, with `a.csv` (two rows) in it.
     /// A file of a length this store has never ingested is read once, hashed as it is parsed;
     /// then its length is seen, and the same file again is the cached step, found before the
     /// parse ends. A store that holds the step but not the length (one written before lengths
@@ -635,6 +634,7 @@ mod tests {
         assert!(staged.is_empty(), "left staged: {staged:?}");
     }
 
+    /// A service in a home of its own, with `a.csv` (two rows) in it.
     fn with_a_csv() -> (tempfile::TempDir, std::path::PathBuf, Router) {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("a.csv");

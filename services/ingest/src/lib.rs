@@ -13,6 +13,7 @@
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
+use logitflow_core::Blake3Reader;
 use logitflow_core::store::{DatasetWriter, StepRecord, Store, step_key};
 use logitflow_core::synth::{Generator, generate};
 use logitflow_core::table::{CsvOptions, RawTable, ValuesWent};
@@ -278,14 +279,11 @@ async fn from_csv(State(state): State<AppState>, Json(source): Json<CsvSource>) 
         // could only miss, cost the 201 MB file ≈ 15 ms of ingest (a copy of every byte).
         let length_seen = length_seen_key(size);
         if state.store.step_lookup(&length_seen).is_none() {
-            let mut reader = Hashing {
-                inner: FileAt { file: &file, offset: 0, limit: MAX_CSV_BYTES + 1, stop: &AtomicBool::new(false) },
-                hasher: blake3::Hasher::new(),
-            };
+            let never = AtomicBool::new(false);
+            let mut reader = Blake3Reader::new(FileAt { file: &file, offset: 0, limit: MAX_CSV_BYTES + 1, stop: &never });
             let parsed = parse(&mut reader)?;
             // The hash names every byte of the file, whatever the parse left unread.
-            std::io::copy(&mut reader, &mut std::io::sink()).map_err(unreadable)?;
-            let params = params_of(&reader.hasher.finalize().to_hex());
+            let params = params_of(&reader.finish().map_err(unreadable)?);
             let info = freeze_streamed(&state.store, &step_key(NAME, &[], &params), || {
                 unchanged()?;
                 Ok((parsed.0, parsed.1, with_path(&params)))
@@ -324,20 +322,6 @@ fn length_seen_key(bytes: u64) -> String {
 /// A reader the parse can take, on any thread.
 trait ReadSend: std::io::Read + Send {}
 impl<R: std::io::Read + Send> ReadSend for R {}
-
-/// A reader that hashes what passes through it, in order.
-struct Hashing<R> {
-    inner: R,
-    hasher: blake3::Hasher,
-}
-
-impl<R: std::io::Read> std::io::Read for Hashing<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
-    }
-}
 
 /// A file read from `offset` by positioned reads, so that two readers of one descriptor keep
 /// their own places; it reads at most `limit` bytes, and fails once `stop` is set.

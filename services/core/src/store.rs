@@ -482,10 +482,11 @@ impl Store {
     /// The row numbers of a split's part (checked to increase), and the dataset they index.
     fn split_part_rows(&self, id: &str, part: SplitPart) -> Result<(Vec<u64>, String), StoreError> {
         let sources: SplitSources = self.read_json(id, Kind::Split, "sources.json")?;
-        let (mask, name, source) = match part {
-            SplitPart::Train => ("train_mask.npy", "train_rows.npy", sources.train),
-            SplitPart::Test => ("test_mask.npy", "test_rows.npy", sources.test),
+        let source = match part {
+            SplitPart::Train => sources.train,
+            SplitPart::Test => sources.test,
         };
+        let (mask, name) = part_file_names(part);
         if self.manifest(id)?.files.contains_key(mask) {
             let bits: Vec<u8> = self.read_vector(id, Kind::Split, mask)?;
             return Ok((unpacked_rows(&bits), source));
@@ -691,22 +692,14 @@ impl Store {
         }
         let columns = Columns { missing: None, ..columns.clone() };
         let (columns, sources, report) = (json_bytes(&columns)?, json_bytes(&split.sources)?, json_bytes(report)?);
-        // Each part as a mask where that is smaller (nearly always: 1M rows split 80/20 take
-        // 250 KB as masks, 8 MB as numbers, whose writing and fsync were ≈ 10–30 ms of
-        // preprocess), else as its row numbers.
-        let (train_mask, test_mask) = (packed_rows(&split.train), packed_rows(&split.test));
-        let (train_rows, test_rows) = (Npy::vector(&split.train), Npy::vector(&split.test));
-        let (train_bits, test_bits) = (train_mask.as_deref().map(Npy::vector), test_mask.as_deref().map(Npy::vector));
-        let train_part: (&str, &dyn Contents) = match &train_bits {
-            Some(bits) => ("train_mask.npy", bits),
-            None => ("train_rows.npy", &train_rows),
-        };
-        let test_part: (&str, &dyn Contents) = match &test_bits {
-            Some(bits) => ("test_mask.npy", bits),
-            None => ("test_rows.npy", &test_rows),
-        };
-        let files: [(&str, &dyn Contents); 5] =
-            [train_part, test_part, ("sources.json", &sources), ("columns.json", &columns), ("report.json", &report)];
+        let (train, test) = (PartFile::of(&split.train), PartFile::of(&split.test));
+        let files: [(&str, &dyn Contents); 5] = [
+            (train.name(SplitPart::Train), &train),
+            (test.name(SplitPart::Test), &test),
+            ("sources.json", &sources),
+            ("columns.json", &columns),
+            ("report.json", &report),
+        ];
         self.put_contents(Kind::Split, "preprocess", inputs, params, &files)
     }
 
@@ -1065,6 +1058,45 @@ impl<T: bytemuck::Pod + Send> NpyRows<'_, T> {
             return Err(hash_mismatch(&id, &name, &entry));
         }
         Ok(())
+    }
+}
+
+/// The files a split's part may be stored as: (its mask, its row numbers).
+fn part_file_names(part: SplitPart) -> (&'static str, &'static str) {
+    match part {
+        SplitPart::Train => ("train_mask.npy", "train_rows.npy"),
+        SplitPart::Test => ("test_mask.npy", "test_rows.npy"),
+    }
+}
+
+/// A split's part as it is stored: a mask where that is smaller (nearly always: 1M rows split
+/// 80/20 take 250 KB as masks, 8 MB as numbers, whose writing and fsync were ≈ 10–30 ms of
+/// preprocess), else its row numbers.
+enum PartFile<'a> {
+    Mask(Vec<u8>),
+    Rows(&'a [u64]),
+}
+
+impl<'a> PartFile<'a> {
+    fn of(rows: &'a [u64]) -> Self {
+        packed_rows(rows).map_or(PartFile::Rows(rows), PartFile::Mask)
+    }
+
+    fn name(&self, part: SplitPart) -> &'static str {
+        let (mask, rows) = part_file_names(part);
+        match self {
+            PartFile::Mask(_) => mask,
+            PartFile::Rows(_) => rows,
+        }
+    }
+}
+
+impl Contents for PartFile<'_> {
+    fn write_to(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        match self {
+            PartFile::Mask(mask) => Npy::vector(mask).write_to(out),
+            PartFile::Rows(rows) => Npy::vector(rows).write_to(out),
+        }
     }
 }
 

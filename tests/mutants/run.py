@@ -104,6 +104,13 @@ MUTANTS = {
             "the hashing thread failed\".into()))?;\n        if !digest.matches(&entry) {",
             "the hashing thread failed\".into()))?;\n        if false && !digest.matches(&entry) {",
             ["-p", "logitflow-core"], "a_split_of_rows_refuses_a_damaged_source_and_rows_it_lacks"),
+    "F24": ("a seal is taken only for the file state it was made for", "services/core/src/home/seal.rs",
+            "    if sealed.file != *state {\n        return None;\n    }\n", "",
+            ["-p", "logitflow-core"], "a_seal_for_another_digest_or_file_is_not_taken"),
+    "F25": ("a file read on its seal's word is asked again once read", "services/core/src/store.rs",
+            "Hasher::Sealed(seal) if !(seal.unchanged)() => String::new(),",
+            "Hasher::Sealed(seal) if false && !(seal.unchanged)() => String::new(),",
+            ["-p", "logitflow-core"], "a_sealed_file_is_taken_on_its_word_only_while_unchanged"),
     # The Access and Bad input tables.
     "A1": ("with a token, every non-health route answers 401 without it", "services/kit/src/guard.rs",
            "if !given.is_some_and(|given| same_token(given.as_bytes(), token.as_bytes())) {", "if given.is_none() {",

@@ -6,6 +6,7 @@
 //! <home>/artifacts/<id>/<files>         .npy matrices, JSON
 //! <home>/steps/<key>.json               step cache: inputs+parameters hash → output ids
 //! <home>/registry.json                  the model registry, and registry.journal beside it
+//! <home>/seals/artifacts/<id>/<file>.json   a large file's hash check, while it is unchanged
 //! <home>/tmp/                           where writes are staged before their rename
 //! ```
 //!
@@ -14,8 +15,10 @@
 //! serialised by a lock on the home directory and journalled, so a damaged `registry.json` is
 //! recovered rather than started over.
 
+pub(crate) mod seal;
+
 use crate::registry::{RegistryData, RegistryError};
-use crate::store::{Contents, Storage, StoreError, StoredObject, now_unix_ms};
+use crate::store::{Contents, Sealing, Storage, StoreError, StoredObject, now_unix_ms};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -113,6 +116,9 @@ impl HomeStorage {
     fn tmp_dir(&self) -> PathBuf {
         self.home.join("tmp")
     }
+    fn seal_path(&self, key: &str) -> PathBuf {
+        self.home.join("seals").join(format!("{key}.json"))
+    }
     fn registry_path(&self) -> PathBuf {
         self.home.join("registry.json")
     }
@@ -160,8 +166,13 @@ impl Storage for HomeStorage {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(StoreError::io(&path, e)),
         };
-        let len = file.metadata().map_err(|e| StoreError::io(&path, e))?.len();
-        Ok(Some(StoredObject { len, reader: Box::new(file) }))
+        let metadata = file.metadata().map_err(|e| StoreError::io(&path, e))?;
+        let len = metadata.len();
+        let sealing = match len >= seal::SEAL_MIN_BYTES {
+            true => seal::sealing(self.seal_path(key), self.tmp_dir(), &file, seal::FileState::of(&metadata)),
+            false => Sealing::None,
+        };
+        Ok(Some(StoredObject { len, reader: Box::new(file), sealing }))
     }
 
     fn staging_file(&self) -> Result<Option<(fs::File, PathBuf)>, StoreError> {
@@ -176,22 +187,31 @@ impl Storage for HomeStorage {
         let artifacts = self.home.join("artifacts");
         let dest = artifacts.join(id);
         let staging = self.tmp_dir().join(unique_name(id));
+        // The large files written, as they were once synced, with their digests: sealed once
+        // they are in place, if still so.
+        let mut to_seal = Vec::new();
         let result = (|| {
             fs::create_dir_all(&staging).map_err(|e| StoreError::io(&staging, e))?;
             for (name, contents) in files {
                 let path = staging.join(name);
                 let io = |e| StoreError::io(&path, e);
                 // Written already, into this home's staging area: moved in, not copied.
-                if let Some(staged) = contents.staged_file()
+                let written = if let Some(staged) = contents.staged_file()
                     && staged.starts_with(self.tmp_dir())
                     && fs::rename(staged, &path).is_ok()
                 {
-                    fs::File::open(&path).and_then(|f| f.sync_all()).map_err(io)?;
-                    continue;
+                    fs::File::open(&path).map_err(io)?
+                } else {
+                    let mut f = std::io::BufWriter::with_capacity(1 << 20, fs::File::create(&path).map_err(io)?);
+                    contents.write_to(&mut f).map_err(io)?;
+                    f.into_inner().map_err(|e| io(e.into_error()))?
+                };
+                written.sync_all().map_err(io)?;
+                if let Some((blake3, bytes)) = contents.blake3()
+                    && bytes >= seal::SEAL_MIN_BYTES
+                {
+                    to_seal.push((*name, seal::FileState::of(&written.metadata().map_err(io)?), blake3));
                 }
-                let mut f = std::io::BufWriter::with_capacity(1 << 20, fs::File::create(&path).map_err(io)?);
-                contents.write_to(&mut f).map_err(io)?;
-                f.into_inner().map_err(|e| io(e.into_error()))?.sync_all().map_err(io)?;
             }
             sync_dir(&staging)?;
             // Another writer of the same content may have finished meanwhile: its copy is whole,
@@ -217,7 +237,15 @@ impl Storage for HomeStorage {
                 }
             }
             match fs::rename(&staging, &dest) {
-                Ok(()) => sync_dir(&artifacts),
+                Ok(()) => {
+                    sync_dir(&artifacts)?;
+                    for (name, written, blake3) in to_seal.drain(..) {
+                        if fs::metadata(dest.join(name)).is_ok_and(|now| seal::FileState::of(&now) == written) {
+                            seal::write(&self.seal_path(&format!("artifacts/{id}/{name}")), &self.tmp_dir(), written, blake3);
+                        }
+                    }
+                    Ok(())
+                }
                 // Another writer stored the same content first: theirs is as good as ours.
                 Err(_) if whole() => Ok(()),
                 Err(e) => Err(StoreError::io(&dest, e)),

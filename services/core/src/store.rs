@@ -168,6 +168,28 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
 pub struct StoredObject<'a> {
     pub len: u64,
     pub reader: Box<dyn Read + 'a>,
+    /// What the storage knows of its hash check without hashing it.
+    pub sealing: Sealing,
+}
+
+/// What a storage knows of a file's hash check without hashing it: seals (see
+/// `crate::home::seal`; only a home keeps them).
+pub enum Sealing {
+    /// Nothing: it is hashed.
+    None,
+    /// A seal vouches for its hash.
+    Sealed(Seal),
+    /// No seal vouches for it: once it has been hashed whole and matched, this seals it with
+    /// that BLAKE3, if it is still as it was opened.
+    Unsealed(Box<dyn FnOnce(String) + Send>),
+}
+
+/// A file's seal, found as it was opened: the BLAKE3 its writer hashed it to, which stands for
+/// the reader's own hash check for as long as the file is not written to.
+pub struct Seal {
+    pub blake3: String,
+    /// Whether the file is still as it was sealed: asked once it has been read.
+    pub unchanged: Box<dyn Fn() -> bool + Send>,
 }
 
 /// The artifact store over a [`Storage`]. Cheap to clone; nothing is cached in memory, so
@@ -279,7 +301,19 @@ impl Store {
             files: entries,
         };
         let manifest_bytes = json_bytes(&manifest)?;
-        let all: Vec<(&str, &dyn Contents)> = files.iter().copied().chain([("manifest.json", &manifest_bytes as &dyn Contents)]).collect();
+        // Each file with the digest just taken of it, which a storage may seal it with.
+        let hashed: Vec<(&str, Hashed<'_>)> = files
+            .iter()
+            .map(|&(name, contents)| {
+                let entry = manifest.files.get(name);
+                (name, Hashed { contents, known: entry.and_then(|e| Some((e.blake3.clone()?, e.bytes))) })
+            })
+            .collect();
+        let all: Vec<(&str, &dyn Contents)> = hashed
+            .iter()
+            .map(|(name, hashed)| (*name, hashed as &dyn Contents))
+            .chain([("manifest.json", &manifest_bytes as &dyn Contents)])
+            .collect();
         self.storage.commit(&id, &all, &|| self.verify(&id).is_ok())?;
         Ok(id)
     }
@@ -313,9 +347,17 @@ impl Store {
         let manifest = self.manifest(id)?;
         for name in manifest.files.keys() {
             let (entry, mut file) = self.open_hashing(id, manifest.kind, name)?;
-            std::io::copy(&mut std::io::BufReader::with_capacity(NPY_CHUNK_BYTES, &mut file), &mut std::io::sink())
-                .map_err(|e| StoreError::Corrupt { id: id.to_string(), detail: format!("{name}: {e}") })?;
-            if !file.digest.matches(&entry) {
+            // A sealed file's size was checked as it was opened, and its seal vouches for the
+            // rest while it is unchanged: nothing to read.
+            let vouched = match &file.digest.hasher {
+                Hasher::Sealed(seal) => (seal.unchanged)(),
+                _ => {
+                    std::io::copy(&mut std::io::BufReader::with_capacity(NPY_CHUNK_BYTES, &mut file), &mut std::io::sink())
+                        .map_err(|e| StoreError::Corrupt { id: id.to_string(), detail: format!("{name}: {e}") })?;
+                    file.digest.matches(&entry)
+                }
+            };
+            if !vouched {
                 return Err(hash_mismatch(id, name, &entry));
             }
         }
@@ -372,7 +414,7 @@ impl Store {
 
     /// One file of an artifact of the expected kind, opened, its size checked against the
     /// manifest (before anything is allocated for it); the hash is the reader's to check.
-    fn open_file(&self, id: &str, expected: Kind, name: &str) -> Result<(FileEntry, Box<dyn Read + '_>), StoreError> {
+    fn open_file(&self, id: &str, expected: Kind, name: &str) -> Result<(FileEntry, StoredObject<'_>), StoreError> {
         let manifest = self.manifest(id)?;
         if manifest.kind != expected {
             return Err(StoreError::WrongKind { id: id.to_string(), expected: expected.name(), found: manifest.kind.name().to_string() });
@@ -383,16 +425,24 @@ impl Store {
         if object.len != entry.bytes {
             return Err(corrupt(format!("{name} does not match its hash ({} bytes, {} expected)", object.len, entry.bytes)));
         }
-        Ok((entry, object.reader))
+        Ok((entry, object))
     }
 
     /// [`Store::open_file`] through the digest its manifest lists it by: whatever is read from
-    /// it is hashed, for [`Digest::matches`] at the end.
+    /// it is hashed, for [`Digest::matches`] at the end; or, where the file's seal vouches for
+    /// that very digest, counted, and the seal asked again at the end.
     fn open_hashing(&self, id: &str, kind: Kind, name: &str) -> Result<(FileEntry, HashingReader<Box<dyn Read + '_>>), StoreError> {
         let (entry, file) = self.open_file(id, kind, name)?;
-        let digest = Digest::checking(&entry)
-            .ok_or_else(|| StoreError::Corrupt { id: id.to_string(), detail: format!("the manifest gives {name} no digest") })?;
-        Ok((entry, HashingReader { inner: file, digest }))
+        let checking = || {
+            Digest::checking(&entry)
+                .ok_or_else(|| StoreError::Corrupt { id: id.to_string(), detail: format!("the manifest gives {name} no digest") })
+        };
+        let digest = match file.sealing {
+            Sealing::Sealed(seal) if entry.blake3.as_ref() == Some(&seal.blake3) => Digest::sealed(seal),
+            Sealing::Unsealed(seal) if entry.blake3.is_some() => Digest { seal_on_match: Some(seal), ..checking()? },
+            _ => checking()?,
+        };
+        Ok((entry, HashingReader { inner: file.reader, digest }))
     }
 
     /// Some rows of an `.npy` matrix (or elements of a vector), picked by increasing row
@@ -1164,6 +1214,24 @@ impl Contents for Vec<u8> {
     }
 }
 
+/// A file's contents with the digest [`Store::put_contents`] took of them.
+struct Hashed<'a> {
+    contents: &'a dyn Contents,
+    known: Option<(String, u64)>,
+}
+
+impl Contents for Hashed<'_> {
+    fn write_to(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        self.contents.write_to(out)
+    }
+    fn blake3(&self) -> Option<(String, u64)> {
+        self.known.clone()
+    }
+    fn staged_file(&self) -> Option<&Path> {
+        self.contents.staged_file()
+    }
+}
+
 /// Values as an `.npy` file (a row-major matrix, or a vector), written from them in place.
 pub(crate) struct Npy<'a, T> {
     values: &'a [T],
@@ -1201,17 +1269,21 @@ impl<T: ndarray_npy::WritableElement> Contents for Npy<'_, T> {
 struct Digest {
     hasher: Hasher,
     bytes: u64,
+    /// Called with the BLAKE3 when it matches ([`Sealing::Unsealed`]).
+    seal_on_match: Option<Box<dyn FnOnce(String) + Send>>,
 }
 
 enum Hasher {
     Blake3(Box<blake3::Hasher>),
     Sha256(sha2::Sha256),
+    /// No hashing: the file's seal vouches for its BLAKE3 while the file is unchanged.
+    Sealed(Seal),
 }
 
 impl Default for Digest {
     /// The digest new files are listed by.
     fn default() -> Self {
-        Digest { hasher: Hasher::Blake3(Box::default()), bytes: 0 }
+        Digest { hasher: Hasher::Blake3(Box::default()), bytes: 0, seal_on_match: None }
     }
 }
 
@@ -1223,7 +1295,12 @@ impl Digest {
             (None, Some(_)) => Hasher::Sha256(sha2::Sha256::default()),
             (None, None) => return None,
         };
-        Some(Digest { hasher, bytes: 0 })
+        Some(Digest { hasher, bytes: 0, seal_on_match: None })
+    }
+
+    /// The digest of a file its seal vouches for: bytes are counted, not hashed.
+    fn sealed(seal: Seal) -> Digest {
+        Digest { hasher: Hasher::Sealed(seal), bytes: 0, seal_on_match: None }
     }
 
     /// The hex digest and the length.
@@ -1232,16 +1309,27 @@ impl Digest {
         let hex = match self.hasher {
             Hasher::Blake3(hasher) => hasher.finalize().to_hex().to_string(),
             Hasher::Sha256(sha) => crate::hex(&sha.finalize()),
+            // Changed since it was sealed (or while it was read): no digest it could match.
+            Hasher::Sealed(seal) if !(seal.unchanged)() => String::new(),
+            Hasher::Sealed(seal) => seal.blake3,
         };
         (hex, self.bytes)
     }
 
     /// True when what was written is the file `entry` lists.
-    fn matches(self, entry: &FileEntry) -> bool {
-        let is_blake3 = matches!(self.hasher, Hasher::Blake3(_));
+    fn matches(mut self, entry: &FileEntry) -> bool {
+        let seal_on_match = self.seal_on_match.take();
+        let is_blake3 = !matches!(self.hasher, Hasher::Sha256(_));
         let (hex, bytes) = self.finish();
         let expected = if is_blake3 { &entry.blake3 } else { &entry.sha256 };
-        bytes == entry.bytes && expected.as_deref() == Some(hex.as_str())
+        let matched = bytes == entry.bytes && expected.as_deref() == Some(hex.as_str());
+        if matched
+            && is_blake3
+            && let Some(seal) = seal_on_match
+        {
+            seal(hex);
+        }
+        matched
     }
 }
 
@@ -1252,6 +1340,7 @@ impl Digest {
                 hasher.update(buf);
             }
             Hasher::Sha256(sha) => sha2::Digest::update(sha, buf),
+            Hasher::Sealed(_) => {}
         }
         self.bytes += buf.len() as u64;
     }
@@ -1335,6 +1424,98 @@ mod tests {
             });
             assert_eq!(missing, 0, "round {round}: an artifact already stored was not found whole {missing} times");
         }
+    }
+
+    /// A large file the store wrote is read on its seal's word while it is unchanged. Any write
+    /// to it voids the seal: a byte changed in place, the size kept, is refused by the hash as
+    /// before, and the file written back as it was is hashed and read again.
+    #[test]
+    fn a_sealed_file_is_taken_on_its_word_only_while_unchanged() {
+        use std::os::unix::fs::FileExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("opens");
+        let table = numbered_table(20_000, 10);
+        let id = store.put_table(&table, "test", serde_json::json!({})).expect("stores");
+        let seals = dir.path().join("seals").join("artifacts").join(&id);
+        assert!(seals.join("x.npy.json").is_file(), "the 1.6 MB x.npy is sealed");
+        assert!(!seals.join("y.npy.json").exists(), "a small file is hashed, never sealed");
+        let sealed = |store: &Store| is_sealed(store, &id, "x.npy");
+        assert!(sealed_once_read(&store, &id, "x.npy"), "read on its seal's word");
+        assert_eq!(store.load_table(&id).expect("loads").x, table.x);
+        store.verify(&id).expect("whole");
+
+        let path = dir.path().join("artifacts").join(&id).join("x.npy");
+        let file = fs::OpenOptions::new().write(true).open(&path).expect("opens for writing");
+        let at = fs::metadata(&path).expect("stat").len() - 8;
+        let mut byte = [0u8];
+        fs::File::open(&path).expect("opens").read_exact_at(&mut byte, at).expect("reads");
+        file.write_all_at(&[byte[0] ^ 1], at).expect("writes");
+        assert!(!sealed(&store), "a write voids the seal");
+        assert!(matches!(store.load_table(&id), Err(StoreError::Corrupt { .. })));
+        assert!(store.verify(&id).is_err());
+        file.write_all_at(&byte, at).expect("writes back");
+        assert!(!sealed(&store));
+        assert_eq!(store.load_table(&id).expect("hashed and loaded").x, table.x);
+
+        // Hashed whole and matched, it is sealed again.
+        assert!(sealed_once_read(&store, &id, "x.npy"));
+
+        // Written while it is read on its seal's word: refused once read.
+        let again = store.put_table(&numbered_table(20_001, 10), "test", serde_json::json!({})).expect("stores");
+        assert!(sealed_once_read(&store, &again, "x.npy"));
+        let (entry, mut reading) = store.open_hashing(&again, Kind::Dataset, "x.npy").expect("opens");
+        assert!(matches!(reading.digest.hasher, Hasher::Sealed(_)));
+        std::io::copy(&mut reading, &mut std::io::sink()).expect("reads");
+        let path = dir.path().join("artifacts").join(&again).join("x.npy");
+        fs::OpenOptions::new().write(true).open(&path).expect("opens").write_all_at(b"\x93NUMPY", 0).expect("writes the same bytes");
+        assert!(!reading.digest.matches(&entry), "changed since it was sealed");
+    }
+
+    fn is_sealed(store: &Store, id: &str, name: &str) -> bool {
+        let (_, file) = store.open_hashing(id, Kind::Dataset, name).expect("opens");
+        matches!(file.digest.hasher, Hasher::Sealed(_))
+    }
+
+    /// Whether the file is read on a seal's word, after as many whole readings as it takes: a
+    /// seal made in the clock tick of the file's last change is not trusted, and each reading
+    /// that hashes the file seals it anew, until a seal is newer than the change.
+    fn sealed_once_read(store: &Store, id: &str, name: &str) -> bool {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !is_sealed(store, id, name) {
+            if std::time::Instant::now() > deadline || store.verify(id).is_err() {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// A seal vouches only for the digest it names and the file state it was made for.
+    #[test]
+    fn a_seal_for_another_digest_or_file_is_not_taken() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("opens");
+        let table = numbered_table(20_000, 10);
+        let id = store.put_table(&table, "test", serde_json::json!({})).expect("stores");
+        let seal = dir.path().join("seals").join("artifacts").join(&id).join("x.npy.json");
+        assert!(sealed_once_read(&store, &id, "x.npy"));
+        let original = fs::read_to_string(&seal).expect("sealed");
+        let sealed = || is_sealed(&store, &id, "x.npy");
+        let value: serde_json::Value = serde_json::from_str(&original).expect("parses");
+        let blake3 = value["blake3"].as_str().expect("names a digest").to_string();
+        let elsewhere = dir.path().join("tmp").join("seal");
+        for forged in
+            [original.replace(&blake3, &"0".repeat(64)), original.replace("\"inode\":", "\"inode\":1"), "{".into(), "x".repeat(5000)]
+        {
+            // Written elsewhere and moved in, so the seal file is newer than the file it seals.
+            fs::write(&elsewhere, &forged).expect("writes");
+            fs::rename(&elsewhere, &seal).expect("moves");
+            assert!(!sealed(), "{forged:.80}");
+            assert_eq!(store.load_table(&id).expect("hashed and loaded").x, table.x);
+            // (Loaded, it is sealed again as it is: the next forgery replaces that seal.)
+        }
+        fs::write(&elsewhere, &original).expect("writes");
+        fs::rename(&elsewhere, &seal).expect("moves");
+        assert!(sealed(), "the seal as written");
     }
 
     #[test]

@@ -20,7 +20,7 @@
 use bytes::Bytes;
 use futures::StreamExt;
 use logitflow_core::registry::{Registry, RegistryData, RegistryError};
-use logitflow_core::store::{Contents, Storage, Store, StoreError, StoredObject};
+use logitflow_core::store::{Contents, Sealing, Storage, Store, StoreError, StoredObject};
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as ObjectPath;
 use object_store::{MultipartUpload, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
@@ -327,7 +327,9 @@ impl Storage for S3Storage {
             Ok(len)
         })?;
         match opened {
-            Ok(len) => Ok(Some(StoredObject { len, reader: Box::new(Download { chunks: rx, current: Bytes::new() }) })),
+            Ok(len) => {
+                Ok(Some(StoredObject { len, reader: Box::new(Download { chunks: rx, current: Bytes::new() }), sealing: Sealing::None }))
+            }
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(self.failed(key, e)),
         }

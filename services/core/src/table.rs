@@ -643,16 +643,33 @@ impl Layout<'_> {
                 numeric[i] = !forced;
             }
         }
+        // Records whose every field was read as a number in the walk (a numeric file's every
+        // record, when every column is a feature or the label) go straight into the rows: none
+        // is blank, and each of their cells is a number, counted here for all of them at once.
+        let every_field_numeric = numeric.iter().all(|&n| n);
+        let mut all_numbers = 0;
         let mut start = 0;
         while start < text.len() {
             match self.walk_record(text, start, &numeric, &mut fields, &mut numbers) {
                 Some(line_end) => {
                     line += 1;
-                    self.take_record(&mut rows, &fields, Some(&numbers), line)?;
+                    if every_field_numeric && numbers.iter().all(Option::is_some) {
+                        // (Every one is `Some`: the NaN is never taken.)
+                        let number = |i: usize| numbers[i].unwrap_or(f64::NAN);
+                        rows.x.extend(self.feature_idx.iter().map(|&i| number(i)));
+                        rows.y.push(number(self.label_idx));
+                        rows.lines.push(line);
+                        all_numbers += 1;
+                    } else {
+                        self.take_record(&mut rows, &fields, Some(&numbers), line)?;
+                    }
                     start = past_line_end(text, line_end);
                 }
                 None => start = self.read_record(text, start, &mut line, &mut fields, &mut rows)?,
             }
+        }
+        for cells in rows.text.iter_mut().chain([&mut rows.label_text]) {
+            cells.numbers += all_numbers;
         }
         Ok(rows)
     }

@@ -305,7 +305,7 @@ impl RawTable {
         mut sink: Option<&mut dyn ValueSink>,
     ) -> Result<(Self, ValuesWent), DataError> {
         let io = |e: std::io::Error| DataError::Io(e.to_string());
-        let mut blocks = BlockReader { buffer: Vec::new(), block_bytes: block_bytes.max(1) };
+        let mut blocks = BlockReader::new(block_bytes);
         // The header is read from the first block — grown by the next while it holds only
         // blank lines, which come before a header and are skipped.
         let mut head = blocks.next(&mut reader).map_err(io)?;
@@ -839,20 +839,27 @@ impl Layout<'_> {
         // hand out a block then learns no one will take it.
         let jobs_rx = std::sync::Arc::new(std::sync::Mutex::new(jobs_rx));
         let (done_tx, done_rx) = mpsc::sync_channel::<(usize, Result<Rows, DataError>)>(threads * 2);
+        // Parsed blocks go back to the reader, which reads the next ones into them.
+        let (spent_tx, spent_rx) = mpsc::channel::<Vec<u8>>();
+        blocks.spent = Some(spent_rx);
         std::thread::scope(|scope| {
             for _ in 0..threads {
                 let done_tx = done_tx.clone();
+                let spent_tx = spent_tx.clone();
                 let jobs_rx = std::sync::Arc::clone(&jobs_rx);
                 scope.spawn(move || {
                     loop {
                         let job = jobs_rx.lock().map_err(|_| ()).and_then(|rx| rx.recv().map_err(|_| ()));
                         let Ok((index, block, before)) = job else { return };
-                        if done_tx.send((index, self.read_unquoted(&block, before))).is_err() {
+                        let rows = self.read_unquoted(&block, before);
+                        let _ = spent_tx.send(block);
+                        if done_tx.send((index, rows)).is_err() {
                             return;
                         }
                     }
                 });
             }
+            drop(spent_tx);
             drop(jobs_rx);
             // The reader: hands out blocks with the line breaks before each, until the end, an
             // error, a quote (then it reads the rest itself) or no one listening.
@@ -920,33 +927,63 @@ impl Layout<'_> {
     }
 }
 
+/// Reads into all of `buf` unless the end comes first; returns how much it read.
+fn read_fully<R: Read>(reader: &mut R, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut read = 0;
+    while read < buf.len() {
+        match reader.read(&mut buf[read..]) {
+            Ok(0) => break,
+            Ok(n) => read += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(read)
+}
+
 /// Reads a file in blocks that end at line ends (`\n`), keeping what follows the last one.
 struct BlockReader {
     /// Read but not yet handed out: the start of the next block.
     buffer: Vec<u8>,
     block_bytes: usize,
+    /// Blocks handed out and parsed, whose memory the next blocks are read into.
+    spent: Option<std::sync::mpsc::Receiver<Vec<u8>>>,
 }
 
 impl BlockReader {
+    fn new(block_bytes: usize) -> BlockReader {
+        BlockReader { buffer: Vec::new(), block_bytes: block_bytes.max(1), spent: None }
+    }
+
     /// The next block: `block_bytes` or a little more, ending just past a `\n` — or at the end
     /// of the file, or longer where a line is. Empty at the end.
+    ///
+    /// It is read into the memory of a block handed back as spent, where one is: into memory
+    /// of its own, `read_to_end` zeroes it first (the reader has no `read_buf`), which cost
+    /// ingest ≈ 29 ms of CPU for the 201 MB file. Only memory never used before is zeroed here.
     fn next<R: Read>(&mut self, reader: &mut R) -> std::io::Result<Vec<u8>> {
-        let mut block = std::mem::take(&mut self.buffer);
-        // Room for what is read next, at once: grown by `read_to_end` from the short carry-over,
-        // the block would be copied a dozen times as it doubled.
-        block.reserve(self.block_bytes);
+        let mut block = self.spent.as_ref().and_then(|spent| spent.try_recv().ok()).unwrap_or_default();
+        let carried = self.buffer.len();
+        block.resize(block.len().max(carried), 0);
+        block[..carried].copy_from_slice(&self.buffer);
+        self.buffer.clear();
         // What is carried over follows the last `\n` handed out: it holds none.
-        let mut searched = block.len();
+        let mut filled = carried;
         loop {
-            let n = reader.by_ref().take(self.block_bytes as u64).read_to_end(&mut block)?;
-            if n < self.block_bytes {
+            let end = filled + self.block_bytes;
+            block.resize(block.len().max(end), 0);
+            let read = read_fully(reader, &mut block[filled..end])?;
+            let searched = filled;
+            filled += read;
+            if read < self.block_bytes {
+                block.truncate(filled);
                 return Ok(block); // the end of the file
             }
-            if let Some(last) = memchr::memrchr(b'\n', &block[searched..]) {
-                self.buffer = block.split_off(searched + last + 1);
+            if let Some(last) = memchr::memrchr(b'\n', &block[searched..filled]) {
+                self.buffer.extend_from_slice(&block[searched + last + 1..filled]);
+                block.truncate(searched + last + 1);
                 return Ok(block);
             }
-            searched = block.len();
         }
     }
 

@@ -273,7 +273,9 @@ impl Store {
         let mut identity = format!("logitflow-artifact\0{}\0", kind.name());
         let mut sorted: Vec<&(&str, &dyn Contents)> = files.iter().collect();
         sorted.sort_by_key(|(name, _)| *name);
-        for (name, contents) in &sorted {
+        // Each file with the digest taken of it here, which a storage may seal it with.
+        let mut hashed = Vec::with_capacity(files.len());
+        for &&(name, contents) in &sorted {
             let (blake3, bytes) = match contents.blake3() {
                 Some(known) => known,
                 None => {
@@ -283,7 +285,8 @@ impl Store {
                 }
             };
             identity.push_str(&format!("{name}\0blake3:{blake3}\0"));
-            entries.insert(name.to_string(), FileEntry { blake3: Some(blake3), sha256: None, bytes });
+            entries.insert(name.to_string(), FileEntry { blake3: Some(blake3.clone()), sha256: None, bytes });
+            hashed.push((name, Hashed { contents, blake3, bytes }));
         }
         let id = sha256_hex(identity.as_bytes());
         // The same content stored whole already: nothing to write. Stored damaged (a file
@@ -301,14 +304,6 @@ impl Store {
             files: entries,
         };
         let manifest_bytes = json_bytes(&manifest)?;
-        // Each file with the digest just taken of it, which a storage may seal it with.
-        let hashed: Vec<(&str, Hashed<'_>)> = files
-            .iter()
-            .map(|&(name, contents)| {
-                let entry = manifest.files.get(name);
-                (name, Hashed { contents, known: entry.and_then(|e| Some((e.blake3.clone()?, e.bytes))) })
-            })
-            .collect();
         let all: Vec<(&str, &dyn Contents)> = hashed
             .iter()
             .map(|(name, hashed)| (*name, hashed as &dyn Contents))
@@ -1217,7 +1212,8 @@ impl Contents for Vec<u8> {
 /// A file's contents with the digest [`Store::put_contents`] took of them.
 struct Hashed<'a> {
     contents: &'a dyn Contents,
-    known: Option<(String, u64)>,
+    blake3: String,
+    bytes: u64,
 }
 
 impl Contents for Hashed<'_> {
@@ -1225,7 +1221,7 @@ impl Contents for Hashed<'_> {
         self.contents.write_to(out)
     }
     fn blake3(&self) -> Option<(String, u64)> {
-        self.known.clone()
+        Some((self.blake3.clone(), self.bytes))
     }
     fn staged_file(&self) -> Option<&Path> {
         self.contents.staged_file()

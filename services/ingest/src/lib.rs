@@ -280,7 +280,7 @@ async fn from_csv(State(state): State<AppState>, Json(source): Json<CsvSource>) 
         let length_seen = length_seen_key(size);
         if state.store.step_lookup(&length_seen).is_none() {
             let never = AtomicBool::new(false);
-            let mut reader = Blake3Reader::new(FileAt { file: &file, offset: 0, limit: MAX_CSV_BYTES + 1, stop: &never });
+            let mut reader = Blake3Reader::new(FileAt::from_start(&file, &never));
             let parsed = parse(&mut reader)?;
             // The hash names every byte of the file, whatever the parse left unread.
             let params = params_of(&reader.finish().map_err(unreadable)?);
@@ -294,10 +294,10 @@ async fn from_csv(State(state): State<AppState>, Json(source): Json<CsvSource>) 
         }
         let stop_parsing = AtomicBool::new(false);
         std::thread::scope(|scope| {
-            let parsing = scope.spawn(|| parse(&mut FileAt { file: &file, offset: 0, limit: MAX_CSV_BYTES + 1, stop: &stop_parsing }));
+            let parsing = scope.spawn(|| parse(&mut FileAt::from_start(&file, &stop_parsing)));
             let frozen = (|| {
-                let reader = FileAt { file: &file, offset: 0, limit: MAX_CSV_BYTES + 1, stop: &AtomicBool::new(false) };
-                let params = params_of(&logitflow_core::blake3_hex_of(reader).map_err(unreadable)?);
+                let hashed = logitflow_core::blake3_hex_of(FileAt::from_start(&file, &AtomicBool::new(false)));
+                let params = params_of(&hashed.map_err(unreadable)?);
                 freeze_streamed(&state.store, &step_key(NAME, &[], &params), || {
                     let (table, streamed) = parsing.join().map_err(|_| ApiError::Internal("the parse of the CSV panicked".into()))??;
                     unchanged()?;
@@ -330,6 +330,14 @@ struct FileAt<'a> {
     offset: u64,
     limit: u64,
     stop: &'a AtomicBool,
+}
+
+impl<'a> FileAt<'a> {
+    /// `file` from its start, up to one byte past [`MAX_CSV_BYTES`] (a file grown past the
+    /// bound shows as too long).
+    fn from_start(file: &'a std::fs::File, stop: &'a AtomicBool) -> Self {
+        FileAt { file, offset: 0, limit: MAX_CSV_BYTES + 1, stop }
+    }
 }
 
 impl std::io::Read for FileAt<'_> {

@@ -588,6 +588,21 @@ impl Store {
         kind: Kind,
         name: &str,
     ) -> Result<(Vec<usize>, Vec<T>), StoreError> {
+        let (shape, mut buffer, start) = self.read_npy_unmoved::<T>(id, kind, name)?;
+        let count = buffer.len() - start;
+        buffer.copy_within(start.., 0);
+        buffer.truncate(count);
+        Ok((shape, buffer))
+    }
+
+    /// [`Store::read_npy`] without moving the values to the front: the buffer the file was read
+    /// into, truncated after the values, and the index at which they start.
+    fn read_npy_unmoved<T: bytemuck::Pod + ndarray_npy::ViewElement>(
+        &self,
+        id: &str,
+        kind: Kind,
+        name: &str,
+    ) -> Result<(Vec<usize>, Vec<T>, usize), StoreError> {
         let (mut buffer, len) = self.read_into::<T>(id, kind, name)?;
         let corrupt = |detail: String| StoreError::Corrupt { id: id.to_string(), detail: format!("{name}: {detail}") };
         let bytes = &bytemuck::cast_slice::<T, u8>(&buffer)[..len];
@@ -600,9 +615,8 @@ impl Store {
         // The values are the file's last bytes, after a header whose length keeps them aligned.
         let size = std::mem::size_of::<T>();
         let start = (len - count * size) / size;
-        buffer.copy_within(start..start + count, 0);
-        buffer.truncate(count);
-        Ok((shape, buffer))
+        buffer.truncate(start + count);
+        Ok((shape, buffer, start))
     }
 
     /// Freezes a raw table as a dataset artifact: `x.npy`, `y.npy`, its lines, `columns.json`
@@ -824,6 +838,60 @@ impl Store {
         })
     }
 
+    /// A dataset's rows read whole and hash-checked, for a part of a split of it to be taken
+    /// out of in place ([`Store::take_split_part`]): train loads them while preprocess, which
+    /// leaves a core idle, is still splitting them.
+    pub fn load_dataset_rows(&self, id: &str) -> Result<DatasetRows, StoreError> {
+        let columns: Columns = self.read_json(id, Kind::Dataset, "columns.json")?;
+        let y: Vec<f64> = self.read_vector(id, Kind::Dataset, "y.npy")?;
+        let (shape, x, start) = self.read_npy_unmoved::<f64>(id, Kind::Dataset, "x.npy")?;
+        let width = columns.feature_names.len();
+        if shape[..] != [y.len(), width] {
+            let detail = format!("x.npy has shape {shape:?}, not ({}, {width}) as y.npy and columns.json say", y.len());
+            return Err(StoreError::Corrupt { id: id.into(), detail });
+        }
+        Ok(DatasetRows { id: id.to_string(), x, start, y })
+    }
+
+    /// One part of a split, taken out of its dataset's rows loaded whole before
+    /// ([`Store::load_dataset_rows`]): the part's rows are moved to the front of the memory
+    /// they were read into and the rest is given back, so the part takes no fresh memory and
+    /// no second read of the dataset. Rows of another dataset than the part's (the split of
+    /// cleaned data, or the test part of a file given for testing) are let go first, and the
+    /// part is loaded as [`Store::load_split_part`] loads it.
+    pub fn take_split_part(&self, id: &str, part: SplitPart, whole: DatasetRows) -> Result<Dataset, StoreError> {
+        if self.manifest(id)?.files.contains_key("sources.json") {
+            let (rows, source) = self.split_part_rows(id, part)?;
+            if source == whole.id {
+                let columns: Columns = self.read_json(id, Kind::Split, "columns.json")?;
+                let count = whole.y.len();
+                if let Some(&last) = rows.last().filter(|&&last| usize::try_from(last).map_or(true, |last| last >= count)) {
+                    let detail = format!("x.npy: row {last} asked for, but it has {count}");
+                    return Err(StoreError::Corrupt { id: source, detail });
+                }
+                let width = columns.feature_names.len();
+                if whole.x.len() - whole.start != count * width {
+                    let detail =
+                        format!("its source {source} has {} values a row, the split {width}", (whole.x.len() - whole.start) / count.max(1));
+                    return Err(StoreError::Corrupt { id: id.into(), detail });
+                }
+                let DatasetRows { mut x, start, mut y, .. } = whole;
+                keep_rows(&mut x, start, width, &rows);
+                keep_rows(&mut y, 0, 1, &rows);
+                return Ok(Dataset {
+                    feature_names: columns.feature_names,
+                    label_name: columns.label_name,
+                    kinds: columns.kinds,
+                    classes: columns.classes,
+                    x,
+                    y,
+                });
+            }
+        }
+        drop(whole);
+        self.load_split_part(id, part)
+    }
+
     /// The step cache: the outputs recorded under `key`, if every one is still in the store
     /// and whole (hash-checked): a damaged output is not reused but made again, which
     /// replaces the damaged copy.
@@ -1020,6 +1088,40 @@ fn count_missing(counts: &mut [u64], values: &[f64]) {
             *count += u64::from(v.is_nan());
         }
     }
+}
+
+/// A dataset's rows read whole ([`Store::load_dataset_rows`]): its features as read from
+/// `x.npy`, its header's place included, and its labels.
+pub struct DatasetRows {
+    id: String,
+    /// The file's values from index `start`, row-major.
+    x: Vec<f64>,
+    start: usize,
+    y: Vec<f64>,
+}
+
+impl DatasetRows {
+    /// The dataset's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+/// Moves rows `rows` (increasing numbers, each of a row in `values`) of `values`, rows of
+/// `width` values from index `start`, to its front in their order, and gives back the rest of
+/// its memory. A row only ever moves towards the front, onto rows already moved or not kept,
+/// so one pass in order does it in place; a run of consecutive rows moves as one.
+fn keep_rows<T: Copy>(values: &mut Vec<T>, start: usize, width: usize, rows: &[u64]) {
+    let mut kept = 0;
+    for run in rows.chunk_by(|a, b| a + 1 == *b) {
+        let first = usize::try_from(run[0]).unwrap_or(usize::MAX);
+        let from = start + first * width;
+        values.copy_within(from..from + run.len() * width, kept * width);
+        kept += run.len();
+    }
+    values.truncate(kept * width);
+    // Shrinking a large block is done in place (`mremap`): nothing is copied.
+    values.shrink_to_fit();
 }
 
 /// A split's part stored as row numbers ([`Store::open_split_part`]): the numbers, the dataset
@@ -1677,7 +1779,7 @@ mod tests {
             let test: Vec<u64> = (0..rows as u64).filter(|&i| !picks[i as usize]).collect();
             let split = SplitRows { sources: SplitSources { train: id.clone(), test: id.clone() }, train: train.clone(), test };
             let columns = store.load_labels(&id).expect("labels").columns;
-            let split_id = store.put_split_rows(&columns, &split, &SplitReport::default(), vec![id], serde_json::json!({})).expect("split");
+            let split_id = store.put_split_rows(&columns, &split, &SplitReport::default(), vec![id.clone()], serde_json::json!({})).expect("split");
             let part = store.load_split_part(&split_id, SplitPart::Train).expect("train part");
             let expected_x: Vec<f64> = train.iter().flat_map(|&i| table.x[i as usize * d..(i as usize + 1) * d].to_vec()).collect();
             let expected_y: Vec<f64> = train.iter().map(|&i| table.y[i as usize]).collect();
@@ -1694,10 +1796,15 @@ mod tests {
             let mut visited = Vec::new();
             store.visit_split_part(&split_id, SplitPart::Train, |row| visited.extend_from_slice(row)).expect("visits the train part");
             proptest::prop_assert_eq!(&visited, &expected_x, "the rows visited are the rows loaded");
-            proptest::prop_assert_eq!((part.x, part.y, part.feature_names), (expected_x, expected_y, table.feature_names));
+            proptest::prop_assert_eq!((&part.x, &part.y, &part.feature_names), (&expected_x, &expected_y, &table.feature_names));
             let test_part = store.load_split_part(&split_id, SplitPart::Test).expect("test part");
             let expected_test_y: Vec<f64> = split.test.iter().map(|&i| table.y[i as usize]).collect();
-            proptest::prop_assert_eq!(test_part.y, expected_test_y);
+            proptest::prop_assert_eq!(&test_part.y, &expected_test_y);
+            // Each part taken out of the dataset's rows loaded whole is the part loaded.
+            for (part, loaded) in [(SplitPart::Train, &part), (SplitPart::Test, &test_part)] {
+                let whole = store.load_dataset_rows(&id).expect("the dataset's rows");
+                proptest::prop_assert_eq!(&store.take_split_part(&split_id, part, whole).expect("taken"), loaded);
+            }
         }
 
         /// A mask gives back the rows it was made of, and is made only when smaller than the
@@ -1738,6 +1845,51 @@ mod tests {
             Err(StoreError::Corrupt { detail, .. }) => assert!(detail.contains("row 1000 asked for, but it has 1000"), "{detail}"),
             other => panic!("refused, not {other:?}"),
         }
+        match store.take_split_part(&beyond, SplitPart::Train, store.load_dataset_rows(&id).expect("rows")) {
+            Err(StoreError::Corrupt { detail, .. }) => assert!(detail.contains("row 1000 asked for, but it has 1000"), "{detail}"),
+            other => panic!("taken out of the rows loaded whole, refused too, not {other:?}"),
+        }
+    }
+
+    /// A part is taken out only of its own dataset's rows: given another's, it is loaded from
+    /// the store, as are parts of splits stored as copies of their rows.
+    #[test]
+    fn a_part_is_taken_out_of_its_own_datasets_rows_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("store");
+        let (ours, theirs) = (numbered_table(100, 2), numbered_table(300, 2));
+        let id = store.put_table(&ours, "test", serde_json::json!({})).expect("put");
+        let other = store.put_table(&theirs, "test", serde_json::json!({})).expect("put another");
+        let columns = store.load_labels(&id).expect("labels").columns;
+        let rows = SplitRows {
+            sources: SplitSources { train: id.clone(), test: id.clone() },
+            train: (0..80).collect(),
+            test: (80..100).collect(),
+        };
+        let split = store.put_split_rows(&columns, &rows, &SplitReport::default(), vec![], serde_json::json!({})).expect("split");
+        let loaded = store.load_split_part(&split, SplitPart::Train).expect("loaded");
+        assert_eq!(loaded.x[..4], [0.25, 1.25, 2.25, 3.25]);
+        let their_rows = store.load_dataset_rows(&other).expect("their rows");
+        assert_eq!(their_rows.id(), other);
+        assert_eq!(store.take_split_part(&split, SplitPart::Train, their_rows).expect("loaded instead"), loaded);
+        let copies = Split {
+            train: Dataset { x: vec![1.0, 2.0], y: vec![1.0], feature_names: vec!["a".into(), "b".into()], ..Dataset::default() },
+            test: Dataset::default(),
+        };
+        let copied = store.put_split(&copies, &SplitReport::default(), vec![], serde_json::json!({})).expect("split of copies");
+        let taken = store.take_split_part(&copied, SplitPart::Train, store.load_dataset_rows(&id).expect("rows")).expect("loaded instead");
+        assert_eq!((taken.x, taken.y), (vec![1.0, 2.0], vec![1.0]));
+    }
+
+    /// Rows kept in place are the rows asked for, in order, from wherever the values start.
+    #[test]
+    fn rows_kept_in_place_are_the_rows_asked_for() {
+        let mut values: Vec<u32> = (0..23).collect();
+        keep_rows(&mut values, 3, 2, &[0, 1, 2, 5, 7, 8, 9]);
+        assert_eq!(values, [3, 4, 5, 6, 7, 8, 13, 14, 17, 18, 19, 20, 21, 22]);
+        let mut none: Vec<u32> = (0..10).collect();
+        keep_rows(&mut none, 0, 5, &[]);
+        assert!(none.is_empty() && none.capacity() == 0, "nothing kept, nothing held");
     }
 
     /// The rows a split names are read only from a whole source: a damaged dataset, a row it

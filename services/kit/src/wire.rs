@@ -172,17 +172,22 @@ pub struct TransformInfo {
 
 // ---- train ----
 
-/// `POST /v1/prefetches`: load a split's training part ahead of the job that will fit it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct PrefetchRequest {
-    pub split: String,
+/// `POST /v1/prefetches`: rows to load ahead of the work that needs them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PrefetchRequest {
+    /// `{"split": id}`: the split's training part, for the job that will fit it.
+    Split(String),
+    /// `{"dataset": id}`: the dataset's rows, which its split's training part is then taken
+    /// out of.
+    Dataset(String),
 }
 
-/// A training part loading, or loaded, ahead of its job (`GET /v1/prefetches`).
+/// Rows loading, or loaded, ahead (`GET /v1/prefetches`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PrefetchInfo {
-    pub split: String,
+    #[serde(flatten)]
+    pub of: PrefetchRequest,
     /// Loaded (or failed to, which the job then reports as it loads the part itself).
     pub ready: bool,
 }

@@ -6,10 +6,12 @@
 //!   `done`, `failed` or `cancelled`. A late subscriber gets the events so far first.
 //! - `GET /v1/jobs/{id}`, `GET /v1/jobs`, `DELETE /v1/jobs/{id}` (cancel between epochs;
 //!   `?keep=best` keeps the best epoch so far as a model).
-//! - `POST /v1/prefetches` ([`PrefetchRequest`]) loads a split's training part ahead of its
-//!   job, which takes it instead of loading it; `GET /v1/prefetches` says whether it is
-//!   loaded ([`PrefetchInfo`]). The pipeline asks as soon as the split exists, so the load
-//!   runs beside features' fit rather than inside the train stage. One part is held at most.
+//! - `POST /v1/prefetches` ([`PrefetchRequest`]) loads ahead a split's training part, which
+//!   its job takes instead of loading it, or a dataset's rows, which that part is then taken
+//!   out of in place; `GET /v1/prefetches` says what is held and whether it is loaded
+//!   ([`PrefetchInfo`]). The pipeline asks for the dataset as soon as ingest has stored it and
+//!   for the part as soon as the split exists, so the load runs beside preprocess and
+//!   features rather than inside the train stage. One of each is held at most.
 //!
 //! The model is written to the store only when the fit has finished, in one atomic step, so a
 //! crash mid-training leaves nothing half-written behind.
@@ -25,7 +27,7 @@ use logitflow_core::inference::{Optimality, TermBounds, certain_rows, scale_gath
 use logitflow_core::logistic::{ClassWeight, EpochEvent, Examples, Solver, StopReason, TrainParams, fit, objective};
 use logitflow_core::model::{Lineage, Model, TrainingLog};
 use logitflow_core::scale::{EncodeError, Scaling, Transform};
-use logitflow_core::store::{Kind, SplitPart, StepRecord, Store, step_key};
+use logitflow_core::store::{DatasetRows, Kind, SplitPart, StepRecord, Store, StoreError, step_key};
 use logitflow_core::table::Classes;
 use logitflow_kit::wire::{JobInfo, JobState, PrefetchInfo, PrefetchRequest, TrainEvent, TrainRequest};
 use logitflow_kit::{ApiError, Config, Json, Readiness, blocking};
@@ -90,33 +92,94 @@ pub struct AppState {
     next_id: Arc<AtomicU64>,
     shutting_down: watch::Receiver<bool>,
     /// The training part loaded ahead of its job, if one was asked for.
-    prefetched: Arc<Mutex<Option<Prefetch>>>,
-    /// One load ahead at a time: requests for others meanwhile are refused, so that they
-    /// cannot pile up parts in memory.
-    prefetch_loads: Arc<tokio::sync::Semaphore>,
+    parts_ahead: Arc<Ahead<Dataset>>,
+    /// The rows of a dataset loaded ahead of its split, for the part to be taken out of.
+    datasets_ahead: Arc<Ahead<DatasetRows>>,
 }
 
-/// A split's training part, loading or loaded ahead of the job that fits it.
-struct Prefetch {
-    split: String,
-    loaded: Arc<Loading>,
+/// Rows of one kind loaded ahead of the work that needs them: at most one held (loading or
+/// loaded) until it is taken or replaced, and one load at a time: requests for others
+/// meanwhile are refused, so that they cannot pile up rows in memory.
+struct Ahead<T> {
+    held: Mutex<Option<Held<T>>>,
+    loads: Arc<tokio::sync::Semaphore>,
+    /// What the refusal says is loading.
+    what: &'static str,
 }
 
-/// The part as the loading thread leaves it: `None` until it is done.
-#[derive(Default)]
-struct Loading {
-    rows: Mutex<Option<Result<Dataset, String>>>,
+/// Rows loading or loaded ahead, and the artifact they are of.
+struct Held<T> {
+    id: String,
+    loaded: Arc<Loading<T>>,
+}
+
+impl<T: Send + 'static> Ahead<T> {
+    fn new(what: &'static str) -> Ahead<T> {
+        Ahead { held: Mutex::new(None), loads: Arc::new(tokio::sync::Semaphore::new(1)), what }
+    }
+
+    /// Whether the rows of `id` are held, and if so whether they are loaded.
+    fn holds(&self, id: &str) -> Option<bool> {
+        self.held.lock().ok()?.as_ref().filter(|held| held.id == id).map(|held| held.loaded.is_done())
+    }
+
+    /// What is held, and whether it is loaded.
+    fn held(&self) -> Option<(String, bool)> {
+        self.held.lock().ok()?.as_ref().map(|held| (held.id.clone(), held.loaded.is_done()))
+    }
+
+    /// Whatever is held, let go of here.
+    fn let_go(&self) -> Option<Held<T>> {
+        self.held.lock().ok()?.take()
+    }
+
+    /// Whatever is held, let go of here: the rows of `id`, if it is they.
+    fn take(&self, id: &str) -> Option<Arc<Loading<T>>> {
+        self.let_go().filter(|held| held.id == id).map(|held| held.loaded)
+    }
+
+    /// Starts `load` on a blocking thread as the rows of `id`, replacing (and so freeing) what
+    /// was held; refused while another load runs.
+    fn start(&self, id: &str, load: impl FnOnce() -> Result<T, StoreError> + Send + 'static) -> Result<(), ApiError> {
+        let Ok(one_at_a_time) = self.loads.clone().try_acquire_owned() else {
+            return Err(ApiError::Conflict(format!("{} is loading ahead already; ask again once it has", self.what)));
+        };
+        let loaded = Arc::new(Loading::default());
+        if let Ok(mut held) = self.held.lock() {
+            *held = Some(Held { id: id.to_string(), loaded: loaded.clone() });
+        }
+        tokio::task::spawn_blocking(move || {
+            let rows = load().map_err(|e| e.to_string());
+            if let Ok(mut slot) = loaded.rows.lock() {
+                *slot = Some(rows);
+            }
+            loaded.done.notify_all();
+            drop(one_at_a_time);
+        });
+        Ok(())
+    }
+}
+
+/// Rows as the loading thread leaves them: `None` until it is done.
+struct Loading<T> {
+    rows: Mutex<Option<Result<T, String>>>,
     done: Condvar,
 }
 
-impl Loading {
+impl<T> Default for Loading<T> {
+    fn default() -> Self {
+        Loading { rows: Mutex::new(None), done: Condvar::new() }
+    }
+}
+
+impl<T> Loading<T> {
     fn is_done(&self) -> bool {
         self.rows.lock().is_ok_and(|rows| rows.is_some())
     }
 
     /// The rows, once loaded; `None` if the load failed (the job then loads them itself and
     /// reports the failure as it always has).
-    fn wait(&self) -> Option<Dataset> {
+    fn wait(&self) -> Option<T> {
         let mut rows = self.rows.lock().ok()?;
         while rows.is_none() {
             rows = self.done.wait(rows).ok()?;
@@ -132,8 +195,8 @@ impl AppState {
             jobs: Arc::default(),
             next_id: Arc::new(AtomicU64::new(1)),
             shutting_down,
-            prefetched: Arc::default(),
-            prefetch_loads: Arc::new(tokio::sync::Semaphore::new(1)),
+            parts_ahead: Arc::new(Ahead::new("a training part")),
+            datasets_ahead: Arc::new(Ahead::new("a dataset")),
         })
     }
 
@@ -205,41 +268,47 @@ enum Loaded {
     Scaled(Option<TermBounds>),
 }
 
-/// Starts loading a split's training part for the job that will fit it, replacing (and so
-/// freeing) any part loaded before. The load is checked as any other: a part that fails to
-/// load is loaded again by the job, which reports why. The part held already is not loaded
-/// again; while another loads, the request is refused (409).
+/// Starts loading rows ahead: a dataset's, or a split's training part for the job that will
+/// fit it, taken out of its dataset's rows if they are held (whatever the part turns out to
+/// be, they are let go, so that a dataset is only ever held until its split exists). Rows held
+/// already are not loaded again. The load is checked as any other: a part that fails to load
+/// is loaded again by the job, which reports why.
 async fn prefetch(
     State(state): State<AppState>,
     Json(request): Json<PrefetchRequest>,
 ) -> Result<(StatusCode, Json<PrefetchInfo>), ApiError> {
-    logitflow_core::store::check_artifact_id(&request.split)?;
-    let held = state.prefetched.lock().ok().and_then(|slot| slot.as_ref().filter(|p| p.split == request.split).map(|p| p.loaded.is_done()));
-    if let Some(ready) = held {
-        return Ok((StatusCode::ACCEPTED, Json(PrefetchInfo { split: request.split, ready })));
-    }
-    let Ok(one_at_a_time) = state.prefetch_loads.clone().try_acquire_owned() else {
-        return Err(ApiError::Conflict("a training part is loading ahead already; ask again once it has".into()));
-    };
-    let loaded = Arc::new(Loading::default());
-    if let Ok(mut slot) = state.prefetched.lock() {
-        *slot = Some(Prefetch { split: request.split.clone(), loaded: loaded.clone() });
-    }
-    let (store, split) = (state.store.clone(), request.split.clone());
-    tokio::task::spawn_blocking(move || {
-        let rows = store.load_split_part(&split, SplitPart::Train).map_err(|e| e.to_string());
-        if let Ok(mut slot) = loaded.rows.lock() {
-            *slot = Some(rows);
+    let store = state.store.clone();
+    let held = match &request {
+        PrefetchRequest::Dataset(id) => {
+            logitflow_core::store::check_artifact_id(id)?;
+            let held = state.datasets_ahead.holds(id);
+            if held.is_none() {
+                let dataset = id.clone();
+                state.datasets_ahead.start(id, move || store.load_dataset_rows(&dataset))?;
+            }
+            held
         }
-        loaded.done.notify_all();
-        drop(one_at_a_time);
-    });
-    Ok((StatusCode::ACCEPTED, Json(PrefetchInfo { split: request.split, ready: false })))
+        PrefetchRequest::Split(id) => {
+            logitflow_core::store::check_artifact_id(id)?;
+            let held = state.parts_ahead.holds(id);
+            if held.is_none() {
+                let datasets_ahead = state.datasets_ahead.clone();
+                let split = id.clone();
+                state.parts_ahead.start(id, move || match datasets_ahead.let_go().and_then(|held| held.loaded.wait()) {
+                    Some(whole) => store.take_split_part(&split, SplitPart::Train, whole),
+                    None => store.load_split_part(&split, SplitPart::Train),
+                })?;
+            }
+            held
+        }
+    };
+    Ok((StatusCode::ACCEPTED, Json(PrefetchInfo { of: request, ready: held.unwrap_or(false) })))
 }
 
 async fn prefetches(State(state): State<AppState>) -> Json<Vec<PrefetchInfo>> {
-    let held = state.prefetched.lock().ok().and_then(|slot| slot.as_ref().map(|p| (p.split.clone(), p.loaded.clone())));
-    Json(held.into_iter().map(|(split, loaded)| PrefetchInfo { split, ready: loaded.is_done() }).collect())
+    let datasets = state.datasets_ahead.held().map(|(id, ready)| PrefetchInfo { of: PrefetchRequest::Dataset(id), ready });
+    let parts = state.parts_ahead.held().map(|(id, ready)| PrefetchInfo { of: PrefetchRequest::Split(id), ready });
+    Json(datasets.into_iter().chain(parts).collect())
 }
 
 async fn start_job(State(state): State<AppState>, Json(request): Json<TrainRequest>) -> Result<(StatusCode, Json<JobInfo>), ApiError> {
@@ -253,7 +322,10 @@ async fn start_job(State(state): State<AppState>, Json(request): Json<TrainReque
     let train_params = request.params.clone();
     // A part loaded ahead for this split is this job's, whatever it turns out to need; one
     // loaded for another split is let go, so that at most one is ever held.
-    let prefetched = state.prefetched.lock().ok().and_then(|mut slot| slot.take()).filter(|p| p.split == split_id);
+    let prefetched = state.parts_ahead.take(&split_id);
+    // A dataset's rows loaded ahead with no part taken out of them yet: this job's part is
+    // taken out of them, if they are its dataset's, or they are let go.
+    let whole = state.datasets_ahead.let_go();
     let prepared = blocking(move || {
         if let Some(record) = store.step_lookup(&cache_key)
             && let (Some(model), Some(log)) = (record.outputs.get("model"), record.outputs.get("log"))
@@ -263,8 +335,10 @@ async fn start_job(State(state): State<AppState>, Json(request): Json<TrainReque
             return Ok(Prepared::Cached { model: model.clone(), stop_reason: model_info.stop_reason, curve: log.curve });
         }
         let transform: Transform = store.read_json(&transform_id, Kind::Transform, "transform.json")?;
-        let (training_rows, loaded) = if let Some(rows) = prefetched.and_then(|p| p.loaded.wait()) {
+        let (training_rows, loaded) = if let Some(rows) = prefetched.and_then(|loading| loading.wait()) {
             (rows, Loaded::AsStored)
+        } else if let Some(whole) = whole.and_then(|held| held.loaded.wait()) {
+            (store.take_split_part(&split_id, SplitPart::Train, whole)?, Loaded::AsStored)
         } else if transform.is_numeric() && train_params.holds_out_no_rows() {
             let mut bounds = (train_params.l2 == 0.0).then(|| TermBounds::new(transform.terms()));
             let training_rows = store.load_split_part_with(&split_id, SplitPart::Train, |row, label, x| {
@@ -591,7 +665,8 @@ mod tests {
     use super::*;
     use logitflow_core::clean::{Dataset, Split};
     use logitflow_core::scale::Scaling;
-    use logitflow_core::store::SplitReport;
+    use logitflow_core::store::{SplitReport, SplitRows, SplitSources};
+    use logitflow_core::table::{ColumnKind, RawTable};
     use logitflow_kit::testing::{call, call_raw};
 
     fn setup() -> (tempfile::TempDir, Router, String, String) {
@@ -725,6 +800,72 @@ mod tests {
         // A prefetch names an artifact.
         let (status, _) = call(&app, "POST", "/v1/prefetches", Some(serde_json::json!({"split": "../x"}))).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+
+    /// Polls `GET /v1/prefetches` until it holds just `held` (`{"dataset": id}` or
+    /// `{"split": id}`), loaded.
+    async fn until_loaded_ahead(app: &Router, mut held: serde_json::Value) {
+        held["ready"] = true.into();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let (_, now) = call(app, "GET", "/v1/prefetches", None).await;
+            if now == serde_json::json!([held]) {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "never held loaded: {now}, not {held}");
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+
+    /// A dataset's rows loaded ahead are what its split's training part is taken out of: the
+    /// job fits the model it would have fitted, though the store's copy of the dataset was
+    /// damaged once the rows were loaded (a job that loads the part itself is refused), and
+    /// nothing stays held.
+    #[tokio::test]
+    async fn a_part_is_taken_out_of_its_datasets_rows_loaded_ahead() {
+        let (dir, state) = state_in_a_new_home(watch::channel(false).1);
+        let store = state.store.clone();
+        let app = app(state);
+        let rows = 300u32;
+        let x: Vec<f64> = (0..rows).map(|i| f64::from(i) / 3.0).collect();
+        let y: Vec<f64> = x.iter().map(|&v| f64::from(u8::from((v * 7.0) % 100.0 > 50.0 - (v - 50.0)))).collect();
+        let lines = (2..u64::from(rows) + 2).collect();
+        let kinds = vec![ColumnKind::Numeric];
+        let table =
+            RawTable { feature_names: vec!["score".into()], label_name: "admitted".into(), kinds, x, y, lines, ..RawTable::default() };
+        let dataset = store.put_table(&table, "test", serde_json::json!({})).expect("dataset");
+        let columns = store.load_labels(&dataset).expect("labels").columns;
+        let sources = SplitSources { train: dataset.clone(), test: dataset.clone() };
+        let (train, test) = (0..u64::from(rows)).partition(|i| i % 4 != 0);
+        let split_rows = SplitRows { sources, train, test };
+        let split = store.put_split_rows(&columns, &split_rows, &SplitReport::default(), vec![], serde_json::json!({})).expect("split");
+        let scaling = Transform::fit(&store.load_split_part(&split, SplitPart::Train).expect("part"), Scaling::Standard);
+        let transform =
+            store.put_json(Kind::Transform, "test", vec![], serde_json::json!({}), "transform.json", &scaling).expect("transform");
+        let body =
+            |epochs: u32| serde_json::json!({"split": split, "transform": transform, "params": {"solver": "newton", "epochs": epochs}});
+        let fitted = |job: &serde_json::Value| {
+            let model: Model = store.read_json(job["model"].as_str().expect("a model"), Kind::Model, "model.json").expect("model");
+            (model.intercept, model.coefficients)
+        };
+        let loaded_by_the_job = finished_job(&app, body(50)).await;
+
+        let (status, info) = call(&app, "POST", "/v1/prefetches", Some(serde_json::json!({"dataset": dataset}))).await;
+        assert_eq!((status, info["ready"].as_bool()), (StatusCode::ACCEPTED, Some(false)), "{info}");
+        until_loaded_ahead(&app, serde_json::json!({"dataset": dataset})).await;
+        damage_the_rows(dir.path());
+        let (status, info) = call(&app, "POST", "/v1/prefetches", Some(serde_json::json!({"split": split}))).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{info}");
+        until_loaded_ahead(&app, serde_json::json!({"split": split})).await;
+        let taken_out = finished_job(&app, body(49)).await;
+        assert_eq!(taken_out["state"], "succeeded", "{taken_out}");
+        assert_eq!(fitted(&taken_out), fitted(&loaded_by_the_job), "the same fit, bit for bit");
+        let (_, held) = call(&app, "GET", "/v1/prefetches", None).await;
+        assert_eq!(held, serde_json::json!([]), "taken by the job");
+        let (status, refused) = call(&app, "POST", "/v1/jobs", Some(body(48))).await;
+        assert_eq!((status, refused["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("CORRUPT_ARTIFACT")), "{refused}");
+        let (status, _) = call(&app, "POST", "/v1/prefetches", Some(serde_json::json!({"dataset": "../x"}))).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "a prefetch names an artifact");
     }
 
     /// Each standardized estimate is the estimate (per unit of its term) times the term's

@@ -149,7 +149,11 @@ impl<T: Send + 'static> Ahead<T> {
             *held = Some(Held { id: id.to_string(), loaded: loaded.clone() });
         }
         tokio::task::spawn_blocking(move || {
-            let rows = load().map_err(|e| e.to_string());
+            // A load that panicked is a load that failed: those waiting for it must hear so.
+            let rows = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(load)) {
+                Ok(rows) => rows.map_err(|e| e.to_string()),
+                Err(_) => Err("the load ahead panicked".to_string()),
+            };
             if let Ok(mut slot) = loaded.rows.lock() {
                 *slot = Some(rows);
             }

@@ -511,36 +511,34 @@ impl Store {
     /// `x.npy` opened and checked to be as wide as the split's `columns`. `None` for a split
     /// stored as copies of its rows (before row numbers).
     fn open_split_part(&self, id: &str, part: SplitPart, columns: &Columns) -> Result<Option<NumberedPart<'_>>, StoreError> {
-        if !self.manifest(id)?.files.contains_key("sources.json") {
-            return Ok(None);
-        }
-        let (rows, source) = self.split_part_rows(id, part)?;
+        let Some((rows, source)) = self.split_part_rows(id, part)? else { return Ok(None) };
         let x = self.open_npy_rows::<f64>(&source, Kind::Dataset, "x.npy")?;
-        let width = columns.feature_names.len();
-        if x.width != width {
-            let detail = format!("its source {source} has {} columns, the split {width}", x.width);
-            return Err(StoreError::Corrupt { id: id.into(), detail });
-        }
+        check_source_width(id, &source, x.width, columns)?;
         Ok(Some(NumberedPart { rows, source, x }))
     }
 
     /// The row numbers of a split's part (checked to increase), and the dataset they index.
-    fn split_part_rows(&self, id: &str, part: SplitPart) -> Result<(Vec<u64>, String), StoreError> {
+    /// `None` for a split stored as copies of its rows (before row numbers).
+    fn split_part_rows(&self, id: &str, part: SplitPart) -> Result<Option<(Vec<u64>, String)>, StoreError> {
+        let files = self.manifest(id)?.files;
+        if !files.contains_key("sources.json") {
+            return Ok(None);
+        }
         let sources: SplitSources = self.read_json(id, Kind::Split, "sources.json")?;
         let source = match part {
             SplitPart::Train => sources.train,
             SplitPart::Test => sources.test,
         };
         let (mask, name) = part_file_names(part);
-        if self.manifest(id)?.files.contains_key(mask) {
+        if files.contains_key(mask) {
             let bits: Vec<u8> = self.read_vector(id, Kind::Split, mask)?;
-            return Ok((unpacked_rows(&bits), source));
+            return Ok(Some((unpacked_rows(&bits), source)));
         }
         let rows: Vec<u64> = self.read_vector(id, Kind::Split, name)?;
         if !rows.windows(2).all(|w| w[0] < w[1]) {
             return Err(StoreError::Corrupt { id: id.into(), detail: format!("{name}: the rows are not in increasing order") });
         }
-        Ok((rows, source))
+        Ok(Some((rows, source)))
     }
 
     pub fn put_json<T: Serialize>(
@@ -850,7 +848,7 @@ impl Store {
             let detail = format!("x.npy has shape {shape:?}, not ({}, {width}) as y.npy and columns.json say", y.len());
             return Err(StoreError::Corrupt { id: id.into(), detail });
         }
-        Ok(DatasetRows { id: id.to_string(), x, start, y })
+        Ok(DatasetRows { id: id.to_string(), x, start, width, y })
     }
 
     /// One part of a split, taken out of its dataset's rows loaded whole before
@@ -860,33 +858,27 @@ impl Store {
     /// cleaned data, or the test part of a file given for testing) are let go first, and the
     /// part is loaded as [`Store::load_split_part`] loads it.
     pub fn take_split_part(&self, id: &str, part: SplitPart, whole: DatasetRows) -> Result<Dataset, StoreError> {
-        if self.manifest(id)?.files.contains_key("sources.json") {
-            let (rows, source) = self.split_part_rows(id, part)?;
-            if source == whole.id {
-                let columns: Columns = self.read_json(id, Kind::Split, "columns.json")?;
-                let count = whole.y.len();
-                if let Some(&last) = rows.last().filter(|&&last| usize::try_from(last).map_or(true, |last| last >= count)) {
-                    let detail = format!("x.npy: row {last} asked for, but it has {count}");
-                    return Err(StoreError::Corrupt { id: source, detail });
-                }
-                let width = columns.feature_names.len();
-                if whole.x.len() - whole.start != count * width {
-                    let detail =
-                        format!("its source {source} has {} values a row, the split {width}", (whole.x.len() - whole.start) / count.max(1));
-                    return Err(StoreError::Corrupt { id: id.into(), detail });
-                }
-                let DatasetRows { mut x, start, mut y, .. } = whole;
-                keep_rows(&mut x, start, width, &rows);
-                keep_rows(&mut y, 0, 1, &rows);
-                return Ok(Dataset {
-                    feature_names: columns.feature_names,
-                    label_name: columns.label_name,
-                    kinds: columns.kinds,
-                    classes: columns.classes,
-                    x,
-                    y,
-                });
+        if let Some((rows, source)) = self.split_part_rows(id, part)?
+            && source == whole.id
+        {
+            let columns: Columns = self.read_json(id, Kind::Split, "columns.json")?;
+            let count = whole.y.len();
+            if let Some(&last) = rows.last().filter(|&&last| usize::try_from(last).map_or(true, |last| last >= count)) {
+                let detail = format!("x.npy: row {last} asked for, but it has {count}");
+                return Err(StoreError::Corrupt { id: source, detail });
             }
+            check_source_width(id, &source, whole.width, &columns)?;
+            let DatasetRows { mut x, start, width, mut y, .. } = whole;
+            keep_rows(&mut x, start, width, &rows);
+            keep_rows(&mut y, 0, 1, &rows);
+            return Ok(Dataset {
+                feature_names: columns.feature_names,
+                label_name: columns.label_name,
+                kinds: columns.kinds,
+                classes: columns.classes,
+                x,
+                y,
+            });
         }
         drop(whole);
         self.load_split_part(id, part)
@@ -1094,9 +1086,10 @@ fn count_missing(counts: &mut [u64], values: &[f64]) {
 /// `x.npy`, its header's place included, and its labels.
 pub struct DatasetRows {
     id: String,
-    /// The file's values from index `start`, row-major.
+    /// The file's values from index `start`, row-major, `width` a row.
     x: Vec<f64>,
     start: usize,
+    width: usize,
     y: Vec<f64>,
 }
 
@@ -1104,6 +1097,18 @@ impl DatasetRows {
     /// The dataset's id.
     pub fn id(&self) -> &str {
         &self.id
+    }
+}
+
+/// Refuses split `id` whose `source` dataset has rows of another width than the split's
+/// columns.
+fn check_source_width(id: &str, source: &str, source_width: usize, columns: &Columns) -> Result<(), StoreError> {
+    let width = columns.feature_names.len();
+    match source_width == width {
+        true => Ok(()),
+        false => {
+            Err(StoreError::Corrupt { id: id.into(), detail: format!("its source {source} has {source_width} columns, the split {width}") })
+        }
     }
 }
 
@@ -1851,8 +1856,9 @@ mod tests {
         }
     }
 
-    /// A part is taken out only of its own dataset's rows: given another's, it is loaded from
-    /// the store, as are parts of splits stored as copies of their rows.
+    /// A part is taken out only of its own dataset's rows: given another's (here a dataset's,
+    /// then the part's own dataset's, which `put_split` stores it as), it is loaded from the
+    /// store.
     #[test]
     fn a_part_is_taken_out_of_its_own_datasets_rows_only() {
         let dir = tempfile::tempdir().expect("tempdir");

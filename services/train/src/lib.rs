@@ -118,11 +118,6 @@ impl<T: Send + 'static> Ahead<T> {
         Ahead { held: Mutex::new(None), loads: Arc::new(tokio::sync::Semaphore::new(1)), what }
     }
 
-    /// Whether the rows of `id` are held, and if so whether they are loaded.
-    fn holds(&self, id: &str) -> Option<bool> {
-        self.held.lock().ok()?.as_ref().filter(|held| held.id == id).map(|held| held.loaded.is_done())
-    }
-
     /// What is held, and whether it is loaded.
     fn held(&self) -> Option<(String, bool)> {
         self.held.lock().ok()?.as_ref().map(|held| (held.id.clone(), held.loaded.is_done()))
@@ -138,9 +133,14 @@ impl<T: Send + 'static> Ahead<T> {
         self.let_go().filter(|held| held.id == id).map(|held| held.loaded)
     }
 
-    /// Starts `load` on a blocking thread as the rows of `id`, replacing (and so freeing) what
-    /// was held; refused while another load runs.
-    fn start(&self, id: &str, load: impl FnOnce() -> Result<T, StoreError> + Send + 'static) -> Result<(), ApiError> {
+    /// Whether the rows of artifact `id` are loaded, if they are held already; else starts
+    /// `load` on a blocking thread as them, replacing (and so freeing) what was held, and
+    /// answers `false`. Refused while another load runs.
+    fn load_unless_held(&self, id: &str, load: impl FnOnce() -> Result<T, StoreError> + Send + 'static) -> Result<bool, ApiError> {
+        logitflow_core::store::check_artifact_id(id)?;
+        if let Some((_, loaded)) = self.held().filter(|(held, _)| held == id) {
+            return Ok(loaded);
+        }
         let Ok(one_at_a_time) = self.loads.clone().try_acquire_owned() else {
             return Err(ApiError::Conflict(format!("{} is loading ahead already; ask again once it has", self.what)));
         };
@@ -160,7 +160,7 @@ impl<T: Send + 'static> Ahead<T> {
             loaded.done.notify_all();
             drop(one_at_a_time);
         });
-        Ok(())
+        Ok(false)
     }
 }
 
@@ -282,31 +282,20 @@ async fn prefetch(
     Json(request): Json<PrefetchRequest>,
 ) -> Result<(StatusCode, Json<PrefetchInfo>), ApiError> {
     let store = state.store.clone();
-    let held = match &request {
+    let ready = match &request {
         PrefetchRequest::Dataset(id) => {
-            logitflow_core::store::check_artifact_id(id)?;
-            let held = state.datasets_ahead.holds(id);
-            if held.is_none() {
-                let dataset = id.clone();
-                state.datasets_ahead.start(id, move || store.load_dataset_rows(&dataset))?;
-            }
-            held
+            let dataset = id.clone();
+            state.datasets_ahead.load_unless_held(id, move || store.load_dataset_rows(&dataset))?
         }
         PrefetchRequest::Split(id) => {
-            logitflow_core::store::check_artifact_id(id)?;
-            let held = state.parts_ahead.holds(id);
-            if held.is_none() {
-                let datasets_ahead = state.datasets_ahead.clone();
-                let split = id.clone();
-                state.parts_ahead.start(id, move || match datasets_ahead.let_go().and_then(|held| held.loaded.wait()) {
-                    Some(whole) => store.take_split_part(&split, SplitPart::Train, whole),
-                    None => store.load_split_part(&split, SplitPart::Train),
-                })?;
-            }
-            held
+            let (datasets_ahead, split) = (state.datasets_ahead.clone(), id.clone());
+            state.parts_ahead.load_unless_held(id, move || match datasets_ahead.let_go().and_then(|held| held.loaded.wait()) {
+                Some(whole) => store.take_split_part(&split, SplitPart::Train, whole),
+                None => store.load_split_part(&split, SplitPart::Train),
+            })?
         }
     };
-    Ok((StatusCode::ACCEPTED, Json(PrefetchInfo { of: request, ready: held.unwrap_or(false) })))
+    Ok((StatusCode::ACCEPTED, Json(PrefetchInfo { of: request, ready })))
 }
 
 async fn prefetches(State(state): State<AppState>) -> Json<Vec<PrefetchInfo>> {

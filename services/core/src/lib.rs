@@ -27,6 +27,7 @@ pub mod scale;
 pub mod store;
 pub mod synth;
 pub mod table;
+mod table_exp;
 
 /// Hex SHA-256 of some bytes: the identity of artifacts and cache keys.
 pub fn sha256_hex(bytes: &[u8]) -> String {

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use crate::table_exp::ExpTable;
+use crate::table_exp::{ExpTable, FMA_IN_BASELINE, multiply_add};
 
 /// The logistic function, stable at any z (no overflow, no NaN for finite z).
 #[inline]
@@ -1145,7 +1145,8 @@ fn sgd_epoch(w: &mut Weights, ex: Examples<'_>, order: &[usize], lr: f64, l2: f6
 
 /// The kernel for one width, in a function of its own, as the FMA ones below must be: one
 /// function holding all seventeen widths kept fewer values in registers (≈ 7% slower at 10
-/// features, measured with FMA).
+/// features, measured with FMA). Its multiply-adds are fused where the build's baseline has FMA
+/// (aarch64), else a multiply and an add: `mul_add` would be a library call there.
 #[inline(never)]
 fn sgd_epoch_of_width<const N: usize, const DECAY: bool>(
     d: usize,
@@ -1156,13 +1157,13 @@ fn sgd_epoch_of_width<const N: usize, const DECAY: bool>(
     steps: [f64; 2],
     decay: f64,
 ) -> Vec<f64> {
-    sgd_epoch_kernel::<N, DECAY>(d, w, x, labels, order, steps, decay)
+    sgd_epoch_kernel::<N, DECAY, FMA_IN_BASELINE>(d, w, x, labels, order, steps, decay)
 }
 
 /// [`sgd_epoch_of_width`] compiled for FMA and AVX2, picked at run time, as the baseline x86-64
-/// build has neither: each `mul_add` is then one instruction instead of a library call, and the
-/// weights' updates take 256-bit registers. The results are the same bit for bit (`mul_add`
-/// rounds once either way).
+/// build has neither: the multiply-adds are fused, one instruction each, and the weights'
+/// updates take 256-bit registers. Its results are those of any CPU with FMA (aarch64 too),
+/// bit for bit; a CPU without differs from them in rounding only.
 ///
 /// # Safety
 /// Only on a CPU with AVX2 and FMA.
@@ -1178,15 +1179,15 @@ unsafe fn sgd_epoch_fma<const N: usize, const DECAY: bool>(
     steps: [f64; 2],
     decay: f64,
 ) -> Vec<f64> {
-    sgd_epoch_kernel::<N, DECAY>(d, w, x, labels, order, steps, decay)
+    sgd_epoch_kernel::<N, DECAY, true>(d, w, x, labels, order, steps, decay)
 }
 
 /// One epoch of the rule for rows `x` of `d` features, `N` = `d` (or 0 past 16), with the
-/// decay multiply only when `DECAY`. The rows and labels come as two slices rather than an
+/// decay multiply only when `DECAY`, and the multiply-adds fused when `FUSED`. The rows and labels come as two slices rather than an
 /// [`Examples`]: passed whole, it kept the compiler from making the updates vector arithmetic
 /// (the pass ≈ 25% slower at 10 features, measured).
 #[inline(always)]
-fn sgd_epoch_kernel<const N: usize, const DECAY: bool>(
+fn sgd_epoch_kernel<const N: usize, const DECAY: bool, const FUSED: bool>(
     d: usize,
     w: &mut Weights,
     x: &[f64],
@@ -1238,8 +1239,8 @@ fn sgd_epoch_kernel<const N: usize, const DECAY: bool>(
         // the chain (≈ 30% faster), leaving exp, a division and one multiply-subtract on it.
         //
         // σ takes its exponential from a table (`ExpTable`: no call, no division of its own),
-        // and the updates are fused multiply-adds: the chain is what sets the pace.
-        let mut z = bias + dot_fused(weights, row_at(visit[0]));
+        // and the updates are multiply-adds, fused where the CPU can.
+        let mut z = bias + dot_lanes::<FUSED>(weights, row_at(visit[0]));
         for (position, &i) in visit.iter().enumerate() {
             let row = row_at(i);
             prefetch(upcoming, position * d);
@@ -1247,8 +1248,11 @@ fn sgd_epoch_kernel<const N: usize, const DECAY: bool>(
             prefetch(upcoming_labels, position);
             let (ahead, overlap) = match visit.get(position + 1) {
                 Some(&next) => {
-                    let ahead = dot_fused(weights, row_at(next));
-                    (if DECAY { decay.mul_add(ahead, bias) } else { bias + ahead }, 1.0 + dot_fused(row, row_at(next)))
+                    let ahead = dot_lanes::<FUSED>(weights, row_at(next));
+                    (
+                        if DECAY { multiply_add::<FUSED>(decay, ahead, bias) } else { bias + ahead },
+                        1.0 + dot_lanes::<FUSED>(row, row_at(next)),
+                    )
                 }
                 None => (0.0, 0.0),
             };
@@ -1259,16 +1263,16 @@ fn sgd_epoch_kernel<const N: usize, const DECAY: bool>(
             // one multiply-add after σ on the chain instead of a subtraction, a multiply and
             // a multiply-add.
             let c = step * overlap;
-            let beside = c.mul_add(y, ahead);
-            let p = exp_table.sigmoid(z);
+            let beside = multiply_add::<FUSED>(c, y, ahead);
+            let p = exp_table.sigmoid::<FUSED>(z);
             let g = step * (p - y);
             bias -= g;
             bias_sum += bias;
             for ((wj, &v), s) in weights.iter_mut().zip(row).zip(sums.iter_mut()) {
-                *wj = (-g).mul_add(v, if DECAY { *wj * decay } else { *wj });
+                *wj = multiply_add::<FUSED>(-g, v, if DECAY { *wj * decay } else { *wj });
                 *s += *wj;
             }
-            z = (-c).mul_add(p, beside);
+            z = multiply_add::<FUSED>(-c, p, beside);
         }
         k += visit.len();
     }
@@ -1277,13 +1281,13 @@ fn sgd_epoch_kernel<const N: usize, const DECAY: bool>(
     std::iter::once(bias_sum).chain(sums.iter().copied()).collect()
 }
 
-/// a·b as SGD's kernel takes it: four running sums of fused multiply-adds, lane `j % 4`
-/// taking term `j`, so a width of 10 is two vector steps and a short sum, not a chain of ten.
+/// a·b as SGD's kernel takes it: four running sums of multiply-adds, lane `j % 4` taking term
+/// `j`, so a width of 10 is two vector steps and a short sum, not a chain of ten.
 #[inline(always)]
-fn dot_fused(a: &[f64], b: &[f64]) -> f64 {
+fn dot_lanes<const FUSED: bool>(a: &[f64], b: &[f64]) -> f64 {
     let mut lanes = [0.0f64; 4];
     for (j, (x, y)) in a.iter().zip(b).enumerate() {
-        lanes[j % 4] = x.mul_add(*y, lanes[j % 4]);
+        lanes[j % 4] = multiply_add::<FUSED>(*x, *y, lanes[j % 4]);
     }
     (lanes[0] + lanes[1]) + (lanes[2] + lanes[3])
 }
@@ -1647,16 +1651,13 @@ mod tests {
         }
     }
 
-    /// Every width arm of the per-sample kernel — the ones compiled for 1..=16 features and the
-    /// generic one past 16 — does what the textbook rule does, one row at a time, with the L2
-    /// decay: the look-ahead rewrite of the logit changes only rounding.
-    /// The kernel compiled for FMA and AVX2 (what this machine runs) and the portable one
-    /// give the same iterates and sums bit for bit, with and without weight decay, at widths
-    /// compiled for and past them: `mul_add` rounds once either way, so a seed trains the same
-    /// model on any CPU.
+    /// The kernel compiled for FMA and AVX2 (what this machine runs) gives the same iterates
+    /// and sums bit for bit as the same fused kernel compiled without those features (what an
+    /// aarch64 build runs), with and without weight decay, at widths compiled for and past
+    /// them. The unfused kernel, for x86-64 CPUs without FMA, is held to the textbook below.
     #[test]
     #[cfg(target_arch = "x86_64")]
-    fn the_fma_sgd_kernel_is_the_portable_one_bit_for_bit() {
+    fn the_fma_sgd_kernel_is_the_fused_kernel_of_any_build_bit_for_bit() {
         assert!(
             std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma"),
             "this test compares the FMA kernel, which this CPU cannot run"
@@ -1668,11 +1669,11 @@ mod tests {
             let start = Weights { bias: 0.1, weights: (0..d).map(|j| 0.02 * j as f64 - 0.05).collect() };
             for l2 in [0.0, 0.01] {
                 let (steps, decay) = ([0.05, 0.075], 1.0 - 0.05 * l2);
-                let (mut portable, mut fma) = (start.clone(), start.clone());
-                let portable_sums = if l2 == 0.0 {
-                    specialise_width!(const sgd_epoch_of_width<false>(d, &mut portable, &x, &y, &order, steps, decay))
+                let (mut baseline, mut fma) = (start.clone(), start.clone());
+                let baseline_sums = if l2 == 0.0 {
+                    specialise_width!(const sgd_epoch_kernel<false, true>(d, &mut baseline, &x, &y, &order, steps, decay))
                 } else {
-                    specialise_width!(const sgd_epoch_of_width<true>(d, &mut portable, &x, &y, &order, steps, decay))
+                    specialise_width!(const sgd_epoch_kernel<true, true>(d, &mut baseline, &x, &y, &order, steps, decay))
                 };
                 #[allow(unsafe_code)]
                 // SAFETY: asserted above that the CPU has AVX2 and FMA.
@@ -1684,9 +1685,9 @@ mod tests {
                     }
                 };
                 let bits = |v: &[f64]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-                assert_eq!(fma.bias.to_bits(), portable.bias.to_bits(), "d = {d}, l2 = {l2}");
-                assert_eq!(bits(&fma.weights), bits(&portable.weights), "d = {d}, l2 = {l2}");
-                assert_eq!(bits(&fma_sums), bits(&portable_sums), "d = {d}, l2 = {l2}");
+                assert_eq!(fma.bias.to_bits(), baseline.bias.to_bits(), "d = {d}, l2 = {l2}");
+                assert_eq!(bits(&fma.weights), bits(&baseline.weights), "d = {d}, l2 = {l2}");
+                assert_eq!(bits(&fma_sums), bits(&baseline_sums), "d = {d}, l2 = {l2}");
                 assert_ne!(bits(&fma.weights), bits(&start.weights), "the epoch moved the weights");
             }
         }
@@ -1716,35 +1717,50 @@ mod tests {
         }
     }
 
+    /// Every width arm of the per-sample kernel — the ones compiled for 1..=16 features and the
+    /// generic one past 16, as dispatched on this CPU and as the portable build runs them
+    /// (unfused on x86-64) — does what the textbook rule does, one row at a time, with and
+    /// without the L2 decay: the look-ahead rewrite of the logit changes only rounding.
     #[test]
     fn the_sgd_kernel_of_every_width_follows_the_textbook_rule() {
-        for d in [1, 2, 7, 16, 17, 23] {
+        for d in [1, 2, 7, 10, 16, 17, 23] {
             let (x, y) = correlated(1_000, d);
             let ex = Examples::new(&x, &y, d);
             let order: Vec<usize> = (0..ex.rows()).collect();
-            let (lr, l2) = (0.05, 0.01);
             let start = Weights { bias: 0.1, weights: (0..d).map(|j| 0.02 * j as f64).collect() };
-            let mut kernel = start.clone();
-            let sums = sgd_epoch(&mut kernel, ex, &order, lr, l2);
-            let (mut bias, mut w, mut bias_sum, mut w_sums) = (start.bias, start.weights.clone(), 0.0, vec![0.0; d]);
-            for &i in &order {
-                let row = &x[i * d..(i + 1) * d];
-                let z = bias + w.iter().zip(row).map(|(a, b)| a * b).sum::<f64>();
-                let g = lr * (1.0 / (1.0 + (-z).exp()) - y[i]);
-                bias -= g;
-                bias_sum += bias;
-                for j in 0..d {
-                    w[j] = w[j] * (1.0 - lr * l2) - g * row[j];
-                    w_sums[j] += w[j];
+            for (lr, l2) in [(0.05, 0.01), (0.05, 0.0)] {
+                let (mut bias, mut w, mut bias_sum, mut w_sums) = (start.bias, start.weights.clone(), 0.0, vec![0.0; d]);
+                for &i in &order {
+                    let row = &x[i * d..(i + 1) * d];
+                    let z = bias + w.iter().zip(row).map(|(a, b)| a * b).sum::<f64>();
+                    let g = lr * (1.0 / (1.0 + (-z).exp()) - y[i]);
+                    bias -= g;
+                    bias_sum += bias;
+                    for j in 0..d {
+                        w[j] = w[j] * (1.0 - lr * l2) - g * row[j];
+                        w_sums[j] += w[j];
+                    }
+                }
+                let mut dispatched = start.clone();
+                let dispatched_sums = sgd_epoch(&mut dispatched, ex, &order, lr, l2);
+                let mut portable = start.clone();
+                let (steps, decay) = ([lr, lr], 1.0 - lr * l2);
+                let portable_sums = if l2 == 0.0 {
+                    specialise_width!(const sgd_epoch_of_width<false>(d, &mut portable, &x, &y, &order, steps, decay))
+                } else {
+                    specialise_width!(const sgd_epoch_of_width<true>(d, &mut portable, &x, &y, &order, steps, decay))
+                };
+                let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs().max(1.0);
+                for (kernel, sums, how) in [(&dispatched, &dispatched_sums, "dispatched"), (&portable, &portable_sums, "portable")] {
+                    let at = format!("{how}, d = {d}, l2 = {l2}");
+                    assert!(close(kernel.bias, bias), "{at}: bias {} vs {bias}", kernel.bias);
+                    for j in 0..d {
+                        assert!(close(kernel.weights[j], w[j]), "{at}: weight {j} {} vs {}", kernel.weights[j], w[j]);
+                        assert!(close(sums[j + 1], w_sums[j]), "{at}: the iterate sum {j}");
+                    }
+                    assert!(close(sums[0], bias_sum), "{at}: the bias sum");
                 }
             }
-            let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs().max(1.0);
-            assert!(close(kernel.bias, bias), "d = {d}: bias {} vs {bias}", kernel.bias);
-            for j in 0..d {
-                assert!(close(kernel.weights[j], w[j]), "d = {d}: weight {j} {} vs {}", kernel.weights[j], w[j]);
-                assert!(close(sums[j + 1], w_sums[j]), "d = {d}: the iterate sum {j}");
-            }
-            assert!(close(sums[0], bias_sum), "d = {d}: the bias sum");
         }
     }
 

@@ -392,26 +392,27 @@ macro_rules! specialise_width {
         }
     };
     // The same, the width also given as the kernel's first constant parameter (0 for the
-    // generic arm), for kernels that size their local arrays by it; `<…>` are the others.
-    (const $kernel:ident<$($g:tt),*>($d:expr $(, $arg:expr)*)) => {
+    // generic arm), for kernels that size their local arrays by it; `<…>`, if any, are the
+    // others.
+    (const $kernel:ident $(<$($g:tt),*>)? ($d:expr $(, $arg:expr)*)) => {
         match $d {
-            1 => $kernel::<1 $(, $g)*>(1 $(, $arg)*),
-            2 => $kernel::<2 $(, $g)*>(2 $(, $arg)*),
-            3 => $kernel::<3 $(, $g)*>(3 $(, $arg)*),
-            4 => $kernel::<4 $(, $g)*>(4 $(, $arg)*),
-            5 => $kernel::<5 $(, $g)*>(5 $(, $arg)*),
-            6 => $kernel::<6 $(, $g)*>(6 $(, $arg)*),
-            7 => $kernel::<7 $(, $g)*>(7 $(, $arg)*),
-            8 => $kernel::<8 $(, $g)*>(8 $(, $arg)*),
-            9 => $kernel::<9 $(, $g)*>(9 $(, $arg)*),
-            10 => $kernel::<10 $(, $g)*>(10 $(, $arg)*),
-            11 => $kernel::<11 $(, $g)*>(11 $(, $arg)*),
-            12 => $kernel::<12 $(, $g)*>(12 $(, $arg)*),
-            13 => $kernel::<13 $(, $g)*>(13 $(, $arg)*),
-            14 => $kernel::<14 $(, $g)*>(14 $(, $arg)*),
-            15 => $kernel::<15 $(, $g)*>(15 $(, $arg)*),
-            16 => $kernel::<16 $(, $g)*>(16 $(, $arg)*),
-            d => $kernel::<0 $(, $g)*>(d $(, $arg)*),
+            1 => $kernel::<1 $($(, $g)*)?>(1 $(, $arg)*),
+            2 => $kernel::<2 $($(, $g)*)?>(2 $(, $arg)*),
+            3 => $kernel::<3 $($(, $g)*)?>(3 $(, $arg)*),
+            4 => $kernel::<4 $($(, $g)*)?>(4 $(, $arg)*),
+            5 => $kernel::<5 $($(, $g)*)?>(5 $(, $arg)*),
+            6 => $kernel::<6 $($(, $g)*)?>(6 $(, $arg)*),
+            7 => $kernel::<7 $($(, $g)*)?>(7 $(, $arg)*),
+            8 => $kernel::<8 $($(, $g)*)?>(8 $(, $arg)*),
+            9 => $kernel::<9 $($(, $g)*)?>(9 $(, $arg)*),
+            10 => $kernel::<10 $($(, $g)*)?>(10 $(, $arg)*),
+            11 => $kernel::<11 $($(, $g)*)?>(11 $(, $arg)*),
+            12 => $kernel::<12 $($(, $g)*)?>(12 $(, $arg)*),
+            13 => $kernel::<13 $($(, $g)*)?>(13 $(, $arg)*),
+            14 => $kernel::<14 $($(, $g)*)?>(14 $(, $arg)*),
+            15 => $kernel::<15 $($(, $g)*)?>(15 $(, $arg)*),
+            16 => $kernel::<16 $($(, $g)*)?>(16 $(, $arg)*),
+            d => $kernel::<0 $($(, $g)*)?>(d $(, $arg)*),
         }
     };
 }
@@ -509,7 +510,7 @@ struct PassSums {
 
 fn pass_chunk(w: &Weights, ex: Examples<'_>, start: usize, end: usize, want_hess: bool) -> PassSums {
     #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+    if cpu_has_avx2_and_fma() {
         #[allow(unsafe_code)]
         // SAFETY: the CPU has just been seen to have the two features the function is
         // compiled for.
@@ -1121,26 +1122,20 @@ fn sgd_epoch(w: &mut Weights, ex: Examples<'_>, order: &[usize], lr: f64, l2: f6
     // The step of a row of class 0 and of class 1 (×1.0 when unweighted: exact).
     let steps = [lr * ex.class_weights[0], lr * ex.class_weights[1]];
     let decay = 1.0 - lr * l2;
-    // Without an L2 term the decay is exactly 1, and the kernel is compiled without its
-    // multiply (≈ 10% of the pass at 10 features).
     #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+    if cpu_has_avx2_and_fma() {
         #[allow(unsafe_code)]
         // SAFETY: the CPU has just been seen to have the two features the functions are
         // compiled for.
-        return unsafe {
-            if l2 == 0.0 {
-                specialise_width!(const sgd_epoch_fma<false>(ex.d, w, ex.x, ex.y, order, steps, decay))
-            } else {
-                specialise_width!(const sgd_epoch_fma<true>(ex.d, w, ex.x, ex.y, order, steps, decay))
-            }
-        };
+        return unsafe { specialise_width!(const sgd_epoch_fma(ex.d, w, ex.x, ex.y, order, steps, decay)) };
     }
-    if l2 == 0.0 {
-        specialise_width!(const sgd_epoch_of_width<false>(ex.d, w, ex.x, ex.y, order, steps, decay))
-    } else {
-        specialise_width!(const sgd_epoch_of_width<true>(ex.d, w, ex.x, ex.y, order, steps, decay))
-    }
+    specialise_width!(const sgd_epoch_of_width(ex.d, w, ex.x, ex.y, order, steps, decay))
+}
+
+/// Whether this CPU has AVX2 and FMA, which the kernels compiled for them need.
+#[cfg(target_arch = "x86_64")]
+fn cpu_has_avx2_and_fma() -> bool {
+    std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
 }
 
 /// The kernel for one width, in a function of its own, as the FMA ones below must be: one
@@ -1148,7 +1143,7 @@ fn sgd_epoch(w: &mut Weights, ex: Examples<'_>, order: &[usize], lr: f64, l2: f6
 /// features, measured with FMA). Its multiply-adds are fused where the build's baseline has FMA
 /// (aarch64), else a multiply and an add: `mul_add` would be a library call there.
 #[inline(never)]
-fn sgd_epoch_of_width<const N: usize, const DECAY: bool>(
+fn sgd_epoch_of_width<const N: usize>(
     d: usize,
     w: &mut Weights,
     x: &[f64],
@@ -1157,7 +1152,7 @@ fn sgd_epoch_of_width<const N: usize, const DECAY: bool>(
     steps: [f64; 2],
     decay: f64,
 ) -> Vec<f64> {
-    sgd_epoch_kernel::<N, DECAY, FMA_IN_BASELINE>(d, w, x, labels, order, steps, decay)
+    sgd_epoch_decayed::<N, FMA_IN_BASELINE>(d, w, x, labels, order, steps, decay)
 }
 
 /// [`sgd_epoch_of_width`] compiled for FMA and AVX2, picked at run time, as the baseline x86-64
@@ -1170,7 +1165,7 @@ fn sgd_epoch_of_width<const N: usize, const DECAY: bool>(
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(unsafe_code)]
-unsafe fn sgd_epoch_fma<const N: usize, const DECAY: bool>(
+unsafe fn sgd_epoch_fma<const N: usize>(
     d: usize,
     w: &mut Weights,
     x: &[f64],
@@ -1179,13 +1174,33 @@ unsafe fn sgd_epoch_fma<const N: usize, const DECAY: bool>(
     steps: [f64; 2],
     decay: f64,
 ) -> Vec<f64> {
-    sgd_epoch_kernel::<N, DECAY, true>(d, w, x, labels, order, steps, decay)
+    sgd_epoch_decayed::<N, true>(d, w, x, labels, order, steps, decay)
+}
+
+/// The kernel with its decay multiply only where there is a decay: without an L2 term it is
+/// exactly 1, and multiplying by it changes nothing but the time (≈ 10% of the pass at 10
+/// features).
+#[inline(always)]
+fn sgd_epoch_decayed<const N: usize, const FUSED: bool>(
+    d: usize,
+    w: &mut Weights,
+    x: &[f64],
+    labels: &[f64],
+    order: &[usize],
+    steps: [f64; 2],
+    decay: f64,
+) -> Vec<f64> {
+    if decay == 1.0 {
+        sgd_epoch_kernel::<N, false, FUSED>(d, w, x, labels, order, steps, decay)
+    } else {
+        sgd_epoch_kernel::<N, true, FUSED>(d, w, x, labels, order, steps, decay)
+    }
 }
 
 /// One epoch of the rule for rows `x` of `d` features, `N` = `d` (or 0 past 16), with the
-/// decay multiply only when `DECAY`, and the multiply-adds fused when `FUSED`. The rows and labels come as two slices rather than an
-/// [`Examples`]: passed whole, it kept the compiler from making the updates vector arithmetic
-/// (the pass ≈ 25% slower at 10 features, measured).
+/// decay multiply only when `DECAY`, and the multiply-adds fused when `FUSED`. The rows and
+/// labels come as two slices rather than an [`Examples`]: passed whole, it kept the compiler
+/// from making the updates vector arithmetic (the pass ≈ 25% slower at 10 features, measured).
 #[inline(always)]
 fn sgd_epoch_kernel<const N: usize, const DECAY: bool, const FUSED: bool>(
     d: usize,
@@ -1282,7 +1297,9 @@ fn sgd_epoch_kernel<const N: usize, const DECAY: bool, const FUSED: bool>(
 }
 
 /// a·b as SGD's kernel takes it: four running sums of multiply-adds, lane `j % 4` taking term
-/// `j`, so a width of 10 is two vector steps and a short sum, not a chain of ten.
+/// `j`, so a width of 10 is two vector steps and a short sum, not a chain of ten. [`dot`] sums
+/// the terms past the last four in series instead, and its order stays: the full passes and
+/// every prediction keep their sums bit for bit.
 #[inline(always)]
 fn dot_lanes<const FUSED: bool>(a: &[f64], b: &[f64]) -> f64 {
     let mut lanes = [0.0f64; 4];
@@ -1658,10 +1675,7 @@ mod tests {
     #[test]
     #[cfg(target_arch = "x86_64")]
     fn the_fma_sgd_kernel_is_the_fused_kernel_of_any_build_bit_for_bit() {
-        assert!(
-            std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma"),
-            "this test compares the FMA kernel, which this CPU cannot run"
-        );
+        assert!(cpu_has_avx2_and_fma(), "this test compares the FMA kernel, which this CPU cannot run");
         for d in [3, 10, 17] {
             let (x, y) = correlated(3 * SHUFFLE_BLOCK + 17, d);
             let mut order: Vec<usize> = (0..y.len()).collect();
@@ -1670,20 +1684,10 @@ mod tests {
             for l2 in [0.0, 0.01] {
                 let (steps, decay) = ([0.05, 0.075], 1.0 - 0.05 * l2);
                 let (mut baseline, mut fma) = (start.clone(), start.clone());
-                let baseline_sums = if l2 == 0.0 {
-                    specialise_width!(const sgd_epoch_kernel<false, true>(d, &mut baseline, &x, &y, &order, steps, decay))
-                } else {
-                    specialise_width!(const sgd_epoch_kernel<true, true>(d, &mut baseline, &x, &y, &order, steps, decay))
-                };
+                let baseline_sums = specialise_width!(const sgd_epoch_decayed<true>(d, &mut baseline, &x, &y, &order, steps, decay));
                 #[allow(unsafe_code)]
                 // SAFETY: asserted above that the CPU has AVX2 and FMA.
-                let fma_sums = unsafe {
-                    if l2 == 0.0 {
-                        specialise_width!(const sgd_epoch_fma<false>(d, &mut fma, &x, &y, &order, steps, decay))
-                    } else {
-                        specialise_width!(const sgd_epoch_fma<true>(d, &mut fma, &x, &y, &order, steps, decay))
-                    }
-                };
+                let fma_sums = unsafe { specialise_width!(const sgd_epoch_fma(d, &mut fma, &x, &y, &order, steps, decay)) };
                 let bits = |v: &[f64]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
                 assert_eq!(fma.bias.to_bits(), baseline.bias.to_bits(), "d = {d}, l2 = {l2}");
                 assert_eq!(bits(&fma.weights), bits(&baseline.weights), "d = {d}, l2 = {l2}");
@@ -1698,7 +1702,7 @@ mod tests {
     #[test]
     #[cfg(target_arch = "x86_64")]
     fn the_avx2_full_pass_is_the_portable_one_bit_for_bit() {
-        assert!(std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma"));
+        assert!(cpu_has_avx2_and_fma(), "this test compares the AVX2 pass, which this CPU cannot run");
         for d in [1, 10, 17] {
             let (x, y) = correlated(2 * 64 + 5, d);
             let ex = Examples::new(&x, &y, d).with_class_weights([1.0, 2.5]);
@@ -1745,11 +1749,7 @@ mod tests {
                 let dispatched_sums = sgd_epoch(&mut dispatched, ex, &order, lr, l2);
                 let mut portable = start.clone();
                 let (steps, decay) = ([lr, lr], 1.0 - lr * l2);
-                let portable_sums = if l2 == 0.0 {
-                    specialise_width!(const sgd_epoch_of_width<false>(d, &mut portable, &x, &y, &order, steps, decay))
-                } else {
-                    specialise_width!(const sgd_epoch_of_width<true>(d, &mut portable, &x, &y, &order, steps, decay))
-                };
+                let portable_sums = specialise_width!(const sgd_epoch_of_width(d, &mut portable, &x, &y, &order, steps, decay));
                 let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs().max(1.0);
                 for (kernel, sums, how) in [(&dispatched, &dispatched_sums, "dispatched"), (&portable, &portable_sums, "portable")] {
                     let at = format!("{how}, d = {d}, l2 = {l2}");

@@ -826,14 +826,7 @@ impl Store {
             }
             (x, y)
         };
-        Ok(Dataset {
-            feature_names: columns.feature_names,
-            label_name: columns.label_name,
-            kinds: columns.kinds,
-            classes: columns.classes,
-            x,
-            y,
-        })
+        Ok(columns.into_dataset(x, y))
     }
 
     /// A dataset's rows read whole and hash-checked, for a part of a split of it to be taken
@@ -871,14 +864,7 @@ impl Store {
             let DatasetRows { mut x, start, width, mut y, .. } = whole;
             keep_rows(&mut x, start, width, &rows);
             keep_rows(&mut y, 0, 1, &rows);
-            return Ok(Dataset {
-                feature_names: columns.feature_names,
-                label_name: columns.label_name,
-                kinds: columns.kinds,
-                classes: columns.classes,
-                x,
-                y,
-            });
+            return Ok(columns.into_dataset(x, y));
         }
         drop(whole);
         self.load_split_part(id, part)
@@ -944,6 +930,12 @@ impl Columns {
             classes: data.classes.clone(),
             missing,
         }
+    }
+
+    /// The clean data of these columns with rows `x` and labels `y`: what [`Columns::of`] was
+    /// taken from.
+    pub(crate) fn into_dataset(self, x: Vec<f64>, y: Vec<f64>) -> Dataset {
+        Dataset { feature_names: self.feature_names, label_name: self.label_name, kinds: self.kinds, classes: self.classes, x, y }
     }
 
     /// True when every feature is numeric (no kinds listed, as written before text features,
@@ -1104,12 +1096,11 @@ impl DatasetRows {
 /// columns.
 fn check_source_width(id: &str, source: &str, source_width: usize, columns: &Columns) -> Result<(), StoreError> {
     let width = columns.feature_names.len();
-    match source_width == width {
-        true => Ok(()),
-        false => {
-            Err(StoreError::Corrupt { id: id.into(), detail: format!("its source {source} has {source_width} columns, the split {width}") })
-        }
+    if source_width != width {
+        let detail = format!("its source {source} has {source_width} columns, the split {width}");
+        return Err(StoreError::Corrupt { id: id.into(), detail });
     }
+    Ok(())
 }
 
 /// Moves rows `rows` (increasing numbers, each of a row in `values`) of `values`, rows of

@@ -467,7 +467,8 @@ fn services_on_hosts_of_their_own_share_only_the_bucket_and_urls() {
     };
     let Some(weed) = Weed::start_on(TEST, &network.gateway()) else { return };
     let store = "s3://logitflow-ci/hosts";
-    let token = "the-token-of-the-hosts";
+    // Off loopback a token must be at least 32 characters long.
+    let token = "the-token-of-the-hosts-at-least-32-chars";
     let root = tempfile::tempdir().expect("tempdir");
     let names = ["ingest", "preprocess", "features", "train", "evaluate", "serve", "serve"];
     let mut services = Vec::new();

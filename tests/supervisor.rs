@@ -215,6 +215,13 @@ async fn services_listen_on_loopback_only_unless_told_otherwise() {
         assert!(!refused.status.success(), "{args:?} started without a token");
         let said = common::stderr(&refused);
         assert!(said.contains("refusing to listen on 0.0.0.0:") && said.contains("LOGITFLOW_TOKEN"), "{args:?}: {said}");
+        // Nor with a token a few dozen guesses find.
+        let mut command = common::logitflow(home.path());
+        command.args(args).env("LOGITFLOW_TOKEN", "a");
+        let refused = common::run_for(command, Duration::from_secs(30));
+        assert!(!refused.status.success(), "{args:?} started with a one-character token");
+        let said = common::stderr(&refused);
+        assert!(said.contains("a 1-character token") && said.contains("at least 32"), "{args:?}: {said}");
     }
 
     let sup = Supervisor::start(config(home.path()), &ServiceName::ALL).expect("starts");

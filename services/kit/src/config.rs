@@ -122,16 +122,30 @@ pub fn token_from_env() -> Option<String> {
     std::env::var(crate::TOKEN_ENV).ok().filter(|t| !t.is_empty())
 }
 
-/// Refuses an address off loopback when there is no token: a service reachable from other
-/// machines must not answer anyone who asks.
+/// The shortest token a service accepts off loopback. A short secret is found by guessing: a
+/// one-character one in about sixty tries. The console's own tokens are 64 hex digits.
+pub const MIN_TOKEN_CHARS: usize = 32;
+
+/// Refuses an address off loopback when there is no token, or one shorter than
+/// [`MIN_TOKEN_CHARS`]: a service reachable from other machines must not answer anyone who asks
+/// or guesses.
 pub fn check_exposure(addr: SocketAddr, token: Option<&str>) -> std::io::Result<()> {
-    if addr.ip().is_loopback() || token.is_some_and(|t| !t.is_empty()) {
+    let refuse = |why: String| Err(std::io::Error::new(std::io::ErrorKind::PermissionDenied, why));
+    if addr.ip().is_loopback() {
         return Ok(());
     }
-    Err(std::io::Error::new(
-        std::io::ErrorKind::PermissionDenied,
-        format!("refusing to listen on {addr} without a token: off loopback every request must carry one; set {}", crate::TOKEN_ENV),
-    ))
+    match token.filter(|t| !t.is_empty()) {
+        None => refuse(format!(
+            "refusing to listen on {addr} without a token: off loopback every request must carry one; set {}",
+            crate::TOKEN_ENV
+        )),
+        Some(t) if t.chars().count() < MIN_TOKEN_CHARS => refuse(format!(
+            "refusing to listen on {addr} with a {}-character token: off loopback {} must hold at least {MIN_TOKEN_CHARS} (e.g. `openssl rand -hex 32`)",
+            t.chars().count(),
+            crate::TOKEN_ENV
+        )),
+        Some(_) => Ok(()),
+    }
 }
 
 /// The command line of a service's own binary.
@@ -161,9 +175,21 @@ mod tests {
         let refused = check_exposure(open, None).expect_err("no token").to_string();
         assert!(refused.contains("0.0.0.0:8080") && refused.contains("LOGITFLOW_TOKEN"), "{refused}");
         assert!(check_exposure(open, Some("")).is_err(), "an empty token is none");
-        assert!(check_exposure(open, Some("s3cret")).is_ok());
+        let long = "k".repeat(MIN_TOKEN_CHARS);
+        assert!(check_exposure(open, Some(&long)).is_ok());
         assert!(check_exposure("10.1.2.3:80".parse().expect("addr"), None).is_err());
         assert!(check_exposure("127.0.0.1:0".parse().expect("addr"), None).is_ok());
+        assert!(check_exposure("127.0.0.1:0".parse().expect("addr"), Some("a")).is_ok(), "loopback takes any token");
+    }
+
+    /// Off loopback a token a few dozen guesses find is refused, naming the rule.
+    #[test]
+    fn off_loopback_a_short_token_is_refused() {
+        let open: SocketAddr = "0.0.0.0:8080".parse().expect("addr");
+        for short in ["a", "s3cret", &"k".repeat(MIN_TOKEN_CHARS - 1)] {
+            let refused = check_exposure(open, Some(short)).expect_err("a short token").to_string();
+            assert!(refused.contains("at least 32") && refused.contains("LOGITFLOW_TOKEN"), "{short}: {refused}");
+        }
         assert!(check_exposure("[::1]:0".parse().expect("addr"), None).is_ok());
     }
 }

@@ -163,6 +163,10 @@ MUTANTS = {
             "        let _ = self.waiting_since.compare_exchange(BUSY, millis_since(self.origin, at), Ordering::AcqRel, Ordering::Acquire);",
             "        let _ = (at, &self.waiting_since);",
             ["-p", "logitflow-kit"], "a_stream_outlives_the_header_timeout_and_an_idle_connection_does_not"),
+    "A13": ("off loopback a token shorter than 32 characters is refused", "services/kit/src/config.rs",
+            "        Some(t) if t.chars().count() < MIN_TOKEN_CHARS => refuse(format!(",
+            "        Some(t) if t.chars().count() < 1 => refuse(format!(",
+            ["-p", "logitflow-kit"], "off_loopback_a_short_token_is_refused"),
     # Bad input, row by row.
     "B4": ("any JSON body on serve's inference routes gets a 4xx, never a 5xx", "services/serve/src/lib.rs",
            '    ApiError::invalid("INVALID_INPUT", message)', "    ApiError::Internal(message.to_string())",
@@ -234,6 +238,10 @@ MUTANTS = {
     "B24": ("the dashboard refuses invalid hyperparameters inline", "tui/dashboard/app.rs",
             "        params.validate().map_err(|e| e.to_string())?;", "        let _ = params.validate();",
             ["-p", "logitflow", "--lib"], "the_form_refuses_bad_values_inline_and_retrains_with_good_ones"),
+    "B25": ("a malformed gRPC message is INVALID_ARGUMENT, never INTERNAL", "services/serve/src/grpc/codec.rs",
+            'map_err(|e| Status::invalid_argument(format!("malformed protobuf message: {e}")))',
+            'map_err(|e| Status::internal(format!("malformed protobuf message: {e}")))',
+            ["-p", "logitflow-serve"], "a_malformed_grpc_message_is_invalid_argument_never_internal"),
 }
 
 

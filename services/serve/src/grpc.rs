@@ -11,6 +11,8 @@
 //! back as `raw_output_contents`, as Triton sends them. With a token, every call needs
 //! `authorization: Bearer <token>` in its metadata.
 
+pub(crate) mod codec;
+
 use super::{AppState, binary, decode_inputs, served_in};
 use logitflow_core::model::Model;
 use logitflow_kit::ApiError;

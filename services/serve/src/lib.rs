@@ -1369,6 +1369,72 @@ mod tests {
         assert_eq!(refused.code(), tonic::Code::Unauthenticated);
     }
 
+    /// Bytes sent as a gRPC message as they are, for messages no proto encoder would write.
+    #[derive(Default)]
+    struct RawBytes;
+
+    impl tonic::codec::Codec for RawBytes {
+        type Encode = Vec<u8>;
+        type Decode = Vec<u8>;
+        type Encoder = RawBytes;
+        type Decoder = RawBytes;
+        fn encoder(&mut self) -> RawBytes {
+            RawBytes
+        }
+        fn decoder(&mut self) -> RawBytes {
+            RawBytes
+        }
+    }
+
+    impl tonic::codec::Encoder for RawBytes {
+        type Item = Vec<u8>;
+        type Error = tonic::Status;
+        fn encode(&mut self, item: Vec<u8>, buf: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), tonic::Status> {
+            bytes::BufMut::put_slice(buf, &item);
+            Ok(())
+        }
+    }
+
+    impl tonic::codec::Decoder for RawBytes {
+        type Item = Vec<u8>;
+        type Error = tonic::Status;
+        fn decode(&mut self, buf: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<Vec<u8>>, tonic::Status> {
+            let n = bytes::Buf::remaining(buf);
+            Ok(Some(bytes::Buf::copy_to_bytes(buf, n).to_vec()))
+        }
+    }
+
+    /// 300 malformed messages (seeded random bytes, and protobuf with a truncated field) get
+    /// INVALID_ARGUMENT naming the decoding failure, or another client-fault code when the bytes
+    /// happen to decode: never INTERNAL, the gRPC twin of a 5xx.
+    #[tokio::test]
+    async fn a_malformed_grpc_message_is_invalid_argument_never_internal() {
+        use rand::{Rng, SeedableRng};
+        let (_dir, state, _) = setup().await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(grpc::serve(Arc::new(state), None, None, listener, std::future::pending()));
+        let channel =
+            tonic::transport::Endpoint::from_shared(format!("http://{addr}")).expect("endpoint").connect().await.expect("connect");
+        let mut client = tonic::client::Grpc::new(channel);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(38);
+        // Field 1 (model_name) says 100 bytes follow, and 3 do.
+        let mut messages = vec![vec![0x0a, 100, b'a', b'd', b'm']];
+        messages.extend((1..300).map(|i| (0..1 + i % 64).map(|_| rng.random::<u8>()).collect::<Vec<u8>>()));
+        let mut invalid_argument = 0;
+        for message in messages {
+            client.ready().await.expect("ready");
+            let path = axum::http::uri::PathAndQuery::from_static("/inference.GRPCInferenceService/ModelInfer");
+            let answer = client.unary(tonic::Request::new(message.clone()), path, RawBytes).await;
+            let Err(status) = answer else { continue };
+            assert!(!matches!(status.code(), tonic::Code::Internal | tonic::Code::Unknown), "{message:?}: {status:?}");
+            if status.code() == tonic::Code::InvalidArgument && status.message().contains("malformed protobuf message") {
+                invalid_argument += 1;
+            }
+        }
+        assert!(invalid_argument >= 150, "only {invalid_argument} of 300 named the decoding failure");
+    }
+
     #[tokio::test]
     async fn infer_takes_any_content_type_and_binary_tensors_both_ways() {
         use logitflow_kit::testing::call_raw;

@@ -1,5 +1,6 @@
 //! The ML core's hot paths: one epoch of each iterative solver, a newton solve, and single
-//! and batched prediction, on generated 1,000,000 × 10 and 100,000 × 1 data.
+//! and batched prediction, on generated 1,000,000 × 10 and 100,000 × 1 data; newton on a wide
+//! 20,000 × 1,000 design.
 //!
 //! `cargo bench -p logitflow-core` (BENCHMARKS.md has the figures and the peers').
 
@@ -69,6 +70,29 @@ fn one_epoch(c: &mut Criterion) {
     group.finish();
 }
 
+/// Newton on a wide design, 20,000 × 1,000 (issue 33's widest shape): the Hessian's symmetric
+/// rank-k update and its Cholesky dominate. Coefficients of size 1/√d keep the classes
+/// overlapping, as in real wide data.
+fn wide_newton(c: &mut Criterion) {
+    let (rows, features) = (20_000usize, 1_000usize);
+    let coefficients: Vec<f64> = (0..features).map(|j| if j % 2 == 0 { 1.0 } else { -0.6 } / (features as f64).sqrt()).collect();
+    let g = Generator { intercept: 0.3, coefficients, ranges: vec![(-2.0, 2.0); features], rows, seed: 7 };
+    let d = generate(&g);
+    let ex = Examples::new(&d.x, &d.y, features);
+    let cancel = AtomicBool::new(false);
+    let params = TrainParams { solver: Solver::Newton, epochs: 50, patience: 0, validation_fraction: Some(0.0), ..TrainParams::default() };
+    let tight = TrainParams { tolerance: 1e-12, ..params.clone() };
+    let loss = |p: &TrainParams| fit(ex, None, p, &cancel, |_| {}).expect("fits").curve.last().expect("an epoch").train_loss;
+    let (reached, optimum) = (loss(&params), loss(&tight));
+    assert!((reached - optimum).abs() <= 1e-6 * optimum, "newton reached {reached}, the optimum is {optimum}");
+    let mut group = c.benchmark_group("wide");
+    group.sample_size(10);
+    group.bench_function(BenchmarkId::new("newton_solve", format!("{rows}x{features}")), |b| {
+        b.iter(|| fit(ex, None, &params, &cancel, |_| {}).expect("fits"))
+    });
+    group.finish();
+}
+
 fn prediction(c: &mut Criterion) {
     let features = 10;
     let t = Transform {
@@ -100,5 +124,5 @@ fn prediction(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, one_epoch, prediction);
+criterion_group!(benches, one_epoch, wide_newton, prediction);
 criterion_main!(benches);

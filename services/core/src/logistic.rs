@@ -9,8 +9,11 @@
 //! run on all cores and are summed in chunk order, so the result is the same bit for bit on
 //! any number of cores. Same seed, same data, same parameters → the same model.
 
-use ndarray::linalg::general_mat_mul;
-use ndarray::{Array2, ArrayView2, s};
+use faer::linalg::matmul::matmul;
+use faer::linalg::matmul::triangular::{self, BlockStructure};
+use faer::linalg::solvers::DenseSolveCore;
+use faer::prelude::Solve;
+use faer::{Accum, Mat, MatRef, Par, Side};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -493,9 +496,6 @@ const CHUNK_ROWS: usize = 16_384;
 /// The widest row a pass scales through a local array (see `pass_chunk_kernel`).
 const SCALED_ROW: usize = 16;
 
-/// Rows of the Hessian per matrix product: the row count of matrixmultiply's f64 kernels.
-const HESSIAN_BAND: usize = 8;
-
 /// Loss, gradient and (for newton) Hessian sums over the rows of one pass.
 #[derive(Debug, Clone)]
 struct PassSums {
@@ -508,15 +508,16 @@ struct PassSums {
     certain: u64,
 }
 
-fn pass_chunk(w: &Weights, ex: Examples<'_>, start: usize, end: usize, want_hess: bool) -> PassSums {
+/// One chunk's sums; `par` is the parallelism of the Hessian's matrix products.
+fn pass_chunk(w: &Weights, ex: Examples<'_>, start: usize, end: usize, want_hess: bool, par: Par) -> PassSums {
     #[cfg(target_arch = "x86_64")]
     if cpu_has_avx2_and_fma() {
         #[allow(unsafe_code)]
         // SAFETY: the CPU has just been seen to have the two features the function is
         // compiled for.
-        return unsafe { pass_chunk_avx2(w, ex, start, end, want_hess) };
+        return unsafe { pass_chunk_avx2(w, ex, start, end, want_hess, par) };
     }
-    specialise_width!(pass_chunk_kernel(ex.d, w, ex, start, end, want_hess))
+    specialise_width!(pass_chunk_kernel(ex.d, w, ex, start, end, want_hess, par))
 }
 
 /// [`pass_chunk`] compiled for AVX2, picked at run time: its exponentials and sums take four
@@ -529,12 +530,12 @@ fn pass_chunk(w: &Weights, ex: Examples<'_>, start: usize, end: usize, want_hess
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(unsafe_code)]
-unsafe fn pass_chunk_avx2(w: &Weights, ex: Examples<'_>, start: usize, end: usize, want_hess: bool) -> PassSums {
-    specialise_width!(pass_chunk_kernel(ex.d, w, ex, start, end, want_hess))
+unsafe fn pass_chunk_avx2(w: &Weights, ex: Examples<'_>, start: usize, end: usize, want_hess: bool, par: Par) -> PassSums {
+    specialise_width!(pass_chunk_kernel(ex.d, w, ex, start, end, want_hess, par))
 }
 
 #[inline(always)]
-fn pass_chunk_kernel(d: usize, w: &Weights, ex: Examples<'_>, start: usize, end: usize, want_hess: bool) -> PassSums {
+fn pass_chunk_kernel(d: usize, w: &Weights, ex: Examples<'_>, start: usize, end: usize, want_hess: bool, par: Par) -> PassSums {
     let k = d + 1;
     let weights = &w.weights[..d];
     // At zero weights (newton's and batch descent's first pass) every logit is 0: e^−0 = 1 and
@@ -552,7 +553,7 @@ fn pass_chunk_kernel(d: usize, w: &Weights, ex: Examples<'_>, start: usize, end:
     const BLOCK: usize = 2048;
     let stride = d + 2;
     let mut weighted = vec![0.0; if want_hess { BLOCK.min(end - start) * stride } else { 0 }];
-    let mut xx = Array2::<f64>::zeros(if want_hess { (d, stride) } else { (0, 0) });
+    let mut xx = if want_hess { Mat::<f64>::zeros(d, stride) } else { Mat::new() };
     let mut curvature_sum = 0.0;
     let mut certain = 0u64;
     // Rows go in small batches, each step over the whole batch before the next: the logits,
@@ -630,25 +631,30 @@ fn pass_chunk_kernel(d: usize, w: &Weights, ex: Examples<'_>, start: usize, end:
         let block_rows = first + m - block_start;
         if want_hess && (block_rows == BLOCK || first + m == end) {
             // H = Σ p(1−p)·[1 x]ᵀ[1 x] (and the gradient) as matrix products Xᵀ·[S X | r | s]
-            // over blocks of rows that stay in the cache: matrixmultiply's kernels use the CPU's
-            // widest vector units (chosen at run time), where a row-at-a-time update compiles
-            // to two-lane arithmetic.
-            // Only the upper triangle is wanted, so the product goes in bands of the kernel's
-            // 8 rows, each from its diagonal on: for 10 features, 4 kernel tiles instead of 6.
-            let rows = &ex.x[block_start * d..(first + m) * d];
-            let x = ArrayView2::from_shape((block_rows, d), rows).expect("a block is whole rows");
-            let sx = ArrayView2::from_shape((block_rows, stride), &weighted[..block_rows * stride]).expect("a block is whole rows");
-            for top in (0..d).step_by(HESSIAN_BAND) {
-                let band = top..(top + HESSIAN_BAND).min(d);
-                let mut out = xx.slice_mut(s![band.clone(), top..]);
-                general_mat_mul(1.0, &x.slice(s![.., band]).t(), &sx.slice(s![.., top..]), 1.0, &mut out);
-            }
+            // over blocks of rows that stay in the cache, by faer's kernels (the CPU's widest
+            // vector units, chosen at run time). Only the upper triangle of XᵀSX is wanted: a
+            // symmetric rank-k update, half the work of the full product at any width.
+            let x = MatRef::from_row_major_slice(&ex.x[block_start * d..(first + m) * d], block_rows, d);
+            let sx = MatRef::from_row_major_slice_with_stride(&weighted[..block_rows * stride], block_rows, stride, stride);
+            let (mut xsx, mut xr) = xx.as_mut().split_at_col_mut(d);
+            triangular::matmul(
+                &mut xsx,
+                BlockStructure::TriangularUpper,
+                Accum::Add,
+                x.transpose(),
+                BlockStructure::Rectangular,
+                sx.subcols(0, d),
+                BlockStructure::Rectangular,
+                1.0,
+                par,
+            );
+            matmul(&mut xr, Accum::Add, x.transpose(), sx.subcols(d, 2), 1.0, par);
             block_start = first + m;
         }
     }
     if want_hess {
         for (a, g) in grad[1..].iter_mut().enumerate() {
-            *g = xx[[a, d]];
+            *g = xx[(a, d)];
         }
     }
     let mut sums = PassSums { loss, grad: grad.to_vec(), hess: Vec::new(), certain };
@@ -656,9 +662,9 @@ fn pass_chunk_kernel(d: usize, w: &Weights, ex: Examples<'_>, start: usize, end:
         let mut hess = vec![0.0; k * k];
         hess[0] = curvature_sum;
         for a in 0..d {
-            hess[a + 1] = xx[[a, d + 1]];
+            hess[a + 1] = xx[(a, d + 1)];
             for b in a..d {
-                hess[(a + 1) * k + b + 1] = xx[[a, b]];
+                hess[(a + 1) * k + b + 1] = xx[(a, b)];
             }
         }
         sums.hess = hess;
@@ -666,13 +672,23 @@ fn pass_chunk_kernel(d: usize, w: &Weights, ex: Examples<'_>, start: usize, end:
     sums
 }
 
-/// A full pass over all rows, chunked across cores and summed in chunk order.
+/// Terms from which a pass with the Hessian goes over the rows in one sweep, its matrix products
+/// on every core: the products' O(n·d²) is then the whole cost, and chunks of their own would
+/// each hold a d×d partial sum and split the rows unevenly (20k rows: chunks of 16,384 and 3,616).
+const WIDE_TERMS: usize = 64;
+
+/// A full pass over all rows, chunked across cores and summed in chunk order (a wide pass with
+/// the Hessian: one sweep, its products parallel); the same sums bit for bit on one machine.
 fn full_pass(w: &Weights, ex: Examples<'_>, want_hess: bool) -> PassSums {
     let n = ex.rows();
+    let cores = std::thread::available_parallelism().map_or(1, |t| t.get());
+    if want_hess && ex.d >= WIDE_TERMS && cores > 1 {
+        return pass_chunk(w, ex, 0, n, want_hess, Par::rayon(cores));
+    }
     let chunks: Vec<(usize, usize)> = (0..n.div_ceil(CHUNK_ROWS)).map(|c| (c * CHUNK_ROWS, ((c + 1) * CHUNK_ROWS).min(n))).collect();
-    let threads = std::thread::available_parallelism().map_or(1, |t| t.get()).min(chunks.len()).max(1);
+    let threads = cores.min(chunks.len()).max(1);
     let parts: Vec<PassSums> = if threads == 1 {
-        chunks.iter().map(|&(s, e)| pass_chunk(w, ex, s, e, want_hess)).collect()
+        chunks.iter().map(|&(s, e)| pass_chunk(w, ex, s, e, want_hess, Par::Seq)).collect()
     } else {
         let mut parts: Vec<Option<PassSums>> = vec![None; chunks.len()];
         std::thread::scope(|scope| {
@@ -680,7 +696,7 @@ fn full_pass(w: &Weights, ex: Examples<'_>, want_hess: bool) -> PassSums {
             for (slots, ranges) in parts.chunks_mut(per).zip(chunks.chunks(per)) {
                 scope.spawn(move || {
                     for (slot, &(s, e)) in slots.iter_mut().zip(ranges) {
-                        *slot = Some(pass_chunk(w, ex, s, e, want_hess));
+                        *slot = Some(pass_chunk(w, ex, s, e, want_hess, Par::Seq));
                     }
                 });
             }
@@ -1440,6 +1456,19 @@ fn symmetric(mut h: Vec<f64>, k: usize) -> Vec<f64> {
     h
 }
 
+/// The smallest pivot (squared diagonal of the Cholesky factor) taken as positive: below it a
+/// matrix with unit-scale entries is singular to working precision (for the Hessian: collinear
+/// terms, or a constant one).
+const MIN_PIVOT: f64 = 1e-14;
+
+/// The Cholesky factorisation of a symmetric positive definite k×k matrix (row-major, both
+/// triangles or the lower one filled), by faer; `None` when a pivot is not above [`MIN_PIVOT`].
+fn cholesky(h: &[f64], k: usize) -> Option<faer::linalg::solvers::Llt<f64>> {
+    let llt = MatRef::from_row_major_slice(h, k, k).llt(Side::Lower).ok()?;
+    let l = llt.L();
+    (0..k).all(|i| l[(i, i)] * l[(i, i)] > MIN_PIVOT).then_some(llt)
+}
+
 /// The inverse of a symmetric positive definite k×k matrix; `None` when it is singular (for
 /// the Hessian: collinear terms).
 pub fn invert_spd(h: &[f64], k: usize) -> Option<Vec<f64>> {
@@ -1449,48 +1478,14 @@ pub fn invert_spd(h: &[f64], k: usize) -> Option<Vec<f64>> {
         return None;
     }
     let scaled: Vec<f64> = (0..k * k).map(|i| h[i] / (d[i / k] * d[i % k])).collect();
-    let mut inverse = vec![0.0; k * k];
-    for c in 0..k {
-        let mut e = vec![0.0; k];
-        e[c] = 1.0;
-        let column = solve_spd(&scaled, &e, k)?;
-        for r in 0..k {
-            inverse[r * k + c] = column[r] / (d[r] * d[c]);
-        }
-    }
-    Some(inverse)
+    let inverse = cholesky(&scaled, k)?.inverse();
+    Some((0..k * k).map(|i| inverse[(i / k, i % k)] / (d[i / k] * d[i % k])).collect())
 }
 
 /// Solves H·x = g for a symmetric positive definite H by Cholesky; `None` if it is not.
 fn solve_spd(h: &[f64], g: &[f64], k: usize) -> Option<Vec<f64>> {
-    let mut l = vec![0.0; k * k];
-    for i in 0..k {
-        for j in 0..=i {
-            let mut s = h[i * k + j];
-            for p in 0..j {
-                s -= l[i * k + p] * l[j * k + p];
-            }
-            if i == j {
-                if s <= 1e-14 {
-                    return None;
-                }
-                l[i * k + i] = s.sqrt();
-            } else {
-                l[i * k + j] = s / l[j * k + j];
-            }
-        }
-    }
-    let mut z = vec![0.0; k];
-    for i in 0..k {
-        let s = g[i] - (0..i).map(|p| l[i * k + p] * z[p]).sum::<f64>();
-        z[i] = s / l[i * k + i];
-    }
-    let mut x = vec![0.0; k];
-    for i in (0..k).rev() {
-        let s = z[i] - (i + 1..k).map(|p| l[p * k + i] * x[p]).sum::<f64>();
-        x[i] = s / l[i * k + i];
-    }
-    Some(x)
+    let x = cholesky(h, k)?.solve(MatRef::from_column_major_slice(g, k, 1));
+    Some((0..k).map(|i| x[(i, 0)]).collect())
 }
 
 #[cfg(test)]
@@ -1559,7 +1554,7 @@ mod tests {
             for start in (0..rows).step_by(64) {
                 let batch = start..start + 64;
                 let exact = exact_sum(&mut batch.clone().map(|i| ex.weight(y[i]) * log_loss_at(w.bias + w.weights[0] * x[i], y[i])));
-                let pass = pass_chunk(&w, ex, batch.start, batch.end, false).loss;
+                let pass = pass_chunk(&w, ex, batch.start, batch.end, false, Par::Seq).loss;
                 let bound = 64.0 * f64::EPSILON * exact.max(1.0);
                 assert!((pass - exact).abs() <= bound, "spread {spread}, rows {batch:?}: {pass} vs {exact} (bound {bound:e})");
             }
@@ -1635,7 +1630,7 @@ mod tests {
         let threaded = full_pass(&w, ex, true);
         let (mut loss, mut grad, mut hess) = (0.0, vec![0.0; 4], vec![0.0; 16]);
         for start in (0..ex.rows()).step_by(CHUNK_ROWS) {
-            let part = pass_chunk(&w, ex, start, (start + CHUNK_ROWS).min(ex.rows()), true);
+            let part = pass_chunk(&w, ex, start, (start + CHUNK_ROWS).min(ex.rows()), true, Par::Seq);
             loss += part.loss;
             grad.iter_mut().zip(&part.grad).for_each(|(t, p)| *t += p);
             hess.iter_mut().zip(&part.hess).for_each(|(t, p)| *t += p);
@@ -1708,10 +1703,10 @@ mod tests {
             let ex = Examples::new(&x, &y, d).with_class_weights([1.0, 2.5]);
             let w = Weights { bias: 0.2, weights: (0..d).map(|j| 0.3 - 0.05 * j as f64).collect() };
             for want_hess in [false, true] {
-                let portable = specialise_width!(pass_chunk_kernel(d, &w, ex, 0, ex.rows(), want_hess));
+                let portable = specialise_width!(pass_chunk_kernel(d, &w, ex, 0, ex.rows(), want_hess, Par::Seq));
                 #[allow(unsafe_code)]
                 // SAFETY: asserted above that the CPU has AVX2 and FMA.
-                let avx2 = unsafe { pass_chunk_avx2(&w, ex, 0, ex.rows(), want_hess) };
+                let avx2 = unsafe { pass_chunk_avx2(&w, ex, 0, ex.rows(), want_hess, Par::Seq) };
                 let bits = |v: &[f64]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
                 assert_eq!(avx2.loss.to_bits(), portable.loss.to_bits(), "d = {d}");
                 assert_eq!(bits(&avx2.grad), bits(&portable.grad), "d = {d}");

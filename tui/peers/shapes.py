@@ -1,0 +1,117 @@
+"""Data of the shapes issue 33 names, and scikit-learn's unpenalised fit of it, timed.
+
+`write` makes a training and a test CSV of one shape: features of mixed scale, correlated in
+pairs, a 0/1 label drawn from a logistic model whose coefficients shrink with the column's
+index (so wide designs are not separated), and optionally a text column of many levels.
+`fit` reads the two files with pandas, one-hot codes a text column as statsmodels and R do (the
+first level in sorted order as reference, sparse), and times scikit-learn's lbfgs and
+newton-cholesky at C = inf. It prints one JSON object: each fit's seconds, iterations and test
+log loss.
+
+Usage:
+  python3 shapes.py write ROWS FEATURES OUT_DIR [--levels L] [--seed S]
+  python3 shapes.py fit TRAIN_CSV TEST_CSV LABEL
+"""
+
+import json
+import sys
+import time
+
+import numpy as np
+
+
+def write(rows, features, out_dir, levels=0, seed=7):
+    rng = np.random.default_rng(seed)
+    total = rows + rows // 4
+    x = rng.standard_normal((total, features))
+    # Neighbouring columns correlated, and scales from 0.01 to 100, as real columns are.
+    x[:, 1:] = 0.6 * x[:, :-1] + 0.8 * x[:, 1:]
+    scales = 10.0 ** rng.uniform(-2, 2, features)
+    beta = rng.standard_normal(features) / np.sqrt(features) * 1.5
+    z = 0.3 + x @ beta
+    columns = [x * scales]
+    names = [f"x{j}" for j in range(features)]
+    if levels:
+        codes = rng.integers(0, levels, total)
+        effects = rng.standard_normal(levels) * 0.5
+        z = z + effects[codes]
+    y = (rng.random(total) < 1.0 / (1.0 + np.exp(-z))).astype(int)
+    import os
+
+    os.makedirs(out_dir, exist_ok=True)
+    for part, sl in (("train", slice(0, rows)), ("test", slice(rows, total))):
+        path = os.path.join(out_dir, f"{part}.csv")
+        with open(path, "w") as f:
+            header = names + (["shop"] if levels else []) + ["y"]
+            f.write(",".join(header) + "\n")
+            block = columns[0][sl]
+            text = None
+            if levels:
+                text = np.char.add("s", codes[sl].astype(str))
+            for start in range(0, block.shape[0], 10000):
+                chunk = block[start : start + 10000]
+                lines = [",".join(f"{v:.17g}" for v in row) for row in chunk]
+                for i, line in enumerate(lines):
+                    r = start + i
+                    cells = [line]
+                    if text is not None:
+                        cells.append(str(text[r]))
+                    cells.append(str(y[sl][r]))
+                    f.write(",".join(cells) + "\n")
+        print(path)
+
+
+def design(frame, label, levels_of=None):
+    import pandas as pd
+    import scipy.sparse as sp
+
+    y = frame.pop(label).to_numpy()
+    text = [c for c in frame.columns if frame[c].dtype == object]
+    numeric = frame.drop(columns=text).to_numpy(dtype=np.float64)
+    if not text:
+        return numeric, y, None
+    blocks = [sp.csr_matrix(numeric)]
+    levels_of = levels_of or {c: sorted(frame[c].unique()) for c in text}
+    for c in text:
+        cat = pd.Categorical(frame[c], categories=levels_of[c])
+        codes = cat.codes
+        rows = np.nonzero(codes > 0)[0]
+        blocks.append(sp.csr_matrix((np.ones(len(rows)), (rows, codes[rows] - 1)), shape=(len(frame), len(levels_of[c]) - 1)))
+    return sp.hstack(blocks, format="csr"), y, levels_of
+
+
+def fit(train_csv, test_csv, label):
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import log_loss
+    from sklearn.preprocessing import StandardScaler
+
+    x, y, levels = design(pd.read_csv(train_csv), label)
+    xt, yt, _ = design(pd.read_csv(test_csv), label, levels)
+    # Standardised as logitflow's features stage does (sparse columns are scaled, not centred).
+    scaler = StandardScaler(with_mean=not hasattr(x, "tocsr")).fit(x)
+    x, xt = scaler.transform(x), scaler.transform(xt)
+    out = {}
+    for solver in ("lbfgs", "newton-cholesky"):
+        t = time.perf_counter()
+        model = LogisticRegression(C=np.inf, solver=solver, max_iter=10000, tol=1e-8).fit(x, y)
+        seconds = time.perf_counter() - t
+        out[solver] = {
+            "seconds": seconds,
+            "iterations": int(model.n_iter_[0]),
+            "test_log_loss": log_loss(yt, model.predict_proba(xt)[:, 1]),
+            "train_log_loss": log_loss(y, model.predict_proba(x)[:, 1]),
+        }
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "write":
+        args = sys.argv[2:]
+        levels = int(args[args.index("--levels") + 1]) if "--levels" in args else 0
+        seed = int(args[args.index("--seed") + 1]) if "--seed" in args else 7
+        write(int(args[0]), int(args[1]), args[2], levels, seed)
+    elif sys.argv[1] == "fit":
+        fit(sys.argv[2], sys.argv[3], sys.argv[4])
+    else:
+        sys.exit(__doc__)

@@ -24,7 +24,7 @@ use axum::routing::{get, post};
 use futures::Stream;
 use logitflow_core::clean::{Dataset, validation_split};
 use logitflow_core::inference::{Optimality, TermBounds, certain_rows, scale_gathering_bounds, separated_by_combination, statistics};
-use logitflow_core::logistic::{ClassWeight, EpochEvent, Examples, Solver, StopReason, TrainParams, fit, objective};
+use logitflow_core::logistic::{ClassWeight, EpochEvent, Examples, FitOutcome, Solver, StopReason, TrainParams, fit, objective};
 use logitflow_core::model::{Lineage, Model, TrainingLog};
 use logitflow_core::scale::{EncodeError, Scaling, Transform};
 use logitflow_core::store::{DatasetRows, Kind, SplitPart, StepRecord, Store, StoreError, step_key};
@@ -460,14 +460,18 @@ fn train(
     if cancelled && !job.keep_best.load(Ordering::Relaxed) {
         return Ok(None);
     }
+    // Whether a combination of terms separates the classes is read off an exact fit only: an
+    // iterative one that has not converged can leave rows at probability 0 or 1 on data that is
+    // not separated. Without an exact fit on these rows, nothing is claimed.
+    let reference = if separating.is_none() { exact_reference(train_ex, params) } else { None };
+    let exact_fit = if params.solver == Solver::Newton { Some(&outcome) } else { reference.as_ref() };
     let separation = separating.or_else(|| {
-        exact.then(|| {
-            // Newton counted them in its last pass; other fits take the logits again.
-            let certain = outcome
-                .certain_rows
-                .unwrap_or_else(|| certain_rows(x.chunks_exact(k.max(1)).map(|row| outcome.weights.logit(row)), &fit_part.y));
-            separated_by_combination(certain, fit_part.rows())
-        })?
+        let exact_fit = exact_fit.filter(|_| exact)?;
+        // Newton counted them in its last pass; otherwise the logits are taken again.
+        let certain = exact_fit
+            .certain_rows
+            .unwrap_or_else(|| certain_rows(x.chunks_exact(k.max(1)).map(|row| exact_fit.weights.logit(row)), &fit_part.y));
+        separated_by_combination(certain, fit_part.rows())
     });
     let stop_reason = if separation.is_some() { StopReason::Separated } else { outcome.stop_reason };
     let dataset = store.manifest(&request.split).ok().and_then(|m| m.inputs.first().cloned()).unwrap_or_default();
@@ -531,15 +535,11 @@ fn train(
     for (row, (deviation, scale)) in model.fit.terms.iter_mut().skip(1).zip(deviations.iter().zip(&model.transform.scale)) {
         row.standardized = Some(row.estimate * deviation * scale).filter(|v| v.is_finite());
     }
-    // How close an iterative fit came: newton on the same rows, where that is cheap.
-    if params.solver != Solver::Newton && fit_part.rows() * (k + 1) <= OPTIMALITY_CHECK_CELLS && model.fit.separation.is_none() {
-        let exact_params =
-            TrainParams { solver: Solver::Newton, epochs: 50, patience: 0, validation_fraction: Some(0.0), ..params.clone() };
-        if let Ok(optimum) = fit(train_ex, None, &exact_params, &AtomicBool::new(false), |_| {}) {
-            let (at_fit, _) = objective(&weights, train_ex, params.l2);
-            let (at_optimum, _) = objective(&optimum.weights, train_ex, params.l2);
-            model.fit.optimality = Some(Optimality::new(at_fit, at_optimum));
-        }
+    // How close an iterative fit came to the exact optimum on the same rows.
+    if let Some(optimum) = reference.filter(|_| model.fit.separation.is_none()) {
+        let (at_fit, _) = objective(&weights, train_ex, params.l2);
+        let (at_optimum, _) = objective(&optimum.weights, train_ex, params.l2);
+        model.fit.optimality = Some(Optimality::new(at_fit, at_optimum));
     }
     let inputs = vec![request.split.clone(), request.transform.clone()];
     let model_id = store.put_json(Kind::Model, NAME, inputs.clone(), params_json.clone(), "model.json", &model)?;
@@ -579,6 +579,17 @@ fn standardized_on_these_rows(store: &Store, transform_id: &str, split: &str, tr
 /// The largest fit (rows × terms) whose distance from the exact optimum is measured by a
 /// newton fit after an iterative one: a few full passes, cheap at this size.
 const OPTIMALITY_CHECK_CELLS: usize = 4_000_000;
+
+/// Newton on an iterative fit's rows and parameters, where that is cheap
+/// ([`OPTIMALITY_CHECK_CELLS`]): the optimum the iterative fit is measured against, and the
+/// exact fit whose certain rows say whether a combination of terms separates the classes.
+fn exact_reference(train_ex: Examples<'_>, params: &TrainParams) -> Option<FitOutcome> {
+    if params.solver == Solver::Newton || train_ex.rows() * (train_ex.d + 1) > OPTIMALITY_CHECK_CELLS {
+        return None;
+    }
+    let exact_params = TrainParams { solver: Solver::Newton, epochs: 50, patience: 0, validation_fraction: Some(0.0), ..params.clone() };
+    fit(train_ex, None, &exact_params, &AtomicBool::new(false), |_| {}).ok()
+}
 
 async fn list_jobs(State(state): State<AppState>) -> Json<Vec<JobInfo>> {
     let jobs: Vec<Arc<Job>> = state.jobs.lock().map(|j| j.values().cloned().collect()).unwrap_or_default();
@@ -909,13 +920,7 @@ mod tests {
         let (_dir, store, app) = service();
         let x: Vec<f64> = (0..100).map(f64::from).collect();
         let y: Vec<f64> = x.iter().map(|&v| f64::from(u8::from(v >= 50.0))).collect();
-        let data = Dataset { feature_names: vec!["score".into()], label_name: "admitted".into(), x, y, ..Dataset::default() };
-        let split = Split { train: data.clone(), test: data };
-        let split_id = store.put_split(&split, &SplitReport::default(), vec![], serde_json::json!({})).expect("split");
-        let t = Transform::fit(&split.train, Scaling::Standard);
-        let transform = store
-            .put_json(Kind::Transform, "test", vec![split_id.clone()], serde_json::json!({}), "transform.json", &t)
-            .expect("transform");
+        let (split_id, transform) = stored_split(&store, &["score"], "admitted", x, y);
         // Newton's rows are scaled as they are loaded; SGD may hold some out, so it scales them
         // once they are split.
         for solver in ["newton", "sgd"] {
@@ -928,6 +933,51 @@ mod tests {
                 Some("score separates the classes completely: every \"0\" row has score ≤ 49, every \"1\" row has score ≥ 50"),
                 "{solver}"
             );
+        }
+    }
+
+    /// A split whose two parts are the same rows, stored with its standardising transform.
+    fn stored_split(store: &Store, features: &[&str], label: &str, x: Vec<f64>, y: Vec<f64>) -> (String, String) {
+        let feature_names = features.iter().map(|&f| f.to_string()).collect();
+        let data = Dataset { feature_names, label_name: label.into(), x, y, ..Dataset::default() };
+        let split = Split { train: data.clone(), test: data };
+        let split_id = store.put_split(&split, &SplitReport::default(), vec![], serde_json::json!({})).expect("split");
+        let t = Transform::fit(&split.train, Scaling::Standard);
+        let transform = store
+            .put_json(Kind::Transform, "test", vec![split_id.clone()], serde_json::json!({}), "transform.json", &t)
+            .expect("transform");
+        (split_id, transform)
+    }
+
+    /// Separation by a combination of terms is read off an exact fit only. An SGD fit thrown far
+    /// off by a huge step leaves rows at probability 0 or 1 on classes that overlap; that
+    /// claimed "separated" before. A combination that does separate is still named by every
+    /// solver.
+    #[tokio::test]
+    async fn separation_is_decided_by_an_exact_fit_never_by_an_iterative_one_that_ran_off() {
+        let (_dir, store, app) = service();
+        // 400 rows on a spiral of (a, b); a and b each overlap the classes alone.
+        let x: Vec<f64> = (0..400).flat_map(|i| [f64::from(i).sin() * 3.0, f64::from(i).cos() * 2.0 + f64::from(i % 7) * 0.1]).collect();
+        let combined: Vec<f64> = x.chunks_exact(2).map(|r| f64::from(u8::from(r[0] + r[1] > 0.0))).collect();
+        // Overlapping: the combination's label, flipped on every fifth row.
+        let overlapping: Vec<f64> = combined.iter().enumerate().map(|(i, &v)| if i % 5 == 0 { 1.0 - v } else { v }).collect();
+        let (split, transform) = stored_split(&store, &["a", "b"], "y", x.clone(), overlapping);
+        let params = serde_json::json!({"solver": "sgd", "learning_rate": 1e6, "epochs": 3, "patience": 0});
+        let info = finished_job(&app, serde_json::json!({"split": split, "transform": transform, "params": params})).await;
+        let model: Model = store.read_json(info["model"].as_str().expect("a model"), Kind::Model, "model.json").expect("model");
+        let ran_off = model.intercept.abs() + model.coefficients.values().map(|v| v.abs()).sum::<f64>();
+        assert!(ran_off > 1e4, "the step did not throw the fit off: {model:?}");
+        assert_ne!(info["stop_reason"], "separated", "{info}");
+        assert_eq!(model.fit.separation, None, "{info}");
+
+        let (split, transform) = stored_split(&store, &["a", "b"], "y", x, combined);
+        for solver in ["newton", "batch", "sgd", "minibatch"] {
+            let params = serde_json::json!({"solver": solver, "epochs": 20});
+            let info = finished_job(&app, serde_json::json!({"split": split, "transform": transform, "params": params})).await;
+            assert_eq!(info["stop_reason"], "separated", "{solver}: {info}");
+            let model: Model = store.read_json(info["model"].as_str().expect("a model"), Kind::Model, "model.json").expect("model");
+            let said = model.fit.separation.unwrap_or_default();
+            assert!(said.starts_with("a combination of terms separates the classes"), "{solver}: {said}");
         }
     }
 

@@ -524,6 +524,33 @@ fn a_damaged_old_version_does_not_stop_serving_after_a_restart() {
     assert!(out.status.success(), "the run is served: {}", stderr(&out));
     assert!(common::stdout(&out).contains("score 80 → probability 0.99"), "{}", common::stdout(&out));
     assert_no_services(home.path(), Duration::from_secs(2));
+
+    // The version an alias names damaged: serve still comes up ready (it waited for ever in
+    // "starting", and the run failed "services not ready after 20s"), and the run that stores
+    // the same content again heals it.
+    let out = run(home.path(), &["run", "--epochs", "100", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(&common::stdout(&out)).expect("json");
+    let version = report["model"]["version"].as_u64().expect("a version");
+    let registry: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(home.path().join("registry.json")).expect("registry")).expect("json");
+    let entry = &registry["models"]["admissions"];
+    let named = entry["aliases"].as_object().expect("aliases").values().find_map(serde_json::Value::as_u64).expect("an alias");
+    let artifact_of = |v: u64| {
+        let versions = entry["versions"].as_array().expect("versions");
+        versions.iter().find(|e| e["version"].as_u64() == Some(v)).and_then(|e| e["artifact"].as_str()).expect("artifact").to_string()
+    };
+    assert_eq!(artifact_of(named), artifact_of(version), "the alias names the content the 100-epoch run stores");
+    let model_file = home.path().join("artifacts").join(artifact_of(named)).join("model.json");
+    let whole = std::fs::read(&model_file).expect("model.json");
+    let mut bytes = whole.clone();
+    bytes[whole.len() / 2] ^= 0x01;
+    std::fs::write(&model_file, bytes).expect("damage");
+    let out = run(home.path(), &["run", "--epochs", "100", "--predict", "80"]);
+    assert!(out.status.success(), "a damaged aliased version blocks no run: {}", stderr(&out));
+    assert!(common::stdout(&out).contains("score 80 → probability 0.99"), "{}", common::stdout(&out));
+    assert_eq!(std::fs::read(&model_file).expect("model.json"), whole, "the run stored the same content again: healed");
+    assert_no_services(home.path(), Duration::from_secs(2));
 }
 
 /// Finding 4: the registry. Deleted, it is recovered from its journal, so versions go on from

@@ -88,8 +88,11 @@ pub struct AppState {
     catalog: Arc<ArcSwap<Catalog>>,
     /// Serialises loads (never taken on the prediction path).
     loading: Arc<tokio::sync::Mutex<()>>,
-    /// Ready once the registry is read, and while every alias can be served.
+    /// Ready once every registered model has been loaded, or reported unloadable, once.
     readiness: Readiness,
+    /// Whether [`AppState::load_all`] has gone through every model once: until then one model
+    /// loaded is no reason to call serve ready, for a client may ask for the next one.
+    loaded_all_once: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl AppState {
@@ -101,11 +104,12 @@ impl AppState {
             catalog: Arc::new(ArcSwap::from_pointee(Catalog::new())),
             loading: Arc::default(),
             readiness: Readiness::not_ready("loading models from the registry"),
+            loaded_all_once: Arc::default(),
         })
     }
 
-    /// Loads every model the registry names; what fails is logged and left out, and
-    /// readiness says what cannot be served.
+    /// Loads every model the registry names; what fails is logged and left out, and reported
+    /// in the model's metadata. Serve is ready once this has gone through every model.
     pub async fn load_all(&self) -> Result<(), ApiError> {
         let registry = self.registry.clone();
         let names = blocking(move || Ok(registry.load()?.models.into_keys().collect::<Vec<String>>())).await;
@@ -121,6 +125,7 @@ impl AppState {
                 tracing::warn!(model = %name, error = %e, "model not loaded");
             }
         }
+        self.loaded_all_once.store(true, std::sync::atomic::Ordering::Release);
         self.update_readiness();
         Ok(())
     }
@@ -132,17 +137,22 @@ impl AppState {
         tokio::task::spawn_blocking(move || registry.fingerprint()).await.ok().flatten()
     }
 
-    /// Ready while every alias of every model serves the version it points at.
+    /// Ready once every model has been loaded (or found unloadable) once. An alias whose version
+    /// cannot be loaded does not make serve unready: the other models and versions are served,
+    /// the alias keeps what it served before, the model's metadata says why, and the run that
+    /// stores the damaged artifact again (which heals it) needs serve up to happen.
     fn update_readiness(&self) {
+        if !self.loaded_all_once.load(std::sync::atomic::Ordering::Acquire) {
+            self.readiness.set(Err("loading models from the registry".into()));
+            return;
+        }
         let catalog = self.catalog.load();
-        let mut problems: Vec<String> = catalog
-            .iter()
-            .flat_map(|(name, served)| {
-                served.refused.iter().map(move |(alias, version, why)| format!("{name} {alias} v{version} unavailable: {why}"))
-            })
-            .collect();
-        problems.sort();
-        self.readiness.set(if problems.is_empty() { Ok(()) } else { Err(problems.join("; ")) });
+        for (name, served) in catalog.iter() {
+            for (alias, version, why) in &served.refused {
+                tracing::warn!(model = %name, alias = %alias, version, why = %why, "an alias's version cannot be served");
+            }
+        }
+        self.readiness.set(Ok(()));
     }
 
     /// Loads, checks and warms every registered version of `name` one by one, then swaps them
@@ -347,7 +357,17 @@ async fn server_metadata() -> Json<serde_json::Value> {
 
 fn metadata_of(state: &AppState, name: &str, selector: Option<&str>) -> Result<ModelMetadata, ApiError> {
     let served = state.served(name)?;
-    let (version, loaded) = served.resolve(name, selector)?;
+    // The model's own metadata (no version asked) still answers when its stable version cannot
+    // be loaded: described by its newest loaded version, it says which versions are unavailable.
+    let (version, loaded) = match served.resolve(name, selector) {
+        Err(_) if selector.is_none() && !served.refused.is_empty() => served
+            .versions
+            .iter()
+            .next_back()
+            .map(|(v, l)| (*v, l))
+            .ok_or_else(|| ApiError::NotFound(format!("no version of model {name:?} can be loaded")))?,
+        resolved => resolved?,
+    };
     let model = &loaded.model;
     Ok(ModelMetadata {
         name: name.to_string(),
@@ -943,6 +963,11 @@ mod tests {
         store.put_json(Kind::Model, "test", vec![], serde_json::json!({}), "model.json", &m).expect("model")
     }
 
+    /// An OIP infer body of one score.
+    fn infer_body(score: f64) -> serde_json::Value {
+        serde_json::json!({"inputs": [{"name": "score", "shape": [1, 1], "datatype": "FP64", "data": [score]}]})
+    }
+
     async fn setup() -> (tempfile::TempDir, AppState, Router) {
         let dir = tempfile::tempdir().expect("tempdir");
         let state = AppState::new(&Config::for_home(dir.path())).expect("state");
@@ -1509,12 +1534,41 @@ mod tests {
         let (_, meta) = call(&app, "GET", "/v2/models/admissions", None).await;
         assert!(meta["unavailable"]["2"].as_str().is_some_and(|why| why.contains("corrupt")), "{meta}");
         assert_eq!(meta["versions"], serde_json::json!(["1", "3"]));
-        // The stable version itself damaged: not ready, and saying why.
+        // The stable version itself damaged: ready all the same, stable unavailable and named,
+        // every loadable version served by number.
         damage(dir.path(), &v3);
         let fresh = AppState::new(&Config::for_home(dir.path())).expect("state");
         fresh.load_all().await.expect("the registry reads");
-        let why = fresh.readiness.get().expect_err("stable cannot be served");
-        assert!(why.contains("admissions stable v3 unavailable"), "{why}");
+        assert_eq!(fresh.readiness.get(), Ok(()), "a damaged stable version holds no other model or version");
+        let restarted = super::app(fresh.clone());
+        let (_, meta) = call(&restarted, "GET", "/v2/models/admissions", None).await;
+        assert!(meta["unavailable"]["3"].as_str().is_some_and(|why| why.contains("corrupt")), "{meta}");
+        let (status, answer) = call(&restarted, "POST", "/v2/models/admissions/versions/1/infer", Some(infer_body(80.0))).await;
+        assert_eq!((status, answer["model_version"].as_str()), (StatusCode::OK, Some("1")), "{answer}");
+    }
+
+    /// Ready means every model loaded: while the first of several is loaded and the others are
+    /// not, serve is not ready (it used to say ready after the first, and a client asking for
+    /// the next was told "not loaded").
+    #[tokio::test]
+    async fn serve_is_ready_only_once_every_model_is_loaded() {
+        let (dir, state, _) = setup().await;
+        for name in ["b_model", "c_model", "d_model"] {
+            let id = put_model(&state.store, -10.0, 0.2);
+            state.registry.register(name, &id, None, None).expect("register");
+        }
+        let fresh = AppState::new(&Config::for_home(dir.path())).expect("state");
+        assert!(fresh.readiness.get().is_err(), "ready before loading anything");
+        fresh.load("admissions").await.expect("one model loads");
+        let why = fresh.readiness.get().expect_err("one of four models loaded");
+        assert!(why.contains("loading models"), "{why}");
+        fresh.load_all().await.expect("the registry reads");
+        assert_eq!(fresh.readiness.get(), Ok(()));
+        let app = app(fresh);
+        for name in ["admissions", "b_model", "c_model", "d_model"] {
+            let (status, answer) = call(&app, "POST", &format!("/v2/models/{name}/versions/1/infer"), Some(infer_body(80.0))).await;
+            assert_eq!(status, StatusCode::OK, "{name}: {answer}");
+        }
     }
 
     #[tokio::test]

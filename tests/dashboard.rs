@@ -116,7 +116,7 @@ fn rollback_promote_help_log_and_cancel_keys_act_on_the_real_services() {
     dash.send("p");
     dash.send("80");
     dash.send("\r");
-    // The Answer panel's row: "stable    v1   0.9977 admitted".
+    // The Answer panel's row: "stable v1 P(admitted) 0.9977 → admitted".
     let answered = |l: &str| l.contains("stable ") && l.contains(" v1 ") && l.contains("admitted");
     let text = dash.wait_for("v1's answer", Duration::from_secs(20), |s| s.lines().any(answered));
     assert!(text.lines().any(|l| answered(l) && l.contains("0.99")), "{text}");

@@ -217,7 +217,19 @@ fn a_training_run_fills_the_chart_metrics_and_version() {
     assert!(text.contains("admissions v1"), "{text}");
     assert!(text.contains("acc 0.9350"), "{text}");
     assert!(text.contains("sgd 30/1000 epochs"), "{text}");
-    assert!(text.contains("0.9974 admitted"), "{text}");
+    assert!(text.contains("stable v1 P(admitted) 0.9974 → admitted"), "{text}");
+}
+
+/// An answer below the threshold names the probability it shows, of the positive class, apart
+/// from the decision: "0.0677 not admitted" read as a 6.8% chance of the decision.
+#[test]
+fn an_answer_says_which_class_its_probability_is_of() {
+    let mut app = trained_app();
+    app.on_event(AppEvent::Predicted { alias: "stable".into(), result: Ok((0.0677, "1".into())) });
+    let text = screen(&app, 120, 40);
+    let (negative, positive) = app.class_names();
+    assert_eq!(positive, "admitted");
+    assert!(text.contains(&format!("stable v1 P(admitted) 0.0677 → {negative}")), "{text}");
 }
 
 #[test]

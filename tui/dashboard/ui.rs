@@ -533,8 +533,12 @@ fn render_answers(app: &App, area: Rect, buf: &mut Buffer) {
             Ok((p, version)) => {
                 let (negative, positive) = app.class_names();
                 let decision = if *p >= app.threshold { positive } else { negative };
-                let [text, bar] = Layout::horizontal([Constraint::Length(34), Constraint::Min(6)]).areas(*row);
-                Paragraph::new(format!("{:<9} v{version:<3} {p:.4} {decision}", answer.alias)).render(text, buf);
+                // Which probability it is, and the decision apart from it: "0.0677 No" read as
+                // a 6.8% chance of No, where it was a 6.8% chance of Yes.
+                let said = format!("{} v{version} P({positive}) {p:.4} → {decision}", answer.alias);
+                let width = u16::try_from(said.chars().count() + 1).unwrap_or(u16::MAX);
+                let [text, bar] = Layout::horizontal([Constraint::Length(width), Constraint::Min(0)]).areas(*row);
+                Paragraph::new(said).render(text, buf);
                 let filled = (p.clamp(0.0, 1.0) * f64::from(bar.width)).round() as usize;
                 let bar_text = format!("{}{}", "█".repeat(filled), "░".repeat(bar.width as usize - filled));
                 Paragraph::new(bar_text)

@@ -380,6 +380,7 @@ fn odds(v: Option<f64>) -> String {
 /// The coefficient table as statsmodels prints it: estimate, standard error, z, p-value and the
 /// 95% interval, plus the odds ratio; in the model's term order.
 pub fn render_terms(model: &pipeline::ModelReport) -> String {
+    use crate::numbers::readable;
     use std::fmt::Write as _;
     let mut s = String::new();
     let width = model.fit.terms.iter().map(|t| t.term.chars().count()).max().unwrap_or(11).max(11);
@@ -399,19 +400,19 @@ pub fn render_terms(model: &pipeline::ModelReport) -> String {
             (Some(se), Some(z), Some(p), Some(lo), Some(hi)) => {
                 let _ = writeln!(
                     s,
-                    "  {:<width$} {:>12.6} {:>11.6} {:>8.3} {:>8.3} {:>12.6} {:>12.6} {:>11}",
+                    "  {:<width$} {:>12} {:>11} {:>8.3} {:>8.3} {:>12} {:>12} {:>11}",
                     t.term,
-                    t.estimate,
-                    se,
+                    readable(t.estimate, 6),
+                    readable(se, 6),
                     z,
                     p,
-                    lo,
-                    hi,
+                    readable(lo, 6),
+                    readable(hi, 6),
                     odds(t.odds_ratio)
                 );
             }
             _ => {
-                let _ = writeln!(s, "  {:<width$} {:>12.6} {:>11}", t.term, t.estimate, odds(t.odds_ratio));
+                let _ = writeln!(s, "  {:<width$} {:>12} {:>11}", t.term, readable(t.estimate, 6), odds(t.odds_ratio));
             }
         }
     }
@@ -701,5 +702,26 @@ mod tests {
     fn model_names_from_file_stems() {
         assert_eq!(model_name_from(Path::new("/a/admissions.csv")), "admissions");
         assert_eq!(model_name_from(Path::new("/a/my data (1).csv")), "my-data--1-");
+    }
+
+    /// The report's table keeps six decimals where they show the number (statsmodels' columns)
+    /// and significant digits where they do not: an income coefficient of 3.0e-6 printed as
+    /// 0.000003, one significant figure.
+    #[test]
+    fn the_reports_coefficient_table_keeps_significant_digits() {
+        let report: pipeline::ModelReport = serde_json::from_value(serde_json::json!({
+            "name": "wage", "version": 1, "intercept": -1.5, "coefficients": {"income": 3.0e-6}, "label_name": "y",
+            "terms": [
+                {"term": "(intercept)", "estimate": -1.5, "std_error": 0.25, "z": -6.0, "p_value": 1e-9, "ci_low": -1.99, "ci_high": -1.01, "odds_ratio": 0.2231},
+                {"term": "income", "estimate": 3.0e-6, "std_error": 1.1e-6, "z": 2.73, "p_value": 0.006, "ci_low": 8.4e-7, "ci_high": 5.2e-6, "odds_ratio": 1.000003}
+            ]
+        }))
+        .expect("a model report");
+        let table = render_terms(&report);
+        let income = table.lines().find(|l| l.trim_start().starts_with("income")).expect("an income row");
+        for shown in ["3.00e-6", "1.10e-6", "8.40e-7", "5.20e-6"] {
+            assert!(income.contains(shown), "{shown} in {income:?}");
+        }
+        assert!(table.contains("-1.500000") && table.contains("0.250000"), "{table}");
     }
 }

@@ -23,15 +23,13 @@ impl ComparedRow {
     }
 
     fn number(name: &str, a: Option<f64>, b: Option<f64>, digits: usize) -> ComparedRow {
-        // A number too small for the digits asked (a tolerance of 1e-7) keeps three of its own.
-        let small = 10f64.powi(-(digits as i32));
-        let show = |v: Option<f64>| match v {
-            None => "-".to_string(),
-            Some(v) if v != 0.0 && v.abs() < small => format!("{v:.2e}"),
-            Some(v) => format!("{v:.digits$}"),
-        };
+        // A number too small for the digits asked (a tolerance of 1e-7, a coefficient of 3e-6)
+        // keeps three of its own, and so does the difference of two such (it read `-0.0000`).
+        let show = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| crate::numbers::readable(v, digits));
         let (a_text, b_text) = (show(a), show(b));
+        let scientific = a_text.contains('e') || b_text.contains('e');
         let delta = match (a, b) {
+            (Some(a), Some(b)) if a_text != b_text && scientific => crate::numbers::readable_signed(b - a, digits),
             (Some(a), Some(b)) if a_text != b_text => format!("{:+.digits$}", b - a),
             _ => String::new(),
         };
@@ -145,6 +143,13 @@ mod tests {
         assert_eq!((row("log loss").delta.as_str(), row("accuracy").differs), ("+0.0007", false));
         assert_eq!((row("tolerance").a.as_str(), row("tolerance").differs), ("1.00e-7", false));
         assert_eq!((row("x").delta.as_str(), row("z").b.as_str(), row("w").a.as_str()), ("-0.0500", "-", "-"));
+        // A coefficient in large units (income: 3e-6 per unit) and its difference keep their
+        // significant digits, where four decimals said 0.0000 and -0.0000.
+        let before = run("1796-cccc", "newton", 0.0, 0.2330, serde_json::json!({"income": 9.0e-6}));
+        let after = run("1796-dddd", "newton", 0.0, 0.2330, serde_json::json!({"income": 3.0e-6}));
+        let income_rows = compare_runs(&before, &after);
+        let income = income_rows.iter().find(|r| r.name == "income").expect("an income row");
+        assert_eq!((income.a.as_str(), income.b.as_str(), income.delta.as_str(), income.differs), ("9.00e-6", "3.00e-6", "-6.00e-6", true));
         let table = table(&rows);
         assert!(table.lines().any(|l| l.starts_with("* solver") && l.contains("newton") && l.contains("sgd")), "{table}");
         assert!(table.lines().any(|l| l.starts_with("  accuracy")), "{table}");

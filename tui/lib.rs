@@ -9,6 +9,7 @@
 //! - [`export::export_run`]: a run's curves as PNG, SVG and CSV; [`export::export_comparison`]
 //!   two runs' loss curves in one plot.
 //! - [`compare::compare_runs`]: two runs side by side, for `logitflow compare` and the runs view.
+//! - [`numbers::readable`]: a coefficient with its column's decimals, or its significant digits.
 
 pub mod bench;
 pub mod cli;
@@ -17,6 +18,7 @@ pub mod compare;
 pub mod connect;
 pub mod dashboard;
 pub mod export;
+pub mod numbers;
 pub mod pipeline;
 pub mod services;
 pub mod supervisor;

@@ -597,6 +597,16 @@ fn the_model_panel_shows_an_exact_fits_coefficient_table() {
     assert!(small.contains("acc 0.9350") && small.contains("15 terms"), "{small}");
     let narrow = screen(&app, 80, 40);
     assert!(narrow.contains("coef") && narrow.contains("(intercept)") && narrow.contains("<1e-4") && !narrow.contains(" OR"), "{narrow}");
+    // A coefficient in large units (income, 3.0e-6 per unit) keeps its significant digits, in
+    // the panel and in the C view, where four decimals said 0.0000.
+    if let Some(report) = app.last_report.as_mut() {
+        report.model.fit.terms[1] = term("income", 3.0e-6, 1.1e-6, 0.006);
+    }
+    let wide = screen(&app, 120, 40);
+    assert!(wide.lines().any(|l| l.contains("income") && l.contains("3.00e-6") && l.contains("1.10e-6")), "{wide}");
+    app.on_key(key(KeyCode::Char('C')));
+    let view = screen(&app, 120, 40);
+    assert!(view.lines().any(|l| l.contains("income") && l.contains("3.00e-6") && l.contains("1.10e-6")), "{view}");
 }
 
 #[test]

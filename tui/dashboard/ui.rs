@@ -1,6 +1,7 @@
 //! Rendering: `impl Widget for &App`. Pure — it reads the state and draws; no I/O.
 
 use super::app::{App, Focus, Overlay, ParamsForm, StageState};
+use crate::numbers::readable;
 use crate::supervisor::Status;
 use logitflow_core::scale::Value;
 use ratatui::buffer::Buffer;
@@ -351,9 +352,9 @@ fn render_model(app: &App, area: Rect, buf: &mut Buffer) {
             lines.extend(coefficient_table(terms, inner.width as usize, room));
         }
         None => {
-            lines.push(Line::from(format!("θ0 {intercept:.4}")));
+            lines.push(Line::from(format!("θ0 {}", readable(intercept, 4))));
             for (name, theta) in coefficients.into_iter().flatten() {
-                lines.push(Line::from(format!("θ {name} {theta:.4}")));
+                lines.push(Line::from(format!("θ {name} {}", readable(*theta, 4))));
             }
         }
     }
@@ -382,9 +383,9 @@ fn coefficient_table(terms: &[logitflow_core::inference::TermStatistics], width:
         None => "-".to_string(),
     };
     // Four decimals while they fit the column, fewer for large numbers (an intercept of a few
-    // hundred), else the exponent form.
+    // hundred), significant digits for small ones (readable), else the exponent form.
     let number = |v: f64, width: usize, most: usize| {
-        let decimals = (0..=most).rev().map(|d| format!("{v:.d$}")).find(|t| t.len() <= width);
+        let decimals = (0..=most).rev().map(|d| readable(v, d)).find(|t| t.len() <= width);
         decimals.unwrap_or_else(|| format!("{v:.1e}"))
     };
     let or_na = |v: Option<f64>, width: usize, most: usize| v.map_or_else(|| "-".to_string(), |v| number(v, width, most));
@@ -770,7 +771,7 @@ fn render_coefficients(app: &App, area: Rect, buf: &mut Buffer) {
     let bar_width: usize = if wide { 16 } else { 8 };
     let shown = (rect.height as usize).saturating_sub(3);
     let first = app.coefficients_scroll.min(order.len().saturating_sub(1));
-    let cell = |v: Option<f64>, digits: usize| v.map_or_else(|| "-".to_string(), |v| format!("{v:.digits$}"));
+    let cell = |v: Option<f64>, digits: usize| v.map_or_else(|| "-".to_string(), |v| readable(v, digits));
     let p_value = |p: Option<f64>| match p {
         Some(p) if p < 1e-4 => "<1e-4".to_string(),
         p => cell(p, 4),
@@ -787,7 +788,7 @@ fn render_coefficients(app: &App, area: Rect, buf: &mut Buffer) {
             Some(_) => Color::Green,
             None => Color::DarkGray,
         };
-        let mut cells = vec![Cell::from(t.term.clone()), Cell::from(format!("{:.4}", t.estimate)), Cell::from(cell(t.std_error, 4))];
+        let mut cells = vec![Cell::from(t.term.clone()), Cell::from(readable(t.estimate, 4)), Cell::from(cell(t.std_error, 4))];
         if wide {
             cells.extend([
                 Cell::from(cell(t.z, 2)),

@@ -11,10 +11,16 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 
-/// The most cells (rows × features) one generator draws: 100M cells is 800 MB of features in
-/// memory, and a request for more is refused before anything is allocated (10M rows × 1000
-/// features once asked for 80 GB).
-pub const MAX_CELLS: usize = 100_000_000;
+/// The most bytes one generator's rows may take, as the dataset stores them (8 per feature
+/// cell and per label): 128 MiB, a 1M × 15 set. A bound on cells alone let a 13 KB request for
+/// 100k rows × 1,000 features cost 680 MB of memory and 765 MB of disk; more is refused before
+/// anything is allocated.
+pub const MAX_STORED_BYTES: u128 = 128 << 20;
+
+/// What `rows` rows of `features` features store: 8 bytes a feature cell and a label.
+pub fn stored_bytes(rows: usize, features: usize) -> u128 {
+    8 * rows as u128 * (features as u128 + 1)
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -37,8 +43,8 @@ pub enum GeneratorError {
     BadRange(usize),
     #[error("rows must be between 1 and 100000000")]
     Rows,
-    #[error("{rows} rows × {features} features is {cells} cells; at most {MAX_CELLS} are drawn at once")]
-    TooManyCells { rows: usize, features: usize, cells: u128 },
+    #[error("{rows} rows × {features} features would store {bytes} bytes; at most {MAX_STORED_BYTES} (128 MiB) are drawn at once")]
+    TooLarge { rows: usize, features: usize, bytes: u128 },
     #[error("the intercept and coefficients must be finite")]
     NotFinite,
 }
@@ -58,9 +64,9 @@ impl Generator {
         if self.rows == 0 || self.rows > 100_000_000 {
             return Err(GeneratorError::Rows);
         }
-        let cells = self.rows as u128 * self.coefficients.len() as u128;
-        if cells > MAX_CELLS as u128 {
-            return Err(GeneratorError::TooManyCells { rows: self.rows, features: self.coefficients.len(), cells });
+        let bytes = stored_bytes(self.rows, self.coefficients.len());
+        if bytes > MAX_STORED_BYTES {
+            return Err(GeneratorError::TooLarge { rows: self.rows, features: self.coefficients.len(), bytes });
         }
         if !self.intercept.is_finite() || self.coefficients.iter().any(|c| !c.is_finite()) {
             return Err(GeneratorError::NotFinite);
@@ -118,7 +124,23 @@ mod tests {
         assert_eq!(Generator { ranges: vec![(5.0, 1.0)], ..g.clone() }.validate(), Err(GeneratorError::BadRange(0)));
         // A range whose width overflows used to panic in the sampler.
         assert_eq!(Generator { ranges: vec![(-1e308, 1e308)], ..g.clone() }.validate(), Err(GeneratorError::BadRange(0)));
-        let wide = Generator { coefficients: vec![0.1; 1000], ranges: vec![(0.0, 1.0); 1000], rows: 10_000_000, ..g };
-        assert!(matches!(wide.validate(), Err(GeneratorError::TooManyCells { cells: 10_000_000_000, .. })));
+        let wide = Generator { coefficients: vec![0.1; 1000], ranges: vec![(0.0, 1.0); 1000], rows: 10_000_000, ..g.clone() };
+        assert!(matches!(wide.validate(), Err(GeneratorError::TooLarge { bytes: 80_080_000_000, .. })));
+        // 100k × 1,000 (765 MB on disk from a 13 KB request) is refused.
+        let wide = Generator { rows: 100_000, ..wide };
+        assert!(matches!(wide.validate(), Err(GeneratorError::TooLarge { bytes: 800_800_000, .. })));
+    }
+
+    /// The bound in bytes, at its edge: a feature and a label are 16 bytes a row, so
+    /// 128 MiB / 16 rows are drawn and one row more is refused.
+    #[test]
+    fn the_stored_bytes_bound_holds_at_its_edge() {
+        let at_most = usize::try_from(MAX_STORED_BYTES / 16).expect("fits");
+        let g = Generator { intercept: 0.0, coefficients: vec![0.2], ranges: vec![(0.0, 1.0)], rows: at_most, seed: 1 };
+        assert_eq!(g.validate(), Ok(()));
+        let over = Generator { rows: at_most + 1, ..g };
+        assert_eq!(over.validate(), Err(GeneratorError::TooLarge { rows: at_most + 1, features: 1, bytes: MAX_STORED_BYTES + 16 }));
+        let million_by_fifteen = Generator { coefficients: vec![0.1; 15], ranges: vec![(0.0, 1.0); 15], rows: 1_000_000, ..over };
+        assert_eq!(million_by_fifteen.validate(), Ok(()), "the 1M-row sets of the benchmarks are drawn");
     }
 }

@@ -403,7 +403,7 @@ async fn synthetic(State(state): State<AppState>, Json(source): Json<SyntheticSo
     };
     generator.validate().map_err(|e| match e {
         // Refused before anything is allocated: the answer to a request that is too large.
-        e @ logitflow_core::synth::GeneratorError::TooManyCells { .. } => ApiError::PayloadTooLarge(e.to_string()),
+        e @ logitflow_core::synth::GeneratorError::TooLarge { .. } => ApiError::PayloadTooLarge(e.to_string()),
         e => ApiError::invalid("INVALID_GENERATOR", e),
     })?;
     if generator.rows > 10_000_000 {

@@ -448,6 +448,19 @@ fn a_corrupted_artifact_is_refused_and_the_served_model_stays() {
     let out = run(home.path(), &["run"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let (mut serve, addr) = start_service(home.path(), "serve", "127.0.0.1:0");
+    // serve is paused while v2 is registered and damaged: its registry watch (every second) would
+    // otherwise load v2 intact whenever the run takes longer than that (a loaded machine), and
+    // then rightly keep serving that copy, and the test would not see the damage it is about.
+    let signal = |signal| nix::sys::signal::kill(nix::unistd::Pid::from_raw(serve.id() as i32), signal).expect("signal serve");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let client = reqwest::Client::new();
+    // Ready: v1 loaded (serve announces its address before it has loaded anything).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !runtime.block_on(client.get(format!("http://{addr}/v2/health/ready")).send()).is_ok_and(|r| r.status().is_success()) {
+        assert!(Instant::now() < deadline, "serve not ready within 20 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    signal(nix::sys::signal::Signal::SIGSTOP);
     let out = run(home.path(), &["run", "--epochs", "3"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let registry: serde_json::Value =
@@ -455,8 +468,10 @@ fn a_corrupted_artifact_is_refused_and_the_served_model_stays() {
     let v2 = registry["models"]["admissions"]["versions"][1]["artifact"].as_str().expect("a second version").to_string();
     let model_file = home.path().join("artifacts").join(&v2).join("model.json");
     let original = std::fs::read(&model_file).expect("model.json");
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let client = reqwest::Client::new();
+    let mut first_damage = original.clone();
+    first_damage[original.len() / 2] ^= 0x01;
+    std::fs::write(&model_file, first_damage).expect("damage");
+    signal(nix::sys::signal::Signal::SIGCONT);
     let damages: [(&str, Vec<u8>); 2] = [
         ("one byte changed", {
             let mut bytes = original.clone();

@@ -9,6 +9,7 @@ afterwards. The tree must be clean, since restoring a file drops any change to i
     python3 tests/mutants/run.py            # every mutant (≈ 20 min on 2 cores)
     python3 tests/mutants/run.py F3 F13     # some
     python3 tests/mutants/run.py --check    # only that every mutant's text is still there
+    python3 tests/mutants/run.py --sample 3 --seed 17   # three drawn at random (CI: a new draw a day)
 
 B9 breaks a promise the csv_table fuzz target keeps, and runs it (cargo-fuzz must be installed).
 
@@ -259,8 +260,9 @@ def main():
     if "--check" not in sys.argv and subprocess.run(["git", "diff", "--quiet", "HEAD"]).returncode != 0:
         sys.exit("the tree has uncommitted changes: commit or stash them first (each mutant's file is restored from git)")
     check_only = "--check" in sys.argv
-    chosen = [a for a in sys.argv[1:] if a != "--check"] or list(MUTANTS)
+    chosen = chosen_mutants(sys.argv[1:])
     bad = 0
+    killed = 0
     for key in chosen:
         promise, path, text, replacement, args, name = MUTANTS[key]
         source = open(path).read()
@@ -294,8 +296,25 @@ def main():
             print(f"{key} ({promise}): SURVIVED: {name} passed", flush=True)
             bad += 1
         else:
+            killed += 1
             print(f"{key} ({promise}): KILLED: {(panics[0] if panics else 'exit ' + str(run.returncode))[:200]}", flush=True)
+    if not check_only:
+        print(f"mutants: {len(chosen)} run, {killed} killed, {bad} survived or stale", flush=True)
     sys.exit(1 if bad else 0)
+
+
+def chosen_mutants(args):
+    """The mutants named, a seeded sample (--sample N --seed S) of those a machine without
+    cargo-fuzz can run, or every one."""
+    if "--sample" in args:
+        import random
+
+        count = int(args[args.index("--sample") + 1])
+        seed = int(args[args.index("--seed") + 1]) if "--seed" in args else 0
+        runnable = [key for key, m in MUTANTS.items() if m[4][0] != "fuzz"]
+        return sorted(random.Random(seed).sample(runnable, min(count, len(runnable))))
+    named = [a for a in args if a != "--check"]
+    return named or list(MUTANTS)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,27 @@ impl ClientError {
 
 pub type EventStream = Pin<Box<dyn Stream<Item = Result<TrainEvent, ClientError>> + Send>>;
 
+/// The largest answer read from a service: far above any the services give (a run's ROC points,
+/// a model of 100,000 levels), and a bound on what a broken or hostile service (`--connect`)
+/// can make the console hold; an endless JSON answer grew it to 3–19 GB in under a minute.
+pub const MAX_ANSWER_BYTES: usize = 128 << 20;
+
+/// The most of an error answer that is read: its message is quoted from the start.
+const MAX_ERROR_BYTES: usize = 64 << 10;
+
+/// At most `limit` bytes of `response`'s body, read chunk by chunk, and whether that was all.
+async fn read_at_most(response: &mut reqwest::Response, limit: usize) -> Result<(Vec<u8>, bool), reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > limit {
+            body.extend_from_slice(&chunk[..limit - body.len()]);
+            return Ok((body, false));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((body, true))
+}
+
 /// One service's base URL, its name (for error messages) and the bearer token.
 #[derive(Debug, Clone)]
 pub struct ServiceClient {
@@ -93,20 +114,43 @@ impl ServiceClient {
 
     async fn send<T: DeserializeOwned>(&self, builder: reqwest::RequestBuilder) -> Result<T, ClientError> {
         let response = builder.timeout(self.timeout).send().await.map_err(|e| self.transport(e))?;
+        self.answer(response).await
+    }
+
+    /// A successful answer's JSON, read up to [`MAX_ANSWER_BYTES`]; a refusal as its error.
+    async fn answer<T: DeserializeOwned>(&self, mut response: reqwest::Response) -> Result<T, ClientError> {
         let status = response.status();
-        let bytes = response.bytes().await.map_err(|e| self.transport(e))?;
         if !status.is_success() {
-            return Err(self.api_error(status, &bytes, None));
+            return Err(self.refusal(response, None).await);
+        }
+        let (bytes, whole) = read_at_most(&mut response, MAX_ANSWER_BYTES).await.map_err(|e| self.transport(e))?;
+        if !whole {
+            let detail = format!("the answer is larger than {} MiB; not read further", MAX_ANSWER_BYTES >> 20);
+            return Err(ClientError::Decode { service: self.name.clone(), detail });
         }
         serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode { service: self.name.clone(), detail: e.to_string() })
     }
 
+    /// A refusal's error, from the first [`MAX_ERROR_BYTES`] of its body.
+    async fn refusal(&self, mut response: reqwest::Response, otherwise: Option<&str>) -> ClientError {
+        let status = response.status();
+        // The start of a longer body still says something; a body that broke off says nothing.
+        let bytes = read_at_most(&mut response, MAX_ERROR_BYTES).await.map(|(bytes, _)| bytes).unwrap_or_default();
+        self.api_error(status, &bytes, otherwise)
+    }
+
     /// A refusal as the error its `{error, code}` body says; a body that is not one is quoted
-    /// (its first 200 characters), or replaced by `otherwise`.
+    /// (its first 200 characters) and said to be no error body, or replaced by `otherwise`.
     fn api_error(&self, status: reqwest::StatusCode, bytes: &[u8], otherwise: Option<&str>) -> ClientError {
-        let body: ErrorBody = serde_json::from_slice(bytes).unwrap_or_else(|_| ErrorBody {
-            error: otherwise.map_or_else(|| String::from_utf8_lossy(bytes).chars().take(200).collect(), String::from),
-            code: "UNKNOWN".into(),
+        let parsed = serde_json::from_slice::<ErrorBody>(bytes).ok().filter(|b| !b.error.trim().is_empty());
+        let body = parsed.unwrap_or_else(|| {
+            let quoted: String = String::from_utf8_lossy(bytes).chars().take(200).collect();
+            let error = match otherwise {
+                Some(otherwise) => otherwise.to_string(),
+                None if quoted.trim().is_empty() => format!("HTTP {} with an empty answer", status.as_u16()),
+                None => format!("HTTP {} with an answer that is no error body: {quoted}", status.as_u16()),
+            };
+            ErrorBody { error, code: "UNKNOWN".into() }
         });
         ClientError::Api { service: self.name.clone(), status: status.as_u16(), code: body.code, message: body.error }
     }
@@ -124,12 +168,7 @@ impl ServiceClient {
             .header(reqwest::header::CONTENT_LENGTH, length)
             .body(reqwest::Body::from(opened));
         let response = builder.send().await.map_err(|e| self.transport(e))?;
-        let status = response.status();
-        let bytes = response.bytes().await.map_err(|e| self.transport(e))?;
-        if !status.is_success() {
-            return Err(self.api_error(status, &bytes, None));
-        }
-        serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode { service: self.name.clone(), detail: e.to_string() })
+        self.answer(response).await
     }
 
     /// POSTs `body` as `content_type` and hands back the answer once its status says success,
@@ -142,10 +181,8 @@ impl ServiceClient {
             .send()
             .await
             .map_err(|e| self.transport(e))?;
-        let status = response.status();
-        if !status.is_success() {
-            let bytes = response.bytes().await.unwrap_or_default();
-            return Err(self.api_error(status, &bytes, None));
+        if !response.status().is_success() {
+            return Err(self.refusal(response, None).await);
         }
         Ok(response)
     }
@@ -165,10 +202,8 @@ impl ServiceClient {
     /// Follows a Server-Sent Events stream of [`TrainEvent`]s until the service ends it.
     pub async fn train_events(&self, path: &str) -> Result<EventStream, ClientError> {
         let response = self.request(reqwest::Method::GET, path).send().await.map_err(|e| self.transport(e))?;
-        let status = response.status();
-        if !status.is_success() {
-            let bytes = response.bytes().await.unwrap_or_default();
-            return Err(self.api_error(status, &bytes, Some("event stream refused")));
+        if !response.status().is_success() {
+            return Err(self.refusal(response, Some("event stream refused")).await);
         }
         let name = self.name.clone();
         let bytes = response.bytes_stream();
@@ -293,7 +328,58 @@ fn extra_roots() -> &'static [reqwest::Certificate] {
 
 #[cfg(test)]
 mod tests {
-    use super::SseDecoder;
+    use super::{ClientError, MAX_ANSWER_BYTES, ServiceClient, SseDecoder};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A hostile service on loopback: reads a request's head, then writes `head` and, when
+    /// `endless`, JSON without end in chunks (a `[` and `1,` for ever).
+    async fn hostile(head: &'static str, endless: bool) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut request = [0u8; 4096];
+                    let _ = socket.read(&mut request).await;
+                    socket.write_all(head.as_bytes()).await?;
+                    if endless {
+                        let chunk = format!("{:x}\r\n[{}\r\n", 1 + 2 * 32768, "1,".repeat(32768));
+                        loop {
+                            socket.write_all(chunk.as_bytes()).await?;
+                        }
+                    }
+                    Ok::<(), std::io::Error>(())
+                });
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    /// An endless JSON answer is cut off at the bound with a message, not held without end.
+    #[tokio::test]
+    async fn an_endless_answer_is_refused_at_the_bound() {
+        let url = hostile("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n", true).await;
+        let client = ServiceClient::new("serve", url, None);
+        let refused = client.get::<serde_json::Value>("/v1/info").await.expect_err("an endless answer");
+        let said = refused.to_string();
+        assert!(said.contains(&format!("larger than {} MiB", MAX_ANSWER_BYTES >> 20)), "{said}");
+        // An endless error body: its start is quoted, the rest never read.
+        let url = hostile("HTTP/1.1 500 Oops\r\ntransfer-encoding: chunked\r\n\r\n", true).await;
+        let refused = ServiceClient::new("ingest", url, None).get::<serde_json::Value>("/v1/logs").await.expect_err("an error");
+        assert!(matches!(&refused, ClientError::Api { status: 500, message, .. } if message.contains("no error body: [1,1,")), "{refused}");
+    }
+
+    /// A refusal whose body is empty or no error body still says what happened, where it said
+    /// `serve: {} (UNKNOWN)` and `ingest:  (UNKNOWN)`.
+    #[tokio::test]
+    async fn a_refusal_without_an_error_body_says_what_came() {
+        let url = hostile("HTTP/1.1 503 Busy\r\ncontent-length: 2\r\n\r\n{}", false).await;
+        let said = ServiceClient::new("serve", url, None).get::<serde_json::Value>("/v1/info").await.expect_err("503").to_string();
+        assert_eq!(said, "serve: HTTP 503 with an answer that is no error body: {} (UNKNOWN, HTTP 503)");
+        let url = hostile("HTTP/1.1 502 Bad\r\ncontent-length: 0\r\n\r\n", false).await;
+        let said = ServiceClient::new("ingest", url, None).get::<serde_json::Value>("/v1/info").await.expect_err("502").to_string();
+        assert_eq!(said, "ingest: HTTP 502 with an empty answer (UNKNOWN, HTTP 502)");
+    }
 
     /// A stream with CRLF and bare-CR line ends, a comment, a field that is not data, a
     /// two-line event, characters of two to four bytes, and an event cut off by the end.

@@ -230,6 +230,8 @@ fn an_answer_says_which_class_its_probability_is_of() {
     let (negative, positive) = app.class_names();
     assert_eq!(positive, "admitted");
     assert!(text.contains(&format!("stable v1 P(admitted) 0.0677 → {negative}")), "{text}");
+    // The Model panel names the positive class its precision and recall are of.
+    assert!(text.contains("admitted: prec 0.919 rec 0.955 F1 0.937"), "{text}");
 }
 
 #[test]

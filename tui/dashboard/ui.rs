@@ -316,9 +316,15 @@ fn render_model(app: &App, area: Rect, buf: &mut Buffer) {
         m.auc,
         delta(m.auc, previous.map(|p| p.auc))
     )));
-    // "prec … rec … F1 …" takes 29 columns; the Model panel has 28 inside at 80 columns.
-    lines.push(Line::from(if area.width >= 31 {
-        format!("prec {:.3} rec {:.3} F1 {:.3}", m.precision, m.recall, m.f1)
+    // "prec … rec … F1 …" takes 29 columns; the Model panel has 28 inside at 80 columns. They are
+    // the positive class's, which is named where it fits ("admitted: prec …"), so a reader
+    // knows which class the probabilities and decisions are of.
+    let scores = format!("prec {:.3} rec {:.3} F1 {:.3}", m.precision, m.recall, m.f1);
+    let positive = app.class_names().1;
+    lines.push(Line::from(if usize::from(area.width) >= scores.len() + positive.chars().count() + 4 {
+        format!("{positive}: {scores}")
+    } else if area.width >= 31 {
+        scores
     } else {
         format!("P {:.3}  R {:.3}  F1 {:.3}", m.precision, m.recall, m.f1)
     }));

@@ -88,11 +88,8 @@ pub struct AppState {
     catalog: Arc<ArcSwap<Catalog>>,
     /// Serialises loads (never taken on the prediction path).
     loading: Arc<tokio::sync::Mutex<()>>,
-    /// Ready once every registered model has been loaded, or reported unloadable, once.
+    /// Ready once [`AppState::load_all`] has gone through every registered model.
     readiness: Readiness,
-    /// Whether [`AppState::load_all`] has gone through every model once: until then one model
-    /// loaded is no reason to call serve ready, for a client may ask for the next one.
-    loaded_all_once: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl AppState {
@@ -104,7 +101,6 @@ impl AppState {
             catalog: Arc::new(ArcSwap::from_pointee(Catalog::new())),
             loading: Arc::default(),
             readiness: Readiness::not_ready("loading models from the registry"),
-            loaded_all_once: Arc::default(),
         })
     }
 
@@ -125,8 +121,11 @@ impl AppState {
                 tracing::warn!(model = %name, error = %e, "model not loaded");
             }
         }
-        self.loaded_all_once.store(true, std::sync::atomic::Ordering::Release);
-        self.update_readiness();
+        // Ready only now: one model loaded is no reason, for a client may ask for the next. An
+        // alias whose version cannot be loaded does not make serve unready: the other models and
+        // versions are served, the alias keeps what it served before, the model's metadata says
+        // why, and the run that stores the damaged artifact again (healing it) needs serve up.
+        self.readiness.set(Ok(()));
         Ok(())
     }
 
@@ -137,35 +136,11 @@ impl AppState {
         tokio::task::spawn_blocking(move || registry.fingerprint()).await.ok().flatten()
     }
 
-    /// Ready once every model has been loaded (or found unloadable) once. An alias whose version
-    /// cannot be loaded does not make serve unready: the other models and versions are served,
-    /// the alias keeps what it served before, the model's metadata says why, and the run that
-    /// stores the damaged artifact again (which heals it) needs serve up to happen.
-    fn update_readiness(&self) {
-        if !self.loaded_all_once.load(std::sync::atomic::Ordering::Acquire) {
-            self.readiness.set(Err("loading models from the registry".into()));
-            return;
-        }
-        let catalog = self.catalog.load();
-        for (name, served) in catalog.iter() {
-            for (alias, version, why) in &served.refused {
-                tracing::warn!(model = %name, alias = %alias, version, why = %why, "an alias's version cannot be served");
-            }
-        }
-        self.readiness.set(Ok(()));
-    }
-
     /// Loads, checks and warms every registered version of `name` one by one, then swaps them
     /// in. A version that cannot be loaded (a damaged artifact) is skipped and reported, never
     /// takes the others down; an alias pointing at one keeps serving what it served before, and
     /// the load answers with the reason.
     pub async fn load(&self, name: &str) -> Result<LoadInfo, ApiError> {
-        let result = self.load_versions(name).await;
-        self.update_readiness();
-        result
-    }
-
-    async fn load_versions(&self, name: &str) -> Result<LoadInfo, ApiError> {
         let _one_load_at_a_time = self.loading.lock().await;
         let current = self.catalog.load().get(name).cloned();
         let reusable = current.clone();

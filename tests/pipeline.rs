@@ -33,13 +33,22 @@ fn full_run_on_the_bundled_data_then_all_cached() {
     assert_eq!(report["model"]["version"], 1);
     let intercept = report["model"]["intercept"].as_f64().expect("intercept");
     let slope = report["model"]["coefficients"]["score"].as_f64().expect("score coefficient");
-    // Near the truth (θ0 = −10, θ1 = 0.2), and near the exact fit: SGD's log loss within 0.1%
-    // of the optimum newton reaches on the same data.
+    // Near the truth (θ0 = −10, θ1 = 0.2), by the exact fit auto chose: converged, the
+    // optimum itself (no distance from it to report), with standard errors.
     assert!((-10.5..-9.5).contains(&intercept), "θ0 = {intercept}");
     assert!((0.19..0.21).contains(&slope), "θ1 = {slope}");
-    let gap = report["model"]["optimality"]["gap_percent"].as_f64().expect("optimality");
+    assert_eq!(report["model"]["solver_choice"], serde_json::json!({"solver": "newton", "reason": "1 term"}));
+    assert_eq!(report["params"]["solver"], "newton", "the run records the solver that ran");
+    assert_eq!(report["stop_reason"], "converged");
+    assert!(report["model"]["optimality"].is_null(), "{}", report["model"]);
+    assert!(report["model"]["terms"][1]["std_error"].as_f64().is_some_and(|se| se > 0.0), "{}", report["model"]);
+    // The seed's SGD, one flag away: near the exact fit (its log loss within 0.1% of the
+    // optimum, which the report measures), stopped early on its validation loss.
+    let sgd = json(&run(tempfile::tempdir().expect("tempdir").path(), &["run", "--json", "--solver", "sgd"]));
+    let gap = sgd["model"]["optimality"]["gap_percent"].as_f64().expect("optimality");
     assert!((0.0..0.1).contains(&gap), "SGD's objective is {gap}% above the optimum");
-    assert_eq!(report["stop_reason"], "early_stopped", "the default run stops early on its validation loss");
+    assert_eq!(sgd["stop_reason"], "early_stopped", "sgd stops early on its validation loss");
+    assert!(sgd["loss_curve"][0]["val_loss"].is_number(), "sgd holds out validation rows");
     // Deterministic bit for bit: a fresh home fits the very same numbers.
     let elsewhere = tempfile::tempdir().expect("tempdir");
     let twin = json(&run(elsewhere.path(), &["run", "--json"]));
@@ -57,7 +66,7 @@ fn full_run_on_the_bundled_data_then_all_cached() {
     let total: u64 = ["tp", "fp", "tn", "fn"].iter().map(|k| confusion[k].as_u64().unwrap_or(0)).sum();
     assert_eq!(total, 400, "the test split is 20% of 2000 rows");
     let curve = report["loss_curve"].as_array().expect("curve");
-    assert!(!curve.is_empty() && curve[0]["train_loss"].is_number() && curve[0]["val_loss"].is_number());
+    assert!(!curve.is_empty() && curve[0]["train_loss"].is_number() && curve[0]["val_loss"].is_null(), "newton fits every row");
     let p = report["predictions"][0]["probability"].as_f64().expect("probability");
     assert!((0.99..1.0).contains(&p), "P(80) = {p}");
     assert_eq!(report["predictions"][0]["model_version"], "1");
@@ -115,12 +124,14 @@ fn export_writes_valid_png_svg_and_csv() {
     let loss = String::from_utf8(read("loss.csv")).expect("csv");
     let mut lines = loss.lines();
     assert_eq!(lines.next(), Some("epoch,train_loss,val_loss"));
-    let rows: Vec<Vec<f64>> = lines.map(|l| l.split(',').map(number).collect()).collect();
+    // An empty cell where the fit had no validation rows (the default's newton fits them all).
+    let rows: Vec<Vec<Option<f64>>> = lines.map(|l| l.split(',').map(|c| (!c.is_empty()).then(|| number(c))).collect()).collect();
     assert_eq!(rows.len(), curve.len());
     for (row, point) in rows.iter().zip(curve) {
-        let expected = [&point["epoch"], &point["train_loss"], &point["val_loss"]].map(|v| v.as_f64().unwrap_or(f64::NAN));
+        let expected = [&point["epoch"], &point["train_loss"], &point["val_loss"]].map(Value::as_f64);
         assert_eq!(row.as_slice(), expected, "loss.csv against the run's curve");
     }
+    assert!(rows.iter().all(|row| row[2].is_none()), "no validation loss to write");
     let roc_csv = String::from_utf8(read("roc.csv")).expect("csv");
     let rows: Vec<Vec<f64>> = roc_csv.lines().skip(1).map(|l| l.split(',').map(number).collect()).collect();
     assert_eq!(rows.len(), roc.len());
@@ -162,7 +173,7 @@ fn export_writes_valid_png_svg_and_csv() {
     };
     let loss_svg = String::from_utf8(read("loss.svg")).expect("svg");
     assert!(loss_svg.starts_with("<svg") && loss_svg.contains("epoch"), "loss.svg");
-    assert_eq!(lines_of(&loss_svg, curve.len()), 2, "a train and a validation line of {} epochs", curve.len());
+    assert_eq!(lines_of(&loss_svg, curve.len()), 1, "a train line of {} epochs, and no validation line", curve.len());
     let roc_svg = String::from_utf8(read("roc.svg")).expect("svg");
     assert!(roc_svg.starts_with("<svg") && roc_svg.contains("false positive rate"), "roc.svg");
     assert_eq!(lines_of(&roc_svg, roc.len()), 1, "the ROC curve's {} points", roc.len());
@@ -172,6 +183,23 @@ fn export_writes_valid_png_svg_and_csv() {
     let calibration_svg = String::from_utf8(read("calibration.svg")).expect("svg");
     assert!(calibration_svg.contains("fraction positive"), "calibration.svg");
     assert_eq!(lines_of(&calibration_svg, bins.len()), 1, "a point per bin that has rows ({})", bins.len());
+
+    // The seed's sgd holds out validation rows: its loss files have both curves, value for value.
+    let sgd = json(&run(home.path(), &["run", "--json", "--solver", "sgd"]));
+    let sgd_dir = home.path().join("sgd-exports");
+    let out = run(home.path(), &["export", "--out", sgd_dir.to_str().expect("utf8")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let sgd_paths: Vec<String> = stdout(&out).lines().map(String::from).collect();
+    let sgd_read =
+        |suffix: &str| std::fs::read_to_string(sgd_paths.iter().find(|p| p.ends_with(suffix)).expect("exported")).expect("readable");
+    let sgd_curve = sgd["loss_curve"].as_array().expect("curve");
+    let loss = sgd_read("loss.csv");
+    for (line, point) in loss.lines().skip(1).zip(sgd_curve) {
+        let row: Vec<f64> = line.split(',').map(number).collect();
+        let expected = [&point["epoch"], &point["train_loss"], &point["val_loss"]].map(|v| v.as_f64().unwrap_or(f64::NAN));
+        assert_eq!(row, expected, "sgd's loss.csv against its curve");
+    }
+    assert_eq!(lines_of(&sgd_read("loss.svg"), sgd_curve.len()), 2, "a train and a validation line of {} epochs", sgd_curve.len());
 }
 
 #[test]

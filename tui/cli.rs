@@ -100,7 +100,9 @@ pub struct DataArgs {
     /// Feature scaling, fitted on the training split.
     #[arg(long, value_enum, default_value_t = ScalingArg::Standard)]
     pub scaling: ScalingArg,
-    #[arg(long, value_enum, default_value_t = SolverArg::Sgd)]
+    /// The solver: auto picks newton, or lbfgs for 200 terms or more, and the report says
+    /// which; sgd is the seed's per-sample rule.
+    #[arg(long, value_enum, default_value_t = SolverArg::Auto)]
     pub solver: SolverArg,
     /// Learning rate (sgd, minibatch, batch).
     #[arg(long, allow_negative_numbers = true)]
@@ -121,7 +123,7 @@ pub struct DataArgs {
     #[arg(long)]
     pub tolerance: Option<f64>,
     /// The part of the training rows held out to watch the validation loss (sgd and
-    /// minibatch: default 0.1; batch and newton: default 0, every training row fits). 0 for
+    /// minibatch: default 0.1; the others: default 0, every training row fits). 0 for
     /// none: early stopping then watches the training loss.
     #[arg(long)]
     pub validation_fraction: Option<f64>,
@@ -204,19 +206,23 @@ impl From<ScalingArg> for Scaling {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum SolverArg {
+    Auto,
     Sgd,
     Minibatch,
     Batch,
     Newton,
+    Lbfgs,
 }
 
 impl From<SolverArg> for Solver {
     fn from(s: SolverArg) -> Self {
         match s {
+            SolverArg::Auto => Solver::Auto,
             SolverArg::Sgd => Solver::Sgd,
             SolverArg::Minibatch => Solver::Minibatch,
             SolverArg::Batch => Solver::Batch,
             SolverArg::Newton => Solver::Newton,
+            SolverArg::Lbfgs => Solver::Lbfgs,
         }
     }
 }

@@ -321,6 +321,9 @@ pub fn render_report(r: &RunReport) -> String {
         let _ = writeln!(s, "  label: {:?} is the positive class (1), {:?} the negative (0)", c.positive, c.negative);
     }
     let _ = writeln!(s, "  rows: {} trained, {} held out for validation, {} tested", r.rows.train, r.rows.validation, r.rows.test);
+    if let Some(choice) = &r.model.fit.solver_choice {
+        let _ = writeln!(s, "  {}", choice.describe());
+    }
     let _ = writeln!(s, "  {} solver, {} epochs: {}", r.params.solver, r.loss_curve.len(), r.stop_reason.describe());
     if let Some(separation) = &r.model.fit.separation {
         let _ = writeln!(s, "  separation: {separation}");

@@ -449,7 +449,11 @@ pub async fn run_pipeline(
         roc: evaluation.roc.clone(),
         precision_recall: evaluation.precision_recall.clone(),
         calibration: evaluation.calibration.clone(),
-        params: request.params.clone(),
+        // The solver that ran: what `auto` chose, so that the run is trained again as it was.
+        params: TrainParams {
+            solver: evaluation.fit.solver_choice.as_ref().map_or(request.params.solver, |c| c.solver),
+            ..request.params.clone()
+        },
         feature_names: dataset.feature_names.clone(),
         train_to_served_ms: 0.0,
         rows: evaluation.rows,

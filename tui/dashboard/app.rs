@@ -168,10 +168,11 @@ impl ParamsForm {
     }
 
     /// Whether field `i` (of [`ParamsForm::LABELS`]) does anything for the chosen solver:
-    /// newton takes no step size, and only minibatch has a batch size.
+    /// newton and L-BFGS (and so auto) choose their own steps, and only minibatch has a batch
+    /// size.
     pub fn applies(&self, i: usize) -> bool {
         match Self::LABELS[i] {
-            "learning rate" => self.solver != Solver::Newton,
+            "learning rate" => self.solver.uses_learning_rate(),
             "batch size" => self.solver == Solver::Minibatch,
             _ => true,
         }
@@ -793,6 +794,16 @@ impl App {
     }
 
     /// The coefficient table of the version the Model panel shows, when it has one.
+    /// Why `C` has no table to show: no model yet, or a fit whose statistics are withheld (an
+    /// iterative fit away from the optimum says how far, a penalised one why).
+    fn why_no_coefficient_table(&self) -> String {
+        let Some(report) = &self.last_report else { return "no coefficients yet: t trains a model".into() };
+        let fit = &report.model.fit;
+        let gap = fit.optimality.as_ref().map_or_else(String::new, |o| format!(" ({})", o.describe()));
+        let why = fit.statistics_note.as_deref().unwrap_or("not given");
+        format!("no coefficient table for v{}: standard errors {why}{gap}", report.model.version)
+    }
+
     pub fn shown_terms(&self) -> Option<&[logitflow_core::inference::TermStatistics]> {
         let version = self.evaluation.as_ref().map(|e| e.version).or(self.last_report.as_ref().map(|r| r.model.version));
         self.last_report
@@ -997,7 +1008,7 @@ impl App {
                     self.coefficients_scroll = 0;
                     self.overlay = Overlay::Coefficients;
                 } else {
-                    self.status = "no coefficients yet: t trains a model".into();
+                    self.status = self.why_no_coefficient_table();
                 }
                 None
             }

@@ -22,12 +22,14 @@ pub struct SweepForm {
 impl SweepForm {
     pub const LABELS: [&'static str; 3] = ["solvers", "learning rates", "L2 penalties"];
 
-    /// A first grid around the current parameters: their solver, three learning rates about
-    /// theirs, and three penalties.
+    /// A first grid around the current parameters: their solver (the seed's sgd when theirs
+    /// takes no learning rate, as auto's choices do: the rates are what a sweep varies), three
+    /// learning rates about theirs, and three penalties.
     pub fn around(params: &TrainParams) -> SweepForm {
         let lr = params.learning_rate;
+        let solver = if params.solver.uses_learning_rate() { params.solver } else { Solver::Sgd };
         SweepForm {
-            fields: [params.solver.to_string(), format!("{},{},{}", lr / 2.0, lr, lr * 2.0), "0,0.001,0.01".to_string()],
+            fields: [solver.to_string(), format!("{},{},{}", lr / 2.0, lr, lr * 2.0), "0,0.001,0.01".to_string()],
             selected: 0,
             error: None,
         }
@@ -55,7 +57,7 @@ impl SweepForm {
         }
         // newton takes no learning rate: its members differ by penalty only, or the sweep would
         // fit the same model once per rate.
-        let rates_of = |solver: Solver| if solver == Solver::Newton { &rates[..1] } else { &rates[..] };
+        let rates_of = |solver: Solver| if solver.uses_learning_rate() { &rates[..] } else { &rates[..1] };
         let count: usize = solvers.iter().map(|&s| rates_of(s).len() * penalties.len()).sum();
         if count > MAX_MEMBERS {
             return Err(format!("{count} combinations; a sweep takes at most {MAX_MEMBERS}"));

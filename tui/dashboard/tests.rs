@@ -91,12 +91,17 @@ fn epoch(n: usize, train: f64, val: f64) -> AppEvent {
     }))
 }
 
-/// An app as it is after one training run, with everything deterministic.
+/// The seed's solver, which the runs these tests replay used: a validation curve, an early stop.
+fn sgd_params() -> TrainParams {
+    TrainParams { solver: Solver::Sgd, ..TrainParams::default() }
+}
+
+/// An app as it is after one training run (sgd's), with everything deterministic.
 fn trained_app() -> App {
-    let mut app = App::new("/home/test".into(), "admissions".into(), TrainParams::default(), 0.5);
+    let mut app = App::new("/home/test".into(), "admissions".into(), sgd_params(), 0.5);
     let now = app.now;
     app.on_event(AppEvent::Services(ready_services(now)));
-    assert_eq!(app.on_key(key(KeyCode::Char('t'))), Some(Action::Train(TrainParams::default())));
+    assert_eq!(app.on_key(key(KeyCode::Char('t'))), Some(Action::Train(sgd_params())));
     for stage in Stage::ALL {
         app.on_event(AppEvent::Pipeline(PipelineEvent::StageStarted(stage)));
         if stage == Stage::Train {
@@ -136,7 +141,7 @@ fn run_report(evaluation: &Evaluation, epochs: usize) -> crate::pipeline::RunRep
                   "coefficients": evaluation.coefficients, "terms": [], "classes": evaluation.classes, "label_name": "admitted"},
         "metrics": evaluation.metrics, "loss_curve": curve, "stages": [], "predictions": [],
         "promoted": evaluation.promoted, "decision": evaluation.decision, "stop_reason": "early_stopped",
-        "stable_version": evaluation.version, "roc": [], "params": TrainParams::default(), "feature_names": ["score"],
+        "stable_version": evaluation.version, "roc": [], "params": sgd_params(), "feature_names": ["score"],
         "train_to_served_ms": 120.0, "rows": evaluation.rows,
     });
     serde_json::from_value(report).expect("a run report")
@@ -1068,4 +1073,34 @@ fn runs_ten_times_apart_in_length_are_compared_on_a_log_epoch_axis() {
     app.overlay = Overlay::RunView;
     let text = screen(&app, 120, 40);
     assert!(text.contains("epoch (log)") && text.contains("100") && text.contains("625"), "{text}");
+}
+
+#[test]
+fn a_run_names_the_solver_auto_chose_and_an_iterative_fit_its_distance_from_the_optimum() {
+    // An sgd run that stopped away from the optimum: the Model panel says how far, and `C`
+    // says why there is no coefficient table rather than that there is no model.
+    let mut app = trained_app();
+    let mut report = run_report(&evaluation(1), 30);
+    report.model.fit.optimality = Some(logitflow_core::inference::Optimality::new(0.169045, 0.168976));
+    report.model.fit.statistics_note = Some("given for an exact, converged fit: this sgd fit stopped early".into());
+    app.on_event(AppEvent::RunFinished(Ok(Box::new(report.clone()))));
+    let text = screen(&app, 120, 40);
+    assert!(text.contains("train loss 0.041% above optimum"), "{text}");
+    assert!(text.contains("Loss — sgd 30/1000 epochs"), "{text}");
+    app.on_key(key(KeyCode::Char('C')));
+    assert_eq!(app.overlay, Overlay::None);
+    assert_eq!(
+        app.status,
+        "no coefficient table for v1: standard errors given for an exact, converged fit: this sgd fit stopped early \
+         (training log loss 0.041% above the exact optimum (0.169045 vs 0.168976))"
+    );
+
+    // A run by auto: the title names its choice once the run is over.
+    report.params.solver = Solver::Newton;
+    report.model.fit.optimality = None;
+    report.model.fit.solver_choice = Some(logitflow_core::logistic::SolverChoice { solver: Solver::Newton, reason: "1 term".into() });
+    app.on_event(AppEvent::RunFinished(Ok(Box::new(report))));
+    let text = screen(&app, 120, 40);
+    assert!(text.contains("Loss — auto → newton 30/1000 epochs"), "{text}");
+    assert!(!text.contains("above optimum"), "{text}");
 }

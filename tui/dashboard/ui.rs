@@ -187,9 +187,16 @@ fn render_chart(app: &App, area: Rect, buf: &mut Buffer) {
         .filter_map(|(on, name)| on.then_some(name))
         .collect();
     let view = if view_parts.is_empty() { String::new() } else { format!(" ({})", view_parts.join(", ")) };
+    // The solver that ran, once a run is over: what `auto` chose ("auto → newton").
+    let solver = match &app.last_report {
+        Some(report) if !app.training => match &report.model.fit.solver_choice {
+            Some(choice) => format!("auto → {}", choice.solver),
+            None => report.params.solver.to_string(),
+        },
+        _ => app.params.solver.to_string(),
+    };
     let head = format!(
-        " Loss{view} — {} {}/{} epochs",
-        app.params.solver,
+        " Loss{view} — {solver} {}/{} epochs",
         app.train_curve.len(),
         if app.epochs_planned > 0 { app.epochs_planned } else { app.train_curve.len() }
     );
@@ -329,6 +336,13 @@ fn render_model(app: &App, area: Rect, buf: &mut Buffer) {
         format!("P {:.3}  R {:.3}  F1 {:.3}", m.precision, m.recall, m.f1)
     }));
     lines.push(Line::from(format!("log loss {:.4}{}", m.log_loss, delta(m.log_loss, previous.map(|p| p.log_loss)))));
+    // An iterative fit that stopped away from the optimum says how far, so its estimates are
+    // not read as exact.
+    let shown = app.last_report.as_ref().filter(|r| Some(r.model.version) == version);
+    if let Some(o) = shown.and_then(|r| r.model.fit.optimality.as_ref()) {
+        let text = format!("train loss {:.3}% above optimum", o.gap_percent.max(0.0));
+        lines.push(Line::from(Span::styled(text, Style::new().fg(Color::Yellow))));
+    }
     let c = &m.confusion;
     let confusion =
         [Line::from(format!("confusion  tp {:<4} fp {:<4}", c.tp, c.fp)), Line::from(format!("           fn {:<4} tn {:<4}", c.fn_, c.tn))];

@@ -40,6 +40,9 @@ pub struct FitReport {
     /// best epoch so far.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kept_epoch: Option<usize>,
+    /// The solver `auto` chose and why. `None` when the request named one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub solver_choice: Option<crate::logistic::SolverChoice>,
 }
 
 /// One row of the coefficient table. The statistics are `None` where they are not given.

@@ -23,6 +23,8 @@ use std::time::Instant;
 
 use crate::table_exp::{ExpTable, FMA_IN_BASELINE, multiply_add};
 
+mod lbfgs;
+
 /// The logistic function, stable at any z (no overflow, no NaN for finite z).
 #[inline]
 pub fn sigmoid(z: f64) -> f64 {
@@ -106,8 +108,11 @@ pub fn logit(p: f64) -> f64 {
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum Solver {
-    /// The seed's per-sample rule θ := θ − α(h(x)−y)x, reshuffled every epoch from the seed.
+    /// Chosen by the data's shape before the fit ([`Solver::choose`]): newton, or L-BFGS where
+    /// the terms are too many for newton's Hessian.
     #[default]
+    Auto,
+    /// The seed's per-sample rule θ := θ − α(h(x)−y)x, reshuffled every epoch from the seed.
     Sgd,
     /// Mean gradient over shuffled batches of `batch_size` rows.
     Minibatch,
@@ -115,17 +120,68 @@ pub enum Solver {
     Batch,
     /// Newton's method (IRLS): exact maximum likelihood in a few iterations.
     Newton,
+    /// Limited-memory BFGS: the optimum by full passes without a Hessian, for many terms.
+    Lbfgs,
 }
 
+/// The most terms (the intercept among them) `auto` fits by newton; above it, by L-BFGS. Newton
+/// costs rows × terms² a pass and L-BFGS rows × terms, but newton's few passes run as dense
+/// matrix products; BENCHMARKS.md ("Every shape") has the crossing measured.
+pub const AUTO_NEWTON_TERMS: usize = 200;
+
 impl Solver {
-    pub const ALL: [Solver; 4] = [Solver::Sgd, Solver::Minibatch, Solver::Batch, Solver::Newton];
+    /// In the form's order: `auto` first, the seed's sgd one key to its right.
+    pub const ALL: [Solver; 6] = [Solver::Auto, Solver::Sgd, Solver::Minibatch, Solver::Batch, Solver::Newton, Solver::Lbfgs];
     pub fn name(self) -> &'static str {
         match self {
+            Solver::Auto => "auto",
             Solver::Sgd => "sgd",
             Solver::Minibatch => "minibatch",
             Solver::Batch => "batch",
             Solver::Newton => "newton",
+            Solver::Lbfgs => "lbfgs",
         }
+    }
+
+    /// Whether the solver steps by the learning rate (and its decay).
+    pub fn uses_learning_rate(self) -> bool {
+        matches!(self, Solver::Sgd | Solver::Minibatch | Solver::Batch)
+    }
+
+    /// Whether the solver fits to the optimum on every training row (no validation hold-out
+    /// unless asked for), so that its converged fit is the maximum-likelihood one.
+    pub fn is_exact(self) -> bool {
+        matches!(self, Solver::Auto | Solver::Batch | Solver::Newton | Solver::Lbfgs)
+    }
+
+    /// The solver that runs for `features` terms (the intercept not counted), and for `auto`
+    /// the choice it made.
+    pub fn choose(self, features: usize) -> (Solver, Option<SolverChoice>) {
+        if self != Solver::Auto {
+            return (self, None);
+        }
+        let terms = if features == 1 { "1 term".to_string() } else { format!("{features} terms") };
+        let choice = if features < AUTO_NEWTON_TERMS {
+            SolverChoice { solver: Solver::Newton, reason: terms }
+        } else {
+            SolverChoice { solver: Solver::Lbfgs, reason: format!("{terms}, too many for newton's Hessian") }
+        };
+        (choice.solver, Some(choice))
+    }
+}
+
+/// What `auto` ran, and why.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SolverChoice {
+    pub solver: Solver,
+    /// "10 terms".
+    pub reason: String,
+}
+
+impl SolverChoice {
+    /// As the report, `--json` and the dashboard say it: "auto → newton: 10 terms".
+    pub fn describe(&self) -> String {
+        format!("auto → {}: {}", self.solver, self.reason)
     }
 }
 
@@ -141,7 +197,7 @@ impl std::str::FromStr for Solver {
         Solver::ALL
             .into_iter()
             .find(|solver| solver.name() == s)
-            .ok_or_else(|| format!("unknown solver {s:?}: use sgd, minibatch, batch or newton"))
+            .ok_or_else(|| format!("unknown solver {s:?}: use auto, sgd, minibatch, batch, newton or lbfgs"))
     }
 }
 
@@ -150,7 +206,7 @@ impl std::str::FromStr for Solver {
 #[serde(default, deny_unknown_fields)]
 pub struct TrainParams {
     pub solver: Solver,
-    /// Step size α (sgd, minibatch, batch). Newton takes exact steps and ignores it.
+    /// Step size α (sgd, minibatch, batch). Newton and L-BFGS choose their own steps.
     pub learning_rate: f64,
     /// The step size of epoch e is α / (1 + decay·e); 0 keeps it constant.
     pub lr_decay: f64,
@@ -215,7 +271,7 @@ impl ClassWeight {
 impl Default for TrainParams {
     fn default() -> Self {
         TrainParams {
-            solver: Solver::Sgd,
+            solver: Solver::Auto,
             learning_rate: 0.2,
             lr_decay: 0.1,
             // A limit, not a target: the stop rules end a fit when it stops improving. The
@@ -760,6 +816,8 @@ pub fn fit(
     on_epoch: impl FnMut(&EpochEvent),
 ) -> Result<FitOutcome, ParamError> {
     params.validate()?;
+    let chosen = TrainParams { solver: params.solver.choose(train.d).0, ..params.clone() };
+    let params = &chosen;
     let mut progress = Progress::new(params, on_epoch);
     progress.early_stopping = val.is_some_and(|v| v.rows() >= MIN_EARLY_STOPPING_ROWS);
     let data = FitData { train, val: val.filter(|v| v.rows() > 0), params, cancel };
@@ -768,7 +826,12 @@ pub fn fit(
             let (weights, stop_reason) = fit_per_sample(&data, &mut progress);
             (weights, stop_reason, None)
         }
-        Solver::Batch | Solver::Newton => fit_full_passes(&data, &mut progress),
+        Solver::Lbfgs => {
+            let (weights, stop_reason) = lbfgs::fit_lbfgs(&data, &mut progress);
+            (weights, stop_reason, None)
+        }
+        // `choose` never leaves `auto`.
+        Solver::Batch | Solver::Newton | Solver::Auto => fit_full_passes(&data, &mut progress),
     };
     // Stopped by a person: what is worth keeping is the best epoch so far, as an early stop
     // keeps it, not whichever epoch the stop fell on.
@@ -844,6 +907,11 @@ struct Progress<'p, F> {
     /// Whether the validation loss may stop the fit: only with [`MIN_EARLY_STOPPING_ROWS`]
     /// validation rows or more, as fewer would stop it on noise.
     early_stopping: bool,
+    /// Whether a plateau of the training objective stops the fit. Not L-BFGS's: near the
+    /// optimum it gains less than the tolerance an iteration for many iterations while its
+    /// gradient still falls, and its stop is the gradient's (or a line search that finds no
+    /// lower point).
+    plateau_stops: bool,
     /// Plateaus that cut the step instead of stopping (averaged SGD); `cut_step` says one did.
     step_cuts: usize,
     cut_step: bool,
@@ -866,14 +934,14 @@ impl<'p, F: FnMut(&EpochEvent)> Progress<'p, F> {
             best_val: None,
             val_stale: 0,
             early_stopping: true,
+            plateau_stops: params.solver != Solver::Lbfgs,
             step_cuts: 0,
             cut_step: false,
         }
     }
 
-    /// Records `epoch`, measured at `w`, and says whether to stop. On an early stop `w` is
-    /// replaced by the best epoch's weights.
-    fn epoch_done(&mut self, epoch: usize, m: &Measurement, w: &mut Weights) -> Option<StopReason> {
+    /// Hands `epoch`'s event to the caller and adds it to the curve; returns its gradient norm.
+    fn record(&mut self, epoch: usize, m: &Measurement) -> f64 {
         let grad_norm = norm(&m.grad);
         let event = EpochEvent {
             epoch,
@@ -884,7 +952,13 @@ impl<'p, F: FnMut(&EpochEvent)> Progress<'p, F> {
         };
         (self.on_epoch)(&event);
         self.curve.push(event);
+        grad_norm
+    }
 
+    /// Records `epoch`, measured at `w`, and says whether to stop. On an early stop `w` is
+    /// replaced by the best epoch's weights.
+    fn epoch_done(&mut self, epoch: usize, m: &Measurement, w: &mut Weights) -> Option<StopReason> {
+        let grad_norm = self.record(epoch, m);
         if !grad_norm.is_finite() || grad_norm <= self.params.tolerance {
             return Some(StopReason::Converged);
         }
@@ -902,7 +976,7 @@ impl<'p, F: FnMut(&EpochEvent)> Progress<'p, F> {
         if self.params.patience == 0 {
             return None;
         }
-        if m.objective < self.best_train - self.params.tolerance {
+        if m.objective < self.best_train - self.params.tolerance || !self.plateau_stops {
             self.best_train = m.objective;
             self.train_stale = 0;
         } else {
@@ -1117,12 +1191,38 @@ fn fit_full_passes<F: FnMut(&EpochEvent)>(
         // may change them.
         let pass = last_pass(&w, &newton_pass);
         if let Some(reason) = progress.epoch_done(epoch, &m, &mut w) {
+            let converged = reason == StopReason::Converged && norm(&m.grad).is_finite();
+            let polish = converged && params.solver == Solver::Newton && epoch < params.epochs;
+            let (w, pass) = if polish { newton_polish(w, pass, epoch + 1, data, progress) } else { (w, pass) };
             return (w, reason, pass);
         }
         at_w = Some(m);
     }
     let pass = last_pass(&w, &newton_pass);
     (w, StopReason::MaxEpochs, pass)
+}
+
+/// Newton's step after its gradient fell below the tolerance, as epoch `epoch`. Its convergence
+/// is quadratic: from a gradient at the tolerance (estimates about 1e-6 off, relatively, on
+/// real data), one more step, one more pass, reaches the optimum to rounding. `at` is the last
+/// pass, with its Hessian, at `w`; the step is kept if the objective does not rise.
+fn newton_polish<F: FnMut(&EpochEvent)>(
+    w: Weights,
+    at: Option<(Weights, PassSums)>,
+    epoch: usize,
+    data: &FitData<'_>,
+    progress: &mut Progress<'_, F>,
+) -> (Weights, Option<(Weights, PassSums)>) {
+    let mut polished = w.clone();
+    let mut pass = at.clone().map(|(_, sums)| sums);
+    match newton_step(&mut polished, data.train, data.params.l2, &mut pass) {
+        Some(objective) => {
+            progress.record(epoch, &Measurement::from_objective(objective, &polished, data));
+            let at = pass.map(|sums| (polished.clone(), sums));
+            (polished, at)
+        }
+        None => (w, at),
+    }
 }
 
 fn step(w: &mut Weights, grad: &[f64], lr: f64) {
@@ -1766,7 +1866,7 @@ mod tests {
         // loss rises as training improves, so the best epoch is the first.
         let flipped: Vec<f64> = y[..500].iter().map(|v| 1.0 - v).collect();
         let (train, val) = (Examples::new(&x[1500..], &y[500..], 3), Examples::new(&x[..1500], &flipped, 3));
-        let params = TrainParams { epochs: 100, patience: 3, ..TrainParams::default() };
+        let params = TrainParams { solver: Solver::Sgd, epochs: 100, patience: 3, ..TrainParams::default() };
         let out = fit(train, Some(val), &params, &AtomicBool::new(false), |_| {}).expect("fits");
         assert_eq!(out.stop_reason, StopReason::EarlyStopped);
         let losses: Vec<f64> = out.curve.iter().filter_map(|e| e.val_loss).collect();
@@ -1794,7 +1894,7 @@ mod tests {
         let (x, y) = scaled(500);
         let ex = Examples::new(&x, &y, 1);
         let cancel = AtomicBool::new(false);
-        let params = TrainParams { epochs: 7, patience: 0, ..TrainParams::default() };
+        let params = TrainParams { solver: Solver::Sgd, epochs: 7, patience: 0, ..TrainParams::default() };
         let mut seen = Vec::new();
         let out = fit(ex, Some(ex), &params, &cancel, |e| seen.push(e.epoch)).expect("fits");
         assert_eq!(seen, (1..=7).collect::<Vec<_>>());
@@ -1868,6 +1968,57 @@ mod tests {
         }
     }
 
+    #[test]
+    fn lbfgs_reaches_newtons_optimum_to_1e_9() {
+        // Correlated terms, with and without a penalty: the estimates agree with newton's to
+        // far below their standard errors, and the objective to 1e-9 of its value.
+        for (rows, d, l2) in [(3_000, 12, 0.0), (2_000, 40, 0.0), (2_000, 40, 0.01)] {
+            let (x, y) = correlated(rows, d);
+            let ex = Examples::new(&x, &y, d);
+            let cancel = AtomicBool::new(false);
+            let base = TrainParams { l2, epochs: 1000, validation_fraction: Some(0.0), ..TrainParams::default() };
+            let newton = fit(ex, None, &TrainParams { solver: Solver::Newton, ..base.clone() }, &cancel, |_| {}).expect("fits");
+            let lbfgs = fit(ex, None, &TrainParams { solver: Solver::Lbfgs, ..base.clone() }, &cancel, |_| {}).expect("fits");
+            assert_eq!(lbfgs.stop_reason, StopReason::Converged, "{rows}×{d} l2 {l2}");
+            let (at_newton, _) = objective(&newton.weights, ex, l2);
+            let (at_lbfgs, _) = objective(&lbfgs.weights, ex, l2);
+            assert!((at_lbfgs - at_newton).abs() <= 1e-9 * at_newton, "{rows}×{d} l2 {l2}: {at_lbfgs} vs {at_newton}");
+            for (a, b) in lbfgs.weights.weights.iter().zip(&newton.weights.weights) {
+                assert!((a - b).abs() < 1e-5, "{rows}×{d} l2 {l2}: {a} vs {b}");
+            }
+            // One event per iteration, the objective never rising.
+            let losses: Vec<f64> = lbfgs.curve.iter().map(|e| e.train_loss).collect();
+            assert!(losses.windows(2).all(|p| p[1] <= p[0] + 1e-15 || l2 > 0.0), "{losses:?}");
+        }
+    }
+
+    #[test]
+    fn auto_runs_newton_for_few_terms_and_lbfgs_for_many_and_says_why() {
+        let (solver, choice) = Solver::Auto.choose(1);
+        assert_eq!((solver, choice.map(|c| c.describe())), (Solver::Newton, Some("auto → newton: 1 term".to_string())));
+        let (solver, choice) = Solver::Auto.choose(AUTO_NEWTON_TERMS - 1);
+        assert_eq!(solver, Solver::Newton);
+        assert_eq!(choice.map(|c| c.reason), Some(format!("{} terms", AUTO_NEWTON_TERMS - 1)));
+        let (solver, choice) = Solver::Auto.choose(AUTO_NEWTON_TERMS);
+        assert_eq!(solver, Solver::Lbfgs);
+        assert!(choice.is_some_and(|c| c.describe().starts_with("auto → lbfgs: ")));
+        // A named solver is the one that runs, with no choice to report.
+        assert_eq!(Solver::Sgd.choose(5_000), (Solver::Sgd, None));
+        // auto's fit is newton's, bit for bit.
+        let (x, y) = correlated(1_000, 4);
+        let ex = Examples::new(&x, &y, 4);
+        let cancel = AtomicBool::new(false);
+        let auto = fit(ex, None, &TrainParams::default(), &cancel, |_| {}).expect("fits");
+        let newton = fit(ex, None, &TrainParams { solver: Solver::Newton, ..TrainParams::default() }, &cancel, |_| {}).expect("fits");
+        assert_eq!(without_times(auto), without_times(newton));
+    }
+
+    /// A fit with its curve's clock readings zeroed: two runs of one fit differ only there.
+    fn without_times(mut out: FitOutcome) -> FitOutcome {
+        out.curve.iter_mut().for_each(|e| e.elapsed_ms = 0.0);
+        out
+    }
+
     /// Standardised, correlated features: the hard case for per-sample SGD.
     fn correlated(rows: usize, d: usize) -> (Vec<f64>, Vec<f64>) {
         let g = Generator {
@@ -1905,7 +2056,7 @@ mod tests {
             let (x, y) = correlated(rows, d);
             let ex = Examples::new(&x, &y, d);
             let cancel = AtomicBool::new(false);
-            let base = TrainParams { validation_fraction: Some(0.0), epochs, ..TrainParams::default() };
+            let base = TrainParams { solver: Solver::Sgd, validation_fraction: Some(0.0), epochs, ..TrainParams::default() };
             let newton = fit(ex, None, &TrainParams { solver: Solver::Newton, epochs: 50, ..base.clone() }, &cancel, |_| {}).expect("fits");
             let optimum = mean_log_loss(&newton.weights, ex);
             let sgd = fit(ex, None, &base, &cancel, |_| {}).expect("fits");
@@ -1960,6 +2111,36 @@ mod tests {
             let out = fit(Examples::new(&x, &y, 1), None, &params, &AtomicBool::new(false), |_| {}).expect("fits");
             assert!(out.weights.bias.is_finite() && out.weights.weights[0].is_finite(), "{solver}");
             assert!(out.curve.iter().all(|e| e.train_loss.is_finite()), "{solver}");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        /// Whatever the data (a generating model of up to 6 terms, 60 to 400 rows, any seed):
+        /// `auto` is newton's fit, and L-BFGS, the solver `auto` takes for many terms, reaches
+        /// the same optimum. Separated draws (no finite optimum) are left out.
+        #[test]
+        fn auto_newton_and_lbfgs_agree(
+            d in 1usize..=6, rows in 60usize..400, seed in 0u64..1_000_000, scale in 0.2f64..2.0,
+        ) {
+            let g = Generator {
+                intercept: 0.3,
+                coefficients: (0..d).map(|j| scale * (1.0 - 0.3 * j as f64)).collect(),
+                ranges: vec![(-1.0, 1.0); d],
+                rows,
+                seed,
+            };
+            let data = generate(&g);
+            let ex = Examples::new(&data.x, &data.y, d);
+            let cancel = AtomicBool::new(false);
+            let newton = fit(ex, None, &TrainParams { solver: Solver::Newton, ..TrainParams::default() }, &cancel, |_| {}).expect("fits");
+            prop_assume!(newton.certain_rows == Some(0) && newton.stop_reason == StopReason::Converged);
+            let auto = fit(ex, None, &TrainParams::default(), &cancel, |_| {}).expect("fits");
+            prop_assert_eq!(without_times(auto), without_times(newton.clone()));
+            let lbfgs = fit(ex, None, &TrainParams { solver: Solver::Lbfgs, ..TrainParams::default() }, &cancel, |_| {}).expect("fits");
+            let (at_newton, _) = objective(&newton.weights, ex, 0.0);
+            let (at_lbfgs, _) = objective(&lbfgs.weights, ex, 0.0);
+            prop_assert!((at_lbfgs - at_newton).abs() <= 1e-9 * at_newton, "{} vs {} ({:?})", at_lbfgs, at_newton, lbfgs.stop_reason);
         }
     }
 

@@ -404,8 +404,10 @@ fn train(
     key: &str,
     job: &Job,
 ) -> Result<Option<TrainEvent>, ApiError> {
-    let params = &request.params;
     let FitInputs { training_rows, transform, loaded } = inputs;
+    // `auto` becomes a solver here, before the hold-out (which depends on the solver) is cut.
+    let (solver, solver_choice) = request.params.solver.choose(transform.terms());
+    let params = &TrainParams { solver, ..request.params.clone() };
     training_rows.check_both_classes()?;
     // Validation rows come out of the training split (seeded, stratified) only for the
     // iterative solvers; an exact fit uses every training row. The test split is left alone
@@ -463,8 +465,9 @@ fn train(
     // Whether a combination of terms separates the classes is read off an exact fit only: an
     // iterative one that has not converged can leave rows at probability 0 or 1 on data that is
     // not separated. Without an exact fit on these rows, nothing is claimed.
-    let reference = if separating.is_none() { exact_reference(train_ex, params) } else { None };
-    let exact_fit = if params.solver == Solver::Newton { Some(&outcome) } else { reference.as_ref() };
+    let fit_is_exact = is_exact_fit(params.solver, outcome.stop_reason);
+    let reference = if separating.is_none() && !fit_is_exact { exact_reference(train_ex, params) } else { None };
+    let exact_fit = if fit_is_exact { Some(&outcome) } else { reference.as_ref() };
     let separation = separating.or_else(|| {
         let exact_fit = exact_fit.filter(|_| exact)?;
         // Newton counted them in its last pass; otherwise the logits are taken again.
@@ -490,6 +493,7 @@ fn train(
     model.classes = Some(classes.unwrap_or_else(|| Classes::for_numeric_label(&model.label_name)));
     model.fit.separation = separation;
     model.fit.kept_epoch = outcome.kept_epoch;
+    model.fit.solver_choice = solver_choice;
     let statistics_note = if model.fit.separation.is_some() {
         Some("not given: the classes are separated, so the estimates and their standard errors are not finite".to_string())
     } else if !exact {
@@ -499,7 +503,7 @@ fn train(
         ))
     } else if params.class_weight != ClassWeight::None {
         Some("not given with class weights: the weighted likelihood's inverse Hessian is not the estimates' covariance".to_string())
-    } else if !matches!(params.solver, Solver::Newton | Solver::Batch) || stop_reason != StopReason::Converged {
+    } else if !params.solver.is_exact() || stop_reason != StopReason::Converged {
         Some(format!(
             "given for an exact, converged fit: this {} fit {}; train with --solver newton for them",
             params.solver,
@@ -576,19 +580,31 @@ fn standardized_on_these_rows(store: &Store, transform_id: &str, split: &str, tr
         && store.manifest(transform_id).is_ok_and(|m| m.inputs == [split])
 }
 
-/// The largest fit (rows × terms) whose distance from the exact optimum is measured by a
-/// newton fit after an iterative one: a few full passes, cheap at this size.
-const OPTIMALITY_CHECK_CELLS: usize = 4_000_000;
+/// The largest fit (rows × terms) whose distance from the exact optimum is measured after an
+/// iterative one, by the exact fit `auto` would make on the same rows: about as long as the
+/// default fit of them, which the iterative solvers' many passes take several times over.
+const OPTIMALITY_CHECK_CELLS: usize = 100_000_000;
 
-/// Newton on an iterative fit's rows and parameters, where that is cheap
-/// ([`OPTIMALITY_CHECK_CELLS`]): the optimum the iterative fit is measured against, and the
-/// exact fit whose certain rows say whether a combination of terms separates the classes.
+/// Whether a fit is the exact optimum itself: newton's (its last step is exact, whatever its
+/// stop), or L-BFGS's once its gradient is below the tolerance. Such a fit needs no reference.
+fn is_exact_fit(solver: Solver, stop_reason: StopReason) -> bool {
+    solver == Solver::Newton || (solver == Solver::Lbfgs && stop_reason == StopReason::Converged)
+}
+
+/// The exact fit `auto` makes (newton, or L-BFGS for many terms) on an iterative fit's rows and
+/// parameters, up to [`OPTIMALITY_CHECK_CELLS`]: the optimum the iterative fit is measured
+/// against, and the fit whose certain rows say whether a combination of terms separates the
+/// classes. `None` where it is too large, or did not reach the optimum itself.
 fn exact_reference(train_ex: Examples<'_>, params: &TrainParams) -> Option<FitOutcome> {
-    if params.solver == Solver::Newton || train_ex.rows() * (train_ex.d + 1) > OPTIMALITY_CHECK_CELLS {
+    if train_ex.rows() * (train_ex.d + 1) > OPTIMALITY_CHECK_CELLS {
         return None;
     }
-    let exact_params = TrainParams { solver: Solver::Newton, epochs: 50, patience: 0, validation_fraction: Some(0.0), ..params.clone() };
-    fit(train_ex, None, &exact_params, &AtomicBool::new(false), |_| {}).ok()
+    let (solver, _) = Solver::Auto.choose(train_ex.d);
+    // Newton's iterations are few (the limit only ends separated data); L-BFGS's many.
+    let epochs = if solver == Solver::Newton { 50 } else { 1000 };
+    let exact_params = TrainParams { solver, epochs, patience: 0, validation_fraction: Some(0.0), ..params.clone() };
+    let reference = fit(train_ex, None, &exact_params, &AtomicBool::new(false), |_| {}).ok()?;
+    is_exact_fit(solver, reference.stop_reason).then_some(reference)
 }
 
 async fn list_jobs(State(state): State<AppState>) -> Json<Vec<JobInfo>> {
@@ -726,7 +742,7 @@ mod tests {
     #[tokio::test]
     async fn job_streams_one_event_per_epoch_then_done_and_caches() {
         let (_dir, app, split, transform) = setup();
-        let body = serde_json::json!({"split": split, "transform": transform, "params": {"epochs": 5, "patience": 0}});
+        let body = serde_json::json!({"split": split, "transform": transform, "params": {"solver": "sgd", "epochs": 5, "patience": 0}});
         let (status, info) = call(&app, "POST", "/v1/jobs", Some(body.clone())).await;
         assert_eq!(status, StatusCode::ACCEPTED, "{info}");
         let id = info["job"].as_str().expect("id").to_string();
@@ -949,6 +965,43 @@ mod tests {
         (split_id, transform)
     }
 
+    /// `auto` fits 220 terms by L-BFGS, to the optimum: the model says what ran and why, and an
+    /// exact fit's statistics are given, as newton's would be; its estimates are newton's.
+    #[tokio::test]
+    async fn auto_fits_many_terms_by_lbfgs_to_newtons_optimum_and_says_so() {
+        let (_dir, store, app) = service();
+        let (rows, d) = (1_500, 220);
+        // A deterministic, well-spread design: each term a different frequency of the row.
+        let x: Vec<f64> = (0..rows).flat_map(|i| (0..d).map(move |j| (f64::from(i as u32) * (0.37 + 0.011 * j as f64)).sin())).collect();
+        let y: Vec<f64> = x
+            .chunks_exact(d)
+            .enumerate()
+            .map(|(i, r)| f64::from(u8::from(r[0] + 0.5 * r[1] - 0.3 * r[2] + ((i * 7919) % 1000) as f64 / 500.0 - 1.0 > 0.0)))
+            .collect();
+        let names: Vec<String> = (0..d).map(|j| format!("x{j}")).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let (split, transform) = stored_split(&store, &names, "y", x, y);
+        let mut fitted = Vec::new();
+        for solver in ["auto", "newton"] {
+            let params = serde_json::json!({"solver": solver});
+            let info = finished_job(&app, serde_json::json!({"split": split, "transform": transform, "params": params})).await;
+            assert_eq!(info["stop_reason"], "converged", "{solver}: {info}");
+            let model: Model = store.read_json(info["model"].as_str().expect("a model"), Kind::Model, "model.json").expect("model");
+            assert_eq!(model.fit.statistics_note, None, "{solver}");
+            assert_eq!(model.fit.terms.len(), d + 1, "{solver}");
+            fitted.push(model);
+        }
+        let (auto, newton) = (&fitted[0], &fitted[1]);
+        let choice = auto.fit.solver_choice.as_ref().expect("auto says what it chose");
+        assert_eq!(choice.describe(), "auto → lbfgs: 220 terms, too many for newton's Hessian");
+        assert_eq!((auto.params.solver, newton.fit.solver_choice.as_ref()), (Solver::Lbfgs, None));
+        // The same estimates, far inside a standard error of each other.
+        for (a, n) in auto.fit.terms.iter().zip(&newton.fit.terms) {
+            let se = n.std_error.expect("a standard error");
+            assert!((a.estimate - n.estimate).abs() < 1e-3 * se, "{}: {} vs {} (se {se})", a.term, a.estimate, n.estimate);
+        }
+    }
+
     /// Separation by a combination of terms is read off an exact fit only. An SGD fit thrown far
     /// off by a huge step leaves rows at probability 0 or 1 on classes that overlap; that
     /// claimed "separated" before. A combination that does separate is still named by every
@@ -971,7 +1024,7 @@ mod tests {
         assert_eq!(model.fit.separation, None, "{info}");
 
         let (split, transform) = stored_split(&store, &["a", "b"], "y", x, combined);
-        for solver in ["newton", "batch", "sgd", "minibatch"] {
+        for solver in ["auto", "newton", "lbfgs", "batch", "sgd", "minibatch"] {
             let params = serde_json::json!({"solver": solver, "epochs": 20});
             let info = finished_job(&app, serde_json::json!({"split": split, "transform": transform, "params": params})).await;
             assert_eq!(info["stop_reason"], "separated", "{solver}: {info}");

@@ -1,0 +1,132 @@
+//! L-BFGS for the unpenalised or L2 objective: what `auto` runs when the terms are too many for
+//! newton's Hessian. Each iteration is one full pass (objective and gradient, the rows read
+//! once), so its cost grows with rows × terms where newton's grows with rows × terms².
+//!
+//! The limited-memory update is Nocedal's two-loop recursion over the last [`MEMORY`] steps.
+//! The line search backtracks from the full step until the objective falls by a fraction of the
+//! slope (Armijo): the objective is convex, so every accepted step keeps the curvature sᵀy
+//! positive and the update well defined.
+//!
+//! Hand-written (≈ 100 lines) rather than taken from `argmin`: the loop must hand each
+//! iteration to [`Progress`] (the live curve, the stop rules, a cancel), and the passes must be
+//! the ones every other solver uses, which a generic optimiser's problem trait would wrap in
+//! copies.
+
+use std::collections::VecDeque;
+
+use super::{FitData, Measurement, Progress, StopReason, Weights, dot, norm, objective};
+
+/// Curvature pairs kept: scikit-learn's and SciPy's default.
+const MEMORY: usize = 10;
+
+/// The objective must fall by this fraction of the step's slope (the usual Armijo constant).
+const SUFFICIENT_DECREASE: f64 = 1e-4;
+
+/// Halvings of the step before the line search gives up: the direction then gains nothing the
+/// objective's rounding can show, which is an optimum to working precision.
+const MAX_HALVINGS: usize = 40;
+
+/// The parameters as one vector, bias first (the gradient's layout).
+fn flat(w: &Weights) -> Vec<f64> {
+    std::iter::once(w.bias).chain(w.weights.iter().copied()).collect()
+}
+
+fn unflat(theta: &[f64]) -> Weights {
+    Weights { bias: theta[0], weights: theta[1..].to_vec() }
+}
+
+/// The step pairs (s, y, 1/sᵀy), the oldest first.
+struct Curvature {
+    pairs: VecDeque<(Vec<f64>, Vec<f64>, f64)>,
+}
+
+impl Curvature {
+    /// −H·g, H the inverse-Hessian approximation of the pairs (two-loop recursion), its
+    /// initial scale sᵀy/yᵀy from the newest pair; −g before any pair.
+    fn direction(&self, g: &[f64]) -> Vec<f64> {
+        let mut q = g.to_vec();
+        let mut alphas = Vec::with_capacity(self.pairs.len());
+        for (s, y, rho) in self.pairs.iter().rev() {
+            let alpha = rho * dot(s, &q);
+            axpy(&mut q, -alpha, y);
+            alphas.push(alpha);
+        }
+        if let Some((s, y, _)) = self.pairs.back() {
+            let gamma = dot(s, y) / dot(y, y);
+            q.iter_mut().for_each(|v| *v *= gamma);
+        }
+        for ((s, y, rho), alpha) in self.pairs.iter().zip(alphas.into_iter().rev()) {
+            let beta = rho * dot(y, &q);
+            axpy(&mut q, alpha - beta, s);
+        }
+        q.iter_mut().for_each(|v| *v = -*v);
+        q
+    }
+
+    /// Keeps the pair if its curvature is positive beyond rounding; the oldest goes at
+    /// [`MEMORY`].
+    fn remember(&mut self, s: Vec<f64>, y: Vec<f64>) {
+        let sy = dot(&s, &y);
+        if sy > f64::EPSILON * norm(&s) * norm(&y) {
+            if self.pairs.len() == MEMORY {
+                self.pairs.pop_front();
+            }
+            self.pairs.push_back((s, y, 1.0 / sy));
+        }
+    }
+}
+
+fn axpy(to: &mut [f64], a: f64, x: &[f64]) {
+    for (t, v) in to.iter_mut().zip(x) {
+        *t += a * v;
+    }
+}
+
+/// The fit: one epoch event per iteration, measured at the iteration's accepted point (the
+/// line search's last pass is that measurement, so an iteration costs its passes alone).
+pub(super) fn fit_lbfgs<F: FnMut(&super::EpochEvent)>(data: &FitData<'_>, progress: &mut Progress<'_, F>) -> (Weights, StopReason) {
+    let l2 = data.params.l2;
+    let mut w = Weights::zeros(data.train.d);
+    let (mut f, mut g) = objective(&w, data.train, l2);
+    let mut curvature = Curvature { pairs: VecDeque::with_capacity(MEMORY) };
+    for epoch in 1..=data.params.epochs {
+        if data.cancelled() {
+            return (w, StopReason::Cancelled);
+        }
+        let mut direction = curvature.direction(&g);
+        let mut slope = dot(&g, &direction);
+        // Not a descent direction (rounding spoilt the update, or the slope is NaN): start over
+        // from steepest descent.
+        if slope.is_nan() || slope >= 0.0 {
+            curvature.pairs.clear();
+            direction = g.iter().map(|v| -v).collect();
+            slope = -dot(&g, &g);
+        }
+        // The first step has no curvature to scale it: a unit length, as SciPy's.
+        let mut t = if curvature.pairs.is_empty() { 1.0 / norm(&g).max(1.0) } else { 1.0 };
+        let theta = flat(&w);
+        let accepted = (0..MAX_HALVINGS).find_map(|_| {
+            let mut trial = theta.clone();
+            axpy(&mut trial, t, &direction);
+            let candidate = unflat(&trial);
+            let (ft, gt) = objective(&candidate, data.train, l2);
+            let decreased = ft <= f + SUFFICIENT_DECREASE * t * slope;
+            t *= 0.5;
+            decreased.then_some((trial, candidate, ft, gt))
+        });
+        let Some((trial, candidate, ft, gt)) = accepted else {
+            // No step lowers the objective any more: it has stopped improving, at the optimum
+            // to working precision unless the gradient says otherwise.
+            return (w, StopReason::Plateau);
+        };
+        let s: Vec<f64> = trial.iter().zip(&theta).map(|(a, b)| a - b).collect();
+        let y: Vec<f64> = gt.iter().zip(&g).map(|(a, b)| a - b).collect();
+        curvature.remember(s, y);
+        (w, f, g) = (candidate, ft, gt);
+        let m = Measurement::from_objective((f, g.clone()), &w, data);
+        if let Some(reason) = progress.epoch_done(epoch, &m, &mut w) {
+            return (w, reason);
+        }
+    }
+    (w, StopReason::MaxEpochs)
+}

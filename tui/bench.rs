@@ -13,6 +13,10 @@
 //!   with `--vs-python` pandas + scikit-learn doing the same work on the same file.
 //! - `bench batch`: a CSV of N scores through a real batch and serve, end to end, every answer
 //!   checked; `--vs-python` scores it with pandas + scikit-learn in the same run.
+//! - `bench shapes`: the default fit on written data of several shapes (rows × features)
+//!   against scikit-learn's on the same rows, in the same run (`shapes`).
+
+mod shapes;
 
 use crate::supervisor::{ServiceName, Supervisor, SupervisorConfig};
 use anyhow::Context;
@@ -36,6 +40,8 @@ pub enum BenchWhat {
     Pipeline(PipelineBench),
     /// A large CSV scored by batch through serve, end to end.
     Batch(BatchBench),
+    /// The default fit on data of several shapes against scikit-learn, in the same run.
+    Shapes(shapes::ShapesBench),
     /// The bare handler `bench serve` compares with (started by it; not for people).
     #[command(hide = true)]
     BareServer,
@@ -137,6 +143,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchWhat::Serve(a) => serve_bench(a).await,
         BenchWhat::Pipeline(a) => pipeline_bench(a).await,
         BenchWhat::Batch(a) => batch_bench(a).await,
+        BenchWhat::Shapes(a) => shapes::shapes_bench(a).await,
         BenchWhat::BareServer => bare_server().await,
         BenchWhat::BareGrpcServer => bare_grpc_server().await,
     }
@@ -758,21 +765,10 @@ async fn large_run(home: &Path, csv: &Path, label: &str) -> anyhow::Result<Large
     data.label = Some(label.to_string());
     data.solver = crate::cli::SolverArg::Newton;
     let request = crate::commands::pipeline_request(home, &data, Vec::new())?;
-    let supervisor = crate::commands::start_services(home, &request)?;
-    let outcome = async {
-        supervisor.wait_ready(Duration::from_secs(30)).await.map_err(|e| anyhow::anyhow!(e))?;
-        let clients = crate::pipeline::Clients::from_supervisor(&supervisor).context("addresses")?;
-        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-        let t = Instant::now();
-        let report = crate::pipeline::run_pipeline(&clients, &request, tx, None).await?;
-        let wall_ms = t.elapsed().as_secs_f64() * 1e3;
-        let peak_resident_bytes =
-            supervisor.snapshots().iter().filter_map(|s| Some((s.name.as_str().to_string(), peak_resident_bytes(s.pid?)?))).collect();
-        Ok::<_, anyhow::Error>((report, wall_ms, peak_resident_bytes))
-    }
-    .await;
-    supervisor.shutdown().await;
-    let (report, wall_ms, peak_resident_bytes) = outcome?;
+    let (report, wall_ms, peak_resident_bytes) = run_once(home, &request, |supervisor| {
+        supervisor.snapshots().iter().filter_map(|s| Some((s.name.as_str().to_string(), peak_resident_bytes(s.pid?)?))).collect()
+    })
+    .await?;
     let rows = report.rows.train + report.rows.validation + report.rows.test;
     let features = report.feature_names.len();
     Ok(LargeRun {
@@ -788,6 +784,29 @@ async fn large_run(home: &Path, csv: &Path, label: &str) -> anyhow::Result<Large
         solver_ms: report.stages.iter().find_map(|s| s.solver_ms),
         peak_resident_bytes,
     })
+}
+
+/// Starts the services for `request` in `home`, runs the pipeline once through them, and stops
+/// them: the run's report, its wall time in ms (the first request to the new version
+/// answering), and what `inspect` reads off the supervisor before the services stop.
+async fn run_once<T>(
+    home: &Path,
+    request: &crate::pipeline::PipelineRequest,
+    inspect: impl FnOnce(&Supervisor) -> T,
+) -> anyhow::Result<(crate::pipeline::RunReport, f64, T)> {
+    let supervisor = crate::commands::start_services(home, request)?;
+    let outcome = async {
+        supervisor.wait_ready(Duration::from_secs(30)).await.map_err(|e| anyhow::anyhow!(e))?;
+        let clients = crate::pipeline::Clients::from_supervisor(&supervisor).context("addresses")?;
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let t = Instant::now();
+        let report = crate::pipeline::run_pipeline(&clients, request, tx, None).await?;
+        let wall_ms = t.elapsed().as_secs_f64() * 1e3;
+        Ok::<_, anyhow::Error>((report, wall_ms, inspect(&supervisor)))
+    }
+    .await;
+    supervisor.shutdown().await;
+    outcome
 }
 
 /// A process's peak resident memory so far (VmHWM), from `/proc/PID/status`.

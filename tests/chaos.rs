@@ -48,6 +48,7 @@ fn request(home: &std::path::Path, epochs: usize) -> PipelineRequest {
         tolerance: None,
         validation_fraction: None,
         class_weight: logitflow::cli::ClassWeightArg::None,
+        cov: logitflow::cli::CovarianceArg::Nonrobust,
         model: None,
         threshold: 0.5,
     };

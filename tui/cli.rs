@@ -2,7 +2,7 @@
 
 use clap::{Args, Parser, Subcommand};
 use logitflow_core::clean::{MissingPolicy, TextMissing};
-use logitflow_core::logistic::{ClassWeight, Solver};
+use logitflow_core::logistic::{ClassWeight, Covariance, Solver};
 use logitflow_core::scale::{Scaling, Value};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -130,6 +130,10 @@ pub struct DataArgs {
     /// Weigh the classes in the loss: none, or balanced (n / (2·n_class), as scikit-learn).
     #[arg(long, value_enum, default_value_t = ClassWeightArg::None)]
     pub class_weight: ClassWeightArg,
+    /// The covariance the standard errors come from: the inverse Hessian (nonrobust), or
+    /// White's heteroscedasticity-robust sandwich (hc0; hc1 scales it by n/(n − k)).
+    #[arg(long, value_enum, default_value_t = CovarianceArg::Nonrobust)]
+    pub cov: CovarianceArg,
     /// The model's name in the registry (default: the data file's stem).
     #[arg(long)]
     pub model: Option<String>,
@@ -200,6 +204,23 @@ impl From<ScalingArg> for Scaling {
             ScalingArg::Standard => Scaling::Standard,
             ScalingArg::Minmax => Scaling::MinMax,
             ScalingArg::None => Scaling::None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CovarianceArg {
+    Nonrobust,
+    Hc0,
+    Hc1,
+}
+
+impl From<CovarianceArg> for Covariance {
+    fn from(c: CovarianceArg) -> Self {
+        match c {
+            CovarianceArg::Nonrobust => Covariance::Nonrobust,
+            CovarianceArg::Hc0 => Covariance::Hc0,
+            CovarianceArg::Hc1 => Covariance::Hc1,
         }
     }
 }

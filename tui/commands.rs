@@ -6,6 +6,7 @@ use crate::services::Services;
 use crate::supervisor::{ServiceName, Supervisor, SupervisorConfig};
 use anyhow::{Context, bail};
 use logitflow_core::clean::CleanOptions;
+use logitflow_core::inference::FitStatistics;
 use logitflow_core::logistic::TrainParams;
 use logitflow_core::scale::Value;
 use logitflow_core::table::CsvOptions;
@@ -126,6 +127,7 @@ pub fn pipeline_request(home: &Path, args: &DataArgs, predict: Vec<Vec<Value>>) 
         tolerance: args.tolerance.unwrap_or(defaults.tolerance),
         validation_fraction: args.validation_fraction,
         class_weight: args.class_weight.into(),
+        covariance: args.cov.into(),
         ..defaults
     };
     if let Some(labels) = &args.labels
@@ -421,6 +423,12 @@ pub fn render_terms(model: &pipeline::ModelReport) -> String {
     }
     if let Some(note) = &model.fit.statistics_note {
         let _ = writeln!(s, "  standard errors, p-values and intervals: {note}");
+    }
+    if let Some(covariance) = model.fit.covariance {
+        let _ = writeln!(s, "  covariance: {}", covariance.describe());
+    }
+    for line in model.fit.fit_statistics.iter().flat_map(FitStatistics::lines) {
+        let _ = writeln!(s, "  {line}");
     }
     s
 }

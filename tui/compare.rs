@@ -4,6 +4,7 @@
 //! ([`find_run`]).
 
 use crate::pipeline::RunReport;
+use logitflow_core::inference::FitStatistics;
 
 /// One line of a comparison: what it is, its value in each run, and B − A for numbers.
 #[derive(Debug, Clone, PartialEq)]
@@ -77,6 +78,18 @@ pub fn compare_runs(a: &RunReport, b: &RunReport) -> Vec<ComparedRow> {
         ("brier", ma.brier, mb.brier),
     ] {
         rows.push(ComparedRow::number(name, Some(x), Some(y), if name == "test rows" { 0 } else { 4 }));
+    }
+    // The likelihood figures of exact fits: what models of the same rows are compared by.
+    let (fa, fb) = (a.model.fit.fit_statistics.as_ref(), b.model.fit.fit_statistics.as_ref());
+    if fa.is_some() || fb.is_some() {
+        for (name, figure) in [
+            ("log-likelihood", (|f: &FitStatistics| f.log_likelihood) as fn(&FitStatistics) -> f64),
+            ("AIC", |f| f.aic),
+            ("BIC", |f| f.bic),
+            ("pseudo R²", |f| f.pseudo_r2),
+        ] {
+            rows.push(ComparedRow::number(name, fa.map(figure), fb.map(figure), 4));
+        }
     }
     rows.push(ComparedRow::number("(intercept)", Some(a.model.intercept), Some(b.model.intercept), 4));
     let mut terms: Vec<&String> = a.model.coefficients.iter().map(|(t, _)| t).collect();
@@ -157,5 +170,21 @@ mod tests {
         assert_eq!(find_run(&runs, "1796-b").map(|r| r.run_id.as_str()), Ok("1796-bbbb"));
         assert!(find_run(&runs, "1796").is_err_and(|e| e.contains("names 2 runs")));
         assert!(find_run(&runs, "x").is_err_and(|e| e.contains("logitflow runs")));
+    }
+
+    #[test]
+    fn exact_fits_are_compared_by_their_likelihood_figures() {
+        let (mut a, mut b) = (run("a", "newton", 0.0, 0.2, serde_json::json!({})), run("b", "sgd", 0.0, 0.2, serde_json::json!({})));
+        let names = |rows: &[ComparedRow]| rows.iter().map(|r| r.name.clone()).collect::<Vec<_>>();
+        assert!(!names(&compare_runs(&a, &b)).contains(&"AIC".to_string()), "neither has them");
+        let y = [0.0, 1.0, 1.0, 0.0, 1.0];
+        a.model.fit.fit_statistics = Some(FitStatistics::new(2.0, &y, 1));
+        let rows = compare_runs(&a, &b);
+        let aic = rows.iter().find(|r| r.name == "AIC").expect("an AIC row");
+        assert_eq!((aic.a.as_str(), aic.b.as_str(), aic.differs), ("8.0000", "-", true), "sgd's fit has none");
+        b.model.fit.fit_statistics = Some(FitStatistics::new(1.5, &y, 2));
+        let rows = compare_runs(&a, &b);
+        let aic = rows.iter().find(|r| r.name == "AIC").expect("an AIC row");
+        assert_eq!((aic.b.as_str(), aic.delta.as_str()), ("9.0000", "+1.0000"));
     }
 }

@@ -933,6 +933,21 @@ fn c_shows_every_coefficient_with_its_standardized_magnitude_scrolling_and_order
     assert!(text.contains("of 41") && text.contains("(intercept)"), "the intercept, which has no magnitude, comes last:\n{text}");
     app.on_key(key(KeyCode::Esc));
     assert_eq!(app.overlay, Overlay::None);
+
+    // With the fit statistics, they are under the table, and the table gives them two rows.
+    if let Some(report) = app.last_report.as_mut() {
+        report.model.fit.fit_statistics = Some(logitflow_core::inference::FitStatistics::new(62.8, &[0.0, 1.0, 1.0, 0.0], 2));
+    }
+    app.on_key(key(KeyCode::Char('C')));
+    app.on_key(key(KeyCode::Char('s')));
+    let text = screen(&app, 120, 40);
+    assert!(text.contains("rows 1–33 of 41"), "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    let at = lines.iter().position(|l| l.contains("log-likelihood -62.8000  null -2.7726  LLR -120.055 on 2 df, p 1.0000"));
+    assert!(
+        at.is_some_and(|i| lines[i + 1].contains("pseudo R² -21.6503  AIC 131.600  BIC 129.759  deviance 125.600  n 4, residual df 1")),
+        "{text}"
+    );
 }
 
 #[test]

@@ -789,7 +789,13 @@ fn render_coefficients(app: &App, area: Rect, buf: &mut Buffer) {
     let largest = terms.iter().filter_map(|t| t.standardized).map(f64::abs).fold(0.0, f64::max);
     let wide = rect.width >= 110;
     let bar_width: usize = if wide { 16 } else { 8 };
-    let shown = (rect.height as usize).saturating_sub(3);
+    // The fit statistics under the table, as statsmodels' summary has them.
+    let statistics: Vec<String> = app
+        .last_report
+        .as_ref()
+        .and_then(|r| r.model.fit.fit_statistics.as_ref())
+        .map_or_else(Vec::new, |f| f.lines().into_iter().map(|l| format!(" {l}")).collect());
+    let shown = (rect.height as usize).saturating_sub(3 + statistics.len());
     let first = app.coefficients_scroll.min(order.len().saturating_sub(1));
     let cell = |v: Option<f64>, digits: usize| v.map_or_else(|| "-".to_string(), |v| readable(v, digits));
     let p_value = |p: Option<f64>| match p {
@@ -825,7 +831,26 @@ fn render_coefficients(app: &App, area: Rect, buf: &mut Buffer) {
         ]);
         Row::new(cells)
     });
-    let (header, widths): (Vec<&str>, Vec<Constraint>) = if wide {
+    let (header, widths) = coefficient_columns(wide, bar_width);
+    let version = app.last_report.as_ref().map_or(0, |r| r.model.version);
+    let title = format!(
+        " Coefficients of v{version} — {} · rows {}–{} of {} · per sd: the estimate × its term's standard deviation, green +, red − ",
+        if app.coefficients_by_magnitude { "largest standardized first" } else { "term order" },
+        first + 1,
+        (first + shown).min(order.len()),
+        order.len()
+    );
+    let block = Block::bordered().title(title).border_style(Style::new().fg(Color::Cyan));
+    let inner = block.inner(rect);
+    block.render(rect, buf);
+    let [table, below] = Layout::vertical([Constraint::Min(0), Constraint::Length(statistics.len() as u16)]).areas(inner);
+    Table::new(rows, widths).header(Row::new(header).style(Style::new().bold())).render(table, buf);
+    Paragraph::new(statistics.into_iter().map(Line::from).collect::<Vec<_>>()).render(below, buf);
+}
+
+/// The coefficient view's header and column widths: z and the interval only when `wide`.
+fn coefficient_columns(wide: bool, bar_width: usize) -> (Vec<&'static str>, Vec<Constraint>) {
+    if wide {
         (
             vec!["term", "estimate", "std err", "z", "p", "95% interval", "OR", "per sd", "magnitude"],
             [
@@ -855,19 +880,7 @@ fn render_coefficients(app: &App, area: Rect, buf: &mut Buffer) {
             ]
             .to_vec(),
         )
-    };
-    let version = app.last_report.as_ref().map_or(0, |r| r.model.version);
-    let title = format!(
-        " Coefficients of v{version} — {} · rows {}–{} of {} · per sd: the estimate × its term's standard deviation, green +, red − ",
-        if app.coefficients_by_magnitude { "largest standardized first" } else { "term order" },
-        first + 1,
-        (first + shown).min(order.len()),
-        order.len()
-    );
-    Table::new(rows, widths)
-        .header(Row::new(header).style(Style::new().bold()))
-        .block(Block::bordered().title(title).border_style(Style::new().fg(Color::Cyan)))
-        .render(rect, buf);
+    }
 }
 
 /// A run id's time (milliseconds since 1970, its first part) as a UTC date and minute.

@@ -8,9 +8,11 @@
 //! through the same linear map that un-scales the estimates: with t' = (t − o)/s,
 //! θ_t = w_t/s_t and θ0 = b − Σ θ_t o_t, so θ = A·(b, w) and Cov(θ) = A·Cov(b, w)·Aᵀ.
 
-use crate::logistic::{Examples, Weights, hessian_sum, invert_spd};
+use crate::logistic::{Covariance, Examples, Weights, hessian_sum, invert_spd};
 use crate::model::Coefficients;
 use crate::scale::Transform;
+use faer::linalg::matmul::matmul;
+use faer::{Accum, Mat, MatRef, Par};
 use serde::{Deserialize, Serialize};
 
 /// The intercept's name among the terms, as R and statsmodels print it.
@@ -43,6 +45,99 @@ pub struct FitReport {
     /// The solver `auto` chose and why. `None` when the request named one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub solver_choice: Option<crate::logistic::SolverChoice>,
+    /// The likelihood figures under the coefficient table, where the table has statistics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fit_statistics: Option<FitStatistics>,
+    /// The covariance the table's standard errors come from, when it is not the inverse Hessian.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub covariance: Option<Covariance>,
+}
+
+/// The figures statsmodels prints under a `Logit` fit's coefficient table, for an unpenalised
+/// maximum-likelihood fit of `n` rows with `df_model` terms and an intercept.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FitStatistics {
+    /// Σ [y ln p + (1−y) ln(1−p)] at the estimates.
+    pub log_likelihood: f64,
+    /// The same for the intercept-only model: every p the share of positives.
+    pub log_likelihood_null: f64,
+    /// The likelihood-ratio statistic against the null model, 2·(llf − llnull).
+    pub llr: f64,
+    /// Its χ² survival with `df_model` degrees of freedom.
+    pub llr_p_value: f64,
+    /// McFadden's: 1 − llf / llnull.
+    pub pseudo_r2: f64,
+    /// −2·llf + 2k, with k = df_model + 1 parameters.
+    pub aic: f64,
+    /// −2·llf + k·ln n.
+    pub bic: f64,
+    /// −2·llf: for 0/1 labels the saturated model's log-likelihood is 0.
+    pub deviance: f64,
+    pub df_model: usize,
+    pub df_residual: usize,
+    pub n: usize,
+}
+
+impl FitStatistics {
+    /// The figures of a fit whose summed log loss over the rows with labels `y` is `loss_sum`,
+    /// with `df_model` terms besides the intercept.
+    pub fn new(loss_sum: f64, y: &[f64], df_model: usize) -> FitStatistics {
+        let n = y.len();
+        let rows = n as f64;
+        let share = y.iter().filter(|&&v| v == 1.0).count() as f64 / rows;
+        // x·ln x → 0 as x → 0: a file of one class has a null log-likelihood of 0.
+        let x_ln_x = |x: f64| if x > 0.0 { x * x.ln() } else { 0.0 };
+        // 0 − x, not −x: a perfect fit's log-likelihood is 0, not −0.
+        let log_likelihood = 0.0 - loss_sum;
+        let log_likelihood_null = rows * (x_ln_x(share) + x_ln_x(1.0 - share));
+        let llr = 2.0 * (log_likelihood - log_likelihood_null);
+        let parameters = (df_model + 1) as f64;
+        FitStatistics {
+            log_likelihood,
+            log_likelihood_null,
+            llr,
+            llr_p_value: chi_squared_survival(llr, df_model),
+            pseudo_r2: 1.0 - log_likelihood / log_likelihood_null,
+            aic: -2.0 * log_likelihood + 2.0 * parameters,
+            bic: -2.0 * log_likelihood + parameters * rows.ln(),
+            deviance: -2.0 * log_likelihood,
+            df_model,
+            df_residual: n.saturating_sub(df_model + 1),
+            n,
+        }
+    }
+}
+
+impl FitStatistics {
+    /// The two lines under a coefficient table, as statsmodels' summary has the figures:
+    /// "log-likelihood −88.3654  null −229.8860  LLR 282.991 on 9 df, p 6.056e-67" and
+    /// "pseudo R² 0.6156  AIC 196.731  BIC 234.839  deviance 176.731  n 333, residual df 323".
+    pub fn lines(&self) -> [String; 2] {
+        let p = match self.llr_p_value {
+            // Below the smallest double: the statistic is past 1,400 or so.
+            0.0 => "< 1e-300".to_string(),
+            p if p < 1e-4 => format!("{p:.3e}"),
+            p => format!("{p:.4}"),
+        };
+        [
+            format!(
+                "log-likelihood {:.4}  null {:.4}  LLR {:.3} on {} df, p {p}",
+                self.log_likelihood, self.log_likelihood_null, self.llr, self.df_model
+            ),
+            format!(
+                "pseudo R² {:.4}  AIC {:.3}  BIC {:.3}  deviance {:.3}  n {}, residual df {}",
+                self.pseudo_r2, self.aic, self.bic, self.deviance, self.n, self.df_residual
+            ),
+        ]
+    }
+}
+
+/// P(χ²_df > x): the regularized upper incomplete gamma function Q(df/2, x/2), by statrs.
+fn chi_squared_survival(x: f64, df: usize) -> f64 {
+    if df == 0 || x <= 0.0 {
+        return 1.0;
+    }
+    statrs::function::gamma::checked_gamma_ur(df as f64 / 2.0, x / 2.0).unwrap_or(f64::NAN)
 }
 
 /// One row of the coefficient table. The statistics are `None` where they are not given.
@@ -91,9 +186,9 @@ pub fn statistics(
     scaled: &Weights,
     ex: Examples<'_>,
     hessian: Option<&[f64]>,
+    kind: Covariance,
     transform: &Transform,
-    intercept: f64,
-    coefficients: &Coefficients,
+    estimates: (f64, &Coefficients),
 ) -> Option<Vec<TermStatistics>> {
     let k = ex.d + 1;
     // The fit's own last pass, when it made one at these weights (newton); else a pass here.
@@ -105,7 +200,15 @@ pub fn statistics(
             &computed
         }
     };
-    let covariance = invert_spd(hessian, k)?;
+    let inverse = invert_spd(hessian, k)?;
+    let covariance = match kind {
+        Covariance::Nonrobust => inverse,
+        Covariance::Hc0 | Covariance::Hc1 => {
+            let rows = ex.rows() as f64;
+            let scale = if kind == Covariance::Hc1 { rows / (rows - k as f64) } else { 1.0 };
+            sandwich(&inverse, &score_outer_products(scaled, ex), k, scale)
+        }
+    };
     // The covariance in the data's units is A C Aᵀ, with A's row 0 = (1, −o1/s1, …) and row t
     // = e_t/s_t (the scaling's map from scaled to raw estimates). Only its diagonal is needed,
     // and A is that sparse: a term's variance is C_tt/s_t², the intercept's a₀ᵀ C a₀. O(k²),
@@ -118,6 +221,7 @@ pub fn statistics(
             covariance[r * k + r] / (transform.scale[r - 1] * transform.scale[r - 1])
         }
     };
+    let (intercept, coefficients) = estimates;
     let mut table = TermStatistics::estimates_only(intercept, coefficients);
     for (r, row) in table.iter_mut().enumerate() {
         let se = variance(r).max(0.0).sqrt();
@@ -129,6 +233,31 @@ pub fn statistics(
         row.ci_high = Some(row.estimate + Z_95 * se);
     }
     Some(table)
+}
+
+/// Rows at a time in [`score_outer_products`]: its scaled copy of them is this size.
+const SCORE_CHUNK_ROWS: usize = 4_096;
+
+/// B = Σ sᵢsᵢᵀ over the rows, sᵢ = (yᵢ − pᵢ)·(1, xᵢ) the score of row i at `w`: the middle of
+/// the sandwich. Each chunk of rows is copied once, scaled by its residuals, and multiplied by
+/// its own transpose (faer), so the cost is that of one Hessian pass.
+fn score_outer_products(w: &Weights, ex: Examples<'_>) -> Mat<f64> {
+    let (d, k) = (ex.d, ex.d + 1);
+    let mut meat = Mat::<f64>::zeros(k, k);
+    for (rows, labels) in ex.x.chunks(SCORE_CHUNK_ROWS * d.max(1)).zip(ex.y.chunks(SCORE_CHUNK_ROWS)) {
+        let residuals: Vec<f64> = labels.iter().enumerate().map(|(i, y)| y - w.probability(&rows[i * d..(i + 1) * d])).collect();
+        let scores = Mat::from_fn(labels.len(), k, |i, j| residuals[i] * if j == 0 { 1.0 } else { rows[i * d + j - 1] });
+        matmul(meat.as_mut(), Accum::Add, scores.transpose(), scores.as_ref(), 1.0, Par::Seq);
+    }
+    meat
+}
+
+/// scale · H⁻¹ B H⁻¹, row-major, from H⁻¹ (row-major, symmetric) and B.
+fn sandwich(inverse: &[f64], meat: &Mat<f64>, k: usize, scale: f64) -> Vec<f64> {
+    let bread = MatRef::from_row_major_slice(inverse, k, k);
+    let half = bread * meat;
+    let covariance = half * bread;
+    (0..k * k).map(|i| scale * covariance[(i / k, i % k)]).collect()
 }
 
 /// Whether one term separates the classes in the design (terms in the data's units, `k` per
@@ -300,6 +429,23 @@ mod tests {
     use crate::clean::Dataset;
     use crate::scale::Scaling;
     use proptest::prelude::*;
+
+    #[test]
+    fn fit_statistics_of_the_null_model_and_of_a_perfect_fit() {
+        // The intercept-only fit of 1 positive in 4 is the null model itself: LLR 0, p 1.
+        let y = [1.0, 0.0, 0.0, 0.0];
+        let null = -4.0 * (0.25f64 * 0.25f64.ln() + 0.75 * 0.75f64.ln());
+        let f = FitStatistics::new(null, &y, 0);
+        assert_eq!((f.llr, f.llr_p_value, f.pseudo_r2, f.df_residual), (0.0, 1.0, 0.0, 3));
+        assert_eq!(f.aic, 2.0 * null + 2.0);
+        // A perfect fit with 2 terms: the χ² survival with 2 degrees of freedom is e^(−x/2).
+        let f = FitStatistics::new(0.0, &y, 2);
+        assert!((f.llr_p_value - (-f.llr / 2.0).exp()).abs() <= 1e-15 * f.llr_p_value, "{f:?}");
+        assert_eq!(
+            f.lines()[0],
+            format!("log-likelihood 0.0000  null {:.4}  LLR {:.3} on 2 df, p {:.4}", -null, 2.0 * null, f.llr_p_value)
+        );
+    }
 
     proptest! {
         /// On any number of threads, the rows are scaled to the same bits and the bounds are

@@ -232,6 +232,39 @@ pub struct TrainParams {
     /// Weights of the two classes in the loss.
     #[serde(skip_serializing_if = "is_unweighted")]
     pub class_weight: ClassWeight,
+    /// The covariance the standard errors are read from.
+    #[serde(skip_serializing_if = "Covariance::is_nonrobust")]
+    pub covariance: Covariance,
+}
+
+/// The covariance of the estimates that their standard errors, z, p-values and intervals
+/// come from.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Covariance {
+    /// The inverse Hessian: right when the model's variance is.
+    #[default]
+    Nonrobust,
+    /// White's sandwich H⁻¹BH⁻¹, B the sum over rows of each one's score times itself: right
+    /// however the rows' variance departs from the model's (statsmodels' `HC0`).
+    Hc0,
+    /// HC0 times n/(n − k), for the k estimates (statsmodels' `HC1`).
+    Hc1,
+}
+
+impl Covariance {
+    fn is_nonrobust(&self) -> bool {
+        *self == Covariance::Nonrobust
+    }
+
+    /// For the report: "HC0 (robust: White's sandwich)".
+    pub fn describe(self) -> &'static str {
+        match self {
+            Covariance::Nonrobust => "nonrobust (the inverse Hessian)",
+            Covariance::Hc0 => "HC0 (robust: White's sandwich)",
+            Covariance::Hc1 => "HC1 (robust: White's sandwich × n/(n − k))",
+        }
+    }
 }
 
 /// The validation hold-out of the iterative solvers unless told otherwise.
@@ -286,6 +319,7 @@ impl Default for TrainParams {
             patience: 10,
             validation_fraction: None,
             class_weight: ClassWeight::None,
+            covariance: Covariance::Nonrobust,
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use logitflow_core::clean::{CleanOptions, MissingPolicy, clean};
 use logitflow_core::inference::{certain_rows, separated_by_combination, separating_term, statistics};
-use logitflow_core::logistic::{Examples, Solver, StopReason, TrainParams, fit};
+use logitflow_core::logistic::{Covariance, Examples, Solver, StopReason, TrainParams, fit};
 use logitflow_core::model::{Lineage, Model};
 use logitflow_core::scale::{Scaling, Transform, Value};
 use logitflow_core::table::{CsvOptions, RawTable};
@@ -37,7 +37,8 @@ fn exact_fit(csv: &str, options: &CsvOptions) -> (Model, Vec<f64>) {
     let handed = out.hessian_sum.as_deref().expect("newton hands over its last pass's Hessian");
     assert_eq!(handed, logitflow_core::logistic::hessian_sum(&out.weights, ex), "bit for bit");
     model.fit.terms =
-        statistics(&out.weights, ex, Some(handed), &model.transform, model.intercept, &model.coefficients).expect("the Hessian inverts");
+        statistics(&out.weights, ex, Some(handed), Covariance::Nonrobust, &model.transform, (model.intercept, &model.coefficients))
+            .expect("the Hessian inverts");
     (model, data.y)
 }
 

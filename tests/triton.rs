@@ -4,9 +4,8 @@
 //! `triton_grpc.py` against a real `logitflow service serve --grpc-listen`, and a request with
 //! no content type, as `curl -d` sends it.
 //!
-//! The Python side needs `tritonclient[http,grpc]`: `.ci/run` makes a virtual environment with it
-//! and names its interpreter in `LOGITFLOW_TEST_PYTHON`. Without it the test says it is
-//! skipped — and under CI (`CI` set) it fails instead, so it cannot pass unseen.
+//! The Python side needs `tritonclient[http,grpc]`: `LOGITFLOW_TEST_PYTHON` names a python with
+//! it, or the tests install it in a virtual environment of their own (`common::test_tools`).
 
 mod common;
 
@@ -57,20 +56,13 @@ fn serve_worked_example(home: &std::path::Path) -> (std::process::Child, String,
 
 #[test]
 fn tritonclient_http_with_its_defaults_gets_the_probability() {
-    let Some(python) = std::env::var_os("LOGITFLOW_TEST_PYTHON") else {
-        assert!(std::env::var_os("CI").is_none(), "CI must provide tritonclient: .ci/run sets LOGITFLOW_TEST_PYTHON");
-        common::skip(
-            "tritonclient_http_with_its_defaults_gets_the_probability",
-            "set LOGITFLOW_TEST_PYTHON to a python with tritonclient[http,grpc]",
-        );
-        return;
-    };
+    let python = &common::test_tools().python;
     let home = tempfile::tempdir().expect("tempdir");
     let (mut serve, addr, grpc) = serve_worked_example(home.path());
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/triton_http.py");
-    let out = Command::new(&python).arg(script).arg(&addr).output().expect("python runs");
+    let out = Command::new(python).arg(script).arg(&addr).output().expect("python runs");
     let grpc_script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/triton_grpc.py");
-    let grpc_out = Command::new(&python).arg(grpc_script).arg(&grpc).output().expect("python runs");
+    let grpc_out = Command::new(python).arg(grpc_script).arg(&grpc).output().expect("python runs");
     let metrics = http_get(&addr, "/metrics");
     let _ = serve.kill();
     let _ = serve.wait();

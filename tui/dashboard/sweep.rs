@@ -5,7 +5,7 @@
 //! best can be promoted with one key.
 
 use crate::pipeline::RunReport;
-use logitflow_core::logistic::{Solver, TrainParams};
+use logitflow_core::logistic::{DEFAULT_VALIDATION_FRACTION, Solver, StopReason, TrainParams};
 
 /// The most members a sweep takes: a grid is for a handful of choices, not a search.
 pub const MAX_MEMBERS: usize = 24;
@@ -62,11 +62,15 @@ impl SweepForm {
         if count > MAX_MEMBERS {
             return Err(format!("{count} combinations; a sweep takes at most {MAX_MEMBERS}"));
         }
+        // One measure for every member: the loss on the same validation rows (the split is
+        // seeded), which the exact solvers would otherwise not hold out, so their training
+        // loss was ranked against sgd's validation loss.
+        let validation_fraction = Some(base.validation_fraction.unwrap_or(DEFAULT_VALIDATION_FRACTION));
         let mut grid = Vec::with_capacity(count);
         for &solver in &solvers {
             for &learning_rate in rates_of(solver) {
                 for &l2 in &penalties {
-                    let params = TrainParams { solver, learning_rate, l2, ..base.clone() };
+                    let params = TrainParams { solver, learning_rate, l2, validation_fraction, ..base.clone() };
                     params.validate().map_err(|e| e.to_string())?;
                     grid.push(params);
                 }
@@ -97,9 +101,17 @@ pub struct Member {
 }
 
 impl Member {
-    /// The lowest loss of its curve: what the sweep ranks by.
+    /// The lowest loss of its curve.
     pub fn best_loss(&self) -> Option<f64> {
         self.curve.iter().map(|p| p.1).min_by(f64::total_cmp)
+    }
+
+    /// The loss of the model it keeps, what the sweep ranks by: the best epoch's where the fit
+    /// keeps that one (an early stop, a cancel), else its last epoch's (newton's is the optimum
+    /// of the training rows, whatever its validation loss did on the way).
+    pub fn kept_loss(&self) -> Option<f64> {
+        let keeps_best = self.report.as_ref().is_some_and(|r| matches!(r.stop_reason, StopReason::EarlyStopped | StopReason::Cancelled));
+        if keeps_best { self.best_loss() } else { self.curve.last().map(|p| p.1) }
     }
 
     /// A few words for its parameters: "sgd lr 0.1 l2 0.001".
@@ -157,15 +169,15 @@ impl Sweep {
         };
     }
 
-    /// The members by their best validation loss (the training loss for fits without
-    /// validation rows, after those with), failed ones last: the test split judges only the
-    /// one chosen, not the choosing.
+    /// The members by the validation loss of the model each keeps (the training loss for fits
+    /// without validation rows, after those with), failed ones last: the test split judges
+    /// only the one chosen, not the choosing.
     pub fn ranked(&self) -> Vec<usize> {
         let mut order: Vec<usize> = (0..self.members.len()).collect();
         let key = |i: &usize| {
             let m = &self.members[*i];
             let failed = matches!(m.state, MemberState::Failed(_));
-            (failed, !m.validated, m.best_loss().unwrap_or(f64::INFINITY))
+            (failed, !m.validated, m.kept_loss().unwrap_or(f64::INFINITY))
         };
         order.sort_by(|a, b| {
             let (ka, kb) = (key(a), key(b));
@@ -197,6 +209,10 @@ mod tests {
         assert_eq!((grid[0].solver, grid[0].learning_rate, grid[0].l2), (Solver::Sgd, 0.1, 0.0));
         assert_eq!((grid[5].solver, grid[5].learning_rate, grid[5].l2), (Solver::Newton, 0.1, 0.01));
         assert!(grid.iter().all(|p| p.epochs == base.epochs), "the rest is the base's");
+        // Every member, newton's too, holds out the same validation rows: one measure for all.
+        assert!(grid.iter().all(|p| p.validation_fraction == Some(DEFAULT_VALIDATION_FRACTION)), "{grid:?}");
+        let explicit = TrainParams { validation_fraction: Some(0.25), ..TrainParams::default() };
+        assert!(form.grid(&explicit).expect("a grid").iter().all(|p| p.validation_fraction == Some(0.25)));
         let bad = |fields: [&str; 3]| SweepForm { fields: fields.map(String::from), selected: 0, error: None }.grid(&base).unwrap_err();
         assert!(bad(["adam", "0.1", "0"]).contains("\"adam\" is none of"));
         assert!(bad(["sgd", "fast", "0"]).starts_with("learning rates: \"fast\""));
@@ -206,7 +222,38 @@ mod tests {
     }
 
     #[test]
-    fn members_rank_by_best_validation_loss_with_failures_last() {
+    fn a_member_ranks_by_the_loss_of_the_model_it_keeps() {
+        // newton's validation loss dips below its final one on the way to the optimum; sgd
+        // stops early and keeps its best epoch. Each ranks by the model it keeps: 0.22 and 0.21.
+        let mut sweep = Sweep::new(vec![TrainParams { solver: Solver::Newton, ..TrainParams::default() }, TrainParams::default()]);
+        for (e, l) in [0.30, 0.19, 0.22].iter().enumerate() {
+            sweep.epoch(0, e + 1, 0.5, Some(*l));
+        }
+        for (e, l) in [0.25, 0.21, 0.24].iter().enumerate() {
+            sweep.epoch(1, e + 1, 0.5, Some(*l));
+        }
+        let stopped = |version: u32, stop: StopReason| -> Box<RunReport> { Box::new(RunReport { stop_reason: stop, ..report(version) }) };
+        sweep.finished(0, Ok(stopped(1, StopReason::Converged)));
+        sweep.finished(1, Ok(stopped(2, StopReason::EarlyStopped)));
+        assert_eq!((sweep.members[0].kept_loss(), sweep.members[1].kept_loss()), (Some(0.22), Some(0.21)));
+        assert_eq!(sweep.ranked(), vec![1, 0]);
+        assert_eq!(sweep.best_version(), Some((1, 2)));
+    }
+
+    fn report(version: u32) -> RunReport {
+        serde_json::from_value(serde_json::json!({
+            "run_id": "r", "started_unix_ms": 0, "data": "d",
+            "model": {"name": "m", "version": version, "intercept": 0.0, "coefficients": {}, "label_name": "y"},
+            "metrics": {"rows": 1, "threshold": 0.5, "accuracy": 1.0, "precision": 1.0, "recall": 1.0, "f1": 1.0, "auc": 1.0,
+                        "log_loss": 0.2, "brier": 0.0, "confusion": {"tp": 1, "fp": 0, "tn": 0, "fn": 0}},
+            "loss_curve": [], "stages": [], "predictions": [], "promoted": false, "decision": "", "stop_reason": "converged",
+            "stable_version": null, "roc": [], "params": TrainParams::default(), "feature_names": [], "train_to_served_ms": 0.0,
+        }))
+        .expect("a report")
+    }
+
+    #[test]
+    fn members_rank_by_validation_loss_with_failures_last() {
         let params = TrainParams::default();
         let mut sweep = Sweep::new(vec![params.clone(); 4]);
         for (i, losses) in [[0.30, 0.25], [0.28, 0.20], [0.40, 0.35]].iter().enumerate() {
@@ -219,15 +266,7 @@ mod tests {
         assert_eq!(sweep.ranked(), vec![1, 0, 2, 3]);
         assert!(sweep.running(), "none has finished well yet");
         assert_eq!(sweep.best_version(), None);
-        let mut report: RunReport = serde_json::from_value(serde_json::json!({
-            "run_id": "r", "started_unix_ms": 0, "data": "d",
-            "model": {"name": "m", "version": 7, "intercept": 0.0, "coefficients": {}, "label_name": "y"},
-            "metrics": {"rows": 1, "threshold": 0.5, "accuracy": 1.0, "precision": 1.0, "recall": 1.0, "f1": 1.0, "auc": 1.0,
-                        "log_loss": 0.2, "brier": 0.0, "confusion": {"tp": 1, "fp": 0, "tn": 0, "fn": 0}},
-            "loss_curve": [], "stages": [], "predictions": [], "promoted": false, "decision": "", "stop_reason": "converged",
-            "stable_version": null, "roc": [], "params": TrainParams::default(), "feature_names": [], "train_to_served_ms": 0.0,
-        }))
-        .expect("a report");
+        let mut report = report(7);
         sweep.finished(0, Ok(Box::new(report.clone())));
         report.model.version = 8;
         sweep.finished(1, Ok(Box::new(report)));

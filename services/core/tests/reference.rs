@@ -49,16 +49,16 @@ fn assert_matches_statsmodels(model: &Model, expected: &serde_json::Value) {
         let field = |name: &str| want[name].as_f64().unwrap_or(f64::NAN);
         assert_eq!(got.term, want["term"].as_str().unwrap_or(""), "terms in statsmodels' order");
         let relative = |a: f64, b: f64| (a - b).abs() / b.abs().max(1e-12);
-        assert!(relative(got.estimate, field("estimate")) < 1e-4, "{}: estimate {} vs {}", got.term, got.estimate, field("estimate"));
+        assert!(relative(got.estimate, field("estimate")) < 1e-9, "{}: estimate {} vs {}", got.term, got.estimate, field("estimate"));
         let se = got.std_error.expect("a standard error");
-        assert!(relative(se, field("std_error")) < 1e-3, "{}: std error {se} vs {}", got.term, field("std_error"));
+        assert!(relative(se, field("std_error")) < 1e-8, "{}: std error {se} vs {}", got.term, field("std_error"));
         let z = got.z.expect("z");
-        assert!(relative(z, field("z")) < 1e-3, "{}: z {z} vs {}", got.term, field("z"));
+        assert!(relative(z, field("z")) < 1e-8, "{}: z {z} vs {}", got.term, field("z"));
         let p = got.p_value.expect("p");
-        assert!((p - field("p_value")).abs() < 1e-6 + 1e-3 * field("p_value"), "{}: p {p} vs {}", got.term, field("p_value"));
+        assert!((p - field("p_value")).abs() <= 1e-8 * field("p_value"), "{}: p {p} vs {}", got.term, field("p_value"));
         let (lo, hi) = (got.ci_low.expect("low"), got.ci_high.expect("high"));
-        assert!((lo - field("ci_low")).abs() < 1e-3 * (1.0 + field("ci_low").abs()), "{}: low {lo} vs {}", got.term, field("ci_low"));
-        assert!((hi - field("ci_high")).abs() < 1e-3 * (1.0 + field("ci_high").abs()), "{}: high {hi} vs {}", got.term, field("ci_high"));
+        assert!((lo - field("ci_low")).abs() < 1e-8 * (1.0 + field("ci_low").abs()), "{}: low {lo} vs {}", got.term, field("ci_low"));
+        assert!((hi - field("ci_high")).abs() < 1e-8 * (1.0 + field("ci_high").abs()), "{}: high {hi} vs {}", got.term, field("ci_high"));
         assert!(relative(got.odds_ratio.expect("finite"), got.estimate.exp()) < 1e-12);
     }
 }
@@ -95,7 +95,7 @@ fn penguins_with_text_columns_text_label_and_na_cells_match_statsmodels() {
     let mut terms = Vec::new();
     model.encode_row(&values, &mut terms).expect("encodes");
     let expected = reference["penguins"]["predict"]["probability"].as_f64().unwrap_or(f64::NAN);
-    assert!((model.probability_raw(&terms) - expected).abs() < 1e-6, "{} vs {expected}", model.probability_raw(&terms));
+    assert!((model.probability_raw(&terms) - expected).abs() < 1e-10, "{} vs {expected}", model.probability_raw(&terms));
 }
 
 #[test]
@@ -152,10 +152,10 @@ fn balanced_class_weights_match_scikit_learn() {
     let expected = &reference()["spector"]["balanced"];
     let relative = |a: f64, b: f64| (a - b).abs() / b.abs();
     let intercept = expected["intercept"].as_f64().unwrap_or(f64::NAN);
-    assert!(relative(model.intercept, intercept) < 1e-4, "intercept {} vs {intercept}", model.intercept);
+    assert!(relative(model.intercept, intercept) < 1e-8, "intercept {} vs {intercept}", model.intercept);
     for name in ["GPA", "TUCE", "PSI"] {
         let want = expected["coefficients"][name].as_f64().unwrap_or(f64::NAN);
         let got = model.coefficients.get(name).unwrap_or(f64::NAN);
-        assert!(relative(got, want) < 1e-4, "{name}: {got} vs {want}");
+        assert!(relative(got, want) < 1e-8, "{name}: {got} vs {want}");
     }
 }

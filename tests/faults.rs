@@ -241,6 +241,30 @@ async fn post_until_killed(addr: &str, pid: u32, after: Duration) -> u64 {
     }
 }
 
+/// An upload that says it is over ingest's 2 GiB cap is refused with a 413 before its body is
+/// read or stored: the uploads directory keeps no part of it.
+#[test]
+fn an_upload_over_the_cap_is_refused_and_leaves_nothing() {
+    use std::io::{Read, Write};
+    let home = tempfile::tempdir().expect("tempdir");
+    let (mut ingest, addr) = start_service(home.path(), "ingest", "127.0.0.1:0");
+    let over = (2u64 << 30) + 1;
+    let mut stream = std::net::TcpStream::connect(&addr).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let head = format!("PUT /v1/uploads HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {over}\r\n\r\n");
+    stream.write_all(head.as_bytes()).expect("head");
+    stream.write_all(b"score,admitted\n80,1\n").expect("a little of the body");
+    let mut answer = vec![0u8; 4096];
+    let read = stream.read(&mut answer).expect("an answer before the body");
+    let answer = String::from_utf8_lossy(&answer[..read]).to_string();
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("over the limit of 2147483648 bytes"), "{answer}");
+    let _ = ingest.kill();
+    let _ = ingest.wait();
+    let left: Vec<_> = std::fs::read_dir(home.path().join("uploads")).expect("uploads").flatten().map(|e| e.file_name()).collect();
+    assert!(left.is_empty(), "nothing of the refused upload is kept: {left:?}");
+}
+
 /// Fault 4: 50,000 requests while versions are promoted. Only the odd versions of 22 are ever
 /// promoted (the newest, v22, never), so an answer from a version that was registered but
 /// never promoted — the latest, say — is caught; and

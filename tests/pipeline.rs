@@ -212,6 +212,10 @@ fn bad_csvs_give_a_clear_error_and_leave_nothing_running() {
         ("bad_label.csv", "score,admitted\n80,1\n20,7\n", "labels must be 0 or 1"),
         ("ragged.csv", "score,admitted\n80,1\n20,0,5\n", "line 3: expected 2 fields"),
         ("infinite.csv", "score,admitted\n80,1\ninf,0\n", "not finite"),
+        ("duplicate_header.csv", "score,score,admitted\n1,2,0\n3,4,1\n", "the header names column \"score\" twice"),
+        ("trailing_delimiter.csv", "score,admitted,\n1,0,\n3,1,\n", "the header has an empty column name (column 3)"),
+        // A quoted field across two lines: the bad cell's line is counted in the file's lines.
+        ("quoted_newline.csv", "score,note,admitted\n1,\"a\nb\",0\nabc,x,1\n5,y,0\n", "line 4, column \"score\": \"abc\" is not a number"),
     ];
     for (name, text, expected) in cases {
         let path = write(home.path(), name, text);

@@ -6,7 +6,7 @@
 use crate::pipeline::{PipelineEvent, RunReport, Stage};
 use crate::supervisor::{LogLine, ServiceName, ServiceSnapshot, Status};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use logitflow_core::logistic::{Solver, StopReason, TrainParams};
+use logitflow_core::logistic::{Covariance, Solver, StopReason, TrainParams};
 use logitflow_core::scale::Value;
 use logitflow_kit::wire::{Evaluation, ModelVersions};
 use std::collections::BTreeMap;
@@ -139,18 +139,22 @@ pub enum StageState {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ParamsForm {
     pub solver: Solver,
+    pub covariance: Covariance,
     pub fields: [String; 8],
     pub selected: usize,
     pub error: Option<String>,
 }
 
 impl ParamsForm {
-    pub const LABELS: [&'static str; 9] =
-        ["solver", "learning rate", "epochs", "batch size", "l2", "seed", "patience", "tolerance", "validation"];
+    pub const LABELS: [&'static str; 10] =
+        ["solver", "learning rate", "epochs", "batch size", "l2", "seed", "patience", "tolerance", "validation", "covariance"];
+    /// The field that chooses the covariance, by ←→ as the solver's.
+    pub const COVARIANCE: usize = 9;
 
     fn from(p: &TrainParams) -> Self {
         ParamsForm {
             solver: p.solver,
+            covariance: p.covariance,
             fields: [
                 p.learning_rate.to_string(),
                 p.epochs.to_string(),
@@ -178,6 +182,11 @@ impl ParamsForm {
         }
     }
 
+    /// Whether the selected field is one typed into (not a ←→ choice).
+    fn typed_into(&self) -> bool {
+        self.selected > 0 && self.selected != Self::COVARIANCE
+    }
+
     /// The parameters, or the reason they are refused (naming the field).
     pub fn parse(&self, base: &TrainParams) -> Result<TrainParams, String> {
         let number = |i: usize| {
@@ -196,11 +205,19 @@ impl ParamsForm {
             patience: whole(5)? as usize,
             tolerance: number(6)?,
             validation_fraction: if self.fields[7].trim().is_empty() { None } else { Some(number(7)?) },
+            covariance: self.covariance,
             ..base.clone()
         };
         params.validate().map_err(|e| e.to_string())?;
         Ok(params)
     }
+}
+
+/// The choice after `current` in `choices` (before it, `back`), round at the ends.
+fn step_through<T: Copy + PartialEq>(choices: &[T], current: T, back: bool) -> T {
+    let i = choices.iter().position(|c| *c == current).unwrap_or(0);
+    let next = if back { i + choices.len() - 1 } else { i + 1 };
+    choices[next % choices.len()]
 }
 
 /// Remarks on a key just pressed, which the next answer replaces (see [`TRANSIENT_STATUS`]).
@@ -1283,15 +1300,16 @@ impl App {
             KeyCode::Up | KeyCode::BackTab => form.selected = form.selected.saturating_sub(1),
             KeyCode::Down | KeyCode::Tab => form.selected = (form.selected + 1).min(ParamsForm::LABELS.len() - 1),
             KeyCode::Left | KeyCode::Right | KeyCode::Char(' ') if form.selected == 0 => {
-                let i = Solver::ALL.iter().position(|s| *s == form.solver).unwrap_or(0);
-                let next = if key.code == KeyCode::Left { i + Solver::ALL.len() - 1 } else { i + 1 };
-                form.solver = Solver::ALL[next % Solver::ALL.len()];
+                form.solver = step_through(&Solver::ALL, form.solver, key.code == KeyCode::Left);
             }
-            KeyCode::Backspace if form.selected > 0 => {
+            KeyCode::Left | KeyCode::Right | KeyCode::Char(' ') if form.selected == ParamsForm::COVARIANCE => {
+                form.covariance = step_through(&Covariance::ALL, form.covariance, key.code == KeyCode::Left);
+            }
+            KeyCode::Backspace if form.typed_into() => {
                 form.fields[form.selected - 1].pop();
                 form.error = form.parse(&self.params).err();
             }
-            KeyCode::Char(c) if form.selected > 0 && (c.is_ascii_alphanumeric() || ".-+".contains(c)) => {
+            KeyCode::Char(c) if form.typed_into() && (c.is_ascii_alphanumeric() || ".-+".contains(c)) => {
                 if form.fields[form.selected - 1].len() < 24 {
                     form.fields[form.selected - 1].push(c);
                 }

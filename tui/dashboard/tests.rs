@@ -1119,3 +1119,34 @@ fn a_run_names_the_solver_auto_chose_and_an_iterative_fit_its_distance_from_the_
     assert!(text.contains("Loss — auto → newton 30/1000 epochs"), "{text}");
     assert!(!text.contains("above optimum"), "{text}");
 }
+
+#[test]
+fn the_form_chooses_the_covariance_by_arrows_and_trains_with_it() {
+    let mut app = trained_app();
+    app.on_key(key(KeyCode::Char('h')));
+    for _ in 0..super::app::ParamsForm::COVARIANCE {
+        app.on_key(key(KeyCode::Down));
+    }
+    assert!(screen(&app, 80, 24).contains("covariance  ◀ nonrobust ▶"), "{}", screen(&app, 80, 24));
+    app.on_key(key(KeyCode::Right));
+    // Typing on a choice types nothing: the other fields are as they were.
+    app.on_key(key(KeyCode::Char('7')));
+    app.on_key(key(KeyCode::Backspace));
+    let text = screen(&app, 80, 24);
+    assert!(text.contains("covariance  ◀ hc0 ▶") && text.contains("validation  auto"), "{text}");
+    match app.on_key(key(KeyCode::Enter)) {
+        Some(Action::Train(params)) => {
+            assert_eq!(params.covariance, logitflow_core::logistic::Covariance::Hc0);
+            assert_eq!(params.validation_fraction, None);
+        }
+        other => panic!("expected a retrain, got {other:?}"),
+    }
+    // The form opens with the parameters trained last (hc0); ← twice: nonrobust, then round to hc1.
+    app.on_key(key(KeyCode::Char('h')));
+    for _ in 0..super::app::ParamsForm::COVARIANCE {
+        app.on_key(key(KeyCode::Down));
+    }
+    app.on_key(key(KeyCode::Left));
+    app.on_key(key(KeyCode::Left));
+    assert!(screen(&app, 80, 24).contains("covariance  ◀ hc1 ▶"), "{}", screen(&app, 80, 24));
+}

@@ -1106,6 +1106,7 @@ fn render_form(app: &App, area: Rect, buf: &mut Buffer) {
     for (i, label) in ParamsForm::LABELS.iter().enumerate() {
         let value = match i {
             0 => format!("◀ {} ▶", form.solver),
+            ParamsForm::COVARIANCE => format!("◀ {} ▶", form.covariance.name()),
             8 if form.fields[7].trim().is_empty() => "auto".to_string(),
             _ => form.fields[i - 1].clone(),
         };

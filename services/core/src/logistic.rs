@@ -253,8 +253,19 @@ pub enum Covariance {
 }
 
 impl Covariance {
+    pub const ALL: [Covariance; 3] = [Covariance::Nonrobust, Covariance::Hc0, Covariance::Hc1];
+
     fn is_nonrobust(&self) -> bool {
         *self == Covariance::Nonrobust
+    }
+
+    /// As `--cov` takes it: "nonrobust", "hc0", "hc1".
+    pub fn name(self) -> &'static str {
+        match self {
+            Covariance::Nonrobust => "nonrobust",
+            Covariance::Hc0 => "hc0",
+            Covariance::Hc1 => "hc1",
+        }
     }
 
     /// For the report: "HC0 (robust: White's sandwich)".

@@ -101,7 +101,7 @@ pub struct DataArgs {
     #[arg(long, value_enum, default_value_t = ScalingArg::Standard)]
     pub scaling: ScalingArg,
     /// The solver: auto picks newton, or lbfgs for 200 terms or more, and the report says
-    /// which; sgd is the seed's per-sample rule.
+    /// which; sgd is the seed's per-sample rule, saga the same rule made to converge.
     #[arg(long, value_enum, default_value_t = SolverArg::Auto)]
     pub solver: SolverArg,
     /// Learning rate (sgd, minibatch, batch).
@@ -233,6 +233,7 @@ pub enum SolverArg {
     Batch,
     Newton,
     Lbfgs,
+    Saga,
 }
 
 impl From<SolverArg> for Solver {
@@ -244,6 +245,7 @@ impl From<SolverArg> for Solver {
             SolverArg::Batch => Solver::Batch,
             SolverArg::Newton => Solver::Newton,
             SolverArg::Lbfgs => Solver::Lbfgs,
+            SolverArg::Saga => Solver::Saga,
         }
     }
 }

@@ -600,9 +600,10 @@ fn standardized_on_these_rows(store: &Store, transform_id: &str, split: &str, tr
 const OPTIMALITY_CHECK_CELLS: usize = 100_000_000;
 
 /// Whether a fit is the exact optimum itself: newton's (its last step is exact, whatever its
-/// stop), or L-BFGS's once its gradient is below the tolerance. Such a fit needs no reference.
+/// stop), or L-BFGS's or SAGA's once the gradient is below the tolerance. Such a fit needs no
+/// reference.
 fn is_exact_fit(solver: Solver, stop_reason: StopReason) -> bool {
-    solver == Solver::Newton || (solver == Solver::Lbfgs && stop_reason == StopReason::Converged)
+    solver == Solver::Newton || (matches!(solver, Solver::Lbfgs | Solver::Saga) && stop_reason == StopReason::Converged)
 }
 
 /// The exact fit `auto` makes (newton, or L-BFGS for many terms) on an iterative fit's rows and
@@ -1038,7 +1039,7 @@ mod tests {
         assert_eq!(model.fit.separation, None, "{info}");
 
         let (split, transform) = stored_split(&store, &["a", "b"], "y", x, combined);
-        for solver in ["auto", "newton", "lbfgs", "batch", "sgd", "minibatch"] {
+        for solver in ["auto", "newton", "lbfgs", "saga", "batch", "sgd", "minibatch"] {
             let params = serde_json::json!({"solver": solver, "epochs": 20});
             let info = finished_job(&app, serde_json::json!({"split": split, "transform": transform, "params": params})).await;
             assert_eq!(info["stop_reason"], "separated", "{solver}: {info}");

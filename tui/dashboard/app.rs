@@ -689,9 +689,11 @@ impl App {
                         best.unwrap_or_else(|| "every member failed".into())
                     );
                     // The best member's run is the one the panels show: its curves, its model,
-                    // its features (a sweep may be the session's first training).
+                    // its features (a sweep may be the session's first training). The Model
+                    // panel reads the last evaluation first: that was an earlier run's.
                     let report = sweep.best_version().and_then(|(i, _)| sweep.members[i].report.clone());
                     if let Some(report) = report {
+                        self.evaluation = None;
                         self.on_event(AppEvent::PreviousRun(report));
                     }
                     self.status = status;

@@ -990,6 +990,12 @@ fn a_sweep_is_made_from_the_keyboard_watched_ranked_and_its_best_promoted() {
     assert!(app.status.starts_with("sweep done — best: v3 (sgd lr 0.2 l2 0)"), "{}", app.status);
     assert_eq!(app.last_report.as_ref().map(|r| r.model.version), Some(3), "the panels show the best member's run");
     assert_eq!(app.feature_names, ["score"]);
+    // Behind the sweep, the chart names the member's solver and the Model panel its version,
+    // not the run before the sweep (v1).
+    app.on_key(key(KeyCode::Esc));
+    let behind = screen(&app, 120, 40);
+    assert!(behind.contains("Loss — sgd 2/") && behind.contains("admissions v3"), "{behind}");
+    app.on_key(key(KeyCode::Char('S')));
     let text = screen(&app, 120, 40);
     assert!(text.contains("Sweep — 3/3 done"), "{text}");
     let ranked: Vec<&str> = text.lines().filter(|l| l.contains(" sgd ")).collect();

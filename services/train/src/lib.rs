@@ -27,7 +27,7 @@ use logitflow_core::inference::{
     FitStatistics, Optimality, TermBounds, certain_rows, scale_gathering_bounds, separated_by_combination, statistics,
 };
 use logitflow_core::logistic::{
-    ClassWeight, Covariance, EpochEvent, Examples, FitOutcome, Solver, StopReason, TrainParams, fit, objective,
+    ClassWeight, Covariance, EpochEvent, Examples, FitOutcome, Solver, StopReason, TrainParams, Weights, fit, objective,
 };
 use logitflow_core::model::{Lineage, Model, TrainingLog};
 use logitflow_core::scale::{EncodeError, Scaling, Transform};
@@ -498,44 +498,10 @@ fn train(
     model.fit.separation = separation;
     model.fit.kept_epoch = outcome.kept_epoch;
     model.fit.solver_choice = solver_choice;
-    let statistics_note = if model.fit.separation.is_some() {
-        Some("not given: the classes are separated, so the estimates and their standard errors are not finite".to_string())
-    } else if !exact {
-        Some(format!(
-            "not given with an L2 penalty (l2 = {}): the penalty shrinks the estimates, and the unpenalised theory's standard errors, p-values and intervals do not hold",
-            params.l2
-        ))
-    } else if params.class_weight != ClassWeight::None {
-        Some("not given with class weights: the weighted likelihood's inverse Hessian is not the estimates' covariance".to_string())
-    } else if !params.solver.is_exact() || stop_reason != StopReason::Converged {
-        Some(format!(
-            "given for an exact, converged fit: this {} fit {}; train with --solver newton for them",
-            params.solver,
-            stop_reason.describe()
-        ))
-    } else {
-        None
-    };
-    model.fit.statistics_note = match statistics_note {
-        Some(note) => Some(note),
-        None => match statistics(
-            &weights,
-            train_ex,
-            hessian_sum.as_deref(),
-            params.covariance,
-            &model.transform,
-            (model.intercept, &model.coefficients),
-        ) {
-            Some(terms) => {
-                model.fit.terms = terms;
-                model.fit.covariance = Some(params.covariance).filter(|c| *c != Covariance::Nonrobust);
-                let (objective, _) = objective(&weights, train_ex, 0.0);
-                model.fit.fit_statistics = Some(FitStatistics::new(objective * train_ex.rows() as f64, &fit_part.y, k));
-                None
-            }
-            None => Some("not given: the Hessian is singular (collinear terms, or a level no training row shows)".to_string()),
-        },
-    };
+    match withheld_statistics(&model, params, stop_reason) {
+        Some(note) => model.fit.statistics_note = Some(note),
+        None => add_statistics(&mut model, &weights, train_ex, hessian_sum.as_deref(), params.covariance),
+    }
     // Each estimate per standard deviation of its term over the fit's rows, for the magnitudes'
     // sake. The terms are scaled by now: a scaled term's deviation times its scale is the raw one's.
     // Two passes over the rows (8–11 ms at 800k × 10), taken only when there are terms to give,
@@ -583,6 +549,44 @@ fn train(
     // it (2–7 ms, against ≈ 1 ms for the curve stored after it).
     logitflow_core::drop_in_background((x, fit_part, val_part, val_x));
     Ok(Some(TrainEvent::Done { model: model_id, stop_reason, epochs, cached: false, solve_ms: Some(solve_ms) }))
+}
+
+/// Why the fit's coefficient table has no standard errors, if it has none by its kind: separated
+/// classes, a penalty, class weights, or a fit that is not an exact, converged one.
+fn withheld_statistics(model: &Model, params: &TrainParams, stop_reason: StopReason) -> Option<String> {
+    if model.fit.separation.is_some() {
+        Some("not given: the classes are separated, so the estimates and their standard errors are not finite".to_string())
+    } else if params.l2 != 0.0 {
+        Some(format!(
+            "not given with an L2 penalty (l2 = {}): the penalty shrinks the estimates, and the unpenalised theory's standard errors, p-values and intervals do not hold",
+            params.l2
+        ))
+    } else if params.class_weight != ClassWeight::None {
+        Some("not given with class weights: the weighted likelihood's inverse Hessian is not the estimates' covariance".to_string())
+    } else if !params.solver.is_exact() || stop_reason != StopReason::Converged {
+        Some(format!(
+            "given for an exact, converged fit: this {} fit {}; train with --solver newton for them",
+            params.solver,
+            stop_reason.describe()
+        ))
+    } else {
+        None
+    }
+}
+
+/// The coefficient table with its statistics (from `covariance`), and the fit statistics under
+/// it, for the exact fit `weights` of `train_ex`; or, where the Hessian is singular, why not.
+fn add_statistics(model: &mut Model, weights: &Weights, train_ex: Examples<'_>, hessian: Option<&[f64]>, covariance: Covariance) {
+    let estimates = (model.intercept, &model.coefficients);
+    let Some(terms) = statistics(weights, train_ex, hessian, covariance, &model.transform, estimates) else {
+        model.fit.statistics_note =
+            Some("not given: the Hessian is singular (collinear terms, or a level no training row shows)".to_string());
+        return;
+    };
+    model.fit.terms = terms;
+    model.fit.covariance = Some(covariance).filter(|c| *c != Covariance::Nonrobust);
+    let (mean_loss, _) = objective(weights, train_ex, 0.0);
+    model.fit.fit_statistics = Some(FitStatistics::new(mean_loss * train_ex.rows() as f64, train_ex.y, train_ex.d));
 }
 
 /// Whether `transform` is standard scaling fitted on the training part of `split` (the rows

@@ -14,7 +14,7 @@
 
 use std::collections::VecDeque;
 
-use super::{FitData, Measurement, Progress, StopReason, Weights, dot, norm, objective};
+use super::{FitData, Measurement, Progress, StopReason, Weights, dot, norm, objective, step};
 
 /// Curvature pairs kept: scikit-learn's and SciPy's default.
 const MEMORY: usize = 10;
@@ -25,15 +25,6 @@ const SUFFICIENT_DECREASE: f64 = 1e-4;
 /// Halvings of the step before the line search gives up: the direction then gains nothing the
 /// objective's rounding can show, which is an optimum to working precision.
 const MAX_HALVINGS: usize = 40;
-
-/// The parameters as one vector, bias first (the gradient's layout).
-fn flat(w: &Weights) -> Vec<f64> {
-    std::iter::once(w.bias).chain(w.weights.iter().copied()).collect()
-}
-
-fn unflat(theta: &[f64]) -> Weights {
-    Weights { bias: theta[0], weights: theta[1..].to_vec() }
-}
 
 /// The step pairs (s, y, 1/sᵀy), the oldest first.
 struct Curvature {
@@ -104,22 +95,22 @@ pub(super) fn fit_lbfgs<F: FnMut(&super::EpochEvent)>(data: &FitData<'_>, progre
         }
         // The first step has no curvature to scale it: a unit length, as SciPy's.
         let mut t = if curvature.pairs.is_empty() { 1.0 / norm(&g).max(1.0) } else { 1.0 };
-        let theta = flat(&w);
         let accepted = (0..MAX_HALVINGS).find_map(|_| {
-            let mut trial = theta.clone();
-            axpy(&mut trial, t, &direction);
-            let candidate = unflat(&trial);
+            // w + t·direction: the gradient step of the other solvers, by −t.
+            let mut candidate = w.clone();
+            step(&mut candidate, &direction, -t);
             let (ft, gt) = objective(&candidate, data.train, l2);
             let decreased = ft <= f + SUFFICIENT_DECREASE * t * slope;
+            let taken = t;
             t *= 0.5;
-            decreased.then_some((trial, candidate, ft, gt))
+            decreased.then_some((taken, candidate, ft, gt))
         });
-        let Some((trial, candidate, ft, gt)) = accepted else {
+        let Some((taken, candidate, ft, gt)) = accepted else {
             // No step lowers the objective any more: it has stopped improving, at the optimum
             // to working precision unless the gradient says otherwise.
             return (w, StopReason::Plateau);
         };
-        let s: Vec<f64> = trial.iter().zip(&theta).map(|(a, b)| a - b).collect();
+        let s: Vec<f64> = direction.iter().map(|v| taken * v).collect();
         let y: Vec<f64> = gt.iter().zip(&g).map(|(a, b)| a - b).collect();
         curvature.remember(s, y);
         (w, f, g) = (candidate, ft, gt);

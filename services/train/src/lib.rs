@@ -489,6 +489,7 @@ fn train(
         params: logitflow_core::sha256_hex(params_json.to_string().as_bytes()),
     };
     let epochs = outcome.curve.len();
+    let curve_end_loss = outcome.curve.last().map(|e| e.train_loss);
     let weights = outcome.weights.clone();
     let hessian_sum = outcome.hessian_sum.clone();
     let mut model = Model::new(transform, outcome.weights, label_name, params.clone(), stop_reason, epochs, fit_part.rows(), lineage);
@@ -500,7 +501,12 @@ fn train(
     model.fit.solver_choice = solver_choice;
     match withheld_statistics(&model, params, stop_reason) {
         Some(note) => model.fit.statistics_note = Some(note),
-        None => add_statistics(&mut model, &weights, train_ex, hessian_sum.as_deref(), params.covariance),
+        None => {
+            // The fit's last event was measured at these weights, unpenalised and unweighted
+            // here: its mean log loss is the log-likelihood's, with no pass of its own.
+            let mean_loss = curve_end_loss.unwrap_or_else(|| objective(&weights, train_ex, 0.0).0);
+            add_statistics(&mut model, &weights, train_ex, hessian_sum.as_deref(), params.covariance, mean_loss);
+        }
     }
     // Each estimate per standard deviation of its term over the fit's rows, for the magnitudes'
     // sake. The terms are scaled by now: a scaled term's deviation times its scale is the raw one's.
@@ -575,8 +581,16 @@ fn withheld_statistics(model: &Model, params: &TrainParams, stop_reason: StopRea
 }
 
 /// The coefficient table with its statistics (from `covariance`), and the fit statistics under
-/// it, for the exact fit `weights` of `train_ex`; or, where the Hessian is singular, why not.
-fn add_statistics(model: &mut Model, weights: &Weights, train_ex: Examples<'_>, hessian: Option<&[f64]>, covariance: Covariance) {
+/// it, for the exact fit `weights` of `train_ex` with mean log loss `mean_loss`; or, where the
+/// Hessian is singular, why not.
+fn add_statistics(
+    model: &mut Model,
+    weights: &Weights,
+    train_ex: Examples<'_>,
+    hessian: Option<&[f64]>,
+    covariance: Covariance,
+    mean_loss: f64,
+) {
     let estimates = (model.intercept, &model.coefficients);
     let Some(terms) = statistics(weights, train_ex, hessian, covariance, &model.transform, estimates) else {
         model.fit.statistics_note =
@@ -585,7 +599,6 @@ fn add_statistics(model: &mut Model, weights: &Weights, train_ex: Examples<'_>, 
     };
     model.fit.terms = terms;
     model.fit.covariance = Some(covariance).filter(|c| *c != Covariance::Nonrobust);
-    let (mean_loss, _) = objective(weights, train_ex, 0.0);
     model.fit.fit_statistics = Some(FitStatistics::new(mean_loss * train_ex.rows() as f64, train_ex.y, train_ex.d));
 }
 

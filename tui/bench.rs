@@ -826,6 +826,13 @@ async fn python_peer(python: &Path, scratch: &Path, csv: &Path, label: &str) -> 
 /// Runs the peer `script` (one of `tui/peers/`, written to `scratch` as `name`) and parses the
 /// JSON object it prints.
 async fn run_peer(python: &Path, scratch: &Path, name: &str, script: &str, args: &[&std::ffi::OsStr]) -> anyhow::Result<serde_json::Value> {
+    let stdout = run_python(python, scratch, name, script, args).await?;
+    serde_json::from_slice(&stdout).context("the Python peer's answer is not JSON")
+}
+
+/// Runs `script` (written to `scratch` as `name`) with `args`: what it prints, once it has
+/// succeeded.
+async fn run_python(python: &Path, scratch: &Path, name: &str, script: &str, args: &[&std::ffi::OsStr]) -> anyhow::Result<Vec<u8>> {
     let path = scratch.join(name);
     std::fs::write(&path, script)?;
     let out = tokio::process::Command::new(python)
@@ -841,7 +848,7 @@ async fn run_peer(python: &Path, scratch: &Path, name: &str, script: &str, args:
         out.status,
         String::from_utf8_lossy(&out.stderr).trim()
     );
-    serde_json::from_slice(&out.stdout).context("the Python peer's answer is not JSON")
+    Ok(out.stdout)
 }
 
 /// "peak resident: advisor 10 MB, batch 10 MB, …".

@@ -6,7 +6,10 @@
 //! rows. It prints, per shape, the medians of the train stage and of each peer fit, their ratio,
 //! and how far the test log loss is from the optimum's (newton-cholesky's).
 
-use super::{Spread, bundled_args, run_once, run_peer};
+use super::{Spread, bundled_args, run_once, run_peer, run_python};
+
+/// The script that writes each shape's data and fits scikit-learn beside it.
+const SHAPES_PY: &str = include_str!("../peers/shapes.py");
 use crate::cli::SolverArg;
 use anyhow::Context;
 use serde::Serialize;
@@ -74,7 +77,9 @@ pub(super) async fn shapes_bench(args: ShapesBench) -> anyhow::Result<()> {
         let dir = scratch.path().join(&name);
         let (rows_text, features_text) = (rows.to_string(), features.to_string());
         let write_args = ["write".as_ref(), rows_text.as_ref(), features_text.as_ref(), dir.as_os_str()];
-        run_script(&args.python, scratch.path(), &write_args).await.with_context(|| format!("writing the {name} data"))?;
+        run_python(&args.python, scratch.path(), "shapes.py", SHAPES_PY, &write_args)
+            .await
+            .with_context(|| format!("writing the {name} data"))?;
         let (train, test) = (dir.join("train.csv"), dir.join("test.csv"));
         let mut rounds = Vec::new();
         for round in 0..args.rounds {
@@ -82,7 +87,7 @@ pub(super) async fn shapes_bench(args: ShapesBench) -> anyhow::Result<()> {
             let ours = shape_run(&home, &train, &test, args.solver).await.with_context(|| format!("{name}, round {}", round + 1))?;
             std::fs::remove_dir_all(&home)?;
             let fit_args = ["fit".as_ref(), train.as_os_str(), test.as_os_str(), "y".as_ref()];
-            let peer = run_peer(&args.python, scratch.path(), "shapes.py", include_str!("../peers/shapes.py"), &fit_args).await?;
+            let peer = run_peer(&args.python, scratch.path(), "shapes.py", SHAPES_PY, &fit_args).await?;
             rounds.push(ShapeRound { peer, ..ours });
         }
         if !args.json {
@@ -94,15 +99,6 @@ pub(super) async fn shapes_bench(args: ShapesBench) -> anyhow::Result<()> {
     if args.json {
         println!("{}", serde_json::Value::Object(results));
     }
-    Ok(())
-}
-
-/// Runs `shapes.py` for its side effects (writing data); its output is not JSON.
-async fn run_script(python: &Path, scratch: &Path, args: &[&std::ffi::OsStr]) -> anyhow::Result<()> {
-    let path = scratch.join("shapes.py");
-    std::fs::write(&path, include_str!("../peers/shapes.py"))?;
-    let out = tokio::process::Command::new(python).arg(&path).args(args).kill_on_drop(true).output().await?;
-    anyhow::ensure!(out.status.success(), "shapes.py failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim());
     Ok(())
 }
 

@@ -336,8 +336,8 @@ fn render_model(app: &App, area: Rect, buf: &mut Buffer) {
         format!("P {:.3}  R {:.3}  F1 {:.3}", m.precision, m.recall, m.f1)
     }));
     lines.push(Line::from(format!("log loss {:.4}{}", m.log_loss, delta(m.log_loss, previous.map(|p| p.log_loss)))));
-    // An iterative fit that stopped away from the optimum says how far, so its estimates are
-    // not read as exact.
+    // The last run's report, when it is of the version shown. An iterative fit that stopped
+    // away from the optimum says how far, so its estimates are not read as exact.
     let shown = app.last_report.as_ref().filter(|r| Some(r.model.version) == version);
     if let Some(o) = shown.and_then(|r| r.model.fit.optimality.as_ref()) {
         let text = format!("train loss {:.3}% above optimum", o.gap_percent.max(0.0));
@@ -350,7 +350,7 @@ fn render_model(app: &App, area: Rect, buf: &mut Buffer) {
     let inner = block.inner(area);
     // The coefficient table of an exact fit (standard errors and the rest), for the version
     // shown; an iterative fit has its estimates only.
-    let terms = app.last_report.as_ref().filter(|r| Some(r.model.version) == version).map(|r| &r.model.fit.terms).filter(|t| !t.is_empty());
+    let terms = shown.map(|r| &r.model.fit.terms).filter(|t| !t.is_empty());
     // On a short panel the confusion matrix gives way to the table.
     if terms.is_none() || inner.height as usize >= lines.len() + confusion.len() + 5 {
         lines.extend(confusion);

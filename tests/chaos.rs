@@ -49,6 +49,11 @@ fn request(home: &std::path::Path, epochs: usize) -> PipelineRequest {
         validation_fraction: None,
         class_weight: logitflow::cli::ClassWeightArg::None,
         cov: logitflow::cli::CovarianceArg::Nonrobust,
+        penalty: logitflow::cli::PenaltyArg::None,
+        l1_ratio: None,
+        lambda: None,
+        cv: None,
+        select: "1se".to_string(),
         model: None,
         threshold: 0.5,
     };

@@ -2,7 +2,7 @@
 
 use clap::{Args, Parser, Subcommand};
 use logitflow_core::clean::{MissingPolicy, TextMissing};
-use logitflow_core::logistic::{ClassWeight, Covariance, Solver};
+use logitflow_core::logistic::{ClassWeight, Covariance, Penalty, Solver};
 use logitflow_core::scale::{Scaling, Value};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -134,6 +134,25 @@ pub struct DataArgs {
     /// White's heteroscedasticity-robust sandwich (hc0; hc1 scales it by n/(n − k)).
     #[arg(long, value_enum, default_value_t = CovarianceArg::Nonrobust)]
     pub cov: CovarianceArg,
+    /// The penalty on the coefficients, with glmnet's objective: mean log loss +
+    /// λ·(α‖β‖₁ + (1−α)/2·‖β‖²) on the scaled terms. l1 and elasticnet select terms (some
+    /// coefficients exactly zero), fitted by coordinate descent along a path of λ.
+    /// `--l2 v` is `--penalty l2 --lambda v`.
+    #[arg(long, value_enum, default_value_t = PenaltyArg::None)]
+    pub penalty: PenaltyArg,
+    /// α, the L1 part of an elasticnet penalty, between 0 and 1.
+    #[arg(long, allow_negative_numbers = true)]
+    pub l1_ratio: Option<f64>,
+    /// λ, the penalty's strength (or --cv to choose it).
+    #[arg(long, allow_negative_numbers = true)]
+    pub lambda: Option<f64>,
+    /// Choose λ by K-fold cross-validation along glmnet's path (stratified folds from --seed).
+    #[arg(long, allow_negative_numbers = true)]
+    pub cv: Option<usize>,
+    /// The λ cross-validation chooses: the lowest mean deviance (min), or the largest λ within
+    /// one standard error of it (1se).
+    #[arg(long, value_parser = ["min", "1se"], default_value = "1se")]
+    pub select: String,
     /// The model's name in the registry (default: the data file's stem).
     #[arg(long)]
     pub model: Option<String>,
@@ -234,6 +253,26 @@ pub enum SolverArg {
     Newton,
     Lbfgs,
     Saga,
+    Cd,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PenaltyArg {
+    None,
+    L2,
+    L1,
+    Elasticnet,
+}
+
+impl From<PenaltyArg> for Penalty {
+    fn from(p: PenaltyArg) -> Self {
+        match p {
+            PenaltyArg::None => Penalty::None,
+            PenaltyArg::L2 => Penalty::L2,
+            PenaltyArg::L1 => Penalty::L1,
+            PenaltyArg::Elasticnet => Penalty::Elasticnet,
+        }
+    }
 }
 
 impl From<SolverArg> for Solver {
@@ -246,6 +285,7 @@ impl From<SolverArg> for Solver {
             SolverArg::Newton => Solver::Newton,
             SolverArg::Lbfgs => Solver::Lbfgs,
             SolverArg::Saga => Solver::Saga,
+            SolverArg::Cd => Solver::Cd,
         }
     }
 }

@@ -128,6 +128,11 @@ pub fn pipeline_request(home: &Path, args: &DataArgs, predict: Vec<Vec<Value>>) 
         validation_fraction: args.validation_fraction,
         class_weight: args.class_weight.into(),
         covariance: args.cov.into(),
+        penalty: args.penalty.into(),
+        l1_ratio: args.l1_ratio,
+        lambda: args.lambda,
+        cv: args.cv,
+        select: args.select.parse().map_err(|e: String| anyhow::anyhow!("--select: {e}"))?,
         ..defaults
     };
     if let Some(labels) = &args.labels
@@ -326,7 +331,17 @@ pub fn render_report(r: &RunReport) -> String {
     if let Some(choice) = &r.model.fit.solver_choice {
         let _ = writeln!(s, "  {}", choice.describe());
     }
-    let _ = writeln!(s, "  {} solver, {} epochs: {}", r.params.solver, r.loss_curve.len(), r.stop_reason.describe());
+    match &r.model.fit.path {
+        Some(path) => {
+            let _ = writeln!(s, "  {} solver, {} λ on the path: {}", r.params.solver, r.loss_curve.len(), r.stop_reason.short());
+            for line in path.lines(r.model.fit.cv.as_ref(), r.model.coefficients.len()) {
+                let _ = writeln!(s, "  {line}");
+            }
+        }
+        None => {
+            let _ = writeln!(s, "  {} solver, {} epochs: {}", r.params.solver, r.loss_curve.len(), r.stop_reason.describe());
+        }
+    }
     if let Some(separation) = &r.model.fit.separation {
         let _ = writeln!(s, "  separation: {separation}");
     }

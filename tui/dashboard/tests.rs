@@ -88,6 +88,7 @@ fn epoch(n: usize, train: f64, val: f64) -> AppEvent {
         val_loss: Some(val),
         grad_norm: 0.1,
         elapsed_ms: n as f64,
+        lambda: None,
     }))
 }
 
@@ -975,7 +976,7 @@ fn a_sweep_is_made_from_the_keyboard_watched_ranked_and_its_best_promoted() {
     // Member 1 reaches the lowest validation loss; member 2 fails.
     for (member, losses) in [(0, [0.30, 0.26]), (1, [0.28, 0.21]), (2, [0.5, 0.6])] {
         for (n, loss) in losses.iter().enumerate() {
-            let event = EpochEvent { epoch: n + 1, train_loss: 0.3, val_loss: Some(*loss), grad_norm: 0.1, elapsed_ms: 1.0 };
+            let event = EpochEvent { epoch: n + 1, train_loss: 0.3, val_loss: Some(*loss), grad_norm: 0.1, elapsed_ms: 1.0, lambda: None };
             app.on_event(AppEvent::SweepEpoch { member, epoch: event });
         }
     }

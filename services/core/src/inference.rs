@@ -51,6 +51,76 @@ pub struct FitReport {
     /// The covariance the table's standard errors come from, when it is not the inverse Hessian.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub covariance: Option<Covariance>,
+    /// A penalised path's fits, for an L1 or elastic-net penalty or a cross-validated λ.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathReport>,
+    /// The cross-validation that chose the path's λ.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cv: Option<crate::logistic::path::CrossValidation>,
+}
+
+/// The path of a penalised fit in the data's units: what the coefficients were at every λ.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PathReport {
+    /// α, the penalty's L1 part.
+    pub alpha: f64,
+    /// The λ the model holds.
+    pub lambda: f64,
+    /// The terms whose coefficient is not zero at that λ, in the model's order.
+    pub nonzero_terms: Vec<String>,
+    /// Every λ fitted, largest first.
+    pub lambdas: Vec<f64>,
+    /// Per λ, the fraction of the null deviance explained.
+    pub deviance_explained: Vec<f64>,
+    /// Per λ, the intercept and then each term's coefficient, in the data's units.
+    pub coefficients: Vec<Vec<f64>>,
+}
+
+impl PathReport {
+    /// As the report prints it, under the fit's line: the path, the λ held and how it was
+    /// chosen, and the terms the penalty kept.
+    pub fn lines(&self, cv: Option<&crate::logistic::path::CrossValidation>, terms: usize) -> Vec<String> {
+        let (first, last) = (self.lambdas.first().copied().unwrap_or(f64::NAN), self.lambdas.last().copied().unwrap_or(f64::NAN));
+        let mut lines = vec![format!("path: {} λ from {first:.4e} down to {last:.4e}, α = {}", self.lambdas.len(), self.alpha)];
+        lines.push(match cv {
+            Some(cv) => {
+                let at = cv.lambdas.iter().position(|l| *l == self.lambda).unwrap_or(0);
+                let rule = if self.lambda == cv.lambda_1se { "λ_1se" } else { "λ_min" };
+                format!(
+                    "λ = {:.4e} ({rule}) by {}-fold cross-validation: mean deviance {:.4} ± {:.4}; λ_min {:.4e}, λ_1se {:.4e}",
+                    self.lambda, cv.folds, cv.mean_deviance[at], cv.std_error[at], cv.lambda_min, cv.lambda_1se
+                )
+            }
+            None => format!("λ = {}", self.lambda),
+        });
+        lines.push(format!("non-zero: {} of {terms} terms: {}", self.nonzero_terms.len(), self.nonzero_terms.join(", ")));
+        lines
+    }
+
+    /// From the path's points and the λ the model holds, unscaled by `transform`.
+    pub fn new(points: &[crate::logistic::path::PathPoint], alpha: f64, lambda: f64, transform: &Transform) -> PathReport {
+        let coefficients: Vec<Vec<f64>> = points
+            .iter()
+            .map(|point| {
+                let (intercept, terms) = crate::model::unscaled(transform, &point.weights);
+                std::iter::once(intercept).chain(terms).collect()
+            })
+            .collect();
+        let at = points.iter().position(|p| p.lambda == lambda);
+        let nonzero_terms = at
+            .map(|i| {
+                transform.term_names().iter().zip(&points[i].weights.weights).filter(|(_, w)| **w != 0.0).map(|(n, _)| n.clone()).collect()
+            })
+            .unwrap_or_default();
+        PathReport {
+            alpha,
+            lambda,
+            nonzero_terms,
+            lambdas: points.iter().map(|p| p.lambda).collect(),
+            deviance_explained: points.iter().map(|p| p.deviance_explained).collect(),
+            coefficients,
+        }
+    }
 }
 
 /// The figures statsmodels prints under a `Logit` fit's coefficient table, for an unpenalised

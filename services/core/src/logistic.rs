@@ -24,6 +24,7 @@ use std::time::Instant;
 use crate::table_exp::{ExpTable, FMA_IN_BASELINE, multiply_add};
 
 mod lbfgs;
+pub mod path;
 mod saga;
 
 /// The logistic function, stable at any z (no overflow, no NaN for finite z).
@@ -126,6 +127,9 @@ pub enum Solver {
     /// The seed's per-sample update with each row's last gradient remembered (SAGA): it
     /// converges to the optimum, where the seed's wanders around it.
     Saga,
+    /// Coordinate descent along a path of λ ([`path`]): what fits an L1 or elastic-net
+    /// penalty, and what cross-validation runs.
+    Cd,
 }
 
 /// The most terms (the intercept among them) `auto` fits by newton; above it, by L-BFGS. Newton
@@ -135,7 +139,8 @@ pub const AUTO_NEWTON_TERMS: usize = 200;
 
 impl Solver {
     /// In the form's order: `auto` first, the seed's sgd one key to its right.
-    pub const ALL: [Solver; 7] = [Solver::Auto, Solver::Sgd, Solver::Minibatch, Solver::Batch, Solver::Newton, Solver::Lbfgs, Solver::Saga];
+    pub const ALL: [Solver; 8] =
+        [Solver::Auto, Solver::Sgd, Solver::Minibatch, Solver::Batch, Solver::Newton, Solver::Lbfgs, Solver::Saga, Solver::Cd];
     pub fn name(self) -> &'static str {
         match self {
             Solver::Auto => "auto",
@@ -145,6 +150,7 @@ impl Solver {
             Solver::Newton => "newton",
             Solver::Lbfgs => "lbfgs",
             Solver::Saga => "saga",
+            Solver::Cd => "cd",
         }
     }
 
@@ -156,7 +162,7 @@ impl Solver {
     /// Whether the solver fits to the optimum on every training row (no validation hold-out
     /// unless asked for), so that its converged fit is the maximum-likelihood one.
     pub fn is_exact(self) -> bool {
-        matches!(self, Solver::Auto | Solver::Batch | Solver::Newton | Solver::Lbfgs | Solver::Saga)
+        matches!(self, Solver::Auto | Solver::Batch | Solver::Newton | Solver::Lbfgs | Solver::Saga | Solver::Cd)
     }
 
     /// The solver that runs for `features` terms (the intercept not counted), and for `auto`
@@ -202,7 +208,7 @@ impl std::str::FromStr for Solver {
         Solver::ALL
             .into_iter()
             .find(|solver| solver.name() == s)
-            .ok_or_else(|| format!("unknown solver {s:?}: use auto, sgd, minibatch, batch, newton, lbfgs or saga"))
+            .ok_or_else(|| format!("unknown solver {s:?}: use auto, sgd, minibatch, batch, newton, lbfgs, saga or cd"))
     }
 }
 
@@ -240,6 +246,91 @@ pub struct TrainParams {
     /// The covariance the standard errors are read from.
     #[serde(skip_serializing_if = "Covariance::is_nonrobust")]
     pub covariance: Covariance,
+    /// The penalty, with glmnet's objective ([`path`]); `none` leaves `l2` the only one.
+    #[serde(skip_serializing_if = "Penalty::is_none")]
+    pub penalty: Penalty,
+    /// α, the L1 part of an elastic-net penalty.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub l1_ratio: Option<f64>,
+    /// λ, the penalty's strength; absent where cross-validation chooses it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lambda: Option<f64>,
+    /// The folds of the cross-validation that chooses λ along the path.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cv: Option<usize>,
+    /// Which λ the cross-validation chooses.
+    #[serde(skip_serializing_if = "LambdaRule::is_one_se")]
+    pub select: LambdaRule,
+}
+
+/// The penalty on the weights (never the intercept), as glmnet writes it:
+/// λ·(α‖w‖₁ + (1−α)/2·‖w‖²).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Penalty {
+    /// None, unless `l2` is set: `--l2 v` is `--penalty l2 --lambda v`.
+    #[default]
+    None,
+    /// Ridge: α = 0.
+    L2,
+    /// The lasso: α = 1. Selects terms: some coefficients are exactly zero.
+    L1,
+    /// α = `l1_ratio`, between the two.
+    Elasticnet,
+}
+
+impl Penalty {
+    pub const ALL: [Penalty; 4] = [Penalty::None, Penalty::L2, Penalty::L1, Penalty::Elasticnet];
+
+    fn is_none(&self) -> bool {
+        *self == Penalty::None
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Penalty::None => "none",
+            Penalty::L2 => "l2",
+            Penalty::L1 => "l1",
+            Penalty::Elasticnet => "elasticnet",
+        }
+    }
+}
+
+impl std::str::FromStr for Penalty {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Penalty::ALL.into_iter().find(|p| p.name() == s).ok_or_else(|| format!("unknown penalty {s:?}: use none, l2, l1 or elasticnet"))
+    }
+}
+
+/// The λ cross-validation chooses: glmnet's `lambda.min` or `lambda.1se`.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub enum LambdaRule {
+    /// The lowest mean held-out deviance.
+    #[serde(rename = "min")]
+    Min,
+    /// The largest λ within one standard error of the lowest: the simplest model the data
+    /// cannot tell from the best.
+    #[default]
+    #[serde(rename = "1se")]
+    OneSe,
+}
+
+impl LambdaRule {
+    fn is_one_se(&self) -> bool {
+        *self == LambdaRule::OneSe
+    }
+}
+
+impl std::str::FromStr for LambdaRule {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "min" => Ok(LambdaRule::Min),
+            "1se" => Ok(LambdaRule::OneSe),
+            other => Err(format!("unknown λ rule {other:?}: use min or 1se")),
+        }
+    }
 }
 
 /// The covariance of the estimates that their standard errors, z, p-values and intervals
@@ -336,6 +427,11 @@ impl Default for TrainParams {
             validation_fraction: None,
             class_weight: ClassWeight::None,
             covariance: Covariance::Nonrobust,
+            penalty: Penalty::None,
+            l1_ratio: None,
+            lambda: None,
+            cv: None,
+            select: LambdaRule::OneSe,
         }
     }
 }
@@ -356,6 +452,32 @@ pub enum ParamError {
     Tolerance(f64),
     #[error("validation_fraction must be at least 0 and below 0.9, got {0}")]
     ValidationFraction(f64),
+    #[error("l1_ratio (α) must be between 0 and 1, got {0}")]
+    L1Ratio(f64),
+    #[error("l1_ratio is the mix of an elasticnet penalty; penalty {0} has its own")]
+    L1RatioNotElasticnet(&'static str),
+    #[error("penalty elasticnet needs its mix: give l1_ratio (α) between 0 and 1")]
+    ElasticnetNeedsRatio,
+    #[error("lambda (λ) must be a finite number of 0 or more, got {0}")]
+    Lambda(f64),
+    #[error("penalty {0} needs a strength: give lambda (λ), or cv (folds) to choose it")]
+    PenaltyNeedsLambda(&'static str),
+    #[error("lambda and cv are both given: cross-validation chooses λ; give one")]
+    LambdaAndCv,
+    #[error("lambda is the strength of a penalty: give penalty l2, l1 or elasticnet with it")]
+    LambdaWithoutPenalty,
+    #[error("l2 and penalty {0} are both given: l2 v is penalty l2 with lambda v; give one")]
+    L2AndPenalty(&'static str),
+    #[error("cv needs 2 folds or more, got {0}")]
+    Folds(usize),
+    #[error("cv chooses the strength of a penalty: give penalty l2, l1 or elasticnet with it")]
+    CvWithoutPenalty,
+    #[error("solver {0} cannot fit an L1 penalty or a cross-validated path: use auto or cd")]
+    SolverCannotSelect(Solver),
+    #[error("solver cd fits a penalty's path: give penalty l2, l1 or elasticnet with lambda or cv")]
+    CdWithoutPenalty,
+    #[error("cv {folds} needs {folds} rows or more of each class; the training rows hold {rows} of class {class}")]
+    FoldsExceedClass { folds: usize, class: u8, rows: usize },
 }
 
 impl TrainParams {
@@ -383,7 +505,81 @@ impl TrainParams {
         {
             return Err(ParamError::ValidationFraction(f));
         }
-        Ok(())
+        self.validate_penalty()
+    }
+
+    /// The penalty's parameters: each given where it means something, and in range.
+    fn validate_penalty(&self) -> Result<(), ParamError> {
+        let penalty = self.penalty;
+        match (penalty, self.l1_ratio) {
+            (_, Some(a)) if !(0.0..=1.0).contains(&a) => return Err(ParamError::L1Ratio(a)),
+            (Penalty::Elasticnet, None) => return Err(ParamError::ElasticnetNeedsRatio),
+            (Penalty::None | Penalty::L2 | Penalty::L1, Some(_)) => return Err(ParamError::L1RatioNotElasticnet(penalty.name())),
+            _ => {}
+        }
+        if let Some(lambda) = self.lambda
+            && !(lambda.is_finite() && lambda >= 0.0)
+        {
+            return Err(ParamError::Lambda(lambda));
+        }
+        if let Some(folds) = self.cv
+            && folds < 2
+        {
+            return Err(ParamError::Folds(folds));
+        }
+        match (penalty, self.lambda, self.cv) {
+            (Penalty::None, Some(_), _) => Err(ParamError::LambdaWithoutPenalty),
+            (Penalty::None, None, Some(_)) => Err(ParamError::CvWithoutPenalty),
+            (_, Some(_), Some(_)) => Err(ParamError::LambdaAndCv),
+            (Penalty::L2 | Penalty::L1 | Penalty::Elasticnet, None, None) => Err(ParamError::PenaltyNeedsLambda(penalty.name())),
+            (Penalty::L2 | Penalty::L1 | Penalty::Elasticnet, ..) if self.l2 != 0.0 => Err(ParamError::L2AndPenalty(penalty.name())),
+            (Penalty::None, None, None) if self.solver == Solver::Cd => Err(ParamError::CdWithoutPenalty),
+            _ if self.fits_path() && !matches!(self.solver, Solver::Auto | Solver::Cd) => Err(ParamError::SolverCannotSelect(self.solver)),
+            _ => Ok(()),
+        }
+    }
+
+    /// The α of the penalty's mix, if there is a penalty other than `l2`'s.
+    pub fn alpha(&self) -> Option<f64> {
+        match self.penalty {
+            Penalty::None => None,
+            Penalty::L2 => Some(0.0),
+            Penalty::L1 => Some(1.0),
+            Penalty::Elasticnet => self.l1_ratio,
+        }
+    }
+
+    /// Whether the fit is coordinate descent along a path: an L1 part, cross-validation, or
+    /// the cd solver asked for.
+    pub fn fits_path(&self) -> bool {
+        matches!(self.penalty, Penalty::L1 | Penalty::Elasticnet) || self.cv.is_some() || self.solver == Solver::Cd
+    }
+
+    /// The L2 strength the solvers without a path see: `l2`, or λ of `penalty l2`.
+    pub fn ridge(&self) -> f64 {
+        match (self.penalty, self.lambda) {
+            (Penalty::L2, Some(lambda)) => lambda,
+            _ => self.l2,
+        }
+    }
+
+    /// Whether any penalty is on the weights, so the estimates are shrunk.
+    pub fn is_penalised(&self) -> bool {
+        self.ridge() != 0.0 || (self.fits_path() && self.lambda != Some(0.0))
+    }
+
+    /// The solver that runs for `features` terms, and for `auto` the choice it made: coordinate
+    /// descent for a path, otherwise as [`Solver::choose`] decides by shape.
+    pub fn choose_solver(&self, features: usize) -> (Solver, Option<SolverChoice>) {
+        if !(self.fits_path() && self.solver == Solver::Auto) {
+            return self.solver.choose(features);
+        }
+        let reason = match (self.penalty, self.cv) {
+            (_, Some(folds)) => format!("a path of λ cross-validated on {folds} folds"),
+            (Penalty::L1, None) => "an L1 penalty".to_string(),
+            _ => "an elastic-net penalty".to_string(),
+        };
+        (Solver::Cd, Some(SolverChoice { solver: Solver::Cd, reason }))
     }
 
     /// The part of `training_rows` held out for validation: as given, else none for the exact
@@ -535,6 +731,9 @@ pub struct EpochEvent {
     pub val_loss: Option<f64>,
     pub grad_norm: f64,
     pub elapsed_ms: f64,
+    /// On a path, the λ this point was fitted at (its "epoch" is the λ's place on the path).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lambda: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -594,6 +793,10 @@ pub struct FitOutcome {
     /// The training rows [`certain_and_right`] at `weights`, counted by the same last pass:
     /// the separation check then needs no pass of its own either.
     pub certain_rows: Option<u64>,
+    /// A path's fits, largest λ first (coordinate descent only; `weights` are one of them).
+    pub path: Vec<path::PathPoint>,
+    /// The cross-validation that chose `weights` on the path, when asked for.
+    pub cross_validation: Option<path::CrossValidation>,
 }
 
 /// Rows per chunk of a full pass. Fixed, so sums do not depend on the number of cores.
@@ -866,8 +1069,11 @@ pub fn fit(
     on_epoch: impl FnMut(&EpochEvent),
 ) -> Result<FitOutcome, ParamError> {
     params.validate()?;
-    let chosen = TrainParams { solver: params.solver.choose(train.d).0, ..params.clone() };
+    let chosen = TrainParams { solver: params.choose_solver(train.d).0, l2: params.ridge(), ..params.clone() };
     let params = &chosen;
+    if params.solver == Solver::Cd {
+        return fit_by_path(train, params, cancel, on_epoch);
+    }
     let mut progress = Progress::new(params, on_epoch);
     progress.early_stopping = val.is_some_and(|v| v.rows() >= MIN_EARLY_STOPPING_ROWS);
     let data = FitData { train, val: val.filter(|v| v.rows() > 0), params, cancel };
@@ -884,8 +1090,8 @@ pub fn fit(
             let (weights, stop_reason) = saga::fit_saga(&data, &mut progress);
             (weights, stop_reason, None)
         }
-        // `choose` never leaves `auto`.
-        Solver::Batch | Solver::Newton | Solver::Auto => fit_full_passes(&data, &mut progress),
+        // `choose` never leaves `auto`, and `cd` fitted its path above.
+        Solver::Batch | Solver::Newton | Solver::Auto | Solver::Cd => fit_full_passes(&data, &mut progress),
     };
     // Stopped by a person: what is worth keeping is the best epoch so far, as an early stop
     // keeps it, not whichever epoch the stop fell on.
@@ -897,7 +1103,72 @@ pub fn fit(
     let at_weights = last_pass.filter(|(at, _)| *at == weights).map(|(_, sums)| sums);
     let certain_rows = at_weights.as_ref().map(|sums| sums.certain);
     let hessian_sum = at_weights.map(|sums| symmetric(sums.hess, train.d + 1));
-    Ok(FitOutcome { weights, stop_reason, curve: progress.curve, kept_epoch, hessian_sum, certain_rows })
+    Ok(FitOutcome {
+        weights,
+        stop_reason,
+        curve: progress.curve,
+        kept_epoch,
+        hessian_sum,
+        certain_rows,
+        path: Vec::new(),
+        cross_validation: None,
+    })
+}
+
+/// Coordinate descent along the path of λ, to the λ asked for or, with `cv`, to the end of
+/// glmnet's path and then the folds' fits, which choose a λ of the path. Each λ is a point of
+/// the curve as it is solved.
+fn fit_by_path(
+    train: Examples<'_>,
+    params: &TrainParams,
+    cancel: &AtomicBool,
+    mut on_epoch: impl FnMut(&EpochEvent),
+) -> Result<FitOutcome, ParamError> {
+    let net = path::ElasticNet { alpha: params.alpha().unwrap_or(1.0) };
+    let folds = params.cv.map(|k| stratified_folds(train.y, k, params.seed)).transpose()?;
+    let columns = path::Columns::from_rows(train.x, train.d);
+    let row_weights: Option<Vec<f64>> = (train.class_weights != [1.0, 1.0]).then(|| train.y.iter().map(|&y| train.weight(y)).collect());
+    let request =
+        path::PathRequest { net, lambdas: None, down_to: params.lambda, stop_early: folds.is_some(), tolerance: params.tolerance };
+    let started = Instant::now();
+    let mut curve = Vec::new();
+    let points = path::fit_path(&columns, train.y, row_weights.as_deref(), request, cancel, |point| {
+        let event = EpochEvent {
+            epoch: curve.len() + 1,
+            train_loss: point.mean_log_loss,
+            val_loss: None,
+            grad_norm: point.optimality,
+            elapsed_ms: started.elapsed().as_secs_f64() * 1e3,
+            lambda: Some(point.lambda),
+        };
+        on_epoch(&event);
+        curve.push(event);
+    });
+    let lambdas: Vec<f64> = points.iter().map(|p| p.lambda).collect();
+    let cross_validation = folds.and_then(|fold_of_row| {
+        let cv_request = path::PathRequest { lambdas: Some(&lambdas), ..request };
+        path::cross_validate(&columns, train.y, row_weights.as_deref(), fold_of_row, cv_request, cancel)
+    });
+    let chosen = match &cross_validation {
+        Some(cv) => Some(cv.chosen_index(params.select)),
+        None => points.len().checked_sub(1),
+    };
+    let cancelled = cancel.load(Ordering::Relaxed) || chosen.is_none() || (params.cv.is_some() && cross_validation.is_none());
+    let weights = chosen.and_then(|i| points.get(i)).map_or_else(|| Weights::zeros(train.d), |p| p.weights.clone());
+    let stop_reason = if cancelled { StopReason::Cancelled } else { StopReason::Converged };
+    Ok(FitOutcome { weights, stop_reason, curve, kept_epoch: None, hessian_sum: None, certain_rows: None, path: points, cross_validation })
+}
+
+/// Each training row's fold for `folds`-fold cross-validation ([`path::stratified_folds`]),
+/// once each class has a row for every fold.
+fn stratified_folds(y: &[f64], folds: usize, seed: u64) -> Result<Vec<usize>, ParamError> {
+    for class in [0u8, 1] {
+        let rows = y.iter().filter(|&&v| v == f64::from(class)).count();
+        if rows < folds {
+            return Err(ParamError::FoldsExceedClass { folds, class, rows });
+        }
+    }
+    Ok(path::stratified_folds(y, folds, seed))
 }
 
 #[derive(Clone, Copy)]
@@ -1003,6 +1274,7 @@ impl<'p, F: FnMut(&EpochEvent)> Progress<'p, F> {
             val_loss: m.val_loss,
             grad_norm,
             elapsed_ms: self.started.elapsed().as_secs_f64() * 1e3,
+            lambda: None,
         };
         (self.on_epoch)(&event);
         self.curve.push(event);
@@ -1930,12 +2202,63 @@ mod tests {
         assert_eq!(mean_log_loss(&out.weights, val).to_bits(), best.to_bits(), "the weights are the best epoch's");
     }
 
+    /// `cd` fits a penalty's path only: it gets a light L1 penalty, the others none.
+    fn penalised_for_cd(params: TrainParams) -> TrainParams {
+        match params.solver {
+            Solver::Cd => TrainParams { penalty: Penalty::L1, lambda: Some(0.01), ..params },
+            _ => params,
+        }
+    }
+
+    #[test]
+    fn penalty_parameters_are_checked_together() {
+        let l1 = |lambda: Option<f64>, cv: Option<usize>| TrainParams { penalty: Penalty::L1, lambda, cv, ..TrainParams::default() };
+        assert_eq!(l1(Some(0.1), None).validate(), Ok(()));
+        assert_eq!(l1(None, Some(10)).validate(), Ok(()));
+        assert_eq!(l1(None, None).validate(), Err(ParamError::PenaltyNeedsLambda("l1")));
+        assert_eq!(l1(Some(0.1), Some(10)).validate(), Err(ParamError::LambdaAndCv));
+        assert_eq!(l1(None, Some(1)).validate(), Err(ParamError::Folds(1)));
+        assert_eq!(l1(Some(f64::NAN), None).validate().map_err(|e| e.to_string()).err().map(|e| e.contains("NaN")), Some(true));
+        assert_eq!(TrainParams { l2: 0.5, ..l1(Some(0.1), None) }.validate(), Err(ParamError::L2AndPenalty("l1")));
+        assert_eq!(
+            TrainParams { solver: Solver::Newton, ..l1(Some(0.1), None) }.validate(),
+            Err(ParamError::SolverCannotSelect(Solver::Newton))
+        );
+        let net =
+            |ratio: Option<f64>| TrainParams { penalty: Penalty::Elasticnet, l1_ratio: ratio, lambda: Some(0.1), ..TrainParams::default() };
+        assert_eq!(net(None).validate(), Err(ParamError::ElasticnetNeedsRatio));
+        assert_eq!(net(Some(-0.5)).validate(), Err(ParamError::L1Ratio(-0.5)));
+        assert_eq!(TrainParams { l1_ratio: Some(0.5), ..l1(Some(0.1), None) }.validate(), Err(ParamError::L1RatioNotElasticnet("l1")));
+        assert_eq!(TrainParams { lambda: Some(0.1), ..TrainParams::default() }.validate(), Err(ParamError::LambdaWithoutPenalty));
+        assert_eq!(TrainParams { solver: Solver::Cd, ..TrainParams::default() }.validate(), Err(ParamError::CdWithoutPenalty));
+        // `--l2 v` and `--penalty l2 --lambda v` are one objective, fitted by the same solvers.
+        let ridge = TrainParams { penalty: Penalty::L2, lambda: Some(0.3), ..TrainParams::default() };
+        assert_eq!((ridge.ridge(), ridge.fits_path(), ridge.choose_solver(3).0), (0.3, false, Solver::Newton));
+        assert_eq!(l1(None, Some(5)).choose_solver(3).0, Solver::Cd);
+    }
+
+    #[test]
+    fn penalty_l2_is_the_l2_objective() {
+        let (x, y) = scaled(2_000);
+        let ex = Examples::new(&x, &y, 1);
+        let by_l2 = TrainParams { solver: Solver::Newton, l2: 0.05, ..TrainParams::default() };
+        let by_penalty = TrainParams { solver: Solver::Newton, penalty: Penalty::L2, lambda: Some(0.05), ..TrainParams::default() };
+        let a = fit(ex, None, &by_l2, &AtomicBool::new(false), |_| {}).expect("fits");
+        let b = fit(ex, None, &by_penalty, &AtomicBool::new(false), |_| {}).expect("fits");
+        assert_eq!(a.weights, b.weights);
+        // Coordinate descent on the same objective reaches the same optimum.
+        let by_cd = TrainParams { solver: Solver::Cd, ..by_penalty };
+        let c = fit(ex, None, &by_cd, &AtomicBool::new(false), |_| {}).expect("fits");
+        assert!((c.weights.weights[0] - a.weights.weights[0]).abs() < 1e-9, "{:?} vs {:?}", c.weights, a.weights);
+        assert!((c.weights.bias - a.weights.bias).abs() < 1e-9, "{:?} vs {:?}", c.weights, a.weights);
+    }
+
     #[test]
     fn same_seed_same_model_bit_for_bit() {
         let (x, y) = scaled(3_000);
         let ex = Examples::new(&x, &y, 1);
         for solver in Solver::ALL {
-            let params = TrainParams { solver, epochs: 20, ..TrainParams::default() };
+            let params = penalised_for_cd(TrainParams { solver, epochs: 20, ..TrainParams::default() });
             let a = fit(ex, None, &params, &AtomicBool::new(false), |_| {}).expect("fits");
             let b = fit(ex, None, &params, &AtomicBool::new(false), |_| {}).expect("fits");
             assert_eq!(a.weights.bias.to_bits(), b.weights.bias.to_bits(), "{solver}");
@@ -2186,6 +2509,7 @@ mod tests {
         let y = vec![0.0, 0.0, 1.0, 1.0];
         for solver in Solver::ALL {
             let params = TrainParams { solver, epochs: 100, learning_rate: 1.0, validation_fraction: Some(0.0), ..TrainParams::default() };
+            let params = penalised_for_cd(params);
             let out = fit(Examples::new(&x, &y, 1), None, &params, &AtomicBool::new(false), |_| {}).expect("fits");
             assert!(out.weights.bias.is_finite() && out.weights.weights[0].is_finite(), "{solver}");
             assert!(out.curve.iter().all(|e| e.train_loss.is_finite()), "{solver}");

@@ -143,6 +143,19 @@ pub enum PredictError {
     NeedsText(String),
 }
 
+/// The intercept and each term's coefficient in the data's units, from weights on the scaled
+/// terms: with x' = (x − o)/s, z = b + Σ w x' = (b − Σ w o/s) + Σ (w/s) x.
+pub fn unscaled(transform: &Transform, scaled: &Weights) -> (f64, Vec<f64>) {
+    let mut intercept = scaled.bias;
+    let mut coefficients = Vec::with_capacity(scaled.weights.len());
+    for (t, w) in scaled.weights.iter().enumerate() {
+        let theta = w / transform.scale[t];
+        intercept -= theta * transform.offset[t];
+        coefficients.push(theta);
+    }
+    (intercept, coefficients)
+}
+
 impl Model {
     /// Builds the model from weights on scaled features, undoing the scaling: with
     /// x' = (x − o)/s, z = b + Σ w x' = (b − Σ w o/s) + Σ (w/s) x.
@@ -157,14 +170,8 @@ impl Model {
         train_rows: usize,
         lineage: Lineage,
     ) -> Model {
-        let mut intercept = scaled.bias;
-        let mut coefficients = Vec::new();
-        for (t, name) in transform.term_names().iter().enumerate() {
-            let theta = scaled.weights[t] / transform.scale[t];
-            intercept -= theta * transform.offset[t];
-            coefficients.push((name.clone(), theta));
-        }
-        let coefficients = Coefficients(coefficients);
+        let (intercept, thetas) = unscaled(&transform, &scaled);
+        let coefficients = Coefficients(transform.term_names().iter().cloned().zip(thetas).collect());
         let terms = TermStatistics::estimates_only(intercept, &coefficients);
         Model {
             format_version: MODEL_FORMAT_VERSION,

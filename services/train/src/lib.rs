@@ -24,10 +24,11 @@ use axum::routing::{get, post};
 use futures::Stream;
 use logitflow_core::clean::{Dataset, validation_split};
 use logitflow_core::inference::{
-    FitStatistics, Optimality, TermBounds, certain_rows, scale_gathering_bounds, separated_by_combination, statistics,
+    FitStatistics, Optimality, PathReport, TermBounds, certain_rows, scale_gathering_bounds, separated_by_combination, statistics,
 };
 use logitflow_core::logistic::{
-    ClassWeight, Covariance, EpochEvent, Examples, FitOutcome, Solver, StopReason, TrainParams, Weights, fit, objective,
+    ClassWeight, Covariance, EpochEvent, Examples, FitOutcome, LambdaRule, Penalty, Solver, StopReason, TrainParams, Weights, fit,
+    objective,
 };
 use logitflow_core::model::{Lineage, Model, TrainingLog};
 use logitflow_core::scale::{EncodeError, Scaling, Transform};
@@ -337,7 +338,7 @@ async fn start_job(State(state): State<AppState>, Json(request): Json<TrainReque
         } else if let Some(whole) = whole.and_then(|held| held.loaded.wait()) {
             (store.take_split_part(&split_id, SplitPart::Train, whole)?, Loaded::AsStored)
         } else if transform.is_numeric() && train_params.holds_out_no_rows() {
-            let mut bounds = (train_params.l2 == 0.0).then(|| TermBounds::new(transform.terms()));
+            let mut bounds = (!train_params.is_penalised()).then(|| TermBounds::new(transform.terms()));
             let training_rows = store.load_split_part_with(&split_id, SplitPart::Train, |row, label, x| {
                 if let Some(bounds) = &mut bounds {
                     bounds.add(row, label);
@@ -410,7 +411,7 @@ fn train(
 ) -> Result<Option<TrainEvent>, ApiError> {
     let FitInputs { training_rows, transform, loaded } = inputs;
     // `auto` becomes a solver here, before the hold-out (which depends on the solver) is cut.
-    let (solver, solver_choice) = request.params.solver.choose(transform.terms());
+    let (solver, solver_choice) = request.params.choose_solver(transform.terms());
     let params = &TrainParams { solver, ..request.params.clone() };
     training_rows.check_both_classes()?;
     // Validation rows come out of the training split (seeded, stratified) only for the
@@ -432,7 +433,7 @@ fn train(
     let unencodable = |e: EncodeError| ApiError::invalid("DATA_ERROR", e.to_string());
     // The fit's rows are taken from `fit_part`, whose labels and size are all that is used after.
     let mut x = transform.take_terms(&mut fit_part).map_err(unencodable)?;
-    let exact = params.l2 == 0.0;
+    let exact = !params.is_penalised();
     // Separation is looked for in the data's units, so in the scaling's pass, before each row
     // is scaled: as the rows were loaded, or here. (Rows loaded scaled are every training row:
     // no validation part was split off them.)
@@ -499,6 +500,11 @@ fn train(
     model.fit.separation = separation;
     model.fit.kept_epoch = outcome.kept_epoch;
     model.fit.solver_choice = solver_choice;
+    if let Some(alpha) = params.alpha().filter(|_| !outcome.path.is_empty()) {
+        let lambda = outcome.path.iter().find(|p| p.weights == weights).map_or(f64::NAN, |p| p.lambda);
+        model.fit.path = Some(PathReport::new(&outcome.path, alpha, lambda, &model.transform));
+        model.fit.cv = outcome.cross_validation.clone();
+    }
     match withheld_statistics(&model, params, stop_reason) {
         Some(note) => model.fit.statistics_note = Some(note),
         None => {
@@ -527,8 +533,8 @@ fn train(
     }
     // How close an iterative fit came to the exact optimum on the same rows.
     if let Some(optimum) = reference.filter(|_| model.fit.separation.is_none()) {
-        let (at_fit, _) = objective(&weights, train_ex, params.l2);
-        let (at_optimum, _) = objective(&optimum.weights, train_ex, params.l2);
+        let (at_fit, _) = objective(&weights, train_ex, params.ridge());
+        let (at_optimum, _) = objective(&optimum.weights, train_ex, params.ridge());
         model.fit.optimality = Some(Optimality::new(at_fit, at_optimum));
     }
     let inputs = vec![request.split.clone(), request.transform.clone()];
@@ -562,10 +568,10 @@ fn train(
 fn withheld_statistics(model: &Model, params: &TrainParams, stop_reason: StopReason) -> Option<String> {
     if model.fit.separation.is_some() {
         Some("not given: the classes are separated, so the estimates and their standard errors are not finite".to_string())
-    } else if params.l2 != 0.0 {
+    } else if params.is_penalised() {
         Some(format!(
-            "not given with an L2 penalty (l2 = {}): the penalty shrinks the estimates, and the unpenalised theory's standard errors, p-values and intervals do not hold",
-            params.l2
+            "not given with a penalty ({}): the penalty shrinks the estimates, and the unpenalised theory's standard errors, p-values and intervals do not hold",
+            describe_penalty(params, model.fit.path.as_ref())
         ))
     } else if params.class_weight != ClassWeight::None {
         Some("not given with class weights: the weighted likelihood's inverse Hessian is not the estimates' covariance".to_string())
@@ -577,6 +583,23 @@ fn withheld_statistics(model: &Model, params: &TrainParams, stop_reason: StopRea
         ))
     } else {
         None
+    }
+}
+
+/// "L2, λ = 0.5", "L1, λ = 0.0123 chosen by 10-fold cross-validation (1se)".
+fn describe_penalty(params: &TrainParams, path: Option<&PathReport>) -> String {
+    let lambda = path.map_or(params.ridge(), |p| p.lambda);
+    let kind = match params.penalty {
+        Penalty::None | Penalty::L2 => "L2".to_string(),
+        Penalty::L1 => "L1".to_string(),
+        Penalty::Elasticnet => format!("elastic net, α = {}", params.l1_ratio.unwrap_or(f64::NAN)),
+    };
+    match params.cv {
+        Some(folds) => {
+            let rule = if params.select == LambdaRule::Min { "min" } else { "1se" };
+            format!("{kind}, λ = {lambda:.6} chosen by {folds}-fold cross-validation ({rule})")
+        }
+        None => format!("{kind}, λ = {lambda}"),
     }
 }
 
@@ -620,7 +643,7 @@ const OPTIMALITY_CHECK_CELLS: usize = 100_000_000;
 /// stop), or L-BFGS's or SAGA's once the gradient is below the tolerance. Such a fit needs no
 /// reference.
 fn is_exact_fit(solver: Solver, stop_reason: StopReason) -> bool {
-    solver == Solver::Newton || (matches!(solver, Solver::Lbfgs | Solver::Saga) && stop_reason == StopReason::Converged)
+    solver == Solver::Newton || (matches!(solver, Solver::Lbfgs | Solver::Saga | Solver::Cd) && stop_reason == StopReason::Converged)
 }
 
 /// The exact fit `auto` makes (newton, or L-BFGS for many terms) on an iterative fit's rows and

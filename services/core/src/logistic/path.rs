@@ -1,0 +1,701 @@
+//! Penalties that select terms: the elastic net fitted by coordinate descent along a path of λ,
+//! and λ chosen by k-fold cross-validation, as glmnet does both (Friedman, Hastie and Tibshirani
+//! 2010). Main items: [`Columns`] (the design a column at a time, which coordinate descent reads),
+//! [`fit_path`], [`cross_validate`], [`CrossValidation`].
+//!
+//! The objective at λ and α is glmnet's: mean(−log-likelihood) + λ·(α‖w‖₁ + (1−α)/2·‖w‖²), the
+//! intercept free. Each λ is solved from the last one's solution (a warm start) by IRLS: the
+//! log-likelihood's quadratic approximation at the current weights, minimised one coordinate at
+//! a time with the L1 part's soft threshold, so that a coefficient that should be zero is
+//! exactly zero. Only the terms the sequential strong rule keeps are swept; the rest are checked
+//! against the optimality (KKT) conditions afterwards and brought in if they fail them.
+//!
+//! Hand-written: no maintained Rust crate fits a penalised logistic path with glmnet's grid,
+//! stopping rule and cross-validation, and these must match glmnet's numbers.
+
+use faer::linalg::matmul::matmul;
+use faer::{Accum, Mat, MatRef, Par};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use super::{Weights, log_loss_at, sigmoid};
+
+/// λ values on the default path: glmnet's `nlambda`.
+pub const PATH_LENGTH: usize = 100;
+
+/// glmnet's path stops early once the fraction of deviance explained gains less than this from
+/// one λ to the next (`fdev`)…
+const PATH_MIN_GAIN: f64 = 1e-5;
+/// …or explains more than this (`devmax`)…
+const PATH_MAX_EXPLAINED: f64 = 0.999;
+/// …but never before this many λ (`mnlam`).
+const PATH_MIN_POINTS: usize = 5;
+
+/// cv.glmnet's bounds on a held-out row's probability in its deviance.
+const CV_PROBABILITY_BOUND: f64 = 1e-5;
+
+/// IRLS iterations at one λ before giving up on it: each is a Newton step, so a few suffice
+/// unless the classes are (nearly) separated.
+const MAX_IRLS_STEPS: usize = 100;
+/// Sweeps of coordinate descent within one IRLS step.
+const MAX_SWEEPS: usize = 100_000;
+
+/// The most swept terms whose IRLS steps run on the weighted Gram matrix (glmnet's "covariance"
+/// updates): a coordinate's move then costs a row of it, not a pass over the rows, and the
+/// matrix's rows × terms² is paid once a step. Past this many terms the matrix costs more than
+/// the sweeps it saves, and the moves go over the rows (glmnet's "naive" updates).
+const GRAM_TERMS: usize = 256;
+
+/// The design matrix a column at a time: coordinate descent reads one term over every row.
+#[derive(Debug, Clone)]
+pub struct Columns {
+    rows: usize,
+    terms: usize,
+    values: Vec<f64>,
+}
+
+impl Columns {
+    /// From a row-major matrix with `terms` values a row.
+    pub fn from_rows(x: &[f64], terms: usize) -> Columns {
+        let rows = x.len().checked_div(terms).unwrap_or(0);
+        let mut values = vec![0.0; x.len()];
+        for (i, row) in x.chunks_exact(terms.max(1)).enumerate() {
+            for (j, v) in row.iter().enumerate() {
+                values[j * rows + i] = *v;
+            }
+        }
+        Columns { rows, terms, values }
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub fn terms(&self) -> usize {
+        self.terms
+    }
+
+    fn column(&self, j: usize) -> &[f64] {
+        &self.values[j * self.rows..(j + 1) * self.rows]
+    }
+}
+
+/// The penalty's mix: α = 1 is the lasso, α = 0 ridge, between them the elastic net.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ElasticNet {
+    pub alpha: f64,
+}
+
+/// One λ's fit on the path.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PathPoint {
+    pub lambda: f64,
+    /// On the scaled terms, as every solver's.
+    pub weights: Weights,
+    /// The fraction of the null deviance explained (glmnet's `dev.ratio`).
+    pub deviance_explained: f64,
+    /// The mean log loss over the rows fitted (unpenalised).
+    pub mean_log_loss: f64,
+    /// Terms whose coefficient is not zero.
+    pub nonzero: usize,
+    /// The norm of the penalised objective's smallest subgradient at the fit: 0 at the optimum.
+    pub optimality: f64,
+}
+
+/// The rows a fit sees: their labels, and each row's weight (summing to 1; 0 leaves a row out,
+/// which is how a fold's rows are held out without a copy of the rest).
+struct Problem<'a> {
+    x: &'a Columns,
+    y: &'a [f64],
+    row_weights: Vec<f64>,
+    net: ElasticNet,
+    /// A coordinate's move is converged when its curvature × move² is below this.
+    threshold: f64,
+}
+
+impl Problem<'_> {
+    /// Σᵢ ωᵢ (yᵢ − pᵢ) xᵢⱼ for every term j: minus the mean log-likelihood's gradient.
+    fn score(&self, eta: &[f64]) -> Vec<f64> {
+        let residual: Vec<f64> = (0..self.x.rows).map(|i| self.row_weights[i] * (self.y[i] - sigmoid(eta[i]))).collect();
+        (0..self.x.terms).map(|j| dot(self.x.column(j), &residual)).collect()
+    }
+
+    /// The weighted mean log loss at `eta`.
+    fn mean_log_loss(&self, eta: &[f64]) -> f64 {
+        eta.iter().zip(self.y).zip(&self.row_weights).filter(|(_, w)| **w > 0.0).map(|((z, y), w)| w * log_loss_at(*z, *y)).sum()
+    }
+
+    /// The weighted mean of the labels: the intercept-only model's probability.
+    fn mean_label(&self) -> f64 {
+        self.y.iter().zip(&self.row_weights).map(|(y, w)| y * w).sum()
+    }
+}
+
+/// In four lanes, so that the compiler can keep them in one vector register.
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    let mut lanes = [0.0; 4];
+    let (a4, b4) = (a.chunks_exact(4), b.chunks_exact(4));
+    let tail: f64 = a4.remainder().iter().zip(b4.remainder()).map(|(a, b)| a * b).sum();
+    for (a, b) in a4.zip(b4) {
+        for k in 0..4 {
+            lanes[k] += a[k] * b[k];
+        }
+    }
+    (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]) + tail
+}
+
+/// Where the path stands: the weights, each row's linear predictor, and which terms are swept.
+struct State {
+    bias: f64,
+    beta: Vec<f64>,
+    eta: Vec<f64>,
+    swept: Vec<bool>,
+}
+
+impl State {
+    /// The intercept-only fit: every coefficient zero, the intercept the labels' log-odds.
+    fn null(problem: &Problem<'_>) -> State {
+        let mean = problem.mean_label();
+        let bias = (mean / (1.0 - mean)).ln();
+        State { bias, beta: vec![0.0; problem.x.terms], eta: vec![bias; problem.x.rows], swept: vec![false; problem.x.terms] }
+    }
+
+    fn weights(&self) -> Weights {
+        Weights { bias: self.bias, weights: self.beta.clone() }
+    }
+}
+
+/// The smallest λ at which every coefficient is zero: max |score_j| / α (α at least 1e-3, as
+/// glmnet takes it, so that ridge has a finite start).
+fn lambda_max(problem: &Problem<'_>) -> f64 {
+    let null = State::null(problem);
+    let largest = problem.score(&null.eta).into_iter().fold(0.0f64, |m, s| m.max(s.abs()));
+    largest / problem.net.alpha.max(1e-3)
+}
+
+/// glmnet's default grid: [`PATH_LENGTH`] values log-spaced from `lambda_max` down to
+/// `lambda_max` × 1e-4 (× 1e-2 when there are fewer rows than terms).
+pub fn lambda_grid(lambda_max: f64, rows: usize, terms: usize) -> Vec<f64> {
+    let ratio: f64 = if rows > terms { 1e-4 } else { 1e-2 };
+    let step = ratio.powf(1.0 / (PATH_LENGTH - 1) as f64);
+    (0..PATH_LENGTH).map(|k| lambda_max * step.powi(k as i32)).collect()
+}
+
+/// The soft-threshold operator: the L1 part's proximal step.
+fn soft_threshold(u: f64, t: f64) -> f64 {
+    if u > t {
+        u - t
+    } else if u < -t {
+        u + t
+    } else {
+        0.0
+    }
+}
+
+/// Solves at `lambda` from where `state` stands (the solution at `previous`), sweeping the
+/// strong rule's terms and checking the others' optimality until none fails it. Returns the
+/// score at the solution.
+fn solve_at(problem: &Problem<'_>, state: &mut State, lambda: f64, previous: f64) -> Vec<f64> {
+    let alpha = problem.net.alpha;
+    let score = problem.score(&state.eta);
+    for (j, s) in score.iter().enumerate() {
+        // The sequential strong rule (Tibshirani et al. 2012): a term whose score is below
+        // α(2λ − λ_previous) is very likely zero at λ; ridge keeps every term.
+        if alpha == 0.0 || s.abs() >= alpha * (2.0 * lambda - previous) {
+            state.swept[j] = true;
+        }
+    }
+    loop {
+        irls(problem, state, lambda);
+        let score = problem.score(&state.eta);
+        let mut violated = false;
+        for (j, s) in score.iter().enumerate() {
+            if !state.swept[j] && s.abs() > alpha * lambda {
+                state.swept[j] = true;
+                violated = true;
+            }
+        }
+        if !violated {
+            return score;
+        }
+    }
+}
+
+/// The norm of the smallest subgradient of the penalised objective at `state`, from the score
+/// there: per term, the smooth part's slope plus the L1 part's, which at zero may take any value
+/// in [−λα, λα].
+fn optimality(problem: &Problem<'_>, state: &State, score: &[f64], lambda: f64) -> f64 {
+    let l1 = lambda * problem.net.alpha;
+    let l2 = lambda * (1.0 - problem.net.alpha);
+    let terms = score.iter().zip(&state.beta).map(|(s, b)| {
+        let smooth = -s + l2 * b;
+        if *b == 0.0 { (smooth.abs() - l1).max(0.0) } else { smooth + l1 * b.signum() }
+    });
+    let intercept: f64 = state.eta.iter().zip(problem.y).zip(&problem.row_weights).map(|((z, y), w)| w * (sigmoid(*z) - y)).sum();
+    (terms.map(|g| g * g).sum::<f64>() + intercept * intercept).sqrt()
+}
+
+/// IRLS at one λ over the swept terms: each step minimises the quadratic approximation of the
+/// log-likelihood at the current weights by coordinate descent, until a step moves nothing.
+fn irls(problem: &Problem<'_>, state: &mut State, lambda: f64) {
+    let n = problem.x.rows;
+    let mut curvature = vec![0.0; n];
+    let mut residual = vec![0.0; n];
+    for _ in 0..MAX_IRLS_STEPS {
+        for i in 0..n {
+            let p = sigmoid(state.eta[i]);
+            curvature[i] = problem.row_weights[i] * p * (1.0 - p);
+            residual[i] = problem.row_weights[i] * (problem.y[i] - p);
+        }
+        let swept = state.swept.iter().filter(|s| **s).count();
+        let moved = if swept <= GRAM_TERMS {
+            descend_by_gram(problem, state, lambda, &curvature, &residual)
+        } else {
+            descend(problem, state, lambda, &curvature, &mut residual)
+        };
+        if moved < problem.threshold {
+            return;
+        }
+    }
+}
+
+/// Coordinate descent on the quadratic approximation whose curvature per row is `curvature` and
+/// whose weighted working residual is `residual` (updated as the weights move); `state.eta`
+/// follows every move. Sweeps the swept terms until a sweep moves none, then the terms still
+/// non-zero only, until they settle, and again all: glmnet's active-set cycling. Returns the
+/// largest curvature × move² of any coordinate, summed over its moves: how far the step went.
+fn descend(problem: &Problem<'_>, state: &mut State, lambda: f64, curvature: &[f64], residual: &mut [f64]) -> f64 {
+    let l1 = lambda * problem.net.alpha;
+    let l2 = lambda * (1.0 - problem.net.alpha);
+    let total_curvature: f64 = curvature.iter().sum();
+    let diagonal: Vec<f64> = (0..problem.x.terms)
+        .map(|j| if state.swept[j] { problem.x.column(j).iter().zip(curvature).map(|(x, c)| c * x * x).sum() } else { 0.0 })
+        .collect();
+    let start = state.weights();
+    let mut only_nonzero = false;
+    for _ in 0..MAX_SWEEPS {
+        let mut largest = 0.0f64;
+        for (j, &curvature_j) in diagonal.iter().enumerate() {
+            if !state.swept[j] || (only_nonzero && state.beta[j] == 0.0) {
+                continue;
+            }
+            let column = problem.x.column(j);
+            let old = state.beta[j];
+            let new = soft_threshold(dot(column, residual) + curvature_j * old, l1) / (curvature_j + l2);
+            let change = new - old;
+            if change != 0.0 {
+                state.beta[j] = new;
+                move_along(column, change, curvature, residual, &mut state.eta);
+                largest = largest.max(curvature_j * change * change);
+            }
+        }
+        if total_curvature > 0.0 {
+            let change = residual.iter().sum::<f64>() / total_curvature;
+            state.bias += change;
+            residual.iter_mut().zip(curvature).for_each(|(r, c)| *r -= change * c);
+            state.eta.iter_mut().for_each(|z| *z += change);
+            largest = largest.max(total_curvature * change * change);
+        }
+        match (largest < problem.threshold, only_nonzero) {
+            (true, false) => break,
+            (true, true) => only_nonzero = false,
+            (false, false) => only_nonzero = true,
+            (false, true) => {}
+        }
+    }
+    let moved_terms = (0..problem.x.terms).map(|j| diagonal[j] * (state.beta[j] - start.weights[j]).powi(2));
+    moved_terms.fold(total_curvature * (state.bias - start.bias).powi(2), f64::max)
+}
+
+/// [`descend`] on the quadratic's Gram matrix over the intercept and the swept terms: the
+/// coordinate moves update the gradient `q` by a column of the matrix, and the rows' linear
+/// predictors once at the end.
+fn descend_by_gram(problem: &Problem<'_>, state: &mut State, lambda: f64, curvature: &[f64], residual: &[f64]) -> f64 {
+    let l1 = lambda * problem.net.alpha;
+    let l2 = lambda * (1.0 - problem.net.alpha);
+    let terms: Vec<usize> = (0..problem.x.terms).filter(|&j| state.swept[j]).collect();
+    let (gram, mut q) = weighted_gram(problem.x, &terms, curvature, residual);
+    let m = terms.len() + 1;
+    let mut moved = vec![0.0; m];
+    let mut only_nonzero = false;
+    for _ in 0..MAX_SWEEPS {
+        let mut largest = 0.0f64;
+        for (a, &j) in terms.iter().enumerate().map(|(a, j)| (a + 1, j)) {
+            if only_nonzero && state.beta[j] == 0.0 {
+                continue;
+            }
+            let old = state.beta[j];
+            let new = soft_threshold(q[a] + gram[a * m + a] * old, l1) / (gram[a * m + a] + l2);
+            let change = new - old;
+            if change != 0.0 {
+                state.beta[j] = new;
+                moved[a] += change;
+                q.iter_mut().zip(&gram[a * m..(a + 1) * m]).for_each(|(q, g)| *q -= change * g);
+                largest = largest.max(gram[a * m + a] * change * change);
+            }
+        }
+        if gram[0] > 0.0 {
+            let change = q[0] / gram[0];
+            state.bias += change;
+            moved[0] += change;
+            q.iter_mut().zip(&gram[..m]).for_each(|(q, g)| *q -= change * g);
+            largest = largest.max(gram[0] * change * change);
+        }
+        match (largest < problem.threshold, only_nonzero) {
+            (true, false) => break,
+            (true, true) => only_nonzero = false,
+            (false, false) => only_nonzero = true,
+            (false, true) => {}
+        }
+    }
+    for (i, z) in state.eta.iter_mut().enumerate() {
+        *z += moved[0] + terms.iter().zip(&moved[1..]).map(|(&j, d)| d * problem.x.column(j)[i]).sum::<f64>();
+    }
+    (0..m).map(|a| gram[a * m + a] * moved[a] * moved[a]).fold(0.0, f64::max)
+}
+
+/// The Gram matrix Σᵢ cᵢ uᵢ uᵢᵀ of u = (1, the `terms`' values), weighted by `curvature` (row-
+/// major, (terms + 1)²; symmetric, so column-major alike), and Σᵢ uᵢ rᵢ for the `residual`.
+fn weighted_gram(x: &Columns, terms: &[usize], curvature: &[f64], residual: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (n, m) = (x.rows, terms.len() + 1);
+    let mut plain = Vec::with_capacity(n * m);
+    plain.extend(std::iter::repeat_n(1.0, n));
+    terms.iter().for_each(|&j| plain.extend_from_slice(x.column(j)));
+    let weighted: Vec<f64> = plain.chunks_exact(n.max(1)).flat_map(|column| column.iter().zip(curvature).map(|(v, c)| v * c)).collect();
+    let mut gram = Mat::<f64>::zeros(m, m);
+    let u = MatRef::from_column_major_slice(&plain, n, m);
+    let cu = MatRef::from_column_major_slice(&weighted, n, m);
+    matmul(gram.as_mut(), Accum::Replace, cu.transpose(), u, 1.0, Par::Seq);
+    let q = plain.chunks_exact(n.max(1)).map(|column| dot(column, residual)).collect();
+    let gram = (0..m).flat_map(|a| (0..m).map(move |b| (a, b))).map(|(a, b)| gram[(a, b)]).collect();
+    (gram, q)
+}
+
+/// One coordinate's move of `change` along `column`: the residual loses the curvature-weighted
+/// column, the linear predictor gains the column.
+fn move_along(column: &[f64], change: f64, curvature: &[f64], residual: &mut [f64], eta: &mut [f64]) {
+    for (((x, c), r), z) in column.iter().zip(curvature).zip(residual.iter_mut()).zip(eta.iter_mut()) {
+        *r -= change * c * x;
+        *z += change * x;
+    }
+}
+
+/// The fraction of the null deviance explained at `eta`, as glmnet measures it.
+fn deviance_explained(problem: &Problem<'_>, eta: &[f64], null_loss: f64) -> f64 {
+    1.0 - problem.mean_log_loss(eta) / null_loss
+}
+
+/// What a path is asked to do.
+#[derive(Debug, Clone, Copy)]
+pub struct PathRequest<'a> {
+    pub net: ElasticNet,
+    /// The λ to fit, largest first; `None` for glmnet's default grid.
+    pub lambdas: Option<&'a [f64]>,
+    /// On the default grid, the λ to end at: the grid down to it, then it.
+    pub down_to: Option<f64>,
+    /// Whether glmnet's rule may end the path before its last λ (on the default grid only).
+    pub stop_early: bool,
+    /// A coordinate's move converges below tolerance²  (scaled by its curvature).
+    pub tolerance: f64,
+}
+
+/// Fits the path on the rows whose `row_weights` are not zero (all of them for `None`), calling
+/// `on_point` as each λ is solved; ends early when `cancel` is set.
+pub fn fit_path(
+    x: &Columns,
+    y: &[f64],
+    row_weights: Option<&[f64]>,
+    request: PathRequest<'_>,
+    cancel: &AtomicBool,
+    mut on_point: impl FnMut(&PathPoint),
+) -> Vec<PathPoint> {
+    let row_weights = normalised(row_weights, x.rows);
+    let problem = Problem { x, y, row_weights, net: request.net, threshold: request.tolerance * request.tolerance };
+    let grid = match (request.lambdas, request.down_to) {
+        (Some(lambdas), _) => lambdas.to_vec(),
+        (None, down_to) => {
+            let mut grid = lambda_grid(lambda_max(&problem), rows_fitted(&problem), x.terms);
+            if let Some(end) = down_to {
+                grid.retain(|l| *l > end);
+                grid.push(end);
+            }
+            grid
+        }
+    };
+    let mut state = State::null(&problem);
+    let null_loss = problem.mean_log_loss(&state.eta);
+    let mut points: Vec<PathPoint> = Vec::with_capacity(grid.len());
+    let mut previous = grid.first().copied().unwrap_or(0.0);
+    for lambda in grid {
+        if cancel.load(Ordering::Relaxed) {
+            break;
+        }
+        let score = solve_at(&problem, &mut state, lambda, previous);
+        previous = lambda;
+        let point = PathPoint {
+            optimality: optimality(&problem, &state, &score, lambda),
+            lambda,
+            weights: state.weights(),
+            deviance_explained: deviance_explained(&problem, &state.eta, null_loss),
+            mean_log_loss: problem.mean_log_loss(&state.eta),
+            nonzero: state.beta.iter().filter(|b| **b != 0.0).count(),
+        };
+        on_point(&point);
+        points.push(point);
+        if request.stop_early && request.lambdas.is_none() && request.down_to.is_none() && path_is_done(&points) {
+            break;
+        }
+    }
+    points
+}
+
+/// glmnet's stopping rule for its default path: after [`PATH_MIN_POINTS`] λ, stop once the
+/// deviance explained gains less than [`PATH_MIN_GAIN`] or passes [`PATH_MAX_EXPLAINED`].
+fn path_is_done(points: &[PathPoint]) -> bool {
+    let [.., before, last] = points else { return false };
+    points.len() >= PATH_MIN_POINTS
+        && (last.deviance_explained - before.deviance_explained < PATH_MIN_GAIN || last.deviance_explained > PATH_MAX_EXPLAINED)
+}
+
+fn rows_fitted(problem: &Problem<'_>) -> usize {
+    problem.row_weights.iter().filter(|w| **w > 0.0).count()
+}
+
+/// Row weights summing to 1: each row 1/n for `None`.
+fn normalised(row_weights: Option<&[f64]>, rows: usize) -> Vec<f64> {
+    match row_weights {
+        Some(w) => {
+            let total: f64 = w.iter().sum();
+            w.iter().map(|v| v / total).collect()
+        }
+        None => vec![1.0 / rows.max(1) as f64; rows],
+    }
+}
+
+/// Each row's fold, 1 to `folds`: stratified, so that every fold holds each class in about its
+/// share, and drawn from `seed`. The rows of each class are shuffled and dealt round the folds
+/// in turn, the dealing carried on from one class to the next so that the folds' sizes differ
+/// by one at most.
+pub fn stratified_folds(y: &[f64], folds: usize, seed: u64) -> Vec<usize> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut fold_of_row = vec![0; y.len()];
+    let mut dealt = 0;
+    for class in [0.0, 1.0] {
+        let mut rows: Vec<usize> = (0..y.len()).filter(|&i| y[i] == class).collect();
+        rows.shuffle(&mut rng);
+        for i in rows {
+            fold_of_row[i] = dealt % folds + 1;
+            dealt += 1;
+        }
+    }
+    fold_of_row
+}
+
+/// The cross-validated curve and the λ it chooses, as cv.glmnet reports them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CrossValidation {
+    pub folds: usize,
+    pub lambdas: Vec<f64>,
+    /// The mean held-out binomial deviance per λ (each row's −2·log-likelihood, its probability
+    /// kept within [1e-5, 1 − 1e-5]).
+    pub mean_deviance: Vec<f64>,
+    /// Its standard error: the spread of the folds' means.
+    pub std_error: Vec<f64>,
+    /// The λ of the lowest mean deviance.
+    pub lambda_min: f64,
+    /// The largest λ whose mean deviance is within one standard error of the lowest.
+    pub lambda_1se: f64,
+    /// Each training row's fold, 1 to `folds`, in the rows' order.
+    pub fold_of_row: Vec<usize>,
+}
+
+impl CrossValidation {
+    /// The index in `lambdas` of the λ `rule` chooses.
+    pub fn chosen_index(&self, rule: super::LambdaRule) -> usize {
+        let (index_min, index_1se) = self.chosen();
+        match rule {
+            super::LambdaRule::Min => index_min,
+            super::LambdaRule::OneSe => index_1se,
+        }
+    }
+
+    /// The index of `lambda_min` and of `lambda_1se` in `lambdas`.
+    pub fn chosen(&self) -> (usize, usize) {
+        let lowest = self.mean_deviance.iter().copied().fold(f64::INFINITY, f64::min);
+        let index_min = self.mean_deviance.iter().position(|m| *m <= lowest).unwrap_or(0);
+        let bound = self.mean_deviance[index_min] + self.std_error[index_min];
+        let index_1se = self.mean_deviance.iter().position(|m| *m <= bound).unwrap_or(index_min);
+        (index_min, index_1se)
+    }
+}
+
+/// The held-out deviance of every fold at every λ of `request.lambdas` (each fold's path fitted
+/// on the other folds' rows, weighted by `row_weights`), then cv.glmnet's mean, standard error,
+/// λ_min and λ_1se. The folds' fits share the cores; `None` if cancelled.
+pub fn cross_validate(
+    x: &Columns,
+    y: &[f64],
+    row_weights: Option<&[f64]>,
+    fold_of_row: Vec<usize>,
+    request: PathRequest<'_>,
+    cancel: &AtomicBool,
+) -> Option<CrossValidation> {
+    let lambdas = request.lambdas.unwrap_or_default();
+    let folds = fold_of_row.iter().copied().max().unwrap_or(0);
+    let data = FoldData { x, y, row_weights, fold_of_row: &fold_of_row, request };
+    let fold_deviances = fold_deviances(&data, cancel)?;
+    let sizes: Vec<f64> = (1..=folds).map(|f| fold_of_row.iter().filter(|&&g| g == f).count() as f64).collect();
+    let total: f64 = sizes.iter().sum();
+    // cv.glmnet's: the folds' means weighted by their sizes, and their spread about it.
+    let (mean_deviance, std_error) = (0..lambdas.len())
+        .map(|m| {
+            let mean = (0..folds).map(|f| sizes[f] * fold_deviances[f][m]).sum::<f64>() / total;
+            let spread = (0..folds).map(|f| sizes[f] * (fold_deviances[f][m] - mean).powi(2)).sum::<f64>() / total;
+            (mean, (spread / (folds as f64 - 1.0)).sqrt())
+        })
+        .unzip();
+    let mut cv =
+        CrossValidation { folds, lambdas: lambdas.to_vec(), mean_deviance, std_error, lambda_min: 0.0, lambda_1se: 0.0, fold_of_row };
+    let (index_min, index_1se) = cv.chosen();
+    (cv.lambda_min, cv.lambda_1se) = (lambdas[index_min], lambdas[index_1se]);
+    Some(cv)
+}
+
+/// What every fold's fit shares.
+struct FoldData<'a> {
+    x: &'a Columns,
+    y: &'a [f64],
+    row_weights: Option<&'a [f64]>,
+    fold_of_row: &'a [usize],
+    request: PathRequest<'a>,
+}
+
+/// Per fold, the mean held-out deviance at each λ. The folds are independent fits, shared out
+/// among the cores through a counter.
+fn fold_deviances(data: &FoldData<'_>, cancel: &AtomicBool) -> Option<Vec<Vec<f64>>> {
+    let folds = data.fold_of_row.iter().copied().max().unwrap_or(0);
+    let next = AtomicUsize::new(1);
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get).min(folds);
+    let mut results: Vec<(usize, Vec<f64>)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let fold = next.fetch_add(1, Ordering::Relaxed);
+                        if fold > folds || cancel.load(Ordering::Relaxed) {
+                            return done;
+                        }
+                        done.push((fold, held_out_deviance(data, fold, cancel)));
+                    }
+                })
+            })
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().unwrap_or_default()).collect()
+    });
+    if cancel.load(Ordering::Relaxed) || results.len() != folds {
+        return None;
+    }
+    results.sort_by_key(|(fold, _)| *fold);
+    Some(results.into_iter().map(|(_, deviances)| deviances).collect())
+}
+
+/// The mean deviance of `fold`'s rows at each λ of the request, under the path fitted on every
+/// other row. As cv.glmnet does it: the fold's path runs on its own default grid (from its own
+/// λ_max, stopping by glmnet's rule), and its weights at each λ asked for are interpolated
+/// linearly in λ between the two fitted λ around it (the nearest end beyond them).
+fn held_out_deviance(data: &FoldData<'_>, fold: usize, cancel: &AtomicBool) -> Vec<f64> {
+    let FoldData { x, y, row_weights, fold_of_row, request } = *data;
+    let training: Vec<f64> = (0..y.len()).map(|i| if fold_of_row[i] == fold { 0.0 } else { row_weights.map_or(1.0, |w| w[i]) }).collect();
+    let own_grid = PathRequest { lambdas: None, down_to: None, stop_early: true, ..request };
+    let path = fit_path(x, y, Some(&training), own_grid, cancel, |_| {});
+    let held_out: Vec<usize> = (0..y.len()).filter(|&i| fold_of_row[i] == fold).collect();
+    request
+        .lambdas
+        .unwrap_or_default()
+        .iter()
+        .map(|&lambda| {
+            let weights = interpolated(&path, lambda);
+            let deviance: f64 = held_out
+                .iter()
+                .map(|&i| {
+                    let z = weights.bias + (0..x.terms).map(|j| x.column(j)[i] * weights.weights[j]).sum::<f64>();
+                    let p = sigmoid(z).clamp(CV_PROBABILITY_BOUND, 1.0 - CV_PROBABILITY_BOUND);
+                    -2.0 * if y[i] == 1.0 { p.ln() } else { (1.0 - p).ln() }
+                })
+                .sum();
+            deviance / held_out.len().max(1) as f64
+        })
+        .collect()
+}
+
+/// The path's weights at `lambda`, linear in λ between the fitted points around it, or the
+/// nearest end's outside them (glmnet's `lambda.interp`).
+fn interpolated(path: &[PathPoint], lambda: f64) -> Weights {
+    let (Some(first), Some(last)) = (path.first(), path.last()) else { return Weights::zeros(0) };
+    if lambda >= first.lambda {
+        return first.weights.clone();
+    }
+    if lambda <= last.lambda {
+        return last.weights.clone();
+    }
+    let right = path.iter().position(|p| p.lambda <= lambda).unwrap_or(path.len() - 1);
+    let (above, below) = (&path[right - 1], &path[right]);
+    let t = (lambda - below.lambda) / (above.lambda - below.lambda);
+    let mix = |a: f64, b: f64| a * t + b * (1.0 - t);
+    Weights {
+        bias: mix(above.weights.bias, below.weights.bias),
+        weights: above.weights.weights.iter().zip(&below.weights.weights).map(|(a, b)| mix(*a, *b)).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problem_data() -> (Vec<f64>, Vec<f64>) {
+        // 200 rows, 4 terms: two carry signal, two are noise.
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        use rand::Rng;
+        let mut x = Vec::new();
+        let mut y = Vec::new();
+        for _ in 0..200 {
+            let row: Vec<f64> = (0..4).map(|_| rng.random_range(-2.0..2.0)).collect();
+            let z = 1.5 * row[0] - 1.0 * row[1];
+            y.push(f64::from(rng.random::<f64>() < sigmoid(z)));
+            x.extend(row);
+        }
+        (x, y)
+    }
+
+    #[test]
+    fn the_first_lambda_zeroes_every_term_and_the_next_frees_one() {
+        let (x, y) = problem_data();
+        let columns = Columns::from_rows(&x, 4);
+        let request = PathRequest { net: ElasticNet { alpha: 1.0 }, lambdas: None, down_to: None, stop_early: true, tolerance: 1e-7 };
+        let path = fit_path(&columns, &y, None, request, &AtomicBool::new(false), |_| {});
+        assert_eq!(path[0].nonzero, 0);
+        let mean = y.iter().sum::<f64>() / y.len() as f64;
+        assert!((path[0].weights.bias - (mean / (1.0 - mean)).ln()).abs() < 1e-12);
+        assert!(path[1].nonzero >= 1);
+        assert!(path.len() < PATH_LENGTH, "the path stops once the deviance stops improving: {}", path.len());
+        assert!(path.windows(2).all(|w| w[1].lambda < w[0].lambda));
+    }
+
+    #[test]
+    fn folds_are_stratified_and_even() {
+        let y: Vec<f64> = (0..103).map(|i| f64::from(i % 3 == 0)).collect();
+        let folds = stratified_folds(&y, 10, 42);
+        for f in 1..=10 {
+            let size = folds.iter().filter(|&&g| g == f).count();
+            assert!((10..=11).contains(&size), "fold {f} has {size} rows");
+            let positives = (0..y.len()).filter(|&i| folds[i] == f && y[i] == 1.0).count();
+            assert!((3..=4).contains(&positives), "fold {f} has {positives} positives");
+        }
+        assert_eq!(folds, stratified_folds(&y, 10, 42));
+        assert_ne!(folds, stratified_folds(&y, 10, 43));
+    }
+}

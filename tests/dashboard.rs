@@ -195,6 +195,57 @@ fn a_multi_feature_model_with_text_features_is_trained_asked_through_the_form_co
     common::assert_no_services(home.path(), Duration::from_secs(3));
 }
 
+/// A lasso path cross-validated on 10 folds, asked for through the form on breast cancer (which
+/// the default fit finds separated): the coefficient and CV charts grow λ by λ while it runs,
+/// the chosen λ's model tests better than the separated one and is promoted and served, and
+/// `e` writes the path's two figures.
+#[test]
+fn a_cross_validated_lasso_grows_its_charts_and_the_chosen_model_is_promoted() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let exports = home.path().join("exports");
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/breast_cancer.csv");
+    let mut dash =
+        Dashboard::start(home.path(), &["--data", data, "--label", "diagnosis", "--export-dir", exports.to_str().expect("utf8")]);
+    dash.wait_every_service_ready();
+    dash.send("t");
+    dash.wait_for("v1, separated, served", Duration::from_secs(90), |s| s.contains("breast_cancer v1") && s.contains("v1 is stable"));
+
+    dash.send("h");
+    dash.wait_for("the form", Duration::from_secs(10), |s| s.contains("Hyperparameters") && s.contains("◀ none ▶"));
+    for _ in 0..10 {
+        dash.send("\x1b[B");
+    }
+    dash.send("\x1b[C\x1b[C");
+    dash.wait_for("penalty l1", Duration::from_secs(10), |s| s.contains("◀ l1 ▶") && s.contains("path + CV"));
+    dash.send("\x1b[B\x1b[B\x1b[B");
+    dash.send("10");
+    dash.wait_for("ten folds", Duration::from_secs(10), |s| s.contains("cv folds  10") && s.contains("Enter trains with these"));
+    dash.send("\r");
+    let lambdas = |s: &str| -> Option<usize> {
+        let title = s.lines().find(|l| l.contains("Path — L1 — "))?;
+        title.split("Path — L1 — ").nth(1)?.split(" λ").next()?.trim().parse().ok()
+    };
+    let growing = dash.wait_for("both charts part drawn", Duration::from_secs(60), |s| {
+        lambdas(s).is_some_and(|n| n < 50) && s.contains("CV deviance ± 1 s.e.") && !s.contains("v2 is")
+    });
+    let part = lambdas(&growing).unwrap_or(0);
+    let done = dash.wait_for("v2 promoted", Duration::from_secs(120), |s| s.contains("v2 is stable"));
+    let whole = lambdas(&done).unwrap_or(0);
+    assert!(part >= 1 && whole > part, "the path grew from {part} λ to {whole}:\n{done}");
+    assert!(done.contains("λ_min") && done.contains("λ_1se"), "the CV chart marks the choices:\n{done}");
+    assert!(done.contains("of 30 terms non-zero"), "{done}");
+
+    dash.send("e");
+    dash.wait_for("the export", Duration::from_secs(30), |s| s.contains("exported 16 files"));
+    let files: Vec<_> = std::fs::read_dir(&exports).expect("exports dir").flatten().map(|e| e.path()).collect();
+    for suffix in ["path.png", "cv.png"] {
+        let png = files.iter().find(|p| p.to_string_lossy().ends_with(suffix)).unwrap_or_else(|| panic!("no {suffix}: {files:?}"));
+        assert_eq!(&std::fs::read(png).expect("png")[..8], b"\x89PNG\r\n\x1a\n", "{suffix}");
+    }
+    assert!(dash.quit().success());
+    common::assert_no_services(home.path(), Duration::from_secs(3));
+}
+
 /// A sweep against the real services: two learning rates × two penalties trained side by
 /// side, each registering a version and moving no alias, then the best promoted with `P`.
 #[test]

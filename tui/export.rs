@@ -2,6 +2,8 @@
 //! as PNG and SVG (plotters), and their data as CSV. PNG text is drawn with the DejaVu Sans font shipped in `assets/fonts/`, so no
 //! system font library is needed.
 
+mod path;
+
 use crate::pipeline::RunReport;
 use plotters::coord::cartesian::Cartesian2d;
 use plotters::coord::types::RangedCoordf64;
@@ -105,7 +107,11 @@ pub fn export_run(report: &RunReport, out: &Path, log_scale: bool) -> Result<Vec
 
     let (name, version) = (&report.model.name, report.model.version);
     let scale = if log_scale { ", log scale" } else { "" };
-    let title = format!("{name} v{version} — loss per epoch ({} solver{scale})", report.params.solver);
+    let title = match &report.model.fit.path {
+        // A path's "epochs" are its λ, largest first.
+        Some(_) => format!("{name} v{version} — training loss at each λ of the path, largest first{scale}"),
+        None => format!("{name} v{version} — loss per epoch ({} solver{scale})", report.params.solver),
+    };
     png_and_svg!(written, path(if log_scale { "loss-log" } else { "loss" }), (900, 560), |root| draw_loss(
         &root, report, &title, log_scale
     ));
@@ -118,6 +124,15 @@ pub fn export_run(report: &RunReport, out: &Path, log_scale: bool) -> Result<Vec
     if has_calibration {
         let title = format!("{name} v{version} — reliability on the test split (Brier {:.4})", report.metrics.brier);
         png_and_svg!(written, path("calibration"), (640, 600), |root| draw_calibration(&root, report, &title));
+    }
+    if let Some(lambda_path) = &report.model.fit.path {
+        let terms: Vec<String> = report.model.coefficients.keys().cloned().collect();
+        let title = format!("{name} v{version} — coefficients along the path (α = {}, λ = {:.3e})", lambda_path.alpha, lambda_path.lambda);
+        png_and_svg!(written, path("path"), (900, 600), |root| path::draw_path(&root, lambda_path, &terms, &title));
+    }
+    if let Some(cv) = &report.model.fit.cv {
+        let title = format!("{name} v{version} — {}-fold cross-validation", cv.folds);
+        png_and_svg!(written, path("cv"), (900, 600), |root| path::draw_cv(&root, cv, &title));
     }
     Ok(written)
 }

@@ -6,7 +6,7 @@
 use crate::pipeline::{PipelineEvent, RunReport, Stage};
 use crate::supervisor::{LogLine, ServiceName, ServiceSnapshot, Status};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use logitflow_core::logistic::{Covariance, Solver, StopReason, TrainParams};
+use logitflow_core::logistic::{Covariance, Penalty, Solver, StopReason, TrainParams};
 use logitflow_core::scale::Value;
 use logitflow_kit::wire::{Evaluation, ModelVersions};
 use std::collections::BTreeMap;
@@ -140,21 +140,41 @@ pub enum StageState {
 pub struct ParamsForm {
     pub solver: Solver,
     pub covariance: Covariance,
-    pub fields: [String; 8],
+    pub penalty: Penalty,
+    /// The typed fields, in [`ParamsForm::LABELS`]' order ([`ParamsForm::field_of`]).
+    pub fields: [String; 11],
     pub selected: usize,
     pub error: Option<String>,
 }
 
 impl ParamsForm {
-    pub const LABELS: [&'static str; 10] =
-        ["solver", "learning rate", "epochs", "batch size", "l2", "seed", "patience", "tolerance", "validation", "covariance"];
+    pub const LABELS: [&'static str; 14] = [
+        "solver",
+        "learning rate",
+        "epochs",
+        "batch size",
+        "l2",
+        "seed",
+        "patience",
+        "tolerance",
+        "validation",
+        "covariance",
+        "penalty",
+        "α (l1 ratio)",
+        "λ",
+        "cv folds",
+    ];
     /// The field that chooses the covariance, by ←→ as the solver's.
     pub const COVARIANCE: usize = 9;
+    /// The field that chooses the penalty, by ←→.
+    pub const PENALTY: usize = 10;
 
     fn from(p: &TrainParams) -> Self {
+        let optional = |v: Option<String>| v.unwrap_or_default();
         ParamsForm {
             solver: p.solver,
             covariance: p.covariance,
+            penalty: p.penalty,
             fields: [
                 p.learning_rate.to_string(),
                 p.epochs.to_string(),
@@ -164,48 +184,70 @@ impl ParamsForm {
                 p.patience.to_string(),
                 p.tolerance.to_string(),
                 // Empty: the default (a tenth held out when the training data is large enough).
-                p.validation_fraction.map_or_else(String::new, |f| f.to_string()),
+                optional(p.validation_fraction.map(|f| f.to_string())),
+                optional(p.l1_ratio.map(|a| a.to_string())),
+                optional(p.lambda.map(|l| l.to_string())),
+                optional(p.cv.map(|k| k.to_string())),
             ],
             selected: 0,
             error: None,
         }
     }
 
-    /// Whether field `i` (of [`ParamsForm::LABELS`]) does anything for the chosen solver:
-    /// newton and L-BFGS (and so auto) choose their own steps, and only minibatch has a batch
-    /// size.
+    /// The typed field behind label `i`; `None` for the ←→ choices.
+    pub fn field_of(i: usize) -> Option<usize> {
+        match i {
+            1..=8 => Some(i - 1),
+            11..=13 => Some(i - 3),
+            _ => None,
+        }
+    }
+
+    /// Whether field `i` (of [`ParamsForm::LABELS`]) does anything with the chosen solver and
+    /// penalty: newton and L-BFGS (and so auto) choose their own steps, only minibatch has a
+    /// batch size, l2 is the penalty when none is chosen, α belongs to the elastic net, and
+    /// λ and the folds to a penalty.
     pub fn applies(&self, i: usize) -> bool {
         match Self::LABELS[i] {
             "learning rate" => self.solver.uses_learning_rate(),
             "batch size" => self.solver == Solver::Minibatch,
+            "l2" => self.penalty == Penalty::None,
+            "α (l1 ratio)" => self.penalty == Penalty::Elasticnet,
+            "λ" | "cv folds" => self.penalty != Penalty::None,
             _ => true,
         }
     }
 
     /// Whether the selected field is one typed into (not a ←→ choice).
-    fn typed_into(&self) -> bool {
-        self.selected > 0 && self.selected != Self::COVARIANCE
+    fn typed_into(&self) -> Option<usize> {
+        Self::field_of(self.selected)
     }
 
     /// The parameters, or the reason they are refused (naming the field).
     pub fn parse(&self, base: &TrainParams) -> Result<TrainParams, String> {
-        let number = |i: usize| {
-            self.fields[i].trim().parse::<f64>().map_err(|_| format!("{}: {:?} is not a number", Self::LABELS[i + 1], self.fields[i]))
+        let text = |label: usize| Self::field_of(label).map_or("", |f| self.fields[f].trim());
+        let number =
+            |label: usize| text(label).parse::<f64>().map_err(|_| format!("{}: {:?} is not a number", Self::LABELS[label], text(label)));
+        let whole = |label: usize| {
+            text(label).parse::<u64>().map_err(|_| format!("{}: {:?} is not a whole number", Self::LABELS[label], text(label)))
         };
-        let whole = |i: usize| {
-            self.fields[i].trim().parse::<u64>().map_err(|_| format!("{}: {:?} is not a whole number", Self::LABELS[i + 1], self.fields[i]))
-        };
+        // An optional field, empty for none; one that does not apply is none too.
+        let optional = |label: usize| if text(label).is_empty() || !self.applies(label) { Ok(None) } else { number(label).map(Some) };
         let params = TrainParams {
             solver: self.solver,
-            learning_rate: number(0)?,
-            epochs: whole(1)? as usize,
-            batch_size: whole(2)? as usize,
-            l2: number(3)?,
-            seed: whole(4)?,
-            patience: whole(5)? as usize,
-            tolerance: number(6)?,
-            validation_fraction: if self.fields[7].trim().is_empty() { None } else { Some(number(7)?) },
+            learning_rate: number(1)?,
+            epochs: whole(2)? as usize,
+            batch_size: whole(3)? as usize,
+            l2: if self.applies(4) { number(4)? } else { 0.0 },
+            seed: whole(5)?,
+            patience: whole(6)? as usize,
+            tolerance: number(7)?,
+            validation_fraction: optional(8)?,
             covariance: self.covariance,
+            penalty: self.penalty,
+            l1_ratio: optional(11)?,
+            lambda: optional(12)?,
+            cv: if text(13).is_empty() || !self.applies(13) { None } else { Some(whole(13)? as usize) },
             ..base.clone()
         };
         params.validate().map_err(|e| e.to_string())?;
@@ -425,6 +467,8 @@ pub struct App {
     pub loss_smoothing: bool,
     /// The chart's series as drawn, kept as epochs arrive.
     pub chart: super::chart::LossChart,
+    /// A penalised run's path and cross-validation, drawn instead of the loss while it has any.
+    pub path: super::path::PathChart,
     /// While a run trains: epochs per second, and the seconds the epochs left would take.
     pub pace: Option<(f64, f64)>,
     pub training: bool,
@@ -487,6 +531,7 @@ impl App {
             form: ParamsForm::from(&params),
             params,
             train_curve: Vec::new(),
+            path: super::path::PathChart::default(),
             val_curve: Vec::new(),
             previous_curve: Vec::new(),
             epochs_planned: 0,
@@ -745,6 +790,9 @@ impl App {
                     self.val_curve.push((e.epoch as f64, v));
                 }
                 self.chart.push(e.epoch as f64, e.train_loss, e.val_loss);
+                if let Some(point) = &e.path {
+                    self.path.push(point);
+                }
                 self.pace = super::chart::pace(e.epoch, e.elapsed_ms, self.epochs_planned);
             }
             PipelineEvent::Evaluated(evaluation) => {
@@ -804,6 +852,7 @@ impl App {
             self.previous_curve = std::mem::take(&mut self.train_curve);
         }
         self.val_curve.clear();
+        self.path = super::path::PathChart::default();
         self.epochs_planned = params.epochs;
         self.pace = None;
         self.rebuild_chart();
@@ -1307,13 +1356,19 @@ impl App {
             KeyCode::Left | KeyCode::Right | KeyCode::Char(' ') if form.selected == ParamsForm::COVARIANCE => {
                 form.covariance = step_through(&Covariance::ALL, form.covariance, key.code == KeyCode::Left);
             }
-            KeyCode::Backspace if form.typed_into() => {
-                form.fields[form.selected - 1].pop();
+            KeyCode::Left | KeyCode::Right | KeyCode::Char(' ') if form.selected == ParamsForm::PENALTY => {
+                form.penalty = step_through(&Penalty::ALL, form.penalty, key.code == KeyCode::Left);
                 form.error = form.parse(&self.params).err();
             }
-            KeyCode::Char(c) if form.typed_into() && (c.is_ascii_alphanumeric() || ".-+".contains(c)) => {
-                if form.fields[form.selected - 1].len() < 24 {
-                    form.fields[form.selected - 1].push(c);
+            KeyCode::Backspace if form.typed_into().is_some() => {
+                if let Some(field) = form.typed_into() {
+                    form.fields[field].pop();
+                }
+                form.error = form.parse(&self.params).err();
+            }
+            KeyCode::Char(c) if form.typed_into().is_some() && (c.is_ascii_alphanumeric() || ".-+".contains(c)) => {
+                if let Some(field) = form.typed_into().filter(|&f| form.fields[f].len() < 24) {
+                    form.fields[field].push(c);
                 }
                 form.error = form.parse(&self.params).err();
             }

@@ -9,6 +9,7 @@
 
 pub mod app;
 pub mod chart;
+pub mod path;
 pub mod sweep;
 pub mod ui;
 

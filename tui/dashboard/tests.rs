@@ -88,7 +88,7 @@ fn epoch(n: usize, train: f64, val: f64) -> AppEvent {
         val_loss: Some(val),
         grad_norm: 0.1,
         elapsed_ms: n as f64,
-        lambda: None,
+        path: None,
     }))
 }
 
@@ -976,7 +976,7 @@ fn a_sweep_is_made_from_the_keyboard_watched_ranked_and_its_best_promoted() {
     // Member 1 reaches the lowest validation loss; member 2 fails.
     for (member, losses) in [(0, [0.30, 0.26]), (1, [0.28, 0.21]), (2, [0.5, 0.6])] {
         for (n, loss) in losses.iter().enumerate() {
-            let event = EpochEvent { epoch: n + 1, train_loss: 0.3, val_loss: Some(*loss), grad_norm: 0.1, elapsed_ms: 1.0, lambda: None };
+            let event = EpochEvent { epoch: n + 1, train_loss: 0.3, val_loss: Some(*loss), grad_norm: 0.1, elapsed_ms: 1.0, path: None };
             app.on_event(AppEvent::SweepEpoch { member, epoch: event });
         }
     }
@@ -1156,4 +1156,37 @@ fn the_form_chooses_the_covariance_by_arrows_and_trains_with_it() {
     app.on_key(key(KeyCode::Left));
     app.on_key(key(KeyCode::Left));
     assert!(screen(&app, 80, 24).contains("covariance  ◀ hc1 ▶"), "{}", screen(&app, 80, 24));
+}
+
+/// A penalised run's form and its epochs as the app gets them: penalty l1 and ten folds from the
+/// form train by coordinate descent, and each λ's event grows the path and CV charts that stand
+/// where the loss chart was, a new run clearing them.
+#[test]
+fn a_path_from_the_form_draws_its_charts_lambda_by_lambda() {
+    let mut app = App::new("/home/test".into(), "admissions".into(), TrainParams::default(), 0.5);
+    let now = app.now;
+    app.on_event(AppEvent::Services(ready_services(now)));
+    app.on_key(key(KeyCode::Char('h')));
+    for _ in 0..super::app::ParamsForm::PENALTY {
+        app.on_key(key(KeyCode::Down));
+    }
+    app.on_key(key(KeyCode::Right));
+    app.on_key(key(KeyCode::Right));
+    for _ in 0..3 {
+        app.on_key(key(KeyCode::Down));
+    }
+    app.on_key(key(KeyCode::Char('5')));
+    let Some(Action::Train(params)) = app.on_key(key(KeyCode::Enter)) else { panic!("no training: {:?}", app.form.error) };
+    assert_eq!((params.penalty, params.cv, params.lambda, params.l2), (logitflow_core::logistic::Penalty::L1, Some(5), None, 0.0));
+    app.on_event(AppEvent::Pipeline(PipelineEvent::StageStarted(Stage::Train)));
+    for n in 1..=3 {
+        let lambda = 10f64.powi(-(n as i32));
+        let point = logitflow_core::logistic::PathEvent { lambda, weights: vec![0.1 * (n - 1) as f64], cv: Some([1.0 / n as f64, 0.05]) };
+        let event = EpochEvent { epoch: n, train_loss: 0.5, val_loss: None, grad_norm: 1e-9, elapsed_ms: 1.0, path: Some(point) };
+        app.on_event(AppEvent::Pipeline(PipelineEvent::Epoch(event)));
+        let text = screen(&app, 120, 40);
+        assert!(text.contains(&format!("Path — L1 — {n} λ")), "λ {n}:\n{text}");
+        assert!(text.contains("CV deviance ± 1 s.e."), "{text}");
+    }
+    assert_eq!(app.path.chosen(), Some((2, 2)));
 }

@@ -173,6 +173,14 @@ fn render_pipeline(app: &App, area: Rect, buf: &mut Buffer) {
 }
 
 fn render_chart(app: &App, area: Rect, buf: &mut Buffer) {
+    if !app.path.is_empty() {
+        let penalty = match app.params.penalty {
+            logitflow_core::logistic::Penalty::Elasticnet => format!("elastic net α = {}", app.params.l1_ratio.unwrap_or(f64::NAN)),
+            penalty => penalty.name().to_uppercase(),
+        };
+        super::path::render_path(&app.path, &format!("Path — {penalty}"), area, buf);
+        return;
+    }
     let chart = &app.chart;
     // Once the run is over, why it stopped (the whole reason is in the help and `run`'s report);
     // while it runs, its pace and the time the epochs left would take at it.
@@ -1104,17 +1112,25 @@ fn render_form(app: &App, area: Rect, buf: &mut Buffer) {
     let form = &app.form;
     let mut lines = Vec::new();
     for (i, label) in ParamsForm::LABELS.iter().enumerate() {
+        let typed = ParamsForm::field_of(i).map_or("", |f| form.fields[f].trim());
         let value = match i {
             0 => format!("◀ {} ▶", form.solver),
             ParamsForm::COVARIANCE => format!("◀ {} ▶", form.covariance.name()),
-            8 if form.fields[7].trim().is_empty() => "auto".to_string(),
-            _ => form.fields[i - 1].clone(),
+            ParamsForm::PENALTY => format!("◀ {} ▶", form.penalty.name()),
+            8 if typed.is_empty() => "auto".to_string(),
+            // λ left empty with folds given: cross-validation chooses it along the path.
+            12 if typed.is_empty() => "path + CV".to_string(),
+            13 if typed.is_empty() => "none".to_string(),
+            _ => typed.to_string(),
         };
         let mut style = if i == form.selected { Style::new().add_modifier(Modifier::REVERSED) } else { Style::new() };
         let mut note = String::new();
         if !form.applies(i) {
             style = style.fg(Color::DarkGray);
-            note = format!("  (not used by {})", form.solver);
+            note = match ParamsForm::LABELS[i] {
+                "l2" | "α (l1 ratio)" | "λ" | "cv folds" => format!("  (not used with penalty {})", form.penalty.name()),
+                _ => format!("  (not used by {})", form.solver),
+            };
         }
         lines.push(Line::from(vec![
             Span::raw(format!("{label:>14}  ")),

@@ -731,9 +731,22 @@ pub struct EpochEvent {
     pub val_loss: Option<f64>,
     pub grad_norm: f64,
     pub elapsed_ms: f64,
-    /// On a path, the λ this point was fitted at (its "epoch" is the λ's place on the path).
+    /// On a penalised path, the λ this point was fitted at (its "epoch" is the λ's place on the
+    /// path) and what was found there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lambda: Option<f64>,
+    pub path: Option<PathEvent>,
+}
+
+/// One λ of a penalised path, as it is fitted: the chart of the coefficients and of the
+/// cross-validated deviance grow by one.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PathEvent {
+    pub lambda: f64,
+    /// Each term's weight on the scaled terms (the intercept not among them).
+    pub weights: Vec<f64>,
+    /// The mean held-out deviance at λ and its standard error, when cross-validating.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cv: Option<[f64; 2]>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -1116,8 +1129,8 @@ pub fn fit(
 }
 
 /// Coordinate descent along the path of λ, to the λ asked for or, with `cv`, to the end of
-/// glmnet's path and then the folds' fits, which choose a λ of the path. Each λ is a point of
-/// the curve as it is solved.
+/// glmnet's path with the folds' fits kept in step, which choose a λ of the path. Each λ is a
+/// point of the curve as it is solved, with its cross-validated deviance.
 fn fit_by_path(
     train: Examples<'_>,
     params: &TrainParams,
@@ -1130,32 +1143,34 @@ fn fit_by_path(
     let row_weights: Option<Vec<f64>> = (train.class_weights != [1.0, 1.0]).then(|| train.y.iter().map(|&y| train.weight(y)).collect());
     let request =
         path::PathRequest { net, lambdas: None, down_to: params.lambda, stop_early: folds.is_some(), tolerance: params.tolerance };
+    let mut path = path::PathStepper::new(&columns, train.y, row_weights.as_deref(), request);
+    let mut cross_validating = folds.map(|folds| path::CrossValidating::new(&columns, train.y, row_weights.as_deref(), folds, request));
     let started = Instant::now();
     let mut curve = Vec::new();
-    let points = path::fit_path(&columns, train.y, row_weights.as_deref(), request, cancel, |point| {
+    while !cancel.load(Ordering::Relaxed)
+        && let Some(point) = path.step()
+    {
+        let cv = cross_validating.as_mut().map(|cv| cv.at(point.lambda).into());
         let event = EpochEvent {
             epoch: curve.len() + 1,
             train_loss: point.mean_log_loss,
             val_loss: None,
             grad_norm: point.optimality,
             elapsed_ms: started.elapsed().as_secs_f64() * 1e3,
-            lambda: Some(point.lambda),
+            path: Some(PathEvent { lambda: point.lambda, weights: point.weights.weights.clone(), cv }),
         };
         on_epoch(&event);
         curve.push(event);
-    });
-    let lambdas: Vec<f64> = points.iter().map(|p| p.lambda).collect();
-    let cross_validation = folds.and_then(|fold_of_row| {
-        let cv_request = path::PathRequest { lambdas: Some(&lambdas), ..request };
-        path::cross_validate(&columns, train.y, row_weights.as_deref(), fold_of_row, cv_request, cancel)
-    });
+    }
+    let cancelled = cancel.load(Ordering::Relaxed);
+    let cross_validation = cross_validating.map(path::CrossValidating::finish);
+    let points = path.points;
     let chosen = match &cross_validation {
-        Some(cv) => Some(cv.chosen_index(params.select)),
-        None => points.len().checked_sub(1),
+        Some(cv) if !points.is_empty() => Some(cv.chosen_index(params.select)),
+        _ => points.len().checked_sub(1),
     };
-    let cancelled = cancel.load(Ordering::Relaxed) || chosen.is_none() || (params.cv.is_some() && cross_validation.is_none());
     let weights = chosen.and_then(|i| points.get(i)).map_or_else(|| Weights::zeros(train.d), |p| p.weights.clone());
-    let stop_reason = if cancelled { StopReason::Cancelled } else { StopReason::Converged };
+    let stop_reason = if cancelled || chosen.is_none() { StopReason::Cancelled } else { StopReason::Converged };
     Ok(FitOutcome { weights, stop_reason, curve, kept_epoch: None, hessian_sum: None, certain_rows: None, path: points, cross_validation })
 }
 
@@ -1274,7 +1289,7 @@ impl<'p, F: FnMut(&EpochEvent)> Progress<'p, F> {
             val_loss: m.val_loss,
             grad_norm,
             elapsed_ms: self.started.elapsed().as_secs_f64() * 1e3,
-            lambda: None,
+            path: None,
         };
         (self.on_epoch)(&event);
         self.curve.push(event);

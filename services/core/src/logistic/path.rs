@@ -19,7 +19,7 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::{Weights, log_loss_at, sigmoid};
 
@@ -412,44 +412,88 @@ pub fn fit_path(
     cancel: &AtomicBool,
     mut on_point: impl FnMut(&PathPoint),
 ) -> Vec<PathPoint> {
-    let row_weights = normalised(row_weights, x.rows);
-    let problem = Problem { x, y, row_weights, net: request.net, threshold: request.tolerance * request.tolerance };
-    let grid = match (request.lambdas, request.down_to) {
-        (Some(lambdas), _) => lambdas.to_vec(),
-        (None, down_to) => {
-            let mut grid = lambda_grid(lambda_max(&problem), rows_fitted(&problem), x.terms);
-            if let Some(end) = down_to {
-                grid.retain(|l| *l > end);
-                grid.push(end);
+    let mut path = PathStepper::new(x, y, row_weights, request);
+    while !cancel.load(Ordering::Relaxed)
+        && let Some(point) = path.step()
+    {
+        on_point(point);
+    }
+    path.points
+}
+
+/// A path fitted one λ at a time, so that what goes with it (the folds' paths, a chart) keeps
+/// pace with it.
+pub struct PathStepper<'a> {
+    problem: Problem<'a>,
+    state: State,
+    grid: std::vec::IntoIter<f64>,
+    /// Whether glmnet's rule may end the path before its grid does.
+    stop_early: bool,
+    null_loss: f64,
+    previous: f64,
+    /// The fits so far, largest λ first.
+    pub points: Vec<PathPoint>,
+    done: bool,
+}
+
+impl<'a> PathStepper<'a> {
+    pub fn new(x: &'a Columns, y: &'a [f64], row_weights: Option<&[f64]>, request: PathRequest<'_>) -> Self {
+        let row_weights = normalised(row_weights, x.rows);
+        let problem = Problem { x, y, row_weights, net: request.net, threshold: request.tolerance * request.tolerance };
+        let grid = match (request.lambdas, request.down_to) {
+            (Some(lambdas), _) => lambdas.to_vec(),
+            (None, down_to) => {
+                let mut grid = lambda_grid(lambda_max(&problem), rows_fitted(&problem), x.terms);
+                if let Some(end) = down_to {
+                    grid.retain(|l| *l > end);
+                    grid.push(end);
+                }
+                grid
             }
-            grid
-        }
-    };
-    let mut state = State::null(&problem);
-    let null_loss = problem.mean_log_loss(&state.eta);
-    let mut points: Vec<PathPoint> = Vec::with_capacity(grid.len());
-    let mut previous = grid.first().copied().unwrap_or(0.0);
-    for lambda in grid {
-        if cancel.load(Ordering::Relaxed) {
-            break;
-        }
-        let score = solve_at(&problem, &mut state, lambda, previous);
-        previous = lambda;
-        let point = PathPoint {
-            optimality: optimality(&problem, &state, &score, lambda),
-            lambda,
-            weights: state.weights(),
-            deviance_explained: deviance_explained(&problem, &state.eta, null_loss),
-            mean_log_loss: problem.mean_log_loss(&state.eta),
-            nonzero: state.beta.iter().filter(|b| **b != 0.0).count(),
         };
-        on_point(&point);
-        points.push(point);
-        if request.stop_early && request.lambdas.is_none() && request.down_to.is_none() && path_is_done(&points) {
-            break;
+        let state = State::null(&problem);
+        let null_loss = problem.mean_log_loss(&state.eta);
+        PathStepper {
+            previous: grid.first().copied().unwrap_or(0.0),
+            stop_early: request.stop_early && request.lambdas.is_none() && request.down_to.is_none(),
+            grid: grid.into_iter(),
+            problem,
+            state,
+            null_loss,
+            points: Vec::new(),
+            done: false,
         }
     }
-    points
+
+    /// Fits the next λ of the grid; `None` once the path is done.
+    pub fn step(&mut self) -> Option<&PathPoint> {
+        if self.done {
+            return None;
+        }
+        let Some(lambda) = self.grid.next() else {
+            self.done = true;
+            return None;
+        };
+        let (problem, state) = (&self.problem, &mut self.state);
+        let score = solve_at(problem, state, lambda, self.previous);
+        self.previous = lambda;
+        self.points.push(PathPoint {
+            optimality: optimality(problem, state, &score, lambda),
+            lambda,
+            weights: state.weights(),
+            deviance_explained: deviance_explained(problem, &state.eta, self.null_loss),
+            mean_log_loss: problem.mean_log_loss(&state.eta),
+            nonzero: state.beta.iter().filter(|b| **b != 0.0).count(),
+        });
+        self.done = self.stop_early && path_is_done(&self.points);
+        self.points.last()
+    }
+
+    /// Steps until the path has a λ at or below `lambda`, or ends: what interpolating at
+    /// `lambda` needs.
+    fn reach(&mut self, lambda: f64) {
+        while self.points.last().is_none_or(|p| p.lambda > lambda) && self.step().is_some() {}
+    }
 }
 
 /// glmnet's stopping rule for its default path: after [`PATH_MIN_POINTS`] λ, stop once the
@@ -532,104 +576,104 @@ impl CrossValidation {
     }
 }
 
-/// The held-out deviance of every fold at every λ of `request.lambdas` (each fold's path fitted
-/// on the other folds' rows, weighted by `row_weights`), then cv.glmnet's mean, standard error,
-/// λ_min and λ_1se. The folds' fits share the cores; `None` if cancelled.
-pub fn cross_validate(
-    x: &Columns,
-    y: &[f64],
-    row_weights: Option<&[f64]>,
+/// Cross-validation kept in step with the path it chooses a λ of: at each λ of that path,
+/// every fold's own path (fitted on the other folds' rows, on its own default grid, stopping by
+/// glmnet's rule) goes as far as it must, and its weights there are interpolated linearly in λ
+/// (glmnet's `lambda.interp`), as cv.glmnet does by default. The held-out deviance is each
+/// row's −2·log-likelihood, its probability kept within [1e-5, 1 − 1e-5]; the folds' means are
+/// averaged weighted by their sizes, and their spread gives the standard error.
+pub struct CrossValidating<'a> {
+    folds: Vec<FoldPath<'a>>,
     fold_of_row: Vec<usize>,
-    request: PathRequest<'_>,
-    cancel: &AtomicBool,
-) -> Option<CrossValidation> {
-    let lambdas = request.lambdas.unwrap_or_default();
-    let folds = fold_of_row.iter().copied().max().unwrap_or(0);
-    let data = FoldData { x, y, row_weights, fold_of_row: &fold_of_row, request };
-    let fold_deviances = fold_deviances(&data, cancel)?;
-    let sizes: Vec<f64> = (1..=folds).map(|f| fold_of_row.iter().filter(|&&g| g == f).count() as f64).collect();
-    let total: f64 = sizes.iter().sum();
-    // cv.glmnet's: the folds' means weighted by their sizes, and their spread about it.
-    let (mean_deviance, std_error) = (0..lambdas.len())
-        .map(|m| {
-            let mean = (0..folds).map(|f| sizes[f] * fold_deviances[f][m]).sum::<f64>() / total;
-            let spread = (0..folds).map(|f| sizes[f] * (fold_deviances[f][m] - mean).powi(2)).sum::<f64>() / total;
-            (mean, (spread / (folds as f64 - 1.0)).sqrt())
-        })
-        .unzip();
-    let mut cv =
-        CrossValidation { folds, lambdas: lambdas.to_vec(), mean_deviance, std_error, lambda_min: 0.0, lambda_1se: 0.0, fold_of_row };
-    let (index_min, index_1se) = cv.chosen();
-    (cv.lambda_min, cv.lambda_1se) = (lambdas[index_min], lambdas[index_1se]);
-    Some(cv)
+    lambdas: Vec<f64>,
+    mean_deviance: Vec<f64>,
+    std_error: Vec<f64>,
 }
 
-/// What every fold's fit shares.
-struct FoldData<'a> {
-    x: &'a Columns,
-    y: &'a [f64],
-    row_weights: Option<&'a [f64]>,
-    fold_of_row: &'a [usize],
-    request: PathRequest<'a>,
+/// One fold's path and the rows it holds out.
+struct FoldPath<'a> {
+    path: PathStepper<'a>,
+    held_out: Vec<usize>,
 }
 
-/// Per fold, the mean held-out deviance at each λ. The folds are independent fits, shared out
-/// among the cores through a counter.
-fn fold_deviances(data: &FoldData<'_>, cancel: &AtomicBool) -> Option<Vec<Vec<f64>>> {
-    let folds = data.fold_of_row.iter().copied().max().unwrap_or(0);
-    let next = AtomicUsize::new(1);
-    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get).min(folds);
-    let mut results: Vec<(usize, Vec<f64>)> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut done = Vec::new();
-                    loop {
-                        let fold = next.fetch_add(1, Ordering::Relaxed);
-                        if fold > folds || cancel.load(Ordering::Relaxed) {
-                            return done;
-                        }
-                        done.push((fold, held_out_deviance(data, fold, cancel)));
-                    }
-                })
+impl<'a> CrossValidating<'a> {
+    /// The folds of `fold_of_row` (1 to K), each to be fitted on the others' rows weighted by
+    /// `row_weights`.
+    pub fn new(x: &'a Columns, y: &'a [f64], row_weights: Option<&[f64]>, fold_of_row: Vec<usize>, request: PathRequest<'_>) -> Self {
+        let folds = fold_of_row.iter().copied().max().unwrap_or(0);
+        let own_grid = PathRequest { lambdas: None, down_to: None, stop_early: true, ..request };
+        let folds = (1..=folds)
+            .map(|fold| {
+                let training: Vec<f64> =
+                    (0..y.len()).map(|i| if fold_of_row[i] == fold { 0.0 } else { row_weights.map_or(1.0, |w| w[i]) }).collect();
+                let held_out = (0..y.len()).filter(|&i| fold_of_row[i] == fold).collect();
+                FoldPath { path: PathStepper::new(x, y, Some(&training), own_grid), held_out }
             })
             .collect();
-        workers.into_iter().flat_map(|w| w.join().unwrap_or_default()).collect()
-    });
-    if cancel.load(Ordering::Relaxed) || results.len() != folds {
-        return None;
+        CrossValidating { folds, fold_of_row, lambdas: Vec::new(), mean_deviance: Vec::new(), std_error: Vec::new() }
     }
-    results.sort_by_key(|(fold, _)| *fold);
-    Some(results.into_iter().map(|(_, deviances)| deviances).collect())
+
+    /// The mean held-out deviance at `lambda` (the path's next λ) and its standard error. The
+    /// folds' fits share the cores.
+    pub fn at(&mut self, lambda: f64) -> (f64, f64) {
+        let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        let per_thread = self.folds.len().div_ceil(threads).max(1);
+        let deviances: Vec<f64> = std::thread::scope(|scope| {
+            let workers: Vec<_> = self
+                .folds
+                .chunks_mut(per_thread)
+                .map(|folds| scope.spawn(move || folds.iter_mut().map(|fold| fold.deviance_at(lambda)).collect::<Vec<f64>>()))
+                .collect();
+            workers.into_iter().flat_map(|w| w.join().unwrap_or_default()).collect()
+        });
+        let sizes: Vec<f64> = self.folds.iter().map(|f| f.held_out.len() as f64).collect();
+        let total: f64 = sizes.iter().sum();
+        let mean = sizes.iter().zip(&deviances).map(|(n, d)| n * d).sum::<f64>() / total;
+        let spread = sizes.iter().zip(&deviances).map(|(n, d)| n * (d - mean).powi(2)).sum::<f64>() / total;
+        let std_error = (spread / (self.folds.len() as f64 - 1.0)).sqrt();
+        self.lambdas.push(lambda);
+        self.mean_deviance.push(mean);
+        self.std_error.push(std_error);
+        (mean, std_error)
+    }
+
+    /// The curve so far, and the λ it chooses.
+    pub fn finish(self) -> CrossValidation {
+        let folds = self.folds.len();
+        let mut cv = CrossValidation {
+            folds,
+            lambdas: self.lambdas,
+            mean_deviance: self.mean_deviance,
+            std_error: self.std_error,
+            lambda_min: f64::NAN,
+            lambda_1se: f64::NAN,
+            fold_of_row: self.fold_of_row,
+        };
+        if !cv.lambdas.is_empty() {
+            let (index_min, index_1se) = cv.chosen();
+            (cv.lambda_min, cv.lambda_1se) = (cv.lambdas[index_min], cv.lambdas[index_1se]);
+        }
+        cv
+    }
 }
 
-/// The mean deviance of `fold`'s rows at each λ of the request, under the path fitted on every
-/// other row. As cv.glmnet does it: the fold's path runs on its own default grid (from its own
-/// λ_max, stopping by glmnet's rule), and its weights at each λ asked for are interpolated
-/// linearly in λ between the two fitted λ around it (the nearest end beyond them).
-fn held_out_deviance(data: &FoldData<'_>, fold: usize, cancel: &AtomicBool) -> Vec<f64> {
-    let FoldData { x, y, row_weights, fold_of_row, request } = *data;
-    let training: Vec<f64> = (0..y.len()).map(|i| if fold_of_row[i] == fold { 0.0 } else { row_weights.map_or(1.0, |w| w[i]) }).collect();
-    let own_grid = PathRequest { lambdas: None, down_to: None, stop_early: true, ..request };
-    let path = fit_path(x, y, Some(&training), own_grid, cancel, |_| {});
-    let held_out: Vec<usize> = (0..y.len()).filter(|&i| fold_of_row[i] == fold).collect();
-    request
-        .lambdas
-        .unwrap_or_default()
-        .iter()
-        .map(|&lambda| {
-            let weights = interpolated(&path, lambda);
-            let deviance: f64 = held_out
-                .iter()
-                .map(|&i| {
-                    let z = weights.bias + (0..x.terms).map(|j| x.column(j)[i] * weights.weights[j]).sum::<f64>();
-                    let p = sigmoid(z).clamp(CV_PROBABILITY_BOUND, 1.0 - CV_PROBABILITY_BOUND);
-                    -2.0 * if y[i] == 1.0 { p.ln() } else { (1.0 - p).ln() }
-                })
-                .sum();
-            deviance / held_out.len().max(1) as f64
-        })
-        .collect()
+impl FoldPath<'_> {
+    /// The mean deviance of the held-out rows under the fold's path at `lambda`.
+    fn deviance_at(&mut self, lambda: f64) -> f64 {
+        self.path.reach(lambda);
+        let weights = interpolated(&self.path.points, lambda);
+        let (x, y) = (self.path.problem.x, self.path.problem.y);
+        let deviance: f64 = self
+            .held_out
+            .iter()
+            .map(|&i| {
+                let z = weights.bias + (0..x.terms).map(|j| x.column(j)[i] * weights.weights[j]).sum::<f64>();
+                let p = sigmoid(z).clamp(CV_PROBABILITY_BOUND, 1.0 - CV_PROBABILITY_BOUND);
+                -2.0 * if y[i] == 1.0 { p.ln() } else { (1.0 - p).ln() }
+            })
+            .sum();
+        deviance / self.held_out.len().max(1) as f64
+    }
 }
 
 /// The path's weights at `lambda`, linear in λ between the fitted points around it, or the

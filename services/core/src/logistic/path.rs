@@ -311,50 +311,126 @@ fn descend(problem: &Problem<'_>, state: &mut State, lambda: f64, curvature: &[f
 }
 
 /// [`descend`] on the quadratic's Gram matrix over the intercept and the swept terms: the
-/// coordinate moves update the gradient `q` by a column of the matrix, and the rows' linear
-/// predictors once at the end.
+/// coordinate moves update the gradient by a column of the matrix, and the rows' linear
+/// predictors once at the end. Where the non-zero terms' sweeps are slow to settle (correlated
+/// terms make coordinate descent crawl), the quadratic is minimised on them at once, their signs
+/// held ([`GramDescent::newton_on_support`]); the sweeps then confirm it.
 fn descend_by_gram(problem: &Problem<'_>, state: &mut State, lambda: f64, curvature: &[f64], residual: &[f64]) -> f64 {
-    let l1 = lambda * problem.net.alpha;
-    let l2 = lambda * (1.0 - problem.net.alpha);
+    let penalty = (lambda * problem.net.alpha, lambda * (1.0 - problem.net.alpha));
     let terms: Vec<usize> = (0..problem.x.terms).filter(|&j| state.swept[j]).collect();
-    let (gram, mut q) = weighted_gram(problem.x, &terms, curvature, residual);
-    let m = terms.len() + 1;
-    let mut moved = vec![0.0; m];
+    let (gram, q) = weighted_gram(problem.x, &terms, curvature, residual);
+    let mut descent = GramDescent { moved: vec![0.0; terms.len() + 1], m: terms.len() + 1, terms, gram, q, penalty };
     let mut only_nonzero = false;
+    let mut slow_sweeps = 0;
     for _ in 0..MAX_SWEEPS {
-        let mut largest = 0.0f64;
-        for (a, &j) in terms.iter().enumerate().map(|(a, j)| (a + 1, j)) {
-            if only_nonzero && state.beta[j] == 0.0 {
-                continue;
-            }
-            let old = state.beta[j];
-            let new = soft_threshold(q[a] + gram[a * m + a] * old, l1) / (gram[a * m + a] + l2);
-            let change = new - old;
-            if change != 0.0 {
-                state.beta[j] = new;
-                moved[a] += change;
-                q.iter_mut().zip(&gram[a * m..(a + 1) * m]).for_each(|(q, g)| *q -= change * g);
-                largest = largest.max(gram[a * m + a] * change * change);
-            }
-        }
-        if gram[0] > 0.0 {
-            let change = q[0] / gram[0];
-            state.bias += change;
-            moved[0] += change;
-            q.iter_mut().zip(&gram[..m]).for_each(|(q, g)| *q -= change * g);
-            largest = largest.max(gram[0] * change * change);
-        }
+        let largest = descent.sweep(state, only_nonzero);
         match (largest < problem.threshold, only_nonzero) {
             (true, false) => break,
             (true, true) => only_nonzero = false,
             (false, false) => only_nonzero = true,
-            (false, true) => {}
+            (false, true) => {
+                slow_sweeps += 1;
+                if slow_sweeps % NEWTON_AFTER_SWEEPS == 0 {
+                    descent.newton_on_support(state);
+                }
+            }
         }
     }
+    let GramDescent { terms, moved, gram, m, .. } = descent;
     for (i, z) in state.eta.iter_mut().enumerate() {
         *z += moved[0] + terms.iter().zip(&moved[1..]).map(|(&j, d)| d * problem.x.column(j)[i]).sum::<f64>();
     }
     (0..m).map(|a| gram[a * m + a] * moved[a] * moved[a]).fold(0.0, f64::max)
+}
+
+/// Sweeps over the non-zero terms that may pass before the quadratic is minimised on them at
+/// once.
+const NEWTON_AFTER_SWEEPS: usize = 2;
+
+/// Coordinate descent on a quadratic held as its Gram matrix: index 0 is the intercept, index
+/// a ≥ 1 the swept term `terms[a − 1]`.
+struct GramDescent {
+    terms: Vec<usize>,
+    m: usize,
+    /// Row-major m × m.
+    gram: Vec<f64>,
+    /// The quadratic's negative gradient at the current weights.
+    q: Vec<f64>,
+    /// Each coordinate's move so far.
+    moved: Vec<f64>,
+    /// λα and λ(1 − α).
+    penalty: (f64, f64),
+}
+
+impl GramDescent {
+    /// Moves coordinate `a` by `change`.
+    fn shift(&mut self, state: &mut State, a: usize, change: f64) {
+        match a {
+            0 => state.bias += change,
+            _ => state.beta[self.terms[a - 1]] += change,
+        }
+        self.moved[a] += change;
+        let m = self.m;
+        self.q.iter_mut().zip(&self.gram[a * m..(a + 1) * m]).for_each(|(q, g)| *q -= change * g);
+    }
+
+    /// One sweep (of the non-zero terms only, if asked), then the intercept: the largest
+    /// curvature × move² it made.
+    fn sweep(&mut self, state: &mut State, only_nonzero: bool) -> f64 {
+        let (l1, l2) = self.penalty;
+        let m = self.m;
+        let mut largest = 0.0f64;
+        for a in 1..m {
+            let old = state.beta[self.terms[a - 1]];
+            if only_nonzero && old == 0.0 {
+                continue;
+            }
+            let curvature = self.gram[a * m + a];
+            let change = soft_threshold(self.q[a] + curvature * old, l1) / (curvature + l2) - old;
+            if change != 0.0 {
+                self.shift(state, a, change);
+                largest = largest.max(curvature * change * change);
+            }
+        }
+        if self.gram[0] > 0.0 {
+            let change = self.q[0] / self.gram[0];
+            self.shift(state, 0, change);
+            largest = largest.max(self.gram[0] * change * change);
+        }
+        largest
+    }
+
+    /// Minimises the quadratic over the intercept and the non-zero terms with their signs held:
+    /// one linear solve. Kept only if no sign changes; otherwise the sweeps go on.
+    fn newton_on_support(&mut self, state: &mut State) {
+        let (l1, l2) = self.penalty;
+        let m = self.m;
+        let support: Vec<usize> = std::iter::once(0).chain((1..m).filter(|&a| state.beta[self.terms[a - 1]] != 0.0)).collect();
+        let k = support.len();
+        let mut hessian = vec![0.0; k * k];
+        let mut gradient = vec![0.0; k];
+        for (r, &a) in support.iter().enumerate() {
+            for (c, &b) in support.iter().enumerate() {
+                hessian[r * k + c] = self.gram[a * m + b];
+            }
+            gradient[r] = self.q[a];
+            if a > 0 {
+                let beta = state.beta[self.terms[a - 1]];
+                hessian[r * k + r] += l2;
+                gradient[r] -= l2 * beta + l1 * beta.signum();
+            }
+        }
+        let Some(step) = super::solve_spd(&hessian, &gradient, k) else { return };
+        let keeps_signs = support.iter().zip(&step).skip(1).all(|(&a, d)| {
+            let beta = state.beta[self.terms[a - 1]];
+            (beta + d) * beta > 0.0
+        });
+        if keeps_signs {
+            for (&a, &d) in support.iter().zip(&step) {
+                self.shift(state, a, d);
+            }
+        }
+    }
 }
 
 /// The Gram matrix Σᵢ cᵢ uᵢ uᵢᵀ of u = (1, the `terms`' values), weighted by `curvature` (row-

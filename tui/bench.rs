@@ -16,6 +16,7 @@
 //! - `bench shapes`: the default fit on written data of several shapes (rows × features)
 //!   against scikit-learn's on the same rows, in the same run (`shapes`).
 
+mod cv;
 mod shapes;
 
 use crate::supervisor::{ServiceName, Supervisor, SupervisorConfig};
@@ -42,6 +43,8 @@ pub enum BenchWhat {
     Batch(BatchBench),
     /// The default fit on data of several shapes against scikit-learn, in the same run.
     Shapes(shapes::ShapesBench),
+    /// A cross-validated lasso or elastic-net path against R's cv.glmnet, in the same run.
+    Cv(cv::CvBench),
     /// The bare handler `bench serve` compares with (started by it; not for people).
     #[command(hide = true)]
     BareServer,
@@ -144,6 +147,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchWhat::Pipeline(a) => pipeline_bench(a).await,
         BenchWhat::Batch(a) => batch_bench(a).await,
         BenchWhat::Shapes(a) => shapes::shapes_bench(a).await,
+        BenchWhat::Cv(a) => cv::cv_bench(a).await,
         BenchWhat::BareServer => bare_server().await,
         BenchWhat::BareGrpcServer => bare_grpc_server().await,
     }

@@ -195,31 +195,44 @@ fn a_multi_feature_model_with_text_features_is_trained_asked_through_the_form_co
     common::assert_no_services(home.path(), Duration::from_secs(3));
 }
 
-/// A lasso path cross-validated on 10 folds, asked for through the form on breast cancer (which
-/// the default fit finds separated): the coefficient and CV charts grow λ by λ while it runs,
-/// the chosen λ's model tests better than the separated one and is promoted and served, and
-/// `e` writes the path's two figures.
+/// Penalised paths cross-validated through the form on breast cancer (which the default fit
+/// finds separated): an elastic net on 5 folds first (v1, stable), then a lasso on 10 folds,
+/// whose coefficient and CV charts grow λ by λ while it runs; its chosen λ tests a little worse
+/// than v1 (test log loss 0.1257 against 0.1152), so it stays the candidate until `P` and `y`
+/// promote it. `e` then writes the path's two figures.
 #[test]
-fn a_cross_validated_lasso_grows_its_charts_and_the_chosen_model_is_promoted() {
+fn cross_validated_paths_grow_their_charts_and_p_promotes_the_chosen_model() {
     let home = tempfile::tempdir().expect("tempdir");
     let exports = home.path().join("exports");
     let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/breast_cancer.csv");
     let mut dash =
         Dashboard::start(home.path(), &["--data", data, "--label", "diagnosis", "--export-dir", exports.to_str().expect("utf8")]);
     dash.wait_every_service_ready();
-    dash.send("t");
-    dash.wait_for("v1, separated, served", Duration::from_secs(90), |s| s.contains("breast_cancer v1") && s.contains("v1 is stable"));
 
+    // v1: penalty elasticnet (three → from none), α 0.5, λ left to 5-fold cross-validation.
     dash.send("h");
     dash.wait_for("the form", Duration::from_secs(10), |s| s.contains("Hyperparameters") && s.contains("◀ none ▶"));
     for _ in 0..10 {
         dash.send("\x1b[B");
     }
-    dash.send("\x1b[C\x1b[C");
-    dash.wait_for("penalty l1", Duration::from_secs(10), |s| s.contains("◀ l1 ▶") && s.contains("path + CV"));
-    dash.send("\x1b[B\x1b[B\x1b[B");
-    dash.send("10");
-    dash.wait_for("ten folds", Duration::from_secs(10), |s| s.contains("cv folds  10") && s.contains("Enter trains with these"));
+    dash.send("\x1b[C\x1b[C\x1b[C");
+    dash.send("\x1b[B0.5\x1b[B\x1b[B5");
+    dash.wait_for("v1's parameters", Duration::from_secs(10), |s| {
+        s.contains("◀ elasticnet ▶") && s.contains("path + CV") && s.contains("cv folds  5") && s.contains("Enter trains with these")
+    });
+    dash.send("\r");
+    dash.wait_for("v1 served", Duration::from_secs(120), |s| s.contains("breast_cancer v1") && s.contains("v1 is stable"));
+
+    // v2: the same form, penalty l1 (one ←), 10 folds.
+    dash.send("h");
+    dash.wait_for("the form again", Duration::from_secs(10), |s| s.contains("◀ elasticnet ▶"));
+    for _ in 0..10 {
+        dash.send("\x1b[B");
+    }
+    dash.send("\x1b[D\x1b[B\x1b[B\x1b[B\x7f10");
+    dash.wait_for("v2's parameters", Duration::from_secs(10), |s| {
+        s.contains("◀ l1 ▶") && s.contains("cv folds  10") && s.contains("Enter trains with these")
+    });
     dash.send("\r");
     let lambdas = |s: &str| -> Option<usize> {
         let title = s.lines().find(|l| l.contains("Path — L1 — "))?;
@@ -229,11 +242,18 @@ fn a_cross_validated_lasso_grows_its_charts_and_the_chosen_model_is_promoted() {
         lambdas(s).is_some_and(|n| n < 50) && s.contains("CV deviance ± 1 s.e.") && !s.contains("v2 is")
     });
     let part = lambdas(&growing).unwrap_or(0);
-    let done = dash.wait_for("v2 promoted", Duration::from_secs(120), |s| s.contains("v2 is stable"));
+    let done = dash.wait_for("v2 trained, the candidate", Duration::from_secs(120), |s| s.contains("v2 is the candidate"));
     let whole = lambdas(&done).unwrap_or(0);
     assert!(part >= 1 && whole > part, "the path grew from {part} λ to {whole}:\n{done}");
     assert!(done.contains("λ_min") && done.contains("λ_1se"), "the CV chart marks the choices:\n{done}");
     assert!(done.contains("of 30 terms non-zero"), "{done}");
+
+    dash.send("P");
+    dash.wait_for("why it was not promoted", Duration::from_secs(10), |s| {
+        s.contains("candidate v2's test log loss 0.1257 is worse than stable") && s.contains("v1's 0.1152. Promote anyway?")
+    });
+    dash.send("y");
+    dash.wait_for("v2 promoted", Duration::from_secs(30), |s| s.contains("stable=v2"));
 
     dash.send("e");
     dash.wait_for("the export", Duration::from_secs(30), |s| s.contains("exported 16 files"));

@@ -153,6 +153,19 @@ struct State {
     beta: Vec<f64>,
     eta: Vec<f64>,
     swept: Vec<bool>,
+    /// The Gram matrix's inputs, kept from one IRLS step to the next.
+    buffers: GramBuffers,
+}
+
+/// The swept terms' columns behind a ones column (column-major, rebuilt only when the swept
+/// terms change), and the same weighted by a step's curvature: a step reuses their memory
+/// rather than allocating ≈ rows × terms twice over (which, near glibc's mmap threshold, cost a
+/// page fault per page and a TLB shootdown each time).
+#[derive(Default)]
+struct GramBuffers {
+    terms: Vec<usize>,
+    plain: Vec<f64>,
+    weighted: Vec<f64>,
 }
 
 impl State {
@@ -160,7 +173,8 @@ impl State {
     fn null(problem: &Problem<'_>) -> State {
         let mean = problem.mean_label();
         let bias = (mean / (1.0 - mean)).ln();
-        State { bias, beta: vec![0.0; problem.x.terms], eta: vec![bias; problem.x.rows], swept: vec![false; problem.x.terms] }
+        let (terms, rows) = (problem.x.terms, problem.x.rows);
+        State { bias, beta: vec![0.0; terms], eta: vec![bias; rows], swept: vec![false; terms], buffers: GramBuffers::default() }
     }
 
     fn weights(&self) -> Weights {
@@ -318,7 +332,7 @@ fn descend(problem: &Problem<'_>, state: &mut State, lambda: f64, curvature: &[f
 fn descend_by_gram(problem: &Problem<'_>, state: &mut State, lambda: f64, curvature: &[f64], residual: &[f64]) -> f64 {
     let penalty = (lambda * problem.net.alpha, lambda * (1.0 - problem.net.alpha));
     let terms: Vec<usize> = (0..problem.x.terms).filter(|&j| state.swept[j]).collect();
-    let (gram, q) = weighted_gram(problem.x, &terms, curvature, residual);
+    let (gram, q) = weighted_gram(problem.x, &mut state.buffers, &terms, curvature, residual);
     let mut descent = GramDescent { moved: vec![0.0; terms.len() + 1], m: terms.len() + 1, terms, gram, q, penalty };
     let mut only_nonzero = false;
     let mut slow_sweeps = 0;
@@ -435,15 +449,20 @@ impl GramDescent {
 
 /// The Gram matrix Σᵢ cᵢ uᵢ uᵢᵀ of u = (1, the `terms`' values), weighted by `curvature` (row-
 /// major, (terms + 1)²; symmetric, so column-major alike), and Σᵢ uᵢ rᵢ for the `residual`.
-fn weighted_gram(x: &Columns, terms: &[usize], curvature: &[f64], residual: &[f64]) -> (Vec<f64>, Vec<f64>) {
+fn weighted_gram(x: &Columns, buffers: &mut GramBuffers, terms: &[usize], curvature: &[f64], residual: &[f64]) -> (Vec<f64>, Vec<f64>) {
     let (n, m) = (x.rows, terms.len() + 1);
-    let mut plain = Vec::with_capacity(n * m);
-    plain.extend(std::iter::repeat_n(1.0, n));
-    terms.iter().for_each(|&j| plain.extend_from_slice(x.column(j)));
-    let weighted: Vec<f64> = plain.chunks_exact(n.max(1)).flat_map(|column| column.iter().zip(curvature).map(|(v, c)| v * c)).collect();
+    if buffers.terms != terms || buffers.plain.len() != n * m {
+        buffers.plain.clear();
+        buffers.plain.extend(std::iter::repeat_n(1.0, n));
+        terms.iter().for_each(|&j| buffers.plain.extend_from_slice(x.column(j)));
+        buffers.terms = terms.to_vec();
+    }
+    let plain = &buffers.plain;
+    buffers.weighted.clear();
+    buffers.weighted.extend(plain.chunks_exact(n.max(1)).flat_map(|column| column.iter().zip(curvature).map(|(v, c)| v * c)));
     let mut gram = Mat::<f64>::zeros(m, m);
-    let u = MatRef::from_column_major_slice(&plain, n, m);
-    let cu = MatRef::from_column_major_slice(&weighted, n, m);
+    let u = MatRef::from_column_major_slice(plain, n, m);
+    let cu = MatRef::from_column_major_slice(&buffers.weighted, n, m);
     matmul(gram.as_mut(), Accum::Replace, cu.transpose(), u, 1.0, Par::Seq);
     let q = plain.chunks_exact(n.max(1)).map(|column| dot(column, residual)).collect();
     let gram = (0..m).flat_map(|a| (0..m).map(move |b| (a, b))).map(|(a, b)| gram[(a, b)]).collect();

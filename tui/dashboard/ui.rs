@@ -1119,7 +1119,8 @@ fn render_form(app: &App, area: Rect, buf: &mut Buffer) {
             ParamsForm::PENALTY => format!("◀ {} ▶", form.penalty.name()),
             8 if typed.is_empty() => "auto".to_string(),
             // λ left empty with folds given: cross-validation chooses it along the path.
-            12 if typed.is_empty() => "path + CV".to_string(),
+            12 if typed.is_empty() && !form.fields[10].trim().is_empty() => "path + CV".to_string(),
+            12 if typed.is_empty() => "none".to_string(),
             13 if typed.is_empty() => "none".to_string(),
             _ => typed.to_string(),
         };

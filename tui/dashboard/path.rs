@@ -3,6 +3,7 @@
 //! epoch events; and [`render_path`], which draws them where the loss chart is.
 
 use logitflow_core::logistic::PathEvent;
+use logitflow_core::logistic::path::lambda_choices;
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Style};
@@ -21,6 +22,8 @@ pub struct PathChart {
     pub deviance: Vec<(f64, f64)>,
     pub upper: Vec<(f64, f64)>,
     pub lower: Vec<(f64, f64)>,
+    /// The standard error of each mean deviance.
+    pub std_error: Vec<f64>,
     /// λ so far, largest first.
     pub lambdas: Vec<f64>,
 }
@@ -39,6 +42,7 @@ impl PathChart {
             self.deviance.push((x, mean));
             self.upper.push((x, mean + std_error));
             self.lower.push((x, mean - std_error));
+            self.std_error.push(std_error);
         }
         self.lambdas.push(event.lambda);
     }
@@ -47,13 +51,11 @@ impl PathChart {
         self.lambdas.is_empty()
     }
 
-    /// The index of λ_min and λ_1se on the curve so far (cv.glmnet's rules).
+    /// The index of λ_min and λ_1se on the curve so far (cv.glmnet's rules, as the fit applies
+    /// them).
     pub fn chosen(&self) -> Option<(usize, usize)> {
-        let lowest = self.deviance.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
-        let index_min = self.deviance.iter().position(|p| p.1 <= lowest)?;
-        let bound = self.upper[index_min].1;
-        let index_1se = self.deviance.iter().position(|p| p.1 <= bound).unwrap_or(index_min);
-        Some((index_min, index_1se))
+        let means: Vec<f64> = self.deviance.iter().map(|p| p.1).collect();
+        lambda_choices(&means, &self.std_error)
     }
 
     /// The log₁₀ λ bounds, largest λ on the left as glmnet draws them.

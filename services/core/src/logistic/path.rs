@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use super::{Weights, log_loss_at, sigmoid};
 
 /// λ values on the default path: glmnet's `nlambda`.
-pub const PATH_LENGTH: usize = 100;
+const PATH_LENGTH: usize = 100;
 
 /// glmnet's path stops early once the fraction of deviance explained gains less than this from
 /// one λ to the next (`fdev`)…
@@ -68,14 +68,6 @@ impl Columns {
             }
         }
         Columns { rows, terms, values }
-    }
-
-    pub fn rows(&self) -> usize {
-        self.rows
-    }
-
-    pub fn terms(&self) -> usize {
-        self.terms
     }
 
     fn column(&self, j: usize) -> &[f64] {
@@ -192,7 +184,7 @@ fn lambda_max(problem: &Problem<'_>) -> f64 {
 
 /// glmnet's default grid: [`PATH_LENGTH`] values log-spaced from `lambda_max` down to
 /// `lambda_max` × 1e-4 (× 1e-2 when there are fewer rows than terms).
-pub fn lambda_grid(lambda_max: f64, rows: usize, terms: usize) -> Vec<f64> {
+fn lambda_grid(lambda_max: f64, rows: usize, terms: usize) -> Vec<f64> {
     let ratio: f64 = if rows > terms { 1e-4 } else { 1e-2 };
     let step = ratio.powf(1.0 / (PATH_LENGTH - 1) as f64);
     (0..PATH_LENGTH).map(|k| lambda_max * step.powi(k as i32)).collect()
@@ -278,8 +270,7 @@ fn irls(problem: &Problem<'_>, state: &mut State, lambda: f64) {
 
 /// Coordinate descent on the quadratic approximation whose curvature per row is `curvature` and
 /// whose weighted working residual is `residual` (updated as the weights move); `state.eta`
-/// follows every move. Sweeps the swept terms until a sweep moves none, then the terms still
-/// non-zero only, until they settle, and again all: glmnet's active-set cycling. Returns the
+/// follows every move, the sweeps cycling as [`next_sweep`] says. Returns the
 /// largest curvature × move² of any coordinate, summed over its moves: how far the step went.
 fn descend(problem: &Problem<'_>, state: &mut State, lambda: f64, curvature: &[f64], residual: &mut [f64]) -> f64 {
     let l1 = lambda * problem.net.alpha;
@@ -313,15 +304,25 @@ fn descend(problem: &Problem<'_>, state: &mut State, lambda: f64, curvature: &[f
             state.eta.iter_mut().for_each(|z| *z += change);
             largest = largest.max(total_curvature * change * change);
         }
-        match (largest < problem.threshold, only_nonzero) {
-            (true, false) => break,
-            (true, true) => only_nonzero = false,
-            (false, false) => only_nonzero = true,
-            (false, true) => {}
+        match next_sweep(largest < problem.threshold, only_nonzero) {
+            Some(next) => only_nonzero = next,
+            None => break,
         }
     }
     let moved_terms = (0..problem.x.terms).map(|j| diagonal[j] * (state.beta[j] - start.weights[j]).powi(2));
     moved_terms.fold(total_curvature * (state.bias - start.bias).powi(2), f64::max)
+}
+
+/// glmnet's active-set cycling: sweep every swept term until a sweep moves none, then the
+/// terms still non-zero only until they settle, and again all. Given whether the last sweep
+/// `settled` and whether it swept only the non-zero terms, whether the next one should; `None`
+/// once a sweep of every term settled.
+fn next_sweep(settled: bool, only_nonzero: bool) -> Option<bool> {
+    match (settled, only_nonzero) {
+        (true, false) => None,
+        (true, true) => Some(false),
+        (false, _) => Some(true),
+    }
 }
 
 /// [`descend`] on the quadratic's Gram matrix over the intercept and the swept terms: the
@@ -338,16 +339,16 @@ fn descend_by_gram(problem: &Problem<'_>, state: &mut State, lambda: f64, curvat
     let mut slow_sweeps = 0;
     for _ in 0..MAX_SWEEPS {
         let largest = descent.sweep(state, only_nonzero);
-        match (largest < problem.threshold, only_nonzero) {
-            (true, false) => break,
-            (true, true) => only_nonzero = false,
-            (false, false) => only_nonzero = true,
-            (false, true) => {
-                slow_sweeps += 1;
-                if slow_sweeps % NEWTON_AFTER_SWEEPS == 0 {
-                    descent.newton_on_support(state);
-                }
+        let settled = largest < problem.threshold;
+        if !settled && only_nonzero {
+            slow_sweeps += 1;
+            if slow_sweeps % NEWTON_AFTER_SWEEPS == 0 {
+                descent.newton_on_support(state);
             }
+        }
+        match next_sweep(settled, only_nonzero) {
+            Some(next) => only_nonzero = next,
+            None => break,
         }
     }
     let GramDescent { terms, moved, gram, m, .. } = descent;
@@ -663,12 +664,19 @@ impl CrossValidation {
 
     /// The index of `lambda_min` and of `lambda_1se` in `lambdas`.
     pub fn chosen(&self) -> (usize, usize) {
-        let lowest = self.mean_deviance.iter().copied().fold(f64::INFINITY, f64::min);
-        let index_min = self.mean_deviance.iter().position(|m| *m <= lowest).unwrap_or(0);
-        let bound = self.mean_deviance[index_min] + self.std_error[index_min];
-        let index_1se = self.mean_deviance.iter().position(|m| *m <= bound).unwrap_or(index_min);
-        (index_min, index_1se)
+        lambda_choices(&self.mean_deviance, &self.std_error).unwrap_or((0, 0))
     }
+}
+
+/// cv.glmnet's choices on a curve of mean deviances (largest λ first) with their standard
+/// errors: the index of the lowest mean (λ_min), and of the largest λ whose mean is within one
+/// standard error of it (λ_1se). `None` for an empty curve.
+pub fn lambda_choices(mean_deviance: &[f64], std_error: &[f64]) -> Option<(usize, usize)> {
+    let lowest = mean_deviance.iter().copied().fold(f64::INFINITY, f64::min);
+    let index_min = mean_deviance.iter().position(|m| *m <= lowest)?;
+    let bound = mean_deviance[index_min] + std_error[index_min];
+    let index_1se = mean_deviance.iter().position(|m| *m <= bound).unwrap_or(index_min);
+    Some((index_min, index_1se))
 }
 
 /// Cross-validation kept in step with the path it chooses a λ of: at each λ of that path,
@@ -822,6 +830,36 @@ mod tests {
         assert!(path[1].nonzero >= 1);
         assert!(path.len() < PATH_LENGTH, "the path stops once the deviance stops improving: {}", path.len());
         assert!(path.windows(2).all(|w| w[1].lambda < w[0].lambda));
+    }
+
+    #[test]
+    fn a_design_too_wide_for_the_gram_matrix_is_swept_over_the_rows_to_the_same_optimum() {
+        // Ridge sweeps every term, more than GRAM_TERMS: the moves go over the rows
+        // (`descend`), and reach the optimum newton finds for the same L2 objective.
+        use rand::Rng;
+        let (rows, terms, lambda) = (400, GRAM_TERMS + 4, 0.05);
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let mut x = Vec::with_capacity(rows * terms);
+        let mut y = Vec::with_capacity(rows);
+        for _ in 0..rows {
+            let row: Vec<f64> = (0..terms).map(|_| rng.random_range(-1.0..1.0)).collect();
+            y.push(f64::from(rng.random::<f64>() < sigmoid(row[0] + row[1] - row[2])));
+            x.extend(row);
+        }
+        let request =
+            PathRequest { net: ElasticNet { alpha: 0.0 }, lambdas: Some(&[lambda]), down_to: None, stop_early: false, tolerance: 1e-7 };
+        let path = fit_path(&Columns::from_rows(&x, terms), &y, None, request, &AtomicBool::new(false), |_| {});
+        let params = super::super::TrainParams { solver: super::super::Solver::Newton, l2: lambda, ..Default::default() };
+        let newton =
+            super::super::fit(super::super::Examples::new(&x, &y, terms), None, &params, &AtomicBool::new(false), |_| {}).expect("fits");
+        let cd = &path[0].weights;
+        let gap = cd
+            .weights
+            .iter()
+            .zip(&newton.weights.weights)
+            .map(|(a, b)| (a - b).abs())
+            .fold((cd.bias - newton.weights.bias).abs(), f64::max);
+        assert!(gap < 1e-7, "coordinate descent over the rows ends {gap} from newton's optimum");
     }
 
     #[test]

@@ -6,21 +6,11 @@
 
 mod common;
 
-use common::{run, stderr, stdout};
+use common::{fixture, json, run, stderr};
 use serde_json::Value;
-use std::path::PathBuf;
-
-fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
-}
 
 fn reference() -> Value {
     serde_json::from_str(&std::fs::read_to_string(fixture("penalised.json")).expect("penalised.json")).expect("parses")
-}
-
-fn json(out: &std::process::Output) -> Value {
-    assert!(out.status.success(), "exit {:?}\nstderr: {}", out.status, stderr(out));
-    serde_json::from_str(&stdout(out)).unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(out)))
 }
 
 /// The breast cancer file's features (row-major, 30 a row) and its 0/1 label (malignant = 1).

@@ -2,14 +2,9 @@
 
 mod common;
 
-use common::{assert_no_services, run, stderr, stdout, write};
+use common::{assert_no_services, json, run, stderr, stdout, write};
 use serde_json::Value;
 use std::time::Duration;
-
-fn json(out: &std::process::Output) -> Value {
-    assert!(out.status.success(), "exit {:?}\nstderr: {}", out.status, stderr(out));
-    serde_json::from_str(&stdout(out)).unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(out)))
-}
 
 fn stage_names_and_cached(report: &Value) -> Vec<(String, bool)> {
     report["stages"]

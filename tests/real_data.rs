@@ -8,22 +8,12 @@
 
 mod common;
 
-use common::{assert_no_services, run, stderr, stdout, write};
+use common::{assert_no_services, fixture, json, run, stderr, stdout, write};
 use serde_json::Value;
-use std::path::PathBuf;
 use std::time::Duration;
-
-fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
-}
 
 fn reference() -> Value {
     serde_json::from_str(&std::fs::read_to_string(fixture("reference.json")).expect("reference.json")).expect("parses")
-}
-
-fn json(out: &std::process::Output) -> Value {
-    assert!(out.status.success(), "exit {:?}\nstderr: {}", out.status, stderr(out));
-    serde_json::from_str(&stdout(out)).unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(out)))
 }
 
 fn relative(a: f64, b: f64) -> f64 {

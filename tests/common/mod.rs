@@ -163,6 +163,17 @@ pub fn run(home: &Path, args: &[&str]) -> Output {
     run_for(command, Duration::from_secs(60))
 }
 
+/// The JSON object a run that succeeded printed (`--json`); a failure's stderr otherwise.
+pub fn json(out: &Output) -> serde_json::Value {
+    assert!(out.status.success(), "exit {:?}\nstderr: {}", out.status, stderr(out));
+    serde_json::from_str(&stdout(out)).unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(out)))
+}
+
+/// A file of `tests/fixtures/`.
+pub fn fixture(name: &str) -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
 pub fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }

@@ -101,12 +101,5 @@ where
             .label(format!("{name} = {lambda:.3e}"))
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], colour.stroke_width(2)));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 14))
-        .draw()?;
-    Ok(())
+    super::legend(&mut chart, SeriesLabelPosition::UpperLeft)
 }

@@ -806,8 +806,11 @@ pub struct FitOutcome {
     /// The training rows [`certain_and_right`] at `weights`, counted by the same last pass:
     /// the separation check then needs no pass of its own either.
     pub certain_rows: Option<u64>,
-    /// A path's fits, largest λ first (coordinate descent only; `weights` are one of them).
+    /// A path's fits, largest λ first (coordinate descent only).
     pub path: Vec<path::PathPoint>,
+    /// Which of `path` the fit's `weights` are: the last λ fitted, or the one cross-validation
+    /// chose.
+    pub path_choice: Option<usize>,
     /// The cross-validation that chose `weights` on the path, when asked for.
     pub cross_validation: Option<path::CrossValidation>,
 }
@@ -1124,6 +1127,7 @@ pub fn fit(
         hessian_sum,
         certain_rows,
         path: Vec::new(),
+        path_choice: None,
         cross_validation: None,
     })
 }
@@ -1171,7 +1175,17 @@ fn fit_by_path(
     };
     let weights = chosen.and_then(|i| points.get(i)).map_or_else(|| Weights::zeros(train.d), |p| p.weights.clone());
     let stop_reason = if cancelled || chosen.is_none() { StopReason::Cancelled } else { StopReason::Converged };
-    Ok(FitOutcome { weights, stop_reason, curve, kept_epoch: None, hessian_sum: None, certain_rows: None, path: points, cross_validation })
+    Ok(FitOutcome {
+        weights,
+        stop_reason,
+        curve,
+        kept_epoch: None,
+        hessian_sum: None,
+        certain_rows: None,
+        path: points,
+        path_choice: chosen,
+        cross_validation,
+    })
 }
 
 /// Each training row's fold for `folds`-fold cross-validation ([`path::stratified_folds`]),

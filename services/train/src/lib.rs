@@ -500,9 +500,8 @@ fn train(
     model.fit.separation = separation;
     model.fit.kept_epoch = outcome.kept_epoch;
     model.fit.solver_choice = solver_choice;
-    if let Some(alpha) = params.alpha().filter(|_| !outcome.path.is_empty()) {
-        let lambda = outcome.path.iter().find(|p| p.weights == weights).map_or(f64::NAN, |p| p.lambda);
-        model.fit.path = Some(PathReport::new(&outcome.path, alpha, lambda, &model.transform));
+    if let (Some(alpha), Some(chosen)) = (params.alpha(), outcome.path_choice.and_then(|i| outcome.path.get(i))) {
+        model.fit.path = Some(PathReport::new(&outcome.path, alpha, chosen.lambda, &model.transform));
         model.fit.cv = outcome.cross_validation.clone();
     }
     match withheld_statistics(&model, params, stop_reason) {

@@ -22,6 +22,12 @@ fn serve_worked_example(home: &std::path::Path) -> (std::process::Child, String,
     let registry = logitflow_core::registry::Registry::open(home);
     registry.register("admissions", &id, None, None).expect("register");
     registry.set_alias("admissions", logitflow_core::registry::STABLE, 1).expect("alias");
+    serve(home)
+}
+
+/// A serve on the models of `home` (with gRPC too), once ready: the process and its HTTP and
+/// gRPC addresses.
+fn serve(home: &std::path::Path) -> (std::process::Child, String, String) {
     let mut child = common::logitflow(home)
         .args(["service", "serve", "--grpc-listen", "127.0.0.1:0"])
         .stdout(Stdio::piped())
@@ -105,6 +111,37 @@ fn tritonclient_http_with_its_defaults_gets_the_probability() {
         metrics.contains("logitflow_inference_request_duration_seconds_bucket{model=\"admissions\",version=\"1\",le=\"+Inf\"} 6\n"),
         "{metrics}"
     );
+}
+
+/// A model trained with an offset (Spector's data with `--offset o`), asked by tritonclient:
+/// the metadata lists the offset among the inputs and names it, a row with it gets statsmodels'
+/// `predict(offset=…)` (`toolkit.json`), and a row without it is a 422 naming the offset.
+#[test]
+fn tritonclient_sends_the_offset_and_is_refused_without_it() {
+    let python = &common::test_tools().python;
+    let home = tempfile::tempdir().expect("tempdir");
+    let data = common::fixture("spector_toolkit.csv");
+    let data = data.to_str().expect("utf8");
+    let features = ["--label", "GRADE", "--features", "GPA,TUCE,PSI", "--offset", "o", "--model", "offset"];
+    let trained = common::run(home.path(), &[&["run", "--data", data, "--test-data", data][..], &features].concat());
+    assert!(trained.status.success(), "{}", common::stderr(&trained));
+    let (mut serve, addr, _) = serve(home.path());
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/triton_offset.py");
+    let out = Command::new(python).arg(script).arg(&addr).arg("offset").output().expect("python runs");
+    let _ = serve.kill();
+    let _ = serve.wait();
+    assert!(out.status.success(), "tritonclient failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let results: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(results["inputs"], serde_json::json!(["GPA", "TUCE", "PSI", "o"]), "{results}");
+    assert_eq!(results["offset"], "o", "{results}");
+    let reference: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(common::fixture("toolkit.json")).expect("toolkit.json")).expect("parses");
+    let expected = reference["offset"]["predict"]["probability"].as_f64().unwrap_or(f64::NAN);
+    let p = results["probability"].as_f64().unwrap_or(f64::NAN);
+    assert!((p - expected).abs() <= 1e-9, "served {p} vs statsmodels' {expected}");
+    let refused = &results["without_offset"];
+    assert_eq!(refused["status"], "422", "{results}");
+    assert!(refused["message"].as_str().unwrap_or_default().contains("no input tensor named the offset \"o\""), "{results}");
 }
 
 /// The body of `GET path` from `addr`, over a plain HTTP/1.1 connection.

@@ -130,10 +130,20 @@ pub struct DataArgs {
     /// Weigh the classes in the loss: none, or balanced (n / (2·n_class), as scikit-learn).
     #[arg(long, value_enum, default_value_t = ClassWeightArg::None)]
     pub class_weight: ClassWeightArg,
-    /// The covariance the standard errors come from: the inverse Hessian (nonrobust), or
-    /// White's heteroscedasticity-robust sandwich (hc0; hc1 scales it by n/(n − k)).
-    #[arg(long, value_enum, default_value_t = CovarianceArg::Nonrobust)]
+    /// The covariance the standard errors come from: the inverse Hessian (nonrobust),
+    /// White's heteroscedasticity-robust sandwich (hc0; hc1 scales it by n/(n − k)), or the
+    /// sandwich of each cluster's summed score (cluster:COLUMN, a column that is not a feature;
+    /// statsmodels' small-sample correction).
+    #[arg(long, default_value = "nonrobust", value_parser = CovarianceArg::parse)]
     pub cov: CovarianceArg,
+    /// A column of frequency weights (not a feature): each row counts that many times, so the
+    /// fit equals the file with each row repeated; 0 drops the row.
+    #[arg(long)]
+    pub weights: Option<String>,
+    /// A column added to each row's logit with coefficient 1 (a log exposure, a known part):
+    /// not a coefficient of the fit, but an input the served model requires.
+    #[arg(long)]
+    pub offset: Option<String>,
     /// The penalty on the coefficients, with glmnet's objective: mean log loss +
     /// λ·(α‖β‖₁ + (1−α)/2·‖β‖²) on the scaled terms. l1 and elasticnet select terms (some
     /// coefficients exactly zero), fitted by coordinate descent along a path of λ.
@@ -149,6 +159,10 @@ pub struct DataArgs {
     /// Choose λ by K-fold cross-validation along glmnet's path (stratified folds from --seed).
     #[arg(long, allow_negative_numbers = true)]
     pub cv: Option<usize>,
+    /// A column that gives each row's fold for --cv (K distinct values), as glmnet's foldid:
+    /// not a feature.
+    #[arg(long, requires = "cv")]
+    pub folds: Option<String>,
     /// The λ cross-validation chooses: the lowest mean deviance (min), or the largest λ within
     /// one standard error of it (1se).
     #[arg(long, value_parser = ["min", "1se"], default_value = "1se")]
@@ -227,20 +241,28 @@ impl From<ScalingArg> for Scaling {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum CovarianceArg {
-    Nonrobust,
-    Hc0,
-    Hc1,
+/// `--cov`: a covariance, and for `cluster:COLUMN` the cluster column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CovarianceArg {
+    pub kind: Covariance,
+    pub cluster: Option<String>,
 }
 
-impl From<CovarianceArg> for Covariance {
-    fn from(c: CovarianceArg) -> Self {
-        match c {
-            CovarianceArg::Nonrobust => Covariance::Nonrobust,
-            CovarianceArg::Hc0 => Covariance::Hc0,
-            CovarianceArg::Hc1 => Covariance::Hc1,
+impl CovarianceArg {
+    pub const NONROBUST: CovarianceArg = CovarianceArg { kind: Covariance::Nonrobust, cluster: None };
+
+    fn parse(text: &str) -> Result<CovarianceArg, String> {
+        if let Some(column) = text.strip_prefix("cluster:") {
+            if column.trim().is_empty() {
+                return Err("cluster: needs the cluster column's name, as in cluster:island".into());
+            }
+            return Ok(CovarianceArg { kind: Covariance::Cluster, cluster: Some(column.trim().to_string()) });
         }
+        let kind = [Covariance::Nonrobust, Covariance::Hc0, Covariance::Hc1]
+            .into_iter()
+            .find(|c| c.name() == text)
+            .ok_or_else(|| format!("{text:?} is not a covariance: nonrobust, hc0, hc1 or cluster:COLUMN"))?;
+        Ok(CovarianceArg { kind, cluster: None })
     }
 }
 

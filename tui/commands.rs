@@ -8,6 +8,7 @@ use anyhow::{Context, bail};
 use logitflow_core::clean::CleanOptions;
 use logitflow_core::inference::FitStatistics;
 use logitflow_core::logistic::TrainParams;
+use logitflow_core::roles::RoleColumns;
 use logitflow_core::scale::Value;
 use logitflow_core::table::CsvOptions;
 use logitflow_kit::wire::{PredictRequest, PredictResponse};
@@ -127,7 +128,7 @@ pub fn pipeline_request(home: &Path, args: &DataArgs, predict: Vec<Vec<Value>>) 
         tolerance: args.tolerance.unwrap_or(defaults.tolerance),
         validation_fraction: args.validation_fraction,
         class_weight: args.class_weight.into(),
-        covariance: args.cov.into(),
+        covariance: args.cov.kind,
         penalty: args.penalty.into(),
         l1_ratio: args.l1_ratio,
         lambda: args.lambda,
@@ -156,6 +157,12 @@ pub fn pipeline_request(home: &Path, args: &DataArgs, predict: Vec<Vec<Value>>) 
             na_values: args.na_values.clone(),
             delimiter: args.delimiter.clone(),
             class_labels: args.labels.clone(),
+            roles: RoleColumns {
+                weights: args.weights.clone(),
+                offset: args.offset.clone(),
+                cluster: args.cov.cluster.clone(),
+                folds: args.folds.clone(),
+            },
         },
         test_data,
         test_fraction: args.test_fraction,
@@ -438,6 +445,9 @@ pub fn render_terms(model: &pipeline::ModelReport) -> String {
     }
     if let Some(note) = &model.fit.statistics_note {
         let _ = writeln!(s, "  standard errors, p-values and intervals: {note}");
+    }
+    for line in model.fit.row_roles.iter().flat_map(|r| r.lines()) {
+        let _ = writeln!(s, "  {line}");
     }
     if let Some(covariance) = model.fit.covariance {
         let _ = writeln!(s, "  covariance: {}", covariance.describe());

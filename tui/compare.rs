@@ -5,6 +5,7 @@
 
 use crate::pipeline::RunReport;
 use logitflow_core::inference::FitStatistics;
+use logitflow_core::logistic::Covariance;
 
 /// One line of a comparison: what it is, its value in each run, and B − A for numbers.
 #[derive(Debug, Clone, PartialEq)]
@@ -63,6 +64,8 @@ pub fn compare_runs(a: &RunReport, b: &RunReport) -> Vec<ComparedRow> {
         rows.push(ComparedRow::number(name, x, y, digits));
     }
     rows.push(ComparedRow::text("class_weight", format!("{:?}", pa.class_weight), format!("{:?}", pb.class_weight)));
+    rows.extend(penalty_rows(a, b));
+    rows.extend(row_role_rows(a, b));
     rows.push(ComparedRow::number("epochs run", whole(a.loss_curve.len()), whole(b.loss_curve.len()), 0));
     rows.push(ComparedRow::text("stop", a.stop_reason.short().to_string(), b.stop_reason.short().to_string()));
     let (ma, mb) = (&a.metrics, &b.metrics);
@@ -96,6 +99,47 @@ pub fn compare_runs(a: &RunReport, b: &RunReport) -> Vec<ComparedRow> {
     terms.extend(b.model.coefficients.iter().map(|(t, _)| t).filter(|t| a.model.coefficients.get(t).is_none()));
     for term in terms {
         rows.push(ComparedRow::number(term, a.model.coefficients.get(term), b.model.coefficients.get(term), 4));
+    }
+    rows
+}
+
+/// The penalty's parameters, where either run has a penalty other than `--l2`'s, and the λ
+/// each fit holds.
+fn penalty_rows(a: &RunReport, b: &RunReport) -> Vec<ComparedRow> {
+    let (pa, pb) = (&a.params, &b.params);
+    if !(pa.fits_path() || pb.fits_path() || pa.lambda.is_some() || pb.lambda.is_some()) {
+        return Vec::new();
+    }
+    let held = |r: &RunReport| r.model.fit.path.as_ref().map(|p| p.lambda).or(r.params.lambda);
+    let whole = |v: Option<usize>| v.map(|v| v as f64);
+    vec![
+        ComparedRow::text("penalty", pa.penalty.name().to_string(), pb.penalty.name().to_string()),
+        ComparedRow::number("l1_ratio (α)", pa.alpha(), pb.alpha(), 3),
+        ComparedRow::number("cv folds", whole(pa.cv), whole(pb.cv), 0),
+        ComparedRow::number("λ held", held(a), held(b), 4),
+    ]
+}
+
+/// The covariance and the rows' weight, offset, cluster and fold columns, where either run
+/// has one other than the default.
+fn row_role_rows(a: &RunReport, b: &RunReport) -> Vec<ComparedRow> {
+    let mut rows = Vec::new();
+    let (ca, cb) = (a.params.covariance, b.params.covariance);
+    if ca != Covariance::Nonrobust || cb != Covariance::Nonrobust {
+        rows.push(ComparedRow::text("covariance", ca.name().to_string(), cb.name().to_string()));
+    }
+    let columns = |r: &RunReport| r.model.fit.row_roles.as_ref().map(|roles| roles.columns.clone()).unwrap_or_default();
+    let (ra, rb) = (columns(a), columns(b));
+    let show = |name: &Option<String>| name.clone().unwrap_or_else(|| "-".to_string());
+    for (name, x, y) in [
+        ("weights", &ra.weights, &rb.weights),
+        ("offset", &ra.offset, &rb.offset),
+        ("cluster", &ra.cluster, &rb.cluster),
+        ("folds", &ra.folds, &rb.folds),
+    ] {
+        if x.is_some() || y.is_some() {
+            rows.push(ComparedRow::text(name, show(x), show(y)));
+        }
     }
     rows
 }

@@ -291,6 +291,7 @@ pub async fn run_pipeline(
             na_values: o.na_values.clone(),
             delimiter: o.delimiter.clone(),
             class_labels: o.class_labels.clone(),
+            roles: o.roles.clone(),
         }
     };
     // What ingest is told to read: the file here, or the copy of it sent to ingest.

@@ -441,6 +441,9 @@ pub struct Answer {
 #[derive(Debug, Clone)]
 pub struct App {
     pub home: PathBuf,
+    /// The data's cluster column (`--cov cluster:COL`): the form offers the cluster covariance
+    /// only with one.
+    pub cluster_column: Option<String>,
     /// A run asked for (`t`, or the form) before every service was ready: started once they are.
     pub queued_train: Option<TrainParams>,
     pub model_name: String,
@@ -518,6 +521,7 @@ impl App {
     pub fn new(home: PathBuf, model_name: String, params: TrainParams, threshold: f64) -> App {
         App {
             home,
+            cluster_column: None,
             queued_train: None,
             model_name,
             feature_names: Vec::new(),
@@ -1354,7 +1358,9 @@ impl App {
                 form.solver = step_through(&Solver::ALL, form.solver, key.code == KeyCode::Left);
             }
             KeyCode::Left | KeyCode::Right | KeyCode::Char(' ') if form.selected == ParamsForm::COVARIANCE => {
-                form.covariance = step_through(&Covariance::ALL, form.covariance, key.code == KeyCode::Left);
+                let clustered = self.cluster_column.is_some().then_some(Covariance::Cluster);
+                let choices: Vec<Covariance> = Covariance::ALL.into_iter().chain(clustered).collect();
+                form.covariance = step_through(&choices, form.covariance, key.code == KeyCode::Left);
             }
             KeyCode::Left | KeyCode::Right | KeyCode::Char(' ') if form.selected == ParamsForm::PENALTY => {
                 form.penalty = step_through(&Penalty::ALL, form.penalty, key.code == KeyCode::Left);

@@ -72,6 +72,7 @@ where
     spawn_sampler(services.clone(), tx.clone());
     spawn_signal_watcher(tx.clone());
     let mut app = App::new(home.clone(), request.model_name.clone(), request.params.clone(), request.threshold);
+    app.cluster_column = request.read.roles.cluster.clone();
     // B's paths to begin with: the data trained on, scored into the exports directory.
     let stem = request.data.file_stem().map_or_else(|| "data".into(), |s| s.to_string_lossy().into_owned());
     app.score_paths = [request.data.display().to_string(), args.export_dir.join(format!("{stem}-scored.csv")).display().to_string()];

@@ -1128,6 +1128,22 @@ fn a_run_names_the_solver_auto_chose_and_an_iterative_fit_its_distance_from_the_
 }
 
 #[test]
+fn the_form_offers_the_cluster_covariance_only_with_a_cluster_column() {
+    let choices = |cluster: Option<&str>| {
+        let mut app = trained_app();
+        app.cluster_column = cluster.map(str::to_string);
+        app.on_key(key(KeyCode::Char('h')));
+        for _ in 0..super::app::ParamsForm::COVARIANCE {
+            app.on_key(key(KeyCode::Down));
+        }
+        app.on_key(key(KeyCode::Left));
+        screen(&app, 80, 24).lines().find(|l| l.contains("covariance")).map(str::to_string).unwrap_or_default()
+    };
+    assert!(choices(None).contains("◀ hc1 ▶"), "{}", choices(None));
+    assert!(choices(Some("island")).contains("◀ cluster ▶"), "{}", choices(Some("island")));
+}
+
+#[test]
 fn the_form_chooses_the_covariance_by_arrows_and_trains_with_it() {
     let mut app = trained_app();
     app.on_key(key(KeyCode::Char('h')));

@@ -797,12 +797,18 @@ fn render_coefficients(app: &App, area: Rect, buf: &mut Buffer) {
     let largest = terms.iter().filter_map(|t| t.standardized).map(f64::abs).fold(0.0, f64::max);
     let wide = rect.width >= 110;
     let bar_width: usize = if wide { 16 } else { 8 };
-    // The fit statistics under the table, as statsmodels' summary has them.
-    let statistics: Vec<String> = app
-        .last_report
-        .as_ref()
-        .and_then(|r| r.model.fit.fit_statistics.as_ref())
-        .map_or_else(Vec::new, |f| f.lines().into_iter().map(|l| format!(" {l}")).collect());
+    // Under the table, as statsmodels' summary has them: the rows' weights, offset and
+    // clusters, the covariance, and the fit statistics.
+    let fit = app.last_report.as_ref().map(|r| &r.model.fit);
+    let statistics: Vec<String> = fit
+        .into_iter()
+        .flat_map(|fit| {
+            let roles = fit.row_roles.iter().flat_map(|r| r.lines());
+            let covariance = fit.covariance.map(|c| format!("covariance: {}", c.describe()));
+            roles.chain(covariance).chain(fit.fit_statistics.iter().flat_map(|f| f.lines()))
+        })
+        .map(|l| format!(" {l}"))
+        .collect();
     let shown = (rect.height as usize).saturating_sub(3 + statistics.len());
     let first = app.coefficients_scroll.min(order.len().saturating_sub(1));
     let cell = |v: Option<f64>, digits: usize| v.map_or_else(|| "-".to_string(), |v| readable(v, digits));

@@ -1,6 +1,7 @@
 //! Preprocessing: from a [`RawTable`] to a clean [`Dataset`], and the seeded, stratified
 //! train/test [`Split`], with a [`CleanReport`] of what was kept and dropped, by reason.
 
+use crate::roles::RoleColumns;
 use crate::table::{Classes, ColumnKind, DataError, RawTable};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -79,6 +80,8 @@ pub struct Dataset {
     /// `rows × features`, row-major.
     pub x: Vec<f64>,
     pub y: Vec<f64>,
+    /// The features that have a role ([`RoleColumns`]).
+    pub roles: RoleColumns,
 }
 
 impl Dataset {
@@ -110,6 +113,7 @@ impl Dataset {
             classes: self.classes.clone(),
             x: Vec::new(),
             y: Vec::new(),
+            roles: self.roles.clone(),
         }
     }
     /// The kind of feature `j`.
@@ -320,8 +324,15 @@ pub fn clean_keeping(raw: &RawTable, options: &CleanOptions) -> Result<(Dataset,
         kept.push(i);
     }
     report.rows_kept = y.len();
-    let dataset =
-        Dataset { feature_names: raw.feature_names.clone(), label_name: raw.label_name.clone(), kinds, classes: raw.classes.clone(), x, y };
+    let dataset = Dataset {
+        feature_names: raw.feature_names.clone(),
+        label_name: raw.label_name.clone(),
+        kinds,
+        classes: raw.classes.clone(),
+        x,
+        y,
+        roles: raw.roles.clone(),
+    };
     if dataset.rows() == 0 {
         return Err(DataError::NoRows);
     }

@@ -8,7 +8,7 @@
 //! through the same linear map that un-scales the estimates: with t' = (t − o)/s,
 //! θ_t = w_t/s_t and θ0 = b − Σ θ_t o_t, so θ = A·(b, w) and Cov(θ) = A·Cov(b, w)·Aᵀ.
 
-use crate::logistic::{Covariance, Examples, Weights, hessian_sum, invert_spd};
+use crate::logistic::{Covariance, Examples, Weights, hessian_sum, invert_spd, log_loss_at, sigmoid};
 use crate::model::Coefficients;
 use crate::scale::Transform;
 use faer::linalg::matmul::matmul;
@@ -51,6 +51,9 @@ pub struct FitReport {
     /// The covariance the table's standard errors come from, when it is not the inverse Hessian.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub covariance: Option<Covariance>,
+    /// The rows' weights, offset and clusters, where the data has them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row_roles: Option<crate::roles::RowReport>,
     /// A penalised path's fits, for an L1 or elastic-net penalty or a cross-validated λ.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<PathReport>,
@@ -144,22 +147,27 @@ pub struct FitStatistics {
     /// −2·llf: for 0/1 labels the saturated model's log-likelihood is 0.
     pub deviance: f64,
     pub df_model: usize,
-    pub df_residual: usize,
-    pub n: usize,
+    /// n − k.
+    pub df_residual: f64,
+    /// The rows, or Σ of their frequency weights.
+    pub n: f64,
 }
 
 impl FitStatistics {
     /// The figures of a fit whose summed log loss over the rows with labels `y` is `loss_sum`,
     /// with `df_model` terms besides the intercept.
     pub fn new(loss_sum: f64, y: &[f64], df_model: usize) -> FitStatistics {
-        let n = y.len();
-        let rows = n as f64;
-        let share = y.iter().filter(|&&v| v == 1.0).count() as f64 / rows;
-        // x·ln x → 0 as x → 0: a file of one class has a null log-likelihood of 0.
-        let x_ln_x = |x: f64| if x > 0.0 { x * x.ln() } else { 0.0 };
+        FitStatistics::of(loss_sum, Examples::new(&[], y, 0), df_model)
+    }
+
+    /// [`FitStatistics::new`] for rows that may carry frequency weights (n is their sum) and an
+    /// offset (which the null model keeps: its intercept is fitted with the offset, as
+    /// statsmodels' GLM does).
+    pub fn of(loss_sum: f64, ex: Examples<'_>, df_model: usize) -> FitStatistics {
+        let n = ex.weight_sum();
         // 0 − x, not −x: a perfect fit's log-likelihood is 0, not −0.
         let log_likelihood = 0.0 - loss_sum;
-        let log_likelihood_null = rows * (x_ln_x(share) + x_ln_x(1.0 - share));
+        let log_likelihood_null = null_log_likelihood(ex);
         let llr = 2.0 * (log_likelihood - log_likelihood_null);
         let parameters = (df_model + 1) as f64;
         FitStatistics {
@@ -169,13 +177,47 @@ impl FitStatistics {
             llr_p_value: chi_squared_survival(llr, df_model),
             pseudo_r2: 1.0 - log_likelihood / log_likelihood_null,
             aic: -2.0 * log_likelihood + 2.0 * parameters,
-            bic: -2.0 * log_likelihood + parameters * rows.ln(),
+            bic: -2.0 * log_likelihood + parameters * n.ln(),
             deviance: -2.0 * log_likelihood,
             df_model,
-            df_residual: n.saturating_sub(df_model + 1),
+            df_residual: (n - parameters).max(0.0),
             n,
         }
     }
+}
+
+/// The log-likelihood of the intercept-only model. Without an offset it is closed-form: every
+/// p is the (weighted) share of positives. With one, the intercept b that maximises
+/// Σ wᵢ [yᵢ(b + oᵢ) − softplus(b + oᵢ)] is found by Newton's method, one dimension.
+fn null_log_likelihood(ex: Examples<'_>) -> f64 {
+    let weight = |i: usize| ex.row_weights.map_or(1.0, |w| w[i]);
+    let n = ex.weight_sum();
+    let positives: f64 = ex.y.iter().enumerate().map(|(i, y)| weight(i) * y).sum();
+    let Some(offset) = ex.offset else {
+        let share = positives / n;
+        // x·ln x → 0 as x → 0: a file of one class has a null log-likelihood of 0.
+        let x_ln_x = |x: f64| if x > 0.0 { x * x.ln() } else { 0.0 };
+        return n * (x_ln_x(share) + x_ln_x(1.0 - share));
+    };
+    let log_likelihood = |b: f64| -> f64 { (0..ex.rows()).map(|i| -weight(i) * log_loss_at(b + offset[i], ex.y[i])).sum() };
+    let mut b = crate::logistic::logit((positives / n).clamp(1e-12, 1.0 - 1e-12));
+    for _ in 0..100 {
+        let (mut score, mut curvature) = (0.0, 0.0);
+        for (i, (o, y)) in offset.iter().zip(ex.y).enumerate() {
+            let p = sigmoid(b + o);
+            score += weight(i) * (y - p);
+            curvature += weight(i) * p * (1.0 - p);
+        }
+        if curvature <= 0.0 {
+            break;
+        }
+        let step = score / curvature;
+        b += step;
+        if step.abs() <= 1e-15 * b.abs().max(1.0) {
+            break;
+        }
+    }
+    log_likelihood(b)
 }
 
 impl FitStatistics {
@@ -257,6 +299,7 @@ pub fn statistics(
     ex: Examples<'_>,
     hessian: Option<&[f64]>,
     kind: Covariance,
+    clusters: Option<&[f64]>,
     transform: &Transform,
     estimates: (f64, &Coefficients),
 ) -> Option<Vec<TermStatistics>> {
@@ -274,9 +317,15 @@ pub fn statistics(
     let covariance = match kind {
         Covariance::Nonrobust => inverse,
         Covariance::Hc0 | Covariance::Hc1 => {
-            let rows = ex.rows() as f64;
-            let scale = if kind == Covariance::Hc1 { rows / (rows - k as f64) } else { 1.0 };
+            let n = ex.weight_sum();
+            let scale = if kind == Covariance::Hc1 { n / (n - k as f64) } else { 1.0 };
             sandwich(&inverse, &score_outer_products(scaled, ex), k, scale)
+        }
+        Covariance::Cluster => {
+            let (meat, groups) = cluster_score_products(scaled, ex, clusters?);
+            // statsmodels' default small-sample correction for clusters.
+            let (g, n) = (groups as f64, ex.weight_sum());
+            sandwich(&inverse, &meat, k, g / (g - 1.0) * (n - 1.0) / (n - k as f64))
         }
     };
     // The covariance in the data's units is A C Aᵀ, with A's row 0 = (1, −o1/s1, …) and row t
@@ -308,18 +357,56 @@ pub fn statistics(
 /// Rows at a time in [`score_outer_products`]: its scaled copy of them is this size.
 const SCORE_CHUNK_ROWS: usize = 4_096;
 
-/// B = Σ sᵢsᵢᵀ over the rows, sᵢ = (yᵢ − pᵢ)·(1, xᵢ) the score of row i at `w`: the middle of
-/// the sandwich. Each chunk of rows is copied once, scaled by its residuals, and multiplied by
-/// its own transpose (faer), so the cost is that of one Hessian pass.
+/// B = Σ wᵢsᵢsᵢᵀ over the rows, sᵢ = (yᵢ − pᵢ)·(1, xᵢ) the score of row i at `w` and wᵢ its
+/// frequency weight: the middle of the sandwich. Each chunk of rows is copied once, scaled by
+/// its residuals (times √wᵢ), and multiplied by its own transpose (faer), so the cost is that
+/// of one Hessian pass.
 fn score_outer_products(w: &Weights, ex: Examples<'_>) -> Mat<f64> {
     let (d, k) = (ex.d, ex.d + 1);
     let mut meat = Mat::<f64>::zeros(k, k);
-    for (rows, labels) in ex.x.chunks(SCORE_CHUNK_ROWS * d.max(1)).zip(ex.y.chunks(SCORE_CHUNK_ROWS)) {
-        let residuals: Vec<f64> = labels.iter().enumerate().map(|(i, y)| y - w.probability(&rows[i * d..(i + 1) * d])).collect();
-        let scores = Mat::from_fn(labels.len(), k, |i, j| residuals[i] * if j == 0 { 1.0 } else { rows[i * d + j - 1] });
+    for start in (0..ex.rows()).step_by(SCORE_CHUNK_ROWS) {
+        let end = (start + SCORE_CHUNK_ROWS).min(ex.rows());
+        let residuals: Vec<f64> = (start..end).map(|i| residual(w, ex, i) * row_weight(ex, i).sqrt()).collect();
+        let scores = Mat::from_fn(end - start, k, |r, j| residuals[r] * if j == 0 { 1.0 } else { ex.x[(start + r) * d + j - 1] });
         matmul(meat.as_mut(), Accum::Add, scores.transpose(), scores.as_ref(), 1.0, Par::Seq);
     }
     meat
+}
+
+/// B = Σ_g u_g u_gᵀ over the clusters, u_g = Σ_{i ∈ g} wᵢsᵢ the summed score of cluster g
+/// (rows of the same `clusters` value); and the number of clusters.
+fn cluster_score_products(w: &Weights, ex: Examples<'_>, clusters: &[f64]) -> (Mat<f64>, usize) {
+    let (d, k) = (ex.d, ex.d + 1);
+    let mut group_of = std::collections::HashMap::new();
+    let mut sums: Vec<f64> = Vec::new();
+    for (i, cluster) in clusters.iter().enumerate() {
+        let next = group_of.len();
+        let g = *group_of.entry(cluster.to_bits()).or_insert(next);
+        if g == next {
+            sums.resize(sums.len() + k, 0.0);
+        }
+        let r = residual(w, ex, i) * row_weight(ex, i);
+        let u = &mut sums[g * k..(g + 1) * k];
+        u[0] += r;
+        for (uj, x) in u[1..].iter_mut().zip(&ex.x[i * d..(i + 1) * d]) {
+            *uj += r * x;
+        }
+    }
+    let groups = group_of.len();
+    let scores = MatRef::from_row_major_slice(&sums, groups, k);
+    let mut meat = Mat::<f64>::zeros(k, k);
+    matmul(meat.as_mut(), Accum::Add, scores.transpose(), scores, 1.0, Par::Seq);
+    (meat, groups)
+}
+
+/// yᵢ − pᵢ of row i at `w`, its offset in its logit.
+fn residual(w: &Weights, ex: Examples<'_>, i: usize) -> f64 {
+    let z = w.logit(&ex.x[i * ex.d..(i + 1) * ex.d]) + ex.offset.map_or(0.0, |o| o[i]);
+    ex.y[i] - sigmoid(z)
+}
+
+fn row_weight(ex: Examples<'_>, i: usize) -> f64 {
+    ex.row_weights.map_or(1.0, |w| w[i])
 }
 
 /// scale · H⁻¹ B H⁻¹, row-major, from H⁻¹ (row-major, symmetric) and B.
@@ -506,7 +593,7 @@ mod tests {
         let y = [1.0, 0.0, 0.0, 0.0];
         let null = -4.0 * (0.25f64 * 0.25f64.ln() + 0.75 * 0.75f64.ln());
         let f = FitStatistics::new(null, &y, 0);
-        assert_eq!((f.llr, f.llr_p_value, f.pseudo_r2, f.df_residual), (0.0, 1.0, 0.0, 3));
+        assert_eq!((f.llr, f.llr_p_value, f.pseudo_r2, f.df_residual), (0.0, 1.0, 0.0, 3.0));
         assert_eq!(f.aic, 2.0 * null + 2.0);
         // A perfect fit with 2 terms: the χ² survival with 2 degrees of freedom is e^(−x/2).
         let f = FitStatistics::new(0.0, &y, 2);

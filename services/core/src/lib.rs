@@ -7,6 +7,8 @@
 //!   training split only.
 //! - [`logistic`]: the model h(x) = 1/(1+e^−θᵀx) and its four solvers ([`logistic::Solver`]),
 //!   with one [`logistic::EpochEvent`] per epoch and a stated [`logistic::StopReason`].
+//! - [`roles::RoleColumns`]: the columns of weights, offsets, clusters and folds, carried with
+//!   the rows and taken out of them before the terms are made.
 //! - [`inference`]: standard errors, z, p-values, intervals and odds ratios of an exact fit;
 //!   separation detected and named; how close an iterative fit came to the optimum.
 //! - [`metrics::Metrics`]: accuracy, precision, recall, F1, ROC AUC, log loss, Brier score.
@@ -23,6 +25,7 @@ pub mod metrics;
 pub mod model;
 mod prefault;
 pub mod registry;
+pub mod roles;
 pub mod scale;
 pub mod store;
 pub mod synth;

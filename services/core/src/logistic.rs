@@ -346,6 +346,10 @@ pub enum Covariance {
     Hc0,
     /// HC0 times n/(n − k), for the k estimates (statsmodels' `HC1`).
     Hc1,
+    /// The sandwich with B from each cluster's summed score (the data's cluster column), times
+    /// G/(G − 1)·(n − 1)/(n − k) for G clusters: statsmodels' `cluster` with its default
+    /// correction.
+    Cluster,
 }
 
 impl Covariance {
@@ -361,6 +365,7 @@ impl Covariance {
             Covariance::Nonrobust => "nonrobust",
             Covariance::Hc0 => "hc0",
             Covariance::Hc1 => "hc1",
+            Covariance::Cluster => "cluster",
         }
     }
 
@@ -370,6 +375,7 @@ impl Covariance {
             Covariance::Nonrobust => "nonrobust (the inverse Hessian)",
             Covariance::Hc0 => "HC0 (robust: White's sandwich)",
             Covariance::Hc1 => "HC1 (robust: White's sandwich × n/(n − k))",
+            Covariance::Cluster => "cluster-robust (summed scores per cluster × G/(G − 1)·(n − 1)/(n − k))",
         }
     }
 }
@@ -478,6 +484,10 @@ pub enum ParamError {
     CdWithoutPenalty,
     #[error("cv {folds} needs {folds} rows or more of each class; the training rows hold {rows} of class {class}")]
     FoldsExceedClass { folds: usize, class: u8, rows: usize },
+    #[error("solver cd takes no offset: fit a penalty with an offset by l2 and newton or lbfgs")]
+    PathWithOffset,
+    #[error("cv {cv} asks for {cv} folds, but the fold column holds {given} distinct values")]
+    FoldColumn { cv: usize, given: usize },
 }
 
 impl TrainParams {
@@ -604,7 +614,7 @@ impl TrainParams {
 }
 
 /// Rows of features (row-major, `d` per row) and their 0/1 labels, borrowed, with the weights
-/// of the two classes in the loss.
+/// of the two classes in the loss, and each row's frequency weight and offset if given.
 #[derive(Debug, Clone, Copy)]
 pub struct Examples<'a> {
     pub x: &'a [f64],
@@ -613,22 +623,59 @@ pub struct Examples<'a> {
     /// The loss weight of a row of class 0 and of class 1. Multiplying by 1.0 is exact, so
     /// unweighted fits are the same bit for bit as before weights existed.
     pub class_weights: [f64; 2],
+    /// Each row's frequency weight: its loss, score and curvature count that many times.
+    pub row_weights: Option<&'a [f64]>,
+    /// Each row's offset, added to its logit with coefficient 1.
+    pub offset: Option<&'a [f64]>,
+    /// Each row's cross-validation fold, as the data gives it (any K distinct values), for
+    /// `cv` in place of folds drawn from the seed.
+    pub folds: Option<&'a [f64]>,
+    /// Σ row weights (the rows when unweighted): the n of the mean loss.
+    weight_sum: f64,
 }
 
 impl<'a> Examples<'a> {
     pub fn new(x: &'a [f64], y: &'a [f64], d: usize) -> Self {
         debug_assert_eq!(x.len(), y.len() * d);
-        Examples { x, y, d, class_weights: [1.0, 1.0] }
+        Examples { x, y, d, class_weights: [1.0, 1.0], row_weights: None, offset: None, folds: None, weight_sum: y.len() as f64 }
     }
     pub fn with_class_weights(self, class_weights: [f64; 2]) -> Self {
         Examples { class_weights, ..self }
+    }
+    /// These rows with frequency weights and offsets (one per row each).
+    pub fn with_rows(self, row_weights: Option<&'a [f64]>, offset: Option<&'a [f64]>) -> Self {
+        debug_assert!(row_weights.is_none_or(|w| w.len() == self.y.len()) && offset.is_none_or(|o| o.len() == self.y.len()));
+        let weight_sum = row_weights.map_or(self.y.len() as f64, |w| w.iter().sum());
+        Examples { row_weights, offset, weight_sum, ..self }
+    }
+    /// These rows with the folds the data gives them.
+    pub fn with_folds(self, folds: Option<&'a [f64]>) -> Self {
+        Examples { folds, ..self }
     }
     #[inline(always)]
     fn weight(&self, y: f64) -> f64 {
         self.class_weights[usize::from(y == 1.0)]
     }
+    /// Row `i`'s weight in the loss: its class's times its own.
+    #[inline(always)]
+    pub(crate) fn weight_of(&self, i: usize, y: f64) -> f64 {
+        self.weight(y) * self.row_weights.map_or(1.0, |w| w[i])
+    }
+    /// Row `i`'s offset (0 without offsets).
+    #[inline(always)]
+    pub(crate) fn offset_of(&self, i: usize) -> f64 {
+        self.offset.map_or(0.0, |o| o[i])
+    }
     pub fn rows(&self) -> usize {
         self.y.len()
+    }
+    /// The n of the mean loss: Σ frequency weights, or the rows.
+    pub fn weight_sum(&self) -> f64 {
+        self.weight_sum
+    }
+    /// Whether rows carry weights or offsets, which the per-sample solvers do not take.
+    pub fn has_row_columns(&self) -> bool {
+        self.row_weights.is_some() || self.offset.is_some()
     }
 }
 
@@ -865,7 +912,7 @@ fn pass_chunk_kernel(d: usize, w: &Weights, ex: Examples<'_>, start: usize, end:
     let weights = &w.weights[..d];
     // At zero weights (newton's and batch descent's first pass) every logit is 0: e^−0 = 1 and
     // σ = ½ exactly, so the logits and exponentials need not be computed.
-    let at_zero = w.bias == 0.0 && weights.iter().all(|&v| v == 0.0);
+    let at_zero = w.bias == 0.0 && weights.iter().all(|&v| v == 0.0) && ex.offset.is_none();
     // The gradient accumulates in registers, not memory, for the common widths.
     let (mut local, mut wide) = ([0.0f64; 17], Vec::new());
     let grad = zeroed(&mut local, &mut wide, k);
@@ -896,8 +943,8 @@ fn pass_chunk_kernel(d: usize, w: &Weights, ex: Examples<'_>, start: usize, end:
         let rows = &ex.x[first * d..(first + m) * d];
         let ys = &ex.y[first..first + m];
         if !at_zero {
-            for (zi, row) in z.iter_mut().zip(rows.chunks_exact(d)) {
-                *zi = w.bias + dot(weights, row);
+            for (i, (zi, row)) in z.iter_mut().zip(rows.chunks_exact(d)).enumerate() {
+                *zi = w.bias + dot(weights, row) + ex.offset_of(first + i);
             }
             for (ei, zi) in e[..m].iter_mut().zip(&z) {
                 *ei = exp_nonpositive(-zi.abs());
@@ -912,15 +959,20 @@ fn pass_chunk_kernel(d: usize, w: &Weights, ex: Examples<'_>, start: usize, end:
         // rounded sum of ln_1p's terms).
         let mut products = [1.0f64; 2];
         let mut row_start = (first - block_start) * stride;
-        for ((&zi, &ei), (&y, row)) in z.iter().zip(&e).zip(ys.iter().zip(rows.chunks_exact(d))) {
-            let weight = ex.weight(y);
+        for (i, ((&zi, &ei), (&y, row))) in z.iter().zip(&e).zip(ys.iter().zip(rows.chunks_exact(d))).enumerate() {
+            let weight = ex.weight_of(first + i, y);
             certain += u64::from(certain_and_right(zi, y));
             loss += weight * (zi.max(0.0) - y * zi);
-            // The factor goes to its class's product and the other's gets exactly 1, by
-            // arithmetic on the 0/1 label: the labels are random, so a branch would be
-            // mispredicted half the time.
-            products[0] *= 1.0 + (1.0 - y) * ei;
-            products[1] *= 1.0 + y * ei;
+            if ex.row_weights.is_some() {
+                // Each row weighs its own: no product of a class's factors serves.
+                loss += weight * ei.ln_1p();
+            } else {
+                // The factor goes to its class's product and the other's gets exactly 1, by
+                // arithmetic on the 0/1 label: the labels are random, so a branch would be
+                // mispredicted half the time.
+                products[0] *= 1.0 + (1.0 - y) * ei;
+                products[1] *= 1.0 + y * ei;
+            }
             // One exponential serves both the loss and the probability.
             let p = sigmoid_given_exp(zi, ei);
             let r = weight * (p - y);
@@ -1045,12 +1097,13 @@ fn full_pass(w: &Weights, ex: Examples<'_>, want_hess: bool) -> PassSums {
 
 /// The objective's value and gradient (bias first) at `w`: mean log loss + (l2/2)‖w‖².
 pub fn objective(w: &Weights, ex: Examples<'_>, l2: f64) -> (f64, Vec<f64>) {
-    objective_from(&full_pass(w, ex, false), w, ex.rows(), l2)
+    objective_from(&full_pass(w, ex, false), w, ex.weight_sum(), l2)
 }
 
-/// The objective and its gradient at `w`, from the sums of a pass over `rows` rows at `w`.
-fn objective_from(sums: &PassSums, w: &Weights, rows: usize, l2: f64) -> (f64, Vec<f64>) {
-    let n = rows.max(1) as f64;
+/// The objective and its gradient at `w`, from the sums of a pass at `w` over rows whose
+/// weights sum to `n` (the rows, unweighted).
+fn objective_from(sums: &PassSums, w: &Weights, n: f64, l2: f64) -> (f64, Vec<f64>) {
+    let n = if n > 0.0 { n } else { 1.0 };
     let mut grad: Vec<f64> = sums.grad.iter().map(|g| g / n).collect();
     for (g, wj) in grad[1..].iter_mut().zip(&w.weights) {
         *g += l2 * wj;
@@ -1068,7 +1121,7 @@ pub fn mean_log_loss(w: &Weights, ex: Examples<'_>) -> f64 {
     if ex.rows() == 0 {
         return f64::NAN;
     }
-    full_pass(w, ex, false).loss / ex.rows() as f64
+    full_pass(w, ex, false).loss / ex.weight_sum()
 }
 
 fn norm(v: &[f64]) -> f64 {
@@ -1087,8 +1140,10 @@ pub fn fit(
     params.validate()?;
     let chosen = TrainParams { solver: params.choose_solver(train.d).0, l2: params.ridge(), ..params.clone() };
     let params = &chosen;
-    if params.solver == Solver::Cd {
-        return fit_by_path(train, params, cancel, on_epoch);
+    match params.solver {
+        Solver::Cd if train.offset.is_some() => return Err(ParamError::PathWithOffset),
+        Solver::Cd => return fit_by_path(train, params, cancel, on_epoch),
+        _ => {}
     }
     let mut progress = Progress::new(params, on_epoch);
     progress.early_stopping = val.is_some_and(|v| v.rows() >= MIN_EARLY_STOPPING_ROWS);
@@ -1142,9 +1197,14 @@ fn fit_by_path(
     mut on_epoch: impl FnMut(&EpochEvent),
 ) -> Result<FitOutcome, ParamError> {
     let net = path::ElasticNet { alpha: params.alpha().unwrap_or(1.0) };
-    let folds = params.cv.map(|k| stratified_folds(train.y, k, params.seed)).transpose()?;
+    let folds = match (train.folds, params.cv) {
+        (Some(given), Some(k)) => Some(given_folds(given, k)?),
+        (None, Some(k)) => Some(stratified_folds(train.y, k, params.seed)?),
+        (_, None) => None,
+    };
     let columns = path::Columns::from_rows(train.x, train.d);
-    let row_weights: Option<Vec<f64>> = (train.class_weights != [1.0, 1.0]).then(|| train.y.iter().map(|&y| train.weight(y)).collect());
+    let weighted = train.class_weights != [1.0, 1.0] || train.row_weights.is_some();
+    let row_weights: Option<Vec<f64>> = weighted.then(|| train.y.iter().enumerate().map(|(i, &y)| train.weight_of(i, y)).collect());
     let request =
         path::PathRequest { net, lambdas: None, down_to: params.lambda, stop_early: folds.is_some(), tolerance: params.tolerance };
     let mut path = path::PathStepper::new(&columns, train.y, row_weights.as_deref(), request);
@@ -1186,6 +1246,18 @@ fn fit_by_path(
         path_choice: chosen,
         cross_validation,
     })
+}
+
+/// Each row's fold (1 to K) from the data's fold column: its K distinct values in sorted order,
+/// which must be the `cv` asked for.
+fn given_folds(column: &[f64], cv: usize) -> Result<Vec<usize>, ParamError> {
+    let mut values: Vec<f64> = column.to_vec();
+    values.sort_by(f64::total_cmp);
+    values.dedup();
+    if values.len() != cv {
+        return Err(ParamError::FoldColumn { cv, given: values.len() });
+    }
+    Ok(column.iter().map(|v| values.partition_point(|w| w < v) + 1).collect())
 }
 
 /// Each training row's fold for `folds`-fold cross-validation ([`path::stratified_folds`]),
@@ -1593,6 +1665,9 @@ fn sgd_epoch(w: &mut Weights, ex: Examples<'_>, order: &[usize], lr: f64, l2: f6
     // The step of a row of class 0 and of class 1 (×1.0 when unweighted: exact).
     let steps = [lr * ex.class_weights[0], lr * ex.class_weights[1]];
     let decay = 1.0 - lr * l2;
+    if ex.has_row_columns() {
+        return sgd_epoch_of_rows(w, ex, order, lr, decay);
+    }
     #[cfg(target_arch = "x86_64")]
     if cpu_has_avx2_and_fma() {
         #[allow(unsafe_code)]
@@ -1601,6 +1676,26 @@ fn sgd_epoch(w: &mut Weights, ex: Examples<'_>, order: &[usize], lr: f64, l2: f6
         return unsafe { specialise_width!(const sgd_epoch_fma(ex.d, w, ex.x, ex.y, order, steps, decay)) };
     }
     specialise_width!(const sgd_epoch_of_width(ex.d, w, ex.x, ex.y, order, steps, decay))
+}
+
+/// [`sgd_epoch`] for rows with frequency weights or offsets: the seed's rule with each row's
+/// step times its weight (a row of weight w moves the estimates as w visits would, to first
+/// order) and its offset in its logit. Plain arithmetic, where the kernels below are tuned for
+/// the unweighted rows most fits have.
+fn sgd_epoch_of_rows(w: &mut Weights, ex: Examples<'_>, order: &[usize], lr: f64, decay: f64) -> Vec<f64> {
+    let d = ex.d;
+    let mut sums = vec![0.0; d + 1];
+    for &i in order {
+        let (row, y) = (&ex.x[i * d..(i + 1) * d], ex.y[i]);
+        let g = lr * ex.weight_of(i, y) * (sigmoid(w.logit(row) + ex.offset_of(i)) - y);
+        w.bias -= g;
+        sums[0] += w.bias;
+        for ((wj, &v), s) in w.weights.iter_mut().zip(row).zip(&mut sums[1..]) {
+            *wj = *wj * decay - g * v;
+            *s += *wj;
+        }
+    }
+    sums
 }
 
 /// Whether this CPU has AVX2 and FMA, which the kernels compiled for them need.
@@ -1813,7 +1908,7 @@ fn minibatch_epoch(w: &mut Weights, ex: Examples<'_>, order: &[usize], batch: us
         grad.iter_mut().for_each(|g| *g = 0.0);
         for &i in idx {
             let row = &ex.x[i * d..(i + 1) * d];
-            let r = ex.weight(ex.y[i]) * (sigmoid(w.logit(row)) - ex.y[i]);
+            let r = ex.weight_of(i, ex.y[i]) * (sigmoid(w.logit(row) + ex.offset_of(i)) - ex.y[i]);
             grad[0] += r;
             for (g, &v) in grad[1..].iter_mut().zip(row) {
                 *g += r * v;
@@ -1860,9 +1955,9 @@ fn shuffle_blocks(order: &mut [usize], rng: &mut ChaCha8Rng) {
 /// Hessian: one full pass per iteration instead of three.
 fn newton_step(w: &mut Weights, ex: Examples<'_>, l2: f64, at: &mut Option<PassSums>) -> Option<(f64, Vec<f64>)> {
     let k = ex.d + 1;
-    let n = ex.rows().max(1) as f64;
+    let n = if ex.weight_sum() > 0.0 { ex.weight_sum() } else { 1.0 };
     let sums = at.take().unwrap_or_else(|| full_pass(w, ex, true));
-    let (before, grad) = objective_from(&sums, w, ex.rows(), l2);
+    let (before, grad) = objective_from(&sums, w, n, l2);
     let mut hess = vec![0.0; k * k];
     for a in 0..k {
         for b in a..k {
@@ -1884,7 +1979,7 @@ fn newton_step(w: &mut Weights, ex: Examples<'_>, l2: f64, at: &mut Option<PassS
         let mut candidate = w.clone();
         step(&mut candidate, &delta.iter().map(|v| v * t).collect::<Vec<_>>(), 1.0);
         let candidate_sums = full_pass(&candidate, ex, true);
-        let (after, after_grad) = objective_from(&candidate_sums, &candidate, ex.rows(), l2);
+        let (after, after_grad) = objective_from(&candidate_sums, &candidate, n, l2);
         if after <= before || !before.is_finite() {
             *w = candidate;
             *at = Some(candidate_sums);
@@ -2396,6 +2491,95 @@ mod tests {
             let losses: Vec<f64> = lbfgs.curve.iter().map(|e| e.train_loss).collect();
             assert!(losses.windows(2).all(|p| p[1] <= p[0] + 1e-15 || l2 > 0.0), "{losses:?}");
         }
+    }
+
+    /// Rows (x, y) with integer frequency weights (0 to 3), and the rows repeated that often.
+    type WeightedRows = (Vec<f64>, Vec<f64>, Vec<f64>);
+
+    /// Rows with integer frequency weights (0 to 3) and their copy with each row repeated that
+    /// many times.
+    fn weighted_and_repeated(rows: usize, d: usize) -> (WeightedRows, (Vec<f64>, Vec<f64>)) {
+        let (x, y) = correlated(rows, d);
+        let weights: Vec<f64> = (0..rows).map(|i| ((i * 7 + 3) % 4) as f64).collect();
+        let (mut rx, mut ry) = (Vec::new(), Vec::new());
+        for (i, &w) in weights.iter().enumerate() {
+            for _ in 0..w as usize {
+                rx.extend_from_slice(&x[i * d..(i + 1) * d]);
+                ry.push(y[i]);
+            }
+        }
+        ((x, y, weights), (rx, ry))
+    }
+
+    #[test]
+    fn every_solver_fits_frequency_weights_as_the_rows_repeated() {
+        let d = 6;
+        let ((x, y, weights), (rx, ry)) = weighted_and_repeated(600, d);
+        let weighted = Examples::new(&x, &y, d).with_rows(Some(&weights), None);
+        let repeated = Examples::new(&rx, &ry, d);
+        let cancel = AtomicBool::new(false);
+        let base = TrainParams { epochs: 2000, tolerance: 1e-9, validation_fraction: Some(0.0), ..TrainParams::default() };
+        let exact = fit(repeated, None, &TrainParams { solver: Solver::Newton, ..base.clone() }, &cancel, |_| {}).expect("fits");
+        let (optimum, _) = objective(&exact.weights, repeated, 0.0);
+        for solver in [Solver::Newton, Solver::Lbfgs, Solver::Saga] {
+            let out = fit(weighted, None, &TrainParams { solver, ..base.clone() }, &cancel, |_| {}).expect("fits");
+            let (at, _) = objective(&out.weights, weighted, 0.0);
+            assert!(
+                (at - optimum).abs() <= 1e-9 * optimum,
+                "{solver}: {at} vs the repeated rows' {optimum} ({:?} after {})",
+                out.stop_reason,
+                out.curve.len()
+            );
+            // The same optimum, reached by sums in another order: on these correlated terms the
+            // Hessian's conditioning leaves ≈ 3e-10 between the two (tests/toolkit.rs holds
+            // Spector's to 1e-10).
+            if solver == Solver::Newton {
+                for (a, b) in out.weights.weights.iter().zip(&exact.weights.weights) {
+                    assert!((a - b).abs() <= 1e-8 * b.abs().max(1.0), "newton: {a} vs {b}");
+                }
+            }
+        }
+        // The per-sample solvers without a stop of their own come close, as on unweighted rows.
+        for solver in [Solver::Sgd, Solver::Minibatch] {
+            let params = TrainParams { solver, epochs: 200, learning_rate: 0.05, ..base.clone() };
+            let out = fit(weighted, None, &params, &cancel, |_| {}).expect("fits");
+            let (at, _) = objective(&out.weights, weighted, 0.0);
+            assert!(at - optimum <= 2e-3 * optimum, "{solver}: {at} vs {optimum}");
+        }
+        // The lasso's path: the same λ and coefficients as on the repeated rows.
+        let lasso = TrainParams { solver: Solver::Cd, penalty: Penalty::L1, lambda: Some(0.01), ..base.clone() };
+        let on_weights = fit(weighted, None, &lasso, &cancel, |_| {}).expect("fits");
+        let on_repeats = fit(repeated, None, &lasso, &cancel, |_| {}).expect("fits");
+        for (a, b) in on_weights.weights.weights.iter().zip(&on_repeats.weights.weights) {
+            assert!((a - b).abs() <= 1e-9, "cd: {a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn an_offset_is_a_term_whose_coefficient_is_held_at_one() {
+        // Fitting with the offset o is fitting with o as a term whose coefficient stays 1: the
+        // gradient of every other estimate vanishes at the offset fit's optimum, with o's term in
+        // the logit.
+        let d = 4;
+        let (x, y) = correlated(800, d);
+        let offset: Vec<f64> = (0..800).map(|i| ((i % 13) as f64 - 6.0) / 10.0).collect();
+        let ex = Examples::new(&x, &y, d).with_rows(None, Some(&offset));
+        let cancel = AtomicBool::new(false);
+        let base = TrainParams { epochs: 3000, tolerance: 1e-10, validation_fraction: Some(0.0), ..TrainParams::default() };
+        let newton = fit(ex, None, &TrainParams { solver: Solver::Newton, ..base.clone() }, &cancel, |_| {}).expect("fits");
+        let with_term: Vec<f64> = x.chunks_exact(d).zip(&offset).flat_map(|(row, o)| row.iter().copied().chain([*o])).collect();
+        let held = Weights { bias: newton.weights.bias, weights: newton.weights.weights.iter().copied().chain([1.0]).collect() };
+        let (_, grad) = objective(&held, Examples::new(&with_term, &y, d + 1), 0.0);
+        assert!(grad[..=d].iter().all(|g| g.abs() < 1e-12), "{grad:?}");
+        for solver in [Solver::Lbfgs, Solver::Saga] {
+            let params = TrainParams { solver, ..base.clone() };
+            let out = fit(ex, None, &params, &cancel, |_| {}).expect("fits");
+            let (at, _) = objective(&out.weights, ex, 0.0);
+            let (optimum, _) = objective(&newton.weights, ex, 0.0);
+            assert!((at - optimum).abs() <= 1e-8 * optimum, "{solver}: {at} vs {optimum}");
+        }
+        let lasso = TrainParams { solver: Solver::Cd, penalty: Penalty::L1, lambda: Some(0.01), ..base };
+        assert!(matches!(fit(ex, None, &lasso, &cancel, |_| {}), Err(ParamError::PathWithOffset)));
     }
 
     #[test]

@@ -7,7 +7,7 @@
 
 use crate::inference::{FitReport, TermStatistics};
 use crate::logistic::{EpochEvent, StopReason, TrainParams, Weights, logit, sigmoid};
-use crate::scale::{EncodeError, Transform, Value};
+use crate::scale::{EncodeError, Encoding, Transform, Value};
 use crate::table::Classes;
 use serde::{Deserialize, Serialize};
 
@@ -224,9 +224,20 @@ impl Model {
         Ok(())
     }
 
-    /// Checks one row of raw values of a numeric model.
+    /// Whether every input is a number (a numeric term or the offset), so that a row of inputs
+    /// can come as one matrix.
+    pub fn takes_numbers_only(&self) -> bool {
+        (0..self.width()).all(|j| self.takes_a_number(j))
+    }
+
+    /// Whether input `j` is a number: a numeric term or the offset.
+    fn takes_a_number(&self, j: usize) -> bool {
+        matches!(self.transform.encoding(j), Encoding::Numeric | Encoding::Offset)
+    }
+
+    /// Checks one row of raw values of a model that takes numbers only.
     pub fn check_row(&self, row: &[f64]) -> Result<(), PredictError> {
-        if let Some(j) = (0..self.width()).find(|&j| *self.transform.encoding(j) != crate::scale::Encoding::Numeric) {
+        if let Some(j) = (0..self.width()).find(|&j| !self.takes_a_number(j)) {
             return Err(PredictError::NeedsText(self.feature_names[j].clone()));
         }
         if row.len() != self.width() {
@@ -239,7 +250,8 @@ impl Model {
     }
 
     /// The logit of one row of terms in the data's units (for a numeric model: its feature
-    /// values), already checked. Computed through the scaled weights, exactly as in training.
+    /// values), already checked, with the offset last when the model has one. Computed through
+    /// the scaled weights, exactly as in training.
     #[inline]
     pub fn logit_raw(&self, row: &[f64]) -> f64 {
         let mut z = self.scaled.bias;
@@ -247,7 +259,15 @@ impl Model {
         for (((v, w), o), sc) in row.iter().zip(&self.scaled.weights).zip(&t.offset).zip(&t.scale) {
             z += w * (v - o) / sc;
         }
+        if t.has_offset() {
+            z += row[t.terms()];
+        }
         z
+    }
+
+    /// The width of a row of [`Model::logit_raw`]: the terms, and the offset if any.
+    pub fn row_width(&self) -> usize {
+        self.transform.row_width()
     }
 
     #[inline]
@@ -263,7 +283,7 @@ impl Model {
         if theta == 0.0 || !(0.0 < target && target < 1.0) {
             return None;
         }
-        let mut rest = self.intercept;
+        let mut rest = self.intercept + if self.transform.has_offset() { row[self.term_count()] } else { 0.0 };
         for (t, (_, coefficient)) in self.coefficients.0.iter().enumerate() {
             if t != index {
                 rest += coefficient * row[t];

@@ -46,6 +46,9 @@ pub enum Encoding {
     Numeric,
     /// Treatment coding: `levels[0]` is the reference; each other level is a 0/1 term.
     Categorical { levels: Vec<String> },
+    /// The offset ([`crate::roles::RoleColumns::offset`]): no term; its value is added to the
+    /// logit with coefficient 1. A row of terms carries it last ([`Transform::row_width`]).
+    Offset,
 }
 
 /// A value of one input feature, as a request or a CSV cell gives it.
@@ -198,6 +201,10 @@ impl Transform {
         let mut encodings = Vec::with_capacity(d);
         let mut term_names = Vec::new();
         for j in 0..d {
+            if train.roles.offset.as_ref() == Some(&train.feature_names[j]) {
+                encodings.push(Encoding::Offset);
+                continue;
+            }
             match train.kind(j) {
                 ColumnKind::Numeric => {
                     encodings.push(Encoding::Numeric);
@@ -225,15 +232,15 @@ impl Transform {
             offset: Vec::new(),
             scale: Vec::new(),
         };
-        let k = transform.terms();
+        let (k, width) = (transform.terms(), transform.row_width());
         // A numeric dataset is its own design: read in place, not copied (80 MB at 1M × 10).
         // The levels were taken from these rows, so every row encodes.
-        let design = transform.design_of(train).unwrap_or_else(|_| std::borrow::Cow::Owned(vec![0.0; train.rows() * k]));
+        let design = transform.design_of(train).unwrap_or_else(|_| std::borrow::Cow::Owned(vec![0.0; train.rows() * width]));
         // Row by row, every column's accumulator at once: each column still sums its values in
         // row order (so the same bits as a column at a time), in one pass over the rows instead
-        // of one per column (68 ms → 9 ms for 800k × 10).
+        // of one per column (68 ms → 9 ms for 800k × 10). The offset, last, is not scaled.
         let rows = |visit: &mut dyn FnMut(&[f64])| {
-            design.chunks_exact(k.max(1)).for_each(visit);
+            design.chunks_exact(width.max(1)).for_each(|row| visit(&row[..k]));
             Ok::<(), std::convert::Infallible>(())
         };
         let Ok(offset_and_scale) = ScalingStatistics::gather(scaling, k, rows);
@@ -262,6 +269,34 @@ impl Transform {
     /// The names of the terms: the features themselves unless some are categorical.
     pub fn term_names(&self) -> &[String] {
         if self.term_names.is_empty() { &self.feature_names } else { &self.term_names }
+    }
+
+    /// Whether one input is the offset.
+    pub fn has_offset(&self) -> bool {
+        self.encodings.contains(&Encoding::Offset)
+    }
+
+    /// The index among the inputs of the offset, if there is one.
+    pub fn offset_input(&self) -> Option<usize> {
+        self.encodings.iter().position(|e| *e == Encoding::Offset)
+    }
+
+    /// The width of a row of terms as [`Transform::terms_of`] makes it: the terms, then the
+    /// offset when there is one.
+    pub fn row_width(&self) -> usize {
+        self.terms() + usize::from(self.has_offset())
+    }
+
+    /// Takes the offset (the last value of each row of [`Transform::terms_of`]) out of the
+    /// rows: the design of the terms alone, and each row's offset.
+    pub fn split_offset(&self, rows: Vec<f64>) -> (Vec<f64>, Option<Vec<f64>>) {
+        if !self.has_offset() {
+            return (rows, None);
+        }
+        let (k, width) = (self.terms(), self.row_width());
+        let offsets = rows.iter().skip(k).step_by(width).copied().collect();
+        let design = rows.chunks_exact(width).flat_map(|row| &row[..k]).copied().collect();
+        (design, Some(offsets))
     }
 
     /// Whether every feature is one numeric term, so a row of features is a row of terms.
@@ -315,6 +350,11 @@ impl Transform {
                     maps.push(None);
                     t += 1;
                 }
+                // Last in the row, after every term.
+                (Encoding::Offset, _) => {
+                    maps.push(None);
+                    *first_term.last_mut().expect("pushed above") = self.terms();
+                }
                 (Encoding::Categorical { levels }, kind) => {
                     let data_levels: Vec<String> = kind.levels().map(<[String]>::to_vec).unwrap_or_default();
                     let map = data_levels
@@ -330,7 +370,7 @@ impl Transform {
                 }
             }
         }
-        let k = self.terms();
+        let k = self.row_width();
         let mut design = vec![0.0; data.rows() * k];
         for (row, out) in data.x.chunks_exact(d.max(1)).zip(design.chunks_exact_mut(k.max(1))) {
             for (j, (&v, map)) in row.iter().zip(&maps).enumerate() {
@@ -351,24 +391,20 @@ impl Transform {
     fn unseen(&self, j: usize, value: &str) -> EncodeError {
         let known = match self.encoding(j) {
             Encoding::Categorical { levels } => levels.clone(),
-            Encoding::Numeric => Vec::new(),
+            Encoding::Numeric | Encoding::Offset => Vec::new(),
         };
         EncodeError::UnseenLevel { column: self.feature_names[j].clone(), value: value.to_string(), known }
     }
 
-    /// Appends the terms of one row of feature values (in the data's units) to `out`. A number
-    /// for a categorical feature is read as its text ("2"), as the CSV reader does.
+    /// Appends the terms of one row of feature values (in the data's units) to `out`, and the
+    /// offset after them ([`Transform::row_width`]). A number for a categorical feature is read
+    /// as its text ("2"), as the CSV reader does.
     pub fn encode_values(&self, row: &[Value], out: &mut Vec<f64>) -> Result<(), EncodeError> {
+        let mut offset = None;
         for (j, value) in row.iter().enumerate() {
             match (self.encoding(j), value) {
-                (Encoding::Numeric, Value::Number(v)) if v.is_finite() => out.push(*v),
-                (Encoding::Numeric, Value::Text(t)) => match t.trim().parse::<f64>() {
-                    Ok(v) if v.is_finite() => out.push(v),
-                    _ => return Err(EncodeError::NotANumber { column: self.feature_names[j].clone(), value: t.clone() }),
-                },
-                (Encoding::Numeric, Value::Number(v)) => {
-                    return Err(EncodeError::NotANumber { column: self.feature_names[j].clone(), value: v.to_string() });
-                }
+                (Encoding::Numeric, value) => out.push(self.number(j, value)?),
+                (Encoding::Offset, value) => offset = Some(self.number(j, value)?),
                 (Encoding::Categorical { levels }, value) => {
                     let text = match value {
                         Value::Text(t) => t.trim().to_string(),
@@ -383,7 +419,20 @@ impl Transform {
                 }
             }
         }
+        out.extend(offset);
         Ok(())
+    }
+
+    /// The value of numeric input `j`: a finite number, or text that reads as one.
+    fn number(&self, j: usize, value: &Value) -> Result<f64, EncodeError> {
+        let parsed = match value {
+            Value::Number(v) => Some(*v),
+            Value::Text(t) => t.trim().parse::<f64>().ok(),
+        };
+        match parsed {
+            Some(v) if v.is_finite() => Ok(v),
+            _ => Err(EncodeError::NotANumber { column: self.feature_names[j].clone(), value: value.to_string() }),
+        }
     }
 
     pub fn apply_row(&self, row: &[f64], out: &mut [f64]) {

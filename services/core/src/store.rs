@@ -30,6 +30,7 @@
 //! manifest's hash, so a truncated or altered file is refused, never loaded.
 
 use crate::clean::{CleanReport, Dataset, Split};
+use crate::roles::RoleColumns;
 use crate::sha256_hex;
 use crate::table::{Classes, ColumnKind, RawTable};
 use ndarray_npy::{ViewNpyExt, WriteNpyExt};
@@ -644,6 +645,7 @@ impl Store {
             kinds: stored_kinds(&table.kinds),
             classes: table.classes.clone(),
             missing: Some(missing),
+            roles: table.roles.clone(),
         };
         self.put_dataset_files(&columns, x, &table.y, &table.lines, producer, Vec::new(), params)
     }
@@ -728,6 +730,7 @@ impl Store {
             y,
             lines,
             notes: Vec::new(),
+            roles: columns.roles,
         })
     }
 
@@ -918,6 +921,9 @@ pub struct Columns {
     /// stored before it was counted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub missing: Option<Vec<u64>>,
+    /// The features that have a role: weights, offset, cluster, folds.
+    #[serde(default, skip_serializing_if = "RoleColumns::is_empty")]
+    pub roles: RoleColumns,
 }
 
 impl Columns {
@@ -929,13 +935,22 @@ impl Columns {
             kinds: stored_kinds(&data.kinds),
             classes: data.classes.clone(),
             missing,
+            roles: data.roles.clone(),
         }
     }
 
     /// The clean data of these columns with rows `x` and labels `y`: what [`Columns::of`] was
     /// taken from.
     pub(crate) fn into_dataset(self, x: Vec<f64>, y: Vec<f64>) -> Dataset {
-        Dataset { feature_names: self.feature_names, label_name: self.label_name, kinds: self.kinds, classes: self.classes, x, y }
+        Dataset {
+            feature_names: self.feature_names,
+            label_name: self.label_name,
+            kinds: self.kinds,
+            classes: self.classes,
+            x,
+            y,
+            roles: self.roles,
+        }
     }
 
     /// True when every feature is numeric (no kinds listed, as written before text features,
@@ -1719,6 +1734,7 @@ mod tests {
             kinds: stored_kinds(&[ColumnKind::Numeric]),
             classes: None,
             missing: None,
+            roles: Default::default(),
         };
         let columns = json_bytes(&columns).expect("json");
         let npy = |contents: &dyn Contents| {
@@ -1983,8 +1999,14 @@ mod tests {
             contents.write_to(&mut out).expect("npy");
             out
         };
-        let columns =
-            Columns { feature_names: vec!["a".into(), "b".into()], label_name: "y".into(), kinds: vec![], classes: None, missing: None };
+        let columns = Columns {
+            feature_names: vec!["a".into(), "b".into()],
+            label_name: "y".into(),
+            kinds: vec![],
+            classes: None,
+            missing: None,
+            roles: Default::default(),
+        };
         let files = vec![
             ("train_x.npy", npy(&Npy::matrix(&[1.0f64, 2.0, 3.0, 4.0], 2))),
             ("train_y.npy", npy(&Npy::vector(&[0.0f64, 1.0]))),

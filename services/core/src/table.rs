@@ -17,6 +17,7 @@
 //! (`;` or tab). A first column with no name — the index pandas' `to_csv` writes — is skipped
 //! with a note.
 
+use crate::roles::RoleColumns;
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -111,6 +112,9 @@ pub struct CsvOptions {
     /// New names for the classes: `[positive, negative]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub class_labels: Option<Vec<String>>,
+    /// Columns read with the rows that are not features: weights, offset, cluster, folds.
+    #[serde(default, skip_serializing_if = "RoleColumns::is_empty")]
+    pub roles: RoleColumns,
 }
 
 /// How a feature column's values are held.
@@ -164,6 +168,8 @@ pub struct RawTable {
     /// What the reader decided that a person should know (a skipped index column, the
     /// delimiter it sniffed, columns read as text).
     pub notes: Vec<String>,
+    /// The columns among `feature_names` that have a role ([`RoleColumns`]).
+    pub roles: RoleColumns,
 }
 
 /// The cells of one column that were not numbers, while the file is read.
@@ -305,6 +311,10 @@ impl RawTable {
         mut sink: Option<&mut dyn ValueSink>,
     ) -> Result<(Self, ValuesWent), DataError> {
         let io = |e: std::io::Error| DataError::Io(e.to_string());
+        // Role columns' values are checked once read, so they are held, not streamed away.
+        if !options.roles.is_empty() {
+            sink = None;
+        }
         let mut blocks = BlockReader::new(block_bytes);
         // The header is read from the first block — grown by the next while it holds only
         // blank lines, which come before a header and are skipped.
@@ -480,16 +490,9 @@ impl RawTable {
                 _ => return Err(DataError::Column(label_name, "--labels takes two different names: POSITIVE,NEGATIVE".into())),
             }
         }
-        let table = RawTable {
-            feature_names: feature_idx.iter().map(|&i| names[i].clone()).collect(),
-            label_name,
-            kinds,
-            classes,
-            x,
-            y,
-            lines,
-            notes,
-        };
+        let feature_names: Vec<String> = feature_idx.iter().map(|&i| names[i].clone()).collect();
+        options.roles.check(&feature_names, &kinds, &x, &lines)?;
+        let table = RawTable { feature_names, label_name, kinds, classes, x, y, lines, notes, roles: options.roles.clone() };
         Ok((table, went))
     }
 }
@@ -1222,7 +1225,7 @@ fn select_columns(names: &[String], skip: usize, select: &CsvOptions) -> Result<
         Some(name) => find(name)?,
         None => names.len() - 1,
     };
-    let feature_idx = match &select.features {
+    let mut feature_idx = match &select.features {
         Some(features) => {
             let mut idx = Vec::with_capacity(features.len());
             for name in features {
@@ -1237,11 +1240,16 @@ fn select_columns(names: &[String], skip: usize, select: &CsvOptions) -> Result<
             }
             idx
         }
-        None => (skip..names.len()).filter(|&i| i != label_idx).collect(),
+        None => {
+            let row_only: Vec<&str> = select.roles.of_rows_only().map(|(_, name)| name).collect();
+            (skip..names.len()).filter(|&i| i != label_idx && !row_only.contains(&names[i].as_str())).collect()
+        }
     };
-    if feature_idx.is_empty() {
+    let roles: Vec<&str> = select.roles.named().map(|(_, name)| name).collect();
+    if feature_idx.iter().all(|&i| roles.contains(&names[i].as_str())) {
         return Err(DataError::NoFeatures);
     }
+    select.roles.select(find, label_idx, &mut feature_idx, select.features.is_some())?;
     Ok((label_idx, feature_idx))
 }
 

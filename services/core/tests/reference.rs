@@ -37,7 +37,7 @@ fn exact_fit(csv: &str, options: &CsvOptions) -> (Model, Vec<f64>) {
     let handed = out.hessian_sum.as_deref().expect("newton hands over its last pass's Hessian");
     assert_eq!(handed, logitflow_core::logistic::hessian_sum(&out.weights, ex), "bit for bit");
     model.fit.terms =
-        statistics(&out.weights, ex, Some(handed), Covariance::Nonrobust, &model.transform, (model.intercept, &model.coefficients))
+        statistics(&out.weights, ex, Some(handed), Covariance::Nonrobust, None, &model.transform, (model.intercept, &model.coefficients))
             .expect("the Hessian inverts");
     (model, data.y)
 }

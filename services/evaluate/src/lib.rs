@@ -17,6 +17,7 @@ use axum::routing::{get, post};
 use logitflow_core::metrics::{CALIBRATION_BINS, Metrics, Ranking, calibration_bins};
 use logitflow_core::model::Model;
 use logitflow_core::registry::{CANDIDATE, Registry, STABLE, check_name};
+use logitflow_core::roles::RowColumns;
 use logitflow_core::store::{Kind, SplitPart, Store};
 use logitflow_kit::wire::{AliasRequest, EvaluateRequest, Evaluation, ModelVersions, PromoteRequest, RowCounts, VersionMetrics};
 use logitflow_kit::{ApiError, Config, Json, Readiness, blocking};
@@ -65,7 +66,7 @@ pub async fn run(
 /// [`Transform::terms_of`]: logitflow_core::scale::Transform::terms_of
 /// Also returns the probabilities and their [`Ranking`], which the curves share.
 pub fn score(model: &Model, x: &[f64], y: &[f64], threshold: f64) -> (Metrics, Vec<f64>, Ranking) {
-    let k = model.term_count().max(1);
+    let k = model.row_width().max(1);
     let logits: Vec<f64> = x.chunks_exact(k).map(|row| model.logit_raw(row)).collect();
     let probabilities: Vec<f64> = logits.iter().map(|&z| logitflow_core::logistic::sigmoid(z)).collect();
     let (metrics, ranking) = Metrics::compute_with_ranking(&probabilities, &logits, y, threshold);
@@ -83,7 +84,9 @@ async fn evaluate(State(state): State<AppState>, Json(request): Json<EvaluateReq
     let _one_at_a_time = state.decide.lock().await;
     blocking(move || {
         let model: Model = state.store.read_json(&request.model, Kind::Model, "model.json")?;
-        let test = state.store.load_split_part(&request.split, SplitPart::Test)?;
+        let mut test = state.store.load_split_part(&request.split, SplitPart::Test)?;
+        // Weights, clusters and folds are not inputs of the model.
+        RowColumns::take(&mut test);
         if test.feature_names != model.feature_names {
             return Err(ApiError::invalid("MISMATCHED_INPUTS", "the split's features differ from the model's"));
         }

@@ -6,6 +6,7 @@
 use axum::Router;
 use axum::extract::State;
 use axum::routing::post;
+use logitflow_core::roles::RowColumns;
 use logitflow_core::scale::Transform;
 use logitflow_core::store::{Columns, Kind, SplitPart, Store, step_key};
 use logitflow_kit::wire::{TransformInfo, TransformRequest};
@@ -46,12 +47,15 @@ async fn fit_transform(State(state): State<AppState>, Json(request): Json<Transf
             let columns: Columns = state.store.read_json(&request.split, Kind::Split, "columns.json")?;
             // Numeric features' scaling needs only sums over the rows: they stream past, twice
             // for standard scaling, and no copy of the part is made (the 201 MB file's: 64 MB).
-            let transform = if columns.all_numeric() {
+            let transform = if columns.all_numeric() && columns.roles.is_empty() {
                 Transform::fit_numeric(columns.feature_names, request.scaling, |visit| {
                     state.store.visit_split_part(&request.split, SplitPart::Train, visit)
                 })?
             } else {
-                Transform::fit(&state.store.load_split_part(&request.split, SplitPart::Train)?, request.scaling)
+                // Weights, clusters and folds are not inputs of the model: out before the fit.
+                let mut train = state.store.load_split_part(&request.split, SplitPart::Train)?;
+                RowColumns::take(&mut train);
+                Transform::fit(&train, request.scaling)
             };
             let id = state.store.put_json(Kind::Transform, NAME, vec![request.split.clone()], params, "transform.json", &transform)?;
             let info = TransformInfo {

@@ -7,6 +7,7 @@ use logitflow_core::logistic::{EpochEvent, StopReason, TrainParams};
 use logitflow_core::metrics::{CalibrationBin, Metrics, PrPoint, RocPoint};
 use logitflow_core::model::Coefficients;
 use logitflow_core::registry::ModelEntry;
+use logitflow_core::roles::RoleColumns;
 use logitflow_core::scale::{Scaling, Value};
 use logitflow_core::store::SplitReport;
 use logitflow_core::table::{Classes, CsvOptions};
@@ -38,6 +39,9 @@ pub struct CsvSource {
     /// New names for the classes: `[positive, negative]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub class_labels: Option<Vec<String>>,
+    /// Columns read with the rows that are not features: weights, offset, cluster, folds.
+    #[serde(default, skip_serializing_if = "RoleColumns::is_empty")]
+    pub roles: RoleColumns,
 }
 
 impl CsvSource {
@@ -50,6 +54,7 @@ impl CsvSource {
             na_values: self.na_values.clone(),
             delimiter: self.delimiter.clone(),
             class_labels: self.class_labels.clone(),
+            roles: self.roles.clone(),
         }
     }
 }
@@ -544,6 +549,10 @@ pub struct ModelMetadata {
     /// Versions that could not be loaded (a damaged artifact), with why.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub unavailable: BTreeMap<String, String>,
+    /// The input that is the model's offset (added to the logit with coefficient 1), if any:
+    /// every request must give it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -191,7 +191,7 @@ fn infer_with(model: &Model, version: u32, r: proto::ModelInferRequest) -> Resul
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
     let (x, rows) = decode_inputs(&inputs, model)?;
-    let k = model.term_count();
+    let k = model.row_width();
     let mut out = Vec::with_capacity(rows * 8);
     for row in x.chunks_exact(k) {
         out.extend_from_slice(&model.probability_raw(row).to_le_bytes());

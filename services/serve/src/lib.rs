@@ -158,7 +158,7 @@ impl AppState {
                     None => match store.read_json::<Model>(&v.artifact, Kind::Model, "model.json") {
                         Ok(model) => {
                             // Warm: one prediction through the same code path requests take.
-                            let _ = model.probability_raw(&vec![0.0; model.term_count()]);
+                            let _ = model.probability_raw(&vec![0.0; model.row_width()]);
                             Arc::new(model)
                         }
                         Err(e) => {
@@ -359,6 +359,7 @@ fn metadata_of(state: &AppState, name: &str, selector: Option<&str>) -> Result<M
             Classes { negative, positive }
         }),
         unavailable: served.unavailable.iter().map(|(v, why)| (v.to_string(), why.clone())).collect(),
+        offset: model.transform.offset_input().map(|j| model.feature_names[j].clone()),
     })
 }
 
@@ -370,7 +371,9 @@ fn input_metadata(model: &Model) -> Vec<TensorMetadata> {
         .iter()
         .enumerate()
         .map(|(j, name)| match model.transform.encoding(j) {
-            Encoding::Numeric => TensorMetadata { name: name.clone(), datatype: "FP64".into(), shape: vec![-1, 1], levels: None },
+            Encoding::Numeric | Encoding::Offset => {
+                TensorMetadata { name: name.clone(), datatype: "FP64".into(), shape: vec![-1, 1], levels: None }
+            }
             Encoding::Categorical { levels } => {
                 TensorMetadata { name: name.clone(), datatype: "BYTES".into(), shape: vec![-1, 1], levels: Some(levels.clone()) }
             }
@@ -567,7 +570,7 @@ fn infer_with(
     let mut request: InferRequest = logitflow_kit::parse_json(json)?;
     binary::attach_inputs(&mut request.inputs, binary)?;
     let (x, rows) = decode_inputs(&request.inputs, model)?;
-    let k = model.term_count();
+    let k = model.row_width();
     let data: Vec<f64> = x.chunks_exact(k).map(|row| model.probability_raw(row)).collect();
     let as_binary = binary::output_wanted(&request);
     let (data, raw) = if as_binary { (Vec::new(), data) } else { (data, Vec::new()) };
@@ -717,11 +720,11 @@ fn unusable(row: usize, e: PredictError) -> ApiError {
 /// one tensor `[N, d]` (or `[d]` for one row), or one tensor `[N]`/`[N, 1]` per feature, named
 /// by feature; a model with text features takes one tensor per feature, `BYTES` for text.
 pub fn decode_inputs(inputs: &[InferInput], model: &Model) -> Result<(Vec<f64>, usize), ApiError> {
-    if !model.is_numeric() {
+    if !model.takes_numbers_only() {
         return decode_named_values(inputs, model);
     }
     let d = model.width();
-    let (x, rows) = match inputs {
+    let (mut x, rows) = match inputs {
         [] => return Err(invalid("inputs is empty: send one tensor of shape [N, features]")),
         [t] => {
             // Values first: a tensor too large to hold is refused as that (413), whatever its shape.
@@ -759,7 +762,12 @@ pub fn decode_inputs(inputs: &[InferInput], model: &Model) -> Result<(Vec<f64>, 
             }
             (x, rows)
         }
-        many => return Err(invalid(format!("{} input tensors; expected 1 (shape [N, {d}]) or {d} (one per feature)", many.len()))),
+        many => {
+            return Err(invalid(
+                missing_input(many, model)
+                    .unwrap_or_else(|| format!("{} input tensors; expected 1 (shape [N, {d}]) or {d} (one per feature)", many.len())),
+            ));
+        }
     };
     if rows == 0 {
         return Err(invalid("no rows to predict"));
@@ -770,16 +778,41 @@ pub fn decode_inputs(inputs: &[InferInput], model: &Model) -> Result<(Vec<f64>, 
     for (i, row) in x.chunks_exact(d).enumerate() {
         model.check_row(row).map_err(|e| invalid(format!("row {i}: {e}")))?;
     }
+    // A row of terms carries the offset last.
+    if let Some(j) = model.transform.offset_input() {
+        x.chunks_exact_mut(d).for_each(|row| row[j..].rotate_left(1));
+    }
     Ok((x, rows))
+}
+
+/// What is missing from tensors named after `model`'s inputs but too few: its first input no
+/// tensor is named after ("the offset" when it is that). `None` when no tensor is named after an
+/// input (one matrix, say), whose problem is another.
+fn missing_input(inputs: &[InferInput], model: &Model) -> Option<String> {
+    if !inputs.iter().any(|t| model.feature_names.contains(&t.name)) {
+        return None;
+    }
+    let j = (0..model.width()).find(|&j| inputs.iter().all(|t| t.name != model.feature_names[j]))?;
+    let what = if model.transform.offset_input() == Some(j) { "the offset " } else { "" };
+    Some(format!(
+        "no input tensor named {what}{:?}; this model takes one per input: {}",
+        model.feature_names[j],
+        model.feature_names.join(", ")
+    ))
 }
 
 /// One tensor per feature, of numbers or text, encoded row by row.
 fn decode_named_values(inputs: &[InferInput], model: &Model) -> Result<(Vec<f64>, usize), ApiError> {
     let d = model.width();
+    if inputs.len() < d
+        && let Some(missing) = missing_input(inputs, model)
+    {
+        return Err(invalid(missing));
+    }
     if inputs.len() != d {
         return Err(invalid(format!(
-            "{} input tensor(s); this model has text features, so send one tensor per feature, named after it \
-             (BYTES for text, FP64 for numbers): {}",
+            "{} input tensor(s); this model has text features or an offset, so send one tensor per feature, named \
+             after it (BYTES for text, FP64 for numbers): {}",
             inputs.len(),
             model.feature_names.join(", ")
         )));
@@ -804,7 +837,7 @@ fn decode_named_values(inputs: &[InferInput], model: &Model) -> Result<(Vec<f64>
     if rows > MAX_ROWS {
         return Err(ApiError::PayloadTooLarge(format!("{rows} rows in one request; send at most {MAX_ROWS}")));
     }
-    let mut x = Vec::with_capacity(rows * model.term_count());
+    let mut x = Vec::with_capacity(rows * model.row_width());
     let mut row = Vec::with_capacity(d);
     for i in 0..rows {
         row.clear();
@@ -887,14 +920,14 @@ fn predict_with(model: &Model, request: PredictRequest) -> Result<(Vec<f64>, usi
     let rows: Vec<Vec<Value>> = match (request.inputs, request.features) {
         (Some(rows), None) => rows,
         (None, Some(features)) => {
+            let needs = model.feature_names.join(", ");
             let row = model
                 .feature_names
                 .iter()
-                .map(|f| {
-                    features
-                        .get(f)
-                        .cloned()
-                        .ok_or_else(|| invalid(format!("features is missing {f:?}; the model needs {}", model.feature_names.join(", "))))
+                .enumerate()
+                .map(|(j, f)| {
+                    let what = if model.transform.offset_input() == Some(j) { "the offset " } else { "" };
+                    features.get(f).cloned().ok_or_else(|| invalid(format!("features is missing {what}{f:?}; the model needs {needs}")))
                 })
                 .collect::<Result<Vec<Value>, ApiError>>()?;
             if features.len() != row.len() {
@@ -908,7 +941,7 @@ fn predict_with(model: &Model, request: PredictRequest) -> Result<(Vec<f64>, usi
         return Err(invalid(format!("send between 1 and {MAX_ROWS} rows")));
     }
     let mut probabilities = Vec::with_capacity(rows.len());
-    let mut terms = Vec::with_capacity(model.term_count());
+    let mut terms = Vec::with_capacity(model.row_width());
     for (i, row) in rows.iter().enumerate() {
         terms.clear();
         model.encode_row(row, &mut terms).map_err(|e| unusable(i, e))?;

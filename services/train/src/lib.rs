@@ -31,8 +31,9 @@ use logitflow_core::logistic::{
     objective,
 };
 use logitflow_core::model::{Lineage, Model, TrainingLog};
+use logitflow_core::roles::RowColumns;
 use logitflow_core::scale::{EncodeError, Scaling, Transform};
-use logitflow_core::store::{DatasetRows, Kind, SplitPart, StepRecord, Store, StoreError, step_key};
+use logitflow_core::store::{Columns, DatasetRows, Kind, SplitPart, StepRecord, Store, StoreError, step_key};
 use logitflow_core::table::Classes;
 use logitflow_kit::wire::{JobInfo, JobState, PrefetchInfo, PrefetchRequest, TrainEvent, TrainRequest};
 use logitflow_kit::{ApiError, Config, Json, Readiness, blocking};
@@ -337,7 +338,7 @@ async fn start_job(State(state): State<AppState>, Json(request): Json<TrainReque
             (rows, Loaded::AsStored)
         } else if let Some(whole) = whole.and_then(|held| held.loaded.wait()) {
             (store.take_split_part(&split_id, SplitPart::Train, whole)?, Loaded::AsStored)
-        } else if transform.is_numeric() && train_params.holds_out_no_rows() {
+        } else if transform.is_numeric() && train_params.holds_out_no_rows() && split_has_no_roles(&store, &split_id)? {
             let mut bounds = (!train_params.is_penalised()).then(|| TermBounds::new(transform.terms()));
             let training_rows = store.load_split_part_with(&split_id, SplitPart::Train, |row, label, x| {
                 if let Some(bounds) = &mut bounds {
@@ -349,7 +350,7 @@ async fn start_job(State(state): State<AppState>, Json(request): Json<TrainReque
         } else {
             (store.load_split_part(&split_id, SplitPart::Train)?, Loaded::AsStored)
         };
-        if transform.feature_names != training_rows.feature_names {
+        if transform.feature_names != RowColumns::model_inputs(&training_rows) {
             return Err(ApiError::invalid("MISMATCHED_INPUTS", "the transform was fitted on other features than the split's"));
         }
         Ok(Prepared::Fresh(Box::new(FitInputs { training_rows, transform, loaded })))
@@ -414,25 +415,14 @@ fn train(
     let (solver, solver_choice) = request.params.choose_solver(transform.terms());
     let params = &TrainParams { solver, ..request.params.clone() };
     training_rows.check_both_classes()?;
-    // Validation rows come out of the training split (seeded, stratified) only for the
-    // iterative solvers; an exact fit uses every training row. The test split is left alone
-    // for evaluate.
     let label_name = training_rows.label_name.clone();
     let classes = training_rows.classes.clone();
     let class_names = [training_rows.class_name(false), training_rows.class_name(true)];
-    let fraction = params.validation_fraction(training_rows.rows());
-    let (mut fit_part, val_part) = if fraction > 0.0 {
-        match validation_split(&training_rows, fraction, params.seed) {
-            Ok(parts) if parts.test.rows() > 0 => (parts.train, Some(parts.test)),
-            _ => (training_rows, None),
-        }
-    } else {
-        (training_rows, None)
-    };
+    let FitRows { mut fit_part, row_columns, dropped, val_part, val_columns } = cut_fit_rows(training_rows, params)?;
     let k = transform.terms();
     let unencodable = |e: EncodeError| ApiError::invalid("DATA_ERROR", e.to_string());
     // The fit's rows are taken from `fit_part`, whose labels and size are all that is used after.
-    let mut x = transform.take_terms(&mut fit_part).map_err(unencodable)?;
+    let (mut x, offset) = transform.split_offset(transform.take_terms(&mut fit_part).map_err(unencodable)?);
     let exact = !params.is_penalised();
     // Separation is looked for in the data's units, so in the scaling's pass, before each row
     // is scaled: as the rows were loaded, or here. (Rows loaded scaled are every training row:
@@ -451,15 +441,22 @@ fn train(
     };
     let val_x = match &val_part {
         Some(v) => {
-            let mut vx = transform.terms_of(v).map_err(unencodable)?;
+            let (mut vx, v_offset) = transform.split_offset(transform.terms_of(v).map_err(unencodable)?);
             transform.scale_in_place(&mut vx);
-            Some(vx)
+            Some((vx, v_offset))
         }
         None => None,
     };
     let class_weights = params.class_weight.weights(&fit_part.y);
-    let train_ex = Examples::new(&x, &fit_part.y, k).with_class_weights(class_weights);
-    let val_ex = val_part.as_ref().zip(val_x.as_ref()).map(|(v, vx)| Examples::new(vx, &v.y, k));
+    let train_ex = Examples::new(&x, &fit_part.y, k)
+        .with_class_weights(class_weights)
+        .with_rows(row_columns.weights.as_deref(), offset.as_deref())
+        .with_folds(row_columns.folds.as_deref());
+    let val_weights = val_columns.and_then(|c| c.weights);
+    let val_ex = val_part
+        .as_ref()
+        .zip(val_x.as_ref())
+        .map(|(v, (vx, vo))| Examples::new(vx, &v.y, k).with_rows(val_weights.as_deref(), vo.as_deref()));
     let solve_started = std::time::Instant::now();
     let outcome = fit(train_ex, val_ex, params, &job.cancel, |event| job.push(TrainEvent::Epoch(event.clone())))?;
     let solve_ms = solve_started.elapsed().as_secs_f64() * 1e3;
@@ -476,9 +473,7 @@ fn train(
     let separation = separating.or_else(|| {
         let exact_fit = exact_fit.filter(|_| exact)?;
         // Newton counted them in its last pass; otherwise the logits are taken again.
-        let certain = exact_fit
-            .certain_rows
-            .unwrap_or_else(|| certain_rows(x.chunks_exact(k.max(1)).map(|row| exact_fit.weights.logit(row)), &fit_part.y));
+        let certain = exact_fit.certain_rows.unwrap_or_else(|| certain_rows(logits(&exact_fit.weights, train_ex), &fit_part.y));
         separated_by_combination(certain, fit_part.rows())
     });
     let stop_reason = if separation.is_some() { StopReason::Separated } else { outcome.stop_reason };
@@ -500,6 +495,7 @@ fn train(
     model.fit.separation = separation;
     model.fit.kept_epoch = outcome.kept_epoch;
     model.fit.solver_choice = solver_choice;
+    model.fit.row_roles = row_columns.report(fit_part.rows(), dropped);
     if let (Some(alpha), Some(chosen)) = (params.alpha(), outcome.path_choice.and_then(|i| outcome.path.get(i))) {
         model.fit.path = Some(PathReport::new(&outcome.path, alpha, chosen.lambda, &model.transform));
         model.fit.cv = outcome.cross_validation.clone();
@@ -510,7 +506,8 @@ fn train(
             // The fit's last event was measured at these weights, unpenalised and unweighted
             // here: its mean log loss is the log-likelihood's, with no pass of its own.
             let mean_loss = curve_end_loss.unwrap_or_else(|| objective(&weights, train_ex, 0.0).0);
-            add_statistics(&mut model, &weights, train_ex, hessian_sum.as_deref(), params.covariance, mean_loss);
+            let covariance = (params.covariance, row_columns.cluster.as_deref());
+            add_statistics(&mut model, &weights, train_ex, hessian_sum.as_deref(), covariance, mean_loss);
         }
     }
     // Each estimate per standard deviation of its term over the fit's rows, for the magnitudes'
@@ -562,6 +559,68 @@ fn train(
     Ok(Some(TrainEvent::Done { model: model_id, stop_reason, epochs, cached: false, solve_ms: Some(solve_ms) }))
 }
 
+/// Whether a split's rows carry no weights, offset, clusters or folds: then a numeric model's
+/// rows are its features, and can be scaled as they stream in.
+fn split_has_no_roles(store: &Store, split: &str) -> Result<bool, ApiError> {
+    Ok(store.read_json::<Columns>(split, Kind::Split, "columns.json")?.roles.is_empty())
+}
+
+/// The training rows cut for the fit: the fit's part, with its weights, clusters and folds taken
+/// out of it (and its rows of weight 0 left out, `dropped` of them), and the validation part
+/// with its own.
+struct FitRows {
+    fit_part: Dataset,
+    row_columns: RowColumns,
+    dropped: usize,
+    val_part: Option<Dataset>,
+    val_columns: Option<RowColumns>,
+}
+
+/// Validation rows come out of the training split (seeded, stratified) only for the iterative
+/// solvers; an exact fit uses every training row. The test split is left alone for evaluate.
+fn cut_fit_rows(training_rows: Dataset, params: &TrainParams) -> Result<FitRows, ApiError> {
+    let fraction = params.validation_fraction(training_rows.rows());
+    let (mut fit_part, mut val_part) = if fraction > 0.0 {
+        match validation_split(&training_rows, fraction, params.seed) {
+            Ok(parts) if parts.test.rows() > 0 => (parts.train, Some(parts.test)),
+            _ => (training_rows, None),
+        }
+    } else {
+        (training_rows, None)
+    };
+    let mut row_columns = RowColumns::take(&mut fit_part);
+    let dropped = row_columns.drop_unweighted(&mut fit_part);
+    if dropped > 0 {
+        fit_part.check_both_classes()?;
+    }
+    check_row_columns(params, &row_columns, fit_part.rows())?;
+    let val_columns = val_part.as_mut().map(RowColumns::take);
+    Ok(FitRows { fit_part, row_columns, dropped, val_part, val_columns })
+}
+
+/// What a fit's parameters need of the rows' clusters: a cluster column for the cluster
+/// covariance, with two clusters or more.
+fn check_row_columns(params: &TrainParams, row_columns: &RowColumns, rows: usize) -> Result<(), ApiError> {
+    let invalid = |message: String| Err(ApiError::invalid("INVALID_PARAMS", message));
+    if params.covariance == Covariance::Cluster {
+        let Some(clusters) = &row_columns.cluster else {
+            return invalid("covariance cluster needs the data's cluster column: --cov cluster:COLUMN".into());
+        };
+        let mut distinct: Vec<u64> = clusters.iter().map(|c| c.to_bits()).collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        if distinct.len() < 2 {
+            return invalid(format!("the cluster column holds one cluster in the {rows} training rows; clustering needs two or more"));
+        }
+    }
+    Ok(())
+}
+
+/// Each row's logit at `w`, its offset in it.
+fn logits<'a>(w: &'a Weights, ex: Examples<'a>) -> impl Iterator<Item = f64> + 'a {
+    ex.x.chunks_exact(ex.d.max(1)).enumerate().map(move |(i, row)| w.logit(row) + ex.offset.map_or(0.0, |o| o[i]))
+}
+
 /// Why the fit's coefficient table has no standard errors, if it has none by its kind: separated
 /// classes, a penalty, class weights, or a fit that is not an exact, converged one.
 fn withheld_statistics(model: &Model, params: &TrainParams, stop_reason: StopReason) -> Option<String> {
@@ -610,18 +669,18 @@ fn add_statistics(
     weights: &Weights,
     train_ex: Examples<'_>,
     hessian: Option<&[f64]>,
-    covariance: Covariance,
+    (covariance, clusters): (Covariance, Option<&[f64]>),
     mean_loss: f64,
 ) {
     let estimates = (model.intercept, &model.coefficients);
-    let Some(terms) = statistics(weights, train_ex, hessian, covariance, &model.transform, estimates) else {
+    let Some(terms) = statistics(weights, train_ex, hessian, covariance, clusters, &model.transform, estimates) else {
         model.fit.statistics_note =
             Some("not given: the Hessian is singular (collinear terms, or a level no training row shows)".to_string());
         return;
     };
     model.fit.terms = terms;
     model.fit.covariance = Some(covariance).filter(|c| *c != Covariance::Nonrobust);
-    model.fit.fit_statistics = Some(FitStatistics::new(mean_loss * train_ex.rows() as f64, train_ex.y, train_ex.d));
+    model.fit.fit_statistics = Some(FitStatistics::of(mean_loss * train_ex.weight_sum(), train_ex, train_ex.d));
 }
 
 /// Whether `transform` is standard scaling fitted on the training part of `split` (the rows

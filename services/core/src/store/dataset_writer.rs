@@ -422,6 +422,7 @@ mod tests {
             y: (0..rows).map(|i| (i % 2) as f64).collect(),
             lines: (2..rows as u64 + 2).collect(),
             notes: Vec::new(),
+            roles: Default::default(),
         }
     }
 

@@ -217,5 +217,4 @@ fn bad_row_columns_are_named() {
     refused(&good, &["--features", "x", "--weights", "y"], "a weight column cannot be the label");
     refused(&good, &["--features", "x", "--weights", "w", "--offset", "w"], "--weights and --offset name the same column");
     refused(&good, &["--features", "x", "--weights", "nope"], "unknown column \"nope\"");
-    refused(&good, &["--features", "x", "--offset", "o", "--penalty", "l1", "--lambda", "0.1"], "solver cd takes no offset");
 }

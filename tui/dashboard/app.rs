@@ -7,6 +7,7 @@ use crate::pipeline::{PipelineEvent, RunReport, Stage};
 use crate::supervisor::{LogLine, ServiceName, ServiceSnapshot, Status};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use logitflow_core::logistic::{Covariance, Penalty, Solver, StopReason, TrainParams};
+use logitflow_core::roles::RoleColumns;
 use logitflow_core::scale::Value;
 use logitflow_kit::wire::{Evaluation, ModelVersions};
 use std::collections::BTreeMap;
@@ -142,13 +143,13 @@ pub struct ParamsForm {
     pub covariance: Covariance,
     pub penalty: Penalty,
     /// The typed fields, in [`ParamsForm::LABELS`]' order ([`ParamsForm::field_of`]).
-    pub fields: [String; 11],
+    pub fields: [String; 14],
     pub selected: usize,
     pub error: Option<String>,
 }
 
 impl ParamsForm {
-    pub const LABELS: [&'static str; 14] = [
+    pub const LABELS: [&'static str; 17] = [
         "solver",
         "learning rate",
         "epochs",
@@ -163,13 +164,17 @@ impl ParamsForm {
         "α (l1 ratio)",
         "λ",
         "cv folds",
+        "weights",
+        "offset",
+        "cluster",
     ];
     /// The field that chooses the covariance, by ←→ as the solver's.
     pub const COVARIANCE: usize = 9;
     /// The field that chooses the penalty, by ←→.
     pub const PENALTY: usize = 10;
 
-    fn from(p: &TrainParams) -> Self {
+    /// The form of parameters `p`, with the data's role columns `roles`.
+    fn from(p: &TrainParams, roles: &RoleColumns) -> Self {
         let optional = |v: Option<String>| v.unwrap_or_default();
         ParamsForm {
             solver: p.solver,
@@ -188,6 +193,9 @@ impl ParamsForm {
                 optional(p.l1_ratio.map(|a| a.to_string())),
                 optional(p.lambda.map(|l| l.to_string())),
                 optional(p.cv.map(|k| k.to_string())),
+                optional(roles.weights.clone()),
+                optional(roles.offset.clone()),
+                optional(roles.cluster.clone()),
             ],
             selected: 0,
             error: None,
@@ -198,7 +206,7 @@ impl ParamsForm {
     pub fn field_of(i: usize) -> Option<usize> {
         match i {
             1..=8 => Some(i - 1),
-            11..=13 => Some(i - 3),
+            11..=16 => Some(i - 3),
             _ => None,
         }
     }
@@ -214,6 +222,7 @@ impl ParamsForm {
             "l2" => self.penalty == Penalty::None,
             "α (l1 ratio)" => self.penalty == Penalty::Elasticnet,
             "λ" | "cv folds" => self.penalty != Penalty::None,
+            "cluster" => self.covariance == Covariance::Cluster,
             _ => true,
         }
     }
@@ -251,7 +260,18 @@ impl ParamsForm {
             ..base.clone()
         };
         params.validate().map_err(|e| e.to_string())?;
+        if params.covariance == Covariance::Cluster && text(16).is_empty() {
+            return Err("cluster: name the cluster column".into());
+        }
         Ok(params)
+    }
+
+    /// The data's role columns as the form names them (`folds` as `base` has it): each empty
+    /// field is none, and the cluster column is read only for the cluster covariance.
+    pub fn roles(&self, base: &RoleColumns) -> RoleColumns {
+        let named = |label: usize| Self::field_of(label).map(|f| self.fields[f].trim().to_string()).filter(|t| !t.is_empty());
+        let cluster = named(16).filter(|_| self.applies(16));
+        RoleColumns { weights: named(14), offset: named(15), cluster, folds: base.folds.clone() }
     }
 }
 
@@ -441,9 +461,9 @@ pub struct Answer {
 #[derive(Debug, Clone)]
 pub struct App {
     pub home: PathBuf,
-    /// The data's cluster column (`--cov cluster:COL`): the form offers the cluster covariance
-    /// only with one.
-    pub cluster_column: Option<String>,
+    /// The columns of the data that are the rows' weights, offset, clusters and folds, as the
+    /// next run reads them (the command line's, then the form's).
+    pub row_roles: RoleColumns,
     /// A run asked for (`t`, or the form) before every service was ready: started once they are.
     pub queued_train: Option<TrainParams>,
     pub model_name: String,
@@ -521,7 +541,7 @@ impl App {
     pub fn new(home: PathBuf, model_name: String, params: TrainParams, threshold: f64) -> App {
         App {
             home,
-            cluster_column: None,
+            row_roles: RoleColumns::default(),
             queued_train: None,
             model_name,
             feature_names: Vec::new(),
@@ -532,7 +552,7 @@ impl App {
             focus: Focus::Services,
             overlay: Overlay::None,
             stages: Stage::ALL.iter().map(|s| (*s, StageState::Waiting)).collect(),
-            form: ParamsForm::from(&params),
+            form: ParamsForm::from(&params, &RoleColumns::default()),
             params,
             train_curve: Vec::new(),
             path: super::path::PathChart::default(),
@@ -1089,7 +1109,7 @@ impl App {
                 Some(Action::LoadRuns)
             }
             KeyCode::Char('h') => {
-                self.form = ParamsForm::from(&self.params);
+                self.form = ParamsForm::from(&self.params, &self.row_roles);
                 self.overlay = Overlay::Params;
                 None
             }
@@ -1358,9 +1378,8 @@ impl App {
                 form.solver = step_through(&Solver::ALL, form.solver, key.code == KeyCode::Left);
             }
             KeyCode::Left | KeyCode::Right | KeyCode::Char(' ') if form.selected == ParamsForm::COVARIANCE => {
-                let clustered = self.cluster_column.is_some().then_some(Covariance::Cluster);
-                let choices: Vec<Covariance> = Covariance::ALL.into_iter().chain(clustered).collect();
-                form.covariance = step_through(&choices, form.covariance, key.code == KeyCode::Left);
+                form.covariance = step_through(&Covariance::ALL, form.covariance, key.code == KeyCode::Left);
+                form.error = form.parse(&self.params).err();
             }
             KeyCode::Left | KeyCode::Right | KeyCode::Char(' ') if form.selected == ParamsForm::PENALTY => {
                 form.penalty = step_through(&Penalty::ALL, form.penalty, key.code == KeyCode::Left);
@@ -1372,7 +1391,7 @@ impl App {
                 }
                 form.error = form.parse(&self.params).err();
             }
-            KeyCode::Char(c) if form.typed_into().is_some() && (c.is_ascii_alphanumeric() || ".-+".contains(c)) => {
+            KeyCode::Char(c) if form.typed_into().is_some() && (c.is_ascii_alphanumeric() || ".-+_".contains(c)) => {
                 if let Some(field) = form.typed_into().filter(|&f| form.fields[f].len() < 24) {
                     form.fields[field].push(c);
                 }
@@ -1381,6 +1400,7 @@ impl App {
             KeyCode::Enter => match form.parse(&self.params) {
                 Ok(params) => {
                     self.overlay = Overlay::None;
+                    self.row_roles = form.roles(&self.row_roles);
                     return self.start_training(params);
                 }
                 Err(e) => form.error = Some(e),

@@ -20,6 +20,7 @@ use crate::services::{Control, Services};
 use crate::supervisor::ServiceName;
 pub use app::{Action, App, AppEvent};
 use futures::StreamExt;
+use logitflow_core::table::CsvOptions;
 use logitflow_kit::wire::{LoadInfo, ModelVersions, PredictRequest, PredictResponse, PromoteRequest};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -72,7 +73,7 @@ where
     spawn_sampler(services.clone(), tx.clone());
     spawn_signal_watcher(tx.clone());
     let mut app = App::new(home.clone(), request.model_name.clone(), request.params.clone(), request.threshold);
-    app.cluster_column = request.read.roles.cluster.clone();
+    app.row_roles = request.read.roles.clone();
     // B's paths to begin with: the data trained on, scored into the exports directory.
     let stem = request.data.file_stem().map_or_else(|| "data".into(), |s| s.to_string_lossy().into_owned());
     app.score_paths = [request.data.display().to_string(), args.export_dir.join(format!("{stem}-scored.csv")).display().to_string()];
@@ -249,7 +250,8 @@ impl Runtime {
                     Self::send(&tx, AppEvent::RunFinished(Err("a service is not running".into())));
                     return;
                 };
-                let request = PipelineRequest { params, ..self.request.clone() };
+                let read = CsvOptions { roles: app.row_roles.clone(), ..self.request.read.clone() };
+                let request = PipelineRequest { params, read, ..self.request.clone() };
                 let (home, evaluate) = (self.home.clone(), self.client(ServiceName::Evaluate).ok());
                 tokio::spawn(async move {
                     let (events_tx, mut events_rx) = mpsc::unbounded_channel();

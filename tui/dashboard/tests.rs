@@ -1128,19 +1128,34 @@ fn a_run_names_the_solver_auto_chose_and_an_iterative_fit_its_distance_from_the_
 }
 
 #[test]
-fn the_form_offers_the_cluster_covariance_only_with_a_cluster_column() {
-    let choices = |cluster: Option<&str>| {
-        let mut app = trained_app();
-        app.cluster_column = cluster.map(str::to_string);
-        app.on_key(key(KeyCode::Char('h')));
-        for _ in 0..super::app::ParamsForm::COVARIANCE {
-            app.on_key(key(KeyCode::Down));
-        }
-        app.on_key(key(KeyCode::Left));
-        screen(&app, 80, 24).lines().find(|l| l.contains("covariance")).map(str::to_string).unwrap_or_default()
-    };
-    assert!(choices(None).contains("◀ hc1 ▶"), "{}", choices(None));
-    assert!(choices(Some("island")).contains("◀ cluster ▶"), "{}", choices(Some("island")));
+fn the_form_names_the_weight_offset_and_cluster_columns_of_the_next_run() {
+    let mut app = trained_app();
+    app.row_roles.weights = Some("w".into());
+    app.on_key(key(KeyCode::Char('h')));
+    let text = screen(&app, 80, 24);
+    assert!(text.contains("weights  w") && text.contains("offset  none"), "{text}");
+    assert!(text.contains("(not used with covariance nonrobust)"), "the cluster field waits for the covariance: {text}");
+    for _ in 0..super::app::ParamsForm::COVARIANCE {
+        app.on_key(key(KeyCode::Down));
+    }
+    // Back from nonrobust to cluster: refused until the cluster column is named.
+    app.on_key(key(KeyCode::Left));
+    let text = screen(&app, 80, 24);
+    assert!(text.contains("covariance  ◀ cluster ▶") && text.contains("cluster: name the cluster column"), "{text}");
+    for _ in super::app::ParamsForm::COVARIANCE..16 {
+        app.on_key(key(KeyCode::Down));
+    }
+    for c in "island".chars() {
+        app.on_key(key(KeyCode::Char(c)));
+    }
+    match app.on_key(key(KeyCode::Enter)) {
+        Some(Action::Train(params)) => assert_eq!(params.covariance, logitflow_core::logistic::Covariance::Cluster),
+        other => panic!("expected a retrain, got {other:?}"),
+    }
+    assert_eq!(
+        app.row_roles,
+        logitflow_core::roles::RoleColumns { weights: Some("w".into()), cluster: Some("island".into()), ..Default::default() }
+    );
 }
 
 #[test]
@@ -1164,14 +1179,15 @@ fn the_form_chooses_the_covariance_by_arrows_and_trains_with_it() {
         }
         other => panic!("expected a retrain, got {other:?}"),
     }
-    // The form opens with the parameters trained last (hc0); ← twice: nonrobust, then round to hc1.
+    // The form opens with the parameters trained last (hc0); ← twice: nonrobust, then round to
+    // cluster.
     app.on_key(key(KeyCode::Char('h')));
     for _ in 0..super::app::ParamsForm::COVARIANCE {
         app.on_key(key(KeyCode::Down));
     }
     app.on_key(key(KeyCode::Left));
     app.on_key(key(KeyCode::Left));
-    assert!(screen(&app, 80, 24).contains("covariance  ◀ hc1 ▶"), "{}", screen(&app, 80, 24));
+    assert!(screen(&app, 80, 24).contains("covariance  ◀ cluster ▶"), "{}", screen(&app, 80, 24));
 }
 
 /// A penalised run's form and its epochs as the app gets them: penalty l1 and ten folds from the

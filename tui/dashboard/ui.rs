@@ -1127,7 +1127,7 @@ fn render_form(app: &App, area: Rect, buf: &mut Buffer) {
             // λ left empty with folds given: cross-validation chooses it along the path.
             12 if typed.is_empty() && !form.fields[10].trim().is_empty() => "path + CV".to_string(),
             12 if typed.is_empty() => "none".to_string(),
-            13 if typed.is_empty() => "none".to_string(),
+            13..=16 if typed.is_empty() => "none".to_string(),
             _ => typed.to_string(),
         };
         let mut style = if i == form.selected { Style::new().add_modifier(Modifier::REVERSED) } else { Style::new() };
@@ -1136,6 +1136,7 @@ fn render_form(app: &App, area: Rect, buf: &mut Buffer) {
             style = style.fg(Color::DarkGray);
             note = match ParamsForm::LABELS[i] {
                 "l2" | "α (l1 ratio)" | "λ" | "cv folds" => format!("  (not used with penalty {})", form.penalty.name()),
+                "cluster" => format!("  (not used with covariance {})", form.covariance.name()),
                 _ => format!("  (not used by {})", form.solver),
             };
         }

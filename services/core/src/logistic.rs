@@ -353,7 +353,7 @@ pub enum Covariance {
 }
 
 impl Covariance {
-    pub const ALL: [Covariance; 3] = [Covariance::Nonrobust, Covariance::Hc0, Covariance::Hc1];
+    pub const ALL: [Covariance; 4] = [Covariance::Nonrobust, Covariance::Hc0, Covariance::Hc1, Covariance::Cluster];
 
     fn is_nonrobust(&self) -> bool {
         *self == Covariance::Nonrobust
@@ -484,8 +484,6 @@ pub enum ParamError {
     CdWithoutPenalty,
     #[error("cv {folds} needs {folds} rows or more of each class; the training rows hold {rows} of class {class}")]
     FoldsExceedClass { folds: usize, class: u8, rows: usize },
-    #[error("solver cd takes no offset: fit a penalty with an offset by l2 and newton or lbfgs")]
-    PathWithOffset,
     #[error("cv {cv} asks for {cv} folds, but the fold column holds {given} distinct values")]
     FoldColumn { cv: usize, given: usize },
 }
@@ -1140,10 +1138,8 @@ pub fn fit(
     params.validate()?;
     let chosen = TrainParams { solver: params.choose_solver(train.d).0, l2: params.ridge(), ..params.clone() };
     let params = &chosen;
-    match params.solver {
-        Solver::Cd if train.offset.is_some() => return Err(ParamError::PathWithOffset),
-        Solver::Cd => return fit_by_path(train, params, cancel, on_epoch),
-        _ => {}
+    if params.solver == Solver::Cd {
+        return fit_by_path(train, params, cancel, on_epoch);
     }
     let mut progress = Progress::new(params, on_epoch);
     progress.early_stopping = val.is_some_and(|v| v.rows() >= MIN_EARLY_STOPPING_ROWS);
@@ -1205,8 +1201,14 @@ fn fit_by_path(
     let columns = path::Columns::from_rows(train.x, train.d);
     let weighted = train.class_weights != [1.0, 1.0] || train.row_weights.is_some();
     let row_weights: Option<Vec<f64>> = weighted.then(|| train.y.iter().enumerate().map(|(i, &y)| train.weight_of(i, y)).collect());
-    let request =
-        path::PathRequest { net, lambdas: None, down_to: params.lambda, stop_early: folds.is_some(), tolerance: params.tolerance };
+    let request = path::PathRequest {
+        net,
+        lambdas: None,
+        down_to: params.lambda,
+        stop_early: folds.is_some(),
+        tolerance: params.tolerance,
+        offset: train.offset,
+    };
     let mut path = path::PathStepper::new(&columns, train.y, row_weights.as_deref(), request);
     let mut cross_validating = folds.map(|folds| path::CrossValidating::new(&columns, train.y, row_weights.as_deref(), folds, request));
     let started = Instant::now();
@@ -2553,6 +2555,17 @@ mod tests {
         for (a, b) in on_weights.weights.weights.iter().zip(&on_repeats.weights.weights) {
             assert!((a - b).abs() <= 1e-9, "cd: {a} vs {b}");
         }
+        // Cross-validated, each copy of a row in its row's fold: the same curve.
+        let folds: Vec<f64> = (0..y.len()).map(|i| (i % 3) as f64).collect();
+        let repeated_folds: Vec<f64> = weights.iter().zip(&folds).flat_map(|(w, f)| std::iter::repeat_n(*f, *w as usize)).collect();
+        let cv = TrainParams { lambda: None, cv: Some(3), ..lasso };
+        let on_weights = fit(weighted.with_folds(Some(&folds)), None, &cv, &cancel, |_| {}).expect("fits");
+        let on_repeats = fit(repeated.with_folds(Some(&repeated_folds)), None, &cv, &cancel, |_| {}).expect("fits");
+        let (a, b) = (on_weights.cross_validation.expect("cv"), on_repeats.cross_validation.expect("cv"));
+        assert_eq!(a.lambdas.len(), b.lambdas.len());
+        for (a, b) in a.mean_deviance.iter().zip(&b.mean_deviance) {
+            assert!((a - b).abs() <= 1e-9 * b, "cv: {a} vs {b}");
+        }
     }
 
     #[test]
@@ -2578,8 +2591,17 @@ mod tests {
             let (optimum, _) = objective(&newton.weights, ex, 0.0);
             assert!((at - optimum).abs() <= 1e-8 * optimum, "{solver}: {at} vs {optimum}");
         }
-        let lasso = TrainParams { solver: Solver::Cd, penalty: Penalty::L1, lambda: Some(0.01), ..base };
-        assert!(matches!(fit(ex, None, &lasso, &cancel, |_| {}), Err(ParamError::PathWithOffset)));
+        // The path with an offset: ridge at a small λ by cd reaches newton's ridge optimum (its
+        // coordinates stop on their moves, 2e-8 from it here, which the objective sees squared).
+        let ridge = TrainParams { penalty: Penalty::L2, lambda: Some(1e-3), ..base };
+        let by_newton = fit(ex, None, &TrainParams { solver: Solver::Newton, ..ridge.clone() }, &cancel, |_| {}).expect("fits");
+        let by_path = fit(ex, None, &TrainParams { solver: Solver::Cd, ..ridge }, &cancel, |_| {}).expect("fits");
+        let (at_path, _) = objective(&by_path.weights, ex, 1e-3);
+        let (optimum, _) = objective(&by_newton.weights, ex, 1e-3);
+        assert!((at_path - optimum).abs() <= 1e-13 * optimum, "cd {at_path} vs newton {optimum}");
+        for (a, b) in by_path.weights.weights.iter().zip(&by_newton.weights.weights) {
+            assert!((a - b).abs() <= 1e-7 * b.abs().max(1.0), "cd {a} vs newton {b}");
+        }
     }
 
     #[test]

@@ -103,6 +103,7 @@ struct Problem<'a> {
     x: &'a Columns,
     y: &'a [f64],
     row_weights: Vec<f64>,
+    offset: Option<&'a [f64]>,
     net: ElasticNet,
     /// A coordinate's move is converged when its curvature × move² is below this.
     threshold: f64,
@@ -161,12 +162,29 @@ struct GramBuffers {
 }
 
 impl State {
-    /// The intercept-only fit: every coefficient zero, the intercept the labels' log-odds.
+    /// The intercept-only fit: every coefficient zero, the intercept the labels' log-odds (with
+    /// an offset, the intercept that zeroes the weighted residuals' sum, by Newton's method).
     fn null(problem: &Problem<'_>) -> State {
         let mean = problem.mean_label();
-        let bias = (mean / (1.0 - mean)).ln();
+        let mut bias = (mean / (1.0 - mean)).ln();
         let (terms, rows) = (problem.x.terms, problem.x.rows);
-        State { bias, beta: vec![0.0; terms], eta: vec![bias; rows], swept: vec![false; terms], buffers: GramBuffers::default() }
+        let mut eta = vec![bias; rows];
+        if let Some(offset) = problem.offset {
+            for _ in 0..100 {
+                eta.iter_mut().zip(offset).for_each(|(z, o)| *z = bias + o);
+                let p: Vec<f64> = eta.iter().map(|z| sigmoid(*z)).collect();
+                let w = &problem.row_weights;
+                let score: f64 = (0..rows).map(|i| w[i] * (problem.y[i] - p[i])).sum();
+                let curvature: f64 = (0..rows).map(|i| w[i] * p[i] * (1.0 - p[i])).sum();
+                let step = score / curvature;
+                if !step.is_finite() || step.abs() <= 1e-15 * bias.abs().max(1.0) {
+                    break;
+                }
+                bias += step;
+            }
+            eta.iter_mut().zip(offset).for_each(|(z, o)| *z = bias + o);
+        }
+        State { bias, beta: vec![0.0; terms], eta, swept: vec![false; terms], buffers: GramBuffers::default() }
     }
 
     fn weights(&self) -> Weights {
@@ -496,15 +514,17 @@ pub struct PathRequest<'a> {
     pub stop_early: bool,
     /// A coordinate's move converges below tolerance²  (scaled by its curvature).
     pub tolerance: f64,
+    /// Each row's offset, in its linear predictor with coefficient 1.
+    pub offset: Option<&'a [f64]>,
 }
 
 /// Fits the path on the rows whose `row_weights` are not zero (all of them for `None`), calling
 /// `on_point` as each λ is solved; ends early when `cancel` is set.
-pub fn fit_path(
-    x: &Columns,
-    y: &[f64],
+pub fn fit_path<'a>(
+    x: &'a Columns,
+    y: &'a [f64],
     row_weights: Option<&[f64]>,
-    request: PathRequest<'_>,
+    request: PathRequest<'a>,
     cancel: &AtomicBool,
     mut on_point: impl FnMut(&PathPoint),
 ) -> Vec<PathPoint> {
@@ -533,9 +553,10 @@ pub struct PathStepper<'a> {
 }
 
 impl<'a> PathStepper<'a> {
-    pub fn new(x: &'a Columns, y: &'a [f64], row_weights: Option<&[f64]>, request: PathRequest<'_>) -> Self {
+    pub fn new(x: &'a Columns, y: &'a [f64], row_weights: Option<&[f64]>, request: PathRequest<'a>) -> Self {
         let row_weights = normalised(row_weights, x.rows);
-        let problem = Problem { x, y, row_weights, net: request.net, threshold: request.tolerance * request.tolerance };
+        let threshold = request.tolerance * request.tolerance;
+        let problem = Problem { x, y, row_weights, offset: request.offset, net: request.net, threshold };
         let grid = match (request.lambdas, request.down_to) {
             (Some(lambdas), _) => lambdas.to_vec(),
             (None, down_to) => {
@@ -683,8 +704,9 @@ pub fn lambda_choices(mean_deviance: &[f64], std_error: &[f64]) -> Option<(usize
 /// every fold's own path (fitted on the other folds' rows, on its own default grid, stopping by
 /// glmnet's rule) goes as far as it must, and its weights there are interpolated linearly in λ
 /// (glmnet's `lambda.interp`), as cv.glmnet does by default. The held-out deviance is each
-/// row's −2·log-likelihood, its probability kept within [1e-5, 1 − 1e-5]; the folds' means are
-/// averaged weighted by their sizes, and their spread gives the standard error.
+/// row's −2·log-likelihood, its probability kept within [1e-5, 1 − 1e-5], weighted by the row's
+/// weight; the folds' means are averaged weighted by their sizes (Σ weights), and their spread
+/// gives the standard error.
 pub struct CrossValidating<'a> {
     folds: Vec<FoldPath<'a>>,
     fold_of_row: Vec<usize>,
@@ -693,24 +715,26 @@ pub struct CrossValidating<'a> {
     std_error: Vec<f64>,
 }
 
-/// One fold's path and the rows it holds out.
+/// One fold's path and the rows it holds out, with their weights.
 struct FoldPath<'a> {
     path: PathStepper<'a>,
     held_out: Vec<usize>,
+    held_out_weights: Vec<f64>,
 }
 
 impl<'a> CrossValidating<'a> {
     /// The folds of `fold_of_row` (1 to K), each to be fitted on the others' rows weighted by
     /// `row_weights`.
-    pub fn new(x: &'a Columns, y: &'a [f64], row_weights: Option<&[f64]>, fold_of_row: Vec<usize>, request: PathRequest<'_>) -> Self {
+    pub fn new(x: &'a Columns, y: &'a [f64], row_weights: Option<&[f64]>, fold_of_row: Vec<usize>, request: PathRequest<'a>) -> Self {
         let folds = fold_of_row.iter().copied().max().unwrap_or(0);
         let own_grid = PathRequest { lambdas: None, down_to: None, stop_early: true, ..request };
         let folds = (1..=folds)
             .map(|fold| {
                 let training: Vec<f64> =
                     (0..y.len()).map(|i| if fold_of_row[i] == fold { 0.0 } else { row_weights.map_or(1.0, |w| w[i]) }).collect();
-                let held_out = (0..y.len()).filter(|&i| fold_of_row[i] == fold).collect();
-                FoldPath { path: PathStepper::new(x, y, Some(&training), own_grid), held_out }
+                let held_out: Vec<usize> = (0..y.len()).filter(|&i| fold_of_row[i] == fold).collect();
+                let held_out_weights = held_out.iter().map(|&i| row_weights.map_or(1.0, |w| w[i])).collect();
+                FoldPath { path: PathStepper::new(x, y, Some(&training), own_grid), held_out, held_out_weights }
             })
             .collect();
         CrossValidating { folds, fold_of_row, lambdas: Vec::new(), mean_deviance: Vec::new(), std_error: Vec::new() }
@@ -729,7 +753,7 @@ impl<'a> CrossValidating<'a> {
                 .collect();
             workers.into_iter().flat_map(|w| w.join().unwrap_or_default()).collect()
         });
-        let sizes: Vec<f64> = self.folds.iter().map(|f| f.held_out.len() as f64).collect();
+        let sizes: Vec<f64> = self.folds.iter().map(|f| f.held_out_weights.iter().sum()).collect();
         let total: f64 = sizes.iter().sum();
         let mean = sizes.iter().zip(&deviances).map(|(n, d)| n * d).sum::<f64>() / total;
         let spread = sizes.iter().zip(&deviances).map(|(n, d)| n * (d - mean).powi(2)).sum::<f64>() / total;
@@ -761,7 +785,7 @@ impl<'a> CrossValidating<'a> {
 }
 
 impl FoldPath<'_> {
-    /// The mean deviance of the held-out rows under the fold's path at `lambda`.
+    /// The (weighted) mean deviance of the held-out rows under the fold's path at `lambda`.
     fn deviance_at(&mut self, lambda: f64) -> f64 {
         self.path.reach(lambda);
         let weights = interpolated(&self.path.points, lambda);
@@ -769,13 +793,16 @@ impl FoldPath<'_> {
         let deviance: f64 = self
             .held_out
             .iter()
-            .map(|&i| {
-                let z = weights.bias + (0..x.terms).map(|j| x.column(j)[i] * weights.weights[j]).sum::<f64>();
+            .zip(&self.held_out_weights)
+            .map(|(&i, w)| {
+                let offset = self.path.problem.offset.map_or(0.0, |o| o[i]);
+                let z = weights.bias + (0..x.terms).map(|j| x.column(j)[i] * weights.weights[j]).sum::<f64>() + offset;
                 let p = sigmoid(z).clamp(CV_PROBABILITY_BOUND, 1.0 - CV_PROBABILITY_BOUND);
-                -2.0 * if y[i] == 1.0 { p.ln() } else { (1.0 - p).ln() }
+                -2.0 * w * if y[i] == 1.0 { p.ln() } else { (1.0 - p).ln() }
             })
             .sum();
-        deviance / self.held_out.len().max(1) as f64
+        let total: f64 = self.held_out_weights.iter().sum();
+        deviance / if total > 0.0 { total } else { 1.0 }
     }
 }
 
@@ -822,7 +849,8 @@ mod tests {
     fn the_first_lambda_zeroes_every_term_and_the_next_frees_one() {
         let (x, y) = problem_data();
         let columns = Columns::from_rows(&x, 4);
-        let request = PathRequest { net: ElasticNet { alpha: 1.0 }, lambdas: None, down_to: None, stop_early: true, tolerance: 1e-7 };
+        let request =
+            PathRequest { net: ElasticNet { alpha: 1.0 }, lambdas: None, down_to: None, stop_early: true, tolerance: 1e-7, offset: None };
         let path = fit_path(&columns, &y, None, request, &AtomicBool::new(false), |_| {});
         assert_eq!(path[0].nonzero, 0);
         let mean = y.iter().sum::<f64>() / y.len() as f64;
@@ -846,8 +874,14 @@ mod tests {
             y.push(f64::from(rng.random::<f64>() < sigmoid(row[0] + row[1] - row[2])));
             x.extend(row);
         }
-        let request =
-            PathRequest { net: ElasticNet { alpha: 0.0 }, lambdas: Some(&[lambda]), down_to: None, stop_early: false, tolerance: 1e-7 };
+        let request = PathRequest {
+            net: ElasticNet { alpha: 0.0 },
+            lambdas: Some(&[lambda]),
+            down_to: None,
+            stop_early: false,
+            tolerance: 1e-7,
+            offset: None,
+        };
         let path = fit_path(&Columns::from_rows(&x, terms), &y, None, request, &AtomicBool::new(false), |_| {});
         let params = super::super::TrainParams { solver: super::super::Solver::Newton, l2: lambda, ..Default::default() };
         let newton =

@@ -1617,12 +1617,16 @@ pub mod testing {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr").to_string();
         tokio::spawn(run(listener, Config::for_home(home), std::future::pending()));
+        // Ready once every model registered here is loaded (on a loaded machine that took more
+        // than the 2 s this once waited for the first alone, and a test asked for the third).
         let client = logitflow_kit::client::ServiceClient::new("serve", addr.clone(), None);
-        for _ in 0..200 {
-            if client.get::<serde_json::Value>("/v2/models/admissions/ready").await.is_ok() {
-                break;
+        for name in ["admissions", "credit", "scaled"] {
+            for _ in 0..2_000 {
+                if client.get::<serde_json::Value>(&format!("/v2/models/{name}/ready")).await.is_ok() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
             }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
         addr
     }

@@ -32,6 +32,7 @@ fn request(home: &std::path::Path, epochs: usize) -> PipelineRequest {
         labels: None,
         na_values: None,
         delimiter: None,
+        decimal: None,
         test_data: None,
         test_fraction: 0.2,
         seed: 42,

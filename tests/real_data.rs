@@ -329,3 +329,44 @@ fn text_labels_semicolons_and_imputation_are_reported() {
     assert!(stderr(&out).contains("\"Yes\" is not a number, and feature \"balance\" is numeric"), "{}", stderr(&out));
     assert_no_services(home.path(), Duration::from_secs(2));
 }
+
+/// Files as people keep them: Spector's data gzip- and zstd-compressed, and written as a
+/// European spreadsheet writes it (`;` between fields, a decimal comma), give the plain CSV's
+/// model, every estimate and standard error the same bits; a Parquet file or a workbook is named
+/// for what it is.
+#[test]
+fn compressed_and_decimal_comma_files_give_the_plain_files_model() {
+    use std::io::Write;
+    let home = tempfile::tempdir().expect("tempdir");
+    let plain = std::fs::read_to_string(fixture("spector.csv")).expect("spector.csv");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(plain.as_bytes()).expect("gzip");
+    let zst = ruzstd::encoding::compress_to_vec(plain.as_bytes(), ruzstd::encoding::CompressionLevel::Fastest);
+    let european = plain.replace(',', ";").replace('.', ",");
+    let dir = home.path();
+    let files = [
+        (std::fs::write(dir.join("spector.csv.gz"), gz.finish().expect("gzip")), "spector.csv.gz", &[][..]),
+        (std::fs::write(dir.join("spector.csv.zst"), zst), "spector.csv.zst", &[][..]),
+        (std::fs::write(dir.join("european.csv"), european), "european.csv", &["--decimal", ","][..]),
+    ];
+    let model = |data: &str, more: &[&str]| {
+        let args = [&["run", "--data", data, "--test-data", data, "--label", "GRADE", "--json"][..], more].concat();
+        let out = run(home.path(), &args);
+        assert!(out.status.success(), "{data}: {}", stderr(&out));
+        json(&out)["model"]["terms"].clone()
+    };
+    let want = model(fixture("spector.csv").to_str().expect("utf8"), &[]);
+    assert_eq!(want.as_array().map(Vec::len), Some(4));
+    for (written, name, more) in files {
+        written.expect("written");
+        assert_eq!(model(dir.join(name).to_str().expect("utf8"), more), want, "{name}");
+    }
+    // Without --decimal, a column of decimal commas is named, not fitted as levels.
+    let european = dir.join("european.csv");
+    let out = run(home.path(), &["run", "--data", european.to_str().expect("utf8"), "--label", "GRADE"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("column \"GPA\": its values are numbers written with a decimal comma (\"2,66\")"), "{}", stderr(&out));
+    let parquet = write(dir, "data.parquet", "PAR1\u{1}\u{2}");
+    let out = run(home.path(), &["run", "--data", parquet.to_str().expect("utf8")]);
+    assert!(stderr(&out).contains("this is a Parquet file"), "{}", stderr(&out));
+}

@@ -77,6 +77,10 @@ pub struct DataArgs {
     /// The CSV delimiter (default: ',' unless the header shows ';' or tabs).
     #[arg(long)]
     pub delimiter: Option<String>,
+    /// The numbers' decimal mark: '.' (default) or ',' (as European spreadsheets write
+    /// `729,53`, with ';' between fields).
+    #[arg(long, value_parser = [".", ","])]
+    pub decimal: Option<String>,
     /// A separate CSV to test on; the whole --data file then trains.
     #[arg(long)]
     pub test_data: Option<PathBuf>,

@@ -157,6 +157,7 @@ pub fn pipeline_request(home: &Path, args: &DataArgs, predict: Vec<Vec<Value>>) 
             na_values: args.na_values.clone(),
             delimiter: args.delimiter.clone(),
             class_labels: args.labels.clone(),
+            decimal: args.decimal.clone(),
             roles: RoleColumns {
                 weights: args.weights.clone(),
                 offset: args.offset.clone(),

@@ -292,6 +292,7 @@ pub async fn run_pipeline(
             delimiter: o.delimiter.clone(),
             class_labels: o.class_labels.clone(),
             roles: o.roles.clone(),
+            decimal: o.decimal.clone(),
         }
     };
     // What ingest is told to read: the file here, or the copy of it sent to ingest.

@@ -115,6 +115,10 @@ pub struct CsvOptions {
     /// Columns read with the rows that are not features: weights, offset, cluster, folds.
     #[serde(default, skip_serializing_if = "RoleColumns::is_empty")]
     pub roles: RoleColumns,
+    /// The decimal mark of the file's numbers: `.` (the default) or `,`, as spreadsheets set
+    /// to European locales write them (`729,53`, with `;` between fields).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decimal: Option<String>,
 }
 
 /// How a feature column's values are held.
@@ -444,6 +448,7 @@ impl RawTable {
             forced: &forced,
             names: &names,
             na_values: &na_values,
+            decimal_comma: decimal_comma(options, delimiter)?,
         };
         let rows = body(&layout, &mut csv, &newlines, reborrow(&mut sink))?;
         let Rows { mut x, mut y, lines, text, label_text, streamed } = rows;
@@ -474,6 +479,11 @@ impl RawTable {
             } else if cells.numbers >= cells.cells.len() {
                 let (row, code) = cells.cells[0];
                 return Err(DataError::NotANumber { line: lines[row], column: name.clone(), value: cells.values[code as usize].clone() });
+            } else if let Some(sample) = decimal_comma_number(&cells.values).filter(|_| options.decimal.is_none()) {
+                return Err(DataError::Column(
+                    name.clone(),
+                    format!("its values are numbers written with a decimal comma ({sample:?}): read the file with --decimal ,"),
+                ));
             } else {
                 notes.push(format!("column {name:?} holds text: read as categorical"));
                 categorical_from_mixed(&mut x, d, j, cells, name)?
@@ -569,6 +579,8 @@ struct Layout<'a> {
     forced: &'a [bool],
     names: &'a [String],
     na_values: &'a [String],
+    /// Numbers are written with a decimal comma (`--decimal ,`).
+    decimal_comma: bool,
 }
 
 /// Rows read, in file order: a whole file's, or one block's.
@@ -801,9 +813,17 @@ impl Layout<'_> {
         let names = self.names;
         let Rows { x, y, text, label_text, .. } = rows;
         let row = y.len();
-        // Field `i`'s cell: the number already read from it, or the field parsed now.
+        // Field `i`'s cell: the number already read from it, or the field parsed now (with a
+        // decimal comma, as the number it writes with a point, if it is one).
         let cell = |i: usize| match number(i) {
             Some(v) => Ok(Cell::Number(v)),
+            None if self.decimal_comma && field(i).contains(&b',') => {
+                let pointed: Vec<u8> = field(i).iter().map(|&b| if b == b',' { b'.' } else { b }).collect();
+                match parse_cell(&pointed, line, &names[i], &is_na) {
+                    Ok(Cell::Number(v)) => Ok(Cell::Number(v)),
+                    _ => parse_cell(field(i), line, &names[i], &is_na),
+                }
+            }
             None => parse_cell(field(i), line, &names[i], &is_na),
         };
         for (j, &i) in self.feature_idx.iter().enumerate() {
@@ -1251,6 +1271,26 @@ fn select_columns(names: &[String], skip: usize, select: &CsvOptions) -> Result<
     }
     select.roles.select(find, label_idx, &mut feature_idx, select.features.is_some())?;
     Ok((label_idx, feature_idx))
+}
+
+/// One of a text column's `values` when every one is a number written with a decimal comma
+/// (`729,53`), which a file from a spreadsheet in a European locale holds.
+fn decimal_comma_number(values: &[String]) -> Option<&String> {
+    let pointed = |v: &String| v.replace(',', ".").parse::<f64>().is_ok_and(f64::is_finite);
+    let sample = values.iter().find(|v| v.contains(','))?;
+    values.iter().all(|v| v.matches(',').count() <= 1 && pointed(v)).then_some(sample)
+}
+
+/// Whether `options` ask for a decimal comma, which a comma delimiter cannot go with.
+fn decimal_comma(options: &CsvOptions, delimiter: u8) -> Result<bool, DataError> {
+    match options.decimal.as_deref() {
+        None | Some(".") => Ok(false),
+        Some(",") if delimiter == b',' => {
+            Err(DataError::Column("--decimal".into(), "a decimal comma needs another delimiter: give --delimiter ';'".into()))
+        }
+        Some(",") => Ok(true),
+        Some(other) => Err(DataError::Column("--decimal".into(), format!("the decimal mark is . or , (got {other:?})"))),
+    }
 }
 
 /// One cell, read.

@@ -42,6 +42,9 @@ pub struct CsvSource {
     /// Columns read with the rows that are not features: weights, offset, cluster, folds.
     #[serde(default, skip_serializing_if = "RoleColumns::is_empty")]
     pub roles: RoleColumns,
+    /// The numbers' decimal mark: `.` (default) or `,`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decimal: Option<String>,
 }
 
 impl CsvSource {
@@ -55,6 +58,7 @@ impl CsvSource {
             delimiter: self.delimiter.clone(),
             class_labels: self.class_labels.clone(),
             roles: self.roles.clone(),
+            decimal: self.decimal.clone(),
         }
     }
 }

@@ -80,6 +80,13 @@ fn frequency_weights_fit_the_rows_repeated_and_statsmodels_glm() {
         assert!(relative(estimate, want_estimate) <= 1e-10, "{term}: {estimate} vs the repeated rows' {want_estimate}");
         assert!(relative(se, want_se) <= 1e-8, "{term}: standard error {se} vs the repeated rows' {want_se}");
     }
+    // The estimates per standard deviation of their terms too: the deviation is the repeated rows'.
+    let per_sd = |report: &Value| -> Vec<f64> {
+        report["model"]["terms"].as_array().expect("terms").iter().skip(1).map(|t| number(t, "standardized")).collect()
+    };
+    for (got, want) in per_sd(&weighted).iter().zip(per_sd(&repeated)) {
+        assert!(relative(*got, want) <= 1e-10, "per sd: {got} vs the repeated rows' {want}");
+    }
     let want = &reference()["weights"];
     assert_table_matches(&weighted, &want["terms"], 1e-8, "weights against GLM(freq_weights=w)");
     let (got, want) = (&weighted["model"]["fit_statistics"], &want["fit_statistics"]);

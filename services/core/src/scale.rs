@@ -444,20 +444,28 @@ impl Transform {
     /// The sample standard deviation (n − 1) of each of the `k` columns of a row-major
     /// matrix; 0 with fewer than two rows.
     pub fn column_standard_deviations(design: &[f64], k: usize) -> Vec<f64> {
+        Self::weighted_column_standard_deviations(design, k, None)
+    }
+
+    /// [`Transform::column_standard_deviations`] of rows with frequency weights: the rows
+    /// repeated, n their sum.
+    pub fn weighted_column_standard_deviations(design: &[f64], k: usize, weights: Option<&[f64]>) -> Vec<f64> {
         let rows = design.len().checked_div(k).unwrap_or(0);
-        if rows < 2 {
+        let weight = |i: usize| weights.map_or(1.0, |w| w[i]);
+        let n: f64 = weights.map_or(rows as f64, |w| w.iter().sum());
+        if n < 2.0 {
             return vec![0.0; k];
         }
         let mut mean = vec![0.0; k];
-        for row in design.chunks_exact(k) {
-            mean.iter_mut().zip(row).for_each(|(m, v)| *m += v);
+        for (i, row) in design.chunks_exact(k).enumerate() {
+            mean.iter_mut().zip(row).for_each(|(m, v)| *m += weight(i) * v);
         }
-        mean.iter_mut().for_each(|m| *m /= rows as f64);
+        mean.iter_mut().for_each(|m| *m /= n);
         let mut squares = vec![0.0; k];
-        for row in design.chunks_exact(k) {
-            squares.iter_mut().zip(row.iter().zip(&mean)).for_each(|(s, (v, m))| *s += (v - m) * (v - m));
+        for (i, row) in design.chunks_exact(k).enumerate() {
+            squares.iter_mut().zip(row.iter().zip(&mean)).for_each(|(s, (v, m))| *s += weight(i) * (v - m) * (v - m));
         }
-        squares.into_iter().map(|s| (s / (rows - 1) as f64).sqrt()).collect()
+        squares.into_iter().map(|s| (s / (n - 1.0)).sqrt()).collect()
     }
 
     /// Scales a row-major design matrix of terms in place.

@@ -516,13 +516,17 @@ fn train(
     // and not when the scaling already says what they would find.
     let deviations = if model.fit.terms.is_empty() {
         Vec::new()
-    } else if val_part.is_none() && standardized_on_these_rows(store, &request.transform, &request.split, &model.transform) {
+    } else if val_part.is_none()
+        && row_columns.weights.is_none()
+        && standardized_on_these_rows(store, &request.transform, &request.split, &model.transform)
+    {
         // Standardised on these very rows, each term has mean 0 and population deviation 1: its
         // sample deviation is √(n / (n − 1)), whatever the data.
         let n = fit_part.rows() as f64;
         vec![(n / (n - 1.0)).sqrt(); k]
     } else {
-        Transform::column_standard_deviations(&x, k)
+        // Weighted, the rows' deviation is the repeated rows'.
+        Transform::weighted_column_standard_deviations(&x, k, row_columns.weights.as_deref())
     };
     for (row, (deviation, scale)) in model.fit.terms.iter_mut().skip(1).zip(deviations.iter().zip(&model.transform.scale)) {
         row.standardized = Some(row.estimate * deviation * scale).filter(|v| v.is_finite());

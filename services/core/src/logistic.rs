@@ -941,8 +941,11 @@ fn pass_chunk_kernel(d: usize, w: &Weights, ex: Examples<'_>, start: usize, end:
         let rows = &ex.x[first * d..(first + m) * d];
         let ys = &ex.y[first..first + m];
         if !at_zero {
-            for (i, (zi, row)) in z.iter_mut().zip(rows.chunks_exact(d)).enumerate() {
-                *zi = w.bias + dot(weights, row) + ex.offset_of(first + i);
+            for (zi, row) in z.iter_mut().zip(rows.chunks_exact(d)) {
+                *zi = w.bias + dot(weights, row);
+            }
+            if let Some(offset) = ex.offset {
+                z.iter_mut().zip(&offset[first..first + m]).for_each(|(zi, o)| *zi += o);
             }
             for (ei, zi) in e[..m].iter_mut().zip(&z) {
                 *ei = exp_nonpositive(-zi.abs());
@@ -957,11 +960,16 @@ fn pass_chunk_kernel(d: usize, w: &Weights, ex: Examples<'_>, start: usize, end:
         // rounded sum of ln_1p's terms).
         let mut products = [1.0f64; 2];
         let mut row_start = (first - block_start) * stride;
+        // Each row's own weight, if rows have weights: this batch's.
+        let batch_weights = ex.row_weights.map(|w| &w[first..first + m]);
         for (i, ((&zi, &ei), (&y, row))) in z.iter().zip(&e).zip(ys.iter().zip(rows.chunks_exact(d))).enumerate() {
-            let weight = ex.weight_of(first + i, y);
+            let weight = match batch_weights {
+                None => ex.weight(y),
+                Some(w) => ex.weight(y) * w[i],
+            };
             certain += u64::from(certain_and_right(zi, y));
             loss += weight * (zi.max(0.0) - y * zi);
-            if ex.row_weights.is_some() {
+            if batch_weights.is_some() {
                 // Each row weighs its own: no product of a class's factors serves.
                 loss += weight * ei.ln_1p();
             } else {

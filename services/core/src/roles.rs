@@ -83,7 +83,7 @@ impl RoleColumns {
         self.named().filter(|(role, _)| *role != Role::Offset)
     }
 
-    /// Adds the role columns to the columns read (`features`, indices into `names`), checking
+    /// Adds the role columns to the columns read (`features`, indices into the header), checking
     /// that none is the label, another role's column, or (but for the offset, which is an
     /// input of the model) a feature named by `--features`. An offset that `--features` leaves
     /// out is read all the same. `listed` says whether `--features` named the features.

@@ -472,8 +472,10 @@ impl RawTable {
         let mut kinds = Vec::with_capacity(d);
         for (j, cells) in text.into_iter().enumerate() {
             let name = &names[feature_idx[j]];
+            // A cluster or fold column names groups, not terms: any number of them.
+            let max_levels = if options.roles.of_rows_only().any(|(_, role)| role == name) { u32::MAX as usize } else { MAX_LEVELS };
             let kind = if forced[j] {
-                categorical_from_codes(&mut x, d, j, cells, name)?
+                categorical_from_codes(&mut x, (d, j), cells, name, max_levels)?
             } else if cells.cells.is_empty() {
                 ColumnKind::Numeric
             } else if cells.numbers >= cells.cells.len() {
@@ -486,7 +488,7 @@ impl RawTable {
                 ));
             } else {
                 notes.push(format!("column {name:?} holds text: read as categorical"));
-                categorical_from_mixed(&mut x, d, j, cells, name)?
+                categorical_from_mixed(&mut x, (d, j), cells, name, max_levels)?
             };
             kinds.push(kind);
         }
@@ -1087,8 +1089,14 @@ fn sniff_delimiter(start: &[u8]) -> u8 {
 }
 
 /// A column read as text throughout (`--categorical`): its cells hold provisional codes.
-fn categorical_from_codes(x: &mut [f64], d: usize, j: usize, cells: TextCells, name: &str) -> Result<ColumnKind, DataError> {
-    let remap = sorted_codes(&cells.values, name)?;
+fn categorical_from_codes(
+    x: &mut [f64],
+    (d, j): (usize, usize),
+    cells: TextCells,
+    name: &str,
+    max: usize,
+) -> Result<ColumnKind, DataError> {
+    let remap = sorted_codes(&cells.values, name, max)?;
     for v in x.iter_mut().skip(j).step_by(d) {
         if !v.is_nan() {
             *v = f64::from(remap.0[*v as usize]);
@@ -1099,9 +1107,15 @@ fn categorical_from_codes(x: &mut [f64], d: usize, j: usize, cells: TextCells, n
 
 /// A column of mostly text: its text cells are listed apart, its numbers are in `x`, and the
 /// numbers become levels too (written as numbers are: "2", "2.5").
-fn categorical_from_mixed(x: &mut [f64], d: usize, j: usize, mut cells: TextCells, name: &str) -> Result<ColumnKind, DataError> {
+fn categorical_from_mixed(
+    x: &mut [f64],
+    (d, j): (usize, usize),
+    mut cells: TextCells,
+    name: &str,
+    max: usize,
+) -> Result<ColumnKind, DataError> {
     let provisional = cells.every_cells_code(x.iter().skip(j).step_by(d).copied());
-    let (remap, levels) = sorted_codes(&cells.values, name)?;
+    let (remap, levels) = sorted_codes(&cells.values, name, max)?;
     for (row, p) in provisional.into_iter().enumerate() {
         x[row * d + j] = if p == u32::MAX { f64::NAN } else { f64::from(remap[p as usize]) };
     }
@@ -1109,9 +1123,9 @@ fn categorical_from_mixed(x: &mut [f64], d: usize, j: usize, mut cells: TextCell
 }
 
 /// The sorted levels, and for each provisional code its index among them.
-fn sorted_codes(values: &[String], name: &str) -> Result<(Vec<u32>, Vec<String>), DataError> {
-    if values.len() > MAX_LEVELS {
-        return Err(DataError::TooManyLevels { column: name.to_string(), count: values.len(), max: MAX_LEVELS });
+fn sorted_codes(values: &[String], name: &str, max: usize) -> Result<(Vec<u32>, Vec<String>), DataError> {
+    if values.len() > max {
+        return Err(DataError::TooManyLevels { column: name.to_string(), count: values.len(), max });
     }
     let mut levels = values.to_vec();
     sort_levels(&mut levels);
@@ -1455,6 +1469,18 @@ mod tests {
             text.push_str(&format!("id{i},{}\n", i % 2));
         }
         assert!(matches!(read(&text), Err(DataError::TooManyLevels { count, .. }) if count == MAX_LEVELS + 1));
+    }
+
+    #[test]
+    fn a_cluster_column_may_name_any_number_of_groups() {
+        let mut text = String::from("x,firm,y\n");
+        for i in 0..=3 * MAX_LEVELS {
+            text.push_str(&format!("{i},firm{},{}\n", i / 2, i % 2));
+        }
+        let clustered = CsvOptions { roles: RoleColumns { cluster: Some("firm".into()), ..RoleColumns::default() }, ..CsvOptions::default() };
+        let table = RawTable::from_csv(text.as_bytes(), &clustered).expect("reads");
+        assert_eq!(table.kinds[1].levels().map(<[String]>::len), Some(3 * MAX_LEVELS / 2 + 1));
+        assert!(matches!(read(&text), Err(DataError::TooManyLevels { .. })), "as a feature, the column is still refused");
     }
 
     #[test]

@@ -1477,7 +1477,8 @@ mod tests {
         for i in 0..=3 * MAX_LEVELS {
             text.push_str(&format!("{i},firm{},{}\n", i / 2, i % 2));
         }
-        let clustered = CsvOptions { roles: RoleColumns { cluster: Some("firm".into()), ..RoleColumns::default() }, ..CsvOptions::default() };
+        let clustered =
+            CsvOptions { roles: RoleColumns { cluster: Some("firm".into()), ..RoleColumns::default() }, ..CsvOptions::default() };
         let table = RawTable::from_csv(text.as_bytes(), &clustered).expect("reads");
         assert_eq!(table.kinds[1].levels().map(<[String]>::len), Some(3 * MAX_LEVELS / 2 + 1));
         assert!(matches!(read(&text), Err(DataError::TooManyLevels { .. })), "as a feature, the column is still refused");

@@ -207,18 +207,23 @@ impl RowColumns {
         self.weights.as_ref().is_some_and(|w| w.contains(&0.0))
     }
 
+    /// How many distinct clusters the cluster column holds, if there is one.
+    pub fn clusters(&self) -> Option<usize> {
+        self.cluster.as_ref().map(|c| {
+            let mut distinct: Vec<u64> = c.iter().map(|v| v.to_bits()).collect();
+            distinct.sort_unstable();
+            distinct.dedup();
+            distinct.len()
+        })
+    }
+
     /// What the fit's report says of these columns, for a fit of `rows` rows after
     /// [`RowColumns::drop_unweighted`] dropped `dropped` of them.
     pub fn report(&self, rows: usize, dropped: usize) -> Option<RowReport> {
         if self.names.is_empty() {
             return None;
         }
-        let clusters = self.cluster.as_ref().map(|c| {
-            let mut distinct: Vec<u64> = c.iter().map(|v| v.to_bits()).collect();
-            distinct.sort_unstable();
-            distinct.dedup();
-            distinct.len()
-        });
+        let clusters = self.clusters();
         let weight_sum = self.weights.as_ref().map(|w| w.iter().sum());
         Some(RowReport { columns: self.names.clone(), rows, weight_sum, dropped_rows: dropped, clusters })
     }

@@ -607,13 +607,10 @@ fn cut_fit_rows(training_rows: Dataset, params: &TrainParams) -> Result<FitRows,
 fn check_row_columns(params: &TrainParams, row_columns: &RowColumns, rows: usize) -> Result<(), ApiError> {
     let invalid = |message: String| Err(ApiError::invalid("INVALID_PARAMS", message));
     if params.covariance == Covariance::Cluster {
-        let Some(clusters) = &row_columns.cluster else {
+        let Some(clusters) = row_columns.clusters() else {
             return invalid("covariance cluster needs the data's cluster column: --cov cluster:COLUMN".into());
         };
-        let mut distinct: Vec<u64> = clusters.iter().map(|c| c.to_bits()).collect();
-        distinct.sort_unstable();
-        distinct.dedup();
-        if distinct.len() < 2 {
+        if clusters < 2 {
             return invalid(format!("the cluster column holds one cluster in the {rows} training rows; clustering needs two or more"));
         }
     }

@@ -1222,9 +1222,11 @@ fn fit_by_path(
     let started = Instant::now();
     let mut curve = Vec::new();
     while !cancel.load(Ordering::Relaxed)
-        && let Some(point) = path.step()
+        && let Some(lambda) = path.next_lambda()
     {
-        let cv = cross_validating.as_mut().map(|cv| cv.at(point.lambda).into());
+        // The path's λ and the folds' at it share the cores.
+        let (point, cv) = rayon::join(|| path.step().cloned(), || cross_validating.as_mut().map(|cv| cv.at(lambda).into()));
+        let Some(point) = point else { break };
         let event = EpochEvent {
             epoch: curve.len() + 1,
             train_loss: point.mean_log_loss,

@@ -18,7 +18,9 @@ use faer::{Accum, Mat, MatRef, Par};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::{Weights, log_loss_at, sigmoid};
@@ -73,6 +75,12 @@ impl Columns {
     fn column(&self, j: usize) -> &[f64] {
         &self.values[j * self.rows..(j + 1) * self.rows]
     }
+
+    /// The given rows only, in their order.
+    fn rows_of(&self, rows: &[usize]) -> Columns {
+        let values = (0..self.terms).flat_map(|j| rows.iter().map(move |&i| self.column(j)[i])).collect();
+        Columns { rows: rows.len(), terms: self.terms, values }
+    }
 }
 
 /// The penalty's mix: α = 1 is the lasso, α = 0 ridge, between them the elastic net.
@@ -100,10 +108,10 @@ pub struct PathPoint {
 /// The rows a fit sees: their labels, and each row's weight (summing to 1; 0 leaves a row out,
 /// which is how a fold's rows are held out without a copy of the rest).
 struct Problem<'a> {
-    x: &'a Columns,
-    y: &'a [f64],
+    x: Cow<'a, Columns>,
+    y: Cow<'a, [f64]>,
     row_weights: Vec<f64>,
-    offset: Option<&'a [f64]>,
+    offset: Option<Cow<'a, [f64]>>,
     net: ElasticNet,
     /// A coordinate's move is converged when its curvature × move² is below this.
     threshold: f64,
@@ -118,7 +126,7 @@ impl Problem<'_> {
 
     /// The weighted mean log loss at `eta`.
     fn mean_log_loss(&self, eta: &[f64]) -> f64 {
-        eta.iter().zip(self.y).zip(&self.row_weights).filter(|(_, w)| **w > 0.0).map(|((z, y), w)| w * log_loss_at(*z, *y)).sum()
+        eta.iter().zip(self.y.iter()).zip(&self.row_weights).filter(|(_, w)| **w > 0.0).map(|((z, y), w)| w * log_loss_at(*z, *y)).sum()
     }
 
     /// The weighted mean of the labels: the intercept-only model's probability.
@@ -169,7 +177,7 @@ impl State {
         let mut bias = (mean / (1.0 - mean)).ln();
         let (terms, rows) = (problem.x.terms, problem.x.rows);
         let mut eta = vec![bias; rows];
-        if let Some(offset) = problem.offset {
+        if let Some(offset) = problem.offset.as_deref() {
             for _ in 0..100 {
                 eta.iter_mut().zip(offset).for_each(|(z, o)| *z = bias + o);
                 let p: Vec<f64> = eta.iter().map(|z| sigmoid(*z)).collect();
@@ -258,7 +266,7 @@ fn optimality(problem: &Problem<'_>, state: &State, score: &[f64], lambda: f64) 
         let smooth = -s + l2 * b;
         if *b == 0.0 { (smooth.abs() - l1).max(0.0) } else { smooth + l1 * b.signum() }
     });
-    let intercept: f64 = state.eta.iter().zip(problem.y).zip(&problem.row_weights).map(|((z, y), w)| w * (sigmoid(*z) - y)).sum();
+    let intercept: f64 = state.eta.iter().zip(problem.y.iter()).zip(&problem.row_weights).map(|((z, y), w)| w * (sigmoid(*z) - y)).sum();
     (terms.map(|g| g * g).sum::<f64>() + intercept * intercept).sqrt()
 }
 
@@ -351,7 +359,7 @@ fn next_sweep(settled: bool, only_nonzero: bool) -> Option<bool> {
 fn descend_by_gram(problem: &Problem<'_>, state: &mut State, lambda: f64, curvature: &[f64], residual: &[f64]) -> f64 {
     let penalty = (lambda * problem.net.alpha, lambda * (1.0 - problem.net.alpha));
     let terms: Vec<usize> = (0..problem.x.terms).filter(|&j| state.swept[j]).collect();
-    let (gram, q) = weighted_gram(problem.x, &mut state.buffers, &terms, curvature, residual);
+    let (gram, q) = weighted_gram(&problem.x, &mut state.buffers, &terms, curvature, residual);
     let mut descent = GramDescent { moved: vec![0.0; terms.len() + 1], m: terms.len() + 1, terms, gram, q, penalty };
     let mut only_nonzero = false;
     let mut slow_sweeps = 0;
@@ -370,8 +378,11 @@ fn descend_by_gram(problem: &Problem<'_>, state: &mut State, lambda: f64, curvat
         }
     }
     let GramDescent { terms, moved, gram, m, .. } = descent;
-    for (i, z) in state.eta.iter_mut().enumerate() {
-        *z += moved[0] + terms.iter().zip(&moved[1..]).map(|(&j, d)| d * problem.x.column(j)[i]).sum::<f64>();
+    state.eta.iter_mut().for_each(|z| *z += moved[0]);
+    for (&j, &d) in terms.iter().zip(&moved[1..]) {
+        if d != 0.0 {
+            state.eta.iter_mut().zip(problem.x.column(j)).for_each(|(z, x)| *z += d * x);
+        }
     }
     (0..m).map(|a| gram[a * m + a] * moved[a] * moved[a]).fold(0.0, f64::max)
 }
@@ -477,8 +488,10 @@ fn weighted_gram(x: &Columns, buffers: &mut GramBuffers, terms: &[usize], curvat
         buffers.terms = terms.to_vec();
     }
     let plain = &buffers.plain;
-    buffers.weighted.clear();
-    buffers.weighted.extend(plain.chunks_exact(n.max(1)).flat_map(|column| column.iter().zip(curvature).map(|(v, c)| v * c)));
+    buffers.weighted.resize(n * m, 0.0);
+    for (weighted, column) in buffers.weighted.chunks_exact_mut(n.max(1)).zip(plain.chunks_exact(n.max(1))) {
+        weighted.iter_mut().zip(column).zip(curvature).for_each(|((w, v), c)| *w = v * c);
+    }
     let mut gram = Mat::<f64>::zeros(m, m);
     let u = MatRef::from_column_major_slice(plain, n, m);
     let cu = MatRef::from_column_major_slice(&buffers.weighted, n, m);
@@ -555,12 +568,26 @@ pub struct PathStepper<'a> {
 impl<'a> PathStepper<'a> {
     pub fn new(x: &'a Columns, y: &'a [f64], row_weights: Option<&[f64]>, request: PathRequest<'a>) -> Self {
         let row_weights = normalised(row_weights, x.rows);
+        let offset = request.offset.map(Cow::Borrowed);
+        Self::on_rows(Cow::Borrowed(x), Cow::Borrowed(y), offset, row_weights, request)
+    }
+
+    /// The path on rows the stepper may own (a fold's training rows, copied so that its passes
+    /// skip the rows it holds out), `row_weights` summing to 1.
+    fn on_rows(
+        x: Cow<'a, Columns>,
+        y: Cow<'a, [f64]>,
+        offset: Option<Cow<'a, [f64]>>,
+        row_weights: Vec<f64>,
+        request: PathRequest<'a>,
+    ) -> Self {
         let threshold = request.tolerance * request.tolerance;
-        let problem = Problem { x, y, row_weights, offset: request.offset, net: request.net, threshold };
+        let terms = x.terms;
+        let problem = Problem { x, y, row_weights, offset, net: request.net, threshold };
         let grid = match (request.lambdas, request.down_to) {
             (Some(lambdas), _) => lambdas.to_vec(),
             (None, down_to) => {
-                let mut grid = lambda_grid(lambda_max(&problem), rows_fitted(&problem), x.terms);
+                let mut grid = lambda_grid(lambda_max(&problem), rows_fitted(&problem), terms);
                 if let Some(end) = down_to {
                     grid.retain(|l| *l > end);
                     grid.push(end);
@@ -580,6 +607,11 @@ impl<'a> PathStepper<'a> {
             points: Vec::new(),
             done: false,
         }
+    }
+
+    /// The λ the next [`PathStepper::step`] fits; `None` once the path is done.
+    pub fn next_lambda(&self) -> Option<f64> {
+        if self.done { None } else { self.grid.as_slice().first().copied() }
     }
 
     /// Fits the next λ of the grid; `None` once the path is done.
@@ -715,9 +747,12 @@ pub struct CrossValidating<'a> {
     std_error: Vec<f64>,
 }
 
-/// One fold's path and the rows it holds out, with their weights.
+/// One fold's path (on its training rows alone) and the rows it holds out, with their weights.
 struct FoldPath<'a> {
     path: PathStepper<'a>,
+    x: &'a Columns,
+    y: &'a [f64],
+    offset: Option<&'a [f64]>,
     held_out: Vec<usize>,
     held_out_weights: Vec<f64>,
 }
@@ -728,13 +763,20 @@ impl<'a> CrossValidating<'a> {
     pub fn new(x: &'a Columns, y: &'a [f64], row_weights: Option<&[f64]>, fold_of_row: Vec<usize>, request: PathRequest<'a>) -> Self {
         let folds = fold_of_row.iter().copied().max().unwrap_or(0);
         let own_grid = PathRequest { lambdas: None, down_to: None, stop_early: true, ..request };
+        let weight = |i: usize| row_weights.map_or(1.0, |w| w[i]);
         let folds = (1..=folds)
             .map(|fold| {
-                let training: Vec<f64> =
-                    (0..y.len()).map(|i| if fold_of_row[i] == fold { 0.0 } else { row_weights.map_or(1.0, |w| w[i]) }).collect();
+                let training: Vec<usize> = (0..y.len()).filter(|&i| fold_of_row[i] != fold && weight(i) > 0.0).collect();
+                let path = PathStepper::on_rows(
+                    Cow::Owned(x.rows_of(&training)),
+                    training.iter().map(|&i| y[i]).collect(),
+                    request.offset.map(|o| training.iter().map(|&i| o[i]).collect()),
+                    normalised(Some(&training.iter().map(|&i| weight(i)).collect::<Vec<f64>>()), training.len()),
+                    own_grid,
+                );
                 let held_out: Vec<usize> = (0..y.len()).filter(|&i| fold_of_row[i] == fold).collect();
-                let held_out_weights = held_out.iter().map(|&i| row_weights.map_or(1.0, |w| w[i])).collect();
-                FoldPath { path: PathStepper::new(x, y, Some(&training), own_grid), held_out, held_out_weights }
+                let held_out_weights = held_out.iter().map(|&i| weight(i)).collect();
+                FoldPath { path, x, y, offset: request.offset, held_out, held_out_weights }
             })
             .collect();
         CrossValidating { folds, fold_of_row, lambdas: Vec::new(), mean_deviance: Vec::new(), std_error: Vec::new() }
@@ -743,16 +785,9 @@ impl<'a> CrossValidating<'a> {
     /// The mean held-out deviance at `lambda` (the path's next λ) and its standard error. The
     /// folds' fits share the cores.
     pub fn at(&mut self, lambda: f64) -> (f64, f64) {
-        let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-        let per_thread = self.folds.len().div_ceil(threads).max(1);
-        let deviances: Vec<f64> = std::thread::scope(|scope| {
-            let workers: Vec<_> = self
-                .folds
-                .chunks_mut(per_thread)
-                .map(|folds| scope.spawn(move || folds.iter_mut().map(|fold| fold.deviance_at(lambda)).collect::<Vec<f64>>()))
-                .collect();
-            workers.into_iter().flat_map(|w| w.join().unwrap_or_default()).collect()
-        });
+        // rayon's pool: its threads outlive a λ (a thread a λ cost a stack's map and unmap, and
+        // TLB shootdowns), and a core that finishes its folds early takes another's.
+        let deviances: Vec<f64> = self.folds.par_iter_mut().map(|fold| fold.deviance_at(lambda)).collect();
         let sizes: Vec<f64> = self.folds.iter().map(|f| f.held_out_weights.iter().sum()).collect();
         let total: f64 = sizes.iter().sum();
         let mean = sizes.iter().zip(&deviances).map(|(n, d)| n * d).sum::<f64>() / total;
@@ -789,13 +824,13 @@ impl FoldPath<'_> {
     fn deviance_at(&mut self, lambda: f64) -> f64 {
         self.path.reach(lambda);
         let weights = interpolated(&self.path.points, lambda);
-        let (x, y) = (self.path.problem.x, self.path.problem.y);
+        let (x, y) = (self.x, self.y);
         let deviance: f64 = self
             .held_out
             .iter()
             .zip(&self.held_out_weights)
             .map(|(&i, w)| {
-                let offset = self.path.problem.offset.map_or(0.0, |o| o[i]);
+                let offset = self.offset.map_or(0.0, |o| o[i]);
                 let z = weights.bias + (0..x.terms).map(|j| x.column(j)[i] * weights.weights[j]).sum::<f64>() + offset;
                 let p = sigmoid(z).clamp(CV_PROBABILITY_BOUND, 1.0 - CV_PROBABILITY_BOUND);
                 -2.0 * w * if y[i] == 1.0 { p.ln() } else { (1.0 - p).ln() }

@@ -366,7 +366,55 @@ fn compressed_and_decimal_comma_files_give_the_plain_files_model() {
     let out = run(home.path(), &["run", "--data", european.to_str().expect("utf8"), "--label", "GRADE"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("column \"GPA\": its values are numbers written with a decimal comma (\"2,66\")"), "{}", stderr(&out));
-    let parquet = write(dir, "data.parquet", "PAR1\u{1}\u{2}");
-    let out = run(home.path(), &["run", "--data", parquet.to_str().expect("utf8")]);
-    assert!(stderr(&out).contains("this is a Parquet file"), "{}", stderr(&out));
+    let workbook = write(dir, "data.xlsx", "PK\u{3}\u{4}rest");
+    let out = run(home.path(), &["run", "--data", workbook.to_str().expect("utf8")]);
+    assert!(stderr(&out).contains("this is a ZIP archive (an Excel .xlsx workbook?"), "{}", stderr(&out));
+}
+
+/// The penguins as pyarrow writes a pandas frame (`tests/fixtures/make_parquet.py`: dictionary-
+/// encoded text columns, nulls, zstd, four row groups) give the model of the CSV they came from,
+/// every estimate and standard error the same bits, and predict alike; a Parquet file cut short
+/// is refused naming it, and nothing is left half-stored.
+#[test]
+fn a_parquet_file_gives_its_csv_exports_model() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let model = |data: &std::path::Path| {
+        let data = data.to_str().expect("utf8");
+        let args = ["run", "--data", data, "--test-data", data, "--label", "sex", "--missing", "drop", "--json"];
+        let out = run(home.path(), &[&args[..], &["--predict", PENGUIN_ROW]].concat());
+        assert!(out.status.success(), "{data}: {}", stderr(&out));
+        let report = json(&out);
+        let summary = &report["data_summary"];
+        let read = (summary["categorical"].clone(), summary["missing_by_column"].clone(), report["rows"].clone());
+        (report["model"]["terms"].clone(), report["predictions"][0]["probability"].clone(), read)
+    };
+    let (terms, probability, read) = model(&fixture("penguins.parquet"));
+    assert_eq!(terms.as_array().map(Vec::len), Some(10), "the intercept, species and island as levels: {terms}");
+    assert_eq!(read.0["species"], serde_json::json!(["Adelie", "Chinstrap", "Gentoo"]));
+    assert!(probability.as_f64().is_some_and(|p| p > 0.0 && p < 1.0), "{probability}");
+    assert_eq!((terms, probability, read), model(&fixture("penguins.csv")));
+    assert!(!files_named(home.path(), "x.npy").is_empty(), "a dataset is stored as x.npy");
+
+    // Cut short: refused naming the file, and nothing stored in a home it was the first file of.
+    let fresh = tempfile::tempdir().expect("tempdir");
+    let whole = std::fs::read(fixture("penguins.parquet")).expect("penguins.parquet");
+    let cut = write(fresh.path(), "cut.parquet", "");
+    std::fs::write(&cut, &whole[..whole.len() / 2]).expect("write");
+    let out = run(fresh.path(), &["run", "--data", cut.to_str().expect("utf8"), "--label", "sex"]);
+    assert!(!out.status.success());
+    let message = stderr(&out);
+    assert!(message.contains("cut.parquet: not a Parquet file that can be read"), "{message}");
+    assert!(files_named(fresh.path(), "x.npy").is_empty(), "no dataset stored from a file cut short");
+}
+
+/// Every file called `name` under `dir`.
+fn files_named(dir: &std::path::Path, name: &str) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    entries
+        .flatten()
+        .flat_map(|entry| {
+            let path = entry.path();
+            if path.is_dir() { files_named(&path, name) } else { (entry.file_name() == name).then_some(path).into_iter().collect() }
+        })
+        .collect()
 }

@@ -1,11 +1,15 @@
-//! Files as people keep them: a CSV compressed by gzip or zstd is told by its first bytes
-//! ([`Format::sniff`]) and read through its decoder ([`Format::decoded`]); a file that is no CSV
-//! at all (Parquet, a spreadsheet, another archive, binary data) is named for what it is rather
-//! than parsed into nonsense.
+//! Files as people keep them: a CSV compressed by gzip or zstd, or a Parquet file, is told by
+//! its first bytes ([`Format::sniff`]) and read as CSV text ([`Format::text`]): through its
+//! decoder, or as the CSV the Parquet file would export to ([`ParquetAsCsv`]). A file in a
+//! format logitflow does not read (a spreadsheet, another archive, binary data) is named for
+//! what it is rather than parsed into nonsense.
 
+use crate::parquet::ParquetAsCsv;
+use logitflow_core::table::CsvOptions;
 use logitflow_kit::ApiError;
 use std::io::Read;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// How a file's bytes hold its CSV.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,6 +17,7 @@ pub(crate) enum Format {
     Plain,
     Gzip,
     Zstd,
+    Parquet,
 }
 
 /// Bytes looked at to tell a file's format: magic numbers, and a NUL that text never holds.
@@ -40,7 +45,7 @@ impl Format {
         match head {
             [0x1f, 0x8b, ..] => Ok(Format::Gzip),
             [0x28, 0xb5, 0x2f, 0xfd, ..] => Ok(Format::Zstd),
-            [b'P', b'A', b'R', b'1', ..] => not_csv("a Parquet file (logitflow reads CSV, plain or gzip/zstd-compressed)"),
+            [b'P', b'A', b'R', b'1', ..] => Ok(Format::Parquet),
             [b'P', b'K', 3, 4, ..] => not_csv("a ZIP archive (an Excel .xlsx workbook? save the sheet as CSV)"),
             [0xd0, 0xcf, 0x11, 0xe0, ..] => not_csv("an old Excel .xls workbook (save the sheet as CSV)"),
             [b'B', b'Z', b'h', ..] => not_csv("a bzip2 archive (decompress it, or compress the CSV with gzip or zstd)"),
@@ -50,14 +55,45 @@ impl Format {
         }
     }
 
-    /// `reader`'s CSV: its bytes as they are, or decompressed as they are read.
-    pub(crate) fn decoded<'r>(self, reader: impl Read + Send + 'r) -> std::io::Result<Box<dyn Read + Send + 'r>> {
-        Ok(match self {
-            Format::Plain => Box::new(reader),
+    /// The CSV text of a file of this format, and the options to parse it with: `reader` (the
+    /// file's bytes from its start) as they are or decompressed as they are read, or for Parquet
+    /// the columns of `file` (named `path`) as text, until `stop` is set.
+    pub(crate) fn text<'r>(
+        self,
+        reader: impl Read + Send + 'r,
+        (file, path): (&std::fs::File, &Path),
+        options: &CsvOptions,
+        stop: &'r AtomicBool,
+    ) -> Result<(Box<dyn Read + Send + 'r>, CsvOptions), ApiError> {
+        let unreadable = |e: std::io::Error| ApiError::invalid("FILE_NOT_READABLE", format!("{}: {e}", path.display()));
+        let plain = |text: Box<dyn Read + Send + 'r>| Ok((text, options.clone()));
+        match self {
+            Format::Plain => plain(Box::new(reader)),
             // Multi-member, as `cat a.gz b.gz` and bgzip write them.
-            Format::Gzip => Box::new(flate2::read::MultiGzDecoder::new(reader)),
-            Format::Zstd => Box::new(ZstdFrames::new(reader)?),
-        })
+            Format::Gzip => plain(Box::new(flate2::read::MultiGzDecoder::new(reader))),
+            Format::Zstd => plain(Box::new(ZstdFrames::new(reader).map_err(unreadable)?)),
+            Format::Parquet => {
+                let columns = ParquetAsCsv::open(file.try_clone().map_err(unreadable)?, path, options)?;
+                let options = columns.options().clone();
+                Ok((Box::new(UntilStopped { inner: columns, stop }), options))
+            }
+        }
+    }
+}
+
+/// A reader that fails once `stop` is set, as the file's own readers do when the step turns out
+/// to be cached.
+struct UntilStopped<'a, R> {
+    inner: R,
+    stop: &'a AtomicBool,
+}
+
+impl<R: Read> Read for UntilStopped<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.stop.load(Ordering::Relaxed) {
+            return Err(std::io::Error::other("the read was stopped: the step is cached"));
+        }
+        self.inner.read(buf)
     }
 }
 
@@ -111,7 +147,7 @@ mod tests {
         assert_eq!(Format::of(b"a,b\n1,2\n"), Ok(Format::Plain));
         assert_eq!(Format::of(&[0x1f, 0x8b, 8, 0]), Ok(Format::Gzip));
         assert_eq!(Format::of(&[0x28, 0xb5, 0x2f, 0xfd, 0]), Ok(Format::Zstd));
-        assert!(Format::of(b"PAR1\x15\x04").is_err_and(|e| e.starts_with("this is a Parquet file")));
+        assert_eq!(Format::of(b"PAR1\x15\x04"), Ok(Format::Parquet));
         assert!(Format::of(b"PK\x03\x04rest").is_err_and(|e| e.contains("Excel .xlsx")));
         assert!(Format::of(b"a,b\n1,\x002\n").is_err_and(|e| e.contains("binary data")));
     }
@@ -129,7 +165,10 @@ mod tests {
             // Two members (or frames) in a row, as `cat` makes them, read as one stream.
             let twice = [bytes.clone(), bytes].concat();
             let mut out = String::new();
-            format.decoded(twice.as_slice()).expect("decoder").read_to_string(&mut out).expect("decodes");
+            let file = tempfile::tempfile().expect("a file");
+            let never = AtomicBool::new(false);
+            let (mut csv, _) = format.text(twice.as_slice(), (&file, Path::new("f")), &CsvOptions::default(), &never).expect("decoder");
+            csv.read_to_string(&mut out).expect("decodes");
             assert_eq!(out, text.repeat(2), "{format:?}");
         }
     }

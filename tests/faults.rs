@@ -659,3 +659,44 @@ fn a_run_whose_report_cannot_be_kept_promotes_and_serves_nothing() {
     assert_eq!((report["model"]["version"].as_u64(), report["stable_version"].as_u64()), (Some(1), Some(1)), "{report}");
     assert_no_services(home.path(), Duration::from_secs(2));
 }
+
+/// The run reports kept in `<home>/runs` (not the files being written beside them).
+fn kept_reports(home: &Path) -> usize {
+    let entries = std::fs::read_dir(home.join("runs")).into_iter().flatten().flatten();
+    entries.filter(|e| e.file_name().to_str().is_some_and(|n| n.ends_with(".json") && !n.starts_with('.'))).count()
+}
+
+/// A report says "promoted" only when the alias moved. The console is killed the moment each
+/// run's report appears — when the report is kept and the alias is about to move, or is moving
+/// — and whatever the kill lands on, `logitflow runs` calls a run promoted exactly when the
+/// registry made its version stable.
+#[test]
+fn a_console_killed_as_its_report_appears_leaves_report_and_registry_agreeing() {
+    const KILLS: usize = 12;
+    let home = tempfile::tempdir().expect("tempdir");
+    for seed in 1..=KILLS {
+        let before = kept_reports(home.path());
+        let mut console = common::logitflow(home.path());
+        console.args(["run", "--seed", &seed.to_string()]).stdout(Stdio::null()).stderr(Stdio::null());
+        let mut console = console.spawn().expect("starts");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while kept_reports(home.path()) == before && Instant::now() < deadline && console.try_wait().ok().flatten().is_none() {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        kill9(console.id());
+        let _ = console.wait();
+        assert_no_services(home.path(), Duration::from_secs(5));
+    }
+    let out = run(home.path(), &["runs", "--json"]);
+    let runs: serde_json::Value = serde_json::from_str(&common::stdout(&out)).expect("runs --json");
+    let registry: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(home.path().join("registry.json")).expect("registry")).expect("json");
+    let stable_history = &registry["models"]["admissions"]["stable_history"];
+    let runs = runs.as_array().expect("an array");
+    assert!(runs.len() >= KILLS / 2, "most runs kept a report before the kill: {}", runs.len());
+    for report in runs {
+        let version = &report["model"]["version"];
+        let was_stable = stable_history.as_array().is_some_and(|h| h.contains(version));
+        assert_eq!(report["promoted"].as_bool(), Some(was_stable), "v{version}: report {report}, stable history {stable_history}");
+    }
+}

@@ -75,7 +75,7 @@ pub fn runs_storage(home: &Path) -> Result<std::sync::Arc<dyn logitflow_core::st
 }
 
 /// The model registry of the store this invocation uses.
-fn registry(home: &Path) -> anyhow::Result<logitflow_core::registry::Registry> {
+pub(crate) fn registry(home: &Path) -> anyhow::Result<logitflow_core::registry::Registry> {
     logitflow_objects::open_registry(store_uri().as_deref(), home).map_err(|e| anyhow::anyhow!("the store cannot be opened: {e}"))
 }
 

@@ -176,7 +176,14 @@ pub struct RunReport {
     pub loss_curve: Vec<CurvePoint>,
     pub stages: Vec<StageReport>,
     pub predictions: Vec<Prediction>,
+    /// Whether the run's version became stable. Read through [`load_runs`], it is what the
+    /// registry says, even for a run that stopped between deciding and promoting.
     pub promoted: bool,
+    /// The version a run is promoting while it moves the alias: the report is kept with this
+    /// (and `promoted` false) before the alias moves, and kept again without it once it has,
+    /// so a run stopped in between is settled against the registry when it is read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promoting: Option<u32>,
     pub decision: String,
     pub stop_reason: StopReason,
     pub stable_version: Option<u32>,
@@ -444,7 +451,10 @@ pub async fn run_pipeline(
         loss_curve: curve.iter().map(|e| CurvePoint { epoch: e.epoch, train_loss: e.train_loss, val_loss: e.val_loss }).collect(),
         stages: stages.clone(),
         predictions: Vec::new(),
-        promoted: evaluation.promoted && request.apply_decision,
+        // Promoted once the alias has moved (below); until then the kept report says it is
+        // promoting, so that a run stopped in between never reads as promoted.
+        promoted: false,
+        promoting: (evaluation.promoted && request.apply_decision).then_some(evaluation.version),
         decision: evaluation.decision.clone(),
         stop_reason,
         stable_version: None,
@@ -489,6 +499,7 @@ pub async fn run_pipeline(
         apply
     );
     send(PipelineEvent::Served(loaded.clone()));
+    report.promoted = report.promoting.take().is_some();
     report.stages = stages;
     report.train_to_served_ms = train_started.elapsed().as_secs_f64() * 1e3;
     report.stable_version = loaded.aliases.get(logitflow_core::registry::STABLE).copied();
@@ -571,5 +582,24 @@ pub fn load_runs(home: &std::path::Path) -> Vec<RunReport> {
         .filter_map(|b| serde_json::from_slice(&b).ok())
         .collect();
     runs.sort_by(|a: &RunReport, b: &RunReport| a.run_id.cmp(&b.run_id));
+    if runs.iter().any(|r| r.promoting.is_some()) {
+        let registry = crate::commands::registry(home).and_then(|r| Ok(r.load()?));
+        runs.iter_mut().for_each(|run| settle_promotion(run, registry.as_ref().ok()));
+    }
     runs
+}
+
+/// Settles the report of a run that stopped while promoting its version: promoted if the
+/// registry made that version stable (it may have been replaced since, so its stable history
+/// is asked), not promoted otherwise, with the decision saying why. A registry that cannot be
+/// read promotes nothing.
+fn settle_promotion(run: &mut RunReport, registry: Option<&logitflow_core::registry::RegistryData>) {
+    let Some(version) = run.promoting.take() else { return };
+    let model = registry.and_then(|r| r.models.get(&run.model.name));
+    let was_stable =
+        model.is_some_and(|m| m.stable_history.contains(&version) || m.aliases.get(logitflow_core::registry::STABLE) == Some(&version));
+    run.promoted = was_stable;
+    if !was_stable {
+        run.decision = format!("{} — not applied: the run stopped before v{version} became stable", run.decision);
+    }
 }

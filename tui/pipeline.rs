@@ -384,25 +384,8 @@ pub async fn run_pipeline(
     let train = async {
         let job: JobInfo = clients.train.post("/v1/jobs", &train_request).await?;
         send(PipelineEvent::TrainStarted { job: job.job.clone() });
-        let mut stream = clients.train.train_events(&format!("/v1/jobs/{}/events", job.job)).await?;
-        let mut curve = Vec::new();
-        while let Some(event) = stream.next().await {
-            match event? {
-                TrainEvent::Epoch(e) => {
-                    curve.push(e.clone());
-                    send(PipelineEvent::Epoch(e));
-                }
-                TrainEvent::Done { model, stop_reason, epochs, cached, solve_ms } => {
-                    return Ok(Ok(Trained { model, stop_reason, epochs, cached, curve, solve_ms }));
-                }
-                TrainEvent::Failed { error } => return Ok(Err(error)),
-                TrainEvent::Cancelled => return Ok(Err("cancelled".to_string())),
-            }
-        }
-        Err(ClientError::Transport {
-            service: "train".into(),
-            detail: "the event stream ended before the job did (did the train service die?)".into(),
-        })
+        let stream = clients.train.train_events(&format!("/v1/jobs/{}/events", job.job)).await?;
+        follow_training(stream, most_epoch_events(&request.params), |e| send(PipelineEvent::Epoch(e))).await
     };
     let trained = async {
         match train.await {
@@ -520,6 +503,45 @@ pub async fn run_pipeline(
     Ok(report)
 }
 
+/// Follows a training job's events to its end, handing each epoch to `on_epoch`: what it came
+/// to (a model, or the job's error), or why the stream could not be followed, which is also
+/// the case once it sends more than `most` epochs.
+async fn follow_training(
+    mut stream: logitflow_kit::client::EventStream,
+    most: usize,
+    on_epoch: impl Fn(EpochEvent),
+) -> Result<Result<Trained, String>, ClientError> {
+    let mut curve = Vec::new();
+    while let Some(event) = stream.next().await {
+        match event? {
+            TrainEvent::Epoch(_) if curve.len() == most => {
+                let detail = format!("sent more than {most} epoch events for this fit; stopped reading them");
+                return Err(ClientError::Decode { service: "train".into(), detail });
+            }
+            TrainEvent::Epoch(e) => {
+                curve.push(e.clone());
+                on_epoch(e);
+            }
+            TrainEvent::Done { model, stop_reason, epochs, cached, solve_ms } => {
+                return Ok(Ok(Trained { model, stop_reason, epochs, cached, curve, solve_ms }));
+            }
+            TrainEvent::Failed { error } => return Ok(Err(error)),
+            TrainEvent::Cancelled => return Ok(Err("cancelled".to_string())),
+        }
+    }
+    Err(ClientError::Transport {
+        service: "train".into(),
+        detail: "the event stream ended before the job did (did the train service die?)".into(),
+    })
+}
+
+/// The most epoch events a fit with `params` sends: one an epoch (or iteration), or one a λ of
+/// a path. More come only from a broken or hostile service (`--connect`), and are not held.
+fn most_epoch_events(params: &TrainParams) -> usize {
+    const MOST_PATH_POINTS: usize = 101;
+    params.epochs + MOST_PATH_POINTS
+}
+
 /// Each row to predict has one value per feature, text only where the feature is text.
 fn check_predict_rows(rows: &[Vec<Value>], dataset: &DatasetInfo) -> Result<(), String> {
     for row in rows {
@@ -601,5 +623,40 @@ fn settle_promotion(run: &mut RunReport, registry: Option<&logitflow_core::regis
     run.promoted = was_stable;
     if !was_stable {
         run.decision = format!("{} — not applied: the run stopped before v{version} became stable", run.decision);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn epoch(epoch: usize) -> Result<TrainEvent, ClientError> {
+        Ok(TrainEvent::Epoch(EpochEvent { epoch, train_loss: 0.5, val_loss: None, grad_norm: 0.1, elapsed_ms: 1.0, path: None }))
+    }
+
+    /// A train service that sends epochs without end (a hostile one, behind `--connect`) is
+    /// read up to the fit's bound and no further, with a message; an honest one whole.
+    #[test]
+    fn epochs_past_what_the_fit_can_send_are_refused_not_held() {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().expect("a runtime");
+        let seen = AtomicUsize::new(0);
+        let count = |_| {
+            seen.fetch_add(1, Ordering::Relaxed);
+        };
+        let endless = futures::stream::iter(1..).map(epoch);
+        let followed = runtime.block_on(follow_training(Box::pin(endless), 50, count));
+        assert!(
+            matches!(&followed, Err(ClientError::Decode { detail, .. }) if detail.contains("more than 50 epoch events")),
+            "{:?}",
+            followed.err()
+        );
+        assert_eq!(seen.load(Ordering::Relaxed), 50);
+
+        let done = TrainEvent::Done { model: "m".into(), stop_reason: StopReason::Converged, epochs: 50, cached: false, solve_ms: None };
+        let honest = futures::stream::iter((1..=50).map(epoch).chain([Ok(done)]));
+        let trained = runtime.block_on(follow_training(Box::pin(honest), 50, |_| {})).expect("followed").expect("trained");
+        assert_eq!((trained.curve.len(), trained.model.as_str()), (50, "m"));
+        assert_eq!(most_epoch_events(&TrainParams { epochs: 1000, ..TrainParams::default() }), 1101, "the epochs and a whole path");
     }
 }

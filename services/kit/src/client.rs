@@ -50,6 +50,11 @@ async fn read_at_most(response: &mut reqwest::Response, limit: usize) -> Result<
     Ok((body, true))
 }
 
+/// How long an event stream may go without an event (keep-alive comments do not count) before
+/// the client stops waiting: far above the longest pause between a fit's iterations, and a
+/// bound on how long a broken or hostile service (`--connect`) can hold a run with pings alone.
+pub const EVENT_IDLE: Duration = Duration::from_secs(600);
+
 /// One service's base URL, its name (for error messages) and the bearer token.
 #[derive(Debug, Clone)]
 pub struct ServiceClient {
@@ -58,6 +63,7 @@ pub struct ServiceClient {
     token: Option<String>,
     http: reqwest::Client,
     timeout: Duration,
+    event_idle: Duration,
 }
 
 impl ServiceClient {
@@ -76,7 +82,8 @@ impl ServiceClient {
     pub fn with_http(name: impl Into<String>, base: impl Into<String>, token: Option<String>, http: reqwest::Client) -> Self {
         let base = base.into();
         let base = if base.starts_with("http") { base } else { format!("http://{base}") };
-        ServiceClient { name: name.into(), base: base.trim_end_matches('/').to_string(), token, http, timeout: Duration::from_secs(120) }
+        let base = base.trim_end_matches('/').to_string();
+        ServiceClient { name: name.into(), base, token, http, timeout: Duration::from_secs(120), event_idle: EVENT_IDLE }
     }
 
     pub fn base(&self) -> &str {
@@ -85,6 +92,12 @@ impl ServiceClient {
 
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// How long [`ServiceClient::train_events`] waits for an event ([`EVENT_IDLE`] unless set).
+    pub fn with_event_idle(mut self, event_idle: Duration) -> Self {
+        self.event_idle = event_idle;
         self
     }
 
@@ -205,17 +218,22 @@ impl ServiceClient {
         if !response.status().is_success() {
             return Err(self.refusal(response, Some("event stream refused")).await);
         }
-        let name = self.name.clone();
+        let (name, idle) = (self.name.clone(), self.event_idle);
         let bytes = response.bytes_stream();
         let state = (bytes, SseDecoder::default(), std::collections::VecDeque::<String>::new(), name);
-        let stream = futures::stream::unfold(state, |(mut bytes, mut decoder, mut ready, name)| async move {
+        let stream = futures::stream::unfold(state, move |(mut bytes, mut decoder, mut ready, name)| async move {
+            let waiting_since = tokio::time::Instant::now();
             loop {
                 if let Some(data) = ready.pop_front() {
                     let event = serde_json::from_str::<TrainEvent>(&data)
                         .map_err(|e| ClientError::Decode { service: name.clone(), detail: format!("event stream: {e}") });
                     return Some((event, (bytes, decoder, ready, name)));
                 }
-                let failure = match bytes.next().await {
+                let Ok(next) = tokio::time::timeout_at(waiting_since + idle, bytes.next()).await else {
+                    let detail = format!("event stream: no event in {} s; stopped waiting", idle.as_secs_f64());
+                    return Some((Err(ClientError::Transport { service: name.clone(), detail }), (bytes, decoder, ready, name)));
+                };
+                let failure = match next {
                     Some(Ok(chunk)) => match decoder.push(&chunk) {
                         Ok(events) => {
                             ready.extend(events);
@@ -379,6 +397,42 @@ mod tests {
         let url = hostile("HTTP/1.1 502 Bad\r\ncontent-length: 0\r\n\r\n", false).await;
         let said = ServiceClient::new("ingest", url, None).get::<serde_json::Value>("/v1/info").await.expect_err("502").to_string();
         assert_eq!(said, "ingest: HTTP 502 with an empty answer (UNKNOWN, HTTP 502)");
+    }
+
+    /// An event stream that sends only keep-alive comments holds the client for its idle bound,
+    /// not for ever; one that sends events between them is followed as long as it goes.
+    #[tokio::test]
+    async fn a_stream_of_keep_alives_alone_is_given_up_after_the_idle_bound() {
+        use futures::StreamExt;
+        async fn stream_of(every: &'static str) -> String {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let addr = listener.local_addr().expect("addr");
+            tokio::spawn(async move {
+                let (mut socket, _) = listener.accept().await?;
+                let _ = socket.read(&mut [0u8; 4096]).await;
+                socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\n").await?;
+                for _ in 0..40 {
+                    socket.write_all(every.as_bytes()).await?;
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                Ok::<(), std::io::Error>(())
+            });
+            format!("http://{addr}")
+        }
+        let idle = std::time::Duration::from_millis(400);
+        let pings = ServiceClient::new("train", stream_of(": ping\n\n").await, None).with_event_idle(idle);
+        let started = std::time::Instant::now();
+        let mut events = pings.train_events("/v1/jobs/j/events").await.expect("a stream");
+        let first = events.next().await.expect("an item");
+        let said = first.expect_err("no event came").to_string();
+        assert!(said.contains("no event in 0.4 s"), "{said}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(1), "given up at the bound: {:?}", started.elapsed());
+        // Events 50 ms apart, for 2 s in all: five times the bound, and never given up.
+        let event = "data: {\"type\":\"cancelled\"}\n\n: ping\n\n";
+        let busy = ServiceClient::new("train", stream_of(event).await, None).with_event_idle(idle);
+        let events: Vec<_> = busy.train_events("/v1/jobs/j/events").await.expect("a stream").collect().await;
+        assert_eq!(events.len(), 40, "every event read: {:?}", events.iter().find(|e| e.is_err()));
+        assert!(events.iter().all(Result::is_ok));
     }
 
     /// A stream with CRLF and bare-CR line ends, a comment, a field that is not data, a

@@ -212,6 +212,41 @@ fn registry_writers_on_two_machines_never_lose_or_duplicate_a_version() {
     assert_eq!(machines[0].resolve("m", STABLE).expect("stable").version, 7);
 }
 
+/// Deleting the bucket's `registry.json` (as `aws s3 rm` would), or writing garbage over it,
+/// forgets nothing: the registry is read back from its log, versions and aliases, the copy is
+/// written again, and the next version registered is the next number, not v1 again.
+#[test]
+fn a_deleted_or_damaged_registry_in_a_bucket_is_rebuilt_from_its_log() {
+    use object_store::ObjectStoreExt;
+    let weed = Weed::start();
+    let storage = Arc::new(weed.storage("s3://logitflow-ci/rebuilt"));
+    let registry = Registry::on(storage.clone());
+    for i in 0..3 {
+        registry.register("m", &format!("{i:064}"), None, None).expect("registers");
+    }
+    registry.set_alias("m", STABLE, 2).expect("promotes");
+    let before = registry.model("m").expect("model");
+    let mut s3 = object_store::aws::AmazonS3Builder::new().with_bucket_name(BUCKET);
+    for (key, value) in weed.settings() {
+        s3 = s3.with_config(key.parse().expect("a setting"), value);
+    }
+    let s3 = s3.build().expect("an S3 client");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let copy = object_store::path::Path::from("rebuilt/registry.json");
+    runtime.block_on(s3.delete(&copy)).expect("deleted");
+    assert!(runtime.block_on(s3.head(&copy)).is_err(), "registry.json is gone");
+
+    let after = Registry::on(Arc::new(weed.storage("s3://logitflow-ci/rebuilt")));
+    assert_eq!(after.model("m").expect("still there"), before, "versions, aliases and stable history, read from the log");
+    assert!(runtime.block_on(s3.head(&copy)).is_ok(), "the copy is written again");
+    assert_eq!(after.register("m", &format!("{:064}", 3), None, None).expect("registers").0, 4, "the next version");
+
+    storage.replace("registry.json", b"{ garbage").expect("damaged");
+    let damaged = Registry::on(Arc::new(weed.storage("s3://logitflow-ci/rebuilt")));
+    assert_eq!(damaged.model("m").expect("recovered").versions.len(), 4);
+    assert_eq!(damaged.resolve("m", STABLE).expect("stable").version, 2);
+}
+
 /// serve on its own home and the shared store; its address once it is ready.
 /// (Its stdout is kept open with it.)
 fn serve_replica(weed: &Weed, home: &Path, store: &str) -> (Child, String, impl Read) {

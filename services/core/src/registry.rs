@@ -73,6 +73,14 @@ impl ModelEntry {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct RegistryData {
     pub models: BTreeMap<String, ModelEntry>,
+    /// How many changes made this state, where the store counts them (a bucket's registry log
+    /// names each state by it); 0 where it does not.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub generation: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 pub fn check_name(name: &str) -> Result<(), RegistryError> {

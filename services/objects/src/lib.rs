@@ -7,9 +7,12 @@
 //! writes rather than by renames and locks:
 //! - an artifact's `manifest.json` is written last, create-if-absent (`If-None-Match: *`): it
 //!   is the commit point, so a reader never finds an artifact whose files are not all there;
-//! - the registry is updated by compare-and-swap on its ETag (`If-Match`), retried on conflict
-//!   with the change run again on the newer registry, so runs on different machines neither
-//!   lose nor duplicate a version.
+//! - the registry's states are objects of their own, `registry.log/<generation>.json`, each
+//!   written create-if-absent: that write is the commit point, so of two writers at one
+//!   generation one commits and the other runs its change again on the newer state, and runs
+//!   on different machines neither lose nor duplicate a version. `registry.json` is the newest
+//!   state's copy, which readers check against the log: deleted, damaged or behind, the
+//!   registry is read (and rewritten) from the log's newest state.
 //!
 //! Settings come from the standard variables: `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
 //! `AWS_REGION`, `AWS_ENDPOINT_URL` (an S3-compatible server) and `AWS_ALLOW_HTTP`.
@@ -374,15 +377,18 @@ impl Storage for S3Storage {
     fn update_registry(&self, change: &mut dyn FnMut(&mut RegistryData) -> Result<(), RegistryError>) -> Result<(), RegistryError> {
         for attempt in 0..REGISTRY_ATTEMPTS {
             let (mut data, e_tag) = self.read_registry()?;
+            let generation = data.generation + 1;
             change(&mut data)?;
-            let bytes = serde_json::to_vec_pretty(&data).map_err(|e| RegistryError::Corrupt(e.to_string()))?;
-            let mode = match &e_tag {
-                Some(e_tag) => PutMode::Update(UpdateVersion { e_tag: Some(e_tag.clone()), version: None }),
-                None => PutMode::Create,
-            };
-            match self.put(REGISTRY_KEY, Bytes::from(bytes), mode)? {
-                Ok(_) => return Ok(()),
-                // Another writer changed it since it was read: read it again, change it again.
+            data.generation = generation;
+            let bytes = Bytes::from(serde_json::to_vec_pretty(&data).map_err(|e| RegistryError::Corrupt(e.to_string()))?);
+            match self.put(&log_key(generation), bytes.clone(), PutMode::Create)? {
+                Ok(_) => {
+                    self.copy_registry(bytes, e_tag);
+                    self.compact_log(generation);
+                    return Ok(());
+                }
+                // Another writer committed this generation since it was read: read it again,
+                // change it again.
                 Err(object_store::Error::Precondition { .. } | object_store::Error::AlreadyExists { .. }) => {
                     tracing::debug!(attempt, "the registry changed meanwhile: trying again");
                     std::thread::sleep(std::time::Duration::from_millis(5 + u64::from(attempt) * 3 + u64::from(std::process::id() % 7)));
@@ -402,18 +408,74 @@ impl Storage for S3Storage {
 
 const REGISTRY_KEY: &str = "registry.json";
 
+/// Where the registry's states are kept, one object each ([`log_key`]).
+const REGISTRY_LOG: &str = "registry.log";
+
+/// States kept behind the newest: a reader between listing the log and reading its newest
+/// finds that one still there.
+const LOG_KEPT: u64 = 16;
+
+/// A state's object, named so that names sort as generations do.
+fn log_key(generation: u64) -> String {
+    format!("{REGISTRY_LOG}/{generation:020}.json")
+}
+
 /// The registry is a few kilobytes per model; anything past this is not one.
 const REGISTRY_LIMIT: u64 = 64 << 20;
 
 impl S3Storage {
-    /// The registry and the ETag it was read at (`None`: there is no registry yet).
+    /// The registry, and the ETag its copy was read at (`None`: there is no copy to replace
+    /// conditionally). The copy is taken unless the log holds a newer state; deleted, damaged
+    /// or behind, the log's newest state is read and the copy rewritten from it.
     fn read_registry(&self) -> Result<(RegistryData, Option<String>), RegistryError> {
-        match self.get_whole(REGISTRY_KEY, REGISTRY_LIMIT)? {
-            None => Ok((RegistryData::default(), None)),
-            Some((bytes, e_tag)) => match serde_json::from_slice(&bytes) {
-                Ok(data) => Ok((data, e_tag)),
-                Err(e) => Err(RegistryError::Corrupt(format!("{}/{REGISTRY_KEY} does not parse: {e}", self.uri))),
-            },
+        let copy =
+            self.get_whole(REGISTRY_KEY, REGISTRY_LIMIT)?.map(|(bytes, e_tag)| (serde_json::from_slice::<RegistryData>(&bytes), e_tag));
+        let newest = self.newest_logged()?;
+        match (copy, newest) {
+            (Some((Ok(data), e_tag)), None) => Ok((data, e_tag)),
+            (Some((Ok(data), e_tag)), Some(newest)) if newest <= data.generation => Ok((data, e_tag)),
+            (copy, Some(generation)) => {
+                let bytes = self.get_whole(&log_key(generation), REGISTRY_LIMIT)?.map(|(bytes, _)| bytes).unwrap_or_default();
+                let data = serde_json::from_slice::<RegistryData>(&bytes)
+                    .map_err(|e| RegistryError::Corrupt(format!("{}/{} does not parse: {e}", self.uri, log_key(generation))))?;
+                let e_tag = copy.and_then(|(_, e_tag)| e_tag);
+                tracing::warn!(generation, "{}/{REGISTRY_KEY} is missing, damaged or behind its log: rewritten from it", self.uri);
+                Ok((data, self.copy_registry(Bytes::from(bytes), e_tag)))
+            }
+            (None, None) => Ok((RegistryData::default(), None)),
+            (Some((Err(e), _)), None) => {
+                Err(RegistryError::Corrupt(format!("{}/{REGISTRY_KEY} does not parse, and it has no log to recover from: {e}", self.uri)))
+            }
+        }
+    }
+
+    /// The newest generation in the registry's log.
+    fn newest_logged(&self) -> Result<Option<u64>, StoreError> {
+        let names = self.list(REGISTRY_LOG)?;
+        Ok(names.iter().filter_map(|n| n.strip_suffix(".json")?.parse::<u64>().ok()).max())
+    }
+
+    /// Writes `bytes` as the registry's copy, replacing the one of `e_tag` (or creating it),
+    /// and returns the new ETag. Best effort: the log is the registry, and a copy that loses
+    /// to another writer's is only behind for a moment.
+    fn copy_registry(&self, bytes: Bytes, e_tag: Option<String>) -> Option<String> {
+        let mode = match e_tag {
+            Some(e_tag) => PutMode::Update(UpdateVersion { e_tag: Some(e_tag), version: None }),
+            None => PutMode::Overwrite,
+        };
+        self.put(REGISTRY_KEY, bytes, mode).ok()?.ok()?.e_tag
+    }
+
+    /// Removes the log's states older than [`LOG_KEPT`] behind `generation`. Best effort.
+    fn compact_log(&self, generation: u64) {
+        if !generation.is_multiple_of(LOG_KEPT) {
+            return;
+        }
+        let Ok(names) = self.list(REGISTRY_LOG) else { return };
+        let old = names.iter().filter_map(|n| n.strip_suffix(".json")?.parse::<u64>().ok()).filter(|g| g + LOG_KEPT < generation);
+        for stale in old {
+            let (s3, path) = (self.s3.clone(), self.path(&log_key(stale)));
+            let _ = self.call(REGISTRY_LOG, async move { s3.delete(&path).await });
         }
     }
 }

@@ -67,6 +67,32 @@ fn process_alive(pid: u32) -> bool {
     if cfg!(target_os = "linux") { Path::new("/proc").join(pid.to_string()).exists() } else { true }
 }
 
+/// Locks a staging entry (a directory or a file) for as long as the returned handle lives, so
+/// that [`HomeStorage::open`] knows its writer is alive whatever the clocks say. A lock that
+/// cannot be taken (a file system without flock) leaves the entry to the pid rule.
+pub fn lock_staged(path: &Path) -> Option<fs::File> {
+    let handle = fs::File::open(path).ok()?;
+    handle.lock().ok()?;
+    Some(handle)
+}
+
+/// Whether a live process holds [`lock_staged`]'s lock on `path`.
+fn is_locked(path: &Path) -> bool {
+    fs::File::open(path).is_ok_and(|handle| matches!(handle.try_lock(), Err(fs::TryLockError::WouldBlock)))
+}
+
+/// Removes the files in `dir` that a writer began (named `.<…>.<pid>.<ms>.<n>`, or with
+/// `.tmp` after) and a dead one left.
+fn remove_dead_writers_files(dir: &Path) {
+    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let begun = name.starts_with('.') && staging_owner(name.trim_end_matches(".tmp")).is_some_and(|pid| !process_alive(pid));
+        if begun && entry.path().is_file() {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
 fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| StoreError::io(dir, e))
 }
@@ -87,25 +113,30 @@ impl HomeStorage {
         HomeStorage { home: home.into() }
     }
 
-    /// Opens (creating if needed) the store under `home`, and clears staged writes that no
-    /// live process owns: a writer killed mid-write (a 1M-row dataset leaves 58 MiB) is cleaned
-    /// up by the next service that opens the store, not an hour later. A staging entry is named
-    /// `<id>.<pid>.<ms>.<n>`; one whose pid is alive is left to it, unless it is over an hour
-    /// old (a reused pid).
+    /// Opens (creating if needed) the store under `home`, and clears what dead writers left:
+    /// a writer killed mid-write (a 1M-row dataset leaves 58 MiB) is cleaned up by the next
+    /// service that opens the store, not an hour later. A staging entry is named
+    /// `<id>.<pid>.<ms>.<n>` and locked by its writer while it is used ([`lock_staged`]); one
+    /// whose pid is dead goes, and so does one nobody locks that is over an hour old (a reused
+    /// pid). Its age alone never decides: a clock that jumps ahead makes a live writer's entry
+    /// look old, and removed it under that writer. The half-written files of an upload
+    /// (`uploads/.upload.*`) and of a replaced file (`runs/.<name>.*.tmp`) go once their
+    /// writer's pid is dead.
     pub fn open(home: impl Into<PathBuf>) -> Result<HomeStorage, StoreError> {
         let storage = HomeStorage::at(home);
         for dir in [storage.home.join("artifacts"), storage.home.join("steps"), storage.tmp_dir()] {
             fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
         }
-        if let Ok(entries) = fs::read_dir(storage.tmp_dir()) {
-            for entry in entries.flatten() {
-                let old =
-                    entry.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok()).is_some_and(|age| age.as_secs() > 3600);
-                let orphaned = staging_owner(&entry.file_name().to_string_lossy()).is_some_and(|pid| !process_alive(pid));
-                if old || orphaned {
-                    let _ = fs::remove_dir_all(entry.path()).or_else(|_| fs::remove_file(entry.path()));
-                }
+        for entry in fs::read_dir(storage.tmp_dir()).into_iter().flatten().flatten() {
+            let old =
+                entry.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok()).is_some_and(|age| age.as_secs() > 3600);
+            let orphaned = staging_owner(&entry.file_name().to_string_lossy()).is_some_and(|pid| !process_alive(pid));
+            if orphaned || (old && !is_locked(&entry.path())) {
+                let _ = fs::remove_dir_all(entry.path()).or_else(|_| fs::remove_file(entry.path()));
             }
+        }
+        for dir in [storage.home.join("uploads"), storage.home.join("runs")] {
+            remove_dead_writers_files(&dir);
         }
         Ok(storage)
     }
@@ -192,6 +223,7 @@ impl Storage for HomeStorage {
         let mut to_seal = Vec::new();
         let result = (|| {
             fs::create_dir_all(&staging).map_err(|e| StoreError::io(&staging, e))?;
+            let _alive = lock_staged(&staging);
             for (name, contents) in files {
                 let path = staging.join(name);
                 let io = |e| StoreError::io(&path, e);
@@ -333,5 +365,47 @@ mod tests {
         assert_eq!(staging_owner(&unique_name("x")), Some(std::process::id()));
         assert_eq!(staging_owner("abc.42.1700000000000"), Some(42));
         assert_eq!(staging_owner("abc"), None);
+    }
+
+    /// Liveness is the writer's lock, not the entry's age. With the clock two hours ahead of a
+    /// live writer's staging (its time set two hours back), the entry stays; one nobody locks
+    /// as old (a reused pid) goes, and so do a dead writer's staging, upload and half-written
+    /// report, while a live writer's upload and the reports themselves stay.
+    #[test]
+    fn a_live_writers_staging_outlives_a_clock_jump_and_dead_writers_files_go() {
+        let home = tempfile::tempdir().expect("tempdir");
+        HomeStorage::open(home.path()).expect("opens");
+        let (tmp, uploads, runs) = (home.path().join("tmp"), home.path().join("uploads"), home.path().join("runs"));
+        let mut dead = std::process::Command::new("true").spawn().expect("a process");
+        let dead = {
+            dead.wait().expect("ends");
+            dead.id()
+        };
+        let live = tmp.join(unique_name("live"));
+        let reused = tmp.join(unique_name("reused"));
+        let dead_staging = tmp.join(format!("artifact.{dead}.1700000000000.0"));
+        for dir in [&live, &reused, &dead_staging] {
+            fs::create_dir(dir).expect("staging");
+        }
+        let _held = lock_staged(&live).expect("locked");
+        let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+        for dir in [&live, &reused] {
+            fs::File::open(dir).and_then(|d| d.set_modified(two_hours_ago)).expect("dated");
+        }
+        fs::create_dir_all(&uploads).and_then(|()| fs::create_dir_all(&runs)).expect("dirs");
+        let dead_upload = uploads.join(format!(".upload.{dead}.1700000000000.3"));
+        let live_upload = uploads.join(unique_name(".upload"));
+        let dead_report = runs.join(format!(".r.json.{dead}.1700000000000.4.tmp"));
+        let report = runs.join("r.json");
+        for file in [&dead_upload, &live_upload, &dead_report, &report] {
+            fs::write(file, b"x").expect("file");
+        }
+        HomeStorage::open(home.path()).expect("opens again");
+        let kept = |path: &PathBuf| path.exists();
+        assert_eq!(
+            [&live, &reused, &dead_staging, &dead_upload, &live_upload, &dead_report, &report].map(kept),
+            [true, false, false, false, true, false, true],
+            "live staging, reused pid, dead staging, dead upload, live upload, dead report, report"
+        );
     }
 }

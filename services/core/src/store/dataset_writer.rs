@@ -48,13 +48,17 @@ enum Staged {
     Memory(Vec<u8>),
 }
 
-/// A staged file's path, removed with it unless it has been moved into an artifact.
-struct StagedPath(PathBuf);
+/// A staged file's path, removed with it unless it has been moved into an artifact, and the
+/// lock that says its writer is alive ([`crate::home::lock_staged`]).
+struct StagedPath {
+    path: PathBuf,
+    _alive: Option<std::fs::File>,
+}
 
 impl Drop for StagedPath {
     fn drop(&mut self) {
         // Moved into an artifact, it is no longer here; otherwise it was never stored.
-        let _ = std::fs::remove_file(&self.0);
+        let _ = std::fs::remove_file(&self.path);
     }
 }
 
@@ -64,8 +68,8 @@ impl Store {
     pub fn dataset_writer(&self) -> Result<DatasetWriter, StoreError> {
         let out = match self.storage.staging_file()? {
             Some((mut file, path)) => {
-                let path = StagedPath(path);
-                file.write_all(&[0; HEADER_BYTES]).map_err(|e| StoreError::io(&path.0, e))?;
+                let path = StagedPath { _alive: crate::home::lock_staged(&path), path };
+                file.write_all(&[0; HEADER_BYTES]).map_err(|e| StoreError::io(&path.path, e))?;
                 Staged::File(file, path)
             }
             None => Staged::Memory(vec![0; HEADER_BYTES]),
@@ -121,7 +125,7 @@ impl DatasetWriter {
         let (bytes, staged) = match out {
             Staged::File(file, path) => {
                 use std::os::unix::fs::FileExt;
-                let io = |e| StoreError::io(&path.0, e);
+                let io = |e| StoreError::io(&path.path, e);
                 file.write_all_at(&header, 0).map_err(io)?;
                 (file.metadata().map_err(io)?.len(), StagedBytes::File(path))
             }
@@ -175,7 +179,7 @@ impl ValueSink for DatasetWriter {
         self.hasher.update(&bytes[head_room..]);
         match &mut self.out {
             Staged::File(file, path) => {
-                file.write_all(bytes).map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.0.display())))?;
+                file.write_all(bytes).map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.path.display())))?;
                 let written = HEADER_BYTES as u64 + self.rows * 8 * width as u64;
                 if written - self.written_back >= WRITEBACK_BYTES {
                     start_writeback(file, self.written_back, written);
@@ -226,7 +230,7 @@ enum StagedBytes {
 impl Contents for StagedNpy {
     fn write_to(&self, out: &mut dyn Write) -> std::io::Result<()> {
         match &self.staged {
-            StagedBytes::File(path) => std::io::copy(&mut std::fs::File::open(&path.0)?, out).map(drop),
+            StagedBytes::File(path) => std::io::copy(&mut std::fs::File::open(&path.path)?, out).map(drop),
             StagedBytes::Memory(bytes) => out.write_all(bytes),
         }
     }
@@ -237,7 +241,7 @@ impl Contents for StagedNpy {
 
     fn staged_file(&self) -> Option<&Path> {
         match &self.staged {
-            StagedBytes::File(path) => Some(&path.0),
+            StagedBytes::File(path) => Some(&path.path),
             StagedBytes::Memory(_) => None,
         }
     }

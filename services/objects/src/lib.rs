@@ -7,12 +7,11 @@
 //! writes rather than by renames and locks:
 //! - an artifact's `manifest.json` is written last, create-if-absent (`If-None-Match: *`): it
 //!   is the commit point, so a reader never finds an artifact whose files are not all there;
-//! - the registry's states are objects of their own, `registry.log/<generation>.json`, each
-//!   written create-if-absent: that write is the commit point, so of two writers at one
-//!   generation one commits and the other runs its change again on the newer state, and runs
-//!   on different machines neither lose nor duplicate a version. `registry.json` is the newest
-//!   state's copy, which readers check against the log: deleted, damaged or behind, the
-//!   registry is read (and rewritten) from the log's newest state.
+//! - the registry is updated by compare-and-swap on its ETag (`If-Match`), retried on conflict
+//!   with the change run again on the newer registry, so runs on different machines neither
+//!   lose nor duplicate a version; each state it commits is also kept as an object of its own,
+//!   `registry.log/<generation>.json`, so that a `registry.json` deleted or damaged is read
+//!   (and written again) from the log's newest state.
 //!
 //! Settings come from the standard variables: `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
 //! `AWS_REGION`, `AWS_ENDPOINT_URL` (an S3-compatible server) and `AWS_ALLOW_HTTP`.
@@ -381,14 +380,19 @@ impl Storage for S3Storage {
             change(&mut data)?;
             data.generation = generation;
             let bytes = Bytes::from(serde_json::to_vec_pretty(&data).map_err(|e| RegistryError::Corrupt(e.to_string()))?);
-            match self.put(&log_key(generation), bytes.clone(), PutMode::Create)? {
+            let mode = match &e_tag {
+                Some(e_tag) => PutMode::Update(UpdateVersion { e_tag: Some(e_tag.clone()), version: None }),
+                None => PutMode::Create,
+            };
+            match self.put(REGISTRY_KEY, bytes.clone(), mode)? {
                 Ok(_) => {
-                    self.copy_registry(bytes, e_tag);
+                    // Kept once committed, so the log holds committed states only; a crash
+                    // before this write leaves it one state behind.
+                    let _ = self.put(&log_key(generation), bytes, PutMode::Overwrite);
                     self.compact_log(generation);
                     return Ok(());
                 }
-                // Another writer committed this generation since it was read: read it again,
-                // change it again.
+                // Another writer changed it since it was read: read it again, change it again.
                 Err(object_store::Error::Precondition { .. } | object_store::Error::AlreadyExists { .. }) => {
                     tracing::debug!(attempt, "the registry changed meanwhile: trying again");
                     std::thread::sleep(std::time::Duration::from_millis(5 + u64::from(attempt) * 3 + u64::from(std::process::id() % 7)));
@@ -424,9 +428,9 @@ fn log_key(generation: u64) -> String {
 const REGISTRY_LIMIT: u64 = 64 << 20;
 
 impl S3Storage {
-    /// The registry, and the ETag its copy was read at (`None`: there is no copy to replace
-    /// conditionally). The copy is taken unless the log holds a newer state; deleted, damaged
-    /// or behind, the log's newest state is read and the copy rewritten from it.
+    /// The registry, and the ETag `registry.json` was read at (`None`: there is none to replace
+    /// conditionally). It is taken unless the log holds a newer state; deleted, damaged or
+    /// behind, the log's newest state is read and `registry.json` written again from it.
     fn read_registry(&self) -> Result<(RegistryData, Option<String>), RegistryError> {
         let copy =
             self.get_whole(REGISTRY_KEY, REGISTRY_LIMIT)?.map(|(bytes, e_tag)| (serde_json::from_slice::<RegistryData>(&bytes), e_tag));
@@ -440,7 +444,7 @@ impl S3Storage {
                     .map_err(|e| RegistryError::Corrupt(format!("{}/{} does not parse: {e}", self.uri, log_key(generation))))?;
                 let e_tag = copy.and_then(|(_, e_tag)| e_tag);
                 tracing::warn!(generation, "{}/{REGISTRY_KEY} is missing, damaged or behind its log: rewritten from it", self.uri);
-                Ok((data, self.copy_registry(Bytes::from(bytes), e_tag)))
+                Ok((data, self.restore_registry(Bytes::from(bytes), e_tag)))
             }
             (None, None) => Ok((RegistryData::default(), None)),
             (Some((Err(e), _)), None) => {
@@ -455,13 +459,13 @@ impl S3Storage {
         Ok(names.iter().filter_map(|n| n.strip_suffix(".json")?.parse::<u64>().ok()).max())
     }
 
-    /// Writes `bytes` as the registry's copy, replacing the one of `e_tag` (or creating it),
-    /// and returns the new ETag. Best effort: the log is the registry, and a copy that loses
-    /// to another writer's is only behind for a moment.
-    fn copy_registry(&self, bytes: Bytes, e_tag: Option<String>) -> Option<String> {
+    /// Writes `bytes`, a state from the log, as `registry.json`, replacing the damaged one of
+    /// `e_tag` or creating it, and returns the new ETag. Conditional, so that it never undoes
+    /// a writer's commit made meanwhile; then the next reader finds that one.
+    fn restore_registry(&self, bytes: Bytes, e_tag: Option<String>) -> Option<String> {
         let mode = match e_tag {
             Some(e_tag) => PutMode::Update(UpdateVersion { e_tag: Some(e_tag), version: None }),
-            None => PutMode::Overwrite,
+            None => PutMode::Create,
         };
         self.put(REGISTRY_KEY, bytes, mode).ok()?.ok()?.e_tag
     }

@@ -700,3 +700,44 @@ fn a_console_killed_as_its_report_appears_leaves_report_and_registry_agreeing() 
         assert_eq!(report["promoted"].as_bool(), Some(was_stable), "v{version}: report {report}, stable history {stable_history}");
     }
 }
+
+/// Two consoles on one home: a dashboard with its eight services, and two `logitflow run`s at
+/// once beside it. Each run gets a version of its own, the runs' services go with them, the
+/// dashboard's are left alone (a console reaps only the services of consoles that are gone),
+/// and the dashboard trains the next version on the registry they share.
+#[test]
+fn two_consoles_on_one_home_keep_their_own_services_and_share_the_registry() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let dash = Dashboard::start(home.path(), &[]);
+    dash.wait_every_service_ready();
+    let mut dashboards = services_of(home.path());
+    dashboards.sort_unstable();
+    assert_eq!(dashboards.len(), 8);
+    let runs: Vec<std::process::Child> = (1..=2)
+        .map(|seed| {
+            let mut command = common::logitflow(home.path());
+            command.args(["run", "--seed", &seed.to_string(), "--json"]).stdout(Stdio::piped()).stderr(Stdio::piped());
+            command.spawn().expect("starts")
+        })
+        .collect();
+    let mut versions: Vec<u64> = runs
+        .into_iter()
+        .map(|run| {
+            let out = run.wait_with_output().expect("ends");
+            common::json(&out)["model"]["version"].as_u64().expect("a version")
+        })
+        .collect();
+    versions.sort_unstable();
+    assert_eq!(versions, [1, 2], "two runs at once, two distinct versions");
+    eventually("the runs' services to go", Duration::from_secs(5), || {
+        let mut left = services_of(home.path());
+        left.sort_unstable();
+        (left == dashboards).then_some(())
+    });
+    let mut dash = dash;
+    dash.send("t");
+    dash.wait_for("v3 trained and served", Duration::from_secs(60), |s| s.contains("admissions v3") && s.contains("✓ serve"));
+    let status = dash.quit();
+    assert!(status.success(), "{status:?}");
+    assert_no_services(home.path(), Duration::from_secs(5));
+}

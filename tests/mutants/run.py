@@ -66,7 +66,7 @@ MUTANTS = {
             "record.outputs.values().all(|id| self.verify(id).is_ok()).then_some(record)", "Some(record)",
             ["--test", "pipeline"], "a_damaged_or_unlisted_dataset"),
     "F12": ("a dead writer's staging is cleared at open", "services/core/src/home.rs",
-            "if old || orphaned {", "if old {",
+            "if orphaned || (old && !is_locked(&entry.path())) {", "if old && !is_locked(&entry.path()) {",
             ["-p", "logitflow-core"], "staging_left_by_a_dead_writer"),
     "F13": ("a damaged registry is recovered from the journal", "services/core/src/home.rs",
             "match self.journal_last_state()? {", "match None::<RegistryData> {",

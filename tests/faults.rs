@@ -372,14 +372,18 @@ fn promotions_under_load_fail_no_request() {
 /// nothing outside the test sees it.
 #[test]
 fn a_full_or_read_only_home_fails_clearly_and_keeps_the_previous_state() {
-    // Where the machine refuses user namespaces the test fails, saying so: it never passes
-    // without running.
-    let unshare = Command::new("unshare").args(["-rm", "true"]).stderr(Stdio::null()).status();
-    assert!(
-        unshare.is_ok_and(|s| s.success()),
-        "this test needs `unshare -rm` (util-linux, with user namespaces allowed: sysctl kernel.unprivileged_userns_clone=1) \
-         for a small filesystem as the home"
-    );
+    // A mount namespace of its own for a small filesystem as the home: a user namespace's
+    // (`-r`), or, where the machine refuses those, root's own. Where neither can be had the test
+    // fails, saying so: it never passes without running.
+    let isolation = ["-rm", "-m"]
+        .into_iter()
+        .find(|flags| Command::new("unshare").args([flags, "true"]).stderr(Stdio::null()).status().is_ok_and(|s| s.success()));
+    let Some(isolation) = isolation else {
+        panic!(
+            "this test needs `unshare -rm` (util-linux, with user namespaces allowed: sysctl kernel.unprivileged_userns_clone=1), \
+             or to run as root for `unshare -m`, for a small filesystem as the home"
+        )
+    };
     let dir = tempfile::tempdir().expect("tempdir");
     let (home, out) = (dir.path().join("home"), dir.path().join("out"));
     std::fs::create_dir_all(&home).expect("home");
@@ -405,7 +409,7 @@ fn a_full_or_read_only_home_fails_clearly_and_keeps_the_previous_state() {
         step predict-read-only predict 80
     "#;
     let mut command = Command::new("unshare");
-    command.args(["-rm", "sh", "-c", script]).current_dir(dir.path());
+    command.args([isolation, "sh", "-c", script]).current_dir(dir.path());
     command.env("BIN", env!("CARGO_BIN_EXE_logitflow")).env("HOME_DIR", &home).env("OUT", &out);
     for var in ["LOGITFLOW_HOME", "LOGITFLOW_TOKEN", "LOGITFLOW_LISTEN", "LOGITFLOW_ALLOWED_ROOTS", "LOGITFLOW_SERVE_URL"] {
         command.env_remove(var);

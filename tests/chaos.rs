@@ -126,8 +126,15 @@ async fn chaos_loses_no_acknowledged_state_and_gives_no_wrong_answer() {
                 post += 1;
                 let records: Vec<serde_json::Value> =
                     (0..5).map(|i| serde_json::json!({"score": f64::from(post * 5 + i), "admitted": f64::from(i % 2)})).collect();
+                // Bounded: a post that no restarted ingest takes in a minute fails the test
+                // rather than spinning a worker for ever.
+                let deadline = std::time::Instant::now() + Duration::from_secs(60);
                 loop {
-                    let Some(addr) = sup.snapshot(ServiceName::Ingest).and_then(|s| s.addr) else { continue };
+                    assert!(std::time::Instant::now() < deadline, "post {post} was not acknowledged within 60 s ({retries} retries)");
+                    let Some(addr) = sup.snapshot(ServiceName::Ingest).and_then(|s| s.addr) else {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    };
                     let sent = http
                         .post(format!("http://{addr}/v1/collections/chaos/records"))
                         .bearer_auth(&token)

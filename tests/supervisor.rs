@@ -136,10 +136,14 @@ async fn a_service_whose_port_was_taken_comes_back_on_a_new_one_and_the_apps_fol
 
     // serve dies and another process takes its port before the restart.
     kill9(old_pid);
+    let squatting_by = Instant::now() + Duration::from_secs(10);
     let squatter = loop {
         match std::net::TcpListener::bind(old_addr) {
             Ok(listener) => break listener,
-            Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+            Err(e) => {
+                assert!(Instant::now() < squatting_by, "serve's old port {old_addr} was not free within 10 s of its kill: {e}");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
         }
     };
     until(&sup, ServiceName::Serve, "ready on a new port", Duration::from_secs(30), |s| {

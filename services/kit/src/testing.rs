@@ -16,14 +16,25 @@ pub async fn call(app: &Router, method: &str, path: &str, body: Option<serde_jso
     (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
 }
 
-/// Sends raw bytes with a content type; returns the status and the body's bytes.
+/// How long a test's call may take, its whole body read: an answer that never ends (a job's
+/// event stream whose job never finishes) fails the test instead of holding it.
+pub const CALL_BOUND: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Sends raw bytes with a content type; returns the status and the body's bytes, or
+/// `504 Gateway Timeout` and a message when the answer is not whole within [`CALL_BOUND`].
 pub async fn call_raw(app: &Router, method: &str, path: &str, content_type: &str, body: Vec<u8>) -> (StatusCode, Vec<u8>) {
     let request = Request::builder().method(method).uri(path).header("content-type", content_type).body(Body::from(body));
     let Ok(request) = request else { return (StatusCode::IM_A_TEAPOT, b"bad test request".to_vec()) };
-    let Ok(response) = app.clone().oneshot(request).await;
-    let status = response.status();
-    let bytes = response.into_body().collect().await.map(|b| b.to_bytes().to_vec()).unwrap_or_default();
-    (status, bytes)
+    let answer = async {
+        let Ok(response) = app.clone().oneshot(request).await;
+        let status = response.status();
+        let bytes = response.into_body().collect().await.map(|b| b.to_bytes().to_vec()).unwrap_or_default();
+        (status, bytes)
+    };
+    tokio::time::timeout(CALL_BOUND, answer).await.unwrap_or_else(|_| {
+        let said = format!("{method} {path}: no whole answer within {} s", CALL_BOUND.as_secs());
+        (StatusCode::GATEWAY_TIMEOUT, said.into_bytes())
+    })
 }
 
 /// Property tests for JSON routes: every route promises a 2xx, or a 4xx whose JSON body names

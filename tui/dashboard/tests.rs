@@ -888,6 +888,34 @@ fn the_loss_chart_shows_pace_and_time_left_marks_the_best_epoch_and_windows_long
 }
 
 #[test]
+fn c_on_a_penalised_fit_marks_the_dropped_terms_and_says_why_there_are_no_standard_errors() {
+    use logitflow_core::inference::{INTERCEPT, TermStatistics};
+    let mut app = trained_app();
+    let term = |name: &str, estimate: f64| TermStatistics {
+        term: name.into(),
+        estimate,
+        std_error: None,
+        z: None,
+        p_value: None,
+        ci_low: None,
+        ci_high: None,
+        odds_ratio: Some(estimate.exp()),
+        standardized: (name != INTERCEPT).then_some(estimate / 10.0),
+    };
+    if let Some(report) = app.last_report.as_mut() {
+        report.model.fit.terms = vec![term(INTERCEPT, -22.2357), term("mean_radius", 0.0), term("worst_smoothness", 22.0864)];
+        report.model.fit.statistics_note = Some("not given with a penalty (L1, λ = 0.01)".into());
+    }
+    app.on_key(key(KeyCode::Char('C')));
+    assert_eq!(app.overlay, Overlay::Coefficients);
+    let text = screen(&app, 120, 40);
+    let row = |name: &str| text.lines().find(|l| l.contains(&format!("{name} "))).map(str::to_string).unwrap_or_default();
+    assert!(row("mean_radius").contains(" 0 ") && !row("mean_radius").contains("0.0000"), "an exact zero: {}", row("mean_radius"));
+    assert!(row("worst_smoothness").contains("3.91e9"), "e^22.09 in a column's width: {}", row("worst_smoothness"));
+    assert!(text.contains("standard errors not given with a penalty (L1, λ = 0.01)"), "{text}");
+}
+
+#[test]
 fn c_shows_every_coefficient_with_its_standardized_magnitude_scrolling_and_ordered() {
     use logitflow_core::inference::{INTERCEPT, TermStatistics};
     let mut app = trained_app();

@@ -805,13 +805,20 @@ fn render_coefficients(app: &App, area: Rect, buf: &mut Buffer) {
         .flat_map(|fit| {
             let roles = fit.row_roles.iter().flat_map(|r| r.lines());
             let covariance = fit.covariance.map(|c| format!("covariance: {}", c.describe()));
-            roles.chain(covariance).chain(fit.fit_statistics.iter().flat_map(|f| f.lines()))
+            // Why a column is empty: a penalty's shrinkage, an iterative fit's stop.
+            let withheld = fit.statistics_note.iter().map(|note| format!("standard errors {note}"));
+            roles.chain(covariance).chain(fit.fit_statistics.iter().flat_map(|f| f.lines())).chain(withheld)
         })
         .map(|l| format!(" {l}"))
         .collect();
     let shown = (rect.height as usize).saturating_sub(3 + statistics.len());
     let first = app.coefficients_scroll.min(order.len().saturating_sub(1));
-    let cell = |v: Option<f64>, digits: usize| v.map_or_else(|| "-".to_string(), |v| readable(v, digits));
+    // A million or more in the exponent form, which fits the column (an odds ratio of 3.9e8).
+    let cell = |v: Option<f64>, digits: usize| {
+        v.map_or_else(|| "-".to_string(), |v| if v.abs() >= 1e6 { format!("{v:.2e}") } else { readable(v, digits) })
+    };
+    // A penalty's zero is exactly zero: the term is out of the model, not small.
+    let estimate = |v: f64| if v == 0.0 { "0".to_string() } else { readable(v, 4) };
     let p_value = |p: Option<f64>| match p {
         Some(p) if p < 1e-4 => "<1e-4".to_string(),
         p => cell(p, 4),
@@ -828,7 +835,7 @@ fn render_coefficients(app: &App, area: Rect, buf: &mut Buffer) {
             Some(_) => Color::Green,
             None => Color::DarkGray,
         };
-        let mut cells = vec![Cell::from(t.term.clone()), Cell::from(readable(t.estimate, 4)), Cell::from(cell(t.std_error, 4))];
+        let mut cells = vec![Cell::from(t.term.clone()), Cell::from(estimate(t.estimate)), Cell::from(cell(t.std_error, 4))];
         if wide {
             cells.extend([
                 Cell::from(cell(t.z, 2)),

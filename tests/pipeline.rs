@@ -494,3 +494,46 @@ fn bench_pipeline_rounds_time_each_run_in_a_fresh_home_and_summarise_them() {
     assert_eq!((sum[1]["min"].as_f64(), sum[1]["max"].as_f64()), (Some(least), Some(most)), "{summary}");
     assert_eq!(sum[1]["median"].as_f64(), Some((least + most) / 2.0));
 }
+
+/// `logitflow gc` removes what nothing reaches and keeps what the registry does: a run that
+/// failed after ingest leaves its dataset behind, and with no step kept (`--keep-days 0`) the
+/// first run's training curve (an artifact only its train step names) goes too. The dry run
+/// lists both with their sizes; the collection removes them and the step records that named
+/// them; the served model is as it was, and the next run finds its data steps cached.
+#[test]
+fn gc_removes_a_failed_runs_dataset_and_keeps_what_the_registry_reaches() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let first = json(&run(home.path(), &["run", "--json"]));
+    assert_eq!(first["model"]["version"], 1);
+    let gaps = write(home.path(), "gaps.csv", "x,y\n1,0\n2,1\nNA,0\n4,1\n");
+    let failed = run(home.path(), &["run", "--data", gaps.to_str().expect("utf8"), "--label", "y"]);
+    assert!(!failed.status.success() && stderr(&failed).contains("missing"), "{}", stderr(&failed));
+    let artifacts = || std::fs::read_dir(home.path().join("artifacts")).map(Iterator::count).unwrap_or(0);
+    let before = artifacts();
+
+    let now = ["gc", "--keep-days", "0", "--grace-hours", "0"];
+    let dry = run(home.path(), &[&now[..], &["--dry-run"]].concat());
+    assert!(dry.status.success(), "{}", stderr(&dry));
+    let said = stdout(&dry);
+    let mut kinds: Vec<&str> = said.lines().filter(|l| !l.starts_with("would")).filter_map(|l| l.split_whitespace().next()).collect();
+    kinds.sort_unstable();
+    assert_eq!(kinds, ["dataset", "report"], "the failed run's dataset, the curve: {said}");
+    assert!(said.contains("would remove 2 artifact(s)") && said.contains("2 cached step(s)"), "{said}");
+    assert_eq!(artifacts(), before, "a dry run removes nothing");
+    let done = run(home.path(), &now);
+    assert!(
+        stdout(&done).contains("removed 2 artifact(s)") && stdout(&done).contains(&format!("kept {}", before - 2)),
+        "{}",
+        stdout(&done)
+    );
+    assert_eq!(artifacts(), before - 2);
+
+    let predict = run(home.path(), &["predict", "80"]);
+    assert!(predict.status.success() && stdout(&predict).contains("admissions v1"), "{}", stderr(&predict));
+    let again = json(&run(home.path(), &["run", "--json"]));
+    let cached: Vec<bool> = again["stages"].as_array().expect("stages").iter().map(|s| s["cached"].as_bool().unwrap_or(false)).collect();
+    assert_eq!(&cached[..3], [true; 3], "the first run's data steps are still cached: {}", again["stages"]);
+    let after = run(home.path(), &["gc", "--dry-run"]);
+    assert!(stdout(&after).contains("would remove 0 artifact(s)"), "{}", stdout(&after));
+    assert_no_services(home.path(), Duration::from_secs(2));
+}

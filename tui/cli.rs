@@ -35,6 +35,9 @@ pub enum Command {
     Score(ScoreArgs),
     /// The run history.
     Runs(RunsArgs),
+    /// Remove the artifacts that no registered version and no recently used cached step
+    /// reaches (`--dry-run` lists them and their size first).
+    Gc(GcArgs),
     /// Export a run's loss, ROC and precision-recall curves and reliability diagram as PNG, SVG and CSV.
     Export(ExportArgs),
     /// Two runs side by side: parameters, metrics and coefficients, and their loss curves in one plot.
@@ -386,6 +389,20 @@ pub struct ScoreArgs {
 pub struct RunsArgs {
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GcArgs {
+    /// List what would be removed, and its size; remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Cached steps used within this many days keep what they made.
+    #[arg(long, default_value_t = 7.0)]
+    pub keep_days: f64,
+    /// Artifacts younger than this many hours are kept whatever reaches them (a run writing
+    /// while the collection runs has not registered its model yet).
+    #[arg(long, default_value_t = 1.0)]
+    pub grace_hours: f64,
 }
 
 #[derive(Debug, Clone, Args)]

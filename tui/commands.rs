@@ -1,6 +1,6 @@
 //! The headless commands: `run`, `predict`, `runs`, `export`, `service`, `synth`.
 
-use crate::cli::{DataArgs, ExportArgs, PredictArgs, RunArgs, RunsArgs, ServiceCommand, SynthArgs};
+use crate::cli::{DataArgs, ExportArgs, GcArgs, PredictArgs, RunArgs, RunsArgs, ServiceCommand, SynthArgs};
 use crate::pipeline::{self, Clients, PipelineEvent, PipelineRequest, RunReport};
 use crate::services::Services;
 use crate::supervisor::{ServiceName, Supervisor, SupervisorConfig};
@@ -651,6 +651,51 @@ pub fn runs(home: PathBuf, args: RunsArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// `logitflow gc`: the home's store (or a `file://` one) collected ([`logitflow_core::home::gc`]).
+pub fn gc(home: PathBuf, args: GcArgs) -> anyhow::Result<()> {
+    use logitflow_core::home::gc::{GcOptions, collect_garbage};
+    let store = match store_uri() {
+        None => home,
+        Some(uri) if uri.starts_with("file://") => PathBuf::from(uri.trim_start_matches("file://")),
+        Some(uri) => bail!("gc collects a store on disk; {uri} is a bucket, whose collection is not built yet"),
+    };
+    let days = |flag: &str, v: f64, unit: f64| match v.is_finite() && v >= 0.0 {
+        true => Ok(Duration::from_secs_f64(v * unit)),
+        false => Err(anyhow::anyhow!("--{flag} must be a number of 0 or more, got {v}")),
+    };
+    let options = GcOptions {
+        keep_steps: days("keep-days", args.keep_days, 86_400.0)?,
+        grace: days("grace-hours", args.grace_hours, 3_600.0)?,
+        dry_run: args.dry_run,
+    };
+    let report = collect_garbage(&store, &options).with_context(|| format!("gc of {}", store.display()))?;
+    for artifact in &report.removed {
+        let age = artifact.age_ms as f64 / 86_400_000.0;
+        out!("{:<10} {}  {:>10}  {age:.1} days old", artifact.kind, artifact.id, bytes_text(artifact.bytes));
+    }
+    let verb = if report.dry_run { "would remove" } else { "removed" };
+    out!(
+        "{verb} {} artifact(s), {}, and {} cached step(s) that named them; kept {}",
+        report.removed.len(),
+        bytes_text(report.bytes()),
+        report.steps_removed,
+        report.kept
+    );
+    Ok(())
+}
+
+/// A size in bytes for people: `1.9 GB`, `340 kB`.
+fn bytes_text(bytes: u64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit + 1 < units.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", units[unit]) }
 }
 
 /// `logitflow export`.

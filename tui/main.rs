@@ -38,6 +38,7 @@ fn main() -> ExitCode {
         Some(Command::Predict(args)) => home().and_then(|home| runtime.block_on(commands::predict(home, args))),
         Some(Command::Score(args)) => home().and_then(|home| runtime.block_on(commands::score(home, args))),
         Some(Command::Runs(args)) => home().and_then(|home| commands::runs(home, args)),
+        Some(Command::Gc(args)) => home().and_then(|home| commands::gc(home, args)),
         Some(Command::Export(args)) => home().and_then(|home| commands::export(home, args)),
         Some(Command::Compare(args)) => home().and_then(|home| commands::compare(home, args)),
         Some(Command::Service(command)) => runtime.block_on(commands::service(cli.home.clone(), cli.store.clone(), command)),

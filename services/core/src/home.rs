@@ -15,6 +15,7 @@
 //! serialised by a lock on the home directory and journalled, so a damaged `registry.json` is
 //! recovered rather than started over.
 
+pub mod gc;
 pub(crate) mod seal;
 
 use crate::registry::{RegistryData, RegistryError};
@@ -353,6 +354,10 @@ impl Storage for HomeStorage {
 
     fn registry_fingerprint(&self) -> Option<String> {
         fs::read(self.registry_path()).ok().map(|bytes| crate::sha256_hex(&bytes))
+    }
+
+    fn touch(&self, key: &str) {
+        let _ = fs::File::options().write(true).open(self.home.join(key)).and_then(|f| f.set_modified(std::time::SystemTime::now()));
     }
 }
 

@@ -163,6 +163,10 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// Something that changes whenever the registry does (its hash, its ETag); `None` when it
     /// cannot be read. What serve polls to notice a promotion made anywhere.
     fn registry_fingerprint(&self) -> Option<String>;
+
+    /// Marks the object at `key` as used now: a step cache hit, so that the home's garbage
+    /// collection keeps what a running step reuses. Where nothing ages objects, nothing to do.
+    fn touch(&self, _key: &str) {}
 }
 
 /// An object opened for reading: its length, known before anything is allocated for it.
@@ -884,7 +888,11 @@ impl Store {
         let mut bytes = Vec::new();
         object.reader.read_to_end(&mut bytes).ok()?;
         let record: StepRecord = serde_json::from_slice(&bytes).ok()?;
-        record.outputs.values().all(|id| self.verify(id).is_ok()).then_some(record)
+        let whole = record.outputs.values().all(|id| self.verify(id).is_ok());
+        if whole {
+            self.storage.touch(&format!("steps/{key}.json"));
+        }
+        whole.then_some(record)
     }
 
     pub fn step_record(&self, key: &str, record: &StepRecord) -> Result<(), StoreError> {

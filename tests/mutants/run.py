@@ -63,7 +63,7 @@ MUTANTS = {
             "errors.insert(v.version, ApiError::from(e));\n                            break;",
             ["--test", "faults"], "a_damaged_old_version_does_not_stop"),
     "F11": ("the step cache hash-checks what it reuses", "services/core/src/store.rs",
-            "record.outputs.values().all(|id| self.verify(id).is_ok()).then_some(record)", "Some(record)",
+            "let whole = record.outputs.values().all(|id| self.verify(id).is_ok());", "let whole = true;",
             ["--test", "pipeline"], "a_damaged_or_unlisted_dataset"),
     "F12": ("a dead writer's staging is cleared at open", "services/core/src/home.rs",
             "if orphaned || (old && !is_locked(&entry.path())) {", "if old && !is_locked(&entry.path()) {",

@@ -889,21 +889,14 @@ fn the_loss_chart_shows_pace_and_time_left_marks_the_best_epoch_and_windows_long
 
 #[test]
 fn c_on_a_penalised_fit_marks_the_dropped_terms_and_says_why_there_are_no_standard_errors() {
-    use logitflow_core::inference::{INTERCEPT, TermStatistics};
+    use logitflow_core::inference::TermStatistics;
     let mut app = trained_app();
-    let term = |name: &str, estimate: f64| TermStatistics {
-        term: name.into(),
-        estimate,
-        std_error: None,
-        z: None,
-        p_value: None,
-        ci_low: None,
-        ci_high: None,
-        odds_ratio: Some(estimate.exp()),
-        standardized: (name != INTERCEPT).then_some(estimate / 10.0),
-    };
+    // As train reports a penalised fit: the estimates alone, each term's per-sd value beside.
+    let coefficients = [("mean_radius".to_string(), 0.0), ("worst_smoothness".to_string(), 22.0864)].into();
+    let mut terms = TermStatistics::estimates_only(-22.2357, &coefficients);
+    terms.iter_mut().skip(1).for_each(|t| t.standardized = Some(t.estimate / 10.0));
     if let Some(report) = app.last_report.as_mut() {
-        report.model.fit.terms = vec![term(INTERCEPT, -22.2357), term("mean_radius", 0.0), term("worst_smoothness", 22.0864)];
+        report.model.fit.terms = terms;
         report.model.fit.statistics_note = Some("not given with a penalty (L1, λ = 0.01)".into());
     }
     app.on_key(key(KeyCode::Char('C')));

@@ -429,25 +429,28 @@ const REGISTRY_LIMIT: u64 = 64 << 20;
 
 impl S3Storage {
     /// The registry, and the ETag `registry.json` was read at (`None`: there is none to replace
-    /// conditionally). It is taken unless the log holds a newer state; deleted, damaged or
-    /// behind, the log's newest state is read and `registry.json` written again from it.
+    /// conditionally). Deleted or damaged, it is the log's newest state, and `registry.json` is
+    /// written again from it; the log is listed only then, since it is written after each commit
+    /// and so is never ahead of a whole `registry.json`.
     fn read_registry(&self) -> Result<(RegistryData, Option<String>), RegistryError> {
-        let copy =
-            self.get_whole(REGISTRY_KEY, REGISTRY_LIMIT)?.map(|(bytes, e_tag)| (serde_json::from_slice::<RegistryData>(&bytes), e_tag));
+        let damage = match self.get_whole(REGISTRY_KEY, REGISTRY_LIMIT)? {
+            Some((bytes, e_tag)) => match serde_json::from_slice::<RegistryData>(&bytes) {
+                Ok(data) => return Ok((data, e_tag)),
+                Err(e) => Some((e, e_tag)),
+            },
+            None => None,
+        };
         let newest = self.newest_logged()?;
-        match (copy, newest) {
-            (Some((Ok(data), e_tag)), None) => Ok((data, e_tag)),
-            (Some((Ok(data), e_tag)), Some(newest)) if newest <= data.generation => Ok((data, e_tag)),
-            (copy, Some(generation)) => {
+        match (damage, newest) {
+            (damage, Some(generation)) => {
                 let bytes = self.get_whole(&log_key(generation), REGISTRY_LIMIT)?.map(|(bytes, _)| bytes).unwrap_or_default();
                 let data = serde_json::from_slice::<RegistryData>(&bytes)
                     .map_err(|e| RegistryError::Corrupt(format!("{}/{} does not parse: {e}", self.uri, log_key(generation))))?;
-                let e_tag = copy.and_then(|(_, e_tag)| e_tag);
-                tracing::warn!(generation, "{}/{REGISTRY_KEY} is missing, damaged or behind its log: rewritten from it", self.uri);
-                Ok((data, self.restore_registry(Bytes::from(bytes), e_tag)))
+                tracing::warn!(generation, "{}/{REGISTRY_KEY} is missing or damaged: rewritten from its log", self.uri);
+                Ok((data, self.restore_registry(Bytes::from(bytes), damage.and_then(|(_, e_tag)| e_tag))))
             }
             (None, None) => Ok((RegistryData::default(), None)),
-            (Some((Err(e), _)), None) => {
+            (Some((e, _)), None) => {
                 Err(RegistryError::Corrupt(format!("{}/{REGISTRY_KEY} does not parse, and it has no log to recover from: {e}", self.uri)))
             }
         }

@@ -58,6 +58,7 @@ fn request(home: &std::path::Path, epochs: usize) -> PipelineRequest {
         cv: None,
         folds: None,
         select: "1se".to_string(),
+        reference: None,
         model: None,
         threshold: 0.5,
     };

@@ -320,9 +320,12 @@ fn text_labels_semicolons_and_imputation_are_reported() {
     assert!(stdout(&printed).contains("of defaults"), "{}", stdout(&printed));
 
     // What is refused, and why.
-    let three = write(home.path(), "three.csv", "x,y\n1,a\n2,b\n3,c\n");
-    let out = run(home.path(), &["run", "--data", three.to_str().expect("utf8")]);
-    assert!(stderr(&out).contains("3 distinct values (\"a\", \"b\", \"c\")"), "{}", stderr(&out));
+    // Three values are three classes now (tests/classes.rs); an identifier-like label is not.
+    let rows: String = (0..101).map(|i| format!("{i},id{i:03}\n")).collect();
+    let many = write(home.path(), "many.csv", &format!("x,y\n{rows}"));
+    let out = run(home.path(), &["run", "--data", many.to_str().expect("utf8")]);
+    assert!(stderr(&out).contains("101 distinct values (\"id000\", \"id001\""), "{}", stderr(&out));
+    assert!(stderr(&out).contains("a label may have at most 100 classes"), "{}", stderr(&out));
     let out = run(home.path(), &["run", "--data", path, "--missing", "drop", "--positive", "maybe"]);
     assert!(stderr(&out).contains("--positive \"maybe\" is not a value"), "{}", stderr(&out));
     let out = run(home.path(), &["run", "--data", path, "--missing", "drop", "--predict", "1500,Yes"]);

@@ -172,3 +172,55 @@ fn a_request_with_no_content_type_is_read_as_json() {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.contains("0.9975"), "{answer}");
 }
+
+/// A K-class model (the penguins' species) to tritonclient over HTTP (binary and JSON) and
+/// gRPC: `probability` [N, K] whose rows sum to 1 and equal `logitflow predict`'s, the same bits
+/// on every path; `label` the most probable class; the classification extension's top two.
+#[test]
+fn tritonclient_gets_each_class_s_probability_its_label_and_the_top_classes() {
+    let python = &common::test_tools().python;
+    let home = tempfile::tempdir().expect("tempdir");
+    let data = common::fixture("penguins.csv");
+    let data = data.to_str().expect("utf8");
+    let features = "bill_length_mm,bill_depth_mm,flipper_length_mm,body_mass_g";
+    let args = ["run", "--data", data, "--label", "species", "--features", features, "--missing", "drop", "--l2", "0.003"];
+    let trained = common::run(home.path(), &[&args[..], &["--model", "species"]].concat());
+    assert!(trained.status.success(), "{}", common::stderr(&trained));
+    let predicted = common::run(home.path(), &["predict", "--model", "species", "--json", "39.1", "18.7", "181", "3750"]);
+    assert!(predicted.status.success(), "{}", common::stderr(&predicted));
+    let predicted = common::json(&predicted);
+    let (mut serve, addr, grpc) = serve(home.path());
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/triton_classes.py");
+    let out = Command::new(python).arg(script).arg(&addr).arg(&grpc).arg("species").output().expect("python runs");
+    let _ = serve.kill();
+    let _ = serve.wait();
+    assert!(out.status.success(), "tritonclient failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let results: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(results["outputs"][0]["shape"], serde_json::json!([-1, 3]), "{results}");
+    assert_eq!(results["outputs"][1]["datatype"], "BYTES", "{results}");
+    assert_eq!(results["classes"]["several"], serde_json::json!(["Adelie", "Chinstrap", "Gentoo"]), "{results}");
+    let binary = &results["http_binary"];
+    for path in ["http_json", "http_default", "grpc"] {
+        assert_eq!(&results[path], binary, "{path} differs from HTTP binary");
+    }
+    let rows = binary["probability"].as_array().expect("rows");
+    assert_eq!(rows.len(), 5);
+    for row in rows {
+        let p: Vec<f64> = row.as_array().expect("a row").iter().map(|v| v.as_f64().expect("a probability")).collect();
+        assert_eq!(p.len(), 3);
+        assert!((p.iter().sum::<f64>() - 1.0).abs() <= 1e-12, "{p:?}");
+    }
+    let first: Vec<f64> = rows[0].as_array().expect("a row").iter().map(|v| v.as_f64().unwrap_or(f64::NAN)).collect();
+    let by_predict: Vec<f64> =
+        predicted["classes"].as_array().expect("classes").iter().map(|c| c["probability"].as_f64().unwrap_or(f64::NAN)).collect();
+    assert_eq!(first, by_predict, "tritonclient and logitflow predict");
+    assert_eq!(binary["label"], serde_json::json!(["Adelie", "Chinstrap", "Gentoo", "Gentoo", "Chinstrap"]), "{results}");
+    // Triton's classification extension: "score:index:label", the most probable first.
+    for path in ["classification_http", "classification_grpc"] {
+        let top = results[path].as_array().expect("rows");
+        assert_eq!(top.len(), 5, "{path}");
+        let best = top[0][0].as_str().unwrap_or_default();
+        assert_eq!(best, format!("{}:0:Adelie", first[0]), "{path}");
+        assert!(top[0][1].as_str().unwrap_or_default().ends_with(":1:Chinstrap"), "{path}: {results}");
+    }
+}

@@ -502,7 +502,7 @@ async fn bare_server() -> anyhow::Result<()> {
                 name: "probability".into(),
                 shape: vec![data.len(), 1],
                 datatype: "FP64".into(),
-                data,
+                data: logitflow_kit::wire::OutputData::Numbers(data),
                 parameters: None,
             }],
         })

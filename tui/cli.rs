@@ -174,6 +174,10 @@ pub struct DataArgs {
     /// one standard error of it (1se).
     #[arg(long, value_parser = ["min", "1se"], default_value = "1se")]
     pub select: String,
+    /// For a label of three or more classes: the class the estimates are against (default: the
+    /// first in sorted order).
+    #[arg(long)]
+    pub reference: Option<String>,
     /// The model's name in the registry (default: the data file's stem).
     #[arg(long)]
     pub model: Option<String>,

@@ -6,11 +6,13 @@ use crate::services::Services;
 use crate::supervisor::{ServiceName, Supervisor, SupervisorConfig};
 use anyhow::{Context, bail};
 use logitflow_core::clean::CleanOptions;
-use logitflow_core::inference::FitStatistics;
+use logitflow_core::inference::{FitStatistics, TermStatistics};
 use logitflow_core::logistic::TrainParams;
+use logitflow_core::logistic::multinomial::{ClassModel, Coding};
+use logitflow_core::metrics::{Metrics, MulticlassMetrics};
 use logitflow_core::roles::RoleColumns;
 use logitflow_core::scale::Value;
-use logitflow_core::table::CsvOptions;
+use logitflow_core::table::{Classes, CsvOptions};
 use logitflow_kit::wire::{PredictRequest, PredictResponse};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -134,6 +136,7 @@ pub fn pipeline_request(home: &Path, args: &DataArgs, predict: Vec<Vec<Value>>) 
         lambda: args.lambda,
         cv: args.cv,
         select: args.select.parse().map_err(|e: String| anyhow::anyhow!("--select: {e}"))?,
+        reference: args.reference.clone(),
         ..defaults
     };
     if let Some(labels) = &args.labels
@@ -332,8 +335,19 @@ pub fn render_report(r: &RunReport) -> String {
     let _ =
         writeln!(s, "\nmodel {} v{} ({})", r.model.name, r.model.version, if r.promoted { "promoted to stable" } else { "not promoted" });
     let _ = writeln!(s, "  {}", r.decision);
-    if let Some(c) = &r.model.classes {
-        let _ = writeln!(s, "  label: {:?} is the positive class (1), {:?} the negative (0)", c.positive, c.negative);
+    match (&r.model.classes, &r.model.multinomial) {
+        (Some(c), Some(m)) => {
+            let names: Vec<String> = c.names().iter().map(|n| format!("{n:?}")).collect();
+            let against = match m.weights.coding {
+                Coding::Reference { class } => format!("estimates against the reference {:?}", c.names()[class]),
+                Coding::Symmetric => "one block of estimates per class (symmetric, penalised)".to_string(),
+            };
+            let _ = writeln!(s, "  label: {} classes ({}); {against}", c.count(), names.join(", "));
+        }
+        (Some(c), None) => {
+            let _ = writeln!(s, "  label: {:?} is the positive class (1), {:?} the negative (0)", c.positive, c.negative);
+        }
+        _ => {}
     }
     let _ = writeln!(s, "  rows: {} trained, {} held out for validation, {} tested", r.rows.train, r.rows.validation, r.rows.test);
     if let Some(choice) = &r.model.fit.solver_choice {
@@ -362,6 +376,12 @@ pub fn render_report(r: &RunReport) -> String {
     }
     s.push_str(&render_terms(&r.model));
     let m = &r.metrics;
+    if let Some(multiclass) = &m.multiclass {
+        s.push_str(&render_class_metrics(m, multiclass));
+        s.push_str(&render_class_predictions(r));
+        let _ = writeln!(s, "\ntrain → served in {:.0} ms", r.train_to_served_ms);
+        return s;
+    }
     let _ = writeln!(s, "\nmetrics on {} test rows (threshold {})", m.rows, m.threshold);
     let _ = writeln!(s, "  accuracy {:.4}  precision {:.4}  recall {:.4}  F1 {:.4}", m.accuracy, m.precision, m.recall, m.f1);
     let _ = writeln!(s, "  ROC AUC {:.4}  PR AUC {:.4}  log loss {:.4}  Brier {:.4}", m.auc, m.pr_auc, m.log_loss, m.brier);
@@ -391,6 +411,55 @@ pub fn render_report(r: &RunReport) -> String {
     s
 }
 
+/// A K-class model's metrics: the averages, each class against the rest, and the confusion.
+fn render_class_metrics(m: &Metrics, multiclass: &MulticlassMetrics) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let _ = writeln!(s, "\nmetrics on {} test rows (each row's class: its most probable)", m.rows);
+    let _ = writeln!(s, "  accuracy {:.4}  macro precision {:.4}  recall {:.4}  F1 {:.4}", m.accuracy, m.precision, m.recall, m.f1);
+    let _ = writeln!(
+        s,
+        "  one-vs-rest ROC AUC {:.4} macro, {:.4} weighted  log loss {:.4}  Brier {:.4}",
+        multiclass.auc_macro, multiclass.auc_weighted, m.log_loss, m.brier
+    );
+    let width = multiclass.classes.iter().map(|c| c.class.chars().count()).max().unwrap_or(5).max(5);
+    let _ = writeln!(s, "  {:<width$} {:>7} {:>9} {:>7} {:>7} {:>7}", "class", "rows", "precision", "recall", "F1", "AUC");
+    for c in &multiclass.classes {
+        let _ = writeln!(s, "  {:<width$} {:>7} {:>9.4} {:>7.4} {:>7.4} {:>7.4}", c.class, c.support, c.precision, c.recall, c.f1, c.auc);
+    }
+    let _ = writeln!(s, "  confusion (rows: true class, columns: predicted)");
+    let cell = multiclass.confusion.iter().flatten().map(|n| n.to_string().len()).max().unwrap_or(1).max(width.min(12));
+    let heads: Vec<String> = multiclass.classes.iter().map(|c| format!("{:>cell$}", truncate(&c.class, cell))).collect();
+    let _ = writeln!(s, "  {:<width$} {}", "", heads.join(" "));
+    for (c, row) in multiclass.classes.iter().zip(&multiclass.confusion) {
+        let counts: Vec<String> = row.iter().map(|n| format!("{n:>cell$}")).collect();
+        let _ = writeln!(s, "  {:<width$} {}", c.class, counts.join(" "));
+    }
+    s
+}
+
+/// `text` cut to `most` characters.
+fn truncate(text: &str, most: usize) -> String {
+    text.chars().take(most).collect()
+}
+
+/// A K-class model's served answers: each class's probability and the most probable.
+fn render_class_predictions(r: &RunReport) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    if r.predictions.is_empty() {
+        return s;
+    }
+    let _ = writeln!(s, "\npredictions (served model)");
+    for p in &r.predictions {
+        let input: Vec<String> = r.feature_names.iter().zip(&p.input).map(|(n, v)| format!("{n} {v}")).collect();
+        let each: Vec<String> = p.classes.iter().map(|c| format!("{} {:.4}", c.class, c.probability)).collect();
+        let label = p.label.as_deref().unwrap_or("?");
+        let _ = writeln!(s, "  {} → {} (v{}): {label}", input.join(", "), each.join(", "), p.model_version);
+    }
+    s
+}
+
 /// The label's name, the positive class of a 0/1 label.
 fn label_of(r: &RunReport) -> String {
     if r.model.label_name.is_empty() { "positive".into() } else { r.model.label_name.clone() }
@@ -408,22 +477,61 @@ fn odds(v: Option<f64>) -> String {
 /// The coefficient table as statsmodels prints it: estimate, standard error, z, p-value and the
 /// 95% interval, plus the odds ratio; in the model's term order.
 pub fn render_terms(model: &pipeline::ModelReport) -> String {
+    use std::fmt::Write as _;
+    let mut s = match (&model.multinomial, &model.classes) {
+        (Some(m), Some(classes)) => render_class_terms(m, classes),
+        _ => render_table(&model.fit.terms, "odds ratio"),
+    };
+    if let Some(note) = &model.fit.statistics_note {
+        let _ = writeln!(s, "  standard errors, p-values and intervals: {note}");
+    }
+    for line in model.fit.row_roles.iter().flat_map(|r| r.lines()) {
+        let _ = writeln!(s, "  {line}");
+    }
+    if let Some(covariance) = model.fit.covariance {
+        let _ = writeln!(s, "  covariance: {}", covariance.describe());
+    }
+    for line in model.fit.fit_statistics.iter().flat_map(FitStatistics::lines) {
+        let _ = writeln!(s, "  {line}");
+    }
+    s
+}
+
+/// A K-class model's tables: each class against the reference, with relative-risk ratios;
+/// a penalised model's estimates per class.
+fn render_class_terms(model: &ClassModel, classes: &Classes) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let names = classes.names();
+    for table in &model.tables {
+        match model.reference() {
+            Some(reference) => write!(s, "\n  {:?} against {:?}", names[table.class], names[reference]),
+            None => write!(s, "\n  {:?}", names[table.class]),
+        }
+        .unwrap_or_default();
+        s.push_str(&render_table(&table.terms, "RRR"));
+    }
+    s
+}
+
+/// One coefficient table, its ratio column (odds ratio, or relative-risk ratio) so named.
+fn render_table(terms: &[TermStatistics], ratio: &str) -> String {
     use crate::numbers::readable;
     use std::fmt::Write as _;
     let mut s = String::new();
-    let width = model.fit.terms.iter().map(|t| t.term.chars().count()).max().unwrap_or(11).max(11);
-    let with_statistics = model.fit.terms.iter().any(|t| t.std_error.is_some());
+    let width = terms.iter().map(|t| t.term.chars().count()).max().unwrap_or(11).max(11);
+    let with_statistics = terms.iter().any(|t| t.std_error.is_some());
     let _ = writeln!(s);
     if with_statistics {
         let _ = writeln!(
             s,
             "  {:<width$} {:>12} {:>11} {:>8} {:>8} {:>12} {:>12} {:>11}",
-            "", "coef", "std err", "z", "P>|z|", "[0.025", "0.975]", "odds ratio"
+            "", "coef", "std err", "z", "P>|z|", "[0.025", "0.975]", ratio
         );
     } else {
-        let _ = writeln!(s, "  {:<width$} {:>12} {:>11}", "", "coef", "odds ratio");
+        let _ = writeln!(s, "  {:<width$} {:>12} {:>11}", "", "coef", ratio);
     }
-    for t in &model.fit.terms {
+    for t in terms {
         match (t.std_error, t.z, t.p_value, t.ci_low, t.ci_high) {
             (Some(se), Some(z), Some(p), Some(lo), Some(hi)) => {
                 let _ = writeln!(
@@ -443,18 +551,6 @@ pub fn render_terms(model: &pipeline::ModelReport) -> String {
                 let _ = writeln!(s, "  {:<width$} {:>12} {:>11}", t.term, readable(t.estimate, 6), odds(t.odds_ratio));
             }
         }
-    }
-    if let Some(note) = &model.fit.statistics_note {
-        let _ = writeln!(s, "  standard errors, p-values and intervals: {note}");
-    }
-    for line in model.fit.row_roles.iter().flat_map(|r| r.lines()) {
-        let _ = writeln!(s, "  {line}");
-    }
-    if let Some(covariance) = model.fit.covariance {
-        let _ = writeln!(s, "  covariance: {}", covariance.describe());
-    }
-    for line in model.fit.fit_statistics.iter().flat_map(FitStatistics::lines) {
-        let _ = writeln!(s, "  {line}");
     }
     s
 }
@@ -603,16 +699,28 @@ pub async fn predict(home: PathBuf, args: PredictArgs) -> anyhow::Result<()> {
     .await;
     supervisor.shutdown().await;
     let (answer, meta) = answer?;
+    let inputs: Vec<String> = if args.values.is_empty() {
+        args.features.iter().map(|(n, v)| format!("{n} {v}")).collect()
+    } else {
+        meta.feature_names.iter().zip(&args.values).map(|(n, v)| format!("{n} {v}")).collect()
+    };
+    // A K-class model: each class's probability by name, and the most probable.
+    if let (Some(classes), Some(label)) = (answer.classes.first(), answer.labels.first()) {
+        if args.json {
+            let json =
+                serde_json::json!({"model": answer.model_name, "model_version": answer.model_version, "classes": classes, "label": label});
+            out!("{json}");
+        } else {
+            let each: Vec<String> = classes.iter().map(|c| format!("{} {:.4}", c.class, c.probability)).collect();
+            out!("{} v{}: {} → {}: {label}", answer.model_name, answer.model_version, inputs.join(", "), each.join(", "));
+        }
+        return Ok(());
+    }
     let probability = answer.probabilities.first().copied().unwrap_or(f64::NAN);
     if args.json {
         out!("{}", serde_json::json!({"model": answer.model_name, "model_version": answer.model_version, "probability": probability}));
     } else {
         let positive = meta.classes.as_ref().map_or_else(String::new, |c| format!(" of {}", c.positive));
-        let inputs: Vec<String> = if args.values.is_empty() {
-            args.features.iter().map(|(n, v)| format!("{n} {v}")).collect()
-        } else {
-            meta.feature_names.iter().zip(&args.values).map(|(n, v)| format!("{n} {v}")).collect()
-        };
         out!("{} v{}: {} → probability {probability:.4}{positive}", answer.model_name, answer.model_version, inputs.join(", "));
     }
     Ok(())

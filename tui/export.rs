@@ -2,6 +2,7 @@
 //! as PNG and SVG (plotters), and their data as CSV. PNG text is drawn with the DejaVu Sans font shipped in `assets/fonts/`, so no
 //! system font library is needed.
 
+mod classes;
 mod path;
 
 use crate::pipeline::RunReport;
@@ -80,6 +81,14 @@ pub fn export_run(report: &RunReport, out: &Path, log_scale: bool) -> Result<Vec
         csv.push_str(&format!("{},{},{}\n", p.epoch, p.train_loss, p.val_loss.map_or(String::new(), |v| v.to_string())));
     }
     write_csv("loss.csv", csv)?;
+    if let Some(multiclass) = &report.metrics.multiclass {
+        for (suffix, csv) in classes::csvs(&report.class_curves, multiclass) {
+            write_csv(suffix, csv)?;
+        }
+        draw_loss_figure(&mut written, &path, report, log_scale)?;
+        export_class_figures(&mut written, &path, report, multiclass)?;
+        return Ok(written);
+    }
     let mut csv = String::from("threshold,fpr,tpr\n");
     for p in &report.roc {
         // The first point's threshold is "above every score" (f64::MAX in the report); written as
@@ -106,15 +115,7 @@ pub fn export_run(report: &RunReport, out: &Path, log_scale: bool) -> Result<Vec
     }
 
     let (name, version) = (&report.model.name, report.model.version);
-    let scale = if log_scale { ", log scale" } else { "" };
-    let title = match &report.model.fit.path {
-        // A path's "epochs" are its λ, largest first.
-        Some(_) => format!("{name} v{version} — training loss at each λ of the path, largest first{scale}"),
-        None => format!("{name} v{version} — loss per epoch ({} solver{scale})", report.params.solver),
-    };
-    png_and_svg!(written, path(if log_scale { "loss-log" } else { "loss" }), (900, 560), |root| draw_loss(
-        &root, report, &title, log_scale
-    ));
+    draw_loss_figure(&mut written, &path, report, log_scale)?;
     let title = format!("{name} v{version} — ROC on the test split (AUC {:.4})", report.metrics.auc);
     png_and_svg!(written, path("roc"), (640, 600), |root| draw_roc(&root, report, &title));
     if has_pr {
@@ -135,6 +136,46 @@ pub fn export_run(report: &RunReport, out: &Path, log_scale: bool) -> Result<Vec
         png_and_svg!(written, path("cv"), (900, 600), |root| path::draw_cv(&root, cv, &title));
     }
     Ok(written)
+}
+
+/// The loss figure, `<run>-loss.{png,svg}` (`loss-log` on a log scale).
+fn draw_loss_figure(
+    written: &mut Vec<PathBuf>,
+    path: &dyn Fn(&str) -> PathBuf,
+    report: &RunReport,
+    log_scale: bool,
+) -> Result<(), ExportError> {
+    let (name, version) = (&report.model.name, report.model.version);
+    let scale = if log_scale { ", log scale" } else { "" };
+    let title = match &report.model.fit.path {
+        // A path's "epochs" are its λ, largest first.
+        Some(_) => format!("{name} v{version} — training loss at each λ of the path, largest first{scale}"),
+        None => format!("{name} v{version} — loss per epoch ({} solver{scale})", report.params.solver),
+    };
+    png_and_svg!(written, path(if log_scale { "loss-log" } else { "loss" }), (900, 560), |root| draw_loss(
+        &root, report, &title, log_scale
+    ));
+    Ok(())
+}
+
+/// A K-class run's figures: each class's ROC, precision-recall and reliability curves against
+/// the rest, and the confusion matrix as a heat map.
+fn export_class_figures(
+    written: &mut Vec<PathBuf>,
+    path: &dyn Fn(&str) -> PathBuf,
+    report: &RunReport,
+    multiclass: &logitflow_core::metrics::MulticlassMetrics,
+) -> Result<(), ExportError> {
+    let (name, version, curves) = (&report.model.name, report.model.version, &report.class_curves);
+    let title = format!("{name} v{version} — ROC of each class against the rest (macro AUC {:.4})", multiclass.auc_macro);
+    png_and_svg!(written, path("roc"), (700, 640), |root| classes::draw_roc(&root, curves, multiclass, &title));
+    let title = format!("{name} v{version} — precision-recall of each class against the rest");
+    png_and_svg!(written, path("pr"), (700, 640), |root| classes::draw_precision_recall(&root, curves, multiclass, &title));
+    let title = format!("{name} v{version} — reliability of each class (Brier {:.4})", report.metrics.brier);
+    png_and_svg!(written, path("calibration"), (700, 640), |root| classes::draw_calibration(&root, curves, &title));
+    let title = format!("{name} v{version} — confusion on the test split (accuracy {:.4})", report.metrics.accuracy);
+    png_and_svg!(written, path("confusion"), (700, 640), |root| classes::draw_confusion(&root, multiclass, &title));
+    Ok(())
 }
 
 /// Writes `<a>-vs-<b>-loss.{csv,png,svg}` into `out`: both runs' training and validation

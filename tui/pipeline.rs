@@ -8,6 +8,7 @@ use crate::supervisor::Supervisor;
 use futures::StreamExt;
 use logitflow_core::clean::CleanOptions;
 use logitflow_core::inference::FitReport;
+use logitflow_core::logistic::multinomial::ClassModel;
 use logitflow_core::logistic::{EpochEvent, StopReason, TrainParams};
 use logitflow_core::metrics::{CalibrationBin, Metrics, PrPoint, RocPoint};
 use logitflow_core::model::Coefficients;
@@ -16,8 +17,9 @@ use logitflow_core::scale::Value;
 use logitflow_core::table::{Classes, CsvOptions};
 use logitflow_kit::client::{ClientError, ServiceClient};
 use logitflow_kit::wire::{
-    AliasRequest, CsvSource, DatasetInfo, EvaluateRequest, Evaluation, InferRequest, InferResponse, JobInfo, LoadInfo, PrefetchInfo,
-    PrefetchRequest, RowCounts, SplitInfo, SplitRequest, TrainEvent, TrainRequest, TransformInfo, TransformRequest, UploadInfo,
+    AliasRequest, ClassCurves, ClassProbability, CsvSource, DatasetInfo, EvaluateRequest, Evaluation, InferRequest, InferResponse, JobInfo,
+    LoadInfo, PrefetchInfo, PrefetchRequest, RowCounts, SplitInfo, SplitRequest, TrainEvent, TrainRequest, TransformInfo, TransformRequest,
+    UploadInfo,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -123,6 +125,9 @@ pub struct ModelReport {
     pub classes: Option<Classes>,
     #[serde(default)]
     pub label_name: String,
+    /// A K-class model's estimates and tables per class.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multinomial: Option<ClassModel>,
 }
 
 /// What became of the data on its way to the model.
@@ -161,8 +166,15 @@ pub struct CurvePoint {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Prediction {
     pub input: Vec<Value>,
+    /// A binary model's probability of the positive class; a K-class model's of `label`.
     pub probability: f64,
     pub model_version: String,
+    /// A K-class model's most probable class.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// A K-class model's probability of each class.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub classes: Vec<ClassProbability>,
 }
 
 /// The outcome of a run: what `logitflow run --json` prints, and what `<home>/runs/` keeps.
@@ -201,6 +213,9 @@ pub struct RunReport {
     pub rows: RowCounts,
     #[serde(default)]
     pub data_summary: DataSummary,
+    /// A K-class model's curves, one class against the rest each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub class_curves: Vec<ClassCurves>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -429,6 +444,7 @@ pub async fn run_pipeline(
             fit: evaluation.fit.clone(),
             classes: evaluation.classes.clone(),
             label_name: dataset.label_name.clone(),
+            multinomial: evaluation.multinomial.clone(),
         },
         metrics: evaluation.metrics.clone(),
         loss_curve: curve.iter().map(|e| CurvePoint { epoch: e.epoch, train_loss: e.train_loss, val_loss: e.val_loss }).collect(),
@@ -444,6 +460,7 @@ pub async fn run_pipeline(
         roc: evaluation.roc.clone(),
         precision_recall: evaluation.precision_recall.clone(),
         calibration: evaluation.calibration.clone(),
+        class_curves: evaluation.class_curves.clone(),
         // The solver that ran: what `auto` chose, so that the run is trained again as it was.
         params: TrainParams {
             solver: evaluation.fit.solver_choice.as_ref().map_or(request.params.solver, |c| c.solver),
@@ -492,8 +509,7 @@ pub async fn run_pipeline(
             .post(&format!("/v2/models/{}/infer", request.model_name), &InferRequest::named(&evaluation.feature_names, row))
             .await
             .map_err(|e| PipelineError::Stage { stage: Stage::Serve, error: describe(e) })?;
-        let probability = answer.outputs.first().and_then(|o| o.data.first()).copied().unwrap_or(f64::NAN);
-        report.predictions.push(Prediction { input: row.clone(), probability, model_version: answer.model_version });
+        report.predictions.push(prediction_of(row, answer, evaluation.classes.as_ref()));
     }
     // The whole record, now with the serve stage and the answers. The first one stays if
     // this cannot be written: the run happened, and it is on record.
@@ -501,6 +517,32 @@ pub async fn run_pipeline(
         let _ = keep_run(home, &report).await;
     }
     Ok(report)
+}
+
+/// A served answer to one row: a binary model's probability, or a K-class model's probability
+/// of each class and the most probable.
+fn prediction_of(row: &[Value], answer: InferResponse, classes: Option<&Classes>) -> Prediction {
+    let output = |name: &str| answer.outputs.iter().find(|o| o.name == name).map(|o| o.data.numbers()).unwrap_or_default();
+    let probabilities = output("probability");
+    let mut prediction = Prediction {
+        input: row.to_vec(),
+        probability: probabilities.first().copied().unwrap_or(f64::NAN),
+        model_version: answer.model_version.clone(),
+        label: None,
+        classes: Vec::new(),
+    };
+    if let Some(classes) = classes.filter(|c| c.count() > 2 && probabilities.len() == c.count()) {
+        let best = logitflow_core::metrics::most_probable(probabilities);
+        prediction.probability = probabilities[best];
+        prediction.label = Some(classes.names()[best].to_string());
+        prediction.classes = classes
+            .names()
+            .into_iter()
+            .zip(probabilities)
+            .map(|(class, &probability)| ClassProbability { class: class.to_string(), probability })
+            .collect();
+    }
+    prediction
 }
 
 /// Follows a training job's events to its end, handing each epoch to `on_epoch`: what it came

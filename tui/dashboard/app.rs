@@ -6,10 +6,11 @@
 use crate::pipeline::{PipelineEvent, RunReport, Stage};
 use crate::supervisor::{LogLine, ServiceName, ServiceSnapshot, Status};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use logitflow_core::logistic::multinomial::ClassTerms;
 use logitflow_core::logistic::{Covariance, Penalty, Solver, StopReason, TrainParams};
 use logitflow_core::roles::RoleColumns;
 use logitflow_core::scale::Value;
-use logitflow_kit::wire::{Evaluation, ModelVersions};
+use logitflow_kit::wire::{ClassProbability, Evaluation, ModelVersions};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -28,6 +29,12 @@ pub enum AppEvent {
     Predicted {
         alias: String,
         result: Result<(f64, String), String>,
+    },
+    /// A K-class model's answer to the predict box, from one alias: each class's probability,
+    /// and the version.
+    PredictedClasses {
+        alias: String,
+        result: Result<(Vec<ClassProbability>, String), String>,
     },
     Models(ModelVersions),
     /// advisor's answer for the row last asked: the decision at the threshold, and the value of
@@ -455,7 +462,10 @@ impl RunComparison {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Answer {
     pub alias: String,
+    /// The probability (a K-class model's: of the most probable class) and the version.
     pub result: Result<(f64, String), String>,
+    /// A K-class model's probability of each class; empty for two classes.
+    pub classes: Vec<ClassProbability>,
 }
 
 #[derive(Debug, Clone)]
@@ -514,6 +524,9 @@ pub struct App {
     /// The coefficient table's first row shown, and whether it is ordered by magnitude.
     pub coefficients_scroll: usize,
     pub coefficients_by_magnitude: bool,
+    /// A K-class model's table shown in the Model panel and the `C` view: its place among the
+    /// fitted classes (`K` moves to the next).
+    pub class_shown: usize,
     pub run_comparison: Option<RunComparison>,
     pub answers: Vec<Answer>,
     /// advisor's answer for the row last asked (stable's).
@@ -580,6 +593,7 @@ impl App {
             sweep: None,
             coefficients_scroll: 0,
             coefficients_by_magnitude: false,
+            class_shown: 0,
             run_comparison: None,
             answers: Vec::new(),
             advice: None,
@@ -711,8 +725,26 @@ impl App {
                     self.status = format!("{alias} v{version} answered {p:.4}");
                 }
                 self.answers.retain(|a| a.alias != alias);
-                self.answers.push(Answer { alias, result });
+                self.answers.push(Answer { alias, result, classes: Vec::new() });
                 self.answers.sort_by(|a, b| b.alias.cmp(&a.alias)); // stable before candidate
+            }
+            AppEvent::PredictedClasses { alias, result } => {
+                let (result, classes) = match result {
+                    Ok((classes, version)) => {
+                        let top = classes.iter().map(|c| c.probability).fold(f64::NAN, f64::max);
+                        (Ok((top, version)), classes)
+                    }
+                    Err(e) => (Err(e), Vec::new()),
+                };
+                let probabilities: Vec<f64> = classes.iter().map(|c| c.probability).collect();
+                if let (Ok((p, version)), Some(best)) = (&result, classes.get(logitflow_core::metrics::most_probable(&probabilities)))
+                    && TRANSIENT_STATUS.contains(&self.status.as_str())
+                {
+                    self.status = format!("{alias} v{version} answered {} {p:.4}", best.class);
+                }
+                self.answers.retain(|a| a.alias != alias);
+                self.answers.push(Answer { alias, result, classes });
+                self.answers.sort_by(|a, b| b.alias.cmp(&a.alias));
             }
             AppEvent::Models(versions) => {
                 // Answers name the version each alias served when asked: once an alias moves
@@ -897,12 +929,47 @@ impl App {
     }
 
     pub fn shown_terms(&self) -> Option<&[logitflow_core::inference::TermStatistics]> {
+        if let Some((table, _)) = self.shown_class_table() {
+            return Some(table.terms.as_slice());
+        }
+        self.shown_report().map(|r| r.model.fit.terms.as_slice()).filter(|t| !t.is_empty())
+    }
+
+    /// The last run's report, when it is of the version shown.
+    fn shown_report(&self) -> Option<&RunReport> {
         let version = self.evaluation.as_ref().map(|e| e.version).or(self.last_report.as_ref().map(|r| r.model.version));
-        self.last_report
-            .as_ref()
-            .filter(|r| Some(r.model.version) == version)
-            .map(|r| r.model.fit.terms.as_slice())
-            .filter(|t| !t.is_empty())
+        self.last_report.as_ref().filter(|r| Some(r.model.version) == version)
+    }
+
+    /// A K-class model's table shown (`K` moves to the next class), with what it is of:
+    /// "Chinstrap against Adelie", or "Chinstrap" for a penalised model's estimates.
+    pub fn shown_class_table(&self) -> Option<(&ClassTerms, String)> {
+        let model = &self.shown_report()?.model;
+        let (classes, multinomial) = (model.classes.as_ref()?, model.multinomial.as_ref()?);
+        let table = multinomial.tables.get(self.class_shown % multinomial.tables.len().max(1))?;
+        let names = classes.names();
+        let of = match multinomial.reference() {
+            Some(reference) => format!("{} against {}", names[table.class], names[reference]),
+            None => names[table.class].to_string(),
+        };
+        Some((table, of))
+    }
+
+    /// Shows the next (or the previous) class's table of a K-class model, round the classes.
+    fn step_class(&mut self, forward: bool) {
+        let tables = self.shown_report().and_then(|r| r.model.multinomial.as_ref()).map_or(0, |m| m.tables.len());
+        if tables > 0 {
+            let now = self.class_shown % tables;
+            self.class_shown = if forward { (now + 1) % tables } else { (now + tables - 1) % tables };
+            self.coefficients_scroll = 0;
+        }
+    }
+
+    /// How many classes the model shown tells apart: 2, or K.
+    pub fn class_count(&self) -> usize {
+        let classes =
+            self.evaluation.as_ref().and_then(|e| e.classes.as_ref()).or(self.last_report.as_ref().and_then(|r| r.model.classes.as_ref()));
+        classes.map_or(2, logitflow_core::table::Classes::count)
     }
 
     /// The chart's series afresh from the curves: when the view or the run changes.
@@ -1036,6 +1103,8 @@ impl App {
                     KeyCode::PageDown => *scroll = (*scroll + 10).min(last),
                     KeyCode::PageUp => *scroll = scroll.saturating_sub(10),
                     KeyCode::Char('s') => self.coefficients_by_magnitude = !self.coefficients_by_magnitude,
+                    KeyCode::Char('K') | KeyCode::Right => self.step_class(true),
+                    KeyCode::Left => self.step_class(false),
                     _ => self.overlay = Overlay::None,
                 }
                 return None;
@@ -1093,6 +1162,14 @@ impl App {
                     self.sweep_form = super::sweep::SweepForm::around(&self.params);
                     self.overlay = Overlay::SweepForm;
                 }
+                None
+            }
+            KeyCode::Char('K') => {
+                self.step_class(true);
+                self.status = match self.shown_class_table() {
+                    Some((_, of)) => format!("coefficients of {of}"),
+                    None => "K shows a K-class model's next class; this model has two".to_string(),
+                };
                 None
             }
             KeyCode::Char('C') => {

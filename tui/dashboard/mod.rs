@@ -285,7 +285,8 @@ impl Runtime {
             }
             Action::Predict(row, aliases) => {
                 let Ok(serve) = self.client(ServiceName::Serve) else { return };
-                let advisor = self.client(ServiceName::Advisor).ok();
+                // advisor answers two-class models; a K-class model's answer is its bars.
+                let advisor = self.client(ServiceName::Advisor).ok().filter(|_| app.class_count() <= 2);
                 let threshold = app.threshold;
                 tokio::spawn(async move {
                     // advisor: the decision at the threshold, and where the first numeric
@@ -310,11 +311,20 @@ impl Runtime {
                             inputs: Some(vec![row.clone()]),
                             features: None,
                         };
-                        let answer =
-                            serve.post::<_, PredictResponse>("/v1/predict", &request).await.map_err(|e| e.to_string()).and_then(|a| {
-                                let p = a.probabilities.first().copied().ok_or("no probability in the answer")?;
-                                Ok((p, a.model_version))
-                            });
+                        let answer = serve.post::<_, PredictResponse>("/v1/predict", &request).await.map_err(|e| e.to_string());
+                        // A K-class model answers each class's probability by name.
+                        if let Ok(a) = &answer
+                            && !a.classes.is_empty()
+                        {
+                            let classes = a.classes.first().cloned().unwrap_or_default();
+                            let result = Ok((classes, a.model_version.clone()));
+                            Self::send(&tx, AppEvent::PredictedClasses { alias, result });
+                            continue;
+                        }
+                        let answer = answer.and_then(|a| {
+                            let p = a.probabilities.first().copied().ok_or("no probability in the answer")?;
+                            Ok((p, a.model_version))
+                        });
                         Self::send(&tx, AppEvent::Predicted { alias, result: answer });
                     }
                 });

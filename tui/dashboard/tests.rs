@@ -53,6 +53,7 @@ fn metrics(accuracy: f64, log_loss: f64) -> Metrics {
         confusion: Confusion { tp: 193, fp: 17, tn: 181, fn_: 9 },
         pr_auc: 0.9871,
         suggested_thresholds: None,
+        multiclass: None,
     }
 }
 
@@ -78,6 +79,8 @@ fn evaluation(version: u32) -> Evaluation {
         fit: Default::default(),
         classes: Some(Classes::for_numeric_label("admitted")),
         rows: RowCounts { train: 1440, validation: 160, test: 400 },
+        multinomial: None,
+        class_curves: Vec::new(),
     }
 }
 
@@ -1242,4 +1245,80 @@ fn a_path_from_the_form_draws_its_charts_lambda_by_lambda() {
         assert!(text.contains("CV deviance ± 1 s.e."), "{text}");
     }
     assert_eq!(app.path.chosen(), Some((2, 2)));
+}
+
+/// An app after a K-class run: a three-class model fitted by the core on a small grid of rows
+/// (the species of a made-up island), its metrics, and its report.
+fn three_class_app() -> App {
+    use logitflow_core::logistic::Examples;
+    use logitflow_core::logistic::multinomial::{ClassModel, Coding, fit_multinomial, multinomial_statistics};
+    let mut app = trained_app();
+    let names: Vec<String> = ["Adelie", "Chinstrap", "Gentoo"].map(String::from).into();
+    // Two terms, three overlapping classes: the fit converges and has statistics.
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    for i in 0..90 {
+        let t = f64::from(i);
+        x.extend([(t * 0.37).sin() + f64::from(i % 3), (t * 0.11).cos()]);
+        y.push(f64::from((i + i / 7) % 3));
+    }
+    let fit = fit_multinomial(Examples::new(&x, &y, 2), (3, Coding::Reference { class: 0 }), 0.0, &Default::default(), |_| {});
+    let transform = logitflow_core::scale::Transform {
+        scaling: logitflow_core::scale::Scaling::None,
+        feature_names: vec!["bill".into(), "flipper".into()],
+        encodings: Vec::new(),
+        term_names: Vec::new(),
+        offset: vec![0.0, 0.0],
+        scale: vec![1.0, 1.0],
+    };
+    let mut model = ClassModel::new(&fit, &transform, &names);
+    model.tables = multinomial_statistics(&fit, &transform, transform.term_names()).expect("a regular Hessian");
+    let mut probabilities = vec![0.0; 90 * 3];
+    for (row, out) in x.chunks_exact(2).zip(probabilities.chunks_exact_mut(3)) {
+        model.probabilities_raw(&transform, row, out);
+    }
+    let mut evaluated = evaluation(2);
+    evaluated.metrics = logitflow_core::metrics::multiclass_metrics(&probabilities, &y, &names, 0.5);
+    evaluated.classes = Some(Classes::several(names));
+    evaluated.multinomial = Some(model);
+    evaluated.feature_names = vec!["bill".into(), "flipper".into()];
+    evaluated.sample = Vec::new();
+    app.on_event(AppEvent::Pipeline(PipelineEvent::Evaluated(Box::new(evaluated.clone()))));
+    let mut report = run_report(&evaluated, 30);
+    report.model.multinomial = evaluated.multinomial.clone();
+    app.on_event(AppEvent::RunFinished(Ok(Box::new(report))));
+    app
+}
+
+/// A K-class model's answer is a labelled bar per class, the most probable marked; the Model
+/// panel shows the K×K confusion and one class's table against the reference, and K moves to
+/// the next class, in the panel and in the C view.
+#[test]
+fn a_k_class_model_answers_with_a_bar_per_class_and_a_table_per_class() {
+    use logitflow_kit::wire::ClassProbability;
+    let mut app = three_class_app();
+    let class = |name: &str, probability: f64| ClassProbability { class: name.into(), probability };
+    let answer = vec![class("Adelie", 0.0712), class("Chinstrap", 0.8123), class("Gentoo", 0.1165)];
+    app.on_event(AppEvent::PredictedClasses { alias: "stable".into(), result: Ok((answer, "2".into())) });
+    let text = screen(&app, 120, 40);
+    let line = |needle: &str| text.lines().find(|l| l.contains(needle)).unwrap_or_default().to_string();
+    assert!(line("stable v2 Adelie").contains("0.0712 ██"), "{text}");
+    assert!(line("Chinstrap 0.8123").contains("░ ←"), "the most probable is marked: {text}");
+    assert!(line("Gentoo    0.1165").contains("░") && !line("Gentoo    0.1165").contains("←"), "{text}");
+    assert!(text.contains("confusion: true ↓ predicted →"), "{text}");
+    assert!(text.contains("macro: prec"), "{text}");
+    assert!(line("Chinstrap against Adelie").contains("K: next class"), "{text}");
+    assert!(line("term ").contains("RRR"), "{text}");
+    assert_eq!(app.on_key(key(KeyCode::Char('K'))), None);
+    assert_eq!(app.status, "coefficients of Gentoo against Adelie");
+    assert!(screen(&app, 120, 40).contains("Gentoo against Adelie  K: next class"));
+    assert_eq!(app.on_key(key(KeyCode::Char('C'))), None);
+    assert_eq!(app.overlay, Overlay::Coefficients);
+    let view = screen(&app, 120, 40);
+    assert!(view.contains("Coefficients of v2 — Gentoo against Adelie (←→ class)") && view.contains("RRR"), "{view}");
+    app.on_key(key(KeyCode::Right));
+    assert!(screen(&app, 120, 40).contains("— Chinstrap against Adelie (←→ class)"));
+    app.on_key(key(KeyCode::Esc));
+    insta::with_settings!({ filters => volatile_filters() }, {
+        insta::assert_snapshot!("three_classes_120x40", screen(&app, 120, 40));
+    });
 }

@@ -1,6 +1,6 @@
 //! Rendering: `impl Widget for &App`. Pure — it reads the state and draws; no I/O.
 
-use super::app::{App, Focus, Overlay, ParamsForm, StageState};
+use super::app::{Answer, App, Focus, Overlay, ParamsForm, StageState};
 use crate::numbers::readable;
 use crate::supervisor::Status;
 use logitflow_core::scale::Value;
@@ -26,8 +26,9 @@ impl Widget for &App {
         let [top, middle, bottom, status, footer] = Layout::vertical([
             Constraint::Length(11),
             Constraint::Min(5),
-            // The answers and advisor's line below them, where the screen is tall enough.
-            Constraint::Length(if area.height >= 36 { 5 } else { 4 }),
+            // The answers and advisor's line below them, where the screen is tall enough; a
+            // K-class model's answer is a bar per class.
+            Constraint::Length(answer_height(self, area.height)),
             Constraint::Length(1),
             Constraint::Length(1),
         ])
@@ -335,7 +336,8 @@ fn render_model(app: &App, area: Rect, buf: &mut Buffer) {
     // the positive class's, which is named where it fits ("admitted: prec …"), so a reader
     // knows which class the probabilities and decisions are of.
     let scores = format!("prec {:.3} rec {:.3} F1 {:.3}", m.precision, m.recall, m.f1);
-    let positive = app.class_names().1;
+    // A K-class model's are the means over its classes.
+    let positive = if m.multiclass.is_some() { "macro" } else { app.class_names().1 };
     lines.push(Line::from(if usize::from(area.width) >= scores.len() + positive.chars().count() + 4 {
         format!("{positive}: {scores}")
     } else if area.width >= 31 {
@@ -352,13 +354,21 @@ fn render_model(app: &App, area: Rect, buf: &mut Buffer) {
         lines.push(Line::from(Span::styled(text, Style::new().fg(Color::Yellow))));
     }
     let c = &m.confusion;
-    let confusion =
-        [Line::from(format!("confusion  tp {:<4} fp {:<4}", c.tp, c.fp)), Line::from(format!("           fn {:<4} tn {:<4}", c.fn_, c.tn))];
+    let confusion = match &m.multiclass {
+        Some(multiclass) => class_confusion_lines(multiclass, area.width.saturating_sub(2)),
+        None => vec![
+            Line::from(format!("confusion  tp {:<4} fp {:<4}", c.tp, c.fp)),
+            Line::from(format!("           fn {:<4} tn {:<4}", c.fn_, c.tn)),
+        ],
+    };
     let block = Block::bordered().title(" Model ");
     let inner = block.inner(area);
     // The coefficient table of an exact fit (standard errors and the rest), for the version
-    // shown; an iterative fit has its estimates only.
-    let terms = shown.map(|r| &r.model.fit.terms).filter(|t| !t.is_empty());
+    // shown; an iterative fit has its estimates only. A K-class model's, of the class shown.
+    let terms = shown.and(app.shown_terms());
+    let class_heading = app.shown_class_table().map(|(_, of)| {
+        Line::from(vec![Span::styled(of, Style::new().bold()), Span::styled("  K: next class", Style::new().fg(Color::DarkGray))])
+    });
     // On a short panel the confusion matrix gives way to the table.
     if terms.is_none() || inner.height as usize >= lines.len() + confusion.len() + 5 {
         lines.extend(confusion);
@@ -376,8 +386,10 @@ fn render_model(app: &App, area: Rect, buf: &mut Buffer) {
     }
     match terms {
         Some(terms) => {
+            let ratio = if class_heading.is_some() { "RRR" } else { "OR" };
+            lines.extend(class_heading);
             let room = (inner.height as usize).saturating_sub(lines.len());
-            lines.extend(coefficient_table(terms, inner.width as usize, room));
+            lines.extend(coefficient_table(terms, (inner.width as usize, room), ratio));
         }
         None => {
             lines.push(Line::from(format!("θ0 {}", readable(intercept, 4))));
@@ -398,10 +410,33 @@ fn render_model(app: &App, area: Rect, buf: &mut Buffer) {
     }
 }
 
+/// A K-class model's confusion as a grid: a row per true class, a column per predicted class,
+/// each headed by the class's name cut to the cell's width.
+fn class_confusion_lines(multiclass: &logitflow_core::metrics::MulticlassMetrics, width: u16) -> Vec<Line<'static>> {
+    let k = multiclass.classes.len();
+    let name_width = multiclass.classes.iter().map(|c| c.class.chars().count()).max().unwrap_or(1).clamp(1, 10);
+    let counts = multiclass.confusion.iter().flatten().map(|n| n.to_string().len()).max().unwrap_or(1);
+    let cell = (usize::from(width).saturating_sub(name_width + 1) / k.max(1)).saturating_sub(1).clamp(counts, 8);
+    let cut = |name: &str, width: usize| name.chars().take(width).collect::<String>();
+    let mut lines = vec![Line::from(Span::styled("confusion: true ↓ predicted →", Style::new().fg(Color::DarkGray)))];
+    let heads: String = multiclass.classes.iter().map(|c| format!(" {:>cell$}", cut(&c.class, cell))).collect();
+    lines.push(Line::from(format!("{:name_width$}{heads}", "")));
+    for (c, row) in multiclass.classes.iter().zip(&multiclass.confusion) {
+        let counts: String = row.iter().map(|n| format!(" {n:>cell$}")).collect();
+        lines.push(Line::from(format!("{:<name_width$}{counts}", cut(&c.class, name_width))));
+    }
+    lines
+}
+
 /// The coefficient table in term order — estimate, standard error, p-value and odds ratio as
 /// `width` allows (the estimate and p-value always) — in at most `room` lines, the last saying
 /// how many terms did not fit; below three lines, only how many terms there are.
-fn coefficient_table(terms: &[logitflow_core::inference::TermStatistics], width: usize, room: usize) -> Vec<Line<'static>> {
+/// `ratio` heads the ratio's column: "OR", or "RRR" for a K-class model's relative-risk ratio.
+fn coefficient_table(
+    terms: &[logitflow_core::inference::TermStatistics],
+    (width, room): (usize, usize),
+    ratio: &str,
+) -> Vec<Line<'static>> {
     let wide = width >= 42;
     let numbers = if wide { 31 } else { 16 };
     let name_width = width.saturating_sub(numbers + 1).max(4);
@@ -430,7 +465,7 @@ fn coefficient_table(terms: &[logitflow_core::inference::TermStatistics], width:
     };
     let mut lines = vec![Line::from(Span::styled(
         if wide {
-            format!("{} {:>8} {:>7} {:>6} {:>7}", fit("term"), "coef", "se", "p", "OR")
+            format!("{} {:>8} {:>7} {:>6} {:>7}", fit("term"), "coef", "se", "p", ratio)
         } else {
             format!("{} {:>8} {:>6}", fit("term"), "coef", "p")
         },
@@ -531,12 +566,61 @@ fn render_predict(app: &App, area: Rect, buf: &mut Buffer) {
     Paragraph::new(lines).block(block).render(area, buf);
 }
 
+/// The Answer panel's height: 5 rows where the screen is tall enough, else 4; for a K-class
+/// model, room for a bar per class (up to 9 rows).
+fn answer_height(app: &App, screen_height: u16) -> u16 {
+    let two_class = if screen_height >= 36 { 5 } else { 4 };
+    let k = app.class_count();
+    if k <= 2 {
+        return two_class;
+    }
+    (k as u16 + 2).clamp(two_class, 9).min(screen_height.saturating_sub(MIN_HEIGHT - 4).max(two_class))
+}
+
+/// One alias's answer of a K-class model: a labelled bar per class, the most probable green.
+fn class_answer_lines(answer: &Answer, width: u16) -> Vec<Line<'static>> {
+    let version = answer.result.as_ref().map_or(String::new(), |(_, v)| format!(" v{v}"));
+    let head = format!("{}{version}", answer.alias);
+    let name_width = answer.classes.iter().map(|c| c.class.chars().count()).max().unwrap_or(1).min(18);
+    let probabilities: Vec<f64> = answer.classes.iter().map(|c| c.probability).collect();
+    let best = logitflow_core::metrics::most_probable(&probabilities);
+    let bar_width = usize::from(width).saturating_sub(head.chars().count() + name_width + 11);
+    answer
+        .classes
+        .iter()
+        .enumerate()
+        .map(|(c, class)| {
+            let lead = if c == 0 { head.clone() } else { " ".repeat(head.chars().count()) };
+            let name: String = class.class.chars().take(name_width).collect();
+            let filled = (class.probability.clamp(0.0, 1.0) * bar_width as f64).round() as usize;
+            let colour = if c == best { Color::Green } else { Color::DarkGray };
+            Line::from(vec![
+                Span::raw(format!("{lead} {name:<name_width$} {:.4} ", class.probability)),
+                Span::styled(format!("{}{}", "█".repeat(filled), "░".repeat(bar_width - filled)), Style::new().fg(colour)),
+                Span::raw(if c == best { " ←" } else { "" }),
+            ])
+        })
+        .collect()
+}
+
 fn render_answers(app: &App, area: Rect, buf: &mut Buffer) {
     let block = Block::bordered().title(" Answer ");
     let inner = block.inner(area);
     block.render(area, buf);
     if app.answers.is_empty() {
         Paragraph::new("type a value in Predict (p), then Enter").render(inner, buf);
+        return;
+    }
+    if app.answers.iter().any(|a| !a.classes.is_empty()) {
+        let lines: Vec<Line> = app
+            .answers
+            .iter()
+            .flat_map(|a| match &a.result {
+                Ok(_) => class_answer_lines(a, inner.width.saturating_sub(3)),
+                Err(e) => vec![Line::from(Span::styled(format!("{}: {e}", a.alias), Style::new().fg(Color::Red)))],
+            })
+            .collect();
+        Paragraph::new(lines).render(inner, buf);
         return;
     }
     // advisor's line goes below the answers, when there is a line for it.
@@ -852,10 +936,18 @@ fn render_coefficients(app: &App, area: Rect, buf: &mut Buffer) {
         ]);
         Row::new(cells)
     });
-    let (header, widths) = coefficient_columns(wide, bar_width);
+    let (mut header, widths) = coefficient_columns(wide, bar_width);
+    if app.shown_class_table().is_some()
+        && let Some(ratio) = header.iter_mut().find(|h| **h == "OR")
+    {
+        // A K-class model's ratio is of two classes' probabilities: the relative-risk ratio.
+        *ratio = "RRR";
+    }
     let version = app.last_report.as_ref().map_or(0, |r| r.model.version);
+    // A K-class model's table is of one class: which, and how to see the next.
+    let of = app.shown_class_table().map_or(String::new(), |(_, of)| format!(" {of} (←→ class) ·"));
     let title = format!(
-        " Coefficients of v{version} — {} · rows {}–{} of {} · per sd: the estimate × its term's standard deviation, green +, red − ",
+        " Coefficients of v{version} —{of} {} · rows {}–{} of {} · per sd: the estimate × its term's standard deviation, green +, red − ",
         if app.coefficients_by_magnitude { "largest standardized first" } else { "term order" },
         first + 1,
         (first + shown).min(order.len()),

@@ -66,6 +66,12 @@ async fn advice(State(state): State<AppState>, Json(request): Json<AdviceRequest
             format!("expected {} value(s): {}", meta.feature_names.len(), meta.feature_names.join(", ")),
         ));
     }
+    if let Some(classes) = meta.classes.as_ref().filter(|c| c.count() > 2) {
+        return Err(ApiError::invalid(
+            "NOT_SUPPORTED",
+            format!("model {name:?} has {} classes; advice is given for two-class models so far", classes.count()),
+        ));
+    }
     let is_text = |j: usize| meta.inputs.get(j).is_some_and(|i| i.datatype == "BYTES");
     // The feature to solve for: the one asked, else the first numeric one.
     let solve_for = match &request.feature {
@@ -95,7 +101,7 @@ async fn advice(State(state): State<AppState>, Json(request): Json<AdviceRequest
     let probability = answer
         .outputs
         .first()
-        .and_then(|o| o.data.first())
+        .and_then(|o| o.data.numbers().first())
         .copied()
         .ok_or_else(|| ApiError::Internal("serve answered no probability".into()))?;
     let needed = request.target.zip(solve_for).and_then(|(target, j)| {

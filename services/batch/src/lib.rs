@@ -20,7 +20,7 @@ use axum::routing::post;
 use futures::StreamExt;
 use logitflow_core::scale::Value;
 use logitflow_kit::client::{ServiceClient, path_segment};
-use logitflow_kit::wire::{InferInput, InferRequest, InferResponse, ModelMetadata};
+use logitflow_kit::wire::{InferInput, InferRequest, InferResponse, ModelMetadata, OutputData};
 use logitflow_kit::{ApiError, Config, Readiness};
 use serde::Deserialize;
 
@@ -102,17 +102,32 @@ impl Chunk {
         self.ends.len()
     }
 
-    /// The records again, each with its probability appended, as CSV lines.
-    fn with_probabilities(&self, probabilities: &[f64]) -> Result<Bytes, std::io::Error> {
+    /// The records again, each with its probability appended (a K-class model's: each class's
+    /// probability, then the most probable class's name), as CSV lines.
+    fn with_probabilities(&self, probabilities: &[f64], labels: &[String]) -> Result<Bytes, std::io::Error> {
         use std::io::Write;
-        if probabilities.len() != self.rows() {
-            return Err(std::io::Error::other(format!("serve answered {} probabilities for {} rows", probabilities.len(), self.rows())));
+        let per_row = probabilities.len() / self.rows().max(1);
+        let expected_labels = if per_row > 1 { self.rows() } else { 0 };
+        if probabilities.len() != self.rows() * per_row.max(1) || labels.len() != expected_labels {
+            return Err(std::io::Error::other(format!(
+                "serve answered {} probabilities and {} labels for {} rows",
+                probabilities.len(),
+                labels.len(),
+                self.rows()
+            )));
         }
-        let mut out = Vec::with_capacity(self.records.len() + self.rows() * 24);
+        let mut out = Vec::with_capacity(self.records.len() + self.rows() * 24 * per_row.max(1));
         let mut start = 0;
-        for (&end, p) in self.ends.iter().zip(probabilities) {
+        for (row, &end) in self.ends.iter().enumerate() {
             out.extend_from_slice(&self.records[start..end - 1]);
-            writeln!(out, ",{p}")?;
+            for p in &probabilities[row * per_row.max(1)..(row + 1) * per_row.max(1)] {
+                write!(out, ",{p}")?;
+            }
+            if let Some(label) = labels.get(row) {
+                out.push(b',');
+                out.extend_from_slice(&csv_field(label));
+            }
+            out.push(b'\n');
             start = end;
         }
         Ok(Bytes::from(out))
@@ -291,10 +306,28 @@ fn parse_chunks(
     }
 }
 
-/// The header written back with `probability` appended, as the rows are ([`record_writer`]).
-fn header_with_probability(header: &csv::ByteRecord) -> Result<Bytes, std::io::Error> {
+/// One CSV field as the csv crate writes it: quoted, its quotes doubled, where it must be.
+fn csv_field(text: &str) -> Vec<u8> {
+    let mut out = record_writer();
+    let _ = out.write_field(text);
+    let _ = out.write_record(None::<&[u8]>);
+    let mut bytes = out.into_inner().unwrap_or_default();
+    bytes.pop();
+    bytes
+}
+
+/// The header written back with `probability` appended, as the rows are ([`record_writer`]);
+/// for a K-class model (`classes`), `probability_<class>` for each class and then `label`.
+fn header_with_probability(header: &csv::ByteRecord, classes: &[&str]) -> Result<Bytes, std::io::Error> {
     let mut line = header.clone();
-    line.push_field(b"probability");
+    if classes.len() > 2 {
+        for class in classes {
+            line.push_field(format!("probability_{class}").as_bytes());
+        }
+        line.push_field(b"label");
+    } else {
+        line.push_field(b"probability");
+    }
     let mut out = record_writer();
     out.write_byte_record(&line)?;
     out.into_inner().map(Bytes::from).map_err(|e| std::io::Error::other(e.to_string()))
@@ -348,7 +381,8 @@ async fn score(State(state): State<AppState>, Query(query): Query<ScoreQuery>, b
         None => return Err(body_failed(&mut body_error_rx).unwrap_or_else(|| ApiError::Internal("the parser stopped".into()))),
     };
     let path = format!("/v2/models/{model}/versions/{}/infer", path_segment(&version));
-    let header_bytes = header_with_probability(&header);
+    let classes = meta.classes.as_ref().map(|c| c.names()).unwrap_or_default();
+    let header_bytes = header_with_probability(&header, &classes);
     // scorer → response.
     let (out_tx, out_rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(IN_FLIGHT);
     tokio::spawn(async move {
@@ -367,8 +401,13 @@ async fn score(State(state): State<AppState>, Query(query): Query<ScoreQuery>, b
                     let chunk = item.map_err(|e| std::io::Error::other(e.to_string()))?;
                     let answer = serve.post::<_, InferResponse>(path, &infer_request(meta, text, &chunk)).await;
                     let answer = answer.map_err(|e| std::io::Error::other(e.to_string()))?;
-                    let probabilities = answer.outputs.first().map_or(&[][..], |o| o.data.as_slice());
-                    chunk.with_probabilities(probabilities)
+                    let output = |name: &str| answer.outputs.iter().find(|o| o.name == name).map(|o| &o.data);
+                    let probabilities = output("probability").map_or(&[][..], |d| d.numbers());
+                    let labels = match output("label") {
+                        Some(OutputData::Texts(labels)) => labels.as_slice(),
+                        _ => &[],
+                    };
+                    chunk.with_probabilities(probabilities, labels)
                 }
             })
             .buffered(IN_FLIGHT);

@@ -141,8 +141,19 @@ fn class_name(classes: Option<&Classes>, positive: bool) -> String {
     }
 }
 
-/// Checks that labels `y` hold both classes, naming the missing one by `classes`.
+/// Checks that labels `y` hold both classes (or, for K classes, every one), naming the missing
+/// one by `classes`.
 pub fn check_both_classes(y: &[f64], classes: Option<&Classes>) -> Result<(), DataError> {
+    if let Some(classes) = classes.filter(|c| c.count() > 2) {
+        let mut seen = vec![false; classes.count()];
+        for &v in y {
+            seen[v as usize] = true;
+        }
+        return match seen.iter().position(|s| !s) {
+            Some(missing) => Err(DataError::MissingClass(classes.names()[missing].to_string())),
+            None => Ok(()),
+        };
+    }
     let positives = y.iter().filter(|&&v| v == 1.0).count();
     if positives == 0 {
         return Err(DataError::SingleClass(class_name(classes, false)));
@@ -495,15 +506,23 @@ fn stratified_rows_as<R: RowNumber>(y: &[f64], test_fraction: f64, seed: u64) ->
     const NEITHER: u8 = 0;
     const TRAIN: u8 = 1;
     const TEST: u8 = 2;
-    let classes = [0.0, 1.0];
-    let counts = classes.map(|class| y.iter().filter(|&&label| label == class).count());
-    let first = ChaCha8Rng::seed_from_u64(seed);
-    let mut second = first.clone();
-    vec![(); counts[0]].shuffle(&mut second);
+    // Labels are class indices: 0/1, or 0 to K−1 for K classes.
+    let class_count = y.iter().filter(|v| !v.is_nan()).fold(1.0f64, |top, &v| top.max(v)) as usize + 1;
+    let counts: Vec<usize> = (0..class_count).map(|class| y.iter().filter(|&&label| label == class as f64).count()).collect();
+    // Class c shuffles with the generator class c − 1 used, advanced past that class's shuffle.
+    let mut generators = vec![ChaCha8Rng::seed_from_u64(seed)];
+    for &count in &counts[..class_count - 1] {
+        let mut next = generators.last().expect("the first generator").clone();
+        vec![(); count].shuffle(&mut next);
+        generators.push(next);
+    }
     let shuffled: Vec<Vec<R>> = std::thread::scope(|scope| {
-        let shuffling: Vec<_> = [(classes[0], counts[0], first), (classes[1], counts[1], second)]
+        let shuffling: Vec<_> = generators
             .into_iter()
-            .map(|(class, count, mut rng)| {
+            .zip(&counts)
+            .enumerate()
+            .map(|(class, (mut rng, &count))| {
+                let class = class as f64;
                 scope.spawn(move || {
                     // Written at every row, kept at the class's: no branch on the labels.
                     let mut rows = vec![R::default(); count + 1];
@@ -537,7 +556,7 @@ fn stratified_rows_as<R: RowNumber>(y: &[f64], test_fraction: f64, seed: u64) ->
     // Each part in the file's order: the rows marked, read off in order (sorting the shuffled
     // rows back took 19 ms of preprocess's 90 at 1M rows). Every row is written to both parts
     // and counted in the one it belongs to, so the loop has no branch on its random parts.
-    let train_rows = counts[0] + counts[1] - parts.iter().filter(|&&p| p == TEST).count();
+    let train_rows = counts.iter().sum::<usize>() - parts.iter().filter(|&&p| p == TEST).count();
     let test_rows = y.len() - train_rows;
     let (mut train, mut test) = (vec![0; train_rows + 1], vec![0; test_rows + 1]);
     let (mut in_train, mut in_test) = (0, 0);
@@ -601,12 +620,14 @@ mod tests {
         assert_eq!(report.imputed["a"], 1);
     }
 
-    /// The split as it was made before the classes were shuffled on two cores: class 0
-    /// shuffled, then class 1 with the same generator, the parts read off a marked array.
+    /// The split as it was made before the classes were shuffled on cores of their own: class
+    /// 0 shuffled, then class 1 (and each class after it, for K classes) with the same
+    /// generator, the parts read off a marked array.
     fn stratified_rows_one_class_after_the_other(y: &[f64], test_fraction: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut parts = vec![None; y.len()];
-        for class in [0.0, 1.0] {
+        let classes = y.iter().filter(|v| !v.is_nan()).fold(1.0f64, |top, &v| top.max(v)) as usize + 1;
+        for class in (0..classes).map(|c| c as f64) {
             let mut idx: Vec<usize> = (0..y.len()).filter(|&i| y[i] == class).collect();
             idx.shuffle(&mut rng);
             let mut n_test = (idx.len() as f64 * test_fraction).round() as usize;
@@ -625,8 +646,9 @@ mod tests {
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig { cases: 256, ..Default::default() })]
 
-        /// The same seed splits the same rows as before, whatever the labels (rows of neither
-        /// class in neither part) and fraction, with row numbers held as u32 or as usize.
+        /// The same seed splits the same rows as before, whatever the labels (two classes or
+        /// three; rows of no class, a missing label, in neither part) and fraction, with row
+        /// numbers held as u32 or as usize.
         #[test]
         fn the_classes_shuffled_on_two_cores_split_as_one_after_the_other(
             labels in proptest::collection::vec(proptest::prop_oneof![8 => 0u8..2, 1 => 2u8..4], 0..3000),

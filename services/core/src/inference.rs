@@ -164,12 +164,32 @@ impl FitStatistics {
     /// offset (which the null model keeps: its intercept is fitted with the offset, as
     /// statsmodels' GLM does).
     pub fn of(loss_sum: f64, ex: Examples<'_>, df_model: usize) -> FitStatistics {
-        let n = ex.weight_sum();
         // 0 − x, not −x: a perfect fit's log-likelihood is 0, not −0.
-        let log_likelihood = 0.0 - loss_sum;
-        let log_likelihood_null = null_log_likelihood(ex);
+        FitStatistics::from_likelihoods((0.0 - loss_sum, null_log_likelihood(ex)), df_model, (df_model + 1) as f64, ex.weight_sum())
+    }
+}
+
+impl FitStatistics {
+    /// The figures of a K-class fit whose summed log loss over rows with class indices `y` is
+    /// `loss_sum`, with `terms` terms per class: (K−1)·terms degrees of freedom and
+    /// (K−1)·(terms+1) parameters, as statsmodels' `MNLogit` counts them; the null model gives
+    /// every class its share of the rows.
+    pub fn of_classes(loss_sum: f64, y: &[f64], classes: usize, terms: usize) -> FitStatistics {
+        let n = y.len() as f64;
+        let mut counts = vec![0usize; classes];
+        for &v in y {
+            counts[v as usize] += 1;
+        }
+        let log_likelihood_null: f64 = counts.iter().filter(|&&c| c > 0).map(|&c| c as f64 * (c as f64 / n).ln()).sum();
+        let df_model = (classes - 1) * terms;
+        let parameters = ((classes - 1) * (terms + 1)) as f64;
+        FitStatistics::from_likelihoods((0.0 - loss_sum, log_likelihood_null), df_model, parameters, n)
+    }
+
+    /// The figures from the log-likelihoods of the fit and of the null model, for a fit of
+    /// `parameters` parameters, `df_model` of them beyond the null model's, over `n` rows.
+    fn from_likelihoods((log_likelihood, log_likelihood_null): (f64, f64), df_model: usize, parameters: f64, n: f64) -> FitStatistics {
         let llr = 2.0 * (log_likelihood - log_likelihood_null);
-        let parameters = (df_model + 1) as f64;
         FitStatistics {
             log_likelihood,
             log_likelihood_null,
@@ -328,6 +348,14 @@ pub fn statistics(
             sandwich(&inverse, &meat, k, g / (g - 1.0) * (n - 1.0) / (n - k as f64))
         }
     };
+    let (intercept, coefficients) = estimates;
+    Some(with_standard_errors(TermStatistics::estimates_only(intercept, coefficients), &covariance, transform))
+}
+
+/// `table` (the intercept, then each term, in the data's units) with the standard errors, z,
+/// p-values and 95% intervals of `covariance`, the estimates' covariance on the scaled terms.
+pub fn with_standard_errors(mut table: Vec<TermStatistics>, covariance: &[f64], transform: &Transform) -> Vec<TermStatistics> {
+    let k = table.len();
     // The covariance in the data's units is A C Aᵀ, with A's row 0 = (1, −o1/s1, …) and row t
     // = e_t/s_t (the scaling's map from scaled to raw estimates). Only its diagonal is needed,
     // and A is that sparse: a term's variance is C_tt/s_t², the intercept's a₀ᵀ C a₀. O(k²),
@@ -340,8 +368,6 @@ pub fn statistics(
             covariance[r * k + r] / (transform.scale[r - 1] * transform.scale[r - 1])
         }
     };
-    let (intercept, coefficients) = estimates;
-    let mut table = TermStatistics::estimates_only(intercept, coefficients);
     for (r, row) in table.iter_mut().enumerate() {
         let se = variance(r).max(0.0).sqrt();
         let z = row.estimate / se;
@@ -351,7 +377,7 @@ pub fn statistics(
         row.ci_low = Some(row.estimate - Z_95 * se);
         row.ci_high = Some(row.estimate + Z_95 * se);
     }
-    Some(table)
+    table
 }
 
 /// Rows at a time in [`score_outer_products`]: its scaled copy of them is this size.

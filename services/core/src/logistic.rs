@@ -24,6 +24,7 @@ use std::time::Instant;
 use crate::table_exp::{ExpTable, FMA_IN_BASELINE, multiply_add};
 
 mod lbfgs;
+pub mod multinomial;
 pub mod path;
 mod saga;
 
@@ -261,6 +262,10 @@ pub struct TrainParams {
     /// Which λ the cross-validation chooses.
     #[serde(skip_serializing_if = "LambdaRule::is_one_se")]
     pub select: LambdaRule,
+    /// A K-class label's reference class, which an unpenalised fit's estimates are against;
+    /// absent: the first in sorted order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
 }
 
 /// The penalty on the weights (never the intercept), as glmnet writes it:
@@ -438,6 +443,7 @@ impl Default for TrainParams {
             lambda: None,
             cv: None,
             select: LambdaRule::OneSe,
+            reference: None,
         }
     }
 }

@@ -2,6 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
+mod multiclass;
+pub use multiclass::{ClassMetrics, MulticlassMetrics, most_probable, multiclass_metrics};
+
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Confusion {
     pub tp: u64,
@@ -82,6 +85,10 @@ pub struct Metrics {
     /// Thresholds worth considering besides the one in use.
     #[serde(default)]
     pub suggested_thresholds: Option<SuggestedThresholds>,
+    /// A K-class model's confusion and per-class figures; the fields above are then its
+    /// accuracy, macro averages, log loss and Brier score.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multiclass: Option<MulticlassMetrics>,
 }
 
 /// The threshold that maximises F1, and the one that maximises Youden's J (TPR − FPR).
@@ -134,6 +141,7 @@ impl Metrics {
             confusion: c,
             pr_auc: f64::NAN,
             suggested_thresholds: None,
+            multiclass: None,
         }
     }
 

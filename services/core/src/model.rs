@@ -6,6 +6,7 @@
 //! statsmodels or R's glm.
 
 use crate::inference::{FitReport, TermStatistics};
+use crate::logistic::multinomial::ClassModel;
 use crate::logistic::{EpochEvent, StopReason, TrainParams, Weights, logit, sigmoid};
 use crate::scale::{EncodeError, Encoding, Transform, Value};
 use crate::table::Classes;
@@ -52,6 +53,10 @@ pub struct Model {
     /// The coefficient table, separation, optimality ([`FitReport`]).
     #[serde(flatten)]
     pub fit: FitReport,
+    /// A K-class model's blocks and tables; `None` for two classes, whose weights are `scaled`
+    /// (a K-class model's `scaled`, `intercept` and `coefficients` are zero).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multinomial: Option<ClassModel>,
 }
 
 /// Coefficients by term name, in the model's term order: a JSON object whose keys keep that
@@ -189,6 +194,7 @@ impl Model {
             validation_rows: 0,
             classes: None,
             fit: FitReport { terms, ..FitReport::default() },
+            multinomial: None,
         }
     }
 
@@ -212,6 +218,36 @@ impl Model {
         match &self.classes {
             Some(c) => (c.negative.clone(), c.positive.clone()),
             None => (format!("not {}", self.label_name), self.label_name.clone()),
+        }
+    }
+
+    /// How many classes the model tells apart: 2, or K.
+    pub fn class_count(&self) -> usize {
+        self.multinomial.as_ref().map_or(2, |m| m.weights.classes())
+    }
+
+    /// Every class's name, in the order of [`Model::probabilities_raw`].
+    pub fn class_list(&self) -> Vec<String> {
+        match (&self.multinomial, &self.classes) {
+            (Some(m), _) => m.estimates.iter().map(|e| e.class.clone()).collect(),
+            _ => {
+                let (negative, positive) = self.class_names();
+                vec![negative, positive]
+            }
+        }
+    }
+
+    /// Each class's probability for one row of terms in the data's units (as
+    /// [`Model::logit_raw`] takes it), into `out`, [`Model::class_count`] long: for two
+    /// classes, 1 − p and p.
+    pub fn probabilities_raw(&self, row: &[f64], out: &mut [f64]) {
+        match &self.multinomial {
+            Some(m) => m.probabilities_raw(&self.transform, row, out),
+            None => {
+                let p = self.probability_raw(row);
+                out[0] = 1.0 - p;
+                out[1] = p;
+            }
         }
     }
 
@@ -317,7 +353,7 @@ impl Model {
         let weights = Weights { bias: -10.0, weights: vec![-0.7, 0.005] };
         let mut model =
             Model::new(transform, weights, "default".into(), TrainParams::default(), StopReason::Converged, 1, 1, Lineage::default());
-        model.classes = Some(Classes { negative: "No".into(), positive: "Yes".into() });
+        model.classes = Some(Classes::two("No", "Yes"));
         model
     }
 

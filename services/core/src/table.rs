@@ -11,7 +11,9 @@
 //! A column is text when most of its cells are not numbers, or when [`CsvOptions::categorical`]
 //! names it. A mostly numeric column with a stray word is an error naming its line, not a
 //! column silently turned into text. The label is 0/1, or two text values of which
-//! [`CsvOptions::positive`] (default: the later in sorted order, as R's glm) is class 1.
+//! [`CsvOptions::positive`] (default: the later in sorted order, as R's glm) is class 1, or
+//! three to [`MAX_CLASSES`] values (text, or numbers other than 0/1): [`Classes::several`], y
+//! each row's class index in sorted order.
 //!
 //! The delimiter is `,` unless told ([`CsvOptions::delimiter`]) or sniffed from the header
 //! (`;` or tab). A first column with no name — the index pandas' `to_csv` writes — is skipped
@@ -48,11 +50,14 @@ pub enum DataError {
     #[error("line {line}, column {column:?}: the value is missing")]
     EmptyValue { line: u64, column: String },
     #[error(
-        "line {line}, label column {column:?}: {value} is not a label; labels must be 0 or 1, or two text values \
-         (--positive names the positive one)"
+        "line {line}, label column {column:?}: {value} is not a label; labels must be 0 or 1, two text values \
+         (--positive names the positive one), or three or more classes"
     )]
     BadLabel { line: u64, column: String, value: String },
-    #[error("label column {column:?} has {count} distinct values ({values}); a label needs exactly two classes")]
+    #[error(
+        "label column {column:?} has {count} distinct values ({values}); a label may have at most {MAX_CLASSES} classes \
+         (a number to predict, or an identifier? choose another label)"
+    )]
     TooManyClasses { column: String, count: usize, values: String },
     #[error("--positive {value:?} is not a value of label column {column:?}, which has: {values}")]
     UnknownPositive { column: String, value: String, values: String },
@@ -73,6 +78,13 @@ pub enum DataError {
     NoFeatures,
     #[error("every row has label {0}: training needs both classes")]
     SingleClass(String),
+    #[error("no row has class {0:?}: training needs a row of every class")]
+    MissingClass(String),
+    #[error(
+        "line {line}, label column {column:?}: {value:?} is the only row of its class (the others: {others}); \
+         a class needs rows to train and to test on: a typo, or a class too rare to learn"
+    )]
+    LoneClass { line: u64, column: String, value: String, others: String },
     #[error("the delimiter must be one ASCII character other than a line end (or tab), got {0:?}")]
     BadDelimiter(String),
     #[error("column {0:?}: {1}")]
@@ -140,19 +152,45 @@ impl ColumnKind {
     }
 }
 
-/// The label's two classes by name: y = 1 is `positive`. For a 0/1 label the names are made
-/// from the column's name (`admitted` / `not admitted`), unless renamed.
+/// The label's classes by name. Two classes: y = 1 is `positive`; for a 0/1 label the names are
+/// made from the column's name (`admitted` / `not admitted`), unless renamed. K ≥ 3 classes:
+/// `several` names them all in sorted order and y is a class's index (`negative` and `positive`
+/// are then its first two).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Classes {
     pub negative: String,
     pub positive: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub several: Vec<String>,
 }
 
 impl Classes {
+    pub fn two(negative: impl Into<String>, positive: impl Into<String>) -> Classes {
+        Classes { negative: negative.into(), positive: positive.into(), several: Vec::new() }
+    }
+
     pub fn for_numeric_label(label: &str) -> Classes {
-        Classes { negative: format!("not {label}"), positive: label.to_string() }
+        Classes::two(format!("not {label}"), label)
+    }
+
+    /// K ≥ 3 classes, named in their order.
+    pub fn several(names: Vec<String>) -> Classes {
+        Classes { negative: names[0].clone(), positive: names[1].clone(), several: names }
+    }
+
+    /// How many classes: 2, or K.
+    pub fn count(&self) -> usize {
+        if self.several.is_empty() { 2 } else { self.several.len() }
+    }
+
+    /// Every class's name, in the order of y's values.
+    pub fn names(&self) -> Vec<&str> {
+        if self.several.is_empty() { vec![&self.negative, &self.positive] } else { self.several.iter().map(String::as_str).collect() }
     }
 }
+
+/// The most classes a label may have: more is a number to regress or an identifier.
+pub const MAX_CLASSES: usize = 100;
 
 /// A CSV file's selected columns as numbers, row-major. Missing cells are `NaN`.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -497,7 +535,7 @@ impl RawTable {
         if let Some(names) = &options.class_labels {
             match names.as_slice() {
                 [positive, negative] if !positive.trim().is_empty() && !negative.trim().is_empty() && positive != negative => {
-                    classes = Some(Classes { negative: negative.trim().to_string(), positive: positive.trim().to_string() });
+                    classes = Some(Classes::two(negative.trim(), positive.trim()));
                 }
                 _ => return Err(DataError::Column(label_name, "--labels takes two different names: POSITIVE,NEGATIVE".into())),
             }
@@ -1133,8 +1171,9 @@ fn sorted_codes(values: &[String], name: &str, max: usize) -> Result<(Vec<u32>, 
     Ok((values.iter().map(|v| position[v.as_str()]).collect(), levels))
 }
 
-/// Turns the label into 0/1: a 0/1 column as it is (unless `positive` is given), else exactly
-/// two values of which `positive` (default: the later in sorted order) is 1.
+/// Turns the label into classes: a 0/1 column as it is (unless `positive` is given); exactly two
+/// other values, of which `positive` (default: the later in sorted order) is 1; or K ≥ 3 values
+/// (text, or numbers other than 0/1), each row's y its value's index in sorted order.
 fn label_classes(
     y: &mut [f64],
     mut cells: TextCells,
@@ -1142,24 +1181,59 @@ fn label_classes(
     column: &str,
     positive: Option<&str>,
 ) -> Result<Option<Classes>, DataError> {
+    let mut numbers_only = false;
     if cells.cells.is_empty() && positive.is_none() {
-        if let Some(row) = y.iter().position(|&v| !v.is_nan() && v != 0.0 && v != 1.0) {
+        let Some(row) = y.iter().position(|&v| !v.is_nan() && v != 0.0 && v != 1.0) else {
+            return Ok(None);
+        };
+        // Numbers other than 0/1: K classes named by their values, or a bad label.
+        numbers_only = true;
+        let distinct: std::collections::BTreeSet<u64> = y.iter().filter(|v| !v.is_nan()).map(|v| v.to_bits()).collect();
+        if distinct.len() < 3 {
             return Err(DataError::BadLabel { line: lines[row], column: column.to_string(), value: number_text(y[row]) });
         }
-        return Ok(None);
     }
     let provisional = cells.every_cells_code(y.iter().copied());
     let mut values = cells.values.clone();
     sort_levels(&mut values);
-    if values.len() > 2 {
+    if values.len() > MAX_CLASSES {
         let shown: Vec<String> = values.iter().take(6).map(|v| format!("{v:?}")).collect();
-        let more = if values.len() > 6 { ", …" } else { "" };
         return Err(DataError::TooManyClasses {
             column: column.to_string(),
             count: values.len(),
-            values: format!("{}{more}", shown.join(", ")),
+            values: format!("{}, …", shown.join(", ")),
         });
     }
+    if values.len() > 2 {
+        if let Some(p) = positive {
+            let values = values.join(", ");
+            return Err(DataError::Column(
+                column.to_string(),
+                format!("--positive {p:?} names one of two classes, but the label has {} ({values})", cells.values.len()),
+            ));
+        }
+        let index: HashMap<&str, f64> = values.iter().enumerate().map(|(i, v)| (v.as_str(), i as f64)).collect();
+        let mut rows_of = vec![0usize; values.len()];
+        for (row, p) in provisional.into_iter().enumerate() {
+            y[row] = if p == u32::MAX { f64::NAN } else { index[cells.values[p as usize].as_str()] };
+            if !y[row].is_nan() {
+                rows_of[y[row] as usize] += 1;
+            }
+        }
+        // One row of a class: most often a typo in a label of fewer classes (a 3 among 0s and 1s).
+        if let Some(lone) = rows_of.iter().position(|&n| n == 1) {
+            let row = y.iter().position(|&v| v == lone as f64).unwrap_or(0);
+            let others = values.iter().enumerate().filter(|&(c, _)| c != lone).map(|(_, v)| format!("{v:?}")).collect::<Vec<_>>();
+            return Err(DataError::LoneClass {
+                line: lines[row],
+                column: column.to_string(),
+                value: values[lone].clone(),
+                others: others.join(", "),
+            });
+        }
+        return Ok(Some(Classes::several(values)));
+    }
+    debug_assert!(!numbers_only, "numbers other than 0/1 in two values are refused above");
     let positive = match positive {
         Some(p) if values.iter().any(|v| v == p) => p.to_string(),
         Some(p) => {
@@ -1171,7 +1245,7 @@ fn label_classes(
     for (row, p) in provisional.into_iter().enumerate() {
         y[row] = if p == u32::MAX { f64::NAN } else { f64::from(u8::from(cells.values[p as usize] == positive)) };
     }
-    Ok(Some(Classes { negative, positive }))
+    Ok(Some(Classes::two(negative, positive)))
 }
 
 /// Passes bytes through, noting where every line break ends: the offset just past its `\n`,
@@ -1433,14 +1507,38 @@ mod tests {
         assert_eq!(&t.x[..5], &[1.0, 10.0, 0.0, 20.0, 1.0]);
         assert!(t.x[5].is_nan());
         // The positive class is the later in sorted order, as R's glm takes it.
-        assert_eq!(t.classes, Some(Classes { negative: "No".into(), positive: "Yes".into() }));
+        assert_eq!(t.classes, Some(Classes::two("No", "Yes")));
         assert_eq!(t.y, vec![0.0, 1.0, 0.0]);
         let told = CsvOptions { positive: Some("No".into()), ..CsvOptions::default() };
         let t = RawTable::from_csv("s,y\na,No\nb,Yes\n".as_bytes(), &told).expect("valid");
         assert_eq!(t.y, vec![1.0, 0.0]);
         let wrong = CsvOptions { positive: Some("maybe".into()), ..CsvOptions::default() };
         assert!(matches!(RawTable::from_csv("s,y\na,No\nb,Yes\n".as_bytes(), &wrong), Err(DataError::UnknownPositive { .. })));
-        assert!(matches!(read("s,y\na,x\nb,y\nc,z\n"), Err(DataError::TooManyClasses { count: 3, .. })));
+    }
+
+    #[test]
+    fn three_or_more_label_values_are_classes_in_sorted_order() {
+        // Text: each row's y is its class's index; a missing label stays missing.
+        let t = read("s,y\na,z\nb,x\nc,y\nd,\ne,x\nf,y\ng,z\n").expect("valid");
+        assert_eq!(t.classes, Some(Classes::several(vec!["x".into(), "y".into(), "z".into()])));
+        assert_eq!(&t.y[..3], &[2.0, 0.0, 1.0]);
+        assert!(t.y[3].is_nan());
+        assert_eq!(t.y[4], 0.0);
+        // Numbers other than 0/1 name their classes, sorted as numbers.
+        let t = read("s,PID\na,6\nb,0\nc,10\nd,2\ne,6\nf,0\ng,10\nh,2\n").expect("valid");
+        assert_eq!(t.classes.as_ref().map(Classes::names), Some(vec!["0", "2", "6", "10"]));
+        assert_eq!(t.y[..4], [2.0, 0.0, 3.0, 1.0]);
+        // Two numbers other than 0/1 are still not a label; nor is --positive with three classes.
+        assert!(matches!(read("s,y\na,1\nb,2\n"), Err(DataError::BadLabel { line: 3, .. })));
+        let told = CsvOptions { positive: Some("x".into()), ..CsvOptions::default() };
+        let three = RawTable::from_csv("s,y\na,x\nb,y\nc,z\n".as_bytes(), &told);
+        assert!(matches!(three, Err(DataError::Column(ref c, ref m)) if c == "y" && m.contains("names one of two classes")), "{three:?}");
+        // More than MAX_CLASSES values: a number to regress, or an identifier.
+        let many: String = (0..=MAX_CLASSES).map(|i| format!("r,{i}.5\n")).collect();
+        assert!(matches!(read(&format!("s,y\n{many}")), Err(DataError::TooManyClasses { count, .. }) if count == MAX_CLASSES + 1));
+        // A class of one row is named with its line: a 3 among 0s and 1s is most often a typo.
+        let lone = read("s,y\na,0\nb,1\nc,3\nd,0\ne,1\n");
+        assert!(matches!(&lone, Err(DataError::LoneClass { line: 4, value, .. }) if value == "3"), "{lone:?}");
     }
 
     #[test]

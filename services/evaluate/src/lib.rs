@@ -14,12 +14,14 @@
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
-use logitflow_core::metrics::{CALIBRATION_BINS, Metrics, Ranking, calibration_bins};
+use logitflow_core::metrics::{CALIBRATION_BINS, Metrics, Ranking, calibration_bins, multiclass_metrics};
 use logitflow_core::model::Model;
 use logitflow_core::registry::{CANDIDATE, Registry, STABLE, check_name};
 use logitflow_core::roles::RowColumns;
 use logitflow_core::store::{Kind, SplitPart, Store};
-use logitflow_kit::wire::{AliasRequest, EvaluateRequest, Evaluation, ModelVersions, PromoteRequest, RowCounts, VersionMetrics};
+use logitflow_kit::wire::{
+    AliasRequest, ClassCurves, EvaluateRequest, Evaluation, ModelVersions, PromoteRequest, RowCounts, VersionMetrics,
+};
 use logitflow_kit::{ApiError, Config, Json, Readiness, blocking};
 use std::sync::Arc;
 
@@ -73,6 +75,30 @@ pub fn score(model: &Model, x: &[f64], y: &[f64], threshold: f64) -> (Metrics, V
     (metrics, probabilities, ranking)
 }
 
+/// Scores a K-class model on rows of terms in the data's units: its metrics
+/// ([`multiclass_metrics`]) and each class's curves against the rest.
+pub fn score_classes(model: &Model, x: &[f64], y: &[f64], threshold: f64) -> (Metrics, Vec<ClassCurves>) {
+    let (width, k) = (model.row_width().max(1), model.class_count());
+    let mut probabilities = vec![0.0; y.len() * k];
+    for (row, out) in x.chunks_exact(width).zip(probabilities.chunks_exact_mut(k)) {
+        model.probabilities_raw(row, out);
+    }
+    let names = model.class_list();
+    let metrics = multiclass_metrics(&probabilities, y, &names, threshold);
+    let curves = names
+        .into_iter()
+        .enumerate()
+        .map(|(c, class)| {
+            let scores: Vec<f64> = probabilities.iter().skip(c).step_by(k).copied().collect();
+            let is_class: Vec<f64> = y.iter().map(|&v| f64::from(u8::from(v as usize == c))).collect();
+            let ranking = Ranking::new(&scores, &is_class);
+            let calibration = calibration_bins(&scores, &is_class, CALIBRATION_BINS);
+            ClassCurves { class, roc: ranking.roc_curve(), precision_recall: ranking.precision_recall_curve(), calibration }
+        })
+        .collect();
+    (metrics, curves)
+}
+
 async fn evaluate(State(state): State<AppState>, Json(request): Json<EvaluateRequest>) -> Result<Json<Evaluation>, ApiError> {
     check_name(&request.name)?;
     if !(request.threshold.is_finite() && (0.0..=1.0).contains(&request.threshold)) {
@@ -96,13 +122,19 @@ async fn evaluate(State(state): State<AppState>, Json(request): Json<EvaluateReq
         test.check_both_classes()
             .map_err(|e| ApiError::invalid("DATA_ERROR", format!("test data: {e}; metrics such as AUC need both classes")))?;
         let terms = model.transform.design_of(&test).map_err(|e| ApiError::invalid("DATA_ERROR", format!("test data: {e}")))?;
-        let (metrics, probabilities, ranking) = score(&model, &terms, &test.y, request.threshold);
-        let roc = ranking.roc_curve();
-        let precision_recall = ranking.precision_recall_curve();
-        let calibration = calibration_bins(&probabilities, &test.y, CALIBRATION_BINS);
+        let (metrics, roc, precision_recall, calibration, class_curves) = if model.multinomial.is_some() {
+            let (metrics, class_curves) = score_classes(&model, &terms, &test.y, request.threshold);
+            (metrics, Vec::new(), Vec::new(), Vec::new(), class_curves)
+        } else {
+            let (metrics, probabilities, ranking) = score(&model, &terms, &test.y, request.threshold);
+            let calibration = calibration_bins(&probabilities, &test.y, CALIBRATION_BINS);
+            let curves = (ranking.roc_curve(), ranking.precision_recall_curve(), calibration);
+            logitflow_core::drop_in_background((probabilities, ranking));
+            (metrics, curves.0, curves.1, curves.2, Vec::new())
+        };
         let report_body = serde_json::json!({
             "model": request.model, "split": request.split, "metrics": metrics,
-            "roc": roc, "precision_recall": precision_recall, "calibration": calibration,
+            "roc": roc, "precision_recall": precision_recall, "calibration": calibration, "class_curves": class_curves,
         });
         let report = state.store.put_json(
             Kind::Report,
@@ -142,7 +174,7 @@ async fn evaluate(State(state): State<AppState>, Json(request): Json<EvaluateReq
         // 200k × 10, ≈ 2 ms) to be given back.
         let test_rows = test.rows();
         drop(terms);
-        logitflow_core::drop_in_background((test, probabilities, ranking));
+        logitflow_core::drop_in_background(test);
         Ok(Json(Evaluation {
             name: request.name,
             version,
@@ -164,6 +196,8 @@ async fn evaluate(State(state): State<AppState>, Json(request): Json<EvaluateReq
             fit: model.fit,
             classes: model.classes,
             rows: RowCounts { train: model.train_rows, validation: model.validation_rows, test: test_rows },
+            multinomial: model.multinomial,
+            class_curves,
         }))
     })
     .await

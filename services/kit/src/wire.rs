@@ -3,6 +3,7 @@
 
 use logitflow_core::clean::CleanOptions;
 use logitflow_core::inference::FitReport;
+use logitflow_core::logistic::multinomial::ClassModel;
 use logitflow_core::logistic::{EpochEvent, StopReason, TrainParams};
 use logitflow_core::metrics::{CalibrationBin, Metrics, PrPoint, RocPoint};
 use logitflow_core::model::Coefficients;
@@ -367,6 +368,21 @@ pub struct Evaluation {
     /// Rows that trained, that were held out for validation, and that tested.
     #[serde(default)]
     pub rows: RowCounts,
+    /// A K-class model's estimates and tables per class.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multinomial: Option<ClassModel>,
+    /// A K-class model's curves, one class against the rest each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub class_curves: Vec<ClassCurves>,
+}
+
+/// One class's curves against the rest: its ROC, precision-recall and reliability diagram.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ClassCurves {
+    pub class: String,
+    pub roc: Vec<RocPoint>,
+    pub precision_recall: Vec<PrPoint>,
+    pub calibration: Vec<CalibrationBin>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -425,6 +441,10 @@ pub struct Parameters {
     /// On a request: whether to send every output as binary data.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub binary_data_output: Option<bool>,
+    /// On a requested output: Triton's classification extension, the k most probable classes
+    /// as `"score:index:label"` strings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classification: Option<u64>,
 }
 
 /// An output a request asks for, by name.
@@ -454,10 +474,40 @@ pub struct InferOutput {
     pub shape: Vec<usize>,
     pub datatype: String,
     /// Empty when the output is sent as binary data (then `parameters.binary_data_size`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub data: Vec<f64>,
+    #[serde(default, skip_serializing_if = "OutputData::is_empty")]
+    pub data: OutputData,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parameters: Option<Parameters>,
+}
+
+/// An output's values: numbers (FP64) or text (BYTES).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum OutputData {
+    Numbers(Vec<f64>),
+    Texts(Vec<String>),
+}
+
+impl Default for OutputData {
+    fn default() -> Self {
+        OutputData::Numbers(Vec::new())
+    }
+}
+
+impl OutputData {
+    pub fn is_empty(&self) -> bool {
+        match self {
+            OutputData::Numbers(v) => v.is_empty(),
+            OutputData::Texts(v) => v.is_empty(),
+        }
+    }
+    /// The numbers of an FP64 output; none for text.
+    pub fn numbers(&self) -> &[f64] {
+        match self {
+            OutputData::Numbers(v) => v,
+            OutputData::Texts(_) => &[],
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -526,11 +576,25 @@ pub struct PredictRequest {
     pub features: Option<BTreeMap<String, Value>>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct PredictResponse {
     pub model_name: String,
     pub model_version: String,
+    /// Each row's probability of the positive class (a binary model; empty for K classes).
     pub probabilities: Vec<f64>,
+    /// A K-class model's answer per row: the most probable class.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
+    /// A K-class model's answer per row: each class's probability, in the classes' order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub classes: Vec<Vec<ClassProbability>>,
+}
+
+/// One class's probability, by name.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ClassProbability {
+    pub class: String,
+    pub probability: f64,
 }
 
 /// `GET /v2/models/{name}`: model metadata, with logitflow's additions.

@@ -13,6 +13,7 @@
 
 pub(crate) mod codec;
 
+use super::outputs::{self, Wanted};
 use super::{AppState, binary, decode_inputs, served_in};
 use logitflow_core::model::Model;
 use logitflow_kit::ApiError;
@@ -170,6 +171,17 @@ impl GrpcInferenceService for Grpc {
     }
 }
 
+/// The `classification` parameter of a requested output (Triton's classification extension):
+/// how many of the most probable classes to name.
+fn classification(output: &proto::model_infer_request::InferRequestedOutputTensor) -> Option<u64> {
+    use proto::infer_parameter::ParameterChoice;
+    match output.parameters.get("classification")?.parameter_choice.as_ref()? {
+        ParameterChoice::Int64Param(k) => u64::try_from(*k).ok(),
+        ParameterChoice::Uint64Param(k) => Some(*k),
+        _ => None,
+    }
+}
+
 /// The answer to one gRPC infer request for `model` (at `version`), and the rows it answered.
 fn infer_with(model: &Model, version: u32, r: proto::ModelInferRequest) -> Result<(proto::ModelInferResponse, usize), ApiError> {
     let mut raw = r.raw_input_contents.into_iter();
@@ -191,24 +203,31 @@ fn infer_with(model: &Model, version: u32, r: proto::ModelInferRequest) -> Resul
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
     let (x, rows) = decode_inputs(&inputs, model)?;
-    let k = model.row_width();
-    let mut out = Vec::with_capacity(rows * 8);
-    for row in x.chunks_exact(k) {
-        out.extend_from_slice(&model.probability_raw(row).to_le_bytes());
-    }
+    let wanted: Vec<Wanted> = r.outputs.iter().map(|o| Wanted { name: o.name.clone(), classification: classification(o) }).collect();
+    let answers = outputs::answer(model, &x, rows, &wanted)?;
+    let mut raw_output_contents = Vec::with_capacity(answers.len());
+    let outputs = answers
+        .into_iter()
+        .map(|answer| {
+            let mut raw = Vec::new();
+            answer.values.write_raw(&mut raw);
+            raw_output_contents.push(raw);
+            proto::model_infer_response::InferOutputTensor {
+                name: answer.name.into(),
+                datatype: answer.values.datatype().into(),
+                shape: answer.shape.iter().map(|&n| n as i64).collect(),
+                parameters: Default::default(),
+                contents: None,
+            }
+        })
+        .collect();
     let response = proto::ModelInferResponse {
         model_name: r.model_name,
         model_version: version.to_string(),
         id: r.id,
         parameters: Default::default(),
-        outputs: vec![proto::model_infer_response::InferOutputTensor {
-            name: "probability".into(),
-            datatype: "FP64".into(),
-            shape: vec![rows as i64, 1],
-            parameters: Default::default(),
-            contents: None,
-        }],
-        raw_output_contents: vec![out],
+        outputs,
+        raw_output_contents,
     };
     Ok((response, rows))
 }

@@ -31,14 +31,15 @@ use logitflow_core::scale::{EncodeError, Encoding, Value};
 use logitflow_core::store::{Kind, Store};
 use logitflow_core::table::Classes;
 use logitflow_kit::wire::{
-    InferInput, InferOutput, InferRequest, InferResponse, LoadInfo, ModelMetadata, Parameters, PredictRequest, PredictResponse,
-    TensorMetadata,
+    ClassProbability, InferInput, InferOutput, InferRequest, InferResponse, LoadInfo, ModelMetadata, OutputData, Parameters,
+    PredictRequest, PredictResponse, TensorMetadata,
 };
 use logitflow_kit::{ApiError, Config, Json, Readiness, blocking};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 pub mod grpc;
+mod outputs;
 mod stats;
 
 use stats::{Snapshot, VersionStats};
@@ -349,14 +350,17 @@ fn metadata_of(state: &AppState, name: &str, selector: Option<&str>) -> Result<M
         versions: if selector.is_some() { vec![version.to_string()] } else { served.versions.keys().map(u32::to_string).collect() },
         platform: "logitflow_logistic_regression".into(),
         inputs: input_metadata(model),
-        outputs: vec![TensorMetadata { name: "probability".into(), datatype: "FP64".into(), shape: vec![-1, 1], levels: None }],
+        outputs: output_metadata(model),
         aliases: served.aliases.iter().map(|(k, v)| (k.clone(), v.to_string())).collect(),
         feature_names: model.feature_names.clone(),
         intercept: model.intercept,
         coefficients: model.coefficients.clone(),
-        classes: Some({
-            let (negative, positive) = model.class_names();
-            Classes { negative, positive }
+        classes: Some(match &model.classes {
+            Some(classes) if classes.count() > 2 => classes.clone(),
+            _ => {
+                let (negative, positive) = model.class_names();
+                Classes::two(negative, positive)
+            }
         }),
         unavailable: served.unavailable.iter().map(|(v, why)| (v.to_string(), why.clone())).collect(),
         offset: model.transform.offset_input().map(|j| model.feature_names[j].clone()),
@@ -365,6 +369,22 @@ fn metadata_of(state: &AppState, name: &str, selector: Option<&str>) -> Result<M
 
 /// One input per feature, named after it: `FP64` for numbers, `BYTES` with its levels for text.
 /// (A numeric model also takes all its features as one FP64 matrix `[N, features]`.)
+/// A binary model's probability `[N, 1]`; a K-class model's `[N, K]` and its label `[N]`.
+fn output_metadata(model: &Model) -> Vec<TensorMetadata> {
+    let k = model.class_count();
+    let probability = |width: usize| TensorMetadata {
+        name: outputs::PROBABILITY.into(),
+        datatype: "FP64".into(),
+        shape: vec![-1, width as i64],
+        levels: None,
+    };
+    if k == 2 {
+        return vec![probability(1)];
+    }
+    let label = TensorMetadata { name: outputs::LABEL.into(), datatype: "BYTES".into(), shape: vec![-1], levels: Some(model.class_list()) };
+    vec![probability(k), label]
+}
+
 fn input_metadata(model: &Model) -> Vec<TensorMetadata> {
     model
         .feature_names
@@ -570,19 +590,26 @@ fn infer_with(
     let mut request: InferRequest = logitflow_kit::parse_json(json)?;
     binary::attach_inputs(&mut request.inputs, binary)?;
     let (x, rows) = decode_inputs(&request.inputs, model)?;
-    let k = model.row_width();
-    let data: Vec<f64> = x.chunks_exact(k).map(|row| model.probability_raw(row)).collect();
+    let answers = outputs::answer(model, &x, rows, &outputs::wanted_of(&request))?;
     let as_binary = binary::output_wanted(&request);
-    let (data, raw) = if as_binary { (Vec::new(), data) } else { (data, Vec::new()) };
-    let output = InferOutput {
-        name: "probability".into(),
-        shape: vec![rows, 1],
-        datatype: "FP64".into(),
-        // Binary data goes after the JSON header; the output says how long it is.
-        parameters: as_binary.then(|| Parameters { binary_data_size: Some(raw.len() as u64 * 8), ..Parameters::default() }),
-        data,
-    };
-    let response = InferResponse { model_name: name, model_version: version.to_string(), id: request.id, outputs: vec![output] };
+    let mut raw = Vec::new();
+    let outputs = answers
+        .into_iter()
+        .map(|answer| {
+            let datatype = answer.values.datatype().to_string();
+            let (data, parameters) = if as_binary {
+                // Binary data goes after the JSON header; each output says how long it is.
+                let before = raw.len();
+                answer.values.write_raw(&mut raw);
+                let size = Some((raw.len() - before) as u64);
+                (OutputData::default(), Some(Parameters { binary_data_size: size, ..Parameters::default() }))
+            } else {
+                (answer.values.into_data(), None)
+            };
+            InferOutput { name: answer.name.into(), shape: answer.shape, datatype, parameters, data }
+        })
+        .collect();
+    let response = InferResponse { model_name: name, model_version: version.to_string(), id: request.id, outputs };
     if as_binary {
         return Ok((binary::respond(&response, &raw)?, rows));
     }
@@ -683,19 +710,17 @@ pub(crate) mod binary {
         }
     }
 
-    /// The response as a JSON header followed by `values`, the output's raw bytes.
-    pub(super) fn respond(response: &InferResponse, values: &[f64]) -> Result<Response, ApiError> {
+    /// The response as a JSON header followed by `raw`, the outputs' bytes.
+    pub(super) fn respond(response: &InferResponse, raw: &[u8]) -> Result<Response, ApiError> {
         use axum::http::{HeaderValue, header::CONTENT_TYPE};
         use bytes::BufMut;
         // One buffer for the header and the values, sized and frozen as axum's `Json` does its
         // own: a `Vec` handed to the body would be copied or wrapped once more.
-        let mut body = bytes::BytesMut::with_capacity(128 + values.len() * 8).writer();
+        let mut body = bytes::BytesMut::with_capacity(128 + raw.len()).writer();
         serde_json::to_writer(&mut body, response).map_err(|e| ApiError::Internal(e.to_string()))?;
         let mut body = body.into_inner();
         let header_length = body.len();
-        for v in values {
-            body.put_f64_le(*v);
-        }
+        body.put_slice(raw);
         let mut answer = Response::new(axum::body::Body::from(body.freeze()));
         let headers = answer.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
@@ -911,12 +936,13 @@ async fn predict(State(state): State<Arc<AppState>>, Json(request): Json<Predict
     let started = std::time::Instant::now();
     let catalog = state.catalog.load();
     let (version, loaded) = served_in(&catalog, &name)?.resolve(&name, request.version.as_deref())?;
-    let probabilities = loaded.count(started, predict_with(&loaded.model, request))?;
-    Ok(Json(PredictResponse { model_name: name, model_version: version.to_string(), probabilities }))
+    let answer = loaded.count(started, predict_with(&loaded.model, request))?;
+    Ok(Json(PredictResponse { model_name: name, model_version: version.to_string(), ..answer }))
 }
 
-/// The probabilities of a predict request's rows under `model`, and how many rows.
-fn predict_with(model: &Model, request: PredictRequest) -> Result<(Vec<f64>, usize), ApiError> {
+/// The answer to a predict request's rows under `model` (its names left empty), and how many
+/// rows.
+fn predict_with(model: &Model, request: PredictRequest) -> Result<(PredictResponse, usize), ApiError> {
     let rows: Vec<Vec<Value>> = match (request.inputs, request.features) {
         (Some(rows), None) => rows,
         (None, Some(features)) => {
@@ -940,15 +966,24 @@ fn predict_with(model: &Model, request: PredictRequest) -> Result<(Vec<f64>, usi
     if rows.is_empty() || rows.len() > MAX_ROWS {
         return Err(invalid(format!("send between 1 and {MAX_ROWS} rows")));
     }
-    let mut probabilities = Vec::with_capacity(rows.len());
+    let mut answer = PredictResponse { model_name: String::new(), model_version: String::new(), ..PredictResponse::default() };
+    let (k, names) = (model.class_count(), model.class_list());
     let mut terms = Vec::with_capacity(model.row_width());
+    let mut by_class = vec![0.0; k];
     for (i, row) in rows.iter().enumerate() {
         terms.clear();
         model.encode_row(row, &mut terms).map_err(|e| unusable(i, e))?;
-        probabilities.push(model.probability_raw(&terms));
+        if k == 2 {
+            answer.probabilities.push(model.probability_raw(&terms));
+            continue;
+        }
+        model.probabilities_raw(&terms, &mut by_class);
+        answer.labels.push(names[logitflow_core::metrics::most_probable(&by_class)].clone());
+        answer.classes.push(
+            names.iter().zip(&by_class).map(|(class, &probability)| ClassProbability { class: class.clone(), probability }).collect(),
+        );
     }
-    let rows = probabilities.len();
-    Ok((probabilities, rows))
+    Ok((answer, rows.len()))
 }
 
 /// The model's name when exactly one is loaded, so people need not name it.

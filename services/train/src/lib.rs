@@ -43,6 +43,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use tokio::sync::watch;
 
+mod classes;
+
 pub const NAME: &str = "train";
 /// Finished jobs kept in memory for late readers.
 const KEEP_FINISHED: usize = 100;
@@ -413,8 +415,12 @@ fn train(
     let FitInputs { training_rows, transform, loaded } = inputs;
     // `auto` becomes a solver here, before the hold-out (which depends on the solver) is cut.
     let (solver, solver_choice) = request.params.choose_solver(transform.terms());
-    let params = &TrainParams { solver, ..request.params.clone() };
     training_rows.check_both_classes()?;
+    if let Some(classes) = training_rows.classes.clone().filter(|c| c.count() > 2) {
+        let inputs = FitInputs { training_rows, transform, loaded };
+        return classes::train_classes(store, request, inputs, classes, (params_json, key), job);
+    }
+    let params = &TrainParams { solver, ..request.params.clone() };
     let label_name = training_rows.label_name.clone();
     let classes = training_rows.classes.clone();
     let class_names = [training_rows.class_name(false), training_rows.class_name(true)];
@@ -477,13 +483,7 @@ fn train(
         separated_by_combination(certain, fit_part.rows())
     });
     let stop_reason = if separation.is_some() { StopReason::Separated } else { outcome.stop_reason };
-    let dataset = store.manifest(&request.split).ok().and_then(|m| m.inputs.first().cloned()).unwrap_or_default();
-    let lineage = Lineage {
-        dataset,
-        split: request.split.clone(),
-        transform: request.transform.clone(),
-        params: logitflow_core::sha256_hex(params_json.to_string().as_bytes()),
-    };
+    let lineage = lineage_of(store, request, params_json);
     let epochs = outcome.curve.len();
     let curve_end_loss = outcome.curve.last().map(|e| e.train_loss);
     let weights = outcome.weights.clone();
@@ -537,30 +537,52 @@ fn train(
         let (at_optimum, _) = objective(&optimum.weights, train_ex, params.ridge());
         model.fit.optimality = Some(Optimality::new(at_fit, at_optimum));
     }
-    let inputs = vec![request.split.clone(), request.transform.clone()];
-    let model_id = store.put_json(Kind::Model, NAME, inputs.clone(), params_json.clone(), "model.json", &model)?;
-    let log_id = store.put_json(
-        Kind::Report,
-        NAME,
-        vec![model_id.clone()],
-        serde_json::json!({"of": "training"}),
-        "curve.json",
-        &TrainingLog { curve: outcome.curve },
-    )?;
-    // A fit a person stopped is no answer to the request's parameters: the same request
-    // trains in full next time, rather than being handed this model from the cache.
-    if !cancelled {
-        store.step_record(
-            key,
-            &StepRecord { outputs: [("model".into(), model_id.clone()), ("log".into(), log_id)].into(), summary: serde_json::Value::Null },
-        )?;
-    }
+    let model_id = store_model(store, request, (params_json, key), &model, (outcome.curve, cancelled))?;
     // The rows are done with: another thread gives their memory back (64 MB at 800k × 10,
     // ≈ 5 ms) while the answer goes out. Not sooner: while the memory is unmapped, no thread
     // of the process can fault a page in, and storing the model, which allocates, waited for
     // it (2–7 ms, against ≈ 1 ms for the curve stored after it).
     logitflow_core::drop_in_background((x, fit_part, val_part, val_x));
     Ok(Some(TrainEvent::Done { model: model_id, stop_reason, epochs, cached: false, solve_ms: Some(solve_ms) }))
+}
+
+/// Stores `model` and its loss curve, and (unless the fit was cancelled) records them as the
+/// step's outputs; returns the model's id.
+fn store_model(
+    store: &Store,
+    request: &TrainRequest,
+    (params_json, key): (&serde_json::Value, &str),
+    model: &Model,
+    (curve, cancelled): (Vec<EpochEvent>, bool),
+) -> Result<String, ApiError> {
+    let inputs = vec![request.split.clone(), request.transform.clone()];
+    let model_id = store.put_json(Kind::Model, NAME, inputs, params_json.clone(), "model.json", model)?;
+    let log_id = store.put_json(
+        Kind::Report,
+        NAME,
+        vec![model_id.clone()],
+        serde_json::json!({"of": "training"}),
+        "curve.json",
+        &TrainingLog { curve },
+    )?;
+    // A fit a person stopped is no answer to the request's parameters: the same request
+    // trains in full next time, rather than being handed this model from the cache.
+    if !cancelled {
+        let outputs = [("model".into(), model_id.clone()), ("log".into(), log_id)].into();
+        store.step_record(key, &StepRecord { outputs, summary: serde_json::Value::Null })?;
+    }
+    Ok(model_id)
+}
+
+/// Where a model of `request` comes from: its dataset (the split's input), split, transform and
+/// the hash of its parameters.
+fn lineage_of(store: &Store, request: &TrainRequest, params_json: &serde_json::Value) -> Lineage {
+    Lineage {
+        dataset: store.manifest(&request.split).ok().and_then(|m| m.inputs.first().cloned()).unwrap_or_default(),
+        split: request.split.clone(),
+        transform: request.transform.clone(),
+        params: logitflow_core::sha256_hex(params_json.to_string().as_bytes()),
+    }
 }
 
 /// Whether a split's rows carry no weights, offset, clusters or folds: then a numeric model's

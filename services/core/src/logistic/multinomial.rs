@@ -1,0 +1,408 @@
+//! K-class (multinomial) logistic regression: [`fit_multinomial`] fits a [`Multinomial`] by
+//! Newton's method and [`multinomial_statistics`] gives its coefficient table per class.
+//!
+//! A K-class model has one block of weights (intercept and terms) per class; a row's logits are
+//! the blocks' scores and its probabilities their softmax. Adding one vector to every block
+//! changes no probability, so the blocks are pinned one of two ways ([`Coding`]):
+//! - **Reference** (unpenalised fits): the reference class's block is zero and the other K−1
+//!   are estimated, as statsmodels' `MNLogit` and R's `nnet::multinom` do. Each estimate is the
+//!   change in the log of P(class) / P(reference), with a standard error from the inverse of the
+//!   (K−1)(d+1)-square Hessian.
+//! - **Symmetric** (an L2 penalty): all K blocks, as scikit-learn and glmnet fit them. The
+//!   penalty pins the term weights (they sum to zero over the classes at the optimum); the
+//!   intercepts are pinned to sum to zero by a penalty on their sum, which is zero there and so
+//!   changes no probability and no other estimate.
+//!
+//! Labels are class indices 0 to K−1 as `f64` in [`Examples::y`], the binary model's 0/1
+//! labels generalised; frequency weights and offsets are not taken here yet.
+
+use super::{EpochEvent, Examples, StopReason, Weights, solve_spd};
+use crate::inference::TermStatistics;
+use crate::model::Coefficients;
+use crate::scale::Transform;
+use faer::linalg::matmul::matmul;
+use faer::{Accum, Mat, Par};
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// How the K blocks of a multinomial model are pinned (see the module's doc).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case", tag = "coding")]
+pub enum Coding {
+    /// The block of class `class` is zero; the others are estimated against it.
+    Reference { class: usize },
+    /// Every block is estimated; the term weights and the intercepts each sum to zero.
+    Symmetric,
+}
+
+/// A K-class model's weights: one block per class, in class order (for reference coding the
+/// reference's block is zero).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Multinomial {
+    #[serde(flatten)]
+    pub coding: Coding,
+    pub blocks: Vec<Weights>,
+}
+
+impl Multinomial {
+    pub fn zeros(classes: usize, d: usize, coding: Coding) -> Multinomial {
+        Multinomial { coding, blocks: vec![Weights::zeros(d); classes] }
+    }
+
+    pub fn classes(&self) -> usize {
+        self.blocks.len()
+    }
+
+    /// The classes whose blocks are parameters: all but the reference, in class order.
+    pub fn fitted(&self) -> Vec<usize> {
+        (0..self.classes()).filter(|&c| self.coding != Coding::Reference { class: c }).collect()
+    }
+
+    /// Each class's probability for one row of (scaled) terms, written into `out` (K long).
+    pub fn probabilities(&self, row: &[f64], out: &mut [f64]) {
+        for (o, block) in out.iter_mut().zip(&self.blocks) {
+            *o = block.logit(row);
+        }
+        softmax(out);
+    }
+}
+
+/// The softmax of `z` in place, shifted by its largest entry so that no exp overflows; returns
+/// ln Σ e^z (the log-partition), so that a class's log-probability is z_c − that.
+fn softmax(z: &mut [f64]) -> f64 {
+    let top = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let mut sum = 0.0;
+    for v in z.iter_mut() {
+        *v = (*v - top).exp();
+        sum += *v;
+    }
+    for v in z.iter_mut() {
+        *v /= sum;
+    }
+    top + sum.ln()
+}
+
+/// What [`fit_multinomial`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MultinomialFit {
+    pub model: Multinomial,
+    pub stop_reason: StopReason,
+    pub curve: Vec<EpochEvent>,
+    /// Σ −ln P(yᵢ) over the rows at the estimates: −log-likelihood.
+    pub loss_sum: f64,
+    /// The Hessian of `loss_sum` in the fitted blocks' parameters (block by block, intercept
+    /// first in each), from the last pass: its inverse is the estimates' covariance.
+    pub hessian_sum: Vec<f64>,
+}
+
+/// Sums over the rows at one set of blocks: the loss, the gradient and the Hessian in the
+/// fitted blocks' parameters.
+struct Pass {
+    loss: f64,
+    grad: Vec<f64>,
+    hess: Vec<f64>,
+}
+
+/// One pass over the rows at `model`: the summed loss, its gradient in the fitted parameters
+/// and (when asked for) its Hessian, m·(d+1) square for m fitted blocks. The Hessian's block
+/// (a, b) is Aᵀ diag(pₐ(δₐᵦ − pᵦ)) A over the design A = [1, X]; each is one faer product.
+fn pass(model: &Multinomial, ex: Examples<'_>, want_hess: bool) -> Pass {
+    let (n, d, k) = (ex.rows(), ex.d, ex.d + 1);
+    let fitted = model.fitted();
+    let m = fitted.len();
+    let mut probabilities = Mat::<f64>::zeros(n, model.classes());
+    let mut loss = 0.0;
+    let mut z = vec![0.0; model.classes()];
+    for i in 0..n {
+        let row = &ex.x[i * d..(i + 1) * d];
+        for (zc, block) in z.iter_mut().zip(&model.blocks) {
+            *zc = block.logit(row);
+        }
+        let class = ex.y[i] as usize;
+        let chosen = z[class];
+        loss += softmax(&mut z) - chosen;
+        for (c, p) in z.iter().enumerate() {
+            probabilities[(i, c)] = *p;
+        }
+    }
+    let mut grad = vec![0.0; m * k];
+    for (a, &class) in fitted.iter().enumerate() {
+        let g = &mut grad[a * k..(a + 1) * k];
+        for i in 0..n {
+            let r = probabilities[(i, class)] - f64::from(u8::from(ex.y[i] as usize == class));
+            g[0] += r;
+            for (gj, xj) in g[1..].iter_mut().zip(&ex.x[i * d..(i + 1) * d]) {
+                *gj += r * xj;
+            }
+        }
+    }
+    let hess = if want_hess { hessian(&probabilities, &fitted, ex) } else { Vec::new() };
+    Pass { loss, grad, hess }
+}
+
+/// The Hessian of the summed loss in the fitted blocks' parameters (see [`pass`]).
+fn hessian(probabilities: &Mat<f64>, fitted: &[usize], ex: Examples<'_>) -> Vec<f64> {
+    let (n, d, k, m) = (ex.rows(), ex.d, ex.d + 1, fitted.len());
+    let design = Mat::<f64>::from_fn(n, k, |i, j| if j == 0 { 1.0 } else { ex.x[i * d + j - 1] });
+    let mut weighted = Mat::<f64>::zeros(n, k);
+    let mut block = Mat::<f64>::zeros(k, k);
+    let size = m * k;
+    let mut hess = vec![0.0; size * size];
+    for (a, &ca) in fitted.iter().enumerate() {
+        for (b, &cb) in fitted.iter().enumerate().skip(a) {
+            for i in 0..n {
+                let (pa, pb) = (probabilities[(i, ca)], probabilities[(i, cb)]);
+                let curvature = if a == b { pa * (1.0 - pa) } else { -pa * pb };
+                for j in 0..k {
+                    weighted[(i, j)] = curvature * design[(i, j)];
+                }
+            }
+            matmul(block.as_mut(), Accum::Replace, design.transpose(), weighted.as_ref(), 1.0, Par::rayon(0));
+            for r in 0..k {
+                for c in 0..k {
+                    hess[(a * k + r) * size + b * k + c] = block[(r, c)];
+                    hess[(b * k + c) * size + a * k + r] = block[(r, c)];
+                }
+            }
+        }
+    }
+    hess
+}
+
+/// The objective (mean loss plus the penalties) and its gradient and Hessian, from a pass.
+fn objective(model: &Multinomial, sums: &Pass, n: f64, l2: f64) -> (f64, Vec<f64>, Vec<f64>) {
+    let k = sums.grad.len() / model.fitted().len();
+    let size = sums.grad.len();
+    let mut value = sums.loss / n;
+    let mut grad: Vec<f64> = sums.grad.iter().map(|g| g / n).collect();
+    let mut hess: Vec<f64> = sums.hess.iter().map(|h| h / n).collect();
+    let fitted = model.fitted();
+    for (a, &class) in fitted.iter().enumerate() {
+        let block = &model.blocks[class];
+        value += 0.5 * l2 * block.weights.iter().map(|w| w * w).sum::<f64>();
+        for (j, w) in block.weights.iter().enumerate() {
+            let at = a * k + 1 + j;
+            grad[at] += l2 * w;
+            if !hess.is_empty() {
+                hess[at * size + at] += l2;
+            }
+        }
+    }
+    if model.coding == Coding::Symmetric {
+        // ½(Σ intercepts)²: zero at the symmetric optimum, and what makes the Hessian regular.
+        let sum: f64 = model.blocks.iter().map(|b| b.bias).sum();
+        value += 0.5 * sum * sum;
+        for a in 0..fitted.len() {
+            grad[a * k] += sum;
+            if !hess.is_empty() {
+                for b in 0..fitted.len() {
+                    hess[a * k * size + b * k] += 1.0;
+                }
+            }
+        }
+    }
+    (value, grad, hess)
+}
+
+/// `model` moved by −t·`delta` in its fitted parameters.
+fn moved(model: &Multinomial, delta: &[f64], t: f64) -> Multinomial {
+    let mut next = model.clone();
+    let k = delta.len() / model.fitted().len();
+    for (a, class) in model.fitted().into_iter().enumerate() {
+        let block = &mut next.blocks[class];
+        block.bias -= t * delta[a * k];
+        for (w, dw) in block.weights.iter_mut().zip(&delta[a * k + 1..(a + 1) * k]) {
+            *w -= t * dw;
+        }
+    }
+    next
+}
+
+/// The iterations Newton's method is given; a fit that has not converged by then has estimates
+/// that grow without bound (separated classes) or a Hessian that is singular.
+const MAX_ITERATIONS: usize = 100;
+
+/// Fits a K-class model to `ex` (labels 0 to `classes` − 1) by Newton's method with a
+/// backtracking line search, minimising the mean loss plus (l2/2)‖terms‖². It stops when the
+/// Newton decrement is at rounding level, after one more step (the convergence is quadratic, so
+/// that step takes the estimates from about 1e-6 to rounding).
+/// A fit cancelled between iterations keeps its last estimates, stopped as `Cancelled`.
+pub fn fit_multinomial(
+    ex: Examples<'_>,
+    (classes, coding): (usize, Coding),
+    l2: f64,
+    cancel: &AtomicBool,
+    mut on_iteration: impl FnMut(&EpochEvent),
+) -> MultinomialFit {
+    let started = std::time::Instant::now();
+    let n = ex.rows().max(1) as f64;
+    let mut model = Multinomial::zeros(classes, ex.d, coding);
+    let mut sums = pass(&model, ex, true);
+    let mut curve = Vec::new();
+    let mut stop_reason = StopReason::MaxEpochs;
+    let mut polish = false;
+    for iteration in 1..=MAX_ITERATIONS {
+        if cancel.load(Ordering::Relaxed) {
+            stop_reason = StopReason::Cancelled;
+            break;
+        }
+        let (before, grad, hess) = objective(&model, &sums, n, l2);
+        let Some(delta) = solve_spd(&hess, &grad, grad.len()) else {
+            stop_reason = StopReason::Separated;
+            break;
+        };
+        let decrement: f64 = grad.iter().zip(&delta).map(|(g, s)| g * s).sum();
+        let (next, next_sums) = line_search(&model, ex, &delta, before, n, l2);
+        model = next;
+        sums = next_sums;
+        let (after, after_grad, _) = objective(&model, &sums, n, l2);
+        let grad_norm = after_grad.iter().map(|g| g * g).sum::<f64>().sqrt();
+        let event = EpochEvent {
+            epoch: iteration,
+            train_loss: sums.loss / n,
+            val_loss: None,
+            grad_norm,
+            elapsed_ms: started.elapsed().as_secs_f64() * 1e3,
+            path: None,
+        };
+        on_iteration(&event);
+        curve.push(event);
+        if polish {
+            stop_reason = StopReason::Converged;
+            break;
+        }
+        polish = decrement <= 1e-20 * after.abs().max(1.0) || after >= before;
+    }
+    MultinomialFit { model, stop_reason, curve, loss_sum: sums.loss, hessian_sum: sums.hess }
+}
+
+/// The longest step of 1, ½, ¼, … along −`delta` that does not raise the objective.
+fn line_search(model: &Multinomial, ex: Examples<'_>, delta: &[f64], before: f64, n: f64, l2: f64) -> (Multinomial, Pass) {
+    let mut t = 1.0;
+    loop {
+        let candidate = moved(model, delta, t);
+        let sums = pass(&candidate, ex, true);
+        let (after, _, _) = objective(&candidate, &sums, n, l2);
+        if after <= before || t < 1e-10 {
+            return (candidate, sums);
+        }
+        t *= 0.5;
+    }
+}
+
+/// One fitted class's coefficient table against the reference class.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ClassTerms {
+    pub class: usize,
+    /// The intercept and each term; `odds_ratio` is the relative-risk ratio e^estimate.
+    pub terms: Vec<TermStatistics>,
+}
+
+/// The coefficient table per fitted class of an unpenalised reference-coded fit, in the data's
+/// units through `transform` (the fit was made on the scaled terms): estimates, standard errors
+/// from the inverse Hessian, z, p and 95% intervals. `None` when the Hessian is singular.
+pub fn multinomial_statistics(fit: &MultinomialFit, transform: &Transform, term_names: &[String]) -> Option<Vec<ClassTerms>> {
+    let fitted = fit.model.fitted();
+    let k = fit.model.blocks[0].weights.len() + 1;
+    let size = fitted.len() * k;
+    let covariance = super::invert_spd(&fit.hessian_sum, size)?;
+    let tables = fitted
+        .iter()
+        .enumerate()
+        .map(|(a, &class)| {
+            let block: Vec<f64> = (0..k * k).map(|i| covariance[(a * k + i / k) * size + a * k + i % k]).collect();
+            let (intercept, coefficients) = in_data_units(&fit.model.blocks[class], transform, term_names);
+            let terms = crate::inference::with_standard_errors(TermStatistics::estimates_only(intercept, &coefficients), &block, transform);
+            ClassTerms { class, terms }
+        })
+        .collect();
+    Some(tables)
+}
+
+/// A block's intercept and coefficients in the data's units, from its weights on the scaled
+/// terms: wⱼ/sⱼ per term, and the intercept less Σ wⱼ·oⱼ/sⱼ.
+pub fn in_data_units(block: &Weights, transform: &Transform, term_names: &[String]) -> (f64, Coefficients) {
+    let mut intercept = block.bias;
+    let coefficients = block
+        .weights
+        .iter()
+        .enumerate()
+        .map(|(j, w)| {
+            let (offset, scale) = (transform.offset[j], transform.scale[j]);
+            intercept -= w * offset / scale;
+            (term_names[j].clone(), w / scale)
+        })
+        .collect();
+    (intercept, coefficients)
+}
+
+/// One class's intercept and coefficients in the data's units.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ClassEstimates {
+    pub class: String,
+    pub intercept: f64,
+    pub coefficients: Coefficients,
+}
+
+/// What a K-class model carries beyond the binary model's fields: its blocks on the scaled
+/// terms, every class's estimates in the data's units, and, for an unpenalised fit, the
+/// coefficient table of each class against the reference.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ClassModel {
+    pub weights: Multinomial,
+    /// One per class, in class order (for reference coding the reference's are zeros).
+    pub estimates: Vec<ClassEstimates>,
+    /// One per fitted class: with statistics for an unpenalised converged fit, else the
+    /// estimates alone ([`ClassModel::estimates_only`]).
+    pub tables: Vec<ClassTerms>,
+}
+
+impl ClassModel {
+    /// The model of `fit` on terms scaled by `transform`, its classes named `classes`.
+    pub fn new(fit: &MultinomialFit, transform: &Transform, classes: &[String]) -> ClassModel {
+        let names = transform.term_names();
+        let estimates = fit
+            .model
+            .blocks
+            .iter()
+            .zip(classes)
+            .map(|(block, class)| {
+                let (intercept, coefficients) = in_data_units(block, transform, names);
+                ClassEstimates { class: class.clone(), intercept, coefficients }
+            })
+            .collect();
+        ClassModel { weights: fit.model.clone(), estimates, tables: Vec::new() }
+    }
+
+    /// A table per fitted class with the estimates alone: what a fit without statistics shows.
+    pub fn estimates_only(&self) -> Vec<ClassTerms> {
+        self.weights
+            .fitted()
+            .into_iter()
+            .map(|class| {
+                let e = &self.estimates[class];
+                ClassTerms { class, terms: TermStatistics::estimates_only(e.intercept, &e.coefficients) }
+            })
+            .collect()
+    }
+
+    /// The class the estimates are against, for reference coding.
+    pub fn reference(&self) -> Option<usize> {
+        match self.weights.coding {
+            Coding::Reference { class } => Some(class),
+            Coding::Symmetric => None,
+        }
+    }
+
+    /// Each class's probability for one row of terms in the data's units, into `out`.
+    pub fn probabilities_raw(&self, transform: &Transform, row: &[f64], out: &mut [f64]) {
+        for (o, block) in out.iter_mut().zip(&self.weights.blocks) {
+            let mut z = block.bias;
+            for (((v, w), offset), scale) in row.iter().zip(&block.weights).zip(&transform.offset).zip(&transform.scale) {
+                z += w * (v - offset) / scale;
+            }
+            *o = z;
+        }
+        softmax(out);
+    }
+}

@@ -1,0 +1,145 @@
+//! K-class fits (a label of K ≥ 3 classes): [`train_classes`] fits the multinomial model by
+//! Newton's method, reference-coded with a coefficient table per class when unpenalised and
+//! symmetric under an L2 penalty ([`logitflow_core::logistic::multinomial`]).
+
+use super::{FitInputs, Job, Loaded};
+use logitflow_core::inference::{FitStatistics, separating_term};
+use logitflow_core::logistic::multinomial::{ClassModel, Coding, fit_multinomial, multinomial_statistics};
+use logitflow_core::logistic::{ClassWeight, Covariance, Examples, Penalty, Solver, SolverChoice, StopReason, TrainParams, Weights};
+use logitflow_core::model::Model;
+use logitflow_core::store::Store;
+use logitflow_core::table::Classes;
+use logitflow_kit::ApiError;
+use logitflow_kit::wire::{TrainEvent, TrainRequest};
+use std::sync::atomic::Ordering;
+
+/// Fits the K-class model of `inputs`, whose label has the classes `classes`, and stores it
+/// with its curve, as the binary fit does.
+pub(crate) fn train_classes(
+    store: &Store,
+    request: &TrainRequest,
+    inputs: FitInputs,
+    classes: Classes,
+    (params_json, key): (&serde_json::Value, &str),
+    job: &Job,
+) -> Result<Option<TrainEvent>, ApiError> {
+    let FitInputs { training_rows: mut rows, transform, loaded } = inputs;
+    check_params(&request.params, &rows, &classes)?;
+    let params = TrainParams { solver: Solver::Newton, ..request.params.clone() };
+    let coding = match (params.ridge() > 0.0, &params.reference) {
+        (true, _) => Coding::Symmetric,
+        (false, Some(name)) => Coding::Reference { class: classes.names().iter().position(|c| c == name).unwrap_or(0) },
+        (false, None) => Coding::Reference { class: 0 },
+    };
+    let k = transform.terms();
+    let unencodable = |e: logitflow_core::scale::EncodeError| ApiError::invalid("DATA_ERROR", e.to_string());
+    let mut x = transform.take_terms(&mut rows).map_err(unencodable)?;
+    let names = classes.names();
+    // Separation is looked for in the data's units, one class against the rest.
+    if let Loaded::Scaled(_) = loaded {
+        for row in x.chunks_exact_mut(k.max(1)) {
+            for ((v, offset), scale) in row.iter_mut().zip(&transform.offset).zip(&transform.scale) {
+                *v = *v * scale + offset;
+            }
+        }
+    }
+    let separation = (0..classes.count()).find_map(|c| {
+        let one_vs_rest: Vec<f64> = rows.y.iter().map(|&v| f64::from(u8::from(v as usize == c))).collect();
+        let rest = format!("not {}", names[c]);
+        separating_term(&x, &one_vs_rest, k, transform.term_names(), [&rest, names[c]])
+    });
+    transform.scale_in_place(&mut x);
+    let ex = Examples::new(&x, &rows.y, k);
+    let started = std::time::Instant::now();
+    let fit = fit_multinomial(ex, (classes.count(), coding), params.ridge(), &job.cancel, |event| {
+        job.push(TrainEvent::Epoch(event.clone()));
+    });
+    let solve_ms = started.elapsed().as_secs_f64() * 1e3;
+    let cancelled = fit.stop_reason == StopReason::Cancelled;
+    if cancelled && !job.keep_best.load(Ordering::Relaxed) {
+        return Ok(None);
+    }
+    // Newton's Hessian turns singular as estimates grow without bound: a combination of terms
+    // separates a class, where no one term does.
+    let separation = separation.or_else(|| {
+        (fit.stop_reason == StopReason::Separated).then(|| {
+            "a combination of terms separates a class from the others: the likelihood has no finite maximum, \
+             and newton's Hessian became singular as the estimates grew"
+                .to_string()
+        })
+    });
+    let stop_reason = if separation.is_some() { StopReason::Separated } else { fit.stop_reason };
+    let lineage = super::lineage_of(store, request, params_json);
+    let epochs = fit.curve.len();
+    let label = rows.label_name.clone();
+    let mut model = Model::new(transform, Weights::zeros(k), label, params.clone(), stop_reason, epochs, rows.rows(), lineage);
+    model.fit.terms = Vec::new();
+    model.fit.separation = separation;
+    model.fit.solver_choice = (request.params.solver == Solver::Auto).then(|| SolverChoice {
+        solver: Solver::Newton,
+        reason: format!("{} classes, {} parameters", classes.count(), fit.model.fitted().len() * (k + 1)),
+    });
+    let mut class_model = ClassModel::new(&fit, &model.transform, &classes.several);
+    match withheld(&params, stop_reason, model.fit.separation.is_some()) {
+        Some(note) => model.fit.statistics_note = Some(note),
+        None => match multinomial_statistics(&fit, &model.transform, model.transform.term_names()) {
+            Some(tables) => {
+                class_model.tables = tables;
+                model.fit.fit_statistics = Some(FitStatistics::of_classes(fit.loss_sum, &rows.y, classes.count(), k));
+            }
+            None => {
+                model.fit.statistics_note =
+                    Some("not given: the Hessian is singular (collinear terms, or a level no training row shows)".into());
+            }
+        },
+    }
+    if class_model.tables.is_empty() {
+        class_model.tables = class_model.estimates_only();
+    }
+    model.classes = Some(classes);
+    model.multinomial = Some(class_model);
+    let model_id = super::store_model(store, request, (params_json, key), &model, (fit.curve, cancelled))?;
+    Ok(Some(TrainEvent::Done { model: model_id, stop_reason, epochs, cached: false, solve_ms: Some(solve_ms) }))
+}
+
+/// Why the per-class tables have no standard errors, if they have none by the fit's kind.
+fn withheld(params: &TrainParams, stop_reason: StopReason, separated: bool) -> Option<String> {
+    if separated {
+        Some("not given: a class is separated from the others, so the estimates and their standard errors are not finite".into())
+    } else if params.ridge() > 0.0 {
+        Some(format!(
+            "not given with a penalty (L2, λ = {}): the penalty shrinks the estimates, and the unpenalised theory's standard errors, p-values and intervals do not hold",
+            params.ridge()
+        ))
+    } else if stop_reason != StopReason::Converged {
+        Some(format!("given for a converged fit: this fit {}", stop_reason.describe()))
+    } else {
+        None
+    }
+}
+
+/// Refuses what a K-class fit does not take yet, naming it.
+fn check_params(params: &TrainParams, rows: &logitflow_core::clean::Dataset, classes: &Classes) -> Result<(), ApiError> {
+    let refuse = |what: &str| {
+        Err(ApiError::invalid("INVALID_PARAMS", format!("the label {:?} has {} classes; {what}", rows.label_name, classes.count())))
+    };
+    if !matches!(params.solver, Solver::Auto | Solver::Newton) {
+        return refuse(&format!("K-class models are fitted by newton (or auto), not {}", params.solver));
+    }
+    if matches!(params.penalty, Penalty::L1 | Penalty::Elasticnet) || params.cv.is_some() {
+        return refuse("K-class models take an L2 penalty (l2), not an L1 or elastic-net path");
+    }
+    if params.class_weight != ClassWeight::None {
+        return refuse("class weights are for two classes");
+    }
+    if params.covariance != Covariance::Nonrobust {
+        return refuse("K-class standard errors are from the inverse Hessian (nonrobust) only");
+    }
+    if !rows.roles.is_empty() {
+        return refuse("weights, offsets, clusters and fold columns are not taken with K classes yet");
+    }
+    if let Some(reference) = params.reference.as_deref().filter(|r| !classes.names().contains(r)) {
+        return refuse(&format!("the reference {reference:?} is not one of them ({})", classes.names().join(", ")));
+    }
+    Ok(())
+}

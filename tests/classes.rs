@@ -124,13 +124,32 @@ fn penguins_species_under_scikit_learns_l2_scores_its_probabilities_in_batch() {
     assert!(worst < 1e-6, "a served probability is {worst} from scikit-learn's");
 }
 
+/// The seed's sgd with the softmax gradient: an iterative fit, so the report says how far from
+/// newton's optimum it stopped and gives no standard errors.
+#[test]
+fn sgd_fits_k_classes_and_says_how_far_from_the_optimum_it_stopped() {
+    let home = tempfile::tempdir().expect("home");
+    let data = fixture("penguins.csv");
+    let data = data.to_str().expect("a path");
+    let features = "bill_length_mm,bill_depth_mm,flipper_length_mm,body_mass_g";
+    let args = ["run", "--data", data, "--label", "species", "--features", features, "--missing", "drop", "--l2", "0.003"];
+    let out = run(home.path(), &[&args[..], &["--solver", "sgd", "--json"]].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report = json(&out);
+    let gap = report["model"]["optimality"]["gap_percent"].as_f64().expect("the distance from the optimum");
+    assert!((0.0..0.5).contains(&gap), "{gap}% above newton's optimum");
+    assert!(report["model"]["statistics_note"].as_str().unwrap_or_default().contains("not given with a penalty"), "{report}");
+    assert!(report["loss_curve"].as_array().is_some_and(|c| c.len() > 5), "an epoch per pass: {report}");
+    assert_eq!(report["params"]["solver"], "sgd");
+}
+
 #[test]
 fn what_a_k_class_label_does_not_take_is_refused_by_name() {
     let home = tempfile::tempdir().expect("home");
     let data = fixture("anes96.csv");
     let data = data.to_str().expect("a path");
     for (more, words) in [
-        (&["--solver", "sgd"][..], "K-class models are fitted by newton (or auto), not sgd"),
+        (&["--solver", "lbfgs"][..], "K-class models are fitted by newton (or auto) or sgd, not lbfgs"),
         (&["--reference", "9"][..], "the reference \"9\" is not one of them (0, 1, 2, 3, 4, 5, 6)"),
         (&["--penalty", "l1", "--lambda", "0.01"][..], "not an L1 or elastic-net path"),
         (&["--positive", "3"][..], "names one of two classes"),

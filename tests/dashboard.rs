@@ -195,6 +195,55 @@ fn a_multi_feature_model_with_text_features_is_trained_asked_through_the_form_co
     common::assert_no_services(home.path(), Duration::from_secs(3));
 }
 
+/// A K-class label in the dashboard: the penguins' species under an L2 penalty. The answer to
+/// a row asked through the form is a labelled bar per class; the Model panel shows the 3×3
+/// confusion and one class's coefficients, K the next class's; `e` writes each class's curves
+/// and the confusion heat map.
+#[test]
+fn a_three_class_label_trains_answers_with_a_bar_per_class_and_shows_each_class() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let exports = home.path().join("exports");
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/penguins.csv");
+    let features = "bill_length_mm,bill_depth_mm,flipper_length_mm,body_mass_g";
+    let args = ["--data", data, "--label", "species", "--features", features, "--missing", "drop", "--l2", "0.003"];
+    let mut dash = Dashboard::start(home.path(), &[&args[..], &["--export-dir", exports.to_str().expect("utf8")]].concat());
+    dash.wait_every_service_ready();
+    dash.send("t");
+    let text = dash.wait_for("v1 served", Duration::from_secs(90), |s| s.contains("penguins v1") && s.contains("v1 is stable"));
+    assert!(text.contains("confusion: true ↓ predicted →") && text.contains("macro: prec"), "{text}");
+    assert!(text.contains("Adelie  K: next class") && text.contains("RRR"), "{text}");
+
+    dash.send("p");
+    dash.wait_for("the form", Duration::from_secs(10), |s| s.contains("Predict — field 1 of 4"));
+    dash.send("39.1,18.7,181,3750");
+    dash.wait_for("every field filled", Duration::from_secs(10), |s| s.contains("field 4 of 4"));
+    dash.send("\r");
+    let text = dash.wait_for("three bars", Duration::from_secs(20), |s| s.contains("stable v1 Adelie"));
+    let bar =
+        |class: &str| text.lines().find(|l| l.contains(&format!("{class} 0.")) || l.contains(&format!("{class} 1."))).map(String::from);
+    let (adelie, chinstrap, gentoo) = (bar("Adelie   "), bar("Chinstrap"), bar("Gentoo   "));
+    assert!(adelie.as_deref().is_some_and(|l| l.contains('█') && l.contains('←')), "{text}");
+    for line in [&chinstrap, &gentoo] {
+        assert!(line.as_deref().is_some_and(|l| l.contains('░') && !l.contains('←')), "{text}");
+    }
+    dash.send("\x1b");
+    dash.send("K");
+    dash.wait_for("the next class's table", Duration::from_secs(10), |s| s.contains("Chinstrap  K: next class"));
+
+    dash.send("e");
+    dash.wait_for("the export", Duration::from_secs(30), |s| s.contains("exported 15 files"));
+    let files: Vec<_> = std::fs::read_dir(&exports).expect("exports dir").flatten().map(|e| e.path()).collect();
+    for suffix in ["loss.png", "roc.png", "pr.png", "calibration.png", "confusion.png"] {
+        let png = files.iter().find(|p| p.to_string_lossy().ends_with(suffix)).unwrap_or_else(|| panic!("no {suffix}: {files:?}"));
+        assert_eq!(&std::fs::read(png).expect("png")[..8], b"\x89PNG\r\n\x1a\n", "{suffix}");
+    }
+    let confusion = files.iter().find(|p| p.to_string_lossy().ends_with("confusion.csv")).expect("confusion.csv");
+    let csv = std::fs::read_to_string(confusion).expect("confusion.csv");
+    assert!(csv.starts_with("true\\predicted,Adelie,Chinstrap,Gentoo\nAdelie,"), "{csv}");
+    assert!(dash.quit().success());
+    common::assert_no_services(home.path(), Duration::from_secs(3));
+}
+
 /// Penalised paths cross-validated through the form on breast cancer (which the default fit
 /// finds separated): an elastic net on 5 folds first (v1, stable), then a lasso on 10 folds,
 /// whose coefficient and CV charts grow λ by λ while it runs; its chosen λ tests a little worse

@@ -94,13 +94,33 @@ pub fn compare_runs(a: &RunReport, b: &RunReport) -> Vec<ComparedRow> {
             rows.push(ComparedRow::number(name, fa.map(figure), fb.map(figure), 4));
         }
     }
-    rows.push(ComparedRow::number("(intercept)", Some(a.model.intercept), Some(b.model.intercept), 4));
-    let mut terms: Vec<&String> = a.model.coefficients.iter().map(|(t, _)| t).collect();
-    terms.extend(b.model.coefficients.iter().map(|(t, _)| t).filter(|t| a.model.coefficients.get(t).is_none()));
+    let (ea, eb) = (estimates(a), estimates(b));
+    let find = |e: &[(String, f64)], term: &str| e.iter().find(|(t, _)| t == term).map(|(_, v)| *v);
+    let mut terms: Vec<&String> = ea.iter().map(|(t, _)| t).collect();
+    terms.extend(eb.iter().map(|(t, _)| t).filter(|t| find(&ea, t).is_none()));
     for term in terms {
-        rows.push(ComparedRow::number(term, a.model.coefficients.get(term), b.model.coefficients.get(term), 4));
+        rows.push(ComparedRow::number(term, find(&ea, term), find(&eb, term), 4));
     }
     rows
+}
+
+/// A run's estimates by name: the intercept and each term; for a K-class model, each fitted
+/// class's, named `class: term`.
+fn estimates(run: &RunReport) -> Vec<(String, f64)> {
+    let intercept = logitflow_core::inference::INTERCEPT;
+    let Some(multinomial) = &run.model.multinomial else {
+        let terms = run.model.coefficients.iter().map(|(t, v)| (t.clone(), *v));
+        return std::iter::once((intercept.to_string(), run.model.intercept)).chain(terms).collect();
+    };
+    let fitted = multinomial.weights.fitted();
+    fitted
+        .into_iter()
+        .filter_map(|c| multinomial.estimates.get(c))
+        .flat_map(|e| {
+            let terms = e.coefficients.iter().map(|(t, v)| (format!("{}: {t}", e.class), *v));
+            std::iter::once((format!("{}: {intercept}", e.class), e.intercept)).chain(terms)
+        })
+        .collect()
 }
 
 /// The penalty's parameters, where either run has a penalty other than `--l2`'s, and the λ

@@ -298,6 +298,7 @@ impl Runtime {
                             threshold,
                             target: Some(threshold),
                             feature: None,
+                            class: None,
                         };
                         let advice =
                             advisor.post::<_, logitflow_kit::wire::Advice>("/v1/advice", &request).await.map_err(|e| e.to_string());

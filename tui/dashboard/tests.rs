@@ -1047,6 +1047,7 @@ fn the_answer_panel_shows_advisors_decision_and_where_the_first_feature_flips_it
         positive: true,
         decision: "admitted".into(),
         needed: Some(logitflow_kit::wire::Needed { feature: "score".into(), target: 0.5, value: 48.6123 }),
+        class: None,
     };
     app.on_event(AppEvent::Advised(Ok(advice)));
     let text = screen(&app, 120, 40);

@@ -1,6 +1,9 @@
 //! The advisor service: an application over serve. For one applicant's values it answers the
 //! probability, the decision at a threshold, and — the inverse of the logit — the value of the
 //! first feature needed to reach a target probability, with the model version that answered.
+//! For a K-class model: the probability of the class asked (default: the most probable), the
+//! most probable class as the decision, and the value of the feature from which the class asked
+//! is the most probable.
 //!
 //! `POST /v1/advice` ([`AdviceRequest`] → [`Advice`]). Serve is found at
 //! `LOGITFLOW_SERVE_URL`; until then the service is not ready.
@@ -66,12 +69,6 @@ async fn advice(State(state): State<AppState>, Json(request): Json<AdviceRequest
             format!("expected {} value(s): {}", meta.feature_names.len(), meta.feature_names.join(", ")),
         ));
     }
-    if let Some(classes) = meta.classes.as_ref().filter(|c| c.count() > 2) {
-        return Err(ApiError::invalid(
-            "NOT_SUPPORTED",
-            format!("model {name:?} has {} classes; advice is given for two-class models so far", classes.count()),
-        ));
-    }
     let is_text = |j: usize| meta.inputs.get(j).is_some_and(|i| i.datatype == "BYTES");
     // The feature to solve for: the one asked, else the first numeric one.
     let solve_for = match &request.feature {
@@ -98,6 +95,9 @@ async fn advice(State(state): State<AppState>, Json(request): Json<AdviceRequest
             &InferRequest::named(&meta.feature_names, &request.inputs),
         )
         .await?;
+    if !meta.class_estimates.is_empty() {
+        return advise_classes(&meta, &request, (name, answer), solve_for).map(Json);
+    }
     let probability = answer
         .outputs
         .first()
@@ -137,7 +137,91 @@ async fn advice(State(state): State<AppState>, Json(request): Json<AdviceRequest
         positive,
         decision: if positive { positive_word } else { negative_word },
         needed,
+        class: None,
     }))
+}
+
+/// Advice from a K-class model: the probability of the class asked (default: the most
+/// probable), the most probable class as the decision, and the value of feature `solve_for`
+/// from which on the class asked is the most probable, the other features held.
+fn advise_classes(
+    meta: &ModelMetadata,
+    request: &AdviceRequest,
+    (name, answer): (String, InferResponse),
+    solve_for: Option<usize>,
+) -> Result<Advice, ApiError> {
+    let classes: Vec<&str> = meta.class_estimates.iter().map(|e| e.class.as_str()).collect();
+    let probabilities = answer.outputs.iter().find(|o| o.name == "probability").map(|o| o.data.numbers()).unwrap_or_default();
+    if probabilities.len() != classes.len() {
+        return Err(ApiError::Internal(format!("serve answered {} probabilities for {} classes", probabilities.len(), classes.len())));
+    }
+    let best = logitflow_core::metrics::most_probable(probabilities);
+    let asked = match &request.class {
+        Some(class) => classes.iter().position(|c| c == class).ok_or_else(|| {
+            ApiError::invalid("INVALID_INPUT", format!("class {class:?} is not one of the model's: {}", classes.join(", ")))
+        })?,
+        None => best,
+    };
+    let needed = solve_for.and_then(|j| value_making_most_probable(meta, &request.inputs, j, asked));
+    Ok(Advice {
+        model_name: name,
+        model_version: answer.model_version,
+        probability: probabilities[asked],
+        threshold: request.threshold,
+        positive: asked == best,
+        decision: classes[best].to_string(),
+        needed,
+        class: Some(classes[asked].to_string()),
+    })
+}
+
+/// The value of feature `j` nearest its value in `inputs` at which class `class` is the most
+/// probable, the other inputs held; with the class's probability there. Each class's logit is
+/// a line in that value, and the class is the most probable on an interval where its line is
+/// above every other: `None` when there is no such interval.
+fn value_making_most_probable(meta: &ModelMetadata, inputs: &[Value], j: usize, class: usize) -> Option<Needed> {
+    let feature = &meta.feature_names[j];
+    // Each class's logit as rest + slope·x.
+    let lines: Vec<(f64, f64)> = meta
+        .class_estimates
+        .iter()
+        .map(|e| {
+            let mut rest = e.intercept;
+            for (k, (name, value)) in meta.feature_names.iter().zip(inputs).enumerate() {
+                rest += match value {
+                    _ if k == j => 0.0,
+                    Value::Number(v) => e.coefficients.get(name).unwrap_or(0.0) * v,
+                    Value::Text(level) => e.coefficients.get(&format!("{name}={}", level.trim())).unwrap_or(0.0),
+                };
+            }
+            (rest, e.coefficients.get(feature).unwrap_or(0.0))
+        })
+        .collect();
+    let (mut low, mut high) = (f64::NEG_INFINITY, f64::INFINITY);
+    let (rest, slope) = lines[class];
+    for &(other_rest, other_slope) in lines.iter().enumerate().filter(|&(k, _)| k != class).map(|(_, line)| line) {
+        // rest + slope·x ≥ other_rest + other_slope·x
+        let (d0, d1) = (rest - other_rest, slope - other_slope);
+        match d1 {
+            d1 if d1 > 0.0 => low = low.max(-d0 / d1),
+            d1 if d1 < 0.0 => high = high.min(-d0 / d1),
+            _ if d0 < 0.0 => return None,
+            _ => {}
+        }
+    }
+    let now = match inputs.get(j) {
+        Some(Value::Number(v)) => *v,
+        _ => return None,
+    };
+    if low > high {
+        return None;
+    }
+    let value = now.clamp(low, high);
+    let mut logits: Vec<f64> = lines.iter().map(|(r, s)| r + s * value).collect();
+    let top = logits.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    logits.iter_mut().for_each(|z| *z = (*z - top).exp());
+    let sum: f64 = logits.iter().sum();
+    Some(Needed { feature: feature.clone(), target: logits[class] / sum, value })
 }
 
 #[cfg(test)]
@@ -165,6 +249,41 @@ mod tests {
         assert_eq!(status, StatusCode::NOT_FOUND);
         let (status, _) = call(&app, "POST", "/v1/advice", Some(serde_json::json!({"inputs": [80.0], "model": "admissions?x="}))).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "the name is one path segment, not a query");
+    }
+
+    /// A K-class model (logits 0, −2 + x, −6 + 2x for A, B, C): the class asked's probability,
+    /// the most probable class as the decision, and where the class asked becomes the most
+    /// probable, with its probability there.
+    #[tokio::test]
+    async fn a_k_class_model_advises_a_class_and_where_it_becomes_the_most_probable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = Config::for_home(dir.path());
+        config.serve_url = Some(logitflow_serve::testing::spawn_with_worked_example(dir.path()).await);
+        let app = app(AppState::new(&config));
+        let softmax = |z: [f64; 3]| {
+            let sum: f64 = z.iter().map(|v| v.exp()).sum();
+            z.map(|v| v.exp() / sum)
+        };
+        let body = serde_json::json!({"model": "grades", "inputs": [1.0], "class": "C"});
+        let (status, advice) = call(&app, "POST", "/v1/advice", Some(body)).await;
+        assert_eq!(status, StatusCode::OK, "{advice}");
+        assert!((advice["probability"].as_f64().unwrap_or(0.0) - softmax([0.0, -1.0, -4.0])[2]).abs() < 1e-12, "{advice}");
+        assert_eq!(
+            (advice["decision"].as_str(), advice["positive"].as_bool(), advice["class"].as_str()),
+            (Some("A"), Some(false), Some("C"))
+        );
+        // C's line passes B's at x = 4 (A's at 3): from there on C is the most probable.
+        assert!((advice["needed"]["value"].as_f64().unwrap_or(0.0) - 4.0).abs() < 1e-12, "{advice}");
+        assert!((advice["needed"]["target"].as_f64().unwrap_or(0.0) - softmax([0.0, 2.0, 2.0])[2]).abs() < 1e-12, "{advice}");
+        // B at x = 3 is the most probable already: the value given is the answer.
+        let body = serde_json::json!({"model": "grades", "inputs": [3.0], "class": "B"});
+        let (_, advice) = call(&app, "POST", "/v1/advice", Some(body)).await;
+        assert_eq!((advice["decision"].as_str(), advice["positive"].as_bool()), (Some("B"), Some(true)), "{advice}");
+        assert_eq!(advice["needed"]["value"].as_f64(), Some(3.0), "{advice}");
+        let body = serde_json::json!({"model": "grades", "inputs": [3.0], "class": "D"});
+        let (status, advice) = call(&app, "POST", "/v1/advice", Some(body)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{advice}");
+        assert_eq!(advice["error"], "class \"D\" is not one of the model's: A, B, C", "{advice}");
     }
 
     #[tokio::test]

@@ -375,6 +375,31 @@ impl Model {
     }
 
     /// A model of one feature, `score`, with no scaling: z = intercept + slope·score.
+    /// A K-class model of one feature, `score`, with no scaling, for tests of everything that
+    /// answers K classes: classes `A` (the reference), `B` and `C` with logits 0, −2 + x and
+    /// −6 + 2x, so A is the most probable below x = 2, B from 2 to 4 and C from 4 on.
+    pub fn three_class_example() -> Model {
+        use crate::logistic::multinomial::{ClassModel, Coding, Multinomial, MultinomialFit};
+        let blocks = [(0.0, 0.0), (-2.0, 1.0), (-6.0, 2.0)].map(|(bias, slope)| Weights { bias, weights: vec![slope] });
+        let weights = Multinomial { coding: Coding::Reference { class: 0 }, blocks: blocks.into() };
+        let fit = MultinomialFit {
+            model: weights,
+            stop_reason: StopReason::Converged,
+            curve: Vec::new(),
+            loss_sum: f64::NAN,
+            hessian_sum: Vec::new(),
+        };
+        let mut model = Model::one_feature(0.0, 0.0);
+        model.label_name = "grade".into();
+        let names: Vec<String> = ["A", "B", "C"].map(String::from).into();
+        let mut classes = ClassModel::new(&fit, &model.transform, &names);
+        classes.tables = classes.estimates_only();
+        model.fit.terms = Vec::new();
+        model.classes = Some(Classes::several(names));
+        model.multinomial = Some(classes);
+        model
+    }
+
     pub fn one_feature(intercept: f64, slope: f64) -> Model {
         let transform = Transform {
             scaling: crate::scale::Scaling::None,

@@ -3,7 +3,7 @@
 
 use logitflow_core::clean::CleanOptions;
 use logitflow_core::inference::FitReport;
-use logitflow_core::logistic::multinomial::ClassModel;
+use logitflow_core::logistic::multinomial::{ClassEstimates, ClassModel};
 use logitflow_core::logistic::{EpochEvent, StopReason, TrainParams};
 use logitflow_core::metrics::{CalibrationBin, Metrics, PrPoint, RocPoint};
 use logitflow_core::model::Coefficients;
@@ -621,6 +621,9 @@ pub struct ModelMetadata {
     /// every request must give it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offset: Option<String>,
+    /// A K-class model's intercept and coefficients per class, in the data's units.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub class_estimates: Vec<ClassEstimates>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -661,6 +664,10 @@ pub struct AdviceRequest {
     /// The numeric feature to solve for (default: the first numeric feature).
     #[serde(default)]
     pub feature: Option<String>,
+    /// For a K-class model: the class asked about (default: the most probable); the answer
+    /// gives its probability and the value of `feature` that makes it the most probable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -671,16 +678,22 @@ pub struct Advice {
     pub threshold: f64,
     /// `probability ≥ threshold`.
     pub positive: bool,
-    /// The decision in the data's words: the positive class's name when `positive`.
+    /// The decision in the data's words: the positive class's name when `positive`; for a
+    /// K-class model, the most probable class.
     #[serde(default)]
     pub decision: String,
     #[serde(default)]
     pub needed: Option<Needed>,
+    /// For a K-class model: the class `probability` is of (`positive`: it is the most probable).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Needed {
     pub feature: String,
+    /// The probability reached at `value`: the target asked; for a K-class model, the class's
+    /// probability where it becomes the most probable (or at the value given, if it is already).
     pub target: f64,
     pub value: f64,
 }

@@ -364,6 +364,7 @@ fn metadata_of(state: &AppState, name: &str, selector: Option<&str>) -> Result<M
         }),
         unavailable: served.unavailable.iter().map(|(v, why)| (v.to_string(), why.clone())).collect(),
         offset: model.transform.offset_input().map(|j| model.feature_names[j].clone()),
+        class_estimates: model.multinomial.as_ref().map(|m| m.estimates.clone()).unwrap_or_default(),
     })
 }
 
@@ -1638,13 +1639,19 @@ pub mod testing {
     use super::*;
 
     /// Starts serve with `admissions` ([`Model::worked_example`]), `credit`
-    /// ([`Model::credit_example`], a text feature) and `scaled` ([`Model::scaled_example`],
-    /// three standardised features), and returns its address once they answer.
+    /// ([`Model::credit_example`], a text feature), `scaled` ([`Model::scaled_example`], three
+    /// standardised features) and `grades` ([`Model::three_class_example`], three classes), and
+    /// returns its address once they answer.
     pub async fn spawn_with_worked_example(home: &std::path::Path) -> String {
         let store = Store::open(home).expect("store");
         let registry = Registry::open(home);
-        for (name, m) in [("admissions", Model::worked_example()), ("credit", Model::credit_example()), ("scaled", Model::scaled_example())]
-        {
+        let models = [
+            ("admissions", Model::worked_example()),
+            ("credit", Model::credit_example()),
+            ("scaled", Model::scaled_example()),
+            ("grades", Model::three_class_example()),
+        ];
+        for (name, m) in models {
             let id = store.put_json(Kind::Model, "test", vec![], serde_json::json!({}), "model.json", &m).expect("model");
             registry.register(name, &id, None, None).expect("register");
             registry.set_alias(name, STABLE, 1).expect("alias");
@@ -1655,7 +1662,7 @@ pub mod testing {
         // Ready once every model registered here is loaded (on a loaded machine that took more
         // than the 2 s this once waited for the first alone, and a test asked for the third).
         let client = logitflow_kit::client::ServiceClient::new("serve", addr.clone(), None);
-        for name in ["admissions", "credit", "scaled"] {
+        for name in ["admissions", "credit", "scaled", "grades"] {
             for _ in 0..2_000 {
                 if client.get::<serde_json::Value>(&format!("/v2/models/{name}/ready")).await.is_ok() {
                     break;

@@ -3,15 +3,19 @@
 //! symmetric under an L2 penalty ([`logitflow_core::logistic::multinomial`]).
 
 use super::{FitInputs, Job, Loaded};
-use logitflow_core::inference::{FitStatistics, separating_term};
-use logitflow_core::logistic::multinomial::{ClassModel, Coding, fit_multinomial, multinomial_statistics};
-use logitflow_core::logistic::{ClassWeight, Covariance, Examples, Penalty, Solver, SolverChoice, StopReason, TrainParams, Weights};
+use logitflow_core::inference::{FitStatistics, Optimality, separating_term};
+use logitflow_core::logistic::multinomial::{
+    ClassModel, Coding, Multinomial, SgdSchedule, fit_multinomial, fit_multinomial_sgd, mean_objective, multinomial_statistics,
+};
+use logitflow_core::logistic::{
+    ClassWeight, Covariance, EpochEvent, Examples, Penalty, Solver, SolverChoice, StopReason, TrainParams, Weights,
+};
 use logitflow_core::model::Model;
 use logitflow_core::store::Store;
 use logitflow_core::table::Classes;
 use logitflow_kit::ApiError;
 use logitflow_kit::wire::{TrainEvent, TrainRequest};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Fits the K-class model of `inputs`, whose label has the classes `classes`, and stores it
 /// with its curve, as the binary fit does.
@@ -25,7 +29,8 @@ pub(crate) fn train_classes(
 ) -> Result<Option<TrainEvent>, ApiError> {
     let FitInputs { training_rows: mut rows, transform, loaded } = inputs;
     check_params(&request.params, &rows, &classes)?;
-    let params = TrainParams { solver: Solver::Newton, ..request.params.clone() };
+    let solver = if request.params.solver == Solver::Sgd { Solver::Sgd } else { Solver::Newton };
+    let params = TrainParams { solver, ..request.params.clone() };
     let coding = match (params.ridge() > 0.0, &params.reference) {
         (true, _) => Coding::Symmetric,
         (false, Some(name)) => Coding::Reference { class: classes.names().iter().position(|c| c == name).unwrap_or(0) },
@@ -51,9 +56,11 @@ pub(crate) fn train_classes(
     transform.scale_in_place(&mut x);
     let ex = Examples::new(&x, &rows.y, k);
     let started = std::time::Instant::now();
-    let fit = fit_multinomial(ex, (classes.count(), coding), params.ridge(), &job.cancel, |event| {
-        job.push(TrainEvent::Epoch(event.clone()));
-    });
+    let on_epoch = |event: &EpochEvent| job.push(TrainEvent::Epoch(event.clone()));
+    let fit = match solver {
+        Solver::Sgd => fit_multinomial_sgd(ex, classes.count(), (params.ridge(), schedule(&params)), &job.cancel, on_epoch),
+        _ => fit_multinomial(ex, (classes.count(), coding), params.ridge(), &job.cancel, on_epoch),
+    };
     let solve_ms = started.elapsed().as_secs_f64() * 1e3;
     let cancelled = fit.stop_reason == StopReason::Cancelled;
     if cancelled && !job.keep_best.load(Ordering::Relaxed) {
@@ -80,6 +87,14 @@ pub(crate) fn train_classes(
         reason: format!("{} classes, {} parameters", classes.count(), fit.model.fitted().len() * (k + 1)),
     });
     let mut class_model = ClassModel::new(&fit, &model.transform, &classes.several);
+    if solver == Solver::Sgd && model.fit.separation.is_none() {
+        // How far the per-sample fit stopped from the optimum newton finds on the same rows.
+        let optimum = fit_multinomial(ex, (classes.count(), coding), params.ridge(), &AtomicBool::new(false), |_| {});
+        if optimum.stop_reason == StopReason::Converged {
+            let at = |m: &Multinomial| mean_objective(m, ex, params.ridge());
+            model.fit.optimality = Some(Optimality::new(at(&fit.model), at(&optimum.model)));
+        }
+    }
     match withheld(&params, stop_reason, model.fit.separation.is_some()) {
         Some(note) => model.fit.statistics_note = Some(note),
         None => match multinomial_statistics(&fit, &model.transform, model.transform.term_names()) {
@@ -102,6 +117,18 @@ pub(crate) fn train_classes(
     Ok(Some(TrainEvent::Done { model: model_id, stop_reason, epochs, cached: false, solve_ms: Some(solve_ms) }))
 }
 
+/// The binary sgd's step and stop parameters, for the K-class one.
+fn schedule(params: &TrainParams) -> SgdSchedule {
+    SgdSchedule {
+        learning_rate: params.learning_rate,
+        lr_decay: params.lr_decay,
+        epochs: params.epochs,
+        tolerance: params.tolerance,
+        patience: params.patience,
+        seed: params.seed,
+    }
+}
+
 /// Why the per-class tables have no standard errors, if they have none by the fit's kind.
 fn withheld(params: &TrainParams, stop_reason: StopReason, separated: bool) -> Option<String> {
     if separated {
@@ -111,6 +138,8 @@ fn withheld(params: &TrainParams, stop_reason: StopReason, separated: bool) -> O
             "not given with a penalty (L2, λ = {}): the penalty shrinks the estimates, and the unpenalised theory's standard errors, p-values and intervals do not hold",
             params.ridge()
         ))
+    } else if params.solver == Solver::Sgd {
+        Some(format!("given for an exact, converged fit: this sgd fit {}; train with --solver newton for them", stop_reason.describe()))
     } else if stop_reason != StopReason::Converged {
         Some(format!("given for a converged fit: this fit {}", stop_reason.describe()))
     } else {
@@ -123,8 +152,8 @@ fn check_params(params: &TrainParams, rows: &logitflow_core::clean::Dataset, cla
     let refuse = |what: &str| {
         Err(ApiError::invalid("INVALID_PARAMS", format!("the label {:?} has {} classes; {what}", rows.label_name, classes.count())))
     };
-    if !matches!(params.solver, Solver::Auto | Solver::Newton) {
-        return refuse(&format!("K-class models are fitted by newton (or auto), not {}", params.solver));
+    if !matches!(params.solver, Solver::Auto | Solver::Newton | Solver::Sgd) {
+        return refuse(&format!("K-class models are fitted by newton (or auto) or sgd, not {}", params.solver));
     }
     if matches!(params.penalty, Penalty::L1 | Penalty::Elasticnet) || params.cv.is_some() {
         return refuse("K-class models take an L2 penalty (l2), not an L1 or elastic-net path");

@@ -406,3 +406,94 @@ impl ClassModel {
         softmax(out);
     }
 }
+
+/// What [`fit_multinomial_sgd`] steps by and stops on: the binary sgd's parameters.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SgdSchedule {
+    pub learning_rate: f64,
+    pub lr_decay: f64,
+    pub epochs: usize,
+    pub tolerance: f64,
+    pub patience: usize,
+    pub seed: u64,
+}
+
+/// Fits a K-class model by the seed's per-sample rule with the softmax gradient: each epoch
+/// visits the rows in a new seeded order, and each row moves every class's block by
+/// −α·((pₖ − [y = k])·(1, x) + l2·w), the step α/√(1 + decay·epoch) as the binary sgd's. The
+/// blocks are symmetric (they start at zero and each row's steps sum to zero over the classes).
+/// It stops at the epoch limit, a cancel, or when the training loss has not improved by more
+/// than the tolerance for `patience` epochs; an iterative fit, so it is not the optimum.
+pub fn fit_multinomial_sgd(
+    ex: Examples<'_>,
+    classes: usize,
+    (l2, schedule): (f64, SgdSchedule),
+    cancel: &AtomicBool,
+    mut on_epoch: impl FnMut(&EpochEvent),
+) -> MultinomialFit {
+    use rand::SeedableRng;
+    use rand::seq::SliceRandom;
+    let started = std::time::Instant::now();
+    let n = ex.rows().max(1) as f64;
+    let mut model = Multinomial::zeros(classes, ex.d, Coding::Symmetric);
+    let mut order: Vec<usize> = (0..ex.rows()).collect();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(schedule.seed);
+    let (mut curve, mut best, mut stale) = (Vec::new(), f64::INFINITY, 0);
+    let mut stop_reason = StopReason::MaxEpochs;
+    for epoch in 1..=schedule.epochs {
+        if cancel.load(Ordering::Relaxed) {
+            stop_reason = StopReason::Cancelled;
+            break;
+        }
+        order.shuffle(&mut rng);
+        let rate = schedule.learning_rate / (1.0 + schedule.lr_decay * (epoch - 1) as f64).sqrt();
+        sgd_epoch(&mut model, ex, &order, rate, l2);
+        let sums = pass(&model, ex, false);
+        let (objective, grad, _) = objective(&model, &sums, n, l2);
+        let event = EpochEvent {
+            epoch,
+            train_loss: sums.loss / n,
+            val_loss: None,
+            grad_norm: grad.iter().map(|g| g * g).sum::<f64>().sqrt(),
+            elapsed_ms: started.elapsed().as_secs_f64() * 1e3,
+            path: None,
+        };
+        on_epoch(&event);
+        curve.push(event);
+        if objective < best - schedule.tolerance {
+            (best, stale) = (objective, 0);
+        } else {
+            stale += 1;
+            if schedule.patience > 0 && stale >= schedule.patience {
+                stop_reason = StopReason::Plateau;
+                break;
+            }
+        }
+    }
+    let loss_sum = pass(&model, ex, false).loss;
+    MultinomialFit { model, stop_reason, curve, loss_sum, hessian_sum: Vec::new() }
+}
+
+/// One epoch of per-sample softmax steps over the rows in `order`.
+fn sgd_epoch(model: &mut Multinomial, ex: Examples<'_>, order: &[usize], rate: f64, l2: f64) {
+    let d = ex.d;
+    let mut p = vec![0.0; model.classes()];
+    for &i in order {
+        let row = &ex.x[i * d..(i + 1) * d];
+        model.probabilities(row, &mut p);
+        let class = ex.y[i] as usize;
+        for (k, block) in model.blocks.iter_mut().enumerate() {
+            let residual = p[k] - f64::from(u8::from(k == class));
+            block.bias -= rate * residual;
+            for (w, x) in block.weights.iter_mut().zip(row) {
+                *w -= rate * (residual * x + l2 * *w);
+            }
+        }
+    }
+}
+
+/// The objective `model` reaches on `ex`: the mean loss plus (l2/2)‖terms‖², what an
+/// iterative fit is measured against the optimum by.
+pub fn mean_objective(model: &Multinomial, ex: Examples<'_>, l2: f64) -> f64 {
+    objective(model, &pass(model, ex, false), ex.rows().max(1) as f64, l2).0
+}

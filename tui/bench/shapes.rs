@@ -17,9 +17,10 @@ use std::path::Path;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ShapesBench {
-    /// The shapes, as ROWSxFEATURES, comma-separated.
+    /// The shapes, as ROWSxFEATURES (a 0/1 label) or ROWSxFEATURESxCLASSES (K classes),
+    /// comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1000000x10,100000x100,100000x300,20000x1000", value_parser = parse_shape)]
-    pub shapes: Vec<(usize, usize)>,
+    pub shapes: Vec<Shape>,
     /// The solver logitflow fits with.
     #[arg(long, value_enum, default_value_t = SolverArg::Auto)]
     pub solver: SolverArg,
@@ -33,13 +34,25 @@ pub struct ShapesBench {
     pub json: bool,
 }
 
-fn parse_shape(text: &str) -> Result<(usize, usize), String> {
-    let (rows, features) = text.split_once('x').ok_or_else(|| format!("{text:?}: give a shape as ROWSxFEATURES, e.g. 100000x100"))?;
+/// Rows, features and classes (2 for a 0/1 label).
+pub type Shape = (usize, usize, usize);
+
+fn parse_shape(text: &str) -> Result<Shape, String> {
+    let parts: Vec<&str> = text.split('x').collect();
     let number = |s: &str| s.trim().parse::<usize>().ok().filter(|&n| n > 0);
-    match (number(rows), number(features)) {
-        (Some(r), Some(f)) => Ok((r, f)),
-        _ => Err(format!("{text:?}: rows and features must be whole numbers above 0")),
+    let numbers: Option<Vec<usize>> = parts.iter().map(|p| number(p)).collect();
+    match (parts.len(), numbers.as_deref()) {
+        (2 | 3, None) => Err(format!("{text:?}: rows, features and classes must be whole numbers above 0")),
+        (2, Some(&[rows, features])) => Ok((rows, features, 2)),
+        (3, Some(&[rows, features, classes])) if classes >= 2 => Ok((rows, features, classes)),
+        (3, Some(_)) => Err(format!("{text:?}: a label has two classes or more")),
+        _ => Err(format!("{text:?}: give a shape as ROWSxFEATURES, e.g. 100000x100, or ROWSxFEATURESxCLASSES")),
     }
+}
+
+/// A shape's name: `100000x10`, or `100000x10x5` for five classes.
+fn shape_name((rows, features, classes): Shape) -> String {
+    if classes > 2 { format!("{rows}x{features}x{classes}") } else { format!("{rows}x{features}") }
 }
 
 /// One round of one shape: logitflow's run and the peer's fits.
@@ -72,11 +85,12 @@ impl ShapeRound {
 pub(super) async fn shapes_bench(args: ShapesBench) -> anyhow::Result<()> {
     let scratch = tempfile::tempdir()?;
     let mut results = serde_json::Map::new();
-    for &(rows, features) in &args.shapes {
-        let name = format!("{rows}x{features}");
+    for &shape in &args.shapes {
+        let name = shape_name(shape);
         let dir = scratch.path().join(&name);
-        let (rows_text, features_text) = (rows.to_string(), features.to_string());
-        let write_args = ["write".as_ref(), rows_text.as_ref(), features_text.as_ref(), dir.as_os_str()];
+        let (rows_text, features_text, classes_text) = (shape.0.to_string(), shape.1.to_string(), shape.2.to_string());
+        let write_args =
+            ["write".as_ref(), rows_text.as_ref(), features_text.as_ref(), dir.as_os_str(), "--classes".as_ref(), classes_text.as_ref()];
         run_python(&args.python, scratch.path(), "shapes.py", SHAPES_PY, &write_args)
             .await
             .with_context(|| format!("writing the {name} data"))?;
@@ -163,9 +177,13 @@ mod tests {
 
     #[test]
     fn shapes_parse_and_bad_ones_say_why() {
-        assert_eq!(parse_shape("100000x300"), Ok((100_000, 300)));
+        assert_eq!(parse_shape("100000x300"), Ok((100_000, 300, 2)));
+        assert_eq!(parse_shape("100000x10x5"), Ok((100_000, 10, 5)));
+        assert_eq!(shape_name((100_000, 10, 5)), "100000x10x5");
+        assert_eq!(shape_name((100_000, 10, 2)), "100000x10");
         assert!(parse_shape("100000").is_err_and(|e| e.contains("ROWSxFEATURES")));
         assert!(parse_shape("0x3").is_err_and(|e| e.contains("above 0")));
+        assert!(parse_shape("10x3x1").is_err_and(|e| e.contains("two classes or more")));
     }
 
     #[test]

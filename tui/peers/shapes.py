@@ -2,7 +2,8 @@
 
 `write` makes a training and a test CSV of one shape: features of mixed scale, correlated in
 pairs, a 0/1 label drawn from a logistic model whose coefficients shrink with the column's
-index (so wide designs are not separated), and optionally a text column of many levels.
+index (so wide designs are not separated), and optionally a text column of many levels; with
+`--classes K` (K ≥ 3) the label is drawn from a multinomial model instead, classes 0 to K−1.
 `fit` reads the two files with pandas, one-hot codes a text column as statsmodels and R do (the
 first level in sorted order as reference, sparse), standardises the columns, and times
 scikit-learn's unpenalised lbfgs with its defaults, and lbfgs and newton-cholesky to a 1e-8
@@ -10,7 +11,7 @@ tolerance. It prints one JSON object: each fit's seconds, iterations and test lo
 `logitflow bench shapes` runs both commands.
 
 Usage:
-  python3 shapes.py write ROWS FEATURES OUT_DIR [--levels L] [--seed S]
+  python3 shapes.py write ROWS FEATURES OUT_DIR [--levels L] [--seed S] [--classes K]
   python3 shapes.py fit TRAIN_CSV TEST_CSV LABEL
 """
 
@@ -21,7 +22,7 @@ import time
 import numpy as np
 
 
-def write(rows, features, out_dir, levels=0, seed=7):
+def write(rows, features, out_dir, levels=0, seed=7, classes=2):
     rng = np.random.default_rng(seed)
     total = rows + rows // 4
     x = rng.standard_normal((total, features))
@@ -37,6 +38,15 @@ def write(rows, features, out_dir, levels=0, seed=7):
         effects = rng.standard_normal(levels) * 0.5
         z = z + effects[codes]
     y = (rng.random(total) < 1.0 / (1.0 + np.exp(-z))).astype(int)
+    if classes > 2:
+        # One linear predictor per class (the first the reference), a class drawn from their
+        # softmax: overlapping classes, as the 0/1 label's are.
+        betas = rng.standard_normal((features, classes)) / np.sqrt(features) * 1.5
+        betas[:, 0] = 0.0
+        logits = x @ betas
+        p = np.exp(logits - logits.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        y = np.minimum((rng.random(total)[:, None] > p.cumsum(axis=1)).sum(axis=1), classes - 1)
     import os
 
     os.makedirs(out_dir, exist_ok=True)
@@ -102,6 +112,8 @@ def fit(train_csv, test_csv, label):
         ("lbfgs", "lbfgs", {"max_iter": 10000, "tol": 1e-8}),
         ("newton-cholesky", "newton-cholesky", {"max_iter": 10000, "tol": 1e-8}),
     )
+    # Two classes: the positive class's probability; K: every class's (multinomial fits).
+    proba = (lambda m, x: m.predict_proba(x)) if len(np.unique(y)) > 2 else (lambda m, x: m.predict_proba(x)[:, 1])
     for name, solver, options in fits:
         t = time.perf_counter()
         model = LogisticRegression(penalty=None, solver=solver, **options).fit(x, y)
@@ -109,8 +121,8 @@ def fit(train_csv, test_csv, label):
         out[name] = {
             "seconds": seconds,
             "iterations": int(model.n_iter_[0]),
-            "test_log_loss": log_loss(yt, model.predict_proba(xt)[:, 1]),
-            "train_log_loss": log_loss(y, model.predict_proba(x)[:, 1]),
+            "test_log_loss": log_loss(yt, proba(model, xt)),
+            "train_log_loss": log_loss(y, proba(model, x)),
         }
     print(json.dumps(out))
 
@@ -120,7 +132,8 @@ if __name__ == "__main__":
         args = sys.argv[2:]
         levels = int(args[args.index("--levels") + 1]) if "--levels" in args else 0
         seed = int(args[args.index("--seed") + 1]) if "--seed" in args else 7
-        write(int(args[0]), int(args[1]), args[2], levels, seed)
+        classes = int(args[args.index("--classes") + 1]) if "--classes" in args else 2
+        write(int(args[0]), int(args[1]), args[2], levels, seed, classes)
     elif sys.argv[1] == "fit":
         fit(sys.argv[2], sys.argv[3], sys.argv[4])
     else:

@@ -21,6 +21,7 @@ use crate::inference::TermStatistics;
 use crate::model::Coefficients;
 use crate::scale::Transform;
 use faer::linalg::matmul::matmul;
+use faer::linalg::matmul::triangular::{self, BlockStructure};
 use faer::{Accum, Mat, Par};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -101,6 +102,18 @@ struct Pass {
     loss: f64,
     grad: Vec<f64>,
     hess: Vec<f64>,
+    /// Each row's class probabilities (n × K), which the Hessian is made from.
+    probabilities: Mat<f64>,
+}
+
+impl Pass {
+    /// This pass with its Hessian, if it was made without.
+    fn with_hessian(mut self, model: &Multinomial, ex: Examples<'_>) -> Pass {
+        if self.hess.is_empty() {
+            self.hess = hessian(&self.probabilities, &model.fitted(), ex);
+        }
+        self
+    }
 }
 
 /// One pass over the rows at `model`: the summed loss, its gradient in the fitted parameters
@@ -137,36 +150,53 @@ fn pass(model: &Multinomial, ex: Examples<'_>, want_hess: bool) -> Pass {
         }
     }
     let hess = if want_hess { hessian(&probabilities, &fitted, ex) } else { Vec::new() };
-    Pass { loss, grad, hess }
+    Pass { loss, grad, hess, probabilities }
 }
 
-/// The Hessian of the summed loss in the fitted blocks' parameters (see [`pass`]).
+/// Rows at a time in [`hessian`]: its scaled copy of them is this many rows of m·(d+1).
+const HESSIAN_CHUNK_ROWS: usize = 8_192;
+
+/// The Hessian of the summed loss in the fitted blocks' parameters (see [`pass`]): with
+/// uᵢ = pᵢ ⊗ aᵢ (each fitted class's probability times the row's design aᵢ = (1, xᵢ)), it is
+/// blockdiag(Σ pᵢₐ aᵢaᵢᵀ) − Σ uᵢuᵢᵀ. The second term is one symmetric rank-k update of the
+/// rows' u's, a chunk of rows at a time, where a product per pair of classes was m(m+1)/2
+/// narrow ones; the first reuses u's blocks.
 fn hessian(probabilities: &Mat<f64>, fitted: &[usize], ex: Examples<'_>) -> Vec<f64> {
     let (n, d, k, m) = (ex.rows(), ex.d, ex.d + 1, fitted.len());
-    let design = Mat::<f64>::from_fn(n, k, |i, j| if j == 0 { 1.0 } else { ex.x[i * d + j - 1] });
-    let mut weighted = Mat::<f64>::zeros(n, k);
-    let mut block = Mat::<f64>::zeros(k, k);
     let size = m * k;
-    let mut hess = vec![0.0; size * size];
-    for (a, &ca) in fitted.iter().enumerate() {
-        for (b, &cb) in fitted.iter().enumerate().skip(a) {
-            for i in 0..n {
-                let (pa, pb) = (probabilities[(i, ca)], probabilities[(i, cb)]);
-                let curvature = if a == b { pa * (1.0 - pa) } else { -pa * pb };
-                for j in 0..k {
-                    weighted[(i, j)] = curvature * design[(i, j)];
-                }
-            }
-            matmul(block.as_mut(), Accum::Replace, design.transpose(), weighted.as_ref(), 1.0, Par::rayon(0));
-            for r in 0..k {
-                for c in 0..k {
-                    hess[(a * k + r) * size + b * k + c] = block[(r, c)];
-                    hess[(b * k + c) * size + a * k + r] = block[(r, c)];
+    let mut h = Mat::<f64>::zeros(size, size);
+    for start in (0..n).step_by(HESSIAN_CHUNK_ROWS) {
+        let rows = HESSIAN_CHUNK_ROWS.min(n - start);
+        let design = Mat::<f64>::from_fn(rows, k, |i, j| if j == 0 { 1.0 } else { ex.x[(start + i) * d + j - 1] });
+        let mut u = Mat::<f64>::zeros(rows, size);
+        for (a, &class) in fitted.iter().enumerate() {
+            let p = &probabilities.col_as_slice(class)[start..start + rows];
+            for j in 0..k {
+                for ((value, &x), &pa) in u.col_as_slice_mut(a * k + j).iter_mut().zip(design.col_as_slice(j)).zip(p) {
+                    *value = pa * x;
                 }
             }
         }
+        // The lower triangle only: a symmetric rank-k update, half the full product's work.
+        triangular::matmul(
+            h.as_mut(),
+            BlockStructure::TriangularLower,
+            Accum::Add,
+            u.transpose(),
+            BlockStructure::Rectangular,
+            u.as_ref(),
+            BlockStructure::Rectangular,
+            -1.0,
+            Par::rayon(0),
+        );
+        for a in 0..m {
+            let block = h.as_mut().submatrix_mut(a * k, a * k, k, k);
+            matmul(block, Accum::Add, design.transpose(), u.as_ref().subcols(a * k, k), 1.0, Par::rayon(0));
+        }
     }
-    hess
+    // Both triangles, from the lower (the diagonal blocks' upper halves were added to it too,
+    // and are overwritten by their mirror).
+    (0..size * size).map(|i| (i / size, i % size)).map(|(r, c)| if r >= c { h[(r, c)] } else { h[(c, r)] }).collect()
 }
 
 /// The objective (mean loss plus the penalties) and its gradient and Hessian, from a pass.
@@ -276,14 +306,16 @@ pub fn fit_multinomial(
     MultinomialFit { model, stop_reason, curve, loss_sum: sums.loss, hessian_sum: sums.hess }
 }
 
-/// The longest step of 1, ½, ¼, … along −`delta` that does not raise the objective.
+/// The longest step of 1, ½, ¼, … along −`delta` that does not raise the objective, with the
+/// pass at it (its Hessian made once the step is taken, not for every step tried).
 fn line_search(model: &Multinomial, ex: Examples<'_>, delta: &[f64], before: f64, n: f64, l2: f64) -> (Multinomial, Pass) {
     let mut t = 1.0;
     loop {
         let candidate = moved(model, delta, t);
-        let sums = pass(&candidate, ex, true);
+        let sums = pass(&candidate, ex, false);
         let (after, _, _) = objective(&candidate, &sums, n, l2);
         if after <= before || t < 1e-10 {
+            let sums = sums.with_hessian(&candidate, ex);
             return (candidate, sums);
         }
         t *= 0.5;

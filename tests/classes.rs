@@ -143,6 +143,29 @@ fn sgd_fits_k_classes_and_says_how_far_from_the_optimum_it_stopped() {
     assert_eq!(report["params"]["solver"], "sgd");
 }
 
+/// Only Adelie penguins live on Torgersen: unpenalised, that level separates Adelie from the
+/// rest, and the fit says so by term; under an L2 penalty the maximum exists, and nothing is
+/// claimed.
+#[test]
+fn separation_is_named_per_class_unpenalised_and_not_claimed_under_a_penalty() {
+    let home = tempfile::tempdir().expect("home");
+    let data = fixture("penguins.csv");
+    let data = data.to_str().expect("a path");
+    let args = ["run", "--data", data, "--test-data", data, "--label", "species", "--missing", "drop", "--json"];
+    let out = run(home.path(), &args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report = json(&out);
+    assert_eq!(report["stop_reason"], "separated", "{}", report["model"]);
+    let separation = report["model"]["separation"].as_str().unwrap_or_default();
+    assert!(separation.contains("island=Torgersen") && separation.contains("\"Adelie\""), "{separation}");
+    assert!(report["model"]["statistics_note"].as_str().unwrap_or_default().contains("separated"), "{}", report["model"]);
+    let out = run(home.path(), &[&args[..], &["--l2", "0.003"]].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report = json(&out);
+    assert_eq!(report["stop_reason"], "converged", "{}", report["model"]);
+    assert!(report["model"]["separation"].is_null(), "{}", report["model"]);
+}
+
 #[test]
 fn what_a_k_class_label_does_not_take_is_refused_by_name() {
     let home = tempfile::tempdir().expect("home");

@@ -11,6 +11,7 @@ use logitflow_core::logistic::{
     ClassWeight, Covariance, EpochEvent, Examples, Penalty, Solver, SolverChoice, StopReason, TrainParams, Weights,
 };
 use logitflow_core::model::Model;
+use logitflow_core::scale::Transform;
 use logitflow_core::store::Store;
 use logitflow_core::table::Classes;
 use logitflow_kit::ApiError;
@@ -40,20 +41,13 @@ pub(crate) fn train_classes(
     let unencodable = |e: logitflow_core::scale::EncodeError| ApiError::invalid("DATA_ERROR", e.to_string());
     let mut x = transform.take_terms(&mut rows).map_err(unencodable)?;
     let names = classes.names();
-    // Separation is looked for in the data's units, one class against the rest.
-    if let Loaded::Scaled(_) = loaded {
-        for row in x.chunks_exact_mut(k.max(1)) {
-            for ((v, offset), scale) in row.iter_mut().zip(&transform.offset).zip(&transform.scale) {
-                *v = *v * scale + offset;
-            }
-        }
+    // A penalised likelihood has its maximum whatever the data: separation is not looked for.
+    let (unpenalised, scaled) = (params.ridge() == 0.0, matches!(loaded, Loaded::Scaled(_)));
+    let separation = if unpenalised { separated_class(&mut x, &rows.y, &transform, (&names, scaled)) } else { None };
+    // The check leaves the rows in the data's units; rows loaded scaled and not checked are so.
+    if unpenalised || !scaled {
+        transform.scale_in_place(&mut x);
     }
-    let separation = (0..classes.count()).find_map(|c| {
-        let one_vs_rest: Vec<f64> = rows.y.iter().map(|&v| f64::from(u8::from(v as usize == c))).collect();
-        let rest = format!("not {}", names[c]);
-        separating_term(&x, &one_vs_rest, k, transform.term_names(), [&rest, names[c]])
-    });
-    transform.scale_in_place(&mut x);
     let ex = Examples::new(&x, &rows.y, k);
     let started = std::time::Instant::now();
     let on_epoch = |event: &EpochEvent| job.push(TrainEvent::Epoch(event.clone()));
@@ -115,6 +109,24 @@ pub(crate) fn train_classes(
     model.multinomial = Some(class_model);
     let model_id = super::store_model(store, request, (params_json, key), &model, (fit.curve, cancelled))?;
     Ok(Some(TrainEvent::Done { model: model_id, stop_reason, epochs, cached: false, solve_ms: Some(solve_ms) }))
+}
+
+/// The first class that one term separates from the others, in words: looked for in the data's
+/// units, so rows loaded scaled (`scaled`) are unscaled first, and left so.
+fn separated_class(x: &mut [f64], y: &[f64], transform: &Transform, (names, scaled): (&[&str], bool)) -> Option<String> {
+    let k = transform.terms();
+    if scaled {
+        for row in x.chunks_exact_mut(k.max(1)) {
+            for ((v, offset), scale) in row.iter_mut().zip(&transform.offset).zip(&transform.scale) {
+                *v = *v * scale + offset;
+            }
+        }
+    }
+    (0..names.len()).find_map(|c| {
+        let one_vs_rest: Vec<f64> = y.iter().map(|&v| f64::from(u8::from(v as usize == c))).collect();
+        let rest = format!("not {}", names[c]);
+        separating_term(x, &one_vs_rest, k, transform.term_names(), [&rest, names[c]])
+    })
 }
 
 /// The binary sgd's step and stop parameters, for the K-class one.

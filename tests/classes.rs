@@ -67,6 +67,21 @@ fn anes96_fits_as_statsmodels_mnlogit_with_a_table_per_class() {
     let sum: f64 = classes.iter().map(|c| c["probability"].as_f64().expect("a probability")).sum();
     assert!((sum - 1.0).abs() < 1e-12, "{sum}");
     assert_eq!(prediction["label"], "1", "{prediction}");
+    // Another reference class reparametrises the same model: the same log-likelihood and the
+    // same served probabilities, the tables now against "6".
+    let other = run(home.path(), &[&args[..], &["--reference", "6"]].concat());
+    assert!(other.status.success(), "{}", stderr(&other));
+    let other = json(&other);
+    let tables = other["model"]["multinomial"]["tables"].as_array().expect("tables");
+    assert_eq!(tables.iter().map(|t| t["class"].as_u64().unwrap_or(99)).collect::<Vec<_>>(), [0, 1, 2, 3, 4, 5]);
+    let other_llf = other["model"]["fit_statistics"]["log_likelihood"].as_f64().expect("llf");
+    assert!(relative(other_llf, llf) < 1e-12, "{other_llf} against {llf}");
+    let probabilities = |r: &Value| -> Vec<f64> {
+        r["predictions"][0]["classes"].as_array().expect("classes").iter().map(|c| c["probability"].as_f64().unwrap_or(f64::NAN)).collect()
+    };
+    for (a, b) in probabilities(&report).iter().zip(probabilities(&other)) {
+        assert!((a - b).abs() < 1e-12, "{a} against {b}");
+    }
     // The readable report: one table per class against the reference, and the K×K confusion.
     let out = run(home.path(), &args[..args.len() - 3]);
     assert!(out.status.success(), "{}", stderr(&out));

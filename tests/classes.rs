@@ -187,7 +187,7 @@ fn what_a_k_class_label_does_not_take_is_refused_by_name() {
     let data = fixture("anes96.csv");
     let data = data.to_str().expect("a path");
     for (more, words) in [
-        (&["--solver", "lbfgs"][..], "K-class models are fitted by newton (or auto) or sgd, not lbfgs"),
+        (&["--solver", "saga"][..], "K-class models are fitted by newton, lbfgs (or auto) or sgd, not saga"),
         (&["--reference", "9"][..], "the reference \"9\" is not one of them (0, 1, 2, 3, 4, 5, 6)"),
         (&["--penalty", "l1", "--lambda", "0.01"][..], "not an L1 or elastic-net path"),
         (&["--positive", "3"][..], "names one of two classes"),

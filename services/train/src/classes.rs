@@ -5,10 +5,11 @@
 use super::{FitInputs, Job, Loaded};
 use logitflow_core::inference::{FitStatistics, Optimality, separating_term};
 use logitflow_core::logistic::multinomial::{
-    ClassModel, Coding, Multinomial, SgdSchedule, fit_multinomial, fit_multinomial_sgd, mean_objective, multinomial_statistics,
+    ClassModel, Coding, Multinomial, SgdSchedule, fit_multinomial, fit_multinomial_lbfgs, fit_multinomial_sgd, mean_objective,
+    multinomial_statistics,
 };
 use logitflow_core::logistic::{
-    ClassWeight, Covariance, EpochEvent, Examples, Penalty, Solver, SolverChoice, StopReason, TrainParams, Weights,
+    AUTO_NEWTON_TERMS, ClassWeight, Covariance, EpochEvent, Examples, Penalty, Solver, SolverChoice, StopReason, TrainParams, Weights,
 };
 use logitflow_core::model::Model;
 use logitflow_core::scale::Transform;
@@ -30,7 +31,7 @@ pub(crate) fn train_classes(
 ) -> Result<Option<TrainEvent>, ApiError> {
     let FitInputs { training_rows: mut rows, transform, loaded } = inputs;
     check_params(&request.params, &rows, &classes)?;
-    let solver = if request.params.solver == Solver::Sgd { Solver::Sgd } else { Solver::Newton };
+    let (solver, solver_choice) = choose_solver(request.params.solver, classes.count(), transform.terms(), request.params.ridge());
     let params = TrainParams { solver, ..request.params.clone() };
     let coding = match (params.ridge() > 0.0, &params.reference) {
         (true, _) => Coding::Symmetric,
@@ -53,6 +54,10 @@ pub(crate) fn train_classes(
     let on_epoch = |event: &EpochEvent| job.push(TrainEvent::Epoch(event.clone()));
     let fit = match solver {
         Solver::Sgd => fit_multinomial_sgd(ex, classes.count(), (params.ridge(), schedule(&params)), &job.cancel, on_epoch),
+        Solver::Lbfgs => {
+            let limits = (params.ridge(), params.tolerance, params.epochs);
+            fit_multinomial_lbfgs(ex, (classes.count(), coding), limits, &job.cancel, on_epoch)
+        }
         _ => fit_multinomial(ex, (classes.count(), coding), params.ridge(), &job.cancel, on_epoch),
     };
     let solve_ms = started.elapsed().as_secs_f64() * 1e3;
@@ -76,10 +81,7 @@ pub(crate) fn train_classes(
     let mut model = Model::new(transform, Weights::zeros(k), label, params.clone(), stop_reason, epochs, rows.rows(), lineage);
     model.fit.terms = Vec::new();
     model.fit.separation = separation;
-    model.fit.solver_choice = (request.params.solver == Solver::Auto).then(|| SolverChoice {
-        solver: Solver::Newton,
-        reason: format!("{} classes, {} parameters", classes.count(), fit.model.fitted().len() * (k + 1)),
-    });
+    model.fit.solver_choice = solver_choice;
     let mut class_model = ClassModel::new(&fit, &model.transform, &classes.several);
     if solver == Solver::Sgd && model.fit.separation.is_none() {
         // How far the per-sample fit stopped from the optimum newton finds on the same rows.
@@ -129,6 +131,24 @@ fn separated_class(x: &mut [f64], y: &[f64], transform: &Transform, (names, scal
     })
 }
 
+/// The solver that runs for a K-class model of `terms` terms, and for `auto` the choice and
+/// why: newton below [`AUTO_NEWTON_TERMS`] parameters ((K−1) blocks of terms and an
+/// intercept; K under a penalty), L-BFGS from there, as for two classes.
+fn choose_solver(asked: Solver, classes: usize, terms: usize, ridge: f64) -> (Solver, Option<SolverChoice>) {
+    if asked != Solver::Auto {
+        return (asked, None);
+    }
+    let blocks = if ridge > 0.0 { classes } else { classes - 1 };
+    let parameters = blocks * (terms + 1);
+    let reason = format!("{classes} classes, {parameters} parameters");
+    let choice = if parameters < AUTO_NEWTON_TERMS {
+        SolverChoice { solver: Solver::Newton, reason }
+    } else {
+        SolverChoice { solver: Solver::Lbfgs, reason: format!("{reason}, too many for newton's Hessian") }
+    };
+    (choice.solver, Some(choice))
+}
+
 /// The binary sgd's step and stop parameters, for the K-class one.
 fn schedule(params: &TrainParams) -> SgdSchedule {
     SgdSchedule {
@@ -164,8 +184,8 @@ fn check_params(params: &TrainParams, rows: &logitflow_core::clean::Dataset, cla
     let refuse = |what: &str| {
         Err(ApiError::invalid("INVALID_PARAMS", format!("the label {:?} has {} classes; {what}", rows.label_name, classes.count())))
     };
-    if !matches!(params.solver, Solver::Auto | Solver::Newton | Solver::Sgd) {
-        return refuse(&format!("K-class models are fitted by newton (or auto) or sgd, not {}", params.solver));
+    if !matches!(params.solver, Solver::Auto | Solver::Newton | Solver::Lbfgs | Solver::Sgd) {
+        return refuse(&format!("K-class models are fitted by newton, lbfgs (or auto) or sgd, not {}", params.solver));
     }
     if matches!(params.penalty, Penalty::L1 | Penalty::Elasticnet) || params.cv.is_some() {
         return refuse("K-class models take an L2 penalty (l2), not an L1 or elastic-net path");
@@ -183,4 +203,23 @@ fn check_params(params: &TrainParams, rows: &logitflow_core::clean::Dataset, cla
         return refuse(&format!("the reference {reference:?} is not one of them ({})", classes.names().join(", ")));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// auto counts a K-class model's parameters, K−1 blocks unpenalised and K under a penalty,
+    /// and hands newton's Hessian over to L-BFGS where two classes would.
+    #[test]
+    fn auto_counts_every_class_block_of_parameters() {
+        assert_eq!(choose_solver(Solver::Newton, 7, 500, 0.0), (Solver::Newton, None));
+        let (solver, choice) = choose_solver(Solver::Auto, 7, 5, 0.0);
+        assert_eq!((solver, choice.map(|c| c.reason)), (Solver::Newton, Some("7 classes, 36 parameters".to_string())));
+        // 5 classes of 40 terms: 4 × 41 = 164 parameters unpenalised, 5 × 41 = 205 penalised.
+        assert_eq!(choose_solver(Solver::Auto, 5, 40, 0.0).0, Solver::Newton);
+        let (solver, choice) = choose_solver(Solver::Auto, 5, 40, 1e-3);
+        assert_eq!(solver, Solver::Lbfgs);
+        assert_eq!(choice.map(|c| c.reason), Some("5 classes, 205 parameters, too many for newton's Hessian".to_string()));
+    }
 }

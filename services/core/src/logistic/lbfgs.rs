@@ -20,21 +20,25 @@ use super::{FitData, Measurement, Progress, StopReason, Weights, dot, norm, obje
 const MEMORY: usize = 10;
 
 /// The objective must fall by this fraction of the step's slope (the usual Armijo constant).
-const SUFFICIENT_DECREASE: f64 = 1e-4;
+pub(super) const SUFFICIENT_DECREASE: f64 = 1e-4;
 
 /// Halvings of the step before the line search gives up: the direction then gains nothing the
 /// objective's rounding can show, which is an optimum to working precision.
-const MAX_HALVINGS: usize = 40;
+pub(super) const MAX_HALVINGS: usize = 40;
 
-/// The step pairs (s, y, 1/sᵀy), the oldest first.
-struct Curvature {
-    pairs: VecDeque<(Vec<f64>, Vec<f64>, f64)>,
+/// The step pairs (s, y, 1/sᵀy), the oldest first. The K-class L-BFGS keeps its own.
+pub(super) struct Curvature {
+    pub(super) pairs: VecDeque<(Vec<f64>, Vec<f64>, f64)>,
 }
 
 impl Curvature {
+    pub(super) fn new() -> Curvature {
+        Curvature { pairs: VecDeque::with_capacity(MEMORY) }
+    }
+
     /// −H·g, H the inverse-Hessian approximation of the pairs (two-loop recursion), its
     /// initial scale sᵀy/yᵀy from the newest pair; −g before any pair.
-    fn direction(&self, g: &[f64]) -> Vec<f64> {
+    pub(super) fn direction(&self, g: &[f64]) -> Vec<f64> {
         let mut q = g.to_vec();
         let mut alphas = Vec::with_capacity(self.pairs.len());
         for (s, y, rho) in self.pairs.iter().rev() {
@@ -54,9 +58,25 @@ impl Curvature {
         q
     }
 
+    /// The next search direction from the gradient `g`, its slope along `g` and the first
+    /// step length to try. Where the direction is not one of descent (rounding spoilt the
+    /// update, or the slope is NaN) the memory goes and the search starts over from steepest
+    /// descent; a step with no curvature to scale it has unit length, as SciPy's.
+    pub(super) fn descent(&mut self, g: &[f64]) -> (Vec<f64>, f64, f64) {
+        let mut direction = self.direction(g);
+        let mut slope = dot(g, &direction);
+        if slope.is_nan() || slope >= 0.0 {
+            self.pairs.clear();
+            direction = g.iter().map(|v| -v).collect();
+            slope = -dot(g, g);
+        }
+        let first_step = if self.pairs.is_empty() { 1.0 / norm(g).max(1.0) } else { 1.0 };
+        (direction, slope, first_step)
+    }
+
     /// Keeps the pair if its curvature is positive beyond rounding; the oldest goes at
     /// [`MEMORY`].
-    fn remember(&mut self, s: Vec<f64>, y: Vec<f64>) {
+    pub(super) fn remember(&mut self, s: Vec<f64>, y: Vec<f64>) {
         let sy = dot(&s, &y);
         if sy > f64::EPSILON * norm(&s) * norm(&y) {
             if self.pairs.len() == MEMORY {
@@ -79,22 +99,12 @@ pub(super) fn fit_lbfgs<F: FnMut(&super::EpochEvent)>(data: &FitData<'_>, progre
     let l2 = data.params.l2;
     let mut w = Weights::zeros(data.train.d);
     let (mut f, mut g) = objective(&w, data.train, l2);
-    let mut curvature = Curvature { pairs: VecDeque::with_capacity(MEMORY) };
+    let mut curvature = Curvature::new();
     for epoch in 1..=data.params.epochs {
         if data.cancelled() {
             return (w, StopReason::Cancelled);
         }
-        let mut direction = curvature.direction(&g);
-        let mut slope = dot(&g, &direction);
-        // Not a descent direction (rounding spoilt the update, or the slope is NaN): start over
-        // from steepest descent.
-        if slope.is_nan() || slope >= 0.0 {
-            curvature.pairs.clear();
-            direction = g.iter().map(|v| -v).collect();
-            slope = -dot(&g, &g);
-        }
-        // The first step has no curvature to scale it: a unit length, as SciPy's.
-        let mut t = if curvature.pairs.is_empty() { 1.0 / norm(&g).max(1.0) } else { 1.0 };
+        let (direction, slope, mut t) = curvature.descent(&g);
         let accepted = (0..MAX_HALVINGS).find_map(|_| {
             // w + t·direction: the gradient step of the other solvers, by −t.
             let mut candidate = w.clone();

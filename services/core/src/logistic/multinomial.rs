@@ -22,7 +22,7 @@ use crate::model::Coefficients;
 use crate::scale::Transform;
 use faer::linalg::matmul::matmul;
 use faer::linalg::matmul::triangular::{self, BlockStructure};
-use faer::{Accum, Mat, Par};
+use faer::{Accum, Mat, MatRef, Par};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -117,36 +117,39 @@ impl Pass {
 }
 
 /// One pass over the rows at `model`: the summed loss, its gradient in the fitted parameters
-/// and (when asked for) its Hessian, m·(d+1) square for m fitted blocks. The Hessian's block
-/// (a, b) is Aᵀ diag(pₐ(δₐᵦ − pᵦ)) A over the design A = [1, X]; each is one faer product.
+/// and (when asked for) its Hessian, m·(d+1) square for m fitted blocks ([`hessian`]). The
+/// logits are one product X·W (n × d by d × K) and the gradient another, Xᵀ(P − Y), by faer:
+/// row by row they were as long as newton's Hessian on narrow data, and L-BFGS is all passes.
 fn pass(model: &Multinomial, ex: Examples<'_>, want_hess: bool) -> Pass {
-    let (n, d, k) = (ex.rows(), ex.d, ex.d + 1);
-    let fitted = model.fitted();
-    let m = fitted.len();
-    let mut probabilities = Mat::<f64>::zeros(n, model.classes());
+    let (n, d, k, classes) = (ex.rows(), ex.d, ex.d + 1, model.classes());
+    let x = MatRef::from_row_major_slice(ex.x, n, d);
+    let weights = Mat::<f64>::from_fn(d, classes, |j, c| model.blocks[c].weights[j]);
+    let mut probabilities = Mat::<f64>::zeros(n, classes);
+    matmul(probabilities.as_mut(), Accum::Replace, x, weights.as_ref(), 1.0, Par::rayon(0));
     let mut loss = 0.0;
-    let mut z = vec![0.0; model.classes()];
-    for i in 0..n {
-        let row = &ex.x[i * d..(i + 1) * d];
-        for (zc, block) in z.iter_mut().zip(&model.blocks) {
-            *zc = block.logit(row);
+    let mut z = vec![0.0; classes];
+    for (i, &label) in ex.y.iter().enumerate() {
+        for (c, zc) in z.iter_mut().enumerate() {
+            *zc = probabilities[(i, c)] + model.blocks[c].bias;
         }
-        let class = ex.y[i] as usize;
-        let chosen = z[class];
+        let chosen = z[label as usize];
         loss += softmax(&mut z) - chosen;
         for (c, p) in z.iter().enumerate() {
             probabilities[(i, c)] = *p;
         }
     }
-    let mut grad = vec![0.0; m * k];
-    for (a, &class) in fitted.iter().enumerate() {
-        let g = &mut grad[a * k..(a + 1) * k];
-        for i in 0..n {
-            let r = probabilities[(i, class)] - f64::from(u8::from(ex.y[i] as usize == class));
-            g[0] += r;
-            for (gj, xj) in g[1..].iter_mut().zip(&ex.x[i * d..(i + 1) * d]) {
-                *gj += r * xj;
-            }
+    // P − Y over the fitted classes, and the gradient from it: its column sums (the
+    // intercepts') and Xᵀ(P − Y) (the terms').
+    let fitted = model.fitted();
+    let residuals =
+        Mat::<f64>::from_fn(n, fitted.len(), |i, a| probabilities[(i, fitted[a])] - f64::from(u8::from(ex.y[i] as usize == fitted[a])));
+    let mut terms = Mat::<f64>::zeros(d, fitted.len());
+    matmul(terms.as_mut(), Accum::Replace, x.transpose(), residuals.as_ref(), 1.0, Par::rayon(0));
+    let mut grad = vec![0.0; fitted.len() * k];
+    for (a, g) in grad.chunks_exact_mut(k).enumerate() {
+        g[0] = residuals.col_as_slice(a).iter().sum();
+        for (j, gj) in g[1..].iter_mut().enumerate() {
+            *gj = terms[(j, a)];
         }
     }
     let hess = if want_hess { hessian(&probabilities, &fitted, ex) } else { Vec::new() };
@@ -287,14 +290,7 @@ pub fn fit_multinomial(
         sums = next_sums;
         let (after, after_grad, _) = objective(&model, &sums, n, l2);
         let grad_norm = after_grad.iter().map(|g| g * g).sum::<f64>().sqrt();
-        let event = EpochEvent {
-            epoch: iteration,
-            train_loss: sums.loss / n,
-            val_loss: None,
-            grad_norm,
-            elapsed_ms: started.elapsed().as_secs_f64() * 1e3,
-            path: None,
-        };
+        let event = pass_event(iteration, sums.loss / n, grad_norm, started);
         on_iteration(&event);
         curve.push(event);
         if polish {
@@ -337,6 +333,10 @@ pub fn multinomial_statistics(fit: &MultinomialFit, transform: &Transform, term_
     let fitted = fit.model.fitted();
     let k = fit.model.blocks[0].weights.len() + 1;
     let size = fitted.len() * k;
+    // A fit that stopped before the optimum made no Hessian there.
+    if fit.hessian_sum.len() != size * size {
+        return None;
+    }
     let covariance = super::invert_spd(&fit.hessian_sum, size)?;
     let tables = fitted
         .iter()
@@ -482,14 +482,7 @@ pub fn fit_multinomial_sgd(
         sgd_epoch(&mut model, ex, &order, rate, l2);
         let sums = pass(&model, ex, false);
         let (objective, grad, _) = objective(&model, &sums, n, l2);
-        let event = EpochEvent {
-            epoch,
-            train_loss: sums.loss / n,
-            val_loss: None,
-            grad_norm: grad.iter().map(|g| g * g).sum::<f64>().sqrt(),
-            elapsed_ms: started.elapsed().as_secs_f64() * 1e3,
-            path: None,
-        };
+        let event = pass_event(epoch, sums.loss / n, grad.iter().map(|g| g * g).sum::<f64>().sqrt(), started);
         on_epoch(&event);
         curve.push(event);
         if objective < best - schedule.tolerance {
@@ -528,4 +521,67 @@ fn sgd_epoch(model: &mut Multinomial, ex: Examples<'_>, order: &[usize], rate: f
 /// iterative fit is measured against the optimum by.
 pub fn mean_objective(model: &Multinomial, ex: Examples<'_>, l2: f64) -> f64 {
     objective(model, &pass(model, ex, false), ex.rows().max(1) as f64, l2).0
+}
+
+/// Fits a K-class model by L-BFGS (the binary L-BFGS's two-loop recursion and Armijo line
+/// search, `super::lbfgs`): what `auto` runs when the parameters are too many for newton's
+/// Hessian, whose cost grows with rows × parameters² where a pass's grows with rows × terms.
+/// It stops when the gradient's norm is at most `tolerance` (an optimum: the Hessian is then
+/// made once, for the statistics), or when no step lowers the objective.
+pub fn fit_multinomial_lbfgs(
+    ex: Examples<'_>,
+    (classes, coding): (usize, Coding),
+    (l2, tolerance, epochs): (f64, f64, usize),
+    cancel: &AtomicBool,
+    mut on_iteration: impl FnMut(&EpochEvent),
+) -> MultinomialFit {
+    use super::lbfgs::{Curvature, MAX_HALVINGS, SUFFICIENT_DECREASE};
+    let started = std::time::Instant::now();
+    let n = ex.rows().max(1) as f64;
+    let evaluate = |model: &Multinomial| {
+        let sums = pass(model, ex, false);
+        let (f, g, _) = objective(model, &sums, n, l2);
+        (f, g, sums)
+    };
+    let mut model = Multinomial::zeros(classes, ex.d, coding);
+    let (mut f, mut g, mut sums) = evaluate(&model);
+    let (mut curvature, mut curve) = (Curvature::new(), Vec::new());
+    let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
+    let mut stop_reason = StopReason::MaxEpochs;
+    for iteration in 1..=epochs {
+        if cancel.load(Ordering::Relaxed) {
+            stop_reason = StopReason::Cancelled;
+            break;
+        }
+        let (direction, slope, mut t) = curvature.descent(&g);
+        // model + t·direction is `moved` by −t.
+        let accepted = (0..MAX_HALVINGS).find_map(|_| {
+            let candidate = moved(&model, &direction, -t);
+            let (ft, gt, st) = evaluate(&candidate);
+            let taken = t;
+            t *= 0.5;
+            (ft <= f + SUFFICIENT_DECREASE * taken * slope).then_some((taken, candidate, ft, gt, st))
+        });
+        let Some((taken, candidate, ft, gt, st)) = accepted else {
+            stop_reason = StopReason::Plateau;
+            break;
+        };
+        curvature.remember(direction.iter().map(|v| taken * v).collect(), gt.iter().zip(&g).map(|(a, b)| a - b).collect());
+        (model, f, g, sums) = (candidate, ft, gt, st);
+        let grad_norm = norm(&g);
+        let event = pass_event(iteration, sums.loss / n, grad_norm, started);
+        on_iteration(&event);
+        curve.push(event);
+        if grad_norm <= tolerance {
+            stop_reason = StopReason::Converged;
+            break;
+        }
+    }
+    let sums = if stop_reason == StopReason::Converged { sums.with_hessian(&model, ex) } else { sums };
+    MultinomialFit { model, stop_reason, curve, loss_sum: sums.loss, hessian_sum: sums.hess }
+}
+
+/// The event of an iteration or epoch that ended at a mean loss of `loss`: no validation rows.
+fn pass_event(epoch: usize, loss: f64, grad_norm: f64, started: std::time::Instant) -> EpochEvent {
+    EpochEvent { epoch, train_loss: loss, val_loss: None, grad_norm, elapsed_ms: started.elapsed().as_secs_f64() * 1e3, path: None }
 }

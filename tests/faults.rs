@@ -157,7 +157,7 @@ fn training_killed_midway_fails_the_run_and_leaves_nothing_half_written() {
     });
     // ...and training: the train service has spent half a second of CPU since then (a job
     // of a million epochs keeps a core busy; an idle service spends next to none).
-    let cpu = logitflow::bench::cpu_seconds;
+    let cpu = logitflow_kit::cpu_seconds;
     let before = cpu(train).expect("train's CPU time");
     eventually("train to be busy training", Duration::from_secs(20), || cpu(train).filter(|now| now - before >= 0.5));
     kill9(train);

@@ -464,37 +464,6 @@ fn compare_lists_two_runs_differences_and_plots_both_loss_curves() {
     assert!(!out.status.success() && stderr(&out).contains("logitflow runs"), "{}", stderr(&out));
 }
 
-#[test]
-fn bench_pipeline_rounds_time_each_run_in_a_fresh_home_and_summarise_them() {
-    let home = tempfile::tempdir().expect("tempdir");
-    let out = json(&run(home.path(), &["bench", "pipeline", "--rows", "3000", "--rounds", "2", "--json"]));
-    let runs = out["large_csv"].as_array().expect("a run per round");
-    assert_eq!(runs.len(), 2, "{out}");
-    let totals: Vec<f64> = runs
-        .iter()
-        .map(|r| {
-            assert_eq!(r["rows"], 3000, "{r}");
-            let stages: Vec<&str> = r["stages_ms"].as_array().expect("stages").iter().filter_map(|s| s[0].as_str()).collect();
-            assert_eq!(stages, ["ingest", "preprocess", "features", "train", "evaluate", "serve"]);
-            r["stage_total_ms"].as_f64().expect("a total")
-        })
-        .collect();
-    let summary = &out["large_csv_summary"];
-    assert_eq!(summary["rounds"], 2);
-    let stages = summary["stages_ms"].as_array().expect("the stages' spreads");
-    assert_eq!(stages.len(), 7, "six stages and their sum: {summary}");
-    for stage in stages {
-        let spread = &stage[1];
-        let (min, median, max) = (spread["min"].as_f64(), spread["median"].as_f64(), spread["max"].as_f64());
-        assert!(min > Some(0.0) && min <= median && median <= max, "{stage}");
-    }
-    let sum = &stages[6];
-    assert_eq!(sum[0], "stages");
-    let (least, most) = (totals[0].min(totals[1]), totals[0].max(totals[1]));
-    assert_eq!((sum[1]["min"].as_f64(), sum[1]["max"].as_f64()), (Some(least), Some(most)), "{summary}");
-    assert_eq!(sum[1]["median"].as_f64(), Some((least + most) / 2.0));
-}
-
 /// `logitflow gc` removes what nothing reaches and keeps what the registry does: a run that
 /// failed after ingest leaves its dataset behind, and with no step kept (`--keep-days 0`) the
 /// first run's training curve (an artifact only its train step names) goes too. The dry run
@@ -536,4 +505,20 @@ fn gc_removes_a_failed_runs_dataset_and_keeps_what_the_registry_reaches() {
     let after = run(home.path(), &["gc", "--dry-run"]);
     assert!(stdout(&after).contains("would remove 0 artifact(s)"), "{}", stdout(&after));
     assert_no_services(home.path(), Duration::from_secs(2));
+}
+
+/// The product's command line holds the product alone: the benchmarks are `logitflow-bench`'s,
+/// and `bench` is no command here.
+#[test]
+fn help_lists_the_products_commands_and_no_benchmark() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let out = run(home.path(), &["--help"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let help = stdout(&out);
+    for command in ["run", "predict", "score", "runs", "gc", "export", "compare", "service", "synth"] {
+        assert!(help.lines().any(|l| l.trim_start().starts_with(&format!("{command} "))), "no {command} in:\n{help}");
+    }
+    assert!(!help.to_lowercase().contains("bench"), "{help}");
+    let out = run(home.path(), &["bench", "serve"]);
+    assert!(!out.status.success() && stderr(&out).contains("unrecognized subcommand 'bench'"), "{}", stderr(&out));
 }

@@ -46,8 +46,6 @@ pub enum Command {
     Service(ServiceCommand),
     /// Write rows drawn from a logistic model as CSV (this made assets/admissions.csv).
     Synth(SynthArgs),
-    /// Benchmarks: `bench serve` (load test), `bench pipeline` (startup, train-to-served, memory).
-    Bench(crate::bench::BenchArgs),
 }
 
 /// What data to use and how to train: shared by `run` and the dashboard.

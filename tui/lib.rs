@@ -1,7 +1,7 @@
 //! logitflow's console: the command line, the supervisor of the service processes, the
 //! pipeline driver, the dashboard and plot export.
 //!
-//! - [`cli::Cli`]: `logitflow [run|predict|score|runs|export|compare|service|synth|bench]`.
+//! - [`cli::Cli`]: `logitflow [run|predict|score|runs|export|compare|service|synth|gc]`.
 //! - [`supervisor::Supervisor`]: runs each service as a child process and keeps it running.
 //! - [`pipeline::run_pipeline`]: drives the stages through the services' HTTP APIs and
 //!   reports [`pipeline::PipelineEvent`]s and a [`pipeline::RunReport`].
@@ -11,7 +11,6 @@
 //! - [`compare::compare_runs`]: two runs side by side, for `logitflow compare` and the runs view.
 //! - [`numbers::readable`]: a coefficient with its column's decimals, or its significant digits.
 
-pub mod bench;
 pub mod cli;
 pub mod commands;
 pub mod compare;

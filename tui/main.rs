@@ -43,7 +43,6 @@ fn main() -> ExitCode {
         Some(Command::Compare(args)) => home().and_then(|home| commands::compare(home, args)),
         Some(Command::Service(command)) => runtime.block_on(commands::service(cli.home.clone(), cli.store.clone(), command)),
         Some(Command::Synth(args)) => commands::synth(args),
-        Some(Command::Bench(args)) => runtime.block_on(logitflow::bench::run(args)),
     };
     // Children are stopped by the commands themselves; dropping the runtime kills any left.
     drop(runtime);

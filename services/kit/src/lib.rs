@@ -27,7 +27,7 @@ pub use config::{Config, ServiceArgs, ServiceCli, check_exposure, default_home, 
 pub use error::{ApiError, Json, blocking, parse_json};
 pub use guard::same_token;
 pub use server::{
-    Readiness, ServiceInfo, announce_listening, init_tracing, proc_status_bytes, serve, serve_with_metrics, shutdown_signal,
+    Readiness, ServiceInfo, announce_listening, cpu_seconds, init_tracing, proc_status_bytes, serve, serve_with_metrics, shutdown_signal,
     use_aws_lc_crypto,
 };
 pub use step::{StepSummary, cached_step};

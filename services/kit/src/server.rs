@@ -164,6 +164,18 @@ pub fn proc_status_bytes(process: &str, field: &str) -> Option<u64> {
     Some(kb * 1024)
 }
 
+/// CPU time (user + system) a process has used so far, from `/proc/PID/stat`.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces; the fields after it are plain numbers.
+    let mut after_name = stat.rsplit_once(')')?.1.split_whitespace();
+    // Fields 14 and 15 (utime, stime) are the 12th and 13th after the name, in clock ticks.
+    let utime: u64 = after_name.nth(11)?.parse().ok()?;
+    let stime: u64 = after_name.next()?.parse().ok()?;
+    // The kernel reports /proc times in USER_HZ, which is 100 on every Linux ABI.
+    Some((utime + stime) as f64 / 100.0)
+}
+
 /// Resolves on SIGTERM or SIGINT.
 pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();

@@ -6,12 +6,12 @@
 //! rows. It prints, per shape, the medians of the train stage and of each peer fit, their ratio,
 //! and how far the test log loss is from the optimum's (newton-cholesky's).
 
-use super::{Spread, bundled_args, run_once, run_peer, run_python};
+use crate::{Spread, bundled_args, run_once, run_peer, run_python};
 
 /// The script that writes each shape's data and fits scikit-learn beside it.
 const SHAPES_PY: &str = include_str!("../peers/shapes.py");
-use crate::cli::SolverArg;
 use anyhow::Context;
+use logitflow::cli::SolverArg;
 use serde::Serialize;
 use std::path::Path;
 
@@ -124,9 +124,9 @@ async fn shape_run(home: &Path, train: &Path, test: &Path, solver: SolverArg) ->
     data.test_data = Some(test.to_path_buf());
     data.label = Some("y".into());
     data.solver = solver;
-    let request = crate::commands::pipeline_request(home, &data, Vec::new())?;
+    let request = logitflow::commands::pipeline_request(home, &data, Vec::new())?;
     let (report, _, ()) = run_once(home, &request, |_| ()).await?;
-    let train_stage = report.stages.iter().find(|s| s.name == crate::pipeline::Stage::Train).context("no train stage")?;
+    let train_stage = report.stages.iter().find(|s| s.name == logitflow::pipeline::Stage::Train).context("no train stage")?;
     Ok(ShapeRound {
         solver: report.model.fit.solver_choice.as_ref().map_or_else(|| report.params.solver.to_string(), |c| c.describe()),
         stop_reason: report.stop_reason.short().to_string(),

@@ -6,9 +6,9 @@
 //! solve (the path and every fold's path, in the train service), of the train stage, and of
 //! cv.glmnet, their ratio, and whether both chose the same λ.
 
-use super::{Spread, bundled_args, run_once};
-use crate::cli::PenaltyArg;
+use crate::{Spread, bundled_args, run_once};
 use anyhow::Context;
+use logitflow::cli::PenaltyArg;
 use std::path::{Path, PathBuf};
 
 /// The R script that is the peer.
@@ -60,7 +60,7 @@ pub(super) async fn cv_bench(args: CvBench) -> anyhow::Result<()> {
 }
 
 /// The whole pipeline on the file with the penalty and folds asked for, in a fresh home.
-async fn cv_run(home: &Path, args: &CvBench) -> anyhow::Result<(CvRound, crate::pipeline::RunReport)> {
+async fn cv_run(home: &Path, args: &CvBench) -> anyhow::Result<(CvRound, logitflow::pipeline::RunReport)> {
     std::fs::create_dir_all(home)?;
     let mut data = bundled_args();
     data.data = Some(args.data.clone());
@@ -69,16 +69,16 @@ async fn cv_run(home: &Path, args: &CvBench) -> anyhow::Result<(CvRound, crate::
     data.penalty = if args.alpha == 1.0 { PenaltyArg::L1 } else { PenaltyArg::Elasticnet };
     data.l1_ratio = (args.alpha != 1.0).then_some(args.alpha);
     data.cv = Some(args.folds);
-    let request = crate::commands::pipeline_request(home, &data, Vec::new())?;
+    let request = logitflow::commands::pipeline_request(home, &data, Vec::new())?;
     let (report, _, ()) = run_once(home, &request, |_| ()).await?;
-    let train = report.stages.iter().find(|s| s.name == crate::pipeline::Stage::Train).context("no train stage")?;
+    let train = report.stages.iter().find(|s| s.name == logitflow::pipeline::Stage::Train).context("no train stage")?;
     let cv = report.model.fit.cv.as_ref().context("the run has no cross-validation")?;
     let round = CvRound { solve_ms: train.solver_ms.unwrap_or(f64::NAN), train_stage_ms: train.ms, lambda_1se: cv.lambda_1se };
     Ok((round, report))
 }
 
 /// cv.glmnet on the same rows and folds, timed `rounds` times in one R process.
-async fn r_peer(args: &CvBench, scratch: &Path, report: &crate::pipeline::RunReport) -> anyhow::Result<serde_json::Value> {
+async fn r_peer(args: &CvBench, scratch: &Path, report: &logitflow::pipeline::RunReport) -> anyhow::Result<serde_json::Value> {
     let cv = report.model.fit.cv.as_ref().context("the run has no cross-validation")?;
     let classes = report.model.classes.as_ref().context("the model names no classes")?;
     let (script, features, folds) = (scratch.join("cv.R"), scratch.join("features.txt"), scratch.join("folds.txt"));

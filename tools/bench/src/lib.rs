@@ -1,33 +1,37 @@
-//! `logitflow bench`: measurements that are not tests (BENCHMARKS.md shows the figures).
+//! `logitflow-bench`: measurements that are not tests (BENCHMARKS.md shows the figures), in
+//! their own package so that the product's binary carries none of them. [`BenchArgs`] is its
+//! command line and [`run`] runs one; the services are the `logitflow` binary's own, started
+//! from beside this one ([`use_sibling_logitflow`]).
 //!
-//! - `bench serve`: N keep-alive connections for T seconds against serve's inference route —
+//! - `serve`: N keep-alive connections for T seconds against serve's inference route —
 //!   a real serve process with the worked example's model — and the same load against a bare
 //!   axum handler (started by the same command, in its own process) that decodes the same
 //!   request and does the same arithmetic with none of the service runtime. Reports requests/s,
 //!   p50/p99/p99.9 latency, errors, the ratio, and serve's resident memory when idle.
 //!   `--grpc` does the same over gRPC against a bare tonic handler; `--binary` compares serve's
 //!   HTTP with binary tensors against its HTTP with JSON; `--rows` sets the rows per request.
-//! - `bench pipeline`: time from launch to all services ready, train-to-served on the bundled
+//! - `pipeline`: time from launch to all services ready, train-to-served on the bundled
 //!   data, and each service's resident memory; with `--rows N` or `--csv FILE`, a large CSV
 //!   through every stage, each stage's time, the solver's own, each service's peak memory, and
 //!   with `--vs-python` pandas + scikit-learn doing the same work on the same file.
-//! - `bench batch`: a CSV of N scores through a real batch and serve, end to end, every answer
+//! - `batch`: a CSV of N scores through a real batch and serve, end to end, every answer
 //!   checked; `--vs-python` scores it with pandas + scikit-learn in the same run.
-//! - `bench shapes`: the default fit on written data of several shapes (rows × features)
+//! - `shapes`: the default fit on written data of several shapes (rows × features)
 //!   against scikit-learn's on the same rows, in the same run (`shapes`).
 
 mod cv;
 mod shapes;
 
-use crate::supervisor::{ServiceName, Supervisor, SupervisorConfig};
 use anyhow::Context;
+use logitflow::supervisor::{ServiceName, Supervisor, SupervisorConfig};
 use logitflow_core::logistic::sigmoid;
 use logitflow_kit::wire::{InferOutput, InferRequest, InferResponse};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "logitflow-bench", version, about = "logitflow's benchmarks, each against a peer measured in the same run")]
 pub struct BenchArgs {
     #[command(subcommand)]
     pub what: BenchWhat,
@@ -141,6 +145,30 @@ pub struct LoadResult {
     pub server_cpu_us_per_request: Option<f64>,
 }
 
+/// Has the supervisor run the services as `<dir>/logitflow service <name>`, `<dir>` this
+/// executable's own (cargo builds both into one target directory), unless
+/// `LOGITFLOW_SERVICE_EXE` already names one. Call it before any thread starts.
+pub fn use_sibling_logitflow() -> anyhow::Result<()> {
+    use logitflow::supervisor::SERVICE_EXE_ENV;
+    if std::env::var_os(SERVICE_EXE_ENV).is_some() {
+        return Ok(());
+    }
+    let exe = std::env::current_exe()?.with_file_name("logitflow");
+    anyhow::ensure!(
+        exe.is_file(),
+        "the benchmarks run logitflow's own services, and {} is not there: build it too \
+         (cargo build --release -p logitflow -p logitflow-bench), or name it in {SERVICE_EXE_ENV}",
+        exe.display()
+    );
+    // SAFETY: called from `main` before the runtime or any other thread starts, so nothing
+    // reads the environment while it changes.
+    #[allow(unsafe_code)]
+    unsafe {
+        std::env::set_var(SERVICE_EXE_ENV, exe)
+    };
+    Ok(())
+}
+
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.what {
         BenchWhat::Serve(a) => serve_bench(a).await,
@@ -165,18 +193,6 @@ fn worked_example_home() -> anyhow::Result<tempfile::TempDir> {
     registry.register("admissions", &id, None, None)?;
     registry.set_alias("admissions", STABLE, 1)?;
     Ok(home)
-}
-
-/// CPU time (user + system) a process has used so far, from `/proc/PID/stat`.
-pub fn cpu_seconds(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may hold spaces; the fields after it are plain numbers.
-    let mut after_name = stat.rsplit_once(')')?.1.split_whitespace();
-    // Fields 14 and 15 (utime, stime) are the 12th and 13th after the name, in clock ticks.
-    let utime: u64 = after_name.nth(11)?.parse().ok()?;
-    let stime: u64 = after_name.next()?.parse().ok()?;
-    // The kernel reports /proc times in USER_HZ, which is 100 on every Linux ABI.
-    Some((utime + stime) as f64 / 100.0)
 }
 
 fn resident_bytes(pid: u32) -> Option<u64> {
@@ -236,7 +252,7 @@ async fn serve_bench(args: ServeBench) -> anyhow::Result<()> {
                 use tokio::io::AsyncBufReadExt;
                 let stdout = child.stdout.take().context("bare stdout")?;
                 let line = tokio::io::BufReader::new(stdout).lines().next_line().await?.context("bare listening line")?;
-                crate::supervisor::listening_addr(&line).context("bare address")?
+                logitflow::supervisor::listening_addr(&line).context("bare address")?
             };
             let bare_pid = child.id().context("bare pid")?;
             bare = Some(child);
@@ -330,7 +346,7 @@ impl Samples {
 /// `connections` keep-alive connections to `target`, each sending one request of `rows` rows
 /// after another for `length`.
 async fn load(target: &Target, rows: usize, connections: usize, length: Duration) -> anyhow::Result<Samples> {
-    let cpu_before = cpu_seconds(target.pid);
+    let cpu_before = logitflow_kit::cpu_seconds(target.pid);
     let started = Instant::now();
     let deadline = started + length;
     let mut tasks = Vec::new();
@@ -347,7 +363,7 @@ async fn load(target: &Target, rows: usize, connections: usize, length: Duration
         samples.errors += e;
     }
     samples.seconds = started.elapsed().as_secs_f64();
-    samples.server_cpu_seconds = cpu_before.zip(cpu_seconds(target.pid)).map(|(before, after)| after - before);
+    samples.server_cpu_seconds = cpu_before.zip(logitflow_kit::cpu_seconds(target.pid)).map(|(before, after)| after - before);
     Ok(samples)
 }
 
@@ -600,7 +616,7 @@ async fn bare_grpc_server() -> anyhow::Result<()> {
 async fn pipeline_bench(args: PipelineBench) -> anyhow::Result<()> {
     let scratch = tempfile::tempdir()?;
     let mut results = serde_json::Map::new();
-    let request = crate::commands::pipeline_request(scratch.path(), &bundled_args(), Vec::new())?;
+    let request = logitflow::commands::pipeline_request(scratch.path(), &bundled_args(), Vec::new())?;
     let (startup, served_ms, rss) = time_pipeline(scratch.path(), request).await?;
     results.insert("startup_to_all_ready_ms".into(), startup.into());
     results.insert("train_to_served_ms_bundled".into(), served_ms.into());
@@ -767,8 +783,8 @@ async fn large_run(home: &Path, csv: &Path, label: &str) -> anyhow::Result<Large
     let mut data = bundled_args();
     data.data = Some(csv.to_path_buf());
     data.label = Some(label.to_string());
-    data.solver = crate::cli::SolverArg::Newton;
-    let request = crate::commands::pipeline_request(home, &data, Vec::new())?;
+    data.solver = logitflow::cli::SolverArg::Newton;
+    let request = logitflow::commands::pipeline_request(home, &data, Vec::new())?;
     let (report, wall_ms, peak_resident_bytes) = run_once(home, &request, |supervisor| {
         supervisor.snapshots().iter().filter_map(|s| Some((s.name.as_str().to_string(), peak_resident_bytes(s.pid?)?))).collect()
     })
@@ -795,16 +811,16 @@ async fn large_run(home: &Path, csv: &Path, label: &str) -> anyhow::Result<Large
 /// answering), and what `inspect` reads off the supervisor before the services stop.
 async fn run_once<T>(
     home: &Path,
-    request: &crate::pipeline::PipelineRequest,
+    request: &logitflow::pipeline::PipelineRequest,
     inspect: impl FnOnce(&Supervisor) -> T,
-) -> anyhow::Result<(crate::pipeline::RunReport, f64, T)> {
-    let supervisor = crate::commands::start_services(home, request)?;
+) -> anyhow::Result<(logitflow::pipeline::RunReport, f64, T)> {
+    let supervisor = logitflow::commands::start_services(home, request)?;
     let outcome = async {
         supervisor.wait_ready(Duration::from_secs(30)).await.map_err(|e| anyhow::anyhow!(e))?;
-        let clients = crate::pipeline::Clients::from_supervisor(&supervisor).context("addresses")?;
+        let clients = logitflow::pipeline::Clients::from_supervisor(&supervisor).context("addresses")?;
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
         let t = Instant::now();
-        let report = crate::pipeline::run_pipeline(&clients, request, tx, None).await?;
+        let report = logitflow::pipeline::run_pipeline(&clients, request, tx, None).await?;
         let wall_ms = t.elapsed().as_secs_f64() * 1e3;
         Ok::<_, anyhow::Error>((report, wall_ms, inspect(&supervisor)))
     }
@@ -824,10 +840,10 @@ async fn python_peer(python: &Path, scratch: &Path, csv: &Path, label: &str) -> 
     let data = bundled_args();
     let (fraction, seed) = (data.test_fraction.to_string(), data.seed.to_string());
     let args = [csv.as_os_str(), label.as_ref(), fraction.as_ref(), seed.as_ref()];
-    run_peer(python, scratch, "pipeline.py", include_str!("peers/pipeline.py"), &args).await
+    run_peer(python, scratch, "pipeline.py", include_str!("../peers/pipeline.py"), &args).await
 }
 
-/// Runs the peer `script` (one of `tui/peers/`, written to `scratch` as `name`) and parses the
+/// Runs the peer `script` (one of `tools/bench/peers/`, written to `scratch` as `name`) and parses the
 /// JSON object it prints.
 async fn run_peer(python: &Path, scratch: &Path, name: &str, script: &str, args: &[&std::ffi::OsStr]) -> anyhow::Result<serde_json::Value> {
     let stdout = run_python(python, scratch, name, script, args).await?;
@@ -1037,12 +1053,12 @@ impl RoundsSummary {
     }
 }
 
-fn bundled_args() -> crate::cli::DataArgs {
+fn bundled_args() -> logitflow::cli::DataArgs {
     use clap::Parser;
     #[derive(clap::Parser)]
     struct Wrapper {
         #[command(flatten)]
-        data: crate::cli::DataArgs,
+        data: logitflow::cli::DataArgs,
     }
     Wrapper::parse_from(["x"]).data
 }
@@ -1051,19 +1067,19 @@ fn bundled_args() -> crate::cli::DataArgs {
 /// each service's resident memory when idle after startup.
 async fn time_pipeline(
     home: &Path,
-    request: crate::pipeline::PipelineRequest,
+    request: logitflow::pipeline::PipelineRequest,
 ) -> anyhow::Result<(f64, f64, std::collections::BTreeMap<String, u64>)> {
     let launched = Instant::now();
-    let supervisor = crate::commands::start_services(home, &request)?;
+    let supervisor = logitflow::commands::start_services(home, &request)?;
     let outcome = async {
         supervisor.wait_ready(Duration::from_secs(30)).await.map_err(|e| anyhow::anyhow!(e))?;
         let startup = launched.elapsed().as_secs_f64() * 1e3;
         tokio::time::sleep(Duration::from_millis(300)).await;
         let rss = supervisor.snapshots().iter().filter_map(|s| Some((s.name.as_str().to_string(), resident_bytes(s.pid?)?))).collect();
-        let clients = crate::pipeline::Clients::from_supervisor(&supervisor).context("addresses")?;
+        let clients = logitflow::pipeline::Clients::from_supervisor(&supervisor).context("addresses")?;
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
         let t = Instant::now();
-        crate::pipeline::run_pipeline(&clients, &request, tx, None).await?;
+        logitflow::pipeline::run_pipeline(&clients, &request, tx, None).await?;
         Ok::<_, anyhow::Error>((startup, t.elapsed().as_secs_f64() * 1e3, rss))
     }
     .await;
@@ -1138,7 +1154,7 @@ async fn batch_bench(args: BatchBench) -> anyhow::Result<()> {
         let csv = scratch.path().join("scores.csv");
         std::fs::write(&csv, &body)?;
         let peer_args = [csv.as_os_str(), "-10".as_ref(), "0.2".as_ref()];
-        Some(run_peer(&args.peer.python, scratch.path(), "batch.py", include_str!("peers/batch.py"), &peer_args).await?)
+        Some(run_peer(&args.peer.python, scratch.path(), "batch.py", include_str!("../peers/batch.py"), &peer_args).await?)
     } else {
         None
     };

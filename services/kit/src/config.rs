@@ -124,7 +124,7 @@ pub fn token_from_env() -> Option<String> {
 
 /// The shortest token a service accepts off loopback. A short secret is found by guessing: a
 /// one-character one in about sixty tries. The console's own tokens are 64 hex digits.
-pub const MIN_TOKEN_CHARS: usize = 32;
+pub(crate) const MIN_TOKEN_CHARS: usize = 32;
 
 /// Refuses an address off loopback when there is no token, or one shorter than
 /// [`MIN_TOKEN_CHARS`]: a service reachable from other machines must not answer anyone who asks

@@ -101,7 +101,7 @@ pub fn init_tracing() {
 }
 
 /// How many log lines a service keeps for `GET /v1/logs`, and the longest kept whole.
-pub const RECENT_LOG_LINES: usize = 500;
+pub(crate) const RECENT_LOG_LINES: usize = 500;
 const RECENT_LOG_LINE_BYTES: usize = 4096;
 
 fn recent_logs() -> &'static std::sync::Mutex<std::collections::VecDeque<String>> {

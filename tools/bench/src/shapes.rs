@@ -35,7 +35,7 @@ pub struct ShapesBench {
 }
 
 /// Rows, features and classes (2 for a 0/1 label).
-pub type Shape = (usize, usize, usize);
+pub(crate) type Shape = (usize, usize, usize);
 
 fn parse_shape(text: &str) -> Result<Shape, String> {
     let parts: Vec<&str> = text.split('x').collect();

@@ -9,7 +9,7 @@ use tonic_prost::{ProstCodec, ProstEncoder};
 
 /// The codec the generated service and client use (`codec_path` in `build.rs`).
 #[derive(Debug, Clone)]
-pub struct StrictCodec<T, U>(PhantomData<(T, U)>);
+pub(crate) struct StrictCodec<T, U>(PhantomData<(T, U)>);
 
 impl<T, U> Default for StrictCodec<T, U> {
     fn default() -> Self {
@@ -38,7 +38,7 @@ where
 
 /// Decodes a `U`; a malformed message is the sender's fault.
 #[derive(Debug, Clone)]
-pub struct StrictDecoder<U>(PhantomData<U>);
+pub(crate) struct StrictDecoder<U>(PhantomData<U>);
 
 impl<U: prost::Message + Default> Decoder for StrictDecoder<U> {
     type Item = U;

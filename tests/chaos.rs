@@ -70,7 +70,11 @@ async fn chaos_loses_no_acknowledged_state_and_gives_no_wrong_answer() {
     let home = tempfile::tempdir().expect("tempdir");
     let home_path = home.path().to_path_buf();
     let first = request(&home_path, 3);
-    let mut config = SupervisorConfig::new(home_path.clone(), logitflow::commands::allowed_roots(&home_path, &first)).expect("config");
+    let mut config = SupervisorConfig::new(
+        home_path.clone(),
+        logitflow::commands::allowed_roots(&home_path, &first),
+    )
+    .expect("config");
     config.exe = env!("CARGO_BIN_EXE_logitflow").into();
     config.restart.backoff_base = Duration::from_millis(100);
     config.restart.limit = 1000;
@@ -80,7 +84,9 @@ async fn chaos_loses_no_acknowledged_state_and_gives_no_wrong_answer() {
     sup.wait_ready(Duration::from_secs(60)).await.expect("ready");
     let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
     let clients = Clients::from_supervisor(&sup).expect("clients");
-    run_pipeline(&clients, &first, tx, Some(&home_path)).await.expect("a first run before the chaos");
+    run_pipeline(&clients, &first, tx, Some(&home_path))
+        .await
+        .expect("a first run before the chaos");
 
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
@@ -96,8 +102,11 @@ async fn chaos_loses_no_acknowledged_state_and_gives_no_wrong_answer() {
                 let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
                 let outcome = match Clients::from_supervisor(&sup) {
                     Some(clients) => {
-                        tokio::time::timeout(Duration::from_secs(15), run_pipeline(&clients, &request(&home, epochs), tx, Some(&home)))
-                            .await
+                        tokio::time::timeout(
+                            Duration::from_secs(15),
+                            run_pipeline(&clients, &request(&home, epochs), tx, Some(&home)),
+                        )
+                        .await
                     }
                     None => Ok(Err(logitflow::pipeline::PipelineError::Cancelled)),
                 };
@@ -120,7 +129,8 @@ async fn chaos_loses_no_acknowledged_state_and_gives_no_wrong_answer() {
     let posts = {
         let (sup, stop, token) = (sup.clone(), stop.clone(), token.clone());
         tokio::spawn(async move {
-            let http = reqwest::Client::builder().timeout(Duration::from_secs(3)).build().expect("client");
+            let http =
+                reqwest::Client::builder().timeout(Duration::from_secs(3)).build().expect("client");
             let (mut acknowledged, mut retries) = (0usize, 0usize);
             let mut post = 0;
             while !stop.load(Ordering::Relaxed) {
@@ -131,7 +141,10 @@ async fn chaos_loses_no_acknowledged_state_and_gives_no_wrong_answer() {
                 // rather than spinning a worker for ever.
                 let deadline = std::time::Instant::now() + Duration::from_secs(60);
                 loop {
-                    assert!(std::time::Instant::now() < deadline, "post {post} was not acknowledged within 60 s ({retries} retries)");
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "post {post} was not acknowledged within 60 s ({retries} retries)"
+                    );
                     let Some(addr) = sup.snapshot(ServiceName::Ingest).and_then(|s| s.addr) else {
                         tokio::time::sleep(Duration::from_millis(50)).await;
                         continue;
@@ -171,10 +184,15 @@ async fn chaos_loses_no_acknowledged_state_and_gives_no_wrong_answer() {
                             )
                             .await
                     }
-                    None => Err(logitflow_kit::client::ClientError::Transport { service: "serve".into(), detail: "no address".into() }),
+                    None => Err(logitflow_kit::client::ClientError::Transport {
+                        service: "serve".into(),
+                        detail: "no address".into(),
+                    }),
                 };
                 match answer {
-                    Ok(a) => answers.lock().expect("answers").push((a.model_version, a.probabilities[0])),
+                    Ok(a) => {
+                        answers.lock().expect("answers").push((a.model_version, a.probabilities[0]))
+                    }
                     Err(_) => failed += 1,
                 }
                 tokio::time::sleep(Duration::from_millis(10)).await;
@@ -196,20 +214,31 @@ async fn chaos_loses_no_acknowledged_state_and_gives_no_wrong_answer() {
                 kills.fetch_add(1, Ordering::Relaxed);
             }
             1 => {
-                let _ = std::process::Command::new("kill").args(["-STOP", &pid.to_string()]).status();
+                let _ =
+                    std::process::Command::new("kill").args(["-STOP", &pid.to_string()]).status();
                 tokio::time::sleep(Duration::from_millis(rng.random_range(100..1500))).await;
-                let _ = std::process::Command::new("kill").args(["-CONT", &pid.to_string()]).status();
+                let _ =
+                    std::process::Command::new("kill").args(["-CONT", &pid.to_string()]).status();
                 freezes.fetch_add(1, Ordering::Relaxed);
             }
             _ => {
                 // A stored dataset damaged on disk: the next run must not reuse it.
-                let artifacts: Vec<std::path::PathBuf> = std::fs::read_dir(home_path.join("artifacts"))
-                    .map(|d| d.flatten().map(|e| e.path()).filter(|p| p.join("x.npy").exists()).collect())
-                    .unwrap_or_default();
+                let artifacts: Vec<std::path::PathBuf> =
+                    std::fs::read_dir(home_path.join("artifacts"))
+                        .map(|d| {
+                            d.flatten()
+                                .map(|e| e.path())
+                                .filter(|p| p.join("x.npy").exists())
+                                .collect()
+                        })
+                        .unwrap_or_default();
                 // One byte cut off the end, of any of them: a second cut never undoes the first,
                 // as flipping the same bit of the same file twice did.
-                let chosen = (!artifacts.is_empty()).then(|| &artifacts[rng.random_range(0..artifacts.len())]);
-                let file = chosen.and_then(|dir| std::fs::OpenOptions::new().write(true).open(dir.join("x.npy")).ok());
+                let chosen = (!artifacts.is_empty())
+                    .then(|| &artifacts[rng.random_range(0..artifacts.len())]);
+                let file = chosen.and_then(|dir| {
+                    std::fs::OpenOptions::new().write(true).open(dir.join("x.npy")).ok()
+                });
                 if let Some(file) = file
                     && let Ok(len) = file.metadata().map(|m| m.len())
                     && len > 0
@@ -224,16 +253,21 @@ async fn chaos_loses_no_acknowledged_state_and_gives_no_wrong_answer() {
     let (runs_ok, runs_failed, reports) = runs.await.expect("runs");
     let (acknowledged, retries) = posts.await.expect("posts");
     let failed_predictions = predictions.await.expect("predictions");
-    sup.wait_ready(Duration::from_secs(60)).await.expect("every service ready again after the chaos");
+    sup.wait_ready(Duration::from_secs(60))
+        .await
+        .expect("every service ready again after the chaos");
 
     // Nothing acknowledged is lost, nothing is stored twice.
     let ingest = sup.client(ServiceName::Ingest).expect("ingest");
-    let collection: serde_json::Value = ingest.get("/v1/collections/chaos").await.expect("the collection");
+    let collection: serde_json::Value =
+        ingest.get("/v1/collections/chaos").await.expect("the collection");
     let stored = collection["records"].as_u64().unwrap_or(0) as usize;
     // Every successful run's version is registered with the model it reported.
     let registry: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(home_path.join("registry.json")).expect("registry")).expect("registry json");
-    let versions = registry["models"]["admissions"]["versions"].as_array().cloned().unwrap_or_default();
+        serde_json::from_slice(&std::fs::read(home_path.join("registry.json")).expect("registry"))
+            .expect("registry json");
+    let versions =
+        registry["models"]["admissions"]["versions"].as_array().cloned().unwrap_or_default();
     for report in &reports {
         assert!(
             versions.iter().any(|v| v["version"] == report.model.version),
@@ -252,7 +286,9 @@ async fn chaos_loses_no_acknowledged_state_and_gives_no_wrong_answer() {
                 .find(|v| v["version"].as_u64() == version.parse::<u64>().ok())
                 .unwrap_or_else(|| panic!("v{version} answered but is not registered"));
             let artifact = entry["artifact"].as_str().expect("artifact");
-            store.read_json::<Model>(artifact, Kind::Model, "model.json").expect("the answering model is stored")
+            store
+                .read_json::<Model>(artifact, Kind::Model, "model.json")
+                .expect("the answering model is stored")
         });
         assert!(
             (model.probability_raw(&[80.0]) - p).abs() < 1e-12,

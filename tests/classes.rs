@@ -10,7 +10,10 @@ use common::{fixture, json, run, stderr, stdout};
 use serde_json::Value;
 
 fn reference() -> Value {
-    serde_json::from_str(&std::fs::read_to_string(fixture("multinomial.json")).expect("multinomial.json")).expect("parses")
+    serde_json::from_str(
+        &std::fs::read_to_string(fixture("multinomial.json")).expect("multinomial.json"),
+    )
+    .expect("parses")
 }
 
 fn numbers(v: &Value) -> Vec<f64> {
@@ -26,15 +29,32 @@ fn anes96_fits_as_statsmodels_mnlogit_with_a_table_per_class() {
     let home = tempfile::tempdir().expect("home");
     let data = fixture("anes96.csv");
     let data = data.to_str().expect("a path");
-    let args = ["run", "--data", data, "--test-data", data, "--label", "PID", "--solver", "newton", "--l2", "0"];
+    let args = [
+        "run",
+        "--data",
+        data,
+        "--test-data",
+        data,
+        "--label",
+        "PID",
+        "--solver",
+        "newton",
+        "--l2",
+        "0",
+    ];
     let args = [&args[..], &["--json", "--predict", "1,4,40,3,10"]].concat();
     let out = run(home.path(), &args);
     assert!(out.status.success(), "{}", stderr(&out));
     let report = json(&out);
     let want = &reference()["anes96"];
     let model = &report["model"];
-    assert_eq!(model["classes"]["several"], serde_json::json!(["0", "1", "2", "3", "4", "5", "6"]), "the classes, in order: {model}");
-    let tables = model["multinomial"]["tables"].as_array().expect("a table per class but the reference");
+    assert_eq!(
+        model["classes"]["several"],
+        serde_json::json!(["0", "1", "2", "3", "4", "5", "6"]),
+        "the classes, in order: {model}"
+    );
+    let tables =
+        model["multinomial"]["tables"].as_array().expect("a table per class but the reference");
     assert_eq!(tables.len(), 6);
     let (mut worst_estimate, mut worst_error) = (0.0f64, 0.0f64);
     for (t, table) in tables.iter().enumerate() {
@@ -43,8 +63,10 @@ fn anes96_fits_as_statsmodels_mnlogit_with_a_table_per_class() {
         let terms = table["terms"].as_array().expect("terms");
         assert_eq!(terms.len(), estimates.len());
         for (term, (estimate, error)) in terms.iter().zip(estimates.iter().zip(&errors)) {
-            worst_estimate = worst_estimate.max(relative(term["estimate"].as_f64().expect("estimate"), *estimate));
-            worst_error = worst_error.max((term["std_error"].as_f64().expect("std_error") - error).abs());
+            worst_estimate = worst_estimate
+                .max(relative(term["estimate"].as_f64().expect("estimate"), *estimate));
+            worst_error =
+                worst_error.max((term["std_error"].as_f64().expect("std_error") - error).abs());
             let rrr = term["odds_ratio"].as_f64().expect("the relative-risk ratio");
             assert!(relative(rrr, estimate.exp()) < 1e-6, "{term}");
         }
@@ -55,7 +77,10 @@ fn anes96_fits_as_statsmodels_mnlogit_with_a_table_per_class() {
     assert!(relative(llf, want["log_likelihood"].as_f64().expect("llf")) < 1e-9, "{llf}");
     let llnull = model["fit_statistics"]["log_likelihood_null"].as_f64().expect("llnull");
     // statsmodels fits the null model by iteration (4e-10 from Σ nₖ ln(nₖ/n), which is exact).
-    assert!(relative(llnull, want["log_likelihood_null"].as_f64().expect("llnull")) < 1e-9, "{llnull}");
+    assert!(
+        relative(llnull, want["log_likelihood_null"].as_f64().expect("llnull")) < 1e-9,
+        "{llnull}"
+    );
     let counts = [200.0, 180.0, 108.0, 37.0, 94.0, 150.0, 175.0f64];
     let exact: f64 = counts.iter().map(|c| c * (c / 944.0).ln()).sum();
     assert!(relative(llnull, exact) < 1e-14, "{llnull} against {exact}");
@@ -73,11 +98,19 @@ fn anes96_fits_as_statsmodels_mnlogit_with_a_table_per_class() {
     assert!(other.status.success(), "{}", stderr(&other));
     let other = json(&other);
     let tables = other["model"]["multinomial"]["tables"].as_array().expect("tables");
-    assert_eq!(tables.iter().map(|t| t["class"].as_u64().unwrap_or(99)).collect::<Vec<_>>(), [0, 1, 2, 3, 4, 5]);
+    assert_eq!(
+        tables.iter().map(|t| t["class"].as_u64().unwrap_or(99)).collect::<Vec<_>>(),
+        [0, 1, 2, 3, 4, 5]
+    );
     let other_llf = other["model"]["fit_statistics"]["log_likelihood"].as_f64().expect("llf");
     assert!(relative(other_llf, llf) < 1e-12, "{other_llf} against {llf}");
     let probabilities = |r: &Value| -> Vec<f64> {
-        r["predictions"][0]["classes"].as_array().expect("classes").iter().map(|c| c["probability"].as_f64().unwrap_or(f64::NAN)).collect()
+        r["predictions"][0]["classes"]
+            .as_array()
+            .expect("classes")
+            .iter()
+            .map(|c| c["probability"].as_f64().unwrap_or(f64::NAN))
+            .collect()
     };
     for (a, b) in probabilities(&report).iter().zip(probabilities(&other)) {
         assert!((a - b).abs() < 1e-12, "{a} against {b}");
@@ -86,7 +119,10 @@ fn anes96_fits_as_statsmodels_mnlogit_with_a_table_per_class() {
     let out = run(home.path(), &args[..args.len() - 3]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
-    assert!(text.contains("7 classes") && text.contains("\"6\" against \"0\"") && text.contains("RRR"), "{text}");
+    assert!(
+        text.contains("7 classes") && text.contains("\"6\" against \"0\"") && text.contains("RRR"),
+        "{text}"
+    );
     assert!(text.contains("confusion (rows: true class, columns: predicted)"), "{text}");
 }
 
@@ -98,36 +134,71 @@ fn penguins_species_under_scikit_learns_l2_scores_its_probabilities_in_batch() {
     let data = data.to_str().expect("a path");
     let features = "bill_length_mm,bill_depth_mm,flipper_length_mm,body_mass_g";
     let lambda = want["lambda"].as_f64().expect("λ").to_string();
-    let args = ["run", "--data", data, "--test-data", data, "--label", "species", "--features", features, "--missing", "drop"];
-    let out = run(home.path(), &[&args[..], &["--l2", &lambda, "--model", "species", "--json"]].concat());
+    let args = [
+        "run",
+        "--data",
+        data,
+        "--test-data",
+        data,
+        "--label",
+        "species",
+        "--features",
+        features,
+        "--missing",
+        "drop",
+    ];
+    let out =
+        run(home.path(), &[&args[..], &["--l2", &lambda, "--model", "species", "--json"]].concat());
     assert!(out.status.success(), "{}", stderr(&out));
     let report = json(&out);
     let metrics = &report["metrics"];
-    assert!(relative(metrics["log_loss"].as_f64().expect("log loss"), want["log_loss"].as_f64().expect("log loss")) < 1e-6);
+    assert!(
+        relative(
+            metrics["log_loss"].as_f64().expect("log loss"),
+            want["log_loss"].as_f64().expect("log loss")
+        ) < 1e-6
+    );
     assert_eq!(metrics["multiclass"]["confusion"], want["confusion"]);
 
     // Batch scores the complete rows with one probability column per class and the label.
     let text = std::fs::read_to_string(fixture("penguins.csv")).expect("penguins.csv");
     let complete: String = std::iter::once(text.lines().next().expect("a header"))
-        .chain(text.lines().skip(1).filter(|line| line.split(',').skip(2).take(4).all(|c| c != "NA" && !c.is_empty())))
+        .chain(
+            text.lines()
+                .skip(1)
+                .filter(|line| line.split(',').skip(2).take(4).all(|c| c != "NA" && !c.is_empty())),
+        )
         .map(|line| format!("{line}\n"))
         .collect();
     let dir = tempfile::tempdir().expect("dir");
     let input = common::write(dir.path(), "complete.csv", &complete);
     let scored = dir.path().join("scored.csv");
-    let out =
-        run(home.path(), &["score", input.to_str().expect("a path"), "--out", scored.to_str().expect("a path"), "--model", "species"]);
+    let out = run(
+        home.path(),
+        &[
+            "score",
+            input.to_str().expect("a path"),
+            "--out",
+            scored.to_str().expect("a path"),
+            "--model",
+            "species",
+        ],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let scored = std::fs::read_to_string(&scored).expect("scored.csv");
     let mut lines = scored.lines();
     let header = lines.next().expect("a header");
-    assert!(header.ends_with("probability_Adelie,probability_Chinstrap,probability_Gentoo,label"), "{header}");
+    assert!(
+        header.ends_with("probability_Adelie,probability_Chinstrap,probability_Gentoo,label"),
+        "{header}"
+    );
     let expected = want["probabilities"].as_array().expect("rows");
     let mut rows = 0;
     let mut worst = 0.0f64;
     for (line, expected) in lines.zip(expected) {
         let cells: Vec<&str> = line.rsplitn(5, ',').collect();
-        let got: Vec<f64> = cells[1..4].iter().rev().map(|c| c.parse().expect("a probability")).collect();
+        let got: Vec<f64> =
+            cells[1..4].iter().rev().map(|c| c.parse().expect("a probability")).collect();
         for (g, e) in got.iter().zip(numbers(expected)) {
             worst = worst.max((g - e).abs());
         }
@@ -147,14 +218,37 @@ fn sgd_fits_k_classes_and_says_how_far_from_the_optimum_it_stopped() {
     let data = fixture("penguins.csv");
     let data = data.to_str().expect("a path");
     let features = "bill_length_mm,bill_depth_mm,flipper_length_mm,body_mass_g";
-    let args = ["run", "--data", data, "--label", "species", "--features", features, "--missing", "drop", "--l2", "0.003"];
+    let args = [
+        "run",
+        "--data",
+        data,
+        "--label",
+        "species",
+        "--features",
+        features,
+        "--missing",
+        "drop",
+        "--l2",
+        "0.003",
+    ];
     let out = run(home.path(), &[&args[..], &["--solver", "sgd", "--json"]].concat());
     assert!(out.status.success(), "{}", stderr(&out));
     let report = json(&out);
-    let gap = report["model"]["optimality"]["gap_percent"].as_f64().expect("the distance from the optimum");
+    let gap = report["model"]["optimality"]["gap_percent"]
+        .as_f64()
+        .expect("the distance from the optimum");
     assert!((0.0..0.5).contains(&gap), "{gap}% above newton's optimum");
-    assert!(report["model"]["statistics_note"].as_str().unwrap_or_default().contains("not given with a penalty"), "{report}");
-    assert!(report["loss_curve"].as_array().is_some_and(|c| c.len() > 5), "an epoch per pass: {report}");
+    assert!(
+        report["model"]["statistics_note"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not given with a penalty"),
+        "{report}"
+    );
+    assert!(
+        report["loss_curve"].as_array().is_some_and(|c| c.len() > 5),
+        "an epoch per pass: {report}"
+    );
     assert_eq!(report["params"]["solver"], "sgd");
 }
 
@@ -166,14 +260,32 @@ fn separation_is_named_per_class_unpenalised_and_not_claimed_under_a_penalty() {
     let home = tempfile::tempdir().expect("home");
     let data = fixture("penguins.csv");
     let data = data.to_str().expect("a path");
-    let args = ["run", "--data", data, "--test-data", data, "--label", "species", "--missing", "drop", "--json"];
+    let args = [
+        "run",
+        "--data",
+        data,
+        "--test-data",
+        data,
+        "--label",
+        "species",
+        "--missing",
+        "drop",
+        "--json",
+    ];
     let out = run(home.path(), &args);
     assert!(out.status.success(), "{}", stderr(&out));
     let report = json(&out);
     assert_eq!(report["stop_reason"], "separated", "{}", report["model"]);
     let separation = report["model"]["separation"].as_str().unwrap_or_default();
-    assert!(separation.contains("island=Torgersen") && separation.contains("\"Adelie\""), "{separation}");
-    assert!(report["model"]["statistics_note"].as_str().unwrap_or_default().contains("separated"), "{}", report["model"]);
+    assert!(
+        separation.contains("island=Torgersen") && separation.contains("\"Adelie\""),
+        "{separation}"
+    );
+    assert!(
+        report["model"]["statistics_note"].as_str().unwrap_or_default().contains("separated"),
+        "{}",
+        report["model"]
+    );
     let out = run(home.path(), &[&args[..], &["--l2", "0.003"]].concat());
     assert!(out.status.success(), "{}", stderr(&out));
     let report = json(&out);
@@ -187,7 +299,10 @@ fn what_a_k_class_label_does_not_take_is_refused_by_name() {
     let data = fixture("anes96.csv");
     let data = data.to_str().expect("a path");
     for (more, words) in [
-        (&["--solver", "saga"][..], "K-class models are fitted by newton, lbfgs (or auto) or sgd, not saga"),
+        (
+            &["--solver", "saga"][..],
+            "K-class models are fitted by newton, lbfgs (or auto) or sgd, not saga",
+        ),
         (&["--reference", "9"][..], "the reference \"9\" is not one of them (0, 1, 2, 3, 4, 5, 6)"),
         (&["--penalty", "l1", "--lambda", "0.01"][..], "not an L1 or elastic-net path"),
         (&["--positive", "3"][..], "names one of two classes"),

@@ -10,19 +10,32 @@ use std::time::Duration;
 fn dashboard_trains_predicts_exports_and_quits_cleanly() {
     let home = tempfile::tempdir().expect("tempdir");
     let exports = home.path().join("exports");
-    let mut dash = Dashboard::start(home.path(), &["--export-dir", exports.to_str().expect("utf8")]);
+    let mut dash =
+        Dashboard::start(home.path(), &["--export-dir", exports.to_str().expect("utf8")]);
 
     dash.wait_every_service_ready();
-    for name in ["ingest", "preprocess", "features", "train", "evaluate", "serve", "advisor", "batch"] {
-        assert!(dash.service_line(name).is_some_and(|l| l.contains("ready")), "{name} is listed as ready");
+    for name in
+        ["ingest", "preprocess", "features", "train", "evaluate", "serve", "advisor", "batch"]
+    {
+        assert!(
+            dash.service_line(name).is_some_and(|l| l.contains("ready")),
+            "{name} is listed as ready"
+        );
     }
     // The token reaches the services through their environment, never their command line.
     for pid in common::services_of(home.path()) {
         let environ = std::fs::read(format!("/proc/{pid}/environ")).expect("environ");
-        let token = environ.split(|&b| b == 0).find_map(|kv| kv.strip_prefix(b"LOGITFLOW_TOKEN=")).expect("a token is set").to_vec();
+        let token = environ
+            .split(|&b| b == 0)
+            .find_map(|kv| kv.strip_prefix(b"LOGITFLOW_TOKEN="))
+            .expect("a token is set")
+            .to_vec();
         assert_eq!(token.len(), 64);
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).expect("cmdline");
-        assert!(!cmdline.windows(token.len()).any(|w| w == token.as_slice()), "the token is in pid {pid}'s argv");
+        assert!(
+            !cmdline.windows(token.len()).any(|w| w == token.as_slice()),
+            "the token is in pid {pid}'s argv"
+        );
     }
 
     dash.send("t");
@@ -34,8 +47,11 @@ fn dashboard_trains_predicts_exports_and_quits_cleanly() {
     dash.send("p");
     dash.send("80");
     dash.send("\r");
-    let text = dash.wait_for("the answer", Duration::from_secs(30), |s| s.lines().any(|l| l.contains("stable") && l.contains("admit")));
-    let line = text.lines().find(|l| l.contains("stable") && l.contains("admit")).expect("answer line");
+    let text = dash.wait_for("the answer", Duration::from_secs(30), |s| {
+        s.lines().any(|l| l.contains("stable") && l.contains("admit"))
+    });
+    let line =
+        text.lines().find(|l| l.contains("stable") && l.contains("admit")).expect("answer line");
     let probability: f64 = line
         .split_whitespace()
         .find_map(|w| w.parse::<f64>().ok().filter(|v| (0.0..=1.0).contains(v) && w.contains('.')))
@@ -43,7 +59,8 @@ fn dashboard_trains_predicts_exports_and_quits_cleanly() {
     assert!((0.99..1.0).contains(&probability), "P(80) = {probability} on {line:?}");
     assert!(line.contains("v1"), "the answering version is shown: {line:?}");
     // advisor, below: the decision at the threshold and the score where it flips.
-    let text = dash.wait_for("advisor's line", Duration::from_secs(20), |s| s.contains("· advisor v1"));
+    let text =
+        dash.wait_for("advisor's line", Duration::from_secs(20), |s| s.contains("· advisor v1"));
     let advice = text.lines().find(|l| l.contains("· advisor v1")).expect("advisor's line");
     assert!(advice.contains("threshold 0.5 → admitted; flips at score = "), "{advice}");
 
@@ -52,13 +69,17 @@ fn dashboard_trains_predicts_exports_and_quits_cleanly() {
     dash.send("B");
     dash.wait_for("the scoring form", Duration::from_secs(10), |s| s.contains("Batch scoring"));
     dash.send("\r");
-    dash.wait_for("the file scored", Duration::from_secs(30), |s| s.contains("scored 2000 rows with admissions v1 →"));
-    let scored = std::fs::read_to_string(exports.join("admissions-scored.csv")).expect("the scored file");
+    dash.wait_for("the file scored", Duration::from_secs(30), |s| {
+        s.contains("scored 2000 rows with admissions v1 →")
+    });
+    let scored =
+        std::fs::read_to_string(exports.join("admissions-scored.csv")).expect("the scored file");
     assert_eq!(scored.lines().count(), 2001, "a header and every row");
     assert!(scored.starts_with("score,admitted,probability\n"), "{}", &scored[..60]);
     dash.send("e");
     dash.wait_for("the export", Duration::from_secs(30), |s| s.contains("exported 12 files"));
-    let files: Vec<_> = std::fs::read_dir(&exports).expect("exports dir").flatten().map(|e| e.path()).collect();
+    let files: Vec<_> =
+        std::fs::read_dir(&exports).expect("exports dir").flatten().map(|e| e.path()).collect();
     let png = files.iter().find(|p| p.to_string_lossy().ends_with("loss.png")).expect("loss.png");
     let svg = files.iter().find(|p| p.to_string_lossy().ends_with("loss.svg")).expect("loss.svg");
     assert_eq!(&std::fs::read(png).expect("png")[..8], b"\x89PNG\r\n\x1a\n");
@@ -70,18 +91,25 @@ fn dashboard_trains_predicts_exports_and_quits_cleanly() {
     let status = dash.quit();
     assert!(status.success(), "exit status {status:?}");
     std::thread::sleep(Duration::from_millis(200));
-    assert!(!screen.lock().map(|p| p.screen().alternate_screen()).unwrap_or(true), "the terminal is restored (alternate screen left)");
+    assert!(
+        !screen.lock().map(|p| p.screen().alternate_screen()).unwrap_or(true),
+        "the terminal is restored (alternate screen left)"
+    );
     common::assert_no_services(home.path(), Duration::from_secs(2));
 }
 
 /// `h`, the solver `steps` right of the default (auto), Enter: the form trains with `solver`.
 fn train_from_the_form(dash: &mut Dashboard, solver: &str, steps: usize) {
     dash.send("h");
-    dash.wait_for("the form", Duration::from_secs(10), |s| s.contains("Hyperparameters") && s.contains("◀ auto ▶"));
+    dash.wait_for("the form", Duration::from_secs(10), |s| {
+        s.contains("Hyperparameters") && s.contains("◀ auto ▶")
+    });
     for _ in 0..steps {
         dash.send("\x1b[C");
     }
-    dash.wait_for("the solver chosen", Duration::from_secs(10), |s| s.contains(&format!("◀ {solver} ▶")));
+    dash.wait_for("the solver chosen", Duration::from_secs(10), |s| {
+        s.contains(&format!("◀ {solver} ▶"))
+    });
     dash.send("\r");
 }
 
@@ -95,26 +123,38 @@ fn rollback_promote_help_log_and_cancel_keys_act_on_the_real_services() {
     let mut dash = Dashboard::start(home.path(), &[]);
     dash.wait_every_service_ready();
     dash.send("c");
-    dash.wait_for("c with nothing training", Duration::from_secs(10), |s| s.contains("nothing is training"));
+    dash.wait_for("c with nothing training", Duration::from_secs(10), |s| {
+        s.contains("nothing is training")
+    });
     dash.send("t");
-    dash.wait_for("v1 served", Duration::from_secs(60), |s| s.contains("admissions v1") && s.contains("v1 is stable"));
+    dash.wait_for("v1 served", Duration::from_secs(60), |s| {
+        s.contains("admissions v1") && s.contains("v1 is stable")
+    });
 
     dash.send("?");
     dash.wait_for("the help", Duration::from_secs(10), |s| s.contains("runs: Space marks two"));
     dash.send("x");
-    dash.wait_for("the help closed", Duration::from_secs(10), |s| !s.contains("runs: Space marks two"));
+    dash.wait_for("the help closed", Duration::from_secs(10), |s| {
+        !s.contains("runs: Space marks two")
+    });
     dash.send("l");
     dash.wait_for("the log axis", Duration::from_secs(10), |s| s.contains("(log₁₀)"));
     dash.send("l");
     dash.wait_for("the linear axis", Duration::from_secs(10), |s| !s.contains("(log₁₀)"));
 
     // The default fitted v1 by newton, as auto chose; the seed's sgd is one key away.
-    dash.wait_for("auto's choice named", Duration::from_secs(10), |s| s.contains("Loss — auto → newton"));
+    dash.wait_for("auto's choice named", Duration::from_secs(10), |s| {
+        s.contains("Loss — auto → newton")
+    });
     train_from_the_form(&mut dash, "newton", 4);
-    dash.wait_for("v2 trained", Duration::from_secs(60), |s| s.contains("Loss — newton") && s.contains("v2 is stable"));
+    dash.wait_for("v2 trained", Duration::from_secs(60), |s| {
+        s.contains("Loss — newton") && s.contains("v2 is stable")
+    });
 
     dash.send("b");
-    dash.wait_for("the rollback", Duration::from_secs(20), |s| s.contains("rolled back — v1 is stable and serving"));
+    dash.wait_for("the rollback", Duration::from_secs(20), |s| {
+        s.contains("rolled back — v1 is stable and serving")
+    });
     dash.send("p");
     dash.send("80");
     dash.send("\r");
@@ -134,32 +174,56 @@ fn rollback_promote_help_log_and_cancel_keys_act_on_the_real_services() {
 /// row pasted into it, trained again with newton, the two runs compared in the runs view, and
 /// exported.
 #[test]
-fn a_multi_feature_model_with_text_features_is_trained_asked_through_the_form_compared_and_exported() {
+fn a_multi_feature_model_with_text_features_is_trained_asked_through_the_form_compared_and_exported()
+ {
     let home = tempfile::tempdir().expect("tempdir");
     let exports = home.path().join("exports");
     let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/penguins.csv");
-    let args = ["--data", data, "--label", "sex", "--missing", "drop", "--export-dir", exports.to_str().expect("utf8")];
+    let args = [
+        "--data",
+        data,
+        "--label",
+        "sex",
+        "--missing",
+        "drop",
+        "--export-dir",
+        exports.to_str().expect("utf8"),
+    ];
     let mut dash = Dashboard::start(home.path(), &args);
     dash.wait_every_service_ready();
     dash.send("t");
-    dash.wait_for("v1 served", Duration::from_secs(90), |s| s.contains("penguins v1") && s.contains("v1 is stable"));
+    dash.wait_for("v1 served", Duration::from_secs(90), |s| {
+        s.contains("penguins v1") && s.contains("v1 is stable")
+    });
 
     dash.send("p");
     dash.wait_for("the form", Duration::from_secs(10), |s| {
         s.contains("Predict — field 1 of 7") && s.contains("◀▶ Adelie | Chinstrap | Gentoo")
     });
     dash.send("Gentoo,Biscoe,47.5,15,217,5200,2008");
-    dash.wait_for("every field filled", Duration::from_secs(10), |s| s.contains("field 7 of 7") && s.contains("body_mass_g  5200"));
+    dash.wait_for("every field filled", Duration::from_secs(10), |s| {
+        s.contains("field 7 of 7") && s.contains("body_mass_g  5200")
+    });
     dash.send("\r");
-    let answered = |l: &str| l.contains("stable ") && l.contains(" v1 ") && (l.contains("male") || l.contains("female"));
+    let answered = |l: &str| {
+        l.contains("stable ") && l.contains(" v1 ") && (l.contains("male") || l.contains("female"))
+    };
     let text = dash.wait_for("v1's answer", Duration::from_secs(20), |s| s.lines().any(answered));
     let line = text.lines().find(|l| answered(l)).expect("the answer");
-    let probability: f64 = line.split_whitespace().find_map(|w| w.parse::<f64>().ok().filter(|_| w.contains('.'))).expect("a probability");
+    let probability: f64 = line
+        .split_whitespace()
+        .find_map(|w| w.parse::<f64>().ok().filter(|_| w.contains('.')))
+        .expect("a probability");
     assert!(probability > 0.0 && probability < 1.0, "{line}");
-    assert!(text.contains("> Gentoo, Biscoe, 47.5, 15, 217, 5200, 2008"), "the row asked is shown:\n{text}");
+    assert!(
+        text.contains("> Gentoo, Biscoe, 47.5, 15, 217, 5200, 2008"),
+        "the row asked is shown:\n{text}"
+    );
 
     train_from_the_form(&mut dash, "sgd", 1);
-    dash.wait_for("v2 trained", Duration::from_secs(90), |s| s.contains("Loss — sgd") && s.contains("v2 is"));
+    dash.wait_for("v2 trained", Duration::from_secs(90), |s| {
+        s.contains("Loss — sgd") && s.contains("v2 is")
+    });
 
     dash.send("R");
     dash.wait_for("both runs listed", Duration::from_secs(20), |s| {
@@ -170,9 +234,13 @@ fn a_multi_feature_model_with_text_features_is_trained_asked_through_the_form_co
     dash.send(" ");
     dash.wait_for("two marked", Duration::from_secs(10), |s| s.contains("2 marked"));
     dash.send("\r");
-    let text = dash.wait_for("the comparison", Duration::from_secs(10), |s| s.contains("second − first"));
+    let text =
+        dash.wait_for("the comparison", Duration::from_secs(10), |s| s.contains("second − first"));
     assert!(text.contains("v2 sgd") && text.contains("v1 newton"), "{text}");
-    assert!(text.lines().any(|l| l.contains("solver") && l.contains("newton") && l.contains("sgd")), "{text}");
+    assert!(
+        text.lines().any(|l| l.contains("solver") && l.contains("newton") && l.contains("sgd")),
+        "{text}"
+    );
     // e: both runs' loss curves in one plot.
     dash.send("e");
     dash.send("\x1b");
@@ -180,15 +248,23 @@ fn a_multi_feature_model_with_text_features_is_trained_asked_through_the_form_co
     dash.wait_for("the comparison exported", Duration::from_secs(30), |s| {
         s.contains("Runs — newest first") && s.contains("exported 3 files") && s.contains("-vs-")
     });
-    let compared = std::fs::read_dir(&exports).expect("exports").flatten().map(|e| e.path()).find(|p| p.to_string_lossy().contains("-vs-"));
+    let compared = std::fs::read_dir(&exports)
+        .expect("exports")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().contains("-vs-"));
     assert!(compared.is_some(), "the comparison's files are in the exports directory");
     dash.send("\x1b");
 
     dash.send("e");
     dash.wait_for("the export", Duration::from_secs(30), |s| s.contains("exported 12 files"));
-    let files: Vec<_> = std::fs::read_dir(&exports).expect("exports dir").flatten().map(|e| e.path()).collect();
+    let files: Vec<_> =
+        std::fs::read_dir(&exports).expect("exports dir").flatten().map(|e| e.path()).collect();
     for suffix in ["loss.png", "roc.png", "pr.png", "calibration.png"] {
-        let png = files.iter().find(|p| p.to_string_lossy().ends_with(suffix)).unwrap_or_else(|| panic!("no {suffix}: {files:?}"));
+        let png = files
+            .iter()
+            .find(|p| p.to_string_lossy().ends_with(suffix))
+            .unwrap_or_else(|| panic!("no {suffix}: {files:?}"));
         assert_eq!(&std::fs::read(png).expect("png")[..8], b"\x89PNG\r\n\x1a\n", "{suffix}");
     }
     assert!(dash.quit().success());
@@ -205,12 +281,31 @@ fn a_three_class_label_trains_answers_with_a_bar_per_class_and_shows_each_class(
     let exports = home.path().join("exports");
     let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/penguins.csv");
     let features = "bill_length_mm,bill_depth_mm,flipper_length_mm,body_mass_g";
-    let args = ["--data", data, "--label", "species", "--features", features, "--missing", "drop", "--l2", "0.003"];
-    let mut dash = Dashboard::start(home.path(), &[&args[..], &["--export-dir", exports.to_str().expect("utf8")]].concat());
+    let args = [
+        "--data",
+        data,
+        "--label",
+        "species",
+        "--features",
+        features,
+        "--missing",
+        "drop",
+        "--l2",
+        "0.003",
+    ];
+    let mut dash = Dashboard::start(
+        home.path(),
+        &[&args[..], &["--export-dir", exports.to_str().expect("utf8")]].concat(),
+    );
     dash.wait_every_service_ready();
     dash.send("t");
-    let text = dash.wait_for("v1 served", Duration::from_secs(90), |s| s.contains("penguins v1") && s.contains("v1 is stable"));
-    assert!(text.contains("confusion: true ↓ predicted →") && text.contains("macro: prec"), "{text}");
+    let text = dash.wait_for("v1 served", Duration::from_secs(90), |s| {
+        s.contains("penguins v1") && s.contains("v1 is stable")
+    });
+    assert!(
+        text.contains("confusion: true ↓ predicted →") && text.contains("macro: prec"),
+        "{text}"
+    );
     assert!(text.contains("Adelie  K: next class") && text.contains("RRR"), "{text}");
 
     dash.send("p");
@@ -218,9 +313,13 @@ fn a_three_class_label_trains_answers_with_a_bar_per_class_and_shows_each_class(
     dash.send("39.1,18.7,181,3750");
     dash.wait_for("every field filled", Duration::from_secs(10), |s| s.contains("field 4 of 4"));
     dash.send("\r");
-    let text = dash.wait_for("three bars", Duration::from_secs(20), |s| s.contains("stable v1 Adelie"));
-    let bar =
-        |class: &str| text.lines().find(|l| l.contains(&format!("{class} 0.")) || l.contains(&format!("{class} 1."))).map(String::from);
+    let text =
+        dash.wait_for("three bars", Duration::from_secs(20), |s| s.contains("stable v1 Adelie"));
+    let bar = |class: &str| {
+        text.lines()
+            .find(|l| l.contains(&format!("{class} 0.")) || l.contains(&format!("{class} 1.")))
+            .map(String::from)
+    };
     let (adelie, chinstrap, gentoo) = (bar("Adelie   "), bar("Chinstrap"), bar("Gentoo   "));
     assert!(adelie.as_deref().is_some_and(|l| l.contains('█') && l.contains('←')), "{text}");
     for line in [&chinstrap, &gentoo] {
@@ -228,16 +327,25 @@ fn a_three_class_label_trains_answers_with_a_bar_per_class_and_shows_each_class(
     }
     dash.send("\x1b");
     dash.send("K");
-    dash.wait_for("the next class's table", Duration::from_secs(10), |s| s.contains("Chinstrap  K: next class"));
+    dash.wait_for("the next class's table", Duration::from_secs(10), |s| {
+        s.contains("Chinstrap  K: next class")
+    });
 
     dash.send("e");
     dash.wait_for("the export", Duration::from_secs(30), |s| s.contains("exported 15 files"));
-    let files: Vec<_> = std::fs::read_dir(&exports).expect("exports dir").flatten().map(|e| e.path()).collect();
+    let files: Vec<_> =
+        std::fs::read_dir(&exports).expect("exports dir").flatten().map(|e| e.path()).collect();
     for suffix in ["loss.png", "roc.png", "pr.png", "calibration.png", "confusion.png"] {
-        let png = files.iter().find(|p| p.to_string_lossy().ends_with(suffix)).unwrap_or_else(|| panic!("no {suffix}: {files:?}"));
+        let png = files
+            .iter()
+            .find(|p| p.to_string_lossy().ends_with(suffix))
+            .unwrap_or_else(|| panic!("no {suffix}: {files:?}"));
         assert_eq!(&std::fs::read(png).expect("png")[..8], b"\x89PNG\r\n\x1a\n", "{suffix}");
     }
-    let confusion = files.iter().find(|p| p.to_string_lossy().ends_with("confusion.csv")).expect("confusion.csv");
+    let confusion = files
+        .iter()
+        .find(|p| p.to_string_lossy().ends_with("confusion.csv"))
+        .expect("confusion.csv");
     let csv = std::fs::read_to_string(confusion).expect("confusion.csv");
     assert!(csv.starts_with("true\\predicted,Adelie,Chinstrap,Gentoo\nAdelie,"), "{csv}");
     assert!(dash.quit().success());
@@ -254,23 +362,32 @@ fn cross_validated_paths_grow_their_charts_and_p_promotes_the_chosen_model() {
     let home = tempfile::tempdir().expect("tempdir");
     let exports = home.path().join("exports");
     let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/breast_cancer.csv");
-    let mut dash =
-        Dashboard::start(home.path(), &["--data", data, "--label", "diagnosis", "--export-dir", exports.to_str().expect("utf8")]);
+    let mut dash = Dashboard::start(
+        home.path(),
+        &["--data", data, "--label", "diagnosis", "--export-dir", exports.to_str().expect("utf8")],
+    );
     dash.wait_every_service_ready();
 
     // v1: penalty elasticnet (three → from none), α 0.5, λ left to 5-fold cross-validation.
     dash.send("h");
-    dash.wait_for("the form", Duration::from_secs(10), |s| s.contains("Hyperparameters") && s.contains("◀ none ▶"));
+    dash.wait_for("the form", Duration::from_secs(10), |s| {
+        s.contains("Hyperparameters") && s.contains("◀ none ▶")
+    });
     for _ in 0..10 {
         dash.send("\x1b[B");
     }
     dash.send("\x1b[C\x1b[C\x1b[C");
     dash.send("\x1b[B0.5\x1b[B\x1b[B5");
     dash.wait_for("v1's parameters", Duration::from_secs(10), |s| {
-        s.contains("◀ elasticnet ▶") && s.contains("path + CV") && s.contains("cv folds  5") && s.contains("Enter trains with these")
+        s.contains("◀ elasticnet ▶")
+            && s.contains("path + CV")
+            && s.contains("cv folds  5")
+            && s.contains("Enter trains with these")
     });
     dash.send("\r");
-    dash.wait_for("v1 served", Duration::from_secs(120), |s| s.contains("breast_cancer v1") && s.contains("v1 is stable"));
+    dash.wait_for("v1 served", Duration::from_secs(120), |s| {
+        s.contains("breast_cancer v1") && s.contains("v1 is stable")
+    });
 
     // v2: the same form, penalty l1 (one ←), 10 folds.
     dash.send("h");
@@ -288,27 +405,39 @@ fn cross_validated_paths_grow_their_charts_and_p_promotes_the_chosen_model() {
         title.split("Path — L1 — ").nth(1)?.split(" λ").next()?.trim().parse().ok()
     };
     let growing = dash.wait_for("both charts part drawn", Duration::from_secs(60), |s| {
-        lambdas(s).is_some_and(|n| n < 50) && s.contains("CV deviance ± 1 s.e.") && !s.contains("v2 is")
+        lambdas(s).is_some_and(|n| n < 50)
+            && s.contains("CV deviance ± 1 s.e.")
+            && !s.contains("v2 is")
     });
     let part = lambdas(&growing).unwrap_or(0);
-    let done = dash.wait_for("v2 trained, the candidate", Duration::from_secs(120), |s| s.contains("v2 is the candidate"));
+    let done = dash.wait_for("v2 trained, the candidate", Duration::from_secs(120), |s| {
+        s.contains("v2 is the candidate")
+    });
     let whole = lambdas(&done).unwrap_or(0);
     assert!(part >= 1 && whole > part, "the path grew from {part} λ to {whole}:\n{done}");
-    assert!(done.contains("λ_min") && done.contains("λ_1se"), "the CV chart marks the choices:\n{done}");
+    assert!(
+        done.contains("λ_min") && done.contains("λ_1se"),
+        "the CV chart marks the choices:\n{done}"
+    );
     assert!(done.contains("of 30 terms non-zero"), "{done}");
 
     dash.send("P");
     dash.wait_for("why it was not promoted", Duration::from_secs(10), |s| {
-        s.contains("candidate v2's test log loss 0.1257 is worse than stable") && s.contains("v1's 0.1152. Promote anyway?")
+        s.contains("candidate v2's test log loss 0.1257 is worse than stable")
+            && s.contains("v1's 0.1152. Promote anyway?")
     });
     dash.send("y");
     dash.wait_for("v2 promoted", Duration::from_secs(30), |s| s.contains("stable=v2"));
 
     dash.send("e");
     dash.wait_for("the export", Duration::from_secs(30), |s| s.contains("exported 16 files"));
-    let files: Vec<_> = std::fs::read_dir(&exports).expect("exports dir").flatten().map(|e| e.path()).collect();
+    let files: Vec<_> =
+        std::fs::read_dir(&exports).expect("exports dir").flatten().map(|e| e.path()).collect();
     for suffix in ["path.png", "cv.png"] {
-        let png = files.iter().find(|p| p.to_string_lossy().ends_with(suffix)).unwrap_or_else(|| panic!("no {suffix}: {files:?}"));
+        let png = files
+            .iter()
+            .find(|p| p.to_string_lossy().ends_with(suffix))
+            .unwrap_or_else(|| panic!("no {suffix}: {files:?}"));
         assert_eq!(&std::fs::read(png).expect("png")[..8], b"\x89PNG\r\n\x1a\n", "{suffix}");
     }
     assert!(dash.quit().success());
@@ -323,7 +452,9 @@ fn a_sweep_trains_its_grid_side_by_side_and_promotes_the_best() {
     let mut dash = Dashboard::start(home.path(), &[]);
     dash.wait_every_service_ready();
     dash.send("S");
-    dash.wait_for("the sweep form", Duration::from_secs(10), |s| s.contains("learning rates") && s.contains("9 combinations"));
+    dash.wait_for("the sweep form", Duration::from_secs(10), |s| {
+        s.contains("learning rates") && s.contains("9 combinations")
+    });
     // Learning rates 0.1 and 0.2, penalties 0 and 0.01: four members.
     dash.send("\x1b[B");
     for _ in 0..20 {
@@ -336,18 +467,30 @@ fn a_sweep_trains_its_grid_side_by_side_and_promotes_the_best() {
     dash.send("0,0.01");
     dash.wait_for("four combinations", Duration::from_secs(10), |s| s.contains("4 combinations"));
     dash.send("\r");
-    let text = dash.wait_for("the sweep done", Duration::from_secs(120), |s| s.contains("Sweep — 4/4 done"));
-    assert!(text.contains("★1") && !text.contains("failed"), "the best is marked, none failed:\n{text}");
+    let text = dash
+        .wait_for("the sweep done", Duration::from_secs(120), |s| s.contains("Sweep — 4/4 done"));
+    assert!(
+        text.contains("★1") && !text.contains("failed"),
+        "the best is marked, none failed:\n{text}"
+    );
     let best = text.lines().find(|l| l.contains("★1")).expect("the best member's row");
-    let version = best.split_whitespace().find(|w| w.starts_with('v') && w[1..].parse::<u32>().is_ok()).expect("its version").to_string();
+    let version = best
+        .split_whitespace()
+        .find(|w| w.starts_with('v') && w[1..].parse::<u32>().is_ok())
+        .expect("its version")
+        .to_string();
     // Registered, not promoted: nothing is stable until P.
-    let registry: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(home.path().join("registry.json")).expect("registry")).expect("json");
+    let registry: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(home.path().join("registry.json")).expect("registry"),
+    )
+    .expect("json");
     let entry = &registry["models"]["admissions"];
     assert_eq!(entry["versions"].as_array().map(Vec::len), Some(4), "{registry}");
     assert!(entry["aliases"]["stable"].is_null(), "a sweep moves no alias: {registry}");
     dash.send("P");
-    dash.wait_for("the best promoted", Duration::from_secs(30), |s| s.contains(&format!("{version} is stable and serving")));
+    dash.wait_for("the best promoted", Duration::from_secs(30), |s| {
+        s.contains(&format!("{version} is stable and serving"))
+    });
     assert!(dash.quit().success());
     common::assert_no_services(home.path(), Duration::from_secs(3));
 }
@@ -363,8 +506,12 @@ fn sigterm_or_sigint_to_the_console_stops_every_service_and_restores_the_termina
         assert!(dash.alternate_screen());
         let pid = dash.child.process_id().expect("console pid");
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal).expect("signal");
-        let status = dash.exit_within(Duration::from_secs(20), &format!("the console to exit on {signal}"));
-        assert!(dash.left_alternate_screen(), "{signal}: the alternate screen was left ({status:?})");
+        let status =
+            dash.exit_within(Duration::from_secs(20), &format!("the console to exit on {signal}"));
+        assert!(
+            dash.left_alternate_screen(),
+            "{signal}: the alternate screen was left ({status:?})"
+        );
         common::assert_no_services(home.path(), Duration::from_secs(3));
     }
 }
@@ -386,8 +533,14 @@ fn a_panic_in_the_dashboard_restores_the_terminal_and_leaves_no_service() {
         return panicking_dashboard(std::path::PathBuf::from(home));
     }
     let home = tempfile::tempdir().expect("tempdir");
-    let mut command = portable_pty::CommandBuilder::new(std::env::current_exe().expect("this test binary"));
-    command.args(["--exact", "a_panic_in_the_dashboard_restores_the_terminal_and_leaves_no_service", "--nocapture", "--test-threads=1"]);
+    let mut command =
+        portable_pty::CommandBuilder::new(std::env::current_exe().expect("this test binary"));
+    command.args([
+        "--exact",
+        "a_panic_in_the_dashboard_restores_the_terminal_and_leaves_no_service",
+        "--nocapture",
+        "--test-threads=1",
+    ]);
     command.env(PANIC_CHILD_HOME, home.path());
     // The services are the real binary's, not this test binary's.
     command.env("LOGITFLOW_SERVICE_EXE", env!("CARGO_BIN_EXE_logitflow"));
@@ -395,7 +548,10 @@ fn a_panic_in_the_dashboard_restores_the_terminal_and_leaves_no_service() {
     command.env("RUST_BACKTRACE", "0");
     let mut dash = Dashboard::spawn(command);
     dash.wait_every_service_ready();
-    assert!(dash.alternate_screen() && !dash.cooked_mode(), "the dashboard runs raw on the alternate screen");
+    assert!(
+        dash.alternate_screen() && !dash.cooked_mode(),
+        "the dashboard runs raw on the alternate screen"
+    );
     assert_eq!(common::services_of(home.path()).len(), 8, "eight services run");
 
     std::fs::write(home.path().join(PANIC_FILE), "").expect("the panic cue");
@@ -403,7 +559,9 @@ fn a_panic_in_the_dashboard_restores_the_terminal_and_leaves_no_service() {
     let status = dash.exit_within(Duration::from_secs(20), "the panicking dashboard to exit");
     assert!(!status.success(), "the child's test failed with the panic: {status:?}");
     assert!(dash.left_alternate_screen(), "the alternate screen was left after the panic");
-    dash.wait_for("the panic message, readable on the main screen", Duration::from_secs(5), |s| s.contains("the backend failed on cue"));
+    dash.wait_for("the panic message, readable on the main screen", Duration::from_secs(5), |s| {
+        s.contains("the backend failed on cue")
+    });
     assert!(dash.cooked_mode(), "raw mode was turned off");
     common::assert_no_services(home.path(), Duration::from_secs(3));
 }
@@ -414,12 +572,16 @@ const PANIC_FILE: &str = "panic-now";
 /// The child's half: `main`'s dashboard arm, with the backend wrapped.
 fn panicking_dashboard(home: std::path::PathBuf) {
     use clap::Parser;
-    let cli = logitflow::cli::Cli::parse_from(["logitflow", "--home", home.to_str().expect("utf8")]);
+    let cli =
+        logitflow::cli::Cli::parse_from(["logitflow", "--home", home.to_str().expect("utf8")]);
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     // Raw mode, the alternate screen and the restoring panic hook, as `main` sets them up; the
     // terminal it returns is replaced by one drawing through the same stdout.
     drop(ratatui::try_init().expect("the pty is a terminal"));
-    let backend = PanicOnCue { inner: ratatui::backend::CrosstermBackend::new(std::io::stdout()), cue: home.join(PANIC_FILE) };
+    let backend = PanicOnCue {
+        inner: ratatui::backend::CrosstermBackend::new(std::io::stdout()),
+        cue: home.join(PANIC_FILE),
+    };
     let terminal = ratatui::Terminal::new(backend).expect("terminal");
     let result = runtime.block_on(logitflow::dashboard::run(terminal, home, cli.dashboard));
     ratatui::restore();
@@ -451,7 +613,10 @@ impl ratatui::backend::Backend for PanicOnCue {
     fn get_cursor_position(&mut self) -> std::io::Result<ratatui::layout::Position> {
         self.inner.get_cursor_position()
     }
-    fn set_cursor_position<P: Into<ratatui::layout::Position>>(&mut self, position: P) -> std::io::Result<()> {
+    fn set_cursor_position<P: Into<ratatui::layout::Position>>(
+        &mut self,
+        position: P,
+    ) -> std::io::Result<()> {
         self.inner.set_cursor_position(position)
     }
     fn clear(&mut self) -> std::io::Result<()> {
@@ -472,18 +637,28 @@ impl ratatui::backend::Backend for PanicOnCue {
 }
 
 /// One service started "elsewhere": its own home, the shared store, a token; its URL.
-fn service_elsewhere(name: &str, home: &std::path::Path, store: &str, serve_url: Option<&str>) -> (std::process::Child, String) {
+fn service_elsewhere(
+    name: &str,
+    home: &std::path::Path,
+    store: &str,
+    serve_url: Option<&str>,
+) -> (std::process::Child, String) {
     let mut command = common::logitflow(home);
     command.args(["--store", store, "service", name]).env("LOGITFLOW_TOKEN", "the-clusters-token");
     if let Some(url) = serve_url {
         command.env("LOGITFLOW_SERVE_URL", url);
     }
-    let mut child = command.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null()).spawn().expect("service");
+    let mut child = command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("service");
     let stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
     let (line, stdout) = common::line_within(stdout, Duration::from_secs(30), "listening");
     // Its stdout stays open as long as it runs.
     std::thread::spawn(move || std::io::copy(&mut { stdout }, &mut std::io::sink()));
-    let value: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("{name}: {line}"));
+    let value: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|_| panic!("{name}: {line}"));
     (child, format!("http://{}", value["addr"].as_str().expect("addr")))
 }
 
@@ -494,7 +669,9 @@ fn the_dashboard_attached_by_url_watches_and_retrains_services_it_did_not_start(
     let mut services = Vec::new();
     let mut cluster = String::from("[services]\n");
     let mut serve_url = None;
-    for name in ["serve", "ingest", "preprocess", "features", "train", "evaluate", "advisor", "batch"] {
+    for name in
+        ["serve", "ingest", "preprocess", "features", "train", "evaluate", "advisor", "batch"]
+    {
         let home = root.path().join(format!("home-{name}"));
         std::fs::create_dir_all(&home).expect("home");
         let (child, url) = service_elsewhere(name, &home, &store, serve_url.as_deref());
@@ -505,31 +682,53 @@ fn the_dashboard_attached_by_url_watches_and_retrains_services_it_did_not_start(
     let console = root.path().join("console");
     let file = common::write(root.path(), "cluster.toml", &cluster);
     let mut command = portable_pty::CommandBuilder::new(env!("CARGO_BIN_EXE_logitflow"));
-    command.args(["--home", console.to_str().expect("utf8"), "--connect", file.to_str().expect("utf8")]);
+    command.args([
+        "--home",
+        console.to_str().expect("utf8"),
+        "--connect",
+        file.to_str().expect("utf8"),
+    ]);
     command.env("LOGITFLOW_TOKEN", "the-clusters-token");
     let mut dash = Dashboard::spawn(command);
-    dash.wait_for("the eight services, as they report themselves", Duration::from_secs(30), |s| s.contains("Services 8/8 ready"));
+    dash.wait_for("the eight services, as they report themselves", Duration::from_secs(30), |s| {
+        s.contains("Services 8/8 ready")
+    });
     for name in ["ingest", "serve", "batch"] {
         let line = dash.service_line(name).expect("listed");
         // Its memory as it reports it (no pid here to sample), e.g. "28.3M".
         assert!(
-            line.contains("ready") && line.split_whitespace().any(|w| w.ends_with('M') && w[..w.len() - 1].parse::<f64>().is_ok()),
+            line.contains("ready")
+                && line
+                    .split_whitespace()
+                    .any(|w| w.ends_with('M') && w[..w.len() - 1].parse::<f64>().is_ok()),
             "{line}"
         );
     }
     dash.send("t");
-    dash.wait_for("trained and served through the URLs", Duration::from_secs(60), |s| s.contains("v1 is stable") && s.contains("✓ serve"));
+    dash.wait_for("trained and served through the URLs", Duration::from_secs(60), |s| {
+        s.contains("v1 is stable") && s.contains("✓ serve")
+    });
     // Its logs come from the service's own recent-logs route.
     dash.send("L");
-    dash.wait_for("ingest's logs", Duration::from_secs(10), |s| s.contains("Log: ingest") && s.contains("listening"));
+    dash.wait_for("ingest's logs", Duration::from_secs(10), |s| {
+        s.contains("Log: ingest") && s.contains("listening")
+    });
     dash.send("\x1b");
     dash.send("r");
-    dash.wait_for("no restart of what runs elsewhere", Duration::from_secs(10), |s| s.contains("runs elsewhere"));
+    dash.wait_for("no restart of what runs elsewhere", Duration::from_secs(10), |s| {
+        s.contains("runs elsewhere")
+    });
     let status = dash.quit();
     assert!(status.success(), "the dashboard quit with {status:?}");
-    assert!(!console.join("artifacts").exists(), "the console stored nothing: the services did, in their store");
+    assert!(
+        !console.join("artifacts").exists(),
+        "the console stored nothing: the services did, in their store"
+    );
     for child in &mut services {
-        assert!(child.try_wait().expect("wait").is_none(), "quitting the dashboard stopped a service it did not start");
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "quitting the dashboard stopped a service it did not start"
+        );
         let _ = child.kill();
         let _ = child.wait();
     }

@@ -49,16 +49,24 @@ fn killed_services_are_restarted_and_serve_comes_back_with_the_same_version() {
     let old = service_pid(home.path(), "ingest").expect("ingest runs");
     kill9(old);
     let killed_at = Instant::now();
-    let new = eventually("ingest to be restarted", Duration::from_secs(2), || service_pid(home.path(), "ingest").filter(|p| *p != old));
+    let new = eventually("ingest to be restarted", Duration::from_secs(2), || {
+        service_pid(home.path(), "ingest").filter(|p| *p != old)
+    });
     assert_ne!(new, old);
     assert!(killed_at.elapsed() < Duration::from_secs(2));
     // Counted: at least the one restart (a liveness restart on a loaded machine may add more,
     // so the count is not pinned; that it moved from 0 is the promise).
     dash.wait_for("ingest ready and its restart counted", Duration::from_secs(10), |_| {
-        dash.service_line("ingest").is_some_and(|l| l.contains("ready")) && service_restarts(&dash, "ingest").is_some_and(|n| n >= 1)
+        dash.service_line("ingest").is_some_and(|l| l.contains("ready"))
+            && service_restarts(&dash, "ingest").is_some_and(|n| n >= 1)
     });
-    let listen = std::fs::read(format!("/proc/{new}/cmdline")).map(|c| String::from_utf8_lossy(&c).replace('\0', " ")).unwrap_or_default();
-    assert!(listen.contains(&format!("--listen 127.0.0.1:{port_before} ")), "restarted on the same port {port_before}: {listen}");
+    let listen = std::fs::read(format!("/proc/{new}/cmdline"))
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .unwrap_or_default();
+    assert!(
+        listen.contains(&format!("--listen 127.0.0.1:{port_before} ")),
+        "restarted on the same port {port_before}: {listen}"
+    );
     assert_eq!(service_port(&dash, "ingest"), Some(port_before), "the same port on screen");
     // ...and the next pipeline run works.
     dash.send("t");
@@ -73,22 +81,40 @@ fn killed_services_are_restarted_and_serve_comes_back_with_the_same_version() {
         use logitflow_core::registry::{CANDIDATE, Registry};
         let store = logitflow_core::store::Store::open(home.path()).expect("store");
         let model = logitflow_core::model::Model::one_feature(-30.0, 0.2);
-        let id =
-            store.put_json(logitflow_core::store::Kind::Model, "test", vec![], serde_json::json!({}), "model.json", &model).expect("v2");
+        let id = store
+            .put_json(
+                logitflow_core::store::Kind::Model,
+                "test",
+                vec![],
+                serde_json::json!({}),
+                "model.json",
+                &model,
+            )
+            .expect("v2");
         let registry = Registry::open(home.path());
         assert_eq!(registry.register("admissions", &id, None, None).expect("register").0, 2);
         registry.set_alias("admissions", CANDIDATE, 2).expect("candidate");
     }
     let old = service_pid(home.path(), "serve").expect("serve runs");
     kill9(old);
-    eventually("serve to be restarted", Duration::from_secs(2), || service_pid(home.path(), "serve").filter(|p| *p != old));
-    dash.wait_for("serve ready again", Duration::from_secs(10), |_| dash.service_line("serve").is_some_and(|l| l.contains("ready")));
+    eventually("serve to be restarted", Duration::from_secs(2), || {
+        service_pid(home.path(), "serve").filter(|p| *p != old)
+    });
+    dash.wait_for("serve ready again", Duration::from_secs(10), |_| {
+        dash.service_line("serve").is_some_and(|l| l.contains("ready"))
+    });
     dash.send("p");
     dash.send("80");
     dash.send("\r");
-    let text = dash.wait_for("an answer", Duration::from_secs(20), |s| s.lines().any(|l| l.contains("stable") && l.contains("admit")));
-    let line = text.lines().find(|l| l.contains("stable") && l.contains("admit")).unwrap_or_default();
-    assert!(line.contains(" v1 ") && line.contains("0.99"), "the same version answers after the restart: {line:?}");
+    let text = dash.wait_for("an answer", Duration::from_secs(20), |s| {
+        s.lines().any(|l| l.contains("stable") && l.contains("admit"))
+    });
+    let line =
+        text.lines().find(|l| l.contains("stable") && l.contains("admit")).unwrap_or_default();
+    assert!(
+        line.contains(" v1 ") && line.contains("0.99"),
+        "the same version answers after the restart: {line:?}"
+    );
 
     dash.send("\x1b");
     assert!(dash.quit().success());
@@ -126,7 +152,8 @@ fn a_console_killed_with_sigkill_leaves_no_service_and_stale_ones_are_reaped() {
     // the next console on the same home reaps it.
     let (mut stale, _) = start_service(home.path(), "ingest", "127.0.0.1:0");
     let record = serde_json::json!({"console": 999_999_999u32, "children": [stale.id()]});
-    std::fs::write(home.path().join("run").join("console-999999999.json"), record.to_string()).expect("record");
+    std::fs::write(home.path().join("run").join("console-999999999.json"), record.to_string())
+        .expect("record");
     let out = run(home.path(), &["run", "--epochs", "3"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let status = common::exit_within(&mut stale, Duration::from_secs(10), "the stale service");
@@ -139,7 +166,10 @@ fn model_artifacts(home: &Path) -> usize {
         .into_iter()
         .flatten()
         .flatten()
-        .filter(|e| std::fs::read_to_string(e.path().join("manifest.json")).is_ok_and(|m| m.contains("\"kind\": \"model\"")))
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join("manifest.json"))
+                .is_ok_and(|m| m.contains("\"kind\": \"model\""))
+        })
         .count()
 }
 
@@ -147,19 +177,39 @@ fn model_artifacts(home: &Path) -> usize {
 fn training_killed_midway_fails_the_run_and_leaves_nothing_half_written() {
     let home = tempfile::tempdir().expect("tempdir");
     let mut command = common::logitflow(home.path());
-    command.args(["run", "--solver", "batch", "--lr", "0.0001", "--epochs", "1000000", "--patience", "0", "--tolerance", "0"]);
+    command.args([
+        "run",
+        "--solver",
+        "batch",
+        "--lr",
+        "0.0001",
+        "--epochs",
+        "1000000",
+        "--patience",
+        "0",
+        "--tolerance",
+        "0",
+    ]);
     command.stdout(Stdio::piped()).stderr(Stdio::piped());
     let child = command.spawn().expect("run starts");
-    let train = eventually("the train service", Duration::from_secs(20), || service_pid(home.path(), "train"));
+    let train = eventually("the train service", Duration::from_secs(20), || {
+        service_pid(home.path(), "train")
+    });
     // Wait until the job is under way: the split and transform exist once train has its inputs.
     eventually("training to start", Duration::from_secs(20), || {
-        std::fs::read_dir(home.path().join("steps")).ok().map(Iterator::count).filter(|n| *n >= 3).map(|_| ())
+        std::fs::read_dir(home.path().join("steps"))
+            .ok()
+            .map(Iterator::count)
+            .filter(|n| *n >= 3)
+            .map(|_| ())
     });
     // ...and training: the train service has spent half a second of CPU since then (a job
     // of a million epochs keeps a core busy; an idle service spends next to none).
     let cpu = logitflow_kit::cpu_seconds;
     let before = cpu(train).expect("train's CPU time");
-    eventually("train to be busy training", Duration::from_secs(20), || cpu(train).filter(|now| now - before >= 0.5));
+    eventually("train to be busy training", Duration::from_secs(20), || {
+        cpu(train).filter(|now| now - before >= 0.5)
+    });
     kill9(train);
     let out = common::finish_within(child, Duration::from_secs(60));
     assert!(!out.status.success(), "the run must fail");
@@ -168,7 +218,10 @@ fn training_killed_midway_fails_the_run_and_leaves_nothing_half_written() {
     // ("training").
     assert!(err.contains("train: "), "the reason names the train stage: {err}");
     assert_eq!(model_artifacts(home.path()), 0, "no model was written");
-    assert!(std::fs::read_dir(home.path().join("tmp")).map(|d| d.count()).unwrap_or(0) == 0, "nothing left staged");
+    assert!(
+        std::fs::read_dir(home.path().join("tmp")).map(|d| d.count()).unwrap_or(0) == 0,
+        "nothing left staged"
+    );
     assert_no_services(home.path(), Duration::from_secs(2));
 
     let out = run(home.path(), &["run", "--json"]);
@@ -186,7 +239,9 @@ fn start_service(home: &Path, name: &str, listen: &str) -> (std::process::Child,
 
 /// Spawns a `logitflow service` command with its stdout piped; returns it, the address from
 /// its listening line, and the rest of its stdout.
-fn spawn_service(mut command: Command) -> (std::process::Child, String, std::io::BufReader<std::process::ChildStdout>) {
+fn spawn_service(
+    mut command: Command,
+) -> (std::process::Child, String, std::io::BufReader<std::process::ChildStdout>) {
     let mut child = command.stdout(Stdio::piped()).spawn().expect("service starts");
     let stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
     let (line, stdout) = common::line_within(stdout, Duration::from_secs(30), "listening line");
@@ -200,7 +255,8 @@ fn records_acknowledged_by_ingest_survive_sigkill() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     // Killed at three moments, each into the same home: whatever a kill interrupts (a post
     // being read, a transaction open, a commit under way), every acknowledged record stays.
-    let kills = [Duration::from_millis(150), Duration::from_millis(400), Duration::from_millis(650)];
+    let kills =
+        [Duration::from_millis(150), Duration::from_millis(400), Duration::from_millis(650)];
     let mut acknowledged = 0u64;
     for after in kills {
         let (mut ingest, addr) = start_service(home.path(), "ingest", "127.0.0.1:0");
@@ -210,12 +266,21 @@ fn records_acknowledged_by_ingest_survive_sigkill() {
         acknowledged += acked;
     }
     let (mut again, addr) = start_service(home.path(), "ingest", "127.0.0.1:0");
-    let stored: serde_json::Value = runtime
-        .block_on(async { reqwest::get(format!("http://{addr}/v1/collections/exams")).await.expect("get").json().await.expect("json") });
+    let stored: serde_json::Value = runtime.block_on(async {
+        reqwest::get(format!("http://{addr}/v1/collections/exams"))
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("json")
+    });
     let records = stored["records"].as_u64().expect("count");
     assert!(records >= acknowledged, "{records} stored but {acknowledged} were acknowledged");
     let unacknowledged = 50 * kills.len() as u64;
-    assert!(records <= acknowledged + unacknowledged, "at most one unacknowledged batch a kill more: {records} vs {acknowledged}");
+    assert!(
+        records <= acknowledged + unacknowledged,
+        "at most one unacknowledged batch a kill more: {records} vs {acknowledged}"
+    );
     let _ = again.kill();
     let _ = again.wait();
 }
@@ -225,7 +290,9 @@ fn records_acknowledged_by_ingest_survive_sigkill() {
 async fn post_until_killed(addr: &str, pid: u32, after: Duration) -> u64 {
     let client = reqwest::Client::new();
     let url = format!("http://{addr}/v1/collections/exams/records");
-    let batch: Vec<serde_json::Value> = (0..50).map(|i| serde_json::json!({"score": f64::from(i), "admitted": f64::from(i % 2)})).collect();
+    let batch: Vec<serde_json::Value> = (0..50)
+        .map(|i| serde_json::json!({"score": f64::from(i), "admitted": f64::from(i % 2)}))
+        .collect();
     let body = serde_json::json!({"records": batch});
     let (mut acked, started, mut killed) = (0u64, Instant::now(), false);
     loop {
@@ -251,7 +318,8 @@ fn an_upload_over_the_cap_is_refused_and_leaves_nothing() {
     let over = (2u64 << 30) + 1;
     let mut stream = std::net::TcpStream::connect(&addr).expect("connect");
     stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
-    let head = format!("PUT /v1/uploads HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {over}\r\n\r\n");
+    let head =
+        format!("PUT /v1/uploads HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {over}\r\n\r\n");
     stream.write_all(head.as_bytes()).expect("head");
     stream.write_all(b"score,admitted\n80,1\n").expect("a little of the body");
     let mut answer = vec![0u8; 4096];
@@ -261,7 +329,11 @@ fn an_upload_over_the_cap_is_refused_and_leaves_nothing() {
     assert!(answer.contains("over the limit of 2147483648 bytes"), "{answer}");
     let _ = ingest.kill();
     let _ = ingest.wait();
-    let left: Vec<_> = std::fs::read_dir(home.path().join("uploads")).expect("uploads").flatten().map(|e| e.file_name()).collect();
+    let left: Vec<_> = std::fs::read_dir(home.path().join("uploads"))
+        .expect("uploads")
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
     assert!(left.is_empty(), "nothing of the refused upload is kept: {left:?}");
 }
 
@@ -284,12 +356,18 @@ fn promotions_under_load_fail_no_request() {
     let registry = Registry::open(home.path());
     for v in 1..=22u32 {
         let m = Model::one_feature(-10.0 - f64::from(v) * 0.01, 0.2);
-        let id = store.put_json(Kind::Model, "test", vec![], serde_json::json!({}), "model.json", &m).expect("model");
+        let id = store
+            .put_json(Kind::Model, "test", vec![], serde_json::json!({}), "model.json", &m)
+            .expect("model");
         registry.register("admissions", &id, None, None).expect("register");
     }
     registry.set_alias("admissions", STABLE, 1).expect("alias");
     let (mut serve, addr) = start_service(home.path(), "serve", "127.0.0.1:0");
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
     // When each promoted version's load returned.
     let loaded: Arc<Mutex<Vec<(Instant, u32)>>> = Arc::new(Mutex::new(vec![(Instant::now(), 1)]));
     let (failures, answers) = runtime.block_on(async {
@@ -354,17 +432,29 @@ fn promotions_under_load_fail_no_request() {
     assert_eq!(failures, 0, "requests failed during promotions");
     assert_eq!(answers.len(), REQUESTS);
     for (at, version, probability) in &answers {
-        assert!(version % 2 == 1, "answered by v{version}, which was registered but never promoted");
+        assert!(
+            version % 2 == 1,
+            "answered by v{version}, which was registered but never promoted"
+        );
         // The answer is the named version's own: each version has its own intercept.
-        let expected = logitflow_core::logistic::sigmoid(-10.0 - f64::from(*version) * 0.01 + 0.2 * 80.0);
-        assert!((probability - expected).abs() <= 1e-15, "v{version} answered {probability}, its model gives {expected}");
+        let expected =
+            logitflow_core::logistic::sigmoid(-10.0 - f64::from(*version) * 0.01 + 0.2 * 80.0);
+        assert!(
+            (probability - expected).abs() <= 1e-15,
+            "v{version} answered {probability}, its model gives {expected}"
+        );
         // The newest version whose load had returned before this request was sent.
         let floor = loaded.iter().filter(|(t, _)| t < at).map(|(_, v)| *v).max().unwrap_or(1);
-        assert!(*version >= floor, "a request sent after v{floor}'s load returned was answered by v{version}");
+        assert!(
+            *version >= floor,
+            "a request sent after v{floor}'s load returned was answered by v{version}"
+        );
     }
     let seen: std::collections::BTreeSet<u32> = answers.iter().map(|(_, v, _)| *v).collect();
     assert!(seen.len() >= 3, "the load spanned promotions: saw {seen:?}");
-    eprintln!("{REQUESTS} requests over {CONNECTIONS} connections, 0 failed, versions seen: {seen:?}");
+    eprintln!(
+        "{REQUESTS} requests over {CONNECTIONS} connections, 0 failed, versions seen: {seen:?}"
+    );
 }
 
 /// Fault 8: a home on a full disk, then on a read-only one. The home is a 1 MB tmpfs, mounted in a
@@ -375,9 +465,13 @@ fn a_full_or_read_only_home_fails_clearly_and_keeps_the_previous_state() {
     // A mount namespace of its own for a small filesystem as the home: a user namespace's
     // (`-r`), or, where the machine refuses those, root's own. Where neither can be had the test
     // fails, saying so: it never passes without running.
-    let isolation = ["-rm", "-m"]
-        .into_iter()
-        .find(|flags| Command::new("unshare").args([flags, "true"]).stderr(Stdio::null()).status().is_ok_and(|s| s.success()));
+    let isolation = ["-rm", "-m"].into_iter().find(|flags| {
+        Command::new("unshare")
+            .args([flags, "true"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    });
     let Some(isolation) = isolation else {
         panic!(
             "this test needs `unshare -rm` (util-linux, with user namespaces allowed: sysctl kernel.unprivileged_userns_clone=1), \
@@ -391,7 +485,9 @@ fn a_full_or_read_only_home_fails_clearly_and_keeps_the_previous_state() {
     // 50,000 rows: its dataset artifact (4 MB of numbers) cannot fit in what is left of 1 MB.
     let mut csv = String::from("a,b,c,d,e,f,g,h,i,j,admitted\n");
     for i in 0..50_000u32 {
-        let v: Vec<String> = (0..10).map(|j| format!("{:.3}", f64::from((i * 7 + j * 13) % 1000) / 100.0 - 5.0)).collect();
+        let v: Vec<String> = (0..10)
+            .map(|j| format!("{:.3}", f64::from((i * 7 + j * 13) % 1000) / 100.0 - 5.0))
+            .collect();
         csv.push_str(&format!("{},{}\n", v.join(","), i % 2));
     }
     std::fs::write(dir.path().join("big.csv"), csv).expect("big csv");
@@ -411,30 +507,53 @@ fn a_full_or_read_only_home_fails_clearly_and_keeps_the_previous_state() {
     let mut command = Command::new("unshare");
     command.args([isolation, "sh", "-c", script]).current_dir(dir.path());
     command.env("BIN", env!("CARGO_BIN_EXE_logitflow")).env("HOME_DIR", &home).env("OUT", &out);
-    for var in ["LOGITFLOW_HOME", "LOGITFLOW_TOKEN", "LOGITFLOW_LISTEN", "LOGITFLOW_ALLOWED_ROOTS", "LOGITFLOW_SERVE_URL"] {
+    for var in [
+        "LOGITFLOW_HOME",
+        "LOGITFLOW_TOKEN",
+        "LOGITFLOW_LISTEN",
+        "LOGITFLOW_ALLOWED_ROOTS",
+        "LOGITFLOW_SERVE_URL",
+    ] {
         command.env_remove(var);
     }
     let finished = common::run_for(command, Duration::from_secs(120));
     assert!(finished.status.success(), "the script failed: {finished:?}");
-    let read = |name: &str| std::fs::read_to_string(out.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
-    let step = |name: &str| (read(&format!("{name}.code")).trim().to_string(), read(&format!("{name}.txt")));
+    let read = |name: &str| {
+        std::fs::read_to_string(out.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+    };
+    let step = |name: &str| {
+        (read(&format!("{name}.code")).trim().to_string(), read(&format!("{name}.txt")))
+    };
 
     let (code, text) = step("first");
     assert_eq!(code, "0", "the first run fits in the small home: {text}");
 
     let (code, text) = step("full");
     assert_ne!(code, "0", "a full disk fails the run: {text}");
-    assert!(text.contains("ingest") && text.contains("No space left on device"), "the error names the stage and the cause: {text}");
+    assert!(
+        text.contains("ingest") && text.contains("No space left on device"),
+        "the error names the stage and the cause: {text}"
+    );
     assert_eq!(read("staging-after"), "", "no partial file is left in the store's staging area");
-    assert_eq!(read("artifacts-after"), read("artifacts-before"), "no artifact was added, whole or partial");
+    assert_eq!(
+        read("artifacts-after"),
+        read("artifacts-before"),
+        "no artifact was added, whole or partial"
+    );
     assert_eq!(read("registry-after"), read("registry-before"), "the registry is as it was");
     let (code, text) = step("predict-after-full");
     assert_eq!(code, "0", "{text}");
-    assert!(text.contains("admissions v1") && text.contains("0.99"), "the previous model still answers: {text}");
+    assert!(
+        text.contains("admissions v1") && text.contains("0.99"),
+        "the previous model still answers: {text}"
+    );
 
     let (code, text) = step("read-only");
     assert_ne!(code, "0", "a read-only home fails the run: {text}");
-    assert!(text.contains("not writable") && text.contains("Read-only file system"), "the error says why: {text}");
+    assert!(
+        text.contains("not writable") && text.contains("Read-only file system"),
+        "the error says why: {text}"
+    );
     let (code, text) = step("predict-read-only");
     assert_eq!(code, "0", "predicting only reads the home: {text}");
     assert!(text.contains("admissions v1"), "{text}");
@@ -460,8 +579,10 @@ fn the_token_never_shows_in_a_services_logs() {
         let mut statuses = Vec::new();
         for auth in [None, Some(format!("Bearer {token}x")), Some(format!("Bearer {token}"))] {
             for path in ["/v1/info", "/v2/models/admissions/infer"] {
-                let mut request =
-                    client.post(format!("http://{addr}{path}")).header("content-type", "application/json").body("{\"inputs\": 1}");
+                let mut request = client
+                    .post(format!("http://{addr}{path}"))
+                    .header("content-type", "application/json")
+                    .body("{\"inputs\": 1}");
                 if path == "/v1/info" {
                     request = client.get(format!("http://{addr}{path}"));
                 }
@@ -475,7 +596,11 @@ fn the_token_never_shows_in_a_services_logs() {
     });
     assert_eq!(&statuses[..4], &[401, 401, 401, 401], "without the right token: 401");
     assert_eq!(statuses[4], 200, "with it, info answers");
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(serve.id() as i32), nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(serve.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("SIGTERM");
     let _ = serve.wait();
     let mut logged = std::fs::read_to_string(output.path()).expect("stderr");
     std::io::Read::read_to_string(&mut stdout, &mut logged).expect("stdout");
@@ -496,21 +621,32 @@ fn a_corrupted_artifact_is_refused_and_the_served_model_stays() {
     // serve is paused while v2 is registered and damaged: its registry watch (every second) would
     // otherwise load v2 intact whenever the run takes longer than that (a loaded machine), and
     // then rightly keep serving that copy, and the test would not see the damage it is about.
-    let signal = |signal| nix::sys::signal::kill(nix::unistd::Pid::from_raw(serve.id() as i32), signal).expect("signal serve");
+    let signal = |signal| {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(serve.id() as i32), signal)
+            .expect("signal serve")
+    };
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let client = reqwest::Client::new();
     // Ready: v1 loaded (serve announces its address before it has loaded anything).
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !runtime.block_on(client.get(format!("http://{addr}/v2/health/ready")).send()).is_ok_and(|r| r.status().is_success()) {
+    while !runtime
+        .block_on(client.get(format!("http://{addr}/v2/health/ready")).send())
+        .is_ok_and(|r| r.status().is_success())
+    {
         assert!(Instant::now() < deadline, "serve not ready within 20 s");
         std::thread::sleep(Duration::from_millis(20));
     }
     signal(nix::sys::signal::Signal::SIGSTOP);
     let out = run(home.path(), &["run", "--epochs", "3"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let registry: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(home.path().join("registry.json")).expect("registry")).expect("json");
-    let v2 = registry["models"]["admissions"]["versions"][1]["artifact"].as_str().expect("a second version").to_string();
+    let registry: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(home.path().join("registry.json")).expect("registry"),
+    )
+    .expect("json");
+    let v2 = registry["models"]["admissions"]["versions"][1]["artifact"]
+        .as_str()
+        .expect("a second version")
+        .to_string();
     let model_file = home.path().join("artifacts").join(&v2).join("model.json");
     let original = std::fs::read(&model_file).expect("model.json");
     let mut first_damage = original.clone();
@@ -528,7 +664,11 @@ fn a_corrupted_artifact_is_refused_and_the_served_model_stays() {
     for (damage, bytes) in damages {
         std::fs::write(&model_file, bytes).expect("damage");
         let (status, load, answer) = runtime.block_on(async {
-            let load = client.post(format!("http://{addr}/v2/repository/models/admissions/load")).send().await.expect("load");
+            let load = client
+                .post(format!("http://{addr}/v2/repository/models/admissions/load"))
+                .send()
+                .await
+                .expect("load");
             let status = load.status().as_u16();
             let load: serde_json::Value = load.json().await.expect("json");
             let answer: serde_json::Value = client
@@ -542,13 +682,24 @@ fn a_corrupted_artifact_is_refused_and_the_served_model_stays() {
                 .expect("json");
             (status, load, answer)
         });
-        assert_eq!((status, load["code"].as_str()), (422, Some("CORRUPT_ARTIFACT")), "{damage}: {load}");
+        assert_eq!(
+            (status, load["code"].as_str()),
+            (422, Some("CORRUPT_ARTIFACT")),
+            "{damage}: {load}"
+        );
         assert!(
             load["error"].as_str().is_some_and(|e| e.contains(&v2) && e.contains("hash")),
             "{damage}: the error names the artifact and the hash check: {load}"
         );
-        assert_eq!(answer["model_version"].as_str(), Some("1"), "{damage}: v1 still answers: {answer}");
-        assert!(answer["probabilities"][0].as_f64().is_some_and(|p| p > 0.99), "{damage}: {answer}");
+        assert_eq!(
+            answer["model_version"].as_str(),
+            Some("1"),
+            "{damage}: v1 still answers: {answer}"
+        );
+        assert!(
+            answer["probabilities"][0].as_f64().is_some_and(|p| p > 0.99),
+            "{damage}: {answer}"
+        );
     }
     let _ = serve.kill();
     let _ = serve.wait();
@@ -565,24 +716,39 @@ fn a_damaged_old_version_does_not_stop_serving_after_a_restart() {
         let out = run(home.path(), &["run", "--epochs", epochs]);
         assert!(out.status.success(), "{}", stderr(&out));
     }
-    let registry: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(home.path().join("registry.json")).expect("registry")).expect("json");
+    let registry: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(home.path().join("registry.json")).expect("registry"),
+    )
+    .expect("json");
     let entry = &registry["models"]["admissions"];
-    let named: Vec<u64> = entry["aliases"].as_object().expect("aliases").values().filter_map(serde_json::Value::as_u64).collect();
+    let named: Vec<u64> = entry["aliases"]
+        .as_object()
+        .expect("aliases")
+        .values()
+        .filter_map(serde_json::Value::as_u64)
+        .collect();
     let old = entry["versions"]
         .as_array()
         .expect("versions")
         .iter()
         .find(|v| v["version"].as_u64().is_some_and(|n| !named.contains(&n)))
         .expect("a version no alias names");
-    let model_file = home.path().join("artifacts").join(old["artifact"].as_str().expect("artifact")).join("model.json");
+    let model_file = home
+        .path()
+        .join("artifacts")
+        .join(old["artifact"].as_str().expect("artifact"))
+        .join("model.json");
     let mut bytes = std::fs::read(&model_file).expect("model.json");
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x01;
     std::fs::write(&model_file, bytes).expect("damage");
     let out = run(home.path(), &["run", "--predict", "80"]);
     assert!(out.status.success(), "the run is served: {}", stderr(&out));
-    assert!(common::stdout(&out).contains("score 80 → probability 0.99"), "{}", common::stdout(&out));
+    assert!(
+        common::stdout(&out).contains("score 80 → probability 0.99"),
+        "{}",
+        common::stdout(&out)
+    );
     assert_no_services(home.path(), Duration::from_secs(2));
 
     // The version an alias names damaged: serve still comes up ready (it waited for ever in
@@ -592,15 +758,31 @@ fn a_damaged_old_version_does_not_stop_serving_after_a_restart() {
     assert!(out.status.success(), "{}", stderr(&out));
     let report: serde_json::Value = serde_json::from_str(&common::stdout(&out)).expect("json");
     let version = report["model"]["version"].as_u64().expect("a version");
-    let registry: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(home.path().join("registry.json")).expect("registry")).expect("json");
+    let registry: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(home.path().join("registry.json")).expect("registry"),
+    )
+    .expect("json");
     let entry = &registry["models"]["admissions"];
-    let named = entry["aliases"].as_object().expect("aliases").values().find_map(serde_json::Value::as_u64).expect("an alias");
+    let named = entry["aliases"]
+        .as_object()
+        .expect("aliases")
+        .values()
+        .find_map(serde_json::Value::as_u64)
+        .expect("an alias");
     let artifact_of = |v: u64| {
         let versions = entry["versions"].as_array().expect("versions");
-        versions.iter().find(|e| e["version"].as_u64() == Some(v)).and_then(|e| e["artifact"].as_str()).expect("artifact").to_string()
+        versions
+            .iter()
+            .find(|e| e["version"].as_u64() == Some(v))
+            .and_then(|e| e["artifact"].as_str())
+            .expect("artifact")
+            .to_string()
     };
-    assert_eq!(artifact_of(named), artifact_of(version), "the alias names the content the 100-epoch run stores");
+    assert_eq!(
+        artifact_of(named),
+        artifact_of(version),
+        "the alias names the content the 100-epoch run stores"
+    );
     let model_file = home.path().join("artifacts").join(artifact_of(named)).join("model.json");
     let whole = std::fs::read(&model_file).expect("model.json");
     let mut bytes = whole.clone();
@@ -608,8 +790,16 @@ fn a_damaged_old_version_does_not_stop_serving_after_a_restart() {
     std::fs::write(&model_file, bytes).expect("damage");
     let out = run(home.path(), &["run", "--epochs", "100", "--predict", "80"]);
     assert!(out.status.success(), "a damaged aliased version blocks no run: {}", stderr(&out));
-    assert!(common::stdout(&out).contains("score 80 → probability 0.99"), "{}", common::stdout(&out));
-    assert_eq!(std::fs::read(&model_file).expect("model.json"), whole, "the run stored the same content again: healed");
+    assert!(
+        common::stdout(&out).contains("score 80 → probability 0.99"),
+        "{}",
+        common::stdout(&out)
+    );
+    assert_eq!(
+        std::fs::read(&model_file).expect("model.json"),
+        whole,
+        "the run stored the same content again: healed"
+    );
     assert_no_services(home.path(), Duration::from_secs(2));
 }
 
@@ -634,8 +824,16 @@ fn a_deleted_registry_is_recovered_and_a_garbage_one_is_named() {
     let started = Instant::now();
     let out = run(fresh.path(), &["run", "--epochs", "3"]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("registry.json does not parse"), "the cause is named: {}", stderr(&out));
-    assert!(started.elapsed() < Duration::from_secs(5), "at once, not after serve's readiness wait: {:?}", started.elapsed());
+    assert!(
+        stderr(&out).contains("registry.json does not parse"),
+        "the cause is named: {}",
+        stderr(&out)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "at once, not after serve's readiness wait: {:?}",
+        started.elapsed()
+    );
     assert_no_services(fresh.path(), Duration::from_secs(2));
 }
 
@@ -650,9 +848,15 @@ fn a_run_whose_report_cannot_be_kept_promotes_and_serves_nothing() {
     let out = run(home.path(), &["run", "--epochs", "3"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("cannot keep the run's report"), "{}", stderr(&out));
-    let registry: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(home.path().join("registry.json")).expect("registry")).expect("json");
-    assert_eq!(registry["models"]["admissions"]["aliases"], serde_json::json!({}), "nothing promoted: {registry}");
+    let registry: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(home.path().join("registry.json")).expect("registry"),
+    )
+    .expect("json");
+    assert_eq!(
+        registry["models"]["admissions"]["aliases"],
+        serde_json::json!({}),
+        "nothing promoted: {registry}"
+    );
     let predict = run(home.path(), &["predict", "80"]);
     assert!(!predict.status.success(), "nothing served: {}", common::stdout(&predict));
     // Once the report can be kept, the same run goes live.
@@ -660,14 +864,22 @@ fn a_run_whose_report_cannot_be_kept_promotes_and_serves_nothing() {
     let out = run(home.path(), &["run", "--epochs", "3", "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let report: serde_json::Value = serde_json::from_str(&common::stdout(&out)).expect("json");
-    assert_eq!((report["model"]["version"].as_u64(), report["stable_version"].as_u64()), (Some(1), Some(1)), "{report}");
+    assert_eq!(
+        (report["model"]["version"].as_u64(), report["stable_version"].as_u64()),
+        (Some(1), Some(1)),
+        "{report}"
+    );
     assert_no_services(home.path(), Duration::from_secs(2));
 }
 
 /// The run reports kept in `<home>/runs` (not the files being written beside them).
 fn kept_reports(home: &Path) -> usize {
     let entries = std::fs::read_dir(home.join("runs")).into_iter().flatten().flatten();
-    entries.filter(|e| e.file_name().to_str().is_some_and(|n| n.ends_with(".json") && !n.starts_with('.'))).count()
+    entries
+        .filter(|e| {
+            e.file_name().to_str().is_some_and(|n| n.ends_with(".json") && !n.starts_with('.'))
+        })
+        .count()
 }
 
 /// A report says "promoted" only when the alias moved. The console is killed the moment each
@@ -681,10 +893,16 @@ fn a_console_killed_as_its_report_appears_leaves_report_and_registry_agreeing() 
     for seed in 1..=KILLS {
         let before = kept_reports(home.path());
         let mut console = common::logitflow(home.path());
-        console.args(["run", "--seed", &seed.to_string()]).stdout(Stdio::null()).stderr(Stdio::null());
+        console
+            .args(["run", "--seed", &seed.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
         let mut console = console.spawn().expect("starts");
         let deadline = Instant::now() + Duration::from_secs(60);
-        while kept_reports(home.path()) == before && Instant::now() < deadline && console.try_wait().ok().flatten().is_none() {
+        while kept_reports(home.path()) == before
+            && Instant::now() < deadline
+            && console.try_wait().ok().flatten().is_none()
+        {
             std::thread::sleep(Duration::from_micros(200));
         }
         kill9(console.id());
@@ -693,15 +911,21 @@ fn a_console_killed_as_its_report_appears_leaves_report_and_registry_agreeing() 
     }
     let out = run(home.path(), &["runs", "--json"]);
     let runs: serde_json::Value = serde_json::from_str(&common::stdout(&out)).expect("runs --json");
-    let registry: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(home.path().join("registry.json")).expect("registry")).expect("json");
+    let registry: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(home.path().join("registry.json")).expect("registry"),
+    )
+    .expect("json");
     let stable_history = &registry["models"]["admissions"]["stable_history"];
     let runs = runs.as_array().expect("an array");
     assert!(runs.len() >= KILLS / 2, "most runs kept a report before the kill: {}", runs.len());
     for report in runs {
         let version = &report["model"]["version"];
         let was_stable = stable_history.as_array().is_some_and(|h| h.contains(version));
-        assert_eq!(report["promoted"].as_bool(), Some(was_stable), "v{version}: report {report}, stable history {stable_history}");
+        assert_eq!(
+            report["promoted"].as_bool(),
+            Some(was_stable),
+            "v{version}: report {report}, stable history {stable_history}"
+        );
     }
 }
 
@@ -720,7 +944,10 @@ fn two_consoles_on_one_home_keep_their_own_services_and_share_the_registry() {
     let runs: Vec<std::process::Child> = (1..=2)
         .map(|seed| {
             let mut command = common::logitflow(home.path());
-            command.args(["run", "--seed", &seed.to_string(), "--json"]).stdout(Stdio::piped()).stderr(Stdio::piped());
+            command
+                .args(["run", "--seed", &seed.to_string(), "--json"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
             command.spawn().expect("starts")
         })
         .collect();
@@ -740,7 +967,9 @@ fn two_consoles_on_one_home_keep_their_own_services_and_share_the_registry() {
     });
     let mut dash = dash;
     dash.send("t");
-    dash.wait_for("v3 trained and served", Duration::from_secs(60), |s| s.contains("admissions v3") && s.contains("✓ serve"));
+    dash.wait_for("v3 trained and served", Duration::from_secs(60), |s| {
+        s.contains("admissions v3") && s.contains("✓ serve")
+    });
     let status = dash.quit();
     assert!(status.success(), "{status:?}");
     assert_no_services(home.path(), Duration::from_secs(5));

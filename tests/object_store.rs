@@ -34,7 +34,10 @@ impl Drop for Weed {
         let _ = self.child.wait();
         // weed makes a socket per service in /tmp, named by its port, which no flag of `weed
         // mini` moves: this server's are taken away, or every run would leave its own.
-        let ours = |name: &str| name.starts_with("seaweedfs-") && self.ports.iter().any(|p| name.ends_with(&format!("-{p}.sock")));
+        let ours = |name: &str| {
+            name.starts_with("seaweedfs-")
+                && self.ports.iter().any(|p| name.ends_with(&format!("-{p}.sock")))
+        };
         for entry in std::fs::read_dir("/tmp").into_iter().flatten().flatten() {
             if ours(&entry.file_name().to_string_lossy()) {
                 let _ = std::fs::remove_file(entry.path());
@@ -54,7 +57,8 @@ impl Weed {
         let weed = &common::test_tools().weed;
         let dir = tempfile::tempdir().expect("tempdir");
         // Ten free ports, held together while chosen so that no two are the same.
-        let held: Vec<std::net::TcpListener> = (0..10).map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("port")).collect();
+        let held: Vec<std::net::TcpListener> =
+            (0..10).map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("port")).collect();
         let ports: Vec<u16> = held.iter().map(|l| l.local_addr().expect("addr").port()).collect();
         drop(held);
         let mut command = Command::new(weed);
@@ -90,14 +94,21 @@ impl Weed {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        let weed = Weed { child: command.spawn().expect("weed starts"), s3: format!("http://{ip}:{}", ports[6]), ports, _dir: dir };
+        let weed = Weed {
+            child: command.spawn().expect("weed starts"),
+            s3: format!("http://{ip}:{}", ports[6]),
+            ports,
+            _dir: dir,
+        };
         // Up once the bucket takes a write (it is made a moment after the port opens).
         let probe = weed.storage("s3://logitflow-ci/probe");
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             match probe.replace("up", b"1") {
                 Ok(()) => break,
-                Err(e) if Instant::now() > deadline => panic!("SeaweedFS did not take a write within 60 s: {e}"),
+                Err(e) if Instant::now() > deadline => {
+                    panic!("SeaweedFS did not take a write within 60 s: {e}")
+                }
                 Err(_) => std::thread::sleep(Duration::from_millis(200)),
             }
         }
@@ -133,7 +144,8 @@ impl Weed {
 fn table(rows: usize) -> logitflow_core::table::RawTable {
     let mut csv = String::from("a,b,c,y\n");
     for i in 0..rows {
-        let (a, b, c) = (i as f64 * 0.001, (i % 97) as f64 - 48.5, ((i * 7919) % 1000) as f64 / 3.0);
+        let (a, b, c) =
+            (i as f64 * 0.001, (i % 97) as f64 - 48.5, ((i * 7919) % 1000) as f64 / 3.0);
         csv.push_str(&format!("{a},{b},{c},{}\n", i % 3 == 0));
     }
     let options = logitflow_core::table::CsvOptions::default();
@@ -150,19 +162,38 @@ fn artifacts_in_a_bucket_are_hash_checked_committed_by_their_manifest_and_healed
     let big = table(400_000);
     let id = store.put_table(&big, "test", serde_json::json!({})).expect("stored");
     let back = store.load_table(&id).expect("read back");
-    assert_eq!((back.x.len(), back.y, back.feature_names), (big.x.len(), big.y.clone(), big.feature_names.clone()));
-    assert!(back.x.iter().zip(&big.x).all(|(a, b)| a.to_bits() == b.to_bits()), "every value exactly");
-    assert_eq!(store.put_table(&big, "test", serde_json::json!({})).expect("again"), id, "the same content, the same id");
+    assert_eq!(
+        (back.x.len(), back.y, back.feature_names),
+        (big.x.len(), big.y.clone(), big.feature_names.clone())
+    );
+    assert!(
+        back.x.iter().zip(&big.x).all(|(a, b)| a.to_bits() == b.to_bits()),
+        "every value exactly"
+    );
+    assert_eq!(
+        store.put_table(&big, "test", serde_json::json!({})).expect("again"),
+        id,
+        "the same content, the same id"
+    );
 
     // A file altered in the bucket is refused, never loaded; storing it again heals it.
     let key = format!("artifacts/{id}/y.npy");
     let mut damaged = Vec::new();
-    storage.open(&key).expect("opens").expect("exists").reader.read_to_end(&mut damaged).expect("reads");
+    storage
+        .open(&key)
+        .expect("opens")
+        .expect("exists")
+        .reader
+        .read_to_end(&mut damaged)
+        .expect("reads");
     let last = damaged.len() - 1;
     damaged[last] ^= 0x3f;
     storage.replace(&key, &damaged).expect("damages");
     let refused = store.load_table(&id).expect_err("damaged");
-    assert!(matches!(&refused, StoreError::Corrupt { detail, .. } if detail.contains("y.npy")), "{refused}");
+    assert!(
+        matches!(&refused, StoreError::Corrupt { detail, .. } if detail.contains("y.npy")),
+        "{refused}"
+    );
     assert_eq!(store.put_table(&big, "test", serde_json::json!({})).expect("healed"), id);
     assert!(store.load_table(&id).is_ok());
 
@@ -176,24 +207,36 @@ fn artifacts_in_a_bucket_are_hash_checked_committed_by_their_manifest_and_healed
     assert!(matches!(store.load_table(&orphan), Err(StoreError::NotFound(_))));
 
     // Step records live in the bucket, and need their outputs.
-    let record =
-        logitflow_core::store::StepRecord { outputs: [("dataset".to_string(), small_id.clone())].into(), summary: serde_json::json!(1) };
+    let record = logitflow_core::store::StepRecord {
+        outputs: [("dataset".to_string(), small_id.clone())].into(),
+        summary: serde_json::json!(1),
+    };
     store.step_record("k", &record).expect("recorded");
-    assert_eq!(Store::on(Arc::new(weed.storage("s3://logitflow-ci/artifacts-test"))).step_lookup("k"), Some(record));
+    assert_eq!(
+        Store::on(Arc::new(weed.storage("s3://logitflow-ci/artifacts-test"))).step_lookup("k"),
+        Some(record)
+    );
 }
 
 #[test]
 fn registry_writers_on_two_machines_never_lose_or_duplicate_a_version() {
     let weed = Weed::start();
     // Two "machines": each its own client, with four writers on each.
-    let machines: Vec<Registry> = (0..2).map(|_| Registry::on(Arc::new(weed.storage("s3://logitflow-ci/registry-test")))).collect();
+    let machines: Vec<Registry> = (0..2)
+        .map(|_| Registry::on(Arc::new(weed.storage("s3://logitflow-ci/registry-test"))))
+        .collect();
     let versions: Vec<u32> = std::thread::scope(|scope| {
         let writers: Vec<_> = (0..8)
             .map(|w| {
                 let registry = machines[w % 2].clone();
                 scope.spawn(move || {
                     (0..6)
-                        .map(|i| registry.register("m", &format!("{w:032}{i:032}"), None, None).expect("registers").0)
+                        .map(|i| {
+                            registry
+                                .register("m", &format!("{w:032}{i:032}"), None, None)
+                                .expect("registers")
+                                .0
+                        })
                         .collect::<Vec<u32>>()
                 })
             })
@@ -202,7 +245,11 @@ fn registry_writers_on_two_machines_never_lose_or_duplicate_a_version() {
     });
     let mut sorted = versions.clone();
     sorted.sort_unstable();
-    assert_eq!(sorted, (1..=48).collect::<Vec<u32>>(), "every writer told a distinct version, none lost");
+    assert_eq!(
+        sorted,
+        (1..=48).collect::<Vec<u32>>(),
+        "every writer told a distinct version, none lost"
+    );
     let entry = machines[0].model("m").expect("model");
     assert_eq!(entry.versions.len(), 48);
     // The registry's fingerprint (its ETag) changes with it.
@@ -231,15 +278,24 @@ fn a_deleted_or_damaged_registry_in_a_bucket_is_rebuilt_from_its_log() {
         s3 = s3.with_config(key.parse().expect("a setting"), value);
     }
     let s3 = s3.build().expect("an S3 client");
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let copy = object_store::path::Path::from("rebuilt/registry.json");
     runtime.block_on(s3.delete(&copy)).expect("deleted");
     assert!(runtime.block_on(s3.head(&copy)).is_err(), "registry.json is gone");
 
     let after = Registry::on(Arc::new(weed.storage("s3://logitflow-ci/rebuilt")));
-    assert_eq!(after.model("m").expect("still there"), before, "versions, aliases and stable history, read from the log");
+    assert_eq!(
+        after.model("m").expect("still there"),
+        before,
+        "versions, aliases and stable history, read from the log"
+    );
     assert!(runtime.block_on(s3.head(&copy)).is_ok(), "the copy is written again");
-    assert_eq!(after.register("m", &format!("{:064}", 3), None, None).expect("registers").0, 4, "the next version");
+    assert_eq!(
+        after.register("m", &format!("{:064}", 3), None, None).expect("registers").0,
+        4,
+        "the next version"
+    );
 
     storage.replace("registry.json", b"{ garbage").expect("damaged");
     let damaged = Registry::on(Arc::new(weed.storage("s3://logitflow-ci/rebuilt")));
@@ -250,8 +306,13 @@ fn a_deleted_or_damaged_registry_in_a_bucket_is_rebuilt_from_its_log() {
 /// serve on its own home and the shared store; its address once it is ready.
 /// (Its stdout is kept open with it.)
 fn serve_replica(weed: &Weed, home: &Path, store: &str) -> (Child, String, impl Read) {
-    let mut child =
-        weed.logitflow(home, store).args(["service", "serve"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("serve");
+    let mut child = weed
+        .logitflow(home, store)
+        .args(["service", "serve"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve");
     let stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
     let (line, stdout) = common::line_within(stdout, Duration::from_secs(30), "listening");
     let value: serde_json::Value = serde_json::from_str(&line).expect("listening line");
@@ -283,13 +344,20 @@ fn served_version_with_token(addr: &str, token: Option<&str>) -> Option<String> 
 fn two_runs_and_two_serve_replicas_share_nothing_but_the_bucket() {
     let weed = Weed::start();
     let store = "s3://logitflow-ci/team";
-    let homes: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().expect("home")).collect();
+    let homes: Vec<tempfile::TempDir> =
+        (0..4).map(|_| tempfile::tempdir().expect("home")).collect();
     // Two runs at once, from two homes ("machines"), training two different models.
     let runs: Vec<Child> = [["--solver", "newton"], ["--solver", "sgd"]]
         .iter()
         .zip(&homes)
         .map(|(solver, home)| {
-            weed.logitflow(home.path(), store).arg("run").args(solver).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("run")
+            weed.logitflow(home.path(), store)
+                .arg("run")
+                .args(solver)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("run")
         })
         .collect();
     let (registry, entry) = two_versions_from(runs, &weed, store);
@@ -321,9 +389,16 @@ fn two_runs_and_two_serve_replicas_share_nothing_but_the_bucket() {
     let promoted = Instant::now();
     registry.set_alias("admissions", STABLE, other).expect("promotes");
     let seen = answers(&other.to_string());
-    assert!(seen - promoted <= Duration::from_secs(5), "the promotion was served after {:?}", seen - promoted);
+    assert!(
+        seen - promoted <= Duration::from_secs(5),
+        "the promotion was served after {:?}",
+        seen - promoted
+    );
     for home in &homes[2..] {
-        assert!(!home.path().join("artifacts").join(&entry.versions[0].artifact).exists(), "nothing came from a home");
+        assert!(
+            !home.path().join("artifacts").join(&entry.versions[0].artifact).exists(),
+            "nothing came from a home"
+        );
     }
     for child in [&mut first, &mut second] {
         let _ = child.kill();
@@ -333,7 +408,11 @@ fn two_runs_and_two_serve_replicas_share_nothing_but_the_bucket() {
 
 /// Waits for two runs started at once, each of which must succeed, and checks that they
 /// registered two distinct versions in the bucket; the registry and the model's entry.
-fn two_versions_from(runs: Vec<Child>, weed: &Weed, store: &str) -> (Registry, logitflow_core::registry::ModelEntry) {
+fn two_versions_from(
+    runs: Vec<Child>,
+    weed: &Weed,
+    store: &str,
+) -> (Registry, logitflow_core::registry::ModelEntry) {
     for run in runs {
         let out = common::finish_within(run, Duration::from_secs(120));
         assert!(out.status.success(), "a run failed: {}", common::stderr(&out));
@@ -348,13 +427,23 @@ fn two_versions_from(runs: Vec<Child>, weed: &Weed, store: &str) -> (Registry, l
 }
 
 /// One service on a home of its own and the shared store, with a token; its address.
-fn remote_service(weed: &Weed, name: &str, home: &Path, store: &str, token: &str) -> (Child, String, impl Read) {
+fn remote_service(
+    weed: &Weed,
+    name: &str,
+    home: &Path,
+    store: &str,
+    token: &str,
+) -> (Child, String, impl Read) {
     let mut command = weed.logitflow(home, store);
-    command.args(["service", name]).env("LOGITFLOW_TOKEN", token).env("LOGITFLOW_ALLOWED_ROOTS", home);
+    command
+        .args(["service", name])
+        .env("LOGITFLOW_TOKEN", token)
+        .env("LOGITFLOW_ALLOWED_ROOTS", home);
     let mut child = command.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("service");
     let stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
     let (line, stdout) = common::line_within(stdout, Duration::from_secs(30), "listening");
-    let value: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("{name}: {line}"));
+    let value: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|_| panic!("{name}: {line}"));
     (child, format!("http://{}", value["addr"].as_str().expect("addr")), stdout)
 }
 
@@ -364,7 +453,8 @@ fn run_connect_drives_services_started_elsewhere_and_sends_them_the_data() {
     let store = "s3://logitflow-ci/connected";
     let token = "a-token-for-the-cluster";
     let names = ["ingest", "preprocess", "features", "train", "evaluate", "serve"];
-    let homes: Vec<tempfile::TempDir> = names.iter().map(|_| tempfile::tempdir().expect("home")).collect();
+    let homes: Vec<tempfile::TempDir> =
+        names.iter().map(|_| tempfile::tempdir().expect("home")).collect();
     let mut services: Vec<(Child, String, Box<dyn Read>)> = names
         .iter()
         .zip(&homes)
@@ -380,10 +470,16 @@ fn run_connect_drives_services_started_elsewhere_and_sends_them_the_data() {
     }
     let cluster = common::write(console.path(), "cluster.toml", &cluster);
     // The data is where no service may read it: ingest gets it in the request.
-    let data = common::write(console.path(), "admissions.csv", include_str!("../assets/admissions.csv"));
+    let data =
+        common::write(console.path(), "admissions.csv", include_str!("../assets/admissions.csv"));
     let run = |token: Option<&str>| {
         let mut command = common::logitflow(console.path());
-        command.arg("run").arg("--connect").arg(&cluster).arg("--data").arg(&data).args(["--solver", "newton", "--predict", "80"]);
+        command.arg("run").arg("--connect").arg(&cluster).arg("--data").arg(&data).args([
+            "--solver",
+            "newton",
+            "--predict",
+            "80",
+        ]);
         if let Some(token) = token {
             command.env("LOGITFLOW_TOKEN", token);
         }
@@ -392,7 +488,11 @@ fn run_connect_drives_services_started_elsewhere_and_sends_them_the_data() {
     let refused = run(None);
     assert!(!refused.status.success(), "ran without the token");
     let said = common::stderr(&refused);
-    assert!(said.contains("missing or wrong bearer token (UNAUTHORIZED, HTTP 401)") && said.contains("cannot be used"), "{said}");
+    assert!(
+        said.contains("missing or wrong bearer token (UNAUTHORIZED, HTTP 401)")
+            && said.contains("cannot be used"),
+        "{said}"
+    );
     assert!(
         std::fs::read_dir(homes[0].path().join("uploads")).expect("uploads").next().is_none(),
         "nothing sent before the token was checked"
@@ -403,9 +503,14 @@ fn run_connect_drives_services_started_elsewhere_and_sends_them_the_data() {
     assert!(said.contains("score 80 → probability 0.99"), "{said}");
     let registry = Registry::on(Arc::new(weed.storage(store)));
     assert_eq!(registry.model("admissions").expect("in the bucket").versions.len(), 1);
-    let uploads: Vec<_> = std::fs::read_dir(homes[0].path().join("uploads")).expect("uploads").flatten().collect();
+    let uploads: Vec<_> =
+        std::fs::read_dir(homes[0].path().join("uploads")).expect("uploads").flatten().collect();
     assert_eq!(uploads.len(), 1, "the CSV was sent to ingest once");
-    assert_eq!(std::fs::read(uploads[0].path()).expect("upload"), std::fs::read(&data).expect("data"), "byte for byte");
+    assert_eq!(
+        std::fs::read(uploads[0].path()).expect("upload"),
+        std::fs::read(&data).expect("data"),
+        "byte for byte"
+    );
     for (child, _, _) in &mut services {
         let _ = child.kill();
         let _ = child.wait();
@@ -433,7 +538,11 @@ impl Network {
             if out.status.success() {
                 Ok(())
             } else {
-                Err(format!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
+                Err(format!(
+                    "ip {}: {}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ))
             }
         };
         ip(&["link", "add", &network.bridge, "type", "bridge"])?;
@@ -445,7 +554,15 @@ impl Network {
             network.hosts.push(host.clone());
             ip(&["link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &host])?;
             ip(&["link", "set", &veth, "master", &network.bridge, "up"])?;
-            ip(&["-n", &host, "addr", "add", &format!("{}/24", network.host_ip(i)), "dev", "eth0"])?;
+            ip(&[
+                "-n",
+                &host,
+                "addr",
+                "add",
+                &format!("{}/24", network.host_ip(i)),
+                "dev",
+                "eth0",
+            ])?;
             ip(&["-n", &host, "link", "set", "eth0", "up"])?;
             ip(&["-n", &host, "link", "set", "lo", "up"])?;
         }
@@ -463,11 +580,21 @@ impl Network {
     /// `logitflow` on host `i`, with a home of its own, told the store and the S3 server.
     fn logitflow(&self, i: usize, weed: &Weed, home: &Path, store: &str) -> Command {
         let mut command = Command::new("ip");
-        command.args(["netns", "exec", &self.hosts[i], env!("CARGO_BIN_EXE_logitflow")]).arg("--home").arg(home).arg("--store").arg(store);
+        command
+            .args(["netns", "exec", &self.hosts[i], env!("CARGO_BIN_EXE_logitflow")])
+            .arg("--home")
+            .arg(home)
+            .arg("--store")
+            .arg(store);
         common::die_with_the_test(&mut command);
-        for var in
-            ["LOGITFLOW_HOME", "LOGITFLOW_TOKEN", "LOGITFLOW_LISTEN", "LOGITFLOW_ALLOWED_ROOTS", "LOGITFLOW_SERVE_URL", "LOGITFLOW_STORE"]
-        {
+        for var in [
+            "LOGITFLOW_HOME",
+            "LOGITFLOW_TOKEN",
+            "LOGITFLOW_LISTEN",
+            "LOGITFLOW_ALLOWED_ROOTS",
+            "LOGITFLOW_SERVE_URL",
+            "LOGITFLOW_STORE",
+        ] {
             command.env_remove(var);
         }
         for (name, value) in weed.settings() {
@@ -506,16 +633,24 @@ fn services_on_hosts_of_their_own_share_only_the_bucket_and_urls() {
         std::fs::create_dir_all(&home).expect("home");
         // Off loopback, on the host's own address: which a service does only with a token.
         let mut command = network.logitflow(i, &weed, &home, store);
-        command.args(["service", name, "--listen", &format!("{}:8080", network.host_ip(i))]).env("LOGITFLOW_TOKEN", token);
-        let mut child = command.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("service");
+        command
+            .args(["service", name, "--listen", &format!("{}:8080", network.host_ip(i))])
+            .env("LOGITFLOW_TOKEN", token);
+        let mut child =
+            command.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("service");
         let stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
         let (line, stdout) = common::line_within(stdout, Duration::from_secs(30), "listening");
         std::thread::spawn(move || std::io::copy(&mut { stdout }, &mut std::io::sink()));
-        let value: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("{name}: {line}"));
+        let value: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|_| panic!("{name}: {line}"));
         urls.push(format!("http://{}", value["addr"].as_str().expect("addr")));
         services.push(child);
     }
-    assert!(urls[0].starts_with(&format!("http://{}.", network.subnet)), "ingest listens on its host's address: {}", urls[0]);
+    assert!(
+        urls[0].starts_with(&format!("http://{}.", network.subnet)),
+        "ingest listens on its host's address: {}",
+        urls[0]
+    );
     let console = root.path().join("console");
     std::fs::create_dir_all(&console).expect("console");
     let mut cluster = String::from("[services]\n");
@@ -529,18 +664,33 @@ fn services_on_hosts_of_their_own_share_only_the_bucket_and_urls() {
         .iter()
         .map(|solver| {
             let mut command = network.logitflow(7, &weed, &console, store);
-            command.arg("run").arg("--connect").arg(&cluster).arg("--data").arg(&data).args(["--solver", solver]);
-            command.env("LOGITFLOW_TOKEN", token).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("run")
+            command
+                .arg("run")
+                .arg("--connect")
+                .arg(&cluster)
+                .arg("--data")
+                .arg(&data)
+                .args(["--solver", solver]);
+            command
+                .env("LOGITFLOW_TOKEN", token)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("run")
         })
         .collect();
     let (registry, entry) = two_versions_from(runs, &weed, store);
     // Both replicas, on their own hosts, answer the stable version; the second was never told
     // anything. A promotion made from here reaches both within 5 s.
-    let replicas = [urls[5].trim_start_matches("http://").to_string(), urls[6].trim_start_matches("http://").to_string()];
+    let replicas = [
+        urls[5].trim_start_matches("http://").to_string(),
+        urls[6].trim_start_matches("http://").to_string(),
+    ];
     let answers = |want: u32, within: Duration| {
         let deadline = Instant::now() + within;
         loop {
-            let seen: Vec<Option<String>> = replicas.iter().map(|addr| served_version_with_token(addr, Some(token))).collect();
+            let seen: Vec<Option<String>> =
+                replicas.iter().map(|addr| served_version_with_token(addr, Some(token))).collect();
             if seen.iter().all(|v| v.as_deref() == Some(want.to_string().as_str())) {
                 return;
             }

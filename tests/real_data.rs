@@ -13,7 +13,10 @@ use serde_json::Value;
 use std::time::Duration;
 
 fn reference() -> Value {
-    serde_json::from_str(&std::fs::read_to_string(fixture("reference.json")).expect("reference.json")).expect("parses")
+    serde_json::from_str(
+        &std::fs::read_to_string(fixture("reference.json")).expect("reference.json"),
+    )
+    .expect("parses")
 }
 
 fn relative(a: f64, b: f64) -> f64 {
@@ -27,8 +30,22 @@ fn penguins_exact_fit_on_the_whole_file_matches_statsmodels() {
     let home = tempfile::tempdir().expect("tempdir");
     let data = fixture("penguins.csv");
     let data = data.to_str().expect("utf8");
-    let args =
-        ["run", "--data", data, "--test-data", data, "--label", "sex", "--solver", "newton", "--l2", "0", "--missing", "drop", "--json"];
+    let args = [
+        "run",
+        "--data",
+        data,
+        "--test-data",
+        data,
+        "--label",
+        "sex",
+        "--solver",
+        "newton",
+        "--l2",
+        "0",
+        "--missing",
+        "drop",
+        "--json",
+    ];
     let out = run(home.path(), &[&args[..], &["--predict", PENGUIN_ROW]].concat());
     let report = json(&out);
     let reference = reference();
@@ -38,9 +55,20 @@ fn penguins_exact_fit_on_the_whole_file_matches_statsmodels() {
     for (got, want) in terms.iter().zip(expected) {
         let name = want["term"].as_str().unwrap_or("");
         assert_eq!(got["term"], want["term"], "terms in the model's order");
-        let (estimate, se) = (got["estimate"].as_f64().unwrap_or(f64::NAN), got["std_error"].as_f64().unwrap_or(f64::NAN));
-        assert!(relative(estimate, want["estimate"].as_f64().unwrap_or(0.0)) < 1e-10, "{name}: {estimate} vs {}", want["estimate"]);
-        assert!(relative(se, want["std_error"].as_f64().unwrap_or(0.0)) < 1e-8, "{name}: se {se} vs {}", want["std_error"]);
+        let (estimate, se) = (
+            got["estimate"].as_f64().unwrap_or(f64::NAN),
+            got["std_error"].as_f64().unwrap_or(f64::NAN),
+        );
+        assert!(
+            relative(estimate, want["estimate"].as_f64().unwrap_or(0.0)) < 1e-10,
+            "{name}: {estimate} vs {}",
+            want["estimate"]
+        );
+        assert!(
+            relative(se, want["std_error"].as_f64().unwrap_or(0.0)) < 1e-8,
+            "{name}: se {se} vs {}",
+            want["std_error"]
+        );
         for field in ["z", "p_value", "ci_low", "ci_high", "odds_ratio"] {
             assert!(got[field].as_f64().is_some(), "{name}: {field} missing");
         }
@@ -48,32 +76,57 @@ fn penguins_exact_fit_on_the_whole_file_matches_statsmodels() {
         match want["standardized"].as_f64() {
             Some(expected) => {
                 let standardized = got["standardized"].as_f64().unwrap_or(f64::NAN);
-                assert!(relative(standardized, expected) < 1e-10, "{name}: standardized {standardized} vs {expected}");
+                assert!(
+                    relative(standardized, expected) < 1e-10,
+                    "{name}: standardized {standardized} vs {expected}"
+                );
             }
             None => assert!(got["standardized"].is_null(), "{name}: the intercept has none"),
         }
     }
-    assert_eq!(report["rows"], serde_json::json!({"train": 333, "validation": 0, "test": 333}), "the whole file trains");
-    assert_eq!(report["model"]["classes"], serde_json::json!({"negative": "female", "positive": "male"}));
-    assert_eq!(report["data_summary"]["categorical"]["species"], serde_json::json!(["Adelie", "Chinstrap", "Gentoo"]));
-    assert_eq!(report["data_summary"]["missing_by_column"]["sex"], 11, "{}", report["data_summary"]);
+    assert_eq!(
+        report["rows"],
+        serde_json::json!({"train": 333, "validation": 0, "test": 333}),
+        "the whole file trains"
+    );
+    assert_eq!(
+        report["model"]["classes"],
+        serde_json::json!({"negative": "female", "positive": "male"})
+    );
+    assert_eq!(
+        report["data_summary"]["categorical"]["species"],
+        serde_json::json!(["Adelie", "Chinstrap", "Gentoo"])
+    );
+    assert_eq!(
+        report["data_summary"]["missing_by_column"]["sex"], 11,
+        "{}",
+        report["data_summary"]
+    );
     let p = report["predictions"][0]["probability"].as_f64().expect("a prediction");
     let expected_p = reference["penguins"]["predict"]["probability"].as_f64().unwrap_or(f64::NAN);
     assert!((p - expected_p).abs() < 1e-10, "served {p} vs statsmodels' predict {expected_p}");
     // The JSON keeps the coefficients in the model's term order, not sorted.
     let text = stdout(&out);
     let at = |key: &str| text.find(&format!("\"{key}\":")).unwrap_or(usize::MAX);
-    assert!(at("species=Chinstrap") < at("island=Dream") && at("island=Dream") < at("bill_length_mm"), "order in {text}");
+    assert!(
+        at("species=Chinstrap") < at("island=Dream") && at("island=Dream") < at("bill_length_mm"),
+        "order in {text}"
+    );
 
     // The standardized estimates do not depend on the scaling the fit used: standard scaling
     // says what each term's deviation is, and min-max scaling leaves it to be measured.
     let min_max = json(&run(home.path(), &[&args[..], &["--scaling", "minmax"]].concat()));
-    let terms_of = |report: &Value| report["model"]["terms"].as_array().cloned().unwrap_or_default();
+    let terms_of =
+        |report: &Value| report["model"]["terms"].as_array().cloned().unwrap_or_default();
     assert_eq!(terms_of(&min_max).len(), expected.len());
     for (got, want) in terms_of(&min_max).iter().zip(expected) {
         if let Some(expected) = want["standardized"].as_f64() {
             let standardized = got["standardized"].as_f64().unwrap_or(f64::NAN);
-            assert!(relative(standardized, expected) < 1e-8, "{}, min-max: standardized {standardized} vs {expected}", want["term"]);
+            assert!(
+                relative(standardized, expected) < 1e-8,
+                "{}, min-max: standardized {standardized} vs {expected}",
+                want["term"]
+            );
         }
     }
 
@@ -85,8 +138,14 @@ fn penguins_exact_fit_on_the_whole_file_matches_statsmodels() {
     // The printed report is a coefficient table like statsmodels' summary.
     let printed = run(home.path(), &args[..args.len() - 1]);
     let table = stdout(&printed);
-    assert!(table.contains("std err") && table.contains("P>|z|") && table.contains("[0.025"), "{table}");
-    assert!(table.contains("species=Gentoo") && table.contains("\"male\" is the positive class"), "{table}");
+    assert!(
+        table.contains("std err") && table.contains("P>|z|") && table.contains("[0.025"),
+        "{table}"
+    );
+    assert!(
+        table.contains("species=Gentoo") && table.contains("\"male\" is the positive class"),
+        "{table}"
+    );
 
     // predict by name, with text values; an unseen level is refused, naming what is known.
     let by_name = run(
@@ -111,11 +170,18 @@ fn penguins_exact_fit_on_the_whole_file_matches_statsmodels() {
         ],
     );
     let answer = json(&by_name);
-    assert!((answer["probability"].as_f64().unwrap_or(f64::NAN) - expected_p).abs() < 1e-10, "{answer}");
-    let unseen = run(home.path(), &["predict", "Emperor", "Biscoe", "47.5", "15", "217", "5200", "2008"]);
+    assert!(
+        (answer["probability"].as_f64().unwrap_or(f64::NAN) - expected_p).abs() < 1e-10,
+        "{answer}"
+    );
+    let unseen =
+        run(home.path(), &["predict", "Emperor", "Biscoe", "47.5", "15", "217", "5200", "2008"]);
     assert!(!unseen.status.success());
     let message = stderr(&unseen);
-    assert!(message.contains("\"Emperor\"") && message.contains("Adelie, Chinstrap, Gentoo"), "{message}");
+    assert!(
+        message.contains("\"Emperor\"") && message.contains("Adelie, Chinstrap, Gentoo"),
+        "{message}"
+    );
     assert_no_services(home.path(), Duration::from_secs(2));
 }
 
@@ -123,11 +189,21 @@ fn penguins_exact_fit_on_the_whole_file_matches_statsmodels() {
 fn the_seeds_sgd_comes_within_half_a_percent_of_the_exact_fit_and_says_how_close() {
     // The bundled data; spector (32 rows); the penguins (text columns, 9 correlated terms: the
     // hard case for per-sample SGD, ≈ 600 epochs to get there).
-    for (data, label) in [(None, None), (Some(fixture("spector.csv")), Some("GRADE")), (Some(fixture("penguins.csv")), Some("sex"))] {
+    for (data, label) in [
+        (None, None),
+        (Some(fixture("spector.csv")), Some("GRADE")),
+        (Some(fixture("penguins.csv")), Some("sex")),
+    ] {
         let home = tempfile::tempdir().expect("tempdir");
-        let mut args: Vec<String> = vec!["run".into(), "--json".into(), "--missing".into(), "drop".into()];
+        let mut args: Vec<String> =
+            vec!["run".into(), "--json".into(), "--missing".into(), "drop".into()];
         if let (Some(data), Some(label)) = (&data, label) {
-            args.extend(["--data".into(), data.display().to_string(), "--label".into(), label.into()]);
+            args.extend([
+                "--data".into(),
+                data.display().to_string(),
+                "--label".into(),
+                label.into(),
+            ]);
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let sgd_args = [&args[..], &["--solver", "sgd"]].concat();
@@ -135,15 +211,27 @@ fn the_seeds_sgd_comes_within_half_a_percent_of_the_exact_fit_and_says_how_close
         // The default: auto, which fits these by newton.
         let exact = json(&run(home.path(), &args));
         assert_eq!(exact["model"]["solver_choice"]["solver"], "newton", "{}", exact["model"]);
-        let gap = sgd["model"]["optimality"]["gap_percent"].as_f64().expect("the report says how close it got");
+        let gap = sgd["model"]["optimality"]["gap_percent"]
+            .as_f64()
+            .expect("the report says how close it got");
         assert!(gap < 0.5, "{data:?}: training log loss {gap}% above the optimum");
-        let (sgd_loss, exact_loss) =
-            (sgd["metrics"]["log_loss"].as_f64().unwrap_or(f64::NAN), exact["metrics"]["log_loss"].as_f64().unwrap_or(f64::NAN));
-        assert!(sgd_loss <= exact_loss * 1.005, "{data:?}: test log loss {sgd_loss} vs the exact fit's {exact_loss}");
+        let (sgd_loss, exact_loss) = (
+            sgd["metrics"]["log_loss"].as_f64().unwrap_or(f64::NAN),
+            exact["metrics"]["log_loss"].as_f64().unwrap_or(f64::NAN),
+        );
+        assert!(
+            sgd_loss <= exact_loss * 1.005,
+            "{data:?}: test log loss {sgd_loss} vs the exact fit's {exact_loss}"
+        );
         assert!(exact["model"]["optimality"].is_null(), "newton is the optimum");
         let without_json: Vec<&str> = sgd_args.iter().copied().filter(|a| *a != "--json").collect();
         let printed = run(home.path(), &without_json);
-        assert!(stdout(&printed).contains("above the exact optimum"), "{}\n{}", stdout(&printed), stderr(&printed));
+        assert!(
+            stdout(&printed).contains("above the exact optimum"),
+            "{}\n{}",
+            stdout(&printed),
+            stderr(&printed)
+        );
     }
 }
 
@@ -154,8 +242,10 @@ fn the_seeds_sgd_comes_within_half_a_percent_of_the_exact_fit_and_says_how_close
 /// and so is every fit statistic under the table (the log-likelihood, AIC and BIC to 1e-10).
 #[test]
 fn real_files_fit_by_default_match_statsmodels_with_their_fit_statistics() {
-    let reference: Value =
-        serde_json::from_str(&std::fs::read_to_string(fixture("rdatasets.json")).expect("rdatasets.json")).expect("parses");
+    let reference: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("rdatasets.json")).expect("rdatasets.json"),
+    )
+    .expect("parses");
     let files = reference["files"].as_object().expect("files");
     assert_eq!(files.len(), 12);
     let number = |v: &Value, field: &str| v[field].as_f64().unwrap_or(f64::NAN);
@@ -164,32 +254,59 @@ fn real_files_fit_by_default_match_statsmodels_with_their_fit_statistics() {
         let data = fixture(want["csv"].as_str().expect("csv"));
         let data = data.to_str().expect("utf8");
         let label = want["label"].as_str().expect("label");
-        let report =
-            json(&run(home.path(), &["run", "--data", data, "--test-data", data, "--label", label, "--missing", "drop", "--json"]));
+        let report = json(&run(
+            home.path(),
+            &[
+                "run",
+                "--data",
+                data,
+                "--test-data",
+                data,
+                "--label",
+                label,
+                "--missing",
+                "drop",
+                "--json",
+            ],
+        ));
         assert_eq!(report["rows"]["train"], want["rows"], "{name}: the rows statsmodels fitted");
         if let Some(positive) = want["positive"].as_str() {
             assert_eq!(report["model"]["classes"]["positive"], positive, "{name}");
         }
         assert_eq!(report["stop_reason"], "converged", "{name}");
-        assert!(report["model"]["solver_choice"].is_object(), "{name}: the default is auto, and says what it ran");
+        assert!(
+            report["model"]["solver_choice"].is_object(),
+            "{name}: the default is auto, and says what it ran"
+        );
         let terms = report["model"]["terms"].as_array().expect("model.terms");
         let expected = want["terms"].as_object().expect("terms");
         assert_eq!(terms.len(), expected.len(), "{name}: {terms:?}");
         for got in terms {
             let term = got["term"].as_str().expect("term");
-            let want = &expected.get(term).unwrap_or_else(|| panic!("{name}: statsmodels has no term {term:?}"));
+            let want = &expected
+                .get(term)
+                .unwrap_or_else(|| panic!("{name}: statsmodels has no term {term:?}"));
             let (estimate, se) = (number(got, "estimate"), number(got, "std_error"));
             let (want_estimate, want_se) = (number(want, "estimate"), number(want, "std_error"));
             let off = (estimate - want_estimate).abs();
-            assert!(off <= 1e-8 * want_estimate.abs().max(want_se), "{name}, {term}: {estimate} vs statsmodels' {want_estimate}");
-            assert!(relative(se, want_se) <= 1e-8, "{name}, {term}: standard error {se} vs statsmodels' {want_se}");
+            assert!(
+                off <= 1e-8 * want_estimate.abs().max(want_se),
+                "{name}, {term}: {estimate} vs statsmodels' {want_estimate}"
+            );
+            assert!(
+                relative(se, want_se) <= 1e-8,
+                "{name}, {term}: standard error {se} vs statsmodels' {want_se}"
+            );
         }
         let got = &report["model"]["fit_statistics"];
         let want = &want["fit_statistics"];
         // Relative to the expected figure however small it is (a p-value of 1e-292 included).
         let close = |figure: &str, reference: &str, within: f64| {
             let (value, expected) = (number(got, figure), number(want, reference));
-            assert!((value - expected).abs() <= within * expected.abs(), "{name}, {figure}: {value} vs {reference} {expected}");
+            assert!(
+                (value - expected).abs() <= within * expected.abs(),
+                "{name}, {figure}: {value} vs {reference} {expected}"
+            );
         };
         for figure in ["log_likelihood", "aic", "bic"] {
             close(figure, figure, 1e-10);
@@ -204,7 +321,11 @@ fn real_files_fit_by_default_match_statsmodels_with_their_fit_statistics() {
         for count in ["df_model", "df_residual", "n"] {
             assert_eq!(got[count].as_f64(), want[count].as_f64(), "{name}, {count}");
         }
-        assert_eq!(number(got, "deviance"), -2.0 * number(got, "log_likelihood"), "{name}: 0/1 labels' deviance");
+        assert_eq!(
+            number(got, "deviance"),
+            -2.0 * number(got, "log_likelihood"),
+            "{name}: 0/1 labels' deviance"
+        );
     }
 }
 
@@ -214,8 +335,10 @@ fn real_files_fit_by_default_match_statsmodels_with_their_fit_statistics() {
 /// the fit statistics unchanged and the report naming the covariance.
 #[test]
 fn robust_standard_errors_match_the_sandwich_statsmodels_computes() {
-    let reference: Value =
-        serde_json::from_str(&std::fs::read_to_string(fixture("rdatasets.json")).expect("rdatasets.json")).expect("parses");
+    let reference: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("rdatasets.json")).expect("rdatasets.json"),
+    )
+    .expect("parses");
     for name in ["penguins", "spector", "HMDA", "ResumeNames"] {
         let want = &reference["files"][name];
         let data = fixture(want["csv"].as_str().expect("csv"));
@@ -223,7 +346,19 @@ fn robust_standard_errors_match_the_sandwich_statsmodels_computes() {
         let label = want["label"].as_str().expect("label");
         for cov in ["hc0", "hc1"] {
             let home = tempfile::tempdir().expect("tempdir");
-            let args = ["run", "--data", data, "--test-data", data, "--label", label, "--missing", "drop", "--cov", cov];
+            let args = [
+                "run",
+                "--data",
+                data,
+                "--test-data",
+                data,
+                "--label",
+                label,
+                "--missing",
+                "drop",
+                "--cov",
+                cov,
+            ];
             let report = json(&run(home.path(), &[&args[..], &["--json"]].concat()));
             assert_eq!(report["model"]["covariance"], cov, "{name}");
             for got in report["model"]["terms"].as_array().expect("terms") {
@@ -231,13 +366,22 @@ fn robust_standard_errors_match_the_sandwich_statsmodels_computes() {
                 let expected = &want["terms"][term];
                 let se = got["std_error"].as_f64().unwrap_or(f64::NAN);
                 let want_se = expected[format!("std_error_{cov}")].as_f64().unwrap_or(f64::NAN);
-                assert!((se - want_se).abs() <= 1e-8 * want_se, "{name} {cov}, {term}: {se} vs statsmodels' {want_se}");
+                assert!(
+                    (se - want_se).abs() <= 1e-8 * want_se,
+                    "{name} {cov}, {term}: {se} vs statsmodels' {want_se}"
+                );
                 let estimate = got["estimate"].as_f64().unwrap_or(f64::NAN);
                 let want_estimate = expected["estimate"].as_f64().unwrap_or(f64::NAN);
-                assert!((estimate - want_estimate).abs() <= 1e-8 * want_estimate.abs().max(want_se), "{name} {cov}, {term}");
+                assert!(
+                    (estimate - want_estimate).abs() <= 1e-8 * want_estimate.abs().max(want_se),
+                    "{name} {cov}, {term}"
+                );
                 // z and the interval follow the robust error.
                 let z = got["z"].as_f64().unwrap_or(f64::NAN);
-                assert!((z - estimate / se).abs() <= 1e-12 * z.abs().max(1.0), "{name} {cov}, {term}: z {z}");
+                assert!(
+                    (z - estimate / se).abs() <= 1e-12 * z.abs().max(1.0),
+                    "{name} {cov}, {term}: z {z}"
+                );
             }
             let printed = stdout(&run(home.path(), &args));
             assert!(printed.contains("covariance: HC"), "{printed}");
@@ -251,24 +395,52 @@ fn robust_standard_errors_match_the_sandwich_statsmodels_computes() {
 /// ill-conditioned penguins: 4.9e-5; newton's extra step takes it to rounding, SAGA has none).
 #[test]
 fn saga_converges_to_statsmodels_fit_on_real_files() {
-    let reference: Value =
-        serde_json::from_str(&std::fs::read_to_string(fixture("rdatasets.json")).expect("rdatasets.json")).expect("parses");
+    let reference: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("rdatasets.json")).expect("rdatasets.json"),
+    )
+    .expect("parses");
     for name in ["penguins", "spector", "Default", "HMDA", "Wage", "TitanicSurvival"] {
         let want = &reference["files"][name];
         let home = tempfile::tempdir().expect("tempdir");
         let data = fixture(want["csv"].as_str().expect("csv"));
         let data = data.to_str().expect("utf8");
         let label = want["label"].as_str().expect("label");
-        let args = ["run", "--data", data, "--test-data", data, "--label", label, "--missing", "drop", "--solver", "saga", "--json"];
+        let args = [
+            "run",
+            "--data",
+            data,
+            "--test-data",
+            data,
+            "--label",
+            label,
+            "--missing",
+            "drop",
+            "--solver",
+            "saga",
+            "--json",
+        ];
         let report = json(&run(home.path(), &args));
-        assert_eq!((report["stop_reason"].as_str(), report["params"]["solver"].as_str()), (Some("converged"), Some("saga")), "{name}");
-        assert!(report["model"]["optimality"].is_null(), "{name}: a converged SAGA fit is the optimum, measured against none");
+        assert_eq!(
+            (report["stop_reason"].as_str(), report["params"]["solver"].as_str()),
+            (Some("converged"), Some("saga")),
+            "{name}"
+        );
+        assert!(
+            report["model"]["optimality"].is_null(),
+            "{name}: a converged SAGA fit is the optimum, measured against none"
+        );
         for got in report["model"]["terms"].as_array().expect("terms") {
             let term = got["term"].as_str().expect("term");
-            let (estimate, expected) = (got["estimate"].as_f64().unwrap_or(f64::NAN), &want["terms"][term]);
-            let (want_estimate, se) =
-                (expected["estimate"].as_f64().unwrap_or(f64::NAN), expected["std_error"].as_f64().unwrap_or(f64::NAN));
-            assert!((estimate - want_estimate).abs() <= 1e-4 * se, "{name}, {term}: {estimate} vs statsmodels' {want_estimate} (se {se})");
+            let (estimate, expected) =
+                (got["estimate"].as_f64().unwrap_or(f64::NAN), &want["terms"][term]);
+            let (want_estimate, se) = (
+                expected["estimate"].as_f64().unwrap_or(f64::NAN),
+                expected["std_error"].as_f64().unwrap_or(f64::NAN),
+            );
+            assert!(
+                (estimate - want_estimate).abs() <= 1e-4 * se,
+                "{name}, {term}: {estimate} vs statsmodels' {want_estimate} (se {se})"
+            );
         }
     }
 }
@@ -277,14 +449,40 @@ fn saga_converges_to_statsmodels_fit_on_real_files() {
 fn breast_cancer_separation_is_named_instead_of_convergence() {
     let home = tempfile::tempdir().expect("tempdir");
     let data = fixture("breast_cancer.csv");
-    let report =
-        json(&run(home.path(), &["run", "--data", data.to_str().expect("utf8"), "--label", "diagnosis", "--solver", "newton", "--json"]));
+    let report = json(&run(
+        home.path(),
+        &[
+            "run",
+            "--data",
+            data.to_str().expect("utf8"),
+            "--label",
+            "diagnosis",
+            "--solver",
+            "newton",
+            "--json",
+        ],
+    ));
     assert_eq!(report["stop_reason"], "separated", "{}", report["model"]);
-    assert!(report["model"]["separation"].as_str().is_some_and(|s| s.contains("combination")), "{}", report["model"]);
+    assert!(
+        report["model"]["separation"].as_str().is_some_and(|s| s.contains("combination")),
+        "{}",
+        report["model"]
+    );
     assert!(report["model"]["statistics_note"].as_str().is_some_and(|s| s.contains("separated")));
-    assert!(report["model"]["terms"][1]["std_error"].is_null(), "no standard errors for a separated fit");
-    assert_eq!(report["feature_names"].as_array().map(Vec::len), Some(30), "pandas' index column is not a feature");
-    assert!(report["data_summary"]["notes"].as_array().is_some_and(|n| n.iter().any(|n| n.as_str().is_some_and(|n| n.contains("index")))));
+    assert!(
+        report["model"]["terms"][1]["std_error"].is_null(),
+        "no standard errors for a separated fit"
+    );
+    assert_eq!(
+        report["feature_names"].as_array().map(Vec::len),
+        Some(30),
+        "pandas' index column is not a feature"
+    );
+    assert!(
+        report["data_summary"]["notes"]
+            .as_array()
+            .is_some_and(|n| n.iter().any(|n| n.as_str().is_some_and(|n| n.contains("index"))))
+    );
 }
 
 #[test]
@@ -292,7 +490,8 @@ fn text_labels_semicolons_and_imputation_are_reported() {
     let home = tempfile::tempdir().expect("tempdir");
     let mut text = String::from("student;balance;default\n");
     for i in 0..200 {
-        let balance = if i % 37 == 5 { "NA".to_string() } else { format!("{}", 500 + (i * 37) % 1700) };
+        let balance =
+            if i % 37 == 5 { "NA".to_string() } else { format!("{}", 500 + (i * 37) % 1700) };
         let student = if i % 41 == 3 {
             ""
         } else if i % 3 == 0 {
@@ -307,16 +506,52 @@ fn text_labels_semicolons_and_imputation_are_reported() {
     let path = path.to_str().expect("utf8");
     let report = json(&run(
         home.path(),
-        &["run", "--data", path, "--missing", "impute-median", "--labels", "defaults,pays", "--json", "--predict", "Yes,1500"],
+        &[
+            "run",
+            "--data",
+            path,
+            "--missing",
+            "impute-median",
+            "--labels",
+            "defaults,pays",
+            "--json",
+            "--predict",
+            "Yes,1500",
+        ],
     ));
     let summary = &report["data_summary"];
-    assert!(summary["notes"].as_array().is_some_and(|n| n.iter().any(|n| n.as_str().is_some_and(|n| n.contains("';'")))), "{summary}");
+    assert!(
+        summary["notes"]
+            .as_array()
+            .is_some_and(|n| n.iter().any(|n| n.as_str().is_some_and(|n| n.contains("';'")))),
+        "{summary}"
+    );
     assert_eq!(summary["imputed"]["balance"], 6, "{summary}");
     assert_eq!(summary["imputed"]["student"], 5, "{summary}");
-    assert_eq!(report["model"]["classes"], serde_json::json!({"negative": "pays", "positive": "defaults"}));
-    assert_eq!(report["model"]["coefficients"].as_object().map(|c| c.contains_key("student=Yes")), Some(true), "{}", report["model"]);
-    let printed =
-        run(home.path(), &["run", "--data", path, "--missing", "impute-median", "--labels", "defaults,pays", "--predict", "Yes,1500"]);
+    assert_eq!(
+        report["model"]["classes"],
+        serde_json::json!({"negative": "pays", "positive": "defaults"})
+    );
+    assert_eq!(
+        report["model"]["coefficients"].as_object().map(|c| c.contains_key("student=Yes")),
+        Some(true),
+        "{}",
+        report["model"]
+    );
+    let printed = run(
+        home.path(),
+        &[
+            "run",
+            "--data",
+            path,
+            "--missing",
+            "impute-median",
+            "--labels",
+            "defaults,pays",
+            "--predict",
+            "Yes,1500",
+        ],
+    );
     assert!(stdout(&printed).contains("of defaults"), "{}", stdout(&printed));
 
     // What is refused, and why.
@@ -326,10 +561,16 @@ fn text_labels_semicolons_and_imputation_are_reported() {
     let out = run(home.path(), &["run", "--data", many.to_str().expect("utf8")]);
     assert!(stderr(&out).contains("101 distinct values (\"id000\", \"id001\""), "{}", stderr(&out));
     assert!(stderr(&out).contains("a label may have at most 100 classes"), "{}", stderr(&out));
-    let out = run(home.path(), &["run", "--data", path, "--missing", "drop", "--positive", "maybe"]);
+    let out =
+        run(home.path(), &["run", "--data", path, "--missing", "drop", "--positive", "maybe"]);
     assert!(stderr(&out).contains("--positive \"maybe\" is not a value"), "{}", stderr(&out));
-    let out = run(home.path(), &["run", "--data", path, "--missing", "drop", "--predict", "1500,Yes"]);
-    assert!(stderr(&out).contains("\"Yes\" is not a number, and feature \"balance\" is numeric"), "{}", stderr(&out));
+    let out =
+        run(home.path(), &["run", "--data", path, "--missing", "drop", "--predict", "1500,Yes"]);
+    assert!(
+        stderr(&out).contains("\"Yes\" is not a number, and feature \"balance\" is numeric"),
+        "{}",
+        stderr(&out)
+    );
     assert_no_services(home.path(), Duration::from_secs(2));
 }
 
@@ -344,16 +585,29 @@ fn compressed_and_decimal_comma_files_give_the_plain_files_model() {
     let plain = std::fs::read_to_string(fixture("spector.csv")).expect("spector.csv");
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(plain.as_bytes()).expect("gzip");
-    let zst = ruzstd::encoding::compress_to_vec(plain.as_bytes(), ruzstd::encoding::CompressionLevel::Fastest);
+    let zst = ruzstd::encoding::compress_to_vec(
+        plain.as_bytes(),
+        ruzstd::encoding::CompressionLevel::Fastest,
+    );
     let european = plain.replace(',', ";").replace('.', ",");
     let dir = home.path();
     let files = [
-        (std::fs::write(dir.join("spector.csv.gz"), gz.finish().expect("gzip")), "spector.csv.gz", &[][..]),
+        (
+            std::fs::write(dir.join("spector.csv.gz"), gz.finish().expect("gzip")),
+            "spector.csv.gz",
+            &[][..],
+        ),
         (std::fs::write(dir.join("spector.csv.zst"), zst), "spector.csv.zst", &[][..]),
-        (std::fs::write(dir.join("european.csv"), european), "european.csv", &["--decimal", ","][..]),
+        (
+            std::fs::write(dir.join("european.csv"), european),
+            "european.csv",
+            &["--decimal", ","][..],
+        ),
     ];
     let model = |data: &str, more: &[&str]| {
-        let args = [&["run", "--data", data, "--test-data", data, "--label", "GRADE", "--json"][..], more].concat();
+        let args =
+            [&["run", "--data", data, "--test-data", data, "--label", "GRADE", "--json"][..], more]
+                .concat();
         let out = run(home.path(), &args);
         assert!(out.status.success(), "{data}: {}", stderr(&out));
         json(&out)["model"]["terms"].clone()
@@ -366,12 +620,23 @@ fn compressed_and_decimal_comma_files_give_the_plain_files_model() {
     }
     // Without --decimal, a column of decimal commas is named, not fitted as levels.
     let european = dir.join("european.csv");
-    let out = run(home.path(), &["run", "--data", european.to_str().expect("utf8"), "--label", "GRADE"]);
+    let out =
+        run(home.path(), &["run", "--data", european.to_str().expect("utf8"), "--label", "GRADE"]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("column \"GPA\": its values are numbers written with a decimal comma (\"2,66\")"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(
+            "column \"GPA\": its values are numbers written with a decimal comma (\"2,66\")"
+        ),
+        "{}",
+        stderr(&out)
+    );
     let workbook = write(dir, "data.xlsx", "PK\u{3}\u{4}rest");
     let out = run(home.path(), &["run", "--data", workbook.to_str().expect("utf8")]);
-    assert!(stderr(&out).contains("this is a ZIP archive (an Excel .xlsx workbook?"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("this is a ZIP archive (an Excel .xlsx workbook?"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// The penguins as pyarrow writes a pandas frame (`tests/fixtures/make_parquet.py`: dictionary-
@@ -383,16 +648,35 @@ fn a_parquet_file_gives_its_csv_exports_model() {
     let home = tempfile::tempdir().expect("tempdir");
     let model = |data: &std::path::Path| {
         let data = data.to_str().expect("utf8");
-        let args = ["run", "--data", data, "--test-data", data, "--label", "sex", "--missing", "drop", "--json"];
+        let args = [
+            "run",
+            "--data",
+            data,
+            "--test-data",
+            data,
+            "--label",
+            "sex",
+            "--missing",
+            "drop",
+            "--json",
+        ];
         let out = run(home.path(), &[&args[..], &["--predict", PENGUIN_ROW]].concat());
         assert!(out.status.success(), "{data}: {}", stderr(&out));
         let report = json(&out);
         let summary = &report["data_summary"];
-        let read = (summary["categorical"].clone(), summary["missing_by_column"].clone(), report["rows"].clone());
+        let read = (
+            summary["categorical"].clone(),
+            summary["missing_by_column"].clone(),
+            report["rows"].clone(),
+        );
         (report["model"]["terms"].clone(), report["predictions"][0]["probability"].clone(), read)
     };
     let (terms, probability, read) = model(&fixture("penguins.parquet"));
-    assert_eq!(terms.as_array().map(Vec::len), Some(10), "the intercept, species and island as levels: {terms}");
+    assert_eq!(
+        terms.as_array().map(Vec::len),
+        Some(10),
+        "the intercept, species and island as levels: {terms}"
+    );
     assert_eq!(read.0["species"], serde_json::json!(["Adelie", "Chinstrap", "Gentoo"]));
     assert!(probability.as_f64().is_some_and(|p| p > 0.0 && p < 1.0), "{probability}");
     assert_eq!((terms, probability, read), model(&fixture("penguins.csv")));
@@ -407,7 +691,10 @@ fn a_parquet_file_gives_its_csv_exports_model() {
     assert!(!out.status.success());
     let message = stderr(&out);
     assert!(message.contains("cut.parquet: not a Parquet file that can be read"), "{message}");
-    assert!(files_named(fresh.path(), "x.npy").is_empty(), "no dataset stored from a file cut short");
+    assert!(
+        files_named(fresh.path(), "x.npy").is_empty(),
+        "no dataset stored from a file cut short"
+    );
 }
 
 /// Every file called `name` under `dir`.
@@ -417,7 +704,11 @@ fn files_named(dir: &std::path::Path, name: &str) -> Vec<std::path::PathBuf> {
         .flatten()
         .flat_map(|entry| {
             let path = entry.path();
-            if path.is_dir() { files_named(&path, name) } else { (entry.file_name() == name).then_some(path).into_iter().collect() }
+            if path.is_dir() {
+                files_named(&path, name)
+            } else {
+                (entry.file_name() == name).then_some(path).into_iter().collect()
+            }
         })
         .collect()
 }

@@ -17,8 +17,16 @@ use std::process::{Command, Stdio};
 fn serve_worked_example(home: &std::path::Path) -> (std::process::Child, String, String) {
     let store = logitflow_core::store::Store::open(home).expect("store");
     let model = logitflow_core::model::Model::worked_example();
-    let id =
-        store.put_json(logitflow_core::store::Kind::Model, "test", vec![], serde_json::json!({}), "model.json", &model).expect("model");
+    let id = store
+        .put_json(
+            logitflow_core::store::Kind::Model,
+            "test",
+            vec![],
+            serde_json::json!({}),
+            "model.json",
+            &model,
+        )
+        .expect("model");
     let registry = logitflow_core::registry::Registry::open(home);
     registry.register("admissions", &id, None, None).expect("register");
     registry.set_alias("admissions", logitflow_core::registry::STABLE, 1).expect("alias");
@@ -38,7 +46,8 @@ fn serve(home: &std::path::Path) -> (std::process::Child, String, String) {
     let mut lines = std::io::BufReader::new(child.stdout.take().expect("stdout"));
     while addr.is_none() || grpc.is_none() {
         let line;
-        (line, lines) = common::line_within(lines, std::time::Duration::from_secs(30), "listening line");
+        (line, lines) =
+            common::line_within(lines, std::time::Duration::from_secs(30), "listening line");
         assert!(!line.is_empty(), "serve ended before it listened");
         let value: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
         let at = value["addr"].as_str().map(String::from);
@@ -48,7 +57,9 @@ fn serve(home: &std::path::Path) -> (std::process::Child, String, String) {
     // Ready once the registry is loaded.
     for _ in 0..200 {
         if let Ok(mut stream) = std::net::TcpStream::connect(&addr) {
-            let _ = stream.write_all(b"GET /v2/health/ready HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+            let _ = stream.write_all(
+                b"GET /v2/health/ready HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+            );
             let mut answer = String::new();
             let _ = stream.read_to_string(&mut answer);
             if answer.starts_with("HTTP/1.1 200") {
@@ -78,16 +89,35 @@ fn tritonclient_http_with_its_defaults_gets_the_probability() {
         (results["live"].as_bool(), results["ready"].as_bool(), results["model_ready"].as_bool()),
         (Some(true), Some(true), Some(true))
     );
-    assert_eq!(results["metadata_inputs"], serde_json::json!(["score"]), "the model's real input name");
-    for (case, id) in [("http_default", "r1"), ("http_json", "r2"), ("http_binary_output", "r3"), ("http_version", "r4"), ("aio", "r5")] {
+    assert_eq!(
+        results["metadata_inputs"],
+        serde_json::json!(["score"]),
+        "the model's real input name"
+    );
+    for (case, id) in [
+        ("http_default", "r1"),
+        ("http_json", "r2"),
+        ("http_binary_output", "r3"),
+        ("http_version", "r4"),
+        ("aio", "r5"),
+    ] {
         let r = &results[case];
         let p = r["probability"].as_f64().unwrap_or(f64::NAN);
         assert!((p - 0.997_527_376_84).abs() < 1e-9, "{case}: {r}");
-        assert_eq!((r["model_version"].as_str(), r["id"].as_str()), (Some("1"), Some(id)), "{case}: {r}");
+        assert_eq!(
+            (r["model_version"].as_str(), r["id"].as_str()),
+            (Some("1"), Some(id)),
+            "{case}: {r}"
+        );
     }
     // tritonclient.grpc, with its defaults (raw input contents), on serve's gRPC port.
-    assert!(grpc_out.status.success(), "tritonclient.grpc failed:\n{}", String::from_utf8_lossy(&grpc_out.stderr));
-    let grpc: serde_json::Value = serde_json::from_slice(&grpc_out.stdout).expect("one JSON object");
+    assert!(
+        grpc_out.status.success(),
+        "tritonclient.grpc failed:\n{}",
+        String::from_utf8_lossy(&grpc_out.stderr)
+    );
+    let grpc: serde_json::Value =
+        serde_json::from_slice(&grpc_out.stdout).expect("one JSON object");
     assert_eq!(
         (grpc["live"].as_bool(), grpc["ready"].as_bool(), grpc["model_ready"].as_bool()),
         (Some(true), Some(true), Some(true)),
@@ -96,16 +126,32 @@ fn tritonclient_http_with_its_defaults_gets_the_probability() {
     assert_eq!(grpc["metadata_inputs"], serde_json::json!(["score"]));
     let p = grpc["infer"]["probability"].as_f64().unwrap_or(f64::NAN);
     assert!((p - 0.997_527_376_84).abs() < 1e-9, "{grpc}");
-    assert_eq!((grpc["infer"]["model_version"].as_str(), grpc["infer"]["id"].as_str()), (Some("1"), Some("g1")), "{grpc}");
+    assert_eq!(
+        (grpc["infer"]["model_version"].as_str(), grpc["infer"]["id"].as_str()),
+        (Some("1"), Some("g1")),
+        "{grpc}"
+    );
     // Statistics, load and index, from both clients: the HTTP client's five infers, then the
     // gRPC client's one, all counted to v1.
     let index = serde_json::json!([["admissions", "1", "READY"]]);
-    assert_eq!(results["statistics"], serde_json::json!([{"version": "1", "success": 5, "rows": 5}]), "{results}");
+    assert_eq!(
+        results["statistics"],
+        serde_json::json!([{"version": "1", "success": 5, "rows": 5}]),
+        "{results}"
+    );
     assert_eq!(results["index"], index, "{results}");
-    assert_eq!(grpc["statistics"], serde_json::json!([{"version": "1", "success": 6, "rows": 6}]), "{grpc}");
+    assert_eq!(
+        grpc["statistics"],
+        serde_json::json!([{"version": "1", "success": 6, "rows": 6}]),
+        "{grpc}"
+    );
     assert_eq!(grpc["index"], index, "{grpc}");
-    for series in ["nv_inference_request_success", "nv_inference_count", "nv_inference_exec_count"] {
-        assert!(metrics.contains(&format!("{series}{{model=\"admissions\",version=\"1\"}} 6\n")), "{series}:\n{metrics}");
+    for series in ["nv_inference_request_success", "nv_inference_count", "nv_inference_exec_count"]
+    {
+        assert!(
+            metrics.contains(&format!("{series}{{model=\"admissions\",version=\"1\"}} 6\n")),
+            "{series}:\n{metrics}"
+        );
     }
     assert!(
         metrics.contains("logitflow_inference_request_duration_seconds_bucket{model=\"admissions\",version=\"1\",le=\"+Inf\"} 6\n"),
@@ -122,26 +168,39 @@ fn tritonclient_sends_the_offset_and_is_refused_without_it() {
     let home = tempfile::tempdir().expect("tempdir");
     let data = common::fixture("spector_toolkit.csv");
     let data = data.to_str().expect("utf8");
-    let features = ["--label", "GRADE", "--features", "GPA,TUCE,PSI", "--offset", "o", "--model", "offset"];
-    let trained = common::run(home.path(), &[&["run", "--data", data, "--test-data", data][..], &features].concat());
+    let features =
+        ["--label", "GRADE", "--features", "GPA,TUCE,PSI", "--offset", "o", "--model", "offset"];
+    let trained = common::run(
+        home.path(),
+        &[&["run", "--data", data, "--test-data", data][..], &features].concat(),
+    );
     assert!(trained.status.success(), "{}", common::stderr(&trained));
     let (mut serve, addr, _) = serve(home.path());
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/triton_offset.py");
-    let out = Command::new(python).arg(script).arg(&addr).arg("offset").output().expect("python runs");
+    let out =
+        Command::new(python).arg(script).arg(&addr).arg("offset").output().expect("python runs");
     let _ = serve.kill();
     let _ = serve.wait();
     assert!(out.status.success(), "tritonclient failed:\n{}", String::from_utf8_lossy(&out.stderr));
     let results: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
     assert_eq!(results["inputs"], serde_json::json!(["GPA", "TUCE", "PSI", "o"]), "{results}");
     assert_eq!(results["offset"], "o", "{results}");
-    let reference: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(common::fixture("toolkit.json")).expect("toolkit.json")).expect("parses");
+    let reference: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(common::fixture("toolkit.json")).expect("toolkit.json"),
+    )
+    .expect("parses");
     let expected = reference["offset"]["predict"]["probability"].as_f64().unwrap_or(f64::NAN);
     let p = results["probability"].as_f64().unwrap_or(f64::NAN);
     assert!((p - expected).abs() <= 1e-9, "served {p} vs statsmodels' {expected}");
     let refused = &results["without_offset"];
     assert_eq!(refused["status"], "422", "{results}");
-    assert!(refused["message"].as_str().unwrap_or_default().contains("no input tensor named the offset \"o\""), "{results}");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no input tensor named the offset \"o\""),
+        "{results}"
+    );
 }
 
 /// The body of `GET path` from `addr`, over a plain HTTP/1.1 connection.
@@ -183,22 +242,47 @@ fn tritonclient_gets_each_class_s_probability_its_label_and_the_top_classes() {
     let data = common::fixture("penguins.csv");
     let data = data.to_str().expect("utf8");
     let features = "bill_length_mm,bill_depth_mm,flipper_length_mm,body_mass_g";
-    let args = ["run", "--data", data, "--label", "species", "--features", features, "--missing", "drop", "--l2", "0.003"];
+    let args = [
+        "run",
+        "--data",
+        data,
+        "--label",
+        "species",
+        "--features",
+        features,
+        "--missing",
+        "drop",
+        "--l2",
+        "0.003",
+    ];
     let trained = common::run(home.path(), &[&args[..], &["--model", "species"]].concat());
     assert!(trained.status.success(), "{}", common::stderr(&trained));
-    let predicted = common::run(home.path(), &["predict", "--model", "species", "--json", "39.1", "18.7", "181", "3750"]);
+    let predicted = common::run(
+        home.path(),
+        &["predict", "--model", "species", "--json", "39.1", "18.7", "181", "3750"],
+    );
     assert!(predicted.status.success(), "{}", common::stderr(&predicted));
     let predicted = common::json(&predicted);
     let (mut serve, addr, grpc) = serve(home.path());
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/triton_classes.py");
-    let out = Command::new(python).arg(script).arg(&addr).arg(&grpc).arg("species").output().expect("python runs");
+    let out = Command::new(python)
+        .arg(script)
+        .arg(&addr)
+        .arg(&grpc)
+        .arg("species")
+        .output()
+        .expect("python runs");
     let _ = serve.kill();
     let _ = serve.wait();
     assert!(out.status.success(), "tritonclient failed:\n{}", String::from_utf8_lossy(&out.stderr));
     let results: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
     assert_eq!(results["outputs"][0]["shape"], serde_json::json!([-1, 3]), "{results}");
     assert_eq!(results["outputs"][1]["datatype"], "BYTES", "{results}");
-    assert_eq!(results["classes"]["several"], serde_json::json!(["Adelie", "Chinstrap", "Gentoo"]), "{results}");
+    assert_eq!(
+        results["classes"]["several"],
+        serde_json::json!(["Adelie", "Chinstrap", "Gentoo"]),
+        "{results}"
+    );
     let binary = &results["http_binary"];
     for path in ["http_json", "http_default", "grpc"] {
         assert_eq!(&results[path], binary, "{path} differs from HTTP binary");
@@ -206,21 +290,38 @@ fn tritonclient_gets_each_class_s_probability_its_label_and_the_top_classes() {
     let rows = binary["probability"].as_array().expect("rows");
     assert_eq!(rows.len(), 5);
     for row in rows {
-        let p: Vec<f64> = row.as_array().expect("a row").iter().map(|v| v.as_f64().expect("a probability")).collect();
+        let p: Vec<f64> = row
+            .as_array()
+            .expect("a row")
+            .iter()
+            .map(|v| v.as_f64().expect("a probability"))
+            .collect();
         assert_eq!(p.len(), 3);
         assert!((p.iter().sum::<f64>() - 1.0).abs() <= 1e-12, "{p:?}");
     }
-    let first: Vec<f64> = rows[0].as_array().expect("a row").iter().map(|v| v.as_f64().unwrap_or(f64::NAN)).collect();
-    let by_predict: Vec<f64> =
-        predicted["classes"].as_array().expect("classes").iter().map(|c| c["probability"].as_f64().unwrap_or(f64::NAN)).collect();
+    let first: Vec<f64> =
+        rows[0].as_array().expect("a row").iter().map(|v| v.as_f64().unwrap_or(f64::NAN)).collect();
+    let by_predict: Vec<f64> = predicted["classes"]
+        .as_array()
+        .expect("classes")
+        .iter()
+        .map(|c| c["probability"].as_f64().unwrap_or(f64::NAN))
+        .collect();
     assert_eq!(first, by_predict, "tritonclient and logitflow predict");
-    assert_eq!(binary["label"], serde_json::json!(["Adelie", "Chinstrap", "Gentoo", "Gentoo", "Chinstrap"]), "{results}");
+    assert_eq!(
+        binary["label"],
+        serde_json::json!(["Adelie", "Chinstrap", "Gentoo", "Gentoo", "Chinstrap"]),
+        "{results}"
+    );
     // Triton's classification extension: "score:index:label", the most probable first.
     for path in ["classification_http", "classification_grpc"] {
         let top = results[path].as_array().expect("rows");
         assert_eq!(top.len(), 5, "{path}");
         let best = top[0][0].as_str().unwrap_or_default();
         assert_eq!(best, format!("{}:0:Adelie", first[0]), "{path}");
-        assert!(top[0][1].as_str().unwrap_or_default().ends_with(":1:Chinstrap"), "{path}: {results}");
+        assert!(
+            top[0][1].as_str().unwrap_or_default().ends_with(":1:Chinstrap"),
+            "{path}: {results}"
+        );
     }
 }

@@ -8,7 +8,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(name = "logitflow", version, about = "A logistic-regression pipeline as microservices, run from one terminal")]
+#[command(
+    name = "logitflow",
+    version,
+    about = "A logistic-regression pipeline as microservices, run from one terminal"
+)]
 pub struct Cli {
     /// Home directory: artifact store, model registry, runs.
     #[arg(long, env = "LOGITFLOW_HOME", global = true)]
@@ -258,19 +262,25 @@ pub struct CovarianceArg {
 }
 
 impl CovarianceArg {
-    pub const NONROBUST: CovarianceArg = CovarianceArg { kind: Covariance::Nonrobust, cluster: None };
+    pub const NONROBUST: CovarianceArg =
+        CovarianceArg { kind: Covariance::Nonrobust, cluster: None };
 
     fn parse(text: &str) -> Result<CovarianceArg, String> {
         if let Some(column) = text.strip_prefix("cluster:") {
             if column.trim().is_empty() {
                 return Err("cluster: needs the cluster column's name, as in cluster:island".into());
             }
-            return Ok(CovarianceArg { kind: Covariance::Cluster, cluster: Some(column.trim().to_string()) });
+            return Ok(CovarianceArg {
+                kind: Covariance::Cluster,
+                cluster: Some(column.trim().to_string()),
+            });
         }
         let kind = [Covariance::Nonrobust, Covariance::Hc0, Covariance::Hc1]
             .into_iter()
             .find(|c| c.name() == text)
-            .ok_or_else(|| format!("{text:?} is not a covariance: nonrobust, hc0, hc1 or cluster:COLUMN"))?;
+            .ok_or_else(|| {
+                format!("{text:?} is not a covariance: nonrobust, hc0, hc1 or cluster:COLUMN")
+            })?;
         Ok(CovarianceArg { kind, cluster: None })
     }
 }
@@ -511,7 +521,10 @@ mod tests {
         assert_eq!(parse_row("80"), Ok(vec![Value::Number(80.0)]));
         assert_eq!(parse_row("1,-2.5"), Ok(vec![Value::Number(1.0), Value::Number(-2.5)]));
         assert!(parse_row("nan").is_err());
-        assert_eq!(parse_row("Yes, 1500"), Ok(vec![Value::Text("Yes".into()), Value::Number(1500.0)]));
+        assert_eq!(
+            parse_row("Yes, 1500"),
+            Ok(vec![Value::Text("Yes".into()), Value::Number(1500.0)])
+        );
         assert!(parse_row("1,,2").is_err());
         assert_eq!(parse_range("0:100"), Ok((0.0, 100.0)));
         assert!(parse_range("5:1").is_err());

@@ -1,6 +1,8 @@
 //! The headless commands: `run`, `predict`, `runs`, `export`, `service`, `synth`.
 
-use crate::cli::{DataArgs, ExportArgs, GcArgs, PredictArgs, RunArgs, RunsArgs, ServiceCommand, SynthArgs};
+use crate::cli::{
+    DataArgs, ExportArgs, GcArgs, PredictArgs, RunArgs, RunsArgs, ServiceCommand, SynthArgs,
+};
 use crate::pipeline::{self, Clients, PipelineEvent, PipelineRequest, RunReport};
 use crate::services::Services;
 use crate::supervisor::{ServiceName, Supervisor, SupervisorConfig};
@@ -37,8 +39,10 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(20);
 
 pub fn resolve_home(home: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     let home = home.unwrap_or_else(logitflow_kit::default_home);
-    std::fs::create_dir_all(&home).with_context(|| format!("cannot create the home directory {}", home.display()))?;
-    home.canonicalize().with_context(|| format!("cannot resolve the home directory {}", home.display()))
+    std::fs::create_dir_all(&home)
+        .with_context(|| format!("cannot create the home directory {}", home.display()))?;
+    home.canonicalize()
+        .with_context(|| format!("cannot resolve the home directory {}", home.display()))
 }
 
 /// Checks that files can be created in the home, so that a read-only or full disk is reported
@@ -54,7 +58,10 @@ pub fn check_home_writable(home: &Path) -> anyhow::Result<()> {
 /// damaged one is named at once, before any service starts, rather than after serve's
 /// readiness wait.
 pub fn check_registry(home: &Path) -> anyhow::Result<()> {
-    registry(home)?.load().map(drop).map_err(|e| anyhow::anyhow!("the model registry cannot be read: {e}"))
+    registry(home)?
+        .load()
+        .map(drop)
+        .map_err(|e| anyhow::anyhow!("the model registry cannot be read: {e}"))
 }
 
 /// The store URI of this invocation (`--store`, or `LOGITFLOW_STORE`), set once by `main`:
@@ -72,13 +79,17 @@ pub fn store_uri() -> Option<String> {
 }
 
 /// Where this invocation keeps run reports: its store, as the registry is.
-pub fn runs_storage(home: &Path) -> Result<std::sync::Arc<dyn logitflow_core::store::Storage>, String> {
-    logitflow_objects::open_storage(store_uri().as_deref(), home).map_err(|e| format!("the store cannot be opened: {e}"))
+pub fn runs_storage(
+    home: &Path,
+) -> Result<std::sync::Arc<dyn logitflow_core::store::Storage>, String> {
+    logitflow_objects::open_storage(store_uri().as_deref(), home)
+        .map_err(|e| format!("the store cannot be opened: {e}"))
 }
 
 /// The model registry of the store this invocation uses.
 pub(crate) fn registry(home: &Path) -> anyhow::Result<logitflow_core::registry::Registry> {
-    logitflow_objects::open_registry(store_uri().as_deref(), home).map_err(|e| anyhow::anyhow!("the store cannot be opened: {e}"))
+    logitflow_objects::open_registry(store_uri().as_deref(), home)
+        .map_err(|e| anyhow::anyhow!("the store cannot be opened: {e}"))
 }
 
 /// Writes the bundled data to `<home>/datasets/admissions.csv` (if it is not there already).
@@ -94,22 +105,38 @@ pub fn bundled_data(home: &Path) -> anyhow::Result<PathBuf> {
 
 /// A registry name from a file stem: letters, digits, '-', '_' and '.' kept, the rest '-'.
 fn model_name_from(path: &Path) -> String {
-    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into());
-    let name: String = stem.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '-' }).take(64).collect();
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".into());
+    let name: String = stem
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '-' })
+        .take(64)
+        .collect();
     if name.is_empty() || name == "." || name == ".." { "model".into() } else { name }
 }
 
 /// Checks the flags and the files before any service starts, so mistakes cost nothing.
-pub fn pipeline_request(home: &Path, args: &DataArgs, predict: Vec<Vec<Value>>) -> anyhow::Result<PipelineRequest> {
+pub fn pipeline_request(
+    home: &Path,
+    args: &DataArgs,
+    predict: Vec<Vec<Value>>,
+) -> anyhow::Result<PipelineRequest> {
     let data = match &args.data {
-        Some(path) => path.canonicalize().with_context(|| format!("--data {}: cannot read the file", path.display()))?,
+        Some(path) => path
+            .canonicalize()
+            .with_context(|| format!("--data {}: cannot read the file", path.display()))?,
         None => bundled_data(home)?,
     };
     if !data.is_file() {
         bail!("--data {}: not a file", data.display());
     }
     let test_data = match &args.test_data {
-        Some(path) => Some(path.canonicalize().with_context(|| format!("--test-data {}: cannot read the file", path.display()))?),
+        Some(path) => Some(
+            path.canonicalize()
+                .with_context(|| format!("--test-data {}: cannot read the file", path.display()))?,
+        ),
         None => None,
     };
     if !(args.test_fraction > 0.0 && args.test_fraction < 1.0) && test_data.is_none() {
@@ -145,11 +172,13 @@ pub fn pipeline_request(home: &Path, args: &DataArgs, predict: Vec<Vec<Value>>) 
         bail!("--labels takes two names, POSITIVE,NEGATIVE; got {}", labels.join(","));
     }
     if let Some(d) = &args.delimiter {
-        logitflow_core::table::delimiter_byte(d).map_err(|e| anyhow::anyhow!("--delimiter: {e}"))?;
+        logitflow_core::table::delimiter_byte(d)
+            .map_err(|e| anyhow::anyhow!("--delimiter: {e}"))?;
     }
     params.validate().map_err(|e| anyhow::anyhow!("invalid training parameters: {e}"))?;
     let model_name = args.model.clone().unwrap_or_else(|| model_name_from(&data));
-    logitflow_core::registry::check_name(&model_name).map_err(|e| anyhow::anyhow!("--model: {e}"))?;
+    logitflow_core::registry::check_name(&model_name)
+        .map_err(|e| anyhow::anyhow!("--model: {e}"))?;
     Ok(PipelineRequest {
         data,
         read: CsvOptions {
@@ -205,11 +234,16 @@ pub fn start_services(home: &Path, request: &PipelineRequest) -> anyhow::Result<
 
 /// The services a run or the dashboard drives: the ones named in a connection file
 /// (`--connect`), attached, or else every service, started here as children.
-pub fn services_for(home: &Path, request: &PipelineRequest, connection: Option<&Path>) -> anyhow::Result<Services> {
+pub fn services_for(
+    home: &Path,
+    request: &PipelineRequest,
+    connection: Option<&Path>,
+) -> anyhow::Result<Services> {
     Ok(match connection {
-        Some(file) => {
-            Services::Remote(crate::connect::Remote::attach(crate::connect::Connection::load(file)?, logitflow_kit::token_from_env()))
-        }
+        Some(file) => Services::Remote(crate::connect::Remote::attach(
+            crate::connect::Connection::load(file)?,
+            logitflow_kit::token_from_env(),
+        )),
         None => Services::Children(start_services(home, request)?),
     })
 }
@@ -235,7 +269,12 @@ pub async fn run(home: PathBuf, args: RunArgs) -> anyhow::Result<()> {
 
 /// Waits for the services (children: until ready; attached: until each answers with the
 /// token), then runs the pipeline through them.
-async fn drive(services: &Services, request: &PipelineRequest, home: &Path, connection: Option<&Path>) -> anyhow::Result<RunReport> {
+async fn drive(
+    services: &Services,
+    request: &PipelineRequest,
+    home: &Path,
+    connection: Option<&Path>,
+) -> anyhow::Result<RunReport> {
     let clients = match connection {
         Some(file) => {
             let clients = services.clients().with_context(|| {
@@ -257,7 +296,11 @@ async fn drive(services: &Services, request: &PipelineRequest, home: &Path, conn
 
 /// Runs the pipeline through `clients` (the supervisor's children, or services by URL),
 /// printing progress when stderr is a terminal.
-async fn drive_clients(clients: &Clients, request: &PipelineRequest, home: &Path) -> anyhow::Result<RunReport> {
+async fn drive_clients(
+    clients: &Clients,
+    request: &PipelineRequest,
+    home: &Path,
+) -> anyhow::Result<RunReport> {
     let progress = std::io::stderr().is_terminal();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let epochs = request.params.epochs;
@@ -292,9 +335,17 @@ fn print_progress(event: &PipelineEvent, epochs: usize) {
             )
         }
         PipelineEvent::StageFinished { stage, ms, cached, detail } => {
-            writeln!(err, "\r\x1b[K  {:<10} ✓ {:>8.1} ms{}  {detail}", stage.as_str(), ms, if *cached { " (cached)" } else { "" })
+            writeln!(
+                err,
+                "\r\x1b[K  {:<10} ✓ {:>8.1} ms{}  {detail}",
+                stage.as_str(),
+                ms,
+                if *cached { " (cached)" } else { "" }
+            )
         }
-        PipelineEvent::StageFailed { stage, error } => writeln!(err, "\r\x1b[K  {:<10} ✗ {error}", stage.as_str()),
+        PipelineEvent::StageFailed { stage, error } => {
+            writeln!(err, "\r\x1b[K  {:<10} ✗ {error}", stage.as_str())
+        }
         _ => Ok(()),
     };
     let _ = err.flush();
@@ -307,61 +358,112 @@ pub fn render_report(r: &RunReport) -> String {
     let _ = writeln!(s, "run {} on {}", r.run_id, r.data);
     let _ = writeln!(s, "\nstages");
     for st in &r.stages {
-        let _ = writeln!(s, "  {:<11} {:<4} {:>9.1} ms{}", st.name.as_str(), st.status, st.ms, if st.cached { "  cached" } else { "" });
+        let _ = writeln!(
+            s,
+            "  {:<11} {:<4} {:>9.1} ms{}",
+            st.name.as_str(),
+            st.status,
+            st.ms,
+            if st.cached { "  cached" } else { "" }
+        );
     }
     let d = &r.data_summary;
-    if !d.notes.is_empty() || !d.dropped.is_empty() || !d.imputed.is_empty() || !d.categorical.is_empty() {
+    if !d.notes.is_empty()
+        || !d.dropped.is_empty()
+        || !d.imputed.is_empty()
+        || !d.categorical.is_empty()
+    {
         let _ = writeln!(s, "\ndata");
         for note in &d.notes {
             let _ = writeln!(s, "  note: {note}");
         }
         for (column, levels) in &d.categorical {
-            let _ = writeln!(s, "  {column}: categorical, {} levels ({}); reference {}", levels.len(), levels.join(", "), levels[0]);
+            let _ = writeln!(
+                s,
+                "  {column}: categorical, {} levels ({}); reference {}",
+                levels.len(),
+                levels.join(", "),
+                levels[0]
+            );
         }
         for (reason, count) in &d.dropped {
             let _ = writeln!(s, "  dropped {count} row(s): {reason}");
         }
         if !d.missing_by_column.is_empty() {
-            let by: Vec<String> = d.missing_by_column.iter().map(|(c, n)| format!("{c} {n}")).collect();
+            let by: Vec<String> =
+                d.missing_by_column.iter().map(|(c, n)| format!("{c} {n}")).collect();
             let _ = writeln!(s, "  rows missing a value, by column: {}", by.join(", "));
         }
         for (column, count) in &d.imputed {
             let _ = writeln!(s, "  imputed {count} cell(s) of {column}");
         }
         if let Some(t) = &d.test_file {
-            let _ = writeln!(s, "  test file: {} rows read, {} dropped the same way", t.rows_in, t.dropped);
+            let _ = writeln!(
+                s,
+                "  test file: {} rows read, {} dropped the same way",
+                t.rows_in, t.dropped
+            );
         }
     }
-    let _ =
-        writeln!(s, "\nmodel {} v{} ({})", r.model.name, r.model.version, if r.promoted { "promoted to stable" } else { "not promoted" });
+    let _ = writeln!(
+        s,
+        "\nmodel {} v{} ({})",
+        r.model.name,
+        r.model.version,
+        if r.promoted { "promoted to stable" } else { "not promoted" }
+    );
     let _ = writeln!(s, "  {}", r.decision);
     match (&r.model.classes, &r.model.multinomial) {
         (Some(c), Some(m)) => {
             let names: Vec<String> = c.names().iter().map(|n| format!("{n:?}")).collect();
             let against = match m.weights.coding {
-                Coding::Reference { class } => format!("estimates against the reference {:?}", c.names()[class]),
-                Coding::Symmetric => "one block of estimates per class (symmetric, penalised)".to_string(),
+                Coding::Reference { class } => {
+                    format!("estimates against the reference {:?}", c.names()[class])
+                }
+                Coding::Symmetric => {
+                    "one block of estimates per class (symmetric, penalised)".to_string()
+                }
             };
             let _ = writeln!(s, "  label: {} classes ({}); {against}", c.count(), names.join(", "));
         }
         (Some(c), None) => {
-            let _ = writeln!(s, "  label: {:?} is the positive class (1), {:?} the negative (0)", c.positive, c.negative);
+            let _ = writeln!(
+                s,
+                "  label: {:?} is the positive class (1), {:?} the negative (0)",
+                c.positive, c.negative
+            );
         }
         _ => {}
     }
-    let _ = writeln!(s, "  rows: {} trained, {} held out for validation, {} tested", r.rows.train, r.rows.validation, r.rows.test);
+    let _ = writeln!(
+        s,
+        "  rows: {} trained, {} held out for validation, {} tested",
+        r.rows.train, r.rows.validation, r.rows.test
+    );
     if let Some(choice) = &r.model.fit.solver_choice {
         let _ = writeln!(s, "  {}", choice.describe());
     }
     match &r.model.fit.path {
         Some(path) => {
-            let _ = writeln!(s, "  {} solver, {} λ on the path: {}", r.params.solver, r.loss_curve.len(), r.stop_reason.short());
+            let _ = writeln!(
+                s,
+                "  {} solver, {} λ on the path: {}",
+                r.params.solver,
+                r.loss_curve.len(),
+                r.stop_reason.short()
+            );
             for line in path.lines(r.model.fit.cv.as_ref(), r.model.coefficients.len()) {
                 let _ = writeln!(s, "  {line}");
             }
         }
         None => {
-            let _ = writeln!(s, "  {} solver, {} epochs: {}", r.params.solver, r.loss_curve.len(), r.stop_reason.describe());
+            let _ = writeln!(
+                s,
+                "  {} solver, {} epochs: {}",
+                r.params.solver,
+                r.loss_curve.len(),
+                r.stop_reason.describe()
+            );
         }
     }
     if let Some(separation) = &r.model.fit.separation {
@@ -383,8 +485,16 @@ pub fn render_report(r: &RunReport) -> String {
         return s;
     }
     let _ = writeln!(s, "\nmetrics on {} test rows (threshold {})", m.rows, m.threshold);
-    let _ = writeln!(s, "  accuracy {:.4}  precision {:.4}  recall {:.4}  F1 {:.4}", m.accuracy, m.precision, m.recall, m.f1);
-    let _ = writeln!(s, "  ROC AUC {:.4}  PR AUC {:.4}  log loss {:.4}  Brier {:.4}", m.auc, m.pr_auc, m.log_loss, m.brier);
+    let _ = writeln!(
+        s,
+        "  accuracy {:.4}  precision {:.4}  recall {:.4}  F1 {:.4}",
+        m.accuracy, m.precision, m.recall, m.f1
+    );
+    let _ = writeln!(
+        s,
+        "  ROC AUC {:.4}  PR AUC {:.4}  log loss {:.4}  Brier {:.4}",
+        m.auc, m.pr_auc, m.log_loss, m.brier
+    );
     let c = &m.confusion;
     let _ = writeln!(s, "  confusion: tp {}  fp {}  tn {}  fn {}", c.tp, c.fp, c.tn, c.fn_);
     if let Some(t) = &m.suggested_thresholds {
@@ -401,10 +511,16 @@ pub fn render_report(r: &RunReport) -> String {
             None => (format!("not {}", label_of(r)), label_of(r)),
         };
         for p in &r.predictions {
-            let input: Vec<String> = r.feature_names.iter().zip(&p.input).map(|(n, v)| format!("{n} {v}")).collect();
+            let input: Vec<String> =
+                r.feature_names.iter().zip(&p.input).map(|(n, v)| format!("{n} {v}")).collect();
             let decision = if p.probability >= m.threshold { &positive } else { &negative };
-            let _ =
-                writeln!(s, "  {} → probability {:.4} of {positive} (v{}): {decision}", input.join(", "), p.probability, p.model_version);
+            let _ = writeln!(
+                s,
+                "  {} → probability {:.4} of {positive} (v{}): {decision}",
+                input.join(", "),
+                p.probability,
+                p.model_version
+            );
         }
     }
     let _ = writeln!(s, "\ntrain → served in {:.0} ms", r.train_to_served_ms);
@@ -416,20 +532,41 @@ fn render_class_metrics(m: &Metrics, multiclass: &MulticlassMetrics) -> String {
     use std::fmt::Write as _;
     let mut s = String::new();
     let _ = writeln!(s, "\nmetrics on {} test rows (each row's class: its most probable)", m.rows);
-    let _ = writeln!(s, "  accuracy {:.4}  macro precision {:.4}  recall {:.4}  F1 {:.4}", m.accuracy, m.precision, m.recall, m.f1);
+    let _ = writeln!(
+        s,
+        "  accuracy {:.4}  macro precision {:.4}  recall {:.4}  F1 {:.4}",
+        m.accuracy, m.precision, m.recall, m.f1
+    );
     let _ = writeln!(
         s,
         "  one-vs-rest ROC AUC {:.4} macro, {:.4} weighted  log loss {:.4}  Brier {:.4}",
         multiclass.auc_macro, multiclass.auc_weighted, m.log_loss, m.brier
     );
-    let width = multiclass.classes.iter().map(|c| c.class.chars().count()).max().unwrap_or(5).max(5);
-    let _ = writeln!(s, "  {:<width$} {:>7} {:>9} {:>7} {:>7} {:>7}", "class", "rows", "precision", "recall", "F1", "AUC");
+    let width =
+        multiclass.classes.iter().map(|c| c.class.chars().count()).max().unwrap_or(5).max(5);
+    let _ = writeln!(
+        s,
+        "  {:<width$} {:>7} {:>9} {:>7} {:>7} {:>7}",
+        "class", "rows", "precision", "recall", "F1", "AUC"
+    );
     for c in &multiclass.classes {
-        let _ = writeln!(s, "  {:<width$} {:>7} {:>9.4} {:>7.4} {:>7.4} {:>7.4}", c.class, c.support, c.precision, c.recall, c.f1, c.auc);
+        let _ = writeln!(
+            s,
+            "  {:<width$} {:>7} {:>9.4} {:>7.4} {:>7.4} {:>7.4}",
+            c.class, c.support, c.precision, c.recall, c.f1, c.auc
+        );
     }
     let _ = writeln!(s, "  confusion (rows: true class, columns: predicted)");
-    let cell = multiclass.confusion.iter().flatten().map(|n| n.to_string().len()).max().unwrap_or(1).max(width.min(12));
-    let heads: Vec<String> = multiclass.classes.iter().map(|c| format!("{:>cell$}", truncate(&c.class, cell))).collect();
+    let cell = multiclass
+        .confusion
+        .iter()
+        .flatten()
+        .map(|n| n.to_string().len())
+        .max()
+        .unwrap_or(1)
+        .max(width.min(12));
+    let heads: Vec<String> =
+        multiclass.classes.iter().map(|c| format!("{:>cell$}", truncate(&c.class, cell))).collect();
     let _ = writeln!(s, "  {:<width$} {}", "", heads.join(" "));
     for (c, row) in multiclass.classes.iter().zip(&multiclass.confusion) {
         let counts: Vec<String> = row.iter().map(|n| format!("{n:>cell$}")).collect();
@@ -452,10 +589,18 @@ fn render_class_predictions(r: &RunReport) -> String {
     }
     let _ = writeln!(s, "\npredictions (served model)");
     for p in &r.predictions {
-        let input: Vec<String> = r.feature_names.iter().zip(&p.input).map(|(n, v)| format!("{n} {v}")).collect();
-        let each: Vec<String> = p.classes.iter().map(|c| format!("{} {:.4}", c.class, c.probability)).collect();
+        let input: Vec<String> =
+            r.feature_names.iter().zip(&p.input).map(|(n, v)| format!("{n} {v}")).collect();
+        let each: Vec<String> =
+            p.classes.iter().map(|c| format!("{} {:.4}", c.class, c.probability)).collect();
         let label = p.label.as_deref().unwrap_or("?");
-        let _ = writeln!(s, "  {} → {} (v{}): {label}", input.join(", "), each.join(", "), p.model_version);
+        let _ = writeln!(
+            s,
+            "  {} → {} (v{}): {label}",
+            input.join(", "),
+            each.join(", "),
+            p.model_version
+        );
     }
     s
 }
@@ -505,7 +650,9 @@ fn render_class_terms(model: &ClassModel, classes: &Classes) -> String {
     let names = classes.names();
     for table in &model.tables {
         match model.reference() {
-            Some(reference) => write!(s, "\n  {:?} against {:?}", names[table.class], names[reference]),
+            Some(reference) => {
+                write!(s, "\n  {:?} against {:?}", names[table.class], names[reference])
+            }
             None => write!(s, "\n  {:?}", names[table.class]),
         }
         .unwrap_or_default();
@@ -548,7 +695,13 @@ fn render_table(terms: &[TermStatistics], ratio: &str) -> String {
                 );
             }
             _ => {
-                let _ = writeln!(s, "  {:<width$} {:>12} {:>11}", t.term, readable(t.estimate, 6), odds(t.odds_ratio));
+                let _ = writeln!(
+                    s,
+                    "  {:<width$} {:>12} {:>11}",
+                    t.term,
+                    readable(t.estimate, 6),
+                    odds(t.odds_ratio)
+                );
             }
         }
     }
@@ -561,11 +714,16 @@ fn model_to_ask(home: &Path, named: Option<&str>) -> anyhow::Result<String> {
     let models = registry(home)?.load().map_err(|e| anyhow::anyhow!("{e}"))?.models;
     Ok(match (named, models.len()) {
         (Some(name), _) => name.to_string(),
-        (None, 0) => bail!("no model has been trained in {} yet: run `logitflow run` first", home.display()),
+        (None, 0) => {
+            bail!("no model has been trained in {} yet: run `logitflow run` first", home.display())
+        }
         (None, 1) => models.keys().next().cloned().unwrap_or_default(),
         (None, _) if models.contains_key("admissions") => "admissions".into(),
         (None, _) => {
-            bail!("several models are registered ({}): choose one with --model", models.keys().cloned().collect::<Vec<_>>().join(", "))
+            bail!(
+                "several models are registered ({}): choose one with --model",
+                models.keys().cloned().collect::<Vec<_>>().join(", ")
+            )
         }
     })
 }
@@ -593,7 +751,11 @@ pub async fn score(home: PathBuf, args: crate::cli::ScoreArgs) -> anyhow::Result
     .await;
     supervisor.shutdown().await;
     let (rows, version) = scored?;
-    let to = if args.out.as_os_str() == "-" { "standard output".to_string() } else { args.out.display().to_string() };
+    let to = if args.out.as_os_str() == "-" {
+        "standard output".to_string()
+    } else {
+        args.out.display().to_string()
+    };
     if progress {
         eprint!("\r");
     }
@@ -615,11 +777,19 @@ pub async fn score_file(
     mut on_rows: impl FnMut(usize),
 ) -> anyhow::Result<(usize, String)> {
     use tokio::io::AsyncWriteExt;
-    let size = tokio::fs::metadata(file).await.with_context(|| format!("cannot read {}", file.display()))?.len();
+    let size = tokio::fs::metadata(file)
+        .await
+        .with_context(|| format!("cannot read {}", file.display()))?
+        .len();
     if size > logitflow_batch::MAX_BODY as u64 {
-        bail!("{} is {size} bytes; batch scores files of up to {} bytes: split it", file.display(), logitflow_batch::MAX_BODY);
+        bail!(
+            "{} is {size} bytes; batch scores files of up to {} bytes: split it",
+            file.display(),
+            logitflow_batch::MAX_BODY
+        );
     }
-    let body = tokio::fs::read(file).await.with_context(|| format!("cannot read {}", file.display()))?;
+    let body =
+        tokio::fs::read(file).await.with_context(|| format!("cannot read {}", file.display()))?;
     let to_stdout = out.as_os_str() == "-";
     let staging = out.with_file_name(format!(
         ".{}.{}.partial",
@@ -632,17 +802,29 @@ pub async fn score_file(
             logitflow_kit::client::path_segment(model),
             logitflow_kit::client::path_segment(version)
         );
-        let mut response = batch.post_bytes(&path, "text/csv", body).await.map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-        let version = response.headers().get("x-model-version").and_then(|v| v.to_str().ok()).unwrap_or("?").to_string();
+        let mut response = batch
+            .post_bytes(&path, "text/csv", body)
+            .await
+            .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+        let version = response
+            .headers()
+            .get("x-model-version")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("?")
+            .to_string();
         let mut written = match to_stdout {
             true => None,
-            false => Some(tokio::fs::File::create(&staging).await.with_context(|| format!("cannot write {}", staging.display()))?),
+            false => Some(
+                tokio::fs::File::create(&staging)
+                    .await
+                    .with_context(|| format!("cannot write {}", staging.display()))?,
+            ),
         };
         let mut stdout = tokio::io::stdout();
         let mut lines = 0usize;
-        while let Some(chunk) =
-            response.chunk().await.map_err(|e| anyhow::anyhow!("the answer broke off after {} rows: {e}", lines.saturating_sub(1)))?
-        {
+        while let Some(chunk) = response.chunk().await.map_err(|e| {
+            anyhow::anyhow!("the answer broke off after {} rows: {e}", lines.saturating_sub(1))
+        })? {
             lines += chunk.iter().filter(|&&b| b == b'\n').count();
             match &mut written {
                 Some(f) => f.write_all(&chunk).await,
@@ -664,7 +846,9 @@ pub async fn score_file(
     match streamed {
         Ok(done) => {
             if !to_stdout {
-                tokio::fs::rename(&staging, out).await.with_context(|| format!("cannot write {}", out.display()))?;
+                tokio::fs::rename(&staging, out)
+                    .await
+                    .with_context(|| format!("cannot write {}", out.display()))?;
             }
             Ok(done)
         }
@@ -677,7 +861,9 @@ pub async fn score_file(
 
 pub async fn predict(home: PathBuf, args: PredictArgs) -> anyhow::Result<()> {
     if args.values.is_empty() == args.features.is_empty() {
-        bail!("give the values either positionally (logitflow predict 80) or by name (--feature score=80), not both or neither");
+        bail!(
+            "give the values either positionally (logitflow predict 80) or by name (--feature score=80), not both or neither"
+        );
     }
     let name = model_to_ask(&home, args.model.as_deref())?;
     let config = SupervisorConfig::new(home.clone(), Vec::new())?;
@@ -691,7 +877,8 @@ pub async fn predict(home: PathBuf, args: PredictArgs) -> anyhow::Result<()> {
             inputs: (!args.values.is_empty()).then(|| vec![args.values.clone()]),
             features: (!args.features.is_empty()).then(|| args.features.iter().cloned().collect()),
         };
-        let answer: PredictResponse = serve.post("/v1/predict", &request).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let answer: PredictResponse =
+            serve.post("/v1/predict", &request).await.map_err(|e| anyhow::anyhow!("{e}"))?;
         let meta: logitflow_kit::wire::ModelMetadata =
             serve.get(&format!("/v2/models/{name}")).await.map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok::<_, anyhow::Error>((answer, meta))
@@ -707,21 +894,36 @@ pub async fn predict(home: PathBuf, args: PredictArgs) -> anyhow::Result<()> {
     // A K-class model: each class's probability by name, and the most probable.
     if let (Some(classes), Some(label)) = (answer.classes.first(), answer.labels.first()) {
         if args.json {
-            let json =
-                serde_json::json!({"model": answer.model_name, "model_version": answer.model_version, "classes": classes, "label": label});
+            let json = serde_json::json!({"model": answer.model_name, "model_version": answer.model_version, "classes": classes, "label": label});
             out!("{json}");
         } else {
-            let each: Vec<String> = classes.iter().map(|c| format!("{} {:.4}", c.class, c.probability)).collect();
-            out!("{} v{}: {} → {}: {label}", answer.model_name, answer.model_version, inputs.join(", "), each.join(", "));
+            let each: Vec<String> =
+                classes.iter().map(|c| format!("{} {:.4}", c.class, c.probability)).collect();
+            out!(
+                "{} v{}: {} → {}: {label}",
+                answer.model_name,
+                answer.model_version,
+                inputs.join(", "),
+                each.join(", ")
+            );
         }
         return Ok(());
     }
     let probability = answer.probabilities.first().copied().unwrap_or(f64::NAN);
     if args.json {
-        out!("{}", serde_json::json!({"model": answer.model_name, "model_version": answer.model_version, "probability": probability}));
+        out!(
+            "{}",
+            serde_json::json!({"model": answer.model_name, "model_version": answer.model_version, "probability": probability})
+        );
     } else {
-        let positive = meta.classes.as_ref().map_or_else(String::new, |c| format!(" of {}", c.positive));
-        out!("{} v{}: {} → probability {probability:.4}{positive}", answer.model_name, answer.model_version, inputs.join(", "));
+        let positive =
+            meta.classes.as_ref().map_or_else(String::new, |c| format!(" of {}", c.positive));
+        out!(
+            "{} v{}: {} → probability {probability:.4}{positive}",
+            answer.model_name,
+            answer.model_version,
+            inputs.join(", ")
+        );
     }
     Ok(())
 }
@@ -741,7 +943,16 @@ pub fn runs(home: PathBuf, args: RunsArgs) -> anyhow::Result<()> {
         out!("no runs yet in {}: `logitflow run` makes one", home.display());
         return Ok(());
     }
-    out!("{:<20} {:<16} {:>7} {:>8} {:>8} {:>8} {:<9} cached stages", "run", "model", "version", "accuracy", "auc", "logloss", "solver");
+    out!(
+        "{:<20} {:<16} {:>7} {:>8} {:>8} {:>8} {:<9} cached stages",
+        "run",
+        "model",
+        "version",
+        "accuracy",
+        "auc",
+        "logloss",
+        "solver"
+    );
     for r in &runs {
         let cached = r.stages.iter().filter(|s| s.cached).count();
         out!(
@@ -767,7 +978,9 @@ pub fn gc(home: PathBuf, args: GcArgs) -> anyhow::Result<()> {
     let store = match store_uri() {
         None => home,
         Some(uri) if uri.starts_with("file://") => PathBuf::from(uri.trim_start_matches("file://")),
-        Some(uri) => bail!("gc collects a store on disk; {uri} is a bucket, whose collection is not built yet"),
+        Some(uri) => bail!(
+            "gc collects a store on disk; {uri} is a bucket, whose collection is not built yet"
+        ),
     };
     let days = |flag: &str, v: f64, unit: f64| match v.is_finite() && v >= 0.0 {
         true => Ok(Duration::from_secs_f64(v * unit)),
@@ -778,10 +991,16 @@ pub fn gc(home: PathBuf, args: GcArgs) -> anyhow::Result<()> {
         grace: days("grace-hours", args.grace_hours, 3_600.0)?,
         dry_run: args.dry_run,
     };
-    let report = collect_garbage(&store, &options).with_context(|| format!("gc of {}", store.display()))?;
+    let report =
+        collect_garbage(&store, &options).with_context(|| format!("gc of {}", store.display()))?;
     for artifact in &report.removed {
         let age = artifact.age_ms as f64 / 86_400_000.0;
-        out!("{:<10} {}  {:>10}  {age:.1} days old", artifact.kind, artifact.id, bytes_text(artifact.bytes));
+        out!(
+            "{:<10} {}  {:>10}  {age:.1} days old",
+            artifact.kind,
+            artifact.id,
+            bytes_text(artifact.bytes)
+        );
     }
     let verb = if report.dry_run { "would remove" } else { "removed" };
     out!(
@@ -810,11 +1029,12 @@ fn bytes_text(bytes: u64) -> String {
 pub fn export(home: PathBuf, args: ExportArgs) -> anyhow::Result<()> {
     let runs = pipeline::load_runs(&home);
     let run = match &args.run {
-        Some(id) => runs
-            .iter()
-            .find(|r| r.run_id == *id)
-            .with_context(|| format!("no run {id:?} in {}; `logitflow runs` lists them", home.display()))?,
-        None => runs.last().with_context(|| format!("no runs yet in {}: `logitflow run` makes one", home.display()))?,
+        Some(id) => runs.iter().find(|r| r.run_id == *id).with_context(|| {
+            format!("no run {id:?} in {}; `logitflow runs` lists them", home.display())
+        })?,
+        None => runs.last().with_context(|| {
+            format!("no runs yet in {}: `logitflow run` makes one", home.display())
+        })?,
     };
     let written = crate::export::export_run(run, &args.out, args.log)?;
     for path in written {
@@ -838,11 +1058,21 @@ pub fn compare(home: PathBuf, args: crate::cli::CompareArgs) -> anyhow::Result<(
 }
 
 /// `logitflow service NAME`: one service in the foreground.
-pub async fn service(home: Option<PathBuf>, store: Option<String>, command: ServiceCommand) -> anyhow::Result<()> {
+pub async fn service(
+    home: Option<PathBuf>,
+    store: Option<String>,
+    command: ServiceCommand,
+) -> anyhow::Result<()> {
     if command.grpc_listen.is_some() && command.name != ServiceName::Serve {
         bail!("--grpc-listen is for serve only; {} speaks HTTP", command.name);
     }
-    let args = logitflow_kit::ServiceArgs { listen: command.listen, home, store, tls_cert: command.tls_cert, tls_key: command.tls_key };
+    let args = logitflow_kit::ServiceArgs {
+        listen: command.listen,
+        home,
+        store,
+        tls_cert: command.tls_cert,
+        tls_key: command.tls_key,
+    };
     let (listener, config) = logitflow_kit::start(&args).await?;
     let shutdown = logitflow_kit::shutdown_signal();
     match command.name {
@@ -855,7 +1085,11 @@ pub async fn service(home: Option<PathBuf>, store: Option<String>, command: Serv
             let grpc = match command.grpc_listen {
                 Some(addr) => {
                     logitflow_kit::check_exposure(addr, config.token.as_deref())?;
-                    Some(tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen for gRPC on {addr}"))?)
+                    Some(
+                        tokio::net::TcpListener::bind(addr)
+                            .await
+                            .with_context(|| format!("cannot listen for gRPC on {addr}"))?,
+                    )
                 }
                 None => None,
             };
@@ -869,8 +1103,13 @@ pub async fn service(home: Option<PathBuf>, store: Option<String>, command: Serv
 /// `logitflow synth`.
 pub fn synth(args: SynthArgs) -> anyhow::Result<()> {
     use logitflow_core::synth::{Generator, generate, write_csv};
-    let generator =
-        Generator { intercept: args.intercept, coefficients: args.coefficients, ranges: args.ranges, rows: args.rows, seed: args.seed };
+    let generator = Generator {
+        intercept: args.intercept,
+        coefficients: args.coefficients,
+        ranges: args.ranges,
+        rows: args.rows,
+        seed: args.seed,
+    };
     generator.validate()?;
     let data = generate(&generator);
     match args.out {
@@ -908,7 +1147,8 @@ mod tests {
         }))
         .expect("a model report");
         let table = render_terms(&report);
-        let income = table.lines().find(|l| l.trim_start().starts_with("income")).expect("an income row");
+        let income =
+            table.lines().find(|l| l.trim_start().starts_with("income")).expect("an income row");
         for shown in ["3.00e-6", "1.10e-6", "8.40e-7", "5.20e-6"] {
             assert!(income.contains(shown), "{shown} in {income:?}");
         }

@@ -27,15 +27,25 @@ impl ComparedRow {
     fn number(name: &str, a: Option<f64>, b: Option<f64>, digits: usize) -> ComparedRow {
         // A number too small for the digits asked (a tolerance of 1e-7, a coefficient of 3e-6)
         // keeps three of its own, and so does the difference of two such (it read `-0.0000`).
-        let show = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| crate::numbers::readable(v, digits));
+        let show = |v: Option<f64>| {
+            v.map_or_else(|| "-".to_string(), |v| crate::numbers::readable(v, digits))
+        };
         let (a_text, b_text) = (show(a), show(b));
         let scientific = a_text.contains('e') || b_text.contains('e');
         let delta = match (a, b) {
-            (Some(a), Some(b)) if a_text != b_text && scientific => crate::numbers::readable_signed(b - a, digits),
+            (Some(a), Some(b)) if a_text != b_text && scientific => {
+                crate::numbers::readable_signed(b - a, digits)
+            }
             (Some(a), Some(b)) if a_text != b_text => format!("{:+.digits$}", b - a),
             _ => String::new(),
         };
-        ComparedRow { name: name.to_string(), differs: a_text != b_text, a: a_text, b: b_text, delta }
+        ComparedRow {
+            name: name.to_string(),
+            differs: a_text != b_text,
+            a: a_text,
+            b: b_text,
+            delta,
+        }
     }
 }
 
@@ -44,7 +54,11 @@ impl ComparedRow {
 pub fn compare_runs(a: &RunReport, b: &RunReport) -> Vec<ComparedRow> {
     let mut rows = vec![
         ComparedRow::text("run", a.run_id.clone(), b.run_id.clone()),
-        ComparedRow::text("model", format!("{} v{}", a.model.name, a.model.version), format!("{} v{}", b.model.name, b.model.version)),
+        ComparedRow::text(
+            "model",
+            format!("{} v{}", a.model.name, a.model.version),
+            format!("{} v{}", b.model.name, b.model.version),
+        ),
         ComparedRow::text("data", a.data.clone(), b.data.clone()),
     ];
     let (pa, pb) = (&a.params, &b.params);
@@ -63,11 +77,24 @@ pub fn compare_runs(a: &RunReport, b: &RunReport) -> Vec<ComparedRow> {
     ] {
         rows.push(ComparedRow::number(name, x, y, digits));
     }
-    rows.push(ComparedRow::text("class_weight", format!("{:?}", pa.class_weight), format!("{:?}", pb.class_weight)));
+    rows.push(ComparedRow::text(
+        "class_weight",
+        format!("{:?}", pa.class_weight),
+        format!("{:?}", pb.class_weight),
+    ));
     rows.extend(penalty_rows(a, b));
     rows.extend(row_role_rows(a, b));
-    rows.push(ComparedRow::number("epochs run", whole(a.loss_curve.len()), whole(b.loss_curve.len()), 0));
-    rows.push(ComparedRow::text("stop", a.stop_reason.short().to_string(), b.stop_reason.short().to_string()));
+    rows.push(ComparedRow::number(
+        "epochs run",
+        whole(a.loss_curve.len()),
+        whole(b.loss_curve.len()),
+        0,
+    ));
+    rows.push(ComparedRow::text(
+        "stop",
+        a.stop_reason.short().to_string(),
+        b.stop_reason.short().to_string(),
+    ));
     let (ma, mb) = (&a.metrics, &b.metrics);
     for (name, x, y) in [
         ("test rows", ma.rows as f64, mb.rows as f64),
@@ -80,7 +107,12 @@ pub fn compare_runs(a: &RunReport, b: &RunReport) -> Vec<ComparedRow> {
         ("log loss", ma.log_loss, mb.log_loss),
         ("brier", ma.brier, mb.brier),
     ] {
-        rows.push(ComparedRow::number(name, Some(x), Some(y), if name == "test rows" { 0 } else { 4 }));
+        rows.push(ComparedRow::number(
+            name,
+            Some(x),
+            Some(y),
+            if name == "test rows" { 0 } else { 4 },
+        ));
     }
     // The likelihood figures of exact fits: what models of the same rows are compared by.
     let (fa, fb) = (a.model.fit.fit_statistics.as_ref(), b.model.fit.fit_statistics.as_ref());
@@ -110,7 +142,9 @@ fn estimates(run: &RunReport) -> Vec<(String, f64)> {
     let intercept = logitflow_core::inference::INTERCEPT;
     let Some(multinomial) = &run.model.multinomial else {
         let terms = run.model.coefficients.iter().map(|(t, v)| (t.clone(), *v));
-        return std::iter::once((intercept.to_string(), run.model.intercept)).chain(terms).collect();
+        return std::iter::once((intercept.to_string(), run.model.intercept))
+            .chain(terms)
+            .collect();
     };
     let fitted = multinomial.weights.fitted();
     fitted
@@ -148,7 +182,9 @@ fn row_role_rows(a: &RunReport, b: &RunReport) -> Vec<ComparedRow> {
     if ca != Covariance::Nonrobust || cb != Covariance::Nonrobust {
         rows.push(ComparedRow::text("covariance", ca.name().to_string(), cb.name().to_string()));
     }
-    let columns = |r: &RunReport| r.model.fit.row_roles.as_ref().map(|roles| roles.columns.clone()).unwrap_or_default();
+    let columns = |r: &RunReport| {
+        r.model.fit.row_roles.as_ref().map(|roles| roles.columns.clone()).unwrap_or_default()
+    };
     let (ra, rb) = (columns(a), columns(b));
     let show = |name: &Option<String>| name.clone().unwrap_or_else(|| "-".to_string());
     for (name, x, y) in [
@@ -173,17 +209,29 @@ pub fn find_run<'r>(runs: &'r [RunReport], name: &str) -> Result<&'r RunReport, 
     match matching.as_slice() {
         [one] => Ok(one),
         [] => Err(format!("no run {name:?}; `logitflow runs` lists them")),
-        many => Err(format!("{name:?} names {} runs ({}, …); give more of the id", many.len(), many[0].run_id)),
+        many => Err(format!(
+            "{name:?} names {} runs ({}, …); give more of the id",
+            many.len(),
+            many[0].run_id
+        )),
     }
 }
 
 /// The rows as a plain table, for the terminal: `*` marks what differs.
 pub fn table(rows: &[ComparedRow]) -> String {
-    let width = |f: fn(&ComparedRow) -> &str| rows.iter().map(|r| f(r).chars().count()).max().unwrap_or(0);
+    let width =
+        |f: fn(&ComparedRow) -> &str| rows.iter().map(|r| f(r).chars().count()).max().unwrap_or(0);
     let (wn, wa, wb) = (width(|r| &r.name), width(|r| &r.a), width(|r| &r.b));
     rows.iter()
         .map(|r| {
-            let line = format!("{} {:<wn$}  {:>wa$}  {:>wb$}  {}", if r.differs { "*" } else { " " }, r.name, r.a, r.b, r.delta);
+            let line = format!(
+                "{} {:<wn$}  {:>wa$}  {:>wb$}  {}",
+                if r.differs { "*" } else { " " },
+                r.name,
+                r.a,
+                r.b,
+                r.delta
+            );
             line.trim_end().to_string()
         })
         .collect::<Vec<_>>()
@@ -194,7 +242,13 @@ pub fn table(rows: &[ComparedRow]) -> String {
 mod tests {
     use super::*;
 
-    fn run(id: &str, solver: &str, l2: f64, log_loss: f64, coefficients: serde_json::Value) -> RunReport {
+    fn run(
+        id: &str,
+        solver: &str,
+        l2: f64,
+        log_loss: f64,
+        coefficients: serde_json::Value,
+    ) -> RunReport {
         let metrics = serde_json::json!({"rows": 10, "threshold": 0.5, "accuracy": 0.9, "precision": 0.9, "recall": 0.9, "f1": 0.9,
             "auc": 0.95, "log_loss": log_loss, "brier": 0.1, "confusion": {"tp": 5, "fp": 0, "tn": 4, "fn": 1}});
         let params = serde_json::json!({"solver": solver, "learning_rate": 0.2, "lr_decay": 0.1, "epochs": 1000, "batch_size": 32,
@@ -214,21 +268,39 @@ mod tests {
         let a = run("1796-aaaa", "newton", 0.0, 0.2330, serde_json::json!({"x": 0.5, "z": 2.0}));
         let b = run("1796-bbbb", "sgd", 0.01, 0.2337, serde_json::json!({"x": 0.45, "w": 1.0}));
         let rows = compare_runs(&a, &b);
-        let row = |name: &str| rows.iter().find(|r| r.name == name).unwrap_or_else(|| panic!("no row {name}: {rows:?}"));
+        let row = |name: &str| {
+            rows.iter()
+                .find(|r| r.name == name)
+                .unwrap_or_else(|| panic!("no row {name}: {rows:?}"))
+        };
         assert!(row("solver").differs && row("solver").delta.is_empty());
-        assert_eq!((row("l2").a.as_str(), row("l2").b.as_str(), row("l2").delta.as_str()), ("0.0000", "0.0100", "+0.0100"));
+        assert_eq!(
+            (row("l2").a.as_str(), row("l2").b.as_str(), row("l2").delta.as_str()),
+            ("0.0000", "0.0100", "+0.0100")
+        );
         assert_eq!((row("log loss").delta.as_str(), row("accuracy").differs), ("+0.0007", false));
         assert_eq!((row("tolerance").a.as_str(), row("tolerance").differs), ("1.00e-7", false));
-        assert_eq!((row("x").delta.as_str(), row("z").b.as_str(), row("w").a.as_str()), ("-0.0500", "-", "-"));
+        assert_eq!(
+            (row("x").delta.as_str(), row("z").b.as_str(), row("w").a.as_str()),
+            ("-0.0500", "-", "-")
+        );
         // A coefficient in large units (income: 3e-6 per unit) and its difference keep their
         // significant digits, where four decimals said 0.0000 and -0.0000.
         let before = run("1796-cccc", "newton", 0.0, 0.2330, serde_json::json!({"income": 9.0e-6}));
         let after = run("1796-dddd", "newton", 0.0, 0.2330, serde_json::json!({"income": 3.0e-6}));
         let income_rows = compare_runs(&before, &after);
         let income = income_rows.iter().find(|r| r.name == "income").expect("an income row");
-        assert_eq!((income.a.as_str(), income.b.as_str(), income.delta.as_str(), income.differs), ("9.00e-6", "3.00e-6", "-6.00e-6", true));
+        assert_eq!(
+            (income.a.as_str(), income.b.as_str(), income.delta.as_str(), income.differs),
+            ("9.00e-6", "3.00e-6", "-6.00e-6", true)
+        );
         let table = table(&rows);
-        assert!(table.lines().any(|l| l.starts_with("* solver") && l.contains("newton") && l.contains("sgd")), "{table}");
+        assert!(
+            table
+                .lines()
+                .any(|l| l.starts_with("* solver") && l.contains("newton") && l.contains("sgd")),
+            "{table}"
+        );
         assert!(table.lines().any(|l| l.starts_with("  accuracy")), "{table}");
         let runs = [a, b];
         assert_eq!(find_run(&runs, "1796-b").map(|r| r.run_id.as_str()), Ok("1796-bbbb"));
@@ -238,14 +310,21 @@ mod tests {
 
     #[test]
     fn exact_fits_are_compared_by_their_likelihood_figures() {
-        let (mut a, mut b) = (run("a", "newton", 0.0, 0.2, serde_json::json!({})), run("b", "sgd", 0.0, 0.2, serde_json::json!({})));
+        let (mut a, mut b) = (
+            run("a", "newton", 0.0, 0.2, serde_json::json!({})),
+            run("b", "sgd", 0.0, 0.2, serde_json::json!({})),
+        );
         let names = |rows: &[ComparedRow]| rows.iter().map(|r| r.name.clone()).collect::<Vec<_>>();
         assert!(!names(&compare_runs(&a, &b)).contains(&"AIC".to_string()), "neither has them");
         let y = [0.0, 1.0, 1.0, 0.0, 1.0];
         a.model.fit.fit_statistics = Some(FitStatistics::new(2.0, &y, 1));
         let rows = compare_runs(&a, &b);
         let aic = rows.iter().find(|r| r.name == "AIC").expect("an AIC row");
-        assert_eq!((aic.a.as_str(), aic.b.as_str(), aic.differs), ("8.0000", "-", true), "sgd's fit has none");
+        assert_eq!(
+            (aic.a.as_str(), aic.b.as_str(), aic.differs),
+            ("8.0000", "-", true),
+            "sgd's fit has none"
+        );
         b.model.fit.fit_statistics = Some(FitStatistics::new(1.5, &y, 2));
         let rows = compare_runs(&a, &b);
         let aic = rows.iter().find(|r| r.name == "AIC").expect("an AIC row");

@@ -35,16 +35,20 @@ impl Connection {
     /// Reads and checks a connection file: every name one of the eight services, every URL
     /// an http(s) URL.
     pub fn load(path: &Path) -> anyhow::Result<Connection> {
-        let size = std::fs::metadata(path).with_context(|| format!("the connection file {} cannot be read", path.display()))?.len();
+        let size = std::fs::metadata(path)
+            .with_context(|| format!("the connection file {} cannot be read", path.display()))?
+            .len();
         if size > MAX_CONNECTION_BYTES {
             bail!("{} is {size} bytes: not a connection file", path.display());
         }
-        let text = std::fs::read_to_string(path).with_context(|| format!("the connection file {} cannot be read", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("the connection file {} cannot be read", path.display()))?;
         Connection::parse(&text).with_context(|| format!("in {}", path.display()))
     }
 
     pub fn parse(text: &str) -> anyhow::Result<Connection> {
-        let connection: Connection = toml::from_str(text).map_err(|e| anyhow::anyhow!("{}", e.to_string().trim_end()))?;
+        let connection: Connection =
+            toml::from_str(text).map_err(|e| anyhow::anyhow!("{}", e.to_string().trim_end()))?;
         for (name, url) in &connection.services {
             if !ServiceName::ALL.iter().any(|s| s.as_str() == name) {
                 let known: Vec<&str> = ServiceName::ALL.iter().map(|s| s.as_str()).collect();
@@ -67,8 +71,18 @@ impl Connection {
 /// Asks every service of `clients` for its `/v1/info`, which needs the token: a service that
 /// cannot be reached or refuses the token is named before any data is sent.
 pub async fn check_reachable(clients: &Clients) -> anyhow::Result<()> {
-    let all = [&clients.ingest, &clients.preprocess, &clients.features, &clients.train, &clients.evaluate, &clients.serve];
-    let answers = futures::future::join_all(all.iter().map(|client| client.get::<serde_json::Value>("/v1/info"))).await;
+    let all = [
+        &clients.ingest,
+        &clients.preprocess,
+        &clients.features,
+        &clients.train,
+        &clients.evaluate,
+        &clients.serve,
+    ];
+    let answers = futures::future::join_all(
+        all.iter().map(|client| client.get::<serde_json::Value>("/v1/info")),
+    )
+    .await;
     for (client, answer) in all.iter().zip(answers) {
         answer.with_context(|| format!("the service at {} cannot be used", client.base()))?;
     }
@@ -81,8 +95,10 @@ mod tests {
 
     #[test]
     fn a_connection_file_names_services_by_url_and_mistakes_are_named() {
-        let connection =
-            Connection::parse("[services]\ningest = \"http://10.0.0.2:8080/\"\nserve = \"https://serve.example\"\n").expect("valid");
+        let connection = Connection::parse(
+            "[services]\ningest = \"http://10.0.0.2:8080/\"\nserve = \"https://serve.example\"\n",
+        )
+        .expect("valid");
         assert_eq!(connection.url(ServiceName::Ingest), Some("http://10.0.0.2:8080"));
         assert_eq!(connection.url(ServiceName::Train), None);
         for (text, says) in [
@@ -139,7 +155,12 @@ impl Remote {
         let (changed, _) = tokio::sync::watch::channel(0);
         let clients = ServiceName::ALL
             .into_iter()
-            .filter_map(|name| Some((name, ServiceClient::new(name.as_str(), connection.url(name)?, token.clone()))))
+            .filter_map(|name| {
+                Some((
+                    name,
+                    ServiceClient::new(name.as_str(), connection.url(name)?, token.clone()),
+                ))
+            })
             .collect();
         let remote = Remote {
             inner: std::sync::Arc::new(RemoteInner {
@@ -163,7 +184,9 @@ impl Remote {
         for round in 0u64.. {
             tick.tick().await;
             let named: Vec<ServiceName> = self.inner.clients.keys().copied().collect();
-            let asked = futures::future::join_all(named.iter().map(|&name| self.ask(name, round % 2 == 0))).await;
+            let asked =
+                futures::future::join_all(named.iter().map(|&name| self.ask(name, round % 2 == 0)))
+                    .await;
             if let Ok(mut state) = self.inner.state.lock() {
                 for (name, (snapshot, logs)) in named.into_iter().zip(asked) {
                     if let Some(entry) = state.get_mut(&name) {
@@ -179,7 +202,11 @@ impl Remote {
     }
 
     /// One service's state now, and its log lines when `with_logs`.
-    async fn ask(&self, name: ServiceName, with_logs: bool) -> (ServiceSnapshot, Option<Vec<LogLine>>) {
+    async fn ask(
+        &self,
+        name: ServiceName,
+        with_logs: bool,
+    ) -> (ServiceSnapshot, Option<Vec<LogLine>>) {
         let before = self.snapshot(name);
         let mut snapshot = before.clone().unwrap_or_else(|| ServiceSnapshot::unseen(name));
         let Some(client) = self.client(name) else { return (snapshot, None) };
@@ -198,8 +225,10 @@ impl Remote {
             }
         }
         if let Ok(info) = client.get::<serde_json::Value>("/v1/info").await {
-            let uptime = info["uptime_s"].as_f64().filter(|s| s.is_finite() && *s >= 0.0).unwrap_or(0.0);
-            let started = std::time::Instant::now().checked_sub(std::time::Duration::from_secs_f64(uptime));
+            let uptime =
+                info["uptime_s"].as_f64().filter(|s| s.is_finite() && *s >= 0.0).unwrap_or(0.0);
+            let started =
+                std::time::Instant::now().checked_sub(std::time::Duration::from_secs_f64(uptime));
             // A service that started again since the last look was restarted where it runs.
             if let (Some(was), Some(now)) = (before.as_ref().and_then(|b| b.started), started)
                 && now > was + std::time::Duration::from_secs(2)
@@ -210,14 +239,22 @@ impl Remote {
             snapshot.reported_memory = info["resident_bytes"].as_u64();
         }
         let logs = if with_logs {
-            client.get::<serde_json::Value>(&format!("/v1/logs?lines={REMOTE_LOG_LINES}")).await.ok().map(|answer| {
-                answer["lines"]
-                    .as_array()
-                    .map(|lines| {
-                        lines.iter().filter_map(|l| l.as_str()).map(|text| LogLine { stream: "log", text: text.to_string() }).collect()
-                    })
-                    .unwrap_or_default()
-            })
+            client
+                .get::<serde_json::Value>(&format!("/v1/logs?lines={REMOTE_LOG_LINES}"))
+                .await
+                .ok()
+                .map(|answer| {
+                    answer["lines"]
+                        .as_array()
+                        .map(|lines| {
+                            lines
+                                .iter()
+                                .filter_map(|l| l.as_str())
+                                .map(|text| LogLine { stream: "log", text: text.to_string() })
+                                .collect()
+                        })
+                        .unwrap_or_default()
+                })
         } else {
             None
         };
@@ -229,11 +266,19 @@ impl Remote {
     }
 
     pub fn snapshots(&self) -> Vec<ServiceSnapshot> {
-        self.inner.state.lock().map(|s| s.values().map(|(snapshot, _)| snapshot.clone()).collect()).unwrap_or_default()
+        self.inner
+            .state
+            .lock()
+            .map(|s| s.values().map(|(snapshot, _)| snapshot.clone()).collect())
+            .unwrap_or_default()
     }
 
     pub fn snapshot(&self, name: ServiceName) -> Option<ServiceSnapshot> {
-        self.inner.state.lock().ok().and_then(|s| s.get(&name).map(|(snapshot, _)| snapshot.clone()))
+        self.inner
+            .state
+            .lock()
+            .ok()
+            .and_then(|s| s.get(&name).map(|(snapshot, _)| snapshot.clone()))
     }
 
     pub fn logs(&self, name: ServiceName, n: usize) -> Vec<LogLine> {
@@ -241,7 +286,9 @@ impl Remote {
             .state
             .lock()
             .ok()
-            .and_then(|s| s.get(&name).map(|(_, logs)| logs[logs.len().saturating_sub(n)..].to_vec()))
+            .and_then(|s| {
+                s.get(&name).map(|(_, logs)| logs[logs.len().saturating_sub(n)..].to_vec())
+            })
             .unwrap_or_default()
     }
 

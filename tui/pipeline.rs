@@ -17,8 +17,9 @@ use logitflow_core::scale::Value;
 use logitflow_core::table::{Classes, CsvOptions};
 use logitflow_kit::client::{ClientError, ServiceClient};
 use logitflow_kit::wire::{
-    AliasRequest, ClassCurves, ClassProbability, CsvSource, DatasetInfo, EvaluateRequest, Evaluation, InferRequest, InferResponse, JobInfo,
-    LoadInfo, PrefetchInfo, PrefetchRequest, RowCounts, SplitInfo, SplitRequest, TrainEvent, TrainRequest, TransformInfo, TransformRequest,
+    AliasRequest, ClassCurves, ClassProbability, CsvSource, DatasetInfo, EvaluateRequest,
+    Evaluation, InferRequest, InferResponse, JobInfo, LoadInfo, PrefetchInfo, PrefetchRequest,
+    RowCounts, SplitInfo, SplitRequest, TrainEvent, TrainRequest, TransformInfo, TransformRequest,
     UploadInfo,
 };
 use serde::{Deserialize, Serialize};
@@ -40,7 +41,14 @@ pub enum Stage {
 }
 
 impl Stage {
-    pub const ALL: [Stage; 6] = [Stage::Ingest, Stage::Preprocess, Stage::Features, Stage::Train, Stage::Evaluate, Stage::Serve];
+    pub const ALL: [Stage; 6] = [
+        Stage::Ingest,
+        Stage::Preprocess,
+        Stage::Features,
+        Stage::Train,
+        Stage::Evaluate,
+        Stage::Serve,
+    ];
     pub fn as_str(self) -> &'static str {
         match self {
             Stage::Ingest => "ingest",
@@ -288,8 +296,19 @@ pub async fn run_pipeline(
                 Ok(value) => {
                     let ms = t.elapsed().as_secs_f64() * 1e3;
                     let cached: bool = $cached(&value);
-                    send(PipelineEvent::StageFinished { stage, ms, cached, detail: $detail(&value) });
-                    stages.push(StageReport { name: stage, status: "ok".into(), ms, cached, solver_ms: None });
+                    send(PipelineEvent::StageFinished {
+                        stage,
+                        ms,
+                        cached,
+                        detail: $detail(&value),
+                    });
+                    stages.push(StageReport {
+                        name: stage,
+                        status: "ok".into(),
+                        ms,
+                        cached,
+                        solver_ms: None,
+                    });
                     value
                 }
                 Err(e) => {
@@ -301,7 +320,8 @@ pub async fn run_pipeline(
         }};
     }
 
-    let absolute = |p: &PathBuf| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()).display().to_string();
+    let absolute =
+        |p: &PathBuf| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()).display().to_string();
     let csv_source = |path: &PathBuf| {
         let o = &request.read;
         CsvSource {
@@ -340,8 +360,12 @@ pub async fn run_pipeline(
     };
     let (dataset, test_dataset) = stage!(
         Stage::Ingest,
-        |v: &(DatasetInfo, Option<DatasetInfo>)| v.0.cached && v.1.as_ref().is_none_or(|t| t.cached),
-        |v: &(DatasetInfo, Option<DatasetInfo>)| format!("{} rows", v.0.rows + v.1.as_ref().map_or(0, |t| t.rows)),
+        |v: &(DatasetInfo, Option<DatasetInfo>)| v.0.cached
+            && v.1.as_ref().is_none_or(|t| t.cached),
+        |v: &(DatasetInfo, Option<DatasetInfo>)| format!(
+            "{} rows",
+            v.0.rows + v.1.as_ref().map_or(0, |t| t.rows)
+        ),
         ingest
     );
     // Rows to predict are checked against the data's columns now, not after training.
@@ -357,7 +381,11 @@ pub async fn run_pipeline(
         let prefetch = PrefetchRequest::Dataset(dataset.dataset.clone());
         let _: Result<PrefetchInfo, _> = clients.train.post("/v1/prefetches", &prefetch).await;
     }
-    let mut data_summary = DataSummary { categorical: dataset.categorical.clone(), notes: dataset.notes.clone(), ..DataSummary::default() };
+    let mut data_summary = DataSummary {
+        categorical: dataset.categorical.clone(),
+        notes: dataset.notes.clone(),
+        ..DataSummary::default()
+    };
     let split_request = SplitRequest {
         dataset: dataset.dataset.clone(),
         test_dataset: test_dataset.map(|t| t.dataset),
@@ -386,33 +414,53 @@ pub async fn run_pipeline(
     data_summary.dropped = clean.dropped.clone();
     data_summary.missing_by_column = clean.missing_by_column.clone();
     data_summary.imputed = clean.imputed.clone();
-    data_summary.test_file =
-        split.report.test_clean.as_ref().map(|t| TestFileSummary { rows_in: t.rows_in, dropped: t.rows_in - t.rows_kept });
+    data_summary.test_file = split
+        .report
+        .test_clean
+        .as_ref()
+        .map(|t| TestFileSummary { rows_in: t.rows_in, dropped: t.rows_in - t.rows_kept });
     let transform: TransformInfo = stage!(
         Stage::Features,
         |v: &TransformInfo| v.cached,
         |v: &TransformInfo| format!("{:?} scaling", v.scaling).to_lowercase(),
-        clients.features.post("/v1/transforms", &TransformRequest { split: split.split.clone(), scaling: request.scaling })
+        clients.features.post(
+            "/v1/transforms",
+            &TransformRequest { split: split.split.clone(), scaling: request.scaling }
+        )
     );
     let train_started = Instant::now();
-    let train_request = TrainRequest { split: split.split.clone(), transform: transform.transform.clone(), params: request.params.clone() };
+    let train_request = TrainRequest {
+        split: split.split.clone(),
+        transform: transform.transform.clone(),
+        params: request.params.clone(),
+    };
     let train = async {
         let job: JobInfo = clients.train.post("/v1/jobs", &train_request).await?;
         send(PipelineEvent::TrainStarted { job: job.job.clone() });
         let stream = clients.train.train_events(&format!("/v1/jobs/{}/events", job.job)).await?;
-        follow_training(stream, most_epoch_events(&request.params), |e| send(PipelineEvent::Epoch(e))).await
+        follow_training(stream, most_epoch_events(&request.params), |e| {
+            send(PipelineEvent::Epoch(e))
+        })
+        .await
     };
     let trained = async {
         match train.await {
             Ok(Ok(done)) => Ok(done),
-            Ok(Err(error)) => {
-                Err(ClientError::Api { service: "train".into(), status: 500, code: "TRAINING_FAILED".into(), message: error })
-            }
+            Ok(Err(error)) => Err(ClientError::Api {
+                service: "train".into(),
+                status: 500,
+                code: "TRAINING_FAILED".into(),
+                message: error,
+            }),
             Err(e) => Err(e),
         }
     };
-    let Trained { model: model_id, stop_reason, curve, solve_ms, .. } =
-        stage!(Stage::Train, |v: &Trained| v.cached, |v: &Trained| format!("{} epochs, {}", v.epochs, v.stop_reason.describe()), trained);
+    let Trained { model: model_id, stop_reason, curve, solve_ms, .. } = stage!(
+        Stage::Train,
+        |v: &Trained| v.cached,
+        |v: &Trained| format!("{} epochs, {}", v.epochs, v.stop_reason.describe()),
+        trained
+    );
     if let Some(train) = stages.last_mut() {
         train.solver_ms = solve_ms;
     }
@@ -447,7 +495,10 @@ pub async fn run_pipeline(
             multinomial: evaluation.multinomial.clone(),
         },
         metrics: evaluation.metrics.clone(),
-        loss_curve: curve.iter().map(|e| CurvePoint { epoch: e.epoch, train_loss: e.train_loss, val_loss: e.val_loss }).collect(),
+        loss_curve: curve
+            .iter()
+            .map(|e| CurvePoint { epoch: e.epoch, train_loss: e.train_loss, val_loss: e.val_loss })
+            .collect(),
         stages: stages.clone(),
         predictions: Vec::new(),
         // Promoted once the alias has moved (below); until then the kept report says it is
@@ -463,7 +514,11 @@ pub async fn run_pipeline(
         class_curves: evaluation.class_curves.clone(),
         // The solver that ran: what `auto` chose, so that the run is trained again as it was.
         params: TrainParams {
-            solver: evaluation.fit.solver_choice.as_ref().map_or(request.params.solver, |c| c.solver),
+            solver: evaluation
+                .fit
+                .solver_choice
+                .as_ref()
+                .map_or(request.params.solver, |c| c.solver),
             ..request.params.clone()
         },
         feature_names: dataset.feature_names.clone(),
@@ -477,17 +532,30 @@ pub async fn run_pipeline(
     if let Some(home) = keep_in
         && let Err(e) = keep_run(home, &report).await
     {
-        let error =
-            format!("cannot keep the run's report ({e}); v{} is registered but was neither promoted nor served", evaluation.version);
+        let error = format!(
+            "cannot keep the run's report ({e}); v{} is registered but was neither promoted nor served",
+            evaluation.version
+        );
         send(PipelineEvent::StageFailed { stage: Stage::Serve, error: error.clone() });
         return Err(PipelineError::Stage { stage: Stage::Serve, error });
     }
     let apply = async {
-        if let Some(alias) = evaluation.alias.as_ref().filter(|_| !evaluation.applied && request.apply_decision) {
+        if let Some(alias) =
+            evaluation.alias.as_ref().filter(|_| !evaluation.applied && request.apply_decision)
+        {
             let path = format!("/v1/models/{}/aliases/{alias}", request.model_name);
-            clients.evaluate.post::<_, serde_json::Value>(&path, &AliasRequest { version: evaluation.version }).await?;
+            clients
+                .evaluate
+                .post::<_, serde_json::Value>(&path, &AliasRequest { version: evaluation.version })
+                .await?;
         }
-        clients.serve.post::<_, LoadInfo>(&format!("/v2/repository/models/{}/load", request.model_name), &serde_json::json!({})).await
+        clients
+            .serve
+            .post::<_, LoadInfo>(
+                &format!("/v2/repository/models/{}/load", request.model_name),
+                &serde_json::json!({}),
+            )
+            .await
     };
     // Serve also watches the registry, and may have loaded the version this run registered
     // just before it is told to: then its answer says nothing changed, yet the run's new
@@ -495,7 +563,12 @@ pub async fn run_pipeline(
     let loaded: LoadInfo = stage!(
         Stage::Serve,
         |v: &LoadInfo| !v.changed && !evaluation.new_version,
-        |v: &LoadInfo| v.aliases.iter().map(|(a, v)| format!("{a}=v{v}")).collect::<Vec<_>>().join(" "),
+        |v: &LoadInfo| v
+            .aliases
+            .iter()
+            .map(|(a, v)| format!("{a}=v{v}"))
+            .collect::<Vec<_>>()
+            .join(" "),
         apply
     );
     send(PipelineEvent::Served(loaded.clone()));
@@ -506,7 +579,10 @@ pub async fn run_pipeline(
     for row in &request.predict {
         let answer: InferResponse = clients
             .serve
-            .post(&format!("/v2/models/{}/infer", request.model_name), &InferRequest::named(&evaluation.feature_names, row))
+            .post(
+                &format!("/v2/models/{}/infer", request.model_name),
+                &InferRequest::named(&evaluation.feature_names, row),
+            )
             .await
             .map_err(|e| PipelineError::Stage { stage: Stage::Serve, error: describe(e) })?;
         report.predictions.push(prediction_of(row, answer, evaluation.classes.as_ref()));
@@ -522,7 +598,9 @@ pub async fn run_pipeline(
 /// A served answer to one row: a binary model's probability, or a K-class model's probability
 /// of each class and the most probable.
 fn prediction_of(row: &[Value], answer: InferResponse, classes: Option<&Classes>) -> Prediction {
-    let output = |name: &str| answer.outputs.iter().find(|o| o.name == name).map(|o| o.data.numbers()).unwrap_or_default();
+    let output = |name: &str| {
+        answer.outputs.iter().find(|o| o.name == name).map(|o| o.data.numbers()).unwrap_or_default()
+    };
     let probabilities = output("probability");
     let mut prediction = Prediction {
         input: row.to_vec(),
@@ -557,7 +635,9 @@ async fn follow_training(
     while let Some(event) = stream.next().await {
         match event? {
             TrainEvent::Epoch(_) if curve.len() == most => {
-                let detail = format!("sent more than {most} epoch events for this fit; stopped reading them");
+                let detail = format!(
+                    "sent more than {most} epoch events for this fit; stopped reading them"
+                );
                 return Err(ClientError::Decode { service: "train".into(), detail });
             }
             TrainEvent::Epoch(e) => {
@@ -600,7 +680,10 @@ fn check_predict_rows(rows: &[Vec<Value>], dataset: &DatasetInfo) -> Result<(), 
             if let Value::Text(text) = value
                 && !dataset.categorical.contains_key(name)
             {
-                return Err(format!("--predict {}: {text:?} is not a number, and feature {name:?} is numeric", shown()));
+                return Err(format!(
+                    "--predict {}: {text:?} is not a number, and feature {name:?} is numeric",
+                    shown()
+                ));
             }
         }
     }
@@ -625,7 +708,9 @@ pub fn save_run(home: &std::path::Path, report: &RunReport) -> Result<(), String
 /// [`save_run`] on a blocking thread.
 async fn keep_run(home: &std::path::Path, report: &RunReport) -> Result<(), String> {
     let (home, report) = (home.to_path_buf(), report.clone());
-    tokio::task::spawn_blocking(move || save_run(&home, &report)).await.map_err(|e| e.to_string())?
+    tokio::task::spawn_blocking(move || save_run(&home, &report))
+        .await
+        .map_err(|e| e.to_string())?
 }
 
 /// Every kept run, oldest first. Unreadable reports are skipped.
@@ -657,14 +742,22 @@ pub fn load_runs(home: &std::path::Path) -> Vec<RunReport> {
 /// registry made that version stable (it may have been replaced since, so its stable history
 /// is asked), not promoted otherwise, with the decision saying why. A registry that cannot be
 /// read promotes nothing.
-fn settle_promotion(run: &mut RunReport, registry: Option<&logitflow_core::registry::RegistryData>) {
+fn settle_promotion(
+    run: &mut RunReport,
+    registry: Option<&logitflow_core::registry::RegistryData>,
+) {
     let Some(version) = run.promoting.take() else { return };
     let model = registry.and_then(|r| r.models.get(&run.model.name));
-    let was_stable =
-        model.is_some_and(|m| m.stable_history.contains(&version) || m.aliases.get(logitflow_core::registry::STABLE) == Some(&version));
+    let was_stable = model.is_some_and(|m| {
+        m.stable_history.contains(&version)
+            || m.aliases.get(logitflow_core::registry::STABLE) == Some(&version)
+    });
     run.promoted = was_stable;
     if !was_stable {
-        run.decision = format!("{} — not applied: the run stopped before v{version} became stable", run.decision);
+        run.decision = format!(
+            "{} — not applied: the run stopped before v{version} became stable",
+            run.decision
+        );
     }
 }
 
@@ -674,7 +767,14 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn epoch(epoch: usize) -> Result<TrainEvent, ClientError> {
-        Ok(TrainEvent::Epoch(EpochEvent { epoch, train_loss: 0.5, val_loss: None, grad_norm: 0.1, elapsed_ms: 1.0, path: None }))
+        Ok(TrainEvent::Epoch(EpochEvent {
+            epoch,
+            train_loss: 0.5,
+            val_loss: None,
+            grad_norm: 0.1,
+            elapsed_ms: 1.0,
+            path: None,
+        }))
     }
 
     /// A train service that sends epochs without end (a hostile one, behind `--connect`) is
@@ -695,10 +795,23 @@ mod tests {
         );
         assert_eq!(seen.load(Ordering::Relaxed), 50);
 
-        let done = TrainEvent::Done { model: "m".into(), stop_reason: StopReason::Converged, epochs: 50, cached: false, solve_ms: None };
+        let done = TrainEvent::Done {
+            model: "m".into(),
+            stop_reason: StopReason::Converged,
+            epochs: 50,
+            cached: false,
+            solve_ms: None,
+        };
         let honest = futures::stream::iter((1..=50).map(epoch).chain([Ok(done)]));
-        let trained = runtime.block_on(follow_training(Box::pin(honest), 50, |_| {})).expect("followed").expect("trained");
+        let trained = runtime
+            .block_on(follow_training(Box::pin(honest), 50, |_| {}))
+            .expect("followed")
+            .expect("trained");
         assert_eq!((trained.curve.len(), trained.model.as_str()), (50, "m"));
-        assert_eq!(most_epoch_events(&TrainParams { epochs: 1000, ..TrainParams::default() }), 1101, "the epochs and a whole path");
+        assert_eq!(
+            most_epoch_events(&TrainParams { epochs: 1000, ..TrainParams::default() }),
+            1101,
+            "the epochs and a whole path"
+        );
     }
 }

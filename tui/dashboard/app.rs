@@ -242,13 +242,24 @@ impl ParamsForm {
     /// The parameters, or the reason they are refused (naming the field).
     pub fn parse(&self, base: &TrainParams) -> Result<TrainParams, String> {
         let text = |label: usize| Self::field_of(label).map_or("", |f| self.fields[f].trim());
-        let number =
-            |label: usize| text(label).parse::<f64>().map_err(|_| format!("{}: {:?} is not a number", Self::LABELS[label], text(label)));
+        let number = |label: usize| {
+            text(label)
+                .parse::<f64>()
+                .map_err(|_| format!("{}: {:?} is not a number", Self::LABELS[label], text(label)))
+        };
         let whole = |label: usize| {
-            text(label).parse::<u64>().map_err(|_| format!("{}: {:?} is not a whole number", Self::LABELS[label], text(label)))
+            text(label).parse::<u64>().map_err(|_| {
+                format!("{}: {:?} is not a whole number", Self::LABELS[label], text(label))
+            })
         };
         // An optional field, empty for none; one that does not apply is none too.
-        let optional = |label: usize| if text(label).is_empty() || !self.applies(label) { Ok(None) } else { number(label).map(Some) };
+        let optional = |label: usize| {
+            if text(label).is_empty() || !self.applies(label) {
+                Ok(None)
+            } else {
+                number(label).map(Some)
+            }
+        };
         let params = TrainParams {
             solver: self.solver,
             learning_rate: number(1)?,
@@ -263,7 +274,11 @@ impl ParamsForm {
             penalty: self.penalty,
             l1_ratio: optional(11)?,
             lambda: optional(12)?,
-            cv: if text(13).is_empty() || !self.applies(13) { None } else { Some(whole(13)? as usize) },
+            cv: if text(13).is_empty() || !self.applies(13) {
+                None
+            } else {
+                Some(whole(13)? as usize)
+            },
             ..base.clone()
         };
         params.validate().map_err(|e| e.to_string())?;
@@ -276,7 +291,11 @@ impl ParamsForm {
     /// The data's role columns as the form names them (`folds` as `base` has it): each empty
     /// field is none, and the cluster column is read only for the cluster covariance.
     pub fn roles(&self, base: &RoleColumns) -> RoleColumns {
-        let named = |label: usize| Self::field_of(label).map(|f| self.fields[f].trim().to_string()).filter(|t| !t.is_empty());
+        let named = |label: usize| {
+            Self::field_of(label)
+                .map(|f| self.fields[f].trim().to_string())
+                .filter(|t| !t.is_empty())
+        };
         let cluster = named(16).filter(|_| self.applies(16));
         RoleColumns { weights: named(14), offset: named(15), cluster, folds: base.folds.clone() }
     }
@@ -315,7 +334,11 @@ impl PredictForm {
 
     /// The row the fields make, or what is missing or wrong, naming the feature. With the
     /// data's categorical columns known, every other feature must be a number.
-    fn row(&self, names: &[String], categorical: Option<&BTreeMap<String, Vec<String>>>) -> Result<Vec<Value>, String> {
+    fn row(
+        &self,
+        names: &[String],
+        categorical: Option<&BTreeMap<String, Vec<String>>>,
+    ) -> Result<Vec<Value>, String> {
         names
             .iter()
             .zip(&self.values)
@@ -381,7 +404,9 @@ impl RunsView {
         match self.order {
             RunsOrder::Newest => runs.sort_by(|a, b| b.run_id.cmp(&a.run_id)),
             RunsOrder::BestAuc => runs.sort_by(|a, b| b.metrics.auc.total_cmp(&a.metrics.auc)),
-            RunsOrder::LowestLogLoss => runs.sort_by(|a, b| a.metrics.log_loss.total_cmp(&b.metrics.log_loss)),
+            RunsOrder::LowestLogLoss => {
+                runs.sort_by(|a, b| a.metrics.log_loss.total_cmp(&b.metrics.log_loss))
+            }
         }
     }
 
@@ -390,7 +415,14 @@ impl RunsView {
         let needle = self.filter.trim().to_lowercase();
         let shown = |r: &&RunReport| {
             needle.is_empty() || {
-                let text = format!("{} {} v{} {}", r.data, r.params.solver, r.model.version, r.stop_reason.short()).to_lowercase();
+                let text = format!(
+                    "{} {} v{} {}",
+                    r.data,
+                    r.params.solver,
+                    r.model.version,
+                    r.stop_reason.short()
+                )
+                .to_lowercase();
                 text.contains(&needle)
             }
         };
@@ -429,7 +461,11 @@ impl RunComparison {
         let mut curves = Vec::new();
         for run in std::iter::once(a).chain(b) {
             let train = run.loss_curve.iter().map(|p| (p.epoch as f64, p.train_loss)).collect();
-            let val: Vec<(f64, f64)> = run.loss_curve.iter().filter_map(|p| p.val_loss.map(|v| (p.epoch as f64, v))).collect();
+            let val: Vec<(f64, f64)> = run
+                .loss_curve
+                .iter()
+                .filter_map(|p| p.val_loss.map(|v| (p.epoch as f64, v)))
+                .collect();
             curves.push((format!("{} train", describe(run)), false, train));
             if !val.is_empty() {
                 curves.push((format!("{} validation", describe(run)), true, val));
@@ -439,8 +475,10 @@ impl RunComparison {
             Some(b) => format!("{} ({}) vs {} ({})", describe(a), a.run_id, describe(b), b.run_id),
             None => format!("{} ({})", describe(a), a.run_id),
         };
-        let lengths: Vec<usize> = std::iter::once(a).chain(b).map(|r| r.loss_curve.len().max(1)).collect();
-        let log_epochs = lengths.iter().max().unwrap_or(&1) / lengths.iter().min().unwrap_or(&1) >= 10;
+        let lengths: Vec<usize> =
+            std::iter::once(a).chain(b).map(|r| r.loss_curve.len().max(1)).collect();
+        let log_epochs =
+            lengths.iter().max().unwrap_or(&1) / lengths.iter().min().unwrap_or(&1) >= 10;
         if log_epochs {
             for (_, _, points) in &mut curves {
                 points.iter_mut().for_each(|p| p.0 = p.0.max(1.0).log10());
@@ -449,7 +487,8 @@ impl RunComparison {
         let mut rows = crate::compare::compare_runs(a, b.unwrap_or(a));
         if b.is_some() {
             // What differs first (after the runs' own ids), then what the two share.
-            let (mut first, same): (Vec<_>, Vec<_>) = rows.into_iter().enumerate().partition(|(i, r)| *i < 2 || r.differs);
+            let (mut first, same): (Vec<_>, Vec<_>) =
+                rows.into_iter().enumerate().partition(|(i, r)| *i < 2 || r.differs);
             first.extend(same);
             rows = first.into_iter().map(|(_, r)| r).collect();
         }
@@ -620,7 +659,8 @@ impl App {
             let v = *entry.aliases.get(alias)?;
             Some((v, entry.version(v)?.metrics.as_ref()?.log_loss))
         };
-        let (candidate, stable) = (loss(logitflow_core::registry::CANDIDATE)?, loss(logitflow_core::registry::STABLE)?);
+        let (candidate, stable) =
+            (loss(logitflow_core::registry::CANDIDATE)?, loss(logitflow_core::registry::STABLE)?);
         (candidate.1 > stable.1).then_some((candidate, stable))
     }
 
@@ -634,7 +674,9 @@ impl App {
 
     /// Whether a candidate version stands beside the stable one.
     pub fn has_candidate(&self) -> bool {
-        self.versions.as_ref().is_some_and(|v| v.entry.aliases.contains_key(logitflow_core::registry::CANDIDATE))
+        self.versions
+            .as_ref()
+            .is_some_and(|v| v.entry.aliases.contains_key(logitflow_core::registry::CANDIDATE))
     }
 
     /// Folds in what a background task reported; returns what the runtime must do, if
@@ -652,13 +694,21 @@ impl App {
         match event {
             AppEvent::Services(services) => {
                 let was_ready = self.all_ready();
-                let serve_ready =
-                    |services: &[ServiceSnapshot]| services.iter().any(|s| s.name == ServiceName::Serve && s.status == Status::Ready);
+                let serve_ready = |services: &[ServiceSnapshot]| {
+                    services
+                        .iter()
+                        .any(|s| s.name == ServiceName::Serve && s.status == Status::Ready)
+                };
                 let serve_was_ready = serve_ready(&self.services);
                 self.services = services;
                 self.selected = self.selected.min(self.services.len().saturating_sub(1));
                 // A failure's reason stays on the status line: it is what the person must read.
-                if !was_ready && self.all_ready() && !self.training && self.queued_train.is_none() && !self.status.starts_with(RUN_FAILED) {
+                if !was_ready
+                    && self.all_ready()
+                    && !self.training
+                    && self.queued_train.is_none()
+                    && !self.status.starts_with(RUN_FAILED)
+                {
                     self.status = "all services ready — press t to train".into();
                 }
                 // An error answered while serve was down is stale once it is back.
@@ -670,7 +720,10 @@ impl App {
             AppEvent::Logs(name, lines) => {
                 if self.selected_service() == Some(name) {
                     // Read once as they arrive, not on every frame.
-                    self.logs = lines.into_iter().map(|l| LogLine { text: readable_log_line(&l.text), ..l }).collect();
+                    self.logs = lines
+                        .into_iter()
+                        .map(|l| LogLine { text: readable_log_line(&l.text), ..l })
+                        .collect();
                 }
             }
             AppEvent::Pipeline(event) => self.on_pipeline(event),
@@ -685,25 +738,35 @@ impl App {
                         self.feature_names = report.feature_names.clone();
                         // A run that reproduced a version already registered neither promotes
                         // nor demotes it: what it is comes from the aliases.
-                        let is_stable = report.promoted || report.stable_version == Some(report.model.version);
+                        let is_stable =
+                            report.promoted || report.stable_version == Some(report.model.version);
                         let kept = match (report.stop_reason, report.model.fit.kept_epoch) {
                             (StopReason::Cancelled, Some(kept)) => {
-                                format!("stopped at epoch {}, epoch {kept} kept: ", report.loss_curve.len())
+                                format!(
+                                    "stopped at epoch {}, epoch {kept} kept: ",
+                                    report.loss_curve.len()
+                                )
                             }
-                            (StopReason::Cancelled, None) => format!("stopped at epoch {}, kept: ", report.loss_curve.len()),
+                            (StopReason::Cancelled, None) => {
+                                format!("stopped at epoch {}, kept: ", report.loss_curve.len())
+                            }
                             _ => String::new(),
                         };
                         self.status = format!(
                             "{kept}v{} {} — answering {} after the keypress (train→served {:.0} ms)",
                             report.model.version,
                             if is_stable { "is stable" } else { "is the candidate" },
-                            since_key.map_or_else(|| "-".into(), |d| format!("{} ms", d.as_millis())),
+                            since_key
+                                .map_or_else(|| "-".into(), |d| format!("{} ms", d.as_millis())),
                             served_ms
                         );
                         self.last_report = Some(*report);
                     }
                     Err(e) if e.contains("cancelled") => {
-                        self.status = format!("training cancelled at epoch {}; no version was made", self.train_curve.len());
+                        self.status = format!(
+                            "training cancelled at epoch {}; no version was made",
+                            self.train_curve.len()
+                        );
                     }
                     Err(e) => self.status = format!("{RUN_FAILED}: {e}"),
                 }
@@ -712,7 +775,8 @@ impl App {
                 // The queried point is marked on the fitted curve only when the version that
                 // answered is the one the curve is drawn from (stable may be another version).
                 let shown = self.evaluation.as_ref().map(|e| e.version);
-                if let (Some([Value::Number(x)]), Ok((p, version))) = (self.last_query.as_deref(), &result)
+                if let (Some([Value::Number(x)]), Ok((p, version))) =
+                    (self.last_query.as_deref(), &result)
                     && version.parse::<u32>().ok() == shown
                 {
                     self.fit_query = Some((*x, *p));
@@ -737,7 +801,8 @@ impl App {
                     Err(e) => (Err(e), Vec::new()),
                 };
                 let probabilities: Vec<f64> = classes.iter().map(|c| c.probability).collect();
-                if let (Ok((p, version)), Some(best)) = (&result, classes.get(logitflow_core::metrics::most_probable(&probabilities)))
+                if let (Ok((p, version)), Some(best)) =
+                    (&result, classes.get(logitflow_core::metrics::most_probable(&probabilities)))
                     && TRANSIENT_STATUS.contains(&self.status.as_str())
                 {
                     self.status = format!("{alias} v{version} answered {} {p:.4}", best.class);
@@ -749,7 +814,8 @@ impl App {
             AppEvent::Models(versions) => {
                 // Answers name the version each alias served when asked: once an alias moves
                 // (promote, rollback, a new run), they are stale.
-                if self.versions.as_ref().is_some_and(|v| v.entry.aliases != versions.entry.aliases) {
+                if self.versions.as_ref().is_some_and(|v| v.entry.aliases != versions.entry.aliases)
+                {
                     self.answers.clear();
                     self.advice = None;
                 }
@@ -762,14 +828,30 @@ impl App {
                     // The directory, the files' shared stem and their names grouped fit the
                     // status line; six whole paths did not, and the line was cut in the first.
                     Ok(paths) => {
-                        let dir = paths.first().and_then(|p| p.parent()).map_or_else(String::new, |d| d.display().to_string());
-                        let names: Vec<String> =
-                            paths.iter().filter_map(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()).collect();
+                        let dir = paths
+                            .first()
+                            .and_then(|p| p.parent())
+                            .map_or_else(String::new, |d| d.display().to_string());
+                        let names: Vec<String> = paths
+                            .iter()
+                            .filter_map(|p| p.file_name())
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .collect();
                         // The run id is `<millis>-<hex>`: the stem is the name up to its second `-`.
-                        let stem =
-                            names.first().and_then(|n| n.match_indices('-').nth(1)).map_or("", |(at, _)| &names[0][..at]).to_string();
-                        let suffixes: Vec<&str> = names.iter().map(|n| n.strip_prefix(&format!("{stem}-")).unwrap_or(n)).collect();
-                        format!("exported {} files to {dir}/: {stem}-{}", paths.len(), grouped_names(&suffixes))
+                        let stem = names
+                            .first()
+                            .and_then(|n| n.match_indices('-').nth(1))
+                            .map_or("", |(at, _)| &names[0][..at])
+                            .to_string();
+                        let suffixes: Vec<&str> = names
+                            .iter()
+                            .map(|n| n.strip_prefix(&format!("{stem}-")).unwrap_or(n))
+                            .collect();
+                        format!(
+                            "exported {} files to {dir}/: {stem}-{}",
+                            paths.len(),
+                            grouped_names(&suffixes)
+                        )
                     }
                     Err(e) => format!("export failed: {e}"),
                 }
@@ -784,7 +866,9 @@ impl App {
                 let Some(sweep) = self.sweep.as_mut() else { return };
                 sweep.finished(member, result);
                 if !sweep.running() {
-                    let best = sweep.best_version().map(|(i, v)| format!("best: v{v} ({})", sweep.members[i].describe()));
+                    let best = sweep
+                        .best_version()
+                        .map(|(i, v)| format!("best: v{v} ({})", sweep.members[i].describe()));
                     let status = format!(
                         "sweep done — {}; S shows it, P there promotes the best",
                         best.unwrap_or_else(|| "every member failed".into())
@@ -792,7 +876,8 @@ impl App {
                     // The best member's run is the one the panels show: its curves, its model,
                     // its features (a sweep may be the session's first training). The Model
                     // panel reads the last evaluation first: that was an earlier run's.
-                    let report = sweep.best_version().and_then(|(i, _)| sweep.members[i].report.clone());
+                    let report =
+                        sweep.best_version().and_then(|(i, _)| sweep.members[i].report.clone());
                     if let Some(report) = report {
                         self.evaluation = None;
                         self.on_event(AppEvent::PreviousRun(report));
@@ -807,7 +892,11 @@ impl App {
             AppEvent::Scored(result) => {
                 self.scoring = None;
                 self.status = match result {
-                    Ok((rows, version, out)) => format!("scored {rows} rows with {} v{version} → {}", self.model_name, out.display()),
+                    Ok((rows, version, out)) => format!(
+                        "scored {rows} rows with {} v{version} → {}",
+                        self.model_name,
+                        out.display()
+                    ),
                     Err(e) => format!("scoring failed: {e}"),
                 };
             }
@@ -817,12 +906,18 @@ impl App {
                 view.sort();
                 let count = view.runs.as_ref().map_or(0, Vec::len);
                 view.selected = view.selected.min(count.saturating_sub(1));
-                let ids: Vec<String> = view.runs.iter().flatten().map(|r| r.run_id.clone()).collect();
+                let ids: Vec<String> =
+                    view.runs.iter().flatten().map(|r| r.run_id.clone()).collect();
                 view.marked.retain(|m| ids.contains(m));
             }
             AppEvent::PreviousRun(report) => {
-                self.train_curve = report.loss_curve.iter().map(|p| (p.epoch as f64, p.train_loss)).collect();
-                self.val_curve = report.loss_curve.iter().filter_map(|p| p.val_loss.map(|v| (p.epoch as f64, v))).collect();
+                self.train_curve =
+                    report.loss_curve.iter().map(|p| (p.epoch as f64, p.train_loss)).collect();
+                self.val_curve = report
+                    .loss_curve
+                    .iter()
+                    .filter_map(|p| p.val_loss.map(|v| (p.epoch as f64, v)))
+                    .collect();
                 self.rebuild_chart();
                 self.feature_names = report.feature_names.clone();
                 self.last_report = Some(*report);
@@ -833,7 +928,9 @@ impl App {
     fn on_pipeline(&mut self, event: PipelineEvent) {
         match event {
             PipelineEvent::StageStarted(stage) => self.set_stage(stage, StageState::Running),
-            PipelineEvent::StageFinished { stage, ms, cached, detail } => self.set_stage(stage, StageState::Done { ms, cached, detail }),
+            PipelineEvent::StageFinished { stage, ms, cached, detail } => {
+                self.set_stage(stage, StageState::Done { ms, cached, detail })
+            }
             PipelineEvent::StageFailed { stage, error } => {
                 self.set_stage(stage, StageState::Failed(error.clone()));
                 self.status = format!("{} failed: {error}", stage.as_str());
@@ -871,7 +968,10 @@ impl App {
         self.fit_points = evaluation.sample.clone();
         self.fit_curve.clear();
         let theta = evaluation.coefficients.values().next().copied();
-        let (lo, hi) = self.fit_points.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| (lo.min(p.0), hi.max(p.0)));
+        let (lo, hi) = self
+            .fit_points
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| (lo.min(p.0), hi.max(p.0)));
         if let (Some(theta), true) = (theta, lo < hi) {
             self.fit_curve = (0..=100)
                 .map(|i| lo + (hi - lo) * f64::from(i) / 100.0)
@@ -892,11 +992,19 @@ impl App {
             return None;
         }
         if !self.all_ready() {
-            let waiting: Vec<&str> = self.services.iter().filter(|s| s.status != Status::Ready).map(|s| s.name.as_str()).collect();
+            let waiting: Vec<&str> = self
+                .services
+                .iter()
+                .filter(|s| s.status != Status::Ready)
+                .map(|s| s.name.as_str())
+                .collect();
             self.status = if waiting.is_empty() {
                 "training starts once the services are up".into()
             } else {
-                format!("training starts once every service is ready (waiting for {})", waiting.join(", "))
+                format!(
+                    "training starts once every service is ready (waiting for {})",
+                    waiting.join(", ")
+                )
             };
             self.queued_train = Some(params);
             return None;
@@ -913,7 +1021,10 @@ impl App {
         self.pace = None;
         self.rebuild_chart();
         self.stages = Stage::ALL.iter().map(|s| (*s, StageState::Waiting)).collect();
-        self.status = format!("training with {} (lr {}, {} epochs)…", params.solver, params.learning_rate, params.epochs);
+        self.status = format!(
+            "training with {} (lr {}, {} epochs)…",
+            params.solver, params.learning_rate, params.epochs
+        );
         Some(Action::Train(params))
     }
 
@@ -921,9 +1032,12 @@ impl App {
     /// Why `C` has no table to show: no model yet, or a fit whose statistics are withheld (an
     /// iterative fit away from the optimum says how far, a penalised one why).
     fn why_no_coefficient_table(&self) -> String {
-        let Some(report) = &self.last_report else { return "no coefficients yet: t trains a model".into() };
+        let Some(report) = &self.last_report else {
+            return "no coefficients yet: t trains a model".into();
+        };
         let fit = &report.model.fit;
-        let gap = fit.optimality.as_ref().map_or_else(String::new, |o| format!(" ({})", o.describe()));
+        let gap =
+            fit.optimality.as_ref().map_or_else(String::new, |o| format!(" ({})", o.describe()));
         let why = fit.statistics_note.as_deref().unwrap_or("not given");
         format!("no coefficient table for v{}: standard errors {why}{gap}", report.model.version)
     }
@@ -937,7 +1051,11 @@ impl App {
 
     /// The last run's report, when it is of the version shown.
     fn shown_report(&self) -> Option<&RunReport> {
-        let version = self.evaluation.as_ref().map(|e| e.version).or(self.last_report.as_ref().map(|r| r.model.version));
+        let version = self
+            .evaluation
+            .as_ref()
+            .map(|e| e.version)
+            .or(self.last_report.as_ref().map(|r| r.model.version));
         self.last_report.as_ref().filter(|r| Some(r.model.version) == version)
     }
 
@@ -957,18 +1075,25 @@ impl App {
 
     /// Shows the next (or the previous) class's table of a K-class model, round the classes.
     fn step_class(&mut self, forward: bool) {
-        let tables = self.shown_report().and_then(|r| r.model.multinomial.as_ref()).map_or(0, |m| m.tables.len());
+        let tables = self
+            .shown_report()
+            .and_then(|r| r.model.multinomial.as_ref())
+            .map_or(0, |m| m.tables.len());
         if tables > 0 {
             let now = self.class_shown % tables;
-            self.class_shown = if forward { (now + 1) % tables } else { (now + tables - 1) % tables };
+            self.class_shown =
+                if forward { (now + 1) % tables } else { (now + tables - 1) % tables };
             self.coefficients_scroll = 0;
         }
     }
 
     /// How many classes the model shown tells apart: 2, or K.
     pub fn class_count(&self) -> usize {
-        let classes =
-            self.evaluation.as_ref().and_then(|e| e.classes.as_ref()).or(self.last_report.as_ref().and_then(|r| r.model.classes.as_ref()));
+        let classes = self
+            .evaluation
+            .as_ref()
+            .and_then(|e| e.classes.as_ref())
+            .or(self.last_report.as_ref().and_then(|r| r.model.classes.as_ref()));
         classes.map_or(2, logitflow_core::table::Classes::count)
     }
 
@@ -1054,14 +1179,19 @@ impl App {
                 let field = &mut self.score_paths[self.score_field];
                 match key.code {
                     KeyCode::Esc => self.overlay = Overlay::None,
-                    KeyCode::Up | KeyCode::Down | KeyCode::Tab | KeyCode::BackTab => self.score_field = 1 - self.score_field,
+                    KeyCode::Up | KeyCode::Down | KeyCode::Tab | KeyCode::BackTab => {
+                        self.score_field = 1 - self.score_field
+                    }
                     KeyCode::Backspace => {
                         field.pop();
                     }
                     KeyCode::Char(c) if !c.is_control() && field.len() < 4096 => field.push(c),
-                    KeyCode::Enter if self.scoring.is_some() => self.status = "a scoring is already running".into(),
+                    KeyCode::Enter if self.scoring.is_some() => {
+                        self.status = "a scoring is already running".into()
+                    }
                     KeyCode::Enter => {
-                        let [input, output] = self.score_paths.clone().map(|p| PathBuf::from(p.trim()));
+                        let [input, output] =
+                            self.score_paths.clone().map(|p| PathBuf::from(p.trim()));
                         if input.as_os_str().is_empty() || output.as_os_str().is_empty() {
                             self.status = "give the CSV to score and the file to write".into();
                             return None;
@@ -1077,15 +1207,23 @@ impl App {
             }
             Overlay::Sweep => {
                 match key.code {
-                    KeyCode::Char('P') => match self.sweep.as_ref().and_then(|s| s.best_version()) {
-                        Some((member, version)) => {
-                            let described = self.sweep.as_ref().map(|s| s.members[member].describe()).unwrap_or_default();
-                            self.status = format!("promoting v{version} ({described}), the lowest validation loss…");
-                            self.overlay = Overlay::None;
-                            return Some(Action::PromoteVersion(version));
+                    KeyCode::Char('P') => {
+                        match self.sweep.as_ref().and_then(|s| s.best_version()) {
+                            Some((member, version)) => {
+                                let described = self
+                                    .sweep
+                                    .as_ref()
+                                    .map(|s| s.members[member].describe())
+                                    .unwrap_or_default();
+                                self.status = format!(
+                                    "promoting v{version} ({described}), the lowest validation loss…"
+                                );
+                                self.overlay = Overlay::None;
+                                return Some(Action::PromoteVersion(version));
+                            }
+                            None => self.status = "no member has finished yet".into(),
                         }
-                        None => self.status = "no member has finished yet".into(),
-                    },
+                    }
                     KeyCode::Char('n') if !self.sweep.as_ref().is_some_and(|s| s.running()) => {
                         self.sweep_form = super::sweep::SweepForm::around(&self.params);
                         self.overlay = Overlay::SweepForm;
@@ -1102,7 +1240,9 @@ impl App {
                     KeyCode::Up | KeyCode::Char('k') => *scroll = scroll.saturating_sub(1),
                     KeyCode::PageDown => *scroll = (*scroll + 10).min(last),
                     KeyCode::PageUp => *scroll = scroll.saturating_sub(10),
-                    KeyCode::Char('s') => self.coefficients_by_magnitude = !self.coefficients_by_magnitude,
+                    KeyCode::Char('s') => {
+                        self.coefficients_by_magnitude = !self.coefficients_by_magnitude
+                    }
                     KeyCode::Char('K') | KeyCode::Right => self.step_class(true),
                     KeyCode::Left => self.step_class(false),
                     _ => self.overlay = Overlay::None,
@@ -1112,13 +1252,18 @@ impl App {
             Overlay::RunView => {
                 let comparison = self.run_comparison.as_mut();
                 match key.code {
-                    KeyCode::Down => comparison.into_iter().for_each(|c| c.scroll = (c.scroll + 1).min(c.rows.len().saturating_sub(1))),
-                    KeyCode::Up => comparison.into_iter().for_each(|c| c.scroll = c.scroll.saturating_sub(1)),
+                    KeyCode::Down => comparison.into_iter().for_each(|c| {
+                        c.scroll = (c.scroll + 1).min(c.rows.len().saturating_sub(1))
+                    }),
+                    KeyCode::Up => {
+                        comparison.into_iter().for_each(|c| c.scroll = c.scroll.saturating_sub(1))
+                    }
                     KeyCode::Char('e') => {
                         if let Some((a, b)) = comparison.and_then(|c| c.pair.clone()) {
                             return Some(Action::ExportComparison(a, b));
                         }
-                        self.status = "e exports a comparison of two runs: mark two with Space".into();
+                        self.status =
+                            "e exports a comparison of two runs: mark two with Space".into();
                     }
                     _ => self.overlay = Overlay::Runs,
                 }
@@ -1194,7 +1339,10 @@ impl App {
                 // One line takes one value well; many features take a field each.
                 if self.feature_names.len() > 1 {
                     if self.predict_form.values.len() != self.feature_names.len() {
-                        self.predict_form = PredictForm { values: vec![String::new(); self.feature_names.len()], ..PredictForm::default() };
+                        self.predict_form = PredictForm {
+                            values: vec![String::new(); self.feature_names.len()],
+                            ..PredictForm::default()
+                        };
                     }
                     self.overlay = Overlay::PredictForm;
                 } else {
@@ -1233,7 +1381,10 @@ impl App {
             KeyCode::Char('r') => self.selected_service().map(Action::Restart),
             KeyCode::Char('s') => {
                 let s = self.services.get(self.selected)?;
-                Some(Action::StopStart(s.name, matches!(s.status, Status::Stopped | Status::Failed)))
+                Some(Action::StopStart(
+                    s.name,
+                    matches!(s.status, Status::Stopped | Status::Failed),
+                ))
             }
             KeyCode::Enter | KeyCode::Char('L') => {
                 let name = self.selected_service()?;
@@ -1259,8 +1410,11 @@ impl App {
 
     /// The names of class 0 and class 1, as the data has them: the decision words.
     pub fn class_names(&self) -> (&str, &str) {
-        let classes =
-            self.evaluation.as_ref().and_then(|e| e.classes.as_ref()).or(self.last_report.as_ref().and_then(|r| r.model.classes.as_ref()));
+        let classes = self
+            .evaluation
+            .as_ref()
+            .and_then(|e| e.classes.as_ref())
+            .or(self.last_report.as_ref().and_then(|r| r.model.classes.as_ref()));
         match classes {
             Some(c) => (&c.negative, &c.positive),
             None => ("negative", "positive"),
@@ -1280,9 +1434,14 @@ impl App {
                 self.predict_input.push(c);
             }
             KeyCode::Enter => match crate::cli::parse_row(self.predict_input.trim()) {
-                Ok(row) if !self.feature_names.is_empty() && row.len() != self.feature_names.len() => {
-                    self.status =
-                        format!("enter {} value(s), comma-separated: {}", self.feature_names.len(), self.feature_names.join(", "));
+                Ok(row)
+                    if !self.feature_names.is_empty() && row.len() != self.feature_names.len() =>
+                {
+                    self.status = format!(
+                        "enter {} value(s), comma-separated: {}",
+                        self.feature_names.len(),
+                        self.feature_names.join(", ")
+                    );
                 }
                 Ok(row) => {
                     self.last_query = Some(row.clone());
@@ -1309,7 +1468,9 @@ impl App {
             KeyCode::Backspace => {
                 form.fields[form.selected].pop();
             }
-            KeyCode::Char(c) if !c.is_control() && form.fields[form.selected].len() < 80 => form.fields[form.selected].push(c),
+            KeyCode::Char(c) if !c.is_control() && form.fields[form.selected].len() < 80 => {
+                form.fields[form.selected].push(c)
+            }
             KeyCode::Enter => {
                 if self.training || self.sweep.as_ref().is_some_and(|s| s.running()) {
                     form.error = Some("wait for the run in progress to end".into());
@@ -1339,7 +1500,9 @@ impl App {
                 KeyCode::Backspace => {
                     view.filter.pop();
                 }
-                KeyCode::Char(c) if !c.is_control() && view.filter.len() < 64 => view.filter.push(c),
+                KeyCode::Char(c) if !c.is_control() && view.filter.len() < 64 => {
+                    view.filter.push(c)
+                }
                 _ => {}
             }
             view.selected = view.selected.min(view.visible().len().saturating_sub(1));
@@ -1401,13 +1564,19 @@ impl App {
     fn on_predict_form_key(&mut self, key: KeyEvent) -> Option<Action> {
         let last = self.feature_names.len().saturating_sub(1);
         let selected = self.predict_form.selected.min(last);
-        let levels = self.feature_names.get(selected).and_then(|name| self.levels_of(name)).map(<[String]>::to_vec);
+        let levels = self
+            .feature_names
+            .get(selected)
+            .and_then(|name| self.levels_of(name))
+            .map(<[String]>::to_vec);
         let form = &mut self.predict_form;
         form.error = None;
         match key.code {
             KeyCode::Esc => self.overlay = Overlay::None,
             KeyCode::Up | KeyCode::BackTab => form.selected = selected.saturating_sub(1),
-            KeyCode::Down | KeyCode::Tab | KeyCode::Char(',') => form.selected = (selected + 1).min(last),
+            KeyCode::Down | KeyCode::Tab | KeyCode::Char(',') => {
+                form.selected = (selected + 1).min(last)
+            }
             KeyCode::PageUp => form.selected = selected.saturating_sub(10),
             KeyCode::PageDown => form.selected = (selected + 10).min(last),
             // A categorical field steps through its levels.
@@ -1425,10 +1594,15 @@ impl App {
             KeyCode::Backspace => {
                 form.values[selected].pop();
             }
-            KeyCode::Char(c) if !c.is_control() && form.values[selected].len() < PredictForm::MAX_VALUE => {
+            KeyCode::Char(c)
+                if !c.is_control() && form.values[selected].len() < PredictForm::MAX_VALUE =>
+            {
                 form.values[selected].push(c);
             }
-            KeyCode::Enter => match form.row(&self.feature_names, self.last_report.as_ref().map(|r| &r.data_summary.categorical)) {
+            KeyCode::Enter => match form.row(
+                &self.feature_names,
+                self.last_report.as_ref().map(|r| &r.data_summary.categorical),
+            ) {
                 Ok(row) => {
                     self.overlay = Overlay::None;
                     self.last_query = Some(row.clone());
@@ -1450,15 +1624,22 @@ impl App {
         match key.code {
             KeyCode::Esc => self.overlay = Overlay::None,
             KeyCode::Up | KeyCode::BackTab => form.selected = form.selected.saturating_sub(1),
-            KeyCode::Down | KeyCode::Tab => form.selected = (form.selected + 1).min(ParamsForm::LABELS.len() - 1),
+            KeyCode::Down | KeyCode::Tab => {
+                form.selected = (form.selected + 1).min(ParamsForm::LABELS.len() - 1)
+            }
             KeyCode::Left | KeyCode::Right | KeyCode::Char(' ') if form.selected == 0 => {
                 form.solver = step_through(&Solver::ALL, form.solver, key.code == KeyCode::Left);
             }
-            KeyCode::Left | KeyCode::Right | KeyCode::Char(' ') if form.selected == ParamsForm::COVARIANCE => {
-                form.covariance = step_through(&Covariance::ALL, form.covariance, key.code == KeyCode::Left);
+            KeyCode::Left | KeyCode::Right | KeyCode::Char(' ')
+                if form.selected == ParamsForm::COVARIANCE =>
+            {
+                form.covariance =
+                    step_through(&Covariance::ALL, form.covariance, key.code == KeyCode::Left);
                 form.error = form.parse(&self.params).err();
             }
-            KeyCode::Left | KeyCode::Right | KeyCode::Char(' ') if form.selected == ParamsForm::PENALTY => {
+            KeyCode::Left | KeyCode::Right | KeyCode::Char(' ')
+                if form.selected == ParamsForm::PENALTY =>
+            {
                 form.penalty = step_through(&Penalty::ALL, form.penalty, key.code == KeyCode::Left);
                 form.error = form.parse(&self.params).err();
             }
@@ -1468,7 +1649,10 @@ impl App {
                 }
                 form.error = form.parse(&self.params).err();
             }
-            KeyCode::Char(c) if form.typed_into().is_some() && (c.is_ascii_alphanumeric() || ".-+_".contains(c)) => {
+            KeyCode::Char(c)
+                if form.typed_into().is_some()
+                    && (c.is_ascii_alphanumeric() || ".-+_".contains(c)) =>
+            {
                 if let Some(field) = form.typed_into().filter(|&f| form.fields[f].len() < 24) {
                     form.fields[field].push(c);
                 }
@@ -1508,7 +1692,9 @@ impl App {
         match key.code {
             KeyCode::Esc | KeyCode::Char('q') | KeyCode::Enter => self.overlay = Overlay::None,
             KeyCode::Up | KeyCode::Char('k') => self.log_scroll += 1,
-            KeyCode::Down | KeyCode::Char('j') => self.log_scroll = self.log_scroll.saturating_sub(1),
+            KeyCode::Down | KeyCode::Char('j') => {
+                self.log_scroll = self.log_scroll.saturating_sub(1)
+            }
             KeyCode::PageUp => self.log_scroll += 10,
             KeyCode::PageDown => self.log_scroll = self.log_scroll.saturating_sub(10),
             KeyCode::Char('/') => {
@@ -1534,7 +1720,9 @@ impl App {
     }
 
     pub fn uptime(&self, s: &ServiceSnapshot) -> Option<Duration> {
-        s.started.filter(|_| s.status == Status::Ready || s.status == Status::Unhealthy).map(|t| self.now.saturating_duration_since(t))
+        s.started
+            .filter(|_| s.status == Status::Ready || s.status == Status::Unhealthy)
+            .map(|t| self.now.saturating_duration_since(t))
     }
 }
 
@@ -1542,7 +1730,8 @@ impl App {
 /// level, the message, then the other fields as `key=value` — so what matters fits the pane,
 /// where the raw JSON showed only its timestamp and target. Anything else is kept as it is.
 pub fn readable_log_line(text: &str) -> String {
-    let Ok(serde_json::Value::Object(line)) = serde_json::from_str::<serde_json::Value>(text) else {
+    let Ok(serde_json::Value::Object(line)) = serde_json::from_str::<serde_json::Value>(text)
+    else {
         return text.to_string();
     };
     let plain = |v: &serde_json::Value| v.as_str().map_or_else(|| v.to_string(), str::to_string);
@@ -1558,7 +1747,12 @@ pub fn readable_log_line(text: &str) -> String {
     }
     let fields = line.get("fields").and_then(|f| f.as_object());
     let others =
-        fields.into_iter().flatten().chain(line.iter().filter(|(k, _)| !["timestamp", "level", "fields", "target"].contains(&k.as_str())));
+        fields
+            .into_iter()
+            .flatten()
+            .chain(line.iter().filter(|(k, _)| {
+                !["timestamp", "level", "fields", "target"].contains(&k.as_str())
+            }));
     if let Some(message) = fields.and_then(|f| f.get("message")).or_else(|| line.get("message")) {
         out.push_str(&plain(message));
     }
@@ -1579,7 +1773,9 @@ pub(crate) fn grouped_names(names: &[&str]) -> String {
             None => groups.push((base, vec![extension])),
         }
     }
-    let braced = |items: Vec<String>| if items.len() == 1 { items.concat() } else { format!("{{{}}}", items.join(",")) };
+    let braced = |items: Vec<String>| {
+        if items.len() == 1 { items.concat() } else { format!("{{{}}}", items.join(",")) }
+    };
     let first = groups.first().map(|(_, e)| e.clone()).unwrap_or_default();
     if groups.len() > 1 && first.len() > 1 && groups.iter().all(|(_, e)| *e == first) {
         let bases = braced(groups.iter().map(|(b, _)| b.to_string()).collect());
@@ -1588,7 +1784,9 @@ pub(crate) fn grouped_names(names: &[&str]) -> String {
     braced(
         groups
             .into_iter()
-            .map(|(base, extensions)| format!("{base}.{}", braced(extensions.into_iter().map(String::from).collect())))
+            .map(|(base, extensions)| {
+                format!("{base}.{}", braced(extensions.into_iter().map(String::from).collect()))
+            })
             .collect(),
     )
 }

@@ -45,14 +45,22 @@ impl LossChart {
         window: bool,
         smooth: bool,
     ) -> LossChart {
-        let mut chart = LossChart { log_scale, window, smooth, x: [1.0, 2.0], ..LossChart::default() };
+        let mut chart =
+            LossChart { log_scale, window, smooth, x: [1.0, 2.0], ..LossChart::default() };
         let first = if window { train.len().saturating_sub(WINDOW_EPOCHS) } else { 0 };
         let from_epoch = train.get(first).map_or(1.0, |p| p.0);
         // Smoothed over the whole run, then windowed: the window does not restart the average.
-        let (train_drawn, val_drawn) =
-            if smooth { (ema(train, &mut chart.smoothed.0), ema(val, &mut chart.smoothed.1)) } else { (train.to_vec(), val.to_vec()) };
+        let (train_drawn, val_drawn) = if smooth {
+            (ema(train, &mut chart.smoothed.0), ema(val, &mut chart.smoothed.1))
+        } else {
+            (train.to_vec(), val.to_vec())
+        };
         chart.train = train_drawn[first..].iter().filter_map(|&p| chart.scaled(p)).collect();
-        chart.val = val_drawn.iter().filter(|p| p.0 >= from_epoch).filter_map(|&p| chart.scaled(p)).collect();
+        chart.val = val_drawn
+            .iter()
+            .filter(|p| p.0 >= from_epoch)
+            .filter_map(|&p| chart.scaled(p))
+            .collect();
         chart.previous = previous.iter().filter_map(|&p| chart.scaled(p)).collect();
         let by = if val.is_empty() { train } else { val };
         chart.best = by.iter().copied().min_by(|a, b| a.1.total_cmp(&b.1));
@@ -107,9 +115,12 @@ impl LossChart {
     /// The bounds over everything in view, and the best point if it is in view.
     fn bound(&mut self) {
         let from = if self.window { self.train.first().map_or(1.0, |p| p.0) } else { 1.0 };
-        let visible = self.train.iter().chain(&self.val).chain(self.previous.iter().filter(|p| p.0 >= from));
-        let (lo, hi, last) =
-            visible.fold((f64::INFINITY, f64::NEG_INFINITY, from + 1.0), |(lo, hi, x), p| (lo.min(p.1), hi.max(p.1), x.max(p.0)));
+        let visible =
+            self.train.iter().chain(&self.val).chain(self.previous.iter().filter(|p| p.0 >= from));
+        let (lo, hi, last) = visible
+            .fold((f64::INFINITY, f64::NEG_INFINITY, from + 1.0), |(lo, hi, x), p| {
+                (lo.min(p.1), hi.max(p.1), x.max(p.0))
+            });
         self.x = [from, last];
         self.raw_y = [lo, hi];
         self.settle();
@@ -130,7 +141,12 @@ impl LossChart {
     }
 
     fn place_best(&mut self) {
-        self.best_point = self.best.and_then(|b| self.scaled(b)).filter(|p| p.0 >= self.x[0] && p.0 <= self.x[1]).into_iter().collect();
+        self.best_point = self
+            .best
+            .and_then(|b| self.scaled(b))
+            .filter(|p| p.0 >= self.x[0] && p.0 <= self.x[1])
+            .into_iter()
+            .collect();
     }
 }
 
@@ -172,9 +188,9 @@ mod tests {
     fn pushing_epochs_gives_the_chart_a_rebuild_gives() {
         let train = curve(500, |e| 0.2 + 1.0 / e);
         let val = curve(500, |e| 0.25 + 1.0 / e + (e - 300.0).max(0.0) * 1e-4);
-        for (log, window, smooth) in
-            [false, true].into_iter().flat_map(|a| [false, true].into_iter().flat_map(move |b| [(a, b, false), (a, b, true)]))
-        {
+        for (log, window, smooth) in [false, true].into_iter().flat_map(|a| {
+            [false, true].into_iter().flat_map(move |b| [(a, b, false), (a, b, true)])
+        }) {
             let mut pushed = LossChart::new(&[], &[], &[], log, window, smooth);
             for (t, v) in train.iter().zip(&val) {
                 pushed.push(t.0, t.1, Some(v.1));
@@ -182,10 +198,21 @@ mod tests {
             let built = LossChart::new(&train, &val, &[], log, window, smooth);
             assert_eq!(pushed.train, built.train, "log {log}, window {window}");
             assert_eq!(pushed.val, built.val, "log {log}, window {window}");
-            assert_eq!((pushed.best, pushed.best_point.clone()), (built.best, built.best_point.clone()), "log {log}, window {window}");
+            assert_eq!(
+                (pushed.best, pushed.best_point.clone()),
+                (built.best, built.best_point.clone()),
+                "log {log}, window {window}"
+            );
             assert_eq!(pushed.x, built.x, "log {log}, window {window}");
-            let close = |a: [f64; 2], b: [f64; 2]| (a[0] - b[0]).abs() < 1e-12 && (a[1] - b[1]).abs() < 1e-12;
-            assert!(close(pushed.y, built.y), "log {log}, window {window}: {:?} vs {:?}", pushed.y, built.y);
+            let close = |a: [f64; 2], b: [f64; 2]| {
+                (a[0] - b[0]).abs() < 1e-12 && (a[1] - b[1]).abs() < 1e-12
+            };
+            assert!(
+                close(pushed.y, built.y),
+                "log {log}, window {window}: {:?} vs {:?}",
+                pushed.y,
+                built.y
+            );
         }
     }
 
@@ -208,7 +235,10 @@ mod tests {
         let chart = LossChart::new(&train, &[], &[], false, false, true);
         // 1, then 1 + 0.2·(0 − 1) = 0.8, then 0.8 + 0.2·(0.5 − 0.8) = 0.74.
         let drawn: Vec<f64> = chart.train.iter().map(|p| p.1).collect();
-        assert!(drawn.iter().zip([1.0, 0.8, 0.74]).all(|(a, b)| (a - b).abs() < 1e-12), "{drawn:?}");
+        assert!(
+            drawn.iter().zip([1.0, 0.8, 0.74]).all(|(a, b)| (a - b).abs() < 1e-12),
+            "{drawn:?}"
+        );
         assert_eq!(chart.best, Some((2.0, 0.0)), "the raw curve's best");
     }
 

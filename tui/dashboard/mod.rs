@@ -21,7 +21,9 @@ use crate::supervisor::ServiceName;
 pub use app::{Action, App, AppEvent};
 use futures::StreamExt;
 use logitflow_core::table::CsvOptions;
-use logitflow_kit::wire::{LoadInfo, ModelVersions, PredictRequest, PredictResponse, PromoteRequest};
+use logitflow_kit::wire::{
+    LoadInfo, ModelVersions, PredictRequest, PredictResponse, PromoteRequest,
+};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -44,7 +46,11 @@ const FRAME: Duration = Duration::from_millis(33);
 ///
 /// Generic over the backend so that a test can draw through one that fails on cue: the
 /// product always passes `ratatui::init()`'s terminal.
-pub async fn run<B>(mut terminal: ratatui::Terminal<B>, home: PathBuf, args: DashboardArgs) -> anyhow::Result<()>
+pub async fn run<B>(
+    mut terminal: ratatui::Terminal<B>,
+    home: PathBuf,
+    args: DashboardArgs,
+) -> anyhow::Result<()>
 where
     B: ratatui::backend::Backend,
     B::Error: Send + Sync + 'static,
@@ -72,20 +78,42 @@ where
     spawn_services_watcher(services.clone(), tx.clone());
     spawn_sampler(services.clone(), tx.clone());
     spawn_signal_watcher(tx.clone());
-    let mut app = App::new(home.clone(), request.model_name.clone(), request.params.clone(), request.threshold);
+    let mut app = App::new(
+        home.clone(),
+        request.model_name.clone(),
+        request.params.clone(),
+        request.threshold,
+    );
     app.row_roles = request.read.roles.clone();
     // B's paths to begin with: the data trained on, scored into the exports directory.
-    let stem = request.data.file_stem().map_or_else(|| "data".into(), |s| s.to_string_lossy().into_owned());
-    app.score_paths = [request.data.display().to_string(), args.export_dir.join(format!("{stem}-scored.csv")).display().to_string()];
+    let stem = request
+        .data
+        .file_stem()
+        .map_or_else(|| "data".into(), |s| s.to_string_lossy().into_owned());
+    app.score_paths = [
+        request.data.display().to_string(),
+        args.export_dir.join(format!("{stem}-scored.csv")).display().to_string(),
+    ];
     let runs_home = home.clone();
-    let runs = tokio::task::spawn_blocking(move || pipeline::load_runs(&runs_home)).await.unwrap_or_default();
+    let runs = tokio::task::spawn_blocking(move || pipeline::load_runs(&runs_home))
+        .await
+        .unwrap_or_default();
     if let Some(previous) = runs.into_iter().rev().find(|r| r.model.name == request.model_name) {
         app.on_event(AppEvent::PreviousRun(Box::new(previous)));
     }
     if let (Some(file), Services::Remote(_)) = (&args.connect, services) {
-        app.on_event(AppEvent::Status(format!("attached to the services in {}: they run elsewhere", file.display())));
+        app.on_event(AppEvent::Status(format!(
+            "attached to the services in {}: they run elsewhere",
+            file.display()
+        )));
     }
-    let runtime = Runtime { services: services.clone(), tx: tx.clone(), request, home, export_dir: args.export_dir };
+    let runtime = Runtime {
+        services: services.clone(),
+        tx: tx.clone(),
+        request,
+        home,
+        export_dir: args.export_dir,
+    };
     let mut dirty = true;
     let mut last_frame = Instant::now() - FRAME;
     let mut fetched_models = false;
@@ -188,9 +216,16 @@ fn spawn_sampler(services: Services, tx: mpsc::UnboundedSender<Event>) {
                 true,
                 ProcessRefreshKind::nothing().with_cpu().with_memory(),
             );
-            let stats =
-                pids.iter().filter_map(|p| system.process(*p).map(|proc_| (p.as_u32(), (proc_.cpu_usage(), proc_.memory())))).collect();
-            if tx.send(Event::App(AppEvent::Stats(stats))).is_err() || tx.send(Event::Tick).is_err() {
+            let stats = pids
+                .iter()
+                .filter_map(|p| {
+                    system
+                        .process(*p)
+                        .map(|proc_| (p.as_u32(), (proc_.cpu_usage(), proc_.memory())))
+                })
+                .collect();
+            if tx.send(Event::App(AppEvent::Stats(stats))).is_err() || tx.send(Event::Tick).is_err()
+            {
                 break;
             }
         }
@@ -223,17 +258,22 @@ impl Runtime {
     }
 
     fn refresh_models(&self) {
-        let (Ok(evaluate), tx, name) = (self.client(ServiceName::Evaluate), self.tx.clone(), self.request.model_name.clone()) else {
+        let (Ok(evaluate), tx, name) =
+            (self.client(ServiceName::Evaluate), self.tx.clone(), self.request.model_name.clone())
+        else {
             return;
         };
         let serve = self.client(ServiceName::Serve).ok();
         tokio::spawn(async move {
-            if let Ok(versions) = evaluate.get::<ModelVersions>(&format!("/v1/models/{name}")).await {
+            if let Ok(versions) = evaluate.get::<ModelVersions>(&format!("/v1/models/{name}")).await
+            {
                 Self::send(&tx, AppEvent::Models(versions));
             }
             // What serve could not load, so the panel can say so.
             if let Some(serve) = serve
-                && let Ok(meta) = serve.get::<logitflow_kit::wire::ModelMetadata>(&format!("/v2/models/{name}")).await
+                && let Ok(meta) = serve
+                    .get::<logitflow_kit::wire::ModelMetadata>(&format!("/v2/models/{name}"))
+                    .await
             {
                 Self::send(&tx, AppEvent::Unavailable(meta.unavailable));
             }
@@ -261,11 +301,16 @@ impl Runtime {
                             Self::send(&forward_tx, AppEvent::Pipeline(event));
                         }
                     });
-                    let result = pipeline::run_pipeline(&clients, &request, events_tx, Some(&home)).await;
+                    let result =
+                        pipeline::run_pipeline(&clients, &request, events_tx, Some(&home)).await;
                     let _ = forward.await;
-                    Self::send(&tx, AppEvent::RunFinished(result.map(Box::new).map_err(|e| e.to_string())));
+                    Self::send(
+                        &tx,
+                        AppEvent::RunFinished(result.map(Box::new).map_err(|e| e.to_string())),
+                    );
                     if let Some(evaluate) = evaluate
-                        && let Ok(versions) = evaluate.get::<ModelVersions>(&format!("/v1/models/{name}")).await
+                        && let Ok(versions) =
+                            evaluate.get::<ModelVersions>(&format!("/v1/models/{name}")).await
                     {
                         Self::send(&tx, AppEvent::Models(versions));
                     }
@@ -274,9 +319,15 @@ impl Runtime {
             Action::Cancel { job, keep_best } => {
                 let Ok(train) = self.client(ServiceName::Train) else { return };
                 tokio::spawn(async move {
-                    let path = if keep_best { format!("/v1/jobs/{job}?keep=best") } else { format!("/v1/jobs/{job}") };
+                    let path = if keep_best {
+                        format!("/v1/jobs/{job}?keep=best")
+                    } else {
+                        format!("/v1/jobs/{job}")
+                    };
                     let status = match train.delete::<serde_json::Value>(&path).await {
-                        Ok(_) if keep_best => "stopping: the best epoch so far becomes a version".to_string(),
+                        Ok(_) if keep_best => {
+                            "stopping: the best epoch so far becomes a version".to_string()
+                        }
                         Ok(_) => "cancelling: training stops after this epoch".to_string(),
                         Err(e) => format!("cancel failed: {e}"),
                     };
@@ -286,7 +337,8 @@ impl Runtime {
             Action::Predict(row, aliases) => {
                 let Ok(serve) = self.client(ServiceName::Serve) else { return };
                 // advisor answers two-class models; a K-class model's answer is its bars.
-                let advisor = self.client(ServiceName::Advisor).ok().filter(|_| app.class_count() <= 2);
+                let advisor =
+                    self.client(ServiceName::Advisor).ok().filter(|_| app.class_count() <= 2);
                 let threshold = app.threshold;
                 tokio::spawn(async move {
                     // advisor: the decision at the threshold, and where the first numeric
@@ -300,8 +352,10 @@ impl Runtime {
                             feature: None,
                             class: None,
                         };
-                        let advice =
-                            advisor.post::<_, logitflow_kit::wire::Advice>("/v1/advice", &request).await.map_err(|e| e.to_string());
+                        let advice = advisor
+                            .post::<_, logitflow_kit::wire::Advice>("/v1/advice", &request)
+                            .await
+                            .map_err(|e| e.to_string());
                         Self::send(&tx, AppEvent::Advised(advice));
                     }
                     for alias in aliases {
@@ -312,7 +366,10 @@ impl Runtime {
                             inputs: Some(vec![row.clone()]),
                             features: None,
                         };
-                        let answer = serve.post::<_, PredictResponse>("/v1/predict", &request).await.map_err(|e| e.to_string());
+                        let answer = serve
+                            .post::<_, PredictResponse>("/v1/predict", &request)
+                            .await
+                            .map_err(|e| e.to_string());
                         // A K-class model answers each class's probability by name.
                         if let Ok(a) = &answer
                             && !a.classes.is_empty()
@@ -323,7 +380,11 @@ impl Runtime {
                             continue;
                         }
                         let answer = answer.and_then(|a| {
-                            let p = a.probabilities.first().copied().ok_or("no probability in the answer")?;
+                            let p = a
+                                .probabilities
+                                .first()
+                                .copied()
+                                .ok_or("no probability in the answer")?;
                             Ok((p, a.model_version))
                         });
                         Self::send(&tx, AppEvent::Predicted { alias, result: answer });
@@ -331,60 +392,97 @@ impl Runtime {
                 });
             }
             Action::Promote | Action::PromoteVersion(_) | Action::Rollback => {
-                let (Ok(evaluate), Ok(serve)) = (self.client(ServiceName::Evaluate), self.client(ServiceName::Serve)) else { return };
+                let (Ok(evaluate), Ok(serve)) =
+                    (self.client(ServiceName::Evaluate), self.client(ServiceName::Serve))
+                else {
+                    return;
+                };
                 let promote = action != Action::Rollback;
                 let version = if let Action::PromoteVersion(v) = action { Some(v) } else { None };
                 tokio::spawn(async move {
                     let changed = if promote {
-                        evaluate.post::<_, ModelVersions>(&format!("/v1/models/{name}/promote"), &PromoteRequest { version }).await
+                        evaluate
+                            .post::<_, ModelVersions>(
+                                &format!("/v1/models/{name}/promote"),
+                                &PromoteRequest { version },
+                            )
+                            .await
                     } else {
-                        evaluate.post::<_, ModelVersions>(&format!("/v1/models/{name}/rollback"), &serde_json::json!({})).await
+                        evaluate
+                            .post::<_, ModelVersions>(
+                                &format!("/v1/models/{name}/rollback"),
+                                &serde_json::json!({}),
+                            )
+                            .await
                     };
                     let status = match changed {
                         Ok(versions) => {
-                            let loaded =
-                                serve.post::<_, LoadInfo>(&format!("/v2/repository/models/{name}/load"), &serde_json::json!({})).await;
+                            let loaded = serve
+                                .post::<_, LoadInfo>(
+                                    &format!("/v2/repository/models/{name}/load"),
+                                    &serde_json::json!({}),
+                                )
+                                .await;
                             let stable = versions.entry.aliases.get("stable").copied().unwrap_or(0);
                             Self::send(&tx, AppEvent::Models(versions));
                             match loaded {
-                                Ok(_) => format!("{} — v{stable} is stable and serving", if promote { "promoted" } else { "rolled back" }),
-                                Err(e) => format!("registry updated, but serve did not reload: {e}"),
+                                Ok(_) => format!(
+                                    "{} — v{stable} is stable and serving",
+                                    if promote { "promoted" } else { "rolled back" }
+                                ),
+                                Err(e) => {
+                                    format!("registry updated, but serve did not reload: {e}")
+                                }
                             }
                         }
-                        Err(e) => format!("{} failed: {e}", if promote { "promote" } else { "rollback" }),
+                        Err(e) => {
+                            format!("{} failed: {e}", if promote { "promote" } else { "rollback" })
+                        }
                     };
                     Self::send(&tx, AppEvent::Status(status));
                 });
             }
             Action::Export { log_scale } => {
                 let Some(report) = app.last_report.clone() else {
-                    Self::send(&tx, AppEvent::Status("nothing to export yet: train first (t)".into()));
+                    Self::send(
+                        &tx,
+                        AppEvent::Status("nothing to export yet: train first (t)".into()),
+                    );
                     return;
                 };
                 let dir = self.export_dir.clone();
                 tokio::task::spawn_blocking(move || {
-                    let result = crate::export::export_run(&report, &dir, log_scale).map_err(|e| e.to_string());
+                    let result = crate::export::export_run(&report, &dir, log_scale)
+                        .map_err(|e| e.to_string());
                     Self::send(&tx, AppEvent::Exported(result));
                 });
             }
             Action::ExportComparison(a, b) => {
                 let dir = self.export_dir.clone();
                 tokio::task::spawn_blocking(move || {
-                    let result = crate::export::export_comparison(&a, &b, &dir).map_err(|e| e.to_string());
+                    let result =
+                        crate::export::export_comparison(&a, &b, &dir).map_err(|e| e.to_string());
                     Self::send(&tx, AppEvent::Exported(result));
                 });
             }
             Action::Restart(service) => {
-                let said = self.services.control(service, Control::Restart).map(|()| format!("restarting {service}"));
+                let said = self
+                    .services
+                    .control(service, Control::Restart)
+                    .map(|()| format!("restarting {service}"));
                 Self::send(&tx, AppEvent::Status(said.unwrap_or_else(|why| why)));
             }
             Action::StopStart(service, start) => {
                 let control = if start { Control::Start } else { Control::Stop };
-                let said =
-                    self.services.control(service, control).map(|()| format!("{} {service}", if start { "starting" } else { "stopping" }));
+                let said = self
+                    .services
+                    .control(service, control)
+                    .map(|()| format!("{} {service}", if start { "starting" } else { "stopping" }));
                 Self::send(&tx, AppEvent::Status(said.unwrap_or_else(|why| why)));
             }
-            Action::ShowLogs(service) => Self::send(&tx, AppEvent::Logs(service, self.services.logs(service, 2000))),
+            Action::ShowLogs(service) => {
+                Self::send(&tx, AppEvent::Logs(service, self.services.logs(service, 2000)))
+            }
             Action::Sweep(grid) => {
                 let Some(clients) = self.services.clients() else {
                     Self::send(&tx, AppEvent::Status("a service is not running".into()));
@@ -395,8 +493,14 @@ impl Runtime {
                 let cores = std::thread::available_parallelism().map_or(2, usize::from);
                 let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(cores));
                 for (member, params) in grid.into_iter().enumerate() {
-                    let (clients, tx, home, permits) = (clients.clone(), tx.clone(), home.clone(), permits.clone());
-                    let request = PipelineRequest { params, apply_decision: false, predict: Vec::new(), ..base.clone() };
+                    let (clients, tx, home, permits) =
+                        (clients.clone(), tx.clone(), home.clone(), permits.clone());
+                    let request = PipelineRequest {
+                        params,
+                        apply_decision: false,
+                        predict: Vec::new(),
+                        ..base.clone()
+                    };
                     tokio::spawn(async move {
                         let Ok(_permit) = permits.acquire_owned().await else { return };
                         let (events_tx, mut events_rx) = mpsc::unbounded_channel();
@@ -408,15 +512,26 @@ impl Runtime {
                                 }
                             }
                         });
-                        let result = pipeline::run_pipeline(&clients, &request, events_tx, Some(&home)).await;
+                        let result =
+                            pipeline::run_pipeline(&clients, &request, events_tx, Some(&home))
+                                .await;
                         let _ = forward.await;
-                        Self::send(&tx, AppEvent::SweepFinished { member, result: result.map(Box::new).map_err(|e| e.to_string()) });
+                        Self::send(
+                            &tx,
+                            AppEvent::SweepFinished {
+                                member,
+                                result: result.map(Box::new).map_err(|e| e.to_string()),
+                            },
+                        );
                     });
                 }
             }
             Action::Score { input, output } => {
                 let Ok(batch) = self.client(ServiceName::Batch) else {
-                    Self::send(&tx, AppEvent::Scored(Err("the batch service is not running".into())));
+                    Self::send(
+                        &tx,
+                        AppEvent::Scored(Err("the batch service is not running".into())),
+                    );
                     return;
                 };
                 tokio::spawn(async move {
@@ -426,20 +541,30 @@ impl Runtime {
                     // Progress at most every 4,096 rows (a chunk of the batch service's).
                     let mut last = 0;
                     let progress = tx.clone();
-                    let scored = commands::score_file(&batch, &name, "stable", &input, &output, |rows| {
-                        if rows >= last + 4096 {
-                            last = rows;
-                            Self::send(&progress, AppEvent::Scoring(rows));
-                        }
-                    })
-                    .await;
-                    Self::send(&tx, AppEvent::Scored(scored.map(|(rows, version)| (rows, version, output)).map_err(|e| format!("{e:#}"))));
+                    let scored =
+                        commands::score_file(&batch, &name, "stable", &input, &output, |rows| {
+                            if rows >= last + 4096 {
+                                last = rows;
+                                Self::send(&progress, AppEvent::Scoring(rows));
+                            }
+                        })
+                        .await;
+                    Self::send(
+                        &tx,
+                        AppEvent::Scored(
+                            scored
+                                .map(|(rows, version)| (rows, version, output))
+                                .map_err(|e| format!("{e:#}")),
+                        ),
+                    );
                 });
             }
             Action::LoadRuns => {
                 let home = self.home.clone();
                 tokio::spawn(async move {
-                    let runs = tokio::task::spawn_blocking(move || pipeline::load_runs(&home)).await.unwrap_or_default();
+                    let runs = tokio::task::spawn_blocking(move || pipeline::load_runs(&home))
+                        .await
+                        .unwrap_or_default();
                     Self::send(&tx, AppEvent::Runs(runs));
                 });
             }

@@ -11,7 +11,8 @@ use ratatui::symbols::Marker;
 use ratatui::widgets::{Axis, Block, Chart, Dataset, GraphType, Paragraph, Widget};
 
 /// Colours the coefficient lines cycle through.
-const LINE_COLOURS: [Color; 6] = [Color::Cyan, Color::Magenta, Color::Green, Color::Yellow, Color::Blue, Color::Red];
+const LINE_COLOURS: [Color; 6] =
+    [Color::Cyan, Color::Magenta, Color::Green, Color::Yellow, Color::Blue, Color::Red];
 
 /// The series of the two charts, kept as λ arrive.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -60,13 +61,17 @@ impl PathChart {
 
     /// The log₁₀ λ bounds, largest λ on the left as glmnet draws them.
     fn x_bounds(&self) -> [f64; 2] {
-        let (first, last) = (self.lambdas.first().map_or(0.0, |l| l.log10()), self.lambdas.last().map_or(0.0, |l| l.log10()));
+        let (first, last) = (
+            self.lambdas.first().map_or(0.0, |l| l.log10()),
+            self.lambdas.last().map_or(0.0, |l| l.log10()),
+        );
         if first > last { [last, first] } else { [first - 1.0, first] }
     }
 }
 
 fn bounds<'a>(series: impl Iterator<Item = &'a (f64, f64)>) -> [f64; 2] {
-    let (lo, hi) = series.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| (lo.min(p.1), hi.max(p.1)));
+    let (lo, hi) =
+        series.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| (lo.min(p.1), hi.max(p.1)));
     if !(lo.is_finite() && hi.is_finite()) {
         return [0.0, 1.0];
     }
@@ -80,7 +85,8 @@ pub fn render_path(chart: &PathChart, title: &str, area: Rect, buf: &mut Buffer)
         render_coefficients(chart, title, area, buf);
         return;
     }
-    let [top, bottom] = Layout::vertical([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(area);
+    let [top, bottom] =
+        Layout::vertical([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(area);
     render_coefficients(chart, title, top, buf);
     render_deviance(chart, bottom, buf);
 }
@@ -95,8 +101,13 @@ fn x_axis(chart: &PathChart) -> Axis<'static> {
 }
 
 fn render_coefficients(chart: &PathChart, title: &str, area: Rect, buf: &mut Buffer) {
-    let nonzero = chart.coefficients.iter().filter(|line| line.last().is_some_and(|p| p.1 != 0.0)).count();
-    let head = format!(" {title} — {} λ, {nonzero} of {} terms non-zero ", chart.lambdas.len(), chart.coefficients.len());
+    let nonzero =
+        chart.coefficients.iter().filter(|line| line.last().is_some_and(|p| p.1 != 0.0)).count();
+    let head = format!(
+        " {title} — {} λ, {nonzero} of {} terms non-zero ",
+        chart.lambdas.len(),
+        chart.coefficients.len()
+    );
     let block = Block::bordered().title(head);
     if chart.is_empty() {
         Paragraph::new("the path starts…").block(block).render(area, buf);
@@ -118,13 +129,19 @@ fn render_coefficients(chart: &PathChart, title: &str, area: Rect, buf: &mut Buf
     Chart::new(datasets)
         .block(block)
         .x_axis(x_axis(chart))
-        .y_axis(Axis::default().title("coef").bounds([lo, hi]).labels([format!("{lo:.2}"), format!("{hi:.2}")]))
+        .y_axis(
+            Axis::default()
+                .title("coef")
+                .bounds([lo, hi])
+                .labels([format!("{lo:.2}"), format!("{hi:.2}")]),
+        )
         .render(area, buf);
 }
 
 fn render_deviance(chart: &PathChart, area: Rect, buf: &mut Buffer) {
     let chosen = chart.chosen();
-    let marks: Vec<(f64, f64)> = chosen.map_or_else(Vec::new, |(min, one_se)| vec![chart.deviance[min], chart.deviance[one_se]]);
+    let marks: Vec<(f64, f64)> = chosen
+        .map_or_else(Vec::new, |(min, one_se)| vec![chart.deviance[min], chart.deviance[one_se]]);
     let head = match chosen {
         Some((min, one_se)) => format!(
             " CV deviance ± 1 s.e. — λ_min {:.3e} ({:.4}), λ_1se {:.3e} ",
@@ -160,7 +177,12 @@ fn render_deviance(chart: &PathChart, area: Rect, buf: &mut Buffer) {
     Chart::new(datasets)
         .block(Block::bordered().title(head))
         .x_axis(x_axis(chart))
-        .y_axis(Axis::default().title("deviance").bounds([lo, hi]).labels([format!("{lo:.3}"), format!("{hi:.3}")]))
+        .y_axis(
+            Axis::default()
+                .title("deviance")
+                .bounds([lo, hi])
+                .labels([format!("{lo:.3}"), format!("{hi:.3}")]),
+        )
         .render(area, buf);
 }
 

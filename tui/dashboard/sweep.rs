@@ -29,7 +29,11 @@ impl SweepForm {
         let lr = params.learning_rate;
         let solver = if params.solver.uses_learning_rate() { params.solver } else { Solver::Sgd };
         SweepForm {
-            fields: [solver.to_string(), format!("{},{},{}", lr / 2.0, lr, lr * 2.0), "0,0.001,0.01".to_string()],
+            fields: [
+                solver.to_string(),
+                format!("{},{},{}", lr / 2.0, lr, lr * 2.0),
+                "0,0.001,0.01".to_string(),
+            ],
             selected: 0,
             error: None,
         }
@@ -38,7 +42,9 @@ impl SweepForm {
     /// Every combination of the lists, on top of `base` (epochs, patience and the rest), each
     /// one checked; or what is wrong, naming the list.
     pub fn grid(&self, base: &TrainParams) -> Result<Vec<TrainParams>, String> {
-        let items = |i: usize| -> Vec<&str> { self.fields[i].split(',').map(str::trim).filter(|s| !s.is_empty()).collect() };
+        let items = |i: usize| -> Vec<&str> {
+            self.fields[i].split(',').map(str::trim).filter(|s| !s.is_empty()).collect()
+        };
         let solvers = items(0)
             .into_iter()
             .map(|s| {
@@ -49,7 +55,13 @@ impl SweepForm {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let numbers = |i: usize| -> Result<Vec<f64>, String> {
-            items(i).into_iter().map(|s| s.parse::<f64>().map_err(|_| format!("{}: {s:?} is not a number", Self::LABELS[i]))).collect()
+            items(i)
+                .into_iter()
+                .map(|s| {
+                    s.parse::<f64>()
+                        .map_err(|_| format!("{}: {s:?} is not a number", Self::LABELS[i]))
+                })
+                .collect()
         };
         let (rates, penalties) = (numbers(1)?, numbers(2)?);
         if solvers.is_empty() || rates.is_empty() || penalties.is_empty() {
@@ -57,7 +69,8 @@ impl SweepForm {
         }
         // newton takes no learning rate: its members differ by penalty only, or the sweep would
         // fit the same model once per rate.
-        let rates_of = |solver: Solver| if solver.uses_learning_rate() { &rates[..] } else { &rates[..1] };
+        let rates_of =
+            |solver: Solver| if solver.uses_learning_rate() { &rates[..] } else { &rates[..1] };
         let count: usize = solvers.iter().map(|&s| rates_of(s).len() * penalties.len()).sum();
         if count > MAX_MEMBERS {
             return Err(format!("{count} combinations; a sweep takes at most {MAX_MEMBERS}"));
@@ -65,12 +78,19 @@ impl SweepForm {
         // One measure for every member: the loss on the same validation rows (the split is
         // seeded), which the exact solvers would otherwise not hold out, so their training
         // loss was ranked against sgd's validation loss.
-        let validation_fraction = Some(base.validation_fraction.unwrap_or(DEFAULT_VALIDATION_FRACTION));
+        let validation_fraction =
+            Some(base.validation_fraction.unwrap_or(DEFAULT_VALIDATION_FRACTION));
         let mut grid = Vec::with_capacity(count);
         for &solver in &solvers {
             for &learning_rate in rates_of(solver) {
                 for &l2 in &penalties {
-                    let params = TrainParams { solver, learning_rate, l2, validation_fraction, ..base.clone() };
+                    let params = TrainParams {
+                        solver,
+                        learning_rate,
+                        l2,
+                        validation_fraction,
+                        ..base.clone()
+                    };
                     params.validate().map_err(|e| e.to_string())?;
                     grid.push(params);
                 }
@@ -110,7 +130,9 @@ impl Member {
     /// keeps that one (an early stop, a cancel), else its last epoch's (newton's is the optimum
     /// of the training rows, whatever its validation loss did on the way).
     pub fn kept_loss(&self) -> Option<f64> {
-        let keeps_best = self.report.as_ref().is_some_and(|r| matches!(r.stop_reason, StopReason::EarlyStopped | StopReason::Cancelled));
+        let keeps_best = self.report.as_ref().is_some_and(|r| {
+            matches!(r.stop_reason, StopReason::EarlyStopped | StopReason::Cancelled)
+        });
         if keeps_best { self.best_loss() } else { self.curve.last().map(|p| p.1) }
     }
 
@@ -130,7 +152,13 @@ impl Sweep {
         Sweep {
             members: grid
                 .into_iter()
-                .map(|params| Member { params, curve: Vec::new(), validated: false, state: MemberState::Waiting, report: None })
+                .map(|params| Member {
+                    params,
+                    curve: Vec::new(),
+                    validated: false,
+                    state: MemberState::Waiting,
+                    report: None,
+                })
                 .collect(),
         }
     }
@@ -161,7 +189,10 @@ impl Sweep {
         let Some(member) = self.members.get_mut(i) else { return };
         member.state = match result {
             Ok(report) => {
-                let state = MemberState::Done { version: report.model.version, test_log_loss: report.metrics.log_loss };
+                let state = MemberState::Done {
+                    version: report.model.version,
+                    test_log_loss: report.metrics.log_loss,
+                };
                 member.report = Some(report);
                 state
             }
@@ -202,22 +233,44 @@ mod tests {
     #[test]
     fn the_grid_is_every_combination_checked_and_bounded() {
         let base = TrainParams::default();
-        let form = SweepForm { fields: ["sgd, newton".into(), "0.1,0.2".into(), "0, 0.01".into()], selected: 0, error: None };
+        let form = SweepForm {
+            fields: ["sgd, newton".into(), "0.1,0.2".into(), "0, 0.01".into()],
+            selected: 0,
+            error: None,
+        };
         let grid = form.grid(&base).expect("a grid");
         // sgd: 2 rates × 2 penalties; newton, which takes no rate: the 2 penalties once.
         assert_eq!(grid.len(), 6);
         assert_eq!((grid[0].solver, grid[0].learning_rate, grid[0].l2), (Solver::Sgd, 0.1, 0.0));
-        assert_eq!((grid[5].solver, grid[5].learning_rate, grid[5].l2), (Solver::Newton, 0.1, 0.01));
+        assert_eq!(
+            (grid[5].solver, grid[5].learning_rate, grid[5].l2),
+            (Solver::Newton, 0.1, 0.01)
+        );
         assert!(grid.iter().all(|p| p.epochs == base.epochs), "the rest is the base's");
         // Every member, newton's too, holds out the same validation rows: one measure for all.
-        assert!(grid.iter().all(|p| p.validation_fraction == Some(DEFAULT_VALIDATION_FRACTION)), "{grid:?}");
+        assert!(
+            grid.iter().all(|p| p.validation_fraction == Some(DEFAULT_VALIDATION_FRACTION)),
+            "{grid:?}"
+        );
         let explicit = TrainParams { validation_fraction: Some(0.25), ..TrainParams::default() };
-        assert!(form.grid(&explicit).expect("a grid").iter().all(|p| p.validation_fraction == Some(0.25)));
-        let bad = |fields: [&str; 3]| SweepForm { fields: fields.map(String::from), selected: 0, error: None }.grid(&base).unwrap_err();
+        assert!(
+            form.grid(&explicit)
+                .expect("a grid")
+                .iter()
+                .all(|p| p.validation_fraction == Some(0.25))
+        );
+        let bad = |fields: [&str; 3]| {
+            SweepForm { fields: fields.map(String::from), selected: 0, error: None }
+                .grid(&base)
+                .unwrap_err()
+        };
         assert!(bad(["adam", "0.1", "0"]).contains("\"adam\" is none of"));
         assert!(bad(["sgd", "fast", "0"]).starts_with("learning rates: \"fast\""));
         assert!(bad(["sgd", "-1", "0"]).contains("learning_rate"), "each member is checked");
-        assert!(bad(["sgd,minibatch,batch,newton", "0.1,0.2,0.3", "0,1,2"]).contains("30 combinations; a sweep takes at most 24"));
+        assert!(
+            bad(["sgd,minibatch,batch,newton", "0.1,0.2,0.3", "0,1,2"])
+                .contains("30 combinations; a sweep takes at most 24")
+        );
         assert!(bad(["sgd", "", "0"]).contains("at least one"));
     }
 
@@ -225,17 +278,25 @@ mod tests {
     fn a_member_ranks_by_the_loss_of_the_model_it_keeps() {
         // newton's validation loss dips below its final one on the way to the optimum; sgd
         // stops early and keeps its best epoch. Each ranks by the model it keeps: 0.22 and 0.21.
-        let mut sweep = Sweep::new(vec![TrainParams { solver: Solver::Newton, ..TrainParams::default() }, TrainParams::default()]);
+        let mut sweep = Sweep::new(vec![
+            TrainParams { solver: Solver::Newton, ..TrainParams::default() },
+            TrainParams::default(),
+        ]);
         for (e, l) in [0.30, 0.19, 0.22].iter().enumerate() {
             sweep.epoch(0, e + 1, 0.5, Some(*l));
         }
         for (e, l) in [0.25, 0.21, 0.24].iter().enumerate() {
             sweep.epoch(1, e + 1, 0.5, Some(*l));
         }
-        let stopped = |version: u32, stop: StopReason| -> Box<RunReport> { Box::new(RunReport { stop_reason: stop, ..report(version) }) };
+        let stopped = |version: u32, stop: StopReason| -> Box<RunReport> {
+            Box::new(RunReport { stop_reason: stop, ..report(version) })
+        };
         sweep.finished(0, Ok(stopped(1, StopReason::Converged)));
         sweep.finished(1, Ok(stopped(2, StopReason::EarlyStopped)));
-        assert_eq!((sweep.members[0].kept_loss(), sweep.members[1].kept_loss()), (Some(0.22), Some(0.21)));
+        assert_eq!(
+            (sweep.members[0].kept_loss(), sweep.members[1].kept_loss()),
+            (Some(0.22), Some(0.21))
+        );
         assert_eq!(sweep.ranked(), vec![1, 0]);
         assert_eq!(sweep.best_version(), Some((1, 2)));
     }
@@ -270,6 +331,10 @@ mod tests {
         sweep.finished(0, Ok(Box::new(report.clone())));
         report.model.version = 8;
         sweep.finished(1, Ok(Box::new(report)));
-        assert_eq!(sweep.best_version(), Some((1, 8)), "the lowest validation loss among the finished");
+        assert_eq!(
+            sweep.best_version(),
+            Some((1, 8)),
+            "the lowest validation loss among the finished"
+        );
     }
 }

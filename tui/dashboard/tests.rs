@@ -66,7 +66,8 @@ fn evaluation(version: u32) -> Evaluation {
         roc: Vec::new(),
         precision_recall: Vec::new(),
         calibration: Vec::new(),
-        previous: (version > 1).then(|| VersionMetrics { version: version - 1, metrics: metrics(0.9325, 0.1366) }),
+        previous: (version > 1)
+            .then(|| VersionMetrics { version: version - 1, metrics: metrics(0.9325, 0.1366) }),
         promoted: true,
         decision: "promoted".into(),
         alias: Some("stable".into()),
@@ -123,7 +124,11 @@ fn trained_app() -> App {
     }
     let evaluated = evaluation(1);
     app.on_event(AppEvent::Pipeline(PipelineEvent::Evaluated(Box::new(evaluated.clone()))));
-    let served = logitflow_kit::wire::LoadInfo { name: "admissions".into(), aliases: [("stable".to_string(), 1)].into(), changed: true };
+    let served = logitflow_kit::wire::LoadInfo {
+        name: "admissions".into(),
+        aliases: [("stable".to_string(), 1)].into(),
+        changed: true,
+    };
     app.on_event(AppEvent::Pipeline(PipelineEvent::Served(served)));
     app.on_event(AppEvent::RunFinished(Ok(Box::new(run_report(&evaluated, 30)))));
     app.on_event(AppEvent::Predicted { alias: "stable".into(), result: Ok((0.9974, "1".into())) });
@@ -156,7 +161,13 @@ fn screen(app: &App, width: u16, height: u16) -> String {
     terminal.draw(|f| f.render_widget(app, f.area())).expect("draw");
     let buffer = terminal.backend().buffer().clone();
     (0..height)
-        .map(|y| (0..width).map(|x| buffer[(x, y)].symbol().to_string()).collect::<String>().trim_end().to_string())
+        .map(|y| {
+            (0..width)
+                .map(|x| buffer[(x, y)].symbol().to_string())
+                .collect::<String>()
+                .trim_end()
+                .to_string()
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -182,7 +193,9 @@ fn services_widget_shows_every_service_and_its_status() {
     let area = Rect::new(0, 0, 80, 11);
     let mut buf = Buffer::empty(area);
     super::ui::render_services_for_test(&app, area, &mut buf);
-    let text: String = (0..area.height).map(|y| (0..area.width).map(|x| buf[(x, y)].symbol()).collect::<String>() + "\n").collect();
+    let text: String = (0..area.height)
+        .map(|y| (0..area.width).map(|x| buf[(x, y)].symbol()).collect::<String>() + "\n")
+        .collect();
     assert!(text.contains("Services 7/8 ready"), "{text}");
     for name in ServiceName::ALL {
         assert!(text.contains(name.as_str()), "{name} missing:\n{text}");
@@ -247,7 +260,10 @@ fn an_answer_says_which_class_its_probability_is_of() {
 fn retraining_keeps_the_previous_curve_and_shows_the_change() {
     let mut app = trained_app();
     app.on_event(AppEvent::RunFinished(Err("x".into())));
-    assert_eq!(app.on_key(key(KeyCode::Char('t'))).map(|a| matches!(a, Action::Train(_))), Some(true));
+    assert_eq!(
+        app.on_key(key(KeyCode::Char('t'))).map(|a| matches!(a, Action::Train(_))),
+        Some(true)
+    );
     assert_eq!(app.previous_curve.len(), 30, "the older run stays, dimmed");
     assert!(app.train_curve.is_empty());
     app.on_event(epoch(1, 0.3, 0.29));
@@ -268,7 +284,11 @@ fn the_form_refuses_bad_values_inline_and_retrains_with_good_ones() {
     }
     app.on_key(key(KeyCode::Char('-')));
     app.on_key(key(KeyCode::Char('1')));
-    assert!(app.form.error.as_deref().is_some_and(|e| e.contains("learning_rate")), "{:?}", app.form.error);
+    assert!(
+        app.form.error.as_deref().is_some_and(|e| e.contains("learning_rate")),
+        "{:?}",
+        app.form.error
+    );
     assert_eq!(app.on_key(key(KeyCode::Enter)), None, "refused");
     assert!(screen(&app, 120, 40).contains("learning_rate must be"));
     app.on_key(key(KeyCode::Backspace));
@@ -309,7 +329,10 @@ fn a_one_feature_model_gets_its_fitted_curve_and_the_query_marked() {
     assert_eq!(app.fit_query, None);
     app.on_event(AppEvent::Predicted { alias: "stable".into(), result: Ok((0.9974, "1".into())) });
     assert_eq!(app.fit_query, None, "v1's answer is not on v2's curve");
-    app.on_event(AppEvent::Predicted { alias: "candidate".into(), result: Ok((0.9969, "2".into())) });
+    app.on_event(AppEvent::Predicted {
+        alias: "candidate".into(),
+        result: Ok((0.9969, "2".into())),
+    });
     assert_eq!(app.fit_query, Some((80.0, 0.9969)));
 }
 
@@ -340,9 +363,15 @@ fn keys_predict_quit_and_confirm() {
     for c in "80".chars() {
         app.on_key(key(KeyCode::Char(c)));
     }
-    assert_eq!(app.on_key(key(KeyCode::Enter)), Some(Action::Predict(vec![Value::Number(80.0)], vec!["stable".into()])));
+    assert_eq!(
+        app.on_key(key(KeyCode::Enter)),
+        Some(Action::Predict(vec![Value::Number(80.0)], vec!["stable".into()]))
+    );
     app.on_key(key(KeyCode::Char('x')));
-    assert_eq!(app.predict_input, "80x", "letters are typed too: a categorical feature takes a level");
+    assert_eq!(
+        app.predict_input, "80x",
+        "letters are typed too: a categorical feature takes a level"
+    );
     app.on_key(key(KeyCode::Esc));
     assert_eq!(app.focus, Focus::Services);
     // Without a run under way, q quits at once; while one runs, q asks first.
@@ -365,10 +394,16 @@ fn keys_predict_quit_and_confirm() {
 fn logs_overlay_filters_by_search() {
     let mut app = trained_app();
     assert_eq!(app.on_key(key(KeyCode::Enter)), Some(Action::ShowLogs(ServiceName::Ingest)));
-    let lines = ["{\"level\":\"INFO\",\"message\":\"listening\"}", "{\"level\":\"WARN\",\"message\":\"slow\"}"];
+    let lines = [
+        "{\"level\":\"INFO\",\"message\":\"listening\"}",
+        "{\"level\":\"WARN\",\"message\":\"slow\"}",
+    ];
     app.on_event(AppEvent::Logs(
         ServiceName::Ingest,
-        lines.iter().map(|t| crate::supervisor::LogLine { stream: "stderr", text: t.to_string() }).collect(),
+        lines
+            .iter()
+            .map(|t| crate::supervisor::LogLine { stream: "stderr", text: t.to_string() })
+            .collect(),
     ));
     assert_eq!(app.visible_logs().len(), 2);
     app.on_key(key(KeyCode::Char('/')));
@@ -393,7 +428,10 @@ fn t_before_every_service_is_ready_is_queued_names_what_it_waits_for_and_then_tr
     assert_eq!(app.on_event(AppEvent::Services(services.clone())), None, "serve is still starting");
     assert!(app.status.contains("waiting for"), "the message is not overwritten: {}", app.status);
     services[5].status = Status::Ready;
-    assert_eq!(app.on_event(AppEvent::Services(services.clone())), Some(Action::Train(TrainParams::default())));
+    assert_eq!(
+        app.on_event(AppEvent::Services(services.clone())),
+        Some(Action::Train(TrainParams::default()))
+    );
     assert!(app.training && app.queued_train.is_none());
     assert_eq!(app.on_event(AppEvent::Services(services)), None, "and only once");
 }
@@ -401,8 +439,13 @@ fn t_before_every_service_is_ready_is_queued_names_what_it_waits_for_and_then_tr
 /// `admissions` with versions 1 and 2 (v1's metrics 0.9325/0.1366) and `aliases`.
 fn versions(aliases: &[(&str, u32)]) -> logitflow_kit::wire::ModelVersions {
     use logitflow_core::registry::{ModelEntry, VersionEntry};
-    let version =
-        |v: u32, m: Metrics| VersionEntry { version: v, artifact: "a".repeat(64), report: None, metrics: Some(m), created_unix_ms: 0 };
+    let version = |v: u32, m: Metrics| VersionEntry {
+        version: v,
+        artifact: "a".repeat(64),
+        report: None,
+        metrics: Some(m),
+        created_unix_ms: 0,
+    };
     logitflow_kit::wire::ModelVersions {
         name: "admissions".into(),
         entry: ModelEntry {
@@ -420,7 +463,10 @@ fn answers_go_when_an_alias_moves_or_serve_comes_back_and_a_rollback_shows_the_s
     app.on_event(AppEvent::Models(versions(&[("stable", 1), ("candidate", 2)])));
     app.on_event(AppEvent::Predicted { alias: "stable".into(), result: Ok((0.9974, "1".into())) });
     assert_eq!(app.answers.len(), 1);
-    assert!(!screen(&app, 120, 40).contains("(last trained)"), "the stable version is the one shown");
+    assert!(
+        !screen(&app, 120, 40).contains("(last trained)"),
+        "the stable version is the one shown"
+    );
     // The same aliases again (a refresh): the answer stands.
     app.on_event(AppEvent::Models(versions(&[("stable", 1), ("candidate", 2)])));
     assert_eq!(app.answers.len(), 1);
@@ -436,7 +482,10 @@ fn answers_go_when_an_alias_moves_or_serve_comes_back_and_a_rollback_shows_the_s
     let mut services = ready_services(app.now);
     services[5].status = Status::Restarting;
     app.on_event(AppEvent::Services(services.clone()));
-    app.on_event(AppEvent::Predicted { alias: "stable".into(), result: Err("serve is not answering".into()) });
+    app.on_event(AppEvent::Predicted {
+        alias: "stable".into(),
+        result: Err("serve is not answering".into()),
+    });
     app.on_event(AppEvent::Predicted { alias: "candidate".into(), result: Ok((0.9, "2".into())) });
     services[5].status = Status::Ready;
     app.on_event(AppEvent::Services(services));
@@ -489,7 +538,9 @@ fn the_form_has_the_stopping_parameters_and_greys_what_the_solver_ignores() {
     let text = screen(&app, 80, 24);
     assert!(text.contains("patience  50000") && text.contains("validation  0.2"), "{text}");
     assert!(text.contains("batch size  32  (not used by sgd)"), "{text}");
-    let Some(Action::Train(params)) = app.on_key(key(KeyCode::Enter)) else { panic!("trains: {}", app.status) };
+    let Some(Action::Train(params)) = app.on_key(key(KeyCode::Enter)) else {
+        panic!("trains: {}", app.status)
+    };
     assert_eq!((params.patience, params.validation_fraction), (50_000, Some(0.2)));
 
     // A refusal's whole reason shows, not its first 40 characters.
@@ -502,7 +553,11 @@ fn the_form_has_the_stopping_parameters_and_greys_what_the_solver_ignores() {
     }
     let error = app.form.error.clone().expect("too many epochs");
     assert!(error.contains("1000000000"), "{error}");
-    let text: String = screen(&app, 80, 24).lines().map(|l| l.trim_matches(|c: char| c == '│' || c == ' ')).collect::<Vec<_>>().join(" ");
+    let text: String = screen(&app, 80, 24)
+        .lines()
+        .map(|l| l.trim_matches(|c: char| c == '│' || c == ' '))
+        .collect::<Vec<_>>()
+        .join(" ");
     assert!(text.contains("got 1000000000"), "the end of the reason is on screen: {text}");
 }
 
@@ -510,10 +565,17 @@ fn the_form_has_the_stopping_parameters_and_greys_what_the_solver_ignores() {
 fn json_log_lines_read_as_time_level_message_and_fields() {
     use super::app::readable_log_line;
     let line = r#"{"timestamp":"2026-12-01T12:01:02.123456Z","level":"WARN","fields":{"message":"model not loaded","model":"admissions","error":"v2: corrupt"},"target":"logitflow_serve"}"#;
-    assert_eq!(readable_log_line(line), "12:01:02.123 WARN  model not loaded error=v2: corrupt model=admissions");
+    assert_eq!(
+        readable_log_line(line),
+        "12:01:02.123 WARN  model not loaded error=v2: corrupt model=admissions"
+    );
     let listening = r#"{"addr":"127.0.0.1:4000","event":"listening","service":"serve"}"#;
     assert_eq!(readable_log_line(listening), "addr=127.0.0.1:4000 event=listening service=serve");
-    assert_eq!(readable_log_line("ingest cannot start: a fault"), "ingest cannot start: a fault", "plain text stays");
+    assert_eq!(
+        readable_log_line("ingest cannot start: a fault"),
+        "ingest cannot start: a fault",
+        "plain text stays"
+    );
 }
 
 #[test]
@@ -528,7 +590,8 @@ fn p_asks_before_promoting_a_candidate_that_tested_worse() {
     assert_eq!(app.overlay, Overlay::ConfirmPromote);
     let text = screen(&app, 120, 40);
     assert!(
-        text.contains("candidate v1's test log loss 0.1366 is worse than stable") && text.contains("v2's 0.1358. Promote anyway?"),
+        text.contains("candidate v1's test log loss 0.1366 is worse than stable")
+            && text.contains("v2's 0.1358. Promote anyway?"),
         "{text}"
     );
     assert_eq!(app.on_key(key(KeyCode::Char('n'))), None);
@@ -541,10 +604,19 @@ fn p_asks_before_promoting_a_candidate_that_tested_worse() {
 fn an_export_names_its_directory_and_files_within_the_status_line() {
     let mut app = trained_app();
     let dir = std::path::Path::new("/home/test/exports");
-    let names =
-        ["1796-a60d-loss.csv", "1796-a60d-roc.csv", "1796-a60d-loss.png", "1796-a60d-loss.svg", "1796-a60d-roc.png", "1796-a60d-roc.svg"];
+    let names = [
+        "1796-a60d-loss.csv",
+        "1796-a60d-roc.csv",
+        "1796-a60d-loss.png",
+        "1796-a60d-loss.svg",
+        "1796-a60d-roc.png",
+        "1796-a60d-roc.svg",
+    ];
     app.on_event(AppEvent::Exported(Ok(names.iter().map(|n| dir.join(n)).collect())));
-    assert_eq!(app.status, "exported 6 files to /home/test/exports/: 1796-a60d-{loss,roc}.{csv,png,svg}");
+    assert_eq!(
+        app.status,
+        "exported 6 files to /home/test/exports/: 1796-a60d-{loss,roc}.{csv,png,svg}"
+    );
     assert!(app.status.chars().count() < 120, "fits a 120-column status line");
 }
 
@@ -583,47 +655,89 @@ fn the_model_panel_shows_an_exact_fits_coefficient_table() {
         term("species=a level with a very long name", 0.75, 0.25, 0.003),
     ];
     for j in 0..12 {
-        terms.push(term(&format!("island=L{j}"), 0.5 - 0.1 * f64::from(j), 0.25, 0.0312 * f64::from(j + 1)));
+        terms.push(term(
+            &format!("island=L{j}"),
+            0.5 - 0.1 * f64::from(j),
+            0.25,
+            0.0312 * f64::from(j + 1),
+        ));
     }
     if let Some(report) = app.last_report.as_mut() {
         report.model.fit.terms = terms;
     }
     let wide = screen(&app, 120, 40);
-    assert!(wide.contains("term") && wide.contains("coef") && wide.contains(" se ") && wide.contains(" OR"), "{wide}");
+    assert!(
+        wide.contains("term")
+            && wide.contains("coef")
+            && wide.contains(" se ")
+            && wide.contains(" OR"),
+        "{wide}"
+    );
     // An intercept of a few hundred keeps the columns: fewer decimals, not a wider cell.
     assert!(wide.contains("(intercept)  -687.350 737.727 0.3500       -│"), "{wide}");
     assert!(wide.contains("<1e-4"), "{wide}");
-    assert!(wide.contains("score") && wide.contains("0.1990") && wide.contains("1.220"), "the odds ratio e^0.199: {wide}");
+    assert!(
+        wide.contains("score") && wide.contains("0.1990") && wide.contains("1.220"),
+        "the odds ratio e^0.199: {wide}"
+    );
     let lines: Vec<&str> = wide.lines().collect();
     let row = |needle: &str| lines.iter().position(|l| l.contains(needle));
     assert!(
-        row("(intercept)") < row("score ") && row("score ") < row("island=L0 ") && row("island=L0 ") < row("island=L1 "),
+        row("(intercept)") < row("score ")
+            && row("score ") < row("island=L0 ")
+            && row("island=L0 ") < row("island=L1 "),
         "term order:\n{wide}"
     );
     assert!(wide.contains("speci…g name"), "a long name keeps its start and end:\n{wide}");
-    assert!(wide.contains("+3 more terms: C shows them all"), "what does not fit is counted:\n{wide}");
+    assert!(
+        wide.contains("+3 more terms: C shows them all"),
+        "what does not fit is counted:\n{wide}"
+    );
     // At 80×24 the panel keeps the metrics and counts the terms; at 80×40 the table has the
     // estimate and p-value, without the confusion matrix.
     let small = screen(&app, 80, 24);
     assert!(small.contains("acc 0.9350") && small.contains("15 terms"), "{small}");
     let narrow = screen(&app, 80, 40);
-    assert!(narrow.contains("coef") && narrow.contains("(intercept)") && narrow.contains("<1e-4") && !narrow.contains(" OR"), "{narrow}");
+    assert!(
+        narrow.contains("coef")
+            && narrow.contains("(intercept)")
+            && narrow.contains("<1e-4")
+            && !narrow.contains(" OR"),
+        "{narrow}"
+    );
     // A coefficient in large units (income, 3.0e-6 per unit) keeps its significant digits, in
     // the panel and in the C view, where four decimals said 0.0000.
     if let Some(report) = app.last_report.as_mut() {
         report.model.fit.terms[1] = term("income", 3.0e-6, 1.1e-6, 0.006);
     }
     let wide = screen(&app, 120, 40);
-    assert!(wide.lines().any(|l| l.contains("income") && l.contains("3.00e-6") && l.contains("1.10e-6")), "{wide}");
+    assert!(
+        wide.lines()
+            .any(|l| l.contains("income") && l.contains("3.00e-6") && l.contains("1.10e-6")),
+        "{wide}"
+    );
     app.on_key(key(KeyCode::Char('C')));
     let view = screen(&app, 120, 40);
-    assert!(view.lines().any(|l| l.contains("income") && l.contains("3.00e-6") && l.contains("1.10e-6")), "{view}");
+    assert!(
+        view.lines()
+            .any(|l| l.contains("income") && l.contains("3.00e-6") && l.contains("1.10e-6")),
+        "{view}"
+    );
 }
 
 #[test]
 fn exported_names_are_grouped_by_figure_and_format() {
     use super::app::grouped_names;
-    let all = ["loss.csv", "roc.csv", "pr.csv", "calibration.csv", "loss.png", "loss.svg", "roc.png", "roc.svg"];
+    let all = [
+        "loss.csv",
+        "roc.csv",
+        "pr.csv",
+        "calibration.csv",
+        "loss.png",
+        "loss.svg",
+        "roc.png",
+        "roc.svg",
+    ];
     let all = [&all[..], &["pr.png", "pr.svg", "calibration.png", "calibration.svg"]].concat();
     assert_eq!(grouped_names(&all), "{loss,roc,pr,calibration}.{csv,png,svg}");
     let log = ["loss.csv", "roc.csv", "loss-log.png", "loss-log.svg", "roc.png", "roc.svg"];
@@ -650,20 +764,33 @@ fn cancel_asks_whether_to_keep_the_best_epoch_and_the_status_names_the_one_kept(
             text.contains("keep epoch 3 (the best so far, validation loss 0.2100)"),
             "the best epoch is named at {width}×{height}:\n{text}"
         );
-        assert!(text.contains("d  discard the run") && text.contains("any other key: go on training"), "{text}");
+        assert!(
+            text.contains("d  discard the run") && text.contains("any other key: go on training"),
+            "{text}"
+        );
     }
     assert_eq!(app.on_key(key(KeyCode::Esc)), None);
     assert_eq!((app.overlay, app.status.as_str()), (Overlay::None, "training goes on"));
     app.on_key(key(KeyCode::Char('c')));
-    assert_eq!(app.on_key(key(KeyCode::Char('k'))), Some(Action::Cancel { job: "job-7".into(), keep_best: true }));
+    assert_eq!(
+        app.on_key(key(KeyCode::Char('k'))),
+        Some(Action::Cancel { job: "job-7".into(), keep_best: true })
+    );
     app.on_key(key(KeyCode::Char('c')));
-    assert_eq!(app.on_key(key(KeyCode::Char('d'))), Some(Action::Cancel { job: "job-7".into(), keep_best: false }));
+    assert_eq!(
+        app.on_key(key(KeyCode::Char('d'))),
+        Some(Action::Cancel { job: "job-7".into(), keep_best: false })
+    );
     // The run ends with the kept epoch as a version: the status says which epoch it holds.
     let mut kept = run_report(&evaluation(2), 5);
     kept.stop_reason = logitflow_core::logistic::StopReason::Cancelled;
     kept.model.fit.kept_epoch = Some(3);
     app.on_event(AppEvent::RunFinished(Ok(Box::new(kept))));
-    assert!(app.status.starts_with("stopped at epoch 5, epoch 3 kept: v2 is stable"), "{}", app.status);
+    assert!(
+        app.status.starts_with("stopped at epoch 5, epoch 3 kept: v2 is stable"),
+        "{}",
+        app.status
+    );
     // Nothing training: c says so and asks nothing.
     assert_eq!(app.on_key(key(KeyCode::Char('c'))), None);
     assert_eq!((app.overlay, app.status.as_str()), (Overlay::None, "nothing is training"));
@@ -673,7 +800,15 @@ fn cancel_asks_whether_to_keep_the_best_epoch_and_the_status_names_the_one_kept(
 fn penguins_app() -> App {
     let mut app = trained_app();
     app.on_event(AppEvent::RunFinished(Err("done".into())));
-    let names = ["species", "island", "bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g", "year"];
+    let names = [
+        "species",
+        "island",
+        "bill_length_mm",
+        "bill_depth_mm",
+        "flipper_length_mm",
+        "body_mass_g",
+        "year",
+    ];
     app.feature_names = names.iter().map(|n| n.to_string()).collect();
     let report = app.last_report.get_or_insert_with(|| run_report(&evaluation(1), 10));
     report.data_summary.categorical = [
@@ -744,7 +879,10 @@ fn a_form_of_forty_features_scrolls_to_keep_the_field_in_view() {
     app.feature_names = (0..40).map(|i| format!("f{i:02}")).collect();
     app.on_key(key(KeyCode::Char('p')));
     let first = screen(&app, 80, 24);
-    assert!(first.contains("f00") && !first.contains("f39") && first.contains("field 1 of 40"), "{first}");
+    assert!(
+        first.contains("f00") && !first.contains("f39") && first.contains("field 1 of 40"),
+        "{first}"
+    );
     for _ in 0..3 {
         app.on_key(key(KeyCode::PageDown));
     }
@@ -752,7 +890,10 @@ fn a_form_of_forty_features_scrolls_to_keep_the_field_in_view() {
         app.on_key(key(KeyCode::Down));
     }
     let text = screen(&app, 80, 24);
-    assert!(text.contains("f35  █") && !text.contains("f00") && text.contains("field 36 of 40"), "{text}");
+    assert!(
+        text.contains("f35  █") && !text.contains("f00") && text.contains("field 36 of 40"),
+        "{text}"
+    );
     assert!(text.contains("rows 19–36 of 40"), "the rows shown are named: {text}");
 }
 
@@ -765,9 +906,11 @@ fn the_runs_view_orders_marks_compares_and_trains_again_with_a_runs_parameters()
     assert!(screen(&app, 120, 40).contains("reading the kept runs"), "until the runs arrive");
     // Three runs: v1 newton, v2 sgd with a penalty (best AUC), v3 batch (lowest log loss).
     let mut runs = Vec::new();
-    for (version, solver, l2, auc, log_loss) in
-        [(1, Solver::Newton, 0.0, 0.90, 0.30), (2, Solver::Sgd, 0.01, 0.97, 0.25), (3, Solver::Batch, 0.0, 0.95, 0.20)]
-    {
+    for (version, solver, l2, auc, log_loss) in [
+        (1, Solver::Newton, 0.0, 0.90, 0.30),
+        (2, Solver::Sgd, 0.01, 0.97, 0.25),
+        (3, Solver::Batch, 0.0, 0.95, 0.20),
+    ] {
         let mut run = run_report(&evaluation(version), 10 + version as usize);
         run.run_id = format!("179612937{version}000-a60{version}");
         run.params.solver = solver;
@@ -779,14 +922,20 @@ fn the_runs_view_orders_marks_compares_and_trains_again_with_a_runs_parameters()
     app.on_event(AppEvent::Runs(runs));
     let text = screen(&app, 120, 40);
     assert!(text.contains("Runs — newest first · 0 marked"), "{text}");
-    let order = |text: &str| ["batch", "sgd", "newton"].map(|s| text.find(&format!(" {s} ")).unwrap_or(usize::MAX));
+    let order = |text: &str| {
+        ["batch", "sgd", "newton"].map(|s| text.find(&format!(" {s} ")).unwrap_or(usize::MAX))
+    };
     let at = order(&text);
     assert!(at[0] < at[1] && at[1] < at[2], "newest first: {text}");
     assert!(text.contains("2026-12-01") || text.contains("2026-11-30"), "the run's time: {text}");
     app.on_key(key(KeyCode::Char('s')));
     assert_eq!(app.runs_view.selected_run().map(|r| r.model.version), Some(2), "highest AUC first");
     app.on_key(key(KeyCode::Char('s')));
-    assert_eq!(app.runs_view.selected_run().map(|r| r.model.version), Some(3), "lowest log loss first");
+    assert_eq!(
+        app.runs_view.selected_run().map(|r| r.model.version),
+        Some(3),
+        "lowest log loss first"
+    );
     // Mark v3 and v1, compare them.
     app.on_key(key(KeyCode::Char(' ')));
     app.on_key(key(KeyCode::Down));
@@ -803,19 +952,35 @@ fn the_runs_view_orders_marks_compares_and_trains_again_with_a_runs_parameters()
     assert_eq!((solver.a.as_str(), solver.b.as_str(), solver.differs), ("batch", "newton", true));
     let loss = comparison.rows.iter().find(|r| r.name == "log loss").expect("a log loss row");
     assert_eq!(loss.delta, "+0.1000", "second − first");
-    let first_same = comparison.rows.iter().skip(2).position(|r| !r.differs).expect("rows the two share");
-    assert!(comparison.rows.iter().skip(2 + first_same).all(|r| !r.differs), "what differs comes first: {:?}", comparison.rows);
+    let first_same =
+        comparison.rows.iter().skip(2).position(|r| !r.differs).expect("rows the two share");
+    assert!(
+        comparison.rows.iter().skip(2 + first_same).all(|r| !r.differs),
+        "what differs comes first: {:?}",
+        comparison.rows
+    );
     for (width, height) in [(120, 40), (80, 24)] {
         let text = screen(&app, width, height);
-        assert!(text.contains("v3 batch") && text.contains("second − first") && text.contains("solver"), "{width}×{height}:\n{text}");
+        assert!(
+            text.contains("v3 batch") && text.contains("second − first") && text.contains("solver"),
+            "{width}×{height}:\n{text}"
+        );
         if width == 120 {
-            assert!(text.contains("v3 batch train") && text.contains("v1 newton validation"), "the legend names the curves:\n{text}");
+            assert!(
+                text.contains("v3 batch train") && text.contains("v1 newton validation"),
+                "the legend names the curves:\n{text}"
+            );
         }
-        assert!(text.contains("first blue, second red"), "the colours are named at every size:\n{text}");
+        assert!(
+            text.contains("first blue, second red"),
+            "the colours are named at every size:\n{text}"
+        );
     }
     // e: both loss curves in one plot, the runs as compared.
     match app.on_key(key(KeyCode::Char('e'))) {
-        Some(Action::ExportComparison(a, b)) => assert_eq!((a.model.version, b.model.version), (3, 1)),
+        Some(Action::ExportComparison(a, b)) => {
+            assert_eq!((a.model.version, b.model.version), (3, 1))
+        }
         other => panic!("expected the comparison's export, got {other:?}"),
     }
     // Back to the runs; Enter with fewer than two marked opens the selected run alone.
@@ -823,7 +988,9 @@ fn the_runs_view_orders_marks_compares_and_trains_again_with_a_runs_parameters()
     assert_eq!(app.overlay, Overlay::Runs);
     app.on_key(key(KeyCode::Char(' ')));
     app.on_key(key(KeyCode::Enter));
-    assert!(app.run_comparison.as_ref().is_some_and(|c| !c.two && c.title.starts_with("v1 newton")));
+    assert!(
+        app.run_comparison.as_ref().is_some_and(|c| !c.two && c.title.starts_with("v1 newton"))
+    );
     app.on_key(key(KeyCode::Esc));
     // / filters: only the runs whose data, solver, version or stop contains the text.
     app.on_key(key(KeyCode::Char('/')));
@@ -878,7 +1045,10 @@ fn the_loss_chart_shows_pace_and_time_left_marks_the_best_epoch_and_windows_long
     let text = screen(&app, 120, 40);
     assert!(text.contains("Loss (latest epochs) — sgd 500/1000 epochs · 250 epochs/s"), "{text}");
     assert!(app.chart.best_point.is_empty(), "epoch 300 is out of view");
-    assert!(text.lines().any(|l| l.contains("301") && l.contains("500")), "the axis runs from 301 to 500:\n{text}");
+    assert!(
+        text.lines().any(|l| l.contains("301") && l.contains("500")),
+        "the axis runs from 301 to 500:\n{text}"
+    );
     app.on_key(key(KeyCode::Char('l')));
     assert!(screen(&app, 120, 40).contains("Loss (log₁₀, latest epochs)"));
     app.on_key(key(KeyCode::Char('w')));
@@ -895,7 +1065,8 @@ fn c_on_a_penalised_fit_marks_the_dropped_terms_and_says_why_there_are_no_standa
     use logitflow_core::inference::TermStatistics;
     let mut app = trained_app();
     // As train reports a penalised fit: the estimates alone, each term's per-sd value beside.
-    let coefficients = [("mean_radius".to_string(), 0.0), ("worst_smoothness".to_string(), 22.0864)].into();
+    let coefficients =
+        [("mean_radius".to_string(), 0.0), ("worst_smoothness".to_string(), 22.0864)].into();
     let mut terms = TermStatistics::estimates_only(-22.2357, &coefficients);
     terms.iter_mut().skip(1).for_each(|t| t.standardized = Some(t.estimate / 10.0));
     if let Some(report) = app.last_report.as_mut() {
@@ -905,9 +1076,22 @@ fn c_on_a_penalised_fit_marks_the_dropped_terms_and_says_why_there_are_no_standa
     app.on_key(key(KeyCode::Char('C')));
     assert_eq!(app.overlay, Overlay::Coefficients);
     let text = screen(&app, 120, 40);
-    let row = |name: &str| text.lines().find(|l| l.contains(&format!("{name} "))).map(str::to_string).unwrap_or_default();
-    assert!(row("mean_radius").contains(" 0 ") && !row("mean_radius").contains("0.0000"), "an exact zero: {}", row("mean_radius"));
-    assert!(row("worst_smoothness").contains("3.91e9"), "e^22.09 in a column's width: {}", row("worst_smoothness"));
+    let row = |name: &str| {
+        text.lines()
+            .find(|l| l.contains(&format!("{name} ")))
+            .map(str::to_string)
+            .unwrap_or_default()
+    };
+    assert!(
+        row("mean_radius").contains(" 0 ") && !row("mean_radius").contains("0.0000"),
+        "an exact zero: {}",
+        row("mean_radius")
+    );
+    assert!(
+        row("worst_smoothness").contains("3.91e9"),
+        "e^22.09 in a column's width: {}",
+        row("worst_smoothness")
+    );
     assert!(text.contains("standard errors not given with a penalty (L1, λ = 0.01)"), "{text}");
 }
 
@@ -940,37 +1124,54 @@ fn c_shows_every_coefficient_with_its_standardized_magnitude_scrolling_and_order
     let text = screen(&app, 120, 40);
     assert!(text.contains("Coefficients of v1 — term order · rows 1–35 of 41"), "{text}");
     assert!(text.contains("95% interval") && text.contains("per sd"), "{text}");
-    let row = |text: &str, name: &str| text.lines().find(|l| l.contains(&format!("{name} "))).map(str::to_string);
+    let row = |text: &str, name: &str| {
+        text.lines().find(|l| l.contains(&format!("{name} "))).map(str::to_string)
+    };
     let largest = row(&text, "x17").expect("x17's row");
-    assert!(largest.contains("-4.000") && largest.contains("████████████████"), "the largest fills the bar: {largest}");
+    assert!(
+        largest.contains("-4.000") && largest.contains("████████████████"),
+        "the largest fills the bar: {largest}"
+    );
     let small = row(&text, "x01").expect("x01's row");
-    assert!(small.contains("0.100") && small.contains('▍') && !small.contains('█'), "a tenth of 4 is 0.4 of a block: {small}");
+    assert!(
+        small.contains("0.100") && small.contains('▍') && !small.contains('█'),
+        "a tenth of 4 is 0.4 of a block: {small}"
+    );
     // Ordered by magnitude: x17 first; scrolling reaches the last terms.
     app.on_key(key(KeyCode::Char('s')));
     let text = screen(&app, 80, 24);
     assert!(text.contains("largest standardized first"), "{text}");
-    let first_row = text.lines().skip(3).find(|l| l.contains("│x") || l.contains("│(")).unwrap_or_default();
+    let first_row =
+        text.lines().skip(3).find(|l| l.contains("│x") || l.contains("│(")).unwrap_or_default();
     assert!(first_row.contains("x17"), "{text}");
     for _ in 0..5 {
         app.on_key(key(KeyCode::PageDown));
     }
     let text = screen(&app, 80, 24);
-    assert!(text.contains("of 41") && text.contains("(intercept)"), "the intercept, which has no magnitude, comes last:\n{text}");
+    assert!(
+        text.contains("of 41") && text.contains("(intercept)"),
+        "the intercept, which has no magnitude, comes last:\n{text}"
+    );
     app.on_key(key(KeyCode::Esc));
     assert_eq!(app.overlay, Overlay::None);
 
     // With the fit statistics, they are under the table, and the table gives them two rows.
     if let Some(report) = app.last_report.as_mut() {
-        report.model.fit.fit_statistics = Some(logitflow_core::inference::FitStatistics::new(62.8, &[0.0, 1.0, 1.0, 0.0], 2));
+        report.model.fit.fit_statistics =
+            Some(logitflow_core::inference::FitStatistics::new(62.8, &[0.0, 1.0, 1.0, 0.0], 2));
     }
     app.on_key(key(KeyCode::Char('C')));
     app.on_key(key(KeyCode::Char('s')));
     let text = screen(&app, 120, 40);
     assert!(text.contains("rows 1–33 of 41"), "{text}");
     let lines: Vec<&str> = text.lines().collect();
-    let at = lines.iter().position(|l| l.contains("log-likelihood -62.8000  null -2.7726  LLR -120.055 on 2 df, p 1.0000"));
+    let at = lines.iter().position(|l| {
+        l.contains("log-likelihood -62.8000  null -2.7726  LLR -120.055 on 2 df, p 1.0000")
+    });
     assert!(
-        at.is_some_and(|i| lines[i + 1].contains("pseudo R² -21.6503  AIC 131.600  BIC 129.759  deviance 125.600  n 4, residual df 1")),
+        at.is_some_and(|i| lines[i + 1].contains(
+            "pseudo R² -21.6503  AIC 131.600  BIC 129.759  deviance 125.600  n 4, residual df 1"
+        )),
         "{text}"
     );
 }
@@ -982,8 +1183,14 @@ fn a_sweep_is_made_from_the_keyboard_watched_ranked_and_its_best_promoted() {
     assert_eq!(app.on_key(key(KeyCode::Char('S'))), None);
     assert_eq!(app.overlay, Overlay::SweepForm);
     let form = screen(&app, 80, 24);
-    assert!(form.contains("learning rates  0.1,0.2,0.4") && form.contains("9 combinations"), "three rates × three penalties:\n{form}");
-    assert!(form.contains("│        solvers  sgd█") && form.contains("│   L2 penalties  0,0.001,0.01"), "labels right-aligned:\n{form}");
+    assert!(
+        form.contains("learning rates  0.1,0.2,0.4") && form.contains("9 combinations"),
+        "three rates × three penalties:\n{form}"
+    );
+    assert!(
+        form.contains("│        solvers  sgd█") && form.contains("│   L2 penalties  0,0.001,0.01"),
+        "labels right-aligned:\n{form}"
+    );
     // One penalty only: three members, the learning rates 0.1, 0.2 and 0.4.
     app.on_key(key(KeyCode::Down));
     app.on_key(key(KeyCode::Down));
@@ -1000,20 +1207,34 @@ fn a_sweep_is_made_from_the_keyboard_watched_ranked_and_its_best_promoted() {
     // Member 1 reaches the lowest validation loss; member 2 fails.
     for (member, losses) in [(0, [0.30, 0.26]), (1, [0.28, 0.21]), (2, [0.5, 0.6])] {
         for (n, loss) in losses.iter().enumerate() {
-            let event = EpochEvent { epoch: n + 1, train_loss: 0.3, val_loss: Some(*loss), grad_norm: 0.1, elapsed_ms: 1.0, path: None };
+            let event = EpochEvent {
+                epoch: n + 1,
+                train_loss: 0.3,
+                val_loss: Some(*loss),
+                grad_norm: 0.1,
+                elapsed_ms: 1.0,
+                path: None,
+            };
             app.on_event(AppEvent::SweepEpoch { member, epoch: event });
         }
     }
     let text = screen(&app, 120, 40);
     assert!(text.contains("Sweep — 0/3 done") && text.contains("epoch 2"), "{text}");
-    app.on_event(AppEvent::SweepFinished { member: 2, result: Err("train: the fit diverged".into()) });
+    app.on_event(AppEvent::SweepFinished {
+        member: 2,
+        result: Err("train: the fit diverged".into()),
+    });
     for (member, version) in [(0, 2), (1, 3)] {
         let mut report = run_report(&evaluation(version), 2);
         report.promoted = false;
         app.on_event(AppEvent::SweepFinished { member, result: Ok(Box::new(report)) });
     }
     assert!(app.status.starts_with("sweep done — best: v3 (sgd lr 0.2 l2 0)"), "{}", app.status);
-    assert_eq!(app.last_report.as_ref().map(|r| r.model.version), Some(3), "the panels show the best member's run");
+    assert_eq!(
+        app.last_report.as_ref().map(|r| r.model.version),
+        Some(3),
+        "the panels show the best member's run"
+    );
     assert_eq!(app.feature_names, ["score"]);
     // Behind the sweep, the chart names the member's solver and the Model panel its version,
     // not the run before the sweep (v1).
@@ -1024,7 +1245,13 @@ fn a_sweep_is_made_from_the_keyboard_watched_ranked_and_its_best_promoted() {
     let text = screen(&app, 120, 40);
     assert!(text.contains("Sweep — 3/3 done"), "{text}");
     let ranked: Vec<&str> = text.lines().filter(|l| l.contains(" sgd ")).collect();
-    assert!(ranked.len() == 3 && ranked[0].contains("★1") && ranked[0].contains("0.2100") && ranked[0].contains("v3"), "{ranked:?}");
+    assert!(
+        ranked.len() == 3
+            && ranked[0].contains("★1")
+            && ranked[0].contains("0.2100")
+            && ranked[0].contains("v3"),
+        "{ranked:?}"
+    );
     assert!(ranked[2].contains("failed: train: the fit diverged"), "failures last: {ranked:?}");
     assert_eq!(app.on_key(key(KeyCode::Char('P'))), Some(Action::PromoteVersion(3)));
     assert_eq!(app.overlay, Overlay::None);
@@ -1046,12 +1273,19 @@ fn the_answer_panel_shows_advisors_decision_and_where_the_first_feature_flips_it
         threshold: 0.5,
         positive: true,
         decision: "admitted".into(),
-        needed: Some(logitflow_kit::wire::Needed { feature: "score".into(), target: 0.5, value: 48.6123 }),
+        needed: Some(logitflow_kit::wire::Needed {
+            feature: "score".into(),
+            target: 0.5,
+            value: 48.6123,
+        }),
         class: None,
     };
     app.on_event(AppEvent::Advised(Ok(advice)));
     let text = screen(&app, 120, 40);
-    assert!(text.contains("threshold 0.5 → admitted; flips at score = 48.61 · advisor v1"), "{text}");
+    assert!(
+        text.contains("threshold 0.5 → admitted; flips at score = 48.61 · advisor v1"),
+        "{text}"
+    );
     // A move of the aliases makes it stale with the answers.
     app.on_event(AppEvent::Models(versions(&[("stable", 1)])));
     app.on_event(AppEvent::Models(versions(&[("stable", 2)])));
@@ -1064,11 +1298,15 @@ fn the_answer_panel_shows_advisors_decision_and_where_the_first_feature_flips_it
 #[test]
 fn b_scores_a_file_through_batch_with_progress_and_says_where_it_went() {
     let mut app = trained_app();
-    app.score_paths = ["/data/admissions.csv".into(), "/home/test/exports/admissions-scored.csv".into()];
+    app.score_paths =
+        ["/data/admissions.csv".into(), "/home/test/exports/admissions-scored.csv".into()];
     assert_eq!(app.on_key(key(KeyCode::Char('B'))), None);
     assert_eq!(app.overlay, Overlay::Score);
     let text = screen(&app, 80, 24);
-    assert!(text.contains("Batch scoring") && text.contains("│    score  /data/admissions.csv█"), "labels right-aligned:\n{text}");
+    assert!(
+        text.contains("Batch scoring") && text.contains("│    score  /data/admissions.csv█"),
+        "labels right-aligned:\n{text}"
+    );
     // The output path edited: the second field.
     app.on_key(key(KeyCode::Down));
     for _ in 0.."admissions-scored.csv".len() {
@@ -1077,7 +1315,10 @@ fn b_scores_a_file_through_batch_with_progress_and_says_where_it_went() {
     for c in "out.csv".chars() {
         app.on_key(key(KeyCode::Char(c)));
     }
-    let expected = Action::Score { input: "/data/admissions.csv".into(), output: "/home/test/exports/out.csv".into() };
+    let expected = Action::Score {
+        input: "/data/admissions.csv".into(),
+        output: "/home/test/exports/out.csv".into(),
+    };
     assert_eq!(app.on_key(key(KeyCode::Enter)), Some(expected));
     assert_eq!((app.overlay, app.scoring), (Overlay::None, Some(0)));
     app.on_event(AppEvent::Scoring(8192));
@@ -1088,8 +1329,13 @@ fn b_scores_a_file_through_batch_with_progress_and_says_where_it_went() {
     assert_eq!(app.status, "a scoring is already running");
     app.on_key(key(KeyCode::Esc));
     app.on_event(AppEvent::Scored(Ok((2000, "1".into(), "/home/test/exports/out.csv".into()))));
-    assert_eq!((app.scoring, app.status.as_str()), (None, "scored 2000 rows with admissions v1 → /home/test/exports/out.csv"));
-    app.on_event(AppEvent::Scored(Err("line 5, column \"score\": \"x\" is not a finite number".into())));
+    assert_eq!(
+        (app.scoring, app.status.as_str()),
+        (None, "scored 2000 rows with admissions v1 → /home/test/exports/out.csv")
+    );
+    app.on_event(AppEvent::Scored(Err(
+        "line 5, column \"score\": \"x\" is not a finite number".into()
+    )));
     assert!(app.status.starts_with("scoring failed: line 5"), "{}", app.status);
 }
 
@@ -1113,7 +1359,8 @@ fn runs_ten_times_apart_in_length_are_compared_on_a_log_epoch_axis() {
     let (short, long) = (run_report(&evaluation(1), 7), run_report(&evaluation(2), 625));
     let comparison = super::app::RunComparison::of(&short, Some(&long));
     assert!(comparison.log_epochs);
-    let last = comparison.curves.iter().flat_map(|(_, _, p)| p.iter()).map(|p| p.0).fold(0.0, f64::max);
+    let last =
+        comparison.curves.iter().flat_map(|(_, _, p)| p.iter()).map(|p| p.0).fold(0.0, f64::max);
     assert!((last - 625f64.log10()).abs() < 1e-12, "{last}");
     let mut app = trained_app();
     app.run_comparison = Some(comparison);
@@ -1128,8 +1375,10 @@ fn a_run_names_the_solver_auto_chose_and_an_iterative_fit_its_distance_from_the_
     // says why there is no coefficient table rather than that there is no model.
     let mut app = trained_app();
     let mut report = run_report(&evaluation(1), 30);
-    report.model.fit.optimality = Some(logitflow_core::inference::Optimality::new(0.169045, 0.168976));
-    report.model.fit.statistics_note = Some("given for an exact, converged fit: this sgd fit stopped early".into());
+    report.model.fit.optimality =
+        Some(logitflow_core::inference::Optimality::new(0.169045, 0.168976));
+    report.model.fit.statistics_note =
+        Some("given for an exact, converged fit: this sgd fit stopped early".into());
     app.on_event(AppEvent::RunFinished(Ok(Box::new(report.clone()))));
     let text = screen(&app, 120, 40);
     assert!(text.contains("train loss 0.041% above optimum"), "{text}");
@@ -1145,7 +1394,10 @@ fn a_run_names_the_solver_auto_chose_and_an_iterative_fit_its_distance_from_the_
     // A run by auto: the title names its choice once the run is over.
     report.params.solver = Solver::Newton;
     report.model.fit.optimality = None;
-    report.model.fit.solver_choice = Some(logitflow_core::logistic::SolverChoice { solver: Solver::Newton, reason: "1 term".into() });
+    report.model.fit.solver_choice = Some(logitflow_core::logistic::SolverChoice {
+        solver: Solver::Newton,
+        reason: "1 term".into(),
+    });
     app.on_event(AppEvent::RunFinished(Ok(Box::new(report))));
     let text = screen(&app, 120, 40);
     assert!(text.contains("Loss — auto → newton 30/1000 epochs"), "{text}");
@@ -1159,14 +1411,21 @@ fn the_form_names_the_weight_offset_and_cluster_columns_of_the_next_run() {
     app.on_key(key(KeyCode::Char('h')));
     let text = screen(&app, 80, 24);
     assert!(text.contains("weights  w") && text.contains("offset  none"), "{text}");
-    assert!(text.contains("(not used with covariance nonrobust)"), "the cluster field waits for the covariance: {text}");
+    assert!(
+        text.contains("(not used with covariance nonrobust)"),
+        "the cluster field waits for the covariance: {text}"
+    );
     for _ in 0..super::app::ParamsForm::COVARIANCE {
         app.on_key(key(KeyCode::Down));
     }
     // Back from nonrobust to cluster: refused until the cluster column is named.
     app.on_key(key(KeyCode::Left));
     let text = screen(&app, 80, 24);
-    assert!(text.contains("covariance  ◀ cluster ▶") && text.contains("cluster: name the cluster column"), "{text}");
+    assert!(
+        text.contains("covariance  ◀ cluster ▶")
+            && text.contains("cluster: name the cluster column"),
+        "{text}"
+    );
     for _ in super::app::ParamsForm::COVARIANCE..16 {
         app.on_key(key(KeyCode::Down));
     }
@@ -1174,12 +1433,18 @@ fn the_form_names_the_weight_offset_and_cluster_columns_of_the_next_run() {
         app.on_key(key(KeyCode::Char(c)));
     }
     match app.on_key(key(KeyCode::Enter)) {
-        Some(Action::Train(params)) => assert_eq!(params.covariance, logitflow_core::logistic::Covariance::Cluster),
+        Some(Action::Train(params)) => {
+            assert_eq!(params.covariance, logitflow_core::logistic::Covariance::Cluster)
+        }
         other => panic!("expected a retrain, got {other:?}"),
     }
     assert_eq!(
         app.row_roles,
-        logitflow_core::roles::RoleColumns { weights: Some("w".into()), cluster: Some("island".into()), ..Default::default() }
+        logitflow_core::roles::RoleColumns {
+            weights: Some("w".into()),
+            cluster: Some("island".into()),
+            ..Default::default()
+        }
     );
 }
 
@@ -1233,13 +1498,29 @@ fn a_path_from_the_form_draws_its_charts_lambda_by_lambda() {
         app.on_key(key(KeyCode::Down));
     }
     app.on_key(key(KeyCode::Char('5')));
-    let Some(Action::Train(params)) = app.on_key(key(KeyCode::Enter)) else { panic!("no training: {:?}", app.form.error) };
-    assert_eq!((params.penalty, params.cv, params.lambda, params.l2), (logitflow_core::logistic::Penalty::L1, Some(5), None, 0.0));
+    let Some(Action::Train(params)) = app.on_key(key(KeyCode::Enter)) else {
+        panic!("no training: {:?}", app.form.error)
+    };
+    assert_eq!(
+        (params.penalty, params.cv, params.lambda, params.l2),
+        (logitflow_core::logistic::Penalty::L1, Some(5), None, 0.0)
+    );
     app.on_event(AppEvent::Pipeline(PipelineEvent::StageStarted(Stage::Train)));
     for n in 1..=3 {
         let lambda = 10f64.powi(-(n as i32));
-        let point = logitflow_core::logistic::PathEvent { lambda, weights: vec![0.1 * (n - 1) as f64], cv: Some([1.0 / n as f64, 0.05]) };
-        let event = EpochEvent { epoch: n, train_loss: 0.5, val_loss: None, grad_norm: 1e-9, elapsed_ms: 1.0, path: Some(point) };
+        let point = logitflow_core::logistic::PathEvent {
+            lambda,
+            weights: vec![0.1 * (n - 1) as f64],
+            cv: Some([1.0 / n as f64, 0.05]),
+        };
+        let event = EpochEvent {
+            epoch: n,
+            train_loss: 0.5,
+            val_loss: None,
+            grad_norm: 1e-9,
+            elapsed_ms: 1.0,
+            path: Some(point),
+        };
         app.on_event(AppEvent::Pipeline(PipelineEvent::Epoch(event)));
         let text = screen(&app, 120, 40);
         assert!(text.contains(&format!("Path — L1 — {n} λ")), "λ {n}:\n{text}");
@@ -1252,7 +1533,9 @@ fn a_path_from_the_form_draws_its_charts_lambda_by_lambda() {
 /// (the species of a made-up island), its metrics, and its report.
 fn three_class_app() -> App {
     use logitflow_core::logistic::Examples;
-    use logitflow_core::logistic::multinomial::{ClassModel, Coding, fit_multinomial, multinomial_statistics};
+    use logitflow_core::logistic::multinomial::{
+        ClassModel, Coding, fit_multinomial, multinomial_statistics,
+    };
     let mut app = trained_app();
     let names: Vec<String> = ["Adelie", "Chinstrap", "Gentoo"].map(String::from).into();
     // Two terms, three overlapping classes: the fit converges and has statistics.
@@ -1262,7 +1545,13 @@ fn three_class_app() -> App {
         x.extend([(t * 0.37).sin() + f64::from(i % 3), (t * 0.11).cos()]);
         y.push(f64::from((i + i / 7) % 3));
     }
-    let fit = fit_multinomial(Examples::new(&x, &y, 2), (3, Coding::Reference { class: 0 }), 0.0, &Default::default(), |_| {});
+    let fit = fit_multinomial(
+        Examples::new(&x, &y, 2),
+        (3, Coding::Reference { class: 0 }),
+        0.0,
+        &Default::default(),
+        |_| {},
+    );
     let transform = logitflow_core::scale::Transform {
         scaling: logitflow_core::scale::Scaling::None,
         feature_names: vec!["bill".into(), "flipper".into()],
@@ -1272,13 +1561,15 @@ fn three_class_app() -> App {
         scale: vec![1.0, 1.0],
     };
     let mut model = ClassModel::new(&fit, &transform, &names);
-    model.tables = multinomial_statistics(&fit, &transform, transform.term_names()).expect("a regular Hessian");
+    model.tables = multinomial_statistics(&fit, &transform, transform.term_names())
+        .expect("a regular Hessian");
     let mut probabilities = vec![0.0; 90 * 3];
     for (row, out) in x.chunks_exact(2).zip(probabilities.chunks_exact_mut(3)) {
         model.probabilities_raw(&transform, row, out);
     }
     let mut evaluated = evaluation(2);
-    evaluated.metrics = logitflow_core::metrics::multiclass_metrics(&probabilities, &y, &names, 0.5);
+    evaluated.metrics =
+        logitflow_core::metrics::multiclass_metrics(&probabilities, &y, &names, 0.5);
     evaluated.classes = Some(Classes::several(names));
     evaluated.multinomial = Some(model);
     evaluated.feature_names = vec!["bill".into(), "flipper".into()];
@@ -1299,12 +1590,19 @@ fn a_k_class_model_answers_with_a_bar_per_class_and_a_table_per_class() {
     let mut app = three_class_app();
     let class = |name: &str, probability: f64| ClassProbability { class: name.into(), probability };
     let answer = vec![class("Adelie", 0.0712), class("Chinstrap", 0.8123), class("Gentoo", 0.1165)];
-    app.on_event(AppEvent::PredictedClasses { alias: "stable".into(), result: Ok((answer, "2".into())) });
+    app.on_event(AppEvent::PredictedClasses {
+        alias: "stable".into(),
+        result: Ok((answer, "2".into())),
+    });
     let text = screen(&app, 120, 40);
-    let line = |needle: &str| text.lines().find(|l| l.contains(needle)).unwrap_or_default().to_string();
+    let line =
+        |needle: &str| text.lines().find(|l| l.contains(needle)).unwrap_or_default().to_string();
     assert!(line("stable v2 Adelie").contains("0.0712 ██"), "{text}");
     assert!(line("Chinstrap 0.8123").contains("░ ←"), "the most probable is marked: {text}");
-    assert!(line("Gentoo    0.1165").contains("░") && !line("Gentoo    0.1165").contains("←"), "{text}");
+    assert!(
+        line("Gentoo    0.1165").contains("░") && !line("Gentoo    0.1165").contains("←"),
+        "{text}"
+    );
     assert!(text.contains("confusion: true ↓ predicted →"), "{text}");
     assert!(text.contains("macro: prec"), "{text}");
     assert!(line("Chinstrap against Adelie").contains("K: next class"), "{text}");
@@ -1315,7 +1613,11 @@ fn a_k_class_model_answers_with_a_bar_per_class_and_a_table_per_class() {
     assert_eq!(app.on_key(key(KeyCode::Char('C'))), None);
     assert_eq!(app.overlay, Overlay::Coefficients);
     let view = screen(&app, 120, 40);
-    assert!(view.contains("Coefficients of v2 — Gentoo against Adelie (←→ class)") && view.contains("RRR"), "{view}");
+    assert!(
+        view.contains("Coefficients of v2 — Gentoo against Adelie (←→ class)")
+            && view.contains("RRR"),
+        "{view}"
+    );
     app.on_key(key(KeyCode::Right));
     assert!(screen(&app, 120, 40).contains("— Chinstrap against Adelie (←→ class)"));
     app.on_key(key(KeyCode::Esc));

@@ -9,7 +9,9 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::symbols::Marker;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Axis, Block, Cell, Chart, Clear, Dataset, GraphType, Paragraph, Row, Table, Widget, Wrap};
+use ratatui::widgets::{
+    Axis, Block, Cell, Chart, Clear, Dataset, GraphType, Paragraph, Row, Table, Widget, Wrap,
+};
 
 /// The smallest terminal the dashboard draws in.
 pub const MIN_WIDTH: u16 = 80;
@@ -18,8 +20,10 @@ pub const MIN_HEIGHT: u16 = 24;
 impl Widget for &App {
     fn render(self, area: Rect, buf: &mut Buffer) {
         if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
-            let text =
-                format!("logitflow needs a terminal of at least {MIN_WIDTH}×{MIN_HEIGHT}; this one is {}×{}.", area.width, area.height);
+            let text = format!(
+                "logitflow needs a terminal of at least {MIN_WIDTH}×{MIN_HEIGHT}; this one is {}×{}.",
+                area.width, area.height
+            );
             Paragraph::new(text).wrap(Wrap { trim: true }).render(area, buf);
             return;
         }
@@ -34,20 +38,29 @@ impl Widget for &App {
         ])
         .areas(area);
         let [services, pipeline] = if area.width < 100 {
-            Layout::horizontal([Constraint::Length(area.width - 22), Constraint::Length(22)]).areas(top)
+            Layout::horizontal([Constraint::Length(area.width - 22), Constraint::Length(22)])
+                .areas(top)
         } else {
             Layout::horizontal([Constraint::Percentage(62), Constraint::Percentage(38)]).areas(top)
         };
-        let [chart, model] = Layout::horizontal([Constraint::Percentage(62), Constraint::Percentage(38)]).areas(middle);
-        let [predict, answer] = Layout::horizontal([Constraint::Percentage(40), Constraint::Percentage(60)]).areas(bottom);
+        let [chart, model] =
+            Layout::horizontal([Constraint::Percentage(62), Constraint::Percentage(38)])
+                .areas(middle);
+        let [predict, answer] =
+            Layout::horizontal([Constraint::Percentage(40), Constraint::Percentage(60)])
+                .areas(bottom);
         render_services(self, services, buf);
         render_pipeline(self, pipeline, buf);
         render_chart(self, chart, buf);
         render_model(self, model, buf);
         render_predict(self, predict, buf);
         render_answers(self, answer, buf);
-        Paragraph::new(Line::from(self.status.clone())).style(Style::new().fg(Color::Yellow)).render(status, buf);
-        Paragraph::new(footer_keys(self, area.width)).style(Style::new().fg(Color::DarkGray)).render(footer, buf);
+        Paragraph::new(Line::from(self.status.clone()))
+            .style(Style::new().fg(Color::Yellow))
+            .render(status, buf);
+        Paragraph::new(footer_keys(self, area.width))
+            .style(Style::new().fg(Color::DarkGray))
+            .render(footer, buf);
         match self.overlay {
             Overlay::None => {}
             Overlay::Help => render_help(area, buf),
@@ -71,7 +84,9 @@ fn status_style(status: Status) -> Style {
     match status {
         Status::Ready => Style::new().fg(Color::Green),
         Status::Starting | Status::Restarting => Style::new().fg(Color::Yellow),
-        Status::Unhealthy | Status::Failed => Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+        Status::Unhealthy | Status::Failed => {
+            Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)
+        }
         Status::Stopped => Style::new().fg(Color::DarkGray),
     }
 }
@@ -114,10 +129,16 @@ fn render_services(app: &App, area: Rect, buf: &mut Buffer) {
             Cell::from(mem),
         ];
         if wide {
-            cells.push(Cell::from(s.last_probe.map_or("-".into(), |d| format!("{:.1}ms", d.as_secs_f64() * 1e3))));
+            cells.push(Cell::from(
+                s.last_probe.map_or("-".into(), |d| format!("{:.1}ms", d.as_secs_f64() * 1e3)),
+            ));
         }
         let row = Row::new(cells);
-        if i == app.selected && app.focus == Focus::Services { row.style(Style::new().add_modifier(Modifier::REVERSED)) } else { row }
+        if i == app.selected && app.focus == Focus::Services {
+            row.style(Style::new().add_modifier(Modifier::REVERSED))
+        } else {
+            row
+        }
     });
     let mut widths = vec![
         Constraint::Length(10),
@@ -139,7 +160,11 @@ fn render_services(app: &App, area: Rect, buf: &mut Buffer) {
     Table::new(rows, widths)
         .header(header)
         .column_spacing(1)
-        .block(Block::bordered().title(format!(" Services {ready}/{} ready{} ", app.services.len(), grpc_title(app))))
+        .block(Block::bordered().title(format!(
+            " Services {ready}/{} ready{} ",
+            app.services.len(),
+            grpc_title(app)
+        )))
         .render(area, buf);
 }
 
@@ -155,28 +180,43 @@ fn render_pipeline(app: &App, area: Rect, buf: &mut Buffer) {
         .iter()
         .map(|(stage, state)| {
             let (mark, style, text) = match state {
-                StageState::Waiting => ("·", Style::new().fg(Color::DarkGray), "waiting".to_string()),
+                StageState::Waiting => {
+                    ("·", Style::new().fg(Color::DarkGray), "waiting".to_string())
+                }
                 StageState::Running => ("▶", Style::new().fg(Color::Yellow), "running".to_string()),
-                StageState::Done { ms, cached, .. } if narrow => {
-                    ("✓", Style::new().fg(Color::Green), format!("{ms:>4.0}ms{}", if *cached { " c" } else { "" }))
-                }
-                StageState::Done { ms, cached, .. } => {
-                    ("✓", Style::new().fg(Color::Green), format!("{ms:>7.1} ms{}", if *cached { " cached" } else { "" }))
-                }
+                StageState::Done { ms, cached, .. } if narrow => (
+                    "✓",
+                    Style::new().fg(Color::Green),
+                    format!("{ms:>4.0}ms{}", if *cached { " c" } else { "" }),
+                ),
+                StageState::Done { ms, cached, .. } => (
+                    "✓",
+                    Style::new().fg(Color::Green),
+                    format!("{ms:>7.1} ms{}", if *cached { " cached" } else { "" }),
+                ),
                 StageState::Failed(e) => ("✗", Style::new().fg(Color::Red), format!("failed: {e}")),
             };
-            let name = if narrow { format!("{mark}{:<11}", stage.as_str()) } else { format!("{mark} {:<11}", stage.as_str()) };
+            let name = if narrow {
+                format!("{mark}{:<11}", stage.as_str())
+            } else {
+                format!("{mark} {:<11}", stage.as_str())
+            };
             Line::from(vec![Span::styled(name, style), Span::raw(text)])
         })
         .collect();
     let title = if narrow { " Pipeline (c=cached) " } else { " Pipeline " };
-    Paragraph::new(lines).wrap(Wrap { trim: true }).block(Block::bordered().title(title)).render(area, buf);
+    Paragraph::new(lines)
+        .wrap(Wrap { trim: true })
+        .block(Block::bordered().title(title))
+        .render(area, buf);
 }
 
 fn render_chart(app: &App, area: Rect, buf: &mut Buffer) {
     if !app.path.is_empty() {
         let penalty = match app.params.penalty {
-            logitflow_core::logistic::Penalty::Elasticnet => format!("elastic net α = {}", app.params.l1_ratio.unwrap_or(f64::NAN)),
+            logitflow_core::logistic::Penalty::Elasticnet => {
+                format!("elastic net α = {}", app.params.l1_ratio.unwrap_or(f64::NAN))
+            }
             penalty => penalty.name().to_uppercase(),
         };
         super::path::render_path(&app.path, &format!("Path — {penalty}"), area, buf);
@@ -186,16 +226,25 @@ fn render_chart(app: &App, area: Rect, buf: &mut Buffer) {
     // Once the run is over, why it stopped (the whole reason is in the help and `run`'s report);
     // while it runs, its pace and the time the epochs left would take at it.
     let state = match (&app.last_report, app.training, app.pace) {
-        (_, true, Some((per_second, left))) => format!(" · {} · ≤{} left", per_second_text(per_second), duration_text(left)),
+        (_, true, Some((per_second, left))) => {
+            format!(" · {} · ≤{} left", per_second_text(per_second), duration_text(left))
+        }
         (Some(report), false, _) => format!(" · {}", report.stop_reason.short()),
         _ => String::new(),
     };
-    let best = chart.best.map_or_else(String::new, |(epoch, loss)| format!(" · best {epoch:.0} ({loss:.4})"));
-    let view_parts: Vec<&str> = [(app.log_scale, "log₁₀"), (app.loss_window, "latest epochs"), (app.loss_smoothing, "smoothed")]
-        .into_iter()
-        .filter_map(|(on, name)| on.then_some(name))
-        .collect();
-    let view = if view_parts.is_empty() { String::new() } else { format!(" ({})", view_parts.join(", ")) };
+    let best = chart
+        .best
+        .map_or_else(String::new, |(epoch, loss)| format!(" · best {epoch:.0} ({loss:.4})"));
+    let view_parts: Vec<&str> = [
+        (app.log_scale, "log₁₀"),
+        (app.loss_window, "latest epochs"),
+        (app.loss_smoothing, "smoothed"),
+    ]
+    .into_iter()
+    .filter_map(|(on, name)| on.then_some(name))
+    .collect();
+    let view =
+        if view_parts.is_empty() { String::new() } else { format!(" ({})", view_parts.join(", ")) };
     // The solver that ran, once a run is over: what `auto` chose ("auto → newton").
     let solver = match &app.last_report {
         Some(report) if !app.training => match &report.model.fit.solver_choice {
@@ -209,13 +258,19 @@ fn render_chart(app: &App, area: Rect, buf: &mut Buffer) {
         app.train_curve.len(),
         if app.epochs_planned > 0 { app.epochs_planned } else { app.train_curve.len() }
     );
-    let short_best = chart.best.map_or_else(String::new, |(epoch, _)| format!(" · best {epoch:.0}"));
+    let short_best =
+        chart.best.map_or_else(String::new, |(epoch, _)| format!(" · best {epoch:.0}"));
     // The longest title that fits the border: the best epoch's loss goes first, then the epoch.
     let room = area.width.saturating_sub(2) as usize;
-    let title = [format!("{head}{state}{best} "), format!("{head}{state}{short_best} "), format!("{head}{state} "), format!("{head} ")]
-        .into_iter()
-        .find(|t| t.chars().count() <= room)
-        .unwrap_or_else(|| format!("{head} "));
+    let title = [
+        format!("{head}{state}{best} "),
+        format!("{head}{state}{short_best} "),
+        format!("{head}{state} "),
+        format!("{head} "),
+    ]
+    .into_iter()
+    .find(|t| t.chars().count() <= room)
+    .unwrap_or_else(|| format!("{head} "));
     let block = Block::bordered().title(title);
     if chart.train.is_empty() && chart.previous.is_empty() {
         Paragraph::new("no training yet — press t").block(block).render(area, buf);
@@ -223,7 +278,8 @@ fn render_chart(app: &App, area: Rect, buf: &mut Buffer) {
     }
     let [lo, hi] = chart.y;
     let [from, to] = chart.x;
-    let label = |v: f64| if app.log_scale { format!("{:.3}", 10f64.powf(v)) } else { format!("{v:.3}") };
+    let label =
+        |v: f64| if app.log_scale { format!("{:.3}", 10f64.powf(v)) } else { format!("{v:.3}") };
     let mut datasets = Vec::new();
     if !chart.previous.is_empty() {
         datasets.push(
@@ -270,12 +326,20 @@ fn render_chart(app: &App, area: Rect, buf: &mut Buffer) {
             format!("{:.0}", (from + to) / 2.0),
             format!("{to:.0}"),
         ]))
-        .y_axis(Axis::default().title("loss").bounds([lo, hi]).labels([label(lo), label((lo + hi) / 2.0), label(hi)]))
+        .y_axis(Axis::default().title("loss").bounds([lo, hi]).labels([
+            label(lo),
+            label((lo + hi) / 2.0),
+            label(hi),
+        ]))
         .render(area, buf);
 }
 
 fn per_second_text(per_second: f64) -> String {
-    if per_second >= 10.0 { format!("{per_second:.0} epochs/s") } else { format!("{per_second:.1} epochs/s") }
+    if per_second >= 10.0 {
+        format!("{per_second:.0} epochs/s")
+    } else {
+        format!("{per_second:.1} epochs/s")
+    }
 }
 
 fn duration_text(seconds: f64) -> String {
@@ -292,13 +356,28 @@ fn render_model(app: &App, area: Rect, buf: &mut Buffer) {
     let aliases = app
         .versions
         .as_ref()
-        .map(|v| v.entry.aliases.iter().map(|(a, n)| format!("{a}=v{n}")).collect::<Vec<_>>().join(" "))
+        .map(|v| {
+            v.entry.aliases.iter().map(|(a, n)| format!("{a}=v{n}")).collect::<Vec<_>>().join(" ")
+        })
         .unwrap_or_default();
-    let (metrics, version, coefficients, intercept, previous) = match (&app.evaluation, &app.last_report) {
-        (Some(e), _) => (Some(&e.metrics), Some(e.version), Some(&e.coefficients), e.intercept, e.previous.as_ref().map(|p| &p.metrics)),
-        (None, Some(r)) => (Some(&r.metrics), Some(r.model.version), Some(&r.model.coefficients), r.model.intercept, None),
-        _ => (None, None, None, 0.0, None),
-    };
+    let (metrics, version, coefficients, intercept, previous) =
+        match (&app.evaluation, &app.last_report) {
+            (Some(e), _) => (
+                Some(&e.metrics),
+                Some(e.version),
+                Some(&e.coefficients),
+                e.intercept,
+                e.previous.as_ref().map(|p| &p.metrics),
+            ),
+            (None, Some(r)) => (
+                Some(&r.metrics),
+                Some(r.model.version),
+                Some(&r.model.coefficients),
+                r.model.intercept,
+                None,
+            ),
+            _ => (None, None, None, 0.0, None),
+        };
     let Some(m) = metrics else {
         Paragraph::new("no model yet").block(Block::bordered().title(" Model ")).render(area, buf);
         return;
@@ -324,7 +403,9 @@ fn render_model(app: &App, area: Rect, buf: &mut Buffer) {
         lines.push(Line::from(Span::styled(text, Style::new().fg(Color::Yellow))));
         lines.push(Line::from(format!("v{} (last trained):", version.unwrap_or(0))));
     }
-    let delta = |now: f64, before: Option<f64>| before.map_or(String::new(), |b| format!(" ({:+.4})", now - b));
+    let delta = |now: f64, before: Option<f64>| {
+        before.map_or(String::new(), |b| format!(" ({:+.4})", now - b))
+    };
     lines.push(Line::from(format!(
         "acc {:.4}{}  auc {:.4}{}",
         m.accuracy,
@@ -338,14 +419,20 @@ fn render_model(app: &App, area: Rect, buf: &mut Buffer) {
     let scores = format!("prec {:.3} rec {:.3} F1 {:.3}", m.precision, m.recall, m.f1);
     // A K-class model's are the means over its classes.
     let positive = if m.multiclass.is_some() { "macro" } else { app.class_names().1 };
-    lines.push(Line::from(if usize::from(area.width) >= scores.len() + positive.chars().count() + 4 {
-        format!("{positive}: {scores}")
-    } else if area.width >= 31 {
-        scores
-    } else {
-        format!("P {:.3}  R {:.3}  F1 {:.3}", m.precision, m.recall, m.f1)
-    }));
-    lines.push(Line::from(format!("log loss {:.4}{}", m.log_loss, delta(m.log_loss, previous.map(|p| p.log_loss)))));
+    lines.push(Line::from(
+        if usize::from(area.width) >= scores.len() + positive.chars().count() + 4 {
+            format!("{positive}: {scores}")
+        } else if area.width >= 31 {
+            scores
+        } else {
+            format!("P {:.3}  R {:.3}  F1 {:.3}", m.precision, m.recall, m.f1)
+        },
+    ));
+    lines.push(Line::from(format!(
+        "log loss {:.4}{}",
+        m.log_loss,
+        delta(m.log_loss, previous.map(|p| p.log_loss))
+    )));
     // The last run's report, when it is of the version shown. An iterative fit that stopped
     // away from the optimum says how far, so its estimates are not read as exact.
     let shown = app.last_report.as_ref().filter(|r| Some(r.model.version) == version);
@@ -367,7 +454,10 @@ fn render_model(app: &App, area: Rect, buf: &mut Buffer) {
     // shown; an iterative fit has its estimates only. A K-class model's, of the class shown.
     let terms = shown.and(app.shown_terms());
     let class_heading = app.shown_class_table().map(|(_, of)| {
-        Line::from(vec![Span::styled(of, Style::new().bold()), Span::styled("  K: next class", Style::new().fg(Color::DarkGray))])
+        Line::from(vec![
+            Span::styled(of, Style::new().bold()),
+            Span::styled("  K: next class", Style::new().fg(Color::DarkGray)),
+        ])
     });
     // On a short panel the confusion matrix gives way to the table.
     if terms.is_none() || inner.height as usize >= lines.len() + confusion.len() + 5 {
@@ -382,7 +472,10 @@ fn render_model(app: &App, area: Rect, buf: &mut Buffer) {
         } else {
             why.as_str()
         };
-        lines.push(Line::from(Span::styled(format!("v{version} unavailable: {short}"), Style::new().fg(Color::Red))));
+        lines.push(Line::from(Span::styled(
+            format!("v{version} unavailable: {short}"),
+            Style::new().fg(Color::Red),
+        )));
     }
     match terms {
         Some(terms) => {
@@ -402,7 +495,8 @@ fn render_model(app: &App, area: Rect, buf: &mut Buffer) {
     let text_height = lines.len() as u16;
     // Below the numbers, when there is room: the fitted curve over the test data.
     if !app.fit_curve.is_empty() && inner.height >= text_height + 7 {
-        let [text, chart] = Layout::vertical([Constraint::Length(text_height), Constraint::Min(6)]).areas(inner);
+        let [text, chart] =
+            Layout::vertical([Constraint::Length(text_height), Constraint::Min(6)]).areas(inner);
         Paragraph::new(lines).render(text, buf);
         render_fit(app, chart, buf);
     } else {
@@ -412,14 +506,25 @@ fn render_model(app: &App, area: Rect, buf: &mut Buffer) {
 
 /// A K-class model's confusion as a grid: a row per true class, a column per predicted class,
 /// each headed by the class's name cut to the cell's width.
-fn class_confusion_lines(multiclass: &logitflow_core::metrics::MulticlassMetrics, width: u16) -> Vec<Line<'static>> {
+fn class_confusion_lines(
+    multiclass: &logitflow_core::metrics::MulticlassMetrics,
+    width: u16,
+) -> Vec<Line<'static>> {
     let k = multiclass.classes.len();
-    let name_width = multiclass.classes.iter().map(|c| c.class.chars().count()).max().unwrap_or(1).clamp(1, 10);
-    let counts = multiclass.confusion.iter().flatten().map(|n| n.to_string().len()).max().unwrap_or(1);
-    let cell = (usize::from(width).saturating_sub(name_width + 1) / k.max(1)).saturating_sub(1).clamp(counts, 8);
+    let name_width =
+        multiclass.classes.iter().map(|c| c.class.chars().count()).max().unwrap_or(1).clamp(1, 10);
+    let counts =
+        multiclass.confusion.iter().flatten().map(|n| n.to_string().len()).max().unwrap_or(1);
+    let cell = (usize::from(width).saturating_sub(name_width + 1) / k.max(1))
+        .saturating_sub(1)
+        .clamp(counts, 8);
     let cut = |name: &str, width: usize| name.chars().take(width).collect::<String>();
-    let mut lines = vec![Line::from(Span::styled("confusion: true ↓ predicted →", Style::new().fg(Color::DarkGray)))];
-    let heads: String = multiclass.classes.iter().map(|c| format!(" {:>cell$}", cut(&c.class, cell))).collect();
+    let mut lines = vec![Line::from(Span::styled(
+        "confusion: true ↓ predicted →",
+        Style::new().fg(Color::DarkGray),
+    ))];
+    let heads: String =
+        multiclass.classes.iter().map(|c| format!(" {:>cell$}", cut(&c.class, cell))).collect();
     lines.push(Line::from(format!("{:name_width$}{heads}", "")));
     for (c, row) in multiclass.classes.iter().zip(&multiclass.confusion) {
         let counts: String = row.iter().map(|n| format!(" {n:>cell$}")).collect();
@@ -451,7 +556,9 @@ fn coefficient_table(
         let decimals = (0..=most).rev().map(|d| readable(v, d)).find(|t| t.len() <= width);
         decimals.unwrap_or_else(|| format!("{v:.1e}"))
     };
-    let or_na = |v: Option<f64>, width: usize, most: usize| v.map_or_else(|| "-".to_string(), |v| number(v, width, most));
+    let or_na = |v: Option<f64>, width: usize, most: usize| {
+        v.map_or_else(|| "-".to_string(), |v| number(v, width, most))
+    };
     // A long name keeps its start and its end ("species=…Gentoo"): levels of one feature
     // differ at the end.
     let fit = |name: &str| {
@@ -486,7 +593,11 @@ fn coefficient_table(
                 number(t.estimate, 8, 4),
                 or_na(t.std_error, 7, 4),
                 p_value(t.p_value),
-                or_na(t.odds_ratio.filter(|_| t.term != logitflow_core::inference::INTERCEPT), 7, 3)
+                or_na(
+                    t.odds_ratio.filter(|_| t.term != logitflow_core::inference::INTERCEPT),
+                    7,
+                    3
+                )
             )
         } else {
             format!("{} {:>8} {:>6}", fit(&t.term), number(t.estimate, 8, 4), p_value(t.p_value))
@@ -503,11 +614,21 @@ fn coefficient_table(
 
 /// The fitted sigmoid (line), the test rows at 0 and 1 (dots), and the queried point (×).
 fn render_fit(app: &App, area: Rect, buf: &mut Buffer) {
-    let (lo, hi) = (app.fit_curve.first().map_or(0.0, |p| p.0), app.fit_curve.last().map_or(1.0, |p| p.0));
-    let query: Vec<(f64, f64)> = app.fit_query.iter().copied().filter(|(x, _)| (lo..=hi).contains(x)).collect();
+    let (lo, hi) =
+        (app.fit_curve.first().map_or(0.0, |p| p.0), app.fit_curve.last().map_or(1.0, |p| p.0));
+    let query: Vec<(f64, f64)> =
+        app.fit_query.iter().copied().filter(|(x, _)| (lo..=hi).contains(x)).collect();
     let mut datasets = vec![
-        Dataset::default().marker(Marker::Dot).graph_type(GraphType::Scatter).style(Style::new().fg(Color::DarkGray)).data(&app.fit_points),
-        Dataset::default().marker(Marker::Braille).graph_type(GraphType::Line).style(Style::new().fg(Color::Cyan)).data(&app.fit_curve),
+        Dataset::default()
+            .marker(Marker::Dot)
+            .graph_type(GraphType::Scatter)
+            .style(Style::new().fg(Color::DarkGray))
+            .data(&app.fit_points),
+        Dataset::default()
+            .marker(Marker::Braille)
+            .graph_type(GraphType::Line)
+            .style(Style::new().fg(Color::Cyan))
+            .data(&app.fit_curve),
     ];
     if !query.is_empty() {
         datasets.push(
@@ -521,14 +642,22 @@ fn render_fit(app: &App, area: Rect, buf: &mut Buffer) {
     }
     let name = app.feature_names.first().map_or("x", String::as_str);
     Chart::new(datasets)
-        .x_axis(Axis::default().title(name).bounds([lo, hi]).labels([format!("{lo:.0}"), format!("{hi:.0}")]))
+        .x_axis(
+            Axis::default()
+                .title(name)
+                .bounds([lo, hi])
+                .labels([format!("{lo:.0}"), format!("{hi:.0}")]),
+        )
         .y_axis(Axis::default().bounds([0.0, 1.0]).labels(["0", "1"]))
         .render(area, buf);
 }
 
 /// serve's gRPC port, for the Services panel's title.
 fn grpc_title(app: &App) -> String {
-    app.services.iter().find_map(|s| s.grpc_addr).map_or_else(String::new, |addr| format!(" · serve gRPC {}", addr.port()))
+    app.services
+        .iter()
+        .find_map(|s| s.grpc_addr)
+        .map_or_else(String::new, |addr| format!(" · serve gRPC {}", addr.port()))
 }
 
 fn render_predict(app: &App, area: Rect, buf: &mut Buffer) {
@@ -546,13 +675,19 @@ fn render_predict(app: &App, area: Rect, buf: &mut Buffer) {
                     .join(", ")
             },
         );
-        let lines =
-            vec![Line::from(format!("p: a field for each of the {} features", app.feature_names.len())), Line::from(format!("> {asked}"))];
+        let lines = vec![
+            Line::from(format!("p: a field for each of the {} features", app.feature_names.len())),
+            Line::from(format!("> {asked}")),
+        ];
         Paragraph::new(lines).block(Block::bordered().title(" Predict ")).render(area, buf);
         return;
     }
     let focused = app.focus == Focus::Predict;
-    let hint = if app.feature_names.is_empty() { "value per feature".to_string() } else { app.feature_names.join(", ") };
+    let hint = if app.feature_names.is_empty() {
+        "value per feature".to_string()
+    } else {
+        app.feature_names.join(", ")
+    };
     let cursor = if focused { "█" } else { "" };
     // The names on one line, what is typed on the next, its end kept in view as it grows.
     let room = area.width.saturating_sub(5) as usize;
@@ -560,9 +695,16 @@ fn render_predict(app: &App, area: Rect, buf: &mut Buffer) {
     let shown: String = typed[typed.len().saturating_sub(room)..].iter().collect();
     let lines = vec![
         Line::from(format!("{hint}:")),
-        Line::from(vec![Span::raw("> "), Span::styled(format!("{shown}{cursor}"), Style::new().bold())]),
+        Line::from(vec![
+            Span::raw("> "),
+            Span::styled(format!("{shown}{cursor}"), Style::new().bold()),
+        ]),
     ];
-    let block = Block::bordered().title(" Predict ").border_style(if focused { Style::new().fg(Color::Cyan) } else { Style::new() });
+    let block = Block::bordered().title(" Predict ").border_style(if focused {
+        Style::new().fg(Color::Cyan)
+    } else {
+        Style::new()
+    });
     Paragraph::new(lines).block(block).render(area, buf);
 }
 
@@ -574,14 +716,17 @@ fn answer_height(app: &App, screen_height: u16) -> u16 {
     if k <= 2 {
         return two_class;
     }
-    (k as u16 + 2).clamp(two_class, 9).min(screen_height.saturating_sub(MIN_HEIGHT - 4).max(two_class))
+    (k as u16 + 2)
+        .clamp(two_class, 9)
+        .min(screen_height.saturating_sub(MIN_HEIGHT - 4).max(two_class))
 }
 
 /// One alias's answer of a K-class model: a labelled bar per class, the most probable green.
 fn class_answer_lines(answer: &Answer, width: u16) -> Vec<Line<'static>> {
     let version = answer.result.as_ref().map_or(String::new(), |(_, v)| format!(" v{v}"));
     let head = format!("{}{version}", answer.alias);
-    let name_width = answer.classes.iter().map(|c| c.class.chars().count()).max().unwrap_or(1).min(18);
+    let name_width =
+        answer.classes.iter().map(|c| c.class.chars().count()).max().unwrap_or(1).min(18);
     let probabilities: Vec<f64> = answer.classes.iter().map(|c| c.probability).collect();
     let best = logitflow_core::metrics::most_probable(&probabilities);
     let bar_width = usize::from(width).saturating_sub(head.chars().count() + name_width + 11);
@@ -596,7 +741,10 @@ fn class_answer_lines(answer: &Answer, width: u16) -> Vec<Line<'static>> {
             let colour = if c == best { Color::Green } else { Color::DarkGray };
             Line::from(vec![
                 Span::raw(format!("{lead} {name:<name_width$} {:.4} ", class.probability)),
-                Span::styled(format!("{}{}", "█".repeat(filled), "░".repeat(bar_width - filled)), Style::new().fg(colour)),
+                Span::styled(
+                    format!("{}{}", "█".repeat(filled), "░".repeat(bar_width - filled)),
+                    Style::new().fg(colour),
+                ),
                 Span::raw(if c == best { " ←" } else { "" }),
             ])
         })
@@ -617,7 +765,10 @@ fn render_answers(app: &App, area: Rect, buf: &mut Buffer) {
             .iter()
             .flat_map(|a| match &a.result {
                 Ok(_) => class_answer_lines(a, inner.width.saturating_sub(3)),
-                Err(e) => vec![Line::from(Span::styled(format!("{}: {e}", a.alias), Style::new().fg(Color::Red)))],
+                Err(e) => vec![Line::from(Span::styled(
+                    format!("{}: {e}", a.alias),
+                    Style::new().fg(Color::Red),
+                ))],
             })
             .collect();
         Paragraph::new(lines).render(inner, buf);
@@ -630,9 +781,14 @@ fn render_answers(app: &App, area: Rect, buf: &mut Buffer) {
         let line = Rect { y: inner.y + app.answers.len() as u16, height: 1, ..inner };
         let (text, style) = match advice {
             Ok(a) => {
-                let flips = a.needed.as_ref().map_or_else(String::new, |n| format!("; flips at {} = {:.2}", n.feature, n.value));
+                let flips = a.needed.as_ref().map_or_else(String::new, |n| {
+                    format!("; flips at {} = {:.2}", n.feature, n.value)
+                });
                 (
-                    format!("threshold {} → {}{flips} · advisor v{}", a.threshold, a.decision, a.model_version),
+                    format!(
+                        "threshold {} → {}{flips} · advisor v{}",
+                        a.threshold, a.decision, a.model_version
+                    ),
                     Style::new().fg(Color::DarkGray),
                 )
             }
@@ -640,7 +796,9 @@ fn render_answers(app: &App, area: Rect, buf: &mut Buffer) {
         };
         Paragraph::new(text).style(style).render(line, buf);
     }
-    let rows = Layout::vertical(vec![Constraint::Length(1); app.answers.len().min(inner.height as usize)]).split(inner);
+    let rows =
+        Layout::vertical(vec![Constraint::Length(1); app.answers.len().min(inner.height as usize)])
+            .split(inner);
     for (answer, row) in app.answers.iter().zip(rows.iter()) {
         match &answer.result {
             Ok((p, version)) => {
@@ -650,15 +808,23 @@ fn render_answers(app: &App, area: Rect, buf: &mut Buffer) {
                 // a 6.8% chance of No, where it was a 6.8% chance of Yes.
                 let said = format!("{} v{version} P({positive}) {p:.4} → {decision}", answer.alias);
                 let width = u16::try_from(said.chars().count() + 1).unwrap_or(u16::MAX);
-                let [text, bar] = Layout::horizontal([Constraint::Length(width), Constraint::Min(0)]).areas(*row);
+                let [text, bar] =
+                    Layout::horizontal([Constraint::Length(width), Constraint::Min(0)]).areas(*row);
                 Paragraph::new(said).render(text, buf);
                 let filled = (p.clamp(0.0, 1.0) * f64::from(bar.width)).round() as usize;
-                let bar_text = format!("{}{}", "█".repeat(filled), "░".repeat(bar.width as usize - filled));
+                let bar_text =
+                    format!("{}{}", "█".repeat(filled), "░".repeat(bar.width as usize - filled));
                 Paragraph::new(bar_text)
-                    .style(Style::new().fg(if *p >= app.threshold { Color::Green } else { Color::Red }))
+                    .style(Style::new().fg(if *p >= app.threshold {
+                        Color::Green
+                    } else {
+                        Color::Red
+                    }))
                     .render(bar, buf);
             }
-            Err(e) => Paragraph::new(format!("{}: {e}", answer.alias)).style(Style::new().fg(Color::Red)).render(*row, buf),
+            Err(e) => Paragraph::new(format!("{}: {e}", answer.alias))
+                .style(Style::new().fg(Color::Red))
+                .render(*row, buf),
         }
     }
 }
@@ -690,7 +856,12 @@ fn footer_keys(app: &App, width: u16) -> String {
 fn centered(area: Rect, width: u16, height: u16) -> Rect {
     let w = width.min(area.width);
     let h = height.min(area.height);
-    Rect { x: area.x + (area.width - w) / 2, y: area.y + (area.height - h) / 2, width: w, height: h }
+    Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    }
 }
 
 pub const HELP: &[(&str, &str)] = &[
@@ -701,7 +872,10 @@ pub const HELP: &[(&str, &str)] = &[
     ("R", "runs: Space marks two, Enter compares; t trains with a run's parameters"),
     ("C", "the whole coefficient table, with each term's standardized magnitude"),
     ("B", "batch-score a CSV file with stable, through the batch service"),
-    ("S", "sweep: a grid of solvers × learning rates × L2, trained side by side; P promotes the best"),
+    (
+        "S",
+        "sweep: a grid of solvers × learning rates × L2, trained side by side; P promotes the best",
+    ),
     ("P", "promote the candidate to stable"),
     ("b", "roll back to the previous stable version"),
     ("e", "export loss, ROC, precision-recall and reliability plots (PNG, SVG, CSV)"),
@@ -720,15 +894,21 @@ pub const HELP: &[(&str, &str)] = &[
 fn render_help(area: Rect, buf: &mut Buffer) {
     let rect = centered(area, 62, HELP.len() as u16 + 2);
     Clear.render(rect, buf);
-    let lines: Vec<Line> =
-        HELP.iter().map(|(k, v)| Line::from(vec![Span::styled(format!("{k:>10}  "), Style::new().bold()), Span::raw(*v)])).collect();
+    let lines: Vec<Line> = HELP
+        .iter()
+        .map(|(k, v)| {
+            Line::from(vec![Span::styled(format!("{k:>10}  "), Style::new().bold()), Span::raw(*v)])
+        })
+        .collect();
     Paragraph::new(lines).block(Block::bordered().title(" Keys ")).render(rect, buf);
 }
 
 fn render_confirm(area: Rect, buf: &mut Buffer) {
     let rect = centered(area, 50, 3);
     Clear.render(rect, buf);
-    Paragraph::new("Training is running. Quit anyway? q/y quits").block(Block::bordered().title(" Quit? ")).render(rect, buf);
+    Paragraph::new("Training is running. Quit anyway? q/y quits")
+        .block(Block::bordered().title(" Quit? "))
+        .render(rect, buf);
 }
 
 fn render_score_form(app: &App, area: Rect, buf: &mut Buffer) {
@@ -743,7 +923,9 @@ fn render_score_form(app: &App, area: Rect, buf: &mut Buffer) {
             let room = (rect.width as usize).saturating_sub(14);
             let chars: Vec<char> = path.chars().collect();
             let shown: String = if chars.len() > room {
-                std::iter::once('…').chain(chars[chars.len() + 1 - room..].iter().copied()).collect()
+                std::iter::once('…')
+                    .chain(chars[chars.len() + 1 - room..].iter().copied())
+                    .collect()
             } else {
                 path.clone()
             };
@@ -758,7 +940,9 @@ fn render_score_form(app: &App, area: Rect, buf: &mut Buffer) {
     // Wrapped without trimming: trimming takes the spaces that right-align the labels.
     Paragraph::new(lines)
         .wrap(Wrap { trim: false })
-        .block(Block::bordered().title(" Batch scoring ").border_style(Style::new().fg(Color::Cyan)))
+        .block(
+            Block::bordered().title(" Batch scoring ").border_style(Style::new().fg(Color::Cyan)),
+        )
         .render(rect, buf);
 }
 
@@ -766,14 +950,22 @@ fn render_score_form(app: &App, area: Rect, buf: &mut Buffer) {
 /// and with a cursor when it is the field being typed in.
 fn form_field(label: &str, width: usize, value: &str, chosen: bool) -> Line<'static> {
     let style = if chosen { Style::new().add_modifier(Modifier::REVERSED) } else { Style::new() };
-    Line::from(vec![Span::raw(format!("{label:>width$}  ")), Span::styled(format!("{value}{}", if chosen { "█" } else { "" }), style)])
+    Line::from(vec![
+        Span::raw(format!("{label:>width$}  ")),
+        Span::styled(format!("{value}{}", if chosen { "█" } else { "" }), style),
+    ])
 }
 
 /// The largest x (at least `least_max_x`) and the y bounds of some curves' points, for a
 /// chart's axes; a band of 0 to 1 when there are none.
-fn curve_bounds<'a>(points: impl Iterator<Item = &'a (f64, f64)>, least_max_x: f64) -> (f64, f64, f64) {
-    let (max_x, lo, hi) =
-        points.fold((least_max_x, f64::INFINITY, f64::NEG_INFINITY), |(x, lo, hi), &(e, l)| (x.max(e), lo.min(l), hi.max(l)));
+fn curve_bounds<'a>(
+    points: impl Iterator<Item = &'a (f64, f64)>,
+    least_max_x: f64,
+) -> (f64, f64, f64) {
+    let (max_x, lo, hi) = points
+        .fold((least_max_x, f64::INFINITY, f64::NEG_INFINITY), |(x, lo, hi), &(e, l)| {
+            (x.max(e), lo.min(l), hi.max(l))
+        });
     if lo.is_finite() { (max_x, lo, hi.max(lo + 1e-9)) } else { (max_x, 0.0, 1.0) }
 }
 
@@ -815,9 +1007,21 @@ fn render_sweep(app: &App, area: Rect, buf: &mut Buffer) {
     let rect = centered(area, area.width.saturating_sub(2), area.height.saturating_sub(2));
     Clear.render(rect, buf);
     let rows_needed = sweep.members.len() as u16 + 3;
-    let [chart_area, table_area] = Layout::vertical([Constraint::Min(8), Constraint::Length(rows_needed.min(rect.height / 2))]).areas(rect);
-    const COLOURS: [Color; 8] =
-        [Color::Cyan, Color::Magenta, Color::Yellow, Color::Green, Color::Blue, Color::Red, Color::LightCyan, Color::LightMagenta];
+    let [chart_area, table_area] = Layout::vertical([
+        Constraint::Min(8),
+        Constraint::Length(rows_needed.min(rect.height / 2)),
+    ])
+    .areas(rect);
+    const COLOURS: [Color; 8] = [
+        Color::Cyan,
+        Color::Magenta,
+        Color::Yellow,
+        Color::Green,
+        Color::Blue,
+        Color::Red,
+        Color::LightCyan,
+        Color::LightMagenta,
+    ];
     let colour = |i: usize| COLOURS[i % COLOURS.len()];
     let (max_x, lo, hi) = curve_bounds(sweep.members.iter().flat_map(|m| m.curve.iter()), 2.0);
     let datasets = sweep
@@ -826,24 +1030,47 @@ fn render_sweep(app: &App, area: Rect, buf: &mut Buffer) {
         .enumerate()
         .filter(|(_, m)| !m.curve.is_empty())
         .map(|(i, m)| {
-            Dataset::default().marker(Marker::Braille).graph_type(GraphType::Line).style(Style::new().fg(colour(i))).data(&m.curve)
+            Dataset::default()
+                .marker(Marker::Braille)
+                .graph_type(GraphType::Line)
+                .style(Style::new().fg(colour(i)))
+                .data(&m.curve)
         })
         .collect();
-    let done = sweep.members.iter().filter(|m| matches!(m.state, MemberState::Done { .. } | MemberState::Failed(_))).count();
-    let title = format!(" Sweep — {done}/{} done · validation loss per epoch ", sweep.members.len());
+    let done = sweep
+        .members
+        .iter()
+        .filter(|m| matches!(m.state, MemberState::Done { .. } | MemberState::Failed(_)))
+        .count();
+    let title =
+        format!(" Sweep — {done}/{} done · validation loss per epoch ", sweep.members.len());
     Chart::new(datasets)
         .block(Block::bordered().title(title).border_style(Style::new().fg(Color::Cyan)))
-        .x_axis(Axis::default().title("epoch").bounds([1.0, max_x]).labels(["1".to_string(), format!("{max_x:.0}")]))
+        .x_axis(
+            Axis::default()
+                .title("epoch")
+                .bounds([1.0, max_x])
+                .labels(["1".to_string(), format!("{max_x:.0}")]),
+        )
         .y_axis(Axis::default().bounds([lo, hi]).labels([format!("{lo:.3}"), format!("{hi:.3}")]))
         .render(chart_area, buf);
     let best = sweep.best_version().map(|(i, _)| i);
     let rows = sweep.ranked().into_iter().enumerate().map(|(rank, i)| {
         let m = &sweep.members[i];
-        let loss = m.best_loss().map_or_else(|| "-".to_string(), |l| format!("{l:.4}{}", if m.validated { "" } else { " (train)" }));
+        let loss = m.best_loss().map_or_else(
+            || "-".to_string(),
+            |l| format!("{l:.4}{}", if m.validated { "" } else { " (train)" }),
+        );
         let (state, version, test) = match &m.state {
             MemberState::Waiting => ("waiting".to_string(), String::new(), String::new()),
-            MemberState::Training => (format!("epoch {}", m.curve.last().map_or(0.0, |p| p.0)), String::new(), String::new()),
-            MemberState::Done { version, test_log_loss } => ("done".to_string(), format!("v{version}"), format!("{test_log_loss:.4}")),
+            MemberState::Training => (
+                format!("epoch {}", m.curve.last().map_or(0.0, |p| p.0)),
+                String::new(),
+                String::new(),
+            ),
+            MemberState::Done { version, test_log_loss } => {
+                ("done".to_string(), format!("v{version}"), format!("{test_log_loss:.4}"))
+            }
             MemberState::Failed(e) => (format!("failed: {e}"), String::new(), String::new()),
         };
         let mark = if Some(i) == best { "★" } else { " " };
@@ -859,8 +1086,11 @@ fn render_sweep(app: &App, area: Rect, buf: &mut Buffer) {
             Cell::from(state),
         ])
     });
-    let widths = [3, 1, 9, 8, 8, 16, 9, 5].map(Constraint::Length).into_iter().chain([Constraint::Min(8)]);
-    let header = Row::new(["#", "", "solver", "lr", "l2", "best val loss", "test loss", "ver", "state"]).style(Style::new().bold());
+    let widths =
+        [3, 1, 9, 8, 8, 16, 9, 5].map(Constraint::Length).into_iter().chain([Constraint::Min(8)]);
+    let header =
+        Row::new(["#", "", "solver", "lr", "l2", "best val loss", "test loss", "ver", "state"])
+            .style(Style::new().bold());
     Table::new(rows, widths)
         .header(header)
         .block(Block::bordered().title(" ranked by validation loss · ★ the best finished "))
@@ -876,7 +1106,9 @@ fn render_coefficients(app: &App, area: Rect, buf: &mut Buffer) {
     Clear.render(rect, buf);
     let mut order: Vec<&logitflow_core::inference::TermStatistics> = terms.iter().collect();
     if app.coefficients_by_magnitude {
-        order.sort_by(|a, b| b.standardized.map_or(-1.0, f64::abs).total_cmp(&a.standardized.map_or(-1.0, f64::abs)));
+        order.sort_by(|a, b| {
+            b.standardized.map_or(-1.0, f64::abs).total_cmp(&a.standardized.map_or(-1.0, f64::abs))
+        });
     }
     let largest = terms.iter().filter_map(|t| t.standardized).map(f64::abs).fold(0.0, f64::max);
     let wide = rect.width >= 110;
@@ -891,7 +1123,10 @@ fn render_coefficients(app: &App, area: Rect, buf: &mut Buffer) {
             let covariance = fit.covariance.map(|c| format!("covariance: {}", c.describe()));
             // Why a column is empty: a penalty's shrinkage, an iterative fit's stop.
             let withheld = fit.statistics_note.iter().map(|note| format!("standard errors {note}"));
-            roles.chain(covariance).chain(fit.fit_statistics.iter().flat_map(|f| f.lines())).chain(withheld)
+            roles
+                .chain(covariance)
+                .chain(fit.fit_statistics.iter().flat_map(|f| f.lines()))
+                .chain(withheld)
         })
         .map(|l| format!(" {l}"))
         .collect();
@@ -899,7 +1134,10 @@ fn render_coefficients(app: &App, area: Rect, buf: &mut Buffer) {
     let first = app.coefficients_scroll.min(order.len().saturating_sub(1));
     // A million or more in the exponent form, which fits the column (an odds ratio of 3.9e8).
     let cell = |v: Option<f64>, digits: usize| {
-        v.map_or_else(|| "-".to_string(), |v| if v.abs() >= 1e6 { format!("{v:.2e}") } else { readable(v, digits) })
+        v.map_or_else(
+            || "-".to_string(),
+            |v| if v.abs() >= 1e6 { format!("{v:.2e}") } else { readable(v, digits) },
+        )
     };
     // A penalty's zero is exactly zero: the term is out of the model, not small.
     let estimate = |v: f64| if v == 0.0 { "0".to_string() } else { readable(v, 4) };
@@ -919,7 +1157,11 @@ fn render_coefficients(app: &App, area: Rect, buf: &mut Buffer) {
             Some(_) => Color::Green,
             None => Color::DarkGray,
         };
-        let mut cells = vec![Cell::from(t.term.clone()), Cell::from(estimate(t.estimate)), Cell::from(cell(t.std_error, 4))];
+        let mut cells = vec![
+            Cell::from(t.term.clone()),
+            Cell::from(estimate(t.estimate)),
+            Cell::from(cell(t.std_error, 4)),
+        ];
         if wide {
             cells.extend([
                 Cell::from(cell(t.z, 2)),
@@ -930,7 +1172,10 @@ fn render_coefficients(app: &App, area: Rect, buf: &mut Buffer) {
             cells.push(Cell::from(p_value(t.p_value)));
         }
         cells.extend([
-            Cell::from(cell(t.odds_ratio.filter(|_| t.term != logitflow_core::inference::INTERCEPT), 3)),
+            Cell::from(cell(
+                t.odds_ratio.filter(|_| t.term != logitflow_core::inference::INTERCEPT),
+                3,
+            )),
             Cell::from(cell(t.standardized, 3)),
             Cell::from(bar).style(Style::new().fg(colour)),
         ]);
@@ -956,7 +1201,9 @@ fn render_coefficients(app: &App, area: Rect, buf: &mut Buffer) {
     let block = Block::bordered().title(title).border_style(Style::new().fg(Color::Cyan));
     let inner = block.inner(rect);
     block.render(rect, buf);
-    let [table, below] = Layout::vertical([Constraint::Min(0), Constraint::Length(statistics.len() as u16)]).areas(inner);
+    let [table, below] =
+        Layout::vertical([Constraint::Min(0), Constraint::Length(statistics.len() as u16)])
+            .areas(inner);
     Table::new(rows, widths).header(Row::new(header).style(Style::new().bold())).render(table, buf);
     Paragraph::new(statistics.into_iter().map(Line::from).collect::<Vec<_>>()).render(below, buf);
 }
@@ -965,7 +1212,17 @@ fn render_coefficients(app: &App, area: Rect, buf: &mut Buffer) {
 fn coefficient_columns(wide: bool, bar_width: usize) -> (Vec<&'static str>, Vec<Constraint>) {
     if wide {
         (
-            vec!["term", "estimate", "std err", "z", "p", "95% interval", "OR", "per sd", "magnitude"],
+            vec![
+                "term",
+                "estimate",
+                "std err",
+                "z",
+                "p",
+                "95% interval",
+                "OR",
+                "per sd",
+                "magnitude",
+            ],
             [
                 Constraint::Min(16),
                 Constraint::Length(10),
@@ -998,7 +1255,9 @@ fn coefficient_columns(wide: bool, bar_width: usize) -> (Vec<&'static str>, Vec<
 
 /// A run id's time (milliseconds since 1970, its first part) as a UTC date and minute.
 fn run_time(run_id: &str) -> String {
-    let Some(ms) = run_id.split('-').next().and_then(|m| m.parse::<i64>().ok()) else { return "-".into() };
+    let Some(ms) = run_id.split('-').next().and_then(|m| m.parse::<i64>().ok()) else {
+        return "-".into();
+    };
     let (days, minutes) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000) / 60_000);
     // Days since 1970-01-01 to a civil date (Howard Hinnant's `civil_from_days`).
     let z = days + 719_468;
@@ -1034,16 +1293,27 @@ fn render_runs(app: &App, area: Rect, buf: &mut Buffer) {
     }
     let aliases = app.versions.as_ref().map(|v| &v.entry.aliases);
     let alias_of = |version: u32| {
-        aliases
-            .map_or_else(String::new, |a| a.iter().filter(|(_, v)| **v == version).map(|(a, _)| a.as_str()).collect::<Vec<_>>().join(","))
+        aliases.map_or_else(String::new, |a| {
+            a.iter()
+                .filter(|(_, v)| **v == version)
+                .map(|(a, _)| a.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        })
     };
     let wide = rect.width >= 110;
     let inner_rows = rect.height.saturating_sub(3) as usize;
     let first = view.selected.saturating_sub(inner_rows.saturating_sub(1));
     let visible = view.visible();
     let rows = visible.iter().enumerate().skip(first).take(inner_rows).map(|(i, r)| {
-        let mark = view.marked.iter().position(|m| *m == r.run_id).map_or(" ".to_string(), |k| format!("{}", k + 1));
-        let data = std::path::Path::new(&r.data).file_name().map_or_else(|| r.data.clone(), |n| n.to_string_lossy().into_owned());
+        let mark = view
+            .marked
+            .iter()
+            .position(|m| *m == r.run_id)
+            .map_or(" ".to_string(), |k| format!("{}", k + 1));
+        let data = std::path::Path::new(&r.data)
+            .file_name()
+            .map_or_else(|| r.data.clone(), |n| n.to_string_lossy().into_owned());
         let mut cells = vec![mark, run_time(&r.run_id), data, r.params.solver.to_string()];
         if wide {
             cells.extend([format!("{}", r.params.learning_rate), format!("{}", r.params.l2)]);
@@ -1057,24 +1327,37 @@ fn render_runs(app: &App, area: Rect, buf: &mut Buffer) {
             r.stop_reason.short().to_string(),
         ]);
         let row = Row::new(cells);
-        if i == view.selected { row.style(Style::new().add_modifier(Modifier::REVERSED)) } else { row }
+        if i == view.selected {
+            row.style(Style::new().add_modifier(Modifier::REVERSED))
+        } else {
+            row
+        }
     });
     let mut header = vec!["#", "when (UTC)", "data", "solver"];
-    let mut widths = vec![Constraint::Length(1), Constraint::Length(16), Constraint::Min(10), Constraint::Length(9)];
+    let mut widths = vec![
+        Constraint::Length(1),
+        Constraint::Length(16),
+        Constraint::Min(10),
+        Constraint::Length(9),
+    ];
     if wide {
         header.extend(["lr", "l2"]);
         widths.extend([Constraint::Length(7), Constraint::Length(7)]);
     }
     header.extend(["ver", "alias", "acc", "auc", "logloss", "stop"]);
     widths.extend([4, 9, 6, 6, 7, 13].map(Constraint::Length));
-    Table::new(rows, widths).header(Row::new(header).style(Style::new().bold())).block(block).render(rect, buf);
+    Table::new(rows, widths)
+        .header(Row::new(header).style(Style::new().bold()))
+        .block(block)
+        .render(rect, buf);
 }
 
 fn render_run_view(app: &App, area: Rect, buf: &mut Buffer) {
     let Some(view) = &app.run_comparison else { return };
     let rect = centered(area, area.width.saturating_sub(2), area.height.saturating_sub(2));
     Clear.render(rect, buf);
-    let [chart_area, table_area] = Layout::vertical([Constraint::Percentage(45), Constraint::Min(4)]).areas(rect);
+    let [chart_area, table_area] =
+        Layout::vertical([Constraint::Percentage(45), Constraint::Min(4)]).areas(rect);
     // Both runs' curves on the same axes: blue and cyan for the first, red and magenta for the second.
     let colors = [Color::Blue, Color::Cyan, Color::Red, Color::Magenta];
     let mut color_of = Vec::new();
@@ -1086,7 +1369,8 @@ fn render_run_view(app: &App, area: Rect, buf: &mut Buffer) {
         color_of.push(colors[(run * 2 + usize::from(*val)).min(3)]);
     }
     let least_x = if view.log_epochs { 0.0 } else { 1.0 };
-    let (max_x, lo, hi) = curve_bounds(view.curves.iter().flat_map(|(_, _, p)| p.iter()), least_x + 1.0);
+    let (max_x, lo, hi) =
+        curve_bounds(view.curves.iter().flat_map(|(_, _, p)| p.iter()), least_x + 1.0);
     let datasets = view
         .curves
         .iter()
@@ -1102,14 +1386,22 @@ fn render_run_view(app: &App, area: Rect, buf: &mut Buffer) {
         .collect();
     let label = |v: f64| format!("{v:.3}");
     Chart::new(datasets)
-        .block(Block::bordered().title(format!(" {} ", view.title)).border_style(Style::new().fg(Color::Cyan)))
+        .block(
+            Block::bordered()
+                .title(format!(" {} ", view.title))
+                .border_style(Style::new().fg(Color::Cyan)),
+        )
         .x_axis(if view.log_epochs {
             // Ticks at the powers of ten the runs reach, and the last epoch.
-            let mut ticks: Vec<String> = (0..=max_x.floor() as i32).map(|p| format!("{:.0}", 10f64.powi(p))).collect();
+            let mut ticks: Vec<String> =
+                (0..=max_x.floor() as i32).map(|p| format!("{:.0}", 10f64.powi(p))).collect();
             ticks.push(format!("{:.0}", 10f64.powf(max_x)));
             Axis::default().title("epoch (log)").bounds([0.0, max_x]).labels(ticks)
         } else {
-            Axis::default().title("epoch").bounds([1.0, max_x]).labels(["1".to_string(), format!("{max_x:.0}")])
+            Axis::default()
+                .title("epoch")
+                .bounds([1.0, max_x])
+                .labels(["1".to_string(), format!("{max_x:.0}")])
         })
         .y_axis(Axis::default().bounds([lo, hi]).labels([label(lo), label(hi)]))
         .hidden_legend_constraints((Constraint::Ratio(1, 2), Constraint::Ratio(2, 3)))
@@ -1126,13 +1418,23 @@ fn render_run_view(app: &App, area: Rect, buf: &mut Buffer) {
     let (header, widths) = if view.two {
         (
             vec!["", "first", "second", "second − first"],
-            vec![Constraint::Length(22), Constraint::Min(12), Constraint::Min(12), Constraint::Length(16)],
+            vec![
+                Constraint::Length(22),
+                Constraint::Min(12),
+                Constraint::Min(12),
+                Constraint::Length(16),
+            ],
         )
     } else {
         (vec!["", "value"], vec![Constraint::Length(22), Constraint::Min(12)])
     };
     let colours = if view.two { " · first blue, second red · differs yellow" } else { "" };
-    let title = format!(" rows {}–{} of {}{colours} ", view.scroll + 1, (view.scroll + shown).min(view.rows.len()), view.rows.len());
+    let title = format!(
+        " rows {}–{} of {}{colours} ",
+        view.scroll + 1,
+        (view.scroll + shown).min(view.rows.len()),
+        view.rows.len()
+    );
     Table::new(rows, widths)
         .header(Row::new(header).style(Style::new().bold()))
         .block(Block::bordered().title(title))
@@ -1145,7 +1447,8 @@ fn render_predict_form(app: &App, area: Rect, buf: &mut Buffer) {
     let form = &app.predict_form;
     let count = app.feature_names.len();
     // The fields, a blank line and the error or hint, inside the border.
-    let rect = centered(area, 78, (count as u16).saturating_add(4).min(area.height.saturating_sub(2)));
+    let rect =
+        centered(area, 78, (count as u16).saturating_add(4).min(area.height.saturating_sub(2)));
     Clear.render(rect, buf);
     let title = format!(" Predict — field {} of {count} ", (form.selected + 1).min(count));
     let block = Block::bordered().title(title).border_style(Style::new().fg(Color::Cyan));
@@ -1158,14 +1461,23 @@ fn render_predict_form(app: &App, area: Rect, buf: &mut Buffer) {
     for (i, name) in app.feature_names.iter().enumerate().skip(first).take(visible) {
         let chosen = i == form.selected;
         let value = form.values.get(i).map_or("", String::as_str);
-        let shown: String =
-            if name.chars().count() > name_width { name.chars().take(name_width - 1).chain(['…']).collect() } else { name.clone() };
+        let shown: String = if name.chars().count() > name_width {
+            name.chars().take(name_width - 1).chain(['…']).collect()
+        } else {
+            name.clone()
+        };
         let mut spans = vec![
             Span::raw(format!("{shown:>name_width$}  ")),
-            Span::styled(format!("{value}{}", if chosen { "█" } else { "" }), if chosen { Style::new().bold() } else { Style::new() }),
+            Span::styled(
+                format!("{value}{}", if chosen { "█" } else { "" }),
+                if chosen { Style::new().bold() } else { Style::new() },
+            ),
         ];
         if let Some(levels) = app.levels_of(name) {
-            spans.push(Span::styled(format!("  ◀▶ {}", levels.join(" | ")), Style::new().fg(Color::DarkGray)));
+            spans.push(Span::styled(
+                format!("  ◀▶ {}", levels.join(" | ")),
+                Style::new().fg(Color::DarkGray),
+            ));
         }
         let line = Line::from(spans);
         lines.push(if chosen { line.style(Style::new().fg(Color::Cyan)) } else { line });
@@ -1173,10 +1485,14 @@ fn render_predict_form(app: &App, area: Rect, buf: &mut Buffer) {
     lines.push(Line::from(""));
     lines.push(match &form.error {
         Some(e) => Line::styled(e.clone(), Style::new().fg(Color::Red)),
-        None if count > visible => {
-            Line::styled(format!("rows {}–{} of {count}", first + 1, first + lines.len() - 1), Style::new().fg(Color::DarkGray))
-        }
-        None => Line::styled("Enter asks stable (and the candidate, if any)", Style::new().fg(Color::DarkGray)),
+        None if count > visible => Line::styled(
+            format!("rows {}–{} of {count}", first + 1, first + lines.len() - 1),
+            Style::new().fg(Color::DarkGray),
+        ),
+        None => Line::styled(
+            "Enter asks stable (and the candidate, if any)",
+            Style::new().fg(Color::DarkGray),
+        ),
     });
     Paragraph::new(lines).render(inner, buf);
 }
@@ -1187,8 +1503,12 @@ fn render_confirm_cancel(app: &App, area: Rect, buf: &mut Buffer) {
     Clear.render(rect, buf);
     let epochs = app.train_curve.len();
     let keep = match app.best_epoch_so_far() {
-        Some((epoch, loss, true)) => format!("k  keep epoch {epoch} (the best so far, validation loss {loss:.4}) as a version"),
-        Some((epoch, loss, false)) => format!("k  keep epoch {epoch}, the last (training loss {loss:.4}), as a version"),
+        Some((epoch, loss, true)) => format!(
+            "k  keep epoch {epoch} (the best so far, validation loss {loss:.4}) as a version"
+        ),
+        Some((epoch, loss, false)) => {
+            format!("k  keep epoch {epoch}, the last (training loss {loss:.4}), as a version")
+        }
         None => "k  keep what it has so far as a version".to_string(),
     };
     let lines = vec![
@@ -1197,7 +1517,10 @@ fn render_confirm_cancel(app: &App, area: Rect, buf: &mut Buffer) {
         Line::from("d  discard the run: no version is made"),
         Line::from("any other key: go on training"),
     ];
-    Paragraph::new(lines).wrap(Wrap { trim: true }).block(Block::bordered().title(" Stop training? ")).render(rect, buf);
+    Paragraph::new(lines)
+        .wrap(Wrap { trim: true })
+        .block(Block::bordered().title(" Stop training? "))
+        .render(rect, buf);
 }
 
 fn render_confirm_promote(app: &App, area: Rect, buf: &mut Buffer) {
@@ -1207,7 +1530,10 @@ fn render_confirm_promote(app: &App, area: Rect, buf: &mut Buffer) {
     let text = format!(
         "candidate v{candidate}'s test log loss {worse:.4} is worse than stable v{stable}'s {better:.4}. Promote anyway? y promotes"
     );
-    Paragraph::new(text).wrap(Wrap { trim: true }).block(Block::bordered().title(" Promote? ")).render(rect, buf);
+    Paragraph::new(text)
+        .wrap(Wrap { trim: true })
+        .block(Block::bordered().title(" Promote? "))
+        .render(rect, buf);
 }
 
 fn render_form(app: &App, area: Rect, buf: &mut Buffer) {
@@ -1229,12 +1555,18 @@ fn render_form(app: &App, area: Rect, buf: &mut Buffer) {
             13..=16 if typed.is_empty() => "none".to_string(),
             _ => typed.to_string(),
         };
-        let mut style = if i == form.selected { Style::new().add_modifier(Modifier::REVERSED) } else { Style::new() };
+        let mut style = if i == form.selected {
+            Style::new().add_modifier(Modifier::REVERSED)
+        } else {
+            Style::new()
+        };
         let mut note = String::new();
         if !form.applies(i) {
             style = style.fg(Color::DarkGray);
             note = match ParamsForm::LABELS[i] {
-                "l2" | "α (l1 ratio)" | "λ" | "cv folds" => format!("  (not used with penalty {})", form.penalty.name()),
+                "l2" | "α (l1 ratio)" | "λ" | "cv folds" => {
+                    format!("  (not used with penalty {})", form.penalty.name())
+                }
                 "cluster" => format!("  (not used with covariance {})", form.covariance.name()),
                 _ => format!("  (not used by {})", form.solver),
             };
@@ -1248,13 +1580,24 @@ fn render_form(app: &App, area: Rect, buf: &mut Buffer) {
     lines.push(Line::from(""));
     match &form.error {
         Some(e) => lines.push(Line::from(Span::styled(e.clone(), Style::new().fg(Color::Red)))),
-        None => lines.push(Line::from(Span::styled("Enter trains with these", Style::new().fg(Color::Green)))),
+        None => lines.push(Line::from(Span::styled(
+            "Enter trains with these",
+            Style::new().fg(Color::Green),
+        ))),
     }
-    Paragraph::new(lines).wrap(Wrap { trim: true }).block(Block::bordered().title(" Hyperparameters ")).render(rect, buf);
+    Paragraph::new(lines)
+        .wrap(Wrap { trim: true })
+        .block(Block::bordered().title(" Hyperparameters "))
+        .render(rect, buf);
 }
 
 fn render_logs(app: &App, area: Rect, buf: &mut Buffer) {
-    let rect = Rect { x: area.x + 2, y: area.y + 1, width: area.width.saturating_sub(4), height: area.height.saturating_sub(3) };
+    let rect = Rect {
+        x: area.x + 2,
+        y: area.y + 1,
+        width: area.width.saturating_sub(4),
+        height: area.height.saturating_sub(3),
+    };
     Clear.render(rect, buf);
     let name = app.selected_service().map_or("-", |n| n.as_str());
     let visible = app.visible_logs();

@@ -24,7 +24,10 @@ pub(super) fn colour(c: usize) -> RGBColor {
 
 /// The CSVs: `roc` (class, threshold, fpr, tpr), `pr` (class, threshold, precision, recall),
 /// `calibration` (class and the bin) and `confusion` (true class, then a column per predicted).
-pub(super) fn csvs(curves: &[ClassCurves], multiclass: &MulticlassMetrics) -> [(&'static str, String); 4] {
+pub(super) fn csvs(
+    curves: &[ClassCurves],
+    multiclass: &MulticlassMetrics,
+) -> [(&'static str, String); 4] {
     let (mut roc, mut pr, mut calibration) = (
         String::from("class,threshold,fpr,tpr\n"),
         String::from("class,threshold,precision,recall\n"),
@@ -33,14 +36,18 @@ pub(super) fn csvs(curves: &[ClassCurves], multiclass: &MulticlassMetrics) -> [(
     for c in curves {
         let class = csv_text(&c.class);
         for p in &c.roc {
-            let threshold = if p.threshold >= f64::MAX { "inf".to_string() } else { p.threshold.to_string() };
+            let threshold =
+                if p.threshold >= f64::MAX { "inf".to_string() } else { p.threshold.to_string() };
             roc.push_str(&format!("{class},{threshold},{},{}\n", p.fpr, p.tpr));
         }
         for p in &c.precision_recall {
             pr.push_str(&format!("{class},{},{},{}\n", p.threshold, p.precision, p.recall));
         }
         for b in &c.calibration {
-            calibration.push_str(&format!("{class},{},{},{},{},{}\n", b.lower, b.upper, b.rows, b.mean_probability, b.fraction_positive));
+            calibration.push_str(&format!(
+                "{class},{},{},{},{},{}\n",
+                b.lower, b.upper, b.rows, b.mean_probability, b.fraction_positive
+            ));
         }
     }
     let names: Vec<String> = multiclass.classes.iter().map(|c| csv_text(&c.class)).collect();
@@ -49,12 +56,21 @@ pub(super) fn csvs(curves: &[ClassCurves], multiclass: &MulticlassMetrics) -> [(
         let counts: Vec<String> = row.iter().map(u64::to_string).collect();
         confusion.push_str(&format!("{name},{}\n", counts.join(",")));
     }
-    [("roc.csv", roc), ("pr.csv", pr), ("calibration.csv", calibration), ("confusion.csv", confusion)]
+    [
+        ("roc.csv", roc),
+        ("pr.csv", pr),
+        ("calibration.csv", calibration),
+        ("confusion.csv", confusion),
+    ]
 }
 
 /// A class name as a CSV field: quoted, its quotes doubled, when it must be.
 fn csv_text(text: &str) -> String {
-    if text.contains([',', '"', '\n', '\r']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text.to_string() }
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_string()
+    }
 }
 
 /// Each class's ROC curve against the rest, its AUC in the legend.
@@ -92,7 +108,8 @@ where
     let mut chart = unit_chart(root, title, ("recall", "precision"), 1.02)?;
     for (c, (curve, metrics)) in curves.iter().zip(&multiclass.classes).enumerate() {
         let style = colour(c).stroke_width(2);
-        let points = std::iter::once((0.0, 1.0)).chain(curve.precision_recall.iter().map(|p| (p.recall, p.precision)));
+        let points = std::iter::once((0.0, 1.0))
+            .chain(curve.precision_recall.iter().map(|p| (p.recall, p.precision)));
         chart
             .draw_series(LineSeries::new(points, style))?
             .label(format!("{} (AP {:.4})", curve.class, metrics.average_precision))
@@ -111,14 +128,20 @@ pub(super) fn draw_calibration<DB: DrawingBackend>(
 where
     DB::ErrorType: 'static,
 {
-    let mut chart = unit_chart(root, title, ("mean predicted probability of the class (10 equal bins)", "fraction of the class"), 1.0)?;
+    let mut chart = unit_chart(
+        root,
+        title,
+        ("mean predicted probability of the class (10 equal bins)", "fraction of the class"),
+        1.0,
+    )?;
     chart
         .draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], BLACK.mix(0.3)))?
         .label("calibrated")
         .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK.mix(0.3)));
     for (c, curve) in curves.iter().enumerate() {
         let style = colour(c).stroke_width(2);
-        let points: Vec<(f64, f64)> = curve.calibration.iter().map(|b| (b.mean_probability, b.fraction_positive)).collect();
+        let points: Vec<(f64, f64)> =
+            curve.calibration.iter().map(|b| (b.mean_probability, b.fraction_positive)).collect();
         chart
             .draw_series(LineSeries::new(points.clone(), style))?
             .label(curve.class.clone())
@@ -150,7 +173,11 @@ where
     let name_of = |v: &f64, flip: bool| {
         let i = v.floor() as usize;
         let i = if flip { k.saturating_sub(1 + i) } else { i };
-        if (v - v.floor() - 0.5).abs() < 1e-9 { names.get(i).cloned().unwrap_or_default() } else { String::new() }
+        if (v - v.floor() - 0.5).abs() < 1e-9 {
+            names.get(i).cloned().unwrap_or_default()
+        } else {
+            String::new()
+        }
     };
     chart
         .configure_mesh()
@@ -170,15 +197,20 @@ where
         for (p, &count) in row.iter().enumerate() {
             let share = count as f64 / total;
             let shade = RGBColor(255 - (share * 200.0) as u8, 255 - (share * 150.0) as u8, 255);
-            chart.draw_series(std::iter::once(Rectangle::new([(p as f64, y), (p as f64 + 1.0, y + 1.0)], shade.filled())))?;
+            chart.draw_series(std::iter::once(Rectangle::new(
+                [(p as f64, y), (p as f64 + 1.0, y + 1.0)],
+                shade.filled(),
+            )))?;
             let ink = if share > 0.6 { WHITE } else { BLACK };
             let label = Text::new(
                 count.to_string(),
                 (p as f64 + 0.5, y + 0.5),
-                ("sans-serif", 18).into_font().color(&ink).pos(plotters::style::text_anchor::Pos::new(
-                    plotters::style::text_anchor::HPos::Center,
-                    plotters::style::text_anchor::VPos::Center,
-                )),
+                ("sans-serif", 18).into_font().color(&ink).pos(
+                    plotters::style::text_anchor::Pos::new(
+                        plotters::style::text_anchor::HPos::Center,
+                        plotters::style::text_anchor::VPos::Center,
+                    ),
+                ),
             );
             chart.draw_series(std::iter::once(label))?;
         }

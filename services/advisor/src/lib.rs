@@ -14,7 +14,9 @@ use axum::routing::post;
 use logitflow_core::logistic::logit;
 use logitflow_core::scale::Value;
 use logitflow_kit::client::{ServiceClient, path_segment};
-use logitflow_kit::wire::{Advice, AdviceRequest, InferRequest, InferResponse, ModelMetadata, Needed};
+use logitflow_kit::wire::{
+    Advice, AdviceRequest, InferRequest, InferResponse, ModelMetadata, Needed,
+};
 use logitflow_kit::{ApiError, Config, Json, Readiness};
 
 pub const NAME: &str = "advisor";
@@ -51,22 +53,39 @@ pub async fn run(
     Ok(())
 }
 
-async fn advice(State(state): State<AppState>, Json(request): Json<AdviceRequest>) -> Result<Json<Advice>, ApiError> {
-    let serve = state.serve.as_ref().ok_or_else(|| ApiError::NotReady("serve's address is not configured".into()))?;
+async fn advice(
+    State(state): State<AppState>,
+    Json(request): Json<AdviceRequest>,
+) -> Result<Json<Advice>, ApiError> {
+    let serve = state
+        .serve
+        .as_ref()
+        .ok_or_else(|| ApiError::NotReady("serve's address is not configured".into()))?;
     if !(request.threshold.is_finite() && (0.0..=1.0).contains(&request.threshold)) {
-        return Err(ApiError::invalid("INVALID_PARAMS", format!("threshold must be between 0 and 1, got {}", request.threshold)));
+        return Err(ApiError::invalid(
+            "INVALID_PARAMS",
+            format!("threshold must be between 0 and 1, got {}", request.threshold),
+        ));
     }
     if let Some(target) = request.target
         && !(target > 0.0 && target < 1.0)
     {
-        return Err(ApiError::invalid("INVALID_PARAMS", format!("target must be strictly between 0 and 1, got {target}")));
+        return Err(ApiError::invalid(
+            "INVALID_PARAMS",
+            format!("target must be strictly between 0 and 1, got {target}"),
+        ));
     }
     let name = request.model.clone().unwrap_or_else(|| DEFAULT_MODEL.to_string());
-    let meta: ModelMetadata = serve.get(&format!("/v2/models/{}/versions/stable", path_segment(&name))).await?;
+    let meta: ModelMetadata =
+        serve.get(&format!("/v2/models/{}/versions/stable", path_segment(&name))).await?;
     if request.inputs.len() != meta.feature_names.len() {
         return Err(ApiError::invalid(
             "INVALID_INPUT",
-            format!("expected {} value(s): {}", meta.feature_names.len(), meta.feature_names.join(", ")),
+            format!(
+                "expected {} value(s): {}",
+                meta.feature_names.len(),
+                meta.feature_names.join(", ")
+            ),
         ));
     }
     let is_text = |j: usize| meta.inputs.get(j).is_some_and(|i| i.datatype == "BYTES");
@@ -74,12 +93,20 @@ async fn advice(State(state): State<AppState>, Json(request): Json<AdviceRequest
     let solve_for = match &request.feature {
         Some(f) => {
             let j = meta.feature_names.iter().position(|n| n == f).ok_or_else(|| {
-                ApiError::invalid("INVALID_INPUT", format!("feature {f:?} is not one of the model's: {}", meta.feature_names.join(", ")))
+                ApiError::invalid(
+                    "INVALID_INPUT",
+                    format!(
+                        "feature {f:?} is not one of the model's: {}",
+                        meta.feature_names.join(", ")
+                    ),
+                )
             })?;
             if is_text(j) {
                 return Err(ApiError::invalid(
                     "INVALID_INPUT",
-                    format!("feature {f:?} is categorical; the value needed is solved for a numeric one"),
+                    format!(
+                        "feature {f:?} is categorical; the value needed is solved for a numeric one"
+                    ),
                 ));
             }
             Some(j)
@@ -119,7 +146,9 @@ async fn advice(State(state): State<AppState>, Json(request): Json<AdviceRequest
             }
             rest += match value {
                 Value::Number(v) => meta.coefficients.get(name).unwrap_or(0.0) * v,
-                Value::Text(level) => meta.coefficients.get(&format!("{name}={}", level.trim())).unwrap_or(0.0),
+                Value::Text(level) => {
+                    meta.coefficients.get(&format!("{name}={}", level.trim())).unwrap_or(0.0)
+                }
             };
         }
         Some(Needed { feature: feature.clone(), target, value: (logit(target) - rest) / theta })
@@ -151,18 +180,31 @@ fn advise_classes(
     solve_for: Option<usize>,
 ) -> Result<Advice, ApiError> {
     let classes: Vec<&str> = meta.class_estimates.iter().map(|e| e.class.as_str()).collect();
-    let probabilities = answer.outputs.iter().find(|o| o.name == "probability").map(|o| o.data.numbers()).unwrap_or_default();
+    let probabilities = answer
+        .outputs
+        .iter()
+        .find(|o| o.name == "probability")
+        .map(|o| o.data.numbers())
+        .unwrap_or_default();
     if probabilities.len() != classes.len() {
-        return Err(ApiError::Internal(format!("serve answered {} probabilities for {} classes", probabilities.len(), classes.len())));
+        return Err(ApiError::Internal(format!(
+            "serve answered {} probabilities for {} classes",
+            probabilities.len(),
+            classes.len()
+        )));
     }
     let best = logitflow_core::metrics::most_probable(probabilities);
     let asked = match &request.class {
         Some(class) => classes.iter().position(|c| c == class).ok_or_else(|| {
-            ApiError::invalid("INVALID_INPUT", format!("class {class:?} is not one of the model's: {}", classes.join(", ")))
+            ApiError::invalid(
+                "INVALID_INPUT",
+                format!("class {class:?} is not one of the model's: {}", classes.join(", ")),
+            )
         })?,
         None => best,
     };
-    let needed = solve_for.and_then(|j| value_making_most_probable(meta, &request.inputs, j, asked));
+    let needed =
+        solve_for.and_then(|j| value_making_most_probable(meta, &request.inputs, j, asked));
     Ok(Advice {
         model_name: name,
         model_version: answer.model_version,
@@ -179,7 +221,12 @@ fn advise_classes(
 /// probable, the other inputs held; with the class's probability there. Each class's logit is
 /// a line in that value, and the class is the most probable on an interval where its line is
 /// above every other: `None` when there is no such interval.
-fn value_making_most_probable(meta: &ModelMetadata, inputs: &[Value], j: usize, class: usize) -> Option<Needed> {
+fn value_making_most_probable(
+    meta: &ModelMetadata,
+    inputs: &[Value],
+    j: usize,
+    class: usize,
+) -> Option<Needed> {
     let feature = &meta.feature_names[j];
     // Each class's logit as rest + slope·x.
     let lines: Vec<(f64, f64)> = meta
@@ -191,7 +238,9 @@ fn value_making_most_probable(meta: &ModelMetadata, inputs: &[Value], j: usize, 
                 rest += match value {
                     _ if k == j => 0.0,
                     Value::Number(v) => e.coefficients.get(name).unwrap_or(0.0) * v,
-                    Value::Text(level) => e.coefficients.get(&format!("{name}={}", level.trim())).unwrap_or(0.0),
+                    Value::Text(level) => {
+                        e.coefficients.get(&format!("{name}={}", level.trim())).unwrap_or(0.0)
+                    }
                 };
             }
             (rest, e.coefficients.get(feature).unwrap_or(0.0))
@@ -199,7 +248,9 @@ fn value_making_most_probable(meta: &ModelMetadata, inputs: &[Value], j: usize, 
         .collect();
     let (mut low, mut high) = (f64::NEG_INFINITY, f64::INFINITY);
     let (rest, slope) = lines[class];
-    for &(other_rest, other_slope) in lines.iter().enumerate().filter(|&(k, _)| k != class).map(|(_, line)| line) {
+    for &(other_rest, other_slope) in
+        lines.iter().enumerate().filter(|&(k, _)| k != class).map(|(_, line)| line)
+    {
         // rest + slope·x ≥ other_rest + other_slope·x
         let (d0, d1) = (rest - other_rest, slope - other_slope);
         match d1 {
@@ -234,20 +285,50 @@ mod tests {
     async fn advises_probability_decision_and_needed_score() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut config = Config::for_home(dir.path());
-        config.serve_url = Some(logitflow_serve::testing::spawn_with_worked_example(dir.path()).await);
+        config.serve_url =
+            Some(logitflow_serve::testing::spawn_with_worked_example(dir.path()).await);
         let app = app(AppState::new(&config));
-        let (status, advice) = call(&app, "POST", "/v1/advice", Some(serde_json::json!({"inputs": [80.0], "target": 0.5}))).await;
+        let (status, advice) = call(
+            &app,
+            "POST",
+            "/v1/advice",
+            Some(serde_json::json!({"inputs": [80.0], "target": 0.5})),
+        )
+        .await;
         assert_eq!(status, StatusCode::OK, "{advice}");
         assert!((advice["probability"].as_f64().unwrap_or(0.0) - 0.99752737684).abs() < 1e-9);
-        assert_eq!((advice["positive"].as_bool(), advice["model_version"].as_str()), (Some(true), Some("1")));
+        assert_eq!(
+            (advice["positive"].as_bool(), advice["model_version"].as_str()),
+            (Some(true), Some("1"))
+        );
         assert!((advice["needed"]["value"].as_f64().unwrap_or(0.0) - 50.0).abs() < 1e-9);
-        let (status, _) = call(&app, "POST", "/v1/advice", Some(serde_json::json!({"inputs": [80.0, 1.0]}))).await;
+        let (status, _) =
+            call(&app, "POST", "/v1/advice", Some(serde_json::json!({"inputs": [80.0, 1.0]})))
+                .await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-        let (status, _) = call(&app, "POST", "/v1/advice", Some(serde_json::json!({"inputs": [80.0], "target": 1.0}))).await;
+        let (status, _) = call(
+            &app,
+            "POST",
+            "/v1/advice",
+            Some(serde_json::json!({"inputs": [80.0], "target": 1.0})),
+        )
+        .await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-        let (status, _) = call(&app, "POST", "/v1/advice", Some(serde_json::json!({"inputs": [80.0], "model": "nope"}))).await;
+        let (status, _) = call(
+            &app,
+            "POST",
+            "/v1/advice",
+            Some(serde_json::json!({"inputs": [80.0], "model": "nope"})),
+        )
+        .await;
         assert_eq!(status, StatusCode::NOT_FOUND);
-        let (status, _) = call(&app, "POST", "/v1/advice", Some(serde_json::json!({"inputs": [80.0], "model": "admissions?x="}))).await;
+        let (status, _) = call(
+            &app,
+            "POST",
+            "/v1/advice",
+            Some(serde_json::json!({"inputs": [80.0], "model": "admissions?x="})),
+        )
+        .await;
         assert_eq!(status, StatusCode::NOT_FOUND, "the name is one path segment, not a query");
     }
 
@@ -258,7 +339,8 @@ mod tests {
     async fn a_k_class_model_advises_a_class_and_where_it_becomes_the_most_probable() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut config = Config::for_home(dir.path());
-        config.serve_url = Some(logitflow_serve::testing::spawn_with_worked_example(dir.path()).await);
+        config.serve_url =
+            Some(logitflow_serve::testing::spawn_with_worked_example(dir.path()).await);
         let app = app(AppState::new(&config));
         let softmax = |z: [f64; 3]| {
             let sum: f64 = z.iter().map(|v| v.exp()).sum();
@@ -267,18 +349,34 @@ mod tests {
         let body = serde_json::json!({"model": "grades", "inputs": [1.0], "class": "C"});
         let (status, advice) = call(&app, "POST", "/v1/advice", Some(body)).await;
         assert_eq!(status, StatusCode::OK, "{advice}");
-        assert!((advice["probability"].as_f64().unwrap_or(0.0) - softmax([0.0, -1.0, -4.0])[2]).abs() < 1e-12, "{advice}");
+        assert!(
+            (advice["probability"].as_f64().unwrap_or(0.0) - softmax([0.0, -1.0, -4.0])[2]).abs()
+                < 1e-12,
+            "{advice}"
+        );
         assert_eq!(
             (advice["decision"].as_str(), advice["positive"].as_bool(), advice["class"].as_str()),
             (Some("A"), Some(false), Some("C"))
         );
         // C's line passes B's at x = 4 (A's at 3): from there on C is the most probable.
-        assert!((advice["needed"]["value"].as_f64().unwrap_or(0.0) - 4.0).abs() < 1e-12, "{advice}");
-        assert!((advice["needed"]["target"].as_f64().unwrap_or(0.0) - softmax([0.0, 2.0, 2.0])[2]).abs() < 1e-12, "{advice}");
+        assert!(
+            (advice["needed"]["value"].as_f64().unwrap_or(0.0) - 4.0).abs() < 1e-12,
+            "{advice}"
+        );
+        assert!(
+            (advice["needed"]["target"].as_f64().unwrap_or(0.0) - softmax([0.0, 2.0, 2.0])[2])
+                .abs()
+                < 1e-12,
+            "{advice}"
+        );
         // B at x = 3 is the most probable already: the value given is the answer.
         let body = serde_json::json!({"model": "grades", "inputs": [3.0], "class": "B"});
         let (_, advice) = call(&app, "POST", "/v1/advice", Some(body)).await;
-        assert_eq!((advice["decision"].as_str(), advice["positive"].as_bool()), (Some("B"), Some(true)), "{advice}");
+        assert_eq!(
+            (advice["decision"].as_str(), advice["positive"].as_bool()),
+            (Some("B"), Some(true)),
+            "{advice}"
+        );
         assert_eq!(advice["needed"]["value"].as_f64(), Some(3.0), "{advice}");
         let body = serde_json::json!({"model": "grades", "inputs": [3.0], "class": "D"});
         let (status, advice) = call(&app, "POST", "/v1/advice", Some(body)).await;
@@ -290,7 +388,8 @@ mod tests {
     async fn the_needed_value_of_a_scaled_model_of_three_features_gives_the_target_when_fed_back() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut config = Config::for_home(dir.path());
-        config.serve_url = Some(logitflow_serve::testing::spawn_with_worked_example(dir.path()).await);
+        config.serve_url =
+            Some(logitflow_serve::testing::spawn_with_worked_example(dir.path()).await);
         let app = app(AppState::new(&config));
         for (feature, j) in [("a", 0), ("c", 2)] {
             let body = serde_json::json!({"model": "scaled", "inputs": [12.0, -4.0, 150.0], "target": 0.8, "feature": feature});
@@ -300,7 +399,13 @@ mod tests {
             // The rest of the logit holds the other two features' terms, in the data's units.
             let mut inputs = vec![12.0, -4.0, 150.0];
             inputs[j] = needed;
-            let (_, again) = call(&app, "POST", "/v1/advice", Some(serde_json::json!({"model": "scaled", "inputs": inputs}))).await;
+            let (_, again) = call(
+                &app,
+                "POST",
+                "/v1/advice",
+                Some(serde_json::json!({"model": "scaled", "inputs": inputs})),
+            )
+            .await;
             let p = again["probability"].as_f64().unwrap_or(f64::NAN);
             assert!((p - 0.8).abs() < 1e-9, "{feature} = {needed} gives {p}, not the target 0.8");
         }
@@ -310,31 +415,46 @@ mod tests {
     async fn text_features_take_their_level_and_the_needed_value_solves_for_a_number() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut config = Config::for_home(dir.path());
-        config.serve_url = Some(logitflow_serve::testing::spawn_with_worked_example(dir.path()).await);
+        config.serve_url =
+            Some(logitflow_serve::testing::spawn_with_worked_example(dir.path()).await);
         let app = app(AppState::new(&config));
         let body = serde_json::json!({"model": "credit", "inputs": ["Yes", 1500.0], "target": 0.5});
         let (status, advice) = call(&app, "POST", "/v1/advice", Some(body)).await;
         assert_eq!(status, StatusCode::OK, "{advice}");
         let expected = logitflow_core::logistic::sigmoid(-10.0 - 0.7 + 0.005 * 1500.0);
-        assert!((advice["probability"].as_f64().unwrap_or(0.0) - expected).abs() < 1e-12, "{advice}");
+        assert!(
+            (advice["probability"].as_f64().unwrap_or(0.0) - expected).abs() < 1e-12,
+            "{advice}"
+        );
         // The decision in the data's words; logit(0.5) = 0 = −10.7 + 0.005·balance.
         assert_eq!(advice["decision"], "No");
         assert_eq!(advice["needed"]["feature"], "balance");
-        assert!((advice["needed"]["value"].as_f64().unwrap_or(0.0) - 2140.0).abs() < 1e-9, "{advice}");
+        assert!(
+            (advice["needed"]["value"].as_f64().unwrap_or(0.0) - 2140.0).abs() < 1e-9,
+            "{advice}"
+        );
         let body = serde_json::json!({"model": "credit", "inputs": ["Yes", 1500.0], "target": 0.5, "feature": "student"});
         let (status, advice) = call(&app, "POST", "/v1/advice", Some(body)).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{advice}");
         let body = serde_json::json!({"model": "credit", "inputs": ["Sometimes", 1500.0]});
         let (status, advice) = call(&app, "POST", "/v1/advice", Some(body)).await;
-        assert_eq!((status, advice["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("UNKNOWN_LEVEL")), "{advice}");
+        assert_eq!(
+            (status, advice["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("UNKNOWN_LEVEL")),
+            "{advice}"
+        );
     }
 
     #[tokio::test]
     async fn without_serve_it_says_not_ready() {
         let dir = tempfile::tempdir().expect("tempdir");
         let app = app(AppState::new(&Config::for_home(dir.path())));
-        let (status, body) = call(&app, "POST", "/v1/advice", Some(serde_json::json!({"inputs": [80.0]}))).await;
-        assert_eq!((status, body["code"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("NOT_READY")));
+        let (status, body) =
+            call(&app, "POST", "/v1/advice", Some(serde_json::json!({"inputs": [80.0]}))).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (StatusCode::SERVICE_UNAVAILABLE, Some("NOT_READY"))
+        );
     }
 
     proptest::proptest! {

@@ -46,7 +46,9 @@ impl AppState {
 pub fn app(state: AppState) -> Router {
     // The body limit is enforced by the kit's tower-http layer; axum's own default (2 MiB)
     // is lifted for this route.
-    Router::new().route("/v1/score", post(score).layer(DefaultBodyLimit::disable())).with_state(state)
+    Router::new()
+        .route("/v1/score", post(score).layer(DefaultBodyLimit::disable()))
+        .with_state(state)
 }
 
 pub async fn run(
@@ -95,7 +97,11 @@ struct Chunk {
 
 impl Chunk {
     fn with_capacity(rows: usize, width: usize) -> Chunk {
-        Chunk { records: Vec::with_capacity(rows * 16), ends: Vec::with_capacity(rows), cells: Vec::with_capacity(rows * width) }
+        Chunk {
+            records: Vec::with_capacity(rows * 16),
+            ends: Vec::with_capacity(rows),
+            cells: Vec::with_capacity(rows * width),
+        }
     }
 
     fn rows(&self) -> usize {
@@ -104,7 +110,11 @@ impl Chunk {
 
     /// The records again, each with its probability appended (a K-class model's: each class's
     /// probability, then the most probable class's name), as CSV lines.
-    fn with_probabilities(&self, probabilities: &[f64], labels: &[String]) -> Result<Bytes, std::io::Error> {
+    fn with_probabilities(
+        &self,
+        probabilities: &[f64],
+        labels: &[String],
+    ) -> Result<Bytes, std::io::Error> {
         use std::io::Write;
         let per_row = probabilities.len() / self.rows().max(1);
         let expected_labels = if per_row > 1 { self.rows() } else { 0 };
@@ -137,7 +147,10 @@ impl Chunk {
 /// Where a chunk's records are written back as the csv crate writes them (quoted where they
 /// must be), each ending in `\n`.
 fn record_writer() -> csv::Writer<Vec<u8>> {
-    csv::WriterBuilder::new().flexible(true).terminator(csv::Terminator::Any(b'\n')).from_writer(Vec::with_capacity(CHUNK_ROWS * 16))
+    csv::WriterBuilder::new()
+        .flexible(true)
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(Vec::with_capacity(CHUNK_ROWS * 16))
 }
 
 /// A chunk of rows as serve takes them: one FP64 matrix for a numeric model, else one tensor
@@ -146,7 +159,11 @@ fn infer_request(meta: &ModelMetadata, text: &[bool], chunk: &Chunk) -> InferReq
     let width = meta.feature_names.len();
     let rows = chunk.rows();
     if !text.contains(&true) {
-        let numbers = chunk.cells.iter().map(|v| if let Value::Number(n) = v { *n } else { f64::NAN }).collect();
+        let numbers = chunk
+            .cells
+            .iter()
+            .map(|v| if let Value::Number(n) = v { *n } else { f64::NAN })
+            .collect();
         return InferRequest::matrix(rows, width, numbers);
     }
     let inputs = meta
@@ -154,10 +171,21 @@ fn infer_request(meta: &ModelMetadata, text: &[bool], chunk: &Chunk) -> InferReq
         .iter()
         .enumerate()
         .map(|(j, name)| {
-            let data: serde_json::Value =
-                chunk.cells.iter().skip(j).step_by(width.max(1)).map(|v| serde_json::to_value(v).unwrap_or_default()).collect();
+            let data: serde_json::Value = chunk
+                .cells
+                .iter()
+                .skip(j)
+                .step_by(width.max(1))
+                .map(|v| serde_json::to_value(v).unwrap_or_default())
+                .collect();
             let datatype = if text[j] { "BYTES" } else { "FP64" };
-            InferInput { name: name.clone(), shape: vec![rows], datatype: datatype.into(), data, parameters: None }
+            InferInput {
+                name: name.clone(),
+                shape: vec![rows],
+                datatype: datatype.into(),
+                data,
+                parameters: None,
+            }
         })
         .collect();
     InferRequest { id: None, parameters: None, inputs, outputs: None }
@@ -217,16 +245,22 @@ fn parse_chunks(
         .enumerate()
         .map(|(i, f)| {
             let name = String::from_utf8_lossy(f);
-            if i == 0 { name.trim_start_matches('\u{feff}').trim().to_string() } else { name.trim().to_string() }
+            if i == 0 {
+                name.trim_start_matches('\u{feff}').trim().to_string()
+            } else {
+                name.trim().to_string()
+            }
         })
         .collect();
     let index: Result<Vec<usize>, ApiError> = features
         .iter()
         .map(|f| {
-            names
-                .iter()
-                .position(|c| c == f)
-                .ok_or_else(|| bad(format!("the header has no column {f:?}; the model needs {}", features.join(", "))))
+            names.iter().position(|c| c == f).ok_or_else(|| {
+                bad(format!(
+                    "the header has no column {f:?}; the model needs {}",
+                    features.join(", ")
+                ))
+            })
         })
         .collect();
     let index = match index {
@@ -270,13 +304,18 @@ fn parse_chunks(
                 match cell.parse::<f64>() {
                     Ok(v) if v.is_finite() => chunk.cells.push(Value::Number(v)),
                     _ => {
-                        let _ =
-                            chunks.blocking_send(Err(bad(format!("line {at}, column {:?}: {cell:?} is not a finite number", names[i]))));
+                        let _ = chunks.blocking_send(Err(bad(format!(
+                            "line {at}, column {:?}: {cell:?} is not a finite number",
+                            names[i]
+                        ))));
                         return;
                     }
                 }
             }
-            if let Err(e) = writer.write_byte_record(&record).and_then(|()| writer.flush().map_err(csv::Error::from)) {
+            if let Err(e) = writer
+                .write_byte_record(&record)
+                .and_then(|()| writer.flush().map_err(csv::Error::from))
+            {
                 let _ = chunks.blocking_send(Err(ApiError::Internal(format!("line {at}: {e}"))));
                 return;
             }
@@ -318,7 +357,10 @@ fn csv_field(text: &str) -> Vec<u8> {
 
 /// The header written back with `probability` appended, as the rows are ([`record_writer`]);
 /// for a K-class model (`classes`), `probability_<class>` for each class and then `label`.
-fn header_with_probability(header: &csv::ByteRecord, classes: &[&str]) -> Result<Bytes, std::io::Error> {
+fn header_with_probability(
+    header: &csv::ByteRecord,
+    classes: &[&str],
+) -> Result<Bytes, std::io::Error> {
     let mut line = header.clone();
     if classes.len() > 2 {
         for class in classes {
@@ -333,12 +375,24 @@ fn header_with_probability(header: &csv::ByteRecord, classes: &[&str]) -> Result
     out.into_inner().map(Bytes::from).map_err(|e| std::io::Error::other(e.to_string()))
 }
 
-async fn score(State(state): State<AppState>, Query(query): Query<ScoreQuery>, body: Body) -> Result<Response, ApiError> {
-    let serve = state.serve.clone().ok_or_else(|| ApiError::NotReady("serve's address is not configured".into()))?;
+async fn score(
+    State(state): State<AppState>,
+    Query(query): Query<ScoreQuery>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let serve = state
+        .serve
+        .clone()
+        .ok_or_else(|| ApiError::NotReady("serve's address is not configured".into()))?;
     let model = path_segment(&query.model);
-    let meta: ModelMetadata = serve.get(&format!("/v2/models/{model}/versions/{}", path_segment(&query.version))).await?;
+    let meta: ModelMetadata =
+        serve.get(&format!("/v2/models/{model}/versions/{}", path_segment(&query.version))).await?;
     let version = meta.versions.first().cloned().unwrap_or(query.version);
-    let text: Vec<bool> = meta.feature_names.iter().map(|f| meta.inputs.iter().any(|i| i.name == *f && i.datatype == "BYTES")).collect();
+    let text: Vec<bool> = meta
+        .feature_names
+        .iter()
+        .map(|f| meta.inputs.iter().any(|i| i.name == *f && i.datatype == "BYTES"))
+        .collect();
 
     // body → parser: the body's frames, forwarded as they arrive.
     let (bytes_tx, bytes_rx) = tokio::sync::mpsc::channel::<Bytes>(IN_FLIGHT * 4);
@@ -362,23 +416,36 @@ async fn score(State(state): State<AppState>, Query(query): Query<ScoreQuery>, b
     });
     // parser → scorer: checked chunks of rows.
     let (header_tx, header_rx) = tokio::sync::oneshot::channel();
-    let (chunks_tx, mut chunks_rx) = tokio::sync::mpsc::channel::<Result<Chunk, ApiError>>(IN_FLIGHT);
+    let (chunks_tx, mut chunks_rx) =
+        tokio::sync::mpsc::channel::<Result<Chunk, ApiError>>(IN_FLIGHT);
     let features = meta.feature_names.clone();
     let parser_text = text.clone();
     tokio::task::spawn_blocking(move || {
-        parse_chunks(ChannelReader { chunks: bytes_rx, current: Bytes::new() }, &features, &parser_text, header_tx, chunks_tx);
+        parse_chunks(
+            ChannelReader { chunks: bytes_rx, current: Bytes::new() },
+            &features,
+            &parser_text,
+            header_tx,
+            chunks_tx,
+        );
     });
     let body_failed = |rx: &mut tokio::sync::oneshot::Receiver<ApiError>| rx.try_recv().ok();
     let header = match header_rx.await {
         Ok(Ok(header)) => header,
         Ok(Err(e)) => return Err(body_failed(&mut body_error_rx).unwrap_or(e)),
-        Err(_) => return Err(body_failed(&mut body_error_rx).unwrap_or_else(|| ApiError::Internal("the parser stopped".into()))),
+        Err(_) => {
+            return Err(body_failed(&mut body_error_rx)
+                .unwrap_or_else(|| ApiError::Internal("the parser stopped".into())));
+        }
     };
     // The first chunk is checked before answering, so a bad cell in it is a clean 422.
     let first = match chunks_rx.recv().await {
         Some(Ok(chunk)) => chunk,
         Some(Err(e)) => return Err(body_failed(&mut body_error_rx).unwrap_or(e)),
-        None => return Err(body_failed(&mut body_error_rx).unwrap_or_else(|| ApiError::Internal("the parser stopped".into()))),
+        None => {
+            return Err(body_failed(&mut body_error_rx)
+                .unwrap_or_else(|| ApiError::Internal("the parser stopped".into())));
+        }
     };
     let path = format!("/v2/models/{model}/versions/{}/infer", path_segment(&version));
     let classes = meta.classes.as_ref().map(|c| c.names()).unwrap_or_default();
@@ -392,16 +459,22 @@ async fn score(State(state): State<AppState>, Query(query): Query<ScoreQuery>, b
         // Chunks in order, two asked of serve at a time, so that serve scores one while this
         // task writes the other back.
         let chunks = futures::stream::once(async { Ok(first) })
-            .chain(futures::stream::unfold(chunks_rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }));
+            .chain(futures::stream::unfold(chunks_rx, |mut rx| async move {
+                rx.recv().await.map(|item| (item, rx))
+            }));
         let answers = chunks
             .map(|item| {
                 let (serve, path, meta, text) = (&serve, &path, &meta, &text);
                 async move {
                     // Headers are sent already; breaking the stream is the only honest signal left.
                     let chunk = item.map_err(|e| std::io::Error::other(e.to_string()))?;
-                    let answer = serve.post::<_, InferResponse>(path, &infer_request(meta, text, &chunk)).await;
+                    let answer = serve
+                        .post::<_, InferResponse>(path, &infer_request(meta, text, &chunk))
+                        .await;
                     let answer = answer.map_err(|e| std::io::Error::other(e.to_string()))?;
-                    let output = |name: &str| answer.outputs.iter().find(|o| o.name == name).map(|o| &o.data);
+                    let output = |name: &str| {
+                        answer.outputs.iter().find(|o| o.name == name).map(|o| &o.data)
+                    };
                     let probabilities = output("probability").map_or(&[][..], |d| d.numbers());
                     let labels = match output("label") {
                         Some(OutputData::Texts(labels)) => labels.as_slice(),
@@ -420,8 +493,17 @@ async fn score(State(state): State<AppState>, Query(query): Query<ScoreQuery>, b
             }
         }
     });
-    let stream = futures::stream::unfold(out_rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
-    Ok(([(header::CONTENT_TYPE, "text/csv")], [("x-model-version", version)], Body::from_stream(stream)).into_response())
+    let stream =
+        futures::stream::unfold(
+            out_rx,
+            |mut rx| async move { rx.recv().await.map(|item| (item, rx)) },
+        );
+    Ok((
+        [(header::CONTENT_TYPE, "text/csv")],
+        [("x-model-version", version)],
+        Body::from_stream(stream),
+    )
+        .into_response())
 }
 
 #[cfg(test)]
@@ -433,7 +515,8 @@ mod tests {
     async fn setup() -> (tempfile::TempDir, Router) {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut config = Config::for_home(dir.path());
-        config.serve_url = Some(logitflow_serve::testing::spawn_with_worked_example(dir.path()).await);
+        config.serve_url =
+            Some(logitflow_serve::testing::spawn_with_worked_example(dir.path()).await);
         (dir, app(AppState::new(&config)))
     }
 
@@ -441,7 +524,8 @@ mod tests {
     async fn appends_probabilities_and_passes_other_columns() {
         let (_dir, app) = setup().await;
         let csv = "name,score\n\"Ann, B\",80\nbob,50\n";
-        let (status, out) = call_raw(&app, "POST", "/v1/score", "text/csv", csv.as_bytes().to_vec()).await;
+        let (status, out) =
+            call_raw(&app, "POST", "/v1/score", "text/csv", csv.as_bytes().to_vec()).await;
         assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&out));
         let text = String::from_utf8(out).expect("utf8");
         let lines: Vec<&str> = text.lines().collect();
@@ -454,10 +538,14 @@ mod tests {
     async fn text_features_are_scored_by_their_level() {
         let (_dir, app) = setup().await;
         let csv = "id,balance,student\n1,1500,Yes\n2,1500,No\n";
-        let (status, out) = call_raw(&app, "POST", "/v1/score?model=credit", "text/csv", csv.as_bytes().to_vec()).await;
+        let (status, out) =
+            call_raw(&app, "POST", "/v1/score?model=credit", "text/csv", csv.as_bytes().to_vec())
+                .await;
         assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&out));
         let text = String::from_utf8(out).expect("utf8");
-        let probability = |line: &str| line.rsplit(',').next().and_then(|p| p.parse::<f64>().ok()).unwrap_or(f64::NAN);
+        let probability = |line: &str| {
+            line.rsplit(',').next().and_then(|p| p.parse::<f64>().ok()).unwrap_or(f64::NAN)
+        };
         let lines: Vec<&str> = text.lines().collect();
         let sigmoid = logitflow_core::logistic::sigmoid;
         assert!((probability(lines[1]) - sigmoid(-10.7 + 7.5)).abs() < 1e-12, "{text}");
@@ -481,7 +569,10 @@ mod tests {
             let fields: Vec<&str> = line.split(',').collect();
             assert_eq!(fields[0], i.to_string(), "in order");
             let expected = logitflow_core::logistic::sigmoid(-10.0 + 0.2 * (i % 101) as f64);
-            assert!((fields[2].parse::<f64>().unwrap_or(f64::NAN) - expected).abs() < 1e-12, "{line}");
+            assert!(
+                (fields[2].parse::<f64>().unwrap_or(f64::NAN) - expected).abs() < 1e-12,
+                "{line}"
+            );
         }
     }
 
@@ -511,20 +602,29 @@ mod tests {
         let rows = |n: usize| bytes::Bytes::from("50\n".repeat(n));
         tx.send(Ok(bytes::Bytes::from_static(b"score\n"))).await.expect("send");
         tx.send(Ok(rows(CHUNK_ROWS + 1))).await.expect("send");
-        let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
-        let request =
-            axum::http::Request::post("/v1/score").header("content-type", "text/csv").body(Body::from_stream(stream)).expect("request");
+        let stream =
+            futures::stream::unfold(
+                rx,
+                |mut rx| async move { rx.recv().await.map(|item| (item, rx)) },
+            );
+        let request = axum::http::Request::post("/v1/score")
+            .header("content-type", "text/csv")
+            .body(Body::from_stream(stream))
+            .expect("request");
         let response = tower::ServiceExt::oneshot(app, request).await.expect("infallible");
         assert_eq!(response.status(), StatusCode::OK);
         let mut body = response.into_body();
         // The first chunk comes back scored.
         let mut received = 0usize;
         while received < CHUNK_ROWS {
-            let frame = tokio::time::timeout(std::time::Duration::from_secs(10), http_body_util::BodyExt::frame(&mut body))
-                .await
-                .expect("the first chunk within 10 s")
-                .expect("a frame")
-                .expect("the first chunk is whole");
+            let frame = tokio::time::timeout(
+                std::time::Duration::from_secs(10),
+                http_body_util::BodyExt::frame(&mut body),
+            )
+            .await
+            .expect("the first chunk within 10 s")
+            .expect("a frame")
+            .expect("the first chunk is whole");
             if let Ok(data) = frame.into_data() {
                 received += data.iter().filter(|&&b| b == b'\n').count();
             }
@@ -537,10 +637,16 @@ mod tests {
         }
         tx.send(Ok(rows(CHUNK_ROWS * 2))).await.expect("send");
         drop(tx);
-        let rest = tokio::time::timeout(std::time::Duration::from_secs(30), http_body_util::BodyExt::collect(body))
-            .await
-            .expect("the stream ends, it does not hang");
-        assert!(rest.is_err(), "the body breaks off: rows scored after serve stopped cannot be there");
+        let rest = tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            http_body_util::BodyExt::collect(body),
+        )
+        .await
+        .expect("the stream ends, it does not hang");
+        assert!(
+            rest.is_err(),
+            "the body breaks off: rows scored after serve stopped cannot be there"
+        );
     }
 
     #[tokio::test]
@@ -550,7 +656,10 @@ mod tests {
         for i in 0..CHUNK_ROWS * 3 {
             csv.push_str(if i == CHUNK_ROWS + 5 { "oops\n" } else { "50\n" });
         }
-        let request = axum::http::Request::post("/v1/score").header("content-type", "text/csv").body(Body::from(csv)).expect("request");
+        let request = axum::http::Request::post("/v1/score")
+            .header("content-type", "text/csv")
+            .body(Body::from(csv))
+            .expect("request");
         let response = tower::ServiceExt::oneshot(app, request).await.expect("infallible");
         assert_eq!(response.status(), StatusCode::OK, "the first chunk was whole");
         let read = http_body_util::BodyExt::collect(response.into_body()).await;
@@ -560,18 +669,40 @@ mod tests {
     #[tokio::test]
     async fn bad_csv_names_line_and_column() {
         let (_dir, app) = setup().await;
-        let (status, out) = call_raw(&app, "POST", "/v1/score", "text/csv", b"score\n80\nabc\n".to_vec()).await;
+        let (status, out) =
+            call_raw(&app, "POST", "/v1/score", "text/csv", b"score\n80\nabc\n".to_vec()).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-        assert!(String::from_utf8_lossy(&out).contains("line 3, column \\\"score\\\""), "{}", String::from_utf8_lossy(&out));
-        let (status, _) = call_raw(&app, "POST", "/v1/score", "text/csv", b"other\n1\n".to_vec()).await;
+        assert!(
+            String::from_utf8_lossy(&out).contains("line 3, column \\\"score\\\""),
+            "{}",
+            String::from_utf8_lossy(&out)
+        );
+        let (status, _) =
+            call_raw(&app, "POST", "/v1/score", "text/csv", b"other\n1\n".to_vec()).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-        let (status, _) = call_raw(&app, "POST", "/v1/score?model=nope", "text/csv", b"score\n1\n".to_vec()).await;
+        let (status, _) =
+            call_raw(&app, "POST", "/v1/score?model=nope", "text/csv", b"score\n1\n".to_vec())
+                .await;
         assert_eq!(status, StatusCode::NOT_FOUND);
         // The name is one path segment to serve: "admissions?x=" is no model, not "admissions"
         // with a query (which answered 200 with a cut-off body).
-        let (status, _) = call_raw(&app, "POST", "/v1/score?model=admissions%3Fx%3D", "text/csv", b"score\n1\n".to_vec()).await;
+        let (status, _) = call_raw(
+            &app,
+            "POST",
+            "/v1/score?model=admissions%3Fx%3D",
+            "text/csv",
+            b"score\n1\n".to_vec(),
+        )
+        .await;
         assert_eq!(status, StatusCode::NOT_FOUND);
-        let (status, _) = call_raw(&app, "POST", "/v1/score?model=..%2Fadmissions", "text/csv", b"score\n1\n".to_vec()).await;
+        let (status, _) = call_raw(
+            &app,
+            "POST",
+            "/v1/score?model=..%2Fadmissions",
+            "text/csv",
+            b"score\n1\n".to_vec(),
+        )
+        .await;
         assert_eq!(status, StatusCode::NOT_FOUND);
         let (status, _) = call_raw(&app, "POST", "/v1/score", "text/csv", vec![0xff, 0xfe]).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);

@@ -14,8 +14,15 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 fn data(rows: usize, features: usize) -> (Vec<f64>, Vec<f64>) {
-    let coefficients: Vec<f64> = (0..features).map(|j| if j % 2 == 0 { 0.8 } else { -0.5 }).collect();
-    let g = Generator { intercept: 0.3, coefficients, ranges: vec![(-2.0, 2.0); features], rows, seed: 7 };
+    let coefficients: Vec<f64> =
+        (0..features).map(|j| if j % 2 == 0 { 0.8 } else { -0.5 }).collect();
+    let g = Generator {
+        intercept: 0.3,
+        coefficients,
+        ranges: vec![(-2.0, 2.0); features],
+        rows,
+        seed: 7,
+    };
     let d = generate(&g);
     (d.x, d.y)
 }
@@ -32,7 +39,13 @@ fn one_epoch(c: &mut Criterion) {
         for solver in [Solver::Sgd, Solver::Minibatch, Solver::Batch] {
             // A fit of one epoch, with no validation set: the training pass, then the full
             // loss and gradient that every epoch reports.
-            let params = TrainParams { solver, epochs: 1, patience: 0, validation_fraction: Some(0.0), ..TrainParams::default() };
+            let params = TrainParams {
+                solver,
+                epochs: 1,
+                patience: 0,
+                validation_fraction: Some(0.0),
+                ..TrainParams::default()
+            };
             group.bench_with_input(BenchmarkId::new(solver.name(), &size), &params, |b, params| {
                 b.iter(|| fit(ex, None, params, &cancel, |_| {}).expect("fits"))
             });
@@ -42,27 +55,51 @@ fn one_epoch(c: &mut Criterion) {
             // measurement overlaps the next epoch's training (see `fit`). The figure is the
             // fit's time divided by 10.
             const EPOCHS: u32 = 10;
-            let params =
-                TrainParams { solver, epochs: EPOCHS as usize, patience: 0, validation_fraction: Some(0.0), ..TrainParams::default() };
-            group.bench_with_input(BenchmarkId::new(format!("{}_of_10", solver.name()), &size), &params, |b, params| {
-                b.iter_custom(|iters| {
-                    let started = Instant::now();
-                    for _ in 0..iters {
-                        black_box(fit(ex, None, params, &cancel, |_| {}).expect("fits"));
-                    }
-                    started.elapsed() / EPOCHS
-                })
-            });
+            let params = TrainParams {
+                solver,
+                epochs: EPOCHS as usize,
+                patience: 0,
+                validation_fraction: Some(0.0),
+                ..TrainParams::default()
+            };
+            group.bench_with_input(
+                BenchmarkId::new(format!("{}_of_10", solver.name()), &size),
+                &params,
+                |b, params| {
+                    b.iter_custom(|iters| {
+                        let started = Instant::now();
+                        for _ in 0..iters {
+                            black_box(fit(ex, None, params, &cancel, |_| {}).expect("fits"));
+                        }
+                        started.elapsed() / EPOCHS
+                    })
+                },
+            );
         }
         // Newton to the default tolerance (gradient norm ≤ 1e-6). The target compares it with
         // scikit-learn's lbfgs at the same log loss within 1e-6 relative; that is checked here
         // against a fit to a tolerance of 1e-12, outside the timing.
-        let params =
-            TrainParams { solver: Solver::Newton, epochs: 50, patience: 0, validation_fraction: Some(0.0), ..TrainParams::default() };
+        let params = TrainParams {
+            solver: Solver::Newton,
+            epochs: 50,
+            patience: 0,
+            validation_fraction: Some(0.0),
+            ..TrainParams::default()
+        };
         let tight = TrainParams { tolerance: 1e-12, ..params.clone() };
-        let loss = |p: &TrainParams| fit(ex, None, p, &cancel, |_| {}).expect("fits").curve.last().expect("an epoch").train_loss;
+        let loss = |p: &TrainParams| {
+            fit(ex, None, p, &cancel, |_| {})
+                .expect("fits")
+                .curve
+                .last()
+                .expect("an epoch")
+                .train_loss
+        };
         let (reached, optimum) = (loss(&params), loss(&tight));
-        assert!((reached - optimum).abs() <= 1e-6 * optimum, "newton reached {reached}, the optimum is {optimum}");
+        assert!(
+            (reached - optimum).abs() <= 1e-6 * optimum,
+            "newton reached {reached}, the optimum is {optimum}"
+        );
         group.bench_with_input(BenchmarkId::new("newton_solve", &size), &params, |b, params| {
             b.iter(|| fit(ex, None, params, &cancel, |_| {}).expect("fits"))
         });
@@ -78,16 +115,35 @@ fn wide_newton(c: &mut Criterion) {
     // checks the same path (the wide pass from 64 terms) in seconds, not an hour.
     let benchmarking = std::env::args().any(|a| a == "--bench");
     let (rows, features) = if benchmarking { (20_000usize, 1_000usize) } else { (2_000, 100) };
-    let coefficients: Vec<f64> = (0..features).map(|j| if j % 2 == 0 { 1.0 } else { -0.6 } / (features as f64).sqrt()).collect();
-    let g = Generator { intercept: 0.3, coefficients, ranges: vec![(-2.0, 2.0); features], rows, seed: 7 };
+    let coefficients: Vec<f64> = (0..features)
+        .map(|j| if j % 2 == 0 { 1.0 } else { -0.6 } / (features as f64).sqrt())
+        .collect();
+    let g = Generator {
+        intercept: 0.3,
+        coefficients,
+        ranges: vec![(-2.0, 2.0); features],
+        rows,
+        seed: 7,
+    };
     let d = generate(&g);
     let ex = Examples::new(&d.x, &d.y, features);
     let cancel = AtomicBool::new(false);
-    let params = TrainParams { solver: Solver::Newton, epochs: 50, patience: 0, validation_fraction: Some(0.0), ..TrainParams::default() };
+    let params = TrainParams {
+        solver: Solver::Newton,
+        epochs: 50,
+        patience: 0,
+        validation_fraction: Some(0.0),
+        ..TrainParams::default()
+    };
     let tight = TrainParams { tolerance: 1e-12, ..params.clone() };
-    let loss = |p: &TrainParams| fit(ex, None, p, &cancel, |_| {}).expect("fits").curve.last().expect("an epoch").train_loss;
+    let loss = |p: &TrainParams| {
+        fit(ex, None, p, &cancel, |_| {}).expect("fits").curve.last().expect("an epoch").train_loss
+    };
     let (reached, optimum) = (loss(&params), loss(&tight));
-    assert!((reached - optimum).abs() <= 1e-6 * optimum, "newton reached {reached}, the optimum is {optimum}");
+    assert!(
+        (reached - optimum).abs() <= 1e-6 * optimum,
+        "newton reached {reached}, the optimum is {optimum}"
+    );
     let mut group = c.benchmark_group("wide");
     group.sample_size(10);
     group.bench_function(BenchmarkId::new("newton_solve", format!("{rows}x{features}")), |b| {
@@ -119,7 +175,9 @@ fn prediction(c: &mut Criterion) {
     );
     let (x, _) = data(100_000, features);
     let mut group = c.benchmark_group("predict");
-    group.bench_function("single_row_10_features", |b| b.iter(|| model.probability_raw(black_box(&x[..features]))));
+    group.bench_function("single_row_10_features", |b| {
+        b.iter(|| model.probability_raw(black_box(&x[..features])))
+    });
     group.throughput(Throughput::Elements(100_000));
     group.bench_function("batch_100k_rows_10_features", |b| {
         b.iter(|| x.chunks_exact(features).map(|row| model.probability_raw(row)).sum::<f64>())

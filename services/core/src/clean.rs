@@ -190,7 +190,12 @@ impl CleanReport {
     pub const MAX_LINES: usize = 100;
     /// A row without a label: the file refused at it when missing cells are refused, else the
     /// row dropped and counted. The one rule of [`clean`] and [`clean_labels`].
-    fn missing_label(&mut self, line: u64, label_name: &str, missing: MissingPolicy) -> Result<(), DataError> {
+    fn missing_label(
+        &mut self,
+        line: u64,
+        label_name: &str,
+        missing: MissingPolicy,
+    ) -> Result<(), DataError> {
         if missing == MissingPolicy::Error {
             return Err(DataError::EmptyValue { line, column: label_name.to_string() });
         }
@@ -215,8 +220,9 @@ pub fn clean(raw: &RawTable, options: &CleanOptions) -> Result<(Dataset, CleanRe
 /// bounds and duplicates are checked on them, and imputation gives a text column a level
 /// for missing cells whether or not one is missing.
 pub fn needs_values(options: &CleanOptions, kinds: &[ColumnKind]) -> bool {
-    let imputes_text = matches!(options.missing, MissingPolicy::ImputeMean | MissingPolicy::ImputeMedian)
-        && kinds.iter().any(|k| *k != ColumnKind::Numeric);
+    let imputes_text =
+        matches!(options.missing, MissingPolicy::ImputeMean | MissingPolicy::ImputeMedian)
+            && kinds.iter().any(|k| *k != ColumnKind::Numeric);
     !options.bounds.is_empty() || options.drop_duplicates || imputes_text
 }
 
@@ -255,27 +261,37 @@ pub fn clean_labels(
 }
 
 /// [`clean`], with the indices of the rows it kept.
-pub fn clean_keeping(raw: &RawTable, options: &CleanOptions) -> Result<(Dataset, Vec<usize>, CleanReport), DataError> {
+pub fn clean_keeping(
+    raw: &RawTable,
+    options: &CleanOptions,
+) -> Result<(Dataset, Vec<usize>, CleanReport), DataError> {
     let d = raw.width();
     let mut report = CleanReport { rows_in: raw.rows(), ..CleanReport::default() };
-    let mut kinds: Vec<ColumnKind> = (0..d).map(|j| raw.kinds.get(j).cloned().unwrap_or_default()).collect();
+    let mut kinds: Vec<ColumnKind> =
+        (0..d).map(|j| raw.kinds.get(j).cloned().unwrap_or_default()).collect();
     let bounds: Vec<(usize, &Bound)> = options
         .bounds
         .iter()
         .map(|b| {
-            let j = raw
-                .feature_names
-                .iter()
-                .position(|n| *n == b.column)
-                .ok_or_else(|| DataError::UnknownColumn { name: b.column.clone(), available: raw.feature_names.join(", ") })?;
+            let j = raw.feature_names.iter().position(|n| *n == b.column).ok_or_else(|| {
+                DataError::UnknownColumn {
+                    name: b.column.clone(),
+                    available: raw.feature_names.join(", "),
+                }
+            })?;
             if kinds[j] != ColumnKind::Numeric {
-                return Err(DataError::Column(b.column.clone(), "bounds apply to numeric columns; this one holds text".into()));
+                return Err(DataError::Column(
+                    b.column.clone(),
+                    "bounds apply to numeric columns; this one holds text".into(),
+                ));
             }
             Ok((j, b))
         })
         .collect::<Result<_, _>>()?;
     let fills: Vec<f64> = match options.missing {
-        MissingPolicy::ImputeMean | MissingPolicy::ImputeMedian => (0..d).map(|j| imputed_value(raw, j, &mut kinds[j], options)).collect(),
+        MissingPolicy::ImputeMean | MissingPolicy::ImputeMedian => {
+            (0..d).map(|j| imputed_value(raw, j, &mut kinds[j], options)).collect()
+        }
         _ => Vec::new(),
     };
     let mut seen: HashSet<Vec<u64>> = HashSet::new();
@@ -301,7 +317,10 @@ pub fn clean_keeping(raw: &RawTable, options: &CleanOptions) -> Result<(Dataset,
                     report.drop_row(line, "missing value");
                     for (j, v) in row.iter().enumerate() {
                         if v.is_nan() {
-                            *report.missing_by_column.entry(raw.feature_names[j].clone()).or_default() += 1;
+                            *report
+                                .missing_by_column
+                                .entry(raw.feature_names[j].clone())
+                                .or_default() += 1;
                         }
                     }
                     continue;
@@ -324,7 +343,8 @@ pub fn clean_keeping(raw: &RawTable, options: &CleanOptions) -> Result<(Dataset,
             }
         }
         if options.drop_duplicates {
-            let key: Vec<u64> = row.iter().chain(std::iter::once(&label)).map(|v| v.to_bits()).collect();
+            let key: Vec<u64> =
+                row.iter().chain(std::iter::once(&label)).map(|v| v.to_bits()).collect();
             if !seen.insert(key) {
                 report.drop_row(line, "duplicate");
                 continue;
@@ -383,7 +403,12 @@ fn imputed_value(raw: &RawTable, j: usize, kind: &mut ColumnKind, options: &Clea
                     counts[v as usize] += 1;
                 }
                 // The first of the most frequent: `max_by_key` keeps the last, so reversed.
-                counts.iter().enumerate().rev().max_by_key(|(_, c)| **c).map_or(0.0, |(code, _)| code as f64)
+                counts
+                    .iter()
+                    .enumerate()
+                    .rev()
+                    .max_by_key(|(_, c)| **c)
+                    .map_or(0.0, |(code, _)| code as f64)
             }
         },
     }
@@ -399,7 +424,10 @@ pub fn align_levels(train: &mut Dataset, test: &mut Dataset) -> Result<(), DataE
         let name = &test.feature_names[j];
         match (train.kinds.get_mut(j), test.kind(j).clone()) {
             (None | Some(ColumnKind::Numeric), ColumnKind::Numeric) => {}
-            (Some(ColumnKind::Categorical { levels }), ColumnKind::Categorical { levels: test_levels }) => {
+            (
+                Some(ColumnKind::Categorical { levels }),
+                ColumnKind::Categorical { levels: test_levels },
+            ) => {
                 let map: Vec<f64> = test_levels
                     .iter()
                     .map(|level| {
@@ -417,7 +445,8 @@ pub fn align_levels(train: &mut Dataset, test: &mut Dataset) -> Result<(), DataE
             _ => {
                 return Err(DataError::Column(
                     name.clone(),
-                    "holds text in one of the training and test files and numbers in the other".into(),
+                    "holds text in one of the training and test files and numbers in the other"
+                        .into(),
                 ));
             }
         }
@@ -434,10 +463,17 @@ pub fn align_levels(train: &mut Dataset, test: &mut Dataset) -> Result<(), DataE
         }
         (Some(a), Some(b)) if b.positive == a.positive => test.classes = train.classes.clone(),
         (a, b) => {
-            let names = |c: &Option<Classes>| c.as_ref().map_or("0 and 1".to_string(), |c| format!("{} and {}", c.negative, c.positive));
+            let names = |c: &Option<Classes>| {
+                c.as_ref()
+                    .map_or("0 and 1".to_string(), |c| format!("{} and {}", c.negative, c.positive))
+            };
             return Err(DataError::Column(
                 test.label_name.clone(),
-                format!("the test data's labels ({}) differ from the training data's ({})", names(b), names(a)),
+                format!(
+                    "the test data's labels ({}) differ from the training data's ({})",
+                    names(b),
+                    names(a)
+                ),
             ));
         }
     }
@@ -502,13 +538,20 @@ impl RowNumber for usize {
     }
 }
 
-fn stratified_rows_as<R: RowNumber>(y: &[f64], test_fraction: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
+fn stratified_rows_as<R: RowNumber>(
+    y: &[f64],
+    test_fraction: f64,
+    seed: u64,
+) -> (Vec<usize>, Vec<usize>) {
     const NEITHER: u8 = 0;
     const TRAIN: u8 = 1;
     const TEST: u8 = 2;
     // Labels are class indices: 0/1, or 0 to K−1 for K classes.
-    let class_count = y.iter().filter(|v| !v.is_nan()).fold(1.0f64, |top, &v| top.max(v)) as usize + 1;
-    let counts: Vec<usize> = (0..class_count).map(|class| y.iter().filter(|&&label| label == class as f64).count()).collect();
+    let class_count =
+        y.iter().filter(|v| !v.is_nan()).fold(1.0f64, |top, &v| top.max(v)) as usize + 1;
+    let counts: Vec<usize> = (0..class_count)
+        .map(|class| y.iter().filter(|&&label| label == class as f64).count())
+        .collect();
     // Class c shuffles with the generator class c − 1 used, advanced past that class's shuffle.
     let mut generators = vec![ChaCha8Rng::seed_from_u64(seed)];
     for &count in &counts[..class_count - 1] {
@@ -537,7 +580,10 @@ fn stratified_rows_as<R: RowNumber>(y: &[f64], test_fraction: f64, seed: u64) ->
                 })
             })
             .collect();
-        shuffling.into_iter().map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
+        shuffling
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .collect()
     });
     let mut parts = vec![NEITHER; y.len()];
     for rows in shuffled {
@@ -600,7 +646,8 @@ mod tests {
             drop_duplicates: true,
             ..CleanOptions::default()
         };
-        let (d, report) = clean(&raw("a,y\n1,1\n,0\n200,1\n1,1\n5,\n7,0\n"), &options).expect("cleans");
+        let (d, report) =
+            clean(&raw("a,y\n1,1\n,0\n200,1\n1,1\n5,\n7,0\n"), &options).expect("cleans");
         assert_eq!(d.x, vec![1.0, 7.0]);
         assert_eq!(report.rows_in, 6);
         assert_eq!(report.rows_kept, 2);
@@ -623,10 +670,15 @@ mod tests {
     /// The split as it was made before the classes were shuffled on cores of their own: class
     /// 0 shuffled, then class 1 (and each class after it, for K classes) with the same
     /// generator, the parts read off a marked array.
-    fn stratified_rows_one_class_after_the_other(y: &[f64], test_fraction: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
+    fn stratified_rows_one_class_after_the_other(
+        y: &[f64],
+        test_fraction: f64,
+        seed: u64,
+    ) -> (Vec<usize>, Vec<usize>) {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut parts = vec![None; y.len()];
-        let classes = y.iter().filter(|v| !v.is_nan()).fold(1.0f64, |top, &v| top.max(v)) as usize + 1;
+        let classes =
+            y.iter().filter(|v| !v.is_nan()).fold(1.0f64, |top, &v| top.max(v)) as usize + 1;
         for class in (0..classes).map(|c| c as f64) {
             let mut idx: Vec<usize> = (0..y.len()).filter(|&i| y[i] == class).collect();
             idx.shuffle(&mut rng);
@@ -639,7 +691,9 @@ mod tests {
                 parts[i] = Some(position < n_test);
             }
         }
-        let rows_in = |test: bool| parts.iter().enumerate().filter(|&(_, p)| *p == Some(test)).map(|(i, _)| i).collect();
+        let rows_in = |test: bool| {
+            parts.iter().enumerate().filter(|&(_, p)| *p == Some(test)).map(|(i, _)| i).collect()
+        };
         (rows_in(false), rows_in(true))
     }
 
@@ -681,16 +735,22 @@ mod tests {
 
     #[test]
     fn a_separate_test_file_is_recoded_to_the_training_levels_and_classes() {
-        let (mut train, _) = clean(&raw("g,y\nb,yes\na,no\n"), &CleanOptions::default()).expect("cleans");
+        let (mut train, _) =
+            clean(&raw("g,y\nb,yes\na,no\n"), &CleanOptions::default()).expect("cleans");
         // The test file has its own dictionary (a new level c) and only one class, "no", which
         // it reads as its positive class.
-        let (mut test, _) = clean(&raw("g,y\nc,no\nb,no\n"), &CleanOptions::default()).expect("cleans");
+        let (mut test, _) =
+            clean(&raw("g,y\nc,no\nb,no\n"), &CleanOptions::default()).expect("cleans");
         assert_eq!(test.y, vec![1.0, 1.0]);
         align_levels(&mut train, &mut test).expect("aligns");
-        assert_eq!(train.kinds[0], ColumnKind::Categorical { levels: vec!["a".into(), "b".into(), "c".into()] });
+        assert_eq!(
+            train.kinds[0],
+            ColumnKind::Categorical { levels: vec!["a".into(), "b".into(), "c".into()] }
+        );
         assert_eq!(test.x, vec![2.0, 1.0], "c after the training levels, b as training codes it");
         assert_eq!(test.y, vec![0.0, 0.0], "\"no\" is class 0, as in training");
-        let (mut numeric, _) = clean(&raw("g,y\n1,yes\n2,no\n"), &CleanOptions::default()).expect("cleans");
+        let (mut numeric, _) =
+            clean(&raw("g,y\n1,yes\n2,no\n"), &CleanOptions::default()).expect("cleans");
         assert!(matches!(align_levels(&mut train, &mut numeric), Err(DataError::Column(..))));
     }
 
@@ -702,9 +762,16 @@ mod tests {
         // Median of 1, 10, 4 is 4; the most frequent level of s is x (code 0).
         assert_eq!(d.x, vec![1.0, 0.0, 4.0, 1.0, 10.0, 0.0, 4.0, 0.0]);
         assert_eq!((report.imputed["a"], report.imputed["s"]), (1, 1));
-        let options = CleanOptions { missing: MissingPolicy::ImputeMean, text_missing: TextMissing::Level, ..Default::default() };
+        let options = CleanOptions {
+            missing: MissingPolicy::ImputeMean,
+            text_missing: TextMissing::Level,
+            ..Default::default()
+        };
         let (d, _) = clean(&raw(text), &options).expect("cleans");
-        assert_eq!(d.kinds[1], ColumnKind::Categorical { levels: vec!["x".into(), "y".into(), MISSING_LEVEL.into()] });
+        assert_eq!(
+            d.kinds[1],
+            ColumnKind::Categorical { levels: vec!["x".into(), "y".into(), MISSING_LEVEL.into()] }
+        );
         assert_eq!(d.x[5], 2.0);
         let options = CleanOptions { missing: MissingPolicy::Drop, ..Default::default() };
         let (d, report) = clean(&raw(text), &options).expect("cleans");

@@ -27,7 +27,10 @@ use std::path::{Path, PathBuf};
 /// Writes a file atomically: a temp file beside it, fsync, rename, fsync of the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(".{}.tmp", unique_name(&path.file_name().map_or_else(|| "file".into(), |n| n.to_string_lossy()))));
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        unique_name(&path.file_name().map_or_else(|| "file".into(), |n| n.to_string_lossy()))
+    ));
     let result = (|| {
         let mut f = fs::File::create(&tmp).map_err(|e| StoreError::io(&tmp, e))?;
         f.write_all(bytes).map_err(|e| StoreError::io(&tmp, e))?;
@@ -79,7 +82,8 @@ pub fn lock_staged(path: &Path) -> Option<fs::File> {
 
 /// Whether a live process holds [`lock_staged`]'s lock on `path`.
 fn is_locked(path: &Path) -> bool {
-    fs::File::open(path).is_ok_and(|handle| matches!(handle.try_lock(), Err(fs::TryLockError::WouldBlock)))
+    fs::File::open(path)
+        .is_ok_and(|handle| matches!(handle.try_lock(), Err(fs::TryLockError::WouldBlock)))
 }
 
 /// Removes the files in `dir` that a writer began (named `.<…>.<pid>.<ms>.<n>`, or with
@@ -87,7 +91,8 @@ fn is_locked(path: &Path) -> bool {
 fn remove_dead_writers_files(dir: &Path) {
     for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let begun = name.starts_with('.') && staging_owner(name.trim_end_matches(".tmp")).is_some_and(|pid| !process_alive(pid));
+        let begun = name.starts_with('.')
+            && staging_owner(name.trim_end_matches(".tmp")).is_some_and(|pid| !process_alive(pid));
         if begun && entry.path().is_file() {
             let _ = fs::remove_file(entry.path());
         }
@@ -129,9 +134,14 @@ impl HomeStorage {
             fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
         }
         for entry in fs::read_dir(storage.tmp_dir()).into_iter().flatten().flatten() {
-            let old =
-                entry.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok()).is_some_and(|age| age.as_secs() > 3600);
-            let orphaned = staging_owner(&entry.file_name().to_string_lossy()).is_some_and(|pid| !process_alive(pid));
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age.as_secs() > 3600);
+            let orphaned = staging_owner(&entry.file_name().to_string_lossy())
+                .is_some_and(|pid| !process_alive(pid));
             if orphaned || (old && !is_locked(&entry.path())) {
                 let _ = fs::remove_dir_all(entry.path()).or_else(|_| fs::remove_file(entry.path()));
             }
@@ -173,7 +183,8 @@ impl HomeStorage {
     /// Appends a state to the journal (compacting it when long), fsynced.
     fn journal(&self, data: &RegistryData) -> Result<(), RegistryError> {
         let path = self.journal_path();
-        let line = serde_json::to_string(data).map_err(|e| RegistryError::Corrupt(e.to_string()))?;
+        let line =
+            serde_json::to_string(data).map_err(|e| RegistryError::Corrupt(e.to_string()))?;
         let lines = fs::read_to_string(&path).map_or(0, |t| t.lines().count());
         if lines >= JOURNAL_LINES {
             return Ok(write_atomic(&path, format!("{line}\n").as_bytes())?);
@@ -201,7 +212,12 @@ impl Storage for HomeStorage {
         let metadata = file.metadata().map_err(|e| StoreError::io(&path, e))?;
         let len = metadata.len();
         let sealing = match len >= seal::SEAL_MIN_BYTES {
-            true => seal::sealing(self.seal_path(key), self.tmp_dir(), &file, seal::FileState::of(&metadata)),
+            true => seal::sealing(
+                self.seal_path(key),
+                self.tmp_dir(),
+                &file,
+                seal::FileState::of(&metadata),
+            ),
             false => Sealing::None,
         };
         Ok(Some(StoredObject { len, reader: Box::new(file), sealing }))
@@ -211,11 +227,21 @@ impl Storage for HomeStorage {
         let tmp = self.tmp_dir();
         fs::create_dir_all(&tmp).map_err(|e| StoreError::io(&tmp, e))?;
         let path = tmp.join(unique_name("staged"));
-        let file = fs::OpenOptions::new().read(true).write(true).create_new(true).open(&path).map_err(|e| StoreError::io(&path, e))?;
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| StoreError::io(&path, e))?;
         Ok(Some((file, path)))
     }
 
-    fn commit(&self, id: &str, files: &[(&str, &dyn Contents)], whole: &dyn Fn() -> bool) -> Result<(), StoreError> {
+    fn commit(
+        &self,
+        id: &str,
+        files: &[(&str, &dyn Contents)],
+        whole: &dyn Fn() -> bool,
+    ) -> Result<(), StoreError> {
         let artifacts = self.home.join("artifacts");
         let dest = artifacts.join(id);
         let staging = self.tmp_dir().join(unique_name(id));
@@ -235,7 +261,10 @@ impl Storage for HomeStorage {
                 {
                     fs::File::open(&path).map_err(io)?
                 } else {
-                    let mut f = std::io::BufWriter::with_capacity(1 << 20, fs::File::create(&path).map_err(io)?);
+                    let mut f = std::io::BufWriter::with_capacity(
+                        1 << 20,
+                        fs::File::create(&path).map_err(io)?,
+                    );
                     contents.write_to(&mut f).map_err(io)?;
                     f.into_inner().map_err(|e| io(e.into_error()))?
                 };
@@ -243,7 +272,11 @@ impl Storage for HomeStorage {
                 if let Some((blake3, bytes)) = contents.blake3()
                     && bytes >= seal::SEAL_MIN_BYTES
                 {
-                    to_seal.push((*name, seal::FileState::of(&written.metadata().map_err(io)?), blake3));
+                    to_seal.push((
+                        *name,
+                        seal::FileState::of(&written.metadata().map_err(io)?),
+                        blake3,
+                    ));
                 }
             }
             sync_dir(&staging)?;
@@ -273,8 +306,15 @@ impl Storage for HomeStorage {
                 Ok(()) => {
                     sync_dir(&artifacts)?;
                     for (name, written, blake3) in to_seal.drain(..) {
-                        if fs::metadata(dest.join(name)).is_ok_and(|now| seal::FileState::of(&now) == written) {
-                            seal::write(&self.seal_path(&format!("artifacts/{id}/{name}")), &self.tmp_dir(), written, blake3);
+                        if fs::metadata(dest.join(name))
+                            .is_ok_and(|now| seal::FileState::of(&now) == written)
+                        {
+                            seal::write(
+                                &self.seal_path(&format!("artifacts/{id}/{name}")),
+                                &self.tmp_dir(),
+                                written,
+                                blake3,
+                            );
                         }
                     }
                     Ok(())
@@ -305,7 +345,11 @@ impl Storage for HomeStorage {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(StoreError::io(&dir, e)),
         };
-        Ok(entries.flatten().filter(|e| e.path().is_file()).filter_map(|e| e.file_name().into_string().ok()).collect())
+        Ok(entries
+            .flatten()
+            .filter(|e| e.path().is_file())
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect())
     }
 
     fn load_registry(&self) -> Result<RegistryData, RegistryError> {
@@ -315,7 +359,9 @@ impl Storage for HomeStorage {
                 Ok(data) => return Ok(data),
                 Err(e) => format!("{} does not parse: {e}", path.display()),
             },
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => format!("{} is missing", path.display()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                format!("{} is missing", path.display())
+            }
             Err(e) => return Err(StoreError::io(&path, e).into()),
         };
         match self.journal_last_state()? {
@@ -339,13 +385,17 @@ impl Storage for HomeStorage {
     /// descriptor), which no one breaks by deleting a file: with a lock file, deleting it
     /// mid-run let two runs be told the same version. The journal is written first: a crash
     /// between the two leaves a state the journal recovers.
-    fn update_registry(&self, change: &mut dyn FnMut(&mut RegistryData) -> Result<(), RegistryError>) -> Result<(), RegistryError> {
+    fn update_registry(
+        &self,
+        change: &mut dyn FnMut(&mut RegistryData) -> Result<(), RegistryError>,
+    ) -> Result<(), RegistryError> {
         let io = |e| RegistryError::Store(StoreError::io(&self.home, e));
         let lock = fs::File::open(&self.home).map_err(io)?;
         lock.lock().map_err(io)?;
         let mut data = self.load_registry()?;
         change(&mut data)?;
-        let bytes = serde_json::to_vec_pretty(&data).map_err(|e| RegistryError::Corrupt(e.to_string()))?;
+        let bytes =
+            serde_json::to_vec_pretty(&data).map_err(|e| RegistryError::Corrupt(e.to_string()))?;
         self.journal(&data)?;
         write_atomic(&self.registry_path(), &bytes)?;
         drop(lock);
@@ -357,7 +407,10 @@ impl Storage for HomeStorage {
     }
 
     fn touch(&self, key: &str) {
-        let _ = fs::File::options().write(true).open(self.home.join(key)).and_then(|f| f.set_modified(std::time::SystemTime::now()));
+        let _ = fs::File::options()
+            .write(true)
+            .open(self.home.join(key))
+            .and_then(|f| f.set_modified(std::time::SystemTime::now()));
     }
 }
 
@@ -380,7 +433,8 @@ mod tests {
     fn a_live_writers_staging_outlives_a_clock_jump_and_dead_writers_files_go() {
         let home = tempfile::tempdir().expect("tempdir");
         HomeStorage::open(home.path()).expect("opens");
-        let (tmp, uploads, runs) = (home.path().join("tmp"), home.path().join("uploads"), home.path().join("runs"));
+        let (tmp, uploads, runs) =
+            (home.path().join("tmp"), home.path().join("uploads"), home.path().join("runs"));
         let mut dead = std::process::Command::new("true").spawn().expect("a process");
         let dead = {
             dead.wait().expect("ends");
@@ -408,7 +462,8 @@ mod tests {
         HomeStorage::open(home.path()).expect("opens again");
         let kept = |path: &PathBuf| path.exists();
         assert_eq!(
-            [&live, &reused, &dead_staging, &dead_upload, &live_upload, &dead_report, &report].map(kept),
+            [&live, &reused, &dead_staging, &dead_upload, &live_upload, &dead_report, &report]
+                .map(kept),
             [true, false, false, false, true, false, true],
             "live staging, reused pid, dead staging, dead upload, live upload, dead report, report"
         );

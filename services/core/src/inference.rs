@@ -8,7 +8,9 @@
 //! through the same linear map that un-scales the estimates: with t' = (t − o)/s,
 //! θ_t = w_t/s_t and θ0 = b − Σ θ_t o_t, so θ = A·(b, w) and Cov(θ) = A·Cov(b, w)·Aᵀ.
 
-use crate::logistic::{Covariance, Examples, Weights, hessian_sum, invert_spd, log_loss_at, sigmoid};
+use crate::logistic::{
+    Covariance, Examples, Weights, hessian_sum, invert_spd, log_loss_at, sigmoid,
+};
 use crate::model::Coefficients;
 use crate::scale::Transform;
 use faer::linalg::matmul::matmul;
@@ -82,9 +84,20 @@ pub struct PathReport {
 impl PathReport {
     /// As the report prints it, under the fit's line: the path, the λ held and how it was
     /// chosen, and the terms the penalty kept.
-    pub fn lines(&self, cv: Option<&crate::logistic::path::CrossValidation>, terms: usize) -> Vec<String> {
-        let (first, last) = (self.lambdas.first().copied().unwrap_or(f64::NAN), self.lambdas.last().copied().unwrap_or(f64::NAN));
-        let mut lines = vec![format!("path: {} λ from {first:.4e} down to {last:.4e}, α = {}", self.lambdas.len(), self.alpha)];
+    pub fn lines(
+        &self,
+        cv: Option<&crate::logistic::path::CrossValidation>,
+        terms: usize,
+    ) -> Vec<String> {
+        let (first, last) = (
+            self.lambdas.first().copied().unwrap_or(f64::NAN),
+            self.lambdas.last().copied().unwrap_or(f64::NAN),
+        );
+        let mut lines = vec![format!(
+            "path: {} λ from {first:.4e} down to {last:.4e}, α = {}",
+            self.lambdas.len(),
+            self.alpha
+        )];
         lines.push(match cv {
             Some(cv) => {
                 let at = cv.lambdas.iter().position(|l| *l == self.lambda).unwrap_or(0);
@@ -96,12 +109,21 @@ impl PathReport {
             }
             None => format!("λ = {}", self.lambda),
         });
-        lines.push(format!("non-zero: {} of {terms} terms: {}", self.nonzero_terms.len(), self.nonzero_terms.join(", ")));
+        lines.push(format!(
+            "non-zero: {} of {terms} terms: {}",
+            self.nonzero_terms.len(),
+            self.nonzero_terms.join(", ")
+        ));
         lines
     }
 
     /// From the path's points and the λ the model holds, unscaled by `transform`.
-    pub fn new(points: &[crate::logistic::path::PathPoint], alpha: f64, lambda: f64, transform: &Transform) -> PathReport {
+    pub fn new(
+        points: &[crate::logistic::path::PathPoint],
+        alpha: f64,
+        lambda: f64,
+        transform: &Transform,
+    ) -> PathReport {
         let coefficients: Vec<Vec<f64>> = points
             .iter()
             .map(|point| {
@@ -112,7 +134,13 @@ impl PathReport {
         let at = points.iter().position(|p| p.lambda == lambda);
         let nonzero_terms = at
             .map(|i| {
-                transform.term_names().iter().zip(&points[i].weights.weights).filter(|(_, w)| **w != 0.0).map(|(n, _)| n.clone()).collect()
+                transform
+                    .term_names()
+                    .iter()
+                    .zip(&points[i].weights.weights)
+                    .filter(|(_, w)| **w != 0.0)
+                    .map(|(n, _)| n.clone())
+                    .collect()
             })
             .unwrap_or_default();
         PathReport {
@@ -165,7 +193,12 @@ impl FitStatistics {
     /// statsmodels' GLM does).
     pub fn of(loss_sum: f64, ex: Examples<'_>, df_model: usize) -> FitStatistics {
         // 0 − x, not −x: a perfect fit's log-likelihood is 0, not −0.
-        FitStatistics::from_likelihoods((0.0 - loss_sum, null_log_likelihood(ex)), df_model, (df_model + 1) as f64, ex.weight_sum())
+        FitStatistics::from_likelihoods(
+            (0.0 - loss_sum, null_log_likelihood(ex)),
+            df_model,
+            (df_model + 1) as f64,
+            ex.weight_sum(),
+        )
     }
 }
 
@@ -180,15 +213,26 @@ impl FitStatistics {
         for &v in y {
             counts[v as usize] += 1;
         }
-        let log_likelihood_null: f64 = counts.iter().filter(|&&c| c > 0).map(|&c| c as f64 * (c as f64 / n).ln()).sum();
+        let log_likelihood_null: f64 =
+            counts.iter().filter(|&&c| c > 0).map(|&c| c as f64 * (c as f64 / n).ln()).sum();
         let df_model = (classes - 1) * terms;
         let parameters = ((classes - 1) * (terms + 1)) as f64;
-        FitStatistics::from_likelihoods((0.0 - loss_sum, log_likelihood_null), df_model, parameters, n)
+        FitStatistics::from_likelihoods(
+            (0.0 - loss_sum, log_likelihood_null),
+            df_model,
+            parameters,
+            n,
+        )
     }
 
     /// The figures from the log-likelihoods of the fit and of the null model, for a fit of
     /// `parameters` parameters, `df_model` of them beyond the null model's, over `n` rows.
-    fn from_likelihoods((log_likelihood, log_likelihood_null): (f64, f64), df_model: usize, parameters: f64, n: f64) -> FitStatistics {
+    fn from_likelihoods(
+        (log_likelihood, log_likelihood_null): (f64, f64),
+        df_model: usize,
+        parameters: f64,
+        n: f64,
+    ) -> FitStatistics {
         let llr = 2.0 * (log_likelihood - log_likelihood_null);
         FitStatistics {
             log_likelihood,
@@ -219,7 +263,9 @@ fn null_log_likelihood(ex: Examples<'_>) -> f64 {
         let x_ln_x = |x: f64| if x > 0.0 { x * x.ln() } else { 0.0 };
         return n * (x_ln_x(share) + x_ln_x(1.0 - share));
     };
-    let log_likelihood = |b: f64| -> f64 { (0..ex.rows()).map(|i| -weight(i) * log_loss_at(b + offset[i], ex.y[i])).sum() };
+    let log_likelihood = |b: f64| -> f64 {
+        (0..ex.rows()).map(|i| -weight(i) * log_loss_at(b + offset[i], ex.y[i])).sum()
+    };
     let mut b = crate::logistic::logit((positives / n).clamp(1e-12, 1.0 - 1e-12));
     for _ in 0..100 {
         let (mut score, mut curvature) = (0.0, 0.0);
@@ -349,21 +395,35 @@ pub fn statistics(
         }
     };
     let (intercept, coefficients) = estimates;
-    Some(with_standard_errors(TermStatistics::estimates_only(intercept, coefficients), &covariance, transform))
+    Some(with_standard_errors(
+        TermStatistics::estimates_only(intercept, coefficients),
+        &covariance,
+        transform,
+    ))
 }
 
 /// `table` (the intercept, then each term, in the data's units) with the standard errors, z,
 /// p-values and 95% intervals of `covariance`, the estimates' covariance on the scaled terms.
-pub fn with_standard_errors(mut table: Vec<TermStatistics>, covariance: &[f64], transform: &Transform) -> Vec<TermStatistics> {
+pub fn with_standard_errors(
+    mut table: Vec<TermStatistics>,
+    covariance: &[f64],
+    transform: &Transform,
+) -> Vec<TermStatistics> {
     let k = table.len();
     // The covariance in the data's units is A C Aᵀ, with A's row 0 = (1, −o1/s1, …) and row t
     // = e_t/s_t (the scaling's map from scaled to raw estimates). Only its diagonal is needed,
     // and A is that sparse: a term's variance is C_tt/s_t², the intercept's a₀ᵀ C a₀. O(k²),
     // where the full product was O(k³).
-    let a0: Vec<f64> = std::iter::once(1.0).chain((1..k).map(|t| -transform.offset[t - 1] / transform.scale[t - 1])).collect();
+    let a0: Vec<f64> = std::iter::once(1.0)
+        .chain((1..k).map(|t| -transform.offset[t - 1] / transform.scale[t - 1]))
+        .collect();
     let variance = |r: usize| -> f64 {
         if r == 0 {
-            covariance.chunks_exact(k).zip(&a0).map(|(row, ai)| ai * row.iter().zip(&a0).map(|(c, aj)| c * aj).sum::<f64>()).sum()
+            covariance
+                .chunks_exact(k)
+                .zip(&a0)
+                .map(|(row, ai)| ai * row.iter().zip(&a0).map(|(c, aj)| c * aj).sum::<f64>())
+                .sum()
         } else {
             covariance[r * k + r] / (transform.scale[r - 1] * transform.scale[r - 1])
         }
@@ -392,8 +452,11 @@ fn score_outer_products(w: &Weights, ex: Examples<'_>) -> Mat<f64> {
     let mut meat = Mat::<f64>::zeros(k, k);
     for start in (0..ex.rows()).step_by(SCORE_CHUNK_ROWS) {
         let end = (start + SCORE_CHUNK_ROWS).min(ex.rows());
-        let residuals: Vec<f64> = (start..end).map(|i| residual(w, ex, i) * row_weight(ex, i).sqrt()).collect();
-        let scores = Mat::from_fn(end - start, k, |r, j| residuals[r] * if j == 0 { 1.0 } else { ex.x[(start + r) * d + j - 1] });
+        let residuals: Vec<f64> =
+            (start..end).map(|i| residual(w, ex, i) * row_weight(ex, i).sqrt()).collect();
+        let scores = Mat::from_fn(end - start, k, |r, j| {
+            residuals[r] * if j == 0 { 1.0 } else { ex.x[(start + r) * d + j - 1] }
+        });
         matmul(meat.as_mut(), Accum::Add, scores.transpose(), scores.as_ref(), 1.0, Par::Seq);
     }
     meat
@@ -447,7 +510,13 @@ fn sandwich(inverse: &[f64], meat: &Mat<f64>, k: usize, scale: f64) -> Vec<f64> 
 /// row), and how: a term whose values of one class all lie at or below those of the other
 /// separates them (completely when strictly; for a 0/1 level term, when every row with, or
 /// without, the level is of one class).
-pub fn separating_term(design: &[f64], y: &[f64], k: usize, term_names: &[String], class_names: [&str; 2]) -> Option<String> {
+pub fn separating_term(
+    design: &[f64],
+    y: &[f64],
+    k: usize,
+    term_names: &[String],
+    class_names: [&str; 2],
+) -> Option<String> {
     let mut bounds = TermBounds::new(k);
     for (row, &label) in design.chunks_exact(k.max(1)).zip(y) {
         bounds.add(row, label);
@@ -468,14 +537,18 @@ pub struct TermBounds {
 
 impl TermBounds {
     pub fn new(k: usize) -> TermBounds {
-        TermBounds { bounds: vec![([f64::INFINITY; 2], [f64::NEG_INFINITY; 2]); k], indicators: vec![true; k] }
+        TermBounds {
+            bounds: vec![([f64::INFINITY; 2], [f64::NEG_INFINITY; 2]); k],
+            indicators: vec![true; k],
+        }
     }
 
     /// Adds a row of terms in the data's units, of class `label` (0 or 1).
     #[inline]
     pub fn add(&mut self, row: &[f64], label: f64) {
         let c = usize::from(label == 1.0);
-        for (((lo, hi), indicator), &v) in self.bounds.iter_mut().zip(&mut self.indicators).zip(row) {
+        for (((lo, hi), indicator), &v) in self.bounds.iter_mut().zip(&mut self.indicators).zip(row)
+        {
             // `min` and `max` as one instruction each: `f64::min` also handles a NaN bound,
             // which these never are (they start infinite), and took the pass a third longer
             // at 800k × 10 (11.5–16.8 ms against 7.5–10.8, alternating builds). A NaN value is
@@ -489,8 +562,11 @@ impl TermBounds {
     /// Adds the rows another gathered: the bounds of both sets of rows, exactly (a least or
     /// greatest value is the same whichever rows it was first compared with).
     pub fn merge(&mut self, other: TermBounds) {
-        for (((lo, hi), indicator), ((other_lo, other_hi), other_indicator)) in
-            self.bounds.iter_mut().zip(&mut self.indicators).zip(other.bounds.into_iter().zip(other.indicators))
+        for (((lo, hi), indicator), ((other_lo, other_hi), other_indicator)) in self
+            .bounds
+            .iter_mut()
+            .zip(&mut self.indicators)
+            .zip(other.bounds.into_iter().zip(other.indicators))
         {
             for c in 0..2 {
                 lo[c] = if other_lo[c] < lo[c] { other_lo[c] } else { lo[c] };
@@ -519,8 +595,12 @@ impl TermBounds {
                 }
                 if hi[below] == lo[above] {
                     return Some(match (indicator, hi[below] == 0.0) {
-                        (true, true) => format!("{name} separates the classes quasi-completely: every row with {name} is {a:?}"),
-                        (true, false) => format!("{name} separates the classes quasi-completely: every row without {name} is {b:?}"),
+                        (true, true) => format!(
+                            "{name} separates the classes quasi-completely: every row with {name} is {a:?}"
+                        ),
+                        (true, false) => format!(
+                            "{name} separates the classes quasi-completely: every row without {name} is {b:?}"
+                        ),
                         (false, _) => format!(
                             "{name} separates the classes quasi-completely: the {b:?} rows lie at or below {name} = {}, the {a:?} rows at or above it",
                             hi[below]
@@ -539,7 +619,12 @@ impl TermBounds {
 /// and the same bounds. Train's pass over the rows it fits, before the solver: 10 ms at
 /// 800k × 10 on one thread, most of what the train stage spends beside its solver once the
 /// rows are loaded ahead.
-pub fn scale_gathering_bounds(transform: &Transform, design: &mut [f64], labels: &[f64], threads: usize) -> TermBounds {
+pub fn scale_gathering_bounds(
+    transform: &Transform,
+    design: &mut [f64],
+    labels: &[f64],
+    threads: usize,
+) -> TermBounds {
     let k = transform.terms().max(1);
     let rows_per_thread = labels.len().div_ceil(threads.max(1)).max(1);
     let gather = |(rows, labels): (&mut [f64], &[f64])| {
@@ -575,7 +660,11 @@ pub fn separated_by_combination(certain: u64, rows: usize) -> Option<String> {
 /// ([`crate::logistic::certain_and_right`]). The logits are taken as they come, one per row of
 /// `y`: the 1M-row fit's 8 MB of them are never held.
 pub fn certain_rows(logits: impl IntoIterator<Item = f64>, y: &[f64]) -> u64 {
-    logits.into_iter().zip(y).map(|(z, &label)| u64::from(crate::logistic::certain_and_right(z, label))).sum()
+    logits
+        .into_iter()
+        .zip(y)
+        .map(|(z, &label)| u64::from(crate::logistic::certain_and_right(z, label)))
+        .sum()
 }
 
 /// How close an iterative fit's training objective came to the exact optimum (newton on the
@@ -626,7 +715,12 @@ mod tests {
         assert!((f.llr_p_value - (-f.llr / 2.0).exp()).abs() <= 1e-15 * f.llr_p_value, "{f:?}");
         assert_eq!(
             f.lines()[0],
-            format!("log-likelihood 0.0000  null {:.4}  LLR {:.3} on 2 df, p {:.4}", -null, 2.0 * null, f.llr_p_value)
+            format!(
+                "log-likelihood 0.0000  null {:.4}  LLR {:.3} on 2 df, p {:.4}",
+                -null,
+                2.0 * null,
+                f.llr_p_value
+            )
         );
     }
 

@@ -140,8 +140,16 @@ pub const AUTO_NEWTON_TERMS: usize = 200;
 
 impl Solver {
     /// In the form's order: `auto` first, the seed's sgd one key to its right.
-    pub const ALL: [Solver; 8] =
-        [Solver::Auto, Solver::Sgd, Solver::Minibatch, Solver::Batch, Solver::Newton, Solver::Lbfgs, Solver::Saga, Solver::Cd];
+    pub const ALL: [Solver; 8] = [
+        Solver::Auto,
+        Solver::Sgd,
+        Solver::Minibatch,
+        Solver::Batch,
+        Solver::Newton,
+        Solver::Lbfgs,
+        Solver::Saga,
+        Solver::Cd,
+    ];
     pub fn name(self) -> &'static str {
         match self {
             Solver::Auto => "auto",
@@ -163,7 +171,15 @@ impl Solver {
     /// Whether the solver fits to the optimum on every training row (no validation hold-out
     /// unless asked for), so that its converged fit is the maximum-likelihood one.
     pub fn is_exact(self) -> bool {
-        matches!(self, Solver::Auto | Solver::Batch | Solver::Newton | Solver::Lbfgs | Solver::Saga | Solver::Cd)
+        matches!(
+            self,
+            Solver::Auto
+                | Solver::Batch
+                | Solver::Newton
+                | Solver::Lbfgs
+                | Solver::Saga
+                | Solver::Cd
+        )
     }
 
     /// The solver that runs for `features` terms (the intercept not counted), and for `auto`
@@ -176,7 +192,10 @@ impl Solver {
         let choice = if features < AUTO_NEWTON_TERMS {
             SolverChoice { solver: Solver::Newton, reason: terms }
         } else {
-            SolverChoice { solver: Solver::Lbfgs, reason: format!("{terms}, too many for newton's Hessian") }
+            SolverChoice {
+                solver: Solver::Lbfgs,
+                reason: format!("{terms}, too many for newton's Hessian"),
+            }
         };
         (choice.solver, Some(choice))
     }
@@ -206,10 +225,11 @@ impl std::fmt::Display for Solver {
 impl std::str::FromStr for Solver {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        Solver::ALL
-            .into_iter()
-            .find(|solver| solver.name() == s)
-            .ok_or_else(|| format!("unknown solver {s:?}: use auto, sgd, minibatch, batch, newton, lbfgs, saga or cd"))
+        Solver::ALL.into_iter().find(|solver| solver.name() == s).ok_or_else(|| {
+            format!(
+                "unknown solver {s:?}: use auto, sgd, minibatch, batch, newton, lbfgs, saga or cd"
+            )
+        })
     }
 }
 
@@ -304,7 +324,10 @@ impl Penalty {
 impl std::str::FromStr for Penalty {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        Penalty::ALL.into_iter().find(|p| p.name() == s).ok_or_else(|| format!("unknown penalty {s:?}: use none, l2, l1 or elasticnet"))
+        Penalty::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| format!("unknown penalty {s:?}: use none, l2, l1 or elasticnet"))
     }
 }
 
@@ -358,7 +381,8 @@ pub enum Covariance {
 }
 
 impl Covariance {
-    pub const ALL: [Covariance; 4] = [Covariance::Nonrobust, Covariance::Hc0, Covariance::Hc1, Covariance::Cluster];
+    pub const ALL: [Covariance; 4] =
+        [Covariance::Nonrobust, Covariance::Hc0, Covariance::Hc1, Covariance::Cluster];
 
     fn is_nonrobust(&self) -> bool {
         *self == Covariance::Nonrobust
@@ -380,7 +404,9 @@ impl Covariance {
             Covariance::Nonrobust => "nonrobust (the inverse Hessian)",
             Covariance::Hc0 => "HC0 (robust: White's sandwich)",
             Covariance::Hc1 => "HC1 (robust: White's sandwich × n/(n − k))",
-            Covariance::Cluster => "cluster-robust (summed scores per cluster × G/(G − 1)·(n − 1)/(n − k))",
+            Covariance::Cluster => {
+                "cluster-robust (summed scores per cluster × G/(G − 1)·(n − 1)/(n − k))"
+            }
         }
     }
 }
@@ -488,7 +514,9 @@ pub enum ParamError {
     SolverCannotSelect(Solver),
     #[error("solver cd fits a penalty's path: give penalty l2, l1 or elasticnet with lambda or cv")]
     CdWithoutPenalty,
-    #[error("cv {folds} needs {folds} rows or more of each class; the training rows hold {rows} of class {class}")]
+    #[error(
+        "cv {folds} needs {folds} rows or more of each class; the training rows hold {rows} of class {class}"
+    )]
     FoldsExceedClass { folds: usize, class: u8, rows: usize },
     #[error("cv {cv} asks for {cv} folds, but the fold column holds {given} distinct values")]
     FoldColumn { cv: usize, given: usize },
@@ -528,7 +556,9 @@ impl TrainParams {
         match (penalty, self.l1_ratio) {
             (_, Some(a)) if !(0.0..=1.0).contains(&a) => return Err(ParamError::L1Ratio(a)),
             (Penalty::Elasticnet, None) => return Err(ParamError::ElasticnetNeedsRatio),
-            (Penalty::None | Penalty::L2 | Penalty::L1, Some(_)) => return Err(ParamError::L1RatioNotElasticnet(penalty.name())),
+            (Penalty::None | Penalty::L2 | Penalty::L1, Some(_)) => {
+                return Err(ParamError::L1RatioNotElasticnet(penalty.name()));
+            }
             _ => {}
         }
         if let Some(lambda) = self.lambda
@@ -545,10 +575,18 @@ impl TrainParams {
             (Penalty::None, Some(_), _) => Err(ParamError::LambdaWithoutPenalty),
             (Penalty::None, None, Some(_)) => Err(ParamError::CvWithoutPenalty),
             (_, Some(_), Some(_)) => Err(ParamError::LambdaAndCv),
-            (Penalty::L2 | Penalty::L1 | Penalty::Elasticnet, None, None) => Err(ParamError::PenaltyNeedsLambda(penalty.name())),
-            (Penalty::L2 | Penalty::L1 | Penalty::Elasticnet, ..) if self.l2 != 0.0 => Err(ParamError::L2AndPenalty(penalty.name())),
-            (Penalty::None, None, None) if self.solver == Solver::Cd => Err(ParamError::CdWithoutPenalty),
-            _ if self.fits_path() && !matches!(self.solver, Solver::Auto | Solver::Cd) => Err(ParamError::SolverCannotSelect(self.solver)),
+            (Penalty::L2 | Penalty::L1 | Penalty::Elasticnet, None, None) => {
+                Err(ParamError::PenaltyNeedsLambda(penalty.name()))
+            }
+            (Penalty::L2 | Penalty::L1 | Penalty::Elasticnet, ..) if self.l2 != 0.0 => {
+                Err(ParamError::L2AndPenalty(penalty.name()))
+            }
+            (Penalty::None, None, None) if self.solver == Solver::Cd => {
+                Err(ParamError::CdWithoutPenalty)
+            }
+            _ if self.fits_path() && !matches!(self.solver, Solver::Auto | Solver::Cd) => {
+                Err(ParamError::SolverCannotSelect(self.solver))
+            }
             _ => Ok(()),
         }
     }
@@ -566,7 +604,9 @@ impl TrainParams {
     /// Whether the fit is coordinate descent along a path: an L1 part, cross-validation, or
     /// the cd solver asked for.
     pub fn fits_path(&self) -> bool {
-        matches!(self.penalty, Penalty::L1 | Penalty::Elasticnet) || self.cv.is_some() || self.solver == Solver::Cd
+        matches!(self.penalty, Penalty::L1 | Penalty::Elasticnet)
+            || self.cv.is_some()
+            || self.solver == Solver::Cd
     }
 
     /// The L2 strength the solvers without a path see: `l2`, or λ of `penalty l2`.
@@ -609,7 +649,10 @@ impl TrainParams {
 
     pub fn validation_fraction(&self, training_rows: usize) -> f64 {
         self.validation_fraction.unwrap_or(match self.solver {
-            Solver::Sgd | Solver::Minibatch if training_rows as f64 * DEFAULT_VALIDATION_FRACTION >= MIN_EARLY_STOPPING_ROWS as f64 => {
+            Solver::Sgd | Solver::Minibatch
+                if training_rows as f64 * DEFAULT_VALIDATION_FRACTION
+                    >= MIN_EARLY_STOPPING_ROWS as f64 =>
+            {
                 DEFAULT_VALIDATION_FRACTION
             }
             _ => 0.0,
@@ -641,14 +684,26 @@ pub struct Examples<'a> {
 impl<'a> Examples<'a> {
     pub fn new(x: &'a [f64], y: &'a [f64], d: usize) -> Self {
         debug_assert_eq!(x.len(), y.len() * d);
-        Examples { x, y, d, class_weights: [1.0, 1.0], row_weights: None, offset: None, folds: None, weight_sum: y.len() as f64 }
+        Examples {
+            x,
+            y,
+            d,
+            class_weights: [1.0, 1.0],
+            row_weights: None,
+            offset: None,
+            folds: None,
+            weight_sum: y.len() as f64,
+        }
     }
     pub fn with_class_weights(self, class_weights: [f64; 2]) -> Self {
         Examples { class_weights, ..self }
     }
     /// These rows with frequency weights and offsets (one per row each).
     pub fn with_rows(self, row_weights: Option<&'a [f64]>, offset: Option<&'a [f64]>) -> Self {
-        debug_assert!(row_weights.is_none_or(|w| w.len() == self.y.len()) && offset.is_none_or(|o| o.len() == self.y.len()));
+        debug_assert!(
+            row_weights.is_none_or(|w| w.len() == self.y.len())
+                && offset.is_none_or(|o| o.len() == self.y.len())
+        );
         let weight_sum = row_weights.map_or(self.y.len() as f64, |w| w.iter().sum());
         Examples { row_weights, offset, weight_sum, ..self }
     }
@@ -838,7 +893,9 @@ impl StopReason {
             StopReason::Plateau => "training loss stopped improving",
             StopReason::EarlyStopped => "stopped early: validation loss rising (best epoch kept)",
             StopReason::Cancelled => "cancelled, the best epoch so far kept",
-            StopReason::Separated => "the classes are separated: no finite maximum-likelihood estimate exists",
+            StopReason::Separated => {
+                "the classes are separated: no finite maximum-likelihood estimate exists"
+            }
         }
     }
 }
@@ -885,7 +942,14 @@ struct PassSums {
 }
 
 /// One chunk's sums; `par` is the parallelism of the Hessian's matrix products.
-fn pass_chunk(w: &Weights, ex: Examples<'_>, start: usize, end: usize, want_hess: bool, par: Par) -> PassSums {
+fn pass_chunk(
+    w: &Weights,
+    ex: Examples<'_>,
+    start: usize,
+    end: usize,
+    want_hess: bool,
+    par: Par,
+) -> PassSums {
     #[cfg(target_arch = "x86_64")]
     if cpu_has_avx2_and_fma() {
         #[allow(unsafe_code)]
@@ -906,12 +970,27 @@ fn pass_chunk(w: &Weights, ex: Examples<'_>, start: usize, end: usize, want_hess
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(unsafe_code)]
-unsafe fn pass_chunk_avx2(w: &Weights, ex: Examples<'_>, start: usize, end: usize, want_hess: bool, par: Par) -> PassSums {
+unsafe fn pass_chunk_avx2(
+    w: &Weights,
+    ex: Examples<'_>,
+    start: usize,
+    end: usize,
+    want_hess: bool,
+    par: Par,
+) -> PassSums {
     specialise_width!(pass_chunk_kernel(ex.d, w, ex, start, end, want_hess, par))
 }
 
 #[inline(always)]
-fn pass_chunk_kernel(d: usize, w: &Weights, ex: Examples<'_>, start: usize, end: usize, want_hess: bool, par: Par) -> PassSums {
+fn pass_chunk_kernel(
+    d: usize,
+    w: &Weights,
+    ex: Examples<'_>,
+    start: usize,
+    end: usize,
+    want_hess: bool,
+    par: Par,
+) -> PassSums {
     let k = d + 1;
     let weights = &w.weights[..d];
     // At zero weights (newton's and batch descent's first pass) every logit is 0: e^−0 = 1 and
@@ -968,7 +1047,9 @@ fn pass_chunk_kernel(d: usize, w: &Weights, ex: Examples<'_>, start: usize, end:
         let mut row_start = (first - block_start) * stride;
         // Each row's own weight, if rows have weights: this batch's.
         let batch_weights = ex.row_weights.map(|w| &w[first..first + m]);
-        for (i, ((&zi, &ei), (&y, row))) in z.iter().zip(&e).zip(ys.iter().zip(rows.chunks_exact(d))).enumerate() {
+        for (i, ((&zi, &ei), (&y, row))) in
+            z.iter().zip(&e).zip(ys.iter().zip(rows.chunks_exact(d))).enumerate()
+        {
             let weight = match batch_weights {
                 None => ex.weight(y),
                 Some(w) => ex.weight(y) * w[i],
@@ -1023,8 +1104,17 @@ fn pass_chunk_kernel(d: usize, w: &Weights, ex: Examples<'_>, start: usize, end:
             // over blocks of rows that stay in the cache, by faer's kernels (the CPU's widest
             // vector units, chosen at run time). Only the upper triangle of XᵀSX is wanted: a
             // symmetric rank-k update, half the work of the full product at any width.
-            let x = MatRef::from_row_major_slice(&ex.x[block_start * d..(first + m) * d], block_rows, d);
-            let sx = MatRef::from_row_major_slice_with_stride(&weighted[..block_rows * stride], block_rows, stride, stride);
+            let x = MatRef::from_row_major_slice(
+                &ex.x[block_start * d..(first + m) * d],
+                block_rows,
+                d,
+            );
+            let sx = MatRef::from_row_major_slice_with_stride(
+                &weighted[..block_rows * stride],
+                block_rows,
+                stride,
+                stride,
+            );
             let (mut xsx, mut xr) = xx.as_mut().split_at_col_mut(d);
             triangular::matmul(
                 &mut xsx,
@@ -1074,7 +1164,9 @@ fn full_pass(w: &Weights, ex: Examples<'_>, want_hess: bool) -> PassSums {
     if want_hess && ex.d >= WIDE_TERMS && cores > 1 {
         return pass_chunk(w, ex, 0, n, want_hess, Par::rayon(cores));
     }
-    let chunks: Vec<(usize, usize)> = (0..n.div_ceil(CHUNK_ROWS)).map(|c| (c * CHUNK_ROWS, ((c + 1) * CHUNK_ROWS).min(n))).collect();
+    let chunks: Vec<(usize, usize)> = (0..n.div_ceil(CHUNK_ROWS))
+        .map(|c| (c * CHUNK_ROWS, ((c + 1) * CHUNK_ROWS).min(n)))
+        .collect();
     let threads = cores.min(chunks.len()).max(1);
     let parts: Vec<PassSums> = if threads == 1 {
         chunks.iter().map(|&(s, e)| pass_chunk(w, ex, s, e, want_hess, Par::Seq)).collect()
@@ -1093,7 +1185,12 @@ fn full_pass(w: &Weights, ex: Examples<'_>, want_hess: bool) -> PassSums {
         parts.into_iter().flatten().collect()
     };
     let k = ex.d + 1;
-    let mut total = PassSums { loss: 0.0, grad: vec![0.0; k], hess: if want_hess { vec![0.0; k * k] } else { Vec::new() }, certain: 0 };
+    let mut total = PassSums {
+        loss: 0.0,
+        grad: vec![0.0; k],
+        hess: if want_hess { vec![0.0; k * k] } else { Vec::new() },
+        certain: 0,
+    };
     for part in parts {
         total.loss += part.loss;
         total.certain += part.certain;
@@ -1150,7 +1247,11 @@ pub fn fit(
     on_epoch: impl FnMut(&EpochEvent),
 ) -> Result<FitOutcome, ParamError> {
     params.validate()?;
-    let chosen = TrainParams { solver: params.choose_solver(train.d).0, l2: params.ridge(), ..params.clone() };
+    let chosen = TrainParams {
+        solver: params.choose_solver(train.d).0,
+        l2: params.ridge(),
+        ..params.clone()
+    };
     let params = &chosen;
     if params.solver == Solver::Cd {
         return fit_by_path(train, params, cancel, on_epoch);
@@ -1172,7 +1273,9 @@ pub fn fit(
             (weights, stop_reason, None)
         }
         // `choose` never leaves `auto`, and `cd` fitted its path above.
-        Solver::Batch | Solver::Newton | Solver::Auto | Solver::Cd => fit_full_passes(&data, &mut progress),
+        Solver::Batch | Solver::Newton | Solver::Auto | Solver::Cd => {
+            fit_full_passes(&data, &mut progress)
+        }
     };
     // Stopped by a person: what is worth keeping is the best epoch so far, as an early stop
     // keeps it, not whichever epoch the stop fell on.
@@ -1214,7 +1317,8 @@ fn fit_by_path(
     };
     let columns = path::Columns::from_rows(train.x, train.d);
     let weighted = train.class_weights != [1.0, 1.0] || train.row_weights.is_some();
-    let row_weights: Option<Vec<f64>> = weighted.then(|| train.y.iter().enumerate().map(|(i, &y)| train.weight_of(i, y)).collect());
+    let row_weights: Option<Vec<f64>> =
+        weighted.then(|| train.y.iter().enumerate().map(|(i, &y)| train.weight_of(i, y)).collect());
     let request = path::PathRequest {
         net,
         lambdas: None,
@@ -1224,14 +1328,19 @@ fn fit_by_path(
         offset: train.offset,
     };
     let mut path = path::PathStepper::new(&columns, train.y, row_weights.as_deref(), request);
-    let mut cross_validating = folds.map(|folds| path::CrossValidating::new(&columns, train.y, row_weights.as_deref(), folds, request));
+    let mut cross_validating = folds.map(|folds| {
+        path::CrossValidating::new(&columns, train.y, row_weights.as_deref(), folds, request)
+    });
     let started = Instant::now();
     let mut curve = Vec::new();
     while !cancel.load(Ordering::Relaxed)
         && let Some(lambda) = path.next_lambda()
     {
         // The path's λ and the folds' at it share the cores.
-        let (point, cv) = rayon::join(|| path.step().cloned(), || cross_validating.as_mut().map(|cv| cv.at(lambda).into()));
+        let (point, cv) = rayon::join(
+            || path.step().cloned(),
+            || cross_validating.as_mut().map(|cv| cv.at(lambda).into()),
+        );
         let Some(point) = point else { break };
         let event = EpochEvent {
             epoch: curve.len() + 1,
@@ -1239,7 +1348,11 @@ fn fit_by_path(
             val_loss: None,
             grad_norm: point.optimality,
             elapsed_ms: started.elapsed().as_secs_f64() * 1e3,
-            path: Some(PathEvent { lambda: point.lambda, weights: point.weights.weights.clone(), cv }),
+            path: Some(PathEvent {
+                lambda: point.lambda,
+                weights: point.weights.weights.clone(),
+                cv,
+            }),
         };
         on_epoch(&event);
         curve.push(event);
@@ -1251,8 +1364,11 @@ fn fit_by_path(
         Some(cv) if !points.is_empty() => Some(cv.chosen_index(params.select)),
         _ => points.len().checked_sub(1),
     };
-    let weights = chosen.and_then(|i| points.get(i)).map_or_else(|| Weights::zeros(train.d), |p| p.weights.clone());
-    let stop_reason = if cancelled || chosen.is_none() { StopReason::Cancelled } else { StopReason::Converged };
+    let weights = chosen
+        .and_then(|i| points.get(i))
+        .map_or_else(|| Weights::zeros(train.d), |p| p.weights.clone());
+    let stop_reason =
+        if cancelled || chosen.is_none() { StopReason::Cancelled } else { StopReason::Converged };
     Ok(FitOutcome {
         weights,
         stop_reason,
@@ -1333,7 +1449,12 @@ struct Measurement {
 impl Measurement {
     fn from_objective((objective, grad): (f64, Vec<f64>), w: &Weights, data: &FitData<'_>) -> Self {
         let val_loss = data.val.map(|v| mean_log_loss(w, v));
-        Measurement { objective, train_loss: objective - penalty(w, data.params.l2), grad, val_loss }
+        Measurement {
+            objective,
+            train_loss: objective - penalty(w, data.params.l2),
+            grad,
+            val_loss,
+        }
     }
 }
 
@@ -1412,7 +1533,8 @@ impl<'p, F: FnMut(&EpochEvent)> Progress<'p, F> {
         // validation loss creeping down by 1e-9 an epoch would otherwise keep a converged fit
         // running.
         let val_improved = m.val_loss.map(|v| {
-            let improved = self.best_val.as_ref().is_none_or(|(best, ..)| v < *best - self.params.tolerance);
+            let improved =
+                self.best_val.as_ref().is_none_or(|(best, ..)| v < *best - self.params.tolerance);
             if improved {
                 self.best_val = Some((v, w.clone(), epoch));
             }
@@ -1461,7 +1583,10 @@ impl<'p, F: FnMut(&EpochEvent)> Progress<'p, F> {
 /// epoch e's measurement says stop, the epoch trained ahead is discarded: the result is the
 /// same, bit for bit, as measuring each epoch before training the next, with the orders drawn
 /// from the seed in the same sequence.
-fn fit_per_sample<F: FnMut(&EpochEvent)>(data: &FitData<'_>, progress: &mut Progress<'_, F>) -> (Weights, StopReason) {
+fn fit_per_sample<F: FnMut(&EpochEvent)>(
+    data: &FitData<'_>,
+    progress: &mut Progress<'_, F>,
+) -> (Weights, StopReason) {
     let params = data.params;
     let mut w = Weights::zeros(data.train.d);
     let mut rng = ChaCha8Rng::seed_from_u64(params.seed);
@@ -1476,7 +1601,9 @@ fn fit_per_sample<F: FnMut(&EpochEvent)>(data: &FitData<'_>, progress: &mut Prog
         // The helper's work while an epoch trains: the epoch before it measured (from a copy
         // of its weights), then a later epoch's order shuffled into a spare buffer. The buffer
         // and the generator travel to the helper and back.
-        let spawn_helper = |to_measure: Option<(usize, Weights)>, (mut order, mut rng): (Vec<usize>, ChaCha8Rng), shuffle: bool| {
+        let spawn_helper = |to_measure: Option<(usize, Weights)>,
+                            (mut order, mut rng): (Vec<usize>, ChaCha8Rng),
+                            shuffle: bool| {
             scope.spawn(move || {
                 let measured = to_measure.map(|(epoch, w)| (epoch, data.measure(&w), w));
                 if shuffle {
@@ -1494,17 +1621,27 @@ fn fit_per_sample<F: FnMut(&EpochEvent)>(data: &FitData<'_>, progress: &mut Prog
                 epoch += 1;
                 let lr = data.learning_rate(epoch) * step_scale;
                 match params.solver {
-                    Solver::Minibatch => minibatch_epoch(&mut w, data.train, &order, params.batch_size, lr, params.l2),
+                    Solver::Minibatch => minibatch_epoch(
+                        &mut w,
+                        data.train,
+                        &order,
+                        params.batch_size,
+                        lr,
+                        params.l2,
+                    ),
                     _ => {
                         let sums = sgd_epoch(&mut w, data.train, &order, lr, params.l2);
                         average.add_epoch(epoch, &sums, order.len());
                     }
                 }
             }
-            let (measured, (next_order, rng)) = helper.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            let (measured, (next_order, rng)) =
+                helper.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
             if let Some((measured_epoch, m, mut measured_w)) = measured {
                 let stop = progress.epoch_done(measured_epoch, &m, &mut measured_w);
-                let stop = stop.or_else(|| (train_another && data.cancelled()).then_some(StopReason::Cancelled));
+                let stop = stop.or_else(|| {
+                    (train_another && data.cancelled()).then_some(StopReason::Cancelled)
+                });
                 if let Some(reason) = stop {
                     return (measured_w, reason);
                 }
@@ -1517,12 +1654,17 @@ fn fit_per_sample<F: FnMut(&EpochEvent)>(data: &FitData<'_>, progress: &mut Prog
                 }
             }
             if !train_another {
-                let reason = if epoch < params.epochs { StopReason::Cancelled } else { StopReason::MaxEpochs };
+                let reason = if epoch < params.epochs {
+                    StopReason::Cancelled
+                } else {
+                    StopReason::MaxEpochs
+                };
                 return (average.weights(&w), reason);
             }
             let spare = std::mem::replace(&mut order, next_order);
             let snapshot = average.weights(&w);
-            helper = spawn_helper(Some((epoch, snapshot)), (spare, rng), epoch + 2 <= params.epochs);
+            helper =
+                spawn_helper(Some((epoch, snapshot)), (spare, rng), epoch + 2 <= params.epochs);
         }
     })
 }
@@ -1614,7 +1756,8 @@ fn fit_full_passes<F: FnMut(&EpochEvent)>(
     let mut w = Weights::zeros(data.train.d);
     let mut at_w: Option<Measurement> = None;
     let mut newton_pass: Option<PassSums> = None;
-    let last_pass = |w: &Weights, pass: &Option<PassSums>| pass.clone().map(|sums| (w.clone(), sums));
+    let last_pass =
+        |w: &Weights, pass: &Option<PassSums>| pass.clone().map(|sums| (w.clone(), sums));
     for epoch in 1..=params.epochs {
         if data.cancelled() {
             let pass = last_pass(&w, &newton_pass);
@@ -1623,7 +1766,8 @@ fn fit_full_passes<F: FnMut(&EpochEvent)>(
         let measured = match params.solver {
             Solver::Newton => newton_step(&mut w, data.train, params.l2, &mut newton_pass),
             _ => {
-                let grad = at_w.take().map_or_else(|| objective(&w, data.train, params.l2).1, |m| m.grad);
+                let grad =
+                    at_w.take().map_or_else(|| objective(&w, data.train, params.l2).1, |m| m.grad);
                 step(&mut w, &grad, data.learning_rate(epoch));
                 None
             }
@@ -1638,7 +1782,8 @@ fn fit_full_passes<F: FnMut(&EpochEvent)>(
         if let Some(reason) = progress.epoch_done(epoch, &m, &mut w) {
             let converged = reason == StopReason::Converged && norm(&m.grad).is_finite();
             let polish = converged && params.solver == Solver::Newton && epoch < params.epochs;
-            let (w, pass) = if polish { newton_polish(w, pass, epoch + 1, data, progress) } else { (w, pass) };
+            let (w, pass) =
+                if polish { newton_polish(w, pass, epoch + 1, data, progress) } else { (w, pass) };
             return (w, reason, pass);
         }
         at_w = Some(m);
@@ -1691,7 +1836,9 @@ fn sgd_epoch(w: &mut Weights, ex: Examples<'_>, order: &[usize], lr: f64, l2: f6
         #[allow(unsafe_code)]
         // SAFETY: the CPU has just been seen to have the two features the functions are
         // compiled for.
-        return unsafe { specialise_width!(const sgd_epoch_fma(ex.d, w, ex.x, ex.y, order, steps, decay)) };
+        return unsafe {
+            specialise_width!(const sgd_epoch_fma(ex.d, w, ex.x, ex.y, order, steps, decay))
+        };
     }
     specialise_width!(const sgd_epoch_of_width(ex.d, w, ex.x, ex.y, order, steps, decay))
 }
@@ -1700,7 +1847,13 @@ fn sgd_epoch(w: &mut Weights, ex: Examples<'_>, order: &[usize], lr: f64, l2: f6
 /// step times its weight (a row of weight w moves the estimates as w visits would, to first
 /// order) and its offset in its logit. Plain arithmetic, where the kernels below are tuned for
 /// the unweighted rows most fits have.
-fn sgd_epoch_of_rows(w: &mut Weights, ex: Examples<'_>, order: &[usize], lr: f64, decay: f64) -> Vec<f64> {
+fn sgd_epoch_of_rows(
+    w: &mut Weights,
+    ex: Examples<'_>,
+    order: &[usize],
+    lr: f64,
+    decay: f64,
+) -> Vec<f64> {
     let d = ex.d;
     let mut sums = vec![0.0; d + 1];
     for &i in order {
@@ -1849,7 +2002,11 @@ fn sgd_epoch_kernel<const N: usize, const DECAY: bool, const FUSED: bool>(
                 Some(&next) => {
                     let ahead = dot_lanes::<FUSED>(weights, row_at(next));
                     (
-                        if DECAY { multiply_add::<FUSED>(decay, ahead, bias) } else { bias + ahead },
+                        if DECAY {
+                            multiply_add::<FUSED>(decay, ahead, bias)
+                        } else {
+                            bias + ahead
+                        },
                         1.0 + dot_lanes::<FUSED>(row, row_at(next)),
                     )
                 }
@@ -1896,7 +2053,11 @@ fn dot_lanes<const FUSED: bool>(a: &[f64], b: &[f64]) -> f64 {
 /// `len` zeros: in `local` when they fit, which a kernel compiled for a constant width keeps in
 /// registers, else in `wide`.
 #[inline(always)]
-fn zeroed<'a, const N: usize>(local: &'a mut [f64; N], wide: &'a mut Vec<f64>, len: usize) -> &'a mut [f64] {
+fn zeroed<'a, const N: usize>(
+    local: &'a mut [f64; N],
+    wide: &'a mut Vec<f64>,
+    len: usize,
+) -> &'a mut [f64] {
     if len <= N {
         &mut local[..len]
     } else {
@@ -1914,12 +2075,21 @@ fn prefetch(data: &[f64], at: usize) {
         // SAFETY: a prefetch is a hint that never faults and reads nothing into the program;
         // the pointer comes from a live reference anyway.
         unsafe {
-            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>((v as *const f64).cast());
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                (v as *const f64).cast(),
+            );
         }
     }
 }
 
-fn minibatch_epoch(w: &mut Weights, ex: Examples<'_>, order: &[usize], batch: usize, lr: f64, l2: f64) {
+fn minibatch_epoch(
+    w: &mut Weights,
+    ex: Examples<'_>,
+    order: &[usize],
+    batch: usize,
+    lr: f64,
+    l2: f64,
+) {
     let d = ex.d;
     let mut grad = vec![0.0; d + 1];
     for idx in order.chunks(batch) {
@@ -1971,7 +2141,12 @@ fn shuffle_blocks(order: &mut [usize], rng: &mut ChaCha8Rng) {
 /// Each candidate's pass includes its Hessian, so the accepted candidate's pass is both this
 /// epoch's measurement (returned: objective and gradient at the new point) and the next step's
 /// Hessian: one full pass per iteration instead of three.
-fn newton_step(w: &mut Weights, ex: Examples<'_>, l2: f64, at: &mut Option<PassSums>) -> Option<(f64, Vec<f64>)> {
+fn newton_step(
+    w: &mut Weights,
+    ex: Examples<'_>,
+    l2: f64,
+    at: &mut Option<PassSums>,
+) -> Option<(f64, Vec<f64>)> {
     let k = ex.d + 1;
     let n = if ex.weight_sum() > 0.0 { ex.weight_sum() } else { 1.0 };
     let sums = at.take().unwrap_or_else(|| full_pass(w, ex, true));
@@ -2079,9 +2254,27 @@ mod tests {
         points.extend((0..200_000).map(|_| -700.0 - 46.0 * rng.random::<f64>()));
         points.extend((0..1077).flat_map(|k| {
             let at = -(k as f64) * std::f64::consts::LN_2;
-            [at, at - 0.5 * std::f64::consts::LN_2, at + 0.5 * std::f64::consts::LN_2, at.next_up(), at.next_down()]
+            [
+                at,
+                at - 0.5 * std::f64::consts::LN_2,
+                at + 0.5 * std::f64::consts::LN_2,
+                at.next_up(),
+                at.next_down(),
+            ]
         }));
-        points.extend([0.0, -0.0, -f64::MIN_POSITIVE, -1e-300, -5e-324, -708.396, -708.397, -745.133, -745.134, -746.0, -1e10]);
+        points.extend([
+            0.0,
+            -0.0,
+            -f64::MIN_POSITIVE,
+            -1e-300,
+            -5e-324,
+            -708.396,
+            -708.397,
+            -745.133,
+            -745.134,
+            -746.0,
+            -1e10,
+        ]);
         let mut worst = (0u64, 0.0);
         for &x in points.iter().filter(|x| **x <= 0.0) {
             let (ours, library) = (exp_nonpositive(x), x.exp());
@@ -2093,7 +2286,10 @@ mod tests {
         }
         assert!(worst.0 <= 1, "{} units apart at x = {}", worst.0, worst.1);
         assert_eq!(exp_nonpositive(f64::NEG_INFINITY), 0.0);
-        assert!(exp_nonpositive(f64::NAN).is_nan(), "a NaN stays a NaN, so a diverged pass is seen");
+        assert!(
+            exp_nonpositive(f64::NAN).is_nan(),
+            "a NaN stays a NaN, so a diverged pass is seen"
+        );
     }
 
     /// A pass sums the log terms as the logarithm of each batch's products (per class, for
@@ -2107,24 +2303,35 @@ mod tests {
             let (mut sum, mut compensation) = (0.0f64, 0.0f64);
             for t in terms {
                 let next = sum + t;
-                compensation += if sum.abs() >= t.abs() { (sum - next) + t } else { (t - next) + sum };
+                compensation +=
+                    if sum.abs() >= t.abs() { (sum - next) + t } else { (t - next) + sum };
                 sum = next;
             }
             sum + compensation
         };
         let mut rng = ChaCha8Rng::seed_from_u64(3);
-        for (spread, class_weights) in [(1.0, [1.0, 1.0]), (40.0, [1.0, 1.0]), (800.0, [0.7, 2.5]), (0.01, [3.0, 0.2])] {
+        for (spread, class_weights) in
+            [(1.0, [1.0, 1.0]), (40.0, [1.0, 1.0]), (800.0, [0.7, 2.5]), (0.01, [3.0, 0.2])]
+        {
             let rows = 64 * 500;
-            let x: Vec<f64> = (0..rows).map(|_| spread * (2.0 * rng.random::<f64>() - 1.0)).collect();
-            let y: Vec<f64> = (0..rows).map(|_| f64::from(u8::from(rng.random::<bool>()))).collect();
+            let x: Vec<f64> =
+                (0..rows).map(|_| spread * (2.0 * rng.random::<f64>() - 1.0)).collect();
+            let y: Vec<f64> =
+                (0..rows).map(|_| f64::from(u8::from(rng.random::<bool>()))).collect();
             let ex = Examples::new(&x, &y, 1).with_class_weights(class_weights);
             let w = Weights { bias: 0.1, weights: vec![1.0] };
             for start in (0..rows).step_by(64) {
                 let batch = start..start + 64;
-                let exact = exact_sum(&mut batch.clone().map(|i| ex.weight(y[i]) * log_loss_at(w.bias + w.weights[0] * x[i], y[i])));
+                let exact =
+                    exact_sum(&mut batch.clone().map(|i| {
+                        ex.weight(y[i]) * log_loss_at(w.bias + w.weights[0] * x[i], y[i])
+                    }));
                 let pass = pass_chunk(&w, ex, batch.start, batch.end, false, Par::Seq).loss;
                 let bound = 64.0 * f64::EPSILON * exact.max(1.0);
-                assert!((pass - exact).abs() <= bound, "spread {spread}, rows {batch:?}: {pass} vs {exact} (bound {bound:e})");
+                assert!(
+                    (pass - exact).abs() <= bound,
+                    "spread {spread}, rows {batch:?}: {pass} vs {exact} (bound {bound:e})"
+                );
             }
         }
     }
@@ -2143,7 +2350,13 @@ mod tests {
     }
 
     fn admissions(rows: usize, seed: u64) -> (Vec<f64>, Vec<f64>) {
-        let g = Generator { intercept: -10.0, coefficients: vec![0.2], ranges: vec![(0.0, 100.0)], rows, seed };
+        let g = Generator {
+            intercept: -10.0,
+            coefficients: vec![0.2],
+            ranges: vec![(0.0, 100.0)],
+            rows,
+            seed,
+        };
         let data = generate(&g);
         (data.x, data.y)
     }
@@ -2151,8 +2364,14 @@ mod tests {
     #[test]
     fn newton_recovers_the_generating_model_within_two_percent() {
         let (x, y) = admissions(100_000, 3);
-        let params = TrainParams { solver: Solver::Newton, epochs: 50, validation_fraction: Some(0.0), ..TrainParams::default() };
-        let out = fit(Examples::new(&x, &y, 1), None, &params, &AtomicBool::new(false), |_| {}).expect("fits");
+        let params = TrainParams {
+            solver: Solver::Newton,
+            epochs: 50,
+            validation_fraction: Some(0.0),
+            ..TrainParams::default()
+        };
+        let out = fit(Examples::new(&x, &y, 1), None, &params, &AtomicBool::new(false), |_| {})
+            .expect("fits");
         let (b, w) = (out.weights.bias, out.weights.weights[0]);
         assert!((b + 10.0).abs() / 10.0 < 0.02, "intercept {b}");
         assert!((w - 0.2).abs() / 0.2 < 0.02, "slope {w}");
@@ -2171,9 +2390,13 @@ mod tests {
         let ex = Examples::new(&x, &y, 1);
         let cancel = AtomicBool::new(false);
         let base = TrainParams { validation_fraction: Some(0.0), ..TrainParams::default() };
-        let newton = fit(ex, None, &TrainParams { solver: Solver::Newton, ..base.clone() }, &cancel, |_| {}).expect("fits");
+        let newton =
+            fit(ex, None, &TrainParams { solver: Solver::Newton, ..base.clone() }, &cancel, |_| {})
+                .expect("fits");
         let optimum = mean_log_loss(&newton.weights, ex);
-        for (solver, lr, epochs) in [(Solver::Sgd, 0.05, 200), (Solver::Minibatch, 0.5, 500), (Solver::Batch, 2.0, 3000)] {
+        for (solver, lr, epochs) in
+            [(Solver::Sgd, 0.05, 200), (Solver::Minibatch, 0.5, 500), (Solver::Batch, 2.0, 3000)]
+        {
             let params = TrainParams {
                 solver,
                 learning_rate: lr,
@@ -2183,7 +2406,11 @@ mod tests {
             };
             let out = fit(ex, None, &params, &cancel, |_| {}).expect("fits");
             let loss = mean_log_loss(&out.weights, ex);
-            assert!(loss - optimum < 1e-3, "{solver}: {loss} vs newton {optimum} ({:?})", out.stop_reason);
+            assert!(
+                loss - optimum < 1e-3,
+                "{solver}: {loss} vs newton {optimum} ({:?})",
+                out.stop_reason
+            );
         }
     }
 
@@ -2198,12 +2425,17 @@ mod tests {
         let threaded = full_pass(&w, ex, true);
         let (mut loss, mut grad, mut hess) = (0.0, vec![0.0; 4], vec![0.0; 16]);
         for start in (0..ex.rows()).step_by(CHUNK_ROWS) {
-            let part = pass_chunk(&w, ex, start, (start + CHUNK_ROWS).min(ex.rows()), true, Par::Seq);
+            let part =
+                pass_chunk(&w, ex, start, (start + CHUNK_ROWS).min(ex.rows()), true, Par::Seq);
             loss += part.loss;
             grad.iter_mut().zip(&part.grad).for_each(|(t, p)| *t += p);
             hess.iter_mut().zip(&part.hess).for_each(|(t, p)| *t += p);
         }
-        assert_eq!(threaded.loss.to_bits(), loss.to_bits(), "the same sums in the same order, whatever the cores");
+        assert_eq!(
+            threaded.loss.to_bits(),
+            loss.to_bits(),
+            "the same sums in the same order, whatever the cores"
+        );
         assert_eq!(threaded.grad, grad);
         assert_eq!(threaded.hess, hess);
         // Against the textbook sums, one row at a time.
@@ -2223,10 +2455,20 @@ mod tests {
         let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs().max(1.0);
         assert!(close(threaded.loss, loss), "{} vs {loss}", threaded.loss);
         for a in 0..4 {
-            assert!(close(threaded.grad[a], grad[a]), "gradient {a}: {} vs {}", threaded.grad[a], grad[a]);
+            assert!(
+                close(threaded.grad[a], grad[a]),
+                "gradient {a}: {} vs {}",
+                threaded.grad[a],
+                grad[a]
+            );
             // The upper triangle is filled.
             for b in a..4 {
-                assert!(close(threaded.hess[a * 4 + b], hess[a][b]), "Hessian ({a},{b}): {} vs {}", threaded.hess[a * 4 + b], hess[a][b]);
+                assert!(
+                    close(threaded.hess[a * 4 + b], hess[a][b]),
+                    "Hessian ({a},{b}): {} vs {}",
+                    threaded.hess[a * 4 + b],
+                    hess[a][b]
+                );
             }
         }
     }
@@ -2238,19 +2480,25 @@ mod tests {
     #[test]
     #[cfg(target_arch = "x86_64")]
     fn the_fma_sgd_kernel_is_the_fused_kernel_of_any_build_bit_for_bit() {
-        assert!(cpu_has_avx2_and_fma(), "this test compares the FMA kernel, which this CPU cannot run");
+        assert!(
+            cpu_has_avx2_and_fma(),
+            "this test compares the FMA kernel, which this CPU cannot run"
+        );
         for d in [3, 10, 17] {
             let (x, y) = correlated(3 * SHUFFLE_BLOCK + 17, d);
             let mut order: Vec<usize> = (0..y.len()).collect();
             shuffle_blocks(&mut order, &mut ChaCha8Rng::seed_from_u64(9));
-            let start = Weights { bias: 0.1, weights: (0..d).map(|j| 0.02 * j as f64 - 0.05).collect() };
+            let start =
+                Weights { bias: 0.1, weights: (0..d).map(|j| 0.02 * j as f64 - 0.05).collect() };
             for l2 in [0.0, 0.01] {
                 let (steps, decay) = ([0.05, 0.075], 1.0 - 0.05 * l2);
                 let (mut baseline, mut fma) = (start.clone(), start.clone());
                 let baseline_sums = specialise_width!(const sgd_epoch_decayed<true>(d, &mut baseline, &x, &y, &order, steps, decay));
                 #[allow(unsafe_code)]
                 // SAFETY: asserted above that the CPU has AVX2 and FMA.
-                let fma_sums = unsafe { specialise_width!(const sgd_epoch_fma(d, &mut fma, &x, &y, &order, steps, decay)) };
+                let fma_sums = unsafe {
+                    specialise_width!(const sgd_epoch_fma(d, &mut fma, &x, &y, &order, steps, decay))
+                };
                 let bits = |v: &[f64]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
                 assert_eq!(fma.bias.to_bits(), baseline.bias.to_bits(), "d = {d}, l2 = {l2}");
                 assert_eq!(bits(&fma.weights), bits(&baseline.weights), "d = {d}, l2 = {l2}");
@@ -2265,13 +2513,24 @@ mod tests {
     #[test]
     #[cfg(target_arch = "x86_64")]
     fn the_avx2_full_pass_is_the_portable_one_bit_for_bit() {
-        assert!(cpu_has_avx2_and_fma(), "this test compares the AVX2 pass, which this CPU cannot run");
+        assert!(
+            cpu_has_avx2_and_fma(),
+            "this test compares the AVX2 pass, which this CPU cannot run"
+        );
         for d in [1, 10, 17] {
             let (x, y) = correlated(2 * 64 + 5, d);
             let ex = Examples::new(&x, &y, d).with_class_weights([1.0, 2.5]);
             let w = Weights { bias: 0.2, weights: (0..d).map(|j| 0.3 - 0.05 * j as f64).collect() };
             for want_hess in [false, true] {
-                let portable = specialise_width!(pass_chunk_kernel(d, &w, ex, 0, ex.rows(), want_hess, Par::Seq));
+                let portable = specialise_width!(pass_chunk_kernel(
+                    d,
+                    &w,
+                    ex,
+                    0,
+                    ex.rows(),
+                    want_hess,
+                    Par::Seq
+                ));
                 #[allow(unsafe_code)]
                 // SAFETY: asserted above that the CPU has AVX2 and FMA.
                 let avx2 = unsafe { pass_chunk_avx2(&w, ex, 0, ex.rows(), want_hess, Par::Seq) };
@@ -2296,7 +2555,8 @@ mod tests {
             let order: Vec<usize> = (0..ex.rows()).collect();
             let start = Weights { bias: 0.1, weights: (0..d).map(|j| 0.02 * j as f64).collect() };
             for (lr, l2) in [(0.05, 0.01), (0.05, 0.0)] {
-                let (mut bias, mut w, mut bias_sum, mut w_sums) = (start.bias, start.weights.clone(), 0.0, vec![0.0; d]);
+                let (mut bias, mut w, mut bias_sum, mut w_sums) =
+                    (start.bias, start.weights.clone(), 0.0, vec![0.0; d]);
                 for &i in &order {
                     let row = &x[i * d..(i + 1) * d];
                     let z = bias + w.iter().zip(row).map(|(a, b)| a * b).sum::<f64>();
@@ -2314,11 +2574,19 @@ mod tests {
                 let (steps, decay) = ([lr, lr], 1.0 - lr * l2);
                 let portable_sums = specialise_width!(const sgd_epoch_of_width(d, &mut portable, &x, &y, &order, steps, decay));
                 let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs().max(1.0);
-                for (kernel, sums, how) in [(&dispatched, &dispatched_sums, "dispatched"), (&portable, &portable_sums, "portable")] {
+                for (kernel, sums, how) in [
+                    (&dispatched, &dispatched_sums, "dispatched"),
+                    (&portable, &portable_sums, "portable"),
+                ] {
                     let at = format!("{how}, d = {d}, l2 = {l2}");
                     assert!(close(kernel.bias, bias), "{at}: bias {} vs {bias}", kernel.bias);
                     for j in 0..d {
-                        assert!(close(kernel.weights[j], w[j]), "{at}: weight {j} {} vs {}", kernel.weights[j], w[j]);
+                        assert!(
+                            close(kernel.weights[j], w[j]),
+                            "{at}: weight {j} {} vs {}",
+                            kernel.weights[j],
+                            w[j]
+                        );
                         assert!(close(sums[j + 1], w_sums[j]), "{at}: the iterate sum {j}");
                     }
                     assert!(close(sums[0], bias_sum), "{at}: the bias sum");
@@ -2333,15 +2601,25 @@ mod tests {
         // A validation set that disagrees with training (its labels flipped): the validation
         // loss rises as training improves, so the best epoch is the first.
         let flipped: Vec<f64> = y[..500].iter().map(|v| 1.0 - v).collect();
-        let (train, val) = (Examples::new(&x[1500..], &y[500..], 3), Examples::new(&x[..1500], &flipped, 3));
-        let params = TrainParams { solver: Solver::Sgd, epochs: 100, patience: 3, ..TrainParams::default() };
+        let (train, val) =
+            (Examples::new(&x[1500..], &y[500..], 3), Examples::new(&x[..1500], &flipped, 3));
+        let params =
+            TrainParams { solver: Solver::Sgd, epochs: 100, patience: 3, ..TrainParams::default() };
         let out = fit(train, Some(val), &params, &AtomicBool::new(false), |_| {}).expect("fits");
         assert_eq!(out.stop_reason, StopReason::EarlyStopped);
         let losses: Vec<f64> = out.curve.iter().filter_map(|e| e.val_loss).collect();
         let best = losses.iter().copied().fold(f64::INFINITY, f64::min);
-        assert_eq!(out.curve.len(), 1 + 3, "stopped after the best epoch and `patience` worse ones: {losses:?}");
+        assert_eq!(
+            out.curve.len(),
+            1 + 3,
+            "stopped after the best epoch and `patience` worse ones: {losses:?}"
+        );
         assert!(best < *losses.last().unwrap_or(&f64::NAN), "{losses:?}");
-        assert_eq!(mean_log_loss(&out.weights, val).to_bits(), best.to_bits(), "the weights are the best epoch's");
+        assert_eq!(
+            mean_log_loss(&out.weights, val).to_bits(),
+            best.to_bits(),
+            "the weights are the best epoch's"
+        );
     }
 
     /// `cd` fits a penalty's path only: it gets a light L1 penalty, the others none.
@@ -2354,28 +2632,60 @@ mod tests {
 
     #[test]
     fn penalty_parameters_are_checked_together() {
-        let l1 = |lambda: Option<f64>, cv: Option<usize>| TrainParams { penalty: Penalty::L1, lambda, cv, ..TrainParams::default() };
+        let l1 = |lambda: Option<f64>, cv: Option<usize>| TrainParams {
+            penalty: Penalty::L1,
+            lambda,
+            cv,
+            ..TrainParams::default()
+        };
         assert_eq!(l1(Some(0.1), None).validate(), Ok(()));
         assert_eq!(l1(None, Some(10)).validate(), Ok(()));
         assert_eq!(l1(None, None).validate(), Err(ParamError::PenaltyNeedsLambda("l1")));
         assert_eq!(l1(Some(0.1), Some(10)).validate(), Err(ParamError::LambdaAndCv));
         assert_eq!(l1(None, Some(1)).validate(), Err(ParamError::Folds(1)));
-        assert_eq!(l1(Some(f64::NAN), None).validate().map_err(|e| e.to_string()).err().map(|e| e.contains("NaN")), Some(true));
-        assert_eq!(TrainParams { l2: 0.5, ..l1(Some(0.1), None) }.validate(), Err(ParamError::L2AndPenalty("l1")));
+        assert_eq!(
+            l1(Some(f64::NAN), None)
+                .validate()
+                .map_err(|e| e.to_string())
+                .err()
+                .map(|e| e.contains("NaN")),
+            Some(true)
+        );
+        assert_eq!(
+            TrainParams { l2: 0.5, ..l1(Some(0.1), None) }.validate(),
+            Err(ParamError::L2AndPenalty("l1"))
+        );
         assert_eq!(
             TrainParams { solver: Solver::Newton, ..l1(Some(0.1), None) }.validate(),
             Err(ParamError::SolverCannotSelect(Solver::Newton))
         );
-        let net =
-            |ratio: Option<f64>| TrainParams { penalty: Penalty::Elasticnet, l1_ratio: ratio, lambda: Some(0.1), ..TrainParams::default() };
+        let net = |ratio: Option<f64>| TrainParams {
+            penalty: Penalty::Elasticnet,
+            l1_ratio: ratio,
+            lambda: Some(0.1),
+            ..TrainParams::default()
+        };
         assert_eq!(net(None).validate(), Err(ParamError::ElasticnetNeedsRatio));
         assert_eq!(net(Some(-0.5)).validate(), Err(ParamError::L1Ratio(-0.5)));
-        assert_eq!(TrainParams { l1_ratio: Some(0.5), ..l1(Some(0.1), None) }.validate(), Err(ParamError::L1RatioNotElasticnet("l1")));
-        assert_eq!(TrainParams { lambda: Some(0.1), ..TrainParams::default() }.validate(), Err(ParamError::LambdaWithoutPenalty));
-        assert_eq!(TrainParams { solver: Solver::Cd, ..TrainParams::default() }.validate(), Err(ParamError::CdWithoutPenalty));
+        assert_eq!(
+            TrainParams { l1_ratio: Some(0.5), ..l1(Some(0.1), None) }.validate(),
+            Err(ParamError::L1RatioNotElasticnet("l1"))
+        );
+        assert_eq!(
+            TrainParams { lambda: Some(0.1), ..TrainParams::default() }.validate(),
+            Err(ParamError::LambdaWithoutPenalty)
+        );
+        assert_eq!(
+            TrainParams { solver: Solver::Cd, ..TrainParams::default() }.validate(),
+            Err(ParamError::CdWithoutPenalty)
+        );
         // `--l2 v` and `--penalty l2 --lambda v` are one objective, fitted by the same solvers.
-        let ridge = TrainParams { penalty: Penalty::L2, lambda: Some(0.3), ..TrainParams::default() };
-        assert_eq!((ridge.ridge(), ridge.fits_path(), ridge.choose_solver(3).0), (0.3, false, Solver::Newton));
+        let ridge =
+            TrainParams { penalty: Penalty::L2, lambda: Some(0.3), ..TrainParams::default() };
+        assert_eq!(
+            (ridge.ridge(), ridge.fits_path(), ridge.choose_solver(3).0),
+            (0.3, false, Solver::Newton)
+        );
         assert_eq!(l1(None, Some(5)).choose_solver(3).0, Solver::Cd);
     }
 
@@ -2384,15 +2694,30 @@ mod tests {
         let (x, y) = scaled(2_000);
         let ex = Examples::new(&x, &y, 1);
         let by_l2 = TrainParams { solver: Solver::Newton, l2: 0.05, ..TrainParams::default() };
-        let by_penalty = TrainParams { solver: Solver::Newton, penalty: Penalty::L2, lambda: Some(0.05), ..TrainParams::default() };
+        let by_penalty = TrainParams {
+            solver: Solver::Newton,
+            penalty: Penalty::L2,
+            lambda: Some(0.05),
+            ..TrainParams::default()
+        };
         let a = fit(ex, None, &by_l2, &AtomicBool::new(false), |_| {}).expect("fits");
         let b = fit(ex, None, &by_penalty, &AtomicBool::new(false), |_| {}).expect("fits");
         assert_eq!(a.weights, b.weights);
         // Coordinate descent on the same objective reaches the same optimum.
         let by_cd = TrainParams { solver: Solver::Cd, ..by_penalty };
         let c = fit(ex, None, &by_cd, &AtomicBool::new(false), |_| {}).expect("fits");
-        assert!((c.weights.weights[0] - a.weights.weights[0]).abs() < 1e-9, "{:?} vs {:?}", c.weights, a.weights);
-        assert!((c.weights.bias - a.weights.bias).abs() < 1e-9, "{:?} vs {:?}", c.weights, a.weights);
+        assert!(
+            (c.weights.weights[0] - a.weights.weights[0]).abs() < 1e-9,
+            "{:?} vs {:?}",
+            c.weights,
+            a.weights
+        );
+        assert!(
+            (c.weights.bias - a.weights.bias).abs() < 1e-9,
+            "{:?} vs {:?}",
+            c.weights,
+            a.weights
+        );
     }
 
     #[test]
@@ -2400,7 +2725,8 @@ mod tests {
         let (x, y) = scaled(3_000);
         let ex = Examples::new(&x, &y, 1);
         for solver in Solver::ALL {
-            let params = penalised_for_cd(TrainParams { solver, epochs: 20, ..TrainParams::default() });
+            let params =
+                penalised_for_cd(TrainParams { solver, epochs: 20, ..TrainParams::default() });
             let a = fit(ex, None, &params, &AtomicBool::new(false), |_| {}).expect("fits");
             let b = fit(ex, None, &params, &AtomicBool::new(false), |_| {}).expect("fits");
             assert_eq!(a.weights.bias.to_bits(), b.weights.bias.to_bits(), "{solver}");
@@ -2413,7 +2739,8 @@ mod tests {
         let (x, y) = scaled(500);
         let ex = Examples::new(&x, &y, 1);
         let cancel = AtomicBool::new(false);
-        let params = TrainParams { solver: Solver::Sgd, epochs: 7, patience: 0, ..TrainParams::default() };
+        let params =
+            TrainParams { solver: Solver::Sgd, epochs: 7, patience: 0, ..TrainParams::default() };
         let mut seen = Vec::new();
         let out = fit(ex, Some(ex), &params, &cancel, |e| seen.push(e.epoch)).expect("fits");
         assert_eq!(seen, (1..=7).collect::<Vec<_>>());
@@ -2427,7 +2754,14 @@ mod tests {
         .expect("fits");
         assert_eq!((out.stop_reason, out.curve.len()), (StopReason::Cancelled, 3));
         // Epoch 4 was trained while epoch 3 was measured; the cancelled fit discards it.
-        let three = fit(ex, None, &TrainParams { epochs: 3, ..params.clone() }, &AtomicBool::new(false), |_| {}).expect("fits");
+        let three = fit(
+            ex,
+            None,
+            &TrainParams { epochs: 3, ..params.clone() },
+            &AtomicBool::new(false),
+            |_| {},
+        )
+        .expect("fits");
         assert_eq!(out.weights, three.weights);
     }
 
@@ -2441,14 +2775,30 @@ mod tests {
         let x: Vec<f64> = (0..n).map(|i| -2.0 + 4.0 * i as f64 / (n - 1) as f64).collect();
         let draw = |slope: f64, salt: f64| -> Vec<f64> {
             let sigmoid = |z: f64| 1.0 / (1.0 + (-z).exp());
-            x.iter().enumerate().map(|(i, &v)| if ((i as f64 * 0.618_034 + salt) % 1.0) < sigmoid(slope * v) { 1.0 } else { 0.0 }).collect()
+            x.iter()
+                .enumerate()
+                .map(|(i, &v)| {
+                    if ((i as f64 * 0.618_034 + salt) % 1.0) < sigmoid(slope * v) {
+                        1.0
+                    } else {
+                        0.0
+                    }
+                })
+                .collect()
         };
         let (train_y, val_y) = (draw(6.0, 0.0), draw(0.5, 0.31));
         let (train, val) = (Examples::new(&x, &train_y, 1), Examples::new(&x, &val_y, 1));
         for (solver, learning_rate) in [(Solver::Sgd, 0.05), (Solver::Batch, 4.0)] {
             let cancel = AtomicBool::new(false);
             // No patience: nothing stops the fit but the person, and the best epoch is still kept.
-            let params = TrainParams { solver, epochs: 1000, patience: 0, tolerance: 0.0, learning_rate, ..TrainParams::default() };
+            let params = TrainParams {
+                solver,
+                epochs: 1000,
+                patience: 0,
+                tolerance: 0.0,
+                learning_rate,
+                ..TrainParams::default()
+            };
             let out = fit(train, Some(val), &params, &cancel, |e| {
                 if e.epoch == 60 {
                     cancel.store(true, Ordering::Relaxed);
@@ -2456,11 +2806,21 @@ mod tests {
             })
             .expect("fits");
             assert_eq!((out.stop_reason, out.curve.len()), (StopReason::Cancelled, 60), "{solver}");
-            let losses: Vec<f64> = out.curve.iter().map(|e| e.val_loss.expect("a validation loss")).collect();
-            let best = (0..losses.len()).min_by(|&a, &b| losses[a].total_cmp(&losses[b])).expect("epochs") + 1;
-            assert!(best < 60, "{solver}: the validation loss should turn up before the stop: {losses:?}");
+            let losses: Vec<f64> =
+                out.curve.iter().map(|e| e.val_loss.expect("a validation loss")).collect();
+            let best =
+                (0..losses.len()).min_by(|&a, &b| losses[a].total_cmp(&losses[b])).expect("epochs")
+                    + 1;
+            assert!(
+                best < 60,
+                "{solver}: the validation loss should turn up before the stop: {losses:?}"
+            );
             assert_eq!(out.kept_epoch, Some(best), "{solver}");
-            assert_eq!(mean_log_loss(&out.weights, val), losses[best - 1], "{solver}: the weights are epoch {best}'s");
+            assert_eq!(
+                mean_log_loss(&out.weights, val),
+                losses[best - 1],
+                "{solver}: the weights are epoch {best}'s"
+            );
         }
     }
 
@@ -2471,18 +2831,37 @@ mod tests {
         let cancel = AtomicBool::new(false);
         for solver in [Solver::Sgd, Solver::Minibatch] {
             // A loose tolerance makes the plateau rule stop well before the epoch limit.
-            let params =
-                TrainParams { solver, epochs: 200, patience: 2, tolerance: 1e-3, validation_fraction: Some(0.0), ..TrainParams::default() };
+            let params = TrainParams {
+                solver,
+                epochs: 200,
+                patience: 2,
+                tolerance: 1e-3,
+                validation_fraction: Some(0.0),
+                ..TrainParams::default()
+            };
             let stopped = fit(ex, None, &params, &cancel, |_| {}).expect("fits");
-            assert!(matches!(stopped.stop_reason, StopReason::Plateau | StopReason::Converged), "{solver}: {:?}", stopped.stop_reason);
+            assert!(
+                matches!(stopped.stop_reason, StopReason::Plateau | StopReason::Converged),
+                "{solver}: {:?}",
+                stopped.stop_reason
+            );
             let epochs = stopped.curve.len();
             assert!(epochs < 200, "{solver}");
             let limited = TrainParams { epochs, patience: 0, ..params };
             let same = fit(ex, None, &limited, &cancel, |_| {}).expect("fits");
-            let expected = if stopped.stop_reason == StopReason::Converged { StopReason::Converged } else { StopReason::MaxEpochs };
+            let expected = if stopped.stop_reason == StopReason::Converged {
+                StopReason::Converged
+            } else {
+                StopReason::MaxEpochs
+            };
             assert_eq!(same.stop_reason, expected, "{solver}");
-            assert_eq!(stopped.weights, same.weights, "{solver}: the weights are those of the last reported epoch");
-            let losses = |curve: &[EpochEvent]| curve.iter().map(|e| (e.train_loss, e.grad_norm)).collect::<Vec<_>>();
+            assert_eq!(
+                stopped.weights, same.weights,
+                "{solver}: the weights are those of the last reported epoch"
+            );
+            let losses = |curve: &[EpochEvent]| {
+                curve.iter().map(|e| (e.train_loss, e.grad_norm)).collect::<Vec<_>>()
+            };
             assert_eq!(losses(&stopped.curve), losses(&same.curve), "{solver}");
         }
     }
@@ -2495,13 +2874,35 @@ mod tests {
             let (x, y) = correlated(rows, d);
             let ex = Examples::new(&x, &y, d);
             let cancel = AtomicBool::new(false);
-            let base = TrainParams { l2, epochs: 1000, validation_fraction: Some(0.0), ..TrainParams::default() };
-            let newton = fit(ex, None, &TrainParams { solver: Solver::Newton, ..base.clone() }, &cancel, |_| {}).expect("fits");
-            let lbfgs = fit(ex, None, &TrainParams { solver: Solver::Lbfgs, ..base.clone() }, &cancel, |_| {}).expect("fits");
+            let base = TrainParams {
+                l2,
+                epochs: 1000,
+                validation_fraction: Some(0.0),
+                ..TrainParams::default()
+            };
+            let newton = fit(
+                ex,
+                None,
+                &TrainParams { solver: Solver::Newton, ..base.clone() },
+                &cancel,
+                |_| {},
+            )
+            .expect("fits");
+            let lbfgs = fit(
+                ex,
+                None,
+                &TrainParams { solver: Solver::Lbfgs, ..base.clone() },
+                &cancel,
+                |_| {},
+            )
+            .expect("fits");
             assert_eq!(lbfgs.stop_reason, StopReason::Converged, "{rows}×{d} l2 {l2}");
             let (at_newton, _) = objective(&newton.weights, ex, l2);
             let (at_lbfgs, _) = objective(&lbfgs.weights, ex, l2);
-            assert!((at_lbfgs - at_newton).abs() <= 1e-9 * at_newton, "{rows}×{d} l2 {l2}: {at_lbfgs} vs {at_newton}");
+            assert!(
+                (at_lbfgs - at_newton).abs() <= 1e-9 * at_newton,
+                "{rows}×{d} l2 {l2}: {at_lbfgs} vs {at_newton}"
+            );
             for (a, b) in lbfgs.weights.weights.iter().zip(&newton.weights.weights) {
                 assert!((a - b).abs() < 1e-5, "{rows}×{d} l2 {l2}: {a} vs {b}");
             }
@@ -2536,11 +2937,24 @@ mod tests {
         let weighted = Examples::new(&x, &y, d).with_rows(Some(&weights), None);
         let repeated = Examples::new(&rx, &ry, d);
         let cancel = AtomicBool::new(false);
-        let base = TrainParams { epochs: 2000, tolerance: 1e-9, validation_fraction: Some(0.0), ..TrainParams::default() };
-        let exact = fit(repeated, None, &TrainParams { solver: Solver::Newton, ..base.clone() }, &cancel, |_| {}).expect("fits");
+        let base = TrainParams {
+            epochs: 2000,
+            tolerance: 1e-9,
+            validation_fraction: Some(0.0),
+            ..TrainParams::default()
+        };
+        let exact = fit(
+            repeated,
+            None,
+            &TrainParams { solver: Solver::Newton, ..base.clone() },
+            &cancel,
+            |_| {},
+        )
+        .expect("fits");
         let (optimum, _) = objective(&exact.weights, repeated, 0.0);
         for solver in [Solver::Newton, Solver::Lbfgs, Solver::Saga] {
-            let out = fit(weighted, None, &TrainParams { solver, ..base.clone() }, &cancel, |_| {}).expect("fits");
+            let out = fit(weighted, None, &TrainParams { solver, ..base.clone() }, &cancel, |_| {})
+                .expect("fits");
             let (at, _) = objective(&out.weights, weighted, 0.0);
             assert!(
                 (at - optimum).abs() <= 1e-9 * optimum,
@@ -2565,7 +2979,12 @@ mod tests {
             assert!(at - optimum <= 2e-3 * optimum, "{solver}: {at} vs {optimum}");
         }
         // The lasso's path: the same λ and coefficients as on the repeated rows.
-        let lasso = TrainParams { solver: Solver::Cd, penalty: Penalty::L1, lambda: Some(0.01), ..base.clone() };
+        let lasso = TrainParams {
+            solver: Solver::Cd,
+            penalty: Penalty::L1,
+            lambda: Some(0.01),
+            ..base.clone()
+        };
         let on_weights = fit(weighted, None, &lasso, &cancel, |_| {}).expect("fits");
         let on_repeats = fit(repeated, None, &lasso, &cancel, |_| {}).expect("fits");
         for (a, b) in on_weights.weights.weights.iter().zip(&on_repeats.weights.weights) {
@@ -2573,11 +2992,19 @@ mod tests {
         }
         // Cross-validated, each copy of a row in its row's fold: the same curve.
         let folds: Vec<f64> = (0..y.len()).map(|i| (i % 3) as f64).collect();
-        let repeated_folds: Vec<f64> = weights.iter().zip(&folds).flat_map(|(w, f)| std::iter::repeat_n(*f, *w as usize)).collect();
+        let repeated_folds: Vec<f64> = weights
+            .iter()
+            .zip(&folds)
+            .flat_map(|(w, f)| std::iter::repeat_n(*f, *w as usize))
+            .collect();
         let cv = TrainParams { lambda: None, cv: Some(3), ..lasso };
-        let on_weights = fit(weighted.with_folds(Some(&folds)), None, &cv, &cancel, |_| {}).expect("fits");
-        let on_repeats = fit(repeated.with_folds(Some(&repeated_folds)), None, &cv, &cancel, |_| {}).expect("fits");
-        let (a, b) = (on_weights.cross_validation.expect("cv"), on_repeats.cross_validation.expect("cv"));
+        let on_weights =
+            fit(weighted.with_folds(Some(&folds)), None, &cv, &cancel, |_| {}).expect("fits");
+        let on_repeats =
+            fit(repeated.with_folds(Some(&repeated_folds)), None, &cv, &cancel, |_| {})
+                .expect("fits");
+        let (a, b) =
+            (on_weights.cross_validation.expect("cv"), on_repeats.cross_validation.expect("cv"));
         assert_eq!(a.lambdas.len(), b.lambdas.len());
         for (a, b) in a.mean_deviance.iter().zip(&b.mean_deviance) {
             assert!((a - b).abs() <= 1e-9 * b, "cv: {a} vs {b}");
@@ -2594,10 +3021,24 @@ mod tests {
         let offset: Vec<f64> = (0..800).map(|i| ((i % 13) as f64 - 6.0) / 10.0).collect();
         let ex = Examples::new(&x, &y, d).with_rows(None, Some(&offset));
         let cancel = AtomicBool::new(false);
-        let base = TrainParams { epochs: 3000, tolerance: 1e-10, validation_fraction: Some(0.0), ..TrainParams::default() };
-        let newton = fit(ex, None, &TrainParams { solver: Solver::Newton, ..base.clone() }, &cancel, |_| {}).expect("fits");
-        let with_term: Vec<f64> = x.chunks_exact(d).zip(&offset).flat_map(|(row, o)| row.iter().copied().chain([*o])).collect();
-        let held = Weights { bias: newton.weights.bias, weights: newton.weights.weights.iter().copied().chain([1.0]).collect() };
+        let base = TrainParams {
+            epochs: 3000,
+            tolerance: 1e-10,
+            validation_fraction: Some(0.0),
+            ..TrainParams::default()
+        };
+        let newton =
+            fit(ex, None, &TrainParams { solver: Solver::Newton, ..base.clone() }, &cancel, |_| {})
+                .expect("fits");
+        let with_term: Vec<f64> = x
+            .chunks_exact(d)
+            .zip(&offset)
+            .flat_map(|(row, o)| row.iter().copied().chain([*o]))
+            .collect();
+        let held = Weights {
+            bias: newton.weights.bias,
+            weights: newton.weights.weights.iter().copied().chain([1.0]).collect(),
+        };
         let (_, grad) = objective(&held, Examples::new(&with_term, &y, d + 1), 0.0);
         assert!(grad[..=d].iter().all(|g| g.abs() < 1e-12), "{grad:?}");
         for solver in [Solver::Lbfgs, Solver::Saga] {
@@ -2610,8 +3051,16 @@ mod tests {
         // The path with an offset: ridge at a small λ by cd reaches newton's ridge optimum (its
         // coordinates stop on their moves, 2e-8 from it here, which the objective sees squared).
         let ridge = TrainParams { penalty: Penalty::L2, lambda: Some(1e-3), ..base };
-        let by_newton = fit(ex, None, &TrainParams { solver: Solver::Newton, ..ridge.clone() }, &cancel, |_| {}).expect("fits");
-        let by_path = fit(ex, None, &TrainParams { solver: Solver::Cd, ..ridge }, &cancel, |_| {}).expect("fits");
+        let by_newton = fit(
+            ex,
+            None,
+            &TrainParams { solver: Solver::Newton, ..ridge.clone() },
+            &cancel,
+            |_| {},
+        )
+        .expect("fits");
+        let by_path = fit(ex, None, &TrainParams { solver: Solver::Cd, ..ridge }, &cancel, |_| {})
+            .expect("fits");
         let (at_path, _) = objective(&by_path.weights, ex, 1e-3);
         let (optimum, _) = objective(&by_newton.weights, ex, 1e-3);
         assert!((at_path - optimum).abs() <= 1e-13 * optimum, "cd {at_path} vs newton {optimum}");
@@ -2624,22 +3073,55 @@ mod tests {
     fn saga_reaches_newtons_optimum_where_sgd_wanders() {
         // Correlated terms (the hard case for the seed's rule), with and without a penalty, and
         // with class weights: SAGA's gradient falls below the tolerance, at newton's optimum.
-        for (rows, d, l2, class_weights) in [(3_000, 5, 0.0, [1.0, 1.0]), (2_000, 12, 0.01, [1.0, 1.0]), (2_000, 5, 0.0, [0.7, 1.6])] {
+        for (rows, d, l2, class_weights) in [
+            (3_000, 5, 0.0, [1.0, 1.0]),
+            (2_000, 12, 0.01, [1.0, 1.0]),
+            (2_000, 5, 0.0, [0.7, 1.6]),
+        ] {
             let (x, y) = correlated(rows, d);
             let ex = Examples::new(&x, &y, d).with_class_weights(class_weights);
             let cancel = AtomicBool::new(false);
-            let base = TrainParams { l2, epochs: 1000, validation_fraction: Some(0.0), ..TrainParams::default() };
-            let newton = fit(ex, None, &TrainParams { solver: Solver::Newton, ..base.clone() }, &cancel, |_| {}).expect("fits");
-            let saga = fit(ex, None, &TrainParams { solver: Solver::Saga, ..base.clone() }, &cancel, |_| {}).expect("fits");
-            assert_eq!(saga.stop_reason, StopReason::Converged, "{rows}×{d} l2 {l2} after {} epochs", saga.curve.len());
+            let base = TrainParams {
+                l2,
+                epochs: 1000,
+                validation_fraction: Some(0.0),
+                ..TrainParams::default()
+            };
+            let newton = fit(
+                ex,
+                None,
+                &TrainParams { solver: Solver::Newton, ..base.clone() },
+                &cancel,
+                |_| {},
+            )
+            .expect("fits");
+            let saga = fit(
+                ex,
+                None,
+                &TrainParams { solver: Solver::Saga, ..base.clone() },
+                &cancel,
+                |_| {},
+            )
+            .expect("fits");
+            assert_eq!(
+                saga.stop_reason,
+                StopReason::Converged,
+                "{rows}×{d} l2 {l2} after {} epochs",
+                saga.curve.len()
+            );
             let (at_newton, _) = objective(&newton.weights, ex, l2);
             let (at_saga, _) = objective(&saga.weights, ex, l2);
-            assert!((at_saga - at_newton).abs() <= 1e-10 * at_newton, "{rows}×{d} l2 {l2}: {at_saga} vs {at_newton}");
+            assert!(
+                (at_saga - at_newton).abs() <= 1e-10 * at_newton,
+                "{rows}×{d} l2 {l2}: {at_saga} vs {at_newton}"
+            );
             for (a, b) in saga.weights.weights.iter().zip(&newton.weights.weights) {
                 assert!((a - b).abs() < 1e-5, "{rows}×{d} l2 {l2}: {a} vs {b}");
             }
             // The same seed, the same fit, bit for bit.
-            let again = fit(ex, None, &TrainParams { solver: Solver::Saga, ..base }, &cancel, |_| {}).expect("fits");
+            let again =
+                fit(ex, None, &TrainParams { solver: Solver::Saga, ..base }, &cancel, |_| {})
+                    .expect("fits");
             assert_eq!(again.weights, saga.weights);
         }
     }
@@ -2647,7 +3129,10 @@ mod tests {
     #[test]
     fn auto_runs_newton_for_few_terms_and_lbfgs_for_many_and_says_why() {
         let (solver, choice) = Solver::Auto.choose(1);
-        assert_eq!((solver, choice.map(|c| c.describe())), (Solver::Newton, Some("auto → newton: 1 term".to_string())));
+        assert_eq!(
+            (solver, choice.map(|c| c.describe())),
+            (Solver::Newton, Some("auto → newton: 1 term".to_string()))
+        );
         let (solver, choice) = Solver::Auto.choose(AUTO_NEWTON_TERMS - 1);
         assert_eq!(solver, Solver::Newton);
         assert_eq!(choice.map(|c| c.reason), Some(format!("{} terms", AUTO_NEWTON_TERMS - 1)));
@@ -2661,7 +3146,14 @@ mod tests {
         let ex = Examples::new(&x, &y, 4);
         let cancel = AtomicBool::new(false);
         let auto = fit(ex, None, &TrainParams::default(), &cancel, |_| {}).expect("fits");
-        let newton = fit(ex, None, &TrainParams { solver: Solver::Newton, ..TrainParams::default() }, &cancel, |_| {}).expect("fits");
+        let newton = fit(
+            ex,
+            None,
+            &TrainParams { solver: Solver::Newton, ..TrainParams::default() },
+            &cancel,
+            |_| {},
+        )
+        .expect("fits");
         assert_eq!(without_times(auto), without_times(newton));
     }
 
@@ -2708,12 +3200,28 @@ mod tests {
             let (x, y) = correlated(rows, d);
             let ex = Examples::new(&x, &y, d);
             let cancel = AtomicBool::new(false);
-            let base = TrainParams { solver: Solver::Sgd, validation_fraction: Some(0.0), epochs, ..TrainParams::default() };
-            let newton = fit(ex, None, &TrainParams { solver: Solver::Newton, epochs: 50, ..base.clone() }, &cancel, |_| {}).expect("fits");
+            let base = TrainParams {
+                solver: Solver::Sgd,
+                validation_fraction: Some(0.0),
+                epochs,
+                ..TrainParams::default()
+            };
+            let newton = fit(
+                ex,
+                None,
+                &TrainParams { solver: Solver::Newton, epochs: 50, ..base.clone() },
+                &cancel,
+                |_| {},
+            )
+            .expect("fits");
             let optimum = mean_log_loss(&newton.weights, ex);
             let sgd = fit(ex, None, &base, &cancel, |_| {}).expect("fits");
             let loss = mean_log_loss(&sgd.weights, ex);
-            assert!((loss - optimum) / optimum < within, "{rows}×{d}: {loss} vs the optimum {optimum} ({:?})", sgd.stop_reason);
+            assert!(
+                (loss - optimum) / optimum < within,
+                "{rows}×{d}: {loss} vs the optimum {optimum} ({:?})",
+                sgd.stop_reason
+            );
             // The last iterate alone is further off: the average is what gets there.
             let mut last = Weights::zeros(d);
             let order: Vec<usize> = (0..rows).collect();
@@ -2727,7 +3235,10 @@ mod tests {
 
     #[test]
     fn iterate_average_covers_the_tail_from_a_power_of_two() {
-        assert_eq!((1..=9).map(IterateAverage::window_start).collect::<Vec<_>>(), vec![1, 1, 2, 2, 2, 2, 4, 4, 4]);
+        assert_eq!(
+            (1..=9).map(IterateAverage::window_start).collect::<Vec<_>>(),
+            vec![1, 1, 2, 2, 2, 2, 4, 4, 4]
+        );
         assert_eq!(IterateAverage::window_start(100), 32);
         let mut average = IterateAverage::new(true);
         // Epoch e's iterates all equal e. Epochs 2..=9 are local epochs 1..=8: the average is
@@ -2750,8 +3261,14 @@ mod tests {
     fn refuses_bad_params() {
         let bad = TrainParams { learning_rate: f64::NAN, ..TrainParams::default() };
         assert!(matches!(bad.validate(), Err(ParamError::LearningRate(_))));
-        assert!(matches!(TrainParams { epochs: 0, ..TrainParams::default() }.validate(), Err(ParamError::Epochs(0))));
-        assert!(matches!(TrainParams { l2: -1.0, ..TrainParams::default() }.validate(), Err(ParamError::L2(_))));
+        assert!(matches!(
+            TrainParams { epochs: 0, ..TrainParams::default() }.validate(),
+            Err(ParamError::Epochs(0))
+        ));
+        assert!(matches!(
+            TrainParams { l2: -1.0, ..TrainParams::default() }.validate(),
+            Err(ParamError::L2(_))
+        ));
     }
 
     #[test]
@@ -2759,9 +3276,16 @@ mod tests {
         let x = vec![-2.0, -1.0, 1.0, 2.0];
         let y = vec![0.0, 0.0, 1.0, 1.0];
         for solver in Solver::ALL {
-            let params = TrainParams { solver, epochs: 100, learning_rate: 1.0, validation_fraction: Some(0.0), ..TrainParams::default() };
+            let params = TrainParams {
+                solver,
+                epochs: 100,
+                learning_rate: 1.0,
+                validation_fraction: Some(0.0),
+                ..TrainParams::default()
+            };
             let params = penalised_for_cd(params);
-            let out = fit(Examples::new(&x, &y, 1), None, &params, &AtomicBool::new(false), |_| {}).expect("fits");
+            let out = fit(Examples::new(&x, &y, 1), None, &params, &AtomicBool::new(false), |_| {})
+                .expect("fits");
             assert!(out.weights.bias.is_finite() && out.weights.weights[0].is_finite(), "{solver}");
             assert!(out.curve.iter().all(|e| e.train_loss.is_finite()), "{solver}");
         }

@@ -103,14 +103,24 @@ pub struct SuggestedThresholds {
 impl Metrics {
     /// `probabilities` and `logits` are per row; the log loss uses the logits so it stays
     /// finite when a probability rounds to 0 or 1.
-    pub fn compute(probabilities: &[f64], logits: &[f64], labels: &[f64], threshold: f64) -> Metrics {
+    pub fn compute(
+        probabilities: &[f64],
+        logits: &[f64],
+        labels: &[f64],
+        threshold: f64,
+    ) -> Metrics {
         Metrics::compute_with_ranking(probabilities, logits, labels, threshold).0
     }
 
     /// [`Metrics::compute`], and the [`Ranking`] it made, for the curves. The ranking (a sort)
     /// is made on other cores while this one takes the metrics of each row (the log loss's
     /// `exp` and `ln_1p`, ≈ 6 ms at 200k rows).
-    pub fn compute_with_ranking(probabilities: &[f64], logits: &[f64], labels: &[f64], threshold: f64) -> (Metrics, Ranking) {
+    pub fn compute_with_ranking(
+        probabilities: &[f64],
+        logits: &[f64],
+        labels: &[f64],
+        threshold: f64,
+    ) -> (Metrics, Ranking) {
         std::thread::scope(|scope| {
             let ranking = scope.spawn(|| Ranking::new(probabilities, labels));
             let metrics = Metrics::of_each_row(probabilities, logits, labels, threshold);
@@ -120,13 +130,22 @@ impl Metrics {
     }
 
     /// The metrics read off each row: all but those of the ranking, which are left NaN.
-    fn of_each_row(probabilities: &[f64], logits: &[f64], labels: &[f64], threshold: f64) -> Metrics {
+    fn of_each_row(
+        probabilities: &[f64],
+        logits: &[f64],
+        labels: &[f64],
+        threshold: f64,
+    ) -> Metrics {
         let n = labels.len();
         let c = Confusion::at(probabilities, labels, threshold);
         let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
         let precision = ratio(c.tp, c.tp + c.fp);
         let recall = ratio(c.tp, c.tp + c.fn_);
-        let f1 = if precision + recall == 0.0 { 0.0 } else { 2.0 * precision * recall / (precision + recall) };
+        let f1 = if precision + recall == 0.0 {
+            0.0
+        } else {
+            2.0 * precision * recall / (precision + recall)
+        };
         let nf = n.max(1) as f64;
         Metrics {
             rows: n,
@@ -136,7 +155,12 @@ impl Metrics {
             recall,
             f1,
             auc: f64::NAN,
-            log_loss: logits.iter().zip(labels).map(|(&z, &y)| crate::logistic::log_loss_at(z, y)).sum::<f64>() / nf,
+            log_loss: logits
+                .iter()
+                .zip(labels)
+                .map(|(&z, &y)| crate::logistic::log_loss_at(z, y))
+                .sum::<f64>()
+                / nf,
             brier: probabilities.iter().zip(labels).map(|(p, y)| (p - y).powi(2)).sum::<f64>() / nf,
             confusion: c,
             pr_auc: f64::NAN,
@@ -192,8 +216,12 @@ impl Ranking {
         // order); then the two lists are walked together, highest first. 7–9 ms → ≈ 3 ms at
         // 200k rows.
         let sorted = |positive: bool| {
-            let mut keys: Vec<u64> =
-                scores.iter().zip(labels).filter(|&(_, &y)| (y == 1.0) == positive).map(|(&s, _)| descending_key(s)).collect();
+            let mut keys: Vec<u64> = scores
+                .iter()
+                .zip(labels)
+                .filter(|&(_, &y)| (y == 1.0) == positive)
+                .map(|(&s, _)| descending_key(s))
+                .collect();
             keys.sort_unstable();
             keys
         };
@@ -202,7 +230,8 @@ impl Ranking {
             let negatives = sorted(false);
             (positives.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)), negatives)
         });
-        let (mut positive, mut negative) = (positive_keys.iter().peekable(), negative_keys.iter().peekable());
+        let (mut positive, mut negative) =
+            (positive_keys.iter().peekable(), negative_keys.iter().peekable());
         let (mut tp, mut fp) = (0.0, 0.0);
         let mut counts = Vec::new();
         // The higher score of the two lists' heads, then every row at it: == groups them as it
@@ -248,7 +277,8 @@ impl Ranking {
         if positives == 0.0 || negatives == 0.0 {
             return None;
         }
-        let mut best = SuggestedThresholds { max_f1: 0.5, f1: -1.0, youden: 0.5, j: f64::NEG_INFINITY };
+        let mut best =
+            SuggestedThresholds { max_f1: 0.5, f1: -1.0, youden: 0.5, j: f64::NEG_INFINITY };
         for &(s, tp, fp) in &self.counts {
             let f1 = 2.0 * tp / (tp + fp + positives);
             if f1 > best.f1 {
@@ -274,7 +304,8 @@ impl Ranking {
         let rows = positives + negatives;
         let mut rank_sum = 0.0;
         for (k, &(_, tp, fp)) in self.counts.iter().enumerate().rev() {
-            let (tp_above, fp_above) = if k == 0 { (0.0, 0.0) } else { (self.counts[k - 1].1, self.counts[k - 1].2) };
+            let (tp_above, fp_above) =
+                if k == 0 { (0.0, 0.0) } else { (self.counts[k - 1].1, self.counts[k - 1].2) };
             let first = (rows - (tp + fp)) as usize;
             let last = first + ((tp + fp) - (tp_above + fp_above)) as usize - 1;
             let avg_rank = (first + last) as f64 / 2.0 + 1.0;
@@ -369,8 +400,10 @@ pub const CALIBRATION_BINS: usize = 10;
 pub fn calibration_bins(probabilities: &[f64], labels: &[f64], bins: usize) -> Vec<CalibrationBin> {
     let bins = bins.max(1);
     let width = 1.0 / bins as f64;
-    let edges: Vec<f64> = (0..=bins).map(|i| if i == bins { 1.0 } else { i as f64 * width }).collect();
-    let (mut sums, mut positives, mut rows) = (vec![0.0; bins], vec![0.0; bins], vec![0usize; bins]);
+    let edges: Vec<f64> =
+        (0..=bins).map(|i| if i == bins { 1.0 } else { i as f64 * width }).collect();
+    let (mut sums, mut positives, mut rows) =
+        (vec![0.0; bins], vec![0.0; bins], vec![0usize; bins]);
     for (&p, &y) in probabilities.iter().zip(labels) {
         // The number of inner edges below p (numpy's `searchsorted`, side "left").
         let bin = edges[1..bins].partition_point(|&edge| edge < p);
@@ -397,11 +430,12 @@ impl Ranking {
         // The first point's threshold is above every score; f64::MAX rather than infinity,
         // because JSON cannot carry infinity.
         let first = RocPoint { threshold: f64::MAX, fpr: 0.0, tpr: 0.0 };
-        let points = std::iter::once(first).chain(self.counts.iter().map(|&(threshold, tp, fp)| RocPoint {
-            threshold,
-            fpr: fp / negatives,
-            tpr: tp / positives,
-        }));
+        let points =
+            std::iter::once(first).chain(self.counts.iter().map(|&(threshold, tp, fp)| RocPoint {
+                threshold,
+                fpr: fp / negatives,
+                tpr: tp / positives,
+            }));
         thinned(points.collect(), ROC_MAX_POINTS)
     }
 
@@ -413,7 +447,11 @@ impl Ranking {
         let full = self
             .counts
             .iter()
-            .map(|&(threshold, tp, fp)| PrPoint { threshold, precision: tp / (tp + fp), recall: tp / self.positives })
+            .map(|&(threshold, tp, fp)| PrPoint {
+                threshold,
+                precision: tp / (tp + fp),
+                recall: tp / self.positives,
+            })
             .collect();
         thinned(full, ROC_MAX_POINTS)
     }
@@ -443,7 +481,8 @@ mod tests {
         assert!((m.precision - 2.0 / 3.0).abs() < 1e-12);
         assert!((m.recall - 2.0 / 3.0).abs() < 1e-12);
         assert!((m.accuracy - 0.6).abs() < 1e-12);
-        let expected_ll = -(0.9f64.ln() + 0.2f64.ln() + 0.3f64.ln() + 0.6f64.ln() + 0.9f64.ln()) / 5.0;
+        let expected_ll =
+            -(0.9f64.ln() + 0.2f64.ln() + 0.3f64.ln() + 0.6f64.ln() + 0.9f64.ln()) / 5.0;
         assert!((m.log_loss - expected_ll).abs() < 1e-9);
         let json = serde_json::to_value(&m).expect("serialises");
         assert_eq!(json["confusion"]["fn"], 1);
@@ -452,10 +491,14 @@ mod tests {
     #[test]
     fn average_precision_and_auc_match_scikit_learn() {
         let reference: serde_json::Value =
-            serde_json::from_str(include_str!("../../../tests/fixtures/reference.json")).expect("fixture parses");
+            serde_json::from_str(include_str!("../../../tests/fixtures/reference.json"))
+                .expect("fixture parses");
         let m = &reference["metrics"];
-        let floats = |v: &serde_json::Value| v.as_array().map(|a| a.iter().filter_map(serde_json::Value::as_f64).collect::<Vec<_>>());
-        let (labels, scores) = (floats(&m["labels"]).expect("labels"), floats(&m["scores"]).expect("scores"));
+        let floats = |v: &serde_json::Value| {
+            v.as_array().map(|a| a.iter().filter_map(serde_json::Value::as_f64).collect::<Vec<_>>())
+        };
+        let (labels, scores) =
+            (floats(&m["labels"]).expect("labels"), floats(&m["scores"]).expect("scores"));
         let expected_ap = m["average_precision"].as_f64().expect("ap");
         assert!(
             (average_precision(&scores, &labels) - expected_ap).abs() < 1e-12,
@@ -470,9 +513,12 @@ mod tests {
     #[test]
     fn precision_recall_and_calibration_match_scikit_learn() {
         let reference: serde_json::Value =
-            serde_json::from_str(include_str!("../../../tests/fixtures/reference.json")).expect("fixture parses");
+            serde_json::from_str(include_str!("../../../tests/fixtures/reference.json"))
+                .expect("fixture parses");
         let floats = |v: &serde_json::Value| {
-            v.as_array().map(|a| a.iter().filter_map(serde_json::Value::as_f64).collect::<Vec<_>>()).expect("numbers")
+            v.as_array()
+                .map(|a| a.iter().filter_map(serde_json::Value::as_f64).collect::<Vec<_>>())
+                .expect("numbers")
         };
         let close = |a: f64, b: f64| (a - b).abs() <= 1e-12 * b.abs().max(1.0);
         for case in ["fixed", "penguins"] {
@@ -481,20 +527,39 @@ mod tests {
             let curve = precision_recall_curve(&scores, &labels);
             let pr = &c["precision_recall"];
             // scikit-learn's order is lowest threshold first.
-            let (thresholds, precision, recall) = (floats(&pr["thresholds"]), floats(&pr["precision"]), floats(&pr["recall"]));
+            let (thresholds, precision, recall) =
+                (floats(&pr["thresholds"]), floats(&pr["precision"]), floats(&pr["recall"]));
             assert_eq!(curve.len(), thresholds.len(), "{case}: one point per distinct score");
             for (point, i) in curve.iter().zip((0..thresholds.len()).rev()) {
                 assert_eq!(point.threshold, thresholds[i], "{case}");
-                assert!(close(point.precision, precision[i]) && close(point.recall, recall[i]), "{case} at {}: {point:?}", thresholds[i]);
+                assert!(
+                    close(point.precision, precision[i]) && close(point.recall, recall[i]),
+                    "{case} at {}: {point:?}",
+                    thresholds[i]
+                );
             }
             let bins = calibration_bins(&scores, &labels, CALIBRATION_BINS);
-            let (fraction, mean) = (floats(&c["calibration"]["fraction_positive"]), floats(&c["calibration"]["mean_probability"]));
+            let (fraction, mean) = (
+                floats(&c["calibration"]["fraction_positive"]),
+                floats(&c["calibration"]["mean_probability"]),
+            );
             assert_eq!(bins.len(), fraction.len(), "{case}: the same bins are empty");
             for ((bin, f), m) in bins.iter().zip(&fraction).zip(&mean) {
-                assert!(close(bin.fraction_positive, *f) && close(bin.mean_probability, *m), "{case}: {bin:?} vs {f}, {m}");
-                assert!((bin.lower < bin.mean_probability || bin.lower == 0.0) && bin.mean_probability <= bin.upper, "{case}: {bin:?}");
+                assert!(
+                    close(bin.fraction_positive, *f) && close(bin.mean_probability, *m),
+                    "{case}: {bin:?} vs {f}, {m}"
+                );
+                assert!(
+                    (bin.lower < bin.mean_probability || bin.lower == 0.0)
+                        && bin.mean_probability <= bin.upper,
+                    "{case}: {bin:?}"
+                );
             }
-            assert_eq!(bins.iter().map(|b| b.rows).sum::<usize>(), labels.len(), "{case}: every row is in a bin");
+            assert_eq!(
+                bins.iter().map(|b| b.rows).sum::<usize>(),
+                labels.len(),
+                "{case}: every row is in a bin"
+            );
         }
     }
 
@@ -526,15 +591,26 @@ mod tests {
         assert_eq!(pts.len(), ROC_MAX_POINTS);
         assert_eq!(pts.first().map(|p| (p.fpr, p.tpr)), Some((0.0, 0.0)));
         assert_eq!(pts.last().map(|p| (p.fpr, p.tpr)), Some((1.0, 1.0)));
-        assert!(pts.windows(2).all(|w| w[0].threshold > w[1].threshold && w[0].fpr <= w[1].fpr && w[0].tpr <= w[1].tpr));
+        assert!(pts.windows(2).all(|w| w[0].threshold > w[1].threshold
+            && w[0].fpr <= w[1].fpr
+            && w[0].tpr <= w[1].tpr));
     }
     /// A NaN score (from a logit of ∞ − ∞) once made the ranking loop for ever: `==` never
     /// matched it. Its rows are one group now, ranked where `total_cmp` puts them.
     #[test]
     fn nan_scores_are_one_group_and_the_ranking_ends() {
-        let ranking = Ranking::new(&[0.5, f64::NAN, 0.5, f64::NAN, -f64::NAN], &[1.0, 1.0, 0.0, 0.0, 1.0]);
-        let counts: Vec<(u64, f64, f64)> = ranking.counts.iter().map(|&(s, tp, fp)| (s.to_bits(), tp, fp)).collect();
-        assert_eq!(counts, vec![(f64::NAN.to_bits(), 1.0, 1.0), (0.5f64.to_bits(), 2.0, 2.0), ((-f64::NAN).to_bits(), 3.0, 2.0)]);
+        let ranking =
+            Ranking::new(&[0.5, f64::NAN, 0.5, f64::NAN, -f64::NAN], &[1.0, 1.0, 0.0, 0.0, 1.0]);
+        let counts: Vec<(u64, f64, f64)> =
+            ranking.counts.iter().map(|&(s, tp, fp)| (s.to_bits(), tp, fp)).collect();
+        assert_eq!(
+            counts,
+            vec![
+                (f64::NAN.to_bits(), 1.0, 1.0),
+                (0.5f64.to_bits(), 2.0, 2.0),
+                ((-f64::NAN).to_bits(), 3.0, 2.0)
+            ]
+        );
     }
 
     proptest::proptest! {

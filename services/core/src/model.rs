@@ -87,7 +87,10 @@ impl Coefficients {
 
 impl<'a> IntoIterator for &'a Coefficients {
     type Item = (&'a String, &'a f64);
-    type IntoIter = std::iter::Map<std::slice::Iter<'a, (String, f64)>, fn(&'a (String, f64)) -> (&'a String, &'a f64)>;
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'a, (String, f64)>,
+        fn(&'a (String, f64)) -> (&'a String, &'a f64),
+    >;
     fn into_iter(self) -> Self::IntoIter {
         self.0.iter().map(|(n, v)| (n, v))
     }
@@ -124,7 +127,10 @@ impl<'de> Deserialize<'de> for Coefficients {
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("an object of term name → coefficient")
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Coefficients, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Coefficients, A::Error> {
                 let mut pairs = Vec::new();
                 while let Some(entry) = map.next_entry::<String, f64>()? {
                     pairs.push(entry);
@@ -176,7 +182,8 @@ impl Model {
         lineage: Lineage,
     ) -> Model {
         let (intercept, thetas) = unscaled(&transform, &scaled);
-        let coefficients = Coefficients(transform.term_names().iter().cloned().zip(thetas).collect());
+        let coefficients =
+            Coefficients(transform.term_names().iter().cloned().zip(thetas).collect());
         let terms = TermStatistics::estimates_only(intercept, &coefficients);
         Model {
             format_version: MODEL_FORMAT_VERSION,
@@ -254,7 +261,11 @@ impl Model {
     /// Encodes one row of feature values (numbers and text) into a row of terms, checked.
     pub fn encode_row(&self, row: &[Value], out: &mut Vec<f64>) -> Result<(), PredictError> {
         if row.len() != self.width() {
-            return Err(PredictError::Width { expected: self.width(), got: row.len(), names: self.feature_names.join(", ") });
+            return Err(PredictError::Width {
+                expected: self.width(),
+                got: row.len(),
+                names: self.feature_names.join(", "),
+            });
         }
         self.transform.encode_values(row, out)?;
         Ok(())
@@ -277,7 +288,11 @@ impl Model {
             return Err(PredictError::NeedsText(self.feature_names[j].clone()));
         }
         if row.len() != self.width() {
-            return Err(PredictError::Width { expected: self.width(), got: row.len(), names: self.feature_names.join(", ") });
+            return Err(PredictError::Width {
+                expected: self.width(),
+                got: row.len(),
+                names: self.feature_names.join(", "),
+            });
         }
         if let Some(i) = row.iter().position(|v| !v.is_finite()) {
             return Err(PredictError::NotFinite { index: i, name: self.feature_names[i].clone() });
@@ -319,7 +334,8 @@ impl Model {
         if theta == 0.0 || !(0.0 < target && target < 1.0) {
             return None;
         }
-        let mut rest = self.intercept + if self.transform.has_offset() { row[self.term_count()] } else { 0.0 };
+        let mut rest =
+            self.intercept + if self.transform.has_offset() { row[self.term_count()] } else { 0.0 };
         for (t, (_, coefficient)) in self.coefficients.0.iter().enumerate() {
             if t != index {
                 rest += coefficient * row[t];
@@ -345,14 +361,25 @@ impl Model {
         let transform = Transform {
             scaling: crate::scale::Scaling::None,
             feature_names: vec!["student".into(), "balance".into()],
-            encodings: vec![Encoding::Categorical { levels: vec!["No".into(), "Yes".into()] }, Encoding::Numeric],
+            encodings: vec![
+                Encoding::Categorical { levels: vec!["No".into(), "Yes".into()] },
+                Encoding::Numeric,
+            ],
             term_names: vec!["student=Yes".into(), "balance".into()],
             offset: vec![0.0, 0.0],
             scale: vec![1.0, 1.0],
         };
         let weights = Weights { bias: -10.0, weights: vec![-0.7, 0.005] };
-        let mut model =
-            Model::new(transform, weights, "default".into(), TrainParams::default(), StopReason::Converged, 1, 1, Lineage::default());
+        let mut model = Model::new(
+            transform,
+            weights,
+            "default".into(),
+            TrainParams::default(),
+            StopReason::Converged,
+            1,
+            1,
+            Lineage::default(),
+        );
         model.classes = Some(Classes::two("No", "Yes"));
         model
     }
@@ -371,7 +398,16 @@ impl Model {
             scale: vec![2.0, 0.5, 50.0],
         };
         let weights = Weights { bias: 0.3, weights: vec![0.8, -1.2, 0.5] };
-        Model::new(transform, weights, "y".into(), TrainParams::default(), StopReason::Converged, 1, 1, Lineage::default())
+        Model::new(
+            transform,
+            weights,
+            "y".into(),
+            TrainParams::default(),
+            StopReason::Converged,
+            1,
+            1,
+            Lineage::default(),
+        )
     }
 
     /// A model of one feature, `score`, with no scaling: z = intercept + slope·score.
@@ -380,7 +416,8 @@ impl Model {
     /// −6 + 2x, so A is the most probable below x = 2, B from 2 to 4 and C from 4 on.
     pub fn three_class_example() -> Model {
         use crate::logistic::multinomial::{ClassModel, Coding, Multinomial, MultinomialFit};
-        let blocks = [(0.0, 0.0), (-2.0, 1.0), (-6.0, 2.0)].map(|(bias, slope)| Weights { bias, weights: vec![slope] });
+        let blocks = [(0.0, 0.0), (-2.0, 1.0), (-6.0, 2.0)]
+            .map(|(bias, slope)| Weights { bias, weights: vec![slope] });
         let weights = Multinomial { coding: Coding::Reference { class: 0 }, blocks: blocks.into() };
         let fit = MultinomialFit {
             model: weights,

@@ -29,7 +29,8 @@ impl SparePages {
         let spare_start = (v.as_ptr() as usize).checked_add(v.len().checked_mul(size)?)?;
         let spare_end = spare_start.checked_add((v.capacity() - v.len()).checked_mul(size)?)?;
         let (start, end) = (spare_start.next_multiple_of(PAGE), spare_end / PAGE * PAGE);
-        (end > start && end - start >= WORTH_A_THREAD).then(|| SparePages { start, len: end - start })
+        (end > start && end - start >= WORTH_A_THREAD)
+            .then(|| SparePages { start, len: end - start })
     }
 
     /// Faults the pages in, writable, without writing to them: what the first write to each
@@ -54,7 +55,10 @@ mod tests {
 
     #[test]
     fn only_large_spare_capacity_is_faulted_in_ahead_and_the_vector_fills_as_ever() {
-        assert!(SparePages::of(&Vec::<f64>::with_capacity(1000)).is_none(), "8 KB: not worth a thread");
+        assert!(
+            SparePages::of(&Vec::<f64>::with_capacity(1000)).is_none(),
+            "8 KB: not worth a thread"
+        );
         let mut v: Vec<f64> = Vec::with_capacity(1 << 20);
         v.push(1.0);
         let spare = SparePages::of(&v).expect("8 MB of spare capacity");
@@ -78,7 +82,9 @@ mod tests {
             // SAFETY: the range is whole pages of `v`'s live allocation, and `flags` has a
             // byte for each of them.
             #[allow(unsafe_code)]
-            let status = unsafe { libc::mincore(spare.start as *mut libc::c_void, spare.len, flags.as_mut_ptr()) };
+            let status = unsafe {
+                libc::mincore(spare.start as *mut libc::c_void, spare.len, flags.as_mut_ptr())
+            };
             assert_eq!(status, 0, "mincore");
             flags.iter().filter(|&&f| f & 1 == 1).count()
         };
@@ -94,7 +100,11 @@ mod tests {
             })
             .is_some_and(|version| version >= (5, 14));
         if populate_known {
-            assert_eq!((before, after), (0, spare.len / 4096), "the spare pages resident before and after");
+            assert_eq!(
+                (before, after),
+                (0, spare.len / 4096),
+                "the spare pages resident before and after"
+            );
         }
         drop(v);
     }

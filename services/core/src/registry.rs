@@ -120,20 +120,26 @@ impl Registry {
     }
 
     pub fn model(&self, name: &str) -> Result<ModelEntry, RegistryError> {
-        self.load()?.models.remove(name).ok_or_else(|| RegistryError::UnknownModel(name.to_string()))
+        self.load()?
+            .models
+            .remove(name)
+            .ok_or_else(|| RegistryError::UnknownModel(name.to_string()))
     }
 
     pub fn resolve(&self, name: &str, selector: &str) -> Result<VersionEntry, RegistryError> {
-        self.model(name)?
-            .resolve(selector)
-            .cloned()
-            .ok_or_else(|| RegistryError::UnknownVersion { name: name.to_string(), selector: selector.to_string() })
+        self.model(name)?.resolve(selector).cloned().ok_or_else(|| RegistryError::UnknownVersion {
+            name: name.to_string(),
+            selector: selector.to_string(),
+        })
     }
 
     /// Runs `change` on the registry and writes the result, safe against concurrent writers
     /// ([`Storage::update_registry`]); `change` may run more than once, each time on the
     /// newest registry. Nothing is written when `change` fails.
-    pub fn update<R>(&self, mut change: impl FnMut(&mut RegistryData) -> Result<R, RegistryError>) -> Result<R, RegistryError> {
+    pub fn update<R>(
+        &self,
+        mut change: impl FnMut(&mut RegistryData) -> Result<R, RegistryError>,
+    ) -> Result<R, RegistryError> {
         let mut result = None;
         self.storage.update_registry(&mut |data| {
             result = Some(change(data)?);
@@ -175,11 +181,22 @@ impl Registry {
 
     /// Points `alias` at `version`. Making a version stable also clears a candidate alias that
     /// pointed at it, and records it for rollback.
-    pub fn set_alias(&self, name: &str, alias: &str, version: u32) -> Result<ModelEntry, RegistryError> {
+    pub fn set_alias(
+        &self,
+        name: &str,
+        alias: &str,
+        version: u32,
+    ) -> Result<ModelEntry, RegistryError> {
         self.update(|data| {
-            let entry = data.models.get_mut(name).ok_or_else(|| RegistryError::UnknownModel(name.to_string()))?;
+            let entry = data
+                .models
+                .get_mut(name)
+                .ok_or_else(|| RegistryError::UnknownModel(name.to_string()))?;
             if entry.version(version).is_none() {
-                return Err(RegistryError::UnknownVersion { name: name.to_string(), selector: version.to_string() });
+                return Err(RegistryError::UnknownVersion {
+                    name: name.to_string(),
+                    selector: version.to_string(),
+                });
             }
             entry.aliases.insert(alias.to_string(), version);
             if alias == STABLE {
@@ -197,10 +214,16 @@ impl Registry {
     /// Makes the previously stable version stable again.
     pub fn rollback(&self, name: &str) -> Result<ModelEntry, RegistryError> {
         self.update(|data| {
-            let entry = data.models.get_mut(name).ok_or_else(|| RegistryError::UnknownModel(name.to_string()))?;
+            let entry = data
+                .models
+                .get_mut(name)
+                .ok_or_else(|| RegistryError::UnknownModel(name.to_string()))?;
             let current = entry.aliases.get(STABLE).copied().unwrap_or(0);
             if entry.stable_history.len() < 2 {
-                return Err(RegistryError::NothingToRollBack { name: name.to_string(), version: current });
+                return Err(RegistryError::NothingToRollBack {
+                    name: name.to_string(),
+                    version: current,
+                });
             }
             entry.stable_history.pop();
             let previous = entry.stable_history.last().copied().unwrap_or(current);
@@ -219,9 +242,18 @@ mod tests {
     fn versions_aliases_and_rollback() {
         let dir = tempfile::tempdir().expect("tempdir");
         let reg = Registry::open(dir.path());
-        assert_eq!(reg.register("admissions", &"a".repeat(64), None, None).expect("registers"), (1, true));
-        assert_eq!(reg.register("admissions", &"b".repeat(64), None, None).expect("registers"), (2, true));
-        assert_eq!(reg.register("admissions", &"a".repeat(64), None, None).expect("registers"), (1, false));
+        assert_eq!(
+            reg.register("admissions", &"a".repeat(64), None, None).expect("registers"),
+            (1, true)
+        );
+        assert_eq!(
+            reg.register("admissions", &"b".repeat(64), None, None).expect("registers"),
+            (2, true)
+        );
+        assert_eq!(
+            reg.register("admissions", &"a".repeat(64), None, None).expect("registers"),
+            (1, false)
+        );
         reg.set_alias("admissions", STABLE, 1).expect("aliases");
         reg.set_alias("admissions", CANDIDATE, 2).expect("aliases");
         assert_eq!(reg.resolve("admissions", "candidate").expect("resolves").version, 2);
@@ -230,7 +262,10 @@ mod tests {
         assert_eq!(entry.aliases.get(CANDIDATE), None);
         assert_eq!(reg.rollback("admissions").expect("rolls back").aliases[STABLE], 1);
         assert!(matches!(reg.rollback("admissions"), Err(RegistryError::NothingToRollBack { .. })));
-        assert!(matches!(reg.resolve("admissions", "9"), Err(RegistryError::UnknownVersion { .. })));
+        assert!(matches!(
+            reg.resolve("admissions", "9"),
+            Err(RegistryError::UnknownVersion { .. })
+        ));
         assert!(matches!(reg.register("../x", "a", None, None), Err(RegistryError::BadName(_))));
     }
 
@@ -240,7 +275,10 @@ mod tests {
         fs::write(dir.path().join("registry.json"), b"{not json").expect("writes");
         let reg = Registry::open(dir.path());
         let err = reg.register("m", "a", None, None).expect_err("refused");
-        assert!(matches!(&err, RegistryError::Corrupt(why) if why.contains("registry.json") && why.contains("no journal")), "{err}");
+        assert!(
+            matches!(&err, RegistryError::Corrupt(why) if why.contains("registry.json") && why.contains("no journal")),
+            "{err}"
+        );
         assert_eq!(fs::read(dir.path().join("registry.json")).expect("reads"), b"{not json");
     }
 
@@ -292,14 +330,23 @@ mod tests {
                     let reg = Registry::open(dir.path());
                     scope.spawn(move || {
                         (0..25)
-                            .map(|i| reg.register("m", &format!("{w:032}{i:032}"), None, None).expect("registers").0)
+                            .map(|i| {
+                                reg.register("m", &format!("{w:032}{i:032}"), None, None)
+                                    .expect("registers")
+                                    .0
+                            })
                             .collect::<Vec<u32>>()
                     })
                 })
                 .collect();
-            let mut versions: Vec<u32> = writers.into_iter().flat_map(|w| w.join().expect("writer")).collect();
+            let mut versions: Vec<u32> =
+                writers.into_iter().flat_map(|w| w.join().expect("writer")).collect();
             versions.sort_unstable();
-            assert_eq!(versions, (1..=100).collect::<Vec<u32>>(), "every writer told a distinct version");
+            assert_eq!(
+                versions,
+                (1..=100).collect::<Vec<u32>>(),
+                "every writer told a distinct version"
+            );
         });
         assert_eq!(Registry::open(dir.path()).model("m").expect("model").versions.len(), 100);
     }

@@ -73,9 +73,14 @@ impl RoleColumns {
 
     /// Each role given, with its column's name.
     pub fn named(&self) -> impl Iterator<Item = (Role, &str)> {
-        [(Role::Weights, &self.weights), (Role::Offset, &self.offset), (Role::Cluster, &self.cluster), (Role::Folds, &self.folds)]
-            .into_iter()
-            .filter_map(|(role, name)| Some((role, name.as_deref()?)))
+        [
+            (Role::Weights, &self.weights),
+            (Role::Offset, &self.offset),
+            (Role::Cluster, &self.cluster),
+            (Role::Folds, &self.folds),
+        ]
+        .into_iter()
+        .filter_map(|(role, name)| Some((role, name.as_deref()?)))
     }
 
     /// The roles that are not inputs of the model: all but the offset.
@@ -99,10 +104,18 @@ impl RoleColumns {
             let i = find(name)?;
             let column = |why: String| DataError::Column(name.to_string(), why);
             if i == label {
-                return Err(column(format!("{} names the label; a {} column cannot be the label", role.given(name), role.noun())));
+                return Err(column(format!(
+                    "{} names the label; a {} column cannot be the label",
+                    role.given(name),
+                    role.noun()
+                )));
             }
             if let Some((_, other)) = taken.iter().find(|(j, _)| *j == i) {
-                return Err(column(format!("{} and {} name the same column", other.flag(), role.flag())));
+                return Err(column(format!(
+                    "{} and {} name the same column",
+                    other.flag(),
+                    role.flag()
+                )));
             }
             taken.push((i, role));
             let is_feature = features.contains(&i);
@@ -123,13 +136,20 @@ impl RoleColumns {
     /// Checks the role columns' values once the table is read: weights and offsets are finite
     /// numbers, weights not negative, and no role cell is missing. `lines` are the rows' file
     /// lines, for the message.
-    pub(crate) fn check(&self, names: &[String], kinds: &[ColumnKind], x: &[f64], lines: &[u64]) -> Result<(), DataError> {
+    pub(crate) fn check(
+        &self,
+        names: &[String],
+        kinds: &[ColumnKind],
+        x: &[f64],
+        lines: &[u64],
+    ) -> Result<(), DataError> {
         let d = names.len();
         for (role, name) in self.named() {
             let Some(j) = names.iter().position(|n| n == name) else { continue };
             let numeric = matches!(role, Role::Weights | Role::Offset);
             if let (true, Some(levels)) = (numeric, kinds.get(j).and_then(ColumnKind::levels)) {
-                let sample = levels.iter().find(|l| l.parse::<f64>().is_err()).unwrap_or(&levels[0]);
+                let sample =
+                    levels.iter().find(|l| l.parse::<f64>().is_err()).unwrap_or(&levels[0]);
                 return Err(DataError::Column(
                     name.to_string(),
                     format!("the {} column must hold numbers; it holds {sample:?}", role.noun()),
@@ -138,10 +158,16 @@ impl RoleColumns {
             for (row, &v) in x.iter().skip(j).step_by(d.max(1)).enumerate() {
                 let line = lines.get(row).copied().unwrap_or(0);
                 if v.is_nan() {
-                    return Err(DataError::Column(name.to_string(), format!("line {line}: the {} is missing", role.noun())));
+                    return Err(DataError::Column(
+                        name.to_string(),
+                        format!("line {line}: the {} is missing", role.noun()),
+                    ));
                 }
                 if role == Role::Weights && v < 0.0 {
-                    return Err(DataError::Column(name.to_string(), format!("line {line}: the weight {v} is negative")));
+                    return Err(DataError::Column(
+                        name.to_string(),
+                        format!("line {line}: the weight {v} is negative"),
+                    ));
                 }
             }
         }
@@ -166,15 +192,24 @@ impl RowColumns {
     /// cluster and fold columns.
     pub fn model_inputs(data: &Dataset) -> Vec<&str> {
         let row_only: Vec<&str> = data.roles.of_rows_only().map(|(_, name)| name).collect();
-        data.feature_names.iter().map(String::as_str).filter(|name| !row_only.contains(name)).collect()
+        data.feature_names
+            .iter()
+            .map(String::as_str)
+            .filter(|name| !row_only.contains(name))
+            .collect()
     }
 
     /// Takes the weight, cluster and fold columns out of `data` (its features are then the
     /// model's inputs, the offset among them) and returns their values.
     pub fn take(data: &mut Dataset) -> RowColumns {
         let mut out = RowColumns { names: data.roles.clone(), ..RowColumns::default() };
-        let roles: Vec<(Role, usize)> =
-            data.roles.of_rows_only().filter_map(|(role, name)| Some((role, data.feature_names.iter().position(|n| n == name)?))).collect();
+        let roles: Vec<(Role, usize)> = data
+            .roles
+            .of_rows_only()
+            .filter_map(|(role, name)| {
+                Some((role, data.feature_names.iter().position(|n| n == name)?))
+            })
+            .collect();
         if roles.is_empty() {
             return out;
         }
@@ -225,7 +260,13 @@ impl RowColumns {
         }
         let clusters = self.clusters();
         let weight_sum = self.weights.as_ref().map(|w| w.iter().sum());
-        Some(RowReport { columns: self.names.clone(), rows, weight_sum, dropped_rows: dropped, clusters })
+        Some(RowReport {
+            columns: self.names.clone(),
+            rows,
+            weight_sum,
+            dropped_rows: dropped,
+            clusters,
+        })
     }
 
     /// Drops the rows of weight 0 from `data` and from these columns: such a row is not in the
@@ -240,7 +281,8 @@ impl RowColumns {
         let keep: Vec<bool> = weights.iter().map(|&w| w != 0.0).collect();
         retain_rows(&mut data.x, &keep, data.feature_names.len());
         retain_rows(&mut data.y, &keep, 1);
-        for column in [&mut self.weights, &mut self.cluster, &mut self.folds].into_iter().flatten() {
+        for column in [&mut self.weights, &mut self.cluster, &mut self.folds].into_iter().flatten()
+        {
             retain_rows(column, &keep, 1);
         }
         rows - data.y.len()
@@ -274,7 +316,10 @@ impl RowReport {
                 0 => String::new(),
                 n => format!(" ({n} of weight 0 left out)"),
             };
-            lines.push(format!("weights: {name}, Σ {sum} over {} rows{dropped}, each row counted that often", self.rows));
+            lines.push(format!(
+                "weights: {name}, Σ {sum} over {} rows{dropped}, each row counted that often",
+                self.rows
+            ));
         }
         if let Some(name) = &c.offset {
             lines.push(format!("offset: {name}, added to each logit with coefficient 1; an input the served model requires"));

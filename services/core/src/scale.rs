@@ -134,7 +134,14 @@ impl ScalingStatistics {
     fn new(scaling: Scaling, k: usize) -> Self {
         let zeros = vec![0.0; k];
         let bounds = vec![(f64::INFINITY, f64::NEG_INFINITY); k];
-        ScalingStatistics { scaling, rows: 0, sums: zeros.clone(), means: zeros.clone(), squares: zeros, bounds }
+        ScalingStatistics {
+            scaling,
+            rows: 0,
+            sums: zeros.clone(),
+            means: zeros.clone(),
+            squares: zeros,
+            bounds,
+        }
     }
 
     fn passes(&self) -> usize {
@@ -156,7 +163,11 @@ impl ScalingStatistics {
                 let terms = self.squares.iter_mut().zip(row).zip(&self.means);
                 terms.for_each(|((square, v), mean)| *square += (v - mean).powi(2));
             }
-            (Scaling::MinMax, _) => self.bounds.iter_mut().zip(row).for_each(|((lo, hi), &v)| (*lo, *hi) = (lo.min(v), hi.max(v))),
+            (Scaling::MinMax, _) => self
+                .bounds
+                .iter_mut()
+                .zip(row)
+                .for_each(|((lo, hi), &v)| (*lo, *hi) = (lo.min(v), hi.max(v))),
             (Scaling::None, _) => {}
         }
     }
@@ -176,12 +187,22 @@ impl ScalingStatistics {
             Scaling::Standard => {
                 let n = self.rows.max(1) as f64;
                 let deviations = self.squares.iter().map(|square| (square / n).sqrt());
-                (self.means, deviations.map(|sd| if sd > 0.0 && sd.is_finite() { sd } else { 1.0 }).collect())
+                (
+                    self.means,
+                    deviations
+                        .map(|sd| if sd > 0.0 && sd.is_finite() { sd } else { 1.0 })
+                        .collect(),
+                )
             }
             Scaling::MinMax => self
                 .bounds
                 .into_iter()
-                .map(|(lo, hi)| (if lo.is_finite() { lo } else { 0.0 }, if hi - lo > 0.0 && (hi - lo).is_finite() { hi - lo } else { 1.0 }))
+                .map(|(lo, hi)| {
+                    (
+                        if lo.is_finite() { lo } else { 0.0 },
+                        if hi - lo > 0.0 && (hi - lo).is_finite() { hi - lo } else { 1.0 },
+                    )
+                })
                 .unzip(),
         }
     }
@@ -217,8 +238,17 @@ impl Transform {
                             *s = true;
                         }
                     }
-                    let kept: Vec<String> = levels.iter().zip(&seen).filter(|(_, s)| **s).map(|(l, _)| l.clone()).collect();
-                    term_names.extend(kept.iter().skip(1).map(|level| format!("{}={level}", train.feature_names[j])));
+                    let kept: Vec<String> = levels
+                        .iter()
+                        .zip(&seen)
+                        .filter(|(_, s)| **s)
+                        .map(|(l, _)| l.clone())
+                        .collect();
+                    term_names.extend(
+                        kept.iter()
+                            .skip(1)
+                            .map(|level| format!("{}={level}", train.feature_names[j])),
+                    );
                     encodings.push(Encoding::Categorical { levels: kept });
                 }
             }
@@ -235,7 +265,9 @@ impl Transform {
         let (k, width) = (transform.terms(), transform.row_width());
         // A numeric dataset is its own design: read in place, not copied (80 MB at 1M × 10).
         // The levels were taken from these rows, so every row encodes.
-        let design = transform.design_of(train).unwrap_or_else(|_| std::borrow::Cow::Owned(vec![0.0; train.rows() * width]));
+        let design = transform
+            .design_of(train)
+            .unwrap_or_else(|_| std::borrow::Cow::Owned(vec![0.0; train.rows() * width]));
         // Row by row, every column's accumulator at once: each column still sums its values in
         // row order (so the same bits as a column at a time), in one pass over the rows instead
         // of one per column (68 ms → 9 ms for 800k × 10). The offset, last, is not scaled.
@@ -258,12 +290,23 @@ impl Transform {
         rows: impl FnMut(&mut dyn FnMut(&[f64])) -> Result<(), E>,
     ) -> Result<Transform, E> {
         let (offset, scale) = ScalingStatistics::gather(scaling, feature_names.len(), rows)?;
-        Ok(Transform { scaling, feature_names, encodings: Vec::new(), term_names: Vec::new(), offset, scale })
+        Ok(Transform {
+            scaling,
+            feature_names,
+            encodings: Vec::new(),
+            term_names: Vec::new(),
+            offset,
+            scale,
+        })
     }
 
     /// The number of terms (the width of the design matrix, without the intercept).
     pub fn terms(&self) -> usize {
-        self.offset.len().max(if self.term_names.is_empty() { self.feature_names.len() } else { self.term_names.len() })
+        self.offset.len().max(if self.term_names.is_empty() {
+            self.feature_names.len()
+        } else {
+            self.term_names.len()
+        })
     }
 
     /// The names of the terms: the features themselves unless some are categorical.
@@ -320,7 +363,10 @@ impl Transform {
     /// [`Transform::terms_of`], borrowing a numeric model's terms from the data, whose values
     /// they are, rather than copying them (evaluate's 200k test rows: 16 MB, up to 7 ms of
     /// fresh memory).
-    pub fn design_of<'d>(&self, data: &'d Dataset) -> Result<std::borrow::Cow<'d, [f64]>, EncodeError> {
+    pub fn design_of<'d>(
+        &self,
+        data: &'d Dataset,
+    ) -> Result<std::borrow::Cow<'d, [f64]>, EncodeError> {
         if self.is_numeric() {
             return Ok(std::borrow::Cow::Borrowed(&data.x));
         }
@@ -356,7 +402,8 @@ impl Transform {
                     *first_term.last_mut().expect("pushed above") = self.terms();
                 }
                 (Encoding::Categorical { levels }, kind) => {
-                    let data_levels: Vec<String> = kind.levels().map(<[String]>::to_vec).unwrap_or_default();
+                    let data_levels: Vec<String> =
+                        kind.levels().map(<[String]>::to_vec).unwrap_or_default();
                     let map = data_levels
                         .iter()
                         .map(|level| match levels.iter().position(|l| l == level) {
@@ -393,7 +440,11 @@ impl Transform {
             Encoding::Categorical { levels } => levels.clone(),
             Encoding::Numeric | Encoding::Offset => Vec::new(),
         };
-        EncodeError::UnseenLevel { column: self.feature_names[j].clone(), value: value.to_string(), known }
+        EncodeError::UnseenLevel {
+            column: self.feature_names[j].clone(),
+            value: value.to_string(),
+            known,
+        }
     }
 
     /// Appends the terms of one row of feature values (in the data's units) to `out`, and the
@@ -410,7 +461,10 @@ impl Transform {
                         Value::Text(t) => t.trim().to_string(),
                         Value::Number(v) => v.to_string(),
                     };
-                    let p = levels.iter().position(|l| *l == text).ok_or_else(|| self.unseen(j, &text))?;
+                    let p = levels
+                        .iter()
+                        .position(|l| *l == text)
+                        .ok_or_else(|| self.unseen(j, &text))?;
                     let start = out.len();
                     out.resize(start + levels.len().saturating_sub(1), 0.0);
                     if p > 0 {
@@ -431,7 +485,10 @@ impl Transform {
         };
         match parsed {
             Some(v) if v.is_finite() => Ok(v),
-            _ => Err(EncodeError::NotANumber { column: self.feature_names[j].clone(), value: value.to_string() }),
+            _ => Err(EncodeError::NotANumber {
+                column: self.feature_names[j].clone(),
+                value: value.to_string(),
+            }),
         }
     }
 
@@ -449,7 +506,11 @@ impl Transform {
 
     /// [`Transform::column_standard_deviations`] of rows with frequency weights: the rows
     /// repeated, n their sum.
-    pub fn weighted_column_standard_deviations(design: &[f64], k: usize, weights: Option<&[f64]>) -> Vec<f64> {
+    pub fn weighted_column_standard_deviations(
+        design: &[f64],
+        k: usize,
+        weights: Option<&[f64]>,
+    ) -> Vec<f64> {
         let rows = design.len().checked_div(k).unwrap_or(0);
         let weight = |i: usize| weights.map_or(1.0, |w| w[i]);
         let n: f64 = weights.map_or(rows as f64, |w| w.iter().sum());
@@ -463,7 +524,10 @@ impl Transform {
         mean.iter_mut().for_each(|m| *m /= n);
         let mut squares = vec![0.0; k];
         for (i, row) in design.chunks_exact(k).enumerate() {
-            squares.iter_mut().zip(row.iter().zip(&mean)).for_each(|(s, (v, m))| *s += weight(i) * (v - m) * (v - m));
+            squares
+                .iter_mut()
+                .zip(row.iter().zip(&mean))
+                .for_each(|(s, (v, m))| *s += weight(i) * (v - m) * (v - m));
         }
         squares.into_iter().map(|s| (s / (n - 1.0)).sqrt()).collect()
     }
@@ -489,7 +553,9 @@ impl Transform {
     /// Appends a row of terms, scaled, to `design`: what [`Transform::scale_in_place`] makes
     /// of it, for rows scaled as they are read.
     pub fn push_scaled(&self, row: &[f64], design: &mut Vec<f64>) {
-        design.extend(row.iter().zip(&self.offset).zip(&self.scale).map(|((v, o), s)| scaled(*v, *o, *s)));
+        design.extend(
+            row.iter().zip(&self.offset).zip(&self.scale).map(|((v, o), s)| scaled(*v, *o, *s)),
+        );
     }
 
     /// Returns the scaled copy of a row-major matrix of terms.
@@ -510,7 +576,11 @@ mod tests {
         let design = [1.0, 10.0, 2.0, 10.0, 3.0, 10.0, 4.0, 10.0];
         let sds = Transform::column_standard_deviations(&design, 2);
         assert!((sds[0] - 1.290_994_448_735_805_6).abs() < 1e-15 && sds[1] == 0.0, "{sds:?}");
-        assert_eq!(Transform::column_standard_deviations(&[5.0, 6.0], 2), vec![0.0, 0.0], "one row");
+        assert_eq!(
+            Transform::column_standard_deviations(&[5.0, 6.0], 2),
+            vec![0.0, 0.0],
+            "one row"
+        );
     }
 
     fn data() -> Dataset {
@@ -554,19 +624,31 @@ mod tests {
     fn treatment_coding_with_the_first_seen_level_as_reference() {
         let t = Transform::fit(&species(), Scaling::None);
         assert_eq!(t.term_names(), ["mass", "species=Chinstrap", "species=Gentoo"]);
-        assert_eq!(t.encoding(1), &Encoding::Categorical { levels: vec!["Adelie".into(), "Chinstrap".into(), "Gentoo".into()] });
+        assert_eq!(
+            t.encoding(1),
+            &Encoding::Categorical {
+                levels: vec!["Adelie".into(), "Chinstrap".into(), "Gentoo".into()]
+            }
+        );
         let design = t.terms_of(&species()).expect("encodes");
         assert_eq!(design, vec![1.0, 0.0, 0.0, 2.0, 1.0, 0.0, 3.0, 0.0, 1.0, 4.0, 0.0, 0.0]);
         let mut row = Vec::new();
-        t.encode_values(&[Value::Number(7.0), Value::Text("Gentoo".into())], &mut row).expect("encodes");
+        t.encode_values(&[Value::Number(7.0), Value::Text("Gentoo".into())], &mut row)
+            .expect("encodes");
         assert_eq!(row, vec![7.0, 0.0, 1.0]);
-        let unseen = t.encode_values(&[Value::Number(7.0), Value::Text("Zebra".into())], &mut Vec::new());
-        assert!(matches!(unseen, Err(EncodeError::UnseenLevel { ref value, ref known, .. }) if value == "Zebra" && known.len() == 3));
+        let unseen =
+            t.encode_values(&[Value::Number(7.0), Value::Text("Zebra".into())], &mut Vec::new());
+        assert!(
+            matches!(unseen, Err(EncodeError::UnseenLevel { ref value, ref known, .. }) if value == "Zebra" && known.len() == 3)
+        );
         let mut test = species();
         test.x[3] = 3.0;
         assert!(matches!(t.terms_of(&test), Err(EncodeError::UnseenLevel { .. })));
         assert!(matches!(
-            t.encode_values(&[Value::Text("heavy".into()), Value::Text("Gentoo".into())], &mut Vec::new()),
+            t.encode_values(
+                &[Value::Text("heavy".into()), Value::Text("Gentoo".into())],
+                &mut Vec::new()
+            ),
             Err(EncodeError::NotANumber { .. })
         ));
     }

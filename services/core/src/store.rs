@@ -139,7 +139,12 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// `manifest.json`, the commit point: written only once every other file is whole, so
     /// readers see the whole artifact or none. `whole` tells whether a whole copy is there
     /// already (another writer of the same content finished first).
-    fn commit(&self, id: &str, files: &[(&str, &dyn Contents)], whole: &dyn Fn() -> bool) -> Result<(), StoreError>;
+    fn commit(
+        &self,
+        id: &str,
+        files: &[(&str, &dyn Contents)],
+        whole: &dyn Fn() -> bool,
+    ) -> Result<(), StoreError>;
     /// A new file in the staging area, with its path, for a file written before its artifact's
     /// id is known (a dataset's values while its CSV is read; see [`Contents::staged_file`]);
     /// `None` where objects are put only whole (S3), and such a file is staged in memory.
@@ -152,13 +157,17 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// none when there is nothing there.
     fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
     /// The registry as it is now (empty when there is none yet).
-    fn load_registry(&self) -> Result<crate::registry::RegistryData, crate::registry::RegistryError>;
+    fn load_registry(
+        &self,
+    ) -> Result<crate::registry::RegistryData, crate::registry::RegistryError>;
     /// Applies `change` to the registry so that concurrent writers, here or on other machines,
     /// never lose each other's changes (a lock, or compare-and-swap retried with `change` run
     /// again on the newer registry). Nothing is written when `change` fails.
     fn update_registry(
         &self,
-        change: &mut dyn FnMut(&mut crate::registry::RegistryData) -> Result<(), crate::registry::RegistryError>,
+        change: &mut dyn FnMut(
+            &mut crate::registry::RegistryData,
+        ) -> Result<(), crate::registry::RegistryError>,
     ) -> Result<(), crate::registry::RegistryError>;
     /// Something that changes whenever the registry does (its hash, its ETag); `None` when it
     /// cannot be read. What serve polls to notice a promotion made anywhere.
@@ -259,7 +268,8 @@ impl Store {
         params: serde_json::Value,
         files: Vec<(&str, Vec<u8>)>,
     ) -> Result<String, StoreError> {
-        let files: Vec<(&str, &dyn Contents)> = files.iter().map(|(name, bytes)| (*name, bytes as &dyn Contents)).collect();
+        let files: Vec<(&str, &dyn Contents)> =
+            files.iter().map(|(name, bytes)| (*name, bytes as &dyn Contents)).collect();
         self.put_contents(kind, producer, inputs, params, &files)
     }
 
@@ -285,12 +295,17 @@ impl Store {
                 Some(known) => known,
                 None => {
                     let mut digest = Digest::default();
-                    contents.write_to(&mut digest).map_err(|e| StoreError::io(Path::new(name), e))?;
+                    contents
+                        .write_to(&mut digest)
+                        .map_err(|e| StoreError::io(Path::new(name), e))?;
                     digest.finish()
                 }
             };
             identity.push_str(&format!("{name}\0blake3:{blake3}\0"));
-            entries.insert(name.to_string(), FileEntry { blake3: Some(blake3.clone()), sha256: None, bytes });
+            entries.insert(
+                name.to_string(),
+                FileEntry { blake3: Some(blake3.clone()), sha256: None, bytes },
+            );
             hashed.push((name, Hashed { contents, blake3, bytes }));
         }
         let id = sha256_hex(identity.as_bytes());
@@ -352,8 +367,14 @@ impl Store {
             let vouched = match &file.digest.hasher {
                 Hasher::Sealed(seal) => (seal.unchanged)(),
                 _ => {
-                    std::io::copy(&mut std::io::BufReader::with_capacity(NPY_CHUNK_BYTES, &mut file), &mut std::io::sink())
-                        .map_err(|e| StoreError::Corrupt { id: id.to_string(), detail: format!("{name}: {e}") })?;
+                    std::io::copy(
+                        &mut std::io::BufReader::with_capacity(NPY_CHUNK_BYTES, &mut file),
+                        &mut std::io::sink(),
+                    )
+                    .map_err(|e| StoreError::Corrupt {
+                        id: id.to_string(),
+                        detail: format!("{name}: {e}"),
+                    })?;
                     file.digest.matches(&entry)
                 }
             };
@@ -365,7 +386,8 @@ impl Store {
     }
 
     pub fn exists(&self, id: &str) -> bool {
-        artifact_key(id, "manifest.json").is_ok_and(|key| self.storage.open(&key).is_ok_and(|object| object.is_some()))
+        artifact_key(id, "manifest.json")
+            .is_ok_and(|key| self.storage.open(&key).is_ok_and(|object| object.is_some()))
     }
 
     pub fn manifest(&self, id: &str) -> Result<Manifest, StoreError> {
@@ -374,17 +396,26 @@ impl Store {
             return Err(StoreError::NotFound(id.to_string()));
         };
         if object.len > MANIFEST_LIMIT {
-            return Err(StoreError::Corrupt { id: id.to_string(), detail: format!("manifest.json is {} bytes", object.len) });
+            return Err(StoreError::Corrupt {
+                id: id.to_string(),
+                detail: format!("manifest.json is {} bytes", object.len),
+            });
         }
         let mut bytes = Vec::new();
-        object
-            .reader
-            .read_to_end(&mut bytes)
-            .map_err(|e| StoreError::Corrupt { id: id.to_string(), detail: format!("manifest.json: {e}") })?;
-        let manifest: Manifest = serde_json::from_slice(&bytes)
-            .map_err(|e| StoreError::Corrupt { id: id.to_string(), detail: format!("manifest.json does not parse: {e}") })?;
+        object.reader.read_to_end(&mut bytes).map_err(|e| StoreError::Corrupt {
+            id: id.to_string(),
+            detail: format!("manifest.json: {e}"),
+        })?;
+        let manifest: Manifest =
+            serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+                id: id.to_string(),
+                detail: format!("manifest.json does not parse: {e}"),
+            })?;
         if manifest.id != id {
-            return Err(StoreError::Corrupt { id: id.to_string(), detail: "manifest names another id".into() });
+            return Err(StoreError::Corrupt {
+                id: id.to_string(),
+                detail: "manifest names another id".into(),
+            });
         }
         Ok(manifest)
     }
@@ -396,10 +427,16 @@ impl Store {
 
     /// [`Store::read`] into a buffer of `T`s, so that numbers can be taken in place: the file's
     /// bytes fill the buffer's memory from the start; also returns the file's length.
-    fn read_into<T: bytemuck::Pod>(&self, id: &str, expected: Kind, name: &str) -> Result<(Vec<T>, usize), StoreError> {
+    fn read_into<T: bytemuck::Pod>(
+        &self,
+        id: &str,
+        expected: Kind,
+        name: &str,
+    ) -> Result<(Vec<T>, usize), StoreError> {
         let (entry, mut file) = self.open_hashing(id, expected, name)?;
         let corrupt = |detail: String| StoreError::Corrupt { id: id.to_string(), detail };
-        let len = usize::try_from(entry.bytes).map_err(|_| corrupt(format!("{name} is too large to read")))?;
+        let len = usize::try_from(entry.bytes)
+            .map_err(|_| corrupt(format!("{name} is too large to read")))?;
         let mut buffer = vec![T::zeroed(); len.div_ceil(std::mem::size_of::<T>())];
         let bytes = &mut bytemuck::cast_slice_mut::<T, u8>(&mut buffer)[..len];
         // Read a chunk at a time, so each is hashed as it arrives, while the cache still holds it.
@@ -414,16 +451,35 @@ impl Store {
 
     /// One file of an artifact of the expected kind, opened, its size checked against the
     /// manifest (before anything is allocated for it); the hash is the reader's to check.
-    fn open_file(&self, id: &str, expected: Kind, name: &str) -> Result<(FileEntry, StoredObject<'_>), StoreError> {
+    fn open_file(
+        &self,
+        id: &str,
+        expected: Kind,
+        name: &str,
+    ) -> Result<(FileEntry, StoredObject<'_>), StoreError> {
         let manifest = self.manifest(id)?;
         if manifest.kind != expected {
-            return Err(StoreError::WrongKind { id: id.to_string(), expected: expected.name(), found: manifest.kind.name().to_string() });
+            return Err(StoreError::WrongKind {
+                id: id.to_string(),
+                expected: expected.name(),
+                found: manifest.kind.name().to_string(),
+            });
         }
         let corrupt = |detail: String| StoreError::Corrupt { id: id.to_string(), detail };
-        let entry = manifest.files.get(name).ok_or_else(|| corrupt(format!("the manifest lists no file {name}")))?.clone();
-        let object = self.storage.open(&artifact_key(id, name)?)?.ok_or_else(|| corrupt(format!("{name} is missing")))?;
+        let entry = manifest
+            .files
+            .get(name)
+            .ok_or_else(|| corrupt(format!("the manifest lists no file {name}")))?
+            .clone();
+        let object = self
+            .storage
+            .open(&artifact_key(id, name)?)?
+            .ok_or_else(|| corrupt(format!("{name} is missing")))?;
         if object.len != entry.bytes {
-            return Err(corrupt(format!("{name} does not match its hash ({} bytes, {} expected)", object.len, entry.bytes)));
+            return Err(corrupt(format!(
+                "{name} does not match its hash ({} bytes, {} expected)",
+                object.len, entry.bytes
+            )));
         }
         Ok((entry, object))
     }
@@ -431,15 +487,26 @@ impl Store {
     /// [`Store::open_file`] through the digest its manifest lists it by: whatever is read from
     /// it is hashed, for [`Digest::matches`] at the end; or, where the file's seal vouches for
     /// that very digest, counted, and the seal asked again at the end.
-    fn open_hashing(&self, id: &str, kind: Kind, name: &str) -> Result<(FileEntry, HashingReader<Box<dyn Read + '_>>), StoreError> {
+    fn open_hashing(
+        &self,
+        id: &str,
+        kind: Kind,
+        name: &str,
+    ) -> Result<(FileEntry, HashingReader<Box<dyn Read + '_>>), StoreError> {
         let (entry, file) = self.open_file(id, kind, name)?;
         let checking = || {
-            Digest::checking(&entry)
-                .ok_or_else(|| StoreError::Corrupt { id: id.to_string(), detail: format!("the manifest gives {name} no digest") })
+            Digest::checking(&entry).ok_or_else(|| StoreError::Corrupt {
+                id: id.to_string(),
+                detail: format!("the manifest gives {name} no digest"),
+            })
         };
         let digest = match file.sealing {
-            Sealing::Sealed(seal) if entry.blake3.as_ref() == Some(&seal.blake3) => Digest::sealed(seal),
-            Sealing::Unsealed(seal) if entry.blake3.is_some() => Digest { seal_on_match: Some(seal), ..checking()? },
+            Sealing::Sealed(seal) if entry.blake3.as_ref() == Some(&seal.blake3) => {
+                Digest::sealed(seal)
+            }
+            Sealing::Unsealed(seal) if entry.blake3.is_some() => {
+                Digest { seal_on_match: Some(seal), ..checking()? }
+            }
             _ => checking()?,
         };
         Ok((entry, HashingReader { inner: file.reader, digest }))
@@ -474,7 +541,10 @@ impl Store {
         name: &str,
     ) -> Result<NpyRows<'_, T>, StoreError> {
         let (entry, mut file) = self.open_hashing(id, kind, name)?;
-        let corrupt = |detail: String| StoreError::Corrupt { id: id.to_string(), detail: format!("{name}: {detail}") };
+        let corrupt = |detail: String| StoreError::Corrupt {
+            id: id.to_string(),
+            detail: format!("{name}: {detail}"),
+        };
         let header = npy_header(&mut file, entry.bytes).map_err(&corrupt)?;
         if header.type_descriptor != T::type_descriptor() || header.layout.is_fortran() {
             return Err(corrupt(format!(
@@ -487,15 +557,34 @@ impl Store {
         let (count, width) = match header.shape[..] {
             [count] => (count, 1),
             [count, width] => (count, width),
-            _ => return Err(corrupt(format!("has shape {:?}, neither a vector nor a matrix", header.shape))),
+            _ => {
+                return Err(corrupt(format!(
+                    "has shape {:?}, neither a vector nor a matrix",
+                    header.shape
+                )));
+            }
         };
         let size = std::mem::size_of::<T>() as u64;
-        if count.checked_mul(width).and_then(|n| (n as u64).checked_mul(size)).and_then(|n| n.checked_add(file.digest.bytes))
+        if count
+            .checked_mul(width)
+            .and_then(|n| (n as u64).checked_mul(size))
+            .and_then(|n| n.checked_add(file.digest.bytes))
             != Some(entry.bytes)
         {
-            return Err(corrupt(format!("its shape {:?} disagrees with its {} bytes", header.shape, entry.bytes)));
+            return Err(corrupt(format!(
+                "its shape {:?} disagrees with its {} bytes",
+                header.shape, entry.bytes
+            )));
         }
-        Ok(NpyRows { id: id.to_string(), name: name.to_string(), entry, count, width, file, values: std::marker::PhantomData })
+        Ok(NpyRows {
+            id: id.to_string(),
+            name: name.to_string(),
+            entry,
+            count,
+            width,
+            file,
+            values: std::marker::PhantomData,
+        })
     }
 
     /// The rows of a split's part, handed to `visit` one at a time in order and never held:
@@ -504,7 +593,12 @@ impl Store {
     /// The rows' file is hash-checked whole on each call; on an error, what `visit` was handed
     /// must not be used. Splits stored as copies of their rows (before row numbers) are read
     /// whole, then visited.
-    pub fn visit_split_part(&self, id: &str, part: SplitPart, mut visit: impl FnMut(&[f64])) -> Result<(), StoreError> {
+    pub fn visit_split_part(
+        &self,
+        id: &str,
+        part: SplitPart,
+        mut visit: impl FnMut(&[f64]),
+    ) -> Result<(), StoreError> {
         let columns: Columns = self.read_json(id, Kind::Split, "columns.json")?;
         match self.open_split_part(id, part, &columns)? {
             Some(NumberedPart { rows, x, .. }) => x.visit(&rows, None, visit),
@@ -515,7 +609,12 @@ impl Store {
     /// A split's part stored as row numbers: the numbers, the dataset they index, and its
     /// `x.npy` opened and checked to be as wide as the split's `columns`. `None` for a split
     /// stored as copies of its rows (before row numbers).
-    fn open_split_part(&self, id: &str, part: SplitPart, columns: &Columns) -> Result<Option<NumberedPart<'_>>, StoreError> {
+    fn open_split_part(
+        &self,
+        id: &str,
+        part: SplitPart,
+        columns: &Columns,
+    ) -> Result<Option<NumberedPart<'_>>, StoreError> {
         let Some((rows, source)) = self.split_part_rows(id, part)? else { return Ok(None) };
         let x = self.open_npy_rows::<f64>(&source, Kind::Dataset, "x.npy")?;
         check_source_width(id, &source, x.width, columns)?;
@@ -524,7 +623,11 @@ impl Store {
 
     /// The row numbers of a split's part (checked to increase), and the dataset they index.
     /// `None` for a split stored as copies of its rows (before row numbers).
-    fn split_part_rows(&self, id: &str, part: SplitPart) -> Result<Option<(Vec<u64>, String)>, StoreError> {
+    fn split_part_rows(
+        &self,
+        id: &str,
+        part: SplitPart,
+    ) -> Result<Option<(Vec<u64>, String)>, StoreError> {
         let files = self.manifest(id)?.files;
         if !files.contains_key("sources.json") {
             return Ok(None);
@@ -541,7 +644,10 @@ impl Store {
         }
         let rows: Vec<u64> = self.read_vector(id, Kind::Split, name)?;
         if !rows.windows(2).all(|w| w[0] < w[1]) {
-            return Err(StoreError::Corrupt { id: id.into(), detail: format!("{name}: the rows are not in increasing order") });
+            return Err(StoreError::Corrupt {
+                id: id.into(),
+                detail: format!("{name}: the rows are not in increasing order"),
+            });
         }
         Ok(Some((rows, source)))
     }
@@ -555,29 +661,52 @@ impl Store {
         name: &str,
         value: &T,
     ) -> Result<String, StoreError> {
-        let bytes = serde_json::to_vec_pretty(value).map_err(|e| StoreError::io(Path::new(name), e.into()))?;
+        let bytes = serde_json::to_vec_pretty(value)
+            .map_err(|e| StoreError::io(Path::new(name), e.into()))?;
         self.put(kind, producer, inputs, params, vec![(name, bytes)])
     }
 
-    pub fn read_json<T: DeserializeOwned>(&self, id: &str, kind: Kind, name: &str) -> Result<T, StoreError> {
+    pub fn read_json<T: DeserializeOwned>(
+        &self,
+        id: &str,
+        kind: Kind,
+        name: &str,
+    ) -> Result<T, StoreError> {
         let bytes = self.read(id, kind, name)?;
-        serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt { id: id.to_string(), detail: format!("{name}: {e}") })
+        serde_json::from_slice(&bytes)
+            .map_err(|e| StoreError::Corrupt { id: id.to_string(), detail: format!("{name}: {e}") })
     }
 
     /// An `.npy` matrix of f64: (rows, columns, the values row-major).
-    fn read_matrix(&self, id: &str, kind: Kind, name: &str) -> Result<(usize, usize, Vec<f64>), StoreError> {
+    fn read_matrix(
+        &self,
+        id: &str,
+        kind: Kind,
+        name: &str,
+    ) -> Result<(usize, usize, Vec<f64>), StoreError> {
         let (shape, values) = self.read_npy::<f64>(id, kind, name)?;
         match shape[..] {
             [rows, columns] => Ok((rows, columns, values)),
-            _ => Err(StoreError::Corrupt { id: id.to_string(), detail: format!("{name}: not a matrix") }),
+            _ => Err(StoreError::Corrupt {
+                id: id.to_string(),
+                detail: format!("{name}: not a matrix"),
+            }),
         }
     }
 
-    fn read_vector<T: bytemuck::Pod + ndarray_npy::ViewElement>(&self, id: &str, kind: Kind, name: &str) -> Result<Vec<T>, StoreError> {
+    fn read_vector<T: bytemuck::Pod + ndarray_npy::ViewElement>(
+        &self,
+        id: &str,
+        kind: Kind,
+        name: &str,
+    ) -> Result<Vec<T>, StoreError> {
         let (shape, values) = self.read_npy::<T>(id, kind, name)?;
         match shape[..] {
             [_] => Ok(values),
-            _ => Err(StoreError::Corrupt { id: id.to_string(), detail: format!("{name}: not a vector") }),
+            _ => Err(StoreError::Corrupt {
+                id: id.to_string(),
+                detail: format!("{name}: not a vector"),
+            }),
         }
     }
 
@@ -607,7 +736,10 @@ impl Store {
         name: &str,
     ) -> Result<(Vec<usize>, Vec<T>, usize), StoreError> {
         let (mut buffer, len) = self.read_into::<T>(id, kind, name)?;
-        let corrupt = |detail: String| StoreError::Corrupt { id: id.to_string(), detail: format!("{name}: {detail}") };
+        let corrupt = |detail: String| StoreError::Corrupt {
+            id: id.to_string(),
+            detail: format!("{name}: {detail}"),
+        };
         let bytes = &bytemuck::cast_slice::<T, u8>(&buffer)[..len];
         let view = ndarray::ArrayViewD::<T>::view_npy(bytes).map_err(|e| corrupt(e.to_string()))?;
         if !view.is_standard_layout() {
@@ -625,7 +757,12 @@ impl Store {
     /// Freezes a raw table as a dataset artifact: `x.npy`, `y.npy`, its lines, `columns.json`
     /// (which counts each column's missing cells, so that a split can know that it need not
     /// read the values).
-    pub fn put_table(&self, table: &RawTable, producer: &str, params: serde_json::Value) -> Result<String, StoreError> {
+    pub fn put_table(
+        &self,
+        table: &RawTable,
+        producer: &str,
+        params: serde_json::Value,
+    ) -> Result<String, StoreError> {
         let d = table.width();
         let mut missing = vec![0u64; d];
         count_missing(&mut missing, &table.x);
@@ -666,7 +803,15 @@ impl Store {
         params: serde_json::Value,
     ) -> Result<String, StoreError> {
         let columns = Columns::of(data, Some(vec![0; data.width()]));
-        self.put_dataset_files(&columns, &Npy::matrix(&data.x, data.width()), &data.y, lines, producer, inputs, params)
+        self.put_dataset_files(
+            &columns,
+            &Npy::matrix(&data.x, data.width()),
+            &data.y,
+            lines,
+            producer,
+            inputs,
+            params,
+        )
     }
 
     /// Stores a dataset of `columns`, whose feature matrix is `x` (`x.npy`).
@@ -683,9 +828,13 @@ impl Store {
     ) -> Result<String, StoreError> {
         let columns = json_bytes(columns)?;
         let runs = line_runs(lines);
-        let lines: (&str, &dyn Contents) =
-            if runs.len() < lines.len() { ("line_runs.npy", &Npy::matrix(&runs, 2)) } else { ("lines.npy", &Npy::vector(lines)) };
-        let files: [(&str, &dyn Contents); 4] = [("x.npy", x), ("y.npy", &Npy::vector(y)), lines, ("columns.json", &columns)];
+        let lines: (&str, &dyn Contents) = if runs.len() < lines.len() {
+            ("line_runs.npy", &Npy::matrix(&runs, 2))
+        } else {
+            ("lines.npy", &Npy::vector(lines))
+        };
+        let files: [(&str, &dyn Contents); 4] =
+            [("x.npy", x), ("y.npy", &Npy::vector(y)), lines, ("columns.json", &columns)];
         self.put_contents(Kind::Dataset, producer, inputs, params, &files)
     }
 
@@ -723,7 +872,10 @@ impl Store {
         let y: Vec<f64> = self.read_vector(id, Kind::Dataset, "y.npy")?;
         let lines = self.read_lines(id, y.len())?;
         if columns_read != columns.feature_names.len() || rows != y.len() {
-            return Err(StoreError::Corrupt { id: id.into(), detail: "matrix shapes disagree".into() });
+            return Err(StoreError::Corrupt {
+                id: id.into(),
+                detail: "matrix shapes disagree".into(),
+            });
         }
         Ok(RawTable {
             feature_names: columns.feature_names,
@@ -751,11 +903,15 @@ impl Store {
     ) -> Result<String, StoreError> {
         for (part, rows) in [("train", &split.train), ("test", &split.test)] {
             if !rows.windows(2).all(|w| w[0] < w[1]) {
-                return Err(StoreError::io(Path::new(part), std::io::Error::other("a split's rows must be in increasing order")));
+                return Err(StoreError::io(
+                    Path::new(part),
+                    std::io::Error::other("a split's rows must be in increasing order"),
+                ));
             }
         }
         let columns = Columns { missing: None, ..columns.clone() };
-        let (columns, sources, report) = (json_bytes(&columns)?, json_bytes(&split.sources)?, json_bytes(report)?);
+        let (columns, sources, report) =
+            (json_bytes(&columns)?, json_bytes(&split.sources)?, json_bytes(report)?);
         let (train, test) = (PartFile::of(&split.train), PartFile::of(&split.test));
         let files: [(&str, &dyn Contents); 5] = [
             (train.name(SplitPart::Train), &train),
@@ -783,8 +939,13 @@ impl Store {
                 (0..part.rows() as u64).collect(),
             ))
         };
-        let ((train_source, train), (test_source, test)) = (put_part(&split.train)?, put_part(&split.test)?);
-        let rows = SplitRows { sources: SplitSources { train: train_source, test: test_source }, train, test };
+        let ((train_source, train), (test_source, test)) =
+            (put_part(&split.train)?, put_part(&split.test)?);
+        let rows = SplitRows {
+            sources: SplitSources { train: train_source, test: test_source },
+            train,
+            test,
+        };
         self.put_split_rows(&Columns::of(&split.train, None), &rows, report, inputs, params)
     }
 
@@ -809,13 +970,17 @@ impl Store {
         let columns: Columns = self.read_json(id, Kind::Split, "columns.json")?;
         let corrupt = |detail: String| StoreError::Corrupt { id: id.into(), detail };
         let width = columns.feature_names.len();
-        let (x, y) = if let Some(NumberedPart { rows, source, x: file }) = self.open_split_part(id, part, &columns)? {
+        let (x, y) = if let Some(NumberedPart { rows, source, x: file }) =
+            self.open_split_part(id, part, &columns)?
+        {
             let (_, y) = self.read_npy_rows::<f64>(&source, Kind::Dataset, "y.npy", &rows)?;
             let mut x = Vec::with_capacity(rows.len().saturating_mul(width));
             // The part's fresh memory is faulted in on the second core, ahead of the rows.
             let spare = crate::prefault::SparePages::of(&x);
             let mut labels = y.iter();
-            file.visit(&rows, spare, |row| keep(row, labels.next().copied().unwrap_or(f64::NAN), &mut x))?;
+            file.visit(&rows, spare, |row| {
+                keep(row, labels.next().copied().unwrap_or(f64::NAN), &mut x)
+            })?;
             (x, y)
         } else {
             let (x, y) = match part {
@@ -845,7 +1010,10 @@ impl Store {
         let (shape, x, start) = self.read_npy_unmoved::<f64>(id, Kind::Dataset, "x.npy")?;
         let width = columns.feature_names.len();
         if shape[..] != [y.len(), width] {
-            let detail = format!("x.npy has shape {shape:?}, not ({}, {width}) as y.npy and columns.json say", y.len());
+            let detail = format!(
+                "x.npy has shape {shape:?}, not ({}, {width}) as y.npy and columns.json say",
+                y.len()
+            );
             return Err(StoreError::Corrupt { id: id.into(), detail });
         }
         Ok(DatasetRows { id: id.to_string(), x, start, width, y })
@@ -857,13 +1025,21 @@ impl Store {
     /// no second read of the dataset. Rows of another dataset than the part's (the split of
     /// cleaned data, or the test part of a file given for testing) are let go first, and the
     /// part is loaded as [`Store::load_split_part`] loads it.
-    pub fn take_split_part(&self, id: &str, part: SplitPart, whole: DatasetRows) -> Result<Dataset, StoreError> {
+    pub fn take_split_part(
+        &self,
+        id: &str,
+        part: SplitPart,
+        whole: DatasetRows,
+    ) -> Result<Dataset, StoreError> {
         if let Some((rows, source)) = self.split_part_rows(id, part)?
             && source == whole.id
         {
             let columns: Columns = self.read_json(id, Kind::Split, "columns.json")?;
             let count = whole.y.len();
-            if let Some(&last) = rows.last().filter(|&&last| usize::try_from(last).map_or(true, |last| last >= count)) {
+            if let Some(&last) = rows
+                .last()
+                .filter(|&&last| usize::try_from(last).map_or(true, |last| last >= count))
+            {
                 let detail = format!("x.npy: row {last} asked for, but it has {count}");
                 return Err(StoreError::Corrupt { id: source, detail });
             }
@@ -969,7 +1145,9 @@ impl Columns {
 
     /// True when the columns are known to have no missing cell.
     pub fn none_missing(&self) -> bool {
-        self.missing.as_ref().is_some_and(|counts| counts.len() == self.feature_names.len() && counts.iter().all(|&c| c == 0))
+        self.missing.as_ref().is_some_and(|counts| {
+            counts.len() == self.feature_names.len() && counts.iter().all(|&c| c == 0)
+        })
     }
 }
 
@@ -988,7 +1166,8 @@ fn line_runs(lines: &[u64]) -> Vec<u64> {
 /// The lines of `rows` rows from [`line_runs`]; runs no writer makes (the first not at row 0,
 /// out of order, past the rows, or past the largest line number) are refused.
 fn lines_from_runs(runs: &[u64], rows: usize) -> Result<Vec<u64>, String> {
-    let runs: Vec<(usize, u64)> = runs.chunks_exact(2).map(|r| (usize::try_from(r[0]).unwrap_or(usize::MAX), r[1])).collect();
+    let runs: Vec<(usize, u64)> =
+        runs.chunks_exact(2).map(|r| (usize::try_from(r[0]).unwrap_or(usize::MAX), r[1])).collect();
     match runs.first() {
         None if rows == 0 => return Ok(Vec::new()),
         Some(&(0, _)) => {}
@@ -1000,7 +1179,9 @@ fn lines_from_runs(runs: &[u64], rows: usize) -> Result<Vec<u64>, String> {
         if end <= start || end > rows {
             return Err(format!("run {i} covers rows {start}..{end} of {rows}"));
         }
-        let last = first.checked_add((end - start - 1) as u64).ok_or_else(|| format!("run {i} runs past the last line number"))?;
+        let last = first
+            .checked_add((end - start - 1) as u64)
+            .ok_or_else(|| format!("run {i} runs past the last line number"))?;
         lines.extend(first..=last);
     }
     Ok(lines)
@@ -1052,7 +1233,10 @@ fn json_bytes<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
 }
 
 fn hash_mismatch(id: &str, name: &str, entry: &FileEntry) -> StoreError {
-    StoreError::Corrupt { id: id.to_string(), detail: format!("{name} does not match its hash ({} bytes)", entry.bytes) }
+    StoreError::Corrupt {
+        id: id.to_string(),
+        detail: format!("{name} does not match its hash ({} bytes)", entry.bytes),
+    }
 }
 
 /// Bytes read and hashed at a time by one thread: 64 KiB, which a core's cache holds while
@@ -1078,13 +1262,16 @@ fn npy_header(file: &mut impl Read, len: u64) -> Result<ndarray_npy::npy::header
             file.read_exact(&mut prefix[10..]).map_err(|e| format!("its header: {e}"))?;
             12 + u64::from(u32::from_le_bytes([prefix[8], prefix[9], prefix[10], prefix[11]]))
         }
-        version => return Err(format!("not an .npy file of a known version (byte 6 is {version})")),
+        version => {
+            return Err(format!("not an .npy file of a known version (byte 6 is {version})"));
+        }
     };
     if header_len > len.min(1 << 20) {
         return Err(format!("its header says it is {header_len} bytes long"));
     }
     let prefix_len = if prefix[6] == 1 { 10 } else { 12 };
-    let mut reader = (&prefix[..prefix_len]).chain(file.by_ref().take(header_len - prefix_len as u64));
+    let mut reader =
+        (&prefix[..prefix_len]).chain(file.by_ref().take(header_len - prefix_len as u64));
     ndarray_npy::npy::header::Header::from_reader(&mut reader).map_err(|e| e.to_string())
 }
 
@@ -1117,7 +1304,12 @@ impl DatasetRows {
 
 /// Refuses split `id` whose `source` dataset has rows of another width than the split's
 /// columns.
-fn check_source_width(id: &str, source: &str, source_width: usize, columns: &Columns) -> Result<(), StoreError> {
+fn check_source_width(
+    id: &str,
+    source: &str,
+    source_width: usize,
+    columns: &Columns,
+) -> Result<(), StoreError> {
     let width = columns.feature_names.len();
     if source_width != width {
         let detail = format!("its source {source} has {source_width} columns, the split {width}");
@@ -1169,9 +1361,17 @@ impl<T: bytemuck::Pod + Send> NpyRows<'_, T> {
     /// a row is out of order or beyond the file, or the file does not match its hash, in which
     /// case what `visit` was handed must not be used. `spare`, memory that `visit` will fill,
     /// is faulted in on the hashing core while the first chunks are read.
-    fn visit(self, rows: &[u64], spare: Option<crate::prefault::SparePages>, mut visit: impl FnMut(&[T])) -> Result<(), StoreError> {
+    fn visit(
+        self,
+        rows: &[u64],
+        spare: Option<crate::prefault::SparePages>,
+        mut visit: impl FnMut(&[T]),
+    ) -> Result<(), StoreError> {
         let NpyRows { id, name, entry, count, width, file, .. } = self;
-        let corrupt = |detail: String| StoreError::Corrupt { id: id.clone(), detail: format!("{name}: {detail}") };
+        let corrupt = |detail: String| StoreError::Corrupt {
+            id: id.clone(),
+            detail: format!("{name}: {detail}"),
+        };
         let chunk_rows = (PICK_CHUNK_BYTES / (width.max(1) * std::mem::size_of::<T>())).max(1);
         let HashingReader { inner: mut reader, digest } = file;
         // The hash is taken on a second core while this one reads and picks (for an 80 MB
@@ -1193,20 +1393,25 @@ impl<T: bytemuck::Pod + Send> NpyRows<'_, T> {
                 digest
             });
             let mut visiting = || -> Result<(), StoreError> {
-                let mut wanted = rows.iter().map(|&r| usize::try_from(r).unwrap_or(usize::MAX)).peekable();
+                let mut wanted =
+                    rows.iter().map(|&r| usize::try_from(r).unwrap_or(usize::MAX)).peekable();
                 let mut start = 0;
                 while start < count {
                     let in_chunk = (count - start).min(chunk_rows);
                     let mut chunk = returned.try_recv().unwrap_or_default();
                     chunk.resize(in_chunk * width, T::zeroed());
-                    reader.read_exact(bytemuck::cast_slice_mut(&mut chunk)).map_err(|e| corrupt(e.to_string()))?;
+                    reader
+                        .read_exact(bytemuck::cast_slice_mut(&mut chunk))
+                        .map_err(|e| corrupt(e.to_string()))?;
                     while let Some(row) = wanted.next_if(|&row| row < start + in_chunk) {
                         if row < start {
                             return Err(corrupt(format!("row {row} asked for out of order")));
                         }
                         visit(&chunk[(row - start) * width..][..width]);
                     }
-                    to_hash.send(chunk).map_err(|_| corrupt("the hashing thread stopped".into()))?;
+                    to_hash
+                        .send(chunk)
+                        .map_err(|_| corrupt("the hashing thread stopped".into()))?;
                     start += in_chunk;
                 }
                 if let Some(row) = wanted.next() {
@@ -1370,7 +1575,9 @@ impl<T: ndarray_npy::WritableElement> Contents for Npy<'_, T> {
         let written = match self.columns {
             Some(d) => {
                 let rows = self.values.len().checked_div(d).unwrap_or(0);
-                ndarray::ArrayView2::from_shape((rows, d), self.values).map_err(std::io::Error::other)?.write_npy(out)
+                ndarray::ArrayView2::from_shape((rows, d), self.values)
+                    .map_err(std::io::Error::other)?
+                    .write_npy(out)
             }
             None => ndarray::ArrayView1::from(self.values).write_npy(out),
         };
@@ -1480,7 +1687,8 @@ mod tests {
     use std::fs;
 
     fn table() -> RawTable {
-        RawTable::from_csv("score,admitted\n80,1\n20,0\n,1\n".as_bytes(), &CsvOptions::default()).expect("valid")
+        RawTable::from_csv("score,admitted\n80,1\n20,0\n,1\n".as_bytes(), &CsvOptions::default())
+            .expect("valid")
     }
 
     #[test]
@@ -1494,7 +1702,10 @@ mod tests {
         assert_eq!(back.lines, vec![2, 3, 4]);
         assert!(back.x[2].is_nan());
         assert_eq!(store.manifest(&a).expect("manifest").kind, Kind::Dataset);
-        assert!(fs::read_dir(dir.path().join("tmp")).expect("tmp").next().is_none(), "nothing left staged");
+        assert!(
+            fs::read_dir(dir.path().join("tmp")).expect("tmp").next().is_none(),
+            "nothing left staged"
+        );
     }
 
     /// Writers of the same content at once (two sweep members freezing the same step): once
@@ -1513,7 +1724,13 @@ mod tests {
                 for _ in 0..3 {
                     scope.spawn(|| {
                         start.wait();
-                        let put = store.put(Kind::Report, "test", vec![], serde_json::json!({}), vec![("r.txt", bytes.clone())]);
+                        let put = store.put(
+                            Kind::Report,
+                            "test",
+                            vec![],
+                            serde_json::json!({}),
+                            vec![("r.txt", bytes.clone())],
+                        );
                         if let Ok(id) = &put {
                             let _ = stored.set(id.clone());
                         }
@@ -1539,7 +1756,10 @@ mod tests {
                 });
                 reader.join().expect("reader")
             });
-            assert_eq!(missing, 0, "round {round}: an artifact already stored was not found whole {missing} times");
+            assert_eq!(
+                missing, 0,
+                "round {round}: an artifact already stored was not found whole {missing} times"
+            );
         }
     }
 
@@ -1578,13 +1798,21 @@ mod tests {
         assert!(sealed_once_read(&store, &id, "x.npy"));
 
         // Written while it is read on its seal's word: refused once read.
-        let again = store.put_table(&numbered_table(20_001, 10), "test", serde_json::json!({})).expect("stores");
+        let again = store
+            .put_table(&numbered_table(20_001, 10), "test", serde_json::json!({}))
+            .expect("stores");
         assert!(sealed_once_read(&store, &again, "x.npy"));
-        let (entry, mut reading) = store.open_hashing(&again, Kind::Dataset, "x.npy").expect("opens");
+        let (entry, mut reading) =
+            store.open_hashing(&again, Kind::Dataset, "x.npy").expect("opens");
         assert!(matches!(reading.digest.hasher, Hasher::Sealed(_)));
         std::io::copy(&mut reading, &mut std::io::sink()).expect("reads");
         let path = dir.path().join("artifacts").join(&again).join("x.npy");
-        fs::OpenOptions::new().write(true).open(&path).expect("opens").write_all_at(b"\x93NUMPY", 0).expect("writes the same bytes");
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .expect("opens")
+            .write_all_at(b"\x93NUMPY", 0)
+            .expect("writes the same bytes");
         assert!(!reading.digest.matches(&entry), "changed since it was sealed");
     }
 
@@ -1620,9 +1848,12 @@ mod tests {
         let value: serde_json::Value = serde_json::from_str(&original).expect("parses");
         let blake3 = value["blake3"].as_str().expect("names a digest").to_string();
         let elsewhere = dir.path().join("tmp").join("seal");
-        for forged in
-            [original.replace(&blake3, &"0".repeat(64)), original.replace("\"inode\":", "\"inode\":1"), "{".into(), "x".repeat(5000)]
-        {
+        for forged in [
+            original.replace(&blake3, &"0".repeat(64)),
+            original.replace("\"inode\":", "\"inode\":1"),
+            "{".into(),
+            "x".repeat(5000),
+        ] {
             // Written elsewhere and moved in, so the seal file is newer than the file it seals.
             fs::write(&elsewhere, &forged).expect("writes");
             fs::rename(&elsewhere, &seal).expect("moves");
@@ -1650,7 +1881,10 @@ mod tests {
         assert!(matches!(store.load_table(&id), Err(StoreError::Corrupt { .. })));
         assert!(matches!(store.load_table("nothex"), Err(StoreError::BadId(_))));
         assert!(matches!(store.load_table(&"0".repeat(64)), Err(StoreError::NotFound(_))));
-        assert!(matches!(store.load_split_part(&id, SplitPart::Train), Err(StoreError::WrongKind { .. })));
+        assert!(matches!(
+            store.load_split_part(&id, SplitPart::Train),
+            Err(StoreError::WrongKind { .. })
+        ));
     }
 
     #[test]
@@ -1674,7 +1908,10 @@ mod tests {
         let store = Store::open(dir.path()).expect("opens");
         let id = store.put_table(&table(), "test", serde_json::json!({})).expect("stores");
         let key = step_key("ingest", &[], &serde_json::json!({}));
-        let record = StepRecord { outputs: [("dataset".to_string(), id.clone())].into(), summary: serde_json::Value::Null };
+        let record = StepRecord {
+            outputs: [("dataset".to_string(), id.clone())].into(),
+            summary: serde_json::Value::Null,
+        };
         store.step_record(&key, &record).expect("records");
         let artifact = dir.path().join("artifacts").join(&id);
         // A flipped byte in a data file: the cache does not reuse it; storing again replaces it.
@@ -1683,14 +1920,23 @@ mod tests {
         bytes[last] ^= 1;
         fs::write(artifact.join("x.npy"), &bytes).expect("damages");
         assert_eq!(store.step_lookup(&key), None);
-        assert_eq!(store.put_table(&table(), "test", serde_json::json!({})).expect("stores again"), id);
+        assert_eq!(
+            store.put_table(&table(), "test", serde_json::json!({})).expect("stores again"),
+            id
+        );
         assert_eq!(store.load_table(&id).expect("whole again").lines, vec![2, 3, 4]);
         assert_eq!(store.step_lookup(&key), Some(record));
         // The manifest deleted (this used to fail with "Directory not empty"): the same.
         fs::remove_file(artifact.join("manifest.json")).expect("removes");
-        assert_eq!(store.put_table(&table(), "test", serde_json::json!({})).expect("stores again"), id);
+        assert_eq!(
+            store.put_table(&table(), "test", serde_json::json!({})).expect("stores again"),
+            id
+        );
         assert!(store.verify(&id).is_ok());
-        assert!(fs::read_dir(dir.path().join("tmp")).expect("tmp").next().is_none(), "nothing left aside");
+        assert!(
+            fs::read_dir(dir.path().join("tmp")).expect("tmp").next().is_none(),
+            "nothing left aside"
+        );
     }
 
     #[test]
@@ -1700,7 +1946,10 @@ mod tests {
         let id = store.put_table(&table(), "test", serde_json::json!({})).expect("stores");
         let key = step_key("ingest", &[], &serde_json::json!({"path": "x"}));
         assert_ne!(key, step_key("ingest", &[], &serde_json::json!({"path": "y"})));
-        let record = StepRecord { outputs: [("dataset".to_string(), id.clone())].into(), summary: serde_json::Value::Null };
+        let record = StepRecord {
+            outputs: [("dataset".to_string(), id.clone())].into(),
+            summary: serde_json::Value::Null,
+        };
         store.step_record(&key, &record).expect("records");
         assert_eq!(store.step_lookup(&key), Some(record));
         fs::remove_dir_all(dir.path().join("artifacts").join(&id)).expect("removes");
@@ -1712,7 +1961,10 @@ mod tests {
         let (rows, d) = (1234, 3);
         let x: Vec<f64> = (0..rows * d).map(|i| i as f64 * 0.5 - 7.0).collect();
         let mut owned = Vec::new();
-        ndarray::Array2::from_shape_vec((rows, d), x.clone()).expect("shape").write_npy(&mut owned).expect("npy");
+        ndarray::Array2::from_shape_vec((rows, d), x.clone())
+            .expect("shape")
+            .write_npy(&mut owned)
+            .expect("npy");
         let mut streamed = Vec::new();
         Npy::matrix(&x, d).write_to(&mut streamed).expect("npy");
         assert_eq!(streamed, owned, "the same bytes, so the same artifact ids as before");
@@ -1757,9 +2009,13 @@ mod tests {
                 ("lines.npy", npy(&Npy::vector(&[2u64]))),
                 ("columns.json", columns.clone()),
             ];
-            let id = store.put(Kind::Dataset, "test", Vec::new(), serde_json::json!({}), files).expect("put");
+            let id = store
+                .put(Kind::Dataset, "test", Vec::new(), serde_json::json!({}), files)
+                .expect("put");
             match store.load_table(&id) {
-                Err(StoreError::Corrupt { detail, .. }) => assert!(detail.contains("x.npy"), "{detail}"),
+                Err(StoreError::Corrupt { detail, .. }) => {
+                    assert!(detail.contains("x.npy"), "{detail}")
+                }
                 other => panic!("refused as corrupt, not {other:?}"),
             }
         }
@@ -1846,27 +2102,60 @@ mod tests {
     /// numbers; both read back, and a mask naming a row its dataset lacks is refused.
     #[test]
     fn split_parts_are_masks_where_smaller_and_numbers_elsewhere() {
-        assert_eq!(packed_rows(&[0, 9, 10]), Some(vec![0x80, 0x60]), "np.packbits([1,0,0,0,0,0,0,0, 0,1,1])");
+        assert_eq!(
+            packed_rows(&[0, 9, 10]),
+            Some(vec![0x80, 0x60]),
+            "np.packbits([1,0,0,0,0,0,0,0, 0,1,1])"
+        );
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("store");
-        let id = store.put_table(&numbered_table(1000, 2), "test", serde_json::json!({})).expect("put");
+        let id =
+            store.put_table(&numbered_table(1000, 2), "test", serde_json::json!({})).expect("put");
         let columns = store.load_labels(&id).expect("labels").columns;
         let split_of = |train: Vec<u64>, test: Vec<u64>| {
-            let rows = SplitRows { sources: SplitSources { train: id.clone(), test: id.clone() }, train, test };
-            store.put_split_rows(&columns, &rows, &SplitReport::default(), vec![], serde_json::json!({})).expect("split")
+            let rows = SplitRows {
+                sources: SplitSources { train: id.clone(), test: id.clone() },
+                train,
+                test,
+            };
+            store
+                .put_split_rows(
+                    &columns,
+                    &rows,
+                    &SplitReport::default(),
+                    vec![],
+                    serde_json::json!({}),
+                )
+                .expect("split")
         };
         let split = split_of((0..1000).filter(|i| i % 5 != 0).collect(), vec![2, 998]);
-        let files: Vec<String> = store.manifest(&split).expect("manifest").files.into_keys().collect();
-        assert!(files.contains(&"train_mask.npy".to_string()) && files.contains(&"test_rows.npy".to_string()), "{files:?}");
+        let files: Vec<String> =
+            store.manifest(&split).expect("manifest").files.into_keys().collect();
+        assert!(
+            files.contains(&"train_mask.npy".to_string())
+                && files.contains(&"test_rows.npy".to_string()),
+            "{files:?}"
+        );
         assert_eq!(store.load_split_part(&split, SplitPart::Train).expect("train").rows(), 800);
-        assert_eq!(store.load_split_part(&split, SplitPart::Test).expect("test").x, vec![4.25, 5.25, 1996.25, 1997.25]);
+        assert_eq!(
+            store.load_split_part(&split, SplitPart::Test).expect("test").x,
+            vec![4.25, 5.25, 1996.25, 1997.25]
+        );
         let beyond = split_of((0..=1000).collect(), vec![]);
         match store.load_split_part(&beyond, SplitPart::Train) {
-            Err(StoreError::Corrupt { detail, .. }) => assert!(detail.contains("row 1000 asked for, but it has 1000"), "{detail}"),
+            Err(StoreError::Corrupt { detail, .. }) => {
+                assert!(detail.contains("row 1000 asked for, but it has 1000"), "{detail}")
+            }
             other => panic!("refused, not {other:?}"),
         }
-        match store.take_split_part(&beyond, SplitPart::Train, store.load_dataset_rows(&id).expect("rows")) {
-            Err(StoreError::Corrupt { detail, .. }) => assert!(detail.contains("row 1000 asked for, but it has 1000"), "{detail}"),
+        match store.take_split_part(
+            &beyond,
+            SplitPart::Train,
+            store.load_dataset_rows(&id).expect("rows"),
+        ) {
+            Err(StoreError::Corrupt { detail, .. }) => {
+                assert!(detail.contains("row 1000 asked for, but it has 1000"), "{detail}")
+            }
             other => panic!("taken out of the rows loaded whole, refused too, not {other:?}"),
         }
     }
@@ -1887,18 +2176,32 @@ mod tests {
             train: (0..80).collect(),
             test: (80..100).collect(),
         };
-        let split = store.put_split_rows(&columns, &rows, &SplitReport::default(), vec![], serde_json::json!({})).expect("split");
+        let split = store
+            .put_split_rows(&columns, &rows, &SplitReport::default(), vec![], serde_json::json!({}))
+            .expect("split");
         let loaded = store.load_split_part(&split, SplitPart::Train).expect("loaded");
         assert_eq!(loaded.x[..4], [0.25, 1.25, 2.25, 3.25]);
         let their_rows = store.load_dataset_rows(&other).expect("their rows");
         assert_eq!(their_rows.id(), other);
-        assert_eq!(store.take_split_part(&split, SplitPart::Train, their_rows).expect("loaded instead"), loaded);
+        assert_eq!(
+            store.take_split_part(&split, SplitPart::Train, their_rows).expect("loaded instead"),
+            loaded
+        );
         let copies = Split {
-            train: Dataset { x: vec![1.0, 2.0], y: vec![1.0], feature_names: vec!["a".into(), "b".into()], ..Dataset::default() },
+            train: Dataset {
+                x: vec![1.0, 2.0],
+                y: vec![1.0],
+                feature_names: vec!["a".into(), "b".into()],
+                ..Dataset::default()
+            },
             test: Dataset::default(),
         };
-        let copied = store.put_split(&copies, &SplitReport::default(), vec![], serde_json::json!({})).expect("split of copies");
-        let taken = store.take_split_part(&copied, SplitPart::Train, store.load_dataset_rows(&id).expect("rows")).expect("loaded instead");
+        let copied = store
+            .put_split(&copies, &SplitReport::default(), vec![], serde_json::json!({}))
+            .expect("split of copies");
+        let taken = store
+            .take_split_part(&copied, SplitPart::Train, store.load_dataset_rows(&id).expect("rows"))
+            .expect("loaded instead");
         assert_eq!((taken.x, taken.y), (vec![1.0, 2.0], vec![1.0]));
     }
 
@@ -1919,24 +2222,56 @@ mod tests {
     fn a_split_of_rows_refuses_a_damaged_source_and_rows_it_lacks() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("store");
-        let id = store.put_table(&numbered_table(10_000, 3), "test", serde_json::json!({})).expect("put");
+        let id = store
+            .put_table(&numbered_table(10_000, 3), "test", serde_json::json!({}))
+            .expect("put");
         let columns = store.load_labels(&id).expect("labels").columns;
         assert_eq!(columns.missing, Some(vec![0, 0, 0]), "the dataset counts its missing cells");
         let split_of = |train: Vec<u64>| {
-            let rows = SplitRows { sources: SplitSources { train: id.clone(), test: id.clone() }, train, test: vec![1] };
-            store.put_split_rows(&columns, &rows, &SplitReport::default(), vec![], serde_json::json!({})).expect("split")
+            let rows = SplitRows {
+                sources: SplitSources { train: id.clone(), test: id.clone() },
+                train,
+                test: vec![1],
+            };
+            store
+                .put_split_rows(
+                    &columns,
+                    &rows,
+                    &SplitReport::default(),
+                    vec![],
+                    serde_json::json!({}),
+                )
+                .expect("split")
         };
         let beyond = split_of(vec![5, 10_000]);
         match store.load_split_part(&beyond, SplitPart::Train) {
-            Err(StoreError::Corrupt { detail, .. }) => assert!(detail.contains("row 10000 asked for, but it has 10000"), "{detail}"),
+            Err(StoreError::Corrupt { detail, .. }) => {
+                assert!(detail.contains("row 10000 asked for, but it has 10000"), "{detail}")
+            }
             other => panic!("refused, not {other:?}"),
         }
         match store.visit_split_part(&beyond, SplitPart::Train, |_| {}) {
-            Err(StoreError::Corrupt { detail, .. }) => assert!(detail.contains("row 10000 asked for, but it has 10000"), "{detail}"),
+            Err(StoreError::Corrupt { detail, .. }) => {
+                assert!(detail.contains("row 10000 asked for, but it has 10000"), "{detail}")
+            }
             other => panic!("visiting refused too, not {other:?}"),
         }
-        let unordered = SplitRows { sources: SplitSources { train: id.clone(), test: id.clone() }, train: vec![3, 2], test: vec![] };
-        assert!(store.put_split_rows(&columns, &unordered, &SplitReport::default(), vec![], serde_json::json!({})).is_err());
+        let unordered = SplitRows {
+            sources: SplitSources { train: id.clone(), test: id.clone() },
+            train: vec![3, 2],
+            test: vec![],
+        };
+        assert!(
+            store
+                .put_split_rows(
+                    &columns,
+                    &unordered,
+                    &SplitReport::default(),
+                    vec![],
+                    serde_json::json!({})
+                )
+                .is_err()
+        );
         let good = split_of(vec![0, 9_999]);
         assert_eq!(
             store.load_split_part(&good, SplitPart::Train).expect("whole").x,
@@ -1948,11 +2283,15 @@ mod tests {
         bytes[whole.len() / 2] ^= 1;
         fs::write(&path, &bytes).expect("damages");
         match store.load_split_part(&good, SplitPart::Train) {
-            Err(StoreError::Corrupt { detail, .. }) => assert!(detail.contains("x.npy does not match its hash"), "{detail}"),
+            Err(StoreError::Corrupt { detail, .. }) => {
+                assert!(detail.contains("x.npy does not match its hash"), "{detail}")
+            }
             other => panic!("refused, not {other:?}"),
         }
         match store.visit_split_part(&good, SplitPart::Train, |_| {}) {
-            Err(StoreError::Corrupt { detail, .. }) => assert!(detail.contains("x.npy does not match its hash"), "{detail}"),
+            Err(StoreError::Corrupt { detail, .. }) => {
+                assert!(detail.contains("x.npy does not match its hash"), "{detail}")
+            }
             other => panic!("visiting refused too, not {other:?}"),
         }
         assert!(store.verify(&good).is_err(), "a split is whole only with the rows it names");
@@ -1963,7 +2302,10 @@ mod tests {
         fs::write(&path, &bytes).expect("damages");
         match store.load_split_part(&good, SplitPart::Train) {
             Err(StoreError::Corrupt { detail, .. }) => {
-                assert!(detail.contains("x.npy: its header says it is 4294967307 bytes long"), "{detail}")
+                assert!(
+                    detail.contains("x.npy: its header says it is 4294967307 bytes long"),
+                    "{detail}"
+                )
             }
             other => panic!("refused, not {other:?}"),
         }
@@ -1979,7 +2321,10 @@ mod tests {
         let store = Store::open(dir.path()).expect("store");
         let bytes = br#"{"a": 1}"#.to_vec();
         let id = "ab".repeat(32);
-        let files = [("r.json".to_string(), FileEntry { blake3: None, sha256: Some(sha256_hex(&bytes)), bytes: bytes.len() as u64 })];
+        let files = [(
+            "r.json".to_string(),
+            FileEntry { blake3: None, sha256: Some(sha256_hex(&bytes)), bytes: bytes.len() as u64 },
+        )];
         let manifest = Manifest {
             id: id.clone(),
             kind: Kind::Report,
@@ -1990,9 +2335,16 @@ mod tests {
             files: files.into_iter().collect(),
         };
         let manifest = json_bytes(&manifest).expect("json");
-        store.storage.commit(&id, &[("r.json", &bytes), ("manifest.json", &manifest)], &|| false).expect("commits");
-        assert_eq!(store.read_json::<serde_json::Value>(&id, Kind::Report, "r.json").expect("reads")["a"], 1);
-        fs::write(dir.path().join("artifacts").join(&id).join("r.json"), br#"{"a": 2}"#).expect("damages");
+        store
+            .storage
+            .commit(&id, &[("r.json", &bytes), ("manifest.json", &manifest)], &|| false)
+            .expect("commits");
+        assert_eq!(
+            store.read_json::<serde_json::Value>(&id, Kind::Report, "r.json").expect("reads")["a"],
+            1
+        );
+        fs::write(dir.path().join("artifacts").join(&id).join("r.json"), br#"{"a": 2}"#)
+            .expect("damages");
         assert!(matches!(store.read(&id, Kind::Report, "r.json"), Err(StoreError::Corrupt { .. })));
     }
 
@@ -2023,7 +2375,9 @@ mod tests {
             ("columns.json", json_bytes(&columns).expect("json")),
             ("report.json", json_bytes(&SplitReport::default()).expect("json")),
         ];
-        let id = store.put(Kind::Split, "preprocess", vec![], serde_json::json!({}), files).expect("put");
+        let id = store
+            .put(Kind::Split, "preprocess", vec![], serde_json::json!({}), files)
+            .expect("put");
         let train = store.load_split_part(&id, SplitPart::Train).expect("train");
         assert_eq!((train.x, train.y), (vec![1.0, 2.0, 3.0, 4.0], vec![0.0, 1.0]));
         assert_eq!(store.load_split_part(&id, SplitPart::Test).expect("test").x, vec![5.0, 6.0]);
@@ -2040,9 +2394,18 @@ mod tests {
             // Every other line blank: a run per row would be larger than a line per row.
             ((0..rows as u64).map(|i| 2 + 2 * i).collect(), "lines.npy", 8 * rows as u64),
             // A blank line in the middle: two runs.
-            ((0..rows as u64).map(|i| if i < 500 { 2 + i } else { 3 + i }).collect(), "line_runs.npy", 32),
+            (
+                (0..rows as u64).map(|i| if i < 500 { 2 + i } else { 3 + i }).collect(),
+                "line_runs.npy",
+                32,
+            ),
         ] {
-            let table = RawTable { y: vec![1.0; rows], x: vec![0.5; rows], lines: lines.clone(), ..table() };
+            let table = RawTable {
+                y: vec![1.0; rows],
+                x: vec![0.5; rows],
+                lines: lines.clone(),
+                ..table()
+            };
             let id = store.put_table(&table, "test", serde_json::json!({})).expect("put");
             let manifest = store.manifest(&id).expect("manifest");
             let names: Vec<&String> = manifest.files.keys().collect();

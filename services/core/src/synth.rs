@@ -43,7 +43,9 @@ pub enum GeneratorError {
     BadRange(usize),
     #[error("rows must be between 1 and 100000000")]
     Rows,
-    #[error("{rows} rows × {features} features would store {bytes} bytes; at most {MAX_STORED_BYTES} (128 MiB) are drawn at once")]
+    #[error(
+        "{rows} rows × {features} features would store {bytes} bytes; at most {MAX_STORED_BYTES} (128 MiB) are drawn at once"
+    )]
     TooLarge { rows: usize, features: usize, bytes: u128 },
     #[error("the intercept and coefficients must be finite")]
     NotFinite,
@@ -55,10 +57,15 @@ impl Generator {
             return Err(GeneratorError::NoFeatures);
         }
         if self.coefficients.len() != self.ranges.len() {
-            return Err(GeneratorError::Shape { coefficients: self.coefficients.len(), ranges: self.ranges.len() });
+            return Err(GeneratorError::Shape {
+                coefficients: self.coefficients.len(),
+                ranges: self.ranges.len(),
+            });
         }
         // The width must be finite too: uniform sampling over [−1e308, 1e308) overflows.
-        if let Some(i) = self.ranges.iter().position(|(lo, hi)| !(lo.is_finite() && hi.is_finite() && lo < hi && (hi - lo).is_finite())) {
+        if let Some(i) = self.ranges.iter().position(|(lo, hi)| {
+            !(lo.is_finite() && hi.is_finite() && lo < hi && (hi - lo).is_finite())
+        }) {
             return Err(GeneratorError::BadRange(i));
         }
         if self.rows == 0 || self.rows > 100_000_000 {
@@ -66,7 +73,11 @@ impl Generator {
         }
         let bytes = stored_bytes(self.rows, self.coefficients.len());
         if bytes > MAX_STORED_BYTES {
-            return Err(GeneratorError::TooLarge { rows: self.rows, features: self.coefficients.len(), bytes });
+            return Err(GeneratorError::TooLarge {
+                rows: self.rows,
+                features: self.coefficients.len(),
+                bytes,
+            });
         }
         if !self.intercept.is_finite() || self.coefficients.iter().any(|c| !c.is_finite()) {
             return Err(GeneratorError::NotFinite);
@@ -91,7 +102,8 @@ pub fn generate(g: &Generator) -> Dataset {
         }
         y.push(f64::from(u8::from(rng.random::<f64>() < sigmoid(z))));
     }
-    let feature_names = if d == 1 { vec!["score".to_string()] } else { (1..=d).map(|i| format!("x{i}")).collect() };
+    let feature_names =
+        if d == 1 { vec!["score".to_string()] } else { (1..=d).map(|i| format!("x{i}")).collect() };
     Dataset { feature_names, label_name: "admitted".into(), x, y, ..Dataset::default() }
 }
 
@@ -117,18 +129,44 @@ mod tests {
 
     #[test]
     fn same_seed_same_rows_and_validation() {
-        let g = Generator { intercept: -10.0, coefficients: vec![0.2], ranges: vec![(0.0, 100.0)], rows: 50, seed: 1 };
+        let g = Generator {
+            intercept: -10.0,
+            coefficients: vec![0.2],
+            ranges: vec![(0.0, 100.0)],
+            rows: 50,
+            seed: 1,
+        };
         assert_eq!(generate(&g), generate(&g));
         assert_ne!(generate(&g), generate(&Generator { seed: 2, ..g.clone() }));
-        assert_eq!(Generator { ranges: vec![], ..g.clone() }.validate(), Err(GeneratorError::Shape { coefficients: 1, ranges: 0 }));
-        assert_eq!(Generator { ranges: vec![(5.0, 1.0)], ..g.clone() }.validate(), Err(GeneratorError::BadRange(0)));
+        assert_eq!(
+            Generator { ranges: vec![], ..g.clone() }.validate(),
+            Err(GeneratorError::Shape { coefficients: 1, ranges: 0 })
+        );
+        assert_eq!(
+            Generator { ranges: vec![(5.0, 1.0)], ..g.clone() }.validate(),
+            Err(GeneratorError::BadRange(0))
+        );
         // A range whose width overflows used to panic in the sampler.
-        assert_eq!(Generator { ranges: vec![(-1e308, 1e308)], ..g.clone() }.validate(), Err(GeneratorError::BadRange(0)));
-        let wide = Generator { coefficients: vec![0.1; 1000], ranges: vec![(0.0, 1.0); 1000], rows: 10_000_000, ..g.clone() };
-        assert!(matches!(wide.validate(), Err(GeneratorError::TooLarge { bytes: 80_080_000_000, .. })));
+        assert_eq!(
+            Generator { ranges: vec![(-1e308, 1e308)], ..g.clone() }.validate(),
+            Err(GeneratorError::BadRange(0))
+        );
+        let wide = Generator {
+            coefficients: vec![0.1; 1000],
+            ranges: vec![(0.0, 1.0); 1000],
+            rows: 10_000_000,
+            ..g.clone()
+        };
+        assert!(matches!(
+            wide.validate(),
+            Err(GeneratorError::TooLarge { bytes: 80_080_000_000, .. })
+        ));
         // 100k × 1,000 (765 MB on disk from a 13 KB request) is refused.
         let wide = Generator { rows: 100_000, ..wide };
-        assert!(matches!(wide.validate(), Err(GeneratorError::TooLarge { bytes: 800_800_000, .. })));
+        assert!(matches!(
+            wide.validate(),
+            Err(GeneratorError::TooLarge { bytes: 800_800_000, .. })
+        ));
     }
 
     /// The bound in bytes, at its edge: a feature and a label are 16 bytes a row, so
@@ -136,11 +174,33 @@ mod tests {
     #[test]
     fn the_stored_bytes_bound_holds_at_its_edge() {
         let at_most = usize::try_from(MAX_STORED_BYTES / 16).expect("fits");
-        let g = Generator { intercept: 0.0, coefficients: vec![0.2], ranges: vec![(0.0, 1.0)], rows: at_most, seed: 1 };
+        let g = Generator {
+            intercept: 0.0,
+            coefficients: vec![0.2],
+            ranges: vec![(0.0, 1.0)],
+            rows: at_most,
+            seed: 1,
+        };
         assert_eq!(g.validate(), Ok(()));
         let over = Generator { rows: at_most + 1, ..g };
-        assert_eq!(over.validate(), Err(GeneratorError::TooLarge { rows: at_most + 1, features: 1, bytes: MAX_STORED_BYTES + 16 }));
-        let million_by_fifteen = Generator { coefficients: vec![0.1; 15], ranges: vec![(0.0, 1.0); 15], rows: 1_000_000, ..over };
-        assert_eq!(million_by_fifteen.validate(), Ok(()), "the 1M-row sets of the benchmarks are drawn");
+        assert_eq!(
+            over.validate(),
+            Err(GeneratorError::TooLarge {
+                rows: at_most + 1,
+                features: 1,
+                bytes: MAX_STORED_BYTES + 16
+            })
+        );
+        let million_by_fifteen = Generator {
+            coefficients: vec![0.1; 15],
+            ranges: vec![(0.0, 1.0); 15],
+            rows: 1_000_000,
+            ..over
+        };
+        assert_eq!(
+            million_by_fifteen.validate(),
+            Ok(()),
+            "the 1M-row sets of the benchmarks are drawn"
+        );
     }
 }

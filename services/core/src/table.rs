@@ -27,7 +27,8 @@ use std::io::{BufRead, Read};
 use std::rc::Rc;
 
 /// What counts as missing besides an empty cell, unless [`CsvOptions::na_values`] says otherwise.
-pub const DEFAULT_NA_VALUES: [&str; 8] = ["NA", "N/A", "NaN", "nan", "null", "NULL", "None", "#N/A"];
+pub const DEFAULT_NA_VALUES: [&str; 8] =
+    ["NA", "N/A", "NaN", "nan", "null", "NULL", "None", "#N/A"];
 /// The most levels a text column may have: more is an identifier or free text, not a category.
 pub const MAX_LEVELS: usize = 200;
 
@@ -185,7 +186,11 @@ impl Classes {
 
     /// Every class's name, in the order of y's values.
     pub fn names(&self) -> Vec<&str> {
-        if self.several.is_empty() { vec![&self.negative, &self.positive] } else { self.several.iter().map(String::as_str).collect() }
+        if self.several.is_empty() {
+            vec![&self.negative, &self.positive]
+        } else {
+            self.several.iter().map(String::as_str).collect()
+        }
     }
 }
 
@@ -246,7 +251,9 @@ impl TextCells {
     /// returns each of their codes' code here.
     fn absorb(&mut self, other: TextCells, row_offset: usize) -> Vec<u32> {
         let remap: Vec<u32> = other.values.iter().map(|v| self.intern(v)).collect();
-        self.cells.extend(other.cells.into_iter().map(|(row, code)| (row + row_offset, remap[code as usize])));
+        self.cells.extend(
+            other.cells.into_iter().map(|(row, code)| (row + row_offset, remap[code as usize])),
+        );
         self.numbers += other.numbers;
         remap
     }
@@ -286,7 +293,8 @@ fn number_text(v: f64) -> String {
 
 /// Sorts levels as R sorts a factor's: numerically when every level is a number, else by text.
 fn sort_levels(levels: &mut [String]) {
-    let numbers: Option<Vec<f64>> = levels.iter().map(|l| l.parse::<f64>().ok().filter(|v| v.is_finite())).collect();
+    let numbers: Option<Vec<f64>> =
+        levels.iter().map(|l| l.parse::<f64>().ok().filter(|v| v.is_finite())).collect();
     match numbers {
         Some(_) => levels.sort_by(|a, b| {
             let (a, b) = (a.parse::<f64>().unwrap_or(0.0), b.parse::<f64>().unwrap_or(0.0));
@@ -315,7 +323,10 @@ impl RawTable {
     /// quoted field is read in blocks of 1 MiB that end at line ends, parsed side by side while
     /// the next are read, so memory holds a few blocks, not the file; from a block with a quote
     /// on, the rest is read from the start of that block as `from_csv` reads.
-    pub fn from_csv_parallel<R: Read + Send>(reader: R, options: &CsvOptions) -> Result<Self, DataError> {
+    pub fn from_csv_parallel<R: Read + Send>(
+        reader: R,
+        options: &CsvOptions,
+    ) -> Result<Self, DataError> {
         Self::from_csv_in_blocks(reader, options, parsing_threads(), BLOCK_BYTES)
     }
 
@@ -364,21 +375,37 @@ impl RawTable {
         loop {
             if memchr::memchr(b'"', &head).is_some() {
                 // A quote (even in the header): the csv crate reads it all, as from_csv does.
-                return Self::from_csv(blocks.rest(head, reader), options).map(|table| (table, ValuesWent::IntoTable));
+                return Self::from_csv(blocks.rest(head, reader), options)
+                    .map(|table| (table, ValuesWent::IntoTable));
             }
             let sink = reborrow(&mut sink);
-            let read = Self::read_to_sink(head.as_slice(), options, sink, |layout, csv, newlines, sink| {
-                // Past the header's line end (the csv crate may stop between `\r` and `\n`).
-                let mut body = csv.position().byte() as usize;
-                if body > 0 && head.get(body - 1) == Some(&b'\r') && head.get(body) == Some(&b'\n') {
-                    body += 1;
-                }
-                if body > head.len() {
-                    return layout.read_rows(csv, newlines, 0, 0);
-                }
-                let lines_before = count_line_breaks(&head[..body]);
-                layout.read_in_blocks(&head[body..], lines_before, &mut blocks, &mut reader, threads.clamp(1, MAX_THREADS), sink)
-            });
+            let read = Self::read_to_sink(
+                head.as_slice(),
+                options,
+                sink,
+                |layout, csv, newlines, sink| {
+                    // Past the header's line end (the csv crate may stop between `\r` and `\n`).
+                    let mut body = csv.position().byte() as usize;
+                    if body > 0
+                        && head.get(body - 1) == Some(&b'\r')
+                        && head.get(body) == Some(&b'\n')
+                    {
+                        body += 1;
+                    }
+                    if body > head.len() {
+                        return layout.read_rows(csv, newlines, 0, 0);
+                    }
+                    let lines_before = count_line_breaks(&head[..body]);
+                    layout.read_in_blocks(
+                        &head[body..],
+                        lines_before,
+                        &mut blocks,
+                        &mut reader,
+                        threads.clamp(1, MAX_THREADS),
+                        sink,
+                    )
+                },
+            );
             match read {
                 Err(DataError::Empty) => {
                     let more = blocks.next(&mut reader).map_err(io)?;
@@ -397,9 +424,16 @@ impl RawTable {
     fn read<R: Read>(
         reader: R,
         options: &CsvOptions,
-        body: impl FnOnce(&Layout, &mut csv::Reader<NewlineIndex<std::io::BufReader<R>>>, &RefCell<Vec<u64>>) -> Result<Rows, DataError>,
+        body: impl FnOnce(
+            &Layout,
+            &mut csv::Reader<NewlineIndex<std::io::BufReader<R>>>,
+            &RefCell<Vec<u64>>,
+        ) -> Result<Rows, DataError>,
     ) -> Result<Self, DataError> {
-        Self::read_to_sink(reader, options, None, |layout, csv, newlines, _| body(layout, csv, newlines)).map(|(table, _)| table)
+        Self::read_to_sink(reader, options, None, |layout, csv, newlines, _| {
+            body(layout, csv, newlines)
+        })
+        .map(|(table, _)| table)
     }
 
     /// [`RawTable::read`], where `body` may hand the first rows' values to `sink`
@@ -420,9 +454,13 @@ impl RawTable {
         let delimiter = match &options.delimiter {
             Some(d) => delimiter_byte(d)?,
             None => {
-                let sniffed = sniff_delimiter(reader.fill_buf().map_err(|e| DataError::Io(e.to_string()))?);
+                let sniffed =
+                    sniff_delimiter(reader.fill_buf().map_err(|e| DataError::Io(e.to_string()))?);
                 if sniffed != b',' {
-                    notes.push(format!("the delimiter is {:?} (sniffed from the header)", char::from(sniffed)));
+                    notes.push(format!(
+                        "the delimiter is {:?} (sniffed from the header)",
+                        char::from(sniffed)
+                    ));
                 }
                 sniffed
             }
@@ -448,14 +486,17 @@ impl RawTable {
             .map(|(i, field)| {
                 let raw = String::from_utf8_lossy(field);
                 // The csv crate leaves a UTF-8 byte-order mark on the first field.
-                let name = if i == 0 { raw.trim_start_matches('\u{feff}').trim() } else { raw.trim() };
+                let name =
+                    if i == 0 { raw.trim_start_matches('\u{feff}').trim() } else { raw.trim() };
                 name.to_string()
             })
             .collect();
         // pandas' `to_csv` writes the row index as a first column with no name.
         let skip = usize::from(names.len() > 1 && names[0].is_empty());
         if skip == 1 {
-            notes.push("the first column has no name (a row index, as pandas writes it): skipped".into());
+            notes.push(
+                "the first column has no name (a row index, as pandas writes it): skipped".into(),
+            );
             names[0] = "(index)".into();
         }
         for (i, name) in names.iter().enumerate().skip(skip) {
@@ -472,9 +513,17 @@ impl RawTable {
             match feature_idx.iter().position(|&i| names[i] == *name) {
                 Some(j) => forced[j] = true,
                 None if names[skip..].contains(name) => {
-                    return Err(DataError::Column(name.clone(), "--categorical names a column that is not a feature".into()));
+                    return Err(DataError::Column(
+                        name.clone(),
+                        "--categorical names a column that is not a feature".into(),
+                    ));
                 }
-                None => return Err(DataError::UnknownColumn { name: name.clone(), available: names[skip..].join(", ") }),
+                None => {
+                    return Err(DataError::UnknownColumn {
+                        name: name.clone(),
+                        available: names[skip..].join(", "),
+                    });
+                }
             }
         }
         let d = feature_idx.len();
@@ -502,7 +551,9 @@ impl RawTable {
             if streamed == y.len() && text.iter().all(|cells| cells.cells.is_empty()) {
                 went = ValuesWent::ToSink;
             } else {
-                let mut all = sink.take_back().map_err(|e| DataError::Storing(format!("taking them back: {e}")))?;
+                let mut all = sink
+                    .take_back()
+                    .map_err(|e| DataError::Storing(format!("taking them back: {e}")))?;
                 all.append(&mut x);
                 x = all;
             }
@@ -511,18 +562,30 @@ impl RawTable {
         for (j, cells) in text.into_iter().enumerate() {
             let name = &names[feature_idx[j]];
             // A cluster or fold column names groups, not terms: any number of them.
-            let max_levels = if options.roles.of_rows_only().any(|(_, role)| role == name) { u32::MAX as usize } else { MAX_LEVELS };
+            let max_levels = if options.roles.of_rows_only().any(|(_, role)| role == name) {
+                u32::MAX as usize
+            } else {
+                MAX_LEVELS
+            };
             let kind = if forced[j] {
                 categorical_from_codes(&mut x, (d, j), cells, name, max_levels)?
             } else if cells.cells.is_empty() {
                 ColumnKind::Numeric
             } else if cells.numbers >= cells.cells.len() {
                 let (row, code) = cells.cells[0];
-                return Err(DataError::NotANumber { line: lines[row], column: name.clone(), value: cells.values[code as usize].clone() });
-            } else if let Some(sample) = decimal_comma_number(&cells.values).filter(|_| options.decimal.is_none()) {
+                return Err(DataError::NotANumber {
+                    line: lines[row],
+                    column: name.clone(),
+                    value: cells.values[code as usize].clone(),
+                });
+            } else if let Some(sample) =
+                decimal_comma_number(&cells.values).filter(|_| options.decimal.is_none())
+            {
                 return Err(DataError::Column(
                     name.clone(),
-                    format!("its values are numbers written with a decimal comma ({sample:?}): read the file with --decimal ,"),
+                    format!(
+                        "its values are numbers written with a decimal comma ({sample:?}): read the file with --decimal ,"
+                    ),
                 ));
             } else {
                 notes.push(format!("column {name:?} holds text: read as categorical"));
@@ -531,18 +594,38 @@ impl RawTable {
             kinds.push(kind);
         }
         let label_name = names[label_idx].clone();
-        let mut classes = label_classes(&mut y, label_text, &lines, &label_name, options.positive.as_deref())?;
+        let mut classes =
+            label_classes(&mut y, label_text, &lines, &label_name, options.positive.as_deref())?;
         if let Some(names) = &options.class_labels {
             match names.as_slice() {
-                [positive, negative] if !positive.trim().is_empty() && !negative.trim().is_empty() && positive != negative => {
+                [positive, negative]
+                    if !positive.trim().is_empty()
+                        && !negative.trim().is_empty()
+                        && positive != negative =>
+                {
                     classes = Some(Classes::two(negative.trim(), positive.trim()));
                 }
-                _ => return Err(DataError::Column(label_name, "--labels takes two different names: POSITIVE,NEGATIVE".into())),
+                _ => {
+                    return Err(DataError::Column(
+                        label_name,
+                        "--labels takes two different names: POSITIVE,NEGATIVE".into(),
+                    ));
+                }
             }
         }
         let feature_names: Vec<String> = feature_idx.iter().map(|&i| names[i].clone()).collect();
         options.roles.check(&feature_names, &kinds, &x, &lines)?;
-        let table = RawTable { feature_names, label_name, kinds, classes, x, y, lines, notes, roles: options.roles.clone() };
+        let table = RawTable {
+            feature_names,
+            label_name,
+            kinds,
+            classes,
+            x,
+            y,
+            lines,
+            notes,
+            roles: options.roles.clone(),
+        };
         Ok((table, went))
     }
 }
@@ -648,7 +731,8 @@ impl Layout<'_> {
         // The csv crate does not count skipped blank lines, so a record's line comes from the
         // reader's byte position after it: the newlines before its end. Rows note only their
         // position; the lines are worked out in one walk at the end (`lines_at`).
-        let line_after = |position: u64| lines_before + lines_at(&newlines.borrow(), &[start + position])[0];
+        let line_after =
+            |position: u64| lines_before + lines_at(&newlines.borrow(), &[start + position])[0];
         let mut rows = Rows::empty(self.feature_idx.len());
         let mut positions = Vec::new();
         let mut rec = csv::ByteRecord::new();
@@ -664,12 +748,19 @@ impl Layout<'_> {
             }
             let line = || line_after(position);
             if rec.len() != self.width {
-                return Err(DataError::FieldCount { line: line(), expected: self.width, found: rec.len() });
+                return Err(DataError::FieldCount {
+                    line: line(),
+                    expected: self.width,
+                    found: rec.len(),
+                });
             }
             self.push_row(&mut rows, |i| &rec[i], |_| None, &line)?;
             positions.push(start + position);
         }
-        rows.lines = lines_at(&newlines.borrow(), &positions).into_iter().map(|l| lines_before + l).collect();
+        rows.lines = lines_at(&newlines.borrow(), &positions)
+            .into_iter()
+            .map(|l| lines_before + l)
+            .collect();
         Ok(rows)
     }
 
@@ -776,7 +867,8 @@ impl Layout<'_> {
                 }
                 None => {
                     *number = None;
-                    let end = at + memchr::memchr3(self.delimiter, b'\n', b'\r', rest).unwrap_or(rest.len());
+                    let end = at
+                        + memchr::memchr3(self.delimiter, b'\n', b'\r', rest).unwrap_or(rest.len());
                     if !ends_field(text.get(end)) {
                         return None;
                     }
@@ -807,7 +899,9 @@ impl Layout<'_> {
         let mut field_start = start;
         // One vector search finds every delimiter and the line end (memchr3). (The delimiter
         // is never a line end: see `Layout`.)
-        for at in memchr::memchr3_iter(self.delimiter, b'\n', b'\r', &text[start..]).map(|at| start + at) {
+        for at in
+            memchr::memchr3_iter(self.delimiter, b'\n', b'\r', &text[start..]).map(|at| start + at)
+        {
             fields.push(&text[field_start..at]);
             field_start = at + 1;
             if text[at] == self.delimiter {
@@ -825,7 +919,13 @@ impl Layout<'_> {
 
     /// One record's fields, read on line `line` into `rows`, unless the record is blank.
     /// `numbers` holds the numbers already read from its fields, if any were.
-    fn take_record(&self, rows: &mut Rows, fields: &[&[u8]], numbers: Option<&[Option<f64>]>, line: u64) -> Result<(), DataError> {
+    fn take_record(
+        &self,
+        rows: &mut Rows,
+        fields: &[&[u8]],
+        numbers: Option<&[Option<f64>]>,
+        line: u64,
+    ) -> Result<(), DataError> {
         // An empty record is one empty field: blank too.
         if is_blank(fields.iter().copied()) {
             return Ok(());
@@ -858,7 +958,8 @@ impl Layout<'_> {
         let cell = |i: usize| match number(i) {
             Some(v) => Ok(Cell::Number(v)),
             None if self.decimal_comma && field(i).contains(&b',') => {
-                let pointed: Vec<u8> = field(i).iter().map(|&b| if b == b',' { b'.' } else { b }).collect();
+                let pointed: Vec<u8> =
+                    field(i).iter().map(|&b| if b == b',' { b'.' } else { b }).collect();
                 match parse_cell(&pointed, line, &names[i], &is_na) {
                     Ok(Cell::Number(v)) => Ok(Cell::Number(v)),
                     _ => parse_cell(field(i), line, &names[i], &is_na),
@@ -901,7 +1002,8 @@ impl Layout<'_> {
         // Shared by the parsers only, so that it goes with the last of them: a reader waiting to
         // hand out a block then learns no one will take it.
         let jobs_rx = std::sync::Arc::new(std::sync::Mutex::new(jobs_rx));
-        let (done_tx, done_rx) = mpsc::sync_channel::<(usize, Result<Rows, DataError>)>(threads * 2);
+        let (done_tx, done_rx) =
+            mpsc::sync_channel::<(usize, Result<Rows, DataError>)>(threads * 2);
         // Parsed blocks go back to the reader, which reads the next ones into them.
         let (spent_tx, spent_rx) = mpsc::channel::<Vec<u8>>();
         blocks.spent = Some(spent_rx);
@@ -912,7 +1014,8 @@ impl Layout<'_> {
                 let jobs_rx = std::sync::Arc::clone(&jobs_rx);
                 scope.spawn(move || {
                     loop {
-                        let job = jobs_rx.lock().map_err(|_| ()).and_then(|rx| rx.recv().map_err(|_| ()));
+                        let job =
+                            jobs_rx.lock().map_err(|_| ()).and_then(|rx| rx.recv().map_err(|_| ()));
                         let Ok((index, block, before)) = job else { return };
                         let rows = self.read_unquoted(&block, before);
                         let _ = spent_tx.send(block);
@@ -938,9 +1041,13 @@ impl Layout<'_> {
                         // The csv crate drops a byte-order mark at the start of what it reads: a
                         // leading empty line (skipped, and taken off the line count) keeps one
                         // that starts this block a plain byte, as reading from the start has it.
-                        let rest = std::io::Cursor::new(b"\n").chain(blocks.rest(block, &mut reader));
+                        let rest =
+                            std::io::Cursor::new(b"\n").chain(blocks.rest(block, &mut reader));
                         let (mut csv, newlines) = record_reader(self.delimiter, rest);
-                        let _ = reader_done.send((index, self.read_rows(&mut csv, &newlines, 0, before.saturating_sub(1))));
+                        let _ = reader_done.send((
+                            index,
+                            self.read_rows(&mut csv, &newlines, 0, before.saturating_sub(1)),
+                        ));
                         return;
                     }
                     let breaks = count_line_breaks(&block);
@@ -1025,7 +1132,8 @@ impl BlockReader {
     /// of its own, `read_to_end` zeroes it first (the reader has no `read_buf`), which cost
     /// ingest ≈ 29 ms of CPU for the 201 MB file. Only memory never used before is zeroed here.
     fn next<R: Read>(&mut self, reader: &mut R) -> std::io::Result<Vec<u8>> {
-        let mut block = self.spent.as_ref().and_then(|spent| spent.try_recv().ok()).unwrap_or_default();
+        let mut block =
+            self.spent.as_ref().and_then(|spent| spent.try_recv().ok()).unwrap_or_default();
         let carried = self.buffer.len();
         block.resize(block.len().max(carried), 0);
         block[..carried].copy_from_slice(&self.buffer);
@@ -1053,7 +1161,9 @@ impl BlockReader {
     /// The rest of the file from `block` (just handed out) on: it, what was read past it, and
     /// what `reader` has not read yet.
     fn rest<R: Read>(&mut self, block: Vec<u8>, reader: R) -> impl Read + use<R> {
-        std::io::Cursor::new(block).chain(std::io::Cursor::new(std::mem::take(&mut self.buffer))).chain(reader)
+        std::io::Cursor::new(block)
+            .chain(std::io::Cursor::new(std::mem::take(&mut self.buffer)))
+            .chain(reader)
     }
 }
 
@@ -1094,7 +1204,8 @@ impl Rows {
 /// Line breaks in `bytes`, as [`NewlineIndex`] counts them: `\n`, `\r\n` and a lone `\r`.
 fn count_line_breaks(bytes: &[u8]) -> u64 {
     let newlines = memchr::memchr_iter(b'\n', bytes).count();
-    let lone_crs = memchr::memchr_iter(b'\r', bytes).filter(|&i| bytes.get(i + 1) != Some(&b'\n')).count();
+    let lone_crs =
+        memchr::memchr_iter(b'\r', bytes).filter(|&i| bytes.get(i + 1) != Some(&b'\n')).count();
     (newlines + lone_crs) as u64
 }
 
@@ -1161,13 +1272,22 @@ fn categorical_from_mixed(
 }
 
 /// The sorted levels, and for each provisional code its index among them.
-fn sorted_codes(values: &[String], name: &str, max: usize) -> Result<(Vec<u32>, Vec<String>), DataError> {
+fn sorted_codes(
+    values: &[String],
+    name: &str,
+    max: usize,
+) -> Result<(Vec<u32>, Vec<String>), DataError> {
     if values.len() > max {
-        return Err(DataError::TooManyLevels { column: name.to_string(), count: values.len(), max });
+        return Err(DataError::TooManyLevels {
+            column: name.to_string(),
+            count: values.len(),
+            max,
+        });
     }
     let mut levels = values.to_vec();
     sort_levels(&mut levels);
-    let position: HashMap<&str, u32> = levels.iter().enumerate().map(|(i, l)| (l.as_str(), i as u32)).collect();
+    let position: HashMap<&str, u32> =
+        levels.iter().enumerate().map(|(i, l)| (l.as_str(), i as u32)).collect();
     Ok((values.iter().map(|v| position[v.as_str()]).collect(), levels))
 }
 
@@ -1188,9 +1308,14 @@ fn label_classes(
         };
         // Numbers other than 0/1: K classes named by their values, or a bad label.
         numbers_only = true;
-        let distinct: std::collections::BTreeSet<u64> = y.iter().filter(|v| !v.is_nan()).map(|v| v.to_bits()).collect();
+        let distinct: std::collections::BTreeSet<u64> =
+            y.iter().filter(|v| !v.is_nan()).map(|v| v.to_bits()).collect();
         if distinct.len() < 3 {
-            return Err(DataError::BadLabel { line: lines[row], column: column.to_string(), value: number_text(y[row]) });
+            return Err(DataError::BadLabel {
+                line: lines[row],
+                column: column.to_string(),
+                value: number_text(y[row]),
+            });
         }
     }
     let provisional = cells.every_cells_code(y.iter().copied());
@@ -1209,13 +1334,18 @@ fn label_classes(
             let values = values.join(", ");
             return Err(DataError::Column(
                 column.to_string(),
-                format!("--positive {p:?} names one of two classes, but the label has {} ({values})", cells.values.len()),
+                format!(
+                    "--positive {p:?} names one of two classes, but the label has {} ({values})",
+                    cells.values.len()
+                ),
             ));
         }
-        let index: HashMap<&str, f64> = values.iter().enumerate().map(|(i, v)| (v.as_str(), i as f64)).collect();
+        let index: HashMap<&str, f64> =
+            values.iter().enumerate().map(|(i, v)| (v.as_str(), i as f64)).collect();
         let mut rows_of = vec![0usize; values.len()];
         for (row, p) in provisional.into_iter().enumerate() {
-            y[row] = if p == u32::MAX { f64::NAN } else { index[cells.values[p as usize].as_str()] };
+            y[row] =
+                if p == u32::MAX { f64::NAN } else { index[cells.values[p as usize].as_str()] };
             if !y[row].is_nan() {
                 rows_of[y[row] as usize] += 1;
             }
@@ -1223,7 +1353,12 @@ fn label_classes(
         // One row of a class: most often a typo in a label of fewer classes (a 3 among 0s and 1s).
         if let Some(lone) = rows_of.iter().position(|&n| n == 1) {
             let row = y.iter().position(|&v| v == lone as f64).unwrap_or(0);
-            let others = values.iter().enumerate().filter(|&(c, _)| c != lone).map(|(_, v)| format!("{v:?}")).collect::<Vec<_>>();
+            let others = values
+                .iter()
+                .enumerate()
+                .filter(|&(c, _)| c != lone)
+                .map(|(_, v)| format!("{v:?}"))
+                .collect::<Vec<_>>();
             return Err(DataError::LoneClass {
                 line: lines[row],
                 column: column.to_string(),
@@ -1237,13 +1372,25 @@ fn label_classes(
     let positive = match positive {
         Some(p) if values.iter().any(|v| v == p) => p.to_string(),
         Some(p) => {
-            return Err(DataError::UnknownPositive { column: column.to_string(), value: p.to_string(), values: values.join(", ") });
+            return Err(DataError::UnknownPositive {
+                column: column.to_string(),
+                value: p.to_string(),
+                values: values.join(", "),
+            });
         }
         None => values.last().cloned().unwrap_or_default(),
     };
-    let negative = values.iter().find(|v| **v != positive).cloned().unwrap_or_else(|| format!("not {positive}"));
+    let negative = values
+        .iter()
+        .find(|v| **v != positive)
+        .cloned()
+        .unwrap_or_else(|| format!("not {positive}"));
     for (row, p) in provisional.into_iter().enumerate() {
-        y[row] = if p == u32::MAX { f64::NAN } else { f64::from(u8::from(cells.values[p as usize] == positive)) };
+        y[row] = if p == u32::MAX {
+            f64::NAN
+        } else {
+            f64::from(u8::from(cells.values[p as usize] == positive))
+        };
     }
     Ok(Some(Classes::two(negative, positive)))
 }
@@ -1253,10 +1400,21 @@ fn label_classes(
 /// ends would otherwise be all on "line 1" — found by the `csv_table` fuzz target).
 /// A csv reader of records (no header taken, any field count) over `inner`, and where the line
 /// breaks it has read end, which the reader's byte positions turn into line numbers.
-fn record_reader<R: Read>(delimiter: u8, inner: R) -> (csv::Reader<NewlineIndex<R>>, Rc<RefCell<Vec<u64>>>) {
+fn record_reader<R: Read>(
+    delimiter: u8,
+    inner: R,
+) -> (csv::Reader<NewlineIndex<R>>, Rc<RefCell<Vec<u64>>>) {
     let newlines = Rc::new(RefCell::new(Vec::new()));
-    let index = NewlineIndex { inner, offset: 0, last_was_cr: false, newlines: Rc::clone(&newlines) };
-    (csv::ReaderBuilder::new().has_headers(false).flexible(true).delimiter(delimiter).from_reader(index), newlines)
+    let index =
+        NewlineIndex { inner, offset: 0, last_was_cr: false, newlines: Rc::clone(&newlines) };
+    (
+        csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .delimiter(delimiter)
+            .from_reader(index),
+        newlines,
+    )
 }
 
 struct NewlineIndex<R> {
@@ -1320,14 +1478,15 @@ fn csv_error(e: csv::Error, line: u64) -> DataError {
     }
 }
 
-fn select_columns(names: &[String], skip: usize, select: &CsvOptions) -> Result<(usize, Vec<usize>), DataError> {
+fn select_columns(
+    names: &[String],
+    skip: usize,
+    select: &CsvOptions,
+) -> Result<(usize, Vec<usize>), DataError> {
     let find = |name: &str| {
-        names
-            .iter()
-            .skip(skip)
-            .position(|n| n == name)
-            .map(|i| i + skip)
-            .ok_or_else(|| DataError::UnknownColumn { name: name.to_string(), available: names[skip..].join(", ") })
+        names.iter().skip(skip).position(|n| n == name).map(|i| i + skip).ok_or_else(|| {
+            DataError::UnknownColumn { name: name.to_string(), available: names[skip..].join(", ") }
+        })
     };
     let label_idx = match &select.label {
         Some(name) => find(name)?,
@@ -1350,7 +1509,9 @@ fn select_columns(names: &[String], skip: usize, select: &CsvOptions) -> Result<
         }
         None => {
             let row_only: Vec<&str> = select.roles.of_rows_only().map(|(_, name)| name).collect();
-            (skip..names.len()).filter(|&i| i != label_idx && !row_only.contains(&names[i].as_str())).collect()
+            (skip..names.len())
+                .filter(|&i| i != label_idx && !row_only.contains(&names[i].as_str()))
+                .collect()
         }
     };
     let roles: Vec<&str> = select.roles.named().map(|(_, name)| name).collect();
@@ -1373,11 +1534,15 @@ fn decimal_comma_number(values: &[String]) -> Option<&String> {
 fn decimal_comma(options: &CsvOptions, delimiter: u8) -> Result<bool, DataError> {
     match options.decimal.as_deref() {
         None | Some(".") => Ok(false),
-        Some(",") if delimiter == b',' => {
-            Err(DataError::Column("--decimal".into(), "a decimal comma needs another delimiter: give --delimiter ';'".into()))
-        }
+        Some(",") if delimiter == b',' => Err(DataError::Column(
+            "--decimal".into(),
+            "a decimal comma needs another delimiter: give --delimiter ';'".into(),
+        )),
         Some(",") => Ok(true),
-        Some(other) => Err(DataError::Column("--decimal".into(), format!("the decimal mark is . or , (got {other:?})"))),
+        Some(other) => Err(DataError::Column(
+            "--decimal".into(),
+            format!("the decimal mark is . or , (got {other:?})"),
+        )),
     }
 }
 
@@ -1389,14 +1554,24 @@ enum Cell<'a> {
 }
 
 /// A cell as text, spaces around it ignored. `line` is called only for an error.
-fn cell_text<'a>(field: &'a [u8], line: &impl Fn() -> u64, column: &str) -> Result<&'a str, DataError> {
-    std::str::from_utf8(field.trim_ascii())
-        .map_err(|_| DataError::Column(column.to_string(), format!("line {}: the text is not UTF-8", line())))
+fn cell_text<'a>(
+    field: &'a [u8],
+    line: &impl Fn() -> u64,
+    column: &str,
+) -> Result<&'a str, DataError> {
+    std::str::from_utf8(field.trim_ascii()).map_err(|_| {
+        DataError::Column(column.to_string(), format!("line {}: the text is not UTF-8", line()))
+    })
 }
 
 /// Parses one cell, spaces around it ignored: a finite number, missing (empty or an NA
 /// marker), or text. Numbers are tried first, so the NA markers cost nothing on numeric data.
-fn parse_cell<'a>(field: &'a [u8], line: &impl Fn() -> u64, column: &str, is_na: &impl Fn(&str) -> bool) -> Result<Cell<'a>, DataError> {
+fn parse_cell<'a>(
+    field: &'a [u8],
+    line: &impl Fn() -> u64,
+    column: &str,
+    is_na: &impl Fn(&str) -> bool,
+) -> Result<Cell<'a>, DataError> {
     let field = field.trim_ascii();
     if field.is_empty() {
         return Ok(Cell::Missing);
@@ -1414,7 +1589,11 @@ fn parse_cell<'a>(field: &'a [u8], line: &impl Fn() -> u64, column: &str, is_na:
     match text.parse::<f64>() {
         Ok(v) if v.is_finite() => Ok(Cell::Number(v + 0.0)), // + 0.0 turns −0 into 0, so equal rows hash equal
         _ if is_na(text) => Ok(Cell::Missing),
-        Ok(_) => Err(DataError::NotFinite { line: line(), column: column.to_string(), value: text.to_string() }),
+        Ok(_) => Err(DataError::NotFinite {
+            line: line(),
+            column: column.to_string(),
+            value: text.to_string(),
+        }),
         Err(_) => Ok(Cell::Text(text)),
     }
 }
@@ -1451,8 +1630,14 @@ mod tests {
             read("score,admitted\n80,1\nabc,0\n"),
             Err(DataError::NotANumber { line: 3, column: "score".into(), value: "abc".into() })
         );
-        assert!(matches!(read("score,admitted\ninf,1\n"), Err(DataError::NotFinite { line: 2, .. })));
-        assert_eq!(read("score,admitted\n80,1,5\n"), Err(DataError::FieldCount { line: 2, expected: 2, found: 3 }));
+        assert!(matches!(
+            read("score,admitted\ninf,1\n"),
+            Err(DataError::NotFinite { line: 2, .. })
+        ));
+        assert_eq!(
+            read("score,admitted\n80,1,5\n"),
+            Err(DataError::FieldCount { line: 2, expected: 2, found: 3 })
+        );
         assert!(matches!(read("score,admitted\n80,2\n"), Err(DataError::BadLabel { line: 2, .. })));
         assert_eq!(read(""), Err(DataError::Empty));
         assert_eq!(read("score,admitted\n"), Err(DataError::NoRows));
@@ -1461,8 +1646,14 @@ mod tests {
     #[test]
     fn spaces_around_values_are_ignored_and_a_line_of_spaces_is_blank() {
         let t = read(" score , admitted \n 80 , 1 \n  ,  \n\t20,0\n").expect("valid");
-        assert_eq!((t.feature_names.clone(), t.label_name.clone()), (vec!["score".to_string()], "admitted".to_string()));
-        assert_eq!((t.x.clone(), t.y.clone(), t.lines.clone()), (vec![80.0, 20.0], vec![1.0, 0.0], vec![2, 4]));
+        assert_eq!(
+            (t.feature_names.clone(), t.label_name.clone()),
+            (vec!["score".to_string()], "admitted".to_string())
+        );
+        assert_eq!(
+            (t.x.clone(), t.y.clone(), t.lines.clone()),
+            (vec![80.0, 20.0], vec![1.0, 0.0], vec![2, 4])
+        );
         assert_eq!(
             read("score,admitted\n80,1\n\n\n 1 , 2 \n"),
             Err(DataError::BadLabel { line: 5, column: "admitted".into(), value: "2".into() })
@@ -1478,7 +1669,10 @@ mod tests {
         // The fuzz target's find: a header ended by a lone `\r`.
         let t = read("score,admit\0sorse\0e\r,1\n");
         assert!(t.is_ok_and(|t| t.lines == vec![2]));
-        assert_eq!(read("a,y\r1,1\rx,0\r"), Err(DataError::NotANumber { line: 3, column: "a".into(), value: "x".into() }));
+        assert_eq!(
+            read("a,y\r1,1\rx,0\r"),
+            Err(DataError::NotANumber { line: 3, column: "a".into(), value: "x".into() })
+        );
     }
 
     #[test]
@@ -1513,7 +1707,10 @@ mod tests {
         let t = RawTable::from_csv("s,y\na,No\nb,Yes\n".as_bytes(), &told).expect("valid");
         assert_eq!(t.y, vec![1.0, 0.0]);
         let wrong = CsvOptions { positive: Some("maybe".into()), ..CsvOptions::default() };
-        assert!(matches!(RawTable::from_csv("s,y\na,No\nb,Yes\n".as_bytes(), &wrong), Err(DataError::UnknownPositive { .. })));
+        assert!(matches!(
+            RawTable::from_csv("s,y\na,No\nb,Yes\n".as_bytes(), &wrong),
+            Err(DataError::UnknownPositive { .. })
+        ));
     }
 
     #[test]
@@ -1532,32 +1729,53 @@ mod tests {
         assert!(matches!(read("s,y\na,1\nb,2\n"), Err(DataError::BadLabel { line: 3, .. })));
         let told = CsvOptions { positive: Some("x".into()), ..CsvOptions::default() };
         let three = RawTable::from_csv("s,y\na,x\nb,y\nc,z\n".as_bytes(), &told);
-        assert!(matches!(three, Err(DataError::Column(ref c, ref m)) if c == "y" && m.contains("names one of two classes")), "{three:?}");
+        assert!(
+            matches!(three, Err(DataError::Column(ref c, ref m)) if c == "y" && m.contains("names one of two classes")),
+            "{three:?}"
+        );
         // More than MAX_CLASSES values: a number to regress, or an identifier.
         let many: String = (0..=MAX_CLASSES).map(|i| format!("r,{i}.5\n")).collect();
-        assert!(matches!(read(&format!("s,y\n{many}")), Err(DataError::TooManyClasses { count, .. }) if count == MAX_CLASSES + 1));
+        assert!(
+            matches!(read(&format!("s,y\n{many}")), Err(DataError::TooManyClasses { count, .. }) if count == MAX_CLASSES + 1)
+        );
         // A class of one row is named with its line: a 3 among 0s and 1s is most often a typo.
         let lone = read("s,y\na,0\nb,1\nc,3\nd,0\ne,1\n");
-        assert!(matches!(&lone, Err(DataError::LoneClass { line: 4, value, .. }) if value == "3"), "{lone:?}");
+        assert!(
+            matches!(&lone, Err(DataError::LoneClass { line: 4, value, .. }) if value == "3"),
+            "{lone:?}"
+        );
     }
 
     #[test]
     fn a_stray_word_in_a_numeric_column_names_its_line() {
-        assert_eq!(read("a,y\n1,1\n2,0\noops,1\n"), Err(DataError::NotANumber { line: 4, column: "a".into(), value: "oops".into() }));
+        assert_eq!(
+            read("a,y\n1,1\n2,0\noops,1\n"),
+            Err(DataError::NotANumber { line: 4, column: "a".into(), value: "oops".into() })
+        );
         // Mostly text with a number: the number is a level too.
         let t = read("a,y\nlow,1\nhigh,0\n3,1\n").expect("valid");
-        assert_eq!(t.kinds[0], ColumnKind::Categorical { levels: vec!["3".into(), "high".into(), "low".into()] });
+        assert_eq!(
+            t.kinds[0],
+            ColumnKind::Categorical { levels: vec!["3".into(), "high".into(), "low".into()] }
+        );
         assert_eq!(t.x, vec![2.0, 1.0, 0.0]);
     }
 
     #[test]
     fn categorical_option_reads_numbers_as_levels_sorted_numerically() {
         let options = CsvOptions { categorical: vec!["rank".into()], ..CsvOptions::default() };
-        let t = RawTable::from_csv("rank,y\n10,1\n2,0\n1,1\n2,1\n".as_bytes(), &options).expect("valid");
-        assert_eq!(t.kinds[0], ColumnKind::Categorical { levels: vec!["1".into(), "2".into(), "10".into()] });
+        let t = RawTable::from_csv("rank,y\n10,1\n2,0\n1,1\n2,1\n".as_bytes(), &options)
+            .expect("valid");
+        assert_eq!(
+            t.kinds[0],
+            ColumnKind::Categorical { levels: vec!["1".into(), "2".into(), "10".into()] }
+        );
         assert_eq!(t.x, vec![2.0, 1.0, 0.0, 1.0]);
         let unknown = CsvOptions { categorical: vec!["nope".into()], ..CsvOptions::default() };
-        assert!(matches!(RawTable::from_csv("rank,y\n1,1\n".as_bytes(), &unknown), Err(DataError::UnknownColumn { .. })));
+        assert!(matches!(
+            RawTable::from_csv("rank,y\n1,1\n".as_bytes(), &unknown),
+            Err(DataError::UnknownColumn { .. })
+        ));
     }
 
     #[test]
@@ -1566,7 +1784,9 @@ mod tests {
         for i in 0..=MAX_LEVELS {
             text.push_str(&format!("id{i},{}\n", i % 2));
         }
-        assert!(matches!(read(&text), Err(DataError::TooManyLevels { count, .. }) if count == MAX_LEVELS + 1));
+        assert!(
+            matches!(read(&text), Err(DataError::TooManyLevels { count, .. }) if count == MAX_LEVELS + 1)
+        );
     }
 
     #[test]
@@ -1575,11 +1795,16 @@ mod tests {
         for i in 0..=3 * MAX_LEVELS {
             text.push_str(&format!("{i},firm{},{}\n", i / 2, i % 2));
         }
-        let clustered =
-            CsvOptions { roles: RoleColumns { cluster: Some("firm".into()), ..RoleColumns::default() }, ..CsvOptions::default() };
+        let clustered = CsvOptions {
+            roles: RoleColumns { cluster: Some("firm".into()), ..RoleColumns::default() },
+            ..CsvOptions::default()
+        };
         let table = RawTable::from_csv(text.as_bytes(), &clustered).expect("reads");
         assert_eq!(table.kinds[1].levels().map(<[String]>::len), Some(3 * MAX_LEVELS / 2 + 1));
-        assert!(matches!(read(&text), Err(DataError::TooManyLevels { .. })), "as a feature, the column is still refused");
+        assert!(
+            matches!(read(&text), Err(DataError::TooManyLevels { .. })),
+            "as a feature, the column is still refused"
+        );
     }
 
     #[test]
@@ -1587,26 +1812,42 @@ mod tests {
         let t = read("a;b;y\n1,5;2;1\n3;4;0\n");
         assert!(t.is_err(), "1,5 is not a number with ';' as delimiter");
         let t = read("a;b;y\n1;2;1\n3;4;0\n").expect("valid");
-        assert_eq!((t.feature_names.clone(), t.x.clone()), (vec!["a".to_string(), "b".to_string()], vec![1.0, 2.0, 3.0, 4.0]));
+        assert_eq!(
+            (t.feature_names.clone(), t.x.clone()),
+            (vec!["a".to_string(), "b".to_string()], vec![1.0, 2.0, 3.0, 4.0])
+        );
         assert!(t.notes.iter().any(|n| n.contains("';'")), "{:?}", t.notes);
         let t = read("a\tb\ty\n1\t2\t1\n").expect("valid");
         assert_eq!(t.x, vec![1.0, 2.0]);
         let t = read(",score,admitted\n0,80,1\n1,20,0\n").expect("valid");
-        assert_eq!((t.feature_names.clone(), t.x.clone()), (vec!["score".to_string()], vec![80.0, 20.0]));
+        assert_eq!(
+            (t.feature_names.clone(), t.x.clone()),
+            (vec!["score".to_string()], vec![80.0, 20.0])
+        );
         assert!(t.notes.iter().any(|n| n.contains("index")));
         let told = CsvOptions { delimiter: Some("|".into()), ..CsvOptions::default() };
         assert_eq!(RawTable::from_csv("a|y\n1|1\n".as_bytes(), &told).expect("valid").x, vec![1.0]);
         let bad = CsvOptions { delimiter: Some("||".into()), ..CsvOptions::default() };
-        assert!(matches!(RawTable::from_csv("a|y\n1|1\n".as_bytes(), &bad), Err(DataError::BadDelimiter(_))));
+        assert!(matches!(
+            RawTable::from_csv("a|y\n1|1\n".as_bytes(), &bad),
+            Err(DataError::BadDelimiter(_))
+        ));
     }
 
     #[test]
     fn selects_columns_by_name() {
-        let sel = CsvOptions { label: Some("y".into()), features: Some(vec!["b".into()]), ..CsvOptions::default() };
+        let sel = CsvOptions {
+            label: Some("y".into()),
+            features: Some(vec!["b".into()]),
+            ..CsvOptions::default()
+        };
         let t = RawTable::from_csv("y,a,b\n1,2,3\n".as_bytes(), &sel).expect("valid");
         assert_eq!((t.x.clone(), t.y.clone()), (vec![3.0], vec![1.0]));
         let sel = CsvOptions { label: Some("nope".into()), ..CsvOptions::default() };
-        assert!(matches!(RawTable::from_csv("y,a\n1,2\n".as_bytes(), &sel), Err(DataError::UnknownColumn { .. })));
+        assert!(matches!(
+            RawTable::from_csv("y,a\n1,2\n".as_bytes(), &sel),
+            Err(DataError::UnknownColumn { .. })
+        ));
     }
 
     /// Generated CSV text with the header `a,b,c,y`: numbers, words, NA markers, blanks, spaces
@@ -1614,35 +1855,43 @@ mod tests {
     /// wrong field count, bad UTF-8, an infinite number, a third label value).
     fn generated_csv() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
         use proptest::prelude::*;
-        let number = prop::sample::select(vec!["1", "2.5", "-0", " 3 ", "1e308", "NA", "", "7", "-12.25"]);
+        let number =
+            prop::sample::select(vec!["1", "2.5", "-0", " 3 ", "1e308", "NA", "", "7", "-12.25"]);
         let word = prop::sample::select(vec!["x", "word", "NA", "", "é", "zz", "7"]);
         let cell = (number.clone(), word, number).prop_map(|(a, b, c)| vec![a, b, c]);
         let end = prop::sample::select(vec!["\n", "\r\n", "\r", "\n\n", "\n  \n"]);
         let row = (cell, 0usize..3, end, 0u8..100);
         let header_end = prop::sample::select(vec!["\n", "\r\n", "\r", "\r\n\r\n"]);
         // What may come before the header: a byte-order mark, blank lines.
-        let before = prop::sample::select(vec!["", "", "\u{feff}", "\n", "\u{feff}\n", "  \r\n\n", ",,\n"]);
-        (any::<bool>(), before, header_end, prop::collection::vec(row, 1..80)).prop_map(|(text_label, before, header_end, rows)| {
-            let labels = if text_label { ["yes", "no", "NA"] } else { ["0", "1", "NA"] };
-            let mut text = format!("{before}a,b,c,y{header_end}").into_bytes();
-            for (mut cells, label, end, fault) in rows {
-                match fault {
-                    0 => cells.push("4"),
-                    1 => cells[0] = "1e999",
-                    4 => cells[2] = "stray",
-                    _ => {}
+        let before =
+            prop::sample::select(vec!["", "", "\u{feff}", "\n", "\u{feff}\n", "  \r\n\n", ",,\n"]);
+        (any::<bool>(), before, header_end, prop::collection::vec(row, 1..80)).prop_map(
+            |(text_label, before, header_end, rows)| {
+                let labels = if text_label { ["yes", "no", "NA"] } else { ["0", "1", "NA"] };
+                let mut text = format!("{before}a,b,c,y{header_end}").into_bytes();
+                for (mut cells, label, end, fault) in rows {
+                    match fault {
+                        0 => cells.push("4"),
+                        1 => cells[0] = "1e999",
+                        4 => cells[2] = "stray",
+                        _ => {}
+                    }
+                    let mut line = cells.join(",").into_bytes();
+                    line.push(b',');
+                    line.extend_from_slice(if fault == 2 {
+                        b"maybe"
+                    } else {
+                        labels[label].as_bytes()
+                    });
+                    if fault == 3 {
+                        line.push(0xff);
+                    }
+                    line.extend_from_slice(end.as_bytes());
+                    text.extend(line);
                 }
-                let mut line = cells.join(",").into_bytes();
-                line.push(b',');
-                line.extend_from_slice(if fault == 2 { b"maybe" } else { labels[label].as_bytes() });
-                if fault == 3 {
-                    line.push(0xff);
-                }
-                line.extend_from_slice(end.as_bytes());
-                text.extend(line);
-            }
-            text
-        })
+                text
+            },
+        )
     }
 
     /// The block test sees tables as well as errors: most generated files read.
@@ -1758,9 +2007,15 @@ mod tests {
 
     /// [`RawTable::read_in_blocks`] with a sink, its values put back: the sink's when they
     /// went there (the table must then hold none), else the table's (the sink must hold none).
-    fn read_streaming(text: &[u8], options: &CsvOptions, threads: usize, block_bytes: usize) -> Result<RawTable, DataError> {
+    fn read_streaming(
+        text: &[u8],
+        options: &CsvOptions,
+        threads: usize,
+        block_bytes: usize,
+    ) -> Result<RawTable, DataError> {
         let mut sink = Vec::new();
-        let (mut table, went) = RawTable::read_in_blocks(text, options, threads, block_bytes, Some(&mut sink))?;
+        let (mut table, went) =
+            RawTable::read_in_blocks(text, options, threads, block_bytes, Some(&mut sink))?;
         match went {
             ValuesWent::ToSink => {
                 assert!(table.x.is_empty(), "values in the table and in the sink");
@@ -1785,7 +2040,9 @@ mod tests {
         ] {
             let whole = RawTable::from_csv(text.as_bytes(), &options).expect("reads");
             let mut sink = Vec::new();
-            let (table, went) = RawTable::read_in_blocks(text.as_bytes(), &options, 2, 8, Some(&mut sink)).expect("reads");
+            let (table, went) =
+                RawTable::read_in_blocks(text.as_bytes(), &options, 2, 8, Some(&mut sink))
+                    .expect("reads");
             assert_eq!(went, expected, "{text:?}");
             let x = if went == ValuesWent::ToSink { sink } else { table.x };
             assert_eq!(format!("{x:?}"), format!("{:?}", whole.x), "{text:?}");
@@ -1803,7 +2060,14 @@ mod tests {
             }
         }
         let mut counting = Counting(Vec::new(), 0);
-        RawTable::read_in_blocks(text_later.as_bytes(), &CsvOptions::default(), 2, 8, Some(&mut counting)).expect("reads");
+        RawTable::read_in_blocks(
+            text_later.as_bytes(),
+            &CsvOptions::default(),
+            2,
+            8,
+            Some(&mut counting),
+        )
+        .expect("reads");
         assert_eq!(counting.1, 2, "the one row before the block with the first text cell");
         // A sink that fails (a full disk) is the store's error, not the file's.
         struct Full;
@@ -1815,13 +2079,27 @@ mod tests {
                 Ok(Vec::new())
             }
         }
-        let err = RawTable::read_in_blocks(numeric.as_bytes(), &CsvOptions::default(), 2, 8, Some(&mut Full)).expect_err("a full disk");
+        let err = RawTable::read_in_blocks(
+            numeric.as_bytes(),
+            &CsvOptions::default(),
+            2,
+            8,
+            Some(&mut Full),
+        )
+        .expect_err("a full disk");
         assert!(matches!(err, DataError::Storing(_)), "{err:?}");
         // A stray word in a numeric column, after values went to the sink: the error reading
         // from the start gives.
         let mut sink = Vec::new();
         let stray = "a,b,y\n1,2,1\n3,4,0\n5,6,1\n7,8,0\n9,oops,1\n";
-        let err = RawTable::read_in_blocks(stray.as_bytes(), &CsvOptions::default(), 2, 8, Some(&mut sink)).expect_err("a stray word");
+        let err = RawTable::read_in_blocks(
+            stray.as_bytes(),
+            &CsvOptions::default(),
+            2,
+            8,
+            Some(&mut sink),
+        )
+        .expect_err("a stray word");
         assert!(err.to_string().contains("oops"), "{err}");
     }
 
@@ -1886,7 +2164,12 @@ mod tests {
                 proptest::prop_assert_eq!(&a.notes, &b.notes);
             }
             (Err(a), Err(b)) => proptest::prop_assert_eq!(a.to_string(), b.to_string()),
-            (a, b) => proptest::prop_assert!(false, "from the start: {:?}; in blocks: {:?}", a.map(|t| t.rows()), b.map(|t| t.rows())),
+            (a, b) => proptest::prop_assert!(
+                false,
+                "from the start: {:?}; in blocks: {:?}",
+                a.map(|t| t.rows()),
+                b.map(|t| t.rows())
+            ),
         }
         Ok(())
     }
@@ -1895,13 +2178,21 @@ mod tests {
     /// last cell) with no line end after it, a last line of one empty field, a lone `\r`.
     #[test]
     fn a_last_line_without_a_line_end_reads_in_blocks_as_from_the_start() {
-        for text in ["a,b,y\n1,2,1\n3,4,", "a,b,y\n1,2,1\n3,4,0\n,", "a,b,y\r1,2,1\r3,,0", "a,b,y\n1,2,1\n\r"] {
+        for text in [
+            "a,b,y\n1,2,1\n3,4,",
+            "a,b,y\n1,2,1\n3,4,0\n,",
+            "a,b,y\r1,2,1\r3,,0",
+            "a,b,y\n1,2,1\n\r",
+        ] {
             let options = CsvOptions::default();
             let whole = RawTable::from_csv(text.as_bytes(), &options);
             for block_bytes in [1, 3, 64] {
-                let in_blocks = RawTable::from_csv_in_blocks(text.as_bytes(), &options, 2, block_bytes);
+                let in_blocks =
+                    RawTable::from_csv_in_blocks(text.as_bytes(), &options, 2, block_bytes);
                 match (&whole, &in_blocks) {
-                    (Ok(a), Ok(b)) => assert_eq!((&a.lines, a.rows()), (&b.lines, b.rows()), "{text:?}"),
+                    (Ok(a), Ok(b)) => {
+                        assert_eq!((&a.lines, a.rows()), (&b.lines, b.rows()), "{text:?}")
+                    }
                     (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{text:?}"),
                     (a, b) => panic!(
                         "{text:?}: from the start {:?}, in blocks {:?}",
@@ -1924,12 +2215,15 @@ mod tests {
         }
         text.push_str("12,3\n");
         assert!(text.len() >= BLOCK_BYTES, "more than one block");
-        let err = RawTable::from_csv_parallel(text.as_bytes(), &CsvOptions::default()).expect_err("a bad label at the end");
+        let err = RawTable::from_csv_parallel(text.as_bytes(), &CsvOptions::default())
+            .expect_err("a bad label at the end");
         let expected_line = 1 + 500_000 + 500 + 1;
         assert!(err.to_string().contains(&format!("line {expected_line}")), "{err}");
         text.truncate(text.len() - "12,3\n".len());
-        let parallel = RawTable::from_csv_parallel(text.as_bytes(), &CsvOptions::default()).expect("reads");
-        let sequential = RawTable::from_csv(text.as_bytes(), &CsvOptions::default()).expect("reads");
+        let parallel =
+            RawTable::from_csv_parallel(text.as_bytes(), &CsvOptions::default()).expect("reads");
+        let sequential =
+            RawTable::from_csv(text.as_bytes(), &CsvOptions::default()).expect("reads");
         assert_eq!(parallel, sequential);
         assert_eq!(parallel.rows(), 500_000);
         assert_eq!(parallel.lines[499_999], expected_line - 1);
@@ -1945,10 +2239,18 @@ mod tests {
             (b"\n\x0c\n3None02", CsvOptions { label: Some("y".into()), ..CsvOptions::default() }),
         ];
         for (text, options) in cases {
-            let whole = RawTable::from_csv(text, &options).map(|t| t.rows()).map_err(|e| e.to_string());
+            let whole =
+                RawTable::from_csv(text, &options).map(|t| t.rows()).map_err(|e| e.to_string());
             for block_bytes in 1..20 {
-                let in_blocks = RawTable::from_csv_in_blocks(text, &options, 2, block_bytes).map(|t| t.rows()).map_err(|e| e.to_string());
-                assert_eq!(in_blocks, whole, "{:?} in blocks of {block_bytes}", String::from_utf8_lossy(text));
+                let in_blocks = RawTable::from_csv_in_blocks(text, &options, 2, block_bytes)
+                    .map(|t| t.rows())
+                    .map_err(|e| e.to_string());
+                assert_eq!(
+                    in_blocks,
+                    whole,
+                    "{:?} in blocks of {block_bytes}",
+                    String::from_utf8_lossy(text)
+                );
             }
         }
     }

@@ -128,7 +128,11 @@ mod tests {
         assert!(floor.is_normal() && floor > 0.0);
         for x in [-708.5, -745.0, -1e6, f64::NEG_INFINITY] {
             assert_eq!(table.exp_nonpositive::<true>(x), floor, "x = {x}");
-            assert_eq!(table.exp_nonpositive::<false>(x), table.exp_nonpositive::<false>(-708.0), "x = {x}");
+            assert_eq!(
+                table.exp_nonpositive::<false>(x),
+                table.exp_nonpositive::<false>(-708.0),
+                "x = {x}"
+            );
         }
         assert!(table.exp_nonpositive::<true>(f64::NAN).is_nan());
         assert!(table.exp_nonpositive::<false>(f64::NAN).is_nan());

@@ -1,7 +1,9 @@
 //! K-class fits against statsmodels' `MNLogit` and scikit-learn's `LogisticRegression`
 //! (`tests/fixtures/make_multinomial.py` made the numbers).
 
-use logitflow_core::logistic::multinomial::{Coding, fit_multinomial, in_data_units, multinomial_statistics};
+use logitflow_core::logistic::multinomial::{
+    Coding, fit_multinomial, in_data_units, multinomial_statistics,
+};
 use logitflow_core::logistic::{Examples, StopReason};
 use logitflow_core::metrics::multiclass_metrics;
 use logitflow_core::scale::{Scaling, Transform};
@@ -21,7 +23,8 @@ fn numbers(value: &serde_json::Value) -> Vec<f64> {
 fn columns(csv: &str, names: &[&str]) -> Vec<Vec<String>> {
     let mut lines = csv.lines();
     let header: Vec<&str> = lines.next().expect("a header").split(',').collect();
-    let at: Vec<usize> = names.iter().map(|n| header.iter().position(|h| h == n).expect("a column")).collect();
+    let at: Vec<usize> =
+        names.iter().map(|n| header.iter().position(|h| h == n).expect("a column")).collect();
     lines
         .map(|line| line.split(',').collect::<Vec<_>>())
         .filter(|cells| at.iter().all(|&j| !cells[j].is_empty() && cells[j] != "NA"))
@@ -33,7 +36,11 @@ fn columns(csv: &str, names: &[&str]) -> Vec<Vec<String>> {
 fn standard_transform(x: &[f64], d: usize, names: &[&str]) -> Transform {
     let n = (x.len() / d) as f64;
     let offset: Vec<f64> = (0..d).map(|j| x.iter().skip(j).step_by(d).sum::<f64>() / n).collect();
-    let scale = (0..d).map(|j| (x.iter().skip(j).step_by(d).map(|v| (v - offset[j]).powi(2)).sum::<f64>() / n).sqrt()).collect();
+    let scale = (0..d)
+        .map(|j| {
+            (x.iter().skip(j).step_by(d).map(|v| (v - offset[j]).powi(2)).sum::<f64>() / n).sqrt()
+        })
+        .collect();
     Transform {
         scaling: Scaling::Standard,
         feature_names: names.iter().map(|s| s.to_string()).collect(),
@@ -58,11 +65,16 @@ struct Anes {
 }
 
 fn anes96() -> Anes {
-    let all: serde_json::Value = serde_json::from_str(&fixture("multinomial.json")).expect("parses");
+    let all: serde_json::Value =
+        serde_json::from_str(&fixture("multinomial.json")).expect("parses");
     let features = ["logpopul", "selfLR", "age", "educ", "income"];
-    let rows = columns(&fixture("anes96.csv"), &["PID", "logpopul", "selfLR", "age", "educ", "income"]);
+    let rows =
+        columns(&fixture("anes96.csv"), &["PID", "logpopul", "selfLR", "age", "educ", "income"]);
     let y: Vec<f64> = rows.iter().map(|r| r[0].parse().expect("a class")).collect();
-    let raw: Vec<f64> = rows.iter().flat_map(|r| r[1..].iter().map(|v| v.parse::<f64>().expect("a number"))).collect();
+    let raw: Vec<f64> = rows
+        .iter()
+        .flat_map(|r| r[1..].iter().map(|v| v.parse::<f64>().expect("a number")))
+        .collect();
     let transform = standard_transform(&raw, 5, &features);
     let x = transform.apply(&raw);
     Anes { reference: all["anes96"].clone(), features, transform, x, y }
@@ -71,7 +83,13 @@ fn anes96() -> Anes {
 #[test]
 fn anes96_reference_coded_fit_equals_statsmodels_mnlogit() {
     let Anes { reference: anes, features, transform, x, y } = anes96();
-    let fit = fit_multinomial(Examples::new(&x, &y, 5), (7, Coding::Reference { class: 0 }), 0.0, &AtomicBool::new(false), |_| {});
+    let fit = fit_multinomial(
+        Examples::new(&x, &y, 5),
+        (7, Coding::Reference { class: 0 }),
+        0.0,
+        &AtomicBool::new(false),
+        |_| {},
+    );
     assert_eq!(fit.stop_reason, StopReason::Converged);
     let llf = -fit.loss_sum;
     let expected_llf = anes["log_likelihood"].as_f64().expect("llf");
@@ -84,7 +102,8 @@ fn anes96_reference_coded_fit_equals_statsmodels_mnlogit() {
     let errors = anes["std_errors"].as_array().expect("blocks");
     for (table, (estimate, error)) in tables.iter().zip(estimates.iter().zip(errors)) {
         let (estimate, error) = (numbers(estimate), numbers(error));
-        let (intercept, coefficients) = in_data_units(&fit.model.blocks[table.class], &transform, &names);
+        let (intercept, coefficients) =
+            in_data_units(&fit.model.blocks[table.class], &transform, &names);
         assert_eq!(table.terms[0].estimate, intercept);
         for (t, term) in table.terms.iter().enumerate() {
             assert!(
@@ -96,7 +115,13 @@ fn anes96_reference_coded_fit_equals_statsmodels_mnlogit() {
                 estimate[t]
             );
             let se = term.std_error.expect("a standard error");
-            assert!((se - error[t]).abs() < 1e-5, "class {} {} se: {se} against {}", table.class, term.term, error[t]);
+            assert!(
+                (se - error[t]).abs() < 1e-5,
+                "class {} {} se: {se} against {}",
+                table.class,
+                term.term,
+                error[t]
+            );
             assert_eq!(term.odds_ratio, Some(term.estimate.exp()), "the relative-risk ratio");
         }
         assert_eq!(coefficients.len(), 5);
@@ -105,18 +130,38 @@ fn anes96_reference_coded_fit_equals_statsmodels_mnlogit() {
 
 #[test]
 fn penguins_species_with_l2_gives_scikit_learns_probabilities() {
-    let reference: serde_json::Value = serde_json::from_str(&fixture("multinomial.json")).expect("parses");
+    let reference: serde_json::Value =
+        serde_json::from_str(&fixture("multinomial.json")).expect("parses");
     let penguins = &reference["penguins"];
     let measurements = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"];
-    let rows = columns(&fixture("penguins.csv"), &["species", "bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"]);
-    let classes: Vec<String> =
-        penguins["classes"].as_array().expect("classes").iter().map(|c| c.as_str().expect("a name").to_string()).collect();
-    let y: Vec<f64> = rows.iter().map(|r| classes.iter().position(|c| *c == r[0]).expect("a known species") as f64).collect();
-    let raw: Vec<f64> = rows.iter().flat_map(|r| r[1..].iter().map(|v| v.parse::<f64>().expect("a number"))).collect();
+    let rows = columns(
+        &fixture("penguins.csv"),
+        &["species", "bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"],
+    );
+    let classes: Vec<String> = penguins["classes"]
+        .as_array()
+        .expect("classes")
+        .iter()
+        .map(|c| c.as_str().expect("a name").to_string())
+        .collect();
+    let y: Vec<f64> = rows
+        .iter()
+        .map(|r| classes.iter().position(|c| *c == r[0]).expect("a known species") as f64)
+        .collect();
+    let raw: Vec<f64> = rows
+        .iter()
+        .flat_map(|r| r[1..].iter().map(|v| v.parse::<f64>().expect("a number")))
+        .collect();
     assert_eq!(y.len() as u64, penguins["rows"].as_u64().expect("rows"));
     let x = standard_transform(&raw, 4, &measurements).apply(&raw);
     let lambda = penguins["lambda"].as_f64().expect("λ");
-    let fit = fit_multinomial(Examples::new(&x, &y, 4), (3, Coding::Symmetric), lambda, &AtomicBool::new(false), |_| {});
+    let fit = fit_multinomial(
+        Examples::new(&x, &y, 4),
+        (3, Coding::Symmetric),
+        lambda,
+        &AtomicBool::new(false),
+        |_| {},
+    );
     assert_eq!(fit.stop_reason, StopReason::Converged);
     let mut p = [0.0; 3];
     let mut worst: f64 = 0.0;
@@ -138,13 +183,25 @@ fn penguins_species_with_l2_gives_scikit_learns_probabilities() {
 
 #[test]
 fn multiclass_metrics_equal_scikit_learns_on_its_own_probabilities() {
-    let reference: serde_json::Value = serde_json::from_str(&fixture("multinomial.json")).expect("parses");
+    let reference: serde_json::Value =
+        serde_json::from_str(&fixture("multinomial.json")).expect("parses");
     let penguins = &reference["penguins"];
-    let classes: Vec<String> =
-        penguins["classes"].as_array().expect("classes").iter().map(|c| c.as_str().expect("a name").to_string()).collect();
-    let rows = columns(&fixture("penguins.csv"), &["species", "bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"]);
-    let y: Vec<f64> = rows.iter().map(|r| classes.iter().position(|c| *c == r[0]).expect("a known species") as f64).collect();
-    let probabilities: Vec<f64> = penguins["probabilities"].as_array().expect("rows").iter().flat_map(numbers).collect();
+    let classes: Vec<String> = penguins["classes"]
+        .as_array()
+        .expect("classes")
+        .iter()
+        .map(|c| c.as_str().expect("a name").to_string())
+        .collect();
+    let rows = columns(
+        &fixture("penguins.csv"),
+        &["species", "bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"],
+    );
+    let y: Vec<f64> = rows
+        .iter()
+        .map(|r| classes.iter().position(|c| *c == r[0]).expect("a known species") as f64)
+        .collect();
+    let probabilities: Vec<f64> =
+        penguins["probabilities"].as_array().expect("rows").iter().flat_map(numbers).collect();
     let metrics = multiclass_metrics(&probabilities, &y, &classes, 0.5);
     let close = |got: f64, key: &str| {
         let want = penguins[key].as_f64().expect("a figure");
@@ -160,7 +217,9 @@ fn multiclass_metrics_equal_scikit_learns_on_its_own_probabilities() {
         .as_array()
         .expect("rows")
         .iter()
-        .map(|row| row.as_array().expect("a row").iter().map(|v| v.as_u64().expect("a count")).collect())
+        .map(|row| {
+            row.as_array().expect("a row").iter().map(|v| v.as_u64().expect("a count")).collect()
+        })
         .collect();
     assert_eq!(multiclass.confusion, confusion);
     let [precision, recall, f1] = [0, 1, 2].map(|i| numbers(&penguins["precision_recall_f1"][i]));
@@ -183,27 +242,56 @@ fn multiclass_metrics_equal_scikit_learns_on_its_own_probabilities() {
 #[test]
 fn sgd_with_the_softmax_gradient_comes_within_half_a_percent_of_newtons_optimum() {
     use logitflow_core::logistic::multinomial::{SgdSchedule, fit_multinomial_sgd, mean_objective};
-    let reference: serde_json::Value = serde_json::from_str(&fixture("multinomial.json")).expect("parses");
+    let reference: serde_json::Value =
+        serde_json::from_str(&fixture("multinomial.json")).expect("parses");
     let penguins = &reference["penguins"];
-    let classes: Vec<String> =
-        penguins["classes"].as_array().expect("classes").iter().map(|c| c.as_str().expect("a name").to_string()).collect();
+    let classes: Vec<String> = penguins["classes"]
+        .as_array()
+        .expect("classes")
+        .iter()
+        .map(|c| c.as_str().expect("a name").to_string())
+        .collect();
     let measurements = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"];
-    let rows = columns(&fixture("penguins.csv"), &["species", "bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"]);
-    let y: Vec<f64> = rows.iter().map(|r| classes.iter().position(|c| *c == r[0]).expect("a known species") as f64).collect();
-    let raw: Vec<f64> = rows.iter().flat_map(|r| r[1..].iter().map(|v| v.parse::<f64>().expect("a number"))).collect();
+    let rows = columns(
+        &fixture("penguins.csv"),
+        &["species", "bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"],
+    );
+    let y: Vec<f64> = rows
+        .iter()
+        .map(|r| classes.iter().position(|c| *c == r[0]).expect("a known species") as f64)
+        .collect();
+    let raw: Vec<f64> = rows
+        .iter()
+        .flat_map(|r| r[1..].iter().map(|v| v.parse::<f64>().expect("a number")))
+        .collect();
     let x = standard_transform(&raw, 4, &measurements).apply(&raw);
     let ex = Examples::new(&x, &y, 4);
     let lambda = penguins["lambda"].as_f64().expect("λ");
     let never = AtomicBool::new(false);
     let optimum = fit_multinomial(ex, (3, Coding::Symmetric), lambda, &never, |_| {});
-    let schedule = SgdSchedule { learning_rate: 0.2, lr_decay: 0.1, epochs: 1000, tolerance: 1e-7, patience: 10, seed: 42 };
+    let schedule = SgdSchedule {
+        learning_rate: 0.2,
+        lr_decay: 0.1,
+        epochs: 1000,
+        tolerance: 1e-7,
+        patience: 10,
+        seed: 42,
+    };
     let mut epochs = 0;
     let sgd = fit_multinomial_sgd(ex, 3, (lambda, schedule), &never, |_| epochs += 1);
-    let (at_sgd, at_optimum) = (mean_objective(&sgd.model, ex, lambda), mean_objective(&optimum.model, ex, lambda));
+    let (at_sgd, at_optimum) =
+        (mean_objective(&sgd.model, ex, lambda), mean_objective(&optimum.model, ex, lambda));
     assert!(at_sgd >= at_optimum - 1e-12, "newton's is the optimum: {at_sgd} < {at_optimum}");
-    assert!((at_sgd - at_optimum) / at_optimum < 5e-3, "sgd's objective {at_sgd} against the optimum's {at_optimum}");
+    assert!(
+        (at_sgd - at_optimum) / at_optimum < 5e-3,
+        "sgd's objective {at_sgd} against the optimum's {at_optimum}"
+    );
     assert_eq!(sgd.curve.len(), epochs);
-    assert!(matches!(sgd.stop_reason, StopReason::Plateau | StopReason::MaxEpochs), "{:?}", sgd.stop_reason);
+    assert!(
+        matches!(sgd.stop_reason, StopReason::Plateau | StopReason::MaxEpochs),
+        "{:?}",
+        sgd.stop_reason
+    );
     for j in 0..4 {
         let sum: f64 = sgd.model.blocks.iter().map(|b| b.weights[j]).sum();
         assert!(sum.abs() < 1e-9, "term {j}'s weights sum to {sum}");
@@ -218,16 +306,34 @@ fn lbfgs_reaches_mnlogits_optimum_with_its_standard_errors() {
     use logitflow_core::logistic::multinomial::fit_multinomial_lbfgs;
     let Anes { reference: anes, features, transform, x, y } = anes96();
     let never = AtomicBool::new(false);
-    let fit = fit_multinomial_lbfgs(Examples::new(&x, &y, 5), (7, Coding::Reference { class: 0 }), (0.0, 1e-8, 1000), &never, |_| {});
+    let fit = fit_multinomial_lbfgs(
+        Examples::new(&x, &y, 5),
+        (7, Coding::Reference { class: 0 }),
+        (0.0, 1e-8, 1000),
+        &never,
+        |_| {},
+    );
     assert_eq!(fit.stop_reason, StopReason::Converged, "after {} iterations", fit.curve.len());
     assert!(relative(-fit.loss_sum, anes["log_likelihood"].as_f64().expect("llf")) < 1e-12);
     let names: Vec<String> = features.iter().map(|s| s.to_string()).collect();
-    let tables = multinomial_statistics(&fit, &transform, &names).expect("the Hessian at the optimum");
-    for (table, (estimate, error)) in
-        tables.iter().zip(anes["estimates"].as_array().expect("blocks").iter().zip(anes["std_errors"].as_array().expect("blocks")))
-    {
-        for (term, (e, se)) in table.terms.iter().zip(numbers(estimate).into_iter().zip(numbers(error))) {
-            assert!((term.estimate - e).abs() <= 1e-5 * se, "{}: {} against {e}", term.term, term.estimate);
+    let tables =
+        multinomial_statistics(&fit, &transform, &names).expect("the Hessian at the optimum");
+    for (table, (estimate, error)) in tables.iter().zip(
+        anes["estimates"]
+            .as_array()
+            .expect("blocks")
+            .iter()
+            .zip(anes["std_errors"].as_array().expect("blocks")),
+    ) {
+        for (term, (e, se)) in
+            table.terms.iter().zip(numbers(estimate).into_iter().zip(numbers(error)))
+        {
+            assert!(
+                (term.estimate - e).abs() <= 1e-5 * se,
+                "{}: {} against {e}",
+                term.term,
+                term.estimate
+            );
             assert!((term.std_error.expect("se") - se).abs() < 1e-5, "{}", term.term);
         }
     }

@@ -14,13 +14,16 @@
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
-use logitflow_core::metrics::{CALIBRATION_BINS, Metrics, Ranking, calibration_bins, multiclass_metrics};
+use logitflow_core::metrics::{
+    CALIBRATION_BINS, Metrics, Ranking, calibration_bins, multiclass_metrics,
+};
 use logitflow_core::model::Model;
 use logitflow_core::registry::{CANDIDATE, Registry, STABLE, check_name};
 use logitflow_core::roles::RowColumns;
 use logitflow_core::store::{Kind, SplitPart, Store};
 use logitflow_kit::wire::{
-    AliasRequest, ClassCurves, EvaluateRequest, Evaluation, ModelVersions, PromoteRequest, RowCounts, VersionMetrics,
+    AliasRequest, ClassCurves, EvaluateRequest, Evaluation, ModelVersions, PromoteRequest,
+    RowCounts, VersionMetrics,
 };
 use logitflow_kit::{ApiError, Config, Json, Readiness, blocking};
 use std::sync::Arc;
@@ -70,14 +73,20 @@ pub async fn run(
 pub fn score(model: &Model, x: &[f64], y: &[f64], threshold: f64) -> (Metrics, Vec<f64>, Ranking) {
     let k = model.row_width().max(1);
     let logits: Vec<f64> = x.chunks_exact(k).map(|row| model.logit_raw(row)).collect();
-    let probabilities: Vec<f64> = logits.iter().map(|&z| logitflow_core::logistic::sigmoid(z)).collect();
+    let probabilities: Vec<f64> =
+        logits.iter().map(|&z| logitflow_core::logistic::sigmoid(z)).collect();
     let (metrics, ranking) = Metrics::compute_with_ranking(&probabilities, &logits, y, threshold);
     (metrics, probabilities, ranking)
 }
 
 /// Scores a K-class model on rows of terms in the data's units: its metrics
 /// ([`multiclass_metrics`]) and each class's curves against the rest.
-pub fn score_classes(model: &Model, x: &[f64], y: &[f64], threshold: f64) -> (Metrics, Vec<ClassCurves>) {
+pub fn score_classes(
+    model: &Model,
+    x: &[f64],
+    y: &[f64],
+    threshold: f64,
+) -> (Metrics, Vec<ClassCurves>) {
     let (width, k) = (model.row_width().max(1), model.class_count());
     let mut probabilities = vec![0.0; y.len() * k];
     for (row, out) in x.chunks_exact(width).zip(probabilities.chunks_exact_mut(k)) {
@@ -90,22 +99,37 @@ pub fn score_classes(model: &Model, x: &[f64], y: &[f64], threshold: f64) -> (Me
         .enumerate()
         .map(|(c, class)| {
             let scores: Vec<f64> = probabilities.iter().skip(c).step_by(k).copied().collect();
-            let is_class: Vec<f64> = y.iter().map(|&v| f64::from(u8::from(v as usize == c))).collect();
+            let is_class: Vec<f64> =
+                y.iter().map(|&v| f64::from(u8::from(v as usize == c))).collect();
             let ranking = Ranking::new(&scores, &is_class);
             let calibration = calibration_bins(&scores, &is_class, CALIBRATION_BINS);
-            ClassCurves { class, roc: ranking.roc_curve(), precision_recall: ranking.precision_recall_curve(), calibration }
+            ClassCurves {
+                class,
+                roc: ranking.roc_curve(),
+                precision_recall: ranking.precision_recall_curve(),
+                calibration,
+            }
         })
         .collect();
     (metrics, curves)
 }
 
-async fn evaluate(State(state): State<AppState>, Json(request): Json<EvaluateRequest>) -> Result<Json<Evaluation>, ApiError> {
+async fn evaluate(
+    State(state): State<AppState>,
+    Json(request): Json<EvaluateRequest>,
+) -> Result<Json<Evaluation>, ApiError> {
     check_name(&request.name)?;
     if !(request.threshold.is_finite() && (0.0..=1.0).contains(&request.threshold)) {
-        return Err(ApiError::invalid("INVALID_PARAMS", format!("threshold must be between 0 and 1, got {}", request.threshold)));
+        return Err(ApiError::invalid(
+            "INVALID_PARAMS",
+            format!("threshold must be between 0 and 1, got {}", request.threshold),
+        ));
     }
     if !(request.promote_tolerance.is_finite() && request.promote_tolerance >= 0.0) {
-        return Err(ApiError::invalid("INVALID_PARAMS", "promote_tolerance must be a finite number of 0 or more"));
+        return Err(ApiError::invalid(
+            "INVALID_PARAMS",
+            "promote_tolerance must be a finite number of 0 or more",
+        ));
     }
     let _one_at_a_time = state.decide.lock().await;
     blocking(move || {
@@ -204,10 +228,24 @@ async fn evaluate(State(state): State<AppState>, Json(request): Json<EvaluateReq
 }
 
 async fn list_models(State(state): State<AppState>) -> Result<Json<Vec<ModelVersions>>, ApiError> {
-    blocking(move || Ok(Json(state.registry.load()?.models.into_iter().map(|(name, entry)| ModelVersions { name, entry }).collect()))).await
+    blocking(move || {
+        Ok(Json(
+            state
+                .registry
+                .load()?
+                .models
+                .into_iter()
+                .map(|(name, entry)| ModelVersions { name, entry })
+                .collect(),
+        ))
+    })
+    .await
 }
 
-async fn model_versions(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<ModelVersions>, ApiError> {
+async fn model_versions(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<ModelVersions>, ApiError> {
     blocking(move || {
         let entry = state.registry.model(&name)?;
         Ok(Json(ModelVersions { name, entry }))
@@ -218,15 +256,26 @@ async fn model_versions(State(state): State<AppState>, Path(name): Path<String>)
 /// The promotion rule: a new `version` with test log loss `loss` becomes stable when there is
 /// no stable version with metrics yet, or when `loss` is at most the stable one's plus
 /// `tolerance`; otherwise it is the candidate. Says which, and why, in words.
-pub fn decide(version: u32, loss: f64, stable: Option<(u32, f64)>, tolerance: f64) -> (bool, String) {
+pub fn decide(
+    version: u32,
+    loss: f64,
+    stable: Option<(u32, f64)>,
+    tolerance: f64,
+) -> (bool, String) {
     match stable {
         None => (true, format!("version {version} is the first with metrics: promoted to stable")),
-        Some((stable, stable_loss)) if loss <= stable_loss + tolerance => {
-            (true, format!("test log loss {loss:.4} ≤ stable v{stable}'s {stable_loss:.4} + {tolerance}: promoted to stable"))
-        }
-        Some((stable, stable_loss)) => {
-            (false, format!("test log loss {loss:.4} > stable v{stable}'s {stable_loss:.4} + {tolerance}: kept as candidate"))
-        }
+        Some((stable, stable_loss)) if loss <= stable_loss + tolerance => (
+            true,
+            format!(
+                "test log loss {loss:.4} ≤ stable v{stable}'s {stable_loss:.4} + {tolerance}: promoted to stable"
+            ),
+        ),
+        Some((stable, stable_loss)) => (
+            false,
+            format!(
+                "test log loss {loss:.4} > stable v{stable}'s {stable_loss:.4} + {tolerance}: kept as candidate"
+            ),
+        ),
     }
 }
 
@@ -240,9 +289,9 @@ async fn promote(
         let entry = state.registry.model(&name)?;
         let version = match request.version {
             Some(v) => v,
-            None => {
-                *entry.aliases.get(CANDIDATE).ok_or_else(|| ApiError::Conflict(format!("model {name:?} has no candidate to promote")))?
-            }
+            None => *entry.aliases.get(CANDIDATE).ok_or_else(|| {
+                ApiError::Conflict(format!("model {name:?} has no candidate to promote"))
+            })?,
         };
         let entry = state.registry.set_alias(&name, STABLE, version)?;
         Ok(Json(ModelVersions { name, entry }))
@@ -258,7 +307,10 @@ async fn set_alias(
     Json(request): Json<AliasRequest>,
 ) -> Result<Json<ModelVersions>, ApiError> {
     if alias != STABLE && alias != CANDIDATE {
-        return Err(ApiError::invalid("BAD_ALIAS", format!("{alias:?} is not an alias: use stable or candidate")));
+        return Err(ApiError::invalid(
+            "BAD_ALIAS",
+            format!("{alias:?} is not an alias: use stable or candidate"),
+        ));
     }
     let _one_at_a_time = state.decide.lock().await;
     blocking(move || {
@@ -268,7 +320,10 @@ async fn set_alias(
     .await
 }
 
-async fn rollback(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<ModelVersions>, ApiError> {
+async fn rollback(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<ModelVersions>, ApiError> {
     let _one_at_a_time = state.decide.lock().await;
     blocking(move || {
         let entry = state.registry.rollback(&name)?;
@@ -288,7 +343,9 @@ mod tests {
 
     fn model(store: &Store, bias: f64, slope: f64) -> String {
         let m = Model::one_feature(bias, slope);
-        store.put_json(Kind::Model, "test", vec![], serde_json::json!({}), "model.json", &m).expect("model")
+        store
+            .put_json(Kind::Model, "test", vec![], serde_json::json!({}), "model.json", &m)
+            .expect("model")
     }
 
     #[tokio::test]
@@ -304,7 +361,12 @@ mod tests {
         };
         let split = state
             .store
-            .put_split(&Split { train: data.clone(), test: data }, &SplitReport::default(), vec![], serde_json::json!({}))
+            .put_split(
+                &Split { train: data.clone(), test: data },
+                &SplitReport::default(),
+                vec![],
+                serde_json::json!({}),
+            )
             .expect("split");
         let good = model(&state.store, -10.0, 0.2);
         let bad = model(&state.store, -10.0, 0.01);
@@ -316,25 +378,61 @@ mod tests {
         assert_eq!((first["version"].as_u64(), first["promoted"].as_bool()), (Some(1), Some(true)));
         assert_eq!(first["metrics"]["accuracy"].as_f64(), Some(1.0));
         let (_, second) = call(&app, "POST", "/v1/evaluations", Some(eval(&bad))).await;
-        assert_eq!((second["version"].as_u64(), second["promoted"].as_bool()), (Some(2), Some(false)), "{second}");
+        assert_eq!(
+            (second["version"].as_u64(), second["promoted"].as_bool()),
+            (Some(2), Some(false)),
+            "{second}"
+        );
         assert!(second["decision"].as_str().is_some_and(|d| d.contains("candidate")));
         let (_, again) = call(&app, "POST", "/v1/evaluations", Some(eval(&good))).await;
-        assert_eq!((again["version"].as_u64(), again["new_version"].as_bool()), (Some(1), Some(false)));
+        assert_eq!(
+            (again["version"].as_u64(), again["new_version"].as_bool()),
+            (Some(1), Some(false))
+        );
         let (_, third) = call(&app, "POST", "/v1/evaluations", Some(eval(&better))).await;
         assert_eq!((third["version"].as_u64(), third["promoted"].as_bool()), (Some(3), Some(true)));
         let (status, rolled) = call(&app, "POST", "/v1/models/admissions/rollback", None).await;
-        assert_eq!((status, rolled["aliases"]["stable"].as_u64()), (StatusCode::OK, Some(1)), "{rolled}");
-        let (status, promoted) = call(&app, "POST", "/v1/models/admissions/promote", Some(serde_json::json!({"version": 2}))).await;
+        assert_eq!(
+            (status, rolled["aliases"]["stable"].as_u64()),
+            (StatusCode::OK, Some(1)),
+            "{rolled}"
+        );
+        let (status, promoted) = call(
+            &app,
+            "POST",
+            "/v1/models/admissions/promote",
+            Some(serde_json::json!({"version": 2})),
+        )
+        .await;
         assert_eq!((status, promoted["aliases"]["stable"].as_u64()), (StatusCode::OK, Some(2)));
-        let (status, _) = call(&app, "POST", "/v1/models/admissions/promote", Some(serde_json::json!({"version": 9}))).await;
+        let (status, _) = call(
+            &app,
+            "POST",
+            "/v1/models/admissions/promote",
+            Some(serde_json::json!({"version": 9})),
+        )
+        .await;
         assert_eq!(status, StatusCode::NOT_FOUND);
         let (status, _) = call(&app, "GET", "/v1/models/nothing", None).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
-        let (status, body) =
-            call(&app, "POST", "/v1/evaluations", Some(serde_json::json!({"name": "../x", "model": good, "split": split}))).await;
-        assert_eq!((status, body["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("BAD_MODEL_NAME")));
-        let (status, _) =
-            call(&app, "POST", "/v1/evaluations", Some(serde_json::json!({"name": "m", "model": split, "split": split}))).await;
+        let (status, body) = call(
+            &app,
+            "POST",
+            "/v1/evaluations",
+            Some(serde_json::json!({"name": "../x", "model": good, "split": split})),
+        )
+        .await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("BAD_MODEL_NAME"))
+        );
+        let (status, _) = call(
+            &app,
+            "POST",
+            "/v1/evaluations",
+            Some(serde_json::json!({"name": "m", "model": split, "split": split})),
+        )
+        .await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     }
 
@@ -342,10 +440,14 @@ mod tests {
     fn the_rule_promotes_at_most_the_stable_loss_plus_the_tolerance_and_not_a_hair_more() {
         // Losses exact in binary, so the boundary is the boundary: 0.25 + 0.125 = 0.375.
         let (at, _) = decide(2, 0.375, Some((1, 0.25)), 0.125);
-        let (above, why) = decide(2, f64::from_bits(0.375f64.to_bits() + 1), Some((1, 0.25)), 0.125);
+        let (above, why) =
+            decide(2, f64::from_bits(0.375f64.to_bits() + 1), Some((1, 0.25)), 0.125);
         assert!(at, "equal to stable + tolerance is promoted (≤, not <)");
         assert!(!above && why.contains("kept as candidate") && why.contains("stable v1"), "{why}");
-        assert!(decide(2, 0.3, Some((1, 0.25)), 0.125).0, "worse than stable but within the tolerance");
+        assert!(
+            decide(2, 0.3, Some((1, 0.25)), 0.125).0,
+            "worse than stable but within the tolerance"
+        );
         assert!(!decide(2, 0.3, Some((1, 0.25)), 0.0).0, "worse with no tolerance");
         assert!(decide(2, 0.2, Some((1, 0.25)), 0.0).0, "better");
         assert!(decide(1, 9.0, None, 0.0).0, "the first with metrics");
@@ -356,21 +458,38 @@ mod tests {
         let (_dir, app, _, split) = stored();
         let store = Store::open(_dir.path()).expect("store");
         // On the split (x 20 → 0, 80 → 1), log losses: good ≈ 0.018, medium ≈ 0.13, bad ≈ 0.69.
-        let (good, medium, bad) = (model(&store, -10.0, 0.2), model(&store, -4.0, 0.08), model(&store, 0.0, 0.0));
+        let (good, medium, bad) =
+            (model(&store, -10.0, 0.2), model(&store, -4.0, 0.08), model(&store, 0.0, 0.0));
         let eval = |m: &str| serde_json::json!({"name": "admissions", "model": m, "split": split, "promote_tolerance": 0.05});
         let (_, v1) = call(&app, "POST", "/v1/evaluations", Some(eval(&good))).await;
         let (_, v2) = call(&app, "POST", "/v1/evaluations", Some(eval(&bad))).await;
         let (_, v3) = call(&app, "POST", "/v1/evaluations", Some(eval(&medium))).await;
         let loss = |v: &serde_json::Value| v["metrics"]["log_loss"].as_f64().unwrap_or(f64::NAN);
-        assert!(loss(&v1) + 0.05 < loss(&v3) && loss(&v3) + 0.05 < loss(&v2), "the fixture: {} {} {}", loss(&v1), loss(&v3), loss(&v2));
+        assert!(
+            loss(&v1) + 0.05 < loss(&v3) && loss(&v3) + 0.05 < loss(&v2),
+            "the fixture: {} {} {}",
+            loss(&v1),
+            loss(&v3),
+            loss(&v2)
+        );
         assert_eq!((v1["promoted"].as_bool(), v2["promoted"].as_bool()), (Some(true), Some(false)));
         // Within the tolerance of v2 (the latest) but not of v1 (stable): a candidate.
-        assert_eq!((v3["version"].as_u64(), v3["promoted"].as_bool()), (Some(3), Some(false)), "{v3}");
+        assert_eq!(
+            (v3["version"].as_u64(), v3["promoted"].as_bool()),
+            (Some(3), Some(false)),
+            "{v3}"
+        );
         assert!(v3["decision"].as_str().is_some_and(|d| d.contains("stable v1")), "{v3}");
         // The dashboard's `P`: a promote with no version promotes the candidate, v3.
-        let (status, promoted) = call(&app, "POST", "/v1/models/admissions/promote", Some(serde_json::json!({}))).await;
-        assert_eq!((status, promoted["aliases"]["stable"].as_u64()), (StatusCode::OK, Some(3)), "{promoted}");
-        let (status, body) = call(&app, "POST", "/v1/models/nothing/promote", Some(serde_json::json!({}))).await;
+        let (status, promoted) =
+            call(&app, "POST", "/v1/models/admissions/promote", Some(serde_json::json!({}))).await;
+        assert_eq!(
+            (status, promoted["aliases"]["stable"].as_u64()),
+            (StatusCode::OK, Some(3)),
+            "{promoted}"
+        );
+        let (status, body) =
+            call(&app, "POST", "/v1/models/nothing/promote", Some(serde_json::json!({}))).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     }
 
@@ -380,15 +499,50 @@ mod tests {
         let body = serde_json::json!({"name": "admissions", "model": good, "split": split, "decide_only": true});
         let (status, decided) = call(&app, "POST", "/v1/evaluations", Some(body)).await;
         assert_eq!(status, StatusCode::OK, "{decided}");
-        assert_eq!((decided["version"].as_u64(), decided["promoted"].as_bool()), (Some(1), Some(true)));
-        assert_eq!((decided["alias"].as_str(), decided["applied"].as_bool()), (Some("stable"), Some(false)));
+        assert_eq!(
+            (decided["version"].as_u64(), decided["promoted"].as_bool()),
+            (Some(1), Some(true))
+        );
+        assert_eq!(
+            (decided["alias"].as_str(), decided["applied"].as_bool()),
+            (Some("stable"), Some(false))
+        );
         let (_, versions) = call(&app, "GET", "/v1/models/admissions", None).await;
-        assert_eq!(versions["aliases"], serde_json::json!({}), "nothing is promoted yet: {versions}");
-        let (status, applied) = call(&app, "POST", "/v1/models/admissions/aliases/stable", Some(serde_json::json!({"version": 1}))).await;
-        assert_eq!((status, applied["aliases"]["stable"].as_u64()), (StatusCode::OK, Some(1)), "{applied}");
-        let (status, body) = call(&app, "POST", "/v1/models/admissions/aliases/latest", Some(serde_json::json!({"version": 1}))).await;
-        assert_eq!((status, body["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("BAD_ALIAS")));
-        let (status, _) = call(&app, "POST", "/v1/models/admissions/aliases/candidate", Some(serde_json::json!({"version": 7}))).await;
+        assert_eq!(
+            versions["aliases"],
+            serde_json::json!({}),
+            "nothing is promoted yet: {versions}"
+        );
+        let (status, applied) = call(
+            &app,
+            "POST",
+            "/v1/models/admissions/aliases/stable",
+            Some(serde_json::json!({"version": 1})),
+        )
+        .await;
+        assert_eq!(
+            (status, applied["aliases"]["stable"].as_u64()),
+            (StatusCode::OK, Some(1)),
+            "{applied}"
+        );
+        let (status, body) = call(
+            &app,
+            "POST",
+            "/v1/models/admissions/aliases/latest",
+            Some(serde_json::json!({"version": 1})),
+        )
+        .await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("BAD_ALIAS"))
+        );
+        let (status, _) = call(
+            &app,
+            "POST",
+            "/v1/models/admissions/aliases/candidate",
+            Some(serde_json::json!({"version": 7})),
+        )
+        .await;
         assert_eq!(status, StatusCode::NOT_FOUND);
     }
 
@@ -404,7 +558,12 @@ mod tests {
         };
         let split = state
             .store
-            .put_split(&Split { train: data.clone(), test: data }, &SplitReport::default(), vec![], serde_json::json!({}))
+            .put_split(
+                &Split { train: data.clone(), test: data },
+                &SplitReport::default(),
+                vec![],
+                serde_json::json!({}),
+            )
             .expect("split");
         let m = model(&state.store, -10.0, 0.2);
         (dir, app(state), m, split)

@@ -39,12 +39,16 @@ pub async fn run(
     Ok(())
 }
 
-async fn fit_transform(State(state): State<AppState>, Json(request): Json<TransformRequest>) -> Result<Json<TransformInfo>, ApiError> {
+async fn fit_transform(
+    State(state): State<AppState>,
+    Json(request): Json<TransformRequest>,
+) -> Result<Json<TransformInfo>, ApiError> {
     blocking(move || {
         let params = serde_json::json!({"scaling": request.scaling});
         let key = step_key(NAME, &[&request.split], &params);
         let info = cached_step(&state.store, &key, "transform", || {
-            let columns: Columns = state.store.read_json(&request.split, Kind::Split, "columns.json")?;
+            let columns: Columns =
+                state.store.read_json(&request.split, Kind::Split, "columns.json")?;
             // Numeric features' scaling needs only sums over the rows: they stream past, twice
             // for standard scaling, and no copy of the part is made (the 201 MB file's: 64 MB).
             let transform = if columns.all_numeric() && columns.roles.is_empty() {
@@ -57,7 +61,14 @@ async fn fit_transform(State(state): State<AppState>, Json(request): Json<Transf
                 RowColumns::take(&mut train);
                 Transform::fit(&train, request.scaling)
             };
-            let id = state.store.put_json(Kind::Transform, NAME, vec![request.split.clone()], params, "transform.json", &transform)?;
+            let id = state.store.put_json(
+                Kind::Transform,
+                NAME,
+                vec![request.split.clone()],
+                params,
+                "transform.json",
+                &transform,
+            )?;
             let info = TransformInfo {
                 transform: id.clone(),
                 scaling: transform.scaling,
@@ -93,15 +104,39 @@ mod tests {
             ..Dataset::default()
         };
         let split = Split { train: part(vec![0.0, 10.0]), test: part(vec![1000.0]) };
-        let id = state.store.put_split(&split, &SplitReport::default(), vec![], serde_json::json!({})).expect("put");
+        let id = state
+            .store
+            .put_split(&split, &SplitReport::default(), vec![], serde_json::json!({}))
+            .expect("put");
         let app = app(state);
-        let (status, body) = call(&app, "POST", "/v1/transforms", Some(serde_json::json!({"split": id, "scaling": "standard"}))).await;
+        let (status, body) = call(
+            &app,
+            "POST",
+            "/v1/transforms",
+            Some(serde_json::json!({"split": id, "scaling": "standard"})),
+        )
+        .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!((body["offset"][0].as_f64(), body["scale"][0].as_f64()), (Some(5.0), Some(5.0)));
-        let (_, again) = call(&app, "POST", "/v1/transforms", Some(serde_json::json!({"split": id, "scaling": "standard"}))).await;
+        let (_, again) = call(
+            &app,
+            "POST",
+            "/v1/transforms",
+            Some(serde_json::json!({"split": id, "scaling": "standard"})),
+        )
+        .await;
         assert_eq!(again["cached"].as_bool(), Some(true));
-        let (status, body) = call(&app, "POST", "/v1/transforms", Some(serde_json::json!({"split": id, "scaling": "cubic"}))).await;
-        assert_eq!((status, body["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("INVALID_FIELDS")));
+        let (status, body) = call(
+            &app,
+            "POST",
+            "/v1/transforms",
+            Some(serde_json::json!({"split": id, "scaling": "cubic"})),
+        )
+        .await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("INVALID_FIELDS"))
+        );
     }
 
     #[tokio::test]
@@ -110,7 +145,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let state = AppState::new(&Config::for_home(dir.path())).expect("state");
         // The file has levels a, b and c; only a and b are in the training rows.
-        let kinds = vec![ColumnKind::Categorical { levels: vec!["a".into(), "b".into(), "c".into()] }, ColumnKind::Numeric];
+        let kinds = vec![
+            ColumnKind::Categorical { levels: vec!["a".into(), "b".into(), "c".into()] },
+            ColumnKind::Numeric,
+        ];
         let part = |x: Vec<f64>| Dataset {
             feature_names: vec!["group".into(), "dose".into()],
             label_name: "y".into(),
@@ -119,11 +157,25 @@ mod tests {
             x,
             ..Dataset::default()
         };
-        let split = Split { train: part(vec![0.0, 1.0, 1.0, 2.0, 0.0, 3.0]), test: part(vec![2.0, 1.0]) };
-        let id = state.store.put_split(&split, &SplitReport::default(), vec![], serde_json::json!({})).expect("put");
-        let (status, body) = call(&app(state), "POST", "/v1/transforms", Some(serde_json::json!({"split": id, "scaling": "none"}))).await;
+        let split =
+            Split { train: part(vec![0.0, 1.0, 1.0, 2.0, 0.0, 3.0]), test: part(vec![2.0, 1.0]) };
+        let id = state
+            .store
+            .put_split(&split, &SplitReport::default(), vec![], serde_json::json!({}))
+            .expect("put");
+        let (status, body) = call(
+            &app(state),
+            "POST",
+            "/v1/transforms",
+            Some(serde_json::json!({"split": id, "scaling": "none"})),
+        )
+        .await;
         assert_eq!(status, StatusCode::OK, "{body}");
-        assert_eq!(body["term_names"], serde_json::json!(["group=b", "dose"]), "a is the reference, c was never trained on");
+        assert_eq!(
+            body["term_names"],
+            serde_json::json!(["group=b", "dose"]),
+            "a is the reference, c was never trained on"
+        );
     }
 
     fn split_setup() -> (tempfile::TempDir, Router, String) {
@@ -137,7 +189,10 @@ mod tests {
             ..Dataset::default()
         };
         let split = Split { train: part(vec![0.0, 10.0]), test: part(vec![1000.0]) };
-        let id = state.store.put_split(&split, &SplitReport::default(), vec![], serde_json::json!({})).expect("put");
+        let id = state
+            .store
+            .put_split(&split, &SplitReport::default(), vec![], serde_json::json!({}))
+            .expect("put");
         (dir, app(state), id)
     }
 

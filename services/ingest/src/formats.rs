@@ -33,10 +33,16 @@ impl Format {
             match file.read_at(&mut head[read..], read as u64) {
                 Ok(0) => break,
                 Ok(n) => read += n,
-                Err(e) => return Err(ApiError::invalid("FILE_NOT_READABLE", format!("{}: {e}", path.display()))),
+                Err(e) => {
+                    return Err(ApiError::invalid(
+                        "FILE_NOT_READABLE",
+                        format!("{}: {e}", path.display()),
+                    ));
+                }
             }
         }
-        Format::of(&head[..read]).map_err(|what| ApiError::invalid("NOT_CSV", format!("{}: {what}", path.display())))
+        Format::of(&head[..read])
+            .map_err(|what| ApiError::invalid("NOT_CSV", format!("{}: {what}", path.display())))
     }
 
     /// The format of a file that starts with `head`, or what it is when it is no CSV.
@@ -46,10 +52,18 @@ impl Format {
             [0x1f, 0x8b, ..] => Ok(Format::Gzip),
             [0x28, 0xb5, 0x2f, 0xfd, ..] => Ok(Format::Zstd),
             [b'P', b'A', b'R', b'1', ..] => Ok(Format::Parquet),
-            [b'P', b'K', 3, 4, ..] => not_csv("a ZIP archive (an Excel .xlsx workbook? save the sheet as CSV)"),
-            [0xd0, 0xcf, 0x11, 0xe0, ..] => not_csv("an old Excel .xls workbook (save the sheet as CSV)"),
-            [b'B', b'Z', b'h', ..] => not_csv("a bzip2 archive (decompress it, or compress the CSV with gzip or zstd)"),
-            [0xfd, b'7', b'z', b'X', b'Z', 0, ..] => not_csv("an xz archive (decompress it, or compress the CSV with gzip or zstd)"),
+            [b'P', b'K', 3, 4, ..] => {
+                not_csv("a ZIP archive (an Excel .xlsx workbook? save the sheet as CSV)")
+            }
+            [0xd0, 0xcf, 0x11, 0xe0, ..] => {
+                not_csv("an old Excel .xls workbook (save the sheet as CSV)")
+            }
+            [b'B', b'Z', b'h', ..] => {
+                not_csv("a bzip2 archive (decompress it, or compress the CSV with gzip or zstd)")
+            }
+            [0xfd, b'7', b'z', b'X', b'Z', 0, ..] => {
+                not_csv("an xz archive (decompress it, or compress the CSV with gzip or zstd)")
+            }
             _ if head.contains(&0) => not_csv("binary data (it holds NUL bytes)"),
             _ => Ok(Format::Plain),
         }
@@ -65,7 +79,9 @@ impl Format {
         options: &CsvOptions,
         stop: &'r AtomicBool,
     ) -> Result<(Box<dyn Read + Send + 'r>, CsvOptions), ApiError> {
-        let unreadable = |e: std::io::Error| ApiError::invalid("FILE_NOT_READABLE", format!("{}: {e}", path.display()));
+        let unreadable = |e: std::io::Error| {
+            ApiError::invalid("FILE_NOT_READABLE", format!("{}: {e}", path.display()))
+        };
         let plain = |text: Box<dyn Read + Send + 'r>| Ok((text, options.clone()));
         match self {
             Format::Plain => plain(Box::new(reader)),
@@ -73,7 +89,8 @@ impl Format {
             Format::Gzip => plain(Box::new(flate2::read::MultiGzDecoder::new(reader))),
             Format::Zstd => plain(Box::new(ZstdFrames::new(reader).map_err(unreadable)?)),
             Format::Parquet => {
-                let columns = ParquetAsCsv::open(file.try_clone().map_err(unreadable)?, path, options)?;
+                let columns =
+                    ParquetAsCsv::open(file.try_clone().map_err(unreadable)?, path, options)?;
                 let options = columns.options().clone();
                 Ok((Box::new(UntilStopped { inner: columns, stop }), options))
             }
@@ -105,7 +122,8 @@ struct ZstdFrames<R: Read> {
 
 impl<R: Read> ZstdFrames<R> {
     fn new(reader: R) -> std::io::Result<Self> {
-        let decoder = ruzstd::decoding::StreamingDecoder::new(reader).map_err(|e| std::io::Error::other(format!("zstd: {e}")))?;
+        let decoder = ruzstd::decoding::StreamingDecoder::new(reader)
+            .map_err(|e| std::io::Error::other(format!("zstd: {e}")))?;
         Ok(ZstdFrames { decoder })
     }
 }
@@ -119,17 +137,24 @@ impl<R: Read> Read for ZstdFrames<R> {
                 return Ok(n);
             }
             // This frame is done: another may follow, or the stream ends.
-            let mut frame = std::mem::replace(&mut self.decoder.decoder, ruzstd::decoding::FrameDecoder::new());
+            let mut frame =
+                std::mem::replace(&mut self.decoder.decoder, ruzstd::decoding::FrameDecoder::new());
             let next = frame.reset(self.decoder.get_mut());
             self.decoder.decoder = frame;
             match next {
                 Ok(()) => {}
-                Err(FrameDecoderError::ReadFrameHeaderError(ReadFrameHeaderError::SkipFrame { length, .. })) => {
-                    std::io::copy(&mut self.decoder.get_mut().take(u64::from(length)), &mut std::io::sink())?;
+                Err(FrameDecoderError::ReadFrameHeaderError(ReadFrameHeaderError::SkipFrame {
+                    length,
+                    ..
+                })) => {
+                    std::io::copy(
+                        &mut self.decoder.get_mut().take(u64::from(length)),
+                        &mut std::io::sink(),
+                    )?;
                 }
-                Err(FrameDecoderError::ReadFrameHeaderError(ReadFrameHeaderError::MagicNumberReadError(e)))
-                    if e.kind() == std::io::ErrorKind::UnexpectedEof =>
-                {
+                Err(FrameDecoderError::ReadFrameHeaderError(
+                    ReadFrameHeaderError::MagicNumberReadError(e),
+                )) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
                     return Ok(0);
                 }
                 Err(e) => return Err(std::io::Error::other(format!("zstd: {e}"))),
@@ -159,7 +184,10 @@ mod tests {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         gz.write_all(text.as_bytes()).expect("gzip");
         let gz = gz.finish().expect("gzip");
-        let zst = ruzstd::encoding::compress_to_vec(text.as_bytes(), ruzstd::encoding::CompressionLevel::Fastest);
+        let zst = ruzstd::encoding::compress_to_vec(
+            text.as_bytes(),
+            ruzstd::encoding::CompressionLevel::Fastest,
+        );
         for (format, bytes) in [(Format::Gzip, gz), (Format::Zstd, zst)] {
             assert_eq!(Format::of(&bytes), Ok(format));
             // Two members (or frames) in a row, as `cat` makes them, read as one stream.
@@ -167,7 +195,9 @@ mod tests {
             let mut out = String::new();
             let file = tempfile::tempfile().expect("a file");
             let never = AtomicBool::new(false);
-            let (mut csv, _) = format.text(twice.as_slice(), (&file, Path::new("f")), &CsvOptions::default(), &never).expect("decoder");
+            let (mut csv, _) = format
+                .text(twice.as_slice(), (&file, Path::new("f")), &CsvOptions::default(), &never)
+                .expect("decoder");
             csv.read_to_string(&mut out).expect("decodes");
             assert_eq!(out, text.repeat(2), "{format:?}");
         }

@@ -20,7 +20,10 @@ use logitflow_core::Blake3Reader;
 use logitflow_core::store::{DatasetWriter, StepRecord, Store, step_key};
 use logitflow_core::synth::{Generator, generate};
 use logitflow_core::table::{CsvOptions, RawTable, ValuesWent};
-use logitflow_kit::wire::{CollectionInfo, CsvSource, DatasetInfo, RecordsAck, RecordsPost, SnapshotRequest, SyntheticSource, UploadInfo};
+use logitflow_kit::wire::{
+    CollectionInfo, CsvSource, DatasetInfo, RecordsAck, RecordsPost, SnapshotRequest,
+    SyntheticSource, UploadInfo,
+};
 use logitflow_kit::{ApiError, Config, Json, Readiness, blocking, cached_step};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::PathBuf;
@@ -54,8 +57,14 @@ struct Database {
 
 impl Database {
     /// Runs `work` on the connection, opening it first if need be.
-    fn with<T>(&self, work: impl FnOnce(&mut Connection) -> Result<T, ApiError>) -> Result<T, ApiError> {
-        let mut guard = self.connection.lock().map_err(|_| ApiError::Internal("ingest database lock poisoned".into()))?;
+    fn with<T>(
+        &self,
+        work: impl FnOnce(&mut Connection) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        let mut guard = self
+            .connection
+            .lock()
+            .map_err(|_| ApiError::Internal("ingest database lock poisoned".into()))?;
         if guard.is_none() {
             *guard = Some(open_db(&self.path).map_err(|e| db_error_at(&self.path, e))?);
         }
@@ -70,7 +79,10 @@ impl Database {
 /// disk as "disk I/O error … xShmMap" or "database or disk is full").
 fn db_error_at(path: &std::path::Path, e: rusqlite::Error) -> ApiError {
     let text = e.to_string();
-    let disk = ["disk I/O error", "disk is full", "readonly database", "unable to open database file"].iter().any(|c| text.contains(c));
+    let disk =
+        ["disk I/O error", "disk is full", "readonly database", "unable to open database file"]
+            .iter()
+            .any(|c| text.contains(c));
     let hint = if disk { "; the disk holding it may be full or read-only" } else { "" };
     ApiError::Storage(format!("ingest database {}: {text}{hint}", path.display()))
 }
@@ -81,11 +93,18 @@ impl AppState {
         let db = Database { path: config.home.join("ingest.sqlite"), connection: Mutex::new(None) };
         // Uploaded files may be read like any other: their directory is one of the roots.
         let uploads = config.home.join("uploads");
-        std::fs::create_dir_all(&uploads).map_err(|e| anyhow::anyhow!("{}: {e}", uploads.display()))?;
-        let uploads = uploads.canonicalize().map_err(|e| anyhow::anyhow!("{}: {e}", uploads.display()))?;
+        std::fs::create_dir_all(&uploads)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", uploads.display()))?;
+        let uploads =
+            uploads.canonicalize().map_err(|e| anyhow::anyhow!("{}: {e}", uploads.display()))?;
         let mut allowed_roots = config.allowed_roots.clone();
         allowed_roots.push(uploads.clone());
-        Ok(AppState { store, allowed_roots: Arc::new(allowed_roots), db: Arc::new(db), uploads: Arc::new(uploads) })
+        Ok(AppState {
+            store,
+            allowed_roots: Arc::new(allowed_roots),
+            db: Arc::new(db),
+            uploads: Arc::new(uploads),
+        })
     }
 }
 
@@ -147,12 +166,17 @@ fn open_confined(roots: &[PathBuf], path: &str) -> Result<(std::fs::File, PathBu
     if !roots.iter().any(|root| written.starts_with(root)) {
         return Err(outside());
     }
-    let file = std::fs::File::open(&written).map_err(|e| ApiError::invalid("FILE_NOT_READABLE", format!("{path}: {e}")))?;
-    let opened = opened_path(&file, &written).map_err(|e| ApiError::invalid("FILE_NOT_READABLE", format!("{path}: {e}")))?;
+    let file = std::fs::File::open(&written)
+        .map_err(|e| ApiError::invalid("FILE_NOT_READABLE", format!("{path}: {e}")))?;
+    let opened = opened_path(&file, &written)
+        .map_err(|e| ApiError::invalid("FILE_NOT_READABLE", format!("{path}: {e}")))?;
     if !roots.iter().any(|root| opened.starts_with(root)) {
         return Err(outside());
     }
-    let is_file = file.metadata().map_err(|e| ApiError::invalid("FILE_NOT_READABLE", format!("{path}: {e}")))?.is_file();
+    let is_file = file
+        .metadata()
+        .map_err(|e| ApiError::invalid("FILE_NOT_READABLE", format!("{path}: {e}")))?
+        .is_file();
     if !is_file {
         return Err(ApiError::invalid("FILE_NOT_READABLE", format!("{path} is not a file")));
     }
@@ -235,7 +259,10 @@ fn freeze_streamed(
     })
 }
 
-async fn from_csv(State(state): State<AppState>, Json(source): Json<CsvSource>) -> Result<Json<DatasetInfo>, ApiError> {
+async fn from_csv(
+    State(state): State<AppState>,
+    Json(source): Json<CsvSource>,
+) -> Result<Json<DatasetInfo>, ApiError> {
     blocking(move || {
         let (file, path) = open_confined(&state.allowed_roots, &source.path)?;
         let unreadable = |e: std::io::Error| ApiError::invalid("FILE_NOT_READABLE", format!("{}: {e}", path.display()));
@@ -367,7 +394,10 @@ const UPLOADS: &str = "/v1/uploads";
 /// `PUT /v1/uploads`: a CSV sent in the body (up to [`MAX_CSV_BYTES`]), written to
 /// `<home>/uploads/<sha256>.csv` as it arrives, never held whole; the answer names the path
 /// to give `/v1/datasets/csv`. A body cut off or over the limit leaves nothing behind.
-async fn upload(State(state): State<AppState>, body: axum::body::Body) -> Result<Json<UploadInfo>, ApiError> {
+async fn upload(
+    State(state): State<AppState>,
+    body: axum::body::Body,
+) -> Result<Json<UploadInfo>, ApiError> {
     use futures::StreamExt;
     use sha2::Digest;
     use tokio::io::AsyncWriteExt;
@@ -400,7 +430,10 @@ async fn upload(State(state): State<AppState>, body: axum::body::Body) -> Result
     Ok(Json(UploadInfo { path: path.display().to_string(), bytes, sha256 }))
 }
 
-async fn synthetic(State(state): State<AppState>, Json(source): Json<SyntheticSource>) -> Result<Json<DatasetInfo>, ApiError> {
+async fn synthetic(
+    State(state): State<AppState>,
+    Json(source): Json<SyntheticSource>,
+) -> Result<Json<DatasetInfo>, ApiError> {
     let generator = Generator {
         intercept: source.intercept,
         coefficients: source.coefficients,
@@ -410,7 +443,9 @@ async fn synthetic(State(state): State<AppState>, Json(source): Json<SyntheticSo
     };
     generator.validate().map_err(|e| match e {
         // Refused before anything is allocated: the answer to a request that is too large.
-        e @ logitflow_core::synth::GeneratorError::TooLarge { .. } => ApiError::PayloadTooLarge(e.to_string()),
+        e @ logitflow_core::synth::GeneratorError::TooLarge { .. } => {
+            ApiError::PayloadTooLarge(e.to_string())
+        }
         e => ApiError::invalid("INVALID_GENERATOR", e),
     })?;
     if generator.rows > 10_000_000 {
@@ -439,19 +474,31 @@ async fn synthetic(State(state): State<AppState>, Json(source): Json<SyntheticSo
 
 fn check_collection_name(name: &str) -> Result<(), ApiError> {
     logitflow_core::registry::check_name(name).map_err(|_| {
-        ApiError::invalid("BAD_COLLECTION_NAME", format!("{name:?} is not a collection name: use 1 to 64 letters, digits, '-', '_' or '.'"))
+        ApiError::invalid(
+            "BAD_COLLECTION_NAME",
+            format!(
+                "{name:?} is not a collection name: use 1 to 64 letters, digits, '-', '_' or '.'"
+            ),
+        )
     })
 }
 
 /// A collection's column name: one that survives a CSV header as it is.
 fn is_column_name(name: &str) -> bool {
-    (1..=128).contains(&name.chars().count()) && name.trim() == name && !name.chars().any(|c| c.is_control() || c == ',' || c == '"')
+    (1..=128).contains(&name.chars().count())
+        && name.trim() == name
+        && !name.chars().any(|c| c.is_control() || c == ',' || c == '"')
 }
 
 fn columns_of(db: &Connection, name: &str) -> Result<Option<Vec<String>>, ApiError> {
-    let text: Option<String> =
-        db.query_row("SELECT columns FROM collections WHERE name = ?1", [name], |r| r.get(0)).optional().map_err(db_error)?;
-    text.map(|t| serde_json::from_str(&t).map_err(|e| ApiError::Storage(format!("collection {name}: {e}")))).transpose()
+    let text: Option<String> = db
+        .query_row("SELECT columns FROM collections WHERE name = ?1", [name], |r| r.get(0))
+        .optional()
+        .map_err(db_error)?;
+    text.map(|t| {
+        serde_json::from_str(&t).map_err(|e| ApiError::Storage(format!("collection {name}: {e}")))
+    })
+    .transpose()
 }
 
 async fn post_records(
@@ -467,14 +514,22 @@ async fn post_records(
         None => None,
         Some(v) => match v.to_str() {
             Ok(key) if !key.is_empty() && key.len() <= 256 => Some(key.to_string()),
-            _ => return Err(ApiError::invalid("BAD_IDEMPOTENCY_KEY", "Idempotency-Key must be 1 to 256 visible ASCII characters")),
+            _ => {
+                return Err(ApiError::invalid(
+                    "BAD_IDEMPOTENCY_KEY",
+                    "Idempotency-Key must be 1 to 256 visible ASCII characters",
+                ));
+            }
         },
     };
     if post.records.is_empty() {
         return Err(ApiError::invalid("NO_RECORDS", "records is empty"));
     }
     if post.records.len() > MAX_RECORDS_PER_POST {
-        return Err(ApiError::PayloadTooLarge(format!("{} records in one post; send at most {MAX_RECORDS_PER_POST}", post.records.len())));
+        return Err(ApiError::PayloadTooLarge(format!(
+            "{} records in one post; send at most {MAX_RECORDS_PER_POST}",
+            post.records.len()
+        )));
     }
     blocking(move || state.db.with(|db| {
         let tx = db.transaction().map_err(db_error)?;
@@ -536,13 +591,20 @@ async fn post_records(
     .await
 }
 
-async fn collection(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<CollectionInfo>, ApiError> {
+async fn collection(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<CollectionInfo>, ApiError> {
     check_collection_name(&name)?;
     blocking(move || {
         state.db.with(|db| {
-            let columns = columns_of(db, &name)?.ok_or_else(|| ApiError::NotFound(format!("no collection {name:?}")))?;
-            let records: u64 =
-                db.query_row("SELECT COUNT(*) FROM records WHERE collection = ?1", [&name], |r| r.get(0)).map_err(db_error)?;
+            let columns = columns_of(db, &name)?
+                .ok_or_else(|| ApiError::NotFound(format!("no collection {name:?}")))?;
+            let records: u64 = db
+                .query_row("SELECT COUNT(*) FROM records WHERE collection = ?1", [&name], |r| {
+                    r.get(0)
+                })
+                .map_err(db_error)?;
             Ok(Json(CollectionInfo { name, columns, records }))
         })
     })
@@ -598,8 +660,15 @@ mod tests {
         AppState::new(&Config::for_home(dir)).expect("state")
     }
 
-    async fn post(app: Router, path: &str, body: serde_json::Value) -> (StatusCode, serde_json::Value) {
-        let request = Request::post(path).header("content-type", "application/json").body(Body::from(body.to_string())).expect("request");
+    async fn post(
+        app: Router,
+        path: &str,
+        body: serde_json::Value,
+    ) -> (StatusCode, serde_json::Value) {
+        let request = Request::post(path)
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .expect("request");
         let response = app.oneshot(request).await.expect("infallible");
         let status = response.status();
         let bytes = response.into_body().collect().await.expect("body").to_bytes();
@@ -618,16 +687,30 @@ mod tests {
         let bytes = std::fs::read(&file).expect("read");
         let seen = length_seen_key(bytes.len() as u64);
         assert!(store.step_lookup(&seen).is_none());
-        let (status, first) = post(app.clone(), "/v1/datasets/csv", serde_json::json!({"path": file})).await;
+        let (status, first) =
+            post(app.clone(), "/v1/datasets/csv", serde_json::json!({"path": file})).await;
         assert_eq!((status, first["cached"].as_bool()), (StatusCode::OK, Some(false)), "{first}");
         assert!(store.step_lookup(&seen).is_some(), "its length is seen now");
         let dataset = first["dataset"].as_str().expect("a dataset id");
-        assert_eq!(store.manifest(dataset).expect("manifest").params["blake3"], logitflow_core::blake3_hex(&bytes));
-        let (_, again) = post(app.clone(), "/v1/datasets/csv", serde_json::json!({"path": file})).await;
-        assert_eq!((again["dataset"].as_str(), again["cached"].as_bool()), (Some(dataset), Some(true)), "{again}");
-        std::fs::remove_file(dir.path().join("steps").join(format!("{seen}.json"))).expect("forget the length");
+        assert_eq!(
+            store.manifest(dataset).expect("manifest").params["blake3"],
+            logitflow_core::blake3_hex(&bytes)
+        );
+        let (_, again) =
+            post(app.clone(), "/v1/datasets/csv", serde_json::json!({"path": file})).await;
+        assert_eq!(
+            (again["dataset"].as_str(), again["cached"].as_bool()),
+            (Some(dataset), Some(true)),
+            "{again}"
+        );
+        std::fs::remove_file(dir.path().join("steps").join(format!("{seen}.json")))
+            .expect("forget the length");
         let (_, read_once) = post(app, "/v1/datasets/csv", serde_json::json!({"path": file})).await;
-        assert_eq!((read_once["dataset"].as_str(), read_once["cached"].as_bool()), (Some(dataset), Some(true)), "{read_once}");
+        assert_eq!(
+            (read_once["dataset"].as_str(), read_once["cached"].as_bool()),
+            (Some(dataset), Some(true)),
+            "{read_once}"
+        );
         assert!(store.step_lookup(&seen).is_some(), "seen again");
         let staged: Vec<_> = std::fs::read_dir(dir.path().join("tmp")).expect("tmp").collect();
         assert!(staged.is_empty(), "left staged: {staged:?}");
@@ -645,31 +728,62 @@ mod tests {
     #[tokio::test]
     async fn csv_source_freezes_once_and_confines_paths() {
         let (dir, file, app) = with_a_csv();
-        let (status, body) = post(app.clone(), "/v1/datasets/csv", serde_json::json!({"path": file})).await;
+        let (status, body) =
+            post(app.clone(), "/v1/datasets/csv", serde_json::json!({"path": file})).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!((body["rows"].as_u64(), body["cached"].as_bool()), (Some(2), Some(false)));
-        let (_, again) = post(app.clone(), "/v1/datasets/csv", serde_json::json!({"path": file})).await;
-        assert_eq!((again["dataset"].clone(), again["cached"].as_bool()), (body["dataset"].clone(), Some(true)));
+        let (_, again) =
+            post(app.clone(), "/v1/datasets/csv", serde_json::json!({"path": file})).await;
+        assert_eq!(
+            (again["dataset"].clone(), again["cached"].as_bool()),
+            (body["dataset"].clone(), Some(true))
+        );
         // Other options that select the same table: a step of its own, the dataset stored already.
-        let (_, same) = post(app.clone(), "/v1/datasets/csv", serde_json::json!({"path": file, "label": "admitted"})).await;
-        assert_eq!((same["dataset"].clone(), same["cached"].as_bool()), (body["dataset"].clone(), Some(false)));
+        let (_, same) = post(
+            app.clone(),
+            "/v1/datasets/csv",
+            serde_json::json!({"path": file, "label": "admitted"}),
+        )
+        .await;
+        assert_eq!(
+            (same["dataset"].clone(), same["cached"].as_bool()),
+            (body["dataset"].clone(), Some(false))
+        );
         let escape = format!("{}/../../etc/passwd", dir.path().display());
-        let (status, body) = post(app.clone(), "/v1/datasets/csv", serde_json::json!({"path": escape})).await;
+        let (status, body) =
+            post(app.clone(), "/v1/datasets/csv", serde_json::json!({"path": escape})).await;
         assert_eq!((status, body["code"].as_str()), (StatusCode::FORBIDDEN, Some("FORBIDDEN")));
         std::os::unix::fs::symlink("/etc/hostname", dir.path().join("link.csv")).expect("symlink");
-        let (status, _) = post(app.clone(), "/v1/datasets/csv", serde_json::json!({"path": dir.path().join("link.csv")})).await;
+        let (status, _) = post(
+            app.clone(),
+            "/v1/datasets/csv",
+            serde_json::json!({"path": dir.path().join("link.csv")}),
+        )
+        .await;
         assert_eq!(status, StatusCode::FORBIDDEN);
         std::fs::write(dir.path().join("bad.csv"), "score,admitted\n80,1\nx,0\n").expect("write");
-        let (status, body) = post(app.clone(), "/v1/datasets/csv", serde_json::json!({"path": dir.path().join("bad.csv")})).await;
+        let (status, body) = post(
+            app.clone(),
+            "/v1/datasets/csv",
+            serde_json::json!({"path": dir.path().join("bad.csv")}),
+        )
+        .await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
         assert!(body["error"].as_str().is_some_and(|e| e.contains("line 3")), "{body}");
-        let (status, _) = post(app.clone(), "/v1/datasets/csv", serde_json::json!({"path": 5})).await;
+        let (status, _) =
+            post(app.clone(), "/v1/datasets/csv", serde_json::json!({"path": 5})).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
         // A file over the size bound (sparse: it takes no disk) is refused before it is read.
         let huge = std::fs::File::create(dir.path().join("huge.csv")).expect("create");
         huge.set_len(MAX_CSV_BYTES + 1).expect("sparse file");
-        let (status, body) = post(app, "/v1/datasets/csv", serde_json::json!({"path": dir.path().join("huge.csv")})).await;
-        assert_eq!((status, body["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("FILE_TOO_LARGE")), "{body}");
+        let (status, body) =
+            post(app, "/v1/datasets/csv", serde_json::json!({"path": dir.path().join("huge.csv")}))
+                .await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("FILE_TOO_LARGE")),
+            "{body}"
+        );
         // The values staged as each file was parsed went into the dataset, or away with a
         // cached step or a refused file.
         let staged: Vec<_> = std::fs::read_dir(dir.path().join("tmp")).expect("tmp").collect();
@@ -684,8 +798,13 @@ mod tests {
         let tmp = dir.path().join("tmp");
         std::fs::remove_dir_all(&tmp).expect("tmp");
         std::fs::write(&tmp, "not a directory").expect("a file where tmp/ was");
-        let (status, body) = post(app.clone(), "/v1/datasets/csv", serde_json::json!({"path": file})).await;
-        assert_eq!((status, body["code"].as_str()), (StatusCode::INTERNAL_SERVER_ERROR, Some("STORAGE_ERROR")), "{body}");
+        let (status, body) =
+            post(app.clone(), "/v1/datasets/csv", serde_json::json!({"path": file})).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (StatusCode::INTERNAL_SERVER_ERROR, Some("STORAGE_ERROR")),
+            "{body}"
+        );
         assert!(body["error"].as_str().is_some_and(|e| e.contains("tmp")), "{body}");
         std::fs::remove_file(&tmp).expect("the file");
         let (status, body) = post(app, "/v1/datasets/csv", serde_json::json!({"path": file})).await;
@@ -725,7 +844,8 @@ mod tests {
         let writer = std::thread::spawn({
             let (stop, path, ones, twos) = (stop.clone(), path.clone(), ones.clone(), twos.clone());
             move || {
-                let file = std::fs::OpenOptions::new().write(true).open(&path).expect("open for writing");
+                let file =
+                    std::fs::OpenOptions::new().write(true).open(&path).expect("open for writing");
                 while !stop.load(Ordering::Relaxed) {
                     for bytes in [&twos, &ones] {
                         file.write_all_at(bytes, 0).expect("rewrite");
@@ -735,11 +855,15 @@ mod tests {
         });
         let mut refused = 0;
         for _ in 0..6 {
-            let (status, body) = post(app.clone(), "/v1/datasets/csv", serde_json::json!({"path": path})).await;
+            let (status, body) =
+                post(app.clone(), "/v1/datasets/csv", serde_json::json!({"path": path})).await;
             match (status, body["code"].as_str()) {
                 (StatusCode::OK, _) => {
                     let id = body["dataset"].as_str().expect("an id").to_string();
-                    assert!(uniform(&id).is_some(), "a reading that overlapped a rewrite was kept: {body}");
+                    assert!(
+                        uniform(&id).is_some(),
+                        "a reading that overlapped a rewrite was kept: {body}"
+                    );
                 }
                 (StatusCode::UNPROCESSABLE_ENTITY, Some("FILE_CHANGED")) => refused += 1,
                 other => panic!("{other:?}: {body}"),
@@ -750,7 +874,8 @@ mod tests {
         assert!(refused > 0, "every reading overlapped a rewrite, and none was refused");
         for (bytes, value) in [(&ones, 1.0), (&twos, 2.0)] {
             std::fs::write(&path, bytes).expect("write");
-            let (status, body) = post(app.clone(), "/v1/datasets/csv", serde_json::json!({"path": path})).await;
+            let (status, body) =
+                post(app.clone(), "/v1/datasets/csv", serde_json::json!({"path": path})).await;
             assert_eq!(status, StatusCode::OK, "{body}");
             let id = body["dataset"].as_str().expect("an id").to_string();
             assert_eq!(uniform(&id), Some(value), "the file at rest, all {value}: {body}");
@@ -766,8 +891,17 @@ mod tests {
         std::fs::write(dir.path().join("there.csv"), "a,y\n1,1\n").expect("write");
         let mut answers = Vec::new();
         for name in ["there.csv", "not-there.csv"] {
-            let (status, body) = post(app.clone(), "/v1/datasets/csv", serde_json::json!({"path": dir.path().join(name)})).await;
-            answers.push((status, body["code"].clone(), body["error"].as_str().unwrap_or("").replace(name, "NAME")));
+            let (status, body) = post(
+                app.clone(),
+                "/v1/datasets/csv",
+                serde_json::json!({"path": dir.path().join(name)}),
+            )
+            .await;
+            answers.push((
+                status,
+                body["code"].clone(),
+                body["error"].as_str().unwrap_or("").replace(name, "NAME"),
+            ));
         }
         assert_eq!(answers[0], answers[1]);
         assert_eq!(answers[0].0, StatusCode::FORBIDDEN);
@@ -790,7 +924,8 @@ mod tests {
         let app = app(state(&root));
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let swapper = {
-            let (stop, link, inside, outside) = (stop.clone(), link.clone(), root.join("real"), outside.join("sub"));
+            let (stop, link, inside, outside) =
+                (stop.clone(), link.clone(), root.join("real"), outside.join("sub"));
             std::thread::spawn(move || {
                 let staged = link.with_extension("next");
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -805,7 +940,12 @@ mod tests {
         };
         let mut leaked = 0;
         for _ in 0..400 {
-            let (_, body) = post(app.clone(), "/v1/datasets/csv", serde_json::json!({"path": link.join("a.csv")})).await;
+            let (_, body) = post(
+                app.clone(),
+                "/v1/datasets/csv",
+                serde_json::json!({"path": link.join("a.csv")}),
+            )
+            .await;
             leaked += usize::from(body.to_string().contains("secret"));
         }
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -820,7 +960,12 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("ingest.sqlite")).expect("mkdir");
         let app = app(state(dir.path()));
         std::fs::write(dir.path().join("a.csv"), "score,admitted\n80,1\n20,0\n").expect("write");
-        let (status, body) = post(app.clone(), "/v1/datasets/csv", serde_json::json!({"path": dir.path().join("a.csv")})).await;
+        let (status, body) = post(
+            app.clone(),
+            "/v1/datasets/csv",
+            serde_json::json!({"path": dir.path().join("a.csv")}),
+        )
+        .await;
         assert_eq!(status, StatusCode::OK, "CSV sources do not need the database: {body}");
         let records = serde_json::json!({"records": [{"score": 80.0, "admitted": 1.0}]});
         let (status, body) = post(app.clone(), "/v1/collections/c/records", records).await;
@@ -843,11 +988,15 @@ mod tests {
             let app = app.clone();
             let body = records.to_string();
             async move {
-                let mut request = Request::post("/v1/collections/exams/records").header("content-type", "application/json");
+                let mut request = Request::post("/v1/collections/exams/records")
+                    .header("content-type", "application/json");
                 if let Some(key) = key {
                     request = request.header("idempotency-key", key);
                 }
-                let response = app.oneshot(request.body(Body::from(body)).expect("request")).await.expect("infallible");
+                let response = app
+                    .oneshot(request.body(Body::from(body)).expect("request"))
+                    .await
+                    .expect("infallible");
                 let status = response.status();
                 let bytes = response.into_body().collect().await.expect("body").to_bytes();
                 (status, serde_json::from_slice::<serde_json::Value>(&bytes).unwrap_or_default())
@@ -856,7 +1005,11 @@ mod tests {
         let (status, first) = send(Some("batch-1")).await;
         assert_eq!((status, first["total"].as_u64()), (StatusCode::OK, Some(2)), "{first}");
         let (status, retry) = send(Some("batch-1")).await;
-        assert_eq!((status, retry.clone()), (StatusCode::OK, first.clone()), "the retry is answered as the first post was");
+        assert_eq!(
+            (status, retry.clone()),
+            (StatusCode::OK, first.clone()),
+            "the retry is answered as the first post was"
+        );
         let (_, other) = send(Some("batch-2")).await;
         assert_eq!(other["total"].as_u64(), Some(4));
         let (_, unkeyed) = send(None).await;
@@ -871,8 +1024,17 @@ mod tests {
             let mut record = serde_json::Map::new();
             record.insert(bad.to_string(), serde_json::json!(1.0));
             record.insert("admitted".into(), serde_json::json!(1.0));
-            let (status, body) = post(app.clone(), "/v1/collections/c/records", serde_json::json!({"records": [record]})).await;
-            assert_eq!((status, body["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("BAD_COLUMN_NAME")), "{bad:?}: {body}");
+            let (status, body) = post(
+                app.clone(),
+                "/v1/collections/c/records",
+                serde_json::json!({"records": [record]}),
+            )
+            .await;
+            assert_eq!(
+                (status, body["code"].as_str()),
+                (StatusCode::UNPROCESSABLE_ENTITY, Some("BAD_COLUMN_NAME")),
+                "{bad:?}: {body}"
+            );
         }
     }
 
@@ -883,14 +1045,30 @@ mod tests {
         let records = serde_json::json!({"records": [{"score": 80.0, "admitted": 1.0}, {"score": 20.0, "admitted": 0.0}]});
         let (status, body) = post(app.clone(), "/v1/collections/exams/records", records).await;
         assert_eq!((status, body["total"].as_u64()), (StatusCode::OK, Some(2)));
-        let (status, body) = post(app.clone(), "/v1/collections/exams/records", serde_json::json!({"records": [{"other": 1.0}]})).await;
-        assert_eq!((status, body["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("BAD_RECORD")));
-        let (status, body) = post(app.clone(), "/v1/collections/exams/snapshot", serde_json::json!({"label": "admitted"})).await;
+        let (status, body) = post(
+            app.clone(),
+            "/v1/collections/exams/records",
+            serde_json::json!({"records": [{"other": 1.0}]}),
+        )
+        .await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("BAD_RECORD"))
+        );
+        let (status, body) = post(
+            app.clone(),
+            "/v1/collections/exams/snapshot",
+            serde_json::json!({"label": "admitted"}),
+        )
+        .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(body["rows"].as_u64(), Some(2));
         // Durable: a new state on the same home sees the records.
         let app2 = super::app(state(dir.path()));
-        let response = app2.oneshot(Request::get("/v1/collections/exams").body(Body::empty()).expect("req")).await.expect("ok");
+        let response = app2
+            .oneshot(Request::get("/v1/collections/exams").body(Body::empty()).expect("req"))
+            .await
+            .expect("ok");
         let bytes = response.into_body().collect().await.expect("body").to_bytes();
         let info: CollectionInfo = serde_json::from_slice(&bytes).expect("json");
         assert_eq!(info.records, 2);
@@ -905,15 +1083,21 @@ mod tests {
         assert_eq!((status, body["rows"].as_u64()), (StatusCode::OK, Some(100)));
         let bad = serde_json::json!({"intercept": -10.0, "coefficients": [0.2], "ranges": [], "rows": 100});
         let (status, body) = post(app.clone(), "/v1/datasets/synthetic", bad).await;
-        assert_eq!((status, body["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("INVALID_GENERATOR")));
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("INVALID_GENERATOR"))
+        );
         // 13 KB asking for 10M rows × 1000 features (80 GB) is refused before any allocation.
-        let huge =
-            serde_json::json!({"intercept": 0.0, "coefficients": vec![0.1; 1000], "ranges": vec![[0.0, 1.0]; 1000], "rows": 10_000_000});
+        let huge = serde_json::json!({"intercept": 0.0, "coefficients": vec![0.1; 1000], "ranges": vec![[0.0, 1.0]; 1000], "rows": 10_000_000});
         let (status, body) = post(app.clone(), "/v1/datasets/synthetic", huge).await;
         assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
         let wide = serde_json::json!({"intercept": 0.0, "coefficients": [0.1], "ranges": [[-1e308, 1e308]], "rows": 10});
         let (status, body) = post(app, "/v1/datasets/synthetic", wide).await;
-        assert_eq!((status, body["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("INVALID_GENERATOR")), "{body}");
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("INVALID_GENERATOR")),
+            "{body}"
+        );
     }
 
     /// Where the property test's bodies name the CSV: each case puts `data.csv` (`a,y` with
@@ -925,8 +1109,12 @@ mod tests {
     fn naming_the_data(body: &serde_json::Value, path: &std::path::Path) -> serde_json::Value {
         match body {
             serde_json::Value::String(s) if s == DATA_CSV => serde_json::json!(path),
-            serde_json::Value::Array(items) => items.iter().map(|v| naming_the_data(v, path)).collect(),
-            serde_json::Value::Object(fields) => fields.iter().map(|(k, v)| (k.clone(), naming_the_data(v, path))).collect(),
+            serde_json::Value::Array(items) => {
+                items.iter().map(|v| naming_the_data(v, path)).collect()
+            }
+            serde_json::Value::Object(fields) => {
+                fields.iter().map(|(k, v)| (k.clone(), naming_the_data(v, path))).collect()
+            }
             other => other.clone(),
         }
     }

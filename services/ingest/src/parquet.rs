@@ -39,9 +39,16 @@ pub(crate) struct ParquetAsCsv {
 
 impl ParquetAsCsv {
     /// Opens `file` (named `path` in messages) to be read with `options`.
-    pub(crate) fn open(file: std::fs::File, path: &Path, options: &CsvOptions) -> Result<ParquetAsCsv, ApiError> {
+    pub(crate) fn open(
+        file: std::fs::File,
+        path: &Path,
+        options: &CsvOptions,
+    ) -> Result<ParquetAsCsv, ApiError> {
         let unreadable = |e: parquet::errors::ParquetError| {
-            ApiError::invalid("DATA_ERROR", format!("{}: not a Parquet file that can be read: {e}", path.display()))
+            ApiError::invalid(
+                "DATA_ERROR",
+                format!("{}: not a Parquet file that can be read: {e}", path.display()),
+            )
         };
         let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(unreadable)?;
         let schema = builder.schema().clone();
@@ -56,9 +63,19 @@ impl ParquetAsCsv {
             })
             .collect();
         let projection = ProjectionMask::roots(builder.parquet_schema(), kept.iter().copied());
-        let batches = builder.with_projection(projection).with_batch_size(BATCH_ROWS).build().map_err(unreadable)?;
-        let mut reader =
-            ParquetAsCsv { batches, options: parse_options(&schema, &kept, options), group_starts, rows_read: 0, text: Vec::new(), at: 0 };
+        let batches = builder
+            .with_projection(projection)
+            .with_batch_size(BATCH_ROWS)
+            .build()
+            .map_err(unreadable)?;
+        let mut reader = ParquetAsCsv {
+            batches,
+            options: parse_options(&schema, &kept, options),
+            group_starts,
+            rows_read: 0,
+            text: Vec::new(),
+            at: 0,
+        };
         let header: Vec<&str> = kept.iter().map(|&i| schema.field(i).name().as_str()).collect();
         reader.text = csv_line(&header);
         Ok(reader)
@@ -74,7 +91,11 @@ impl ParquetAsCsv {
         let Some(batch) = self.batches.next() else { return Ok(false) };
         let batch = batch.map_err(|e| {
             let group = self.group_starts.partition_point(|&start| start <= self.rows_read);
-            std::io::Error::other(format!("Parquet row group {} (from row {}): {e}", group + 1, self.rows_read + 1))
+            std::io::Error::other(format!(
+                "Parquet row group {} (from row {}): {e}",
+                group + 1,
+                self.rows_read + 1
+            ))
         })?;
         self.rows_read += batch.num_rows() as u64;
         self.text.clear();
@@ -105,8 +126,10 @@ fn kept_columns(schema: &Schema, options: &CsvOptions) -> Vec<usize> {
     let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
     let all = || (0..names.len()).filter(|&i| !names[i].starts_with(PANDAS_INDEX)).collect();
     let (Some(label), Some(features)) = (&options.label, &options.features) else { return all() };
-    let wanted: Vec<&str> =
-        std::iter::once(label.as_str()).chain(features.iter().map(String::as_str)).chain(options.roles.named().map(|(_, n)| n)).collect();
+    let wanted: Vec<&str> = std::iter::once(label.as_str())
+        .chain(features.iter().map(String::as_str))
+        .chain(options.roles.named().map(|(_, n)| n))
+        .collect();
     // A name the file lacks is left to the parser, which names the columns there are.
     if wanted.iter().any(|w| !names.contains(w)) {
         return all();
@@ -117,7 +140,8 @@ fn kept_columns(schema: &Schema, options: &CsvOptions) -> Vec<usize> {
 /// `options` for the text of the `kept` columns: comma-separated with a decimal point, and the
 /// columns the schema holds as text read as text terms (all but the label and the roles').
 fn parse_options(schema: &Schema, kept: &[usize], options: &CsvOptions) -> CsvOptions {
-    let label = options.label.clone().or_else(|| kept.last().map(|&i| schema.field(i).name().clone()));
+    let label =
+        options.label.clone().or_else(|| kept.last().map(|&i| schema.field(i).name().clone()));
     let roles: Vec<&str> = options.roles.named().map(|(_, n)| n).collect();
     let mut categorical = options.categorical.clone();
     for &i in kept {
@@ -157,7 +181,8 @@ fn csv_line(fields: &[&str]) -> Vec<u8> {
 /// null as an empty cell.
 fn write_rows(batch: &RecordBatch, out: &mut Vec<u8>) -> Result<(), arrow_schema::ArrowError> {
     let format = FormatOptions::default().with_null("");
-    let columns: Vec<Cells<'_>> = batch.columns().iter().map(|c| Cells::of(c, &format)).collect::<Result<_, _>>()?;
+    let columns: Vec<Cells<'_>> =
+        batch.columns().iter().map(|c| Cells::of(c, &format)).collect::<Result<_, _>>()?;
     let mut writer = csv::WriterBuilder::new().from_writer(out);
     let mut cell = String::new();
     let mut row: Vec<String> = vec![String::new(); columns.len()];
@@ -167,7 +192,9 @@ fn write_rows(batch: &RecordBatch, out: &mut Vec<u8>) -> Result<(), arrow_schema
             column.write(i, &mut cell);
             std::mem::swap(text, &mut cell);
         }
-        writer.write_record(&row).map_err(|e| arrow_schema::ArrowError::ExternalError(Box::new(e)))?;
+        writer
+            .write_record(&row)
+            .map_err(|e| arrow_schema::ArrowError::ExternalError(Box::new(e)))?;
     }
     writer.flush().map_err(|e| arrow_schema::ArrowError::ExternalError(Box::new(e)))
 }
@@ -180,7 +207,10 @@ enum Cells<'a> {
 }
 
 impl<'a> Cells<'a> {
-    fn of(column: &'a ArrayRef, format: &'a FormatOptions<'a>) -> Result<Cells<'a>, arrow_schema::ArrowError> {
+    fn of(
+        column: &'a ArrayRef,
+        format: &'a FormatOptions<'a>,
+    ) -> Result<Cells<'a>, arrow_schema::ArrowError> {
         let any = column.as_any();
         Ok(match (any.downcast_ref::<Float64Array>(), any.downcast_ref::<Float32Array>()) {
             (Some(f), _) => Cells::F64(f),
@@ -213,14 +243,16 @@ mod tests {
 
     fn parquet_file(batch: &RecordBatch) -> tempfile::NamedTempFile {
         let file = tempfile::NamedTempFile::new().expect("temp file");
-        let mut writer = ArrowWriter::try_new(file.reopen().expect("reopen"), batch.schema(), None).expect("writer");
+        let mut writer = ArrowWriter::try_new(file.reopen().expect("reopen"), batch.schema(), None)
+            .expect("writer");
         writer.write(batch).expect("write");
         writer.close().expect("close");
         file
     }
 
     fn text_of(file: &tempfile::NamedTempFile, options: &CsvOptions) -> (String, CsvOptions) {
-        let mut reader = ParquetAsCsv::open(file.reopen().expect("reopen"), file.path(), options).expect("opens");
+        let mut reader = ParquetAsCsv::open(file.reopen().expect("reopen"), file.path(), options)
+            .expect("opens");
         let mut text = String::new();
         reader.read_to_string(&mut text).expect("reads");
         (text, reader.options().clone())
@@ -228,17 +260,29 @@ mod tests {
 
     #[test]
     fn columns_are_written_as_their_csv_export_with_text_columns_categorical() {
-        let shop: DictionaryArray<Int32Type> = vec![Some("7"), None, Some("a, \"b\""), Some("7")].into_iter().collect();
+        let shop: DictionaryArray<Int32Type> =
+            vec![Some("7"), None, Some("a, \"b\""), Some("7")].into_iter().collect();
         let batch = RecordBatch::try_from_iter([
-            ("x", Arc::new(Float64Array::from(vec![Some(0.1), Some(-2.5e-300), None, Some(3.0)])) as ArrayRef),
+            (
+                "x",
+                Arc::new(Float64Array::from(vec![Some(0.1), Some(-2.5e-300), None, Some(3.0)]))
+                    as ArrayRef,
+            ),
             ("shop", Arc::new(shop) as ArrayRef),
             ("n", Arc::new(Int64Array::from(vec![1, 2, 3, -4])) as ArrayRef),
             ("y", Arc::new(StringArray::from(vec!["yes", "no", "no", "yes"])) as ArrayRef),
         ])
         .expect("batch");
         let (text, options) = text_of(&parquet_file(&batch), &CsvOptions::default());
-        assert_eq!(text, "x,shop,n,y\n0.1,7,1,yes\n-2.5e-300,,2,no\n,\"a, \"\"b\"\"\",3,no\n3.0,7,-4,yes\n");
-        assert_eq!(options.categorical, vec!["shop".to_string()], "the label is text, but no feature");
+        assert_eq!(
+            text,
+            "x,shop,n,y\n0.1,7,1,yes\n-2.5e-300,,2,no\n,\"a, \"\"b\"\"\",3,no\n3.0,7,-4,yes\n"
+        );
+        assert_eq!(
+            options.categorical,
+            vec!["shop".to_string()],
+            "the label is text, but no feature"
+        );
         assert_eq!(options.delimiter.as_deref(), Some(","));
     }
 
@@ -250,7 +294,11 @@ mod tests {
             ("y", Arc::new(Int64Array::from(vec![0, 1])) as ArrayRef),
         ])
         .expect("batch");
-        let options = CsvOptions { label: Some("y".into()), features: Some(vec!["b".into()]), ..CsvOptions::default() };
+        let options = CsvOptions {
+            label: Some("y".into()),
+            features: Some(vec!["b".into()]),
+            ..CsvOptions::default()
+        };
         assert_eq!(text_of(&parquet_file(&batch), &options).0, "b,y\n3.0,0\n4.0,1\n");
     }
 
@@ -258,8 +306,15 @@ mod tests {
     fn a_file_that_is_no_parquet_is_named() {
         let mut file = tempfile::NamedTempFile::new().expect("temp file");
         file.write_all(b"PAR1 and then nothing a reader can use").expect("write");
-        let error = ParquetAsCsv::open(file.reopen().expect("reopen"), file.path(), &CsvOptions::default()).err().expect("refused");
+        let error =
+            ParquetAsCsv::open(file.reopen().expect("reopen"), file.path(), &CsvOptions::default())
+                .err()
+                .expect("refused");
         let message = error.to_string();
-        assert!(message.contains(&file.path().display().to_string()) && message.contains("not a Parquet file"), "{message}");
+        assert!(
+            message.contains(&file.path().display().to_string())
+                && message.contains("not a Parquet file"),
+            "{message}"
+        );
     }
 }

@@ -38,7 +38,10 @@ pub const MAX_ANSWER_BYTES: usize = 128 << 20;
 const MAX_ERROR_BYTES: usize = 64 << 10;
 
 /// At most `limit` bytes of `response`'s body, read chunk by chunk, and whether that was all.
-async fn read_at_most(response: &mut reqwest::Response, limit: usize) -> Result<(Vec<u8>, bool), reqwest::Error> {
+async fn read_at_most(
+    response: &mut reqwest::Response,
+    limit: usize,
+) -> Result<(Vec<u8>, bool), reqwest::Error> {
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await? {
         if body.len() + chunk.len() > limit {
@@ -71,7 +74,9 @@ impl ServiceClient {
     /// also by the certificates in `LOGITFLOW_CA_CERT` (a PEM file), for a private CA or a
     /// self-signed certificate.
     pub fn new(name: impl Into<String>, base: impl Into<String>, token: Option<String>) -> Self {
-        let mut builder = reqwest::Client::builder().connect_timeout(Duration::from_secs(2)).pool_idle_timeout(Duration::from_secs(30));
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .pool_idle_timeout(Duration::from_secs(30));
         for certificate in extra_roots() {
             builder = builder.add_root_certificate(certificate.clone());
         }
@@ -79,11 +84,23 @@ impl ServiceClient {
     }
 
     /// Shares one connection pool between clients.
-    pub fn with_http(name: impl Into<String>, base: impl Into<String>, token: Option<String>, http: reqwest::Client) -> Self {
+    pub fn with_http(
+        name: impl Into<String>,
+        base: impl Into<String>,
+        token: Option<String>,
+        http: reqwest::Client,
+    ) -> Self {
         let base = base.into();
         let base = if base.starts_with("http") { base } else { format!("http://{base}") };
         let base = base.trim_end_matches('/').to_string();
-        ServiceClient { name: name.into(), base, token, http, timeout: Duration::from_secs(120), event_idle: EVENT_IDLE }
+        ServiceClient {
+            name: name.into(),
+            base,
+            token,
+            http,
+            timeout: Duration::from_secs(120),
+            event_idle: EVENT_IDLE,
+        }
     }
 
     pub fn base(&self) -> &str {
@@ -125,54 +142,94 @@ impl ServiceClient {
         ClientError::Transport { service: self.name.clone(), detail }
     }
 
-    async fn send<T: DeserializeOwned>(&self, builder: reqwest::RequestBuilder) -> Result<T, ClientError> {
+    async fn send<T: DeserializeOwned>(
+        &self,
+        builder: reqwest::RequestBuilder,
+    ) -> Result<T, ClientError> {
         let response = builder.timeout(self.timeout).send().await.map_err(|e| self.transport(e))?;
         self.answer(response).await
     }
 
     /// A successful answer's JSON, read up to [`MAX_ANSWER_BYTES`]; a refusal as its error.
-    async fn answer<T: DeserializeOwned>(&self, mut response: reqwest::Response) -> Result<T, ClientError> {
+    async fn answer<T: DeserializeOwned>(
+        &self,
+        mut response: reqwest::Response,
+    ) -> Result<T, ClientError> {
         let status = response.status();
         if !status.is_success() {
             return Err(self.refusal(response, None).await);
         }
-        let (bytes, whole) = read_at_most(&mut response, MAX_ANSWER_BYTES).await.map_err(|e| self.transport(e))?;
+        let (bytes, whole) =
+            read_at_most(&mut response, MAX_ANSWER_BYTES).await.map_err(|e| self.transport(e))?;
         if !whole {
-            let detail = format!("the answer is larger than {} MiB; not read further", MAX_ANSWER_BYTES >> 20);
+            let detail = format!(
+                "the answer is larger than {} MiB; not read further",
+                MAX_ANSWER_BYTES >> 20
+            );
             return Err(ClientError::Decode { service: self.name.clone(), detail });
         }
-        serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode { service: self.name.clone(), detail: e.to_string() })
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ClientError::Decode { service: self.name.clone(), detail: e.to_string() })
     }
 
     /// A refusal's error, from the first [`MAX_ERROR_BYTES`] of its body.
-    async fn refusal(&self, mut response: reqwest::Response, otherwise: Option<&str>) -> ClientError {
+    async fn refusal(
+        &self,
+        mut response: reqwest::Response,
+        otherwise: Option<&str>,
+    ) -> ClientError {
         let status = response.status();
         // The start of a longer body still says something; a body that broke off says nothing.
-        let bytes = read_at_most(&mut response, MAX_ERROR_BYTES).await.map(|(bytes, _)| bytes).unwrap_or_default();
+        let bytes = read_at_most(&mut response, MAX_ERROR_BYTES)
+            .await
+            .map(|(bytes, _)| bytes)
+            .unwrap_or_default();
         self.api_error(status, &bytes, otherwise)
     }
 
     /// A refusal as the error its `{error, code}` body says; a body that is not one is quoted
     /// (its first 200 characters) and said to be no error body, or replaced by `otherwise`.
-    fn api_error(&self, status: reqwest::StatusCode, bytes: &[u8], otherwise: Option<&str>) -> ClientError {
-        let parsed = serde_json::from_slice::<ErrorBody>(bytes).ok().filter(|b| !b.error.trim().is_empty());
+    fn api_error(
+        &self,
+        status: reqwest::StatusCode,
+        bytes: &[u8],
+        otherwise: Option<&str>,
+    ) -> ClientError {
+        let parsed =
+            serde_json::from_slice::<ErrorBody>(bytes).ok().filter(|b| !b.error.trim().is_empty());
         let body = parsed.unwrap_or_else(|| {
             let quoted: String = String::from_utf8_lossy(bytes).chars().take(200).collect();
             let error = match otherwise {
                 Some(otherwise) => otherwise.to_string(),
-                None if quoted.trim().is_empty() => format!("HTTP {} with an empty answer", status.as_u16()),
-                None => format!("HTTP {} with an answer that is no error body: {quoted}", status.as_u16()),
+                None if quoted.trim().is_empty() => {
+                    format!("HTTP {} with an empty answer", status.as_u16())
+                }
+                None => format!(
+                    "HTTP {} with an answer that is no error body: {quoted}",
+                    status.as_u16()
+                ),
             };
             ErrorBody { error, code: "UNKNOWN".into() }
         });
-        ClientError::Api { service: self.name.clone(), status: status.as_u16(), code: body.code, message: body.error }
+        ClientError::Api {
+            service: self.name.clone(),
+            status: status.as_u16(),
+            code: body.code,
+            message: body.error,
+        }
     }
 
     /// PUTs a file as the body, streamed from disk (ingest's uploads); no overall timeout,
     /// since a large file takes as long as the network needs.
-    pub async fn put_file<T: DeserializeOwned>(&self, path: &str, file: &std::path::Path) -> Result<T, ClientError> {
-        let unreadable =
-            |e: std::io::Error| ClientError::Transport { service: self.name.clone(), detail: format!("{}: {e}", file.display()) };
+    pub async fn put_file<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        file: &std::path::Path,
+    ) -> Result<T, ClientError> {
+        let unreadable = |e: std::io::Error| ClientError::Transport {
+            service: self.name.clone(),
+            detail: format!("{}: {e}", file.display()),
+        };
         let opened = tokio::fs::File::open(file).await.map_err(unreadable)?;
         let length = opened.metadata().await.map_err(unreadable)?.len();
         let builder = self
@@ -186,7 +243,12 @@ impl ServiceClient {
 
     /// POSTs `body` as `content_type` and hands back the answer once its status says success,
     /// to be read as it streams: no overall timeout, since it lasts as long as the answer.
-    pub async fn post_bytes(&self, path: &str, content_type: &str, body: Vec<u8>) -> Result<reqwest::Response, ClientError> {
+    pub async fn post_bytes(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Result<reqwest::Response, ClientError> {
         let response = self
             .request(reqwest::Method::POST, path)
             .header(reqwest::header::CONTENT_TYPE, content_type)
@@ -204,7 +266,11 @@ impl ServiceClient {
         self.send(self.request(reqwest::Method::GET, path)).await
     }
 
-    pub async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, ClientError> {
+    pub async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
         self.send(self.request(reqwest::Method::POST, path).json(body)).await
     }
 
@@ -214,40 +280,63 @@ impl ServiceClient {
 
     /// Follows a Server-Sent Events stream of [`TrainEvent`]s until the service ends it.
     pub async fn train_events(&self, path: &str) -> Result<EventStream, ClientError> {
-        let response = self.request(reqwest::Method::GET, path).send().await.map_err(|e| self.transport(e))?;
+        let response =
+            self.request(reqwest::Method::GET, path).send().await.map_err(|e| self.transport(e))?;
         if !response.status().is_success() {
             return Err(self.refusal(response, Some("event stream refused")).await);
         }
         let (name, idle) = (self.name.clone(), self.event_idle);
         let bytes = response.bytes_stream();
-        let state = (bytes, SseDecoder::default(), std::collections::VecDeque::<String>::new(), name);
-        let stream = futures::stream::unfold(state, move |(mut bytes, mut decoder, mut ready, name)| async move {
-            let waiting_since = tokio::time::Instant::now();
-            loop {
-                if let Some(data) = ready.pop_front() {
-                    let event = serde_json::from_str::<TrainEvent>(&data)
-                        .map_err(|e| ClientError::Decode { service: name.clone(), detail: format!("event stream: {e}") });
-                    return Some((event, (bytes, decoder, ready, name)));
+        let state =
+            (bytes, SseDecoder::default(), std::collections::VecDeque::<String>::new(), name);
+        let stream = futures::stream::unfold(
+            state,
+            move |(mut bytes, mut decoder, mut ready, name)| async move {
+                let waiting_since = tokio::time::Instant::now();
+                loop {
+                    if let Some(data) = ready.pop_front() {
+                        let event = serde_json::from_str::<TrainEvent>(&data).map_err(|e| {
+                            ClientError::Decode {
+                                service: name.clone(),
+                                detail: format!("event stream: {e}"),
+                            }
+                        });
+                        return Some((event, (bytes, decoder, ready, name)));
+                    }
+                    let Ok(next) =
+                        tokio::time::timeout_at(waiting_since + idle, bytes.next()).await
+                    else {
+                        let detail = format!(
+                            "event stream: no event in {} s; stopped waiting",
+                            idle.as_secs_f64()
+                        );
+                        return Some((
+                            Err(ClientError::Transport { service: name.clone(), detail }),
+                            (bytes, decoder, ready, name),
+                        ));
+                    };
+                    let failure = match next {
+                        Some(Ok(chunk)) => match decoder.push(&chunk) {
+                            Ok(events) => {
+                                ready.extend(events);
+                                continue;
+                            }
+                            Err(e) => ClientError::Decode {
+                                service: name.clone(),
+                                detail: format!("event stream: {e}"),
+                            },
+                        },
+                        Some(Err(e)) => ClientError::Transport {
+                            service: name.clone(),
+                            detail: format!("event stream broke: {e}"),
+                        },
+                        // An event cut off by the end of the stream is dropped, as the spec says.
+                        None => return None,
+                    };
+                    return Some((Err(failure), (bytes, SseDecoder::default(), ready, name)));
                 }
-                let Ok(next) = tokio::time::timeout_at(waiting_since + idle, bytes.next()).await else {
-                    let detail = format!("event stream: no event in {} s; stopped waiting", idle.as_secs_f64());
-                    return Some((Err(ClientError::Transport { service: name.clone(), detail }), (bytes, decoder, ready, name)));
-                };
-                let failure = match next {
-                    Some(Ok(chunk)) => match decoder.push(&chunk) {
-                        Ok(events) => {
-                            ready.extend(events);
-                            continue;
-                        }
-                        Err(e) => ClientError::Decode { service: name.clone(), detail: format!("event stream: {e}") },
-                    },
-                    Some(Err(e)) => ClientError::Transport { service: name.clone(), detail: format!("event stream broke: {e}") },
-                    // An event cut off by the end of the stream is dropped, as the spec says.
-                    None => return None,
-                };
-                return Some((Err(failure), (bytes, SseDecoder::default(), ready, name)));
-            }
-        });
+            },
+        );
         Ok(Box::pin(stream))
     }
 }
@@ -274,7 +363,9 @@ impl SseDecoder {
         self.pending.extend_from_slice(chunk);
         let mut events = Vec::new();
         let mut start = 0;
-        while let Some(offset) = self.pending[start..].iter().position(|&b| b == b'\n' || b == b'\r') {
+        while let Some(offset) =
+            self.pending[start..].iter().position(|&b| b == b'\n' || b == b'\r')
+        {
             let end = start + offset;
             let next = match (self.pending[end], self.pending.get(end + 1)) {
                 (b'\r', Some(b'\n')) => end + 2,
@@ -286,7 +377,9 @@ impl SseDecoder {
             start = next;
         }
         self.pending.drain(..start);
-        if self.pending.len() > MAX_EVENT_BYTES || self.data.as_ref().is_some_and(|d| d.len() > MAX_EVENT_BYTES) {
+        if self.pending.len() > MAX_EVENT_BYTES
+            || self.data.as_ref().is_some_and(|d| d.len() > MAX_EVENT_BYTES)
+        {
             return Err(format!("an event is over {MAX_EVENT_BYTES} bytes"));
         }
         Ok(events)
@@ -318,7 +411,13 @@ impl SseDecoder {
 /// percent-encoded, so a model name cannot add a query or another segment to a path.
 pub fn path_segment(name: &str) -> String {
     name.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-_.".contains(&b) { char::from(b).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }
 
@@ -330,14 +429,19 @@ pub const CA_CERT_ENV: &str = "LOGITFLOW_CA_CERT";
 fn extra_roots() -> &'static [reqwest::Certificate] {
     static ROOTS: std::sync::OnceLock<Vec<reqwest::Certificate>> = std::sync::OnceLock::new();
     ROOTS.get_or_init(|| {
-        let Some(path) = std::env::var_os(CA_CERT_ENV).filter(|p| !p.is_empty()) else { return Vec::new() };
+        let Some(path) = std::env::var_os(CA_CERT_ENV).filter(|p| !p.is_empty()) else {
+            return Vec::new();
+        };
         match std::fs::read(&path)
             .map_err(|e| e.to_string())
             .and_then(|pem| reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| e.to_string()))
         {
             Ok(certificates) => certificates,
             Err(e) => {
-                eprintln!("{CA_CERT_ENV}={}: {e}; no extra certificate is trusted", std::path::Path::new(&path).display());
+                eprintln!(
+                    "{CA_CERT_ENV}={}: {e}; no extra certificate is trusted",
+                    std::path::Path::new(&path).display()
+                );
                 Vec::new()
             }
         }
@@ -378,13 +482,20 @@ mod tests {
     async fn an_endless_answer_is_refused_at_the_bound() {
         let url = hostile("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n", true).await;
         let client = ServiceClient::new("serve", url, None);
-        let refused = client.get::<serde_json::Value>("/v1/info").await.expect_err("an endless answer");
+        let refused =
+            client.get::<serde_json::Value>("/v1/info").await.expect_err("an endless answer");
         let said = refused.to_string();
         assert!(said.contains(&format!("larger than {} MiB", MAX_ANSWER_BYTES >> 20)), "{said}");
         // An endless error body: its start is quoted, the rest never read.
         let url = hostile("HTTP/1.1 500 Oops\r\ntransfer-encoding: chunked\r\n\r\n", true).await;
-        let refused = ServiceClient::new("ingest", url, None).get::<serde_json::Value>("/v1/logs").await.expect_err("an error");
-        assert!(matches!(&refused, ClientError::Api { status: 500, message, .. } if message.contains("no error body: [1,1,")), "{refused}");
+        let refused = ServiceClient::new("ingest", url, None)
+            .get::<serde_json::Value>("/v1/logs")
+            .await
+            .expect_err("an error");
+        assert!(
+            matches!(&refused, ClientError::Api { status: 500, message, .. } if message.contains("no error body: [1,1,")),
+            "{refused}"
+        );
     }
 
     /// A refusal whose body is empty or no error body still says what happened, where it said
@@ -392,10 +503,21 @@ mod tests {
     #[tokio::test]
     async fn a_refusal_without_an_error_body_says_what_came() {
         let url = hostile("HTTP/1.1 503 Busy\r\ncontent-length: 2\r\n\r\n{}", false).await;
-        let said = ServiceClient::new("serve", url, None).get::<serde_json::Value>("/v1/info").await.expect_err("503").to_string();
-        assert_eq!(said, "serve: HTTP 503 with an answer that is no error body: {} (UNKNOWN, HTTP 503)");
+        let said = ServiceClient::new("serve", url, None)
+            .get::<serde_json::Value>("/v1/info")
+            .await
+            .expect_err("503")
+            .to_string();
+        assert_eq!(
+            said,
+            "serve: HTTP 503 with an answer that is no error body: {} (UNKNOWN, HTTP 503)"
+        );
         let url = hostile("HTTP/1.1 502 Bad\r\ncontent-length: 0\r\n\r\n", false).await;
-        let said = ServiceClient::new("ingest", url, None).get::<serde_json::Value>("/v1/info").await.expect_err("502").to_string();
+        let said = ServiceClient::new("ingest", url, None)
+            .get::<serde_json::Value>("/v1/info")
+            .await
+            .expect_err("502")
+            .to_string();
         assert_eq!(said, "ingest: HTTP 502 with an empty answer (UNKNOWN, HTTP 502)");
     }
 
@@ -410,7 +532,9 @@ mod tests {
             tokio::spawn(async move {
                 let (mut socket, _) = listener.accept().await?;
                 let _ = socket.read(&mut [0u8; 4096]).await;
-                socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\n").await?;
+                socket
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\n")
+                    .await?;
                 for _ in 0..40 {
                     socket.write_all(every.as_bytes()).await?;
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -420,17 +544,23 @@ mod tests {
             format!("http://{addr}")
         }
         let idle = std::time::Duration::from_millis(400);
-        let pings = ServiceClient::new("train", stream_of(": ping\n\n").await, None).with_event_idle(idle);
+        let pings =
+            ServiceClient::new("train", stream_of(": ping\n\n").await, None).with_event_idle(idle);
         let started = std::time::Instant::now();
         let mut events = pings.train_events("/v1/jobs/j/events").await.expect("a stream");
         let first = events.next().await.expect("an item");
         let said = first.expect_err("no event came").to_string();
         assert!(said.contains("no event in 0.4 s"), "{said}");
-        assert!(started.elapsed() < std::time::Duration::from_secs(1), "given up at the bound: {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(1),
+            "given up at the bound: {:?}",
+            started.elapsed()
+        );
         // Events 50 ms apart, for 2 s in all: five times the bound, and never given up.
         let event = "data: {\"type\":\"cancelled\"}\n\n: ping\n\n";
         let busy = ServiceClient::new("train", stream_of(event).await, None).with_event_idle(idle);
-        let events: Vec<_> = busy.train_events("/v1/jobs/j/events").await.expect("a stream").collect().await;
+        let events: Vec<_> =
+            busy.train_events("/v1/jobs/j/events").await.expect("a stream").collect().await;
         assert_eq!(events.len(), 40, "every event read: {:?}", events.iter().find(|e| e.is_err()));
         assert!(events.iter().all(Result::is_ok));
     }
@@ -456,7 +586,8 @@ mod tests {
             assert_eq!(events, expected(), "cut at byte {cut}");
         }
         let mut d = SseDecoder::default();
-        let events: Vec<String> = STREAM.iter().flat_map(|b| d.push(std::slice::from_ref(b)).expect("a byte")).collect();
+        let events: Vec<String> =
+            STREAM.iter().flat_map(|b| d.push(std::slice::from_ref(b)).expect("a byte")).collect();
         assert_eq!(events, expected(), "a byte at a time");
     }
 

@@ -63,7 +63,10 @@ pub fn default_home() -> PathBuf {
     if let Some(data) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
         return PathBuf::from(data).join("logitflow");
     }
-    std::env::var_os("HOME").map_or_else(|| PathBuf::from(".logitflow"), |h| PathBuf::from(h).join(".local/share/logitflow"))
+    std::env::var_os("HOME").map_or_else(
+        || PathBuf::from(".logitflow"),
+        |h| PathBuf::from(h).join(".local/share/logitflow"),
+    )
 }
 
 impl Config {
@@ -75,20 +78,33 @@ impl Config {
             .map(|roots| std::env::split_paths(&roots).collect())
             .unwrap_or_else(|| std::env::current_dir().into_iter().collect());
         allowed_roots.retain(|p| !p.as_os_str().is_empty());
-        let allowed_roots = allowed_roots.into_iter().filter_map(|p| p.canonicalize().ok()).collect();
-        let mut config = Config::with_default_limits(home, token, allowed_roots, std::env::var(crate::SERVE_URL_ENV).ok());
+        let allowed_roots =
+            allowed_roots.into_iter().filter_map(|p| p.canonicalize().ok()).collect();
+        let mut config = Config::with_default_limits(
+            home,
+            token,
+            allowed_roots,
+            std::env::var(crate::SERVE_URL_ENV).ok(),
+        );
         config.store = args.store.clone().filter(|s| !s.trim().is_empty());
         config.tls = args.tls_cert.clone().zip(args.tls_key.clone());
         config
     }
 
     /// Opens the artifact store (and through it the registry) this configuration names.
-    pub fn open_store(&self) -> Result<logitflow_core::store::Store, logitflow_core::store::StoreError> {
+    pub fn open_store(
+        &self,
+    ) -> Result<logitflow_core::store::Store, logitflow_core::store::StoreError> {
         logitflow_objects::open_store(self.store.as_deref(), &self.home)
     }
 
     /// The body limit and the timeouts every service starts with (a service may change them).
-    fn with_default_limits(home: PathBuf, token: Option<String>, allowed_roots: Vec<PathBuf>, serve_url: Option<String>) -> Config {
+    fn with_default_limits(
+        home: PathBuf,
+        token: Option<String>,
+        allowed_roots: Vec<PathBuf>,
+        serve_url: Option<String>,
+    ) -> Config {
         Config {
             home,
             store: None,
@@ -106,7 +122,9 @@ impl Config {
 
     /// A client for serve, when its address is configured (the apps call serve).
     pub fn serve_client(&self) -> Option<crate::client::ServiceClient> {
-        self.serve_url.as_ref().map(|url| crate::client::ServiceClient::new("serve", url.clone(), self.token.clone()))
+        self.serve_url
+            .as_ref()
+            .map(|url| crate::client::ServiceClient::new("serve", url.clone(), self.token.clone()))
     }
 
     /// A configuration for tests: no token, everything under `home` allowed.
@@ -173,13 +191,19 @@ mod tests {
     fn off_loopback_a_service_needs_a_token() {
         let open: SocketAddr = "0.0.0.0:8080".parse().expect("addr");
         let refused = check_exposure(open, None).expect_err("no token").to_string();
-        assert!(refused.contains("0.0.0.0:8080") && refused.contains("LOGITFLOW_TOKEN"), "{refused}");
+        assert!(
+            refused.contains("0.0.0.0:8080") && refused.contains("LOGITFLOW_TOKEN"),
+            "{refused}"
+        );
         assert!(check_exposure(open, Some("")).is_err(), "an empty token is none");
         let long = "k".repeat(MIN_TOKEN_CHARS);
         assert!(check_exposure(open, Some(&long)).is_ok());
         assert!(check_exposure("10.1.2.3:80".parse().expect("addr"), None).is_err());
         assert!(check_exposure("127.0.0.1:0".parse().expect("addr"), None).is_ok());
-        assert!(check_exposure("127.0.0.1:0".parse().expect("addr"), Some("a")).is_ok(), "loopback takes any token");
+        assert!(
+            check_exposure("127.0.0.1:0".parse().expect("addr"), Some("a")).is_ok(),
+            "loopback takes any token"
+        );
     }
 
     /// Off loopback a token a few dozen guesses find is refused, naming the rule.
@@ -188,7 +212,10 @@ mod tests {
         let open: SocketAddr = "0.0.0.0:8080".parse().expect("addr");
         for short in ["a", "s3cret", &"k".repeat(MIN_TOKEN_CHARS - 1)] {
             let refused = check_exposure(open, Some(short)).expect_err("a short token").to_string();
-            assert!(refused.contains("at least 32") && refused.contains("LOGITFLOW_TOKEN"), "{short}: {refused}");
+            assert!(
+                refused.contains("at least 32") && refused.contains("LOGITFLOW_TOKEN"),
+                "{short}: {refused}"
+            );
         }
         assert!(check_exposure("[::1]:0".parse().expect("addr"), None).is_ok());
     }

@@ -96,7 +96,13 @@ impl Connections {
     pub(crate) fn totals(&self) -> MetricsTotals {
         let mut totals = MetricsTotals::default();
         self.closed.add_to(&mut totals);
-        for connection in self.open.lock().unwrap_or_else(PoisonError::into_inner).iter().filter_map(Weak::upgrade) {
+        for connection in self
+            .open
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter_map(Weak::upgrade)
+        {
             connection.metrics.add_to(&mut totals);
         }
         totals
@@ -113,7 +119,10 @@ impl Connections {
             // The exchange fails if a request head arrived since the load: it is not expired.
             if since < BUSY
                 && now.saturating_sub(since) > limit
-                && connection.waiting_since.compare_exchange(since, EXPIRED, Ordering::AcqRel, Ordering::Acquire).is_ok()
+                && connection
+                    .waiting_since
+                    .compare_exchange(since, EXPIRED, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
             {
                 connection.reader.wake();
             }
@@ -152,7 +161,12 @@ impl Connection {
     /// The response is written (or handed to hyper whole): the connection waits for the next
     /// request head from `at`.
     pub(crate) fn end_request(&self, at: Instant) {
-        let _ = self.waiting_since.compare_exchange(BUSY, millis_since(self.origin, at), Ordering::AcqRel, Ordering::Acquire);
+        let _ = self.waiting_since.compare_exchange(
+            BUSY,
+            millis_since(self.origin, at),
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
     }
 
     fn is_expired(&self) -> bool {
@@ -217,7 +231,10 @@ fn with_json_body(head: &[u8]) -> Option<Vec<u8>> {
     let body = serde_json::json!({"error": error, "code": code}).to_string();
     let mut out = Vec::with_capacity(head.len() + body.len() + 64);
     out.extend_from_slice(&head[..at]);
-    out.extend_from_slice(format!("\r\ncontent-type: application/json\r\ncontent-length: {}\r\n", body.len()).as_bytes());
+    out.extend_from_slice(
+        format!("\r\ncontent-type: application/json\r\ncontent-length: {}\r\n", body.len())
+            .as_bytes(),
+    );
     out.extend_from_slice(&head[at + EMPTY.len()..]);
     out.extend_from_slice(body.as_bytes());
     Some(out)
@@ -228,7 +245,11 @@ fn header_timed_out() -> io::Error {
 }
 
 impl<T: hyper::rt::Read> hyper::rt::Read for WatchedIo<T> {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: hyper::rt::ReadBufCursor<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
         let this = self.project();
         if this.connection.is_expired() {
             return Poll::Ready(Err(header_timed_out()));
@@ -267,7 +288,11 @@ impl<T: hyper::rt::Write> WatchedIo<T> {
 }
 
 impl<T: hyper::rt::Write> hyper::rt::Write for WatchedIo<T> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         if self.rewritten.is_none()
             && let Some(bytes) = with_json_body(buf)
         {
@@ -279,7 +304,11 @@ impl<T: hyper::rt::Write> hyper::rt::Write for WatchedIo<T> {
         self.project().inner.poll_write(cx, buf)
     }
 
-    fn poll_write_vectored(mut self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
         // hyper's error answers are a head alone, in one slice.
         if let [only] = bufs
             && self.rewritten.is_none()
@@ -315,11 +344,19 @@ mod tests {
         let head = b"HTTP/1.1 414 URI Too Long\r\nconnection: close\r\ncontent-length: 0\r\ndate: x\r\n\r\n";
         let out = String::from_utf8(with_json_body(head).expect("rewritten")).expect("utf8");
         let (head, body) = out.split_once("\r\n\r\n").expect("a head and a body");
-        assert!(head.starts_with("HTTP/1.1 414 URI Too Long\r\nconnection: close\r\ncontent-type: application/json"), "{head}");
+        assert!(
+            head.starts_with(
+                "HTTP/1.1 414 URI Too Long\r\nconnection: close\r\ncontent-type: application/json"
+            ),
+            "{head}"
+        );
         assert!(head.contains(&format!("content-length: {}", body.len())), "{head}");
         let body: serde_json::Value = serde_json::from_str(body).expect("json");
         assert_eq!(body["code"], "URI_TOO_LONG");
-        for untouched in [&b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"[..], b"HTTP/1.1 404 Not Found\r\ncontent-length: 20\r\n\r\n"] {
+        for untouched in [
+            &b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"[..],
+            b"HTTP/1.1 404 Not Found\r\ncontent-length: 20\r\n\r\n",
+        ] {
             assert_eq!(with_json_body(untouched), None);
         }
     }

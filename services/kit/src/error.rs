@@ -87,7 +87,8 @@ impl IntoResponse for ApiError {
 
 /// Every error answer, whoever makes it: `{"error": message, "code": code}` with `status`.
 pub(crate) fn error_response(status: StatusCode, code: &str, message: String) -> Response {
-    (status, axum::Json(crate::wire::ErrorBody { error: message, code: code.to_string() })).into_response()
+    (status, axum::Json(crate::wire::ErrorBody { error: message, code: code.to_string() }))
+        .into_response()
 }
 
 /// Whether the body timeout is somewhere in the error's chain of causes.
@@ -132,7 +133,9 @@ impl From<JsonRejection> for ApiError {
             other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 ApiError::PayloadTooLarge(format!("the request body is over the limit: {message}"))
             }
-            _ if timed_out => ApiError::Timeout("the request body did not arrive in time and was cut off".into()),
+            _ if timed_out => {
+                ApiError::Timeout("the request body did not arrive in time and was cut off".into())
+            }
             _ => ApiError::BadRequest(message),
         }
     }
@@ -154,7 +157,9 @@ impl From<RegistryError> for ApiError {
     fn from(e: RegistryError) -> Self {
         match e {
             RegistryError::Store(store) => store.into(),
-            RegistryError::UnknownModel(_) | RegistryError::UnknownVersion { .. } => ApiError::NotFound(e.to_string()),
+            RegistryError::UnknownModel(_) | RegistryError::UnknownVersion { .. } => {
+                ApiError::NotFound(e.to_string())
+            }
             RegistryError::BadName(_) => ApiError::invalid("BAD_MODEL_NAME", e),
             RegistryError::NothingToRollBack { .. } => ApiError::Conflict(e.to_string()),
             RegistryError::Corrupt(_) => ApiError::Storage(e.to_string()),
@@ -192,7 +197,9 @@ impl From<logitflow_core::logistic::ParamError> for ApiError {
 }
 
 fn not_json() -> ApiError {
-    ApiError::UnsupportedMediaType("expected a JSON body with `Content-Type: application/json`".into())
+    ApiError::UnsupportedMediaType(
+        "expected a JSON body with `Content-Type: application/json`".into(),
+    )
 }
 
 /// axum's `Json`, with its rejections answered as [`ApiError`]s, and a faster way in.
@@ -210,7 +217,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
         if !json_content_type(request.headers()) {
             return Err(not_json());
         }
-        let bytes = bytes::Bytes::from_request(request, state).await.map_err(|e| ApiError::from(JsonRejection::from(e)))?;
+        let bytes = bytes::Bytes::from_request(request, state)
+            .await
+            .map_err(|e| ApiError::from(JsonRejection::from(e)))?;
         parse_json(&bytes).map(Json)
     }
 }
@@ -223,9 +232,13 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     // refused by the structs themselves.) An array that is not even JSON stays a 400.
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
         let json = serde_json::from_slice::<serde::de::IgnoredAny>(bytes);
-        let malformed = json.as_ref().is_err_and(|e| !e.to_string().starts_with("recursion limit exceeded"));
+        let malformed =
+            json.as_ref().is_err_and(|e| !e.to_string().starts_with("recursion limit exceeded"));
         if !malformed {
-            return Err(ApiError::invalid("INVALID_FIELDS", "the body must be a JSON object, got an array"));
+            return Err(ApiError::invalid(
+                "INVALID_FIELDS",
+                "the body must be a JSON object, got an array",
+            ));
         }
     }
     serde_json::from_slice(bytes).map_err(|plain| match axum::Json::<T>::from_bytes(bytes) {
@@ -237,8 +250,14 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 
 /// `application/json` or `application/*+json`, with any parameters: what axum's `Json` accepts.
 fn json_content_type(headers: &axum::http::HeaderMap) -> bool {
-    let mime = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<mime::Mime>().ok());
-    mime.is_some_and(|m| m.type_() == mime::APPLICATION && (m.subtype() == mime::JSON || m.suffix() == Some(mime::JSON)))
+    let mime = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<mime::Mime>().ok());
+    mime.is_some_and(|m| {
+        m.type_() == mime::APPLICATION
+            && (m.subtype() == mime::JSON || m.suffix() == Some(mime::JSON))
+    })
 }
 
 impl<T: Serialize> IntoResponse for Json<T> {
@@ -248,8 +267,12 @@ impl<T: Serialize> IntoResponse for Json<T> {
 }
 
 /// Runs blocking work (disk, CPU) off the async workers, turning a panic into a 500.
-pub async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(work).await.map_err(|e| ApiError::Internal(format!("a worker failed: {e}")))?
+pub async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ApiError::Internal(format!("a worker failed: {e}")))?
 }
 
 impl From<crate::client::ClientError> for ApiError {
@@ -260,8 +283,12 @@ impl From<crate::client::ClientError> for ApiError {
         match e {
             ClientError::Api { status: 404, message, .. } => ApiError::NotFound(message),
             // A level serve does not know is the caller's to fix, and worth its own code.
-            ClientError::Api { status: 422, code, message, .. } if code == "UNKNOWN_LEVEL" => ApiError::invalid("UNKNOWN_LEVEL", message),
-            ClientError::Api { status, message, .. } if (400..500).contains(&status) => ApiError::invalid("INVALID_INPUT", message),
+            ClientError::Api { status: 422, code, message, .. } if code == "UNKNOWN_LEVEL" => {
+                ApiError::invalid("UNKNOWN_LEVEL", message)
+            }
+            ClientError::Api { status, message, .. } if (400..500).contains(&status) => {
+                ApiError::invalid("INVALID_INPUT", message)
+            }
             other => ApiError::NotReady(format!("a service it needs did not answer: {other}")),
         }
     }
@@ -284,13 +311,17 @@ mod tests {
     }
 
     async fn extract(content_type: &str, body: &str) -> Result<Json<Order>, ApiError> {
-        let request = axum::http::Request::post("/").header("content-type", content_type).body(axum::body::Body::from(body.to_string()));
+        let request = axum::http::Request::post("/")
+            .header("content-type", content_type)
+            .body(axum::body::Body::from(body.to_string()));
         Json::<Order>::from_request(request.expect("request"), &()).await
     }
 
     #[tokio::test]
     async fn json_content_types_are_those_axum_accepts() {
-        for accepted in ["application/json", "application/json; charset=utf-8", "application/cloudevents+json"] {
+        for accepted in
+            ["application/json", "application/json; charset=utf-8", "application/cloudevents+json"]
+        {
             assert!(extract(accepted, r#"{"items": []}"#).await.is_ok(), "{accepted}");
         }
         for refused in ["text/json", "application/xml", "json"] {
@@ -308,7 +339,9 @@ mod tests {
             version: Option<u32>,
         }
         let take = |body: &'static str| async move {
-            let request = axum::http::Request::post("/").header("content-type", "application/json").body(axum::body::Body::from(body));
+            let request = axum::http::Request::post("/")
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from(body));
             Json::<AllOptional>::from_request(request.expect("request"), &()).await
         };
         assert!(take(" {}").await.is_ok());
@@ -321,12 +354,17 @@ mod tests {
 
     #[tokio::test]
     async fn a_bad_field_is_named_by_its_path() {
-        let Json(order) = extract("application/json", r#"{"items": [{"count": 2}]}"#).await.expect("valid");
+        let Json(order) =
+            extract("application/json", r#"{"items": [{"count": 2}]}"#).await.expect("valid");
         assert_eq!(order.items[0].count, 2);
-        let e = extract("application/json", r#"{"items": [{"count": 2}, {"count": "three"}]}"#).await.expect_err("a string count");
+        let e = extract("application/json", r#"{"items": [{"count": 2}, {"count": "three"}]}"#)
+            .await
+            .expect_err("a string count");
         assert_eq!(e.code(), "INVALID_FIELDS");
         assert!(e.to_string().contains("items[1].count"), "{e}");
-        let e = extract("application/json", r#"{"items": [] } trailing"#).await.expect_err("trailing characters");
+        let e = extract("application/json", r#"{"items": [] } trailing"#)
+            .await
+            .expect_err("trailing characters");
         assert_eq!(e.code(), "MALFORMED_REQUEST");
     }
 }

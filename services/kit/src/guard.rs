@@ -22,7 +22,8 @@ fn is_health(path: &str) -> bool {
 
 /// Compares without stopping at the first difference, so timing does not leak the token.
 pub fn same_token(given: &[u8], expected: &[u8]) -> bool {
-    given.len() == expected.len() && given.iter().zip(expected).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    given.len() == expected.len()
+        && given.iter().zip(expected).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
 }
 
 /// The one middleware every request passes, wrapped once around the whole router: auth (every
@@ -92,11 +93,18 @@ impl hyper::service::Service<Request<hyper::body::Incoming>> for Guard<Router> {
     type Future = GuardFuture<<Router as tower::Service<Request<Body>>>::Future>;
 
     fn call(&self, request: Request<hyper::body::Incoming>) -> Self::Future {
-        guard(&self.common, &self.connection, request, |request| tower::Service::call(&mut self.routes.clone(), request))
+        guard(&self.common, &self.connection, request, |request| {
+            tower::Service::call(&mut self.routes.clone(), request)
+        })
     }
 }
 
-fn guard<B, F>(common: &Common, connection: &Arc<Connection>, request: Request<B>, route: impl FnOnce(Request<Body>) -> F) -> GuardFuture<F>
+fn guard<B, F>(
+    common: &Common,
+    connection: &Arc<Connection>,
+    request: Request<B>,
+    route: impl FnOnce(Request<Body>) -> F,
+) -> GuardFuture<F>
 where
     B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     B::Error: Into<axum::BoxError>,
@@ -122,7 +130,9 @@ where
         // before the 413 is sent, as nginx's lingering close does: a client that writes its
         // whole body before reading (Python's urllib and requests do) would otherwise be cut
         // off mid-write and see a broken pipe instead of the answer.
-        Some(refused @ ApiError::PayloadTooLarge(_)) if declared_length(&request).is_some_and(|n| n <= DRAIN_LIMIT) => {
+        Some(refused @ ApiError::PayloadTooLarge(_))
+            if declared_length(&request).is_some_and(|n| n <= DRAIN_LIMIT) =>
+        {
             let response = refused.into_response();
             let body = request.into_body();
             future.draining = Some(Box::pin(async move {
@@ -132,10 +142,16 @@ where
         }
         Some(refused) => future.refused = Some(refused.into_response()),
         None => {
-            let (limit, timeout) =
-                (usize::try_from(common.body_limit_for(request.uri().path())).unwrap_or(usize::MAX), common.body_timeout);
-            let body =
-                |body| Body::new(IdleTimeoutBody { inner: http_body_util::Limited::new(body, limit), timeout: LazyTimeout::new(timeout) });
+            let (limit, timeout) = (
+                usize::try_from(common.body_limit_for(request.uri().path())).unwrap_or(usize::MAX),
+                common.body_timeout,
+            );
+            let body = |body| {
+                Body::new(IdleTimeoutBody {
+                    inner: http_body_util::Limited::new(body, limit),
+                    timeout: LazyTimeout::new(timeout),
+                })
+            };
             future.route = Some(route(request.map(body)));
         }
     }
@@ -147,7 +163,11 @@ const DRAIN_LIMIT: u64 = 64 << 20;
 const DRAIN_TIME: Duration = Duration::from_secs(5);
 
 fn declared_length<B>(request: &Request<B>) -> Option<u64> {
-    request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok())
+    request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
 }
 
 /// Reads a body and throws it away, up to `limit` bytes.
@@ -172,14 +192,20 @@ fn refusal<B>(common: &Common, request: &Request<B>) -> Option<ApiError> {
     if let Some(token) = &common.token
         && !is_health(request.uri().path())
     {
-        let given = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+        let given = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
         if !given.is_some_and(|given| same_token(given.as_bytes(), token.as_bytes())) {
             return Some(ApiError::Unauthorized);
         }
     }
     let limit = common.body_limit_for(request.uri().path());
     if declared_length(request).is_some_and(|length| length > limit) {
-        return Some(ApiError::PayloadTooLarge(format!("the request body is over the limit of {limit} bytes")));
+        return Some(ApiError::PayloadTooLarge(format!(
+            "the request body is over the limit of {limit} bytes"
+        )));
     }
     None
 }
@@ -204,20 +230,23 @@ impl<F: Future<Output = Result<Response, Infallible>>> Future for GuardFuture<F>
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let response = match this.route.as_pin_mut() {
-            None if this.draining.is_some() => match this.draining.as_mut().map(|d| d.as_mut().poll(cx)) {
-                Some(Poll::Ready(response)) => {
-                    *this.draining = None;
-                    response
+            None if this.draining.is_some() => {
+                match this.draining.as_mut().map(|d| d.as_mut().poll(cx)) {
+                    Some(Poll::Ready(response)) => {
+                        *this.draining = None;
+                        response
+                    }
+                    _ => return Poll::Pending,
                 }
-                _ => return Poll::Pending,
-            },
+            }
             None => this.refused.take().unwrap_or_default(),
             Some(route) => match route.poll(cx) {
                 Poll::Ready(Ok(response)) => json_errors(response),
                 Poll::Ready(Err(never)) => match never {},
                 Poll::Pending => {
                     ready!(this.timeout.poll_expired(cx));
-                    ApiError::Timeout("the request took too long and was cut off".into()).into_response()
+                    ApiError::Timeout("the request took too long and was cut off".into())
+                        .into_response()
                 }
             },
         };
@@ -239,13 +268,20 @@ impl<F: Future<Output = Result<Response, Infallible>>> Future for GuardFuture<F>
 /// Errors that axum answers in plain text (405, 413, …) answered as JSON `{error, code}`.
 fn json_errors(response: Response) -> Response {
     let status = response.status();
-    let is_json =
-        || response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/json"));
+    let is_json = || {
+        response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json"))
+    };
     if !(status.is_client_error() || status.is_server_error()) || is_json() {
         return response;
     }
     match status {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge("the request body is over the limit".into()).into_response(),
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::PayloadTooLarge("the request body is over the limit".into()).into_response()
+        }
         _ => {
             let reason = status.canonical_reason().unwrap_or("error").to_string();
             error_response(status, &reason.to_uppercase().replace([' ', '-'], "_"), reason)
@@ -275,7 +311,10 @@ impl http_body::Body for StreamedBody {
     type Data = bytes::Bytes;
     type Error = axum::Error;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
         self.project().inner.poll_frame(cx)
     }
 
@@ -335,7 +374,10 @@ where
     type Data = bytes::Bytes;
     type Error = axum::BoxError;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
         let this = self.project();
         match this.inner.poll_frame(cx) {
             Poll::Ready(frame) => {

@@ -23,12 +23,14 @@ mod step;
 pub mod testing;
 pub mod wire;
 
-pub use config::{Config, ServiceArgs, ServiceCli, check_exposure, default_home, start, token_from_env};
+pub use config::{
+    Config, ServiceArgs, ServiceCli, check_exposure, default_home, start, token_from_env,
+};
 pub use error::{ApiError, Json, blocking, parse_json};
 pub use guard::same_token;
 pub use server::{
-    Readiness, ServiceInfo, announce_listening, cpu_seconds, init_tracing, proc_status_bytes, serve, serve_with_metrics, shutdown_signal,
-    use_aws_lc_crypto,
+    Readiness, ServiceInfo, announce_listening, cpu_seconds, init_tracing, proc_status_bytes,
+    serve, serve_with_metrics, shutdown_signal, use_aws_lc_crypto,
 };
 pub use step::{StepSummary, cached_step};
 

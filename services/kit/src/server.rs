@@ -87,7 +87,10 @@ impl Common {
 impl Common {
     /// The largest body a request to `path` may carry.
     pub(crate) fn body_limit_for(&self, path: &str) -> u64 {
-        self.large_body_routes.iter().find(|(prefix, _)| path.starts_with(prefix)).map_or(self.body_limit as u64, |(_, limit)| *limit)
+        self.large_body_routes
+            .iter()
+            .find(|(prefix, _)| path.starts_with(prefix))
+            .map_or(self.body_limit as u64, |(_, limit)| *limit)
     }
 }
 
@@ -95,9 +98,14 @@ impl Common {
 /// `GET /v1/logs` (what a console attached by URL shows, having no pipe to the process);
 /// `LOGITFLOW_LOG` sets the filter (default `info`).
 pub fn init_tracing() {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_env("LOGITFLOW_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().json().with_writer(|| RecentLogs).with_env_filter(filter).with_current_span(false).try_init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LOGITFLOW_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_writer(|| RecentLogs)
+        .with_env_filter(filter)
+        .with_current_span(false)
+        .try_init();
 }
 
 /// How many log lines a service keeps for `GET /v1/logs`, and the longest kept whole.
@@ -105,8 +113,11 @@ pub(crate) const RECENT_LOG_LINES: usize = 500;
 const RECENT_LOG_LINE_BYTES: usize = 4096;
 
 fn recent_logs() -> &'static std::sync::Mutex<std::collections::VecDeque<String>> {
-    static RECENT: std::sync::OnceLock<std::sync::Mutex<std::collections::VecDeque<String>>> = std::sync::OnceLock::new();
-    RECENT.get_or_init(|| std::sync::Mutex::new(std::collections::VecDeque::with_capacity(RECENT_LOG_LINES)))
+    static RECENT: std::sync::OnceLock<std::sync::Mutex<std::collections::VecDeque<String>>> =
+        std::sync::OnceLock::new();
+    RECENT.get_or_init(|| {
+        std::sync::Mutex::new(std::collections::VecDeque::with_capacity(RECENT_LOG_LINES))
+    })
 }
 
 /// The writer of each log event: stderr, and a copy of each line in a bounded ring.
@@ -144,8 +155,10 @@ struct LogsQuery {
 /// `GET /v1/logs?lines=N`: the last N (at most [`RECENT_LOG_LINES`]) log lines, oldest first.
 async fn logs_route(axum::extract::Query(query): axum::extract::Query<LogsQuery>) -> Response {
     let wanted = query.lines.unwrap_or(RECENT_LOG_LINES).min(RECENT_LOG_LINES);
-    let lines: Vec<String> =
-        recent_logs().lock().map(|r| r.iter().skip(r.len().saturating_sub(wanted)).cloned().collect()).unwrap_or_default();
+    let lines: Vec<String> = recent_logs()
+        .lock()
+        .map(|r| r.iter().skip(r.len().saturating_sub(wanted)).cloned().collect())
+        .unwrap_or_default();
     Json(serde_json::json!({ "lines": lines })).into_response()
 }
 
@@ -159,7 +172,8 @@ fn resident_bytes() -> Option<u64> {
 /// `VmRSS` (resident now), `VmHWM` (the peak so far), …; `process` a pid or `self`.
 pub fn proc_status_bytes(process: &str, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{process}/status")).ok()?;
-    let line = status.lines().find(|l| l.strip_prefix(field).is_some_and(|rest| rest.starts_with(':')))?;
+    let line =
+        status.lines().find(|l| l.strip_prefix(field).is_some_and(|rest| rest.starts_with(':')))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
 }
@@ -224,9 +238,14 @@ impl AcceptFailures {
 /// Prints a service's listening line on stdout, the one line the supervisor reads there:
 /// `{"event":"listening","service":NAME,"addr":ADDR}`, with `"protocol"` for a port that is
 /// not the HTTP one (serve's gRPC).
-pub fn announce_listening(service: &str, protocol: Option<&str>, addr: std::net::SocketAddr) -> std::io::Result<()> {
+pub fn announce_listening(
+    service: &str,
+    protocol: Option<&str>,
+    addr: std::net::SocketAddr,
+) -> std::io::Result<()> {
     use std::io::Write;
-    let mut line = serde_json::json!({"event": "listening", "service": service, "addr": addr.to_string()});
+    let mut line =
+        serde_json::json!({"event": "listening", "service": service, "addr": addr.to_string()});
     if let Some(protocol) = protocol {
         line["protocol"] = protocol.into();
     }
@@ -303,7 +322,10 @@ pub async fn serve_with_metrics(
         let http = http.clone();
         match &tls {
             None => {
-                let io = WatchedIo::new(hyper_util::rt::TokioIo::new(stream), guard.connection().clone());
+                let io = WatchedIo::new(
+                    hyper_util::rt::TokioIo::new(stream),
+                    guard.connection().clone(),
+                );
                 let connection = watcher.watch(http.serve_connection(io, guard));
                 tokio::spawn(async move {
                     // A client that goes away or times out mid-request is routine, not an error.
@@ -317,12 +339,20 @@ pub async fn serve_with_metrics(
                 tokio::spawn(async move {
                     // The handshake is bounded like the headers that follow it: a client that
                     // starts one and stalls holds nothing for longer.
-                    let stream = match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                    let stream = match tokio::time::timeout(
+                        handshake_timeout,
+                        acceptor.accept(stream),
+                    )
+                    .await
+                    {
                         Ok(Ok(stream)) => stream,
                         Ok(Err(e)) => return tracing::debug!(error = %e, "TLS handshake failed"),
                         Err(_) => return tracing::debug!("TLS handshake timed out"),
                     };
-                    let io = WatchedIo::new(hyper_util::rt::TokioIo::new(stream), guard.connection().clone());
+                    let io = WatchedIo::new(
+                        hyper_util::rt::TokioIo::new(stream),
+                        guard.connection().clone(),
+                    );
                     if let Err(e) = watcher.watch(http.serve_connection(io, guard)).await {
                         tracing::debug!(error = %e, "connection ended");
                     }
@@ -348,12 +378,19 @@ pub fn use_aws_lc_crypto() {
 
 /// The TLS side of `--tls-cert`/`--tls-key`: both PEM files, read and checked at start, so a
 /// wrong path or a key that does not match is an error before the service listens.
-fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> std::io::Result<tokio_rustls::TlsAcceptor> {
+fn tls_acceptor(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> std::io::Result<tokio_rustls::TlsAcceptor> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let bad = |path: &std::path::Path, e: &dyn std::fmt::Display| std::io::Error::other(format!("{}: {e}", path.display()));
-    let chain: Vec<CertificateDer<'static>> =
-        CertificateDer::pem_file_iter(cert).map_err(|e| bad(cert, &e))?.collect::<Result<_, _>>().map_err(|e| bad(cert, &e))?;
+    let bad = |path: &std::path::Path, e: &dyn std::fmt::Display| {
+        std::io::Error::other(format!("{}: {e}", path.display()))
+    };
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| bad(cert, &e))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| bad(cert, &e))?;
     if chain.is_empty() {
         return Err(bad(cert, &"no certificate in it (PEM, -----BEGIN CERTIFICATE-----)"));
     }
@@ -378,9 +415,16 @@ fn router(common: Arc<Common>, routes: Router) -> Guard<Router> {
         .route("/v2/health/live", get(|| async { Json(serde_json::json!({"live": true})) }))
         .route("/v2/health/ready", get(ready_route))
         .with_state(common.clone());
-    let routes = routes.merge(common_routes).fallback(|| async { ApiError::NotFound("no such route".into()) }).method_not_allowed_fallback(
-        || async { error_response(StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", "method not allowed on this route".into()) },
-    );
+    let routes = routes
+        .merge(common_routes)
+        .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .method_not_allowed_fallback(|| async {
+            error_response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "METHOD_NOT_ALLOWED",
+                "method not allowed on this route".into(),
+            )
+        });
     // tower-http traces requests at DEBUG. Below that level its spans are never recorded, yet
     // wrapping every request and response still cost serve ≈ 5% of its throughput.
     let routes = if tracing::level_filters::LevelFilter::current() >= tracing::Level::DEBUG {
@@ -394,7 +438,11 @@ fn router(common: Arc<Common>, routes: Router) -> Guard<Router> {
 async fn ready_route(State(common): State<Arc<Common>>) -> Response {
     match common.readiness.get() {
         Ok(()) => Json(serde_json::json!({"ready": true})).into_response(),
-        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({"ready": false, "reason": why}))).into_response(),
+        Err(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({"ready": false, "reason": why})),
+        )
+            .into_response(),
     }
 }
 
@@ -413,24 +461,36 @@ async fn metrics_route(State(common): State<Arc<Common>>) -> Response {
     use std::fmt::Write;
     let name = common.info.name;
     let mut text = String::new();
-    let _ = writeln!(text, "# HELP logitflow_http_requests_total HTTP requests answered, by status class.");
+    let _ = writeln!(
+        text,
+        "# HELP logitflow_http_requests_total HTTP requests answered, by status class."
+    );
     let _ = writeln!(text, "# TYPE logitflow_http_requests_total counter");
     let mut total = 0;
     let totals = common.connections.totals();
     for (class, &n) in totals.by_class.iter().enumerate().skip(1) {
         total += n;
-        let _ = writeln!(text, "logitflow_http_requests_total{{service=\"{name}\",class=\"{class}xx\"}} {n}");
+        let _ = writeln!(
+            text,
+            "logitflow_http_requests_total{{service=\"{name}\",class=\"{class}xx\"}} {n}"
+        );
     }
-    let _ = writeln!(text, "# HELP logitflow_http_request_seconds Time spent answering HTTP requests.");
+    let _ =
+        writeln!(text, "# HELP logitflow_http_request_seconds Time spent answering HTTP requests.");
     let _ = writeln!(text, "# TYPE logitflow_http_request_seconds summary");
     let seconds = totals.micros_total as f64 / 1e6;
     let _ = writeln!(text, "logitflow_http_request_seconds_sum{{service=\"{name}\"}} {seconds}");
     let _ = writeln!(text, "logitflow_http_request_seconds_count{{service=\"{name}\"}} {total}");
     let _ = writeln!(text, "# HELP logitflow_uptime_seconds Seconds since the service started.");
     let _ = writeln!(text, "# TYPE logitflow_uptime_seconds gauge");
-    let _ = writeln!(text, "logitflow_uptime_seconds{{service=\"{name}\"}} {}", common.info.started.elapsed().as_secs_f64());
+    let _ = writeln!(
+        text,
+        "logitflow_uptime_seconds{{service=\"{name}\"}} {}",
+        common.info.started.elapsed().as_secs_f64()
+    );
     if let Some(bytes) = resident_bytes() {
-        let _ = writeln!(text, "# HELP process_resident_memory_bytes Resident memory size in bytes.");
+        let _ =
+            writeln!(text, "# HELP process_resident_memory_bytes Resident memory size in bytes.");
         let _ = writeln!(text, "# TYPE process_resident_memory_bytes gauge");
         let _ = writeln!(text, "process_resident_memory_bytes {bytes}");
     }
@@ -444,7 +504,11 @@ mod tests {
     fn accept_failures_are_logged_once_per_period_with_their_count() {
         let mut failures = super::AcceptFailures::default();
         assert_eq!(failures.note(), Some(1), "the first is logged at once");
-        assert_eq!((0..99).filter_map(|_| failures.note()).count(), 0, "the next ones wait for the period");
+        assert_eq!(
+            (0..99).filter_map(|_| failures.note()).count(),
+            0,
+            "the next ones wait for the period"
+        );
         failures.logged_at = Some(std::time::Instant::now() - super::AcceptFailures::EVERY);
         assert_eq!(failures.note(), Some(100), "then they are logged with their count");
     }
@@ -460,8 +524,12 @@ mod tests {
         config.token = token.map(String::from);
         config.body_limit = 64;
         let common = Common::new("test", Readiness::not_ready("loading"), &config);
-        let routes = Router::new()
-            .route("/echo", axum::routing::post(|crate::Json(v): crate::Json<serde_json::Value>| async move { crate::Json(v) }));
+        let routes = Router::new().route(
+            "/echo",
+            axum::routing::post(|crate::Json(v): crate::Json<serde_json::Value>| async move {
+                crate::Json(v)
+            }),
+        );
         router(common, routes)
     }
 
@@ -482,9 +550,17 @@ mod tests {
 
     #[tokio::test]
     async fn health_routes_and_readiness_reason() {
-        let (status, body) = call(app(Some("s3cret")), Request::get("/v2/health/live").body(Body::empty()).expect("req")).await;
+        let (status, body) = call(
+            app(Some("s3cret")),
+            Request::get("/v2/health/live").body(Body::empty()).expect("req"),
+        )
+        .await;
         assert_eq!((status, body["live"].as_bool()), (StatusCode::OK, Some(true)));
-        let (status, body) = call(app(Some("s3cret")), Request::get("/v2/health/ready").body(Body::empty()).expect("req")).await;
+        let (status, body) = call(
+            app(Some("s3cret")),
+            Request::get("/v2/health/ready").body(Body::empty()).expect("req"),
+        )
+        .await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(body["reason"], "loading");
     }
@@ -492,12 +568,17 @@ mod tests {
     #[tokio::test]
     async fn token_required_on_other_routes() {
         let (status, body) = call(app(Some("s3cret")), post("/echo", "{}", None)).await;
-        assert_eq!((status, body["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("UNAUTHORIZED")));
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("UNAUTHORIZED"))
+        );
         let (status, _) = call(app(Some("s3cret")), post("/echo", "{}", Some("wrong!"))).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
         let (status, _) = call(app(Some("s3cret")), post("/echo", "{}", Some("s3cret"))).await;
         assert_eq!(status, StatusCode::OK);
-        let (status, _) = call(app(Some("s3cret")), Request::get("/metrics").body(Body::empty()).expect("req")).await;
+        let (status, _) =
+            call(app(Some("s3cret")), Request::get("/metrics").body(Body::empty()).expect("req"))
+                .await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
     }
 
@@ -506,16 +587,35 @@ mod tests {
         let cases = [
             (post("/echo", "{not json", None), StatusCode::BAD_REQUEST, "MALFORMED_REQUEST"),
             (post("/echo", "[NaN]", None), StatusCode::BAD_REQUEST, "MALFORMED_REQUEST"),
-            (post("/echo", &"x".repeat(100), None), StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE"),
-            // Refused on its declared length, before any of it is read.
             (
-                Request::post("/echo").header(header::CONTENT_LENGTH, "100").body(Body::from("x".repeat(100))).expect("req"),
+                post("/echo", &"x".repeat(100), None),
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "PAYLOAD_TOO_LARGE",
             ),
-            (Request::post("/echo").body(Body::from("{}")).expect("req"), StatusCode::UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE"),
-            (Request::get("/echo").body(Body::empty()).expect("req"), StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED"),
-            (Request::get("/nope").body(Body::empty()).expect("req"), StatusCode::NOT_FOUND, "NOT_FOUND"),
+            // Refused on its declared length, before any of it is read.
+            (
+                Request::post("/echo")
+                    .header(header::CONTENT_LENGTH, "100")
+                    .body(Body::from("x".repeat(100)))
+                    .expect("req"),
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "PAYLOAD_TOO_LARGE",
+            ),
+            (
+                Request::post("/echo").body(Body::from("{}")).expect("req"),
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "UNSUPPORTED_MEDIA_TYPE",
+            ),
+            (
+                Request::get("/echo").body(Body::empty()).expect("req"),
+                StatusCode::METHOD_NOT_ALLOWED,
+                "METHOD_NOT_ALLOWED",
+            ),
+            (
+                Request::get("/nope").body(Body::empty()).expect("req"),
+                StatusCode::NOT_FOUND,
+                "NOT_FOUND",
+            ),
         ];
         for (request, status, code) in cases {
             let (got, body) = call(app(None), request).await;
@@ -531,16 +631,34 @@ mod tests {
         let config = Config::for_home(std::env::temp_dir());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
-        tokio::spawn(async move { serve("test", &config, Readiness::ready(), Router::new(), listener, std::future::pending()).await });
+        tokio::spawn(async move {
+            serve(
+                "test",
+                &config,
+                Readiness::ready(),
+                Router::new(),
+                listener,
+                std::future::pending(),
+            )
+            .await
+        });
         let long_uri = format!("GET /{} HTTP/1.1\r\nhost: x\r\n\r\n", "a".repeat(100_000));
-        for (request, status, code) in [("GARBAGE\r\n\r\n".to_string(), "400", "MALFORMED_REQUEST"), (long_uri, "414", "URI_TOO_LONG")] {
+        for (request, status, code) in [
+            ("GARBAGE\r\n\r\n".to_string(), "400", "MALFORMED_REQUEST"),
+            (long_uri, "414", "URI_TOO_LONG"),
+        ] {
             let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
             let _ = stream.write_all(request.as_bytes()).await;
             let mut answer = Vec::new();
-            let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+            let _ =
+                tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
             let answer = String::from_utf8_lossy(&answer);
             let (head, body) = answer.split_once("\r\n\r\n").unwrap_or_default();
-            assert!(head.starts_with(&format!("HTTP/1.1 {status}")) && head.contains("application/json"), "{answer}");
+            assert!(
+                head.starts_with(&format!("HTTP/1.1 {status}"))
+                    && head.contains("application/json"),
+                "{answer}"
+            );
             let body: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
             assert_eq!(body["code"], code, "{answer}");
         }
@@ -553,16 +671,28 @@ mod tests {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let mut config = Config::for_home(std::env::temp_dir());
         config.body_limit = 1024;
-        let routes = Router::new()
-            .route("/echo", axum::routing::post(|crate::Json(v): crate::Json<serde_json::Value>| async move { crate::Json(v) }));
+        let routes = Router::new().route(
+            "/echo",
+            axum::routing::post(|crate::Json(v): crate::Json<serde_json::Value>| async move {
+                crate::Json(v)
+            }),
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
-        tokio::spawn(async move { serve("test", &config, Readiness::ready(), routes, listener, std::future::pending()).await });
+        tokio::spawn(async move {
+            serve("test", &config, Readiness::ready(), routes, listener, std::future::pending())
+                .await
+        });
         for size in [64 << 10, 4 << 20] {
             let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-            let head = format!("POST /echo HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {size}\r\n\r\n");
+            let head = format!(
+                "POST /echo HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {size}\r\n\r\n"
+            );
             stream.write_all(head.as_bytes()).await.expect("head");
-            stream.write_all(&vec![b' '; size]).await.expect("the whole body is taken, not refused mid-write");
+            stream
+                .write_all(&vec![b' '; size])
+                .await
+                .expect("the whole body is taken, not refused mid-write");
             // Read until the JSON body has come (the connection may stay open for the next).
             let mut answer = Vec::new();
             let mut buf = [0u8; 4096];
@@ -574,7 +704,10 @@ mod tests {
                 }
             }
             let answer = String::from_utf8_lossy(&answer);
-            assert!(answer.starts_with("HTTP/1.1 413") && answer.contains("PAYLOAD_TOO_LARGE"), "{size}: {answer}");
+            assert!(
+                answer.starts_with("HTTP/1.1 413") && answer.contains("PAYLOAD_TOO_LARGE"),
+                "{size}: {answer}"
+            );
         }
     }
 
@@ -586,11 +719,18 @@ mod tests {
         // and is what stops a client that sends a byte every 100 ms.
         config.body_timeout = Duration::from_millis(300);
         config.request_timeout = Duration::from_millis(800);
-        let routes = Router::new()
-            .route("/echo", axum::routing::post(|crate::Json(v): crate::Json<serde_json::Value>| async move { crate::Json(v) }));
+        let routes = Router::new().route(
+            "/echo",
+            axum::routing::post(|crate::Json(v): crate::Json<serde_json::Value>| async move {
+                crate::Json(v)
+            }),
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
-        tokio::spawn(async move { serve("test", &config, Readiness::ready(), routes, listener, std::future::pending()).await });
+        tokio::spawn(async move {
+            serve("test", &config, Readiness::ready(), routes, listener, std::future::pending())
+                .await
+        });
         let slow = tokio::spawn(async move {
             let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
             let (mut read, mut write) = stream.into_split();
@@ -607,7 +747,9 @@ mod tests {
                 }
             });
             let mut answer = vec![0u8; 512];
-            let n = tokio::time::timeout(Duration::from_secs(5), read.read(&mut answer)).await.map_or(0, |r| r.unwrap_or(0));
+            let n = tokio::time::timeout(Duration::from_secs(5), read.read(&mut answer))
+                .await
+                .map_or(0, |r| r.unwrap_or(0));
             (started.elapsed(), String::from_utf8_lossy(&answer[..n]).into_owned())
         });
         // Meanwhile, other clients are answered at once.
@@ -615,7 +757,10 @@ mod tests {
         let client = crate::client::ServiceClient::new("test", addr.to_string(), None);
         for _ in 0..5 {
             let t = Instant::now();
-            let v: serde_json::Value = client.post("/echo", &serde_json::json!({"a": 1})).await.expect("fast client answered");
+            let v: serde_json::Value = client
+                .post("/echo", &serde_json::json!({"a": 1}))
+                .await
+                .expect("fast client answered");
             assert_eq!(v["a"], 1);
             // The trickler takes 5 s; a second is far from it even in a debug build on a busy machine.
             assert!(t.elapsed() < Duration::from_secs(1), "a fast client waited {:?}", t.elapsed());
@@ -628,7 +773,9 @@ mod tests {
             stream.write_all(head.as_bytes()).await.expect("head");
             let started = Instant::now();
             let mut answer = vec![0u8; 512];
-            let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut answer)).await.map_or(0, |r| r.unwrap_or(0));
+            let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut answer))
+                .await
+                .map_or(0, |r| r.unwrap_or(0));
             (started.elapsed(), String::from_utf8_lossy(&answer[..n]).into_owned())
         });
         let (took, answer) = stalled.await.expect("stalled client");
@@ -649,7 +796,17 @@ mod tests {
         config.header_timeout = Duration::from_millis(300);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
-        tokio::spawn(async move { serve("test", &config, Readiness::ready(), Router::new(), listener, std::future::pending()).await });
+        tokio::spawn(async move {
+            serve(
+                "test",
+                &config,
+                Readiness::ready(),
+                Router::new(),
+                listener,
+                std::future::pending(),
+            )
+            .await
+        });
         let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
         let started = Instant::now();
         // Half a request line, then one header byte every 100 ms: the headers never end.
@@ -670,7 +827,10 @@ mod tests {
         };
         assert!(closed, "the connection was still open after {:?}", started.elapsed());
         let took = started.elapsed();
-        assert!(took >= Duration::from_millis(250) && took < Duration::from_secs(2), "disconnected after {took:?}");
+        assert!(
+            took >= Duration::from_millis(250) && took < Duration::from_secs(2),
+            "disconnected after {took:?}"
+        );
         // The server still answers others.
         let client = crate::client::ServiceClient::new("test", addr.to_string(), None);
         let live: serde_json::Value = client.get("/v2/health/live").await.expect("answered");
@@ -690,23 +850,32 @@ mod tests {
                 Some((Ok::<_, std::io::Error>(bytes::Bytes::from(format!("chunk {i}\n"))), i + 1))
             })
         };
-        let routes = Router::new().route("/stream", get(move || async move { Body::from_stream(chunks()) }));
+        let routes =
+            Router::new().route("/stream", get(move || async move { Body::from_stream(chunks()) }));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
-        tokio::spawn(async move { serve("test", &config, Readiness::ready(), routes, listener, std::future::pending()).await });
+        tokio::spawn(async move {
+            serve("test", &config, Readiness::ready(), routes, listener, std::future::pending())
+                .await
+        });
         let mut connection = tokio::net::TcpStream::connect(addr).await.expect("connect");
         connection.write_all(b"GET /stream HTTP/1.1\r\nhost: x\r\n\r\n").await.expect("request");
         let mut received = Vec::new();
         let started = Instant::now();
         let mut buf = [0u8; 1024];
-        while !String::from_utf8_lossy(&received).contains("chunk 5") && started.elapsed() < Duration::from_secs(5) {
+        while !String::from_utf8_lossy(&received).contains("chunk 5")
+            && started.elapsed() < Duration::from_secs(5)
+        {
             match tokio::time::timeout(Duration::from_secs(5), connection.read(&mut buf)).await {
                 Ok(Ok(n)) if n > 0 => received.extend_from_slice(&buf[..n]),
                 _ => break,
             }
         }
         let text = String::from_utf8_lossy(&received);
-        assert!(text.contains("chunk 0") && text.contains("chunk 5"), "the whole stream arrived: {text:?}");
+        assert!(
+            text.contains("chunk 0") && text.contains("chunk 5"),
+            "the whole stream arrived: {text:?}"
+        );
         // The stream is over and the connection idle: it is closed after the header timeout.
         let idle = Instant::now();
         let closed = loop {
@@ -717,7 +886,11 @@ mod tests {
             }
         };
         assert!(closed, "the idle connection was still open after {:?}", idle.elapsed());
-        assert!(idle.elapsed() >= Duration::from_millis(150), "closed after {:?}, before the timeout", idle.elapsed());
+        assert!(
+            idle.elapsed() >= Duration::from_millis(150),
+            "closed after {:?}, before the timeout",
+            idle.elapsed()
+        );
     }
 
     /// `--tls-cert`/`--tls-key`: HTTPS with the token as before, and nothing in plain HTTP; a
@@ -726,7 +899,8 @@ mod tests {
     async fn a_service_with_a_certificate_speaks_https_only() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let dir = tempfile::tempdir().expect("tempdir");
-        let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("certificate");
+        let made =
+            rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("certificate");
         let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
         std::fs::write(&cert, made.cert.pem()).expect("cert");
         std::fs::write(&key, made.signing_key.serialize_pem()).expect("key");
@@ -736,16 +910,28 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let serving = config.clone();
-        tokio::spawn(async move { serve("test", &serving, Readiness::ready(), Router::new(), listener, std::future::pending()).await });
+        tokio::spawn(async move {
+            serve(
+                "test",
+                &serving,
+                Readiness::ready(),
+                Router::new(),
+                listener,
+                std::future::pending(),
+            )
+            .await
+        });
 
         let root = reqwest::Certificate::from_pem(made.cert.pem().as_bytes()).expect("root");
-        let trusting = reqwest::Client::builder().add_root_certificate(root).build().expect("client");
+        let trusting =
+            reqwest::Client::builder().add_root_certificate(root).build().expect("client");
         let url = |path: &str| format!("https://localhost:{port}{path}");
         let live = trusting.get(url("/v2/health/live")).send().await.expect("https answers");
         assert_eq!(live.status(), 200);
         let refused = trusting.get(url("/v1/info")).send().await.expect("answers");
         assert_eq!(refused.status(), 401, "the token is still required");
-        let info = trusting.get(url("/v1/info")).bearer_auth("s3cret").send().await.expect("answers");
+        let info =
+            trusting.get(url("/v1/info")).bearer_auth("s3cret").send().await.expect("answers");
         assert_eq!(info.status(), 200);
         // A client that does not trust the certificate gets no answer, and neither does plain HTTP.
         let untrusting = reqwest::Client::new().get(url("/v2/health/live")).send().await;
@@ -754,20 +940,37 @@ mod tests {
         let _ = plain.write_all(b"GET /v2/health/live HTTP/1.1\r\nhost: x\r\n\r\n").await;
         let mut answer = Vec::new();
         let _ = tokio::time::timeout(Duration::from_secs(5), plain.read_to_end(&mut answer)).await;
-        assert!(!answer.starts_with(b"HTTP/1.1 200"), "plain HTTP was answered: {}", String::from_utf8_lossy(&answer));
+        assert!(
+            !answer.starts_with(b"HTTP/1.1 200"),
+            "plain HTTP was answered: {}",
+            String::from_utf8_lossy(&answer)
+        );
 
         // Another key than the certificate's: refused before listening, naming the key file.
         let other = rcgen::KeyPair::generate().expect("key");
         std::fs::write(&key, other.serialize_pem()).expect("other key");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let refused =
-            serve("test", &config, Readiness::ready(), Router::new(), listener, std::future::pending()).await.expect_err("mismatch");
-        assert!(refused.to_string().contains("key.pem") && refused.to_string().contains("does not go with the certificate"), "{refused}");
+        let refused = serve(
+            "test",
+            &config,
+            Readiness::ready(),
+            Router::new(),
+            listener,
+            std::future::pending(),
+        )
+        .await
+        .expect_err("mismatch");
+        assert!(
+            refused.to_string().contains("key.pem")
+                && refused.to_string().contains("does not go with the certificate"),
+            "{refused}"
+        );
     }
 
     #[tokio::test]
     async fn info_and_metrics() {
-        let (status, body) = call(app(None), Request::get("/v1/info").body(Body::empty()).expect("req")).await;
+        let (status, body) =
+            call(app(None), Request::get("/v1/info").body(Body::empty()).expect("req")).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(body["name"], "test");
         assert_eq!(body["pid"], std::process::id());
@@ -779,16 +982,36 @@ mod tests {
         for _ in 0..3 {
             assert_eq!(call(app.clone(), post("/echo", "{}", None)).await.0, StatusCode::OK);
         }
-        assert_eq!(call(app.clone(), Request::get("/nowhere").body(Body::empty()).expect("req")).await.0, StatusCode::NOT_FOUND);
-        assert_eq!(call(app.clone(), post("/echo", &"x".repeat(100), None)).await.0, StatusCode::PAYLOAD_TOO_LARGE);
-        let response = app.oneshot(Request::get("/metrics").body(Body::empty()).expect("req")).await.expect("ok");
-        let text = String::from_utf8(response.into_body().collect().await.expect("body").to_bytes().to_vec()).expect("utf8");
+        assert_eq!(
+            call(app.clone(), Request::get("/nowhere").body(Body::empty()).expect("req")).await.0,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            call(app.clone(), post("/echo", &"x".repeat(100), None)).await.0,
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
+        let response = app
+            .oneshot(Request::get("/metrics").body(Body::empty()).expect("req"))
+            .await
+            .expect("ok");
+        let text = String::from_utf8(
+            response.into_body().collect().await.expect("body").to_bytes().to_vec(),
+        )
+        .expect("utf8");
         let count = |class: &str| -> Option<u64> {
-            let series = format!("logitflow_http_requests_total{{service=\"test\",class=\"{class}\"}} ");
+            let series =
+                format!("logitflow_http_requests_total{{service=\"test\",class=\"{class}\"}} ");
             text.lines().find_map(|l| l.strip_prefix(series.as_str()))?.parse().ok()
         };
         // The metrics request itself is counted once answered, so it is not in its own figures.
-        assert_eq!([count("2xx"), count("4xx"), count("5xx")], [Some(3), Some(2), Some(0)], "{text}");
-        assert!(text.contains("logitflow_http_request_seconds_count{service=\"test\"} 5\n"), "{text}");
+        assert_eq!(
+            [count("2xx"), count("4xx"), count("5xx")],
+            [Some(3), Some(2), Some(0)],
+            "{text}"
+        );
+        assert!(
+            text.contains("logitflow_http_request_seconds_count{service=\"test\"} 5\n"),
+            "{text}"
+        );
     }
 }

@@ -22,7 +22,14 @@ pub fn cached_step<T: StepSummary>(
     }
     let (id, mut summary) = run()?;
     summary.set_cached(false);
-    let value = serde_json::to_value(&summary).map_err(|e| crate::ApiError::Internal(e.to_string()))?;
-    store.step_record(key, &logitflow_core::store::StepRecord { outputs: [(output.to_string(), id)].into(), summary: value })?;
+    let value =
+        serde_json::to_value(&summary).map_err(|e| crate::ApiError::Internal(e.to_string()))?;
+    store.step_record(
+        key,
+        &logitflow_core::store::StepRecord {
+            outputs: [(output.to_string(), id)].into(),
+            summary: value,
+        },
+    )?;
     Ok(summary)
 }

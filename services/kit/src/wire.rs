@@ -531,7 +531,13 @@ impl InferRequest {
                     Value::Number(v) => ("FP64", serde_json::json!([v])),
                     Value::Text(t) => ("BYTES", serde_json::json!([t])),
                 };
-                InferInput { name: name.clone(), shape: vec![1], datatype: datatype.into(), data, parameters: None }
+                InferInput {
+                    name: name.clone(),
+                    shape: vec![1],
+                    datatype: datatype.into(),
+                    data,
+                    parameters: None,
+                }
             })
             .collect();
         InferRequest { id: None, parameters: None, inputs, outputs: None }

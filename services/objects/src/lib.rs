@@ -25,7 +25,9 @@ use logitflow_core::registry::{Registry, RegistryData, RegistryError};
 use logitflow_core::store::{Contents, Sealing, Storage, Store, StoreError, StoredObject};
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as ObjectPath;
-use object_store::{MultipartUpload, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
+use object_store::{
+    MultipartUpload, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion,
+};
 use std::future::Future;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -65,13 +67,21 @@ fn locate(uri: Option<&str>, home: &Path) -> Result<Location, StoreError> {
     match uri.map(str::trim).filter(|u| !u.is_empty()) {
         None => Ok(Location::Home(home.to_path_buf())),
         Some(uri) => match uri.split_once("://") {
-            Some(("file", path)) if path.starts_with('/') => Ok(Location::Home(PathBuf::from(path))),
-            Some(("file", _)) => Err(bad_uri(uri, "a file:// store needs an absolute path, as in file:///var/lib/logitflow")),
+            Some(("file", path)) if path.starts_with('/') => {
+                Ok(Location::Home(PathBuf::from(path)))
+            }
+            Some(("file", _)) => Err(bad_uri(
+                uri,
+                "a file:// store needs an absolute path, as in file:///var/lib/logitflow",
+            )),
             Some(("s3", _)) => {
                 parse_s3_uri(uri)?;
                 Ok(Location::S3(uri.to_string()))
             }
-            Some((scheme, _)) => Err(bad_uri(uri, &format!("{scheme}:// is not a store: use file:///path or s3://bucket/prefix"))),
+            Some((scheme, _)) => Err(bad_uri(
+                uri,
+                &format!("{scheme}:// is not a store: use file:///path or s3://bucket/prefix"),
+            )),
             None => Err(bad_uri(uri, "not a URI: use file:///path or s3://bucket/prefix")),
         },
     }
@@ -86,11 +96,18 @@ fn parse_s3_uri(uri: &str) -> Result<(String, String), StoreError> {
     let rest = uri.strip_prefix("s3://").ok_or_else(|| bad_uri(uri, "not an s3:// URI"))?;
     let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
     let valid = (3..=63).contains(&bucket.len())
-        && bucket.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && bucket
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
         && bucket.starts_with(|c: char| c.is_ascii_alphanumeric())
         && bucket.ends_with(|c: char| c.is_ascii_alphanumeric());
     if !valid {
-        return Err(bad_uri(uri, &format!("{bucket:?} is not a bucket name: 3 to 63 lowercase letters, digits, '-' or '.'")));
+        return Err(bad_uri(
+            uri,
+            &format!(
+                "{bucket:?} is not a bucket name: 3 to 63 lowercase letters, digits, '-' or '.'"
+            ),
+        ));
     }
     let prefix = prefix.trim_matches('/');
     if prefix.split('/').any(|part| part == "." || part == "..") {
@@ -146,19 +163,32 @@ impl S3Storage {
 
     /// [`S3Storage::from_env`] with some settings given here instead, by the names of the
     /// variables in lower case (`aws_endpoint_url`, `aws_access_key_id`, …).
-    pub fn with_settings<'a>(uri: &str, settings: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<S3Storage, StoreError> {
+    pub fn with_settings<'a>(
+        uri: &str,
+        settings: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<S3Storage, StoreError> {
         let (bucket, prefix) = parse_s3_uri(uri)?;
         let mut builder = AmazonS3Builder::from_env();
         for (name, value) in settings {
-            let key = name.parse().map_err(|e: object_store::Error| bad_uri(uri, &e.to_string()))?;
+            let key =
+                name.parse().map_err(|e: object_store::Error| bad_uri(uri, &e.to_string()))?;
             builder = builder.with_config(key, value);
         }
-        let s3 = builder.with_bucket_name(&bucket).build().map_err(|e| bad_uri(uri, &e.to_string()))?;
-        Ok(S3Storage { uri: format!("s3://{bucket}/{prefix}").trim_end_matches('/').to_string(), prefix, s3: Arc::new(s3) })
+        let s3 =
+            builder.with_bucket_name(&bucket).build().map_err(|e| bad_uri(uri, &e.to_string()))?;
+        Ok(S3Storage {
+            uri: format!("s3://{bucket}/{prefix}").trim_end_matches('/').to_string(),
+            prefix,
+            s3: Arc::new(s3),
+        })
     }
 
     fn path(&self, key: &str) -> ObjectPath {
-        if self.prefix.is_empty() { ObjectPath::from(key) } else { ObjectPath::from(format!("{}/{key}", self.prefix)) }
+        if self.prefix.is_empty() {
+            ObjectPath::from(key)
+        } else {
+            ObjectPath::from(format!("{}/{key}", self.prefix))
+        }
     }
 
     fn failed(&self, key: &str, e: impl std::fmt::Display) -> StoreError {
@@ -187,21 +217,37 @@ impl S3Storage {
         })?;
         match got {
             Ok((Some(bytes), _, e_tag)) => Ok(Some((bytes.to_vec(), e_tag))),
-            Ok((None, size, _)) => Err(self.failed(key, format!("{size} bytes, more than the {limit} expected"))),
+            Ok((None, size, _)) => {
+                Err(self.failed(key, format!("{size} bytes, more than the {limit} expected")))
+            }
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(self.failed(key, e)),
         }
     }
 
-    fn put(&self, key: &str, bytes: Bytes, mode: PutMode) -> Result<object_store::Result<object_store::PutResult>, StoreError> {
+    fn put(
+        &self,
+        key: &str,
+        bytes: Bytes,
+        mode: PutMode,
+    ) -> Result<object_store::Result<object_store::PutResult>, StoreError> {
         let (s3, path) = (self.s3.clone(), self.path(key));
-        self.call(key, async move { s3.put_opts(&path, PutPayload::from(bytes), PutOptions { mode, ..Default::default() }).await })
+        self.call(key, async move {
+            s3.put_opts(&path, PutPayload::from(bytes), PutOptions { mode, ..Default::default() })
+                .await
+        })
     }
 
     /// Writes `contents` to `key`: in one request when small, else in parts as it is made, so
     /// a large matrix is never held whole a second time.
     fn upload(&self, key: &str, contents: &dyn Contents) -> Result<(), StoreError> {
-        let mut writer = Uploader { storage: self, key, buffer: Vec::with_capacity(PART_BYTES), upload: None, error: None };
+        let mut writer = Uploader {
+            storage: self,
+            key,
+            buffer: Vec::with_capacity(PART_BYTES),
+            upload: None,
+            error: None,
+        };
         let written = contents.write_to(&mut writer);
         if let Some(e) = writer.error.take() {
             writer.abort();
@@ -236,7 +282,9 @@ impl Uploader<'_> {
             Some(upload) => upload,
             None => {
                 let (s3, path) = (self.storage.s3.clone(), self.storage.path(key));
-                self.storage.call(key, async move { s3.put_multipart(&path).await })?.map_err(|e| self.storage.failed(key, e))?
+                self.storage
+                    .call(key, async move { s3.put_multipart(&path).await })?
+                    .map_err(|e| self.storage.failed(key, e))?
             }
         };
         let part = std::mem::replace(&mut self.buffer, Vec::with_capacity(PART_BYTES));
@@ -249,13 +297,20 @@ impl Uploader<'_> {
         let key = self.key;
         if self.upload.is_none() {
             let bytes = Bytes::from(std::mem::take(&mut self.buffer));
-            return self.storage.put(key, bytes, PutMode::Overwrite)?.map(drop).map_err(|e| self.storage.failed(key, e));
+            return self
+                .storage
+                .put(key, bytes, PutMode::Overwrite)?
+                .map(drop)
+                .map_err(|e| self.storage.failed(key, e));
         }
         if !self.buffer.is_empty() {
             self.send_part()?;
         }
         let Some(mut upload) = self.upload.take() else { return Ok(()) };
-        self.storage.call(key, async move { upload.complete().await })?.map(drop).map_err(|e| self.storage.failed(key, e))
+        self.storage
+            .call(key, async move { upload.complete().await })?
+            .map(drop)
+            .map_err(|e| self.storage.failed(key, e))
     }
 
     fn abort(&mut self) {
@@ -329,15 +384,22 @@ impl Storage for S3Storage {
             Ok(len)
         })?;
         match opened {
-            Ok(len) => {
-                Ok(Some(StoredObject { len, reader: Box::new(Download { chunks: rx, current: Bytes::new() }), sealing: Sealing::None }))
-            }
+            Ok(len) => Ok(Some(StoredObject {
+                len,
+                reader: Box::new(Download { chunks: rx, current: Bytes::new() }),
+                sealing: Sealing::None,
+            })),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(self.failed(key, e)),
         }
     }
 
-    fn commit(&self, id: &str, files: &[(&str, &dyn Contents)], whole: &dyn Fn() -> bool) -> Result<(), StoreError> {
+    fn commit(
+        &self,
+        id: &str,
+        files: &[(&str, &dyn Contents)],
+        whole: &dyn Fn() -> bool,
+    ) -> Result<(), StoreError> {
         let Some(((manifest_name, manifest), data)) = files.split_last() else { return Ok(()) };
         for (name, contents) in data {
             self.upload(&format!("artifacts/{id}/{name}"), *contents)?;
@@ -351,37 +413,52 @@ impl Storage for S3Storage {
             // Another writer committed the same content first: theirs is as good as ours. A
             // manifest there that is itself damaged is replaced: every file is whole now.
             Err(object_store::Error::AlreadyExists { .. }) if whole() => Ok(()),
-            Err(object_store::Error::AlreadyExists { .. }) => {
-                self.put(&key, bytes, PutMode::Overwrite)?.map(drop).map_err(|e| self.failed(&key, e))
-            }
+            Err(object_store::Error::AlreadyExists { .. }) => self
+                .put(&key, bytes, PutMode::Overwrite)?
+                .map(drop)
+                .map_err(|e| self.failed(&key, e)),
             Err(e) => Err(self.failed(&key, e)),
         }
     }
 
     fn replace(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
-        self.put(key, Bytes::copy_from_slice(bytes), PutMode::Overwrite)?.map(drop).map_err(|e| self.failed(key, e))
+        self.put(key, Bytes::copy_from_slice(bytes), PutMode::Overwrite)?
+            .map(drop)
+            .map_err(|e| self.failed(key, e))
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         let (s3, path) = (self.s3.clone(), self.path(prefix));
         let listed = self.call(prefix, async move { s3.list_with_delimiter(Some(&path)).await })?;
         let listed = listed.map_err(|e| self.failed(prefix, e))?;
-        Ok(listed.objects.into_iter().filter_map(|o| o.location.filename().map(String::from)).collect())
+        Ok(listed
+            .objects
+            .into_iter()
+            .filter_map(|o| o.location.filename().map(String::from))
+            .collect())
     }
 
     fn load_registry(&self) -> Result<RegistryData, RegistryError> {
         Ok(self.read_registry()?.0)
     }
 
-    fn update_registry(&self, change: &mut dyn FnMut(&mut RegistryData) -> Result<(), RegistryError>) -> Result<(), RegistryError> {
+    fn update_registry(
+        &self,
+        change: &mut dyn FnMut(&mut RegistryData) -> Result<(), RegistryError>,
+    ) -> Result<(), RegistryError> {
         for attempt in 0..REGISTRY_ATTEMPTS {
             let (mut data, e_tag) = self.read_registry()?;
             let generation = data.generation + 1;
             change(&mut data)?;
             data.generation = generation;
-            let bytes = Bytes::from(serde_json::to_vec_pretty(&data).map_err(|e| RegistryError::Corrupt(e.to_string()))?);
+            let bytes = Bytes::from(
+                serde_json::to_vec_pretty(&data)
+                    .map_err(|e| RegistryError::Corrupt(e.to_string()))?,
+            );
             let mode = match &e_tag {
-                Some(e_tag) => PutMode::Update(UpdateVersion { e_tag: Some(e_tag.clone()), version: None }),
+                Some(e_tag) => {
+                    PutMode::Update(UpdateVersion { e_tag: Some(e_tag.clone()), version: None })
+                }
                 None => PutMode::Create,
             };
             match self.put(REGISTRY_KEY, bytes.clone(), mode)? {
@@ -393,14 +470,24 @@ impl Storage for S3Storage {
                     return Ok(());
                 }
                 // Another writer changed it since it was read: read it again, change it again.
-                Err(object_store::Error::Precondition { .. } | object_store::Error::AlreadyExists { .. }) => {
+                Err(
+                    object_store::Error::Precondition { .. }
+                    | object_store::Error::AlreadyExists { .. },
+                ) => {
                     tracing::debug!(attempt, "the registry changed meanwhile: trying again");
-                    std::thread::sleep(std::time::Duration::from_millis(5 + u64::from(attempt) * 3 + u64::from(std::process::id() % 7)));
+                    std::thread::sleep(std::time::Duration::from_millis(
+                        5 + u64::from(attempt) * 3 + u64::from(std::process::id() % 7),
+                    ));
                 }
                 Err(e) => return Err(self.failed(REGISTRY_KEY, e).into()),
             }
         }
-        Err(self.failed(REGISTRY_KEY, format!("still changed by other writers after {REGISTRY_ATTEMPTS} attempts")).into())
+        Err(self
+            .failed(
+                REGISTRY_KEY,
+                format!("still changed by other writers after {REGISTRY_ATTEMPTS} attempts"),
+            )
+            .into())
     }
 
     fn registry_fingerprint(&self) -> Option<String> {
@@ -443,16 +530,32 @@ impl S3Storage {
         let newest = self.newest_logged()?;
         match (damage, newest) {
             (damage, Some(generation)) => {
-                let bytes = self.get_whole(&log_key(generation), REGISTRY_LIMIT)?.map(|(bytes, _)| bytes).unwrap_or_default();
-                let data = serde_json::from_slice::<RegistryData>(&bytes)
-                    .map_err(|e| RegistryError::Corrupt(format!("{}/{} does not parse: {e}", self.uri, log_key(generation))))?;
-                tracing::warn!(generation, "{}/{REGISTRY_KEY} is missing or damaged: rewritten from its log", self.uri);
-                Ok((data, self.restore_registry(Bytes::from(bytes), damage.and_then(|(_, e_tag)| e_tag))))
+                let bytes = self
+                    .get_whole(&log_key(generation), REGISTRY_LIMIT)?
+                    .map(|(bytes, _)| bytes)
+                    .unwrap_or_default();
+                let data = serde_json::from_slice::<RegistryData>(&bytes).map_err(|e| {
+                    RegistryError::Corrupt(format!(
+                        "{}/{} does not parse: {e}",
+                        self.uri,
+                        log_key(generation)
+                    ))
+                })?;
+                tracing::warn!(
+                    generation,
+                    "{}/{REGISTRY_KEY} is missing or damaged: rewritten from its log",
+                    self.uri
+                );
+                Ok((
+                    data,
+                    self.restore_registry(Bytes::from(bytes), damage.and_then(|(_, e_tag)| e_tag)),
+                ))
             }
             (None, None) => Ok((RegistryData::default(), None)),
-            (Some((e, _)), None) => {
-                Err(RegistryError::Corrupt(format!("{}/{REGISTRY_KEY} does not parse, and it has no log to recover from: {e}", self.uri)))
-            }
+            (Some((e, _)), None) => Err(RegistryError::Corrupt(format!(
+                "{}/{REGISTRY_KEY} does not parse, and it has no log to recover from: {e}",
+                self.uri
+            ))),
         }
     }
 
@@ -479,7 +582,10 @@ impl S3Storage {
             return;
         }
         let Ok(names) = self.list(REGISTRY_LOG) else { return };
-        let old = names.iter().filter_map(|n| n.strip_suffix(".json")?.parse::<u64>().ok()).filter(|g| g + LOG_KEPT < generation);
+        let old = names
+            .iter()
+            .filter_map(|n| n.strip_suffix(".json")?.parse::<u64>().ok())
+            .filter(|g| g + LOG_KEPT < generation);
         for stale in old {
             let (s3, path) = (self.s3.clone(), self.path(&log_key(stale)));
             let _ = self.call(REGISTRY_LOG, async move { s3.delete(&path).await });
@@ -493,18 +599,33 @@ mod tests {
 
     #[test]
     fn store_uris_are_parsed_or_refused_by_name() {
-        assert_eq!(parse_s3_uri("s3://team-models/a/b/").expect("valid"), ("team-models".into(), "a/b".into()));
+        assert_eq!(
+            parse_s3_uri("s3://team-models/a/b/").expect("valid"),
+            ("team-models".into(), "a/b".into())
+        );
         assert_eq!(parse_s3_uri("s3://bkt").expect("valid"), ("bkt".into(), String::new()));
-        for (uri, why) in [("s3://ab/x", "not a bucket name"), ("s3://Big/x", "not a bucket name"), ("s3://bkt/../x", "'..'")] {
+        for (uri, why) in [
+            ("s3://ab/x", "not a bucket name"),
+            ("s3://Big/x", "not a bucket name"),
+            ("s3://bkt/../x", "'..'"),
+        ] {
             let e = parse_s3_uri(uri).expect_err(uri).to_string();
             assert!(e.contains(why) && e.contains(uri), "{uri}: {e}");
         }
         let home = tempfile::tempdir().expect("home");
-        for (uri, why) in [("ftp://x/y", "ftp:// is not a store"), ("file://relative", "absolute path"), ("bucket", "not a URI")] {
+        for (uri, why) in [
+            ("ftp://x/y", "ftp:// is not a store"),
+            ("file://relative", "absolute path"),
+            ("bucket", "not a URI"),
+        ] {
             let e = open_store(Some(uri), home.path()).expect_err(uri).to_string();
             assert!(e.contains(why), "{uri}: {e}");
         }
-        let store = open_store(Some(&format!("file://{}", home.path().display())), Path::new("/nonexistent")).expect("file store");
+        let store = open_store(
+            Some(&format!("file://{}", home.path().display())),
+            Path::new("/nonexistent"),
+        )
+        .expect("file store");
         assert_eq!(store.uri(), format!("file://{}", home.path().display()));
         assert_eq!(open_store(None, home.path()).expect("home").uri(), store.uri());
     }

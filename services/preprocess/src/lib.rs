@@ -8,7 +8,8 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::post;
 use logitflow_core::clean::{
-    CleanOptions, CleanReport, Dataset, align_levels, check_both_classes, clean_keeping, clean_labels, needs_values, stratified_rows,
+    CleanOptions, CleanReport, Dataset, align_levels, check_both_classes, clean_keeping,
+    clean_labels, needs_values, stratified_rows,
 };
 use logitflow_core::store::{Columns, Kind, SplitReport, SplitRows, SplitSources, Store, step_key};
 use logitflow_core::table::RawTable;
@@ -42,8 +43,14 @@ pub async fn run(
     Ok(())
 }
 
-async fn split(State(state): State<AppState>, Json(request): Json<SplitRequest>) -> Result<Json<SplitInfo>, ApiError> {
-    if !(request.test_fraction.is_finite() && request.test_fraction > 0.0 && request.test_fraction < 1.0) && request.test_dataset.is_none()
+async fn split(
+    State(state): State<AppState>,
+    Json(request): Json<SplitRequest>,
+) -> Result<Json<SplitInfo>, ApiError> {
+    if !(request.test_fraction.is_finite()
+        && request.test_fraction > 0.0
+        && request.test_fraction < 1.0)
+        && request.test_dataset.is_none()
     {
         return Err(ApiError::invalid(
             "INVALID_PARAMS",
@@ -64,7 +71,12 @@ async fn split(State(state): State<AppState>, Json(request): Json<SplitRequest>)
 /// numbers into the datasets its parts come from ([`SplitRows`]). Rows that cleaning keeps as
 /// they are are taken from the ingested dataset itself; clean data is stored again only where
 /// cleaning changed values (an imputed cell, or a test file's codes made the training file's).
-fn make_split(store: &Store, request: &SplitRequest, inputs: &[&str], params: serde_json::Value) -> Result<(String, SplitInfo), ApiError> {
+fn make_split(
+    store: &Store,
+    request: &SplitRequest,
+    inputs: &[&str],
+    params: serde_json::Value,
+) -> Result<(String, SplitInfo), ApiError> {
     let (columns, rows, report, test_report) = match &request.test_dataset {
         None => {
             let clean = clean_rows(store, &request.dataset, &request.clean, &params)?;
@@ -82,7 +94,9 @@ fn make_split(store: &Store, request: &SplitRequest, inputs: &[&str], params: se
             let raw = store.load_table(&request.dataset)?;
             let (mut data, kept, report) = clean_keeping(&raw, &request.clean)?;
             let raw_test = store.load_table(test_id)?;
-            if raw_test.feature_names != data.feature_names || raw_test.label_name != data.label_name {
+            if raw_test.feature_names != data.feature_names
+                || raw_test.label_name != data.label_name
+            {
                 return Err(ApiError::invalid(
                     "DATA_ERROR",
                     format!(
@@ -97,10 +111,17 @@ fn make_split(store: &Store, request: &SplitRequest, inputs: &[&str], params: se
             let (mut test, test_kept, test_report) = clean_keeping(&raw_test, &request.clean)?;
             align_levels(&mut data, &mut test)?;
             data.check_both_classes()?;
-            let (train_source, train) = source_rows(store, &request.dataset, &raw, &data, &kept, &report, &params)?;
+            let (train_source, train) =
+                source_rows(store, &request.dataset, &raw, &data, &kept, &report, &params)?;
             // The test file's codes are now the training file's: stored as they are now.
             let test_lines: Vec<u64> = test_kept.iter().map(|&i| raw_test.lines[i]).collect();
-            let test_source = store.put_dataset(&test, &test_lines, NAME, vec![test_id.clone()], params.clone())?;
+            let test_source = store.put_dataset(
+                &test,
+                &test_lines,
+                NAME,
+                vec![test_id.clone()],
+                params.clone(),
+            )?;
             let rows = SplitRows {
                 sources: SplitSources { train: train_source, test: test_source },
                 train,
@@ -109,8 +130,19 @@ fn make_split(store: &Store, request: &SplitRequest, inputs: &[&str], params: se
             (Columns::of(&data, None), rows, report, Some(test_report))
         }
     };
-    let report = SplitReport { clean: report, test_clean: test_report, train_rows: rows.train.len(), test_rows: rows.test.len() };
-    let id = store.put_split_rows(&columns, &rows, &report, inputs.iter().map(|s| s.to_string()).collect(), params)?;
+    let report = SplitReport {
+        clean: report,
+        test_clean: test_report,
+        train_rows: rows.train.len(),
+        test_rows: rows.test.len(),
+    };
+    let id = store.put_split_rows(
+        &columns,
+        &rows,
+        &report,
+        inputs.iter().map(|s| s.to_string()).collect(),
+        params,
+    )?;
     Ok((id.clone(), SplitInfo { split: id, report, cached: false }))
 }
 
@@ -128,16 +160,25 @@ struct CleanRows {
 
 /// Cleans dataset `id`. When its columns say that no value is missing and the options need no
 /// value, only its labels are read ([`clean_labels`]); otherwise the whole table.
-fn clean_rows(store: &Store, id: &str, options: &CleanOptions, params: &serde_json::Value) -> Result<CleanRows, ApiError> {
+fn clean_rows(
+    store: &Store,
+    id: &str,
+    options: &CleanOptions,
+    params: &serde_json::Value,
+) -> Result<CleanRows, ApiError> {
     let columns: Columns = store.read_json(id, Kind::Dataset, "columns.json")?;
     if columns.none_missing() && !needs_values(options, &columns.kinds) {
         let labels = store.load_labels(id)?;
-        let (kept, report) = clean_labels(&labels.y, &labels.lines, &labels.columns.label_name, options)?;
+        let (kept, report) =
+            clean_labels(&labels.y, &labels.lines, &labels.columns.label_name, options)?;
         // Every row kept (no label missing, the usual case): the labels are the kept rows' as
         // they are, not copied (8 MB of fresh memory at 1M rows), and no row is listed.
         let (y, rows) = match kept {
             None => (labels.y, None),
-            Some(kept) => (kept.iter().map(|&i| labels.y[i]).collect(), Some(kept.into_iter().map(|i| i as u64).collect())),
+            Some(kept) => (
+                kept.iter().map(|&i| labels.y[i]).collect(),
+                Some(kept.into_iter().map(|i| i as u64).collect()),
+            ),
         };
         return Ok(CleanRows { columns: labels.columns, source: id.to_string(), rows, y, report });
     }
@@ -199,22 +240,43 @@ mod tests {
         assert_eq!(status, StatusCode::OK, "{info}");
         assert_eq!(info["report"]["clean"]["dropped"]["missing value"], 1);
         assert_eq!(info["report"]["clean"]["dropped_lines"][0]["line"], 52);
-        assert_eq!(info["report"]["train_rows"].as_u64().unwrap_or(0) + info["report"]["test_rows"].as_u64().unwrap_or(0), 50);
+        assert_eq!(
+            info["report"]["train_rows"].as_u64().unwrap_or(0)
+                + info["report"]["test_rows"].as_u64().unwrap_or(0),
+            50
+        );
         let (_, again) = call(&app, "POST", "/v1/splits", Some(body)).await;
-        assert_eq!((again["split"].clone(), again["cached"].as_bool()), (info["split"].clone(), Some(true)));
+        assert_eq!(
+            (again["split"].clone(), again["cached"].as_bool()),
+            (info["split"].clone(), Some(true))
+        );
     }
 
     #[tokio::test]
     async fn bad_requests_are_named() {
         let (_dir, app, id) = setup(&rows(20));
-        let (status, body) = call(&app, "POST", "/v1/splits", Some(serde_json::json!({"dataset": id}))).await;
-        assert_eq!((status, body["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("DATA_ERROR")));
+        let (status, body) =
+            call(&app, "POST", "/v1/splits", Some(serde_json::json!({"dataset": id}))).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("DATA_ERROR"))
+        );
         assert!(body["error"].as_str().is_some_and(|e| e.contains("line 22")), "{body}");
-        let (status, _) = call(&app, "POST", "/v1/splits", Some(serde_json::json!({"dataset": id, "test_fraction": 1.5}))).await;
+        let (status, _) = call(
+            &app,
+            "POST",
+            "/v1/splits",
+            Some(serde_json::json!({"dataset": id, "test_fraction": 1.5})),
+        )
+        .await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-        let (status, _) = call(&app, "POST", "/v1/splits", Some(serde_json::json!({"dataset": "0".repeat(64)}))).await;
+        let (status, _) =
+            call(&app, "POST", "/v1/splits", Some(serde_json::json!({"dataset": "0".repeat(64)})))
+                .await;
         assert_eq!(status, StatusCode::NOT_FOUND);
-        let (status, _) = call(&app, "POST", "/v1/splits", Some(serde_json::json!({"dataset": id, "bogus": 1}))).await;
+        let (status, _) =
+            call(&app, "POST", "/v1/splits", Some(serde_json::json!({"dataset": id, "bogus": 1})))
+                .await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     }
 
@@ -249,19 +311,25 @@ mod tests {
         let state = AppState::new(&Config::for_home(dir.path())).expect("state");
         let table = RawTable::from_csv(csv.as_bytes(), &CsvOptions::default()).expect("csv");
         let id = state.store.put_table(&table, "test", serde_json::json!({})).expect("put");
-        let complete = RawTable::from_csv(csv.replace(",,", ",1,").as_bytes(), &CsvOptions::default()).expect("csv");
-        let complete_id = state.store.put_table(&complete, "test", serde_json::json!({})).expect("put");
+        let complete =
+            RawTable::from_csv(csv.replace(",,", ",1,").as_bytes(), &CsvOptions::default())
+                .expect("csv");
+        let complete_id =
+            state.store.put_table(&complete, "test", serde_json::json!({})).expect("put");
         let app = app(state.clone());
-        for (dataset, raw, missing, copied) in
-            [(&complete_id, &complete, "drop", false), (&id, &table, "drop", false), (&id, &table, "impute_mean", true)]
-        {
+        for (dataset, raw, missing, copied) in [
+            (&complete_id, &complete, "drop", false),
+            (&id, &table, "drop", false),
+            (&id, &table, "impute_mean", true),
+        ] {
             let body = serde_json::json!({"dataset": dataset, "clean": {"missing": missing}, "test_fraction": 0.25, "seed": 3});
             let (status, info) = call(&app, "POST", "/v1/splits", Some(body)).await;
             assert_eq!(status, StatusCode::OK, "{info}");
             let split = info["split"].as_str().expect("id");
             let options: logitflow_core::clean::CleanOptions =
                 serde_json::from_value(serde_json::json!({"missing": missing})).expect("options");
-            let expected = stratified_split(&clean(raw, &options).expect("cleans").0, 0.25, 3).expect("splits");
+            let expected = stratified_split(&clean(raw, &options).expect("cleans").0, 0.25, 3)
+                .expect("splits");
             let train = state.store.load_split_part(split, SplitPart::Train).expect("train");
             let test = state.store.load_split_part(split, SplitPart::Test).expect("test");
             // Stored, all-numeric kinds are written as none.
@@ -270,9 +338,14 @@ mod tests {
                 part
             };
             assert_eq!((train, test), (stored(expected.train), stored(expected.test)), "{missing}");
-            let sources: SplitSources = state.store.read_json(split, Kind::Split, "sources.json").expect("sources");
+            let sources: SplitSources =
+                state.store.read_json(split, Kind::Split, "sources.json").expect("sources");
             assert_eq!(sources.train, sources.test);
-            assert_eq!(sources.train != *dataset, copied, "{missing}: rows copied only when values changed");
+            assert_eq!(
+                sources.train != *dataset,
+                copied,
+                "{missing}: rows copied only when values changed"
+            );
             let manifest = state.store.manifest(split).expect("manifest");
             assert!(
                 manifest.files.keys().all(|name| !name.contains("_x")),
@@ -293,11 +366,15 @@ mod tests {
         };
         let (train, test) = (put(&rows(20)), put("age,admitted\n30,1\n40,0\n"));
         let app = app(state.clone());
-        let body =
-            serde_json::json!({"dataset": train, "test_dataset": test, "clean": {"missing": "drop"}, "test_fraction": 0.2, "seed": 1});
+        let body = serde_json::json!({"dataset": train, "test_dataset": test, "clean": {"missing": "drop"}, "test_fraction": 0.2, "seed": 1});
         let (status, error) = call(&app, "POST", "/v1/splits", Some(body)).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
         let message = error["error"].as_str().unwrap_or_default();
-        assert!(message.contains("(age; label admitted) differ from the training data's (score; label admitted)"), "{message}");
+        assert!(
+            message.contains(
+                "(age; label admitted) differ from the training data's (score; label admitted)"
+            ),
+            "{message}"
+        );
     }
 }

@@ -35,11 +35,21 @@ fn bodies(rows: usize) -> (Vec<u8>, (Vec<u8>, usize)) {
 fn infer(c: &mut Criterion) {
     let home = tempfile::tempdir().expect("tempdir");
     let store = Store::open(home.path()).expect("store");
-    let id = store.put_json(Kind::Model, "bench", vec![], serde_json::json!({}), "model.json", &Model::worked_example()).expect("model");
+    let id = store
+        .put_json(
+            Kind::Model,
+            "bench",
+            vec![],
+            serde_json::json!({}),
+            "model.json",
+            &Model::worked_example(),
+        )
+        .expect("model");
     let registry = Registry::open(home.path());
     registry.register("admissions", &id, None, None).expect("register");
     registry.set_alias("admissions", STABLE, 1).expect("alias");
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let state = logitflow_serve::AppState::new(&Config::for_home(home.path())).expect("state");
     runtime.block_on(state.load_all()).expect("loaded");
     let app = logitflow_serve::app(state);

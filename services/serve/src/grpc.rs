@@ -60,26 +60,45 @@ fn contents_values(c: &proto::InferTensorContents) -> serde_json::Value {
         .or_else(|| values(&c.uint64_contents))
         .or_else(|| values(&c.uint_contents))
         .or_else(|| values(&bools))
-        .unwrap_or_else(|| c.bytes_contents.iter().map(|b| serde_json::Value::String(String::from_utf8_lossy(b).into_owned())).collect())
+        .unwrap_or_else(|| {
+            c.bytes_contents
+                .iter()
+                .map(|b| serde_json::Value::String(String::from_utf8_lossy(b).into_owned()))
+                .collect()
+        })
 }
 
 #[tonic::async_trait]
 impl GrpcInferenceService for Grpc {
-    async fn server_live(&self, _: Request<proto::ServerLiveRequest>) -> Result<Response<proto::ServerLiveResponse>, Status> {
+    async fn server_live(
+        &self,
+        _: Request<proto::ServerLiveRequest>,
+    ) -> Result<Response<proto::ServerLiveResponse>, Status> {
         Ok(Response::new(proto::ServerLiveResponse { live: true }))
     }
 
-    async fn server_ready(&self, _: Request<proto::ServerReadyRequest>) -> Result<Response<proto::ServerReadyResponse>, Status> {
+    async fn server_ready(
+        &self,
+        _: Request<proto::ServerReadyRequest>,
+    ) -> Result<Response<proto::ServerReadyResponse>, Status> {
         Ok(Response::new(proto::ServerReadyResponse { ready: self.state.readiness.get().is_ok() }))
     }
 
-    async fn model_ready(&self, request: Request<proto::ModelReadyRequest>) -> Result<Response<proto::ModelReadyResponse>, Status> {
+    async fn model_ready(
+        &self,
+        request: Request<proto::ModelReadyRequest>,
+    ) -> Result<Response<proto::ModelReadyResponse>, Status> {
         let r = request.into_inner();
         let selector = (!r.version.is_empty()).then_some(r.version.as_str());
-        Ok(Response::new(proto::ModelReadyResponse { ready: self.state.resolve(&r.name, selector).is_ok() }))
+        Ok(Response::new(proto::ModelReadyResponse {
+            ready: self.state.resolve(&r.name, selector).is_ok(),
+        }))
     }
 
-    async fn server_metadata(&self, _: Request<proto::ServerMetadataRequest>) -> Result<Response<proto::ServerMetadataResponse>, Status> {
+    async fn server_metadata(
+        &self,
+        _: Request<proto::ServerMetadataRequest>,
+    ) -> Result<Response<proto::ServerMetadataResponse>, Status> {
         Ok(Response::new(proto::ServerMetadataResponse {
             name: "logitflow-serve".into(),
             version: env!("CARGO_PKG_VERSION").into(),
@@ -94,10 +113,12 @@ impl GrpcInferenceService for Grpc {
         let r = request.into_inner();
         let selector = (!r.version.is_empty()).then_some(r.version.as_str());
         let meta = super::metadata_of(&self.state, &r.name, selector).map_err(status)?;
-        let tensor = |t: &logitflow_kit::wire::TensorMetadata| proto::model_metadata_response::TensorMetadata {
-            name: t.name.clone(),
-            datatype: t.datatype.clone(),
-            shape: t.shape.clone(),
+        let tensor = |t: &logitflow_kit::wire::TensorMetadata| {
+            proto::model_metadata_response::TensorMetadata {
+                name: t.name.clone(),
+                datatype: t.datatype.clone(),
+                shape: t.shape.clone(),
+            }
         };
         Ok(Response::new(proto::ModelMetadataResponse {
             name: meta.name,
@@ -109,13 +130,21 @@ impl GrpcInferenceService for Grpc {
         }))
     }
 
-    async fn model_infer(&self, request: Request<proto::ModelInferRequest>) -> Result<Response<proto::ModelInferResponse>, Status> {
+    async fn model_infer(
+        &self,
+        request: Request<proto::ModelInferRequest>,
+    ) -> Result<Response<proto::ModelInferResponse>, Status> {
         let started = std::time::Instant::now();
         let r = request.into_inner();
         let selector = (!r.model_version.is_empty()).then_some(r.model_version.as_str());
         let catalog = self.state.catalog.load();
-        let (version, loaded) = served_in(&catalog, &r.model_name).and_then(|s| s.resolve(&r.model_name, selector)).map_err(status)?;
-        loaded.count(started, infer_with(&loaded.model, version, r)).map(Response::new).map_err(status)
+        let (version, loaded) = served_in(&catalog, &r.model_name)
+            .and_then(|s| s.resolve(&r.model_name, selector))
+            .map_err(status)?;
+        loaded
+            .count(started, infer_with(&loaded.model, version, r))
+            .map(Response::new)
+            .map_err(status)
     }
 
     async fn model_statistics(
@@ -183,13 +212,18 @@ fn classification(output: &proto::model_infer_request::InferRequestedOutputTenso
 }
 
 /// The answer to one gRPC infer request for `model` (at `version`), and the rows it answered.
-fn infer_with(model: &Model, version: u32, r: proto::ModelInferRequest) -> Result<(proto::ModelInferResponse, usize), ApiError> {
+fn infer_with(
+    model: &Model,
+    version: u32,
+    r: proto::ModelInferRequest,
+) -> Result<(proto::ModelInferResponse, usize), ApiError> {
     let mut raw = r.raw_input_contents.into_iter();
     let inputs = r
         .inputs
         .into_iter()
         .map(|t| {
-            let shape: Vec<usize> = t.shape.iter().map(|&n| usize::try_from(n).unwrap_or(usize::MAX)).collect();
+            let shape: Vec<usize> =
+                t.shape.iter().map(|&n| usize::try_from(n).unwrap_or(usize::MAX)).collect();
             let data = match (&t.contents, raw.len() > 0) {
                 (Some(c), _) => contents_values(c),
                 (None, true) => {
@@ -203,7 +237,11 @@ fn infer_with(model: &Model, version: u32, r: proto::ModelInferRequest) -> Resul
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
     let (x, rows) = decode_inputs(&inputs, model)?;
-    let wanted: Vec<Wanted> = r.outputs.iter().map(|o| Wanted { name: o.name.clone(), classification: classification(o) }).collect();
+    let wanted: Vec<Wanted> = r
+        .outputs
+        .iter()
+        .map(|o| Wanted { name: o.name.clone(), classification: classification(o) })
+        .collect();
     let answers = outputs::answer(model, &x, rows, &wanted)?;
     let mut raw_output_contents = Vec::with_capacity(answers.len());
     let outputs = answers
@@ -242,7 +280,11 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let check = move |request: Request<()>| -> Result<Request<()>, Status> {
         let Some(token) = &token else { return Ok(request) };
-        let given = request.metadata().get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+        let given = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
         // The same constant-time comparison as HTTP's.
         if given.is_some_and(|g| logitflow_kit::same_token(g.as_bytes(), token.as_bytes())) {
             Ok(request)
@@ -254,13 +296,18 @@ pub async fn serve(
     // With --tls-cert/--tls-key, gRPC speaks TLS as HTTP does, with the same certificate.
     if let Some((cert, key)) = tls {
         logitflow_kit::use_aws_lc_crypto();
-        let read = |path: &std::path::Path| std::fs::read(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()));
+        let read = |path: &std::path::Path| {
+            std::fs::read(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+        };
         let identity = tonic::transport::Identity::from_pem(read(&cert)?, read(&key)?);
         server = server.tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))?;
     }
     server
         .add_service(GrpcInferenceServiceServer::with_interceptor(Grpc { state }, check))
-        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            shutdown,
+        )
         .await?;
     Ok(())
 }

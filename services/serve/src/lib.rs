@@ -31,8 +31,8 @@ use logitflow_core::scale::{EncodeError, Encoding, Value};
 use logitflow_core::store::{Kind, Store};
 use logitflow_core::table::Classes;
 use logitflow_kit::wire::{
-    ClassProbability, InferInput, InferOutput, InferRequest, InferResponse, LoadInfo, ModelMetadata, OutputData, Parameters,
-    PredictRequest, PredictResponse, TensorMetadata,
+    ClassProbability, InferInput, InferOutput, InferRequest, InferResponse, LoadInfo,
+    ModelMetadata, OutputData, Parameters, PredictRequest, PredictResponse, TensorMetadata,
 };
 use logitflow_kit::{ApiError, Config, Json, Readiness, blocking};
 use std::collections::{BTreeMap, HashMap};
@@ -74,7 +74,11 @@ struct Version {
 impl Version {
     /// Counts what one request that began at `started` came to — its rows answered, or a
     /// refusal — in the version's statistics, and passes the answer on.
-    fn count<T>(&self, started: std::time::Instant, answered: Result<(T, usize), ApiError>) -> Result<T, ApiError> {
+    fn count<T>(
+        &self,
+        started: std::time::Instant,
+        answered: Result<(T, usize), ApiError>,
+    ) -> Result<T, ApiError> {
         self.stats.record(started, answered.as_ref().map(|&(_, rows)| rows).map_err(|_| ()));
         answered.map(|(answer, _)| answer)
     }
@@ -109,7 +113,9 @@ impl AppState {
     /// in the model's metadata. Serve is ready once this has gone through every model.
     pub async fn load_all(&self) -> Result<(), ApiError> {
         let registry = self.registry.clone();
-        let names = blocking(move || Ok(registry.load()?.models.into_keys().collect::<Vec<String>>())).await;
+        let names =
+            blocking(move || Ok(registry.load()?.models.into_keys().collect::<Vec<String>>()))
+                .await;
         let names = match names {
             Ok(names) => names,
             Err(e) => {
@@ -145,7 +151,8 @@ impl AppState {
         let _one_load_at_a_time = self.loading.lock().await;
         let current = self.catalog.load().get(name).cloned();
         let reusable = current.clone();
-        let (store, registry, owned_name) = (self.store.clone(), self.registry.clone(), name.to_string());
+        let (store, registry, owned_name) =
+            (self.store.clone(), self.registry.clone(), name.to_string());
         let (served, first_refusal) = blocking(move || {
             let entry = registry.model(&owned_name)?;
             let mut versions = BTreeMap::new();
@@ -203,7 +210,10 @@ impl AppState {
         // Loads are serialised, so what was loaded before is still `current`.
         let changed = current.is_none_or(|b| {
             b.aliases != served.aliases
-                || b.versions.iter().map(|(v, l)| (v, &l.artifact)).ne(served.versions.iter().map(|(v, l)| (v, &l.artifact)))
+                || b.versions
+                    .iter()
+                    .map(|(v, l)| (v, &l.artifact))
+                    .ne(served.versions.iter().map(|(v, l)| (v, &l.artifact)))
         });
         let info = LoadInfo { name: name.to_string(), aliases: served.aliases.clone(), changed };
         let served = Arc::new(served);
@@ -226,7 +236,9 @@ impl AppState {
 
     /// Finds the model for `name` and `selector` (alias or number; `stable` when absent).
     fn resolve(&self, name: &str, selector: Option<&str>) -> Result<(u32, Arc<Model>), ApiError> {
-        self.served(name)?.resolve(name, selector).map(|(version, loaded)| (version, loaded.model.clone()))
+        self.served(name)?
+            .resolve(name, selector)
+            .map(|(version, loaded)| (version, loaded.model.clone()))
     }
 }
 
@@ -240,11 +252,13 @@ impl Served {
         let selector = selector.unwrap_or(STABLE);
         let version = match self.aliases.get(selector) {
             Some(v) => *v,
-            None => {
-                selector.parse::<u32>().map_err(|_| ApiError::NotFound(format!("model {name:?} has no version or alias {selector:?}")))?
-            }
+            None => selector.parse::<u32>().map_err(|_| {
+                ApiError::NotFound(format!("model {name:?} has no version or alias {selector:?}"))
+            })?,
         };
-        let loaded = self.versions.get(&version).ok_or_else(|| ApiError::NotFound(format!("model {name:?} has no version {selector}")))?;
+        let loaded = self.versions.get(&version).ok_or_else(|| {
+            ApiError::NotFound(format!("model {name:?} has no version {selector}"))
+        })?;
         Ok((version, loaded))
     }
 }
@@ -290,7 +304,8 @@ pub async fn run_with_grpc(
     let state = AppState::new(&config)?;
     if let Some(grpc_listener) = grpc {
         logitflow_kit::announce_listening(NAME, Some("grpc"), grpc_listener.local_addr()?)?;
-        let (grpc_state, token, tls, stop) = (Arc::new(state.clone()), config.token.clone(), config.tls.clone(), shutdown.clone());
+        let (grpc_state, token, tls, stop) =
+            (Arc::new(state.clone()), config.token.clone(), config.tls.clone(), shutdown.clone());
         tokio::spawn(async move {
             if let Err(e) = grpc::serve(grpc_state, token, tls, grpc_listener, stop).await {
                 tracing::error!(error = %e, "gRPC stopped");
@@ -319,7 +334,16 @@ pub async fn run_with_grpc(
     });
     let metrics_state = state.clone();
     let metrics = move |out: &mut String| write_metrics(&metrics_state, out);
-    logitflow_kit::serve_with_metrics(NAME, &config, readiness, metrics, app(state), listener, shutdown).await?;
+    logitflow_kit::serve_with_metrics(
+        NAME,
+        &config,
+        readiness,
+        metrics,
+        app(state),
+        listener,
+        shutdown,
+    )
+    .await?;
     Ok(())
 }
 
@@ -331,23 +355,30 @@ async fn server_metadata() -> Json<serde_json::Value> {
     }))
 }
 
-fn metadata_of(state: &AppState, name: &str, selector: Option<&str>) -> Result<ModelMetadata, ApiError> {
+fn metadata_of(
+    state: &AppState,
+    name: &str,
+    selector: Option<&str>,
+) -> Result<ModelMetadata, ApiError> {
     let served = state.served(name)?;
     // The model's own metadata (no version asked) still answers when its stable version cannot
     // be loaded: described by its newest loaded version, it says which versions are unavailable.
     let (version, loaded) = match served.resolve(name, selector) {
-        Err(_) if selector.is_none() && !served.refused.is_empty() => served
-            .versions
-            .iter()
-            .next_back()
-            .map(|(v, l)| (*v, l))
-            .ok_or_else(|| ApiError::NotFound(format!("no version of model {name:?} can be loaded")))?,
+        Err(_) if selector.is_none() && !served.refused.is_empty() => {
+            served.versions.iter().next_back().map(|(v, l)| (*v, l)).ok_or_else(|| {
+                ApiError::NotFound(format!("no version of model {name:?} can be loaded"))
+            })?
+        }
         resolved => resolved?,
     };
     let model = &loaded.model;
     Ok(ModelMetadata {
         name: name.to_string(),
-        versions: if selector.is_some() { vec![version.to_string()] } else { served.versions.keys().map(u32::to_string).collect() },
+        versions: if selector.is_some() {
+            vec![version.to_string()]
+        } else {
+            served.versions.keys().map(u32::to_string).collect()
+        },
         platform: "logitflow_logistic_regression".into(),
         inputs: input_metadata(model),
         outputs: output_metadata(model),
@@ -362,9 +393,17 @@ fn metadata_of(state: &AppState, name: &str, selector: Option<&str>) -> Result<M
                 Classes::two(negative, positive)
             }
         }),
-        unavailable: served.unavailable.iter().map(|(v, why)| (v.to_string(), why.clone())).collect(),
+        unavailable: served
+            .unavailable
+            .iter()
+            .map(|(v, why)| (v.to_string(), why.clone()))
+            .collect(),
         offset: model.transform.offset_input().map(|j| model.feature_names[j].clone()),
-        class_estimates: model.multinomial.as_ref().map(|m| m.estimates.clone()).unwrap_or_default(),
+        class_estimates: model
+            .multinomial
+            .as_ref()
+            .map(|m| m.estimates.clone())
+            .unwrap_or_default(),
     })
 }
 
@@ -382,7 +421,12 @@ fn output_metadata(model: &Model) -> Vec<TensorMetadata> {
     if k == 2 {
         return vec![probability(1)];
     }
-    let label = TensorMetadata { name: outputs::LABEL.into(), datatype: "BYTES".into(), shape: vec![-1], levels: Some(model.class_list()) };
+    let label = TensorMetadata {
+        name: outputs::LABEL.into(),
+        datatype: "BYTES".into(),
+        shape: vec![-1],
+        levels: Some(model.class_list()),
+    };
     vec![probability(k), label]
 }
 
@@ -392,17 +436,26 @@ fn input_metadata(model: &Model) -> Vec<TensorMetadata> {
         .iter()
         .enumerate()
         .map(|(j, name)| match model.transform.encoding(j) {
-            Encoding::Numeric | Encoding::Offset => {
-                TensorMetadata { name: name.clone(), datatype: "FP64".into(), shape: vec![-1, 1], levels: None }
-            }
-            Encoding::Categorical { levels } => {
-                TensorMetadata { name: name.clone(), datatype: "BYTES".into(), shape: vec![-1, 1], levels: Some(levels.clone()) }
-            }
+            Encoding::Numeric | Encoding::Offset => TensorMetadata {
+                name: name.clone(),
+                datatype: "FP64".into(),
+                shape: vec![-1, 1],
+                levels: None,
+            },
+            Encoding::Categorical { levels } => TensorMetadata {
+                name: name.clone(),
+                datatype: "BYTES".into(),
+                shape: vec![-1, 1],
+                levels: Some(levels.clone()),
+            },
         })
         .collect()
 }
 
-async fn metadata(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Result<Json<ModelMetadata>, ApiError> {
+async fn metadata(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Result<Json<ModelMetadata>, ApiError> {
     metadata_of(&state, &name, None).map(Json)
 }
 
@@ -413,15 +466,22 @@ async fn metadata_version(
     metadata_of(&state, &name, Some(&version)).map(Json)
 }
 
-async fn model_ready(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
-    state.resolve(&name, None).map(|(v, _)| Json(serde_json::json!({"name": name, "version": v.to_string(), "ready": true})))
+async fn model_ready(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    state.resolve(&name, None).map(|(v, _)| {
+        Json(serde_json::json!({"name": name, "version": v.to_string(), "ready": true}))
+    })
 }
 
 async fn model_ready_version(
     State(state): State<Arc<AppState>>,
     Path((name, version)): Path<(String, String)>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    state.resolve(&name, Some(&version)).map(|(v, _)| Json(serde_json::json!({"name": name, "version": v.to_string(), "ready": true})))
+    state.resolve(&name, Some(&version)).map(|(v, _)| {
+        Json(serde_json::json!({"name": name, "version": v.to_string(), "ready": true}))
+    })
 }
 
 /// One version in the repository index: loaded (`READY`) or not (`UNAVAILABLE`, with why).
@@ -438,12 +498,15 @@ fn repository_entries(state: &AppState, ready_only: bool) -> Vec<IndexEntry> {
     let mut entries: Vec<IndexEntry> = catalog
         .iter()
         .flat_map(|(name, served)| {
-            let ready = served.versions.keys().map(|&version| IndexEntry { name: name.clone(), version, unavailable: None });
-            let unavailable = served.unavailable.iter().filter(|_| !ready_only).map(|(&version, why)| IndexEntry {
+            let ready = served.versions.keys().map(|&version| IndexEntry {
                 name: name.clone(),
                 version,
-                unavailable: Some(why.clone()),
+                unavailable: None,
             });
+            let unavailable =
+                served.unavailable.iter().filter(|_| !ready_only).map(|(&version, why)| {
+                    IndexEntry { name: name.clone(), version, unavailable: Some(why.clone()) }
+                });
             ready.chain(unavailable).collect::<Vec<_>>()
         })
         .collect();
@@ -453,15 +516,21 @@ fn repository_entries(state: &AppState, ready_only: bool) -> Vec<IndexEntry> {
 
 /// `POST /v2/repository/index` (body `{"ready": bool}`, or none): every model version, as
 /// Triton lists its repository.
-async fn repository_index(State(state): State<Arc<AppState>>, body: axum::body::Bytes) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
+async fn repository_index(
+    State(state): State<Arc<AppState>>,
+    body: axum::body::Bytes,
+) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
     #[derive(serde::Deserialize, Default)]
     #[serde(deny_unknown_fields)]
     struct IndexRequest {
         #[serde(default)]
         ready: bool,
     }
-    let request: IndexRequest =
-        if body.iter().all(u8::is_ascii_whitespace) { IndexRequest::default() } else { logitflow_kit::parse_json(&body)? };
+    let request: IndexRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        IndexRequest::default()
+    } else {
+        logitflow_kit::parse_json(&body)?
+    };
     let index = repository_entries(&state, request.ready)
         .into_iter()
         .map(|e| match e.unavailable {
@@ -474,7 +543,11 @@ async fn repository_index(State(state): State<Arc<AppState>>, body: axum::body::
 
 /// The statistics of `name`'s versions (all of them, or the one `selector` names), or of every
 /// loaded version when `name` is `None`; by name and version.
-fn statistics_of(state: &AppState, name: Option<&str>, selector: Option<&str>) -> Result<Vec<(String, u32, Snapshot)>, ApiError> {
+fn statistics_of(
+    state: &AppState,
+    name: Option<&str>,
+    selector: Option<&str>,
+) -> Result<Vec<(String, u32, Snapshot)>, ApiError> {
     let catalog = state.catalog.load();
     let mut all = Vec::new();
     match (name, selector) {
@@ -483,11 +556,18 @@ fn statistics_of(state: &AppState, name: Option<&str>, selector: Option<&str>) -
             all.push((name.to_string(), version, loaded.stats.snapshot()));
         }
         (Some(name), None) => {
-            all.extend(served_in(&catalog, name)?.versions.iter().map(|(&v, l)| (name.to_string(), v, l.stats.snapshot())));
+            all.extend(
+                served_in(&catalog, name)?
+                    .versions
+                    .iter()
+                    .map(|(&v, l)| (name.to_string(), v, l.stats.snapshot())),
+            );
         }
         (None, _) => {
             for (name, served) in catalog.iter() {
-                all.extend(served.versions.iter().map(|(&v, l)| (name.clone(), v, l.stats.snapshot())));
+                all.extend(
+                    served.versions.iter().map(|(&v, l)| (name.clone(), v, l.stats.snapshot())),
+                );
             }
         }
     }
@@ -497,14 +577,21 @@ fn statistics_of(state: &AppState, name: Option<&str>, selector: Option<&str>) -
 
 /// Triton's statistics answer, `{"model_stats": [...]}`.
 fn statistics_json(all: Vec<(String, u32, Snapshot)>) -> Json<serde_json::Value> {
-    Json(serde_json::json!({"model_stats": all.iter().map(|(name, v, s)| s.triton_json(name, *v)).collect::<Vec<_>>()}))
+    Json(
+        serde_json::json!({"model_stats": all.iter().map(|(name, v, s)| s.triton_json(name, *v)).collect::<Vec<_>>()}),
+    )
 }
 
-async fn all_statistics(State(state): State<Arc<AppState>>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn all_statistics(
+    State(state): State<Arc<AppState>>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     statistics_of(&state, None, None).map(statistics_json)
 }
 
-async fn model_statistics(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn model_statistics(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     statistics_of(&state, Some(&name), None).map(statistics_json)
 }
 
@@ -523,7 +610,10 @@ fn write_metrics(state: &AppState, out: &mut String) {
     }
 }
 
-async fn load_model(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Result<Json<LoadInfo>, ApiError> {
+async fn load_model(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Result<Json<LoadInfo>, ApiError> {
     state.load(&name).await.map(Json)
 }
 
@@ -547,7 +637,8 @@ async fn infer_version(
 
 /// The header of the binary tensor data extension: the length of the JSON at the body's start.
 /// A `HeaderName` made once: looked up by a `&str`, the name would be parsed on every request.
-static HEADER_LENGTH: axum::http::HeaderName = axum::http::HeaderName::from_static("inference-header-content-length");
+static HEADER_LENGTH: axum::http::HeaderName =
+    axum::http::HeaderName::from_static("inference-header-content-length");
 
 /// Answers an infer request for `name` at `selector`, counted in that version's statistics: a
 /// request for a model or version that is not served is refused before, and counted nowhere.
@@ -603,14 +694,28 @@ fn infer_with(
                 let before = raw.len();
                 answer.values.write_raw(&mut raw);
                 let size = Some((raw.len() - before) as u64);
-                (OutputData::default(), Some(Parameters { binary_data_size: size, ..Parameters::default() }))
+                (
+                    OutputData::default(),
+                    Some(Parameters { binary_data_size: size, ..Parameters::default() }),
+                )
             } else {
                 (answer.values.into_data(), None)
             };
-            InferOutput { name: answer.name.into(), shape: answer.shape, datatype, parameters, data }
+            InferOutput {
+                name: answer.name.into(),
+                shape: answer.shape,
+                datatype,
+                parameters,
+                data,
+            }
         })
         .collect();
-    let response = InferResponse { model_name: name, model_version: version.to_string(), id: request.id, outputs };
+    let response = InferResponse {
+        model_name: name,
+        model_version: version.to_string(),
+        id: request.id,
+        outputs,
+    };
     if as_binary {
         return Ok((binary::respond(&response, &raw)?, rows));
     }
@@ -630,7 +735,10 @@ pub(crate) mod binary {
     }
 
     /// Moves each binary input's values from `binary` into its `data`, in the inputs' order.
-    pub(super) fn attach_inputs(inputs: &mut [InferInput], mut binary: &[u8]) -> Result<(), ApiError> {
+    pub(super) fn attach_inputs(
+        inputs: &mut [InferInput],
+        mut binary: &[u8],
+    ) -> Result<(), ApiError> {
         for input in inputs.iter_mut() {
             let Some(size) = size_of(input) else { continue };
             let size = usize::try_from(size).ok().filter(|&s| s <= binary.len()).ok_or_else(|| {
@@ -646,12 +754,20 @@ pub(crate) mod binary {
             input.data = decode(&input.name, &input.datatype, bytes, count)?;
         }
         if !binary.is_empty() {
-            return Err(invalid(format!("{} bytes after the JSON header belong to no input's binary_data_size", binary.len())));
+            return Err(invalid(format!(
+                "{} bytes after the JSON header belong to no input's binary_data_size",
+                binary.len()
+            )));
         }
         Ok(())
     }
 
-    pub(crate) fn decode(name: &str, datatype: &str, bytes: &[u8], count: usize) -> Result<serde_json::Value, ApiError> {
+    pub(crate) fn decode(
+        name: &str,
+        datatype: &str,
+        bytes: &[u8],
+        count: usize,
+    ) -> Result<serde_json::Value, ApiError> {
         let fixed = |width: usize, read: &dyn Fn(&[u8]) -> serde_json::Value| {
             if bytes.len() != count * width {
                 return Err(invalid(format!(
@@ -670,13 +786,19 @@ pub(crate) mod binary {
         match datatype {
             // `Value::from` makes a non-finite float `null`, refused later as not a number.
             "FP64" => fixed(8, &|b| serde_json::Value::from(f64::from_le_bytes(array(b)))),
-            "FP32" => fixed(4, &|b| serde_json::Value::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]]))),
+            "FP32" => {
+                fixed(4, &|b| serde_json::Value::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]])))
+            }
             "INT64" => fixed(8, &|b| serde_json::json!(i64::from_le_bytes(array(b)))),
-            "INT32" => fixed(4, &|b| serde_json::json!(i32::from_le_bytes([b[0], b[1], b[2], b[3]]))),
+            "INT32" => {
+                fixed(4, &|b| serde_json::json!(i32::from_le_bytes([b[0], b[1], b[2], b[3]])))
+            }
             "INT16" => fixed(2, &|b| serde_json::json!(i16::from_le_bytes([b[0], b[1]]))),
             "INT8" => fixed(1, &|b| serde_json::json!(i8::from_le_bytes([b[0]]))),
             "UINT64" => fixed(8, &|b| serde_json::json!(u64::from_le_bytes(array(b)))),
-            "UINT32" => fixed(4, &|b| serde_json::json!(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))),
+            "UINT32" => {
+                fixed(4, &|b| serde_json::json!(u32::from_le_bytes([b[0], b[1], b[2], b[3]])))
+            }
             "UINT16" => fixed(2, &|b| serde_json::json!(u16::from_le_bytes([b[0], b[1]]))),
             "UINT8" => fixed(1, &|b| serde_json::json!(b[0])),
             "BOOL" => fixed(1, &|b| serde_json::json!(u8::from(b[0] != 0))),
@@ -685,29 +807,39 @@ pub(crate) mod binary {
                 let mut rest = bytes;
                 while rest.len() >= 4 {
                     let n = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-                    let element =
-                        rest.get(4..4 + n).ok_or_else(|| invalid(format!("input {name:?}: a BYTES element runs past the data")))?;
-                    let text =
-                        std::str::from_utf8(element).map_err(|_| invalid(format!("input {name:?}: a BYTES element is not UTF-8 text")))?;
+                    let element = rest.get(4..4 + n).ok_or_else(|| {
+                        invalid(format!("input {name:?}: a BYTES element runs past the data"))
+                    })?;
+                    let text = std::str::from_utf8(element).map_err(|_| {
+                        invalid(format!("input {name:?}: a BYTES element is not UTF-8 text"))
+                    })?;
                     values.push(serde_json::Value::String(text.to_string()));
                     rest = &rest[4 + n..];
                 }
                 if !rest.is_empty() || values.len() != count {
-                    return Err(invalid(format!("input {name:?}: {} BYTES elements for a shape of {count}", values.len())));
+                    return Err(invalid(format!(
+                        "input {name:?}: {} BYTES elements for a shape of {count}",
+                        values.len()
+                    )));
                 }
                 Ok(serde_json::Value::Array(values))
             }
-            other => Err(invalid(format!("input {name:?}: datatype {other:?} is not one binary data can carry here"))),
+            other => Err(invalid(format!(
+                "input {name:?}: datatype {other:?} is not one binary data can carry here"
+            ))),
         }
     }
 
     /// Whether the request asks for its outputs as binary data: an output asks with
     /// `binary_data`, or the request for all with `binary_data_output`.
     pub(super) fn output_wanted(request: &InferRequest) -> bool {
-        let on_request = request.parameters.as_ref().and_then(|p| p.binary_data_output).unwrap_or(false);
+        let on_request =
+            request.parameters.as_ref().and_then(|p| p.binary_data_output).unwrap_or(false);
         match request.outputs.as_deref() {
             None | Some([]) => on_request,
-            Some(outputs) => outputs.iter().any(|o| o.parameters.as_ref().and_then(|p| p.binary_data).unwrap_or(on_request)),
+            Some(outputs) => outputs
+                .iter()
+                .any(|o| o.parameters.as_ref().and_then(|p| p.binary_data).unwrap_or(on_request)),
         }
     }
 
@@ -718,7 +850,8 @@ pub(crate) mod binary {
         // One buffer for the header and the values, sized and frozen as axum's `Json` does its
         // own: a `Vec` handed to the body would be copied or wrapped once more.
         let mut body = bytes::BytesMut::with_capacity(128 + raw.len()).writer();
-        serde_json::to_writer(&mut body, response).map_err(|e| ApiError::Internal(e.to_string()))?;
+        serde_json::to_writer(&mut body, response)
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
         let mut body = body.into_inner();
         let header_length = body.len();
         body.put_slice(raw);
@@ -737,7 +870,9 @@ fn invalid(message: impl std::fmt::Display) -> ApiError {
 /// The error of a value that cannot be predicted from: an unseen level is named as such.
 fn unusable(row: usize, e: PredictError) -> ApiError {
     match e {
-        PredictError::Encode(e @ EncodeError::UnseenLevel { .. }) => ApiError::invalid("UNKNOWN_LEVEL", format!("row {row}: {e}")),
+        PredictError::Encode(e @ EncodeError::UnseenLevel { .. }) => {
+            ApiError::invalid("UNKNOWN_LEVEL", format!("row {row}: {e}"))
+        }
         e => invalid(format!("row {row}: {e}")),
     }
 }
@@ -772,7 +907,8 @@ pub fn decode_inputs(inputs: &[InferInput], model: &Model) -> Result<(Vec<f64>, 
             (values, rows)
         }
         many if many.len() == d => {
-            let many: Vec<(&InferInput, Vec<f64>)> = many.iter().map(|t| Ok((t, tensor_values(t)?))).collect::<Result<_, ApiError>>()?;
+            let many: Vec<(&InferInput, Vec<f64>)> =
+                many.iter().map(|t| Ok((t, tensor_values(t)?))).collect::<Result<_, ApiError>>()?;
             let rows = many[0].1.len();
             let mut x = vec![0.0; rows * d];
             for (j, feature) in model.feature_names.iter().enumerate() {
@@ -780,7 +916,10 @@ pub fn decode_inputs(inputs: &[InferInput], model: &Model) -> Result<(Vec<f64>, 
                     invalid(format!("no input tensor named {feature:?}; with one tensor per feature, name each after its feature"))
                 })?;
                 if values.len() != rows || !(t.shape.len() == 1 || t.shape == [rows, 1]) {
-                    return Err(invalid(format!("tensor {feature:?} has shape {:?}; expected [{rows}]", t.shape)));
+                    return Err(invalid(format!(
+                        "tensor {feature:?} has shape {:?}; expected [{rows}]",
+                        t.shape
+                    )));
                 }
                 for (i, v) in values.iter().enumerate() {
                     x[i * d + j] = *v;
@@ -789,17 +928,21 @@ pub fn decode_inputs(inputs: &[InferInput], model: &Model) -> Result<(Vec<f64>, 
             (x, rows)
         }
         many => {
-            return Err(invalid(
-                missing_input(many, model)
-                    .unwrap_or_else(|| format!("{} input tensors; expected 1 (shape [N, {d}]) or {d} (one per feature)", many.len())),
-            ));
+            return Err(invalid(missing_input(many, model).unwrap_or_else(|| {
+                format!(
+                    "{} input tensors; expected 1 (shape [N, {d}]) or {d} (one per feature)",
+                    many.len()
+                )
+            })));
         }
     };
     if rows == 0 {
         return Err(invalid("no rows to predict"));
     }
     if rows > MAX_ROWS {
-        return Err(ApiError::PayloadTooLarge(format!("{rows} rows in one request; send at most {MAX_ROWS}")));
+        return Err(ApiError::PayloadTooLarge(format!(
+            "{rows} rows in one request; send at most {MAX_ROWS}"
+        )));
     }
     for (i, row) in x.chunks_exact(d).enumerate() {
         model.check_row(row).map_err(|e| invalid(format!("row {i}: {e}")))?;
@@ -818,7 +961,8 @@ fn missing_input(inputs: &[InferInput], model: &Model) -> Option<String> {
     if !inputs.iter().any(|t| model.feature_names.contains(&t.name)) {
         return None;
     }
-    let j = (0..model.width()).find(|&j| inputs.iter().all(|t| t.name != model.feature_names[j]))?;
+    let j =
+        (0..model.width()).find(|&j| inputs.iter().all(|t| t.name != model.feature_names[j]))?;
     let what = if model.transform.offset_input() == Some(j) { "the offset " } else { "" };
     Some(format!(
         "no input tensor named {what}{:?}; this model takes one per input: {}",
@@ -828,7 +972,10 @@ fn missing_input(inputs: &[InferInput], model: &Model) -> Option<String> {
 }
 
 /// One tensor per feature, of numbers or text, encoded row by row.
-fn decode_named_values(inputs: &[InferInput], model: &Model) -> Result<(Vec<f64>, usize), ApiError> {
+fn decode_named_values(
+    inputs: &[InferInput],
+    model: &Model,
+) -> Result<(Vec<f64>, usize), ApiError> {
     let d = model.width();
     if inputs.len() < d
         && let Some(missing) = missing_input(inputs, model)
@@ -845,7 +992,10 @@ fn decode_named_values(inputs: &[InferInput], model: &Model) -> Result<(Vec<f64>
     }
     let mut columns = Vec::with_capacity(d);
     for feature in &model.feature_names {
-        let t = inputs.iter().find(|t| t.name == *feature).ok_or_else(|| invalid(format!("no input tensor named {feature:?}")))?;
+        let t = inputs
+            .iter()
+            .find(|t| t.name == *feature)
+            .ok_or_else(|| invalid(format!("no input tensor named {feature:?}")))?;
         columns.push(tensor_cells(t)?);
     }
     let rows = columns[0].len();
@@ -861,7 +1011,9 @@ fn decode_named_values(inputs: &[InferInput], model: &Model) -> Result<(Vec<f64>
         return Err(invalid("no rows to predict"));
     }
     if rows > MAX_ROWS {
-        return Err(ApiError::PayloadTooLarge(format!("{rows} rows in one request; send at most {MAX_ROWS}")));
+        return Err(ApiError::PayloadTooLarge(format!(
+            "{rows} rows in one request; send at most {MAX_ROWS}"
+        )));
     }
     let mut x = Vec::with_capacity(rows * model.row_width());
     let mut row = Vec::with_capacity(d);
@@ -880,7 +1032,9 @@ pub(crate) fn element_count(name: &str, shape: &[usize]) -> Result<usize, ApiErr
         .iter()
         .try_fold(1usize, |acc, &n| acc.checked_mul(n))
         .filter(|&n| n <= MAX_ROWS * 64)
-        .ok_or_else(|| ApiError::PayloadTooLarge(format!("tensor {name:?} of shape {shape:?} is too large")))
+        .ok_or_else(|| {
+            ApiError::PayloadTooLarge(format!("tensor {name:?} of shape {shape:?} is too large"))
+        })
 }
 
 /// The cells of one tensor, numbers or (for `BYTES`) text, checked against its shape.
@@ -890,17 +1044,29 @@ fn tensor_cells(t: &InferInput) -> Result<Vec<Value>, ApiError> {
     }
     let expected = element_count(&t.name, &t.shape)?;
     let mut cells = Vec::with_capacity(expected);
-    flatten_text(&t.data, &mut cells, 0).map_err(|what| invalid(format!("tensor {:?}: {what}", t.name)))?;
+    flatten_text(&t.data, &mut cells, 0)
+        .map_err(|what| invalid(format!("tensor {:?}: {what}", t.name)))?;
     if cells.len() != expected {
-        return Err(invalid(format!("tensor {:?} has {} values but its shape {:?} needs {expected}", t.name, cells.len(), t.shape)));
+        return Err(invalid(format!(
+            "tensor {:?} has {} values but its shape {:?} needs {expected}",
+            t.name,
+            cells.len(),
+            t.shape
+        )));
     }
     Ok(cells)
 }
 
-fn flatten_text(value: &serde_json::Value, out: &mut Vec<Value>, depth: usize) -> Result<(), String> {
+fn flatten_text(
+    value: &serde_json::Value,
+    out: &mut Vec<Value>,
+    depth: usize,
+) -> Result<(), String> {
     match value {
         serde_json::Value::String(text) => out.push(Value::Text(text.clone())),
-        serde_json::Value::Array(items) if depth < 4 => items.iter().try_for_each(|v| flatten_text(v, out, depth + 1))?,
+        serde_json::Value::Array(items) if depth < 4 => {
+            items.iter().try_for_each(|v| flatten_text(v, out, depth + 1))?
+        }
         serde_json::Value::Array(_) => return Err("data is nested too deeply".into()),
         other => return Err(format!("data holds {other}, not text (the datatype is BYTES)")),
     }
@@ -909,15 +1075,27 @@ fn flatten_text(value: &serde_json::Value, out: &mut Vec<Value>, depth: usize) -
 
 /// The numbers of one tensor, checked against its shape and datatype.
 fn tensor_values(t: &InferInput) -> Result<Vec<f64>, ApiError> {
-    const NUMERIC: [&str; 11] = ["FP64", "FP32", "FP16", "INT64", "INT32", "INT16", "INT8", "UINT64", "UINT32", "UINT16", "UINT8"];
+    const NUMERIC: [&str; 11] = [
+        "FP64", "FP32", "FP16", "INT64", "INT32", "INT16", "INT8", "UINT64", "UINT32", "UINT16",
+        "UINT8",
+    ];
     if !NUMERIC.contains(&t.datatype.as_str()) {
-        return Err(invalid(format!("tensor {:?} has datatype {:?}; expected a numeric type such as FP64", t.name, t.datatype)));
+        return Err(invalid(format!(
+            "tensor {:?} has datatype {:?}; expected a numeric type such as FP64",
+            t.name, t.datatype
+        )));
     }
     let expected = element_count(&t.name, &t.shape)?;
     let mut values = Vec::with_capacity(expected);
-    flatten(&t.data, &mut values, 0).map_err(|what| invalid(format!("tensor {:?}: {what}", t.name)))?;
+    flatten(&t.data, &mut values, 0)
+        .map_err(|what| invalid(format!("tensor {:?}: {what}", t.name)))?;
     if values.len() != expected {
-        return Err(invalid(format!("tensor {:?} has {} values but its shape {:?} needs {expected}", t.name, values.len(), t.shape)));
+        return Err(invalid(format!(
+            "tensor {:?} has {} values but its shape {:?} needs {expected}",
+            t.name,
+            values.len(),
+            t.shape
+        )));
     }
     Ok(values)
 }
@@ -925,25 +1103,34 @@ fn tensor_values(t: &InferInput) -> Result<Vec<f64>, ApiError> {
 fn flatten(value: &serde_json::Value, out: &mut Vec<f64>, depth: usize) -> Result<(), String> {
     match value {
         serde_json::Value::Number(n) => out.push(n.as_f64().ok_or("a number is out of range")?),
-        serde_json::Value::Array(items) if depth < 4 => items.iter().try_for_each(|v| flatten(v, out, depth + 1))?,
+        serde_json::Value::Array(items) if depth < 4 => {
+            items.iter().try_for_each(|v| flatten(v, out, depth + 1))?
+        }
         serde_json::Value::Array(_) => return Err("data is nested too deeply".into()),
         other => return Err(format!("data holds {other}, not a number")),
     }
     Ok(())
 }
 
-async fn predict(State(state): State<Arc<AppState>>, Json(request): Json<PredictRequest>) -> Result<Json<PredictResponse>, ApiError> {
+async fn predict(
+    State(state): State<Arc<AppState>>,
+    Json(request): Json<PredictRequest>,
+) -> Result<Json<PredictResponse>, ApiError> {
     let name = request.model.clone().unwrap_or_else(|| single_model(&state).unwrap_or_default());
     let started = std::time::Instant::now();
     let catalog = state.catalog.load();
-    let (version, loaded) = served_in(&catalog, &name)?.resolve(&name, request.version.as_deref())?;
+    let (version, loaded) =
+        served_in(&catalog, &name)?.resolve(&name, request.version.as_deref())?;
     let answer = loaded.count(started, predict_with(&loaded.model, request))?;
     Ok(Json(PredictResponse { model_name: name, model_version: version.to_string(), ..answer }))
 }
 
 /// The answer to a predict request's rows under `model` (its names left empty), and how many
 /// rows.
-fn predict_with(model: &Model, request: PredictRequest) -> Result<(PredictResponse, usize), ApiError> {
+fn predict_with(
+    model: &Model,
+    request: PredictRequest,
+) -> Result<(PredictResponse, usize), ApiError> {
     let rows: Vec<Vec<Value>> = match (request.inputs, request.features) {
         (Some(rows), None) => rows,
         (None, Some(features)) => {
@@ -953,21 +1140,35 @@ fn predict_with(model: &Model, request: PredictRequest) -> Result<(PredictRespon
                 .iter()
                 .enumerate()
                 .map(|(j, f)| {
-                    let what = if model.transform.offset_input() == Some(j) { "the offset " } else { "" };
-                    features.get(f).cloned().ok_or_else(|| invalid(format!("features is missing {what}{f:?}; the model needs {needs}")))
+                    let what =
+                        if model.transform.offset_input() == Some(j) { "the offset " } else { "" };
+                    features.get(f).cloned().ok_or_else(|| {
+                        invalid(format!("features is missing {what}{f:?}; the model needs {needs}"))
+                    })
                 })
                 .collect::<Result<Vec<Value>, ApiError>>()?;
             if features.len() != row.len() {
-                return Err(invalid(format!("features has names the model does not know; it needs {}", model.feature_names.join(", "))));
+                return Err(invalid(format!(
+                    "features has names the model does not know; it needs {}",
+                    model.feature_names.join(", ")
+                )));
             }
             vec![row]
         }
-        _ => return Err(invalid("send either inputs (rows of values) or features (one row by name)")),
+        _ => {
+            return Err(invalid(
+                "send either inputs (rows of values) or features (one row by name)",
+            ));
+        }
     };
     if rows.is_empty() || rows.len() > MAX_ROWS {
         return Err(invalid(format!("send between 1 and {MAX_ROWS} rows")));
     }
-    let mut answer = PredictResponse { model_name: String::new(), model_version: String::new(), ..PredictResponse::default() };
+    let mut answer = PredictResponse {
+        model_name: String::new(),
+        model_version: String::new(),
+        ..PredictResponse::default()
+    };
     let (k, names) = (model.class_count(), model.class_list());
     let mut terms = Vec::with_capacity(model.row_width());
     let mut by_class = vec![0.0; k];
@@ -981,7 +1182,11 @@ fn predict_with(model: &Model, request: PredictRequest) -> Result<(PredictRespon
         model.probabilities_raw(&terms, &mut by_class);
         answer.labels.push(names[logitflow_core::metrics::most_probable(&by_class)].clone());
         answer.classes.push(
-            names.iter().zip(&by_class).map(|(class, &probability)| ClassProbability { class: class.clone(), probability }).collect(),
+            names
+                .iter()
+                .zip(&by_class)
+                .map(|(class, &probability)| ClassProbability { class: class.clone(), probability })
+                .collect(),
         );
     }
     Ok((answer, rows.len()))
@@ -1004,7 +1209,9 @@ mod tests {
 
     fn put_model(store: &Store, bias: f64, slope: f64) -> String {
         let m = Model::one_feature(bias, slope);
-        store.put_json(Kind::Model, "test", vec![], serde_json::json!({}), "model.json", &m).expect("model")
+        store
+            .put_json(Kind::Model, "test", vec![], serde_json::json!({}), "model.json", &m)
+            .expect("model")
     }
 
     /// An OIP infer body of one score.
@@ -1026,16 +1233,17 @@ mod tests {
     #[tokio::test]
     async fn statistics_count_each_version_s_answers_refusals_and_rows_and_survive_a_reload() {
         let (_dir, state, app) = setup().await;
-        let rows =
-            |n: usize| serde_json::json!({"inputs": [{"name": "score", "shape": [n, 1], "datatype": "FP64", "data": vec![70.0; n]}]});
+        let rows = |n: usize| serde_json::json!({"inputs": [{"name": "score", "shape": [n, 1], "datatype": "FP64", "data": vec![70.0; n]}]});
         for n in [1, 2, 3] {
-            let (status, _) = call(&app, "POST", "/v2/models/admissions/infer", Some(rows(n))).await;
+            let (status, _) =
+                call(&app, "POST", "/v2/models/admissions/infer", Some(rows(n))).await;
             assert_eq!(status, StatusCode::OK);
         }
         let bad = serde_json::json!({"inputs": [{"name": "score", "shape": [1, 1], "datatype": "FP64", "data": ["x"]}]});
         let (status, _) = call(&app, "POST", "/v2/models/admissions/infer", Some(bad)).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-        let (status, _) = call(&app, "POST", "/v1/predict", Some(serde_json::json!({"inputs": [[80.0]]}))).await;
+        let (status, _) =
+            call(&app, "POST", "/v1/predict", Some(serde_json::json!({"inputs": [[80.0]]}))).await;
         assert_eq!(status, StatusCode::OK);
         // A second version, loaded: v1 keeps its counts, v2 starts from none.
         let v2 = put_model(&state.store, -12.0, 0.2);
@@ -1043,7 +1251,9 @@ mod tests {
         state.registry.set_alias("admissions", CANDIDATE, 2).expect("alias");
         let (status, _) = call(&app, "POST", "/v2/repository/models/admissions/load", None).await;
         assert_eq!(status, StatusCode::OK);
-        let (status, _) = call(&app, "POST", "/v2/models/admissions/versions/candidate/infer", Some(rows(4))).await;
+        let (status, _) =
+            call(&app, "POST", "/v2/models/admissions/versions/candidate/infer", Some(rows(4)))
+                .await;
         assert_eq!(status, StatusCode::OK);
 
         let (status, stats) = call(&app, "GET", "/v2/models/admissions/stats", None).await;
@@ -1052,14 +1262,24 @@ mod tests {
         assert_eq!(versions.len(), 2, "{stats}");
         let v1 = &versions[0];
         assert_eq!((v1["name"].as_str(), v1["version"].as_str()), (Some("admissions"), Some("1")));
-        assert_eq!(v1["inference_stats"]["success"]["count"], 4, "three infers and one predict: {v1}");
+        assert_eq!(
+            v1["inference_stats"]["success"]["count"], 4,
+            "three infers and one predict: {v1}"
+        );
         assert_eq!(v1["inference_stats"]["fail"]["count"], 1, "{v1}");
         assert_eq!(v1["inference_count"], 7, "1 + 2 + 3 rows and the predict's one: {v1}");
         assert!(v1["inference_stats"]["success"]["ns"].as_u64().unwrap_or(0) > 0, "{v1}");
-        assert!(v1["last_inference"].as_u64().unwrap_or(0) > 1_700_000_000_000, "milliseconds since the epoch: {v1}");
-        assert_eq!((versions[1]["inference_count"].as_u64(), versions[1]["execution_count"].as_u64()), (Some(4), Some(1)));
+        assert!(
+            v1["last_inference"].as_u64().unwrap_or(0) > 1_700_000_000_000,
+            "milliseconds since the epoch: {v1}"
+        );
+        assert_eq!(
+            (versions[1]["inference_count"].as_u64(), versions[1]["execution_count"].as_u64()),
+            (Some(4), Some(1))
+        );
 
-        let (_, one) = call(&app, "GET", "/v2/models/admissions/versions/candidate/stats", None).await;
+        let (_, one) =
+            call(&app, "GET", "/v2/models/admissions/versions/candidate/stats", None).await;
         assert_eq!(one["model_stats"].as_array().map(|a| a.len()), Some(1), "{one}");
         assert_eq!(one["model_stats"][0]["version"], "2");
         let (_, all) = call(&app, "GET", "/v2/models/stats", None).await;
@@ -1069,9 +1289,20 @@ mod tests {
 
         let mut metrics = String::new();
         write_metrics(&state, &mut metrics);
-        assert!(metrics.contains("nv_inference_request_success{model=\"admissions\",version=\"1\"} 4\n"), "{metrics}");
-        assert!(metrics.contains("nv_inference_request_failure{model=\"admissions\",version=\"1\"} 1\n"), "{metrics}");
-        assert!(metrics.contains("nv_inference_count{model=\"admissions\",version=\"2\"} 4\n"), "{metrics}");
+        assert!(
+            metrics
+                .contains("nv_inference_request_success{model=\"admissions\",version=\"1\"} 4\n"),
+            "{metrics}"
+        );
+        assert!(
+            metrics
+                .contains("nv_inference_request_failure{model=\"admissions\",version=\"1\"} 1\n"),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains("nv_inference_count{model=\"admissions\",version=\"2\"} 4\n"),
+            "{metrics}"
+        );
         assert!(
             metrics.contains("logitflow_inference_request_duration_seconds_bucket{model=\"admissions\",version=\"1\",le=\"+Inf\"} 4\n"),
             "{metrics}"
@@ -1088,20 +1319,39 @@ mod tests {
         let (status, index) = call(&app, "POST", "/v2/repository/index", None).await;
         assert_eq!(status, StatusCode::OK, "{index}");
         assert_eq!(index.as_array().map(|a| a.len()), Some(2), "{index}");
-        assert_eq!((index[1]["version"].as_str(), index[1]["state"].as_str()), (Some("2"), Some("UNAVAILABLE")), "{index}");
-        let (_, ready) = call(&app, "POST", "/v2/repository/index", Some(serde_json::json!({"ready": true}))).await;
-        assert_eq!(ready, serde_json::json!([{"name": "admissions", "version": "1", "state": "READY"}]));
-        let (status, _) = call(&app, "POST", "/v2/repository/index", Some(serde_json::json!({"ready": "yes"}))).await;
+        assert_eq!(
+            (index[1]["version"].as_str(), index[1]["state"].as_str()),
+            (Some("2"), Some("UNAVAILABLE")),
+            "{index}"
+        );
+        let (_, ready) =
+            call(&app, "POST", "/v2/repository/index", Some(serde_json::json!({"ready": true})))
+                .await;
+        assert_eq!(
+            ready,
+            serde_json::json!([{"name": "admissions", "version": "1", "state": "READY"}])
+        );
+        let (status, _) =
+            call(&app, "POST", "/v2/repository/index", Some(serde_json::json!({"ready": "yes"})))
+                .await;
         assert!(status.is_client_error());
     }
 
     #[tokio::test]
-    async fn a_numeric_model_of_three_features_takes_one_matrix_or_one_tensor_per_feature_in_any_order() {
+    async fn a_numeric_model_of_three_features_takes_one_matrix_or_one_tensor_per_feature_in_any_order()
+     {
         let dir = tempfile::tempdir().expect("tempdir");
         let state = AppState::new(&Config::for_home(dir.path())).expect("state");
         let id = state
             .store
-            .put_json(Kind::Model, "test", vec![], serde_json::json!({}), "model.json", &Model::scaled_example())
+            .put_json(
+                Kind::Model,
+                "test",
+                vec![],
+                serde_json::json!({}),
+                "model.json",
+                &Model::scaled_example(),
+            )
             .expect("model");
         state.registry.register("scaled", &id, None, None).expect("register");
         state.registry.set_alias("scaled", STABLE, 1).expect("alias");
@@ -1109,25 +1359,37 @@ mod tests {
         let app = app(state);
         // Two rows; z in the data's units: −16.7 + 0.4a − 2.4b + 0.01c.
         let rows = [[12.0, -4.0, 150.0], [10.0, -5.0, 100.0]];
-        let expected: Vec<f64> =
-            rows.iter().map(|r| logitflow_core::logistic::sigmoid(-16.7 + 0.4 * r[0] - 2.4 * r[1] + 0.01 * r[2])).collect();
+        let expected: Vec<f64> = rows
+            .iter()
+            .map(|r| {
+                logitflow_core::logistic::sigmoid(-16.7 + 0.4 * r[0] - 2.4 * r[1] + 0.01 * r[2])
+            })
+            .collect();
         let matrix = serde_json::json!({"inputs": [{"name": "x", "shape": [2, 3], "datatype": "FP64", "data": rows}]});
-        let column =
-            |name: &str, j: usize| serde_json::json!({"name": name, "shape": [2], "datatype": "FP64", "data": [rows[0][j], rows[1][j]]});
+        let column = |name: &str, j: usize| serde_json::json!({"name": name, "shape": [2], "datatype": "FP64", "data": [rows[0][j], rows[1][j]]});
         let named = serde_json::json!({"inputs": [column("c", 2), column("a", 0), column("b", 1)]});
         for body in [matrix, named] {
             let (status, answer) = call(&app, "POST", "/v2/models/scaled/infer", Some(body)).await;
             assert_eq!(status, StatusCode::OK, "{answer}");
-            let got: Vec<f64> = answer["outputs"][0]["data"].as_array().expect("data").iter().filter_map(|v| v.as_f64()).collect();
+            let got: Vec<f64> = answer["outputs"][0]["data"]
+                .as_array()
+                .expect("data")
+                .iter()
+                .filter_map(|v| v.as_f64())
+                .collect();
             assert_eq!(got.len(), 2);
             for (g, e) in got.iter().zip(&expected) {
                 assert!((g - e).abs() < 1e-12, "{got:?} vs {expected:?}");
             }
         }
-        let missing = serde_json::json!({"inputs": [column("c", 2), column("a", 0), column("z", 1)]});
+        let missing =
+            serde_json::json!({"inputs": [column("c", 2), column("a", 0), column("z", 1)]});
         let (status, answer) = call(&app, "POST", "/v2/models/scaled/infer", Some(missing)).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-        assert!(answer["error"].as_str().is_some_and(|e| e.contains("\"b\"")), "names the missing feature: {answer}");
+        assert!(
+            answer["error"].as_str().is_some_and(|e| e.contains("\"b\"")),
+            "names the missing feature: {answer}"
+        );
     }
 
     #[tokio::test]
@@ -1136,7 +1398,14 @@ mod tests {
         let state = AppState::new(&Config::for_home(dir.path())).expect("state");
         let id = state
             .store
-            .put_json(Kind::Model, "test", vec![], serde_json::json!({}), "model.json", &Model::credit_example())
+            .put_json(
+                Kind::Model,
+                "test",
+                vec![],
+                serde_json::json!({}),
+                "model.json",
+                &Model::credit_example(),
+            )
             .expect("model");
         state.registry.register("credit", &id, None, None).expect("register");
         state.registry.set_alias("credit", STABLE, 1).expect("alias");
@@ -1152,7 +1421,10 @@ mod tests {
         let p = out["outputs"][0]["data"][0].as_f64().unwrap_or(f64::NAN);
         assert!((p - expected).abs() < 1e-12, "{p} vs {expected}");
         let reference_level = out["outputs"][0]["data"][1].as_f64().unwrap_or(f64::NAN);
-        assert!((reference_level - logitflow_core::logistic::sigmoid(-10.0 + 0.005 * 1500.0)).abs() < 1e-12);
+        assert!(
+            (reference_level - logitflow_core::logistic::sigmoid(-10.0 + 0.005 * 1500.0)).abs()
+                < 1e-12
+        );
 
         let (status, out) = call(
             &app,
@@ -1166,13 +1438,25 @@ mod tests {
 
         let unseen = serde_json::json!({"model": "credit", "inputs": [["Maybe", 1500]]});
         let (status, out) = call(&app, "POST", "/v1/predict", Some(unseen)).await;
-        assert_eq!((status, out["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("UNKNOWN_LEVEL")), "{out}");
+        assert_eq!(
+            (status, out["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("UNKNOWN_LEVEL")),
+            "{out}"
+        );
         let message = out["error"].as_str().unwrap_or("");
-        assert!(message.contains("\"student\"") && message.contains("\"Maybe\"") && message.contains("No, Yes"), "{message}");
+        assert!(
+            message.contains("\"student\"")
+                && message.contains("\"Maybe\"")
+                && message.contains("No, Yes"),
+            "{message}"
+        );
         let matrix = serde_json::json!({"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP64", "data": [1.0, 1500.0]}]});
         let (status, out) = call(&app, "POST", "/v2/models/credit/infer", Some(matrix)).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-        assert!(out["error"].as_str().is_some_and(|e| e.contains("one tensor per feature")), "{out}");
+        assert!(
+            out["error"].as_str().is_some_and(|e| e.contains("one tensor per feature")),
+            "{out}"
+        );
 
         let (status, meta) = call(&app, "GET", "/v2/models/credit", None).await;
         assert_eq!(status, StatusCode::OK);
@@ -1182,17 +1466,26 @@ mod tests {
         );
         assert_eq!(meta["inputs"][1]["datatype"], "FP64");
         // A JSON value sorts its keys, so the order is read from the text itself.
-        let (_, raw) = logitflow_kit::testing::call_raw(&app, "GET", "/v2/models/credit", "application/json", vec![]).await;
+        let (_, raw) = logitflow_kit::testing::call_raw(
+            &app,
+            "GET",
+            "/v2/models/credit",
+            "application/json",
+            vec![],
+        )
+        .await;
         let text = String::from_utf8_lossy(&raw);
-        assert!(text.contains(r#""coefficients":{"student=Yes":-0.7,"balance":0.005}"#), "in the model's term order: {text}");
+        assert!(
+            text.contains(r#""coefficients":{"student=Yes":-0.7,"balance":0.005}"#),
+            "in the model's term order: {text}"
+        );
         assert_eq!(meta["classes"]["positive"], "Yes");
     }
 
     #[tokio::test]
     async fn infer_answers_the_worked_example_with_version_and_id() {
         let (_dir, _state, app) = setup().await;
-        let body =
-            serde_json::json!({"id": "q1", "inputs": [{"name": "input-0", "shape": [2, 1], "datatype": "FP64", "data": [[80.0], [50.0]]}]});
+        let body = serde_json::json!({"id": "q1", "inputs": [{"name": "input-0", "shape": [2, 1], "datatype": "FP64", "data": [[80.0], [50.0]]}]});
         let (status, out) = call(&app, "POST", "/v2/models/admissions/infer", Some(body)).await;
         assert_eq!(status, StatusCode::OK, "{out}");
         assert_eq!(
@@ -1202,7 +1495,13 @@ mod tests {
         let p = out["outputs"][0]["data"][0].as_f64().expect("number");
         assert!((p - 0.99752737684).abs() < 1e-9);
         assert_eq!(out["outputs"][0]["data"][1].as_f64(), Some(0.5));
-        let (status, out) = call(&app, "POST", "/v1/predict", Some(serde_json::json!({"features": {"score": 80.0}}))).await;
+        let (status, out) = call(
+            &app,
+            "POST",
+            "/v1/predict",
+            Some(serde_json::json!({"features": {"score": 80.0}})),
+        )
+        .await;
         assert_eq!((status, out["model_version"].as_str()), (StatusCode::OK, Some("1")), "{out}");
     }
 
@@ -1220,11 +1519,14 @@ mod tests {
             serde_json::json!({"inputs": [{"name": "x", "shape": [1, 1], "datatype": "FP64", "data": [true]}]}),
         ];
         for body in cases {
-            let (status, out) = call(&app, "POST", "/v2/models/admissions/infer", Some(body.clone())).await;
+            let (status, out) =
+                call(&app, "POST", "/v2/models/admissions/infer", Some(body.clone())).await;
             assert!(status.is_client_error(), "{body} → {status} {out}");
             assert!(out["error"].as_str().is_some_and(|e| !e.is_empty()), "{body} → {out}");
         }
-        let (status, _) = call(&app, "POST", "/v2/models/nope/infer", Some(serde_json::json!({"inputs": []}))).await;
+        let (status, _) =
+            call(&app, "POST", "/v2/models/nope/infer", Some(serde_json::json!({"inputs": []})))
+                .await;
         assert_eq!(status, StatusCode::NOT_FOUND);
         let huge = serde_json::json!({"inputs": [{"name": "x", "shape": [usize::MAX, 2], "datatype": "FP64", "data": []}]});
         let (status, _) = call(&app, "POST", "/v2/models/admissions/infer", Some(huge)).await;
@@ -1237,12 +1539,22 @@ mod tests {
         let v2 = put_model(&state.store, -12.0, 0.2);
         state.registry.register("admissions", &v2, None, None).expect("register");
         state.registry.set_alias("admissions", CANDIDATE, 2).expect("alias");
-        let (status, info) = call(&app, "POST", "/v2/repository/models/admissions/load", None).await;
-        assert_eq!((status, info["aliases"]["candidate"].as_u64()), (StatusCode::OK, Some(2)), "{info}");
+        let (status, info) =
+            call(&app, "POST", "/v2/repository/models/admissions/load", None).await;
+        assert_eq!(
+            (status, info["aliases"]["candidate"].as_u64()),
+            (StatusCode::OK, Some(2)),
+            "{info}"
+        );
         let body = serde_json::json!({"inputs": [{"name": "x", "shape": [1, 1], "datatype": "FP64", "data": [60.0]}]});
-        let (_, stable) = call(&app, "POST", "/v2/models/admissions/infer", Some(body.clone())).await;
-        let (_, candidate) = call(&app, "POST", "/v2/models/admissions/versions/candidate/infer", Some(body)).await;
-        assert_eq!((stable["model_version"].as_str(), candidate["model_version"].as_str()), (Some("1"), Some("2")));
+        let (_, stable) =
+            call(&app, "POST", "/v2/models/admissions/infer", Some(body.clone())).await;
+        let (_, candidate) =
+            call(&app, "POST", "/v2/models/admissions/versions/candidate/infer", Some(body)).await;
+        assert_eq!(
+            (stable["model_version"].as_str(), candidate["model_version"].as_str()),
+            (Some("1"), Some("2"))
+        );
         let (status, meta) = call(&app, "GET", "/v2/models/admissions", None).await;
         assert_eq!(status, StatusCode::OK);
         assert!((meta["coefficients"]["score"].as_f64().unwrap_or(0.0) - 0.2).abs() < 1e-12);
@@ -1290,11 +1602,22 @@ mod tests {
             ("application/json", b"{\"inputs\": Infinity}".to_vec(), StatusCode::BAD_REQUEST),
             // Any content type: an infer body is JSON whatever it says (here, with no inputs).
             ("text/plain", b"{}".to_vec(), StatusCode::UNPROCESSABLE_ENTITY),
-            ("application/json", format!("{}1{}", "[".repeat(200), "]".repeat(200)).into_bytes(), StatusCode::UNPROCESSABLE_ENTITY),
+            (
+                "application/json",
+                format!("{}1{}", "[".repeat(200), "]".repeat(200)).into_bytes(),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            ),
             ("application/json", deep_data.into_bytes(), StatusCode::BAD_REQUEST),
         ];
         for (content_type, body, expected) in cases {
-            let (status, bytes) = logitflow_kit::testing::call_raw(&app, "POST", "/v2/models/admissions/infer", content_type, body).await;
+            let (status, bytes) = logitflow_kit::testing::call_raw(
+                &app,
+                "POST",
+                "/v2/models/admissions/infer",
+                content_type,
+                body,
+            )
+            .await;
             let out: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
             assert_eq!(status, expected, "{out}");
             assert!(out["error"].is_string(), "{out}");
@@ -1320,26 +1643,39 @@ mod tests {
         let v2 = put_model(&store, -12.0, 0.2);
         registry.register("admissions", &v2, None, None).expect("register");
         registry.set_alias("admissions", STABLE, 2).expect("alias");
-        let request =
-            PredictRequest { model: Some("admissions".into()), inputs: Some(vec![vec![Value::Number(80.0)]]), ..PredictRequest::default() };
+        let request = PredictRequest {
+            model: Some("admissions".into()),
+            inputs: Some(vec![vec![Value::Number(80.0)]]),
+            ..PredictRequest::default()
+        };
         let started = std::time::Instant::now();
         loop {
-            let answer: PredictResponse = client.post("/v1/predict", &request).await.expect("answers throughout");
+            let answer: PredictResponse =
+                client.post("/v1/predict", &request).await.expect("answers throughout");
             if answer.model_version == "2" {
                 break;
             }
-            assert!(started.elapsed() < std::time::Duration::from_secs(5), "still v{} after 5 s", answer.model_version);
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(5),
+                "still v{} after 5 s",
+                answer.model_version
+            );
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
         // A rollback, the same.
         registry.rollback("admissions").expect("rollback");
         let started = std::time::Instant::now();
         loop {
-            let answer: PredictResponse = client.post("/v1/predict", &request).await.expect("answers throughout");
+            let answer: PredictResponse =
+                client.post("/v1/predict", &request).await.expect("answers throughout");
             if answer.model_version == "1" {
                 break;
             }
-            assert!(started.elapsed() < std::time::Duration::from_secs(5), "still v{} after 5 s", answer.model_version);
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(5),
+                "still v{} after 5 s",
+                answer.model_version
+            );
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
     }
@@ -1351,23 +1687,38 @@ mod tests {
         use grpc::proto::ServerLiveRequest;
         use grpc::proto::grpc_inference_service_client::GrpcInferenceServiceClient;
         let (dir, state, _) = setup().await;
-        let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("certificate");
+        let made =
+            rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("certificate");
         let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
         std::fs::write(&cert, made.cert.pem()).expect("cert");
         std::fs::write(&key, made.signing_key.serialize_pem()).expect("key");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let port = listener.local_addr().expect("addr").port();
-        tokio::spawn(grpc::serve(Arc::new(state), None, Some((cert, key)), listener, std::future::pending()));
+        tokio::spawn(grpc::serve(
+            Arc::new(state),
+            None,
+            Some((cert, key)),
+            listener,
+            std::future::pending(),
+        ));
         let tls = tonic::transport::ClientTlsConfig::new()
             .ca_certificate(tonic::transport::Certificate::from_pem(made.cert.pem()))
             .domain_name("localhost");
-        let endpoint = tonic::transport::Endpoint::from_shared(format!("https://localhost:{port}")).expect("endpoint");
-        let channel = endpoint.tls_config(tls).expect("tls").connect().await.expect("a TLS connection");
+        let endpoint = tonic::transport::Endpoint::from_shared(format!("https://localhost:{port}"))
+            .expect("endpoint");
+        let channel =
+            endpoint.tls_config(tls).expect("tls").connect().await.expect("a TLS connection");
         let mut client = GrpcInferenceServiceClient::new(channel);
         assert!(client.server_live(ServerLiveRequest {}).await.expect("live").into_inner().live);
-        let plain = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}")).expect("endpoint").connect().await;
+        let plain = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+            .expect("endpoint")
+            .connect()
+            .await;
         let answered = match plain {
-            Ok(channel) => GrpcInferenceServiceClient::new(channel).server_live(ServerLiveRequest {}).await.is_ok(),
+            Ok(channel) => GrpcInferenceServiceClient::new(channel)
+                .server_live(ServerLiveRequest {})
+                .await
+                .is_ok(),
             Err(_) => false,
         };
         assert!(!answered, "plaintext gRPC was answered");
@@ -1377,21 +1728,40 @@ mod tests {
     async fn grpc_answers_from_the_same_catalog_with_raw_and_typed_contents_and_checks_the_token() {
         use grpc::proto::grpc_inference_service_client::GrpcInferenceServiceClient;
         use grpc::proto::{
-            InferTensorContents, ModelInferRequest, ModelMetadataRequest, ServerLiveRequest, model_infer_request::InferInputTensor,
+            InferTensorContents, ModelInferRequest, ModelMetadataRequest, ServerLiveRequest,
+            model_infer_request::InferInputTensor,
         };
         let (_dir, state, _) = setup().await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
-        tokio::spawn(grpc::serve(Arc::new(state), Some("sesame".into()), None, listener, std::future::pending()));
-        let channel =
-            tonic::transport::Endpoint::from_shared(format!("http://{addr}")).expect("endpoint").connect().await.expect("connect");
-        let mut client = GrpcInferenceServiceClient::with_interceptor(channel.clone(), |mut r: tonic::Request<()>| {
-            r.metadata_mut().insert("authorization", "Bearer sesame".parse().expect("metadata"));
-            Ok(r)
-        });
+        tokio::spawn(grpc::serve(
+            Arc::new(state),
+            Some("sesame".into()),
+            None,
+            listener,
+            std::future::pending(),
+        ));
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .expect("endpoint")
+            .connect()
+            .await
+            .expect("connect");
+        let mut client = GrpcInferenceServiceClient::with_interceptor(
+            channel.clone(),
+            |mut r: tonic::Request<()>| {
+                r.metadata_mut()
+                    .insert("authorization", "Bearer sesame".parse().expect("metadata"));
+                Ok(r)
+            },
+        );
         assert!(client.server_live(ServerLiveRequest {}).await.expect("live").into_inner().live);
-        let meta =
-            client.model_metadata(ModelMetadataRequest { name: "admissions".into(), version: String::new() }).await.expect("metadata");
+        let meta = client
+            .model_metadata(ModelMetadataRequest {
+                name: "admissions".into(),
+                version: String::new(),
+            })
+            .await
+            .expect("metadata");
         assert_eq!(meta.into_inner().inputs[0].name, "score");
         let input = |contents: Option<InferTensorContents>| InferInputTensor {
             name: "score".into(),
@@ -1412,26 +1782,52 @@ mod tests {
             };
             let answer = client.model_infer(request).await.expect("infer").into_inner();
             assert_eq!((answer.model_version.as_str(), answer.id.as_str()), ("1", "g1"));
-            let p: Vec<f64> =
-                answer.raw_output_contents[0].chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().unwrap_or_default())).collect();
+            let p: Vec<f64> = answer.raw_output_contents[0]
+                .chunks_exact(8)
+                .map(|b| f64::from_le_bytes(b.try_into().unwrap_or_default()))
+                .collect();
             assert!((p[0] - 0.997_527_376_84).abs() < 1e-9 && (p[1] - 0.5).abs() < 1e-12, "{p:?}");
         }
         let stats = client
-            .model_statistics(grpc::proto::ModelStatisticsRequest { name: "admissions".into(), version: String::new() })
+            .model_statistics(grpc::proto::ModelStatisticsRequest {
+                name: "admissions".into(),
+                version: String::new(),
+            })
             .await
             .expect("statistics")
             .into_inner();
         let v1 = &stats.model_stats[0];
         let success = v1.inference_stats.as_ref().and_then(|s| s.success.as_ref()).map(|d| d.count);
-        assert_eq!((v1.version.as_str(), v1.inference_count, success), ("1", 4, Some(2)), "{stats:?}");
-        let index = client.repository_index(grpc::proto::RepositoryIndexRequest::default()).await.expect("index").into_inner();
         assert_eq!(
-            index.models.iter().map(|m| (m.name.as_str(), m.version.as_str(), m.state.as_str())).collect::<Vec<_>>(),
+            (v1.version.as_str(), v1.inference_count, success),
+            ("1", 4, Some(2)),
+            "{stats:?}"
+        );
+        let index = client
+            .repository_index(grpc::proto::RepositoryIndexRequest::default())
+            .await
+            .expect("index")
+            .into_inner();
+        assert_eq!(
+            index
+                .models
+                .iter()
+                .map(|m| (m.name.as_str(), m.version.as_str(), m.state.as_str()))
+                .collect::<Vec<_>>(),
             [("admissions", "1", "READY")]
         );
-        let load = grpc::proto::RepositoryModelLoadRequest { model_name: "nosuch".into(), ..Default::default() };
-        assert_eq!(client.repository_model_load(load).await.expect_err("no such model").code(), tonic::Code::NotFound);
-        let load = grpc::proto::RepositoryModelLoadRequest { model_name: "admissions".into(), ..Default::default() };
+        let load = grpc::proto::RepositoryModelLoadRequest {
+            model_name: "nosuch".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            client.repository_model_load(load).await.expect_err("no such model").code(),
+            tonic::Code::NotFound
+        );
+        let load = grpc::proto::RepositoryModelLoadRequest {
+            model_name: "admissions".into(),
+            ..Default::default()
+        };
         client.repository_model_load(load).await.expect("load");
         let mut anonymous = GrpcInferenceServiceClient::new(channel);
         let refused = anonymous.server_live(ServerLiveRequest {}).await.expect_err("no token");
@@ -1458,7 +1854,11 @@ mod tests {
     impl tonic::codec::Encoder for RawBytes {
         type Item = Vec<u8>;
         type Error = tonic::Status;
-        fn encode(&mut self, item: Vec<u8>, buf: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        fn encode(
+            &mut self,
+            item: Vec<u8>,
+            buf: &mut tonic::codec::EncodeBuf<'_>,
+        ) -> Result<(), tonic::Status> {
             bytes::BufMut::put_slice(buf, &item);
             Ok(())
         }
@@ -1467,7 +1867,10 @@ mod tests {
     impl tonic::codec::Decoder for RawBytes {
         type Item = Vec<u8>;
         type Error = tonic::Status;
-        fn decode(&mut self, buf: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<Vec<u8>>, tonic::Status> {
+        fn decode(
+            &mut self,
+            buf: &mut tonic::codec::DecodeBuf<'_>,
+        ) -> Result<Option<Vec<u8>>, tonic::Status> {
             let n = bytes::Buf::remaining(buf);
             Ok(Some(bytes::Buf::copy_to_bytes(buf, n).to_vec()))
         }
@@ -1483,25 +1886,40 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         tokio::spawn(grpc::serve(Arc::new(state), None, None, listener, std::future::pending()));
-        let channel =
-            tonic::transport::Endpoint::from_shared(format!("http://{addr}")).expect("endpoint").connect().await.expect("connect");
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .expect("endpoint")
+            .connect()
+            .await
+            .expect("connect");
         let mut client = tonic::client::Grpc::new(channel);
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(38);
         // Field 1 (model_name) says 100 bytes follow, and 3 do.
         let mut messages = vec![vec![0x0a, 100, b'a', b'd', b'm']];
-        messages.extend((1..300).map(|i| (0..1 + i % 64).map(|_| rng.random::<u8>()).collect::<Vec<u8>>()));
+        messages.extend(
+            (1..300).map(|i| (0..1 + i % 64).map(|_| rng.random::<u8>()).collect::<Vec<u8>>()),
+        );
         let mut invalid_argument = 0;
         for message in messages {
             client.ready().await.expect("ready");
-            let path = axum::http::uri::PathAndQuery::from_static("/inference.GRPCInferenceService/ModelInfer");
+            let path = axum::http::uri::PathAndQuery::from_static(
+                "/inference.GRPCInferenceService/ModelInfer",
+            );
             let answer = client.unary(tonic::Request::new(message.clone()), path, RawBytes).await;
             let Err(status) = answer else { continue };
-            assert!(!matches!(status.code(), tonic::Code::Internal | tonic::Code::Unknown), "{message:?}: {status:?}");
-            if status.code() == tonic::Code::InvalidArgument && status.message().contains("malformed protobuf message") {
+            assert!(
+                !matches!(status.code(), tonic::Code::Internal | tonic::Code::Unknown),
+                "{message:?}: {status:?}"
+            );
+            if status.code() == tonic::Code::InvalidArgument
+                && status.message().contains("malformed protobuf message")
+            {
                 invalid_argument += 1;
             }
         }
-        assert!(invalid_argument >= 150, "only {invalid_argument} of 300 named the decoding failure");
+        assert!(
+            invalid_argument >= 150,
+            "only {invalid_argument} of 300 named the decoding failure"
+        );
     }
 
     #[tokio::test]
@@ -1510,8 +1928,15 @@ mod tests {
         let (_dir, _state, app) = setup().await;
         let json = br#"{"id": "q", "inputs": [{"name": "score", "shape": [1], "datatype": "FP64", "data": [80.0]}]}"#.to_vec();
         for content_type in ["", "application/json", "application/octet-stream"] {
-            let (status, out) = call_raw(&app, "POST", "/v2/models/admissions/infer", content_type, json.clone()).await;
-            assert_eq!(status, StatusCode::OK, "{content_type:?}: {}", String::from_utf8_lossy(&out));
+            let (status, out) =
+                call_raw(&app, "POST", "/v2/models/admissions/infer", content_type, json.clone())
+                    .await;
+            assert_eq!(
+                status,
+                StatusCode::OK,
+                "{content_type:?}: {}",
+                String::from_utf8_lossy(&out)
+            );
         }
         // As tritonclient sends it by default: the values after the JSON, little-endian.
         let header = serde_json::json!({
@@ -1528,14 +1953,24 @@ mod tests {
             .expect("request");
         let response = tower::ServiceExt::oneshot(app.clone(), request).await.expect("infallible");
         assert_eq!(response.status(), StatusCode::OK);
-        let json_length: usize =
-            response.headers()[&HEADER_LENGTH].to_str().ok().and_then(|v| v.parse().ok()).expect("the header's length");
-        let bytes = http_body_util::BodyExt::collect(response.into_body()).await.expect("body").to_bytes();
+        let json_length: usize = response.headers()[&HEADER_LENGTH]
+            .to_str()
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .expect("the header's length");
+        let bytes =
+            http_body_util::BodyExt::collect(response.into_body()).await.expect("body").to_bytes();
         let (head, raw) = bytes.split_at(json_length);
         let head: serde_json::Value = serde_json::from_slice(head).expect("json header");
         assert_eq!(head["outputs"][0]["parameters"]["binary_data_size"], 16, "{head}");
-        let values: Vec<f64> = raw.chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().unwrap_or_default())).collect();
-        assert!((values[0] - 0.997_527_376_84).abs() < 1e-9 && (values[1] - 0.5).abs() < 1e-12, "{values:?}");
+        let values: Vec<f64> = raw
+            .chunks_exact(8)
+            .map(|b| f64::from_le_bytes(b.try_into().unwrap_or_default()))
+            .collect();
+        assert!(
+            (values[0] - 0.997_527_376_84).abs() < 1e-9 && (values[1] - 0.5).abs() < 1e-12,
+            "{values:?}"
+        );
         // A size that does not match the shape is named.
         let bad =
             serde_json::json!({"inputs": [{"name": "score", "shape": [2], "datatype": "FP64", "parameters": {"binary_data_size": 8}}]})
@@ -1550,7 +1985,12 @@ mod tests {
         assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
         let (status, server) = call(&app, "GET", "/v2", None).await;
         assert_eq!(status, StatusCode::OK);
-        assert!(server["extensions"].as_array().is_some_and(|e| e.contains(&serde_json::json!("binary_tensor_data"))), "{server}");
+        assert!(
+            server["extensions"]
+                .as_array()
+                .is_some_and(|e| e.contains(&serde_json::json!("binary_tensor_data"))),
+            "{server}"
+        );
         let (status, index) = call(&app, "POST", "/v2/repository/index", None).await;
         assert_eq!(
             (status, index[0]["name"].as_str(), index[0]["state"].as_str()),
@@ -1573,22 +2013,43 @@ mod tests {
         fresh.load_all().await.expect("the registry reads");
         assert_eq!(fresh.readiness.get(), Ok(()), "v2 is neither stable nor candidate");
         let app = app(fresh.clone());
-        let (_, answer) = call(&app, "POST", "/v1/predict", Some(serde_json::json!({"inputs": [[80.0]]}))).await;
+        let (_, answer) =
+            call(&app, "POST", "/v1/predict", Some(serde_json::json!({"inputs": [[80.0]]}))).await;
         assert_eq!(answer["model_version"].as_str(), Some("3"), "{answer}");
         let (_, meta) = call(&app, "GET", "/v2/models/admissions", None).await;
-        assert!(meta["unavailable"]["2"].as_str().is_some_and(|why| why.contains("corrupt")), "{meta}");
+        assert!(
+            meta["unavailable"]["2"].as_str().is_some_and(|why| why.contains("corrupt")),
+            "{meta}"
+        );
         assert_eq!(meta["versions"], serde_json::json!(["1", "3"]));
         // The stable version itself damaged: ready all the same, stable unavailable and named,
         // every loadable version served by number.
         damage(dir.path(), &v3);
         let fresh = AppState::new(&Config::for_home(dir.path())).expect("state");
         fresh.load_all().await.expect("the registry reads");
-        assert_eq!(fresh.readiness.get(), Ok(()), "a damaged stable version holds no other model or version");
+        assert_eq!(
+            fresh.readiness.get(),
+            Ok(()),
+            "a damaged stable version holds no other model or version"
+        );
         let restarted = super::app(fresh.clone());
         let (_, meta) = call(&restarted, "GET", "/v2/models/admissions", None).await;
-        assert!(meta["unavailable"]["3"].as_str().is_some_and(|why| why.contains("corrupt")), "{meta}");
-        let (status, answer) = call(&restarted, "POST", "/v2/models/admissions/versions/1/infer", Some(infer_body(80.0))).await;
-        assert_eq!((status, answer["model_version"].as_str()), (StatusCode::OK, Some("1")), "{answer}");
+        assert!(
+            meta["unavailable"]["3"].as_str().is_some_and(|why| why.contains("corrupt")),
+            "{meta}"
+        );
+        let (status, answer) = call(
+            &restarted,
+            "POST",
+            "/v2/models/admissions/versions/1/infer",
+            Some(infer_body(80.0)),
+        )
+        .await;
+        assert_eq!(
+            (status, answer["model_version"].as_str()),
+            (StatusCode::OK, Some("1")),
+            "{answer}"
+        );
     }
 
     /// Ready means every model loaded: while the first of several is loaded and the others are
@@ -1610,7 +2071,13 @@ mod tests {
         assert_eq!(fresh.readiness.get(), Ok(()));
         let app = app(fresh);
         for name in ["admissions", "b_model", "c_model", "d_model"] {
-            let (status, answer) = call(&app, "POST", &format!("/v2/models/{name}/versions/1/infer"), Some(infer_body(80.0))).await;
+            let (status, answer) = call(
+                &app,
+                "POST",
+                &format!("/v2/models/{name}/versions/1/infer"),
+                Some(infer_body(80.0)),
+            )
+            .await;
             assert_eq!(status, StatusCode::OK, "{name}: {answer}");
         }
     }
@@ -1626,8 +2093,13 @@ mod tests {
         bytes[10] ^= 0x20;
         std::fs::write(&path, bytes).expect("write");
         let (status, out) = call(&app, "POST", "/v2/repository/models/admissions/load", None).await;
-        assert_eq!((status, out["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("CORRUPT_ARTIFACT")), "{out}");
-        let (_, answer) = call(&app, "POST", "/v1/predict", Some(serde_json::json!({"inputs": [[80.0]]}))).await;
+        assert_eq!(
+            (status, out["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("CORRUPT_ARTIFACT")),
+            "{out}"
+        );
+        let (_, answer) =
+            call(&app, "POST", "/v1/predict", Some(serde_json::json!({"inputs": [[80.0]]}))).await;
         assert_eq!(answer["model_version"].as_str(), Some("1"));
     }
 }
@@ -1652,7 +2124,9 @@ pub mod testing {
             ("grades", Model::three_class_example()),
         ];
         for (name, m) in models {
-            let id = store.put_json(Kind::Model, "test", vec![], serde_json::json!({}), "model.json", &m).expect("model");
+            let id = store
+                .put_json(Kind::Model, "test", vec![], serde_json::json!({}), "model.json", &m)
+                .expect("model");
             registry.register(name, &id, None, None).expect("register");
             registry.set_alias(name, STABLE, 1).expect("alias");
         }
@@ -1664,7 +2138,11 @@ pub mod testing {
         let client = logitflow_kit::client::ServiceClient::new("serve", addr.clone(), None);
         for name in ["admissions", "credit", "scaled", "grades"] {
             for _ in 0..2_000 {
-                if client.get::<serde_json::Value>(&format!("/v2/models/{name}/ready")).await.is_ok() {
+                if client
+                    .get::<serde_json::Value>(&format!("/v2/models/{name}/ready"))
+                    .await
+                    .is_ok()
+                {
                     break;
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(10)).await;

@@ -83,18 +83,30 @@ pub(crate) fn wanted_of(request: &InferRequest) -> Vec<Wanted> {
         .outputs
         .iter()
         .flatten()
-        .map(|o| Wanted { name: o.name.clone(), classification: o.parameters.as_ref().and_then(|p| p.classification) })
+        .map(|o| Wanted {
+            name: o.name.clone(),
+            classification: o.parameters.as_ref().and_then(|p| p.classification),
+        })
         .collect()
 }
 
 /// The outputs for `rows` rows of terms `x` (in the data's units) under `model`, as `wanted`
 /// names them, or the model's defaults.
-pub(crate) fn answer(model: &Model, x: &[f64], rows: usize, wanted: &[Wanted]) -> Result<Vec<Output>, ApiError> {
+pub(crate) fn answer(
+    model: &Model,
+    x: &[f64],
+    rows: usize,
+    wanted: &[Wanted],
+) -> Result<Vec<Output>, ApiError> {
     let width = model.row_width().max(1);
     if wanted.is_empty() && model.class_count() == 2 {
         // The binary model's one output, computed straight into its buffer.
         let values = x.chunks_exact(width).map(|row| model.probability_raw(row)).collect();
-        return Ok(vec![Output { name: PROBABILITY, shape: vec![rows, 1], values: Values::Fp64(values) }]);
+        return Ok(vec![Output {
+            name: PROBABILITY,
+            shape: vec![rows, 1],
+            values: Values::Fp64(values),
+        }]);
     }
     let k = model.class_count();
     let mut probabilities = vec![0.0; rows * k];
@@ -102,14 +114,22 @@ pub(crate) fn answer(model: &Model, x: &[f64], rows: usize, wanted: &[Wanted]) -
         model.probabilities_raw(row, out);
     }
     let wanted: Vec<Wanted> = if wanted.is_empty() {
-        default_outputs(model).into_iter().map(|name| Wanted { name: name.into(), classification: None }).collect()
+        default_outputs(model)
+            .into_iter()
+            .map(|name| Wanted { name: name.into(), classification: None })
+            .collect()
     } else {
         wanted.to_vec()
     };
     wanted.iter().map(|w| output(model, &probabilities, rows, w)).collect()
 }
 
-fn output(model: &Model, probabilities: &[f64], rows: usize, wanted: &Wanted) -> Result<Output, ApiError> {
+fn output(
+    model: &Model,
+    probabilities: &[f64],
+    rows: usize,
+    wanted: &Wanted,
+) -> Result<Output, ApiError> {
     let k = model.class_count();
     let names = model.class_list();
     let name = match wanted.name.as_str() {
@@ -117,17 +137,24 @@ fn output(model: &Model, probabilities: &[f64], rows: usize, wanted: &Wanted) ->
         LABEL => LABEL,
         other => {
             let known = default_outputs(model).join(", ");
-            return Err(ApiError::invalid("INVALID_INPUT", format!("the model has no output {other:?}; it has {known}")));
+            return Err(ApiError::invalid(
+                "INVALID_INPUT",
+                format!("the model has no output {other:?}; it has {known}"),
+            ));
         }
     };
     if let Some(top) = wanted.classification {
         let top = usize::try_from(top).unwrap_or(usize::MAX).clamp(1, k);
-        let texts = probabilities.chunks_exact(k).flat_map(|row| top_classes(row, top, &names)).collect();
+        let texts =
+            probabilities.chunks_exact(k).flat_map(|row| top_classes(row, top, &names)).collect();
         return Ok(Output { name, shape: vec![rows, top], values: Values::Bytes(texts) });
     }
     Ok(match name {
         LABEL => {
-            let texts = probabilities.chunks_exact(k).map(|row| names[most_probable(row)].clone()).collect();
+            let texts = probabilities
+                .chunks_exact(k)
+                .map(|row| names[most_probable(row)].clone())
+                .collect();
             Output { name, shape: vec![rows], values: Values::Bytes(texts) }
         }
         _ if k == 2 => {

@@ -16,7 +16,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Upper bounds of the latency histogram's buckets, in microseconds (`+Inf` follows).
-pub(crate) const BUCKETS_US: [u64; 12] = [50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000];
+pub(crate) const BUCKETS_US: [u64; 12] =
+    [50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000];
 
 /// Shards per version: more than the worker threads of any machine serve runs on, so threads
 /// rarely share one; a thread that does shares it with few.
@@ -109,7 +110,8 @@ impl VersionStats {
             sum.failure += shard.failure.load(Ordering::Relaxed);
             sum.failure_ns += shard.failure_ns.load(Ordering::Relaxed);
             sum.rows += shard.rows.load(Ordering::Relaxed);
-            sum.last_inference_ms = sum.last_inference_ms.max(shard.last_inference_ms.load(Ordering::Relaxed));
+            sum.last_inference_ms =
+                sum.last_inference_ms.max(shard.last_inference_ms.load(Ordering::Relaxed));
             for (total, count) in sum.buckets.iter_mut().zip(&shard.buckets) {
                 *total += count.load(Ordering::Relaxed);
             }
@@ -158,27 +160,64 @@ impl Snapshot {
         let _ = writeln!(out, "nv_inference_request_failure{{{labels}}} {}", self.failure);
         let _ = writeln!(out, "nv_inference_count{{{labels}}} {}", self.rows);
         let _ = writeln!(out, "nv_inference_exec_count{{{labels}}} {}", self.success);
-        let _ = writeln!(out, "nv_inference_request_duration_us{{{labels}}} {}", (self.success_ns + self.failure_ns) / 1_000);
+        let _ = writeln!(
+            out,
+            "nv_inference_request_duration_us{{{labels}}} {}",
+            (self.success_ns + self.failure_ns) / 1_000
+        );
         let mut cumulative = 0;
         for (i, count) in self.buckets.iter().enumerate() {
             cumulative += count;
-            let le = BUCKETS_US.get(i).map_or_else(|| "+Inf".to_string(), |us| format!("{}", *us as f64 / 1e6));
-            let _ = writeln!(out, "logitflow_inference_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {cumulative}");
+            let le = BUCKETS_US
+                .get(i)
+                .map_or_else(|| "+Inf".to_string(), |us| format!("{}", *us as f64 / 1e6));
+            let _ = writeln!(
+                out,
+                "logitflow_inference_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {cumulative}"
+            );
         }
-        let _ = writeln!(out, "logitflow_inference_request_duration_seconds_sum{{{labels}}} {}", self.success_ns as f64 / 1e9);
-        let _ = writeln!(out, "logitflow_inference_request_duration_seconds_count{{{labels}}} {}", self.success);
+        let _ = writeln!(
+            out,
+            "logitflow_inference_request_duration_seconds_sum{{{labels}}} {}",
+            self.success_ns as f64 / 1e9
+        );
+        let _ = writeln!(
+            out,
+            "logitflow_inference_request_duration_seconds_count{{{labels}}} {}",
+            self.success
+        );
     }
 }
 
 /// The HELP and TYPE lines of the series [`Snapshot::write_prometheus`] writes, once per page.
 pub(crate) fn write_prometheus_help(out: &mut String) {
     for (name, kind, help) in [
-        ("nv_inference_request_success", "counter", "Inference requests answered, per model version."),
-        ("nv_inference_request_failure", "counter", "Inference requests refused (bad input and the like), per model version."),
+        (
+            "nv_inference_request_success",
+            "counter",
+            "Inference requests answered, per model version.",
+        ),
+        (
+            "nv_inference_request_failure",
+            "counter",
+            "Inference requests refused (bad input and the like), per model version.",
+        ),
         ("nv_inference_count", "counter", "Rows inferred, per model version."),
-        ("nv_inference_exec_count", "counter", "Model executions (one per answered request: serve does not batch)."),
-        ("nv_inference_request_duration_us", "counter", "Time spent on inference requests, answered and refused, in µs."),
-        ("logitflow_inference_request_duration_seconds", "histogram", "Time to answer an inference request, per model version."),
+        (
+            "nv_inference_exec_count",
+            "counter",
+            "Model executions (one per answered request: serve does not batch).",
+        ),
+        (
+            "nv_inference_request_duration_us",
+            "counter",
+            "Time spent on inference requests, answered and refused, in µs.",
+        ),
+        (
+            "logitflow_inference_request_duration_seconds",
+            "histogram",
+            "Time to answer an inference request, per model version.",
+        ),
     ] {
         out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
     }
@@ -214,8 +253,13 @@ mod tests {
         assert_eq!((s.success, s.failure, s.rows), (1000, 4, 3000));
         assert_eq!(s.buckets.iter().sum::<u64>(), 1000, "failures are not in the histogram");
         assert!(s.failure_ns >= 4 * 2_000_000, "a failure's time is counted: {}", s.failure_ns);
-        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_millis() as u64;
-        assert!(now_ms.abs_diff(s.last_inference_ms) < 5_000, "last inference {} vs now {now_ms}", s.last_inference_ms);
+        let now_ms =
+            SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_millis() as u64;
+        assert!(
+            now_ms.abs_diff(s.last_inference_ms) < 5_000,
+            "last inference {} vs now {now_ms}",
+            s.last_inference_ms
+        );
     }
 
     #[test]
@@ -228,11 +272,24 @@ mod tests {
 
     #[test]
     fn prometheus_histogram_is_cumulative_and_ends_at_the_count() {
-        let s = Snapshot { success: 3, success_ns: 1_500_000, buckets: [1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], ..Snapshot::default() };
+        let s = Snapshot {
+            success: 3,
+            success_ns: 1_500_000,
+            buckets: [1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+            ..Snapshot::default()
+        };
         let mut out = String::new();
         s.write_prometheus("a\"b", 2, &mut out);
-        assert!(out.contains("nv_inference_request_success{model=\"a\\\"b\",version=\"2\"} 3\n"), "{out}");
-        assert!(out.contains("le=\"0.00005\"} 1\n") && out.contains("le=\"0.00025\"} 2\n") && out.contains("le=\"+Inf\"} 3\n"), "{out}");
+        assert!(
+            out.contains("nv_inference_request_success{model=\"a\\\"b\",version=\"2\"} 3\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("le=\"0.00005\"} 1\n")
+                && out.contains("le=\"0.00025\"} 2\n")
+                && out.contains("le=\"+Inf\"} 3\n"),
+            "{out}"
+        );
         assert!(out.contains("logitflow_inference_request_duration_seconds_count{model=\"a\\\"b\",version=\"2\"} 3\n"), "{out}");
     }
 }

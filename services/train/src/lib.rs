@@ -24,18 +24,23 @@ use axum::routing::{get, post};
 use futures::Stream;
 use logitflow_core::clean::{Dataset, validation_split};
 use logitflow_core::inference::{
-    FitStatistics, Optimality, PathReport, TermBounds, certain_rows, scale_gathering_bounds, separated_by_combination, statistics,
+    FitStatistics, Optimality, PathReport, TermBounds, certain_rows, scale_gathering_bounds,
+    separated_by_combination, statistics,
 };
 use logitflow_core::logistic::{
-    ClassWeight, Covariance, EpochEvent, Examples, FitOutcome, LambdaRule, Penalty, Solver, StopReason, TrainParams, Weights, fit,
-    objective,
+    ClassWeight, Covariance, EpochEvent, Examples, FitOutcome, LambdaRule, Penalty, Solver,
+    StopReason, TrainParams, Weights, fit, objective,
 };
 use logitflow_core::model::{Lineage, Model, TrainingLog};
 use logitflow_core::roles::RowColumns;
 use logitflow_core::scale::{EncodeError, Scaling, Transform};
-use logitflow_core::store::{Columns, DatasetRows, Kind, SplitPart, StepRecord, Store, StoreError, step_key};
+use logitflow_core::store::{
+    Columns, DatasetRows, Kind, SplitPart, StepRecord, Store, StoreError, step_key,
+};
 use logitflow_core::table::Classes;
-use logitflow_kit::wire::{JobInfo, JobState, PrefetchInfo, PrefetchRequest, TrainEvent, TrainRequest};
+use logitflow_kit::wire::{
+    JobInfo, JobState, PrefetchInfo, PrefetchRequest, TrainEvent, TrainRequest,
+};
 use logitflow_kit::{ApiError, Config, Json, Readiness, blocking};
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -144,13 +149,20 @@ impl<T: Send + 'static> Ahead<T> {
     /// Whether the rows of artifact `id` are loaded, if they are held already; else starts
     /// `load` on a blocking thread as them, replacing (and so freeing) what was held, and
     /// answers `false`. Refused while another load runs.
-    fn load_unless_held(&self, id: &str, load: impl FnOnce() -> Result<T, StoreError> + Send + 'static) -> Result<bool, ApiError> {
+    fn load_unless_held(
+        &self,
+        id: &str,
+        load: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<bool, ApiError> {
         logitflow_core::store::check_artifact_id(id)?;
         if let Some((_, loaded)) = self.held().filter(|(held, _)| held == id) {
             return Ok(loaded);
         }
         let Ok(one_at_a_time) = self.loads.clone().try_acquire_owned() else {
-            return Err(ApiError::Conflict(format!("{} is loading ahead already; ask again once it has", self.what)));
+            return Err(ApiError::Conflict(format!(
+                "{} is loading ahead already; ask again once it has",
+                self.what
+            )));
         };
         let loaded = Arc::new(Loading::default());
         if let Ok(mut held) = self.held.lock() {
@@ -213,8 +225,13 @@ impl AppState {
     }
 
     fn job(&self, id: &str) -> Result<Arc<Job>, ApiError> {
-        let number = parse_job_id(id).ok_or_else(|| ApiError::NotFound(format!("no job {id:?}")))?;
-        self.jobs.lock().ok().and_then(|jobs| jobs.get(&number).cloned()).ok_or_else(|| ApiError::NotFound(format!("no job {id:?}")))
+        let number =
+            parse_job_id(id).ok_or_else(|| ApiError::NotFound(format!("no job {id:?}")))?;
+        self.jobs
+            .lock()
+            .ok()
+            .and_then(|jobs| jobs.get(&number).cloned())
+            .ok_or_else(|| ApiError::NotFound(format!("no job {id:?}")))
     }
 }
 
@@ -297,9 +314,11 @@ async fn prefetch(
         }
         PrefetchRequest::Split(id) => {
             let (datasets_ahead, split) = (state.datasets_ahead.clone(), id.clone());
-            state.parts_ahead.load_unless_held(id, move || match datasets_ahead.let_go().and_then(|held| held.loaded.wait()) {
-                Some(whole) => store.take_split_part(&split, SplitPart::Train, whole),
-                None => store.load_split_part(&split, SplitPart::Train),
+            state.parts_ahead.load_unless_held(id, move || {
+                match datasets_ahead.let_go().and_then(|held| held.loaded.wait()) {
+                    Some(whole) => store.take_split_part(&split, SplitPart::Train, whole),
+                    None => store.load_split_part(&split, SplitPart::Train),
+                }
             })?
         }
     };
@@ -307,19 +326,30 @@ async fn prefetch(
 }
 
 async fn prefetches(State(state): State<AppState>) -> Json<Vec<PrefetchInfo>> {
-    let datasets = state.datasets_ahead.held().map(|(id, ready)| PrefetchInfo { of: PrefetchRequest::Dataset(id), ready });
-    let parts = state.parts_ahead.held().map(|(id, ready)| PrefetchInfo { of: PrefetchRequest::Split(id), ready });
+    let datasets = state
+        .datasets_ahead
+        .held()
+        .map(|(id, ready)| PrefetchInfo { of: PrefetchRequest::Dataset(id), ready });
+    let parts = state
+        .parts_ahead
+        .held()
+        .map(|(id, ready)| PrefetchInfo { of: PrefetchRequest::Split(id), ready });
     Json(datasets.into_iter().chain(parts).collect())
 }
 
-async fn start_job(State(state): State<AppState>, Json(request): Json<TrainRequest>) -> Result<(StatusCode, Json<JobInfo>), ApiError> {
+async fn start_job(
+    State(state): State<AppState>,
+    Json(request): Json<TrainRequest>,
+) -> Result<(StatusCode, Json<JobInfo>), ApiError> {
     request.params.validate()?;
-    let params = serde_json::to_value(&request.params).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let params =
+        serde_json::to_value(&request.params).map_err(|e| ApiError::Internal(e.to_string()))?;
     let key = step_key(NAME, &[&request.split, &request.transform], &params);
     // The store is read off the async workers, and before the job exists: a request whose
     // inputs cannot be loaded is a 4xx and leaves no job behind (20,000 of them once left as
     // many jobs "running" forever).
-    let (store, split_id, transform_id, cache_key) = (state.store.clone(), request.split.clone(), request.transform.clone(), key.clone());
+    let (store, split_id, transform_id, cache_key) =
+        (state.store.clone(), request.split.clone(), request.transform.clone(), key.clone());
     let train_params = request.params.clone();
     // A part loaded ahead for this split is this job's, whatever it turns out to need; one
     // loaded for another split is let go, so that at most one is ever held.
@@ -329,38 +359,60 @@ async fn start_job(State(state): State<AppState>, Json(request): Json<TrainReque
     let whole = state.datasets_ahead.let_go();
     let prepared = blocking(move || {
         if let Some(record) = store.step_lookup(&cache_key)
-            && let (Some(model), Some(log)) = (record.outputs.get("model"), record.outputs.get("log"))
+            && let (Some(model), Some(log)) =
+                (record.outputs.get("model"), record.outputs.get("log"))
             && let Ok(log) = store.read_json::<TrainingLog>(log, Kind::Report, "curve.json")
         {
             let model_info: Model = store.read_json(model, Kind::Model, "model.json")?;
-            return Ok(Prepared::Cached { model: model.clone(), stop_reason: model_info.stop_reason, curve: log.curve });
+            return Ok(Prepared::Cached {
+                model: model.clone(),
+                stop_reason: model_info.stop_reason,
+                curve: log.curve,
+            });
         }
-        let transform: Transform = store.read_json(&transform_id, Kind::Transform, "transform.json")?;
-        let (training_rows, loaded) = if let Some(rows) = prefetched.and_then(|loading| loading.wait()) {
-            (rows, Loaded::AsStored)
-        } else if let Some(whole) = whole.and_then(|held| held.loaded.wait()) {
-            (store.take_split_part(&split_id, SplitPart::Train, whole)?, Loaded::AsStored)
-        } else if transform.is_numeric() && train_params.holds_out_no_rows() && split_has_no_roles(&store, &split_id)? {
-            let mut bounds = (!train_params.is_penalised()).then(|| TermBounds::new(transform.terms()));
-            let training_rows = store.load_split_part_with(&split_id, SplitPart::Train, |row, label, x| {
-                if let Some(bounds) = &mut bounds {
-                    bounds.add(row, label);
-                }
-                transform.push_scaled(row, x);
-            })?;
-            (training_rows, Loaded::Scaled(bounds))
-        } else {
-            (store.load_split_part(&split_id, SplitPart::Train)?, Loaded::AsStored)
-        };
+        let transform: Transform =
+            store.read_json(&transform_id, Kind::Transform, "transform.json")?;
+        let (training_rows, loaded) =
+            if let Some(rows) = prefetched.and_then(|loading| loading.wait()) {
+                (rows, Loaded::AsStored)
+            } else if let Some(whole) = whole.and_then(|held| held.loaded.wait()) {
+                (store.take_split_part(&split_id, SplitPart::Train, whole)?, Loaded::AsStored)
+            } else if transform.is_numeric()
+                && train_params.holds_out_no_rows()
+                && split_has_no_roles(&store, &split_id)?
+            {
+                let mut bounds =
+                    (!train_params.is_penalised()).then(|| TermBounds::new(transform.terms()));
+                let training_rows =
+                    store.load_split_part_with(&split_id, SplitPart::Train, |row, label, x| {
+                        if let Some(bounds) = &mut bounds {
+                            bounds.add(row, label);
+                        }
+                        transform.push_scaled(row, x);
+                    })?;
+                (training_rows, Loaded::Scaled(bounds))
+            } else {
+                (store.load_split_part(&split_id, SplitPart::Train)?, Loaded::AsStored)
+            };
         if transform.feature_names != RowColumns::model_inputs(&training_rows) {
-            return Err(ApiError::invalid("MISMATCHED_INPUTS", "the transform was fitted on other features than the split's"));
+            return Err(ApiError::invalid(
+                "MISMATCHED_INPUTS",
+                "the transform was fitted on other features than the split's",
+            ));
         }
         Ok(Prepared::Fresh(Box::new(FitInputs { training_rows, transform, loaded })))
     })
     .await?;
     let number = state.next_id.fetch_add(1, Ordering::Relaxed);
-    let info =
-        JobInfo { job: job_id(number), state: JobState::Running, cached: false, epochs: 0, model: None, stop_reason: None, error: None };
+    let info = JobInfo {
+        job: job_id(number),
+        state: JobState::Running,
+        cached: false,
+        epochs: 0,
+        model: None,
+        stop_reason: None,
+        error: None,
+    };
     let job = Arc::new(Job {
         cancel: AtomicBool::new(false),
         keep_best: AtomicBool::new(false),
@@ -369,7 +421,11 @@ async fn start_job(State(state): State<AppState>, Json(request): Json<TrainReque
     });
     if let Ok(mut jobs) = state.jobs.lock() {
         jobs.insert(number, job.clone());
-        let finished: Vec<u64> = jobs.iter().filter(|(_, j)| j.info().is_some_and(|i| i.state.is_finished())).map(|(k, _)| *k).collect();
+        let finished: Vec<u64> = jobs
+            .iter()
+            .filter(|(_, j)| j.info().is_some_and(|i| i.state.is_finished()))
+            .map(|(k, _)| *k)
+            .collect();
         for k in finished.iter().take(finished.len().saturating_sub(KEEP_FINISHED)) {
             jobs.remove(k);
         }
@@ -424,21 +480,27 @@ fn train(
     let label_name = training_rows.label_name.clone();
     let classes = training_rows.classes.clone();
     let class_names = [training_rows.class_name(false), training_rows.class_name(true)];
-    let FitRows { mut fit_part, row_columns, dropped, val_part, val_columns } = cut_fit_rows(training_rows, params)?;
+    let FitRows { mut fit_part, row_columns, dropped, val_part, val_columns } =
+        cut_fit_rows(training_rows, params)?;
     let k = transform.terms();
     let unencodable = |e: EncodeError| ApiError::invalid("DATA_ERROR", e.to_string());
     // The fit's rows are taken from `fit_part`, whose labels and size are all that is used after.
-    let (mut x, offset) = transform.split_offset(transform.take_terms(&mut fit_part).map_err(unencodable)?);
+    let (mut x, offset) =
+        transform.split_offset(transform.take_terms(&mut fit_part).map_err(unencodable)?);
     let exact = !params.is_penalised();
     // Separation is looked for in the data's units, so in the scaling's pass, before each row
     // is scaled: as the rows were loaded, or here. (Rows loaded scaled are every training row:
     // no validation part was split off them.)
     let class_names = [class_names[0].as_str(), class_names[1].as_str()];
     let separating = match loaded {
-        Loaded::Scaled(bounds) => bounds.and_then(|bounds| bounds.separating_term(transform.term_names(), class_names)),
+        Loaded::Scaled(bounds) => {
+            bounds.and_then(|bounds| bounds.separating_term(transform.term_names(), class_names))
+        }
         Loaded::AsStored if exact => {
-            let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-            scale_gathering_bounds(&transform, &mut x, &fit_part.y, threads).separating_term(transform.term_names(), class_names)
+            let threads =
+                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+            scale_gathering_bounds(&transform, &mut x, &fit_part.y, threads)
+                .separating_term(transform.term_names(), class_names)
         }
         Loaded::AsStored => {
             transform.scale_in_place(&mut x);
@@ -447,7 +509,8 @@ fn train(
     };
     let val_x = match &val_part {
         Some(v) => {
-            let (mut vx, v_offset) = transform.split_offset(transform.terms_of(v).map_err(unencodable)?);
+            let (mut vx, v_offset) =
+                transform.split_offset(transform.terms_of(v).map_err(unencodable)?);
             transform.scale_in_place(&mut vx);
             Some((vx, v_offset))
         }
@@ -459,12 +522,13 @@ fn train(
         .with_rows(row_columns.weights.as_deref(), offset.as_deref())
         .with_folds(row_columns.folds.as_deref());
     let val_weights = val_columns.and_then(|c| c.weights);
-    let val_ex = val_part
-        .as_ref()
-        .zip(val_x.as_ref())
-        .map(|(v, (vx, vo))| Examples::new(vx, &v.y, k).with_rows(val_weights.as_deref(), vo.as_deref()));
+    let val_ex = val_part.as_ref().zip(val_x.as_ref()).map(|(v, (vx, vo))| {
+        Examples::new(vx, &v.y, k).with_rows(val_weights.as_deref(), vo.as_deref())
+    });
     let solve_started = std::time::Instant::now();
-    let outcome = fit(train_ex, val_ex, params, &job.cancel, |event| job.push(TrainEvent::Epoch(event.clone())))?;
+    let outcome = fit(train_ex, val_ex, params, &job.cancel, |event| {
+        job.push(TrainEvent::Epoch(event.clone()))
+    })?;
     let solve_ms = solve_started.elapsed().as_secs_f64() * 1e3;
     let cancelled = outcome.stop_reason == StopReason::Cancelled;
     if cancelled && !job.keep_best.load(Ordering::Relaxed) {
@@ -474,21 +538,37 @@ fn train(
     // iterative one that has not converged can leave rows at probability 0 or 1 on data that is
     // not separated. Without an exact fit on these rows, nothing is claimed.
     let fit_is_exact = is_exact_fit(params.solver, outcome.stop_reason);
-    let reference = if separating.is_none() && !fit_is_exact { exact_reference(train_ex, params) } else { None };
+    let reference = if separating.is_none() && !fit_is_exact {
+        exact_reference(train_ex, params)
+    } else {
+        None
+    };
     let exact_fit = if fit_is_exact { Some(&outcome) } else { reference.as_ref() };
     let separation = separating.or_else(|| {
         let exact_fit = exact_fit.filter(|_| exact)?;
         // Newton counted them in its last pass; otherwise the logits are taken again.
-        let certain = exact_fit.certain_rows.unwrap_or_else(|| certain_rows(logits(&exact_fit.weights, train_ex), &fit_part.y));
+        let certain = exact_fit
+            .certain_rows
+            .unwrap_or_else(|| certain_rows(logits(&exact_fit.weights, train_ex), &fit_part.y));
         separated_by_combination(certain, fit_part.rows())
     });
-    let stop_reason = if separation.is_some() { StopReason::Separated } else { outcome.stop_reason };
+    let stop_reason =
+        if separation.is_some() { StopReason::Separated } else { outcome.stop_reason };
     let lineage = lineage_of(store, request, params_json);
     let epochs = outcome.curve.len();
     let curve_end_loss = outcome.curve.last().map(|e| e.train_loss);
     let weights = outcome.weights.clone();
     let hessian_sum = outcome.hessian_sum.clone();
-    let mut model = Model::new(transform, outcome.weights, label_name, params.clone(), stop_reason, epochs, fit_part.rows(), lineage);
+    let mut model = Model::new(
+        transform,
+        outcome.weights,
+        label_name,
+        params.clone(),
+        stop_reason,
+        epochs,
+        fit_part.rows(),
+        lineage,
+    );
     model.validation_rows = val_part.as_ref().map_or(0, Dataset::rows);
     // A 0/1 label's classes are named after the column, so every answer can use words.
     model.classes = Some(classes.unwrap_or_else(|| Classes::for_numeric_label(&model.label_name)));
@@ -496,8 +576,11 @@ fn train(
     model.fit.kept_epoch = outcome.kept_epoch;
     model.fit.solver_choice = solver_choice;
     model.fit.row_roles = row_columns.report(fit_part.rows(), dropped);
-    if let (Some(alpha), Some(chosen)) = (params.alpha(), outcome.path_choice.and_then(|i| outcome.path.get(i))) {
-        model.fit.path = Some(PathReport::new(&outcome.path, alpha, chosen.lambda, &model.transform));
+    if let (Some(alpha), Some(chosen)) =
+        (params.alpha(), outcome.path_choice.and_then(|i| outcome.path.get(i)))
+    {
+        model.fit.path =
+            Some(PathReport::new(&outcome.path, alpha, chosen.lambda, &model.transform));
         model.fit.cv = outcome.cross_validation.clone();
     }
     match withheld_statistics(&model, params, stop_reason) {
@@ -507,7 +590,14 @@ fn train(
             // here: its mean log loss is the log-likelihood's, with no pass of its own.
             let mean_loss = curve_end_loss.unwrap_or_else(|| objective(&weights, train_ex, 0.0).0);
             let covariance = (params.covariance, row_columns.cluster.as_deref());
-            add_statistics(&mut model, &weights, train_ex, hessian_sum.as_deref(), covariance, mean_loss);
+            add_statistics(
+                &mut model,
+                &weights,
+                train_ex,
+                hessian_sum.as_deref(),
+                covariance,
+                mean_loss,
+            );
         }
     }
     // Each estimate per standard deviation of its term over the fit's rows, for the magnitudes'
@@ -528,7 +618,9 @@ fn train(
         // Weighted, the rows' deviation is the repeated rows'.
         Transform::weighted_column_standard_deviations(&x, k, row_columns.weights.as_deref())
     };
-    for (row, (deviation, scale)) in model.fit.terms.iter_mut().skip(1).zip(deviations.iter().zip(&model.transform.scale)) {
+    for (row, (deviation, scale)) in
+        model.fit.terms.iter_mut().skip(1).zip(deviations.iter().zip(&model.transform.scale))
+    {
         row.standardized = Some(row.estimate * deviation * scale).filter(|v| v.is_finite());
     }
     // How close an iterative fit came to the exact optimum on the same rows.
@@ -537,13 +629,20 @@ fn train(
         let (at_optimum, _) = objective(&optimum.weights, train_ex, params.ridge());
         model.fit.optimality = Some(Optimality::new(at_fit, at_optimum));
     }
-    let model_id = store_model(store, request, (params_json, key), &model, (outcome.curve, cancelled))?;
+    let model_id =
+        store_model(store, request, (params_json, key), &model, (outcome.curve, cancelled))?;
     // The rows are done with: another thread gives their memory back (64 MB at 800k × 10,
     // ≈ 5 ms) while the answer goes out. Not sooner: while the memory is unmapped, no thread
     // of the process can fault a page in, and storing the model, which allocates, waited for
     // it (2–7 ms, against ≈ 1 ms for the curve stored after it).
     logitflow_core::drop_in_background((x, fit_part, val_part, val_x));
-    Ok(Some(TrainEvent::Done { model: model_id, stop_reason, epochs, cached: false, solve_ms: Some(solve_ms) }))
+    Ok(Some(TrainEvent::Done {
+        model: model_id,
+        stop_reason,
+        epochs,
+        cached: false,
+        solve_ms: Some(solve_ms),
+    }))
 }
 
 /// Stores `model` and its loss curve, and (unless the fit was cancelled) records them as the
@@ -556,7 +655,8 @@ fn store_model(
     (curve, cancelled): (Vec<EpochEvent>, bool),
 ) -> Result<String, ApiError> {
     let inputs = vec![request.split.clone(), request.transform.clone()];
-    let model_id = store.put_json(Kind::Model, NAME, inputs, params_json.clone(), "model.json", model)?;
+    let model_id =
+        store.put_json(Kind::Model, NAME, inputs, params_json.clone(), "model.json", model)?;
     let log_id = store.put_json(
         Kind::Report,
         NAME,
@@ -578,7 +678,11 @@ fn store_model(
 /// the hash of its parameters.
 fn lineage_of(store: &Store, request: &TrainRequest, params_json: &serde_json::Value) -> Lineage {
     Lineage {
-        dataset: store.manifest(&request.split).ok().and_then(|m| m.inputs.first().cloned()).unwrap_or_default(),
+        dataset: store
+            .manifest(&request.split)
+            .ok()
+            .and_then(|m| m.inputs.first().cloned())
+            .unwrap_or_default(),
         split: request.split.clone(),
         transform: request.transform.clone(),
         params: logitflow_core::sha256_hex(params_json.to_string().as_bytes()),
@@ -626,14 +730,22 @@ fn cut_fit_rows(training_rows: Dataset, params: &TrainParams) -> Result<FitRows,
 
 /// What a fit's parameters need of the rows' clusters: a cluster column for the cluster
 /// covariance, with two clusters or more.
-fn check_row_columns(params: &TrainParams, row_columns: &RowColumns, rows: usize) -> Result<(), ApiError> {
+fn check_row_columns(
+    params: &TrainParams,
+    row_columns: &RowColumns,
+    rows: usize,
+) -> Result<(), ApiError> {
     let invalid = |message: String| Err(ApiError::invalid("INVALID_PARAMS", message));
     if params.covariance == Covariance::Cluster {
         let Some(clusters) = row_columns.clusters() else {
-            return invalid("covariance cluster needs the data's cluster column: --cov cluster:COLUMN".into());
+            return invalid(
+                "covariance cluster needs the data's cluster column: --cov cluster:COLUMN".into(),
+            );
         };
         if clusters < 2 {
-            return invalid(format!("the cluster column holds one cluster in the {rows} training rows; clustering needs two or more"));
+            return invalid(format!(
+                "the cluster column holds one cluster in the {rows} training rows; clustering needs two or more"
+            ));
         }
     }
     Ok(())
@@ -641,12 +753,18 @@ fn check_row_columns(params: &TrainParams, row_columns: &RowColumns, rows: usize
 
 /// Each row's logit at `w`, its offset in it.
 fn logits<'a>(w: &'a Weights, ex: Examples<'a>) -> impl Iterator<Item = f64> + 'a {
-    ex.x.chunks_exact(ex.d.max(1)).enumerate().map(move |(i, row)| w.logit(row) + ex.offset.map_or(0.0, |o| o[i]))
+    ex.x.chunks_exact(ex.d.max(1))
+        .enumerate()
+        .map(move |(i, row)| w.logit(row) + ex.offset.map_or(0.0, |o| o[i]))
 }
 
 /// Why the fit's coefficient table has no standard errors, if it has none by its kind: separated
 /// classes, a penalty, class weights, or a fit that is not an exact, converged one.
-fn withheld_statistics(model: &Model, params: &TrainParams, stop_reason: StopReason) -> Option<String> {
+fn withheld_statistics(
+    model: &Model,
+    params: &TrainParams,
+    stop_reason: StopReason,
+) -> Option<String> {
     if model.fit.separation.is_some() {
         Some("not given: the classes are separated, so the estimates and their standard errors are not finite".to_string())
     } else if params.is_penalised() {
@@ -696,20 +814,28 @@ fn add_statistics(
     mean_loss: f64,
 ) {
     let estimates = (model.intercept, &model.coefficients);
-    let Some(terms) = statistics(weights, train_ex, hessian, covariance, clusters, &model.transform, estimates) else {
+    let Some(terms) =
+        statistics(weights, train_ex, hessian, covariance, clusters, &model.transform, estimates)
+    else {
         model.fit.statistics_note =
             Some("not given: the Hessian is singular (collinear terms, or a level no training row shows)".to_string());
         return;
     };
     model.fit.terms = terms;
     model.fit.covariance = Some(covariance).filter(|c| *c != Covariance::Nonrobust);
-    model.fit.fit_statistics = Some(FitStatistics::of(mean_loss * train_ex.weight_sum(), train_ex, train_ex.d));
+    model.fit.fit_statistics =
+        Some(FitStatistics::of(mean_loss * train_ex.weight_sum(), train_ex, train_ex.d));
 }
 
 /// Whether `transform` is standard scaling fitted on the training part of `split` (the rows
 /// an exact fit uses), with a deviation for every term: 1 is its stand-in where a term has
 /// none (a constant column), and such a term is measured rather than assumed.
-fn standardized_on_these_rows(store: &Store, transform_id: &str, split: &str, transform: &Transform) -> bool {
+fn standardized_on_these_rows(
+    store: &Store,
+    transform_id: &str,
+    split: &str,
+    transform: &Transform,
+) -> bool {
     transform.scaling == Scaling::Standard
         && transform.scale.iter().all(|&s| s != 1.0)
         && store.manifest(transform_id).is_ok_and(|m| m.inputs == [split])
@@ -724,7 +850,9 @@ const OPTIMALITY_CHECK_CELLS: usize = 100_000_000;
 /// stop), or L-BFGS's or SAGA's once the gradient is below the tolerance. Such a fit needs no
 /// reference.
 fn is_exact_fit(solver: Solver, stop_reason: StopReason) -> bool {
-    solver == Solver::Newton || (matches!(solver, Solver::Lbfgs | Solver::Saga | Solver::Cd) && stop_reason == StopReason::Converged)
+    solver == Solver::Newton
+        || (matches!(solver, Solver::Lbfgs | Solver::Saga | Solver::Cd)
+            && stop_reason == StopReason::Converged)
 }
 
 /// The exact fit `auto` makes (newton, or L-BFGS for many terms) on an iterative fit's rows and
@@ -738,17 +866,27 @@ fn exact_reference(train_ex: Examples<'_>, params: &TrainParams) -> Option<FitOu
     let (solver, _) = Solver::Auto.choose(train_ex.d);
     // Newton's iterations are few (the limit only ends separated data); L-BFGS's many.
     let epochs = if solver == Solver::Newton { 50 } else { 1000 };
-    let exact_params = TrainParams { solver, epochs, patience: 0, validation_fraction: Some(0.0), ..params.clone() };
+    let exact_params = TrainParams {
+        solver,
+        epochs,
+        patience: 0,
+        validation_fraction: Some(0.0),
+        ..params.clone()
+    };
     let reference = fit(train_ex, None, &exact_params, &AtomicBool::new(false), |_| {}).ok()?;
     is_exact_fit(solver, reference.stop_reason).then_some(reference)
 }
 
 async fn list_jobs(State(state): State<AppState>) -> Json<Vec<JobInfo>> {
-    let jobs: Vec<Arc<Job>> = state.jobs.lock().map(|j| j.values().cloned().collect()).unwrap_or_default();
+    let jobs: Vec<Arc<Job>> =
+        state.jobs.lock().map(|j| j.values().cloned().collect()).unwrap_or_default();
     Json(jobs.iter().filter_map(|j| j.info()).collect())
 }
 
-async fn job_info(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<JobInfo>, ApiError> {
+async fn job_info(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<JobInfo>, ApiError> {
     state.job(&id)?.info().map(Json).ok_or_else(|| ApiError::Internal("job state poisoned".into()))
 }
 
@@ -772,7 +910,12 @@ async fn cancel_job(
     Path(id): Path<String>,
     query: Result<axum::extract::Query<CancelQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<JobInfo>, ApiError> {
-    let query = query.map_err(|e| ApiError::invalid("INVALID_QUERY", format!("{}; the one choice is ?keep=best", e.body_text())))?;
+    let query = query.map_err(|e| {
+        ApiError::invalid(
+            "INVALID_QUERY",
+            format!("{}; the one choice is ?keep=best", e.body_text()),
+        )
+    })?;
     let job = state.job(&id)?;
     if matches!(query.keep, Some(KeepOnCancel::Best)) {
         job.keep_best.store(true, Ordering::Relaxed);
@@ -842,7 +985,11 @@ mod tests {
         fn drop(&mut self) {
             let _ = self.0.send(true);
             let running = || {
-                self.1.jobs.lock().map_or(0, |jobs| jobs.values().filter(|job| job.info().is_some_and(|i| !i.state.is_finished())).count())
+                self.1.jobs.lock().map_or(0, |jobs| {
+                    jobs.values()
+                        .filter(|job| job.info().is_some_and(|i| !i.state.is_finished()))
+                        .count()
+                })
             };
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
             while running() > 0 && std::time::Instant::now() < deadline {
@@ -863,15 +1010,30 @@ mod tests {
         (dir, state)
     }
 
-    fn setup_with(shutting_down: watch::Receiver<bool>) -> (tempfile::TempDir, AppState, String, String) {
+    fn setup_with(
+        shutting_down: watch::Receiver<bool>,
+    ) -> (tempfile::TempDir, AppState, String, String) {
         let (dir, state) = state_in_a_new_home(shutting_down);
         let x: Vec<f64> = (0..200).map(|i| f64::from(i) / 2.0).collect();
-        let y: Vec<f64> = x.iter().map(|&v| f64::from(u8::from((v * 7.0) % 100.0 > 50.0 - (v - 50.0)))).collect();
-        let data = Dataset { feature_names: vec!["score".into()], label_name: "admitted".into(), x, y, ..Dataset::default() };
+        let y: Vec<f64> =
+            x.iter().map(|&v| f64::from(u8::from((v * 7.0) % 100.0 > 50.0 - (v - 50.0)))).collect();
+        let data = Dataset {
+            feature_names: vec!["score".into()],
+            label_name: "admitted".into(),
+            x,
+            y,
+            ..Dataset::default()
+        };
         let split = Split { train: data.clone(), test: data };
-        let split_id = state.store.put_split(&split, &SplitReport::default(), vec![], serde_json::json!({})).expect("split");
+        let split_id = state
+            .store
+            .put_split(&split, &SplitReport::default(), vec![], serde_json::json!({}))
+            .expect("split");
         let t = Transform::fit(&split.train, Scaling::Standard);
-        let t_id = state.store.put_json(Kind::Transform, "test", vec![], serde_json::json!({}), "transform.json", &t).expect("transform");
+        let t_id = state
+            .store
+            .put_json(Kind::Transform, "test", vec![], serde_json::json!({}), "transform.json", &t)
+            .expect("transform");
         (dir, state, split_id, t_id)
     }
 
@@ -882,7 +1044,8 @@ mod tests {
         let (status, info) = call(&app, "POST", "/v1/jobs", Some(body.clone())).await;
         assert_eq!(status, StatusCode::ACCEPTED, "{info}");
         let id = info["job"].as_str().expect("id").to_string();
-        let (status, bytes) = call_raw(&app, "GET", &format!("/v1/jobs/{id}/events"), "text/plain", vec![]).await;
+        let (status, bytes) =
+            call_raw(&app, "GET", &format!("/v1/jobs/{id}/events"), "text/plain", vec![]).await;
         assert_eq!(status, StatusCode::OK);
         let text = String::from_utf8_lossy(&bytes);
         assert_eq!(text.matches("event: epoch").count(), 5, "{text}");
@@ -891,7 +1054,10 @@ mod tests {
         assert_eq!(info["state"], "succeeded");
         assert!(info["model"].as_str().is_some());
         let (status, again) = call(&app, "POST", "/v1/jobs", Some(body)).await;
-        assert_eq!((status, again["cached"].as_bool(), again["model"].clone()), (StatusCode::OK, Some(true), info["model"].clone()));
+        assert_eq!(
+            (status, again["cached"].as_bool(), again["model"].clone()),
+            (StatusCode::OK, Some(true), info["model"].clone())
+        );
     }
 
     /// Starts a job, follows its events to the end, and returns the finished job's info.
@@ -899,7 +1065,8 @@ mod tests {
         let (status, info) = call(app, "POST", "/v1/jobs", Some(body)).await;
         assert_eq!(status, StatusCode::ACCEPTED, "{info}");
         let id = info["job"].as_str().expect("id").to_string();
-        let (_, events) = call_raw(app, "GET", &format!("/v1/jobs/{id}/events"), "text/plain", vec![]).await;
+        let (_, events) =
+            call_raw(app, "GET", &format!("/v1/jobs/{id}/events"), "text/plain", vec![]).await;
         assert!(String::from_utf8_lossy(&events).contains("event: done"));
         call(app, "GET", &format!("/v1/jobs/{id}"), None).await.1
     }
@@ -931,8 +1098,13 @@ mod tests {
         let (_dir, app, split, transform) = setup();
         let loaded_by_the_job = finished_job(&app, with(body(50), &split, &transform)).await;
         let (dir, app, split, transform) = setup();
-        let (status, info) = call(&app, "POST", "/v1/prefetches", Some(serde_json::json!({"split": split}))).await;
-        assert_eq!((status, info["ready"].as_bool()), (StatusCode::ACCEPTED, Some(false)), "{info}");
+        let (status, info) =
+            call(&app, "POST", "/v1/prefetches", Some(serde_json::json!({"split": split}))).await;
+        assert_eq!(
+            (status, info["ready"].as_bool()),
+            (StatusCode::ACCEPTED, Some(false)),
+            "{info}"
+        );
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
             let (_, held) = call(&app, "GET", "/v1/prefetches", None).await;
@@ -944,7 +1116,8 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
         // Asked again, the part held is not loaded again.
-        let (status, info) = call(&app, "POST", "/v1/prefetches", Some(serde_json::json!({"split": split}))).await;
+        let (status, info) =
+            call(&app, "POST", "/v1/prefetches", Some(serde_json::json!({"split": split}))).await;
         assert_eq!((status, info["ready"].as_bool()), (StatusCode::ACCEPTED, Some(true)), "{info}");
         damage_the_rows(dir.path());
         let prefetched = finished_job(&app, with(body(50), &split, &transform)).await;
@@ -953,10 +1126,16 @@ mod tests {
         let (_, held) = call(&app, "GET", "/v1/prefetches", None).await;
         assert_eq!(held, serde_json::json!([]), "taken by the job");
         // Another fit of the same split now loads the damaged rows itself.
-        let (status, refused) = call(&app, "POST", "/v1/jobs", Some(with(body(49), &split, &transform))).await;
-        assert_eq!((status, refused["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("CORRUPT_ARTIFACT")), "{refused}");
+        let (status, refused) =
+            call(&app, "POST", "/v1/jobs", Some(with(body(49), &split, &transform))).await;
+        assert_eq!(
+            (status, refused["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("CORRUPT_ARTIFACT")),
+            "{refused}"
+        );
         // A prefetch names an artifact.
-        let (status, _) = call(&app, "POST", "/v1/prefetches", Some(serde_json::json!({"split": "../x"}))).await;
+        let (status, _) =
+            call(&app, "POST", "/v1/prefetches", Some(serde_json::json!({"split": "../x"}))).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     }
 
@@ -986,33 +1165,68 @@ mod tests {
         let app = app(state);
         let rows = 300u32;
         let x: Vec<f64> = (0..rows).map(|i| f64::from(i) / 3.0).collect();
-        let y: Vec<f64> = x.iter().map(|&v| f64::from(u8::from((v * 7.0) % 100.0 > 50.0 - (v - 50.0)))).collect();
+        let y: Vec<f64> =
+            x.iter().map(|&v| f64::from(u8::from((v * 7.0) % 100.0 > 50.0 - (v - 50.0)))).collect();
         let lines = (2..u64::from(rows) + 2).collect();
         let kinds = vec![ColumnKind::Numeric];
-        let table =
-            RawTable { feature_names: vec!["score".into()], label_name: "admitted".into(), kinds, x, y, lines, ..RawTable::default() };
+        let table = RawTable {
+            feature_names: vec!["score".into()],
+            label_name: "admitted".into(),
+            kinds,
+            x,
+            y,
+            lines,
+            ..RawTable::default()
+        };
         let dataset = store.put_table(&table, "test", serde_json::json!({})).expect("dataset");
         let columns = store.load_labels(&dataset).expect("labels").columns;
         let sources = SplitSources { train: dataset.clone(), test: dataset.clone() };
         let (train, test) = (0..u64::from(rows)).partition(|i| i % 4 != 0);
         let split_rows = SplitRows { sources, train, test };
-        let split = store.put_split_rows(&columns, &split_rows, &SplitReport::default(), vec![], serde_json::json!({})).expect("split");
-        let scaling = Transform::fit(&store.load_split_part(&split, SplitPart::Train).expect("part"), Scaling::Standard);
-        let transform =
-            store.put_json(Kind::Transform, "test", vec![], serde_json::json!({}), "transform.json", &scaling).expect("transform");
-        let body =
-            |epochs: u32| serde_json::json!({"split": split, "transform": transform, "params": {"solver": "newton", "epochs": epochs}});
+        let split = store
+            .put_split_rows(
+                &columns,
+                &split_rows,
+                &SplitReport::default(),
+                vec![],
+                serde_json::json!({}),
+            )
+            .expect("split");
+        let scaling = Transform::fit(
+            &store.load_split_part(&split, SplitPart::Train).expect("part"),
+            Scaling::Standard,
+        );
+        let transform = store
+            .put_json(
+                Kind::Transform,
+                "test",
+                vec![],
+                serde_json::json!({}),
+                "transform.json",
+                &scaling,
+            )
+            .expect("transform");
+        let body = |epochs: u32| serde_json::json!({"split": split, "transform": transform, "params": {"solver": "newton", "epochs": epochs}});
         let fitted = |job: &serde_json::Value| {
-            let model: Model = store.read_json(job["model"].as_str().expect("a model"), Kind::Model, "model.json").expect("model");
+            let model: Model = store
+                .read_json(job["model"].as_str().expect("a model"), Kind::Model, "model.json")
+                .expect("model");
             (model.intercept, model.coefficients)
         };
         let loaded_by_the_job = finished_job(&app, body(50)).await;
 
-        let (status, info) = call(&app, "POST", "/v1/prefetches", Some(serde_json::json!({"dataset": dataset}))).await;
-        assert_eq!((status, info["ready"].as_bool()), (StatusCode::ACCEPTED, Some(false)), "{info}");
+        let (status, info) =
+            call(&app, "POST", "/v1/prefetches", Some(serde_json::json!({"dataset": dataset})))
+                .await;
+        assert_eq!(
+            (status, info["ready"].as_bool()),
+            (StatusCode::ACCEPTED, Some(false)),
+            "{info}"
+        );
         until_loaded_ahead(&app, serde_json::json!({"dataset": dataset})).await;
         damage_the_rows(dir.path());
-        let (status, info) = call(&app, "POST", "/v1/prefetches", Some(serde_json::json!({"split": split}))).await;
+        let (status, info) =
+            call(&app, "POST", "/v1/prefetches", Some(serde_json::json!({"split": split}))).await;
         assert_eq!(status, StatusCode::ACCEPTED, "{info}");
         until_loaded_ahead(&app, serde_json::json!({"split": split})).await;
         let taken_out = finished_job(&app, body(49)).await;
@@ -1021,8 +1235,14 @@ mod tests {
         let (_, held) = call(&app, "GET", "/v1/prefetches", None).await;
         assert_eq!(held, serde_json::json!([]), "taken by the job");
         let (status, refused) = call(&app, "POST", "/v1/jobs", Some(body(48))).await;
-        assert_eq!((status, refused["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("CORRUPT_ARTIFACT")), "{refused}");
-        let (status, _) = call(&app, "POST", "/v1/prefetches", Some(serde_json::json!({"dataset": "../x"}))).await;
+        assert_eq!(
+            (status, refused["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("CORRUPT_ARTIFACT")),
+            "{refused}"
+        );
+        let (status, _) =
+            call(&app, "POST", "/v1/prefetches", Some(serde_json::json!({"dataset": "../x"})))
+                .await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "a prefetch names an artifact");
     }
 
@@ -1035,32 +1255,68 @@ mod tests {
         let (_dir, store, app) = service();
         let rows = 400;
         let noise = |i: usize, m: usize| ((i * m + 7) % 97) as f64 / 97.0;
-        let x: Vec<f64> = (0..rows).flat_map(|i| [10.0 + 3.0 * noise(i, 31), -2.0 + 0.5 * noise(i, 53)]).collect();
-        let y: Vec<f64> = (0..rows).map(|i| f64::from(u8::from(noise(i, 31) + noise(i, 53) + noise(i, 11) > 1.5))).collect();
-        let data = Dataset { feature_names: vec!["a".into(), "b".into()], label_name: "y".into(), x: x.clone(), y, ..Dataset::default() };
+        let x: Vec<f64> = (0..rows)
+            .flat_map(|i| [10.0 + 3.0 * noise(i, 31), -2.0 + 0.5 * noise(i, 53)])
+            .collect();
+        let y: Vec<f64> = (0..rows)
+            .map(|i| f64::from(u8::from(noise(i, 31) + noise(i, 53) + noise(i, 11) > 1.5)))
+            .collect();
+        let data = Dataset {
+            feature_names: vec!["a".into(), "b".into()],
+            label_name: "y".into(),
+            x: x.clone(),
+            y,
+            ..Dataset::default()
+        };
         let split = Split { train: data.clone(), test: data };
-        let split_id = store.put_split(&split, &SplitReport::default(), vec![], serde_json::json!({})).expect("split");
+        let split_id = store
+            .put_split(&split, &SplitReport::default(), vec![], serde_json::json!({}))
+            .expect("split");
         let sample_deviation = |j: usize| {
             let column: Vec<f64> = x.iter().skip(j).step_by(2).copied().collect();
             let mean = column.iter().sum::<f64>() / rows as f64;
             (column.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (rows - 1) as f64).sqrt()
         };
-        let some_rows = Dataset { x: x[..300 * 2].to_vec(), y: split.train.y[..300].to_vec(), ..split.train.clone() };
-        for (scaling, fitted_on) in
-            [(Scaling::Standard, vec![split_id.clone()]), (Scaling::MinMax, vec![split_id.clone()]), (Scaling::Standard, vec![])]
-        {
+        let some_rows = Dataset {
+            x: x[..300 * 2].to_vec(),
+            y: split.train.y[..300].to_vec(),
+            ..split.train.clone()
+        };
+        for (scaling, fitted_on) in [
+            (Scaling::Standard, vec![split_id.clone()]),
+            (Scaling::MinMax, vec![split_id.clone()]),
+            (Scaling::Standard, vec![]),
+        ] {
             let fitted_rows = if fitted_on.is_empty() { &some_rows } else { &split.train };
             let t = Transform::fit(fitted_rows, scaling);
-            let transform =
-                store.put_json(Kind::Transform, "test", fitted_on.clone(), serde_json::json!({}), "transform.json", &t).expect("transform");
+            let transform = store
+                .put_json(
+                    Kind::Transform,
+                    "test",
+                    fitted_on.clone(),
+                    serde_json::json!({}),
+                    "transform.json",
+                    &t,
+                )
+                .expect("transform");
             let body = serde_json::json!({"split": split_id, "transform": transform, "params": {"solver": "newton"}});
             let info = finished_job(&app, body).await;
-            let model: Model = store.read_json(info["model"].as_str().expect("a model"), Kind::Model, "model.json").expect("model");
-            assert_eq!(model.fit.terms.len(), 3, "{scaling:?} on {fitted_on:?}: {:?}", model.fit.statistics_note);
+            let model: Model = store
+                .read_json(info["model"].as_str().expect("a model"), Kind::Model, "model.json")
+                .expect("model");
+            assert_eq!(
+                model.fit.terms.len(),
+                3,
+                "{scaling:?} on {fitted_on:?}: {:?}",
+                model.fit.statistics_note
+            );
             for (j, term) in model.fit.terms.iter().skip(1).enumerate() {
                 let expected = term.estimate * sample_deviation(j);
                 let got = term.standardized.expect("a standardized estimate");
-                assert!((got - expected).abs() <= 1e-12 * expected.abs(), "{scaling:?} on {fitted_on:?}, term {j}: {got} vs {expected}");
+                assert!(
+                    (got - expected).abs() <= 1e-12 * expected.abs(),
+                    "{scaling:?} on {fitted_on:?}, term {j}: {got} vs {expected}"
+                );
             }
         }
     }
@@ -1079,24 +1335,43 @@ mod tests {
             let body = serde_json::json!({"split": split_id, "transform": transform, "params": {"solver": solver, "epochs": 20}});
             let info = finished_job(&app, body).await;
             assert_eq!(info["stop_reason"], "separated", "{solver}: {info}");
-            let model: Model = store.read_json(info["model"].as_str().expect("a model"), Kind::Model, "model.json").expect("model");
+            let model: Model = store
+                .read_json(info["model"].as_str().expect("a model"), Kind::Model, "model.json")
+                .expect("model");
             assert_eq!(
                 model.fit.separation.as_deref(),
-                Some("score separates the classes completely: every \"0\" row has score ≤ 49, every \"1\" row has score ≥ 50"),
+                Some(
+                    "score separates the classes completely: every \"0\" row has score ≤ 49, every \"1\" row has score ≥ 50"
+                ),
                 "{solver}"
             );
         }
     }
 
     /// A split whose two parts are the same rows, stored with its standardising transform.
-    fn stored_split(store: &Store, features: &[&str], label: &str, x: Vec<f64>, y: Vec<f64>) -> (String, String) {
+    fn stored_split(
+        store: &Store,
+        features: &[&str],
+        label: &str,
+        x: Vec<f64>,
+        y: Vec<f64>,
+    ) -> (String, String) {
         let feature_names = features.iter().map(|&f| f.to_string()).collect();
         let data = Dataset { feature_names, label_name: label.into(), x, y, ..Dataset::default() };
         let split = Split { train: data.clone(), test: data };
-        let split_id = store.put_split(&split, &SplitReport::default(), vec![], serde_json::json!({})).expect("split");
+        let split_id = store
+            .put_split(&split, &SplitReport::default(), vec![], serde_json::json!({}))
+            .expect("split");
         let t = Transform::fit(&split.train, Scaling::Standard);
         let transform = store
-            .put_json(Kind::Transform, "test", vec![split_id.clone()], serde_json::json!({}), "transform.json", &t)
+            .put_json(
+                Kind::Transform,
+                "test",
+                vec![split_id.clone()],
+                serde_json::json!({}),
+                "transform.json",
+                &t,
+            )
             .expect("transform");
         (split_id, transform)
     }
@@ -1108,11 +1383,19 @@ mod tests {
         let (_dir, store, app) = service();
         let (rows, d) = (1_500, 220);
         // A deterministic, well-spread design: each term a different frequency of the row.
-        let x: Vec<f64> = (0..rows).flat_map(|i| (0..d).map(move |j| (f64::from(i as u32) * (0.37 + 0.011 * j as f64)).sin())).collect();
+        let x: Vec<f64> = (0..rows)
+            .flat_map(|i| {
+                (0..d).map(move |j| (f64::from(i as u32) * (0.37 + 0.011 * j as f64)).sin())
+            })
+            .collect();
         let y: Vec<f64> = x
             .chunks_exact(d)
             .enumerate()
-            .map(|(i, r)| f64::from(u8::from(r[0] + 0.5 * r[1] - 0.3 * r[2] + ((i * 7919) % 1000) as f64 / 500.0 - 1.0 > 0.0)))
+            .map(|(i, r)| {
+                f64::from(u8::from(
+                    r[0] + 0.5 * r[1] - 0.3 * r[2] + ((i * 7919) % 1000) as f64 / 500.0 - 1.0 > 0.0,
+                ))
+            })
             .collect();
         let names: Vec<String> = (0..d).map(|j| format!("x{j}")).collect();
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
@@ -1120,9 +1403,15 @@ mod tests {
         let mut fitted = Vec::new();
         for solver in ["auto", "newton"] {
             let params = serde_json::json!({"solver": solver});
-            let info = finished_job(&app, serde_json::json!({"split": split, "transform": transform, "params": params})).await;
+            let info = finished_job(
+                &app,
+                serde_json::json!({"split": split, "transform": transform, "params": params}),
+            )
+            .await;
             assert_eq!(info["stop_reason"], "converged", "{solver}: {info}");
-            let model: Model = store.read_json(info["model"].as_str().expect("a model"), Kind::Model, "model.json").expect("model");
+            let model: Model = store
+                .read_json(info["model"].as_str().expect("a model"), Kind::Model, "model.json")
+                .expect("model");
             assert_eq!(model.fit.statistics_note, None, "{solver}");
             assert_eq!(model.fit.terms.len(), d + 1, "{solver}");
             fitted.push(model);
@@ -1134,7 +1423,13 @@ mod tests {
         // The same estimates, far inside a standard error of each other.
         for (a, n) in auto.fit.terms.iter().zip(&newton.fit.terms) {
             let se = n.std_error.expect("a standard error");
-            assert!((a.estimate - n.estimate).abs() < 1e-3 * se, "{}: {} vs {} (se {se})", a.term, a.estimate, n.estimate);
+            assert!(
+                (a.estimate - n.estimate).abs() < 1e-3 * se,
+                "{}: {} vs {} (se {se})",
+                a.term,
+                a.estimate,
+                n.estimate
+            );
         }
     }
 
@@ -1146,15 +1441,32 @@ mod tests {
     async fn separation_is_decided_by_an_exact_fit_never_by_an_iterative_one_that_ran_off() {
         let (_dir, store, app) = service();
         // 400 rows on a spiral of (a, b); a and b each overlap the classes alone.
-        let x: Vec<f64> = (0..400).flat_map(|i| [f64::from(i).sin() * 3.0, f64::from(i).cos() * 2.0 + f64::from(i % 7) * 0.1]).collect();
-        let combined: Vec<f64> = x.chunks_exact(2).map(|r| f64::from(u8::from(r[0] + r[1] > 0.0))).collect();
+        let x: Vec<f64> = (0..400)
+            .flat_map(|i| {
+                [f64::from(i).sin() * 3.0, f64::from(i).cos() * 2.0 + f64::from(i % 7) * 0.1]
+            })
+            .collect();
+        let combined: Vec<f64> =
+            x.chunks_exact(2).map(|r| f64::from(u8::from(r[0] + r[1] > 0.0))).collect();
         // Overlapping: the combination's label, flipped on every fifth row.
-        let overlapping: Vec<f64> = combined.iter().enumerate().map(|(i, &v)| if i % 5 == 0 { 1.0 - v } else { v }).collect();
+        let overlapping: Vec<f64> = combined
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| if i % 5 == 0 { 1.0 - v } else { v })
+            .collect();
         let (split, transform) = stored_split(&store, &["a", "b"], "y", x.clone(), overlapping);
-        let params = serde_json::json!({"solver": "sgd", "learning_rate": 1e6, "epochs": 3, "patience": 0});
-        let info = finished_job(&app, serde_json::json!({"split": split, "transform": transform, "params": params})).await;
-        let model: Model = store.read_json(info["model"].as_str().expect("a model"), Kind::Model, "model.json").expect("model");
-        let ran_off = model.intercept.abs() + model.coefficients.values().map(|v| v.abs()).sum::<f64>();
+        let params =
+            serde_json::json!({"solver": "sgd", "learning_rate": 1e6, "epochs": 3, "patience": 0});
+        let info = finished_job(
+            &app,
+            serde_json::json!({"split": split, "transform": transform, "params": params}),
+        )
+        .await;
+        let model: Model = store
+            .read_json(info["model"].as_str().expect("a model"), Kind::Model, "model.json")
+            .expect("model");
+        let ran_off =
+            model.intercept.abs() + model.coefficients.values().map(|v| v.abs()).sum::<f64>();
         assert!(ran_off > 1e4, "the step did not throw the fit off: {model:?}");
         assert_ne!(info["stop_reason"], "separated", "{info}");
         assert_eq!(model.fit.separation, None, "{info}");
@@ -1162,11 +1474,20 @@ mod tests {
         let (split, transform) = stored_split(&store, &["a", "b"], "y", x, combined);
         for solver in ["auto", "newton", "lbfgs", "saga", "batch", "sgd", "minibatch"] {
             let params = serde_json::json!({"solver": solver, "epochs": 20});
-            let info = finished_job(&app, serde_json::json!({"split": split, "transform": transform, "params": params})).await;
+            let info = finished_job(
+                &app,
+                serde_json::json!({"split": split, "transform": transform, "params": params}),
+            )
+            .await;
             assert_eq!(info["stop_reason"], "separated", "{solver}: {info}");
-            let model: Model = store.read_json(info["model"].as_str().expect("a model"), Kind::Model, "model.json").expect("model");
+            let model: Model = store
+                .read_json(info["model"].as_str().expect("a model"), Kind::Model, "model.json")
+                .expect("model");
             let said = model.fit.separation.unwrap_or_default();
-            assert!(said.starts_with("a combination of terms separates the classes"), "{solver}: {said}");
+            assert!(
+                said.starts_with("a combination of terms separates the classes"),
+                "{solver}: {said}"
+            );
         }
     }
 
@@ -1180,8 +1501,17 @@ mod tests {
             Some(serde_json::json!({"split": split, "transform": transform, "params": {"learning_rate": -1.0}})),
         )
         .await;
-        assert_eq!((status, body["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("INVALID_PARAMS")));
-        let (status, _) = call(&app, "POST", "/v1/jobs", Some(serde_json::json!({"split": transform, "transform": transform}))).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("INVALID_PARAMS"))
+        );
+        let (status, _) = call(
+            &app,
+            "POST",
+            "/v1/jobs",
+            Some(serde_json::json!({"split": transform, "transform": transform})),
+        )
+        .await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
         let (status, _) = call(&app, "GET", "/v1/jobs/job-999/events", None).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
@@ -1204,17 +1534,19 @@ mod tests {
     #[tokio::test]
     async fn cancel_stops_between_epochs_and_stores_nothing() {
         let (dir, app, split, transform) = setup();
-        let body =
-            serde_json::json!({"split": split, "transform": transform, "params": {"epochs": 1000000, "patience": 0, "tolerance": 0.0}});
+        let body = serde_json::json!({"split": split, "transform": transform, "params": {"epochs": 1000000, "patience": 0, "tolerance": 0.0}});
         let (_, info) = call(&app, "POST", "/v1/jobs", Some(body)).await;
         let id = info["job"].as_str().expect("id").to_string();
         let (_, info) = call(&app, "DELETE", &format!("/v1/jobs/{id}"), None).await;
         assert!(info["job"].is_string());
-        let (_, bytes) = call_raw(&app, "GET", &format!("/v1/jobs/{id}/events"), "text/plain", vec![]).await;
+        let (_, bytes) =
+            call_raw(&app, "GET", &format!("/v1/jobs/{id}/events"), "text/plain", vec![]).await;
         assert!(String::from_utf8_lossy(&bytes).contains("event: cancelled"));
         let models = std::fs::read_dir(dir.path().join("artifacts")).expect("dir").filter(|e| {
-            e.as_ref()
-                .is_ok_and(|e| std::fs::read_to_string(e.path().join("manifest.json")).is_ok_and(|m| m.contains("\"kind\": \"model\"")))
+            e.as_ref().is_ok_and(|e| {
+                std::fs::read_to_string(e.path().join("manifest.json"))
+                    .is_ok_and(|m| m.contains("\"kind\": \"model\""))
+            })
         });
         assert_eq!(models.count(), 0);
     }
@@ -1222,12 +1554,16 @@ mod tests {
     #[tokio::test]
     async fn cancel_keeping_the_best_epoch_stores_it_as_a_model_and_caches_nothing() {
         let (dir, app, split, transform) = setup();
-        let body =
-            serde_json::json!({"split": split, "transform": transform, "params": {"epochs": 1000000, "patience": 0, "tolerance": 0.0}});
+        let body = serde_json::json!({"split": split, "transform": transform, "params": {"epochs": 1000000, "patience": 0, "tolerance": 0.0}});
         let (_, info) = call(&app, "POST", "/v1/jobs", Some(body.clone())).await;
         let id = info["job"].as_str().expect("id").to_string();
-        let (status, refused) = call(&app, "DELETE", &format!("/v1/jobs/{id}?keep=all"), None).await;
-        assert_eq!((status, refused["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("INVALID_QUERY")), "{refused}");
+        let (status, refused) =
+            call(&app, "DELETE", &format!("/v1/jobs/{id}?keep=all"), None).await;
+        assert_eq!(
+            (status, refused["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("INVALID_QUERY")),
+            "{refused}"
+        );
         // Let it train a few epochs, so that there is a best one to keep.
         for _ in 0..200 {
             let (_, now) = call(&app, "GET", &format!("/v1/jobs/{id}"), None).await;
@@ -1238,21 +1574,33 @@ mod tests {
         }
         let (status, _) = call(&app, "DELETE", &format!("/v1/jobs/{id}?keep=best"), None).await;
         assert_eq!(status, StatusCode::OK);
-        let (_, bytes) = call_raw(&app, "GET", &format!("/v1/jobs/{id}/events"), "text/plain", vec![]).await;
+        let (_, bytes) =
+            call_raw(&app, "GET", &format!("/v1/jobs/{id}/events"), "text/plain", vec![]).await;
         let events = String::from_utf8_lossy(&bytes).to_string();
         assert!(events.contains("event: done") && !events.contains("event: cancelled"), "{events}");
         let (_, done) = call(&app, "GET", &format!("/v1/jobs/{id}"), None).await;
-        assert_eq!((done["state"].as_str(), done["stop_reason"].as_str()), (Some("succeeded"), Some("cancelled")), "{done}");
+        assert_eq!(
+            (done["state"].as_str(), done["stop_reason"].as_str()),
+            (Some("succeeded"), Some("cancelled")),
+            "{done}"
+        );
         let model_id = done["model"].as_str().expect("a model").to_string();
         let model: serde_json::Value = serde_json::from_slice(
-            &std::fs::read(dir.path().join("artifacts").join(&model_id).join("model.json")).expect("the model is stored"),
+            &std::fs::read(dir.path().join("artifacts").join(&model_id).join("model.json"))
+                .expect("the model is stored"),
         )
         .expect("json");
         assert_eq!(model["stop_reason"].as_str(), Some("cancelled"), "{model}");
         // The same request again is trained afresh, not answered with the stopped fit.
         let (_, again) = call(&app, "POST", "/v1/jobs", Some(body)).await;
-        assert_eq!((again["cached"].as_bool(), again["state"].as_str()), (Some(false), Some("running")), "{again}");
-        let (status, _) = call(&app, "DELETE", &format!("/v1/jobs/{}", again["job"].as_str().expect("id")), None).await;
+        assert_eq!(
+            (again["cached"].as_bool(), again["state"].as_str()),
+            (Some(false), Some("running")),
+            "{again}"
+        );
+        let (status, _) =
+            call(&app, "DELETE", &format!("/v1/jobs/{}", again["job"].as_str().expect("id")), None)
+                .await;
         assert_eq!(status, StatusCode::OK);
     }
 

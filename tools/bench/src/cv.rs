@@ -42,13 +42,18 @@ struct CvRound {
 }
 
 pub(super) async fn cv_bench(args: CvBench) -> anyhow::Result<()> {
-    anyhow::ensure!((0.0..=1.0).contains(&args.alpha), "--alpha must be between 0 and 1, got {}", args.alpha);
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&args.alpha),
+        "--alpha must be between 0 and 1, got {}",
+        args.alpha
+    );
     let scratch = tempfile::tempdir()?;
     let mut rounds = Vec::new();
     let mut last = None;
     for round in 0..args.rounds {
         let home = scratch.path().join(format!("home-{round}"));
-        let (ours, report) = cv_run(&home, &args).await.with_context(|| format!("round {}", round + 1))?;
+        let (ours, report) =
+            cv_run(&home, &args).await.with_context(|| format!("round {}", round + 1))?;
         std::fs::remove_dir_all(&home)?;
         rounds.push(ours);
         last = Some(report);
@@ -60,7 +65,10 @@ pub(super) async fn cv_bench(args: CvBench) -> anyhow::Result<()> {
 }
 
 /// The whole pipeline on the file with the penalty and folds asked for, in a fresh home.
-async fn cv_run(home: &Path, args: &CvBench) -> anyhow::Result<(CvRound, logitflow::pipeline::RunReport)> {
+async fn cv_run(
+    home: &Path,
+    args: &CvBench,
+) -> anyhow::Result<(CvRound, logitflow::pipeline::RunReport)> {
     std::fs::create_dir_all(home)?;
     let mut data = bundled_args();
     data.data = Some(args.data.clone());
@@ -71,24 +79,46 @@ async fn cv_run(home: &Path, args: &CvBench) -> anyhow::Result<(CvRound, logitfl
     data.cv = Some(args.folds);
     let request = logitflow::commands::pipeline_request(home, &data, Vec::new())?;
     let (report, _, ()) = run_once(home, &request, |_| ()).await?;
-    let train = report.stages.iter().find(|s| s.name == logitflow::pipeline::Stage::Train).context("no train stage")?;
+    let train = report
+        .stages
+        .iter()
+        .find(|s| s.name == logitflow::pipeline::Stage::Train)
+        .context("no train stage")?;
     let cv = report.model.fit.cv.as_ref().context("the run has no cross-validation")?;
-    let round = CvRound { solve_ms: train.solver_ms.unwrap_or(f64::NAN), train_stage_ms: train.ms, lambda_1se: cv.lambda_1se };
+    let round = CvRound {
+        solve_ms: train.solver_ms.unwrap_or(f64::NAN),
+        train_stage_ms: train.ms,
+        lambda_1se: cv.lambda_1se,
+    };
     Ok((round, report))
 }
 
 /// cv.glmnet on the same rows and folds, timed `rounds` times in one R process.
-async fn r_peer(args: &CvBench, scratch: &Path, report: &logitflow::pipeline::RunReport) -> anyhow::Result<serde_json::Value> {
+async fn r_peer(
+    args: &CvBench,
+    scratch: &Path,
+    report: &logitflow::pipeline::RunReport,
+) -> anyhow::Result<serde_json::Value> {
     let cv = report.model.fit.cv.as_ref().context("the run has no cross-validation")?;
     let classes = report.model.classes.as_ref().context("the model names no classes")?;
-    let (script, features, folds) = (scratch.join("cv.R"), scratch.join("features.txt"), scratch.join("folds.txt"));
+    let (script, features, folds) =
+        (scratch.join("cv.R"), scratch.join("features.txt"), scratch.join("folds.txt"));
     std::fs::write(&script, CV_R)?;
     std::fs::write(&features, report.feature_names.join("\n"))?;
-    std::fs::write(&folds, cv.fold_of_row.iter().map(usize::to_string).collect::<Vec<_>>().join("\n"))?;
+    std::fs::write(
+        &folds,
+        cv.fold_of_row.iter().map(usize::to_string).collect::<Vec<_>>().join("\n"),
+    )?;
     let (alpha, rounds) = (args.alpha.to_string(), args.rounds.to_string());
     let out = tokio::process::Command::new(&args.rscript)
         .arg(&script)
-        .args([args.data.as_os_str(), args.label.as_ref(), classes.positive.as_ref(), features.as_os_str(), folds.as_os_str()])
+        .args([
+            args.data.as_os_str(),
+            args.label.as_ref(),
+            classes.positive.as_ref(),
+            features.as_os_str(),
+            folds.as_os_str(),
+        ])
         .args([alpha, rounds])
         .kill_on_drop(true)
         .output()
@@ -104,14 +134,25 @@ async fn r_peer(args: &CvBench, scratch: &Path, report: &logitflow::pipeline::Ru
 }
 
 fn render(args: &CvBench, rounds: &[CvRound], peer: &serde_json::Value) -> String {
-    let spread = |values: Vec<f64>| Spread::of(values).map_or_else(|| "?".to_string(), |s| s.render(1, " ms"));
+    let spread = |values: Vec<f64>| {
+        Spread::of(values).map_or_else(|| "?".to_string(), |s| s.render(1, " ms"))
+    };
     let solve: Vec<f64> = rounds.iter().map(|r| r.solve_ms).collect();
-    let peer_ms: Vec<f64> = peer["seconds"].as_array().into_iter().flatten().filter_map(|s| s.as_f64()).map(|s| s * 1e3).collect();
+    let peer_ms: Vec<f64> = peer["seconds"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.as_f64())
+        .map(|s| s * 1e3)
+        .collect();
     let ratio = match (Spread::of(solve.clone()), Spread::of(peer_ms.clone())) {
         (Some(ours), Some(theirs)) => format!("{:.2}×", ours.median / theirs.median),
         _ => "?".to_string(),
     };
-    let same = rounds.iter().all(|r| (r.lambda_1se - peer["lambda_1se"].as_f64().unwrap_or(f64::NAN)).abs() <= 1e-12 * r.lambda_1se);
+    let same = rounds.iter().all(|r| {
+        (r.lambda_1se - peer["lambda_1se"].as_f64().unwrap_or(f64::NAN)).abs()
+            <= 1e-12 * r.lambda_1se
+    });
     format!(
         "{} (α = {}, {} folds), {} rounds; median (least–most)\n  logitflow solve (path + folds) {}\n  logitflow train stage        {}\n  cv.glmnet {}              {}\n  solve / cv.glmnet: {ratio}; λ_1se {} ({})\n",
         args.data.display(),

@@ -31,7 +31,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "logitflow-bench", version, about = "logitflow's benchmarks, each against a peer measured in the same run")]
+#[command(
+    name = "logitflow-bench",
+    version,
+    about = "logitflow's benchmarks, each against a peer measured in the same run"
+)]
 pub struct BenchArgs {
     #[command(subcommand)]
     pub what: BenchWhat,
@@ -188,7 +192,14 @@ fn worked_example_home() -> anyhow::Result<tempfile::TempDir> {
     use logitflow_core::store::{Kind, Store};
     let home = tempfile::tempdir()?;
     let store = Store::open(home.path())?;
-    let id = store.put_json(Kind::Model, "bench", vec![], serde_json::json!({}), "model.json", &Model::worked_example())?;
+    let id = store.put_json(
+        Kind::Model,
+        "bench",
+        vec![],
+        serde_json::json!({}),
+        "model.json",
+        &Model::worked_example(),
+    )?;
     let registry = Registry::open(home.path());
     registry.register("admissions", &id, None, None)?;
     registry.set_alias("admissions", STABLE, 1)?;
@@ -231,17 +242,29 @@ async fn serve_bench(args: ServeBench) -> anyhow::Result<()> {
         let (addr, pid) = (serve.addr.context("serve address")?, serve.pid.context("serve pid")?);
         tokio::time::sleep(Duration::from_millis(300)).await;
         let idle_rss = resident_bytes(pid);
-        let serve_target = |name, addr, wire| Target { name, addr, wire, token: Some(token.clone()), pid };
+        let serve_target =
+            |name, addr, wire| Target { name, addr, wire, token: Some(token.clone()), pid };
         // The baseline (bare handler, or serve with JSON) and what is measured against it.
         let mut bare = None;
         let (baseline, measured) = if args.binary {
-            (serve_target("serve HTTP JSON", addr, Wire::HttpJson), serve_target("serve HTTP binary", addr, Wire::HttpBinary))
+            (
+                serve_target("serve HTTP JSON", addr, Wire::HttpJson),
+                serve_target("serve HTTP binary", addr, Wire::HttpBinary),
+            )
         } else {
             let (command, wire, served) = if args.grpc {
                 let grpc = serve.grpc_addr.context("serve's gRPC address")?;
-                ("bare-grpc-server", Wire::Grpc, serve_target("logitflow serve gRPC", grpc, Wire::Grpc))
+                (
+                    "bare-grpc-server",
+                    Wire::Grpc,
+                    serve_target("logitflow serve gRPC", grpc, Wire::Grpc),
+                )
             } else {
-                ("bare-server", Wire::HttpJson, serve_target("logitflow serve", addr, Wire::HttpJson))
+                (
+                    "bare-server",
+                    Wire::HttpJson,
+                    serve_target("logitflow serve", addr, Wire::HttpJson),
+                )
             };
             let mut child = tokio::process::Command::new(std::env::current_exe()?)
                 .args(["bench", command])
@@ -251,7 +274,11 @@ async fn serve_bench(args: ServeBench) -> anyhow::Result<()> {
             let bare_addr = {
                 use tokio::io::AsyncBufReadExt;
                 let stdout = child.stdout.take().context("bare stdout")?;
-                let line = tokio::io::BufReader::new(stdout).lines().next_line().await?.context("bare listening line")?;
+                let line = tokio::io::BufReader::new(stdout)
+                    .lines()
+                    .next_line()
+                    .await?
+                    .context("bare listening line")?;
                 logitflow::supervisor::listening_addr(&line).context("bare address")?
             };
             let bare_pid = child.id().context("bare pid")?;
@@ -268,14 +295,19 @@ async fn serve_bench(args: ServeBench) -> anyhow::Result<()> {
         if let Some(mut bare) = bare {
             let _ = bare.kill().await;
         }
-        Ok::<_, anyhow::Error>((measured_samples.result(measured.name), baseline_samples.result(baseline.name), idle_rss))
+        Ok::<_, anyhow::Error>((
+            measured_samples.result(measured.name),
+            baseline_samples.result(baseline.name),
+            idle_rss,
+        ))
     }
     .await;
     supervisor.shutdown().await;
     let (measured, baseline, idle_rss) = outcome?;
     let ratio = measured.requests_per_s / baseline.requests_per_s.max(1e-9);
     if args.json {
-        let (measured_key, baseline_key) = if args.binary { ("binary", "json") } else { ("serve", "bare") };
+        let (measured_key, baseline_key) =
+            if args.binary { ("binary", "json") } else { ("serve", "bare") };
         println!(
             "{}",
             serde_json::json!({measured_key: measured, baseline_key: baseline, "ratio": ratio, "rows": rows, "serve_idle_rss_bytes": idle_rss})
@@ -288,9 +320,14 @@ async fn serve_bench(args: ServeBench) -> anyhow::Result<()> {
             args.rounds,
             if rows == 1 { "" } else { "s" }
         );
-        println!("{:<22} {:>10} {:>9} {:>9} {:>9} {:>7} {:>12}", "target", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "errors", "CPU µs/req");
+        println!(
+            "{:<22} {:>10} {:>9} {:>9} {:>9} {:>7} {:>12}",
+            "target", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "errors", "CPU µs/req"
+        );
         for r in [&measured, &baseline] {
-            let cpu = r.server_cpu_us_per_request.map_or_else(|| "-".to_string(), |us| format!("{us:.1}"));
+            let cpu = r
+                .server_cpu_us_per_request
+                .map_or_else(|| "-".to_string(), |us| format!("{us:.1}"));
             println!(
                 "{:<22} {:>10.0} {:>9.3} {:>9.3} {:>9.3} {:>7} {:>12}",
                 r.target, r.requests_per_s, r.p50_ms, r.p99_ms, r.p999_ms, r.errors, cpu
@@ -327,8 +364,10 @@ impl Samples {
     fn result(mut self, target: &str) -> LoadResult {
         self.latencies.sort_unstable();
         let l = &self.latencies;
-        let pct =
-            |p: f64| l.get(((l.len() as f64 * p) as usize).min(l.len().saturating_sub(1))).map_or(f64::NAN, |&us| f64::from(us) / 1e3);
+        let pct = |p: f64| {
+            l.get(((l.len() as f64 * p) as usize).min(l.len().saturating_sub(1)))
+                .map_or(f64::NAN, |&us| f64::from(us) / 1e3)
+        };
         LoadResult {
             target: target.to_string(),
             requests: l.len() as u64,
@@ -338,22 +377,35 @@ impl Samples {
             p50_ms: pct(0.50),
             p99_ms: pct(0.99),
             p999_ms: pct(0.999),
-            server_cpu_us_per_request: self.server_cpu_seconds.map(|s| s * 1e6 / (l.len() as f64).max(1.0)),
+            server_cpu_us_per_request: self
+                .server_cpu_seconds
+                .map(|s| s * 1e6 / (l.len() as f64).max(1.0)),
         }
     }
 }
 
 /// `connections` keep-alive connections to `target`, each sending one request of `rows` rows
 /// after another for `length`.
-async fn load(target: &Target, rows: usize, connections: usize, length: Duration) -> anyhow::Result<Samples> {
+async fn load(
+    target: &Target,
+    rows: usize,
+    connections: usize,
+    length: Duration,
+) -> anyhow::Result<Samples> {
     let cpu_before = logitflow_kit::cpu_seconds(target.pid);
     let started = Instant::now();
     let deadline = started + length;
     let mut tasks = Vec::new();
     for _ in 0..connections {
         tasks.push(match target.wire {
-            Wire::Grpc => tokio::spawn(grpc_connection(target.addr, target.token.clone(), rows, deadline)),
-            wire => tokio::spawn(http_connection(http_request(target, wire, rows)?, target.addr, deadline)),
+            Wire::Grpc => {
+                tokio::spawn(grpc_connection(target.addr, target.token.clone(), rows, deadline))
+            }
+            wire => tokio::spawn(http_connection(
+                http_request(target, wire, rows)?,
+                target.addr,
+                deadline,
+            )),
         });
     }
     let mut samples = Samples::default();
@@ -363,7 +415,9 @@ async fn load(target: &Target, rows: usize, connections: usize, length: Duration
         samples.errors += e;
     }
     samples.seconds = started.elapsed().as_secs_f64();
-    samples.server_cpu_seconds = cpu_before.zip(logitflow_kit::cpu_seconds(target.pid)).map(|(before, after)| after - before);
+    samples.server_cpu_seconds = cpu_before
+        .zip(logitflow_kit::cpu_seconds(target.pid))
+        .map(|(before, after)| after - before);
     Ok(samples)
 }
 
@@ -379,7 +433,11 @@ type HttpRequest = hyper::Request<http_body_util::Full<bytes::Bytes>>;
 /// The client is hyper's connection-level HTTP/1.1 client with the request prepared once: the
 /// load generator shares the machine with the server, so every cycle it spends (a general
 /// client parses the URL and builds its headers on each request) is taken from the server.
-fn http_request(target: &Target, wire: Wire, rows: usize) -> anyhow::Result<impl Fn() -> HttpRequest + Clone + Send + 'static> {
+fn http_request(
+    target: &Target,
+    wire: Wire,
+    rows: usize,
+) -> anyhow::Result<impl Fn() -> HttpRequest + Clone + Send + 'static> {
     use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderName, HeaderValue};
     let values = scores(rows);
     let (body, header_length) = match wire {
@@ -394,11 +452,17 @@ fn http_request(target: &Target, wire: Wire, rows: usize) -> anyhow::Result<impl
             body.extend(values.iter().flat_map(|v| v.to_le_bytes()));
             (body, Some(HeaderValue::from(header_length)))
         }
-        _ => (serde_json::to_vec(&InferRequest::rows(&values.iter().map(|&v| vec![v]).collect::<Vec<_>>()))?, None),
+        _ => (
+            serde_json::to_vec(&InferRequest::rows(
+                &values.iter().map(|&v| vec![v]).collect::<Vec<_>>(),
+            ))?,
+            None,
+        ),
     };
     let body = bytes::Bytes::from(body);
     let host = HeaderValue::from_str(&target.addr.to_string())?;
-    let auth = target.token.as_ref().map(|t| HeaderValue::from_str(&format!("Bearer {t}"))).transpose()?;
+    let auth =
+        target.token.as_ref().map(|t| HeaderValue::from_str(&format!("Bearer {t}"))).transpose()?;
     Ok(move || {
         let mut r = hyper::Request::new(http_body_util::Full::new(body.clone()));
         *r.method_mut() = hyper::Method::POST;
@@ -408,7 +472,10 @@ fn http_request(target: &Target, wire: Wire, rows: usize) -> anyhow::Result<impl
         match &header_length {
             Some(length) => {
                 headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
-                headers.insert(HeaderName::from_static("inference-header-content-length"), length.clone());
+                headers.insert(
+                    HeaderName::from_static("inference-header-content-length"),
+                    length.clone(),
+                );
             }
             None => {
                 headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -422,7 +489,11 @@ fn http_request(target: &Target, wire: Wire, rows: usize) -> anyhow::Result<impl
 }
 
 /// One keep-alive HTTP/1.1 connection's requests until `deadline`: latencies (µs) and errors.
-async fn http_connection(request: impl Fn() -> HttpRequest, addr: std::net::SocketAddr, deadline: Instant) -> (Vec<u32>, u64) {
+async fn http_connection(
+    request: impl Fn() -> HttpRequest,
+    addr: std::net::SocketAddr,
+    deadline: Instant,
+) -> (Vec<u32>, u64) {
     use http_body_util::BodyExt;
     let mut latencies: Vec<u32> = Vec::with_capacity(1 << 14);
     let mut errors = 0u64;
@@ -432,7 +503,9 @@ async fn http_connection(request: impl Fn() -> HttpRequest, addr: std::net::Sock
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let Ok((mut sender, connection)) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await else {
+        let Ok((mut sender, connection)) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await
+        else {
             errors += 1;
             continue;
         };
@@ -440,7 +513,9 @@ async fn http_connection(request: impl Fn() -> HttpRequest, addr: std::net::Sock
         while Instant::now() < deadline {
             let t = Instant::now();
             let answered = match sender.send_request(request()).await {
-                Ok(response) => response.status().is_success() && response.into_body().collect().await.is_ok(),
+                Ok(response) => {
+                    response.status().is_success() && response.into_body().collect().await.is_ok()
+                }
                 Err(_) => false,
             };
             if answered {
@@ -456,18 +531,29 @@ async fn http_connection(request: impl Fn() -> HttpRequest, addr: std::net::Sock
 }
 
 /// One gRPC (HTTP/2) connection's `ModelInfer` calls, one at a time, until `deadline`.
-async fn grpc_connection(addr: std::net::SocketAddr, token: Option<String>, rows: usize, deadline: Instant) -> (Vec<u32>, u64) {
+async fn grpc_connection(
+    addr: std::net::SocketAddr,
+    token: Option<String>,
+    rows: usize,
+    deadline: Instant,
+) -> (Vec<u32>, u64) {
     use logitflow_serve::grpc::proto::grpc_inference_service_client::GrpcInferenceServiceClient;
     use logitflow_serve::grpc::proto::{ModelInferRequest, model_infer_request::InferInputTensor};
     let mut latencies: Vec<u32> = Vec::with_capacity(1 << 14);
     let mut errors = 0u64;
     let request = ModelInferRequest {
         model_name: "admissions".into(),
-        inputs: vec![InferInputTensor { name: "score".into(), datatype: "FP64".into(), shape: vec![rows as i64, 1], ..Default::default() }],
+        inputs: vec![InferInputTensor {
+            name: "score".into(),
+            datatype: "FP64".into(),
+            shape: vec![rows as i64, 1],
+            ..Default::default()
+        }],
         raw_input_contents: vec![scores(rows).iter().flat_map(|v| v.to_le_bytes()).collect()],
         ..Default::default()
     };
-    let auth: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>> = token.and_then(|t| format!("Bearer {t}").parse().ok());
+    let auth: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>> =
+        token.and_then(|t| format!("Bearer {t}").parse().ok());
     'connect: while Instant::now() < deadline {
         let endpoint = match tonic::transport::Endpoint::from_shared(format!("http://{addr}")) {
             Ok(endpoint) => endpoint.tcp_nodelay(true),
@@ -485,7 +571,13 @@ async fn grpc_connection(addr: std::net::SocketAddr, token: Option<String>, rows
             }
             let t = Instant::now();
             match client.model_infer(call).await {
-                Ok(answer) if answer.get_ref().raw_output_contents.first().is_some_and(|o| o.len() == rows * 8) => {
+                Ok(answer)
+                    if answer
+                        .get_ref()
+                        .raw_output_contents
+                        .first()
+                        .is_some_and(|o| o.len() == rows * 8) =>
+                {
                     latencies.push(t.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
                 }
                 _ => {
@@ -525,7 +617,10 @@ async fn bare_server() -> anyhow::Result<()> {
     }
     let app = axum::Router::new().route(INFER_PATH, post(infer));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    println!("{}", serde_json::json!({"event": "listening", "service": "bare", "addr": listener.local_addr()?.to_string()}));
+    println!(
+        "{}",
+        serde_json::json!({"event": "listening", "service": "bare", "addr": listener.local_addr()?.to_string()})
+    );
     axum::serve(listener, app).with_graceful_shutdown(logitflow_kit::shutdown_signal()).await?;
     Ok(())
 }
@@ -533,7 +628,9 @@ async fn bare_server() -> anyhow::Result<()> {
 /// The limit over gRPC: tonic's generated service, decoding the same raw FP64 contents and
 /// doing the same arithmetic, with no catalog, no token and no statistics.
 async fn bare_grpc_server() -> anyhow::Result<()> {
-    use logitflow_serve::grpc::proto::grpc_inference_service_server::{GrpcInferenceService, GrpcInferenceServiceServer};
+    use logitflow_serve::grpc::proto::grpc_inference_service_server::{
+        GrpcInferenceService, GrpcInferenceServiceServer,
+    };
     use logitflow_serve::grpc::proto::{self, model_infer_response::InferOutputTensor};
     use tonic::{Request, Response, Status};
     struct Bare;
@@ -542,9 +639,15 @@ async fn bare_grpc_server() -> anyhow::Result<()> {
     }
     #[tonic::async_trait]
     impl GrpcInferenceService for Bare {
-        async fn model_infer(&self, request: Request<proto::ModelInferRequest>) -> Result<Response<proto::ModelInferResponse>, Status> {
+        async fn model_infer(
+            &self,
+            request: Request<proto::ModelInferRequest>,
+        ) -> Result<Response<proto::ModelInferResponse>, Status> {
             let r = request.into_inner();
-            let raw = r.raw_input_contents.first().ok_or_else(|| Status::invalid_argument("no raw input"))?;
+            let raw = r
+                .raw_input_contents
+                .first()
+                .ok_or_else(|| Status::invalid_argument("no raw input"))?;
             let mut out = Vec::with_capacity(raw.len());
             for bytes in raw.chunks_exact(8) {
                 let mut b = [0u8; 8];
@@ -567,13 +670,22 @@ async fn bare_grpc_server() -> anyhow::Result<()> {
                 raw_output_contents: vec![out],
             }))
         }
-        async fn server_live(&self, _: Request<proto::ServerLiveRequest>) -> Result<Response<proto::ServerLiveResponse>, Status> {
+        async fn server_live(
+            &self,
+            _: Request<proto::ServerLiveRequest>,
+        ) -> Result<Response<proto::ServerLiveResponse>, Status> {
             unimplemented()
         }
-        async fn server_ready(&self, _: Request<proto::ServerReadyRequest>) -> Result<Response<proto::ServerReadyResponse>, Status> {
+        async fn server_ready(
+            &self,
+            _: Request<proto::ServerReadyRequest>,
+        ) -> Result<Response<proto::ServerReadyResponse>, Status> {
             unimplemented()
         }
-        async fn model_ready(&self, _: Request<proto::ModelReadyRequest>) -> Result<Response<proto::ModelReadyResponse>, Status> {
+        async fn model_ready(
+            &self,
+            _: Request<proto::ModelReadyRequest>,
+        ) -> Result<Response<proto::ModelReadyResponse>, Status> {
             unimplemented()
         }
         async fn server_metadata(
@@ -582,7 +694,10 @@ async fn bare_grpc_server() -> anyhow::Result<()> {
         ) -> Result<Response<proto::ServerMetadataResponse>, Status> {
             unimplemented()
         }
-        async fn model_metadata(&self, _: Request<proto::ModelMetadataRequest>) -> Result<Response<proto::ModelMetadataResponse>, Status> {
+        async fn model_metadata(
+            &self,
+            _: Request<proto::ModelMetadataRequest>,
+        ) -> Result<Response<proto::ModelMetadataResponse>, Status> {
             unimplemented()
         }
         async fn model_statistics(
@@ -605,10 +720,16 @@ async fn bare_grpc_server() -> anyhow::Result<()> {
         }
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    println!("{}", serde_json::json!({"event": "listening", "service": "bare-grpc", "addr": listener.local_addr()?.to_string()}));
+    println!(
+        "{}",
+        serde_json::json!({"event": "listening", "service": "bare-grpc", "addr": listener.local_addr()?.to_string()})
+    );
     tonic::transport::Server::builder()
         .add_service(GrpcInferenceServiceServer::new(Bare))
-        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), logitflow_kit::shutdown_signal())
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            logitflow_kit::shutdown_signal(),
+        )
         .await?;
     Ok(())
 }
@@ -616,7 +737,8 @@ async fn bare_grpc_server() -> anyhow::Result<()> {
 async fn pipeline_bench(args: PipelineBench) -> anyhow::Result<()> {
     let scratch = tempfile::tempdir()?;
     let mut results = serde_json::Map::new();
-    let request = logitflow::commands::pipeline_request(scratch.path(), &bundled_args(), Vec::new())?;
+    let request =
+        logitflow::commands::pipeline_request(scratch.path(), &bundled_args(), Vec::new())?;
     let (startup, served_ms, rss) = time_pipeline(scratch.path(), request).await?;
     results.insert("startup_to_all_ready_ms".into(), startup.into());
     results.insert("train_to_served_ms_bundled".into(), served_ms.into());
@@ -638,7 +760,11 @@ async fn pipeline_bench(args: PipelineBench) -> anyhow::Result<()> {
             // Each round's home holds a copy of the data: gone before the next, so that a
             // long series does not fill the disk.
             std::fs::remove_dir_all(&home)?;
-            let peer = if args.peer.vs_python { Some(python_peer(&args.peer.python, scratch.path(), &csv, &label).await?) } else { None };
+            let peer = if args.peer.vs_python {
+                Some(python_peer(&args.peer.python, scratch.path(), &csv, &label).await?)
+            } else {
+                None
+            };
             if !args.json {
                 if args.rounds > 1 {
                     println!("round {} of {}", round + 1, args.rounds);
@@ -670,7 +796,9 @@ async fn pipeline_bench(args: PipelineBench) -> anyhow::Result<()> {
     if args.json {
         println!("{}", serde_json::Value::Object(results));
     } else {
-        for (k, v) in results.iter().filter(|(k, _)| !matches!(k.as_str(), "large_csv" | "large_csv_summary" | "python_peer")) {
+        for (k, v) in results.iter().filter(|(k, _)| {
+            !matches!(k.as_str(), "large_csv" | "large_csv_summary" | "python_peer")
+        }) {
             println!("{k:<34} {v}");
         }
     }
@@ -773,9 +901,13 @@ async fn large_run(home: &Path, csv: &Path, label: &str) -> anyhow::Result<Large
     let parse_ms = {
         let (csv, label) = (csv.to_path_buf(), label.to_string());
         tokio::task::spawn_blocking(move || {
-            let options = logitflow_core::table::CsvOptions { label: Some(label), ..Default::default() };
+            let options =
+                logitflow_core::table::CsvOptions { label: Some(label), ..Default::default() };
             let started = Instant::now();
-            logitflow_core::table::RawTable::from_csv_parallel(std::fs::File::open(&csv)?, &options)?;
+            logitflow_core::table::RawTable::from_csv_parallel(
+                std::fs::File::open(&csv)?,
+                &options,
+            )?;
             Ok::<_, anyhow::Error>(started.elapsed().as_secs_f64() * 1e3)
         })
         .await??
@@ -786,7 +918,11 @@ async fn large_run(home: &Path, csv: &Path, label: &str) -> anyhow::Result<Large
     data.solver = logitflow::cli::SolverArg::Newton;
     let request = logitflow::commands::pipeline_request(home, &data, Vec::new())?;
     let (report, wall_ms, peak_resident_bytes) = run_once(home, &request, |supervisor| {
-        supervisor.snapshots().iter().filter_map(|s| Some((s.name.as_str().to_string(), peak_resident_bytes(s.pid?)?))).collect()
+        supervisor
+            .snapshots()
+            .iter()
+            .filter_map(|s| Some((s.name.as_str().to_string(), peak_resident_bytes(s.pid?)?)))
+            .collect()
     })
     .await?;
     let rows = report.rows.train + report.rows.validation + report.rows.test;
@@ -817,7 +953,8 @@ async fn run_once<T>(
     let supervisor = logitflow::commands::start_services(home, request)?;
     let outcome = async {
         supervisor.wait_ready(Duration::from_secs(30)).await.map_err(|e| anyhow::anyhow!(e))?;
-        let clients = logitflow::pipeline::Clients::from_supervisor(&supervisor).context("addresses")?;
+        let clients =
+            logitflow::pipeline::Clients::from_supervisor(&supervisor).context("addresses")?;
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
         let t = Instant::now();
         let report = logitflow::pipeline::run_pipeline(&clients, request, tx, None).await?;
@@ -835,7 +972,12 @@ fn peak_resident_bytes(pid: u32) -> Option<u64> {
 }
 
 /// The same work in Python in one process (`peers/pipeline.py`): its JSON answer.
-async fn python_peer(python: &Path, scratch: &Path, csv: &Path, label: &str) -> anyhow::Result<serde_json::Value> {
+async fn python_peer(
+    python: &Path,
+    scratch: &Path,
+    csv: &Path,
+    label: &str,
+) -> anyhow::Result<serde_json::Value> {
     // The held-out fraction and the seed the logitflow run used: the defaults.
     let data = bundled_args();
     let (fraction, seed) = (data.test_fraction.to_string(), data.seed.to_string());
@@ -845,14 +987,26 @@ async fn python_peer(python: &Path, scratch: &Path, csv: &Path, label: &str) -> 
 
 /// Runs the peer `script` (one of `tools/bench/peers/`, written to `scratch` as `name`) and parses the
 /// JSON object it prints.
-async fn run_peer(python: &Path, scratch: &Path, name: &str, script: &str, args: &[&std::ffi::OsStr]) -> anyhow::Result<serde_json::Value> {
+async fn run_peer(
+    python: &Path,
+    scratch: &Path,
+    name: &str,
+    script: &str,
+    args: &[&std::ffi::OsStr],
+) -> anyhow::Result<serde_json::Value> {
     let stdout = run_python(python, scratch, name, script, args).await?;
     serde_json::from_slice(&stdout).context("the Python peer's answer is not JSON")
 }
 
 /// Runs `script` (written to `scratch` as `name`) with `args`: what it prints, once it has
 /// succeeded.
-async fn run_python(python: &Path, scratch: &Path, name: &str, script: &str, args: &[&std::ffi::OsStr]) -> anyhow::Result<Vec<u8>> {
+async fn run_python(
+    python: &Path,
+    scratch: &Path,
+    name: &str,
+    script: &str,
+    args: &[&std::ffi::OsStr],
+) -> anyhow::Result<Vec<u8>> {
     let path = scratch.join(name);
     std::fs::write(&path, script)?;
     let out = tokio::process::Command::new(python)
@@ -873,7 +1027,8 @@ async fn run_python(python: &Path, scratch: &Path, name: &str, script: &str, arg
 
 /// "peak resident: advisor 10 MB, batch 10 MB, …".
 fn peaks(peak_resident_bytes: &std::collections::BTreeMap<String, u64>) -> String {
-    let each: Vec<String> = peak_resident_bytes.iter().map(|(k, v)| format!("{k} {}", megabytes(*v))).collect();
+    let each: Vec<String> =
+        peak_resident_bytes.iter().map(|(k, v)| format!("{k} {}", megabytes(*v))).collect();
     format!("peak resident: {}", each.join(", "))
 }
 
@@ -884,7 +1039,10 @@ fn peer_ms(peer: &serde_json::Value, path: &[&str]) -> f64 {
 
 /// The peer's figures in a line: its versions, each (label, step) in ms, the total, the peak.
 fn peer_line(peer: &serde_json::Value, data: &str, steps: &[(&str, &str)]) -> String {
-    let each: Vec<String> = steps.iter().map(|(label, step)| format!("{label} {:.1}", peer_ms(peer, &["steps_s", step]))).collect();
+    let each: Vec<String> = steps
+        .iter()
+        .map(|(label, step)| format!("{label} {:.1}", peer_ms(peer, &["steps_s", step])))
+        .collect();
     format!(
         "python peer (pandas {}, scikit-learn {}), same {data}, same run: {} ms; total {:.1} ms; peak {}",
         peer["pandas"].as_str().unwrap_or("?"),
@@ -914,16 +1072,27 @@ fn render_large_run(run: &LargeRun, peer: Option<&serde_json::Value>) -> String 
     );
     for (stage, ms) in &run.stages_ms {
         let inside = match stage.as_str() {
-            "train" => run.solver_ms.map(|s| format!("  (the solver {s:.0} ms)")).unwrap_or_default(),
+            "train" => {
+                run.solver_ms.map(|s| format!("  (the solver {s:.0} ms)")).unwrap_or_default()
+            }
             "ingest" => format!("  (the parse alone {:.0} ms)", run.parse_ms),
             _ => String::new(),
         };
         let _ = writeln!(out, "  {stage:<11} {ms:>8.1} ms{inside}");
     }
-    let _ = writeln!(out, "  {:<11} {:>8.1} ms   wall {:.1} ms", "stages", run.stage_total_ms, run.wall_ms);
+    let _ = writeln!(
+        out,
+        "  {:<11} {:>8.1} ms   wall {:.1} ms",
+        "stages", run.stage_total_ms, run.wall_ms
+    );
     let _ = writeln!(out, "  {}", peaks(&run.peak_resident_bytes));
     let largest = run.peak_resident_bytes.values().copied().max().unwrap_or(0);
-    let _ = writeln!(out, "  largest peak {} = {:.2}× the data as f64", megabytes(largest), largest as f64 / run.data_as_f64_bytes as f64);
+    let _ = writeln!(
+        out,
+        "  largest peak {} = {:.2}× the data as f64",
+        megabytes(largest),
+        largest as f64 / run.data_as_f64_bytes as f64
+    );
     if let (Some(train), Some(solver)) = (run.stage_ms("train"), run.solver_ms) {
         let _ = writeln!(out, "  train stage / solver = {:.2}", train / solver);
     }
@@ -1000,20 +1169,35 @@ impl Spread {
 impl RoundsSummary {
     fn of(runs: &[LargeRun], peers: &[serde_json::Value]) -> RoundsSummary {
         let stage = |run: &LargeRun, name: &str| run.stage_ms(name).unwrap_or(f64::NAN);
-        let names = runs.first().map(|r| r.stages_ms.iter().map(|(s, _)| s.clone()).collect::<Vec<_>>()).unwrap_or_default();
-        let mut stages_ms: Vec<(String, Spread)> =
-            names.iter().filter_map(|name| Some((name.clone(), Spread::of(runs.iter().map(|r| stage(r, name)))?))).collect();
-        stages_ms.extend(Spread::of(runs.iter().map(|r| r.stage_total_ms)).map(|s| ("stages".to_string(), s)));
+        let names = runs
+            .first()
+            .map(|r| r.stages_ms.iter().map(|(s, _)| s.clone()).collect::<Vec<_>>())
+            .unwrap_or_default();
+        let mut stages_ms: Vec<(String, Spread)> = names
+            .iter()
+            .filter_map(|name| {
+                Some((name.clone(), Spread::of(runs.iter().map(|r| stage(r, name)))?))
+            })
+            .collect();
+        stages_ms.extend(
+            Spread::of(runs.iter().map(|r| r.stage_total_ms)).map(|s| ("stages".to_string(), s)),
+        );
         let solver = |r: &LargeRun| r.solver_ms.unwrap_or(f64::NAN);
         // Each comparison's ratio in every round, labelled as the first round's are.
-        let per_round: Vec<Vec<PeerComparison>> = peers.iter().zip(runs).map(|(p, r)| peer_comparisons(p, r)).collect();
+        let per_round: Vec<Vec<PeerComparison>> =
+            peers.iter().zip(runs).map(|(p, r)| peer_comparisons(p, r)).collect();
         let peer_ratios = match per_round.first() {
             Some(first) if peers.len() == runs.len() => first
                 .iter()
                 .enumerate()
                 .filter_map(|(i, c)| {
-                    let ratios = per_round.iter().map(|round| round.get(i).map_or(f64::NAN, |c| c.peer_ms / c.our_ms));
-                    Some((format!("{}: {} / {}", c.work, c.peer_side, c.our_side), Spread::of(ratios)?))
+                    let ratios = per_round
+                        .iter()
+                        .map(|round| round.get(i).map_or(f64::NAN, |c| c.peer_ms / c.our_ms));
+                    Some((
+                        format!("{}: {} / {}", c.work, c.peer_side, c.our_side),
+                        Spread::of(ratios)?,
+                    ))
                 })
                 .collect(),
             _ => Vec::new(),
@@ -1024,9 +1208,10 @@ impl RoundsSummary {
             parse_ms: Spread::of(runs.iter().map(|r| r.parse_ms)),
             solver_ms: Spread::of(runs.iter().map(solver)),
             train_stage_per_solver: Spread::of(runs.iter().map(|r| stage(r, "train") / solver(r))),
-            largest_peak_per_data: Spread::of(
-                runs.iter().map(|r| r.peak_resident_bytes.values().copied().max().unwrap_or(0) as f64 / r.data_as_f64_bytes as f64),
-            ),
+            largest_peak_per_data: Spread::of(runs.iter().map(|r| {
+                r.peak_resident_bytes.values().copied().max().unwrap_or(0) as f64
+                    / r.data_as_f64_bytes as f64
+            })),
             peer_ratios,
         }
     }
@@ -1041,7 +1226,12 @@ impl RoundsSummary {
             let _ = writeln!(out, "  the parse alone {}", parse.render(0, " ms"));
         }
         if let (Some(solver), Some(ratio)) = (self.solver_ms, self.train_stage_per_solver) {
-            let _ = writeln!(out, "  the solver {}; train stage / solver {}", solver.render(0, " ms"), ratio.render(2, ""));
+            let _ = writeln!(
+                out,
+                "  the solver {}; train stage / solver {}",
+                solver.render(0, " ms"),
+                ratio.render(2, "")
+            );
         }
         if let Some(peak) = self.largest_peak_per_data {
             let _ = writeln!(out, "  largest peak / the data as f64 {}", peak.render(2, "×"));
@@ -1075,8 +1265,13 @@ async fn time_pipeline(
         supervisor.wait_ready(Duration::from_secs(30)).await.map_err(|e| anyhow::anyhow!(e))?;
         let startup = launched.elapsed().as_secs_f64() * 1e3;
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let rss = supervisor.snapshots().iter().filter_map(|s| Some((s.name.as_str().to_string(), resident_bytes(s.pid?)?))).collect();
-        let clients = logitflow::pipeline::Clients::from_supervisor(&supervisor).context("addresses")?;
+        let rss = supervisor
+            .snapshots()
+            .iter()
+            .filter_map(|s| Some((s.name.as_str().to_string(), resident_bytes(s.pid?)?)))
+            .collect();
+        let clients =
+            logitflow::pipeline::Clients::from_supervisor(&supervisor).context("addresses")?;
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
         let t = Instant::now();
         logitflow::pipeline::run_pipeline(&clients, &request, tx, None).await?;
@@ -1120,11 +1315,16 @@ async fn batch_bench(args: BatchBench) -> anyhow::Result<()> {
         let batch = supervisor.client(ServiceName::Batch).context("batch's address")?;
         let body_bytes = body.len();
         let started = Instant::now();
-        let response = batch.post_bytes("/v1/score?model=admissions", "text/csv", body.clone().into_bytes()).await?;
+        let response = batch
+            .post_bytes("/v1/score?model=admissions", "text/csv", body.clone().into_bytes())
+            .await?;
         let answer = response.bytes().await?;
         let ms = started.elapsed().as_secs_f64() * 1e3;
-        let peak_resident_bytes =
-            supervisor.snapshots().iter().filter_map(|s| Some((s.name.as_str().to_string(), peak_resident_bytes(s.pid?)?))).collect();
+        let peak_resident_bytes = supervisor
+            .snapshots()
+            .iter()
+            .filter_map(|s| Some((s.name.as_str().to_string(), peak_resident_bytes(s.pid?)?)))
+            .collect();
         Ok::<_, anyhow::Error>((answer, body_bytes, ms, peak_resident_bytes))
     }
     .await;
@@ -1132,11 +1332,21 @@ async fn batch_bench(args: BatchBench) -> anyhow::Result<()> {
     let (answer, body_bytes, ms, peak_resident_bytes) = outcome?;
     let text = std::str::from_utf8(&answer).context("the answer is not UTF-8")?;
     let mut lines = text.lines();
-    anyhow::ensure!(lines.next() == Some("score,probability"), "the answer's header is score,probability");
+    anyhow::ensure!(
+        lines.next() == Some("score,probability"),
+        "the answer's header is score,probability"
+    );
     let mut answered = 0;
     for (line, score) in lines.zip(&scores) {
-        let probability: f64 = line.rsplit(',').next().and_then(|p| p.parse().ok()).context("a probability per row")?;
-        anyhow::ensure!((probability - sigmoid(-10.0 + 0.2 * score)).abs() <= 1e-12, "row {answered}: {line} is not the model's answer");
+        let probability: f64 = line
+            .rsplit(',')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .context("a probability per row")?;
+        anyhow::ensure!(
+            (probability - sigmoid(-10.0 + 0.2 * score)).abs() <= 1e-12,
+            "row {answered}: {line} is not the model's answer"
+        );
         answered += 1;
     }
     anyhow::ensure!(answered == args.rows, "{answered} of {} rows answered", args.rows);
@@ -1154,7 +1364,16 @@ async fn batch_bench(args: BatchBench) -> anyhow::Result<()> {
         let csv = scratch.path().join("scores.csv");
         std::fs::write(&csv, &body)?;
         let peer_args = [csv.as_os_str(), "-10".as_ref(), "0.2".as_ref()];
-        Some(run_peer(&args.peer.python, scratch.path(), "batch.py", include_str!("../peers/batch.py"), &peer_args).await?)
+        Some(
+            run_peer(
+                &args.peer.python,
+                scratch.path(),
+                "batch.py",
+                include_str!("../peers/batch.py"),
+                &peer_args,
+            )
+            .await?,
+        )
     } else {
         None
     };
@@ -1172,7 +1391,8 @@ async fn batch_bench(args: BatchBench) -> anyhow::Result<()> {
     );
     println!("  {}", peaks(&run.peak_resident_bytes));
     if let Some(peer) = peer {
-        let steps = [("read_csv", "read_csv"), ("predict_proba", "predict_proba"), ("to_csv", "to_csv")];
+        let steps =
+            [("read_csv", "read_csv"), ("predict_proba", "predict_proba"), ("to_csv", "to_csv")];
         println!("{}", peer_line(&peer, "CSV", &steps));
         let total = peer_ms(&peer, &["total_s"]);
         println!("  logitflow {:.0} ms / python {total:.0} ms = {:.2}×", run.ms, run.ms / total);
@@ -1188,7 +1408,10 @@ mod tests {
     fn a_spread_is_the_median_and_range() {
         let spread = |v: &[f64]| Spread::of(v.iter().copied());
         assert_eq!(spread(&[3.0, 1.0, 2.0]), Some(Spread { median: 2.0, min: 1.0, max: 3.0 }));
-        assert_eq!(spread(&[4.0, 1.0, 2.0, 10.0]), Some(Spread { median: 3.0, min: 1.0, max: 10.0 }));
+        assert_eq!(
+            spread(&[4.0, 1.0, 2.0, 10.0]),
+            Some(Spread { median: 3.0, min: 1.0, max: 10.0 })
+        );
         assert_eq!(spread(&[]), None);
         assert_eq!(spread(&[1.0, f64::NAN]), None, "a missing figure is not summarised");
     }
@@ -1205,13 +1428,21 @@ mod tests {
             parse_ms: parse,
             wall_ms: ingest + train + 1.0,
             solver_ms: Some(solver),
-            peak_resident_bytes: [("ingest".to_string(), 132_000_000), ("train".to_string(), 88_000_000)].into(),
+            peak_resident_bytes: [
+                ("ingest".to_string(), 132_000_000),
+                ("train".to_string(), 88_000_000),
+            ]
+            .into(),
         }
     }
 
     #[test]
     fn rounds_are_summarised_stage_by_stage_and_ratios_within_each_round() {
-        let runs = [run(600.0, 200.0, 100.0, 300.0), run(900.0, 300.0, 100.0, 450.0), run(500.0, 250.0, 125.0, 250.0)];
+        let runs = [
+            run(600.0, 200.0, 100.0, 300.0),
+            run(900.0, 300.0, 100.0, 450.0),
+            run(500.0, 250.0, 125.0, 250.0),
+        ];
         // Within each round the peer took 2×, 2× and 3× as long, though the ratio of the
         // medians would read 2250 / 800 = 2.8×: a slow spell hit both sides of round 2.
         let peers: Vec<serde_json::Value> = [(1600.0, 600.0, 100.0), (2400.0, 900.0, 600.0), (2250.0, 250.0, 500.0)]
@@ -1221,18 +1452,46 @@ mod tests {
             })
             .collect();
         let summary = RoundsSummary::of(&runs, &peers);
-        let named = |list: &[(String, Spread)], name: &str| list.iter().find(|(n, _)| n.starts_with(name)).map(|(_, s)| *s);
+        let named = |list: &[(String, Spread)], name: &str| {
+            list.iter().find(|(n, _)| n.starts_with(name)).map(|(_, s)| *s)
+        };
         assert_eq!(summary.rounds, 3);
-        assert_eq!(named(&summary.stages_ms, "ingest"), Some(Spread { median: 600.0, min: 500.0, max: 900.0 }));
-        assert_eq!(named(&summary.stages_ms, "stages"), Some(Spread { median: 800.0, min: 750.0, max: 1200.0 }));
-        assert_eq!(summary.train_stage_per_solver, Some(Spread { median: 2.0, min: 2.0, max: 3.0 }));
+        assert_eq!(
+            named(&summary.stages_ms, "ingest"),
+            Some(Spread { median: 600.0, min: 500.0, max: 900.0 })
+        );
+        assert_eq!(
+            named(&summary.stages_ms, "stages"),
+            Some(Spread { median: 800.0, min: 750.0, max: 1200.0 })
+        );
+        assert_eq!(
+            summary.train_stage_per_solver,
+            Some(Spread { median: 2.0, min: 2.0, max: 3.0 })
+        );
         assert_eq!(summary.largest_peak_per_data, Some(Spread { median: 1.5, min: 1.5, max: 1.5 }));
-        assert_eq!(named(&summary.peer_ratios, "whole work"), Some(Spread { median: 2.0, min: 2.0, max: 3.0 }));
-        assert_eq!(named(&summary.peer_ratios, "parse"), Some(Spread { median: 2.0, min: 1.0, max: 2.0 }));
-        assert_eq!(named(&summary.peer_ratios, "fit"), Some(Spread { median: 2.0, min: 0.5, max: 2.0 }));
+        assert_eq!(
+            named(&summary.peer_ratios, "whole work"),
+            Some(Spread { median: 2.0, min: 2.0, max: 3.0 })
+        );
+        assert_eq!(
+            named(&summary.peer_ratios, "parse"),
+            Some(Spread { median: 2.0, min: 1.0, max: 2.0 })
+        );
+        assert_eq!(
+            named(&summary.peer_ratios, "fit"),
+            Some(Spread { median: 2.0, min: 0.5, max: 2.0 })
+        );
         assert!(RoundsSummary::of(&runs, &[]).peer_ratios.is_empty(), "no peer, no ratios");
         let text = summary.render();
-        assert!(text.starts_with("over 3 rounds: median (least–most)\n  ingest      600.0 ms (500.0–900.0)\n"), "{text}");
-        assert!(text.contains("  whole work: python / logitflow stages 2.00× (2.00–3.00)\n"), "{text}");
+        assert!(
+            text.starts_with(
+                "over 3 rounds: median (least–most)\n  ingest      600.0 ms (500.0–900.0)\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("  whole work: python / logitflow stages 2.00× (2.00–3.00)\n"),
+            "{text}"
+        );
     }
 }

@@ -7,7 +7,8 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let args = logitflow_bench::BenchArgs::parse();
     let result = logitflow_bench::use_sibling_logitflow().and_then(|()| {
-        let runtime = tokio::runtime::Runtime::new().map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?;
+        let runtime = tokio::runtime::Runtime::new()
+            .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?;
         runtime.block_on(logitflow_bench::run(args))
     });
     match result {

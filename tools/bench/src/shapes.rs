@@ -42,11 +42,15 @@ fn parse_shape(text: &str) -> Result<Shape, String> {
     let number = |s: &str| s.trim().parse::<usize>().ok().filter(|&n| n > 0);
     let numbers: Option<Vec<usize>> = parts.iter().map(|p| number(p)).collect();
     match (parts.len(), numbers.as_deref()) {
-        (2 | 3, None) => Err(format!("{text:?}: rows, features and classes must be whole numbers above 0")),
+        (2 | 3, None) => {
+            Err(format!("{text:?}: rows, features and classes must be whole numbers above 0"))
+        }
         (2, Some(&[rows, features])) => Ok((rows, features, 2)),
         (3, Some(&[rows, features, classes])) if classes >= 2 => Ok((rows, features, classes)),
         (3, Some(_)) => Err(format!("{text:?}: a label has two classes or more")),
-        _ => Err(format!("{text:?}: give a shape as ROWSxFEATURES, e.g. 100000x100, or ROWSxFEATURESxCLASSES")),
+        _ => Err(format!(
+            "{text:?}: give a shape as ROWSxFEATURES, e.g. 100000x100, or ROWSxFEATURESxCLASSES"
+        )),
     }
 }
 
@@ -88,9 +92,16 @@ pub(super) async fn shapes_bench(args: ShapesBench) -> anyhow::Result<()> {
     for &shape in &args.shapes {
         let name = shape_name(shape);
         let dir = scratch.path().join(&name);
-        let (rows_text, features_text, classes_text) = (shape.0.to_string(), shape.1.to_string(), shape.2.to_string());
-        let write_args =
-            ["write".as_ref(), rows_text.as_ref(), features_text.as_ref(), dir.as_os_str(), "--classes".as_ref(), classes_text.as_ref()];
+        let (rows_text, features_text, classes_text) =
+            (shape.0.to_string(), shape.1.to_string(), shape.2.to_string());
+        let write_args = [
+            "write".as_ref(),
+            rows_text.as_ref(),
+            features_text.as_ref(),
+            dir.as_os_str(),
+            "--classes".as_ref(),
+            classes_text.as_ref(),
+        ];
         run_python(&args.python, scratch.path(), "shapes.py", SHAPES_PY, &write_args)
             .await
             .with_context(|| format!("writing the {name} data"))?;
@@ -98,10 +109,13 @@ pub(super) async fn shapes_bench(args: ShapesBench) -> anyhow::Result<()> {
         let mut rounds = Vec::new();
         for round in 0..args.rounds {
             let home = scratch.path().join(format!("home-{name}-{round}"));
-            let ours = shape_run(&home, &train, &test, args.solver).await.with_context(|| format!("{name}, round {}", round + 1))?;
+            let ours = shape_run(&home, &train, &test, args.solver)
+                .await
+                .with_context(|| format!("{name}, round {}", round + 1))?;
             std::fs::remove_dir_all(&home)?;
             let fit_args = ["fit".as_ref(), train.as_os_str(), test.as_os_str(), "y".as_ref()];
-            let peer = run_peer(&args.python, scratch.path(), "shapes.py", SHAPES_PY, &fit_args).await?;
+            let peer =
+                run_peer(&args.python, scratch.path(), "shapes.py", SHAPES_PY, &fit_args).await?;
             rounds.push(ShapeRound { peer, ..ours });
         }
         if !args.json {
@@ -117,7 +131,12 @@ pub(super) async fn shapes_bench(args: ShapesBench) -> anyhow::Result<()> {
 }
 
 /// The whole pipeline on `train` (tested on `test`) in a fresh home: the train stage's figures.
-async fn shape_run(home: &Path, train: &Path, test: &Path, solver: SolverArg) -> anyhow::Result<ShapeRound> {
+async fn shape_run(
+    home: &Path,
+    train: &Path,
+    test: &Path,
+    solver: SolverArg,
+) -> anyhow::Result<ShapeRound> {
     std::fs::create_dir_all(home)?;
     let mut data = bundled_args();
     data.data = Some(train.to_path_buf());
@@ -126,9 +145,18 @@ async fn shape_run(home: &Path, train: &Path, test: &Path, solver: SolverArg) ->
     data.solver = solver;
     let request = logitflow::commands::pipeline_request(home, &data, Vec::new())?;
     let (report, _, ()) = run_once(home, &request, |_| ()).await?;
-    let train_stage = report.stages.iter().find(|s| s.name == logitflow::pipeline::Stage::Train).context("no train stage")?;
+    let train_stage = report
+        .stages
+        .iter()
+        .find(|s| s.name == logitflow::pipeline::Stage::Train)
+        .context("no train stage")?;
     Ok(ShapeRound {
-        solver: report.model.fit.solver_choice.as_ref().map_or_else(|| report.params.solver.to_string(), |c| c.describe()),
+        solver: report
+            .model
+            .fit
+            .solver_choice
+            .as_ref()
+            .map_or_else(|| report.params.solver.to_string(), |c| c.describe()),
         stop_reason: report.stop_reason.short().to_string(),
         iterations: report.loss_curve.len(),
         train_stage_ms: train_stage.ms,
@@ -159,13 +187,25 @@ fn render_shape(name: &str, rounds: &[ShapeRound]) -> String {
     line("logitflow train stage", Spread::of(rounds.iter().map(|r| r.train_stage_ms)), 1, " ms");
     line("  its solver", Spread::of(rounds.iter().filter_map(|r| r.solver_ms)), 1, " ms");
     for fit in ["lbfgs_default", "lbfgs", "newton-cholesky"] {
-        line(&format!("scikit-learn {fit}"), Spread::of(rounds.iter().map(|r| r.peer_ms(fit))), 1, " ms");
+        line(
+            &format!("scikit-learn {fit}"),
+            Spread::of(rounds.iter().map(|r| r.peer_ms(fit))),
+            1,
+            " ms",
+        );
     }
     for fit in ["lbfgs_default", "lbfgs"] {
-        line(&format!("train stage / {fit}"), Spread::of(rounds.iter().map(|r| r.train_stage_ms / r.peer_ms(fit))), 2, "×");
+        line(
+            &format!("train stage / {fit}"),
+            Spread::of(rounds.iter().map(|r| r.train_stage_ms / r.peer_ms(fit))),
+            2,
+            "×",
+        );
     }
     // Differences of 1e-9 and of 1e-2 both matter here: parts per million.
-    let ppm = |loss: &dyn Fn(&ShapeRound) -> f64| Spread::of(rounds.iter().map(|r| (loss(r) / r.optimum_log_loss() - 1.0) * 1e6));
+    let ppm = |loss: &dyn Fn(&ShapeRound) -> f64| {
+        Spread::of(rounds.iter().map(|r| (loss(r) / r.optimum_log_loss() - 1.0) * 1e6))
+    };
     line("test log loss above the optimum's", ppm(&|r| r.test_log_loss), 3, " ppm");
     line("  scikit-learn lbfgs_default's", ppm(&|r| r.peer_log_loss("lbfgs_default")), 3, " ppm");
     out
@@ -202,7 +242,8 @@ mod tests {
                 "newton-cholesky": {"seconds": 1.0, "test_log_loss": 0.55},
             }),
         };
-        let text = render_shape("1000000x10", &[round(100.0, 1.0), round(300.0, 2.0), round(200.0, 1.0)]);
+        let text =
+            render_shape("1000000x10", &[round(100.0, 1.0), round(300.0, 2.0), round(200.0, 1.0)]);
         let expected = [
             "1000000x10: auto → newton: 10 terms (converged, 5 iterations), 3 rounds, scikit-learn 1.9.1; median (least–most)",
             "  logitflow train stage                200.0 ms (100.0–300.0)",

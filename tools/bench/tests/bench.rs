@@ -27,7 +27,8 @@ fn bench(args: &[&str]) -> Value {
         panic!("logitflow-bench {args:?} did not finish within two minutes");
     };
     let out = out.expect("its output");
-    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let (stdout, stderr) =
+        (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "exit {:?}\nstderr: {stderr}", out.status);
     serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
 }
@@ -41,7 +42,12 @@ fn pipeline_rounds_time_each_run_in_a_fresh_home_and_summarise_them() {
         .iter()
         .map(|r| {
             assert_eq!(r["rows"], 3000, "{r}");
-            let stages: Vec<&str> = r["stages_ms"].as_array().expect("stages").iter().filter_map(|s| s[0].as_str()).collect();
+            let stages: Vec<&str> = r["stages_ms"]
+                .as_array()
+                .expect("stages")
+                .iter()
+                .filter_map(|s| s[0].as_str())
+                .collect();
             assert_eq!(stages, ["ingest", "preprocess", "features", "train", "evaluate", "serve"]);
             r["stage_total_ms"].as_f64().expect("a total")
         })
@@ -52,12 +58,17 @@ fn pipeline_rounds_time_each_run_in_a_fresh_home_and_summarise_them() {
     assert_eq!(stages.len(), 7, "six stages and their sum: {summary}");
     for stage in stages {
         let spread = &stage[1];
-        let (min, median, max) = (spread["min"].as_f64(), spread["median"].as_f64(), spread["max"].as_f64());
+        let (min, median, max) =
+            (spread["min"].as_f64(), spread["median"].as_f64(), spread["max"].as_f64());
         assert!(min > Some(0.0) && min <= median && median <= max, "{stage}");
     }
     let sum = &stages[6];
     assert_eq!(sum[0], "stages");
     let (least, most) = (totals[0].min(totals[1]), totals[0].max(totals[1]));
-    assert_eq!((sum[1]["min"].as_f64(), sum[1]["max"].as_f64()), (Some(least), Some(most)), "{summary}");
+    assert_eq!(
+        (sum[1]["min"].as_f64(), sum[1]["max"].as_f64()),
+        (Some(least), Some(most)),
+        "{summary}"
+    );
     assert_eq!(sum[1]["median"].as_f64(), Some((least + most) / 2.0));
 }

@@ -62,23 +62,34 @@ impl GcReport {
 /// Removes from the store in `home` what nothing reaches ([`GcOptions`] says what is kept).
 pub fn collect_garbage(home: &Path, options: &GcOptions) -> Result<GcReport, StoreError> {
     let storage = HomeStorage::at(home);
-    let registry = storage
-        .load_registry()
-        .map_err(|e| StoreError::io(&home.join("registry.json"), std::io::Error::other(format!("{e}; nothing was removed"))))?;
+    let registry = storage.load_registry().map_err(|e| {
+        StoreError::io(
+            &home.join("registry.json"),
+            std::io::Error::other(format!("{e}; nothing was removed")),
+        )
+    })?;
     let now = now_unix_ms();
     let manifests = manifests(home)?;
     let steps = step_records(home)?;
     let recent_ms = now.saturating_sub(options.keep_steps.as_millis() as u64);
-    let roots = registry_roots(&registry).chain(steps.iter().filter(|s| s.used_ms >= recent_ms).flat_map(|s| s.outputs.iter().cloned()));
+    let roots = registry_roots(&registry).chain(
+        steps.iter().filter(|s| s.used_ms >= recent_ms).flat_map(|s| s.outputs.iter().cloned()),
+    );
     let reached = reached_from(roots, &manifests);
     let young_ms = now.saturating_sub(options.grace.as_millis() as u64);
     let unreached: Vec<Unreached> = manifests
         .iter()
         .filter(|(id, found)| !reached.contains(*id) && found.made_ms < young_ms)
-        .map(|(id, found)| Unreached { id: id.clone(), kind: found.kind.clone(), bytes: found.bytes, age_ms: now - found.made_ms })
+        .map(|(id, found)| Unreached {
+            id: id.clone(),
+            kind: found.kind.clone(),
+            bytes: found.bytes,
+            age_ms: now - found.made_ms,
+        })
         .collect();
     let gone: BTreeSet<&str> = unreached.iter().map(|u| u.id.as_str()).collect();
-    let stale_steps: Vec<&StepFile> = steps.iter().filter(|s| s.outputs.iter().any(|o| gone.contains(o.as_str()))).collect();
+    let stale_steps: Vec<&StepFile> =
+        steps.iter().filter(|s| s.outputs.iter().any(|o| gone.contains(o.as_str()))).collect();
     let report = GcReport {
         kept: manifests.len() - unreached.len(),
         steps_removed: stale_steps.len(),
@@ -100,11 +111,18 @@ pub fn collect_garbage(home: &Path, options: &GcOptions) -> Result<GcReport, Sto
 
 /// Every registered version's model and evaluation report.
 fn registry_roots(registry: &RegistryData) -> impl Iterator<Item = String> + '_ {
-    registry.models.values().flat_map(|m| &m.versions).flat_map(|v| std::iter::once(v.artifact.clone()).chain(v.report.clone()))
+    registry
+        .models
+        .values()
+        .flat_map(|m| &m.versions)
+        .flat_map(|v| std::iter::once(v.artifact.clone()).chain(v.report.clone()))
 }
 
 /// What is reached from `roots` through the manifests' inputs.
-fn reached_from(roots: impl Iterator<Item = String>, manifests: &BTreeMap<String, Found>) -> BTreeSet<String> {
+fn reached_from(
+    roots: impl Iterator<Item = String>,
+    manifests: &BTreeMap<String, Found>,
+) -> BTreeSet<String> {
     let mut reached = BTreeSet::new();
     let mut frontier: Vec<String> = roots.collect();
     while let Some(id) = frontier.pop() {
@@ -138,12 +156,27 @@ fn manifests(home: &Path) -> Result<BTreeMap<String, Found>, StoreError> {
     let mut found = BTreeMap::new();
     for entry in entries.flatten().filter(|e| e.path().is_dir()) {
         let path = entry.path();
-        let bytes = fs::read_dir(&path).into_iter().flatten().flatten().filter_map(|f| f.metadata().ok()).map(|m| m.len()).sum();
-        let manifest = fs::read(path.join("manifest.json")).ok().and_then(|b| serde_json::from_slice::<Manifest>(&b).ok());
+        let bytes = fs::read_dir(&path)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|f| f.metadata().ok())
+            .map(|m| m.len())
+            .sum();
+        let manifest = fs::read(path.join("manifest.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Manifest>(&b).ok());
         let changed_ms = modified_ms(&path);
         let artifact = match manifest {
-            Some(m) => Found { kind: m.kind.name().to_string(), inputs: m.inputs, made_ms: m.created_unix_ms.max(changed_ms), bytes },
-            None => Found { kind: "incomplete".into(), inputs: Vec::new(), made_ms: changed_ms, bytes },
+            Some(m) => Found {
+                kind: m.kind.name().to_string(),
+                inputs: m.inputs,
+                made_ms: m.created_unix_ms.max(changed_ms),
+                bytes,
+            },
+            None => {
+                Found { kind: "incomplete".into(), inputs: Vec::new(), made_ms: changed_ms, bytes }
+            }
         };
         found.insert(entry.file_name().to_string_lossy().into_owned(), artifact);
     }
@@ -169,7 +202,9 @@ fn step_records(home: &Path) -> Result<Vec<StepFile>, StoreError> {
         .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
         .map(|e| {
             let path = e.path();
-            let record = fs::read(&path).ok().and_then(|b| serde_json::from_slice::<crate::store::StepRecord>(&b).ok());
+            let record = fs::read(&path)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<crate::store::StepRecord>(&b).ok());
             let outputs = record.map(|r| r.outputs.into_values().collect()).unwrap_or_default();
             StepFile { used_ms: modified_ms(&path), path, outputs }
         })
@@ -179,12 +214,15 @@ fn step_records(home: &Path) -> Result<Vec<StepFile>, StoreError> {
 /// When `path` last changed, in ms since the epoch (now, if that cannot be read: kept).
 fn modified_ms(path: &Path) -> u64 {
     let modified = fs::metadata(path).and_then(|m| m.modified()).ok();
-    modified.and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or_else(now_unix_ms, |d| d.as_millis() as u64)
+    modified
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or_else(now_unix_ms, |d| d.as_millis() as u64)
 }
 
 /// Moves artifact `id` out of `artifacts/` in one rename, then deletes it and its seals.
 fn remove_artifact(home: &Path, id: &str) -> Result<(), StoreError> {
-    let (dir, aside) = (home.join("artifacts").join(id), home.join("tmp").join(unique_name(&format!("{id}.gc"))));
+    let (dir, aside) =
+        (home.join("artifacts").join(id), home.join("tmp").join(unique_name(&format!("{id}.gc"))));
     match fs::rename(&dir, &aside) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -215,15 +253,22 @@ mod tests {
             created_unix_ms: now_unix_ms(),
             files: BTreeMap::new(),
         };
-        fs::write(dir.join("manifest.json"), serde_json::to_vec(&manifest).expect("json")).expect("manifest");
+        fs::write(dir.join("manifest.json"), serde_json::to_vec(&manifest).expect("json"))
+            .expect("manifest");
     }
 
     fn step(home: &Path, name: &str, output: &str, used: std::time::SystemTime) {
         let path = home.join("steps").join(format!("{name}.json"));
-        let record =
-            crate::store::StepRecord { outputs: [("dataset".to_string(), output.to_string())].into(), summary: Default::default() };
+        let record = crate::store::StepRecord {
+            outputs: [("dataset".to_string(), output.to_string())].into(),
+            summary: Default::default(),
+        };
         fs::write(&path, serde_json::to_vec(&record).expect("json")).expect("step");
-        fs::File::options().write(true).open(&path).and_then(|f| f.set_modified(used)).expect("dated");
+        fs::File::options()
+            .write(true)
+            .open(&path)
+            .and_then(|f| f.set_modified(used))
+            .expect("dated");
     }
 
     /// A registered model keeps its lineage, and a step record used lately its output; an
@@ -241,31 +286,55 @@ mod tests {
         artifact(home, "report", Kind::Report, &["model"]);
         artifact(home, "orphan", Kind::Dataset, &[]);
         artifact(home, "reused", Kind::Dataset, &[]);
-        Registry::open(home).register("m", "model", Some("report".into()), None).expect("registers");
+        Registry::open(home)
+            .register("m", "model", Some("report".into()), None)
+            .expect("registers");
         let long_ago = std::time::SystemTime::now() - Duration::from_secs(30 * 86_400);
         step(home, "old", "orphan", long_ago);
         step(home, "recent", "reused", std::time::SystemTime::now());
         std::thread::sleep(Duration::from_millis(5));
 
-        let young = GcOptions { keep_steps: Duration::from_secs(7 * 86_400), grace: Duration::from_secs(3600), dry_run: false };
-        assert_eq!(collect_garbage(home, &young).expect("collects").removed, [], "everything is younger than an hour");
+        let young = GcOptions {
+            keep_steps: Duration::from_secs(7 * 86_400),
+            grace: Duration::from_secs(3600),
+            dry_run: false,
+        };
+        assert_eq!(
+            collect_garbage(home, &young).expect("collects").removed,
+            [],
+            "everything is younger than an hour"
+        );
         let options = GcOptions { grace: Duration::ZERO, dry_run: true, ..young };
         let dry = collect_garbage(home, &options).expect("collects");
         assert_eq!(dry.removed.iter().map(|u| u.id.as_str()).collect::<Vec<_>>(), ["orphan"]);
         assert_eq!(
             (dry.kept, dry.steps_removed, dry.bytes()),
-            (5, 1, 1000 + fs::metadata(home.join("artifacts/orphan/manifest.json")).expect("m").len())
+            (
+                5,
+                1,
+                1000 + fs::metadata(home.join("artifacts/orphan/manifest.json")).expect("m").len()
+            )
         );
-        assert!(home.join("artifacts/orphan").exists() && home.join("steps/old.json").exists(), "a dry run removes nothing");
+        assert!(
+            home.join("artifacts/orphan").exists() && home.join("steps/old.json").exists(),
+            "a dry run removes nothing"
+        );
 
-        let done = collect_garbage(home, &GcOptions { dry_run: false, ..options }).expect("collects");
+        let done =
+            collect_garbage(home, &GcOptions { dry_run: false, ..options }).expect("collects");
         let ids = |r: &GcReport| r.removed.iter().map(|u| u.id.clone()).collect::<Vec<_>>();
         assert_eq!(ids(&done), ids(&dry), "what the dry run listed");
         assert!(!home.join("artifacts/orphan").exists() && !home.join("steps/old.json").exists());
         for kept in ["dataset", "split", "model", "report", "reused"] {
-            assert!(home.join("artifacts").join(kept).join("manifest.json").exists(), "{kept} stays");
+            assert!(
+                home.join("artifacts").join(kept).join("manifest.json").exists(),
+                "{kept} stays"
+            );
         }
-        assert!(fs::read_dir(home.join("tmp")).expect("tmp").next().is_none(), "nothing left aside");
+        assert!(
+            fs::read_dir(home.join("tmp")).expect("tmp").next().is_none(),
+            "nothing left aside"
+        );
 
         fs::write(home.join("registry.json"), b"{ damaged").expect("damage");
         fs::remove_file(home.join("registry.journal")).expect("no journal");
@@ -279,12 +348,28 @@ mod tests {
     fn a_step_cache_hit_refreshes_its_records_time() {
         let home = tempfile::tempdir().expect("tempdir");
         let store = crate::store::Store::open(home.path()).expect("a store");
-        let id = store.put_json(Kind::Dataset, "test", Vec::new(), serde_json::Value::Null, "d.json", &[1, 2, 3]).expect("stored");
-        let record = crate::store::StepRecord { outputs: [("dataset".to_string(), id)].into(), summary: Default::default() };
+        let id = store
+            .put_json(
+                Kind::Dataset,
+                "test",
+                Vec::new(),
+                serde_json::Value::Null,
+                "d.json",
+                &[1, 2, 3],
+            )
+            .expect("stored");
+        let record = crate::store::StepRecord {
+            outputs: [("dataset".to_string(), id)].into(),
+            summary: Default::default(),
+        };
         store.step_record("k", &record).expect("recorded");
         let path = home.path().join("steps/k.json");
         let long_ago = std::time::SystemTime::now() - Duration::from_secs(30 * 86_400);
-        fs::File::options().write(true).open(&path).and_then(|f| f.set_modified(long_ago)).expect("dated");
+        fs::File::options()
+            .write(true)
+            .open(&path)
+            .and_then(|f| f.set_modified(long_ago))
+            .expect("dated");
         assert!(modified_ms(&path) < now_unix_ms() - 86_400_000);
         assert_eq!(store.step_lookup("k"), Some(record));
         assert!(modified_ms(&path) + 60_000 > now_unix_ms(), "used just now");

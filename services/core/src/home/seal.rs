@@ -84,7 +84,12 @@ pub(crate) fn write(seal_path: &Path, tmp: &Path, state: FileState, blake3: Stri
 /// written for this very state and is newer than the file's last change; else a way to seal
 /// it once a reader has hashed it whole (a file stored before seals, or sealed in the tick of
 /// its last change).
-pub(crate) fn sealing(seal_path: PathBuf, tmp: PathBuf, file: &fs::File, state: FileState) -> Sealing {
+pub(crate) fn sealing(
+    seal_path: PathBuf,
+    tmp: PathBuf,
+    file: &fs::File,
+    state: FileState,
+) -> Sealing {
     if let Some(seal) = find(&seal_path, file, &state) {
         return Sealing::Sealed(seal);
     }
@@ -99,7 +104,9 @@ pub(crate) fn sealing(seal_path: PathBuf, tmp: PathBuf, file: &fs::File, state: 
 fn find(seal_path: &Path, file: &fs::File, state: &FileState) -> Option<Seal> {
     let seal = fs::File::open(seal_path).ok()?;
     let sealed_at = seal.metadata().ok()?;
-    if sealed_at.len() > SEAL_FILE_LIMIT || (sealed_at.mtime(), sealed_at.mtime_nsec()) <= state.changed {
+    if sealed_at.len() > SEAL_FILE_LIMIT
+        || (sealed_at.mtime(), sealed_at.mtime_nsec()) <= state.changed
+    {
         return None;
     }
     let mut bytes = Vec::new();
@@ -109,5 +116,8 @@ fn find(seal_path: &Path, file: &fs::File, state: &FileState) -> Option<Seal> {
         return None;
     }
     let (file, state) = (file.try_clone().ok()?, state.clone());
-    Some(Seal { blake3: sealed.blake3, unchanged: Box::new(move || file.metadata().is_ok_and(|m| FileState::of(&m) == state)) })
+    Some(Seal {
+        blake3: sealed.blake3,
+        unchanged: Box::new(move || file.metadata().is_ok_and(|m| FileState::of(&m) == state)),
+    })
 }

@@ -95,7 +95,10 @@ fn axpy(to: &mut [f64], a: f64, x: &[f64]) {
 
 /// The fit: one epoch event per iteration, measured at the iteration's accepted point (the
 /// line search's last pass is that measurement, so an iteration costs its passes alone).
-pub(super) fn fit_lbfgs<F: FnMut(&super::EpochEvent)>(data: &FitData<'_>, progress: &mut Progress<'_, F>) -> (Weights, StopReason) {
+pub(super) fn fit_lbfgs<F: FnMut(&super::EpochEvent)>(
+    data: &FitData<'_>,
+    progress: &mut Progress<'_, F>,
+) -> (Weights, StopReason) {
     let l2 = data.params.l2;
     let mut w = Weights::zeros(data.train.d);
     let (mut f, mut g) = objective(&w, data.train, l2);

@@ -141,8 +141,9 @@ fn pass(model: &Multinomial, ex: Examples<'_>, want_hess: bool) -> Pass {
     // P − Y over the fitted classes, and the gradient from it: its column sums (the
     // intercepts') and Xᵀ(P − Y) (the terms').
     let fitted = model.fitted();
-    let residuals =
-        Mat::<f64>::from_fn(n, fitted.len(), |i, a| probabilities[(i, fitted[a])] - f64::from(u8::from(ex.y[i] as usize == fitted[a])));
+    let residuals = Mat::<f64>::from_fn(n, fitted.len(), |i, a| {
+        probabilities[(i, fitted[a])] - f64::from(u8::from(ex.y[i] as usize == fitted[a]))
+    });
     let mut terms = Mat::<f64>::zeros(d, fitted.len());
     matmul(terms.as_mut(), Accum::Replace, x.transpose(), residuals.as_ref(), 1.0, Par::rayon(0));
     let mut grad = vec![0.0; fitted.len() * k];
@@ -170,12 +171,19 @@ fn hessian(probabilities: &Mat<f64>, fitted: &[usize], ex: Examples<'_>) -> Vec<
     let mut h = Mat::<f64>::zeros(size, size);
     for start in (0..n).step_by(HESSIAN_CHUNK_ROWS) {
         let rows = HESSIAN_CHUNK_ROWS.min(n - start);
-        let design = Mat::<f64>::from_fn(rows, k, |i, j| if j == 0 { 1.0 } else { ex.x[(start + i) * d + j - 1] });
+        let design =
+            Mat::<f64>::from_fn(
+                rows,
+                k,
+                |i, j| if j == 0 { 1.0 } else { ex.x[(start + i) * d + j - 1] },
+            );
         let mut u = Mat::<f64>::zeros(rows, size);
         for (a, &class) in fitted.iter().enumerate() {
             let p = &probabilities.col_as_slice(class)[start..start + rows];
             for j in 0..k {
-                for ((value, &x), &pa) in u.col_as_slice_mut(a * k + j).iter_mut().zip(design.col_as_slice(j)).zip(p) {
+                for ((value, &x), &pa) in
+                    u.col_as_slice_mut(a * k + j).iter_mut().zip(design.col_as_slice(j)).zip(p)
+                {
                     *value = pa * x;
                 }
             }
@@ -194,12 +202,22 @@ fn hessian(probabilities: &Mat<f64>, fitted: &[usize], ex: Examples<'_>) -> Vec<
         );
         for a in 0..m {
             let block = h.as_mut().submatrix_mut(a * k, a * k, k, k);
-            matmul(block, Accum::Add, design.transpose(), u.as_ref().subcols(a * k, k), 1.0, Par::rayon(0));
+            matmul(
+                block,
+                Accum::Add,
+                design.transpose(),
+                u.as_ref().subcols(a * k, k),
+                1.0,
+                Par::rayon(0),
+            );
         }
     }
     // Both triangles, from the lower (the diagonal blocks' upper halves were added to it too,
     // and are overwritten by their mirror).
-    (0..size * size).map(|i| (i / size, i % size)).map(|(r, c)| if r >= c { h[(r, c)] } else { h[(c, r)] }).collect()
+    (0..size * size)
+        .map(|i| (i / size, i % size))
+        .map(|(r, c)| if r >= c { h[(r, c)] } else { h[(c, r)] })
+        .collect()
 }
 
 /// The objective (mean loss plus the penalties) and its gradient and Hessian, from a pass.
@@ -304,7 +322,14 @@ pub fn fit_multinomial(
 
 /// The longest step of 1, ½, ¼, … along −`delta` that does not raise the objective, with the
 /// pass at it (its Hessian made once the step is taken, not for every step tried).
-fn line_search(model: &Multinomial, ex: Examples<'_>, delta: &[f64], before: f64, n: f64, l2: f64) -> (Multinomial, Pass) {
+fn line_search(
+    model: &Multinomial,
+    ex: Examples<'_>,
+    delta: &[f64],
+    before: f64,
+    n: f64,
+    l2: f64,
+) -> (Multinomial, Pass) {
     let mut t = 1.0;
     loop {
         let candidate = moved(model, delta, t);
@@ -329,7 +354,11 @@ pub struct ClassTerms {
 /// The coefficient table per fitted class of an unpenalised reference-coded fit, in the data's
 /// units through `transform` (the fit was made on the scaled terms): estimates, standard errors
 /// from the inverse Hessian, z, p and 95% intervals. `None` when the Hessian is singular.
-pub fn multinomial_statistics(fit: &MultinomialFit, transform: &Transform, term_names: &[String]) -> Option<Vec<ClassTerms>> {
+pub fn multinomial_statistics(
+    fit: &MultinomialFit,
+    transform: &Transform,
+    term_names: &[String],
+) -> Option<Vec<ClassTerms>> {
     let fitted = fit.model.fitted();
     let k = fit.model.blocks[0].weights.len() + 1;
     let size = fitted.len() * k;
@@ -342,9 +371,15 @@ pub fn multinomial_statistics(fit: &MultinomialFit, transform: &Transform, term_
         .iter()
         .enumerate()
         .map(|(a, &class)| {
-            let block: Vec<f64> = (0..k * k).map(|i| covariance[(a * k + i / k) * size + a * k + i % k]).collect();
-            let (intercept, coefficients) = in_data_units(&fit.model.blocks[class], transform, term_names);
-            let terms = crate::inference::with_standard_errors(TermStatistics::estimates_only(intercept, &coefficients), &block, transform);
+            let block: Vec<f64> =
+                (0..k * k).map(|i| covariance[(a * k + i / k) * size + a * k + i % k]).collect();
+            let (intercept, coefficients) =
+                in_data_units(&fit.model.blocks[class], transform, term_names);
+            let terms = crate::inference::with_standard_errors(
+                TermStatistics::estimates_only(intercept, &coefficients),
+                &block,
+                transform,
+            );
             ClassTerms { class, terms }
         })
         .collect();
@@ -353,7 +388,11 @@ pub fn multinomial_statistics(fit: &MultinomialFit, transform: &Transform, term_
 
 /// A block's intercept and coefficients in the data's units, from its weights on the scaled
 /// terms: wⱼ/sⱼ per term, and the intercept less Σ wⱼ·oⱼ/sⱼ.
-pub fn in_data_units(block: &Weights, transform: &Transform, term_names: &[String]) -> (f64, Coefficients) {
+pub fn in_data_units(
+    block: &Weights,
+    transform: &Transform,
+    term_names: &[String],
+) -> (f64, Coefficients) {
     let mut intercept = block.bias;
     let coefficients = block
         .weights
@@ -413,7 +452,10 @@ impl ClassModel {
             .into_iter()
             .map(|class| {
                 let e = &self.estimates[class];
-                ClassTerms { class, terms: TermStatistics::estimates_only(e.intercept, &e.coefficients) }
+                ClassTerms {
+                    class,
+                    terms: TermStatistics::estimates_only(e.intercept, &e.coefficients),
+                }
             })
             .collect()
     }
@@ -430,7 +472,9 @@ impl ClassModel {
     pub fn probabilities_raw(&self, transform: &Transform, row: &[f64], out: &mut [f64]) {
         for (o, block) in out.iter_mut().zip(&self.weights.blocks) {
             let mut z = block.bias;
-            for (((v, w), offset), scale) in row.iter().zip(&block.weights).zip(&transform.offset).zip(&transform.scale) {
+            for (((v, w), offset), scale) in
+                row.iter().zip(&block.weights).zip(&transform.offset).zip(&transform.scale)
+            {
                 z += w * (v - offset) / scale;
             }
             *o = z;
@@ -482,7 +526,12 @@ pub fn fit_multinomial_sgd(
         sgd_epoch(&mut model, ex, &order, rate, l2);
         let sums = pass(&model, ex, false);
         let (objective, grad, _) = objective(&model, &sums, n, l2);
-        let event = pass_event(epoch, sums.loss / n, grad.iter().map(|g| g * g).sum::<f64>().sqrt(), started);
+        let event = pass_event(
+            epoch,
+            sums.loss / n,
+            grad.iter().map(|g| g * g).sum::<f64>().sqrt(),
+            started,
+        );
         on_epoch(&event);
         curve.push(event);
         if objective < best - schedule.tolerance {
@@ -560,13 +609,17 @@ pub fn fit_multinomial_lbfgs(
             let (ft, gt, st) = evaluate(&candidate);
             let taken = t;
             t *= 0.5;
-            (ft <= f + SUFFICIENT_DECREASE * taken * slope).then_some((taken, candidate, ft, gt, st))
+            (ft <= f + SUFFICIENT_DECREASE * taken * slope)
+                .then_some((taken, candidate, ft, gt, st))
         });
         let Some((taken, candidate, ft, gt, st)) = accepted else {
             stop_reason = StopReason::Plateau;
             break;
         };
-        curvature.remember(direction.iter().map(|v| taken * v).collect(), gt.iter().zip(&g).map(|(a, b)| a - b).collect());
+        curvature.remember(
+            direction.iter().map(|v| taken * v).collect(),
+            gt.iter().zip(&g).map(|(a, b)| a - b).collect(),
+        );
         (model, f, g, sums) = (candidate, ft, gt, st);
         let grad_norm = norm(&g);
         let event = pass_event(iteration, sums.loss / n, grad_norm, started);
@@ -577,11 +630,19 @@ pub fn fit_multinomial_lbfgs(
             break;
         }
     }
-    let sums = if stop_reason == StopReason::Converged { sums.with_hessian(&model, ex) } else { sums };
+    let sums =
+        if stop_reason == StopReason::Converged { sums.with_hessian(&model, ex) } else { sums };
     MultinomialFit { model, stop_reason, curve, loss_sum: sums.loss, hessian_sum: sums.hess }
 }
 
 /// The event of an iteration or epoch that ended at a mean loss of `loss`: no validation rows.
 fn pass_event(epoch: usize, loss: f64, grad_norm: f64, started: std::time::Instant) -> EpochEvent {
-    EpochEvent { epoch, train_loss: loss, val_loss: None, grad_norm, elapsed_ms: started.elapsed().as_secs_f64() * 1e3, path: None }
+    EpochEvent {
+        epoch,
+        train_loss: loss,
+        val_loss: None,
+        grad_norm,
+        elapsed_ms: started.elapsed().as_secs_f64() * 1e3,
+        path: None,
+    }
 }

@@ -78,7 +78,8 @@ impl Columns {
 
     /// The given rows only, in their order.
     fn rows_of(&self, rows: &[usize]) -> Columns {
-        let values = (0..self.terms).flat_map(|j| rows.iter().map(move |&i| self.column(j)[i])).collect();
+        let values =
+            (0..self.terms).flat_map(|j| rows.iter().map(move |&i| self.column(j)[i])).collect();
         Columns { rows: rows.len(), terms: self.terms, values }
     }
 }
@@ -120,13 +121,19 @@ struct Problem<'a> {
 impl Problem<'_> {
     /// Σᵢ ωᵢ (yᵢ − pᵢ) xᵢⱼ for every term j: minus the mean log-likelihood's gradient.
     fn score(&self, eta: &[f64]) -> Vec<f64> {
-        let residual: Vec<f64> = (0..self.x.rows).map(|i| self.row_weights[i] * (self.y[i] - sigmoid(eta[i]))).collect();
+        let residual: Vec<f64> =
+            (0..self.x.rows).map(|i| self.row_weights[i] * (self.y[i] - sigmoid(eta[i]))).collect();
         (0..self.x.terms).map(|j| dot(self.x.column(j), &residual)).collect()
     }
 
     /// The weighted mean log loss at `eta`.
     fn mean_log_loss(&self, eta: &[f64]) -> f64 {
-        eta.iter().zip(self.y.iter()).zip(&self.row_weights).filter(|(_, w)| **w > 0.0).map(|((z, y), w)| w * log_loss_at(*z, *y)).sum()
+        eta.iter()
+            .zip(self.y.iter())
+            .zip(&self.row_weights)
+            .filter(|(_, w)| **w > 0.0)
+            .map(|((z, y), w)| w * log_loss_at(*z, *y))
+            .sum()
     }
 
     /// The weighted mean of the labels: the intercept-only model's probability.
@@ -192,7 +199,13 @@ impl State {
             }
             eta.iter_mut().zip(offset).for_each(|(z, o)| *z = bias + o);
         }
-        State { bias, beta: vec![0.0; terms], eta, swept: vec![false; terms], buffers: GramBuffers::default() }
+        State {
+            bias,
+            beta: vec![0.0; terms],
+            eta,
+            swept: vec![false; terms],
+            buffers: GramBuffers::default(),
+        }
     }
 
     fn weights(&self) -> Weights {
@@ -266,7 +279,13 @@ fn optimality(problem: &Problem<'_>, state: &State, score: &[f64], lambda: f64) 
         let smooth = -s + l2 * b;
         if *b == 0.0 { (smooth.abs() - l1).max(0.0) } else { smooth + l1 * b.signum() }
     });
-    let intercept: f64 = state.eta.iter().zip(problem.y.iter()).zip(&problem.row_weights).map(|((z, y), w)| w * (sigmoid(*z) - y)).sum();
+    let intercept: f64 = state
+        .eta
+        .iter()
+        .zip(problem.y.iter())
+        .zip(&problem.row_weights)
+        .map(|((z, y), w)| w * (sigmoid(*z) - y))
+        .sum();
     (terms.map(|g| g * g).sum::<f64>() + intercept * intercept).sqrt()
 }
 
@@ -298,12 +317,24 @@ fn irls(problem: &Problem<'_>, state: &mut State, lambda: f64) {
 /// whose weighted working residual is `residual` (updated as the weights move); `state.eta`
 /// follows every move, the sweeps cycling as [`next_sweep`] says. Returns the
 /// largest curvature × move² of any coordinate, summed over its moves: how far the step went.
-fn descend(problem: &Problem<'_>, state: &mut State, lambda: f64, curvature: &[f64], residual: &mut [f64]) -> f64 {
+fn descend(
+    problem: &Problem<'_>,
+    state: &mut State,
+    lambda: f64,
+    curvature: &[f64],
+    residual: &mut [f64],
+) -> f64 {
     let l1 = lambda * problem.net.alpha;
     let l2 = lambda * (1.0 - problem.net.alpha);
     let total_curvature: f64 = curvature.iter().sum();
     let diagonal: Vec<f64> = (0..problem.x.terms)
-        .map(|j| if state.swept[j] { problem.x.column(j).iter().zip(curvature).map(|(x, c)| c * x * x).sum() } else { 0.0 })
+        .map(|j| {
+            if state.swept[j] {
+                problem.x.column(j).iter().zip(curvature).map(|(x, c)| c * x * x).sum()
+            } else {
+                0.0
+            }
+        })
         .collect();
     let start = state.weights();
     let mut only_nonzero = false;
@@ -315,7 +346,8 @@ fn descend(problem: &Problem<'_>, state: &mut State, lambda: f64, curvature: &[f
             }
             let column = problem.x.column(j);
             let old = state.beta[j];
-            let new = soft_threshold(dot(column, residual) + curvature_j * old, l1) / (curvature_j + l2);
+            let new =
+                soft_threshold(dot(column, residual) + curvature_j * old, l1) / (curvature_j + l2);
             let change = new - old;
             if change != 0.0 {
                 state.beta[j] = new;
@@ -335,7 +367,8 @@ fn descend(problem: &Problem<'_>, state: &mut State, lambda: f64, curvature: &[f
             None => break,
         }
     }
-    let moved_terms = (0..problem.x.terms).map(|j| diagonal[j] * (state.beta[j] - start.weights[j]).powi(2));
+    let moved_terms =
+        (0..problem.x.terms).map(|j| diagonal[j] * (state.beta[j] - start.weights[j]).powi(2));
     moved_terms.fold(total_curvature * (state.bias - start.bias).powi(2), f64::max)
 }
 
@@ -356,11 +389,24 @@ fn next_sweep(settled: bool, only_nonzero: bool) -> Option<bool> {
 /// predictors once at the end. Where the non-zero terms' sweeps are slow to settle (correlated
 /// terms make coordinate descent crawl), the quadratic is minimised on them at once, their signs
 /// held ([`GramDescent::newton_on_support`]); the sweeps then confirm it.
-fn descend_by_gram(problem: &Problem<'_>, state: &mut State, lambda: f64, curvature: &[f64], residual: &[f64]) -> f64 {
+fn descend_by_gram(
+    problem: &Problem<'_>,
+    state: &mut State,
+    lambda: f64,
+    curvature: &[f64],
+    residual: &[f64],
+) -> f64 {
     let penalty = (lambda * problem.net.alpha, lambda * (1.0 - problem.net.alpha));
     let terms: Vec<usize> = (0..problem.x.terms).filter(|&j| state.swept[j]).collect();
     let (gram, q) = weighted_gram(&problem.x, &mut state.buffers, &terms, curvature, residual);
-    let mut descent = GramDescent { moved: vec![0.0; terms.len() + 1], m: terms.len() + 1, terms, gram, q, penalty };
+    let mut descent = GramDescent {
+        moved: vec![0.0; terms.len() + 1],
+        m: terms.len() + 1,
+        terms,
+        gram,
+        q,
+        penalty,
+    };
     let mut only_nonzero = false;
     let mut slow_sweeps = 0;
     for _ in 0..MAX_SWEEPS {
@@ -449,7 +495,9 @@ impl GramDescent {
     fn newton_on_support(&mut self, state: &mut State) {
         let (l1, l2) = self.penalty;
         let m = self.m;
-        let support: Vec<usize> = std::iter::once(0).chain((1..m).filter(|&a| state.beta[self.terms[a - 1]] != 0.0)).collect();
+        let support: Vec<usize> = std::iter::once(0)
+            .chain((1..m).filter(|&a| state.beta[self.terms[a - 1]] != 0.0))
+            .collect();
         let k = support.len();
         let mut hessian = vec![0.0; k * k];
         let mut gradient = vec![0.0; k];
@@ -479,7 +527,13 @@ impl GramDescent {
 
 /// The Gram matrix Σᵢ cᵢ uᵢ uᵢᵀ of u = (1, the `terms`' values), weighted by `curvature` (row-
 /// major, (terms + 1)²; symmetric, so column-major alike), and Σᵢ uᵢ rᵢ for the `residual`.
-fn weighted_gram(x: &Columns, buffers: &mut GramBuffers, terms: &[usize], curvature: &[f64], residual: &[f64]) -> (Vec<f64>, Vec<f64>) {
+fn weighted_gram(
+    x: &Columns,
+    buffers: &mut GramBuffers,
+    terms: &[usize],
+    curvature: &[f64],
+    residual: &[f64],
+) -> (Vec<f64>, Vec<f64>) {
     let (n, m) = (x.rows, terms.len() + 1);
     if buffers.terms != terms || buffers.plain.len() != n * m {
         buffers.plain.clear();
@@ -489,7 +543,9 @@ fn weighted_gram(x: &Columns, buffers: &mut GramBuffers, terms: &[usize], curvat
     }
     let plain = &buffers.plain;
     buffers.weighted.resize(n * m, 0.0);
-    for (weighted, column) in buffers.weighted.chunks_exact_mut(n.max(1)).zip(plain.chunks_exact(n.max(1))) {
+    for (weighted, column) in
+        buffers.weighted.chunks_exact_mut(n.max(1)).zip(plain.chunks_exact(n.max(1)))
+    {
         weighted.iter_mut().zip(column).zip(curvature).for_each(|((w, v), c)| *w = v * c);
     }
     let mut gram = Mat::<f64>::zeros(m, m);
@@ -497,14 +553,23 @@ fn weighted_gram(x: &Columns, buffers: &mut GramBuffers, terms: &[usize], curvat
     let cu = MatRef::from_column_major_slice(&buffers.weighted, n, m);
     matmul(gram.as_mut(), Accum::Replace, cu.transpose(), u, 1.0, Par::Seq);
     let q = plain.chunks_exact(n.max(1)).map(|column| dot(column, residual)).collect();
-    let gram = (0..m).flat_map(|a| (0..m).map(move |b| (a, b))).map(|(a, b)| gram[(a, b)]).collect();
+    let gram =
+        (0..m).flat_map(|a| (0..m).map(move |b| (a, b))).map(|(a, b)| gram[(a, b)]).collect();
     (gram, q)
 }
 
 /// One coordinate's move of `change` along `column`: the residual loses the curvature-weighted
 /// column, the linear predictor gains the column.
-fn move_along(column: &[f64], change: f64, curvature: &[f64], residual: &mut [f64], eta: &mut [f64]) {
-    for (((x, c), r), z) in column.iter().zip(curvature).zip(residual.iter_mut()).zip(eta.iter_mut()) {
+fn move_along(
+    column: &[f64],
+    change: f64,
+    curvature: &[f64],
+    residual: &mut [f64],
+    eta: &mut [f64],
+) {
+    for (((x, c), r), z) in
+        column.iter().zip(curvature).zip(residual.iter_mut()).zip(eta.iter_mut())
+    {
         *r -= change * c * x;
         *z += change * x;
     }
@@ -566,7 +631,12 @@ pub struct PathStepper<'a> {
 }
 
 impl<'a> PathStepper<'a> {
-    pub fn new(x: &'a Columns, y: &'a [f64], row_weights: Option<&[f64]>, request: PathRequest<'a>) -> Self {
+    pub fn new(
+        x: &'a Columns,
+        y: &'a [f64],
+        row_weights: Option<&[f64]>,
+        request: PathRequest<'a>,
+    ) -> Self {
         let row_weights = normalised(row_weights, x.rows);
         let offset = request.offset.map(Cow::Borrowed);
         Self::on_rows(Cow::Borrowed(x), Cow::Borrowed(y), offset, row_weights, request)
@@ -599,7 +669,9 @@ impl<'a> PathStepper<'a> {
         let null_loss = problem.mean_log_loss(&state.eta);
         PathStepper {
             previous: grid.first().copied().unwrap_or(0.0),
-            stop_early: request.stop_early && request.lambdas.is_none() && request.down_to.is_none(),
+            stop_early: request.stop_early
+                && request.lambdas.is_none()
+                && request.down_to.is_none(),
             grid: grid.into_iter(),
             problem,
             state,
@@ -650,7 +722,8 @@ impl<'a> PathStepper<'a> {
 fn path_is_done(points: &[PathPoint]) -> bool {
     let [.., before, last] = points else { return false };
     points.len() >= PATH_MIN_POINTS
-        && (last.deviance_explained - before.deviance_explained < PATH_MIN_GAIN || last.deviance_explained > PATH_MAX_EXPLAINED)
+        && (last.deviance_explained - before.deviance_explained < PATH_MIN_GAIN
+            || last.deviance_explained > PATH_MAX_EXPLAINED)
 }
 
 fn rows_fitted(problem: &Problem<'_>) -> usize {
@@ -760,26 +833,43 @@ struct FoldPath<'a> {
 impl<'a> CrossValidating<'a> {
     /// The folds of `fold_of_row` (1 to K), each to be fitted on the others' rows weighted by
     /// `row_weights`.
-    pub fn new(x: &'a Columns, y: &'a [f64], row_weights: Option<&[f64]>, fold_of_row: Vec<usize>, request: PathRequest<'a>) -> Self {
+    pub fn new(
+        x: &'a Columns,
+        y: &'a [f64],
+        row_weights: Option<&[f64]>,
+        fold_of_row: Vec<usize>,
+        request: PathRequest<'a>,
+    ) -> Self {
         let folds = fold_of_row.iter().copied().max().unwrap_or(0);
         let own_grid = PathRequest { lambdas: None, down_to: None, stop_early: true, ..request };
         let weight = |i: usize| row_weights.map_or(1.0, |w| w[i]);
         let folds = (1..=folds)
             .map(|fold| {
-                let training: Vec<usize> = (0..y.len()).filter(|&i| fold_of_row[i] != fold && weight(i) > 0.0).collect();
+                let training: Vec<usize> =
+                    (0..y.len()).filter(|&i| fold_of_row[i] != fold && weight(i) > 0.0).collect();
                 let path = PathStepper::on_rows(
                     Cow::Owned(x.rows_of(&training)),
                     training.iter().map(|&i| y[i]).collect(),
                     request.offset.map(|o| training.iter().map(|&i| o[i]).collect()),
-                    normalised(Some(&training.iter().map(|&i| weight(i)).collect::<Vec<f64>>()), training.len()),
+                    normalised(
+                        Some(&training.iter().map(|&i| weight(i)).collect::<Vec<f64>>()),
+                        training.len(),
+                    ),
                     own_grid,
                 );
-                let held_out: Vec<usize> = (0..y.len()).filter(|&i| fold_of_row[i] == fold).collect();
+                let held_out: Vec<usize> =
+                    (0..y.len()).filter(|&i| fold_of_row[i] == fold).collect();
                 let held_out_weights = held_out.iter().map(|&i| weight(i)).collect();
                 FoldPath { path, x, y, offset: request.offset, held_out, held_out_weights }
             })
             .collect();
-        CrossValidating { folds, fold_of_row, lambdas: Vec::new(), mean_deviance: Vec::new(), std_error: Vec::new() }
+        CrossValidating {
+            folds,
+            fold_of_row,
+            lambdas: Vec::new(),
+            mean_deviance: Vec::new(),
+            std_error: Vec::new(),
+        }
     }
 
     /// The mean held-out deviance at `lambda` (the path's next λ) and its standard error. The
@@ -787,11 +877,13 @@ impl<'a> CrossValidating<'a> {
     pub fn at(&mut self, lambda: f64) -> (f64, f64) {
         // rayon's pool: its threads outlive a λ (a thread a λ cost a stack's map and unmap, and
         // TLB shootdowns), and a core that finishes its folds early takes another's.
-        let deviances: Vec<f64> = self.folds.par_iter_mut().map(|fold| fold.deviance_at(lambda)).collect();
+        let deviances: Vec<f64> =
+            self.folds.par_iter_mut().map(|fold| fold.deviance_at(lambda)).collect();
         let sizes: Vec<f64> = self.folds.iter().map(|f| f.held_out_weights.iter().sum()).collect();
         let total: f64 = sizes.iter().sum();
         let mean = sizes.iter().zip(&deviances).map(|(n, d)| n * d).sum::<f64>() / total;
-        let spread = sizes.iter().zip(&deviances).map(|(n, d)| n * (d - mean).powi(2)).sum::<f64>() / total;
+        let spread =
+            sizes.iter().zip(&deviances).map(|(n, d)| n * (d - mean).powi(2)).sum::<f64>() / total;
         let std_error = (spread / (self.folds.len() as f64 - 1.0)).sqrt();
         self.lambdas.push(lambda);
         self.mean_deviance.push(mean);
@@ -831,7 +923,9 @@ impl FoldPath<'_> {
             .zip(&self.held_out_weights)
             .map(|(&i, w)| {
                 let offset = self.offset.map_or(0.0, |o| o[i]);
-                let z = weights.bias + (0..x.terms).map(|j| x.column(j)[i] * weights.weights[j]).sum::<f64>() + offset;
+                let z = weights.bias
+                    + (0..x.terms).map(|j| x.column(j)[i] * weights.weights[j]).sum::<f64>()
+                    + offset;
                 let p = sigmoid(z).clamp(CV_PROBABILITY_BOUND, 1.0 - CV_PROBABILITY_BOUND);
                 -2.0 * w * if y[i] == 1.0 { p.ln() } else { (1.0 - p).ln() }
             })
@@ -857,7 +951,13 @@ fn interpolated(path: &[PathPoint], lambda: f64) -> Weights {
     let mix = |a: f64, b: f64| a * t + b * (1.0 - t);
     Weights {
         bias: mix(above.weights.bias, below.weights.bias),
-        weights: above.weights.weights.iter().zip(&below.weights.weights).map(|(a, b)| mix(*a, *b)).collect(),
+        weights: above
+            .weights
+            .weights
+            .iter()
+            .zip(&below.weights.weights)
+            .map(|(a, b)| mix(*a, *b))
+            .collect(),
     }
 }
 
@@ -884,14 +984,24 @@ mod tests {
     fn the_first_lambda_zeroes_every_term_and_the_next_frees_one() {
         let (x, y) = problem_data();
         let columns = Columns::from_rows(&x, 4);
-        let request =
-            PathRequest { net: ElasticNet { alpha: 1.0 }, lambdas: None, down_to: None, stop_early: true, tolerance: 1e-7, offset: None };
+        let request = PathRequest {
+            net: ElasticNet { alpha: 1.0 },
+            lambdas: None,
+            down_to: None,
+            stop_early: true,
+            tolerance: 1e-7,
+            offset: None,
+        };
         let path = fit_path(&columns, &y, None, request, &AtomicBool::new(false), |_| {});
         assert_eq!(path[0].nonzero, 0);
         let mean = y.iter().sum::<f64>() / y.len() as f64;
         assert!((path[0].weights.bias - (mean / (1.0 - mean)).ln()).abs() < 1e-12);
         assert!(path[1].nonzero >= 1);
-        assert!(path.len() < PATH_LENGTH, "the path stops once the deviance stops improving: {}", path.len());
+        assert!(
+            path.len() < PATH_LENGTH,
+            "the path stops once the deviance stops improving: {}",
+            path.len()
+        );
         assert!(path.windows(2).all(|w| w[1].lambda < w[0].lambda));
     }
 
@@ -917,10 +1027,27 @@ mod tests {
             tolerance: 1e-7,
             offset: None,
         };
-        let path = fit_path(&Columns::from_rows(&x, terms), &y, None, request, &AtomicBool::new(false), |_| {});
-        let params = super::super::TrainParams { solver: super::super::Solver::Newton, l2: lambda, ..Default::default() };
-        let newton =
-            super::super::fit(super::super::Examples::new(&x, &y, terms), None, &params, &AtomicBool::new(false), |_| {}).expect("fits");
+        let path = fit_path(
+            &Columns::from_rows(&x, terms),
+            &y,
+            None,
+            request,
+            &AtomicBool::new(false),
+            |_| {},
+        );
+        let params = super::super::TrainParams {
+            solver: super::super::Solver::Newton,
+            l2: lambda,
+            ..Default::default()
+        };
+        let newton = super::super::fit(
+            super::super::Examples::new(&x, &y, terms),
+            None,
+            &params,
+            &AtomicBool::new(false),
+            |_| {},
+        )
+        .expect("fits");
         let cd = &path[0].weights;
         let gap = cd
             .weights

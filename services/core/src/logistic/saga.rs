@@ -17,7 +17,9 @@
 //! seed's SGD); then a full pass measures it for the curve and the stop rules, which end the
 //! fit when the gradient's norm falls below the tolerance.
 
-use super::{FitData, Measurement, Progress, StopReason, Weights, dot, objective, shuffle_blocks, sigmoid};
+use super::{
+    FitData, Measurement, Progress, StopReason, Weights, dot, objective, shuffle_blocks, sigmoid,
+};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -36,12 +38,23 @@ impl Memory {
         let rows = ex.x.chunks_exact(ex.d.max(1)).enumerate();
         let largest = rows.map(|(i, row)| scale(i) * (1.0 + dot(row, row))).fold(0.0, f64::max);
         let curvature = largest / 4.0 + data.params.l2;
-        Memory { residuals: vec![0.0; ex.rows()], mean_gradient: vec![0.0; ex.d + 1], step: 1.0 / (3.0 * curvature) }
+        Memory {
+            residuals: vec![0.0; ex.rows()],
+            mean_gradient: vec![0.0; ex.d + 1],
+            step: 1.0 / (3.0 * curvature),
+        }
     }
 
     /// One visit of row `j` (terms `row`, label `y`, loss weight `weight`, offset `offset`).
     #[inline]
-    fn visit(&mut self, w: &mut Weights, j: usize, row: &[f64], (y, weight, offset): (f64, f64, f64), l2: f64) {
+    fn visit(
+        &mut self,
+        w: &mut Weights,
+        j: usize,
+        row: &[f64],
+        (y, weight, offset): (f64, f64, f64),
+        l2: f64,
+    ) {
         let residual = weight * (sigmoid(w.logit(row) + offset) - y);
         let change = residual - self.residuals[j];
         let (eta, n) = (self.step, self.residuals.len() as f64);
@@ -64,7 +77,10 @@ fn row_scale<'a>(data: &FitData<'a>) -> impl Fn(usize) -> f64 + 'a {
     move |i| ex.row_weights.map_or(1.0, |w| w[i] * share)
 }
 
-pub(super) fn fit_saga<F: FnMut(&super::EpochEvent)>(data: &FitData<'_>, progress: &mut Progress<'_, F>) -> (Weights, StopReason) {
+pub(super) fn fit_saga<F: FnMut(&super::EpochEvent)>(
+    data: &FitData<'_>,
+    progress: &mut Progress<'_, F>,
+) -> (Weights, StopReason) {
     let (ex, l2) = (data.train, data.params.l2);
     let d = ex.d;
     let mut w = Weights::zeros(d);
@@ -80,7 +96,13 @@ pub(super) fn fit_saga<F: FnMut(&super::EpochEvent)>(data: &FitData<'_>, progres
         shuffle_blocks(&mut order, &mut rng);
         for &j in &order {
             let y = ex.y[j];
-            memory.visit(&mut w, j, &ex.x[j * d..(j + 1) * d], (y, ex.weight_of(j, y) * share, ex.offset_of(j)), l2);
+            memory.visit(
+                &mut w,
+                j,
+                &ex.x[j * d..(j + 1) * d],
+                (y, ex.weight_of(j, y) * share, ex.offset_of(j)),
+                l2,
+            );
         }
         let m = Measurement::from_objective(objective(&w, ex, l2), &w, data);
         if let Some(reason) = progress.epoch_done(epoch, &m, &mut w) {

@@ -42,7 +42,12 @@ const CLIP: f64 = f64::EPSILON;
 /// precision, recall and F1, macro AUC and average precision, the log loss and Brier score;
 /// its binary confusion is left zero and the rest is in [`Metrics::multiclass`]. `threshold` is
 /// only recorded: a row's class is its most probable.
-pub fn multiclass_metrics(probabilities: &[f64], labels: &[f64], names: &[String], threshold: f64) -> Metrics {
+pub fn multiclass_metrics(
+    probabilities: &[f64],
+    labels: &[f64],
+    names: &[String],
+    threshold: f64,
+) -> Metrics {
     let k = names.len();
     let n = labels.len();
     let mut confusion = vec![vec![0u64; k]; k];
@@ -52,9 +57,14 @@ pub fn multiclass_metrics(probabilities: &[f64], labels: &[f64], names: &[String
         let predicted = most_probable(row);
         confusion[truth][predicted] += 1;
         log_loss -= row[truth].clamp(CLIP, 1.0 - CLIP).ln();
-        brier += row.iter().enumerate().map(|(c, &p)| (p - f64::from(u8::from(c == truth))).powi(2)).sum::<f64>();
+        brier += row
+            .iter()
+            .enumerate()
+            .map(|(c, &p)| (p - f64::from(u8::from(c == truth))).powi(2))
+            .sum::<f64>();
     }
-    let classes: Vec<ClassMetrics> = (0..k).map(|c| one_vs_rest(probabilities, labels, &confusion, (c, &names[c]))).collect();
+    let classes: Vec<ClassMetrics> =
+        (0..k).map(|c| one_vs_rest(probabilities, labels, &confusion, (c, &names[c]))).collect();
     let mean = |f: fn(&ClassMetrics) -> f64| classes.iter().map(f).sum::<f64>() / k as f64;
     let auc_macro = mean(|c| c.auc);
     let auc_weighted = classes.iter().map(|c| c.auc * c.support as f64).sum::<f64>() / n as f64;
@@ -83,7 +93,12 @@ pub fn most_probable(row: &[f64]) -> usize {
 }
 
 /// Class `c` against the rest: its counts from the confusion, its ranking from its probability.
-fn one_vs_rest(probabilities: &[f64], labels: &[f64], confusion: &[Vec<u64>], (c, name): (usize, &str)) -> ClassMetrics {
+fn one_vs_rest(
+    probabilities: &[f64],
+    labels: &[f64],
+    confusion: &[Vec<u64>],
+    (c, name): (usize, &str),
+) -> ClassMetrics {
     let k = confusion.len();
     let scores: Vec<f64> = probabilities.iter().skip(c).step_by(k).copied().collect();
     let is_class: Vec<f64> = labels.iter().map(|&y| f64::from(u8::from(y as usize == c))).collect();
@@ -92,7 +107,11 @@ fn one_vs_rest(probabilities: &[f64], labels: &[f64], confusion: &[Vec<u64>], (c
     let predicted: u64 = confusion.iter().map(|row| row[c]).sum();
     let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
     let (precision, recall) = (ratio(confusion[c][c], predicted), ratio(confusion[c][c], support));
-    let f1 = if precision + recall == 0.0 { 0.0 } else { 2.0 * precision * recall / (precision + recall) };
+    let f1 = if precision + recall == 0.0 {
+        0.0
+    } else {
+        2.0 * precision * recall / (precision + recall)
+    };
     ClassMetrics {
         class: name.to_string(),
         support: support as usize,

@@ -15,7 +15,9 @@
 
 use super::{Contents, Store, StoreError};
 use crate::table::ValueSink;
-use blake3::hazmat::{ChainingValue, HasherExt, Mode, merge_subtrees_non_root, merge_subtrees_root};
+use blake3::hazmat::{
+    ChainingValue, HasherExt, Mode, merge_subtrees_non_root, merge_subtrees_root,
+};
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
@@ -95,8 +97,15 @@ impl Store {
         params: serde_json::Value,
     ) -> Result<String, StoreError> {
         let width = table.width();
-        if writer.rows != table.rows() as u64 || writer.width.is_some_and(|w| w != width) || !table.x.is_empty() {
-            let detail = format!("{} rows of values written for a table of {} rows × {width}", writer.rows, table.rows());
+        if writer.rows != table.rows() as u64
+            || writer.width.is_some_and(|w| w != width)
+            || !table.x.is_empty()
+        {
+            let detail = format!(
+                "{} rows of values written for a table of {} rows × {width}",
+                writer.rows,
+                table.rows()
+            );
             return Err(StoreError::io(Path::new("x.npy"), std::io::Error::other(detail)));
         }
         let x = writer.finish(table.rows(), width)?;
@@ -117,7 +126,10 @@ impl DatasetWriter {
         .to_bytes()
         .map_err(|e| StoreError::io(Path::new("x.npy"), std::io::Error::other(e.to_string())))?;
         if header.len() != HEADER_BYTES {
-            let detail = format!("the .npy header of {rows} × {width} is {} bytes, not {HEADER_BYTES}", header.len());
+            let detail = format!(
+                "the .npy header of {rows} × {width} is {} bytes, not {HEADER_BYTES}",
+                header.len()
+            );
             return Err(StoreError::io(Path::new("x.npy"), std::io::Error::other(detail)));
         }
         let first_chunk = [header.as_slice(), &head].concat();
@@ -163,8 +175,14 @@ fn start_writeback(file: &std::fs::File, from: u64, to: u64) {
 
 impl ValueSink for DatasetWriter {
     fn append(&mut self, values: &[f64], width: usize) -> std::io::Result<()> {
-        if width == 0 || !values.len().is_multiple_of(width) || self.width.is_some_and(|w| w != width) {
-            return Err(std::io::Error::other(format!("{} values do not make rows of {width}", values.len())));
+        if width == 0
+            || !values.len().is_multiple_of(width)
+            || self.width.is_some_and(|w| w != width)
+        {
+            return Err(std::io::Error::other(format!(
+                "{} values do not make rows of {width}",
+                values.len()
+            )));
         }
         if self.width.is_none() {
             self.width = Some(width);
@@ -174,12 +192,15 @@ impl ValueSink for DatasetWriter {
         self.rows += (values.len() / width) as u64;
         // `.npy` values are little-endian, as this machine's (the store reads them so too).
         let bytes: &[u8] = bytemuck::cast_slice(values);
-        let head_room = (CHUNK_BYTES - HEADER_BYTES).saturating_sub(self.head.len()).min(bytes.len());
+        let head_room =
+            (CHUNK_BYTES - HEADER_BYTES).saturating_sub(self.head.len()).min(bytes.len());
         self.head.extend_from_slice(&bytes[..head_room]);
         self.hasher.update(&bytes[head_room..]);
         match &mut self.out {
             Staged::File(file, path) => {
-                file.write_all(bytes).map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.path.display())))?;
+                file.write_all(bytes).map_err(|e| {
+                    std::io::Error::new(e.kind(), format!("{}: {e}", path.path.display()))
+                })?;
                 let written = HEADER_BYTES as u64 + self.rows * 8 * width as u64;
                 if written - self.written_back >= WRITEBACK_BYTES {
                     start_writeback(file, self.written_back, written);
@@ -203,12 +224,16 @@ impl ValueSink for DatasetWriter {
                 values
             }
             Staged::Memory(out) => {
-                let values = out[HEADER_BYTES..].chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().unwrap_or_default())).collect();
+                let values = out[HEADER_BYTES..]
+                    .chunks_exact(8)
+                    .map(|b| f64::from_le_bytes(b.try_into().unwrap_or_default()))
+                    .collect();
                 out.truncate(HEADER_BYTES);
                 values
             }
         };
-        (self.width, self.rows, self.missing, self.head, self.hasher) = (None, 0, Vec::new(), Vec::new(), HeadLastHasher::new());
+        (self.width, self.rows, self.missing, self.head, self.hasher) =
+            (None, 0, Vec::new(), Vec::new(), HeadLastHasher::new());
         self.written_back = 0;
         Ok(values)
     }
@@ -230,7 +255,9 @@ enum StagedBytes {
 impl Contents for StagedNpy {
     fn write_to(&self, out: &mut dyn Write) -> std::io::Result<()> {
         match &self.staged {
-            StagedBytes::File(path) => std::io::copy(&mut std::fs::File::open(&path.path)?, out).map(drop),
+            StagedBytes::File(path) => {
+                std::io::copy(&mut std::fs::File::open(&path.path)?, out).map(drop)
+            }
             StagedBytes::Memory(bytes) => out.write_all(bytes),
         }
     }
@@ -265,7 +292,12 @@ struct HeadLastHasher {
 
 impl HeadLastHasher {
     fn new() -> Self {
-        HeadLastHasher { complete: Vec::new(), current: Self::subtree_at(CHUNK_BYTES as u64), start: CHUNK_BYTES as u64, filled: 0 }
+        HeadLastHasher {
+            complete: Vec::new(),
+            current: Self::subtree_at(CHUNK_BYTES as u64),
+            start: CHUNK_BYTES as u64,
+            filled: 0,
+        }
     }
 
     fn subtree_at(offset: u64) -> blake3::Hasher {
@@ -304,7 +336,10 @@ impl HeadLastHasher {
             0 => subtrees.pop().unwrap_or_default(),
             _ => self.current.finalize_non_root(),
         };
-        let left = subtrees.into_iter().reduce(|left, right| merge_subtrees_non_root(&left, &right, Mode::Hash)).unwrap_or_default();
+        let left = subtrees
+            .into_iter()
+            .reduce(|left, right| merge_subtrees_non_root(&left, &right, Mode::Hash))
+            .unwrap_or_default();
         merge_subtrees_root(&left, &right, Mode::Hash)
     }
 }
@@ -349,7 +384,11 @@ mod tests {
             writer.append(&whole.x[..600], 3).expect("appended");
             assert!(writer.append(&whole.x[..4], 2).is_err(), "{home}: rows of another width");
             let back = writer.take_back().expect("taken back");
-            assert_eq!(format!("{back:?}"), format!("{:?}", [&[f64::NAN; 6][..], &whole.x[..600]].concat()), "{home}");
+            assert_eq!(
+                format!("{back:?}"),
+                format!("{:?}", [&[f64::NAN; 6][..], &whole.x[..600]].concat()),
+                "{home}"
+            );
             // Past the stride of the writeback, and taken back again.
             let big = vec![1.5; 3 * 400_000];
             writer.append(&big, 3).expect("appended");
@@ -358,13 +397,28 @@ mod tests {
                 writer.append(rows, 3).expect("appended");
             }
             let labels = RawTable { x: Vec::new(), ..whole.clone() };
-            let id = store.put_streamed_table(writer, &labels, "ingest", serde_json::json!({"source": "test"})).expect("stored");
+            let id = store
+                .put_streamed_table(
+                    writer,
+                    &labels,
+                    "ingest",
+                    serde_json::json!({"source": "test"}),
+                )
+                .expect("stored");
             assert_eq!(id, expected, "{home}");
             // A writer dropped before its dataset is stored (a cached step, a bad file).
             let mut writer = store.dataset_writer().expect("a writer");
             writer.append(&whole.x, 3).expect("appended");
-            let short = RawTable { x: Vec::new(), y: vec![0.0; 10], lines: (2..12).collect(), ..whole.clone() };
-            assert!(store.put_streamed_table(writer, &short, "ingest", serde_json::json!({})).is_err(), "{home}: rows the table has not");
+            let short = RawTable {
+                x: Vec::new(),
+                y: vec![0.0; 10],
+                lines: (2..12).collect(),
+                ..whole.clone()
+            };
+            assert!(
+                store.put_streamed_table(writer, &short, "ingest", serde_json::json!({})).is_err(),
+                "{home}: rows the table has not"
+            );
             assert!(staged_left(&dir.path().join(home)).is_empty(), "{home}");
         }
     }
@@ -372,11 +426,20 @@ mod tests {
     #[test]
     fn the_hash_of_the_head_given_last_is_blake3_at_every_tree_edge() {
         let input: Vec<u8> = (0..(1u32 << 20) + 3000).map(|i| (i * 7 + i / 251) as u8).collect();
-        let edges = (0..=10).map(|k| (CHUNK_BYTES << k) as i64).flat_map(|edge| [edge - 1, edge, edge + 1]);
-        for len in [0, 1, 100, 1023].into_iter().chain(edges).chain([3 * 1024 + 5, 1_000_000, input.len() as i64]) {
+        let edges =
+            (0..=10).map(|k| (CHUNK_BYTES << k) as i64).flat_map(|edge| [edge - 1, edge, edge + 1]);
+        for len in [0, 1, 100, 1023].into_iter().chain(edges).chain([
+            3 * 1024 + 5,
+            1_000_000,
+            input.len() as i64,
+        ]) {
             let input = &input[..len as usize];
             for pieces in [&[1 << 20][..], &[1000, 7, 4096]] {
-                assert_eq!(head_last_hash(input, pieces), blake3::hash(input), "{len} bytes in pieces of {pieces:?}");
+                assert_eq!(
+                    head_last_hash(input, pieces),
+                    blake3::hash(input),
+                    "{len} bytes in pieces of {pieces:?}"
+                );
             }
         }
     }
@@ -392,7 +455,12 @@ mod tests {
         fn open(&self, key: &str) -> Result<Option<super::super::StoredObject<'_>>, StoreError> {
             self.0.open(key)
         }
-        fn commit(&self, id: &str, files: &[(&str, &dyn Contents)], whole: &dyn Fn() -> bool) -> Result<(), StoreError> {
+        fn commit(
+            &self,
+            id: &str,
+            files: &[(&str, &dyn Contents)],
+            whole: &dyn Fn() -> bool,
+        ) -> Result<(), StoreError> {
             self.0.commit(id, files, whole)
         }
         fn replace(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
@@ -401,12 +469,16 @@ mod tests {
         fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
             self.0.list(prefix)
         }
-        fn load_registry(&self) -> Result<crate::registry::RegistryData, crate::registry::RegistryError> {
+        fn load_registry(
+            &self,
+        ) -> Result<crate::registry::RegistryData, crate::registry::RegistryError> {
             self.0.load_registry()
         }
         fn update_registry(
             &self,
-            change: &mut dyn FnMut(&mut crate::registry::RegistryData) -> Result<(), crate::registry::RegistryError>,
+            change: &mut dyn FnMut(
+                &mut crate::registry::RegistryData,
+            ) -> Result<(), crate::registry::RegistryError>,
         ) -> Result<(), crate::registry::RegistryError> {
             self.0.update_registry(change)
         }
@@ -438,11 +510,16 @@ mod tests {
             writer.append(rows, width).expect("appended");
         }
         let labels = RawTable { x: Vec::new(), ..whole.clone() };
-        store.put_streamed_table(writer, &labels, "ingest", serde_json::json!({"source": "test"})).expect("stored")
+        store
+            .put_streamed_table(writer, &labels, "ingest", serde_json::json!({"source": "test"}))
+            .expect("stored")
     }
 
     fn staged_left(home: &Path) -> Vec<std::ffi::OsString> {
-        std::fs::read_dir(home.join("tmp")).expect("tmp").map(|e| e.expect("entry").file_name()).collect()
+        std::fs::read_dir(home.join("tmp"))
+            .expect("tmp")
+            .map(|e| e.expect("entry").file_name())
+            .collect()
     }
 
     proptest! {

@@ -1118,7 +1118,8 @@ impl App {
         self.train_curve.last().map(|&(epoch, loss)| (epoch as usize, loss, false))
     }
 
-    /// Handles a key; returns what the runtime must do, if anything.
+    /// Handles a key; returns what the runtime must do, if anything. An open overlay takes
+    /// every key; then the prediction line, when it has the focus; then the main screen.
     pub fn on_key(&mut self, key: KeyEvent) -> Option<Action> {
         if key.kind != crossterm::event::KeyEventKind::Press {
             return None;
@@ -1132,259 +1133,217 @@ impl App {
             self.quit = true;
             return Some(Action::Quit);
         }
-        match self.overlay {
-            Overlay::ConfirmPromote => {
-                self.overlay = Overlay::None;
-                if key.code == KeyCode::Char('y') {
-                    return Some(Action::Promote);
-                }
-                self.status = NOT_PROMOTED.into();
-                return None;
-            }
-            Overlay::ConfirmCancel => {
-                self.overlay = Overlay::None;
-                let keep_best = match key.code {
-                    KeyCode::Char('k') => true,
-                    KeyCode::Char('d') => false,
-                    _ => {
-                        self.status = TRAINING_GOES_ON.into();
-                        return None;
-                    }
-                };
-                // The run may have ended while the question was open.
-                let Some(job) = self.job.clone().filter(|_| self.training) else {
-                    self.status = NOTHING_TRAINING.into();
-                    return None;
-                };
-                return Some(Action::Cancel { job, keep_best });
-            }
-            Overlay::ConfirmQuit => {
-                self.overlay = Overlay::None;
-                if matches!(key.code, KeyCode::Char('q') | KeyCode::Char('y')) {
-                    self.quit = true;
-                    return Some(Action::Quit);
-                }
-                self.status = STILL_HERE.into();
-                return None;
-            }
-            Overlay::Help => {
-                self.overlay = Overlay::None;
-                return None;
-            }
-            Overlay::Params => return self.on_form_key(key),
-            Overlay::PredictForm => return self.on_predict_form_key(key),
-            Overlay::Runs => return self.on_runs_key(key),
-            Overlay::SweepForm => return self.on_sweep_form_key(key),
-            Overlay::Score => {
-                let field = &mut self.score_paths[self.score_field];
-                match key.code {
-                    KeyCode::Esc => self.overlay = Overlay::None,
-                    KeyCode::Up | KeyCode::Down | KeyCode::Tab | KeyCode::BackTab => {
-                        self.score_field = 1 - self.score_field
-                    }
-                    KeyCode::Backspace => {
-                        field.pop();
-                    }
-                    KeyCode::Char(c) if !c.is_control() && field.len() < 4096 => field.push(c),
-                    KeyCode::Enter if self.scoring.is_some() => {
-                        self.status = "a scoring is already running".into()
-                    }
-                    KeyCode::Enter => {
-                        let [input, output] =
-                            self.score_paths.clone().map(|p| PathBuf::from(p.trim()));
-                        if input.as_os_str().is_empty() || output.as_os_str().is_empty() {
-                            self.status = "give the CSV to score and the file to write".into();
-                            return None;
-                        }
-                        self.overlay = Overlay::None;
-                        self.scoring = Some(0);
-                        self.status = format!("scoring {}…", input.display());
-                        return Some(Action::Score { input, output });
-                    }
-                    _ => {}
-                }
-                return None;
-            }
-            Overlay::Sweep => {
-                match key.code {
-                    KeyCode::Char('P') => {
-                        match self.sweep.as_ref().and_then(|s| s.best_version()) {
-                            Some((member, version)) => {
-                                let described = self
-                                    .sweep
-                                    .as_ref()
-                                    .map(|s| s.members[member].describe())
-                                    .unwrap_or_default();
-                                self.status = format!(
-                                    "promoting v{version} ({described}), the lowest validation loss…"
-                                );
-                                self.overlay = Overlay::None;
-                                return Some(Action::PromoteVersion(version));
-                            }
-                            None => self.status = "no member has finished yet".into(),
-                        }
-                    }
-                    KeyCode::Char('n') if !self.sweep.as_ref().is_some_and(|s| s.running()) => {
-                        self.sweep_form = super::sweep::SweepForm::around(&self.params);
-                        self.overlay = Overlay::SweepForm;
-                    }
-                    _ => self.overlay = Overlay::None,
-                }
-                return None;
-            }
-            Overlay::Coefficients => {
-                let last = self.shown_terms().map_or(0, |t| t.len().saturating_sub(1));
-                let scroll = &mut self.coefficients_scroll;
-                match key.code {
-                    KeyCode::Down | KeyCode::Char('j') => *scroll = (*scroll + 1).min(last),
-                    KeyCode::Up | KeyCode::Char('k') => *scroll = scroll.saturating_sub(1),
-                    KeyCode::PageDown => *scroll = (*scroll + 10).min(last),
-                    KeyCode::PageUp => *scroll = scroll.saturating_sub(10),
-                    KeyCode::Char('s') => {
-                        self.coefficients_by_magnitude = !self.coefficients_by_magnitude
-                    }
-                    KeyCode::Char('K') | KeyCode::Right => self.step_class(true),
-                    KeyCode::Left => self.step_class(false),
-                    _ => self.overlay = Overlay::None,
-                }
-                return None;
-            }
-            Overlay::RunView => {
-                let comparison = self.run_comparison.as_mut();
-                match key.code {
-                    KeyCode::Down => comparison.into_iter().for_each(|c| {
-                        c.scroll = (c.scroll + 1).min(c.rows.len().saturating_sub(1))
-                    }),
-                    KeyCode::Up => {
-                        comparison.into_iter().for_each(|c| c.scroll = c.scroll.saturating_sub(1))
-                    }
-                    KeyCode::Char('e') => {
-                        if let Some((a, b)) = comparison.and_then(|c| c.pair.clone()) {
-                            return Some(Action::ExportComparison(a, b));
-                        }
-                        self.status =
-                            "e exports a comparison of two runs: mark two with Space".into();
-                    }
-                    _ => self.overlay = Overlay::Runs,
-                }
-                return None;
-            }
-            Overlay::Logs => return self.on_logs_key(key),
-            Overlay::None => {}
+        if self.overlay != Overlay::None {
+            return self.on_overlay_key(key);
         }
         if self.focus == Focus::Predict {
             return self.on_predict_key(key);
         }
+        self.on_main_key(key)
+    }
+
+    /// A key for the open overlay, which owns its keys.
+    fn on_overlay_key(&mut self, key: KeyEvent) -> Option<Action> {
+        match self.overlay {
+            Overlay::ConfirmPromote => self.on_confirm_promote_key(key),
+            Overlay::ConfirmCancel => self.on_confirm_cancel_key(key),
+            Overlay::ConfirmQuit => self.on_confirm_quit_key(key),
+            Overlay::Help => {
+                self.overlay = Overlay::None;
+                None
+            }
+            Overlay::Params => self.on_form_key(key),
+            Overlay::PredictForm => self.on_predict_form_key(key),
+            Overlay::Runs => self.on_runs_key(key),
+            Overlay::SweepForm => self.on_sweep_form_key(key),
+            Overlay::Score => self.on_score_key(key),
+            Overlay::Sweep => self.on_sweep_key(key),
+            Overlay::Coefficients => self.on_coefficients_key(key),
+            Overlay::RunView => self.on_run_view_key(key),
+            Overlay::Logs => self.on_logs_key(key),
+            Overlay::None => None,
+        }
+    }
+
+    /// `P` on a worse candidate: y promotes anyway, any other key does not.
+    fn on_confirm_promote_key(&mut self, key: KeyEvent) -> Option<Action> {
+        self.overlay = Overlay::None;
+        if key.code == KeyCode::Char('y') {
+            return Some(Action::Promote);
+        }
+        self.status = NOT_PROMOTED.into();
+        None
+    }
+
+    /// `c` while training: k keeps the best epoch, d discards the run, any other key goes on.
+    fn on_confirm_cancel_key(&mut self, key: KeyEvent) -> Option<Action> {
+        self.overlay = Overlay::None;
+        let keep_best = match key.code {
+            KeyCode::Char('k') => true,
+            KeyCode::Char('d') => false,
+            _ => {
+                self.status = TRAINING_GOES_ON.into();
+                return None;
+            }
+        };
+        // The run may have ended while the question was open.
+        let Some(job) = self.job.clone().filter(|_| self.training) else {
+            self.status = NOTHING_TRAINING.into();
+            return None;
+        };
+        Some(Action::Cancel { job, keep_best })
+    }
+
+    /// `q` while training: q or y quits, any other key stays.
+    fn on_confirm_quit_key(&mut self, key: KeyEvent) -> Option<Action> {
+        self.overlay = Overlay::None;
+        if matches!(key.code, KeyCode::Char('q') | KeyCode::Char('y')) {
+            self.quit = true;
+            return Some(Action::Quit);
+        }
+        self.status = STILL_HERE.into();
+        None
+    }
+
+    /// `B`'s two paths: typed, switched with the arrows or Tab; Enter scores.
+    fn on_score_key(&mut self, key: KeyEvent) -> Option<Action> {
+        let field = &mut self.score_paths[self.score_field];
         match key.code {
-            KeyCode::Char('q') => {
-                if self.training {
-                    self.overlay = Overlay::ConfirmQuit;
-                    None
-                } else {
-                    self.quit = true;
-                    Some(Action::Quit)
+            KeyCode::Esc => self.overlay = Overlay::None,
+            KeyCode::Up | KeyCode::Down | KeyCode::Tab | KeyCode::BackTab => {
+                self.score_field = 1 - self.score_field
+            }
+            KeyCode::Backspace => {
+                field.pop();
+            }
+            KeyCode::Char(c) if !c.is_control() && field.len() < 4096 => field.push(c),
+            KeyCode::Enter if self.scoring.is_some() => {
+                self.status = "a scoring is already running".into()
+            }
+            KeyCode::Enter => {
+                let [input, output] = self.score_paths.clone().map(|p| PathBuf::from(p.trim()));
+                if input.as_os_str().is_empty() || output.as_os_str().is_empty() {
+                    self.status = "give the CSV to score and the file to write".into();
+                    return None;
                 }
+                self.overlay = Overlay::None;
+                self.scoring = Some(0);
+                self.status = format!("scoring {}…", input.display());
+                return Some(Action::Score { input, output });
+            }
+            _ => {}
+        }
+        None
+    }
+
+    /// The sweep: P promotes its best member, n starts another once it ends.
+    fn on_sweep_key(&mut self, key: KeyEvent) -> Option<Action> {
+        match key.code {
+            KeyCode::Char('P') => match self.sweep.as_ref().and_then(|s| s.best_version()) {
+                Some((member, version)) => {
+                    let described = self
+                        .sweep
+                        .as_ref()
+                        .map(|s| s.members[member].describe())
+                        .unwrap_or_default();
+                    self.status =
+                        format!("promoting v{version} ({described}), the lowest validation loss…");
+                    self.overlay = Overlay::None;
+                    return Some(Action::PromoteVersion(version));
+                }
+                None => self.status = "no member has finished yet".into(),
+            },
+            KeyCode::Char('n') if !self.sweep.as_ref().is_some_and(|s| s.running()) => {
+                self.sweep_form = super::sweep::SweepForm::around(&self.params);
+                self.overlay = Overlay::SweepForm;
+            }
+            _ => self.overlay = Overlay::None,
+        }
+        None
+    }
+
+    /// `C`: scroll, s sorts by magnitude, ←→ or K step through a K-class model's classes.
+    fn on_coefficients_key(&mut self, key: KeyEvent) -> Option<Action> {
+        let last = self.shown_terms().map_or(0, |t| t.len().saturating_sub(1));
+        let scroll = &mut self.coefficients_scroll;
+        match key.code {
+            KeyCode::Down | KeyCode::Char('j') => *scroll = (*scroll + 1).min(last),
+            KeyCode::Up | KeyCode::Char('k') => *scroll = scroll.saturating_sub(1),
+            KeyCode::PageDown => *scroll = (*scroll + 10).min(last),
+            KeyCode::PageUp => *scroll = scroll.saturating_sub(10),
+            KeyCode::Char('s') => self.coefficients_by_magnitude = !self.coefficients_by_magnitude,
+            KeyCode::Char('K') | KeyCode::Right => self.step_class(true),
+            KeyCode::Left => self.step_class(false),
+            _ => self.overlay = Overlay::None,
+        }
+        None
+    }
+
+    /// Two runs side by side: scroll, e exports the comparison, any other key goes back.
+    fn on_run_view_key(&mut self, key: KeyEvent) -> Option<Action> {
+        let comparison = self.run_comparison.as_mut();
+        match key.code {
+            KeyCode::Down => comparison
+                .into_iter()
+                .for_each(|c| c.scroll = (c.scroll + 1).min(c.rows.len().saturating_sub(1))),
+            KeyCode::Up => {
+                comparison.into_iter().for_each(|c| c.scroll = c.scroll.saturating_sub(1))
+            }
+            KeyCode::Char('e') => {
+                if let Some((a, b)) = comparison.and_then(|c| c.pair.clone()) {
+                    return Some(Action::ExportComparison(a, b));
+                }
+                self.status = "e exports a comparison of two runs: mark two with Space".into();
+            }
+            _ => self.overlay = Overlay::Runs,
+        }
+        None
+    }
+
+    /// A key on the main screen: a command, or the key that opens an overlay.
+    fn on_main_key(&mut self, key: KeyEvent) -> Option<Action> {
+        match key.code {
+            KeyCode::Char('q') if self.training => self.open(Overlay::ConfirmQuit),
+            KeyCode::Char('q') => {
+                self.quit = true;
+                Some(Action::Quit)
             }
             KeyCode::Char('t') => self.start_training(self.params.clone()),
-            KeyCode::Char('c') => match (&self.job, self.training) {
-                (Some(_), true) => {
-                    self.overlay = Overlay::ConfirmCancel;
-                    None
-                }
-                _ => {
-                    self.status = NOTHING_TRAINING.into();
-                    None
-                }
-            },
-            KeyCode::Char('B') => {
-                self.overlay = Overlay::Score;
+            KeyCode::Char('c') if self.job.is_some() && self.training => {
+                self.open(Overlay::ConfirmCancel)
+            }
+            KeyCode::Char('c') => {
+                self.status = NOTHING_TRAINING.into();
                 None
             }
-            KeyCode::Char('S') => {
-                if self.sweep.is_some() {
-                    self.overlay = Overlay::Sweep;
-                } else {
-                    self.sweep_form = super::sweep::SweepForm::around(&self.params);
-                    self.overlay = Overlay::SweepForm;
-                }
-                None
-            }
-            KeyCode::Char('K') => {
-                self.step_class(true);
-                self.status = match self.shown_class_table() {
-                    Some((_, of)) => format!("coefficients of {of}"),
-                    None => "K shows a K-class model's next class; this model has two".to_string(),
-                };
-                None
-            }
-            KeyCode::Char('C') => {
-                if self.shown_terms().is_some() {
-                    self.coefficients_scroll = 0;
-                    self.overlay = Overlay::Coefficients;
-                } else {
-                    self.status = self.why_no_coefficient_table();
-                }
-                None
-            }
+            KeyCode::Char('B') => self.open(Overlay::Score),
+            KeyCode::Char('S') => self.open_sweep(),
+            KeyCode::Char('K') => self.show_next_class(),
+            KeyCode::Char('C') => self.open_coefficients(),
             KeyCode::Char('R') => {
                 self.overlay = Overlay::Runs;
                 Some(Action::LoadRuns)
             }
             KeyCode::Char('h') => {
                 self.form = ParamsForm::from(&self.params, &self.row_roles);
-                self.overlay = Overlay::Params;
-                None
+                self.open(Overlay::Params)
             }
-            KeyCode::Char('p') | KeyCode::Char('/') => {
-                // One line takes one value well; many features take a field each.
-                if self.feature_names.len() > 1 {
-                    if self.predict_form.values.len() != self.feature_names.len() {
-                        self.predict_form = PredictForm {
-                            values: vec![String::new(); self.feature_names.len()],
-                            ..PredictForm::default()
-                        };
-                    }
-                    self.overlay = Overlay::PredictForm;
-                } else {
-                    self.focus = Focus::Predict;
-                }
-                None
+            KeyCode::Char('p') | KeyCode::Char('/') => self.open_prediction(),
+            KeyCode::Char('P') if self.worse_candidate().is_some() => {
+                self.open(Overlay::ConfirmPromote)
             }
-            KeyCode::Char('P') => {
-                if self.worse_candidate().is_some() {
-                    self.overlay = Overlay::ConfirmPromote;
-                    return None;
-                }
-                Some(Action::Promote)
-            }
+            KeyCode::Char('P') => Some(Action::Promote),
             KeyCode::Char('b') => Some(Action::Rollback),
             KeyCode::Char('e') => Some(Action::Export { log_scale: self.log_scale }),
-            KeyCode::Char('l') => {
-                self.log_scale = !self.log_scale;
-                self.rebuild_chart();
-                None
-            }
-            KeyCode::Char('w') => {
-                self.loss_window = !self.loss_window;
-                self.rebuild_chart();
-                None
-            }
-            KeyCode::Char('m') => {
-                self.loss_smoothing = !self.loss_smoothing;
-                self.rebuild_chart();
-                None
-            }
-            KeyCode::Char('?') => {
-                self.overlay = Overlay::Help;
-                None
-            }
+            KeyCode::Char('l') => self.toggle_chart(|app| &mut app.log_scale),
+            KeyCode::Char('w') => self.toggle_chart(|app| &mut app.loss_window),
+            KeyCode::Char('m') => self.toggle_chart(|app| &mut app.loss_smoothing),
+            KeyCode::Char('?') => self.open(Overlay::Help),
             KeyCode::Char('r') => self.selected_service().map(Action::Restart),
             KeyCode::Char('s') => {
                 let s = self.services.get(self.selected)?;
-                Some(Action::StopStart(
-                    s.name,
-                    matches!(s.status, Status::Stopped | Status::Failed),
-                ))
+                let stopped = matches!(s.status, Status::Stopped | Status::Failed);
+                Some(Action::StopStart(s.name, stopped))
             }
             KeyCode::Enter | KeyCode::Char('L') => {
                 let name = self.selected_service()?;
@@ -1406,6 +1365,64 @@ impl App {
             }
             _ => None,
         }
+    }
+
+    /// Opens `overlay`, which asks nothing of the runtime.
+    fn open(&mut self, overlay: Overlay) -> Option<Action> {
+        self.overlay = overlay;
+        None
+    }
+
+    /// `S`: the sweep running or done, or the form for a new one.
+    fn open_sweep(&mut self) -> Option<Action> {
+        if self.sweep.is_some() {
+            return self.open(Overlay::Sweep);
+        }
+        self.sweep_form = super::sweep::SweepForm::around(&self.params);
+        self.open(Overlay::SweepForm)
+    }
+
+    /// `K`: a K-class model's next class in the Model panel, named in the status line.
+    fn show_next_class(&mut self) -> Option<Action> {
+        self.step_class(true);
+        self.status = match self.shown_class_table() {
+            Some((_, of)) => format!("coefficients of {of}"),
+            None => "K shows a K-class model's next class; this model has two".to_string(),
+        };
+        None
+    }
+
+    /// `C`: the whole coefficient table from its top, or why there is none.
+    fn open_coefficients(&mut self) -> Option<Action> {
+        if self.shown_terms().is_none() {
+            self.status = self.why_no_coefficient_table();
+            return None;
+        }
+        self.coefficients_scroll = 0;
+        self.open(Overlay::Coefficients)
+    }
+
+    /// `p`: one line takes one value well; many features take a field each.
+    fn open_prediction(&mut self) -> Option<Action> {
+        if self.feature_names.len() <= 1 {
+            self.focus = Focus::Predict;
+            return None;
+        }
+        if self.predict_form.values.len() != self.feature_names.len() {
+            self.predict_form = PredictForm {
+                values: vec![String::new(); self.feature_names.len()],
+                ..PredictForm::default()
+            };
+        }
+        self.open(Overlay::PredictForm)
+    }
+
+    /// Flips one of the loss chart's switches and redraws it.
+    fn toggle_chart(&mut self, switch: fn(&mut App) -> &mut bool) -> Option<Action> {
+        let on = switch(self);
+        *on = !*on;
+        self.rebuild_chart();
+        None
     }
 
     /// The names of class 0 and class 1, as the data has them: the decision words.

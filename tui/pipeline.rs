@@ -261,9 +261,6 @@ pub fn new_run_id() -> String {
     format!("{ms}-{:04x}", rand::random::<u16>())
 }
 
-/// Runs every stage and returns the report. Events go to `events` as they happen. With
-/// `keep_in` (a home), the run's report is kept in `<home>/runs/` before the new version is
-/// promoted or served, and again once it is.
 /// What the train stage came to.
 struct Trained {
     model: String,
@@ -274,258 +271,86 @@ struct Trained {
     solve_ms: Option<f64>,
 }
 
+/// Runs the stages one after another: each announced, timed, recorded, and its error made the
+/// run's.
+struct StageRunner<'e> {
+    events: &'e mpsc::UnboundedSender<PipelineEvent>,
+    stages: Vec<StageReport>,
+}
+
+impl StageRunner<'_> {
+    fn send(&self, event: PipelineEvent) {
+        let _ = self.events.send(event);
+    }
+
+    /// Runs `stage` as `work`; `summary` says of its value whether it was cached, and the
+    /// detail the dashboard shows beside the stage.
+    async fn run<T>(
+        &mut self,
+        stage: Stage,
+        work: impl std::future::Future<Output = Result<T, ClientError>>,
+        summary: impl FnOnce(&T) -> (bool, String),
+    ) -> Result<T, PipelineError> {
+        self.send(PipelineEvent::StageStarted(stage));
+        let started = Instant::now();
+        let value = work.await.map_err(|e| self.fail(stage, describe(e)))?;
+        let ms = started.elapsed().as_secs_f64() * 1e3;
+        let (cached, detail) = summary(&value);
+        self.send(PipelineEvent::StageFinished { stage, ms, cached, detail });
+        let status = "ok".into();
+        self.stages.push(StageReport { name: stage, status, ms, cached, solver_ms: None });
+        Ok(value)
+    }
+
+    /// The run's error for `stage`, announced.
+    fn fail(&self, stage: Stage, error: String) -> PipelineError {
+        self.send(PipelineEvent::StageFailed { stage, error: error.clone() });
+        PipelineError::Stage { stage, error }
+    }
+}
+
+/// Runs every stage and returns the report. Events go to `events` as they happen. With
+/// `keep_in` (a home), the run's report is kept in `<home>/runs/` before the new version is
+/// promoted or served, and again once it is.
 pub async fn run_pipeline(
     clients: &Clients,
     request: &PipelineRequest,
     events: mpsc::UnboundedSender<PipelineEvent>,
     keep_in: Option<&std::path::Path>,
 ) -> Result<RunReport, PipelineError> {
-    let run_id = new_run_id();
-    let started_unix_ms = logitflow_core::store::now_unix_ms();
-    let mut stages = Vec::new();
-    let send = |e: PipelineEvent| {
-        let _ = events.send(e);
-    };
-
-    macro_rules! stage {
-        ($stage:expr, $cached:expr, $detail:expr, $body:expr) => {{
-            let stage: Stage = $stage;
-            send(PipelineEvent::StageStarted(stage));
-            let t = Instant::now();
-            match $body.await {
-                Ok(value) => {
-                    let ms = t.elapsed().as_secs_f64() * 1e3;
-                    let cached: bool = $cached(&value);
-                    send(PipelineEvent::StageFinished {
-                        stage,
-                        ms,
-                        cached,
-                        detail: $detail(&value),
-                    });
-                    stages.push(StageReport {
-                        name: stage,
-                        status: "ok".into(),
-                        ms,
-                        cached,
-                        solver_ms: None,
-                    });
-                    value
-                }
-                Err(e) => {
-                    let error = describe(e);
-                    send(PipelineEvent::StageFailed { stage, error: error.clone() });
-                    return Err(PipelineError::Stage { stage, error });
-                }
-            }
-        }};
-    }
-
-    let absolute =
-        |p: &PathBuf| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()).display().to_string();
-    let csv_source = |path: &PathBuf| {
-        let o = &request.read;
-        CsvSource {
-            path: absolute(path),
-            label: o.label.clone(),
-            features: o.features.clone(),
-            categorical: o.categorical.clone(),
-            positive: o.positive.clone(),
-            na_values: o.na_values.clone(),
-            delimiter: o.delimiter.clone(),
-            class_labels: o.class_labels.clone(),
-            roles: o.roles.clone(),
-            decimal: o.decimal.clone(),
-        }
-    };
-    // What ingest is told to read: the file here, or the copy of it sent to ingest.
-    let source_of = |path: PathBuf| async move {
-        let mut source = csv_source(&path);
-        if clients.upload_data {
-            let upload: UploadInfo = clients.ingest.put_file("/v1/uploads", &path).await?;
-            source.path = upload.path;
-        }
-        Ok::<_, ClientError>(source)
-    };
-    let ingest = async {
-        let source = source_of(request.data.clone()).await?;
-        let train: DatasetInfo = clients.ingest.post("/v1/datasets/csv", &source).await?;
-        let test = match &request.test_data {
-            Some(path) => {
-                let source = source_of(path.clone()).await?;
-                Some(clients.ingest.post::<_, DatasetInfo>("/v1/datasets/csv", &source).await?)
-            }
-            None => None,
-        };
-        Ok::<_, ClientError>((train, test))
-    };
-    let (dataset, test_dataset) = stage!(
-        Stage::Ingest,
-        |v: &(DatasetInfo, Option<DatasetInfo>)| v.0.cached
-            && v.1.as_ref().is_none_or(|t| t.cached),
-        |v: &(DatasetInfo, Option<DatasetInfo>)| format!(
-            "{} rows",
-            v.0.rows + v.1.as_ref().map_or(0, |t| t.rows)
-        ),
-        ingest
-    );
+    let (run_id, started_unix_ms) = (new_run_id(), logitflow_core::store::now_unix_ms());
+    let mut runner = StageRunner { events: &events, stages: Vec::new() };
+    let (dataset, test_dataset) = ingest(&mut runner, clients, request).await?;
     // Rows to predict are checked against the data's columns now, not after training.
-    check_predict_rows(&request.predict, &dataset).map_err(|error| {
-        send(PipelineEvent::StageFailed { stage: Stage::Ingest, error: error.clone() });
-        PipelineError::Stage { stage: Stage::Ingest, error }
-    })?;
+    check_predict_rows(&request.predict, &dataset).map_err(|e| runner.fail(Stage::Ingest, e))?;
     // Train loads the dataset's rows while preprocess splits them, on the core preprocess
-    // leaves idle, and then takes the training part out of them in place (on the 201 MB file
-    // the load then ends before features does). A hint, as the part's below; not asked for
-    // when ingest found the dataset stored before, as every later stage may well have.
+    // leaves idle, and then takes the training part out of them in place. A hint, as the
+    // part's below; not asked for when ingest found the dataset stored before, as every later
+    // stage may well have.
     if !dataset.cached {
-        let prefetch = PrefetchRequest::Dataset(dataset.dataset.clone());
-        let _: Result<PrefetchInfo, _> = clients.train.post("/v1/prefetches", &prefetch).await;
+        prefetch(clients, PrefetchRequest::Dataset(dataset.dataset.clone())).await;
     }
-    let mut data_summary = DataSummary {
-        categorical: dataset.categorical.clone(),
-        notes: dataset.notes.clone(),
-        ..DataSummary::default()
-    };
-    let split_request = SplitRequest {
-        dataset: dataset.dataset.clone(),
-        test_dataset: test_dataset.map(|t| t.dataset),
-        clean: request.clean.clone(),
-        test_fraction: request.test_fraction,
-        seed: request.split_seed,
-    };
-    let split: SplitInfo = stage!(
-        Stage::Preprocess,
-        |v: &SplitInfo| v.cached,
-        |v: &SplitInfo| format!(
-            "{} train / {} test, {} dropped",
-            v.report.train_rows,
-            v.report.test_rows,
-            v.report.clean.rows_in - v.report.clean.rows_kept
-        ),
-        clients.preprocess.post("/v1/splits", &split_request)
-    );
+    let split = split(&mut runner, clients, request, &dataset, test_dataset).await?;
     // Train loads the training part now, while features fits its scaling, and the job takes
-    // it instead of loading it (on the 201 MB file, ≈ 45 ms less from split to model). Only a
-    // hint: a train service that fails it, or has no such route, loads the part with the job.
-    let prefetch = PrefetchRequest::Split(split.split.clone());
-    let _: Result<PrefetchInfo, _> = clients.train.post("/v1/prefetches", &prefetch).await;
-    let clean = &split.report.clean;
-    data_summary.rows_in = clean.rows_in;
-    data_summary.dropped = clean.dropped.clone();
-    data_summary.missing_by_column = clean.missing_by_column.clone();
-    data_summary.imputed = clean.imputed.clone();
-    data_summary.test_file = split
-        .report
-        .test_clean
-        .as_ref()
-        .map(|t| TestFileSummary { rows_in: t.rows_in, dropped: t.rows_in - t.rows_kept });
-    let transform: TransformInfo = stage!(
-        Stage::Features,
-        |v: &TransformInfo| v.cached,
-        |v: &TransformInfo| format!("{:?} scaling", v.scaling).to_lowercase(),
-        clients.features.post(
-            "/v1/transforms",
-            &TransformRequest { split: split.split.clone(), scaling: request.scaling }
+    // it instead of loading it. Only a hint: a train service that fails it, or has no such
+    // route, loads the part with the job.
+    prefetch(clients, PrefetchRequest::Split(split.split.clone())).await;
+    let transform_request =
+        TransformRequest { split: split.split.clone(), scaling: request.scaling };
+    let transform: TransformInfo = runner
+        .run(
+            Stage::Features,
+            clients.features.post("/v1/transforms", &transform_request),
+            |v: &TransformInfo| (v.cached, format!("{:?} scaling", v.scaling).to_lowercase()),
         )
-    );
+        .await?;
     let train_started = Instant::now();
-    let train_request = TrainRequest {
-        split: split.split.clone(),
-        transform: transform.transform.clone(),
-        params: request.params.clone(),
-    };
-    let train = async {
-        let job: JobInfo = clients.train.post("/v1/jobs", &train_request).await?;
-        send(PipelineEvent::TrainStarted { job: job.job.clone() });
-        let stream = clients.train.train_events(&format!("/v1/jobs/{}/events", job.job)).await?;
-        follow_training(stream, most_epoch_events(&request.params), |e| {
-            send(PipelineEvent::Epoch(e))
-        })
-        .await
-    };
-    let trained = async {
-        match train.await {
-            Ok(Ok(done)) => Ok(done),
-            Ok(Err(error)) => Err(ClientError::Api {
-                service: "train".into(),
-                status: 500,
-                code: "TRAINING_FAILED".into(),
-                message: error,
-            }),
-            Err(e) => Err(e),
-        }
-    };
-    let Trained { model: model_id, stop_reason, curve, solve_ms, .. } = stage!(
-        Stage::Train,
-        |v: &Trained| v.cached,
-        |v: &Trained| format!("{} epochs, {}", v.epochs, v.stop_reason.describe()),
-        trained
-    );
-    if let Some(train) = stages.last_mut() {
-        train.solver_ms = solve_ms;
-    }
-    let evaluate_request = EvaluateRequest {
-        name: request.model_name.clone(),
-        model: model_id.clone(),
-        split: split.split.clone(),
-        threshold: request.threshold,
-        promote_tolerance: logitflow_kit::wire::default_promote_tolerance(),
-        // The run's record is kept before the decision is applied (below).
-        decide_only: keep_in.is_some() || !request.apply_decision,
-    };
-    let evaluation: Evaluation = stage!(
-        Stage::Evaluate,
-        |v: &Evaluation| !v.new_version,
-        |v: &Evaluation| format!("v{}: {}", v.version, v.decision),
-        clients.evaluate.post("/v1/evaluations", &evaluate_request)
-    );
-    send(PipelineEvent::Evaluated(Box::new(evaluation.clone())));
-    let mut report = RunReport {
-        run_id,
-        started_unix_ms,
-        data: absolute(&request.data),
-        model: ModelReport {
-            name: request.model_name.clone(),
-            version: evaluation.version,
-            intercept: evaluation.intercept,
-            coefficients: evaluation.coefficients.clone(),
-            fit: evaluation.fit.clone(),
-            classes: evaluation.classes.clone(),
-            label_name: dataset.label_name.clone(),
-            multinomial: evaluation.multinomial.clone(),
-        },
-        metrics: evaluation.metrics.clone(),
-        loss_curve: curve
-            .iter()
-            .map(|e| CurvePoint { epoch: e.epoch, train_loss: e.train_loss, val_loss: e.val_loss })
-            .collect(),
-        stages: stages.clone(),
-        predictions: Vec::new(),
-        // Promoted once the alias has moved (below); until then the kept report says it is
-        // promoting, so that a run stopped in between never reads as promoted.
-        promoted: false,
-        promoting: (evaluation.promoted && request.apply_decision).then_some(evaluation.version),
-        decision: evaluation.decision.clone(),
-        stop_reason,
-        stable_version: None,
-        roc: evaluation.roc.clone(),
-        precision_recall: evaluation.precision_recall.clone(),
-        calibration: evaluation.calibration.clone(),
-        class_curves: evaluation.class_curves.clone(),
-        // The solver that ran: what `auto` chose, so that the run is trained again as it was.
-        params: TrainParams {
-            solver: evaluation
-                .fit
-                .solver_choice
-                .as_ref()
-                .map_or(request.params.solver, |c| c.solver),
-            ..request.params.clone()
-        },
-        feature_names: dataset.feature_names.clone(),
-        train_to_served_ms: 0.0,
-        rows: evaluation.rows,
-        data_summary,
-    };
+    let trained = train(&mut runner, clients, request, (&split, &transform)).await?;
+    let evaluation =
+        evaluate(&mut runner, clients, request, (&split, &trained.model), keep_in).await?;
+    runner.send(PipelineEvent::Evaluated(Box::new(evaluation.clone())));
+    let run = RunOf { run_id, started_unix_ms, dataset: &dataset, split: &split };
+    let mut report = report_of(run, request, &evaluation, trained, runner.stages.clone());
     // The record of the run is kept before its decision is applied: if it cannot be kept, the
     // new version stays registered but is neither promoted nor served, so nothing anyone sees
     // comes from a run with no record.
@@ -536,63 +361,314 @@ pub async fn run_pipeline(
             "cannot keep the run's report ({e}); v{} is registered but was neither promoted nor served",
             evaluation.version
         );
-        send(PipelineEvent::StageFailed { stage: Stage::Serve, error: error.clone() });
-        return Err(PipelineError::Stage { stage: Stage::Serve, error });
+        return Err(runner.fail(Stage::Serve, error));
     }
-    let apply = async {
-        if let Some(alias) =
-            evaluation.alias.as_ref().filter(|_| !evaluation.applied && request.apply_decision)
-        {
-            let path = format!("/v1/models/{}/aliases/{alias}", request.model_name);
-            clients
-                .evaluate
-                .post::<_, serde_json::Value>(&path, &AliasRequest { version: evaluation.version })
-                .await?;
-        }
-        clients
-            .serve
-            .post::<_, LoadInfo>(
-                &format!("/v2/repository/models/{}/load", request.model_name),
-                &serde_json::json!({}),
-            )
-            .await
-    };
-    // Serve also watches the registry, and may have loaded the version this run registered
-    // just before it is told to: then its answer says nothing changed, yet the run's new
-    // version is what it now serves (a first run once read "serve cached" so, under load).
-    let loaded: LoadInfo = stage!(
-        Stage::Serve,
-        |v: &LoadInfo| !v.changed && !evaluation.new_version,
-        |v: &LoadInfo| v
-            .aliases
-            .iter()
-            .map(|(a, v)| format!("{a}=v{v}"))
-            .collect::<Vec<_>>()
-            .join(" "),
-        apply
-    );
-    send(PipelineEvent::Served(loaded.clone()));
+    let loaded = serve(&mut runner, clients, request, &evaluation).await?;
+    runner.send(PipelineEvent::Served(loaded.clone()));
     report.promoted = report.promoting.take().is_some();
-    report.stages = stages;
+    report.stages = runner.stages;
     report.train_to_served_ms = train_started.elapsed().as_secs_f64() * 1e3;
     report.stable_version = loaded.aliases.get(logitflow_core::registry::STABLE).copied();
-    for row in &request.predict {
-        let answer: InferResponse = clients
-            .serve
-            .post(
-                &format!("/v2/models/{}/infer", request.model_name),
-                &InferRequest::named(&evaluation.feature_names, row),
-            )
-            .await
-            .map_err(|e| PipelineError::Stage { stage: Stage::Serve, error: describe(e) })?;
-        report.predictions.push(prediction_of(row, answer, evaluation.classes.as_ref()));
-    }
+    report.predictions = answer_rows(clients, request, &evaluation).await?;
     // The whole record, now with the serve stage and the answers. The first one stays if
     // this cannot be written: the run happened, and it is on record.
     if let Some(home) = keep_in {
         let _ = keep_run(home, &report).await;
     }
     Ok(report)
+}
+
+/// Asks `train` to load ahead what its job will need; a hint, so its answer does not matter.
+async fn prefetch(clients: &Clients, what: PrefetchRequest) {
+    let _: Result<PrefetchInfo, _> = clients.train.post("/v1/prefetches", &what).await;
+}
+
+/// The ingest stage: the training file, and the test file if one is given.
+async fn ingest(
+    runner: &mut StageRunner<'_>,
+    clients: &Clients,
+    request: &PipelineRequest,
+) -> Result<(DatasetInfo, Option<DatasetInfo>), PipelineError> {
+    let ingest = async {
+        let source = source_of(clients, request, &request.data).await?;
+        let train: DatasetInfo = clients.ingest.post("/v1/datasets/csv", &source).await?;
+        let test = match &request.test_data {
+            Some(path) => {
+                let source = source_of(clients, request, path).await?;
+                Some(clients.ingest.post::<_, DatasetInfo>("/v1/datasets/csv", &source).await?)
+            }
+            None => None,
+        };
+        Ok((train, test))
+    };
+    runner
+        .run(Stage::Ingest, ingest, |(train, test)| {
+            let cached = train.cached && test.as_ref().is_none_or(|t| t.cached);
+            (cached, format!("{} rows", train.rows + test.as_ref().map_or(0, |t| t.rows)))
+        })
+        .await
+}
+
+/// What ingest is told to read: the file at `path` here, or the copy of it sent to ingest.
+async fn source_of(
+    clients: &Clients,
+    request: &PipelineRequest,
+    path: &PathBuf,
+) -> Result<CsvSource, ClientError> {
+    let o = &request.read;
+    let mut source = CsvSource {
+        path: absolute(path),
+        label: o.label.clone(),
+        features: o.features.clone(),
+        categorical: o.categorical.clone(),
+        positive: o.positive.clone(),
+        na_values: o.na_values.clone(),
+        delimiter: o.delimiter.clone(),
+        class_labels: o.class_labels.clone(),
+        roles: o.roles.clone(),
+        decimal: o.decimal.clone(),
+    };
+    if clients.upload_data {
+        let upload: UploadInfo = clients.ingest.put_file("/v1/uploads", path).await?;
+        source.path = upload.path;
+    }
+    Ok(source)
+}
+
+/// `path` as the services are to read it: absolute, links resolved where it exists.
+fn absolute(path: &PathBuf) -> String {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.clone()).display().to_string()
+}
+
+/// The preprocess stage: the dataset cleaned and split (or the test file cleaned).
+async fn split(
+    runner: &mut StageRunner<'_>,
+    clients: &Clients,
+    request: &PipelineRequest,
+    dataset: &DatasetInfo,
+    test_dataset: Option<DatasetInfo>,
+) -> Result<SplitInfo, PipelineError> {
+    let split_request = SplitRequest {
+        dataset: dataset.dataset.clone(),
+        test_dataset: test_dataset.map(|t| t.dataset),
+        clean: request.clean.clone(),
+        test_fraction: request.test_fraction,
+        seed: request.split_seed,
+    };
+    runner
+        .run(
+            Stage::Preprocess,
+            clients.preprocess.post("/v1/splits", &split_request),
+            |v: &SplitInfo| {
+                let (r, clean) = (&v.report, &v.report.clean);
+                let dropped = clean.rows_in - clean.rows_kept;
+                (
+                    v.cached,
+                    format!("{} train / {} test, {dropped} dropped", r.train_rows, r.test_rows),
+                )
+            },
+        )
+        .await
+}
+
+/// The train stage: a job started, and its epochs followed to its end.
+async fn train(
+    runner: &mut StageRunner<'_>,
+    clients: &Clients,
+    request: &PipelineRequest,
+    (split, transform): (&SplitInfo, &TransformInfo),
+) -> Result<Trained, PipelineError> {
+    let train_request = TrainRequest {
+        split: split.split.clone(),
+        transform: transform.transform.clone(),
+        params: request.params.clone(),
+    };
+    let events = runner.events.clone();
+    let send = move |e: PipelineEvent| {
+        let _ = events.send(e);
+    };
+    let trained = async {
+        let job: JobInfo = clients.train.post("/v1/jobs", &train_request).await?;
+        send(PipelineEvent::TrainStarted { job: job.job.clone() });
+        let stream = clients.train.train_events(&format!("/v1/jobs/{}/events", job.job)).await?;
+        let most = most_epoch_events(&request.params);
+        match follow_training(stream, most, |e| send(PipelineEvent::Epoch(e))).await? {
+            Ok(done) => Ok(done),
+            Err(message) => Err(ClientError::Api {
+                service: "train".into(),
+                status: 500,
+                code: "TRAINING_FAILED".into(),
+                message,
+            }),
+        }
+    };
+    let trained = runner
+        .run(Stage::Train, trained, |v: &Trained| {
+            (v.cached, format!("{} epochs, {}", v.epochs, v.stop_reason.describe()))
+        })
+        .await?;
+    if let Some(stage) = runner.stages.last_mut() {
+        stage.solver_ms = trained.solve_ms;
+    }
+    Ok(trained)
+}
+
+/// The evaluate stage: the model tested and registered, its promotion decided (and applied,
+/// unless the run is kept first or told not to).
+async fn evaluate(
+    runner: &mut StageRunner<'_>,
+    clients: &Clients,
+    request: &PipelineRequest,
+    (split, model): (&SplitInfo, &str),
+    keep_in: Option<&std::path::Path>,
+) -> Result<Evaluation, PipelineError> {
+    let evaluate_request = EvaluateRequest {
+        name: request.model_name.clone(),
+        model: model.to_string(),
+        split: split.split.clone(),
+        threshold: request.threshold,
+        promote_tolerance: logitflow_kit::wire::default_promote_tolerance(),
+        // The run's record is kept before the decision is applied (in `run_pipeline`).
+        decide_only: keep_in.is_some() || !request.apply_decision,
+    };
+    runner
+        .run(
+            Stage::Evaluate,
+            clients.evaluate.post("/v1/evaluations", &evaluate_request),
+            |v: &Evaluation| (!v.new_version, format!("v{}: {}", v.version, v.decision)),
+        )
+        .await
+}
+
+/// The serve stage: the decision applied (the alias moved) and serve told to load.
+async fn serve(
+    runner: &mut StageRunner<'_>,
+    clients: &Clients,
+    request: &PipelineRequest,
+    evaluation: &Evaluation,
+) -> Result<LoadInfo, PipelineError> {
+    let apply = async {
+        if let Some(alias) =
+            evaluation.alias.as_ref().filter(|_| !evaluation.applied && request.apply_decision)
+        {
+            let path = format!("/v1/models/{}/aliases/{alias}", request.model_name);
+            let moved = AliasRequest { version: evaluation.version };
+            clients.evaluate.post::<_, serde_json::Value>(&path, &moved).await?;
+        }
+        let path = format!("/v2/repository/models/{}/load", request.model_name);
+        clients.serve.post::<_, LoadInfo>(&path, &serde_json::json!({})).await
+    };
+    // Serve also watches the registry, and may have loaded the version this run registered
+    // just before it is told to: then its answer says nothing changed, yet the run's new
+    // version is what it now serves (a first run once read "serve cached" so, under load).
+    runner
+        .run(Stage::Serve, apply, |v: &LoadInfo| {
+            let aliases: Vec<String> = v.aliases.iter().map(|(a, v)| format!("{a}=v{v}")).collect();
+            (!v.changed && !evaluation.new_version, aliases.join(" "))
+        })
+        .await
+}
+
+/// The served model's answers to the rows the run was asked to predict.
+async fn answer_rows(
+    clients: &Clients,
+    request: &PipelineRequest,
+    evaluation: &Evaluation,
+) -> Result<Vec<Prediction>, PipelineError> {
+    let path = format!("/v2/models/{}/infer", request.model_name);
+    let mut predictions = Vec::with_capacity(request.predict.len());
+    for row in &request.predict {
+        let asked = InferRequest::named(&evaluation.feature_names, row);
+        let answer: InferResponse = clients
+            .serve
+            .post(&path, &asked)
+            .await
+            .map_err(|e| PipelineError::Stage { stage: Stage::Serve, error: describe(e) })?;
+        predictions.push(prediction_of(row, answer, evaluation.classes.as_ref()));
+    }
+    Ok(predictions)
+}
+
+/// The run a report is of: its id, when it started, its data and their split.
+struct RunOf<'a> {
+    run_id: String,
+    started_unix_ms: u64,
+    dataset: &'a DatasetInfo,
+    split: &'a SplitInfo,
+}
+
+/// The run's report once it is evaluated: promoting (not yet promoted) where the decision
+/// was to promote, with no serve stage and no answers yet.
+fn report_of(
+    run: RunOf<'_>,
+    request: &PipelineRequest,
+    evaluation: &Evaluation,
+    trained: Trained,
+    stages: Vec<StageReport>,
+) -> RunReport {
+    let e = evaluation;
+    RunReport {
+        run_id: run.run_id,
+        started_unix_ms: run.started_unix_ms,
+        data: absolute(&request.data),
+        model: ModelReport {
+            name: request.model_name.clone(),
+            version: e.version,
+            intercept: e.intercept,
+            coefficients: e.coefficients.clone(),
+            fit: e.fit.clone(),
+            classes: e.classes.clone(),
+            label_name: run.dataset.label_name.clone(),
+            multinomial: e.multinomial.clone(),
+        },
+        metrics: e.metrics.clone(),
+        loss_curve: trained
+            .curve
+            .iter()
+            .map(|e| CurvePoint { epoch: e.epoch, train_loss: e.train_loss, val_loss: e.val_loss })
+            .collect(),
+        stages,
+        predictions: Vec::new(),
+        // Promoted once the alias has moved; until then the kept report says it is
+        // promoting, so that a run stopped in between never reads as promoted.
+        promoted: false,
+        promoting: (e.promoted && request.apply_decision).then_some(e.version),
+        decision: e.decision.clone(),
+        stop_reason: trained.stop_reason,
+        stable_version: None,
+        roc: e.roc.clone(),
+        precision_recall: e.precision_recall.clone(),
+        calibration: e.calibration.clone(),
+        class_curves: e.class_curves.clone(),
+        // The solver that ran: what `auto` chose, so that the run is trained again as it was.
+        params: TrainParams {
+            solver: e.fit.solver_choice.as_ref().map_or(request.params.solver, |c| c.solver),
+            ..request.params.clone()
+        },
+        feature_names: run.dataset.feature_names.clone(),
+        train_to_served_ms: 0.0,
+        rows: e.rows,
+        data_summary: data_summary(run.dataset, run.split),
+    }
+}
+
+/// What the data came to: the columns read as text, the reader's notes, and what cleaning
+/// kept, dropped and imputed, of the training file and of a test file.
+fn data_summary(dataset: &DatasetInfo, split: &SplitInfo) -> DataSummary {
+    let clean = &split.report.clean;
+    DataSummary {
+        categorical: dataset.categorical.clone(),
+        notes: dataset.notes.clone(),
+        rows_in: clean.rows_in,
+        dropped: clean.dropped.clone(),
+        missing_by_column: clean.missing_by_column.clone(),
+        imputed: clean.imputed.clone(),
+        test_file: split
+            .report
+            .test_clean
+            .as_ref()
+            .map(|t| TestFileSummary { rows_in: t.rows_in, dropped: t.rows_in - t.rows_kept }),
+    }
 }
 
 /// A served answer to one row: a binary model's probability, or a K-class model's probability

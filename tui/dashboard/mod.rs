@@ -15,11 +15,13 @@ pub mod ui;
 
 use crate::cli::DashboardArgs;
 use crate::commands;
-use crate::pipeline::{self, PipelineRequest};
+use crate::pipeline::{self, PipelineRequest, RunReport};
 use crate::services::{Control, Services};
 use crate::supervisor::ServiceName;
 pub use app::{Action, App, AppEvent};
 use futures::StreamExt;
+use logitflow_core::logistic::TrainParams;
+use logitflow_core::scale::Value;
 use logitflow_core::table::CsvOptions;
 use logitflow_kit::wire::{
     LoadInfo, ModelVersions, PredictRequest, PredictResponse, PromoteRequest,
@@ -282,189 +284,16 @@ impl Runtime {
 
     fn perform(&self, app: &App, action: Action) {
         let tx = self.tx.clone();
-        let name = self.request.model_name.clone();
         match action {
             Action::Quit => {}
-            Action::Train(params) => {
-                let Some(clients) = self.services.clients() else {
-                    Self::send(&tx, AppEvent::RunFinished(Err("a service is not running".into())));
-                    return;
-                };
-                let read = CsvOptions { roles: app.row_roles.clone(), ..self.request.read.clone() };
-                let request = PipelineRequest { params, read, ..self.request.clone() };
-                let (home, evaluate) = (self.home.clone(), self.client(ServiceName::Evaluate).ok());
-                tokio::spawn(async move {
-                    let (events_tx, mut events_rx) = mpsc::unbounded_channel();
-                    let forward_tx = tx.clone();
-                    let forward = tokio::spawn(async move {
-                        while let Some(event) = events_rx.recv().await {
-                            Self::send(&forward_tx, AppEvent::Pipeline(event));
-                        }
-                    });
-                    let result =
-                        pipeline::run_pipeline(&clients, &request, events_tx, Some(&home)).await;
-                    let _ = forward.await;
-                    Self::send(
-                        &tx,
-                        AppEvent::RunFinished(result.map(Box::new).map_err(|e| e.to_string())),
-                    );
-                    if let Some(evaluate) = evaluate
-                        && let Ok(versions) =
-                            evaluate.get::<ModelVersions>(&format!("/v1/models/{name}")).await
-                    {
-                        Self::send(&tx, AppEvent::Models(versions));
-                    }
-                });
-            }
-            Action::Cancel { job, keep_best } => {
-                let Ok(train) = self.client(ServiceName::Train) else { return };
-                tokio::spawn(async move {
-                    let path = if keep_best {
-                        format!("/v1/jobs/{job}?keep=best")
-                    } else {
-                        format!("/v1/jobs/{job}")
-                    };
-                    let status = match train.delete::<serde_json::Value>(&path).await {
-                        Ok(_) if keep_best => {
-                            "stopping: the best epoch so far becomes a version".to_string()
-                        }
-                        Ok(_) => "cancelling: training stops after this epoch".to_string(),
-                        Err(e) => format!("cancel failed: {e}"),
-                    };
-                    Self::send(&tx, AppEvent::Status(status));
-                });
-            }
-            Action::Predict(row, aliases) => {
-                let Ok(serve) = self.client(ServiceName::Serve) else { return };
-                // advisor answers two-class models; a K-class model's answer is its bars.
-                let advisor =
-                    self.client(ServiceName::Advisor).ok().filter(|_| app.class_count() <= 2);
-                let threshold = app.threshold;
-                tokio::spawn(async move {
-                    // advisor: the decision at the threshold, and where the first numeric
-                    // feature flips it (the probability reaches the threshold there).
-                    if let Some(advisor) = advisor {
-                        let request = logitflow_kit::wire::AdviceRequest {
-                            model: Some(name.clone()),
-                            inputs: row.clone(),
-                            threshold,
-                            target: Some(threshold),
-                            feature: None,
-                            class: None,
-                        };
-                        let advice = advisor
-                            .post::<_, logitflow_kit::wire::Advice>("/v1/advice", &request)
-                            .await
-                            .map_err(|e| e.to_string());
-                        Self::send(&tx, AppEvent::Advised(advice));
-                    }
-                    for alias in aliases {
-                        // The human route takes a row in the data's column order, text and numbers alike.
-                        let request = PredictRequest {
-                            model: Some(name.clone()),
-                            version: Some(alias.clone()),
-                            inputs: Some(vec![row.clone()]),
-                            features: None,
-                        };
-                        let answer = serve
-                            .post::<_, PredictResponse>("/v1/predict", &request)
-                            .await
-                            .map_err(|e| e.to_string());
-                        // A K-class model answers each class's probability by name.
-                        if let Ok(a) = &answer
-                            && !a.classes.is_empty()
-                        {
-                            let classes = a.classes.first().cloned().unwrap_or_default();
-                            let result = Ok((classes, a.model_version.clone()));
-                            Self::send(&tx, AppEvent::PredictedClasses { alias, result });
-                            continue;
-                        }
-                        let answer = answer.and_then(|a| {
-                            let p = a
-                                .probabilities
-                                .first()
-                                .copied()
-                                .ok_or("no probability in the answer")?;
-                            Ok((p, a.model_version))
-                        });
-                        Self::send(&tx, AppEvent::Predicted { alias, result: answer });
-                    }
-                });
-            }
+            Action::Train(params) => self.train(app, params),
+            Action::Cancel { job, keep_best } => self.cancel(job, keep_best),
+            Action::Predict(row, aliases) => self.predict(app, row, aliases),
             Action::Promote | Action::PromoteVersion(_) | Action::Rollback => {
-                let (Ok(evaluate), Ok(serve)) =
-                    (self.client(ServiceName::Evaluate), self.client(ServiceName::Serve))
-                else {
-                    return;
-                };
-                let promote = action != Action::Rollback;
-                let version = if let Action::PromoteVersion(v) = action { Some(v) } else { None };
-                tokio::spawn(async move {
-                    let changed = if promote {
-                        evaluate
-                            .post::<_, ModelVersions>(
-                                &format!("/v1/models/{name}/promote"),
-                                &PromoteRequest { version },
-                            )
-                            .await
-                    } else {
-                        evaluate
-                            .post::<_, ModelVersions>(
-                                &format!("/v1/models/{name}/rollback"),
-                                &serde_json::json!({}),
-                            )
-                            .await
-                    };
-                    let status = match changed {
-                        Ok(versions) => {
-                            let loaded = serve
-                                .post::<_, LoadInfo>(
-                                    &format!("/v2/repository/models/{name}/load"),
-                                    &serde_json::json!({}),
-                                )
-                                .await;
-                            let stable = versions.entry.aliases.get("stable").copied().unwrap_or(0);
-                            Self::send(&tx, AppEvent::Models(versions));
-                            match loaded {
-                                Ok(_) => format!(
-                                    "{} — v{stable} is stable and serving",
-                                    if promote { "promoted" } else { "rolled back" }
-                                ),
-                                Err(e) => {
-                                    format!("registry updated, but serve did not reload: {e}")
-                                }
-                            }
-                        }
-                        Err(e) => {
-                            format!("{} failed: {e}", if promote { "promote" } else { "rollback" })
-                        }
-                    };
-                    Self::send(&tx, AppEvent::Status(status));
-                });
+                self.change_stable(action)
             }
-            Action::Export { log_scale } => {
-                let Some(report) = app.last_report.clone() else {
-                    Self::send(
-                        &tx,
-                        AppEvent::Status("nothing to export yet: train first (t)".into()),
-                    );
-                    return;
-                };
-                let dir = self.export_dir.clone();
-                tokio::task::spawn_blocking(move || {
-                    let result = crate::export::export_run(&report, &dir, log_scale)
-                        .map_err(|e| e.to_string());
-                    Self::send(&tx, AppEvent::Exported(result));
-                });
-            }
-            Action::ExportComparison(a, b) => {
-                let dir = self.export_dir.clone();
-                tokio::task::spawn_blocking(move || {
-                    let result =
-                        crate::export::export_comparison(&a, &b, &dir).map_err(|e| e.to_string());
-                    Self::send(&tx, AppEvent::Exported(result));
-                });
-            }
+            Action::Export { log_scale } => self.export(app, log_scale),
+            Action::ExportComparison(a, b) => self.export_comparison(a, b),
             Action::Restart(service) => {
                 let said = self
                     .services
@@ -483,92 +312,291 @@ impl Runtime {
             Action::ShowLogs(service) => {
                 Self::send(&tx, AppEvent::Logs(service, self.services.logs(service, 2000)))
             }
-            Action::Sweep(grid) => {
-                let Some(clients) = self.services.clients() else {
-                    Self::send(&tx, AppEvent::Status("a service is not running".into()));
-                    return;
-                };
-                let (base, home) = (self.request.clone(), self.home.clone());
-                // As many members at once as there are cores: each fit is one core's work.
-                let cores = std::thread::available_parallelism().map_or(2, usize::from);
-                let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(cores));
-                for (member, params) in grid.into_iter().enumerate() {
-                    let (clients, tx, home, permits) =
-                        (clients.clone(), tx.clone(), home.clone(), permits.clone());
-                    let request = PipelineRequest {
-                        params,
-                        apply_decision: false,
-                        predict: Vec::new(),
-                        ..base.clone()
-                    };
-                    tokio::spawn(async move {
-                        let Ok(_permit) = permits.acquire_owned().await else { return };
-                        let (events_tx, mut events_rx) = mpsc::unbounded_channel();
-                        let forward_tx = tx.clone();
-                        let forward = tokio::spawn(async move {
-                            while let Some(event) = events_rx.recv().await {
-                                if let pipeline::PipelineEvent::Epoch(epoch) = event {
-                                    Self::send(&forward_tx, AppEvent::SweepEpoch { member, epoch });
-                                }
-                            }
-                        });
-                        let result =
-                            pipeline::run_pipeline(&clients, &request, events_tx, Some(&home))
-                                .await;
-                        let _ = forward.await;
-                        Self::send(
-                            &tx,
-                            AppEvent::SweepFinished {
-                                member,
-                                result: result.map(Box::new).map_err(|e| e.to_string()),
-                            },
-                        );
-                    });
-                }
-            }
-            Action::Score { input, output } => {
-                let Ok(batch) = self.client(ServiceName::Batch) else {
-                    Self::send(
-                        &tx,
-                        AppEvent::Scored(Err("the batch service is not running".into())),
-                    );
-                    return;
-                };
-                tokio::spawn(async move {
-                    if let Some(dir) = output.parent().filter(|d| !d.as_os_str().is_empty()) {
-                        let _ = tokio::fs::create_dir_all(dir).await;
-                    }
-                    // Progress at most every 4,096 rows (a chunk of the batch service's).
-                    let mut last = 0;
-                    let progress = tx.clone();
-                    let scored =
-                        commands::score_file(&batch, &name, "stable", &input, &output, |rows| {
-                            if rows >= last + 4096 {
-                                last = rows;
-                                Self::send(&progress, AppEvent::Scoring(rows));
-                            }
-                        })
-                        .await;
-                    Self::send(
-                        &tx,
-                        AppEvent::Scored(
-                            scored
-                                .map(|(rows, version)| (rows, version, output))
-                                .map_err(|e| format!("{e:#}")),
-                        ),
-                    );
-                });
-            }
-            Action::LoadRuns => {
-                let home = self.home.clone();
-                tokio::spawn(async move {
-                    let runs = tokio::task::spawn_blocking(move || pipeline::load_runs(&home))
-                        .await
-                        .unwrap_or_default();
-                    Self::send(&tx, AppEvent::Runs(runs));
-                });
-            }
+            Action::Sweep(grid) => self.sweep(grid),
+            Action::Score { input, output } => self.score(input, output),
+            Action::LoadRuns => self.load_runs(),
         }
+    }
+
+    /// `t`: the whole pipeline with these parameters, its events forwarded, and the registry's
+    /// versions after it.
+    fn train(&self, app: &App, params: TrainParams) {
+        let tx = self.tx.clone();
+        let name = self.request.model_name.clone();
+        let Some(clients) = self.services.clients() else {
+            Self::send(&tx, AppEvent::RunFinished(Err("a service is not running".into())));
+            return;
+        };
+        let read = CsvOptions { roles: app.row_roles.clone(), ..self.request.read.clone() };
+        let request = PipelineRequest { params, read, ..self.request.clone() };
+        let (home, evaluate) = (self.home.clone(), self.client(ServiceName::Evaluate).ok());
+        tokio::spawn(async move {
+            let (events_tx, mut events_rx) = mpsc::unbounded_channel();
+            let forward_tx = tx.clone();
+            let forward = tokio::spawn(async move {
+                while let Some(event) = events_rx.recv().await {
+                    Self::send(&forward_tx, AppEvent::Pipeline(event));
+                }
+            });
+            let result = pipeline::run_pipeline(&clients, &request, events_tx, Some(&home)).await;
+            let _ = forward.await;
+            Self::send(&tx, AppEvent::RunFinished(result.map(Box::new).map_err(|e| e.to_string())));
+            if let Some(evaluate) = evaluate
+                && let Ok(versions) =
+                    evaluate.get::<ModelVersions>(&format!("/v1/models/{name}")).await
+            {
+                Self::send(&tx, AppEvent::Models(versions));
+            }
+        });
+    }
+
+    /// `c`: train told to stop the job, keeping its best epoch or discarding it.
+    fn cancel(&self, job: String, keep_best: bool) {
+        let tx = self.tx.clone();
+        let Ok(train) = self.client(ServiceName::Train) else { return };
+        tokio::spawn(async move {
+            let path = if keep_best {
+                format!("/v1/jobs/{job}?keep=best")
+            } else {
+                format!("/v1/jobs/{job}")
+            };
+            let status = match train.delete::<serde_json::Value>(&path).await {
+                Ok(_) if keep_best => {
+                    "stopping: the best epoch so far becomes a version".to_string()
+                }
+                Ok(_) => "cancelling: training stops after this epoch".to_string(),
+                Err(e) => format!("cancel failed: {e}"),
+            };
+            Self::send(&tx, AppEvent::Status(status));
+        });
+    }
+
+    /// A row to answer: advisor's decision (two classes), then each alias's answer from
+    /// serve.
+    fn predict(&self, app: &App, row: Vec<Value>, aliases: Vec<String>) {
+        let tx = self.tx.clone();
+        let name = self.request.model_name.clone();
+        let Ok(serve) = self.client(ServiceName::Serve) else { return };
+        // advisor answers two-class models; a K-class model's answer is its bars.
+        let advisor = self.client(ServiceName::Advisor).ok().filter(|_| app.class_count() <= 2);
+        let threshold = app.threshold;
+        tokio::spawn(async move {
+            // advisor: the decision at the threshold, and where the first numeric
+            // feature flips it (the probability reaches the threshold there).
+            if let Some(advisor) = advisor {
+                let request = logitflow_kit::wire::AdviceRequest {
+                    model: Some(name.clone()),
+                    inputs: row.clone(),
+                    threshold,
+                    target: Some(threshold),
+                    feature: None,
+                    class: None,
+                };
+                let advice = advisor
+                    .post::<_, logitflow_kit::wire::Advice>("/v1/advice", &request)
+                    .await
+                    .map_err(|e| e.to_string());
+                Self::send(&tx, AppEvent::Advised(advice));
+            }
+            for alias in aliases {
+                // The human route takes a row in the data's column order, text and numbers alike.
+                let request = PredictRequest {
+                    model: Some(name.clone()),
+                    version: Some(alias.clone()),
+                    inputs: Some(vec![row.clone()]),
+                    features: None,
+                };
+                let answer = serve
+                    .post::<_, PredictResponse>("/v1/predict", &request)
+                    .await
+                    .map_err(|e| e.to_string());
+                // A K-class model answers each class's probability by name.
+                if let Ok(a) = &answer
+                    && !a.classes.is_empty()
+                {
+                    let classes = a.classes.first().cloned().unwrap_or_default();
+                    let result = Ok((classes, a.model_version.clone()));
+                    Self::send(&tx, AppEvent::PredictedClasses { alias, result });
+                    continue;
+                }
+                let answer = answer.and_then(|a| {
+                    let p =
+                        a.probabilities.first().copied().ok_or("no probability in the answer")?;
+                    Ok((p, a.model_version))
+                });
+                Self::send(&tx, AppEvent::Predicted { alias, result: answer });
+            }
+        });
+    }
+
+    /// `P`, a sweep's best or `b`: the stable alias moved, and serve told to load it.
+    fn change_stable(&self, action: Action) {
+        let tx = self.tx.clone();
+        let name = self.request.model_name.clone();
+        let (Ok(evaluate), Ok(serve)) =
+            (self.client(ServiceName::Evaluate), self.client(ServiceName::Serve))
+        else {
+            return;
+        };
+        let promote = action != Action::Rollback;
+        let version = if let Action::PromoteVersion(v) = action { Some(v) } else { None };
+        tokio::spawn(async move {
+            let changed = if promote {
+                evaluate
+                    .post::<_, ModelVersions>(
+                        &format!("/v1/models/{name}/promote"),
+                        &PromoteRequest { version },
+                    )
+                    .await
+            } else {
+                evaluate
+                    .post::<_, ModelVersions>(
+                        &format!("/v1/models/{name}/rollback"),
+                        &serde_json::json!({}),
+                    )
+                    .await
+            };
+            let status = match changed {
+                Ok(versions) => {
+                    let loaded = serve
+                        .post::<_, LoadInfo>(
+                            &format!("/v2/repository/models/{name}/load"),
+                            &serde_json::json!({}),
+                        )
+                        .await;
+                    let stable = versions.entry.aliases.get("stable").copied().unwrap_or(0);
+                    Self::send(&tx, AppEvent::Models(versions));
+                    match loaded {
+                        Ok(_) => format!(
+                            "{} — v{stable} is stable and serving",
+                            if promote { "promoted" } else { "rolled back" }
+                        ),
+                        Err(e) => {
+                            format!("registry updated, but serve did not reload: {e}")
+                        }
+                    }
+                }
+                Err(e) => {
+                    format!("{} failed: {e}", if promote { "promote" } else { "rollback" })
+                }
+            };
+            Self::send(&tx, AppEvent::Status(status));
+        });
+    }
+
+    /// `e`: the last run's figures and CSVs, written off the async workers.
+    fn export(&self, app: &App, log_scale: bool) {
+        let tx = self.tx.clone();
+        let Some(report) = app.last_report.clone() else {
+            Self::send(&tx, AppEvent::Status("nothing to export yet: train first (t)".into()));
+            return;
+        };
+        let dir = self.export_dir.clone();
+        tokio::task::spawn_blocking(move || {
+            let result =
+                crate::export::export_run(&report, &dir, log_scale).map_err(|e| e.to_string());
+            Self::send(&tx, AppEvent::Exported(result));
+        });
+    }
+
+    /// `e` in the runs view: two runs' curves in one plot.
+    fn export_comparison(&self, a: Box<RunReport>, b: Box<RunReport>) {
+        let tx = self.tx.clone();
+        let dir = self.export_dir.clone();
+        tokio::task::spawn_blocking(move || {
+            let result = crate::export::export_comparison(&a, &b, &dir).map_err(|e| e.to_string());
+            Self::send(&tx, AppEvent::Exported(result));
+        });
+    }
+
+    /// `S`: every member of the grid trained, as many at once as there are cores.
+    fn sweep(&self, grid: Vec<TrainParams>) {
+        let tx = self.tx.clone();
+        let Some(clients) = self.services.clients() else {
+            Self::send(&tx, AppEvent::Status("a service is not running".into()));
+            return;
+        };
+        let (base, home) = (self.request.clone(), self.home.clone());
+        // As many members at once as there are cores: each fit is one core's work.
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(cores));
+        for (member, params) in grid.into_iter().enumerate() {
+            let (clients, tx, home, permits) =
+                (clients.clone(), tx.clone(), home.clone(), permits.clone());
+            let request = PipelineRequest {
+                params,
+                apply_decision: false,
+                predict: Vec::new(),
+                ..base.clone()
+            };
+            tokio::spawn(async move {
+                let Ok(_permit) = permits.acquire_owned().await else { return };
+                let (events_tx, mut events_rx) = mpsc::unbounded_channel();
+                let forward_tx = tx.clone();
+                let forward = tokio::spawn(async move {
+                    while let Some(event) = events_rx.recv().await {
+                        if let pipeline::PipelineEvent::Epoch(epoch) = event {
+                            Self::send(&forward_tx, AppEvent::SweepEpoch { member, epoch });
+                        }
+                    }
+                });
+                let result =
+                    pipeline::run_pipeline(&clients, &request, events_tx, Some(&home)).await;
+                let _ = forward.await;
+                Self::send(
+                    &tx,
+                    AppEvent::SweepFinished {
+                        member,
+                        result: result.map(Box::new).map_err(|e| e.to_string()),
+                    },
+                );
+            });
+        }
+    }
+
+    /// `B`: a CSV scored through the batch service into another, with progress.
+    fn score(&self, input: PathBuf, output: PathBuf) {
+        let tx = self.tx.clone();
+        let name = self.request.model_name.clone();
+        let Ok(batch) = self.client(ServiceName::Batch) else {
+            Self::send(&tx, AppEvent::Scored(Err("the batch service is not running".into())));
+            return;
+        };
+        tokio::spawn(async move {
+            if let Some(dir) = output.parent().filter(|d| !d.as_os_str().is_empty()) {
+                let _ = tokio::fs::create_dir_all(dir).await;
+            }
+            // Progress at most every 4,096 rows (a chunk of the batch service's).
+            let mut last = 0;
+            let progress = tx.clone();
+            let scored = commands::score_file(&batch, &name, "stable", &input, &output, |rows| {
+                if rows >= last + 4096 {
+                    last = rows;
+                    Self::send(&progress, AppEvent::Scoring(rows));
+                }
+            })
+            .await;
+            Self::send(
+                &tx,
+                AppEvent::Scored(
+                    scored
+                        .map(|(rows, version)| (rows, version, output))
+                        .map_err(|e| format!("{e:#}")),
+                ),
+            );
+        });
+    }
+
+    /// `R`: the kept runs, read off the async workers.
+    fn load_runs(&self) {
+        let tx = self.tx.clone();
+        let home = self.home.clone();
+        tokio::spawn(async move {
+            let runs = tokio::task::spawn_blocking(move || pipeline::load_runs(&home))
+                .await
+                .unwrap_or_default();
+            Self::send(&tx, AppEvent::Runs(runs));
+        });
     }
 }
 

@@ -692,167 +692,21 @@ impl App {
 
     fn apply_event(&mut self, event: AppEvent) {
         match event {
-            AppEvent::Services(services) => {
-                let was_ready = self.all_ready();
-                let serve_ready = |services: &[ServiceSnapshot]| {
-                    services
-                        .iter()
-                        .any(|s| s.name == ServiceName::Serve && s.status == Status::Ready)
-                };
-                let serve_was_ready = serve_ready(&self.services);
-                self.services = services;
-                self.selected = self.selected.min(self.services.len().saturating_sub(1));
-                // A failure's reason stays on the status line: it is what the person must read.
-                if !was_ready
-                    && self.all_ready()
-                    && !self.training
-                    && self.queued_train.is_none()
-                    && !self.status.starts_with(RUN_FAILED)
-                {
-                    self.status = "all services ready — press t to train".into();
-                }
-                // An error answered while serve was down is stale once it is back.
-                if !serve_was_ready && serve_ready(&self.services) {
-                    self.answers.retain(|a| a.result.is_ok());
-                }
-            }
+            AppEvent::Services(services) => self.on_services(services),
             AppEvent::Stats(stats) => self.stats = stats,
-            AppEvent::Logs(name, lines) => {
-                if self.selected_service() == Some(name) {
-                    // Read once as they arrive, not on every frame.
-                    self.logs = lines
-                        .into_iter()
-                        .map(|l| LogLine { text: readable_log_line(&l.text), ..l })
-                        .collect();
-                }
-            }
+            AppEvent::Logs(name, lines) => self.on_logs(name, lines),
             AppEvent::Pipeline(event) => self.on_pipeline(event),
-            AppEvent::RunFinished(result) => {
-                self.training = false;
-                self.pace = None;
-                self.job = None;
-                match result {
-                    Ok(report) => {
-                        let served_ms = report.train_to_served_ms;
-                        let since_key = self.train_pressed.map(|t| t.elapsed());
-                        self.feature_names = report.feature_names.clone();
-                        // A run that reproduced a version already registered neither promotes
-                        // nor demotes it: what it is comes from the aliases.
-                        let is_stable =
-                            report.promoted || report.stable_version == Some(report.model.version);
-                        let kept = match (report.stop_reason, report.model.fit.kept_epoch) {
-                            (StopReason::Cancelled, Some(kept)) => {
-                                format!(
-                                    "stopped at epoch {}, epoch {kept} kept: ",
-                                    report.loss_curve.len()
-                                )
-                            }
-                            (StopReason::Cancelled, None) => {
-                                format!("stopped at epoch {}, kept: ", report.loss_curve.len())
-                            }
-                            _ => String::new(),
-                        };
-                        self.status = format!(
-                            "{kept}v{} {} — answering {} after the keypress (train→served {:.0} ms)",
-                            report.model.version,
-                            if is_stable { "is stable" } else { "is the candidate" },
-                            since_key
-                                .map_or_else(|| "-".into(), |d| format!("{} ms", d.as_millis())),
-                            served_ms
-                        );
-                        self.last_report = Some(*report);
-                    }
-                    Err(e) if e.contains("cancelled") => {
-                        self.status = format!(
-                            "training cancelled at epoch {}; no version was made",
-                            self.train_curve.len()
-                        );
-                    }
-                    Err(e) => self.status = format!("{RUN_FAILED}: {e}"),
-                }
-            }
-            AppEvent::Predicted { alias, result } => {
-                // The queried point is marked on the fitted curve only when the version that
-                // answered is the one the curve is drawn from (stable may be another version).
-                let shown = self.evaluation.as_ref().map(|e| e.version);
-                if let (Some([Value::Number(x)]), Ok((p, version))) =
-                    (self.last_query.as_deref(), &result)
-                    && version.parse::<u32>().ok() == shown
-                {
-                    self.fit_query = Some((*x, *p));
-                }
-                // A passing remark about an earlier key ("nothing is training") is stale once
-                // serve has answered; what the answer is, is news.
-                if let Ok((p, version)) = &result
-                    && TRANSIENT_STATUS.contains(&self.status.as_str())
-                {
-                    self.status = format!("{alias} v{version} answered {p:.4}");
-                }
-                self.answers.retain(|a| a.alias != alias);
-                self.answers.push(Answer { alias, result, classes: Vec::new() });
-                self.answers.sort_by(|a, b| b.alias.cmp(&a.alias)); // stable before candidate
-            }
+            AppEvent::RunFinished(result) => self.on_run_finished(result),
+            AppEvent::Predicted { alias, result } => self.on_predicted(alias, result),
             AppEvent::PredictedClasses { alias, result } => {
-                let (result, classes) = match result {
-                    Ok((classes, version)) => {
-                        let top = classes.iter().map(|c| c.probability).fold(f64::NAN, f64::max);
-                        (Ok((top, version)), classes)
-                    }
-                    Err(e) => (Err(e), Vec::new()),
-                };
-                let probabilities: Vec<f64> = classes.iter().map(|c| c.probability).collect();
-                if let (Ok((p, version)), Some(best)) =
-                    (&result, classes.get(logitflow_core::metrics::most_probable(&probabilities)))
-                    && TRANSIENT_STATUS.contains(&self.status.as_str())
-                {
-                    self.status = format!("{alias} v{version} answered {} {p:.4}", best.class);
-                }
-                self.answers.retain(|a| a.alias != alias);
-                self.answers.push(Answer { alias, result, classes });
-                self.answers.sort_by(|a, b| b.alias.cmp(&a.alias));
+                self.on_predicted_classes(alias, result)
             }
-            AppEvent::Models(versions) => {
-                // Answers name the version each alias served when asked: once an alias moves
-                // (promote, rollback, a new run), they are stale.
-                if self.versions.as_ref().is_some_and(|v| v.entry.aliases != versions.entry.aliases)
-                {
-                    self.answers.clear();
-                    self.advice = None;
-                }
-                self.versions = Some(versions);
-            }
+            AppEvent::Models(versions) => self.on_models(versions),
             AppEvent::Unavailable(unavailable) => self.unavailable = unavailable,
             AppEvent::Advised(advice) => self.advice = Some(advice),
             AppEvent::Exported(result) => {
                 self.status = match result {
-                    // The directory, the files' shared stem and their names grouped fit the
-                    // status line; six whole paths did not, and the line was cut in the first.
-                    Ok(paths) => {
-                        let dir = paths
-                            .first()
-                            .and_then(|p| p.parent())
-                            .map_or_else(String::new, |d| d.display().to_string());
-                        let names: Vec<String> = paths
-                            .iter()
-                            .filter_map(|p| p.file_name())
-                            .map(|n| n.to_string_lossy().into_owned())
-                            .collect();
-                        // The run id is `<millis>-<hex>`: the stem is the name up to its second `-`.
-                        let stem = names
-                            .first()
-                            .and_then(|n| n.match_indices('-').nth(1))
-                            .map_or("", |(at, _)| &names[0][..at])
-                            .to_string();
-                        let suffixes: Vec<&str> = names
-                            .iter()
-                            .map(|n| n.strip_prefix(&format!("{stem}-")).unwrap_or(n))
-                            .collect();
-                        format!(
-                            "exported {} files to {dir}/: {stem}-{}",
-                            paths.len(),
-                            grouped_names(&suffixes)
-                        )
-                    }
+                    Ok(paths) => exported_status(&paths),
                     Err(e) => format!("export failed: {e}"),
                 }
             }
@@ -862,67 +716,215 @@ impl App {
                     sweep.epoch(member, epoch.epoch, epoch.train_loss, epoch.val_loss);
                 }
             }
-            AppEvent::SweepFinished { member, result } => {
-                let Some(sweep) = self.sweep.as_mut() else { return };
-                sweep.finished(member, result);
-                if !sweep.running() {
-                    let best = sweep
-                        .best_version()
-                        .map(|(i, v)| format!("best: v{v} ({})", sweep.members[i].describe()));
-                    let status = format!(
-                        "sweep done — {}; S shows it, P there promotes the best",
-                        best.unwrap_or_else(|| "every member failed".into())
-                    );
-                    // The best member's run is the one the panels show: its curves, its model,
-                    // its features (a sweep may be the session's first training). The Model
-                    // panel reads the last evaluation first: that was an earlier run's.
-                    let report =
-                        sweep.best_version().and_then(|(i, _)| sweep.members[i].report.clone());
-                    if let Some(report) = report {
-                        self.evaluation = None;
-                        self.on_event(AppEvent::PreviousRun(report));
-                    }
-                    self.status = status;
-                }
-            }
+            AppEvent::SweepFinished { member, result } => self.on_sweep_finished(member, result),
             AppEvent::Scoring(rows) => {
                 self.scoring = Some(rows);
                 self.status = format!("scoring… {rows} rows");
             }
-            AppEvent::Scored(result) => {
-                self.scoring = None;
-                self.status = match result {
-                    Ok((rows, version, out)) => format!(
-                        "scored {rows} rows with {} v{version} → {}",
-                        self.model_name,
-                        out.display()
-                    ),
-                    Err(e) => format!("scoring failed: {e}"),
-                };
-            }
-            AppEvent::Runs(runs) => {
-                let view = &mut self.runs_view;
-                view.runs = Some(runs);
-                view.sort();
-                let count = view.runs.as_ref().map_or(0, Vec::len);
-                view.selected = view.selected.min(count.saturating_sub(1));
-                let ids: Vec<String> =
-                    view.runs.iter().flatten().map(|r| r.run_id.clone()).collect();
-                view.marked.retain(|m| ids.contains(m));
-            }
-            AppEvent::PreviousRun(report) => {
-                self.train_curve =
-                    report.loss_curve.iter().map(|p| (p.epoch as f64, p.train_loss)).collect();
-                self.val_curve = report
-                    .loss_curve
-                    .iter()
-                    .filter_map(|p| p.val_loss.map(|v| (p.epoch as f64, v)))
-                    .collect();
-                self.rebuild_chart();
+            AppEvent::Scored(result) => self.on_scored(result),
+            AppEvent::Runs(runs) => self.on_runs(runs),
+            AppEvent::PreviousRun(report) => self.on_previous_run(report),
+        }
+    }
+
+    /// The supervisor's view of the services: the ready line once all are, stale errors gone
+    /// once serve is back.
+    fn on_services(&mut self, services: Vec<ServiceSnapshot>) {
+        let was_ready = self.all_ready();
+        let serve_ready = |services: &[ServiceSnapshot]| {
+            services.iter().any(|s| s.name == ServiceName::Serve && s.status == Status::Ready)
+        };
+        let serve_was_ready = serve_ready(&self.services);
+        self.services = services;
+        self.selected = self.selected.min(self.services.len().saturating_sub(1));
+        // A failure's reason stays on the status line: it is what the person must read.
+        if !was_ready
+            && self.all_ready()
+            && !self.training
+            && self.queued_train.is_none()
+            && !self.status.starts_with(RUN_FAILED)
+        {
+            self.status = "all services ready — press t to train".into();
+        }
+        // An error answered while serve was down is stale once it is back.
+        if !serve_was_ready && serve_ready(&self.services) {
+            self.answers.retain(|a| a.result.is_ok());
+        }
+    }
+
+    /// The shown service's log lines, made readable once as they arrive, not on every frame.
+    fn on_logs(&mut self, name: ServiceName, lines: Vec<LogLine>) {
+        if self.selected_service() == Some(name) {
+            // Read once as they arrive, not on every frame.
+            self.logs = lines
+                .into_iter()
+                .map(|l| LogLine { text: readable_log_line(&l.text), ..l })
+                .collect();
+        }
+    }
+
+    /// A run's end: its report shown and what it came to on the status line, or why it failed.
+    fn on_run_finished(&mut self, result: Result<Box<RunReport>, String>) {
+        self.training = false;
+        self.pace = None;
+        self.job = None;
+        match result {
+            Ok(report) => {
+                let served_ms = report.train_to_served_ms;
+                let since_key = self.train_pressed.map(|t| t.elapsed());
                 self.feature_names = report.feature_names.clone();
+                // A run that reproduced a version already registered neither promotes
+                // nor demotes it: what it is comes from the aliases.
+                let is_stable =
+                    report.promoted || report.stable_version == Some(report.model.version);
+                let kept = match (report.stop_reason, report.model.fit.kept_epoch) {
+                    (StopReason::Cancelled, Some(kept)) => {
+                        format!("stopped at epoch {}, epoch {kept} kept: ", report.loss_curve.len())
+                    }
+                    (StopReason::Cancelled, None) => {
+                        format!("stopped at epoch {}, kept: ", report.loss_curve.len())
+                    }
+                    _ => String::new(),
+                };
+                self.status = format!(
+                    "{kept}v{} {} — answering {} after the keypress (train→served {:.0} ms)",
+                    report.model.version,
+                    if is_stable { "is stable" } else { "is the candidate" },
+                    since_key.map_or_else(|| "-".into(), |d| format!("{} ms", d.as_millis())),
+                    served_ms
+                );
                 self.last_report = Some(*report);
             }
+            Err(e) if e.contains("cancelled") => {
+                self.status = format!(
+                    "training cancelled at epoch {}; no version was made",
+                    self.train_curve.len()
+                );
+            }
+            Err(e) => self.status = format!("{RUN_FAILED}: {e}"),
         }
+    }
+
+    /// An alias's answer to the predict box; the point marked on the fitted curve when it is
+    /// the curve's version.
+    fn on_predicted(&mut self, alias: String, result: Result<(f64, String), String>) {
+        // The queried point is marked on the fitted curve only when the version that
+        // answered is the one the curve is drawn from (stable may be another version).
+        let shown = self.evaluation.as_ref().map(|e| e.version);
+        if let (Some([Value::Number(x)]), Ok((p, version))) = (self.last_query.as_deref(), &result)
+            && version.parse::<u32>().ok() == shown
+        {
+            self.fit_query = Some((*x, *p));
+        }
+        // A passing remark about an earlier key ("nothing is training") is stale once
+        // serve has answered; what the answer is, is news.
+        if let Ok((p, version)) = &result
+            && TRANSIENT_STATUS.contains(&self.status.as_str())
+        {
+            self.status = format!("{alias} v{version} answered {p:.4}");
+        }
+        self.answers.retain(|a| a.alias != alias);
+        self.answers.push(Answer { alias, result, classes: Vec::new() });
+        self.answers.sort_by(|a, b| b.alias.cmp(&a.alias)); // stable before candidate
+    }
+
+    /// A K-class model's answer: a bar per class, the most probable named on the status line.
+    fn on_predicted_classes(
+        &mut self,
+        alias: String,
+        result: Result<(Vec<ClassProbability>, String), String>,
+    ) {
+        let (result, classes) = match result {
+            Ok((classes, version)) => {
+                let top = classes.iter().map(|c| c.probability).fold(f64::NAN, f64::max);
+                (Ok((top, version)), classes)
+            }
+            Err(e) => (Err(e), Vec::new()),
+        };
+        let probabilities: Vec<f64> = classes.iter().map(|c| c.probability).collect();
+        if let (Ok((p, version)), Some(best)) =
+            (&result, classes.get(logitflow_core::metrics::most_probable(&probabilities)))
+            && TRANSIENT_STATUS.contains(&self.status.as_str())
+        {
+            self.status = format!("{alias} v{version} answered {} {p:.4}", best.class);
+        }
+        self.answers.retain(|a| a.alias != alias);
+        self.answers.push(Answer { alias, result, classes });
+        self.answers.sort_by(|a, b| b.alias.cmp(&a.alias));
+    }
+
+    /// The registry's versions; answers and advice are stale once an alias has moved.
+    fn on_models(&mut self, versions: ModelVersions) {
+        // Answers name the version each alias served when asked: once an alias moves
+        // (promote, rollback, a new run), they are stale.
+        if self.versions.as_ref().is_some_and(|v| v.entry.aliases != versions.entry.aliases) {
+            self.answers.clear();
+            self.advice = None;
+        }
+        self.versions = Some(versions);
+    }
+
+    /// A sweep member's end; once the last has ended, the best member's run is the one shown.
+    fn on_sweep_finished(&mut self, member: usize, result: Result<Box<RunReport>, String>) {
+        let Some(sweep) = self.sweep.as_mut() else { return };
+        sweep.finished(member, result);
+        if !sweep.running() {
+            let best = sweep
+                .best_version()
+                .map(|(i, v)| format!("best: v{v} ({})", sweep.members[i].describe()));
+            let status = format!(
+                "sweep done — {}; S shows it, P there promotes the best",
+                best.unwrap_or_else(|| "every member failed".into())
+            );
+            // The best member's run is the one the panels show: its curves, its model,
+            // its features (a sweep may be the session's first training). The Model
+            // panel reads the last evaluation first: that was an earlier run's.
+            let report = sweep.best_version().and_then(|(i, _)| sweep.members[i].report.clone());
+            if let Some(report) = report {
+                self.evaluation = None;
+                self.on_event(AppEvent::PreviousRun(report));
+            }
+            self.status = status;
+        }
+    }
+
+    /// A batch scoring's end, on the status line.
+    fn on_scored(&mut self, result: Result<(usize, String, PathBuf), String>) {
+        self.scoring = None;
+        self.status = match result {
+            Ok((rows, version, out)) => format!(
+                "scored {rows} rows with {} v{version} → {}",
+                self.model_name,
+                out.display()
+            ),
+            Err(e) => format!("scoring failed: {e}"),
+        };
+    }
+
+    /// The kept runs for the runs view: sorted, the selection and marks kept where they still
+    /// can be.
+    fn on_runs(&mut self, runs: Vec<RunReport>) {
+        let view = &mut self.runs_view;
+        view.runs = Some(runs);
+        view.sort();
+        let count = view.runs.as_ref().map_or(0, Vec::len);
+        view.selected = view.selected.min(count.saturating_sub(1));
+        let ids: Vec<String> = view.runs.iter().flatten().map(|r| r.run_id.clone()).collect();
+        view.marked.retain(|m| ids.contains(m));
+    }
+
+    /// A run to show as if just finished: its curves, features and report.
+    fn on_previous_run(&mut self, report: Box<RunReport>) {
+        self.train_curve =
+            report.loss_curve.iter().map(|p| (p.epoch as f64, p.train_loss)).collect();
+        self.val_curve = report
+            .loss_curve
+            .iter()
+            .filter_map(|p| p.val_loss.map(|v| (p.epoch as f64, v)))
+            .collect();
+        self.rebuild_chart();
+        self.feature_names = report.feature_names.clone();
+        self.last_report = Some(*report);
     }
 
     fn on_pipeline(&mut self, event: PipelineEvent) {
@@ -1777,6 +1779,29 @@ pub fn readable_log_line(text: &str) -> String {
         out.push_str(&format!(" {key}={}", plain(value)));
     }
     out.trim().to_string()
+}
+
+/// What an export wrote, to fit the status line: the directory, the files' shared stem and
+/// their names grouped (six whole paths did not fit, and the line was cut in the first).
+fn exported_status(paths: &[PathBuf]) -> String {
+    let dir = paths
+        .first()
+        .and_then(|p| p.parent())
+        .map_or_else(String::new, |d| d.display().to_string());
+    let names: Vec<String> = paths
+        .iter()
+        .filter_map(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .collect();
+    // The run id is `<millis>-<hex>`: the stem is the name up to its second `-`.
+    let stem = names
+        .first()
+        .and_then(|n| n.match_indices('-').nth(1))
+        .map_or("", |(at, _)| &names[0][..at])
+        .to_string();
+    let suffixes: Vec<&str> =
+        names.iter().map(|n| n.strip_prefix(&format!("{stem}-")).unwrap_or(n)).collect();
+    format!("exported {} files to {dir}/: {stem}-{}", paths.len(), grouped_names(&suffixes))
 }
 
 /// File names as brace groups: `{loss,roc}.{csv,png,svg}` when every name has every extension,

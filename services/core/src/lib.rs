@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod model;
 mod prefault;
 pub mod registry;
+pub mod report;
 pub mod roles;
 pub mod scale;
 pub mod store;

@@ -24,14 +24,13 @@ use axum::routing::{get, post};
 use futures::Stream;
 use logitflow_core::clean::{Dataset, validation_split};
 use logitflow_core::inference::{
-    FitStatistics, Optimality, PathReport, TermBounds, certain_rows, scale_gathering_bounds,
-    separated_by_combination, statistics,
+    PathReport, TermBounds, certain_rows, scale_gathering_bounds, separated_by_combination,
 };
 use logitflow_core::logistic::{
-    ClassWeight, Covariance, EpochEvent, Examples, FitOutcome, LambdaRule, Penalty, Solver,
-    StopReason, TrainParams, Weights, fit, objective,
+    Covariance, EpochEvent, Examples, FitOutcome, StopReason, TrainParams, Weights, fit, objective,
 };
 use logitflow_core::model::{Lineage, Model, TrainingLog};
+use logitflow_core::report;
 use logitflow_core::roles::RowColumns;
 use logitflow_core::scale::{EncodeError, Scaling, Transform};
 use logitflow_core::store::{
@@ -479,52 +478,11 @@ fn train(
     let params = &TrainParams { solver, ..request.params.clone() };
     let label_name = training_rows.label_name.clone();
     let classes = training_rows.classes.clone();
-    let class_names = [training_rows.class_name(false), training_rows.class_name(true)];
-    let FitRows { mut fit_part, row_columns, dropped, val_part, val_columns } =
-        cut_fit_rows(training_rows, params)?;
     let k = transform.terms();
-    let unencodable = |e: EncodeError| ApiError::invalid("DATA_ERROR", e.to_string());
-    // The fit's rows are taken from `fit_part`, whose labels and size are all that is used after.
-    let (mut x, offset) =
-        transform.split_offset(transform.take_terms(&mut fit_part).map_err(unencodable)?);
-    let exact = !params.is_penalised();
-    // Separation is looked for in the data's units, so in the scaling's pass, before each row
-    // is scaled: as the rows were loaded, or here. (Rows loaded scaled are every training row:
-    // no validation part was split off them.)
-    let class_names = [class_names[0].as_str(), class_names[1].as_str()];
-    let separating = match loaded {
-        Loaded::Scaled(bounds) => {
-            bounds.and_then(|bounds| bounds.separating_term(transform.term_names(), class_names))
-        }
-        Loaded::AsStored if exact => {
-            let threads =
-                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-            scale_gathering_bounds(&transform, &mut x, &fit_part.y, threads)
-                .separating_term(transform.term_names(), class_names)
-        }
-        Loaded::AsStored => {
-            transform.scale_in_place(&mut x);
-            None
-        }
-    };
-    let val_x = match &val_part {
-        Some(v) => {
-            let (mut vx, v_offset) =
-                transform.split_offset(transform.terms_of(v).map_err(unencodable)?);
-            transform.scale_in_place(&mut vx);
-            Some((vx, v_offset))
-        }
-        None => None,
-    };
-    let class_weights = params.class_weight.weights(&fit_part.y);
-    let train_ex = Examples::new(&x, &fit_part.y, k)
-        .with_class_weights(class_weights)
-        .with_rows(row_columns.weights.as_deref(), offset.as_deref())
-        .with_folds(row_columns.folds.as_deref());
-    let val_weights = val_columns.and_then(|c| c.weights);
-    let val_ex = val_part.as_ref().zip(val_x.as_ref()).map(|(v, (vx, vo))| {
-        Examples::new(vx, &v.y, k).with_rows(val_weights.as_deref(), vo.as_deref())
-    });
+    let rows = prepare_rows(training_rows, &transform, loaded, params)?;
+    let PreparedRows { x, separating, .. } = &rows;
+    let FitRows { fit_part, row_columns, dropped, val_part, .. } = &rows.parts;
+    let (train_ex, val_ex) = rows.examples(params, k);
     let solve_started = std::time::Instant::now();
     let outcome = fit(train_ex, val_ex, params, &job.cancel, |event| {
         job.push(TrainEvent::Epoch(event.clone()))
@@ -534,24 +492,8 @@ fn train(
     if cancelled && !job.keep_best.load(Ordering::Relaxed) {
         return Ok(None);
     }
-    // Whether a combination of terms separates the classes is read off an exact fit only: an
-    // iterative one that has not converged can leave rows at probability 0 or 1 on data that is
-    // not separated. Without an exact fit on these rows, nothing is claimed.
-    let fit_is_exact = is_exact_fit(params.solver, outcome.stop_reason);
-    let reference = if separating.is_none() && !fit_is_exact {
-        exact_reference(train_ex, params)
-    } else {
-        None
-    };
-    let exact_fit = if fit_is_exact { Some(&outcome) } else { reference.as_ref() };
-    let separation = separating.or_else(|| {
-        let exact_fit = exact_fit.filter(|_| exact)?;
-        // Newton counted them in its last pass; otherwise the logits are taken again.
-        let certain = exact_fit
-            .certain_rows
-            .unwrap_or_else(|| certain_rows(logits(&exact_fit.weights, train_ex), &fit_part.y));
-        separated_by_combination(certain, fit_part.rows())
-    });
+    let (separation, reference) =
+        judge_separation(separating.clone(), &outcome, params, train_ex, &fit_part.y);
     let stop_reason =
         if separation.is_some() { StopReason::Separated } else { outcome.stop_reason };
     let lineage = lineage_of(store, request, params_json);
@@ -561,7 +503,7 @@ fn train(
     let hessian_sum = outcome.hessian_sum.clone();
     let mut model = Model::new(
         transform,
-        outcome.weights,
+        weights.clone(),
         label_name,
         params.clone(),
         stop_reason,
@@ -575,67 +517,39 @@ fn train(
     model.fit.separation = separation;
     model.fit.kept_epoch = outcome.kept_epoch;
     model.fit.solver_choice = solver_choice;
-    model.fit.row_roles = row_columns.report(fit_part.rows(), dropped);
-    if let (Some(alpha), Some(chosen)) =
-        (params.alpha(), outcome.path_choice.and_then(|i| outcome.path.get(i)))
-    {
-        model.fit.path =
-            Some(PathReport::new(&outcome.path, alpha, chosen.lambda, &model.transform));
-        model.fit.cv = outcome.cross_validation.clone();
-    }
-    match withheld_statistics(&model, params, stop_reason) {
-        Some(note) => model.fit.statistics_note = Some(note),
-        None => {
-            // The fit's last event was measured at these weights, unpenalised and unweighted
-            // here: its mean log loss is the log-likelihood's, with no pass of its own.
-            let mean_loss = curve_end_loss.unwrap_or_else(|| objective(&weights, train_ex, 0.0).0);
-            let covariance = (params.covariance, row_columns.cluster.as_deref());
-            add_statistics(
-                &mut model,
-                &weights,
-                train_ex,
-                hessian_sum.as_deref(),
-                covariance,
-                mean_loss,
+    model.fit.row_roles = row_columns.report(fit_part.rows(), *dropped);
+    add_path(&mut model, params, &outcome);
+    // The terms' deviations, for the estimates per standard deviation: two passes over the
+    // rows, taken only when there are estimates to give, and not when the scaling already
+    // says what they would find.
+    let deviations = |model: &Model| {
+        let exactly = val_part.is_none()
+            && row_columns.weights.is_none()
+            && standardized_on_these_rows(
+                store,
+                &request.transform,
+                &request.split,
+                &model.transform,
             );
-        }
-    }
-    // Each estimate per standard deviation of its term over the fit's rows, for the magnitudes'
-    // sake. The terms are scaled by now: a scaled term's deviation times its scale is the raw one's.
-    // Two passes over the rows (8–11 ms at 800k × 10), taken only when there are terms to give,
-    // and not when the scaling already says what they would find.
-    let deviations = if model.fit.terms.is_empty() {
-        Vec::new()
-    } else if val_part.is_none()
-        && row_columns.weights.is_none()
-        && standardized_on_these_rows(store, &request.transform, &request.split, &model.transform)
-    {
-        // Standardised on these very rows, each term has mean 0 and population deviation 1: its
-        // sample deviation is √(n / (n − 1)), whatever the data.
-        let n = fit_part.rows() as f64;
-        vec![(n / (n - 1.0)).sqrt(); k]
-    } else {
-        // Weighted, the rows' deviation is the repeated rows'.
-        Transform::weighted_column_standard_deviations(&x, k, row_columns.weights.as_deref())
+        let standardized_rows = exactly.then_some(fit_part.rows());
+        term_deviations(x, &model.transform, standardized_rows, row_columns.weights.as_deref())
     };
-    for (row, (deviation, scale)) in
-        model.fit.terms.iter_mut().skip(1).zip(deviations.iter().zip(&model.transform.scale))
-    {
-        row.standardized = Some(row.estimate * deviation * scale).filter(|v| v.is_finite());
-    }
-    // How close an iterative fit came to the exact optimum on the same rows.
-    if let Some(optimum) = reference.filter(|_| model.fit.separation.is_none()) {
-        let (at_fit, _) = objective(&weights, train_ex, params.ridge());
-        let (at_optimum, _) = objective(&optimum.weights, train_ex, params.ridge());
-        model.fit.optimality = Some(Optimality::new(at_fit, at_optimum));
-    }
+    let ends = FitEnds { weights: &weights, hessian: hessian_sum.as_deref(), curve_end_loss };
+    let clusters = row_columns.cluster.as_deref();
+    complete_report(
+        &mut model,
+        params,
+        (train_ex, clusters),
+        ends,
+        (reference.as_ref(), deviations),
+    );
     let model_id =
         store_model(store, request, (params_json, key), &model, (outcome.curve, cancelled))?;
     // The rows are done with: another thread gives their memory back (64 MB at 800k × 10,
     // ≈ 5 ms) while the answer goes out. Not sooner: while the memory is unmapped, no thread
     // of the process can fault a page in, and storing the model, which allocates, waited for
     // it (2–7 ms, against ≈ 1 ms for the curve stored after it).
-    logitflow_core::drop_in_background((x, fit_part, val_part, val_x));
+    logitflow_core::drop_in_background(rows);
     Ok(Some(TrainEvent::Done {
         model: model_id,
         stop_reason,
@@ -643,6 +557,210 @@ fn train(
         cached: false,
         solve_ms: Some(solve_ms),
     }))
+}
+
+/// Whether the classes are separated (`separating`: by one term, as found while scaling), and
+/// the exact optimum an iterative fit is measured against. Whether a combination of terms
+/// separates them is read off an exact fit only: an iterative one that has not converged can
+/// leave rows at probability 0 or 1 on data that is not separated. Without an exact fit on
+/// these rows, nothing is claimed; with a penalty, nothing is (its estimates are finite).
+fn judge_separation(
+    separating: Option<String>,
+    outcome: &FitOutcome,
+    params: &TrainParams,
+    train_ex: Examples<'_>,
+    y: &[f64],
+) -> (Option<String>, Option<FitOutcome>) {
+    let fit_is_exact = report::is_exact_fit(params.solver, outcome.stop_reason);
+    let reference = if separating.is_none() && !fit_is_exact {
+        report::exact_reference(train_ex, params)
+    } else {
+        None
+    };
+    let exact_fit = if fit_is_exact { Some(outcome) } else { reference.as_ref() };
+    let exact = !params.is_penalised();
+    let separation =
+        separating.or_else(|| separated_at_optimum(exact_fit.filter(|_| exact)?, train_ex, y));
+    (separation, reference)
+}
+
+/// A penalised path's report, and its cross-validation's, where the fit chose a λ on one.
+fn add_path(model: &mut Model, params: &TrainParams, outcome: &FitOutcome) {
+    if let (Some(alpha), Some(chosen)) =
+        (params.alpha(), outcome.path_choice.and_then(|i| outcome.path.get(i)))
+    {
+        model.fit.path =
+            Some(PathReport::new(&outcome.path, alpha, chosen.lambda, &model.transform));
+        model.fit.cv = outcome.cross_validation.clone();
+    }
+}
+
+/// A two-class fit's rows, cut and scaled: what the solvers see, and what the report reads.
+struct PreparedRows {
+    parts: FitRows,
+    /// The fit part's terms, scaled, and its offset apart.
+    x: Vec<f64>,
+    offset: Option<Vec<f64>>,
+    /// The validation part's, likewise.
+    val_x: Option<(Vec<f64>, Option<Vec<f64>>)>,
+    /// The one term that separates the classes, if one does (looked for in an exact fit only).
+    separating: Option<String>,
+}
+
+impl PreparedRows {
+    /// The fit's examples (with their class weights, row weights, offset and folds) and the
+    /// validation part's, for `k` terms.
+    fn examples(&self, params: &TrainParams, k: usize) -> (Examples<'_>, Option<Examples<'_>>) {
+        let FitRows { fit_part, row_columns, val_part, val_columns, .. } = &self.parts;
+        let class_weights = params.class_weight.weights(&fit_part.y);
+        let train_ex = Examples::new(&self.x, &fit_part.y, k)
+            .with_class_weights(class_weights)
+            .with_rows(row_columns.weights.as_deref(), self.offset.as_deref())
+            .with_folds(row_columns.folds.as_deref());
+        let val_weights = val_columns.as_ref().and_then(|c| c.weights.as_deref());
+        let val_ex = val_part
+            .as_ref()
+            .zip(self.val_x.as_ref())
+            .map(|(v, (vx, vo))| Examples::new(vx, &v.y, k).with_rows(val_weights, vo.as_deref()));
+        (train_ex, val_ex)
+    }
+}
+
+/// Cuts the validation rows off `training_rows` (for the iterative solvers), takes the terms
+/// out of both parts and scales them, looking for a separating term as it goes.
+fn prepare_rows(
+    training_rows: Dataset,
+    transform: &Transform,
+    loaded: Loaded,
+    params: &TrainParams,
+) -> Result<PreparedRows, ApiError> {
+    let class_names = [training_rows.class_name(false), training_rows.class_name(true)];
+    let mut parts = cut_fit_rows(training_rows, params)?;
+    let unencodable = |e: EncodeError| ApiError::invalid("DATA_ERROR", e.to_string());
+    // The fit's rows are taken from the fit part, whose labels and size are all that is used
+    // after.
+    let (mut x, offset) =
+        transform.split_offset(transform.take_terms(&mut parts.fit_part).map_err(unencodable)?);
+    let class_names = [class_names[0].as_str(), class_names[1].as_str()];
+    let exact = !params.is_penalised();
+    let labels = &parts.fit_part.y;
+    let separating =
+        scale_finding_separation(loaded, transform, (&mut x, labels), exact, class_names);
+    let val_x = match &parts.val_part {
+        Some(v) => Some(scaled_terms(transform, v).map_err(unencodable)?),
+        None => None,
+    };
+    Ok(PreparedRows { parts, x, offset, val_x, separating })
+}
+
+/// Scales the fit's rows `x` in place, and says which one term separates the classes, if one
+/// does. Separation is looked for in the data's units, so in the scaling's pass, before each row
+/// is scaled: as the rows were loaded (`Loaded::Scaled`: every training row, no validation part
+/// split off them), or here. Only for an unpenalised (`exact`) fit, whose estimates it concerns.
+fn scale_finding_separation(
+    loaded: Loaded,
+    transform: &Transform,
+    (x, y): (&mut [f64], &[f64]),
+    exact: bool,
+    class_names: [&str; 2],
+) -> Option<String> {
+    match loaded {
+        Loaded::Scaled(bounds) => {
+            bounds.and_then(|bounds| bounds.separating_term(transform.term_names(), class_names))
+        }
+        Loaded::AsStored if exact => {
+            let threads =
+                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+            scale_gathering_bounds(transform, x, y, threads)
+                .separating_term(transform.term_names(), class_names)
+        }
+        Loaded::AsStored => {
+            transform.scale_in_place(x);
+            None
+        }
+    }
+}
+
+/// `rows`' terms, scaled, and their offset apart.
+fn scaled_terms(
+    transform: &Transform,
+    rows: &Dataset,
+) -> Result<(Vec<f64>, Option<Vec<f64>>), EncodeError> {
+    let (mut x, offset) = transform.split_offset(transform.terms_of(rows)?);
+    transform.scale_in_place(&mut x);
+    Ok((x, offset))
+}
+
+/// Whether a combination of terms separates the classes, read off the exact fit `optimum`: the
+/// rows it predicts with certainty. Newton counted them in its last pass; otherwise the logits
+/// are taken again.
+fn separated_at_optimum(optimum: &FitOutcome, train_ex: Examples<'_>, y: &[f64]) -> Option<String> {
+    let certain =
+        optimum.certain_rows.unwrap_or_else(|| certain_rows(logits(&optimum.weights, train_ex), y));
+    separated_by_combination(certain, y.len())
+}
+
+/// Where a two-class fit ended: its weights, their Hessian (newton's) and the mean training loss
+/// of its last event.
+struct FitEnds<'a> {
+    weights: &'a Weights,
+    hessian: Option<&'a [f64]>,
+    curve_end_loss: Option<f64>,
+}
+
+/// The report beyond the weights, by core's rules: the statistics or why they are withheld,
+/// each estimate per standard deviation of its term (`deviations` measures them, when there
+/// are estimates), and how far an iterative fit stopped from the exact `reference` on the
+/// same rows.
+fn complete_report(
+    model: &mut Model,
+    params: &TrainParams,
+    (train_ex, clusters): (Examples<'_>, Option<&[f64]>),
+    ends: FitEnds<'_>,
+    (reference, deviations): (Option<&FitOutcome>, impl FnOnce(&Model) -> Vec<f64>),
+) {
+    match report::withheld_statistics(&model.fit, params, model.stop_reason) {
+        Some(note) => model.fit.statistics_note = Some(note),
+        None => {
+            // The fit's last event was measured at these weights, unpenalised and unweighted
+            // here: its mean log loss is the log-likelihood's, with no pass of its own.
+            let mean_loss =
+                ends.curve_end_loss.unwrap_or_else(|| objective(ends.weights, train_ex, 0.0).0);
+            let covariance = (params.covariance, clusters);
+            report::add_statistics(
+                model,
+                ends.weights,
+                train_ex,
+                ends.hessian,
+                covariance,
+                mean_loss,
+            );
+        }
+    }
+    if !model.fit.terms.is_empty() {
+        let deviations = deviations(model);
+        report::standardize_estimates(model, &deviations);
+    }
+    if let Some(optimum) = reference.filter(|_| model.fit.separation.is_none()) {
+        model.fit.optimality = Some(report::optimality(ends.weights, optimum, train_ex, params));
+    }
+}
+
+/// Each scaled term's standard deviation over the fit's rows `x`. Standardised on these very
+/// rows (`standardized_rows`: their count), each term has mean 0 and population deviation 1,
+/// so its sample deviation is √(n / (n − 1)) with no pass over the rows; weighted, the rows'
+/// deviation is the repeated rows'.
+fn term_deviations(
+    x: &[f64],
+    transform: &Transform,
+    standardized_rows: Option<usize>,
+    weights: Option<&[f64]>,
+) -> Vec<f64> {
+    let k = transform.terms();
+    match standardized_rows {
+        Some(n) => vec![(n as f64 / (n as f64 - 1.0)).sqrt(); k],
+        None => Transform::weighted_column_standard_deviations(x, k, weights),
+    }
 }
 
 /// Stores `model` and its loss curve, and (unless the fit was cancelled) records them as the
@@ -758,75 +876,6 @@ fn logits<'a>(w: &'a Weights, ex: Examples<'a>) -> impl Iterator<Item = f64> + '
         .map(move |(i, row)| w.logit(row) + ex.offset.map_or(0.0, |o| o[i]))
 }
 
-/// Why the fit's coefficient table has no standard errors, if it has none by its kind: separated
-/// classes, a penalty, class weights, or a fit that is not an exact, converged one.
-fn withheld_statistics(
-    model: &Model,
-    params: &TrainParams,
-    stop_reason: StopReason,
-) -> Option<String> {
-    if model.fit.separation.is_some() {
-        Some("not given: the classes are separated, so the estimates and their standard errors are not finite".to_string())
-    } else if params.is_penalised() {
-        Some(format!(
-            "not given with a penalty ({}): the penalty shrinks the estimates, and the unpenalised theory's standard errors, p-values and intervals do not hold",
-            describe_penalty(params, model.fit.path.as_ref())
-        ))
-    } else if params.class_weight != ClassWeight::None {
-        Some("not given with class weights: the weighted likelihood's inverse Hessian is not the estimates' covariance".to_string())
-    } else if !params.solver.is_exact() || stop_reason != StopReason::Converged {
-        Some(format!(
-            "given for an exact, converged fit: this {} fit {}; train with --solver newton for them",
-            params.solver,
-            stop_reason.describe()
-        ))
-    } else {
-        None
-    }
-}
-
-/// "L2, λ = 0.5", "L1, λ = 0.0123 chosen by 10-fold cross-validation (1se)".
-fn describe_penalty(params: &TrainParams, path: Option<&PathReport>) -> String {
-    let lambda = path.map_or(params.ridge(), |p| p.lambda);
-    let kind = match params.penalty {
-        Penalty::None | Penalty::L2 => "L2".to_string(),
-        Penalty::L1 => "L1".to_string(),
-        Penalty::Elasticnet => format!("elastic net, α = {}", params.l1_ratio.unwrap_or(f64::NAN)),
-    };
-    match params.cv {
-        Some(folds) => {
-            let rule = if params.select == LambdaRule::Min { "min" } else { "1se" };
-            format!("{kind}, λ = {lambda:.6} chosen by {folds}-fold cross-validation ({rule})")
-        }
-        None => format!("{kind}, λ = {lambda}"),
-    }
-}
-
-/// The coefficient table with its statistics (from `covariance`), and the fit statistics under
-/// it, for the exact fit `weights` of `train_ex` with mean log loss `mean_loss`; or, where the
-/// Hessian is singular, why not.
-fn add_statistics(
-    model: &mut Model,
-    weights: &Weights,
-    train_ex: Examples<'_>,
-    hessian: Option<&[f64]>,
-    (covariance, clusters): (Covariance, Option<&[f64]>),
-    mean_loss: f64,
-) {
-    let estimates = (model.intercept, &model.coefficients);
-    let Some(terms) =
-        statistics(weights, train_ex, hessian, covariance, clusters, &model.transform, estimates)
-    else {
-        model.fit.statistics_note =
-            Some("not given: the Hessian is singular (collinear terms, or a level no training row shows)".to_string());
-        return;
-    };
-    model.fit.terms = terms;
-    model.fit.covariance = Some(covariance).filter(|c| *c != Covariance::Nonrobust);
-    model.fit.fit_statistics =
-        Some(FitStatistics::of(mean_loss * train_ex.weight_sum(), train_ex, train_ex.d));
-}
-
 /// Whether `transform` is standard scaling fitted on the training part of `split` (the rows
 /// an exact fit uses), with a deviation for every term: 1 is its stand-in where a term has
 /// none (a constant column), and such a term is measured rather than assumed.
@@ -839,42 +888,6 @@ fn standardized_on_these_rows(
     transform.scaling == Scaling::Standard
         && transform.scale.iter().all(|&s| s != 1.0)
         && store.manifest(transform_id).is_ok_and(|m| m.inputs == [split])
-}
-
-/// The largest fit (rows × terms) whose distance from the exact optimum is measured after an
-/// iterative one, by the exact fit `auto` would make on the same rows: about as long as the
-/// default fit of them, which the iterative solvers' many passes take several times over.
-const OPTIMALITY_CHECK_CELLS: usize = 100_000_000;
-
-/// Whether a fit is the exact optimum itself: newton's (its last step is exact, whatever its
-/// stop), or L-BFGS's or SAGA's once the gradient is below the tolerance. Such a fit needs no
-/// reference.
-fn is_exact_fit(solver: Solver, stop_reason: StopReason) -> bool {
-    solver == Solver::Newton
-        || (matches!(solver, Solver::Lbfgs | Solver::Saga | Solver::Cd)
-            && stop_reason == StopReason::Converged)
-}
-
-/// The exact fit `auto` makes (newton, or L-BFGS for many terms) on an iterative fit's rows and
-/// parameters, up to [`OPTIMALITY_CHECK_CELLS`]: the optimum the iterative fit is measured
-/// against, and the fit whose certain rows say whether a combination of terms separates the
-/// classes. `None` where it is too large, or did not reach the optimum itself.
-fn exact_reference(train_ex: Examples<'_>, params: &TrainParams) -> Option<FitOutcome> {
-    if train_ex.rows() * (train_ex.d + 1) > OPTIMALITY_CHECK_CELLS {
-        return None;
-    }
-    let (solver, _) = Solver::Auto.choose(train_ex.d);
-    // Newton's iterations are few (the limit only ends separated data); L-BFGS's many.
-    let epochs = if solver == Solver::Newton { 50 } else { 1000 };
-    let exact_params = TrainParams {
-        solver,
-        epochs,
-        patience: 0,
-        validation_fraction: Some(0.0),
-        ..params.clone()
-    };
-    let reference = fit(train_ex, None, &exact_params, &AtomicBool::new(false), |_| {}).ok()?;
-    is_exact_fit(solver, reference.stop_reason).then_some(reference)
 }
 
 async fn list_jobs(State(state): State<AppState>) -> Json<Vec<JobInfo>> {
@@ -965,6 +978,7 @@ async fn job_events(
 mod tests {
     use super::*;
     use logitflow_core::clean::{Dataset, Split};
+    use logitflow_core::logistic::Solver;
     use logitflow_core::scale::Scaling;
     use logitflow_core::store::{SplitReport, SplitRows, SplitSources};
     use logitflow_core::table::{ColumnKind, RawTable};

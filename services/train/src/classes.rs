@@ -5,8 +5,8 @@
 use super::{FitInputs, Job, Loaded};
 use logitflow_core::inference::{FitStatistics, Optimality, separating_term};
 use logitflow_core::logistic::multinomial::{
-    ClassModel, Coding, Multinomial, SgdSchedule, fit_multinomial, fit_multinomial_lbfgs,
-    fit_multinomial_sgd, mean_objective, multinomial_statistics,
+    ClassModel, Coding, Multinomial, MultinomialFit, SgdSchedule, fit_multinomial,
+    fit_multinomial_lbfgs, fit_multinomial_sgd, mean_objective, multinomial_statistics,
 };
 use logitflow_core::logistic::{
     AUTO_NEWTON_TERMS, ClassWeight, Covariance, EpochEvent, Examples, Penalty, Solver,
@@ -39,13 +39,7 @@ pub(crate) fn train_classes(
         request.params.ridge(),
     );
     let params = TrainParams { solver, ..request.params.clone() };
-    let coding = match (params.ridge() > 0.0, &params.reference) {
-        (true, _) => Coding::Symmetric,
-        (false, Some(name)) => {
-            Coding::Reference { class: classes.names().iter().position(|c| c == name).unwrap_or(0) }
-        }
-        (false, None) => Coding::Reference { class: 0 },
-    };
+    let coding = coding_of(&params, &classes);
     let k = transform.terms();
     let unencodable =
         |e: logitflow_core::scale::EncodeError| ApiError::invalid("DATA_ERROR", e.to_string());
@@ -65,20 +59,7 @@ pub(crate) fn train_classes(
     let ex = Examples::new(&x, &rows.y, k);
     let started = std::time::Instant::now();
     let on_epoch = |event: &EpochEvent| job.push(TrainEvent::Epoch(event.clone()));
-    let fit = match solver {
-        Solver::Sgd => fit_multinomial_sgd(
-            ex,
-            classes.count(),
-            (params.ridge(), schedule(&params)),
-            &job.cancel,
-            on_epoch,
-        ),
-        Solver::Lbfgs => {
-            let limits = (params.ridge(), params.tolerance, params.epochs);
-            fit_multinomial_lbfgs(ex, (classes.count(), coding), limits, &job.cancel, on_epoch)
-        }
-        _ => fit_multinomial(ex, (classes.count(), coding), params.ridge(), &job.cancel, on_epoch),
-    };
+    let fit = fit_with(&params, ex, (classes.count(), coding), &job.cancel, on_epoch);
     let solve_ms = started.elapsed().as_secs_f64() * 1e3;
     let cancelled = fit.stop_reason == StopReason::Cancelled;
     if cancelled && !job.keep_best.load(Ordering::Relaxed) {
@@ -110,8 +91,56 @@ pub(crate) fn train_classes(
     model.fit.terms = Vec::new();
     model.fit.separation = separation;
     model.fit.solver_choice = solver_choice;
-    let mut class_model = ClassModel::new(&fit, &model.transform, &classes.several);
-    if solver == Solver::Sgd && model.fit.separation.is_none() {
+    let class_model = class_report(&mut model, (&fit, ex), (&params, coding), &classes);
+    model.classes = Some(classes);
+    model.multinomial = Some(class_model);
+    let model_id =
+        super::store_model(store, request, (params_json, key), &model, (fit.curve, cancelled))?;
+    Ok(Some(super::fresh_model(model_id, stop_reason, epochs, solve_ms)))
+}
+
+/// How the classes' blocks are coded: one per class under a penalty (as scikit-learn and
+/// glmnet), else against a reference class, the first or the one named.
+fn coding_of(params: &TrainParams, classes: &Classes) -> Coding {
+    match (params.ridge() > 0.0, &params.reference) {
+        (true, _) => Coding::Symmetric,
+        (false, Some(name)) => {
+            Coding::Reference { class: classes.names().iter().position(|c| c == name).unwrap_or(0) }
+        }
+        (false, None) => Coding::Reference { class: 0 },
+    }
+}
+
+/// The fit by `params.solver`: the seed's per-sample rule, L-BFGS, or newton.
+fn fit_with(
+    params: &TrainParams,
+    ex: Examples<'_>,
+    (classes, coding): (usize, Coding),
+    cancel: &AtomicBool,
+    on_epoch: impl FnMut(&EpochEvent),
+) -> MultinomialFit {
+    match params.solver {
+        Solver::Sgd => {
+            fit_multinomial_sgd(ex, classes, (params.ridge(), schedule(params)), cancel, on_epoch)
+        }
+        Solver::Lbfgs => {
+            let limits = (params.ridge(), params.tolerance, params.epochs);
+            fit_multinomial_lbfgs(ex, (classes, coding), limits, cancel, on_epoch)
+        }
+        _ => fit_multinomial(ex, (classes, coding), params.ridge(), cancel, on_epoch),
+    }
+}
+
+/// The class model of `fit` and the report beyond it: for sgd how far above newton's optimum
+/// it stopped, and the tables with their statistics, or why they are withheld.
+fn class_report(
+    model: &mut Model,
+    (fit, ex): (&MultinomialFit, Examples<'_>),
+    (params, coding): (&TrainParams, Coding),
+    classes: &Classes,
+) -> ClassModel {
+    let mut class_model = ClassModel::new(fit, &model.transform, &classes.several);
+    if params.solver == Solver::Sgd && model.fit.separation.is_none() {
         // How far the per-sample fit stopped from the optimum newton finds on the same rows.
         let optimum = fit_multinomial(
             ex,
@@ -125,36 +154,24 @@ pub(crate) fn train_classes(
             model.fit.optimality = Some(Optimality::new(at(&fit.model), at(&optimum.model)));
         }
     }
-    match withheld(&params, stop_reason, model.fit.separation.is_some()) {
+    match withheld(params, model.stop_reason, model.fit.separation.is_some()) {
         Some(note) => model.fit.statistics_note = Some(note),
-        None => {
-            match multinomial_statistics(&fit, &model.transform, model.transform.term_names()) {
-                Some(tables) => {
-                    class_model.tables = tables;
-                    model.fit.fit_statistics =
-                        Some(FitStatistics::of_classes(fit.loss_sum, &rows.y, classes.count(), k));
-                }
-                None => {
-                    model.fit.statistics_note =
-                    Some("not given: the Hessian is singular (collinear terms, or a level no training row shows)".into());
-                }
+        None => match multinomial_statistics(fit, &model.transform, model.transform.term_names()) {
+            Some(tables) => {
+                class_model.tables = tables;
+                model.fit.fit_statistics =
+                    Some(FitStatistics::of_classes(fit.loss_sum, ex.y, classes.count(), ex.d));
             }
-        }
+            None => {
+                model.fit.statistics_note =
+                    Some("not given: the Hessian is singular (collinear terms, or a level no training row shows)".into());
+            }
+        },
     }
     if class_model.tables.is_empty() {
         class_model.tables = class_model.estimates_only();
     }
-    model.classes = Some(classes);
-    model.multinomial = Some(class_model);
-    let model_id =
-        super::store_model(store, request, (params_json, key), &model, (fit.curve, cancelled))?;
-    Ok(Some(TrainEvent::Done {
-        model: model_id,
-        stop_reason,
-        epochs,
-        cached: false,
-        solve_ms: Some(solve_ms),
-    }))
+    class_model
 }
 
 /// The first class that one term separates from the others, in words: looked for in the data's

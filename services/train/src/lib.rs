@@ -212,6 +212,29 @@ impl<T> Loading<T> {
 }
 
 impl AppState {
+    /// Adds a running job numbered `number`, forgetting the oldest finished ones past
+    /// [`KEEP_FINISHED`].
+    fn register(&self, number: u64, info: JobInfo) -> Arc<Job> {
+        let job = Arc::new(Job {
+            cancel: AtomicBool::new(false),
+            keep_best: AtomicBool::new(false),
+            log: Mutex::new(JobLog { info: info.clone(), events: Vec::new() }),
+            changed: watch::channel(0).0,
+        });
+        if let Ok(mut jobs) = self.jobs.lock() {
+            jobs.insert(number, job.clone());
+            let finished: Vec<u64> = jobs
+                .iter()
+                .filter(|(_, j)| j.info().is_some_and(|i| i.state.is_finished()))
+                .map(|(k, _)| *k)
+                .collect();
+            for k in finished.iter().take(finished.len().saturating_sub(KEEP_FINISHED)) {
+                jobs.remove(k);
+            }
+        }
+        job
+    }
+
     pub fn new(config: &Config, shutting_down: watch::Receiver<bool>) -> anyhow::Result<AppState> {
         Ok(AppState {
             store: config.open_store()?,
@@ -356,50 +379,9 @@ async fn start_job(
     // A dataset's rows loaded ahead with no part taken out of them yet: this job's part is
     // taken out of them, if they are its dataset's, or they are let go.
     let whole = state.datasets_ahead.let_go();
+    let ahead = (prefetched, whole);
     let prepared = blocking(move || {
-        if let Some(record) = store.step_lookup(&cache_key)
-            && let (Some(model), Some(log)) =
-                (record.outputs.get("model"), record.outputs.get("log"))
-            && let Ok(log) = store.read_json::<TrainingLog>(log, Kind::Report, "curve.json")
-        {
-            let model_info: Model = store.read_json(model, Kind::Model, "model.json")?;
-            return Ok(Prepared::Cached {
-                model: model.clone(),
-                stop_reason: model_info.stop_reason,
-                curve: log.curve,
-            });
-        }
-        let transform: Transform =
-            store.read_json(&transform_id, Kind::Transform, "transform.json")?;
-        let (training_rows, loaded) =
-            if let Some(rows) = prefetched.and_then(|loading| loading.wait()) {
-                (rows, Loaded::AsStored)
-            } else if let Some(whole) = whole.and_then(|held| held.loaded.wait()) {
-                (store.take_split_part(&split_id, SplitPart::Train, whole)?, Loaded::AsStored)
-            } else if transform.is_numeric()
-                && train_params.holds_out_no_rows()
-                && split_has_no_roles(&store, &split_id)?
-            {
-                let mut bounds =
-                    (!train_params.is_penalised()).then(|| TermBounds::new(transform.terms()));
-                let training_rows =
-                    store.load_split_part_with(&split_id, SplitPart::Train, |row, label, x| {
-                        if let Some(bounds) = &mut bounds {
-                            bounds.add(row, label);
-                        }
-                        transform.push_scaled(row, x);
-                    })?;
-                (training_rows, Loaded::Scaled(bounds))
-            } else {
-                (store.load_split_part(&split_id, SplitPart::Train)?, Loaded::AsStored)
-            };
-        if transform.feature_names != RowColumns::model_inputs(&training_rows) {
-            return Err(ApiError::invalid(
-                "MISMATCHED_INPUTS",
-                "the transform was fitted on other features than the split's",
-            ));
-        }
-        Ok(Prepared::Fresh(Box::new(FitInputs { training_rows, transform, loaded })))
+        prepare(&store, &cache_key, (&split_id, &transform_id), &train_params, ahead)
     })
     .await?;
     let number = state.next_id.fetch_add(1, Ordering::Relaxed);
@@ -412,23 +394,7 @@ async fn start_job(
         stop_reason: None,
         error: None,
     };
-    let job = Arc::new(Job {
-        cancel: AtomicBool::new(false),
-        keep_best: AtomicBool::new(false),
-        log: Mutex::new(JobLog { info: info.clone(), events: Vec::new() }),
-        changed: watch::channel(0).0,
-    });
-    if let Ok(mut jobs) = state.jobs.lock() {
-        jobs.insert(number, job.clone());
-        let finished: Vec<u64> = jobs
-            .iter()
-            .filter(|(_, j)| j.info().is_some_and(|i| i.state.is_finished()))
-            .map(|(k, _)| *k)
-            .collect();
-        for k in finished.iter().take(finished.len().saturating_sub(KEEP_FINISHED)) {
-            jobs.remove(k);
-        }
-    }
+    let job = state.register(number, info.clone());
     match prepared {
         Prepared::Cached { model, stop_reason, curve } => {
             let epochs = curve.len();
@@ -456,6 +422,59 @@ async fn start_job(
             Ok((StatusCode::ACCEPTED, Json(info)))
         }
     }
+}
+
+/// What a job needs, read from the store off the async workers: the model and curve of the same
+/// step trained before, or the inputs of a new fit. The training rows come from what was loaded
+/// `ahead` (this split's part, or its dataset's rows to take the part out of), else the store:
+/// scaled as they stream in, where a numeric model fitted on every training row allows it.
+fn prepare(
+    store: &Store,
+    cache_key: &str,
+    (split_id, transform_id): (&str, &str),
+    train_params: &TrainParams,
+    (prefetched, whole): (Option<Arc<Loading<Dataset>>>, Option<Held<DatasetRows>>),
+) -> Result<Prepared, ApiError> {
+    if let Some(record) = store.step_lookup(cache_key)
+        && let (Some(model), Some(log)) = (record.outputs.get("model"), record.outputs.get("log"))
+        && let Ok(log) = store.read_json::<TrainingLog>(log, Kind::Report, "curve.json")
+    {
+        let model_info: Model = store.read_json(model, Kind::Model, "model.json")?;
+        return Ok(Prepared::Cached {
+            model: model.clone(),
+            stop_reason: model_info.stop_reason,
+            curve: log.curve,
+        });
+    }
+    let transform: Transform = store.read_json(transform_id, Kind::Transform, "transform.json")?;
+    let (training_rows, loaded) = if let Some(rows) = prefetched.and_then(|loading| loading.wait())
+    {
+        (rows, Loaded::AsStored)
+    } else if let Some(whole) = whole.and_then(|held| held.loaded.wait()) {
+        (store.take_split_part(split_id, SplitPart::Train, whole)?, Loaded::AsStored)
+    } else if transform.is_numeric()
+        && train_params.holds_out_no_rows()
+        && split_has_no_roles(store, split_id)?
+    {
+        let mut bounds = (!train_params.is_penalised()).then(|| TermBounds::new(transform.terms()));
+        let training_rows =
+            store.load_split_part_with(split_id, SplitPart::Train, |row, label, x| {
+                if let Some(bounds) = &mut bounds {
+                    bounds.add(row, label);
+                }
+                transform.push_scaled(row, x);
+            })?;
+        (training_rows, Loaded::Scaled(bounds))
+    } else {
+        (store.load_split_part(split_id, SplitPart::Train)?, Loaded::AsStored)
+    };
+    if transform.feature_names != RowColumns::model_inputs(&training_rows) {
+        return Err(ApiError::invalid(
+            "MISMATCHED_INPUTS",
+            "the transform was fitted on other features than the split's",
+        ));
+    }
+    Ok(Prepared::Fresh(Box::new(FitInputs { training_rows, transform, loaded })))
 }
 
 /// The fit itself, on a blocking thread. `Ok(None)` when cancelled.
@@ -550,13 +569,12 @@ fn train(
     // of the process can fault a page in, and storing the model, which allocates, waited for
     // it (2–7 ms, against ≈ 1 ms for the curve stored after it).
     logitflow_core::drop_in_background(rows);
-    Ok(Some(TrainEvent::Done {
-        model: model_id,
-        stop_reason,
-        epochs,
-        cached: false,
-        solve_ms: Some(solve_ms),
-    }))
+    Ok(Some(fresh_model(model_id, stop_reason, epochs, solve_ms)))
+}
+
+/// The end of a job that fitted and stored `model` (not one found stored before).
+fn fresh_model(model: String, stop_reason: StopReason, epochs: usize, solve_ms: f64) -> TrainEvent {
+    TrainEvent::Done { model, stop_reason, epochs, cached: false, solve_ms: Some(solve_ms) }
 }
 
 /// Whether the classes are separated (`separating`: by one term, as found while scaling), and

@@ -3,7 +3,7 @@
 use crate::cli::{
     DataArgs, ExportArgs, GcArgs, PredictArgs, RunArgs, RunsArgs, ServiceCommand, SynthArgs,
 };
-use crate::pipeline::{self, Clients, PipelineEvent, PipelineRequest, RunReport};
+use crate::pipeline::{self, Clients, DataSummary, PipelineEvent, PipelineRequest, RunReport};
 use crate::services::Services;
 use crate::supervisor::{ServiceName, Supervisor, SupervisorConfig};
 use anyhow::{Context, bail};
@@ -354,8 +354,27 @@ fn print_progress(event: &PipelineEvent, epochs: usize) {
 /// The readable report of a run.
 pub fn render_report(r: &RunReport) -> String {
     use std::fmt::Write as _;
+    let mut s = format!("run {} on {}\n", r.run_id, r.data);
+    s.push_str(&render_stages(r));
+    s.push_str(&render_data(&r.data_summary));
+    s.push_str(&render_model(r));
+    s.push_str(&render_terms(&r.model));
+    let m = &r.metrics;
+    if let Some(multiclass) = &m.multiclass {
+        s.push_str(&render_class_metrics(m, multiclass));
+        s.push_str(&render_class_predictions(r));
+    } else {
+        s.push_str(&render_metrics(m));
+        s.push_str(&render_predictions(r));
+    }
+    let _ = writeln!(s, "\ntrain → served in {:.0} ms", r.train_to_served_ms);
+    s
+}
+
+/// Each stage's status and time, and whether it was cached.
+fn render_stages(r: &RunReport) -> String {
+    use std::fmt::Write as _;
     let mut s = String::new();
-    let _ = writeln!(s, "run {} on {}", r.run_id, r.data);
     let _ = writeln!(s, "\nstages");
     for st in &r.stages {
         let _ = writeln!(
@@ -367,7 +386,13 @@ pub fn render_report(r: &RunReport) -> String {
             if st.cached { "  cached" } else { "" }
         );
     }
-    let d = &r.data_summary;
+    s
+}
+
+/// What the reader and the cleaning made of the data, when there is anything to say.
+fn render_data(d: &DataSummary) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
     if !d.notes.is_empty()
         || !d.dropped.is_empty()
         || !d.imputed.is_empty()
@@ -405,6 +430,13 @@ pub fn render_report(r: &RunReport) -> String {
             );
         }
     }
+    s
+}
+
+/// The model: its version and decision, its label, rows and solver, how the fit ended.
+fn render_model(r: &RunReport) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
     let _ = writeln!(
         s,
         "\nmodel {} v{} ({})",
@@ -476,14 +508,13 @@ pub fn render_report(r: &RunReport) -> String {
         let val = last.val_loss.map_or(String::new(), |v| format!(", validation {v:.4}"));
         let _ = writeln!(s, "  train loss {:.4} → {:.4}{val}", first.train_loss, last.train_loss);
     }
-    s.push_str(&render_terms(&r.model));
-    let m = &r.metrics;
-    if let Some(multiclass) = &m.multiclass {
-        s.push_str(&render_class_metrics(m, multiclass));
-        s.push_str(&render_class_predictions(r));
-        let _ = writeln!(s, "\ntrain → served in {:.0} ms", r.train_to_served_ms);
-        return s;
-    }
+    s
+}
+
+/// A two-class model's metrics on the test rows, and the thresholds it suggests.
+fn render_metrics(m: &Metrics) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
     let _ = writeln!(s, "\nmetrics on {} test rows (threshold {})", m.rows, m.threshold);
     let _ = writeln!(
         s,
@@ -504,6 +535,13 @@ pub fn render_report(r: &RunReport) -> String {
             t.max_f1, t.f1, t.youden, t.j, m.threshold
         );
     }
+    s
+}
+
+/// The served model's answers to the rows the run was asked about.
+fn render_predictions(r: &RunReport) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
     if !r.predictions.is_empty() {
         let _ = writeln!(s, "\npredictions (served model)");
         let (negative, positive) = match &r.model.classes {
@@ -513,7 +551,7 @@ pub fn render_report(r: &RunReport) -> String {
         for p in &r.predictions {
             let input: Vec<String> =
                 r.feature_names.iter().zip(&p.input).map(|(n, v)| format!("{n} {v}")).collect();
-            let decision = if p.probability >= m.threshold { &positive } else { &negative };
+            let decision = if p.probability >= r.metrics.threshold { &positive } else { &negative };
             let _ = writeln!(
                 s,
                 "  {} → probability {:.4} of {positive} (v{}): {decision}",
@@ -523,7 +561,6 @@ pub fn render_report(r: &RunReport) -> String {
             );
         }
     }
-    let _ = writeln!(s, "\ntrain → served in {:.0} ms", r.train_to_served_ms);
     s
 }
 

@@ -536,19 +536,8 @@ impl Supervisor {
 
     /// One service's whole life: start, watch, restart, stop.
     async fn supervise(self, name: ServiceName, mut control: mpsc::UnboundedReceiver<Control>) {
-        if name.needs_serve() && self.services.contains_key(&ServiceName::Serve) {
-            // The apps are told serve's address at start, so they start once serve listens.
-            let mut changed = self.subscribe();
-            while self.snapshot(ServiceName::Serve).and_then(|s| s.addr).is_none() {
-                tokio::select! {
-                    result = changed.changed() => if result.is_err() { return },
-                    // Told to stop before serve ever listened: there is nothing to stop.
-                    _ = control.recv() => {
-                        self.update(name, |s| s.status = Status::Stopped);
-                        return;
-                    }
-                }
-            }
+        if !self.await_serve(name, &mut control).await {
+            return;
         }
         let mut port = 0u16;
         let mut failures = 0u32;
@@ -597,53 +586,91 @@ impl Supervisor {
                     failures = 0;
                 }
                 Exit::Crashed { error, healthy_for } => {
-                    let backoff = match self.config.restart.after_crash(&mut failures, healthy_for)
+                    match self
+                        .after_crash(name, (error, healthy_for), &mut failures, &mut control)
+                        .await
                     {
-                        AfterCrash::RestartIn(backoff) => backoff,
-                        AfterCrash::GiveUp => {
-                            let limit = self.config.restart.limit;
-                            self.update(name, |s| {
-                                s.status = Status::Failed;
-                                s.pid = None;
-                                s.last_error =
-                                    Some(format!("{error}; gave up after {limit} restarts"));
-                            });
-                            self.log(
-                                name,
-                                "supervisor",
-                                format!("{error}; gave up after {limit} restarts"),
-                            );
-                            stopped_by_user = true;
-                            continue;
-                        }
-                    };
-                    self.update(name, |s| {
-                        s.status = Status::Restarting;
-                        s.restarts += 1;
-                        s.pid = None;
-                        s.last_error = Some(format!("{error}; restarting in {backoff:?}"));
-                    });
-                    self.log(name, "supervisor", format!("{error}; restarting in {backoff:?}"));
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff) => {}
-                        msg = control.recv() => match msg {
-                            Some(Control::Shutdown) | None => {
-                                self.update(name, |s| s.status = Status::Stopped);
-                                return;
-                            }
-                            Some(Control::Stop) => {
-                                self.update(name, |s| s.status = Status::Stopped);
-                                stopped_by_user = true;
-                            }
-                            Some(Control::Start | Control::Restart) => {}
-                        }
+                        AfterCrashStep::Restart => {}
+                        AfterCrashStep::WaitForStart => stopped_by_user = true,
+                        AfterCrashStep::End => return,
                     }
                 }
             }
         }
     }
 
-    /// Runs the child once, until it exits or is told to stop.
+    /// An app (advisor, batch) is told serve's address at start, so it starts once serve
+    /// listens; false where the supervisor ends, or the app is stopped, first.
+    async fn await_serve(
+        &self,
+        name: ServiceName,
+        control: &mut mpsc::UnboundedReceiver<Control>,
+    ) -> bool {
+        if !(name.needs_serve() && self.services.contains_key(&ServiceName::Serve)) {
+            return true;
+        }
+        let mut changed = self.subscribe();
+        while self.snapshot(ServiceName::Serve).and_then(|s| s.addr).is_none() {
+            tokio::select! {
+                result = changed.changed() => if result.is_err() { return false },
+                // Told to stop before serve ever listened: there is nothing to stop.
+                _ = control.recv() => {
+                    self.update(name, |s| s.status = Status::Stopped);
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// After a crash: a restart after the backoff the restart policy gives, or, past its
+    /// limit, the service failed and waiting for a person's start. A stop or shutdown during
+    /// the backoff is taken.
+    async fn after_crash(
+        &self,
+        name: ServiceName,
+        (error, healthy_for): (String, Duration),
+        failures: &mut u32,
+        control: &mut mpsc::UnboundedReceiver<Control>,
+    ) -> AfterCrashStep {
+        let backoff = match self.config.restart.after_crash(failures, healthy_for) {
+            AfterCrash::RestartIn(backoff) => backoff,
+            AfterCrash::GiveUp => {
+                let limit = self.config.restart.limit;
+                self.update(name, |s| {
+                    s.status = Status::Failed;
+                    s.pid = None;
+                    s.last_error = Some(format!("{error}; gave up after {limit} restarts"));
+                });
+                self.log(name, "supervisor", format!("{error}; gave up after {limit} restarts"));
+                return AfterCrashStep::WaitForStart;
+            }
+        };
+        self.update(name, |s| {
+            s.status = Status::Restarting;
+            s.restarts += 1;
+            s.pid = None;
+            s.last_error = Some(format!("{error}; restarting in {backoff:?}"));
+        });
+        self.log(name, "supervisor", format!("{error}; restarting in {backoff:?}"));
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => AfterCrashStep::Restart,
+            msg = control.recv() => match msg {
+                Some(Control::Shutdown) | None => {
+                    self.update(name, |s| s.status = Status::Stopped);
+                    AfterCrashStep::End
+                }
+                Some(Control::Stop) => {
+                    self.update(name, |s| s.status = Status::Stopped);
+                    AfterCrashStep::WaitForStart
+                }
+                Some(Control::Start | Control::Restart) => AfterCrashStep::Restart,
+            }
+        }
+    }
+
+    /// Runs the child once, until it exits or is told to stop: started, its output forwarded,
+    /// its listening line awaited, its readiness, then its liveness probed.
     async fn run_once(
         &self,
         name: ServiceName,
@@ -666,7 +693,24 @@ impl Supervisor {
             s.started = Some(Instant::now());
         });
         self.write_pidfile();
-        let (addr_tx, mut addr_rx) = mpsc::channel::<SocketAddr>(1);
+        let output = self.forward_output(name, &mut child);
+        let addr = match self.await_listening(name, (&mut child, port), output, control).await {
+            Ok(addr) => addr,
+            Err(exit) => return exit,
+        };
+        *port = addr.port();
+        self.note_address(name, addr);
+        if let Err(exit) = self.await_ready(name, addr, &mut child, control).await {
+            return exit;
+        }
+        self.watch_liveness(name, addr, &mut child, control).await
+    }
+
+    /// Forwards the child's output to its log as lines: stdout's listening lines give its
+    /// addresses (the HTTP one on the channel returned), stderr's reader is returned to be
+    /// waited for.
+    fn forward_output(&self, name: ServiceName, child: &mut Child) -> ChildOutput {
+        let (addr_tx, addr_rx) = mpsc::channel::<SocketAddr>(1);
         if let Some(stdout) = child.stdout.take() {
             let sup = self.clone();
             tokio::spawn(async move {
@@ -691,11 +735,23 @@ impl Supervisor {
                 }
             }));
         }
+        (addr_rx, stderr_reader)
+    }
+
+    /// The address the child printed in its listening line; or, where it exited, hung or was
+    /// told to stop first, how this run of it ended (and, where it printed no line, `port` 0).
+    async fn await_listening(
+        &self,
+        name: ServiceName,
+        (child, port): (&mut Child, &mut u16),
+        (mut addr_rx, stderr_reader): ChildOutput,
+        control: &mut mpsc::UnboundedReceiver<Control>,
+    ) -> Result<SocketAddr, Exit> {
         // Wait for the listening line.
         let addr = tokio::select! {
             addr = addr_rx.recv() => addr,
             _ = tokio::time::sleep(self.config.restart.start_timeout) => None,
-            msg = control.recv() => return self.stop_child(&mut child, msg).await,
+            msg = control.recv() => return Err(self.stop_child(child, msg).await),
         };
         let Some(addr) = addr else {
             // No listening line: the child closed its stdout because it is exiting (say, its
@@ -703,7 +759,7 @@ impl Supervisor {
             let error = match tokio::time::timeout(Duration::from_millis(500), child.wait()).await {
                 Ok(status) => format!("exited before listening ({})", describe_exit(status)),
                 Err(_) => {
-                    self.stop_child(&mut child, Some(Control::Restart)).await;
+                    self.stop_child(child, Some(Control::Restart)).await;
                     "did not print its listening line in time".into()
                 }
             };
@@ -711,15 +767,19 @@ impl Supervisor {
                 let _ = tokio::time::timeout(Duration::from_millis(500), reader).await;
             }
             // Its old port may be taken by now: the next start binds a new one (and the
-            // services that call this one are told, below, once it listens).
+            // services that call this one are told once it listens).
             *port = 0;
             let error = match self.logs(name, 1).pop().filter(|l| l.stream == "stderr") {
                 Some(last) => format!("{error}: {}", last.text.trim()),
                 None => error,
             };
-            return Exit::Crashed { error, healthy_for: Duration::ZERO };
+            return Err(Exit::Crashed { error, healthy_for: Duration::ZERO });
         };
-        *port = addr.port();
+        Ok(addr)
+    }
+
+    /// Records the child's address; where serve moved, the apps told its old one restart.
+    fn note_address(&self, name: ServiceName, addr: SocketAddr) {
         let moved = self.snapshot(name).and_then(|s| s.addr).is_some_and(|old| old != addr);
         self.update(name, |s| s.addr = Some(addr));
         if moved && name == ServiceName::Serve {
@@ -733,8 +793,18 @@ impl Supervisor {
                 self.send(app, Control::Restart);
             }
         }
+    }
+
+    /// Waits for the child's readiness, showing why it is not ready where it says; or, where it
+    /// exits, overstays its start or is told to stop, how this run of it ended.
+    async fn await_ready(
+        &self,
+        name: ServiceName,
+        addr: SocketAddr,
+        child: &mut Child,
+        control: &mut mpsc::UnboundedReceiver<Control>,
+    ) -> Result<(), Exit> {
         let ready_url = format!("http://{addr}/v2/health/ready");
-        let live_url = format!("http://{addr}/v2/health/live");
         let started = Instant::now();
         // Wait for readiness; a service that says why it is not ready has that shown.
         loop {
@@ -760,18 +830,31 @@ impl Supervisor {
                 Err(_) => {}
             }
             if self.config.restart.start_overdue(started.elapsed()) {
-                self.stop_child(&mut child, Some(Control::Restart)).await;
-                return Exit::Crashed {
+                self.stop_child(child, Some(Control::Restart)).await;
+                return Err(Exit::Crashed {
                     error: "did not become ready in time".into(),
                     healthy_for: Duration::ZERO,
-                };
+                });
             }
             tokio::select! {
-                status = child.wait() => return Exit::Crashed { error: format!("exited while starting ({})", describe_exit(status)), healthy_for: Duration::ZERO },
+                status = child.wait() => return Err(Exit::Crashed { error: format!("exited while starting ({})", describe_exit(status)), healthy_for: Duration::ZERO }),
                 _ = tokio::time::sleep(Duration::from_millis(20)) => {}
-                msg = control.recv() => return self.stop_child(&mut child, msg).await,
+                msg = control.recv() => return Err(self.stop_child(child, msg).await),
             }
         }
+        Ok(())
+    }
+
+    /// Probes the ready child's liveness until it exits, fails too many probes or is told to
+    /// stop: how this run of it ended.
+    async fn watch_liveness(
+        &self,
+        name: ServiceName,
+        addr: SocketAddr,
+        child: &mut Child,
+        control: &mut mpsc::UnboundedReceiver<Control>,
+    ) -> Exit {
+        let live_url = format!("http://{addr}/v2/health/live");
         let ready_at = Instant::now();
         let mut failed_probes = 0;
         let mut probe_timer = tokio::time::interval(self.config.probe_interval);
@@ -781,7 +864,7 @@ impl Supervisor {
                 status = child.wait() => {
                     return Exit::Crashed { error: format!("exited ({})", describe_exit(status)), healthy_for: ready_at.elapsed() };
                 }
-                msg = control.recv() => return self.stop_child(&mut child, msg).await,
+                msg = control.recv() => return self.stop_child(child, msg).await,
                 _ = probe_timer.tick() => {
                     let probe = Instant::now();
                     let ok = self.http.get(&live_url).send().await.is_ok_and(|r| r.status().is_success());
@@ -793,7 +876,7 @@ impl Supervisor {
                         failed_probes += 1;
                         self.update(name, |s| { s.status = Status::Unhealthy; s.last_probe = Some(latency); });
                         if self.config.restart.restarts_after_probes(failed_probes) {
-                            self.stop_child(&mut child, Some(Control::Restart)).await;
+                            self.stop_child(child, Some(Control::Restart)).await;
                             let error = format!("failed {failed_probes} liveness probes");
                             return Exit::Crashed { error, healthy_for: ready_at.elapsed() };
                         }
@@ -820,6 +903,19 @@ impl Supervisor {
         }
     }
 }
+
+/// What supervision does after a crash.
+enum AfterCrashStep {
+    Restart,
+    /// Stopped (given up on, or by a person during the backoff) until a person starts it.
+    WaitForStart,
+    /// The supervisor is going away.
+    End,
+}
+
+/// A child's output as it is forwarded: the addresses its listening lines give, and the task
+/// reading its stderr.
+type ChildOutput = (mpsc::Receiver<SocketAddr>, Option<tokio::task::JoinHandle<()>>);
 
 enum Exit {
     /// The supervisor is going away.

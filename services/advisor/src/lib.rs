@@ -61,20 +61,7 @@ async fn advice(
         .serve
         .as_ref()
         .ok_or_else(|| ApiError::NotReady("serve's address is not configured".into()))?;
-    if !(request.threshold.is_finite() && (0.0..=1.0).contains(&request.threshold)) {
-        return Err(ApiError::invalid(
-            "INVALID_PARAMS",
-            format!("threshold must be between 0 and 1, got {}", request.threshold),
-        ));
-    }
-    if let Some(target) = request.target
-        && !(target > 0.0 && target < 1.0)
-    {
-        return Err(ApiError::invalid(
-            "INVALID_PARAMS",
-            format!("target must be strictly between 0 and 1, got {target}"),
-        ));
-    }
+    check_probabilities(&request)?;
     let name = request.model.clone().unwrap_or_else(|| DEFAULT_MODEL.to_string());
     let meta: ModelMetadata =
         serve.get(&format!("/v2/models/{}/versions/stable", path_segment(&name))).await?;
@@ -88,31 +75,7 @@ async fn advice(
             ),
         ));
     }
-    let is_text = |j: usize| meta.inputs.get(j).is_some_and(|i| i.datatype == "BYTES");
-    // The feature to solve for: the one asked, else the first numeric one.
-    let solve_for = match &request.feature {
-        Some(f) => {
-            let j = meta.feature_names.iter().position(|n| n == f).ok_or_else(|| {
-                ApiError::invalid(
-                    "INVALID_INPUT",
-                    format!(
-                        "feature {f:?} is not one of the model's: {}",
-                        meta.feature_names.join(", ")
-                    ),
-                )
-            })?;
-            if is_text(j) {
-                return Err(ApiError::invalid(
-                    "INVALID_INPUT",
-                    format!(
-                        "feature {f:?} is categorical; the value needed is solved for a numeric one"
-                    ),
-                ));
-            }
-            Some(j)
-        }
-        None => (0..meta.feature_names.len()).find(|&j| !is_text(j)),
-    };
+    let solve_for = feature_to_solve_for(&meta, request.feature.as_deref())?;
     // Ask for the exact version whose coefficients we hold, so the answer is coherent even if
     // a promotion happens between the two calls.
     let version = meta.versions.first().cloned().unwrap_or_else(|| "stable".into());
@@ -131,28 +94,10 @@ async fn advice(
         .and_then(|o| o.data.numbers().first())
         .copied()
         .ok_or_else(|| ApiError::Internal("serve answered no probability".into()))?;
-    let needed = request.target.zip(solve_for).and_then(|(target, j)| {
-        let feature = &meta.feature_names[j];
-        let theta = meta.coefficients.get(feature)?;
-        if theta == 0.0 {
-            return None;
-        }
-        // The rest of the logit: the intercept, every other numeric feature's term, and the
-        // term of each text feature's level (none for the reference level).
-        let mut rest = meta.intercept;
-        for (k, (name, value)) in meta.feature_names.iter().zip(&request.inputs).enumerate() {
-            if k == j {
-                continue;
-            }
-            rest += match value {
-                Value::Number(v) => meta.coefficients.get(name).unwrap_or(0.0) * v,
-                Value::Text(level) => {
-                    meta.coefficients.get(&format!("{name}={}", level.trim())).unwrap_or(0.0)
-                }
-            };
-        }
-        Some(Needed { feature: feature.clone(), target, value: (logit(target) - rest) / theta })
-    });
+    let needed = request
+        .target
+        .zip(solve_for)
+        .and_then(|(target, j)| needed_value(&meta, &request.inputs, target, j));
     let positive = probability >= request.threshold;
     let (negative_word, positive_word) = match &meta.classes {
         Some(c) => (c.negative.clone(), c.positive.clone()),
@@ -168,6 +113,75 @@ async fn advice(
         needed,
         class: None,
     }))
+}
+
+/// Refuses a threshold outside [0, 1] or a target probability outside (0, 1).
+fn check_probabilities(request: &AdviceRequest) -> Result<(), ApiError> {
+    if !(request.threshold.is_finite() && (0.0..=1.0).contains(&request.threshold)) {
+        return Err(ApiError::invalid(
+            "INVALID_PARAMS",
+            format!("threshold must be between 0 and 1, got {}", request.threshold),
+        ));
+    }
+    if let Some(target) = request.target
+        && !(target > 0.0 && target < 1.0)
+    {
+        return Err(ApiError::invalid(
+            "INVALID_PARAMS",
+            format!("target must be strictly between 0 and 1, got {target}"),
+        ));
+    }
+    Ok(())
+}
+
+/// The feature to solve for: the one asked (a numeric one of the model's), else the first
+/// numeric one; `None` where the model has none.
+fn feature_to_solve_for(
+    meta: &ModelMetadata,
+    asked: Option<&str>,
+) -> Result<Option<usize>, ApiError> {
+    let is_text = |j: usize| meta.inputs.get(j).is_some_and(|i| i.datatype == "BYTES");
+    let Some(f) = asked else {
+        return Ok((0..meta.feature_names.len()).find(|&j| !is_text(j)));
+    };
+    let j = meta.feature_names.iter().position(|n| n == f).ok_or_else(|| {
+        ApiError::invalid(
+            "INVALID_INPUT",
+            format!("feature {f:?} is not one of the model's: {}", meta.feature_names.join(", ")),
+        )
+    })?;
+    if is_text(j) {
+        return Err(ApiError::invalid(
+            "INVALID_INPUT",
+            format!("feature {f:?} is categorical; the value needed is solved for a numeric one"),
+        ));
+    }
+    Ok(Some(j))
+}
+
+/// The value of feature `j` at which a two-class model's probability is `target`, the other
+/// `inputs` held; `None` where the feature's coefficient is 0 (no value reaches it).
+fn needed_value(meta: &ModelMetadata, inputs: &[Value], target: f64, j: usize) -> Option<Needed> {
+    let feature = &meta.feature_names[j];
+    let theta = meta.coefficients.get(feature)?;
+    if theta == 0.0 {
+        return None;
+    }
+    // The rest of the logit: the intercept, every other numeric feature's term, and the
+    // term of each text feature's level (none for the reference level).
+    let mut rest = meta.intercept;
+    for (k, (name, value)) in meta.feature_names.iter().zip(inputs).enumerate() {
+        if k == j {
+            continue;
+        }
+        rest += match value {
+            Value::Number(v) => meta.coefficients.get(name).unwrap_or(0.0) * v,
+            Value::Text(level) => {
+                meta.coefficients.get(&format!("{name}={}", level.trim())).unwrap_or(0.0)
+            }
+        };
+    }
+    Some(Needed { feature: feature.clone(), target, value: (logit(target) - rest) / theta })
 }
 
 /// Advice from a K-class model: the probability of the class asked (default: the most

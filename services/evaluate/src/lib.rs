@@ -15,7 +15,8 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use logitflow_core::metrics::{
-    CALIBRATION_BINS, Metrics, Ranking, calibration_bins, multiclass_metrics,
+    CALIBRATION_BINS, CalibrationBin, Metrics, PrPoint, Ranking, RocPoint, calibration_bins,
+    multiclass_metrics,
 };
 use logitflow_core::model::Model;
 use logitflow_core::registry::{CANDIDATE, Registry, STABLE, check_name};
@@ -118,6 +119,64 @@ async fn evaluate(
     State(state): State<AppState>,
     Json(request): Json<EvaluateRequest>,
 ) -> Result<Json<Evaluation>, ApiError> {
+    check_request(&request)?;
+    let _one_at_a_time = state.decide.lock().await;
+    blocking(move || {
+        let model: Model = state.store.read_json(&request.model, Kind::Model, "model.json")?;
+        let test = test_rows(&state.store, &model, &request.split)?;
+        let terms = model
+            .transform
+            .design_of(&test)
+            .map_err(|e| ApiError::invalid("DATA_ERROR", format!("test data: {e}")))?;
+        let scores = Scores::of(&model, &terms, &test.y, request.threshold);
+        let report = store_report(&state.store, &request, &scores)?;
+        let decision = register_and_decide(&state.registry, &request, &report, &scores.metrics)?;
+        let sample = if model.width() == 1 && model.is_numeric() {
+            let step = test.rows().div_ceil(200).max(1);
+            (0..test.rows()).step_by(step).map(|i| (test.x[i], test.y[i])).collect()
+        } else {
+            Vec::new()
+        };
+        // Stored and registered: the answer does not wait for the test rows' memory (16 MB at
+        // 200k × 10, ≈ 2 ms) to be given back.
+        let test_rows = test.rows();
+        drop(terms);
+        logitflow_core::drop_in_background(test);
+        let Decision { version, new_version, previous, promote, decision, alias } = decision;
+        Ok(Json(Evaluation {
+            name: request.name,
+            version,
+            new_version,
+            metrics: scores.metrics,
+            roc: scores.roc,
+            precision_recall: scores.precision_recall,
+            calibration: scores.calibration,
+            previous,
+            promoted: promote,
+            decision,
+            alias: alias.map(String::from),
+            applied: !request.decide_only,
+            report,
+            intercept: model.intercept,
+            coefficients: model.coefficients,
+            sample,
+            feature_names: model.feature_names,
+            fit: model.fit,
+            classes: model.classes,
+            rows: RowCounts {
+                train: model.train_rows,
+                validation: model.validation_rows,
+                test: test_rows,
+            },
+            multinomial: model.multinomial,
+            class_curves: scores.class_curves,
+        }))
+    })
+    .await
+}
+
+/// Refuses a threshold outside [0, 1] or a negative promotion tolerance, and a bad name.
+fn check_request(request: &EvaluateRequest) -> Result<(), ApiError> {
     check_name(&request.name)?;
     if !(request.threshold.is_finite() && (0.0..=1.0).contains(&request.threshold)) {
         return Err(ApiError::invalid(
@@ -131,100 +190,127 @@ async fn evaluate(
             "promote_tolerance must be a finite number of 0 or more",
         ));
     }
-    let _one_at_a_time = state.decide.lock().await;
-    blocking(move || {
-        let model: Model = state.store.read_json(&request.model, Kind::Model, "model.json")?;
-        let mut test = state.store.load_split_part(&request.split, SplitPart::Test)?;
-        // Weights, clusters and folds are not inputs of the model.
-        RowColumns::take(&mut test);
-        if test.feature_names != model.feature_names {
-            return Err(ApiError::invalid("MISMATCHED_INPUTS", "the split's features differ from the model's"));
+    Ok(())
+}
+
+/// The split's test rows, without their weights, clusters or folds (which are not the model's
+/// inputs), refused where they cannot be scored.
+fn test_rows(
+    store: &Store,
+    model: &Model,
+    split: &str,
+) -> Result<logitflow_core::clean::Dataset, ApiError> {
+    let mut test = store.load_split_part(split, SplitPart::Test)?;
+    RowColumns::take(&mut test);
+    if test.feature_names != model.feature_names {
+        return Err(ApiError::invalid(
+            "MISMATCHED_INPUTS",
+            "the split's features differ from the model's",
+        ));
+    }
+    if test.rows() == 0 {
+        return Err(ApiError::invalid("DATA_ERROR", "the test split has no rows"));
+    }
+    test.check_both_classes().map_err(|e| {
+        let why = format!("test data: {e}; metrics such as AUC need both classes");
+        ApiError::invalid("DATA_ERROR", why)
+    })?;
+    Ok(test)
+}
+
+/// A model's metrics on the test rows and its curves: ROC, precision-recall and calibration
+/// for two classes, each class's against the rest for K.
+struct Scores {
+    metrics: Metrics,
+    roc: Vec<RocPoint>,
+    precision_recall: Vec<PrPoint>,
+    calibration: Vec<CalibrationBin>,
+    class_curves: Vec<ClassCurves>,
+}
+
+impl Scores {
+    fn of(model: &Model, terms: &[f64], y: &[f64], threshold: f64) -> Scores {
+        if model.multinomial.is_some() {
+            let (metrics, class_curves) = score_classes(model, terms, y, threshold);
+            let (roc, precision_recall, calibration) = (Vec::new(), Vec::new(), Vec::new());
+            return Scores { metrics, roc, precision_recall, calibration, class_curves };
         }
-        if test.rows() == 0 {
-            return Err(ApiError::invalid("DATA_ERROR", "the test split has no rows"));
-        }
-        test.check_both_classes()
-            .map_err(|e| ApiError::invalid("DATA_ERROR", format!("test data: {e}; metrics such as AUC need both classes")))?;
-        let terms = model.transform.design_of(&test).map_err(|e| ApiError::invalid("DATA_ERROR", format!("test data: {e}")))?;
-        let (metrics, roc, precision_recall, calibration, class_curves) = if model.multinomial.is_some() {
-            let (metrics, class_curves) = score_classes(&model, &terms, &test.y, request.threshold);
-            (metrics, Vec::new(), Vec::new(), Vec::new(), class_curves)
-        } else {
-            let (metrics, probabilities, ranking) = score(&model, &terms, &test.y, request.threshold);
-            let calibration = calibration_bins(&probabilities, &test.y, CALIBRATION_BINS);
-            let curves = (ranking.roc_curve(), ranking.precision_recall_curve(), calibration);
-            logitflow_core::drop_in_background((probabilities, ranking));
-            (metrics, curves.0, curves.1, curves.2, Vec::new())
-        };
-        let report_body = serde_json::json!({
-            "model": request.model, "split": request.split, "metrics": metrics,
-            "roc": roc, "precision_recall": precision_recall, "calibration": calibration, "class_curves": class_curves,
-        });
-        let report = state.store.put_json(
-            Kind::Report,
-            NAME,
-            vec![request.model.clone(), request.split.clone()],
-            serde_json::json!({"threshold": request.threshold}),
-            "evaluation.json",
-            &report_body,
-        )?;
-        let before = state.registry.load()?.models.get(&request.name).cloned();
-        let stable_before = before.as_ref().and_then(|e| e.resolve(STABLE)).cloned();
-        let (version, new_version) = state.registry.register(&request.name, &request.model, Some(report.clone()), Some(metrics.clone()))?;
-        let previous = stable_before.as_ref().and_then(|s| s.metrics.clone().map(|m| VersionMetrics { version: s.version, metrics: m }));
-        let already_stable = stable_before.as_ref().is_some_and(|s| s.version == version);
-        let (promote, decision) = if already_stable {
-            (false, format!("version {version} is already stable"))
-        } else {
-            decide(version, metrics.log_loss, previous.as_ref().map(|p| (p.version, p.metrics.log_loss)), request.promote_tolerance)
-        };
-        let sample = if model.width() == 1 && model.is_numeric() {
-            let step = test.rows().div_ceil(200).max(1);
-            (0..test.rows()).step_by(step).map(|i| (test.x[i], test.y[i])).collect()
-        } else {
-            Vec::new()
-        };
-        let alias = if promote {
-            Some(STABLE)
-        } else if !already_stable {
-            Some(CANDIDATE)
-        } else {
-            None
-        };
-        if let Some(alias) = alias.filter(|_| !request.decide_only) {
-            state.registry.set_alias(&request.name, alias, version)?;
-        }
-        // Stored and registered: the answer does not wait for the test rows' memory (16 MB at
-        // 200k × 10, ≈ 2 ms) to be given back.
-        let test_rows = test.rows();
-        drop(terms);
-        logitflow_core::drop_in_background(test);
-        Ok(Json(Evaluation {
-            name: request.name,
-            version,
-            new_version,
-            metrics,
-            roc,
-            precision_recall,
-            calibration,
-            previous,
-            promoted: promote,
-            decision,
-            alias: alias.map(String::from),
-            applied: !request.decide_only,
-            report,
-            intercept: model.intercept,
-            coefficients: model.coefficients,
-            sample,
-            feature_names: model.feature_names,
-            fit: model.fit,
-            classes: model.classes,
-            rows: RowCounts { train: model.train_rows, validation: model.validation_rows, test: test_rows },
-            multinomial: model.multinomial,
-            class_curves,
-        }))
-    })
-    .await
+        let (metrics, probabilities, ranking) = score(model, terms, y, threshold);
+        let calibration = calibration_bins(&probabilities, y, CALIBRATION_BINS);
+        let (roc, precision_recall) = (ranking.roc_curve(), ranking.precision_recall_curve());
+        logitflow_core::drop_in_background((probabilities, ranking));
+        Scores { metrics, roc, precision_recall, calibration, class_curves: Vec::new() }
+    }
+}
+
+/// Stores the evaluation's report (metrics and curves); returns its id.
+fn store_report(
+    store: &Store,
+    request: &EvaluateRequest,
+    scores: &Scores,
+) -> Result<String, ApiError> {
+    let report_body = serde_json::json!({
+        "model": request.model, "split": request.split, "metrics": scores.metrics,
+        "roc": scores.roc, "precision_recall": scores.precision_recall,
+        "calibration": scores.calibration, "class_curves": scores.class_curves,
+    });
+    Ok(store.put_json(
+        Kind::Report,
+        NAME,
+        vec![request.model.clone(), request.split.clone()],
+        serde_json::json!({"threshold": request.threshold}),
+        "evaluation.json",
+        &report_body,
+    )?)
+}
+
+/// What registering a model came to: its version, and the decision on it against stable.
+struct Decision {
+    version: u32,
+    new_version: bool,
+    previous: Option<VersionMetrics>,
+    promote: bool,
+    decision: String,
+    alias: Option<&'static str>,
+}
+
+/// Registers the model with its report and metrics, decides whether it replaces stable (by
+/// the test log loss) and, unless only the decision is asked, moves the alias it earned.
+fn register_and_decide(
+    registry: &Registry,
+    request: &EvaluateRequest,
+    report: &str,
+    metrics: &Metrics,
+) -> Result<Decision, ApiError> {
+    let before = registry.load()?.models.get(&request.name).cloned();
+    let stable_before = before.as_ref().and_then(|e| e.resolve(STABLE)).cloned();
+    let (version, new_version) = registry.register(
+        &request.name,
+        &request.model,
+        Some(report.to_string()),
+        Some(metrics.clone()),
+    )?;
+    let previous = stable_before
+        .as_ref()
+        .and_then(|s| s.metrics.clone().map(|m| VersionMetrics { version: s.version, metrics: m }));
+    let already_stable = stable_before.as_ref().is_some_and(|s| s.version == version);
+    let (promote, decision) = if already_stable {
+        (false, format!("version {version} is already stable"))
+    } else {
+        let stable = previous.as_ref().map(|p| (p.version, p.metrics.log_loss));
+        decide(version, metrics.log_loss, stable, request.promote_tolerance)
+    };
+    let alias = if promote {
+        Some(STABLE)
+    } else if !already_stable {
+        Some(CANDIDATE)
+    } else {
+        None
+    };
+    if let Some(alias) = alias.filter(|_| !request.decide_only) {
+        registry.set_alias(&request.name, alias, version)?;
+    }
+    Ok(Decision { version, new_version, previous, promote, decision, alias })
 }
 
 async fn list_models(State(state): State<AppState>) -> Result<Json<Vec<ModelVersions>>, ApiError> {

@@ -225,46 +225,8 @@ fn parse_chunks(
     let mut csv = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(reader);
     let mut record = csv::ByteRecord::new();
     let line = |csv: &csv::Reader<ChannelReader>| csv.position().line();
-    // The header, past a byte-order mark and blank lines.
-    let header = loop {
-        match csv.read_byte_record(&mut record) {
-            Ok(false) => {
-                let _ = header_out.send(Err(bad("the CSV is empty".into())));
-                return;
-            }
-            Ok(true) if record.iter().all(|f| f.trim_ascii().is_empty()) => continue,
-            Ok(true) => break record.clone(),
-            Err(e) => {
-                let _ = header_out.send(Err(bad(format!("cannot read the header: {e}"))));
-                return;
-            }
-        }
-    };
-    let names: Vec<String> = header
-        .iter()
-        .enumerate()
-        .map(|(i, f)| {
-            let name = String::from_utf8_lossy(f);
-            if i == 0 {
-                name.trim_start_matches('\u{feff}').trim().to_string()
-            } else {
-                name.trim().to_string()
-            }
-        })
-        .collect();
-    let index: Result<Vec<usize>, ApiError> = features
-        .iter()
-        .map(|f| {
-            names.iter().position(|c| c == f).ok_or_else(|| {
-                bad(format!(
-                    "the header has no column {f:?}; the model needs {}",
-                    features.join(", ")
-                ))
-            })
-        })
-        .collect();
-    let index = match index {
-        Ok(index) => index,
+    let (header, names, index) = match read_header(&mut csv, features) {
+        Ok(read) => read,
         Err(e) => {
             let _ = header_out.send(Err(e));
             return;
@@ -295,22 +257,9 @@ fn parse_chunks(
                 ))));
                 return;
             }
-            for (&i, &text) in index.iter().zip(is_text) {
-                let cell = String::from_utf8_lossy(record[i].trim_ascii());
-                if text {
-                    chunk.cells.push(Value::Text(cell.into_owned()));
-                    continue;
-                }
-                match cell.parse::<f64>() {
-                    Ok(v) if v.is_finite() => chunk.cells.push(Value::Number(v)),
-                    _ => {
-                        let _ = chunks.blocking_send(Err(bad(format!(
-                            "line {at}, column {:?}: {cell:?} is not a finite number",
-                            names[i]
-                        ))));
-                        return;
-                    }
-                }
+            if let Err(e) = take_cells(&record, (&index, is_text), &names, at, &mut chunk.cells) {
+                let _ = chunks.blocking_send(Err(e));
+                return;
             }
             if let Err(e) = writer
                 .write_byte_record(&record)
@@ -345,6 +294,76 @@ fn parse_chunks(
     }
 }
 
+/// The header, past a byte-order mark and blank lines: the record, its column names, and
+/// where each of the model's `features` is among them.
+fn read_header(
+    csv: &mut csv::Reader<ChannelReader>,
+    features: &[String],
+) -> Result<(csv::ByteRecord, Vec<String>, Vec<usize>), ApiError> {
+    let bad = |m: String| ApiError::invalid("DATA_ERROR", m);
+    let mut record = csv::ByteRecord::new();
+    let header = loop {
+        match csv.read_byte_record(&mut record) {
+            Ok(false) => return Err(bad("the CSV is empty".into())),
+            Ok(true) if record.iter().all(|f| f.trim_ascii().is_empty()) => continue,
+            Ok(true) => break record,
+            Err(e) => return Err(bad(format!("cannot read the header: {e}"))),
+        }
+    };
+    let names: Vec<String> = header
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let name = String::from_utf8_lossy(f);
+            if i == 0 {
+                name.trim_start_matches('\u{feff}').trim().to_string()
+            } else {
+                name.trim().to_string()
+            }
+        })
+        .collect();
+    let index = features
+        .iter()
+        .map(|f| {
+            names.iter().position(|c| c == f).ok_or_else(|| {
+                bad(format!(
+                    "the header has no column {f:?}; the model needs {}",
+                    features.join(", ")
+                ))
+            })
+        })
+        .collect::<Result<Vec<usize>, ApiError>>()?;
+    Ok((header, names, index))
+}
+
+/// The model's cells of one row (line `at`) into `cells`: the columns at `index`, text where
+/// `is_text` says, else finite numbers.
+fn take_cells(
+    record: &csv::ByteRecord,
+    (index, is_text): (&[usize], &[bool]),
+    names: &[String],
+    at: u64,
+    cells: &mut Vec<Value>,
+) -> Result<(), ApiError> {
+    for (&i, &text) in index.iter().zip(is_text) {
+        let cell = String::from_utf8_lossy(record[i].trim_ascii());
+        if text {
+            cells.push(Value::Text(cell.into_owned()));
+            continue;
+        }
+        match cell.parse::<f64>() {
+            Ok(v) if v.is_finite() => cells.push(Value::Number(v)),
+            _ => {
+                return Err(ApiError::invalid(
+                    "DATA_ERROR",
+                    format!("line {at}, column {:?}: {cell:?} is not a finite number", names[i]),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// One CSV field as the csv crate writes it: quoted, its quotes doubled, where it must be.
 fn csv_field(text: &str) -> Vec<u8> {
     let mut out = record_writer();
@@ -375,28 +394,13 @@ fn header_with_probability(
     out.into_inner().map(Bytes::from).map_err(|e| std::io::Error::other(e.to_string()))
 }
 
-async fn score(
-    State(state): State<AppState>,
-    Query(query): Query<ScoreQuery>,
+/// The body's frames, forwarded to the parser as they arrive; a body that fails on the way
+/// says why on the second channel.
+fn forward_body(
     body: Body,
-) -> Result<Response, ApiError> {
-    let serve = state
-        .serve
-        .clone()
-        .ok_or_else(|| ApiError::NotReady("serve's address is not configured".into()))?;
-    let model = path_segment(&query.model);
-    let meta: ModelMetadata =
-        serve.get(&format!("/v2/models/{model}/versions/{}", path_segment(&query.version))).await?;
-    let version = meta.versions.first().cloned().unwrap_or(query.version);
-    let text: Vec<bool> = meta
-        .feature_names
-        .iter()
-        .map(|f| meta.inputs.iter().any(|i| i.name == *f && i.datatype == "BYTES"))
-        .collect();
-
-    // body → parser: the body's frames, forwarded as they arrive.
+) -> (tokio::sync::mpsc::Receiver<Bytes>, tokio::sync::oneshot::Receiver<ApiError>) {
     let (bytes_tx, bytes_rx) = tokio::sync::mpsc::channel::<Bytes>(IN_FLIGHT * 4);
-    let (body_error_tx, mut body_error_rx) = tokio::sync::oneshot::channel::<ApiError>();
+    let (body_error_tx, body_error_rx) = tokio::sync::oneshot::channel::<ApiError>();
     tokio::spawn(async move {
         let mut stream = body.into_data_stream();
         while let Some(frame) = stream.next().await {
@@ -414,45 +418,58 @@ async fn score(
             }
         }
     });
-    // parser → scorer: checked chunks of rows.
+    (bytes_rx, body_error_rx)
+}
+
+type ParsedHeader = tokio::sync::oneshot::Receiver<Result<csv::ByteRecord, ApiError>>;
+type ParsedChunks = tokio::sync::mpsc::Receiver<Result<Chunk, ApiError>>;
+
+/// The parser on a blocking thread ([`parse_chunks`]): the header, then checked chunks of rows.
+fn start_parser(
+    bytes: tokio::sync::mpsc::Receiver<Bytes>,
+    features: &[String],
+    text: &[bool],
+) -> (ParsedHeader, ParsedChunks) {
     let (header_tx, header_rx) = tokio::sync::oneshot::channel();
-    let (chunks_tx, mut chunks_rx) =
-        tokio::sync::mpsc::channel::<Result<Chunk, ApiError>>(IN_FLIGHT);
-    let features = meta.feature_names.clone();
-    let parser_text = text.clone();
+    let (chunks_tx, chunks_rx) = tokio::sync::mpsc::channel::<Result<Chunk, ApiError>>(IN_FLIGHT);
+    let (features, text) = (features.to_vec(), text.to_vec());
     tokio::task::spawn_blocking(move || {
-        parse_chunks(
-            ChannelReader { chunks: bytes_rx, current: Bytes::new() },
-            &features,
-            &parser_text,
-            header_tx,
-            chunks_tx,
-        );
+        let reader = ChannelReader { chunks: bytes, current: Bytes::new() };
+        parse_chunks(reader, &features, &text, header_tx, chunks_tx);
     });
-    let body_failed = |rx: &mut tokio::sync::oneshot::Receiver<ApiError>| rx.try_recv().ok();
-    let header = match header_rx.await {
-        Ok(Ok(header)) => header,
-        Ok(Err(e)) => return Err(body_failed(&mut body_error_rx).unwrap_or(e)),
-        Err(_) => {
-            return Err(body_failed(&mut body_error_rx)
-                .unwrap_or_else(|| ApiError::Internal("the parser stopped".into())));
-        }
-    };
-    // The first chunk is checked before answering, so a bad cell in it is a clean 422.
-    let first = match chunks_rx.recv().await {
-        Some(Ok(chunk)) => chunk,
-        Some(Err(e)) => return Err(body_failed(&mut body_error_rx).unwrap_or(e)),
-        None => {
-            return Err(body_failed(&mut body_error_rx)
-                .unwrap_or_else(|| ApiError::Internal("the parser stopped".into())));
-        }
-    };
-    let path = format!("/v2/models/{model}/versions/{}/infer", path_segment(&version));
-    let classes = meta.classes.as_ref().map(|c| c.names()).unwrap_or_default();
-    let header_bytes = header_with_probability(&header, &classes);
-    // scorer → response.
-    let (out_tx, out_rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(IN_FLIGHT);
-    tokio::spawn(async move {
+    (header_rx, chunks_rx)
+}
+
+/// The header and the first chunk, checked before answering, so that a bad header or a bad
+/// cell in the first rows is a clean 422.
+async fn first_parsed(
+    header: ParsedHeader,
+    chunks: &mut ParsedChunks,
+) -> Result<(csv::ByteRecord, Chunk), ApiError> {
+    let stopped = || ApiError::Internal("the parser stopped".into());
+    let header = header.await.map_err(|_| stopped())??;
+    let first = chunks.recv().await.ok_or_else(stopped)??;
+    Ok((header, first))
+}
+
+/// What scores the chunks: serve, the model's infer route and what it takes.
+struct Scoring {
+    serve: ServiceClient,
+    path: String,
+    meta: ModelMetadata,
+    text: Vec<bool>,
+}
+
+impl Scoring {
+    /// Writes the header, then each chunk with its answers, in order, to `out_tx`: two
+    /// chunks asked of serve at a time, so that serve scores one while the other is written
+    /// back. A failure breaks the stream, the only honest signal once the headers are sent.
+    async fn write_back(
+        self,
+        header_bytes: Result<Bytes, std::io::Error>,
+        (first, chunks_rx): (Chunk, ParsedChunks),
+        out_tx: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+    ) {
         if out_tx.send(header_bytes).await.is_err() {
             return;
         }
@@ -464,7 +481,7 @@ async fn score(
             }));
         let answers = chunks
             .map(|item| {
-                let (serve, path, meta, text) = (&serve, &path, &meta, &text);
+                let (serve, path, meta, text) = (&self.serve, &self.path, &self.meta, &self.text);
                 async move {
                     // Headers are sent already; breaking the stream is the only honest signal left.
                     let chunk = item.map_err(|e| std::io::Error::other(e.to_string()))?;
@@ -492,7 +509,41 @@ async fn score(
                 return;
             }
         }
-    });
+    }
+}
+
+async fn score(
+    State(state): State<AppState>,
+    Query(query): Query<ScoreQuery>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let serve = state
+        .serve
+        .clone()
+        .ok_or_else(|| ApiError::NotReady("serve's address is not configured".into()))?;
+    let model = path_segment(&query.model);
+    let meta: ModelMetadata =
+        serve.get(&format!("/v2/models/{model}/versions/{}", path_segment(&query.version))).await?;
+    let version = meta.versions.first().cloned().unwrap_or(query.version);
+    let text: Vec<bool> = meta
+        .feature_names
+        .iter()
+        .map(|f| meta.inputs.iter().any(|i| i.name == *f && i.datatype == "BYTES"))
+        .collect();
+
+    let (bytes_rx, mut body_error_rx) = forward_body(body);
+    let (header_rx, mut chunks_rx) = start_parser(bytes_rx, &meta.feature_names, &text);
+    let (header, first) = first_parsed(header_rx, &mut chunks_rx).await.map_err(|e| {
+        // A body that failed while it streamed is why the parser failed.
+        body_error_rx.try_recv().unwrap_or(e)
+    })?;
+    let path = format!("/v2/models/{model}/versions/{}/infer", path_segment(&version));
+    let classes = meta.classes.as_ref().map(|c| c.names()).unwrap_or_default();
+    let header_bytes = header_with_probability(&header, &classes);
+    // scorer → response.
+    let (out_tx, out_rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(IN_FLIGHT);
+    let scoring = Scoring { serve, path, meta, text };
+    tokio::spawn(scoring.write_back(header_bytes, (first, chunks_rx), out_tx));
     let stream =
         futures::stream::unfold(
             out_rx,

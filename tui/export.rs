@@ -80,16 +80,7 @@ pub fn export_run(
         Ok(())
     };
 
-    let mut csv = String::from("epoch,train_loss,val_loss\n");
-    for p in &report.loss_curve {
-        csv.push_str(&format!(
-            "{},{},{}\n",
-            p.epoch,
-            p.train_loss,
-            p.val_loss.map_or(String::new(), |v| v.to_string())
-        ));
-    }
-    write_csv("loss.csv", csv)?;
+    write_csv("loss.csv", loss_csv(report))?;
     if let Some(multiclass) = &report.metrics.multiclass {
         for (suffix, csv) in classes::csvs(&report.class_curves, multiclass) {
             write_csv(suffix, csv)?;
@@ -98,37 +89,74 @@ pub fn export_run(
         export_class_figures(&mut written, &path, report, multiclass)?;
         return Ok(written);
     }
+    write_csv("roc.csv", roc_csv(report))?;
+    let has_pr = !report.precision_recall.is_empty();
+    if has_pr {
+        write_csv("pr.csv", pr_csv(report))?;
+    }
+    let has_calibration = !report.calibration.is_empty();
+    if has_calibration {
+        write_csv("calibration.csv", calibration_csv(report))?;
+    }
+    draw_loss_figure(&mut written, &path, report, log_scale)?;
+    draw_two_class_figures(&mut written, &path, report)?;
+    Ok(written)
+}
+
+/// The loss curve, one row an epoch (`val_loss` empty without validation rows).
+fn loss_csv(report: &RunReport) -> String {
+    let mut csv = String::from("epoch,train_loss,val_loss\n");
+    for p in &report.loss_curve {
+        let val = p.val_loss.map_or(String::new(), |v| v.to_string());
+        csv.push_str(&format!("{},{},{val}\n", p.epoch, p.train_loss));
+    }
+    csv
+}
+
+/// The ROC curve. The first point's threshold is "above every score" (f64::MAX in the report);
+/// written as `inf`, as scikit-learn has it, so that pandas and numpy read the column as
+/// numbers.
+fn roc_csv(report: &RunReport) -> String {
     let mut csv = String::from("threshold,fpr,tpr\n");
     for p in &report.roc {
-        // The first point's threshold is "above every score" (f64::MAX in the report); written as
-        // `inf`, as scikit-learn has it, so that pandas and numpy read the column as numbers.
         let threshold =
             if p.threshold >= f64::MAX { "inf".to_string() } else { p.threshold.to_string() };
         csv.push_str(&format!("{threshold},{},{}\n", p.fpr, p.tpr));
     }
-    write_csv("roc.csv", csv)?;
-    let has_pr = !report.precision_recall.is_empty();
-    if has_pr {
-        let mut csv = String::from("threshold,precision,recall\n");
-        for p in &report.precision_recall {
-            csv.push_str(&format!("{},{},{}\n", p.threshold, p.precision, p.recall));
-        }
-        write_csv("pr.csv", csv)?;
-    }
-    let has_calibration = !report.calibration.is_empty();
-    if has_calibration {
-        let mut csv = String::from("lower,upper,rows,mean_probability,fraction_positive\n");
-        for b in &report.calibration {
-            csv.push_str(&format!(
-                "{},{},{},{},{}\n",
-                b.lower, b.upper, b.rows, b.mean_probability, b.fraction_positive
-            ));
-        }
-        write_csv("calibration.csv", csv)?;
-    }
+    csv
+}
 
+/// The precision-recall curve.
+fn pr_csv(report: &RunReport) -> String {
+    let mut csv = String::from("threshold,precision,recall\n");
+    for p in &report.precision_recall {
+        csv.push_str(&format!("{},{},{}\n", p.threshold, p.precision, p.recall));
+    }
+    csv
+}
+
+/// The reliability diagram's bins.
+fn calibration_csv(report: &RunReport) -> String {
+    let mut csv = String::from("lower,upper,rows,mean_probability,fraction_positive\n");
+    for b in &report.calibration {
+        csv.push_str(&format!(
+            "{},{},{},{},{}\n",
+            b.lower, b.upper, b.rows, b.mean_probability, b.fraction_positive
+        ));
+    }
+    csv
+}
+
+/// A two-class run's figures beside its loss: ROC, and where the report has them,
+/// precision-recall, reliability, a penalised path and its cross-validation.
+fn draw_two_class_figures(
+    written: &mut Vec<PathBuf>,
+    path: &dyn Fn(&str) -> PathBuf,
+    report: &RunReport,
+) -> Result<(), ExportError> {
     let (name, version) = (&report.model.name, report.model.version);
-    draw_loss_figure(&mut written, &path, report, log_scale)?;
+    let (has_pr, has_calibration) =
+        (!report.precision_recall.is_empty(), !report.calibration.is_empty());
     let title =
         format!("{name} v{version} — ROC on the test split (AUC {:.4})", report.metrics.auc);
     png_and_svg!(written, path("roc"), (640, 600), |root| draw_roc(&root, report, &title));
@@ -167,7 +195,7 @@ pub fn export_run(
         let title = format!("{name} v{version} — {}-fold cross-validation", cv.folds);
         png_and_svg!(written, path("cv"), (900, 600), |root| path::draw_cv(&root, cv, &title));
     }
-    Ok(written)
+    Ok(())
 }
 
 /// The loss figure, `<run>-loss.{png,svg}` (`loss-log` on a log scale).

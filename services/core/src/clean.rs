@@ -269,25 +269,7 @@ pub fn clean_keeping(
     let mut report = CleanReport { rows_in: raw.rows(), ..CleanReport::default() };
     let mut kinds: Vec<ColumnKind> =
         (0..d).map(|j| raw.kinds.get(j).cloned().unwrap_or_default()).collect();
-    let bounds: Vec<(usize, &Bound)> = options
-        .bounds
-        .iter()
-        .map(|b| {
-            let j = raw.feature_names.iter().position(|n| *n == b.column).ok_or_else(|| {
-                DataError::UnknownColumn {
-                    name: b.column.clone(),
-                    available: raw.feature_names.join(", "),
-                }
-            })?;
-            if kinds[j] != ColumnKind::Numeric {
-                return Err(DataError::Column(
-                    b.column.clone(),
-                    "bounds apply to numeric columns; this one holds text".into(),
-                ));
-            }
-            Ok((j, b))
-        })
-        .collect::<Result<_, _>>()?;
+    let bounds = bounded_columns(raw, &kinds, options)?;
     let fills: Vec<f64> = match options.missing {
         MissingPolicy::ImputeMean | MissingPolicy::ImputeMedian => {
             (0..d).map(|j| imputed_value(raw, j, &mut kinds[j], options)).collect()
@@ -311,29 +293,10 @@ pub fn clean_keeping(
             report.missing_label(line, &raw.label_name, options.missing)?;
             continue;
         }
-        if first_missing.is_some() {
-            match options.missing {
-                MissingPolicy::Drop => {
-                    report.drop_row(line, "missing value");
-                    for (j, v) in row.iter().enumerate() {
-                        if v.is_nan() {
-                            *report
-                                .missing_by_column
-                                .entry(raw.feature_names[j].clone())
-                                .or_default() += 1;
-                        }
-                    }
-                    continue;
-                }
-                _ => {
-                    for (j, v) in row.iter_mut().enumerate() {
-                        if v.is_nan() {
-                            *v = fills[j];
-                            *report.imputed.entry(raw.feature_names[j].clone()).or_default() += 1;
-                        }
-                    }
-                }
-            }
+        if first_missing.is_some()
+            && !fill_or_drop(&mut row, (line, &raw.feature_names), &fills, options, &mut report)
+        {
+            continue;
         }
         for (j, bound) in &bounds {
             let v = row[*j];
@@ -368,6 +331,60 @@ pub fn clean_keeping(
         return Err(DataError::NoRows);
     }
     Ok((dataset, kept, report))
+}
+
+/// The columns `options` bounds, by index: each named by the data and numeric.
+fn bounded_columns<'o>(
+    raw: &RawTable,
+    kinds: &[ColumnKind],
+    options: &'o CleanOptions,
+) -> Result<Vec<(usize, &'o Bound)>, DataError> {
+    options
+        .bounds
+        .iter()
+        .map(|b| {
+            let j = raw.feature_names.iter().position(|n| *n == b.column).ok_or_else(|| {
+                DataError::UnknownColumn {
+                    name: b.column.clone(),
+                    available: raw.feature_names.join(", "),
+                }
+            })?;
+            if kinds[j] != ColumnKind::Numeric {
+                return Err(DataError::Column(
+                    b.column.clone(),
+                    "bounds apply to numeric columns; this one holds text".into(),
+                ));
+            }
+            Ok((j, b))
+        })
+        .collect()
+}
+
+/// A row with a missing cell (line `line`), by the policy: dropped (false, counted by column)
+/// or its missing cells filled from `fills` (true, counted as imputed).
+fn fill_or_drop(
+    row: &mut [f64],
+    (line, names): (u64, &[String]),
+    fills: &[f64],
+    options: &CleanOptions,
+    report: &mut CleanReport,
+) -> bool {
+    if options.missing == MissingPolicy::Drop {
+        report.drop_row(line, "missing value");
+        for (j, v) in row.iter().enumerate() {
+            if v.is_nan() {
+                *report.missing_by_column.entry(names[j].clone()).or_default() += 1;
+            }
+        }
+        return false;
+    }
+    for (j, v) in row.iter_mut().enumerate() {
+        if v.is_nan() {
+            *v = fills[j];
+            *report.imputed.entry(names[j].clone()).or_default() += 1;
+        }
+    }
+    true
 }
 
 /// What a missing cell of column `j` becomes: the mean or median of a numeric column, the most

@@ -19,13 +19,14 @@
 //! - `shapes`: the default fit on written data of several shapes (rows × features)
 //!   against scikit-learn's on the same rows, in the same run (`shapes`).
 
+mod bare;
 mod cv;
 mod shapes;
 
 use anyhow::Context;
 use logitflow::supervisor::{ServiceName, Supervisor, SupervisorConfig};
 use logitflow_core::logistic::sigmoid;
-use logitflow_kit::wire::{InferOutput, InferRequest, InferResponse};
+use logitflow_kit::wire::InferRequest;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -180,8 +181,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchWhat::Batch(a) => batch_bench(a).await,
         BenchWhat::Shapes(a) => shapes::shapes_bench(a).await,
         BenchWhat::Cv(a) => cv::cv_bench(a).await,
-        BenchWhat::BareServer => bare_server().await,
-        BenchWhat::BareGrpcServer => bare_grpc_server().await,
+        BenchWhat::BareServer => bare::bare_server().await,
+        BenchWhat::BareGrpcServer => bare::bare_grpc_server().await,
     }
 }
 
@@ -230,6 +231,71 @@ struct Target {
     pid: u32,
 }
 
+/// Starts this binary's bare handler `command` (`bare-server`, `bare-grpc-server`) as a child
+/// killed with its handle; its address (from its listening line) and pid.
+async fn start_bare(
+    command: &str,
+) -> anyhow::Result<(tokio::process::Child, std::net::SocketAddr, u32)> {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(std::env::current_exe()?)
+        .arg(command)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let stdout = child.stdout.take().context("bare stdout")?;
+    let line = tokio::io::BufReader::new(stdout)
+        .lines()
+        .next_line()
+        .await?
+        .context("bare listening line")?;
+    let addr = logitflow::supervisor::listening_addr(&line).context("bare address")?;
+    let pid = child.id().context("bare pid")?;
+    Ok((child, addr, pid))
+}
+
+/// `serve`'s results: JSON with `--json`, else a table of the two targets and their ratio.
+fn print_load_results(
+    args: &ServeBench,
+    (measured, baseline): (&LoadResult, &LoadResult),
+    idle_rss: Option<u64>,
+) {
+    let rows = args.rows as usize;
+    let ratio = measured.requests_per_s / baseline.requests_per_s.max(1e-9);
+    if args.json {
+        let (measured_key, baseline_key) =
+            if args.binary { ("binary", "json") } else { ("serve", "bare") };
+        println!(
+            "{}",
+            serde_json::json!({measured_key: measured, baseline_key: baseline, "ratio": ratio, "rows": rows, "serve_idle_rss_bytes": idle_rss})
+        );
+    } else {
+        println!(
+            "{} connections, {} s per target in {} alternating rounds, same request ({rows} row{}), same run",
+            args.connections,
+            args.seconds,
+            args.rounds,
+            if rows == 1 { "" } else { "s" }
+        );
+        println!(
+            "{:<22} {:>10} {:>9} {:>9} {:>9} {:>7} {:>12}",
+            "target", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "errors", "CPU µs/req"
+        );
+        for r in [measured, baseline] {
+            let cpu = r
+                .server_cpu_us_per_request
+                .map_or_else(|| "-".to_string(), |us| format!("{us:.1}"));
+            println!(
+                "{:<22} {:>10.0} {:>9.3} {:>9.3} {:>9.3} {:>7} {:>12}",
+                r.target, r.requests_per_s, r.p50_ms, r.p99_ms, r.p999_ms, r.errors, cpu
+            );
+        }
+        println!("{} / {} throughput: {:.1}%", measured.target, baseline.target, ratio * 100.0);
+        if let Some(rss) = idle_rss {
+            println!("serve resident memory when idle: {:.1} MB", rss as f64 / 1e6);
+        }
+    }
+}
+
 async fn serve_bench(args: ServeBench) -> anyhow::Result<()> {
     let home = worked_example_home()?;
     let config = SupervisorConfig::new(home.path().to_path_buf(), Vec::new())?;
@@ -266,22 +332,7 @@ async fn serve_bench(args: ServeBench) -> anyhow::Result<()> {
                     serve_target("logitflow serve", addr, Wire::HttpJson),
                 )
             };
-            let mut child = tokio::process::Command::new(std::env::current_exe()?)
-                .args(["bench", command])
-                .stdout(std::process::Stdio::piped())
-                .kill_on_drop(true)
-                .spawn()?;
-            let bare_addr = {
-                use tokio::io::AsyncBufReadExt;
-                let stdout = child.stdout.take().context("bare stdout")?;
-                let line = tokio::io::BufReader::new(stdout)
-                    .lines()
-                    .next_line()
-                    .await?
-                    .context("bare listening line")?;
-                logitflow::supervisor::listening_addr(&line).context("bare address")?
-            };
-            let bare_pid = child.id().context("bare pid")?;
+            let (child, bare_addr, bare_pid) = start_bare(command).await?;
             bare = Some(child);
             let name = if args.grpc { "bare tonic handler" } else { "bare axum handler" };
             (Target { name, addr: bare_addr, wire, token: None, pid: bare_pid }, served)
@@ -304,40 +355,7 @@ async fn serve_bench(args: ServeBench) -> anyhow::Result<()> {
     .await;
     supervisor.shutdown().await;
     let (measured, baseline, idle_rss) = outcome?;
-    let ratio = measured.requests_per_s / baseline.requests_per_s.max(1e-9);
-    if args.json {
-        let (measured_key, baseline_key) =
-            if args.binary { ("binary", "json") } else { ("serve", "bare") };
-        println!(
-            "{}",
-            serde_json::json!({measured_key: measured, baseline_key: baseline, "ratio": ratio, "rows": rows, "serve_idle_rss_bytes": idle_rss})
-        );
-    } else {
-        println!(
-            "{} connections, {} s per target in {} alternating rounds, same request ({rows} row{}), same run",
-            args.connections,
-            args.seconds,
-            args.rounds,
-            if rows == 1 { "" } else { "s" }
-        );
-        println!(
-            "{:<22} {:>10} {:>9} {:>9} {:>9} {:>7} {:>12}",
-            "target", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "errors", "CPU µs/req"
-        );
-        for r in [&measured, &baseline] {
-            let cpu = r
-                .server_cpu_us_per_request
-                .map_or_else(|| "-".to_string(), |us| format!("{us:.1}"));
-            println!(
-                "{:<22} {:>10.0} {:>9.3} {:>9.3} {:>9.3} {:>7} {:>12}",
-                r.target, r.requests_per_s, r.p50_ms, r.p99_ms, r.p999_ms, r.errors, cpu
-            );
-        }
-        println!("{} / {} throughput: {:.1}%", measured.target, baseline.target, ratio * 100.0);
-        if let Some(rss) = idle_rss {
-            println!("serve resident memory when idle: {:.1} MB", rss as f64 / 1e6);
-        }
-    }
+    print_load_results(&args, (&measured, &baseline), idle_rss);
     Ok(())
 }
 
@@ -591,148 +609,6 @@ async fn grpc_connection(
 }
 
 const INFER_PATH: &str = "/v2/models/admissions/infer";
-
-/// The limit: decode the same request, the same arithmetic, no middleware, no auth, no catalog.
-async fn bare_server() -> anyhow::Result<()> {
-    use axum::routing::post;
-    async fn infer(axum::Json(request): axum::Json<InferRequest>) -> axum::Json<InferResponse> {
-        let x = request.inputs.first().and_then(|t| t.data.as_array().cloned()).unwrap_or_default();
-        let data: Vec<f64> = x
-            .iter()
-            .filter_map(|v| v.as_f64().or_else(|| v.get(0).and_then(serde_json::Value::as_f64)))
-            .map(|v| sigmoid(-10.0 + 0.2 * v))
-            .collect();
-        axum::Json(InferResponse {
-            model_name: "admissions".into(),
-            model_version: "1".into(),
-            id: request.id,
-            outputs: vec![InferOutput {
-                name: "probability".into(),
-                shape: vec![data.len(), 1],
-                datatype: "FP64".into(),
-                data: logitflow_kit::wire::OutputData::Numbers(data),
-                parameters: None,
-            }],
-        })
-    }
-    let app = axum::Router::new().route(INFER_PATH, post(infer));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    println!(
-        "{}",
-        serde_json::json!({"event": "listening", "service": "bare", "addr": listener.local_addr()?.to_string()})
-    );
-    axum::serve(listener, app).with_graceful_shutdown(logitflow_kit::shutdown_signal()).await?;
-    Ok(())
-}
-
-/// The limit over gRPC: tonic's generated service, decoding the same raw FP64 contents and
-/// doing the same arithmetic, with no catalog, no token and no statistics.
-async fn bare_grpc_server() -> anyhow::Result<()> {
-    use logitflow_serve::grpc::proto::grpc_inference_service_server::{
-        GrpcInferenceService, GrpcInferenceServiceServer,
-    };
-    use logitflow_serve::grpc::proto::{self, model_infer_response::InferOutputTensor};
-    use tonic::{Request, Response, Status};
-    struct Bare;
-    fn unimplemented<T>() -> Result<Response<T>, Status> {
-        Err(Status::unimplemented("the bare handler only infers"))
-    }
-    #[tonic::async_trait]
-    impl GrpcInferenceService for Bare {
-        async fn model_infer(
-            &self,
-            request: Request<proto::ModelInferRequest>,
-        ) -> Result<Response<proto::ModelInferResponse>, Status> {
-            let r = request.into_inner();
-            let raw = r
-                .raw_input_contents
-                .first()
-                .ok_or_else(|| Status::invalid_argument("no raw input"))?;
-            let mut out = Vec::with_capacity(raw.len());
-            for bytes in raw.chunks_exact(8) {
-                let mut b = [0u8; 8];
-                b.copy_from_slice(bytes);
-                out.extend_from_slice(&sigmoid(-10.0 + 0.2 * f64::from_le_bytes(b)).to_le_bytes());
-            }
-            let rows = (out.len() / 8) as i64;
-            Ok(Response::new(proto::ModelInferResponse {
-                model_name: r.model_name,
-                model_version: "1".into(),
-                id: r.id,
-                parameters: Default::default(),
-                outputs: vec![InferOutputTensor {
-                    name: "probability".into(),
-                    datatype: "FP64".into(),
-                    shape: vec![rows, 1],
-                    parameters: Default::default(),
-                    contents: None,
-                }],
-                raw_output_contents: vec![out],
-            }))
-        }
-        async fn server_live(
-            &self,
-            _: Request<proto::ServerLiveRequest>,
-        ) -> Result<Response<proto::ServerLiveResponse>, Status> {
-            unimplemented()
-        }
-        async fn server_ready(
-            &self,
-            _: Request<proto::ServerReadyRequest>,
-        ) -> Result<Response<proto::ServerReadyResponse>, Status> {
-            unimplemented()
-        }
-        async fn model_ready(
-            &self,
-            _: Request<proto::ModelReadyRequest>,
-        ) -> Result<Response<proto::ModelReadyResponse>, Status> {
-            unimplemented()
-        }
-        async fn server_metadata(
-            &self,
-            _: Request<proto::ServerMetadataRequest>,
-        ) -> Result<Response<proto::ServerMetadataResponse>, Status> {
-            unimplemented()
-        }
-        async fn model_metadata(
-            &self,
-            _: Request<proto::ModelMetadataRequest>,
-        ) -> Result<Response<proto::ModelMetadataResponse>, Status> {
-            unimplemented()
-        }
-        async fn model_statistics(
-            &self,
-            _: Request<proto::ModelStatisticsRequest>,
-        ) -> Result<Response<proto::ModelStatisticsResponse>, Status> {
-            unimplemented()
-        }
-        async fn repository_index(
-            &self,
-            _: Request<proto::RepositoryIndexRequest>,
-        ) -> Result<Response<proto::RepositoryIndexResponse>, Status> {
-            unimplemented()
-        }
-        async fn repository_model_load(
-            &self,
-            _: Request<proto::RepositoryModelLoadRequest>,
-        ) -> Result<Response<proto::RepositoryModelLoadResponse>, Status> {
-            unimplemented()
-        }
-    }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    println!(
-        "{}",
-        serde_json::json!({"event": "listening", "service": "bare-grpc", "addr": listener.local_addr()?.to_string()})
-    );
-    tonic::transport::Server::builder()
-        .add_service(GrpcInferenceServiceServer::new(Bare))
-        .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
-            logitflow_kit::shutdown_signal(),
-        )
-        .await?;
-    Ok(())
-}
 
 async fn pipeline_bench(args: PipelineBench) -> anyhow::Result<()> {
     let scratch = tempfile::tempdir()?;
@@ -1296,18 +1172,49 @@ struct BatchRun {
     peak_resident_bytes: std::collections::BTreeMap<String, u64>,
 }
 
-async fn batch_bench(args: BatchBench) -> anyhow::Result<()> {
+/// A CSV of `rows` scores (two decimals, seeded), and the scores.
+fn score_csv(rows: usize) -> (String, Vec<f64>) {
     use rand::{Rng, SeedableRng};
-    let home = worked_example_home()?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(3);
-    let mut body = String::with_capacity(args.rows * 7 + 8);
+    let mut body = String::with_capacity(rows * 7 + 8);
     body.push_str("score\n");
-    let mut scores = Vec::with_capacity(args.rows);
-    for _ in 0..args.rows {
+    let mut scores = Vec::with_capacity(rows);
+    for _ in 0..rows {
         let score = (rng.random_range(0.0..100.0_f64) * 100.0).round() / 100.0;
         scores.push(score);
         body.push_str(&format!("{score}\n"));
     }
+    (body, scores)
+}
+
+/// Every row of batch's answer is the worked example's probability of its score, to 1e-12.
+fn check_answers(answer: &[u8], scores: &[f64]) -> anyhow::Result<()> {
+    let text = std::str::from_utf8(answer).context("the answer is not UTF-8")?;
+    let mut lines = text.lines();
+    anyhow::ensure!(
+        lines.next() == Some("score,probability"),
+        "the answer's header is score,probability"
+    );
+    let mut answered = 0;
+    for (line, score) in lines.zip(scores) {
+        let probability: f64 = line
+            .rsplit(',')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .context("a probability per row")?;
+        anyhow::ensure!(
+            (probability - sigmoid(-10.0 + 0.2 * score)).abs() <= 1e-12,
+            "row {answered}: {line} is not the model's answer"
+        );
+        answered += 1;
+    }
+    anyhow::ensure!(answered == scores.len(), "{answered} of {} rows answered", scores.len());
+    Ok(())
+}
+
+async fn batch_bench(args: BatchBench) -> anyhow::Result<()> {
+    let home = worked_example_home()?;
+    let (body, scores) = score_csv(args.rows);
     let config = SupervisorConfig::new(home.path().to_path_buf(), Vec::new())?;
     let supervisor = Supervisor::start(config, &[ServiceName::Serve, ServiceName::Batch])?;
     let outcome = async {
@@ -1330,26 +1237,7 @@ async fn batch_bench(args: BatchBench) -> anyhow::Result<()> {
     .await;
     supervisor.shutdown().await;
     let (answer, body_bytes, ms, peak_resident_bytes) = outcome?;
-    let text = std::str::from_utf8(&answer).context("the answer is not UTF-8")?;
-    let mut lines = text.lines();
-    anyhow::ensure!(
-        lines.next() == Some("score,probability"),
-        "the answer's header is score,probability"
-    );
-    let mut answered = 0;
-    for (line, score) in lines.zip(&scores) {
-        let probability: f64 = line
-            .rsplit(',')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .context("a probability per row")?;
-        anyhow::ensure!(
-            (probability - sigmoid(-10.0 + 0.2 * score)).abs() <= 1e-12,
-            "row {answered}: {line} is not the model's answer"
-        );
-        answered += 1;
-    }
-    anyhow::ensure!(answered == args.rows, "{answered} of {} rows answered", args.rows);
+    check_answers(&answer, &scores)?;
     let run = BatchRun {
         rows: args.rows,
         body_bytes,

@@ -451,81 +451,15 @@ impl RawTable {
     ) -> Result<(Self, ValuesWent), DataError> {
         let mut reader = std::io::BufReader::with_capacity(1 << 16, reader);
         let mut notes = Vec::new();
-        let delimiter = match &options.delimiter {
-            Some(d) => delimiter_byte(d)?,
-            None => {
-                let sniffed =
-                    sniff_delimiter(reader.fill_buf().map_err(|e| DataError::Io(e.to_string()))?);
-                if sniffed != b',' {
-                    notes.push(format!(
-                        "the delimiter is {:?} (sniffed from the header)",
-                        char::from(sniffed)
-                    ));
-                }
-                sniffed
-            }
-        };
+        let delimiter = delimiter_of(options, &mut reader, &mut notes)?;
         let na_values: Vec<String> = match &options.na_values {
             Some(values) => values.iter().map(|v| v.trim().to_string()).collect(),
             None => DEFAULT_NA_VALUES.iter().map(|v| v.to_string()).collect(),
         };
         let (mut csv, newlines) = record_reader(delimiter, reader);
-        let line_after = |position: u64| lines_at(&newlines.borrow(), &[position])[0];
-        let mut rec = csv::ByteRecord::new();
-        let header = loop {
-            match csv.read_byte_record(&mut rec) {
-                Ok(false) => return Err(DataError::Empty),
-                Err(e) => return Err(csv_error(e, line_after(csv.position().byte()))),
-                Ok(true) if is_blank(&rec) => continue,
-                Ok(true) => break rec.clone(),
-            }
-        };
-        let mut names: Vec<String> = header
-            .iter()
-            .enumerate()
-            .map(|(i, field)| {
-                let raw = String::from_utf8_lossy(field);
-                // The csv crate leaves a UTF-8 byte-order mark on the first field.
-                let name =
-                    if i == 0 { raw.trim_start_matches('\u{feff}').trim() } else { raw.trim() };
-                name.to_string()
-            })
-            .collect();
-        // pandas' `to_csv` writes the row index as a first column with no name.
-        let skip = usize::from(names.len() > 1 && names[0].is_empty());
-        if skip == 1 {
-            notes.push(
-                "the first column has no name (a row index, as pandas writes it): skipped".into(),
-            );
-            names[0] = "(index)".into();
-        }
-        for (i, name) in names.iter().enumerate().skip(skip) {
-            if name.is_empty() {
-                return Err(DataError::EmptyColumnName(i + 1));
-            }
-            if names[skip..i].contains(name) {
-                return Err(DataError::DuplicateColumn(name.clone()));
-            }
-        }
+        let (names, skip) = header_names(&mut csv, &newlines, &mut notes)?;
         let (label_idx, feature_idx) = select_columns(&names, skip, options)?;
-        let mut forced = vec![false; feature_idx.len()];
-        for name in &options.categorical {
-            match feature_idx.iter().position(|&i| names[i] == *name) {
-                Some(j) => forced[j] = true,
-                None if names[skip..].contains(name) => {
-                    return Err(DataError::Column(
-                        name.clone(),
-                        "--categorical names a column that is not a feature".into(),
-                    ));
-                }
-                None => {
-                    return Err(DataError::UnknownColumn {
-                        name: name.clone(),
-                        available: names[skip..].join(", "),
-                    });
-                }
-            }
-        }
+        let forced = forced_categorical(options, &names, skip, &feature_idx)?;
         let d = feature_idx.len();
         let layout = Layout {
             delimiter,
@@ -558,61 +492,10 @@ impl RawTable {
                 x = all;
             }
         }
-        let mut kinds = Vec::with_capacity(d);
-        for (j, cells) in text.into_iter().enumerate() {
-            let name = &names[feature_idx[j]];
-            // A cluster or fold column names groups, not terms: any number of them.
-            let max_levels = if options.roles.of_rows_only().any(|(_, role)| role == name) {
-                u32::MAX as usize
-            } else {
-                MAX_LEVELS
-            };
-            let kind = if forced[j] {
-                categorical_from_codes(&mut x, (d, j), cells, name, max_levels)?
-            } else if cells.cells.is_empty() {
-                ColumnKind::Numeric
-            } else if cells.numbers >= cells.cells.len() {
-                let (row, code) = cells.cells[0];
-                return Err(DataError::NotANumber {
-                    line: lines[row],
-                    column: name.clone(),
-                    value: cells.values[code as usize].clone(),
-                });
-            } else if let Some(sample) =
-                decimal_comma_number(&cells.values).filter(|_| options.decimal.is_none())
-            {
-                return Err(DataError::Column(
-                    name.clone(),
-                    format!(
-                        "its values are numbers written with a decimal comma ({sample:?}): read the file with --decimal ,"
-                    ),
-                ));
-            } else {
-                notes.push(format!("column {name:?} holds text: read as categorical"));
-                categorical_from_mixed(&mut x, (d, j), cells, name, max_levels)?
-            };
-            kinds.push(kind);
-        }
+        let columns = (&names[..], &feature_idx[..], &forced[..]);
+        let kinds = column_kinds(text, (&mut x, d), columns, (&lines, options), &mut notes)?;
         let label_name = names[label_idx].clone();
-        let mut classes =
-            label_classes(&mut y, label_text, &lines, &label_name, options.positive.as_deref())?;
-        if let Some(names) = &options.class_labels {
-            match names.as_slice() {
-                [positive, negative]
-                    if !positive.trim().is_empty()
-                        && !negative.trim().is_empty()
-                        && positive != negative =>
-                {
-                    classes = Some(Classes::two(negative.trim(), positive.trim()));
-                }
-                _ => {
-                    return Err(DataError::Column(
-                        label_name,
-                        "--labels takes two different names: POSITIVE,NEGATIVE".into(),
-                    ));
-                }
-            }
-        }
+        let classes = classes_of(&mut y, label_text, (&lines, &label_name), options)?;
         let feature_names: Vec<String> = feature_idx.iter().map(|&i| names[i].clone()).collect();
         options.roles.check(&feature_names, &kinds, &x, &lines)?;
         let table = RawTable {
@@ -628,6 +511,174 @@ impl RawTable {
         };
         Ok((table, went))
     }
+}
+
+/// The delimiter: the one given, or sniffed from the header (and said, when not a comma).
+fn delimiter_of(
+    options: &CsvOptions,
+    reader: &mut impl BufRead,
+    notes: &mut Vec<String>,
+) -> Result<u8, DataError> {
+    if let Some(d) = &options.delimiter {
+        return delimiter_byte(d);
+    }
+    let sniffed = sniff_delimiter(reader.fill_buf().map_err(|e| DataError::Io(e.to_string()))?);
+    if sniffed != b',' {
+        notes.push(format!("the delimiter is {:?} (sniffed from the header)", char::from(sniffed)));
+    }
+    Ok(sniffed)
+}
+
+/// The header's column names, past blank lines, and how many leading columns to skip: a first
+/// column with no name is a row index, as pandas writes it. Empty and repeated names are
+/// refused.
+fn header_names<R: Read>(
+    csv: &mut csv::Reader<NewlineIndex<R>>,
+    newlines: &RefCell<Vec<u64>>,
+    notes: &mut Vec<String>,
+) -> Result<(Vec<String>, usize), DataError> {
+    let line_after = |position: u64| lines_at(&newlines.borrow(), &[position])[0];
+    let mut rec = csv::ByteRecord::new();
+    let header = loop {
+        match csv.read_byte_record(&mut rec) {
+            Ok(false) => return Err(DataError::Empty),
+            Err(e) => return Err(csv_error(e, line_after(csv.position().byte()))),
+            Ok(true) if is_blank(&rec) => continue,
+            Ok(true) => break rec.clone(),
+        }
+    };
+    let mut names: Vec<String> = header
+        .iter()
+        .enumerate()
+        .map(|(i, field)| {
+            let raw = String::from_utf8_lossy(field);
+            // The csv crate leaves a UTF-8 byte-order mark on the first field.
+            let name = if i == 0 { raw.trim_start_matches('\u{feff}').trim() } else { raw.trim() };
+            name.to_string()
+        })
+        .collect();
+    // pandas' `to_csv` writes the row index as a first column with no name.
+    let skip = usize::from(names.len() > 1 && names[0].is_empty());
+    if skip == 1 {
+        notes.push(
+            "the first column has no name (a row index, as pandas writes it): skipped".into(),
+        );
+        names[0] = "(index)".into();
+    }
+    for (i, name) in names.iter().enumerate().skip(skip) {
+        if name.is_empty() {
+            return Err(DataError::EmptyColumnName(i + 1));
+        }
+        if names[skip..i].contains(name) {
+            return Err(DataError::DuplicateColumn(name.clone()));
+        }
+    }
+    Ok((names, skip))
+}
+
+/// Which features `--categorical` forces to text terms, by feature index; a name that is no
+/// feature is refused.
+fn forced_categorical(
+    options: &CsvOptions,
+    names: &[String],
+    skip: usize,
+    feature_idx: &[usize],
+) -> Result<Vec<bool>, DataError> {
+    let mut forced = vec![false; feature_idx.len()];
+    for name in &options.categorical {
+        match feature_idx.iter().position(|&i| names[i] == *name) {
+            Some(j) => forced[j] = true,
+            None if names[skip..].contains(name) => {
+                return Err(DataError::Column(
+                    name.clone(),
+                    "--categorical names a column that is not a feature".into(),
+                ));
+            }
+            None => {
+                return Err(DataError::UnknownColumn {
+                    name: name.clone(),
+                    available: names[skip..].join(", "),
+                });
+            }
+        }
+    }
+    Ok(forced)
+}
+
+/// Each feature's kind once the file is read: numeric, or categorical (forced, or holding
+/// text), its cells in `x` (`d` to a row) made level codes. A column of numbers with a stray
+/// word, or of decimal-comma numbers, is refused naming the cell or the fix.
+fn column_kinds(
+    text: Vec<TextCells>,
+    (x, d): (&mut Vec<f64>, usize),
+    (names, feature_idx, forced): (&[String], &[usize], &[bool]),
+    (lines, options): (&[u64], &CsvOptions),
+    notes: &mut Vec<String>,
+) -> Result<Vec<ColumnKind>, DataError> {
+    let mut kinds = Vec::with_capacity(d);
+    for (j, cells) in text.into_iter().enumerate() {
+        let name = &names[feature_idx[j]];
+        // A cluster or fold column names groups, not terms: any number of them.
+        let max_levels = if options.roles.of_rows_only().any(|(_, role)| role == name) {
+            u32::MAX as usize
+        } else {
+            MAX_LEVELS
+        };
+        let kind = if forced[j] {
+            categorical_from_codes(x, (d, j), cells, name, max_levels)?
+        } else if cells.cells.is_empty() {
+            ColumnKind::Numeric
+        } else if cells.numbers >= cells.cells.len() {
+            let (row, code) = cells.cells[0];
+            return Err(DataError::NotANumber {
+                line: lines[row],
+                column: name.clone(),
+                value: cells.values[code as usize].clone(),
+            });
+        } else if let Some(sample) =
+            decimal_comma_number(&cells.values).filter(|_| options.decimal.is_none())
+        {
+            return Err(DataError::Column(
+                name.clone(),
+                format!(
+                    "its values are numbers written with a decimal comma ({sample:?}): read the file with --decimal ,"
+                ),
+            ));
+        } else {
+            notes.push(format!("column {name:?} holds text: read as categorical"));
+            categorical_from_mixed(x, (d, j), cells, name, max_levels)?
+        };
+        kinds.push(kind);
+    }
+    Ok(kinds)
+}
+
+/// The label's classes (text labels made codes in `y`), or those `--labels` names.
+fn classes_of(
+    y: &mut [f64],
+    label_text: TextCells,
+    (lines, label_name): (&[u64], &str),
+    options: &CsvOptions,
+) -> Result<Option<Classes>, DataError> {
+    let mut classes = label_classes(y, label_text, lines, label_name, options.positive.as_deref())?;
+    if let Some(names) = &options.class_labels {
+        match names.as_slice() {
+            [positive, negative]
+                if !positive.trim().is_empty()
+                    && !negative.trim().is_empty()
+                    && positive != negative =>
+            {
+                classes = Some(Classes::two(negative.trim(), positive.trim()));
+            }
+            _ => {
+                return Err(DataError::Column(
+                    label_name.to_string(),
+                    "--labels takes two different names: POSITIVE,NEGATIVE".into(),
+                ));
+            }
+        }
+    }
+    Ok(classes)
 }
 
 /// Where [`RawTable::from_csv_streaming`] hands a table's feature values as the file is read.
@@ -993,107 +1044,129 @@ impl Layout<'_> {
         blocks: &mut BlockReader,
         reader: R,
         threads: usize,
-        mut sink: Option<&mut dyn ValueSink>,
+        sink: Option<&mut dyn ValueSink>,
     ) -> Result<Rows, DataError> {
         use std::sync::mpsc;
-        let io = |e: std::io::Error| DataError::Io(e.to_string());
         // Bounded queues: a few blocks are read ahead, no more.
-        let (jobs_tx, jobs_rx) = mpsc::sync_channel::<(usize, Vec<u8>, u64)>(threads);
+        let (jobs_tx, jobs_rx) = mpsc::sync_channel::<BlockJob>(threads);
         // Shared by the parsers only, so that it goes with the last of them: a reader waiting to
         // hand out a block then learns no one will take it.
         let jobs_rx = std::sync::Arc::new(std::sync::Mutex::new(jobs_rx));
-        let (done_tx, done_rx) =
-            mpsc::sync_channel::<(usize, Result<Rows, DataError>)>(threads * 2);
+        let (done_tx, done_rx) = mpsc::sync_channel::<ParsedBlock>(threads * 2);
         // Parsed blocks go back to the reader, which reads the next ones into them.
         let (spent_tx, spent_rx) = mpsc::channel::<Vec<u8>>();
         blocks.spent = Some(spent_rx);
         std::thread::scope(|scope| {
             for _ in 0..threads {
-                let done_tx = done_tx.clone();
-                let spent_tx = spent_tx.clone();
+                let (done_tx, spent_tx) = (done_tx.clone(), spent_tx.clone());
                 let jobs_rx = std::sync::Arc::clone(&jobs_rx);
-                scope.spawn(move || {
-                    loop {
-                        let job =
-                            jobs_rx.lock().map_err(|_| ()).and_then(|rx| rx.recv().map_err(|_| ()));
-                        let Ok((index, block, before)) = job else { return };
-                        let rows = self.read_unquoted(&block, before);
-                        let _ = spent_tx.send(block);
-                        if done_tx.send((index, rows)).is_err() {
-                            return;
-                        }
-                    }
-                });
+                scope.spawn(move || self.parse_blocks(&jobs_rx, &spent_tx, &done_tx));
             }
             drop(spent_tx);
             drop(jobs_rx);
-            // The reader: hands out blocks with the line breaks before each, until the end, an
-            // error, a quote (then it reads the rest itself) or no one listening.
             let reader_done = done_tx.clone();
             drop(done_tx);
+            let start = (first, lines_before);
             scope.spawn(move || {
-                let mut reader = reader;
-                let mut before = lines_before;
-                let mut block = first.to_vec();
-                let mut index = 0;
-                loop {
-                    if memchr::memchr(b'"', &block).is_some() {
-                        // The csv crate drops a byte-order mark at the start of what it reads: a
-                        // leading empty line (skipped, and taken off the line count) keeps one
-                        // that starts this block a plain byte, as reading from the start has it.
-                        let rest =
-                            std::io::Cursor::new(b"\n").chain(blocks.rest(block, &mut reader));
-                        let (mut csv, newlines) = record_reader(self.delimiter, rest);
-                        let _ = reader_done.send((
-                            index,
-                            self.read_rows(&mut csv, &newlines, 0, before.saturating_sub(1)),
-                        ));
-                        return;
-                    }
-                    let breaks = count_line_breaks(&block);
-                    if !block.is_empty() {
-                        if jobs_tx.send((index, std::mem::take(&mut block), before)).is_err() {
-                            return;
-                        }
-                        index += 1;
-                    }
-                    before += breaks;
-                    match blocks.next(&mut reader) {
-                        Ok(next) if next.is_empty() => return,
-                        Ok(next) => block = next,
-                        Err(e) => {
-                            let _ = reader_done.send((index, Err(io(e))));
-                            return;
-                        }
-                    }
-                }
+                self.hand_out_blocks(start, (blocks, reader), &jobs_tx, &reader_done)
             });
-            // The rows in file order, as the blocks come back. Their values go to the sink while
-            // they can be final: up to the first block with a text cell (whose column becomes
-            // codes, or an error), and never for a `--categorical` column's codes.
-            let d = self.feature_idx.len();
-            let mut all = Rows::empty(d);
-            let mut waiting = BTreeMap::new();
-            let mut next = 0;
-            let mut streaming = d > 0 && !self.forced.contains(&true);
-            for (index, rows) in done_rx {
-                waiting.insert(index, rows);
-                while let Some(rows) = waiting.remove(&next) {
-                    let mut rows = rows?;
-                    streaming &= rows.text.iter().all(|cells| cells.cells.is_empty());
-                    if let Some(sink) = reborrow(&mut sink)
-                        && streaming
-                    {
-                        sink.append(&rows.x, d).map_err(|e| DataError::Storing(e.to_string()))?;
-                        all.streamed += rows.y.len();
-                        rows.x = Vec::new();
-                    }
-                    all.append(rows, self.forced);
-                    next += 1;
+            self.gather_in_order(done_rx, sink)
+        })
+    }
+
+    /// A parser thread: parses the blocks it is handed until there are no more or no one
+    /// listens, each block going back (`spent`) to be read into again.
+    fn parse_blocks(
+        &self,
+        jobs: &std::sync::Mutex<std::sync::mpsc::Receiver<BlockJob>>,
+        spent: &std::sync::mpsc::Sender<Vec<u8>>,
+        done: &std::sync::mpsc::SyncSender<ParsedBlock>,
+    ) {
+        loop {
+            let job = jobs.lock().map_err(|_| ()).and_then(|rx| rx.recv().map_err(|_| ()));
+            let Ok((index, block, before)) = job else { return };
+            let rows = self.read_unquoted(&block, before);
+            let _ = spent.send(block);
+            if done.send((index, rows)).is_err() {
+                return;
+            }
+        }
+    }
+
+    /// The reader: hands out blocks (from `first`, after `lines_before` line breaks) with the
+    /// line breaks before each, until the end, an error, a quote (then it reads the rest
+    /// itself, as [`Layout::read_rows`] reads) or no one listening.
+    fn hand_out_blocks<R: Read>(
+        &self,
+        (first, lines_before): (&[u8], u64),
+        (blocks, mut reader): (&mut BlockReader, R),
+        jobs: &std::sync::mpsc::SyncSender<BlockJob>,
+        done: &std::sync::mpsc::SyncSender<ParsedBlock>,
+    ) {
+        let io = |e: std::io::Error| DataError::Io(e.to_string());
+        let mut before = lines_before;
+        let mut block = first.to_vec();
+        let mut index = 0;
+        loop {
+            if memchr::memchr(b'"', &block).is_some() {
+                // The csv crate drops a byte-order mark at the start of what it reads: a
+                // leading empty line (skipped, and taken off the line count) keeps one that
+                // starts this block a plain byte, as reading from the start has it.
+                let rest = std::io::Cursor::new(b"\n").chain(blocks.rest(block, &mut reader));
+                let (mut csv, newlines) = record_reader(self.delimiter, rest);
+                let rows = self.read_rows(&mut csv, &newlines, 0, before.saturating_sub(1));
+                let _ = done.send((index, rows));
+                return;
+            }
+            let breaks = count_line_breaks(&block);
+            if !block.is_empty() {
+                if jobs.send((index, std::mem::take(&mut block), before)).is_err() {
+                    return;
+                }
+                index += 1;
+            }
+            before += breaks;
+            match blocks.next(&mut reader) {
+                Ok(next) if next.is_empty() => return,
+                Ok(next) => block = next,
+                Err(e) => {
+                    let _ = done.send((index, Err(io(e))));
+                    return;
                 }
             }
-            Ok(all)
-        })
+        }
+    }
+
+    /// The rows in file order, as the blocks come back. Their values go to the sink while
+    /// they can be final: up to the first block with a text cell (whose column becomes codes,
+    /// or an error), and never for a `--categorical` column's codes.
+    fn gather_in_order(
+        &self,
+        done: std::sync::mpsc::Receiver<ParsedBlock>,
+        mut sink: Option<&mut dyn ValueSink>,
+    ) -> Result<Rows, DataError> {
+        let d = self.feature_idx.len();
+        let mut all = Rows::empty(d);
+        let mut waiting = BTreeMap::new();
+        let mut next = 0;
+        let mut streaming = d > 0 && !self.forced.contains(&true);
+        for (index, rows) in done {
+            waiting.insert(index, rows);
+            while let Some(rows) = waiting.remove(&next) {
+                let mut rows = rows?;
+                streaming &= rows.text.iter().all(|cells| cells.cells.is_empty());
+                if let Some(sink) = reborrow(&mut sink)
+                    && streaming
+                {
+                    sink.append(&rows.x, d).map_err(|e| DataError::Storing(e.to_string()))?;
+                    all.streamed += rows.y.len();
+                    rows.x = Vec::new();
+                }
+                all.append(rows, self.forced);
+                next += 1;
+            }
+        }
+        Ok(all)
     }
 }
 
@@ -1110,6 +1183,11 @@ fn read_fully<R: Read>(reader: &mut R, buf: &mut [u8]) -> std::io::Result<usize>
     }
     Ok(read)
 }
+
+/// A block to parse: its index in the file, its bytes and the line breaks before it.
+type BlockJob = (usize, Vec<u8>, u64);
+/// A parsed block: its index in the file and its rows, or the first error in it.
+type ParsedBlock = (usize, Result<Rows, DataError>);
 
 /// Reads a file in blocks that end at line ends (`\n`), keeping what follows the last one.
 struct BlockReader {

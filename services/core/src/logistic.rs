@@ -13,7 +13,7 @@ use faer::linalg::matmul::matmul;
 use faer::linalg::matmul::triangular::{self, BlockStructure};
 use faer::linalg::solvers::DenseSolveCore;
 use faer::prelude::Solve;
-use faer::{Accum, Mat, MatRef, Par, Side};
+use faer::{Accum, Mat, MatMut, MatRef, Par, Side};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -981,6 +981,18 @@ unsafe fn pass_chunk_avx2(
     specialise_width!(pass_chunk_kernel(ex.d, w, ex, start, end, want_hess, par))
 }
 
+/// A pass over rows `start..end`: the loss, its gradient and (with `want_hess`) its Hessian.
+///
+/// Rows go in small batches, each step over the whole batch before the next: the logits, then
+/// the exponentials, then the sums. Each loop is a run of independent calls or vector
+/// arithmetic that the CPU overlaps, where a row at a time would wait on each exponential.
+///
+/// The log loss is softplus(z) − y·z = max(z, 0) + ln(1 + e^−|z|) − y·z. The logarithms are
+/// taken of products, one per class and batch: Σ ln(1 + eᵢ) = ln Π (1 + eᵢ), where each factor
+/// is in (1, 2], so 64 of them cannot overflow. It replaces 64 calls of ln_1p (a sixth of a
+/// newton pass) by two of ln. Each factor and product rounds once, so a batch's sum is off by
+/// at most ≈ 64 units of 2⁻⁵³, absolutely: 1e-16 a row, below the rounding of the sum over
+/// rows itself (a test holds each batch to an exactly rounded sum of ln_1p's terms).
 #[inline(always)]
 fn pass_chunk_kernel(
     d: usize,
@@ -1011,9 +1023,6 @@ fn pass_chunk_kernel(
     let mut xx = if want_hess { Mat::<f64>::zeros(d, stride) } else { Mat::new() };
     let mut curvature_sum = 0.0;
     let mut certain = 0u64;
-    // Rows go in small batches, each step over the whole batch before the next: the logits,
-    // then the exponentials, then the sums. Each loop is a run of independent calls or vector
-    // arithmetic that the CPU overlaps, where a row at a time would wait on each exponential.
     const BATCH: usize = 64;
     // A block ends where a batch does.
     const { assert!(BLOCK.is_multiple_of(BATCH)) };
@@ -1026,23 +1035,10 @@ fn pass_chunk_kernel(
         let rows = &ex.x[first * d..(first + m) * d];
         let ys = &ex.y[first..first + m];
         if !at_zero {
-            for (zi, row) in z.iter_mut().zip(rows.chunks_exact(d)) {
-                *zi = w.bias + dot(weights, row);
-            }
-            if let Some(offset) = ex.offset {
-                z.iter_mut().zip(&offset[first..first + m]).for_each(|(zi, o)| *zi += o);
-            }
-            for (ei, zi) in e[..m].iter_mut().zip(&z) {
-                *ei = exp_nonpositive(-zi.abs());
-            }
+            let offset = ex.offset.map(|o| &o[first..first + m]);
+            logits_and_exponentials((&mut z, &mut e[..m]), (rows, d), (w.bias, weights), offset);
         }
-        // The log loss is softplus(z) − y·z = max(z, 0) + ln(1 + e^−|z|) − y·z. The logarithms
-        // are taken of products, one per class and batch: Σ ln(1 + eᵢ) = ln Π (1 + eᵢ), where
-        // each factor is in (1, 2], so 64 of them cannot overflow. It replaces 64 calls of
-        // ln_1p (a sixth of a newton pass) by two of ln. Each factor and product rounds once,
-        // so a batch's sum is off by at most ≈ 64 units of 2⁻⁵³, absolutely: 1e-16 a row,
-        // below the rounding of the sum over rows itself (a test holds each batch to an exactly
-        // rounded sum of ln_1p's terms).
+        // The log loss's logarithms, of a product per class (see above).
         let mut products = [1.0f64; 2];
         let mut row_start = (first - block_start) * stride;
         // Each row's own weight, if rows have weights: this batch's.
@@ -1073,23 +1069,7 @@ fn pass_chunk_kernel(
             if want_hess {
                 let si = weight * (p * (1.0 - p));
                 curvature_sum += si;
-                let out = &mut weighted[row_start..row_start + stride];
-                if d <= SCALED_ROW {
-                    // Through a local array, which the compiler knows no other slice touches,
-                    // so that the products are vector arithmetic: into `weighted` directly, they
-                    // were a load, a multiply and a store per value.
-                    let mut scaled = [0.0f64; SCALED_ROW];
-                    for (o, &v) in scaled.iter_mut().zip(row) {
-                        *o = si * v;
-                    }
-                    out[..d].copy_from_slice(&scaled[..d]);
-                } else {
-                    for (o, &v) in out.iter_mut().zip(row) {
-                        *o = si * v;
-                    }
-                }
-                out[d] = r;
-                out[d + 1] = si;
+                write_weighted_row(&mut weighted[row_start..row_start + stride], row, (si, r));
                 row_start += stride;
             } else {
                 for (g, &v) in grad[1..].iter_mut().zip(row) {
@@ -1100,55 +1080,108 @@ fn pass_chunk_kernel(
         loss += ex.class_weights[0] * products[0].ln() + ex.class_weights[1] * products[1].ln();
         let block_rows = first + m - block_start;
         if want_hess && (block_rows == BLOCK || first + m == end) {
-            // H = Σ p(1−p)·[1 x]ᵀ[1 x] (and the gradient) as matrix products Xᵀ·[S X | r | s]
-            // over blocks of rows that stay in the cache, by faer's kernels (the CPU's widest
-            // vector units, chosen at run time). Only the upper triangle of XᵀSX is wanted: a
-            // symmetric rank-k update, half the work of the full product at any width.
-            let x = MatRef::from_row_major_slice(
-                &ex.x[block_start * d..(first + m) * d],
-                block_rows,
-                d,
-            );
-            let sx = MatRef::from_row_major_slice_with_stride(
-                &weighted[..block_rows * stride],
-                block_rows,
-                stride,
-                stride,
-            );
-            let (mut xsx, mut xr) = xx.as_mut().split_at_col_mut(d);
-            triangular::matmul(
-                &mut xsx,
-                BlockStructure::TriangularUpper,
-                Accum::Add,
-                x.transpose(),
-                BlockStructure::Rectangular,
-                sx.subcols(0, d),
-                BlockStructure::Rectangular,
-                1.0,
-                par,
-            );
-            matmul(&mut xr, Accum::Add, x.transpose(), sx.subcols(d, 2), 1.0, par);
+            let x = &ex.x[block_start * d..(first + m) * d];
+            add_block_products(xx.as_mut(), x, &weighted[..block_rows * stride], par);
             block_start = first + m;
         }
     }
-    if want_hess {
-        for (a, g) in grad[1..].iter_mut().enumerate() {
-            *g = xx[(a, d)];
+    if !want_hess {
+        return PassSums { loss, grad: grad.to_vec(), hess: Vec::new(), certain };
+    }
+    let (grad, hess) = gradient_and_hessian(grad[0], curvature_sum, xx.as_ref());
+    PassSums { loss, grad, hess, certain }
+}
+
+/// A batch's logits `z` (each row's, `d` to a row, plus its offset) and e^−|z|, which
+/// serves both the loss and the probability.
+#[inline(always)]
+fn logits_and_exponentials(
+    (z, e): (&mut [f64], &mut [f64]),
+    (rows, d): (&[f64], usize),
+    (bias, weights): (f64, &[f64]),
+    offset: Option<&[f64]>,
+) {
+    for (zi, row) in z.iter_mut().zip(rows.chunks_exact(d)) {
+        *zi = bias + dot(weights, row);
+    }
+    if let Some(offset) = offset {
+        z.iter_mut().zip(offset).for_each(|(zi, o)| *zi += o);
+    }
+    for (ei, zi) in e.iter_mut().zip(z.iter()) {
+        *ei = exp_nonpositive(-zi.abs());
+    }
+}
+
+/// One row's entries of `[S X | r | s]` (`out`, d + 2 wide) for the Hessian's products: the
+/// row scaled by its curvature `s`, its residual `r`, and `s`.
+#[inline(always)]
+fn write_weighted_row(out: &mut [f64], row: &[f64], (s, r): (f64, f64)) {
+    let d = row.len();
+    if d <= SCALED_ROW {
+        // Through a local array, which the compiler knows no other slice touches, so that the
+        // products are vector arithmetic: into `out` directly, they were a load, a multiply and
+        // a store per value.
+        let mut scaled = [0.0f64; SCALED_ROW];
+        for (o, &v) in scaled.iter_mut().zip(row) {
+            *o = s * v;
+        }
+        out[..d].copy_from_slice(&scaled[..d]);
+    } else {
+        for (o, &v) in out.iter_mut().zip(row) {
+            *o = s * v;
         }
     }
-    let mut sums = PassSums { loss, grad: grad.to_vec(), hess: Vec::new(), certain };
-    if want_hess {
-        let mut hess = vec![0.0; k * k];
-        hess[0] = curvature_sum;
-        for a in 0..d {
-            hess[a + 1] = xx[(a, d + 1)];
-            for b in a..d {
-                hess[(a + 1) * k + b + 1] = xx[(a, b)];
-            }
+    out[d] = r;
+    out[d + 1] = s;
+}
+
+/// Adds a block's Xᵀ·[S X | r | s] into `xx` (d × (d + 2)): H = Σ p(1−p)·[1 x]ᵀ[1 x] and the
+/// gradient as matrix products over blocks of rows `x` (row-major, d wide) that stay in the
+/// cache, by faer's kernels (the CPU's widest vector units, chosen at run time). Only the upper
+/// triangle of XᵀSX is wanted: a symmetric rank-k update, half the work of the full product
+/// at any width.
+fn add_block_products(xx: MatMut<'_, f64>, x: &[f64], weighted: &[f64], par: Par) {
+    let d = xx.nrows();
+    let stride = d + 2;
+    let rows = weighted.len() / stride;
+    let x = MatRef::from_row_major_slice(x, rows, d);
+    let sx = MatRef::from_row_major_slice_with_stride(weighted, rows, stride, stride);
+    let (mut xsx, mut xr) = xx.split_at_col_mut(d);
+    triangular::matmul(
+        &mut xsx,
+        BlockStructure::TriangularUpper,
+        Accum::Add,
+        x.transpose(),
+        BlockStructure::Rectangular,
+        sx.subcols(0, d),
+        BlockStructure::Rectangular,
+        1.0,
+        par,
+    );
+    matmul(&mut xr, Accum::Add, x.transpose(), sx.subcols(d, 2), 1.0, par);
+}
+
+/// The gradient and the Hessian (k × k, k = d + 1, its upper triangle filled) from the
+/// intercept's gradient, Σ s, and the products Xᵀ·[S X | r | s] summed in `xx`.
+fn gradient_and_hessian(
+    intercept_grad: f64,
+    curvature_sum: f64,
+    xx: MatRef<'_, f64>,
+) -> (Vec<f64>, Vec<f64>) {
+    let d = xx.nrows();
+    let k = d + 1;
+    let mut grad = Vec::with_capacity(k);
+    grad.push(intercept_grad);
+    grad.extend((0..d).map(|a| xx[(a, d)]));
+    let mut hess = vec![0.0; k * k];
+    hess[0] = curvature_sum;
+    for a in 0..d {
+        hess[a + 1] = xx[(a, d + 1)];
+        for b in a..d {
+            hess[(a + 1) * k + b + 1] = xx[(a, b)];
         }
-        sums.hess = hess;
     }
-    sums
+    (grad, hess)
 }
 
 /// Terms from which a pass with the Hessian goes over the rows in one sweep, its matrix products

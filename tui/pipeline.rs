@@ -4,7 +4,7 @@
 //!
 //! Both `logitflow run` and the dashboard drive the pipeline through [`run_pipeline`].
 
-use crate::supervisor::Supervisor;
+use crate::supervisor::{ServiceName, Supervisor};
 use futures::StreamExt;
 use logitflow_core::clean::CleanOptions;
 use logitflow_core::inference::FitReport;
@@ -28,38 +28,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 use tokio::sync::mpsc;
 
-/// The stages, in order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Stage {
-    Ingest,
-    Preprocess,
-    Features,
-    Train,
-    Evaluate,
-    Serve,
-}
-
-impl Stage {
-    pub const ALL: [Stage; 6] = [
-        Stage::Ingest,
-        Stage::Preprocess,
-        Stage::Features,
-        Stage::Train,
-        Stage::Evaluate,
-        Stage::Serve,
-    ];
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stage::Ingest => "ingest",
-            Stage::Preprocess => "preprocess",
-            Stage::Features => "features",
-            Stage::Train => "train",
-            Stage::Evaluate => "evaluate",
-            Stage::Serve => "serve",
-        }
-    }
-}
+/// A stage of the pipeline: the service that does it, one of [`ServiceName::STAGES`].
+pub type Stage = ServiceName;
 
 /// What a run is asked to do.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -55,6 +55,16 @@ impl ServiceName {
         ServiceName::Batch,
     ];
 
+    /// The pipeline's stages, in order: the services before the apps.
+    pub const STAGES: [ServiceName; 6] = [
+        ServiceName::Ingest,
+        ServiceName::Preprocess,
+        ServiceName::Features,
+        ServiceName::Train,
+        ServiceName::Evaluate,
+        ServiceName::Serve,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ServiceName::Ingest => "ingest",

@@ -603,7 +603,7 @@ impl App {
             selected: 0,
             focus: Focus::Services,
             overlay: Overlay::None,
-            stages: Stage::ALL.iter().map(|s| (*s, StageState::Waiting)).collect(),
+            stages: Stage::STAGES.iter().map(|s| (*s, StageState::Waiting)).collect(),
             form: ParamsForm::from(&params, &RoleColumns::default()),
             params,
             train_curve: Vec::new(),
@@ -1022,7 +1022,7 @@ impl App {
         self.epochs_planned = params.epochs;
         self.pace = None;
         self.rebuild_chart();
-        self.stages = Stage::ALL.iter().map(|s| (*s, StageState::Waiting)).collect();
+        self.stages = Stage::STAGES.iter().map(|s| (*s, StageState::Waiting)).collect();
         self.status = format!(
             "training with {} (lr {}, {} epochs)…",
             params.solver, params.learning_rate, params.epochs

@@ -107,7 +107,7 @@ fn trained_app() -> App {
     let now = app.now;
     app.on_event(AppEvent::Services(ready_services(now)));
     assert_eq!(app.on_key(key(KeyCode::Char('t'))), Some(Action::Train(sgd_params())));
-    for stage in Stage::ALL {
+    for stage in Stage::STAGES {
         app.on_event(AppEvent::Pipeline(PipelineEvent::StageStarted(stage)));
         if stage == Stage::Train {
             for n in 1..=30 {

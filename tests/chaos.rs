@@ -10,6 +10,7 @@
 
 mod common;
 
+use logitflow::commands::Home;
 use logitflow::pipeline::{Clients, PipelineRequest, run_pipeline};
 use logitflow::supervisor::{ServiceName, Status, Supervisor, SupervisorConfig};
 use logitflow_core::model::Model;
@@ -84,9 +85,8 @@ async fn chaos_loses_no_acknowledged_state_and_gives_no_wrong_answer() {
     sup.wait_ready(Duration::from_secs(60)).await.expect("ready");
     let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
     let clients = Clients::from_supervisor(&sup).expect("clients");
-    run_pipeline(&clients, &first, tx, Some(&home_path))
-        .await
-        .expect("a first run before the chaos");
+    let kept = logitflow::commands::Home::new(home_path.clone(), None);
+    run_pipeline(&clients, &first, tx, Some(&kept)).await.expect("a first run before the chaos");
 
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
@@ -104,7 +104,12 @@ async fn chaos_loses_no_acknowledged_state_and_gives_no_wrong_answer() {
                     Some(clients) => {
                         tokio::time::timeout(
                             Duration::from_secs(15),
-                            run_pipeline(&clients, &request(&home, epochs), tx, Some(&home)),
+                            run_pipeline(
+                                &clients,
+                                &request(&home, epochs),
+                                tx,
+                                Some(&Home::new(home.clone(), None)),
+                            ),
                         )
                         .await
                     }

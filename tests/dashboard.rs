@@ -583,6 +583,7 @@ fn panicking_dashboard(home: std::path::PathBuf) {
         cue: home.join(PANIC_FILE),
     };
     let terminal = ratatui::Terminal::new(backend).expect("terminal");
+    let home = logitflow::commands::Home::new(home, cli.store);
     let result = runtime.block_on(logitflow::dashboard::run(terminal, home, cli.dashboard));
     ratatui::restore();
     panic!("the dashboard returned instead of panicking: {result:?}");

@@ -37,6 +37,54 @@ const BUNDLED_DATA: &str = include_str!("../assets/admissions.csv");
 /// How long services get to become ready.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// Where this invocation keeps things: its home directory, and the store of its artifacts,
+/// registry and run reports where that is not the home (`--store`, `LOGITFLOW_STORE`). Every
+/// command takes it, and hands the store on to the services it starts and to the runs view.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Home {
+    pub dir: PathBuf,
+    /// `file:///path` or `s3://bucket/prefix`; `None`: the store is in the home.
+    pub store: Option<String>,
+}
+
+impl Home {
+    /// `dir` (default: [`logitflow_kit::default_home`]), created and made absolute, with the
+    /// store named, if any.
+    pub fn resolve(dir: Option<PathBuf>, store: Option<String>) -> anyhow::Result<Home> {
+        Ok(Home::new(resolve_home(dir)?, store))
+    }
+
+    /// A home that exists, with the store named (an empty name is none).
+    pub fn new(dir: PathBuf, store: Option<String>) -> Home {
+        Home { dir, store: store.filter(|u| !u.trim().is_empty()) }
+    }
+
+    /// Where run reports are kept: the store, as the registry is.
+    pub fn runs_storage(
+        &self,
+    ) -> Result<std::sync::Arc<dyn logitflow_core::store::Storage>, String> {
+        logitflow_objects::open_storage(self.store.as_deref(), &self.dir)
+            .map_err(|e| format!("the store cannot be opened: {e}"))
+    }
+
+    /// The supervisor's configuration for services on this home and its store, reading
+    /// files under `allowed_roots`.
+    pub fn supervisor_config(
+        &self,
+        allowed_roots: Vec<PathBuf>,
+    ) -> std::io::Result<SupervisorConfig> {
+        let mut config = SupervisorConfig::new(self.dir.clone(), allowed_roots)?;
+        config.store = self.store.clone();
+        Ok(config)
+    }
+
+    /// The model registry of the store.
+    pub fn registry(&self) -> anyhow::Result<logitflow_core::registry::Registry> {
+        logitflow_objects::open_registry(self.store.as_deref(), &self.dir)
+            .map_err(|e| anyhow::anyhow!("the store cannot be opened: {e}"))
+    }
+}
+
 pub fn resolve_home(home: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     let home = home.unwrap_or_else(logitflow_kit::default_home);
     std::fs::create_dir_all(&home)
@@ -57,39 +105,11 @@ pub fn check_home_writable(home: &Path) -> anyhow::Result<()> {
 /// Checks that the model registry reads (recovering it from its journal if need be), so a
 /// damaged one is named at once, before any service starts, rather than after serve's
 /// readiness wait.
-pub fn check_registry(home: &Path) -> anyhow::Result<()> {
-    registry(home)?
+pub fn check_registry(home: &Home) -> anyhow::Result<()> {
+    home.registry()?
         .load()
         .map(drop)
         .map_err(|e| anyhow::anyhow!("the model registry cannot be read: {e}"))
-}
-
-/// The store URI of this invocation (`--store`, or `LOGITFLOW_STORE`), set once by `main`:
-/// every command and every service the console starts uses the same store.
-static STORE: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
-
-/// Sets the store URI for this process (`main`, from the command line).
-pub fn use_store(uri: Option<String>) {
-    let _ = STORE.set(uri.filter(|u| !u.trim().is_empty()));
-}
-
-/// The store URI, if one was given; `None`: the store is in the home.
-pub fn store_uri() -> Option<String> {
-    STORE.get().cloned().flatten()
-}
-
-/// Where this invocation keeps run reports: its store, as the registry is.
-pub fn runs_storage(
-    home: &Path,
-) -> Result<std::sync::Arc<dyn logitflow_core::store::Storage>, String> {
-    logitflow_objects::open_storage(store_uri().as_deref(), home)
-        .map_err(|e| format!("the store cannot be opened: {e}"))
-}
-
-/// The model registry of the store this invocation uses.
-pub(crate) fn registry(home: &Path) -> anyhow::Result<logitflow_core::registry::Registry> {
-    logitflow_objects::open_registry(store_uri().as_deref(), home)
-        .map_err(|e| anyhow::anyhow!("the store cannot be opened: {e}"))
 }
 
 /// Writes the bundled data to `<home>/datasets/admissions.csv` (if it is not there already).
@@ -227,15 +247,15 @@ pub fn allowed_roots(home: &Path, request: &PipelineRequest) -> Vec<PathBuf> {
 }
 
 /// Starts every service for a run of `request`: ingest may read where its data files are.
-pub fn start_services(home: &Path, request: &PipelineRequest) -> anyhow::Result<Supervisor> {
-    let config = SupervisorConfig::new(home.to_path_buf(), allowed_roots(home, request))?;
+pub fn start_services(home: &Home, request: &PipelineRequest) -> anyhow::Result<Supervisor> {
+    let config = home.supervisor_config(allowed_roots(&home.dir, request))?;
     Ok(Supervisor::start(config, &ServiceName::ALL)?)
 }
 
 /// The services a run or the dashboard drives: the ones named in a connection file
 /// (`--connect`), attached, or else every service, started here as children.
 pub fn services_for(
-    home: &Path,
+    home: &Home,
     request: &PipelineRequest,
     connection: Option<&Path>,
 ) -> anyhow::Result<Services> {
@@ -249,8 +269,8 @@ pub fn services_for(
 }
 
 /// `logitflow run`.
-pub async fn run(home: PathBuf, args: RunArgs) -> anyhow::Result<()> {
-    let request = pipeline_request(&home, &args.data, args.predict.clone())?;
+pub async fn run(home: Home, args: RunArgs) -> anyhow::Result<()> {
+    let request = pipeline_request(&home.dir, &args.data, args.predict.clone())?;
     let services = services_for(&home, &request, args.connect.as_deref())?;
     let outcome = tokio::select! {
         outcome = drive(&services, &request, &home, args.connect.as_deref()) => outcome,
@@ -272,7 +292,7 @@ pub async fn run(home: PathBuf, args: RunArgs) -> anyhow::Result<()> {
 async fn drive(
     services: &Services,
     request: &PipelineRequest,
-    home: &Path,
+    home: &Home,
     connection: Option<&Path>,
 ) -> anyhow::Result<RunReport> {
     let clients = match connection {
@@ -299,7 +319,7 @@ async fn drive(
 async fn drive_clients(
     clients: &Clients,
     request: &PipelineRequest,
-    home: &Path,
+    home: &Home,
 ) -> anyhow::Result<RunReport> {
     let progress = std::io::stderr().is_terminal();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -745,14 +765,16 @@ fn render_table(terms: &[TermStatistics], ratio: &str) -> String {
     s
 }
 
-/// `logitflow predict`: starts serve alone and asks it.
 /// The model a command asks: the one named, else the only one registered, else `admissions`.
-fn model_to_ask(home: &Path, named: Option<&str>) -> anyhow::Result<String> {
-    let models = registry(home)?.load().map_err(|e| anyhow::anyhow!("{e}"))?.models;
+fn model_to_ask(home: &Home, named: Option<&str>) -> anyhow::Result<String> {
+    let models = home.registry()?.load().map_err(|e| anyhow::anyhow!("{e}"))?.models;
     Ok(match (named, models.len()) {
         (Some(name), _) => name.to_string(),
         (None, 0) => {
-            bail!("no model has been trained in {} yet: run `logitflow run` first", home.display())
+            bail!(
+                "no model has been trained in {} yet: run `logitflow run` first",
+                home.dir.display()
+            )
         }
         (None, 1) => models.keys().next().cloned().unwrap_or_default(),
         (None, _) if models.contains_key("admissions") => "admissions".into(),
@@ -768,9 +790,9 @@ fn model_to_ask(home: &Path, named: Option<&str>) -> anyhow::Result<String> {
 /// `logitflow score FILE --out FILE`: the file through a batch service (and the serve it
 /// asks), started on the home for the purpose; the answer is streamed to the output as it
 /// comes, into a staging file renamed into place once whole, with the rows counted on stderr.
-pub async fn score(home: PathBuf, args: crate::cli::ScoreArgs) -> anyhow::Result<()> {
+pub async fn score(home: Home, args: crate::cli::ScoreArgs) -> anyhow::Result<()> {
     let name = model_to_ask(&home, args.model.as_deref())?;
-    let config = SupervisorConfig::new(home.clone(), Vec::new())?;
+    let config = home.supervisor_config(Vec::new())?;
     let supervisor = Supervisor::start(config, &[ServiceName::Serve, ServiceName::Batch])?;
     let progress = std::io::stderr().is_terminal();
     let scored = async {
@@ -896,14 +918,15 @@ pub async fn score_file(
     }
 }
 
-pub async fn predict(home: PathBuf, args: PredictArgs) -> anyhow::Result<()> {
+/// `logitflow predict`: starts serve alone and asks it.
+pub async fn predict(home: Home, args: PredictArgs) -> anyhow::Result<()> {
     if args.values.is_empty() == args.features.is_empty() {
         bail!(
             "give the values either positionally (logitflow predict 80) or by name (--feature score=80), not both or neither"
         );
     }
     let name = model_to_ask(&home, args.model.as_deref())?;
-    let config = SupervisorConfig::new(home.clone(), Vec::new())?;
+    let config = home.supervisor_config(Vec::new())?;
     let supervisor = Supervisor::start(config, &[ServiceName::Serve])?;
     let answer = async {
         supervisor.wait_ready(READY_TIMEOUT).await.map_err(|e| anyhow::anyhow!(e))?;
@@ -966,7 +989,7 @@ pub async fn predict(home: PathBuf, args: PredictArgs) -> anyhow::Result<()> {
 }
 
 /// `logitflow runs`.
-pub fn runs(home: PathBuf, args: RunsArgs) -> anyhow::Result<()> {
+pub fn runs(home: Home, args: RunsArgs) -> anyhow::Result<()> {
     let runs = pipeline::load_runs(&home);
     if args.json {
         let rows: Vec<serde_json::Value> = runs
@@ -977,7 +1000,7 @@ pub fn runs(home: PathBuf, args: RunsArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     if runs.is_empty() {
-        out!("no runs yet in {}: `logitflow run` makes one", home.display());
+        out!("no runs yet in {}: `logitflow run` makes one", home.dir.display());
         return Ok(());
     }
     out!(
@@ -1010,10 +1033,10 @@ pub fn runs(home: PathBuf, args: RunsArgs) -> anyhow::Result<()> {
 }
 
 /// `logitflow gc`: the home's store (or a `file://` one) collected ([`logitflow_core::home::gc`]).
-pub fn gc(home: PathBuf, args: GcArgs) -> anyhow::Result<()> {
+pub fn gc(home: Home, args: GcArgs) -> anyhow::Result<()> {
     use logitflow_core::home::gc::{GcOptions, collect_garbage};
-    let store = match store_uri() {
-        None => home,
+    let store = match home.store {
+        None => home.dir,
         Some(uri) if uri.starts_with("file://") => PathBuf::from(uri.trim_start_matches("file://")),
         Some(uri) => bail!(
             "gc collects a store on disk; {uri} is a bucket, whose collection is not built yet"
@@ -1063,14 +1086,14 @@ fn bytes_text(bytes: u64) -> String {
 }
 
 /// `logitflow export`.
-pub fn export(home: PathBuf, args: ExportArgs) -> anyhow::Result<()> {
+pub fn export(home: Home, args: ExportArgs) -> anyhow::Result<()> {
     let runs = pipeline::load_runs(&home);
     let run = match &args.run {
         Some(id) => runs.iter().find(|r| r.run_id == *id).with_context(|| {
-            format!("no run {id:?} in {}; `logitflow runs` lists them", home.display())
+            format!("no run {id:?} in {}; `logitflow runs` lists them", home.dir.display())
         })?,
         None => runs.last().with_context(|| {
-            format!("no runs yet in {}: `logitflow run` makes one", home.display())
+            format!("no runs yet in {}: `logitflow run` makes one", home.dir.display())
         })?,
     };
     let written = crate::export::export_run(run, &args.out, args.log)?;
@@ -1081,7 +1104,7 @@ pub fn export(home: PathBuf, args: ExportArgs) -> anyhow::Result<()> {
 }
 
 /// `logitflow compare A B`.
-pub fn compare(home: PathBuf, args: crate::cli::CompareArgs) -> anyhow::Result<()> {
+pub fn compare(home: Home, args: crate::cli::CompareArgs) -> anyhow::Result<()> {
     let runs = pipeline::load_runs(&home);
     let a = crate::compare::find_run(&runs, &args.a).map_err(anyhow::Error::msg)?;
     let b = crate::compare::find_run(&runs, &args.b).map_err(anyhow::Error::msg)?;

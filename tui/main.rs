@@ -12,11 +12,10 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return fail(anyhow::anyhow!("cannot start the async runtime: {e}")),
     };
-    commands::use_store(cli.store.clone());
-    let home = || commands::resolve_home(cli.home.clone());
+    let home = || commands::Home::resolve(cli.home.clone(), cli.store.clone());
     let result = match cli.command {
         None => home().and_then(|home| {
-            commands::check_home_writable(&home)?;
+            commands::check_home_writable(&home.dir)?;
             commands::check_registry(&home)?;
             use std::io::IsTerminal;
             if !(std::io::stdin().is_terminal() && std::io::stdout().is_terminal()) {
@@ -31,7 +30,7 @@ fn main() -> ExitCode {
             result
         }),
         Some(Command::Run(args)) => home().and_then(|home| {
-            commands::check_home_writable(&home)?;
+            commands::check_home_writable(&home.dir)?;
             commands::check_registry(&home)?;
             runtime.block_on(commands::run(home, *args))
         }),

@@ -4,6 +4,7 @@
 //!
 //! Both `logitflow run` and the dashboard drive the pipeline through [`run_pipeline`].
 
+use crate::commands::Home;
 use crate::supervisor::{ServiceName, Supervisor};
 use futures::StreamExt;
 use logitflow_core::clean::CleanOptions;
@@ -286,7 +287,7 @@ pub async fn run_pipeline(
     clients: &Clients,
     request: &PipelineRequest,
     events: mpsc::UnboundedSender<PipelineEvent>,
-    keep_in: Option<&std::path::Path>,
+    keep_in: Option<&Home>,
 ) -> Result<RunReport, PipelineError> {
     let (run_id, started_unix_ms) = (new_run_id(), logitflow_core::store::now_unix_ms());
     let mut runner = StageRunner { events: &events, stages: Vec::new() };
@@ -490,7 +491,7 @@ async fn evaluate(
     clients: &Clients,
     request: &PipelineRequest,
     (split, model): (&SplitInfo, &str),
-    keep_in: Option<&std::path::Path>,
+    keep_in: Option<&Home>,
 ) -> Result<Evaluation, PipelineError> {
     let evaluate_request = EvaluateRequest {
         name: request.model_name.clone(),
@@ -745,24 +746,24 @@ fn describe(e: ClientError) -> String {
 
 /// Keeps a run's report as `runs/<run_id>.json` in the store (`<home>/runs/` unless
 /// `--store` names another), replacing it whole. Blocks: called off the async workers.
-pub fn save_run(home: &std::path::Path, report: &RunReport) -> Result<(), String> {
-    let storage = crate::commands::runs_storage(home)?;
+pub fn save_run(home: &Home, report: &RunReport) -> Result<(), String> {
+    let storage = home.runs_storage()?;
     let bytes = serde_json::to_vec_pretty(report).map_err(|e| e.to_string())?;
     storage.replace(&format!("runs/{}.json", report.run_id), &bytes).map_err(|e| e.to_string())
 }
 
 /// [`save_run`] on a blocking thread.
-async fn keep_run(home: &std::path::Path, report: &RunReport) -> Result<(), String> {
-    let (home, report) = (home.to_path_buf(), report.clone());
+async fn keep_run(home: &Home, report: &RunReport) -> Result<(), String> {
+    let (home, report) = (home.clone(), report.clone());
     tokio::task::spawn_blocking(move || save_run(&home, &report))
         .await
         .map_err(|e| e.to_string())?
 }
 
 /// Every kept run, oldest first. Unreadable reports are skipped.
-pub fn load_runs(home: &std::path::Path) -> Vec<RunReport> {
+pub fn load_runs(home: &Home) -> Vec<RunReport> {
     use std::io::Read;
-    let Ok(storage) = crate::commands::runs_storage(home) else { return Vec::new() };
+    let Ok(storage) = home.runs_storage() else { return Vec::new() };
     let names = storage.list("runs").unwrap_or_default();
     let mut runs: Vec<RunReport> = names
         .iter()
@@ -778,7 +779,7 @@ pub fn load_runs(home: &std::path::Path) -> Vec<RunReport> {
         .collect();
     runs.sort_by(|a: &RunReport, b: &RunReport| a.run_id.cmp(&b.run_id));
     if runs.iter().any(|r| r.promoting.is_some()) {
-        let registry = crate::commands::registry(home).and_then(|r| Ok(r.load()?));
+        let registry = home.registry().and_then(|r| Ok(r.load()?));
         runs.iter_mut().for_each(|run| settle_promotion(run, registry.as_ref().ok()));
     }
     runs

@@ -200,7 +200,7 @@ impl SupervisorConfig {
         Ok(SupervisorConfig {
             exe,
             home,
-            store: crate::commands::store_uri(),
+            store: None,
             token: random_token(),
             allowed_roots,
             restart: RestartPolicy::default(),

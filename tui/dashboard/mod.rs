@@ -14,7 +14,7 @@ pub mod sweep;
 pub mod ui;
 
 use crate::cli::DashboardArgs;
-use crate::commands;
+use crate::commands::{self, Home};
 use crate::pipeline::{self, PipelineRequest, RunReport};
 use crate::services::{Control, Services};
 use crate::supervisor::ServiceName;
@@ -50,14 +50,14 @@ const FRAME: Duration = Duration::from_millis(33);
 /// product always passes `ratatui::init()`'s terminal.
 pub async fn run<B>(
     mut terminal: ratatui::Terminal<B>,
-    home: PathBuf,
+    home: Home,
     args: DashboardArgs,
 ) -> anyhow::Result<()>
 where
     B: ratatui::backend::Backend,
     B::Error: Send + Sync + 'static,
 {
-    let request = commands::pipeline_request(&home, &args.data, Vec::new())?;
+    let request = commands::pipeline_request(&home.dir, &args.data, Vec::new())?;
     let services = commands::services_for(&home, &request, args.connect.as_deref())?;
     let result = event_loop(&mut terminal, &services, home, args, request).await;
     services.shutdown().await;
@@ -67,7 +67,7 @@ where
 async fn event_loop<B>(
     terminal: &mut ratatui::Terminal<B>,
     services: &Services,
-    home: PathBuf,
+    home: Home,
     args: DashboardArgs,
     request: PipelineRequest,
 ) -> anyhow::Result<()>
@@ -81,7 +81,7 @@ where
     spawn_sampler(services.clone(), tx.clone());
     spawn_signal_watcher(tx.clone());
     let mut app = App::new(
-        home.clone(),
+        home.dir.clone(),
         request.model_name.clone(),
         request.params.clone(),
         request.threshold,
@@ -246,7 +246,7 @@ struct Runtime {
     services: Services,
     tx: mpsc::UnboundedSender<Event>,
     request: PipelineRequest,
-    home: PathBuf,
+    home: Home,
     export_dir: PathBuf,
 }
 

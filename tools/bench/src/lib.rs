@@ -826,7 +826,8 @@ async fn run_once<T>(
     request: &logitflow::pipeline::PipelineRequest,
     inspect: impl FnOnce(&Supervisor) -> T,
 ) -> anyhow::Result<(logitflow::pipeline::RunReport, f64, T)> {
-    let supervisor = logitflow::commands::start_services(home, request)?;
+    let home = logitflow::commands::Home::new(home.to_path_buf(), None);
+    let supervisor = logitflow::commands::start_services(&home, request)?;
     let outcome = async {
         supervisor.wait_ready(Duration::from_secs(30)).await.map_err(|e| anyhow::anyhow!(e))?;
         let clients =
@@ -1136,7 +1137,8 @@ async fn time_pipeline(
     request: logitflow::pipeline::PipelineRequest,
 ) -> anyhow::Result<(f64, f64, std::collections::BTreeMap<String, u64>)> {
     let launched = Instant::now();
-    let supervisor = logitflow::commands::start_services(home, &request)?;
+    let home = logitflow::commands::Home::new(home.to_path_buf(), None);
+    let supervisor = logitflow::commands::start_services(&home, &request)?;
     let outcome = async {
         supervisor.wait_ready(Duration::from_secs(30)).await.map_err(|e| anyhow::anyhow!(e))?;
         let startup = launched.elapsed().as_secs_f64() * 1e3;

@@ -518,9 +518,9 @@ pub fn stratified_split(data: &Dataset, test_fraction: f64, seed: u64) -> Result
 ///
 /// Class 0's rows are shuffled first and class 1's with the generator where class 0's shuffle
 /// left it. The draws of a shuffle depend only on its length, so shuffling a slice of `()` that
-/// long moves a copy of the generator to that point at the cost of the draws alone (≈ 1 ms
-/// for 500,000 rows, against ≈ 8 ms for the shuffle with its swaps), and the two classes are
-/// shuffled on two cores: the same split, row for row, as shuffling one after the other.
+/// long moves a copy of the generator to that point at the cost of the draws alone, and the
+/// two classes are shuffled on two cores: the same split, row for row, as shuffling one after
+/// the other.
 pub fn stratified_rows(y: &[f64], test_fraction: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
     // Row numbers as u32 where they fit: the shuffles' swaps then move half the memory.
     if u32::try_from(y.len()).is_ok() {
@@ -616,8 +616,8 @@ fn stratified_rows_as<R: RowNumber>(
             }
         }
     }
-    // Each part in the file's order: the rows marked, read off in order (sorting the shuffled
-    // rows back took 19 ms of preprocess's 90 at 1M rows). Every row is written to both parts
+    // Each part in the file's order: the rows marked, read off in order, not the shuffled rows
+    // sorted back. Every row is written to both parts
     // and counted in the one it belongs to, so the loop has no branch on its random parts.
     let train_rows = counts.iter().sum::<usize>() - parts.iter().filter(|&&p| p == TEST).count();
     let test_rows = y.len() - train_rows;

@@ -526,8 +526,7 @@ pub fn separating_term(
 
 /// What [`separating_term`] looks at, gathered a row at a time, so that a pass over the rows
 /// made for something else (train's scaling) can gather it too: every term's bounds per class,
-/// and whether it is a 0/1 indicator. (A pass per term took 70 ms of the train stage at
-/// 800k × 10; a pass of its own, 8–14 ms.)
+/// and whether it is a 0/1 indicator, in one pass rather than one per term.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TermBounds {
     /// Per term: (the least value of each class, the greatest value of each class).
@@ -550,9 +549,8 @@ impl TermBounds {
         for (((lo, hi), indicator), &v) in self.bounds.iter_mut().zip(&mut self.indicators).zip(row)
         {
             // `min` and `max` as one instruction each: `f64::min` also handles a NaN bound,
-            // which these never are (they start infinite), and took the pass a third longer
-            // at 800k × 10 (11.5–16.8 ms against 7.5–10.8, alternating builds). A NaN value is
-            // passed over either way.
+            // which these never are (they start infinite), at a third more time. A NaN value
+            // is passed over either way.
             lo[c] = if v < lo[c] { v } else { lo[c] };
             hi[c] = if v > hi[c] { v } else { hi[c] };
             *indicator &= v == 0.0 || v == 1.0;
@@ -616,9 +614,8 @@ impl TermBounds {
 /// Scales `design` (rows of terms, one label per row in `labels`) in place with `transform`
 /// on up to `threads` threads, each gathering the bounds of its rows before it scales them:
 /// the bits [`Transform::scale_in_place_seeing`] with [`TermBounds::add`] gives on one thread,
-/// and the same bounds. Train's pass over the rows it fits, before the solver: 10 ms at
-/// 800k × 10 on one thread, most of what the train stage spends beside its solver once the
-/// rows are loaded ahead.
+/// and the same bounds. It is train's pass over the rows it fits, before the solver: most of
+/// what the train stage spends beside its solver once the rows are loaded ahead.
 pub fn scale_gathering_bounds(
     transform: &Transform,
     design: &mut [f64],

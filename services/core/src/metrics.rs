@@ -114,7 +114,7 @@ impl Metrics {
 
     /// [`Metrics::compute`], and the [`Ranking`] it made, for the curves. The ranking (a sort)
     /// is made on other cores while this one takes the metrics of each row (the log loss's
-    /// `exp` and `ln_1p`, ≈ 6 ms at 200k rows).
+    /// `exp` and `ln_1p`).
     pub fn compute_with_ranking(
         probabilities: &[f64],
         logits: &[f64],
@@ -182,10 +182,9 @@ impl Metrics {
 
 /// The rows ranked once, highest score first, as the cumulative counts at each distinct score:
 /// what AUC, average precision, the suggested thresholds and the ROC and precision-recall
-/// curves all read. One sort of the test rows serves the five (each sorted them itself before:
-/// 34–48 ms of evaluate's CPU at 200k rows). Tied scores are one group in every measure, so
-/// the sort need not be stable, and it sorts the (score, label) pairs themselves, in cache,
-/// rather than indices into them.
+/// curves all read. One sort of the test rows serves the five. Tied scores are one group in
+/// every measure, so the sort need not be stable, and it sorts the (score, label) pairs
+/// themselves, in cache, rather than indices into them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ranking {
     /// (score, true positives, false positives) at or above each distinct score, highest first.
@@ -213,8 +212,7 @@ impl Ranking {
     pub fn new(scores: &[f64], labels: &[f64]) -> Ranking {
         // Each class's scores are sorted on a core of its own, as integers in the order of
         // `f64::total_cmp` (an integer sort, ≈ twice as fast as sorting pairs by the floats'
-        // order); then the two lists are walked together, highest first. 7–9 ms → ≈ 3 ms at
-        // 200k rows.
+        // order); then the two lists are walked together, highest first.
         let sorted = |positive: bool| {
             let mut keys: Vec<u64> = scores
                 .iter()

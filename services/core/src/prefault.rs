@@ -2,11 +2,9 @@
 //!
 //! A split part's rows are copied into memory the process has never touched (64 MB for the
 //! training part of a 1M × 10 file), and each 4 KiB page of it costs a page fault on its first
-//! write: on this project's machines, filling 64 MiB took 48–53 ms on one thread, and 32–34 ms
-//! while a second thread faulted the pages in ahead of it (`MADV_POPULATE_WRITE`, a C test).
-//! Reading a part, the second core only hashes, a fraction of its time; with the faults moved
-//! there, loading the training part of the 201 MB file took 48–55 ms at best against 57–78 ms
-//! (the least of nine loads, in nine runs alternating with the build before).
+//! write, which a second thread can take ahead of the one that fills it
+//! (`MADV_POPULATE_WRITE`). Reading a part, the second core only hashes, a fraction of its
+//! time: the faults are moved there.
 //!
 //! Advising the memory for transparent huge pages instead was tried and is slower here: see
 //! BENCHMARKS.md.

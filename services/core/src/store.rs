@@ -93,7 +93,7 @@ impl Kind {
 /// A file of an artifact as its manifest lists it: its size and one digest.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct FileEntry {
-    /// BLAKE3, hex: how files are checked since 2026-12 (2.4× faster here than SHA-256).
+    /// BLAKE3, hex: how files are checked (faster than SHA-256, which older manifests hold).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blake3: Option<String>,
     /// SHA-256, hex: how files written before were checked.
@@ -1244,10 +1244,8 @@ fn hash_mismatch(id: &str, name: &str, entry: &FileEntry) -> StoreError {
 const NPY_CHUNK_BYTES: usize = 64 << 10;
 
 /// Bytes read at a time when rows are picked on one thread and hashed on another
-/// ([`Store::read_npy_rows`]). Each chunk is a hand-off between the two, and at 64 KiB the
-/// training part of the 201 MB file took 1,250 of them, whose wake-ups were an eighth of the
-/// load's time (perf). At 1 MiB, loading that part took a median 52 ms against 60 (90 loads
-/// each, alternating builds; 256 KiB 62, 512 KiB 56, 2 MiB 54 in a first sweep).
+/// ([`Store::read_npy_rows`]). Each chunk is a hand-off between the two, whose wake-ups cost:
+/// large chunks make few of them.
 const PICK_CHUNK_BYTES: usize = 1 << 20;
 
 /// The header of an `.npy` file of `len` bytes, read from its start by ndarray-npy once its
@@ -1374,9 +1372,9 @@ impl<T: bytemuck::Pod + Send> NpyRows<'_, T> {
         };
         let chunk_rows = (PICK_CHUNK_BYTES / (width.max(1) * std::mem::size_of::<T>())).max(1);
         let HashingReader { inner: mut reader, digest } = file;
-        // The hash is taken on a second core while this one reads and picks (for an 80 MB
-        // matrix ≈ 20 ms of a ≈ 90 ms load): each chunk, once its rows are visited, goes to
-        // the hashing thread, and its buffer comes back for a later chunk.
+        // The hash is taken on a second core while this one reads and picks: each chunk, once
+        // its rows are visited, goes to the hashing thread, and its buffer comes back for a
+        // later chunk.
         let (visited, digest) = std::thread::scope(|scope| {
             if let Some(spare) = spare {
                 scope.spawn(move || spare.populate());
@@ -1440,9 +1438,8 @@ fn part_file_names(part: SplitPart) -> (&'static str, &'static str) {
     }
 }
 
-/// A split's part as it is stored: a mask where that is smaller (nearly always: 1M rows split
-/// 80/20 take 250 KB as masks, 8 MB as numbers, whose writing and fsync were ≈ 10–30 ms of
-/// preprocess), else its row numbers.
+/// A split's part as it is stored: a mask where that is smaller (nearly always), else its row
+/// numbers.
 enum PartFile<'a> {
     Mask(Vec<u8>),
     Rows(&'a [u64]),

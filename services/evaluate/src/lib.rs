@@ -137,8 +137,8 @@ async fn evaluate(
         } else {
             Vec::new()
         };
-        // Stored and registered: the answer does not wait for the test rows' memory (16 MB at
-        // 200k × 10, ≈ 2 ms) to be given back.
+        // Stored and registered: the answer does not wait for the test rows' memory to be
+        // given back.
         let test_rows = test.rows();
         drop(terms);
         logitflow_core::drop_in_background(test);

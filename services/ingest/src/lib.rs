@@ -276,11 +276,10 @@ async fn from_csv(
         // Read twice at once through the descriptor that was checked (never the path again),
         // each reading at its own offset, and never held whole: once for its hash, the step
         // cache's key, and once to parse, in blocks, on every core. The parse does not wait for
-        // the hash (on the 201 MB file that wait was 80 ms of ingest's 0.7 s); when the step
-        // turns out to be cached, it is stopped and its table never made. A numeric table's
-        // values are written to the store's staging area as they are parsed, so the copy into
-        // the page cache no longer waits for the parse (the 201 MB file: 0.34–0.36 s against
-        // 0.40–1.06 s), and the table in memory holds no values (peak 45 MB against 125).
+        // the hash; when the step turns out to be cached, it is stopped and its table never
+        // made. A numeric table's values are written to the store's staging area as they are
+        // parsed, so the copy into the page cache does not wait for the parse, and the table in
+        // memory holds no values.
         // Compressed, its CSV is read through the decoder; Parquet, as the CSV it would export
         // to; in another format, it is named as what it is.
         let format = formats::Format::sniff(&file, &path)?;
@@ -310,7 +309,7 @@ async fn from_csv(
         };
         // Only a file of a length ingested before can be a cached step. One of a length never
         // seen is read once, hashed as it is parsed: a second reading at once, for a hash that
-        // could only miss, cost the 201 MB file ≈ 15 ms of ingest (a copy of every byte).
+        // could only miss, would copy every byte for nothing.
         let length_seen = length_seen_key(size);
         if state.store.step_lookup(&length_seen).is_none() {
             let never = AtomicBool::new(false);

@@ -564,10 +564,9 @@ fn train(
     );
     let model_id =
         store_model(store, request, (params_json, key), &model, (outcome.curve, cancelled))?;
-    // The rows are done with: another thread gives their memory back (64 MB at 800k × 10,
-    // ≈ 5 ms) while the answer goes out. Not sooner: while the memory is unmapped, no thread
-    // of the process can fault a page in, and storing the model, which allocates, waited for
-    // it (2–7 ms, against ≈ 1 ms for the curve stored after it).
+    // The rows are done with: another thread gives their memory back while the answer goes
+    // out. Not sooner: while the memory is unmapped, no thread of the process can fault a page
+    // in, and storing the model, which allocates, waited for it.
     logitflow_core::drop_in_background(rows);
     Ok(Some(fresh_model(model_id, stop_reason, epochs, solve_ms)))
 }

@@ -1,12 +1,12 @@
 //! A dataset's feature matrix written while its CSV is still being read: [`DatasetWriter`].
 //!
-//! Ingest used to parse the whole file into memory and only then store it, so the copy of
-//! 80 MB into the page cache waited for the parse and then ran on one core, the other idle. The
-//! writer takes the values a block of rows at a time (it is the table reader's
-//! [`ValueSink`]), writes them to the storage's staging area and hashes them on the way; the
-//! dataset is stored once the labels and columns are known ([`Store::put_streamed_table`]),
-//! with the same bytes, the same digests and so the same id as [`Store::put_table`] of the
-//! whole table gives (a proptest holds the two to it).
+//! Parsed whole into memory and only then stored, a dataset's copy into the page cache would
+//! wait for the parse and then run on one core, the other idle. The writer takes the values a
+//! block of rows at a time (it is the table reader's [`ValueSink`]), writes them to the
+//! storage's staging area and hashes them on the way; the dataset is stored once the labels
+//! and columns are known ([`Store::put_streamed_table`]), with the same bytes, the same
+//! digests and so the same id as [`Store::put_table`] of the whole table gives (a proptest
+//! holds the two to it).
 //!
 //! `x.npy` begins with its header, which holds the row count, known only at the end. BLAKE3
 //! hashes a file as a tree whose leaves are 1024-byte chunks, so everything after the first
@@ -153,10 +153,8 @@ impl DatasetWriter {
 
 /// Starts writing bytes `from..to` of `file` to the disk, without waiting for it, so that the
 /// fsync that stores the dataset finds little left to write: the disk is idle while the CSV is
-/// parsed. Storing the 201 MB file's dataset after its parse took 11–13 ms against 38–97 ms
-/// (eight runs each, alternating, in process), the parse no slower. (Started while a parsed
-/// table was written out whole, it gained nothing and stalled the writes: BENCHMARKS.md.) A
-/// failure changes nothing: the fsync writes what is left.
+/// parsed. (Started while a parsed table was written out whole, it gained nothing and stalled
+/// the writes: BENCHMARKS.md.) A failure changes nothing: the fsync writes what is left.
 fn start_writeback(file: &std::fs::File, from: u64, to: u64) {
     #[cfg(target_os = "linux")]
     {

@@ -11,8 +11,8 @@
 use axum::Router;
 use axum::extract::State;
 use axum::routing::post;
-use logitflow_core::logistic::logit;
-use logitflow_core::scale::Value;
+use logitflow_core::logistic::value_reaching;
+use logitflow_core::scale::{Value, level_term};
 use logitflow_kit::client::{ServiceClient, path_segment};
 use logitflow_kit::wire::{
     Advice, AdviceRequest, InferRequest, InferResponse, ModelMetadata, Needed,
@@ -164,9 +164,6 @@ fn feature_to_solve_for(
 fn needed_value(meta: &ModelMetadata, inputs: &[Value], target: f64, j: usize) -> Option<Needed> {
     let feature = &meta.feature_names[j];
     let theta = meta.coefficients.get(feature)?;
-    if theta == 0.0 {
-        return None;
-    }
     // The rest of the logit: the intercept, every other numeric feature's term, and the
     // term of each text feature's level (none for the reference level).
     let mut rest = meta.intercept;
@@ -177,11 +174,12 @@ fn needed_value(meta: &ModelMetadata, inputs: &[Value], target: f64, j: usize) -
         rest += match value {
             Value::Number(v) => meta.coefficients.get(name).unwrap_or(0.0) * v,
             Value::Text(level) => {
-                meta.coefficients.get(&format!("{name}={}", level.trim())).unwrap_or(0.0)
+                meta.coefficients.get(&level_term(name, level.trim())).unwrap_or(0.0)
             }
         };
     }
-    Some(Needed { feature: feature.clone(), target, value: (logit(target) - rest) / theta })
+    let value = value_reaching(target, rest, theta)?;
+    Some(Needed { feature: feature.clone(), target, value })
 }
 
 /// Advice from a K-class model: the probability of the class asked (default: the most
@@ -253,7 +251,7 @@ fn value_making_most_probable(
                     _ if k == j => 0.0,
                     Value::Number(v) => e.coefficients.get(name).unwrap_or(0.0) * v,
                     Value::Text(level) => {
-                        e.coefficients.get(&format!("{name}={}", level.trim())).unwrap_or(0.0)
+                        e.coefficients.get(&level_term(name, level.trim())).unwrap_or(0.0)
                     }
                 };
             }

@@ -108,6 +108,13 @@ pub fn logit(p: f64) -> f64 {
     (p / (1.0 - p)).ln()
 }
 
+/// The value of one term that makes the probability `target`, where the rest of the logit is
+/// `rest` and the term's coefficient `theta`: the inverse of the logit. `None` where the term
+/// has no effect or `target` is not strictly between 0 and 1.
+pub fn value_reaching(target: f64, rest: f64, theta: f64) -> Option<f64> {
+    (theta != 0.0 && 0.0 < target && target < 1.0).then(|| (logit(target) - rest) / theta)
+}
+
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum Solver {

@@ -7,7 +7,7 @@
 
 use crate::inference::{FitReport, TermStatistics};
 use crate::logistic::multinomial::ClassModel;
-use crate::logistic::{EpochEvent, StopReason, TrainParams, Weights, logit, sigmoid};
+use crate::logistic::{EpochEvent, StopReason, TrainParams, Weights, sigmoid};
 use crate::scale::{EncodeError, Encoding, Transform, Value};
 use crate::table::Classes;
 use serde::{Deserialize, Serialize};
@@ -331,9 +331,6 @@ impl Model {
     /// `row` is a row of terms; `index` a term's index.
     pub fn value_for_probability(&self, row: &[f64], index: usize, target: f64) -> Option<f64> {
         let theta = self.coefficients.0.get(index)?.1;
-        if theta == 0.0 || !(0.0 < target && target < 1.0) {
-            return None;
-        }
         let mut rest =
             self.intercept + if self.transform.has_offset() { row[self.term_count()] } else { 0.0 };
         for (t, (_, coefficient)) in self.coefficients.0.iter().enumerate() {
@@ -341,7 +338,7 @@ impl Model {
                 rest += coefficient * row[t];
             }
         }
-        Some((logit(target) - rest) / theta)
+        crate::logistic::value_reaching(target, rest, theta)
     }
 }
 

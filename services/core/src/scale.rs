@@ -245,9 +245,7 @@ impl Transform {
                         .map(|(l, _)| l.clone())
                         .collect();
                     term_names.extend(
-                        kept.iter()
-                            .skip(1)
-                            .map(|level| format!("{}={level}", train.feature_names[j])),
+                        kept.iter().skip(1).map(|level| level_term(&train.feature_names[j], level)),
                     );
                     encodings.push(Encoding::Categorical { levels: kept });
                 }
@@ -491,12 +489,6 @@ impl Transform {
         }
     }
 
-    pub fn apply_row(&self, row: &[f64], out: &mut [f64]) {
-        for j in 0..row.len() {
-            out[j] = (row[j] - self.offset[j]) / self.scale[j];
-        }
-    }
-
     /// The sample standard deviation (n − 1) of each of the `k` columns of a row-major
     /// matrix; 0 with fewer than two rows.
     pub fn column_standard_deviations(design: &[f64], k: usize) -> Vec<f64> {
@@ -563,6 +555,12 @@ impl Transform {
         self.scale_in_place(&mut out);
         out
     }
+}
+
+/// The name of the term of a text feature's level (treatment coding; the reference level has
+/// none): `feature=level`, as coefficient tables and served metadata name it.
+pub fn level_term(feature: &str, level: &str) -> String {
+    format!("{feature}={level}")
 }
 
 #[cfg(test)]

@@ -8,10 +8,10 @@
 //! through the same linear map that un-scales the estimates: with t' = (t − o)/s,
 //! θ_t = w_t/s_t and θ0 = b − Σ θ_t o_t, so θ = A·(b, w) and Cov(θ) = A·Cov(b, w)·Aᵀ.
 
+use crate::coefficients::{Coefficients, unscaled};
 use crate::logistic::{
     Covariance, Examples, Weights, hessian_sum, invert_spd, log_loss_at, sigmoid,
 };
-use crate::model::Coefficients;
 use crate::scale::Transform;
 use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, MatRef, Par};
@@ -127,7 +127,8 @@ impl PathReport {
         let coefficients: Vec<Vec<f64>> = points
             .iter()
             .map(|point| {
-                let (intercept, terms) = crate::model::unscaled(transform, &point.weights);
+                let (intercept, terms) =
+                    unscaled(transform, point.weights.bias, &point.weights.weights);
                 std::iter::once(intercept).chain(terms).collect()
             })
             .collect();

@@ -18,6 +18,7 @@
 //!   atomic writes, step caching, and integer model versions with aliases.
 
 pub mod clean;
+pub mod coefficients;
 pub mod home;
 pub mod inference;
 pub mod logistic;

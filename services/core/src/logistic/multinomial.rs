@@ -17,8 +17,8 @@
 //! labels generalised; frequency weights and offsets are not taken here yet.
 
 use super::{EpochEvent, Examples, StopReason, Weights, solve_spd};
+use crate::coefficients::Coefficients;
 use crate::inference::TermStatistics;
-use crate::model::Coefficients;
 use crate::scale::Transform;
 use faer::linalg::matmul::matmul;
 use faer::linalg::matmul::triangular::{self, BlockStructure};

@@ -174,15 +174,6 @@ pub struct ServiceCli {
     pub args: ServiceArgs,
 }
 
-/// What a service's `main` does first: tracing, configuration, and the bound listener.
-pub async fn start(args: &ServiceArgs) -> std::io::Result<(tokio::net::TcpListener, Config)> {
-    crate::init_tracing();
-    let config = Config::from_env(args);
-    check_exposure(args.listen, config.token.as_deref())?;
-    let listener = tokio::net::TcpListener::bind(args.listen).await?;
-    Ok((listener, config))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -91,6 +91,11 @@ pub(crate) fn error_response(status: StatusCode, code: &str, message: String) ->
         .into_response()
 }
 
+/// The error a request body fails with when no byte arrives for the body timeout.
+#[derive(Debug, thiserror::Error)]
+#[error("no part of the request body arrived for {0:?}")]
+pub(crate) struct BodyTimedOut(pub(crate) std::time::Duration);
+
 /// Whether the body timeout is somewhere in the error's chain of causes.
 /// Whether an `E` is anywhere in `error`'s chain of sources.
 fn caused_by<E: std::error::Error + 'static>(error: &(dyn std::error::Error + 'static)) -> bool {
@@ -105,7 +110,7 @@ fn caused_by<E: std::error::Error + 'static>(error: &(dyn std::error::Error + 's
 }
 
 fn caused_by_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
-    caused_by::<crate::guard::BodyTimedOut>(error)
+    caused_by::<BodyTimedOut>(error)
 }
 
 impl ApiError {

@@ -1,9 +1,9 @@
 //! The one middleware every request passes: [`Guard`] (a tower and hyper `Service`), its
 //! future [`GuardFuture`], and the request body wrapper [`IdleTimeoutBody`].
 
+use crate::common::Common;
 use crate::connection::Connection;
-use crate::error::{ApiError, error_response};
-use crate::server::Common;
+use crate::error::{ApiError, BodyTimedOut, error_response};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::Request;
@@ -350,11 +350,6 @@ impl LazyTimeout {
         self.timer = None;
     }
 }
-
-/// The error a request body fails with when no byte arrives for the body timeout.
-#[derive(Debug, thiserror::Error)]
-#[error("no part of the request body arrived for {0:?}")]
-pub(crate) struct BodyTimedOut(Duration);
 
 pin_project_lite::pin_project! {
     /// A request body that fails with [`BodyTimedOut`] when it goes `timeout` without a frame.

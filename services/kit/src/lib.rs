@@ -14,6 +14,7 @@
 //! - [`client::ServiceClient`]: a typed HTTP client for the console and the apps.
 
 pub mod client;
+mod common;
 mod config;
 mod connection;
 mod error;
@@ -23,14 +24,12 @@ mod step;
 pub mod testing;
 pub mod wire;
 
-pub use config::{
-    Config, ServiceArgs, ServiceCli, check_exposure, default_home, start, token_from_env,
-};
+pub use config::{Config, ServiceArgs, ServiceCli, check_exposure, default_home, token_from_env};
 pub use error::{ApiError, Json, blocking, parse_json};
 pub use guard::same_token;
 pub use server::{
     Readiness, ServiceInfo, announce_listening, cpu_seconds, init_tracing, proc_status_bytes,
-    serve, serve_with_metrics, shutdown_signal, use_aws_lc_crypto,
+    serve, serve_with_metrics, shutdown_signal, start, use_aws_lc_crypto,
 };
 pub use step::{StepSummary, cached_step};
 

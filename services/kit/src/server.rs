@@ -1,5 +1,7 @@
+use crate::common::Common;
+pub use crate::common::{Readiness, ServiceInfo};
 use crate::config::Config;
-use crate::connection::{Connections, WatchedIo, watch_headers};
+use crate::connection::{WatchedIo, watch_headers};
 use crate::error::{ApiError, error_response};
 use crate::guard::Guard;
 use axum::extract::State;
@@ -8,90 +10,22 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use std::future::Future;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 use tower_http::trace::TraceLayer;
 
 /// How long in-flight requests (and event streams) get to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// What `GET /v2/health/ready` answers: ready, or not ready and why. Cheap to clone.
-#[derive(Debug, Clone)]
-pub struct Readiness(Arc<Mutex<Result<(), String>>>);
-
-impl Readiness {
-    pub fn ready() -> Self {
-        Readiness(Arc::new(Mutex::new(Ok(()))))
-    }
-    pub fn not_ready(why: impl Into<String>) -> Self {
-        Readiness(Arc::new(Mutex::new(Err(why.into()))))
-    }
-    pub fn set(&self, state: Result<(), String>) {
-        if let Ok(mut guard) = self.0.lock() {
-            *guard = state;
-        }
-    }
-    pub fn get(&self) -> Result<(), String> {
-        self.0.lock().map_or_else(|_| Err("readiness state poisoned".into()), |g| g.clone())
-    }
-}
-
-/// The service's identity, for `GET /v1/info`.
-#[derive(Debug, Clone)]
-pub struct ServiceInfo {
-    pub name: &'static str,
-    pub started: Instant,
-}
-
-/// What the common routes and the [`Guard`] share; one per service, behind an `Arc`.
-pub(crate) struct Common {
-    info: ServiceInfo,
-    readiness: Readiness,
-    pub(crate) connections: Arc<Connections>,
-    pub(crate) token: Option<Box<str>>,
-    pub(crate) body_limit: usize,
-    large_body_routes: Vec<(&'static str, u64)>,
-    pub(crate) request_timeout: Duration,
-    pub(crate) body_timeout: Duration,
-    /// The service's own series, appended to `/metrics`.
-    extra_metrics: Box<dyn Fn(&mut String) + Send + Sync>,
-}
-
-impl Common {
-    #[cfg(test)]
-    fn new(name: &'static str, readiness: Readiness, config: &Config) -> Arc<Self> {
-        Self::with_metrics(name, readiness, config, Box::new(|_| {}))
-    }
-
-    fn with_metrics(
-        name: &'static str,
-        readiness: Readiness,
-        config: &Config,
-        extra_metrics: Box<dyn Fn(&mut String) + Send + Sync>,
-    ) -> Arc<Self> {
-        let started = Instant::now();
-        Arc::new(Common {
-            info: ServiceInfo { name, started },
-            readiness,
-            connections: Arc::new(Connections::new(started)),
-            token: config.token.as_deref().map(Box::from),
-            body_limit: config.body_limit,
-            large_body_routes: config.large_body_routes.clone(),
-            request_timeout: config.request_timeout,
-            body_timeout: config.body_timeout,
-            extra_metrics,
-        })
-    }
-}
-
-impl Common {
-    /// The largest body a request to `path` may carry.
-    pub(crate) fn body_limit_for(&self, path: &str) -> u64 {
-        self.large_body_routes
-            .iter()
-            .find(|(prefix, _)| path.starts_with(prefix))
-            .map_or(self.body_limit as u64, |(_, limit)| *limit)
-    }
+/// What a service's `main` does first: tracing, configuration, and the bound listener.
+pub async fn start(
+    args: &crate::config::ServiceArgs,
+) -> std::io::Result<(tokio::net::TcpListener, Config)> {
+    init_tracing();
+    let config = Config::from_env(args);
+    crate::config::check_exposure(args.listen, config.token.as_deref())?;
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    Ok((listener, config))
 }
 
 /// Logs JSON lines to stderr, and keeps the last [`RECENT_LOG_LINES`] of them for
@@ -517,6 +451,7 @@ mod tests {
     use axum::body::Body;
     use axum::extract::Request;
     use http_body_util::BodyExt;
+    use std::time::Instant;
     use tower::ServiceExt;
 
     fn app(token: Option<&str>) -> Guard<Router> {

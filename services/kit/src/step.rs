@@ -1,3 +1,5 @@
+use crate::wire::{DatasetInfo, SplitInfo, TransformInfo};
+
 /// What a cached step answers with; it says whether it came from the cache.
 pub trait StepSummary: serde::Serialize + serde::de::DeserializeOwned {
     fn set_cached(&mut self, cached: bool);
@@ -32,4 +34,24 @@ pub fn cached_step<T: StepSummary>(
         },
     )?;
     Ok(summary)
+}
+
+// The summaries of the cached pipeline steps (ingest, preprocess, features).
+
+impl StepSummary for DatasetInfo {
+    fn set_cached(&mut self, cached: bool) {
+        self.cached = cached;
+    }
+}
+
+impl StepSummary for SplitInfo {
+    fn set_cached(&mut self, cached: bool) {
+        self.cached = cached;
+    }
+}
+
+impl StepSummary for TransformInfo {
+    fn set_cached(&mut self, cached: bool) {
+        self.cached = cached;
+    }
 }

@@ -711,26 +711,6 @@ pub struct ErrorBody {
     pub code: String,
 }
 
-// The summaries of the cached pipeline steps (ingest, preprocess, features).
-
-impl crate::StepSummary for DatasetInfo {
-    fn set_cached(&mut self, cached: bool) {
-        self.cached = cached;
-    }
-}
-
-impl crate::StepSummary for SplitInfo {
-    fn set_cached(&mut self, cached: bool) {
-        self.cached = cached;
-    }
-}
-
-impl crate::StepSummary for TransformInfo {
-    fn set_cached(&mut self, cached: bool) {
-        self.cached = cached;
-    }
-}
-
 /// ingest's answer to `PUT /v1/uploads`: where the uploaded CSV is kept, for a `CsvSource`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct UploadInfo {

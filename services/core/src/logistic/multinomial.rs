@@ -17,8 +17,7 @@
 //! labels generalised; frequency weights and offsets are not taken here yet.
 
 use super::{EpochEvent, Examples, StopReason, Weights, solve_spd};
-use crate::coefficients::Coefficients;
-use crate::inference::TermStatistics;
+use crate::coefficients::{Coefficients, TermStatistics, with_standard_errors};
 use crate::scale::Transform;
 use faer::linalg::matmul::matmul;
 use faer::linalg::matmul::triangular::{self, BlockStructure};
@@ -375,7 +374,7 @@ pub fn multinomial_statistics(
                 (0..k * k).map(|i| covariance[(a * k + i / k) * size + a * k + i % k]).collect();
             let (intercept, coefficients) =
                 in_data_units(&fit.model.blocks[class], transform, term_names);
-            let terms = crate::inference::with_standard_errors(
+            let terms = with_standard_errors(
                 TermStatistics::estimates_only(intercept, &coefficients),
                 &block,
                 transform,

@@ -1,7 +1,7 @@
 //! Preprocessing: from a [`RawTable`] to a clean [`Dataset`], and the seeded, stratified
 //! train/test [`Split`], with a [`CleanReport`] of what was kept and dropped, by reason.
 
-use crate::roles::RoleColumns;
+use crate::roles::{Role, RoleColumns, RowReport};
 use crate::table::{Classes, ColumnKind, DataError, RawTable};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -638,6 +638,129 @@ fn stratified_rows_as<R: RowNumber>(
 /// early stopping); stratified and seeded like [`stratified_split`].
 pub fn validation_split(train: &Dataset, fraction: f64, seed: u64) -> Result<Split, DataError> {
     stratified_split(train, fraction, seed ^ 0x9e37_79b9_7f4a_7c15)
+}
+
+/// The values of the role columns that are not inputs of the model, one per row, taken out
+/// of a dataset's rows ([`RowColumns::take`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RowColumns {
+    /// The role columns' names, the offset among them.
+    pub names: RoleColumns,
+    pub weights: Option<Vec<f64>>,
+    /// Each row's cluster, as the code or number the column holds.
+    pub cluster: Option<Vec<f64>>,
+    pub folds: Option<Vec<f64>>,
+}
+
+impl RowColumns {
+    /// The names of `data`'s features that are inputs of the model: all but the weight,
+    /// cluster and fold columns.
+    pub fn model_inputs(data: &Dataset) -> Vec<&str> {
+        let row_only: Vec<&str> = data.roles.of_rows_only().map(|(_, name)| name).collect();
+        data.feature_names
+            .iter()
+            .map(String::as_str)
+            .filter(|name| !row_only.contains(name))
+            .collect()
+    }
+
+    /// Takes the weight, cluster and fold columns out of `data` (its features are then the
+    /// model's inputs, the offset among them) and returns their values.
+    pub fn take(data: &mut Dataset) -> RowColumns {
+        let mut out = RowColumns { names: data.roles.clone(), ..RowColumns::default() };
+        let roles: Vec<(Role, usize)> = data
+            .roles
+            .of_rows_only()
+            .filter_map(|(role, name)| {
+                Some((role, data.feature_names.iter().position(|n| n == name)?))
+            })
+            .collect();
+        if roles.is_empty() {
+            return out;
+        }
+        let d = data.width();
+        for &(role, j) in &roles {
+            let values = Some(data.x.iter().skip(j).step_by(d).copied().collect());
+            match role {
+                Role::Weights => out.weights = values,
+                Role::Cluster => out.cluster = values,
+                Role::Folds => out.folds = values,
+                Role::Offset => {}
+            }
+        }
+        let kept: Vec<usize> = (0..d).filter(|j| !roles.iter().any(|(_, r)| r == j)).collect();
+        let mut x = Vec::with_capacity(data.rows() * kept.len());
+        for row in data.x.chunks_exact(d) {
+            x.extend(kept.iter().map(|&j| row[j]));
+        }
+        data.x = x;
+        if !data.kinds.is_empty() {
+            data.kinds = kept.iter().map(|&j| data.kinds[j].clone()).collect();
+        }
+        data.feature_names = kept.iter().map(|&j| data.feature_names[j].clone()).collect();
+        data.roles = RoleColumns { offset: data.roles.offset.take(), ..RoleColumns::default() };
+        out
+    }
+
+    /// Whether any row's weight is zero.
+    fn has_zero_weights(&self) -> bool {
+        self.weights.as_ref().is_some_and(|w| w.contains(&0.0))
+    }
+
+    /// How many distinct clusters the cluster column holds, if there is one.
+    pub fn clusters(&self) -> Option<usize> {
+        self.cluster.as_ref().map(|c| {
+            let mut distinct: Vec<u64> = c.iter().map(|v| v.to_bits()).collect();
+            distinct.sort_unstable();
+            distinct.dedup();
+            distinct.len()
+        })
+    }
+
+    /// What the fit's report says of these columns, for a fit of `rows` rows after
+    /// [`RowColumns::drop_unweighted`] dropped `dropped` of them.
+    pub fn report(&self, rows: usize, dropped: usize) -> Option<RowReport> {
+        if self.names.is_empty() {
+            return None;
+        }
+        let clusters = self.clusters();
+        let weight_sum = self.weights.as_ref().map(|w| w.iter().sum());
+        Some(RowReport {
+            columns: self.names.clone(),
+            rows,
+            weight_sum,
+            dropped_rows: dropped,
+            clusters,
+        })
+    }
+
+    /// Drops the rows of weight 0 from `data` and from these columns: such a row is not in the
+    /// data the fit equals ("each row repeated w times"), so no check may see it either.
+    /// Returns how many it dropped.
+    pub fn drop_unweighted(&mut self, data: &mut Dataset) -> usize {
+        if !self.has_zero_weights() {
+            return 0;
+        }
+        let Some(weights) = &self.weights else { return 0 };
+        let rows = weights.len();
+        let keep: Vec<bool> = weights.iter().map(|&w| w != 0.0).collect();
+        retain_rows(&mut data.x, &keep, data.feature_names.len());
+        retain_rows(&mut data.y, &keep, 1);
+        for column in [&mut self.weights, &mut self.cluster, &mut self.folds].into_iter().flatten()
+        {
+            retain_rows(column, &keep, 1);
+        }
+        rows - data.y.len()
+    }
+}
+
+/// Keeps the rows (of `width` values each) whose `keep` is true.
+fn retain_rows(values: &mut Vec<f64>, keep: &[bool], width: usize) {
+    let mut at = 0;
+    values.retain(|_| {
+        at += 1;
+        keep[(at - 1) / width.max(1)]
+    });
 }
 
 #[cfg(test)]

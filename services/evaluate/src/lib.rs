@@ -14,13 +14,13 @@
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
+use logitflow_core::clean::RowColumns;
 use logitflow_core::metrics::{
     CALIBRATION_BINS, CalibrationBin, Metrics, PrPoint, Ranking, RocPoint, calibration_bins,
     multiclass_metrics,
 };
 use logitflow_core::model::Model;
 use logitflow_core::registry::{CANDIDATE, Registry, STABLE, check_name};
-use logitflow_core::roles::RowColumns;
 use logitflow_core::store::{Kind, SplitPart, Store};
 use logitflow_kit::wire::{
     AliasRequest, ClassCurves, EvaluateRequest, Evaluation, ModelVersions, PromoteRequest,

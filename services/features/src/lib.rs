@@ -6,7 +6,7 @@
 use axum::Router;
 use axum::extract::State;
 use axum::routing::post;
-use logitflow_core::roles::RowColumns;
+use logitflow_core::clean::RowColumns;
 use logitflow_core::scale::Transform;
 use logitflow_core::store::{Columns, Kind, SplitPart, Store, step_key};
 use logitflow_kit::wire::{TransformInfo, TransformRequest};

@@ -22,6 +22,7 @@ use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::{get, post};
 use futures::Stream;
+use logitflow_core::clean::RowColumns;
 use logitflow_core::clean::{Dataset, validation_split};
 use logitflow_core::inference::{
     PathReport, TermBounds, certain_rows, scale_gathering_bounds, separated_by_combination,
@@ -31,7 +32,6 @@ use logitflow_core::logistic::{
 };
 use logitflow_core::model::{Lineage, Model, TrainingLog};
 use logitflow_core::report;
-use logitflow_core::roles::RowColumns;
 use logitflow_core::scale::{EncodeError, Scaling, Transform};
 use logitflow_core::store::{
     Columns, DatasetRows, Kind, SplitPart, StepRecord, Store, StoreError, step_key,

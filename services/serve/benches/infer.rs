@@ -1,7 +1,7 @@
 //! serve's infer route in-process, without the network: the same one-row request as JSON and
 //! with binary tensors (in and out, tritonclient.http's defaults), and the same at 1,000 rows.
-//! What one request costs serve's code between the socket and the socket; `logitflow bench
-//! serve --binary` measures the same over real connections.
+//! What one request costs serve's code between the socket and the socket;
+//! `logitflow-bench serve --binary` measures the same over real connections.
 //!
 //! `cargo bench -p logitflow-serve --bench infer`
 

@@ -1,4 +1,4 @@
-"""The Python peer of `logitflow bench batch --vs-python`: the same scoring in one process.
+"""The Python peer of `logitflow-bench batch --vs-python`: the same scoring in one process.
 
 Reads the CSV with pandas, scores it with scikit-learn's `predict_proba` for the model that
 `bench batch` serves (one feature, `score`: intercept and coefficient given), and writes the

@@ -1,4 +1,4 @@
-"""The Python peer of `logitflow bench pipeline --vs-python`: the same work in one process.
+"""The Python peer of `logitflow-bench pipeline --vs-python`: the same work in one process.
 
 Reads the CSV with pandas, holds out a test part (the same fraction as logitflow), standardises
 with the training part's mean and deviation, fits an unpenalised logistic regression exactly

@@ -8,7 +8,7 @@ index (so wide designs are not separated), and optionally a text column of many 
 first level in sorted order as reference, sparse), standardises the columns, and times
 scikit-learn's unpenalised lbfgs with its defaults, and lbfgs and newton-cholesky to a 1e-8
 tolerance. It prints one JSON object: each fit's seconds, iterations and test log loss.
-`logitflow bench shapes` runs both commands.
+`logitflow-bench shapes` runs both commands.
 
 Usage:
   python3 shapes.py write ROWS FEATURES OUT_DIR [--levels L] [--seed S] [--classes K]

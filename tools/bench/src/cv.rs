@@ -1,4 +1,4 @@
-//! `logitflow bench cv`: a penalised path with K-fold cross-validation against R's cv.glmnet,
+//! `logitflow-bench cv`: a penalised path with K-fold cross-validation against R's cv.glmnet,
 //! in the same run. Each round trains the file through the real services (`--penalty l1` or
 //! `elasticnet`, `--cv K`, the whole file training) and then has `peers/cv.R` time cv.glmnet on
 //! the same rows, standardised as logitflow standardises them, with the folds logitflow drew

@@ -1,4 +1,4 @@
-//! `logitflow bench shapes`: the default fit on data of several shapes against scikit-learn,
+//! `logitflow-bench shapes`: the default fit on data of several shapes against scikit-learn,
 //! in the same run. For each shape `peers/shapes.py` writes a training and a test CSV (mixed
 //! scales, correlated columns, not separated); each round trains them through the real
 //! services with the solver asked for (`auto` unless told) and then times scikit-learn's

@@ -288,7 +288,10 @@ fn records_acknowledged_by_ingest_survive_sigkill() {
 /// Posts batches of 50 records to the ingest at `addr` until it is gone, SIGKILLing it (`pid`)
 /// `after` the first: how many records it acknowledged.
 async fn post_until_killed(addr: &str, pid: u32, after: Duration) -> u64 {
-    let client = reqwest::Client::new();
+    // Bounded: a post the dying service never answers fails rather than hanging the test (a
+    // clean-clone run once waited here for ever, under load, with no connection open).
+    let client =
+        reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
     let url = format!("http://{addr}/v1/collections/exams/records");
     let batch: Vec<serde_json::Value> = (0..50)
         .map(|i| serde_json::json!({"score": f64::from(i), "admitted": f64::from(i % 2)}))
@@ -303,7 +306,13 @@ async fn post_until_killed(addr: &str, pid: u32, after: Duration) -> u64 {
         match client.post(&url).json(&body).send().await {
             Ok(r) if r.status().is_success() => acked += 50,
             Ok(r) => panic!("ingest refused a valid post: {}", r.status()),
-            Err(_) => return acked, // the service is gone
+            Err(_) => {
+                // The service is gone, or answered too late: it is gone once this returns.
+                if !killed {
+                    kill9(pid);
+                }
+                return acked;
+            }
         }
     }
 }

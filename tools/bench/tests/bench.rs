@@ -72,3 +72,18 @@ fn pipeline_rounds_time_each_run_in_a_fresh_home_and_summarise_them() {
     );
     assert_eq!(sum[1]["median"].as_f64(), Some((least + most) / 2.0));
 }
+
+/// `serve` starts serve and its bare handler (a child of the bench binary, by its own
+/// subcommand) and loads both, over HTTP and over gRPC: a second of each on two connections,
+/// answered without an error.
+#[test]
+fn serve_loads_serve_and_its_bare_handler_over_http_and_grpc_without_an_error() {
+    let short = ["--seconds", "1", "--rounds", "1", "--connections", "2", "--json"];
+    for wire in [&[][..], &["--grpc"][..]] {
+        let out = bench(&[&["serve"][..], wire, &short[..]].concat());
+        for target in ["serve", "bare"] {
+            assert!(out[target]["requests"].as_u64() > Some(0), "{wire:?}: {out}");
+            assert_eq!(out[target]["errors"], 0, "{wire:?}: {out}");
+        }
+    }
+}

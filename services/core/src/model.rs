@@ -72,12 +72,6 @@ pub enum PredictError {
     NeedsText(String),
 }
 
-/// The intercept and each term's coefficient in the data's units, from weights on the scaled
-/// terms ([`crate::coefficients::unscaled`]).
-pub fn unscaled(transform: &Transform, scaled: &Weights) -> (f64, Vec<f64>) {
-    crate::coefficients::unscaled(transform, scaled.bias, &scaled.weights)
-}
-
 impl Model {
     /// Builds the model from weights on scaled features, undoing the scaling: with
     /// x' = (x − o)/s, z = b + Σ w x' = (b − Σ w o/s) + Σ (w/s) x.
@@ -92,7 +86,8 @@ impl Model {
         train_rows: usize,
         lineage: Lineage,
     ) -> Model {
-        let (intercept, thetas) = unscaled(&transform, &scaled);
+        let (intercept, thetas) =
+            crate::coefficients::unscaled(&transform, scaled.bias, &scaled.weights);
         let coefficients =
             Coefficients(transform.term_names().iter().cloned().zip(thetas).collect());
         let terms = TermStatistics::estimates_only(intercept, &coefficients);

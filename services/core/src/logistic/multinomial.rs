@@ -17,7 +17,7 @@
 //! labels generalised; frequency weights and offsets are not taken here yet.
 
 use super::{EpochEvent, Examples, StopReason, Weights, solve_spd};
-use crate::coefficients::{Coefficients, TermStatistics, with_standard_errors};
+use crate::coefficients::{Coefficients, TermStatistics, unscaled, with_standard_errors};
 use crate::scale::Transform;
 use faer::linalg::matmul::matmul;
 use faer::linalg::matmul::triangular::{self, BlockStructure};
@@ -392,17 +392,8 @@ pub fn in_data_units(
     transform: &Transform,
     term_names: &[String],
 ) -> (f64, Coefficients) {
-    let mut intercept = block.bias;
-    let coefficients = block
-        .weights
-        .iter()
-        .enumerate()
-        .map(|(j, w)| {
-            let (offset, scale) = (transform.offset[j], transform.scale[j]);
-            intercept -= w * offset / scale;
-            (term_names[j].clone(), w / scale)
-        })
-        .collect();
+    let (intercept, thetas) = unscaled(transform, block.bias, &block.weights);
+    let coefficients = term_names.iter().cloned().zip(thetas).collect();
     (intercept, coefficients)
 }
 

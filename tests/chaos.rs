@@ -14,7 +14,7 @@ use logitflow::commands::Home;
 use logitflow::pipeline::{Clients, PipelineRequest, run_pipeline};
 use logitflow::supervisor::{ServiceName, Status, Supervisor, SupervisorConfig};
 use logitflow_core::model::Model;
-use logitflow_core::store::{Kind, Store};
+use logitflow_store::{Kind, Store};
 use rand::{Rng, SeedableRng};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -78,12 +78,12 @@ fn killed_services_are_restarted_and_serve_comes_back_with_the_same_version() {
     // second, newer version is registered as the candidate first, so a serve that came back
     // serving the latest version (or the candidate as stable) would be seen.
     {
-        use logitflow_core::registry::{CANDIDATE, Registry};
-        let store = logitflow_core::store::Store::open(home.path()).expect("store");
+        use logitflow_store::registry::{CANDIDATE, Registry};
+        let store = logitflow_store::Store::open(home.path()).expect("store");
         let model = logitflow_core::model::Model::one_feature(-30.0, 0.2);
         let id = store
             .put_json(
-                logitflow_core::store::Kind::Model,
+                logitflow_store::Kind::Model,
                 "test",
                 vec![],
                 serde_json::json!({}),
@@ -354,8 +354,8 @@ fn an_upload_over_the_cap_is_refused_and_leaves_nothing() {
 #[test]
 fn promotions_under_load_fail_no_request() {
     use logitflow_core::model::Model;
-    use logitflow_core::registry::{Registry, STABLE};
-    use logitflow_core::store::{Kind, Store};
+    use logitflow_store::registry::{Registry, STABLE};
+    use logitflow_store::{Kind, Store};
     use std::sync::{Arc, Mutex};
 
     const REQUESTS: usize = 50_000;

@@ -7,9 +7,9 @@
 
 mod common;
 
-use logitflow_core::registry::{Registry, STABLE};
-use logitflow_core::store::{Storage, Store, StoreError};
 use logitflow_objects::S3Storage;
+use logitflow_store::registry::{Registry, STABLE};
+use logitflow_store::{Storage, Store, StoreError};
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -207,7 +207,7 @@ fn artifacts_in_a_bucket_are_hash_checked_committed_by_their_manifest_and_healed
     assert!(matches!(store.load_table(&orphan), Err(StoreError::NotFound(_))));
 
     // Step records live in the bucket, and need their outputs.
-    let record = logitflow_core::store::StepRecord {
+    let record = logitflow_store::StepRecord {
         outputs: [("dataset".to_string(), small_id.clone())].into(),
         summary: serde_json::json!(1),
     };
@@ -412,7 +412,7 @@ fn two_versions_from(
     runs: Vec<Child>,
     weed: &Weed,
     store: &str,
-) -> (Registry, logitflow_core::registry::ModelEntry) {
+) -> (Registry, logitflow_store::registry::ModelEntry) {
     for run in runs {
         let out = common::finish_within(run, Duration::from_secs(120));
         assert!(out.status.success(), "a run failed: {}", common::stderr(&out));

@@ -141,10 +141,10 @@ async fn a_persons_restart_gives_a_failed_service_its_crash_budget_back() {
 async fn a_service_whose_port_was_taken_comes_back_on_a_new_one_and_the_apps_follow_serve() {
     let home = tempfile::tempdir().expect("tempdir");
     // A model for advisor to ask serve about.
-    let store = logitflow_core::store::Store::open(home.path()).expect("store");
+    let store = logitflow_store::Store::open(home.path()).expect("store");
     let id = store
         .put_json(
-            logitflow_core::store::Kind::Model,
+            logitflow_store::Kind::Model,
             "test",
             vec![],
             serde_json::json!({}),
@@ -152,9 +152,9 @@ async fn a_service_whose_port_was_taken_comes_back_on_a_new_one_and_the_apps_fol
             &logitflow_core::model::Model::worked_example(),
         )
         .expect("model");
-    let registry = logitflow_core::registry::Registry::open(home.path());
+    let registry = logitflow_store::registry::Registry::open(home.path());
     registry.register("admissions", &id, None, None).expect("register");
-    registry.set_alias("admissions", logitflow_core::registry::STABLE, 1).expect("alias");
+    registry.set_alias("admissions", logitflow_store::registry::STABLE, 1).expect("alias");
 
     let sup = Supervisor::start(config(home.path()), &[ServiceName::Serve, ServiceName::Advisor])
         .expect("starts");

@@ -15,11 +15,11 @@ use std::process::{Command, Stdio};
 /// A home with the worked example (θ0 = −10, θ1 = 0.2) as `admissions` v1, stable, and a serve
 /// on it (with gRPC too); returns the serve process and its HTTP and gRPC addresses.
 fn serve_worked_example(home: &std::path::Path) -> (std::process::Child, String, String) {
-    let store = logitflow_core::store::Store::open(home).expect("store");
+    let store = logitflow_store::Store::open(home).expect("store");
     let model = logitflow_core::model::Model::worked_example();
     let id = store
         .put_json(
-            logitflow_core::store::Kind::Model,
+            logitflow_store::Kind::Model,
             "test",
             vec![],
             serde_json::json!({}),
@@ -27,9 +27,9 @@ fn serve_worked_example(home: &std::path::Path) -> (std::process::Child, String,
             &model,
         )
         .expect("model");
-    let registry = logitflow_core::registry::Registry::open(home);
+    let registry = logitflow_store::registry::Registry::open(home);
     registry.register("admissions", &id, None, None).expect("register");
-    registry.set_alias("admissions", logitflow_core::registry::STABLE, 1).expect("alias");
+    registry.set_alias("admissions", logitflow_store::registry::STABLE, 1).expect("alias");
     serve(home)
 }
 

@@ -60,9 +60,7 @@ impl Home {
     }
 
     /// Where run reports are kept: the store, as the registry is.
-    pub fn runs_storage(
-        &self,
-    ) -> Result<std::sync::Arc<dyn logitflow_core::store::Storage>, String> {
+    pub fn runs_storage(&self) -> Result<std::sync::Arc<dyn logitflow_store::Storage>, String> {
         logitflow_objects::open_storage(self.store.as_deref(), &self.dir)
             .map_err(|e| format!("the store cannot be opened: {e}"))
     }
@@ -79,7 +77,7 @@ impl Home {
     }
 
     /// The model registry of the store.
-    pub fn registry(&self) -> anyhow::Result<logitflow_core::registry::Registry> {
+    pub fn registry(&self) -> anyhow::Result<logitflow_store::registry::Registry> {
         logitflow_objects::open_registry(self.store.as_deref(), &self.dir)
             .map_err(|e| anyhow::anyhow!("the store cannot be opened: {e}"))
     }
@@ -118,7 +116,7 @@ pub fn bundled_data(home: &Path) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let path = dir.join("admissions.csv");
     if std::fs::read_to_string(&path).ok().as_deref() != Some(BUNDLED_DATA) {
-        logitflow_core::home::write_atomic(&path, BUNDLED_DATA.as_bytes())?;
+        logitflow_store::home::write_atomic(&path, BUNDLED_DATA.as_bytes())?;
     }
     Ok(path)
 }
@@ -197,7 +195,7 @@ pub fn pipeline_request(
     }
     params.validate().map_err(|e| anyhow::anyhow!("invalid training parameters: {e}"))?;
     let model_name = args.model.clone().unwrap_or_else(|| model_name_from(&data));
-    logitflow_core::registry::check_name(&model_name)
+    logitflow_store::registry::check_name(&model_name)
         .map_err(|e| anyhow::anyhow!("--model: {e}"))?;
     Ok(PipelineRequest {
         data,
@@ -1032,9 +1030,9 @@ pub fn runs(home: Home, args: RunsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `logitflow gc`: the home's store (or a `file://` one) collected ([`logitflow_core::home::gc`]).
+/// `logitflow gc`: the home's store (or a `file://` one) collected ([`logitflow_store::home::gc`]).
 pub fn gc(home: Home, args: GcArgs) -> anyhow::Result<()> {
-    use logitflow_core::home::gc::{GcOptions, collect_garbage};
+    use logitflow_store::home::gc::{GcOptions, collect_garbage};
     let store = match home.store {
         None => home.dir,
         Some(uri) if uri.starts_with("file://") => PathBuf::from(uri.trim_start_matches("file://")),
@@ -1176,7 +1174,7 @@ pub fn synth(args: SynthArgs) -> anyhow::Result<()> {
         Some(path) => {
             let mut bytes = Vec::new();
             write_csv(&data, &mut bytes)?;
-            logitflow_core::home::write_atomic(&path, &bytes)?;
+            logitflow_store::home::write_atomic(&path, &bytes)?;
         }
         None => write_csv(&data, std::io::stdout().lock())?,
     }

@@ -75,7 +75,7 @@ pub fn export_run(
     let mut written = Vec::new();
     let mut write_csv = |suffix: &str, csv: String| -> Result<(), ExportError> {
         let p = path(suffix);
-        logitflow_core::home::write_atomic(&p, csv.as_bytes()).map_err(|e| write_err(&p, e))?;
+        logitflow_store::home::write_atomic(&p, csv.as_bytes()).map_err(|e| write_err(&p, e))?;
         written.push(p);
         Ok(())
     };
@@ -292,7 +292,7 @@ pub fn export_comparison(
         ));
     }
     let csv_path = path("csv");
-    logitflow_core::home::write_atomic(&csv_path, csv.as_bytes())
+    logitflow_store::home::write_atomic(&csv_path, csv.as_bytes())
         .map_err(|e| write_err(&csv_path, e))?;
     written.push(csv_path);
     let title =

@@ -228,7 +228,7 @@ impl Clients {
 
 /// A new run id: the time and a random suffix, sortable.
 pub fn new_run_id() -> String {
-    let ms = logitflow_core::store::now_unix_ms();
+    let ms = logitflow_store::now_unix_ms();
     format!("{ms}-{:04x}", rand::random::<u16>())
 }
 
@@ -289,7 +289,7 @@ pub async fn run_pipeline(
     events: mpsc::UnboundedSender<PipelineEvent>,
     keep_in: Option<&Home>,
 ) -> Result<RunReport, PipelineError> {
-    let (run_id, started_unix_ms) = (new_run_id(), logitflow_core::store::now_unix_ms());
+    let (run_id, started_unix_ms) = (new_run_id(), logitflow_store::now_unix_ms());
     let mut runner = StageRunner { events: &events, stages: Vec::new() };
     let (dataset, test_dataset) = ingest(&mut runner, clients, request).await?;
     // Rows to predict are checked against the data's columns now, not after training.
@@ -339,7 +339,7 @@ pub async fn run_pipeline(
     report.promoted = report.promoting.take().is_some();
     report.stages = runner.stages;
     report.train_to_served_ms = train_started.elapsed().as_secs_f64() * 1e3;
-    report.stable_version = loaded.aliases.get(logitflow_core::registry::STABLE).copied();
+    report.stable_version = loaded.aliases.get(logitflow_store::registry::STABLE).copied();
     report.predictions = answer_rows(clients, request, &evaluation).await?;
     // The whole record, now with the serve stage and the answers. The first one stays if
     // this cannot be written: the run happened, and it is on record.
@@ -791,13 +791,13 @@ pub fn load_runs(home: &Home) -> Vec<RunReport> {
 /// read promotes nothing.
 fn settle_promotion(
     run: &mut RunReport,
-    registry: Option<&logitflow_core::registry::RegistryData>,
+    registry: Option<&logitflow_store::registry::RegistryData>,
 ) {
     let Some(version) = run.promoting.take() else { return };
     let model = registry.and_then(|r| r.models.get(&run.model.name));
     let was_stable = model.is_some_and(|m| {
         m.stable_history.contains(&version)
-            || m.aliases.get(logitflow_core::registry::STABLE) == Some(&version)
+            || m.aliases.get(logitflow_store::registry::STABLE) == Some(&version)
     });
     run.promoted = was_stable;
     if !was_stable {

@@ -500,7 +500,7 @@ impl Supervisor {
     fn write_pidfile(&self) {
         let children: Vec<u32> = self.snapshots().iter().filter_map(|s| s.pid).collect();
         let record = serde_json::json!({"console": std::process::id(), "children": children});
-        let _ = logitflow_core::home::write_atomic(&self.pidfile, record.to_string().as_bytes());
+        let _ = logitflow_store::home::write_atomic(&self.pidfile, record.to_string().as_bytes());
     }
 
     fn spawn_child(&self, name: ServiceName, port: u16) -> std::io::Result<Child> {

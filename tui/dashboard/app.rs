@@ -660,7 +660,7 @@ impl App {
             Some((v, entry.version(v)?.metrics.as_ref()?.log_loss))
         };
         let (candidate, stable) =
-            (loss(logitflow_core::registry::CANDIDATE)?, loss(logitflow_core::registry::STABLE)?);
+            (loss(logitflow_store::registry::CANDIDATE)?, loss(logitflow_store::registry::STABLE)?);
         (candidate.1 > stable.1).then_some((candidate, stable))
     }
 
@@ -676,7 +676,7 @@ impl App {
     pub fn has_candidate(&self) -> bool {
         self.versions
             .as_ref()
-            .is_some_and(|v| v.entry.aliases.contains_key(logitflow_core::registry::CANDIDATE))
+            .is_some_and(|v| v.entry.aliases.contains_key(logitflow_store::registry::CANDIDATE))
     }
 
     /// Folds in what a background task reported; returns what the runtime must do, if

@@ -438,7 +438,7 @@ fn t_before_every_service_is_ready_is_queued_names_what_it_waits_for_and_then_tr
 
 /// `admissions` with versions 1 and 2 (v1's metrics 0.9325/0.1366) and `aliases`.
 fn versions(aliases: &[(&str, u32)]) -> logitflow_kit::wire::ModelVersions {
-    use logitflow_core::registry::{ModelEntry, VersionEntry};
+    use logitflow_store::registry::{ModelEntry, VersionEntry};
     let version = |v: u32, m: Metrics| VersionEntry {
         version: v,
         artifact: "a".repeat(64),

@@ -389,7 +389,7 @@ fn render_model(app: &App, area: Rect, buf: &mut Buffer) {
     // The figures below are the last trained version's; when another one is stable (after a
     // rollback, or a version kept as candidate), say so and give the stable one's figures first.
     let stable = app.versions.as_ref().and_then(|v| {
-        let n = *v.entry.aliases.get(logitflow_core::registry::STABLE)?;
+        let n = *v.entry.aliases.get(logitflow_store::registry::STABLE)?;
         Some((n, v.entry.version(n)?.metrics.clone()?))
     });
     if let Some((n, sm)) = stable.filter(|(n, _)| Some(*n) != version) {

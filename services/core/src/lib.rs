@@ -14,22 +14,18 @@
 //! - [`metrics::Metrics`]: accuracy, precision, recall, F1, ROC AUC, log loss, Brier score.
 //! - [`model::Model`]: the artifact that serve loads, coefficients in the data's own units.
 //! - [`synth`]: rows drawn from a given logistic model and a seed.
-//! - [`store::Store`] and [`registry::Registry`]: content-addressed artifacts with manifests,
-//!   atomic writes, step caching, and integer model versions with aliases.
+//!
+//! What it makes is kept by the `logitflow-store` crate; nothing here touches a file.
 
 pub mod clean;
 pub mod coefficients;
-pub mod home;
 pub mod inference;
 pub mod logistic;
 pub mod metrics;
 pub mod model;
-mod prefault;
-pub mod registry;
 pub mod report;
 pub mod roles;
 pub mod scale;
-pub mod store;
 pub mod synth;
 pub mod table;
 mod table_exp;

@@ -20,13 +20,13 @@ use logitflow_core::metrics::{
     multiclass_metrics,
 };
 use logitflow_core::model::Model;
-use logitflow_core::registry::{CANDIDATE, Registry, STABLE, check_name};
-use logitflow_core::store::{Kind, SplitPart, Store};
 use logitflow_kit::wire::{
     AliasRequest, ClassCurves, EvaluateRequest, Evaluation, ModelVersions, PromoteRequest,
     RowCounts, VersionMetrics,
 };
 use logitflow_kit::{ApiError, Config, Json, Readiness, blocking};
+use logitflow_store::registry::{CANDIDATE, Registry, STABLE, check_name};
+use logitflow_store::{Kind, SplitPart, Store};
 use std::sync::Arc;
 
 pub const NAME: &str = "evaluate";
@@ -424,8 +424,8 @@ mod tests {
     use axum::http::StatusCode;
     use logitflow_core::clean::{Dataset, Split};
 
-    use logitflow_core::store::SplitReport;
     use logitflow_kit::testing::call;
+    use logitflow_store::SplitReport;
 
     fn model(store: &Store, bias: f64, slope: f64) -> String {
         let m = Model::one_feature(bias, slope);

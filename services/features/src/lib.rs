@@ -8,9 +8,9 @@ use axum::extract::State;
 use axum::routing::post;
 use logitflow_core::clean::RowColumns;
 use logitflow_core::scale::Transform;
-use logitflow_core::store::{Columns, Kind, SplitPart, Store, step_key};
 use logitflow_kit::wire::{TransformInfo, TransformRequest};
 use logitflow_kit::{ApiError, Config, Json, Readiness, blocking, cached_step};
+use logitflow_store::{Columns, Kind, SplitPart, Store, step_key};
 
 pub const NAME: &str = "features";
 
@@ -89,8 +89,8 @@ mod tests {
     use super::*;
     use axum::http::StatusCode;
     use logitflow_core::clean::{Dataset, Split};
-    use logitflow_core::store::SplitReport;
     use logitflow_kit::testing::call;
+    use logitflow_store::SplitReport;
 
     #[tokio::test]
     async fn fits_on_train_only_and_caches() {

@@ -17,7 +17,6 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use logitflow_core::Blake3Reader;
-use logitflow_core::store::{DatasetWriter, StepRecord, Store, step_key};
 use logitflow_core::synth::{Generator, generate};
 use logitflow_core::table::{CsvOptions, RawTable, ValuesWent};
 use logitflow_kit::wire::{
@@ -25,6 +24,7 @@ use logitflow_kit::wire::{
     SyntheticSource, UploadInfo,
 };
 use logitflow_kit::{ApiError, Config, Json, Readiness, blocking, cached_step};
+use logitflow_store::{DatasetWriter, StepRecord, Store, step_key};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -400,7 +400,7 @@ async fn upload(
     use futures::StreamExt;
     use sha2::Digest;
     use tokio::io::AsyncWriteExt;
-    let staging = state.uploads.join(logitflow_core::home::unique_name(".upload"));
+    let staging = state.uploads.join(logitflow_store::home::unique_name(".upload"));
     let storage = |e: std::io::Error| ApiError::Storage(format!("{}: {e}", staging.display()));
     let mut file = tokio::fs::File::create(&staging).await.map_err(storage)?;
     let (mut sha, mut bytes) = (sha2::Sha256::new(), 0u64);
@@ -472,7 +472,7 @@ async fn synthetic(
 }
 
 fn check_collection_name(name: &str) -> Result<(), ApiError> {
-    logitflow_core::registry::check_name(name).map_err(|_| {
+    logitflow_store::registry::check_name(name).map_err(|_| {
         ApiError::invalid(
             "BAD_COLLECTION_NAME",
             format!(

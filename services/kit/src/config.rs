@@ -92,9 +92,7 @@ impl Config {
     }
 
     /// Opens the artifact store (and through it the registry) this configuration names.
-    pub fn open_store(
-        &self,
-    ) -> Result<logitflow_core::store::Store, logitflow_core::store::StoreError> {
+    pub fn open_store(&self) -> Result<logitflow_store::Store, logitflow_store::StoreError> {
         logitflow_objects::open_store(self.store.as_deref(), &self.home)
     }
 

@@ -2,8 +2,8 @@ use axum::extract::FromRequest;
 use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use logitflow_core::registry::RegistryError;
-use logitflow_core::store::StoreError;
+use logitflow_store::StoreError;
+use logitflow_store::registry::RegistryError;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 

@@ -11,7 +11,7 @@ pub trait StepSummary: serde::Serialize + serde::de::DeserializeOwned {
 /// artifact it stored and a summary; both are recorded under `key` as `output`, and the summary
 /// is returned, marked not cached.
 pub fn cached_step<T: StepSummary>(
-    store: &logitflow_core::store::Store,
+    store: &logitflow_store::Store,
     key: &str,
     output: &str,
     run: impl FnOnce() -> Result<(String, T), crate::ApiError>,
@@ -28,10 +28,7 @@ pub fn cached_step<T: StepSummary>(
         serde_json::to_value(&summary).map_err(|e| crate::ApiError::Internal(e.to_string()))?;
     store.step_record(
         key,
-        &logitflow_core::store::StepRecord {
-            outputs: [(output.to_string(), id)].into(),
-            summary: value,
-        },
+        &logitflow_store::StepRecord { outputs: [(output.to_string(), id)].into(), summary: value },
     )?;
     Ok(summary)
 }

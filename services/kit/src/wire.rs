@@ -7,11 +7,11 @@ use logitflow_core::logistic::multinomial::{ClassEstimates, ClassModel};
 use logitflow_core::logistic::{EpochEvent, StopReason, TrainParams};
 use logitflow_core::metrics::{CalibrationBin, Metrics, PrPoint, RocPoint};
 use logitflow_core::model::Coefficients;
-use logitflow_core::registry::ModelEntry;
 use logitflow_core::roles::RoleColumns;
 use logitflow_core::scale::{Scaling, Value};
-use logitflow_core::store::SplitReport;
 use logitflow_core::table::{Classes, CsvOptions};
+use logitflow_store::SplitReport;
+use logitflow_store::registry::ModelEntry;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

@@ -1,6 +1,6 @@
-//! The store beyond one machine: [`S3Storage`], the [`Storage`] of `s3://bucket/prefix` in any
-//! S3-compatible object store, and [`open_store`], which turns a store URI (`file://` or
-//! `s3://`) into a [`Store`].
+//! The store beyond one machine: [`S3Storage`], the [`Storage`] and [`RegistryStorage`] of
+//! `s3://bucket/prefix` in any S3-compatible object store, and [`open_store`], which turns a
+//! store URI (`file://` or `s3://`) into a [`Store`].
 //!
 //! The layout under the prefix is the home's (`artifacts/<id>/…`, `steps/<key>.json`,
 //! `registry.json`), and so are the guarantees, kept by the object store's own conditional
@@ -21,8 +21,8 @@
 
 use bytes::Bytes;
 use futures::StreamExt;
-use logitflow_core::registry::{Registry, RegistryData, RegistryError};
-use logitflow_core::store::{Contents, Sealing, Storage, Store, StoreError, StoredObject};
+use logitflow_store::registry::{Registry, RegistryData, RegistryError, RegistryStorage};
+use logitflow_store::{Contents, Sealing, Storage, Store, StoreError, StoredObject};
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as ObjectPath;
 use object_store::{
@@ -46,7 +46,7 @@ pub fn open_store(uri: Option<&str>, home: &Path) -> Result<Store, StoreError> {
 /// the console keeps beside the artifacts (run reports).
 pub fn open_storage(uri: Option<&str>, home: &Path) -> Result<Arc<dyn Storage>, StoreError> {
     match locate(uri, home)? {
-        Location::Home(path) => Ok(Arc::new(logitflow_core::home::HomeStorage::at(path))),
+        Location::Home(path) => Ok(Arc::new(logitflow_store::home::HomeStorage::at(path))),
         Location::S3(uri) => Ok(Arc::new(S3Storage::from_env(&uri)?)),
     }
 }
@@ -54,7 +54,10 @@ pub fn open_storage(uri: Option<&str>, home: &Path) -> Result<Arc<dyn Storage>, 
 /// The registry of the store a URI names ([`open_store`]), creating nothing: what a command
 /// that only reads the registry opens.
 pub fn open_registry(uri: Option<&str>, home: &Path) -> Result<Registry, StoreError> {
-    Ok(Registry::on(open_storage(uri, home)?))
+    Ok(match locate(uri, home)? {
+        Location::Home(path) => Registry::open(path),
+        Location::S3(uri) => Registry::on(Arc::new(S3Storage::from_env(&uri)?)),
+    })
 }
 
 /// Where a store URI points.
@@ -437,7 +440,10 @@ impl Storage for S3Storage {
             .filter_map(|o| o.location.filename().map(String::from))
             .collect())
     }
+}
 
+/// The registry in the bucket, updated by compare-and-swap on its ETag (see the crate's doc).
+impl RegistryStorage for S3Storage {
     fn load_registry(&self) -> Result<RegistryData, RegistryError> {
         Ok(self.read_registry()?.0)
     }

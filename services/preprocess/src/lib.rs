@@ -11,10 +11,10 @@ use logitflow_core::clean::{
     CleanOptions, CleanReport, Dataset, align_levels, check_both_classes, clean_keeping,
     clean_labels, needs_values, stratified_rows,
 };
-use logitflow_core::store::{Columns, Kind, SplitReport, SplitRows, SplitSources, Store, step_key};
 use logitflow_core::table::RawTable;
 use logitflow_kit::wire::{SplitInfo, SplitRequest};
 use logitflow_kit::{ApiError, Config, Json, Readiness, blocking, cached_step};
+use logitflow_store::{Columns, Kind, SplitReport, SplitRows, SplitSources, Store, step_key};
 
 pub const NAME: &str = "preprocess";
 
@@ -300,7 +300,7 @@ mod tests {
     #[tokio::test]
     async fn parts_are_the_clean_split_and_rows_are_copied_only_when_cleaning_changed_them() {
         use logitflow_core::clean::{clean, stratified_split};
-        use logitflow_core::store::{Kind, SplitPart};
+        use logitflow_store::{Kind, SplitPart};
         let mut csv = String::from("score,hours,admitted\n");
         for i in 0..200 {
             let hours = if i % 7 == 3 { String::new() } else { (i % 13).to_string() };

@@ -10,9 +10,9 @@ use axum::http::Request;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http_body_util::BodyExt;
 use logitflow_core::model::Model;
-use logitflow_core::registry::{Registry, STABLE};
-use logitflow_core::store::{Kind, Store};
 use logitflow_kit::Config;
+use logitflow_store::registry::{Registry, STABLE};
+use logitflow_store::{Kind, Store};
 use tower::ServiceExt;
 
 /// The JSON body and the binary one (its JSON header's length too) for `rows` rows.

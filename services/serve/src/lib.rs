@@ -26,15 +26,15 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use logitflow_core::model::{Model, PredictError};
-use logitflow_core::registry::{Registry, STABLE};
 use logitflow_core::scale::{EncodeError, Encoding, Value};
-use logitflow_core::store::{Kind, Store};
 use logitflow_core::table::Classes;
 use logitflow_kit::wire::{
     ClassProbability, InferInput, InferOutput, InferRequest, InferResponse, LoadInfo,
     ModelMetadata, OutputData, Parameters, PredictRequest, PredictResponse, TensorMetadata,
 };
 use logitflow_kit::{ApiError, Config, Json, Readiness, blocking};
+use logitflow_store::registry::{Registry, STABLE};
+use logitflow_store::{Kind, Store};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -1203,7 +1203,7 @@ mod tests {
     use super::*;
     use axum::http::StatusCode;
 
-    use logitflow_core::registry::CANDIDATE;
+    use logitflow_store::registry::CANDIDATE;
 
     use logitflow_kit::testing::call;
 

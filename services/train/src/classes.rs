@@ -14,10 +14,10 @@ use logitflow_core::logistic::{
 };
 use logitflow_core::model::Model;
 use logitflow_core::scale::Transform;
-use logitflow_core::store::Store;
 use logitflow_core::table::Classes;
 use logitflow_kit::ApiError;
 use logitflow_kit::wire::{TrainEvent, TrainRequest};
+use logitflow_store::Store;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Fits the K-class model of `inputs`, whose label has the classes `classes`, and stores it

@@ -33,14 +33,14 @@ use logitflow_core::logistic::{
 use logitflow_core::model::{Lineage, Model, TrainingLog};
 use logitflow_core::report;
 use logitflow_core::scale::{EncodeError, Scaling, Transform};
-use logitflow_core::store::{
-    Columns, DatasetRows, Kind, SplitPart, StepRecord, Store, StoreError, step_key,
-};
 use logitflow_core::table::Classes;
 use logitflow_kit::wire::{
     JobInfo, JobState, PrefetchInfo, PrefetchRequest, TrainEvent, TrainRequest,
 };
 use logitflow_kit::{ApiError, Config, Json, Readiness, blocking};
+use logitflow_store::{
+    Columns, DatasetRows, Kind, SplitPart, StepRecord, Store, StoreError, step_key,
+};
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -153,7 +153,7 @@ impl<T: Send + 'static> Ahead<T> {
         id: &str,
         load: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
     ) -> Result<bool, ApiError> {
-        logitflow_core::store::check_artifact_id(id)?;
+        logitflow_store::check_artifact_id(id)?;
         if let Some((_, loaded)) = self.held().filter(|(held, _)| held == id) {
             return Ok(loaded);
         }
@@ -997,9 +997,9 @@ mod tests {
     use logitflow_core::clean::{Dataset, Split};
     use logitflow_core::logistic::Solver;
     use logitflow_core::scale::Scaling;
-    use logitflow_core::store::{SplitReport, SplitRows, SplitSources};
     use logitflow_core::table::{ColumnKind, RawTable};
     use logitflow_kit::testing::{call, call_raw};
+    use logitflow_store::{SplitReport, SplitRows, SplitSources};
 
     fn setup() -> (tempfile::TempDir, Router, String, String) {
         let (dir, state, split, transform) = setup_with(watch::channel(false).1);

@@ -189,8 +189,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 /// A home holding the worked example's model as `admissions` v1, stable.
 fn worked_example_home() -> anyhow::Result<tempfile::TempDir> {
     use logitflow_core::model::Model;
-    use logitflow_core::registry::{Registry, STABLE};
-    use logitflow_core::store::{Kind, Store};
+    use logitflow_store::registry::{Registry, STABLE};
+    use logitflow_store::{Kind, Store};
     let home = tempfile::tempdir()?;
     let store = Store::open(home.path())?;
     let id = store.put_json(

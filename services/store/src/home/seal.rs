@@ -22,7 +22,7 @@
 //!   under an unchanged file. (The hash check is against damage, not against someone who can
 //!   write the home: they could as well rewrite a manifest.)
 
-use crate::store::{Seal, Sealing};
+use crate::storage::{Seal, Sealing};
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::io::Read;

@@ -12,8 +12,9 @@
 //! a reader finds it whole or not at all; its seals go with it.
 
 use super::{HomeStorage, unique_name};
-use crate::registry::RegistryData;
-use crate::store::{Manifest, Storage, StoreError, now_unix_ms};
+use crate::registry::{RegistryData, RegistryStorage};
+use crate::storage::{StoreError, now_unix_ms};
+use crate::store::{Manifest, StepRecord};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::Path;
@@ -202,9 +203,8 @@ fn step_records(home: &Path) -> Result<Vec<StepFile>, StoreError> {
         .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
         .map(|e| {
             let path = e.path();
-            let record = fs::read(&path)
-                .ok()
-                .and_then(|b| serde_json::from_slice::<crate::store::StepRecord>(&b).ok());
+            let record =
+                fs::read(&path).ok().and_then(|b| serde_json::from_slice::<StepRecord>(&b).ok());
             let outputs = record.map(|r| r.outputs.into_values().collect()).unwrap_or_default();
             StepFile { used_ms: modified_ms(&path), path, outputs }
         })
@@ -236,8 +236,8 @@ fn remove_artifact(home: &Path, id: &str) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Kind;
     use crate::registry::Registry;
-    use crate::store::Kind;
 
     /// An artifact as the store lays it out: a manifest naming its inputs, and a file.
     fn artifact(home: &Path, id: &str, kind: Kind, inputs: &[&str]) {
@@ -259,7 +259,7 @@ mod tests {
 
     fn step(home: &Path, name: &str, output: &str, used: std::time::SystemTime) {
         let path = home.join("steps").join(format!("{name}.json"));
-        let record = crate::store::StepRecord {
+        let record = crate::StepRecord {
             outputs: [("dataset".to_string(), output.to_string())].into(),
             summary: Default::default(),
         };
@@ -347,7 +347,7 @@ mod tests {
     #[test]
     fn a_step_cache_hit_refreshes_its_records_time() {
         let home = tempfile::tempdir().expect("tempdir");
-        let store = crate::store::Store::open(home.path()).expect("a store");
+        let store = crate::Store::open(home.path()).expect("a store");
         let id = store
             .put_json(
                 Kind::Dataset,
@@ -358,7 +358,7 @@ mod tests {
                 &[1, 2, 3],
             )
             .expect("stored");
-        let record = crate::store::StepRecord {
+        let record = crate::StepRecord {
             outputs: [("dataset".to_string(), id)].into(),
             summary: Default::default(),
         };

@@ -13,11 +13,13 @@
 //! chunk can be hashed as it comes ([`HeadLastHasher`]) and the first chunk — the header
 //! and the first values — at the end.
 
-use super::{Contents, Store, StoreError};
-use crate::table::ValueSink;
+use crate::npy::count_missing;
+use crate::storage::{Contents, StagingFile, StoreError};
+use crate::store::Store;
 use blake3::hazmat::{
     ChainingValue, HasherExt, Mode, merge_subtrees_non_root, merge_subtrees_root,
 };
+use logitflow_core::table::ValueSink;
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
@@ -51,7 +53,7 @@ enum Staged {
 }
 
 /// A staged file's path, removed with it unless it has been moved into an artifact, and the
-/// lock that says its writer is alive ([`crate::home::lock_staged`]).
+/// lock that says its writer is alive ([`StagingFile::alive`]).
 struct StagedPath {
     path: PathBuf,
     _alive: Option<std::fs::File>,
@@ -69,8 +71,8 @@ impl Store {
     /// [`Store::put_streamed_table`].
     pub fn dataset_writer(&self) -> Result<DatasetWriter, StoreError> {
         let out = match self.storage.staging_file()? {
-            Some((mut file, path)) => {
-                let path = StagedPath { _alive: crate::home::lock_staged(&path), path };
+            Some(StagingFile { mut file, path, alive }) => {
+                let path = StagedPath { _alive: alive, path };
                 file.write_all(&[0; HEADER_BYTES]).map_err(|e| StoreError::io(&path.path, e))?;
                 Staged::File(file, path)
             }
@@ -92,7 +94,7 @@ impl Store {
     pub fn put_streamed_table(
         &self,
         writer: DatasetWriter,
-        table: &crate::table::RawTable,
+        table: &logitflow_core::table::RawTable,
         producer: &str,
         params: serde_json::Value,
     ) -> Result<String, StoreError> {
@@ -186,7 +188,7 @@ impl ValueSink for DatasetWriter {
             self.width = Some(width);
             self.missing = vec![0; width];
         }
-        super::count_missing(&mut self.missing, values);
+        count_missing(&mut self.missing, values);
         self.rows += (values.len() / width) as u64;
         // `.npy` values are little-endian, as this machine's (the store reads them so too).
         let bytes: &[u8] = bytemuck::cast_slice(values);
@@ -345,7 +347,7 @@ impl HeadLastHasher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::table::RawTable;
+    use logitflow_core::table::RawTable;
     use proptest::prelude::*;
 
     fn head_last_hash(input: &[u8], pieces: &[usize]) -> blake3::Hash {
@@ -446,11 +448,11 @@ mod tests {
     #[derive(Debug)]
     struct WholeObjectsOnly(crate::home::HomeStorage);
 
-    impl super::super::Storage for WholeObjectsOnly {
+    impl crate::Storage for WholeObjectsOnly {
         fn uri(&self) -> String {
             self.0.uri()
         }
-        fn open(&self, key: &str) -> Result<Option<super::super::StoredObject<'_>>, StoreError> {
+        fn open(&self, key: &str) -> Result<Option<crate::StoredObject<'_>>, StoreError> {
             self.0.open(key)
         }
         fn commit(
@@ -467,6 +469,9 @@ mod tests {
         fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
             self.0.list(prefix)
         }
+    }
+
+    impl crate::registry::RegistryStorage for WholeObjectsOnly {
         fn load_registry(
             &self,
         ) -> Result<crate::registry::RegistryData, crate::registry::RegistryError> {
@@ -490,7 +495,7 @@ mod tests {
         RawTable {
             feature_names: (0..width).map(|j| format!("x{j}")).collect(),
             label_name: "y".into(),
-            kinds: vec![crate::table::ColumnKind::Numeric; width],
+            kinds: vec![logitflow_core::table::ColumnKind::Numeric; width],
             classes: None,
             x: values.to_vec(),
             y: (0..rows).map(|i| (i % 2) as f64).collect(),

@@ -1,5 +1,5 @@
 //! The store in a home directory on one machine's disk: [`HomeStorage`], the `file://`
-//! [`Storage`], and [`write_atomic`], the one way anything here replaces a file.
+//! [`Storage`] and [`RegistryStorage`], and [`write_atomic`], the one way anything here replaces a file.
 //!
 //! ```text
 //! <home>/artifacts/<id>/manifest.json   kind, producer, inputs, parameters, time, file hashes
@@ -18,11 +18,15 @@
 pub mod gc;
 pub(crate) mod seal;
 
-use crate::registry::{RegistryData, RegistryError};
-use crate::store::{Contents, Sealing, Storage, StoreError, StoredObject, now_unix_ms};
+use crate::registry::{Registry, RegistryData, RegistryError, RegistryStorage};
+use crate::storage::{
+    Contents, Sealing, StagingFile, Storage, StoreError, StoredObject, now_unix_ms,
+};
+use crate::store::Store;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Writes a file atomically: a temp file beside it, fsync, rename, fsync of the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
@@ -223,7 +227,7 @@ impl Storage for HomeStorage {
         Ok(Some(StoredObject { len, reader: Box::new(file), sealing }))
     }
 
-    fn staging_file(&self) -> Result<Option<(fs::File, PathBuf)>, StoreError> {
+    fn staging_file(&self) -> Result<Option<StagingFile>, StoreError> {
         let tmp = self.tmp_dir();
         fs::create_dir_all(&tmp).map_err(|e| StoreError::io(&tmp, e))?;
         let path = tmp.join(unique_name("staged"));
@@ -233,7 +237,8 @@ impl Storage for HomeStorage {
             .create_new(true)
             .open(&path)
             .map_err(|e| StoreError::io(&path, e))?;
-        Ok(Some((file, path)))
+        let alive = lock_staged(&path);
+        Ok(Some(StagingFile { file, path, alive }))
     }
 
     fn commit(
@@ -352,6 +357,15 @@ impl Storage for HomeStorage {
             .collect())
     }
 
+    fn touch(&self, key: &str) {
+        let _ = fs::File::options()
+            .write(true)
+            .open(self.home.join(key))
+            .and_then(|f| f.set_modified(std::time::SystemTime::now()));
+    }
+}
+
+impl RegistryStorage for HomeStorage {
     fn load_registry(&self) -> Result<RegistryData, RegistryError> {
         let path = self.registry_path();
         let damage = match fs::read(&path) {
@@ -403,14 +417,22 @@ impl Storage for HomeStorage {
     }
 
     fn registry_fingerprint(&self) -> Option<String> {
-        fs::read(self.registry_path()).ok().map(|bytes| crate::sha256_hex(&bytes))
+        fs::read(self.registry_path()).ok().map(|bytes| logitflow_core::sha256_hex(&bytes))
     }
+}
 
-    fn touch(&self, key: &str) {
-        let _ = fs::File::options()
-            .write(true)
-            .open(self.home.join(key))
-            .and_then(|f| f.set_modified(std::time::SystemTime::now()));
+impl Store {
+    /// The store in a home directory (`file://`), created if needed; see
+    /// [`HomeStorage::open`].
+    pub fn open(home: impl Into<PathBuf>) -> Result<Store, StoreError> {
+        Ok(Store::on(Arc::new(HomeStorage::open(home)?)))
+    }
+}
+
+impl Registry {
+    /// The registry of a home directory (`registry.json` and `registry.journal` in it).
+    pub fn open(home: impl Into<PathBuf>) -> Registry {
+        Registry::on(Arc::new(HomeStorage::at(home)))
     }
 }
 

@@ -1,17 +1,16 @@
 //! The model registry: [`Registry`], integer versions per model name and the aliases
 //! `stable` and `candidate`, in the store's `registry.json`.
 //!
-//! Every change is a read–modify–write that its [`Storage`] makes safe against concurrent
+//! Every change is a read–modify–write that its [`RegistryStorage`] makes safe against concurrent
 //! writers: in a home, under an exclusive lock and journalled
 //! ([`crate::home::HomeStorage`]); in an object store, by compare-and-swap on the object's
 //! ETag, retried on conflict. Readers (serve) never see half a registry, and writers on one
 //! machine or many never lose or duplicate each other's versions.
 
-use crate::metrics::Metrics;
-use crate::store::{Storage, StoreError, now_unix_ms};
+use crate::storage::{StoreError, now_unix_ms};
+use logitflow_core::metrics::Metrics;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 pub const STABLE: &str = "stable";
@@ -92,21 +91,37 @@ pub fn check_name(name: &str) -> Result<(), RegistryError> {
     if ok { Ok(()) } else { Err(RegistryError::BadName(name.to_string())) }
 }
 
+/// Where a [`Registry`] is kept: beside the artifacts in a home (under a lock, journalled) or
+/// in an object store (by compare-and-swap). Its own seam, apart from the artifacts'
+/// [`crate::Storage`], because its guarantee is another: no lost update between writers.
+///
+/// The methods block; services call them from blocking threads, never on an async worker.
+pub trait RegistryStorage: Send + Sync + std::fmt::Debug {
+    /// The registry as it is now (empty when there is none yet).
+    fn load_registry(&self) -> Result<RegistryData, RegistryError>;
+    /// Applies `change` to the registry so that concurrent writers, here or on other machines,
+    /// never lose each other's changes (a lock, or compare-and-swap retried with `change` run
+    /// again on the newer registry). Nothing is written when `change` fails.
+    fn update_registry(
+        &self,
+        change: &mut dyn FnMut(&mut RegistryData) -> Result<(), RegistryError>,
+    ) -> Result<(), RegistryError>;
+    /// Something that changes whenever the registry does (its hash, its ETag); `None` when it
+    /// cannot be read. What serve polls to notice a promotion made anywhere.
+    fn registry_fingerprint(&self) -> Option<String>;
+}
+
 /// The model registry of a store. Cheap to clone; every call reads or writes through its
-/// [`Storage`], so every process sharing the store sees one registry.
+/// [`RegistryStorage`], so every process sharing the store sees one registry. A home's
+/// registry is opened by [`Registry::open`] (in [`crate::home`]).
 #[derive(Debug, Clone)]
 pub struct Registry {
-    storage: Arc<dyn Storage>,
+    storage: Arc<dyn RegistryStorage>,
 }
 
 impl Registry {
-    /// The registry of a home directory (`registry.json` and `registry.journal` in it).
-    pub fn open(home: impl Into<PathBuf>) -> Registry {
-        Registry::on(Arc::new(crate::home::HomeStorage::at(home)))
-    }
-
-    /// The registry kept in any [`Storage`].
-    pub fn on(storage: Arc<dyn Storage>) -> Registry {
+    /// The registry kept in any [`RegistryStorage`].
+    pub fn on(storage: Arc<dyn RegistryStorage>) -> Registry {
         Registry { storage }
     }
 
@@ -134,7 +149,7 @@ impl Registry {
     }
 
     /// Runs `change` on the registry and writes the result, safe against concurrent writers
-    /// ([`Storage::update_registry`]); `change` may run more than once, each time on the
+    /// ([`RegistryStorage::update_registry`]); `change` may run more than once, each time on the
     /// newest registry. Nothing is written when `change` fails.
     pub fn update<R>(
         &self,

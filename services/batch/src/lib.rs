@@ -20,6 +20,7 @@ use axum::routing::post;
 use futures::StreamExt;
 use logitflow_core::scale::Value;
 use logitflow_kit::client::{ServiceClient, path_segment};
+use logitflow_kit::tensor::{Datatype, TensorData};
 use logitflow_kit::wire::{InferInput, InferRequest, InferResponse, ModelMetadata, OutputData};
 use logitflow_kit::{ApiError, Config, Readiness};
 use serde::Deserialize;
@@ -171,21 +172,18 @@ fn infer_request(meta: &ModelMetadata, text: &[bool], chunk: &Chunk) -> InferReq
         .iter()
         .enumerate()
         .map(|(j, name)| {
-            let data: serde_json::Value = chunk
-                .cells
-                .iter()
-                .skip(j)
-                .step_by(width.max(1))
-                .map(|v| serde_json::to_value(v).unwrap_or_default())
-                .collect();
-            let datatype = if text[j] { "BYTES" } else { "FP64" };
-            InferInput {
-                name: name.clone(),
-                shape: vec![rows],
-                datatype: datatype.into(),
-                data,
-                parameters: None,
-            }
+            let column = chunk.cells.iter().skip(j).step_by(width.max(1));
+            let (datatype, data) = if text[j] {
+                let texts = column.map(|v| match v {
+                    Value::Text(t) => t.clone(),
+                    Value::Number(n) => n.to_string(),
+                });
+                (Datatype::Bytes, TensorData::Bytes(texts.collect()))
+            } else {
+                let numbers = column.map(|v| if let Value::Number(n) = v { *n } else { f64::NAN });
+                (Datatype::Fp64, TensorData::Fp64(numbers.collect()))
+            };
+            InferInput { name: name.clone(), shape: vec![rows], datatype, data, parameters: None }
         })
         .collect();
     InferRequest { id: None, parameters: None, inputs, outputs: None }

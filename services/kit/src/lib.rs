@@ -10,7 +10,8 @@
 //!   `guard::Guard`, the one middleware every request passes, and `connection::Connection`,
 //!   each connection's counters and header watchdog state.
 //! - [`cached_step`]: a pipeline step run through the store's step cache.
-//! - [`wire`]: the request and response types of every service.
+//! - [`wire`]: the request and response types of every service; [`tensor`]: the typed
+//!   tensors of its inference requests, however they arrive.
 //! - [`client::ServiceClient`]: a typed HTTP client for the console and the apps.
 
 pub mod client;
@@ -21,6 +22,7 @@ mod error;
 mod guard;
 mod server;
 mod step;
+pub mod tensor;
 pub mod testing;
 pub mod wire;
 

@@ -1,6 +1,7 @@
 //! The request and response bodies of every service, shared by the services and their
 //! clients so the two cannot drift apart. Unknown fields in requests are refused.
 
+use crate::tensor::{Datatype, TensorData};
 use logitflow_core::clean::CleanOptions;
 use logitflow_core::inference::FitReport;
 use logitflow_core::logistic::multinomial::{ClassEstimates, ClassModel};
@@ -416,11 +417,11 @@ pub struct ModelVersions {
 pub struct InferInput {
     pub name: String,
     pub shape: Vec<usize>,
-    pub datatype: String,
-    /// Row-major, flat or nested. Absent when the tensor is sent as binary data after the
-    /// JSON (`parameters.binary_data_size`, the binary tensor data extension).
+    pub datatype: Datatype,
+    /// Row-major; in JSON flat or nested. Empty when the tensor is sent as binary data after
+    /// the JSON (`parameters.binary_data_size`, the binary tensor data extension).
     #[serde(default)]
-    pub data: serde_json::Value,
+    pub data: TensorData,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parameters: Option<Parameters>,
 }
@@ -528,16 +529,10 @@ impl InferRequest {
             .zip(row)
             .map(|(name, value)| {
                 let (datatype, data) = match value {
-                    Value::Number(v) => ("FP64", serde_json::json!([v])),
-                    Value::Text(t) => ("BYTES", serde_json::json!([t])),
+                    Value::Number(v) => (Datatype::Fp64, TensorData::Fp64(vec![*v])),
+                    Value::Text(t) => (Datatype::Bytes, TensorData::Bytes(vec![t.clone()])),
                 };
-                InferInput {
-                    name: name.clone(),
-                    shape: vec![1],
-                    datatype: datatype.into(),
-                    data,
-                    parameters: None,
-                }
+                InferInput { name: name.clone(), shape: vec![1], datatype, data, parameters: None }
             })
             .collect();
         InferRequest { id: None, parameters: None, inputs, outputs: None }
@@ -557,8 +552,8 @@ impl InferRequest {
             inputs: vec![InferInput {
                 name: "input-0".into(),
                 shape: vec![rows, width],
-                datatype: "FP64".into(),
-                data: data.into(),
+                datatype: Datatype::Fp64,
+                data: TensorData::Fp64(data),
                 parameters: None,
             }],
             outputs: None,

@@ -13,10 +13,12 @@
 
 pub(crate) mod codec;
 
+use super::inputs::{element_count, invalid};
 use super::outputs::{self, Wanted};
-use super::{AppState, binary, decode_inputs, served_in};
+use super::{AppState, decode_inputs, served_in};
 use logitflow_core::model::Model;
 use logitflow_kit::ApiError;
+use logitflow_kit::tensor::{Datatype, TensorData};
 use logitflow_kit::wire::InferInput;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
@@ -46,26 +48,28 @@ fn status(e: ApiError) -> Status {
     }
 }
 
-/// A tensor's `contents` as the JSON values HTTP would have carried (`Value::from` makes a
-/// non-finite float `null`, which the decoding then refuses as not a number).
-fn contents_values(c: &proto::InferTensorContents) -> serde_json::Value {
-    fn values<T: Copy + Into<serde_json::Value>>(v: &[T]) -> Option<serde_json::Value> {
-        (!v.is_empty()).then(|| serde_json::Value::Array(v.iter().map(|&x| x.into()).collect()))
+/// A tensor's typed `contents` as one buffer: the first field that holds values, whatever
+/// the datatype says (a client that sends FP32 values for an FP64 tensor is answered, as over
+/// JSON). Text that is not UTF-8 is read with replacement characters.
+fn contents_data(c: proto::InferTensorContents) -> TensorData {
+    if !c.fp64_contents.is_empty() {
+        TensorData::Fp64(c.fp64_contents)
+    } else if !c.fp32_contents.is_empty() {
+        TensorData::Fp32(c.fp32_contents)
+    } else if !c.int64_contents.is_empty() {
+        TensorData::Int64(c.int64_contents)
+    } else if !c.int_contents.is_empty() {
+        TensorData::Int32(c.int_contents)
+    } else if !c.uint64_contents.is_empty() {
+        TensorData::Uint64(c.uint64_contents)
+    } else if !c.uint_contents.is_empty() {
+        TensorData::Uint32(c.uint_contents)
+    } else if !c.bool_contents.is_empty() {
+        TensorData::Bool(c.bool_contents)
+    } else {
+        let texts = c.bytes_contents.iter().map(|b| String::from_utf8_lossy(b).into_owned());
+        TensorData::Bytes(texts.collect())
     }
-    let bools: Vec<u8> = c.bool_contents.iter().map(|&b| u8::from(b)).collect();
-    values(&c.fp64_contents)
-        .or_else(|| values(&c.fp32_contents))
-        .or_else(|| values(&c.int64_contents))
-        .or_else(|| values(&c.int_contents))
-        .or_else(|| values(&c.uint64_contents))
-        .or_else(|| values(&c.uint_contents))
-        .or_else(|| values(&bools))
-        .unwrap_or_else(|| {
-            c.bytes_contents
-                .iter()
-                .map(|b| serde_json::Value::String(String::from_utf8_lossy(b).into_owned()))
-                .collect()
-        })
 }
 
 #[tonic::async_trait]
@@ -211,6 +215,30 @@ fn classification(output: &proto::model_infer_request::InferRequestedOutputTenso
     }
 }
 
+/// One input tensor: its typed `contents`, or else the next of the request's raw contents,
+/// little-endian as the binary extension's over HTTP.
+fn input_of(
+    t: proto::model_infer_request::InferInputTensor,
+    raw: &mut impl ExactSizeIterator<Item = Vec<u8>>,
+) -> Result<InferInput, ApiError> {
+    let shape: Vec<usize> =
+        t.shape.iter().map(|&n| usize::try_from(n).unwrap_or(usize::MAX)).collect();
+    let datatype = Datatype::parse(&t.datatype).ok_or_else(|| {
+        invalid(format!("input {:?}: {:?} is not a datatype of the protocol", t.name, t.datatype))
+    })?;
+    let data = match (t.contents, raw.len() > 0) {
+        (Some(c), _) => contents_data(c),
+        (None, true) => {
+            let bytes = raw.next().unwrap_or_default();
+            let count = element_count(&t.name, &shape)?;
+            TensorData::from_le_bytes(datatype, &bytes, count)
+                .map_err(|e| invalid(format!("input {:?}: {e}", t.name)))?
+        }
+        (None, false) => TensorData::default(),
+    };
+    Ok(InferInput { name: t.name, shape, datatype, data, parameters: None })
+}
+
 /// The answer to one gRPC infer request for `model` (at `version`), and the rows it answered.
 fn infer_with(
     model: &Model,
@@ -221,22 +249,9 @@ fn infer_with(
     let inputs = r
         .inputs
         .into_iter()
-        .map(|t| {
-            let shape: Vec<usize> =
-                t.shape.iter().map(|&n| usize::try_from(n).unwrap_or(usize::MAX)).collect();
-            let data = match (&t.contents, raw.len() > 0) {
-                (Some(c), _) => contents_values(c),
-                (None, true) => {
-                    let bytes = raw.next().unwrap_or_default();
-                    let count = super::element_count(&t.name, &shape)?;
-                    binary::decode(&t.name, &t.datatype, &bytes, count)?
-                }
-                (None, false) => serde_json::Value::Array(Vec::new()),
-            };
-            Ok(InferInput { name: t.name, shape, datatype: t.datatype, data, parameters: None })
-        })
+        .map(|t| input_of(t, &mut raw))
         .collect::<Result<Vec<_>, ApiError>>()?;
-    let (x, rows) = decode_inputs(&inputs, model)?;
+    let (x, rows) = decode_inputs(inputs, model)?;
     let wanted: Vec<Wanted> = r
         .outputs
         .iter()

@@ -25,66 +25,36 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use logitflow_core::model::{Model, PredictError};
-use logitflow_core::scale::{EncodeError, Encoding, Value};
+use logitflow_core::model::Model;
+use logitflow_core::scale::{Encoding, Value};
 use logitflow_core::table::Classes;
 use logitflow_kit::wire::{
-    ClassProbability, InferInput, InferOutput, InferRequest, InferResponse, LoadInfo,
-    ModelMetadata, OutputData, Parameters, PredictRequest, PredictResponse, TensorMetadata,
+    ClassProbability, InferOutput, InferRequest, InferResponse, LoadInfo, ModelMetadata,
+    OutputData, Parameters, PredictRequest, PredictResponse, TensorMetadata,
 };
 use logitflow_kit::{ApiError, Config, Json, Readiness, blocking};
 use logitflow_store::registry::{Registry, STABLE};
 use logitflow_store::{Kind, Store};
-use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+mod binary;
+mod catalog;
 pub mod grpc;
+mod inputs;
 mod outputs;
 mod stats;
 
-use stats::{Snapshot, VersionStats};
+use catalog::{Catalog, Served, served_in};
+pub use inputs::decode_inputs;
+use inputs::{invalid, unusable};
+
+use stats::Snapshot;
 
 pub const NAME: &str = "serve";
 /// Rows in one request, at most.
 pub const MAX_ROWS: usize = 100_000;
 /// How often the registry is checked for changes made by others.
 const REGISTRY_POLL: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// Every version of one model that could be loaded, with its aliases, and the versions that
-/// could not, with why.
-#[derive(Debug)]
-struct Served {
-    versions: BTreeMap<u32, Version>,
-    aliases: BTreeMap<String, u32>,
-    unavailable: BTreeMap<u32, String>,
-    /// Aliases that point at an unavailable version: (alias, version, why). Such an alias keeps
-    /// the version it served before, if any.
-    refused: Vec<(String, u32, String)>,
-}
-
-/// One loaded version: its artifact, its model, and its inference statistics (kept while the
-/// version is served, across swaps).
-#[derive(Debug)]
-struct Version {
-    artifact: String,
-    model: Arc<Model>,
-    stats: Arc<VersionStats>,
-}
-
-impl Version {
-    /// Counts what one request that began at `started` came to — its rows answered, or a
-    /// refusal — in the version's statistics, and passes the answer on.
-    fn count<T>(
-        &self,
-        started: std::time::Instant,
-        answered: Result<(T, usize), ApiError>,
-    ) -> Result<T, ApiError> {
-        self.stats.record(started, answered.as_ref().map(|&(_, rows)| rows).map_err(|_| ()));
-        answered.map(|(answer, _)| answer)
-    }
-}
-
-type Catalog = HashMap<String, Arc<Served>>;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -153,60 +123,9 @@ impl AppState {
         let reusable = current.clone();
         let (store, registry, owned_name) =
             (self.store.clone(), self.registry.clone(), name.to_string());
-        let (served, first_refusal) = blocking(move || {
-            let entry = registry.model(&owned_name)?;
-            let mut versions = BTreeMap::new();
-            let mut unavailable = BTreeMap::new();
-            let mut errors = BTreeMap::new();
-            for v in &entry.versions {
-                let loaded = reusable.as_ref().and_then(|c| c.versions.get(&v.version));
-                let stats = loaded.map_or_else(Arc::default, |l| l.stats.clone());
-                let model = match loaded.filter(|l| l.artifact == v.artifact) {
-                    Some(loaded) => loaded.model.clone(),
-                    None => match store.read_json::<Model>(&v.artifact, Kind::Model, "model.json") {
-                        Ok(model) => {
-                            // Warm: one prediction through the same code path requests take.
-                            let _ = model.probability_raw(&vec![0.0; model.row_width()]);
-                            Arc::new(model)
-                        }
-                        Err(e) => {
-                            tracing::warn!(model = %owned_name, version = v.version, error = %e, "version unavailable");
-                            unavailable.insert(v.version, e.to_string());
-                            errors.insert(v.version, ApiError::from(e));
-                            continue;
-                        }
-                    },
-                };
-                versions.insert(v.version, Version { artifact: v.artifact.clone(), model, stats });
-            }
-            let mut aliases = BTreeMap::new();
-            let mut refused = Vec::new();
-            let mut first_refusal = None;
-            for (alias, version) in entry.aliases {
-                if versions.contains_key(&version) {
-                    aliases.insert(alias, version);
-                    continue;
-                }
-                let why = unavailable.get(&version).cloned().unwrap_or_else(|| "not registered".into());
-                let before = reusable.as_ref().and_then(|c| c.aliases.get(&alias).copied()).filter(|v| versions.contains_key(v));
-                if let Some(previous) = before {
-                    aliases.insert(alias.clone(), previous);
-                }
-                if first_refusal.is_none() {
-                    let kept = before.map_or_else(|| format!("{alias} serves nothing"), |v| format!("{alias} still serves v{v}"));
-                    first_refusal = Some(match errors.remove(&version) {
-                        Some(ApiError::Unprocessable { code, message }) => {
-                            ApiError::Unprocessable { code, message: format!("v{version}: {message}; {kept}") }
-                        }
-                        Some(other) => other,
-                        None => ApiError::NotFound(format!("{alias} points at v{version}, which is {why}")),
-                    });
-                }
-                refused.push((alias, version, why));
-            }
-            Ok((Served { versions, aliases, unavailable, refused }, first_refusal))
-        })
-        .await?;
+        let (served, first_refusal) =
+            blocking(move || Served::load(&store, &registry, &owned_name, reusable.as_deref()))
+                .await?;
         // Loads are serialised, so what was loaded before is still `current`.
         let changed = current.is_none_or(|b| {
             b.aliases != served.aliases
@@ -239,27 +158,6 @@ impl AppState {
         self.served(name)?
             .resolve(name, selector)
             .map(|(version, loaded)| (version, loaded.model.clone()))
-    }
-}
-
-fn served_in<'c>(catalog: &'c Catalog, name: &str) -> Result<&'c Arc<Served>, ApiError> {
-    catalog.get(name).ok_or_else(|| ApiError::NotFound(format!("model {name:?} is not loaded")))
-}
-
-impl Served {
-    /// The version for `selector` (alias or number; `stable` when absent); `name` is for errors.
-    fn resolve(&self, name: &str, selector: Option<&str>) -> Result<(u32, &Version), ApiError> {
-        let selector = selector.unwrap_or(STABLE);
-        let version = match self.aliases.get(selector) {
-            Some(v) => *v,
-            None => selector.parse::<u32>().map_err(|_| {
-                ApiError::NotFound(format!("model {name:?} has no version or alias {selector:?}"))
-            })?,
-        };
-        let loaded = self.versions.get(&version).ok_or_else(|| {
-            ApiError::NotFound(format!("model {name:?} has no version {selector}"))
-        })?;
-        Ok((version, loaded))
     }
 }
 
@@ -635,11 +533,6 @@ async fn infer_version(
     answer(&state, name, Some(&version), &headers, &body)
 }
 
-/// The header of the binary tensor data extension: the length of the JSON at the body's start.
-/// A `HeaderName` made once: looked up by a `&str`, the name would be parsed on every request.
-static HEADER_LENGTH: axum::http::HeaderName =
-    axum::http::HeaderName::from_static("inference-header-content-length");
-
 /// Answers an infer request for `name` at `selector`, counted in that version's statistics: a
 /// request for a model or version that is not served is refused before, and counted nowhere.
 fn answer(
@@ -667,21 +560,10 @@ fn infer_with(
 ) -> Result<(Response, usize), ApiError> {
     // An infer body is JSON whatever its Content-Type says (absent, application/json,
     // application/octet-stream), as Triton and KServe take it: tritonclient sends none.
-    let (json, binary) = match headers.get(&HEADER_LENGTH) {
-        None => (body, &[][..]),
-        Some(v) => {
-            let n: usize = v.to_str().ok().and_then(|v| v.trim().parse().ok()).filter(|&n| n <= body.len()).ok_or_else(|| {
-                ApiError::BadRequest(format!(
-                    "{HEADER_LENGTH} must be the length of the JSON header, at most the body's {} bytes",
-                    body.len()
-                ))
-            })?;
-            body.split_at(n)
-        }
-    };
+    let (json, binary) = binary::split_body(headers, body)?;
     let mut request: InferRequest = logitflow_kit::parse_json(json)?;
     binary::attach_inputs(&mut request.inputs, binary)?;
-    let (x, rows) = decode_inputs(&request.inputs, model)?;
+    let (x, rows) = decode_inputs(std::mem::take(&mut request.inputs), model)?;
     let answers = outputs::answer(model, &x, rows, &outputs::wanted_of(&request))?;
     let as_binary = binary::output_wanted(&request);
     let mut raw = Vec::new();
@@ -720,396 +602,6 @@ fn infer_with(
         return Ok((binary::respond(&response, &raw)?, rows));
     }
     Ok((Json(response).into_response(), rows))
-}
-
-/// The binary tensor data extension, as Triton and KServe speak it: an input's values may come
-/// after the JSON header as raw little-endian bytes (`parameters.binary_data_size`; `BYTES`
-/// elements each with a 4-byte length), and outputs go back that way when asked
-/// (`parameters.binary_data` on an output, or `binary_data_output` on the request), with
-/// `Inference-Header-Content-Length` saying where the JSON ends.
-pub(crate) mod binary {
-    use super::*;
-
-    fn size_of(input: &InferInput) -> Option<u64> {
-        input.parameters.as_ref()?.binary_data_size
-    }
-
-    /// Moves each binary input's values from `binary` into its `data`, in the inputs' order.
-    pub(super) fn attach_inputs(
-        inputs: &mut [InferInput],
-        mut binary: &[u8],
-    ) -> Result<(), ApiError> {
-        for input in inputs.iter_mut() {
-            let Some(size) = size_of(input) else { continue };
-            let size = usize::try_from(size).ok().filter(|&s| s <= binary.len()).ok_or_else(|| {
-                invalid(format!(
-                    "input {:?}: binary_data_size {size} is more than the {} bytes after the JSON header",
-                    input.name,
-                    binary.len()
-                ))
-            })?;
-            let (bytes, rest) = binary.split_at(size);
-            binary = rest;
-            let count = element_count(&input.name, &input.shape)?;
-            input.data = decode(&input.name, &input.datatype, bytes, count)?;
-        }
-        if !binary.is_empty() {
-            return Err(invalid(format!(
-                "{} bytes after the JSON header belong to no input's binary_data_size",
-                binary.len()
-            )));
-        }
-        Ok(())
-    }
-
-    pub(crate) fn decode(
-        name: &str,
-        datatype: &str,
-        bytes: &[u8],
-        count: usize,
-    ) -> Result<serde_json::Value, ApiError> {
-        let fixed = |width: usize, read: &dyn Fn(&[u8]) -> serde_json::Value| {
-            if bytes.len() != count * width {
-                return Err(invalid(format!(
-                    "input {name:?}: {} bytes of {datatype} for {count} values (need {})",
-                    bytes.len(),
-                    count * width
-                )));
-            }
-            Ok(serde_json::Value::Array(bytes.chunks_exact(width).map(read).collect()))
-        };
-        let array = |b: &[u8]| -> [u8; 8] {
-            let mut a = [0u8; 8];
-            a[..b.len()].copy_from_slice(b);
-            a
-        };
-        match datatype {
-            // `Value::from` makes a non-finite float `null`, refused later as not a number.
-            "FP64" => fixed(8, &|b| serde_json::Value::from(f64::from_le_bytes(array(b)))),
-            "FP32" => {
-                fixed(4, &|b| serde_json::Value::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]])))
-            }
-            "INT64" => fixed(8, &|b| serde_json::json!(i64::from_le_bytes(array(b)))),
-            "INT32" => {
-                fixed(4, &|b| serde_json::json!(i32::from_le_bytes([b[0], b[1], b[2], b[3]])))
-            }
-            "INT16" => fixed(2, &|b| serde_json::json!(i16::from_le_bytes([b[0], b[1]]))),
-            "INT8" => fixed(1, &|b| serde_json::json!(i8::from_le_bytes([b[0]]))),
-            "UINT64" => fixed(8, &|b| serde_json::json!(u64::from_le_bytes(array(b)))),
-            "UINT32" => {
-                fixed(4, &|b| serde_json::json!(u32::from_le_bytes([b[0], b[1], b[2], b[3]])))
-            }
-            "UINT16" => fixed(2, &|b| serde_json::json!(u16::from_le_bytes([b[0], b[1]]))),
-            "UINT8" => fixed(1, &|b| serde_json::json!(b[0])),
-            "BOOL" => fixed(1, &|b| serde_json::json!(u8::from(b[0] != 0))),
-            "BYTES" => {
-                let mut values = Vec::with_capacity(count);
-                let mut rest = bytes;
-                while rest.len() >= 4 {
-                    let n = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-                    let element = rest.get(4..4 + n).ok_or_else(|| {
-                        invalid(format!("input {name:?}: a BYTES element runs past the data"))
-                    })?;
-                    let text = std::str::from_utf8(element).map_err(|_| {
-                        invalid(format!("input {name:?}: a BYTES element is not UTF-8 text"))
-                    })?;
-                    values.push(serde_json::Value::String(text.to_string()));
-                    rest = &rest[4 + n..];
-                }
-                if !rest.is_empty() || values.len() != count {
-                    return Err(invalid(format!(
-                        "input {name:?}: {} BYTES elements for a shape of {count}",
-                        values.len()
-                    )));
-                }
-                Ok(serde_json::Value::Array(values))
-            }
-            other => Err(invalid(format!(
-                "input {name:?}: datatype {other:?} is not one binary data can carry here"
-            ))),
-        }
-    }
-
-    /// Whether the request asks for its outputs as binary data: an output asks with
-    /// `binary_data`, or the request for all with `binary_data_output`.
-    pub(super) fn output_wanted(request: &InferRequest) -> bool {
-        let on_request =
-            request.parameters.as_ref().and_then(|p| p.binary_data_output).unwrap_or(false);
-        match request.outputs.as_deref() {
-            None | Some([]) => on_request,
-            Some(outputs) => outputs
-                .iter()
-                .any(|o| o.parameters.as_ref().and_then(|p| p.binary_data).unwrap_or(on_request)),
-        }
-    }
-
-    /// The response as a JSON header followed by `raw`, the outputs' bytes.
-    pub(super) fn respond(response: &InferResponse, raw: &[u8]) -> Result<Response, ApiError> {
-        use axum::http::{HeaderValue, header::CONTENT_TYPE};
-        use bytes::BufMut;
-        // One buffer for the header and the values, sized and frozen as axum's `Json` does its
-        // own: a `Vec` handed to the body would be copied or wrapped once more.
-        let mut body = bytes::BytesMut::with_capacity(128 + raw.len()).writer();
-        serde_json::to_writer(&mut body, response)
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
-        let mut body = body.into_inner();
-        let header_length = body.len();
-        body.put_slice(raw);
-        let mut answer = Response::new(axum::body::Body::from(body.freeze()));
-        let headers = answer.headers_mut();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
-        headers.insert(HEADER_LENGTH.clone(), HeaderValue::from(header_length));
-        Ok(answer)
-    }
-}
-
-fn invalid(message: impl std::fmt::Display) -> ApiError {
-    ApiError::invalid("INVALID_INPUT", message)
-}
-
-/// The error of a value that cannot be predicted from: an unseen level is named as such.
-fn unusable(row: usize, e: PredictError) -> ApiError {
-    match e {
-        PredictError::Encode(e @ EncodeError::UnseenLevel { .. }) => {
-            ApiError::invalid("UNKNOWN_LEVEL", format!("row {row}: {e}"))
-        }
-        e => invalid(format!("row {row}: {e}")),
-    }
-}
-
-/// Turns the request's tensors into rows of terms in the data's units. A numeric model takes
-/// one tensor `[N, d]` (or `[d]` for one row), or one tensor `[N]`/`[N, 1]` per feature, named
-/// by feature; a model with text features takes one tensor per feature, `BYTES` for text.
-pub fn decode_inputs(inputs: &[InferInput], model: &Model) -> Result<(Vec<f64>, usize), ApiError> {
-    if !model.takes_numbers_only() {
-        return decode_named_values(inputs, model);
-    }
-    let d = model.width();
-    let (mut x, rows) = match inputs {
-        [] => return Err(invalid("inputs is empty: send one tensor of shape [N, features]")),
-        [t] => {
-            // Values first: a tensor too large to hold is refused as that (413), whatever its shape.
-            let values = tensor_values(t)?;
-            let rows = match t.shape.as_slice() {
-                [n, w] if *w == d => *n,
-                [w] if *w == d && d > 1 => 1,
-                [n] if d == 1 => *n,
-                _ => {
-                    return Err(invalid(format!(
-                        "tensor {:?} has shape {:?}; expected [N, {d}] ({})",
-                        t.name,
-                        t.shape,
-                        model.feature_names.join(", ")
-                    )));
-                }
-            };
-            // The one tensor's values are the rows as they are.
-            (values, rows)
-        }
-        many if many.len() == d => {
-            let many: Vec<(&InferInput, Vec<f64>)> =
-                many.iter().map(|t| Ok((t, tensor_values(t)?))).collect::<Result<_, ApiError>>()?;
-            let rows = many[0].1.len();
-            let mut x = vec![0.0; rows * d];
-            for (j, feature) in model.feature_names.iter().enumerate() {
-                let (t, values) = many.iter().find(|(t, _)| t.name == *feature).ok_or_else(|| {
-                    invalid(format!("no input tensor named {feature:?}; with one tensor per feature, name each after its feature"))
-                })?;
-                if values.len() != rows || !(t.shape.len() == 1 || t.shape == [rows, 1]) {
-                    return Err(invalid(format!(
-                        "tensor {feature:?} has shape {:?}; expected [{rows}]",
-                        t.shape
-                    )));
-                }
-                for (i, v) in values.iter().enumerate() {
-                    x[i * d + j] = *v;
-                }
-            }
-            (x, rows)
-        }
-        many => {
-            return Err(invalid(missing_input(many, model).unwrap_or_else(|| {
-                format!(
-                    "{} input tensors; expected 1 (shape [N, {d}]) or {d} (one per feature)",
-                    many.len()
-                )
-            })));
-        }
-    };
-    if rows == 0 {
-        return Err(invalid("no rows to predict"));
-    }
-    if rows > MAX_ROWS {
-        return Err(ApiError::PayloadTooLarge(format!(
-            "{rows} rows in one request; send at most {MAX_ROWS}"
-        )));
-    }
-    for (i, row) in x.chunks_exact(d).enumerate() {
-        model.check_row(row).map_err(|e| invalid(format!("row {i}: {e}")))?;
-    }
-    // A row of terms carries the offset last.
-    if let Some(j) = model.transform.offset_input() {
-        x.chunks_exact_mut(d).for_each(|row| row[j..].rotate_left(1));
-    }
-    Ok((x, rows))
-}
-
-/// What is missing from tensors named after `model`'s inputs but too few: its first input no
-/// tensor is named after ("the offset" when it is that). `None` when no tensor is named after an
-/// input (one matrix, say), whose problem is another.
-fn missing_input(inputs: &[InferInput], model: &Model) -> Option<String> {
-    if !inputs.iter().any(|t| model.feature_names.contains(&t.name)) {
-        return None;
-    }
-    let j =
-        (0..model.width()).find(|&j| inputs.iter().all(|t| t.name != model.feature_names[j]))?;
-    let what = if model.transform.offset_input() == Some(j) { "the offset " } else { "" };
-    Some(format!(
-        "no input tensor named {what}{:?}; this model takes one per input: {}",
-        model.feature_names[j],
-        model.feature_names.join(", ")
-    ))
-}
-
-/// One tensor per feature, of numbers or text, encoded row by row.
-fn decode_named_values(
-    inputs: &[InferInput],
-    model: &Model,
-) -> Result<(Vec<f64>, usize), ApiError> {
-    let d = model.width();
-    if inputs.len() < d
-        && let Some(missing) = missing_input(inputs, model)
-    {
-        return Err(invalid(missing));
-    }
-    if inputs.len() != d {
-        return Err(invalid(format!(
-            "{} input tensor(s); this model has text features or an offset, so send one tensor per feature, named \
-             after it (BYTES for text, FP64 for numbers): {}",
-            inputs.len(),
-            model.feature_names.join(", ")
-        )));
-    }
-    let mut columns = Vec::with_capacity(d);
-    for feature in &model.feature_names {
-        let t = inputs
-            .iter()
-            .find(|t| t.name == *feature)
-            .ok_or_else(|| invalid(format!("no input tensor named {feature:?}")))?;
-        columns.push(tensor_cells(t)?);
-    }
-    let rows = columns[0].len();
-    if let Some((j, c)) = columns.iter().enumerate().find(|(_, c)| c.len() != rows) {
-        return Err(invalid(format!(
-            "tensor {:?} has {} values; {:?} has {rows}",
-            model.feature_names[j],
-            c.len(),
-            model.feature_names[0]
-        )));
-    }
-    if rows == 0 {
-        return Err(invalid("no rows to predict"));
-    }
-    if rows > MAX_ROWS {
-        return Err(ApiError::PayloadTooLarge(format!(
-            "{rows} rows in one request; send at most {MAX_ROWS}"
-        )));
-    }
-    let mut x = Vec::with_capacity(rows * model.row_width());
-    let mut row = Vec::with_capacity(d);
-    for i in 0..rows {
-        row.clear();
-        row.extend(columns.iter_mut().map(|c| std::mem::replace(&mut c[i], Value::Number(0.0))));
-        model.encode_row(&row, &mut x).map_err(|e| unusable(i, e))?;
-    }
-    Ok((x, rows))
-}
-
-/// The values a tensor's shape says it holds; a shape that overflows, or holds more than one
-/// request may carry (`MAX_ROWS` rows of up to 64 values), is refused before any allocation.
-pub(crate) fn element_count(name: &str, shape: &[usize]) -> Result<usize, ApiError> {
-    shape
-        .iter()
-        .try_fold(1usize, |acc, &n| acc.checked_mul(n))
-        .filter(|&n| n <= MAX_ROWS * 64)
-        .ok_or_else(|| {
-            ApiError::PayloadTooLarge(format!("tensor {name:?} of shape {shape:?} is too large"))
-        })
-}
-
-/// The cells of one tensor, numbers or (for `BYTES`) text, checked against its shape.
-fn tensor_cells(t: &InferInput) -> Result<Vec<Value>, ApiError> {
-    if t.datatype != "BYTES" {
-        return Ok(tensor_values(t)?.into_iter().map(Value::Number).collect());
-    }
-    let expected = element_count(&t.name, &t.shape)?;
-    let mut cells = Vec::with_capacity(expected);
-    flatten_text(&t.data, &mut cells, 0)
-        .map_err(|what| invalid(format!("tensor {:?}: {what}", t.name)))?;
-    if cells.len() != expected {
-        return Err(invalid(format!(
-            "tensor {:?} has {} values but its shape {:?} needs {expected}",
-            t.name,
-            cells.len(),
-            t.shape
-        )));
-    }
-    Ok(cells)
-}
-
-fn flatten_text(
-    value: &serde_json::Value,
-    out: &mut Vec<Value>,
-    depth: usize,
-) -> Result<(), String> {
-    match value {
-        serde_json::Value::String(text) => out.push(Value::Text(text.clone())),
-        serde_json::Value::Array(items) if depth < 4 => {
-            items.iter().try_for_each(|v| flatten_text(v, out, depth + 1))?
-        }
-        serde_json::Value::Array(_) => return Err("data is nested too deeply".into()),
-        other => return Err(format!("data holds {other}, not text (the datatype is BYTES)")),
-    }
-    Ok(())
-}
-
-/// The numbers of one tensor, checked against its shape and datatype.
-fn tensor_values(t: &InferInput) -> Result<Vec<f64>, ApiError> {
-    const NUMERIC: [&str; 11] = [
-        "FP64", "FP32", "FP16", "INT64", "INT32", "INT16", "INT8", "UINT64", "UINT32", "UINT16",
-        "UINT8",
-    ];
-    if !NUMERIC.contains(&t.datatype.as_str()) {
-        return Err(invalid(format!(
-            "tensor {:?} has datatype {:?}; expected a numeric type such as FP64",
-            t.name, t.datatype
-        )));
-    }
-    let expected = element_count(&t.name, &t.shape)?;
-    let mut values = Vec::with_capacity(expected);
-    flatten(&t.data, &mut values, 0)
-        .map_err(|what| invalid(format!("tensor {:?}: {what}", t.name)))?;
-    if values.len() != expected {
-        return Err(invalid(format!(
-            "tensor {:?} has {} values but its shape {:?} needs {expected}",
-            t.name,
-            values.len(),
-            t.shape
-        )));
-    }
-    Ok(values)
-}
-
-fn flatten(value: &serde_json::Value, out: &mut Vec<f64>, depth: usize) -> Result<(), String> {
-    match value {
-        serde_json::Value::Number(n) => out.push(n.as_f64().ok_or("a number is out of range")?),
-        serde_json::Value::Array(items) if depth < 4 => {
-            items.iter().try_for_each(|v| flatten(v, out, depth + 1))?
-        }
-        serde_json::Value::Array(_) => return Err("data is nested too deeply".into()),
-        other => return Err(format!("data holds {other}, not a number")),
-    }
-    Ok(())
 }
 
 async fn predict(
@@ -1201,6 +693,7 @@ fn single_model(state: &AppState) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::binary::HEADER_LENGTH;
     use axum::http::StatusCode;
 
     use logitflow_store::registry::CANDIDATE;
@@ -1724,6 +1217,111 @@ mod tests {
         assert!(!answered, "plaintext gRPC was answered");
     }
 
+    /// Values whose decimal and binary forms must agree exactly: long fractions, tiny and large
+    /// magnitudes, a negative zero, the double below 50.
+    const AWKWARD_SCORES: [f64; 8] = [
+        80.0,
+        0.1 + 0.2,
+        1.0 / 3.0,
+        -0.0,
+        1e-300,
+        123_456.789_012_345,
+        49.999_999_999_999_99,
+        50.0,
+    ];
+
+    fn bits(values: impl IntoIterator<Item = f64>) -> Vec<u64> {
+        values.into_iter().map(f64::to_bits).collect()
+    }
+
+    fn le_f64(raw: &[u8]) -> Vec<f64> {
+        raw.chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().unwrap_or_default())).collect()
+    }
+
+    /// serve's answer to `AWKWARD_SCORES` as HTTP JSON in and out.
+    async fn over_json(app: &Router) -> Vec<f64> {
+        let n = AWKWARD_SCORES.len();
+        let body = serde_json::json!({"inputs": [{"name": "score", "shape": [n, 1], "datatype": "FP64", "data": AWKWARD_SCORES}]});
+        let (status, out) = call(app, "POST", "/v2/models/admissions/infer", Some(body)).await;
+        assert_eq!(status, StatusCode::OK, "{out}");
+        let data = out["outputs"][0]["data"].as_array().cloned().unwrap_or_default();
+        data.iter().map(|v| v.as_f64().expect("a number")).collect()
+    }
+
+    /// Posts an infer request of a JSON `header` with binary `data` after it to `admissions`.
+    async fn post_binary(app: &Router, header: &str, data: &[u8]) -> Response {
+        let request = axum::http::Request::post("/v2/models/admissions/infer")
+            .header(&HEADER_LENGTH, header.len().to_string())
+            .body(axum::body::Body::from([header.as_bytes(), data].concat()))
+            .expect("request");
+        tower::ServiceExt::oneshot(app.clone(), request).await.expect("infallible")
+    }
+
+    /// serve's answer to `AWKWARD_SCORES` as binary tensor data in and out.
+    async fn over_binary(app: &Router) -> Vec<f64> {
+        let n = AWKWARD_SCORES.len();
+        let header = serde_json::json!({
+            "inputs": [{"name": "score", "shape": [n, 1], "datatype": "FP64", "parameters": {"binary_data_size": 8 * n}}],
+            "parameters": {"binary_data_output": true},
+        })
+        .to_string();
+        let data: Vec<u8> = AWKWARD_SCORES.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let response = post_binary(app, &header, &data).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let json_length: usize =
+            response.headers()[&HEADER_LENGTH].to_str().expect("ascii").parse().expect("a length");
+        let bytes =
+            http_body_util::BodyExt::collect(response.into_body()).await.expect("body").to_bytes();
+        le_f64(&bytes[json_length..])
+    }
+
+    /// serve's answers to `AWKWARD_SCORES` over gRPC: as raw contents, then as typed contents.
+    async fn over_grpc(state: AppState) -> [Vec<f64>; 2] {
+        use grpc::proto::grpc_inference_service_client::GrpcInferenceServiceClient;
+        use grpc::proto::{
+            InferTensorContents, ModelInferRequest, model_infer_request::InferInputTensor,
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(grpc::serve(Arc::new(state), None, None, listener, std::future::pending()));
+        let mut client =
+            GrpcInferenceServiceClient::connect(format!("http://{addr}")).await.expect("connect");
+        let input = |contents| InferInputTensor {
+            name: "score".into(),
+            datatype: "FP64".into(),
+            shape: vec![AWKWARD_SCORES.len() as i64, 1],
+            parameters: Default::default(),
+            contents,
+        };
+        let raw: Vec<u8> = AWKWARD_SCORES.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let typed =
+            InferTensorContents { fp64_contents: AWKWARD_SCORES.to_vec(), ..Default::default() };
+        let mut answers = Vec::new();
+        for (contents, raw_input_contents) in [(None, vec![raw]), (Some(typed), Vec::new())] {
+            let request = ModelInferRequest {
+                model_name: "admissions".into(),
+                inputs: vec![input(contents)],
+                raw_input_contents,
+                ..Default::default()
+            };
+            let answer = client.model_infer(request).await.expect("infer").into_inner();
+            answers.push(le_f64(&answer.raw_output_contents[0]));
+        }
+        answers.try_into().expect("two answers")
+    }
+
+    #[tokio::test]
+    async fn json_binary_and_grpc_tensors_give_the_same_answers_bit_for_bit() {
+        let (_dir, state, app) = setup().await;
+        let model = Model::one_feature(-10.0, 0.2);
+        let expected = bits(AWKWARD_SCORES.iter().map(|&s| model.probability_raw(&[s])));
+        assert_eq!(bits(over_json(&app).await), expected, "HTTP with JSON");
+        assert_eq!(bits(over_binary(&app).await), expected, "HTTP with binary data");
+        let [raw, typed] = over_grpc(state).await;
+        assert_eq!(bits(raw), expected, "gRPC raw contents");
+        assert_eq!(bits(typed), expected, "gRPC typed contents");
+    }
+
     #[tokio::test]
     async fn grpc_answers_from_the_same_catalog_with_raw_and_typed_contents_and_checks_the_token() {
         use grpc::proto::grpc_inference_service_client::GrpcInferenceServiceClient;
@@ -1944,14 +1542,8 @@ mod tests {
             "parameters": {"binary_data_output": true},
         })
         .to_string();
-        let mut body = header.clone().into_bytes();
-        body.extend_from_slice(&80f32.to_le_bytes());
-        body.extend_from_slice(&50f32.to_le_bytes());
-        let request = axum::http::Request::post("/v2/models/admissions/infer")
-            .header(&HEADER_LENGTH, header.len().to_string())
-            .body(axum::body::Body::from(body))
-            .expect("request");
-        let response = tower::ServiceExt::oneshot(app.clone(), request).await.expect("infallible");
+        let data = [80f32.to_le_bytes(), 50f32.to_le_bytes()].concat();
+        let response = post_binary(&app, &header, &data).await;
         assert_eq!(response.status(), StatusCode::OK);
         let json_length: usize = response.headers()[&HEADER_LENGTH]
             .to_str()

@@ -15,12 +15,10 @@ use tonic::{Request, Response, Status};
 pub(crate) async fn bare_server() -> anyhow::Result<()> {
     use axum::routing::post;
     async fn infer(axum::Json(request): axum::Json<InferRequest>) -> axum::Json<InferResponse> {
-        let x = request.inputs.first().and_then(|t| t.data.as_array().cloned()).unwrap_or_default();
-        let data: Vec<f64> = x
-            .iter()
-            .filter_map(|v| v.as_f64().or_else(|| v.get(0).and_then(serde_json::Value::as_f64)))
-            .map(|v| sigmoid(-10.0 + 0.2 * v))
-            .collect();
+        // The same typed decoding as serve's (one buffer from the JSON), then the arithmetic.
+        let x = request.inputs.into_iter().next().and_then(|t| t.data.numbers().ok());
+        let data: Vec<f64> =
+            x.unwrap_or_default().into_iter().map(|v| sigmoid(-10.0 + 0.2 * v)).collect();
         axum::Json(InferResponse {
             model_name: "admissions".into(),
             model_version: "1".into(),

@@ -209,7 +209,7 @@ impl ServiceClient {
                     status.as_u16()
                 ),
             };
-            ErrorBody { error, code: "UNKNOWN".into() }
+            ErrorBody { error, code: "UNKNOWN".into(), request_id: None }
         });
         ClientError::Api {
             service: self.name.clone(),

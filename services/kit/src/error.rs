@@ -1,3 +1,4 @@
+use crate::wire::ErrorBody;
 use axum::extract::FromRequest;
 use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
@@ -76,19 +77,58 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// What a client is told of this error, logged when it is the service's own fault. An
+    /// internal error's words (a state, a path, a library's message) are the service's inside:
+    /// they go to the log under a new request id, and the client gets the code, a safe message
+    /// and that id. A storage error keeps its words, which name what to fix (a full disk, a
+    /// bucket refusing), for the operator who reads them.
+    pub fn public(&self) -> ErrorBody {
+        let code = self.code().to_string();
+        match self {
+            ApiError::Internal(detail) => {
+                let id = request_id();
+                tracing::error!(request_id = %id, code, error = %detail, "request failed");
+                ErrorBody {
+                    error: format!(
+                        "an internal error; its detail is in the service's log under request id {id}"
+                    ),
+                    code,
+                    request_id: Some(id),
+                }
+            }
+            other => {
+                if other.status().is_server_error() {
+                    tracing::error!(code, error = %other, "request failed");
+                }
+                ErrorBody { error: other.to_string(), code, request_id: None }
+            }
+        }
+    }
+}
+
+/// A request id unique to this process's errors and, by its start time, across restarts.
+fn request_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    static STARTED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let started = *STARTED.get_or_init(|| {
+        let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+        since.map_or(0, |d| d.as_millis() as u64)
+    });
+    format!("{started:x}-{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if self.status().is_server_error() {
-            tracing::error!(code = self.code(), error = %self, "request failed");
-        }
-        error_response(self.status(), self.code(), self.to_string())
+        (self.status(), axum::Json(self.public())).into_response()
     }
 }
 
 /// Every error answer, whoever makes it: `{"error": message, "code": code}` with `status`.
 pub(crate) fn error_response(status: StatusCode, code: &str, message: String) -> Response {
-    (status, axum::Json(crate::wire::ErrorBody { error: message, code: code.to_string() }))
-        .into_response()
+    let body = ErrorBody { error: message, code: code.to_string(), request_id: None };
+    (status, axum::Json(body)).into_response()
 }
 
 /// The error a request body fails with when no byte arrives for the body timeout.
@@ -302,6 +342,23 @@ impl From<crate::client::ClientError> for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn an_internal_error_is_logged_under_a_request_id_the_client_gets_instead_of_it() {
+        let secret = "state of /home/me/.logitflow/ingest.sqlite poisoned";
+        let response = ApiError::Internal(secret.into()).into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16).await.expect("body");
+        let body: ErrorBody = serde_json::from_slice(&bytes).expect("an error body");
+        let id = body.request_id.clone().expect("a request id");
+        assert_eq!(body.code, "INTERNAL");
+        assert!(!body.error.contains("home") && body.error.contains(&id), "{body:?}");
+        // Another error gets another id; a client's own error keeps its words and has none.
+        let again = ApiError::Internal(secret.into()).public();
+        assert_ne!(again.request_id, Some(id));
+        let client = ApiError::invalid("INVALID_INPUT", "row 3: score is missing").public();
+        assert_eq!((client.error.as_str(), client.request_id), ("row 3: score is missing", None));
+    }
 
     #[derive(Debug, serde::Deserialize)]
     #[allow(dead_code)]

@@ -704,6 +704,9 @@ pub struct Needed {
 pub struct ErrorBody {
     pub error: String,
     pub code: String,
+    /// For an internal error: the id its detail is logged under in the service's log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 /// ingest's answer to `PUT /v1/uploads`: where the uploaded CSV is kept, for a `CsvSource`.

@@ -35,9 +35,10 @@ pub struct Grpc {
     state: Arc<AppState>,
 }
 
-/// A service error as a gRPC status with the same words.
+/// A service error as a gRPC status with the words HTTP would answer (an internal error's
+/// detail logged, the client told its request id).
 fn status(e: ApiError) -> Status {
-    let message = e.to_string();
+    let message = e.public().error;
     match e.status().as_u16() {
         400 | 422 => Status::invalid_argument(message),
         401 => Status::unauthenticated(message),

@@ -477,6 +477,35 @@ pub struct SynthArgs {
     pub out: Option<PathBuf>,
 }
 
+/// The services' fields an error names (in backticks, as core and the services write them)
+/// and the flag that sets each here.
+const FIELD_FLAGS: [(&str, &str); 12] = [
+    ("`categorical`", "--categorical"),
+    ("`na_values`", "--na-values"),
+    ("`positive`", "--positive"),
+    ("`features`", "--features"),
+    ("`decimal`", "--decimal"),
+    ("`delimiter`", "--delimiter"),
+    ("`class_labels`", "--labels"),
+    ("`weights`", "--weights"),
+    ("`offset`", "--offset"),
+    ("`cluster`", "--cov cluster"),
+    ("`folds`", "--folds"),
+    ("`solver`", "--solver"),
+];
+
+/// An error or note from core or a service as the console shows it: each field it names, as
+/// the flag that sets it (`weights` w → --weights w).
+pub fn with_flag_hints(message: &str) -> String {
+    let mut text = message.to_string();
+    for (field, flag) in FIELD_FLAGS {
+        if text.contains(field) {
+            text = text.replace(field, flag);
+        }
+    }
+    text
+}
+
 fn parse_finite(s: &str) -> Result<f64, String> {
     let v: f64 = s.trim().parse().map_err(|_| format!("{s:?} is not a number"))?;
     if v.is_finite() { Ok(v) } else { Err(format!("{s:?} is not a finite number")) }
@@ -515,6 +544,22 @@ fn parse_range(s: &str) -> Result<(f64, f64), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn core_names_fields_and_the_console_shows_their_flags() {
+        use logitflow_core::table::{CsvOptions, RawTable};
+        let options = CsvOptions { positive: Some("maybe".into()), ..CsvOptions::default() };
+        let e = RawTable::from_csv("x,y\n1,yes\n2,no\n".as_bytes(), &options)
+            .map(drop)
+            .expect_err("no such class");
+        let said = e.to_string();
+        assert!(said.starts_with("`positive` \"maybe\" is not a value"), "{said}");
+        assert!(with_flag_hints(&said).starts_with("--positive \"maybe\" is not a value"));
+        assert_eq!(
+            with_flag_hints("`cluster`:island names the label; `weights` and `offset` clash"),
+            "--cov cluster:island names the label; --weights and --offset clash"
+        );
+    }
 
     #[test]
     fn parses_rows_ranges_and_features() {

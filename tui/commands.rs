@@ -683,6 +683,7 @@ pub fn render_terms(model: &pipeline::ModelReport) -> String {
         _ => render_table(&model.fit.terms, "odds ratio"),
     };
     if let Some(note) = &model.fit.statistics_note {
+        let note = crate::cli::with_flag_hints(note);
         let _ = writeln!(s, "  standard errors, p-values and intervals: {note}");
     }
     for line in model.fit.row_roles.iter().flat_map(|r| r.lines()) {

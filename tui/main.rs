@@ -52,6 +52,6 @@ fn main() -> ExitCode {
 }
 
 fn fail(e: anyhow::Error) -> ExitCode {
-    eprintln!("error: {e:#}");
+    eprintln!("error: {}", logitflow::cli::with_flag_hints(&format!("{e:#}")));
     ExitCode::FAILURE
 }

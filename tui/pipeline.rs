@@ -275,6 +275,7 @@ impl StageRunner<'_> {
 
     /// The run's error for `stage`, announced.
     fn fail(&self, stage: Stage, error: String) -> PipelineError {
+        let error = crate::cli::with_flag_hints(&error);
         self.send(PipelineEvent::StageFailed { stage, error: error.clone() });
         PipelineError::Stage { stage, error }
     }

@@ -1,6 +1,7 @@
 //! Rendering: `impl Widget for &App`. Pure — it reads the state and draws; no I/O.
 
 use super::app::{Answer, App, Focus, Overlay, ParamsForm, StageState};
+use crate::cli::with_flag_hints;
 use crate::numbers::readable;
 use crate::supervisor::Status;
 use logitflow_core::scale::Value;
@@ -1122,7 +1123,10 @@ fn render_coefficients(app: &App, area: Rect, buf: &mut Buffer) {
             let roles = fit.row_roles.iter().flat_map(|r| r.lines());
             let covariance = fit.covariance.map(|c| format!("covariance: {}", c.describe()));
             // Why a column is empty: a penalty's shrinkage, an iterative fit's stop.
-            let withheld = fit.statistics_note.iter().map(|note| format!("standard errors {note}"));
+            let withheld = fit
+                .statistics_note
+                .iter()
+                .map(|note| format!("standard errors {}", with_flag_hints(note)));
             roles
                 .chain(covariance)
                 .chain(fit.fit_statistics.iter().flat_map(|f| f.lines()))

@@ -30,7 +30,7 @@ pub fn withheld_statistics(
         Some("not given with class weights: the weighted likelihood's inverse Hessian is not the estimates' covariance".to_string())
     } else if !params.solver.is_exact() || stop_reason != StopReason::Converged {
         Some(format!(
-            "given for an exact, converged fit: this {} fit {}; train with --solver newton for them",
+            "given for an exact, converged fit: this {} fit {}; train with `solver` newton for them",
             params.solver,
             stop_reason.describe()
         ))

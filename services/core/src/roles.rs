@@ -37,21 +37,22 @@ pub enum Role {
 }
 
 impl Role {
-    /// The flag that names the role's column.
-    pub fn flag(self) -> &'static str {
+    /// The field that names the role's column, as errors name it (the console shows its
+    /// flag: `with_flag_hints` in the console).
+    pub fn field(self) -> &'static str {
         match self {
-            Role::Weights => "--weights",
-            Role::Offset => "--offset",
-            Role::Cluster => "--cov cluster",
-            Role::Folds => "--folds",
+            Role::Weights => "`weights`",
+            Role::Offset => "`offset`",
+            Role::Cluster => "`cluster`",
+            Role::Folds => "`folds`",
         }
     }
 
-    /// The flag as given with `column`: "--weights w", "--cov cluster:island".
+    /// The field as given with `column`: "`weights` w", "`cluster`:island".
     fn given(self, column: &str) -> String {
         match self {
-            Role::Cluster => format!("--cov cluster:{column}"),
-            _ => format!("{} {column}", self.flag()),
+            Role::Cluster => format!("`cluster`:{column}"),
+            _ => format!("{} {column}", self.field()),
         }
     }
 
@@ -112,15 +113,15 @@ impl RoleColumns {
             if let Some((_, other)) = taken.iter().find(|(j, _)| *j == i) {
                 return Err(column(format!(
                     "{} and {} name the same column",
-                    other.flag(),
-                    role.flag()
+                    other.field(),
+                    role.field()
                 )));
             }
             taken.push((i, role));
             let is_feature = features.contains(&i);
             if listed && is_feature {
                 return Err(column(format!(
-                    "{} names a feature; a {} column is not a feature: leave it out of --features",
+                    "{} names a feature; a {} column is not a feature: leave it out of `features`",
                     role.given(name),
                     role.noun()
                 )));

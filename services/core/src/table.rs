@@ -43,7 +43,7 @@ pub enum DataError {
     FieldCount { line: u64, expected: usize, found: usize },
     #[error(
         "line {line}, column {column:?}: {value:?} is not a number (the column is mostly numbers; \
-         if it is a category, name it with --categorical, or mark missing values with --na-values)"
+         if it is a category, name it with `categorical`, or mark missing values with `na_values`)"
     )]
     NotANumber { line: u64, column: String, value: String },
     #[error("line {line}, column {column:?}: {value:?} is not finite (infinities are refused)")]
@@ -52,7 +52,7 @@ pub enum DataError {
     EmptyValue { line: u64, column: String },
     #[error(
         "line {line}, label column {column:?}: {value} is not a label; labels must be 0 or 1, two text values \
-         (--positive names the positive one), or three or more classes"
+         (`positive` names the positive one), or three or more classes"
     )]
     BadLabel { line: u64, column: String, value: String },
     #[error(
@@ -60,11 +60,11 @@ pub enum DataError {
          (a number to predict, or an identifier? choose another label)"
     )]
     TooManyClasses { column: String, count: usize, values: String },
-    #[error("--positive {value:?} is not a value of label column {column:?}, which has: {values}")]
+    #[error("`positive` {value:?} is not a value of label column {column:?}, which has: {values}")]
     UnknownPositive { column: String, value: String, values: String },
     #[error(
         "column {column:?} has {count} distinct text values; a categorical column may have at most {max} levels \
-         (an identifier or free text? leave it out with --features)"
+         (an identifier or free text? leave it out with `features`)"
     )]
     TooManyLevels { column: String, count: usize, max: usize },
     #[error("unknown column {name:?}; the header has: {available}")]
@@ -591,7 +591,7 @@ fn forced_categorical(
             None if names[skip..].contains(name) => {
                 return Err(DataError::Column(
                     name.clone(),
-                    "--categorical names a column that is not a feature".into(),
+                    "`categorical` names a column that is not a feature".into(),
                 ));
             }
             None => {
@@ -641,7 +641,7 @@ fn column_kinds(
             return Err(DataError::Column(
                 name.clone(),
                 format!(
-                    "its values are numbers written with a decimal comma ({sample:?}): read the file with --decimal ,"
+                    "its values are numbers written with a decimal comma ({sample:?}): read the file with `decimal` ,"
                 ),
             ));
         } else {
@@ -673,7 +673,7 @@ fn classes_of(
             _ => {
                 return Err(DataError::Column(
                     label_name.to_string(),
-                    "--labels takes two different names: POSITIVE,NEGATIVE".into(),
+                    "`class_labels` takes two different names: POSITIVE,NEGATIVE".into(),
                 ));
             }
         }
@@ -1412,7 +1412,7 @@ fn label_classes(
             return Err(DataError::Column(
                 column.to_string(),
                 format!(
-                    "--positive {p:?} names one of two classes, but the label has {} ({values})",
+                    "`positive` {p:?} names one of two classes, but the label has {} ({values})",
                     cells.values.len()
                 ),
             ));
@@ -1612,12 +1612,12 @@ fn decimal_comma(options: &CsvOptions, delimiter: u8) -> Result<bool, DataError>
     match options.decimal.as_deref() {
         None | Some(".") => Ok(false),
         Some(",") if delimiter == b',' => Err(DataError::Column(
-            "--decimal".into(),
-            "a decimal comma needs another delimiter: give --delimiter ';'".into(),
+            "`decimal`".into(),
+            "a decimal comma needs another delimiter: give `delimiter` ';'".into(),
         )),
         Some(",") => Ok(true),
         Some(other) => Err(DataError::Column(
-            "--decimal".into(),
+            "`decimal`".into(),
             format!("the decimal mark is . or , (got {other:?})"),
         )),
     }

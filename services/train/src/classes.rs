@@ -248,7 +248,7 @@ fn withheld(params: &TrainParams, stop_reason: StopReason, separated: bool) -> O
         ))
     } else if params.solver == Solver::Sgd {
         Some(format!(
-            "given for an exact, converged fit: this sgd fit {}; train with --solver newton for them",
+            "given for an exact, converged fit: this sgd fit {}; train with `solver` newton for them",
             stop_reason.describe()
         ))
     } else if stop_reason != StopReason::Converged {

@@ -874,7 +874,7 @@ fn check_row_columns(
     if params.covariance == Covariance::Cluster {
         let Some(clusters) = row_columns.clusters() else {
             return invalid(
-                "covariance cluster needs the data's cluster column: --cov cluster:COLUMN".into(),
+                "covariance cluster needs the data's cluster column: `cluster`:COLUMN".into(),
             );
         };
         if clusters < 2 {

@@ -3,6 +3,9 @@
 //! background tasks report ([`AppEvent`]). No I/O happens here, so the whole dashboard can be
 //! driven headless in tests.
 
+use super::overlays::{
+    CoefficientsKey, CoefficientsView, KeyOutcome, LogView, Overlays, ScoreForm,
+};
 use crate::pipeline::{PipelineEvent, RunReport, Stage};
 use crate::supervisor::{LogLine, ServiceName, ServiceSnapshot, Status};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -523,9 +526,10 @@ pub struct App {
     pub selected: usize,
     pub focus: Focus,
     pub overlay: Overlay,
+    /// Each overlay's own state, kept while it is closed.
+    pub overlays: Overlays,
     pub stages: Vec<(Stage, StageState)>,
     pub params: TrainParams,
-    pub form: ParamsForm,
     /// The current run's curve: (epoch, train loss) and (epoch, validation loss).
     pub train_curve: Vec<(f64, f64)>,
     pub val_curve: Vec<(f64, f64)>,
@@ -551,22 +555,12 @@ pub struct App {
     pub unavailable: BTreeMap<String, String>,
     pub last_report: Option<RunReport>,
     pub predict_input: String,
-    pub predict_form: PredictForm,
-    pub runs_view: RunsView,
-    pub sweep_form: super::sweep::SweepForm,
-    /// `B`'s two paths (what to score, where to write), and the field being edited.
-    pub score_paths: [String; 2],
-    pub score_field: usize,
     /// Rows scored so far while a batch scoring runs.
     pub scoring: Option<usize>,
     pub sweep: Option<super::sweep::Sweep>,
-    /// The coefficient table's first row shown, and whether it is ordered by magnitude.
-    pub coefficients_scroll: usize,
-    pub coefficients_by_magnitude: bool,
     /// A K-class model's table shown in the Model panel and the `C` view: its place among the
     /// fitted classes (`K` moves to the next).
     pub class_shown: usize,
-    pub run_comparison: Option<RunComparison>,
     pub answers: Vec<Answer>,
     /// advisor's answer for the row last asked (stable's).
     pub advice: Option<Result<logitflow_kit::wire::Advice, String>>,
@@ -579,9 +573,6 @@ pub struct App {
     /// The queried point on the curve (value, probability), once stable answered.
     pub fit_query: Option<(f64, f64)>,
     pub logs: Vec<LogLine>,
-    pub log_scroll: usize,
-    pub log_search: Option<String>,
-    pub searching: bool,
     pub status: String,
     pub train_pressed: Option<Instant>,
     /// "Now", set on every tick, so rendering is a pure function of the state.
@@ -603,8 +594,17 @@ impl App {
             selected: 0,
             focus: Focus::Services,
             overlay: Overlay::None,
+            overlays: Overlays {
+                params: ParamsForm::from(&params, &RoleColumns::default()),
+                predict: PredictForm::default(),
+                runs: RunsView::default(),
+                sweep: super::sweep::SweepForm::around(&TrainParams::default()),
+                score: ScoreForm::default(),
+                logs: LogView::default(),
+                coefficients: CoefficientsView::default(),
+                comparison: None,
+            },
             stages: Stage::STAGES.iter().map(|s| (*s, StageState::Waiting)).collect(),
-            form: ParamsForm::from(&params, &RoleColumns::default()),
             params,
             train_curve: Vec::new(),
             path: super::path::PathChart::default(),
@@ -623,17 +623,9 @@ impl App {
             unavailable: BTreeMap::new(),
             last_report: None,
             predict_input: String::new(),
-            predict_form: PredictForm::default(),
-            runs_view: RunsView::default(),
-            sweep_form: super::sweep::SweepForm::around(&TrainParams::default()),
-            score_paths: [String::new(), String::new()],
-            score_field: 0,
             scoring: None,
             sweep: None,
-            coefficients_scroll: 0,
-            coefficients_by_magnitude: false,
             class_shown: 0,
-            run_comparison: None,
             answers: Vec::new(),
             advice: None,
             last_query: None,
@@ -641,9 +633,6 @@ impl App {
             fit_curve: Vec::new(),
             fit_query: None,
             logs: Vec::new(),
-            log_scroll: 0,
-            log_search: None,
-            searching: false,
             status: "starting the services…".into(),
             train_pressed: None,
             now: Instant::now(),
@@ -904,7 +893,7 @@ impl App {
     /// The kept runs for the runs view: sorted, the selection and marks kept where they still
     /// can be.
     fn on_runs(&mut self, runs: Vec<RunReport>) {
-        let view = &mut self.runs_view;
+        let view = &mut self.overlays.runs;
         view.runs = Some(runs);
         view.sort();
         let count = view.runs.as_ref().map_or(0, Vec::len);
@@ -1085,7 +1074,7 @@ impl App {
             let now = self.class_shown % tables;
             self.class_shown =
                 if forward { (now + 1) % tables } else { (now + tables - 1) % tables };
-            self.coefficients_scroll = 0;
+            self.overlays.coefficients.scroll = 0;
         }
     }
 
@@ -1207,33 +1196,18 @@ impl App {
         None
     }
 
-    /// `B`'s two paths: typed, switched with the arrows or Tab; Enter scores.
+    /// `B`'s two paths ([`ScoreForm`]); Enter scores with stable.
     fn on_score_key(&mut self, key: KeyEvent) -> Option<Action> {
-        let field = &mut self.score_paths[self.score_field];
-        match key.code {
-            KeyCode::Esc => self.overlay = Overlay::None,
-            KeyCode::Up | KeyCode::Down | KeyCode::Tab | KeyCode::BackTab => {
-                self.score_field = 1 - self.score_field
-            }
-            KeyCode::Backspace => {
-                field.pop();
-            }
-            KeyCode::Char(c) if !c.is_control() && field.len() < 4096 => field.push(c),
-            KeyCode::Enter if self.scoring.is_some() => {
-                self.status = "a scoring is already running".into()
-            }
-            KeyCode::Enter => {
-                let [input, output] = self.score_paths.clone().map(|p| PathBuf::from(p.trim()));
-                if input.as_os_str().is_empty() || output.as_os_str().is_empty() {
-                    self.status = "give the CSV to score and the file to write".into();
-                    return None;
-                }
+        match self.overlays.score.on_key(key, self.scoring.is_some()) {
+            KeyOutcome::Stay => {}
+            KeyOutcome::Close => self.overlay = Overlay::None,
+            KeyOutcome::Status(status) => self.status = status,
+            KeyOutcome::Score { input, output } => {
                 self.overlay = Overlay::None;
                 self.scoring = Some(0);
                 self.status = format!("scoring {}…", input.display());
                 return Some(Action::Score { input, output });
             }
-            _ => {}
         }
         None
     }
@@ -1256,7 +1230,7 @@ impl App {
                 None => self.status = "no member has finished yet".into(),
             },
             KeyCode::Char('n') if !self.sweep.as_ref().is_some_and(|s| s.running()) => {
-                self.sweep_form = super::sweep::SweepForm::around(&self.params);
+                self.overlays.sweep = super::sweep::SweepForm::around(&self.params);
                 self.overlay = Overlay::SweepForm;
             }
             _ => self.overlay = Overlay::None,
@@ -1264,26 +1238,20 @@ impl App {
         None
     }
 
-    /// `C`: scroll, s sorts by magnitude, ←→ or K step through a K-class model's classes.
+    /// `C` ([`CoefficientsView`]); ←→ or K step through a K-class model's classes.
     fn on_coefficients_key(&mut self, key: KeyEvent) -> Option<Action> {
-        let last = self.shown_terms().map_or(0, |t| t.len().saturating_sub(1));
-        let scroll = &mut self.coefficients_scroll;
-        match key.code {
-            KeyCode::Down | KeyCode::Char('j') => *scroll = (*scroll + 1).min(last),
-            KeyCode::Up | KeyCode::Char('k') => *scroll = scroll.saturating_sub(1),
-            KeyCode::PageDown => *scroll = (*scroll + 10).min(last),
-            KeyCode::PageUp => *scroll = scroll.saturating_sub(10),
-            KeyCode::Char('s') => self.coefficients_by_magnitude = !self.coefficients_by_magnitude,
-            KeyCode::Char('K') | KeyCode::Right => self.step_class(true),
-            KeyCode::Left => self.step_class(false),
-            _ => self.overlay = Overlay::None,
+        let rows = self.shown_terms().map_or(0, |t| t.len());
+        match self.overlays.coefficients.on_key(key, rows) {
+            CoefficientsKey::Handled => {}
+            CoefficientsKey::StepClass(forward) => self.step_class(forward),
+            CoefficientsKey::Close => self.overlay = Overlay::None,
         }
         None
     }
 
     /// Two runs side by side: scroll, e exports the comparison, any other key goes back.
     fn on_run_view_key(&mut self, key: KeyEvent) -> Option<Action> {
-        let comparison = self.run_comparison.as_mut();
+        let comparison = self.overlays.comparison.as_mut();
         match key.code {
             KeyCode::Down => comparison
                 .into_iter()
@@ -1327,7 +1295,7 @@ impl App {
                 Some(Action::LoadRuns)
             }
             KeyCode::Char('h') => {
-                self.form = ParamsForm::from(&self.params, &self.row_roles);
+                self.overlays.params = ParamsForm::from(&self.params, &self.row_roles);
                 self.open(Overlay::Params)
             }
             KeyCode::Char('p') | KeyCode::Char('/') => self.open_prediction(),
@@ -1350,7 +1318,7 @@ impl App {
             KeyCode::Enter | KeyCode::Char('L') => {
                 let name = self.selected_service()?;
                 self.overlay = Overlay::Logs;
-                self.log_scroll = 0;
+                self.overlays.logs.scroll = 0;
                 Some(Action::ShowLogs(name))
             }
             KeyCode::Up | KeyCode::Char('k') => {
@@ -1380,7 +1348,7 @@ impl App {
         if self.sweep.is_some() {
             return self.open(Overlay::Sweep);
         }
-        self.sweep_form = super::sweep::SweepForm::around(&self.params);
+        self.overlays.sweep = super::sweep::SweepForm::around(&self.params);
         self.open(Overlay::SweepForm)
     }
 
@@ -1400,7 +1368,7 @@ impl App {
             self.status = self.why_no_coefficient_table();
             return None;
         }
-        self.coefficients_scroll = 0;
+        self.overlays.coefficients.scroll = 0;
         self.open(Overlay::Coefficients)
     }
 
@@ -1410,8 +1378,8 @@ impl App {
             self.focus = Focus::Predict;
             return None;
         }
-        if self.predict_form.values.len() != self.feature_names.len() {
-            self.predict_form = PredictForm {
+        if self.overlays.predict.values.len() != self.feature_names.len() {
+            self.overlays.predict = PredictForm {
                 values: vec![String::new(); self.feature_names.len()],
                 ..PredictForm::default()
             };
@@ -1478,7 +1446,7 @@ impl App {
     }
 
     fn on_sweep_form_key(&mut self, key: KeyEvent) -> Option<Action> {
-        let form = &mut self.sweep_form;
+        let form = &mut self.overlays.sweep;
         let last = super::sweep::SweepForm::LABELS.len() - 1;
         match key.code {
             KeyCode::Esc => self.overlay = Overlay::None,
@@ -1512,7 +1480,7 @@ impl App {
     }
 
     fn on_runs_key(&mut self, key: KeyEvent) -> Option<Action> {
-        let view = &mut self.runs_view;
+        let view = &mut self.overlays.runs;
         if view.filtering {
             match key.code {
                 KeyCode::Enter | KeyCode::Esc => view.filtering = false,
@@ -1559,7 +1527,7 @@ impl App {
                     _ => view.selected_run().map(|r| RunComparison::of(r, None)),
                 };
                 if comparison.is_some() {
-                    self.run_comparison = comparison;
+                    self.overlays.comparison = comparison;
                     self.overlay = Overlay::RunView;
                 }
             }
@@ -1582,13 +1550,13 @@ impl App {
 
     fn on_predict_form_key(&mut self, key: KeyEvent) -> Option<Action> {
         let last = self.feature_names.len().saturating_sub(1);
-        let selected = self.predict_form.selected.min(last);
+        let selected = self.overlays.predict.selected.min(last);
         let levels = self
             .feature_names
             .get(selected)
             .and_then(|name| self.levels_of(name))
             .map(<[String]>::to_vec);
-        let form = &mut self.predict_form;
+        let form = &mut self.overlays.predict;
         form.error = None;
         match key.code {
             KeyCode::Esc => self.overlay = Overlay::None,
@@ -1639,7 +1607,7 @@ impl App {
     }
 
     fn on_form_key(&mut self, key: KeyEvent) -> Option<Action> {
-        let form = &mut self.form;
+        let form = &mut self.overlays.params;
         match key.code {
             KeyCode::Esc => self.overlay = Overlay::None,
             KeyCode::Up | KeyCode::BackTab => form.selected = form.selected.saturating_sub(1),
@@ -1690,47 +1658,17 @@ impl App {
         None
     }
 
+    /// A service's log ([`LogView`]).
     fn on_logs_key(&mut self, key: KeyEvent) -> Option<Action> {
-        if self.searching {
-            match key.code {
-                KeyCode::Enter => self.searching = false,
-                KeyCode::Esc => {
-                    self.searching = false;
-                    self.log_search = None;
-                }
-                KeyCode::Backspace => {
-                    if let Some(s) = self.log_search.as_mut() {
-                        s.pop();
-                    }
-                }
-                KeyCode::Char(c) => self.log_search.get_or_insert_with(String::new).push(c),
-                _ => {}
-            }
-            return None;
-        }
-        match key.code {
-            KeyCode::Esc | KeyCode::Char('q') | KeyCode::Enter => self.overlay = Overlay::None,
-            KeyCode::Up | KeyCode::Char('k') => self.log_scroll += 1,
-            KeyCode::Down | KeyCode::Char('j') => {
-                self.log_scroll = self.log_scroll.saturating_sub(1)
-            }
-            KeyCode::PageUp => self.log_scroll += 10,
-            KeyCode::PageDown => self.log_scroll = self.log_scroll.saturating_sub(10),
-            KeyCode::Char('/') => {
-                self.searching = true;
-                self.log_search = Some(String::new());
-            }
-            _ => {}
+        if self.overlays.logs.on_key(key) == KeyOutcome::Close {
+            self.overlay = Overlay::None;
         }
         None
     }
 
     /// The log lines to show: matching the search, if any.
     pub fn visible_logs(&self) -> Vec<&LogLine> {
-        match self.log_search.as_deref().filter(|s| !s.is_empty()) {
-            Some(needle) => self.logs.iter().filter(|l| l.text.contains(needle)).collect(),
-            None => self.logs.iter().collect(),
-        }
+        self.logs.iter().filter(|l| self.overlays.logs.shows(&l.text)).collect()
     }
 
     /// Sets "now" (on each tick), for uptimes.

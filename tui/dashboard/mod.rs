@@ -9,6 +9,7 @@
 
 pub mod app;
 pub mod chart;
+pub mod overlays;
 pub mod path;
 pub mod sweep;
 pub mod ui;
@@ -92,7 +93,7 @@ where
         .data
         .file_stem()
         .map_or_else(|| "data".into(), |s| s.to_string_lossy().into_owned());
-    app.score_paths = [
+    app.overlays.score.paths = [
         request.data.display().to_string(),
         args.export_dir.join(format!("{stem}-scored.csv")).display().to_string(),
     ];

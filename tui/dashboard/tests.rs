@@ -285,9 +285,9 @@ fn the_form_refuses_bad_values_inline_and_retrains_with_good_ones() {
     app.on_key(key(KeyCode::Char('-')));
     app.on_key(key(KeyCode::Char('1')));
     assert!(
-        app.form.error.as_deref().is_some_and(|e| e.contains("learning_rate")),
+        app.overlays.params.error.as_deref().is_some_and(|e| e.contains("learning_rate")),
         "{:?}",
-        app.form.error
+        app.overlays.params.error
     );
     assert_eq!(app.on_key(key(KeyCode::Enter)), None, "refused");
     assert!(screen(&app, 120, 40).contains("learning_rate must be"));
@@ -551,7 +551,7 @@ fn the_form_has_the_stopping_parameters_and_greys_what_the_solver_ignores() {
     for c in "000000".chars() {
         app.on_key(key(KeyCode::Char(c)));
     }
-    let error = app.form.error.clone().expect("too many epochs");
+    let error = app.overlays.params.error.clone().expect("too many epochs");
     assert!(error.contains("1000000000"), "{error}");
     let text: String = screen(&app, 80, 24)
         .lines()
@@ -848,10 +848,10 @@ fn many_features_take_a_field_each_and_a_pasted_row_fills_them() {
         app.on_key(key(KeyCode::Up));
     }
     app.on_key(key(KeyCode::Right));
-    assert_eq!(app.predict_form.values[0], "Adelie", "after Gentoo comes Adelie again");
+    assert_eq!(app.overlays.predict.values[0], "Adelie", "after Gentoo comes Adelie again");
     app.on_key(key(KeyCode::Left));
     app.on_key(key(KeyCode::Left));
-    assert_eq!(app.predict_form.values[0], "Chinstrap");
+    assert_eq!(app.overlays.predict.values[0], "Chinstrap");
     // A field left empty, or a word where a number goes, is named and nothing is sent.
     app.on_key(key(KeyCode::Down));
     app.on_key(key(KeyCode::Down));
@@ -859,13 +859,16 @@ fn many_features_take_a_field_each_and_a_pasted_row_fills_them() {
         app.on_key(key(KeyCode::Backspace));
     }
     assert_eq!(app.on_key(key(KeyCode::Enter)), None);
-    assert_eq!(app.predict_form.error.as_deref(), Some("bill_length_mm has no value"));
+    assert_eq!(app.overlays.predict.error.as_deref(), Some("bill_length_mm has no value"));
     assert!(screen(&app, 80, 24).contains("bill_length_mm has no value"));
     for c in "4 7".chars() {
         app.on_key(key(KeyCode::Char(c)));
     }
     assert_eq!(app.on_key(key(KeyCode::Enter)), None);
-    assert_eq!(app.predict_form.error.as_deref(), Some("bill_length_mm: \"4 7\" is not a number"));
+    assert_eq!(
+        app.overlays.predict.error.as_deref(),
+        Some("bill_length_mm: \"4 7\" is not a number")
+    );
     insta::with_settings!({ filters => volatile_filters() }, {
         insta::assert_snapshot!("predict_form_80x24", screen(&app, 80, 24));
     });
@@ -929,10 +932,14 @@ fn the_runs_view_orders_marks_compares_and_trains_again_with_a_runs_parameters()
     assert!(at[0] < at[1] && at[1] < at[2], "newest first: {text}");
     assert!(text.contains("2026-12-01") || text.contains("2026-11-30"), "the run's time: {text}");
     app.on_key(key(KeyCode::Char('s')));
-    assert_eq!(app.runs_view.selected_run().map(|r| r.model.version), Some(2), "highest AUC first");
+    assert_eq!(
+        app.overlays.runs.selected_run().map(|r| r.model.version),
+        Some(2),
+        "highest AUC first"
+    );
     app.on_key(key(KeyCode::Char('s')));
     assert_eq!(
-        app.runs_view.selected_run().map(|r| r.model.version),
+        app.overlays.runs.selected_run().map(|r| r.model.version),
         Some(3),
         "lowest log loss first"
     );
@@ -941,10 +948,10 @@ fn the_runs_view_orders_marks_compares_and_trains_again_with_a_runs_parameters()
     app.on_key(key(KeyCode::Down));
     app.on_key(key(KeyCode::Down));
     app.on_key(key(KeyCode::Char(' ')));
-    assert_eq!(app.runs_view.marked.len(), 2);
+    assert_eq!(app.overlays.runs.marked.len(), 2);
     assert_eq!(app.on_key(key(KeyCode::Enter)), None);
     assert_eq!(app.overlay, Overlay::RunView);
-    let comparison = app.run_comparison.as_ref().expect("a comparison");
+    let comparison = app.overlays.comparison.as_ref().expect("a comparison");
     assert!(comparison.two && comparison.title.starts_with("v3 batch"), "{}", comparison.title);
     assert_eq!(comparison.curves.len(), 4, "each run's train and validation curves");
     assert!(!comparison.log_epochs, "13 and 11 epochs share a linear axis");
@@ -989,7 +996,10 @@ fn the_runs_view_orders_marks_compares_and_trains_again_with_a_runs_parameters()
     app.on_key(key(KeyCode::Char(' ')));
     app.on_key(key(KeyCode::Enter));
     assert!(
-        app.run_comparison.as_ref().is_some_and(|c| !c.two && c.title.starts_with("v1 newton"))
+        app.overlays
+            .comparison
+            .as_ref()
+            .is_some_and(|c| !c.two && c.title.starts_with("v1 newton"))
     );
     app.on_key(key(KeyCode::Esc));
     // / filters: only the runs whose data, solver, version or stop contains the text.
@@ -998,21 +1008,24 @@ fn the_runs_view_orders_marks_compares_and_trains_again_with_a_runs_parameters()
         app.on_key(key(KeyCode::Char(c)));
     }
     app.on_key(key(KeyCode::Enter));
-    assert_eq!(app.runs_view.visible().iter().map(|r| r.model.version).collect::<Vec<_>>(), [3]);
+    assert_eq!(
+        app.overlays.runs.visible().iter().map(|r| r.model.version).collect::<Vec<_>>(),
+        [3]
+    );
     assert!(screen(&app, 120, 40).contains("filter: batch"), "the filter is shown");
     app.on_key(key(KeyCode::Char('/')));
     for _ in 0..5 {
         app.on_key(key(KeyCode::Backspace));
     }
     app.on_key(key(KeyCode::Esc));
-    assert_eq!(app.runs_view.visible().len(), 3);
+    assert_eq!(app.overlays.runs.visible().len(), 3);
     for _ in 0..3 {
-        if app.runs_view.selected_run().map(|r| r.model.version) == Some(1) {
+        if app.overlays.runs.selected_run().map(|r| r.model.version) == Some(1) {
             break;
         }
         app.on_key(key(KeyCode::Down));
     }
-    assert_eq!(app.runs_view.selected_run().map(|r| r.model.version), Some(1));
+    assert_eq!(app.overlays.runs.selected_run().map(|r| r.model.version), Some(1));
     // t trains again with the selected run's parameters.
     match app.on_key(key(KeyCode::Char('t'))) {
         Some(Action::Train(params)) => assert_eq!(params.solver, Solver::Newton),
@@ -1298,7 +1311,7 @@ fn the_answer_panel_shows_advisors_decision_and_where_the_first_feature_flips_it
 #[test]
 fn b_scores_a_file_through_batch_with_progress_and_says_where_it_went() {
     let mut app = trained_app();
-    app.score_paths =
+    app.overlays.score.paths =
         ["/data/admissions.csv".into(), "/home/test/exports/admissions-scored.csv".into()];
     assert_eq!(app.on_key(key(KeyCode::Char('B'))), None);
     assert_eq!(app.overlay, Overlay::Score);
@@ -1363,7 +1376,7 @@ fn runs_ten_times_apart_in_length_are_compared_on_a_log_epoch_axis() {
         comparison.curves.iter().flat_map(|(_, _, p)| p.iter()).map(|p| p.0).fold(0.0, f64::max);
     assert!((last - 625f64.log10()).abs() < 1e-12, "{last}");
     let mut app = trained_app();
-    app.run_comparison = Some(comparison);
+    app.overlays.comparison = Some(comparison);
     app.overlay = Overlay::RunView;
     let text = screen(&app, 120, 40);
     assert!(text.contains("epoch (log)") && text.contains("100") && text.contains("625"), "{text}");
@@ -1499,7 +1512,7 @@ fn a_path_from_the_form_draws_its_charts_lambda_by_lambda() {
     }
     app.on_key(key(KeyCode::Char('5')));
     let Some(Action::Train(params)) = app.on_key(key(KeyCode::Enter)) else {
-        panic!("no training: {:?}", app.form.error)
+        panic!("no training: {:?}", app.overlays.params.error)
     };
     assert_eq!(
         (params.penalty, params.cv, params.lambda, params.l2),

@@ -917,7 +917,7 @@ fn render_score_form(app: &App, area: Rect, buf: &mut Buffer) {
     Clear.render(rect, buf);
     let mut lines: Vec<Line> = ["score", "write to"]
         .iter()
-        .zip(&app.score_paths)
+        .zip(&app.overlays.score.paths)
         .enumerate()
         .map(|(i, (label, path))| {
             // The end of a long path is the part that tells files apart.
@@ -930,7 +930,7 @@ fn render_score_form(app: &App, area: Rect, buf: &mut Buffer) {
             } else {
                 path.clone()
             };
-            form_field(label, 9, &shown, i == app.score_field)
+            form_field(label, 9, &shown, i == app.overlays.score.field)
         })
         .collect();
     lines.push(Line::from(""));
@@ -971,7 +971,7 @@ fn curve_bounds<'a>(
 }
 
 fn render_sweep_form(app: &App, area: Rect, buf: &mut Buffer) {
-    let form = &app.sweep_form;
+    let form = &app.overlays.sweep;
     let rect = centered(area, 70, 9);
     Clear.render(rect, buf);
     let mut lines: Vec<Line> = super::sweep::SweepForm::LABELS
@@ -1106,7 +1106,7 @@ fn render_coefficients(app: &App, area: Rect, buf: &mut Buffer) {
     let rect = centered(area, area.width.saturating_sub(2), area.height.saturating_sub(2));
     Clear.render(rect, buf);
     let mut order: Vec<&logitflow_core::inference::TermStatistics> = terms.iter().collect();
-    if app.coefficients_by_magnitude {
+    if app.overlays.coefficients.by_magnitude {
         order.sort_by(|a, b| {
             b.standardized.map_or(-1.0, f64::abs).total_cmp(&a.standardized.map_or(-1.0, f64::abs))
         });
@@ -1135,7 +1135,7 @@ fn render_coefficients(app: &App, area: Rect, buf: &mut Buffer) {
         .map(|l| format!(" {l}"))
         .collect();
     let shown = (rect.height as usize).saturating_sub(3 + statistics.len());
-    let first = app.coefficients_scroll.min(order.len().saturating_sub(1));
+    let first = app.overlays.coefficients.scroll.min(order.len().saturating_sub(1));
     // A million or more in the exponent form, which fits the column (an odds ratio of 3.9e8).
     let cell = |v: Option<f64>, digits: usize| {
         v.map_or_else(
@@ -1197,7 +1197,11 @@ fn render_coefficients(app: &App, area: Rect, buf: &mut Buffer) {
     let of = app.shown_class_table().map_or(String::new(), |(_, of)| format!(" {of} (←→ class) ·"));
     let title = format!(
         " Coefficients of v{version} —{of} {} · rows {}–{} of {} · per sd: the estimate × its term's standard deviation, green +, red − ",
-        if app.coefficients_by_magnitude { "largest standardized first" } else { "term order" },
+        if app.overlays.coefficients.by_magnitude {
+            "largest standardized first"
+        } else {
+            "term order"
+        },
         first + 1,
         (first + shown).min(order.len()),
         order.len()
@@ -1279,7 +1283,7 @@ fn run_time(run_id: &str) -> String {
 fn render_runs(app: &App, area: Rect, buf: &mut Buffer) {
     let rect = centered(area, area.width.saturating_sub(4), area.height.saturating_sub(4));
     Clear.render(rect, buf);
-    let view = &app.runs_view;
+    let view = &app.overlays.runs;
     let filter = match (view.filtering, view.filter.is_empty()) {
         (true, _) => format!(" · filter: {}█", view.filter),
         (false, false) => format!(" · filter: {}", view.filter),
@@ -1357,7 +1361,7 @@ fn render_runs(app: &App, area: Rect, buf: &mut Buffer) {
 }
 
 fn render_run_view(app: &App, area: Rect, buf: &mut Buffer) {
-    let Some(view) = &app.run_comparison else { return };
+    let Some(view) = &app.overlays.comparison else { return };
     let rect = centered(area, area.width.saturating_sub(2), area.height.saturating_sub(2));
     Clear.render(rect, buf);
     let [chart_area, table_area] =
@@ -1448,7 +1452,7 @@ fn render_run_view(app: &App, area: Rect, buf: &mut Buffer) {
 /// One row per feature: its name, the value typed, and for a categorical feature its levels.
 /// The rows scroll to keep the selected one in view, so a model of any width fits 80×24.
 fn render_predict_form(app: &App, area: Rect, buf: &mut Buffer) {
-    let form = &app.predict_form;
+    let form = &app.overlays.predict;
     let count = app.feature_names.len();
     // The fields, a blank line and the error or hint, inside the border.
     let rect =
@@ -1544,7 +1548,7 @@ fn render_form(app: &App, area: Rect, buf: &mut Buffer) {
     // Room for every field, a blank line and an error of two lines, so none is cut off.
     let rect = centered(area, 60, ParamsForm::LABELS.len() as u16 + 5);
     Clear.render(rect, buf);
-    let form = &app.form;
+    let form = &app.overlays.params;
     let mut lines = Vec::new();
     for (i, label) in ParamsForm::LABELS.iter().enumerate() {
         let typed = ParamsForm::field_of(i).map_or("", |f| form.fields[f].trim());
@@ -1606,7 +1610,7 @@ fn render_logs(app: &App, area: Rect, buf: &mut Buffer) {
     let name = app.selected_service().map_or("-", |n| n.as_str());
     let visible = app.visible_logs();
     let height = rect.height.saturating_sub(2) as usize;
-    let end = visible.len().saturating_sub(app.log_scroll.min(visible.len()));
+    let end = visible.len().saturating_sub(app.overlays.logs.scroll.min(visible.len()));
     let start = end.saturating_sub(height);
     let lines: Vec<Line> = visible[start..end]
         .iter()
@@ -1625,7 +1629,7 @@ fn render_logs(app: &App, area: Rect, buf: &mut Buffer) {
             Line::from(Span::styled(l.text.clone(), Style::new().fg(color)))
         })
         .collect();
-    let search = match (&app.log_search, app.searching) {
+    let search = match (&app.overlays.logs.search, app.overlays.logs.searching) {
         (Some(s), true) => format!(" search: {s}█ "),
         (Some(s), false) if !s.is_empty() => format!(" matching {s:?} "),
         _ => String::new(),

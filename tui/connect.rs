@@ -13,7 +13,7 @@
 //! [`crate::services::Services`], with the data sent to ingest in the request (it may run on
 //! another machine) rather than named by path.
 
-use crate::pipeline::Clients;
+use crate::clients::Clients;
 use crate::supervisor::{LogLine, ServiceName, ServiceSnapshot, Status};
 use anyhow::{Context, bail};
 use logitflow_kit::client::ServiceClient;

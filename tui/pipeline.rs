@@ -4,8 +4,9 @@
 //!
 //! Both `logitflow run` and the dashboard drive the pipeline through [`run_pipeline`].
 
-use crate::commands::Home;
-use crate::supervisor::{ServiceName, Supervisor};
+pub use crate::clients::Clients;
+use crate::home::Home;
+use crate::supervisor::ServiceName;
 use futures::StreamExt;
 use logitflow_core::clean::CleanOptions;
 use logitflow_core::inference::FitReport;
@@ -16,7 +17,7 @@ use logitflow_core::model::Coefficients;
 use logitflow_core::scale::Scaling;
 use logitflow_core::scale::Value;
 use logitflow_core::table::{Classes, CsvOptions};
-use logitflow_kit::client::{ClientError, ServiceClient};
+use logitflow_kit::client::ClientError;
 use logitflow_kit::wire::{
     AliasRequest, ClassCurves, ClassProbability, CsvSource, DatasetInfo, EvaluateRequest,
     Evaluation, InferRequest, InferResponse, JobInfo, LoadInfo, PrefetchInfo, PrefetchRequest,
@@ -203,27 +204,6 @@ pub enum PipelineError {
     Stage { stage: Stage, error: String },
     #[error("training was cancelled")]
     Cancelled,
-}
-
-/// Clients for the services a run needs.
-#[derive(Debug, Clone)]
-pub struct Clients {
-    pub ingest: ServiceClient,
-    pub preprocess: ServiceClient,
-    pub features: ServiceClient,
-    pub train: ServiceClient,
-    pub evaluate: ServiceClient,
-    pub serve: ServiceClient,
-    /// Send the data files to ingest in the request (`PUT /v1/uploads`) instead of naming
-    /// their paths: ingest runs elsewhere (`--connect`) and cannot read this machine's files.
-    pub upload_data: bool,
-}
-
-impl Clients {
-    /// Clients for the supervisor's current addresses; `None` if a service has none yet.
-    pub fn from_supervisor(sup: &Supervisor) -> Option<Clients> {
-        crate::services::Services::Children(sup.clone()).clients()
-    }
 }
 
 /// A new run id: the time and a random suffix, sortable.

@@ -2,8 +2,8 @@
 //! services someone else started, attached by URL ([`Remote`]) — behind the one handle the
 //! dashboard and the pipeline driver use.
 
+use crate::clients::Clients;
 use crate::connect::Remote;
-use crate::pipeline::Clients;
 use crate::supervisor::{LogLine, ServiceName, ServiceSnapshot, Status, Supervisor};
 use logitflow_kit::client::ServiceClient;
 use std::time::Duration;
@@ -133,4 +133,11 @@ pub enum Control {
     Restart,
     Stop,
     Start,
+}
+
+impl Clients {
+    /// Clients for the supervisor's current addresses; `None` if a service has none yet.
+    pub fn from_supervisor(sup: &Supervisor) -> Option<Clients> {
+        Services::Children(sup.clone()).clients()
+    }
 }

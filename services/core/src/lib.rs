@@ -19,6 +19,7 @@
 
 pub mod clean;
 pub mod coefficients;
+pub mod column;
 pub mod inference;
 pub mod logistic;
 pub mod metrics;

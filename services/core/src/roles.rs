@@ -6,7 +6,7 @@
 //! which they are. The offset stays a column of the model's input (a served request must give
 //! it); the others are taken out of the rows before the terms are made (`clean::RowColumns`).
 
-use crate::table::{ColumnKind, DataError};
+use crate::column::{ColumnKind, DataError};
 use serde::{Deserialize, Serialize};
 
 /// Which columns have a role, by name.

@@ -200,20 +200,29 @@ fn row_role_rows(a: &RunReport, b: &RunReport) -> Vec<ComparedRow> {
     rows
 }
 
+/// Why a command line's run name names no one run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FindRunError {
+    #[error("no run {0:?}; `logitflow runs` lists them")]
+    None(String),
+    #[error("{name:?} names {count} runs ({first}, …); give more of the id")]
+    Several { name: String, count: usize, first: String },
+}
+
 /// The run a command line names: its whole id, or a prefix of exactly one id.
-pub fn find_run<'r>(runs: &'r [RunReport], name: &str) -> Result<&'r RunReport, String> {
+pub fn find_run<'r>(runs: &'r [RunReport], name: &str) -> Result<&'r RunReport, FindRunError> {
     if let Some(run) = runs.iter().find(|r| r.run_id == name) {
         return Ok(run);
     }
     let matching: Vec<&RunReport> = runs.iter().filter(|r| r.run_id.starts_with(name)).collect();
     match matching.as_slice() {
         [one] => Ok(one),
-        [] => Err(format!("no run {name:?}; `logitflow runs` lists them")),
-        many => Err(format!(
-            "{name:?} names {} runs ({}, …); give more of the id",
-            many.len(),
-            many[0].run_id
-        )),
+        [] => Err(FindRunError::None(name.to_string())),
+        many => Err(FindRunError::Several {
+            name: name.to_string(),
+            count: many.len(),
+            first: many[0].run_id.clone(),
+        }),
     }
 }
 
@@ -304,8 +313,8 @@ mod tests {
         assert!(table.lines().any(|l| l.starts_with("  accuracy")), "{table}");
         let runs = [a, b];
         assert_eq!(find_run(&runs, "1796-b").map(|r| r.run_id.as_str()), Ok("1796-bbbb"));
-        assert!(find_run(&runs, "1796").is_err_and(|e| e.contains("names 2 runs")));
-        assert!(find_run(&runs, "x").is_err_and(|e| e.contains("logitflow runs")));
+        assert!(find_run(&runs, "1796").is_err_and(|e| e.to_string().contains("names 2 runs")));
+        assert!(find_run(&runs, "x").is_err_and(|e| e.to_string().contains("logitflow runs")));
     }
 
     #[test]

@@ -727,18 +727,30 @@ fn describe(e: ClientError) -> String {
 
 /// Keeps a run's report as `runs/<run_id>.json` in the store (`<home>/runs/` unless
 /// `--store` names another), replacing it whole. Blocks: called off the async workers.
-pub fn save_run(home: &Home, report: &RunReport) -> Result<(), String> {
-    let storage = home.runs_storage()?;
-    let bytes = serde_json::to_vec_pretty(report).map_err(|e| e.to_string())?;
-    storage.replace(&format!("runs/{}.json", report.run_id), &bytes).map_err(|e| e.to_string())
+pub fn save_run(home: &Home, report: &RunReport) -> Result<(), KeepError> {
+    let storage = home.runs_storage().map_err(KeepError::Store)?;
+    let bytes = serde_json::to_vec_pretty(report).map_err(|e| KeepError::Encode(e.to_string()))?;
+    let key = format!("runs/{}.json", report.run_id);
+    storage.replace(&key, &bytes).map_err(|e| KeepError::Store(e.to_string()))
+}
+
+/// Why a run's report could not be kept.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeepError {
+    #[error("{0}")]
+    Store(String),
+    #[error("the report does not encode: {0}")]
+    Encode(String),
+    #[error("the thread writing it stopped: {0}")]
+    Stopped(String),
 }
 
 /// [`save_run`] on a blocking thread.
-async fn keep_run(home: &Home, report: &RunReport) -> Result<(), String> {
+async fn keep_run(home: &Home, report: &RunReport) -> Result<(), KeepError> {
     let (home, report) = (home.clone(), report.clone());
     tokio::task::spawn_blocking(move || save_run(&home, &report))
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(|e| KeepError::Stopped(e.to_string()))?
 }
 
 /// Every kept run, oldest first. Unreadable reports are skipped.

@@ -4,9 +4,16 @@
 
 use crate::clients::Clients;
 use crate::connect::Remote;
-use crate::supervisor::{LogLine, ServiceName, ServiceSnapshot, Status, Supervisor};
+use crate::supervisor::{LogLine, NotReady, ServiceName, ServiceSnapshot, Status, Supervisor};
 use logitflow_kit::client::ServiceClient;
 use std::time::Duration;
+
+/// Why a service cannot be restarted, stopped or started from here.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ControlError {
+    #[error("{0} runs elsewhere: restart or stop it where it runs (kubectl rollout restart, say)")]
+    Elsewhere(ServiceName),
+}
 
 #[derive(Clone)]
 pub enum Services {
@@ -61,16 +68,12 @@ impl Services {
 
     /// Restarts, stops or starts a child; services elsewhere are restarted where they run
     /// (their platform's job), so this says so instead.
-    pub fn control(&self, name: ServiceName, action: Control) -> Result<(), String> {
+    pub fn control(&self, name: ServiceName, action: Control) -> Result<(), ControlError> {
         match (self, action) {
             (Services::Children(s), Control::Restart) => s.restart(name),
             (Services::Children(s), Control::Stop) => s.stop_service(name),
             (Services::Children(s), Control::Start) => s.start_service(name),
-            (Services::Remote(_), _) => {
-                return Err(format!(
-                    "{name} runs elsewhere: restart or stop it where it runs (kubectl rollout restart, say)"
-                ));
-            }
+            (Services::Remote(_), _) => return Err(ControlError::Elsewhere(name)),
         }
         Ok(())
     }
@@ -84,7 +87,7 @@ impl Services {
     }
 
     /// Waits until every service that matters is ready.
-    pub async fn wait_ready(&self, timeout: Duration) -> Result<(), String> {
+    pub async fn wait_ready(&self, timeout: Duration) -> Result<(), NotReady> {
         match self {
             Services::Children(s) => s.wait_ready(timeout).await,
             Services::Remote(r) => {
@@ -107,11 +110,7 @@ impl Services {
                         return Ok(());
                     }
                     if tokio::time::timeout_at(deadline, changed.changed()).await.is_err() {
-                        return Err(format!(
-                            "not ready in {} s: {}",
-                            timeout.as_secs(),
-                            waiting.join(", ")
-                        ));
+                        return Err(NotReady::TimedOut { after: timeout, waiting });
                     }
                 }
             }

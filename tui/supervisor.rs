@@ -29,6 +29,16 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, watch};
 
+/// Why the services are not ready to be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotReady {
+    #[error("{service} failed to start: {why}")]
+    Failed { service: ServiceName, why: String },
+    /// Each service still waited for, with its state and last error.
+    #[error("services not ready after {after:?}: {}", waiting.join(", "))]
+    TimedOut { after: Duration, waiting: Vec<String> },
+}
+
 /// The services, in pipeline order (also the order they start in).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -429,17 +439,16 @@ impl Supervisor {
     }
 
     /// Waits until every service is ready; fails as soon as one has failed, or at `timeout`.
-    pub async fn wait_ready(&self, timeout: Duration) -> Result<(), String> {
+    pub async fn wait_ready(&self, timeout: Duration) -> Result<(), NotReady> {
         let mut changed = self.subscribe();
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let snapshots = self.snapshots();
             if let Some(failed) = snapshots.iter().find(|s| s.status == Status::Failed) {
-                return Err(format!(
-                    "{} failed to start: {}",
-                    failed.name,
-                    failed.last_error.clone().unwrap_or_else(|| "no reason given".into())
-                ));
+                return Err(NotReady::Failed {
+                    service: failed.name,
+                    why: failed.last_error.clone().unwrap_or_else(|| "no reason given".into()),
+                });
             }
             if snapshots.iter().all(|s| s.status == Status::Ready) {
                 return Ok(());
@@ -453,10 +462,7 @@ impl Supervisor {
                         None => format!("{} ({})", s.name, s.status.as_str()),
                     })
                     .collect();
-                return Err(format!(
-                    "services not ready after {timeout:?}: {}",
-                    waiting.join(", ")
-                ));
+                return Err(NotReady::TimedOut { after: timeout, waiting });
             }
         }
     }

@@ -300,7 +300,7 @@ impl Runtime {
                     .services
                     .control(service, Control::Restart)
                     .map(|()| format!("restarting {service}"));
-                Self::send(&tx, AppEvent::Status(said.unwrap_or_else(|why| why)));
+                Self::send(&tx, AppEvent::Status(said.unwrap_or_else(|why| why.to_string())));
             }
             Action::StopStart(service, start) => {
                 let control = if start { Control::Start } else { Control::Stop };
@@ -308,7 +308,7 @@ impl Runtime {
                     .services
                     .control(service, control)
                     .map(|()| format!("{} {service}", if start { "starting" } else { "stopping" }));
-                Self::send(&tx, AppEvent::Status(said.unwrap_or_else(|why| why)));
+                Self::send(&tx, AppEvent::Status(said.unwrap_or_else(|why| why.to_string())));
             }
             Action::ShowLogs(service) => {
                 Self::send(&tx, AppEvent::Logs(service, self.services.logs(service, 2000)))

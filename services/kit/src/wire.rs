@@ -473,7 +473,7 @@ pub struct InferRequest {
 pub struct InferOutput {
     pub name: String,
     pub shape: Vec<usize>,
-    pub datatype: String,
+    pub datatype: Datatype,
     /// Empty when the output is sent as binary data (then `parameters.binary_data_size`).
     #[serde(default, skip_serializing_if = "OutputData::is_empty")]
     pub data: OutputData,

@@ -6,6 +6,8 @@
 //! tensors by [`TensorData::from_le_bytes`], as gRPC's raw contents do.
 
 use crate::inputs::{element_count, invalid};
+use crate::outputs::Values;
+use axum::http::HeaderValue;
 use axum::response::Response;
 use logitflow_kit::ApiError;
 use logitflow_kit::tensor::TensorData;
@@ -79,19 +81,28 @@ pub(crate) fn output_wanted(request: &InferRequest) -> bool {
 }
 
 /// The response as a JSON header followed by `raw`, the outputs' bytes.
-pub(crate) fn respond(response: &InferResponse, raw: &[u8]) -> Result<Response, ApiError> {
-    use axum::http::{HeaderValue, header::CONTENT_TYPE};
+pub(crate) fn respond(response: &InferResponse, raw: &[Values]) -> Result<Response, ApiError> {
+    use axum::http::header::CONTENT_TYPE;
     use bytes::BufMut;
     // One buffer for the header and the values, sized and frozen as axum's `Json` does its
-    // own: a `Vec` handed to the body would be copied or wrapped once more.
-    let mut body = bytes::BytesMut::with_capacity(128 + raw.len()).writer();
+    // own; the values are written into it straight, with no buffer of their own.
+    let raw_len: usize = raw.iter().map(Values::raw_len).sum();
+    let mut body = bytes::BytesMut::with_capacity(128 + raw_len).writer();
     serde_json::to_writer(&mut body, response).map_err(|e| ApiError::Internal(e.to_string()))?;
     let mut body = body.into_inner();
     let header_length = body.len();
-    body.put_slice(raw);
+    raw.iter().for_each(|values| values.write_raw(&mut body));
     let mut answer = Response::new(axum::body::Body::from(body.freeze()));
     let headers = answer.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
-    headers.insert(HEADER_LENGTH.clone(), HeaderValue::from(header_length));
+    headers.insert(HEADER_LENGTH.clone(), length_value(header_length));
     Ok(answer)
+}
+
+/// The header's value for a JSON header of `length` bytes: made once for the lengths of
+/// small answers and shared after, as formatting one costs an allocation per request.
+fn length_value(length: usize) -> HeaderValue {
+    static SMALL: std::sync::OnceLock<Vec<HeaderValue>> = std::sync::OnceLock::new();
+    let small = SMALL.get_or_init(|| (0..1024usize).map(HeaderValue::from).collect());
+    small.get(length).cloned().unwrap_or_else(|| HeaderValue::from(length))
 }

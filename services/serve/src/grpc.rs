@@ -263,12 +263,12 @@ fn infer_with(
     let outputs = answers
         .into_iter()
         .map(|answer| {
-            let mut raw = Vec::new();
+            let mut raw = Vec::with_capacity(answer.values.raw_len());
             answer.values.write_raw(&mut raw);
             raw_output_contents.push(raw);
             proto::model_infer_response::InferOutputTensor {
                 name: answer.name.into(),
-                datatype: answer.values.datatype().into(),
+                datatype: answer.values.datatype().name().into(),
                 shape: answer.shape.iter().map(|&n| n as i64).collect(),
                 parameters: Default::default(),
                 contents: None,

@@ -566,16 +566,16 @@ fn infer_with(
     let (x, rows) = decode_inputs(std::mem::take(&mut request.inputs), model)?;
     let answers = outputs::answer(model, &x, rows, &outputs::wanted_of(&request))?;
     let as_binary = binary::output_wanted(&request);
+    // Binary outputs' values, written after the JSON header once it is.
     let mut raw = Vec::new();
     let outputs = answers
         .into_iter()
         .map(|answer| {
-            let datatype = answer.values.datatype().to_string();
+            let datatype = answer.values.datatype();
             let (data, parameters) = if as_binary {
-                // Binary data goes after the JSON header; each output says how long it is.
-                let before = raw.len();
-                answer.values.write_raw(&mut raw);
-                let size = Some((raw.len() - before) as u64);
+                // Each output says how long its binary data is.
+                let size = Some(answer.values.raw_len() as u64);
+                raw.push(answer.values);
                 (
                     OutputData::default(),
                     Some(Parameters { binary_data_size: size, ..Parameters::default() }),

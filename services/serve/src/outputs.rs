@@ -7,9 +7,11 @@
 //! - Triton's classification extension: an output asked for with `classification: k` comes as
 //!   BYTES `[N, k]`, each element `"score:index:label"`, the k most probable classes first.
 
+use bytes::BufMut;
 use logitflow_core::metrics::most_probable;
 use logitflow_core::model::Model;
 use logitflow_kit::ApiError;
+use logitflow_kit::tensor::Datatype;
 use logitflow_kit::wire::{InferRequest, OutputData};
 
 /// One output's values.
@@ -20,27 +22,34 @@ pub(crate) enum Values {
 }
 
 impl Values {
-    pub(crate) fn datatype(&self) -> &'static str {
+    pub(crate) fn datatype(&self) -> Datatype {
         match self {
-            Values::Fp64(_) => "FP64",
-            Values::Bytes(_) => "BYTES",
+            Values::Fp64(_) => Datatype::Fp64,
+            Values::Bytes(_) => Datatype::Bytes,
+        }
+    }
+
+    /// How many bytes [`Values::write_raw`] writes.
+    pub(crate) fn raw_len(&self) -> usize {
+        match self {
+            Values::Fp64(values) => values.len() * 8,
+            Values::Bytes(texts) => texts.iter().map(|t| 4 + t.len()).sum(),
         }
     }
 
     /// The values as the binary extension carries them: little-endian FP64s, or each BYTES
     /// element as its 4-byte little-endian length and then its bytes.
-    pub(crate) fn write_raw(&self, out: &mut Vec<u8>) {
+    pub(crate) fn write_raw(&self, out: &mut impl BufMut) {
         match self {
             Values::Fp64(values) => {
-                out.reserve(values.len() * 8);
                 for v in values {
-                    out.extend_from_slice(&v.to_le_bytes());
+                    out.put_slice(&v.to_le_bytes());
                 }
             }
             Values::Bytes(texts) => {
                 for text in texts {
-                    out.extend_from_slice(&(text.len() as u32).to_le_bytes());
-                    out.extend_from_slice(text.as_bytes());
+                    out.put_slice(&(text.len() as u32).to_le_bytes());
+                    out.put_slice(text.as_bytes());
                 }
             }
         }

@@ -26,7 +26,7 @@ pub(crate) async fn bare_server() -> anyhow::Result<()> {
             outputs: vec![InferOutput {
                 name: "probability".into(),
                 shape: vec![data.len(), 1],
-                datatype: "FP64".into(),
+                datatype: logitflow_kit::tensor::Datatype::Fp64,
                 data: logitflow_kit::wire::OutputData::Numbers(data),
                 parameters: None,
             }],

@@ -13,7 +13,7 @@
 
 use super::{HomeStorage, unique_name};
 use crate::registry::{RegistryData, RegistryStorage};
-use crate::storage::{StoreError, now_unix_ms};
+use crate::storage::{Storage, StoreError, now_unix_ms};
 use crate::store::{Manifest, StepRecord};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -71,7 +71,7 @@ pub fn collect_garbage(home: &Path, options: &GcOptions) -> Result<GcReport, Sto
     })?;
     let now = now_unix_ms();
     let manifests = manifests(home)?;
-    let steps = step_records(home)?;
+    let steps = step_records(&storage, home)?;
     let recent_ms = now.saturating_sub(options.keep_steps.as_millis() as u64);
     let roots = registry_roots(&registry).chain(
         steps.iter().filter(|s| s.used_ms >= recent_ms).flat_map(|s| s.outputs.iter().cloned()),
@@ -191,18 +191,14 @@ struct StepFile {
     outputs: Vec<String>,
 }
 
-fn step_records(home: &Path) -> Result<Vec<StepFile>, StoreError> {
+fn step_records(storage: &HomeStorage, home: &Path) -> Result<Vec<StepFile>, StoreError> {
     let dir = home.join("steps");
-    let entries = match fs::read_dir(&dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(StoreError::io(&dir, e)),
-    };
-    Ok(entries
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
-        .map(|e| {
-            let path = e.path();
+    Ok(storage
+        .list("steps")?
+        .into_iter()
+        .filter(|name| name.ends_with(".json"))
+        .map(|name| {
+            let path = dir.join(name);
             let record =
                 fs::read(&path).ok().and_then(|b| serde_json::from_slice::<StepRecord>(&b).ok());
             let outputs = record.map(|r| r.outputs.into_values().collect()).unwrap_or_default();

@@ -13,34 +13,22 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 use std::fmt;
 
-/// A tensor's element type, by the protocol's names (`"FP64"`, `"BYTES"`, …).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// A tensor's element type, by the protocol's names (`"FP64"`, `"BYTES"`, …), which
+/// [`Datatype::name`] holds once for parsing, JSON and gRPC alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Datatype {
-    #[serde(rename = "BOOL")]
     Bool,
-    #[serde(rename = "UINT8")]
     Uint8,
-    #[serde(rename = "UINT16")]
     Uint16,
-    #[serde(rename = "UINT32")]
     Uint32,
-    #[serde(rename = "UINT64")]
     Uint64,
-    #[serde(rename = "INT8")]
     Int8,
-    #[serde(rename = "INT16")]
     Int16,
-    #[serde(rename = "INT32")]
     Int32,
-    #[serde(rename = "INT64")]
     Int64,
-    #[serde(rename = "FP16")]
     Fp16,
-    #[serde(rename = "FP32")]
     Fp32,
-    #[serde(rename = "FP64")]
     Fp64,
-    #[serde(rename = "BYTES")]
     Bytes,
 }
 
@@ -64,24 +52,26 @@ impl Datatype {
         }
     }
 
+    /// Every datatype, in the protocol's order.
+    pub const ALL: [Datatype; 13] = [
+        Datatype::Bool,
+        Datatype::Uint8,
+        Datatype::Uint16,
+        Datatype::Uint32,
+        Datatype::Uint64,
+        Datatype::Int8,
+        Datatype::Int16,
+        Datatype::Int32,
+        Datatype::Int64,
+        Datatype::Fp16,
+        Datatype::Fp32,
+        Datatype::Fp64,
+        Datatype::Bytes,
+    ];
+
     /// The datatype a protocol name names (gRPC carries it as a plain string).
     pub fn parse(name: &str) -> Option<Datatype> {
-        Some(match name {
-            "BOOL" => Datatype::Bool,
-            "UINT8" => Datatype::Uint8,
-            "UINT16" => Datatype::Uint16,
-            "UINT32" => Datatype::Uint32,
-            "UINT64" => Datatype::Uint64,
-            "INT8" => Datatype::Int8,
-            "INT16" => Datatype::Int16,
-            "INT32" => Datatype::Int32,
-            "INT64" => Datatype::Int64,
-            "FP16" => Datatype::Fp16,
-            "FP32" => Datatype::Fp32,
-            "FP64" => Datatype::Fp64,
-            "BYTES" => Datatype::Bytes,
-            _ => return None,
-        })
+        Datatype::ALL.into_iter().find(|d| d.name() == name)
     }
 
     /// Whether its values are numbers a model takes as features (BOOL is not one).
@@ -93,6 +83,35 @@ impl Datatype {
 impl fmt::Display for Datatype {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+impl Serialize for Datatype {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+/// A datatype read from its name as the JSON holds it, with no copy of the name.
+impl<'de> Deserialize<'de> for Datatype {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Datatype, D::Error> {
+        struct Name;
+        impl Visitor<'_> for Name {
+            type Value = Datatype;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a datatype's name, such as FP64 or BYTES")
+            }
+            fn visit_str<E: de::Error>(self, name: &str) -> Result<Datatype, E> {
+                Datatype::parse(name).ok_or_else(|| {
+                    let names: Vec<&str> = Datatype::ALL.iter().map(|d| d.name()).collect();
+                    E::custom(format_args!(
+                        "unknown datatype {name:?}, expected one of {}",
+                        names.join(", ")
+                    ))
+                })
+            }
+        }
+        d.deserialize_str(Name)
     }
 }
 
@@ -182,11 +201,11 @@ impl TensorData {
     }
 
     /// Its first value as JSON would write it, to name in an error.
-    fn first_as_text(&self) -> String {
+    fn first_as_text(self) -> String {
         match self {
             TensorData::Bytes(v) => v.first().map(|t| format!("{t:?}")),
             TensorData::Bool(v) => v.first().map(bool::to_string),
-            other => other.clone().numbers().ok().and_then(|v| v.first().map(f64::to_string)),
+            numbers => numbers.numbers().ok().and_then(|v| v.first().map(f64::to_string)),
         }
         .unwrap_or_default()
     }
@@ -440,6 +459,9 @@ mod tests {
         assert_eq!(Datatype::parse("FP64"), Some(Datatype::Fp64));
         assert_eq!(Datatype::parse("fp64"), None);
         assert_eq!(serde_json::to_string(&Datatype::Uint16).unwrap(), "\"UINT16\"");
+        assert_eq!(serde_json::from_str::<Datatype>("\"BYTES\"").unwrap(), Datatype::Bytes);
+        let unknown = serde_json::from_str::<Datatype>("\"FP8\"").unwrap_err().to_string();
+        assert!(unknown.starts_with("unknown datatype \"FP8\", expected one of BOOL"), "{unknown}");
         assert!(Datatype::Int8.is_number() && !Datatype::Bool.is_number());
     }
 }

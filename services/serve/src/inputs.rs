@@ -56,12 +56,11 @@ pub fn decode_inputs(
 }
 
 /// The rows of one tensor `[N, d]` (or `[d]`, one row): its values as they are.
-fn one_matrix(t: InferInput, model: &Model) -> Result<(Vec<f64>, usize), ApiError> {
+fn one_matrix(mut t: InferInput, model: &Model) -> Result<(Vec<f64>, usize), ApiError> {
     let d = model.width();
-    let shape = t.shape.clone();
-    let name = t.name.clone();
     // Values first: a tensor too large to hold is refused as that (413), whatever its shape.
-    let values = numbers_of(t)?;
+    let values = numbers_of(&mut t)?;
+    let (name, shape) = (&t.name, &t.shape);
     let rows = match shape.as_slice() {
         [n, w] if *w == d => *n,
         [w] if *w == d && d > 1 => 1,
@@ -79,14 +78,14 @@ fn one_matrix(t: InferInput, model: &Model) -> Result<(Vec<f64>, usize), ApiErro
 /// The rows of one tensor `[N]` or `[N, 1]` per feature, each named after its feature.
 fn columns_by_name(inputs: Vec<InferInput>, model: &Model) -> Result<(Vec<f64>, usize), ApiError> {
     let d = model.width();
-    let columns: Vec<(String, Vec<usize>, Vec<f64>)> = inputs
+    let columns: Vec<(InferInput, Vec<f64>)> = inputs
         .into_iter()
-        .map(|t| Ok((t.name.clone(), t.shape.clone(), numbers_of(t)?)))
+        .map(|mut t| numbers_of(&mut t).map(|values| (t, values)))
         .collect::<Result<_, ApiError>>()?;
-    let rows = columns[0].2.len();
+    let rows = columns[0].1.len();
     let mut x = vec![0.0; rows * d];
     for (j, feature) in model.feature_names.iter().enumerate() {
-        let (_, shape, values) = columns.iter().find(|(name, ..)| name == feature).ok_or_else(|| {
+        let (InferInput { shape, .. }, values) = columns.iter().find(|(t, _)| t.name == *feature).ok_or_else(|| {
             invalid(format!(
                 "no input tensor named {feature:?}; with one tensor per feature, name each after its feature"
             ))
@@ -155,12 +154,12 @@ fn decode_named_values(
     let mut inputs: Vec<Option<InferInput>> = inputs.into_iter().map(Some).collect();
     let mut columns = Vec::with_capacity(d);
     for feature in &model.feature_names {
-        let t = inputs
+        let mut t = inputs
             .iter_mut()
             .find(|t| t.as_ref().is_some_and(|t| t.name == *feature))
             .and_then(Option::take)
             .ok_or_else(|| invalid(format!("no input tensor named {feature:?}")))?;
-        columns.push(cells_of(t)?);
+        columns.push(cells_of(&mut t)?);
     }
     let rows = columns[0].len();
     if let Some((j, c)) = columns.iter().enumerate().find(|(_, c)| c.len() != rows) {
@@ -195,12 +194,12 @@ pub(crate) fn element_count(name: &str, shape: &[usize]) -> Result<usize, ApiErr
 }
 
 /// The cells of one tensor, numbers or (for `BYTES`) text, checked against its shape.
-fn cells_of(t: InferInput) -> Result<Vec<Value>, ApiError> {
+fn cells_of(t: &mut InferInput) -> Result<Vec<Value>, ApiError> {
     if t.datatype != Datatype::Bytes {
         return Ok(numbers_of(t)?.into_iter().map(Value::Number).collect());
     }
     let expected = element_count(&t.name, &t.shape)?;
-    let texts = t.data.texts().map_err(|value| {
+    let texts = std::mem::take(&mut t.data).texts().map_err(|value| {
         invalid(format!(
             "tensor {:?}: data holds {value}, not text (the datatype is BYTES)",
             t.name
@@ -210,8 +209,9 @@ fn cells_of(t: InferInput) -> Result<Vec<Value>, ApiError> {
     Ok(texts.into_iter().map(Value::Text).collect())
 }
 
-/// The numbers of one tensor, checked against its shape and datatype.
-fn numbers_of(t: InferInput) -> Result<Vec<f64>, ApiError> {
+/// The numbers of one tensor, checked against its shape and datatype: taken out of it (moved,
+/// for FP64), its name and shape left for what follows to name.
+fn numbers_of(t: &mut InferInput) -> Result<Vec<f64>, ApiError> {
     if !t.datatype.is_number() {
         return Err(invalid(format!(
             "tensor {:?} has datatype {:?}; expected a numeric type such as FP64",
@@ -220,7 +220,7 @@ fn numbers_of(t: InferInput) -> Result<Vec<f64>, ApiError> {
         )));
     }
     let expected = element_count(&t.name, &t.shape)?;
-    let values = t.data.numbers().map_err(|value| {
+    let values = std::mem::take(&mut t.data).numbers().map_err(|value| {
         invalid(format!("tensor {:?}: data holds {value}, not a number", t.name))
     })?;
     check_count(&t.name, &t.shape, values.len(), expected)?;

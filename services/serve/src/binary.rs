@@ -84,10 +84,12 @@ pub(crate) fn output_wanted(request: &InferRequest) -> bool {
 pub(crate) fn respond(response: &InferResponse, raw: &[Values]) -> Result<Response, ApiError> {
     use axum::http::header::CONTENT_TYPE;
     use bytes::BufMut;
-    // One buffer for the header and the values, sized and frozen as axum's `Json` does its
-    // own; the values are written into it straight, with no buffer of their own.
+    // One buffer for the header and the values, frozen as axum's `Json` does its own; the
+    // values are written into it straight, with no buffer of their own. Sized for a header of
+    // every output's name, shape and size, so that it is not grown and copied on the way.
     let raw_len: usize = raw.iter().map(Values::raw_len).sum();
-    let mut body = bytes::BytesMut::with_capacity(128 + raw_len).writer();
+    let header_guess = 128 + 96 * response.outputs.len();
+    let mut body = bytes::BytesMut::with_capacity(header_guess + raw_len).writer();
     serde_json::to_writer(&mut body, response).map_err(|e| ApiError::Internal(e.to_string()))?;
     let mut body = body.into_inner();
     let header_length = body.len();
@@ -99,10 +101,34 @@ pub(crate) fn respond(response: &InferResponse, raw: &[Values]) -> Result<Respon
     Ok(answer)
 }
 
-/// The header's value for a JSON header of `length` bytes: made once for the lengths of
-/// small answers and shared after, as formatting one costs an allocation per request.
+/// The header's value for a JSON header of `length` bytes. The small lengths' digits are
+/// written once, as formatting them costs an allocation per request, and held as static text:
+/// a value made from it refers to it, where a clone of a shared value counts a reference that
+/// both cores write on every answer.
 fn length_value(length: usize) -> HeaderValue {
-    static SMALL: std::sync::OnceLock<Vec<HeaderValue>> = std::sync::OnceLock::new();
-    let small = SMALL.get_or_init(|| (0..1024usize).map(HeaderValue::from).collect());
-    small.get(length).cloned().unwrap_or_else(|| HeaderValue::from(length))
+    static SMALL: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    let small = SMALL.get_or_init(|| {
+        let digits: &'static str = (0..1024usize).map(|n| n.to_string()).collect::<String>().leak();
+        let mut at = 0;
+        (0..1024usize)
+            .map(|n| {
+                let width = n.checked_ilog10().map_or(1, |l| l as usize + 1);
+                at += width;
+                &digits[at - width..at]
+            })
+            .collect()
+    });
+    small.get(length).map_or_else(|| HeaderValue::from(length), |s| HeaderValue::from_static(s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_header_length_is_written_as_its_digits_whether_held_or_formatted() {
+        for length in (0..1100).chain([9_999, 123_456_789]) {
+            assert_eq!(length_value(length), HeaderValue::from(length), "{length}");
+        }
+    }
 }

@@ -518,19 +518,34 @@ async fn load_model(
 async fn infer(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
-    headers: axum::http::HeaderMap,
-    body: axum::body::Bytes,
-) -> Result<Response, ApiError> {
-    answer(&state, name, None, &headers, &body)
+    request: axum::extract::Request,
+) -> Response {
+    answer_request(&state, name, None, request).await
 }
 
 async fn infer_version(
     State(state): State<Arc<AppState>>,
     Path((name, version)): Path<(String, String)>,
-    headers: axum::http::HeaderMap,
-    body: axum::body::Bytes,
-) -> Result<Response, ApiError> {
-    answer(&state, name, Some(&version), &headers, &body)
+    request: axum::extract::Request,
+) -> Response {
+    answer_request(&state, name, Some(&version), request).await
+}
+
+/// [`answer`] to an infer request as it came. Its headers are moved out of it, where axum's
+/// `HeaderMap` extractor would clone them, names and all, on every request; its body is read as
+/// the `Bytes` extractor reads it (the same limit, the same refusal).
+async fn answer_request(
+    state: &AppState,
+    name: String,
+    selector: Option<&str>,
+    mut request: axum::extract::Request,
+) -> Response {
+    use axum::extract::FromRequest;
+    let headers = std::mem::take(request.headers_mut());
+    match axum::body::Bytes::from_request(request, &()).await {
+        Ok(body) => answer(state, name, selector, &headers, &body).into_response(),
+        Err(rejection) => rejection.into_response(),
+    }
 }
 
 /// Answers an infer request for `name` at `selector`, counted in that version's statistics: a

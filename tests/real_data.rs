@@ -188,7 +188,7 @@ fn penguins_exact_fit_on_the_whole_file_matches_statsmodels() {
 #[test]
 fn the_seeds_sgd_comes_within_half_a_percent_of_the_exact_fit_and_says_how_close() {
     // The bundled data; spector (32 rows); the penguins (text columns, 9 correlated terms: the
-    // hard case for per-sample SGD, ≈ 600 epochs to get there).
+    // hard case for per-sample SGD, some hundreds of epochs to get there).
     for (data, label) in [
         (None, None),
         (Some(fixture("spector.csv")), Some("GRADE")),

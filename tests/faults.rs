@@ -317,14 +317,14 @@ async fn post_until_killed(addr: &str, pid: u32, after: Duration) -> u64 {
     }
 }
 
-/// An upload that says it is over ingest's 2 GiB cap is refused with a 413 before its body is
+/// An upload that says it is over ingest's 1 TiB bound is refused with a 413 before its body is
 /// read or stored: the uploads directory keeps no part of it.
 #[test]
 fn an_upload_over_the_cap_is_refused_and_leaves_nothing() {
     use std::io::{Read, Write};
     let home = tempfile::tempdir().expect("tempdir");
     let (mut ingest, addr) = start_service(home.path(), "ingest", "127.0.0.1:0");
-    let over = (2u64 << 30) + 1;
+    let over = (1u64 << 40) + 1;
     let mut stream = std::net::TcpStream::connect(&addr).expect("connect");
     stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
     let head =
@@ -335,7 +335,7 @@ fn an_upload_over_the_cap_is_refused_and_leaves_nothing() {
     let read = stream.read(&mut answer).expect("an answer before the body");
     let answer = String::from_utf8_lossy(&answer[..read]).to_string();
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
-    assert!(answer.contains("over the limit of 2147483648 bytes"), "{answer}");
+    assert!(answer.contains("over the limit of 1099511627776 bytes"), "{answer}");
     let _ = ingest.kill();
     let _ = ingest.wait();
     let left: Vec<_> = std::fs::read_dir(home.path().join("uploads"))

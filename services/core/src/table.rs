@@ -251,7 +251,8 @@ impl RawTable {
         options: &CsvOptions,
         sink: &mut dyn ValueSink,
     ) -> Result<(Self, ValuesWent), DataError> {
-        Self::read_in_blocks(reader, options, parsing_threads(), BLOCK_BYTES, Some(sink))
+        let held = Held::new(MAX_HELD_BYTES);
+        Self::read_in_blocks(reader, options, (parsing_threads(), BLOCK_BYTES), Some(sink), held)
     }
 
     /// [`RawTable::from_csv_parallel`] with `threads` parsing threads (1 to 16) and blocks of
@@ -262,22 +263,27 @@ impl RawTable {
         threads: usize,
         block_bytes: usize,
     ) -> Result<Self, DataError> {
-        Self::read_in_blocks(reader, options, threads, block_bytes, None).map(|(table, _)| table)
+        // Its caller holds the table whatever it is: no bound but the caller's.
+        let held = Held::new(u64::MAX);
+        Self::read_in_blocks(reader, options, (threads, block_bytes), None, held)
+            .map(|(table, _)| table)
     }
 
     /// [`RawTable::from_csv_in_blocks`], streaming the values to `sink` when there is one (see
     /// [`RawTable::from_csv_streaming`]).
     fn read_in_blocks<R: Read + Send>(
-        mut reader: R,
+        reader: R,
         options: &CsvOptions,
-        threads: usize,
-        block_bytes: usize,
+        (threads, block_bytes): (usize, usize),
         mut sink: Option<&mut dyn ValueSink>,
+        held: Held,
     ) -> Result<(Self, ValuesWent), DataError> {
         let io = |e: std::io::Error| DataError::Io(e.to_string());
+        let mut reader = HeldReader { inner: reader, held: held.clone() };
         // Role columns' values are checked once read, so they are held, not streamed away.
         if !options.roles.is_empty() {
             sink = None;
+            held.because("its weights, offset or cluster column is checked whole".into());
         }
         let mut blocks = BlockReader::new(block_bytes);
         // The header is read from the first block — grown by the next while it holds only
@@ -286,6 +292,7 @@ impl RawTable {
         loop {
             if memchr::memchr(b'"', &head).is_some() {
                 // A quote (even in the header): the csv crate reads it all, as from_csv does.
+                held.because(QUOTED.into());
                 return Self::from_csv(blocks.rest(head, reader), options)
                     .map(|table| (table, ValuesWent::IntoTable));
             }
@@ -308,12 +315,11 @@ impl RawTable {
                     }
                     let lines_before = count_line_breaks(&head[..body]);
                     layout.read_in_blocks(
-                        &head[body..],
-                        lines_before,
-                        &mut blocks,
-                        &mut reader,
+                        (&head[body..], lines_before),
+                        (&mut blocks, &mut reader),
                         threads.clamp(1, MAX_THREADS),
                         sink,
+                        &held,
                     )
                 },
             );
@@ -648,6 +654,61 @@ pub fn delimiter_byte(d: &str) -> Result<u8, DataError> {
 /// The size of the blocks [`RawTable::from_csv_parallel`] parses side by side: as fast as
 /// larger ones, with less memory in flight.
 const BLOCK_BYTES: usize = 1 << 20;
+
+/// The most of a file [`RawTable::from_csv_streaming`] reads while it holds the values in
+/// memory: where they cannot go to the store as they are read (a text or `categorical` column,
+/// whose values become codes once all are read; a quoted field, which the csv crate reads; a
+/// role column, checked whole). A file of numbers streams, with no bound but the disk.
+pub const MAX_HELD_BYTES: u64 = 2 << 30;
+
+/// The longest line read in blocks: a file with a longer one is taken for no CSV, rather than
+/// read whole into one block.
+pub const MAX_LINE_BYTES: usize = 64 << 20;
+
+const QUOTED: &str = "it has a quoted field";
+
+/// Whether a parse holds its values in memory, and why (set once, by whichever part of the
+/// parse finds out first), with what it has read and the bound that then applies.
+#[derive(Debug, Clone)]
+struct Held {
+    why: std::sync::Arc<std::sync::OnceLock<String>>,
+    read: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    limit: u64,
+}
+
+impl Held {
+    fn new(limit: u64) -> Held {
+        Held { why: Default::default(), read: Default::default(), limit }
+    }
+
+    fn because(&self, why: String) {
+        let _ = self.why.set(why);
+    }
+}
+
+/// The file as the parse reads it, counted: once the values are held, a read past
+/// [`Held::limit`] fails, saying why they were held.
+struct HeldReader<R> {
+    inner: R,
+    held: Held,
+}
+
+impl<R: Read> Read for HeldReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let n = self.inner.read(buf)?;
+        let read = self.held.read.fetch_add(n as u64, Relaxed) + n as u64;
+        match self.held.why.get() {
+            Some(why) if read > self.held.limit => Err(std::io::Error::other(format!(
+                "its values are held in memory while it is read, as {why}, and such a file is \
+                 read up to {} MiB; this one is longer (a file of numbers alone goes to the store \
+                 as it is read, with no bound)",
+                self.held.limit >> 20
+            ))),
+            _ => Ok(n),
+        }
+    }
+}
 /// At most this many parsing threads.
 const MAX_THREADS: usize = 16;
 
@@ -949,12 +1010,11 @@ impl Layout<'_> {
     /// start would have met.
     fn read_in_blocks<R: Read + Send>(
         &self,
-        first: &[u8],
-        lines_before: u64,
-        blocks: &mut BlockReader,
-        reader: R,
+        (first, lines_before): (&[u8], u64),
+        (blocks, reader): (&mut BlockReader, R),
         threads: usize,
         sink: Option<&mut dyn ValueSink>,
+        held: &Held,
     ) -> Result<Rows, DataError> {
         use std::sync::mpsc;
         // Bounded queues: a few blocks are read ahead, no more.
@@ -978,9 +1038,9 @@ impl Layout<'_> {
             drop(done_tx);
             let start = (first, lines_before);
             scope.spawn(move || {
-                self.hand_out_blocks(start, (blocks, reader), &jobs_tx, &reader_done)
+                self.hand_out_blocks(start, (blocks, reader), (&jobs_tx, &reader_done), held)
             });
-            self.gather_in_order(done_rx, sink)
+            self.gather_in_order(done_rx, sink, held)
         })
     }
 
@@ -1010,8 +1070,11 @@ impl Layout<'_> {
         &self,
         (first, lines_before): (&[u8], u64),
         (blocks, mut reader): (&mut BlockReader, R),
-        jobs: &std::sync::mpsc::SyncSender<BlockJob>,
-        done: &std::sync::mpsc::SyncSender<ParsedBlock>,
+        (jobs, done): (
+            &std::sync::mpsc::SyncSender<BlockJob>,
+            &std::sync::mpsc::SyncSender<ParsedBlock>,
+        ),
+        held: &Held,
     ) {
         let io = |e: std::io::Error| DataError::Io(e.to_string());
         let mut before = lines_before;
@@ -1022,6 +1085,7 @@ impl Layout<'_> {
                 // The csv crate drops a byte-order mark at the start of what it reads: a
                 // leading empty line (skipped, and taken off the line count) keeps one that
                 // starts this block a plain byte, as reading from the start has it.
+                held.because(QUOTED.into());
                 let rest = std::io::Cursor::new(b"\n").chain(blocks.rest(block, &mut reader));
                 let (mut csv, newlines) = record_reader(self.delimiter, rest);
                 let rows = self.read_rows(&mut csv, &newlines, 0, before.saturating_sub(1));
@@ -1054,17 +1118,35 @@ impl Layout<'_> {
         &self,
         done: std::sync::mpsc::Receiver<ParsedBlock>,
         mut sink: Option<&mut dyn ValueSink>,
+        held: &Held,
     ) -> Result<Rows, DataError> {
         let d = self.feature_idx.len();
         let mut all = Rows::empty(d);
         let mut waiting = BTreeMap::new();
         let mut next = 0;
         let mut streaming = d > 0 && !self.forced.contains(&true);
+        if let Some(j) = self.forced.iter().position(|&forced| forced) {
+            held.because(format!(
+                "`categorical` names its column {:?}",
+                self.names[self.feature_idx[j]]
+            ));
+        }
         for (index, rows) in done {
             waiting.insert(index, rows);
             while let Some(rows) = waiting.remove(&next) {
                 let mut rows = rows?;
-                streaming &= rows.text.iter().all(|cells| cells.cells.is_empty());
+                if let Some((j, cells)) =
+                    rows.text.iter().enumerate().find(|(_, cells)| !cells.cells.is_empty())
+                {
+                    streaming = false;
+                    let (row, code) = cells.cells[0];
+                    held.because(format!(
+                        "its column {:?} holds text ({:?} on line {})",
+                        self.names[self.feature_idx[j]],
+                        cells.values[code as usize],
+                        rows.lines[row]
+                    ));
+                }
                 if let Some(sink) = reborrow(&mut sink)
                     && streaming
                 {
@@ -1142,6 +1224,12 @@ impl BlockReader {
                 self.buffer.extend_from_slice(&block[searched + last + 1..filled]);
                 block.truncate(searched + last + 1);
                 return Ok(block);
+            }
+            if filled - carried > MAX_LINE_BYTES {
+                return Err(std::io::Error::other(format!(
+                    "a line is longer than {} MiB: is this a CSV file?",
+                    MAX_LINE_BYTES >> 20
+                )));
             }
         }
     }
@@ -1993,6 +2081,58 @@ mod tests {
         }
     }
 
+    fn unbounded() -> Held {
+        Held::new(u64::MAX)
+    }
+
+    #[test]
+    fn a_file_held_in_memory_is_read_up_to_its_bound_and_numbers_alone_with_none() {
+        let numeric: String = std::iter::once("a,b,y\n".to_string())
+            .chain((0..400).map(|i| format!("{i},{},{}\n", i % 5, i % 2)))
+            .collect();
+        let text: String = std::iter::once("a,b,y\n".to_string())
+            .chain((0..400).map(|i| format!("{i},s{},{}\n", i % 7, i % 2)))
+            .collect();
+        let quoted = numeric.replace("\n7,2,1\n", "\n7,\"2\",1\n");
+        let roles = RoleColumns { weights: Some("b".into()), ..RoleColumns::default() };
+        let weighted = CsvOptions { roles, ..CsvOptions::default() };
+        let read = |text: &str, options: &CsvOptions, limit| {
+            let mut sink = Vec::new();
+            RawTable::read_in_blocks(
+                text.as_bytes(),
+                options,
+                (2, 64),
+                Some(&mut sink),
+                Held::new(limit),
+            )
+            .map(|(_, went)| went)
+        };
+        let bound = numeric.len() as u64 / 4;
+        // Numbers alone go to the sink as they are read: no bound holds them.
+        assert_eq!(read(&numeric, &CsvOptions::default(), bound).ok(), Some(ValuesWent::ToSink));
+        for (file, options, why) in [
+            (&text, CsvOptions::default(), "its column \"b\" holds text (\"s0\" on line 2)"),
+            (&quoted, CsvOptions::default(), QUOTED),
+            (&numeric, weighted, "weights, offset or cluster column"),
+            (
+                &numeric,
+                CsvOptions { categorical: vec!["b".into()], ..CsvOptions::default() },
+                "`categorical` names its column \"b\"",
+            ),
+        ] {
+            let err = read(file, &options, bound).expect_err("over the bound");
+            let message = err.to_string();
+            assert!(message.contains(why) && message.contains("held in memory"), "{message}");
+            // Within the bound the same file reads, into the table.
+            let went = read(file, &options, file.len() as u64).expect("within the bound");
+            assert_eq!(went, ValuesWent::IntoTable, "{why}");
+        }
+        // A line longer than any CSV's is refused rather than read into one block.
+        let long = format!("a,y\n1,{}\n", "0".repeat(MAX_LINE_BYTES + 4096));
+        let err = read(&long, &CsvOptions::default(), u64::MAX).expect_err("a line too long");
+        assert!(err.to_string().contains("a line is longer than 64 MiB"), "{err}");
+    }
+
     /// [`RawTable::read_in_blocks`] with a sink, its values put back: the sink's when they
     /// went there (the table must then hold none), else the table's (the sink must hold none).
     fn read_streaming(
@@ -2002,8 +2142,13 @@ mod tests {
         block_bytes: usize,
     ) -> Result<RawTable, DataError> {
         let mut sink = Vec::new();
-        let (mut table, went) =
-            RawTable::read_in_blocks(text, options, threads, block_bytes, Some(&mut sink))?;
+        let (mut table, went) = RawTable::read_in_blocks(
+            text,
+            options,
+            (threads, block_bytes),
+            Some(&mut sink),
+            unbounded(),
+        )?;
         match went {
             ValuesWent::ToSink => {
                 assert!(table.x.is_empty(), "values in the table and in the sink");
@@ -2028,9 +2173,14 @@ mod tests {
         ] {
             let whole = RawTable::from_csv(text.as_bytes(), &options).expect("reads");
             let mut sink = Vec::new();
-            let (table, went) =
-                RawTable::read_in_blocks(text.as_bytes(), &options, 2, 8, Some(&mut sink))
-                    .expect("reads");
+            let (table, went) = RawTable::read_in_blocks(
+                text.as_bytes(),
+                &options,
+                (2, 8),
+                Some(&mut sink),
+                unbounded(),
+            )
+            .expect("reads");
             assert_eq!(went, expected, "{text:?}");
             let x = if went == ValuesWent::ToSink { sink } else { table.x };
             assert_eq!(format!("{x:?}"), format!("{:?}", whole.x), "{text:?}");
@@ -2051,9 +2201,9 @@ mod tests {
         RawTable::read_in_blocks(
             text_later.as_bytes(),
             &CsvOptions::default(),
-            2,
-            8,
+            (2, 8),
             Some(&mut counting),
+            unbounded(),
         )
         .expect("reads");
         assert_eq!(counting.1, 2, "the one row before the block with the first text cell");
@@ -2070,9 +2220,9 @@ mod tests {
         let err = RawTable::read_in_blocks(
             numeric.as_bytes(),
             &CsvOptions::default(),
-            2,
-            8,
+            (2, 8),
             Some(&mut Full),
+            unbounded(),
         )
         .expect_err("a full disk");
         assert!(matches!(err, DataError::Storing(_)), "{err:?}");
@@ -2083,9 +2233,9 @@ mod tests {
         let err = RawTable::read_in_blocks(
             stray.as_bytes(),
             &CsvOptions::default(),
-            2,
-            8,
+            (2, 8),
             Some(&mut sink),
+            unbounded(),
         )
         .expect_err("a stray word");
         assert!(err.to_string().contains("oops"), "{err}");

@@ -33,9 +33,9 @@ use std::sync::{Arc, Mutex};
 pub const NAME: &str = "ingest";
 /// Records per post; bigger batches should be split by the client.
 pub const MAX_RECORDS_PER_POST: usize = 10_000;
-/// The largest CSV file read: the file and its numbers are held in memory while it is frozen
-/// (≈ 3× the file's size at the peak), so a bigger one is refused up front, not half read.
-pub const MAX_CSV_BYTES: u64 = 2 << 30;
+/// The longest body an upload may declare. The body goes to disk as it arrives, never held, so
+/// this bounds only what one request may write; a file of any size is read from its path.
+pub const MAX_UPLOAD_BYTES: u64 = 1 << 40;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -144,7 +144,7 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     config.body_limit = 16 << 20;
-    config.large_body_routes.push((UPLOADS, MAX_CSV_BYTES));
+    config.large_body_routes.push((UPLOADS, MAX_UPLOAD_BYTES));
     let state = AppState::new(&config)?;
     logitflow_kit::serve(NAME, &config, Readiness::ready(), app(state), listener, shutdown).await?;
     Ok(())
@@ -266,13 +266,10 @@ async fn from_csv(
     blocking(move || {
         let (file, path) = open_confined(&state.allowed_roots, &source.path)?;
         let unreadable = |e: std::io::Error| ApiError::invalid("FILE_NOT_READABLE", format!("{}: {e}", path.display()));
+        // No bound on the file's size: a file of numbers goes to the store as it is read; one
+        // whose values must be held while it is read is bounded by the parse
+        // (`logitflow_core::table::MAX_HELD_BYTES`).
         let size = file.metadata().map_err(unreadable)?.len();
-        if size > MAX_CSV_BYTES {
-            return Err(ApiError::invalid(
-                "FILE_TOO_LARGE",
-                format!("{} is {size} bytes; CSV files of up to {MAX_CSV_BYTES} bytes are read", path.display()),
-            ));
-        }
         // Read twice at once through the descriptor that was checked (never the path again),
         // each reading at its own offset, and never held whole: once for its hash, the step
         // cache's key, and once to parse, in blocks, on every core. The parse does not wait for
@@ -357,19 +354,17 @@ trait ReadSend: std::io::Read + Send {}
 impl<R: std::io::Read + Send> ReadSend for R {}
 
 /// A file read from `offset` by positioned reads, so that two readers of one descriptor keep
-/// their own places; it reads at most `limit` bytes, and fails once `stop` is set.
+/// their own places; it fails once `stop` is set.
 struct FileAt<'a> {
     file: &'a std::fs::File,
     offset: u64,
-    limit: u64,
     stop: &'a AtomicBool,
 }
 
 impl<'a> FileAt<'a> {
-    /// `file` from its start, up to one byte past [`MAX_CSV_BYTES`] (a file grown past the
-    /// bound shows as too long).
+    /// `file` from its start to its end.
     fn from_start(file: &'a std::fs::File, stop: &'a AtomicBool) -> Self {
-        FileAt { file, offset: 0, limit: MAX_CSV_BYTES + 1, stop }
+        FileAt { file, offset: 0, stop }
     }
 }
 
@@ -379,9 +374,7 @@ impl std::io::Read for FileAt<'_> {
         if self.stop.load(Ordering::Relaxed) {
             return Err(std::io::Error::other("the read was stopped: the step is cached"));
         }
-        let room = usize::try_from(self.limit.saturating_sub(self.offset)).unwrap_or(usize::MAX);
-        let wanted = buf.len().min(room);
-        let n = self.file.read_at(&mut buf[..wanted], self.offset)?;
+        let n = self.file.read_at(buf, self.offset)?;
         self.offset += n as u64;
         Ok(n)
     }
@@ -390,7 +383,7 @@ impl std::io::Read for FileAt<'_> {
 /// Where a console on another machine sends its CSV: the body, streamed to disk.
 const UPLOADS: &str = "/v1/uploads";
 
-/// `PUT /v1/uploads`: a CSV sent in the body (up to [`MAX_CSV_BYTES`]), written to
+/// `PUT /v1/uploads`: a CSV sent in the body (up to [`MAX_UPLOAD_BYTES`]), written to
 /// `<home>/uploads/<sha256>.csv` as it arrives, never held whole; the answer names the path
 /// to give `/v1/datasets/csv`. A body cut off or over the limit leaves nothing behind.
 async fn upload(
@@ -772,15 +765,16 @@ mod tests {
         let (status, _) =
             post(app.clone(), "/v1/datasets/csv", serde_json::json!({"path": 5})).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-        // A file over the size bound (sparse: it takes no disk) is refused before it is read.
+        // A file past the 2 GiB that were once the bound (sparse: it takes no disk) is read,
+        // not refused for its size: its NUL bytes name it as no CSV.
         let huge = std::fs::File::create(dir.path().join("huge.csv")).expect("create");
-        huge.set_len(MAX_CSV_BYTES + 1).expect("sparse file");
+        huge.set_len((2 << 30) + 1).expect("sparse file");
         let (status, body) =
             post(app, "/v1/datasets/csv", serde_json::json!({"path": dir.path().join("huge.csv")}))
                 .await;
         assert_eq!(
             (status, body["code"].as_str()),
-            (StatusCode::UNPROCESSABLE_ENTITY, Some("FILE_TOO_LARGE")),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("NOT_CSV")),
             "{body}"
         );
         // The values staged as each file was parsed went into the dataset, or away with a

@@ -1404,6 +1404,31 @@ fn a_run_names_the_solver_auto_chose_and_an_iterative_fit_its_distance_from_the_
          (training log loss 0.041% above the exact optimum (0.169045 vs 0.168976))"
     );
 
+    // With its estimates (no standard errors), `C` shows them and says how far they are.
+    let estimate = |term: &str, estimate: f64| logitflow_core::inference::TermStatistics {
+        term: term.into(),
+        estimate,
+        std_error: None,
+        z: None,
+        p_value: None,
+        ci_low: None,
+        ci_high: None,
+        odds_ratio: Some(estimate.exp()),
+        standardized: None,
+    };
+    let mut with_terms = report.clone();
+    with_terms.model.fit.terms =
+        vec![estimate(logitflow_core::inference::INTERCEPT, -10.0), estimate("score", 0.2)];
+    app.on_event(AppEvent::RunFinished(Ok(Box::new(with_terms))));
+    app.on_key(key(KeyCode::Char('C')));
+    assert_eq!(app.overlay, Overlay::Coefficients);
+    let text = screen(&app, 120, 40);
+    assert!(
+        text.contains("estimates not exact: training log loss 0.041% above the exact optimum"),
+        "{text}"
+    );
+    app.on_key(key(KeyCode::Esc));
+
     // A run by auto: the title names its choice once the run is over.
     report.params.solver = Solver::Newton;
     report.model.fit.optimality = None;

@@ -1122,15 +1122,19 @@ fn render_coefficients(app: &App, area: Rect, buf: &mut Buffer) {
         .flat_map(|fit| {
             let roles = fit.row_roles.iter().flat_map(|r| r.lines());
             let covariance = fit.covariance.map(|c| format!("covariance: {}", c.describe()));
-            // Why a column is empty: a penalty's shrinkage, an iterative fit's stop.
+            // Why a column is empty: a penalty's shrinkage, an iterative fit's stop; and how
+            // far such a stop is from the optimum, so its estimates are not read as exact.
             let withheld = fit
                 .statistics_note
                 .iter()
                 .map(|note| format!("standard errors {}", with_flag_hints(note)));
+            let gap =
+                fit.optimality.iter().map(|o| format!("estimates not exact: {}", o.describe()));
             roles
                 .chain(covariance)
                 .chain(fit.fit_statistics.iter().flat_map(|f| f.lines()))
                 .chain(withheld)
+                .chain(gap)
         })
         .map(|l| format!(" {l}"))
         .collect();

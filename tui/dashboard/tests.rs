@@ -1405,20 +1405,10 @@ fn a_run_names_the_solver_auto_chose_and_an_iterative_fit_its_distance_from_the_
     );
 
     // With its estimates (no standard errors), `C` shows them and says how far they are.
-    let estimate = |term: &str, estimate: f64| logitflow_core::inference::TermStatistics {
-        term: term.into(),
-        estimate,
-        std_error: None,
-        z: None,
-        p_value: None,
-        ci_low: None,
-        ci_high: None,
-        odds_ratio: Some(estimate.exp()),
-        standardized: None,
-    };
     let mut with_terms = report.clone();
+    let coefficients = logitflow_core::coefficients::Coefficients::from([("score".into(), 0.2)]);
     with_terms.model.fit.terms =
-        vec![estimate(logitflow_core::inference::INTERCEPT, -10.0), estimate("score", 0.2)];
+        logitflow_core::inference::TermStatistics::estimates_only(-10.0, &coefficients);
     app.on_event(AppEvent::RunFinished(Ok(Box::new(with_terms))));
     app.on_key(key(KeyCode::Char('C')));
     assert_eq!(app.overlay, Overlay::Coefficients);

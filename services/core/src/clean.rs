@@ -436,10 +436,20 @@ fn imputed_value(raw: &RawTable, j: usize, kind: &mut ColumnKind, options: &Clea
 /// after them, so that evaluation can name them), and a text label's classes are matched by
 /// name. Numeric columns are left as they are.
 pub fn align_levels(train: &mut Dataset, test: &mut Dataset) -> Result<(), DataError> {
+    align_to(&mut train.kinds, train.classes.as_ref(), test)
+}
+
+/// [`align_levels`] against the training dataset's column kinds and classes alone (its
+/// values are not needed): `kinds` gains the levels only the test dataset has.
+pub fn align_to(
+    kinds: &mut [ColumnKind],
+    classes: Option<&Classes>,
+    test: &mut Dataset,
+) -> Result<(), DataError> {
     let d = test.width();
     for j in 0..d {
         let name = &test.feature_names[j];
-        match (train.kinds.get_mut(j), test.kind(j).clone()) {
+        match (kinds.get_mut(j), test.kind(j).clone()) {
             (None | Some(ColumnKind::Numeric), ColumnKind::Numeric) => {}
             (
                 Some(ColumnKind::Categorical { levels }),
@@ -468,27 +478,26 @@ pub fn align_levels(train: &mut Dataset, test: &mut Dataset) -> Result<(), DataE
             }
         }
     }
-    test.kinds = train.kinds.clone();
-    match (&train.classes, &test.classes) {
+    test.kinds = kinds.to_vec();
+    match (classes, &test.classes) {
         (None, None) => {}
         (Some(a), Some(b)) if a == b => {}
         (Some(a), Some(b)) if b.positive == a.negative || b.negative == a.positive => {
             for y in &mut test.y {
                 *y = 1.0 - *y;
             }
-            test.classes = train.classes.clone();
+            test.classes = classes.cloned();
         }
-        (Some(a), Some(b)) if b.positive == a.positive => test.classes = train.classes.clone(),
+        (Some(a), Some(b)) if b.positive == a.positive => test.classes = classes.cloned(),
         (a, b) => {
-            let names = |c: &Option<Classes>| {
-                c.as_ref()
-                    .map_or("0 and 1".to_string(), |c| format!("{} and {}", c.negative, c.positive))
+            let names = |c: Option<&Classes>| {
+                c.map_or("0 and 1".to_string(), |c| format!("{} and {}", c.negative, c.positive))
             };
             return Err(DataError::Column(
                 test.label_name.clone(),
                 format!(
                     "the test data's labels ({}) differ from the training data's ({})",
-                    names(b),
+                    names(b.as_ref()),
                     names(a)
                 ),
             ));

@@ -8,8 +8,8 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::post;
 use logitflow_core::clean::{
-    CleanOptions, CleanReport, Dataset, align_levels, check_both_classes, clean_keeping,
-    clean_labels, needs_values, stratified_rows,
+    CleanOptions, CleanReport, Dataset, align_to, check_both_classes, clean_keeping, clean_labels,
+    needs_values, stratified_rows,
 };
 use logitflow_core::table::RawTable;
 use logitflow_kit::wire::{SplitInfo, SplitRequest};
@@ -91,43 +91,9 @@ fn make_split(
             (clean.columns, rows, clean.report, None)
         }
         Some(test_id) => {
-            let raw = store.load_table(&request.dataset)?;
-            let (mut data, kept, report) = clean_keeping(&raw, &request.clean)?;
-            let raw_test = store.load_table(test_id)?;
-            if raw_test.feature_names != data.feature_names
-                || raw_test.label_name != data.label_name
-            {
-                return Err(ApiError::invalid(
-                    "DATA_ERROR",
-                    format!(
-                        "the test data's columns ({}; label {}) differ from the training data's ({}; label {})",
-                        raw_test.feature_names.join(", "),
-                        raw_test.label_name,
-                        data.feature_names.join(", "),
-                        data.label_name
-                    ),
-                ));
-            }
-            let (mut test, test_kept, test_report) = clean_keeping(&raw_test, &request.clean)?;
-            align_levels(&mut data, &mut test)?;
-            data.check_both_classes()?;
-            let (train_source, train) =
-                source_rows(store, &request.dataset, &raw, &data, &kept, &report, &params)?;
-            // The test file's codes are now the training file's: stored as they are now.
-            let test_lines: Vec<u64> = test_kept.iter().map(|&i| raw_test.lines[i]).collect();
-            let test_source = store.put_dataset(
-                &test,
-                &test_lines,
-                NAME,
-                vec![test_id.clone()],
-                params.clone(),
-            )?;
-            let rows = SplitRows {
-                sources: SplitSources { train: train_source, test: test_source },
-                train,
-                test: (0..test.rows() as u64).collect(),
-            };
-            (Columns::of(&data, None), rows, report, Some(test_report))
+            let (columns, rows, report, test_report) =
+                against_test_file(store, request, test_id, &params)?;
+            (columns, rows, report, Some(test_report))
         }
     };
     let report = SplitReport {
@@ -186,6 +152,47 @@ fn clean_rows(
     let (data, kept, report) = clean_keeping(&raw, options)?;
     let (source, rows) = source_rows(store, id, &raw, &data, &kept, &report, params)?;
     Ok(CleanRows { columns: Columns::of(&data, None), source, rows: Some(rows), y: data.y, report })
+}
+
+/// The split of a training dataset against a test dataset of its own: every clean training
+/// row trains (cleaned as [`clean_rows`] cleans, so a numeric file is not loaded whole), and
+/// the clean test rows, made to speak the training codes, are stored as they now are.
+fn against_test_file(
+    store: &Store,
+    request: &SplitRequest,
+    test_id: &str,
+    params: &serde_json::Value,
+) -> Result<(Columns, SplitRows, CleanReport, CleanReport), ApiError> {
+    let mut clean = clean_rows(store, &request.dataset, &request.clean, params)?;
+    let raw_test = store.load_table(test_id)?;
+    let columns = &clean.columns;
+    if raw_test.feature_names != columns.feature_names || raw_test.label_name != columns.label_name
+    {
+        return Err(ApiError::invalid(
+            "DATA_ERROR",
+            format!(
+                "the test data's columns ({}; label {}) differ from the training data's ({}; label {})",
+                raw_test.feature_names.join(", "),
+                raw_test.label_name,
+                columns.feature_names.join(", "),
+                columns.label_name
+            ),
+        ));
+    }
+    let (mut test, test_kept, test_report) = clean_keeping(&raw_test, &request.clean)?;
+    align_to(&mut clean.columns.kinds, clean.columns.classes.as_ref(), &mut test)?;
+    check_both_classes(&clean.y, clean.columns.classes.as_ref())?;
+    // The test file's codes are now the training file's: stored as they are now.
+    let test_lines: Vec<u64> = test_kept.iter().map(|&i| raw_test.lines[i]).collect();
+    let test_source =
+        store.put_dataset(&test, &test_lines, NAME, vec![test_id.to_string()], params.clone())?;
+    let train = clean.rows.unwrap_or_else(|| (0..clean.y.len() as u64).collect());
+    let rows = SplitRows {
+        sources: SplitSources { train: clean.source, test: test_source },
+        train,
+        test: (0..test.rows() as u64).collect(),
+    };
+    Ok((clean.columns, rows, clean.report, test_report))
 }
 
 /// Where the clean rows `data` (rows `kept` of dataset `id`, read as `raw`) are to be found:

@@ -25,7 +25,7 @@ struct Weed {
     child: Child,
     s3: String,
     ports: Vec<u16>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Drop for Weed {
@@ -52,8 +52,22 @@ impl Weed {
         Weed::start_on("127.0.0.1")
     }
 
-    /// Starts one listening on `ip`: `LOGITFLOW_TEST_WEED`'s, or the tests' own from PyPI.
+    /// Starts one listening on `ip`: `LOGITFLOW_TEST_WEED`'s, or the tests' own from PyPI. Its
+    /// ports are free when chosen but not held while it starts, so a port another test takes in
+    /// between makes it exit: it is then started again, on fresh ports.
     fn start_on(ip: &str) -> Weed {
+        for _ in 0..3 {
+            let mut weed = Weed::launch(ip);
+            match weed.wait_up() {
+                Ok(()) => return weed,
+                Err(e) if weed.exited() => eprintln!("SeaweedFS exited while starting: {e}"),
+                Err(e) => panic!("SeaweedFS did not take a write within 60 s: {e}{}", weed.log()),
+            }
+        }
+        panic!("SeaweedFS exited while starting three times, on fresh ports each time")
+    }
+
+    fn launch(ip: &str) -> Weed {
         let weed = &common::test_tools().weed;
         let dir = tempfile::tempdir().expect("tempdir");
         // Ten free ports, held together while chosen so that no two are the same.
@@ -94,25 +108,42 @@ impl Weed {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        let weed = Weed {
+        Weed {
             child: command.spawn().expect("weed starts"),
             s3: format!("http://{ip}:{}", ports[6]),
             ports,
-            _dir: dir,
-        };
-        // Up once the bucket takes a write (it is made a moment after the port opens).
-        let probe = weed.storage("s3://logitflow-ci/probe");
+            dir,
+        }
+    }
+
+    /// Waits until the bucket takes a write (it is made a moment after the port opens), for
+    /// 60 s at most, or until weed exits.
+    fn wait_up(&mut self) -> Result<(), String> {
+        let probe = self.storage("s3://logitflow-ci/probe");
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             match probe.replace("up", b"1") {
-                Ok(()) => break,
-                Err(e) if Instant::now() > deadline => {
-                    panic!("SeaweedFS did not take a write within 60 s: {e}")
-                }
+                Ok(()) => return Ok(()),
+                Err(e) if Instant::now() > deadline || self.exited() => return Err(e.to_string()),
                 Err(_) => std::thread::sleep(Duration::from_millis(200)),
             }
         }
-        weed
+    }
+
+    fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
+    /// The end of weed's own logs (in its directory), for a start that failed.
+    fn log(&self) -> String {
+        let logs = std::fs::read_dir(self.dir.path()).into_iter().flatten().flatten();
+        logs.filter(|e| e.file_name().to_string_lossy().contains("weed"))
+            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+            .map(|text| {
+                let lines: Vec<&str> = text.lines().collect();
+                format!("\n{}", lines[lines.len().saturating_sub(20)..].join("\n"))
+            })
+            .collect()
     }
 
     /// A storage of this server, as one machine would open it.

@@ -1527,6 +1527,13 @@ struct Progress<'p, F> {
 /// mattering running to its epoch limit; how far it stopped from the optimum is reported.
 pub const PER_SAMPLE_PLATEAU: f64 = 3e-6;
 
+/// The least fall from `best` (the lowest loss so far) that counts as an improvement for the
+/// per-sample rule: the tolerance, or [`PER_SAMPLE_PLATEAU`] of the loss if that is more; none
+/// before there is a loss.
+pub(crate) fn per_sample_improvement(tolerance: f64, best: f64) -> f64 {
+    if best.is_finite() { tolerance.max(PER_SAMPLE_PLATEAU * best.abs()) } else { 0.0 }
+}
+
 /// The fewest validation rows whose loss may stop a fit early. With fewer, a handful of rows
 /// decides when the fit stops (3 of 32 on a small real dataset stopped it at epoch 11, far from
 /// the optimum); the curve is still drawn, and the plateau of the training loss stops the fit.
@@ -1550,19 +1557,13 @@ impl<'p, F: FnMut(&EpochEvent)> Progress<'p, F> {
         }
     }
 
-    /// The least fall of the training objective that counts as an improvement.
-    fn plateau_tolerance(&self) -> f64 {
-        if self.best_train.is_finite() { self.improvement_needed(self.best_train) } else { 0.0 }
-    }
-
     /// The least fall from `best` (a loss) that counts as an improvement: the tolerance, and
-    /// for the per-sample rule [`PER_SAMPLE_PLATEAU`] of the loss itself.
+    /// for the per-sample rule a share of the loss itself ([`per_sample_improvement`]).
     fn improvement_needed(&self, best: f64) -> f64 {
-        let relative = match self.params.solver {
-            Solver::Sgd | Solver::Minibatch => PER_SAMPLE_PLATEAU * best.abs(),
-            _ => 0.0,
-        };
-        self.params.tolerance.max(relative)
+        match self.params.solver {
+            Solver::Sgd | Solver::Minibatch => per_sample_improvement(self.params.tolerance, best),
+            _ => self.params.tolerance,
+        }
     }
 
     /// Hands `epoch`'s event to the caller and adds it to the curve; returns its gradient norm.
@@ -1605,7 +1606,9 @@ impl<'p, F: FnMut(&EpochEvent)> Progress<'p, F> {
         if self.params.patience == 0 {
             return None;
         }
-        if m.objective < self.best_train - self.plateau_tolerance() || !self.plateau_stops {
+        if m.objective < self.best_train - self.improvement_needed(self.best_train)
+            || !self.plateau_stops
+        {
             self.best_train = m.objective;
             self.train_stale = 0;
         } else {

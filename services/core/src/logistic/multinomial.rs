@@ -16,7 +16,7 @@
 //! Labels are class indices 0 to K−1 as `f64` in [`Examples::y`], the binary model's 0/1
 //! labels generalised; frequency weights and offsets are not taken here yet.
 
-use super::{EpochEvent, Examples, PER_SAMPLE_PLATEAU, StopReason, Weights, solve_spd};
+use super::{EpochEvent, Examples, StopReason, Weights, per_sample_improvement, solve_spd};
 use crate::coefficients::{Coefficients, TermStatistics, unscaled, with_standard_errors};
 use crate::scale::Transform;
 use faer::linalg::matmul::matmul;
@@ -488,9 +488,9 @@ pub struct SgdSchedule {
 /// visits the rows in a new seeded order, and each row moves every class's block by
 /// −α·((pₖ − [y = k])·(1, x) + l2·w), the step α/√(1 + decay·epoch) as the binary sgd's. The
 /// blocks are symmetric (they start at zero and each row's steps sum to zero over the classes).
-/// It stops at the epoch limit, a cancel, or when the training loss has not improved by more
-/// than the tolerance (or [`PER_SAMPLE_PLATEAU`] of itself)
-/// for `patience` epochs; an iterative fit, so it is not the optimum.
+/// It stops at the epoch limit, a cancel, or when for `patience` epochs the training loss has
+/// not improved by the tolerance or [`PER_SAMPLE_PLATEAU`](super::PER_SAMPLE_PLATEAU) of itself,
+/// whichever is more, as the binary rule; an iterative fit, so it is not the optimum.
 pub fn fit_multinomial_sgd(
     ex: Examples<'_>,
     classes: usize,
@@ -525,13 +525,7 @@ pub fn fit_multinomial_sgd(
         );
         on_epoch(&event);
         curve.push(event);
-        // As the binary rule's plateau: relative to the loss, once there is one.
-        let needed = if best.is_finite() {
-            schedule.tolerance.max(PER_SAMPLE_PLATEAU * best.abs())
-        } else {
-            0.0
-        };
-        if objective < best - needed {
+        if objective < best - per_sample_improvement(schedule.tolerance, best) {
             (best, stale) = (objective, 0);
         } else {
             stale += 1;

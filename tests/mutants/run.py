@@ -225,7 +225,7 @@ MUTANTS = {
             "        let unchanged = || match stamp(&file).map_err(unreadable)? == before {", "        let unchanged = || match true || stamp(&file).map_err(unreadable)? == before {",
             ["-p", "logitflow-ingest"], "a_file_rewritten_while_it_is_read_is_refused_never_frozen_as_other_rows"),
     "B11": ("a file whose values are held while it is read is read only up to its bound", "services/core/src/table.rs",
-            "            Some(why) if read > self.held.limit => Err(", "            Some(why) if read > 2 * self.held.limit => Err(",
+            "            Some(why) if self.read > self.limit => Err(", "            Some(why) if self.read > 2 * self.limit => Err(",
             ["-p", "logitflow-core"], "table::tests::a_file_held_in_memory"),
     "B12": ("a bad cell's error names its line", "services/core/src/table.rs",
             "return Err(DataError::NotANumber {\n                line: lines[row],\n",

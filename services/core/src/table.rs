@@ -251,8 +251,8 @@ impl RawTable {
         options: &CsvOptions,
         sink: &mut dyn ValueSink,
     ) -> Result<(Self, ValuesWent), DataError> {
-        let held = Held::new(MAX_HELD_BYTES);
-        Self::read_in_blocks(reader, options, (parsing_threads(), BLOCK_BYTES), Some(sink), held)
+        let sizes = (parsing_threads(), BLOCK_BYTES);
+        Self::read_in_blocks(reader, options, sizes, Some(sink), MAX_HELD_BYTES)
     }
 
     /// [`RawTable::from_csv_parallel`] with `threads` parsing threads (1 to 16) and blocks of
@@ -264,8 +264,7 @@ impl RawTable {
         block_bytes: usize,
     ) -> Result<Self, DataError> {
         // Its caller holds the table whatever it is: no bound but the caller's.
-        let held = Held::new(u64::MAX);
-        Self::read_in_blocks(reader, options, (threads, block_bytes), None, held)
+        Self::read_in_blocks(reader, options, (threads, block_bytes), None, u64::MAX)
             .map(|(table, _)| table)
     }
 
@@ -276,10 +275,12 @@ impl RawTable {
         options: &CsvOptions,
         (threads, block_bytes): (usize, usize),
         mut sink: Option<&mut dyn ValueSink>,
-        held: Held,
+        held_limit: u64,
     ) -> Result<(Self, ValuesWent), DataError> {
         let io = |e: std::io::Error| DataError::Io(e.to_string());
-        let mut reader = HeldReader { inner: reader, held: held.clone() };
+        let held = Held::default();
+        let mut reader =
+            HeldReader { inner: reader, held: held.clone(), read: 0, limit: held_limit };
         // Role columns' values are checked once read, so they are held, not streamed away.
         if !options.roles.is_empty() {
             sink = None;
@@ -667,48 +668,42 @@ pub const MAX_LINE_BYTES: usize = 64 << 20;
 
 const QUOTED: &str = "it has a quoted field";
 
-/// Whether a parse holds its values in memory, and why (set once, by whichever part of the
-/// parse finds out first), with what it has read and the bound that then applies.
-#[derive(Debug, Clone)]
-struct Held {
-    why: std::sync::Arc<std::sync::OnceLock<String>>,
-    read: std::sync::Arc<std::sync::atomic::AtomicU64>,
-    limit: u64,
-}
+/// Why a parse holds its values in memory, once it does: set once, by whichever part of the
+/// parse (the reader of blocks, or the gatherer of their rows) finds out first.
+#[derive(Debug, Clone, Default)]
+struct Held(std::sync::Arc<std::sync::OnceLock<String>>);
 
 impl Held {
-    fn new(limit: u64) -> Held {
-        Held { why: Default::default(), read: Default::default(), limit }
-    }
-
     fn because(&self, why: String) {
-        let _ = self.why.set(why);
+        let _ = self.0.set(why);
     }
 }
 
-/// The file as the parse reads it, counted: once the values are held, a read past
-/// [`Held::limit`] fails, saying why they were held.
+/// The file as the parse reads it, counted: once the values are held, a read past `limit`
+/// bytes fails, saying why they were held.
 struct HeldReader<R> {
     inner: R,
     held: Held,
+    read: u64,
+    limit: u64,
 }
 
 impl<R: Read> Read for HeldReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        use std::sync::atomic::Ordering::Relaxed;
         let n = self.inner.read(buf)?;
-        let read = self.held.read.fetch_add(n as u64, Relaxed) + n as u64;
-        match self.held.why.get() {
-            Some(why) if read > self.held.limit => Err(std::io::Error::other(format!(
+        self.read += n as u64;
+        match self.held.0.get() {
+            Some(why) if self.read > self.limit => Err(std::io::Error::other(format!(
                 "its values are held in memory while it is read, as {why}, and such a file is \
                  read up to {} MiB; this one is longer (a file of numbers alone goes to the store \
                  as it is read, with no bound)",
-                self.held.limit >> 20
+                self.limit >> 20
             ))),
             _ => Ok(n),
         }
     }
 }
+
 /// At most this many parsing threads.
 const MAX_THREADS: usize = 16;
 
@@ -2081,10 +2076,6 @@ mod tests {
         }
     }
 
-    fn unbounded() -> Held {
-        Held::new(u64::MAX)
-    }
-
     #[test]
     fn a_file_held_in_memory_is_read_up_to_its_bound_and_numbers_alone_with_none() {
         let numeric: String = std::iter::once("a,b,y\n".to_string())
@@ -2098,14 +2089,8 @@ mod tests {
         let weighted = CsvOptions { roles, ..CsvOptions::default() };
         let read = |text: &str, options: &CsvOptions, limit| {
             let mut sink = Vec::new();
-            RawTable::read_in_blocks(
-                text.as_bytes(),
-                options,
-                (2, 64),
-                Some(&mut sink),
-                Held::new(limit),
-            )
-            .map(|(_, went)| went)
+            RawTable::read_in_blocks(text.as_bytes(), options, (2, 64), Some(&mut sink), limit)
+                .map(|(_, went)| went)
         };
         // Just over half of each file: a bound twice as large lets the whole file through.
         let half = |file: &str| file.len() as u64 / 2 + 1;
@@ -2149,7 +2134,7 @@ mod tests {
             options,
             (threads, block_bytes),
             Some(&mut sink),
-            unbounded(),
+            u64::MAX,
         )?;
         match went {
             ValuesWent::ToSink => {
@@ -2180,7 +2165,7 @@ mod tests {
                 &options,
                 (2, 8),
                 Some(&mut sink),
-                unbounded(),
+                u64::MAX,
             )
             .expect("reads");
             assert_eq!(went, expected, "{text:?}");
@@ -2205,7 +2190,7 @@ mod tests {
             &CsvOptions::default(),
             (2, 8),
             Some(&mut counting),
-            unbounded(),
+            u64::MAX,
         )
         .expect("reads");
         assert_eq!(counting.1, 2, "the one row before the block with the first text cell");
@@ -2224,7 +2209,7 @@ mod tests {
             &CsvOptions::default(),
             (2, 8),
             Some(&mut Full),
-            unbounded(),
+            u64::MAX,
         )
         .expect_err("a full disk");
         assert!(matches!(err, DataError::Storing(_)), "{err:?}");
@@ -2237,7 +2222,7 @@ mod tests {
             &CsvOptions::default(),
             (2, 8),
             Some(&mut sink),
-            unbounded(),
+            u64::MAX,
         )
         .expect_err("a stray word");
         assert!(err.to_string().contains("oops"), "{err}");

@@ -107,17 +107,8 @@ pub(crate) fn respond(response: &InferResponse, raw: &[Values]) -> Result<Respon
 /// both cores write on every answer.
 fn length_value(length: usize) -> HeaderValue {
     static SMALL: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
-    let small = SMALL.get_or_init(|| {
-        let digits: &'static str = (0..1024usize).map(|n| n.to_string()).collect::<String>().leak();
-        let mut at = 0;
-        (0..1024usize)
-            .map(|n| {
-                let width = n.checked_ilog10().map_or(1, |l| l as usize + 1);
-                at += width;
-                &digits[at - width..at]
-            })
-            .collect()
-    });
+    let small = SMALL
+        .get_or_init(|| (0..1024usize).map(|n| -> &'static str { n.to_string().leak() }).collect());
     small.get(length).map_or_else(|| HeaderValue::from(length), |s| HeaderValue::from_static(s))
 }
 

@@ -87,6 +87,21 @@ impl Curvature {
     }
 }
 
+/// Hager and Zhang's approximate Wolfe conditions (CG_DESCENT, 2005): near the optimum the
+/// objective's change falls below its rounding, and Armijo's test, on values, can no longer
+/// tell a good step; the slope still can. A step is then taken if the objective has not risen
+/// past rounding and the slope along the direction has flattened (to at most `CURVATURE` of
+/// its start) without turning steeply up. Without it L-BFGS stops where the values stop
+/// telling, ≈ √ε from the optimum in the weights.
+fn approximately_wolfe((f, slope): (f64, f64), (ft, slope_t): (f64, f64)) -> bool {
+    const CURVATURE: f64 = 0.9;
+    const DECREASE: f64 = 0.1;
+    const ROUNDING: f64 = 1e-14;
+    ft <= f + ROUNDING * f.abs()
+        && CURVATURE * slope <= slope_t
+        && slope_t <= (2.0 * DECREASE - 1.0) * slope
+}
+
 fn axpy(to: &mut [f64], a: f64, x: &[f64]) {
     for (t, v) in to.iter_mut().zip(x) {
         *t += a * v;
@@ -100,7 +115,7 @@ pub(super) fn fit_lbfgs<F: FnMut(&super::EpochEvent)>(
     progress: &mut Progress<'_, F>,
 ) -> (Weights, StopReason) {
     let l2 = data.params.l2;
-    let mut w = Weights::zeros(data.train.d);
+    let mut w = Weights::zeros(data.train.terms());
     let (mut f, mut g) = objective(&w, data.train, l2);
     let mut curvature = Curvature::new();
     for epoch in 1..=data.params.epochs {
@@ -113,7 +128,8 @@ pub(super) fn fit_lbfgs<F: FnMut(&super::EpochEvent)>(
             let mut candidate = w.clone();
             step(&mut candidate, &direction, -t);
             let (ft, gt) = objective(&candidate, data.train, l2);
-            let decreased = ft <= f + SUFFICIENT_DECREASE * t * slope;
+            let decreased = ft <= f + SUFFICIENT_DECREASE * t * slope
+                || approximately_wolfe((f, slope), (ft, dot(&gt, &direction)));
             let taken = t;
             t *= 0.5;
             decreased.then_some((taken, candidate, ft, gt))

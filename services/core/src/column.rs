@@ -60,6 +60,11 @@ pub enum DataError {
          (an identifier or free text? leave it out with `features`)"
     )]
     TooManyLevels { column: String, count: usize, max: usize },
+    #[error(
+        "column {column:?} has {count} distinct text values in {rows} rows: it names rows rather than \
+         grouping them (an identifier or free text? leave it out with `features`)"
+    )]
+    Identifier { column: String, count: usize, rows: usize },
     #[error("unknown column {name:?}; the header has: {available}")]
     UnknownColumn { name: String, available: String },
     #[error("the header names column {0:?} twice")]

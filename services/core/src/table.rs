@@ -31,7 +31,10 @@ use std::rc::Rc;
 pub const DEFAULT_NA_VALUES: [&str; 8] =
     ["NA", "N/A", "NaN", "nan", "null", "NULL", "None", "#N/A"];
 /// The most levels a text column may have: more is an identifier or free text, not a category.
-pub const MAX_LEVELS: usize = 200;
+pub const MAX_LEVELS: usize = 100_000;
+/// The most levels a column whose every level is seen on fewer than two rows, on average, may
+/// have: past it such a column names rows (an identifier) rather than grouping them.
+pub const MAX_IDENTIFIER_LEVELS: usize = 200;
 
 /// How to read a CSV file: which columns (the label by name, default the last column; the
 /// features by name, default every other column), which are categorical, the positive class,
@@ -1316,7 +1319,7 @@ fn categorical_from_codes(
     name: &str,
     max: usize,
 ) -> Result<ColumnKind, DataError> {
-    let remap = sorted_codes(&cells.values, name, max)?;
+    let remap = sorted_codes(&cells.values, name, (max, x.len() / d))?;
     for v in x.iter_mut().skip(j).step_by(d) {
         if !v.is_nan() {
             *v = f64::from(remap.0[*v as usize]);
@@ -1335,25 +1338,27 @@ fn categorical_from_mixed(
     max: usize,
 ) -> Result<ColumnKind, DataError> {
     let provisional = cells.every_cells_code(x.iter().skip(j).step_by(d).copied());
-    let (remap, levels) = sorted_codes(&cells.values, name, max)?;
+    let (remap, levels) = sorted_codes(&cells.values, name, (max, x.len() / d))?;
     for (row, p) in provisional.into_iter().enumerate() {
         x[row * d + j] = if p == u32::MAX { f64::NAN } else { f64::from(remap[p as usize]) };
     }
     Ok(ColumnKind::Categorical { levels })
 }
 
-/// The sorted levels, and for each provisional code its index among them.
+/// The sorted levels, and for each provisional code its index among them. At most `max` levels,
+/// and not one level a row (past [`MAX_IDENTIFIER_LEVELS`]) unless `max` allows any number, as it
+/// does for a column of groups.
 fn sorted_codes(
     values: &[String],
     name: &str,
-    max: usize,
+    (max, rows): (usize, usize),
 ) -> Result<(Vec<u32>, Vec<String>), DataError> {
-    if values.len() > max {
-        return Err(DataError::TooManyLevels {
-            column: name.to_string(),
-            count: values.len(),
-            max,
-        });
+    let count = values.len();
+    if count > max {
+        return Err(DataError::TooManyLevels { column: name.to_string(), count, max });
+    }
+    if max <= MAX_LEVELS && count > MAX_IDENTIFIER_LEVELS && count * 2 > rows {
+        return Err(DataError::Identifier { column: name.to_string(), count, rows });
     }
     let mut levels = values.to_vec();
     sort_levels(&mut levels);
@@ -1850,20 +1855,35 @@ mod tests {
     }
 
     #[test]
-    fn too_many_levels_is_refused() {
+    fn a_column_of_identifiers_is_refused_and_one_of_many_levels_read() {
         let mut text = String::from("id,y\n");
-        for i in 0..=MAX_LEVELS {
+        for i in 0..=MAX_IDENTIFIER_LEVELS {
             text.push_str(&format!("id{i},{}\n", i % 2));
+        }
+        let refused = read(&text);
+        assert!(
+            matches!(&refused, Err(DataError::Identifier { count, rows, .. })
+                if *count == MAX_IDENTIFIER_LEVELS + 1 && *rows == MAX_IDENTIFIER_LEVELS + 1),
+            "{refused:?}"
+        );
+        // Two rows a level: a category, however many levels (up to the bound).
+        let mut text = String::from("shop,y\n");
+        for i in 0..2 * (MAX_LEVELS + 1) {
+            text.push_str(&format!("s{},{}\n", i / 2, i % 2));
         }
         assert!(
             matches!(read(&text), Err(DataError::TooManyLevels { count, .. }) if count == MAX_LEVELS + 1)
         );
+        let text: String =
+            text.lines().take(2 * MAX_LEVELS + 1).map(|l| format!("{l}\n")).collect();
+        let table = read(&text).expect("reads");
+        assert_eq!(table.kinds[0].levels().map(<[String]>::len), Some(MAX_LEVELS));
     }
 
     #[test]
     fn a_cluster_column_may_name_any_number_of_groups() {
         let mut text = String::from("x,firm,y\n");
-        for i in 0..=3 * MAX_LEVELS {
+        for i in 0..=3 * MAX_IDENTIFIER_LEVELS {
             text.push_str(&format!("{i},firm{},{}\n", i / 2, i % 2));
         }
         let clustered = CsvOptions {
@@ -1871,9 +1891,10 @@ mod tests {
             ..CsvOptions::default()
         };
         let table = RawTable::from_csv(text.as_bytes(), &clustered).expect("reads");
-        assert_eq!(table.kinds[1].levels().map(<[String]>::len), Some(3 * MAX_LEVELS / 2 + 1));
+        let groups = 3 * MAX_IDENTIFIER_LEVELS / 2 + 1;
+        assert_eq!(table.kinds[1].levels().map(<[String]>::len), Some(groups));
         assert!(
-            matches!(read(&text), Err(DataError::TooManyLevels { .. })),
+            matches!(read(&text), Err(DataError::Identifier { .. })),
             "as a feature, the column is still refused"
         );
     }

@@ -58,6 +58,52 @@ pub struct FitReport {
     /// The cross-validation that chose the path's λ.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cv: Option<crate::logistic::path::CrossValidation>,
+    /// The text columns held as sparse terms, in the order of their terms, which end the
+    /// table: a table shows the largest of each ([`FitReport::shown_terms`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sparse_columns: Vec<SparseColumnTerms>,
+}
+
+/// A text column held as sparse terms, and how many terms it has (its levels but the reference).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SparseColumnTerms {
+    pub column: String,
+    pub terms: usize,
+}
+
+/// The most terms of one sparse column a coefficient table shows.
+pub const SHOWN_SPARSE_TERMS: usize = 10;
+
+impl FitReport {
+    /// The rows a coefficient table shows: the intercept and every dense term, then the
+    /// [`SHOWN_SPARSE_TERMS`] largest estimates (in size) of each sparse column, in term order;
+    /// and for each such column a line saying what is left out and where it is.
+    pub fn shown_terms(&self) -> (Vec<&TermStatistics>, Vec<String>) {
+        let sparse: usize = self.sparse_columns.iter().map(|c| c.terms).sum();
+        let dense = self.terms.len().saturating_sub(sparse);
+        let mut shown: Vec<&TermStatistics> = self.terms[..dense].iter().collect();
+        let mut notes = Vec::new();
+        let mut start = dense;
+        for column in &self.sparse_columns {
+            let end = (start + column.terms).min(self.terms.len());
+            let terms = &self.terms[start..end];
+            let mut largest: Vec<usize> = (0..terms.len()).collect();
+            largest.sort_by(|&a, &b| terms[b].estimate.abs().total_cmp(&terms[a].estimate.abs()));
+            largest.truncate(SHOWN_SPARSE_TERMS);
+            largest.sort_unstable();
+            shown.extend(largest.iter().map(|&i| &terms[i]));
+            if terms.len() > largest.len() {
+                notes.push(format!(
+                    "{}: the {} largest of its {} level terms shown; every one is in the model's JSON",
+                    column.column,
+                    largest.len(),
+                    terms.len()
+                ));
+            }
+            start = end;
+        }
+        (shown, notes)
+    }
 }
 
 /// The path of a penalised fit in the data's units: what the coefficients were at every λ.
@@ -542,15 +588,17 @@ pub fn scale_gathering_bounds(
     labels: &[f64],
     threads: usize,
 ) -> TermBounds {
-    let k = transform.terms().max(1);
+    // The bounds are of the dense terms, the first of a row's slots: a sparse column's slot
+    // holds a level's index, not a value.
+    let (k, dense) = (transform.slots().max(1), transform.dense_terms());
     let rows_per_thread = labels.len().div_ceil(threads.max(1)).max(1);
     let gather = |(rows, labels): (&mut [f64], &[f64])| {
-        let mut bounds = TermBounds::new(transform.terms());
+        let mut bounds = TermBounds::new(dense);
         transform.scale_in_place_seeing(rows, |i, row| bounds.add(row, labels[i]));
         bounds
     };
     let mut parts = design.chunks_mut(rows_per_thread * k).zip(labels.chunks(rows_per_thread));
-    let Some(first) = parts.next() else { return TermBounds::new(transform.terms()) };
+    let Some(first) = parts.next() else { return TermBounds::new(dense) };
     std::thread::scope(|scope| {
         let others: Vec<_> = parts.map(|part| scope.spawn(move || gather(part))).collect();
         let mut bounds = gather(first);

@@ -4,7 +4,8 @@
 //!   reported by line and column.
 //! - [`clean`]: missing values, bounds, duplicates and the seeded, stratified [`clean::Split`].
 //! - [`scale::Transform`]: treatment coding of text features and scaling, fitted on the
-//!   training split only.
+//!   training split only; a column of more than 200 levels held as sparse terms, which the
+//!   solvers read through [`logistic::SparseTerms`].
 //! - [`logistic`]: the model h(x) = 1/(1+e^−θᵀx) and its four solvers ([`logistic::Solver`]),
 //!   with one [`logistic::EpochEvent`] per epoch and a stated [`logistic::StopReason`].
 //! - [`roles::RoleColumns`]: the columns of weights, offsets, clusters and folds, carried with

@@ -27,6 +27,9 @@ mod lbfgs;
 pub mod multinomial;
 pub mod path;
 mod saga;
+mod sparse;
+
+pub use sparse::{SparseColumn, SparseTerms};
 
 /// The logistic function, stable at any z (no overflow, no NaN for finite z).
 #[inline]
@@ -525,6 +528,10 @@ pub enum ParamError {
     FoldsExceedClass { folds: usize, class: u8, rows: usize },
     #[error("cv {cv} asks for {cv} folds, but the fold column holds {given} distinct values")]
     FoldColumn { cv: usize, given: usize },
+    #[error(
+        "solver {0} cannot fit sparse terms (a text column of more than 200 levels): use auto or lbfgs"
+    )]
+    SparseTerms(Solver),
 }
 
 impl TrainParams {
@@ -682,6 +689,9 @@ pub struct Examples<'a> {
     /// Each row's cross-validation fold, as the data gives it (any K distinct values), for
     /// `cv` in place of folds drawn from the seed.
     pub folds: Option<&'a [f64]>,
+    /// The text columns of many levels, when some are: each row then holds a level's index in
+    /// each of their slots, after its `d − columns` dense terms.
+    pub sparse: Option<&'a SparseTerms>,
     /// Σ row weights (the rows when unweighted): the n of the mean loss.
     weight_sum: f64,
 }
@@ -697,8 +707,17 @@ impl<'a> Examples<'a> {
             row_weights: None,
             offset: None,
             folds: None,
+            sparse: None,
             weight_sum: y.len() as f64,
         }
+    }
+    /// These rows with sparse terms in their last slots.
+    pub fn with_sparse(self, sparse: Option<&'a SparseTerms>) -> Self {
+        Examples { sparse, ..self }
+    }
+    /// The weights' length: the terms, dense and sparse (`d` when all are dense).
+    pub fn terms(&self) -> usize {
+        self.sparse.map_or(self.d, SparseTerms::terms)
     }
     pub fn with_class_weights(self, class_weights: [f64; 2]) -> Self {
         Examples { class_weights, ..self }
@@ -957,6 +976,10 @@ fn pass_chunk(
     want_hess: bool,
     par: Par,
 ) -> PassSums {
+    if let Some(sparse_terms) = ex.sparse {
+        debug_assert!(!want_hess, "newton refuses sparse terms");
+        return sparse::pass_chunk(w, ex, sparse_terms, start, end);
+    }
     #[cfg(target_arch = "x86_64")]
     if cpu_has_avx2_and_fma() {
         #[allow(unsafe_code)]
@@ -1223,7 +1246,7 @@ fn full_pass(w: &Weights, ex: Examples<'_>, want_hess: bool) -> PassSums {
         });
         parts.into_iter().flatten().collect()
     };
-    let k = ex.d + 1;
+    let k = ex.terms() + 1;
     let mut total = PassSums {
         loss: 0.0,
         grad: vec![0.0; k],
@@ -1240,7 +1263,22 @@ fn full_pass(w: &Weights, ex: Examples<'_>, want_hess: bool) -> PassSums {
             *t += p;
         }
     }
+    if let Some(sparse_terms) = ex.sparse {
+        sparse::finish_gradient(sparse_terms, &mut total.grad);
+    }
     total
+}
+
+/// Each row's logit at `w`, its offset in it.
+pub fn logits<'a>(w: &'a Weights, ex: Examples<'a>) -> Box<dyn Iterator<Item = f64> + 'a> {
+    if let Some(sparse_terms) = ex.sparse {
+        return Box::new(sparse::logits(w, ex, sparse_terms));
+    }
+    Box::new(
+        ex.x.chunks_exact(ex.d.max(1))
+            .enumerate()
+            .map(move |(i, row)| w.logit(row) + ex.offset_of(i)),
+    )
 }
 
 /// The objective's value and gradient (bias first) at `w`: mean log loss + (l2/2)‖w‖².
@@ -1287,11 +1325,14 @@ pub fn fit(
 ) -> Result<FitOutcome, ParamError> {
     params.validate()?;
     let chosen = TrainParams {
-        solver: params.choose_solver(train.d).0,
+        solver: params.choose_solver(train.terms()).0,
         l2: params.ridge(),
         ..params.clone()
     };
     let params = &chosen;
+    if train.sparse.is_some() && params.solver != Solver::Lbfgs {
+        return Err(ParamError::SparseTerms(params.solver));
+    }
     if params.solver == Solver::Cd {
         return fit_by_path(train, params, cancel, on_epoch);
     }

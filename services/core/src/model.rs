@@ -6,7 +6,7 @@
 //! statsmodels or R's glm.
 
 pub use crate::coefficients::Coefficients;
-use crate::inference::{FitReport, TermStatistics};
+use crate::inference::{FitReport, SparseColumnTerms, TermStatistics};
 use crate::logistic::multinomial::ClassModel;
 use crate::logistic::{EpochEvent, StopReason, TrainParams, Weights, sigmoid};
 use crate::scale::{EncodeError, Encoding, Transform, Value};
@@ -91,6 +91,17 @@ impl Model {
         let coefficients =
             Coefficients(transform.term_names().iter().cloned().zip(thetas).collect());
         let terms = TermStatistics::estimates_only(intercept, &coefficients);
+        let sparse_columns = transform
+            .feature_names
+            .iter()
+            .enumerate()
+            .filter_map(|(j, name)| match transform.encoding(j) {
+                Encoding::Sparse { levels, .. } => {
+                    Some(SparseColumnTerms { column: name.clone(), terms: levels.len() - 1 })
+                }
+                _ => None,
+            })
+            .collect();
         Model {
             format_version: MODEL_FORMAT_VERSION,
             feature_names: transform.feature_names.clone(),
@@ -106,7 +117,7 @@ impl Model {
             lineage,
             validation_rows: 0,
             classes: None,
-            fit: FitReport { terms, ..FitReport::default() },
+            fit: FitReport { terms, sparse_columns, ..FitReport::default() },
             multinomial: None,
         }
     }
@@ -209,17 +220,41 @@ impl Model {
     /// The logit of one row of terms in the data's units (for a numeric model: its feature
     /// values), already checked, with the offset last when the model has one. Computed through
     /// the scaled weights, exactly as in training.
+    ///
+    /// A model with sparse terms takes its logit from its coefficients in the data's units
+    /// instead: the sparse terms' offsets are then in the intercept, and a level is a lookup.
     #[inline]
     pub fn logit_raw(&self, row: &[f64]) -> f64 {
-        let mut z = self.scaled.bias;
         let t = &self.transform;
-        for (((v, w), o), sc) in row.iter().zip(&self.scaled.weights).zip(&t.offset).zip(&t.scale) {
-            z += w * (v - o) / sc;
-        }
+        let dense = t.dense_terms();
+        let mut z = if dense < t.terms() {
+            let coefficients = self.coefficients.0.iter().map(|(_, c)| c);
+            self.intercept
+                + row.iter().take(dense).zip(coefficients).map(|(v, c)| v * c).sum::<f64>()
+                + self.sparse_logit(row)
+        } else {
+            let mut z = self.scaled.bias;
+            let scaled = row.iter().zip(&self.scaled.weights).zip(&t.offset).zip(&t.scale);
+            for (((v, w), o), sc) in scaled {
+                z += w * (v - o) / sc;
+            }
+            z
+        };
         if t.has_offset() {
-            z += row[t.terms()];
+            z += row[t.slots()];
         }
         z
+    }
+
+    /// The sparse terms' part of the logit of a row of terms in the data's units: each sparse
+    /// column's level's coefficient.
+    fn sparse_logit(&self, row: &[f64]) -> f64 {
+        let coefficient = |term: usize| self.coefficients.0.get(term).map_or(0.0, |(_, c)| *c);
+        self.transform
+            .sparse_slots()
+            .filter_map(|sparse| sparse.term_of(row[sparse.slot]))
+            .map(coefficient)
+            .sum()
     }
 
     /// The width of a row of [`Model::logit_raw`]: the terms, and the offset if any.
@@ -236,13 +271,18 @@ impl Model {
     /// `row`'s values: the inverse of the logit. `None` when that feature has no effect.
     /// `row` is a row of terms; `index` a term's index.
     pub fn value_for_probability(&self, row: &[f64], index: usize, target: f64) -> Option<f64> {
-        let theta = self.coefficients.0.get(index)?.1;
-        let mut rest =
-            self.intercept + if self.transform.has_offset() { row[self.term_count()] } else { 0.0 };
-        for (t, (_, coefficient)) in self.coefficients.0.iter().enumerate() {
+        let t = &self.transform;
+        // A sparse term's value is a level, not a number to solve for.
+        let dense = t.dense_terms();
+        let theta = self.coefficients.0.get(index).filter(|_| index < dense)?.1;
+        let mut rest = self.intercept + if t.has_offset() { row[t.slots()] } else { 0.0 };
+        for (t, (_, coefficient)) in self.coefficients.0.iter().take(dense).enumerate() {
             if t != index {
                 rest += coefficient * row[t];
             }
+        }
+        if dense < t.terms() {
+            rest += self.sparse_logit(row);
         }
         crate::logistic::value_reaching(target, rest, theta)
     }

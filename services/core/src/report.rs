@@ -10,6 +10,7 @@ use crate::logistic::{
     TrainParams, Weights, fit, objective,
 };
 use crate::model::Model;
+use crate::scale::{Encoding, Transform};
 use std::sync::atomic::AtomicBool;
 
 /// Why the fit's coefficient table has no standard errors, if it has none by its kind: separated
@@ -37,6 +38,27 @@ pub fn withheld_statistics(
     } else {
         None
     }
+}
+
+/// Why a model with sparse terms has no standard errors: their covariance is the inverse of a
+/// dense Hessian of every term, which is what holding them sparse avoids.
+pub fn sparse_statistics_note(transform: &Transform) -> Option<String> {
+    let sparse: Vec<String> = transform
+        .feature_names
+        .iter()
+        .enumerate()
+        .filter_map(|(j, name)| match transform.encoding(j) {
+            Encoding::Sparse { levels, .. } => Some(format!("{name:?}, {} levels", levels.len())),
+            _ => None,
+        })
+        .collect();
+    (!sparse.is_empty()).then(|| {
+        format!(
+            "not given for sparse terms ({}): their covariance is the inverse of a dense {k} × {k} Hessian; the estimates are the fit's",
+            sparse.join("; "),
+            k = transform.terms() + 1
+        )
+    })
 }
 
 /// "L2, λ = 0.5", "L1, λ = 0.0123 chosen by 10-fold cross-validation (1se)".
@@ -103,7 +125,7 @@ pub fn exact_reference(train_ex: Examples<'_>, params: &TrainParams) -> Option<F
     if train_ex.rows() * (train_ex.d + 1) > OPTIMALITY_CHECK_CELLS {
         return None;
     }
-    let (solver, _) = Solver::Auto.choose(train_ex.d);
+    let (solver, _) = Solver::Auto.choose(train_ex.terms());
     // Newton's iterations are few (the limit only ends separated data); L-BFGS's many.
     let epochs = if solver == Solver::Newton { 50 } else { 1000 };
     let exact_params = TrainParams {

@@ -6,8 +6,14 @@
 //! The levels travel with the model, so serving encodes exactly as training did, and a level
 //! training never saw is refused ([`EncodeError::UnseenLevel`]) rather than guessed.
 //!
+//! A column of more than [`MAX_DENSE_LEVELS`] levels is coded the same way but held sparse
+//! ([`Encoding::Sparse`]): its terms come after every dense term, and a row of terms holds the
+//! level's index in one slot instead of a 0/1 value per term ([`Transform::slots`]).
+//!
 //! Every term is then scaled as `t' = (t − offset) / scale`, which is what lets a model undo
-//! it and report its coefficients in the data's own units.
+//! it and report its coefficients in the data's own units. A sparse term is scaled the same way
+//! without being written out: the solvers and the model apply its offset and scale as sums
+//! ([`crate::logistic::SparseTerms`]), so a column fits to the same model dense or sparse.
 
 use crate::clean::Dataset;
 use crate::table::ColumnKind;
@@ -49,6 +55,56 @@ pub enum Encoding {
     /// The offset ([`crate::roles::RoleColumns::offset`]): no term; its value is added to the
     /// logit with coefficient 1. A row of terms carries it last ([`Transform::row_width`]).
     Offset,
+    /// Treatment coding as [`Encoding::Categorical`], for a column of more than
+    /// [`MAX_DENSE_LEVELS`] levels. Its terms come after every dense term, and a row of terms
+    /// holds the level's index (0 the reference) in one slot: the row's single non-zero of
+    /// the column's CSR block, its column index being the whole of it. `by_text` lists the
+    /// levels' indices in byte order of their text, for a lookup by binary search.
+    Sparse { levels: Vec<String>, by_text: Vec<u32> },
+}
+
+/// A text column of more levels than this is held as sparse terms ([`Encoding::Sparse`]):
+/// dense, its 0/1 terms would take 8 bytes a row each.
+pub const MAX_DENSE_LEVELS: usize = 200;
+
+impl Encoding {
+    /// A text column's encoding: dense up to [`MAX_DENSE_LEVELS`] levels, sparse past them.
+    fn of_levels(levels: Vec<String>, max_dense: usize) -> Encoding {
+        if levels.len() <= max_dense {
+            return Encoding::Categorical { levels };
+        }
+        let mut by_text: Vec<u32> = (0..levels.len() as u32).collect();
+        by_text.sort_unstable_by(|&a, &b| levels[a as usize].cmp(&levels[b as usize]));
+        Encoding::Sparse { levels, by_text }
+    }
+
+    /// The levels of a text column, in training's order (the first the reference).
+    pub fn levels(&self) -> Option<&[String]> {
+        match self {
+            Encoding::Categorical { levels } | Encoding::Sparse { levels, .. } => Some(levels),
+            Encoding::Numeric | Encoding::Offset => None,
+        }
+    }
+
+    /// A sparse column's number of terms (its levels but the reference); `None` for the others.
+    fn sparse_terms(&self) -> Option<usize> {
+        match self {
+            Encoding::Sparse { levels, .. } => Some(levels.len().saturating_sub(1)),
+            _ => None,
+        }
+    }
+
+    /// The index among [`Encoding::levels`] of the level `text`.
+    fn level_index(&self, text: &str) -> Option<usize> {
+        match self {
+            Encoding::Categorical { levels } => levels.iter().position(|l| l == text),
+            Encoding::Sparse { levels, by_text } => by_text
+                .binary_search_by(|&i| levels[i as usize].as_str().cmp(text))
+                .ok()
+                .map(|p| by_text[p] as usize),
+            Encoding::Numeric | Encoding::Offset => None,
+        }
+    }
 }
 
 /// A value of one input feature, as a request or a CSV cell gives it.
@@ -70,10 +126,44 @@ impl std::fmt::Display for Value {
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]
 pub enum EncodeError {
-    #[error("column {column:?}: level {value:?} was not seen in training; the known levels are {}", known.join(", "))]
+    #[error(
+        "column {column:?}: level {value:?} was not seen in training; the known levels are {}",
+        listed_levels(known)
+    )]
     UnseenLevel { column: String, value: String, known: Vec<String> },
     #[error("column {column:?}: {value:?} is not a finite number")]
     NotANumber { column: String, value: String },
+}
+
+/// A column's levels as an error or a report lists them: every one of a few, the first
+/// [`LISTED_LEVELS`] of many.
+pub fn listed_levels(levels: &[String]) -> String {
+    match levels.len() {
+        n if n <= LISTED_LEVELS => levels.join(", "),
+        n => format!("{}, … and {} more", levels[..LISTED_LEVELS].join(", "), n - LISTED_LEVELS),
+    }
+}
+
+/// The most levels a list names.
+const LISTED_LEVELS: usize = 20;
+
+/// Where a sparse column is in a row of terms and among the terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SparseSlot {
+    /// Its slot in a row of terms, which holds a level's index (0 the reference).
+    pub slot: usize,
+    /// The term of its level 1; level `i` is term `first_term + i − 1`.
+    pub first_term: usize,
+    pub terms: usize,
+}
+
+impl SparseSlot {
+    /// The term of the level a row's slot holds; `None` for the reference (or no level).
+    #[inline]
+    pub fn term_of(&self, code: f64) -> Option<usize> {
+        let level = code as usize;
+        (level >= 1 && level <= self.terms).then(|| self.first_term + level - 1)
+    }
 }
 
 /// What a dataset's level becomes in the terms: nothing (the reference level), one 0/1 term of
@@ -208,6 +298,71 @@ impl ScalingStatistics {
     }
 }
 
+/// Each feature's encoding, and the names of the terms: the dense ones in the data's order, then
+/// the sparse ones.
+fn encodings_of(train: &Dataset, max_dense: usize) -> (Vec<Encoding>, Vec<String>) {
+    let d = train.width();
+    let (mut encodings, mut dense_names, mut sparse_names) = (Vec::new(), Vec::new(), Vec::new());
+    for j in 0..d {
+        let name = &train.feature_names[j];
+        if train.roles.offset.as_ref() == Some(name) {
+            encodings.push(Encoding::Offset);
+            continue;
+        }
+        let ColumnKind::Categorical { levels } = train.kind(j) else {
+            encodings.push(Encoding::Numeric);
+            dense_names.push(name.clone());
+            continue;
+        };
+        let mut seen = vec![false; levels.len()];
+        for i in 0..train.rows() {
+            if let Some(s) = seen.get_mut(train.x[i * d + j] as usize) {
+                *s = true;
+            }
+        }
+        let kept: Vec<String> =
+            levels.iter().zip(&seen).filter(|(_, s)| **s).map(|(l, _)| l.clone()).collect();
+        let encoding = Encoding::of_levels(kept, max_dense);
+        let names = if matches!(encoding, Encoding::Sparse { .. }) {
+            &mut sparse_names
+        } else {
+            &mut dense_names
+        };
+        names.extend(encoding.levels().into_iter().flatten().skip(1).map(|l| level_term(name, l)));
+        encodings.push(encoding);
+    }
+    dense_names.append(&mut sparse_names);
+    (encodings, dense_names)
+}
+
+/// The offset and scale of each 0/1 term of a sparse column, from the rows at each of its
+/// levels (`counts`, the reference's left out) among `rows`: what [`ScalingStatistics`] makes of
+/// the same terms written out, to rounding.
+fn level_scaling(scaling: Scaling, counts: &[usize], rows: usize) -> (Vec<f64>, Vec<f64>) {
+    let n = rows.max(1) as f64;
+    counts
+        .iter()
+        .map(|&count| {
+            let share = count as f64 / n;
+            match scaling {
+                Scaling::None => (0.0, 1.0),
+                Scaling::Standard => {
+                    let square =
+                        count as f64 * (1.0 - share).powi(2) + (n - count as f64) * share * share;
+                    let sd = (square / n).sqrt();
+                    (share, if sd > 0.0 && sd.is_finite() { sd } else { 1.0 })
+                }
+                // 0 unless every row is at the level, 1 if some row is.
+                Scaling::MinMax => {
+                    let (lo, hi) =
+                        (f64::from(u8::from(count == rows)), f64::from(u8::from(count > 0)));
+                    (lo, if hi > lo { hi - lo } else { 1.0 })
+                }
+            }
+        })
+        .unzip()
+}
+
 /// A term's value scaled: the one formula every way of scaling uses, so that they agree to the bit.
 #[inline]
 fn scaled(v: f64, offset: f64, scale: f64) -> f64 {
@@ -218,39 +373,13 @@ impl Transform {
     /// Fits on the training rows: the levels each categorical feature shows there, then the
     /// scaling of every term. A constant term gets scale 1, so it cannot divide by zero.
     pub fn fit(train: &Dataset, scaling: Scaling) -> Transform {
-        let d = train.width();
-        let mut encodings = Vec::with_capacity(d);
-        let mut term_names = Vec::new();
-        for j in 0..d {
-            if train.roles.offset.as_ref() == Some(&train.feature_names[j]) {
-                encodings.push(Encoding::Offset);
-                continue;
-            }
-            match train.kind(j) {
-                ColumnKind::Numeric => {
-                    encodings.push(Encoding::Numeric);
-                    term_names.push(train.feature_names[j].clone());
-                }
-                ColumnKind::Categorical { levels } => {
-                    let mut seen = vec![false; levels.len()];
-                    for i in 0..train.rows() {
-                        if let Some(s) = seen.get_mut(train.x[i * d + j] as usize) {
-                            *s = true;
-                        }
-                    }
-                    let kept: Vec<String> = levels
-                        .iter()
-                        .zip(&seen)
-                        .filter(|(_, s)| **s)
-                        .map(|(l, _)| l.clone())
-                        .collect();
-                    term_names.extend(
-                        kept.iter().skip(1).map(|level| level_term(&train.feature_names[j], level)),
-                    );
-                    encodings.push(Encoding::Categorical { levels: kept });
-                }
-            }
-        }
+        Transform::fit_holding_dense(train, scaling, MAX_DENSE_LEVELS)
+    }
+
+    /// [`Transform::fit`], a text column held dense up to `max_dense` levels (sparse past
+    /// them): the same model either way, which tests hold it to.
+    pub fn fit_holding_dense(train: &Dataset, scaling: Scaling, max_dense: usize) -> Transform {
+        let (encodings, term_names) = encodings_of(train, max_dense);
         let categorical = encodings.iter().any(|e| *e != Encoding::Numeric);
         let mut transform = Transform {
             scaling,
@@ -260,7 +389,7 @@ impl Transform {
             offset: Vec::new(),
             scale: Vec::new(),
         };
-        let (k, width) = (transform.terms(), transform.row_width());
+        let (dense, width) = (transform.dense_terms(), transform.row_width());
         // A numeric dataset is its own design: read in place, not copied (80 MB at 1M × 10).
         // The levels were taken from these rows, so every row encodes.
         let design = transform
@@ -268,13 +397,20 @@ impl Transform {
             .unwrap_or_else(|_| std::borrow::Cow::Owned(vec![0.0; train.rows() * width]));
         // Row by row, every column's accumulator at once: each column still sums its values in
         // row order (so the same bits as a column at a time), in one pass over the rows instead
-        // of one per column. The offset, last, is not scaled.
+        // of one per column. The sparse slots and the offset, last, are not scaled here.
         let rows = |visit: &mut dyn FnMut(&[f64])| {
-            design.chunks_exact(width.max(1)).for_each(|row| visit(&row[..k]));
+            design.chunks_exact(width.max(1)).for_each(|row| visit(&row[..dense]));
             Ok::<(), std::convert::Infallible>(())
         };
-        let Ok(offset_and_scale) = ScalingStatistics::gather(scaling, k, rows);
-        (transform.offset, transform.scale) = offset_and_scale;
+        let Ok((mut offset, mut scale)) = ScalingStatistics::gather(scaling, dense, rows);
+        for SparseSlot { slot, terms, .. } in transform.sparse_slots() {
+            let mut counts = vec![0usize; terms + 1];
+            design.chunks_exact(width).for_each(|row| counts[row[slot] as usize] += 1);
+            let (o, s) = level_scaling(scaling, &counts[1..], train.rows());
+            offset.extend(o);
+            scale.extend(s);
+        }
+        (transform.offset, transform.scale) = (offset, scale);
         transform
     }
 
@@ -322,10 +458,33 @@ impl Transform {
         self.encodings.iter().position(|e| *e == Encoding::Offset)
     }
 
-    /// The width of a row of terms as [`Transform::terms_of`] makes it: the terms, then the
-    /// offset when there is one.
+    /// The terms held dense: the first of the terms, and of a row's slots.
+    pub fn dense_terms(&self) -> usize {
+        self.terms() - self.encodings.iter().filter_map(Encoding::sparse_terms).sum::<usize>()
+    }
+
+    /// Each sparse column's slot in a row of terms, its first term and its number of terms, in
+    /// slot order (the data's): the slots follow the dense terms, and so do the columns' terms.
+    pub fn sparse_slots(&self) -> impl Iterator<Item = SparseSlot> + '_ {
+        let dense = self.dense_terms();
+        let sparse = self.encodings.iter().filter_map(Encoding::sparse_terms);
+        sparse.enumerate().scan(dense, move |first_term, (s, terms)| {
+            let slot = SparseSlot { slot: dense + s, first_term: *first_term, terms };
+            *first_term += terms;
+            Some(slot)
+        })
+    }
+
+    /// The slots of a row of terms, the offset apart: each dense term, then one for each
+    /// sparse column.
+    pub fn slots(&self) -> usize {
+        self.dense_terms() + self.encodings.iter().filter(|e| e.sparse_terms().is_some()).count()
+    }
+
+    /// The width of a row of terms as [`Transform::terms_of`] makes it: its slots (the terms,
+    /// unless some are sparse), then the offset when there is one.
     pub fn row_width(&self) -> usize {
-        self.terms() + usize::from(self.has_offset())
+        self.slots() + usize::from(self.has_offset())
     }
 
     /// Takes the offset (the last value of each row of [`Transform::terms_of`]) out of the
@@ -334,7 +493,7 @@ impl Transform {
         if !self.has_offset() {
             return (rows, None);
         }
-        let (k, width) = (self.terms(), self.row_width());
+        let (k, width) = (self.slots(), self.row_width());
         let offsets = rows.iter().skip(k).step_by(width).copied().collect();
         let design = rows.chunks_exact(width).flat_map(|row| &row[..k]).copied().collect();
         (design, Some(offsets))
@@ -382,61 +541,62 @@ impl Transform {
 
     fn encoded_terms(&self, data: &Dataset) -> Result<Vec<f64>, EncodeError> {
         let d = data.width();
-        // For each categorical feature, what each of the dataset's codes sets.
-        let mut maps: Vec<Option<Vec<LevelTerm>>> = Vec::with_capacity(d);
-        let mut first_term = Vec::with_capacity(d);
-        let mut t = 0;
-        for j in 0..d {
-            first_term.push(t);
-            match (self.encoding(j), data.kind(j)) {
-                (Encoding::Numeric, _) => {
-                    maps.push(None);
-                    t += 1;
-                }
-                // Last in the row, after every term.
-                (Encoding::Offset, _) => {
-                    maps.push(None);
-                    *first_term.last_mut().expect("pushed above") = self.terms();
-                }
-                (Encoding::Categorical { levels }, kind) => {
-                    let data_levels: Vec<String> =
-                        kind.levels().map(<[String]>::to_vec).unwrap_or_default();
-                    let map = data_levels
-                        .iter()
-                        .map(|level| match levels.iter().position(|l| l == level) {
-                            Some(0) => LevelTerm::Reference,
-                            Some(p) => LevelTerm::Term(p - 1),
-                            None => LevelTerm::Unseen(level.clone()),
-                        })
-                        .collect();
-                    maps.push(Some(map));
-                    t += levels.len().saturating_sub(1);
-                }
-            }
-        }
+        let slots = self.input_slots(d);
+        // For each text feature, what each of the dataset's codes sets.
+        let maps: Vec<Option<Vec<LevelTerm>>> = (0..d)
+            .map(|j| {
+                let encoding = self.encoding(j);
+                encoding.levels()?;
+                let data_levels = data.kind(j).levels().unwrap_or_default();
+                let map = data_levels.iter().map(|level| match encoding.level_index(level) {
+                    Some(0) => LevelTerm::Reference,
+                    Some(p) => LevelTerm::Term(p - 1),
+                    None => LevelTerm::Unseen(level.clone()),
+                });
+                Some(map.collect())
+            })
+            .collect();
         let k = self.row_width();
         let mut design = vec![0.0; data.rows() * k];
         for (row, out) in data.x.chunks_exact(d.max(1)).zip(design.chunks_exact_mut(k.max(1))) {
             for (j, (&v, map)) in row.iter().zip(&maps).enumerate() {
-                match map {
-                    None => out[first_term[j]] = v,
-                    Some(map) => match map.get(v as usize) {
-                        Some(LevelTerm::Term(level)) => out[first_term[j] + level] = 1.0,
-                        Some(LevelTerm::Reference) => {}
-                        Some(LevelTerm::Unseen(value)) => return Err(self.unseen(j, value)),
-                        None => return Err(self.unseen(j, &format!("level #{v}"))),
-                    },
+                let (slot, sparse) = slots[j];
+                match map.as_ref().map(|map| map.get(v as usize)) {
+                    None => out[slot] = v,
+                    Some(Some(LevelTerm::Term(level))) if sparse => out[slot] = (level + 1) as f64,
+                    Some(Some(LevelTerm::Term(level))) => out[slot + level] = 1.0,
+                    Some(Some(LevelTerm::Reference)) => {}
+                    Some(Some(LevelTerm::Unseen(value))) => return Err(self.unseen(j, value)),
+                    Some(None) => return Err(self.unseen(j, &format!("level #{v}"))),
                 }
             }
         }
         Ok(design)
     }
 
+    /// Where each of `d` inputs goes in a row of terms: its first slot, and whether that slot
+    /// holds a level's index (a sparse column's).
+    fn input_slots(&self, d: usize) -> Vec<(usize, bool)> {
+        let (mut dense_slot, mut sparse_slot) = (0, self.dense_terms());
+        (0..d)
+            .map(|j| match self.encoding(j) {
+                // Last in the row, after every term.
+                Encoding::Offset => (self.slots(), false),
+                Encoding::Sparse { .. } => {
+                    sparse_slot += 1;
+                    (sparse_slot - 1, true)
+                }
+                encoding => {
+                    let slot = dense_slot;
+                    dense_slot += encoding.levels().map_or(1, |l| l.len().saturating_sub(1));
+                    (slot, false)
+                }
+            })
+            .collect()
+    }
+
     fn unseen(&self, j: usize, value: &str) -> EncodeError {
-        let known = match self.encoding(j) {
-            Encoding::Categorical { levels } => levels.clone(),
-            Encoding::Numeric | Encoding::Offset => Vec::new(),
-        };
+        let known = self.encoding(j).levels().map(<[String]>::to_vec).unwrap_or_default();
         EncodeError::UnseenLevel {
             column: self.feature_names[j].clone(),
             value: value.to_string(),
@@ -449,27 +609,32 @@ impl Transform {
     /// as its text ("2"), as the CSV reader does.
     pub fn encode_values(&self, row: &[Value], out: &mut Vec<f64>) -> Result<(), EncodeError> {
         let mut offset = None;
+        // The sparse columns' slots follow every dense term.
+        let mut sparse = Vec::new();
         for (j, value) in row.iter().enumerate() {
-            match (self.encoding(j), value) {
-                (Encoding::Numeric, value) => out.push(self.number(j, value)?),
-                (Encoding::Offset, value) => offset = Some(self.number(j, value)?),
-                (Encoding::Categorical { levels }, value) => {
+            let encoding = self.encoding(j);
+            match encoding {
+                Encoding::Numeric => out.push(self.number(j, value)?),
+                Encoding::Offset => offset = Some(self.number(j, value)?),
+                Encoding::Categorical { .. } | Encoding::Sparse { .. } => {
                     let text = match value {
                         Value::Text(t) => t.trim().to_string(),
                         Value::Number(v) => v.to_string(),
                     };
-                    let p = levels
-                        .iter()
-                        .position(|l| *l == text)
-                        .ok_or_else(|| self.unseen(j, &text))?;
-                    let start = out.len();
-                    out.resize(start + levels.len().saturating_sub(1), 0.0);
-                    if p > 0 {
-                        out[start + p - 1] = 1.0;
+                    let p = encoding.level_index(&text).ok_or_else(|| self.unseen(j, &text))?;
+                    if let Encoding::Categorical { levels } = encoding {
+                        let start = out.len();
+                        out.resize(start + levels.len().saturating_sub(1), 0.0);
+                        if p > 0 {
+                            out[start + p - 1] = 1.0;
+                        }
+                    } else {
+                        sparse.push(p as f64);
                     }
                 }
             }
         }
+        out.extend(sparse);
         out.extend(offset);
         Ok(())
     }
@@ -523,6 +688,12 @@ impl Transform {
         squares.into_iter().map(|s| (s / (n - 1.0)).sqrt()).collect()
     }
 
+    /// The dense terms' offsets and scales.
+    fn dense_scaling(&self) -> (&[f64], &[f64]) {
+        let dense = self.dense_terms().min(self.offset.len()).min(self.scale.len());
+        (&self.offset[..dense], &self.scale[..dense])
+    }
+
     /// Scales a row-major design matrix of terms in place.
     pub fn scale_in_place(&self, design: &mut [f64]) {
         self.scale_in_place_seeing(design, |_, _| {});
@@ -532,10 +703,13 @@ impl Transform {
     /// scaled: what needs the terms in the data's units (train's separation check) is then
     /// done in the same pass over the rows, not one of its own.
     pub fn scale_in_place_seeing(&self, design: &mut [f64], mut see: impl FnMut(usize, &[f64])) {
-        let k = self.offset.len().max(1);
+        // A sparse slot holds a level's index, which stays as it is: its terms are scaled by
+        // the solvers and the model, as sums.
+        let k = self.slots().max(1);
+        let (offset, scale) = self.dense_scaling();
         for (i, row) in design.chunks_exact_mut(k).enumerate() {
             see(i, row);
-            for ((v, o), s) in row.iter_mut().zip(&self.offset).zip(&self.scale) {
+            for ((v, o), s) in row.iter_mut().zip(offset).zip(scale) {
                 *v = scaled(*v, *o, *s);
             }
         }
@@ -544,9 +718,9 @@ impl Transform {
     /// Appends a row of terms, scaled, to `design`: what [`Transform::scale_in_place`] makes
     /// of it, for rows scaled as they are read.
     pub fn push_scaled(&self, row: &[f64], design: &mut Vec<f64>) {
-        design.extend(
-            row.iter().zip(&self.offset).zip(&self.scale).map(|((v, o), s)| scaled(*v, *o, *s)),
-        );
+        let (offset, scale) = self.dense_scaling();
+        design.extend(row.iter().zip(offset).zip(scale).map(|((v, o), s)| scaled(*v, *o, *s)));
+        design.extend(&row[offset.len().min(row.len())..]);
     }
 
     /// Returns the scaled copy of a row-major matrix of terms.
@@ -648,6 +822,45 @@ mod tests {
             ),
             Err(EncodeError::NotANumber { .. })
         ));
+    }
+
+    #[test]
+    fn a_column_of_many_levels_is_one_slot_after_the_dense_terms_scaled_as_dense() {
+        // Species comes first in the data; held sparse, its terms come after mass's.
+        let mut data = species();
+        data.feature_names.swap(0, 1);
+        data.kinds.swap(0, 1);
+        data.x.chunks_exact_mut(2).for_each(|row| row.swap(0, 1));
+        let sparse = Transform::fit_holding_dense(&data, Scaling::Standard, 2);
+        let dense = Transform::fit_holding_dense(&data, Scaling::Standard, 3);
+        assert!(matches!(sparse.encoding(0), Encoding::Sparse { .. }));
+        assert_eq!(sparse.term_names(), ["mass", "species=Chinstrap", "species=Gentoo"]);
+        assert_eq!((sparse.slots(), sparse.dense_terms(), sparse.terms()), (2, 1, 3));
+        let slot = SparseSlot { slot: 1, first_term: 1, terms: 2 };
+        assert_eq!(sparse.sparse_slots().collect::<Vec<_>>(), [slot]);
+        // Each row: its mass, then its level's index (0 the reference, Adelie).
+        let rows = sparse.terms_of(&data).expect("encodes");
+        assert_eq!(rows, vec![1.0, 0.0, 2.0, 1.0, 3.0, 2.0, 4.0, 0.0]);
+        let mut row = Vec::new();
+        sparse
+            .encode_values(&[Value::Text("Gentoo".into()), Value::Number(7.0)], &mut row)
+            .expect("encodes");
+        assert_eq!(row, vec![7.0, 2.0]);
+        let unseen = sparse
+            .encode_values(&[Value::Text("Zebra".into()), Value::Number(7.0)], &mut Vec::new());
+        assert!(
+            matches!(unseen, Err(EncodeError::UnseenLevel { ref value, .. }) if value == "Zebra")
+        );
+        // Each level's term scaled as the dense 0/1 column would be (the dense coding has the
+        // level terms first, in the data's order).
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-15;
+        assert!(close(sparse.offset[0], dense.offset[2]) && close(sparse.scale[0], dense.scale[2]));
+        for t in 1..3 {
+            assert!(close(sparse.offset[t], dense.offset[t - 1]), "{t}");
+            assert!(close(sparse.scale[t], dense.scale[t - 1]), "{t}");
+        }
+        // Scaling a row scales its dense terms and leaves the level's index.
+        assert_eq!(sparse.apply(&[4.0, 2.0])[1], 2.0);
     }
 
     proptest::proptest! {

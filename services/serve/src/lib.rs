@@ -340,7 +340,7 @@ fn input_metadata(model: &Model) -> Vec<TensorMetadata> {
                 shape: vec![-1, 1],
                 levels: None,
             },
-            Encoding::Categorical { levels } => TensorMetadata {
+            Encoding::Categorical { levels } | Encoding::Sparse { levels, .. } => TensorMetadata {
                 name: name.clone(),
                 datatype: "BYTES".into(),
                 shape: vec![-1, 1],

@@ -32,6 +32,16 @@ pub(crate) fn train_classes(
 ) -> Result<Option<TrainEvent>, ApiError> {
     let FitInputs { training_rows: mut rows, transform, loaded } = inputs;
     check_params(&request.params, &rows, &classes)?;
+    if transform.dense_terms() < transform.terms() {
+        return Err(ApiError::invalid(
+            "SPARSE_TERMS",
+            format!(
+                "a model of {} classes cannot yet hold sparse terms (a text column of more than {} levels); two classes can",
+                classes.count(),
+                logitflow_core::scale::MAX_DENSE_LEVELS
+            ),
+        ));
+    }
     let (solver, solver_choice) = choose_solver(
         request.params.solver,
         classes.count(),

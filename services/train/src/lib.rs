@@ -28,7 +28,8 @@ use logitflow_core::inference::{
     PathReport, TermBounds, certain_rows, scale_gathering_bounds, separated_by_combination,
 };
 use logitflow_core::logistic::{
-    Covariance, EpochEvent, Examples, FitOutcome, StopReason, TrainParams, Weights, fit, objective,
+    Covariance, EpochEvent, Examples, FitOutcome, SparseTerms, StopReason, TrainParams, Weights,
+    fit, logits, objective,
 };
 use logitflow_core::model::{Lineage, Model, TrainingLog};
 use logitflow_core::report;
@@ -497,7 +498,8 @@ fn train(
     let params = &TrainParams { solver, ..request.params.clone() };
     let label_name = training_rows.label_name.clone();
     let classes = training_rows.classes.clone();
-    let k = transform.terms();
+    // A row of terms holds a slot for each dense term and each sparse column.
+    let k = transform.slots();
     let rows = prepare_rows(training_rows, &transform, loaded, params)?;
     let PreparedRows { x, separating, .. } = &rows;
     let FitRows { fit_part, row_columns, dropped, val_part, .. } = &rows.parts;
@@ -622,6 +624,8 @@ struct PreparedRows {
     val_x: Option<(Vec<f64>, Option<Vec<f64>>)>,
     /// The one term that separates the classes, if one does (looked for in an exact fit only).
     separating: Option<String>,
+    /// The text columns of many levels, if some are.
+    sparse: Option<SparseTerms>,
 }
 
 impl PreparedRows {
@@ -630,15 +634,16 @@ impl PreparedRows {
     fn examples(&self, params: &TrainParams, k: usize) -> (Examples<'_>, Option<Examples<'_>>) {
         let FitRows { fit_part, row_columns, val_part, val_columns, .. } = &self.parts;
         let class_weights = params.class_weight.weights(&fit_part.y);
+        let sparse = self.sparse.as_ref();
         let train_ex = Examples::new(&self.x, &fit_part.y, k)
+            .with_sparse(sparse)
             .with_class_weights(class_weights)
             .with_rows(row_columns.weights.as_deref(), self.offset.as_deref())
             .with_folds(row_columns.folds.as_deref());
         let val_weights = val_columns.as_ref().and_then(|c| c.weights.as_deref());
-        let val_ex = val_part
-            .as_ref()
-            .zip(self.val_x.as_ref())
-            .map(|(v, (vx, vo))| Examples::new(vx, &v.y, k).with_rows(val_weights, vo.as_deref()));
+        let val_ex = val_part.as_ref().zip(self.val_x.as_ref()).map(|(v, (vx, vo))| {
+            Examples::new(vx, &v.y, k).with_sparse(sparse).with_rows(val_weights, vo.as_deref())
+        });
         (train_ex, val_ex)
     }
 }
@@ -667,7 +672,8 @@ fn prepare_rows(
         Some(v) => Some(scaled_terms(transform, v).map_err(unencodable)?),
         None => None,
     };
-    Ok(PreparedRows { parts, x, offset, val_x, separating })
+    let sparse = SparseTerms::of(transform);
+    Ok(PreparedRows { parts, x, offset, val_x, separating, sparse })
 }
 
 /// Scales the fit's rows `x` in place, and says which one term separates the classes, if one
@@ -736,7 +742,9 @@ fn complete_report(
     ends: FitEnds<'_>,
     (reference, deviations): (Option<&FitOutcome>, impl FnOnce(&Model) -> Vec<f64>),
 ) {
-    match report::withheld_statistics(&model.fit, params, model.stop_reason) {
+    let withheld = report::sparse_statistics_note(&model.transform)
+        .or_else(|| report::withheld_statistics(&model.fit, params, model.stop_reason));
+    match withheld {
         Some(note) => model.fit.statistics_note = Some(note),
         None => {
             // The fit's last event was measured at these weights, unpenalised and unweighted
@@ -774,10 +782,38 @@ fn term_deviations(
     weights: Option<&[f64]>,
 ) -> Vec<f64> {
     let k = transform.terms();
-    match standardized_rows {
-        Some(n) => vec![(n as f64 / (n as f64 - 1.0)).sqrt(); k],
-        None => Transform::weighted_column_standard_deviations(x, k, weights),
+    match (standardized_rows, SparseTerms::of(transform)) {
+        (Some(n), _) => vec![(n as f64 / (n as f64 - 1.0)).sqrt(); k],
+        (None, None) => Transform::weighted_column_standard_deviations(x, k, weights),
+        (None, Some(sparse)) => sparse_term_deviations(x, transform.slots(), &sparse, weights),
     }
+}
+
+/// [`term_deviations`] of rows with sparse terms: the dense terms' measured, each sparse term's
+/// from the (weighted) rows at its level, as its 0/1 values would give it.
+fn sparse_term_deviations(
+    x: &[f64],
+    slots: usize,
+    sparse: &SparseTerms,
+    weights: Option<&[f64]>,
+) -> Vec<f64> {
+    let mut deviations = Transform::weighted_column_standard_deviations(x, slots, weights);
+    deviations.truncate(sparse.dense);
+    let weight = |i: usize| weights.map_or(1.0, |w| w[i]);
+    let n: f64 = (0..x.len() / slots.max(1)).map(weight).sum();
+    for column in &sparse.columns {
+        let mut at_level = vec![0.0; column.offset.len() + 1];
+        for (i, row) in x.chunks_exact(slots).enumerate() {
+            at_level[row[column.slot] as usize] += weight(i);
+        }
+        // A 0/1 term's sample variance is n·p(1 − p)/(n − 1), scaled as its term is.
+        let deviation = |(m, scale): (&f64, &f64)| {
+            let p = m / n;
+            (n * p * (1.0 - p) / (n - 1.0)).sqrt() / scale
+        };
+        deviations.extend(at_level[1..].iter().zip(&column.scale).map(deviation));
+    }
+    deviations
 }
 
 /// Stores `model` and its loss curve, and (unless the fit was cancelled) records them as the
@@ -884,13 +920,6 @@ fn check_row_columns(
         }
     }
     Ok(())
-}
-
-/// Each row's logit at `w`, its offset in it.
-fn logits<'a>(w: &'a Weights, ex: Examples<'a>) -> impl Iterator<Item = f64> + 'a {
-    ex.x.chunks_exact(ex.d.max(1))
-        .enumerate()
-        .map(move |(i, row)| w.logit(row) + ex.offset.map_or(0.0, |o| o[i]))
 }
 
 /// Whether `transform` is standard scaling fitted on the training part of `split` (the rows

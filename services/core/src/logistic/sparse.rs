@@ -1,0 +1,156 @@
+//! Sparse terms in the solvers' passes: [`SparseTerms`], the text columns of many levels that a
+//! row of terms holds in one slot each (the level's index), and the pass that reads them.
+//!
+//! A sparse column's terms are 0/1 indicators of its levels, scaled as dense terms are:
+//! `t' = (1[level] − offset) / scale`. Written out, that would be a dense n × levels block, so
+//! the pass applies it as sums instead. A row's logit takes its level's weight per unit, w/scale,
+//! less Σ w·offset/scale over the column's terms (the same for every row, so taken once a
+//! pass); the gradient of a term is Σ r·(1[level] − offset)/scale = (R − offset·Σr)/scale, with
+//! R the residuals summed at its level. One pass is O(rows × (dense terms + sparse columns)) and
+//! its memory a gradient of every term, whatever the number of levels.
+
+use super::{AUTO_NEWTON_TERMS, sigmoid_given_exp};
+use super::{Examples, PassSums, Weights, certain_and_right, dot, exp_nonpositive};
+use crate::scale::{MAX_DENSE_LEVELS, Transform};
+
+// A sparse column alone has more terms than newton takes: `auto` fits sparse terms by L-BFGS.
+const _: () = assert!(MAX_DENSE_LEVELS >= AUTO_NEWTON_TERMS);
+
+/// The sparse columns of a design, as the solvers see them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SparseTerms {
+    /// The dense terms: the first slots of a row of terms, and the first weights.
+    pub dense: usize,
+    /// In slot order: the slots follow the dense terms.
+    pub columns: Vec<SparseColumn>,
+}
+
+/// One text column of many levels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SparseColumn {
+    /// Its slot in a row of terms, holding the row's level (0 the reference, with no term).
+    pub slot: usize,
+    /// The weight of its level 1; level `i`'s is `first_term + i − 1`.
+    pub first_term: usize,
+    /// Each of its terms' offset and scale.
+    pub offset: Vec<f64>,
+    pub scale: Vec<f64>,
+}
+
+impl SparseColumn {
+    /// The term of the level `code`; `None` for the reference.
+    #[inline]
+    fn term_of(&self, code: f64) -> Option<usize> {
+        let level = code as usize;
+        (level >= 1 && level <= self.offset.len()).then(|| self.first_term + level - 1)
+    }
+}
+
+impl SparseTerms {
+    /// The sparse columns of `transform`'s terms; `None` when every term is dense.
+    pub fn of(transform: &Transform) -> Option<SparseTerms> {
+        let columns: Vec<SparseColumn> = transform
+            .sparse_slots()
+            .map(|s| {
+                let terms = s.first_term..s.first_term + s.terms;
+                SparseColumn {
+                    slot: s.slot,
+                    first_term: s.first_term,
+                    offset: transform.offset[terms.clone()].to_vec(),
+                    scale: transform.scale[terms].to_vec(),
+                }
+            })
+            .collect();
+        (!columns.is_empty()).then(|| SparseTerms { dense: transform.dense_terms(), columns })
+    }
+
+    /// Every term, dense and sparse: the length of the weights.
+    pub fn terms(&self) -> usize {
+        self.dense + self.columns.iter().map(|c| c.offset.len()).sum::<usize>()
+    }
+}
+
+/// The sparse terms' weights as a pass reads them: each term's weight per unit (w/scale, by
+/// term less the dense ones), and Σ w·offset/scale, which every row's logit loses.
+struct Lookup {
+    per_unit: Vec<f64>,
+    shift: f64,
+}
+
+fn lookup(sparse: &SparseTerms, w: &Weights) -> Lookup {
+    let mut per_unit = vec![0.0; sparse.terms() - sparse.dense];
+    let mut shift = 0.0;
+    for column in &sparse.columns {
+        let weights = &w.weights[column.first_term..column.first_term + column.offset.len()];
+        let at = column.first_term - sparse.dense;
+        for (k, ((w, o), s)) in weights.iter().zip(&column.offset).zip(&column.scale).enumerate() {
+            per_unit[at + k] = w / s;
+            shift += w * o / s;
+        }
+    }
+    Lookup { per_unit, shift }
+}
+
+/// A pass over rows `start..end` of a design with sparse terms: the loss and the gradient's
+/// sums, the sparse terms' still raw ([`finish_gradient`] scales them). No Hessian: `auto` fits
+/// such a design by L-BFGS, and the other solvers refuse it.
+pub(super) fn pass_chunk(
+    w: &Weights,
+    ex: Examples<'_>,
+    sparse: &SparseTerms,
+    start: usize,
+    end: usize,
+) -> PassSums {
+    let (stride, dense) = (ex.d, sparse.dense);
+    let Lookup { per_unit, shift } = lookup(sparse, w);
+    let weights = &w.weights[..dense];
+    let mut grad = vec![0.0; sparse.terms() + 1];
+    let (mut loss, mut certain) = (0.0, 0u64);
+    for (i, row) in ex.x[start * stride..end * stride].chunks_exact(stride).enumerate() {
+        let i = start + i;
+        let y = ex.y[i];
+        let levels = sparse.columns.iter().filter_map(|c| c.term_of(row[c.slot]));
+        let z = w.bias - shift
+            + dot(weights, &row[..dense])
+            + levels.clone().map(|t| per_unit[t - dense]).sum::<f64>()
+            + ex.offset_of(i);
+        let weight = ex.weight_of(i, y);
+        let e = exp_nonpositive(-z.abs());
+        loss += weight * (z.max(0.0) - y * z + e.ln_1p());
+        certain += u64::from(certain_and_right(z, y));
+        let r = weight * (sigmoid_given_exp(z, e) - y);
+        grad[0] += r;
+        grad[1..=dense].iter_mut().zip(&row[..dense]).for_each(|(g, v)| *g += r * v);
+        levels.for_each(|t| grad[1 + t] += r);
+    }
+    PassSums { loss, grad, hess: Vec::new(), certain }
+}
+
+/// Scales the sparse terms' gradient sums (the residuals summed at each level, `R`) of a whole
+/// pass into their gradient: (R − offset·Σr)/scale, Σr the intercept's.
+pub(super) fn finish_gradient(sparse: &SparseTerms, grad: &mut [f64]) {
+    let total = grad[0];
+    for column in &sparse.columns {
+        let sums = &mut grad[1 + column.first_term..1 + column.first_term + column.offset.len()];
+        for ((g, o), s) in sums.iter_mut().zip(&column.offset).zip(&column.scale) {
+            *g = (*g - o * total) / s;
+        }
+    }
+}
+
+/// The logits of a design with sparse terms, one per row.
+pub(super) fn logits<'a>(
+    w: &'a Weights,
+    ex: Examples<'a>,
+    sparse: &'a SparseTerms,
+) -> impl Iterator<Item = f64> + 'a {
+    let Lookup { per_unit, shift } = lookup(sparse, w);
+    let dense = sparse.dense;
+    ex.x.chunks_exact(ex.d).enumerate().map(move |(i, row)| {
+        let levels = sparse.columns.iter().filter_map(|c| c.term_of(row[c.slot]));
+        w.bias - shift
+            + dot(&w.weights[..dense], &row[..dense])
+            + levels.map(|t| per_unit[t - dense]).sum::<f64>()
+            + ex.offset_of(i)
+    })
+}

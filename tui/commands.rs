@@ -372,7 +372,7 @@ fn render_data(d: &DataSummary) -> String {
                 s,
                 "  {column}: categorical, {} levels ({}); reference {}",
                 levels.len(),
-                levels.join(", "),
+                logitflow_core::scale::listed_levels(levels),
                 levels[0]
             );
         }
@@ -627,7 +627,12 @@ pub fn render_terms(model: &pipeline::ModelReport) -> String {
     use std::fmt::Write as _;
     let mut s = match (&model.multinomial, &model.classes) {
         (Some(m), Some(classes)) => render_class_terms(m, classes),
-        _ => render_table(&model.fit.terms, "odds ratio"),
+        _ => {
+            let (shown, left_out) = model.fit.shown_terms();
+            let mut table = render_table(shown, "odds ratio");
+            left_out.iter().for_each(|line| table.push_str(&format!("  {line}\n")));
+            table
+        }
     };
     if let Some(note) = &model.fit.statistics_note {
         let note = crate::cli::with_flag_hints(note);
@@ -659,13 +664,13 @@ fn render_class_terms(model: &ClassModel, classes: &Classes) -> String {
             None => write!(s, "\n  {:?}", names[table.class]),
         }
         .unwrap_or_default();
-        s.push_str(&render_table(&table.terms, "RRR"));
+        s.push_str(&render_table(table.terms.iter().collect(), "RRR"));
     }
     s
 }
 
 /// One coefficient table, its ratio column (odds ratio, or relative-risk ratio) so named.
-fn render_table(terms: &[TermStatistics], ratio: &str) -> String {
+fn render_table(terms: Vec<&TermStatistics>, ratio: &str) -> String {
     use crate::numbers::readable;
     use std::fmt::Write as _;
     let mut s = String::new();

@@ -1033,11 +1033,20 @@ impl App {
         format!("no coefficient table for v{}: standard errors {why}{gap}", report.model.version)
     }
 
-    pub fn shown_terms(&self) -> Option<&[logitflow_core::inference::TermStatistics]> {
+    /// The rows of the shown version's coefficient table: every term, but only the largest
+    /// of a column held as sparse terms ([`FitReport::shown_terms`]).
+    ///
+    /// [`FitReport::shown_terms`]: logitflow_core::inference::FitReport::shown_terms
+    pub fn shown_terms(&self) -> Option<Vec<&logitflow_core::inference::TermStatistics>> {
         if let Some((table, _)) = self.shown_class_table() {
-            return Some(table.terms.as_slice());
+            return Some(table.terms.iter().collect());
         }
-        self.shown_report().map(|r| r.model.fit.terms.as_slice()).filter(|t| !t.is_empty())
+        self.shown_report().map(|r| r.model.fit.shown_terms().0).filter(|t| !t.is_empty())
+    }
+
+    /// What [`App::shown_terms`] leaves out, a line for each sparse column.
+    pub fn left_out_terms(&self) -> Vec<String> {
+        self.shown_report().map(|r| r.model.fit.shown_terms().1).unwrap_or_default()
     }
 
     /// The last run's report, when it is of the version shown.

@@ -483,7 +483,7 @@ fn render_model(app: &App, area: Rect, buf: &mut Buffer) {
             let ratio = if class_heading.is_some() { "RRR" } else { "OR" };
             lines.extend(class_heading);
             let room = (inner.height as usize).saturating_sub(lines.len());
-            lines.extend(coefficient_table(terms, (inner.width as usize, room), ratio));
+            lines.extend(coefficient_table(&terms, (inner.width as usize, room), ratio));
         }
         None => {
             lines.push(Line::from(format!("θ0 {}", readable(intercept, 4))));
@@ -539,7 +539,7 @@ fn class_confusion_lines(
 /// how many terms did not fit; below three lines, only how many terms there are.
 /// `ratio` heads the ratio's column: "OR", or "RRR" for a K-class model's relative-risk ratio.
 fn coefficient_table(
-    terms: &[logitflow_core::inference::TermStatistics],
+    terms: &[&logitflow_core::inference::TermStatistics],
     (width, room): (usize, usize),
     ratio: &str,
 ) -> Vec<Line<'static>> {
@@ -1105,7 +1105,7 @@ fn render_coefficients(app: &App, area: Rect, buf: &mut Buffer) {
     let Some(terms) = app.shown_terms() else { return };
     let rect = centered(area, area.width.saturating_sub(2), area.height.saturating_sub(2));
     Clear.render(rect, buf);
-    let mut order: Vec<&logitflow_core::inference::TermStatistics> = terms.iter().collect();
+    let mut order = terms.clone();
     if app.overlays.coefficients.by_magnitude {
         order.sort_by(|a, b| {
             b.standardized.map_or(-1.0, f64::abs).total_cmp(&a.standardized.map_or(-1.0, f64::abs))
@@ -1136,6 +1136,7 @@ fn render_coefficients(app: &App, area: Rect, buf: &mut Buffer) {
                 .chain(withheld)
                 .chain(gap)
         })
+        .chain(app.left_out_terms())
         .map(|l| format!(" {l}"))
         .collect();
     let shown = (rect.height as usize).saturating_sub(3 + statistics.len());

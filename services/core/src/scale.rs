@@ -147,6 +147,52 @@ pub fn listed_levels(levels: &[String]) -> String {
 /// The most levels a list names.
 const LISTED_LEVELS: usize = 20;
 
+/// Encodes a dataset's rows into rows of terms: where each input goes ([`Transform::input_slots`])
+/// and, for each text feature, what each of the dataset's codes sets.
+struct RowEncoder<'t> {
+    transform: &'t Transform,
+    slots: Vec<(usize, bool)>,
+    maps: Vec<Option<Vec<LevelTerm>>>,
+}
+
+impl<'t> RowEncoder<'t> {
+    fn new(transform: &'t Transform, data: &Dataset) -> RowEncoder<'t> {
+        let d = data.width();
+        let maps = (0..d)
+            .map(|j| {
+                let encoding = transform.encoding(j);
+                encoding.levels()?;
+                let data_levels = data.kind(j).levels().unwrap_or_default();
+                let map = data_levels.iter().map(|level| match encoding.level_index(level) {
+                    Some(0) => LevelTerm::Reference,
+                    Some(p) => LevelTerm::Term(p - 1),
+                    None => LevelTerm::Unseen(level.clone()),
+                });
+                Some(map.collect())
+            })
+            .collect();
+        RowEncoder { transform, slots: transform.input_slots(d), maps }
+    }
+
+    /// One row of data into `out`, a row of terms of zeros.
+    fn encode(&self, row: &[f64], out: &mut [f64]) -> Result<(), EncodeError> {
+        for (j, (&v, map)) in row.iter().zip(&self.maps).enumerate() {
+            let (slot, sparse) = self.slots[j];
+            match map.as_ref().map(|map| map.get(v as usize)) {
+                None => out[slot] = v,
+                Some(Some(LevelTerm::Term(level))) if sparse => out[slot] = (level + 1) as f64,
+                Some(Some(LevelTerm::Term(level))) => out[slot + level] = 1.0,
+                Some(Some(LevelTerm::Reference)) => {}
+                Some(Some(LevelTerm::Unseen(value))) => {
+                    return Err(self.transform.unseen(j, value));
+                }
+                Some(None) => return Err(self.transform.unseen(j, &format!("level #{v}"))),
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Where a sparse column is in a row of terms and among the terms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SparseSlot {
@@ -532,44 +578,35 @@ impl Transform {
     /// [`Transform::terms_of`], taking the data's values: a numeric model's terms are the values
     /// themselves, moved out of `data` (its `x` is left empty) rather than copied — a 1M × 10
     /// training part is 80 MB.
+    ///
+    /// Where each input is one slot of a row of terms (numbers, sparse columns, text columns
+    /// of two levels), the rows are encoded where they are, and moved out likewise: a sparse
+    /// design is as wide as its data, and a copy beside it doubled the train stage's memory.
+    /// On an error `data`'s values are then partly encoded.
     pub fn take_terms(&self, data: &mut Dataset) -> Result<Vec<f64>, EncodeError> {
         if self.is_numeric() {
             return Ok(std::mem::take(&mut data.x));
         }
-        self.encoded_terms(data)
+        let d = data.width();
+        if self.row_width() != d {
+            return self.encoded_terms(data);
+        }
+        let encoder = RowEncoder::new(self, data);
+        let mut out = vec![0.0; d];
+        for row in data.x.chunks_exact_mut(d.max(1)) {
+            out.fill(0.0);
+            encoder.encode(row, &mut out)?;
+            row.copy_from_slice(&out);
+        }
+        Ok(std::mem::take(&mut data.x))
     }
 
     fn encoded_terms(&self, data: &Dataset) -> Result<Vec<f64>, EncodeError> {
-        let d = data.width();
-        let slots = self.input_slots(d);
-        // For each text feature, what each of the dataset's codes sets.
-        let maps: Vec<Option<Vec<LevelTerm>>> = (0..d)
-            .map(|j| {
-                let encoding = self.encoding(j);
-                encoding.levels()?;
-                let data_levels = data.kind(j).levels().unwrap_or_default();
-                let map = data_levels.iter().map(|level| match encoding.level_index(level) {
-                    Some(0) => LevelTerm::Reference,
-                    Some(p) => LevelTerm::Term(p - 1),
-                    None => LevelTerm::Unseen(level.clone()),
-                });
-                Some(map.collect())
-            })
-            .collect();
-        let k = self.row_width();
+        let (d, k) = (data.width(), self.row_width());
+        let encoder = RowEncoder::new(self, data);
         let mut design = vec![0.0; data.rows() * k];
         for (row, out) in data.x.chunks_exact(d.max(1)).zip(design.chunks_exact_mut(k.max(1))) {
-            for (j, (&v, map)) in row.iter().zip(&maps).enumerate() {
-                let (slot, sparse) = slots[j];
-                match map.as_ref().map(|map| map.get(v as usize)) {
-                    None => out[slot] = v,
-                    Some(Some(LevelTerm::Term(level))) if sparse => out[slot] = (level + 1) as f64,
-                    Some(Some(LevelTerm::Term(level))) => out[slot + level] = 1.0,
-                    Some(Some(LevelTerm::Reference)) => {}
-                    Some(Some(LevelTerm::Unseen(value))) => return Err(self.unseen(j, value)),
-                    Some(None) => return Err(self.unseen(j, &format!("level #{v}"))),
-                }
-            }
+            encoder.encode(row, out)?;
         }
         Ok(design)
     }
@@ -841,6 +878,12 @@ mod tests {
         // Each row: its mass, then its level's index (0 the reference, Adelie).
         let rows = sparse.terms_of(&data).expect("encodes");
         assert_eq!(rows, vec![1.0, 0.0, 2.0, 1.0, 3.0, 2.0, 4.0, 0.0]);
+        // As wide as the data: encoded where they are, and moved out.
+        let mut taken = data.clone();
+        assert_eq!(sparse.take_terms(&mut taken).expect("encodes"), rows);
+        assert!(taken.x.is_empty());
+        let mut wider = data.clone();
+        assert_eq!(dense.take_terms(&mut wider), dense.terms_of(&data));
         let mut row = Vec::new();
         sparse
             .encode_values(&[Value::Text("Gentoo".into()), Value::Number(7.0)], &mut row)

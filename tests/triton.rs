@@ -325,3 +325,90 @@ fn tritonclient_gets_each_class_s_probability_its_label_and_the_top_classes() {
         );
     }
 }
+
+/// A CSV of `rows` rows: two numeric features and `shop`, one of `levels` shops (each with an
+/// effect of its own), and a 0/1 label drawn from the logistic model of them; by a fixed
+/// generator, so the file is the same every run.
+fn shops_csv(dir: &std::path::Path, rows: usize, levels: usize) -> std::path::PathBuf {
+    use std::fmt::Write as _;
+    // SplitMix64: uniform 64-bit draws.
+    let mut state = 0x5eed_u64;
+    let mut uniform = move || {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let effects: Vec<f64> = (0..levels).map(|_| uniform() - 0.5).collect();
+    let mut text = String::from("x0,x1,shop,y\n");
+    for _ in 0..rows {
+        let (x0, x1, shop) =
+            (uniform() * 4.0 - 2.0, uniform() * 100.0, (uniform() * levels as f64) as usize);
+        let z = 0.3 + 0.8 * x0 - 0.01 * (x1 - 50.0) + effects[shop];
+        let y = u8::from(uniform() < 1.0 / (1.0 + (-z).exp()));
+        let _ = writeln!(text, "{x0:.6},{x1:.4},s{shop:04},{y}");
+    }
+    common::write(dir, "shops.csv", &text)
+}
+
+#[test]
+fn a_text_column_of_5000_levels_fits_serves_by_name_and_bytes_and_scores_in_batch() {
+    let python = &common::test_tools().python;
+    let home = tempfile::tempdir().expect("tempdir");
+    let data = shops_csv(home.path(), 200_000, 5_000);
+    let data = data.to_str().expect("utf8");
+    let trained = common::run(home.path(), &["run", "--data", data, "--label", "y", "--json"]);
+    assert!(trained.status.success(), "{}", common::stderr(&trained));
+    let report = common::json(&trained);
+    assert_eq!(report["stop_reason"], "converged", "{}", report["model"]);
+    assert_eq!(report["model"]["solver_choice"]["solver"], "lbfgs");
+    let terms = report["model"]["terms"].as_array().expect("terms");
+    assert_eq!(terms.len(), 1 + 2 + 4_999, "the intercept, two numbers and a term a level but one");
+    // By name, as `logitflow predict` asks serve's /v1/predict.
+    let row = ["--feature", "x0=0.5", "--feature", "x1=20", "--feature", "shop=s0042"];
+    let predicted =
+        common::run(home.path(), &[&["predict", "--model", "shops", "--json"], &row[..]].concat());
+    assert!(predicted.status.success(), "{}", common::stderr(&predicted));
+    let by_name = common::json(&predicted)["probability"].as_f64().expect("a probability");
+    // The same row by hand from the report's coefficients: the level's own one is added.
+    let coefficient = |name: &str| {
+        terms.iter().find(|t| t["term"] == name).and_then(|t| t["estimate"].as_f64()).expect(name)
+    };
+    let z = coefficient("(intercept)")
+        + 0.5 * coefficient("x0")
+        + 20.0 * coefficient("x1")
+        + coefficient("shop=s0042");
+    assert!((by_name - 1.0 / (1.0 + (-z).exp())).abs() <= 1e-12, "{by_name} vs logit {z}");
+    let (mut serve, addr, grpc) = serve(home.path());
+    let rows = r#"[[0.5, 20.0, "s0042"], [-1.0, 80.0, "s0000"], [1.5, 50.0, "s4999"]]"#;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/triton_sparse.py");
+    let out = Command::new(python).args([script, &addr, &grpc, "shops", rows]).output();
+    let _ = serve.kill();
+    let _ = serve.wait();
+    let out = out.expect("python runs");
+    assert!(out.status.success(), "tritonclient failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let results: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(results["inputs"][2], serde_json::json!({"name": "shop", "datatype": "BYTES"}));
+    assert_eq!(results["http_binary"][0].as_f64(), Some(by_name), "{results}");
+    for path in ["http_json", "grpc"] {
+        assert_eq!(results[path], results["http_binary"], "{path} differs from HTTP binary");
+    }
+    let unseen = results["unseen"]["message"].as_str().unwrap_or_default();
+    assert!(unseen.contains("\"no-such-shop\" was not seen in training"), "{results}");
+    assert!(unseen.contains("… and 4980 more"), "the known levels listed, not 5,000: {unseen}");
+    // In batch: the file's rows again, with their probability, the first row's as predicted.
+    let batch = common::write(home.path(), "batch.csv", "x0,x1,shop\n0.5,20,s0042\n1.5,50,s4999\n");
+    let scored = home.path().join("scored.csv");
+    let args = ["score", batch.to_str().expect("utf8"), "--out", scored.to_str().expect("utf8")];
+    let out = common::run(home.path(), &[&args[..], &["--model", "shops"]].concat());
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let scored = std::fs::read_to_string(&scored).expect("scored file");
+    let first: f64 = scored
+        .lines()
+        .nth(1)
+        .and_then(|l| l.rsplit(',').next())
+        .and_then(|p| p.parse().ok())
+        .expect("a probability");
+    assert!((first - by_name).abs() <= 1e-12, "{scored}");
+}

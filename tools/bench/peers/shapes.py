@@ -77,7 +77,8 @@ def design(frame, label, levels_of=None):
     import scipy.sparse as sp
 
     y = frame.pop(label).to_numpy()
-    text = [c for c in frame.columns if frame[c].dtype == object]
+    # Text columns, whichever dtype pandas gives them (object, or its own string type).
+    text = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
     numeric = frame.drop(columns=text).to_numpy(dtype=np.float64)
     if not text:
         return numeric, y, None

@@ -704,7 +704,8 @@ fn write_full_precision_csv(path: &Path, rows: usize, features: usize) -> anyhow
     Ok(())
 }
 
-/// One pipeline run (newton) on a large CSV, stage by stage, with each service's peak memory.
+/// One pipeline run (`auto`: newton for the generated file's 10 features, L-BFGS for a CSV of
+/// many terms or sparse ones) on a large CSV, stage by stage, with each service's peak memory.
 #[derive(Debug, Serialize)]
 struct LargeRun {
     file: String,
@@ -791,7 +792,7 @@ async fn large_run(home: &Path, csv: &Path, label: &str) -> anyhow::Result<Large
     let mut data = bundled_args();
     data.data = Some(csv.to_path_buf());
     data.label = Some(label.to_string());
-    data.solver = logitflow::cli::SolverArg::Newton;
+    data.solver = logitflow::cli::SolverArg::Auto;
     let request = logitflow::commands::pipeline_request(home, &data, Vec::new())?;
     let (report, wall_ms, peak_resident_bytes) = run_once(home, &request, |supervisor| {
         supervisor

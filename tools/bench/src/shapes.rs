@@ -18,8 +18,8 @@ use std::path::Path;
 #[derive(Debug, Clone, clap::Args)]
 pub struct ShapesBench {
     /// The shapes, as ROWSxFEATURES (a 0/1 label) or ROWSxFEATURESxCLASSES (K classes),
-    /// comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "1000000x10,100000x100,100000x300,20000x1000", value_parser = parse_shape)]
+    /// comma-separated; `+LEVELS` adds a text column of that many levels (200000x10+5000).
+    #[arg(long, value_delimiter = ',', default_value = "1000000x10,100000x100,100000x300,20000x1000,200000x10+5000", value_parser = parse_shape)]
     pub shapes: Vec<Shape>,
     /// The solver logitflow fits with.
     #[arg(long, value_enum, default_value_t = SolverArg::Auto)]
@@ -34,10 +34,22 @@ pub struct ShapesBench {
     pub json: bool,
 }
 
-/// Rows, features and classes (2 for a 0/1 label).
-pub(crate) type Shape = (usize, usize, usize);
+/// Rows, features, classes (2 for a 0/1 label) and the levels of a text column (0: none).
+pub(crate) type Shape = (usize, usize, usize, usize);
 
 fn parse_shape(text: &str) -> Result<Shape, String> {
+    let (text, levels) = match text.split_once('+') {
+        None => (text, 0),
+        Some((shape, levels)) => match levels.trim().parse::<usize>() {
+            Ok(levels) if levels >= 2 => (shape, levels),
+            _ => return Err(format!("{levels:?}: a text column has two levels or more")),
+        },
+    };
+    let (rows, features, classes) = parse_table_shape(text)?;
+    Ok((rows, features, classes, levels))
+}
+
+fn parse_table_shape(text: &str) -> Result<(usize, usize, usize), String> {
     let parts: Vec<&str> = text.split('x').collect();
     let number = |s: &str| s.trim().parse::<usize>().ok().filter(|&n| n > 0);
     let numbers: Option<Vec<usize>> = parts.iter().map(|p| number(p)).collect();
@@ -54,9 +66,15 @@ fn parse_shape(text: &str) -> Result<Shape, String> {
     }
 }
 
-/// A shape's name: `100000x10`, or `100000x10x5` for five classes.
-fn shape_name((rows, features, classes): Shape) -> String {
-    if classes > 2 { format!("{rows}x{features}x{classes}") } else { format!("{rows}x{features}") }
+/// A shape's name: `100000x10`, `100000x10x5` for five classes, `200000x10+5000` with a
+/// text column of 5,000 levels.
+fn shape_name((rows, features, classes, levels): Shape) -> String {
+    let table = if classes > 2 {
+        format!("{rows}x{features}x{classes}")
+    } else {
+        format!("{rows}x{features}")
+    };
+    if levels > 0 { format!("{table}+{levels}") } else { table }
 }
 
 /// One round of one shape: logitflow's run and the peer's fits.
@@ -92,8 +110,8 @@ pub(super) async fn shapes_bench(args: ShapesBench) -> anyhow::Result<()> {
     for &shape in &args.shapes {
         let name = shape_name(shape);
         let dir = scratch.path().join(&name);
-        let (rows_text, features_text, classes_text) =
-            (shape.0.to_string(), shape.1.to_string(), shape.2.to_string());
+        let (rows_text, features_text, classes_text, levels_text) =
+            (shape.0.to_string(), shape.1.to_string(), shape.2.to_string(), shape.3.to_string());
         let write_args = [
             "write".as_ref(),
             rows_text.as_ref(),
@@ -101,6 +119,8 @@ pub(super) async fn shapes_bench(args: ShapesBench) -> anyhow::Result<()> {
             dir.as_os_str(),
             "--classes".as_ref(),
             classes_text.as_ref(),
+            "--levels".as_ref(),
+            levels_text.as_ref(),
         ];
         run_python(&args.python, scratch.path(), "shapes.py", SHAPES_PY, &write_args)
             .await
@@ -217,10 +237,13 @@ mod tests {
 
     #[test]
     fn shapes_parse_and_bad_ones_say_why() {
-        assert_eq!(parse_shape("100000x300"), Ok((100_000, 300, 2)));
-        assert_eq!(parse_shape("100000x10x5"), Ok((100_000, 10, 5)));
-        assert_eq!(shape_name((100_000, 10, 5)), "100000x10x5");
-        assert_eq!(shape_name((100_000, 10, 2)), "100000x10");
+        assert_eq!(parse_shape("100000x300"), Ok((100_000, 300, 2, 0)));
+        assert_eq!(parse_shape("100000x10x5"), Ok((100_000, 10, 5, 0)));
+        assert_eq!(parse_shape("200000x10+5000"), Ok((200_000, 10, 2, 5_000)));
+        assert_eq!(shape_name((100_000, 10, 5, 0)), "100000x10x5");
+        assert_eq!(shape_name((100_000, 10, 2, 0)), "100000x10");
+        assert_eq!(shape_name((200_000, 10, 2, 5_000)), "200000x10+5000");
+        assert!(parse_shape("10x3+1").is_err_and(|e| e.contains("two levels or more")));
         assert!(parse_shape("100000").is_err_and(|e| e.contains("ROWSxFEATURES")));
         assert!(parse_shape("0x3").is_err_and(|e| e.contains("above 0")));
         assert!(parse_shape("10x3x1").is_err_and(|e| e.contains("two classes or more")));

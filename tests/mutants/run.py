@@ -285,6 +285,9 @@ MUTANTS = {
             'map_err(|e| Status::invalid_argument(format!("malformed protobuf message: {e}")))',
             'map_err(|e| Status::internal(format!("malformed protobuf message: {e}")))',
             ["-p", "logitflow-serve"], "a_malformed_grpc_message_is_invalid_argument_never_internal"),
+    "B29": ("a sparse term's gradient is of its centred value, as a dense term's", "services/core/src/logistic/sparse.rs",
+            "*g = (*g - o * total) / s;", "*g /= s;",
+            ["-p", "logitflow-core", "--test", "sparse"], "sparse_and_dense_terms_of_one_column_are_one_model_with_a_penalty_too"),
 }
 
 

@@ -1557,14 +1557,30 @@ impl App {
         self.last_report.as_ref()?.data_summary.categorical.get(feature).map(Vec::as_slice)
     }
 
+    /// The level ← or → (`code`) steps a categorical field `selected` to, from the one it
+    /// holds; `None` for another key or field. Only that level is copied, not the column's
+    /// levels (5,000 of them, for a column held sparse).
+    fn stepped_level(&self, selected: usize, code: KeyCode) -> Option<String> {
+        if !matches!(code, KeyCode::Left | KeyCode::Right) {
+            return None;
+        }
+        let levels = self.levels_of(self.feature_names.get(selected)?)?;
+        let value = self.overlays.predict.values.get(selected)?.trim();
+        let at = levels.iter().position(|l| l == value);
+        let next = match (at, code) {
+            _ if levels.is_empty() => return None,
+            (None, KeyCode::Left) => levels.len() - 1,
+            (None, _) => 0,
+            (Some(i), KeyCode::Left) => (i + levels.len() - 1) % levels.len(),
+            (Some(i), _) => (i + 1) % levels.len(),
+        };
+        Some(levels[next].clone())
+    }
+
     fn on_predict_form_key(&mut self, key: KeyEvent) -> Option<Action> {
         let last = self.feature_names.len().saturating_sub(1);
         let selected = self.overlays.predict.selected.min(last);
-        let levels = self
-            .feature_names
-            .get(selected)
-            .and_then(|name| self.levels_of(name))
-            .map(<[String]>::to_vec);
+        let stepped = self.stepped_level(selected, key.code);
         let form = &mut self.overlays.predict;
         form.error = None;
         match key.code {
@@ -1576,16 +1592,8 @@ impl App {
             KeyCode::PageUp => form.selected = selected.saturating_sub(10),
             KeyCode::PageDown => form.selected = (selected + 10).min(last),
             // A categorical field steps through its levels.
-            KeyCode::Left | KeyCode::Right if levels.as_ref().is_some_and(|l| !l.is_empty()) => {
-                let levels = levels.unwrap_or_default();
-                let at = levels.iter().position(|l| *l == form.values[selected].trim());
-                let next = match (at, key.code) {
-                    (None, KeyCode::Left) => levels.len() - 1,
-                    (None, _) => 0,
-                    (Some(i), KeyCode::Left) => (i + levels.len() - 1) % levels.len(),
-                    (Some(i), _) => (i + 1) % levels.len(),
-                };
-                form.values[selected] = levels[next].clone();
+            KeyCode::Left | KeyCode::Right if stepped.is_some() => {
+                form.values[selected] = stepped.unwrap_or_default();
             }
             KeyCode::Backspace => {
                 form.values[selected].pop();

@@ -1653,3 +1653,42 @@ fn a_k_class_model_answers_with_a_bar_per_class_and_a_table_per_class() {
         insta::assert_snapshot!("three_classes_120x40", screen(&app, 120, 40));
     });
 }
+
+#[test]
+fn a_column_of_thousands_of_levels_shows_its_largest_terms_and_steps_its_levels() {
+    use logitflow_core::inference::{SparseColumnTerms, TermStatistics};
+    let mut app = penguins_app();
+    let shops: Vec<String> = (0..5_000).map(|i| format!("s{i:04}")).collect();
+    // As train reports a column held sparse: a term a level but the first, last in the table.
+    let coefficients = std::iter::once(("bill_length_mm".to_string(), 0.5))
+        .chain(shops[1..].iter().enumerate().map(|(i, s)| {
+            let estimate =
+                if i % 1_000 == 7 { 9.0 + i as f64 / 1e4 } else { 0.001 * i as f64 / 5e3 };
+            (format!("species={s}"), estimate)
+        }))
+        .collect();
+    if let Some(report) = app.last_report.as_mut() {
+        report.data_summary.categorical.insert("species".into(), shops);
+        report.model.fit.terms = TermStatistics::estimates_only(-1.0, &coefficients);
+        report.model.fit.sparse_columns =
+            vec![SparseColumnTerms { column: "species".into(), terms: 4_999 }];
+    }
+    app.on_key(key(KeyCode::Char('C')));
+    assert_eq!(app.overlay, Overlay::Coefficients);
+    let text = screen(&app, 120, 40);
+    // The five largest (levels 8, 1008, …) among the ten shown, in term order; the rest left out.
+    for level in ["s0008", "s1008", "s2008", "s3008", "s4008"] {
+        assert!(text.contains(&format!("species={level} ")), "{level}: {text}");
+    }
+    assert!(text.contains("bill_length_mm") && !text.contains("species=s0002 "), "{text}");
+    assert!(text.contains("species: the 10 largest of its 4999 level terms shown"), "{text}");
+    // The form lists the first levels and how many there are, and ← → step through them all.
+    app.on_key(key(KeyCode::Esc));
+    app.on_key(key(KeyCode::Char('p')));
+    let text = screen(&app, 120, 40);
+    assert!(text.contains("◀▶ 5000 levels: s0000 | s0001 |"), "how many, the first: {text}");
+    app.on_key(key(KeyCode::Left));
+    assert_eq!(app.overlays.predict.values[0], "s4999", "from none, ← is the last level");
+    app.on_key(key(KeyCode::Right));
+    assert_eq!(app.overlays.predict.values[0], "s0000");
+}

@@ -1487,10 +1487,15 @@ fn render_predict_form(app: &App, area: Rect, buf: &mut Buffer) {
             ),
         ];
         if let Some(levels) = app.levels_of(name) {
-            spans.push(Span::styled(
-                format!("  ◀▶ {}", levels.join(" | ")),
-                Style::new().fg(Color::DarkGray),
-            ));
+            // What a row can show: a column held sparse has thousands, so their count comes
+            // first, where the row is not cut off.
+            const SHOWN_LEVELS: usize = 24;
+            let shown = if levels.len() > SHOWN_LEVELS {
+                format!("{} levels: {} | …", levels.len(), levels[..SHOWN_LEVELS].join(" | "))
+            } else {
+                levels.join(" | ")
+            };
+            spans.push(Span::styled(format!("  ◀▶ {shown}"), Style::new().fg(Color::DarkGray)));
         }
         let line = Line::from(spans);
         lines.push(if chosen { line.style(Style::new().fg(Color::Cyan)) } else { line });

@@ -357,10 +357,23 @@ fn a_text_column_of_5000_levels_fits_serves_by_name_and_bytes_and_scores_in_batc
     let python = &common::test_tools().python;
     let home = tempfile::tempdir().expect("tempdir");
     let data = shops_csv(home.path(), 200_000, 5_000);
-    let data = data.to_str().expect("utf8");
-    let trained = common::run(home.path(), &["run", "--data", data, "--label", "y", "--json"]);
+    // A test file of rows the training file has, and one at a shop it never saw.
+    let text = std::fs::read_to_string(&data).expect("the data");
+    let mut test: String = text.lines().take(201).map(|l| format!("{l}\n")).collect();
+    test.push_str("0.1,50,s9999,1\n");
+    let test = common::write(home.path(), "test.csv", &test);
+    let (data, test) = (data.to_str().expect("utf8"), test.to_str().expect("utf8"));
+    let args = ["run", "--data", data, "--test-data", test, "--label", "y", "--json"];
+    let trained = common::run(home.path(), &args);
     assert!(trained.status.success(), "{}", common::stderr(&trained));
     let report = common::json(&trained);
+    // The row at an unseen shop is left out of the metrics, and said to be.
+    assert_eq!(report["metrics"]["rows"], 200);
+    assert_eq!(
+        report["unscored"], "1 row not scored: a level training never saw (shop: s9999)",
+        "{}",
+        report["rows"]
+    );
     assert_eq!(report["stop_reason"], "converged", "{}", report["model"]);
     assert_eq!(report["model"]["solver_choice"]["solver"], "lbfgs");
     let terms = report["model"]["terms"].as_array().expect("terms");

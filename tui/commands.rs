@@ -437,6 +437,9 @@ fn render_model(r: &RunReport) -> String {
         "  rows: {} trained, {} held out for validation, {} tested",
         r.rows.train, r.rows.validation, r.rows.test
     );
+    if let Some(unscored) = &r.unscored {
+        let _ = writeln!(s, "  test {unscored}");
+    }
     if let Some(choice) = &r.model.fit.solver_choice {
         let _ = writeln!(s, "  {}", choice.describe());
     }

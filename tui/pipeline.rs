@@ -196,6 +196,9 @@ pub struct RunReport {
     /// A K-class model's curves, one class against the rest each.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub class_curves: Vec<ClassCurves>,
+    /// The test rows left out of the metrics, and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unscored: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -600,6 +603,7 @@ fn report_of(
         feature_names: run.dataset.feature_names.clone(),
         train_to_served_ms: 0.0,
         rows: e.rows,
+        unscored: e.unscored.clone(),
         data_summary: data_summary(run.dataset, run.split),
     }
 }

@@ -82,6 +82,7 @@ fn evaluation(version: u32) -> Evaluation {
         rows: RowCounts { train: 1440, validation: 160, test: 400 },
         multinomial: None,
         class_curves: Vec::new(),
+        unscored: None,
     }
 }
 

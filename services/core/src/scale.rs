@@ -193,6 +193,41 @@ impl<'t> RowEncoder<'t> {
     }
 }
 
+/// Rows left out of scoring because a text feature held a level training never saw: how many,
+/// and by column the levels (in the order met).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UnseenLevels {
+    pub rows: usize,
+    pub columns: Vec<(String, Vec<String>)>,
+}
+
+impl UnseenLevels {
+    fn add(&mut self, column: &str, level: String) {
+        let at = match self.columns.iter().position(|(c, _)| c == column) {
+            Some(at) => at,
+            None => {
+                self.columns.push((column.to_string(), Vec::new()));
+                self.columns.len() - 1
+            }
+        };
+        let levels = &mut self.columns[at].1;
+        if !levels.contains(&level) {
+            levels.push(level);
+        }
+    }
+
+    /// "12 rows not scored: a level training never saw (shop: s4149, s3712)".
+    pub fn describe(&self) -> String {
+        let columns: Vec<String> = self
+            .columns
+            .iter()
+            .map(|(column, levels)| format!("{column}: {}", listed_levels(levels)))
+            .collect();
+        let rows = if self.rows == 1 { "1 row".to_string() } else { format!("{} rows", self.rows) };
+        format!("{rows} not scored: a level training never saw ({})", columns.join("; "))
+    }
+}
+
 /// Where a sparse column is in a row of terms and among the terms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SparseSlot {
@@ -611,6 +646,46 @@ impl Transform {
         Ok(design)
     }
 
+    /// Keeps the rows of `data` whose every text feature holds a level training saw, and says
+    /// what the others were: rows to be scored, such as a test split's, where a column of many
+    /// levels (a shop seen once) leaves some levels in the test rows alone. `None` when every
+    /// row is kept.
+    pub fn keep_seen_levels(&self, data: &mut Dataset) -> Option<UnseenLevels> {
+        let d = data.width();
+        // For each text feature, whether each of the dataset's codes is a level training saw.
+        let seen: Vec<Option<Vec<bool>>> = (0..d)
+            .map(|j| {
+                let encoding = self.encoding(j);
+                encoding.levels()?;
+                let data_levels = data.kind(j).levels().unwrap_or_default();
+                Some(data_levels.iter().map(|l| encoding.level_index(l).is_some()).collect())
+            })
+            .collect();
+        let unseen_in = |row: &[f64], j: usize| {
+            seen[j].as_ref().is_some_and(|s| s.get(row[j] as usize) == Some(&false))
+        };
+        let mut unseen = UnseenLevels::default();
+        let mut kept = 0;
+        for i in 0..data.rows() {
+            let row = &data.x[i * d..(i + 1) * d];
+            let columns: Vec<usize> = (0..d).filter(|&j| unseen_in(row, j)).collect();
+            if columns.is_empty() {
+                data.x.copy_within(i * d..(i + 1) * d, kept * d);
+                data.y[kept] = data.y[i];
+                kept += 1;
+                continue;
+            }
+            unseen.rows += 1;
+            for j in columns {
+                let level = data.kind(j).levels().map(|l| l[row[j] as usize].clone());
+                unseen.add(&data.feature_names[j], level.unwrap_or_default());
+            }
+        }
+        data.x.truncate(kept * d);
+        data.y.truncate(kept);
+        (unseen.rows > 0).then_some(unseen)
+    }
+
     /// Where each of `d` inputs goes in a row of terms: its first slot, and whether that slot
     /// holds a level's index (a sparse column's).
     fn input_slots(&self, d: usize) -> Vec<(usize, bool)> {
@@ -904,6 +979,24 @@ mod tests {
         }
         // Scaling a row scales its dense terms and leaves the level's index.
         assert_eq!(sparse.apply(&[4.0, 2.0])[1], 2.0);
+    }
+
+    #[test]
+    fn rows_at_a_level_training_never_saw_are_left_out_and_named() {
+        let t = Transform::fit(&species(), Scaling::None);
+        // Rows 1 and 3 at Zebra, which training never saw.
+        let mut test = species();
+        test.x[3] = 3.0;
+        test.x[7] = 3.0;
+        let unseen = t.keep_seen_levels(&mut test).expect("rows left out");
+        assert_eq!((unseen.rows, test.rows()), (2, 2));
+        assert_eq!(unseen.columns, vec![("species".to_string(), vec!["Zebra".to_string()])]);
+        assert_eq!(
+            unseen.describe(),
+            "2 rows not scored: a level training never saw (species: Zebra)"
+        );
+        assert_eq!((test.x, test.y), (vec![1.0, 0.0, 3.0, 2.0], vec![0.0, 0.0]));
+        assert_eq!(t.keep_seen_levels(&mut species()), None, "every row kept");
     }
 
     proptest::proptest! {

@@ -20,6 +20,7 @@ use logitflow_core::metrics::{
     multiclass_metrics,
 };
 use logitflow_core::model::Model;
+use logitflow_core::scale::UnseenLevels;
 use logitflow_kit::wire::{
     AliasRequest, ClassCurves, EvaluateRequest, Evaluation, ModelVersions, PromoteRequest,
     RowCounts, VersionMetrics,
@@ -123,7 +124,7 @@ async fn evaluate(
     let _one_at_a_time = state.decide.lock().await;
     blocking(move || {
         let model: Model = state.store.read_json(&request.model, Kind::Model, "model.json")?;
-        let test = test_rows(&state.store, &model, &request.split)?;
+        let (test, unscored) = test_rows(&state.store, &model, &request.split)?;
         let terms = model
             .transform
             .design_of(&test)
@@ -170,6 +171,7 @@ async fn evaluate(
             },
             multinomial: model.multinomial,
             class_curves: scores.class_curves,
+            unscored: unscored.map(|u| u.describe()),
         }))
     })
     .await
@@ -195,11 +197,13 @@ fn check_request(request: &EvaluateRequest) -> Result<(), ApiError> {
 
 /// The split's test rows, without their weights, clusters or folds (which are not the model's
 /// inputs), refused where they cannot be scored.
+/// The test rows the model can score, and those it cannot (a level training never saw, which a
+/// column of many levels leaves in a test split) left out and named.
 fn test_rows(
     store: &Store,
     model: &Model,
     split: &str,
-) -> Result<logitflow_core::clean::Dataset, ApiError> {
+) -> Result<(logitflow_core::clean::Dataset, Option<UnseenLevels>), ApiError> {
     let mut test = store.load_split_part(split, SplitPart::Test)?;
     RowColumns::take(&mut test);
     if test.feature_names != model.feature_names {
@@ -211,11 +215,16 @@ fn test_rows(
     if test.rows() == 0 {
         return Err(ApiError::invalid("DATA_ERROR", "the test split has no rows"));
     }
+    let unscored = model.transform.keep_seen_levels(&mut test);
+    if let Some(unscored) = unscored.as_ref().filter(|_| test.rows() == 0) {
+        let why = format!("test data: every one of its {}", unscored.describe());
+        return Err(ApiError::invalid("DATA_ERROR", why));
+    }
     test.check_both_classes().map_err(|e| {
         let why = format!("test data: {e}; metrics such as AUC need both classes");
         ApiError::invalid("DATA_ERROR", why)
     })?;
-    Ok(test)
+    Ok((test, unscored))
 }
 
 /// A model's metrics on the test rows and its curves: ROC, precision-recall and calibration

@@ -375,6 +375,9 @@ pub struct Evaluation {
     /// A K-class model's curves, one class against the rest each.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub class_curves: Vec<ClassCurves>,
+    /// The test rows left out of the metrics, and why: a level training never saw.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unscored: Option<String>,
 }
 
 /// One class's curves against the rest: its ROC, precision-recall and reliability diagram.

@@ -577,6 +577,44 @@ impl TermBounds {
     }
 }
 
+/// The first level of a sparse column (by term) whose rows are all of one class, in words, and
+/// how many of the column's levels are: each separates the classes quasi-completely by its 0/1
+/// term, as [`TermBounds::separating_term`] finds for a dense one. A column of many levels has
+/// such levels whenever some are rare (a shop seen twice, both times a sale).
+pub fn separating_level(
+    (x, stride): (&[f64], usize),
+    y: &[f64],
+    sparse: &crate::logistic::SparseTerms,
+    term_names: &[String],
+    class_names: [&str; 2],
+) -> Option<String> {
+    let mut counts = vec![[0u32; 2]; sparse.terms()];
+    for (row, &label) in x.chunks_exact(stride.max(1)).zip(y) {
+        for column in &sparse.columns {
+            let level = row[column.slot] as usize;
+            if (1..=column.offset.len()).contains(&level) {
+                counts[column.first_term + level - 1][usize::from(label == 1.0)] += 1;
+            }
+        }
+    }
+    sparse.columns.iter().find_map(|column| {
+        let terms = column.first_term..column.first_term + column.offset.len();
+        let one_class = |t: &usize| counts[*t][0] == 0 || counts[*t][1] == 0;
+        let first = terms.clone().find(one_class)?;
+        let others = terms.filter(one_class).count() - 1;
+        let (name, class) = (&term_names[first], class_names[usize::from(counts[first][0] == 0)]);
+        let column_name = name.split_once('=').map_or(name.as_str(), |(c, _)| c);
+        let also = match others {
+            0 => String::new(),
+            1 => format!(", as does one other level of {column_name}"),
+            n => format!(", as do {n} other levels of {column_name}"),
+        };
+        Some(format!(
+            "{name} separates the classes quasi-completely: every row with {name} is {class:?}{also}"
+        ))
+    })
+}
+
 /// Scales `design` (rows of terms, one label per row in `labels`) in place with `transform`
 /// on up to `threads` threads, each gathering the bounds of its rows before it scales them:
 /// the bits [`Transform::scale_in_place_seeing`] with [`TermBounds::add`] gives on one thread,
@@ -709,5 +747,40 @@ mod tests {
             prop_assert_eq!(one.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), many.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
             prop_assert_eq!(bounds, expected);
         }
+    }
+
+    #[test]
+    fn a_sparse_level_of_one_class_is_named_with_how_many_others_are() {
+        use crate::logistic::{SparseColumn, SparseTerms};
+        // One dense term, then a column of four levels (three terms) in slot 1.
+        let sparse = SparseTerms {
+            dense: 1,
+            columns: vec![SparseColumn {
+                slot: 1,
+                first_term: 1,
+                offset: vec![0.0; 3],
+                scale: vec![1.0; 3],
+            }],
+        };
+        let names: Vec<String> =
+            ["x", "shop=b", "shop=c", "shop=d"].iter().map(|n| n.to_string()).collect();
+        // Levels b and d hold one class each; a (the reference) and c both.
+        let rows =
+            [(0.0, 0.0), (0.0, 1.0), (1.0, 1.0), (1.0, 1.0), (2.0, 0.0), (2.0, 1.0), (3.0, 0.0)];
+        let x: Vec<f64> = rows.iter().flat_map(|&(level, _)| [0.5, level]).collect();
+        let y: Vec<f64> = rows.iter().map(|&(_, label)| label).collect();
+        let found = separating_level((&x, 2), &y, &sparse, &names, ["no", "yes"]);
+        assert_eq!(
+            found.as_deref(),
+            Some(
+                "shop=b separates the classes quasi-completely: every row with shop=b is \"yes\", as does one other level of shop"
+            )
+        );
+        let mixed: Vec<f64> =
+            y.iter().enumerate().map(|(i, &v)| if i == 2 { 0.0 } else { v }).collect();
+        let mixed = separating_level((&x, 2), &mixed, &sparse, &names, ["no", "yes"]);
+        assert!(mixed.is_some_and(|m| m.starts_with("shop=d")
+            && m.contains("\"no\"")
+            && !m.contains("other")));
     }
 }

@@ -26,6 +26,7 @@ use logitflow_core::clean::RowColumns;
 use logitflow_core::clean::{Dataset, validation_split};
 use logitflow_core::inference::{
     PathReport, TermBounds, certain_rows, scale_gathering_bounds, separated_by_combination,
+    separating_level,
 };
 use logitflow_core::logistic::{
     Covariance, EpochEvent, Examples, FitOutcome, SparseTerms, StopReason, TrainParams, Weights,
@@ -673,6 +674,13 @@ fn prepare_rows(
         None => None,
     };
     let sparse = SparseTerms::of(transform);
+    let separating = separating.or_else(|| {
+        let level_of = |sparse| {
+            let (x, names) = ((x.as_slice(), transform.slots()), transform.term_names());
+            separating_level(x, &parts.fit_part.y, sparse, names, class_names)
+        };
+        sparse.as_ref().filter(|_| exact).and_then(level_of)
+    });
     Ok(PreparedRows { parts, x, offset, val_x, separating, sparse })
 }
 

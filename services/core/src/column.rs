@@ -61,7 +61,7 @@ pub enum DataError {
     )]
     TooManyLevels { column: String, count: usize, max: usize },
     #[error(
-        "column {column:?} has {count} distinct text values in {rows} rows: it names rows rather than \
+        "column {column:?} has {count} distinct text values in {rows} training rows: it names rows rather than \
          grouping them (an identifier or free text? leave it out with `features`)"
     )]
     Identifier { column: String, count: usize, rows: usize },

@@ -16,7 +16,7 @@
 //! ([`crate::logistic::SparseTerms`]), so a column fits to the same model dense or sparse.
 
 use crate::clean::Dataset;
-use crate::table::ColumnKind;
+use crate::table::{ColumnKind, DataError, MAX_IDENTIFIER_LEVELS};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -646,6 +646,21 @@ impl Transform {
         Ok(design)
     }
 
+    /// The first text feature that names rows rather than grouping them: past
+    /// [`MAX_IDENTIFIER_LEVELS`] levels, more than one for every two of the `rows` training rows
+    /// it was fitted on. Such a column (an identifier, free text) would fit a term to nearly
+    /// every row: it is refused, naming it, where the training rows become terms.
+    pub fn identifier(&self, rows: usize) -> Option<DataError> {
+        self.encodings.iter().zip(&self.feature_names).find_map(|(encoding, column)| {
+            let count = encoding.levels()?.len();
+            (count > MAX_IDENTIFIER_LEVELS && count * 2 > rows).then(|| DataError::Identifier {
+                column: column.clone(),
+                count,
+                rows,
+            })
+        })
+    }
+
     /// Keeps the rows of `data` whose every text feature holds a level training saw, and says
     /// what the others were: rows to be scored, such as a test split's, where a column of many
     /// levels (a shop seen once) leaves some levels in the test rows alone. `None` when every
@@ -979,6 +994,33 @@ mod tests {
         }
         // Scaling a row scales its dense terms and leaves the level's index.
         assert_eq!(sparse.apply(&[4.0, 2.0])[1], 2.0);
+    }
+
+    #[test]
+    fn a_column_with_a_level_for_nearly_every_training_row_is_an_identifier() {
+        let rows = 2 * MAX_IDENTIFIER_LEVELS + 2;
+        let data = |levels: usize| Dataset {
+            feature_names: vec!["id".into()],
+            label_name: "y".into(),
+            kinds: vec![ColumnKind::Categorical {
+                levels: (0..levels).map(|i| format!("r{i}")).collect(),
+            }],
+            x: (0..rows).map(|i| (i % levels) as f64).collect(),
+            y: (0..rows).map(|i| (i % 2) as f64).collect(),
+            ..Dataset::default()
+        };
+        // More than one level for every two rows, past the bound: named, with its counts.
+        let names_rows = Transform::fit(&data(MAX_IDENTIFIER_LEVELS + 2), Scaling::Standard);
+        let found = names_rows.identifier(rows);
+        assert!(
+            matches!(&found, Some(DataError::Identifier { column, count, rows: r })
+                if column == "id" && *count == MAX_IDENTIFIER_LEVELS + 2 && *r == rows),
+            "{found:?}"
+        );
+        // Two rows a level, or few levels: a category.
+        let groups = Transform::fit(&data(MAX_IDENTIFIER_LEVELS + 1), Scaling::Standard);
+        assert_eq!(groups.identifier(rows), None);
+        assert_eq!(Transform::fit(&data(150), Scaling::Standard).identifier(150), None);
     }
 
     #[test]

@@ -32,8 +32,9 @@ pub const DEFAULT_NA_VALUES: [&str; 8] =
     ["NA", "N/A", "NaN", "nan", "null", "NULL", "None", "#N/A"];
 /// The most levels a text column may have: more is an identifier or free text, not a category.
 pub const MAX_LEVELS: usize = 100_000;
-/// The most levels a column whose every level is seen on fewer than two rows, on average, may
-/// have: past it such a column names rows (an identifier) rather than grouping them.
+/// The most levels a column whose every level is seen on fewer than two training rows, on
+/// average, may have: past it such a column names rows (an identifier) rather than grouping
+/// them ([`crate::scale::Transform::identifier`]).
 pub const MAX_IDENTIFIER_LEVELS: usize = 200;
 
 /// How to read a CSV file: which columns (the label by name, default the last column; the
@@ -1319,7 +1320,7 @@ fn categorical_from_codes(
     name: &str,
     max: usize,
 ) -> Result<ColumnKind, DataError> {
-    let remap = sorted_codes(&cells.values, name, (max, x.len() / d))?;
+    let remap = sorted_codes(&cells.values, name, max)?;
     for v in x.iter_mut().skip(j).step_by(d) {
         if !v.is_nan() {
             *v = f64::from(remap.0[*v as usize]);
@@ -1338,27 +1339,22 @@ fn categorical_from_mixed(
     max: usize,
 ) -> Result<ColumnKind, DataError> {
     let provisional = cells.every_cells_code(x.iter().skip(j).step_by(d).copied());
-    let (remap, levels) = sorted_codes(&cells.values, name, (max, x.len() / d))?;
+    let (remap, levels) = sorted_codes(&cells.values, name, max)?;
     for (row, p) in provisional.into_iter().enumerate() {
         x[row * d + j] = if p == u32::MAX { f64::NAN } else { f64::from(remap[p as usize]) };
     }
     Ok(ColumnKind::Categorical { levels })
 }
 
-/// The sorted levels, and for each provisional code its index among them. At most `max` levels,
-/// and not one level a row (past [`MAX_IDENTIFIER_LEVELS`]) unless `max` allows any number, as it
-/// does for a column of groups.
+/// The sorted levels, and for each provisional code its index among them: at most `max`.
 fn sorted_codes(
     values: &[String],
     name: &str,
-    (max, rows): (usize, usize),
+    max: usize,
 ) -> Result<(Vec<u32>, Vec<String>), DataError> {
     let count = values.len();
     if count > max {
         return Err(DataError::TooManyLevels { column: name.to_string(), count, max });
-    }
-    if max <= MAX_LEVELS && count > MAX_IDENTIFIER_LEVELS && count * 2 > rows {
-        return Err(DataError::Identifier { column: name.to_string(), count, rows });
     }
     let mut levels = values.to_vec();
     sort_levels(&mut levels);
@@ -1855,18 +1851,10 @@ mod tests {
     }
 
     #[test]
-    fn a_column_of_identifiers_is_refused_and_one_of_many_levels_read() {
-        let mut text = String::from("id,y\n");
-        for i in 0..=MAX_IDENTIFIER_LEVELS {
-            text.push_str(&format!("id{i},{}\n", i % 2));
-        }
-        let refused = read(&text);
-        assert!(
-            matches!(&refused, Err(DataError::Identifier { count, rows, .. })
-                if *count == MAX_IDENTIFIER_LEVELS + 1 && *rows == MAX_IDENTIFIER_LEVELS + 1),
-            "{refused:?}"
-        );
-        // Two rows a level: a category, however many levels (up to the bound).
+    fn a_column_of_many_levels_is_read_up_to_its_bound() {
+        // Two rows a level: a category, however many levels (up to the bound). Whether a column
+        // names rows rather than grouping them is a question of the training rows, which the
+        // transform asks (`Transform::identifier`): a test file may hold many levels once.
         let mut text = String::from("shop,y\n");
         for i in 0..2 * (MAX_LEVELS + 1) {
             text.push_str(&format!("s{},{}\n", i / 2, i % 2));
@@ -1893,10 +1881,6 @@ mod tests {
         let table = RawTable::from_csv(text.as_bytes(), &clustered).expect("reads");
         let groups = 3 * MAX_IDENTIFIER_LEVELS / 2 + 1;
         assert_eq!(table.kinds[1].levels().map(<[String]>::len), Some(groups));
-        assert!(
-            matches!(read(&text), Err(DataError::Identifier { .. })),
-            "as a feature, the column is still refused"
-        );
     }
 
     #[test]

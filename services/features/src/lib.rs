@@ -59,7 +59,11 @@ async fn fit_transform(
                 // Weights, clusters and folds are not inputs of the model: out before the fit.
                 let mut train = state.store.load_split_part(&request.split, SplitPart::Train)?;
                 RowColumns::take(&mut train);
-                Transform::fit(&train, request.scaling)
+                let transform = Transform::fit(&train, request.scaling);
+                if let Some(identifier) = transform.identifier(train.rows()) {
+                    return Err(ApiError::invalid("DATA_ERROR", identifier.to_string()));
+                }
+                transform
             };
             let id = state.store.put_json(
                 Kind::Transform,

@@ -528,10 +528,20 @@ pub enum ParamError {
     FoldsExceedClass { folds: usize, class: u8, rows: usize },
     #[error("cv {cv} asks for {cv} folds, but the fold column holds {given} distinct values")]
     FoldColumn { cv: usize, given: usize },
-    #[error(
-        "solver {0} cannot fit sparse terms (a text column of more than 200 levels): use auto or lbfgs"
-    )]
+    #[error("{}", sparse_terms_refused(*.0))]
     SparseTerms(Solver),
+}
+
+/// Why `solver` refuses sparse terms, and what fits them: L-BFGS, for no penalty or L2 alone.
+fn sparse_terms_refused(solver: Solver) -> String {
+    let what = "sparse terms (a text column of more than 200 levels)";
+    match solver {
+        Solver::Cd => format!(
+            "an L1 or elastic-net penalty, or a cross-validated path, cannot yet fit {what}: \
+             give no penalty or an L2 one with its lambda (L-BFGS fits them)"
+        ),
+        _ => format!("solver {solver} cannot fit {what}: use auto or lbfgs"),
+    }
 }
 
 impl TrainParams {

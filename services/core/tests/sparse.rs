@@ -3,7 +3,9 @@
 //! the data and the numbers. And the same column held dense gives the same model.
 
 use logitflow_core::clean::{CleanOptions, Dataset, clean};
-use logitflow_core::logistic::{Examples, Solver, SparseTerms, StopReason, TrainParams, fit};
+use logitflow_core::logistic::{
+    Examples, Penalty, Solver, SparseTerms, StopReason, TrainParams, fit,
+};
 use logitflow_core::model::{Lineage, Model};
 use logitflow_core::scale::{Encoding, MAX_DENSE_LEVELS, Scaling, Transform, Value};
 use logitflow_core::table::{CsvOptions, RawTable};
@@ -133,4 +135,12 @@ fn solvers_other_than_lbfgs_refuse_sparse_terms_by_name() {
         let message = refused.map(|_| ()).expect_err("refused").to_string();
         assert!(message.contains(&format!("solver {solver} cannot fit sparse terms")), "{message}");
     }
+    // A lasso path is cd's: what it cannot do, and what can.
+    let lasso = TrainParams { penalty: Penalty::L1, lambda: Some(0.01), ..TrainParams::default() };
+    let refused = fit(ex, None, &lasso, &AtomicBool::new(false), |_| {});
+    let message = refused.map(|_| ()).expect_err("refused").to_string();
+    assert!(
+        message.starts_with("an L1 or elastic-net penalty") && message.contains("L2"),
+        "{message}"
+    );
 }

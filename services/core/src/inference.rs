@@ -590,15 +590,12 @@ pub fn separating_level(
 ) -> Option<String> {
     let mut counts = vec![[0u32; 2]; sparse.terms()];
     for (row, &label) in x.chunks_exact(stride.max(1)).zip(y) {
-        for column in &sparse.columns {
-            let level = row[column.slot] as usize;
-            if (1..=column.offset.len()).contains(&level) {
-                counts[column.first_term + level - 1][usize::from(label == 1.0)] += 1;
-            }
+        for term in sparse.levels_of(row) {
+            counts[term][usize::from(label == 1.0)] += 1;
         }
     }
     sparse.columns.iter().find_map(|column| {
-        let terms = column.first_term..column.first_term + column.offset.len();
+        let terms = column.at.term_range();
         let one_class = |t: &usize| counts[*t][0] == 0 || counts[*t][1] == 0;
         let first = terms.clone().find(one_class)?;
         let others = terms.filter(one_class).count() - 1;
@@ -752,12 +749,12 @@ mod tests {
     #[test]
     fn a_sparse_level_of_one_class_is_named_with_how_many_others_are() {
         use crate::logistic::{SparseColumn, SparseTerms};
+        use crate::scale::SparseSlot;
         // One dense term, then a column of four levels (three terms) in slot 1.
         let sparse = SparseTerms {
             dense: 1,
             columns: vec![SparseColumn {
-                slot: 1,
-                first_term: 1,
+                at: SparseSlot { slot: 1, first_term: 1, terms: 3 },
                 offset: vec![0.0; 3],
                 scale: vec![1.0; 3],
             }],

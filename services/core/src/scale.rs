@@ -239,6 +239,11 @@ pub struct SparseSlot {
 }
 
 impl SparseSlot {
+    /// Its terms' indices among all the terms (and the weights).
+    pub fn term_range(&self) -> std::ops::Range<usize> {
+        self.first_term..self.first_term + self.terms
+    }
+
     /// The term of the level a row's slot holds; `None` for the reference (or no level).
     #[inline]
     pub fn term_of(&self, code: f64) -> Option<usize> {
@@ -667,17 +672,10 @@ impl Transform {
     /// row is kept.
     pub fn keep_seen_levels(&self, data: &mut Dataset) -> Option<UnseenLevels> {
         let d = data.width();
-        // For each text feature, whether each of the dataset's codes is a level training saw.
-        let seen: Vec<Option<Vec<bool>>> = (0..d)
-            .map(|j| {
-                let encoding = self.encoding(j);
-                encoding.levels()?;
-                let data_levels = data.kind(j).levels().unwrap_or_default();
-                Some(data_levels.iter().map(|l| encoding.level_index(l).is_some()).collect())
-            })
-            .collect();
+        let maps = RowEncoder::new(self, data).maps;
         let unseen_in = |row: &[f64], j: usize| {
-            seen[j].as_ref().is_some_and(|s| s.get(row[j] as usize) == Some(&false))
+            let level = maps[j].as_ref().and_then(|map| map.get(row[j] as usize));
+            matches!(level, Some(LevelTerm::Unseen(_)))
         };
         let mut unseen = UnseenLevels::default();
         let mut kept = 0;

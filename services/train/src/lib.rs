@@ -810,9 +810,9 @@ fn sparse_term_deviations(
     let weight = |i: usize| weights.map_or(1.0, |w| w[i]);
     let n: f64 = (0..x.len() / slots.max(1)).map(weight).sum();
     for column in &sparse.columns {
-        let mut at_level = vec![0.0; column.offset.len() + 1];
+        let mut at_level = vec![0.0; column.at.terms + 1];
         for (i, row) in x.chunks_exact(slots).enumerate() {
-            at_level[row[column.slot] as usize] += weight(i);
+            at_level[row[column.at.slot] as usize] += weight(i);
         }
         // A 0/1 term's sample variance is n·p(1 − p)/(n − 1), scaled as its term is.
         let deviation = |(m, scale): (&f64, &f64)| {

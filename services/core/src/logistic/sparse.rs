@@ -11,7 +11,7 @@
 
 use super::{AUTO_NEWTON_TERMS, sigmoid_given_exp};
 use super::{Examples, PassSums, Weights, certain_and_right, dot, exp_nonpositive};
-use crate::scale::{MAX_DENSE_LEVELS, Transform};
+use crate::scale::{MAX_DENSE_LEVELS, SparseSlot, Transform};
 
 // A sparse column alone has more terms than newton takes: `auto` fits sparse terms by L-BFGS.
 const _: () = assert!(MAX_DENSE_LEVELS >= AUTO_NEWTON_TERMS);
@@ -25,25 +25,12 @@ pub struct SparseTerms {
     pub columns: Vec<SparseColumn>,
 }
 
-/// One text column of many levels.
+/// One text column of many levels: where it is, and each of its terms' offset and scale.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SparseColumn {
-    /// Its slot in a row of terms, holding the row's level (0 the reference, with no term).
-    pub slot: usize,
-    /// The weight of its level 1; level `i`'s is `first_term + i − 1`.
-    pub first_term: usize,
-    /// Each of its terms' offset and scale.
+    pub at: SparseSlot,
     pub offset: Vec<f64>,
     pub scale: Vec<f64>,
-}
-
-impl SparseColumn {
-    /// The term of the level `code`; `None` for the reference.
-    #[inline]
-    fn term_of(&self, code: f64) -> Option<usize> {
-        let level = code as usize;
-        (level >= 1 && level <= self.offset.len()).then(|| self.first_term + level - 1)
-    }
 }
 
 impl SparseTerms {
@@ -51,27 +38,23 @@ impl SparseTerms {
     pub fn of(transform: &Transform) -> Option<SparseTerms> {
         let columns: Vec<SparseColumn> = transform
             .sparse_slots()
-            .map(|s| {
-                let terms = s.first_term..s.first_term + s.terms;
-                SparseColumn {
-                    slot: s.slot,
-                    first_term: s.first_term,
-                    offset: transform.offset[terms.clone()].to_vec(),
-                    scale: transform.scale[terms].to_vec(),
-                }
+            .map(|at| SparseColumn {
+                at,
+                offset: transform.offset[at.term_range()].to_vec(),
+                scale: transform.scale[at.term_range()].to_vec(),
             })
             .collect();
         (!columns.is_empty()).then(|| SparseTerms { dense: transform.dense_terms(), columns })
     }
 
     /// The terms of a row of terms' levels, one a sparse column but where it is at the reference.
-    fn levels_of<'r>(&'r self, row: &'r [f64]) -> impl Iterator<Item = usize> + 'r {
-        self.columns.iter().filter_map(|c| c.term_of(row[c.slot]))
+    pub(crate) fn levels_of<'r>(&'r self, row: &'r [f64]) -> impl Iterator<Item = usize> + 'r {
+        self.columns.iter().filter_map(|c| c.at.term_of(row[c.at.slot]))
     }
 
     /// Every term, dense and sparse: the length of the weights.
     pub fn terms(&self) -> usize {
-        self.dense + self.columns.iter().map(|c| c.offset.len()).sum::<usize>()
+        self.dense + self.columns.iter().map(|c| c.at.terms).sum::<usize>()
     }
 }
 
@@ -86,14 +69,25 @@ fn lookup(sparse: &SparseTerms, w: &Weights) -> Lookup {
     let mut per_unit = vec![0.0; sparse.terms() - sparse.dense];
     let mut shift = 0.0;
     for column in &sparse.columns {
-        let weights = &w.weights[column.first_term..column.first_term + column.offset.len()];
-        let at = column.first_term - sparse.dense;
+        let weights = &w.weights[column.at.term_range()];
+        let at = column.at.first_term - sparse.dense;
         for (k, ((w, o), s)) in weights.iter().zip(&column.offset).zip(&column.scale).enumerate() {
             per_unit[at + k] = w / s;
             shift += w * o / s;
         }
     }
     Lookup { per_unit, shift }
+}
+
+impl Lookup {
+    /// A row of terms' logit at `w`, its offset apart.
+    #[inline]
+    fn logit(&self, w: &Weights, sparse: &SparseTerms, row: &[f64]) -> f64 {
+        let dense = sparse.dense;
+        w.bias - self.shift
+            + dot(&w.weights[..dense], &row[..dense])
+            + sparse.levels_of(row).map(|t| self.per_unit[t - dense]).sum::<f64>()
+    }
 }
 
 /// A pass over rows `start..end` of a design with sparse terms: the loss and the gradient's
@@ -107,8 +101,7 @@ pub(super) fn pass_chunk(
     end: usize,
 ) -> PassSums {
     let (stride, dense) = (ex.d, sparse.dense);
-    let Lookup { per_unit, shift } = lookup(sparse, w);
-    let weights = &w.weights[..dense];
+    let lookup = lookup(sparse, w);
     let mut grad = vec![0.0; sparse.terms() + 1];
     let (mut loss, mut certain) = (0.0, 0u64);
     // As the dense pass (`pass_chunk_kernel`), rows go in batches, each step over the whole
@@ -122,11 +115,7 @@ pub(super) fn pass_chunk(
     for first in (start..end).step_by(BATCH) {
         let m = BATCH.min(end - first);
         for (k, zk) in z[..m].iter_mut().enumerate() {
-            let (i, row) = (first + k, row(first + k));
-            *zk = w.bias - shift
-                + dot(weights, &row[..dense])
-                + sparse.levels_of(row).map(|t| per_unit[t - dense]).sum::<f64>()
-                + ex.offset_of(i);
+            *zk = lookup.logit(w, sparse, row(first + k)) + ex.offset_of(first + k);
         }
         for (ek, zk) in e[..m].iter_mut().zip(&z) {
             *ek = exp_nonpositive(-zk.abs());
@@ -159,7 +148,8 @@ pub(super) fn pass_chunk(
 pub(super) fn finish_gradient(sparse: &SparseTerms, grad: &mut [f64]) {
     let total = grad[0];
     for column in &sparse.columns {
-        let sums = &mut grad[1 + column.first_term..1 + column.first_term + column.offset.len()];
+        let terms = column.at.term_range();
+        let sums = &mut grad[1 + terms.start..1 + terms.end];
         for ((g, o), s) in sums.iter_mut().zip(&column.offset).zip(&column.scale) {
             *g = (*g - o * total) / s;
         }
@@ -172,12 +162,8 @@ pub(super) fn logits<'a>(
     ex: Examples<'a>,
     sparse: &'a SparseTerms,
 ) -> impl Iterator<Item = f64> + 'a {
-    let Lookup { per_unit, shift } = lookup(sparse, w);
-    let dense = sparse.dense;
-    ex.x.chunks_exact(ex.d).enumerate().map(move |(i, row)| {
-        w.bias - shift
-            + dot(&w.weights[..dense], &row[..dense])
-            + sparse.levels_of(row).map(|t| per_unit[t - dense]).sum::<f64>()
-            + ex.offset_of(i)
-    })
+    let lookup = lookup(sparse, w);
+    ex.x.chunks_exact(ex.d)
+        .enumerate()
+        .map(move |(i, row)| lookup.logit(w, sparse, row) + ex.offset_of(i))
 }

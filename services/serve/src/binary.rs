@@ -37,7 +37,7 @@ pub(crate) fn split_body<'b>(
     Ok(body.split_at(n))
 }
 
-fn size_of(input: &InferInput) -> Option<u64> {
+pub(crate) fn size_of(input: &InferInput) -> Option<u64> {
     input.parameters.as_ref()?.binary_data_size
 }
 
@@ -80,25 +80,29 @@ pub(crate) fn output_wanted(request: &InferRequest) -> bool {
     }
 }
 
-/// The response as a JSON header followed by `raw`, the outputs' bytes.
-pub(crate) fn respond(response: &InferResponse, raw: &[Values]) -> Result<Response, ApiError> {
+/// The JSON header of a binary answer.
+pub(crate) fn header_of(response: &InferResponse) -> Result<Vec<u8>, ApiError> {
+    // Sized for a header of every output's name, shape and size, so that it is not grown
+    // and copied on the way.
+    let mut header = Vec::with_capacity(128 + 96 * response.outputs.len());
+    serde_json::to_writer(&mut header, response).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(header)
+}
+
+/// The response as a JSON `header` followed by `raw`, the outputs' bytes.
+pub(crate) fn respond(header: &[u8], raw: &[Values]) -> Response {
     use axum::http::header::CONTENT_TYPE;
-    use bytes::BufMut;
     // One buffer for the header and the values, frozen as axum's `Json` does its own; the
-    // values are written into it straight, with no buffer of their own. Sized for a header of
-    // every output's name, shape and size, so that it is not grown and copied on the way.
+    // values are written into it straight, with no buffer of their own.
     let raw_len: usize = raw.iter().map(Values::raw_len).sum();
-    let header_guess = 128 + 96 * response.outputs.len();
-    let mut body = bytes::BytesMut::with_capacity(header_guess + raw_len).writer();
-    serde_json::to_writer(&mut body, response).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let mut body = body.into_inner();
-    let header_length = body.len();
+    let mut body = bytes::BytesMut::with_capacity(header.len() + raw_len);
+    body.extend_from_slice(header);
     raw.iter().for_each(|values| values.write_raw(&mut body));
     let mut answer = Response::new(axum::body::Body::from(body.freeze()));
     let headers = answer.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
-    headers.insert(HEADER_LENGTH.clone(), length_value(header_length));
-    Ok(answer)
+    headers.insert(HEADER_LENGTH.clone(), length_value(header.len()));
+    answer
 }
 
 /// The header's value for a JSON header of `length` bytes. The small lengths' digits are

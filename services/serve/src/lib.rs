@@ -18,7 +18,9 @@
 //! - [`grpc`]: the same over gRPC (`inference.GRPCInferenceService`), from the same catalog.
 //!
 //! The prediction path takes no lock: it reads the catalog through an [`ArcSwap`], and counts
-//! into per-thread shards of its version's statistics.
+//! into per-thread shards of its version's statistics. A binary request whose JSON header is
+//! the same bytes as the last one on its thread is answered without parsing or writing JSON
+//! (`repeat.rs`).
 
 use arc_swap::ArcSwap;
 use axum::Router;
@@ -42,6 +44,7 @@ mod catalog;
 pub mod grpc;
 mod inputs;
 mod outputs;
+mod repeat;
 mod stats;
 
 use catalog::{Catalog, Served, served_in};
@@ -567,7 +570,7 @@ fn answer(
 
 /// The response to an infer body for `model` (at `version`), and the rows it answered.
 fn infer_with(
-    model: &Model,
+    model: &Arc<Model>,
     version: u32,
     name: String,
     headers: &axum::http::HeaderMap,
@@ -576,47 +579,87 @@ fn infer_with(
     // An infer body is JSON whatever its Content-Type says (absent, application/json,
     // application/octet-stream), as Triton and KServe take it: tritonclient sends none.
     let (json, binary) = binary::split_body(headers, body)?;
+    if let Some(answered) = repeat::answer(model, version, &name, json, binary) {
+        return answered;
+    }
     let mut request: InferRequest = logitflow_kit::parse_json(json)?;
+    let as_binary = binary::output_wanted(&request);
+    let as_sent = repeat::can_remember(&request, json).then(|| request.clone());
     binary::attach_inputs(&mut request.inputs, binary)?;
     let (x, rows) = decode_inputs(std::mem::take(&mut request.inputs), model)?;
-    let answers = outputs::answer(model, &x, rows, &outputs::wanted_of(&request))?;
-    let as_binary = binary::output_wanted(&request);
-    // Binary outputs' values, written after the JSON header once it is.
-    let mut raw = Vec::new();
+    let wanted = outputs::wanted_of(&request);
+    let answers = outputs::answer(model, &x, rows, &wanted)?;
+    if !as_binary {
+        let outputs = answers
+            .into_iter()
+            .map(|answer| InferOutput {
+                name: answer.name.into(),
+                shape: answer.shape,
+                datatype: answer.values.datatype(),
+                parameters: None,
+                data: answer.values.into_data(),
+            })
+            .collect();
+        let response = InferResponse {
+            model_name: name,
+            model_version: version.to_string(),
+            id: request.id,
+            outputs,
+        };
+        return Ok((Json(response).into_response(), rows));
+    }
+    let remembered_outputs = repeat::fixed_length(&answers)
+        .then(|| answers.iter().map(|a| (a.name, a.shape.clone())).collect::<Vec<_>>());
+    let (header, raw) = binary_answer(&name, version, request.id, answers)?;
+    let response = binary::respond(&header, &raw);
+    if let (Some(request), Some(outputs)) = (as_sent, remembered_outputs) {
+        repeat::remember(repeat::Remembered {
+            model: Arc::downgrade(model),
+            version,
+            name,
+            header: json.to_vec(),
+            request,
+            wanted,
+            outputs,
+            answer_header: header,
+        });
+    }
+    Ok((response, rows))
+}
+
+/// A binary answer's JSON header, each output saying how long its values are, and the values
+/// that follow it.
+fn binary_answer(
+    name: &str,
+    version: u32,
+    id: Option<String>,
+    answers: Vec<outputs::Output>,
+) -> Result<(Vec<u8>, Vec<outputs::Values>), ApiError> {
+    let mut raw = Vec::with_capacity(answers.len());
     let outputs = answers
         .into_iter()
         .map(|answer| {
-            let datatype = answer.values.datatype();
-            let (data, parameters) = if as_binary {
-                // Each output says how long its binary data is.
-                let size = Some(answer.values.raw_len() as u64);
-                raw.push(answer.values);
-                (
-                    OutputData::default(),
-                    Some(Parameters { binary_data_size: size, ..Parameters::default() }),
-                )
-            } else {
-                (answer.values.into_data(), None)
-            };
-            InferOutput {
+            let output = InferOutput {
                 name: answer.name.into(),
                 shape: answer.shape,
-                datatype,
-                parameters,
-                data,
-            }
+                datatype: answer.values.datatype(),
+                parameters: Some(Parameters {
+                    binary_data_size: Some(answer.values.raw_len() as u64),
+                    ..Parameters::default()
+                }),
+                data: OutputData::default(),
+            };
+            raw.push(answer.values);
+            output
         })
         .collect();
     let response = InferResponse {
-        model_name: name,
+        model_name: name.to_owned(),
         model_version: version.to_string(),
-        id: request.id,
+        id,
         outputs,
     };
-    if as_binary {
-        return Ok((binary::respond(&response, &raw)?, rows));
-    }
-    Ok((Json(response).into_response(), rows))
+    Ok((binary::header_of(&response)?, raw))
 }
 
 async fn predict(
@@ -1558,22 +1601,8 @@ mod tests {
         })
         .to_string();
         let data = [80f32.to_le_bytes(), 50f32.to_le_bytes()].concat();
-        let response = post_binary(&app, &header, &data).await;
-        assert_eq!(response.status(), StatusCode::OK);
-        let json_length: usize = response.headers()[&HEADER_LENGTH]
-            .to_str()
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .expect("the header's length");
-        let bytes =
-            http_body_util::BodyExt::collect(response.into_body()).await.expect("body").to_bytes();
-        let (head, raw) = bytes.split_at(json_length);
-        let head: serde_json::Value = serde_json::from_slice(head).expect("json header");
+        let (head, values) = binary_answer_of(post_binary(&app, &header, &data).await).await;
         assert_eq!(head["outputs"][0]["parameters"]["binary_data_size"], 16, "{head}");
-        let values: Vec<f64> = raw
-            .chunks_exact(8)
-            .map(|b| f64::from_le_bytes(b.try_into().unwrap_or_default()))
-            .collect();
         assert!(
             (values[0] - 0.997_527_376_84).abs() < 1e-9 && (values[1] - 0.5).abs() < 1e-12,
             "{values:?}"
@@ -1604,6 +1633,56 @@ mod tests {
             (StatusCode::OK, Some("admissions"), Some("READY")),
             "{index}"
         );
+    }
+
+    /// A binary answer's JSON header (as JSON) and its FP64 values.
+    async fn binary_answer_of(response: Response) -> (serde_json::Value, Vec<f64>) {
+        assert_eq!(response.status(), StatusCode::OK);
+        let json_length: usize = response.headers()[&HEADER_LENGTH]
+            .to_str()
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .expect("the header's length");
+        let bytes =
+            http_body_util::BodyExt::collect(response.into_body()).await.expect("body").to_bytes();
+        let (head, raw) = bytes.split_at(json_length);
+        let values = raw
+            .chunks_exact(8)
+            .map(|b| f64::from_le_bytes(b.try_into().unwrap_or_default()))
+            .collect();
+        (serde_json::from_slice(head).expect("json header"), values)
+    }
+
+    #[tokio::test]
+    async fn a_repeated_binary_header_is_answered_as_the_first_was() {
+        let (_dir, state, app) = setup().await;
+        let header = serde_json::json!({
+            "id": "q",
+            "inputs": [{"name": "score", "shape": [1, 1], "datatype": "FP64", "parameters": {"binary_data_size": 8}}],
+            "parameters": {"binary_data_output": true},
+        })
+        .to_string();
+        let first = binary_answer_of(post_binary(&app, &header, &80f64.to_le_bytes()).await).await;
+        assert!(repeat::remembers(header.as_bytes()), "the header is remembered");
+        let again = binary_answer_of(post_binary(&app, &header, &80f64.to_le_bytes()).await).await;
+        assert_eq!(first, again);
+        assert_eq!(first.0["model_version"], "1", "{}", first.0);
+        assert_eq!(first.0["id"], "q", "{}", first.0);
+        let (_, other) =
+            binary_answer_of(post_binary(&app, &header, &50f64.to_le_bytes()).await).await;
+        assert_eq!(other, vec![0.5]);
+        // Too few bytes after a remembered header is refused as after any other.
+        let short = post_binary(&app, &header, &[0; 4]).await;
+        assert_eq!(short.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        // A new stable version answers the same header with its own coefficients.
+        let v2 = put_model(&state.store, -12.0, 0.2);
+        state.registry.register("admissions", &v2, None, None).expect("register");
+        state.registry.set_alias("admissions", STABLE, 2).expect("alias");
+        let (status, _) = call(&app, "POST", "/v2/repository/models/admissions/load", None).await;
+        assert_eq!(status, StatusCode::OK);
+        let (head, values) =
+            binary_answer_of(post_binary(&app, &header, &60f64.to_le_bytes()).await).await;
+        assert_eq!((head["model_version"].as_str(), values), (Some("2"), vec![0.5]), "{head}");
     }
 
     #[tokio::test]

@@ -945,7 +945,8 @@ pub struct FitOutcome {
     /// (the lowest validation loss, however few the validation rows) rather than its last.
     pub kept_epoch: Option<usize>,
     /// [`hessian_sum`] at `weights`, when the fit's last pass made it there (newton), so that
-    /// the standard errors need no pass of their own.
+    /// the standard errors need no pass of their own; or, where L-BFGS ended by Newton's steps,
+    /// the one Hessian those steps took, at the point they began a step from `weights`.
     pub hessian_sum: Option<Vec<f64>>,
     /// The training rows [`certain_and_right`] at `weights`, counted by the same last pass:
     /// the separation check then needs no pass of its own either.
@@ -1349,13 +1350,15 @@ pub fn fit(
     let mut progress = Progress::new(params, on_epoch);
     progress.early_stopping = val.is_some_and(|v| v.rows() >= MIN_EARLY_STOPPING_ROWS);
     let data = FitData { train, val: val.filter(|v| v.rows() > 0), params, cancel };
+    let mut newton_finished = None;
     let (weights, stop_reason, last_pass) = match params.solver {
         Solver::Sgd | Solver::Minibatch => {
             let (weights, stop_reason) = fit_per_sample(&data, &mut progress);
             (weights, stop_reason, None)
         }
         Solver::Lbfgs => {
-            let (weights, stop_reason) = lbfgs::fit_lbfgs(&data, &mut progress);
+            let (weights, stop_reason, hessian) = lbfgs::fit_lbfgs(&data, &mut progress);
+            newton_finished = hessian;
             (weights, stop_reason, None)
         }
         Solver::Saga => {
@@ -1376,7 +1379,9 @@ pub fn fit(
     // The last pass's sums are the returned weights' only if they are the weights it was made at.
     let at_weights = last_pass.filter(|(at, _)| *at == weights).map(|(_, sums)| sums);
     let certain_rows = at_weights.as_ref().map(|sums| sums.certain);
-    let hessian_sum = at_weights.map(|sums| symmetric(sums.hess, train.d + 1));
+    let hessian_sum = at_weights
+        .map(|sums| symmetric(sums.hess, train.d + 1))
+        .or(newton_finished.filter(|_| kept_epoch.is_none()));
     Ok(FitOutcome {
         weights,
         stop_reason,
@@ -3043,6 +3048,38 @@ mod tests {
             let losses: Vec<f64> = lbfgs.curve.iter().map(|e| e.train_loss).collect();
             assert!(losses.windows(2).all(|p| p[1] <= p[0] + 1e-15 || l2 > 0.0), "{losses:?}");
         }
+    }
+
+    #[test]
+    fn unpenalised_lbfgs_ends_by_newton_with_the_hessian_at_its_weights() {
+        let (x, y) = correlated(3_000, 40);
+        let ex = Examples::new(&x, &y, 40);
+        let cancel = AtomicBool::new(false);
+        let params = |solver, l2| TrainParams {
+            solver,
+            l2,
+            epochs: 1000,
+            validation_fraction: Some(0.0),
+            ..TrainParams::default()
+        };
+        let newton = fit(ex, None, &params(Solver::Newton, 0.0), &cancel, |_| {}).expect("fits");
+        let lbfgs = fit(ex, None, &params(Solver::Lbfgs, 0.0), &cancel, |_| {}).expect("fits");
+        assert_eq!(lbfgs.stop_reason, StopReason::Converged);
+        // The last Hessian is newton's own at the returned weights, bit for bit.
+        assert_eq!(lbfgs.hessian_sum, Some(hessian_sum(&lbfgs.weights, ex)));
+        let (at_newton, _) = objective(&newton.weights, ex, 0.0);
+        let (at_lbfgs, _) = objective(&lbfgs.weights, ex, 0.0);
+        assert!((at_lbfgs - at_newton).abs() <= 1e-12 * at_newton, "{at_lbfgs} vs {at_newton}");
+        for (a, b) in lbfgs.weights.weights.iter().zip(&newton.weights.weights) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+        // It turned to Newton's steps: the last epochs' gradient fell by orders at a time.
+        let grads: Vec<f64> = lbfgs.curve.iter().map(|e| e.grad_norm).collect();
+        let before = grads[grads.len() - 2];
+        assert!(before > 1e-7 && before <= 1e-4, "{grads:?}");
+        // A penalised fit's standard errors are not given: no Hessian is made for them.
+        let ridge = fit(ex, None, &params(Solver::Lbfgs, 0.01), &cancel, |_| {}).expect("fits");
+        assert_eq!((ridge.stop_reason, ridge.hessian_sum), (StopReason::Converged, None));
     }
 
     /// Rows (x, y) with integer frequency weights (0 to 3), and the rows repeated that often.

@@ -144,3 +144,35 @@ fn solvers_other_than_lbfgs_refuse_sparse_terms_by_name() {
         "{message}"
     );
 }
+
+#[test]
+fn an_unpenalised_sparse_fit_ends_by_newtons_step_at_statsmodels_optimum() {
+    let data = data();
+    let reference: serde_json::Value = serde_json::from_str(&fixture("sparse.json")).expect("json");
+    let transform = Transform::fit(&data, Scaling::Standard);
+    let mut x = transform.terms_of(&data).expect("encodes");
+    transform.scale_in_place(&mut x);
+    let sparse = SparseTerms::of(&transform);
+    let ex = Examples::new(&x, &data.y, transform.slots()).with_sparse(sparse.as_ref());
+    // The defaults: `auto`, the gradient's tolerance 1e-7.
+    let params = TrainParams { epochs: 10_000, ..TrainParams::default() };
+    let out = fit(ex, None, &params, &AtomicBool::new(false), |_| {}).expect("fits");
+    assert_eq!(out.stop_reason, StopReason::Converged);
+    // L-BFGS brought the gradient below 1e-4, then one Newton step took it down by orders
+    // where L-BFGS's steps take it down by a factor.
+    let grads: Vec<f64> = out.curve.iter().map(|e| e.grad_norm).collect();
+    let [.., before, last] = grads.as_slice() else { panic!("{grads:?}") };
+    assert!(*before <= 1e-4 && *last < 1e-3 * before, "{grads:?}");
+    let model = Model::new(
+        transform,
+        out.weights,
+        data.label_name.clone(),
+        params,
+        out.stop_reason,
+        0,
+        data.rows(),
+        Lineage::default(),
+    );
+    // At the default tolerance: the other tests ask 1e-10 of the gradient for 1e-8 here.
+    assert_coefficients(&model, &reference["exact"], 1e-6);
+}

@@ -7,9 +7,10 @@
 //! slope (Armijo): the objective is convex, so every accepted step keeps the curvature sᵀy
 //! positive and the update well defined.
 //!
-//! An unpenalised fit of dense terms turns to Newton's steps once its gradient is small
-//! ([`NEWTON_FINISH_GRADIENT`]): from there newton converges in a step or two, and its last
-//! Hessian is the one the standard errors need.
+//! An unpenalised fit turns to Newton's steps once its gradient is small
+//! ([`NEWTON_FINISH_GRADIENT`]): from there newton converges in a step or two. With dense terms
+//! its last Hessian is the one the standard errors need; with one sparse column each step
+//! solves the Hessian's arrow of dense terms and levels in one pass.
 //!
 //! Hand-written (≈ 100 lines) rather than taken from `argmin`: the loop must hand each
 //! iteration to [`Progress`] (the live curve, the stop rules, a cancel), and the passes must be
@@ -18,6 +19,7 @@
 
 use std::collections::VecDeque;
 
+use super::sparse;
 use super::{FitData, Measurement, Progress, StopReason, Weights, dot, norm, objective, step};
 
 /// Curvature pairs kept: scikit-learn's and SciPy's default.
@@ -185,20 +187,27 @@ fn line_search(
     })
 }
 
-/// Whether the fit ends by [`newton_finish`]: only where its standard errors are given
-/// (unpenalised, no class weights, dense terms), which need a Hessian at the end anyway. The
-/// finish's last Hessian is theirs, so it costs one Hessian pass more than L-BFGS to the
-/// tolerance would, in place of about as many iterations again as it took to get here.
+/// Whether the fit ends by [`newton_finish`]: unpenalised, and with dense terms only where
+/// its standard errors are given (no class weights), which need a Hessian at the end anyway;
+/// with one sparse column, whose Newton step costs a pass ([`sparse::newton_delta`]), always.
+/// The dense finish's last Hessian is the standard errors', so it costs one Hessian pass more
+/// than L-BFGS to the tolerance would, in place of about as many iterations again as it took
+/// to get here.
 fn finishes_by_newton(data: &FitData<'_>) -> bool {
-    data.params.l2 == 0.0 && data.train.class_weights == [1.0, 1.0] && data.train.sparse.is_none()
+    data.params.l2 == 0.0
+        && match data.train.sparse {
+            None => data.train.class_weights == [1.0, 1.0],
+            Some(sparse) => sparse.columns.len() == 1,
+        }
 }
 
-/// Newton's steps from `w`, near the optimum, as newton takes them: each step's pass makes
-/// the Hessian at the point it lands on, so the last one is the standard errors' own, at the
-/// returned weights, as newton's is. Each step is an epoch of the curve, and the tolerance is
-/// met as the other solvers meet it. `None` (with `w`, `f`, `g` and `epoch` at the last step
-/// taken) when a step fails or they run out first; else why the fit stopped, with the summed
-/// Hessian at `w` when it converged.
+/// Newton's steps from `w`, near the optimum. With dense terms they are newton's own: each
+/// step's pass makes the Hessian at the point it lands on, so the last one is the standard
+/// errors', at the returned weights, as newton's is. With a sparse column, each is
+/// [`sparse::newton_delta`] and a pass where it lands. Each step is an epoch of the curve, and
+/// the tolerance is met as the other solvers meet it. `None` (with `w`, `f`, `g` and `epoch` at
+/// the last step taken) when a step fails or they run out first; else why the fit stopped,
+/// with the summed Hessian at `w` when it converged with dense terms.
 fn newton_finish<F: FnMut(&super::EpochEvent)>(
     w: &mut Weights,
     (f, g): (&mut f64, &mut Vec<f64>),
@@ -206,22 +215,32 @@ fn newton_finish<F: FnMut(&super::EpochEvent)>(
     data: &FitData<'_>,
     progress: &mut Progress<'_, F>,
 ) -> Option<(StopReason, Option<Vec<f64>>)> {
+    let (ex, l2) = (data.train, data.params.l2);
     let mut at = None;
     for _ in 0..NEWTON_FINISH_STEPS {
         if *epoch >= data.params.epochs || data.cancelled() {
             return None;
         }
         let mut next = w.clone();
-        let (f_next, g_next) = super::newton_step(&mut next, data.train, data.params.l2, &mut at)?;
+        let (f_next, g_next) = match ex.sparse {
+            None => super::newton_step(&mut next, ex, l2, &mut at)?,
+            Some(sparse) => {
+                step(&mut next, &sparse::newton_delta(w, ex, sparse)?, 1.0);
+                let (f_next, g_next) = objective(&next, ex, l2);
+                // Past rounding, a step that raises the objective or not the gradient is not
+                // Newton's convergence: L-BFGS carries on from where the steps got to.
+                if !(f_next <= *f + 1e-14 * f.abs() && norm(&g_next) < norm(g)) {
+                    return None;
+                }
+                (f_next, g_next)
+            }
+        };
         *epoch += 1;
         (*w, *f, *g) = (next, f_next, g_next);
         let m = Measurement::from_objective((*f, g.clone()), w, data);
         if let Some(reason) = progress.epoch_done(*epoch, &m, w) {
             let hessian = at.filter(|_| reason == StopReason::Converged);
-            return Some((
-                reason,
-                hessian.map(|sums| super::symmetric(sums.hess, data.train.d + 1)),
-            ));
+            return Some((reason, hessian.map(|sums| super::symmetric(sums.hess, ex.d + 1))));
         }
     }
     None

@@ -167,3 +167,111 @@ pub(super) fn logits<'a>(
         .enumerate()
         .map(move |(i, row)| lookup.logit(w, sparse, row) + ex.offset_of(i))
 }
+
+/// Newton's step at `w` for a design with one sparse column, unpenalised: the `delta` whose
+/// subtraction from the weights (bias first) solves H·delta = g. `None` with more columns, or
+/// where the Hessian is singular.
+///
+/// In the raw coordinates (each level's weight per unit, and the intercept less the shift
+/// every row's logit loses), a row's terms are its dense ones and one 0/1 indicator, so the
+/// Hessian is an arrow: a dense block A over the intercept and dense terms, a block B of their
+/// sums at each level, and a diagonal D over the levels. Eliminating the levels leaves the
+/// dense block's Schur complement A − B·D⁻¹·Bᵀ, of the dense terms' size: one pass and a
+/// factorisation of that size, whatever the number of levels. The step is then mapped back to
+/// the scaled terms the weights are in.
+pub(super) fn newton_delta(
+    w: &Weights,
+    ex: Examples<'_>,
+    sparse: &SparseTerms,
+) -> Option<Vec<f64>> {
+    let [column] = sparse.columns.as_slice() else { return None };
+    let arrow = Arrow::of(w, ex, sparse, column);
+    let m = sparse.dense + 1;
+    let (schur, rhs) = arrow.eliminate_levels()?;
+    let solved = super::solve_spd(&schur, &rhs, m)?;
+    // The levels' raw steps, given the dense block's.
+    let levels: Vec<f64> = (0..column.at.terms)
+        .map(|t| (arrow.g_levels[t] - dot(&arrow.b[t * m..(t + 1) * m], &solved)) / arrow.d[t])
+        .collect();
+    // Back to the scaled terms: a level's weight is scale × its weight per unit, and the
+    // intercept gains Σ offset × weight per unit.
+    let mut delta = vec![0.0; sparse.terms() + 1];
+    delta[..m].copy_from_slice(&solved);
+    for (t, raw) in levels.iter().enumerate() {
+        delta[0] += column.offset[t] * raw;
+        delta[1 + column.at.first_term + t] = column.scale[t] * raw;
+    }
+    delta.iter().all(|v| v.is_finite()).then_some(delta)
+}
+
+/// The sums of one pass for [`newton_delta`], in raw coordinates: the dense block `a`
+/// (m × m, m = dense terms + 1, intercept first) and its gradient, each level's row of `b`
+/// (m sums) in level order, its curvature `d` and its gradient.
+struct Arrow {
+    m: usize,
+    a: Vec<f64>,
+    g_dense: Vec<f64>,
+    b: Vec<f64>,
+    d: Vec<f64>,
+    g_levels: Vec<f64>,
+}
+
+impl Arrow {
+    fn of(w: &Weights, ex: Examples<'_>, sparse: &SparseTerms, column: &SparseColumn) -> Arrow {
+        let (dense, levels) = (sparse.dense, column.at.terms);
+        let m = dense + 1;
+        let mut arrow = Arrow {
+            m,
+            a: vec![0.0; m * m],
+            g_dense: vec![0.0; m],
+            b: vec![0.0; levels * m],
+            d: vec![0.0; levels],
+            g_levels: vec![0.0; levels],
+        };
+        let mut terms = vec![1.0; m];
+        for (i, z) in logits(w, ex, sparse).enumerate() {
+            let row = &ex.x[i * ex.d..(i + 1) * ex.d];
+            terms[1..].copy_from_slice(&row[..dense]);
+            let (y, weight) = (ex.y[i], ex.weight_of(i, ex.y[i]));
+            let p = 1.0 / (1.0 + (-z).exp());
+            let (h, r) = (weight * p * (1.0 - p), weight * (p - y));
+            for (j, &tj) in terms.iter().enumerate() {
+                arrow.g_dense[j] += r * tj;
+                let hj = h * tj;
+                arrow.a[j * m..(j + 1) * m]
+                    .iter_mut()
+                    .zip(&terms)
+                    .for_each(|(a, &tk)| *a += hj * tk);
+            }
+            if let Some(t) = column.at.term_of(row[column.at.slot]) {
+                let level = t - column.at.first_term;
+                arrow.b[level * m..(level + 1) * m]
+                    .iter_mut()
+                    .zip(&terms)
+                    .for_each(|(b, &tk)| *b += h * tk);
+                arrow.d[level] += h;
+                arrow.g_levels[level] += r;
+            }
+        }
+        arrow
+    }
+
+    /// The dense block's Schur complement A − B·D⁻¹·Bᵀ and its right-hand side
+    /// g − B·D⁻¹·g_levels; `None` when a level has no curvature.
+    fn eliminate_levels(&self) -> Option<(Vec<f64>, Vec<f64>)> {
+        let m = self.m;
+        let (mut schur, mut rhs) = (self.a.clone(), self.g_dense.clone());
+        for (level, &d) in self.d.iter().enumerate() {
+            if d <= 0.0 {
+                return None;
+            }
+            let b = &self.b[level * m..(level + 1) * m];
+            for j in 0..m {
+                let bj = b[j] / d;
+                rhs[j] -= bj * self.g_levels[level];
+                schur[j * m..(j + 1) * m].iter_mut().zip(b).for_each(|(s, &bk)| *s -= bj * bk);
+            }
+        }
+        Some((schur, rhs))
+    }
+}

@@ -739,3 +739,80 @@ fn services_on_hosts_of_their_own_share_only_the_bucket_and_urls() {
         let _ = child.wait();
     }
 }
+
+/// Every file under `dir` whose name ends with `suffix`.
+fn files_ending(dir: &Path, suffix: &str) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    entries
+        .flatten()
+        .flat_map(|entry| {
+            let path = entry.path();
+            if path.is_dir() {
+                files_ending(&path, suffix)
+            } else {
+                path.to_string_lossy().ends_with(suffix).then_some(path).into_iter().collect()
+            }
+        })
+        .collect()
+}
+
+/// The penguins as a Parquet file and as a CSV in a bucket train where they lie, with the
+/// store's credentials: the model of the same files on disk, and no copy of either in the home.
+/// An object that is missing, or cut short, is refused naming it, with nothing stored.
+#[test]
+fn data_in_a_bucket_trains_where_it_lies_to_the_local_files_model() {
+    let weed = Weed::start();
+    let bucket = weed.storage("s3://logitflow-ci/data");
+    for name in ["penguins.parquet", "penguins.csv"] {
+        let bytes = std::fs::read(common::fixture(name)).expect(name);
+        bucket.replace(name, &bytes).expect("uploaded");
+    }
+    let whole = std::fs::read(common::fixture("penguins.parquet")).expect("parquet");
+    bucket.replace("cut.parquet", &whole[..whole.len() / 2]).expect("uploaded");
+    let home = tempfile::tempdir().expect("home");
+    let run = |data: &str| {
+        let mut command = common::logitflow(home.path());
+        for (name, value) in weed.settings() {
+            command.env(name.to_uppercase(), value);
+        }
+        command.args(["run", "--data", data, "--test-data", data, "--label", "sex"]);
+        command.args(["--missing", "drop", "--json"]);
+        common::run_for(command, Duration::from_secs(120))
+    };
+    let model = |data: &str| {
+        let out = run(data);
+        assert!(out.status.success(), "{data}: {}", common::stderr(&out));
+        let report = common::json(&out);
+        (report["model"]["terms"].clone(), report["rows"].clone())
+    };
+    let local = model(common::fixture("penguins.parquet").to_str().expect("utf8"));
+    assert_eq!(local.0.as_array().map(Vec::len), Some(10), "{}", local.0);
+    assert_eq!(model("s3://logitflow-ci/data/penguins.parquet"), local);
+    assert_eq!(model("s3://logitflow-ci/data/penguins.csv"), local);
+    for suffix in ["penguins.parquet", "penguins.csv"] {
+        assert_eq!(files_ending(home.path(), suffix), Vec::<std::path::PathBuf>::new());
+    }
+
+    let fresh = tempfile::tempdir().expect("home");
+    for (data, said) in [
+        (
+            "s3://logitflow-ci/data/absent.parquet",
+            "s3://logitflow-ci/data/absent.parquet: no such object",
+        ),
+        (
+            "s3://logitflow-ci/data/cut.parquet",
+            "s3://logitflow-ci/data/cut.parquet: not a Parquet file that can be read",
+        ),
+    ] {
+        let mut command = common::logitflow(fresh.path());
+        for (name, value) in weed.settings() {
+            command.env(name.to_uppercase(), value);
+        }
+        command.args(["run", "--data", data, "--label", "sex"]);
+        let out = common::run_for(command, Duration::from_secs(60));
+        assert!(!out.status.success(), "{data}");
+        let message = common::stderr(&out);
+        assert!(message.contains(said), "{message}");
+    }
+    assert!(files_ending(fresh.path(), "x.npy").is_empty(), "nothing stored from a bad object");
+}

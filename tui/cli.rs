@@ -55,7 +55,9 @@ pub enum Command {
 /// What data to use and how to train: shared by `run` and the dashboard.
 #[derive(Debug, Clone, Args)]
 pub struct DataArgs {
-    /// The CSV to train on (default: the bundled admissions data).
+    /// The file to train on: CSV (plain, .gz or .zst) or Parquet, a path or an object of a
+    /// bucket, s3://bucket/key, read where it lies with the AWS_* variables' credentials
+    /// (default: the bundled admissions data).
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// The label column (default: the last column).

@@ -4,6 +4,7 @@ use crate::cli::{
     DataArgs, ExportArgs, GcArgs, PredictArgs, RunArgs, RunsArgs, ServiceCommand, SynthArgs,
 };
 pub use crate::home::{Home, resolve_home};
+use crate::pipeline::is_object;
 use crate::pipeline::{self, Clients, DataSummary, PipelineEvent, PipelineRequest, RunReport};
 use crate::services::Services;
 use crate::supervisor::{ServiceName, Supervisor};
@@ -89,15 +90,18 @@ pub fn pipeline_request(
     predict: Vec<Vec<Value>>,
 ) -> anyhow::Result<PipelineRequest> {
     let data = match &args.data {
+        // An object of a bucket, which ingest reads where it lies.
+        Some(path) if is_object(path) => path.clone(),
         Some(path) => path
             .canonicalize()
             .with_context(|| format!("--data {}: cannot read the file", path.display()))?,
         None => bundled_data(home)?,
     };
-    if !data.is_file() {
+    if !is_object(&data) && !data.is_file() {
         bail!("--data {}: not a file", data.display());
     }
     let test_data = match &args.test_data {
+        Some(path) if is_object(path) => Some(path.clone()),
         Some(path) => Some(
             path.canonicalize()
                 .with_context(|| format!("--test-data {}: cannot read the file", path.display()))?,
@@ -183,7 +187,8 @@ pub fn pipeline_request(
 /// The directories the ingest service may read: where the data files are.
 pub fn allowed_roots(home: &Path, request: &PipelineRequest) -> Vec<PathBuf> {
     let mut roots = vec![home.join("datasets")];
-    for file in std::iter::once(&request.data).chain(request.test_data.as_ref()) {
+    let files = std::iter::once(&request.data).chain(request.test_data.as_ref());
+    for file in files.filter(|f| !is_object(f)) {
         if let Some(parent) = file.parent() {
             roots.push(parent.to_path_buf());
         }

@@ -26,7 +26,7 @@ use logitflow_kit::wire::{
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tokio::sync::mpsc;
 
@@ -364,6 +364,11 @@ async fn ingest(
         .await
 }
 
+/// Whether `path` names an object of a bucket (`s3://bucket/key`) rather than a file.
+pub fn is_object(path: &Path) -> bool {
+    path.to_str().is_some_and(|p| p.starts_with("s3://"))
+}
+
 /// What ingest is told to read: the file at `path` here, or the copy of it sent to ingest.
 async fn source_of(
     clients: &Clients,
@@ -383,7 +388,8 @@ async fn source_of(
         roles: o.roles.clone(),
         decimal: o.decimal.clone(),
     };
-    if clients.upload_data {
+    // An object of a bucket is read by ingest where it lies, wherever ingest runs.
+    if clients.upload_data && !is_object(path) {
         let upload: UploadInfo = clients.ingest.put_file("/v1/uploads", path).await?;
         source.path = upload.path;
     }

@@ -4,11 +4,14 @@
 //! format logitflow does not read (a spreadsheet, another archive, binary data) is named for
 //! what it is rather than parsed into nonsense.
 
+use crate::bucket::ObjectChunks;
 use crate::parquet::ParquetAsCsv;
 use logitflow_core::table::CsvOptions;
 use logitflow_kit::ApiError;
+use logitflow_objects::S3Object;
 use std::io::Read;
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// How a file's bytes hold its CSV.
@@ -46,7 +49,7 @@ impl Format {
     }
 
     /// The format of a file that starts with `head`, or what it is when it is no CSV.
-    fn of(head: &[u8]) -> Result<Format, String> {
+    pub(crate) fn of(head: &[u8]) -> Result<Format, String> {
         let not_csv = |what: &str| Err(format!("this is {what}, not a CSV file"));
         match head {
             [0x1f, 0x8b, ..] => Ok(Format::Gzip),
@@ -71,17 +74,17 @@ impl Format {
 
     /// The CSV text of a file of this format, and the options to parse it with: `reader` (the
     /// file's bytes from its start) as they are or decompressed as they are read, or for Parquet
-    /// the columns of `file` (named `path`) as text, until `stop` is set.
+    /// the columns of `source` as text, until `stop` is set.
     pub(crate) fn text<'r>(
         self,
         reader: impl Read + Send + 'r,
-        (file, path): (&std::fs::File, &Path),
+        source: Source<'_>,
         options: &CsvOptions,
         stop: &'r AtomicBool,
     ) -> Result<(Box<dyn Read + Send + 'r>, CsvOptions), ApiError> {
-        let unreadable = |e: std::io::Error| {
-            ApiError::invalid("FILE_NOT_READABLE", format!("{}: {e}", path.display()))
-        };
+        let name = source.name();
+        let unreadable =
+            |e: std::io::Error| ApiError::invalid("FILE_NOT_READABLE", format!("{name}: {e}"));
         let plain = |text: Box<dyn Read + Send + 'r>| Ok((text, options.clone()));
         match self {
             Format::Plain => plain(Box::new(reader)),
@@ -89,11 +92,34 @@ impl Format {
             Format::Gzip => plain(Box::new(flate2::read::MultiGzDecoder::new(reader))),
             Format::Zstd => plain(Box::new(ZstdFrames::new(reader).map_err(unreadable)?)),
             Format::Parquet => {
-                let columns =
-                    ParquetAsCsv::open(file.try_clone().map_err(unreadable)?, path, options)?;
+                let columns = match source {
+                    Source::File(file, _) => {
+                        ParquetAsCsv::open(file.try_clone().map_err(unreadable)?, &name, options)?
+                    }
+                    Source::Object(object) => {
+                        ParquetAsCsv::open(ObjectChunks::new(object.clone()), &name, options)?
+                    }
+                };
                 let options = columns.options().clone();
                 Ok((Box::new(UntilStopped { inner: columns, stop }), options))
             }
+        }
+    }
+}
+
+/// Where a file's bytes are: a file here (and its path), or an object of a bucket.
+#[derive(Clone, Copy)]
+pub(crate) enum Source<'a> {
+    File(&'a std::fs::File, &'a Path),
+    Object(&'a Arc<S3Object>),
+}
+
+impl Source<'_> {
+    /// What messages call it.
+    fn name(&self) -> String {
+        match self {
+            Source::File(_, path) => path.display().to_string(),
+            Source::Object(object) => object.uri().to_string(),
         }
     }
 }
@@ -196,7 +222,12 @@ mod tests {
             let file = tempfile::tempfile().expect("a file");
             let never = AtomicBool::new(false);
             let (mut csv, _) = format
-                .text(twice.as_slice(), (&file, Path::new("f")), &CsvOptions::default(), &never)
+                .text(
+                    twice.as_slice(),
+                    Source::File(&file, Path::new("f")),
+                    &CsvOptions::default(),
+                    &never,
+                )
                 .expect("decoder");
             csv.read_to_string(&mut out).expect("decodes");
             assert_eq!(out, text.repeat(2), "{format:?}");

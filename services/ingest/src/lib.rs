@@ -10,6 +10,7 @@
 //! Every answer is a [`DatasetInfo`] naming the dataset artifact; `cached` says the same
 //! content was already frozen.
 
+mod bucket;
 mod formats;
 mod parquet;
 
@@ -263,6 +264,9 @@ async fn from_csv(
     State(state): State<AppState>,
     Json(source): Json<CsvSource>,
 ) -> Result<Json<DatasetInfo>, ApiError> {
+    if source.path.starts_with("s3://") {
+        return blocking(move || from_object(&state, &source)).await.map(Json);
+    }
     blocking(move || {
         let (file, path) = open_confined(&state.allowed_roots, &source.path)?;
         let unreadable = |e: std::io::Error| ApiError::invalid("FILE_NOT_READABLE", format!("{}: {e}", path.display()));
@@ -298,7 +302,7 @@ async fn from_csv(
             params
         };
         let parse = |reader: &mut dyn ReadSend, stop: &AtomicBool| {
-            let (mut text, options) = format.text(reader, (&file, &path), &selection, stop)?;
+            let (mut text, options) = format.text(reader, formats::Source::File(&file, &path), &selection, stop)?;
             let mut values = state.store.dataset_writer().map_err(ApiError::from)?;
             let (table, went) =
                 RawTable::from_csv_streaming(&mut text, &options, &mut values).map_err(|e| ApiError::reading(path.display(), e))?;
@@ -341,6 +345,41 @@ async fn from_csv(
         .map(Json)
     })
     .await
+}
+
+/// A dataset from the object `source.path` names (`s3://bucket/key`), read where it lies with
+/// the store's credentials (the `AWS_*` variables): a CSV (plain or compressed) streamed once,
+/// a Parquet file by ranged requests for its footer and the column chunks it needs; nothing is
+/// copied to disk but the dataset. The step cache knows the object by its URI, size and ETag,
+/// and every read asks for that ETag, so an object replaced while it is read is refused.
+fn from_object(state: &AppState, source: &CsvSource) -> Result<DatasetInfo, ApiError> {
+    let unreadable =
+        |e: &dyn std::fmt::Display| ApiError::invalid("FILE_NOT_READABLE", e.to_string());
+    let object = std::sync::Arc::new(
+        logitflow_objects::S3Object::open(&source.path).map_err(|e| unreadable(&e))?,
+    );
+    let uri = object.uri().to_string();
+    let head = object.read_range(0..object.size().min(4096)).map_err(|e| unreadable(&e))?;
+    let format = formats::Format::of(&head)
+        .map_err(|what| ApiError::invalid("NOT_CSV", format!("{uri}: {what}")))?;
+    let selection = source.options();
+    let params = serde_json::json!({
+        "source": "s3",
+        "uri": uri,
+        "bytes": object.size(),
+        "e_tag": object.e_tag(),
+        "select": selection,
+    });
+    freeze_streamed(&state.store, &step_key(NAME, &[], &params), || {
+        let never = AtomicBool::new(false);
+        let reader = object.reader_from(0);
+        let (mut text, options) =
+            format.text(reader, formats::Source::Object(&object), &selection, &never)?;
+        let mut values = state.store.dataset_writer().map_err(ApiError::from)?;
+        let (table, went) = RawTable::from_csv_streaming(&mut text, &options, &mut values)
+            .map_err(|e| ApiError::reading(&uri, e))?;
+        Ok((table, (went == ValuesWent::ToSink).then_some(values), params.clone()))
+    })
 }
 
 /// The step record that says a CSV of `bytes` bytes has been ingested into this store: no

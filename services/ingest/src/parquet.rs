@@ -14,8 +14,8 @@ use logitflow_core::table::CsvOptions;
 use logitflow_kit::ApiError;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+use parquet::file::reader::ChunkReader;
 use std::io::Read;
-use std::path::Path;
 
 /// Rows decoded at a time: the text of one batch is what the reader holds.
 const BATCH_ROWS: usize = 8192;
@@ -38,16 +38,17 @@ pub(crate) struct ParquetAsCsv {
 }
 
 impl ParquetAsCsv {
-    /// Opens `file` (named `path` in messages) to be read with `options`.
+    /// Opens `file` (a local file, or an object of a bucket read in ranges; `name` in
+    /// messages) to be read with `options`.
     pub(crate) fn open(
-        file: std::fs::File,
-        path: &Path,
+        file: impl ChunkReader + 'static,
+        name: &str,
         options: &CsvOptions,
     ) -> Result<ParquetAsCsv, ApiError> {
         let unreadable = |e: parquet::errors::ParquetError| {
             ApiError::invalid(
                 "DATA_ERROR",
-                format!("{}: not a Parquet file that can be read: {e}", path.display()),
+                format!("{name}: not a Parquet file that can be read: {e}"),
             )
         };
         let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(unreadable)?;
@@ -251,8 +252,12 @@ mod tests {
     }
 
     fn text_of(file: &tempfile::NamedTempFile, options: &CsvOptions) -> (String, CsvOptions) {
-        let mut reader = ParquetAsCsv::open(file.reopen().expect("reopen"), file.path(), options)
-            .expect("opens");
+        let mut reader = ParquetAsCsv::open(
+            file.reopen().expect("reopen"),
+            &file.path().display().to_string(),
+            options,
+        )
+        .expect("opens");
         let mut text = String::new();
         reader.read_to_string(&mut text).expect("reads");
         (text, reader.options().clone())
@@ -306,10 +311,13 @@ mod tests {
     fn a_file_that_is_no_parquet_is_named() {
         let mut file = tempfile::NamedTempFile::new().expect("temp file");
         file.write_all(b"PAR1 and then nothing a reader can use").expect("write");
-        let error =
-            ParquetAsCsv::open(file.reopen().expect("reopen"), file.path(), &CsvOptions::default())
-                .err()
-                .expect("refused");
+        let error = ParquetAsCsv::open(
+            file.reopen().expect("reopen"),
+            &file.path().display().to_string(),
+            &CsvOptions::default(),
+        )
+        .err()
+        .expect("refused");
         let message = error.to_string();
         assert!(
             message.contains(&file.path().display().to_string())

@@ -1,6 +1,7 @@
 //! The store beyond one machine: [`S3Storage`], the [`Storage`] and [`RegistryStorage`] of
 //! `s3://bucket/prefix` in any S3-compatible object store, and [`open_store`], which turns a
-//! store URI (`file://` or `s3://`) into a [`Store`].
+//! store URI (`file://` or `s3://`) into a [`Store`]; and [`S3Object`], one object read where it
+//! lies, for data given as `s3://bucket/key`.
 //!
 //! The layout under the prefix is the home's (`artifacts/<id>/…`, `steps/<key>.json`,
 //! `registry.json`), and so are the guarantees, kept by the object store's own conditional
@@ -18,6 +19,9 @@
 //!
 //! [`Storage`]'s methods block (the store is called from blocking threads); each call here is
 //! run on one runtime of this crate's own and waited for, so it works from any thread.
+
+mod object;
+pub use object::S3Object;
 
 use bytes::Bytes;
 use futures::StreamExt;

@@ -288,6 +288,16 @@ MUTANTS = {
     "B29": ("a sparse term's gradient is of its centred value, as a dense term's", "services/core/src/logistic/sparse.rs",
             "*g = (*g - o * total) / s;", "*g /= s;",
             ["-p", "logitflow-core", "--test", "sparse"], "sparse_and_dense_terms_of_one_column_are_one_model_with_a_penalty_too"),
+    "B30": ("a remembered binary header answers only for the loaded version that parsed it", "services/serve/src/repeat.rs",
+            "            last.header == header\n                && last.version == version\n                && last.name == name\n                && std::ptr::eq(last.model.as_ptr(), Arc::as_ptr(model))",
+            "            last.header == header",
+            ["-p", "logitflow-serve", "--lib"], "a_repeated_binary_header_is_answered_as_the_first_was"),
+    "B31": ("an unpenalised dense L-BFGS fit ends by newton's steps, with their Hessian", "services/core/src/logistic/lbfgs.rs",
+            "            None => data.train.class_weights == [1.0, 1.0],", "            None => false,",
+            ["-p", "logitflow-core", "--lib"], "unpenalised_lbfgs_ends_by_newton_with_the_hessian_at_its_weights"),
+    "B32": ("the sparse Newton step maps the levels' raw steps back to the intercept", "services/core/src/logistic/sparse.rs",
+            "        delta[0] += column.offset[t] * raw;", "        let _ = column.offset[t] * raw;",
+            ["-p", "logitflow-core", "--test", "sparse"], "an_unpenalised_sparse_fit_ends_by_newtons_step_at_statsmodels_optimum"),
 }
 
 

@@ -119,7 +119,7 @@ fn axpy(to: &mut [f64], a: f64, x: &[f64]) {
 /// as many iterations again to reach the tolerance.
 const NEWTON_FINISH_GRADIENT: f64 = 1e-4;
 
-/// Newton's steps taken with the one Hessian before L-BFGS carries on without it.
+/// Newton's steps taken, at most, before L-BFGS carries on without them.
 const NEWTON_FINISH_STEPS: usize = 4;
 
 /// The fit: one epoch event per iteration, measured at the iteration's accepted point (the
@@ -140,15 +140,14 @@ pub(super) fn fit_lbfgs<F: FnMut(&super::EpochEvent)>(
         if data.cancelled() {
             return (w, StopReason::Cancelled, None);
         }
-        let Some((s, ft, gt)) = line_search(&w, (f, &g), &mut curvature, data) else {
+        let Some((candidate, s, ft, gt)) = line_search(&w, (f, &g), &mut curvature, data) else {
             // No step lowers the objective any more: it has stopped improving, at the optimum
             // to working precision unless the gradient says otherwise.
             return (w, StopReason::Plateau, None);
         };
-        step(&mut w, &s, -1.0);
         let y: Vec<f64> = gt.iter().zip(&g).map(|(a, b)| a - b).collect();
         curvature.remember(s, y);
-        (f, g) = (ft, gt);
+        (w, f, g) = (candidate, ft, gt);
         let m = Measurement::from_objective((f, g.clone()), &w, data);
         if let Some(reason) = progress.epoch_done(epoch, &m, &mut w) {
             return (w, reason, None);
@@ -165,14 +164,15 @@ pub(super) fn fit_lbfgs<F: FnMut(&super::EpochEvent)>(
     (w, StopReason::MaxEpochs, None)
 }
 
-/// The step taken from `w` along the L-BFGS direction (backtracking from its first length),
-/// with the objective and gradient where it lands; `None` when no step lowers the objective.
+/// Where a step from `w` along the L-BFGS direction lands (backtracking from its first
+/// length): the weights, the step, and the objective and gradient there; `None` when no step
+/// lowers the objective.
 fn line_search(
     w: &Weights,
     (f, g): (f64, &[f64]),
     curvature: &mut Curvature,
     data: &FitData<'_>,
-) -> Option<(Vec<f64>, f64, Vec<f64>)> {
+) -> Option<(Weights, Vec<f64>, f64, Vec<f64>)> {
     let (direction, slope, mut t) = curvature.descent(g);
     (0..MAX_HALVINGS).find_map(|_| {
         // w + t·direction: the gradient step of the other solvers, by −t.
@@ -183,7 +183,7 @@ fn line_search(
             || approximately_wolfe((f, slope), (ft, dot(&gt, &direction)));
         let taken = t;
         t *= 0.5;
-        decreased.then(|| (direction.iter().map(|v| taken * v).collect(), ft, gt))
+        decreased.then(|| (candidate, direction.iter().map(|v| taken * v).collect(), ft, gt))
     })
 }
 

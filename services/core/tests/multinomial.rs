@@ -315,6 +315,11 @@ fn lbfgs_reaches_mnlogits_optimum_with_its_standard_errors() {
     );
     assert_eq!(fit.stop_reason, StopReason::Converged, "after {} iterations", fit.curve.len());
     assert!(relative(-fit.loss_sum, anes["log_likelihood"].as_f64().expect("llf")) < 1e-12);
+    // Below a gradient of 1e-4 it turned to newton's steps: the last took the gradient down
+    // by orders, where L-BFGS's steps take it down by a factor.
+    let grads: Vec<f64> = fit.curve.iter().map(|e| e.grad_norm).collect();
+    let [.., before, last] = grads.as_slice() else { panic!("{grads:?}") };
+    assert!(*before <= 1e-4 && *last < 1e-3 * before, "{grads:?}");
     let names: Vec<String> = features.iter().map(|s| s.to_string()).collect();
     let tables =
         multinomial_statistics(&fit, &transform, &names).expect("the Hessian at the optimum");

@@ -117,10 +117,10 @@ fn axpy(to: &mut [f64], a: f64, x: &[f64]) {
 /// The gradient's norm at which an unpenalised L-BFGS fit of dense terms turns to Newton's
 /// steps: near enough that their convergence is quadratic, where L-BFGS's is linear and takes
 /// as many iterations again to reach the tolerance.
-const NEWTON_FINISH_GRADIENT: f64 = 1e-4;
+pub(super) const NEWTON_FINISH_GRADIENT: f64 = 1e-4;
 
 /// Newton's steps taken, at most, before L-BFGS carries on without them.
-const NEWTON_FINISH_STEPS: usize = 4;
+pub(super) const NEWTON_FINISH_STEPS: usize = 4;
 
 /// The fit: one epoch event per iteration, measured at the iteration's accepted point (the
 /// line search's last pass is that measurement, so an iteration costs its passes alone). Where

@@ -567,7 +567,8 @@ pub fn mean_objective(model: &Multinomial, ex: Examples<'_>, l2: f64) -> f64 {
 /// search, `super::lbfgs`): what `auto` runs when the parameters are too many for newton's
 /// Hessian, whose cost grows with rows × parameters² where a pass's grows with rows × terms.
 /// It stops when the gradient's norm is at most `tolerance` (an optimum: the Hessian is then
-/// made once, for the statistics), or when no step lowers the objective.
+/// made once, for the statistics), or when no step lowers the objective. Unpenalised, it turns
+/// to newton's steps once the gradient is small ([`newton_finish`]), as the binary L-BFGS does.
 pub fn fit_multinomial_lbfgs(
     ex: Examples<'_>,
     (classes, coding): (usize, Coding),
@@ -575,7 +576,7 @@ pub fn fit_multinomial_lbfgs(
     cancel: &AtomicBool,
     mut on_iteration: impl FnMut(&EpochEvent),
 ) -> MultinomialFit {
-    use super::lbfgs::{Curvature, MAX_HALVINGS, SUFFICIENT_DECREASE};
+    use super::lbfgs::{Curvature, MAX_HALVINGS, NEWTON_FINISH_GRADIENT, SUFFICIENT_DECREASE};
     let started = std::time::Instant::now();
     let n = ex.rows().max(1) as f64;
     let evaluate = |model: &Multinomial| {
@@ -586,9 +587,14 @@ pub fn fit_multinomial_lbfgs(
     let mut model = Multinomial::zeros(classes, ex.d, coding);
     let (mut f, mut g, mut sums) = evaluate(&model);
     let (mut curvature, mut curve) = (Curvature::new(), Vec::new());
-    let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
-    let mut stop_reason = StopReason::MaxEpochs;
-    for iteration in 1..=epochs {
+    let mut emit = |iteration: usize, sums: &Pass, grad_norm: f64| {
+        let event = pass_event(iteration, sums.loss / n, grad_norm, started);
+        on_iteration(&event);
+        curve.push(event);
+    };
+    let (mut stop_reason, mut iteration, mut finish) = (StopReason::MaxEpochs, 0, l2 == 0.0);
+    while iteration < epochs {
+        iteration += 1;
         if cancel.load(Ordering::Relaxed) {
             stop_reason = StopReason::Cancelled;
             break;
@@ -612,18 +618,65 @@ pub fn fit_multinomial_lbfgs(
             gt.iter().zip(&g).map(|(a, b)| a - b).collect(),
         );
         (model, f, g, sums) = (candidate, ft, gt, st);
-        let grad_norm = norm(&g);
-        let event = pass_event(iteration, sums.loss / n, grad_norm, started);
-        on_iteration(&event);
-        curve.push(event);
-        if grad_norm <= tolerance {
+        emit(iteration, &sums, norm(&g));
+        if norm(&g) <= tolerance {
             stop_reason = StopReason::Converged;
             break;
+        }
+        if finish && norm(&g) <= NEWTON_FINISH_GRADIENT {
+            finish = false;
+            let state = (&mut model, &mut sums, &mut f, &mut g);
+            let bounds = (ex, n, l2, tolerance, epochs);
+            if newton_finish(state, &mut iteration, bounds, cancel, &mut emit) {
+                stop_reason = StopReason::Converged;
+                break;
+            }
         }
     }
     let sums =
         if stop_reason == StopReason::Converged { sums.with_hessian(&model, ex) } else { sums };
     MultinomialFit { model, stop_reason, curve, loss_sum: sums.loss, hessian_sum: sums.hess }
+}
+
+fn norm(v: &[f64]) -> f64 {
+    v.iter().map(|x| x * x).sum::<f64>().sqrt()
+}
+
+/// Newton's steps from `model` near the optimum, as [`fit_multinomial`] takes them, each an
+/// iteration of the curve: each step's pass makes the Hessian where it lands, so the last is
+/// the statistics' own. True once the gradient's norm is at most the tolerance; false (the
+/// state at the last step taken) when a step fails, the iterations run out or the fit is
+/// cancelled, and L-BFGS carries on.
+fn newton_finish(
+    (model, sums, f, g): (&mut Multinomial, &mut Pass, &mut f64, &mut Vec<f64>),
+    iteration: &mut usize,
+    (ex, n, l2, tolerance, epochs): (Examples<'_>, f64, f64, f64, usize),
+    cancel: &AtomicBool,
+    emit: &mut impl FnMut(usize, &Pass, f64),
+) -> bool {
+    use super::lbfgs::NEWTON_FINISH_STEPS;
+    for _ in 0..NEWTON_FINISH_STEPS {
+        if *iteration >= epochs || cancel.load(Ordering::Relaxed) {
+            return false;
+        }
+        if sums.hess.is_empty() {
+            sums.hess = hessian(&sums.probabilities, &model.fitted(), ex);
+        }
+        let (before, grad, hess) = objective(model, sums, n, l2);
+        let Some(delta) = solve_spd(&hess, &grad, grad.len()) else { return false };
+        let (next, next_sums) = line_search(model, ex, &delta, before, n, l2);
+        let (after, after_grad, _) = objective(&next, &next_sums, n, l2);
+        if !(after <= before && norm(&after_grad) < norm(&grad)) {
+            return false;
+        }
+        *iteration += 1;
+        (*model, *sums, *f, *g) = (next, next_sums, after, after_grad);
+        emit(*iteration, sums, norm(g));
+        if norm(g) <= tolerance {
+            return true;
+        }
+    }
+    false
 }
 
 /// The event of an iteration or epoch that ended at a mean loss of `loss`: no validation rows.

@@ -584,82 +584,73 @@ fn infer_with(
     }
     let mut request: InferRequest = logitflow_kit::parse_json(json)?;
     let as_binary = binary::output_wanted(&request);
-    let as_sent = repeat::can_remember(&request, json).then(|| request.clone());
+    let as_sent =
+        (as_binary && repeat::can_remember(&request, json)).then(|| request.inputs.clone());
     binary::attach_inputs(&mut request.inputs, binary)?;
     let (x, rows) = decode_inputs(std::mem::take(&mut request.inputs), model)?;
     let wanted = outputs::wanted_of(&request);
     let answers = outputs::answer(model, &x, rows, &wanted)?;
+    let remembered_outputs = as_sent
+        .as_ref()
+        .filter(|_| repeat::fixed_length(&answers))
+        .map(|_| answers.iter().map(|a| (a.name, a.shape.clone())).collect::<Vec<_>>());
+    let (response, raw) = response_of((name, version, request.id), answers, as_binary);
     if !as_binary {
-        let outputs = answers
-            .into_iter()
-            .map(|answer| InferOutput {
-                name: answer.name.into(),
-                shape: answer.shape,
-                datatype: answer.values.datatype(),
-                parameters: None,
-                data: answer.values.into_data(),
-            })
-            .collect();
-        let response = InferResponse {
-            model_name: name,
-            model_version: version.to_string(),
-            id: request.id,
-            outputs,
-        };
         return Ok((Json(response).into_response(), rows));
     }
-    let remembered_outputs = repeat::fixed_length(&answers)
-        .then(|| answers.iter().map(|a| (a.name, a.shape.clone())).collect::<Vec<_>>());
-    let (header, raw) = binary_answer(&name, version, request.id, answers)?;
-    let response = binary::respond(&header, &raw);
-    if let (Some(request), Some(outputs)) = (as_sent, remembered_outputs) {
+    let header = binary::header_of(&response)?;
+    let answer = binary::respond(&header, &raw);
+    if let (Some(inputs), Some(outputs)) = (as_sent, remembered_outputs) {
         repeat::remember(repeat::Remembered {
             model: Arc::downgrade(model),
             version,
-            name,
+            name: response.model_name,
             header: json.to_vec(),
-            request,
+            inputs,
             wanted,
             outputs,
             answer_header: header,
         });
     }
-    Ok((response, rows))
+    Ok((answer, rows))
 }
 
-/// A binary answer's JSON header, each output saying how long its values are, and the values
-/// that follow it.
-fn binary_answer(
-    name: &str,
-    version: u32,
-    id: Option<String>,
+/// The response to `answers` for `name` at `version` (echoing `id`), and, as binary data, each
+/// output's values to write after its JSON header, which then says how long they are.
+fn response_of(
+    (name, version, id): (String, u32, Option<String>),
     answers: Vec<outputs::Output>,
-) -> Result<(Vec<u8>, Vec<outputs::Values>), ApiError> {
-    let mut raw = Vec::with_capacity(answers.len());
+    as_binary: bool,
+) -> (InferResponse, Vec<outputs::Values>) {
+    // Binary outputs' values, written after the JSON header once it is.
+    let mut raw = Vec::new();
     let outputs = answers
         .into_iter()
         .map(|answer| {
-            let output = InferOutput {
+            let datatype = answer.values.datatype();
+            let (data, parameters) = if as_binary {
+                // Each output says how long its binary data is.
+                let size = Some(answer.values.raw_len() as u64);
+                raw.push(answer.values);
+                (
+                    OutputData::default(),
+                    Some(Parameters { binary_data_size: size, ..Parameters::default() }),
+                )
+            } else {
+                (answer.values.into_data(), None)
+            };
+            InferOutput {
                 name: answer.name.into(),
                 shape: answer.shape,
-                datatype: answer.values.datatype(),
-                parameters: Some(Parameters {
-                    binary_data_size: Some(answer.values.raw_len() as u64),
-                    ..Parameters::default()
-                }),
-                data: OutputData::default(),
-            };
-            raw.push(answer.values);
-            output
+                datatype,
+                parameters,
+                data,
+            }
         })
         .collect();
-    let response = InferResponse {
-        model_name: name.to_owned(),
-        model_version: version.to_string(),
-        id,
-        outputs,
-    };
-    Ok((binary::header_of(&response)?, raw))
+    let response =
+        InferResponse { model_name: name, model_version: version.to_string(), id, outputs };
+    (response, raw)
 }
 
 async fn predict(

@@ -14,7 +14,7 @@ use crate::outputs::{self, Output, Values, Wanted};
 use axum::response::Response;
 use logitflow_core::model::Model;
 use logitflow_kit::ApiError;
-use logitflow_kit::wire::InferRequest;
+use logitflow_kit::wire::{InferInput, InferRequest};
 use std::cell::RefCell;
 use std::sync::{Arc, Weak};
 
@@ -30,8 +30,8 @@ pub(crate) struct Remembered {
     pub(crate) version: u32,
     pub(crate) name: String,
     pub(crate) header: Vec<u8>,
-    /// The request as its header says, its inputs' values not yet attached.
-    pub(crate) request: InferRequest,
+    /// The inputs as the header says them, their values not yet attached.
+    pub(crate) inputs: Vec<InferInput>,
     pub(crate) wanted: Vec<Wanted>,
     /// Each output's name and shape, which the answer's header states.
     pub(crate) outputs: Vec<(&'static str, Vec<usize>)>,
@@ -42,11 +42,10 @@ thread_local! {
     static LAST: RefCell<Option<Remembered>> = const { RefCell::new(None) };
 }
 
-/// Whether a request can be answered from its remembered header: every input's values come
-/// after the header, every output goes back as binary data.
+/// Whether a request whose outputs go back as binary data can be answered from its remembered
+/// header: every input's values come after the header.
 pub(crate) fn can_remember(request: &InferRequest, header: &[u8]) -> bool {
     header.len() <= MAX_HEADER
-        && binary::output_wanted(request)
         && request.inputs.iter().all(|i| i.data.is_empty() && binary::size_of(i).is_some())
 }
 
@@ -83,7 +82,7 @@ pub(crate) fn answer(
 
 impl Remembered {
     fn answer(&self, model: &Model, binary: &[u8]) -> Result<Option<(Response, usize)>, ApiError> {
-        let mut inputs = self.request.inputs.clone();
+        let mut inputs = self.inputs.clone();
         binary::attach_inputs(&mut inputs, binary)?;
         let (x, rows) = decode_inputs(inputs, model)?;
         let answers = outputs::answer(model, &x, rows, &self.wanted)?;

@@ -27,29 +27,38 @@ pub(crate) enum Format {
 const SNIFFED: usize = 4096;
 
 impl Format {
-    /// The format of `file` (named `path` in messages), from its first bytes, read in place.
-    pub(crate) fn sniff(file: &std::fs::File, path: &Path) -> Result<Format, ApiError> {
-        use std::os::unix::fs::FileExt;
-        let mut head = vec![0u8; SNIFFED];
-        let mut read = 0;
-        while read < SNIFFED {
-            match file.read_at(&mut head[read..], read as u64) {
-                Ok(0) => break,
-                Ok(n) => read += n,
-                Err(e) => {
-                    return Err(ApiError::invalid(
-                        "FILE_NOT_READABLE",
-                        format!("{}: {e}", path.display()),
-                    ));
+    /// The format of `source`, from its first bytes, read in place.
+    pub(crate) fn sniff(source: Source<'_>) -> Result<Format, ApiError> {
+        let unreadable = |e: &dyn std::fmt::Display| {
+            ApiError::invalid("FILE_NOT_READABLE", format!("{}: {e}", source.name()))
+        };
+        let head = match source {
+            Source::File(file, _) => {
+                use std::os::unix::fs::FileExt;
+                let mut head = vec![0u8; SNIFFED];
+                let mut read = 0;
+                while read < SNIFFED {
+                    match file.read_at(&mut head[read..], read as u64) {
+                        Ok(0) => break,
+                        Ok(n) => read += n,
+                        Err(e) => return Err(unreadable(&e)),
+                    }
                 }
+                head.truncate(read);
+                head
             }
-        }
-        Format::of(&head[..read])
-            .map_err(|what| ApiError::invalid("NOT_CSV", format!("{}: {what}", path.display())))
+            // Its errors name the object already.
+            Source::Object(object) => object
+                .read_range(0..object.size().min(SNIFFED as u64))
+                .map_err(|e| ApiError::invalid("FILE_NOT_READABLE", e.to_string()))?
+                .to_vec(),
+        };
+        Format::of(&head)
+            .map_err(|what| ApiError::invalid("NOT_CSV", format!("{}: {what}", source.name())))
     }
 
     /// The format of a file that starts with `head`, or what it is when it is no CSV.
-    pub(crate) fn of(head: &[u8]) -> Result<Format, String> {
+    fn of(head: &[u8]) -> Result<Format, String> {
         let not_csv = |what: &str| Err(format!("this is {what}, not a CSV file"));
         match head {
             [0x1f, 0x8b, ..] => Ok(Format::Gzip),
@@ -116,7 +125,7 @@ pub(crate) enum Source<'a> {
 
 impl Source<'_> {
     /// What messages call it.
-    fn name(&self) -> String {
+    pub(crate) fn name(&self) -> String {
         match self {
             Source::File(_, path) => path.display().to_string(),
             Source::Object(object) => object.uri().to_string(),

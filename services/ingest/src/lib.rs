@@ -283,7 +283,7 @@ async fn from_csv(
         // memory holds no values.
         // Compressed, its CSV is read through the decoder; Parquet, as the CSV it would export
         // to; in another format, it is named as what it is.
-        let format = formats::Format::sniff(&file, &path)?;
+        let format = formats::Format::sniff(formats::Source::File(&file, &path))?;
         let stamp = |file: &std::fs::File| file.metadata().and_then(|m| Ok((m.len(), m.modified()?)));
         let before = stamp(&file).map_err(unreadable)?;
         let selection = source.options();
@@ -302,11 +302,7 @@ async fn from_csv(
             params
         };
         let parse = |reader: &mut dyn ReadSend, stop: &AtomicBool| {
-            let (mut text, options) = format.text(reader, formats::Source::File(&file, &path), &selection, stop)?;
-            let mut values = state.store.dataset_writer().map_err(ApiError::from)?;
-            let (table, went) =
-                RawTable::from_csv_streaming(&mut text, &options, &mut values).map_err(|e| ApiError::reading(path.display(), e))?;
-            Ok::<_, ApiError>((table, (went == ValuesWent::ToSink).then_some(values)))
+            parse_source(&state.store, (format, formats::Source::File(&file, &path)), reader, &selection, stop)
         };
         // Only a file of a length ingested before can be a cached step. One of a length never
         // seen is read once, hashed as it is parsed: a second reading at once, for a hash that
@@ -353,33 +349,43 @@ async fn from_csv(
 /// copied to disk but the dataset. The step cache knows the object by its URI, size and ETag,
 /// and every read asks for that ETag, so an object replaced while it is read is refused.
 fn from_object(state: &AppState, source: &CsvSource) -> Result<DatasetInfo, ApiError> {
-    let unreadable =
-        |e: &dyn std::fmt::Display| ApiError::invalid("FILE_NOT_READABLE", e.to_string());
     let object = std::sync::Arc::new(
-        logitflow_objects::S3Object::open(&source.path).map_err(|e| unreadable(&e))?,
+        logitflow_objects::S3Object::open(&source.path)
+            .map_err(|e| ApiError::invalid("FILE_NOT_READABLE", e.to_string()))?,
     );
-    let uri = object.uri().to_string();
-    let head = object.read_range(0..object.size().min(4096)).map_err(|e| unreadable(&e))?;
-    let format = formats::Format::of(&head)
-        .map_err(|what| ApiError::invalid("NOT_CSV", format!("{uri}: {what}")))?;
+    let format = formats::Format::sniff(formats::Source::Object(&object))?;
     let selection = source.options();
     let params = serde_json::json!({
         "source": "s3",
-        "uri": uri,
+        "uri": object.uri(),
         "bytes": object.size(),
         "e_tag": object.e_tag(),
         "select": selection,
     });
     freeze_streamed(&state.store, &step_key(NAME, &[], &params), || {
-        let never = AtomicBool::new(false);
-        let reader = object.reader_from(0);
-        let (mut text, options) =
-            format.text(reader, formats::Source::Object(&object), &selection, &never)?;
-        let mut values = state.store.dataset_writer().map_err(ApiError::from)?;
-        let (table, went) = RawTable::from_csv_streaming(&mut text, &options, &mut values)
-            .map_err(|e| ApiError::reading(&uri, e))?;
-        Ok((table, (went == ValuesWent::ToSink).then_some(values), params.clone()))
+        let mut reader = object.reader_from(0);
+        let source = (format, formats::Source::Object(&object));
+        let (table, values) =
+            parse_source(&state.store, source, &mut reader, &selection, &AtomicBool::new(false))?;
+        Ok((table, values, params.clone()))
     })
+}
+
+/// The table of `source` (in `format`, its bytes from `reader`), parsed as the options
+/// select, with its values gone to a new dataset writer of `store` when they went there as
+/// they were read; the parse stops at its next read once `stop` is set.
+fn parse_source(
+    store: &Store,
+    (format, source): (formats::Format, formats::Source<'_>),
+    reader: &mut dyn ReadSend,
+    selection: &CsvOptions,
+    stop: &AtomicBool,
+) -> Result<(RawTable, Option<DatasetWriter>), ApiError> {
+    let (mut text, options) = format.text(reader, source, selection, stop)?;
+    let mut values = store.dataset_writer().map_err(ApiError::from)?;
+    let (table, went) = RawTable::from_csv_streaming(&mut text, &options, &mut values)
+        .map_err(|e| ApiError::reading(source.name(), e))?;
+    Ok((table, (went == ValuesWent::ToSink).then_some(values)))
 }
 
 /// The step record that says a CSV of `bytes` bytes has been ingested into this store: no

@@ -353,6 +353,24 @@ struct Download {
     current: Bytes,
 }
 
+impl Download {
+    /// The bytes of a GET's answer as they arrive: a task on the runtime this is called on
+    /// forwards them a chunk at a time, at most 8 ahead of the reader.
+    fn of(result: object_store::GetResult) -> Download {
+        let (tx, rx) = std::sync::mpsc::sync_channel(8);
+        let mut stream = result.into_stream();
+        tokio::spawn(async move {
+            while let Some(chunk) = stream.next().await {
+                let failed = chunk.is_err();
+                if tx.send(chunk.map_err(|e| e.to_string())).is_err() || failed {
+                    break;
+                }
+            }
+        });
+        Download { chunks: rx, current: Bytes::new() }
+    }
+}
+
 impl Read for Download {
     fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
         while self.current.is_empty() {
@@ -375,27 +393,14 @@ impl Storage for S3Storage {
 
     fn open(&self, key: &str) -> Result<Option<StoredObject<'_>>, StoreError> {
         let (s3, path) = (self.s3.clone(), self.path(key));
-        let (tx, rx) = std::sync::mpsc::sync_channel(8);
         let opened = self.call(key, async move {
             let result = s3.get(&path).await?;
-            let len = result.meta.size;
-            let mut stream = result.into_stream();
-            tokio::spawn(async move {
-                while let Some(chunk) = stream.next().await {
-                    let failed = chunk.is_err();
-                    if tx.send(chunk.map_err(|e| e.to_string())).is_err() || failed {
-                        break;
-                    }
-                }
-            });
-            Ok(len)
+            Ok((result.meta.size, Download::of(result)))
         })?;
         match opened {
-            Ok(len) => Ok(Some(StoredObject {
-                len,
-                reader: Box::new(Download { chunks: rx, current: Bytes::new() }),
-                sealing: Sealing::None,
-            })),
+            Ok((len, download)) => {
+                Ok(Some(StoredObject { len, reader: Box::new(download), sealing: Sealing::None }))
+            }
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(self.failed(key, e)),
         }

@@ -6,7 +6,6 @@
 
 use super::{Download, bad_uri, parse_s3_uri, wait};
 use bytes::Bytes;
-use futures::StreamExt;
 use logitflow_store::StoreError;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as ObjectPath;
@@ -98,22 +97,9 @@ impl S3Object {
     fn download(&self, start: u64) -> std::io::Result<Download> {
         let (s3, path, options) =
             (self.s3.clone(), self.path.clone(), self.options(GetRange::Offset(start)));
-        let (tx, rx) = std::sync::mpsc::sync_channel(8);
-        let opened = wait(async move {
-            let mut stream = s3.get_opts(&path, options).await?.into_stream();
-            tokio::spawn(async move {
-                while let Some(chunk) = stream.next().await {
-                    let failed = chunk.is_err();
-                    if tx.send(chunk.map_err(|e| e.to_string())).is_err() || failed {
-                        break;
-                    }
-                }
-            });
-            Ok(())
-        })
-        .map_err(std::io::Error::other)?;
-        opened.map_err(|e| self.failed(e))?;
-        Ok(Download { chunks: rx, current: Bytes::new() })
+        let opened = wait(async move { Ok(Download::of(s3.get_opts(&path, options).await?)) })
+            .map_err(std::io::Error::other)?;
+        opened.map_err(|e| self.failed(e))
     }
 }
 

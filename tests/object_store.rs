@@ -742,18 +742,7 @@ fn services_on_hosts_of_their_own_share_only_the_bucket_and_urls() {
 
 /// Every file under `dir` whose name ends with `suffix`.
 fn files_ending(dir: &Path, suffix: &str) -> Vec<std::path::PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
-    entries
-        .flatten()
-        .flat_map(|entry| {
-            let path = entry.path();
-            if path.is_dir() {
-                files_ending(&path, suffix)
-            } else {
-                path.to_string_lossy().ends_with(suffix).then_some(path).into_iter().collect()
-            }
-        })
-        .collect()
+    common::files_under(dir, &|path| path.to_string_lossy().ends_with(suffix))
 }
 
 /// The penguins as a Parquet file and as a CSV in a bucket train where they lie, with the

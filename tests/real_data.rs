@@ -699,16 +699,5 @@ fn a_parquet_file_gives_its_csv_exports_model() {
 
 /// Every file called `name` under `dir`.
 fn files_named(dir: &std::path::Path, name: &str) -> Vec<std::path::PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
-    entries
-        .flatten()
-        .flat_map(|entry| {
-            let path = entry.path();
-            if path.is_dir() {
-                files_named(&path, name)
-            } else {
-                (entry.file_name() == name).then_some(path).into_iter().collect()
-            }
-        })
-        .collect()
+    common::files_under(dir, &|path| path.file_name().is_some_and(|n| n == name))
 }

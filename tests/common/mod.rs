@@ -423,3 +423,19 @@ pub(crate) fn service_pid(home: &Path, name: &str) -> Option<u32> {
 pub(crate) fn kill9(pid: u32) {
     let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
 }
+
+/// Every file under `dir`, at any depth, that `keep` keeps.
+pub(crate) fn files_under(dir: &Path, keep: &dyn Fn(&Path) -> bool) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    entries
+        .flatten()
+        .flat_map(|entry| {
+            let path = entry.path();
+            if path.is_dir() {
+                files_under(&path, keep)
+            } else {
+                keep(&path).then_some(path).into_iter().collect()
+            }
+        })
+        .collect()
+}

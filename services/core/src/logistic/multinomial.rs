@@ -16,7 +16,7 @@
 //! Labels are class indices 0 to K−1 as `f64` in [`Examples::y`], the binary model's 0/1
 //! labels generalised; frequency weights and offsets are not taken here yet.
 
-use super::{EpochEvent, Examples, StopReason, Weights, per_sample_improvement, solve_spd};
+use super::{EpochEvent, Examples, StopReason, Weights, norm, per_sample_improvement, solve_spd};
 use crate::coefficients::{Coefficients, TermStatistics, unscaled, with_standard_errors};
 use crate::scale::Transform;
 use faer::linalg::matmul::matmul;
@@ -636,10 +636,6 @@ pub fn fit_multinomial_lbfgs(
     let sums =
         if stop_reason == StopReason::Converged { sums.with_hessian(&model, ex) } else { sums };
     MultinomialFit { model, stop_reason, curve, loss_sum: sums.loss, hessian_sum: sums.hess }
-}
-
-fn norm(v: &[f64]) -> f64 {
-    v.iter().map(|x| x * x).sum::<f64>().sqrt()
 }
 
 /// Newton's steps from `model` near the optimum, as [`fit_multinomial`] takes them, each an

@@ -233,7 +233,7 @@ impl Arrow {
             let row = &ex.x[i * ex.d..(i + 1) * ex.d];
             terms[1..].copy_from_slice(&row[..dense]);
             let (y, weight) = (ex.y[i], ex.weight_of(i, ex.y[i]));
-            let p = 1.0 / (1.0 + (-z).exp());
+            let p = super::sigmoid(z);
             let (h, r) = (weight * p * (1.0 - p), weight * (p - y));
             for (j, &tj) in terms.iter().enumerate() {
                 arrow.g_dense[j] += r * tj;
